@@ -1,0 +1,58 @@
+"""lakenodes: incremental, time-indexed DataNodes on an open Delta lakehouse.
+
+Example:
+    >>> from lakenodes import DataNode, DataNodeConfiguration, Lake, use_lake
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .assets import Asset
+from .catalog import TimeIndexMetaTable, repoint_identifier
+from .config import DataFrequency, DataNodeConfiguration, DataNodeMetaData, RecordDefinition
+from .errors import (
+    ConfigurationError,
+    DependencyCycleError,
+    FrameValidationError,
+    IdentifierConflictError,
+    LakenodesError,
+    LakenodesUserError,
+    NodeRunError,
+    NotFoundError,
+    SchemaMismatchError,
+)
+from .hashing import hash_namespace
+from .lake import Lake, current_lake, use_lake
+from .node import APIDataNode, DataNode
+from .statistics import UpdateStatistics
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIDataNode",
+    "Asset",
+    "ConfigurationError",
+    "DataFrequency",
+    "DataNode",
+    "DataNodeConfiguration",
+    "DataNodeMetaData",
+    "DependencyCycleError",
+    "FrameValidationError",
+    "IdentifierConflictError",
+    "Lake",
+    "LakenodesError",
+    "LakenodesUserError",
+    "NodeRunError",
+    "NotFoundError",
+    "RecordDefinition",
+    "SchemaMismatchError",
+    "TimeIndexMetaTable",
+    "UpdateStatistics",
+    "current_lake",
+    "hash_namespace",
+    "repoint_identifier",
+    "use_lake",
+]

@@ -1,0 +1,300 @@
+"""The lake catalog: every table (``TimeIndexMetaTable``), identifier claim, updater and run.
+
+Stored as append-only Delta tables under ``<root>/_catalog/`` (readable by DuckDB or Spark);
+the latest row of a record is its current state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import IdentifierConflictError, LakenodesUserError, NotFoundError
+from .lake import Lake, current_lake
+from .ledger import RECORDED_AT, Ledger, claim, claim_owner, reassign
+from .lookups import matches_lookups
+
+logger = logging.getLogger(__name__)
+
+_TS = pa.timestamp("us", tz="UTC")
+TABLES_SCHEMA = pa.schema([
+    ("uid", pa.string()), ("storage_hash", pa.string()), ("identifier", pa.string()),
+    ("namespace", pa.string()), ("description", pa.string()), ("labels", pa.string()),
+    ("data_frequency_id", pa.string()), ("index_names", pa.string()), ("columns", pa.string()),
+    ("source_class", pa.string()), ("source_doc", pa.string()), ("build_configuration", pa.string()),
+    ("table_uri", pa.string()), ("deleted", pa.bool_()),
+])
+UPDATES_SCHEMA = pa.schema([
+    ("update_hash", pa.string()), ("storage_hash", pa.string()), ("namespace", pa.string()),
+    ("source_class", pa.string()), ("configuration", pa.string()),
+])
+RUNS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("update_hash", pa.string()), ("storage_hash", pa.string()),
+    ("started_at", _TS), ("finished_at", _TS), ("status", pa.string()), ("rows_written", pa.int64()),
+    ("error", pa.string()), ("host", pa.string()),
+])
+CLAIM_SCHEMA = pa.schema([
+    (RECORDED_AT, _TS), ("identifier", pa.string()), ("namespace", pa.string()), ("storage_hash", pa.string()),
+])
+_JSON_FIELDS = ("labels", "index_names", "columns", "build_configuration")
+
+
+def table_uid(storage_hash: str) -> str:
+    """Stable uid of a table: the same storage hash always gets the same uid."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"lakenodes:{storage_hash}"))
+
+
+class ColumnMetadata(BaseModel):
+    column_name: str
+    dtype: str
+    label: str | None = None
+    description: str | None = None
+
+
+class TimeIndexMetaTable(BaseModel):
+    """Catalog record of one stored table.
+
+    Example:
+        >>> tables = TimeIndexMetaTable.filter(identifier__contains="simulated_prices")  # doctest: +SKIP
+        >>> tables[0].table_uri  # doctest: +SKIP
+        '/path/to/lake/tables/simulatedprices_...'
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    uid: str
+    storage_hash: str
+    identifier: str | None = None
+    namespace: str = ""
+    description: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    data_frequency_id: str | None = None
+    index_names: list[str] = Field(default_factory=list)
+    columns: list[ColumnMetadata] = Field(default_factory=list)
+    source_class: str | None = None
+    source_doc: str | None = None
+    build_configuration: dict[str, Any] = Field(default_factory=dict)
+    table_uri: str
+    recorded_at: datetime.datetime | None = None
+    deleted: bool = False
+
+    # -- lookups --------------------------------------------------------------------------------
+    @classmethod
+    def filter(cls, *, lake: Lake | None = None, **lookups: Any) -> list[TimeIndexMetaTable]:
+        """Tables matching Django-style lookups (``identifier__contains``, ``labels__contains``, …)."""
+        return [table for table in all_tables(lake or current_lake()) if matches_lookups(table, lookups)]
+
+    @classmethod
+    def get(cls, *, lake: Lake | None = None, **lookups: Any) -> TimeIndexMetaTable:
+        """The one table matching ``lookups``; ``identifier=`` looks in the empty namespace unless
+        ``namespace=`` is given. Raises NotFoundError / LakenodesUserError when not exactly one."""
+        if "identifier" in lookups:
+            lookups.setdefault("namespace", "")
+        found = cls.filter(lake=lake, **lookups)
+        if not found:
+            raise NotFoundError(f"no table matches {lookups}")
+        if len(found) > 1:
+            raise LakenodesUserError(f"{len(found)} tables match {lookups}; narrow the lookup")
+        return found[0]
+
+    # -- metadata changes (labels never touch identity) ---------------------------------------
+    def add_label(self, label: str, *, lake: Lake | None = None) -> TimeIndexMetaTable:
+        if label not in self.labels:
+            self.labels = [*self.labels, label]
+            save_table_record(lake or self.lake, self)
+        return self
+
+    def remove_label(self, label: str, *, lake: Lake | None = None) -> TimeIndexMetaTable:
+        if label in self.labels:
+            self.labels = [existing for existing in self.labels if existing != label]
+            save_table_record(lake or self.lake, self)
+        return self
+
+    @property
+    def lake(self) -> Lake:
+        root = self.table_uri.rsplit("/tables/", 1)[0]
+        current = current_lake()
+        return current if current.uri == root else Lake(root)
+
+    def to_row(self) -> dict[str, Any]:
+        row = self.model_dump(exclude={"recorded_at"})
+        row["columns"] = [column.model_dump() for column in self.columns]
+        for name in _JSON_FIELDS:
+            row[name] = json.dumps(row[name], sort_keys=True, default=str)
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TimeIndexMetaTable:
+        data = dict(row)
+        for name in _JSON_FIELDS:
+            data[name] = json.loads(data[name]) if data.get(name) else None
+        data = {key: value for key, value in data.items() if value is not None}
+        return cls(**data)
+
+
+def _tables_ledger(lake: Lake) -> Ledger:
+    return Ledger(lake, "tables", TABLES_SCHEMA, key=("storage_hash",))
+
+
+def updates_ledger(lake: Lake) -> Ledger:
+    return Ledger(lake, "updates", UPDATES_SCHEMA, key=("update_hash",))
+
+
+def runs_ledger(lake: Lake) -> Ledger:
+    return Ledger(lake, "runs", RUNS_SCHEMA, key=("run_id",))
+
+
+def all_tables(lake: Lake, include_deleted: bool = False) -> list[TimeIndexMetaTable]:
+    tables = [TimeIndexMetaTable.from_row(row) for row in _tables_ledger(lake).latest()]
+    return [table for table in tables if include_deleted or not table.deleted]
+
+
+def table_record(lake: Lake, storage_hash: str) -> TimeIndexMetaTable | None:
+    rows = _tables_ledger(lake).latest(where={"storage_hash": storage_hash})
+    return TimeIndexMetaTable.from_row(rows[0]) if rows else None
+
+
+def save_table_record(lake: Lake, record: TimeIndexMetaTable) -> None:
+    _tables_ledger(lake).append([record.to_row()])
+    _known_records[(lake.uri, record.storage_hash)] = _digest(record)
+
+
+_known_records: dict[tuple[str, str], str] = {}
+_known_updaters: set[tuple[str, str]] = set()
+
+
+def _digest(record: TimeIndexMetaTable) -> str:
+    return json.dumps(record.to_row(), sort_keys=True)
+
+
+def register_table(lake: Lake, record: TimeIndexMetaTable) -> bool:
+    """Claim the record's identifier and store the record when it changed; True when written.
+
+    Raises IdentifierConflictError naming the owner when another storage holds the identifier.
+    """
+    if record.identifier:
+        claim_identifier(lake, record.identifier, record.namespace, record.storage_hash)
+    key = (lake.uri, record.storage_hash)
+    digest = _digest(record)
+    if _known_records.get(key) == digest:
+        return False
+    stored = table_record(lake, record.storage_hash)
+    if stored is not None:
+        record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels))})
+        digest = _digest(record)
+        if _digest(stored) == digest:
+            _known_records[key] = digest
+            return False
+    save_table_record(lake, record)
+    return True
+
+
+def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: str) -> None:
+    """Claim ``identifier`` in ``namespace`` for ``storage_hash``; re-claiming your own is a no-op."""
+    owner = claim(
+        lake, _identifier_scope(namespace), identifier,
+        {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, CLAIM_SCHEMA,
+    )
+    if owner["storage_hash"] != storage_hash:
+        where = f" in namespace {namespace!r}" if namespace else ""
+        raise IdentifierConflictError(
+            f"identifier {identifier!r}{where} is already used by table {owner['storage_hash']}; "
+            "choose another identifier (e.g. add a project suffix) or repoint it explicitly"
+        )
+
+
+def repoint_identifier(identifier: str, storage_hash: str, *, namespace: str = "", lake: Lake | None = None) -> None:
+    """Point a published identifier at another storage without changing any hash."""
+    lake = lake or current_lake()
+    target = table_record(lake, storage_hash)
+    if target is None:
+        raise NotFoundError(f"no table with storage hash {storage_hash!r} in {lake.uri}")
+    previous = resolve_identifier(lake, identifier, namespace)
+    reassign(lake, _identifier_scope(namespace), identifier,
+             {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, CLAIM_SCHEMA)
+    save_table_record(lake, target.model_copy(update={"identifier": identifier, "namespace": namespace}))
+    if previous and previous != storage_hash:
+        old = table_record(lake, previous)
+        if old is not None and old.identifier == identifier:
+            save_table_record(lake, old.model_copy(update={"identifier": None}))
+
+
+def resolve_identifier(lake: Lake, identifier: str, namespace: str = "") -> str | None:
+    """Storage hash an identifier points at in ``namespace`` (None when unclaimed)."""
+    owner = claim_owner(lake, _identifier_scope(namespace), identifier)
+    return owner["storage_hash"] if owner else None
+
+
+def _identifier_scope(namespace: str) -> str:
+    return f"identifiers/{namespace or '_default'}"
+
+
+def register_updater(lake: Lake, update_hash: str, storage_hash: str, namespace: str, source_class: str,
+                     configuration: Mapping[str, Any]) -> None:
+    key = (lake.uri, update_hash)
+    if key in _known_updaters:
+        return
+    ledger = updates_ledger(lake)
+    if not ledger.latest(where={"update_hash": update_hash}):
+        ledger.append([{
+            "update_hash": update_hash, "storage_hash": storage_hash, "namespace": namespace,
+            "source_class": source_class, "configuration": json.dumps(configuration, sort_keys=True, default=str),
+        }])
+    _known_updaters.add(key)
+
+
+def record_run(lake: Lake, row: Mapping[str, Any]) -> None:
+    runs_ledger(lake).append([row])
+
+
+def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
+    """Every updater with its storage and last run (status, rows, times, error)."""
+    lake = lake or current_lake()
+    runs: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    for run in sorted(runs_ledger(lake).read().to_pylist(), key=lambda r: r["started_at"]):
+        runs[run["update_hash"]] = run
+        counts[run["update_hash"]] = counts.get(run["update_hash"], 0) + 1
+    result = []
+    for updater in sorted(updates_ledger(lake).latest(), key=lambda r: r[RECORDED_AT]):
+        last = runs.get(updater["update_hash"], {})
+        result.append({
+            **{k: updater[k] for k in ("update_hash", "storage_hash", "namespace", "source_class")},
+            "registered_at": updater[RECORDED_AT],
+            "runs": counts.get(updater["update_hash"], 0),
+            "last_run_at": last.get("started_at"),
+            "last_status": last.get("status"),
+            "last_rows_written": last.get("rows_written"),
+            "last_error": last.get("error"),
+        })
+    return result
+
+
+def run_history(lake: Lake | None = None, update_hash: str | None = None) -> list[dict[str, Any]]:
+    rows = runs_ledger(lake or current_lake()).read().to_pylist()
+    if update_hash:
+        rows = [row for row in rows if row["update_hash"] == update_hash]
+    return sorted(rows, key=lambda row: row["started_at"])
+
+
+def columns_metadata(schema: pa.Schema, index_names: Sequence[str], records: Sequence[Any] | None) -> list[ColumnMetadata]:
+    from .frames import logical_dtype
+
+    declared = {record.column_name: record for record in records or []}
+    columns = []
+    for field in schema:
+        record = declared.get(field.name)
+        columns.append(ColumnMetadata(
+            column_name=field.name,
+            dtype=logical_dtype(field.type),
+            label=record.label if record else None,
+            description=record.description if record else ("index" if field.name in index_names else None),
+        ))
+    return columns

@@ -1,0 +1,155 @@
+"""Configuration models: what a DataNode is built from, and the field markers that steer hashing.
+
+Mark a field ``json_schema_extra={"update_only": True}`` when it scopes one updater (it changes
+``update_hash`` but not ``storage_hash``), or ``{"runtime_only": True}`` when it is descriptive
+only (it changes neither hash).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .errors import ConfigurationError
+
+UPDATE_ONLY = "update_only"
+RUNTIME_ONLY = "runtime_only"
+
+
+class DataFrequency(str, enum.Enum):
+    """Observation frequency of a table (the seeds' values); plain strings like ``"1d"`` work too."""
+
+    one_m = "1m"
+    five_m = "5m"
+    fifteen_m = "15m"
+    one_h = "1h"
+    one_d = "1d"
+    one_w = "1w"
+    one_mo = "1mo"
+    one_q = "1q"
+    one_y = "1y"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_DTYPE_ALIASES = {
+    "float": "float64", "float64": "float64", "float32": "float64", "double": "float64",
+    "int": "int64", "int64": "int64", "int32": "int64", "int16": "int64", "int8": "int64", "integer": "int64",
+    "bool": "bool", "boolean": "bool",
+    "str": "string", "string": "string", "object": "string", "utf8": "string",
+    "date": "date", "date32": "date", "datetime": "datetime", "timestamp": "datetime",
+    "datetime64[ns, utc]": "datetime", "datetime64[us, utc]": "datetime", "datetime64[ms, utc]": "datetime",
+}
+
+
+def canonical_dtype(dtype: str) -> str:
+    """Map a user dtype spelling (``float64``, ``str``, ``datetime64[ns, UTC]``…) to a lakenodes dtype."""
+    key = str(dtype).strip().lower()
+    if key not in _DTYPE_ALIASES:
+        raise ConfigurationError(
+            f"unknown dtype {dtype!r}: use one of float64, int64, bool, string, date, datetime"
+        )
+    return _DTYPE_ALIASES[key]
+
+
+class RecordDefinition(BaseModel):
+    """One value column of a table: its name, dtype and human description.
+
+    Example:
+        >>> RecordDefinition(column_name="close", dtype="float64", label="Close", description="Daily close")
+        RecordDefinition(column_name='close', dtype='float64', label='Close', description='Daily close')
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column_name: str
+    dtype: str = "float64"
+    label: str | None = Field(default=None, json_schema_extra={RUNTIME_ONLY: True})
+    description: str | None = Field(default=None, json_schema_extra={RUNTIME_ONLY: True})
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        canonical_dtype(value)
+        return value
+
+
+class DataNodeMetaData(BaseModel):
+    """Published table metadata: identifier, description, frequency and labels (never part of a hash).
+
+    Example:
+        >>> DataNodeMetaData(identifier="fx_ecb_daily_rates", data_frequency_id="1d").data_frequency_id
+        '1d'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    identifier: str | None = None
+    description: str | None = None
+    data_frequency_id: str | None = None
+    labels: list[str] = Field(default_factory=list)
+
+    @field_validator("data_frequency_id", mode="before")
+    @classmethod
+    def _frequency_value(cls, value: Any) -> Any:
+        if isinstance(value, DataFrequency):
+            return value.value
+        if value is not None and str(value) not in {member.value for member in DataFrequency}:
+            raise ValueError(f"unknown data_frequency_id {value!r}: use one of {[m.value for m in DataFrequency]}")
+        return value
+
+    @field_validator("identifier")
+    @classmethod
+    def _identifier_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip() or len(value) > 255 or any(ord(ch) < 32 for ch in value):
+            raise ValueError(f"identifier {value!r} must be 1-255 printable characters")
+        return value
+
+
+class DataNodeConfiguration(BaseModel):
+    """Base class of every DataNode configuration (pydantic v2, unknown fields are rejected).
+
+    Example:
+        >>> class PricesConfig(DataNodeConfiguration):
+        ...     window: int = 20
+        >>> PricesConfig(window=5).window
+        5
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    offset_start: datetime.datetime | None = Field(default=None, json_schema_extra={UPDATE_ONLY: True})
+    records: list[RecordDefinition] | None = None
+    node_metadata: DataNodeMetaData | None = Field(default=None, json_schema_extra={RUNTIME_ONLY: True})
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for name in cls.model_fields:
+            field_markers(cls, name)
+
+    @field_validator("offset_start")
+    @classmethod
+    def _aware_offset_start(cls, value: datetime.datetime | None) -> datetime.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'")
+        return value.astimezone(datetime.timezone.utc) if value is not None else None
+
+
+def field_markers(model: type[BaseModel], name: str) -> tuple[bool, bool]:
+    """Return ``(update_only, runtime_only)`` for a field; both set at once is a ConfigurationError."""
+    extra = model.model_fields[name].json_schema_extra
+    if not isinstance(extra, dict):
+        return False, False
+    update_only, runtime_only = bool(extra.get(UPDATE_ONLY)), bool(extra.get(RUNTIME_ONLY))
+    if update_only and runtime_only:
+        raise ConfigurationError(
+            f"{model.__name__}.{name} is marked both update_only and runtime_only: choose one"
+        )
+    return update_only, runtime_only

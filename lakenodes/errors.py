@@ -1,0 +1,53 @@
+"""Exceptions raised by lakenodes.
+
+User mistakes (bad frames, bad configuration, unknown identifiers) derive from
+``LakenodesUserError`` so the CLI can print them on one line without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class LakenodesError(Exception):
+    """Base class of every lakenodes error."""
+
+
+class LakenodesUserError(LakenodesError, ValueError):
+    """Something the caller asked for or returned is not valid; nothing was written."""
+
+
+class LakeConfigurationError(LakenodesUserError):
+    """The lake URI or its storage options are not usable."""
+
+
+class ConfigurationError(LakenodesUserError):
+    """A DataNodeConfiguration or DataNode class is declared incorrectly."""
+
+
+class FrameValidationError(LakenodesUserError):
+    """A frame returned by ``update()`` breaks the frame rules."""
+
+
+class SchemaMismatchError(FrameValidationError):
+    """A frame's schema differs from the stored table's schema (the schema is a contract)."""
+
+
+class DependencyCycleError(LakenodesUserError):
+    """The dependency graph of a run has a cycle."""
+
+
+class IdentifierConflictError(LakenodesUserError):
+    """A table identifier is already claimed by another storage."""
+
+
+class NotFoundError(LakenodesUserError, LookupError):
+    """A table, identifier or asset does not exist in the catalog."""
+
+
+class NodeRunError(LakenodesError, RuntimeError):
+    """A node failed during ``run()``; the message names the node, the phase and the cause."""
+
+    def __init__(self, node: str, phase: str, cause: BaseException):
+        self.node = node
+        self.phase = phase
+        self.cause = cause
+        super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {cause}")

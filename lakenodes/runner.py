@@ -1,0 +1,196 @@
+"""``run()``: dependencies first (each node once), then statistics → update → validation → write.
+
+Every phase failure is raised as NodeRunError naming the node, the phase and the cause; a
+failure before the write leaves the table untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+import pyarrow.compute as pc
+
+from . import catalog
+from .errors import DependencyCycleError, LakenodesError, NodeRunError
+from .frames import TIME_INDEX, NormalizedFrame, conform_to_schema, normalize_frame
+from .hashing import canonical_value, hash_namespace
+from .lake import use_lake
+from .node import APIDataNode, BaseNode, DataNode
+from .statistics import read_progress
+
+logger = logging.getLogger(__name__)
+
+
+def run_tree(root: DataNode, *, update_tree: bool = True, executor: Any = None) -> tuple[bool, pl.DataFrame]:
+    """Run ``root`` (and, with ``update_tree``, its dependency tree first); see ``DataNode.run``."""
+    with _node_context(root):
+        order = dependency_order(root) if update_tree else [root]
+        written = pl.DataFrame()
+        for node in order:
+            if isinstance(node, DataNode):
+                result = run_single(node)
+                if node is root:
+                    written = result
+        return False, written
+
+
+@contextlib.contextmanager
+def _node_context(node: DataNode) -> Iterator[None]:
+    """Re-activate the node's namespace and lake so dependencies built during the run inherit them."""
+    with use_lake(node.lake):
+        if node.hash_namespace:
+            with hash_namespace(node.hash_namespace):
+                yield
+        else:
+            yield
+
+
+def dependency_order(root: BaseNode) -> list[BaseNode]:
+    """Topological order of the tree under ``root`` (dependencies first, each update_hash once)."""
+    order: list[BaseNode] = []
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: BaseNode) -> None:
+        key = node.update_hash
+        if key in done:
+            return
+        if key in path:
+            cycle = path[path.index(key):] + [key]
+            raise DependencyCycleError(f"dependency cycle: {' -> '.join(cycle)}")
+        path.append(key)
+        if isinstance(node, DataNode):
+            dependencies = node.dependencies()
+            if not isinstance(dependencies, dict):
+                raise NodeRunError(repr(node), "dependencies", TypeError("dependencies() must return a dict"))
+            for name, dependency in dependencies.items():
+                if not isinstance(dependency, (DataNode, APIDataNode)):
+                    raise NodeRunError(
+                        repr(node), "dependencies",
+                        TypeError(f"dependency {name!r} is a {type(dependency).__name__}, not a DataNode"),
+                    )
+                visit(dependency)
+        path.pop()
+        done.add(key)
+        order.append(node)
+
+    visit(root)
+    return order
+
+
+def run_single(node: DataNode) -> pl.DataFrame:
+    """Run one node (not its dependencies); return the rows it persisted."""
+    started = datetime.datetime.now(datetime.timezone.utc)
+    run_id = uuid.uuid4().hex
+    rows_written = 0
+    phase = "registration"
+    try:
+        with _node_context(node):
+            record = catalog_record(node)
+            catalog.register_table(node.lake, record)
+            catalog.register_updater(
+                node.lake, node.update_hash, node.storage_hash, node.hash_namespace, node.source_class,
+                canonical_value(node.config, "update"),
+            )
+            phase = "statistics"
+            node.update_statistics = node.compute_update_statistics()
+            stats = node.update_statistics
+            phase = "update"
+            output = node.update()
+            phase = "validation"
+            frame = _validate(node, output)
+            if frame is None:
+                node.logger.info("no new rows (watermark %s)", stats.max_time_index_value)
+                _record(node, run_id, started, "success", 0, None)
+                return pl.DataFrame()
+            phase = "write"
+            result = node.store.write(
+                frame,
+                watermarks=lambda table: read_progress(table, node.lake).last,
+                metadata={"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id},
+            )
+            rows_written = result.rows_written
+            _log_window(node, stats, frame, result)
+            phase = "catalog"
+            catalog.register_table(node.lake, catalog_record(node))
+            node.update_statistics = node.compute_update_statistics()
+            _record(node, run_id, started, "success", rows_written, None)
+            return pl.from_arrow(frame.table)
+    except Exception as error:
+        _record_failure(node, run_id, started, rows_written, phase, error)
+        if isinstance(error, NodeRunError):
+            raise
+        raise NodeRunError(repr(node), phase, error) from error
+
+
+def _validate(node: DataNode, output: Any) -> NormalizedFrame | None:
+    records = getattr(node.config, "records", None)
+    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records)
+    if frame is None:
+        return None
+    store = node.store
+    stored_schema = store.schema()
+    if stored_schema is not None:
+        frame = conform_to_schema(frame, stored_schema, store.index_names())
+    return frame
+
+
+def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame, result: Any) -> None:
+    times = frame.table.column(TIME_INDEX)
+    assets = 1
+    if frame.identity_dimensions:
+        assets = len(pc.unique(frame.table.column(frame.identity_dimensions[0])))
+    node.logger.info(
+        "wrote %d rows (%d appended, %d upserted) for %d %s, window %s .. %s (previous watermark %s)",
+        result.rows_written, result.rows_appended, result.rows_upserted, assets,
+        frame.identity_dimensions[0] if frame.identity_dimensions else "series",
+        pc.min(times).as_py(), pc.max(times).as_py(), stats.max_time_index_value,
+    )
+
+
+def catalog_record(node: DataNode) -> catalog.TimeIndexMetaTable:
+    """The catalog record describing ``node``'s table (metadata from its configuration)."""
+    metadata = getattr(node.config, "node_metadata", None)
+    store = node.store
+    schema, index_names = node._declared_schema()
+    stored = store.schema()
+    if stored is not None:
+        schema, index_names = stored, store.index_names()
+    return catalog.TimeIndexMetaTable(
+        uid=catalog.table_uid(node.storage_hash),
+        storage_hash=node.storage_hash,
+        identifier=metadata.identifier if metadata else None,
+        namespace=node.hash_namespace,
+        description=metadata.description if metadata else None,
+        labels=list(metadata.labels) if metadata else [],
+        data_frequency_id=metadata.data_frequency_id if metadata else None,
+        index_names=list(index_names),
+        columns=catalog.columns_metadata(schema, index_names, getattr(node.config, "records", None)),
+        source_class=node.source_class,
+        source_doc=(type(node).__doc__ or "").strip() or None,
+        build_configuration=canonical_value(node.config, "storage"),
+        table_uri=store.uri,
+    )
+
+
+def _record(node: DataNode, run_id: str, started: datetime.datetime, status: str, rows: int, error: str | None) -> None:
+    catalog.record_run(node.lake, {
+        "run_id": run_id, "update_hash": node.update_hash, "storage_hash": node.storage_hash,
+        "started_at": started, "finished_at": datetime.datetime.now(datetime.timezone.utc),
+        "status": status, "rows_written": rows, "error": error, "host": socket.gethostname(),
+    })
+
+
+def _record_failure(node: DataNode, run_id: str, started: datetime.datetime, rows: int, phase: str,
+                    error: BaseException) -> None:
+    try:
+        _record(node, run_id, started, "error", rows, f"{phase}: {type(error).__name__}: {error}")
+    except (LakenodesError, OSError, RuntimeError) as record_error:  # never hide the original failure
+        logger.warning("could not record the failed run of %s: %s", node.update_hash, record_error)

@@ -1,0 +1,401 @@
+"""Update statistics from Delta metadata: what each identity already holds, exact to the microsecond.
+
+The Delta log's add-action statistics give, per file, its partition value and min/max
+``time_index`` at millisecond precision. lakenodes groups files by identity from those
+statistics, then resolves the exact boundary from the Parquet footers of only the few files
+that can hold it (footer statistics are exact). Files are immutable, so per-file results are
+cached by path for the life of the process. Rows are never scanned, except the identity
+columns of a file that holds several secondary identities (3-level tables).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+
+from .frames import TIME_INDEX, UNIQUE_IDENTIFIER
+from .lake import Lake
+from .storage import index_names_of
+
+logger = logging.getLogger(__name__)
+
+UTC = datetime.timezone.utc
+DEFAULT_OFFSET_START = datetime.datetime(2018, 1, 1, tzinfo=UTC)
+_MILLISECOND = datetime.timedelta(milliseconds=1)
+Identity = tuple[str, ...]
+
+
+@dataclass
+class TableProgress:
+    """Exact first/last ``time_index`` per identity tuple of one table version."""
+
+    version: int
+    index_names: tuple[str, ...]
+    last: dict[Identity, datetime.datetime] = field(default_factory=dict)
+    first: dict[Identity, datetime.datetime] = field(default_factory=dict)
+    row_count: int = 0
+
+    @property
+    def max_time(self) -> datetime.datetime | None:
+        return max(self.last.values(), default=None)
+
+    @property
+    def min_time(self) -> datetime.datetime | None:
+        return min(self.first.values(), default=None)
+
+
+class _FileFacts:
+    """Process-wide cache of exact facts about immutable data files, keyed by absolute path."""
+
+    def __init__(self) -> None:
+        self._bounds: dict[str, tuple[datetime.datetime, datetime.datetime]] = {}
+        self._identities: dict[str, dict[Identity, tuple[datetime.datetime, datetime.datetime]]] = {}
+        self._lock = threading.Lock()
+
+    def bounds(self, filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:
+        with self._lock:
+            cached = self._bounds.get(path)
+        if cached is None:
+            cached = _footer_time_bounds(filesystem, path)
+            with self._lock:
+                self._bounds[path] = cached
+        return cached
+
+    def identities(
+        self, filesystem: Any, path: str, dims: Sequence[str], partition: Mapping[str, str]
+    ) -> dict[Identity, tuple[datetime.datetime, datetime.datetime]]:
+        with self._lock:
+            cached = self._identities.get(path)
+        if cached is None:
+            cached = _scan_identities(filesystem, path, dims, partition)
+            with self._lock:
+                self._identities[path] = cached
+        return cached
+
+
+_facts = _FileFacts()
+
+
+_progress_cache: dict[tuple[str, int], TableProgress] = {}
+
+
+def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
+    """Exact per-identity first/last time of ``table`` from its Delta metadata (see module doc).
+
+    Cached per (table, version): a table version never changes.
+    """
+    key = (table.table_uri, table.version())
+    if key not in _progress_cache:
+        if len(_progress_cache) > 256:
+            _progress_cache.clear()
+        _progress_cache[key] = _read_progress(table, lake)
+    return _progress_cache[key]
+
+
+def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
+    index_names = index_names_of(table)
+    dims = list(index_names[1:])
+    actions = pa.table(table.get_add_actions(flatten=True))
+    progress = TableProgress(version=table.version(), index_names=index_names)
+    if actions.num_rows == 0:
+        return progress
+    progress.row_count = int(pc.sum(actions["num_records"]).as_py() or 0)
+    filesystem, root = lake_filesystem(lake, table.table_uri)
+    files = _file_rows(actions, dims)
+
+    single, multi = [], []
+    for row in files:
+        (single if row["identity"] is not None else multi).append(row)
+
+    candidates_last, candidates_first = _boundary_candidates(single)
+    paths = {row["path"] for row in candidates_last + candidates_first}
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda p: _facts.bounds(filesystem, f"{root}/{p}"), paths))
+        scanned = list(pool.map(
+            lambda row: _facts.identities(filesystem, f"{root}/{row['path']}", dims, row["partition"]), multi
+        ))
+    for row in candidates_last:
+        _keep_max(progress.last, row["identity"], _facts.bounds(filesystem, f"{root}/{row['path']}")[1])
+    for row in candidates_first:
+        _keep_min(progress.first, row["identity"], _facts.bounds(filesystem, f"{root}/{row['path']}")[0])
+    for identities in scanned:
+        for identity, (first, last) in identities.items():
+            _keep_max(progress.last, identity, last)
+            _keep_min(progress.first, identity, first)
+    return progress
+
+
+def _file_rows(actions: pa.Table, dims: Sequence[str]) -> list[dict[str, Any]]:
+    """One dict per data file: path, partition values, ms statistics and identity (None if mixed)."""
+    names = actions.column_names
+    columns = {name: actions.column(name).to_pylist() for name in names}
+    rows = []
+    for i, path in enumerate(columns["path"]):
+        partition = {
+            name[len("partition."):]: columns[name][i] for name in names if name.startswith("partition.")
+        }
+        identity: list[str] | None = []
+        for dim in dims:
+            if dim in partition:
+                identity.append(partition[dim])
+                continue
+            low, high = columns.get(f"min.{dim}", [None] * (i + 1))[i], columns.get(f"max.{dim}", [None] * (i + 1))[i]
+            if low is None or low != high:
+                identity = None
+                break
+            identity.append(low)
+        rows.append({
+            "path": unquote(path),
+            "partition": partition,
+            "identity": tuple(identity) if identity is not None else None,
+            "min": columns.get(f"min.{TIME_INDEX}", [None] * (i + 1))[i],
+            "max": columns.get(f"max.{TIME_INDEX}", [None] * (i + 1))[i],
+        })
+    return rows
+
+
+def _boundary_candidates(files: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """Files that may hold the exact last / first time of their identity.
+
+    Statistics are millisecond-truncated (and may be rounded up), so every file whose statistic
+    is within 1 ms of its identity's best statistic is a candidate; files without statistics
+    always are.
+    """
+    best_max: dict[Identity, datetime.datetime] = {}
+    best_min: dict[Identity, datetime.datetime] = {}
+    for row in files:
+        if row["max"] is not None:
+            _keep_max(best_max, row["identity"], row["max"])
+        if row["min"] is not None:
+            _keep_min(best_min, row["identity"], row["min"])
+    last = [r for r in files if r["max"] is None or r["max"] >= best_max[r["identity"]] - _MILLISECOND]
+    first = [r for r in files if r["min"] is None or r["min"] <= best_min[r["identity"]] + _MILLISECOND]
+    return last, first
+
+
+def _keep_max(target: dict, key: Any, value: datetime.datetime) -> None:
+    if key not in target or value > target[key]:
+        target[key] = value
+
+
+def _keep_min(target: dict, key: Any, value: datetime.datetime) -> None:
+    if key not in target or value < target[key]:
+        target[key] = value
+
+
+def _footer_time_bounds(filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:
+    with filesystem.open_input_file(path) as handle:
+        metadata = pq.ParquetFile(handle).metadata
+        position = metadata.schema.names.index(TIME_INDEX)
+        lows, highs = [], []
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(position).statistics
+            if stats is None or not stats.has_min_max:
+                column = pq.read_table(handle, columns=[TIME_INDEX]).column(TIME_INDEX)
+                return _as_utc(pc.min(column).as_py()), _as_utc(pc.max(column).as_py())
+            lows.append(stats.min)
+            highs.append(stats.max)
+    return _as_utc(min(lows)), _as_utc(max(highs))
+
+
+def _scan_identities(
+    filesystem: Any, path: str, dims: Sequence[str], partition: Mapping[str, str]
+) -> dict[Identity, tuple[datetime.datetime, datetime.datetime]]:
+    stored = [dim for dim in dims if dim not in partition]
+    with filesystem.open_input_file(path) as handle:
+        data = pq.read_table(handle, columns=[*stored, TIME_INDEX])
+    for dim in dims:
+        if dim in partition:
+            data = data.append_column(dim, pa.array([partition[dim]] * data.num_rows, pa.string()))
+    grouped = data.group_by(list(dims)).aggregate([(TIME_INDEX, "min"), (TIME_INDEX, "max")])
+    result = {}
+    for row in grouped.to_pylist():
+        result[tuple(row[dim] for dim in dims)] = (_as_utc(row[f"{TIME_INDEX}_min"]), _as_utc(row[f"{TIME_INDEX}_max"]))
+    return result
+
+
+def _as_utc(value: datetime.datetime) -> datetime.datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def lake_filesystem(lake: Lake, table_uri: str) -> tuple[Any, str]:
+    """A pyarrow filesystem for the lake and the table root path within it."""
+    from pyarrow import fs
+
+    if lake.is_local or "://" not in table_uri or table_uri.startswith("file://"):
+        path = table_uri[len("file://"):] if table_uri.startswith("file://") else table_uri
+        return fs.LocalFileSystem(), path.rstrip("/")
+    return _s3_filesystem(tuple(sorted(lake.storage_options.items()))), table_uri.split("://", 1)[1].rstrip("/")
+
+
+_s3_cache: dict[tuple, Any] = {}
+
+
+def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
+    from pyarrow import fs
+
+    if options not in _s3_cache:
+        opts = dict(options)
+        endpoint = opts.get("AWS_ENDPOINT_URL", "")
+        scheme = "http" if endpoint.startswith("http://") else "https"
+        _s3_cache[options] = fs.S3FileSystem(
+            access_key=opts.get("AWS_ACCESS_KEY_ID"),
+            secret_key=opts.get("AWS_SECRET_ACCESS_KEY"),
+            session_token=opts.get("AWS_SESSION_TOKEN"),
+            region=opts.get("AWS_REGION", "us-east-1"),
+            endpoint_override=endpoint.split("://", 1)[-1] if endpoint else None,
+            scheme=scheme,
+        )
+    return _s3_cache[options]
+
+
+class UpdateStatistics:
+    """What an updater's scope already holds, from Delta metadata (never a scan of the rows).
+
+    ``index_progress`` follows the identity dimensions in order; leaves are UTC datetimes.
+    Assets never written fall back to ``offset_start``.
+
+    Example:
+        >>> stats = UpdateStatistics.empty(("time_index",), offset_start=DEFAULT_OFFSET_START)
+        >>> stats.max_time_index_value is None
+        True
+    """
+
+    def __init__(
+        self,
+        progress: TableProgress,
+        *,
+        asset_list: list[Any] | None = None,
+        offset_start: datetime.datetime = DEFAULT_OFFSET_START,
+    ):
+        self._progress = progress
+        self.index_names = progress.index_names
+        self.identity_dimensions = progress.index_names[1:]
+        self.asset_list = asset_list
+        self.offset_start = offset_start
+        self._scope = None if asset_list is None else {_uid(asset) for asset in asset_list}
+        self._last = {
+            identity: ts for identity, ts in progress.last.items()
+            if self._scope is None or not identity or identity[self._asset_position()] in self._scope
+        }
+
+    @classmethod
+    def empty(cls, index_names: Sequence[str], **kwargs: Any) -> UpdateStatistics:
+        return cls(TableProgress(version=-1, index_names=tuple(index_names)), **kwargs)
+
+    def _asset_position(self) -> int:
+        dims = self.identity_dimensions
+        return dims.index(UNIQUE_IDENTIFIER) if UNIQUE_IDENTIFIER in dims else 0
+
+    @property
+    def max_time_index_value(self) -> datetime.datetime | None:
+        """Latest stored ``time_index`` within this updater's scope (None when nothing is stored)."""
+        return max(self._last.values(), default=None)
+
+    @property
+    def min_time_index_value(self) -> datetime.datetime | None:
+        firsts = [ts for identity, ts in self._progress.first.items() if identity in self._last]
+        return min(firsts, default=None)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self._last
+
+    @property
+    def index_progress(self) -> dict[str, Any] | datetime.datetime | None:
+        """Nested ``{dim1: {dim2: ... datetime}}`` following the identity dimensions in order."""
+        if not self.identity_dimensions:
+            return self.max_time_index_value
+        nested: dict[str, Any] = {}
+        for identity, ts in sorted(self._last.items()):
+            level = nested
+            for value in identity[:-1]:
+                level = level.setdefault(value, {})
+            level[identity[-1]] = ts
+        return nested
+
+    def _asset_last(self, uid: str) -> list[datetime.datetime]:
+        position = self._asset_position()
+        return [ts for identity, ts in self._last.items() if identity and identity[position] == uid]
+
+    def get_last_update_index_2d(self, uid: str) -> datetime.datetime:
+        """Latest stored time of one unique_identifier (``offset_start`` when it has none)."""
+        return max(self._asset_last(_uid(uid)), default=self.offset_start)
+
+    def get_asset_earliest_multiindex_update(self, asset: Any) -> datetime.datetime:
+        """The earliest of the per-coordinate watermarks of one asset (``offset_start`` if none).
+
+        For a 2-level table this is the asset's last stored time; with more dimensions it is the
+        one lagging furthest behind, so an update starting there misses nothing.
+        """
+        return min(self._asset_last(_uid(asset)), default=self.offset_start)
+
+    def _scope_uids(self) -> list[str]:
+        if self._scope is not None:
+            return sorted(self._scope)
+        position = self._asset_position()
+        return sorted({identity[position] for identity in self._last if identity})
+
+    def get_update_range_map_great_or_equal(
+        self, extra_time_delta: datetime.timedelta | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """``{uid: {"start_date": last, "start_date_operand": ">="}}`` for every asset in scope.
+
+        ``extra_time_delta`` moves each start back (e.g. to fetch a rolling window).
+        """
+        delta = extra_time_delta or datetime.timedelta(0)
+        return {
+            uid: {"start_date": self.get_asset_earliest_multiindex_update(uid) - delta, "start_date_operand": ">="}
+            for uid in self._scope_uids()
+        }
+
+    def get_dimension_range_map_great_or_equal(
+        self,
+        identity_dimensions: Sequence[str] | None = None,
+        extra_time_delta: datetime.timedelta | None = None,
+    ) -> list[dict[str, Any]]:
+        """``[{"coordinate": {dim: value}, "start_date": dt, "start_date_operand": ">="}, ...]``.
+
+        Coordinates are the stored identity tuples in scope (projected onto
+        ``identity_dimensions``, keeping the earliest watermark of each projection), plus in-scope
+        assets never written, which start at ``offset_start``.
+        """
+        dims = list(identity_dimensions or self.identity_dimensions)
+        unknown = [dim for dim in dims if dim not in self.identity_dimensions]
+        if unknown:
+            from .errors import LakenodesUserError
+
+            raise LakenodesUserError(f"unknown identity dimension(s) {unknown}; the table has {list(self.identity_dimensions)}")
+        positions = [self.identity_dimensions.index(dim) for dim in dims]
+        delta = extra_time_delta or datetime.timedelta(0)
+        starts: dict[Identity, datetime.datetime] = {}
+        for identity, ts in self._last.items():
+            _keep_min(starts, tuple(identity[p] for p in positions), ts)
+        if self._scope is not None and dims == [UNIQUE_IDENTIFIER]:
+            for uid in self._scope:
+                starts.setdefault((uid,), self.offset_start)
+        return [
+            {"coordinate": dict(zip(dims, key, strict=True)), "start_date": ts - delta, "start_date_operand": ">="}
+            for key, ts in sorted(starts.items())
+        ]
+
+    def __repr__(self) -> str:
+        return (
+            f"UpdateStatistics(max_time_index_value={self.max_time_index_value}, "
+            f"identities={len(self._last)}, asset_list={None if self.asset_list is None else len(self.asset_list)})"
+        )
+
+
+def _uid(asset: Any) -> str:
+    return asset if isinstance(asset, str) else asset.unique_identifier

@@ -1,0 +1,373 @@
+"""One Delta table: create, append, upsert, filtered reads and tail deletes, with commit retries.
+
+Each ``storage_hash`` maps to one plain Delta table (reader 1 / writer 2) under
+``<root>/tables/<storage_hash>``, partitioned by its first identity dimension. Its index names
+live in the table description so any reader can recover them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pds
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from .frames import TIME_INDEX, NormalizedFrame
+from .lake import Lake
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TABLE_CONFIGURATION = {"delta.setTransactionRetentionDuration": "interval 14 days"}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a commit is retried above delta-rs's own retries."""
+
+    attempts: int = int(os.environ.get("LAKENODES_COMMIT_ATTEMPTS", "12"))
+    base_delay: float = float(os.environ.get("LAKENODES_COMMIT_BASE_DELAY", "0.05"))
+    max_delay: float = float(os.environ.get("LAKENODES_COMMIT_MAX_DELAY", "3.0"))
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt)))
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    rows_appended: int
+    rows_upserted: int
+    version: int | None
+
+    @property
+    def rows_written(self) -> int:
+        return self.rows_appended + self.rows_upserted
+
+
+@dataclass(frozen=True)
+class RangeFilter:
+    """Rows of one identity coordinate within a time window (the shape of the seeds' range maps)."""
+
+    coordinate: Mapping[str, str]
+    start: datetime.datetime | None = None
+    start_inclusive: bool = True
+    end: datetime.datetime | None = None
+    end_inclusive: bool = True
+
+
+_table_cache: dict[tuple[str, str], DeltaTable] = {}
+_cache_lock = threading.Lock()
+
+
+class TableStore:
+    """The Delta table of one storage hash.
+
+    Example:
+        >>> store = TableStore(Lake("/tmp/my-lake"), "prices_0123")
+        >>> store.uri
+        '/tmp/my-lake/tables/prices_0123'
+    """
+
+    def __init__(self, lake: Lake, storage_hash: str, *, uri: str | None = None, retry: RetryPolicy = DEFAULT_RETRY):
+        self.lake = lake
+        self.storage_hash = storage_hash
+        self.uri = uri or lake.table_uri(storage_hash)
+        self.retry = retry
+
+    # -- snapshot -------------------------------------------------------------------------------
+    def table(self, refresh: bool = True) -> DeltaTable | None:
+        """The current snapshot (cached per process, refreshed incrementally), or None before creation."""
+        key = (self.uri, json.dumps(self.lake.storage_options, sort_keys=True))
+        with _cache_lock:
+            cached = _table_cache.get(key)
+        if cached is not None:
+            if refresh:
+                cached.update_incremental()
+            return cached
+        try:
+            opened = DeltaTable(self.uri, storage_options=self.lake.storage_options or None)
+        except TableNotFoundError:
+            return None
+        with _cache_lock:
+            _table_cache[key] = opened
+        return opened
+
+    def exists(self) -> bool:
+        return self.table() is not None
+
+    def index_names(self) -> tuple[str, ...] | None:
+        table = self.table(refresh=False)
+        return index_names_of(table) if table is not None else None
+
+    def schema(self) -> pa.Schema | None:
+        table = self.table(refresh=False)
+        return pa.schema(table.schema().to_arrow()) if table is not None else None
+
+    def ensure_created(self, schema: pa.Schema, index_names: Sequence[str]) -> DeltaTable:
+        """Create the table once; a concurrent creator winning the race is not an error."""
+        existing = self.table()
+        if existing is not None:
+            return existing
+        partition_by = [index_names[1]] if len(index_names) > 1 else None
+        try:
+            DeltaTable.create(
+                self.uri,
+                schema,
+                mode="ignore",
+                partition_by=partition_by,
+                name=self.storage_hash,
+                description=json.dumps({"index_names": list(index_names), "created_by": "lakenodes"}),
+                configuration=TABLE_CONFIGURATION,
+                storage_options=self.lake.storage_options or None,
+            )
+        except DeltaError as error:  # another process created it between our check and our commit
+            logger.debug("table %s created concurrently: %s", self.storage_hash, error)
+        created = self.table()
+        if created is None:
+            raise RuntimeError(f"could not create table {self.uri}")
+        return created
+
+    # -- writes ---------------------------------------------------------------------------------
+    def write(
+        self,
+        frame: NormalizedFrame,
+        watermarks: Callable[[DeltaTable], Mapping[tuple[str, ...], datetime.datetime]],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> WriteResult:
+        """Write ``frame`` in one commit: blind append when every row is newer than its identity's
+        watermark, else one merge on the full index (restatements replace, never duplicate).
+
+        ``watermarks`` computes the stored watermark per identity from a snapshot; it is
+        re-evaluated on every retry so a retry after a concurrent commit decides afresh.
+        """
+        write_id = f"lakenodes-{uuid.uuid4().hex}"
+        properties = CommitProperties(
+            app_transactions=[Transaction(write_id, 1)],
+            custom_metadata={"lakenodes.write_id": write_id, **{k: str(v) for k, v in (metadata or {}).items()}},
+        )
+
+        def attempt() -> WriteResult:
+            table = self.ensure_created(frame.table.schema, frame.index_names)
+            if table.transaction_version(write_id) is not None:
+                logger.info("write %s was already committed by an earlier attempt", write_id)
+                return WriteResult(0, 0, table.version())
+            overlap = _rows_at_or_before_watermark(frame, watermarks(table))
+            if overlap == 0:
+                write_deltalake(table, frame.table, mode="append", commit_properties=properties)
+                return WriteResult(frame.num_rows, 0, table.version() + 1)
+            self._merge(table, frame, properties)
+            return WriteResult(frame.num_rows - overlap, overlap, table.version() + 1)
+
+        result = self.with_retries(attempt, what=f"write to {self.storage_hash}")
+        self.table()
+        return result
+
+    def _merge(self, table: DeltaTable, frame: NormalizedFrame, properties: CommitProperties) -> None:
+        on = [f"t.{name} = s.{name}" for name in frame.index_names]
+        first_time = pc.min(frame.table.column(TIME_INDEX)).as_py()
+        on.append(f"t.{TIME_INDEX} >= '{_iso(first_time)}'")
+        if len(frame.index_names) > 1:
+            partition = frame.index_names[1]
+            values = pc.unique(frame.table.column(partition)).to_pylist()
+            on.append(f"t.{partition} IN ({', '.join(_sql_string(v) for v in values)})")
+        (
+            table.merge(
+                frame.table,
+                predicate=" AND ".join(on),
+                source_alias="s",
+                target_alias="t",
+                commit_properties=properties,
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+
+    def delete_after(self, after: datetime.datetime, coordinates: Sequence[Mapping[str, str]] | None = None) -> int:
+        """Delete rows with ``time_index >= after`` (optionally only those identity coordinates)."""
+        table = self.table()
+        if table is None:
+            return 0
+        predicate = f"{TIME_INDEX} >= '{_iso(after)}'"
+        if coordinates:
+            scopes = [
+                "(" + " AND ".join(f"{dim} = {_sql_string(value)}" for dim, value in coordinate.items()) + ")"
+                for coordinate in coordinates
+            ]
+            predicate += f" AND ({' OR '.join(scopes)})"
+
+        def attempt() -> int:
+            current = self.table()
+            metrics = current.delete(predicate)
+            return int(metrics.get("num_deleted_rows", 0))
+
+        deleted = self.with_retries(attempt, what=f"delete from {self.storage_hash}")
+        self.table()
+        return deleted
+
+    def with_retries(self, operation: Callable[[], T], what: str) -> T:
+        for attempt in range(self.retry.attempts):
+            try:
+                return operation()
+            except (CommitFailedError, OSError) as error:
+                if attempt + 1 == self.retry.attempts:
+                    raise
+                delay = self.retry.delay(attempt)
+                logger.warning("%s: commit attempt %d failed (%s); retrying in %.2fs", what, attempt + 1, error, delay)
+                time.sleep(delay)
+                self.table()
+            except DeltaError as error:
+                if not _is_transient(error) or attempt + 1 == self.retry.attempts:
+                    raise
+                delay = self.retry.delay(attempt)
+                logger.warning("%s: transient storage error (%s); retrying in %.2fs", what, error, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    # -- reads ----------------------------------------------------------------------------------
+    def read(
+        self,
+        *,
+        start: datetime.datetime | None = None,
+        end: datetime.datetime | None = None,
+        start_inclusive: bool = True,
+        end_inclusive: bool = True,
+        columns: Sequence[str] | None = None,
+        dimension_filters: Mapping[str, Sequence[str]] | None = None,
+        ranges: Sequence[RangeFilter] | None = None,
+    ) -> pa.Table | None:
+        """Rows matching all filters, index columns first, sorted by the index; None before creation."""
+        table = self.table()
+        if table is None:
+            return None
+        index_names = index_names_of(table)
+        expression = _time_window(start, start_inclusive, end, end_inclusive)
+        for dimension, values in (dimension_filters or {}).items():
+            expression = _and(expression, pds.field(dimension).isin(list(values)))
+        if ranges is not None:
+            per_range = [
+                _and(
+                    _coordinate(r.coordinate),
+                    _time_window(r.start, r.start_inclusive, r.end, r.end_inclusive),
+                )
+                for r in ranges
+            ]
+            if not per_range:
+                return empty_table(pa.schema(table.schema().to_arrow()), index_names, columns)
+            expression = _and(expression, _any(per_range))
+        selected = _selected_columns(index_names, table, columns)
+        dataset = table.to_pyarrow_dataset()
+        data = dataset.to_table(columns=selected, filter=expression)
+        return data.sort_by([(name, "ascending") for name in index_names])
+
+
+def index_names_of(table: DeltaTable) -> tuple[str, ...]:
+    """Index names of a lakenodes table (stored in its description; ``time_index`` otherwise)."""
+    description = table.metadata().description
+    try:
+        return tuple(json.loads(description)["index_names"])
+    except (TypeError, ValueError, KeyError):
+        return (TIME_INDEX,)
+
+
+def empty_table(schema: pa.Schema, index_names: Sequence[str], columns: Sequence[str] | None) -> pa.Table:
+    names = list(index_names) + [n for n in schema.names if n not in index_names and (columns is None or n in columns)]
+    return pa.schema([schema.field(n) for n in names]).empty_table()
+
+
+def _selected_columns(index_names: Sequence[str], table: DeltaTable, columns: Sequence[str] | None) -> list[str]:
+    available = [field.name for field in table.schema().fields]
+    if columns is None:
+        return list(index_names) + [name for name in available if name not in index_names]
+    unknown = [name for name in columns if name not in available]
+    if unknown:
+        from .errors import LakenodesUserError
+
+        raise LakenodesUserError(f"unknown column(s) {unknown}; the table has {available}")
+    return list(index_names) + [name for name in columns if name not in index_names]
+
+
+def _rows_at_or_before_watermark(frame: NormalizedFrame, watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> int:
+    if not watermarks:
+        return 0
+    dims = list(frame.identity_dimensions)
+    times = frame.table.column(TIME_INDEX)
+    if not dims:
+        mark = watermarks.get(())
+        return 0 if mark is None else int(pc.sum(pc.less_equal(times, pa.scalar(mark, pa.timestamp("us", "UTC")))).as_py() or 0)
+    keys = pa.table({f"k{i}": frame.table.column(dim) for i, dim in enumerate(dims)})
+    marks = pa.table(
+        {**{f"k{i}": [key[i] for key in watermarks] for i in range(len(dims))},
+         "watermark": pa.array(list(watermarks.values()), pa.timestamp("us", "UTC"))}
+    )
+    joined = keys.append_column("time_index", times).join(marks, [f"k{i}" for i in range(len(dims))], join_type="inner")
+    if joined.num_rows == 0:
+        return 0
+    return int(pc.sum(pc.less_equal(joined["time_index"], joined["watermark"])).as_py() or 0)
+
+
+def _time_window(start, start_inclusive, end, end_inclusive) -> pds.Expression | None:
+    expression = None
+    field = pds.field(TIME_INDEX)
+    if start is not None:
+        bound = pa.scalar(start, pa.timestamp("us", "UTC"))
+        expression = _and(expression, field >= bound if start_inclusive else field > bound)
+    if end is not None:
+        bound = pa.scalar(end, pa.timestamp("us", "UTC"))
+        expression = _and(expression, field <= bound if end_inclusive else field < bound)
+    return expression
+
+
+def _coordinate(coordinate: Mapping[str, str]) -> pds.Expression | None:
+    expression = None
+    for dimension, value in coordinate.items():
+        expression = _and(expression, pds.field(dimension) == value)
+    return expression
+
+
+def _and(left: pds.Expression | None, right: pds.Expression | None) -> pds.Expression | None:
+    if left is None:
+        return right
+    if right is None:
+        return left
+    return left & right
+
+
+def _any(expressions: Sequence[pds.Expression | None]) -> pds.Expression | None:
+    if any(expression is None for expression in expressions):
+        return None
+    combined = expressions[0]
+    for expression in expressions[1:]:
+        combined = combined | expression
+    return combined
+
+
+def _iso(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _is_transient(error: DeltaError) -> bool:
+    text = str(error).lower()
+    return any(marker in text for marker in ("timeout", "timed out", "connection", "503", "500", "slow down", "io error"))
