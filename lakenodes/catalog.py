@@ -117,6 +117,95 @@ class TimeIndexMetaTable(BaseModel):
             save_table_record(lake or self.lake, self)
         return self
 
+    # -- table operations -------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Current first/last ``time_index`` overall and per identity, from Delta metadata."""
+        from .statistics import read_progress
+        from .storage import TableStore
+
+        table = TableStore(self.lake, self.storage_hash).table()
+        if table is None:
+            return {"last_time_index_value": None, "earliest_index_value": None, "row_count": 0,
+                    "multi_index_stats": None, "multi_index_column_stats": None}
+        progress = read_progress(table, self.lake)
+        per_identity = None
+        if progress.index_names[1:]:
+            per_identity = {}
+            for identity, last in sorted(progress.last.items()):
+                level = per_identity
+                for value in identity[:-1]:
+                    level = level.setdefault(value, {})
+                level[identity[-1]] = {"min": _iso(progress.first.get(identity)), "max": _iso(last)}
+        return {
+            "last_time_index_value": _iso(progress.max_time),
+            "earliest_index_value": _iso(progress.min_time),
+            "row_count": progress.row_count,
+            "multi_index_stats": per_identity,
+            "multi_index_column_stats": None,
+        }
+
+    def run_query(self, sql: str, max_rows: int = 1000) -> dict[str, Any]:
+        """Run one read-only SELECT/WITH over this table (by identifier or storage hash).
+
+        Returns the envelope ``{ok, query_id, meta_table_uid, results, truncated, max_rows,
+        row_count, error}``; anything but a single read of this table is refused, never executed.
+
+        Example:
+            >>> table.run_query("SELECT count(*) AS n FROM " + table.storage_hash)  # doctest: +SKIP
+        """
+        from .sql import TABLE_NAME_PATTERN, run_readonly_query
+
+        names = [name for name in (self.storage_hash, self.identifier) if name and TABLE_NAME_PATTERN.match(name)]
+        return run_readonly_query(
+            self.table_uri, sql, table_names=names, storage_options=self.lake.storage_options or None,
+            max_rows=max_rows, meta_table_uid=self.uid,
+        )
+
+    def delete_after_date(
+        self,
+        after_date: Any,
+        *,
+        dimension_filters: Mapping[str, Sequence[str] | str] | None = None,
+        index_coordinates: Sequence[Mapping[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """Delete rows with ``time_index >= after_date`` (inclusive), optionally only for some
+        identities; returns ``{ok, meta_table_uid, deleted_count, table_empty, dimension_filters, stats}``.
+
+        Example:
+            >>> table.delete_after_date("2026-04-01T00:00:00Z", dimension_filters={"unique_identifier": ["AAPL"]})  # doctest: +SKIP
+        """
+        from .node import parse_datetime
+        from .storage import TableStore
+
+        cutoff = parse_datetime(after_date, "after_date")
+        if cutoff is None:
+            raise LakenodesUserError("after_date is required (an ISO-8601 date or datetime)")
+        filters = {dim: [values] if isinstance(values, str) else list(values)
+                   for dim, values in (dimension_filters or {}).items()}
+        dims = set(self.index_names[1:])
+        for dim in [*filters, *[d for coordinate in index_coordinates or [] for d in coordinate]]:
+            if dim not in dims:
+                raise LakenodesUserError(
+                    f"{dim!r} is not an identity dimension of {self.identifier or self.storage_hash}; "
+                    f"its dimensions are {sorted(dims)}"
+                )
+        if any(not values for values in filters.values()):
+            raise LakenodesUserError("dimension_filters values must be non-empty lists")
+        deleted = TableStore(self.lake, self.storage_hash).delete_after(
+            cutoff, dimension_filters=filters, coordinates=index_coordinates
+        )
+        stats = self.stats()
+        logger.info("deleted %d rows at or after %s from %s", deleted, cutoff, self.storage_hash)
+        return {
+            "ok": True,
+            "meta_table_uid": self.uid,
+            "deleted_count": deleted,
+            "table_empty": stats["row_count"] == 0,
+            "dimension_filters": filters or None,
+            "stats": {key: stats[key] for key in
+                      ("last_time_index_value", "earliest_index_value", "multi_index_stats", "multi_index_column_stats")},
+        }
+
     @property
     def lake(self) -> Lake:
         root = self.table_uri.rsplit("/tables/", 1)[0]
@@ -137,6 +226,10 @@ class TimeIndexMetaTable(BaseModel):
             data[name] = json.loads(data[name]) if data.get(name) else None
         data = {key: value for key, value in data.items() if value is not None}
         return cls(**data)
+
+
+def _iso(value: datetime.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _tables_ledger(lake: Lake) -> Ledger:

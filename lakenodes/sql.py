@@ -3,13 +3,18 @@
 :func:`run_readonly_query` runs one ``SELECT`` (or ``WITH ... SELECT``) against a single Delta table
 with DataFusion and returns a JSON-safe envelope; it never raises for bad input or failing queries.
 
-Example::
+Example (``run_readonly_query`` never raises; check ``ok``)::
 
-    >>> env = run_readonly_query(
-    ...     "/lake/prices", "SELECT unique_identifier, max(close) AS hi FROM prices GROUP BY 1",
-    ...     table_names=["prices", "simulatedprices_0123abcd"], max_rows=100)
-    >>> env["ok"], env["row_count"], env["results"][:1]
-    (True, 3, [{'unique_identifier': 'BRK/B', 'hi': 101.5}])
+    env = run_readonly_query(
+        "/lake/prices",
+        "SELECT unique_identifier, max(close) AS hi FROM prices WHERE time_index >= '2024-01-02' GROUP BY 1",
+        table_names=["prices", "simulatedprices_0123abcd"],
+        max_rows=100,
+    )
+    if env["ok"]:
+        print(env["row_count"], env["truncated"], env["results"][:1])  # 3 False [{'unique_identifier': ...}]
+    else:
+        print(env["error"]["kind"], env["error"]["message"])
 
 Naming: the table is registered under every name in ``table_names`` *as given* and *lower-cased*, so an
 unquoted identifier matches whatever its case (DataFusion lower-cases unquoted identifiers). Names must
@@ -63,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ROWS_LIMIT = 100_000
 MAX_SQL_CHARS = 100_000
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
+TABLE_NAME_PATTERN = _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
 
 #: Statement keywords that may never appear (unquoted) in a read-only query.
 FORBIDDEN_KEYWORDS = frozenset(
@@ -75,7 +80,8 @@ _READ_STARTS = ("SELECT", "WITH")
 
 _TRANSIENT_RE = re.compile(
     r"timed? ?out|timeout|connection (refused|reset|closed|aborted)|error sending request|broken pipe|"
-    r"temporar(il)?y|too many requests|slow ?down|service unavailable|throttl|\b(429|500|502|503|504)\b",
+    r"temporar(il)?y|too many requests|slow ?down|service unavailable|throttl|"
+    r"(status|code|http)\W{0,3}(429|500|502|503|504)\b",
     re.IGNORECASE,
 )
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
@@ -108,8 +114,14 @@ def run_readonly_query(
     """
     query_id = query_id if isinstance(query_id, str) and query_id else uuid.uuid4().hex
     envelope: dict[str, Any] = {
-        "ok": False, "query_id": query_id, "meta_table_uid": meta_table_uid, "results": [],
-        "truncated": False, "max_rows": max_rows, "row_count": 0, "error": None,
+        "ok": False,
+        "query_id": query_id,
+        "meta_table_uid": meta_table_uid,
+        "results": [],
+        "truncated": False,
+        "max_rows": max_rows if isinstance(max_rows, int) else None,
+        "row_count": 0,
+        "error": None,
     }
     started = time.monotonic()
     try:
@@ -128,12 +140,19 @@ def run_readonly_query(
         return envelope
     envelope.update(ok=True, truncated=len(rows) > max_rows, results=rows[:max_rows])
     envelope["row_count"] = len(envelope["results"])
-    logger.info("query %s ok: rows=%d truncated=%s in %.3fs", query_id, envelope["row_count"],
-                envelope["truncated"], time.monotonic() - started)
+    logger.info(
+        "query %s ok: rows=%d truncated=%s in %.3fs",
+        query_id,
+        envelope["row_count"],
+        envelope["truncated"],
+        time.monotonic() - started,
+    )
     return envelope
 
 
-def _check_arguments(table_uri: Any, sql: Any, table_names: Any, storage_options: Any, max_rows: Any) -> list[str]:
+def _check_arguments(
+    table_uri: Any, sql: Any, table_names: Any, storage_options: Any, max_rows: Any
+) -> list[str]:
     """Validate the arguments; return the distinct names to register."""
     if not isinstance(table_uri, str) or not table_uri.strip():
         raise _Refusal("invalid_argument", "table_uri must be a non-empty string")
@@ -144,10 +163,13 @@ def _check_arguments(table_uri: Any, sql: Any, table_names: Any, storage_options
     if len(sql) > MAX_SQL_CHARS:
         raise _Refusal("invalid_argument", f"sql is longer than {MAX_SQL_CHARS} characters")
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or not 1 <= max_rows <= MAX_ROWS_LIMIT:
-        raise _Refusal("invalid_argument", f"max_rows must be an integer in 1..{MAX_ROWS_LIMIT}, got {max_rows!r}")
+        raise _Refusal(
+            "invalid_argument", f"max_rows must be an integer in 1..{MAX_ROWS_LIMIT}, got {max_rows!r}"
+        )
     if storage_options is not None and not (
-        isinstance(storage_options, dict) and all(isinstance(k, str) and isinstance(v, str)
-                                                  for k, v in storage_options.items())):
+        isinstance(storage_options, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in storage_options.items())
+    ):
         raise _Refusal("invalid_argument", "storage_options must be a dict of str to str")
     if isinstance(table_names, str) or not isinstance(table_names, (list, tuple)) or not table_names:
         raise _Refusal("invalid_argument", "table_names must be a non-empty list of names")
@@ -167,14 +189,21 @@ def _lex_check(sql: str) -> None:
     if tokens[-1] == ";":
         tokens = tokens[:-1]
     if ";" in tokens:
-        raise _Refusal("forbidden_statement", "multiple statements are not allowed (found ';' before the end)")
+        raise _Refusal(
+            "forbidden_statement", "multiple statements are not allowed (found ';' before the end)"
+        )
     first = next((t for t in tokens if t != "("), "")
     if first not in _READ_STARTS:
-        raise _Refusal("forbidden_statement", f"only SELECT or WITH queries are allowed, got {first or 'nothing'!r}")
+        raise _Refusal(
+            "forbidden_statement", f"only SELECT or WITH queries are allowed, got {first or 'nothing'!r}"
+        )
     bad = sorted({t for t in tokens if t in FORBIDDEN_KEYWORDS})
     if bad:
-        raise _Refusal("forbidden_statement", f"forbidden keyword(s) in a read-only query: {', '.join(bad)} "
-                       "(double-quote identifiers that use these names)")
+        raise _Refusal(
+            "forbidden_statement",
+            f"forbidden keyword(s) in a read-only query: {', '.join(bad)} "
+            "(double-quote identifiers that use these names)",
+        )
 
 
 def _tokenize(sql: str) -> list[str]:
@@ -194,7 +223,7 @@ def _tokenize(sql: str) -> list[str]:
             backslash = c != "'"
             i = _skip_quoted(sql, i + (1 if backslash else 0), "'", backslash)
             tokens.append("'")
-        elif c in "\"`":
+        elif c in '"`':
             i = _skip_quoted(sql, i, c, False)
             tokens.append('"')
         elif c == "$" and (m := _DOLLAR_TAG_RE.match(sql, i)):
@@ -247,11 +276,14 @@ def _skip_quoted(sql: str, i: int, quote: str, backslash: bool) -> int:
                 return j + 1
         else:
             j += 1
-    raise _Refusal("syntax_error", f"unterminated {'string literal' if quote == chr(39) else 'quoted identifier'}")
+    raise _Refusal(
+        "syntax_error", f"unterminated {'string literal' if quote == chr(39) else 'quoted identifier'}"
+    )
 
 
-def _execute(uri: str, sql: str, names: list[str], storage_options: dict[str, str] | None,
-             max_rows: int) -> pa.Table:
+def _execute(
+    uri: str, sql: str, names: list[str], storage_options: dict[str, str] | None, max_rows: int
+) -> pa.Table:
     """Plan ``sql`` in a locked-down session, check its table scans and fetch at most max_rows + 1 rows."""
     provider = _open_table(uri, storage_options)
     config = SessionConfig().with_information_schema(False)
@@ -289,17 +321,25 @@ def _check_scans(plan_text: str, names: list[str]) -> None:
     allowed = {p + n for n in names for p in ("", "public.", "datafusion.public.")}
     for scanned in re.findall(r"TableScan: (\S+)", plan_text):
         if scanned not in allowed:
-            raise _Refusal("forbidden_table", f"query reads {scanned!r}; only {', '.join(names)} may be queried")
+            raise _Refusal(
+                "forbidden_table", f"query reads {scanned!r}; only {', '.join(names)} may be queried"
+            )
 
 
 def _classify(message: str, names: list[str]) -> _Refusal:
     if "ParserError" in message or "TokenizerError" in message:
         return _Refusal("syntax_error", message)
-    if re.search(r"(DDL|DML|Statement) not supported|only supports a single SQL statement|Unsupported SQL statement", message):
+    if re.search(
+        r"(DDL|DML|Statement) not supported|only supports a single SQL statement|Unsupported SQL statement",
+        message,
+    ):
         return _Refusal("forbidden_statement", message)
     if m := re.search(r"table (function )?'([^']*)' not found", message):
-        return _Refusal("forbidden_table", f"unknown or forbidden table{' function' if m.group(1) else ''} "
-                        f"{m.group(2)!r}; only {', '.join(names)} may be queried")
+        return _Refusal(
+            "forbidden_table",
+            f"unknown or forbidden table{' function' if m.group(1) else ''} "
+            f"{m.group(2)!r}; only {', '.join(names)} may be queried",
+        )
     if _TRANSIENT_RE.search(message):
         return _Refusal("storage_error", message, True)
     return _Refusal("execution_error", message)
@@ -323,7 +363,7 @@ def _to_rows(table: pa.Table) -> list[dict[str, Any]]:
             unique = f"{name}_{k}"
         names.append(unique)
     columns = [[_jsonable(v) for v in column.to_pylist()] for column in table.columns]
-    return [dict(zip(names, values)) for values in zip(*columns)]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _jsonable(value: Any) -> Any:
@@ -341,8 +381,8 @@ def _jsonable(value: Any) -> Any:
         return str(value) if value.is_finite() else None
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
-    if hasattr(value, "_asdict"):  # named tuples such as pyarrow's MonthDayNano interval
-        return {k: _jsonable(v) for k, v in value._asdict().items()}
+    if isinstance(value, pa.MonthDayNano):
+        return {"months": value.months, "days": value.days, "nanoseconds": value.nanoseconds}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -201,12 +201,20 @@ class TableStore:
             .execute()
         )
 
-    def delete_after(self, after: datetime.datetime, coordinates: Sequence[Mapping[str, str]] | None = None) -> int:
-        """Delete rows with ``time_index >= after`` (optionally only those identity coordinates)."""
-        table = self.table()
-        if table is None:
+    def delete_after(
+        self,
+        after: datetime.datetime,
+        *,
+        dimension_filters: Mapping[str, Sequence[str]] | None = None,
+        coordinates: Sequence[Mapping[str, str]] | None = None,
+    ) -> int:
+        """Delete rows with ``time_index >= after``, optionally only within ``dimension_filters``
+        (``{dim: [values]}``) and/or ``coordinates`` (``[{dim: value, ...}]``); returns rows deleted."""
+        if self.table() is None:
             return 0
         predicate = f"{TIME_INDEX} >= '{_iso(after)}'"
+        for dimension, values in (dimension_filters or {}).items():
+            predicate += f" AND {dimension} IN ({', '.join(_sql_string(v) for v in values)})"
         if coordinates:
             scopes = [
                 "(" + " AND ".join(f"{dim} = {_sql_string(value)}" for dim, value in coordinate.items()) + ")"
@@ -215,8 +223,7 @@ class TableStore:
             predicate += f" AND ({' OR '.join(scopes)})"
 
         def attempt() -> int:
-            current = self.table()
-            metrics = current.delete(predicate)
+            metrics = self.table().delete(predicate)
             return int(metrics.get("num_deleted_rows", 0))
 
         deleted = self.with_retries(attempt, what=f"delete from {self.storage_hash}")

@@ -30,13 +30,18 @@ def _close(day: int, k: int) -> float:
 
 
 def _prices() -> pa.Table:
-    rows = [(dt.datetime(2024, 1, day, tzinfo=dt.timezone.utc), uid, _close(day, k))
-            for day in range(1, DAYS + 1) for k, uid in enumerate(UIDS)]
-    return pa.table({
-        "time_index": pa.array([r[0] for r in rows], pa.timestamp("us", "UTC")),
-        "unique_identifier": pa.array([r[1] for r in rows], pa.string()),
-        "close": pa.array([r[2] for r in rows], pa.float64()),
-    })
+    rows = [
+        (dt.datetime(2024, 1, day, tzinfo=dt.UTC), uid, _close(day, k))
+        for day in range(1, DAYS + 1)
+        for k, uid in enumerate(UIDS)
+    ]
+    return pa.table(
+        {
+            "time_index": pa.array([r[0] for r in rows], pa.timestamp("us", "UTC")),
+            "unique_identifier": pa.array([r[1] for r in rows], pa.string()),
+            "close": pa.array([r[2] for r in rows], pa.float64()),
+        }
+    )
 
 
 @pytest.fixture
@@ -68,106 +73,162 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
 # --- reads -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ref", [IDENT, HASH, HASH.upper(), f'"{IDENT}"', f"public.{HASH}",
-                                 f"datafusion.public.{IDENT}"])
+@pytest.mark.parametrize(
+    "ref", [IDENT, HASH, HASH.upper(), f'"{IDENT}"', f"public.{HASH}", f"datafusion.public.{IDENT}"]
+)
 def test_select_by_each_registered_name(table_uri: str, ref: str) -> None:
     rows = _ok(table_uri, f"SELECT count(*) AS n FROM {ref}")
     assert rows == [{"n": N_ROWS}]
 
 
 def test_envelope_fields_and_json_values(table_uri: str) -> None:
-    env = _query(table_uri, f"SELECT * FROM {IDENT} WHERE unique_identifier = 'A B' ORDER BY time_index",
-                 meta_table_uid="uid-123", query_id="q-1", max_rows=10)
+    env = _query(
+        table_uri,
+        f"SELECT * FROM {IDENT} WHERE unique_identifier = 'A B' ORDER BY time_index",
+        meta_table_uid="uid-123",
+        query_id="q-1",
+        max_rows=10,
+    )
     assert env["ok"] and env["query_id"] == "q-1" and env["meta_table_uid"] == "uid-123"
     assert env["max_rows"] == 10 and env["row_count"] == DAYS and env["truncated"] is False
-    assert env["results"][0] == {"time_index": "2024-01-01T00:00:00+00:00", "unique_identifier": "A B",
-                                 "close": 11.0}
+    assert env["results"][0] == {
+        "time_index": "2024-01-01T00:00:00+00:00",
+        "unique_identifier": "A B",
+        "close": 11.0,
+    }
     assert env["results"][2]["close"] is None  # NaN -> None
     assert len(_query(table_uri, "SELECT 1 AS x")["query_id"]) == 32  # generated uuid4 hex
 
 
 def test_other_value_types_are_json_safe(table_uri: str) -> None:
-    rows = _ok(table_uri, "SELECT x'00ff' AS b, CAST(1.5 AS DECIMAL(10, 2)) AS d, DATE '2024-01-02' AS day, "
-                          "CAST('inf' AS DOUBLE) AS inf, to_timestamp('2024-01-01T00:00:00') AS naive")
-    assert rows == [{"b": "AP8=", "d": "1.50", "day": "2024-01-02", "inf": None, "naive": "2024-01-01T00:00:00"}]
+    rows = _ok(
+        table_uri,
+        "SELECT x'00ff' AS b, CAST(1.5 AS DECIMAL(10, 2)) AS d, DATE '2024-01-02' AS day, "
+        "CAST('inf' AS DOUBLE) AS inf, to_timestamp('2024-01-01T00:00:00') AS naive, "
+        "INTERVAL '1 hour' AS i, arrow_cast(90, 'Duration(Second)') AS secs, [1.0, 'NaN'::double] AS l",
+    )
+    assert rows == [
+        {
+            "b": "AP8=",
+            "d": "1.50",
+            "day": "2024-01-02",
+            "inf": None,
+            "naive": "2024-01-01T00:00:00",
+            "i": {"months": 0, "days": 0, "nanoseconds": 3_600_000_000_000},
+            "secs": 90.0,
+            "l": [1.0, None],
+        }
+    ]
 
 
 def test_with_and_subqueries(table_uri: str) -> None:
-    rows = _ok(table_uri, f"""
+    rows = _ok(
+        table_uri,
+        f"""
         WITH last AS (SELECT unique_identifier, max(time_index) AS t FROM {IDENT} GROUP BY unique_identifier)
         SELECT p.unique_identifier, p.close FROM {HASH} p JOIN last
           ON p.unique_identifier = last.unique_identifier AND p.time_index = last.t
         WHERE p.close > (SELECT min(close) FROM {IDENT})
-        ORDER BY p.unique_identifier;""")
-    assert rows == [{"unique_identifier": "A B", "close": 51.0}, {"unique_identifier": "BRK/B", "close": 50.0},
-                    {"unique_identifier": "é=1%", "close": 52.0}]
+        ORDER BY p.unique_identifier;""",
+    )
+    assert rows == [
+        {"unique_identifier": "A B", "close": 51.0},
+        {"unique_identifier": "BRK/B", "close": 50.0},
+        {"unique_identifier": "é=1%", "close": 52.0},
+    ]
 
 
 def test_aggregates(table_uri: str) -> None:
-    rows = _ok(table_uri, f"""SELECT unique_identifier AS uid, count(*) AS n, min(time_index) AS first,
+    rows = _ok(
+        table_uri,
+        f"""SELECT unique_identifier AS uid, count(*) AS n, min(time_index) AS first,
         max(close) AS hi, sum(close) FILTER (WHERE NOT isnan(close)) AS total
-        FROM {IDENT} GROUP BY unique_identifier ORDER BY uid""")
+        FROM {IDENT} GROUP BY unique_identifier ORDER BY uid""",
+    )
     assert rows == [
-        {"uid": "A B", "n": 5, "first": "2024-01-01T00:00:00+00:00", "hi": 51.0, "total": 11.0 + 21 + 41 + 51},
+        {
+            "uid": "A B",
+            "n": 5,
+            "first": "2024-01-01T00:00:00+00:00",
+            "hi": 51.0,
+            "total": 11.0 + 21 + 41 + 51,
+        },
         {"uid": "BRK/B", "n": 5, "first": "2024-01-01T00:00:00+00:00", "hi": 50.0, "total": 150.0},
         {"uid": "é=1%", "n": 5, "first": "2024-01-01T00:00:00+00:00", "hi": 52.0, "total": 160.0},
     ]
 
 
-@pytest.mark.parametrize(("where", "expected"), [
-    ("unique_identifier = 'BRK/B'", 5),
-    ("unique_identifier = 'A B'", 5),
-    ("unique_identifier = 'é=1%'", 5),
-    ("unique_identifier IN ('BRK/B', 'é=1%')", 10),
-    ("unique_identifier LIKE 'BRK/%'", 5),
-    ("time_index >= '2024-01-02'", 12),
-    ("time_index >= TIMESTAMP '2024-01-04 00:00:00+00:00'", 6),
-    ("time_index < '2024-01-03T00:00:00Z' AND unique_identifier = 'BRK/B'", 2),
-    ("time_index BETWEEN '2024-01-02' AND '2024-01-03' AND unique_identifier = 'é=1%'", 2),
-    ("unique_identifier = 'nope'", 0),
-])
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("unique_identifier = 'BRK/B'", 5),
+        ("unique_identifier = 'A B'", 5),
+        ("unique_identifier = 'é=1%'", 5),
+        ("unique_identifier IN ('BRK/B', 'é=1%')", 10),
+        ("unique_identifier LIKE 'BRK/%'", 5),
+        ("time_index >= '2024-01-02'", 12),
+        ("time_index >= TIMESTAMP '2024-01-04 00:00:00+00:00'", 6),
+        ("time_index < '2024-01-03T00:00:00Z' AND unique_identifier = 'BRK/B'", 2),
+        ("time_index BETWEEN '2024-01-02' AND '2024-01-03' AND unique_identifier = 'é=1%'", 2),
+        ("unique_identifier = 'nope'", 0),
+    ],
+)
 def test_filters_on_time_and_identifier(table_uri: str, where: str, expected: int) -> None:
     rows = _ok(table_uri, f"SELECT time_index, unique_identifier FROM {HASH} WHERE {where}")
     assert len(rows) == expected
 
 
-@pytest.mark.parametrize(("sql", "max_rows", "row_count", "truncated"), [
-    (f"SELECT * FROM {IDENT}", N_ROWS, N_ROWS, False),
-    (f"SELECT * FROM {IDENT}", N_ROWS - 1, N_ROWS - 1, True),
-    (f"SELECT * FROM {IDENT}", 1, 1, True),
-    (f"SELECT * FROM {IDENT}", 100_000, N_ROWS, False),
-    (f"SELECT * FROM {IDENT} LIMIT 3", 3, 3, False),
-    (f"SELECT * FROM {IDENT} ORDER BY close DESC LIMIT 4", 3, 3, True),
-    (f"SELECT * FROM {IDENT} WHERE false", 1, 0, False),
-])
-def test_max_rows_truncation(table_uri: str, sql: str, max_rows: int, row_count: int, truncated: bool) -> None:
+@pytest.mark.parametrize(
+    ("sql", "max_rows", "row_count", "truncated"),
+    [
+        (f"SELECT * FROM {IDENT}", N_ROWS, N_ROWS, False),
+        (f"SELECT * FROM {IDENT}", N_ROWS - 1, N_ROWS - 1, True),
+        (f"SELECT * FROM {IDENT}", 1, 1, True),
+        (f"SELECT * FROM {IDENT}", 100_000, N_ROWS, False),
+        (f"SELECT * FROM {IDENT} LIMIT 3", 3, 3, False),
+        (f"SELECT * FROM {IDENT} ORDER BY close DESC LIMIT 4", 3, 3, True),
+        (f"SELECT * FROM {IDENT} WHERE false", 1, 0, False),
+    ],
+)
+def test_max_rows_truncation(
+    table_uri: str, sql: str, max_rows: int, row_count: int, truncated: bool
+) -> None:
     env = _query(table_uri, sql, max_rows=max_rows)
     assert env["ok"], env["error"]
     assert (env["row_count"], len(env["results"]), env["truncated"]) == (row_count, row_count, truncated)
 
 
 def test_truncation_keeps_order(table_uri: str) -> None:
-    rows = _ok(table_uri, f"SELECT time_index FROM {IDENT} ORDER BY time_index DESC, unique_identifier",
-               max_rows=2)
+    rows = _ok(
+        table_uri, f"SELECT time_index FROM {IDENT} ORDER BY time_index DESC, unique_identifier", max_rows=2
+    )
     assert [r["time_index"] for r in rows] == ["2024-01-05T00:00:00+00:00"] * 2
 
 
 def test_quoting_in_sql_does_not_confuse_the_lexer(table_uri: str) -> None:
-    rows = _ok(table_uri, f"""SELECT 'it''s; DROP TABLE x' AS a, $$; DELETE$$ AS b, E'\\'; COPY' AS c,
+    rows = _ok(
+        table_uri,
+        f"""SELECT 'it''s; DROP TABLE x' AS a, $$; DELETE$$ AS b, E'\\'; COPY' AS c,
         "close" AS "select; update" /* ; nested /* comment */ ; */ FROM {IDENT} -- ; DROP
-        WHERE unique_identifier = 'BRK/B' LIMIT 1;""")
+        WHERE unique_identifier = 'BRK/B' LIMIT 1;""",
+    )
     assert rows == [{"a": "it's; DROP TABLE x", "b": "; DELETE", "c": "'; COPY", "select; update": 10.0}]
 
 
 def test_duplicate_column_names_are_suffixed(table_uri: str) -> None:
-    rows = _ok(table_uri, f"SELECT a.close, b.close FROM {IDENT} a JOIN {IDENT} b USING (time_index, "
-                          "unique_identifier) WHERE a.unique_identifier = 'BRK/B' ORDER BY a.time_index LIMIT 1")
+    rows = _ok(
+        table_uri,
+        f"SELECT a.close, b.close FROM {IDENT} a JOIN {IDENT} b USING (time_index, "
+        "unique_identifier) WHERE a.unique_identifier = 'BRK/B' ORDER BY a.time_index LIMIT 1",
+    )
     assert rows == [{"close": 10.0, "close_2": 10.0}]
 
 
 def test_names_are_registered_lowercase_and_as_given(table_uri: str) -> None:
     assert _ok(table_uri, "SELECT count(*) AS n FROM prices_v2", table_names=["Prices_V2"]) == [{"n": N_ROWS}]
-    assert _ok(table_uri, 'SELECT count(*) AS n FROM "Prices_V2"', table_names=["Prices_V2"]) == [{"n": N_ROWS}]
+    assert _ok(table_uri, 'SELECT count(*) AS n FROM "Prices_V2"', table_names=["Prices_V2"]) == [
+        {"n": N_ROWS}
+    ]
     assert _ok(table_uri, 'SELECT count(*) AS n FROM "my-table"', table_names=["my-table"]) == [{"n": N_ROWS}]
 
 
@@ -206,8 +267,11 @@ REFUSED = [
     ("SHOW TABLES", "forbidden_statement", "show"),
     (f"DESCRIBE {IDENT}", "forbidden_statement", "describe"),
     ("VALUES (1)", "forbidden_statement", "only select"),
-    (f"WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT * FROM r",
-     "forbidden_statement", "recursive"),
+    (
+        "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT * FROM r",
+        "forbidden_statement",
+        "recursive",
+    ),
     # reading files and other tables
     ("SELECT * FROM '{parquet}'", "forbidden_table", "forbidden table"),
     ("SELECT * FROM '{csv}'", "forbidden_table", "forbidden table"),
@@ -240,8 +304,9 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("sql", "kind", "fragment"), REFUSED)
-def test_refused_inputs_change_nothing(tmp_path: Path, table_uri: str, sql: object, kind: str,
-                                       fragment: str) -> None:
+def test_refused_inputs_change_nothing(
+    tmp_path: Path, table_uri: str, sql: object, kind: str, fragment: str
+) -> None:
     table = DeltaTable(table_uri)
     parquet = next(Path(table_uri).rglob("*.parquet"))
     csv = tmp_path / "data.csv"
@@ -268,17 +333,26 @@ def test_absurd_max_rows(table_uri: str, max_rows: object) -> None:
     assert "max_rows" in env["error"]["message"]
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"table_names": []}, {"table_names": IDENT}, {"table_names": ["bad name"]}, {"table_names": ["a.b"]},
-    {"table_names": ['x"y']}, {"table_names": [None]}, {"storage_options": {"AWS_REGION": 1}},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"table_names": []},
+        {"table_names": IDENT},
+        {"table_names": ["bad name"]},
+        {"table_names": ["a.b"]},
+        {"table_names": ['x"y']},
+        {"table_names": [None]},
+        {"storage_options": {"AWS_REGION": 1}},
+    ],
+)
 def test_invalid_arguments(table_uri: str, kwargs: dict) -> None:
     env = _query(table_uri, f"SELECT * FROM {IDENT}", **kwargs)
     assert env["ok"] is False and env["error"]["kind"] == "invalid_argument"
 
 
-def test_engine_layer_refuses_writes_even_without_the_lexer(tmp_path: Path, table_uri: str,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_layer_refuses_writes_even_without_the_lexer(
+    tmp_path: Path, table_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Defence in depth: with the lexer check disabled, DataFusion's SQLOptions still refuse."""
     monkeypatch.setattr(sql_module, "_lex_check", lambda sql: None)
     out = tmp_path / "copied.parquet"
@@ -290,7 +364,10 @@ def test_engine_layer_refuses_writes_even_without_the_lexer(tmp_path: Path, tabl
         (f"SELECT * INTO t2 FROM {IDENT}", "forbidden_statement"),
         ("SET datafusion.execution.batch_size = 1", "forbidden_statement"),
         (f"SELECT 1; DROP TABLE {IDENT}", "forbidden_statement"),
-        ("WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT * FROM r", "forbidden_table"),
+        (
+            "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT * FROM r",
+            "forbidden_table",
+        ),
     ]
     for sql, kind in cases:
         env = _query(table_uri, sql)
@@ -305,8 +382,14 @@ def test_missing_table_is_not_retryable(tmp_path: Path) -> None:
 
 
 def test_unreachable_store_is_retryable() -> None:
-    options = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-               "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true", "max_retries": "0"}
+    options = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+        "max_retries": "0",
+    }
     env = _query("s3://lake-bucket/tables/t", "SELECT 1", storage_options=options)
     assert env["error"]["kind"] == "storage_error" and env["error"]["retryable"] is True
 
@@ -316,7 +399,9 @@ def test_refusals_are_logged(table_uri: str, caplog: pytest.LogCaptureFixture) -
         _query(table_uri, f"DELETE FROM {IDENT}", query_id="q-log")
         _query(table_uri, f"SELECT 1 AS x FROM {IDENT} LIMIT 1", query_id="q-ok")
     messages = [(r.levelno, r.getMessage()) for r in caplog.records]
-    assert any(level == logging.WARNING and "q-log" in m and "forbidden_statement" in m for level, m in messages)
+    assert any(
+        level == logging.WARNING and "q-log" in m and "forbidden_statement" in m for level, m in messages
+    )
     assert any(level == logging.INFO and "q-ok" in m for level, m in messages)
 
 
@@ -333,10 +418,20 @@ def s3_options():
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        options = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                     region_name="us-east-1").create_bucket(Bucket="lake-bucket")
+        options = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_ALLOW_HTTP": "true",
+        }
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        ).create_bucket(Bucket="lake-bucket")
         yield options
     finally:
         server.stop()
@@ -350,10 +445,16 @@ def test_s3_table(s3_options: dict[str, str]) -> None:
 
     rows = _ok(uri, f"SELECT count(*) AS n FROM {HASH}", **run)
     assert rows == [{"n": N_ROWS}]
-    rows = _ok(uri, f"SELECT time_index, close FROM {IDENT} WHERE unique_identifier = 'BRK/B' "
-                    "AND time_index >= '2024-01-04' ORDER BY time_index", **run)
-    assert rows == [{"time_index": "2024-01-04T00:00:00+00:00", "close": 40.0},
-                    {"time_index": "2024-01-05T00:00:00+00:00", "close": 50.0}]
+    rows = _ok(
+        uri,
+        f"SELECT time_index, close FROM {IDENT} WHERE unique_identifier = 'BRK/B' "
+        "AND time_index >= '2024-01-04' ORDER BY time_index",
+        **run,
+    )
+    assert rows == [
+        {"time_index": "2024-01-04T00:00:00+00:00", "close": 40.0},
+        {"time_index": "2024-01-05T00:00:00+00:00", "close": 50.0},
+    ]
     rows = _ok(uri, f"SELECT unique_identifier, count(*) AS n FROM {IDENT} GROUP BY 1 ORDER BY 1", **run)
     assert rows == [{"unique_identifier": u, "n": DAYS} for u in sorted(UIDS)]
     env = _query(uri, f"SELECT * FROM {IDENT}", max_rows=4, **run)

@@ -1,0 +1,13 @@
+"""Shared fixtures. ``lakenodes.testing`` (a pytest plugin) provides s3_server, s3_lake, local_lake, any_lake."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _quiet_moto_logs():
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    yield
