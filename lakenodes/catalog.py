@@ -41,7 +41,7 @@ RUNS_SCHEMA = pa.schema([
     ("error", pa.string()), ("host", pa.string()),
 ])
 CLAIM_SCHEMA = pa.schema([
-    (RECORDED_AT, _TS), ("identifier", pa.string()), ("namespace", pa.string()), ("storage_hash", pa.string()),
+    (RECORDED_AT, _TS), ("kind", pa.string()), ("identifier", pa.string()), ("namespace", pa.string()), ("storage_hash", pa.string()),
 ])
 _JSON_FIELDS = ("labels", "index_names", "columns", "build_configuration")
 

@@ -79,6 +79,7 @@ def normalize_frame(
     _check_no_duplicates(normalized, index_names)
     if records:
         check_against_records(normalized, index_names, records)
+        normalized = _cast_to_records(normalized, records)
     return NormalizedFrame(normalized, tuple(index_names))
 
 
@@ -136,6 +137,9 @@ def _pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
     bad_names = [name for name in frame.columns if not isinstance(name, str)]
     if bad_names:
         raise FrameValidationError(f"column names must be strings, got {bad_names!r}")
+    repeated = sorted({name for name in frame.columns if list(frame.columns).count(name) > 1})
+    if repeated:
+        raise FrameValidationError(f"column name {repeated[0]!r} appears more than once")
     flat = frame.reset_index()
     try:
         table = pa.Table.from_pandas(flat, preserve_index=False)
@@ -271,7 +275,10 @@ def _check_no_duplicates(table: pa.Table, index_names: Sequence[str]) -> None:
     counts = keys.group_by(list(index_names)).aggregate([([], "count_all")])
     duplicated = counts.filter(pc.greater(counts["count_all"], 1)).slice(0, 1).to_pylist()[0]
     duplicated.pop("count_all")
-    raise FrameValidationError(f"duplicate index {duplicated} ({len(index_names)}-level index must be unique)")
+    key = ", ".join(
+        f"{name}={value.isoformat() if name == TIME_INDEX else repr(value)}" for name, value in duplicated.items()
+    )
+    raise FrameValidationError(f"duplicate index ({key}): the {len(index_names)}-level index must be unique")
 
 
 def logical_dtype(kind: pa.DataType) -> str:
@@ -305,6 +312,15 @@ def check_against_records(table: pa.Table, index_names: Sequence[str], records: 
             raise FrameValidationError(f"column {name!r} is declared {declared[name]} but the frame holds {actual}")
 
 
+def _cast_to_records(table: pa.Table, records: Sequence[RecordDefinition]) -> pa.Table:
+    """Store int values of a column declared float64 as float64 (the declaration is the schema)."""
+    for record in records:
+        position = table.schema.get_field_index(record.column_name)
+        if canonical_dtype(record.dtype) == "float64" and pa.types.is_integer(table.schema.field(position).type):
+            table = table.set_column(position, record.column_name, pc.cast(table.column(position), pa.float64()))
+    return table
+
+
 def conform_to_schema(frame: NormalizedFrame, stored: pa.Schema, stored_index: Sequence[str]) -> NormalizedFrame:
     """Check ``frame`` against the stored table schema and cast it to it (the schema is a contract)."""
     if tuple(stored_index) != frame.index_names:
@@ -313,9 +329,13 @@ def conform_to_schema(frame: NormalizedFrame, stored: pa.Schema, stored_index: S
         )
     stored_names, frame_names = set(stored.names), set(frame.table.column_names)
     if stored_names != frame_names:
-        added, removed = sorted(frame_names - stored_names), sorted(stored_names - frame_names)
+        added = [f"{name!r} (table: absent, frame: {logical_dtype(frame.table.schema.field(name).type)})"
+                 for name in sorted(frame_names - stored_names)]
+        removed = [f"{name!r} (table: {logical_dtype(stored.field(name).type)}, frame: absent)"
+                   for name in sorted(stored_names - frame_names)]
         raise SchemaMismatchError(
-            f"columns changed: new {added}, missing {removed}; a schema change needs a new table (new storage_hash)"
+            f"columns changed: new {', '.join(added) or 'none'}; missing {', '.join(removed) or 'none'}; "
+            "a schema change needs a new table (new storage_hash)"
         )
     columns = []
     for field in stored:

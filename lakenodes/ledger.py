@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from .lake import Lake
@@ -85,18 +85,22 @@ class Ledger:
         return list(latest.values())
 
 
+CLAIM_KIND = "kind"
+
+
 def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> dict[str, Any]:
     """Claim ``name`` within ``scope`` for ``row``; return the current owner's row.
 
-    The first commit of a Delta table is put-if-absent, so when several processes claim the
-    same name at once exactly one first commit lands; the others read the winner's row.
-    Later rows (appended with ``reassign``) repoint the claim; the latest row is the owner.
+    The first commit (version 0) of a Delta table is put-if-absent, so when several processes
+    claim the same name at once exactly one version 0 lands: its row is the claim. A loser's
+    write is never retried at a later version, and even if one landed there it would not count.
+    Later ``reassign`` rows repoint the claim (the latest one wins).
     """
     uri = claim_uri(lake, scope, name)
-    data = pa.Table.from_pylist([{RECORDED_AT: utcnow(), **row}], schema=schema)
+    data = pa.Table.from_pylist([{RECORDED_AT: utcnow(), CLAIM_KIND: "claim", **row}], schema=schema)
     try:
-        write_deltalake(uri, data, mode="error", storage_options=lake.storage_options or None)
-        return dict(row)
+        write_deltalake(uri, data, mode="error", storage_options=lake.storage_options or None,
+                        commit_properties=CommitProperties(max_commit_retries=0))
     except (DeltaError, OSError) as error:
         logger.debug("claim %s/%s already exists or raced: %s", scope, name, error)
     for _ in range(DEFAULT_RETRY.attempts):
@@ -108,19 +112,26 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
 
 
 def reassign(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> None:
-    """Point an existing claim at a new owner (an append: the latest row wins)."""
-    data = pa.Table.from_pylist([{RECORDED_AT: utcnow(), **row}], schema=schema)
+    """Point an existing claim at a new owner (an appended ``reassign`` row; the latest wins)."""
+    data = pa.Table.from_pylist([{RECORDED_AT: utcnow(), CLAIM_KIND: "reassign", **row}], schema=schema)
     write_deltalake(claim_uri(lake, scope, name), data, mode="append", storage_options=lake.storage_options or None)
 
 
 def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
-    """The current owner row of a claim, or None when nobody claimed it."""
+    """The current owner row of a claim (latest reassignment, else the version-0 claim), or None."""
+    uri, options = claim_uri(lake, scope, name), lake.storage_options or None
     try:
-        table = DeltaTable(claim_uri(lake, scope, name), storage_options=lake.storage_options or None)
+        table = DeltaTable(uri, storage_options=options)
     except TableNotFoundError:
         return None
     rows = table.to_pyarrow_dataset().to_table().sort_by([(RECORDED_AT, "ascending")]).to_pylist()
-    return rows[-1] if rows else None
+    reassigned = [row for row in rows if row.get(CLAIM_KIND) == "reassign"]
+    if reassigned:
+        return reassigned[-1]
+    if table.version() == 0:
+        return rows[0] if rows else None
+    first = DeltaTable(uri, version=0, storage_options=options).to_pyarrow_dataset().to_table().to_pylist()
+    return first[0] if first else None
 
 
 def claim_uri(lake: Lake, scope: str, name: str) -> str:

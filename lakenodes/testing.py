@@ -106,7 +106,7 @@ def local_lake(tmp_path) -> Iterator[Lake]:
         yield lake
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def any_lake(request) -> Iterator[Lake]:
     """The test runs twice: on a local lake and on a moto S3 lake."""
     if request.param == "local":

@@ -1,0 +1,677 @@
+"""Core performance benchmarks: every figure is a ratio against a baseline measured in the same run.
+
+Sections (each on a local lake and on a moto S3 lake):
+
+- ``daily``: one ``run()`` adding one row per asset vs one raw ``write_deltalake`` append.
+- ``statistics``: ``compute_update_statistics()`` vs a polars ``scan_delta`` group-by max.
+- ``backfill``: a large history written through ``run()`` vs ``pyarrow.parquet.write_table``.
+- ``reads``: ``get_df_between_dates`` vs ``pl.scan_delta`` and ArcticDB (LMDB / S3).
+
+Run ``python -m benchmarks --quick`` (see ``benchmarks/__main__.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gc
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import statistics as pystats
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+
+from lakenodes import DataNode, DataNodeConfiguration, Lake
+from lakenodes import statistics as ln_statistics
+from lakenodes import storage as ln_storage
+
+UTC = datetime.timezone.utc
+DAY = datetime.timedelta(days=1)
+START = datetime.datetime(2015, 1, 1, tzinfo=UTC)
+RESULTS = Path(__file__).resolve().parent / "results" / "core.json"
+SECTIONS = ("daily", "statistics", "backfill", "reads")
+
+
+# -- sizes --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sizes:
+    """Problem sizes of one mode (quick or full) on one kind of lake."""
+
+    daily_assets: int
+    daily_days: int
+    stats_assets: tuple[int, ...]
+    stats_days: int
+    stats_days_long: int  # the 1,000-asset table again with more rows per asset (sub-linearity)
+    appends_assets: int
+    appends_count: int
+    backfill_assets: int
+    backfill_rows: int
+    read_assets: int
+    read_days: int
+    repeats: int
+    fresh_repeats: int
+
+
+QUICK_LOCAL = Sizes(200, 250, (100, 1000), 20, 200, 20, 365, 200, 2_000, 200, 730, 5, 2)
+FULL_LOCAL = Sizes(1000, 2500, (100, 1000, 10_000), 20, 250, 100, 365, 1000, 10_000, 1000, 2500, 9, 3)
+QUICK_S3 = Sizes(100, 100, (100, 1000), 10, 100, 10, 100, 100, 1_000, 100, 400, 3, 1)
+FULL_S3 = Sizes(1000, 500, (100, 1000), 20, 250, 50, 365, 500, 4_000, 1000, 1000, 5, 2)
+
+
+# -- the benchmark node -------------------------------------------------------------------------
+def asset_ids(count: int) -> list[str]:
+    return [f"A{i:05d}" for i in range(count)]
+
+
+class BenchConfig(DataNodeConfiguration):
+    assets: int
+    label: str = "bench"
+
+
+class BenchPrices(DataNode):
+    """A synthetic daily price table: ``days_per_run`` new days per asset on every run."""
+
+    days_per_run: ClassVar[int] = 1
+
+    def __init__(self, config: BenchConfig, *, lake: Lake | None = None, days_per_run: int = 1):
+        super().__init__(config, lake=lake)
+        self.days_per_run = days_per_run
+
+    def dependencies(self) -> dict[str, DataNode]:
+        return {}
+
+    def get_asset_list(self) -> list[str]:
+        return asset_ids(self.config.assets)
+
+    def update(self) -> pa.Table:
+        last = self.update_statistics.max_time_index_value
+        first = START if last is None else last + DAY
+        return price_rows(asset_ids(self.config.assets), first, self.days_per_run)
+
+
+def price_rows(uids: Sequence[str], first: datetime.datetime, days: int, seed: int = 7) -> pa.Table:
+    """``days`` daily rows per asset from ``first``, sorted by (time_index, unique_identifier)."""
+    n = len(uids) * days
+    rng = np.random.default_rng(seed)
+    base = np.datetime64(first.replace(tzinfo=None), "us")
+    times = base + np.repeat(np.arange(days, dtype="int64"), len(uids)) * np.int64(86_400_000_000)
+    return pa.table({
+        "time_index": pa.array(times, pa.timestamp("us", "UTC")),
+        "unique_identifier": pa.array(np.tile(np.array(uids, dtype=object), days), pa.string()),
+        "close": pa.array(100 + rng.standard_normal(n).cumsum() * 0.01),
+        "volume": pa.array(rng.integers(0, 1_000_000, n)),
+    })
+
+
+def build_node(lake: Lake, assets: int, label: str, days: int) -> BenchPrices:
+    """A node whose table already holds ``days`` days for ``assets`` assets (written by run())."""
+    node = BenchPrices(BenchConfig(assets=assets, label=label), lake=lake, days_per_run=days)
+    node.run()
+    node.days_per_run = 1
+    return node
+
+
+def raw_twin(lake: Lake, node: BenchPrices, name: str) -> str:
+    """A raw Delta table with the same layout and rows as ``node``'s (written by write_deltalake)."""
+    uri = lake.join("raw", name)
+    data = node.store.read()
+    write_deltalake(uri, data, mode="overwrite", partition_by=["unique_identifier"],
+                    storage_options=lake.storage_options or None)
+    return uri
+
+
+# -- measurement --------------------------------------------------------------------------------
+def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return pystats.median(times)
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median seconds of each function, alternating them so machine noise hits all alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: pystats.median(values) for name, values in times.items()}
+
+
+def clear_lakenodes_caches() -> None:
+    """Forget every per-process cache: file facts, progress per version and open snapshots."""
+    ln_statistics._facts = ln_statistics._FileFacts()
+    ln_statistics._progress_cache.clear()
+    with ln_storage._cache_lock:
+        ln_storage._table_cache.clear()
+    for name in ("_snapshot_cache", "_dataset_cache"):
+        cache = getattr(ln_storage, name, None)
+        if cache is not None:
+            cache.clear()
+
+
+@dataclass
+class Row:
+    section: str
+    case: str
+    lakenodes_s: float
+    baseline: str
+    baseline_s: float | None
+    target: float | None = None  # the ratio lakenodes/baseline must not exceed
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return None if not self.baseline_s else self.lakenodes_s / self.baseline_s
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None or self.ratio is None else self.ratio <= self.target
+
+
+@dataclass
+class Report:
+    mode: str
+    machine: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    sizes: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        ratio = "-" if row.ratio is None else f"{row.ratio:.3f}"
+        print(f"  {row.section:<18} {row.case:<44} {fmt(row.lakenodes_s):>9} vs {row.baseline} "
+              f"{fmt(row.baseline_s):>9}  ratio {ratio}", file=sys.stderr, flush=True)
+
+    def to_json(self) -> dict[str, Any]:
+        rows = [{**asdict(row), "ratio": row.ratio, "met": row.met} for row in self.rows]
+        return {"mode": self.mode, "machine": self.machine, "sizes": self.sizes, "notes": self.notes,
+                "section_seconds": self.timings, "rows": rows}
+
+
+def fmt(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def machine_info() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("lakenodes", "deltalake", "polars", "pyarrow", "pandas", "numpy", "moto", "arcticdb"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(), "versions": versions,
+    }
+
+
+# -- fresh processes (spawn: forking after deltalake ran hangs) ----------------------------------
+def fresh_process(fn: Callable[..., float], *args: Any) -> float:
+    """Run ``fn(*args)`` in a brand-new spawned interpreter and return what it measured."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def _fresh_daily_run(uri: str, options: dict[str, str], assets: int, label: str) -> float:
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    lake = Lake(uri, storage_options=options or None)
+    node = BenchPrices(BenchConfig(assets=assets, label=label), lake=lake)
+    start = time.perf_counter()
+    node.run()
+    return time.perf_counter() - start
+
+
+def _fresh_raw_append(uri: str, options: dict[str, str], assets: int, when: str) -> float:
+    data = price_rows(asset_ids(assets), datetime.datetime.fromisoformat(when), 1)
+    start = time.perf_counter()
+    write_deltalake(uri, data, mode="append", partition_by=["unique_identifier"], storage_options=options or None)
+    return time.perf_counter() - start
+
+
+def _fresh_statistics(uri: str, options: dict[str, str], assets: int, label: str) -> float:
+    lake = Lake(uri, storage_options=options or None)
+    node = BenchPrices(BenchConfig(assets=assets, label=label), lake=lake)
+    start = time.perf_counter()
+    node.compute_update_statistics()
+    return time.perf_counter() - start
+
+
+# -- sections -----------------------------------------------------------------------------------
+class Bench:
+    """All sections on one lake (local folder or S3 bucket)."""
+
+    def __init__(self, report: Report, lake: Lake, kind: str, sizes: Sizes, scratch: Path, arctic_uri: str | None):
+        self.report = report
+        self.lake = lake
+        self.kind = kind
+        self.sizes = sizes
+        self.scratch = scratch
+        self.arctic_uri = arctic_uri
+        self.options = dict(lake.storage_options)
+
+    def section(self, name: str) -> str:
+        return name if self.kind == "local" else f"s3-{name}"
+
+    # daily ------------------------------------------------------------------------------------
+    def daily(self) -> None:
+        s = self.sizes
+        node = build_node(self.lake, s.daily_assets, "daily", s.daily_days)
+        raw_uri = raw_twin(self.lake, node, "daily")
+        raw_next = [START + s.daily_days * DAY]
+
+        def raw_append() -> None:
+            data = price_rows(asset_ids(s.daily_assets), raw_next[0], 1)
+            raw_next[0] += DAY
+            write_deltalake(raw_uri, data, mode="append", partition_by=["unique_identifier"],
+                            storage_options=self.options or None)
+
+        times = interleaved({"ours": node.run, "raw": raw_append}, s.repeats)
+        size = f"{s.daily_assets} assets x {s.daily_days} days"
+        self.report.add(Row(self.section("daily"), f"run() +1 row/asset, warm process ({size})", times["ours"],
+                            "write_deltalake append", times["raw"], 1.5))
+        ours, raw = [], []
+        for _ in range(s.fresh_repeats):
+            ours.append(fresh_process(_fresh_daily_run, self.lake.uri, self.options, s.daily_assets, "daily"))
+            raw.append(fresh_process(_fresh_raw_append, raw_uri, self.options, s.daily_assets, raw_next[0].isoformat()))
+            raw_next[0] += DAY
+        self.report.add(Row(self.section("daily"), f"run() +1 row/asset, fresh process ({size})",
+                            pystats.median(ours), "write_deltalake append (fresh)", pystats.median(raw), 1.5,
+                            "timed inside a newly spawned interpreter (imports excluded)"))
+
+    # statistics -------------------------------------------------------------------------------
+    def statistics(self) -> None:
+        s = self.sizes
+        for assets in s.stats_assets:
+            self._statistics_case(build_node(self.lake, assets, "stats", s.stats_days), f"{assets} assets x {s.stats_days} days",
+                                  0.05 if assets >= 1000 else None)
+        long_assets = 1000 if 1000 in s.stats_assets else s.stats_assets[-1]
+        self._statistics_case(build_node(self.lake, long_assets, "stats-long", s.stats_days_long),
+                              f"{long_assets} assets x {s.stats_days_long} days", 0.05)
+        node = build_node(self.lake, s.appends_assets, "appends", 1)
+        self._append_days(node, s.appends_count - 1)
+        self._statistics_case(node, f"{s.appends_assets} assets after {s.appends_count} daily appends", 0.05)
+
+    def _append_days(self, node: BenchPrices, count: int) -> None:
+        """``count`` one-row-per-asset appends (raw, same layout; building the case is not timed)."""
+        table = node.store.table()
+        last = node.compute_update_statistics().max_time_index_value
+        for i in range(count):
+            write_deltalake(table, price_rows(asset_ids(node.config.assets), last + (i + 1) * DAY, 1), mode="append")
+        node.store.table()
+
+    def _scan(self, uri: str) -> Callable[[], pl.DataFrame]:
+        def scan() -> pl.DataFrame:
+            return (pl.scan_delta(uri, storage_options=self.options or None)
+                    .group_by("unique_identifier").agg(pl.col("time_index").max()).collect())
+        return scan
+
+    def _statistics_case(self, node: BenchPrices, case: str, target: float | None) -> None:
+        s = self.sizes
+        scan = self._scan(node.store.uri)
+        expected = {row["unique_identifier"]: row["time_index"] for row in scan().iter_rows(named=True)}
+        got = node.compute_update_statistics().index_progress
+        assert got == expected, f"statistics differ from the scan for {case}"
+
+        def cold() -> None:
+            clear_lakenodes_caches()
+            node.compute_update_statistics()
+
+        repeats = max(3, s.repeats // 2)
+        times = interleaved({"cold": cold, "scan": scan}, repeats)
+        warm = median_time(node.compute_update_statistics, repeats * 3)
+        section = self.section("statistics")
+        self.report.add(Row(section, f"{case}: cold", times["cold"], "scan_delta max/asset", times["scan"], target,
+                            "caches cleared (file facts, progress, snapshot): opens the table"))
+        self.report.add(Row(section, f"{case}: warm", warm, "scan_delta max/asset", times["scan"], target,
+                            "same process, same table version"))
+        if "appends" in case:
+            incremental = []
+            table = node.store.table()
+            for _ in range(repeats):
+                last = node.update_statistics.max_time_index_value
+                write_deltalake(table, price_rows(asset_ids(node.config.assets), last + DAY, 1), mode="append")
+                start = time.perf_counter()
+                node.update_statistics = node.compute_update_statistics()
+                incremental.append(time.perf_counter() - start)
+            self.report.add(Row(section, f"{case}: after +1 append", pystats.median(incremental),
+                                "scan_delta max/asset", times["scan"], target,
+                                "same process; one new version with new files since the last call"))
+            if self.sizes.fresh_repeats:
+                fresh = [fresh_process(_fresh_statistics, self.lake.uri, self.options, node.config.assets, "appends")
+                         for _ in range(self.sizes.fresh_repeats)]
+                self.report.add(Row(section, f"{case}: fresh process", pystats.median(fresh),
+                                    "scan_delta max/asset", times["scan"], target, "newly spawned interpreter"))
+
+    # backfill ---------------------------------------------------------------------------------
+    def backfill(self) -> None:
+        s = self.sizes
+        data = price_rows(asset_ids(s.backfill_assets), START, s.backfill_rows)
+        counter = [0]
+
+        def ours() -> None:
+            counter[0] += 1
+            node = BenchPrices(BenchConfig(assets=s.backfill_assets, label=f"backfill-{counter[0]}"), lake=self.lake,
+                               days_per_run=s.backfill_rows)
+            node.update = lambda: data  # the same rows as the raw write; generating them is not timed
+            node.run()
+
+        if self.lake.is_local:
+            target_dir = self.scratch / "raw-backfill"
+            target_dir.mkdir(exist_ok=True)
+
+            def raw() -> None:
+                counter[0] += 1
+                pq.write_table(data, str(target_dir / f"part-{counter[0]}.parquet"))
+        else:
+            filesystem, root = ln_statistics.lake_filesystem(self.lake, self.lake.join("raw-backfill"))
+
+            def raw() -> None:
+                counter[0] += 1
+                pq.write_table(data, f"{root}/part-{counter[0]}.parquet", filesystem=filesystem)
+
+        repeats = max(2, s.repeats // 3)
+        times = interleaved({"ours": ours, "raw": raw}, repeats, warmup=0)
+        rows = data.num_rows
+        throughput = times["raw"] / times["ours"]
+        self.report.add(Row(self.section("backfill"), f"{s.backfill_assets} assets x {s.backfill_rows} rows via run()",
+                            times["ours"], "pq.write_table (1 file)", times["raw"], 1 / 0.6,
+                            f"{rows / times['ours'] / 1e6:.2f} M rows/s = {throughput:.0%} of raw throughput"))
+
+    # reads ------------------------------------------------------------------------------------
+    def reads(self) -> None:
+        s = self.sizes
+        node = build_node(self.lake, s.read_assets, "reads", s.read_days)
+        uri = node.store.uri
+        uids = asset_ids(s.read_assets)
+        step = max(1, s.read_assets // 10)
+        picked = uids[::step][:10]
+        end = START + (s.read_days - 1) * DAY
+        year_start = end - 364 * DAY
+        one_day = START + (s.read_days // 2) * DAY
+        section = self.section("reads")
+        arctic = ArcticTwin.create(self.arctic_uri, node, uids) if self.arctic_uri else None
+        if self.arctic_uri and arctic is None:
+            self.report.notes.append(f"{section}: ArcticDB unavailable here; its columns are skipped")
+        cases = [
+            (f"10 of {s.read_assets} assets x 1 year",
+             lambda: node.get_df_between_dates(year_start, end, unique_identifier_list=picked),
+             lambda: self._scan_filter(uri, year_start, end, picked),
+             (lambda: arctic.per_asset(picked, year_start, end)) if arctic else None,
+             (lambda: arctic.multi(picked, year_start, end)) if arctic else None,
+             10 * 365),
+            (f"1 date x all {s.read_assets} assets",
+             lambda: node.get_df_between_dates(one_day, one_day),
+             lambda: self._scan_filter(uri, one_day, one_day, None),
+             (lambda: arctic.per_asset(uids, one_day, one_day)) if arctic else None,
+             (lambda: arctic.multi(None, one_day, one_day)) if arctic else None,
+             s.read_assets),
+        ]
+        for case, ours, scan, per_asset, multi, expected_rows in cases:
+            assert ours().height == expected_rows == scan().height, case
+            fns = {"ours": ours, "scan": scan}
+            if arctic:
+                assert len(per_asset()) == expected_rows == len(multi()), case
+                fns.update({"per_asset": per_asset, "multi": multi})
+            times = interleaved(fns, s.repeats * 2)
+            self.report.add(Row(section, case, times["ours"], "pl.scan_delta", times["scan"], 1.0))
+            if arctic:
+                self.report.add(Row(section, case, times["ours"], f"ArcticDB {arctic.backend}, 1 symbol/asset",
+                                    times["per_asset"], 1.0))
+                self.report.add(Row(section, case, times["ours"], f"ArcticDB {arctic.backend}, 1 multi-index symbol",
+                                    times["multi"], 1.0))
+
+    def _scan_filter(self, uri: str, start: datetime.datetime, end: datetime.datetime,
+                     uids: list[str] | None) -> pl.DataFrame:
+        frame = pl.scan_delta(uri, storage_options=self.options or None)
+        predicate = pl.col("time_index").is_between(start, end)
+        if uids is not None:
+            predicate = predicate & pl.col("unique_identifier").is_in(uids)
+        return frame.filter(predicate).sort("time_index", "unique_identifier").collect()
+
+
+class ArcticTwin:
+    """The read benchmark's rows in ArcticDB: one symbol per asset and one multi-index symbol."""
+
+    def __init__(self, library: Any, backend: str):
+        self.library = library
+        self.backend = backend
+
+    @classmethod
+    def create(cls, uri: str, node: BenchPrices, uids: list[str]) -> ArcticTwin | None:
+        try:
+            import arcticdb
+        except ImportError:
+            return None
+        arctic = arcticdb.Arctic(uri)
+        name = f"reads_{node.storage_hash[-8:]}"
+        if name in arctic.list_libraries():
+            arctic.delete_library(name)
+        library = arctic.create_library(name)
+        frame = node.get_df_between_dates(frame="pandas").reset_index()
+        frame = frame.set_index("time_index")
+        library.write("multi", frame)
+        payloads = [arcticdb.WritePayload(uid, group.drop(columns=["unique_identifier"]))
+                    for uid, group in frame.groupby("unique_identifier", sort=False)]
+        for chunk in range(0, len(payloads), 500):
+            library.write_batch(payloads[chunk:chunk + 500])
+        return cls(library, "LMDB" if uri.startswith("lmdb") else "S3")
+
+    def per_asset(self, uids: list[str], start: datetime.datetime, end: datetime.datetime) -> Any:
+        import arcticdb
+        import pandas as pd
+
+        requests = [arcticdb.ReadRequest(uid, date_range=(pd.Timestamp(start), pd.Timestamp(end))) for uid in uids]
+        frames = [item.data for item in self.library.read_batch(requests)]
+        return pd.concat(frames)
+
+    def multi(self, uids: list[str] | None, start: datetime.datetime, end: datetime.datetime) -> Any:
+        import arcticdb
+        import pandas as pd
+
+        query = None
+        if uids is not None:
+            query = arcticdb.QueryBuilder()
+            query = query[query["unique_identifier"].isin(uids)]
+        return self.library.read("multi", date_range=(pd.Timestamp(start), pd.Timestamp(end)), query_builder=query).data
+
+
+# -- orchestration ------------------------------------------------------------------------------
+def selected(only: Sequence[str] | None, kind: str, section: str) -> bool:
+    if not only:
+        return True
+    name = section if kind == "local" else f"s3-{section}"
+    return any(item in (name, kind, section if kind == "local" else "s3", "all") for item in only)
+
+
+def known_names() -> list[str]:
+    return ["local", "s3", *SECTIONS, *(f"s3-{name}" for name in SECTIONS)]
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[Any]:
+    """A moto S3 server in its own spawned process (so it does not compete for our GIL)."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=_serve_s3, args=(child,), daemon=True)
+    process.start()
+    endpoint = parent.recv()
+    from lakenodes.testing import S3Server
+
+    try:
+        yield S3Server(endpoint_url=endpoint, _server=None)
+    finally:
+        parent.send("stop")
+        process.join(timeout=10)
+        if process.is_alive():
+            process.terminate()
+
+
+def _serve_s3(connection: Any) -> None:
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from lakenodes.testing import start_s3_server
+
+    server = start_s3_server()
+    connection.send(server.endpoint_url)
+    connection.recv()
+    server.stop()
+
+
+def arctic_s3_uri(server: Any, bucket: str) -> str:
+    host_port = server.endpoint_url.split("://", 1)[1]
+    host, port = host_port.rsplit(":", 1)
+    options = server.storage_options
+    return (f"s3://{host}:{bucket}?port={port}&access={options['AWS_ACCESS_KEY_ID']}"
+            f"&secret={options['AWS_SECRET_ACCESS_KEY']}&region={options['AWS_REGION']}")
+
+
+def arcticdb_available() -> bool:
+    try:
+        import arcticdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run(quick: bool, only: Sequence[str] | None = None, output: Path = RESULTS) -> Report:
+    unknown = [item for item in only or [] if item not in known_names() + ["all"]]
+    if unknown:
+        raise SystemExit(f"unknown benchmark name(s) {unknown}; choose from {known_names()}")
+    report = Report(mode="quick" if quick else "full", machine=machine_info())
+    if not arcticdb_available():
+        report.notes.append("ArcticDB is not installed (pip install arcticdb): its read columns are skipped")
+    scratch = Path(tempfile.mkdtemp(prefix="lakenodes-bench-"))
+    try:
+        local_sizes = QUICK_LOCAL if quick else FULL_LOCAL
+        if any(selected(only, "local", name) for name in SECTIONS):
+            report.sizes["local"] = asdict(local_sizes)
+            bench = Bench(report, Lake(scratch / "lake"), "local", local_sizes, scratch,
+                          f"lmdb://{scratch}/arctic?map_size=8GB" if arcticdb_available() else None)
+            run_sections(bench, only)
+        if any(selected(only, "s3", name) for name in SECTIONS):
+            s3_sizes = QUICK_S3 if quick else FULL_S3
+            report.sizes["s3"] = asdict(s3_sizes)
+            with s3_server() as server:
+                lake = server.new_lake()
+                arctic_uri = arctic_s3_uri(server, server.create_bucket()) if arcticdb_available() else None
+                bench = Bench(report, lake, "s3", s3_sizes, scratch, arctic_uri)
+                run_sections(bench, only)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report.to_json(), indent=2, default=str))
+    return report
+
+
+def run_sections(bench: Bench, only: Sequence[str] | None) -> None:
+    for name in SECTIONS:
+        if not selected(only, bench.kind, name):
+            continue
+        started = time.perf_counter()
+        print(f"[{bench.kind}] {name} ...", file=sys.stderr, flush=True)
+        try:
+            getattr(bench, name)()
+        except Exception as error:  # one broken section must not hide the others
+            bench.report.notes.append(f"{bench.section(name)} failed: {type(error).__name__}: {error}")
+            import traceback
+
+            traceback.print_exc()
+        bench.report.timings[bench.section(name)] = round(time.perf_counter() - started, 1)
+
+
+def print_report(report: Report) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # pragma: no cover - rich is a dependency
+        Console = None
+    m = report.machine
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+    header = (f"lakenodes core benchmarks ({report.mode}) - {m['cores']} cores, Python {m['python']}, {m['platform']}\n"
+              f"{versions}")
+    sizes = "\n".join(f"sizes[{kind}]: " + ", ".join(f"{k}={v}" for k, v in values.items())
+                      for kind, values in report.sizes.items())
+    columns = ["benchmark", "case", "lakenodes", "baseline", "baseline time", "ratio", "target", "met"]
+    rows = []
+    for row in report.rows:
+        rows.append([row.section, row.case, fmt(row.lakenodes_s), row.baseline, fmt(row.baseline_s),
+                     "-" if row.ratio is None else f"{row.ratio:.3f}",
+                     "-" if row.target is None else f"<= {row.target:.2f}",
+                     "-" if row.met is None else ("yes" if row.met else "NO")])
+    footer = ["ratio = lakenodes time / baseline time (lower is better); medians after a warm-up.",
+              *report.notes, "section seconds: " + ", ".join(f"{k} {v}" for k, v in report.timings.items())]
+    if Console is None:
+        print(header)
+        print(sizes)
+        print(" | ".join(columns))
+        for values in rows:
+            print(" | ".join(values))
+        print("\n".join(footer))
+        return
+    table = Table(title=header, title_justify="left", caption="\n".join([sizes, *footer]), caption_justify="left")
+    for name in columns:
+        table.add_column(name, justify="right" if name in ("lakenodes", "baseline time", "ratio") else "left")
+    for values in rows:
+        table.add_row(*values)
+    Console(width=200).print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (about 3 minutes on 2 cores)")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help=f"run only these (repeatable or comma-separated): {', '.join(known_names())}")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    args = parser.parse_args(argv)
+    only = [name.strip() for item in args.only or [] for name in item.split(",") if name.strip()] or None
+    started = time.perf_counter()
+    report = run(args.quick, only, args.output)
+    report.timings["total"] = round(time.perf_counter() - started, 1)
+    args.output.write_text(json.dumps(report.to_json(), indent=2, default=str))
+    print_report(report)
+    return 0
+
+
+# keep ``replace`` importable for callers tweaking sizes (e.g. dataclasses.replace(QUICK_LOCAL, repeats=1))
+__all__ = ["FULL_LOCAL", "FULL_S3", "QUICK_LOCAL", "QUICK_S3", "Sizes", "main", "replace", "run"]

@@ -1,0 +1,298 @@
+"""Catalog: table records, lookups, labels, identifiers (incl. a real-process race), run history, tail deletes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+
+import duckdb
+import polars as pl
+import pytest
+from pydantic import Field
+
+from lakenodes import (
+    DataNode,
+    DataNodeConfiguration,
+    DataNodeMetaData,
+    IdentifierConflictError,
+    Lake,
+    LakenodesUserError,
+    NodeRunError,
+    NotFoundError,
+    RecordDefinition,
+    TimeIndexMetaTable,
+    hash_namespace,
+    repoint_identifier,
+    use_lake,
+)
+from lakenodes import catalog
+from lakenodes.catalog import claim_identifier, resolve_identifier
+
+UTC = dt.timezone.utc
+DAYS = [dt.datetime(2024, 1, day, tzinfo=UTC) for day in range(1, 11)]
+
+
+class QuoteConfig(DataNodeConfiguration):
+    source: str = "vendor_a"
+    uids: list[str] = ["AAPL", "BRK/B"]
+    records: list[RecordDefinition] = [
+        RecordDefinition(column_name="close", dtype="float64", label="Close", description="Official close price"),
+    ]
+    node_metadata: DataNodeMetaData | None = None
+
+
+class Quotes(DataNode):
+    """Daily quotes for a handful of assets."""
+
+    def dependencies(self):
+        return {}
+
+    def update(self) -> pl.DataFrame:
+        stats = self.update_statistics
+        rows = [(day, uid) for uid in self.config.uids for day in DAYS
+                if day > stats.get_last_update_index_2d(uid)]
+        return pl.DataFrame({
+            "time_index": [day for day, _ in rows],
+            "unique_identifier": [uid for _, uid in rows],
+            "close": [float(day.day) for day, _ in rows],
+        }, schema={"time_index": pl.Datetime("us", "UTC"), "unique_identifier": pl.String, "close": pl.Float64})
+
+
+class FailingQuotes(Quotes):
+    def update(self) -> pl.DataFrame:
+        raise RuntimeError("vendor API down")
+
+
+def quotes(identifier: str | None = "quotes_daily", **config) -> Quotes:
+    metadata = DataNodeMetaData(identifier=identifier, description="Daily quotes", data_frequency_id="1d",
+                                labels=["prices"]) if identifier else None
+    return Quotes(QuoteConfig(node_metadata=metadata, offset_start=DAYS[0] - dt.timedelta(days=1), **config))
+
+
+def test_run_registers_table_with_metadata(any_lake):
+    node = quotes()
+    node.run()
+    record = TimeIndexMetaTable.get(identifier="quotes_daily")
+    assert record.storage_hash == node.storage_hash
+    assert record.uid == catalog.table_uid(node.storage_hash)
+    assert record.description == "Daily quotes" and record.data_frequency_id == "1d"
+    assert record.labels == ["prices"]
+    assert record.index_names == ["time_index", "unique_identifier"]
+    close = next(column for column in record.columns if column.column_name == "close")
+    assert (close.dtype, close.label, close.description) == ("float64", "Close", "Official close price")
+    assert record.source_class.endswith("test_catalog.Quotes")
+    assert record.source_doc == "Daily quotes for a handful of assets."
+    assert record.build_configuration["source"] == "vendor_a"
+    assert record.table_uri == any_lake.table_uri(node.storage_hash)
+    stats = record.stats()
+    assert stats["last_time_index_value"] == "2024-01-10T00:00:00Z"
+    assert stats["earliest_index_value"] == "2024-01-01T00:00:00Z"
+    assert stats["row_count"] == 20
+    assert set(stats["multi_index_stats"]) == {"AAPL", "BRK/B"}
+
+
+def test_filter_lookups(local_lake):
+    quotes().run()
+    quotes(identifier="quotes_vendor_b", source="vendor_b").run()
+    assert {t.identifier for t in TimeIndexMetaTable.filter(identifier__contains="quotes_")} == {
+        "quotes_daily", "quotes_vendor_b"}
+    assert [t.identifier for t in TimeIndexMetaTable.filter(identifier="quotes_daily")] == ["quotes_daily"]
+    assert len(TimeIndexMetaTable.filter(identifier__in=["quotes_daily", "nope"])) == 1
+    assert len(TimeIndexMetaTable.filter(identifier__icontains="QUOTES_VENDOR")) == 1
+    assert len(TimeIndexMetaTable.filter(labels__contains="prices")) == 2
+    assert TimeIndexMetaTable.filter(labels__contains="rates") == []
+    assert len(TimeIndexMetaTable.filter(namespace="")) == 2
+    with pytest.raises(LakenodesUserError, match="unknown field 'colour'"):
+        TimeIndexMetaTable.filter(colour="red")
+    with pytest.raises(LakenodesUserError, match="unknown lookup"):
+        TimeIndexMetaTable.filter(identifier__regex="q.*")
+    with pytest.raises(NotFoundError):
+        TimeIndexMetaTable.get(identifier="missing")
+    with pytest.raises(LakenodesUserError, match="2 tables match"):
+        TimeIndexMetaTable.get(labels__contains="prices")
+
+
+def test_labels_never_touch_identity(local_lake):
+    node = quotes()
+    node.run()
+    record = TimeIndexMetaTable.get(identifier="quotes_daily")
+    record.add_label("equities").remove_label("prices")
+    assert TimeIndexMetaTable.get(identifier="quotes_daily").labels == ["equities"]
+    again = quotes()
+    assert (again.storage_hash, again.update_hash) == (node.storage_hash, node.update_hash)
+    again.run()  # a rerun keeps labels added from outside the code
+    assert "equities" in TimeIndexMetaTable.get(identifier="quotes_daily").labels
+
+
+def test_identifier_conflict_names_owner_and_writes_nothing(any_lake):
+    owner = quotes()
+    owner.run()
+    intruder = quotes(source="vendor_b")  # another storage, same identifier
+    with pytest.raises(NodeRunError, match="registration") as raised:
+        intruder.run()
+    assert isinstance(raised.value.cause, IdentifierConflictError)
+    assert owner.storage_hash in str(raised.value)
+    assert intruder.store.table() is None
+    owner.run()  # re-running the owner is never an error
+
+
+def test_namespaced_run_keeps_identifier_in_its_own_namespace(local_lake):
+    production = quotes()
+    production.run()
+    with hash_namespace("pytest_ns"):
+        isolated = quotes()
+        isolated.run()
+    assert isolated.storage_hash != production.storage_hash
+    assert TimeIndexMetaTable.get(identifier="quotes_daily").storage_hash == production.storage_hash
+    assert TimeIndexMetaTable.get(identifier="quotes_daily", namespace="pytest_ns").storage_hash == isolated.storage_hash
+
+
+def test_repoint_identifier_without_rotating_hashes(local_lake):
+    old = quotes()
+    old.run()
+    new = quotes(identifier=None, source="vendor_b")
+    new.run()
+    hashes = (new.storage_hash, new.update_hash)
+    repoint_identifier("quotes_daily", new.storage_hash)
+    assert resolve_identifier(local_lake, "quotes_daily") == new.storage_hash
+    assert TimeIndexMetaTable.get(identifier="quotes_daily").storage_hash == new.storage_hash
+    assert (new.storage_hash, new.update_hash) == hashes
+    with pytest.raises(NotFoundError):
+        repoint_identifier("quotes_daily", "missing_0000")
+
+
+def _claim_in_process(uri: str, storage_hash: str, start, results) -> None:
+    start.wait()
+    try:
+        claim_identifier(Lake(uri), "contested_identifier", "", storage_hash)
+        results.put(("won", storage_hash))
+    except IdentifierConflictError as error:
+        results.put(("lost", str(error)))
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_identifier_race_between_processes_has_one_winner(tmp_path, attempt):
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(4), context.Queue()
+    uri = str(tmp_path / "lake")
+    processes = [context.Process(target=_claim_in_process, args=(uri, f"storage_{i}", start, results))
+                 for i in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    outcomes = [results.get(timeout=5) for _ in processes]
+    winners = [detail for outcome, detail in outcomes if outcome == "won"]
+    assert len(winners) == 1, outcomes
+    losers = [detail for outcome, detail in outcomes if outcome == "lost"]
+    assert all(winners[0] in message for message in losers)
+    assert resolve_identifier(Lake(uri), "contested_identifier") == winners[0]
+
+
+@pytest.mark.s3
+def test_identifier_race_on_s3(s3_server):
+    context = multiprocessing.get_context("spawn")
+    lake = s3_server.new_lake()
+    start, results = context.Barrier(3), context.Queue()
+    processes = []
+    for i in range(3):
+        processes.append(context.Process(target=_claim_on_s3, args=(lake.uri, s3_server.env, f"s_{i}", start, results)))
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    outcomes = [results.get(timeout=5) for _ in processes]
+    assert [outcome for outcome, _ in outcomes].count("won") == 1, outcomes
+
+
+def _claim_on_s3(uri, env, storage_hash, start, results) -> None:
+    start.wait()
+    try:
+        claim_identifier(Lake(uri, storage_options=env), "contested_identifier", "", storage_hash)
+        results.put(("won", storage_hash))
+    except IdentifierConflictError as error:
+        results.put(("lost", str(error)))
+
+
+def test_run_history_records_success_and_failure(any_lake):
+    node = quotes()
+    node.run()
+    node.run()  # nothing new
+    failing = FailingQuotes(QuoteConfig(source="broken"))
+    with pytest.raises(NodeRunError, match="update"):
+        failing.run()
+    history = catalog.run_history(any_lake, node.update_hash)
+    assert [(run["status"], run["rows_written"]) for run in history] == [("success", 20), ("success", 0)]
+    assert all(run["finished_at"] >= run["started_at"] for run in history)
+    failed = catalog.run_history(any_lake, failing.update_hash)
+    assert failed[0]["status"] == "error" and "vendor API down" in failed[0]["error"]
+    processes = {p["update_hash"]: p for p in catalog.update_processes(any_lake)}
+    assert processes[node.update_hash]["runs"] == 2
+    assert processes[node.update_hash]["storage_hash"] == node.storage_hash
+    assert processes[failing.update_hash]["last_status"] == "error"
+
+
+class ScopedQuoteConfig(QuoteConfig):
+    uids: list[str] = Field(default=["AAPL"], json_schema_extra={"update_only": True})
+
+
+def test_two_updaters_one_storage_show_as_two_update_processes(local_lake):
+    first, second = (Quotes(ScopedQuoteConfig(uids=[uid], offset_start=DAYS[0] - dt.timedelta(days=1)))
+                     for uid in ("AAPL", "BRK/B"))
+    assert first.storage_hash == second.storage_hash and first.update_hash != second.update_hash
+    first.run()
+    second.run()
+    processes = [p for p in catalog.update_processes(local_lake) if p["storage_hash"] == first.storage_hash]
+    assert {p["update_hash"] for p in processes} == {first.update_hash, second.update_hash}
+    assert all(p["last_status"] == "success" and p["last_rows_written"] == 10 for p in processes)
+
+
+def test_delete_after_date_envelope_and_next_run(any_lake):
+    node = quotes()
+    node.run()
+    table = TimeIndexMetaTable.get(identifier="quotes_daily")
+    result = table.delete_after_date("2024-01-08T00:00:00Z", dimension_filters={"unique_identifier": ["BRK/B"]})
+    assert result["ok"] is True and result["meta_table_uid"] == table.uid
+    assert result["deleted_count"] == 3  # 8th, 9th, 10th inclusive
+    assert result["table_empty"] is False
+    assert result["dimension_filters"] == {"unique_identifier": ["BRK/B"]}
+    assert result["stats"]["multi_index_stats"]["BRK/B"]["max"] == "2024-01-07T00:00:00Z"
+    assert result["stats"]["multi_index_stats"]["AAPL"]["max"] == "2024-01-10T00:00:00Z"
+    stats = node.compute_update_statistics()
+    assert stats.get_last_update_index_2d("BRK/B") == dt.datetime(2024, 1, 7, tzinfo=UTC)
+    _, written = node.run()  # the updater recomputes from the new watermark: restores 3 rows, duplicates none
+    assert node.get_df_between_dates().height == 20
+    everything = table.delete_after_date(dt.datetime(2024, 1, 1, tzinfo=UTC))
+    assert everything["deleted_count"] == 20 and everything["table_empty"] is True
+
+
+def test_delete_after_date_bad_input_changes_nothing(local_lake):
+    node = quotes()
+    node.run()
+    table = TimeIndexMetaTable.get(identifier="quotes_daily")
+    version = node.store.table().version()
+    with pytest.raises(LakenodesUserError, match="not an ISO-8601"):
+        table.delete_after_date("next tuesday")
+    with pytest.raises(LakenodesUserError, match="'portfolio_uid' is not an identity dimension"):
+        table.delete_after_date("2024-01-01", dimension_filters={"portfolio_uid": ["p1"]})
+    with pytest.raises(LakenodesUserError, match="non-empty"):
+        table.delete_after_date("2024-01-01", dimension_filters={"unique_identifier": []})
+    assert node.store.table().version() == version
+
+
+def test_catalog_tables_readable_by_duckdb(local_lake):
+    node = quotes()
+    node.run()
+    connection = duckdb.connect()
+    table = local_lake.catalog_uri("tables")
+    arrow = __import__("deltalake").DeltaTable(table).to_pyarrow_dataset()
+    connection.register("catalog_tables", arrow)
+    rows = connection.execute("SELECT identifier, storage_hash FROM catalog_tables").fetchall()
+    assert ("quotes_daily", node.storage_hash) in rows
+
+
+def test_get_table_of_another_lake_does_not_leak(tmp_path):
+    with use_lake(tmp_path / "a"):
+        quotes().run()
+    with use_lake(tmp_path / "b"):
+        assert TimeIndexMetaTable.filter() == []

@@ -1,0 +1,447 @@
+"""Frame rules (DESIGN §3 "Frame rules"): what ``update()`` may return, checked through real runs.
+
+Every rejection goes through ``run()`` on a local Delta lake and must (a) raise ``NodeRunError``
+naming the node, the ``validation`` phase and the problem, and (b) leave the Delta table exactly
+as it was (same version, same rows) — see ``assert_rejected``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from lakenodes import (
+    DataNode,
+    DataNodeConfiguration,
+    FrameValidationError,
+    NodeRunError,
+    RecordDefinition,
+    SchemaMismatchError,
+)
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def day(n: int) -> dt.datetime:
+    return T0 + dt.timedelta(days=n)
+
+
+# -- the node under test ------------------------------------------------------------------------
+class FrameConfig(DataNodeConfiguration):
+    name: str = "frames"
+
+
+class FrameNode(DataNode):
+    """Returns whatever frame the test put in ``output``."""
+
+    def __init__(self, config: FrameConfig | None = None, **kwargs: Any):
+        super().__init__(config or FrameConfig(), **kwargs)
+        self.output: Any = None
+
+    def dependencies(self) -> dict:
+        return {}
+
+    def update(self) -> Any:
+        return self.output
+
+    def run_with(self, output: Any) -> tuple[bool, pl.DataFrame]:
+        self.output = output
+        return self.run()
+
+
+class VenueNode(FrameNode):
+    """A polars/Arrow node with a declared third index level."""
+
+    IDENTITY_DIMENSIONS: ClassVar[tuple[str, ...]] = ("unique_identifier", "venue")
+
+
+# -- frame builders -----------------------------------------------------------------------------
+def polars_frame(times=(day(1), day(2)), uids=("AAA", "BBB"), **values: Any) -> pl.DataFrame:
+    data: dict[str, Any] = {"time_index": list(times)}
+    if uids is not None:
+        data["unique_identifier"] = list(uids)
+    data.update(values or {"value": [1.0, 2.0][: len(data["time_index"])]})
+    return pl.DataFrame(data, strict=False)
+
+
+def pandas_frame(times=(day(1), day(2)), *levels: tuple[str, list], **values: Any) -> pd.DataFrame:
+    """``levels`` are further index levels as ``(name, values)`` pairs."""
+    time_index = pd.DatetimeIndex(list(times), name="time_index")
+    if levels:
+        index = pd.MultiIndex.from_arrays([time_index] + [list(v) for _, v in levels],
+                                          names=["time_index"] + [name for name, _ in levels])
+    else:
+        index = time_index
+    return pd.DataFrame(values or {"value": [1.0, 2.0][: len(time_index)]}, index=index)
+
+
+def uid_level(*uids: Any) -> tuple[str, list]:
+    return ("unique_identifier", list(uids))
+
+
+def contract_seed() -> pl.DataFrame:
+    return polars_frame(value=[1.0, 2.0], count=[1, 2])
+
+
+# -- the one rejection helper -------------------------------------------------------------------
+def table_state(node: DataNode) -> tuple[int, list[dict]] | None:
+    """(Delta version, rows sorted by the index) read straight from storage, or None without a table."""
+    try:
+        table = DeltaTable(node.table_uri, storage_options=node.lake.storage_options or None)
+    except TableNotFoundError:
+        return None
+    rows = table.to_pyarrow_table().to_pylist()
+    return table.version(), sorted(rows, key=lambda row: sorted((k, str(v)) for k, v in row.items()))
+
+
+def assert_rejected(node: FrameNode, output: Any, problem: tuple[str, ...],
+                    cause: type[Exception] = FrameValidationError) -> NodeRunError:
+    """``run()`` must fail in validation naming the node and the problem, and change nothing stored."""
+    before = table_state(node)
+    with pytest.raises(NodeRunError) as caught:
+        node.run_with(output)
+    error = caught.value
+    message = str(error)
+    assert error.phase == "validation", message
+    assert isinstance(error.cause, cause), message
+    for text in (type(node).__name__, node.update_hash, "validation", *problem):
+        assert text in message, f"{text!r} not in {message!r}"
+    assert table_state(node) == before, "a rejected frame changed the stored table"
+    return error
+
+
+@dataclass(frozen=True)
+class Rejection:
+    output: Callable[[], Any]
+    problem: tuple[str, ...]
+    node: type[FrameNode] = FrameNode
+    records: list[RecordDefinition] | None = None
+    seed: Callable[[], Any] = polars_frame
+    cause: type[Exception] = FrameValidationError
+    seeded_only: bool = False
+
+
+def _reject(id: str, output: Callable[[], Any], *problem: str, **kwargs: Any):
+    return pytest.param(Rejection(output, problem, **kwargs), id=id)
+
+
+LONG = "x" * 256
+RECORDS = [RecordDefinition(column_name="value", dtype="float64"), RecordDefinition(column_name="count", dtype="int64")]
+
+FRAME_RULE_REJECTIONS = [
+    # what update() returns
+    _reject("none", lambda: None, "returned None"),
+    _reject("not-a-frame", lambda: {"time_index": [T0]}, "returned dict"),
+    _reject("polars-no-time-index", lambda: pl.DataFrame({"t": [T0], "value": [1.0]}), "time_index"),
+    _reject("pandas-unnamed-index", lambda: pd.DataFrame({"value": [1.0]}, index=pd.DatetimeIndex([T0])), "named"),
+    _reject("pandas-first-level-not-time", lambda: pd.DataFrame(
+        {"value": [1.0]}, index=pd.Index(["AAA"], name="unique_identifier")), "time_index"),
+    _reject("no-value-column", lambda: polars_frame().select("time_index", "unique_identifier"), "no value column"),
+    # time_index
+    _reject("polars-naive", lambda: polars_frame(times=(T0.replace(tzinfo=None),), uids=("AAA",)), "naive"),
+    _reject("pandas-naive", lambda: pandas_frame((T0.replace(tzinfo=None),)), "naive"),
+    _reject("polars-paris", lambda: polars_frame().with_columns(
+        pl.col("time_index").dt.convert_time_zone("Europe/Paris")), "Europe/Paris", "convert it to UTC"),
+    _reject("pandas-new-york", lambda: pandas_frame(
+        pd.DatetimeIndex([day(1)]).tz_convert("America/New_York")), "America/New_York"),
+    _reject("arrow-tokyo", lambda: pa.table({
+        "time_index": pa.array([day(1)], pa.timestamp("us", tz="Asia/Tokyo")), "value": [1.0]}), "Asia/Tokyo"),
+    _reject("time-index-not-datetime", lambda: polars_frame(times=("2024-01-01",), uids=("AAA",)), "time_index", "str"),
+    _reject("polars-null-time", lambda: polars_frame(times=(day(1), None)), "time_index", "null"),
+    _reject("pandas-nat-time", lambda: pandas_frame(pd.DatetimeIndex([day(1), pd.NaT])), "time_index", "NaT"),
+    # identity dimensions
+    _reject("polars-int-uid", lambda: polars_frame(uids=(1, 2)), "unique_identifier", "must hold strings", "int64"),
+    _reject("pandas-int-level", lambda: pandas_frame((day(1), day(2)), uid_level(1, 2)), "unique_identifier", "strings"),
+    _reject("polars-null-uid", lambda: polars_frame(uids=("AAA", None)), "unique_identifier", "null"),
+    _reject("pandas-null-uid", lambda: pandas_frame((day(1), day(2)), uid_level("AAA", None)), "unique_identifier", "null"),
+    _reject("empty-uid", lambda: polars_frame(uids=("AAA", "")), "unique_identifier", "empty or blank"),
+    _reject("blank-uid", lambda: polars_frame(uids=("AAA", "   ")), "unique_identifier", "empty or blank"),
+    _reject("long-uid", lambda: polars_frame(uids=("AAA", LONG)), "256 characters", "255"),
+    _reject("nul-uid", lambda: polars_frame(uids=("AAA", "A\x00B")), "control characters"),
+    _reject("newline-uid", lambda: polars_frame(uids=("AAA", "A\nB")), "control characters"),
+    _reject("dotdot-uid", lambda: polars_frame(uids=("AAA", "..")), "'..'"),
+    _reject("dotdot-segment-uid", lambda: polars_frame(uids=("AAA", "a/../b")), "'..'"),
+    _reject("blank-third-level", lambda: pandas_frame((day(1), day(2)), uid_level("AAA", "AAA"), ("venue", ["X", " "])),
+            "venue", "empty or blank"),
+    _reject("polars-declared-level-missing", lambda: polars_frame(), "venue", "missing", node=VenueNode),
+    # duplicate index tuples (the key is in the message)
+    _reject("duplicate-1-level", lambda: pandas_frame((day(1), day(3), day(3)), value=[1.0, 2.0, 3.0]),
+            "duplicate index (time_index=2024-01-04T00:00:00+00:00)"),
+    _reject("duplicate-2-levels", lambda: polars_frame(times=(day(1), day(1), day(1)), uids=("AAA", "BBB", "BBB"),
+                                                       value=[1.0, 2.0, 3.0]), "duplicate index (time_index=2024-01-02T00:00:00+00:00, unique_identifier='BBB')"),
+    _reject("duplicate-3-levels", lambda: pandas_frame(
+        (day(1),) * 3, uid_level("AAA", "AAA", "AAA"), ("venue", ["X", "Y", "Y"]), value=[1.0, 2.0, 3.0]),
+        "(time_index=2024-01-02T00:00:00+00:00, unique_identifier='AAA', venue='Y')"),
+    _reject("duplicate-polars-venue", lambda: polars_frame(uids=("AAA", "AAA"), venue=["X", "X"], value=[1.0, 2.0])
+            .with_columns(pl.lit(day(1)).alias("time_index")), "unique_identifier='AAA', venue='X')", node=VenueNode),
+    # column names
+    _reject("uppercase-column", lambda: polars_frame(Value=[1.0, 2.0]), "'Value'", "lowercase"),
+    _reject("long-column", lambda: polars_frame(**{"v" * 64: [1.0, 2.0]}), "64 characters", "63"),
+    _reject("pandas-duplicate-column", lambda: pandas_frame((day(1),)).assign(other=[2.0]).set_axis(
+        ["value", "value"], axis=1), "'value'", "more than once"),
+    _reject("arrow-duplicate-column", lambda: pa.table(
+        [pa.array([day(1)]), pa.array([1.0]), pa.array([2.0])], names=["time_index", "value", "value"]),
+        "'value'", "more than once"),
+    _reject("reserved-select", lambda: polars_frame(select=[1.0, 2.0]), "'select'", "reserved"),
+    _reject("reserved-dunder", lambda: polars_frame(__meta=[1.0, 2.0]), "'__meta'", "reserved"),
+    _reject("space-in-column", lambda: polars_frame(**{"my value": [1.0, 2.0]}), "'my value'"),
+    _reject("dash-in-column", lambda: polars_frame(**{"my-value": [1.0, 2.0]}), "'my-value'"),
+    _reject("pandas-int-column-name", lambda: pandas_frame((day(1),)).set_axis([0], axis=1), "column names", "strings"),
+    _reject("pandas-column-named-like-level", lambda: pandas_frame((day(1),), uid_level("AAA"), unique_identifier=["x"]),
+            "unique_identifier", "same name as an index level"),
+    # value dtypes
+    _reject("pandas-mixed-object", lambda: pandas_frame((day(1), day(2)), value=np.array([1.0, "a"], dtype=object)),
+            "'value'", "mixed"),
+    _reject("pandas-object-dicts", lambda: pandas_frame((day(1),), value=np.array([{"a": 1}], dtype=object)), "'value'"),
+    _reject("polars-all-null", lambda: polars_frame(value=[None, None]), "'value'", "only nulls"),
+    _reject("pandas-all-none", lambda: pandas_frame((day(1), day(2)), value=np.array([None, None], dtype=object)),
+            "'value'", "only nulls"),
+    _reject("polars-list", lambda: polars_frame(value=[[1.0], [2.0]]), "'value'", "unsupported type", "list"),
+    _reject("polars-struct", lambda: polars_frame(value=[{"a": 1}, {"a": 2}]), "'value'", "unsupported type", "struct"),
+    _reject("polars-decimal", lambda: polars_frame().with_columns(pl.col("value").cast(pl.Decimal(10, 2))),
+            "'value'", "unsupported type", "decimal"),
+    _reject("pandas-decimal", lambda: pandas_frame((day(1),), value=[decimal.Decimal("1.5")]), "'value'", "decimal"),
+    _reject("arrow-binary", lambda: pa.table({"time_index": pa.array([day(1)]), "value": pa.array([b"x"])}),
+            "'value'", "unsupported type", "binary"),
+    _reject("polars-duration", lambda: polars_frame(value=[dt.timedelta(1), dt.timedelta(2)]), "'value'", "unsupported"),
+    _reject("naive-datetime-value", lambda: polars_frame(seen_at=[T0.replace(tzinfo=None)] * 2), "'seen_at'", "UTC"),
+    _reject("paris-datetime-value", lambda: polars_frame(seen_at=[T0] * 2).with_columns(
+        pl.col("seen_at").dt.convert_time_zone("Europe/Paris")), "'seen_at'", "UTC"),
+    # microseconds
+    _reject("pandas-sub-microsecond-time", lambda: pandas_frame(
+        pd.DatetimeIndex([pd.Timestamp("2024-01-02 00:00:00.000000001", tz="UTC")])), "time_index", "sub-microsecond"),
+    _reject("pandas-sub-microsecond-value", lambda: pandas_frame(
+        (day(1),), seen_at=pd.DatetimeIndex([pd.Timestamp("2024-01-02 00:00:00.000001500", tz="UTC")])),
+        "'seen_at'", "sub-microsecond"),
+    # declared records (configuration is the contract even before the first write)
+    _reject("records-undeclared-column", lambda: contract_seed().with_columns(extra=pl.lit(1.0)),
+            "'extra'", "not declared", records=RECORDS, seed=contract_seed),
+    _reject("records-missing-column", lambda: contract_seed().drop("count"), "'count'", "missing",
+            records=RECORDS, seed=contract_seed),
+    _reject("records-wrong-dtype", lambda: contract_seed().with_columns(pl.col("count").cast(pl.String)),
+            "'count'", "int64", "string", records=RECORDS, seed=contract_seed),
+    _reject("records-float-into-int", lambda: contract_seed().with_columns(pl.col("count").cast(pl.Float64)),
+            "'count'", "int64", "float64", records=RECORDS, seed=contract_seed),
+]
+
+SCHEMA_CONTRACT_REJECTIONS = [
+    _reject("new-column", lambda: contract_seed().with_columns(extra=pl.lit(1.5)), "'extra'", "float64",
+            seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+    _reject("missing-column", lambda: contract_seed().drop("count"), "'count'", "int64",
+            seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+    _reject("float-to-string", lambda: contract_seed().with_columns(pl.col("value").cast(pl.String)),
+            "'value'", "float64", "string", seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+    _reject("int-to-float", lambda: contract_seed().with_columns(pl.col("count").cast(pl.Float64)),
+            "'count'", "int64", "float64", seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+    _reject("int-to-bool", lambda: contract_seed().with_columns(pl.col("count") > 0),
+            "'count'", "int64", "bool", seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+    _reject("index-levels-changed", lambda: contract_seed().drop("unique_identifier").head(1),
+            "index", "unique_identifier", seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+]
+
+
+def _seed_for(rejection: Rejection, node: FrameNode) -> None:
+    if rejection.node is VenueNode:
+        seed = polars_frame(uids=("AAA", "AAA"), venue=["X", "Y"], value=[1.0, 2.0])
+    else:
+        seed = rejection.seed()
+    node.run_with(seed)
+    assert table_state(node) is not None
+
+
+@pytest.mark.parametrize("seeded", [True, False], ids=["after-a-write", "first-run"])
+@pytest.mark.parametrize("rejection", FRAME_RULE_REJECTIONS + SCHEMA_CONTRACT_REJECTIONS)
+def test_rejected_frame_names_node_phase_and_problem_and_changes_nothing(local_lake, rejection, seeded):
+    if rejection.seeded_only and not seeded:
+        pytest.skip("a schema contract needs a stored table")
+    node = rejection.node(FrameConfig(records=rejection.records))
+    if seeded:
+        _seed_for(rejection, node)
+    assert_rejected(node, rejection.output(), rejection.problem, rejection.cause)
+    if not seeded:
+        assert table_state(node) is None
+
+
+def test_node_still_runs_after_a_rejection(local_lake):
+    node = FrameNode()
+    node.run_with(polars_frame())
+    assert_rejected(node, polars_frame(uids=("AAA", "")), ("empty or blank",))
+    _, written = node.run_with(polars_frame(times=(day(5), day(5)), value=[5.0, 6.0]))
+    assert written.height == 2
+    assert table_state(node)[0] == 2
+
+
+# -- accepted inputs ----------------------------------------------------------------------------
+def _read(node: FrameNode) -> pl.DataFrame:
+    return node.get_df_between_dates()
+
+
+def test_polars_two_level_round_trip(local_lake):
+    frame = polars_frame(uids=("BBB", "AAA"))
+    error, written = FrameNode().run_with(frame)
+    assert error is False
+    expected = frame.sort("time_index", "unique_identifier")
+    assert written.sort("time_index", "unique_identifier").equals(expected)
+    assert _read(FrameNode()).equals(expected)
+
+
+def test_pandas_single_datetime_index_round_trip(local_lake):
+    frame = pandas_frame((day(1), day(2)))
+    FrameNode().run_with(frame)
+    stored = FrameNode().get_df_between_dates(frame="pandas")
+    assert list(stored.index.names) == ["time_index"]
+    assert stored["value"].tolist() == [1.0, 2.0]
+    assert list(stored.index) == [pd.Timestamp(day(1)), pd.Timestamp(day(2))]
+    assert str(stored.index.tz) == "UTC"
+
+
+def test_pandas_multiindex_round_trip(local_lake):
+    frame = pandas_frame((day(1), day(1)), uid_level("AAA", "BBB"), close=[10.0, 20.0])
+    FrameNode().run_with(frame)
+    stored = FrameNode().get_df_between_dates(frame="pandas")
+    assert list(stored.index.names) == ["time_index", "unique_identifier"]
+    assert stored.xs("BBB", level="unique_identifier")["close"].tolist() == [20.0]
+
+
+def test_pandas_three_levels_round_trip(local_lake):
+    frame = pandas_frame((day(1), day(1), day(2)), uid_level("AAA", "AAA", "AAA"), ("venue", ["X", "Y", "X"]),
+                         value=[1.0, 2.0, 3.0])
+    node = FrameNode()
+    node.run_with(frame)
+    stored = FrameNode().get_df_between_dates(frame="pandas")
+    assert list(stored.index.names) == ["time_index", "unique_identifier", "venue"]
+    assert stored["value"].tolist() == [1.0, 2.0, 3.0]
+    assert node.store.index_names() == ("time_index", "unique_identifier", "venue")
+
+
+def test_polars_declared_dimension_round_trip(local_lake):
+    frame = polars_frame(uids=("AAA", "AAA"), venue=["X", "Y"], value=[1.0, 2.0])
+    VenueNode().run_with(frame)
+    stored = VenueNode().get_df_between_dates()
+    assert stored.columns == ["time_index", "unique_identifier", "venue", "value"]
+    assert stored["venue"].to_list() == ["X", "Y"]
+
+
+def test_arrow_table_round_trip(local_lake):
+    table = pa.table({"time_index": pa.array([day(1), day(2)], pa.timestamp("ms", tz="UTC")),
+                      "value": pa.array([1, 2], pa.int32())})
+    FrameNode().run_with(table)
+    stored = _read(FrameNode())
+    assert stored.schema == pl.Schema({"time_index": pl.Datetime("us", "UTC"), "value": pl.Int64})
+    assert stored["time_index"].to_list() == [day(1), day(2)]
+
+
+def test_record_batch_and_lazy_frame_are_accepted(local_lake):
+    batch = pa.RecordBatch.from_pydict({"time_index": pa.array([day(1)], pa.timestamp("us", tz="UTC")), "value": [1.0]})
+    FrameNode().run_with(batch)
+    FrameNode().run_with(pl.DataFrame({"time_index": [day(2)], "value": [2.0]}).lazy())
+    assert _read(FrameNode())["value"].to_list() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("empty", [
+    pytest.param(lambda: pl.DataFrame(), id="polars-no-columns"),
+    pytest.param(lambda: polars_frame().clear(), id="polars-with-schema"),
+    pytest.param(lambda: pd.DataFrame(), id="pandas"),
+    pytest.param(lambda: pandas_frame((day(1),), uid_level("AAA")).iloc[0:0], id="pandas-multiindex"),
+    pytest.param(lambda: pa.table({}), id="arrow"),
+])
+@pytest.mark.parametrize("seeded", [True, False], ids=["after-a-write", "first-run"])
+def test_empty_frame_writes_nothing_and_returns_an_empty_frame(local_lake, empty, seeded):
+    node = FrameNode()
+    if seeded:
+        node.run_with(polars_frame())
+    before = table_state(node)
+    error, written = node.run_with(empty())
+    assert error is False
+    assert isinstance(written, pl.DataFrame) and written.height == 0
+    assert table_state(node) == before
+
+
+def test_inf_is_stored_as_nan(local_lake):
+    FrameNode().run_with(polars_frame(times=(day(1), day(2), day(3)), uids=("A", "A", "A"),
+                                      value=[float("inf"), float("-inf"), 1.5]))
+    stored = _read(FrameNode())["value"]
+    assert stored.is_nan().to_list() == [True, True, False]
+    assert stored[2] == 1.5
+
+
+def test_value_payloads_round_trip(local_lake):
+    when = [dt.datetime(2020, 5, 6, 7, 8, 9, 123456, tzinfo=UTC), None]
+    frame = pl.DataFrame({
+        "time_index": [day(1), day(2)],
+        "n_int": [-(2**62), None],
+        "n_float": [0.1, None],
+        "flag": [True, None],
+        "text": ["é/ü = 1% 🙂", None],
+        "on_date": [dt.date(1999, 12, 31), None],
+        "at_time": when,
+    })
+    FrameNode().run_with(frame)
+    stored = _read(FrameNode())
+    assert stored.schema == pl.Schema({
+        "time_index": pl.Datetime("us", "UTC"), "n_int": pl.Int64, "n_float": pl.Float64, "flag": pl.Boolean,
+        "text": pl.String, "on_date": pl.Date, "at_time": pl.Datetime("us", "UTC"),
+    })
+    assert stored.equals(frame.with_columns(pl.col("at_time").cast(pl.Datetime("us", "UTC"))))
+
+
+def test_pandas_payloads_round_trip(local_lake):
+    frame = pandas_frame((day(1), day(2)), uid_level("AAA", "AAA"),
+                         small=pd.array([1, 2], dtype="int8"), f32=pd.array([0.5, 1.5], dtype="float32"),
+                         flag=[True, False], text=["a", "b"], obj_text=np.array(["x", "y"], dtype=object),
+                         nullable=pd.array([1, None], dtype="Int64"))
+    FrameNode().run_with(frame)
+    stored = _read(FrameNode())
+    assert stored.drop("time_index", "unique_identifier").to_dicts() == [
+        {"small": 1, "f32": 0.5, "flag": True, "text": "a", "obj_text": "x", "nullable": 1},
+        {"small": 2, "f32": 1.5, "flag": False, "text": "b", "obj_text": "y", "nullable": None},
+    ]
+    assert stored.schema["small"] == pl.Int64 and stored.schema["f32"] == pl.Float64
+
+
+def test_pandas_microsecond_aligned_nanoseconds_are_accepted(local_lake):
+    times = pd.DatetimeIndex([pd.Timestamp("2024-01-02 00:00:00.000001", tz="UTC")]).as_unit("ns")
+    assert str(times.dtype) == "datetime64[ns, UTC]"
+    FrameNode().run_with(pandas_frame(times))
+    assert _read(FrameNode())["time_index"].to_list() == [dt.datetime(2024, 1, 2, 0, 0, 0, 1, tzinfo=UTC)]
+
+
+def test_pandas3_microsecond_unit_is_accepted(local_lake):
+    times = pd.DatetimeIndex([day(1), day(2)]).as_unit("us")
+    assert str(times.dtype) == "datetime64[us, UTC]"
+    FrameNode().run_with(pandas_frame(times))
+    assert _read(FrameNode())["time_index"].to_list() == [day(1), day(2)]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC"])
+def test_utc_spellings_are_accepted(local_lake, zone):
+    frame = polars_frame().with_columns(pl.col("time_index").dt.replace_time_zone(None).dt.replace_time_zone(zone))
+    FrameNode().run_with(frame)
+    assert _read(FrameNode())["time_index"].to_list() == [day(1), day(2)]
+
+
+def test_int_values_widen_into_a_float_column_across_runs(local_lake):
+    node = FrameNode()
+    node.run_with(contract_seed())
+    node.run_with(polars_frame(times=(day(3), day(3)), value=[3, 4], count=[3, 4]))
+    stored = _read(FrameNode())
+    assert stored.schema["value"] == pl.Float64
+    assert stored["value"].to_list() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_declared_records_accept_a_matching_frame(local_lake):
+    node = FrameNode(FrameConfig(records=RECORDS))
+    node.run_with(contract_seed().with_columns(pl.col("value").cast(pl.Int64)))
+    assert _read(node).schema["value"] == pl.Float64
