@@ -683,6 +683,27 @@ QUERIES: list[tuple[str, list[str]]] = [
     ("realised volatility", ["realized_volatility_daily"]),
     ("liquidatons", ["crypto_liquidations"]),
     ("houseing starts", ["us_housing_starts_monthly"]),
+    # looser paraphrases: little word overlap with the answer's description
+    ("what did the fed decide", ["central_bank_policy_rates"]),
+    ("ticker to isin lookup", ["security_master"]),
+    ("bitcoin perp funding", ["crypto_funding_rates"]),
+    ("consumer spending", ["credit_card_spending_weekly", "us_retail_sales_monthly"]),
+    ("company size", ["equity_market_cap_daily"]),
+    ("sector classification", ["gics_classification"]),
+    ("s&p 500 members", ["index_constituents"]),
+    ("barra exposures", ["risk_model_exposures"]),
+    ("nat gas futures", ["commodity_futures_daily"]),
+    ("eth transaction count", ["onchain_metrics_daily"]),
+    ("sharpe and drawdown", ["fund_nav_performance"]),
+    ("market beta", ["rolling_beta_daily"]),
+    ("carry trade", ["fx_carry_signal", "commodity_curve_carry"]),
+    ("contango backwardation", ["vix_term_structure", "commodity_curve_carry"]),
+    ("stale data checks", ["data_quality_checks"]),
+    ("tips breakevens", ["inflation_swaps_breakevens"]),
+    ("earnings calendar", ["earnings_announcements"]),
+    ("stock loan fee", ["equity_borrow_rates"]),
+    ("quarterly revenue", ["fundamentals_income_statement_quarterly"]),
+    ("intraday euro dollar rate", ["fx_spot_intraday_1m"]),
 ]
 
 _REGIONS = ["us", "eu", "uk", "jp", "apac", "em", "cn", "ca", "au", "latam", "ch", "nordic", "in", "kr", "br"]

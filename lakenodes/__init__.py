@@ -25,6 +25,7 @@ from .errors import (
 from .hashing import hash_namespace
 from .lake import Lake, current_lake, use_lake
 from .node import APIDataNode, DataNode
+from .runner import run_many
 from .statistics import UpdateStatistics
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -54,5 +55,6 @@ __all__ = [
     "current_lake",
     "hash_namespace",
     "repoint_identifier",
+    "run_many",
     "use_lake",
 ]

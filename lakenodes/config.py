@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import enum
+import typing
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -131,8 +133,7 @@ class DataNodeConfiguration(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        for name in cls.model_fields:
-            field_markers(cls, name)
+        check_field_markers(cls)
 
     @field_validator("offset_start")
     @classmethod
@@ -140,6 +141,27 @@ class DataNodeConfiguration(BaseModel):
         if value is not None and value.tzinfo is None:
             raise ValueError("offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'")
         return value.astimezone(datetime.timezone.utc) if value is not None else None
+
+
+def check_field_markers(model: type[BaseModel], _seen: set[type] | None = None) -> None:
+    """Check the markers of every field of ``model`` and of the models nested in its fields."""
+    seen = set() if _seen is None else _seen
+    if model in seen:
+        return
+    seen.add(model)
+    for name, info in model.model_fields.items():
+        field_markers(model, name)
+        for nested in _nested_models(info.annotation):
+            check_field_markers(nested, seen)
+
+
+def _nested_models(annotation: Any) -> Iterator[type[BaseModel]]:
+    """Pydantic models named by an annotation (``Inner``, ``list[Inner] | None``, ``dict[str, Inner]``…)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for argument in typing.get_args(annotation):
+        yield from _nested_models(argument)
 
 
 def field_markers(model: type[BaseModel], name: str) -> tuple[bool, bool]:

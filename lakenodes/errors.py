@@ -51,3 +51,6 @@ class NodeRunError(LakenodesError, RuntimeError):
         self.phase = phase
         self.cause = cause
         super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {cause}")
+
+    def __reduce__(self):  # picklable across process pools (the default would call __init__(message))
+        return type(self), (self.node, self.phase, self.cause)

@@ -1,0 +1,127 @@
+"""run(executor=...) and run_many(...) on a spawn process pool and a Dask LocalCluster match a serial run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+
+import polars as pl
+import pytest
+from pydantic import Field
+
+from lakenodes import DataNode, DataNodeConfiguration, Lake, NodeRunError, run_many, use_lake
+
+UTC = dt.timezone.utc
+DAYS = [dt.datetime(2024, 3, 1, tzinfo=UTC) + dt.timedelta(days=i) for i in range(30)]
+
+
+def value(uid: str, day: dt.datetime) -> float:
+    return float(zlib.crc32(f"{uid}|{day:%Y-%m-%d}".encode()) % 10_000) / 100
+
+
+class ShardConfig(DataNodeConfiguration):
+    uids: list[str] = Field(..., json_schema_extra={"update_only": True})
+
+
+class ShardedPrices(DataNode):
+    """Deterministic prices; several shards (update_only uids) write one table."""
+
+    def dependencies(self):
+        return {}
+
+    def get_asset_list(self):
+        return list(self.config.uids)
+
+    def update(self) -> pl.DataFrame:
+        stats = self.update_statistics
+        rows = [(day, uid, value(uid, day)) for uid in self.config.uids for day in DAYS
+                if day > stats.get_last_update_index_2d(uid)]
+        return pl.DataFrame(rows, schema={"time_index": pl.Datetime("us", "UTC"), "unique_identifier": pl.String,
+                                          "close": pl.Float64}, orient="row")
+
+
+class IndexConfig(DataNodeConfiguration):
+    shards: list[list[str]]
+
+
+class EqualWeightIndex(DataNode):
+    """Average of all shards per day: depends on every shard (independent branches)."""
+
+    def __init__(self, config: IndexConfig, **kwargs):
+        self.shards = [ShardedPrices(ShardConfig(uids=uids, offset_start=DAYS[0] - dt.timedelta(days=1)))
+                       for uids in config.shards]
+        super().__init__(config, **kwargs)
+
+    def dependencies(self):
+        return {f"shard_{i}": shard for i, shard in enumerate(self.shards)}
+
+    def update(self) -> pl.DataFrame:
+        prices = self.shards[0].get_df_between_dates()
+        return prices.group_by("time_index").agg(pl.col("close").mean().alias("level")).sort("time_index")
+
+
+class BrokenShard(ShardedPrices):
+    def update(self) -> pl.DataFrame:
+        raise ValueError("feed missing")
+
+
+SHARDS = [["AAA", "BRK/B"], ["A B", "é=1%"], ["CCC"], ["DDD", "EEE"]]
+
+
+def build() -> EqualWeightIndex:
+    return EqualWeightIndex(IndexConfig(shards=SHARDS))
+
+
+def snapshot(node: DataNode) -> pl.DataFrame:
+    return node.get_df_between_dates()
+
+
+@pytest.fixture
+def serial_result(tmp_path):
+    with use_lake(tmp_path / "serial"):
+        index = build()
+        index.run()
+        return snapshot(index), snapshot(index.shards[0])
+
+
+def test_process_pool_matches_serial(tmp_path, serial_result):
+    with use_lake(tmp_path / "pool"):
+        index = build()
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            err, written = index.run(executor=pool)
+        assert err is False and written.height == len(DAYS)
+        assert snapshot(index).equals(serial_result[0])
+        assert snapshot(index.shards[0]).equals(serial_result[1])
+        assert snapshot(index.shards[0]).height == len(DAYS) * 7
+
+
+def test_run_many_sharded_updaters_on_pool(tmp_path, serial_result):
+    with use_lake(tmp_path / "many"):
+        shards = [ShardedPrices(ShardConfig(uids=uids, offset_start=DAYS[0] - dt.timedelta(days=1))) for uids in SHARDS]
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            written = run_many(shards, executor=pool)
+        assert sorted(frame.height for frame in written.values()) == sorted(len(u) * len(DAYS) for u in SHARDS)
+        assert snapshot(shards[0]).equals(serial_result[1])
+        again = run_many(shards)  # serial, nothing new
+        assert all(frame.height == 0 for frame in again.values())
+
+
+def test_failure_in_worker_names_node_and_phase(tmp_path):
+    with use_lake(tmp_path / "broken"):
+        broken = BrokenShard(ShardConfig(uids=["AAA"]))
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with pytest.raises(NodeRunError, match="BrokenShard.*update.*feed missing"):
+                run_many([broken], executor=pool)
+
+
+def test_dask_local_cluster_matches_serial(tmp_path, serial_result):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client, use_lake(tmp_path / "dask"):
+            index = build()
+            err, _ = index.run(executor=client.get_executor())
+            assert err is False
+            assert snapshot(index).equals(serial_result[0])
+            assert snapshot(index.shards[0]).equals(serial_result[1])
