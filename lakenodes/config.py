@@ -76,8 +76,7 @@ class RecordDefinition(BaseModel):
     @field_validator("dtype")
     @classmethod
     def _known_dtype(cls, value: str) -> str:
-        canonical_dtype(value)
-        return value
+        return canonical_dtype(value)  # one spelling per dtype, so equivalent declarations hash alike
 
 
 class DataNodeMetaData(BaseModel):

@@ -124,6 +124,7 @@ class Stage:
 
 
 def write(node: QueuedNode, rows: pl.DataFrame, model: pl.DataFrame | None, index: list[str]) -> pl.DataFrame:
+    """Run ``node`` on ``rows``; return the model of the table afterwards (restated rows replaced)."""
     node.pending = rows
     err, written = node.run()
     assert err is False and written.height == rows.height
@@ -132,13 +133,22 @@ def write(node: QueuedNode, rows: pl.DataFrame, model: pl.DataFrame | None, inde
     return pl.concat([model.join(rows.select(index), on=index, how="anti"), rows])
 
 
+def last_operation(lake: Lake, uri: str) -> str:
+    return DeltaTable(uri, storage_options=lake.storage_options or None).history(1)[0]["operation"]
+
+
 def stages(lake: Lake, kind: str) -> Iterator[Stage]:
     """Drive one table through every kind of commit lakenodes and its maintenance make."""
     node, index = make_node(kind), ["time_index", *DIMENSIONS[kind]]
-    model = write(node, batch(kind, range(1, 5), version=1), None, index)
+    model = write(node, batch(kind, range(1, 4), version=1), None, index)
     yield Stage("first write", node, index, model)
 
-    model = write(node, batch(kind, range(3, 7), version=2), model, index)  # restates days 3-4, adds 5-6
+    model = write(node, batch(kind, range(4, 6), version=1), model, index)
+    assert last_operation(lake, node.table_uri) == "WRITE"  # newer rows: a blind append
+    yield Stage("append", node, index, model)
+
+    model = write(node, batch(kind, range(3, 7), version=2), model, index)  # restates days 3-5, adds 6
+    assert last_operation(lake, node.table_uri) == "MERGE"
     yield Stage("upsert", node, index, model)
 
     store = TableStore(lake, node.storage_hash)
@@ -148,9 +158,14 @@ def stages(lake: Lake, kind: str) -> Iterator[Stage]:
     if DIMENSIONS[kind]:  # a scoped tail delete of one identity coordinate
         coordinate, cut = identities(kind)[0], dt.datetime(2024, 1, 4, tzinfo=UTC)
         scoped = pl.all_horizontal([pl.col(d) == v for d, v in coordinate.items()]) & (pl.col("time_index") >= cut)
-        assert store.delete_after(cut, [coordinate]) == model.filter(scoped).height > 0
+        assert store.delete_after(cut, coordinates=[coordinate]) == model.filter(scoped).height > 0
         model = model.filter(~scoped)
+    assert last_operation(lake, node.table_uri) == "DELETE"
     yield Stage("tail delete", node, index, model)
+
+    model = write(node, batch(kind, range(6, 8), version=3), model, index)
+    assert last_operation(lake, node.table_uri) == "WRITE"
+    yield Stage("append after delete", node, index, model)
 
     table = DeltaTable(node.table_uri, storage_options=lake.storage_options or None)
     assert table.optimize.compact()["numFilesRemoved"] > 0
@@ -160,6 +175,10 @@ def stages(lake: Lake, kind: str) -> Iterator[Stage]:
     table.create_checkpoint()
     assert table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
     yield Stage("checkpoint + vacuum", node, index, model)
+
+
+STAGE_NAMES = ["first write", "append", "upsert", "tail delete", "append after delete", "compaction",
+               "checkpoint + vacuum"]
 
 
 # -- DuckDB ----------------------------------------------------------------------------------------
@@ -230,7 +249,7 @@ def test_delta_scan_reads_exactly_what_lakenodes_reads(any_lake: Lake, duck, kin
         assert_same_rows(ours, stage.expected, stage.index, f"lakenodes after {stage.name}")
         assert_same_rows(delta_scan(duck, stage.node.table_uri), ours, stage.index, f"delta_scan after {stage.name}")
         seen.append(stage.name)
-    assert seen == ["first write", "upsert", "tail delete", "compaction", "checkpoint + vacuum"]
+    assert seen == STAGE_NAMES
     # µs and the awkward identifiers really went through (not just equal on both sides by accident)
     final = delta_scan(duck, stage.node.table_uri)
     assert final["time_index"].dt.microsecond().n_unique() > 1

@@ -1,0 +1,75 @@
+"""Asset registry: registration is idempotent and concurrency-safe; lookups; identifiers round-trip."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+from pydantic import ValidationError
+
+from lakenodes import Asset, Lake, LakenodesUserError, NotFoundError
+from lakenodes.assets import _ledger
+
+ODD_UIDS = ["BRK/B", "A B", "é=1%", "x'y", "a=b/c"]
+
+
+def specs(uids):
+    return [{"unique_identifier": uid, "snapshot": {"ticker": uid.upper(), "name": f"name {uid}"}} for uid in uids]
+
+
+def test_register_filter_get(any_lake):
+    registered = Asset.batch_get_or_register_custom_assets(specs(["NVDA", "AAPL", *ODD_UIDS]))
+    assert [a.unique_identifier for a in registered] == ["NVDA", "AAPL", *ODD_UIDS]
+    assert {a.unique_identifier for a in Asset.filter(ticker__in=["NVDA", "AAPL"])} == {"NVDA", "AAPL"}
+    assert Asset.get(unique_identifier="é=1%").name == "name é=1%"
+    assert {a.unique_identifier for a in Asset.filter(unique_identifier__in=ODD_UIDS)} == set(ODD_UIDS)
+    with pytest.raises(NotFoundError):
+        Asset.get(ticker="MSFT")
+    with pytest.raises(LakenodesUserError, match="unknown field 'colour'"):
+        Asset.filter(colour="red")
+
+
+def test_registration_is_idempotent(local_lake):
+    Asset.batch_get_or_register_custom_assets(specs(["NVDA", "AAPL"]))
+    versions = _ledger(local_lake)._store.table().version()
+    again = Asset.batch_get_or_register_custom_assets(specs(["NVDA", "AAPL"]))
+    assert [a.unique_identifier for a in again] == ["NVDA", "AAPL"]
+    assert _ledger(local_lake)._store.table().version() == versions  # nothing committed
+    Asset.batch_get_or_register_custom_assets([{"unique_identifier": "NVDA", "snapshot": {"ticker": "NVDA", "name": "NVIDIA Corp"}}])
+    assert Asset.get(unique_identifier="NVDA").name == "NVIDIA Corp"
+    assert len(Asset.filter()) == 2
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"snapshot": {}}, "unique_identifier"),
+    ({"unique_identifier": ""}, "empty"),
+    ({"unique_identifier": "x" * 300}, "limit is 255"),
+    ({"unique_identifier": "../etc"}, "path segments"),
+    ({"unique_identifier": "a\nb"}, "control characters"),
+    ({"unique_identifier": "ok", "snapshot": "not a dict"}, "mapping"),
+])
+def test_bad_assets_rejected_and_nothing_stored(local_lake, bad, message):
+    Asset.batch_get_or_register_custom_assets(specs(["NVDA"]))
+    with pytest.raises((LakenodesUserError, ValidationError), match=message):
+        Asset.batch_get_or_register_custom_assets([*specs(["AAPL"]), bad])
+    assert [a.unique_identifier for a in Asset.filter()] == ["NVDA"]
+
+
+def _register(uri, uids, start, results):
+    start.wait()
+    Asset.batch_get_or_register_custom_assets(specs(uids), lake=Lake(uri))
+    results.put("ok")
+
+
+def test_concurrent_registration_loses_nothing(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(3), context.Queue()
+    uri = str(tmp_path / "lake")
+    batches = [["A", "B", "C"], ["B", "C", "D"], ["E", "A"]]
+    processes = [context.Process(target=_register, args=(uri, batch, start, results)) for batch in batches]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [results.get(timeout=5) for _ in processes] == ["ok"] * 3
+    assert sorted(a.unique_identifier for a in Asset.filter(lake=Lake(uri))) == ["A", "B", "C", "D", "E"]
