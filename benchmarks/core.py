@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
-from lakenodes import DataNode, DataNodeConfiguration, Lake
+from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake
 from lakenodes import statistics as ln_statistics
 from lakenodes import storage as ln_storage
 
@@ -83,6 +83,13 @@ class BenchConfig(DataNodeConfiguration):
     label: str = "bench"
 
 
+def bench_config(assets: int, label: str) -> BenchConfig:
+    """A configuration with a published identifier, so runs pay the catalog's identifier claim."""
+    metadata = DataNodeMetaData(identifier=f"bench_{label}_{assets}", description=f"benchmark prices ({label})",
+                                data_frequency_id="1d")
+    return BenchConfig(assets=assets, label=label, node_metadata=metadata)
+
+
 class BenchPrices(DataNode):
     """A synthetic daily price table: ``days_per_run`` new days per asset on every run."""
 
@@ -120,7 +127,7 @@ def price_rows(uids: Sequence[str], first: datetime.datetime, days: int, seed: i
 
 def build_node(lake: Lake, assets: int, label: str, days: int) -> BenchPrices:
     """A node whose table already holds ``days`` days for ``assets`` assets (written by run())."""
-    node = BenchPrices(BenchConfig(assets=assets, label=label), lake=lake, days_per_run=days)
+    node = BenchPrices(bench_config(assets, label), lake=lake, days_per_run=days)
     node.run()
     node.days_per_run = 1
     return node
@@ -253,7 +260,7 @@ def _fresh_daily_run(uri: str, options: dict[str, str], assets: int, label: str)
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     lake = Lake(uri, storage_options=options or None)
-    node = BenchPrices(BenchConfig(assets=assets, label=label), lake=lake)
+    node = BenchPrices(bench_config(assets, label), lake=lake)
     start = time.perf_counter()
     node.run()
     return time.perf_counter() - start
@@ -268,7 +275,7 @@ def _fresh_raw_append(uri: str, options: dict[str, str], assets: int, when: str)
 
 def _fresh_statistics(uri: str, options: dict[str, str], assets: int, label: str) -> float:
     lake = Lake(uri, storage_options=options or None)
-    node = BenchPrices(BenchConfig(assets=assets, label=label), lake=lake)
+    node = BenchPrices(bench_config(assets, label), lake=lake)
     start = time.perf_counter()
     node.compute_update_statistics()
     return time.perf_counter() - start
@@ -388,7 +395,7 @@ class Bench:
 
         def ours() -> None:
             counter[0] += 1
-            node = BenchPrices(BenchConfig(assets=s.backfill_assets, label=f"backfill-{counter[0]}"), lake=self.lake,
+            node = BenchPrices(bench_config(s.backfill_assets, f"backfill-{counter[0]}"), lake=self.lake,
                                days_per_run=s.backfill_rows)
             node.update = lambda: data  # the same rows as the raw write; generating them is not timed
             node.run()

@@ -22,8 +22,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmarks.search_corpus import CORPUS, QUERIES, synthetic_catalog
 from lakenodes.search import Embedder, HashingEmbedder, SearchIndex, SearchPage, SentenceTransformerEmbedder
@@ -49,7 +50,14 @@ def evaluate(index: SearchIndex, mode: str, uid_to_ident: dict[str, str]) -> dic
         rr.append(1.0 / min(ranks) if ranks else 0.0)
         recall.append(sum(1 for e in expected if e in ranked[:5]) / len(expected))
         if not ranks or min(ranks) > 1:
-            misses.append({"query": query, "expected": expected, "rank": min(ranks) if ranks else None, "top3": ranked[:3]})
+            misses.append(
+                {
+                    "query": query,
+                    "expected": expected,
+                    "rank": min(ranks) if ranks else None,
+                    "top3": ranked[:3],
+                }
+            )
     return {"mrr": statistics.fmean(rr), "recall@5": statistics.fmean(recall), "misses": misses}
 
 
@@ -77,16 +85,24 @@ def embedders(st_model: str | None) -> list[tuple[str, Embedder | None, str]]:
     if importlib.util.find_spec("sentence_transformers") is None:
         out.append(("sentence-transformers", None, "skipped: package not installed"))
     elif not st_model:
-        out.append(("sentence-transformers", None, "skipped: no local model (--st-model / LAKENODES_ST_MODEL)"))
+        out.append(
+            ("sentence-transformers", None, "skipped: no local model (--st-model / LAKENODES_ST_MODEL)")
+        )
     else:
         out.append(("sentence-transformers", SentenceTransformerEmbedder(st_model), ""))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="skip the 10,000-table catalog, fewer repetitions")
-    parser.add_argument("--misses", action="store_true", help="print queries whose answer is not ranked first")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="skip the 10,000-table catalog, fewer repetitions"
+    )
+    parser.add_argument(
+        "--misses", action="store_true", help="print queries whose answer is not ranked first"
+    )
     parser.add_argument("--st-model", default=os.environ.get("LAKENODES_ST_MODEL"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -118,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
 
         sizes = [1000] if args.quick else [1000, 10000]
         repeats = 2 if args.quick else 5
-        print(f"\n{'catalog tables':<16}{'build s':>9}{'queries':>9}{'p50 ms':>9}{'p95 ms':>9}   (description_search, hashing)")
+        print(
+            f"\n{'catalog tables':<16}{'build s':>9}{'queries':>9}{'p50 ms':>9}{'p95 ms':>9}   (description_search, hashing)"
+        )
         for n in sizes:
             index = SearchIndex(f"{tmp}/latency_{n}")
             t0 = time.perf_counter()
@@ -139,12 +157,16 @@ def main(argv: list[str] | None = None) -> int:
         f"p50_ms_{size}": {"value": p50, "target": TARGET_P50_MS, "met": ok_lat},
     }
     report["elapsed_s"] = time.perf_counter() - started
-    print(f"\ntargets: MRR(hashing, blend) {blend:.3f} >= {TARGET_MRR}: {'OK' if ok_mrr else 'FAIL'}; "
-          f"p50 at {size} tables {p50:.1f} ms <= {TARGET_P50_MS:.0f}: {'OK' if ok_lat else 'FAIL'}")
+    print(
+        f"\ntargets: MRR(hashing, blend) {blend:.3f} >= {TARGET_MRR}: {'OK' if ok_mrr else 'FAIL'}; "
+        f"p50 at {size} tables {p50:.1f} ms <= {TARGET_P50_MS:.0f}: {'OK' if ok_lat else 'FAIL'}"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))
-    print(f"wrote {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS} "
-          f"({report['elapsed_s']:.0f} s)")
+    print(
+        f"wrote {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS} "
+        f"({report['elapsed_s']:.0f} s)"
+    )
     return 0 if ok_mrr and ok_lat else 1
 
 

@@ -104,6 +104,55 @@ class TimeIndexMetaTable(BaseModel):
             raise LakenodesUserError(f"{len(found)} tables match {lookups}; narrow the lookup")
         return found[0]
 
+    # -- search ---------------------------------------------------------------------------------
+    @classmethod
+    def description_search(
+        cls, q: str, *, trigram_k: int = 200, embed_k: int = 200, w_trgm: float = 0.65, w_emb: float = 0.35,
+        embedding_model: Any = None, limit: int = 20, offset: int = 0, lake: Lake | None = None, **filters: Any,
+    ) -> dict[str, Any]:
+        """Semantic table discovery blending trigram and embedding similarity.
+
+        Returns ``{count, next, previous, results}`` with table metadata (not rows). Filters:
+        ``namespace``, ``labels__contains``, ``identifier__contains``, ``data_frequency_id``.
+
+        Example:
+            >>> TimeIndexMetaTable.description_search("daily close price", namespace="")  # doctest: +SKIP
+        """
+        from .discovery import search_tables
+
+        return search_tables(
+            lake or current_lake(), q, mode="description", trigram_k=trigram_k, embed_k=embed_k,
+            w_trgm=w_trgm, w_emb=w_emb, embedding_model=embedding_model, limit=limit, offset=offset,
+            filters=filters,
+        )
+
+    @classmethod
+    def column_search(
+        cls, q: str, *, limit: int = 20, offset: int = 0, lake: Lake | None = None, **filters: Any
+    ) -> dict[str, Any]:
+        """Schema-oriented discovery: tables ranked by their best matching column name or metadata.
+
+        Example:
+            >>> TimeIndexMetaTable.column_search("implied_volatility")  # doctest: +SKIP
+        """
+        from .discovery import search_tables
+
+        return search_tables(lake or current_lake(), q, mode="column", limit=limit, offset=offset, filters=filters)
+
+    def refresh_table_search_index(self) -> None:
+        """Re-index this table from its current catalog record (metadata, columns, source class)."""
+        from .discovery import search_index, table_document
+
+        current = table_record(self.lake, self.storage_hash) or self
+        search_index(self.lake).upsert_tables([table_document(current)])
+
+    @classmethod
+    def rebuild_search_index(cls, *, lake: Lake | None = None, embedding_model: Any = None) -> int:
+        """Rebuild the whole search index from the catalog; returns the number of tables indexed."""
+        from .discovery import rebuild_index
+
+        return rebuild_index(lake or current_lake(), embedding_model)
+
     # -- metadata changes (labels never touch identity) ---------------------------------------
     def add_label(self, label: str, *, lake: Lake | None = None) -> TimeIndexMetaTable:
         if label not in self.labels:
@@ -255,8 +304,12 @@ def table_record(lake: Lake, storage_hash: str) -> TimeIndexMetaTable | None:
 
 
 def save_table_record(lake: Lake, record: TimeIndexMetaTable) -> None:
+    """Append the record's new state to the catalog and bring the search index up to date."""
+    from .discovery import sync_tables
+
     _tables_ledger(lake).append([record.to_row()])
     _known_records[(lake.uri, record.storage_hash)] = _digest(record)
+    sync_tables(lake, [record])
 
 
 _known_records: dict[tuple[str, str], str] = {}

@@ -113,35 +113,6 @@ class DataNodeMetaData(BaseModel):
         return value
 
 
-class DataNodeConfiguration(BaseModel):
-    """Base class of every DataNode configuration (pydantic v2, unknown fields are rejected).
-
-    Example:
-        >>> class PricesConfig(DataNodeConfiguration):
-        ...     window: int = 20
-        >>> PricesConfig(window=5).window
-        5
-    """
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    offset_start: datetime.datetime | None = Field(default=None, json_schema_extra={UPDATE_ONLY: True})
-    records: list[RecordDefinition] | None = None
-    node_metadata: DataNodeMetaData | None = Field(default=None, json_schema_extra={RUNTIME_ONLY: True})
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        check_field_markers(cls)
-
-    @field_validator("offset_start")
-    @classmethod
-    def _aware_offset_start(cls, value: datetime.datetime | None) -> datetime.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'")
-        return value.astimezone(datetime.timezone.utc) if value is not None else None
-
-
 def check_field_markers(model: type[BaseModel], _seen: set[type] | None = None) -> None:
     """Check the markers of every field of ``model`` and of the models nested in its fields."""
     seen = set() if _seen is None else _seen
@@ -174,3 +145,34 @@ def field_markers(model: type[BaseModel], name: str) -> tuple[bool, bool]:
             f"{model.__name__}.{name} is marked both update_only and runtime_only: choose one"
         )
     return update_only, runtime_only
+
+
+class DataNodeConfiguration(BaseModel):
+    """Base class of every DataNode configuration (pydantic v2, unknown fields are rejected).
+
+    Example:
+        >>> class PricesConfig(DataNodeConfiguration):
+        ...     window: int = 20
+        >>> PricesConfig(window=5).window
+        5
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    offset_start: datetime.datetime | None = Field(default=None, json_schema_extra={UPDATE_ONLY: True})
+    records: list[RecordDefinition] | None = None
+    node_metadata: DataNodeMetaData | None = Field(default=None, json_schema_extra={RUNTIME_ONLY: True})
+
+    @classmethod
+    def __pydantic_on_complete__(cls) -> None:
+        # Called once the fields are resolved: at class definition, or at the rebuild that resolves
+        # forward references (nested models are checked too).
+        super().__pydantic_on_complete__()
+        check_field_markers(cls)
+
+    @field_validator("offset_start")
+    @classmethod
+    def _aware_offset_start(cls, value: datetime.datetime | None) -> datetime.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'")
+        return value.astimezone(datetime.timezone.utc) if value is not None else None

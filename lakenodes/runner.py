@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow.compute as pc
+from deltalake import DeltaTable
 
 from . import catalog
 from .errors import DependencyCycleError, LakenodesError, NodeRunError
@@ -24,7 +25,7 @@ from .frames import TIME_INDEX, NormalizedFrame, conform_to_schema, normalize_fr
 from .hashing import canonical_value, hash_namespace
 from .lake import use_lake
 from .node import APIDataNode, BaseNode, DataNode
-from .statistics import read_progress
+from .statistics import TableProgress, read_progress, remember_append
 
 logger = logging.getLogger(__name__)
 
@@ -158,15 +159,24 @@ def run_single(node: DataNode) -> pl.DataFrame:
                 _record(node, run_id, started, "success", 0, None)
                 return pl.DataFrame()
             phase = "write"
+            checked: list[TableProgress] = []
+
+            def watermarks(table: DeltaTable) -> dict:
+                checked.append(read_progress(table, node.lake))
+                return checked[-1].last
+
             result = node.store.write(
-                frame,
-                watermarks=lambda table: read_progress(table, node.lake).last,
+                frame, watermarks=watermarks,
                 metadata={"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id},
             )
             rows_written = result.rows_written
+            if checked and result.rows_appended == frame.num_rows:  # a blind append we committed ourselves
+                remember_append(node.store.table(), checked[-1], frame.table)
             _log_window(node, stats, frame, result)
             phase = "catalog"
-            catalog.register_table(node.lake, catalog_record(node))
+            written_record = catalog_record(node)
+            if written_record != record:  # e.g. the first write fixed the schema; else registered above
+                catalog.register_table(node.lake, written_record)
             node.update_statistics = node.compute_update_statistics()
             _record(node, run_id, started, "success", rows_written, None)
             return pl.from_arrow(frame.table)

@@ -68,51 +68,61 @@ _STOPWORDS = frozenset(
     "this to was what where which with all any does do me my show find give get want need".split()
 )
 
-# Finance abbreviations and synonyms. A token (after plural stripping) adds these words to the text.
+# Finance abbreviations and plain-English synonyms: a term (after plural stripping) adds these words.
+# "term: words" entries separated by "|" or newlines.
+_SYNONYM_TABLE = """
+px: price | fx: foreign exchange currency | vol: volatility | vola: volatility | ccy: currency
+ret: return | mkt: market | mcap: market capitalization | cap: capitalization | eps: earnings per share
+pe: price earnings | pb: price book | yld: yield | oi: open interest | iv: implied volatility
+rv: realized volatility | ohlc: open high low close bar | ohlcv: open high low close volume bar
+qty: quantity | amt: amount | bp: basis point | bps: basis point | yoy: year over year
+qoq: quarter over quarter | mom: momentum | gdp: gross domestic product
+cpi: consumer price index inflation | ppi: producer price index | pmi: purchasing managers index
+nfp: nonfarm payrolls | esg: environmental social governance | btc: bitcoin crypto
+eth: ethereum ether crypto | crypto: cryptocurrency | perp: perpetual futures | fut: futures
+fwd: forward | pt: point | pts: point | opt: option | eod: end of day daily close
+ttm: trailing twelve months | ytm: yield to maturity | oas: option adjusted spread
+cds: credit default swap | ig: investment grade | hy: high yield | tca: transaction cost analysis
+pnl: profit and loss | nav: net asset value | aum: assets under management | adv: average daily volume
+vwap: volume weighted average price | twap: time weighted average price
+nbbo: national best bid offer quote | bbo: best bid offer quote | ipo: initial public offering
+etf: exchange traded fund | fcf: free cash flow | capex: capital expenditures | ev: enterprise value
+roe: return on equity | dte: days to expiry | atm: at the money | rr: risk reversal | bf: butterfly
+gics: sector industry classification | sofr: secured overnight financing rate
+ois: overnight index swap | tips: inflation protected | l2: level 2 order book depth
+lob: limit order book | mna: mergers acquisitions | snp: standard poors sp500 | ma: moving average | div: dividend
+divs: dividend | fin: financial | econ: economic | govt: government | corp: corporate
+ir: interest rate | irs: interest rate swap | ust: treasury | tsy: treasury | stock: equity
+equity: stock | share: equity | position: holding | holding: position | candle: bar ohlc
+candlestick: bar ohlc | bar: candle | forecast: estimate | estimate: forecast | jobless: unemployment
+job: employment payrolls | payroll: employment | cost: fee | fee: cost | spending: spend
+tweet: twitter | coin: crypto | bitcoin: crypto btc | ether: crypto eth | fund: etf | inflation: cpi
+earning: eps | close: closing | closing: close | realised: realized | optimiser: optimizer
+optimisation: optimization | capitalisation: capitalization | annualised: annualized
+normalised: normalized | standardised: standardized
+"""
 _SYNONYMS: dict[str, str] = {
-    # abbreviations
-    "px": "price", "fx": "foreign exchange currency", "vol": "volatility", "vola": "volatility",
-    "ccy": "currency", "ret": "return", "mkt": "market", "mcap": "market capitalization",
-    "cap": "capitalization", "eps": "earnings per share", "pe": "price earnings", "pb": "price book",
-    "yld": "yield", "oi": "open interest", "iv": "implied volatility", "rv": "realized volatility",
-    "ohlc": "open high low close bar", "ohlcv": "open high low close volume bar", "qty": "quantity",
-    "amt": "amount", "bp": "basis point", "bps": "basis point", "yoy": "year over year",
-    "qoq": "quarter over quarter", "mom": "momentum", "gdp": "gross domestic product",
-    "cpi": "consumer price index inflation", "ppi": "producer price index",
-    "pmi": "purchasing managers index", "nfp": "nonfarm payrolls", "esg": "environmental social governance",
-    "btc": "bitcoin crypto", "eth": "ethereum ether crypto", "crypto": "cryptocurrency",
-    "perp": "perpetual futures", "fut": "futures", "fwd": "forward", "pt": "point", "pts": "point",
-    "opt": "option", "eod": "end of day daily close", "ttm": "trailing twelve months",
-    "ytm": "yield to maturity", "oas": "option adjusted spread", "cds": "credit default swap",
-    "ig": "investment grade", "hy": "high yield", "tca": "transaction cost analysis",
-    "pnl": "profit and loss", "nav": "net asset value", "aum": "assets under management",
-    "adv": "average daily volume", "vwap": "volume weighted average price",
-    "twap": "time weighted average price", "nbbo": "national best bid offer quote",
-    "bbo": "best bid offer quote", "ipo": "initial public offering", "etf": "exchange traded fund",
-    "fcf": "free cash flow", "capex": "capital expenditures", "ev": "enterprise value",
-    "roe": "return on equity", "dte": "days to expiry", "atm": "at the money",
-    "rr": "risk reversal", "bf": "butterfly", "gics": "sector industry classification",
-    "sofr": "secured overnight financing rate", "ois": "overnight index swap",
-    "tips": "inflation protected", "l2": "level 2 order book depth", "lob": "limit order book",
-    "mna": "mergers acquisitions", "ma": "mergers acquisitions", "div": "dividend", "divs": "dividend",
-    "fin": "financial", "econ": "economic", "govt": "government", "corp": "corporate",
-    "ir": "interest rate", "irs": "interest rate swap", "ust": "treasury", "tsy": "treasury",
-    # plain-English synonyms
-    "stock": "equity", "equity": "stock", "share": "equity", "position": "holding", "holding": "position",
-    "candle": "bar ohlc", "candlestick": "bar ohlc", "bar": "candle", "forecast": "estimate",
-    "estimate": "forecast", "jobless": "unemployment", "job": "employment payrolls",
-    "payroll": "employment", "cost": "fee", "fee": "cost", "spending": "spend", "tweet": "twitter",
-    "coin": "crypto", "bitcoin": "crypto btc", "ether": "crypto eth", "fund": "etf",
-    "inflation": "cpi", "earning": "eps", "close": "closing", "closing": "close",
-    "realised": "realized", "optimiser": "optimizer", "optimisation": "optimization",
-    "capitalisation": "capitalization", "annualised": "annualized", "normalised": "normalized",
-    "standardised": "standardized",
+    k.strip(): v.strip()
+    for entry in _SYNONYM_TABLE.replace("\n", "|").split("|")
+    if entry.strip()
+    for k, v in [entry.split(":", 1)]
 }
 
+# Ampersand abbreviations that would otherwise split into single letters.
+_PHRASES = {"m&a": " mna ", "s&p": " snp ", "p&l": " pnl "}
+_PHRASE_RE = re.compile("|".join(re.escape(p) for p in _PHRASES))
+
 _FREQ_UNITS = {
-    "s": "second intraday", "sec": "second intraday", "m": "minute intraday", "min": "minute intraday",
-    "h": "hourly hour intraday", "d": "daily day", "w": "weekly week", "mo": "monthly month",
-    "q": "quarterly quarter", "y": "annual yearly year",
+    "s": "second intraday",
+    "sec": "second intraday",
+    "m": "minute intraday",
+    "min": "minute intraday",
+    "h": "hourly hour intraday",
+    "d": "daily day",
+    "w": "weekly week",
+    "mo": "monthly month",
+    "q": "quarterly quarter",
+    "y": "annual yearly year",
 }
 _FREQ_RE = re.compile(r"^(\d+)(s|sec|min|m|h|d|w|mo|q|y)$")
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -156,7 +166,8 @@ def analyze(text: str) -> list[str]:
     """
     terms: list[str] = []
     extra: list[str] = []
-    for raw in _WORD_RE.findall(_fold(_CAMEL_RE.sub(" ", text))):
+    folded = _PHRASE_RE.sub(lambda m: _PHRASES[m.group()], _fold(_CAMEL_RE.sub(" ", text)))
+    for raw in _WORD_RE.findall(folded):
         if raw in _STOPWORDS:
             continue
         word = _stem(raw)
@@ -214,7 +225,7 @@ class HashingEmbedder:
 
     VERSION = 1
 
-    def __init__(self, dim: int = 1024, ngram_weight: float = 1.0) -> None:
+    def __init__(self, dim: int = 384, ngram_weight: float = 1.0) -> None:
         if dim < 16:
             raise ValueError("HashingEmbedder dim must be >= 16")
         self.dim = dim
@@ -425,8 +436,13 @@ _S3_KEYS = {
 }
 # delta-rs commit-coordination options that mean nothing to Lance.
 _DELTA_ONLY = frozenset(
-    {"aws_s3_allow_unsafe_rename", "aws_s3_locking_provider", "aws_conditional_put", "delta_dynamo_table_name",
-     "aws_copy_if_not_exists"}
+    {
+        "aws_s3_allow_unsafe_rename",
+        "aws_s3_locking_provider",
+        "aws_conditional_put",
+        "delta_dynamo_table_name",
+        "aws_copy_if_not_exists",
+    }
 )
 
 
@@ -485,7 +501,16 @@ _COLUMNS = "columns"
 _FORMAT = "1"
 _META_FORMAT = b"lakenodes.search.format"
 _META_EMBEDDER = b"lakenodes.search.embedder"
-_MAX_FRAGMENTS = 8  # compact + fold new rows into the FTS index beyond this many fragments
+# optimize() (compact + fold new rows into the FTS/vector indexes) beyond this many fragments or rows
+# not yet covered by the FTS index (those are searched by a slower flat scan meanwhile).
+_MAX_FRAGMENTS = 8
+_MAX_UNINDEXED = 1000
+_FTS_INDEX = "text_idx"
+# Lance's brute-force kNN re-reads the vector column on every query (~40 ms at 10k x 1024-d); an IVF_FLAT
+# index keeps vectors in its cache. It is always queried with every partition probed, so results stay
+# exact: the index only accelerates, it never approximates.
+_VECTOR_INDEX_MIN_ROWS = 4096
+_ALL_PARTITIONS = 1 << 20
 _COLUMN_K = 500  # candidates per signal in column search
 _COLUMN_W_TRGM, _COLUMN_W_EMB = 0.65, 0.35
 _DELETE_CHUNK = 500
@@ -580,13 +605,20 @@ class SearchIndex:
                 pa.field("column_labels", pa.list_(pa.string())),
             ]
         else:
-            fields = [pa.field("key", pa.string(), nullable=False)] + fields + [
-                pa.field("column_name", pa.string()),
-                pa.field("label", pa.string()),
-                pa.field("description", pa.string()),
-                pa.field("dtype", pa.string()),
-            ]
-        fields += [pa.field("text", pa.string()), pa.field("vector", pa.list_(pa.float32(), self.embedder.dim))]
+            fields = (
+                [pa.field("key", pa.string(), nullable=False)]
+                + fields
+                + [
+                    pa.field("column_name", pa.string()),
+                    pa.field("label", pa.string()),
+                    pa.field("description", pa.string()),
+                    pa.field("dtype", pa.string()),
+                ]
+            )
+        fields += [
+            pa.field("text", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), self.embedder.dim)),
+        ]
         return pa.schema(fields, metadata={_META_FORMAT: _FORMAT, _META_EMBEDDER: self.embedder.name})
 
     @staticmethod
@@ -597,11 +629,33 @@ class SearchIndex:
         return meta.get(_META_EMBEDDER, b"").decode() or None
 
     def _create(self, name: str, data: pa.Table, mode: str) -> Table:
-        table = self._connect().create_table(name, data=data, schema=data.schema, mode=mode, exist_ok=mode == "create")
-        if not any(ix.columns == ["text"] for ix in table.list_indices()):
-            table.create_index("text", config=_fts_config(), replace=True)
+        table = self._connect().create_table(
+            name, data=data, schema=data.schema, mode=mode, exist_ok=mode == "create"
+        )
+        self._ensure_indexes(table)
         self._tables[name] = table
         return table
+
+    @staticmethod
+    def _ensure_indexes(table: Table) -> None:
+        """FTS index always (also repairs a crash between table and index creation); vector index when large."""
+        indexed = {tuple(ix.columns) for ix in table.list_indices()}
+        if ("text",) not in indexed:
+            table.create_index("text", config=_fts_config(), replace=True, name=_FTS_INDEX)
+        rows = table.count_rows()
+        if rows < _VECTOR_INDEX_MIN_ROWS or ("vector",) in indexed:
+            return
+        partitions = max(8, int(math.sqrt(rows) / 3))
+        log.info(
+            "creating IVF_FLAT vector index on %s (%d rows, %d partitions)", table.name, rows, partitions
+        )
+        table.create_index(
+            metric="cosine",
+            vector_column_name="vector",
+            index_type="IVF_FLAT",
+            num_partitions=partitions,
+            replace=True,
+        )
 
     def _writable(self, name: str) -> Table:
         table = self._open(name)
@@ -615,12 +669,19 @@ class SearchIndex:
             )
         return table
 
-    @staticmethod
-    def _maintain(table: Table) -> None:
-        stats = table.stats()
-        if stats["fragment_stats"]["num_fragments"] > _MAX_FRAGMENTS:
-            log.debug("optimizing search table %s (%s fragments)", table.name, stats["fragment_stats"]["num_fragments"])
+    def _maintain(self, table: Table) -> None:
+        fragments = table.stats()["fragment_stats"]["num_fragments"]
+        fts = table.index_stats(_FTS_INDEX)
+        unindexed = fts.num_unindexed_rows if fts is not None else 0
+        if fragments > _MAX_FRAGMENTS or unindexed > _MAX_UNINDEXED:
+            log.debug(
+                "optimizing search table %s (%d fragments, %d unindexed rows)",
+                table.name,
+                fragments,
+                unindexed,
+            )
             table.optimize()
+        self._ensure_indexes(table)
 
     # ---------------------------------------------------------------- rows
     def _rows(self, docs: list[TableDocument]) -> tuple[pa.Table, pa.Table]:
@@ -666,7 +727,9 @@ class SearchIndex:
 
     def _to_arrow(self, name: str, rows: list[dict[str, Any]]) -> pa.Table:
         schema = self._schema(name)
-        vectors = self.embedder.embed([r.pop("_embed") for r in rows]) if rows else np.zeros((0, self.embedder.dim))
+        vectors = (
+            self.embedder.embed([r.pop("_embed") for r in rows]) if rows else np.zeros((0, self.embedder.dim))
+        )
         data = {f.name: [r.get(f.name) for r in rows] for f in schema if f.name != "vector"}
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
         data["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.embedder.dim)
@@ -683,7 +746,7 @@ class SearchIndex:
         if not docs:
             return
         tables, columns = self._rows(docs)
-        uid_list = ", ".join(_sql_str(d["uid"], "uid") for d in docs)
+        uid_list = ", ".join(_sql_str(str(d["uid"]), "uid") for d in docs)
         t = self._writable(_TABLES)
         c = self._writable(_COLUMNS)
         (
@@ -732,10 +795,14 @@ class SearchIndex:
         if stored == embedder.name:
             return embedder
         if embedding_model is not None:
-            raise ValueError(f"embedding_model {embedder.name!r} does not match the index embedder {stored!r}")
+            raise ValueError(
+                f"embedding_model {embedder.name!r} does not match the index embedder {stored!r}"
+            )
         log.warning(
             "search index %s was built with embedder %r, configured %r: embedding signal disabled until rebuild()",
-            self.uri, stored, embedder.name,
+            self.uri,
+            stored,
+            embedder.name,
         )
         return None
 
@@ -750,12 +817,15 @@ class SearchIndex:
         return query.to_arrow().to_pylist()
 
     @staticmethod
-    def _knn(table: Table, vector: np.ndarray, k: int, where: str | None, cols: list[str]) -> list[dict[str, Any]]:
+    def _knn(
+        table: Table, vector: np.ndarray, k: int, where: str | None, cols: list[str]
+    ) -> list[dict[str, Any]]:
         if k <= 0 or not np.any(vector):
             return []
         query = (
             table.search(vector, query_type="vector", vector_column_name="vector")
             .distance_type("cosine")
+            .nprobes(_ALL_PARTITIONS)
             .select([*cols, "_distance"])
             .limit(k)
         )
@@ -827,13 +897,15 @@ class SearchIndex:
             embedder = self._query_embedder(table, embedding_model)
             if embedder is not None:
                 knn_rows = self._knn(table, embedder.embed([q])[0], embed_k, where, cols)
-        q_terms = set(analyze(q))
-        hits = [
-            SearchHit(uid, score, ts, es, _matched_columns(row, q_terms))
-            for uid, (score, ts, es, row) in self._blend(fts_rows, knn_rows, "uid", w_trgm, w_emb).items()
-        ]
+        blended = self._blend(fts_rows, knn_rows, "uid", w_trgm, w_emb)
+        hits = [SearchHit(uid, score, ts, es) for uid, (score, ts, es, _row) in blended.items()]
         page = self._page(hits, limit, offset)
-        log.debug("description_search %r: %d hits in %.1f ms", q, page.count, 1e3 * (time.perf_counter() - started))
+        q_terms = set(analyze(q))
+        for hit in page.results:
+            hit.matched_columns = _matched_columns(blended[hit.uid][3], q_terms)
+        log.debug(
+            "description_search %r: %d hits in %.1f ms", q, page.count, 1e3 * (time.perf_counter() - started)
+        )
         return page
 
     def column_search(
@@ -853,9 +925,13 @@ class SearchIndex:
         cols = ["key", "uid", "column_name"]
         fts_rows = self._fts(table, q, _COLUMN_K, where, cols)
         embedder = self._query_embedder(table, None)
-        knn_rows = [] if embedder is None else self._knn(table, embedder.embed([q])[0], _COLUMN_K, where, cols)
+        knn_rows = (
+            [] if embedder is None else self._knn(table, embedder.embed([q])[0], _COLUMN_K, where, cols)
+        )
         per_table: dict[str, list[tuple[float, float, float, str]]] = {}
-        for score, ts, es, row in self._blend(fts_rows, knn_rows, "key", _COLUMN_W_TRGM, _COLUMN_W_EMB).values():
+        for score, ts, es, row in self._blend(
+            fts_rows, knn_rows, "key", _COLUMN_W_TRGM, _COLUMN_W_EMB
+        ).values():
             per_table.setdefault(row["uid"], []).append((score, ts, es, row["column_name"]))
         hits = []
         for uid, scored in per_table.items():
@@ -869,4 +945,4 @@ class SearchIndex:
 def _matched_columns(row: dict[str, Any], q_terms: set[str]) -> list[str]:
     names = row.get("column_names") or []
     labels = row.get("column_labels") or [""] * len(names)
-    return [n for n, lab in zip(names, labels) if q_terms.intersection(analyze(f"{n} {lab}"))]
+    return [n for n, lab in zip(names, labels, strict=False) if q_terms.intersection(analyze(f"{n} {lab}"))]

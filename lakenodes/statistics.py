@@ -13,12 +13,12 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -36,15 +36,35 @@ _MILLISECOND = datetime.timedelta(milliseconds=1)
 Identity = tuple[str, ...]
 
 
-@dataclass
 class TableProgress:
-    """Exact first/last ``time_index`` per identity tuple of one table version."""
+    """Exact first/last ``time_index`` per identity tuple of one table version.
 
-    version: int
-    index_names: tuple[str, ...]
-    last: dict[Identity, datetime.datetime] = field(default_factory=dict)
-    first: dict[Identity, datetime.datetime] = field(default_factory=dict)
-    row_count: int = 0
+    ``first`` may be resolved lazily (``first_loader``): statistics before a write need only ``last``.
+    """
+
+    def __init__(
+        self,
+        version: int,
+        index_names: tuple[str, ...],
+        last: dict[Identity, datetime.datetime] | None = None,
+        first: dict[Identity, datetime.datetime] | None = None,
+        row_count: int = 0,
+        first_loader: Callable[[], dict[Identity, datetime.datetime]] | None = None,
+    ):
+        self.version = version
+        self.index_names = index_names
+        self.last = {} if last is None else last
+        self.row_count = row_count
+        self._first = first if first is not None or first_loader is not None else {}
+        self._first_loader = first_loader
+        self._first_lock = threading.Lock()
+
+    @property
+    def first(self) -> dict[Identity, datetime.datetime]:
+        with self._first_lock:
+            if self._first is None:
+                self._first = self._first_loader()
+            return self._first
 
     @property
     def max_time(self) -> datetime.datetime | None:
@@ -62,6 +82,10 @@ class _FileFacts:
         self._bounds: dict[str, tuple[datetime.datetime, datetime.datetime]] = {}
         self._identities: dict[str, dict[Identity, tuple[datetime.datetime, datetime.datetime]]] = {}
         self._lock = threading.Lock()
+
+    def has_bounds(self, path: str) -> bool:
+        with self._lock:
+            return path in self._bounds
 
     def bounds(self, filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:
         with self._lock:
@@ -96,92 +120,156 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     Cached per (table, version): a table version never changes.
     """
     key = (table.table_uri, table.version())
-    if key not in _progress_cache:
-        if len(_progress_cache) > 256:
-            _progress_cache.clear()
-        _progress_cache[key] = _read_progress(table, lake)
-    return _progress_cache[key]
+    cached = _progress_cache.get(key)
+    if cached is None:
+        cached = _read_progress(table, lake)
+        _store_progress(key, cached)
+    return cached
+
+
+def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table) -> bool:
+    """Cache the progress of ``table`` after our own blind append of ``rows`` on top of ``before``.
+
+    Exact without any I/O: when the table is now exactly one version past ``before``, that
+    version is our append, so each identity's first/last is the old one widened by the rows'.
+    Returns False (and caches nothing) when another commit intervened.
+
+    Example:
+        >>> remember_append(store.table(), progress_before_write, written_rows)  # doctest: +SKIP
+        True
+    """
+    version = table.version()
+    if version != before.version + 1:
+        return False
+    dims = list(before.index_names[1:])
+    if dims:
+        grouped = rows.group_by(dims).aggregate([(TIME_INDEX, "min"), (TIME_INDEX, "max")])
+        identities = list(zip(*[grouped.column(dim).to_pylist() for dim in dims], strict=True))
+        lows, highs = grouped.column(f"{TIME_INDEX}_min").to_pylist(), grouped.column(f"{TIME_INDEX}_max").to_pylist()
+    else:
+        times = rows.column(TIME_INDEX)
+        identities, lows, highs = [()], [pc.min(times).as_py()], [pc.max(times).as_py()]
+    last = dict(before.last)
+    for identity, high in zip(identities, highs, strict=True):
+        _keep_max(last, identity, _as_utc(high))
+
+    def first_loader() -> dict[Identity, datetime.datetime]:
+        first = dict(before.first)
+        for identity, low in zip(identities, lows, strict=True):
+            _keep_min(first, identity, _as_utc(low))
+        return first
+
+    after = TableProgress(version, before.index_names, last, row_count=before.row_count + rows.num_rows,
+                          first_loader=first_loader)
+    _store_progress((table.table_uri, version), after)
+    return True
+
+
+def _store_progress(key: tuple[str, int], progress: TableProgress) -> None:
+    if len(_progress_cache) > 256:
+        _progress_cache.clear()
+    _progress_cache[key] = progress
 
 
 def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     index_names = index_names_of(table)
     dims = list(index_names[1:])
     actions = pa.table(table.get_add_actions(flatten=True))
-    progress = TableProgress(version=table.version(), index_names=index_names)
     if actions.num_rows == 0:
-        return progress
-    progress.row_count = int(pc.sum(actions["num_records"]).as_py() or 0)
+        return TableProgress(version=table.version(), index_names=index_names)
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    files = _file_rows(actions, dims)
+    files = _file_frame(actions, dims)
+    keys = [f"_i{k}" for k in range(len(dims))]
+    identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
+    single, multi = files.filter(identified), files.filter(~identified)
+    candidates_last, candidates_first = _boundary_candidates(single, keys)
 
-    single, multi = [], []
-    for row in files:
-        (single if row["identity"] is not None else multi).append(row)
+    last: dict[Identity, datetime.datetime] = {}
+    first_of_mixed: dict[Identity, datetime.datetime] = {}
+    multi_rows = [(f"{root}/{_path(path)}", {dim: value for dim, value in zip(dims, values, strict=True) if value is not None})
+                  for path, *values in multi.select("path", *[f"_p{k}" for k in range(len(dims))]).iter_rows()]
+    for identities in _in_threads(lambda row: _facts.identities(filesystem, row[0], dims, row[1]), multi_rows):
+        for identity, (low, high) in identities.items():
+            _keep_max(last, identity, high)
+            _keep_min(first_of_mixed, identity, low)
+    for identity, (_, high) in _exact_bounds(candidates_last, keys, filesystem, root):
+        _keep_max(last, identity, high)
 
-    candidates_last, candidates_first = _boundary_candidates(single)
-    paths = {row["path"] for row in candidates_last + candidates_first}
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(lambda p: _facts.bounds(filesystem, f"{root}/{p}"), paths))
-        scanned = list(pool.map(
-            lambda row: _facts.identities(filesystem, f"{root}/{row['path']}", dims, row["partition"]), multi
-        ))
-    for row in candidates_last:
-        _keep_max(progress.last, row["identity"], _facts.bounds(filesystem, f"{root}/{row['path']}")[1])
-    for row in candidates_first:
-        _keep_min(progress.first, row["identity"], _facts.bounds(filesystem, f"{root}/{row['path']}")[0])
-    for identities in scanned:
-        for identity, (first, last) in identities.items():
-            _keep_max(progress.last, identity, last)
-            _keep_min(progress.first, identity, first)
-    return progress
+    def first_loader() -> dict[Identity, datetime.datetime]:
+        first = dict(first_of_mixed)
+        for identity, (low, _) in _exact_bounds(candidates_first, keys, filesystem, root):
+            _keep_min(first, identity, low)
+        return first
 
-
-def _file_rows(actions: pa.Table, dims: Sequence[str]) -> list[dict[str, Any]]:
-    """One dict per data file: path, partition values, ms statistics and identity (None if mixed)."""
-    names = actions.column_names
-    columns = {name: actions.column(name).to_pylist() for name in names}
-    rows = []
-    for i, path in enumerate(columns["path"]):
-        partition = {
-            name[len("partition."):]: columns[name][i] for name in names if name.startswith("partition.")
-        }
-        identity: list[str] | None = []
-        for dim in dims:
-            if dim in partition:
-                identity.append(partition[dim])
-                continue
-            low, high = columns.get(f"min.{dim}", [None] * (i + 1))[i], columns.get(f"max.{dim}", [None] * (i + 1))[i]
-            if low is None or low != high:
-                identity = None
-                break
-            identity.append(low)
-        rows.append({
-            "path": unquote(path),
-            "partition": partition,
-            "identity": tuple(identity) if identity is not None else None,
-            "min": columns.get(f"min.{TIME_INDEX}", [None] * (i + 1))[i],
-            "max": columns.get(f"max.{TIME_INDEX}", [None] * (i + 1))[i],
-        })
-    return rows
+    row_count = int(pc.sum(actions["num_records"]).as_py() or 0)
+    return TableProgress(table.version(), index_names, last, row_count=row_count, first_loader=first_loader)
 
 
-def _boundary_candidates(files: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+def _exact_bounds(
+    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str
+) -> list[tuple[Identity, tuple[datetime.datetime, datetime.datetime]]]:
+    """Exact (first, last) of each file from its footer (cached), with the file's identity."""
+    pairs = list(_identities_and_paths(files, keys))
+    missing = list({path for _, path in pairs if not _facts.has_bounds(f"{root}/{path}")})
+    _in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing)
+    return [(identity, _facts.bounds(filesystem, f"{root}/{path}")) for identity, path in pairs]
+
+
+def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``function`` over ``items`` with up to 16 threads (footer reads are I/O: HTTP GETs on S3)."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        return list(pool.map(function, items))
+
+
+def _path(path: str) -> str:
+    return unquote(path) if "%" in path else path
+
+
+def _file_frame(actions: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
+    """One row per data file: path, partition values ``_p<k>``, identity ``_i<k>`` (null when the file
+    mixes several values of that dimension) and the millisecond ``min``/``max`` time statistics."""
+    names = set(actions.column_names)
+    time_type = pl.Datetime("us", "UTC")
+
+    def column(name: str, dtype: pl.DataType) -> pl.Series:
+        if name not in names:
+            return pl.Series(name, [None] * actions.num_rows, dtype=dtype)
+        return pl.Series(name, actions.column(name)).cast(dtype)
+
+    data = {"path": column("path", pl.String), "min": column(f"min.{TIME_INDEX}", time_type),
+            "max": column(f"max.{TIME_INDEX}", time_type)}
+    for k, dim in enumerate(dims):
+        partition = column(f"partition.{dim}", pl.String)
+        low, high = column(f"min.{dim}", pl.String), column(f"max.{dim}", pl.String)
+        stated = pl.select(pl.when(low == high).then(low).otherwise(None)).to_series()
+        data[f"_p{k}"] = partition
+        data[f"_i{k}"] = partition if f"partition.{dim}" in names else stated
+    return pl.DataFrame(data)
+
+
+def _boundary_candidates(files: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Files that may hold the exact last / first time of their identity.
 
     Statistics are millisecond-truncated (and may be rounded up), so every file whose statistic
     is within 1 ms of its identity's best statistic is a candidate; files without statistics
     always are.
     """
-    best_max: dict[Identity, datetime.datetime] = {}
-    best_min: dict[Identity, datetime.datetime] = {}
-    for row in files:
-        if row["max"] is not None:
-            _keep_max(best_max, row["identity"], row["max"])
-        if row["min"] is not None:
-            _keep_min(best_min, row["identity"], row["min"])
-    last = [r for r in files if r["max"] is None or r["max"] >= best_max[r["identity"]] - _MILLISECOND]
-    first = [r for r in files if r["min"] is None or r["min"] <= best_min[r["identity"]] + _MILLISECOND]
+    best = [pl.col("max").max().alias("_best_max"), pl.col("min").min().alias("_best_min")]
+    ranked = files.join(files.group_by(keys).agg(best), on=keys, how="left") if keys else files.with_columns(best)
+    slack = pl.duration(milliseconds=1)
+    last = ranked.filter(pl.col("max").is_null() | (pl.col("max") >= pl.col("_best_max") - slack))
+    first = ranked.filter(pl.col("min").is_null() | (pl.col("min") <= pl.col("_best_min") + slack))
     return last, first
+
+
+def _identities_and_paths(files: pl.DataFrame, keys: Sequence[str]) -> Iterable[tuple[Identity, str]]:
+    paths = [_path(path) for path in files["path"].to_list()]
+    if not keys:
+        return [((), path) for path in paths]
+    identities = zip(*[files[key].to_list() for key in keys], strict=True)
+    return zip(identities, paths, strict=True)
 
 
 def _keep_max(target: dict, key: Any, value: datetime.datetime) -> None:

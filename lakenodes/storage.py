@@ -8,6 +8,7 @@ live in the table description so any reader can recover them.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -18,7 +19,9 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
@@ -160,13 +163,18 @@ class TableStore:
         """
         write_id = f"lakenodes-{uuid.uuid4().hex}"
         properties = CommitProperties(
-            app_transactions=[Transaction(write_id, 1)],
+            app_transactions=[Transaction(write_id, 1), *identity_transactions(frame)],
             custom_metadata={"lakenodes.write_id": write_id, **{k: str(v) for k, v in (metadata or {}).items()}},
         )
 
+        attempts = 0
+
         def attempt() -> WriteResult:
+            nonlocal attempts
+            attempts += 1
             table = self.ensure_created(frame.table.schema, frame.index_names)
-            if table.transaction_version(write_id) is not None:
+            # write_id is fresh: only a retry can find it committed (by an attempt that failed late)
+            if attempts > 1 and table.transaction_version(write_id) is not None:
                 logger.info("write %s was already committed by an earlier attempt", write_id)
                 return WriteResult(0, 0, table.version())
             overlap = _rows_at_or_before_watermark(frame, watermarks(table))
@@ -281,9 +289,137 @@ class TableStore:
                 return empty_table(pa.schema(table.schema().to_arrow()), index_names, columns)
             expression = _and(expression, _any(per_range))
         selected = _selected_columns(index_names, table, columns)
-        dataset = table.to_pyarrow_dataset()
+        dataset = self._dataset(table, index_names, _Pruning.of(start, end, dimension_filters, ranges))
         data = dataset.to_table(columns=selected, filter=expression)
         return data.sort_by([(name, "ascending") for name in index_names])
+
+    def _dataset(self, table: DeltaTable, index_names: Sequence[str], pruning: _Pruning) -> pds.Dataset:
+        """A pyarrow dataset over only the files that can hold matching rows.
+
+        Files are chosen from the snapshot's add actions (partition value, millisecond time
+        statistics widened by 1 ms); the caller's filter then selects rows exactly. Fragments
+        are cached by path (data files are immutable), so their footers are read once.
+        """
+        if table.protocol().min_reader_version > 1:  # e.g. deletion vectors: let delta-rs decide
+            return table.to_pyarrow_dataset()
+        from .statistics import lake_filesystem
+
+        snapshot = _snapshot(table, index_names)
+        filesystem, root = lake_filesystem(self.lake, table.table_uri)
+        chosen = snapshot.files.filter(pruning.mask(snapshot.partition))
+        fragments = [
+            _fragment(filesystem, f"{root}/{_unquote(path)}", snapshot.partition, value)
+            for path, value in zip(chosen["path"].to_list(), chosen["partition"].to_list(), strict=True)
+        ]
+        return pds.FileSystemDataset(fragments, snapshot.schema, _PARQUET, filesystem)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The data files of one table version: path, partition value, ms ``min``/``max`` time_index."""
+
+    files: pl.DataFrame
+    partition: str | None
+    schema: pa.Schema
+
+
+_snapshots: dict[tuple[str, int], _Snapshot] = {}
+_fragments: dict[tuple[int, str], pds.Fragment] = {}
+_PARQUET = pds.ParquetFileFormat(default_fragment_scan_options=pds.ParquetFragmentScanOptions(pre_buffer=True))
+_SLACK = datetime.timedelta(milliseconds=1)  # Delta statistics truncate timestamps to ms (or round up)
+
+
+def _snapshot(table: DeltaTable, index_names: Sequence[str]) -> _Snapshot:
+    key = (table.table_uri, table.version())
+    cached = _snapshots.get(key)
+    if cached is None:
+        actions = pa.table(table.get_add_actions(flatten=True))
+        partition = index_names[1] if len(index_names) > 1 else None
+        time_type = pl.Datetime("us", "UTC")
+
+        def column(name: str, dtype: pl.DataType) -> pl.Series:
+            if name not in actions.column_names:
+                return pl.Series([None] * actions.num_rows, dtype=dtype)
+            return pl.Series(actions.column(name)).cast(dtype)
+
+        files = pl.DataFrame({
+            "path": column("path", pl.String),
+            "partition": column(f"partition.{partition}", pl.String),
+            "min": column(f"min.{TIME_INDEX}", time_type),
+            "max": column(f"max.{TIME_INDEX}", time_type),
+        })
+        cached = _Snapshot(files, partition if f"partition.{partition}" in actions.column_names else None,
+                           pa.schema(table.schema().to_arrow()))
+        if len(_snapshots) > 64:
+            _snapshots.clear()
+        _snapshots[key] = cached
+    return cached
+
+
+def _fragment(filesystem: Any, path: str, partition: str | None, value: str | None) -> pds.Fragment:
+    key = (id(filesystem), path)
+    fragment = _fragments.get(key)
+    if fragment is None:
+        if partition is None:
+            expression = None
+        elif value is None:
+            expression = pds.field(partition).is_null()
+        else:
+            expression = pds.field(partition) == value
+        fragment = _PARQUET.make_fragment(path, filesystem=filesystem, partition_expression=expression)
+        if len(_fragments) > 200_000:
+            _fragments.clear()
+        _fragments[key] = fragment
+    return fragment
+
+
+def _unquote(path: str) -> str:
+    return unquote(path) if "%" in path else path
+
+
+@dataclass(frozen=True)
+class _Pruning:
+    """What a read can rule out from file metadata alone: identity values and time windows (all must hold)."""
+
+    values: tuple[tuple[str, frozenset[str]], ...] = ()
+    windows: tuple[tuple[datetime.datetime | None, datetime.datetime | None], ...] = ()
+
+    @classmethod
+    def of(cls, start: datetime.datetime | None, end: datetime.datetime | None,
+           dimension_filters: Mapping[str, Sequence[str]] | None, ranges: Sequence[RangeFilter] | None) -> _Pruning:
+        values = [(dim, frozenset(allowed)) for dim, allowed in (dimension_filters or {}).items()]
+        windows = [(start, end)]
+        if ranges:
+            starts, ends = [r.start for r in ranges], [r.end for r in ranges]
+            windows.append((None if None in starts else min(starts), None if None in ends else max(ends)))
+            for dim in set.intersection(*[set(r.coordinate) for r in ranges]):
+                values.append((dim, frozenset(r.coordinate[dim] for r in ranges)))
+        return cls(tuple(values), tuple(windows))
+
+    def mask(self, partition: str | None) -> pl.Expr:
+        """Which files (rows of a ``_Snapshot``) can hold matching rows; conservative by 1 ms."""
+        condition = pl.lit(True)
+        for dim, allowed in self.values:
+            if dim == partition:
+                condition = condition & pl.col("partition").is_in(sorted(allowed))
+        for low, high in self.windows:
+            if low is not None:
+                condition = condition & (pl.col("max").is_null() | (pl.col("max") >= low - _SLACK))
+            if high is not None:
+                condition = condition & (pl.col("min").is_null() | (pl.col("min") <= high + _SLACK))
+        return condition
+
+
+def identity_transactions(frame: NormalizedFrame) -> list[Transaction]:
+    """One Delta app transaction per partition value ``frame`` writes (one for a single-index table).
+
+    delta-rs fails a commit whose app ids were set by a commit that landed after its read version
+    ("Concurrent transaction failed"). So two writers that decided from the same snapshot to
+    blind-append rows of one identity cannot both commit: the later one retries, re-reads the
+    watermarks and upserts instead of duplicating. Writers of disjoint identities never conflict.
+    """
+    values = pc.unique(frame.table.column(frame.identity_dimensions[0])).to_pylist() if frame.identity_dimensions else [""]
+    return [Transaction(f"lakenodes.identity.{hashlib.sha256(value.encode()).hexdigest()[:32]}", 1) for value in values]
 
 
 def index_names_of(table: DeltaTable) -> tuple[str, ...]:

@@ -126,6 +126,12 @@ def test_record_label_and_description_are_runtime_only():
     assert_effect(plain, retyped, storage_changes=True, update_changes=True)
 
 
+def test_equivalent_dtype_spellings_hash_alike():
+    spelled = [MarkedConfig(records=[RecordDefinition(column_name="close", dtype=dtype)])
+               for dtype in ("float64", "float", "double", "FLOAT64")]
+    assert len({hashes(config) for config in spelled}) == 1
+
+
 def test_classvar_is_never_hashed(monkeypatch):
     before = hashes(MarkedConfig())
     monkeypatch.setattr(MarkedConfig, "LIMIT", 99)

@@ -26,10 +26,18 @@ import pytest
 from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 
-from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake, NodeRunError, TimeIndexMetaTable
+from lakenodes import (
+    Asset,
+    DataNode,
+    DataNodeConfiguration,
+    DataNodeMetaData,
+    Lake,
+    NodeRunError,
+    TimeIndexMetaTable,
+)
 from lakenodes.storage import TableStore
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 UIDS = ("BRK/B", "A B", "é=1%")
 PORTFOLIOS = ("PF/1", "pf 2=x%")
 ENTITIES = ("BRK/B", "A B", "é=1%")
@@ -134,7 +142,11 @@ def write(node: QueuedNode, rows: pl.DataFrame, model: pl.DataFrame | None, inde
 
 
 def last_operation(lake: Lake, uri: str) -> str:
-    return DeltaTable(uri, storage_options=lake.storage_options or None).history(1)[0]["operation"]
+    """The operation of the table's latest commit, read from its ``_delta_log`` (``DeltaTable.history``
+    holds the GIL while it lists S3, which deadlocks against the in-process moto server)."""
+    fs, _ = filesystem(lake)
+    actions, _ = read_log(fs, uri.split("://", 1)[-1])
+    return [action["commitInfo"] for action in actions if "commitInfo" in action][-1]["operation"]
 
 
 def stages(lake: Lake, kind: str) -> Iterator[Stage]:
@@ -234,10 +246,12 @@ def delta_scan(con, uri: str) -> pl.DataFrame:
 
 
 def assert_same_rows(got: pl.DataFrame, expected: pl.DataFrame, sort_by: list[str], what: str) -> None:
-    assert sorted(got.columns) == sorted(expected.columns), f"{what}: columns differ"
-    assert_frame_equal(
-        got.select(expected.columns).sort(sort_by), expected.sort(sort_by), check_exact=True,
-    ), what
+    """Same columns and, sorted, exactly the same rows and dtypes (µs timestamps, NaN, nulls)."""
+    assert sorted(got.columns) == sorted(expected.columns), f"{what}: columns {got.columns} != {expected.columns}"
+    try:
+        assert_frame_equal(got.select(expected.columns).sort(sort_by), expected.sort(sort_by), check_exact=True)
+    except AssertionError as error:
+        raise AssertionError(f"{what}: {error}") from None
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -265,11 +279,14 @@ def test_catalog_tables_read_by_delta_scan(any_lake: Lake, duck) -> None:
     failing.pending = "not a frame"
     with pytest.raises(NodeRunError):
         failing.run()  # leaves an error row in _catalog/runs
+    Asset.batch_get_or_register_custom_assets(
+        [{"unique_identifier": uid, "snapshot": {"ticker": uid, "name": f"asset {uid}"}} for uid in UIDS]
+    )
 
     catalog_tables = [uri for uri in delta_tables(any_lake) if "/_catalog/" in uri]
-    for name in ("tables", "updates", "runs"):
+    for name in ("tables", "updates", "runs", "assets"):
         assert any_lake.catalog_uri(name) in catalog_tables
-    for uri in catalog_tables:  # includes the identifier claims
+    for uri in catalog_tables:  # includes the identifier claims; lakenodes reads them through deltalake
         ours = pl.from_arrow(DeltaTable(uri, storage_options=any_lake.storage_options or None).to_pyarrow_table())
         assert_same_rows(delta_scan(duck, uri), ours, sorted(ours.columns), uri)
 
@@ -380,9 +397,11 @@ def assert_plain_delta(fs: pafs.FileSystem, table_path: str) -> None:
 
 def test_every_table_is_plain_delta_that_spark_reads(any_lake: Lake) -> None:
     nodes = {kind: [stage for stage in stages(any_lake, kind)][-1].node for kind in KINDS}
-    fs, root = filesystem(any_lake)
+    Asset.batch_get_or_register_custom_assets([{"unique_identifier": uid} for uid in UIDS])
+    fs, _ = filesystem(any_lake)
     tables = delta_tables(any_lake)
-    expected = {node.table_uri for node in nodes.values()} | {any_lake.catalog_uri(n) for n in ("tables", "updates", "runs")}
+    catalog = {any_lake.catalog_uri(name) for name in ("tables", "updates", "runs", "assets")}
+    expected = {node.table_uri for node in nodes.values()} | catalog
     assert expected <= set(tables)
     assert any("/_catalog/claims/" in uri for uri in tables)
     for uri in tables:

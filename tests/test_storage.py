@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
@@ -19,6 +20,16 @@ UTC = dt.timezone.utc
 TS_US_UTC = pa.timestamp("us", tz="UTC")
 ODD_UIDS = ["BRK/B", "A B", "é=1%", "x'y", "a=b/c", "50%", "a%2Fb", "日本"]
 DIMS = {1: (), 2: ("unique_identifier",), 3: ("portfolio_uid", "entity_uid")}
+
+
+def lake_and_levels(s3_fast: int):
+    """Every index depth on a local lake; on S3 one depth by default and the others marked slow."""
+    params = [pytest.param("local", n, id=f"local-{n}") for n in (1, 2, 3)]
+    params += [
+        pytest.param("s3", n, id=f"s3-{n}", marks=[pytest.mark.s3] + ([] if n == s3_fast else [pytest.mark.slow]))
+        for n in (1, 2, 3)
+    ]
+    return pytest.mark.parametrize(("any_lake", "levels"), params, indirect=["any_lake"])
 
 
 class QueueConfig(DataNodeConfiguration):
@@ -76,26 +87,39 @@ def index_dims(node: DataNode) -> list[str]:
     return list(node.store.index_names()[1:])
 
 
-def table_dirs(lake: Lake) -> set[str]:
-    """Names of the folders directly under ``<root>/tables/``."""
-    if lake.is_local:
-        from pathlib import Path
-
-        return {p.name for p in (Path(lake.uri) / "tables").iterdir()}
+def _s3_client(lake: Lake):
     import boto3
 
     options = lake.storage_options
-    bucket, _, prefix = lake.uri[len("s3://"):].partition("/")
-    client = boto3.client(
+    return boto3.client(
         "s3", endpoint_url=options["AWS_ENDPOINT_URL"], aws_access_key_id=options["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=options["AWS_SECRET_ACCESS_KEY"], region_name=options["AWS_REGION"],
     )
-    listing = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/tables/", Delimiter="/")
+
+
+def table_dirs(lake: Lake) -> set[str]:
+    """Names of the folders directly under ``<root>/tables/``."""
+    if lake.is_local:
+        return {p.name for p in (Path(lake.uri) / "tables").iterdir()}
+    bucket, _, prefix = lake.uri[len("s3://"):].partition("/")
+    listing = _s3_client(lake).list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/tables/", Delimiter="/")
     return {entry["Prefix"].rstrip("/").rsplit("/", 1)[-1] for entry in listing.get("CommonPrefixes", [])}
 
 
 def last_operation(lake: Lake, node: DataNode) -> dict:
-    return delta(lake, node).history(1)[0]
+    """commitInfo of the table's latest commit, read from the Delta log file itself.
+
+    (``DeltaTable.history()`` holds the GIL while it waits on the network, so it deadlocks
+    against the in-process moto server.)
+    """
+    name = f"_delta_log/{delta(lake, node).version():020d}.json"
+    if lake.is_local:
+        text = (Path(node.table_uri) / name).read_text()
+    else:
+        bucket, _, key = f"{node.table_uri}/{name}"[len("s3://"):].partition("/")
+        text = _s3_client(lake).get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return next(action["commitInfo"] for action in actions if "commitInfo" in action)
 
 
 # -- layout and protocol -----------------------------------------------------------------------
@@ -115,7 +139,7 @@ def test_one_delta_table_per_storage_hash(any_lake: Lake) -> None:
     assert stored(any_lake, other).height == 1
 
 
-@pytest.mark.parametrize("levels", [1, 2, 3])
+@lake_and_levels(s3_fast=2)
 def test_plain_delta_protocol_schema_and_partitioning(any_lake: Lake, levels: int) -> None:
     identities = {1: [()], 2: [("AAPL",), ("BRK/B",)], 3: [("p1", "e1"), ("p1", "e2"), ("p2", "e1")]}[levels]
     node = node_for(levels, frame(levels, [(ts(d), ident, d) for d in (1, 2) for ident in identities]))
@@ -149,7 +173,7 @@ def test_pandas_nanosecond_index_is_stored_as_microseconds_utc(any_lake: Lake) -
 
 
 # -- append vs upsert --------------------------------------------------------------------------
-@pytest.mark.parametrize("levels", [1, 2, 3])
+@lake_and_levels(s3_fast=1)
 def test_new_rows_are_a_blind_append(any_lake: Lake, levels: int) -> None:
     ident = {1: (), 2: ("AAPL",), 3: ("p1", "e1")}[levels]
     node = node_for(levels, frame(levels, [(ts(1), ident, 1)]), frame(levels, [(ts(2), ident, 2), (ts(3), ident, 3)]))
@@ -165,7 +189,7 @@ def test_new_rows_are_a_blind_append(any_lake: Lake, levels: int) -> None:
     assert stored(any_lake, node)["value"].to_list() == [1.0, 2.0, 3.0]
 
 
-@pytest.mark.parametrize("levels", [1, 2, 3])
+@lake_and_levels(s3_fast=3)
 def test_restatements_replace_and_never_duplicate(any_lake: Lake, levels: int) -> None:
     idents = {1: [()], 2: [("AAPL",), ("MSFT",)], 3: [("p1", "e1"), ("p1", "e2")]}[levels]
     history = [(ts(d), ident, 10 * d) for d in (1, 2, 3) for ident in idents]
@@ -186,7 +210,7 @@ def test_restatements_replace_and_never_duplicate(any_lake: Lake, levels: int) -
     assert {tuple(row[:-1]): row[-1] for row in data.iter_rows()} == expected
 
 
-@pytest.mark.parametrize("levels", [1, 2, 3])
+@lake_and_levels(s3_fast=2)
 def test_mixed_new_and_restated_rows_are_one_commit(any_lake: Lake, levels: int) -> None:
     ident = {1: (), 2: ("AAPL",), 3: ("p1", "e1")}[levels]
     other = {1: (), 2: ("MSFT",), 3: ("p2", "e9")}[levels]

@@ -1,0 +1,188 @@
+"""A fault-injecting HTTP reverse proxy on 127.0.0.1, to put in front of the moto S3 server.
+
+Point a lake's ``AWS_ENDPOINT_URL`` at ``proxy.endpoint_url``: every request is forwarded to the
+upstream endpoint unless the proxy's seeded RNG picks a fault for it:
+
+- ``error``: answer ``500 InternalError`` without forwarding;
+- ``throttle``: answer ``503 SlowDown`` without forwarding;
+- ``drop``: close the connection without forwarding or answering;
+- ``lost_response``: forward (the request takes effect upstream), then close without answering —
+  the nasty case where a commit lands but its writer never hears so;
+- ``slow``: wait ``slow_seconds`` before forwarding.
+
+``counts`` tallies requests and injected faults. Faults can be switched at any time with
+``configure()``; ``FaultProxy.off()`` turns them all off.
+
+Example:
+    >>> with FaultProxy(s3.endpoint_url, seed=7, error=0.05, drop=0.02) as proxy:  # doctest: +SKIP
+    ...     lake = Lake("s3://bucket/lake", storage_options={**s3.storage_options,
+    ...                                                       "AWS_ENDPOINT_URL": proxy.endpoint_url})
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, fields, replace
+from urllib.parse import urlsplit
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+              "proxy-authenticate", "proxy-authorization"}
+_ERROR_BODY = ("<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message>"
+               "<RequestId>faultproxy</RequestId></Error>")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Probability of each fault per request (their sum must stay <= 1), and the slow delay."""
+
+    error: float = 0.0
+    throttle: float = 0.0
+    drop: float = 0.0
+    lost_response: float = 0.0
+    slow: float = 0.0
+    slow_seconds: float = 0.5
+
+    def pick(self, rng: random.Random) -> str | None:
+        draw, threshold = rng.random(), 0.0
+        for name in ("error", "throttle", "drop", "lost_response", "slow"):
+            threshold += getattr(self, name)
+            if draw < threshold:
+                return name
+        return None
+
+
+class FaultProxy:
+    """Threaded reverse proxy injecting storage faults (see module doc); use as a context manager."""
+
+    def __init__(self, upstream: str, *, seed: int = 0, **faults: float):
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.faults = Faults(**faults)
+        self.counts: Counter[str] = Counter()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="faultproxy", daemon=True)
+
+    @property
+    def endpoint_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def configure(self, **faults: float) -> None:
+        """Change fault probabilities (unnamed ones keep their value)."""
+        unknown = set(faults) - {f.name for f in fields(Faults)}
+        if unknown:
+            raise TypeError(f"unknown fault(s) {sorted(unknown)}")
+        with self._lock:
+            self.faults = replace(self.faults, **faults)
+
+    def off(self) -> None:
+        """Forward every request untouched from now on."""
+        with self._lock:
+            self.faults = replace(Faults(), slow_seconds=self.faults.slow_seconds)
+
+    @property
+    def injected(self) -> int:
+        """Faults injected so far (all kinds)."""
+        with self._lock:
+            return sum(count for name, count in self.counts.items() if name != "requests")
+
+    def _decide(self) -> tuple[str | None, float]:
+        with self._lock:
+            self.counts["requests"] += 1
+            fault = self.faults.pick(self._rng)
+            if fault:
+                self.counts[fault] += 1
+            return fault, self.faults.slow_seconds
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _handler_for(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet
+            return
+
+        def _read_body(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                body = bytearray()
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return bytes(body)
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
+            connection = http.client.HTTPConnection(*proxy.upstream, timeout=60)
+            try:
+                connection.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for name, value in self.headers.items():
+                    if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                        connection.putheader(name, value)
+                if body or self.command in ("PUT", "POST"):
+                    connection.putheader("Content-Length", str(len(body)))
+                connection.endheaders(body or None)
+                response = connection.getresponse()
+                payload = response.read()
+                return response.status, response.reason, response.getheaders(), payload
+            finally:
+                connection.close()
+
+        def _answer(self, status: int, reason: str, headers: list[tuple[str, str]], payload: bytes) -> None:
+            self.send_response(status, reason)
+            for name, value in headers:
+                if name.lower() not in HOP_BY_HOP and name.lower() not in ("content-length", "date", "server"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+        def _handle(self) -> None:
+            body = self._read_body()
+            fault, slow_seconds = proxy._decide()
+            if fault == "drop":
+                self.close_connection = True
+                return
+            if fault in ("error", "throttle"):
+                code, message, status = (("InternalError", "injected fault", 500) if fault == "error"
+                                         else ("SlowDown", "Please reduce your request rate.", 503))
+                payload = _ERROR_BODY.format(code=code, message=message).encode()
+                self._answer(status, "", [("Content-Type", "application/xml")], payload)
+                return
+            if fault == "slow":
+                time.sleep(slow_seconds)
+            status, reason, headers, payload = self._forward(body)
+            if fault == "lost_response":
+                self.close_connection = True
+                return
+            self._answer(status, reason, headers, payload)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+    return Handler

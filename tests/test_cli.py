@@ -1,0 +1,417 @@
+"""The ``lakenodes`` CLI over a lake built by the tutorial nodes: every command, human and --json,
+exit codes 0/1/2 and one-line errors."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lakenodes import Asset, Lake, TimeIndexMetaTable, use_lake
+from lakenodes.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from examples.run_tutorial import TUTORIAL_ASSETS  # noqa: E402
+from examples.tutorial_nodes import (  # noqa: E402
+    PROJECT_ID,
+    SIMULATED_PRICES_IDENTIFIER,
+    DailyRandomNumber,
+    PriceSimulConfig,
+    RandomDataNodeConfig,
+    SimulatedPrices,
+    VolatilityConfig,
+)
+
+RANDOM_ID = f"example_random_number_{PROJECT_ID}"
+DAYS = 5  # simulated days per asset: offset_start + 1 day .. yesterday
+runner = CliRunner()
+search_wired = pytest.mark.skipif(
+    not hasattr(TimeIndexMetaTable, "description_search"), reason="search not wired"
+)
+
+
+def cli(*args: str, lake: Lake | None = None, input: str | None = None, env: dict | None = None):
+    prefix = ["--lake", lake.uri] if lake is not None else []
+    return runner.invoke(app, [*prefix, *args], input=input, env=env)
+
+
+def ok(*args: str, lake: Lake | None = None, **kwargs) -> str:
+    result = cli(*args, lake=lake, **kwargs)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result.stdout
+
+
+def ok_json(*args: str, lake: Lake | None = None, **kwargs):
+    return json.loads(ok(*args, "--json", lake=lake, **kwargs))
+
+
+def assert_one_line_error(result, code: int, *fragments: str) -> str:
+    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def build_tutorial_lake(path: Path) -> Lake:
+    """Seed 001/000: two DailyRandomNumber updaters (std is update_only) and two SimulatedPrices
+    asset batches, each pair writing one table."""
+    lake = Lake(path)
+    start = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    with use_lake(lake):
+        for std in (VolatilityConfig(center=0.5, skew=False), VolatilityConfig(center=2.0, skew=True)):
+            DailyRandomNumber(config=RandomDataNodeConfig(mean=0.0, std=std)).run()
+        Asset.batch_get_or_register_custom_assets(TUTORIAL_ASSETS)
+        for tickers in (["NVDA", "AAPL"], ["JPM", "GS", "BRK.B"]):
+            config = PriceSimulConfig(asset_list=Asset.filter(ticker__in=tickers),
+                                      offset_start=start - datetime.timedelta(days=DAYS + 1))
+            SimulatedPrices(config=config).run()
+    return lake
+
+
+@pytest.fixture(scope="module")
+def tutorial_lake(tmp_path_factory) -> Lake:
+    """A tutorial lake shared by the read-only tests."""
+    return build_tutorial_lake(tmp_path_factory.mktemp("cli") / "lake")
+
+
+@pytest.fixture
+def lake_copy(tmp_path) -> Lake:
+    """A private tutorial lake for commands that change it (built, not copied: the catalog
+    records absolute table URIs)."""
+    return build_tutorial_lake(tmp_path / "lake")
+
+
+def table(lake: Lake, identifier: str) -> TimeIndexMetaTable:
+    return TimeIndexMetaTable.get(identifier=identifier, lake=lake)
+
+
+# -- data-node list / detail / identifiers ------------------------------------------------------
+def test_list_filters_by_identifier_human_and_json(tutorial_lake):
+    random = table(tutorial_lake, RANDOM_ID)
+    human = ok("data-node", "list", "--filter", "identifier__contains=example_random_number_", lake=tutorial_lake)
+    for value in (random.uid, RANDOM_ID, random.storage_hash, "1d", "time_index", "random_number"):
+        assert value in human
+    assert SIMULATED_PRICES_IDENTIFIER not in human
+
+    document = ok_json("data-node", "list", "--filter", "identifier__contains=example_random_number_", lake=tutorial_lake)
+    assert document["count"] == 1
+    [row] = document["results"]
+    assert (row["uid"], row["identifier"], row["storage_hash"]) == (random.uid, RANDOM_ID, random.storage_hash)
+    assert row["last_index_value"] == random.stats()["last_time_index_value"] and row["row_count"] == 1
+
+    everything = ok_json("data-node", "list", lake=tutorial_lake)
+    assert {r["identifier"] for r in everything["results"]} == {RANDOM_ID, SIMULATED_PRICES_IDENTIFIER}
+    assert ok_json("data-node", "list", "-f", "namespace=test", lake=tutorial_lake)["count"] == 0
+
+
+def test_global_options_work_after_the_command_too(tutorial_lake):
+    result = runner.invoke(app, ["data-node", "list", "--json", "--lake", tutorial_lake.uri])
+    assert result.exit_code == 0 and json.loads(result.stdout)["count"] == 2
+    result = runner.invoke(app, ["data-node", "list"], env={"LAKENODES_URI": tutorial_lake.uri})
+    assert result.exit_code == 0 and RANDOM_ID in result.stdout
+
+
+def test_detail_by_uid_identifier_or_storage_hash(tutorial_lake):
+    prices = table(tutorial_lake, SIMULATED_PRICES_IDENTIFIER)
+    documents = [ok_json("data-node", "detail", ref, lake=tutorial_lake)
+                 for ref in (prices.uid, SIMULATED_PRICES_IDENTIFIER, prices.storage_hash)]
+    assert all(document["table"]["uid"] == prices.uid for document in documents)
+    document = documents[0]
+    assert document["table_uri"] == prices.table_uri
+    assert document["stats"]["row_count"] == 5 * DAYS and set(document["stats"]["multi_index_stats"]) == {
+        "NVDA", "AAPL", "JPM", "GS", "BRK/B"}
+    assert len(document["update_processes"]) == 2
+    snippets = document["read_snippets"]
+    assert f'pl.scan_delta("{prices.table_uri}")' in snippets["polars"]
+    assert f"delta_scan('{prices.table_uri}')" in snippets["duckdb"]
+    assert f'spark.read.format("delta").load("{prices.table_uri}")' in snippets["spark"]
+
+    human = ok("data-node", "detail", SIMULATED_PRICES_IDENTIFIER, lake=tutorial_lake)
+    for value in (prices.uid, prices.storage_hash, prices.table_uri, "close", "BRK/B", "pl.scan_delta",
+                  "delta_scan", 'spark.read.format("delta")', "unique_identifier"):
+        assert value in human
+
+
+def test_org_unique_identifiers(tutorial_lake):
+    document = ok_json("data-node", "org-unique-identifiers", lake=tutorial_lake)
+    pairs = {(row["identifier"], row["namespace"], row["storage_hash"]) for row in document["results"]}
+    assert pairs == {(t.identifier, "", t.storage_hash) for t in TimeIndexMetaTable.filter(lake=tutorial_lake)}
+    human = ok("data-node", "org-unique-identifiers", lake=tutorial_lake)
+    assert RANDOM_ID in human and SIMULATED_PRICES_IDENTIFIER in human
+
+
+# -- run-query ------------------------------------------------------------------------------------
+def test_run_query_human_json_and_refusals(tutorial_lake):
+    sql = f"SELECT unique_identifier, count(*) AS n FROM {SIMULATED_PRICES_IDENTIFIER} GROUP BY 1 ORDER BY 1"
+    human = ok("data-node", "run-query", SIMULATED_PRICES_IDENTIFIER, sql, lake=tutorial_lake)
+    assert "BRK/B" in human and "5 row(s)" in human
+
+    envelope = ok_json("data-node", "run-query", SIMULATED_PRICES_IDENTIFIER, sql, "--max-rows", "2", lake=tutorial_lake)
+    assert envelope["ok"] and envelope["truncated"] and envelope["row_count"] == 2
+    assert envelope["results"] == [{"unique_identifier": "AAPL", "n": DAYS}, {"unique_identifier": "BRK/B", "n": DAYS}]
+    assert envelope["meta_table_uid"] == table(tutorial_lake, SIMULATED_PRICES_IDENTIFIER).uid
+
+    refused = cli("data-node", "run-query", SIMULATED_PRICES_IDENTIFIER, "DROP TABLE x", lake=tutorial_lake)
+    assert_one_line_error(refused, 2, "forbidden_statement")
+    refused_json = cli("data-node", "run-query", SIMULATED_PRICES_IDENTIFIER, "DELETE FROM x", "--json", lake=tutorial_lake)
+    assert refused_json.exit_code == 2
+    envelope = json.loads(refused_json.stdout)
+    assert envelope["ok"] is False and envelope["error"]["kind"] == "forbidden_statement"
+
+
+# -- delete-after-date ----------------------------------------------------------------------------
+def test_delete_after_date_asks_unless_yes_and_scopes_by_dimension(lake_copy):
+    prices = table(lake_copy, SIMULATED_PRICES_IDENTIFIER)
+    before = prices.stats()
+    last = datetime.datetime.fromisoformat(before["last_time_index_value"].replace("Z", "+00:00"))
+    cutoff = (last - datetime.timedelta(days=1)).date().isoformat()
+    args = ("data-node", "delete-after-date", SIMULATED_PRICES_IDENTIFIER, cutoff, "--dimension-filter", "unique_identifier=AAPL")
+
+    declined = cli(*args, lake=lake_copy, input="n\n")
+    assert declined.exit_code == 1 and "nothing was deleted" in declined.stderr
+    no_stdin = cli(*args, lake=lake_copy)  # e.g. under cron: refuse rather than hang or guess
+    assert no_stdin.exit_code == 2 and no_stdin.stderr.strip().splitlines()[-1].startswith("error: no confirmation")
+    assert table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats() == before
+
+    accepted = ok(*args, lake=lake_copy, input="y\n")
+    assert "deleted 2 row(s)" in accepted
+    result = ok_json("data-node", "delete-after-date", SIMULATED_PRICES_IDENTIFIER, cutoff, lake=lake_copy)
+    assert result["ok"] and result["deleted_count"] == 4 * 2 and result["table_empty"] is False
+    after = table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats()
+    assert after["row_count"] == before["row_count"] - 10
+    assert after["last_time_index_value"] < before["last_time_index_value"]
+
+    random_result = ok("data-node", "delete-after-date", RANDOM_ID, "2000-01-01", "--yes", lake=lake_copy)
+    assert "deleted 1 row(s)" in random_result and "(table is empty)" in random_result
+
+
+def test_delete_after_date_rejects_bad_input_and_keeps_data(lake_copy):
+    before = table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats()
+    cases = [
+        (("2026-13-45",), "is not an ISO-8601 date"),
+        (("2026-01-01", "--dimension-filter", "ticker=AAPL"), "not an identity dimension"),
+        (("2026-01-01", "--dimension-filter", "unique_identifier"), "is not K=V"),
+    ]
+    for extra, message in cases:
+        result = cli("data-node", "delete-after-date", SIMULATED_PRICES_IDENTIFIER, *extra, "--yes", lake=lake_copy)
+        assert_one_line_error(result, 2, message)
+    assert table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats() == before
+
+
+# -- labels ---------------------------------------------------------------------------------------
+def test_add_and_remove_label(lake_copy):
+    assert "labels of" in ok("data-node", "add-label", RANDOM_ID, "daily", lake=lake_copy)
+    document = ok_json("data-node", "add-label", RANDOM_ID, "tutorial", lake=lake_copy)
+    assert document["labels"] == ["daily", "tutorial"]
+    listed = ok_json("data-node", "list", "--filter", "labels__contains=daily", lake=lake_copy)
+    assert [row["identifier"] for row in listed["results"]] == [RANDOM_ID]
+    assert ok_json("data-node", "remove-label", RANDOM_ID, "daily", lake=lake_copy)["labels"] == ["tutorial"]
+    assert ok_json("data-node", "list", "--filter", "labels__contains=daily", lake=lake_copy)["count"] == 0
+    assert table(lake_copy, RANDOM_ID).storage_hash == table(lake_copy, RANDOM_ID).storage_hash
+    assert_one_line_error(cli("data-node", "add-label", RANDOM_ID, " ", lake=lake_copy), 2, "LABEL")
+
+
+# -- updates and assets ---------------------------------------------------------------------------
+def test_updates_list_shows_two_updaters_for_one_storage(tutorial_lake):
+    random = table(tutorial_lake, RANDOM_ID)
+    document = ok_json("updates", "list", lake=tutorial_lake)
+    random_updaters = [p for p in document["results"] if p["storage_hash"] == random.storage_hash]
+    assert len(random_updaters) == 2 and len({p["update_hash"] for p in random_updaters}) == 2
+    assert all(p["identifier"] == RANDOM_ID and p["last_status"] == "success" and p["runs"] == 1
+               for p in random_updaters)
+    assert sorted(p["last_rows_written"] for p in random_updaters) == [0, 1]
+
+    human = ok("updates", "list", lake=tutorial_lake)
+    assert human.count(random.storage_hash) == 2
+    for updater in random_updaters:
+        assert updater["update_hash"] in human
+
+
+def test_updates_runs(tutorial_lake):
+    document = ok_json("updates", "runs", lake=tutorial_lake)
+    assert document["count"] == 4 and {run["status"] for run in document["results"]} == {"success"}
+    update_hash = document["results"][0]["update_hash"]
+    only = ok_json("updates", "runs", update_hash, lake=tutorial_lake)
+    assert [run["update_hash"] for run in only["results"]] == [update_hash]
+    assert update_hash in ok("updates", "runs", "--limit", "1", update_hash, lake=tutorial_lake)
+    assert_one_line_error(cli("updates", "runs", "nope_123", lake=tutorial_lake), 2, "lakenodes updates list")
+
+
+def test_assets_list(tutorial_lake):
+    document = ok_json("assets", "list", "--filter", "ticker__in=NVDA,BRK.B", lake=tutorial_lake)
+    assert [asset["unique_identifier"] for asset in document["results"]] == ["BRK/B", "NVDA"]
+    human = ok("assets", "list", lake=tutorial_lake)
+    assert all(name in human for name in ("NVIDIA", "Goldman Sachs", "BRK/B"))
+
+
+# -- run ------------------------------------------------------------------------------------------
+FAILING_NODES = textwrap.dedent('''
+    from lakenodes import DataNode, DataNodeConfiguration
+
+    class BrokenConfig(DataNodeConfiguration):
+        source: str = "api"
+
+    class Broken(DataNode):
+        def __init__(self, config: BrokenConfig, **kwargs):
+            super().__init__(config, **kwargs)
+
+        def dependencies(self):
+            return {}
+
+        def update(self):
+            raise RuntimeError("upstream API is down")
+''')
+
+
+def test_run_exit_codes(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    lake = Lake(tmp_path / "fresh")  # `run` creates the lake
+    target = "examples.tutorial_nodes:DailyRandomNumber"
+    first = ok_json("run", target, "--config", '{"mean": 0.0}', lake=lake)
+    assert first["ok"] and first["rows_written"] == 1 and first["namespace"] == ""
+    assert first["storage_hash"] == table(lake, RANDOM_ID).storage_hash
+    assert "0 row(s) written" in ok("run", target, "--config", '{"mean": 0.0}', lake=lake)
+    namespaced = ok_json("run", "examples/tutorial_nodes.py:DailyRandomNumber", "--config", '{"mean": 0.0}',
+                         "--namespace", "ci", lake=lake)
+    assert namespaced["namespace"] == "ci" and namespaced["rows_written"] == 1
+    assert namespaced["storage_hash"] != first["storage_hash"]
+    config_file = tmp_path / "config.json"
+    config_file.write_text('{"mean": 0.0}')
+    assert ok_json("run", target, "--config", f"@{config_file}", lake=lake)["update_hash"] == first["update_hash"]
+
+    (tmp_path / "cli_failing_nodes.py").write_text(FAILING_NODES)
+    failed = cli("run", f"{tmp_path / 'cli_failing_nodes.py'}:Broken", lake=lake)
+    assert_one_line_error(failed, 1, "update", "upstream API is down")
+    failed_json = cli("run", f"{tmp_path / 'cli_failing_nodes.py'}:Broken", "--json", lake=lake)
+    assert failed_json.exit_code == 1 and json.loads(failed_json.stdout)["error"]["kind"] == "run_error"
+    runs = ok_json("updates", "runs", lake=lake)["results"]
+    assert [run["status"] for run in runs].count("error") == 2
+
+    mistakes = [
+        (("run", target, "--config", '{"mean": "high"}'), "mean"),
+        (("run", target, "--config", '{"mean": 0, "std": {"center": -1, "skew": true}}'), "std.center"),
+        (("run", target, "--config", '{"mean": 0, "colour": 1}'), "colour"),
+        (("run", target, "--config", "{not json"), "not valid JSON"),
+        (("run", target, "--config", "[1]"), "JSON object"),
+        (("run", target), "mean: Field required"),
+        (("run", "examples.tutorial_nodes:Nope"), "DailyRandomNumber"),
+        (("run", "examples.tutorial_nodes:PriceSimulConfig"), "not a DataNode class"),
+        (("run", "no_such_module_xyz:Node"), "cannot import"),
+        (("run", "DailyRandomNumber"), "MODULE:CLASS"),
+        (("run", target, "--config", "@/nonexistent/config.json"), "cannot read --config file"),
+    ]
+    for args, fragment in mistakes:
+        assert_one_line_error(cli(*args, lake=lake), 2, fragment)
+
+
+# -- errors ---------------------------------------------------------------------------------------
+def test_user_mistakes_print_one_line_and_exit_2(tutorial_lake, tmp_path):
+    cases = [
+        (cli("data-node", "detail", "nope", lake=tutorial_lake), "lakenodes data-node list"),
+        (cli("data-node", "detail", RANDOM_ID, "--namespace", "other", lake=tutorial_lake), "namespace 'other'"),
+        (cli("data-node", "list", "--filter", "identifier", lake=tutorial_lake), "is not K=V"),
+        (cli("data-node", "list", "--filter", "colour=red", lake=tutorial_lake), "unknown field 'colour'"),
+        (cli("data-node", "list", "--filter", "identifier__near=x", lake=tutorial_lake), "unknown lookup operator"),
+        (cli("--lake", "ftp://host/lake", "data-node", "list"), "unsupported lake URI scheme"),
+        (cli("--lake", str(tmp_path / "missing"), "data-node", "list"), "no lake at"),
+        (cli("data-node", "detail", lake=tutorial_lake), "Missing argument"),
+        (cli("data-node", "run-query", RANDOM_ID, "SELECT 1", "--max-rows", "x", lake=tutorial_lake), "--max-rows"),
+        (cli("no-such-command", lake=tutorial_lake), "No such command"),
+    ]
+    for result, fragment in cases:
+        assert_one_line_error(result, 2, fragment)
+
+
+# -- maintenance ------------------------------------------------------------------------------------
+def test_optimize_and_vacuum_commands(lake_copy):
+    prices = table(lake_copy, SIMULATED_PRICES_IDENTIFIER)
+    data_before = ok_json("data-node", "run-query", prices.storage_hash,
+                          f"SELECT * FROM {prices.storage_hash} ORDER BY time_index, unique_identifier", lake=lake_copy)
+
+    everything = ok_json("optimize", lake=lake_copy)
+    names = [result["table"] for result in everything["results"]]
+    assert everything["ok"] and names[:2] == sorted([prices.storage_hash, table(lake_copy, RANDOM_ID).storage_hash])
+    assert names[2:] == ["_catalog/tables", "_catalog/runs", "_catalog/updates", "_catalog/assets"]
+    runs = next(result for result in everything["results"] if result["table"] == "_catalog/runs")
+    assert runs["files_before"] == 4 and runs["files_after"] == 1
+
+    human = ok("optimize", SIMULATED_PRICES_IDENTIFIER, "_catalog/runs", "--target-size", "64", lake=lake_copy)
+    assert prices.storage_hash in human and "_catalog/runs" in human
+    data_after = ok_json("data-node", "run-query", prices.storage_hash,
+                         f"SELECT * FROM {prices.storage_hash} ORDER BY time_index, unique_identifier", lake=lake_copy)
+    assert data_after["results"] == data_before["results"]
+
+    dry = ok_json("vacuum", "--dry-run", lake=lake_copy)
+    assert dry["ok"] and all(result["files"] == [] for result in dry["results"])
+    assert "would delete 0 file(s)" in ok("vacuum", "--dry-run", "_catalog/runs", lake=lake_copy)
+    assert_one_line_error(cli("vacuum", "--retention-hours", "1", lake=lake_copy), 2, "--force-unsafe-retention")
+    forced = cli("vacuum", "_catalog/runs", "--retention-hours", "0", "--force-unsafe-retention", "--dry-run",
+                 lake=lake_copy)
+    assert forced.exit_code == 0 and "UNSAFE" in forced.stderr and "would delete 4 file(s)" in forced.stdout
+    assert_one_line_error(cli("optimize", "_catalog/nope", lake=lake_copy), 2, "unknown catalog table")
+    assert_one_line_error(cli("optimize", "nope", lake=lake_copy), 2, "lakenodes data-node list")
+
+
+# -- search -----------------------------------------------------------------------------------------
+@search_wired
+def test_search_commands(lake_copy):
+    ok("search", "--refresh", lake=lake_copy)
+    for group in ([], ["data-node"]):
+        document = ok_json(*group, "search", "simulated close prices", "--limit", "5", lake=lake_copy)
+        assert document["description"]["results"] and document["column"] is not None
+        assert len(document["description"]["results"]) <= 5
+    only = ok_json("search", "daily random number", "--mode", "description", "--w-trgm", "1", "--w-emb", "0",
+                   "--trigram-k", "50", "--embed-k", "0", "--filter", "namespace=", lake=lake_copy)
+    assert "column" not in only and only["description"]["count"] >= 1
+    assert "close" in ok("search", "close price", "--mode", "column", lake=lake_copy)
+    assert ok_json("data-node", "refresh-search-index", RANDOM_ID, lake=lake_copy)["ok"]
+    assert_one_line_error(cli("search", "x", "--filter", "colour=red", lake=lake_copy), 2, "colour")
+    assert_one_line_error(cli("search", lake=lake_copy), 2, "query")
+
+
+# -- real processes and S3 ---------------------------------------------------------------------------
+def _lakenodes(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lakenodes", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_python_m_lakenodes_in_a_real_process(tutorial_lake):
+    listed = _lakenodes("--lake", tutorial_lake.uri, "--json", "data-node", "list",
+                        "--filter", "identifier__contains=example_random_number_")
+    assert listed.returncode == 0, listed.stderr
+    assert [row["identifier"] for row in json.loads(listed.stdout)["results"]] == [RANDOM_ID]
+    missing = _lakenodes("--lake", tutorial_lake.uri, "data-node", "detail", "nope")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.count("\n") == 1 and missing.stderr.startswith("error: ") and "data-node list" in missing.stderr
+
+
+@pytest.mark.s3
+def test_cli_on_s3(s3_server, monkeypatch):
+    monkeypatch.chdir(REPO)
+    lake = f"s3://{s3_server.create_bucket()}/lake"
+    env = s3_server.env
+    ran = runner.invoke(app, ["--lake", lake, "--json", "run", "examples.tutorial_nodes:DailyRandomNumber",
+                              "--config", '{"mean": 0.0}'], env=env)
+    assert ran.exit_code == 0, (ran.stdout, ran.stderr)
+    assert json.loads(ran.stdout)["rows_written"] == 1
+    listed = json.loads(ok("--json", "data-node", "list", "--lake", lake, env=env))
+    assert [row["identifier"] for row in listed["results"]] == [RANDOM_ID]
+    detail = ok("data-node", "detail", RANDOM_ID, "--lake", lake, env=env)
+    assert f"{lake}/tables/" in detail and "s3a://" in detail
+    query = json.loads(ok("--json", "data-node", "run-query", RANDOM_ID, f"SELECT count(*) AS n FROM {RANDOM_ID}",
+                          "--lake", lake, env=env))
+    assert query["results"] == [{"n": 1}]
+    assert json.loads(ok("--json", "optimize", "--lake", lake, env=env))["ok"]
+    assert json.loads(ok("--json", "updates", "list", "--lake", lake, env=env))["count"] == 1

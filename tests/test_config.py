@@ -1,0 +1,178 @@
+"""Configuration models (DESIGN §3 "Configuration and hashing"): validation of what a node is built from."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pytest
+from pydantic import BaseModel, Field, ValidationError, create_model
+
+from examples.tutorial_nodes import PriceSimulConfig, RandomDataNodeConfig, VolatilityConfig
+from lakenodes import (
+    ConfigurationError,
+    DataFrequency,
+    DataNode,
+    DataNodeConfiguration,
+    DataNodeMetaData,
+    RecordDefinition,
+)
+
+UTC = dt.timezone.utc
+BOTH = {"update_only": True, "runtime_only": True}
+
+
+def validation_locations(error: ValidationError) -> list[tuple]:
+    return [tuple(item["loc"]) for item in error.errors()]
+
+
+# -- unknown fields and wrong types name the field ----------------------------------------------
+@pytest.mark.parametrize("build, location", [
+    pytest.param(lambda: RandomDataNodeConfig(mean=0.0, meen=1.0), ("meen",), id="extra-field"),
+    pytest.param(lambda: DataNodeConfiguration(window=3), ("window",), id="extra-on-base"),
+    pytest.param(lambda: RecordDefinition(column_name="x", unit="usd"), ("unit",), id="extra-on-record"),
+    pytest.param(lambda: DataNodeMetaData(identifier="x", owner="me"), ("owner",), id="extra-on-metadata"),
+    pytest.param(lambda: RandomDataNodeConfig(mean="abc"), ("mean",), id="wrong-float"),
+    pytest.param(lambda: RandomDataNodeConfig(), ("mean",), id="missing-required"),
+    pytest.param(lambda: RandomDataNodeConfig(mean=0.0, std={"center": "wide", "skew": True}), ("std", "center"),
+                 id="nested-wrong-type"),
+    pytest.param(lambda: RandomDataNodeConfig(mean=0.0, std={"center": -1.0, "skew": True}),
+                 ("std", "center"), id="nested-constraint"),
+    pytest.param(lambda: RandomDataNodeConfig(mean=0.0, records=[{"column_name": 1}]), ("records", 0, "column_name"),
+                 id="record-wrong-type"),
+    pytest.param(lambda: RandomDataNodeConfig(mean=0.0, records=[{"column_name": "x", "dtype": "complex"}]),
+                 ("records", 0, "dtype"), id="record-unknown-dtype"),
+    pytest.param(lambda: PriceSimulConfig(asset_list=[{"ticker": "NVDA"}]), ("asset_list", 0, "unique_identifier"),
+                 id="asset-missing-uid"),
+    pytest.param(lambda: PriceSimulConfig(asset_list=[{"unique_identifier": ""}]), ("asset_list", 0, "unique_identifier"),
+                 id="asset-empty-uid"),
+    pytest.param(lambda: PriceSimulConfig(asset_list="NVDA"), ("asset_list",), id="asset-list-not-a-list"),
+    pytest.param(lambda: DataNodeConfiguration(offset_start="yesterday"), ("offset_start",), id="offset-not-a-date"),
+])
+def test_invalid_configuration_raises_validation_error_naming_the_field(build, location):
+    with pytest.raises(ValidationError) as caught:
+        build()
+    assert location in validation_locations(caught.value)
+    assert str(location[-1]) in str(caught.value)
+
+
+def test_nested_models_are_built_and_validated_from_plain_data():
+    config = RandomDataNodeConfig(mean=0.5, std={"center": 0.25, "skew": False})
+    assert config.std == VolatilityConfig(center=0.25, skew=False)
+    with pytest.raises(ValidationError, match="center"):
+        VolatilityConfig(center=0, skew=True)
+
+
+# -- offset_start --------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", [dt.datetime(2024, 1, 1), "2024-01-01T00:00:00", "2024-01-01"])
+def test_naive_offset_start_is_rejected(value):
+    with pytest.raises(ValidationError) as caught:
+        DataNodeConfiguration(offset_start=value)
+    assert ("offset_start",) in validation_locations(caught.value)
+    assert "timezone-aware" in str(caught.value)
+
+
+def test_naive_offset_start_is_rejected_in_subclasses_that_redeclare_it():
+    with pytest.raises(ValidationError, match="offset_start"):
+        PriceSimulConfig(asset_list=[], offset_start=dt.datetime(2024, 1, 1))
+
+
+@pytest.mark.parametrize("value", [
+    dt.datetime(2024, 1, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=9))),
+    "2024-01-01T00:00:00Z",
+    "2024-01-01T01:00:00+01:00",
+])
+def test_aware_offset_start_is_stored_in_utc(value):
+    offset_start = DataNodeConfiguration(offset_start=value).offset_start
+    assert offset_start == dt.datetime(2024, 1, 1, tzinfo=UTC)
+    assert offset_start.utcoffset() == dt.timedelta(0)
+
+
+# -- metadata and frequency ---------------------------------------------------------------------
+@pytest.mark.parametrize("frequency", list(DataFrequency))
+def test_frequency_accepts_enum_members_and_plain_strings(frequency):
+    from_enum = DataNodeMetaData(data_frequency_id=frequency)
+    from_string = DataNodeMetaData(data_frequency_id=frequency.value)
+    assert from_enum.data_frequency_id == from_string.data_frequency_id == frequency.value
+    assert str(frequency) == frequency.value
+    assert DataFrequency(frequency.value) is frequency
+
+
+def test_seed_frequencies_are_members():
+    assert DataFrequency.one_d.value == "1d"
+    assert {"1m", "5m", "1d", "1w", "1mo", "1q", "1y"} <= {member.value for member in DataFrequency}
+
+
+@pytest.mark.parametrize("frequency", ["2d", "daily", "1D ", "", 1])
+def test_unknown_frequency_is_rejected(frequency):
+    with pytest.raises(ValidationError) as caught:
+        DataNodeMetaData(data_frequency_id=frequency)
+    assert ("data_frequency_id",) in validation_locations(caught.value)
+    assert "1d" in str(caught.value)  # the message lists the valid values
+
+
+@pytest.mark.parametrize("identifier", ["", "   ", "x" * 256, "tab\there"])
+def test_bad_identifier_is_rejected(identifier):
+    with pytest.raises(ValidationError) as caught:
+        DataNodeMetaData(identifier=identifier)
+    assert ("identifier",) in validation_locations(caught.value)
+
+
+def test_tutorial_metadata_keeps_the_frequency_value():
+    metadata = RandomDataNodeConfig(mean=0.0).node_metadata
+    assert metadata.data_frequency_id == "1d"
+    assert metadata.identifier.startswith("example_random_number_")
+
+
+# -- records ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spelling, canonical", [
+    ("float64", "float64"), ("float", "float64"), ("double", "float64"), ("int", "int64"), ("int32", "int64"),
+    ("bool", "bool"), ("str", "string"), ("object", "string"), ("date", "date"),
+    ("datetime64[ns, UTC]", "datetime"), ("timestamp", "datetime"),
+])
+def test_record_dtype_spellings_are_canonical(spelling, canonical):
+    assert RecordDefinition(column_name="x", dtype=spelling).dtype == canonical
+
+
+def test_record_definition_is_frozen():
+    record = RecordDefinition(column_name="close")
+    with pytest.raises(ValidationError):
+        record.column_name = "open"  # type: ignore[misc]
+
+
+# -- field markers at class definition ------------------------------------------------------------
+class Inner(BaseModel):
+    value: int = Field(1, json_schema_extra=BOTH)
+
+
+@pytest.mark.parametrize("annotation", [Inner, list[Inner], dict[str, Inner] | None, tuple[Inner, ...]],
+                         ids=["model", "list", "dict", "tuple"])
+def test_both_markers_inside_a_nested_model_fail_at_class_definition(annotation):
+    with pytest.raises(ValueError, match=r"Inner\.value is marked both update_only and runtime_only"):
+        create_model("Broken", __base__=DataNodeConfiguration, nested=(annotation, None))
+
+
+def test_both_markers_behind_a_forward_reference_fail_when_it_resolves():
+    class Later(DataNodeConfiguration):
+        leg: LaterLeg | None = None  # noqa: F821 - defined below on purpose
+
+    class LaterLeg(BaseModel):
+        value: int = Field(1, json_schema_extra=BOTH)
+
+    with pytest.raises(ValueError, match=r"LaterLeg\.value"):
+        Later.model_rebuild()
+
+
+def test_marker_error_is_a_configuration_error_naming_the_field():
+    with pytest.raises(ConfigurationError, match=r"Broken\.window"):
+        class Broken(DataNodeConfiguration):
+            window: int = Field(1, json_schema_extra=BOTH)
+
+
+def test_a_node_needs_a_configuration_instance():
+    class Plain(DataNode):
+        def dependencies(self) -> dict:
+            return {}
+
+    with pytest.raises(ConfigurationError, match="DataNodeConfiguration"):
+        Plain({"mean": 1.0})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="hash_namespace"):
+        Plain(DataNodeConfiguration(), hash_namespace=3)  # type: ignore[arg-type]

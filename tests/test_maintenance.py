@@ -1,0 +1,228 @@
+"""Maintenance: per-partition compaction, checkpoints and vacuum keep data and statistics intact."""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import os
+from typing import ClassVar
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from lakenodes import (
+    DataNode,
+    DataNodeConfiguration,
+    Lake,
+    LakenodesUserError,
+    NotFoundError,
+    TimeIndexMetaTable,
+    use_lake,
+)
+from lakenodes.maintenance import (
+    CATALOG_TABLES,
+    last_checkpoint_version,
+    maintenance_targets,
+    optimize_table,
+    vacuum_table,
+)
+from lakenodes.storage import TableStore
+
+UTC = datetime.UTC
+START = datetime.datetime(2024, 1, 1, tzinfo=UTC)
+ASSETS = ["AAPL", "BRK/B", "é=1%"]
+
+
+class DailyCloseConfig(DataNodeConfiguration):
+    assets: list[str]
+
+
+class DailyClose(DataNode):
+    """Appends the next day (one row per asset, at a microsecond-precise time) on every run."""
+
+    OFFSET_START: ClassVar[datetime.datetime] = START
+
+    def __init__(self, config: DailyCloseConfig, **kwargs):
+        super().__init__(config, **kwargs)
+
+    def dependencies(self) -> dict:
+        return {}
+
+    def update(self) -> pl.DataFrame:
+        last = self.update_statistics.max_time_index_value
+        day = START if last is None else (last + datetime.timedelta(days=1)).replace(microsecond=0)
+        stamp = day.replace(microsecond=(day - START).days * 1_001 + 7)
+        return pl.DataFrame({
+            "time_index": [stamp] * len(self.config.assets),
+            "unique_identifier": list(self.config.assets),
+            "close": [100.0 + (day - START).days + i for i in range(len(self.config.assets))],
+        }).with_columns(pl.col("time_index").cast(pl.Datetime("us", "UTC")))
+
+
+def _files_per_partition(table: DeltaTable) -> dict[str, int]:
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+    counts: dict[str, int] = {}
+    for action in actions:
+        counts[action["partition.unique_identifier"]] = counts.get(action["partition.unique_identifier"], 0) + 1
+    return counts
+
+
+def _everything(node: DataNode) -> pl.DataFrame:
+    return node.get_df_between_dates().sort(["time_index", "unique_identifier"])
+
+
+def _snapshot(node: DataNode) -> tuple:
+    stats = node.compute_update_statistics()
+    return (
+        TimeIndexMetaTable.get(storage_hash=node.storage_hash).stats(),
+        stats.index_progress,
+        stats.max_time_index_value,
+        stats.min_time_index_value,
+        stats.get_update_range_map_great_or_equal(),
+    )
+
+
+@pytest.fixture
+def daily_node(local_lake: Lake) -> DailyClose:
+    node = DailyClose(DailyCloseConfig(assets=ASSETS))
+    for _ in range(50):
+        node.run()
+    return node
+
+
+def test_optimize_compacts_each_partition_to_one_file_and_keeps_data_and_statistics(daily_node: DailyClose, local_lake: Lake):
+    table = daily_node.store.table()
+    assert _files_per_partition(table) == dict.fromkeys(ASSETS, 50)
+    data_before, stats_before = _everything(daily_node), _snapshot(daily_node)
+    assert data_before.height == 150
+
+    progress: list[tuple[int, int]] = []
+    result = optimize_table(local_lake, daily_node.storage_hash, progress=lambda done, total: progress.append((done, total)))
+
+    assert _files_per_partition(daily_node.store.table()) == dict.fromkeys(ASSETS, 1)
+    assert (result["files_before"], result["files_after"], result["partitions"]) == (150, 3, 3)
+    assert progress == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert result["checkpoint_version"] == result["version_after"] == daily_node.store.table().version()
+    assert _everything(daily_node).equals(data_before)
+    assert _snapshot(daily_node) == stats_before
+    protocol = daily_node.store.table().protocol()
+    assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2)
+
+    again = optimize_table(local_lake, daily_node.storage_hash)
+    assert (again["partitions"], again["version_after"]) == (0, result["version_after"])
+
+    daily_node.run()  # appends keep working on the compacted table
+    assert _everything(daily_node).height == 153
+
+
+def test_vacuum_dry_run_lists_nothing_inside_retention(daily_node: DailyClose, local_lake: Lake):
+    data_before = _everything(daily_node)
+    optimize_table(local_lake, daily_node.storage_hash)
+
+    dry = vacuum_table(local_lake, daily_node.storage_hash, dry_run=True)
+    assert (dry["files"], dry["retention_hours"], dry["dry_run"]) == ([], 168, True)
+    assert vacuum_table(local_lake, daily_node.storage_hash)["file_count"] == 0
+
+    with pytest.raises(LakenodesUserError, match="below the 168 h minimum"):
+        vacuum_table(local_lake, daily_node.storage_hash, retention_hours=1)
+
+    unsafe_dry = vacuum_table(local_lake, daily_node.storage_hash, retention_hours=0, dry_run=True,
+                              force_unsafe_retention=True)
+    assert unsafe_dry["file_count"] == 150  # the compacted-away small files, listed but kept
+    assert all(os.path.exists(os.path.join(daily_node.table_uri, path)) for path in unsafe_dry["files"])
+
+    unsafe = vacuum_table(local_lake, daily_node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    assert sorted(unsafe["files"]) == sorted(unsafe_dry["files"])
+    assert not any(os.path.exists(os.path.join(daily_node.table_uri, path)) for path in unsafe["files"])
+    assert _everything(daily_node).equals(data_before)
+
+
+def test_catalog_tables_are_maintained_too(daily_node: DailyClose, local_lake: Lake):
+    targets = maintenance_targets(local_lake)
+    assert targets[0] == daily_node.storage_hash
+    assert targets[1:] == [name for name in CATALOG_TABLES if name != "_catalog/assets"]  # no asset registered
+    runs_before = len(TableStore(local_lake, "runs", uri=local_lake.catalog_uri("runs")).read() or [])
+    result = optimize_table(local_lake, "_catalog/runs")
+    assert result["files_after"] == 1 and result["files_before"] > 1
+    assert len(TableStore(local_lake, "runs", uri=local_lake.catalog_uri("runs")).read() or []) == runs_before
+    assert TimeIndexMetaTable.get(storage_hash=daily_node.storage_hash).storage_hash == daily_node.storage_hash
+
+
+def test_unknown_table_and_bad_target_size_are_user_errors(local_lake: Lake):
+    with pytest.raises(NotFoundError, match="no Delta table 'nope'"):
+        optimize_table(local_lake, "nope")
+    with pytest.raises(LakenodesUserError, match="target_size"):
+        optimize_table(local_lake, "nope", target_size=0)
+
+
+def test_checkpoints_are_written_automatically(local_lake: Lake):
+    """delta-rs's post-commit hook checkpoints every delta.checkpointInterval (100) commits."""
+    store = TableStore(local_lake, "plain_0001")
+    schema = pa.schema([("time_index", pa.timestamp("us", tz="UTC")), ("v", pa.int64())])
+    table = store.ensure_created(schema, ("time_index",))
+    row = pa.table({"time_index": pa.array([START], schema.field("time_index").type), "v": [1]})
+    for _ in range(60):
+        write_deltalake(table, row, mode="append")
+    assert last_checkpoint_version(local_lake, "plain_0001") is None
+    for _ in range(45):
+        write_deltalake(table, row, mode="append")
+    assert last_checkpoint_version(local_lake, "plain_0001") == 99  # written by the 100th commit
+    assert store.table().version() == 105
+
+
+def _append_days(uri: str, assets: list[str], first: int, days: int, ready, proceed) -> None:
+    """Child process: append ``days`` days, signalling after ``first`` and then waiting for the parent."""
+    with use_lake(Lake(uri)):
+        node = DailyClose(DailyCloseConfig(assets=assets))
+        for day in range(days):
+            if day == first:
+                ready.set()
+                proceed.wait(60)
+            node.run()
+
+
+@pytest.mark.slow
+def test_optimize_while_another_process_appends_loses_nothing(local_lake: Lake):
+    node = DailyClose(DailyCloseConfig(assets=ASSETS))
+    for _ in range(10):
+        node.run()
+    context = multiprocessing.get_context("spawn")
+    ready, proceed = context.Event(), context.Event()
+    child = context.Process(target=_append_days, args=(local_lake.uri, ASSETS, 5, 30, ready, proceed))
+    child.start()
+    try:
+        assert ready.wait(120), "the appending process did not start"
+        optimize_table(local_lake, node.storage_hash)
+        proceed.set()
+        passes = 1
+        while child.is_alive() or passes < 3:
+            optimize_table(local_lake, node.storage_hash)
+            passes += 1
+        child.join(120)
+    finally:
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    optimize_table(local_lake, node.storage_hash)
+
+    data = _everything(node)
+    assert data.height == 40 * len(ASSETS)
+    assert data.select("time_index", "unique_identifier").is_duplicated().sum() == 0
+    assert data["time_index"].dt.date().n_unique() == 40
+    assert _files_per_partition(node.store.table()) == dict.fromkeys(ASSETS, 1)
+    assert node.compute_update_statistics().max_time_index_value == data["time_index"].max()
+
+
+@pytest.mark.s3
+def test_optimize_and_vacuum_on_s3(s3_lake: Lake):
+    node = DailyClose(DailyCloseConfig(assets=ASSETS[:2]))
+    for _ in range(4):
+        node.run()
+    before = _everything(node)
+    result = optimize_table(s3_lake, node.storage_hash)
+    assert (result["files_before"], result["files_after"]) == (8, 2)
+    assert result["checkpoint_version"] == result["version_after"]
+    assert vacuum_table(s3_lake, node.storage_hash, dry_run=True)["files"] == []
+    assert _everything(node).equals(before)

@@ -1,0 +1,433 @@
+"""Tests for lakenodes.search against real LanceDB databases (local directory and moto S3)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lakenodes.search import (
+    HashingEmbedder,
+    SearchIndex,
+    SearchPage,
+    SentenceTransformerEmbedder,
+    analyze,
+    filters_to_sql,
+    get_embedder,
+    lance_storage_options,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_doc(
+    uid,
+    identifier,
+    description,
+    *,
+    namespace="",
+    labels=(),
+    freq="1d",
+    columns=(),
+    source_class="x.y.Node",
+    source_doc=None,
+):
+    return {
+        "uid": uid,
+        "storage_hash": f"hash-{uid}",
+        "identifier": identifier,
+        "namespace": namespace,
+        "description": description,
+        "labels": list(labels),
+        "data_frequency_id": freq,
+        "index_names": ["time_index", "unique_identifier"],
+        "columns": [
+            {"column_name": n, "dtype": "Float64", "label": lab, "description": d} for n, lab, d in columns
+        ],
+        "source_class": source_class,
+        "source_doc": source_doc,
+    }
+
+
+DOCS = [
+    make_doc(
+        "u-eq",
+        "equity_prices_daily",
+        "End-of-day close prices for US stocks.",
+        labels=["equity", "prices"],
+        columns=[("close", "Close", "Last traded price"), ("volume", "Volume", "Shares traded")],
+        source_class="lake.equities.DailyEquityBars",
+        source_doc="One bar per session.",
+    ),
+    make_doc(
+        "u-fx",
+        "fx_spot_rates",
+        "Foreign exchange spot mid rates versus USD.",
+        labels=["fx", "rates"],
+        columns=[("mid", "Mid", "Mid spot rate"), ("currency_pair", "Pair", "ISO pair")],
+        source_class="lake.fx.DailyFXSpot",
+    ),
+    make_doc(
+        "u-q",
+        "equity_quotes_nbbo",
+        "National best bid and offer quotes.",
+        labels=["equity", "tick-data"],
+        freq=None,
+        columns=[
+            ("bid_size", "Bid size", "Shares at the best bid"),
+            ("ask_size", "Ask size", "Shares at the offer"),
+        ],
+        source_class="lake.equities.NBBOQuotes",
+    ),
+    make_doc(
+        "u-mom",
+        "momentum_signal",
+        "Cross-sectional 12-1 month momentum signal.",
+        namespace="research",
+        labels=["signals", "equity"],
+        columns=[("mom_12_1", "Momentum", "Twelve month return skipping a month")],
+        source_class="research.signals.MomentumSignal",
+    ),
+    make_doc(
+        "u-cpi",
+        "us_cpi",
+        "US consumer price index inflation.",
+        labels=["macro"],
+        freq="1mo",
+        columns=[("cpi_yoy", "YoY", "Year over year inflation")],
+        source_class="lake.macro.ConsumerPrices",
+    ),
+    make_doc(
+        "u-noid",
+        None,
+        "Crypto perpetual futures funding rates.",
+        namespace="research",
+        labels=["crypto"],
+        freq="8h",
+        columns=[("funding_rate", "Funding", "Rate paid by longs")],
+        source_class="lake.crypto.Funding",
+    ),
+]
+ALL = {d["uid"] for d in DOCS}
+
+
+@pytest.fixture()
+def index(tmp_path):
+    ix = SearchIndex(str(tmp_path / "search"))
+    ix.upsert_tables(DOCS)
+    return ix
+
+
+def uids(page: SearchPage) -> list[str]:
+    return [h.uid for h in page.results]
+
+
+# ------------------------------------------------------------------------------------------ basics
+def test_upsert_and_search_finds_the_right_table(index):
+    assert index.count() == len(DOCS)
+    assert uids(index.description_search("dialy close prise"))[0] == "u-eq"
+    assert uids(index.description_search("fx spot"))[0] == "u-fx"
+    assert uids(index.description_search("inflation"))[0] == "u-cpi"
+    assert uids(index.description_search("monthly"))[0] == "u-cpi"  # frequency "1mo" -> "monthly"
+    top = index.description_search("momentum signal").results[0]
+    assert top.uid == "u-mom"
+    assert top.score == pytest.approx(0.65 * top.trigram_score + 0.35 * top.embedding_score)
+    assert 0 <= top.trigram_score <= 1 and 0 <= top.embedding_score <= 1
+    assert "mom_12_1" in top.matched_columns
+
+
+def test_analyze_normalises_documents_and_queries():
+    assert analyze("px_close") == ["px", "close", "price", "closing"]
+    assert "daily" in analyze("1d") and "monthly" in analyze("1mo")
+    assert "foreign" in analyze("FX") and "price" in analyze("Prices")
+    assert analyze("DailyEquityBars")[:3] == ["daily", "equity", "bar"]
+
+
+# ------------------------------------------------------------------------------------------ filters
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"namespace": "research"}, {"u-mom", "u-noid"}),
+        ({"namespace": ""}, ALL - {"u-mom", "u-noid"}),
+        ({"labels__contains": "equity"}, {"u-eq", "u-q", "u-mom"}),
+        ({"labels__contains": "equit"}, set()),  # labels match exactly, not by substring
+        ({"identifier__contains": "equity_"}, {"u-eq", "u-q"}),
+        ({"identifier__contains": "EQUITY"}, set()),  # case-sensitive; null identifiers never match
+        ({"data_frequency_id": "1d"}, {"u-eq", "u-fx", "u-mom"}),
+        ({"namespace": "research", "labels__contains": "crypto"}, {"u-noid"}),
+        ({"identifier__contains": "o'brien"}, set()),  # quotes are escaped
+    ],
+)
+def test_filters(index, filters, expected):
+    page = index.description_search("prices rates signal", filters=filters, limit=100)
+    assert set(uids(page)) == expected
+    assert page.count == len(expected)
+    col_page = index.column_search("rate price", filters=filters, limit=100)
+    assert set(uids(col_page)) <= expected
+
+
+def test_unknown_filter_is_rejected(index):
+    with pytest.raises(ValueError, match="labels__icontains"):
+        index.description_search("x", filters={"labels__icontains": "fx"})
+    with pytest.raises(ValueError, match="bogus"):
+        index.column_search("x", filters={"bogus": 1})
+    assert filters_to_sql({"namespace": "a'b"}) == "namespace = 'a''b'"
+
+
+def test_pagination(index):
+    full = index.description_search("equity prices", limit=100)
+    assert full.count == len(full.results) == len(DOCS)
+    pages = [index.description_search("equity prices", limit=2, offset=o) for o in (0, 2, 4, 6)]
+    assert [u for p in pages for u in uids(p)] == uids(full)
+    assert all(p.count == full.count for p in pages)
+    assert pages[-1].results == []
+    with pytest.raises(ValueError):
+        index.description_search("x", limit=-1)
+
+
+# ------------------------------------------------------------------------------------------ modes
+def test_column_search(index):
+    page = index.column_search("bid_size")
+    assert page.results[0].uid == "u-q"
+    assert page.results[0].matched_columns[0] == "bid_size"
+    page = index.column_search("funding rate paid by longs")
+    assert page.results[0].uid == "u-noid"
+    assert page.results[0].matched_columns == ["funding_rate"]
+
+
+class KeywordEmbedder:
+    """A real (tiny) embedder: texts mentioning 'fear' or a bare 'volatility' point one way, others another."""
+
+    name = "keyword-test-v1"
+    dim = 4
+
+    def embed(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            t = t.lower()
+            fearish = "fear" in t or ("volatility" in t and "implied" not in t)
+            out[i, 0 if fearish else 1] = 1.0
+        return out
+
+
+def test_knobs_change_ranking_as_documented(tmp_path):
+    docs = [
+        make_doc("a", "implied_volatility_surface", "Implied volatility surface of listed options."),
+        make_doc("b", "vix_index", "The market fear gauge."),
+        make_doc("c", "equity_prices", "Stock prices."),
+    ]
+    ix = SearchIndex(str(tmp_path / "s"), embedder=KeywordEmbedder())
+    ix.upsert_tables(docs)
+    q = "volatility surface"
+    # pure trigram: only full-text matches, in BM25 order; the embedding signal is not even queried
+    trgm = ix.description_search(q, w_trgm=1.0, w_emb=0.0)
+    assert uids(trgm)[0] == "a" and "b" not in uids(trgm)  # "b" shares no 3-gram with the query
+    assert trgm.count == len(trgm.results) < 3
+    assert trgm.results[0].embedding_score == 0 and trgm.results[0].trigram_score == 1
+    # pure embedding (either knob) ranks the fear gauge first
+    for kwargs in ({"w_trgm": 0.0, "w_emb": 1.0}, {"trigram_k": 0}):
+        emb = ix.description_search(q, **kwargs)
+        assert uids(emb)[0] == "b", kwargs
+        assert all(h.trigram_score == 0 for h in emb.results)
+    # default blend (0.65 / 0.35): the trigram winner leads; shifting the weights flips the order
+    blend = ix.description_search(q)
+    assert uids(blend)[:2] == ["a", "b"]
+    assert blend.results[0].score == pytest.approx(0.65) and blend.results[1].score == pytest.approx(0.35)
+    assert uids(ix.description_search(q, w_trgm=0.3, w_emb=0.7))[:2] == ["b", "a"]
+    # embed_k bounds the embedding candidates
+    assert ix.description_search(q, trigram_k=0, embed_k=1).count == 1
+
+
+def test_pure_trigram_with_default_embedder_matches_fts_order(index):
+    page = index.description_search("equity prices", w_trgm=1.0, w_emb=0.0, limit=100)
+    scores = [h.trigram_score for h in page.results]
+    assert scores == sorted(scores, reverse=True) and scores[0] == 1.0
+    assert all(h.embedding_score == 0 and h.score == h.trigram_score for h in page.results)
+
+
+# ------------------------------------------------------------------------------------------ writes
+def test_delete_then_rebuild(index):
+    index.delete_tables(["u-q", "does-not-exist"])
+    assert index.count() == len(DOCS) - 1
+    assert "u-q" not in uids(index.description_search("bid offer quotes", limit=100))
+    assert "u-q" not in uids(index.column_search("bid_size", limit=100))
+    index.rebuild(DOCS)
+    assert index.count() == len(DOCS)
+    assert uids(index.column_search("bid_size"))[0] == "u-q"
+    index.rebuild(DOCS[:2])
+    assert index.count() == 2
+    assert set(uids(index.description_search("anything at all", limit=100))) <= {"u-eq", "u-fx"}
+
+
+def test_upsert_is_idempotent_and_replaces_columns(index):
+    before = index.description_search("close price volume", limit=100)
+    index.upsert_tables(DOCS)
+    index.upsert_tables(DOCS + DOCS[:2])  # duplicates in one call: last one wins
+    assert index.count() == len(DOCS)
+    after = index.description_search("close price volume", limit=100)
+    assert uids(after) == uids(before)
+    assert [h.score for h in after.results] == pytest.approx([h.score for h in before.results])
+    assert index.column_search("volume", limit=100).count == index.column_search("volume", limit=100).count
+    # a new version of a table without its "volume" column: the column row disappears
+    changed = dict(
+        DOCS[0], columns=[{"column_name": "close", "dtype": "Float64", "label": "Close", "description": None}]
+    )
+    index.upsert_tables([changed])
+    assert "volume" not in [
+        c for h in index.column_search("volume", limit=100).results for c in h.matched_columns
+    ]
+    assert index.count() == len(DOCS)
+
+
+def test_many_small_upserts_trigger_maintenance(tmp_path):
+    ix = SearchIndex(str(tmp_path / "s"))
+    for d in DOCS * 3:
+        ix.upsert_tables([d])
+    assert ix.count() == len(DOCS)
+    table = ix._open("tables")
+    assert table.stats()["fragment_stats"]["num_fragments"] <= 9
+    assert uids(ix.description_search("dialy close prise"))[0] == "u-eq"
+
+
+def test_empty_and_missing_index(tmp_path):
+    missing = SearchIndex(str(tmp_path / "never-created"))
+    assert missing.count() == 0
+    assert missing.description_search("prices") == SearchPage(0, [])
+    assert missing.column_search("close", filters={"namespace": ""}) == SearchPage(0, [])
+    missing.delete_tables(["x"])
+    missing.upsert_tables([])
+    empty = SearchIndex(str(tmp_path / "empty"))
+    empty.rebuild([])
+    assert empty.count() == 0
+    assert empty.description_search("prices") == SearchPage(0, [])
+    assert empty.column_search("close") == SearchPage(0, [])
+    assert empty.description_search("   ") == SearchPage(0, [])
+
+
+def test_embedder_mismatch(index, caplog):
+    other = SearchIndex(index.uri, embedder="hashing:128")
+    with pytest.raises(ValueError, match="rebuild"):
+        other.upsert_tables(DOCS[:1])
+    with caplog.at_level(logging.WARNING, logger="lakenodes.search"):
+        page = other.description_search("dialy close prise")
+    assert uids(page)[0] == "u-eq" and all(h.embedding_score == 0 for h in page.results)
+    assert "embedding signal disabled" in caplog.text
+    with pytest.raises(ValueError, match="does not match"):
+        index.description_search("x", embedding_model="hashing:128")
+    other.rebuild(DOCS)
+    assert other.description_search("inflation").results[0].embedding_score > 0
+
+
+# ------------------------------------------------------------------------------------------ embedders
+def test_hashing_embedder_properties():
+    emb = HashingEmbedder()
+    v = emb.embed(["daily close price", "dialy close prise", "foreign exchange rates", ""])
+    assert v.dtype == np.float32 and v.shape == (4, emb.dim)
+    assert np.allclose(np.linalg.norm(v[:3], axis=1), 1.0, atol=1e-6) and not v[3].any()
+    assert v[0] @ v[1] > 0.5 > v[0] @ v[2]
+
+
+def test_embeddings_are_deterministic_across_processes():
+    texts = ["Daily close prices for US equities", "fx fwd pts", "dialy close prise 1d"]
+    code = (
+        "import sys; from lakenodes.search import HashingEmbedder; "
+        f"sys.stdout.write(HashingEmbedder().embed({texts!r}).tobytes().hex())"
+    )
+    outs = []
+    for seed in ("1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(REPO))
+        outs.append(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, cwd=REPO, check=True, capture_output=True, text=True
+            ).stdout
+        )
+    assert outs[0] == outs[1] == HashingEmbedder().embed(texts).tobytes().hex()
+
+
+def test_get_embedder():
+    assert isinstance(get_embedder(None), HashingEmbedder)
+    assert get_embedder("hashing").name == HashingEmbedder().name
+    assert get_embedder("hashing:128").dim == 128
+    custom = KeywordEmbedder()
+    assert get_embedder(custom) is custom
+    st = get_embedder("sentence-transformers:/models/none")
+    assert isinstance(st, SentenceTransformerEmbedder) and st.name == "sentence-transformers:/models/none"
+    with pytest.raises(ValueError, match="unknown embedding model"):
+        get_embedder("word2vec")
+
+
+def test_sentence_transformers_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # simulate the extra not installed
+    with pytest.raises(ImportError, match=r"lakenodes\[sentence-transformers\]"):
+        SentenceTransformerEmbedder("/models/none").embed(["x"])
+
+
+def test_storage_option_translation():
+    delta = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+    }
+    assert lance_storage_options(delta) == {
+        "aws_endpoint": "http://127.0.0.1:9000",
+        "aws_access_key_id": "k",
+        "aws_secret_access_key": "s",
+        "aws_region": "us-east-1",
+        "allow_http": "true",
+    }
+    assert lance_storage_options(None) == {}
+
+
+# ------------------------------------------------------------------------------------------ S3
+@pytest.fixture(scope="module")
+def moto_s3():
+    pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="lake-bucket")
+    yield {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    server.stop()
+
+
+@pytest.mark.s3
+def test_s3_index(moto_s3):
+    uri = "s3://lake-bucket/_catalog/search"
+    assert SearchIndex(uri, storage_options=moto_s3).description_search("prices") == SearchPage(0, [])
+    ix = SearchIndex(uri, storage_options=moto_s3)
+    ix.upsert_tables(DOCS)
+    ix.upsert_tables(DOCS[:1])
+    reader = SearchIndex(uri + "/", storage_options=moto_s3)  # fresh connection, as another process would
+    assert reader.count() == len(DOCS)
+    assert uids(reader.description_search("dialy close prise"))[0] == "u-eq"
+    assert uids(reader.description_search("signal", filters={"namespace": "research"}))[0] == "u-mom"
+    assert uids(reader.column_search("bid_size"))[0] == "u-q"
+    ix.delete_tables(["u-eq"])
+    assert "u-eq" not in uids(reader.description_search("dialy close prise", limit=100))
+    ix.rebuild(DOCS)
+    assert reader.count() == len(DOCS)

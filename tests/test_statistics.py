@@ -1,0 +1,325 @@
+"""UpdateStatistics from Delta metadata: exact to the microsecond, scoped, and in the seeds' shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+from pydantic import Field
+
+import lakenodes.statistics as statistics_module
+from lakenodes import Asset, DataNode, DataNodeConfiguration, Lake, LakenodesUserError
+
+UTC = dt.timezone.utc
+DAY = dt.timedelta(days=1)
+DEFAULT_OFFSET = dt.datetime(2018, 1, 1, tzinfo=UTC)
+
+
+class StatsConfig(DataNodeConfiguration):
+    name: str = "stats"
+    assets: list[str] | None = Field(None, json_schema_extra={"update_only": True})
+
+
+class QueueNode(DataNode):
+    """Returns one queued frame per run; ``config.assets`` (update_only) scopes its statistics."""
+
+    def __init__(self, config: StatsConfig, frames=(), **kwargs):
+        super().__init__(config, **kwargs)
+        self.frames = list(frames)
+        self.seen: list = []
+
+    def dependencies(self):
+        return {}
+
+    def get_asset_list(self):
+        if self.config.assets is None:
+            return None
+        return [Asset(unique_identifier=uid) for uid in self.config.assets]
+
+    def update(self):
+        self.seen.append(self.update_statistics)
+        return self.frames.pop(0) if self.frames else pl.DataFrame()
+
+
+class AccountNode(QueueNode):
+    """The seeds' 3-level table: (time_index, account_uid, unique_identifier)."""
+
+    IDENTITY_DIMENSIONS: ClassVar[tuple[str, ...]] = ("account_uid", "unique_identifier")
+
+
+class PortfolioNode(QueueNode):
+    IDENTITY_DIMENSIONS: ClassVar[tuple[str, ...]] = ("portfolio_uid", "entity_uid")
+
+
+class LateStartNode(QueueNode):
+    OFFSET_START: ClassVar[dt.datetime] = dt.datetime(2023, 6, 1, tzinfo=UTC)
+
+
+def at(day: int, second: int = 0, us: int = 0) -> dt.datetime:
+    return dt.datetime(2024, 1, day, 12, 0, second, us, tzinfo=UTC)
+
+
+def frame(rows, dims=("unique_identifier",)) -> pl.DataFrame:
+    """rows: (time, identity tuple, value)."""
+    data = {"time_index": pl.Series([r[0] for r in rows], dtype=pl.Datetime("us", "UTC"))}
+    for i, dim in enumerate(dims):
+        data[dim] = [r[1][i] for r in rows]
+    data["value"] = [float(r[2]) for r in rows]
+    return pl.DataFrame(data)
+
+
+def add_actions(lake: Lake, node: DataNode) -> pa.Table:
+    return pa.table(DeltaTable(node.table_uri, storage_options=lake.storage_options or None).get_add_actions(flatten=True))
+
+
+# -- exactness ------------------------------------------------------------------------------------
+def test_max_is_exact_although_file_stats_are_millisecond_truncated(any_lake: Lake) -> None:
+    times = [at(1, us=999), at(1, us=999_999), at(1, second=1)]
+    node = QueueNode(StatsConfig(name="single"), [frame([(t, (), i)], dims=()) for i, t in enumerate(times)])
+    for written in times:
+        node.run()
+        assert node.update_statistics.max_time_index_value == written
+        assert node.update_statistics.index_progress == written
+        fresh = QueueNode(StatsConfig(name="single")).update_statistics  # recomputed, no cache on the node
+        assert fresh.max_time_index_value == written
+    stats_max = add_actions(any_lake, node).column("max.time_index").to_pylist()
+    assert at(1, us=999_999) not in stats_max  # the trap: Delta keeps milliseconds only
+
+
+def test_max_is_exact_when_many_files_tie_at_the_millisecond(any_lake: Lake) -> None:
+    micros = [5_100, 5_300, 5_700, 5_999]  # all inside the same millisecond
+    frames = [frame([(at(1, us=us), ("A",), us)] + ([(at(1, us=us - 50), ("B",), us)] if us != 5_300 else []))
+              for us in micros]
+    frames.append(frame([(at(1, us=5_300), ("A",), -1)]))  # restatement below the watermark
+    node = QueueNode(StatsConfig(name="ties"), frames)
+    for us in micros:
+        node.run()
+        assert node.update_statistics.index_progress["A"] == at(1, us=us)
+    node.run()
+    progress = node.update_statistics.index_progress
+    assert progress == {"A": at(1, us=5_999), "B": at(1, us=5_949)}
+    assert node.update_statistics.max_time_index_value == at(1, us=5_999)
+    millis = {t.replace(microsecond=t.microsecond // 1000 * 1000) for t in add_actions(any_lake, node)
+              .column("max.time_index").to_pylist()}
+    assert millis == {at(1, us=5_000)}  # every file looks alike in the Delta statistics
+    assert node.get_df_between_dates().height == 7
+
+
+def test_statistics_come_from_metadata_not_from_scanning_rows(any_lake: Lake, monkeypatch) -> None:
+    rows = [(at(d, us=d * 111), (uid,), d) for d in (1, 2, 3) for uid in ("A", "BRK/B", "é=1%")]
+    node = QueueNode(StatsConfig(name="noscan"), [frame(rows[:6]), frame(rows[6:])])
+    node.run()
+    node.run()
+    single = QueueNode(StatsConfig(name="noscan_single"), [frame([(at(1, us=999_999), (), 1)], dims=())])
+    single.run()
+
+    calls: list[str] = []
+
+    def counting(owner, name):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapper)
+
+    for name in ("read_table",):
+        counting(pq, name)
+    for name in ("read", "read_row_group", "read_row_groups", "iter_batches"):
+        counting(pq.ParquetFile, name)
+    for name in ("to_pyarrow_dataset", "to_pyarrow_table"):
+        counting(DeltaTable, name)
+    # start from cold caches so the statistics are really computed here
+    monkeypatch.setattr(statistics_module, "_progress_cache", {})
+    monkeypatch.setattr(statistics_module, "_facts", statistics_module._FileFacts())
+
+    stats = node.compute_update_statistics()
+    assert stats.index_progress == {uid: at(3, us=333) for uid in ("A", "BRK/B", "é=1%")}
+    assert single.compute_update_statistics().max_time_index_value == at(1, us=999_999)
+    assert calls == []
+
+
+# -- scope and fallbacks ----------------------------------------------------------------------------
+def test_statistics_are_scoped_to_the_asset_list(any_lake: Lake) -> None:
+    writer = QueueNode(StatsConfig(name="px"), [frame([(at(3), ("A",), 1), (at(9), ("B",), 2), (at(5), ("C",), 3)])])
+    writer.run()
+    scoped = QueueNode(StatsConfig(name="px", assets=["A", "NEW"], offset_start=at(1)))
+    assert scoped.storage_hash == writer.storage_hash
+
+    stats = scoped.update_statistics
+    assert [a.unique_identifier for a in stats.asset_list] == ["A", "NEW"]
+    assert stats.index_progress == {"A": at(3)}
+    assert stats.max_time_index_value == at(3)  # B is later, but out of scope
+    assert stats.get_last_update_index_2d("A") == at(3)
+    assert stats.get_last_update_index_2d("NEW") == at(1)
+    assert stats.get_asset_earliest_multiindex_update(Asset(unique_identifier="NEW")) == at(1)
+    assert stats.get_update_range_map_great_or_equal() == {
+        "A": {"start_date": at(3), "start_date_operand": ">="},
+        "NEW": {"start_date": at(1), "start_date_operand": ">="},
+    }
+    assert stats.get_dimension_range_map_great_or_equal(extra_time_delta=DAY) == [
+        {"coordinate": {"unique_identifier": "A"}, "start_date": at(2), "start_date_operand": ">="},
+        {"coordinate": {"unique_identifier": "NEW"}, "start_date": at(1) - DAY, "start_date_operand": ">="},
+    ]
+    unscoped = writer.update_statistics
+    assert unscoped.asset_list is None
+    assert unscoped.max_time_index_value == at(9)
+    assert set(unscoped.get_update_range_map_great_or_equal()) == {"A", "B", "C"}
+
+
+@pytest.mark.parametrize(
+    ("node_class", "offset_start", "expected"),
+    [
+        (QueueNode, dt.datetime(2024, 3, 1, 9, tzinfo=UTC), dt.datetime(2024, 3, 1, 9, tzinfo=UTC)),
+        (LateStartNode, dt.datetime(2024, 3, 1, tzinfo=UTC), dt.datetime(2024, 3, 1, tzinfo=UTC)),
+        (LateStartNode, None, dt.datetime(2023, 6, 1, tzinfo=UTC)),
+        (QueueNode, None, DEFAULT_OFFSET),
+    ],
+    ids=["config", "config-over-class", "class", "default"],
+)
+def test_offset_start_fallback_for_assets_never_written(local_lake, node_class, offset_start, expected) -> None:
+    writer = node_class(StatsConfig(name="offsets"), [frame([(at(2), ("OLD",), 1)])])
+    writer.run()
+    node = node_class(StatsConfig(name="offsets", assets=["OLD", "NEVER"], offset_start=offset_start))
+    stats = node.update_statistics
+    assert stats.get_last_update_index_2d("NEVER") == expected
+    assert stats.get_asset_earliest_multiindex_update(Asset(unique_identifier="NEVER")) == expected
+    assert stats.get_update_range_map_great_or_equal()["NEVER"]["start_date"] == expected
+    assert stats.get_last_update_index_2d("OLD") == at(2)
+
+
+def test_statistics_before_the_first_write(local_lake) -> None:
+    scoped = QueueNode(StatsConfig(name="empty", assets=["A"], offset_start=at(1)))
+    stats = scoped.update_statistics
+    assert stats.max_time_index_value is None
+    assert stats.index_progress == {}
+    assert stats.get_update_range_map_great_or_equal() == {"A": {"start_date": at(1), "start_date_operand": ">="}}
+    single = QueueNode(StatsConfig(name="empty_single"))
+    assert single.update_statistics.max_time_index_value is None
+    assert single.update_statistics.index_progress is None
+
+
+# -- multi-dimensional shapes -----------------------------------------------------------------------
+ACCOUNT_ROWS = (
+    [(at(d), ("acc1", "A"), d) for d in (1, 2, 3)]
+    + [(at(d), ("acc1", "B"), d) for d in (1, 2)]
+    + [(at(1), ("acc2", "A"), 1)]
+)
+
+
+def test_three_level_progress_and_range_maps(any_lake: Lake) -> None:
+    dims = AccountNode.IDENTITY_DIMENSIONS
+    node = AccountNode(StatsConfig(name="acct"), [frame(ACCOUNT_ROWS[:3], dims), frame(ACCOUNT_ROWS[3:], dims)])
+    node.run()
+    node.run()
+    stats = node.update_statistics
+    assert stats.index_progress == {"acc1": {"A": at(3), "B": at(2)}, "acc2": {"A": at(1)}}
+    assert stats.max_time_index_value == at(3)
+    assert stats.get_asset_earliest_multiindex_update(Asset(unique_identifier="A")) == at(1)  # the laggard
+    assert stats.get_last_update_index_2d("A") == at(3)
+    assert stats.get_update_range_map_great_or_equal() == {
+        "A": {"start_date": at(1), "start_date_operand": ">="},
+        "B": {"start_date": at(2), "start_date_operand": ">="},
+    }
+    full = stats.get_dimension_range_map_great_or_equal(extra_time_delta=DAY)
+    assert full == [
+        {"coordinate": {"account_uid": "acc1", "unique_identifier": "A"}, "start_date": at(2), "start_date_operand": ">="},
+        {"coordinate": {"account_uid": "acc1", "unique_identifier": "B"}, "start_date": at(1), "start_date_operand": ">="},
+        {"coordinate": {"account_uid": "acc2", "unique_identifier": "A"}, "start_date": at(1) - DAY,
+         "start_date_operand": ">="},
+    ]
+    by_account = stats.get_dimension_range_map_great_or_equal(identity_dimensions=["account_uid"])
+    assert by_account == [
+        {"coordinate": {"account_uid": "acc1"}, "start_date": at(2), "start_date_operand": ">="},
+        {"coordinate": {"account_uid": "acc2"}, "start_date": at(1), "start_date_operand": ">="},
+    ]
+    with pytest.raises(LakenodesUserError, match="unknown identity dimension.*'portfolio_uid'"):
+        stats.get_dimension_range_map_great_or_equal(identity_dimensions=["portfolio_uid"])
+
+    # both range-map shapes are accepted back by the reads
+    window = node.get_df_between_dates(dimension_range_map=full)
+    assert sorted(window.select("account_uid", "unique_identifier", "value").rows()) == [
+        ("acc1", "A", 2.0), ("acc1", "A", 3.0), ("acc1", "B", 1.0), ("acc1", "B", 2.0), ("acc2", "A", 1.0),
+    ]
+    accounts = node.get_df_between_dates(dimension_range_map=by_account)
+    assert sorted(accounts.select("account_uid", "unique_identifier", "value").rows()) == [
+        ("acc1", "A", 2.0), ("acc1", "A", 3.0), ("acc1", "B", 2.0), ("acc2", "A", 1.0),
+    ]
+    per_asset = node.get_ranged_data_per_asset(stats.get_update_range_map_great_or_equal())
+    assert sorted(per_asset.select("account_uid", "unique_identifier", "value").rows()) == [
+        ("acc1", "A", 1.0), ("acc1", "A", 2.0), ("acc1", "A", 3.0), ("acc1", "B", 2.0), ("acc2", "A", 1.0),
+    ]
+
+
+def test_three_level_scope_uses_the_unique_identifier_level(local_lake) -> None:
+    dims = AccountNode.IDENTITY_DIMENSIONS
+    AccountNode(StatsConfig(name="acct_scope"), [frame(ACCOUNT_ROWS, dims)]).run()
+    stats = AccountNode(StatsConfig(name="acct_scope", assets=["B", "Z"], offset_start=at(1))).update_statistics
+    assert stats.index_progress == {"acc1": {"B": at(2)}}
+    assert stats.get_update_range_map_great_or_equal() == {
+        "B": {"start_date": at(2), "start_date_operand": ">="},
+        "Z": {"start_date": at(1), "start_date_operand": ">="},
+    }
+    assert stats.get_dimension_range_map_great_or_equal(identity_dimensions=["unique_identifier"]) == [
+        {"coordinate": {"unique_identifier": "B"}, "start_date": at(2), "start_date_operand": ">="},
+        {"coordinate": {"unique_identifier": "Z"}, "start_date": at(1), "start_date_operand": ">="},
+    ]
+
+
+def test_three_level_without_unique_identifier_nests_in_declared_order(any_lake: Lake) -> None:
+    dims = PortfolioNode.IDENTITY_DIMENSIONS
+    rows = [(at(2), ("p1", "e1"), 1), (at(3, us=999_999), ("p1", "e2"), 2), (at(1), ("p2", "e1"), 3)]
+    node = PortfolioNode(StatsConfig(name="pf"), [frame(rows, dims)])
+    node.run()
+    stats = node.update_statistics
+    assert stats.index_progress == {"p1": {"e1": at(2), "e2": at(3, us=999_999)}, "p2": {"e1": at(1)}}
+    by_entity = stats.get_dimension_range_map_great_or_equal(identity_dimensions=["entity_uid"])
+    assert by_entity == [
+        {"coordinate": {"entity_uid": "e1"}, "start_date": at(1), "start_date_operand": ">="},
+        {"coordinate": {"entity_uid": "e2"}, "start_date": at(3, us=999_999), "start_date_operand": ">="},
+    ]
+    assert node.get_df_between_dates(dimension_range_map=by_entity).height == 3
+
+
+# -- range maps fed back into reads, and refresh after run ------------------------------------------
+def test_two_level_range_maps_are_accepted_back_by_reads(any_lake: Lake) -> None:
+    rows = [(at(d), ("A",), d) for d in (1, 2, 3, 4)] + [(at(d), ("B",), 10 + d) for d in (1, 2)]
+    node = QueueNode(StatsConfig(name="maps"), [frame(rows)])
+    node.run()
+    stats = node.update_statistics
+    uid_map = stats.get_update_range_map_great_or_equal(extra_time_delta=DAY)
+    assert uid_map == {
+        "A": {"start_date": at(3), "start_date_operand": ">="},
+        "B": {"start_date": at(1), "start_date_operand": ">="},
+    }
+    expected = [("A", 3.0), ("A", 4.0), ("B", 11.0), ("B", 12.0)]
+    by_uid = node.get_df_between_dates(unique_identifier_range_map=uid_map)
+    assert sorted(by_uid.select("unique_identifier", "value").rows()) == expected
+    ranged = node.get_ranged_data_per_asset(range_descriptor=uid_map)
+    assert sorted(ranged.select("unique_identifier", "value").rows()) == expected
+    dim_map = stats.get_dimension_range_map_great_or_equal(identity_dimensions=["unique_identifier"],
+                                                           extra_time_delta=DAY)
+    by_dimension = node.get_df_between_dates(dimension_range_map=dim_map)
+    assert by_dimension.equals(by_uid)
+    last_only = node.get_ranged_data_per_asset(stats.get_update_range_map_great_or_equal())
+    assert sorted(last_only.select("unique_identifier", "value").rows()) == [("A", 4.0), ("B", 12.0)]
+
+
+def test_update_statistics_before_update_and_after_run(any_lake: Lake) -> None:
+    node = QueueNode(StatsConfig(name="refresh"), [frame([(at(1), ("A",), 1)]), frame([(at(2, us=1), ("A",), 2)])])
+    assert node.update_statistics.max_time_index_value is None
+    node.run()
+    assert node.seen[0].max_time_index_value is None  # what update() saw
+    assert node.update_statistics.max_time_index_value == at(1)  # refreshed after the write
+    node.run()
+    assert node.seen[1].max_time_index_value == at(1)
+    assert node.update_statistics.index_progress == {"A": at(2, us=1)}
+    node.run()  # nothing new
+    assert node.seen[2].index_progress == {"A": at(2, us=1)}
+    assert node.update_statistics.max_time_index_value == at(2, us=1)
