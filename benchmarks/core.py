@@ -176,7 +176,7 @@ def clear_lakenodes_caches() -> None:
     ln_statistics._progress_cache.clear()
     with ln_storage._cache_lock:
         ln_storage._table_cache.clear()
-    for name in ("_snapshot_cache", "_dataset_cache"):
+    for name in ("_snapshots", "_fragment_cache"):
         cache = getattr(ln_storage, name, None)
         if cache is not None:
             cache.clear()

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from .errors import IdentifierConflictError, LakenodesUserError, NotFoundError
 from .lake import Lake, current_lake
@@ -255,11 +255,22 @@ class TimeIndexMetaTable(BaseModel):
                       ("last_time_index_value", "earliest_index_value", "multi_index_stats", "multi_index_column_stats")},
         }
 
+    _lake: Lake | None = PrivateAttr(default=None)
+
     @property
     def lake(self) -> Lake:
+        """The lake this record was read from (its tables live there, wherever the lake was moved)."""
+        if self._lake is not None:
+            return self._lake
         root = self.table_uri.rsplit("/tables/", 1)[0]
         current = current_lake()
         return current if current.uri == root else Lake(root)
+
+    def bound_to(self, lake: Lake) -> TimeIndexMetaTable:
+        """This record as read from ``lake``: its table URI is rebased onto the lake's root."""
+        self.table_uri = lake.table_uri(self.storage_hash)
+        self._lake = lake
+        return self
 
     def to_row(self) -> dict[str, Any]:
         row = self.model_dump(exclude={"recorded_at"})
@@ -294,13 +305,13 @@ def runs_ledger(lake: Lake) -> Ledger:
 
 
 def all_tables(lake: Lake, include_deleted: bool = False) -> list[TimeIndexMetaTable]:
-    tables = [TimeIndexMetaTable.from_row(row) for row in _tables_ledger(lake).latest()]
+    tables = [TimeIndexMetaTable.from_row(row).bound_to(lake) for row in _tables_ledger(lake).latest()]
     return [table for table in tables if include_deleted or not table.deleted]
 
 
 def table_record(lake: Lake, storage_hash: str) -> TimeIndexMetaTable | None:
     rows = _tables_ledger(lake).latest(where={"storage_hash": storage_hash})
-    return TimeIndexMetaTable.from_row(rows[0]) if rows else None
+    return TimeIndexMetaTable.from_row(rows[0]).bound_to(lake) if rows else None
 
 
 def save_table_record(lake: Lake, record: TimeIndexMetaTable) -> None:

@@ -566,21 +566,20 @@ def search(
 ) -> None:
     """Find tables by meaning: description (trigram + embedding blend) and column search."""
     search_filters = dict(parse_pairs(filters, "--filter"))
-    refreshed = _refresh_search_index(session.lake) if refresh else None
+    refreshed = TimeIndexMetaTable.rebuild_search_index(lake=session.lake) if refresh else None
     if not query or not query.strip():
         if refresh:
-            session.output({"refreshed": refreshed}, lambda console: console.print(f"search index rebuilt ({refreshed} tables)"))
+            session.output({"ok": True, "refreshed": refreshed},
+                           lambda console: console.print(f"search index rebuilt from the catalog ({refreshed} tables)"))
             return
         raise LakenodesUserError("give a search query Q (or --refresh to rebuild the index)")
     pages: dict[str, Any] = {}
-    try:
-        if mode in (SearchMode.both, SearchMode.description):
-            pages["description"] = _limited(TimeIndexMetaTable.description_search(
-                query, trigram_k=trigram_k, embed_k=embed_k, w_trgm=w_trgm, w_emb=w_emb, **search_filters), limit)
-        if mode in (SearchMode.both, SearchMode.column):
-            pages["column"] = _limited(TimeIndexMetaTable.column_search(query, **search_filters), limit)
-    except ValueError as error:  # bad filter keys or weights
-        raise LakenodesUserError(str(error)) from error
+    if mode in (SearchMode.both, SearchMode.description):
+        pages["description"] = TimeIndexMetaTable.description_search(
+            query, trigram_k=trigram_k, embed_k=embed_k, w_trgm=w_trgm, w_emb=w_emb, limit=limit,
+            lake=session.lake, **search_filters)
+    if mode in (SearchMode.both, SearchMode.column):
+        pages["column"] = TimeIndexMetaTable.column_search(query, limit=limit, lake=session.lake, **search_filters)
 
     def render(console: Console) -> None:
         for kind, page in pages.items():
@@ -588,33 +587,11 @@ def search(
             view = _table("Score", "Identifier", "Namespace", "Storage hash", "Matched columns", "Description",
                           no_wrap=("Score", "Identifier", "Storage hash"))
             for hit in page["results"]:
-                fields = _hit_fields(hit)
-                view.add_row(_text(fields.get("score")), fields.get("identifier") or "", fields.get("namespace") or "",
-                             fields.get("storage_hash") or fields.get("uid") or "",
-                             _text(fields.get("matched_columns")), fields.get("description") or "")
+                view.add_row(f"{hit['score']:.3f}", hit.get("identifier") or "", hit.get("namespace") or "",
+                             hit["storage_hash"], _text(hit.get("matched_columns")), hit.get("description") or "")
             console.print(view)
 
     session.output({"query": query, "mode": mode.value, **pages}, render)
-
-
-def _refresh_search_index(lake: Lake) -> int:
-    tables = catalog.all_tables(lake)
-    for table in tables:
-        table.refresh_table_search_index()
-    return len(tables)
-
-
-def _limited(page: Any, limit: int) -> dict[str, Any]:
-    page = page if isinstance(page, dict) else _json_default(page)
-    return {**page, "results": list(page.get("results") or [])[:limit]}
-
-
-def _hit_fields(hit: Any) -> dict[str, Any]:
-    fields = hit.model_dump(mode="json") if isinstance(hit, BaseModel) else dict(hit) if isinstance(hit, dict) else vars(hit)
-    nested = fields.get("table")
-    if isinstance(nested, BaseModel):
-        nested = nested.model_dump(mode="json")
-    return {**nested, **{k: v for k, v in fields.items() if k != "table"}} if isinstance(nested, dict) else fields
 
 
 command(app, "search")(search)
@@ -625,8 +602,8 @@ command(data_node_app, "search")(search)
 def data_node_refresh_search_index(session: Session, ref: TableArgument, namespace: NamespaceOption = None) -> None:
     """Re-index one table's metadata for search."""
     table = resolve_table(session.lake, ref, namespace)
-    result = table.refresh_table_search_index()
-    session.output({"ok": True, "meta_table_uid": table.uid, "result": result},
+    table.refresh_table_search_index()
+    session.output({"ok": True, "meta_table_uid": table.uid},
                    lambda console: console.print(f"search index refreshed for {_name(table)}"))
 
 
@@ -948,6 +925,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     exit 134) after a pyarrow dataset over a Delta table was read, which would turn a successful
     command into a failed cron/Airflow task.
     """
+    os.environ.setdefault("LANCEDB_LOG", "error")  # LanceDB's Rust logger writes WARN lines straight to stderr
     code = 0
     try:
         app(args=list(argv) if argv is not None else None, prog_name="lakenodes")

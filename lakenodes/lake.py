@@ -105,8 +105,9 @@ def _normalize_uri(uri: str) -> str:
         scheme = uri.split("://", 1)[0].lower()
         if scheme not in ("s3", "s3a"):
             raise LakeConfigurationError(f"unsupported lake URI scheme {scheme!r} in {uri!r}: use a local path or s3://")
-        bucket_and_prefix = uri.split("://", 1)[1].strip("/")
-        if not bucket_and_prefix:
+        rest = uri.split("://", 1)[1]
+        bucket_and_prefix = rest.strip("/")
+        if not bucket_and_prefix or rest.startswith("/"):
             raise LakeConfigurationError(f"the lake URI {uri!r} names no bucket")
         return f"s3://{bucket_and_prefix}"
     return str(Path(uri).expanduser().resolve())

@@ -13,11 +13,13 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.exceptions import DeltaError
 
 from .lake import Lake
 from .storage import DEFAULT_RETRY, RetryPolicy, TableStore
@@ -28,7 +30,7 @@ RECORDED_AT = "recorded_at"
 
 
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 class Ledger:
@@ -68,7 +70,7 @@ class Ledger:
         table = self._store.table()
         if table is None:
             return self.schema.empty_table()
-        data = table.to_pyarrow_dataset().to_table()
+        data = read_unpartitioned(self.lake, table)
         return data.select([name for name in self.schema.names if name in data.column_names])
 
     def latest(self, where: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -120,18 +122,33 @@ def reassign(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: 
 def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
     """The current owner row of a claim (latest reassignment, else the version-0 claim), or None."""
     uri, options = claim_uri(lake, scope, name), lake.storage_options or None
-    try:
-        table = DeltaTable(uri, storage_options=options)
-    except TableNotFoundError:
+    table = TableStore(lake, name, uri=uri).table()
+    if table is None:
         return None
-    rows = table.to_pyarrow_dataset().to_table().sort_by([(RECORDED_AT, "ascending")]).to_pylist()
+    rows = read_unpartitioned(lake, table).sort_by([(RECORDED_AT, "ascending")]).to_pylist()
     reassigned = [row for row in rows if row.get(CLAIM_KIND) == "reassign"]
     if reassigned:
         return reassigned[-1]
-    if table.version() == 0:
-        return rows[0] if rows else None
-    first = DeltaTable(uri, version=0, storage_options=options).to_pyarrow_dataset().to_table().to_pylist()
-    return first[0] if first else None
+    if table.version() > 0:  # the claim is what version 0 committed, whatever landed later
+        rows = read_unpartitioned(lake, DeltaTable(uri, version=0, storage_options=options)).to_pylist()
+    return rows[0] if rows else None
+
+
+def read_unpartitioned(lake: Lake, table: DeltaTable) -> pa.Table:
+    """All rows of a small unpartitioned table, read with a native pyarrow filesystem.
+
+    (delta-rs's own pyarrow dataset goes through a Python filesystem handler that can abort the
+    interpreter at exit; native filesystems do not.)
+    """
+    from .statistics import lake_filesystem
+
+    schema = pa.schema(table.schema().to_arrow())
+    paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
+    if not paths:
+        return schema.empty_table()
+    filesystem, root = lake_filesystem(lake, table.table_uri)
+    files = [f"{root}/{unquote(path)}" for path in paths]
+    return pds.dataset(files, schema=schema, format="parquet", filesystem=filesystem).to_table()
 
 
 def claim_uri(lake: Lake, scope: str, name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import polars as pl
@@ -67,9 +67,12 @@ class BaseNode:
         Example:
             >>> node.get_df_between_dates("2024-01-01", unique_identifier_list=["AAPL"])  # doctest: +SKIP
         """
-        filters = dict(dimension_filters or {})
+        columns = None if columns is None else _values(columns, "columns")
+        if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
+            raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
+        filters = {dim: _values(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
         if unique_identifier_list is not None:
-            filters[UNIQUE_IDENTIFIER] = [_uid(item) for item in unique_identifier_list]
+            filters[UNIQUE_IDENTIFIER] = [_uid(item) for item in _values(unique_identifier_list, "unique_identifier_list")]
         ranges = None
         if unique_identifier_range_map is not None:
             ranges = _ranges_from_uid_map(unique_identifier_range_map)
@@ -101,7 +104,7 @@ class BaseNode:
             return self._as_frame(None, None, frame)
         progress = read_progress(table, self.lake)
         dims = progress.index_names[1:]
-        wanted = None if asset_list is None else {_uid(asset) for asset in asset_list}
+        wanted = None if asset_list is None else {_uid(asset) for asset in _values(asset_list, "asset_list")}
         position = dims.index(UNIQUE_IDENTIFIER) if UNIQUE_IDENTIFIER in dims else 0
         ranges = [
             RangeFilter(dict(zip(dims, identity, strict=True)), start=ts, end=ts)
@@ -319,6 +322,8 @@ def _operand(value: str, argument: str, allowed: tuple[str, str]) -> bool:
 
 
 def _window(spec: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(spec, Mapping):
+        raise LakenodesUserError(f"a range must be a mapping like {{'start_date': ..., 'start_date_operand': '>='}}, got {spec!r}")
     return {
         "start": parse_datetime(spec.get("start_date"), "start_date"),
         "start_inclusive": _operand(spec.get("start_date_operand", ">="), "start_date_operand", (">=", ">")),
@@ -334,9 +339,11 @@ def _ranges_from_uid_map(range_map: Mapping[str, Mapping[str, Any]]) -> list[Ran
 
 
 def _ranges_from_dimension_map(range_map: Sequence[Mapping[str, Any]]) -> list[RangeFilter]:
+    if isinstance(range_map, (str, Mapping)):
+        raise LakenodesUserError("dimension_range_map must be a list of {'coordinate': {...}, 'start_date': ...} entries")
     ranges = []
     for spec in range_map:
-        coordinate = spec.get("coordinate")
+        coordinate = spec.get("coordinate") if isinstance(spec, Mapping) else None
         if not isinstance(coordinate, Mapping) or not coordinate:
             raise LakenodesUserError(f"each dimension_range_map entry needs a 'coordinate' mapping, got {spec!r}")
         ranges.append(RangeFilter(dict(coordinate), **_window(spec)))
@@ -344,4 +351,15 @@ def _ranges_from_dimension_map(range_map: Sequence[Mapping[str, Any]]) -> list[R
 
 
 def _uid(item: Any) -> str:
-    return item if isinstance(item, str) else item.unique_identifier
+    if isinstance(item, str):
+        return item
+    if not isinstance(getattr(item, "unique_identifier", None), str):
+        raise LakenodesUserError(f"expected a unique_identifier string or an Asset, got {item!r}")
+    return item.unique_identifier
+
+
+def _values(values: Any, argument: str) -> list[Any]:
+    """A list argument; a bare string is refused (it would be read as its characters)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise LakenodesUserError(f"{argument} must be a list, got {values!r}; wrap a single value as [{values!r}]")
+    return list(values)

@@ -115,7 +115,12 @@ def dependency_order(root: BaseNode) -> list[BaseNode]:
             raise DependencyCycleError(f"dependency cycle: {' -> '.join(cycle)}")
         path.append(key)
         if isinstance(node, DataNode):
-            dependencies = node.dependencies()
+            try:
+                dependencies = node.dependencies()
+            except NodeRunError:
+                raise
+            except Exception as error:  # user code: report it like every other phase
+                raise NodeRunError(repr(node), "dependencies", error) from error
             if not isinstance(dependencies, dict):
                 raise NodeRunError(repr(node), "dependencies", TypeError("dependencies() must return a dict"))
             for name, dependency in dependencies.items():

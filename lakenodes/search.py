@@ -200,6 +200,14 @@ class Embedder(Protocol):
 
     ``name`` identifies the model (and its version); the index records it and refuses to mix vectors
     of different embedders.
+
+    Example::
+
+        class MyEmbedder:
+            name, dim = "my-model-v1", 64
+            def embed(self, texts): ...  # -> np.ndarray float32 (len(texts), 64), rows of norm 1
+
+        SearchIndex(uri, embedder=MyEmbedder())
     """
 
     name: str
@@ -399,7 +407,11 @@ def document_text(doc: TableDocument | dict[str, Any]) -> str:
 
 @dataclass
 class SearchHit:
-    """One ranked table. ``score = w_trgm * trigram_score + w_emb * embedding_score``."""
+    """One ranked table. ``score = w_trgm * trigram_score + w_emb * embedding_score``.
+
+    Example: ``SearchHit(uid="9f2c...", score=0.91, trigram_score=1.0, embedding_score=0.74,
+    matched_columns=["close"])``.
+    """
 
     uid: str
     score: float
@@ -410,7 +422,13 @@ class SearchHit:
 
 @dataclass
 class SearchPage:
-    """A page of hits; ``count`` is the number of matching tables before pagination."""
+    """A page of hits; ``count`` is the number of matching tables before pagination.
+
+    Example::
+
+        page = index.description_search("fx spot", limit=10, offset=10)  # second page
+        page.count, [hit.uid for hit in page.results]
+    """
 
     count: int
     results: list[SearchHit]
@@ -547,7 +565,10 @@ class SearchIndex:
 
     ``uri`` is a directory: a local absolute path or ``s3://bucket/prefix/_catalog/search``.
     ``storage_options`` may use delta-rs keys (``AWS_ENDPOINT_URL``...) or LanceDB keys. Nothing is
-    opened until the first call.
+    opened until the first call. ``refresh_interval`` bounds how stale reads may be (seconds) with
+    respect to writes made through *other* ``SearchIndex`` objects or processes; writes through this
+    object are always visible. Default: 0 for local paths, 2 s for object stores (each freshness
+    check there is a LIST request, several per query).
 
     Example::
 
@@ -562,10 +583,15 @@ class SearchIndex:
         uri: str,
         storage_options: dict[str, str] | None = None,
         embedder: Embedder | str | None = None,
+        *,
+        refresh_interval: float | None = None,
     ) -> None:
         self.uri = uri.rstrip("/") or uri
         self.storage_options = lance_storage_options(storage_options)
         self.embedder = get_embedder(embedder)
+        if refresh_interval is None:
+            refresh_interval = 2.0 if "://" in self.uri and not self.uri.startswith("file://") else 0.0
+        self.refresh_interval = refresh_interval
         self._db: DBConnection | None = None
         self._tables: dict[str, Table] = {}
 
@@ -577,10 +603,10 @@ class SearchIndex:
         if self._db is None:
             import lancedb
 
-            # interval 0: every read checks for the latest version, so writes from other processes
-            # (and rebuilds) are visible immediately.
             self._db = lancedb.connect(
-                self.uri, storage_options=self.storage_options or None, read_consistency_interval=timedelta(0)
+                self.uri,
+                storage_options=self.storage_options or None,
+                read_consistency_interval=timedelta(seconds=self.refresh_interval),
             )
         return self._db
 

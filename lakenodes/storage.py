@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -274,6 +275,7 @@ class TableStore:
         if table is None:
             return None
         index_names = index_names_of(table)
+        _check_dimensions(index_names, [*(dimension_filters or {}), *(d for r in ranges or () for d in r.coordinate)])
         expression = _time_window(start, start_inclusive, end, end_inclusive)
         for dimension, values in (dimension_filters or {}).items():
             expression = _and(expression, pds.field(dimension).isin(list(values)))
@@ -290,7 +292,7 @@ class TableStore:
             expression = _and(expression, _any(per_range))
         selected = _selected_columns(index_names, table, columns)
         dataset = self._dataset(table, index_names, _Pruning.of(start, end, dimension_filters, ranges))
-        data = dataset.to_table(columns=selected, filter=expression)
+        data = dataset.scanner(columns=selected, filter=expression, fragment_readahead=16).to_table()
         return data.sort_by([(name, "ascending") for name in index_names])
 
     def _dataset(self, table: DeltaTable, index_names: Sequence[str], pruning: _Pruning) -> pds.Dataset:
@@ -307,10 +309,7 @@ class TableStore:
         snapshot = _snapshot(table, index_names)
         filesystem, root = lake_filesystem(self.lake, table.table_uri)
         chosen = snapshot.files.filter(pruning.mask(snapshot.partition))
-        fragments = [
-            _fragment(filesystem, f"{root}/{_unquote(path)}", snapshot.partition, value)
-            for path, value in zip(chosen["path"].to_list(), chosen["partition"].to_list(), strict=True)
-        ]
+        fragments = _fragments(filesystem, root, snapshot.partition, chosen)
         return pds.FileSystemDataset(fragments, snapshot.schema, _PARQUET, filesystem)
 
 
@@ -324,7 +323,7 @@ class _Snapshot:
 
 
 _snapshots: dict[tuple[str, int], _Snapshot] = {}
-_fragments: dict[tuple[int, str], pds.Fragment] = {}
+_fragment_cache: dict[tuple[int, str], pds.Fragment] = {}
 _PARQUET = pds.ParquetFileFormat(default_fragment_scan_options=pds.ParquetFragmentScanOptions(pre_buffer=True))
 _SLACK = datetime.timedelta(milliseconds=1)  # Delta statistics truncate timestamps to ms (or round up)
 
@@ -344,6 +343,7 @@ def _snapshot(table: DeltaTable, index_names: Sequence[str]) -> _Snapshot:
 
         files = pl.DataFrame({
             "path": column("path", pl.String),
+            "size": column("size_bytes", pl.Int64),
             "partition": column(f"partition.{partition}", pl.String),
             "min": column(f"min.{TIME_INDEX}", time_type),
             "max": column(f"max.{TIME_INDEX}", time_type),
@@ -356,21 +356,31 @@ def _snapshot(table: DeltaTable, index_names: Sequence[str]) -> _Snapshot:
     return cached
 
 
-def _fragment(filesystem: Any, path: str, partition: str | None, value: str | None) -> pds.Fragment:
-    key = (id(filesystem), path)
-    fragment = _fragments.get(key)
-    if fragment is None:
-        if partition is None:
-            expression = None
-        elif value is None:
-            expression = pds.field(partition).is_null()
-        else:
-            expression = pds.field(partition) == value
-        fragment = _PARQUET.make_fragment(path, filesystem=filesystem, partition_expression=expression)
-        if len(_fragments) > 200_000:
-            _fragments.clear()
-        _fragments[key] = fragment
-    return fragment
+def _fragments(filesystem: Any, root: str, partition: str | None, files: pl.DataFrame) -> list[pds.Fragment]:
+    """Parquet fragments of ``files`` with their partition value; new ones read their footer once
+    (in threads: on S3 each is a GET) so later scans skip it."""
+    fragments, new = [], []
+    for path, value, size in files.select("path", "partition", "size").iter_rows():
+        full = f"{root}/{_unquote(path)}"
+        fragment = _fragment_cache.get((id(filesystem), full))
+        if fragment is None:
+            fragment = _PARQUET.make_fragment(full, filesystem=filesystem, partition_expression=_partition_expression(
+                partition, value), file_size=size)
+            new.append(((id(filesystem), full), fragment))
+        fragments.append(fragment)
+    if new:
+        with ThreadPoolExecutor(max_workers=min(16, len(new))) as pool:
+            list(pool.map(lambda item: item[1].ensure_complete_metadata(), new))
+        if len(_fragment_cache) + len(new) > 20_000:
+            _fragment_cache.clear()
+        _fragment_cache.update(new)
+    return fragments
+
+
+def _partition_expression(partition: str | None, value: str | None) -> pds.Expression | None:
+    if partition is None:
+        return None
+    return pds.field(partition).is_null() if value is None else pds.field(partition) == value
 
 
 def _unquote(path: str) -> str:
@@ -434,6 +444,16 @@ def index_names_of(table: DeltaTable) -> tuple[str, ...]:
 def empty_table(schema: pa.Schema, index_names: Sequence[str], columns: Sequence[str] | None) -> pa.Table:
     names = list(index_names) + [n for n in schema.names if n not in index_names and (columns is None or n in columns)]
     return pa.schema([schema.field(n) for n in names]).empty_table()
+
+
+def _check_dimensions(index_names: Sequence[str], dimensions: Sequence[str]) -> None:
+    unknown = sorted(set(dimensions) - set(index_names[1:]))
+    if unknown:
+        from .errors import LakenodesUserError
+
+        raise LakenodesUserError(
+            f"unknown identity dimension(s) {unknown}; the table is indexed by {list(index_names)}"
+        )
 
 
 def _selected_columns(index_names: Sequence[str], table: DeltaTable, columns: Sequence[str] | None) -> list[str]:

@@ -296,3 +296,20 @@ def test_get_table_of_another_lake_does_not_leak(tmp_path):
         quotes().run()
     with use_lake(tmp_path / "b"):
         assert TimeIndexMetaTable.filter() == []
+
+
+def test_moved_lake_operates_on_its_new_location(tmp_path):
+    import shutil
+
+    with use_lake(tmp_path / "original"):
+        quotes().run()
+    shutil.copytree(tmp_path / "original", tmp_path / "moved")
+    moved = Lake(tmp_path / "moved")
+    with use_lake(moved):
+        record = TimeIndexMetaTable.get(identifier="quotes_daily")
+        assert record.table_uri == moved.table_uri(record.storage_hash)
+        assert record.delete_after_date("2024-01-01")["deleted_count"] == 20
+        record.add_label("moved")
+    with use_lake(tmp_path / "original"):
+        original = TimeIndexMetaTable.get(identifier="quotes_daily")
+        assert original.stats()["row_count"] == 20 and "moved" not in original.labels

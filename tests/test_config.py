@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+
 import pytest
 from pydantic import BaseModel, Field, ValidationError, create_model
 
@@ -16,7 +17,7 @@ from lakenodes import (
     RecordDefinition,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 BOTH = {"update_only": True, "runtime_only": True}
 
 

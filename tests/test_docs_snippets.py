@@ -110,7 +110,10 @@ def snippet_lake(request, tmp_path, monkeypatch) -> Lake:
     return Lake(tmp_path / "lake")
 
 
-@pytest.mark.parametrize("snippet_lake", SNIPPETS, ids=[s.id for s in SNIPPETS], indirect=True)
+@pytest.mark.parametrize("snippet_lake", [
+    pytest.param(snippet, id=snippet.id, marks=[pytest.mark.s3] if snippet.lake == "s3" else [])
+    for snippet in SNIPPETS
+], indirect=True)
 def test_runnable_snippet(snippet_lake: Lake, request) -> None:
     snippet: Snippet = request.node.callspec.params["snippet_lake"]
     with use_lake(snippet_lake):

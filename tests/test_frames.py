@@ -30,12 +30,15 @@ from lakenodes import (
     SchemaMismatchError,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def day(n: int) -> dt.datetime:
     return T0 + dt.timedelta(days=n)
+
+
+TWO_DAYS = (day(1), day(2))
 
 
 # -- the node under test ------------------------------------------------------------------------
@@ -68,7 +71,7 @@ class VenueNode(FrameNode):
 
 
 # -- frame builders -----------------------------------------------------------------------------
-def polars_frame(times=(day(1), day(2)), uids=("AAA", "BBB"), **values: Any) -> pl.DataFrame:
+def polars_frame(times=TWO_DAYS, uids=("AAA", "BBB"), **values: Any) -> pl.DataFrame:
     data: dict[str, Any] = {"time_index": list(times)}
     if uids is not None:
         data["unique_identifier"] = list(uids)
@@ -76,7 +79,7 @@ def polars_frame(times=(day(1), day(2)), uids=("AAA", "BBB"), **values: Any) -> 
     return pl.DataFrame(data, strict=False)
 
 
-def pandas_frame(times=(day(1), day(2)), *levels: tuple[str, list], **values: Any) -> pd.DataFrame:
+def pandas_frame(times=TWO_DAYS, *levels: tuple[str, list], **values: Any) -> pd.DataFrame:
     """``levels`` are further index levels as ``(name, values)`` pairs."""
     time_index = pd.DatetimeIndex(list(times), name="time_index")
     if levels:

@@ -38,7 +38,7 @@ from lakenodes import (
 )
 from lakenodes.hashing import current_hash_namespace
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 HASH_FORMAT = re.compile(r"^[a-z0-9_]+_[0-9a-f]{32}$")
 UPDATE_ONLY = {"update_only": True}
 RUNTIME_ONLY = {"runtime_only": True}

@@ -47,6 +47,10 @@ VALUE_SCHEMA = {
     "close": pl.Float64, "volume": pl.Int64, "flag": pl.Boolean, "note": pl.String,
     "as_of": pl.Datetime("us", "UTC"), "day": pl.Date,
 }
+# any_lake's own two lakes, with the S3 one marked ``s3``
+ANY_LAKE = pytest.mark.parametrize(
+    "any_lake", ["local", pytest.param("s3", marks=pytest.mark.s3)], indirect=True
+)
 # Table properties that turn on a Delta feature Spark would need a newer protocol (or a feature) for.
 FEATURE_PROPERTIES = {
     "delta.enableDeletionVectors", "delta.columnMapping.mode", "delta.enableChangeDataFeed",
@@ -254,6 +258,7 @@ def assert_same_rows(got: pl.DataFrame, expected: pl.DataFrame, sort_by: list[st
         raise AssertionError(f"{what}: {error}") from None
 
 
+@ANY_LAKE
 @pytest.mark.parametrize("kind", KINDS)
 def test_delta_scan_reads_exactly_what_lakenodes_reads(any_lake: Lake, duck, kind: str) -> None:
     seen = []
@@ -271,6 +276,7 @@ def test_delta_scan_reads_exactly_what_lakenodes_reads(any_lake: Lake, duck, kin
         assert set(final[dim]) == {v for identity in identities(kind) for k, v in identity.items() if k == dim}
 
 
+@ANY_LAKE
 def test_catalog_tables_read_by_delta_scan(any_lake: Lake, duck) -> None:
     nodes = {kind: make_node(kind) for kind in KINDS}
     for kind, node in nodes.items():
@@ -395,6 +401,7 @@ def assert_plain_delta(fs: pafs.FileSystem, table_path: str) -> None:
             assert logical["isAdjustedToUTC"] is True, (path, column, logical)
 
 
+@ANY_LAKE
 def test_every_table_is_plain_delta_that_spark_reads(any_lake: Lake) -> None:
     nodes = {kind: [stage for stage in stages(any_lake, kind)][-1].node for kind in KINDS}
     Asset.batch_get_or_register_custom_assets([{"unique_identifier": uid} for uid in UIDS])

@@ -422,7 +422,9 @@ def test_s3_index(moto_s3):
     ix = SearchIndex(uri, storage_options=moto_s3)
     ix.upsert_tables(DOCS)
     ix.upsert_tables(DOCS[:1])
-    reader = SearchIndex(uri + "/", storage_options=moto_s3)  # fresh connection, as another process would
+    # a fresh connection, as another process would have; refresh_interval=0: see other writers at once
+    reader = SearchIndex(uri + "/", storage_options=moto_s3, refresh_interval=0)
+    assert ix.refresh_interval == 2.0 and reader.refresh_interval == 0
     assert reader.count() == len(DOCS)
     assert uids(reader.description_search("dialy close prise"))[0] == "u-eq"
     assert uids(reader.description_search("signal", filters={"namespace": "research"}))[0] == "u-mom"

@@ -73,25 +73,37 @@ def frame(rows, dims=("unique_identifier",)) -> pl.DataFrame:
     return pl.DataFrame(data)
 
 
+@pytest.fixture
+def cold(monkeypatch):
+    """Compute a node's statistics from the Delta metadata alone, bypassing the process caches
+    (which also remember this process's own appends)."""
+
+    def compute(node: DataNode):
+        monkeypatch.setattr(statistics_module, "_progress_cache", {})
+        monkeypatch.setattr(statistics_module, "_facts", statistics_module._FileFacts())
+        return node.compute_update_statistics()
+
+    return compute
+
+
 def add_actions(lake: Lake, node: DataNode) -> pa.Table:
     return pa.table(DeltaTable(node.table_uri, storage_options=lake.storage_options or None).get_add_actions(flatten=True))
 
 
 # -- exactness ------------------------------------------------------------------------------------
-def test_max_is_exact_although_file_stats_are_millisecond_truncated(any_lake: Lake) -> None:
+def test_max_is_exact_although_file_stats_are_millisecond_truncated(any_lake: Lake, cold) -> None:
     times = [at(1, us=999), at(1, us=999_999), at(1, second=1)]
     node = QueueNode(StatsConfig(name="single"), [frame([(t, (), i)], dims=()) for i, t in enumerate(times)])
     for written in times:
         node.run()
         assert node.update_statistics.max_time_index_value == written
         assert node.update_statistics.index_progress == written
-        fresh = QueueNode(StatsConfig(name="single")).update_statistics  # recomputed, no cache on the node
-        assert fresh.max_time_index_value == written
+        assert cold(QueueNode(StatsConfig(name="single"))).max_time_index_value == written
     stats_max = add_actions(any_lake, node).column("max.time_index").to_pylist()
     assert at(1, us=999_999) not in stats_max  # the trap: Delta keeps milliseconds only
 
 
-def test_max_is_exact_when_many_files_tie_at_the_millisecond(any_lake: Lake) -> None:
+def test_max_is_exact_when_many_files_tie_at_the_millisecond(any_lake: Lake, cold) -> None:
     micros = [5_100, 5_300, 5_700, 5_999]  # all inside the same millisecond
     frames = [frame([(at(1, us=us), ("A",), us)] + ([(at(1, us=us - 50), ("B",), us)] if us != 5_300 else []))
               for us in micros]
@@ -100,9 +112,11 @@ def test_max_is_exact_when_many_files_tie_at_the_millisecond(any_lake: Lake) -> 
     for us in micros:
         node.run()
         assert node.update_statistics.index_progress["A"] == at(1, us=us)
+        assert cold(node).index_progress["A"] == at(1, us=us)
     node.run()
     progress = node.update_statistics.index_progress
     assert progress == {"A": at(1, us=5_999), "B": at(1, us=5_949)}
+    assert cold(node).index_progress == progress
     assert node.update_statistics.max_time_index_value == at(1, us=5_999)
     millis = {t.replace(microsecond=t.microsecond // 1000 * 1000) for t in add_actions(any_lake, node)
               .column("max.time_index").to_pylist()}
@@ -110,7 +124,7 @@ def test_max_is_exact_when_many_files_tie_at_the_millisecond(any_lake: Lake) -> 
     assert node.get_df_between_dates().height == 7
 
 
-def test_statistics_come_from_metadata_not_from_scanning_rows(any_lake: Lake, monkeypatch) -> None:
+def test_statistics_come_from_metadata_not_from_scanning_rows(any_lake: Lake, monkeypatch, cold) -> None:
     rows = [(at(d, us=d * 111), (uid,), d) for d in (1, 2, 3) for uid in ("A", "BRK/B", "é=1%")]
     node = QueueNode(StatsConfig(name="noscan"), [frame(rows[:6]), frame(rows[6:])])
     node.run()
@@ -135,13 +149,9 @@ def test_statistics_come_from_metadata_not_from_scanning_rows(any_lake: Lake, mo
         counting(pq.ParquetFile, name)
     for name in ("to_pyarrow_dataset", "to_pyarrow_table"):
         counting(DeltaTable, name)
-    # start from cold caches so the statistics are really computed here
-    monkeypatch.setattr(statistics_module, "_progress_cache", {})
-    monkeypatch.setattr(statistics_module, "_facts", statistics_module._FileFacts())
-
-    stats = node.compute_update_statistics()
+    stats = cold(node)  # from cold caches, so the statistics are really computed here
     assert stats.index_progress == {uid: at(3, us=333) for uid in ("A", "BRK/B", "é=1%")}
-    assert single.compute_update_statistics().max_time_index_value == at(1, us=999_999)
+    assert cold(single).max_time_index_value == at(1, us=999_999)
     assert calls == []
 
 

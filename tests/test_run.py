@@ -1,0 +1,267 @@
+"""run(): dependency order, each node once, cycles, update_tree, return value, failures, logs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from lakenodes import (
+    DataNode,
+    DataNodeConfiguration,
+    DependencyCycleError,
+    FrameValidationError,
+    Lake,
+    NodeRunError,
+)
+
+UTC = dt.timezone.utc
+COMPUTED = object()  # Step.output default: compute the next day's row
+
+
+def day(n: int) -> dt.datetime:
+    return dt.datetime(2024, 1, n, tzinfo=UTC)
+
+
+class StepConfig(DataNodeConfiguration):
+    name: str
+
+
+class Step(DataNode):
+    """Appends its name to a shared journal, then writes one row per run (day 1, day 2, ...)
+    until ``days`` rows are stored; ``failure`` (when set) is raised by update()."""
+
+    def __init__(self, name: str, journal: list[str], deps: dict | None = None, days: int = 1, **kwargs):
+        self.journal = journal
+        self.deps = dict(deps or {})
+        self.days = days
+        self.failure: Exception | None = None
+        self.output = COMPUTED
+        super().__init__(StepConfig(name=name), **kwargs)
+
+    def dependencies(self):
+        return self.deps
+
+    def update(self):
+        self.journal.append(self.config.name)
+        if self.failure is not None:
+            raise self.failure
+        if self.output is not COMPUTED:
+            return self.output
+        last = self.update_statistics.max_time_index_value
+        done = 0 if last is None else last.day
+        if done >= self.days:
+            return pl.DataFrame()
+        return pl.DataFrame({"time_index": [day(done + 1)], "value": [float(done + 1)]})
+
+
+def delta(node: DataNode) -> DeltaTable | None:
+    try:
+        return DeltaTable(node.table_uri, storage_options=node.lake.storage_options or None)
+    except Exception:  # noqa: BLE001 - not created
+        return None
+
+
+def snapshot(node: DataNode) -> tuple[int, list[tuple]]:
+    table = delta(node)
+    data = pl.from_arrow(pa.table(table.to_pyarrow_table())).sort(pl.all())
+    return table.version(), data.rows()
+
+
+# -- order -----------------------------------------------------------------------------------------
+def test_dependencies_run_first_in_topological_order(any_lake: Lake) -> None:
+    journal: list[str] = []
+    a = Step("a", journal)
+    b = Step("b", journal, {"a": a})
+    c = Step("c", journal, {"a": a})
+    d = Step("d", journal, {"c": c, "b": b})
+    error, written = d.run()
+
+    assert error is False
+    assert sorted(journal) == ["a", "b", "c", "d"]
+    assert journal[0] == "a" and journal[-1] == "d"
+    assert written.rows() == [(day(1), 1.0)]  # what the root persisted
+    for node in (a, b, c, d):
+        assert node.get_df_between_dates().height == 1
+
+
+def test_diamond_runs_the_shared_node_once(local_lake: Lake) -> None:
+    journal: list[str] = []
+    left = Step("left", journal, {"base": Step("base", journal)})
+    right = Step("right", journal, {"base": Step("base", journal)})  # another instance, same update_hash
+    assert left.deps["base"] is not right.deps["base"]
+    top = Step("top", journal, {"left": left, "right": right})
+    top.run()
+
+    assert journal.count("base") == 1
+    assert journal[0] == "base"
+    assert sorted(journal[1:3]) == ["left", "right"] and journal[3] == "top"
+
+
+def test_a_cycle_is_refused_naming_it_and_nothing_runs(local_lake: Lake) -> None:
+    journal: list[str] = []
+    first = Step("first", journal)
+    second = Step("second", journal, {"first": first})
+    first.deps["second"] = second
+    root = Step("root", journal, {"first": first})
+
+    with pytest.raises(DependencyCycleError) as caught:
+        root.run()
+    message = str(caught.value)
+    assert f"{first.update_hash} -> {second.update_hash} -> {first.update_hash}" in message
+    assert root.update_hash not in message
+    assert journal == []
+    assert delta(root) is None and delta(first) is None
+
+    itself = Step("itself", journal)
+    itself.deps["me"] = itself
+    with pytest.raises(DependencyCycleError, match=f"{itself.update_hash} -> {itself.update_hash}"):
+        itself.run()
+
+
+def test_update_tree_false_runs_only_the_node(any_lake: Lake) -> None:
+    journal: list[str] = []
+    dependency = Step("dependency", journal)
+    node = Step("alone", journal, {"dependency": dependency})
+    error, written = node.run(update_tree=False)
+
+    assert (error, journal) == (False, ["alone"])
+    assert written.height == 1
+    assert delta(dependency) is None
+
+
+def test_each_node_runs_once_per_run_call(local_lake: Lake) -> None:
+    journal: list[str] = []
+    base = Step("base", journal, days=3)
+    top = Step("top", journal, {"base": base}, days=3)
+    for _ in range(3):
+        top.run()
+    assert journal == ["base", "top"] * 3
+    assert base.get_df_between_dates()["value"].to_list() == [1.0, 2.0, 3.0]
+
+
+# -- return value ------------------------------------------------------------------------------------
+def test_run_returns_what_it_persisted_and_an_empty_frame_when_nothing_is_new(any_lake: Lake) -> None:
+    node = Step("pandas_out", [])
+    node.output = pd.DataFrame(
+        {"close": [1, 2]},  # ints into a float table are cast to the stored type on later runs
+        index=pd.MultiIndex.from_arrays(
+            [pd.DatetimeIndex([day(2), day(1)], tz="UTC"), ["BRK/B", "A B"]], names=["time_index", "unique_identifier"]
+        ),
+    )
+    error, written = node.run()
+    assert error is False
+    assert isinstance(written, pl.DataFrame)
+    assert written.columns == ["time_index", "unique_identifier", "close"]
+    assert sorted(written.rows()) == sorted(node.get_df_between_dates().rows())
+
+    node.output = pl.DataFrame()
+    error, written = node.run()
+    assert error is False
+    assert isinstance(written, pl.DataFrame) and written.is_empty()
+
+
+# -- failures ------------------------------------------------------------------------------------------
+def test_update_failure_names_node_phase_and_cause_and_leaves_the_table(any_lake: Lake) -> None:
+    node = Step("fragile", [], days=5)
+    node.run()
+    before = snapshot(node)
+    node.failure = ValueError("upstream feed is down")
+
+    with pytest.raises(NodeRunError) as caught:
+        node.run()
+    error = caught.value
+    assert (error.phase, error.cause) == ("update", node.failure)
+    assert error.node == repr(node)
+    message = str(error)
+    assert node.update_hash in message and "Step" in message
+    assert "during update" in message and "ValueError: upstream feed is down" in message
+    assert snapshot(node) == before
+
+
+@pytest.mark.parametrize(
+    ("output", "phase", "cause"),
+    [
+        (None, "validation", FrameValidationError),
+        (pl.DataFrame({"time_index": [day(2)], "value": [2.0], "extra": [1.0]}), "validation", FrameValidationError),
+    ],
+    ids=["none", "schema-change"],
+)
+def test_rejected_output_leaves_the_table(local_lake: Lake, output, phase, cause) -> None:
+    node = Step("strict", [])
+    node.run()
+    before = snapshot(node)
+    node.output = output
+    with pytest.raises(NodeRunError) as caught:
+        node.run()
+    assert caught.value.phase == phase and isinstance(caught.value.cause, cause)
+    assert snapshot(node) == before
+
+
+def test_a_failing_dependency_stops_the_tree(local_lake: Lake) -> None:
+    journal: list[str] = []
+    broken = Step("broken", journal)
+    broken.failure = RuntimeError("no data")
+    top = Step("top", journal, {"broken": broken})
+    with pytest.raises(NodeRunError) as caught:
+        top.run()
+    assert caught.value.node == repr(broken)
+    assert journal == ["broken"]
+    assert delta(top) is None
+
+
+def test_a_failing_dependencies_method_is_a_node_run_error(local_lake: Lake) -> None:
+    class Unwired(Step):
+        def dependencies(self):
+            raise KeyError("prices_config")
+
+    node = Unwired("unwired", [])
+    with pytest.raises(NodeRunError) as caught:
+        node.run()
+    assert caught.value.phase == "dependencies"
+    assert "KeyError" in str(caught.value) and "prices_config" in str(caught.value)
+
+
+# -- namespaces and logs -----------------------------------------------------------------------------
+def test_dependencies_built_during_the_run_inherit_the_namespace(local_lake: Lake) -> None:
+    built: list[DataNode] = []
+
+    class Lazy(Step):
+        def dependencies(self):
+            if not built:
+                built.append(Step("lazy_child", self.journal))
+            return {"child": built[0]}
+
+    node = Lazy("lazy_parent", [], hash_namespace="ns_run")
+    node.run()
+    assert built[0].hash_namespace == "ns_run"
+    assert built[0].storage_hash != Step("lazy_child", []).storage_hash
+    assert built[0].get_df_between_dates().height == 1
+
+
+def test_run_logs_window_assets_and_rows(local_lake: Lake, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="lakenodes")
+    node = Step("logged", [])
+    node.output = pl.DataFrame({
+        "time_index": [day(1), day(2), day(1), day(2), day(2)],
+        "unique_identifier": ["A", "A", "B", "B", "C"],
+        "value": [1.0, 2.0, 3.0, 4.0, 5.0],
+    })
+    node.run()
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("lakenodes.node.")]
+    wrote = [m for m in messages if m.startswith("wrote")]
+    assert len(wrote) == 1
+    assert "wrote 5 rows" in wrote[0]
+    assert "for 3 unique_identifier" in wrote[0]
+    assert "2024-01-01 00:00:00+00:00 .. 2024-01-02 00:00:00+00:00" in wrote[0]
+
+    caplog.clear()
+    node.output = pl.DataFrame()
+    node.run()
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("lakenodes.node.")]
+    assert any("no new rows" in m and "2024-01-02" in m for m in messages)
