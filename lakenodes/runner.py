@@ -176,7 +176,7 @@ def run_single(node: DataNode) -> pl.DataFrame:
             )
             rows_written = result.rows_written
             if checked and result.rows_appended == frame.num_rows:  # a blind append we committed ourselves
-                remember_append(node.store.table(), checked[-1], frame.table)
+                remember_append(node.store.table(), checked[-1], frame.table, node.lake, run_id)
             _log_window(node, stats, frame, result)
             phase = "catalog"
             written_record = catalog_record(node)

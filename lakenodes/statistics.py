@@ -11,8 +11,10 @@ columns of a file that holds several secondary identities (3-level tables).
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,6 +23,7 @@ from urllib.parse import unquote
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
@@ -87,6 +90,14 @@ class _FileFacts:
         with self._lock:
             return path in self._bounds
 
+    def known_bounds(self, path: str) -> tuple[datetime.datetime, datetime.datetime] | None:
+        with self._lock:
+            return self._bounds.get(path)
+
+    def learn_bounds(self, path: str, bounds: tuple[datetime.datetime, datetime.datetime]) -> None:
+        with self._lock:
+            self._bounds.setdefault(path, bounds)
+
     def bounds(self, filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:
         with self._lock:
             cached = self._bounds.get(path)
@@ -127,7 +138,8 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     return cached
 
 
-def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table) -> bool:
+def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, lake: Lake | None = None,
+                    run_id: str | None = None) -> bool:
     """Cache the progress of ``table`` after our own blind append of ``rows`` on top of ``before``.
 
     Exact without any I/O: when the table is now exactly one version past ``before``, that
@@ -143,9 +155,10 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table) ->
         return False
     dims = list(before.index_names[1:])
     if dims:
-        grouped = rows.group_by(dims).aggregate([(TIME_INDEX, "min"), (TIME_INDEX, "max")])
-        identities = list(zip(*[grouped.column(dim).to_pylist() for dim in dims], strict=True))
-        lows, highs = grouped.column(f"{TIME_INDEX}_min").to_pylist(), grouped.column(f"{TIME_INDEX}_max").to_pylist()
+        grouped = pl.from_arrow(rows.select([*dims, TIME_INDEX])).group_by(dims).agg(
+            pl.col(TIME_INDEX).min().alias("lo"), pl.col(TIME_INDEX).max().alias("hi"))
+        identities = list(zip(*[grouped[dim].to_list() for dim in dims], strict=True))
+        lows, highs = grouped["lo"].to_list(), grouped["hi"].to_list()
     else:
         times = rows.column(TIME_INDEX)
         identities, lows, highs = [()], [pc.min(times).as_py()], [pc.max(times).as_py()]
@@ -162,6 +175,14 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table) ->
     after = TableProgress(version, before.index_names, last, row_count=before.row_count + rows.num_rows,
                           first_loader=first_loader)
     _store_progress((table.table_uri, version), after)
+    if lake is not None:
+        filesystem, root = lake_filesystem(lake, table.table_uri)
+        _learn_own_commit(filesystem, root, version, run_id, rows, dims)
+        files = _file_frame(pa.table(table.get_add_actions(flatten=True)), dims)
+        keys = [f"_i{k}" for k in range(len(dims))]
+        identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
+        last, first = _boundary_candidates(files.filter(identified), keys)
+        _persist_facts(filesystem, root, {_path(p) for p in last["path"].to_list() + first["path"].to_list()})
     return True
 
 
@@ -192,12 +213,13 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
         for identity, (low, high) in identities.items():
             _keep_max(last, identity, high)
             _keep_min(first_of_mixed, identity, low)
-    for identity, (_, high) in _exact_bounds(candidates_last, keys, filesystem, root):
+    boundary = {_path(p) for p in candidates_last["path"].to_list() + candidates_first["path"].to_list()}
+    for identity, (_, high) in _exact_bounds(candidates_last, keys, filesystem, root, boundary):
         _keep_max(last, identity, high)
 
     def first_loader() -> dict[Identity, datetime.datetime]:
         first = dict(first_of_mixed)
-        for identity, (low, _) in _exact_bounds(candidates_first, keys, filesystem, root):
+        for identity, (low, _) in _exact_bounds(candidates_first, keys, filesystem, root, boundary):
             _keep_min(first, identity, low)
         return first
 
@@ -206,13 +228,98 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
 
 def _exact_bounds(
-    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str
+    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str, persist: Iterable[str]
 ) -> list[tuple[Identity, tuple[datetime.datetime, datetime.datetime]]]:
-    """Exact (first, last) of each file from its footer (cached), with the file's identity."""
+    """Exact (first, last) of each file (cached, persisted or from its footer), with its identity.
+
+    When footers had to be read, the known bounds of ``persist`` (all boundary files) are saved."""
     pairs = list(_identities_and_paths(files, keys))
-    missing = list({path for _, path in pairs if not _facts.has_bounds(f"{root}/{path}")})
-    _in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing)
+    if _resolve_bounds(filesystem, root, [path for _, path in pairs]):
+        _persist_facts(filesystem, root, persist)
     return [(identity, _facts.bounds(filesystem, f"{root}/{path}")) for identity, path in pairs]
+
+
+def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
+    """Make the exact bounds of ``paths`` known: from this process's cache, else the table's
+    persisted facts file, else the Parquet footers. True when footers had to be read."""
+    missing = list({path for path in paths if not _facts.has_bounds(f"{root}/{path}")})
+    if missing:
+        _load_persisted_facts(filesystem, root)
+        missing = [path for path in missing if not _facts.has_bounds(f"{root}/{path}")]
+    _in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing)
+    return bool(missing)
+
+
+# Exact bounds of boundary files, persisted beside the table so a fresh process need not read
+# their footers. Only a cache: entries are keyed by immutable data-file paths, so a stale or
+# missing file is never wrong (unknown files fall back to their footers); Delta readers ignore it.
+FACTS_PATH = "_lakenodes/file_facts.parquet"
+_FACTS_SCHEMA = pa.schema([("path", pa.string()), ("min", pa.timestamp("us", "UTC")), ("max", pa.timestamp("us", "UTC"))])
+
+
+def _load_persisted_facts(filesystem: Any, root: str) -> None:
+    try:
+        stored = pq.read_table(f"{root}/{FACTS_PATH}", filesystem=filesystem)
+    except (OSError, pa.ArrowException) as error:  # absent (never written) or unreadable: footers then
+        logger.debug("no persisted file facts for %s: %s", root, error)
+        return
+    for path, low, high in zip(*(stored.column(name).to_pylist() for name in ("path", "min", "max")), strict=True):
+        _facts.learn_bounds(f"{root}/{path}", (_as_utc(low), _as_utc(high)))
+
+
+def _persist_facts(filesystem: Any, root: str, paths: Iterable[str]) -> None:
+    """Write the known exact bounds of ``paths`` (relative to the table root) to the facts file."""
+    rows = {path: _facts.known_bounds(f"{root}/{path}") for path in paths}
+    rows = {path: bounds for path, bounds in rows.items() if bounds is not None}
+    data = pa.table({"path": list(rows), "min": [b[0] for b in rows.values()], "max": [b[1] for b in rows.values()]},
+                    schema=_FACTS_SCHEMA)
+    target = f"{root}/{FACTS_PATH}"
+    try:
+        if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file
+            filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            temporary = f"{target}.{uuid.uuid4().hex}.tmp"
+            pq.write_table(data, temporary, filesystem=filesystem)
+            filesystem.move(temporary, target)
+        else:  # an object store PUT is atomic
+            pq.write_table(data, target, filesystem=filesystem)
+    except (OSError, pa.ArrowException) as error:  # a cache: failing to write it is not an error
+        logger.debug("could not persist file facts for %s: %s", root, error)
+
+
+def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | None, rows: pa.Table,
+                      dims: Sequence[str]) -> None:
+    """Exact bounds of the files our append committed at ``version``, from the rows themselves.
+
+    A file holds exactly the rows of its partition when it is the commit's only file of that
+    partition and its record count matches, so its bounds are those rows' min/max."""
+    try:
+        with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as handle:
+            actions = [json.loads(line) for line in handle.read().decode().splitlines() if line.strip()]
+    except OSError as error:
+        logger.debug("could not read commit %d of %s: %s", version, root, error)
+        return
+    info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+    if run_id is not None and info.get("lakenodes.run_id") != run_id:
+        return
+    adds = [a["add"] for a in actions if "add" in a]
+    partition = dims[0] if dims else None
+    by_value: dict[str | None, list[dict]] = {}
+    for add in adds:
+        by_value.setdefault((add.get("partitionValues") or {}).get(partition) if partition else None, []).append(add)
+    frame = pl.from_arrow(rows.select([*([partition] if partition else []), TIME_INDEX]))
+    if partition:
+        summary = frame.group_by(partition).agg(pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"),
+                                                pl.col(TIME_INDEX).max().alias("hi"))
+        per_value = {value: (n, lo, hi) for value, n, lo, hi in summary.iter_rows()}
+    else:
+        per_value = {None: (frame.height, frame[TIME_INDEX].min(), frame[TIME_INDEX].max())}
+    for value, files in by_value.items():
+        known = per_value.get(value)
+        if known is None or len(files) != 1:
+            continue
+        records = json.loads(files[0].get("stats") or "{}").get("numRecords")
+        if records == known[0]:
+            _facts.learn_bounds(f"{root}/{_path(files[0]['path'])}", (_as_utc(known[1]), _as_utc(known[2])))
 
 
 def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
@@ -258,7 +365,7 @@ def _boundary_candidates(files: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.D
     """
     best = [pl.col("max").max().alias("_best_max"), pl.col("min").min().alias("_best_min")]
     ranked = files.join(files.group_by(keys).agg(best), on=keys, how="left") if keys else files.with_columns(best)
-    slack = pl.duration(milliseconds=1)
+    slack = pl.lit(_MILLISECOND)
     last = ranked.filter(pl.col("max").is_null() | (pl.col("max") >= pl.col("_best_max") - slack))
     first = ranked.filter(pl.col("min").is_null() | (pl.col("min") <= pl.col("_best_min") + slack))
     return last, first
@@ -318,15 +425,15 @@ def _as_utc(value: datetime.datetime) -> datetime.datetime:
 
 
 def lake_filesystem(lake: Lake, table_uri: str) -> tuple[Any, str]:
-    """A pyarrow filesystem for the lake and the table root path within it."""
-    from pyarrow import fs
-
+    """A pyarrow filesystem for the lake and the table root path within it (one object per
+    lake kind and options, so callers may key caches by it)."""
     if lake.is_local or "://" not in table_uri or table_uri.startswith("file://"):
         path = table_uri[len("file://"):] if table_uri.startswith("file://") else table_uri
-        return fs.LocalFileSystem(), path.rstrip("/")
+        return _LOCAL_FILESYSTEM, path.rstrip("/")
     return _s3_filesystem(tuple(sorted(lake.storage_options.items()))), table_uri.split("://", 1)[1].rstrip("/")
 
 
+_LOCAL_FILESYSTEM = pafs.LocalFileSystem()
 _s3_cache: dict[tuple, Any] = {}
 
 

@@ -302,8 +302,9 @@ class TableStore:
         statistics widened by 1 ms); the caller's filter then selects rows exactly. Fragments
         are cached by path (data files are immutable), so their footers are read once.
         """
-        if table.protocol().min_reader_version > 1:  # e.g. deletion vectors: let delta-rs decide
-            return table.to_pyarrow_dataset()
+        expected_partitions = list(index_names[1:2])
+        if table.protocol().min_reader_version > 1 or table.metadata().partition_columns != expected_partitions:
+            return table.to_pyarrow_dataset()  # e.g. deletion vectors or a foreign layout: let delta-rs decide
         from .statistics import lake_filesystem
 
         snapshot = _snapshot(table, index_names)
@@ -397,13 +398,15 @@ class _Pruning:
     @classmethod
     def of(cls, start: datetime.datetime | None, end: datetime.datetime | None,
            dimension_filters: Mapping[str, Sequence[str]] | None, ranges: Sequence[RangeFilter] | None) -> _Pruning:
-        values = [(dim, frozenset(allowed)) for dim, allowed in (dimension_filters or {}).items()]
+        values = [(dim, frozenset(allowed)) for dim, allowed in (dimension_filters or {}).items()
+                  if all(isinstance(value, str) for value in allowed)]
         windows = [(start, end)]
         if ranges:
             starts, ends = [r.start for r in ranges], [r.end for r in ranges]
             windows.append((None if None in starts else min(starts), None if None in ends else max(ends)))
             for dim in set.intersection(*[set(r.coordinate) for r in ranges]):
-                values.append((dim, frozenset(r.coordinate[dim] for r in ranges)))
+                if all(isinstance(r.coordinate[dim], str) for r in ranges):
+                    values.append((dim, frozenset(r.coordinate[dim] for r in ranges)))
         return cls(tuple(values), tuple(windows))
 
     def mask(self, partition: str | None) -> pl.Expr:
@@ -411,7 +414,7 @@ class _Pruning:
         condition = pl.lit(True)
         for dim, allowed in self.values:
             if dim == partition:
-                condition = condition & pl.col("partition").is_in(sorted(allowed))
+                condition = condition & pl.col("partition").is_in(list(allowed))
         for low, high in self.windows:
             if low is not None:
                 condition = condition & (pl.col("max").is_null() | (pl.col("max") >= low - _SLACK))

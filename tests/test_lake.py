@@ -36,7 +36,7 @@ class OneRow(DataNode):
     def update(self):
         if self.update_statistics.max_time_index_value is not None:
             return pl.DataFrame()
-        return pl.DataFrame({"time_index": [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)], "value": [1.0]})
+        return pl.DataFrame({"time_index": [dt.datetime(2024, 1, 1, tzinfo=dt.UTC)], "value": [1.0]})
 
 
 # -- resolution order --------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def test_an_s3_lake_configured_only_by_the_environment_works(clean_env, s3_serve
     node = OneRow(OneRowConfig(name="from_env"))
     assert node.lake.storage_options["AWS_ENDPOINT_URL"] == s3_server.endpoint_url
     node.run()
-    assert node.update_statistics.max_time_index_value == dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    assert node.update_statistics.max_time_index_value == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     table = DeltaTable(node.table_uri, storage_options=s3_server.storage_options)
     assert pa.table(table.to_pyarrow_table()).num_rows == 1
     assert node.run()[1].is_empty()

@@ -23,7 +23,7 @@ from lakenodes import (
     hash_namespace,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY = dt.timedelta(days=1)
 UIDS = ["A", "BRK/B", "é=1%"]
 DAYS = [1, 2, 3, 4]
@@ -277,8 +277,11 @@ def test_reads_before_the_first_write_return_empty_declared_frames(any_lake: Lak
     as_pandas = node.get_df_between_dates(frame="pandas")
     assert len(as_pandas) == 0 and list(as_pandas.columns) == ["close", "volume", "venue"]
     assert list(as_pandas.index.names) == ["time_index", "unique_identifier"]
-    series = QueueNode(RecordsConfig(name="unwritten_series")).get_df_between_dates()
+    series_node = QueueNode(RecordsConfig(name="unwritten_series"))
+    series = series_node.get_df_between_dates()
     assert series.columns == ["time_index", "close", "volume", "venue"] and series.height == 0
+    series_pandas = series_node.get_df_between_dates(frame="pandas")
+    assert series_pandas.index.name == "time_index" and str(series_pandas.index.tz) == "UTC"
     plain = QueueNode(ReadConfig(name="nothing_declared")).get_df_between_dates()
     assert plain.columns == ["time_index"] and plain.height == 0
 

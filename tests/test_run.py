@@ -20,7 +20,7 @@ from lakenodes import (
     NodeRunError,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 COMPUTED = object()  # Step.output default: compute the next day's row
 
 
@@ -149,7 +149,7 @@ def test_each_node_runs_once_per_run_call(local_lake: Lake) -> None:
 def test_run_returns_what_it_persisted_and_an_empty_frame_when_nothing_is_new(any_lake: Lake) -> None:
     node = Step("pandas_out", [])
     node.output = pd.DataFrame(
-        {"close": [1, 2]},  # ints into a float table are cast to the stored type on later runs
+        {"close": [1.5, 2.5]},
         index=pd.MultiIndex.from_arrays(
             [pd.DatetimeIndex([day(2), day(1)], tz="UTC"), ["BRK/B", "A B"]], names=["time_index", "unique_identifier"]
         ),

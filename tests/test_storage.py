@@ -16,7 +16,7 @@ from pydantic import Field
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 TS_US_UTC = pa.timestamp("us", tz="UTC")
 ODD_UIDS = ["BRK/B", "A B", "é=1%", "x'y", "a=b/c", "50%", "a%2Fb", "日本"]
 DIMS = {1: (), 2: ("unique_identifier",), 3: ("portfolio_uid", "entity_uid")}
