@@ -13,11 +13,11 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from .errors import LakenodesUserError, NotFoundError
+from .errors import LakenodesUserError
 from .frames import identity_value_problem
 from .lake import Lake, current_lake
 from .ledger import Ledger
-from .lookups import matches_lookups
+from .lookups import exactly_one, matches_lookups
 
 ASSETS_SCHEMA = pa.schema([("unique_identifier", pa.string()), ("snapshot", pa.string())])
 SNAPSHOT_FIELDS = ("ticker", "name", "figi", "isin", "exchange_code", "security_type", "currency")
@@ -62,12 +62,7 @@ class Asset(BaseModel):
     @classmethod
     def get(cls, *, lake: Lake | None = None, **lookups: Any) -> Asset:
         """The one asset matching ``lookups`` (NotFoundError when none, error when several)."""
-        found = cls.filter(lake=lake, **lookups)
-        if not found:
-            raise NotFoundError(f"no asset matches {lookups}")
-        if len(found) > 1:
-            raise LakenodesUserError(f"{len(found)} assets match {lookups}; narrow the lookup")
-        return found[0]
+        return exactly_one(cls.filter(lake=lake, **lookups), lookups, "asset")
 
     @classmethod
     def batch_get_or_register_custom_assets(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from .errors import IdentifierConflictError, LakenodesUserError, NotFoundError
 from .lake import Lake, current_lake
 from .ledger import RECORDED_AT, Ledger, claim, claim_owner, reassign
-from .lookups import matches_lookups
+from .lookups import exactly_one, matches_lookups
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +97,7 @@ class TimeIndexMetaTable(BaseModel):
         ``namespace=`` is given. Raises NotFoundError / LakenodesUserError when not exactly one."""
         if "identifier" in lookups:
             lookups.setdefault("namespace", "")
-        found = cls.filter(lake=lake, **lookups)
-        if not found:
-            raise NotFoundError(f"no table matches {lookups}")
-        if len(found) > 1:
-            raise LakenodesUserError(f"{len(found)} tables match {lookups}; narrow the lookup")
-        return found[0]
+        return exactly_one(cls.filter(lake=lake, **lookups), lookups, "table")
 
     # -- search ---------------------------------------------------------------------------------
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import LakenodesUserError
+from .errors import LakenodesUserError, NotFoundError
 
 OPERATORS = ("exact", "in", "contains", "icontains", "startswith", "gt", "gte", "lt", "lte", "isnull")
 
@@ -62,3 +62,12 @@ def _matches(value: Any, operator: str, expected: Any) -> bool:
     if operator == "startswith":
         return str(value).startswith(str(expected))
     return {"gt": value > expected, "gte": value >= expected, "lt": value < expected, "lte": value <= expected}[operator]
+
+
+def exactly_one(found: list[Any], lookups: Mapping[str, Any], what: str) -> Any:
+    """The single match of a ``get``: NotFoundError when none, LakenodesUserError when several."""
+    if not found:
+        raise NotFoundError(f"no {what} matches {dict(lookups)}")
+    if len(found) > 1:
+        raise LakenodesUserError(f"{len(found)} {what}s match {dict(lookups)}; narrow the lookup")
+    return found[0]

@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -32,10 +37,10 @@ _bucket_numbers = itertools.count()
 
 @dataclass
 class S3Server:
-    """A running moto S3 server."""
+    """A running moto S3 server (its own process, like a real object store)."""
 
     endpoint_url: str
-    _server: object
+    _process: subprocess.Popen
 
     @property
     def storage_options(self) -> dict[str, str]:
@@ -67,17 +72,38 @@ class S3Server:
         return Lake(f"s3://{self.create_bucket()}/{prefix}", storage_options=self.storage_options)
 
     def stop(self) -> None:
-        self._server.stop()
+        self._process.terminate()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
 
 
-def start_s3_server() -> S3Server:
-    """Start a moto S3 server on a free port of 127.0.0.1 (stop it with ``.stop()``)."""
-    from moto.server import ThreadedMotoServer
+def start_s3_server(timeout: float = 60.0) -> S3Server:
+    """Start a moto S3 server process on a free port of 127.0.0.1 (stop it with ``.stop()``).
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    return S3Server(endpoint_url=f"http://{host}:{port}", _server=server)
+    A separate process rather than a thread: some delta-rs calls (e.g. ``DeltaTable.history``)
+    hold the GIL while waiting on the network, which would deadlock an in-process server.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto server exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
+                return S3Server(endpoint_url=endpoint, _process=process)
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"moto server did not start on {endpoint} within {timeout:.0f}s")
 
 
 @pytest.fixture(scope="session")

@@ -387,32 +387,11 @@ def test_storage_option_translation():
 
 
 # ------------------------------------------------------------------------------------------ S3
-@pytest.fixture(scope="module")
-def moto_s3():
-    pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket="lake-bucket")
-    yield {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-    }
-    server.stop()
+@pytest.fixture
+def moto_s3(s3_server):
+    """Storage options of a moto S3 server (lakenodes.testing) with a bucket named lake-bucket."""
+    s3_server.create_bucket("lake-bucket")
+    return s3_server.storage_options
 
 
 @pytest.mark.s3

@@ -408,33 +408,11 @@ def test_refusals_are_logged(table_uri: str, caplog: pytest.LogCaptureFixture) -
 # --- S3 (moto) ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def s3_options():
-    boto3 = pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        options = {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-            "AWS_ALLOW_HTTP": "true",
-        }
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        ).create_bucket(Bucket="lake-bucket")
-        yield options
-    finally:
-        server.stop()
+@pytest.fixture
+def s3_options(s3_server):
+    """Storage options of a moto S3 server (lakenodes.testing) with a bucket named lake-bucket."""
+    s3_server.create_bucket("lake-bucket")
+    return s3_server.storage_options
 
 
 @pytest.mark.s3
