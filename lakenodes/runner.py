@@ -56,13 +56,7 @@ def run_many(nodes: Sequence[DataNode], *, executor: Executor | None = None) -> 
     needs: dict[str, set[str]] = {}
     for root in nodes:
         with _node_context(root):
-            for node in dependency_order(root):
-                if isinstance(node, DataNode) and node.update_hash not in graph:
-                    graph[node.update_hash] = node
-                    needs[node.update_hash] = {
-                        dependency.update_hash for dependency in node.dependencies().values()
-                        if isinstance(dependency, DataNode)
-                    }
+            collect_dependencies(root, graph, needs)
     if executor is None:
         return {key: run_single(node) for key, node in graph.items()}
     return _run_on_executor(graph, needs, executor)
@@ -100,42 +94,46 @@ def _node_context(node: DataNode) -> Iterator[None]:
             yield
 
 
-def dependency_order(root: BaseNode) -> list[BaseNode]:
-    """Topological order of the tree under ``root`` (dependencies first, each update_hash once)."""
-    order: list[BaseNode] = []
-    done: set[str] = set()
+def collect_dependencies(root: DataNode, graph: dict[str, DataNode], needs: dict[str, set[str]]) -> None:
+    """Add the tree under ``root`` to ``graph`` in topological order (dependencies first, each
+    update_hash once; ``dependencies()`` is called once per node) and what each node waits for
+    to ``needs``. Read-only APIDataNodes are leaves that never run."""
     path: list[str] = []
 
     def visit(node: BaseNode) -> None:
         key = node.update_hash
-        if key in done:
+        if key in graph or not isinstance(node, DataNode):
             return
         if key in path:
             cycle = path[path.index(key):] + [key]
             raise DependencyCycleError(f"dependency cycle: {' -> '.join(cycle)}")
         path.append(key)
-        if isinstance(node, DataNode):
-            try:
-                dependencies = node.dependencies()
-            except NodeRunError:
-                raise
-            except Exception as error:  # user code: report it like every other phase
-                raise NodeRunError(repr(node), "dependencies", error) from error
-            if not isinstance(dependencies, dict):
-                raise NodeRunError(repr(node), "dependencies", TypeError("dependencies() must return a dict"))
-            for name, dependency in dependencies.items():
-                if not isinstance(dependency, (DataNode, APIDataNode)):
-                    raise NodeRunError(
-                        repr(node), "dependencies",
-                        TypeError(f"dependency {name!r} is a {type(dependency).__name__}, not a DataNode"),
-                    )
-                visit(dependency)
+        dependencies = _dependencies_of(node)
+        for dependency in dependencies:
+            visit(dependency)
         path.pop()
-        done.add(key)
-        order.append(node)
+        graph[key] = node
+        needs[key] = {dependency.update_hash for dependency in dependencies if isinstance(dependency, DataNode)}
 
     visit(root)
-    return order
+
+
+def _dependencies_of(node: DataNode) -> list[BaseNode]:
+    try:
+        dependencies = node.dependencies()
+    except NodeRunError:
+        raise
+    except Exception as error:  # user code: report it like every other phase
+        raise NodeRunError(repr(node), "dependencies", error) from error
+    if not isinstance(dependencies, dict):
+        raise NodeRunError(repr(node), "dependencies", TypeError("dependencies() must return a dict"))
+    for name, dependency in dependencies.items():
+        if not isinstance(dependency, (DataNode, APIDataNode)):
+            raise NodeRunError(
+                repr(node), "dependencies",
+                TypeError(f"dependency {name!r} is a {type(dependency).__name__}, not a DataNode"),
+            )
+    return list(dependencies.values())
 
 
 def run_single(node: DataNode) -> pl.DataFrame:
