@@ -68,9 +68,9 @@ class Sizes:
 
 
 QUICK_LOCAL = Sizes(200, 250, (100, 1000), 20, 200, 20, 365, 200, 2_000, 200, 730, 5, 2)
-FULL_LOCAL = Sizes(1000, 2500, (100, 1000, 10_000), 20, 250, 100, 365, 1000, 10_000, 1000, 2500, 9, 3)
-QUICK_S3 = Sizes(100, 100, (100, 250), 10, 100, 10, 100, 100, 1_000, 100, 400, 3, 1)
-FULL_S3 = Sizes(1000, 500, (100, 1000), 20, 250, 50, 365, 500, 4_000, 1000, 1000, 5, 2)
+FULL_LOCAL = Sizes(1000, 2500, (100, 1000, 10_000), 20, 250, 50, 365, 1000, 10_000, 1000, 2500, 7, 3)
+QUICK_S3 = Sizes(100, 100, (250,), 10, 100, 10, 60, 100, 1_000, 100, 400, 3, 1)
+FULL_S3 = Sizes(500, 250, (100, 1000), 10, 100, 20, 365, 500, 2_000, 500, 500, 3, 1)
 
 
 # -- the benchmark node -------------------------------------------------------------------------
@@ -429,7 +429,7 @@ class Bench:
                 pq.write_table(data, f"{root}/part-{counter[0]}.parquet", filesystem=filesystem)
 
         repeats = max(2, s.repeats // 3)
-        times = interleaved({"ours": ours, "raw": raw}, repeats, warmup=0)
+        times = interleaved({"ours": ours, "raw": raw}, repeats, warmup=1)
         rows = data.num_rows
         throughput = times["raw"] / times["ours"]
         self.report.add(Row(self.section("backfill"), f"{s.backfill_assets} assets x {s.backfill_rows} rows via run()",
@@ -548,33 +548,14 @@ def known_names() -> list[str]:
 
 @contextlib.contextmanager
 def s3_server() -> Iterator[Any]:
-    """A moto S3 server in its own spawned process (so it does not compete for our GIL)."""
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(target=_serve_s3, args=(child,), daemon=True)
-    process.start()
-    endpoint = parent.recv()
-    from lakenodes.testing import S3Server
-
-    try:
-        yield S3Server(endpoint_url=endpoint, _server=None)
-    finally:
-        parent.send("stop")
-        process.join(timeout=10)
-        if process.is_alive():
-            process.terminate()
-
-
-def _serve_s3(connection: Any) -> None:
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    """A moto S3 server (``lakenodes.testing.start_s3_server``: its own process, no GIL sharing)."""
     from lakenodes.testing import start_s3_server
 
     server = start_s3_server()
-    connection.send(server.endpoint_url)
-    connection.recv()
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def arctic_s3_uri(server: Any, bucket: str) -> str:

@@ -320,6 +320,7 @@ def save_table_record(lake: Lake, record: TimeIndexMetaTable) -> None:
 
 _known_records: dict[tuple[str, str], str] = {}
 _known_updaters: set[tuple[str, str]] = set()
+_known_claims: set[tuple[str, str, str, str]] = set()
 
 
 def _digest(record: TimeIndexMetaTable) -> str:
@@ -350,6 +351,9 @@ def register_table(lake: Lake, record: TimeIndexMetaTable) -> bool:
 
 def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: str) -> None:
     """Claim ``identifier`` in ``namespace`` for ``storage_hash``; re-claiming your own is a no-op."""
+    key = (lake.uri, namespace, identifier, storage_hash)
+    if key in _known_claims:
+        return
     owner = claim(
         lake, _identifier_scope(namespace), identifier,
         {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, CLAIM_SCHEMA,
@@ -360,6 +364,7 @@ def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: 
             f"identifier {identifier!r}{where} is already used by table {owner['storage_hash']}; "
             "choose another identifier (e.g. add a project suffix) or repoint it explicitly"
         )
+    _known_claims.add(key)
 
 
 def repoint_identifier(identifier: str, storage_hash: str, *, namespace: str = "", lake: Lake | None = None) -> None:
@@ -369,6 +374,7 @@ def repoint_identifier(identifier: str, storage_hash: str, *, namespace: str = "
     if target is None:
         raise NotFoundError(f"no table with storage hash {storage_hash!r} in {lake.uri}")
     previous = resolve_identifier(lake, identifier, namespace)
+    _known_claims.difference_update({key for key in _known_claims if key[:3] == (lake.uri, namespace, identifier)})
     reassign(lake, _identifier_scope(namespace), identifier,
              {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, CLAIM_SCHEMA)
     save_table_record(lake, target.model_copy(update={"identifier": identifier, "namespace": namespace}))

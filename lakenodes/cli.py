@@ -173,7 +173,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _console() -> Console:
-    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 1000  # no wrapping in pipes and logs
+    wide = None if sys.stdout.isatty() else 1000  # no wrapping or truncation in pipes and logs
     return Console(highlight=False, width=wide, soft_wrap=False)
 
 

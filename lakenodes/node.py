@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from .config import DataNodeConfiguration, canonical_dtype
 from .errors import ConfigurationError, LakenodesUserError, NotFoundError
-from .frames import TIME_INDEX, UNIQUE_IDENTIFIER, TIMESTAMP_TYPE
+from .frames import TIME_INDEX, TIMESTAMP_TYPE, UNIQUE_IDENTIFIER
 from .hashing import class_path, compute_hash, current_hash_namespace
 from .lake import Lake, current_lake
 from .statistics import DEFAULT_OFFSET_START, UpdateStatistics, read_progress

@@ -144,12 +144,9 @@ def run_single(node: DataNode) -> pl.DataFrame:
     phase = "registration"
     try:
         with _node_context(node):
-            record = catalog_record(node)
-            catalog.register_table(node.lake, record)
-            catalog.register_updater(
-                node.lake, node.update_hash, node.storage_hash, node.hash_namespace, node.source_class,
-                canonical_value(node.config, "update"),
-            )
+            metadata = getattr(node.config, "node_metadata", None)
+            if metadata is not None and metadata.identifier:  # before any write: a conflict writes nothing
+                catalog.claim_identifier(node.lake, metadata.identifier, node.hash_namespace, node.storage_hash)
             phase = "statistics"
             node.update_statistics = node.compute_update_statistics()
             stats = node.update_statistics
@@ -159,6 +156,8 @@ def run_single(node: DataNode) -> pl.DataFrame:
             frame = _validate(node, output)
             if frame is None:
                 node.logger.info("no new rows (watermark %s)", stats.max_time_index_value)
+                phase = "catalog"
+                _register(node)
                 _record(node, run_id, started, "success", 0, None)
                 return pl.DataFrame()
             phase = "write"
@@ -177,9 +176,7 @@ def run_single(node: DataNode) -> pl.DataFrame:
                 remember_append(node.store.table(), checked[-1], frame.table, node.lake, run_id)
             _log_window(node, stats, frame, result)
             phase = "catalog"
-            written_record = catalog_record(node)
-            if written_record != record:  # e.g. the first write fixed the schema; else registered above
-                catalog.register_table(node.lake, written_record)
+            _register(node)
             node.update_statistics = node.compute_update_statistics()
             _record(node, run_id, started, "success", rows_written, None)
             return pl.from_arrow(frame.table)
@@ -248,9 +245,24 @@ def _record(node: DataNode, run_id: str, started: datetime.datetime, status: str
     })
 
 
+def _register(node: DataNode) -> None:
+    """Record the updater and, once its table exists, the table's catalog record (when it changed)."""
+    _register_updater(node)
+    if node.store.table(refresh=False) is not None:
+        catalog.register_table(node.lake, catalog_record(node))
+
+
+def _register_updater(node: DataNode) -> None:
+    catalog.register_updater(
+        node.lake, node.update_hash, node.storage_hash, node.hash_namespace, node.source_class,
+        canonical_value(node.config, "update"),
+    )
+
+
 def _record_failure(node: DataNode, run_id: str, started: datetime.datetime, rows: int, phase: str,
                     error: BaseException) -> None:
     try:
+        _register_updater(node)
         _record(node, run_id, started, "error", rows, f"{phase}: {type(error).__name__}: {error}")
     except (LakenodesError, OSError, RuntimeError) as record_error:  # never hide the original failure
         logger.warning("could not record the failed run of %s: %s", node.update_hash, record_error)

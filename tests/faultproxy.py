@@ -158,7 +158,9 @@ def _handler_for(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
             for name, value in headers:
                 if name.lower() not in HOP_BY_HOP and name.lower() not in ("content-length", "date", "server"):
                     self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
+            # a HEAD answer has no body but keeps the object's length
+            length = dict((k.lower(), v) for k, v in headers).get("content-length") if self.command == "HEAD" else None
+            self.send_header("Content-Length", length or str(len(payload)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)

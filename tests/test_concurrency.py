@@ -66,6 +66,7 @@ class BatchConfig(DataNodeConfiguration):
     asset_batch: list[str] = Field(..., json_schema_extra={"update_only": True})
     restater: int | None = Field(None, json_schema_extra={"update_only": True})
     last_day: int = Field(10_000, json_schema_extra={"update_only": True})
+    days_per_run: int = Field(1, json_schema_extra={"update_only": True})
     records: list[RecordDefinition] = [RecordDefinition(column_name="close", dtype="float64")]
     node_metadata: DataNodeMetaData = Field(
         default_factory=lambda: DataNodeMetaData(identifier=IDENTIFIER, data_frequency_id="1d"),
@@ -88,9 +89,11 @@ class DailyBatch(DataNode):
         stats = self.update_statistics
         rows = []
         for uid in self.config.asset_batch:
-            following = stats.get_last_update_index_2d(uid) + dt.timedelta(days=1)
-            if following <= day(self.config.last_day):
-                rows.append((following, uid, original(uid, following)))
+            last = stats.get_last_update_index_2d(uid)
+            for step in range(1, self.config.days_per_run + 1):
+                following = last + dt.timedelta(days=step)
+                if following <= day(self.config.last_day):
+                    rows.append((following, uid, original(uid, following)))
         return frame(rows)
 
     def _restate(self) -> pl.DataFrame:

@@ -133,7 +133,6 @@ class Rejection:
     records: list[RecordDefinition] | None = None
     seed: Callable[[], Any] = polars_frame
     cause: type[Exception] = FrameValidationError
-    seeded_only: bool = False
 
 
 def _reject(id: str, output: Callable[[], Any], *problem: str, **kwargs: Any):
@@ -241,17 +240,17 @@ FRAME_RULE_REJECTIONS = [
 
 SCHEMA_CONTRACT_REJECTIONS = [
     _reject("new-column", lambda: contract_seed().with_columns(extra=pl.lit(1.5)), "'extra'", "float64",
-            seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+            seed=contract_seed, cause=SchemaMismatchError),
     _reject("missing-column", lambda: contract_seed().drop("count"), "'count'", "int64",
-            seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+            seed=contract_seed, cause=SchemaMismatchError),
     _reject("float-to-string", lambda: contract_seed().with_columns(pl.col("value").cast(pl.String)),
-            "'value'", "float64", "string", seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+            "'value'", "float64", "string", seed=contract_seed, cause=SchemaMismatchError),
     _reject("int-to-float", lambda: contract_seed().with_columns(pl.col("count").cast(pl.Float64)),
-            "'count'", "int64", "float64", seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+            "'count'", "int64", "float64", seed=contract_seed, cause=SchemaMismatchError),
     _reject("int-to-bool", lambda: contract_seed().with_columns(pl.col("count") > 0),
-            "'count'", "int64", "bool", seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+            "'count'", "int64", "bool", seed=contract_seed, cause=SchemaMismatchError),
     _reject("index-levels-changed", lambda: contract_seed().drop("unique_identifier").head(1),
-            "index", "unique_identifier", seed=contract_seed, cause=SchemaMismatchError, seeded_only=True),
+            "index", "unique_identifier", seed=contract_seed, cause=SchemaMismatchError),
 ]
 
 
@@ -264,11 +263,14 @@ def _seed_for(rejection: Rejection, node: FrameNode) -> None:
     assert table_state(node) is not None
 
 
-@pytest.mark.parametrize("seeded", [True, False], ids=["after-a-write", "first-run"])
-@pytest.mark.parametrize("rejection", FRAME_RULE_REJECTIONS + SCHEMA_CONTRACT_REJECTIONS)
+def _with_seeding(cases: list, seedings: tuple[bool, ...]) -> list:
+    return [pytest.param(case.values[0], seeded, id=f"{case.id}-{'after-a-write' if seeded else 'first-run'}")
+            for case in cases for seeded in seedings]
+
+
+@pytest.mark.parametrize("rejection, seeded", _with_seeding(FRAME_RULE_REJECTIONS, (True, False))
+                         + _with_seeding(SCHEMA_CONTRACT_REJECTIONS, (True,)))
 def test_rejected_frame_names_node_phase_and_problem_and_changes_nothing(local_lake, rejection, seeded):
-    if rejection.seeded_only and not seeded:
-        pytest.skip("a schema contract needs a stored table")
     node = rejection.node(FrameConfig(records=rejection.records))
     if seeded:
         _seed_for(rejection, node)

@@ -36,7 +36,7 @@ from lakenodes import (
     RecordDefinition,
     hash_namespace,
 )
-from lakenodes.hashing import current_hash_namespace
+from lakenodes.hashing import canonical_value, current_hash_namespace
 
 UTC = dt.UTC
 HASH_FORMAT = re.compile(r"^[a-z0-9_]+_[0-9a-f]{32}$")
@@ -155,6 +155,7 @@ def test_assets_hash_by_unique_identifier_only():
 
 def test_asset_lists_are_order_insensitive_sorted_identifiers():
     a, b, c = (Asset(unique_identifier=uid, ticker=uid.lower()) for uid in ("AAPL", "MSFT", "BRK/B"))
+    assert canonical_value(MarkedConfig(assets=[b, c, a]), "storage")["assets"] == ["AAPL", "BRK/B", "MSFT"]
     assert hashes(MarkedConfig(assets=[a, b, c])) == hashes(MarkedConfig(assets=[c, a, b]))
     assert hashes(MarkedConfig(assets=[a, b])) == hashes(MarkedConfig(assets=[{"unique_identifier": "MSFT"},
                                                                               {"unique_identifier": "AAPL"}]))
@@ -180,6 +181,7 @@ def test_a_datanode_in_a_config_hashes_as_its_update_hash():
     source = Node(MarkedConfig())
     same_source = Node(MarkedConfig(comment="runtime only"))
     other_batch = Node(MarkedConfig(batch=1))  # same storage, another updater
+    assert canonical_value(WrapperConfig(source=source), "storage")["source"] == source.update_hash
     (storage, update) = hashes(WrapperConfig(source=source))
     assert (storage, update) == hashes(WrapperConfig(source=same_source))
     assert storage != hashes(WrapperConfig(source=other_batch))[0]
