@@ -23,6 +23,7 @@ import importlib
 import inspect
 import json
 import logging
+import multiprocessing
 import os
 import re
 import sys
@@ -30,6 +31,7 @@ import traceback
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -678,10 +680,13 @@ def run_node(
                                         help="The node's configuration as JSON, or @file.json.")] = "{}",
     namespace: Annotated[str | None, typer.Option("--namespace", "-n", show_default=False,
                                                   help="Hash namespace: write to an isolated table.")] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1,
+                                         help="Run independent dependency branches in N spawn processes.")] = 1,
 ) -> None:
     """Run a DataNode (and its dependencies) once, e.g. from cron, Airflow or a k8s job.
 
     Exit code 0 on success, 1 when the run fails, 2 for a bad class, configuration or argument.
+    A progress bar over the nodes of the tree shows on an interactive terminal.
     """
     node_class = load_node_class(target)
     node_config = build_config(node_class, config)
@@ -693,12 +698,45 @@ def run_node(
         raise LakenodesUserError(f"could not build {node_class.__name__}: {type(error).__name__}: {error}") from error
     # user code may print: keep stdout for the one JSON document
     with contextlib.redirect_stdout(sys.stderr) if session.json else contextlib.nullcontext():
-        _, written = node.run()
+        written = _run_with_progress(session, node, workers)
     document = {"ok": True, "node": node.source_class, "update_hash": node.update_hash,
                 "storage_hash": node.storage_hash, "namespace": node.hash_namespace, "table_uri": node.table_uri,
                 "rows_written": written.height}
     session.output(document, lambda console: console.print(
         f"{node_class.__name__} {node.update_hash} -> {node.storage_hash}: {written.height} row(s) written"))
+
+
+def _run_with_progress(session: Session, node: Any, workers: int) -> Any:
+    """Run the node's tree (on a spawn pool when ``workers > 1``) with a progress bar over its nodes."""
+    from .runner import run_many
+
+    with contextlib.ExitStack() as stack:
+        executor = None
+        if workers > 1:
+            context = multiprocessing.get_context("spawn")  # forking after delta-rs started hangs
+            executor = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
+        results = run_many([node], executor=executor, on_progress=stack.enter_context(_node_progress(session)))
+    return results[node.update_hash]
+
+
+@contextlib.contextmanager
+def _node_progress(session: Session) -> Iterator[Callable[[int, int, Any], None]]:
+    """``on_progress(done, total, node)`` drawing a bar over a run's nodes on an interactive stderr."""
+    console = Console(stderr=True)
+    if session.json or not console.is_terminal:
+        yield lambda done, total, node: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("running", total=None)
+
+        def on_progress(done: int, total: int, node: Any) -> None:
+            label = f"ran {type(node).__name__}" if node is not None else "running"
+            bar.update(task, completed=done, total=total, description=label)
+
+        yield on_progress
 
 
 def load_node_class(target: str) -> type:

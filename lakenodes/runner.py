@@ -11,7 +11,7 @@ import datetime
 import logging
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any
 
@@ -39,12 +39,18 @@ def run_tree(root: DataNode, *, update_tree: bool = True, executor: Executor | N
     return False, written[root.update_hash]
 
 
-def run_many(nodes: Sequence[DataNode], *, executor: Executor | None = None) -> dict[str, pl.DataFrame]:
+ProgressCallback = Callable[[int, int, "DataNode | None"], None]
+
+
+def run_many(
+    nodes: Sequence[DataNode], *, executor: Executor | None = None, on_progress: ProgressCallback | None = None,
+) -> dict[str, pl.DataFrame]:
     """Run several trees together: every node once, dependencies first; returns rows written per update_hash.
 
     With an ``executor`` (a spawn process pool, a Dask ``distributed`` client's executor, …)
     independent branches and sharded updaters of one table run in parallel; a node starts when
-    all its dependencies finished. Results are identical to a serial run.
+    all its dependencies finished. Results are identical to a serial run. ``on_progress(done,
+    total, node)`` is called once before the first node (``node=None``) and after each one.
 
     Example:
         >>> from concurrent.futures import ProcessPoolExecutor
@@ -57,12 +63,20 @@ def run_many(nodes: Sequence[DataNode], *, executor: Executor | None = None) -> 
     for root in nodes:
         with _node_context(root):
             collect_dependencies(root, graph, needs)
+    report = on_progress or (lambda done, total, node: None)
+    report(0, len(graph), None)
     if executor is None:
-        return {key: run_single(node) for key, node in graph.items()}
-    return _run_on_executor(graph, needs, executor)
+        results: dict[str, pl.DataFrame] = {}
+        for key, node in graph.items():
+            results[key] = run_single(node)
+            report(len(results), len(graph), node)
+        return results
+    return _run_on_executor(graph, needs, executor, report)
 
 
-def _run_on_executor(graph: dict[str, DataNode], needs: dict[str, set[str]], executor: Executor) -> dict[str, pl.DataFrame]:
+def _run_on_executor(
+    graph: dict[str, DataNode], needs: dict[str, set[str]], executor: Executor, report: ProgressCallback,
+) -> dict[str, pl.DataFrame]:
     results: dict[str, pl.DataFrame] = {}
     running: dict[Future, str] = {}
     pending = dict(needs)
@@ -77,6 +91,7 @@ def _run_on_executor(graph: dict[str, DataNode], needs: dict[str, set[str]], exe
             for future in done:
                 key = running.pop(future)
                 results[key] = future.result()
+                report(len(results), len(graph), graph[key])
     finally:
         for future in running:
             future.cancel()
