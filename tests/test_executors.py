@@ -125,3 +125,26 @@ def test_dask_local_cluster_matches_serial(tmp_path, serial_result):
             assert err is False
             assert snapshot(index).equals(serial_result[0])
             assert snapshot(index.shards[0]).equals(serial_result[1])
+
+
+def test_on_progress_reports_every_node(tmp_path):
+    calls = []
+    with use_lake(tmp_path / "progress"):
+        run_many([build()], on_progress=lambda done, total, node: calls.append((done, total, type(node).__name__)))
+    assert calls[0] == (0, len(SHARDS) + 1, "NoneType")
+    assert [done for done, _, _ in calls] == list(range(len(SHARDS) + 2))
+    assert calls[-1][2] == "EqualWeightIndex"  # dependencies first, the root last
+
+
+def test_cli_run_with_workers(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "cli"), "--json", "run",
+               "examples.tutorial_nodes:DailyRandomAddition", "--config", '{"mean": 0, "std": 1}', "--workers", "2"]
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rows_written"] == 1
