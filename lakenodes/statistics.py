@@ -294,7 +294,8 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
     partition and its record count matches, so its bounds are those rows' min/max."""
     try:
         with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as handle:
-            actions = [json.loads(line) for line in handle.read().decode().splitlines() if line.strip()]
+            lines = handle.read().decode().splitlines()
+        actions = [json.loads(line) for line in lines if line.startswith(('{"add"', '{"commitInfo"'))]
     except OSError as error:
         logger.debug("could not read commit %d of %s: %s", version, root, error)
         return
