@@ -963,7 +963,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     exit 134) after a pyarrow dataset over a Delta table was read, which would turn a successful
     command into a failed cron/Airflow task.
     """
-    os.environ.setdefault("LANCEDB_LOG", "error")  # LanceDB's Rust logger writes WARN lines straight to stderr
     code = 0
     try:
         app(args=list(argv) if argv is not None else None, prog_name="lakenodes")

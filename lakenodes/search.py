@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import re
 import time
 import unicodedata
@@ -601,6 +602,8 @@ class SearchIndex:
     # ---------------------------------------------------------------- connection & schema
     def _connect(self) -> DBConnection:
         if self._db is None:
+            # LanceDB's Rust logger writes WARN lines (e.g. "No existing dataset") straight to stderr.
+            os.environ.setdefault("LANCEDB_LOG", "error")
             import lancedb
 
             self._db = lancedb.connect(

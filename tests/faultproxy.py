@@ -10,6 +10,8 @@ upstream endpoint unless the proxy's seeded RNG picks a fault for it:
   the nasty case where a commit lands but its writer never hears so;
 - ``slow``: wait ``slow_seconds`` before forwarding.
 
+``methods=("PUT",)`` limits faults to some HTTP methods (e.g. a write outage with working reads).
+
 ``counts`` tallies requests and injected faults. Faults can be switched at any time with
 ``configure()``; ``FaultProxy.off()`` turns them all off.
 
@@ -28,6 +30,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, fields, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
@@ -46,9 +49,12 @@ class Faults:
     lost_response: float = 0.0
     slow: float = 0.0
     slow_seconds: float = 0.5
+    methods: tuple[str, ...] | None = None  # only requests with these HTTP methods get faults (None: all)
 
-    def pick(self, rng: random.Random) -> str | None:
+    def pick(self, rng: random.Random, method: str) -> str | None:
         draw, threshold = rng.random(), 0.0
+        if self.methods is not None and method not in self.methods:
+            return None
         for name in ("error", "throttle", "drop", "lost_response", "slow"):
             threshold += getattr(self, name)
             if draw < threshold:
@@ -59,14 +65,14 @@ class Faults:
 class FaultProxy:
     """Threaded reverse proxy injecting storage faults (see module doc); use as a context manager."""
 
-    def __init__(self, upstream: str, *, seed: int = 0, **faults: float):
+    def __init__(self, upstream: str, *, seed: int = 0, **faults: Any):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.faults = Faults(**faults)
         self.counts: Counter[str] = Counter()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="faultproxy", daemon=True)
 
@@ -75,7 +81,7 @@ class FaultProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def configure(self, **faults: float) -> None:
+    def configure(self, **faults: Any) -> None:
         """Change fault probabilities (unnamed ones keep their value)."""
         unknown = set(faults) - {f.name for f in fields(Faults)}
         if unknown:
@@ -94,10 +100,10 @@ class FaultProxy:
         with self._lock:
             return sum(count for name, count in self.counts.items() if name != "requests")
 
-    def _decide(self) -> tuple[str | None, float]:
+    def _decide(self, method: str) -> tuple[str | None, float]:
         with self._lock:
             self.counts["requests"] += 1
-            fault = self.faults.pick(self._rng)
+            fault = self.faults.pick(self._rng, method)
             if fault:
                 self.counts[fault] += 1
             return fault, self.faults.slow_seconds
@@ -115,6 +121,16 @@ class FaultProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """Clients that gave up (timeouts) and an upstream already stopped are expected here, not errors."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
@@ -167,7 +183,7 @@ def _handler_for(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
 
         def _handle(self) -> None:
             body = self._read_body()
-            fault, slow_seconds = proxy._decide()
+            fault, slow_seconds = proxy._decide(self.command)
             if fault == "drop":
                 self.close_connection = True
                 return
