@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -327,8 +327,7 @@ class Bench:
             raw.append(fresh_process(_fresh_raw_append, raw_uri, self.options, s.daily_assets, raw_next[0].isoformat()))
             raw_next[0] += DAY
         self.report.add(Row(self.section("daily"), f"run() +1 row/asset, fresh process ({size})",
-                            pystats.median(ours), "write_deltalake append (fresh)", pystats.median(raw), 1.5,
-                            "timed inside a newly spawned interpreter (imports excluded)"))
+                            pystats.median(ours), "write_deltalake append (fresh)", pystats.median(raw), 1.5))
 
     # statistics -------------------------------------------------------------------------------
     def statistics(self) -> None:
@@ -377,12 +376,10 @@ class Bench:
         times = interleaved({"cold": cold, "footers": cold_footers, "scan": scan}, repeats)
         warm = median_time(node.compute_update_statistics, repeats * 3)
         section = self.section("statistics")
-        self.report.add(Row(section, f"{case}: cold", times["cold"], "scan_delta max/asset", times["scan"], target,
-                            "in-process caches cleared, opens the table; uses the persisted facts file"))
+        self.report.add(Row(section, f"{case}: cold", times["cold"], "scan_delta max/asset", times["scan"], target))
         self.report.add(Row(section, f"{case}: cold, no facts file", times["footers"], "scan_delta max/asset",
-                            times["scan"], target, "as cold, and the facts file deleted: reads boundary footers"))
-        self.report.add(Row(section, f"{case}: warm", warm, "scan_delta max/asset", times["scan"], target,
-                            "same process, same table version"))
+                            times["scan"], target))
+        self.report.add(Row(section, f"{case}: warm", warm, "scan_delta max/asset", times["scan"], target))
         if "appends" in case:
             incremental = []
             table = node.store.table()
@@ -393,13 +390,12 @@ class Bench:
                 node.update_statistics = node.compute_update_statistics()
                 incremental.append(time.perf_counter() - start)
             self.report.add(Row(section, f"{case}: after +1 append", pystats.median(incremental),
-                                "scan_delta max/asset", times["scan"], target,
-                                "same process; one new version with new files since the last call"))
+                                "scan_delta max/asset", times["scan"], target))
             if self.sizes.fresh_repeats:
                 fresh = [fresh_process(_fresh_statistics, self.lake.uri, self.options, node.config.assets, "appends")
                          for _ in range(self.sizes.fresh_repeats)]
                 self.report.add(Row(section, f"{case}: fresh process", pystats.median(fresh),
-                                    "scan_delta max/asset", times["scan"], target, "newly spawned interpreter"))
+                                    "scan_delta max/asset", times["scan"], target))
 
     # backfill ---------------------------------------------------------------------------------
     def backfill(self) -> None:
@@ -434,7 +430,7 @@ class Bench:
         throughput = times["raw"] / times["ours"]
         self.report.add(Row(self.section("backfill"), f"{s.backfill_assets} assets x {s.backfill_rows} rows via run()",
                             times["ours"], "pq.write_table (1 file)", times["raw"], 1 / 0.6,
-                            f"{rows / times['ours'] / 1e6:.2f} M rows/s = {throughput:.0%} of raw throughput"))
+                            f"{rows / times['ours'] / 1e6:.2f} M rows/s, {throughput:.0%} of raw throughput"))
 
     # reads ------------------------------------------------------------------------------------
     def reads(self) -> None:
@@ -632,14 +628,19 @@ def print_report(report: Report) -> None:
               f"{versions}")
     sizes = "\n".join(f"sizes[{kind}]: " + ", ".join(f"{k}={v}" for k, v in values.items())
                       for kind, values in report.sizes.items())
-    columns = ["benchmark", "case", "lakenodes", "baseline", "baseline time", "ratio", "target", "met"]
+    columns = ["benchmark", "case", "lakenodes", "baseline", "baseline time", "ratio", "target", "met", "note"]
     rows = []
     for row in report.rows:
         rows.append([row.section, row.case, fmt(row.lakenodes_s), row.baseline, fmt(row.baseline_s),
                      "-" if row.ratio is None else f"{row.ratio:.3f}",
                      "-" if row.target is None else f"<= {row.target:.2f}",
-                     "-" if row.met is None else ("yes" if row.met else "NO")])
-    footer = ["ratio = lakenodes time / baseline time (lower is better); medians after a warm-up.",
+                     "-" if row.met is None else ("yes" if row.met else "NO"), row.note])
+    footer = ["ratio = lakenodes time / baseline time (lower is better); medians after a warm-up, runs alternated.",
+              "statistics: cold = lakenodes' in-process caches cleared (file facts, progress, snapshots; the table "
+              "is reopened) but the persisted facts file used; cold, no facts file = also that file deleted, so "
+              "boundary Parquet footers are read; warm = same process, same table version; after +1 append = one "
+              "new version (raw append) since the last call; fresh process = newly spawned interpreter.",
+              "fresh process rows are timed inside a newly spawned interpreter (imports excluded).",
               *report.notes, "section seconds: " + ", ".join(f"{k} {v}" for k, v in report.timings.items())]
     if Console is None:
         print(header)
@@ -663,7 +664,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (about 3 minutes on 2 cores)")
     parser.add_argument("--only", action="append", metavar="NAME",
-                        help=f"run only these (repeatable or comma-separated): {', '.join(known_names())}")
+                        help=f"run only these (repeatable or comma-separated): {', '.join(known_names())}; "
+                             "'local'/'s3' select every section of that lake, 'daily' etc. the local one")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
     only = [name.strip() for item in args.only or [] for name in item.split(",") if name.strip()] or None
@@ -674,6 +676,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_report(report)
     return 0
 
-
-# keep ``replace`` importable for callers tweaking sizes (e.g. dataclasses.replace(QUICK_LOCAL, repeats=1))
-__all__ = ["FULL_LOCAL", "FULL_S3", "QUICK_LOCAL", "QUICK_S3", "Sizes", "main", "replace", "run"]

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from . import catalog
-from .errors import DependencyCycleError, LakenodesError, NodeRunError
+from .errors import DependencyCycleError, NodeRunError
 from .frames import TIME_INDEX, NormalizedFrame, conform_to_schema, normalize_frame
 from .hashing import canonical_value, hash_namespace
 from .lake import use_lake
@@ -279,5 +279,5 @@ def _record_failure(node: DataNode, run_id: str, started: datetime.datetime, row
     try:
         _register_updater(node)
         _record(node, run_id, started, "error", rows, f"{phase}: {type(error).__name__}: {error}")
-    except (LakenodesError, OSError, RuntimeError) as record_error:  # never hide the original failure
+    except Exception as record_error:  # never hide the original failure (storage errors are DeltaError too)
         logger.warning("could not record the failed run of %s: %s", node.update_hash, record_error)

@@ -154,14 +154,9 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
     if version != before.version + 1:
         return False
     dims = list(before.index_names[1:])
-    if dims:
-        grouped = pl.from_arrow(rows.select([*dims, TIME_INDEX])).group_by(dims).agg(
-            pl.col(TIME_INDEX).min().alias("lo"), pl.col(TIME_INDEX).max().alias("hi"))
-        identities = list(zip(*[grouped[dim].to_list() for dim in dims], strict=True))
-        lows, highs = grouped["lo"].to_list(), grouped["hi"].to_list()
-    else:
-        times = rows.column(TIME_INDEX)
-        identities, lows, highs = [()], [pc.min(times).as_py()], [pc.max(times).as_py()]
+    summary = _summary(rows, dims)
+    identities = list(zip(*[summary[dim].to_list() for dim in dims], strict=True)) if dims else [()]
+    lows, highs = summary["lo"].to_list(), summary["hi"].to_list()
     last = dict(before.last)
     for identity, high in zip(identities, highs, strict=True):
         _keep_max(last, identity, _as_utc(high))
@@ -177,7 +172,8 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
     _store_progress((table.table_uri, version), after)
     if lake is not None:
         filesystem, root = lake_filesystem(lake, table.table_uri)
-        _learn_own_commit(filesystem, root, version, run_id, rows, dims)
+        by_partition = summary if len(dims) == 1 else _summary(rows, dims[:1])
+        _learn_own_commit(filesystem, root, version, run_id, by_partition, dims[:1])
         files = _file_frame(pa.table(table.get_add_actions(flatten=True)), dims)
         keys = [f"_i{k}" for k in range(len(dims))]
         identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
@@ -286,9 +282,16 @@ def _persist_facts(filesystem: Any, root: str, paths: Iterable[str]) -> None:
         logger.debug("could not persist file facts for %s: %s", root, error)
 
 
-def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | None, rows: pa.Table,
-                      dims: Sequence[str]) -> None:
-    """Exact bounds of the files our append committed at ``version``, from the rows themselves.
+def _summary(rows: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
+    """Row count ``n`` and exact ``lo``/``hi`` time of ``rows`` per value of ``dims`` (one row if none)."""
+    frame = pl.from_arrow(rows.select([*dims, TIME_INDEX]))
+    aggregates = [pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"), pl.col(TIME_INDEX).max().alias("hi")]
+    return frame.group_by(list(dims)).agg(aggregates) if dims else frame.select(aggregates)
+
+
+def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | None, summary: pl.DataFrame,
+                      partition_dims: Sequence[str]) -> None:
+    """Exact bounds of the files our append committed at ``version``, from the rows' ``summary``.
 
     A file holds exactly the rows of its partition when it is the commit's only file of that
     partition and its record count matches, so its bounds are those rows' min/max."""
@@ -303,17 +306,13 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
     if run_id is not None and info.get("lakenodes.run_id") != run_id:
         return
     adds = [a["add"] for a in actions if "add" in a]
-    partition = dims[0] if dims else None
+    partition = partition_dims[0] if partition_dims else None
     by_value: dict[str | None, list[dict]] = {}
     for add in adds:
         by_value.setdefault((add.get("partitionValues") or {}).get(partition) if partition else None, []).append(add)
-    frame = pl.from_arrow(rows.select([*([partition] if partition else []), TIME_INDEX]))
-    if partition:
-        summary = frame.group_by(partition).agg(pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"),
-                                                pl.col(TIME_INDEX).max().alias("hi"))
-        per_value = {value: (n, lo, hi) for value, n, lo, hi in summary.iter_rows()}
-    else:
-        per_value = {None: (frame.height, frame[TIME_INDEX].min(), frame[TIME_INDEX].max())}
+    values = summary[partition].to_list() if partition else [None]
+    per_value = dict(zip(values, zip(summary["n"].to_list(), summary["lo"].to_list(), summary["hi"].to_list(),
+                                     strict=True), strict=True))
     for value, files in by_value.items():
         known = per_value.get(value)
         if known is None or len(files) != 1:

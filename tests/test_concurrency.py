@@ -16,6 +16,7 @@ docs/reliability.md; the default is the same scenario with fewer runs (see ``str
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import multiprocessing
 import os
@@ -24,8 +25,9 @@ import time
 import traceback
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import pytest
@@ -33,6 +35,7 @@ from deltalake import DeltaTable
 from pydantic import Field
 
 from lakenodes import (
+    Asset,
     DataNode,
     DataNodeConfiguration,
     DataNodeMetaData,
@@ -180,23 +183,28 @@ class RetryCounter(logging.Handler):
 
 def run_jobs(lake: Lake, env: dict[str, str], jobs: Sequence[Job], timeout: float = 900) -> list[Outcome]:
     """Run every job in its own spawned process, all starting together; return their outcomes."""
-    start, results = SPAWN.Barrier(len(jobs)), SPAWN.Queue()
-    processes = [SPAWN.Process(target=run_job, args=(lake.uri, env, job, start, results)) for job in jobs]
+    return in_processes(run_job, [(lake.uri, env, job) for job in jobs], timeout)
+
+
+def in_processes(target: Callable, argument_lists: Sequence[tuple], timeout: float = 900) -> list[Any]:
+    """Spawn ``target(*arguments, start_barrier, results_queue)`` per argument tuple; collect one result each."""
+    start, results = SPAWN.Barrier(len(argument_lists)), SPAWN.Queue()
+    processes = [SPAWN.Process(target=target, args=(*arguments, start, results)) for arguments in argument_lists]
     for process in processes:
         process.start()
-    outcomes, deadline = [], time.monotonic() + timeout
+    collected, deadline = [], time.monotonic() + timeout
     try:
-        while len(outcomes) < len(jobs):
+        while len(collected) < len(processes):
             try:
-                outcomes.append(results.get(timeout=max(1.0, deadline - time.monotonic())))
+                collected.append(results.get(timeout=max(1.0, deadline - time.monotonic())))
             except queue.Empty:
-                raise AssertionError(f"only {len(outcomes)} of {len(jobs)} children reported in {timeout}s") from None
+                raise AssertionError(f"only {len(collected)} of {len(processes)} children reported in {timeout}s") from None
     finally:
         for process in processes:
             process.join(30)
             if process.is_alive():
                 process.kill()
-    return outcomes
+    return collected
 
 
 # -- checks -----------------------------------------------------------------------------------------
@@ -326,3 +334,65 @@ def test_overlapping_appenders_never_duplicate_local(tmp_path):
 @pytest.mark.s3
 def test_overlapping_appenders_never_duplicate_on_s3(s3_server):
     overlapping_appenders(s3_server.new_lake(), s3_server.env, workers=4, runs=6)
+
+
+# -- catalog registration under contention ------------------------------------------------------------
+def contend(uri: str, env: dict[str, str], action: Callable[[], None], rounds: int, start, results) -> None:
+    """Child body: ``rounds`` times, wait for every child, then ``action()`` on the lake; report any error."""
+    os.environ.update(env)
+    try:
+        with use_lake(Lake(uri)):
+            for _ in range(rounds):
+                start.wait(timeout=300)
+                action()
+        results.put(None)
+    except Exception as error:
+        results.put(f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+
+
+def register_batch_table() -> None:
+    """What a run does to register its table, identifier and updater."""
+    from lakenodes.runner import catalog_record
+
+    node = appender(["A00"])
+    catalog.claim_identifier(node.lake, IDENTIFIER, "", node.storage_hash)
+    catalog.register_table(node.lake, catalog_record(node))
+    catalog.register_updater(node.lake, node.update_hash, node.storage_hash, "", node.source_class, {})
+
+
+def asset_specs(worker: int) -> list[dict[str, Any]]:
+    """Overlapping asset lists: worker k registers assets k..k+5 (snapshot fixed per asset)."""
+    return [{"unique_identifier": uid, "snapshot": {"ticker": uid.replace("/", "."), "name": f"asset {uid}"}}
+            for uid in assets(12)[worker:worker + 6]]
+
+
+def register_assets(worker: int) -> None:
+    Asset.batch_get_or_register_custom_assets(asset_specs(worker))
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_table_registration_under_contention_on_s3(s3_server):
+    lake = s3_server.new_lake()
+    errors = in_processes(contend, [(lake.uri, s3_server.env, register_batch_table, 2)] * 6)
+    assert errors == [None] * 6, [e for e in errors if e][:2]
+    with use_lake(lake):
+        node = appender(["A00"])
+        records = TimeIndexMetaTable.filter(storage_hash=node.storage_hash)
+        assert [(r.identifier, r.storage_hash) for r in records] == [(IDENTIFIER, node.storage_hash)]
+        assert catalog.resolve_identifier(lake, IDENTIFIER) == node.storage_hash
+        assert [p["update_hash"] for p in catalog.update_processes(lake)] == [node.update_hash]
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_asset_registration_under_contention_on_s3(s3_server):
+    lake = s3_server.new_lake()
+    errors = in_processes(contend, [(lake.uri, s3_server.env, functools.partial(register_assets, k), 3)
+                                    for k in range(6)])
+    assert errors == [None] * 6, [e for e in errors if e][:2]
+    registered = Asset.filter(lake=lake)
+    expected = {spec["unique_identifier"]: spec["snapshot"] for k in range(6) for spec in asset_specs(k)}
+    assert sorted(a.unique_identifier for a in registered) == sorted(expected)  # each exactly once
+    assert all((a.ticker, a.name) == (expected[a.unique_identifier]["ticker"], expected[a.unique_identifier]["name"])
+               for a in registered)

@@ -114,6 +114,8 @@ def run_once(uri: str, storage_options: dict[str, str], results) -> None:
         results.put(("ok", "", "", DEFAULT_RETRY.attempts, retries.count))
     except NodeRunError as error:
         results.put(("failed", error.phase, str(error), DEFAULT_RETRY.attempts, retries.count))
+    except Exception as error:  # anything else is a finding: report it rather than hang the parent
+        results.put(("escaped", "", f"{type(error).__name__}: {error}", DEFAULT_RETRY.attempts, retries.count))
 
 
 def test_write_outage_fails_in_write_phase_and_changes_nothing(s3_server, monkeypatch):

@@ -1,0 +1,443 @@
+"""Bad input, one table of cases: bad ``update()`` outputs and bad arguments to public functions.
+
+Every case must fail with a clear error naming the problem (asserted on the message) and leave the
+lake exactly as it was: version and content of both data tables, of ``_catalog/tables`` and of
+``_catalog/assets`` are compared before and after (``assert_rejected``, shared by every case).
+
+Two tables are written once for the module: ``plain`` (no declared records: the stored schema is
+the contract) and ``declared`` (``records`` declares ``close: float64``). A bad-output case runs an
+``Emitter`` updater of one of them whose ``update()`` returns the case's frame — day 3 rows, new,
+valid except for the one defect.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+from pydantic import Field, ValidationError
+
+from lakenodes import (
+    APIDataNode,
+    Asset,
+    ConfigurationError,
+    DataNode,
+    DataNodeConfiguration,
+    DataNodeMetaData,
+    FrameValidationError,
+    IdentifierConflictError,
+    Lake,
+    LakeConfigurationError,
+    LakenodesUserError,
+    NodeRunError,
+    NotFoundError,
+    RecordDefinition,
+    SchemaMismatchError,
+    TimeIndexMetaTable,
+    hash_namespace,
+    use_lake,
+)
+
+UTC = dt.timezone.utc
+UIDS = ["AAA", "BBB"]
+CLOSE = [RecordDefinition(column_name="close", dtype="float64")]
+
+
+def day(n: int, tz: Any = UTC) -> dt.datetime:
+    return dt.datetime(2024, 1, n, tzinfo=tz)
+
+
+# -- the nodes ----------------------------------------------------------------------------------------
+OUTPUTS: dict[str, Callable[[], Any]] = {}  # case id -> what update() returns
+
+
+class EmitterConfig(DataNodeConfiguration):
+    case: str = Field("good", json_schema_extra={"update_only": True})
+    records: list[RecordDefinition] | None = None
+    node_metadata: DataNodeMetaData | None = Field(None, json_schema_extra={"runtime_only": True})
+
+
+class Emitter(DataNode):
+    """Returns whatever the case registered in OUTPUTS."""
+
+    def dependencies(self):
+        return {}
+
+    def get_asset_list(self):
+        return list(UIDS)
+
+    def update(self):
+        return OUTPUTS[self.config.case]()
+
+
+STORAGES = {"plain": (None, "bad_input_plain"), "declared": (CLOSE, "bad_input_declared")}
+
+
+def emitter(case: str, storage: str = "plain", identifier: str | None = None) -> Emitter:
+    records, default_identifier = STORAGES[storage]
+    metadata = DataNodeMetaData(identifier=identifier or default_identifier, data_frequency_id="1d")
+    return Emitter(EmitterConfig(case=case, records=records, node_metadata=metadata))
+
+
+# -- frames: day-3 rows, valid unless a case breaks them ------------------------------------------------
+def rows(n: int = 3, **overrides: Any) -> dict[str, Any]:
+    data = {"time_index": [day(n)] * len(UIDS), "unique_identifier": list(UIDS), "close": [1.0, 2.0]}
+    return {**data, **overrides}
+
+
+def polars(n: int = 3, schema: dict | None = None, **overrides: Any) -> pl.DataFrame:
+    return pl.DataFrame(rows(n, **overrides), schema_overrides=schema)
+
+
+def pandas_frame(times: Any = None, uids: Any = None, names=("time_index", "unique_identifier"), **columns) -> pd.DataFrame:
+    times = pd.DatetimeIndex([day(3)] * len(UIDS)) if times is None else times
+    index = pd.MultiIndex.from_arrays([times, list(UIDS) if uids is None else uids], names=list(names))
+    return pd.DataFrame(columns or {"close": [1.0, 2.0]}, index=index)
+
+
+def huge_with_one_duplicate() -> pl.DataFrame:
+    """500,000 rows, 1,000 assets x 500 minutes, whose very last row repeats the first one.
+
+    Validation holds the frame plus a hash table of its index (~16x the frame here), so this stays
+    near 100 MB; the test suite must not allocate more than ~200 MB.
+    """
+    assets, minutes = 1_000, 500
+    times = pl.datetime_range(day(3), day(3) + dt.timedelta(minutes=minutes - 1), "1m", time_zone="UTC", eager=True)
+    frame = pl.DataFrame({"time_index": times}).join(
+        pl.DataFrame({"unique_identifier": [f"U{i:04d}" for i in range(assets)]}), how="cross"
+    ).with_columns(close=pl.lit(1.0))
+    return pl.concat([frame, frame.head(1)])
+
+
+# -- the cases ------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """``action(ctx)`` must raise ``error`` matching ``match`` — or, with ``envelope=True``, return a
+    refused envelope whose ``error.kind`` is ``error`` and whose message matches ``match``."""
+
+    id: str
+    action: Callable[[Context], Any]
+    error: type[BaseException] | str
+    match: str
+    envelope: bool = False
+
+
+def output(case_id: str, make: Callable[[], Any], cause: type[BaseException], match: str, storage: str = "plain") -> Case:
+    """A bad ``update()`` output: the run fails in validation with ``cause`` matching ``match``."""
+    OUTPUTS[case_id] = make
+
+    def run(ctx: Context) -> Any:
+        try:
+            return emitter(case_id, storage).run()
+        except NodeRunError as error:
+            assert error.phase == "validation" and isinstance(error.cause, cause), (error.phase, error.cause)
+            raise
+
+    return Case(case_id, run, NodeRunError, rf"(?s)failed during validation: {cause.__name__}: .*{match}")
+
+
+def call(case_id: str, action: Callable[[Context], Any], error: type[BaseException], match: str) -> Case:
+    return Case(case_id, action, error, match)
+
+
+def query(case_id: str, sql: str, kind: str, match: str, **kwargs: Any) -> Case:
+    return Case(case_id, lambda ctx: ctx.table.run_query(sql, **kwargs), kind, match, envelope=True)
+
+
+class NaiveOffsetConfig(DataNodeConfiguration):
+    pass
+
+
+def both_markers() -> None:
+    class Broken(DataNodeConfiguration):
+        window: int = Field(1, json_schema_extra={"update_only": True, "runtime_only": True})
+
+
+class StringDimensions(Emitter):
+    IDENTITY_DIMENSIONS: ClassVar = "portfolio"
+
+
+class ListDependencies(Emitter):
+    def dependencies(self):
+        return [emitter("good")]
+
+
+def cause_of(run: Callable[[], Any]) -> Any:
+    """Run, re-raising the cause of a NodeRunError (asserting it failed before writing anything)."""
+    try:
+        return run()
+    except NodeRunError as error:
+        assert error.phase == "registration", error
+        raise error.cause from error
+
+
+F, S = FrameValidationError, SchemaMismatchError
+CASES: list[Case] = [
+    # update() returns something that is not a frame
+    output("none", lambda: None, F, "returned None"),
+    output("dict", lambda: rows(), F, "returned dict"),
+    output("series", lambda: pl.Series("close", [1.0]), F, "polars Series"),
+    output("list_of_rows", lambda: [(day(3), "AAA", 1.0)], F, "returned list"),
+    # time_index: naive, other time zones, NaT/null, wrong types
+    output("naive_time", lambda: polars(time_index=[day(3, None)] * 2), F, "timezone-naive"),
+    output("paris_time", lambda: polars(schema={"time_index": pl.Datetime("us", "Europe/Paris")}), F,
+           "time zone 'Europe/Paris'"),
+    output("pandas_naive", lambda: pandas_frame(pd.DatetimeIndex([day(3, None)] * 2)), F, "timezone-naive"),
+    output("pandas_new_york", lambda: pandas_frame(pd.DatetimeIndex([day(3)] * 2).tz_convert("America/New_York")), F,
+           "time zone 'America/New_York'"),
+    output("pandas_nat", lambda: pandas_frame(pd.DatetimeIndex([day(3), pd.NaT])), F, "1 null/NaT"),
+    output("polars_null_time", lambda: polars(time_index=[day(3), None]), F, "1 null/NaT"),
+    output("time_as_strings", lambda: polars(time_index=["2024-01-03", "2024-01-03"]), F,
+           "'time_index' must be a timezone-aware UTC datetime, got (large_)?string"),
+    output("time_as_dates", lambda: polars(time_index=[dt.date(2024, 1, 3)] * 2), F, "got date32"),
+    output("sub_microsecond", lambda: pandas_frame(pd.DatetimeIndex([day(3)] * 2).as_unit("ns")
+                                                   + pd.to_timedelta([1, 1], "ns")), F, "sub-microsecond"),
+    output("no_time_index", lambda: polars().rename({"time_index": "when"}), F, "time_index"),
+    # the index: duplicates, missing or bad identities
+    output("duplicate_rows", lambda: polars(unique_identifier=["AAA", "AAA"]), F,
+           r"duplicate index \(time_index=2024-01-03T00:00:00\+00:00, unique_identifier='AAA'\)"),
+    output("no_unique_identifier", lambda: polars().drop("unique_identifier").head(1), S, "index changed"),
+    output("null_uid", lambda: polars(unique_identifier=["AAA", None]), F, "'unique_identifier' has 1 null"),
+    output("empty_uid", lambda: polars(unique_identifier=["AAA", ""]), F, "must not be empty"),
+    output("blank_uid", lambda: polars(unique_identifier=["AAA", "   "]), F, "must not be empty or blank"),
+    output("uid_300_chars", lambda: polars(unique_identifier=["AAA", "x" * 300]), F, "300 characters; the limit is 255"),
+    output("uid_dot_dot", lambda: polars(unique_identifier=["AAA", "../etc/passwd"]), F, "path segments"),
+    output("uid_absolute_path", lambda: polars(unique_identifier=["AAA", "/etc"]), F, "leading '/'"),
+    output("uid_control_char", lambda: polars(unique_identifier=["AAA", "a\nb"]), F, "control characters"),
+    output("uid_integers", lambda: polars(unique_identifier=[1, 2]), F, "'unique_identifier' must hold strings"),
+    output("pandas_unnamed_index", lambda: pandas_frame(names=(None, None)), F, "must be named"),
+    output("pandas_index_order", lambda: pandas_frame(names=("unique_identifier", "time_index")), F,
+           "first index level must be named 'time_index'"),
+    # column names
+    output("column_64_chars", lambda: polars().rename({"close": "c" * 64}), F, "64 characters; the limit is 63"),
+    output("column_uppercase", lambda: polars().rename({"close": "Close"}), F, "'Close' must be lowercase"),
+    output("column_reserved", lambda: polars().rename({"close": "select"}), F, "'select' is reserved"),
+    output("column_dunder", lambda: polars().rename({"close": "__close"}), F, "'__close' is reserved"),
+    output("column_space", lambda: polars().rename({"close": "close price"}), F, "only a-z, 0-9 and '_'"),
+    output("column_duplicated", lambda: pandas_frame().pipe(lambda f: pd.concat([f, f], axis=1)), F,
+           "'close' appears more than once"),
+    output("column_not_string", lambda: pandas_frame().rename(columns={"close": 7}), F, "column names must be strings"),
+    output("column_is_index_name", lambda: pandas_frame(unique_identifier=["x", "y"]), F,
+           "same name as an index level"),
+    output("no_value_column", lambda: polars().drop("close"), F, "no value column"),
+    # value dtypes
+    output("mixed_object_column", lambda: pandas_frame(close=pd.Series([1.0, "high"], dtype=object).to_numpy()), F,
+           "column 'close' has mixed or unsupported values"),
+    output("list_column", lambda: polars(close=[[1.0], [2.0]]), F, "'close' has unsupported type large_list"),
+    output("struct_column", lambda: polars(close=[{"a": 1.0}, {"a": 2.0}]), F, "unsupported type struct"),
+    output("all_null_column", lambda: polars(close=[None, None]), F, "holds only nulls"),
+    output("naive_datetime_value", lambda: polars().with_columns(seen=pl.lit(dt.datetime(2024, 1, 3))), F,
+           "'seen' must be timezone-aware UTC"),
+    output("uint64_overflow", lambda: pl.DataFrame(rows(close=[2**64 - 1, 1]), schema_overrides={"close": pl.UInt64}),
+           F, "beyond int64"),
+    # schema drift against the stored table (the schema is a contract)
+    output("drift_new_column", lambda: polars().with_columns(volume=pl.lit(1.0)), S, "new 'volume' \\(table: absent"),
+    output("drift_missing_column", lambda: polars().with_columns(volume=pl.lit(1.0)).drop("close"), S,
+           "missing 'close' \\(table: float64, frame: absent\\)"),
+    output("drift_dtype", lambda: polars(close=["1.0", "2.0"]), S, "'close' was float64 and is now string"),
+    # declared records (the configuration is the contract)
+    output("undeclared_column", lambda: polars().with_columns(volume=pl.lit(1.0)), F,
+           r"\['volume'\] are not declared", storage="declared"),
+    output("declared_missing", lambda: polars().rename({"close": "price"}), F, r"\['price'\] are not declared",
+           storage="declared"),
+    output("declared_dtype", lambda: polars(close=[True, False]), F, "'close' is declared float64 but the frame holds bool",
+           storage="declared"),
+    # a huge frame: validated whole before anything is written
+    output("huge_frame_one_duplicate", huge_with_one_duplicate, F, "duplicate index .*unique_identifier='U0000'"),
+    # configurations and constructors
+    call("config_not_a_model", lambda ctx: Emitter({"case": "good"}), ConfigurationError,
+         "needs a DataNodeConfiguration instance, got dict"),
+    call("config_wrong_type", lambda ctx: EmitterConfig(case=["good"]), ValidationError, "case\n.*valid string"),
+    call("config_unknown_field", lambda ctx: EmitterConfig(windo=3), ValidationError, "windo\n.*Extra inputs"),
+    call("offset_start_naive", lambda ctx: NaiveOffsetConfig(offset_start=dt.datetime(2024, 1, 1)), ValidationError,
+         "offset_start must be timezone-aware"),
+    call("offset_start_wrong_format", lambda ctx: NaiveOffsetConfig(offset_start="next monday"), ValidationError,
+         "offset_start\n.*valid datetime"),
+    call("record_unknown_dtype", lambda ctx: RecordDefinition(column_name="x", dtype="complex128"), ValidationError,
+         "unknown dtype 'complex128'"),
+    call("metadata_bad_frequency", lambda ctx: DataNodeMetaData(data_frequency_id="2d"), ValidationError,
+         "unknown data_frequency_id '2d'"),
+    call("metadata_blank_identifier", lambda ctx: DataNodeMetaData(identifier="  "), ValidationError,
+         "must be 1-255 printable characters"),
+    call("both_hash_markers", lambda ctx: both_markers(), ConfigurationError,
+         "Broken.window is marked both update_only and runtime_only"),
+    call("identity_dimensions_string", lambda ctx: StringDimensions(EmitterConfig()), ConfigurationError,
+         "IDENTITY_DIMENSIONS must be a tuple"),
+    call("dependencies_not_dict", lambda ctx: ListDependencies(EmitterConfig(case="list_deps")).run(), NodeRunError,
+         "failed during dependencies: TypeError: dependencies\\(\\) must return a dict"),
+    call("identifier_taken", lambda ctx: cause_of(emitter("good", "declared", identifier="bad_input_plain").run),
+         IdentifierConflictError, "identifier 'bad_input_plain' is already used by table emitter_"),
+    # hash_namespace
+    call("hash_namespace_not_string", lambda ctx: hash_namespace(123).__enter__(), TypeError,
+         "hash_namespace expects a string, got int"),
+    call("node_hash_namespace_not_string", lambda ctx: Emitter(EmitterConfig(), hash_namespace=5), ConfigurationError,
+         "hash_namespace must be a string, got int"),
+    # lake URIs
+    call("lake_uri_empty", lambda ctx: Lake("  "), LakeConfigurationError, "the lake URI is empty"),
+    call("lake_uri_scheme", lambda ctx: Lake("gs://bucket/lake"), LakeConfigurationError,
+         "unsupported lake URI scheme 'gs'"),
+    call("lake_uri_no_bucket", lambda ctx: Lake("s3://"), LakeConfigurationError, "names no bucket"),
+    # reads: dates, columns, range maps, frame kinds
+    call("read_date_wrong_format", lambda ctx: ctx.node.get_df_between_dates("31/01/2024"), LakenodesUserError,
+         "start_date='31/01/2024' is not an ISO-8601 date"),
+    call("read_date_wrong_type", lambda ctx: ctx.node.get_df_between_dates(end_date=20240131), LakenodesUserError,
+         "end_date must be a datetime, date or ISO-8601 string, got int"),
+    call("read_unknown_column", lambda ctx: ctx.node.get_df_between_dates(columns=["volume"]), LakenodesUserError,
+         r"unknown column\(s\) \['volume'\]"),
+    call("range_map_bad_operand", lambda ctx: ctx.node.get_ranged_data_per_asset(
+        {"AAA": {"start_date": day(1), "start_date_operand": "=>"}}), LakenodesUserError,
+        "start_date_operand must be one of"),
+    call("range_map_not_mapping", lambda ctx: ctx.node.get_df_between_dates(unique_identifier_range_map=["AAA"]),
+         LakenodesUserError, "unique_identifier_range_map must map unique_identifier"),
+    call("dimension_range_map_no_coordinate", lambda ctx: ctx.node.get_df_between_dates(
+        dimension_range_map=[{"start_date": day(1)}]), LakenodesUserError, "needs a 'coordinate' mapping"),
+    call("frame_kind", lambda ctx: ctx.node.get_df_between_dates(frame="excel"), LakenodesUserError,
+         "frame must be 'polars', 'pandas' or 'arrow', got 'excel'"),
+    call("last_observation_frame_kind", lambda ctx: ctx.node.get_last_observation(frame="csv"), LakenodesUserError,
+         "frame must be 'polars', 'pandas' or 'arrow', got 'csv'"),
+    call("dimension_map_unknown_dimension", lambda ctx: ctx.node.compute_update_statistics()
+         .get_dimension_range_map_great_or_equal(identity_dimensions=["portfolio"]), LakenodesUserError,
+         r"unknown identity dimension\(s\) \['portfolio'\]"),
+    # catalog lookups
+    call("lookup_unknown_field", lambda ctx: TimeIndexMetaTable.filter(colour="red"), LakenodesUserError,
+         "unknown field 'colour'"),
+    call("lookup_unknown_operator", lambda ctx: TimeIndexMetaTable.filter(identifier__regex="bad_.*"),
+         LakenodesUserError, "unknown lookup 'identifier__regex'"),
+    call("lookup_in_not_list", lambda ctx: TimeIndexMetaTable.filter(identifier__in="bad_input_plain"),
+         LakenodesUserError, "__in expects a list"),
+    call("lookup_missing_table", lambda ctx: TimeIndexMetaTable.get(identifier="no_such_table"), NotFoundError,
+         "no table matches"),
+    call("lookup_ambiguous", lambda ctx: TimeIndexMetaTable.get(identifier__startswith="bad_input_"),
+         LakenodesUserError, "2 tables match"),
+    call("api_node_unknown_identifier", lambda ctx: APIDataNode.build_from_identifier("no_such_table"), NotFoundError,
+         "no table is published as 'no_such_table'"),
+    # SQL: refused in the envelope, never executed
+    query("sql_drop", "DROP TABLE bad_input_plain", "forbidden_statement", "DROP"),
+    query("sql_insert", "INSERT INTO bad_input_plain VALUES (1)", "forbidden_statement", "INSERT"),
+    query("sql_copy", "COPY bad_input_plain TO '/tmp/stolen.csv'", "forbidden_statement", "COPY"),
+    query("sql_two_statements", "SELECT 1; SELECT 2", "forbidden_statement", "multiple statements are not allowed"),
+    query("sql_unknown_syntax", "SELEC * FROM bad_input_plain", "forbidden_statement", "SELECT or WITH"),
+    query("sql_other_table", "SELECT * FROM bad_input_declared", "forbidden_table",
+          "unknown or forbidden table .*bad_input_declared"),
+    query("sql_max_rows", "SELECT * FROM bad_input_plain", "invalid_argument", "max_rows", max_rows=-1),
+    # tail deletes
+    call("delete_date_wrong_format", lambda ctx: ctx.table.delete_after_date("next tuesday"), LakenodesUserError,
+         "after_date='next tuesday' is not an ISO-8601"),
+    call("delete_date_missing", lambda ctx: ctx.table.delete_after_date(None), LakenodesUserError,
+         "after_date is required"),
+    call("delete_unknown_dimension", lambda ctx: ctx.table.delete_after_date(
+        "2024-01-01", dimension_filters={"portfolio": ["p1"]}), LakenodesUserError,
+        "'portfolio' is not an identity dimension"),
+    call("delete_empty_filter", lambda ctx: ctx.table.delete_after_date(
+        "2024-01-01", dimension_filters={"unique_identifier": []}), LakenodesUserError, "non-empty"),
+    call("delete_unknown_coordinate", lambda ctx: ctx.table.delete_after_date(
+        "2024-01-01", index_coordinates=[{"portfolio": "p1"}]), LakenodesUserError,
+        "'portfolio' is not an identity dimension"),
+    # assets
+    call("asset_empty_uid", lambda ctx: Asset(unique_identifier=""), ValidationError, "must not be empty"),
+    call("asset_uid_300_chars", lambda ctx: Asset(unique_identifier="x" * 300), ValidationError, "limit is 255"),
+    call("asset_spec_without_uid", lambda ctx: Asset.batch_get_or_register_custom_assets(
+        [{"unique_identifier": "CCC"}, {"snapshot": {"ticker": "X"}}]), LakenodesUserError,
+        "needs a 'unique_identifier'"),
+    call("asset_snapshot_not_mapping", lambda ctx: Asset.batch_get_or_register_custom_assets(
+        [{"unique_identifier": "CCC", "snapshot": "ticker=C"}]), LakenodesUserError, "'snapshot' must be a mapping"),
+    call("asset_path_uid", lambda ctx: Asset.batch_get_or_register_custom_assets(
+        [{"unique_identifier": "CCC"}, {"unique_identifier": "a/../b"}]), ValidationError, "path segments"),
+    call("asset_lookup_unknown_field", lambda ctx: Asset.filter(colour="red"), LakenodesUserError,
+         "unknown field 'colour'"),
+    call("asset_missing", lambda ctx: Asset.get(ticker="NOPE"), NotFoundError, "no asset matches"),
+]
+
+
+# -- the shared assertion ----------------------------------------------------------------------------
+@dataclasses.dataclass
+class Context:
+    lake: Lake
+    node: Emitter
+    table: TimeIndexMetaTable
+
+
+def snapshot(ctx: Context) -> dict[str, Any]:
+    """Version and content of every table a rejected input must not touch (fresh readers, no caches)."""
+    uris = {name: ctx.lake.table_uri(emitter("good", name).storage_hash) for name in STORAGES}
+    uris |= {f"_catalog/{name}": ctx.lake.catalog_uri(name) for name in ("tables", "assets")}
+    state = {}
+    for name, uri in uris.items():
+        try:
+            table = DeltaTable(uri)
+        except TableNotFoundError:
+            state[name] = None
+            continue
+        data = pa.table(table.to_pyarrow_table())
+        state[name] = (table.version(), data.sort_by([(c, "ascending") for c in data.column_names]).to_pylist())
+    return state
+
+
+def assert_rejected(case: Case, ctx: Context) -> None:
+    before = snapshot(ctx)
+    if case.envelope:
+        result = case.action(ctx)
+        assert result["ok"] is False and result["results"] == [], result
+        assert result["error"]["kind"] == case.error, result["error"]
+        assert re.search(case.match, result["error"]["message"]), result["error"]
+    else:
+        with pytest.raises(case.error, match=case.match):
+            case.action(ctx)
+    assert snapshot(ctx) == before, f"{case.id} changed stored data"
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory) -> Context:
+    lake = Lake(tmp_path_factory.mktemp("bad_input") / "lake")
+    OUTPUTS["good"] = lambda: pl.concat([polars(1), polars(2)])
+    with use_lake(lake):
+        for storage in STORAGES:
+            emitter("good", storage).run()
+        Asset.batch_get_or_register_custom_assets([{"unique_identifier": uid} for uid in UIDS])
+        yield Context(lake, emitter("good"), TimeIndexMetaTable.get(identifier="bad_input_plain"))
+
+
+def test_cases_are_many_and_distinct():
+    assert len(CASES) >= 40 and len({case.id for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input_is_rejected_clearly_and_changes_nothing(case: Case, ctx: Context):
+    with use_lake(ctx.lake):
+        assert_rejected(case, ctx)
+
+
+def test_good_input_still_works_after_every_rejection(ctx: Context):
+    """The control: the same nodes, given a valid frame, write (so the cases failed for their defect)."""
+    OUTPUTS["day_3"] = lambda: polars(3)
+    with use_lake(ctx.lake):
+        _, written = emitter("day_3").run()
+        assert written.height == 2
+        assert emitter("good").get_df_between_dates().height == 6
+
+
+def test_large_frame_is_written_whole(tmp_path):
+    """A large valid frame (200,000 rows, 20 assets) is one commit, read back exactly."""
+    assets, days = 20, 10_000
+    OUTPUTS["large"] = lambda: pl.DataFrame({
+        "time_index": pl.datetime_range(day(1), day(1) + dt.timedelta(days=days - 1), "1d", time_zone="UTC",
+                                        eager=True).to_list() * assets,
+        "unique_identifier": [f"L{a:02d}" for a in range(assets) for _ in range(days)],
+        "close": pl.arange(0, assets * days, eager=True).cast(pl.Float64),
+    })
+    with use_lake(Lake(tmp_path / "lake")):
+        node = emitter("large", identifier="large_frame")
+        _, written = node.run()
+        stored = pl.from_arrow(DeltaTable(node.table_uri).to_pyarrow_table())
+    assert written.height == stored.height == assets * days
+    assert stored.select(pl.struct("time_index", "unique_identifier").n_unique()).item() == assets * days
+    assert stored["close"].sum() == sum(range(assets * days))
