@@ -140,6 +140,7 @@ class TimeIndexMetaTable(BaseModel):
 
         current = table_record(self.lake, self.storage_hash) or self
         search_index(self.lake).upsert_tables([table_document(current)])
+        logger.info("search index refreshed for %s", self.identifier or self.storage_hash)
 
     @classmethod
     def rebuild_search_index(cls, *, lake: Lake | None = None, embedding_model: Any = None) -> int:
@@ -310,12 +311,9 @@ def table_record(lake: Lake, storage_hash: str) -> TimeIndexMetaTable | None:
 
 
 def save_table_record(lake: Lake, record: TimeIndexMetaTable) -> None:
-    """Append the record's new state to the catalog and bring the search index up to date."""
-    from .discovery import sync_tables
-
+    """Append the record's new state to the catalog (the search index catches up on its next search)."""
     _tables_ledger(lake).append([record.to_row()])
     _known_records[(lake.uri, record.storage_hash)] = _digest(record)
-    sync_tables(lake, [record])
 
 
 _known_records: dict[tuple[str, str], str] = {}

@@ -1,11 +1,16 @@
 """Glue between the catalog and the LanceDB search index under ``<root>/_catalog/search``.
 
-The index is derived data: it follows every catalog write, can be rebuilt from the catalog at
-any time, and a missing or broken index never breaks a run (it only logs a warning).
+The index is derived data, kept out of the write path: every search first brings it up to date
+with the catalog (upserting records whose digest changed, dropping tables no longer there,
+rebuilding an index that is missing, unreadable or of an older format). So registering a table
+or changing its metadata is visible to the next search, a run never waits on LanceDB, and a
+broken index can never break a run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -29,18 +34,31 @@ def search_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
 
 
 def table_document(record: TimeIndexMetaTable) -> dict[str, Any]:
-    """The search document of one catalog record."""
+    """The search document of one catalog record, with a digest of everything indexed."""
     document = record.model_dump(include=set(_DOCUMENT_FIELDS))
     document["identifier"] = document["identifier"] or ""
+    encoded = json.dumps(document, sort_keys=True, default=str).encode("utf-8")
+    document["digest"] = hashlib.sha256(encoded).hexdigest()[:32]
     return document
 
 
-def sync_tables(lake: Lake, records: list[TimeIndexMetaTable]) -> None:
-    """Upsert records into the index; failures are logged, never raised (the index is rebuildable)."""
-    try:
-        search_index(lake).upsert_tables([table_document(record) for record in records if not record.deleted])
-    except Exception as error:  # noqa: BLE001 - a stale index must never break a run
-        logger.warning("search index not updated (%s); run `lakenodes search --refresh` to rebuild it", error)
+def catch_up(lake: Lake, records: list[TimeIndexMetaTable], embedding_model: Any = None) -> SearchIndex:
+    """Bring the index in line with ``records`` (the catalog) and return it."""
+    index = search_index(lake, embedding_model)
+    documents = {record.uid: table_document(record) for record in records if not record.deleted}
+    indexed = index.digests()
+    if indexed is None:
+        if documents or index.count():
+            logger.info("rebuilding the search index from the catalog (%d tables)", len(documents))
+            index.rebuild(list(documents.values()))
+        return index
+    changed = [doc for uid, doc in documents.items() if indexed.get(uid) != doc["digest"]]
+    removed = [uid for uid in indexed if uid not in documents]
+    if changed:
+        index.upsert_tables(changed)
+    if removed:
+        index.delete_tables(removed)
+    return index
 
 
 def rebuild_index(lake: Lake, embedding_model: Any = None) -> int:
@@ -83,10 +101,7 @@ def search_tables(
     if unknown:
         raise LakenodesUserError(f"unknown search filter(s) {unknown}; use {', '.join(SEARCH_FILTERS)}")
     records = {record.uid: record for record in all_tables(lake)}
-    index = search_index(lake, embedding_model)
-    if records and index.count() == 0:
-        logger.info("search index is empty: rebuilding it from the catalog (%d tables)", len(records))
-        index.rebuild([table_document(record) for record in records.values()])
+    index = catch_up(lake, list(records.values()), embedding_model)
     if mode == "column":
         page = index.column_search(q, filters=filters, limit=limit, offset=offset)
     else:

@@ -34,7 +34,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -372,6 +372,7 @@ class TableDocument(TypedDict):
     columns: list[ColumnDocument]
     source_class: str
     source_doc: str | None
+    digest: NotRequired[str]  # the caller's version of the document; see SearchIndex.digests()
 
 
 def _class_words(source_class: str | None) -> str:
@@ -517,7 +518,7 @@ def filters_to_sql(filters: dict[str, Any] | None) -> str | None:
 
 _TABLES = "tables"
 _COLUMNS = "columns"
-_FORMAT = "1"
+_FORMAT = "2"
 _META_FORMAT = b"lakenodes.search.format"
 _META_EMBEDDER = b"lakenodes.search.embedder"
 # optimize() (compact + fold new rows into the FTS/vector indexes) beyond this many fragments or rows
@@ -632,6 +633,7 @@ class SearchIndex:
                 pa.field("source_class", pa.string()),
                 pa.field("column_names", pa.list_(pa.string())),
                 pa.field("column_labels", pa.list_(pa.string())),
+                pa.field("digest", pa.string()),
             ]
         else:
             fields = (
@@ -734,6 +736,7 @@ class SearchIndex:
                     "source_class": doc.get("source_class"),
                     "column_names": [c["column_name"] for c in columns],
                     "column_labels": [c.get("label") or "" for c in columns],
+                    "digest": doc.get("digest"),
                     "text": " ".join(analyze(text)),
                     "_embed": text,
                 }
@@ -811,6 +814,19 @@ class SearchIndex:
         self._create(_COLUMNS, columns, mode="overwrite")
         self._create(_TABLES, tables, mode="overwrite")
         log.info("search index %s: rebuilt with %d tables, %d columns", self.uri, len(docs), columns.num_rows)
+
+    def digests(self) -> dict[str, str | None] | None:
+        """``{uid: digest}`` of the indexed tables (a caller-supplied document version), or None
+        when the index is missing, unreadable or of an older format (then it needs a rebuild)."""
+        try:
+            table = self._open(_TABLES)
+            if table is None or self._stored_embedder(table) != self.embedder.name:
+                return None
+            rows = table.to_lance().to_table(columns=["uid", "digest"])
+        except Exception as error:  # noqa: BLE001 - any unreadable index is rebuilt by the caller
+            log.warning("search index %s is unreadable (%s)", self.uri, error)
+            return None
+        return dict(zip(rows.column("uid").to_pylist(), rows.column("digest").to_pylist(), strict=True))
 
     def count(self) -> int:
         """Number of tables in the index (0 if it does not exist)."""

@@ -103,6 +103,7 @@ def test_metadata_changes_follow_into_the_index(catalog_with_tables):
 
 def test_index_rebuilt_after_deletion(catalog_with_tables):
     index_dir = catalog_with_tables.catalog_uri("search")
+    assert TimeIndexMetaTable.description_search("close")["count"] == 3  # builds the index
     if catalog_with_tables.is_local:
         shutil.rmtree(index_dir)
     else:
@@ -114,15 +115,24 @@ def test_index_rebuilt_after_deletion(catalog_with_tables):
     assert TimeIndexMetaTable.rebuild_search_index() == 3
 
 
-def test_broken_index_never_breaks_a_run(local_lake, caplog):
+def test_broken_index_never_breaks_a_run_and_search_repairs_it(local_lake):
     index_dir = pathlib.Path(local_lake.catalog_uri("search"))
     index_dir.mkdir(parents=True)
-    (index_dir / "tables.lance").write_text("not a lance dataset")
+    (index_dir / "tables.lance").mkdir()
+    (index_dir / "tables.lance" / "garbage").write_text("not a lance dataset")
     node = described("equity_close_daily", "Daily closing prices", {"close": "close"})
     err, written = node.run()
     assert err is False and written.height == 1
-    assert any("search index not updated" in message for message in caplog.messages)
     assert TimeIndexMetaTable.get(identifier="equity_close_daily").storage_hash == node.storage_hash
+    assert identifiers(TimeIndexMetaTable.description_search("closing prices")) == ["equity_close_daily"]
+
+
+def test_runs_never_touch_the_index_but_search_sees_new_tables(local_lake):
+    described("equity_close_daily", "Daily closing prices", {"close": "close"}).run()
+    assert not pathlib.Path(local_lake.catalog_uri("search")).exists()  # the write path stays LanceDB-free
+    assert identifiers(TimeIndexMetaTable.description_search("closing prices")) == ["equity_close_daily"]
+    described("fx_spot_rates", "Foreign exchange spot rates", {"rate": "mid rate"}).run()
+    assert identifiers(TimeIndexMetaTable.description_search("foreign exchange"))[0] == "fx_spot_rates"
 
 
 def test_namespaced_tables_filtered_by_namespace(local_lake):
