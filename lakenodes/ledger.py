@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -18,7 +19,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from .lake import Lake
@@ -58,10 +59,18 @@ class Ledger:
             return
         now = utcnow()
         data = pa.Table.from_pylist([{RECORDED_AT: now, **row} for row in rows], schema=self.schema)
+        # idempotent: an attempt whose commit landed but whose answer was lost is not appended twice
+        write_id = f"lakenodes-{uuid.uuid4().hex}"
+        properties = CommitProperties(app_transactions=[Transaction(write_id, 1)])
+        attempts = 0
 
         def attempt() -> None:
+            nonlocal attempts
+            attempts += 1
             table = self._store.ensure_created(self.schema, ("recorded_at",))
-            write_deltalake(table, data, mode="append")
+            if attempts > 1 and table.transaction_version(write_id) is not None:
+                return
+            write_deltalake(table, data, mode="append", commit_properties=properties)
 
         self._store.with_retries(attempt, what=f"catalog append to {self.name}")
 

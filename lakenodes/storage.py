@@ -163,10 +163,7 @@ class TableStore:
         re-evaluated on every retry so a retry after a concurrent commit decides afresh.
         """
         write_id = f"lakenodes-{uuid.uuid4().hex}"
-        properties = CommitProperties(
-            app_transactions=[Transaction(write_id, 1), *identity_transactions(frame)],
-            custom_metadata={"lakenodes.write_id": write_id, **{k: str(v) for k, v in (metadata or {}).items()}},
-        )
+        custom_metadata = {"lakenodes.write_id": write_id, **{k: str(v) for k, v in (metadata or {}).items()}}
 
         attempts = 0
 
@@ -178,7 +175,12 @@ class TableStore:
             if attempts > 1 and table.transaction_version(write_id) is not None:
                 logger.info("write %s was already committed by an earlier attempt", write_id)
                 return WriteResult(0, 0, table.version())
-            overlap = _rows_at_or_before_watermark(frame, watermarks(table))
+            marks = watermarks(table)
+            overlap = _rows_at_or_before_watermark(frame, marks)
+            properties = CommitProperties(
+                app_transactions=[Transaction(write_id, 1), *identity_transactions(frame, marks)],
+                custom_metadata=custom_metadata,
+            )
             if overlap == 0:
                 write_deltalake(table, frame.table, mode="append", commit_properties=properties)
                 return WriteResult(frame.num_rows, 0, table.version() + 1)
@@ -186,13 +188,17 @@ class TableStore:
             return WriteResult(frame.num_rows - overlap, overlap, table.version() + 1)
 
         result = self.with_retries(attempt, what=f"write to {self.storage_hash}")
-        self.table()
+        try:
+            self.table()
+        except (OSError, DeltaError) as error:  # the commit has landed: a failed refresh must not fail it
+            logger.warning("write to %s committed; refreshing the snapshot failed: %s", self.storage_hash, error)
         return result
 
     def _merge(self, table: DeltaTable, frame: NormalizedFrame, properties: CommitProperties) -> None:
         on = [f"t.{name} = s.{name}" for name in frame.index_names]
-        first_time = pc.min(frame.table.column(TIME_INDEX)).as_py()
-        on.append(f"t.{TIME_INDEX} >= '{_iso(first_time)}'")
+        first_time, last_time = pc.min(frame.table.column(TIME_INDEX)).as_py(), pc.max(frame.table.column(TIME_INDEX)).as_py()
+        # a bounded window: concurrent appends of later rows do not conflict with a restatement
+        on.append(f"t.{TIME_INDEX} >= '{_iso(first_time)}' AND t.{TIME_INDEX} <= '{_iso(last_time)}'")
         if len(frame.index_names) > 1:
             partition = frame.index_names[1]
             values = pc.unique(frame.table.column(partition)).to_pylist()
@@ -248,8 +254,7 @@ class TableStore:
                     raise
                 delay = self.retry.delay(attempt)
                 logger.warning("%s: commit attempt %d failed (%s); retrying in %.2fs", what, attempt + 1, error, delay)
-                time.sleep(delay)
-                self.table()
+                time.sleep(delay)  # the next attempt refreshes the snapshot itself (inside the retries)
             except DeltaError as error:
                 if not _is_transient(error) or attempt + 1 == self.retry.attempts:
                     raise
@@ -423,15 +428,34 @@ class _Pruning:
         return condition
 
 
-def identity_transactions(frame: NormalizedFrame) -> list[Transaction]:
-    """One Delta app transaction per partition value ``frame`` writes (one for a single-index table).
+def identity_transactions(
+    frame: NormalizedFrame, watermarks: Mapping[tuple[str, ...], datetime.datetime]
+) -> list[Transaction]:
+    """One Delta app transaction per partition value (first identity dimension; one for a
+    single-index table) for which ``frame`` has rows later than the stored watermark.
 
     delta-rs fails a commit whose app ids were set by a commit that landed after its read version
-    ("Concurrent transaction failed"). So two writers that decided from the same snapshot to
-    blind-append rows of one identity cannot both commit: the later one retries, re-reads the
-    watermarks and upserts instead of duplicating. Writers of disjoint identities never conflict.
+    ("Concurrent transaction failed"). Every commit that moves an identity's watermark carries its
+    app id, so two writers that decided from the same snapshot to blind-append rows of one
+    identity cannot both commit: the later one retries, re-reads the watermarks and upserts
+    instead of duplicating. Writers of disjoint identities never conflict, and restatements
+    (rows at or before the watermark, conflict-checked by MERGE itself) do not block appends.
     """
-    values = pc.unique(frame.table.column(frame.identity_dimensions[0])).to_pylist() if frame.identity_dimensions else [""]
+    dims = list(frame.identity_dimensions)
+    times = frame.table.column(TIME_INDEX)
+    if not dims:
+        mark = watermarks.get(())
+        later = mark is None or bool(pc.any(pc.greater(times, pa.scalar(mark, pa.timestamp("us", "UTC")))).as_py())
+        values = [""] if later else []
+    else:
+        keys = pa.table({**{f"k{i}": frame.table.column(dim) for i, dim in enumerate(dims)}, "time_index": times})
+        marks = pa.table(
+            {**{f"k{i}": pa.array([key[i] for key in watermarks], pa.string()) for i in range(len(dims))},
+             "watermark": pa.array(list(watermarks.values()), pa.timestamp("us", "UTC"))}
+        )
+        joined = keys.join(marks, [f"k{i}" for i in range(len(dims))], join_type="left outer")
+        later = pc.or_kleene(pc.is_null(joined["watermark"]), pc.greater(joined["time_index"], joined["watermark"]))
+        values = pc.unique(joined.filter(later)["k0"]).to_pylist()
     return [Transaction(f"lakenodes.identity.{hashlib.sha256(value.encode()).hexdigest()[:32]}", 1) for value in values]
 
 

@@ -21,11 +21,11 @@ from lakenodes import (
     NotFoundError,
     RecordDefinition,
     TimeIndexMetaTable,
+    catalog,
     hash_namespace,
     repoint_identifier,
     use_lake,
 )
-from lakenodes import catalog
 from lakenodes.catalog import claim_identifier, resolve_identifier
 
 UTC = dt.timezone.utc

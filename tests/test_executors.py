@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from pydantic import Field
 
-from lakenodes import DataNode, DataNodeConfiguration, Lake, NodeRunError, run_many, use_lake
+from lakenodes import DataNode, DataNodeConfiguration, NodeRunError, run_many, use_lake
 
 UTC = dt.timezone.utc
 DAYS = [dt.datetime(2024, 3, 1, tzinfo=UTC) + dt.timedelta(days=i) for i in range(30)]
