@@ -24,7 +24,7 @@ import statistics as pystats
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -542,16 +542,11 @@ def known_names() -> list[str]:
     return ["local", "s3", *SECTIONS, *(f"s3-{name}" for name in SECTIONS)]
 
 
-@contextlib.contextmanager
-def s3_server() -> Iterator[Any]:
-    """A moto S3 server (``lakenodes.testing.start_s3_server``: its own process, no GIL sharing)."""
-    from lakenodes.testing import start_s3_server
+def s3_server() -> contextlib.AbstractContextManager[Any]:
+    """A moto S3 server in its own process (no GIL sharing with delta-rs)."""
+    from lakenodes.testing import running_s3_server
 
-    server = start_s3_server()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return running_s3_server()
 
 
 def arctic_s3_uri(server: Any, bucket: str) -> str:

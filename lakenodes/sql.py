@@ -11,10 +11,7 @@ Example (``run_readonly_query`` never raises; check ``ok``)::
         table_names=["prices", "simulatedprices_0123abcd"],
         max_rows=100,
     )
-    if env["ok"]:
-        print(env["row_count"], env["truncated"], env["results"][:1])  # 3 False [{'unique_identifier': ...}]
-    else:
-        print(env["error"]["kind"], env["error"]["message"])
+    env["ok"], env["row_count"], env["truncated"]   # True, 3, False (or False + env["error"]["kind"/"message"])
 
 Naming: the table is registered under every name in ``table_names`` *as given* and *lower-cased*, so an
 unquoted identifier matches whatever its case (DataFusion lower-cases unquoted identifiers). Names must

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -106,14 +107,21 @@ def start_s3_server(timeout: float = 60.0) -> S3Server:
     raise RuntimeError(f"moto server did not start on {endpoint} within {timeout:.0f}s")
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """A moto S3 server on 127.0.0.1 for the whole test session."""
+@contextlib.contextmanager
+def running_s3_server() -> Iterator[S3Server]:
+    """A moto S3 server for the duration of a ``with`` block (benchmarks, scripts)."""
     server = start_s3_server()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A moto S3 server on 127.0.0.1 for the whole test session."""
+    with running_s3_server() as server:
+        yield server
 
 
 @pytest.fixture
