@@ -44,7 +44,7 @@ UTC = datetime.UTC
 DAY = datetime.timedelta(days=1)
 START = datetime.datetime(2015, 1, 1, tzinfo=UTC)
 RESULTS = Path(__file__).resolve().parent / "results" / "core.json"
-SECTIONS = ("daily", "statistics", "backfill", "reads")
+SECTIONS = ("daily", "statistics", "backfill", "reads", "maintenance")
 
 
 # -- sizes --------------------------------------------------------------------------------------
@@ -396,6 +396,39 @@ class Bench:
                          for _ in range(self.sizes.fresh_repeats)]
                 self.report.add(Row(section, f"{case}: fresh process", pystats.median(fresh),
                                     "scan_delta max/asset", times["scan"], target))
+
+    # maintenance ------------------------------------------------------------------------------
+    def maintenance(self) -> None:
+        """Daily appends (one small file per asset per day) before and after ``optimize_table``,
+        against the same table written compactly in one go. Target after optimize: within 2x."""
+        from lakenodes.maintenance import optimize_table
+
+        s = self.sizes
+        appended = build_node(self.lake, s.appends_assets, "maint", 1)
+        self._append_days(appended, s.appends_count - 1)
+        compact = build_node(self.lake, s.appends_assets, "maint-compact", s.appends_count)
+        wanted = asset_ids(s.appends_assets)[:5]
+
+        def cases(node: BenchPrices) -> dict[str, Callable[[], Any]]:
+            def statistics() -> None:
+                clear_lakenodes_caches()
+                node.compute_update_statistics()
+
+            return {"statistics": statistics,
+                    "read": lambda: node.get_df_between_dates(unique_identifier_list=wanted)}
+
+        repeats = max(3, s.repeats // 2)
+        baseline = {name: median_time(fn, repeats) for name, fn in cases(compact).items()}
+        before = {name: median_time(fn, repeats) for name, fn in cases(appended).items()}
+        optimize_table(self.lake, appended.storage_hash)
+        after = {name: median_time(fn, repeats) for name, fn in cases(appended).items()}
+        assert appended.get_df_between_dates().height == compact.get_df_between_dates().height
+        size = f"{s.appends_assets} assets x {s.appends_count} daily appends"
+        for name, label in (("statistics", "cold statistics"), ("read", "read 5 assets, all history")):
+            self.report.add(Row(self.section("maintenance"), f"{label}, {size}: before optimize", before[name],
+                                "same data written compactly", baseline[name]))
+            self.report.add(Row(self.section("maintenance"), f"{label}, {size}: after optimize", after[name],
+                                "same data written compactly", baseline[name], 2.0))
 
     # backfill ---------------------------------------------------------------------------------
     def backfill(self) -> None:
