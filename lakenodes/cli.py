@@ -721,22 +721,33 @@ def _run_with_progress(session: Session, node: Any, workers: int) -> Any:
 
 @contextlib.contextmanager
 def _node_progress(session: Session) -> Iterator[Callable[[int, int, Any], None]]:
-    """``on_progress(done, total, node)`` drawing a bar over a run's nodes on an interactive stderr."""
+    """``on_progress(done, total, node)`` drawing a bar over a run's nodes on an interactive stderr;
+    in-process nodes also show their current phase (statistics, update, validation, write…)."""
+    from .runner import watch_phases
+
     console = Console(stderr=True)
     if session.json or not console.is_terminal:
         yield lambda done, total, node: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("running", total=None)
 
         def on_progress(done: int, total: int, node: Any) -> None:
             label = f"ran {type(node).__name__}" if node is not None else "running"
             bar.update(task, completed=done, total=total, description=label)
 
-        yield on_progress
+        with watch_phases(lambda node, phase: bar.update(task, description=f"{type(node).__name__}: {phase}")):
+            yield on_progress
 
 
 def load_node_class(target: str) -> type:

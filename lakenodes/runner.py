@@ -7,6 +7,7 @@ failure before the write leaves the table untouched.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import logging
 import socket
@@ -151,31 +152,53 @@ def _dependencies_of(node: DataNode) -> list[BaseNode]:
     return list(dependencies.values())
 
 
+_phase_listener: contextvars.ContextVar[Callable[[DataNode, str], None] | None] = contextvars.ContextVar(
+    "lakenodes_phase_listener", default=None)
+
+
+@contextlib.contextmanager
+def watch_phases(listener: Callable[[DataNode, str], None]) -> Iterator[None]:
+    """Call ``listener(node, phase)`` as nodes run in this process enter each phase (e.g. a progress bar
+    showing that a long backfill is validating or writing)."""
+    token = _phase_listener.set(listener)
+    try:
+        yield
+    finally:
+        _phase_listener.reset(token)
+
+
+def _enter(node: DataNode, phase: str) -> str:
+    listener = _phase_listener.get()
+    if listener is not None:
+        listener(node, phase)
+    return phase
+
+
 def run_single(node: DataNode) -> pl.DataFrame:
     """Run one node (not its dependencies); return the rows it persisted."""
     started = datetime.datetime.now(datetime.timezone.utc)
     run_id = uuid.uuid4().hex
     rows_written = 0
-    phase = "registration"
+    phase = _enter(node, "registration")
     try:
         with _node_context(node):
             metadata = getattr(node.config, "node_metadata", None)
             if metadata is not None and metadata.identifier:  # before any write: a conflict writes nothing
                 catalog.claim_identifier(node.lake, metadata.identifier, node.hash_namespace, node.storage_hash)
-            phase = "statistics"
+            phase = _enter(node, "statistics")
             node.update_statistics = node.compute_update_statistics()
             stats = node.update_statistics
-            phase = "update"
+            phase = _enter(node, "update")
             output = node.update()
-            phase = "validation"
+            phase = _enter(node, "validation")
             frame = _validate(node, output)
             if frame is None:
                 node.logger.info("no new rows (watermark %s)", stats.max_time_index_value)
-                phase = "catalog"
+                phase = _enter(node, "catalog")
                 _register(node)
                 _record(node, run_id, started, "success", 0, None)
                 return pl.DataFrame()
-            phase = "write"
+            phase = _enter(node, "write")
             checked: list[TableProgress] = []
 
             def watermarks(table: DeltaTable) -> dict:
@@ -190,7 +213,7 @@ def run_single(node: DataNode) -> pl.DataFrame:
             if checked and result.rows_appended == frame.num_rows:  # a blind append we committed ourselves
                 remember_append(node.store.table(), checked[-1], frame.table, node.lake, run_id)
             _log_window(node, stats, frame, result)
-            phase = "catalog"
+            phase = _enter(node, "catalog")
             _register(node)
             node.update_statistics = node.compute_update_statistics()
             _record(node, run_id, started, "success", rows_written, None)

@@ -148,3 +148,13 @@ def test_cli_run_with_workers(tmp_path):
     result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows_written"] == 1
+
+
+def test_watch_phases_reports_each_phase_in_order(tmp_path):
+    from lakenodes.runner import watch_phases
+
+    seen = []
+    with use_lake(tmp_path / "phases"), watch_phases(lambda node, phase: seen.append((type(node).__name__, phase))):
+        ShardedPrices(ShardConfig(uids=["AAA"], offset_start=DAYS[0] - dt.timedelta(days=1))).run()
+    assert seen == [("ShardedPrices", phase)
+                    for phase in ("registration", "statistics", "update", "validation", "write", "catalog")]
