@@ -6,6 +6,15 @@ User mistakes (bad frames, bad configuration, unknown identifiers) derive from
 
 from __future__ import annotations
 
+import re
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain_message(error: BaseException) -> str:
+    """An exception's message without terminal colour codes (delta-rs and datafusion add them)."""
+    return _ANSI_ESCAPE.sub("", str(error))
+
 
 class LakenodesError(Exception):
     """Base class of every lakenodes error."""
@@ -50,7 +59,7 @@ class NodeRunError(LakenodesError, RuntimeError):
         self.node = node
         self.phase = phase
         self.cause = cause
-        super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {cause}")
+        super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {plain_message(cause)}")
 
     def __reduce__(self):  # picklable across process pools (the default would call __init__(message))
         return type(self), (self.node, self.phase, self.cause)

@@ -59,6 +59,8 @@ from datafusion import SessionConfig, SessionContext, SQLOptions
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from .errors import plain_message
+
 __all__ = ["run_readonly_query", "MAX_ROWS_LIMIT", "FORBIDDEN_KEYWORDS"]
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,6 @@ _TRANSIENT_RE = re.compile(
     r"(status|code|http)\W{0,3}(429|500|502|503|504)\b",
     re.IGNORECASE,
 )
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _DOLLAR_TAG_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
@@ -344,7 +345,7 @@ def _classify(message: str, names: list[str]) -> _Refusal:
 
 def _clean(exc: BaseException) -> str:
     """One-line, colour-free engine message without DataFusion's 'file a bug' boilerplate."""
-    text = _ANSI_RE.sub("", str(exc)).replace("↳", " ")
+    text = plain_message(exc).replace("↳", " ")
     text = text.split("This issue was likely caused by a bug")[0]
     text = " ".join(text.split())
     return text[:1000] or type(exc).__name__

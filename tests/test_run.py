@@ -265,3 +265,10 @@ def test_run_logs_window_assets_and_rows(local_lake: Lake, caplog: pytest.LogCap
     node.run()
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("lakenodes.node.")]
     assert any("no new rows" in m and "2024-01-02" in m for m in messages)
+
+
+def test_node_run_error_message_has_no_terminal_colour_codes():
+    from lakenodes.errors import NodeRunError
+
+    error = NodeRunError("Node(x)", "write", RuntimeError("\x1b[31mGeneric error\x1b[0m: boom"))
+    assert str(error) == "Node(x) failed during write: RuntimeError: Generic error: boom"
