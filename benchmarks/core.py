@@ -39,6 +39,7 @@ from deltalake import write_deltalake
 from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake
 from lakenodes import statistics as ln_statistics
 from lakenodes import storage as ln_storage
+from lakenodes.lake import lake_filesystem
 
 UTC = datetime.UTC
 DAY = datetime.timedelta(days=1)
@@ -184,7 +185,7 @@ def clear_lakenodes_caches() -> None:
 
 def forget_persisted_facts(lake: Lake, table_uri: str) -> None:
     """Delete a table's persisted file facts (so statistics must read Parquet footers)."""
-    filesystem, root = ln_statistics.lake_filesystem(lake, table_uri)
+    filesystem, root = lake_filesystem(lake, table_uri)
     with contextlib.suppress(FileNotFoundError, OSError):
         filesystem.delete_file(f"{root}/{ln_statistics.FACTS_PATH}")
 
@@ -451,7 +452,7 @@ class Bench:
                 counter[0] += 1
                 pq.write_table(data, str(target_dir / f"part-{counter[0]}.parquet"))
         else:
-            filesystem, root = ln_statistics.lake_filesystem(self.lake, self.lake.join("raw-backfill"))
+            filesystem, root = lake_filesystem(self.lake, self.lake.join("raw-backfill"))
 
             def raw() -> None:
                 counter[0] += 1

@@ -11,6 +11,9 @@ import contextvars
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from pyarrow import fs
 
 from .errors import LakeConfigurationError
 
@@ -124,3 +127,62 @@ def _storage_options_for(uri: str, explicit: dict[str, str] | None) -> dict[str,
     if options.get("AWS_ENDPOINT_URL", "").startswith("http://"):
         options.setdefault("AWS_ALLOW_HTTP", "true")
     return options
+
+
+# -- native pyarrow filesystems (reads never go through delta-rs's Python filesystem handler) ---------
+def lake_filesystem(lake: Lake, table_uri: str) -> tuple[Any, str]:
+    """A pyarrow filesystem for the lake and the table root path within it (one object per
+    lake kind and options, so callers may key caches by it)."""
+    if lake.is_local or "://" not in table_uri or table_uri.startswith("file://"):
+        path = table_uri[len("file://"):] if table_uri.startswith("file://") else table_uri
+        return _LOCAL_FILESYSTEM, path.rstrip("/")
+    return _s3_filesystem(tuple(sorted(lake.storage_options.items()))), table_uri.split("://", 1)[1].rstrip("/")
+
+
+_LOCAL_FILESYSTEM = fs.LocalFileSystem()
+_s3_cache: dict[tuple, Any] = {}
+
+
+def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
+    if options not in _s3_cache:
+        opts = dict(options)
+        endpoint = opts.get("AWS_ENDPOINT_URL", "")
+        scheme = "http" if endpoint.startswith("http://") else "https"
+        # the object_store client options delta-rs honours apply to these native reads too
+        tuning: dict[str, Any] = {}
+        if opts.get("timeout"):
+            tuning["request_timeout"] = duration_seconds(opts["timeout"])
+        if opts.get("connect_timeout"):
+            tuning["connect_timeout"] = duration_seconds(opts["connect_timeout"])
+        if opts.get("max_retries"):
+            tuning["retry_strategy"] = fs.AwsStandardS3RetryStrategy(max_attempts=int(opts["max_retries"]) + 1)
+        _s3_cache[options] = fs.S3FileSystem(
+            access_key=opts.get("AWS_ACCESS_KEY_ID"),
+            secret_key=opts.get("AWS_SECRET_ACCESS_KEY"),
+            session_token=opts.get("AWS_SESSION_TOKEN"),
+            region=opts.get("AWS_REGION", "us-east-1"),
+            endpoint_override=endpoint.split("://", 1)[-1] if endpoint else None,
+            scheme=scheme,
+            **tuning,
+        )
+    return _s3_cache[options]
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+                   "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0}
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in an object_store duration such as ``"5s"``, ``"250ms"`` or ``"2 min"`` (plain numbers: seconds).
+
+    Example:
+        >>> duration_seconds("250ms")
+        0.25
+    """
+    text = str(value).strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
+    unit = text[len(number):].strip() or "s"
+    try:
+        return float(number) * _DURATION_UNITS[unit]
+    except (KeyError, ValueError):
+        raise LakeConfigurationError(f"storage option duration {value!r} is not like '5s', '250ms' or '2min'") from None

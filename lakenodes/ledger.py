@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,8 +21,8 @@ import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
-from .lake import Lake
-from .storage import DEFAULT_RETRY, RetryPolicy, TableStore
+from .lake import Lake, lake_filesystem
+from .storage import DEFAULT_RETRY, RetryPolicy, TableStore, data_file_path
 
 logger = logging.getLogger(__name__)
 
@@ -149,14 +148,12 @@ def read_unpartitioned(lake: Lake, table: DeltaTable) -> pa.Table:
     (delta-rs's own pyarrow dataset goes through a Python filesystem handler that can abort the
     interpreter at exit; native filesystems do not.)
     """
-    from .statistics import lake_filesystem
-
     schema = pa.schema(table.schema().to_arrow())
     paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
     if not paths:
         return schema.empty_table()
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    files = [f"{root}/{unquote(path)}" for path in paths]
+    files = [f"{root}/{data_file_path(path)}" for path in paths]
     return pds.dataset(files, schema=schema, format="parquet", filesystem=filesystem).to_table()
 
 

@@ -188,7 +188,7 @@ def last_checkpoint_version(lake: Lake, storage_hash: str) -> int | None:
     """Version of the table's latest checkpoint (from ``_delta_log/_last_checkpoint``), None if none."""
     from pyarrow import fs
 
-    from .statistics import lake_filesystem
+    from .lake import lake_filesystem
 
     filesystem, root = lake_filesystem(lake, table_location(lake, storage_hash))
     try:

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import unquote
 
 import polars as pl
 import pyarrow as pa
@@ -28,8 +27,8 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from .frames import TIME_INDEX, UNIQUE_IDENTIFIER
-from .lake import Lake
-from .storage import index_names_of
+from .lake import Lake, lake_filesystem
+from .storage import data_file_path, index_names_of
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +177,7 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
         keys = [f"_i{k}" for k in range(len(dims))]
         identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
         last, first = _boundary_candidates(files.filter(identified), keys)
-        _persist_facts(filesystem, root, {_path(p) for p in last["path"].to_list() + first["path"].to_list()})
+        _persist_facts(filesystem, root, {data_file_path(p) for p in last["path"].to_list() + first["path"].to_list()})
     return True
 
 
@@ -203,13 +202,13 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
     last: dict[Identity, datetime.datetime] = {}
     first_of_mixed: dict[Identity, datetime.datetime] = {}
-    multi_rows = [(f"{root}/{_path(path)}", {dim: value for dim, value in zip(dims, values, strict=True) if value is not None})
+    multi_rows = [(f"{root}/{data_file_path(path)}", {dim: value for dim, value in zip(dims, values, strict=True) if value is not None})
                   for path, *values in multi.select("path", *[f"_p{k}" for k in range(len(dims))]).iter_rows()]
     for identities in _in_threads(lambda row: _facts.identities(filesystem, row[0], dims, row[1]), multi_rows):
         for identity, (low, high) in identities.items():
             _keep_max(last, identity, high)
             _keep_min(first_of_mixed, identity, low)
-    boundary = {_path(p) for p in candidates_last["path"].to_list() + candidates_first["path"].to_list()}
+    boundary = {data_file_path(p) for p in candidates_last["path"].to_list() + candidates_first["path"].to_list()}
     for identity, (_, high) in _exact_bounds(candidates_last, keys, filesystem, root, boundary):
         _keep_max(last, identity, high)
 
@@ -319,7 +318,7 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
             continue
         records = json.loads(files[0].get("stats") or "{}").get("numRecords")
         if records == known[0]:
-            _facts.learn_bounds(f"{root}/{_path(files[0]['path'])}", (_as_utc(known[1]), _as_utc(known[2])))
+            _facts.learn_bounds(f"{root}/{data_file_path(files[0]['path'])}", (_as_utc(known[1]), _as_utc(known[2])))
 
 
 def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
@@ -328,10 +327,6 @@ def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[An
         return [function(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
         return list(pool.map(function, items))
-
-
-def _path(path: str) -> str:
-    return unquote(path) if "%" in path else path
 
 
 def _file_frame(actions: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
@@ -372,7 +367,7 @@ def _boundary_candidates(files: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.D
 
 
 def _identities_and_paths(files: pl.DataFrame, keys: Sequence[str]) -> Iterable[tuple[Identity, str]]:
-    paths = [_path(path) for path in files["path"].to_list()]
+    paths = [data_file_path(path) for path in files["path"].to_list()]
     if not keys:
         return [((), path) for path in paths]
     identities = zip(*[files[key].to_list() for key in keys], strict=True)
@@ -422,68 +417,6 @@ def _scan_identities(
 
 def _as_utc(value: datetime.datetime) -> datetime.datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def lake_filesystem(lake: Lake, table_uri: str) -> tuple[Any, str]:
-    """A pyarrow filesystem for the lake and the table root path within it (one object per
-    lake kind and options, so callers may key caches by it)."""
-    if lake.is_local or "://" not in table_uri or table_uri.startswith("file://"):
-        path = table_uri[len("file://"):] if table_uri.startswith("file://") else table_uri
-        return _LOCAL_FILESYSTEM, path.rstrip("/")
-    return _s3_filesystem(tuple(sorted(lake.storage_options.items()))), table_uri.split("://", 1)[1].rstrip("/")
-
-
-_LOCAL_FILESYSTEM = pafs.LocalFileSystem()
-_s3_cache: dict[tuple, Any] = {}
-
-
-def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
-    from pyarrow import fs
-
-    if options not in _s3_cache:
-        opts = dict(options)
-        endpoint = opts.get("AWS_ENDPOINT_URL", "")
-        scheme = "http" if endpoint.startswith("http://") else "https"
-        # the object_store client options delta-rs honours apply to these native reads too
-        tuning: dict[str, Any] = {}
-        if opts.get("timeout"):
-            tuning["request_timeout"] = duration_seconds(opts["timeout"])
-        if opts.get("connect_timeout"):
-            tuning["connect_timeout"] = duration_seconds(opts["connect_timeout"])
-        if opts.get("max_retries"):
-            tuning["retry_strategy"] = fs.AwsStandardS3RetryStrategy(max_attempts=int(opts["max_retries"]) + 1)
-        _s3_cache[options] = fs.S3FileSystem(
-            access_key=opts.get("AWS_ACCESS_KEY_ID"),
-            secret_key=opts.get("AWS_SECRET_ACCESS_KEY"),
-            session_token=opts.get("AWS_SESSION_TOKEN"),
-            region=opts.get("AWS_REGION", "us-east-1"),
-            endpoint_override=endpoint.split("://", 1)[-1] if endpoint else None,
-            scheme=scheme,
-            **tuning,
-        )
-    return _s3_cache[options]
-
-
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
-                   "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0}
-
-
-def duration_seconds(value: str) -> float:
-    """Seconds in an object_store duration such as ``"5s"``, ``"250ms"`` or ``"2 min"`` (plain numbers: seconds).
-
-    Example:
-        >>> duration_seconds("250ms")
-        0.25
-    """
-    text = str(value).strip().lower()
-    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
-    unit = text[len(number):].strip() or "s"
-    try:
-        return float(number) * _DURATION_UNITS[unit]
-    except (KeyError, ValueError):
-        from .errors import LakeConfigurationError
-
-        raise LakeConfigurationError(f"storage option duration {value!r} is not like '5s', '250ms' or '2min'") from None
 
 
 class UpdateStatistics:

@@ -30,7 +30,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from .frames import TIME_INDEX, NormalizedFrame
-from .lake import Lake
+from .lake import Lake, lake_filesystem
 
 logger = logging.getLogger(__name__)
 
@@ -310,8 +310,6 @@ class TableStore:
         expected_partitions = list(index_names[1:2])
         if table.protocol().min_reader_version > 1 or table.metadata().partition_columns != expected_partitions:
             return table.to_pyarrow_dataset()  # e.g. deletion vectors or a foreign layout: let delta-rs decide
-        from .statistics import lake_filesystem
-
         snapshot = _snapshot(table, index_names)
         filesystem, root = lake_filesystem(self.lake, table.table_uri)
         chosen = snapshot.files.filter(pruning.mask(snapshot.partition))
@@ -367,7 +365,7 @@ def _fragments(filesystem: Any, root: str, partition: str | None, files: pl.Data
     (in threads: on S3 each is a GET) so later scans skip it."""
     fragments, new = [], []
     for path, value, size in files.select("path", "partition", "size").iter_rows():
-        full = f"{root}/{_unquote(path)}"
+        full = f"{root}/{data_file_path(path)}"
         fragment = _fragment_cache.get((id(filesystem), full))
         if fragment is None:
             fragment = _PARQUET.make_fragment(full, filesystem=filesystem, partition_expression=_partition_expression(
@@ -389,7 +387,8 @@ def _partition_expression(partition: str | None, value: str | None) -> pds.Expre
     return pds.field(partition).is_null() if value is None else pds.field(partition) == value
 
 
-def _unquote(path: str) -> str:
+def data_file_path(path: str) -> str:
+    """A data file's path relative to the table root, from an add action's (URL-encoded) path."""
     return unquote(path) if "%" in path else path
 
 
