@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .lake import Lake
+from .search import FILTER_KEYS
 
 if TYPE_CHECKING:
     from .catalog import TimeIndexMetaTable
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SEARCH_FILTERS = ("namespace", "labels__contains", "identifier__contains", "data_frequency_id")
 _DOCUMENT_FIELDS = ("uid", "storage_hash", "identifier", "namespace", "description", "labels",
                     "data_frequency_id", "index_names", "columns", "source_class", "source_doc")
 
@@ -97,9 +97,9 @@ def search_tables(
         raise LakenodesUserError(f"mode must be 'description' or 'column', got {mode!r}")
     if limit < 1 or offset < 0:
         raise LakenodesUserError("limit must be >= 1 and offset >= 0")
-    unknown = [key for key in filters or {} if key not in SEARCH_FILTERS]
+    unknown = [key for key in filters or {} if key not in FILTER_KEYS]
     if unknown:
-        raise LakenodesUserError(f"unknown search filter(s) {unknown}; use {', '.join(SEARCH_FILTERS)}")
+        raise LakenodesUserError(f"unknown search filter(s) {unknown}; use {', '.join(FILTER_KEYS)}")
     records = {record.uid: record for record in all_tables(lake)}
     index = catch_up(lake, list(records.values()), embedding_model)
     if mode == "column":
