@@ -21,8 +21,10 @@ from .errors import (
     LakenodesUserError,
     NodeRunError,
     NotFoundError,
+    RowsStoredError,
     SchemaMismatchError,
 )
+from .frame_kind import default_frame, set_default_frame
 from .hashing import hash_namespace
 from .lake import Lake, current_lake, use_lake
 from .node import APIDataNode, DataNode
@@ -31,11 +33,14 @@ from .statistics import UpdateStatistics
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+AssetMixin = Asset  # the seeds' name for the asset type (``list[msc.AssetMixin]``)
+
 __version__ = "0.1.0"
 
 __all__ = [
     "APIDataNode",
     "Asset",
+    "AssetMixin",
     "ConfigurationError",
     "DataFrequency",
     "DataNode",
@@ -51,12 +56,15 @@ __all__ = [
     "NodeRunError",
     "NotFoundError",
     "RecordDefinition",
+    "RowsStoredError",
     "SchemaMismatchError",
     "TimeIndexMetaTable",
     "UpdateStatistics",
     "current_lake",
+    "default_frame",
     "hash_namespace",
     "repoint_identifier",
     "run_many",
+    "set_default_frame",
     "use_lake",
 ]

@@ -2,7 +2,8 @@
 
 Mark a field ``json_schema_extra={"update_only": True}`` when it scopes one updater (it changes
 ``update_hash`` but not ``storage_hash``), or ``{"runtime_only": True}`` when it is descriptive
-only (it changes neither hash).
+only (it changes neither hash). A marker set by a base class sticks to the field in every
+subclass, however the subclass re-declares it (see ``docs/identity.md``).
 """
 
 from __future__ import annotations
@@ -135,16 +136,39 @@ def _nested_models(annotation: Any) -> Iterator[type[BaseModel]]:
 
 
 def field_markers(model: type[BaseModel], name: str) -> tuple[bool, bool]:
-    """Return ``(update_only, runtime_only)`` for a field; both set at once is a ConfigurationError."""
-    extra = model.model_fields[name].json_schema_extra
-    if not isinstance(extra, dict):
-        return False, False
-    update_only, runtime_only = bool(extra.get(UPDATE_ONLY)), bool(extra.get(RUNTIME_ONLY))
-    if update_only and runtime_only:
+    """Return ``(update_only, runtime_only)`` for a field, inherited along the class's MRO.
+
+    A field keeps the marker any base class gives it however a subclass re-declares it (a plain
+    default drops pydantic's ``json_schema_extra``, not lakenodes' marker). Both markers on one
+    field, or a re-declaration that contradicts a base class's marker, is a ConfigurationError.
+
+    Example:
+        >>> class Tuned(DataNodeConfiguration):
+        ...     offset_start: datetime.datetime | None = None  # still update_only
+        >>> field_markers(Tuned, "offset_start")
+        (True, False)
+    """
+    marked_by: dict[str, type] = {}  # marker -> the most basic class that sets it (its origin)
+    for owner in model.__mro__:
+        fields = owner.__dict__.get("__pydantic_fields__")
+        info = fields.get(name) if isinstance(fields, dict) else None
+        extra = getattr(info, "json_schema_extra", None)
+        if not isinstance(extra, dict):
+            continue
+        for marker in (UPDATE_ONLY, RUNTIME_ONLY):
+            if extra.get(marker):
+                marked_by[marker] = owner
+    if len(marked_by) == 2:
+        update_owner, runtime_owner = marked_by[UPDATE_ONLY], marked_by[RUNTIME_ONLY]
+        if update_owner is runtime_owner:
+            raise ConfigurationError(
+                f"{model.__name__}.{name} is marked both update_only and runtime_only: choose one"
+            )
         raise ConfigurationError(
-            f"{model.__name__}.{name} is marked both update_only and runtime_only: choose one"
+            f"{model.__name__}.{name} is marked update_only by {update_owner.__name__} and runtime_only by "
+            f"{runtime_owner.__name__}: a re-declared field keeps its base class's marker, so drop the conflicting one"
         )
-    return update_only, runtime_only
+    return UPDATE_ONLY in marked_by, RUNTIME_ONLY in marked_by
 
 
 class DataNodeConfiguration(BaseModel):

@@ -63,3 +63,19 @@ class NodeRunError(LakenodesError, RuntimeError):
 
     def __reduce__(self):  # picklable across process pools (the default would call __init__(message))
         return type(self), (self.node, self.phase, self.cause)
+
+
+class RowsStoredError(NodeRunError):
+    """A node's rows were committed, then a later step failed (e.g. recording the run in a
+    read-only or full ``_catalog``). The data is stored: do not re-run to "recover" it."""
+
+    def __init__(self, node: str, phase: str, cause: BaseException, rows_written: int = 0):
+        self.rows_written = rows_written
+        super().__init__(node, phase, cause)
+        self.args = (f"{self.args[0]} (its {rows_written} rows ARE stored: the failure came after the commit)",)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+    def __reduce__(self):
+        return type(self), (self.node, self.phase, self.cause, self.rows_written)

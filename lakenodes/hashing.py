@@ -1,8 +1,14 @@
 """Canonical serialization of configurations and the two hashes derived from it.
 
-``storage_hash`` names the table (class + config without update_only/runtime_only fields +
-namespace); ``update_hash`` names one updater (class + config without runtime_only fields +
-namespace). Both are ``<classname>_<32 hex>`` and identical in every process on every machine.
+``storage_hash`` names the table (class name + config without update_only/runtime_only fields +
+namespace); ``update_hash`` names one updater (class name + config without runtime_only fields +
+namespace). Both are ``<prefix>_<32 hex>`` and identical in every process on every machine.
+
+A class is identified by its own ``HASH_NAME`` class attribute when it sets one, else by its
+``__qualname__`` -- never by its module, so a node hashes alike when run as a script
+(``__main__``), imported, or loaded by ``lakenodes run path/to/file.py:Class``. The prefix is the
+last dotted part of that name, lowercased and restricted to ``[a-z0-9_]`` (it names a folder).
+See ``docs/identity.md``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import enum
 import hashlib
 import json
 import math
+import re
+import unicodedata
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import PurePath
@@ -24,10 +32,15 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from .config import field_markers
+from .errors import ConfigurationError
 
 Scope = Literal["storage", "update"]
 MAX_HASH_LENGTH = 63
+HASH_NAME_ATTRIBUTE = "HASH_NAME"
 _HEX_LENGTH = 32
+_PREFIX_LENGTH = MAX_HASH_LENGTH - _HEX_LENGTH - 1
+_FALLBACK_PREFIX = "node"
+_NOT_PREFIX_CHARACTERS = re.compile(r"[^a-z0-9_]+")
 
 _active_namespace: contextvars.ContextVar[str] = contextvars.ContextVar("lakenodes_hash_namespace", default="")
 
@@ -58,8 +71,49 @@ def current_hash_namespace() -> str:
 
 
 def class_path(cls: type) -> str:
-    """Import path of a class, e.g. ``examples.nodes.DailyRandomNumber``."""
+    """Import path of a class, e.g. ``examples.nodes.DailyRandomNumber`` (for people; never hashed)."""
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def class_identity(cls: type) -> str:
+    """The name that identifies a class in both hashes: its own ``HASH_NAME``, else ``__qualname__``.
+
+    ``HASH_NAME`` is read from the class itself only (a subclass does not inherit its parent's), so
+    setting it keeps a class's hashes when it is moved to another module or renamed.
+
+    Example:
+        >>> class DailyRates:
+        ...     pass
+        >>> class Renamed:
+        ...     HASH_NAME = "DailyRates"
+        >>> class_identity(DailyRates), class_identity(Renamed)
+        ('DailyRates', 'DailyRates')
+    """
+    override = cls.__dict__.get(HASH_NAME_ATTRIBUTE)
+    if override is None:
+        return cls.__qualname__
+    if not isinstance(override, str) or not override.strip():
+        raise ConfigurationError(
+            f"{cls.__qualname__}.{HASH_NAME_ATTRIBUTE} must be a non-empty string, got {override!r}"
+        )
+    return override
+
+
+def hash_prefix(name: str) -> str:
+    """The readable start of a hash: the last dotted part of ``name``, safe as a folder name.
+
+    Lowercase ``[a-z0-9_]`` only, starting with a letter, at most 30 characters, never empty.
+
+    Example:
+        >>> hash_prefix("mymod.DailyRates"), hash_prefix("../../escaped"), hash_prefix("Ünïcode"), hash_prefix("42")
+        ('dailyrates', 'escaped', 'unicode', 'node_42')
+    """
+    last = name.rsplit(".", 1)[-1] or name
+    ascii_name = "".join(ch for ch in unicodedata.normalize("NFKD", last) if not unicodedata.combining(ch))
+    prefix = _NOT_PREFIX_CHARACTERS.sub("_", ascii_name.lower()).strip("_")
+    if not prefix[:1].isalpha():
+        prefix = f"{_FALLBACK_PREFIX}_{prefix}" if prefix else _FALLBACK_PREFIX
+    return prefix[:_PREFIX_LENGTH].rstrip("_")
 
 
 def canonical_value(value: Any, scope: Scope) -> Any:
@@ -92,7 +146,7 @@ def canonical_value(value: Any, scope: Scope) -> Any:
     if isinstance(value, (decimal.Decimal, uuid.UUID, PurePath)):
         return str(value)
     if isinstance(value, type):
-        return class_path(value)
+        return class_identity(value)
     if dataclasses.is_dataclass(value):
         return canonical_value(dataclasses.asdict(value), scope)
     if isinstance(value, Mapping):
@@ -129,13 +183,13 @@ def compute_hash(node_class: type, config: BaseModel, scope: Scope, namespace: s
         >>> compute_hash(DataNodeConfiguration, DataNodeConfiguration(), "storage")[:22]
         'datanodeconfiguration_'
     """
-    document: dict[str, Any] = {"class": class_path(node_class), "config": canonical_value(config, scope)}
+    identity = class_identity(node_class)
+    document: dict[str, Any] = {"class": identity, "config": canonical_value(config, scope)}
     if namespace:
         document["namespace"] = namespace
     encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(encoded.encode("utf-8")).hexdigest()[:_HEX_LENGTH]
-    prefix = node_class.__name__.lower()[: MAX_HASH_LENGTH - _HEX_LENGTH - 1]
-    return f"{prefix}_{digest}"
+    return f"{hash_prefix(identity)}_{digest}"
 
 
 def _is_asset(value: Any) -> bool:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
 from pydantic import BaseModel
 
-from .config import DataNodeConfiguration, canonical_dtype
+from .config import DataNodeConfiguration, DataNodeMetaData, RecordDefinition, canonical_dtype
 from .errors import ConfigurationError, LakenodesUserError, NotFoundError
+from .frame_kind import FrameKind, as_frame, resolve_frame
 from .frames import TIME_INDEX, TIMESTAMP_TYPE, UNIQUE_IDENTIFIER
 from .hashing import class_path, compute_hash, current_hash_namespace
+from .node_logging import debug_logging, show_logs_by_default
 from .lake import Lake, current_lake
 from .statistics import DEFAULT_OFFSET_START, UpdateStatistics, read_progress
 from .storage import RangeFilter, TableStore, empty_table
@@ -22,7 +24,6 @@ from .storage import RangeFilter, TableStore, empty_table
 if TYPE_CHECKING:
     import pandas as pd
 
-FrameKind = Literal["polars", "pandas", "arrow"]
 TEST_NAMESPACE = "test"
 _ARROW_DTYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_(), "string": pa.string(),
                  "date": pa.date32(), "datetime": TIMESTAMP_TYPE}
@@ -60,9 +61,12 @@ class BaseNode:
         dimension_filters: Mapping[str, Sequence[str]] | None = None,
         unique_identifier_range_map: Mapping[str, Mapping[str, Any]] | None = None,
         dimension_range_map: Sequence[Mapping[str, Any]] | None = None,
-        frame: FrameKind = "polars",
+        frame: FrameKind | None = None,
     ) -> pl.DataFrame | pd.DataFrame | pa.Table:
         """Rows between two dates (inclusive by default), optionally scoped by identity.
+
+        ``frame`` picks polars, pandas (the seeds' index) or arrow; by default the program's
+        choice (``LAKENODES_FRAME`` / ``lakenodes.set_default_frame``), else polars.
 
         Example:
             >>> node.get_df_between_dates("2024-01-01", unique_identifier_list=["AAPL"])  # doctest: +SKIP
@@ -87,7 +91,7 @@ class BaseNode:
 
     def get_ranged_data_per_asset(
         self, range_descriptor: Mapping[str, Mapping[str, Any]] | None, columns: Sequence[str] | None = None,
-        frame: FrameKind = "polars",
+        frame: FrameKind | None = None,
     ) -> pl.DataFrame | pd.DataFrame | pa.Table:
         """Rows per unique_identifier within its own window, e.g. the output of
         ``update_statistics.get_update_range_map_great_or_equal()``."""
@@ -96,7 +100,7 @@ class BaseNode:
         )
 
     def get_last_observation(
-        self, asset_list: Sequence[Any] | None = None, frame: FrameKind = "polars"
+        self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None
     ) -> pl.DataFrame | pd.DataFrame | pa.Table:
         """The latest row of every identity (optionally only these assets), located from metadata."""
         table = self.store.table()
@@ -113,25 +117,14 @@ class BaseNode:
         ]
         return self._as_frame(self.store.read(ranges=ranges), None, frame)
 
-    def _as_frame(self, data: pa.Table | None, columns: Sequence[str] | None, frame: FrameKind) -> Any:
-        if frame not in ("polars", "pandas", "arrow"):
-            raise LakenodesUserError(f"frame must be 'polars', 'pandas' or 'arrow', got {frame!r}")
+    def _as_frame(self, data: pa.Table | None, columns: Sequence[str] | None, frame: FrameKind | None) -> Any:
+        frame = resolve_frame(frame)
         if data is None:
             schema, index_names = self._declared_schema()
             data = empty_table(schema, index_names, columns)
         else:
             index_names = tuple(name for name in self.store.index_names() or (TIME_INDEX,))
-        if frame == "arrow":
-            return data
-        if frame == "polars":
-            return pl.from_arrow(data)
-        return to_pandas(data, index_names)
-
-
-def to_pandas(data: pa.Table, index_names: Sequence[str]) -> pd.DataFrame:
-    """The seeds' pandas shape: ``time_index`` (or a MultiIndex of the index names) as the index."""
-    frame = data.to_pandas()
-    return frame.set_index(list(index_names))
+        return as_frame(data, index_names, frame)
 
 
 class DataNode(BaseNode):
@@ -202,18 +195,41 @@ class DataNode(BaseNode):
         """The assets this updater is responsible for (scopes its statistics); None = all."""
         return None
 
+    def get_table_metadata(self) -> DataNodeMetaData | None:
+        """The table's published metadata (identifier, description, frequency, labels); by default
+        the configuration's ``node_metadata``. Override it for custom logic: what it returns is
+        what the catalog records and the identifier the run claims."""
+        return getattr(self.config, "node_metadata", None)
+
+    def get_column_metadata(self) -> list[RecordDefinition] | None:
+        """The columns' declared types, labels and descriptions; by default the configuration's
+        ``records``. Override it for custom logic: the catalog records what it returns."""
+        return getattr(self.config, "records", None)
+
     # -- running ----------------------------------------------------------------------------------
     def run(
         self, debug_mode: bool = False, *, force_update: bool = False, update_tree: bool = True,
         executor: Any = None,
-    ) -> tuple[bool, pl.DataFrame]:
-        """Run the dependency tree (dependencies first), then this node; return ``(False, written)``.
+    ) -> tuple[bool, Any]:
+        """Run the dependency tree (dependencies first), then this node; return ``(False, written)``,
+        ``written`` being the rows this run persisted, in the program's frame kind (polars unless
+        ``LAKENODES_FRAME=pandas`` / ``set_default_frame("pandas")``).
 
-        Raises NodeRunError naming the node, the phase and the cause.
+        ``debug_mode=True`` runs every node in this process, one after another (an ``executor`` is
+        ignored), and shows lakenodes' DEBUG log lines for the run. ``force_update`` is accepted for
+        the seeds' code and changes nothing: lakenodes has no scheduler that could skip a run, so
+        every ``run()`` asks ``update()`` for new rows. Raises NodeRunError naming the node, the
+        phase and the cause.
         """
         from .runner import run_tree
 
-        return run_tree(self, update_tree=update_tree, executor=executor)
+        for name, value in (("debug_mode", debug_mode), ("force_update", force_update), ("update_tree", update_tree)):
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"run({name}=...) must be True or False, got {value!r}")
+        show_logs_by_default()
+        with debug_logging(debug_mode):
+            err, written = run_tree(self, update_tree=update_tree, executor=None if debug_mode else executor)
+        return err, as_frame(written.to_arrow(), self.store.index_names() or (TIME_INDEX,))
 
     @property
     def update_statistics(self) -> UpdateStatistics:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from . import catalog
-from .errors import DependencyCycleError, NodeRunError
+from .errors import DependencyCycleError, NodeRunError, RowsStoredError
 from .frames import TIME_INDEX, NormalizedFrame, conform_to_schema, normalize_frame
 from .hashing import canonical_value, hash_namespace
 from .lake import use_lake
@@ -67,36 +67,83 @@ def run_many(
     report = on_progress or (lambda done, total, node: None)
     report(0, len(graph), None)
     if executor is None:
-        results: dict[str, pl.DataFrame] = {}
-        for key, node in graph.items():
-            results[key] = run_single(node)
-            report(len(results), len(graph), node)
-        return results
-    return _run_on_executor(graph, needs, executor, report)
+        results, failures = _run_serially(graph, needs, report)
+    else:
+        results, failures = _run_on_executor(graph, needs, executor, report)
+    if failures:
+        first, *others = {id(error): error for error in failures.values()}.values()  # skipped nodes share it
+        for other in others:
+            logger.error("also failed: %s", other)
+        raise first
+    return results
+
+
+def _run_serially(
+    graph: dict[str, DataNode], needs: dict[str, set[str]], report: ProgressCallback,
+) -> tuple[dict[str, pl.DataFrame], dict[str, NodeRunError]]:
+    results: dict[str, pl.DataFrame] = {}
+    failures: dict[str, NodeRunError] = {}
+    for key, node in graph.items():
+        if not _skipped_for_failed_dependency(key, needs, failures, graph):
+            try:
+                results[key] = run_single(node)
+            except NodeRunError as error:
+                failures[key] = error
+        report(len(results) + len(failures), len(graph), node)
+    return results, failures
 
 
 def _run_on_executor(
     graph: dict[str, DataNode], needs: dict[str, set[str]], executor: Executor, report: ProgressCallback,
-) -> dict[str, pl.DataFrame]:
+) -> tuple[dict[str, pl.DataFrame], dict[str, NodeRunError]]:
+    """A node starts when its dependencies succeeded; a failure skips only the nodes that depend on
+    it, so independent nodes still finish."""
     results: dict[str, pl.DataFrame] = {}
+    failures: dict[str, NodeRunError] = {}
     running: dict[Future, str] = {}
     pending = dict(needs)
     try:
         while pending or running:
-            for key in [key for key, deps in pending.items() if deps <= results.keys()]:
-                running[executor.submit(run_single, graph[key])] = key
+            for key in [key for key, deps in pending.items() if deps <= results.keys() | failures.keys()]:
                 del pending[key]
+                if _skipped_for_failed_dependency(key, needs, failures, graph):
+                    report(len(results) + len(failures), len(graph), graph[key])
+                    continue
+                # a fresh argument per submission: executors that cache by arguments (Dask's default
+                # pure=True) would otherwise hand back an earlier run's result without running
+                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex)] = key
             if not running:
-                raise DependencyCycleError(f"dependency cycle among {sorted(pending)}")
+                if pending:
+                    raise DependencyCycleError(f"dependency cycle among {sorted(pending)}")
+                break
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in done:
                 key = running.pop(future)
-                results[key] = future.result()
-                report(len(results), len(graph), graph[key])
+                try:
+                    results[key] = future.result()
+                except NodeRunError as error:
+                    failures[key] = error
+                report(len(results) + len(failures), len(graph), graph[key])
     finally:
         for future in running:
             future.cancel()
-    return results
+    return results, failures
+
+
+def run_submission(node: DataNode, submission_id: str) -> pl.DataFrame:
+    """``run_single`` as submitted to an executor; ``submission_id`` makes every submission distinct."""
+    logger.debug("running submission %s of %r", submission_id, node)
+    return run_single(node)
+
+
+def _skipped_for_failed_dependency(
+    key: str, needs: dict[str, set[str]], failures: dict[str, NodeRunError], graph: dict[str, DataNode],
+) -> bool:
+    failed = needs[key] & failures.keys()
+    if failed:
+        failures[key] = failures[next(iter(failed))]
+        logger.warning("skipping %r: its dependency %s failed", graph[key], sorted(failed)[0])
+    return bool(failed)
 
 
 @contextlib.contextmanager
@@ -179,15 +226,20 @@ def run_single(node: DataNode) -> pl.DataFrame:
     started = datetime.datetime.now(datetime.timezone.utc)
     run_id = uuid.uuid4().hex
     rows_written = 0
+    committed = False
     phase = _enter(node, "registration")
     try:
         with _node_context(node):
-            metadata = getattr(node.config, "node_metadata", None)
+            metadata = node.get_table_metadata()
             if metadata is not None and metadata.identifier:  # before any write: a conflict writes nothing
                 catalog.claim_identifier(node.lake, metadata.identifier, node.hash_namespace, node.storage_hash)
             phase = _enter(node, "statistics")
             node.update_statistics = node.compute_update_statistics()
             stats = node.update_statistics
+            if stats.asset_list is not None and len(stats.asset_list) == 0:
+                node.logger.warning(
+                    "get_asset_list() returned no assets, so there is nothing to update; on a fresh lake the asset "
+                    "registry is empty: register assets first (Asset.batch_get_or_register_custom_assets)")
             phase = _enter(node, "update")
             output = node.update()
             phase = _enter(node, "validation")
@@ -210,6 +262,7 @@ def run_single(node: DataNode) -> pl.DataFrame:
                 metadata={"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id},
             )
             rows_written = result.rows_written
+            committed = True
             if checked and result.rows_appended == frame.num_rows:  # a blind append we committed ourselves
                 remember_append(node.store.table(), checked[-1], frame.table, node.lake, run_id)
             _log_window(node, stats, frame, result)
@@ -220,6 +273,9 @@ def run_single(node: DataNode) -> pl.DataFrame:
             return pl.from_arrow(frame.table)
     except Exception as error:
         _record_failure(node, run_id, started, rows_written, phase, error)
+        if committed:
+            cause = error.cause if isinstance(error, NodeRunError) else error
+            raise RowsStoredError(repr(node), phase, cause, rows_written) from error
         if isinstance(error, NodeRunError):
             raise
         raise NodeRunError(repr(node), phase, error) from error
@@ -252,7 +308,7 @@ def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame, result: Any)
 
 def catalog_record(node: DataNode) -> catalog.TimeIndexMetaTable:
     """The catalog record describing ``node``'s table (metadata from its configuration)."""
-    metadata = getattr(node.config, "node_metadata", None)
+    metadata = node.get_table_metadata()
     store = node.store
     schema, index_names = node._declared_schema()
     stored = store.schema()
@@ -267,7 +323,7 @@ def catalog_record(node: DataNode) -> catalog.TimeIndexMetaTable:
         labels=list(metadata.labels) if metadata else [],
         data_frequency_id=metadata.data_frequency_id if metadata else None,
         index_names=list(index_names),
-        columns=catalog.columns_metadata(schema, index_names, getattr(node.config, "records", None)),
+        columns=catalog.columns_metadata(schema, index_names, node.get_column_metadata()),
         source_class=node.source_class,
         source_doc=(type(node).__doc__ or "").strip() or None,
         build_configuration=canonical_value(node.config, "storage"),

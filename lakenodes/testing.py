@@ -1,7 +1,8 @@
 """Test helpers for lakenodes users: a real moto S3 server on 127.0.0.1 and temporary lakes.
 
-Installed as a pytest plugin, so these fixtures are available in any project that installs
-lakenodes with its ``test`` extra:
+An opt-in pytest plugin (``pytest_plugins = ["lakenodes.testing"]`` in a ``conftest.py``, or
+``pytest -p lakenodes.testing``), so projects that only install lakenodes pay nothing at pytest
+start-up. Its fixtures need lakenodes' ``test`` extra (moto):
 
 - ``s3_server``: a moto S3 server for the session (``S3Server`` with ``endpoint_url``).
 - ``s3_lake``: a fresh bucket on that server, active as the lake for the test.

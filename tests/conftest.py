@@ -1,10 +1,12 @@
-"""Shared fixtures. ``lakenodes.testing`` (a pytest plugin) provides s3_server, s3_lake, local_lake, any_lake."""
+"""Shared fixtures. ``lakenodes.testing`` (an opt-in pytest plugin) provides s3_server, s3_lake, local_lake, any_lake."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
+
+pytest_plugins = ["lakenodes.testing"]
 
 
 @pytest.fixture(autouse=True)

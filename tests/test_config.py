@@ -16,6 +16,7 @@ from lakenodes import (
     DataNodeMetaData,
     RecordDefinition,
 )
+from lakenodes.config import field_markers
 
 UTC = dt.UTC
 BOTH = {"update_only": True, "runtime_only": True}
@@ -177,3 +178,69 @@ def test_a_node_needs_a_configuration_instance():
         Plain({"mean": 1.0})  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="hash_namespace"):
         Plain(DataNodeConfiguration(), hash_namespace=3)  # type: ignore[arg-type]
+
+
+# -- markers are inherited: a re-declared field keeps its base class's marker --------------------
+UPDATE_ONLY = {"update_only": True}
+RUNTIME_ONLY = {"runtime_only": True}
+
+
+def test_a_plain_redeclaration_keeps_the_base_class_markers():
+    class Redeclared(DataNodeConfiguration):
+        offset_start: dt.datetime | None = dt.datetime(2020, 1, 1, tzinfo=UTC)
+        node_metadata: DataNodeMetaData = DataNodeMetaData(identifier="fx_rates_daily")
+
+    class Deeper(Redeclared):
+        node_metadata: DataNodeMetaData = Field(default_factory=DataNodeMetaData, title="metadata")
+
+    for model in (Redeclared, Deeper):
+        assert field_markers(model, "offset_start") == (True, False)
+        assert field_markers(model, "node_metadata") == (False, True)
+        assert field_markers(model, "records") == (False, False)
+
+
+def test_redeclaring_with_the_same_marker_is_fine():
+    class Same(DataNodeConfiguration):
+        node_metadata: DataNodeMetaData | None = Field(None, json_schema_extra=RUNTIME_ONLY)
+
+    assert field_markers(Same, "node_metadata") == (False, True)
+
+
+@pytest.mark.parametrize("field, annotation, marker, base_marker", [
+    pytest.param("node_metadata", DataNodeMetaData | None, UPDATE_ONLY, "runtime_only", id="runtime-to-update"),
+    pytest.param("offset_start", dt.datetime | None, RUNTIME_ONLY, "update_only", id="update-to-runtime"),
+])
+def test_a_conflicting_redeclaration_fails_at_class_creation(field, annotation, marker, base_marker):
+    with pytest.raises(ConfigurationError, match=rf"Conflicting\.{field} .*{base_marker} by DataNodeConfiguration"):
+        create_model("Conflicting", __base__=DataNodeConfiguration,
+                     **{field: (annotation, Field(None, json_schema_extra=marker))})
+
+
+def test_a_conflict_with_a_grandparent_or_a_sibling_base_fails_too():
+    class Middle(DataNodeConfiguration):
+        node_metadata: DataNodeMetaData | None = None
+
+    with pytest.raises(ConfigurationError, match=r"Grandchild\.node_metadata"):
+        class Grandchild(Middle):
+            node_metadata: DataNodeMetaData | None = Field(None, json_schema_extra=UPDATE_ONLY)
+
+    class Batched(DataNodeConfiguration):
+        batch: int = Field(1, json_schema_extra=UPDATE_ONLY)
+
+    class Described(DataNodeConfiguration):
+        batch: int = Field(1, json_schema_extra=RUNTIME_ONLY)
+
+    with pytest.raises(ConfigurationError, match=r"Both\.batch is marked update_only by Batched and runtime_only by Described"):
+        class Both(Batched, Described):
+            pass
+
+
+def test_a_conflict_inside_a_nested_model_fails_when_a_configuration_uses_it():
+    class Leg(BaseModel):
+        shard: int = Field(0, json_schema_extra=UPDATE_ONLY)
+
+    class NoisyLeg(Leg):
+        shard: int = Field(0, json_schema_extra=RUNTIME_ONLY)
+
+    with pytest.raises(ConfigurationError, match=r"NoisyLeg\.shard is marked update_only by Leg"):
+        create_model("UsesLeg", __base__=DataNodeConfiguration, leg=(NoisyLeg, NoisyLeg()))

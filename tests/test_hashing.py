@@ -1,7 +1,8 @@
 """Hashing (DESIGN §3 "Configuration and hashing"): what changes ``storage_hash`` / ``update_hash``.
 
-``storage_hash`` = class import path + config minus update_only/runtime_only fields + namespace;
-``update_hash`` = class import path + config minus runtime_only fields + namespace.
+``storage_hash`` = class name + config minus update_only/runtime_only fields + namespace;
+``update_hash`` = class name + config minus runtime_only fields + namespace. The class name is the
+class's own ``HASH_NAME`` or its ``__qualname__``, never its module (tests/test_identity.py).
 """
 
 from __future__ import annotations
@@ -191,13 +192,12 @@ def test_a_datanode_in_a_config_hashes_as_its_update_hash():
     assert hashes(WrapperConfig(source=api)) != (storage, update)
 
 
-def test_class_import_path_is_part_of_both_hashes():
+def test_class_name_is_part_of_both_hashes_but_not_its_module():
     config = MarkedConfig()
     assert hashes(config, Node) != hashes(config, OtherNode)
-    twins = [type("Twin", (Node,), {"__module__": module}) for module in ("pkg_a.nodes", "pkg_b.nodes")]
-    (storage_a, update_a), (storage_b, update_b) = (hashes(config, twin) for twin in twins)
-    assert storage_a != storage_b and update_a != update_b
-    assert storage_a.startswith("twin_") and storage_b.startswith("twin_")
+    twins = [type("Twin", (Node,), {"__module__": module}) for module in ("pkg_a.nodes", "pkg_b.nodes", "__main__")]
+    assert len({hashes(config, twin) for twin in twins}) == 1
+    assert hashes(config, twins[0])[0].startswith("twin_")
 
 
 def test_hash_format_and_length():
@@ -248,12 +248,32 @@ def pinned_hashes() -> dict[str, str]:
 
 
 # Changing these means every existing table gets a new name: only ever on purpose.
+# Changed on purpose when the class stopped being identified by its import path (module.qualname,
+# which differed between a script's ``__main__`` and an import) and became its qualname or HASH_NAME.
 PINNED = {
+    "storage": "pinnednode_e881c7ff303d35b31cdb59cf71ff5366",
+    "update": "pinnednode_1e9adfb8ac2bb882c59ea1e56225ed39",
+    "storage_ns": "pinnednode_aef186c9236fb0ffa850c9b97782fd39",
+    "update_ns": "pinnednode_76f3155f1e9dcebe452df4243b7f5198",
+}
+# The same configuration under the import-path rule: tables in lakes written before the change.
+# ``HASH_NAME = "<module>.<qualname>"`` keeps exactly these names (docs/identity.md, "Upgrading").
+LEGACY_PINNED = {
     "storage": "pinnednode_f3e359a5332d71bc5432ab4304d92af8",
     "update": "pinnednode_6c1416e2bc4cac08b919eefec547ab8e",
     "storage_ns": "pinnednode_fe874d79627acd63f64d1d7b4d1f2f52",
     "update_ns": "pinnednode_f68efcde43232d5efddeecb4d4331c4d",
 }
+
+
+class LegacyPinnedNode(Node):
+    HASH_NAME: ClassVar[str] = "pinned.nodes.PinnedNode"
+
+
+def test_hash_name_set_to_the_old_import_path_keeps_tables_of_older_lakes():
+    plain, namespaced = LegacyPinnedNode(PinnedConfig()), LegacyPinnedNode(PinnedConfig(), hash_namespace="ns")
+    assert {"storage": plain.storage_hash, "update": plain.update_hash, "storage_ns": namespaced.storage_hash,
+            "update_ns": namespaced.update_hash} == LEGACY_PINNED
 
 
 def test_canonical_form_is_pinned():

@@ -1,0 +1,83 @@
+"""What a clean install gives a user: declared dependencies, an opt-in pytest plugin, the CI venv."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _declared() -> set[str]:
+    requirements = importlib.metadata.requires("lakenodes") or []
+    core = [r for r in requirements if "extra ==" not in r]
+    return {r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].split("!")[0].strip().lower()
+            for r in core}
+
+
+def test_lancedb_can_open_existing_tables_on_a_clean_install():
+    """lancedb opens existing tables through ``import lance`` (the pylance distribution); without it
+    every search rebuilt the whole index."""
+    assert "pylance" in _declared()
+    import lance  # noqa: F401  (must be importable from the declared dependency alone)
+
+
+def test_every_third_party_import_of_the_library_is_declared():
+    """A module imported by lakenodes' own code comes from a declared core dependency."""
+    modules: set[str] = set()
+    for path in (ROOT / "lakenodes").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            words = line.strip().split()
+            if len(words) >= 2 and words[0] in ("import", "from") and not words[1].startswith("."):
+                modules.add(words[1].split(".")[0].rstrip(","))
+    distributions = importlib.metadata.packages_distributions()
+    third_party = {m for m in modules if m in distributions and m not in sys.stdlib_module_names}
+    optional = {"pytest", "moto", "boto3", "pandas", "sentence_transformers", "dask", "distributed"}  # extras
+    missing = {
+        m: distributions[m] for m in third_party - optional
+        if not {d.lower() for d in distributions[m]} & _declared()
+    }
+    assert not missing, f"imported by lakenodes but not declared in pyproject dependencies: {missing}"
+
+
+def test_pytest_plugin_is_opt_in(tmp_path):
+    """Installing lakenodes does not load its fixtures into every pytest run; ``-p`` enables them."""
+    (tmp_path / "test_user.py").write_text(textwrap.dedent("""
+        import sys
+
+        def test_not_loaded():
+            assert "lakenodes.testing" not in sys.modules
+
+        def test_fixture(request):
+            request.getfixturevalue("local_lake")
+    """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(tmp_path / "test_user.py")]
+    plain = subprocess.run([*run, "-k", "not_loaded"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    missing = subprocess.run([*run, "-k", "fixture"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and "local_lake" in missing.stdout
+    enabled = subprocess.run([*run, "-k", "fixture", "-p", "lakenodes.testing"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true", reason="checks the environment .ci/run creates")
+def test_ci_runs_in_a_fresh_isolated_virtual_environment():
+    assert sys.prefix != sys.base_prefix, "CI must run inside the virtual environment .ci/run creates"
+    config = (Path(sys.prefix) / "pyvenv.cfg").read_text()
+    assert "include-system-site-packages = false" in config
+
+
+def test_ci_script_creates_a_fresh_venv_and_runs_the_readme_test_command():
+    script = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    test_command = next(line.strip() for line in readme.splitlines() if "pytest" in line and "pip install" in line)
+    assert "-m venv" in script and "--system-site-packages" not in script
+    assert test_command in script
