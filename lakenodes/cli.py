@@ -5,7 +5,8 @@ Every command accepts ``--lake URI`` (else ``$LAKENODES_URI``, else ``./lake``),
 JSON document on stdout, nothing else) and ``--verbose`` (INFO logs on stderr), before or after
 the command name. Exit codes: 0 success; 1 failure (a node run, storage, a refused confirmation);
 2 user mistake, reported as one ``error: ...`` line on stderr without a traceback. Nothing
-assumes a terminal, so the commands fit cron, Airflow and Kubernetes jobs.
+assumes a terminal, so the commands fit cron, Airflow and Kubernetes jobs. Commands also answer
+to the seeds' underscore spellings (``data_node run_query``); ``--version`` prints the version.
 
 Example:
     $ lakenodes data-node list --filter identifier__contains=example_random_number_
@@ -20,6 +21,7 @@ import datetime
 import enum
 import functools
 import importlib
+import importlib.metadata
 import inspect
 import json
 import logging
@@ -28,15 +30,13 @@ import os
 import re
 import sys
 import traceback
-import types
-import typing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
@@ -51,6 +51,7 @@ from .assets import Asset
 from .catalog import TimeIndexMetaTable
 from .errors import LakenodesUserError, NodeRunError, NotFoundError
 from .lake import Lake, use_lake
+from .launch import build_config
 from .lookups import OPERATORS, split_lookup
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,22 @@ def _print_error(message: object) -> None:
     typer.echo(f"error: {one_line(message)}", err=True)
 
 
-class _OneLineErrorGroup(TyperGroup):
+class _SeedSpellingGroup(TyperGroup):
+    """A command group whose commands also answer to the seeds' underscore spelling
+    (``data_node``, ``run_query``): hidden aliases, not listed in ``--help``."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and "_" in cmd_name:
+            found = super().get_command(ctx, cmd_name.replace("_", "-"))
+        return found
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, found, rest = super().resolve_command(ctx, args)
+        return (found.name if found is not None else name), found, rest  # usage lines use the canonical name
+
+
+class _OneLineErrorGroup(_SeedSpellingGroup):
     """Root group: click usage errors become one ``error: ...`` line and exit code 2."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
@@ -107,9 +123,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False, rich_markup_mode=None,
     help="Incremental, time-indexed DataNodes on a Delta lake: catalog, search, SQL, runs, maintenance.",
 )
-data_node_app = typer.Typer(no_args_is_help=True, help="Tables (DataNode storages) in the catalog.")
-updates_app = typer.Typer(no_args_is_help=True, help="Update processes (updaters) and their run history.")
-assets_app = typer.Typer(no_args_is_help=True, help="The asset registry.")
+data_node_app = typer.Typer(cls=_SeedSpellingGroup, no_args_is_help=True,
+                            help="Tables (DataNode storages) in the catalog.")
+updates_app = typer.Typer(cls=_SeedSpellingGroup, no_args_is_help=True,
+                          help="Update processes (updaters) and their run history (the seeds' "
+                               "`project data-node-updates`).")
+assets_app = typer.Typer(cls=_SeedSpellingGroup, no_args_is_help=True, help="The asset registry.")
 app.add_typer(data_node_app, name="data-node")
 app.add_typer(updates_app, name="updates")
 app.add_typer(assets_app, name="assets")
@@ -125,7 +144,7 @@ TableArgument = Annotated[str, typer.Argument(metavar="UID", help="Table uid, id
 FilterOption = Annotated[list[str] | None, typer.Option(
     "--filter", "-f", metavar="K=V", show_default=False,
     help="Django-style lookup, repeatable: identifier__contains=px, labels__contains=daily, namespace=, "
-         "ticker__in=NVDA,AAPL.")]
+         "ticker__in='[\"NVDA\",\"AAPL\"]' (or ticker__in=NVDA,AAPL).")]
 
 
 @dataclasses.dataclass
@@ -135,9 +154,26 @@ class _GlobalOptions:
     verbose: bool = False
 
 
+def version_text() -> str:
+    """``lakenodes <version>`` of the installed distribution."""
+    try:
+        version = importlib.metadata.version("lakenodes")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        version = "(not installed)"
+    return f"lakenodes {version}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(ctx: typer.Context, lake: LakeOption = None, json_output: JsonOption = False,
-          verbose: VerboseOption = False) -> None:
+          verbose: VerboseOption = False,
+          version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                                help="Print the lakenodes version and exit.")] = False) -> None:
     ctx.obj = _GlobalOptions(lake, json_output, verbose)
 
 
@@ -277,8 +313,9 @@ def parse_pairs(pairs: Sequence[str] | None, option: str) -> list[tuple[str, str
 
 
 def parse_lookups(pairs: Sequence[str] | None, model: type[BaseModel] | None = None) -> dict[str, Any]:
-    """``--filter`` values → lookups: ``__in`` takes a comma list, ``__isnull`` and bool fields
-    take true/false; with ``model``, unknown fields are refused up front."""
+    """``--filter`` values → lookups: ``__in`` takes a JSON list (``["NVDA","AAPL"]``) or a comma
+    list (``NVDA,AAPL``), ``__isnull`` and bool fields take true/false; with ``model``, unknown
+    fields are refused up front."""
     lookups: dict[str, Any] = {}
     for key, value in parse_pairs(pairs, "--filter"):
         field, operator = split_lookup(key)
@@ -290,12 +327,26 @@ def parse_lookups(pairs: Sequence[str] | None, model: type[BaseModel] | None = N
             raise LakenodesUserError(f"--filter {key} is given twice")
         annotation = model.model_fields[field].annotation if model is not None else None
         if operator == "in":
-            lookups[key] = value.split(",")
+            lookups[key] = parse_in_values(value, key)
         elif operator == "isnull" or (annotation is bool and operator == "exact"):
             lookups[key] = _parse_bool(value, key)
         else:
             lookups[key] = value
     return lookups
+
+
+def parse_in_values(value: str, key: str) -> list[Any]:
+    """The values of an ``__in`` filter: a JSON list of scalars, or else a comma-separated list."""
+    if not value.lstrip().startswith("["):
+        return value.split(",")
+    example = f'{key}=\'["NVDA","AAPL"]\' or {key}=NVDA,AAPL'
+    try:
+        values = json.loads(value)
+    except (ValueError, RecursionError):
+        raise LakenodesUserError(f"--filter {key}={value!r} is not a JSON list; write {example}") from None
+    if not isinstance(values, list) or not all(isinstance(item, (str, int, float, bool)) for item in values):
+        raise LakenodesUserError(f"--filter {key}={value!r} must be a list of strings or numbers; write {example}")
+    return values
 
 
 def _parse_bool(value: str, key: str) -> bool:
@@ -677,7 +728,8 @@ def run_node(
     target: Annotated[str, typer.Argument(metavar="MODULE:CLASS",
                                           help="A DataNode class: dotted.module:Class or path/to/file.py:Class.")],
     config: Annotated[str, typer.Option("--config", "-c", metavar="JSON",
-                                        help="The node's configuration as JSON, or @file.json.")] = "{}",
+                                        help="The node's configuration as JSON, or @file.json (at most 1 MiB); "
+                                             "omitted fields take the configuration class's defaults.")] = "{}",
     namespace: Annotated[str | None, typer.Option("--namespace", "-n", show_default=False,
                                                   help="Hash namespace: write to an isolated table.")] = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1,
@@ -685,6 +737,8 @@ def run_node(
 ) -> None:
     """Run a DataNode (and its dependencies) once, e.g. from cron, Airflow or a k8s job.
 
+    --config is validated into the node's configuration class: its `Config` attribute, else the
+    `config` annotation of its own `__init__`, else its `config: MyConfig` class annotation.
     Exit code 0 on success, 1 when the run fails, 2 for a bad class, configuration or argument.
     A progress bar over the nodes of the tree shows on an interactive terminal.
     """
@@ -795,45 +849,6 @@ def _module_name_for_file(path: Path) -> tuple[str, Path]:
         parts.insert(0, folder.name)
         folder = folder.parent
     return ".".join(parts), folder
-
-
-def config_class_of(node_class: type) -> type[BaseModel]:
-    """The configuration class: the annotation of ``config`` in the node's ``__init__``."""
-    try:
-        hints = typing.get_type_hints(node_class.__init__)
-    except Exception as error:
-        raise LakenodesUserError(f"cannot read the annotations of {node_class.__name__}.__init__: {error}") from error
-    annotation = hints.get("config")
-    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
-    candidates = typing.get_args(annotation) if union else (annotation,)
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    raise LakenodesUserError(f"{node_class.__name__}.__init__ does not annotate its `config` parameter with a "
-                             "DataNodeConfiguration class")
-
-
-def build_config(node_class: type, text: str) -> BaseModel:
-    """Validate ``--config`` (JSON or ``@file``) into the node's configuration class."""
-    config_class = config_class_of(node_class)
-    if text.startswith("@"):
-        try:
-            text = Path(text[1:]).expanduser().read_text()
-        except OSError as error:
-            raise LakenodesUserError(f"cannot read --config file {text[1:]!r}: {error.strerror or error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise LakenodesUserError(f"--config is not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise LakenodesUserError(f"--config must be a JSON object, got {type(data).__name__}")
-    try:
-        return config_class.model_validate(data)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or '(root)'}: {item['msg']}" for item in error.errors()
-        )
-        raise LakenodesUserError(f"--config is not a valid {config_class.__name__}: {problems}") from None
 
 
 # -- maintenance --------------------------------------------------------------------------------

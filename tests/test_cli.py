@@ -4,6 +4,7 @@ exit codes 0/1/2 and one-line errors."""
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -256,6 +257,48 @@ def test_assets_list(tutorial_lake):
     assert all(name in human for name in ("NVIDIA", "Goldman Sachs", "BRK/B"))
 
 
+def test_in_filters_take_a_json_list(tutorial_lake):
+    """Regression: `ticker__in=["NVDA","AAPL"]` was split on commas and silently matched nothing."""
+    document = ok_json("assets", "list", "--filter", 'ticker__in=["NVDA", "AAPL"]', lake=tutorial_lake)
+    assert [asset["unique_identifier"] for asset in document["results"]] == ["AAPL", "NVDA"]
+    assert ok_json("assets", "list", "--filter", "ticker__in=[]", lake=tutorial_lake)["count"] == 0
+    listed = ok_json("data-node", "list", "--filter", f'identifier__in=["{RANDOM_ID}", "nope"]', lake=tutorial_lake)
+    assert [row["identifier"] for row in listed["results"]] == [RANDOM_ID]
+    comma = ok_json("data-node", "list", "--filter", f"identifier__in={RANDOM_ID},nope", lake=tutorial_lake)
+    assert comma["results"] == listed["results"]
+    refused = [
+        ("assets", 'ticker__in=["NVDA","AAPL"', "is not a JSON list"),
+        ("assets", 'ticker__in=[["NVDA"]]', "must be a list of strings or numbers"),
+        ("assets", 'ticker__in=[{"a": 1}]', "must be a list of strings or numbers"),
+        ("data-node", "identifier__in=[nope]", "is not a JSON list"),
+    ]
+    for group, bad, fragment in refused:
+        assert_one_line_error(cli(group, "list", "--filter", bad, lake=tutorial_lake), 2, bad.partition("=")[0],
+                              fragment)
+
+
+def test_seed_spellings_are_hidden_aliases(tutorial_lake):
+    """The seeds write `data_node ...` and `data-node run_query UID SQL` (seed 002)."""
+    sql = f"SELECT count(*) AS n FROM {RANDOM_ID}"
+    expected = ok_json("data-node", "run-query", RANDOM_ID, sql, lake=tutorial_lake)
+    assert expected["results"] == [{"n": 1}]
+    for spelling in (("data_node", "run_query"), ("data_node", "run-query"), ("data-node", "run_query")):
+        assert ok_json(*spelling, RANDOM_ID, sql, lake=tutorial_lake)["results"] == expected["results"]
+    assert ok_json("data_node", "list", lake=tutorial_lake)["count"] == 2
+    assert "data_node" not in ok("--help") and "run_query" not in ok("data-node", "--help")
+    missing = cli("data_node", "run_query", lake=tutorial_lake)  # usage errors name the canonical command
+    assert_one_line_error(missing, 2, "Missing argument", "lakenodes data-node run-query --help")
+    assert_one_line_error(cli("data_node", "no_such", lake=tutorial_lake), 2, "No such command 'no_such'")
+
+
+def test_version():
+    """Regression: `lakenodes --version` was an unknown option (exit 2)."""
+    expected = f"lakenodes {importlib.metadata.version('lakenodes')}"
+    assert ok("--version").strip() == expected
+    process = _lakenodes("--version")
+    assert (process.returncode, process.stdout.strip(), process.stderr) == (0, expected, "")
+
+
 # -- run ------------------------------------------------------------------------------------------
 FAILING_NODES = textwrap.dedent('''
     from lakenodes import DataNode, DataNodeConfiguration
@@ -314,6 +357,99 @@ def test_run_exit_codes(tmp_path, monkeypatch):
     ]
     for args, fragment in mistakes:
         assert_one_line_error(cli(*args, lake=lake), 2, fragment)
+
+
+README_NODES = textwrap.dedent('''
+    import datetime as dt
+    import polars as pl
+    from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, RecordDefinition
+
+    class RatesConfig(DataNodeConfiguration):
+        currency: str = "EUR"
+        records: list[RecordDefinition] = [RecordDefinition(column_name="rate", dtype="float64")]
+        node_metadata: DataNodeMetaData = DataNodeMetaData(identifier="fx_rates_daily", data_frequency_id="1d")
+
+    class Undeclared(DataNode):
+        """The README's DailyRates as it was: nothing says which configuration class it takes."""
+
+        def dependencies(self):
+            return {}
+
+        def update(self) -> pl.DataFrame:
+            last = self.update_statistics.max_time_index_value
+            today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+            if last is not None and last >= today:
+                return pl.DataFrame()
+            return pl.DataFrame({"time_index": [today], "rate": [1.08]})
+
+    class DailyRates(Undeclared):
+        """The README's DailyRates: no __init__ of its own, `config: RatesConfig` on the class."""
+        config: RatesConfig
+''')
+
+
+@pytest.fixture
+def readme_nodes(tmp_path, monkeypatch):
+    """The README's nodes as an importable module ``cli_readme_nodes`` (cwd = its folder)."""
+    (tmp_path / "cli_readme_nodes.py").write_text(README_NODES)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield importlib.import_module("cli_readme_nodes")
+    sys.modules.pop("cli_readme_nodes", None)
+
+
+def test_run_builds_the_configuration_class_the_node_declares(readme_nodes, tmp_path):
+    """Regression: a node without its own __init__ was validated against the base
+    DataNodeConfiguration: `{"currency": "USD"}` was refused and `{}` wrote a second, unnamed table."""
+    lake = Lake(tmp_path / "lake")
+    ran = ok_json("run", "cli_readme_nodes:DailyRates", "--config", "{}", lake=lake)
+    in_python = readme_nodes.DailyRates(readme_nodes.RatesConfig())  # same module, same launch mode
+    assert (ran["storage_hash"], ran["update_hash"]) == (in_python.storage_hash, in_python.update_hash)
+    with use_lake(lake):
+        _, written = in_python.run()
+    assert written.height == 0  # the CLI run already wrote today's row to this very table
+    [listed] = ok_json("data-node", "list", lake=lake)["results"]
+    assert (listed["identifier"], listed["storage_hash"]) == ("fx_rates_daily", in_python.storage_hash)
+
+    usd = ok_json("run", "cli_readme_nodes:DailyRates", "--config",
+                  '{"currency": "USD", "node_metadata": {"identifier": "fx_rates_usd", "data_frequency_id": "1d"}}',
+                  lake=lake)
+    assert usd["rows_written"] == 1 and usd["storage_hash"] != in_python.storage_hash
+    detail = ok_json("data-node", "detail", "fx_rates_usd", lake=lake)
+    assert detail["table"]["build_configuration"]["currency"] == "USD"
+
+    before = ok_json("data-node", "list", lake=lake)
+    for config in ('{"currency": "USD"}', "{}"):
+        refused = cli("run", "cli_readme_nodes:Undeclared", "--config", config, lake=lake)
+        assert_one_line_error(refused, 2, "Undeclared", "annotate `config: MyConfig`", "Config = MyConfig")
+    assert_one_line_error(cli("run", "cli_readme_nodes:DailyRates", "--config", '{"currency": 1}', lake=lake),
+                          2, "not a valid RatesConfig", "currency")
+    assert ok_json("data-node", "list", lake=lake) == before
+
+
+def test_run_refuses_pathological_config_input(tmp_path, monkeypatch):
+    """Regression: deep nesting and huge integers exited 1 (as a failed run); `@/dev/zero` read
+    until MemoryError. All are bad input now: exit 2, one line, nothing written."""
+    monkeypatch.chdir(REPO)
+    lake = Lake(tmp_path / "fresh")
+    target = "examples.tutorial_nodes:DailyRandomNumber"
+    padded = '{"mean": 0.0' + " " * (1024 * 1024) + "}"
+    (tmp_path / "big.json").write_text(padded)
+    (tmp_path / "latin1.json").write_bytes(b'{"mean": 0.0, "x": "\xe9"}')
+    deep = '{"mean": 0.0, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    cases = [
+        ("@/dev/zero", "--config file '/dev/zero' is larger than 1 MiB"),
+        (f"@{tmp_path / 'big.json'}", "is larger than 1 MiB"),
+        (padded, "--config is larger than 1 MiB"),
+        (deep, "nested too deeply"),
+        ('{"mean": 0.0, "x": ' + "[" * 150 + "]" * 150 + "}", "nested too deeply"),
+        ('{"mean": ' + "9" * 5000 + "}", "integer with more than 4300 digits"),
+        (f"@{tmp_path / 'latin1.json'}", "not UTF-8"),
+        (f"@{tmp_path}", "cannot read --config file"),
+    ]
+    for config, fragment in cases:
+        assert_one_line_error(cli("run", target, "--config", config, lake=lake), 2, fragment)
+    assert not Path(lake.uri).exists()
 
 
 # -- errors ---------------------------------------------------------------------------------------
