@@ -16,19 +16,9 @@ from typing import Any
 from pyarrow import fs
 
 from .errors import LakeConfigurationError
+from .storage_options import normalize_s3_options, pyarrow_s3_options
 
 DEFAULT_LAKE_PATH = "./lake"
-
-# Standard AWS variables delta-rs understands; read from the environment for s3:// lakes.
-_AWS_ENV_KEYS = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ALLOW_HTTP",
-)
 
 _active_lake: contextvars.ContextVar[Lake | None] = contextvars.ContextVar("lakenodes_lake", default=None)
 
@@ -117,16 +107,12 @@ def _normalize_uri(uri: str) -> str:
 
 
 def _storage_options_for(uri: str, explicit: dict[str, str] | None) -> dict[str, str]:
+    """Local lakes keep their options as given; S3 lakes get them in canonical form (see
+    ``lakenodes.storage_options``), the standard AWS variables filling what ``explicit`` leaves out."""
     if "://" not in uri:
         return dict(explicit or {})
-    options = {key: os.environ[key] for key in _AWS_ENV_KEYS if os.environ.get(key)}
-    if "AWS_REGION" not in options and "AWS_DEFAULT_REGION" in options:
-        options["AWS_REGION"] = options["AWS_DEFAULT_REGION"]
-    options.pop("AWS_DEFAULT_REGION", None)
-    options.update({key: str(value) for key, value in (explicit or {}).items()})
-    if options.get("AWS_ENDPOINT_URL", "").startswith("http://"):
-        options.setdefault("AWS_ALLOW_HTTP", "true")
-    return options
+    bucket = uri.split("://", 1)[1].split("/", 1)[0]
+    return normalize_s3_options(explicit, os.environ, bucket)
 
 
 # -- native pyarrow filesystems (reads never go through delta-rs's Python filesystem handler) ---------
@@ -145,44 +131,5 @@ _s3_cache: dict[tuple, Any] = {}
 
 def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
     if options not in _s3_cache:
-        opts = dict(options)
-        endpoint = opts.get("AWS_ENDPOINT_URL", "")
-        scheme = "http" if endpoint.startswith("http://") else "https"
-        # the object_store client options delta-rs honours apply to these native reads too
-        tuning: dict[str, Any] = {}
-        if opts.get("timeout"):
-            tuning["request_timeout"] = duration_seconds(opts["timeout"])
-        if opts.get("connect_timeout"):
-            tuning["connect_timeout"] = duration_seconds(opts["connect_timeout"])
-        if opts.get("max_retries"):
-            tuning["retry_strategy"] = fs.AwsStandardS3RetryStrategy(max_attempts=int(opts["max_retries"]) + 1)
-        _s3_cache[options] = fs.S3FileSystem(
-            access_key=opts.get("AWS_ACCESS_KEY_ID"),
-            secret_key=opts.get("AWS_SECRET_ACCESS_KEY"),
-            session_token=opts.get("AWS_SESSION_TOKEN"),
-            region=opts.get("AWS_REGION", "us-east-1"),
-            endpoint_override=endpoint.split("://", 1)[-1] if endpoint else None,
-            scheme=scheme,
-            **tuning,
-        )
+        _s3_cache[options] = fs.S3FileSystem(**pyarrow_s3_options(dict(options)))
     return _s3_cache[options]
-
-
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
-                   "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0}
-
-
-def duration_seconds(value: str) -> float:
-    """Seconds in an object_store duration such as ``"5s"``, ``"250ms"`` or ``"2 min"`` (plain numbers: seconds).
-
-    Example:
-        >>> duration_seconds("250ms")
-        0.25
-    """
-    text = str(value).strip().lower()
-    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
-    unit = text[len(number):].strip() or "s"
-    try:
-        return float(number) * _DURATION_UNITS[unit]
-    except (KeyError, ValueError):
-        raise LakeConfigurationError(f"storage option duration {value!r} is not like '5s', '250ms' or '2min'") from None

@@ -111,10 +111,11 @@ def test_s3_options_come_from_the_standard_aws_environment(clean_env) -> None:
 
 def test_s3_options_dict_overrides_the_environment(clean_env) -> None:
     clean_env.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
     clean_env.setenv("AWS_REGION", "eu-west-1")
     lake = Lake("s3://bucket/lake", storage_options={"AWS_ACCESS_KEY_ID": "from-dict", "AWS_ALLOW_HTTP": "false"})
-    assert lake.storage_options == {"AWS_ACCESS_KEY_ID": "from-dict", "AWS_REGION": "eu-west-1",
-                                    "AWS_ALLOW_HTTP": "false"}
+    assert lake.storage_options == {"AWS_ACCESS_KEY_ID": "from-dict", "AWS_SECRET_ACCESS_KEY": "secret-from-env",
+                                    "AWS_REGION": "eu-west-1", "AWS_ALLOW_HTTP": "false"}
     assert Lake("/tmp/local-lake").storage_options == {}  # AWS settings never leak into local lakes
     with use_lake("s3://bucket/lake", {"AWS_REGION": "ap-south-1"}) as lake:
         assert current_lake().storage_options["AWS_REGION"] == "ap-south-1"
