@@ -48,7 +48,7 @@ def catch_up(lake: Lake, records: list[TimeIndexMetaTable], embedding_model: Any
     documents = {record.uid: table_document(record) for record in records if not record.deleted}
     indexed = index.digests()
     if indexed is None:
-        if documents or index.count():
+        if documents or index.exists():  # an unreadable index exists: rebuild() replaces it
             logger.info("rebuilding the search index from the catalog (%d tables)", len(documents))
             index.rebuild(list(documents.values()))
         return index

@@ -27,17 +27,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import numbers
 import os
 import re
 import time
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
+
+from .errors import LakenodesUserError, plain_message
 
 if TYPE_CHECKING:
     from lancedb.db import DBConnection
@@ -48,7 +52,9 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ColumnDocument",
     "Embedder",
+    "EmbedderMismatchError",
     "HashingEmbedder",
+    "SearchArgumentError",
     "SearchHit",
     "SearchIndex",
     "SearchPage",
@@ -59,6 +65,43 @@ __all__ = [
     "get_embedder",
     "lance_storage_options",
 ]
+
+# --------------------------------------------------------------------------------------------------
+# Errors and argument checks
+# --------------------------------------------------------------------------------------------------
+
+
+class SearchArgumentError(LakenodesUserError):
+    """A search argument is invalid (negative ``k``, bad weights, paging, filter or embedder spec)."""
+
+
+class EmbedderMismatchError(LakenodesUserError):
+    """The index was built with another embedder than the one asked for (``rebuild()`` switches it)."""
+
+
+def _check_count(name: str, value: Any) -> int:
+    """``value`` as a non-negative int (``limit``, ``offset``, ``trigram_k``...), else SearchArgumentError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise SearchArgumentError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _check_weight(name: str, value: Any) -> float:
+    """``value`` as a finite float >= 0 (``w_trgm``, ``w_emb``), else SearchArgumentError."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise SearchArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception as ``Type: message`` on one line (Lance errors span lines and carry source paths)."""
+    return f"{type(error).__name__}: " + " ".join(plain_message(error).split())
+
 
 # --------------------------------------------------------------------------------------------------
 # Text analysis
@@ -235,8 +278,8 @@ class HashingEmbedder:
     VERSION = 1
 
     def __init__(self, dim: int = 384, ngram_weight: float = 1.0) -> None:
-        if dim < 16:
-            raise ValueError("HashingEmbedder dim must be >= 16")
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 16:
+            raise SearchArgumentError(f"HashingEmbedder dim must be an integer >= 16, got {dim!r}")
         self.dim = dim
         self.ngram_weight = ngram_weight
         self.name = f"hashing-v{self.VERSION}-{dim}" + ("" if ngram_weight == 1.0 else f"-ng{ngram_weight:g}")
@@ -339,13 +382,15 @@ def get_embedder(model: str | Embedder | None) -> Embedder:
             return HashingEmbedder(dim=int(arg))
         if kind == "sentence-transformers" and arg:
             return SentenceTransformerEmbedder(arg)
-        raise ValueError(
+        raise SearchArgumentError(
             f"unknown embedding model {model!r}: use None, 'hashing', 'hashing:<dim>' or "
             "'sentence-transformers:<local model path>'"
         )
     if callable(getattr(model, "embed", None)) and isinstance(getattr(model, "name", None), str):
         return model  # not isinstance(model, Embedder): that would read ``dim`` and load lazy models
-    raise TypeError(f"expected an embedder spec or an Embedder, got {type(model).__name__}")
+    raise SearchArgumentError(
+        f"embedding model must be a spec string or an object with name, dim and embed(), got {type(model).__name__}"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -488,17 +533,19 @@ FILTER_KEYS = ("namespace", "labels__contains", "identifier__contains", "data_fr
 
 def _sql_str(value: Any, key: str) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"search filter {key!r} expects a string, got {type(value).__name__}")
+        raise SearchArgumentError(f"search filter {key!r} expects a string, got {type(value).__name__}")
     return "'" + value.replace("'", "''") + "'"
 
 
 def filters_to_sql(filters: dict[str, Any] | None) -> str | None:
-    """SQL predicate for the supported filters (all must hold); ``ValueError`` on an unknown key.
+    """SQL predicate for the supported filters (all must hold); SearchArgumentError on an unknown key.
 
     ``namespace`` and ``data_frequency_id`` are exact matches, ``labels__contains`` requires the label
     to be one of the table's labels, ``identifier__contains`` is a case-sensitive substring match
     (tables without an identifier never match).
     """
+    if filters is not None and not isinstance(filters, dict):
+        raise SearchArgumentError(f"search filters must be a dict, got {type(filters).__name__}")
     clauses = []
     for key, value in (filters or {}).items():
         if key == "namespace":
@@ -510,7 +557,9 @@ def filters_to_sql(filters: dict[str, Any] | None) -> str | None:
         elif key == "data_frequency_id":
             clauses.append(f"data_frequency_id = {_sql_str(value, key)}")
         else:
-            raise ValueError(f"unknown search filter {key!r}; supported filters: {', '.join(FILTER_KEYS)}")
+            raise SearchArgumentError(
+                f"unknown search filter {key!r}; supported filters: {', '.join(FILTER_KEYS)}"
+            )
     return " AND ".join(clauses) or None
 
 
@@ -617,14 +666,75 @@ class SearchIndex:
         return self._db
 
     def _open(self, name: str) -> Table | None:
+        """The Lance table ``name``, None if it does not exist; an unreadable table raises (Lance's
+        ``RuntimeError``)."""
         table = self._tables.get(name)
         if table is None:
             try:
                 table = self._connect().open_table(name)
-            except (ValueError, FileNotFoundError):
+            except FileNotFoundError:
+                return None
+            except ValueError as error:  # lancedb: "Table 'tables' was not found"
+                if "not found" not in str(error):
+                    raise
                 return None
             self._tables[name] = table
         return table
+
+    def _forget(self) -> None:
+        """Drop the cached connection and table handles (the next call reopens from storage)."""
+        self._tables.clear()
+        self._db = None
+
+    def _unreadable(self) -> Exception | None:
+        """Why this index cannot be opened and read, or None when it can (or does not exist).
+
+        Reopens from storage with a fresh connection: both tables' manifests are read and counted.
+        """
+        self._forget()
+        try:
+            for name in (_TABLES, _COLUMNS):
+                table = self._open(name)
+                if table is not None:
+                    table.count_rows()
+        except Exception as error:  # noqa: BLE001 - any failure to open means the index is unusable
+            return error
+        return None
+
+    def _discard(self, reason: BaseException) -> None:
+        """Delete the whole index (every Lance table under ``uri``, locally or on S3) so it can be
+        recreated: it is derived data, rebuilt from the catalog."""
+        log.warning(
+            "search index %s is unreadable (%s): deleting it to recreate it", self.uri, _one_line(reason)
+        )
+        self._forget()
+        self._connect().drop_all_tables()
+        self._forget()
+
+    def _recovering(self, action: Callable[[], None]) -> None:
+        """Run a write ``action``; if it fails because the index cannot be opened (e.g. corrupt
+        manifests), delete the index and run ``action`` once more on a fresh one.
+
+        Failures on a readable index, and user errors, propagate unchanged.
+        """
+        try:
+            action()
+            return
+        except LakenodesUserError:
+            raise
+        except Exception:
+            reason = self._unreadable()
+            if reason is None:
+                raise
+        self._discard(reason)
+        action()
+
+    def exists(self) -> bool:
+        """Whether anything is stored at ``uri`` as an index table (readable or not)."""
+        try:
+            return any(self._open(name) is not None for name in (_TABLES, _COLUMNS))
+        except Exception:  # noqa: BLE001 - an unreadable table exists
+            return True
 
     def _schema(self, name: str) -> pa.Schema:
         fields = _filter_fields()
@@ -696,7 +806,7 @@ class SearchIndex:
             table = self._create(name, self._schema(name).empty_table(), mode="create")
         stored = self._stored_embedder(table)
         if stored != self.embedder.name:
-            raise ValueError(
+            raise EmbedderMismatchError(
                 f"search index {self.uri}/{name} was built with embedder {stored!r}, not "
                 f"{self.embedder.name!r}; call rebuild() with all documents"
             )
@@ -775,58 +885,85 @@ class SearchIndex:
 
     # ---------------------------------------------------------------- writes
     def upsert_tables(self, docs: list[TableDocument]) -> None:
-        """Insert or replace the rows of these tables (the table row and all its column rows)."""
+        """Insert or replace the rows of these tables (the table row and all its column rows).
+
+        An unreadable index is deleted and recreated holding only ``docs``; the next catalog
+        catch-up (see :meth:`digests`) adds the other tables back.
+        """
         docs = self._dedupe(docs)
         if not docs:
             return
         tables, columns = self._rows(docs)
         uid_list = ", ".join(_sql_str(str(d["uid"]), "uid") for d in docs)
-        t = self._writable(_TABLES)
-        c = self._writable(_COLUMNS)
-        (
-            c.merge_insert("key")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .when_not_matched_by_source_delete(f"uid IN ({uid_list})")
-            .execute(columns)
-        )
-        t.merge_insert("uid").when_matched_update_all().when_not_matched_insert_all().execute(tables)
-        self._maintain(c)
-        self._maintain(t)
+
+        def upsert() -> None:
+            t = self._writable(_TABLES)
+            c = self._writable(_COLUMNS)
+            (
+                c.merge_insert("key")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete(f"uid IN ({uid_list})")
+                .execute(columns)
+            )
+            t.merge_insert("uid").when_matched_update_all().when_not_matched_insert_all().execute(tables)
+            self._maintain(c)
+            self._maintain(t)
+
+        self._recovering(upsert)
         log.info("search index %s: upserted %d tables, %d columns", self.uri, len(docs), columns.num_rows)
 
     def delete_tables(self, uids: list[str]) -> None:
         """Remove these tables (and their columns) from the index; unknown uids are ignored."""
         uids = list(dict.fromkeys(str(u) for u in uids))
-        for name in (_COLUMNS, _TABLES):
-            table = self._open(name)
-            if table is None or not uids:
-                continue
-            for i in range(0, len(uids), _DELETE_CHUNK):
-                chunk = ", ".join(_sql_str(u, "uid") for u in uids[i : i + _DELETE_CHUNK])
-                table.delete(f"uid IN ({chunk})")
-            self._maintain(table)
+        if not uids:
+            return
+
+        def delete() -> None:
+            for name in (_COLUMNS, _TABLES):
+                table = self._open(name)
+                if table is None:
+                    continue
+                for i in range(0, len(uids), _DELETE_CHUNK):
+                    chunk = ", ".join(_sql_str(u, "uid") for u in uids[i : i + _DELETE_CHUNK])
+                    table.delete(f"uid IN ({chunk})")
+                self._maintain(table)
+
+        self._recovering(delete)  # an unreadable index is deleted: these tables are then gone too
         log.info("search index %s: deleted %d tables", self.uri, len(uids))
 
     def rebuild(self, docs: list[TableDocument]) -> None:
-        """Replace the whole index with ``docs`` (also switches the index to this embedder)."""
+        """Replace the whole index with ``docs`` (also switches the index to this embedder).
+
+        Readers see the old index until the new version is committed. An index that cannot be
+        opened (e.g. corrupt manifests) is deleted and created afresh.
+        """
         docs = self._dedupe(docs)
         tables, columns = self._rows(docs)
-        self._tables.clear()
-        self._create(_COLUMNS, columns, mode="overwrite")
-        self._create(_TABLES, tables, mode="overwrite")
+
+        def replace() -> None:
+            self._tables.clear()
+            self._create(_COLUMNS, columns, mode="overwrite")
+            self._create(_TABLES, tables, mode="overwrite")
+
+        self._recovering(replace)
         log.info("search index %s: rebuilt with %d tables, %d columns", self.uri, len(docs), columns.num_rows)
 
     def digests(self) -> dict[str, str | None] | None:
         """``{uid: digest}`` of the indexed tables (a caller-supplied document version), or None
-        when the index is missing, unreadable or of an older format (then it needs a rebuild)."""
+        when the index is missing, unreadable or of an older format or another embedder (then it
+        needs a :meth:`rebuild`, which also replaces an unreadable index).
+
+        Both tables are opened (so a corrupt ``columns`` table is noticed too); rows are read through
+        LanceDB's own query API, which needs no ``pylance``.
+        """
         try:
-            table = self._open(_TABLES)
-            if table is None or self._stored_embedder(table) != self.embedder.name:
+            opened = [self._open(name) for name in (_TABLES, _COLUMNS)]
+            if any(t is None or self._stored_embedder(t) != self.embedder.name for t in opened):
                 return None
-            rows = table.to_lance().to_table(columns=["uid", "digest"])
+            rows = opened[0].search().select(["uid", "digest"]).limit(None).to_arrow()
         except Exception as error:  # noqa: BLE001 - any unreadable index is rebuilt by the caller
-            log.warning("search index %s is unreadable (%s)", self.uri, error)
+            log.warning("search index %s is unreadable (%s)", self.uri, _one_line(error))
             return None
         return dict(zip(rows.column("uid").to_pylist(), rows.column("digest").to_pylist(), strict=True))
 
@@ -842,7 +979,7 @@ class SearchIndex:
         if stored == embedder.name:
             return embedder
         if embedding_model is not None:
-            raise ValueError(
+            raise EmbedderMismatchError(
                 f"embedding_model {embedder.name!r} does not match the index embedder {stored!r}"
             )
         log.warning(
@@ -902,9 +1039,11 @@ class SearchIndex:
         return SearchPage(count=len(hits), results=hits[offset : offset + limit])
 
     @staticmethod
-    def _check_paging(limit: int, offset: int) -> None:
-        if limit < 0 or offset < 0:
-            raise ValueError("limit and offset must be >= 0")
+    def _check_query(q: Any, limit: Any, offset: Any) -> None:
+        if not isinstance(q, str):
+            raise SearchArgumentError(f"the search query must be a string, got {type(q).__name__}")
+        _check_count("limit", limit)
+        _check_count("offset", offset)
 
     def description_search(
         self,
@@ -925,14 +1064,18 @@ class SearchIndex:
         nearest embeddings, both drawn from the tables passing ``filters``. A signal is skipped when
         its ``k`` or its weight is 0: ``w_trgm=1, w_emb=0`` ranks (and counts) purely by trigram
         BM25 order, ``trigram_k=0`` or ``w_trgm=0`` is pure embedding order. Ties break by uid.
+        Counts must be integers >= 0 and weights finite numbers >= 0, not both 0
+        (:class:`SearchArgumentError` otherwise).
         ``count`` is the number of candidates after filtering, so it is at most
         ``trigram_k + embed_k``. An empty or missing index returns ``SearchPage(0, [])``.
         ``matched_columns`` lists the table's columns whose name or label shares a term with ``q``.
         """
         where = filters_to_sql(filters)
-        self._check_paging(limit, offset)
-        if min(trigram_k, embed_k) < 0 or min(w_trgm, w_emb) < 0:
-            raise ValueError("trigram_k, embed_k, w_trgm and w_emb must be >= 0")
+        self._check_query(q, limit, offset)
+        trigram_k, embed_k = _check_count("trigram_k", trigram_k), _check_count("embed_k", embed_k)
+        w_trgm, w_emb = _check_weight("w_trgm", w_trgm), _check_weight("w_emb", w_emb)
+        if w_trgm == 0 and w_emb == 0:
+            raise SearchArgumentError("w_trgm and w_emb are both 0: at least one weight must be > 0")
         table = self._open(_TABLES)
         if table is None or not q.strip():
             return SearchPage(0, [])
@@ -965,7 +1108,7 @@ class SearchIndex:
         ``matched_columns`` holds its candidate columns scoring at least half of that, best first.
         """
         where = filters_to_sql(filters)
-        self._check_paging(limit, offset)
+        self._check_query(q, limit, offset)
         table = self._open(_COLUMNS)
         if table is None or not q.strip():
             return SearchPage(0, [])

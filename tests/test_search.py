@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
 import os
 import subprocess
 import sys
+import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
+from packaging.requirements import Requirement
+from pyarrow import fs
+from typer.testing import CliRunner
 
+from lakenodes import (
+    DataNode,
+    DataNodeConfiguration,
+    DataNodeMetaData,
+    Lake,
+    LakenodesUserError,
+    TimeIndexMetaTable,
+)
+from lakenodes.cli import app
+from lakenodes.discovery import search_index, search_tables
+from lakenodes.lake import lake_filesystem
 from lakenodes.search import (
+    EmbedderMismatchError,
     HashingEmbedder,
+    SearchArgumentError,
     SearchIndex,
     SearchPage,
     SentenceTransformerEmbedder,
@@ -311,13 +332,13 @@ def test_empty_and_missing_index(tmp_path):
 
 def test_embedder_mismatch(index, caplog):
     other = SearchIndex(index.uri, embedder="hashing:128")
-    with pytest.raises(ValueError, match="rebuild"):
+    with pytest.raises(EmbedderMismatchError, match="rebuild"):
         other.upsert_tables(DOCS[:1])
     with caplog.at_level(logging.WARNING, logger="lakenodes.search"):
         page = other.description_search("dialy close prise")
     assert uids(page)[0] == "u-eq" and all(h.embedding_score == 0 for h in page.results)
     assert "embedding signal disabled" in caplog.text
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(EmbedderMismatchError, match="does not match"):
         index.description_search("x", embedding_model="hashing:128")
     other.rebuild(DOCS)
     assert other.description_search("inflation").results[0].embedding_score > 0
@@ -428,3 +449,217 @@ def test_sentence_transformer_embedder_with_a_local_model(tmp_path):
                          make_doc("funding", "perp_funding", "Crypto funding rates")])
     page = index.description_search("end of day stock price", w_trgm=0.0, w_emb=1.0)
     assert page.results[0].uid == "prices"
+
+
+# ------------------------------------------------------------------------------------------ catalog-driven index
+# Searches through the catalog (TimeIndexMetaTable / discovery) over tables written by real DataNode runs.
+class ListingConfig(DataNodeConfiguration):
+    name: str
+    node_metadata: DataNodeMetaData
+
+
+class Listing(DataNode):
+    """One row of closes: the table only needs to exist in the catalog with its metadata."""
+
+    def dependencies(self):
+        return {}
+
+    def update(self) -> pl.DataFrame:
+        if self.update_statistics.max_time_index_value is not None:
+            return pl.DataFrame()
+        return pl.DataFrame({"time_index": [dt.datetime(2024, 1, 2, tzinfo=dt.UTC)], "close": [1.0]})
+
+
+LISTINGS = {
+    "equity_close_daily": "Daily closing prices of listed equities",
+    "fx_spot_rates": "Foreign exchange spot rates against the US dollar",
+}
+
+
+@pytest.fixture
+def listed_lake(any_lake):
+    """A lake (local, then moto S3) whose catalog holds the LISTINGS tables; no search index yet."""
+    for name, description in LISTINGS.items():
+        err, _ = Listing(
+            ListingConfig(name=name, node_metadata=DataNodeMetaData(identifier=name, description=description))
+        ).run()
+        assert err is False
+    return any_lake
+
+
+def top_identifier(q: str) -> str:
+    return TimeIndexMetaTable.description_search(q)["results"][0]["identifier"]
+
+
+def index_state(lake: Lake) -> tuple[int, int, list[tuple[str, int]]]:
+    """The Lance versions of both index tables and every file (path, size) under the index folder."""
+    index = search_index(lake)
+    filesystem, root = lake_filesystem(lake, lake.catalog_uri("search"))
+    files = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
+    return (
+        index._open("tables").version,
+        index._open("columns").version,
+        sorted((f.path, f.size) for f in files if f.type == fs.FileType.File),
+    )
+
+
+def corrupt_manifests(lake: Lake) -> int:
+    """Overwrite every file under ``_catalog/search/*.lance/_versions/`` with garbage; returns how many."""
+    filesystem, root = lake_filesystem(lake, lake.catalog_uri("search"))
+    files = [
+        f.path
+        for f in filesystem.get_file_info(fs.FileSelector(root, recursive=True))
+        if f.type == fs.FileType.File and "/_versions/" in f.path
+    ]
+    for path in files:
+        with filesystem.open_output_stream(path) as out:
+            out.write(b"not a lance manifest" * 50)
+    assert files and pytest.raises(RuntimeError, SearchIndex(lake.catalog_uri("search"),
+                                                              lake.storage_options or None).count)
+    return len(files)
+
+
+def index_events(caplog) -> dict[str, int]:
+    """How often the index was rebuilt / upserted / found unreadable, and lakenodes warnings logged."""
+    records = [r for r in caplog.records if r.name.startswith("lakenodes")]
+    return {
+        "rebuilt": sum("rebuilt with" in r.getMessage() for r in records),
+        "upserted": sum("upserted" in r.getMessage() for r in records),
+        "warnings": sum(r.levelno >= logging.WARNING for r in records),
+    }
+
+
+def assert_next_search_reuses_the_index(lake: Lake, caplog) -> None:
+    """A search over an index in line with the catalog writes nothing and logs no warning."""
+    before = index_state(lake)
+    caplog.clear()
+    assert top_identifier("daily close prices") == "equity_close_daily"
+    assert TimeIndexMetaTable.column_search("close")["count"] == len(LISTINGS)
+    assert index_events(caplog) == {"rebuilt": 0, "upserted": 0, "warnings": 0}, caplog.text
+    assert index_state(lake) == before
+
+
+def test_second_search_reuses_the_index(listed_lake, caplog):
+    caplog.set_level(logging.INFO, logger="lakenodes")
+    assert top_identifier("foreign exchange") == "fx_spot_rates"
+    assert index_events(caplog) == {"rebuilt": 1, "upserted": 0, "warnings": 0}, caplog.text
+    assert_next_search_reuses_the_index(listed_lake, caplog)
+    assert_next_search_reuses_the_index(listed_lake, caplog)
+
+
+def test_index_is_reused_even_without_pylance(local_lake, monkeypatch, caplog):
+    """Regression: the freshness check read digests through ``to_lance()``; without ``import lance``
+    every search found the index "unreadable" and rebuilt it (53 s at 10,000 tables)."""
+    Listing(ListingConfig(name="equity_close_daily", node_metadata=DataNodeMetaData(
+        identifier="equity_close_daily", description=LISTINGS["equity_close_daily"]))).run()
+    Listing(ListingConfig(name="fx_spot_rates", node_metadata=DataNodeMetaData(
+        identifier="fx_spot_rates", description=LISTINGS["fx_spot_rates"]))).run()
+    monkeypatch.setitem(sys.modules, "lance", None)  # as on an install without pylance
+    caplog.set_level(logging.INFO, logger="lakenodes")
+    assert top_identifier("foreign exchange") == "fx_spot_rates"
+    assert_next_search_reuses_the_index(local_lake, caplog)
+
+
+def test_pylance_is_declared_and_is_what_lancedb_needs(tmp_path):
+    """Regression: ``pylance`` (``import lance``, used by lancedb's ``Table.to_lance()``) was not declared."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {Requirement(r).name: Requirement(r) for r in project["dependencies"]}
+    assert "pylance" in declared
+    assert declared["pylance"].specifier.contains(version("pylance"))
+    index = SearchIndex(str(tmp_path / "s"))
+    index.upsert_tables(DOCS)
+    assert index._open("tables").to_lance().count_rows() == len(DOCS)
+
+
+@pytest.mark.parametrize("damaged", ["tables", "columns", "both"])
+def test_corrupt_index_file_level_recovery(index, damaged):
+    """Writes and rebuilds on an index with garbage manifests delete and recreate it."""
+    for table in (["tables", "columns"] if damaged == "both" else [damaged]):
+        for manifest in Path(index.uri, f"{table}.lance", "_versions").iterdir():
+            manifest.write_bytes(b"\x00garbage" * 64)
+    fresh = SearchIndex(index.uri)
+    assert fresh.digests() is None  # unreadable: the caller must rebuild
+    assert fresh.exists()
+    fresh.upsert_tables(DOCS[:2])  # the refresh of one table: recreated with just these
+    assert fresh.count() == 2 and SearchIndex(index.uri).digests() is not None
+    assert uids(SearchIndex(index.uri).column_search("mid spot rate"))[0] == "u-fx"
+
+
+def test_corrupt_index_is_rebuilt_once_by_search(listed_lake, caplog):
+    caplog.set_level(logging.INFO, logger="lakenodes")
+    assert top_identifier("daily close prices") == "equity_close_daily"
+    corrupt_manifests(listed_lake)
+    caplog.clear()
+    assert top_identifier("foreign exchange") == "fx_spot_rates"
+    events = index_events(caplog)
+    assert events["rebuilt"] == 1 and events["warnings"] >= 1, caplog.text
+    assert "unreadable" in caplog.text
+    assert_next_search_reuses_the_index(listed_lake, caplog)  # rebuilt once, not on every call
+
+
+def test_corrupt_index_with_an_empty_catalog(local_lake, caplog):
+    SearchIndex(local_lake.catalog_uri("search")).upsert_tables(DOCS)  # left over from an older catalog
+    corrupt_manifests(local_lake)
+    assert TimeIndexMetaTable.description_search("prices")["count"] == 0
+    assert search_index(local_lake).digests() == {}  # replaced by an empty, readable index
+    caplog.set_level(logging.INFO, logger="lakenodes")
+    caplog.clear()
+    assert TimeIndexMetaTable.description_search("prices")["count"] == 0
+    assert index_events(caplog) == {"rebuilt": 0, "upserted": 0, "warnings": 0}, caplog.text
+
+
+def test_refresh_paths_recover_a_corrupt_index(listed_lake, s3_server, caplog):
+    assert top_identifier("daily close prices") == "equity_close_daily"
+    # `lakenodes search --refresh` (TimeIndexMetaTable.rebuild_search_index)
+    corrupt_manifests(listed_lake)
+    env = s3_server.env if not listed_lake.is_local else None
+    result = CliRunner().invoke(app, ["--lake", listed_lake.uri, "search", "--refresh", "--json"], env=env)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert '"refreshed": 2' in result.stdout
+    caplog.set_level(logging.INFO, logger="lakenodes")
+    assert_next_search_reuses_the_index(listed_lake, caplog)
+    # refresh_table_search_index() of one table: recreated with it, the next search adds the rest
+    corrupt_manifests(listed_lake)
+    TimeIndexMetaTable.get(identifier="fx_spot_rates").refresh_table_search_index()
+    assert set(search_index(listed_lake).digests()) == {TimeIndexMetaTable.get(identifier="fx_spot_rates").uid}
+    caplog.clear()
+    assert top_identifier("daily close prices") == "equity_close_daily"
+    assert index_events(caplog)["rebuilt"] == 0 and index_events(caplog)["upserted"] == 1, caplog.text
+    assert_next_search_reuses_the_index(listed_lake, caplog)
+
+
+# ------------------------------------------------------------------------------------------ user mistakes
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"trigram_k": -1}, "trigram_k must be an integer >= 0"),
+        ({"embed_k": 2.5}, "embed_k must be an integer >= 0"),
+        ({"w_trgm": -0.1}, "w_trgm must be a finite number >= 0"),
+        ({"w_emb": math.nan}, "w_emb must be a finite number >= 0"),
+        ({"w_trgm": "0.5"}, "w_trgm must be a finite number"),
+        ({"w_trgm": 0, "w_emb": 0}, "at least one weight"),
+        ({"limit": -1}, "limit must be an integer >= 0"),
+        ({"offset": None}, "offset must be an integer >= 0"),
+        ({"filters": ["namespace"]}, "search filters must be a dict"),
+        ({"filters": {"namespace": 3}}, "expects a string"),
+        ({"embedding_model": 42}, "embedding model must be"),
+        ({"embedding_model": "word2vec"}, "unknown embedding model"),
+    ],
+)
+def test_bad_search_arguments_are_one_line_user_errors(index, kwargs, fragment):
+    with pytest.raises(SearchArgumentError, match=fragment) as caught:
+        index.description_search("close prices", **kwargs)
+    assert isinstance(caught.value, LakenodesUserError) and "\n" not in str(caught.value)
+
+
+def test_bad_arguments_through_the_catalog_api(local_lake, index):
+    with pytest.raises(SearchArgumentError, match="offset"):
+        index.column_search("close", offset=-3)
+    with pytest.raises(SearchArgumentError, match="query must be a string"):
+        index.column_search(None)
+    with pytest.raises(SearchArgumentError, match="dim must be an integer >= 16"):
+        HashingEmbedder(dim=8)
+    with pytest.raises(LakenodesUserError, match="mode"):
+        search_tables(local_lake, "close", mode="fuzzy")
+    with pytest.raises(LakenodesUserError, match="w_emb"):
+        TimeIndexMetaTable.description_search("close", w_emb=-1)
