@@ -31,9 +31,16 @@ Security model (defence in depth; any refusal happens before anything is execute
 3. The logical plan (subqueries included) may scan only the registered table; table functions such as
    ``generate_series()`` are refused as ``forbidden_table``.
 
+Limits: every query runs in a separate worker process (:mod:`lakenodes._sql_sandbox`) under a wall-clock
+``timeout_s`` and a ``memory_limit`` (arguments, else ``LAKENODES_SQL_TIMEOUT`` / ``LAKENODES_SQL_MEMORY_LIMIT``
+read at call time, else 30 s / 1 GiB; see :mod:`lakenodes._sql_limits`). DataFusion's memory pool refuses
+operators past the limit; a worker past the deadline, or whose memory grows past the limit plus a slack,
+is killed (DataFusion work cannot be interrupted in-process), so a runaway query stops for real.
+
 Error kinds: ``invalid_argument``, ``syntax_error``, ``forbidden_statement``, ``forbidden_table``,
-``table_not_found``, ``storage_error`` and ``execution_error``. ``retryable`` is True only for transient
-storage failures (timeouts, connection errors, throttling).
+``table_not_found``, ``storage_error``, ``execution_error``, ``timeout`` and ``resources_exhausted``.
+``retryable`` is True only for transient storage failures (timeouts, connection errors, throttling) and a
+worker process that could not start or died unexpectedly; a query that hit a limit will hit it again.
 
 Engine note: local tables are registered through deltalake's DataFusion (FFI) table provider. Remote tables
 (``s3://`` ...) are registered as the pyarrow dataset of the table's current snapshot, because with
@@ -44,21 +51,19 @@ vectors or other unsupported reader features; that surfaces as ``execution_error
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import decimal
 import logging
-import math
 import re
 import time
 import uuid
 from typing import Any
 
 import pyarrow as pa
-from datafusion import SessionConfig, SessionContext, SQLOptions
+from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from . import _sql_sandbox
+from ._sql_limits import Refusal, resolve_limits
 from .errors import plain_message
 
 __all__ = ["run_readonly_query", "MAX_ROWS_LIMIT", "FORBIDDEN_KEYWORDS"]
@@ -86,12 +91,7 @@ _TRANSIENT_RE = re.compile(
 _DOLLAR_TAG_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
-class _Refusal(Exception):
-    """An error envelope to return: ``kind``, ``message``, ``retryable``."""
-
-    def __init__(self, kind: str, message: str, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.kind, self.message, self.retryable = kind, message, retryable
+_Refusal = Refusal
 
 
 def run_readonly_query(
@@ -103,12 +103,19 @@ def run_readonly_query(
     max_rows: int = 1000,
     meta_table_uid: str | None = None,
     query_id: str | None = None,
+    timeout_s: float | None = None,
+    memory_limit: int | str | None = None,
 ) -> dict:
     """Run one read-only SQL query against the Delta table at ``table_uri``.
 
     Returns ``{"ok", "query_id", "meta_table_uid", "results", "truncated", "max_rows", "row_count",
     "error"}``; ``results`` holds at most ``max_rows`` JSON-safe row dicts, ``truncated`` tells whether more
     rows existed, ``error`` is ``None`` or ``{"kind", "message", "retryable"}``. See the module docstring.
+
+    ``timeout_s`` (seconds) and ``memory_limit`` (bytes, or a string such as ``"512MiB"``) bound the query;
+    ``None`` reads ``LAKENODES_SQL_TIMEOUT`` / ``LAKENODES_SQL_MEMORY_LIMIT`` now, else 30 s and 1 GiB.
+    A query past either limit is stopped (its worker process is killed) and refused as ``timeout`` or
+    ``resources_exhausted``.
     """
     query_id = query_id if isinstance(query_id, str) and query_id else uuid.uuid4().hex
     envelope: dict[str, Any] = {
@@ -124,8 +131,12 @@ def run_readonly_query(
     started = time.monotonic()
     try:
         names = _check_arguments(table_uri, sql, table_names, storage_options, max_rows)
+        limits = resolve_limits(timeout_s, memory_limit)
         _lex_check(sql)
-        rows = _to_rows(_execute(table_uri, sql, names, storage_options, max_rows))
+        request = dict(
+            uri=table_uri, sql=sql, names=names, storage_options=storage_options, max_rows=max_rows
+        )
+        rows = _sql_sandbox.run_in_worker(request, limits)
     except _Refusal as exc:
         envelope["error"] = {"kind": exc.kind, "message": exc.message, "retryable": exc.retryable}
         level = logging.WARNING if exc.kind.startswith("forbidden") or exc.retryable else logging.INFO
@@ -280,12 +291,22 @@ def _skip_quoted(sql: str, i: int, quote: str, backslash: bool) -> int:
 
 
 def _execute(
-    uri: str, sql: str, names: list[str], storage_options: dict[str, str] | None, max_rows: int
+    uri: str,
+    sql: str,
+    names: list[str],
+    storage_options: dict[str, str] | None,
+    max_rows: int,
+    memory_limit: int,
 ) -> pa.Table:
-    """Plan ``sql`` in a locked-down session, check its table scans and fetch at most max_rows + 1 rows."""
+    """Plan ``sql`` in a locked-down session, check its table scans and fetch at most max_rows + 1 rows.
+
+    Runs in the worker process. Operators that track memory (joins, sorts, aggregations...) share a pool of
+    ``memory_limit`` bytes; spilling to disk is disabled, so exceeding it fails as ``resources_exhausted``.
+    """
     provider = _open_table(uri, storage_options)
     config = SessionConfig().with_information_schema(False)
-    ctx = SessionContext(config)  # URL tables stay disabled: enable_url_table() is never called
+    runtime = RuntimeEnvBuilder().with_disk_manager_disabled().with_greedy_memory_pool(memory_limit)
+    ctx = SessionContext(config, runtime)  # URL tables stay disabled: enable_url_table() is never called
     schema = ctx.catalog().schema()
     for name in names:
         schema.register_table(name, provider)
@@ -338,6 +359,8 @@ def _classify(message: str, names: list[str]) -> _Refusal:
             f"unknown or forbidden table{' function' if m.group(1) else ''} "
             f"{m.group(2)!r}; only {', '.join(names)} may be queried",
         )
+    if re.search(r"Resources exhausted|memory pool|Failed to allocate", message, re.IGNORECASE):
+        return _Refusal("resources_exhausted", message)
     if _TRANSIENT_RE.search(message):
         return _Refusal("storage_error", message, True)
     return _Refusal("execution_error", message)
@@ -349,40 +372,3 @@ def _clean(exc: BaseException) -> str:
     text = text.split("This issue was likely caused by a bug")[0]
     text = " ".join(text.split())
     return text[:1000] or type(exc).__name__
-
-
-def _to_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """Arrow table to JSON-safe row dicts; duplicate column names get ``_2``, ``_3``... suffixes."""
-    names: list[str] = []
-    for name in table.column_names:
-        unique, k = name, 1
-        while unique in names:
-            k += 1
-            unique = f"{name}_{k}"
-        names.append(unique)
-    columns = [[_jsonable(v) for v in column.to_pylist()] for column in table.columns]
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-
-
-def _jsonable(value: Any) -> Any:
-    """datetime/date/time -> ISO-8601 (tz-aware values keep their offset), NaN/inf -> None, bytes -> base64,
-    Decimal -> str, timedelta (durations) -> float seconds, month-day-nano intervals -> dict."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, decimal.Decimal):
-        return str(value) if value.is_finite() else None
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, pa.MonthDayNano):
-        return {"months": value.months, "days": value.days, "nanoseconds": value.nanoseconds}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return str(value)

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
+import doctest
 import json
 import logging
 import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
 import lakenodes.sql as sql_module
+from lakenodes import (
+    DataNode,
+    DataNodeConfiguration,
+    DataNodeMetaData,
+    TimeIndexMetaTable,
+    _sql_limits,
+    _sql_sandbox,
+)
+from lakenodes._sql_limits import MEMORY_ENV, TIMEOUT_ENV, parse_bytes, resolve_limits
 from lakenodes.sql import run_readonly_query
 
 IDENT = "simulated_prices_tutorial_local"
@@ -403,6 +417,180 @@ def test_refusals_are_logged(table_uri: str, caplog: pytest.LogCaptureFixture) -
         level == logging.WARNING and "q-log" in m and "forbidden_statement" in m for level, m in messages
     )
     assert any(level == logging.INFO and "q-ok" in m for level, m in messages)
+
+
+# --- limits: time and memory ------------------------------------------------------------------------------
+
+# Before the limits this took 3 GB of memory in 3 s and kept growing; the 3-way cross join ran past 60 s.
+HUGE_UNNEST = "SELECT sum(i) AS s FROM (SELECT unnest(range(1, 3000000000)) AS i)"
+# Small in memory (240 MB at most) but DataFusion's constant folding of it runs for minutes, uninterruptibly.
+SLOW_UNNEST = "SELECT sum(i) AS s FROM (SELECT unnest(range(1, 30000000)) AS i)"
+CROSS_JOIN = "SELECT sum(a.x * b.x + c.x) AS s FROM numbers a, numbers b, numbers c"
+N_NUMBERS = 2000
+
+
+@pytest.fixture
+def numbers_uri(tmp_path: Path) -> str:
+    uri = str(tmp_path / "lake" / "numbers")
+    write_deltalake(uri, pa.table({"x": pa.array(range(N_NUMBERS), pa.int64())}))
+    return uri
+
+
+@pytest.fixture
+def warm_worker(table_uri: str) -> set[int]:
+    """Have a worker process ready (timings then measure the query, not a process start); its pid."""
+    assert _ok(table_uri, f"SELECT count(*) AS n FROM {IDENT}") == [{"n": N_ROWS}]
+    with _sql_sandbox._lock:
+        return {worker.proc.pid for worker in _sql_sandbox._idle}
+
+
+def _refused_within(uri: str, sql: str, kind: str, seconds: float, **kwargs: object) -> str:
+    started = time.monotonic()
+    env = _query(uri, sql, **kwargs)
+    elapsed = time.monotonic() - started
+    assert (env["ok"], env["results"], env["row_count"]) == (False, [], 0)
+    assert env["error"]["kind"] == kind, env["error"]
+    assert env["error"]["retryable"] is False
+    assert elapsed < seconds, f"refused after {elapsed:.1f}s"
+    assert "\n" not in env["error"]["message"]
+    return env["error"]["message"]
+
+
+def _assert_stopped(pids: set[int]) -> None:
+    """The worker processes are gone (killed and reaped), so they burn no CPU or memory any more."""
+    assert pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_huge_unnest_is_refused_under_a_small_memory_limit(table_uri: str, warm_worker: set[int]) -> None:
+    message = _refused_within(
+        table_uri, HUGE_UNNEST, "resources_exhausted", 8, memory_limit="64MiB", timeout_s=8
+    )
+    assert "64 MiB" in message and "memory_limit=" in message and MEMORY_ENV in message
+    # the default limits refuse it too (before: gigabytes, then minutes)
+    assert "1 GiB" in _refused_within(table_uri, HUGE_UNNEST, "resources_exhausted", 30)
+    assert _ok(table_uri, f"SELECT count(*) AS n FROM {IDENT}") == [{"n": N_ROWS}]
+
+
+def test_uninterruptible_planning_is_stopped_by_the_timeout(table_uri: str, warm_worker: set[int]) -> None:
+    message = _refused_within(table_uri, SLOW_UNNEST, "timeout", 6, timeout_s=1, memory_limit="2GiB")
+    assert "1 s" in message and "timeout_s=" in message and TIMEOUT_ENV in message
+    _assert_stopped(warm_worker)
+
+
+def test_three_way_self_cross_join_is_stopped_by_the_timeout(numbers_uri: str, warm_worker: set[int]) -> None:
+    names = ["numbers"]
+    message = _refused_within(numbers_uri, CROSS_JOIN, "timeout", 6, table_names=names, timeout_s=1.5)
+    assert "1.5 s" in message
+    _assert_stopped(warm_worker)
+    # the next query gets a fresh worker
+    assert _ok(numbers_uri, "SELECT count(*) AS n, max(x) AS m FROM numbers", table_names=names) == [
+        {"n": N_NUMBERS, "m": N_NUMBERS - 1}
+    ]
+
+
+def test_operator_memory_is_refused_by_the_pool_without_killing_the_worker(
+    numbers_uri: str, warm_worker: set[int]
+) -> None:
+    sql = "SELECT count(DISTINCT a.x * 3000 + b.x) AS k FROM numbers a, numbers b"
+    message = _refused_within(
+        numbers_uri, sql, "resources_exhausted", 10, table_names=["numbers"], memory_limit="32MiB"
+    )
+    assert "32 MiB" in message and "memory pool" in message
+    with _sql_sandbox._lock:
+        assert {worker.proc.pid for worker in _sql_sandbox._idle} == warm_worker  # reused, not killed
+    small = "SELECT count(DISTINCT a.x) AS k FROM numbers a, numbers b WHERE b.x < 10"
+    assert _ok(numbers_uri, small, table_names=["numbers"], memory_limit="32MiB") == [{"k": N_NUMBERS}]
+
+
+def test_a_runaway_query_does_not_block_other_queries(numbers_uri: str, warm_worker: set[int]) -> None:
+    names = ["numbers"]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        runaway = pool.submit(_query, numbers_uri, CROSS_JOIN, table_names=names, timeout_s=3)
+        time.sleep(0.2)
+        assert _ok(numbers_uri, "SELECT count(*) AS n FROM numbers", table_names=names) == [{"n": N_NUMBERS}]
+        assert runaway.result(timeout=30)["error"]["kind"] == "timeout"
+    _assert_stopped(warm_worker)
+
+
+def test_normal_queries_work_under_limits(table_uri: str) -> None:
+    sql = f"SELECT unique_identifier, count(*) AS n FROM {IDENT} GROUP BY 1 ORDER BY 1"
+    expected = [{"unique_identifier": u, "n": DAYS} for u in sorted(UIDS)]
+    assert _ok(table_uri, sql) == expected
+    assert _ok(table_uri, sql, timeout_s=20, memory_limit="128MiB") == expected
+    assert _ok(table_uri, sql, timeout_s="20s", memory_limit=256 << 20) == expected
+
+
+def test_limits_are_read_from_the_environment_at_call_time(
+    table_uri: str, warm_worker: set[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MEMORY_ENV, "48MiB")
+    assert "48 MiB" in _refused_within(table_uri, HUGE_UNNEST, "resources_exhausted", 8)
+    monkeypatch.setenv(TIMEOUT_ENV, "0.5")
+    assert "0.5 s" in _refused_within(table_uri, SLOW_UNNEST, "timeout", 6, memory_limit="2GiB")
+    monkeypatch.setenv(TIMEOUT_ENV, "soon")
+    env = _query(table_uri, f"SELECT count(*) AS n FROM {IDENT}")
+    assert env["error"]["kind"] == "invalid_argument" and TIMEOUT_ENV in env["error"]["message"]
+    # keyword arguments win over the environment
+    assert _ok(table_uri, f"SELECT count(*) AS n FROM {IDENT}", timeout_s=30, memory_limit="1GiB") == [
+        {"n": N_ROWS}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"timeout_s": 0}, "timeout"),
+        ({"timeout_s": -1}, "timeout"),
+        ({"timeout_s": math.nan}, "timeout"),
+        ({"timeout_s": math.inf}, "timeout"),
+        ({"timeout_s": "soon"}, "timeout_s"),
+        ({"timeout_s": True}, "timeout_s"),
+        ({"memory_limit": "lots"}, "memory_limit"),
+        ({"memory_limit": 1}, "memory limit"),
+        ({"memory_limit": -5}, "memory limit"),
+        ({"memory_limit": True}, "memory_limit"),
+        ({"memory_limit": "2TiB"}, "memory limit"),
+    ],
+)
+def test_invalid_limits_are_refused(table_uri: str, kwargs: dict, fragment: str) -> None:
+    env = _query(table_uri, f"SELECT count(*) AS n FROM {IDENT}", **kwargs)
+    assert env["ok"] is False and env["error"]["kind"] == "invalid_argument"
+    assert fragment in env["error"]["message"]
+
+
+class _Steps(DataNode):
+    """Three daily values: a real catalogued table for TimeIndexMetaTable.run_query."""
+
+    def dependencies(self) -> dict:
+        return {}
+
+    def update(self) -> pl.DataFrame:
+        days = [dt.datetime(2024, 1, d, tzinfo=dt.UTC) for d in (1, 2, 3)]
+        return pl.DataFrame({"time_index": days, "value": [1.0, 2.0, 3.0]})
+
+
+def test_time_index_meta_table_run_query_takes_the_limits(local_lake: object) -> None:
+    metadata = DataNodeMetaData(identifier="sql_limit_steps", data_frequency_id="1d")
+    _Steps(DataNodeConfiguration(node_metadata=metadata)).run()
+    table = TimeIndexMetaTable.get(identifier="sql_limit_steps")
+    env = table.run_query("SELECT sum(value) AS s FROM sql_limit_steps", timeout_s=20, memory_limit="256MiB")
+    assert (env["ok"], env["results"], env["meta_table_uid"]) == (True, [{"s": 6.0}], table.uid)
+    env = table.run_query(HUGE_UNNEST, memory_limit="64MiB")
+    assert env["error"]["kind"] == "resources_exhausted" and "64 MiB" in env["error"]["message"]
+
+
+def test_limit_parsing() -> None:
+    sizes = ("1024", "1k", "1KiB", "1.5MB", "2G", " 3 gib ")
+    assert [parse_bytes(v) for v in sizes] == [1024, 1024, 1024, 3 << 19, 2 << 30, 3 << 30]
+    assert resolve_limits(environ={}) == resolve_limits(timeout_s=30, memory_limit="1GiB", environ={})
+    limits = resolve_limits(environ={TIMEOUT_ENV: "500ms", MEMORY_ENV: "64m"})
+    assert (limits.timeout_s, limits.memory_limit) == (0.5, 64 << 20)
+    assert resolve_limits(timeout_s="2m", environ={TIMEOUT_ENV: ""}).timeout_s == 120
+    for module in (_sql_limits, _sql_sandbox):
+        assert doctest.testmod(module).failed == 0
 
 
 # --- S3 (moto) ---------------------------------------------------------------------------------------------
