@@ -16,6 +16,11 @@ def plain_message(error: BaseException) -> str:
     return _ANSI_ESCAPE.sub("", str(error))
 
 
+def one_line(message: object) -> str:
+    """``message`` squeezed onto one line (pydantic and delta-rs messages span several)."""
+    return re.sub(r"\s*\n\s*", " ", str(message)).strip()
+
+
 class LakenodesError(Exception):
     """Base class of every lakenodes error."""
 

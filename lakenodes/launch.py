@@ -1,14 +1,19 @@
-"""Build a DataNode's configuration from text, as ``lakenodes run MODULE:CLASS --config JSON`` does.
+"""Launch a DataNode from text, as ``lakenodes run MODULE:CLASS --config JSON`` does.
 
-Two questions are answered here, away from the CLI:
+Four questions are answered here, away from the CLI:
 
+- which class ``MODULE:CLASS`` or ``path/to/file.py:CLASS`` names (:func:`loaded_node_class`):
+  a file inside a package is imported under its dotted name (so its classes hash as when
+  imported), and ``sys.path`` gains the import root only while the node runs;
 - which configuration class a node class takes (:func:`config_class_of`): a ``Config`` or
   ``CONFIG_CLASS`` class attribute, else the annotation of the ``config`` parameter of an
   ``__init__`` the node defines itself, else a class-level ``config: MyConfig`` annotation;
   never silently the base ``DataNodeConfiguration`` of ``DataNode.__init__``;
 - how untrusted JSON becomes that configuration (:func:`build_config`): the text (inline or
   ``@file``) is bounded in size (:data:`MAX_CONFIG_BYTES`) and nesting depth
-  (:data:`MAX_CONFIG_DEPTH`), and every way it can be wrong is a ``LakenodesUserError``.
+  (:data:`MAX_CONFIG_DEPTH`), and every way it can be wrong is a ``LakenodesUserError``;
+- how the node and its tree then run (:func:`build_node`, :func:`run_tree`), serially or on a
+  spawn process pool.
 
 Example:
     >>> from lakenodes import DataNode, DataNodeConfiguration
@@ -22,12 +27,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import inspect
 import json
 import logging
+import multiprocessing
+import os
 import sys
 import types
 import typing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +217,99 @@ def build_config(node_class: type, text: str, *, option: str = "--config") -> Ba
 
 def _size(count: int) -> str:
     return f"{count // (1024 * 1024)} MiB" if count % (1024 * 1024) == 0 else f"{count} bytes"
+
+
+# -- MODULE:CLASS -> node -> run ------------------------------------------------------------------
+@contextlib.contextmanager
+def loaded_node_class(target: str) -> Iterator[type]:
+    """The DataNode class ``target`` names: ``dotted.module:Class`` (importable from the current
+    directory) or ``path/to/file.py:Class``.
+
+    The import root is put on ``sys.path`` for the block only (spawned worker processes inherit
+    it while the node runs) and taken off again afterwards.
+    """
+    from .node import DataNode
+
+    module_ref, sep, class_name = target.rpartition(":")
+    if not sep or not module_ref.strip() or not class_name.strip():
+        raise LakenodesUserError(f"{target!r} is not MODULE:CLASS (e.g. examples.tutorial_nodes:DailyRandomNumber "
+                                 "or path/to/nodes.py:MyNode)")
+    module_ref = module_ref.strip()
+    if module_ref.endswith(".py") or "/" in module_ref or os.sep in module_ref:
+        module_name, search_root = _module_name_for_file(Path(module_ref))
+    else:
+        module_name, search_root = module_ref, Path.cwd()
+    with _on_sys_path(str(search_root)):
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:
+            raise LakenodesUserError(f"cannot import {module_ref!r} (from {search_root}): "
+                                     f"{type(error).__name__}: {error}") from error
+        node_class: Any = module
+        for part in class_name.strip().split("."):
+            node_class = getattr(node_class, part, None)
+        if not (isinstance(node_class, type) and issubclass(node_class, DataNode)):
+            available = sorted(name for name, value in vars(module).items()
+                               if isinstance(value, type) and issubclass(value, DataNode) and value is not DataNode)
+            what = "is not a DataNode class" if node_class is not None else "does not exist"
+            raise LakenodesUserError(f"{class_name!r} in {module.__name__} {what}; DataNode classes there: "
+                                     f"{', '.join(available) or 'none'}")
+        yield node_class
+
+
+@contextlib.contextmanager
+def _on_sys_path(folder: str) -> Iterator[None]:
+    """``folder`` first on ``sys.path`` inside the block when it is not there already."""
+    if folder in sys.path:
+        yield
+        return
+    sys.path.insert(0, folder)
+    logger.debug("importing from %s", folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+
+
+def _module_name_for_file(path: Path) -> tuple[str, Path]:
+    """Dotted module name of a file (inside its package, so its classes hash as when imported)."""
+    path = path.expanduser().resolve()
+    if not path.is_file() or path.suffix != ".py":
+        raise LakenodesUserError(f"no Python file at {path}")
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts), folder
+
+
+def build_node(node_class: type, text: str, *, namespace: str | None = None, option: str = "--config") -> Any:
+    """``node_class`` built from the configuration ``text`` (see :func:`build_config`), in hash
+    ``namespace`` when given; a constructor that fails is a ``LakenodesUserError``."""
+    config = build_config(node_class, text, option=option)
+    try:
+        return node_class(config, **({"hash_namespace": namespace} if namespace is not None else {}))
+    except LakenodesUserError:
+        raise
+    except Exception as error:
+        raise LakenodesUserError(f"could not build {node_class.__name__}: {type(error).__name__}: {error}") from error
+
+
+def run_tree(node: Any, *, workers: int = 1,
+             on_progress: Callable[[int, int, Any], None] | None = None) -> Any:
+    """Run ``node`` and its dependencies once; the rows this run wrote for ``node``.
+
+    With ``workers > 1`` independent branches run in that many spawn processes (forking after
+    delta-rs started threads can hang). ``on_progress`` is ``runner.run_many``'s callback.
+    """
+    from .runner import run_many
+
+    with contextlib.ExitStack() as stack:
+        executor = None
+        if workers > 1:
+            context = multiprocessing.get_context("spawn")
+            executor = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
+        results = run_many([node], executor=executor, on_progress=on_progress)
+    return results[node.update_hash]

@@ -1,0 +1,118 @@
+"""Output of the ``lakenodes`` commands: JSON documents, rich tables for humans, and the one
+progress bar (on an interactive stderr only, never with ``--json``).
+
+Nothing here assumes a terminal: in pipes and logs tables are neither wrapped nor truncated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+ProgressUpdate = Callable[..., None]
+"""``update(description=..., completed=..., total=..., advance=...)`` of a progress bar."""
+
+
+def to_json(document: Any) -> str:
+    """``document`` as indented JSON (models, datetimes, dataclasses and sets included)."""
+    return json.dumps(document, default=_json_default, indent=2, ensure_ascii=False)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def stdout_console() -> Console:
+    """A console on stdout; wide and unwrapped when stdout is not a terminal."""
+    wide = None if sys.stdout.isatty() else 1000  # no wrapping or truncation in pipes and logs
+    return Console(highlight=False, width=wide, soft_wrap=False)
+
+
+def text(value: Any) -> str:
+    """A value as a table cell: UTC datetimes with ``Z``, short floats, joined lists, JSON dicts."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S") + "Z"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(text(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, default=_json_default, ensure_ascii=False)
+    return str(value)
+
+
+def table(*columns: str, no_wrap: Sequence[str] = ()) -> Table:
+    """An empty rich table with these columns (``no_wrap`` ones are never wrapped)."""
+    view = Table(show_lines=False, header_style="bold")
+    for column in columns:
+        view.add_column(column, no_wrap=column in no_wrap, overflow="fold")
+    return view
+
+
+def rows_table(console: Console, envelope: dict[str, Any]) -> None:
+    """Print the rows of a ``run_query`` envelope and how many there are."""
+    rows = envelope["results"]
+    if rows:
+        view = table(*rows[0].keys())
+        for row in rows:
+            view.add_row(*(text(value) for value in row.values()))
+        console.print(view)
+    more = f" (truncated at --max-rows {envelope['max_rows']})" if envelope["truncated"] else ""
+    console.print(f"{envelope['row_count']} row(s){more}")
+
+
+def updaters_table(console: Console, processes: list[dict[str, Any]], identifiers: dict[str, str | None]) -> None:
+    """Print update processes: update hash, storage, identifier, last run, status, rows, runs."""
+    view = table("Update hash", "Storage hash", "Identifier", "Namespace", "Last run", "Status", "Rows", "Runs",
+                 no_wrap=("Update hash", "Storage hash", "Last run"))
+    for p in processes:
+        view.add_row(p["update_hash"], p["storage_hash"], identifiers.get(p["storage_hash"]) or "", p["namespace"] or "",
+                     text(p["last_run_at"]), p["last_status"] or "never run", text(p["last_rows_written"]),
+                     str(p["runs"]))
+    console.print(view)
+
+
+def _ignore(**_: Any) -> None:
+    """The progress update of a bar that is not shown."""
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, description: str, total: int | None = None) -> Iterator[ProgressUpdate]:
+    """A rich progress bar on stderr when ``enabled`` and stderr is a terminal; yields its
+    ``update(description=, completed=, total=, advance=)`` (a no-op when no bar is shown)."""
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield _ignore
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda **changes: bar.update(task, **changes)

@@ -1,0 +1,156 @@
+"""What every ``lakenodes`` command shares: the global options (``--lake``, ``--json``,
+``--verbose``, accepted before or after the command name), the resolved lake, logging on stderr,
+and exceptions turned into exit codes with one ``error:`` line.
+
+Commands are registered with :func:`command`::
+
+    @command(app, "list")
+    def data_node_list(session: Session, filters: FilterOption = None) -> None:
+        session.output(document, render)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import inspect
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ..errors import LakenodesUserError, NodeRunError, one_line
+from ..lake import Lake, use_lake
+from ._groups import FAILURE, USER_ERROR, CommandFailed, print_error
+from ._render import stdout_console, to_json
+
+LakeOption = Annotated[str | None, typer.Option(
+    "--lake", metavar="URI", show_default=False,
+    help="Lake root: a folder or s3://bucket/prefix [default: $LAKENODES_URI, else ./lake].")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document on stdout.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level to stderr.")]
+NamespaceOption = Annotated[str | None, typer.Option(
+    "--namespace", "-n", show_default=False, help="Namespace in which an IDENTIFIER is resolved [default: none].")]
+TableArgument = Annotated[str, typer.Argument(metavar="UID", help="Table uid, identifier or storage hash.")]
+FilterOption = Annotated[list[str] | None, typer.Option(
+    "--filter", "-f", metavar="K=V", show_default=False,
+    help="Django-style lookup, repeatable: identifier__contains=px, labels__contains=daily, namespace=, "
+         "ticker__in='[\"NVDA\",\"AAPL\"]' (or ticker__in=NVDA,AAPL).")]
+
+
+@dataclasses.dataclass
+class GlobalOptions:
+    """The options given before the command name (kept on the root context)."""
+
+    lake: str | None = None
+    json: bool = False
+    verbose: bool = False
+
+
+@dataclasses.dataclass
+class Session:
+    """What every command gets: the resolved lake and the output mode."""
+
+    lake: Lake
+    json: bool
+    verbose: bool
+
+    def output(self, document: Any, render: Callable[[Console], None]) -> None:
+        """``document`` as JSON with ``--json``, else ``render`` for humans."""
+        if self.json:
+            typer.echo(to_json(document))
+        else:
+            render(stdout_console())
+
+
+_COMMON_PARAMETERS = [
+    inspect.Parameter("typer_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+    inspect.Parameter("lake", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=LakeOption),
+    inspect.Parameter("json_output", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOption),
+    inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=VerboseOption),
+]
+
+
+def command(group: typer.Typer, name: str, *, lake_must_exist: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``func(session, ...)`` as ``group name`` with the common options added.
+
+    The wrapper resolves the lake, sets up logging and turns errors into exit codes.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        parameters = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, typer_context: typer.Context, lake: str | None = None, json_output: bool = False,
+                    verbose: bool = False, **kwargs: Any) -> None:
+            options = typer_context.find_object(GlobalOptions) or GlobalOptions()
+            json_mode, verbose = json_output or options.json, verbose or options.verbose
+            with _logging_to_stderr(verbose), _errors_to_exit_codes(json_mode, verbose):
+                session = Session(open_lake(lake or options.lake, lake_must_exist), json_mode, verbose)
+                with use_lake(session.lake):
+                    func(session, *args, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature([*parameters, *_COMMON_PARAMETERS])  # type: ignore[attr-defined]
+        group.command(name)(wrapper)
+        return func
+
+    return decorate
+
+
+def open_lake(uri: str | None, must_exist: bool) -> Lake:
+    """The lake at ``uri`` (else ``$LAKENODES_URI``, else ``./lake``); a missing local lake is a
+    user mistake when ``must_exist``."""
+    lake = Lake(uri)
+    if must_exist and lake.is_local and not os.path.isdir(lake.uri):
+        raise LakenodesUserError(
+            f"no lake at {lake.uri}: pass --lake URI or set LAKENODES_URI (a lake is created by its first run)"
+        )
+    return lake
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(verbose: bool) -> Iterator[None]:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    level = logging.INFO if verbose else logging.ERROR
+    handler.setLevel(level)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+@contextlib.contextmanager
+def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
+    try:
+        yield
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise
+    except CommandFailed as failure:
+        _fail(failure.code, failure.kind, str(failure), json_mode and not failure.reported, verbose)
+    except NodeRunError as error:
+        _fail(FAILURE, "run_error", str(error), json_mode, verbose)
+    except LakenodesUserError as error:
+        _fail(USER_ERROR, "user_error", str(error), json_mode, verbose)
+    except Exception as error:  # storage and other failures: one line, traceback with --verbose
+        _fail(FAILURE, "error", f"{type(error).__name__}: {error}", json_mode, verbose)
+
+
+def _fail(code: int, kind: str, message: str, json_document: bool, verbose: bool) -> None:
+    if verbose and sys.exc_info()[0] is not None:
+        traceback.print_exc(file=sys.stderr)
+    if json_document:
+        typer.echo(to_json({"ok": False, "error": {"kind": kind, "message": one_line(message)}}))
+    print_error(message)
+    raise typer.Exit(code)

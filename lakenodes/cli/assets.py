@@ -1,0 +1,28 @@
+"""``lakenodes assets ...``: the asset registry."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from ..assets import Asset
+from ..lookup_parsing import parse_lookups
+from ._groups import group
+from ._render import table, text
+from ._session import FilterOption, Session, command
+
+app = group("The asset registry.")
+
+
+@command(app, "list")
+def assets_list(session: Session, filters: FilterOption = None) -> None:
+    """Registered assets (optionally filtered, e.g. ticker__in=NVDA,AAPL)."""
+    assets = sorted(Asset.filter(lake=session.lake, **parse_lookups(filters)), key=lambda a: a.unique_identifier)
+    columns = list(Asset.model_fields)
+
+    def render(console: Console) -> None:
+        view = table(*columns, no_wrap=("unique_identifier",))
+        for asset in assets:
+            view.add_row(*(text(getattr(asset, column)) for column in columns))
+        console.print(view)
+
+    session.output({"count": len(assets), "results": [a.model_dump(mode="json") for a in assets]}, render)

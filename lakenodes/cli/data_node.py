@@ -1,0 +1,201 @@
+"""``lakenodes data-node ...``: the tables (DataNode storages) in the catalog.
+
+``list``, ``detail``, ``org-unique-identifiers``, ``run-query``, ``delete-after-date``,
+``add-label``/``remove-label`` and ``refresh-search-index``; ``data-node search`` is
+``lakenodes search`` (see :mod:`lakenodes.cli.search`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from .. import catalog
+from ..catalog import TimeIndexMetaTable
+from ..errors import LakenodesUserError
+from ..lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
+from ..node import parse_datetime
+from ..read_snippets import read_snippets
+from ..table_refs import resolve_table, table_name
+from ._groups import FAILURE, USER_ERROR, CommandFailed, group
+from ._render import rows_table, table, text, updaters_table
+from ._session import FilterOption, NamespaceOption, Session, TableArgument, command
+
+app = group("Tables (DataNode storages) in the catalog.", root_commands=("search",))
+
+
+@command(app, "list")
+def data_node_list(session: Session, filters: FilterOption = None) -> None:
+    """List tables (optionally filtered) with their index and last index value."""
+    lookups = parse_lookups(filters, TimeIndexMetaTable)
+    tables = sorted(TimeIndexMetaTable.filter(lake=session.lake, **lookups),
+                    key=lambda t: (t.namespace, t.identifier or "", t.storage_hash))
+    stats = {t.storage_hash: t.stats() for t in tables}
+    document = {"count": len(tables), "results": [
+        {**t.model_dump(mode="json"), "last_index_value": stats[t.storage_hash]["last_time_index_value"],
+         "row_count": stats[t.storage_hash]["row_count"]} for t in tables]}
+
+    def render(console: Console) -> None:
+        if not tables:
+            console.print(f"no tables in {session.lake.uri}" + (f" match {lookups}" if lookups else ""))
+            return
+        view = table("UID", "Identifier", "Namespace", "Storage hash", "Frequency", "Index", "Columns",
+                     "Last index value", no_wrap=("UID", "Identifier", "Storage hash", "Last index value"))
+        for t in tables:
+            values = [c.column_name for c in t.columns if c.column_name not in t.index_names]
+            view.add_row(t.uid, t.identifier or "", t.namespace, t.storage_hash, t.data_frequency_id or "",
+                         ", ".join(t.index_names), ", ".join(values),
+                         stats[t.storage_hash]["last_time_index_value"] or "(empty)")
+        console.print(view)
+
+    session.output(document, render)
+
+
+@command(app, "detail")
+def data_node_detail(session: Session, ref: TableArgument, namespace: NamespaceOption = None) -> None:
+    """Everything about one table: record, columns, statistics, updaters and read snippets."""
+    found = resolve_table(session.lake, ref, namespace)
+    stats = found.stats()
+    updaters = [u for u in catalog.update_processes(session.lake) if u["storage_hash"] == found.storage_hash]
+    snippets = read_snippets(found.table_uri)
+    document = {"table": found.model_dump(mode="json"), "stats": stats, "table_uri": found.table_uri,
+                "update_processes": updaters, "read_snippets": snippets}
+
+    def render(console: Console) -> None:
+        fields = table("Field", "Value", no_wrap=("Field",))
+        for key in ("uid", "identifier", "namespace", "storage_hash", "description", "labels", "data_frequency_id",
+                    "index_names", "source_class", "table_uri", "recorded_at"):
+            fields.add_row(key, text(getattr(found, key)))
+        fields.add_row("build_configuration", text(found.build_configuration))
+        for key in ("row_count", "earliest_index_value", "last_time_index_value"):
+            fields.add_row(key, text(stats[key]))
+        console.print(fields)
+        columns = table("Column", "Dtype", "Label", "Description", no_wrap=("Column", "Dtype"))
+        for column in found.columns:
+            columns.add_row(column.column_name, column.dtype, column.label or "", column.description or "")
+        console.print(columns)
+        if stats.get("multi_index_stats"):
+            per_identity = table("Identity", "First", "Last", no_wrap=("First", "Last"))
+            for identity, first, last in _flatten_identity_stats(stats["multi_index_stats"]):
+                per_identity.add_row(" / ".join(identity), first or "", last or "")
+            console.print(per_identity)
+        if updaters:
+            updaters_table(console, updaters, {found.storage_hash: found.identifier})
+        for engine, snippet in snippets.items():
+            console.print(f"\n# read with {engine}", style="bold")
+            console.print(snippet, markup=False, soft_wrap=True)
+
+    session.output(document, render)
+
+
+def _flatten_identity_stats(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any, Any]]:
+    """``(identity tuple, first, last)`` for each leaf of ``multi_index_stats``."""
+    for key, value in tree.items():
+        if isinstance(value, dict) and set(value) == {"min", "max"}:
+            yield (*prefix, key), value["min"], value["max"]
+        elif isinstance(value, dict):
+            yield from _flatten_identity_stats(value, (*prefix, key))
+
+
+@command(app, "org-unique-identifiers")
+def data_node_identifiers(session: Session) -> None:
+    """Identifiers in use: identifier, namespace and the storage each points at."""
+    tables = sorted((t for t in catalog.all_tables(session.lake) if t.identifier),
+                    key=lambda t: (t.namespace, t.identifier or ""))
+    rows = [{"identifier": t.identifier, "namespace": t.namespace, "storage_hash": t.storage_hash, "uid": t.uid}
+            for t in tables]
+
+    def render(console: Console) -> None:
+        view = table("Identifier", "Namespace", "Storage hash", "UID", no_wrap=("Identifier", "Storage hash", "UID"))
+        for row in rows:
+            view.add_row(row["identifier"], row["namespace"], row["storage_hash"], row["uid"])
+        console.print(view)
+
+    session.output({"count": len(rows), "results": rows}, render)
+
+
+@command(app, "run-query")
+def data_node_run_query(
+    session: Session,
+    ref: TableArgument,
+    sql: Annotated[str, typer.Argument(help="One SELECT/WITH; name the table by its identifier or storage hash.")],
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Return at most this many rows.")] = 1000,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Run one read-only SQL query over a table (DDL, DML and other tables are refused)."""
+    envelope = resolve_table(session.lake, ref, namespace).run_query(sql, max_rows=max_rows)
+    if envelope["ok"] or session.json:
+        session.output(envelope, lambda console: rows_table(console, envelope))
+    if not envelope["ok"]:
+        error = envelope["error"] or {}
+        code = FAILURE if error.get("kind") == "storage_error" else USER_ERROR
+        raise CommandFailed(code, f"{error.get('kind')}: {error.get('message')}", str(error.get("kind")),
+                            reported=session.json)
+
+
+@command(app, "delete-after-date")
+def data_node_delete_after_date(
+    session: Session,
+    ref: TableArgument,
+    date: Annotated[str, typer.Argument(metavar="DATE", help="Delete rows with time_index >= DATE (ISO-8601, UTC if naive).")],
+    dimension_filters: Annotated[list[str] | None, typer.Option(
+        "--dimension-filter", "-d", metavar="K=V", show_default=False,
+        help="Only delete these identities, repeatable: unique_identifier=AAPL.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Delete the tail of a table (rows at or after DATE), optionally for some identities only."""
+    found = resolve_table(session.lake, ref, namespace)
+    cutoff = parse_datetime(date, "DATE")
+    scope = parse_dimension_filters(dimension_filters, found.index_names, table_name(found))
+    if not (yes or session.json):
+        _confirm(f"Delete rows of {table_name(found)} with time_index >= {cutoff.isoformat()}"
+                 + (f" where {scope}" if scope else "") + "?")
+    result = found.delete_after_date(cutoff, dimension_filters=scope or None)
+
+    def render(console: Console) -> None:
+        console.print(f"deleted {result['deleted_count']} row(s) of {table_name(found)} with time_index >= "
+                      f"{cutoff.isoformat()}; last index value now {result['stats']['last_time_index_value']}"
+                      + (" (table is empty)" if result["table_empty"] else ""))
+
+    session.output(result, render)
+
+
+def _confirm(question: str) -> None:
+    """Ask on stderr; no answer (no stdin) is a user mistake, "no" a failure."""
+    try:
+        confirmed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        typer.echo(err=True)
+        raise LakenodesUserError("no confirmation on stdin: pass --yes to delete without asking") from None
+    if not confirmed:
+        raise CommandFailed(FAILURE, "not confirmed; nothing was deleted", "not_confirmed")
+
+
+@command(app, "add-label")
+def data_node_add_label(session: Session, ref: TableArgument, label: str, namespace: NamespaceOption = None) -> None:
+    """Add a label to a table (labels never change its identity)."""
+    _show_labels(session, resolve_table(session.lake, ref, namespace).add_label(parse_label(label)))
+
+
+@command(app, "remove-label")
+def data_node_remove_label(session: Session, ref: TableArgument, label: str, namespace: NamespaceOption = None) -> None:
+    """Remove a label from a table."""
+    _show_labels(session, resolve_table(session.lake, ref, namespace).remove_label(parse_label(label)))
+
+
+def _show_labels(session: Session, changed: TimeIndexMetaTable) -> None:
+    session.output(changed, lambda console: console.print(
+        f"labels of {table_name(changed)}: {', '.join(changed.labels) or '(none)'}"))
+
+
+@command(app, "refresh-search-index")
+def data_node_refresh_search_index(session: Session, ref: TableArgument, namespace: NamespaceOption = None) -> None:
+    """Re-index one table's metadata for search."""
+    found = resolve_table(session.lake, ref, namespace)
+    found.refresh_table_search_index()
+    session.output({"ok": True, "meta_table_uid": found.uid},
+                   lambda console: console.print(f"search index refreshed for {table_name(found)}"))

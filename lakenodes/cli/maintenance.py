@@ -1,0 +1,107 @@
+"""``lakenodes optimize`` and ``lakenodes vacuum``: table maintenance, one table at a time.
+
+A table that fails does not stop the others; the command then exits 1 naming every failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from .. import maintenance
+from ..maintenance_batch import Operation, failures, over_tables
+from ..retention import DEFAULT_RETENTION_HOURS, MIN_RETENTION_HOURS, check_retention
+from ..table_refs import maintenance_names
+from ._groups import FAILURE, CommandFailed
+from ._render import progress_bar, table, text
+from ._session import NamespaceOption, Session, command
+
+app = typer.Typer()
+
+MaintenanceTargets = Annotated[list[str] | None, typer.Argument(
+    metavar="[UID]...", show_default=False,
+    help="Tables (uid, identifier, storage hash or _catalog/<name>) [default: every table, catalog included].")]
+
+
+@command(app, "optimize")
+def optimize(
+    session: Session,
+    refs: MaintenanceTargets = None,
+    target_size: Annotated[float | None, typer.Option("--target-size", metavar="MB", show_default=False,
+                                                      help="Target file size in MB [default: delta-rs's, 100 MB].")] = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Compact small files one partition at a time (safe while updaters append) and checkpoint."""
+    size = int(target_size * 1024 * 1024) if target_size is not None else None
+    results = _maintain(session, maintenance_names(session.lake, refs, namespace), "optimize",
+                        lambda name, progress: maintenance.optimize_table(session.lake, name, target_size=size,
+                                                                          progress=progress))
+
+    def render(console: Console) -> None:
+        view = table("Table", "Compacted", "Files", "Checkpoint", no_wrap=("Table", "Files"))
+        for r in results:
+            files = f"{r['files_before']} -> {r['files_after']}" if "error" not in r else f"failed: {r['error']}"
+            view.add_row(r["table"], text(r.get("partitions")), files, text(r.get("checkpoint_version")))
+        console.print(view)
+
+    _finish(session, "optimize", results, render)
+
+
+@command(app, "vacuum")
+def vacuum(
+    session: Session,
+    refs: MaintenanceTargets = None,
+    retention_hours: Annotated[int, typer.Option(
+        "--retention-hours", metavar="H",
+        help=f"Keep files removed less than H hours ago (minimum {MIN_RETENTION_HOURS}).")] = DEFAULT_RETENTION_HOURS,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the files that would be deleted.")] = False,
+    force_unsafe_retention: Annotated[bool, typer.Option(
+        "--force-unsafe-retention",
+        help=f"Allow a retention below {MIN_RETENTION_HOURS} h. DANGEROUS: breaks readers and writers still using "
+             "older versions.")] = False,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Delete data files no longer part of any table version younger than the retention."""
+    warning = check_retention(retention_hours, force_unsafe_retention, hours_name="--retention-hours",
+                              force_name="--force-unsafe-retention")
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    results = _maintain(session, maintenance_names(session.lake, refs, namespace), "vacuum",
+                        lambda name, progress: maintenance.vacuum_table(
+                            session.lake, name, retention_hours, dry_run, force_unsafe_retention=force_unsafe_retention))
+
+    def render(console: Console) -> None:
+        verb = "would delete" if dry_run else "deleted"
+        for r in results:
+            if "error" in r:
+                console.print(f"{r['table']}: failed: {r['error']}")
+                continue
+            console.print(f"{r['table']}: {verb} {r['file_count']} file(s)")
+            if dry_run:
+                for path in r["files"]:
+                    console.print(f"  {path}", markup=False)
+
+    _finish(session, "vacuum", results, render)
+
+
+def _maintain(session: Session, names: list[str], what: str, operation: Operation) -> list[dict[str, Any]]:
+    """``operation`` over ``names`` with a progress bar over the tables (and their partitions)."""
+    with progress_bar(not session.json, what, total=len(names)) as update:
+
+        def report(name: str, done: int | None, parts: int | None) -> None:
+            update(description=f"{what} {name}" + (f" ({done}/{parts} partitions)" if parts else ""))
+            if done is None:
+                update(advance=1)
+
+        return over_tables(names, what, operation, report)
+
+
+def _finish(session: Session, what: str, results: list[dict[str, Any]], render: Callable[[Console], None]) -> None:
+    failed = failures(results)
+    session.output({"ok": not failed, "count": len(results), "results": results}, render)
+    if failed:
+        raise CommandFailed(FAILURE, f"{what} failed for {len(failed)} table(s): "
+                            + "; ".join(f"{r['table']}: {r['error']}" for r in failed), reported=session.json)

@@ -1,0 +1,70 @@
+"""``lakenodes run MODULE:CLASS --config JSON``: run a DataNode tree once from a scheduler."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+import typer
+
+from ..launch import build_node, loaded_node_class, run_tree
+from ._render import ProgressUpdate, progress_bar
+from ._session import Session, command
+
+app = typer.Typer()
+
+
+@command(app, "run", lake_must_exist=False)
+def run_node(
+    session: Session,
+    target: Annotated[str, typer.Argument(metavar="MODULE:CLASS",
+                                          help="A DataNode class: dotted.module:Class or path/to/file.py:Class.")],
+    config: Annotated[str, typer.Option("--config", "-c", metavar="JSON",
+                                        help="The node's configuration as JSON, or @file.json (at most 1 MiB); "
+                                             "omitted fields take the configuration class's defaults.")] = "{}",
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n", show_default=False,
+                                                  help="Hash namespace: write to an isolated table.")] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1,
+                                         help="Run independent dependency branches in N spawn processes.")] = 1,
+) -> None:
+    """Run a DataNode (and its dependencies) once, e.g. from cron, Airflow or a k8s job.
+
+    --config is validated into the node's configuration class: its `Config` attribute, else the
+    `config` annotation of its own `__init__`, else its `config: MyConfig` class annotation.
+    Exit code 0 on success, 1 when the run fails, 2 for a bad class, configuration or argument.
+    A progress bar over the nodes of the tree shows on an interactive terminal.
+    """
+    with loaded_node_class(target) as node_class:
+        node = build_node(node_class, config, namespace=namespace)
+        # user code may print: keep stdout for the one JSON document
+        with (contextlib.redirect_stdout(sys.stderr) if session.json else contextlib.nullcontext(),
+              _node_progress(not session.json) as on_progress):
+            written = run_tree(node, workers=workers, on_progress=on_progress)
+    document = {"ok": True, "node": node.source_class, "update_hash": node.update_hash,
+                "storage_hash": node.storage_hash, "namespace": node.hash_namespace, "table_uri": node.table_uri,
+                "rows_written": written.height}
+    session.output(document, lambda console: console.print(
+        f"{node_class.__name__} {node.update_hash} -> {node.storage_hash}: {written.height} row(s) written"))
+
+
+@contextlib.contextmanager
+def _node_progress(enabled: bool) -> Iterator[Callable[[int, int, Any], None]]:
+    """``on_progress(done, total, node)`` moving the progress bar over a run's nodes; nodes that
+    run in this process also show their current phase (statistics, update, validation, write…)."""
+    from ..runner import watch_phases
+
+    with progress_bar(enabled, "running") as update:
+        with watch_phases(lambda node, phase: update(description=f"{type(node).__name__}: {phase}")):
+            yield _nodes_done(update)
+
+
+def _nodes_done(update: ProgressUpdate) -> Callable[[int, int, Any], None]:
+    """``runner.run_many``'s ``on_progress(done, total, node)`` drawing on ``update``."""
+
+    def on_progress(done: int, total: int, node: Any) -> None:
+        label = f"ran {type(node).__name__}" if node is not None else "running"
+        update(completed=done, total=total, description=label)
+
+    return on_progress

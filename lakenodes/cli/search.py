@@ -1,0 +1,73 @@
+"""``lakenodes search Q`` (also ``lakenodes data-node search Q``): find tables by meaning.
+
+Registered once, on the root; the ``data-node`` group lists and runs the same command.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ..catalog import TimeIndexMetaTable
+from ..errors import LakenodesUserError
+from ..lookup_parsing import parse_pairs
+from ._render import table, text
+from ._session import Session, command
+
+app = typer.Typer()
+
+
+class SearchMode(enum.StrEnum):
+    """Which rankings ``search`` shows."""
+
+    both = "both"
+    description = "description"
+    column = "column"
+
+
+@command(app, "search")
+def search(
+    session: Session,
+    query: Annotated[str | None, typer.Argument(metavar="Q", help="What you are looking for, in words.")] = None,
+    mode: Annotated[SearchMode, typer.Option("--mode", help="Rank by description, by columns, or show both.")] = SearchMode.both,
+    trigram_k: Annotated[int, typer.Option("--trigram-k", help="Trigram (full-text) candidates.")] = 200,
+    embed_k: Annotated[int, typer.Option("--embed-k", help="Embedding candidates.")] = 200,
+    w_trgm: Annotated[float, typer.Option("--w-trgm", help="Weight of the trigram score.")] = 0.65,
+    w_emb: Annotated[float, typer.Option("--w-emb", help="Weight of the embedding score.")] = 0.35,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many tables per mode.")] = 20,
+    filters: Annotated[list[str] | None, typer.Option(
+        "--filter", "-f", metavar="K=V", show_default=False,
+        help="namespace=, data_frequency_id=, labels__contains=, identifier__contains= (repeatable).")] = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Rebuild the search index from the catalog first.")] = False,
+) -> None:
+    """Find tables by meaning: description (trigram + embedding blend) and column search."""
+    search_filters = dict(parse_pairs(filters, "--filter"))
+    refreshed = TimeIndexMetaTable.rebuild_search_index(lake=session.lake) if refresh else None
+    if not query or not query.strip():
+        if refresh:
+            session.output({"ok": True, "refreshed": refreshed},
+                           lambda console: console.print(f"search index rebuilt from the catalog ({refreshed} tables)"))
+            return
+        raise LakenodesUserError("give a search query Q (or --refresh to rebuild the index)")
+    pages: dict[str, Any] = {}
+    if mode in (SearchMode.both, SearchMode.description):
+        pages["description"] = TimeIndexMetaTable.description_search(
+            query, trigram_k=trigram_k, embed_k=embed_k, w_trgm=w_trgm, w_emb=w_emb, limit=limit,
+            lake=session.lake, **search_filters)
+    if mode in (SearchMode.both, SearchMode.column):
+        pages["column"] = TimeIndexMetaTable.column_search(query, limit=limit, lake=session.lake, **search_filters)
+
+    def render(console: Console) -> None:
+        for kind, page in pages.items():
+            console.print(f"{kind} search for {query!r}: {page['count']} match(es)", style="bold")
+            view = table("Score", "Identifier", "Namespace", "Storage hash", "Matched columns", "Description",
+                         no_wrap=("Score", "Identifier", "Storage hash"))
+            for hit in page["results"]:
+                view.add_row(f"{hit['score']:.3f}", hit.get("identifier") or "", hit.get("namespace") or "",
+                             hit["storage_hash"], text(hit.get("matched_columns")), hit.get("description") or "")
+            console.print(view)
+
+    session.output({"query": query, "mode": mode.value, **pages}, render)

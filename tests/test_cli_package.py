@@ -1,0 +1,82 @@
+"""The CLI package's seams: `main()` in-process, one `search` command under two spellings,
+`lakenodes run path/file.py:Class` leaves sys.path as it was, and the library checks the
+commands call (lookup parsing, identity dimensions, vacuum retention)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from lakenodes import LakenodesUserError
+from lakenodes.cli import app, main
+from lakenodes.launch import loaded_node_class
+from lakenodes.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
+from lakenodes.retention import MIN_RETENTION_HOURS, check_retention
+
+NODES = textwrap.dedent('''
+    from lakenodes import DataNode
+
+    class Plain(DataNode):
+        def dependencies(self):
+            return {}
+''')
+
+
+def test_main_in_process_returns_the_exit_code(capsys):
+    assert main(["--version"], standalone_mode=False) == 0
+    assert capsys.readouterr().out.startswith("lakenodes ")
+    assert main(["data-node", "detail"], standalone_mode=False) == 2
+    assert capsys.readouterr().err.startswith("error: Missing argument")
+
+
+def test_search_is_one_command_under_two_spellings():
+    import typer
+
+    root = typer.main.get_command(app)
+    context = root.make_context("lakenodes", ["data-node"], resilient_parsing=True)
+    data_node = root.get_command(context, "data-node")
+    with context:
+        sub_context = data_node.make_context("data-node", [], parent=context, resilient_parsing=True)
+        assert data_node.get_command(sub_context, "search") is root.get_command(context, "search")
+        assert "search" in data_node.list_commands(sub_context)
+
+
+def test_loading_a_file_leaves_sys_path_as_it_was(tmp_path):
+    (tmp_path / "cli_package_nodes.py").write_text(NODES)
+    before = list(sys.path)
+    try:
+        with loaded_node_class(f"{tmp_path / 'cli_package_nodes.py'}:Plain") as node_class:
+            assert node_class.__name__ == "Plain" and str(tmp_path) in sys.path
+        assert sys.path == before
+        with pytest.raises(LakenodesUserError, match="does not exist"):
+            with loaded_node_class(f"{tmp_path / 'cli_package_nodes.py'}:Nope"):
+                pass
+        assert sys.path == before
+    finally:
+        sys.modules.pop("cli_package_nodes", None)
+
+
+def test_lookup_and_dimension_parsing():
+    assert parse_lookups(['ticker__in=["A", "B"]', "x__isnull=yes"]) == {"ticker__in": ["A", "B"], "x__isnull": True}
+    with pytest.raises(LakenodesUserError, match="given twice"):
+        parse_lookups(["a=1", "a=2"])
+    with pytest.raises(LakenodesUserError, match="unknown lookup operator"):
+        parse_lookups(["a__near=1"])
+    index = ["time_index", "unique_identifier"]
+    assert parse_dimension_filters(["unique_identifier=A", "unique_identifier=B"], index, "t") == {
+        "unique_identifier": ["A", "B"]}
+    with pytest.raises(LakenodesUserError, match="ticker is not an identity dimension of t"):
+        parse_dimension_filters(["ticker=A"], index, "t")
+    with pytest.raises(LakenodesUserError, match="LABEL must not be empty"):
+        parse_label("  ")
+
+
+def test_retention_checks():
+    assert check_retention(MIN_RETENTION_HOURS, force_unsafe=False) is None
+    assert "UNSAFE" in check_retention(0, force_unsafe=True)
+    with pytest.raises(LakenodesUserError, match="--force-unsafe-retention"):
+        check_retention(1, force_unsafe=False, force_name="--force-unsafe-retention")
+    with pytest.raises(LakenodesUserError, match=">= 0"):
+        check_retention(-1, force_unsafe=True)
