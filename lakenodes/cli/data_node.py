@@ -60,7 +60,7 @@ def data_node_detail(session: Session, ref: TableArgument, namespace: NamespaceO
     found = resolve_table(session.lake, ref, namespace)
     stats = found.stats()
     updaters = [u for u in catalog.update_processes(session.lake) if u["storage_hash"] == found.storage_hash]
-    snippets = read_snippets(found.table_uri)
+    snippets = read_snippets(found.table_uri, session.lake.storage_options)
     document = {"table": found.model_dump(mode="json"), "stats": stats, "table_uri": found.table_uri,
                 "update_processes": updaters, "read_snippets": snippets}
 

@@ -1,0 +1,49 @@
+"""The read snippets `lakenodes data-node detail` prints work as printed (placeholders filled in)."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+from test_docs_snippets import duckdb_with_pypi_extensions
+from typer.testing import CliRunner
+
+from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData
+from lakenodes.cli import app
+from lakenodes.testing import ACCESS_KEY, SECRET_KEY
+
+
+class SnippetConfig(DataNodeConfiguration):
+    node_metadata: DataNodeMetaData = DataNodeMetaData(identifier="snippet_source")
+
+
+class SnippetNode(DataNode):
+    config: SnippetConfig
+
+    def dependencies(self) -> dict:
+        return {}
+
+    def update(self) -> pl.DataFrame:
+        times = pl.datetime_range(pl.datetime(2026, 1, 1, time_zone="UTC"), pl.datetime(2026, 1, 3, time_zone="UTC"),
+                                  "1d", eager=True)
+        return pl.DataFrame({"time_index": times, "value": [1.0, 2.0, 3.0]})
+
+
+def test_duckdb_snippet_reaches_the_lakes_s3_endpoint(s3_lake, tmp_path, monkeypatch):
+    """DuckDB's credential_chain ignored AWS_ENDPOINT_URL and went to AWS; the printed secret names the endpoint."""
+    SnippetNode(SnippetConfig()).run()
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    result = CliRunner().invoke(app, ["--lake", s3_lake.uri, "--json", "data-node", "detail", "snippet_source"],
+                                env={k: v for k, v in s3_lake.storage_options.items()})
+    assert result.exit_code == 0, result.output
+    snippet = json.loads(result.output)["read_snippets"]["duckdb"]
+    assert "credential_chain" not in snippet and "SECRET '<AWS_SECRET_ACCESS_KEY>'" in snippet
+    sql = snippet.replace("<AWS_ACCESS_KEY_ID>", ACCESS_KEY).replace("<AWS_SECRET_ACCESS_KEY>", SECRET_KEY)
+    con = duckdb_with_pypi_extensions(tmp_path / "extensions")
+    code = "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
+    *setup, query = [statement for statement in code.split(";") if statement.strip()]
+    for statement in setup:
+        con.execute(statement)
+    rows = con.sql(query).fetchall()
+    assert sorted(row[1] for row in rows) == [1.0, 2.0, 3.0]
