@@ -14,7 +14,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from .errors import LakenodesUserError
-from .frames import identity_value_problem
+from .identity_values import describe_value, partition_value_problem
 from .lake import Lake, current_lake
 from .ledger import Ledger
 from .lookups import exactly_one, matches_lookups
@@ -25,7 +25,10 @@ SNAPSHOT_FIELDS = ("ticker", "name", "figi", "isin", "exchange_code", "security_
 
 class Asset(BaseModel):
     """One asset. ``unique_identifier`` may hold any printable text up to 255 characters
-    (``BRK/B``, ``A B``, ``é=1%`` all round-trip).
+    (``BRK/B``, ``A B``, ``é=1%``, ``日本`` all round-trip) that an asset table can store as a partition
+    value: not ``__HIVE_DEFAULT_PARTITION__`` or ``null`` (folder-name readers read them back as null),
+    and at most 255 bytes once encoded as the folder name ``unique_identifier=<percent-encoded>``
+    (237 ASCII letters, 39 × ``é``); see :mod:`lakenodes.identity_values`.
 
     Example:
         >>> Asset(unique_identifier="BRK/B", ticker="BRK.B").unique_identifier
@@ -46,9 +49,10 @@ class Asset(BaseModel):
     @field_validator("unique_identifier")
     @classmethod
     def _valid_identifier(cls, value: str) -> str:
-        problem = identity_value_problem(value)
+        # asset tables are partitioned by unique_identifier: refuse what a run could never write
+        problem = partition_value_problem("unique_identifier", value)
         if problem:
-            raise ValueError(f"unique_identifier {value[:40]!r}: {problem}")
+            raise ValueError(f"unique_identifier {describe_value(value)}: {problem}")
         return value
 
     def __hash__(self) -> int:
@@ -103,7 +107,9 @@ def _ledger(lake: Lake) -> Ledger:
 
 
 def _all_assets(lake: Lake) -> list[Asset]:
+    """Every registered asset. Stored rows were validated when registered and are not re-validated,
+    so an identifier refused by a later, stricter rule still lists (a run then names the problem)."""
     return [
-        Asset(unique_identifier=row["unique_identifier"], **json.loads(row["snapshot"] or "{}"))
+        Asset.model_construct(unique_identifier=row["unique_identifier"], **json.loads(row["snapshot"] or "{}"))
         for row in _ledger(lake).latest()
     ]

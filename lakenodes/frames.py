@@ -15,12 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .config import RecordDefinition, canonical_dtype
+from .datetime_range import check_python_range
 from .errors import FrameValidationError, SchemaMismatchError
+from .identity_values import describe_value, identity_value_problem, partition_value_problem
 
 TIME_INDEX = "time_index"
 UNIQUE_IDENTIFIER = "unique_identifier"
 MAX_COLUMN_NAME_LENGTH = 63
-MAX_IDENTITY_LENGTH = 255
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 
 _COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -72,7 +73,9 @@ def normalize_frame(
         return None
     _check_column_names(table.column_names, index_names)
     columns = [_normalize_time_index(table.column(TIME_INDEX))]
-    columns += [_normalize_identity(name, table.column(name)) for name in index_names[1:]]
+    # the first identity dimension partitions the table: its values become folder names too
+    columns += [_normalize_identity(name, table.column(name), partition=position == 1)
+                for position, name in enumerate(index_names) if position]
     columns += [_normalize_value(name, table.column(name)) for name in table.column_names if name not in index_names]
     names = list(index_names) + [name for name in table.column_names if name not in index_names]
     normalized = pa.table(columns, names=names)
@@ -194,6 +197,7 @@ def _normalize_time_index(column: pa.ChunkedArray) -> pa.ChunkedArray:
         raise FrameValidationError(f"'time_index' is in time zone {kind.tz!r}: convert it to UTC first")
     if column.null_count:
         raise FrameValidationError(f"'time_index' has {column.null_count} null/NaT value(s)")
+    check_python_range(TIME_INDEX, column)
     return _to_microseconds("time_index", column)
 
 
@@ -209,7 +213,8 @@ def _to_microseconds(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(column, target)
 
 
-def _normalize_identity(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+def _normalize_identity(name: str, column: pa.ChunkedArray, *, partition: bool = False) -> pa.ChunkedArray:
+    """An identity level as non-null strings; ``partition`` also checks the values' folder names."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
             or pa.types.is_string_view(column.type) or pa.types.is_dictionary(column.type)):
         raise FrameValidationError(f"index level {name!r} must hold strings, got {column.type}")
@@ -217,25 +222,10 @@ def _normalize_identity(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     if column.null_count:
         raise FrameValidationError(f"index level {name!r} has {column.null_count} null value(s)")
     for value in pc.unique(column).to_pylist():
-        problem = identity_value_problem(value)
+        problem = partition_value_problem(name, value) if partition else identity_value_problem(value)
         if problem:
-            raise FrameValidationError(f"index level {name!r} value {value[:40]!r}: {problem}")
+            raise FrameValidationError(f"index level {name!r} value {describe_value(value)}: {problem}")
     return column
-
-
-def identity_value_problem(value: str) -> str | None:
-    """Why an identity value (e.g. a unique_identifier) cannot be stored, or None when it can."""
-    if value == "" or not value.strip():
-        return "identity values must not be empty or blank"
-    if len(value) > MAX_IDENTITY_LENGTH:
-        return f"{len(value)} characters; the limit is {MAX_IDENTITY_LENGTH}"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        return "control characters are not allowed"
-    if value in (".", "..") or any(part in (".", "..") for part in value.split("/")):
-        return "'.' and '..' path segments are not allowed"
-    if value.startswith("/") or value.startswith("\\") or value != value.strip():
-        return "leading '/' or surrounding whitespace is not allowed"
-    return None
 
 
 def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -254,12 +244,14 @@ def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type):
         return pc.cast(column, pa.string())
     if pa.types.is_date(kind):
+        check_python_range(name, column)
         return pc.cast(column, pa.date32())
     if pa.types.is_timestamp(kind):
         if kind.tz is None or kind.tz not in _UTC_NAMES:
             raise FrameValidationError(
                 f"datetime column {name!r} must be timezone-aware UTC, got {kind}"
             )
+        check_python_range(name, column)
         return _to_microseconds(name, column)
     if pa.types.is_null(kind):
         raise FrameValidationError(f"column {name!r} holds only nulls, so its type is unknown: give it a dtype")

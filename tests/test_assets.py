@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from lakenodes import Asset, Lake, LakenodesUserError, NotFoundError
 from lakenodes.assets import _ledger
 
-ODD_UIDS = ["BRK/B", "A B", "é=1%", "x'y", "a=b/c"]
+ODD_UIDS = ["BRK/B", "A B", "é=1%", "x'y", "a=b/c", "日本", "0700"]
+LONGEST_UIDS = ["x" * 237, "é" * 39, "日" * 26]  # partition folder names of 255, 252 and 252 bytes
 
 
 def specs(uids):
@@ -46,13 +47,33 @@ def test_registration_is_idempotent(local_lake):
     ({"unique_identifier": "x" * 300}, "limit is 255"),
     ({"unique_identifier": "../etc"}, "path segments"),
     ({"unique_identifier": "a\nb"}, "control characters"),
+    ({"unique_identifier": "__HIVE_DEFAULT_PARTITION__"}, "'__HIVE_DEFAULT_PARTITION__': reserved: folder-name readers"),
+    ({"unique_identifier": "NULL"}, "'NULL': reserved: .*read it back as null"),
+    ({"unique_identifier": "x" * 238}, "unique_identifier=xxx.* would be 256 bytes; the limit is 255"),
+    ({"unique_identifier": "é" * 40}, "258 bytes"),
+    ({"unique_identifier": "日" * 27}, "261 bytes"),
     ({"unique_identifier": "ok", "snapshot": "not a dict"}, "mapping"),
 ])
 def test_bad_assets_rejected_and_nothing_stored(local_lake, bad, message):
     Asset.batch_get_or_register_custom_assets(specs(["NVDA"]))
+    before = _ledger(local_lake)._store.table().version()
     with pytest.raises((LakenodesUserError, ValidationError), match=message):
         Asset.batch_get_or_register_custom_assets([*specs(["AAPL"]), bad])
     assert [a.unique_identifier for a in Asset.filter()] == ["NVDA"]
+    assert _ledger(local_lake)._store.table().version() == before
+
+
+def test_longest_identifiers_register_and_round_trip(local_lake):
+    Asset.batch_get_or_register_custom_assets(specs(LONGEST_UIDS))
+    assert sorted(a.unique_identifier for a in Asset.filter()) == sorted(LONGEST_UIDS)
+
+
+def test_identifiers_stored_before_a_stricter_rule_still_list(local_lake):
+    """Registry reads never re-validate: a uid registered before it was refused does not break lookups."""
+    _ledger(local_lake).append([{"unique_identifier": "NULL", "snapshot": '{"ticker": "NUL"}'}])
+    Asset.batch_get_or_register_custom_assets(specs(["NVDA"]))
+    assert sorted(a.unique_identifier for a in Asset.filter()) == ["NULL", "NVDA"]
+    assert Asset.get(ticker="NUL").unique_identifier == "NULL"
 
 
 def _register(uri, uids, start, results):

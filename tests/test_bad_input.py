@@ -213,6 +213,11 @@ CASES: list[Case] = [
     output("uid_dot_dot", lambda: polars(unique_identifier=["AAA", "../etc/passwd"]), F, "path segments"),
     output("uid_absolute_path", lambda: polars(unique_identifier=["AAA", "/etc"]), F, "leading '/'"),
     output("uid_control_char", lambda: polars(unique_identifier=["AAA", "a\nb"]), F, "control characters"),
+    output("uid_hive_default", lambda: polars(unique_identifier=["AAA", "__HIVE_DEFAULT_PARTITION__"]), F,
+           "value '__HIVE_DEFAULT_PARTITION__': reserved: folder-name readers .*read it back as null"),
+    output("uid_null_word", lambda: polars(unique_identifier=["AAA", "null"]), F, "value 'null': reserved: .*read it back as null"),
+    output("uid_folder_name_too_long", lambda: polars(unique_identifier=["AAA", "é" * 40]), F,
+           "'éééé.*partition folder name 'unique_identifier=%C3%A9.*' would be 258 bytes; the limit is 255"),
     output("uid_integers", lambda: polars(unique_identifier=[1, 2]), F, "'unique_identifier' must hold strings"),
     output("pandas_unnamed_index", lambda: pandas_frame(names=(None, None)), F, "must be named"),
     output("pandas_index_order", lambda: pandas_frame(names=("unique_identifier", "time_index")), F,
@@ -237,6 +242,11 @@ CASES: list[Case] = [
     output("all_null_column", lambda: polars(close=[None, None]), F, "holds only nulls"),
     output("naive_datetime_value", lambda: polars().with_columns(seen=pl.lit(dt.datetime(2024, 1, 3))), F,
            "'seen' must be timezone-aware UTC"),
+    output("time_after_9999", lambda: polars().with_columns(time_index=pl.Series([0, 253_402_300_800 * 10**6]).cast(
+        pl.Datetime("us", "UTC"))), F, "'time_index' value 10000-01-01T00:00:00Z is outside"),
+    output("time_before_year_1", lambda: polars().with_columns(time_index=pl.Series([-62_135_596_800 * 10**6 - 1, 0])
+                                                               .cast(pl.Datetime("us", "UTC"))), F,
+           "'time_index' value 0000-12-31T23:59:59.999999Z is outside"),
     output("uint64_overflow", lambda: pl.DataFrame(rows(close=[2**64 - 1, 1]), schema_overrides={"close": pl.UInt64}),
            F, "beyond int64"),
     # schema drift against the stored table (the schema is a contract)
@@ -352,6 +362,10 @@ CASES: list[Case] = [
         [{"unique_identifier": "CCC", "snapshot": "ticker=C"}]), LakenodesUserError, "'snapshot' must be a mapping"),
     call("asset_path_uid", lambda ctx: Asset.batch_get_or_register_custom_assets(
         [{"unique_identifier": "CCC"}, {"unique_identifier": "a/../b"}]), ValidationError, "path segments"),
+    call("asset_hive_default_uid", lambda ctx: Asset(unique_identifier="__HIVE_DEFAULT_PARTITION__"), ValidationError,
+         "'__HIVE_DEFAULT_PARTITION__': reserved: .*read it back as null"),
+    call("asset_uid_folder_name_too_long", lambda ctx: Asset.batch_get_or_register_custom_assets(
+        [{"unique_identifier": "CCC"}, {"unique_identifier": "x" * 238}]), ValidationError, "256 bytes; the limit is 255"),
     call("asset_lookup_unknown_field", lambda ctx: Asset.filter(colour="red"), LakenodesUserError,
          "unknown field 'colour'"),
     call("asset_missing", lambda ctx: Asset.get(ticker="NOPE"), NotFoundError, "no asset matches"),

@@ -70,6 +70,12 @@ class VenueNode(FrameNode):
     IDENTITY_DIMENSIONS: ClassVar[tuple[str, ...]] = ("unique_identifier", "venue")
 
 
+class SectorNode(FrameNode):
+    """Partitioned by a longer-named dimension (``sector_classification=`` is 22 bytes of a folder name)."""
+
+    IDENTITY_DIMENSIONS: ClassVar[tuple[str, ...]] = ("sector_classification",)
+
+
 # -- frame builders -----------------------------------------------------------------------------
 def polars_frame(times=TWO_DAYS, uids=("AAA", "BBB"), **values: Any) -> pl.DataFrame:
     data: dict[str, Any] = {"time_index": list(times)}
@@ -90,8 +96,22 @@ def pandas_frame(times=TWO_DAYS, *levels: tuple[str, list], **values: Any) -> pd
     return pd.DataFrame(values or {"value": [1.0, 2.0][: len(time_index)]}, index=index)
 
 
+def micros(*values: int) -> pl.Series:
+    """UTC datetimes from raw microseconds since the epoch (polars/Arrow hold years Python cannot)."""
+    return pl.Series(values, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+
+
+DAY_1_US = int(day(1).timestamp()) * 10**6
+YEAR_10000_US = 253_402_300_800 * 10**6  # 10000-01-01T00:00:00Z, one microsecond after Python's datetime.max
+BEFORE_YEAR_1_US = -62_135_596_800 * 10**6 - 1  # 0000-12-31T23:59:59.999999Z
+
+
 def uid_level(*uids: Any) -> tuple[str, list]:
     return ("unique_identifier", list(uids))
+
+
+def sector_seed() -> pl.DataFrame:
+    return polars_frame(uids=None, sector_classification=["A", "B"], value=[1.0, 2.0])
 
 
 def contract_seed() -> pl.DataFrame:
@@ -178,6 +198,19 @@ FRAME_RULE_REJECTIONS = [
     _reject("blank-third-level", lambda: pandas_frame((day(1), day(2)), uid_level("AAA", "AAA"), ("venue", ["X", " "])),
             "venue", "empty or blank"),
     _reject("polars-declared-level-missing", lambda: polars_frame(), "venue", "missing", node=VenueNode),
+    # identity values a folder-name reader reads back as null, or whose partition folder name is too long
+    _reject("hive-default-uid", lambda: polars_frame(uids=("AAA", "__HIVE_DEFAULT_PARTITION__")),
+            "unique_identifier", "'__HIVE_DEFAULT_PARTITION__'", "read it back as null"),
+    _reject("null-uid", lambda: polars_frame(uids=("AAA", "NULL")), "'NULL'", "read it back as null"),
+    _reject("hive-default-third-level", lambda: polars_frame(uids=("AAA", "AAA"), venue=["X", "__HIVE_DEFAULT_PARTITION__"],
+                                                             value=[1.0, 2.0]), "venue", "read it back as null", node=VenueNode),
+    _reject("uid-folder-238-ascii", lambda: polars_frame(uids=("AAA", "x" * 238)),
+            "'xxxx", "unique_identifier=xxx", "256 bytes", "limit is 255"),
+    _reject("uid-folder-40-accents", lambda: polars_frame(uids=("AAA", "é" * 40)),
+            "'éééé", "unique_identifier=%C3%A9", "258 bytes"),
+    _reject("sector-folder-234-ascii", lambda: polars_frame(uids=None, sector_classification=["A", "s" * 234],
+                                                            value=[1.0, 2.0]),
+            "sector_classification=sss", "256 bytes", node=SectorNode, seed=sector_seed),
     # duplicate index tuples (the key is in the message)
     _reject("duplicate-1-level", lambda: pandas_frame((day(1), day(3), day(3)), value=[1.0, 2.0, 3.0]),
             "duplicate index (time_index=2024-01-04T00:00:00+00:00)"),
@@ -221,6 +254,24 @@ FRAME_RULE_REJECTIONS = [
     _reject("naive-datetime-value", lambda: polars_frame(seen_at=[T0.replace(tzinfo=None)] * 2), "'seen_at'", "UTC"),
     _reject("paris-datetime-value", lambda: polars_frame(seen_at=[T0] * 2).with_columns(
         pl.col("seen_at").dt.convert_time_zone("Europe/Paris")), "'seen_at'", "UTC"),
+    # datetimes Python's datetime cannot hold (years 1-9999 only): refused, never committed
+    _reject("time-year-10000", lambda: polars_frame().with_columns(time_index=micros(DAY_1_US, YEAR_10000_US)),
+            "'time_index'", "value 10000-01-01T00:00:00Z is outside", "0001-01-01", "9999-12-31"),
+    _reject("time-before-year-1", lambda: polars_frame().with_columns(time_index=micros(BEFORE_YEAR_1_US, DAY_1_US)),
+            "'time_index'", "value 0000-12-31T23:59:59.999999Z is outside"),
+    _reject("arrow-seconds-year-300000", lambda: pa.table({
+        "time_index": pa.array([10**13], pa.timestamp("s", tz="UTC")), "value": [1.0]}),
+        "'time_index' value 318857-05-20T17:46:40Z is outside"),
+    _reject("pandas-seconds-year-10000", lambda: pd.DataFrame({"value": [1.0, 2.0]}, index=pd.MultiIndex.from_arrays(
+        [pd.DatetimeIndex(np.array(["2024-01-02", "10000-01-01"], dtype="datetime64[s]")).tz_localize("UTC"),
+         ["AAA", "BBB"]], names=["time_index", "unique_identifier"])), "'time_index'", "10000-01-01"),
+    _reject("value-datetime-year-10000", lambda: polars_frame(seen_at=micros(DAY_1_US, YEAR_10000_US)),
+            "'seen_at'", "10000-01-01"),
+    _reject("value-date-year-10000", lambda: polars_frame(due=pl.Series([0, 2_932_897]).cast(pl.Date)),
+            "'due'", "10000-01-01"),
+    _reject("arrow-date64-year-300000", lambda: pa.table({"time_index": pa.array([day(1)]), "value": [1.0],
+                                                          "due": pa.array([10**16], pa.date64())}),
+            "'due' value 318857-05-20T17:46:40Z is outside"),
     # microseconds
     _reject("pandas-sub-microsecond-time", lambda: pandas_frame(
         pd.DatetimeIndex([pd.Timestamp("2024-01-02 00:00:00.000000001", tz="UTC")])), "time_index", "sub-microsecond"),
@@ -279,13 +330,32 @@ def test_rejected_frame_names_node_phase_and_problem_and_changes_nothing(local_l
         assert table_state(node) is None
 
 
-def test_node_still_runs_after_a_rejection(local_lake):
+@pytest.mark.parametrize("bad, problem", [
+    pytest.param(lambda: polars_frame(times=(day(3), day(3))), None, id="control-valid"),
+    pytest.param(lambda: polars_frame(uids=("AAA", "")), "empty or blank", id="empty-uid"),
+    # regressions: these used to reach the write: committed (then this and every later run failed in
+    # statistics) or failing there only after every commit retry
+    pytest.param(lambda: polars_frame().with_columns(time_index=micros(DAY_1_US, YEAR_10000_US)), "10000-01-01",
+                 id="time-year-10000"),
+    pytest.param(lambda: polars_frame(times=(day(3), day(3)), uids=("AAA", "__HIVE_DEFAULT_PARTITION__")),
+                 "read it back as null", id="hive-default-uid"),
+    pytest.param(lambda: polars_frame(times=(day(3), day(3)), uids=("AAA", "x" * 238)), "256 bytes", id="uid-238-ascii"),
+])
+def test_node_still_runs_after_a_rejection(local_lake, bad, problem):
+    """A rejected frame writes nothing, and the next valid runs succeed with exact statistics."""
     node = FrameNode()
     node.run_with(polars_frame())
-    assert_rejected(node, polars_frame(uids=("AAA", "")), ("empty or blank",))
+    if problem is None:  # the control: a valid day-3 frame is written
+        node.run_with(bad())
+    else:
+        assert_rejected(node, bad(), (problem,))
     _, written = node.run_with(polars_frame(times=(day(5), day(5)), value=[5.0, 6.0]))
     assert written.height == 2
-    assert table_state(node)[0] == 2
+    assert node.update_statistics.max_time_index_value == day(5)
+    _, again = FrameNode().run_with(polars_frame(times=(day(6), day(6)), value=[7.0, 8.0]))
+    assert again.height == 2
+    assert table_state(node)[0] == (4 if problem is None else 3)
+    assert set(_read(FrameNode())["unique_identifier"]) == {"AAA", "BBB"}
 
 
 # -- accepted inputs ----------------------------------------------------------------------------
