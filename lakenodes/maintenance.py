@@ -9,6 +9,9 @@ Safety with concurrent updaters:
   files it read and adds their rewritten content with ``dataChange=false``, so it never
   conflicts with blind appends; if it races an upsert or delete of the same files, the commit
   fails and is retried from a fresh snapshot with the lake's ``RetryPolicy``.
+- ``repair_legacy_files`` (run by ``optimize_table``) rewrites files whose embedded Arrow schema
+  uses ``string_view`` (delta-rs MERGE/DELETE output from older lakenodes) with plain types,
+  ``dataChange=false``, one partition per commit, retried like compaction.
 - ``vacuum_table`` only deletes files that stopped being part of the table more than
   ``retention_hours`` ago (default and minimum: 168 h, Delta's 7-day default), so a reader
   still holding an older snapshot keeps finding its files. Going below the minimum needs
@@ -36,16 +39,20 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable, Transaction
 
+from ._rewrite import RemovedFile, commit_rewrite, write_files
+from ._scan import fragments_of, plain_flags, read_whole, snapshot_of
 from .errors import LakenodesUserError, NotFoundError
-from .lake import Lake
-from .storage import DEFAULT_RETRY, RetryPolicy, TableStore
+from .lake import Lake, lake_filesystem
+from .storage import DEFAULT_RETRY, RetryPolicy, TableStore, index_names_of
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +92,8 @@ def optimize_table(
 
     ``progress(done, total)`` is called after each partition. Returns the table name and URI,
     ``partitions`` (compacted), ``files_before``, ``files_after``, ``files_removed``,
-    ``files_added``, ``version_before``, ``version_after`` and ``checkpoint_version``.
+    ``files_added``, ``files_repaired`` (see ``repair_legacy_files``), ``version_before``,
+    ``version_after`` and ``checkpoint_version``.
 
     Example:
         >>> optimize_table(Lake("/tmp/my-lake"), "_catalog/runs")["files_after"]  # doctest: +SKIP
@@ -113,6 +121,7 @@ def optimize_table(
         added += int(metrics.get("numFilesAdded", 0))
         if progress:
             progress(done, len(todo))
+    repaired = repair_legacy_files(store, storage_hash)
     table = store.table()
     table.create_checkpoint()
     after = _files_per_partition(table, partition_columns)
@@ -126,10 +135,54 @@ def optimize_table(
         "files_after": sum(after.values()),
         "files_removed": removed,
         "files_added": added,
+        "files_repaired": repaired,
         "version_before": version_before,
         "version_after": table.version(),
         "checkpoint_version": last_checkpoint_version(lake, storage_hash),
     }
+
+
+def repair_legacy_files(store: TableStore, name: str) -> int:
+    """Rewrite the live data files whose embedded Arrow schema uses ``string_view`` or large types
+    (delta-rs MERGE/DELETE output, e.g. from older lakenodes) with plain types, one commit per
+    partition (``dataChange=false``: same rows). Compaction already rewrites files it merges;
+    this catches the files it leaves alone. Returns how many files were rewritten.
+
+    Reads the footer of every live file once per process (cached), so it runs after compaction.
+    """
+    repaired = 0
+    table = _open(store, name)
+    index_names = index_names_of(table)
+    if table.metadata().partition_columns != list(index_names[1:2]):
+        return 0  # not a lakenodes layout: leave it to its writer
+    filesystem, root = lake_filesystem(store.lake, table.table_uri)
+    snapshot = snapshot_of(table, index_names)
+    partitions = {value for value, plain in zip(snapshot.files["partition"].to_list(), plain_flags(
+        fragments_of(filesystem, root, snapshot.partition, snapshot.files)), strict=True) if not plain}
+    for value in sorted(partitions, key=lambda v: (v is None, v or "")):
+        def rewrite(value: str | None = value) -> int:
+            table = store.table()
+            snapshot = snapshot_of(table, index_names)
+            files = snapshot.files.filter(pl.col("partition").eq_missing(value))
+            flags = plain_flags(fragments_of(filesystem, root, snapshot.partition, files))
+            legacy = files.filter(pl.Series([not flag for flag in flags], dtype=pl.Boolean))
+            if legacy.height == 0:
+                return 0
+            rows = read_whole(filesystem, root, snapshot.partition, legacy, snapshot.schema).drop_columns(["_file"])
+            adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index_names,
+                               data_change=False)
+            removes = [RemovedFile(path, size, part) for path, size, part in
+                       legacy.select("path", "size", "partition").iter_rows()]
+            write_id = f"lakenodes-repair-{uuid.uuid4().hex}"
+            properties = CommitProperties(app_transactions=[Transaction(write_id, 1)],
+                                          custom_metadata={"lakenodes.operation": "REPAIR"})
+            commit_rewrite(table, filesystem, root, adds, removes, properties, write_id, data_change=False)
+            return legacy.height
+
+        repaired += store.with_retries(rewrite, what=f"plain-type rewrite of {name} partition {value!r}")
+    if repaired:
+        logger.info("rewrote %d file(s) of %s with plain string types", repaired, name)
+    return repaired
 
 
 def vacuum_table(
@@ -187,8 +240,6 @@ def vacuum_table(
 def last_checkpoint_version(lake: Lake, storage_hash: str) -> int | None:
     """Version of the table's latest checkpoint (from ``_delta_log/_last_checkpoint``), None if none."""
     from pyarrow import fs
-
-    from .lake import lake_filesystem
 
     filesystem, root = lake_filesystem(lake, table_location(lake, storage_hash))
     try:

@@ -26,6 +26,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
+from ._scan import to_plain
 from .frames import TIME_INDEX, UNIQUE_IDENTIFIER
 from .lake import Lake, lake_filesystem
 from .storage import data_file_path, index_names_of
@@ -404,7 +405,7 @@ def _scan_identities(
 ) -> dict[Identity, tuple[datetime.datetime, datetime.datetime]]:
     stored = [dim for dim in dims if dim not in partition]
     with filesystem.open_input_file(path) as handle:
-        data = pq.read_table(handle, columns=[*stored, TIME_INDEX])
+        data = to_plain(pq.read_table(handle, columns=[*stored, TIME_INDEX]))  # files by delta-rs MERGE: string_view
     for dim in dims:
         if dim in partition:
             data = data.append_column(dim, pa.array([partition[dim]] * data.num_rows, pa.string()))

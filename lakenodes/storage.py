@@ -8,7 +8,6 @@ live in the table description so any reader can recover them.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -17,10 +16,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import unquote
 
 import polars as pl
 import pyarrow as pa
@@ -29,8 +26,28 @@ import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
+from ._rewrite import RemovedFile, commit_rewrite, write_files
+from ._scan import (
+    SLACK,
+    Pruning,
+    all_of,
+    any_of,
+    coordinate_filter,
+    data_file_path,
+    fragments_of,
+    read_whole,
+    scan,
+    snapshot_of,
+    time_window,
+    to_plain,
+)
+from ._watermarks import identity_transactions, partition_transactions, rows_at_or_before_watermark
 from .frames import TIME_INDEX, NormalizedFrame
 from .lake import Lake, lake_filesystem
+
+__all__ = ["DEFAULT_RETRY", "RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
+           "empty_table", "identity_transactions", "index_names_of",
+           "partition_transactions"]
 
 logger = logging.getLogger(__name__)
 
@@ -176,15 +193,15 @@ class TableStore:
                 logger.info("write %s was already committed by an earlier attempt", write_id)
                 return WriteResult(0, 0, table.version())
             marks = watermarks(table)
-            overlap = _rows_at_or_before_watermark(frame, marks)
-            properties = CommitProperties(
-                app_transactions=[Transaction(write_id, 1), *identity_transactions(frame, marks)],
-                custom_metadata=custom_metadata,
-            )
+            overlap = rows_at_or_before_watermark(frame, marks)
             if overlap == 0:
-                write_deltalake(table, frame.table, mode="append", commit_properties=properties)
+                properties = CommitProperties(
+                    app_transactions=[Transaction(write_id, 1), *identity_transactions(frame, marks)],
+                    custom_metadata={**custom_metadata, "lakenodes.operation": "WRITE"},
+                )
+                write_deltalake(table, to_plain(frame.table), mode="append", commit_properties=properties)
                 return WriteResult(frame.num_rows, 0, table.version() + 1)
-            self._merge(table, frame, properties)
+            self._restate(table, frame, write_id, {**custom_metadata, "lakenodes.operation": "MERGE"})
             return WriteResult(frame.num_rows - overlap, overlap, table.version() + 1)
 
         result = self.with_retries(attempt, what=f"write to {self.storage_hash}")
@@ -194,27 +211,30 @@ class TableStore:
             logger.warning("write to %s committed; refreshing the snapshot failed: %s", self.storage_hash, error)
         return result
 
-    def _merge(self, table: DeltaTable, frame: NormalizedFrame, properties: CommitProperties) -> None:
-        on = [f"t.{name} = s.{name}" for name in frame.index_names]
-        first_time, last_time = pc.min(frame.table.column(TIME_INDEX)).as_py(), pc.max(frame.table.column(TIME_INDEX)).as_py()
-        # a bounded window: concurrent appends of later rows do not conflict with a restatement
-        on.append(f"t.{TIME_INDEX} >= '{_iso(first_time)}' AND t.{TIME_INDEX} <= '{_iso(last_time)}'")
-        if len(frame.index_names) > 1:
-            partition = frame.index_names[1]
-            values = pc.unique(frame.table.column(partition)).to_pylist()
-            on.append(f"t.{partition} IN ({', '.join(_sql_string(v) for v in values)})")
-        (
-            table.merge(
-                frame.table,
-                predicate=" AND ".join(on),
-                source_alias="s",
-                target_alias="t",
-                commit_properties=properties,
-            )
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
+    def _restate(self, table: DeltaTable, frame: NormalizedFrame, write_id: str, metadata: dict[str, str]) -> None:
+        """Upsert ``frame`` on its full index in one commit: the files holding rows it restates are
+        rewritten without those rows, and the frame's rows are added (see ``lakenodes._rewrite``).
+
+        The commit carries the identity app transaction of every partition it touches, so it
+        conflicts with (and retries after) any concurrent append, restatement or delete of them.
+        """
+        index = list(frame.index_names)
+        snapshot = snapshot_of(table, index)
+        filesystem, root = lake_filesystem(self.lake, table.table_uri)
+        candidates = _files_overlapping(snapshot.files, snapshot.partition, frame)
+        old = read_whole(filesystem, root, snapshot.partition, candidates, snapshot.schema)
+        keys = to_plain(frame.table.select(index))
+        hit = old.select([*index, "_file"]).join(keys, keys=index, join_type="left semi")
+        changed = pa.array(sorted(set(hit.column("_file").to_pylist())), pa.int32())
+        kept = old.filter(pc.is_in(old.column("_file"), value_set=changed)).join(keys, keys=index, join_type="left anti")
+        rows = pa.concat_tables([kept.drop_columns(["_file"]).cast(snapshot.schema),
+                                 to_plain(frame.table).select(snapshot.schema.names).cast(snapshot.schema)])
+        adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index)
+        values = [""] if snapshot.partition is None else pc.unique(frame.table.column(index[1])).to_pylist()
+        properties = CommitProperties(
+            app_transactions=[Transaction(write_id, 1), *partition_transactions(values)], custom_metadata=metadata,
         )
+        commit_rewrite(table, filesystem, root, adds, _removed(candidates, changed), properties, write_id)
 
     def delete_after(
         self,
@@ -224,22 +244,50 @@ class TableStore:
         coordinates: Sequence[Mapping[str, str]] | None = None,
     ) -> int:
         """Delete rows with ``time_index >= after``, optionally only within ``dimension_filters``
-        (``{dim: [values]}``) and/or ``coordinates`` (``[{dim: value, ...}]``); returns rows deleted."""
-        if self.table() is None:
+        (``{dim: [values]}``) and/or ``coordinates`` (``[{dim: value, ...}]``); returns rows deleted.
+
+        One commit that rewrites only the files holding deleted rows (plain types, see
+        ``lakenodes._rewrite``); a retry after a late failure does not delete twice.
+        """
+        table = self.table()
+        if table is None:
             return 0
-        predicate = f"{TIME_INDEX} >= '{_iso(after)}'"
+        _check_dimensions(index_names_of(table), [*(dimension_filters or {}), *(d for c in coordinates or () for d in c)])
+        predicate = time_window(after, True, None, True)
         for dimension, values in (dimension_filters or {}).items():
-            predicate += f" AND {dimension} IN ({', '.join(_sql_string(v) for v in values)})"
+            predicate = all_of(predicate, pds.field(dimension).isin(list(values)))
         if coordinates:
-            scopes = [
-                "(" + " AND ".join(f"{dim} = {_sql_string(value)}" for dim, value in coordinate.items()) + ")"
-                for coordinate in coordinates
-            ]
-            predicate += f" AND ({' OR '.join(scopes)})"
+            predicate = all_of(predicate, any_of([coordinate_filter(coordinate) for coordinate in coordinates]))
+        scopes = [RangeFilter(coordinate, start=after) for coordinate in coordinates or []]
+        pruning = Pruning.of(after, None, dimension_filters, scopes or None)
+        write_id = f"lakenodes-{uuid.uuid4().hex}"
+        pending: list[int] = []
 
         def attempt() -> int:
-            metrics = self.table().delete(predicate)
-            return int(metrics.get("num_deleted_rows", 0))
+            table = self.table()
+            if pending and table.transaction_version(write_id) is not None:
+                return pending[-1]  # an earlier attempt landed although it reported a failure
+            index = list(index_names_of(table))
+            snapshot = snapshot_of(table, index)
+            filesystem, root = lake_filesystem(self.lake, table.table_uri)
+            candidates = snapshot.files.filter(pruning.mask(snapshot.partition))
+            old = read_whole(filesystem, root, snapshot.partition, candidates, snapshot.schema)
+            hit = old.filter(predicate)
+            if hit.num_rows == 0:
+                return 0
+            changed = pa.array(sorted(set(hit.column("_file").to_pylist())), pa.int32())
+            kept = old.filter(pc.is_in(old.column("_file"), value_set=changed)).filter(~predicate)
+            adds = write_files(filesystem, root, kept.drop_columns(["_file"]), snapshot.schema, snapshot.partition,
+                               sort_by=index)
+            removed = _removed(candidates, changed)
+            values = [""] if snapshot.partition is None else sorted({file.partition_value or "" for file in removed})
+            properties = CommitProperties(
+                app_transactions=[Transaction(write_id, 1), *partition_transactions(values)],
+                custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "DELETE"},
+            )
+            pending.append(hit.num_rows)
+            commit_rewrite(table, filesystem, root, adds, removed, properties, write_id)
+            return hit.num_rows
 
         deleted = self.with_retries(attempt, what=f"delete from {self.storage_hash}")
         self.table()
@@ -281,181 +329,63 @@ class TableStore:
             return None
         index_names = index_names_of(table)
         _check_dimensions(index_names, [*(dimension_filters or {}), *(d for r in ranges or () for d in r.coordinate)])
-        expression = _time_window(start, start_inclusive, end, end_inclusive)
+        expression = time_window(start, start_inclusive, end, end_inclusive)
         for dimension, values in (dimension_filters or {}).items():
-            expression = _and(expression, pds.field(dimension).isin(list(values)))
+            expression = all_of(expression, pds.field(dimension).isin(list(values)))
         if ranges is not None:
             per_range = [
-                _and(
-                    _coordinate(r.coordinate),
-                    _time_window(r.start, r.start_inclusive, r.end, r.end_inclusive),
+                all_of(
+                    coordinate_filter(r.coordinate),
+                    time_window(r.start, r.start_inclusive, r.end, r.end_inclusive),
                 )
                 for r in ranges
             ]
             if not per_range:
                 return empty_table(pa.schema(table.schema().to_arrow()), index_names, columns)
-            expression = _and(expression, _any(per_range))
+            expression = all_of(expression, any_of(per_range))
         selected = _selected_columns(index_names, table, columns)
-        dataset = self._dataset(table, index_names, _Pruning.of(start, end, dimension_filters, ranges))
-        data = dataset.scanner(columns=selected, filter=expression, fragment_readahead=16).to_table()
+        data = self._scan(table, index_names, Pruning.of(start, end, dimension_filters, ranges), selected, expression)
         return data.sort_by([(name, "ascending") for name in index_names])
 
-    def _dataset(self, table: DeltaTable, index_names: Sequence[str], pruning: _Pruning) -> pds.Dataset:
-        """A pyarrow dataset over only the files that can hold matching rows.
+    def _scan(self, table: DeltaTable, index_names: Sequence[str], pruning: Pruning, columns: Sequence[str],
+              expression: pds.Expression | None) -> pa.Table:
+        """Matching rows from only the files that can hold them (plain types whatever the files hold).
 
         Files are chosen from the snapshot's add actions (partition value, millisecond time
-        statistics widened by 1 ms); the caller's filter then selects rows exactly. Fragments
-        are cached by path (data files are immutable), so their footers are read once.
+        statistics widened by 1 ms); ``expression`` then selects rows exactly.
         """
         expected_partitions = list(index_names[1:2])
         if table.protocol().min_reader_version > 1 or table.metadata().partition_columns != expected_partitions:
-            return table.to_pyarrow_dataset()  # e.g. deletion vectors or a foreign layout: let delta-rs decide
-        snapshot = _snapshot(table, index_names)
+            dataset = table.to_pyarrow_dataset()  # e.g. deletion vectors or a foreign layout: let delta-rs decide
+            return scan(list(dataset.get_fragments()), dataset.schema, dataset.filesystem, columns, expression,
+                        dataset.format)
+        snapshot = snapshot_of(table, index_names)
         filesystem, root = lake_filesystem(self.lake, table.table_uri)
         chosen = snapshot.files.filter(pruning.mask(snapshot.partition))
-        fragments = _fragments(filesystem, root, snapshot.partition, chosen)
-        return pds.FileSystemDataset(fragments, snapshot.schema, _PARQUET, filesystem)
+        return scan(fragments_of(filesystem, root, snapshot.partition, chosen), snapshot.schema, filesystem,
+                    columns, expression)
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    """The data files of one table version: path, partition value, ms ``min``/``max`` time_index."""
-
-    files: pl.DataFrame
-    partition: str | None
-    schema: pa.Schema
-
-
-_snapshots: dict[tuple[str, int], _Snapshot] = {}
-_fragment_cache: dict[tuple[int, str], pds.Fragment] = {}
-_PARQUET = pds.ParquetFileFormat(default_fragment_scan_options=pds.ParquetFragmentScanOptions(pre_buffer=True))
-_SLACK = datetime.timedelta(milliseconds=1)  # Delta statistics truncate timestamps to ms (or round up)
-
-
-def _snapshot(table: DeltaTable, index_names: Sequence[str]) -> _Snapshot:
-    key = (table.table_uri, table.version())
-    cached = _snapshots.get(key)
-    if cached is None:
-        actions = pa.table(table.get_add_actions(flatten=True))
-        partition = index_names[1] if len(index_names) > 1 else None
-        time_type = pl.Datetime("us", "UTC")
-
-        def column(name: str, dtype: pl.DataType) -> pl.Series:
-            if name not in actions.column_names:
-                return pl.Series([None] * actions.num_rows, dtype=dtype)
-            return pl.Series(actions.column(name)).cast(dtype)
-
-        files = pl.DataFrame({
-            "path": column("path", pl.String),
-            "size": column("size_bytes", pl.Int64),
-            "partition": column(f"partition.{partition}", pl.String),
-            "min": column(f"min.{TIME_INDEX}", time_type),
-            "max": column(f"max.{TIME_INDEX}", time_type),
-        })
-        cached = _Snapshot(files, partition if f"partition.{partition}" in actions.column_names else None,
-                           pa.schema(table.schema().to_arrow()))
-        if len(_snapshots) > 64:
-            _snapshots.clear()
-        _snapshots[key] = cached
-    return cached
-
-
-def _fragments(filesystem: Any, root: str, partition: str | None, files: pl.DataFrame) -> list[pds.Fragment]:
-    """Parquet fragments of ``files`` with their partition value; new ones read their footer once
-    (in threads: on S3 each is a GET) so later scans skip it."""
-    fragments, new = [], []
-    for path, value, size in files.select("path", "partition", "size").iter_rows():
-        full = f"{root}/{data_file_path(path)}"
-        fragment = _fragment_cache.get((id(filesystem), full))
-        if fragment is None:
-            fragment = _PARQUET.make_fragment(full, filesystem=filesystem, partition_expression=_partition_expression(
-                partition, value), file_size=size)
-            new.append(((id(filesystem), full), fragment))
-        fragments.append(fragment)
-    if new:
-        with ThreadPoolExecutor(max_workers=min(16, len(new))) as pool:
-            list(pool.map(lambda item: item[1].ensure_complete_metadata(), new))
-        if len(_fragment_cache) + len(new) > 20_000:
-            _fragment_cache.clear()
-        _fragment_cache.update(new)
-    return fragments
-
-
-def _partition_expression(partition: str | None, value: str | None) -> pds.Expression | None:
+def _files_overlapping(files: pl.DataFrame, partition: str | None, frame: NormalizedFrame) -> pl.DataFrame:
+    """Files that may hold rows of ``frame``: same partition value, time statistics within 1 ms
+    of that partition's rows in ``frame``."""
+    rows = pl.from_arrow(frame.table.select([*frame.index_names[1:2], TIME_INDEX]))
+    bounds = [pl.col(TIME_INDEX).min().alias("_lo"), pl.col(TIME_INDEX).max().alias("_hi")]
     if partition is None:
-        return None
-    return pds.field(partition).is_null() if value is None else pds.field(partition) == value
-
-
-def data_file_path(path: str) -> str:
-    """A data file's path relative to the table root, from an add action's (URL-encoded) path."""
-    return unquote(path) if "%" in path else path
-
-
-@dataclass(frozen=True)
-class _Pruning:
-    """What a read can rule out from file metadata alone: identity values and time windows (all must hold)."""
-
-    values: tuple[tuple[str, frozenset[str]], ...] = ()
-    windows: tuple[tuple[datetime.datetime | None, datetime.datetime | None], ...] = ()
-
-    @classmethod
-    def of(cls, start: datetime.datetime | None, end: datetime.datetime | None,
-           dimension_filters: Mapping[str, Sequence[str]] | None, ranges: Sequence[RangeFilter] | None) -> _Pruning:
-        values = [(dim, frozenset(allowed)) for dim, allowed in (dimension_filters or {}).items()
-                  if all(isinstance(value, str) for value in allowed)]
-        windows = [(start, end)]
-        if ranges:
-            starts, ends = [r.start for r in ranges], [r.end for r in ranges]
-            windows.append((None if None in starts else min(starts), None if None in ends else max(ends)))
-            for dim in set.intersection(*[set(r.coordinate) for r in ranges]):
-                if all(isinstance(r.coordinate[dim], str) for r in ranges):
-                    values.append((dim, frozenset(r.coordinate[dim] for r in ranges)))
-        return cls(tuple(values), tuple(windows))
-
-    def mask(self, partition: str | None) -> pl.Expr:
-        """Which files (rows of a ``_Snapshot``) can hold matching rows; conservative by 1 ms."""
-        condition = pl.lit(True)
-        for dim, allowed in self.values:
-            if dim == partition:
-                condition = condition & pl.col("partition").is_in(list(allowed))
-        for low, high in self.windows:
-            if low is not None:
-                condition = condition & (pl.col("max").is_null() | (pl.col("max") >= low - _SLACK))
-            if high is not None:
-                condition = condition & (pl.col("min").is_null() | (pl.col("min") <= high + _SLACK))
-        return condition
-
-
-def identity_transactions(
-    frame: NormalizedFrame, watermarks: Mapping[tuple[str, ...], datetime.datetime]
-) -> list[Transaction]:
-    """One Delta app transaction per partition value (first identity dimension; one for a
-    single-index table) for which ``frame`` has rows later than the stored watermark.
-
-    delta-rs fails a commit whose app ids were set by a commit that landed after its read version
-    ("Concurrent transaction failed"). Every commit that moves an identity's watermark carries its
-    app id, so two writers that decided from the same snapshot to blind-append rows of one
-    identity cannot both commit: the later one retries, re-reads the watermarks and upserts
-    instead of duplicating. Writers of disjoint identities never conflict, and restatements
-    (rows at or before the watermark, conflict-checked by MERGE itself) do not block appends.
-    """
-    dims = list(frame.identity_dimensions)
-    times = frame.table.column(TIME_INDEX)
-    if not dims:
-        mark = watermarks.get(())
-        later = mark is None or bool(pc.any(pc.greater(times, pa.scalar(mark, pa.timestamp("us", "UTC")))).as_py())
-        values = [""] if later else []
+        windows = rows.select(bounds)
+        files = files.with_columns(_lo=pl.lit(windows["_lo"][0]), _hi=pl.lit(windows["_hi"][0]))
     else:
-        keys = pa.table({**{f"k{i}": frame.table.column(dim) for i, dim in enumerate(dims)}, "time_index": times})
-        marks = pa.table(
-            {**{f"k{i}": pa.array([key[i] for key in watermarks], pa.string()) for i in range(len(dims))},
-             "watermark": pa.array(list(watermarks.values()), pa.timestamp("us", "UTC"))}
-        )
-        joined = keys.join(marks, [f"k{i}" for i in range(len(dims))], join_type="left outer")
-        later = pc.or_kleene(pc.is_null(joined["watermark"]), pc.greater(joined["time_index"], joined["watermark"]))
-        values = pc.unique(joined.filter(later)["k0"]).to_pylist()
-    return [Transaction(f"lakenodes.identity.{hashlib.sha256(value.encode()).hexdigest()[:32]}", 1) for value in values]
+        windows = rows.group_by(frame.index_names[1]).agg(bounds).rename({frame.index_names[1]: "partition"})
+        files = files.join(windows, on="partition", how="inner")
+    overlapping = (pl.col("max").is_null() | (pl.col("max") >= pl.col("_lo") - SLACK)) & (
+        pl.col("min").is_null() | (pl.col("min") <= pl.col("_hi") + SLACK))
+    return files.filter(overlapping).drop("_lo", "_hi")
+
+
+def _removed(files: pl.DataFrame, positions: pa.Array) -> list[RemovedFile]:
+    """The files at ``positions`` (rows of a ``Snapshot.files`` frame) as files to remove."""
+    chosen = files[positions.to_pylist()] if len(positions) else files.clear()
+    return [RemovedFile(path, size, value) for path, size, value in chosen.select("path", "size", "partition").iter_rows()]
 
 
 def index_names_of(table: DeltaTable) -> tuple[str, ...]:
@@ -492,69 +422,6 @@ def _selected_columns(index_names: Sequence[str], table: DeltaTable, columns: Se
 
         raise LakenodesUserError(f"unknown column(s) {unknown}; the table has {available}")
     return list(index_names) + [name for name in columns if name not in index_names]
-
-
-def _rows_at_or_before_watermark(frame: NormalizedFrame, watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> int:
-    if not watermarks:
-        return 0
-    dims = list(frame.identity_dimensions)
-    times = frame.table.column(TIME_INDEX)
-    if not dims:
-        mark = watermarks.get(())
-        return 0 if mark is None else int(pc.sum(pc.less_equal(times, pa.scalar(mark, pa.timestamp("us", "UTC")))).as_py() or 0)
-    keys = pa.table({f"k{i}": frame.table.column(dim) for i, dim in enumerate(dims)})
-    marks = pa.table(
-        {**{f"k{i}": [key[i] for key in watermarks] for i in range(len(dims))},
-         "watermark": pa.array(list(watermarks.values()), pa.timestamp("us", "UTC"))}
-    )
-    joined = keys.append_column("time_index", times).join(marks, [f"k{i}" for i in range(len(dims))], join_type="inner")
-    if joined.num_rows == 0:
-        return 0
-    return int(pc.sum(pc.less_equal(joined["time_index"], joined["watermark"])).as_py() or 0)
-
-
-def _time_window(start, start_inclusive, end, end_inclusive) -> pds.Expression | None:
-    expression = None
-    field = pds.field(TIME_INDEX)
-    if start is not None:
-        bound = pa.scalar(start, pa.timestamp("us", "UTC"))
-        expression = _and(expression, field >= bound if start_inclusive else field > bound)
-    if end is not None:
-        bound = pa.scalar(end, pa.timestamp("us", "UTC"))
-        expression = _and(expression, field <= bound if end_inclusive else field < bound)
-    return expression
-
-
-def _coordinate(coordinate: Mapping[str, str]) -> pds.Expression | None:
-    expression = None
-    for dimension, value in coordinate.items():
-        expression = _and(expression, pds.field(dimension) == value)
-    return expression
-
-
-def _and(left: pds.Expression | None, right: pds.Expression | None) -> pds.Expression | None:
-    if left is None:
-        return right
-    if right is None:
-        return left
-    return left & right
-
-
-def _any(expressions: Sequence[pds.Expression | None]) -> pds.Expression | None:
-    if any(expression is None for expression in expressions):
-        return None
-    combined = expressions[0]
-    for expression in expressions[1:]:
-        combined = combined | expression
-    return combined
-
-
-def _iso(value: datetime.datetime) -> str:
-    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _is_transient(error: DeltaError) -> bool:

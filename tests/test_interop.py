@@ -150,7 +150,8 @@ def last_operation(lake: Lake, uri: str) -> str:
     holds the GIL while it lists S3, which deadlocks against the in-process moto server)."""
     fs, _ = filesystem(lake)
     actions, _ = read_log(fs, uri.split("://", 1)[-1])
-    return [action["commitInfo"] for action in actions if "commitInfo" in action][-1]["operation"]
+    info = [action["commitInfo"] for action in actions if "commitInfo" in action][-1]
+    return info.get("lakenodes.operation", info["operation"])  # lakenodes commits its own MERGE/DELETE rewrites
 
 
 def stages(lake: Lake, kind: str) -> Iterator[Stage]:

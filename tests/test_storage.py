@@ -200,7 +200,7 @@ def test_restatements_replace_and_never_duplicate(any_lake: Lake, levels: int) -
     _, written = node.run()
 
     assert delta(any_lake, node).version() == before + 1
-    assert last_operation(any_lake, node)["operation"] == "MERGE"
+    assert last_operation(any_lake, node)["lakenodes.operation"] == "MERGE"
     assert written.height == 2
     data = stored(any_lake, node)
     assert data.height == len(history)
@@ -222,7 +222,7 @@ def test_mixed_new_and_restated_rows_are_one_commit(any_lake: Lake, levels: int)
     _, written = node.run()
 
     assert delta(any_lake, node).version() == before + 1
-    assert last_operation(any_lake, node)["operation"] == "MERGE"
+    assert last_operation(any_lake, node)["lakenodes.operation"] == "MERGE"
     assert written.height == len(mixed)
     data = stored(any_lake, node)
     expected = {(r[0], *r[1]): float(r[2]) for r in [first[0], *mixed]}
@@ -263,7 +263,7 @@ def test_odd_unique_identifiers_round_trip_write_statistics_upsert_read(any_lake
     assert node.update_statistics.index_progress == {uid: ts(1) for uid in ODD_UIDS}
 
     node.run()  # restates day 1 of every asset and appends day 2
-    assert last_operation(any_lake, node)["operation"] == "MERGE"
+    assert last_operation(any_lake, node)["lakenodes.operation"] == "MERGE"
     assert node.update_statistics.index_progress == {uid: ts(2, us=999999) for uid in ODD_UIDS}
 
     data = stored(any_lake, node)

@@ -1,0 +1,166 @@
+"""File rewrites committed by lakenodes itself: restatements, tail deletes and legacy-file repair.
+
+delta-rs MERGE and DELETE write Parquet files whose embedded Arrow schema uses ``string_view``,
+which pyarrow cannot compare with ``string`` and daft refuses. So lakenodes rewrites the
+affected files itself: it writes the new content with pyarrow (plain ``string``, the table's
+schema, µs UTC timestamps) as ``<partition>=<escaped value>/part-<uuid>.parquet`` (delta-rs's
+layout), then commits the new files' Add actions (with Delta JSON statistics) and the old
+files' Remove actions in ONE Delta commit (``DeltaTable.create_write_transaction``).
+
+Conflicts: delta-rs fails such a commit when a concurrent commit removed any file (so a file is
+never removed twice) or set one of its app transactions; callers add the identity app
+transactions of every partition they touch, so concurrent writers of one partition serialize.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import CommitFailedError
+from deltalake.transaction import AddAction, RemoveAction
+
+from ._scan import data_file_path, plain_schema
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemovedFile:
+    """A live data file to remove: its add action's path, size and partition value."""
+
+    path: str
+    size: int | None
+    partition_value: str | None
+
+
+def write_files(
+    filesystem: Any, root: str, rows: pa.Table, schema: pa.Schema, partition: str | None,
+    sort_by: Sequence[str] = (), data_change: bool = True,
+) -> list[AddAction]:
+    """Write ``rows`` as one Parquet file per partition value (plain types, ``schema``'s column
+    order, sorted by ``sort_by``) under the table root; return their Add actions."""
+    schema = plain_schema(schema)
+    rows = rows.select(schema.names).cast(schema)
+    if sort_by and rows.num_rows:
+        rows = rows.sort_by([(name, "ascending") for name in sort_by])
+    if partition is None:
+        groups: list[tuple[str | None, pa.Table]] = [(None, rows)] if rows.num_rows else []
+    else:
+        values = pc.unique(rows.column(partition)).to_pylist()
+        groups = [(value, rows.filter(pc.equal(rows.column(partition), value)).drop_columns([partition]))
+                  for value in values]
+    if not groups:
+        return []
+    return _in_threads(lambda group: _write_one(filesystem, root, partition, group[0], group[1], data_change), groups)
+
+
+def _write_one(filesystem: Any, root: str, partition: str | None, value: str | None, data: pa.Table,
+               data_change: bool) -> AddAction:
+    folder = f"{partition}={quote(value, safe='')}" if partition is not None else ""
+    relative = f"{folder}/" if folder else ""
+    relative += f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+    sink = pa.BufferOutputStream()
+    pq.write_table(data, sink, compression="snappy")
+    buffer = sink.getvalue()
+    if isinstance(filesystem, pafs.LocalFileSystem) and folder:
+        filesystem.create_dir(f"{root}/{folder}", recursive=True)
+    with filesystem.open_output_stream(f"{root}/{relative}") as stream:
+        stream.write(buffer)
+    # create_write_transaction URL-encodes the path itself: pass the file's real relative path
+    return AddAction(relative, buffer.size, {partition: value} if partition is not None else {},
+                     int(time.time() * 1000), data_change, file_stats(data))
+
+
+def file_stats(data: pa.Table) -> str:
+    """Delta JSON statistics of one file's rows: ``numRecords``, ``minValues``, ``maxValues``
+    and ``nullCount``; timestamps truncated to milliseconds like delta-rs (readers widen by 1 ms)."""
+    minimums: dict[str, Any] = {}
+    maximums: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for name, column in zip(data.column_names, data.columns, strict=True):
+        nulls[name] = column.null_count
+        kind = column.type
+        if column.null_count == len(column) or not (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_string(kind)
+            or pa.types.is_timestamp(kind) or pa.types.is_date(kind)
+        ):
+            continue
+        bounds = pc.min_max(column)
+        low, high = _stat_value(bounds["min"].as_py()), _stat_value(bounds["max"].as_py())
+        if low is not None and high is not None:
+            minimums[name], maximums[name] = low, high
+    return json.dumps({"numRecords": data.num_rows, "minValues": minimums, "maxValues": maximums, "nullCount": nulls})
+
+
+def _stat_value(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        value = value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value.astimezone(datetime.timezone.utc)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def commit_rewrite(
+    table: DeltaTable,
+    filesystem: Any,
+    root: str,
+    adds: Sequence[AddAction],
+    removes: Sequence[RemovedFile],
+    properties: CommitProperties,
+    write_id: str,
+    data_change: bool = True,
+) -> None:
+    """Commit ``adds`` and ``removes`` as one Delta commit against ``table``'s snapshot.
+
+    When the commit fails with a conflict and ``write_id`` did not land, the new files are
+    deleted (best effort: leftovers are unreferenced and invisible to every Delta reader)."""
+    partition_columns = list(table.metadata().partition_columns)
+    now = int(time.time() * 1000)
+    actions: list[AddAction | RemoveAction] = [*adds]
+    for removed in removes:
+        values = {partition_columns[0]: removed.partition_value} if partition_columns else {}
+        actions.append(RemoveAction(data_file_path(removed.path), data_change, now, removed.size, values))
+    schema = pa.schema(table.schema().to_arrow())
+    try:
+        table.create_write_transaction(actions, mode="append", schema=schema, partition_by=partition_columns or None,
+                                       commit_properties=properties)
+    except CommitFailedError:
+        _discard_unless_committed(table, filesystem, root, adds, write_id)
+        raise
+
+
+def _discard_unless_committed(table: DeltaTable, filesystem: Any, root: str, adds: Sequence[AddAction],
+                              write_id: str) -> None:
+    try:
+        table.update_incremental()
+        if table.transaction_version(write_id) is not None:  # it did land (a lost response): keep the files
+            return
+        for add in adds:
+            filesystem.delete_file(f"{root}/{add.path}")
+    except Exception as error:  # noqa: BLE001 - cleanup of unreferenced files must never mask the conflict
+        logger.debug("could not discard the files of failed commit %s: %s", write_id, error)
+
+
+def _in_threads(function: Any, items: Sequence[Any]) -> list[Any]:
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        return list(pool.map(function, items))
