@@ -14,12 +14,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from .errors import IdentifierConflictError, LakenodesUserError, NotFoundError
 from .lake import Lake, current_lake
-from .ledger import RECORDED_AT, Ledger, claim, claim_owner, reassign
-from .lookups import exactly_one, matches_lookups
+from .ledger import (
+    CLAIM_KIND,
+    RECORDED_AT,
+    Ledger,
+    claim,
+    claim_owner,
+    claim_uri,
+    read_unpartitioned,
+    reassign,
+)
+from .lookups import exactly_one, matches_lookups, split_lookup
+from .storage import TableStore
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +101,8 @@ class TimeIndexMetaTable(BaseModel):
     @classmethod
     def filter(cls, *, lake: Lake | None = None, **lookups: Any) -> list[TimeIndexMetaTable]:
         """Tables matching Django-style lookups (``identifier__contains``, ``labels__contains``, …)."""
-        return [table for table in all_tables(lake or current_lake()) if matches_lookups(table, lookups)]
+        lake = lake or current_lake()
+        return [table for table in all_tables(lake, rows=_row_filter(lookups)) if matches_lookups(table, lookups)]
 
     @classmethod
     def get(cls, *, lake: Lake | None = None, **lookups: Any) -> TimeIndexMetaTable:
@@ -113,7 +126,7 @@ class TimeIndexMetaTable(BaseModel):
         Example:
             >>> TimeIndexMetaTable.description_search("daily close price", namespace="")  # doctest: +SKIP
         """
-        from .discovery import search_tables
+        from .search import search_tables
 
         return search_tables(
             lake or current_lake(), q, mode="description", trigram_k=trigram_k, embed_k=embed_k,
@@ -130,13 +143,13 @@ class TimeIndexMetaTable(BaseModel):
         Example:
             >>> TimeIndexMetaTable.column_search("implied_volatility")  # doctest: +SKIP
         """
-        from .discovery import search_tables
+        from .search import search_tables
 
         return search_tables(lake or current_lake(), q, mode="column", limit=limit, offset=offset, filters=filters)
 
     def refresh_table_search_index(self) -> None:
         """Re-index this table from its current catalog record (metadata, columns, source class)."""
-        from .discovery import search_index, table_document
+        from .search import search_index, table_document
 
         current = table_record(self.lake, self.storage_hash) or self
         search_index(self.lake).upsert_tables([table_document(current)])
@@ -145,7 +158,7 @@ class TimeIndexMetaTable(BaseModel):
     @classmethod
     def rebuild_search_index(cls, *, lake: Lake | None = None, embedding_model: Any = None) -> int:
         """Rebuild the whole search index from the catalog; returns the number of tables indexed."""
-        from .discovery import rebuild_index
+        from .search import rebuild_index
 
         return rebuild_index(lake or current_lake(), embedding_model)
 
@@ -189,11 +202,16 @@ class TimeIndexMetaTable(BaseModel):
             "multi_index_column_stats": None,
         }
 
-    def run_query(self, sql: str, max_rows: int = 1000) -> dict[str, Any]:
+    def run_query(
+        self, sql: str, max_rows: int = 1000, *, timeout_s: float | None = None,
+        memory_limit: int | str | None = None,
+    ) -> dict[str, Any]:
         """Run one read-only SELECT/WITH over this table (by identifier or storage hash).
 
         Returns the envelope ``{ok, query_id, meta_table_uid, results, truncated, max_rows,
         row_count, error}``; anything but a single read of this table is refused, never executed.
+        ``timeout_s`` / ``memory_limit`` (default: ``LAKENODES_SQL_TIMEOUT`` /
+        ``LAKENODES_SQL_MEMORY_LIMIT``, else 30 s / 1 GiB) stop runaway queries (see lakenodes.sql).
 
         Example:
             >>> table.run_query("SELECT count(*) AS n FROM " + table.storage_hash)  # doctest: +SKIP
@@ -203,7 +221,7 @@ class TimeIndexMetaTable(BaseModel):
         names = [name for name in (self.storage_hash, self.identifier) if name and TABLE_NAME_PATTERN.match(name)]
         return run_readonly_query(
             self.table_uri, sql, table_names=names, storage_options=self.lake.storage_options or None,
-            max_rows=max_rows, meta_table_uid=self.uid,
+            max_rows=max_rows, meta_table_uid=self.uid, timeout_s=timeout_s, memory_limit=memory_limit,
         )
 
     def delete_after_date(
@@ -300,9 +318,30 @@ def runs_ledger(lake: Lake) -> Ledger:
     return Ledger(lake, "runs", RUNS_SCHEMA, key=("run_id",))
 
 
-def all_tables(lake: Lake, include_deleted: bool = False) -> list[TimeIndexMetaTable]:
-    tables = [TimeIndexMetaTable.from_row(row).bound_to(lake) for row in _tables_ledger(lake).latest()]
+def all_tables(lake: Lake, include_deleted: bool = False, rows: pc.Expression | None = None) -> list[TimeIndexMetaTable]:
+    """Every table record (``rows`` narrows the stored rows first, e.g. to one identifier)."""
+    current = _tables_ledger(lake).current()
+    if rows is not None:
+        current = current.filter(rows)
+    tables = [TimeIndexMetaTable.from_row(row).bound_to(lake) for row in current.to_pylist()]
     return [table for table in tables if include_deleted or not table.deleted]
+
+
+_PUSHED_DOWN = ("uid", "storage_hash", "identifier", "source_class", "data_frequency_id")
+
+
+def _row_filter(lookups: Mapping[str, Any]) -> pc.Expression | None:
+    """The part of ``lookups`` Arrow applies to stored rows exactly as ``matches_lookups`` would
+    (``exact``/``contains`` with a string on plain string columns), so only matching rows become
+    records; the full lookups are still checked on the records."""
+    expression = None
+    for key, expected in lookups.items():
+        name, operator = split_lookup(key)
+        if name not in _PUSHED_DOWN or not isinstance(expected, str) or operator not in ("exact", "contains"):
+            continue
+        condition = pc.field(name) == expected if operator == "exact" else pc.match_substring(pc.field(name), expected)
+        expression = condition if expression is None else expression & condition
+    return expression
 
 
 def table_record(lake: Lake, storage_hash: str) -> TimeIndexMetaTable | None:
@@ -330,8 +369,8 @@ def register_table(lake: Lake, record: TimeIndexMetaTable) -> bool:
 
     Raises IdentifierConflictError naming the owner when another storage holds the identifier.
     """
-    if record.identifier:
-        claim_identifier(lake, record.identifier, record.namespace, record.storage_hash)
+    if record.identifier and not claim_identifier(lake, record.identifier, record.namespace, record.storage_hash):
+        record = record.model_copy(update={"identifier": None})  # repointed away: the table keeps no name
     key = (lake.uri, record.storage_hash)
     digest = _digest(record)
     if _known_records.get(key) == digest:
@@ -347,22 +386,46 @@ def register_table(lake: Lake, record: TimeIndexMetaTable) -> bool:
     return True
 
 
-def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: str) -> None:
-    """Claim ``identifier`` in ``namespace`` for ``storage_hash``; re-claiming your own is a no-op."""
+def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: str) -> bool:
+    """Claim ``identifier`` in ``namespace`` for ``storage_hash``; re-claiming your own is a no-op.
+
+    Returns True when ``storage_hash`` holds the identifier, False when it held it once and the
+    identifier was since repointed elsewhere (``repoint_identifier``): that table keeps its data
+    but no longer its name. Raises IdentifierConflictError when another storage holds it and
+    ``storage_hash`` never did.
+    """
     key = (lake.uri, namespace, identifier, storage_hash)
     if key in _known_claims:
-        return
+        return True
     owner = claim(
         lake, _identifier_scope(namespace), identifier,
         {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, CLAIM_SCHEMA,
     )
     if owner["storage_hash"] != storage_hash:
+        if storage_hash in _identifier_holders(lake, identifier, namespace):
+            return False
         where = f" in namespace {namespace!r}" if namespace else ""
         raise IdentifierConflictError(
             f"identifier {identifier!r}{where} is already used by table {owner['storage_hash']}; "
             "choose another identifier (e.g. add a project suffix) or repoint it explicitly"
         )
     _known_claims.add(key)
+    return True
+
+
+def _identifier_holders(lake: Lake, identifier: str, namespace: str) -> set[str]:
+    """Every storage an identifier ever pointed at: its first claim (version 0, as in
+    ``ledger.claim_owner``) and each ``repoint_identifier`` target."""
+    uri = claim_uri(lake, _identifier_scope(namespace), identifier)
+    table = TableStore(lake, identifier, uri=uri).table()
+    if table is None:
+        return set()
+    rows = read_unpartitioned(lake, table).to_pylist()
+    holders = {row["storage_hash"] for row in rows if row.get(CLAIM_KIND) == "reassign"}
+    if table.version() > 0:
+        table = DeltaTable(uri, version=0, storage_options=lake.storage_options or None)
+    first = read_unpartitioned(lake, table).to_pylist()
+    return holders | {row["storage_hash"] for row in first[:1]}
 
 
 def repoint_identifier(identifier: str, storage_hash: str, *, namespace: str = "", lake: Lake | None = None) -> None:

@@ -101,5 +101,5 @@ class _PolarsWithHint(pl.DataFrame):
 
 def _check(kind: str, where: str) -> str:
     if kind not in FRAME_KINDS:
-        raise LakenodesUserError(f"{where} must be one of {', '.join(FRAME_KINDS)}, got {kind!r}")
+        raise LakenodesUserError(f"{where} must be 'polars', 'pandas' or 'arrow', got {kind!r}")
     return kind

@@ -16,7 +16,7 @@ from typing import Any
 from pyarrow import fs
 
 from .errors import LakeConfigurationError
-from .storage_options import normalize_s3_options, pyarrow_s3_options
+from .storage_options import normalize_s3_options, pyarrow_s3_options, with_timeout_defaults
 
 DEFAULT_LAKE_PATH = "./lake"
 
@@ -108,11 +108,12 @@ def _normalize_uri(uri: str) -> str:
 
 def _storage_options_for(uri: str, explicit: dict[str, str] | None) -> dict[str, str]:
     """Local lakes keep their options as given; S3 lakes get them in canonical form (see
-    ``lakenodes.storage_options``), the standard AWS variables filling what ``explicit`` leaves out."""
+    ``lakenodes.storage_options``), the standard AWS variables filling what ``explicit`` leaves out and
+    ``DEFAULT_TIMEOUTS`` what both leave out (so a silent store fails a run in seconds, not minutes)."""
     if "://" not in uri:
         return dict(explicit or {})
     bucket = uri.split("://", 1)[1].split("/", 1)[0]
-    return normalize_s3_options(explicit, os.environ, bucket)
+    return with_timeout_defaults(normalize_s3_options(explicit, os.environ, bucket))
 
 
 # -- native pyarrow filesystems (reads never go through delta-rs's Python filesystem handler) ---------

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +25,8 @@ import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
+from ._scan import plain_schema, to_plain
+from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
 from .lake import Lake, lake_filesystem
 from .storage import DEFAULT_RETRY, RetryPolicy, TableStore, data_file_path
 
@@ -33,8 +39,27 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+@dataclass
+class _LedgerSnapshot:
+    """The rows of one version of a ledger, per data file (files are immutable, so a newer version
+    reuses the files it shares with an older one), and the latest row per key once computed."""
+
+    version: int
+    files: dict[str, LiveFile]
+    rows: pa.Table
+    latest: pa.Table | None = None
+
+
+_snapshots: dict[tuple[str, str], _LedgerSnapshot] = {}  # per ledger: its newest version read in this process
+_snapshots_lock = threading.Lock()
+
+
 class Ledger:
     """One append-only catalog table; rows carry ``recorded_at`` and the latest row per key wins.
+
+    Reads are cached per process by table version and per data file, so a read after a few new
+    appends only opens the new files. Writers tidy the table every ``housekeeping.interval``
+    commits (compaction, checkpoint, log cleanup; see :mod:`lakenodes.housekeeping`).
 
     Example:
         >>> schema = pa.schema([("name", pa.string()), ("value", pa.string())])
@@ -43,25 +68,31 @@ class Ledger:
         True
     """
 
-    def __init__(self, lake: Lake, name: str, schema: pa.Schema, key: Sequence[str], retry: RetryPolicy = DEFAULT_RETRY):
+    def __init__(self, lake: Lake, name: str, schema: pa.Schema, key: Sequence[str], retry: RetryPolicy = DEFAULT_RETRY,
+                 housekeeping: HousekeepingPolicy | None = None):
         self.lake = lake
         self.name = name
         self.key = tuple(key)
         self.schema = schema.append(pa.field(RECORDED_AT, pa.timestamp("us", tz="UTC"))) \
             if RECORDED_AT not in schema.names else schema
         self.uri = lake.catalog_uri(name)
+        self.housekeeping = housekeeping or HousekeepingPolicy()
         self._store = TableStore(lake, name, uri=self.uri, retry=retry)
+        self._cache_key = (self.uri, json.dumps(lake.storage_options, sort_keys=True))
 
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append rows (``recorded_at`` is filled in) as one commit, retrying on conflicts."""
+        """Append rows (``recorded_at`` is filled in) as one commit, retrying on conflicts; the
+        writer of every ``housekeeping.interval``-th version then tidies the table (best effort)."""
         if not rows:
             return
         now = utcnow()
         data = pa.Table.from_pylist([{RECORDED_AT: now, **row} for row in rows], schema=self.schema)
         # idempotent: an attempt whose commit landed but whose answer was lost is not appended twice
         write_id = f"lakenodes-{uuid.uuid4().hex}"
-        properties = CommitProperties(app_transactions=[Transaction(write_id, 1)])
+        transaction = Transaction(write_id, 1, last_updated=int(now.timestamp() * 1000))  # expires with retention
+        properties = CommitProperties(app_transactions=[transaction])
         attempts = 0
+        committed: list[int] = []
 
         def attempt() -> None:
             nonlocal attempts
@@ -70,29 +101,90 @@ class Ledger:
             if attempts > 1 and table.transaction_version(write_id) is not None:
                 return
             write_deltalake(table, data, mode="append", commit_properties=properties)
+            committed.append(table.version())  # the snapshot right after our own commit
 
         self._store.with_retries(attempt, what=f"catalog append to {self.name}")
+        if committed and self.housekeeping.due(committed[-1]):
+            self.tidy()
+
+    def tidy(self) -> None:
+        """Compact, checkpoint and clean up the log of this table now (best effort, never raises)."""
+        try:
+            snapshot = self._snapshot()
+            table = self._store.table(refresh=False)
+        except Exception as error:  # the write that asked for housekeeping has committed: never fail it
+            logger.warning("catalog housekeeping of _catalog/%s could not read the table: %s", self.name, error)
+            return
+        if snapshot is not None and table is not None and table.version() == snapshot.version:
+            housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}")
 
     def read(self) -> pa.Table:
         """Every row ever appended (empty table when nothing was)."""
-        table = self._store.table()
-        if table is None:
+        snapshot = self._snapshot()
+        if snapshot is None:
             return self.schema.empty_table()
-        data = read_unpartitioned(self.lake, table)
-        return data.select([name for name in self.schema.names if name in data.column_names])
+        return snapshot.rows
 
     def latest(self, where: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """The latest row of every key (optionally only rows whose columns equal ``where``)."""
-        data = self.read()
+        """The latest row of every key, in the order keys were first recorded; with ``where``, only
+        those whose (latest) columns equal its values."""
+        data = self.current()
         for column, value in (where or {}).items():
             data = data.filter(pc.equal(data[column], value))
-        if data.num_rows == 0:
-            return []
-        data = data.sort_by([(RECORDED_AT, "ascending")])
-        latest: dict[tuple, dict[str, Any]] = {}
-        for row in data.to_pylist():
-            latest[tuple(row[k] for k in self.key)] = row
-        return list(latest.values())
+        return data.to_pylist()
+
+    def current(self) -> pa.Table:
+        """The latest row of every key as an Arrow table (cached per table version)."""
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return self.schema.empty_table()
+        if snapshot.latest is None:
+            snapshot.latest = latest_rows(snapshot.rows, self.key)
+        return snapshot.latest
+
+    def _snapshot(self) -> _LedgerSnapshot | None:
+        """This process's view of the table's current version (reading only files not read before)."""
+        table = self._store.table()
+        if table is None:
+            return None
+        version = table.version()
+        with _snapshots_lock:
+            cached = _snapshots.get(self._cache_key)
+        if cached is not None and cached.version == version:
+            return cached
+        sizes = live_files(table)
+        known = cached.files if cached is not None else {}
+        schema = plain_schema(pa.schema(table.schema().to_arrow()))
+        new = [path for path in sizes if path not in known]
+        fresh = dict(zip(new, read_files(self.lake, table, new, schema), strict=True))
+        files = {path: known[path] if path in known else LiveFile(path, size, fresh[path])
+                 for path, size in sizes.items()}
+        data = pa.concat_tables([file.rows.cast(schema) for file in files.values()]) if files \
+            else schema.empty_table()
+        rows = data.select([name for name in self.schema.names if name in data.column_names])
+        snapshot = _LedgerSnapshot(version, files, rows)
+        with _snapshots_lock:
+            current = _snapshots.get(self._cache_key)
+            if current is None or current.version <= version:
+                _snapshots[self._cache_key] = snapshot
+        return snapshot
+
+
+def latest_rows(data: pa.Table, key: Sequence[str]) -> pa.Table:
+    """The latest row (by ``recorded_at``; on a tie the later one read) of every ``key``, in the
+    order keys were first recorded."""
+    if data.num_rows == 0:
+        return data
+    data = data.sort_by([(RECORDED_AT, "ascending")])
+    numbered = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
+    last = numbered.group_by(list(key), use_threads=False).aggregate([("__row", "last")])
+    return data.take(last.column("__row_last"))
+
+
+def forget_cached_reads() -> None:
+    """Drop this process's cached ledger reads (the next read opens the table's files again)."""
+    with _snapshots_lock:
+        _snapshots.clear()
 
 
 CLAIM_KIND = "kind"
@@ -148,13 +240,33 @@ def read_unpartitioned(lake: Lake, table: DeltaTable) -> pa.Table:
     (delta-rs's own pyarrow dataset goes through a Python filesystem handler that can abort the
     interpreter at exit; native filesystems do not.)
     """
-    schema = pa.schema(table.schema().to_arrow())
-    paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
+    schema = plain_schema(pa.schema(table.schema().to_arrow()))
+    parts = read_files(lake, table, list(live_files(table)), schema)
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def live_files(table: DeltaTable) -> dict[str, int]:
+    """Path (as in the log) and size of each live data file of ``table``'s loaded version."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    return dict(zip(actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist(), strict=True))
+
+
+def read_files(lake: Lake, table: DeltaTable, paths: Sequence[str], schema: pa.Schema) -> list[pa.Table]:
+    """The rows of each data file in ``paths`` (in threads: on S3 each is a GET), as ``schema``
+    (plain string types, missing columns null)."""
     if not paths:
-        return schema.empty_table()
+        return []
     filesystem, root = lake_filesystem(lake, table.table_uri)
     files = [f"{root}/{data_file_path(path)}" for path in paths]
-    return pds.dataset(files, schema=schema, format="parquet", filesystem=filesystem).to_table()
+    fragments = list(pds.dataset(files, schema=schema, format="parquet", filesystem=filesystem).get_fragments())
+
+    def read(fragment: pds.Fragment) -> pa.Table:
+        return to_plain(fragment.to_table(schema=schema))
+
+    if len(fragments) == 1:
+        return [read(fragments[0])]
+    with ThreadPoolExecutor(max_workers=min(8, len(fragments))) as pool:
+        return list(pool.map(read, fragments))
 
 
 def claim_uri(lake: Lake, scope: str, name: str) -> str:

@@ -16,8 +16,8 @@ from .errors import ConfigurationError, LakenodesUserError, NotFoundError
 from .frame_kind import FrameKind, as_frame, resolve_frame
 from .frames import TIME_INDEX, TIMESTAMP_TYPE, UNIQUE_IDENTIFIER
 from .hashing import class_path, compute_hash, current_hash_namespace
-from .node_logging import debug_logging, show_logs_by_default
 from .lake import Lake, current_lake
+from .node_logging import debug_logging, show_logs_by_default
 from .statistics import DEFAULT_OFFSET_START, UpdateStatistics, read_progress
 from .storage import RangeFilter, TableStore, empty_table
 
@@ -71,6 +71,7 @@ class BaseNode:
         Example:
             >>> node.get_df_between_dates("2024-01-01", unique_identifier_list=["AAPL"])  # doctest: +SKIP
         """
+        frame = resolve_frame(frame)  # a bad frame kind fails before reading
         columns = None if columns is None else _values(columns, "columns")
         if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
             raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
@@ -103,6 +104,7 @@ class BaseNode:
         self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None
     ) -> pl.DataFrame | pd.DataFrame | pa.Table:
         """The latest row of every identity (optionally only these assets), located from metadata."""
+        frame = resolve_frame(frame)
         table = self.store.table()
         if table is None:
             return self._as_frame(None, None, frame)
@@ -226,10 +228,11 @@ class DataNode(BaseNode):
         for name, value in (("debug_mode", debug_mode), ("force_update", force_update), ("update_tree", update_tree)):
             if not isinstance(value, bool):
                 raise ConfigurationError(f"run({name}=...) must be True or False, got {value!r}")
+        kind = resolve_frame(None)  # a bad LAKENODES_FRAME fails before anything runs
         show_logs_by_default()
         with debug_logging(debug_mode):
             err, written = run_tree(self, update_tree=update_tree, executor=None if debug_mode else executor)
-        return err, as_frame(written.to_arrow(), self.store.index_names() or (TIME_INDEX,))
+        return err, as_frame(written.to_arrow(), self.store.index_names() or (TIME_INDEX,), kind)
 
     @property
     def update_statistics(self) -> UpdateStatistics:

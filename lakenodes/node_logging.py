@@ -1,14 +1,20 @@
 """Node log lines a launcher script shows without configuring logging.
 
 A seeds-style launcher calls ``node.run()`` and expects ``self.logger.info(...)`` lines on its
-terminal. Python shows nothing below WARNING until logging is configured, so lakenodes attaches
-one stderr handler to ``lakenodes.node`` that speaks only while the program has configured no
-logging of its own: once the root logger has a handler, the lines go there alone (no duplicates)
-and the program's levels decide.
+terminal. Python shows nothing below WARNING until logging is configured, so while the program
+has configured no logging of its own, lakenodes lets ``lakenodes.node`` speak at INFO through one
+stderr handler. Once the program configures logging (a handler on the root logger, e.g.
+``logging.basicConfig``, or on ``lakenodes``), that handler falls silent and lakenodes' INFO level
+is withdrawn at the next ``run()``: the program's handlers show each line once, at the program's
+levels (``basicConfig(level=logging.WARNING)`` hides node INFO lines).
+
+Python consults a logger's level and filters only for records logged on that very logger, not
+for records its children (``lakenodes.node.MyNode``) pass up, so the level itself must follow the
+program's configuration: :func:`show_logs_by_default` re-checks it on every ``run()``.
 
 Example:
     >>> show_logs_by_default()
-    >>> logging.getLogger("lakenodes.node").level == logging.INFO
+    >>> any(isinstance(handler, _UntilConfigured) for handler in logging.getLogger(NODE_LOGGER).handlers)
     True
 """
 
@@ -19,54 +25,71 @@ import logging
 import sys
 from collections.abc import Iterator
 
+LIBRARY_LOGGER = "lakenodes"
 NODE_LOGGER = "lakenodes.node"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_level_set_here = False  # whether lakenodes (not the program) put NODE_LOGGER at INFO
 
 
 class _UntilConfigured(logging.StreamHandler):
     """Writes to stderr only while the program has not configured logging itself."""
 
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter(_FORMAT))
+
     def emit(self, record: logging.LogRecord) -> None:
-        if not logging.getLogger().handlers:
+        if program_configured_logging():
+            return
+        if record.levelno >= logging.getLogger(LIBRARY_LOGGER).level:  # a level the program set on purpose
+            self.stream = sys.stderr  # the current one (launchers and test runners may swap it)
             super().emit(record)
 
 
-class _ProgramLevels(logging.Filter):
-    """Once the program configures logging, its levels decide (as if lakenodes had set none)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        root = logging.getLogger()
-        return not root.handlers or record.levelno >= logging.getLogger("lakenodes").getEffectiveLevel()
+def program_configured_logging() -> bool:
+    """Whether a handler of the program's (not lakenodes' own, not a NullHandler) would receive
+    node log records: on ``lakenodes.node``, ``lakenodes`` or the root logger."""
+    logger: logging.Logger | None = logging.getLogger(NODE_LOGGER)
+    while logger is not None:
+        if any(not isinstance(handler, (logging.NullHandler, _UntilConfigured)) for handler in logger.handlers):
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False
 
 
 def show_logs_by_default() -> None:
-    """Install (once) the handler that shows node INFO lines while logging is unconfigured."""
+    """Install (once) the stderr handler for node lines and set ``lakenodes.node``'s level for the
+    program's current configuration: INFO while unconfigured, the program's own once configured."""
+    global _level_set_here
     logger = logging.getLogger(NODE_LOGGER)
-    if any(isinstance(handler, _UntilConfigured) for handler in logger.handlers):
-        return
-    handler = _UntilConfigured(sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT))
-    logger.addHandler(handler)
-    logger.addFilter(_ProgramLevels())
-    if logger.level == logging.NOTSET:
+    if not any(isinstance(handler, _UntilConfigured) for handler in logger.handlers):
+        logger.addHandler(_UntilConfigured())
+    if program_configured_logging():
+        if _level_set_here and logger.level == logging.INFO:
+            logger.setLevel(logging.NOTSET)
+        _level_set_here = False
+    elif logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
+        _level_set_here = True
 
 
 @contextlib.contextmanager
 def debug_logging(enabled: bool) -> Iterator[None]:
-    """With ``enabled``, show lakenodes' DEBUG lines for the duration of the block."""
+    """With ``enabled``, show lakenodes' DEBUG lines (node lines included) for the duration of the block."""
     if not enabled:
         yield
         return
-    logger = logging.getLogger("lakenodes")
-    previous = logger.level
-    handler = _UntilConfigured(sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT))
+    library, nodes = logging.getLogger(LIBRARY_LOGGER), logging.getLogger(NODE_LOGGER)
+    previous = library.level, nodes.level
+    handler = _UntilConfigured()
     handler.addFilter(lambda record: not record.name.startswith(NODE_LOGGER))  # shown by the node handler
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
+    library.setLevel(logging.DEBUG)
+    if _level_set_here:
+        nodes.setLevel(logging.NOTSET)  # inherit DEBUG too
+    library.addHandler(handler)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
+        library.removeHandler(handler)
+        library.setLevel(previous[0])
+        nodes.setLevel(previous[1])

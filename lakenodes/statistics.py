@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
-from ._scan import to_plain
+from ._scan import to_plain, version_key
 from .frames import TIME_INDEX, UNIQUE_IDENTIFIER
 from .lake import Lake, lake_filesystem
 from .storage import data_file_path, index_names_of
@@ -122,7 +122,7 @@ class _FileFacts:
 _facts = _FileFacts()
 
 
-_progress_cache: dict[tuple[str, int], TableProgress] = {}
+_progress_cache: dict[tuple[str, str, int], TableProgress] = {}
 
 
 def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
@@ -130,11 +130,12 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
     Cached per (table, version): a table version never changes.
     """
-    key = (table.table_uri, table.version())
+    key = version_key(table)  # a table recreated at the same URI has a new metaData.id
     cached = _progress_cache.get(key)
     if cached is None:
         cached = _read_progress(table, lake)
-        _store_progress(key, cached)
+        if version_key(table) == key:  # not advanced by another thread meanwhile
+            _store_progress(key, cached)
     return cached
 
 
@@ -150,7 +151,8 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
         >>> remember_append(store.table(), progress_before_write, written_rows)  # doctest: +SKIP
         True
     """
-    version = table.version()
+    key = version_key(table)
+    version = key[2]
     if version != before.version + 1:
         return False
     dims = list(before.index_names[1:])
@@ -169,7 +171,7 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
 
     after = TableProgress(version, before.index_names, last, row_count=before.row_count + rows.num_rows,
                           first_loader=first_loader)
-    _store_progress((table.table_uri, version), after)
+    _store_progress(key, after)
     if lake is not None:
         filesystem, root = lake_filesystem(lake, table.table_uri)
         by_partition = summary if len(dims) == 1 else _summary(rows, dims[:1])
@@ -182,7 +184,7 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
     return True
 
 
-def _store_progress(key: tuple[str, int], progress: TableProgress) -> None:
+def _store_progress(key: tuple[str, str, int], progress: TableProgress) -> None:
     if len(_progress_cache) > 256:
         _progress_cache.clear()
     _progress_cache[key] = progress
@@ -449,6 +451,11 @@ class UpdateStatistics:
             identity: ts for identity, ts in progress.last.items()
             if self._scope is None or not identity or identity[self._asset_position()] in self._scope
         }
+
+    @property
+    def progress(self) -> TableProgress:
+        """The table progress (per-identity first/last ``time_index``) these statistics were computed from."""
+        return self._progress
 
     @classmethod
     def empty(cls, index_names: Sequence[str], **kwargs: Any) -> UpdateStatistics:

@@ -8,14 +8,21 @@ spelling, case-insensitively, to one canonical key; :func:`pyarrow_s3_options` t
 canonical options into ``pyarrow.fs.S3FileSystem`` arguments. An option that would change where
 or how data is reached and that the pyarrow reads cannot follow is a
 :class:`~lakenodes.errors.LakeConfigurationError` naming the key, never a silent default.
+
+:func:`with_timeout_defaults` bounds how long one storage operation may wait (``DEFAULT_TIMEOUTS``)
+where neither the options nor the environment say otherwise: object_store's own defaults (30 s per
+request, retried for up to 3 minutes) let a store that accepts connections and never answers hold a
+run for minutes. :func:`lance_retry_options` gives LanceDB the same retry budget in its spelling.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,7 +77,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _client("timeout", READ),
     _client("connect_timeout", READ),
     _client("proxy_url", READ),
-    _plain("max_retries", kind=READ),
+    _plain("max_retries", "aws_max_retries", kind=READ),
+    _plain("retry_timeout", "aws_retry_timeout", kind=READ),
     _plain("certificate_path", kind=READ),
     # credentials from somewhere the reads cannot follow
     _aws("profile", kind=REFUSE, hint=_ENV_HINT),
@@ -102,7 +110,6 @@ _SETTINGS: tuple[_Setting, ...] = (
     _plain("DELTA_DYNAMO_TABLE_NAME"), _plain("DELTA_DYNAMO_BILLING_MODE"),
     _plain("DELTA_DYNAMO_MAX_ELAPSED_REQUEST_TIME"),
     _plain("OBJECT_STORE_CONCURRENCY_LIMIT", "concurrency_limit"), _plain("MOUNT_ALLOW_UNSAFE_RENAME"),
-    _plain("retry_timeout"),
     _plain("backoff_config.init_backoff", "init_backoff", "backoff.init_backoff"),
     _plain("backoff_config.max_backoff", "max_backoff", "backoff.max_backoff"),
     _plain("backoff_config.base", "base", "backoff.base"),
@@ -118,6 +125,18 @@ _BY_ALIAS: dict[str, _Setting] = {alias: setting for setting in _SETTINGS for al
 # pyarrow's AWS SDK also reads from the environment (profile, web identity, containers) stay there.
 _FROM_ENV = {s.canonical for s in _SETTINGS if s.kind in (READ, REFUSE_IF_TRUE) and s.canonical != "AWS_BUCKET"}
 _FROM_ENV |= {"AWS_IAM_ROLE_ARN", "AWS_S3_ASSUME_ROLE_ARN"}
+# How long one storage operation may wait, unless the options or the environment (AWS_CONNECT_TIMEOUT,
+# AWS_TIMEOUT, AWS_RETRY_TIMEOUT) say otherwise. A request with no complete answer after `timeout` fails;
+# failures are retried (with backoff) only while the operation is younger than `retry_timeout`, so a
+# request that hung for its whole `timeout` is not repeated: each operation against a silent store fails
+# after ~10 s (a failing run makes about three, ~30 s), while quick errors (503 SlowDown, resets) are
+# retried for 10 s. Slow links moving big files may need a longer `timeout` (docs/interop.md, "Timeouts").
+DEFAULT_TIMEOUTS: Mapping[str, str] = MappingProxyType(
+    {"connect_timeout": "5s", "timeout": "10s", "retry_timeout": "10s"}
+)
+_DURATIONS = ("timeout", "connect_timeout", "retry_timeout")
+# object_store's own values where an option is absent (what delta-rs and LanceDB then use)
+_OBJECT_STORE_DEFAULTS: dict[str, float] = {"timeout": 30.0, "retry_timeout": 180.0, "max_retries": 10}
 _TRUE = {"true", "1", "on", "yes", "y"}
 _FALSE = {"false", "0", "off", "no", "n"}
 
@@ -148,6 +167,21 @@ def normalize_s3_options(
                 f"{options['AWS_ALLOW_HTTP']!r}: set it to 'true' or use https"
             )
     return options
+
+
+def with_timeout_defaults(options: Mapping[str, str]) -> dict[str, str]:
+    """``options`` (canonical, from :func:`normalize_s3_options`) plus ``DEFAULT_TIMEOUTS`` for what they leave unset.
+
+    Example:
+        >>> with_timeout_defaults({"timeout": "60s"})
+        {'timeout': '60s', 'connect_timeout': '5s', 'retry_timeout': '10s'}
+    """
+    completed = dict(options)
+    defaulted = [key for key in DEFAULT_TIMEOUTS if key not in completed]
+    completed.update((key, DEFAULT_TIMEOUTS[key]) for key in defaulted)
+    if defaulted:
+        logger.debug("S3 timeouts not set, using lakenodes' defaults: %s", {key: completed[key] for key in defaulted})
+    return completed
 
 
 def _is_copied_from_env(name: str) -> bool:
@@ -236,9 +270,9 @@ def _check_reads_can_follow(options: Mapping[str, str], bucket: str) -> None:
         missing = "AWS_SECRET_ACCESS_KEY" if "AWS_ACCESS_KEY_ID" in options else "AWS_ACCESS_KEY_ID"
         raise LakeConfigurationError(f"storage options give only one of the key pair: {missing} is missing")
     _flag(options, "AWS_SKIP_SIGNATURE")
-    for key in ("timeout", "connect_timeout"):
+    for key in _DURATIONS:
         if key in options:
-            duration_seconds(options[key])
+            duration_seconds(options[key], key)
     if "max_retries" in options and not options["max_retries"].strip().isdigit():
         raise LakeConfigurationError(f"storage option max_retries {options['max_retries']!r} is not a whole number")
 
@@ -264,18 +298,57 @@ def pyarrow_s3_options(options: Mapping[str, str]) -> dict[str, Any]:
         "endpoint_override": urlsplit(endpoint).netloc if endpoint else None,
     }
     if options.get("timeout"):
-        kwargs["request_timeout"] = duration_seconds(options["timeout"])
+        kwargs["request_timeout"] = duration_seconds(options["timeout"], "timeout")
     if options.get("connect_timeout"):
-        kwargs["connect_timeout"] = duration_seconds(options["connect_timeout"])
-    if options.get("max_retries"):
+        kwargs["connect_timeout"] = duration_seconds(options["connect_timeout"], "connect_timeout")
+    attempts = _pyarrow_attempts(options)
+    if attempts is not None:
         from pyarrow import fs
 
-        kwargs["retry_strategy"] = fs.AwsStandardS3RetryStrategy(max_attempts=int(options["max_retries"]) + 1)
+        kwargs["retry_strategy"] = fs.AwsStandardS3RetryStrategy(max_attempts=attempts)
     if options.get("proxy_url"):
         kwargs["proxy_options"] = options["proxy_url"]
     if options.get("certificate_path"):
         kwargs["tls_ca_file_path"] = options["certificate_path"]
     return kwargs
+
+
+def _pyarrow_attempts(options: Mapping[str, str]) -> int | None:
+    """Attempts per pyarrow request matching object_store's retry budget (None: none of it is set).
+
+    pyarrow counts attempts where object_store also stops retrying after ``retry_timeout``: a request
+    that hangs is repeated as long as object_store would repeat it, and at least once (pyarrow cannot
+    tell a hang from a ``503 SlowDown`` worth retrying) unless ``max_retries`` is 0.
+    """
+    if not any(options.get(key) for key in ("timeout", "retry_timeout", "max_retries")):
+        return None
+    retries = int(options.get("max_retries") or _OBJECT_STORE_DEFAULTS["max_retries"])
+    timeout, budget = (duration_seconds(options[key], key) if options.get(key) else _OBJECT_STORE_DEFAULTS[key]
+                       for key in ("timeout", "retry_timeout"))
+    return min(retries + 1, max(2, math.ceil(budget / max(timeout, 0.001))))
+
+
+def lance_retry_options(options: Mapping[str, str] | None) -> dict[str, str]:
+    """LanceDB's spelling of the retry budget in ``options`` (any spelling lakenodes accepts).
+
+    LanceDB reads ``timeout``/``connect_timeout`` as object_store does, but ignores ``max_retries`` and
+    ``retry_timeout``: it has ``client_max_retries`` and ``client_retry_timeout`` (whole seconds) instead.
+
+    Example:
+        >>> lance_retry_options({"max_retries": "3", "retry_timeout": "1m 30s", "timeout": "5s"})
+        {'client_max_retries': '3', 'client_retry_timeout': '90'}
+    """
+    canonical = {}
+    for key, value in (options or {}).items():
+        setting = _BY_ALIAS.get(str(key).strip().lower())
+        if setting is not None and setting.canonical in ("max_retries", "retry_timeout"):
+            canonical[setting.canonical] = str(value)
+    lance: dict[str, str] = {}
+    if "max_retries" in canonical:
+        lance["client_max_retries"] = canonical["max_retries"].strip()
+    if "retry_timeout" in canonical:
+        lance["client_retry_timeout"] = str(math.ceil(duration_seconds(canonical["retry_timeout"], "retry_timeout")))
+    return lance
 
 
 _DURATION_UNITS = {"ms": 0.001, "msec": 0.001, "millis": 0.001, "s": 1.0, "sec": 1.0, "secs": 1.0,
@@ -284,8 +357,10 @@ _DURATION_UNITS = {"ms": 0.001, "msec": 0.001, "millis": 0.001, "s": 1.0, "sec":
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)")
 
 
-def duration_seconds(value: str) -> float:
+def duration_seconds(value: str, key: str = "") -> float:
     """Seconds in an object_store duration such as ``"5s"``, ``"250ms"`` or ``"1m 30s"`` (plain numbers: seconds).
+
+    ``key`` names the option in the error raised for anything else.
 
     Example:
         >>> duration_seconds("250ms"), duration_seconds("1m 30s")
@@ -302,4 +377,5 @@ def duration_seconds(value: str) -> float:
     else:
         if text:
             return total
-    raise LakeConfigurationError(f"storage option duration {value!r} is not like '5s', '250ms' or '2min'")
+    name = f"storage option {key}" if key else "storage option"
+    raise LakeConfigurationError(f"{name} duration {value!r} is not like '5s', '250ms' or '2min'")

@@ -18,7 +18,7 @@ from lakenodes import (
     TimeIndexMetaTable,
     hash_namespace,
 )
-from lakenodes.discovery import search_index
+from lakenodes.search import search_index
 
 UTC = dt.timezone.utc
 

@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import polars as pl
 import pytest
+from journal_nodes import daily, journal, stored_rows
 from pydantic import Field
 
 from lakenodes import DataNode, DataNodeConfiguration, NodeRunError, run_many, use_lake
@@ -125,6 +126,20 @@ def test_dask_local_cluster_matches_serial(tmp_path, serial_result):
             assert err is False
             assert snapshot(index).equals(serial_result[0])
             assert snapshot(index.shards[0]).equals(serial_result[1])
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["in-process-workers", "worker-processes"])
+def test_dask_runs_every_submission(tmp_path, processes):
+    """Regression: submitted with Dask's default ``pure=True``, the same node got the same task key
+    on every run_many call, and Dask handed back the previous result without calling update()."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=processes, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client, use_lake(tmp_path / "lake"):
+            node = daily(tmp_path, "tick")  # one new row (the day after the watermark) per update()
+            reported = [run_many([node], executor=client.get_executor())[node.update_hash].height for _ in range(5)]
+    assert reported == [1] * 5
+    assert len(journal(tmp_path)) == 5
+    assert stored_rows(node) == 5
 
 
 def test_on_progress_reports_every_node(tmp_path):

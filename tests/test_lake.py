@@ -12,6 +12,7 @@ from deltalake import DeltaTable
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake, current_lake, use_lake
 from lakenodes.errors import LakeConfigurationError, LakenodesUserError
+from lakenodes.storage_options import DEFAULT_TIMEOUTS
 
 AWS_VARS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
             "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ALLOW_HTTP")
@@ -101,7 +102,7 @@ def test_s3_options_come_from_the_standard_aws_environment(clean_env) -> None:
     assert not lake.is_local
     assert lake.storage_options == {
         "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret",
-        "AWS_REGION": "eu-west-1", "AWS_ALLOW_HTTP": "true",
+        "AWS_REGION": "eu-west-1", "AWS_ALLOW_HTTP": "true", **DEFAULT_TIMEOUTS,
     }
     assert lake.table_uri("t_1") == "s3://bucket/some/prefix/tables/t_1"
     clean_env.setenv("AWS_REGION", "us-east-2")
@@ -115,7 +116,7 @@ def test_s3_options_dict_overrides_the_environment(clean_env) -> None:
     clean_env.setenv("AWS_REGION", "eu-west-1")
     lake = Lake("s3://bucket/lake", storage_options={"AWS_ACCESS_KEY_ID": "from-dict", "AWS_ALLOW_HTTP": "false"})
     assert lake.storage_options == {"AWS_ACCESS_KEY_ID": "from-dict", "AWS_SECRET_ACCESS_KEY": "secret-from-env",
-                                    "AWS_REGION": "eu-west-1", "AWS_ALLOW_HTTP": "false"}
+                                    "AWS_REGION": "eu-west-1", "AWS_ALLOW_HTTP": "false", **DEFAULT_TIMEOUTS}
     assert Lake("/tmp/local-lake").storage_options == {}  # AWS settings never leak into local lakes
     with use_lake("s3://bucket/lake", {"AWS_REGION": "ap-south-1"}) as lake:
         assert current_lake().storage_options["AWS_REGION"] == "ap-south-1"

@@ -12,13 +12,20 @@ import pytest
 from deltalake import DeltaTable
 
 from lakenodes import (
+    ConfigurationError,
     DataNode,
     DataNodeConfiguration,
+    DataNodeMetaData,
     DependencyCycleError,
     FrameValidationError,
+    IdentifierConflictError,
     Lake,
     NodeRunError,
+    RecordDefinition,
+    TimeIndexMetaTable,
+    repoint_identifier,
 )
+from lakenodes.catalog import resolve_identifier, table_record
 
 UTC = dt.UTC
 COMPUTED = object()  # Step.output default: compute the next day's row
@@ -36,13 +43,14 @@ class Step(DataNode):
     """Appends its name to a shared journal, then writes one row per run (day 1, day 2, ...)
     until ``days`` rows are stored; ``failure`` (when set) is raised by update()."""
 
-    def __init__(self, name: str, journal: list[str], deps: dict | None = None, days: int = 1, **kwargs):
+    def __init__(self, name: str, journal: list[str], deps: dict | None = None, days: int = 1,
+                 metadata: DataNodeMetaData | None = None, records: list[RecordDefinition] | None = None, **kwargs):
         self.journal = journal
         self.deps = dict(deps or {})
         self.days = days
         self.failure: Exception | None = None
         self.output = COMPUTED
-        super().__init__(StepConfig(name=name), **kwargs)
+        super().__init__(StepConfig(name=name, node_metadata=metadata, records=records), **kwargs)
 
     def dependencies(self):
         return self.deps
@@ -272,3 +280,113 @@ def test_node_run_error_message_has_no_terminal_colour_codes():
 
     error = NodeRunError("Node(x)", "write", RuntimeError("\x1b[31mGeneric error\x1b[0m: boom"))
     assert str(error) == "Node(x) failed during write: RuntimeError: Generic error: boom"
+
+
+def test_an_empty_asset_list_warns_naming_the_cause(local_lake: Lake, caplog: pytest.LogCaptureFixture) -> None:
+    class NoAssets(Step):
+        def get_asset_list(self):
+            return []
+
+    caplog.set_level(logging.INFO, logger="lakenodes")
+    node = NoAssets("no_assets", [])
+    node.output = pl.DataFrame()
+    node.run()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "lakenodes.node.NoAssets"]
+    assert len(warnings) == 1
+    assert "get_asset_list() returned no assets" in warnings[0].getMessage()
+    assert "register assets first" in warnings[0].getMessage()
+
+    caplog.clear()
+    Step("all_assets", []).run()  # None means "all": nothing to warn about
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# -- identifiers and published metadata -------------------------------------------------------------------
+def test_a_repointed_identifier_lets_its_previous_owner_keep_writing(
+    any_lake: Lake, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: after repoint_identifier the previous owner's next run failed with IdentifierConflictError."""
+    old = Step("vendor_a", [], days=3, metadata=DataNodeMetaData(identifier="quotes_daily"))
+    old.run()
+    new = Step("vendor_b", [], days=3)
+    new.run()
+    repoint_identifier("quotes_daily", new.storage_hash)
+
+    caplog.set_level(logging.WARNING, logger="lakenodes")
+    error, written = old.run()
+    assert error is False and written.height == 1  # it keeps writing its own table
+    assert old.get_df_between_dates().height == 2
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "lakenodes.node.Step"]
+    assert "'quotes_daily' now points to table " + new.storage_hash in warning
+    assert old.storage_hash in warning and "no longer published under that name" in warning
+    assert resolve_identifier(any_lake, "quotes_daily") == new.storage_hash
+    assert TimeIndexMetaTable.get(identifier="quotes_daily").storage_hash == new.storage_hash  # one owner
+    assert table_record(any_lake, old.storage_hash).identifier is None
+
+    # never having held it is still a conflict, and writes nothing
+    intruder = Step("vendor_c", [], metadata=DataNodeMetaData(identifier="quotes_daily"))
+    with pytest.raises(NodeRunError) as caught:
+        intruder.run()
+    assert caught.value.phase == "registration" and isinstance(caught.value.cause, IdentifierConflictError)
+    assert delta(intruder) is None
+
+    # repointed back, the old owner holds its name again, without a warning
+    repoint_identifier("quotes_daily", old.storage_hash)
+    caplog.clear()
+    old.run()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert TimeIndexMetaTable.get(identifier="quotes_daily").storage_hash == old.storage_hash
+
+
+class Described(Step):
+    """Publishes metadata computed in code rather than taken from its configuration."""
+
+    def get_table_metadata(self) -> DataNodeMetaData:
+        return DataNodeMetaData(identifier=f"described_{self.config.name}", description="computed in code",
+                                labels=["computed"], data_frequency_id="1d")
+
+    def get_column_metadata(self) -> list[RecordDefinition]:
+        return [RecordDefinition(column_name="value", dtype="float64", label="Computed value",
+                                 description="declared by get_column_metadata")]
+
+
+def test_table_and_column_metadata_default_to_the_configuration(local_lake: Lake) -> None:
+    metadata = DataNodeMetaData(identifier="from_config", description="configured")
+    records = [RecordDefinition(column_name="value", label="Value")]
+    node = Step("plain", [], metadata=metadata, records=records)
+    assert node.get_table_metadata() == metadata
+    assert node.get_column_metadata() == records
+    bare = Step("bare", [])
+    assert bare.get_table_metadata() is None and bare.get_column_metadata() is None
+
+
+def test_overridden_metadata_is_what_the_catalog_records_and_the_run_claims(local_lake: Lake) -> None:
+    node = Described("x", [], metadata=DataNodeMetaData(identifier="config_identifier", description="ignored"))
+    node.run()
+
+    table = TimeIndexMetaTable.get(identifier="described_x")
+    assert table.storage_hash == node.storage_hash
+    assert (table.description, table.labels, table.data_frequency_id) == ("computed in code", ["computed"], "1d")
+    value = next(column for column in table.columns if column.column_name == "value")
+    assert (value.label, value.description) == ("Computed value", "declared by get_column_metadata")
+    assert resolve_identifier(local_lake, "described_x") == node.storage_hash
+    assert resolve_identifier(local_lake, "config_identifier") is None  # the configuration's is not claimed
+
+
+# -- run() arguments and logging ------------------------------------------------------------------------------
+@pytest.mark.parametrize("arguments", [{"debug_mode": "yes"}, {"debug_mode": 1}, {"force_update": None},
+                                       {"update_tree": "no"}])
+def test_run_flags_must_be_booleans(local_lake: Lake, arguments: dict) -> None:
+    journal: list[str] = []
+    with pytest.raises(ConfigurationError, match=f"run\\({next(iter(arguments))}=...\\) must be True or False"):
+        Step("flags", journal).run(**arguments)
+    assert journal == []
+
+
+def test_force_update_changes_nothing(local_lake: Lake) -> None:
+    assert "force_update" in DataNode.run.__doc__ and "changes nothing" in DataNode.run.__doc__
+    journal: list[str] = []
+    node = Step("forced", journal, days=2)
+    results = [node.run(force_update=flag)[1].height for flag in (True, False, True)]
+    assert results == [1, 1, 0] and journal == ["forced"] * 3
+

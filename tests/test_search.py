@@ -28,7 +28,6 @@ from lakenodes import (
     TimeIndexMetaTable,
 )
 from lakenodes.cli import app
-from lakenodes.discovery import search_index, search_tables
 from lakenodes.lake import lake_filesystem
 from lakenodes.search import (
     EmbedderMismatchError,
@@ -41,6 +40,8 @@ from lakenodes.search import (
     filters_to_sql,
     get_embedder,
     lance_storage_options,
+    search_index,
+    search_tables,
 )
 
 REPO = Path(__file__).resolve().parents[1]

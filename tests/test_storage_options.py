@@ -20,6 +20,7 @@ from deltalake import DeltaTable
 
 from lakenodes import Asset, Lake, TimeIndexMetaTable, use_lake
 from lakenodes.errors import LakeConfigurationError
+from lakenodes.storage_options import DEFAULT_TIMEOUTS
 from lakenodes.testing import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,8 +67,8 @@ def no_aws_env(monkeypatch):
 def test_every_spelling_becomes_the_canonical_options(no_aws_env, name: str) -> None:
     spelled = spellings(ENDPOINT, "key", "secret", "eu-west-1")[name]
     lake = Lake("s3://bucket/lake", storage_options=spelled)
-    assert lake.storage_options == CANONICAL
-    assert Lake(lake.uri, lake.storage_options).storage_options == CANONICAL  # idempotent
+    assert lake.storage_options == {**CANONICAL, **DEFAULT_TIMEOUTS}
+    assert Lake(lake.uri, lake.storage_options).storage_options == lake.storage_options  # idempotent
     with use_lake(lake):
         assert Lake() == lake
 
@@ -78,7 +79,7 @@ def test_options_delta_rs_understands_are_kept_in_the_spelling_it_reads(no_aws_e
         "aws_s3_locking_provider": "dynamodb", "Timeout": "30s", "backoff.base": "2", "aws_s3_express": "false",
         "AWS_S3_ADDRESSING_STYLE": "path", "token": "session", "bucket": "bucket",
     }).storage_options
-    assert options == {**CANONICAL, "AWS_CONDITIONAL_PUT": "etag", "OBJECT_STORE_CONCURRENCY_LIMIT": "8",
+    assert options == {**CANONICAL, **DEFAULT_TIMEOUTS, "AWS_CONDITIONAL_PUT": "etag", "OBJECT_STORE_CONCURRENCY_LIMIT": "8",
                        "max_retries": "2", "AWS_S3_LOCKING_PROVIDER": "dynamodb", "timeout": "30s",
                        "backoff_config.base": "2", "AWS_S3_EXPRESS": "false", "AWS_S3_ADDRESSING_STYLE": "path",
                        "AWS_SESSION_TOKEN": "session", "AWS_BUCKET": "bucket"}
@@ -91,7 +92,7 @@ def test_environment_spellings_fill_in_and_explicit_options_win(no_aws_env) -> N
     no_aws_env.setenv("AWS_PROFILE", "dev")  # left to the AWS SDKs, which read it themselves
     assert Lake("s3://bucket/lake").storage_options == {
         "AWS_ENDPOINT_URL": "http://from-env:9000", "AWS_ACCESS_KEY_ID": "env-key",
-        "AWS_SECRET_ACCESS_KEY": "env-secret", "AWS_ALLOW_HTTP": "true"}
+        "AWS_SECRET_ACCESS_KEY": "env-secret", "AWS_ALLOW_HTTP": "true", **DEFAULT_TIMEOUTS}
     no_aws_env.setenv("AWS_ENDPOINT_URL", "http://other:9000")  # two env spellings disagree...
     with pytest.raises(LakeConfigurationError, match="'AWS_ENDPOINT(_URL)?' and 'AWS_ENDPOINT(_URL)?'"):
         Lake("s3://bucket/lake")
@@ -150,7 +151,7 @@ def test_endpoints_and_keys_pyarrow_cannot_use_are_refused(no_aws_env, options, 
 
 def test_virtual_hosted_style_is_fine_against_aws_itself(no_aws_env) -> None:
     options = Lake("s3://bucket/lake", {"virtual_hosted_style_request": "true", "region": "eu-west-1"}).storage_options
-    assert options == {"AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "true", "AWS_REGION": "eu-west-1"}
+    assert options == {"AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "true", "AWS_REGION": "eu-west-1", **DEFAULT_TIMEOUTS}
 
 
 # -- every I/O path on a real (moto) S3 server ---------------------------------------------------------

@@ -1,0 +1,187 @@
+"""Embedders: texts to L2-normalised vectors, and the parsing of embedder specs.
+
+The default :class:`HashingEmbedder` works offline with no model download; a local
+sentence-transformers model is the optional extra (:class:`SentenceTransformerEmbedder`).
+
+Example:
+    >>> get_embedder("hashing:64").embed(["daily close price"]).shape
+    (1, 64)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import numbers
+from collections import Counter
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .analysis import analyze
+from .errors import SearchArgumentError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Embedder", "HashingEmbedder", "SentenceTransformerEmbedder", "get_embedder"]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised ``float32`` vectors of shape ``(len(texts), dim)``.
+
+    ``name`` identifies the model (and its version); the index records it and refuses to mix vectors
+    of different embedders.
+
+    Example (any object with ``name``, ``dim`` and ``embed`` is one; pass it as ``SearchIndex(uri,
+    embedder=...)``):
+        >>> class OnesEmbedder:
+        ...     name, dim = "ones-v1", 4
+        ...     def embed(self, texts):
+        ...         return np.full((len(texts), 4), 0.5, dtype=np.float32)
+        >>> isinstance(OnesEmbedder(), Embedder), get_embedder(OnesEmbedder()).name
+        (True, 'ones-v1')
+    """
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class HashingEmbedder:
+    """Offline, deterministic embedder: signed feature hashing of words and character n-grams.
+
+    Each analysed term (see :func:`analyze`) contributes a word feature and its character 3- and
+    4-grams (with word boundary markers), hashed with BLAKE2b into ``dim`` buckets with a hashed
+    sign. Term counts are damped with ``1 + log(tf)``. The same text gives bit-identical vectors on
+    every process and machine.
+
+    Example (a high cosine similarity despite the typos):
+        >>> v = HashingEmbedder().embed(["daily close price", "dialy close prise"])
+        >>> bool(v[0] @ v[1] > 0.5)
+        True
+    """
+
+    VERSION = 1
+
+    def __init__(self, dim: int = 384, ngram_weight: float = 1.0) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 16:
+            raise SearchArgumentError(f"HashingEmbedder dim must be an integer >= 16, got {dim!r}")
+        self.dim = dim
+        self.ngram_weight = ngram_weight
+        self.name = f"hashing-v{self.VERSION}-{dim}" + ("" if ngram_weight == 1.0 else f"-ng{ngram_weight:g}")
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _bucket(self, feature: str) -> tuple[int, float]:
+        h = int.from_bytes(hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little")
+        return h % self.dim, (1.0 if (h >> 63) & 1 else -1.0)
+
+    def _term_features(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        cached = self._cache.get(term)
+        if cached is not None:
+            return cached
+        feats = [(*self._bucket("w:" + term), 1.0)]
+        if not term.isdigit() and len(term) > 2:
+            marked = f"<{term}>"
+            grams = [marked[i : i + n] for n in (3, 4) for i in range(len(marked) - n + 1)]
+            w = self.ngram_weight / math.sqrt(len(grams))
+            feats.extend((*self._bucket("g:" + g), w) for g in grams)
+        idx = np.fromiter((f[0] for f in feats), dtype=np.int64, count=len(feats))
+        val = np.fromiter((f[1] * f[2] for f in feats), dtype=np.float64, count=len(feats))
+        if len(self._cache) < 200_000:
+            self._cache[term] = (idx, val)
+        return idx, val
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """``float32`` vectors of shape ``(len(texts), dim)``, rows of norm 1 (0 for a text without terms)."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            counts = Counter(analyze(text or ""))
+            if not counts:
+                continue
+            idxs, vals = [], []
+            for term, tf in counts.items():
+                idx, val = self._term_features(term)
+                idxs.append(idx)
+                vals.append(val * (1.0 + math.log(tf)))
+            vec = np.bincount(np.concatenate(idxs), weights=np.concatenate(vals), minlength=self.dim)
+            norm = float(np.linalg.norm(vec))
+            if norm > 0:
+                out[row] = (vec / norm).astype(np.float32)
+        return out
+
+
+class SentenceTransformerEmbedder:
+    """Embedder backed by a *local* sentence-transformers model (optional extra).
+
+    The model is loaded on first use with ``local_files_only=True``: nothing is downloaded.
+
+    Example (nothing is loaded until the first ``embed``):
+        >>> SentenceTransformerEmbedder("/models/all-MiniLM-L6-v2").name
+        'sentence-transformers:/models/all-MiniLM-L6-v2'
+    """
+
+    def __init__(self, model: str, *, device: str | None = None, batch_size: int = 64) -> None:
+        self.model_path = model
+        self.name = f"sentence-transformers:{model}"
+        self.device = device
+        self.batch_size = batch_size
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise ImportError(
+                    "SentenceTransformerEmbedder needs the optional dependency 'sentence-transformers': "
+                    "pip install 'lakenodes[sentence-transformers]'"
+                ) from exc
+            log.info("loading sentence-transformers model %s", self.model_path)
+            self._model = SentenceTransformer(self.model_path, device=self.device, local_files_only=True)
+        return self._model
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        """The model's embedding dimension (loads the model)."""
+        model = self._load()
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(dimension())
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Normalised ``float32`` vectors of shape ``(len(texts), dim)`` (loads the model on first use)."""
+        vectors = self._load().encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+def get_embedder(model: str | Embedder | None) -> Embedder:
+    """Resolve an embedder spec.
+
+    ``None`` / ``"hashing"`` -> :class:`HashingEmbedder`; ``"hashing:<dim>"`` -> hashing with that
+    dimension; ``"sentence-transformers:<local path or name>"`` -> :class:`SentenceTransformerEmbedder`;
+    an object with ``name``, ``dim`` and ``embed`` is returned unchanged.
+
+    >>> get_embedder(None).name, get_embedder("hashing:128").dim
+    ('hashing-v1-384', 128)
+    """
+    if model is None or model == "hashing":
+        return HashingEmbedder()
+    if isinstance(model, str):
+        kind, _, arg = model.partition(":")
+        if kind == "hashing" and arg.isdigit():
+            return HashingEmbedder(dim=int(arg))
+        if kind == "sentence-transformers" and arg:
+            return SentenceTransformerEmbedder(arg)
+        raise SearchArgumentError(
+            f"unknown embedding model {model!r}: use None, 'hashing', 'hashing:<dim>' or "
+            "'sentence-transformers:<local model path>'"
+        )
+    if callable(getattr(model, "embed", None)) and isinstance(getattr(model, "name", None), str):
+        return model  # not isinstance(model, Embedder): that would read ``dim`` and load lazy models
+    raise SearchArgumentError(
+        f"embedding model must be a spec string or an object with name, dim and embed(), got {type(model).__name__}"
+    )

@@ -1,0 +1,56 @@
+"""Search errors and the checks of search arguments (counts, weights).
+
+Example:
+    >>> check_count("limit", 20)
+    20
+    >>> check_weight("w_emb", -1)
+    Traceback (most recent call last):
+    ...
+    lakenodes.search.errors.SearchArgumentError: w_emb must be a finite number >= 0, got -1
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from ..errors import LakenodesUserError, plain_message
+
+__all__ = ["EmbedderMismatchError", "SearchArgumentError", "check_count", "check_weight", "summarize_error"]
+
+
+class SearchArgumentError(LakenodesUserError):
+    """A search argument is invalid (negative ``k``, bad weights, paging, filter or embedder spec)."""
+
+
+class EmbedderMismatchError(LakenodesUserError):
+    """The index was built with another embedder than the one asked for (``rebuild()`` switches it)."""
+
+
+def check_count(name: str, value: Any) -> int:
+    """``value`` as a non-negative int (``limit``, ``offset``, ``trigram_k``...), else SearchArgumentError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise SearchArgumentError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def check_weight(name: str, value: Any) -> float:
+    """``value`` as a finite float >= 0 (``w_trgm``, ``w_emb``), else SearchArgumentError."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise SearchArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def summarize_error(error: BaseException) -> str:
+    """An exception as ``Type: message`` on one line (Lance errors span lines and carry source paths).
+
+    >>> summarize_error(RuntimeError("cannot open\\n  manifest"))
+    'RuntimeError: cannot open manifest'
+    """
+    return f"{type(error).__name__}: " + " ".join(plain_message(error).split())

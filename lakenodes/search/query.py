@@ -1,0 +1,143 @@
+"""Search the catalog of a lake: catch the index up, rank, and answer with the catalog records.
+
+Answers are ``{count, next, previous, results}``: table metadata (not rows), each result with its
+``score``, ``trigram_score``, ``embedding_score`` and ``matched_columns``.
+
+Example:
+    >>> import tempfile
+    >>> from lakenodes import Lake
+    >>> from lakenodes.catalog import TimeIndexMetaTable, save_table_record
+    >>> lake = Lake(tempfile.mkdtemp())
+    >>> for uid, name, text in [("u1", "equity_close", "Daily closing prices of equities"),
+    ...                         ("u2", "fx_spot", "Foreign exchange spot rates")]:
+    ...     save_table_record(lake, TimeIndexMetaTable(uid=uid, storage_hash=name, identifier=name,
+    ...                                                description=text, table_uri=lake.table_uri(name)))
+    >>> [r["identifier"] for r in description_search(lake, "fx rates")["results"]][0]
+    'fx_spot'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..catalog import all_tables
+from ..errors import LakenodesUserError
+from ..lake import Lake
+from .filters import FILTER_KEYS
+from .index import SearchIndex
+from .ranking import SearchPage
+from .sync import catch_up
+
+log = logging.getLogger(__name__)
+
+__all__ = ["column_search", "description_search", "search_tables"]
+
+
+_DESCRIPTION_ONLY = frozenset({"trigram_k", "embed_k", "w_trgm", "w_emb", "embedding_model"})
+
+
+def description_search(
+    lake: Lake,
+    q: str,
+    *,
+    trigram_k: int = 200,
+    embed_k: int = 200,
+    w_trgm: float = 0.65,
+    w_emb: float = 0.35,
+    embedding_model: Any = None,
+    limit: int = 20,
+    offset: int = 0,
+    filters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Tables of ``lake`` ranked by trigram and embedding similarity of their metadata to ``q``.
+
+    See :meth:`SearchIndex.description_search <lakenodes.search.index.SearchIndex.description_search>`
+    for the ranking and the module example; ``next``/``previous`` are the offsets of the
+    neighbouring pages (None at the ends).
+    """
+    def rank(index: SearchIndex) -> SearchPage:
+        return index.description_search(
+            q, trigram_k=trigram_k, embed_k=embed_k, w_trgm=w_trgm, w_emb=w_emb,
+            embedding_model=embedding_model, filters=filters, limit=limit, offset=offset,
+        )
+
+    return _search(lake, q, rank, limit=limit, offset=offset, filters=filters,
+                   embedding_model=embedding_model)
+
+
+def column_search(
+    lake: Lake, q: str, *, limit: int = 20, offset: int = 0, filters: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Tables of ``lake`` ranked by their best matching column name or column metadata.
+
+    >>> import tempfile
+    >>> column_search(Lake(tempfile.mkdtemp()), "close")["count"]
+    0
+    """
+    def rank(index: SearchIndex) -> SearchPage:
+        return index.column_search(q, filters=filters, limit=limit, offset=offset)
+
+    return _search(lake, q, rank, limit=limit, offset=offset, filters=filters)
+
+
+def search_tables(lake: Lake, q: str, *, mode: str = "description", **options: Any) -> dict[str, Any]:
+    """:func:`description_search` (``mode="description"``) or :func:`column_search` (``"column"``).
+
+    ``options`` are the keyword arguments of that function; the description-only ones
+    (``trigram_k``, ``embed_k``, ``w_trgm``, ``w_emb``, ``embedding_model``) are ignored by column
+    search.
+    """
+    if mode == "description":
+        return description_search(lake, q, **options)
+    if mode == "column":
+        return column_search(lake, q, **{k: v for k, v in options.items() if k not in _DESCRIPTION_ONLY})
+    _check_query(q)
+    raise LakenodesUserError(f"mode must be 'description' or 'column', got {mode!r}")
+
+
+def _check_query(q: Any) -> None:
+    if not isinstance(q, str) or not q.strip():
+        raise LakenodesUserError("the search query is empty")
+
+
+def _search(
+    lake: Lake,
+    q: str,
+    rank: Callable[[SearchIndex], SearchPage],
+    *,
+    limit: int,
+    offset: int,
+    filters: dict[str, Any] | None,
+    embedding_model: Any = None,
+) -> dict[str, Any]:
+    """Check the arguments, catch the index up with the catalog, ``rank`` and answer with the records."""
+    _check_query(q)
+    if limit < 1 or offset < 0:
+        raise LakenodesUserError("limit must be >= 1 and offset >= 0")
+    unknown = [key for key in filters or {} if key not in FILTER_KEYS]
+    if unknown:
+        raise LakenodesUserError(f"unknown search filter(s) {unknown}; use {', '.join(FILTER_KEYS)}")
+    records = {record.uid: record for record in all_tables(lake)}
+    page = rank(catch_up(lake, list(records.values()), embedding_model))
+    results = []
+    for hit in page.results:
+        record = records.get(hit.uid)
+        if record is None:  # indexed but no longer in the catalog: the index is stale
+            log.debug("search hit %s is no longer in the catalog", hit.uid)
+            continue
+        results.append({
+            "orm_class": "TimeIndexMetaTable",
+            **record.model_dump(mode="json", exclude={"build_configuration"}),
+            "score": round(hit.score, 6),
+            "trigram_score": round(hit.trigram_score, 6),
+            "embedding_score": round(hit.embedding_score, 6),
+            "matched_columns": hit.matched_columns,
+        })
+    return {
+        "count": page.count,
+        "next": offset + limit if offset + limit < page.count else None,
+        "previous": max(offset - limit, 0) if offset > 0 else None,
+        "results": results,
+    }

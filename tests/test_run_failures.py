@@ -1,0 +1,172 @@
+"""run_many lets independent nodes finish when one fails (serially and on a spawn pool), and a
+failure after the commit is a RowsStoredError: the rows are stored, what can be recorded is."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+from journal_nodes import START, daily, journal, stored_rows
+
+from lakenodes import (
+    DataNodeMetaData,
+    Lake,
+    NodeRunError,
+    RowsStoredError,
+    TimeIndexMetaTable,
+    run_many,
+)
+from lakenodes.catalog import run_history
+
+
+@pytest.fixture(params=["serial", "spawn-pool"])
+def executor(request) -> Iterator[ProcessPoolExecutor | None]:
+    """No executor (serial), or a one-worker spawn pool: nodes run in submission order there, so
+    the failing node fails while the independent ones are still queued."""
+    if request.param == "serial":
+        yield None
+        return
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+# -- run_many: independent nodes finish --------------------------------------------------------------
+def test_a_failure_skips_only_its_dependents(local_lake: Lake, tmp_path: Path, executor) -> None:
+    broken = daily(tmp_path, "broken", failure="feed down")
+    downstream = daily(tmp_path, "downstream", {"broken": broken})
+    further = daily(tmp_path, "further", {"downstream": downstream})
+    independent = daily(tmp_path, "independent")
+    after_independent = daily(tmp_path, "after_independent", {"independent": independent})
+
+    with pytest.raises(NodeRunError) as caught:
+        run_many([further, after_independent], executor=executor)
+
+    assert caught.value.node == repr(broken) and caught.value.phase == "update"
+    assert "feed down" in str(caught.value)
+    assert sorted(name for name, _ in journal(tmp_path)) == ["after_independent", "broken", "independent"]
+    assert stored_rows(independent) == 1 and stored_rows(after_independent) == 1  # finished before the raise
+    assert stored_rows(downstream) == 0 and stored_rows(further) == 0  # skipped, never run
+
+
+def test_the_first_failure_is_raised_and_the_others_logged(
+    local_lake: Lake, tmp_path: Path, executor, caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = daily(tmp_path, "first", failure="first cause")
+    second = daily(tmp_path, "second", failure="second cause")
+    fine = daily(tmp_path, "fine")
+    caplog.set_level(logging.WARNING, logger="lakenodes")
+
+    with pytest.raises(NodeRunError, match="first cause") as caught:
+        run_many([first, fine, second], executor=executor)
+
+    assert caught.value.node == repr(first)
+    assert stored_rows(fine) == 1
+    also = [record.getMessage() for record in caplog.records if record.getMessage().startswith("also failed")]
+    assert len(also) == 1 and "second cause" in also[0]
+
+
+def test_skipped_dependents_are_reported_as_done(local_lake: Lake, tmp_path: Path) -> None:
+    broken = daily(tmp_path, "broken", failure="no data")
+    child = daily(tmp_path, "child", {"broken": broken})
+    calls: list[tuple[int, int]] = []
+    with pytest.raises(NodeRunError):
+        run_many([child], on_progress=lambda done, total, node: calls.append((done, total)))
+    assert calls == [(0, 2), (1, 2), (2, 2)]
+
+
+# -- a failure after the commit ---------------------------------------------------------------------
+def corrupt_ledger(lake: Lake, name: str) -> Path:
+    """Make the ``_catalog/<name>`` ledger fail for real: a garbage entry as its next Delta log
+    version, which delta-rs refuses to load (so every read and append of it fails)."""
+    log = Path(lake.catalog_uri(name)) / "_delta_log"
+    version = max(int(path.stem) for path in log.glob("*.json")) + 1
+    garbage = log / f"{version:020d}.json"
+    garbage.write_text("this is not a delta commit\n")
+    return garbage
+
+
+def read_only_ledger(lake: Lake, name: str) -> Path:
+    """Make the ``_catalog/<name>`` folder read-only (the test skips where that does not stop
+    writes, e.g. for root)."""
+    folder = Path(lake.catalog_uri(name))
+    for path in (folder, folder / "_delta_log"):
+        path.chmod(0o555)
+    try:
+        (folder / "_probe").write_text("")
+    except PermissionError:
+        return folder
+    (folder / "_probe").unlink()
+    restore(folder)
+    pytest.skip("chmod does not stop this user from writing (root)")
+
+
+def restore(broken: Path) -> None:
+    if broken.is_dir():
+        for path in (broken, broken / "_delta_log"):
+            path.chmod(0o755)
+    else:
+        broken.unlink()
+
+
+@pytest.mark.parametrize("break_ledger", [corrupt_ledger, read_only_ledger], ids=["corrupt-log", "read-only"])
+def test_recording_the_run_fails_after_the_commit(
+    local_lake: Lake, tmp_path: Path, caplog: pytest.LogCaptureFixture, break_ledger,
+) -> None:
+    daily(tmp_path, "earlier").run()  # the lake's catalog exists
+    node = daily(tmp_path, "stored", days=1, node_metadata=DataNodeMetaData(identifier="stored_rows_table"))
+    broken = break_ledger(local_lake, "runs")
+    try:
+        with pytest.raises(RowsStoredError) as caught:
+            node.run()
+    finally:
+        restore(broken)
+
+    error = caught.value
+    assert isinstance(error, NodeRunError) and (error.phase, error.rows_written) == ("catalog", 1)
+    assert "its 1 rows ARE stored" in str(error) and error.node in str(error)
+    assert stored_rows(node) == 1
+    # what could be recorded was: the table and its identifier (only the run record is missing)
+    assert TimeIndexMetaTable.get(identifier="stored_rows_table").storage_hash == node.storage_hash
+    assert "could not record the failed run" in caplog.text
+
+    error_flag, written = node.run()  # the next run finds nothing new
+    assert error_flag is False and written.height == 0
+    assert stored_rows(node) == 1
+    assert [name for name, _ in journal(tmp_path)].count("stored") == 2
+    assert [(run["status"], run["rows_written"]) for run in run_history(local_lake, node.update_hash)] == [("success", 0)]
+
+
+def test_registering_the_table_fails_after_the_commit(local_lake: Lake, tmp_path: Path) -> None:
+    daily(tmp_path, "earlier").run()
+    node = daily(tmp_path, "unlisted", days=1)
+    garbage = corrupt_ledger(local_lake, "tables")
+    try:
+        with pytest.raises(RowsStoredError, match="rows ARE stored") as caught:
+            node.run()
+    finally:
+        garbage.unlink()
+
+    assert caught.value.rows_written == 1
+    assert stored_rows(node) == 1
+    assert node.get_df_between_dates()["time_index"].to_list() == [START]
+    [failed] = run_history(local_lake, node.update_hash)  # the run is recorded as failed, with its rows
+    assert (failed["status"], failed["rows_written"]) == ("error", 1)
+    assert failed["error"].startswith("catalog: ")
+
+    error_flag, written = node.run()
+    assert error_flag is False and written.height == 0 and stored_rows(node) == 1
+    assert TimeIndexMetaTable.get(storage_hash=node.storage_hash).uid  # registered on the next run
+
+
+def test_rows_stored_error_survives_a_process_boundary() -> None:
+    import pickle
+
+    error = RowsStoredError("Node(x)", "catalog", OSError("disk full"), rows_written=3)
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is RowsStoredError and str(again) == str(error)
+    assert (again.node, again.phase, again.rows_written) == ("Node(x)", "catalog", 3)
+    assert str(error) == "Node(x) failed during catalog: OSError: disk full (its 3 rows ARE stored: the failure came after the commit)"
