@@ -13,6 +13,7 @@ from .catalog import TimeIndexMetaTable, repoint_identifier
 from .config import DataFrequency, DataNodeConfiguration, DataNodeMetaData, RecordDefinition
 from .errors import (
     ConfigurationError,
+    CorruptTableError,
     DependencyCycleError,
     FrameValidationError,
     IdentifierConflictError,
@@ -21,8 +22,13 @@ from .errors import (
     LakenodesUserError,
     NodeRunError,
     NotFoundError,
+    PathTooLongError,
+    ReadOnlyStorageError,
     RowsStoredError,
     SchemaMismatchError,
+    StorageError,
+    StorageFullError,
+    StoragePermissionError,
 )
 from .frame_kind import default_frame, set_default_frame
 from .hashing import hash_namespace
@@ -42,6 +48,7 @@ __all__ = [
     "Asset",
     "AssetMixin",
     "ConfigurationError",
+    "CorruptTableError",
     "DataFrequency",
     "DataNode",
     "DataNodeConfiguration",
@@ -55,9 +62,14 @@ __all__ = [
     "LakenodesUserError",
     "NodeRunError",
     "NotFoundError",
+    "PathTooLongError",
+    "ReadOnlyStorageError",
     "RecordDefinition",
     "RowsStoredError",
     "SchemaMismatchError",
+    "StorageError",
+    "StorageFullError",
+    "StoragePermissionError",
     "TimeIndexMetaTable",
     "UpdateStatistics",
     "current_lake",

@@ -1,14 +1,20 @@
 """Exceptions raised by lakenodes.
 
 User mistakes (bad frames, bad configuration, unknown identifiers) derive from
-``LakenodesUserError`` so the CLI can print them on one line without a traceback.
+``LakenodesUserError`` so the CLI can print them on one line without a traceback. Storage
+faults a user can act on (a full disk, a read-only lake, a too-long path, a corrupt Delta log)
+derive from ``StorageError``: one line naming the cause and the path.
 """
 
 from __future__ import annotations
 
+import errno as errno_codes
 import re
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+# Rust backtrace lines that delta-rs appends to its messages when RUST_BACKTRACE is set:
+# "   0: <unknown>", "  12: start_thread", "             at ./nptl/pthread_create.c:442:8", ...
+_BACKTRACE_LINE = re.compile(r"^\s+(\d+: .*|at \S.*:\d+(:\d+)?)$|^stack backtrace:$|^note: Some details are omitted.*$")
 
 
 def plain_message(error: BaseException) -> str:
@@ -17,8 +23,18 @@ def plain_message(error: BaseException) -> str:
 
 
 def one_line(message: object) -> str:
-    """``message`` squeezed onto one line (pydantic and delta-rs messages span several)."""
-    return re.sub(r"\s*\n\s*", " ", str(message)).strip()
+    r"""``message`` squeezed onto one line (pydantic and delta-rs messages span several), without
+    the Rust backtrace frames delta-rs appends when ``RUST_BACKTRACE`` is set.
+
+    Example:
+        >>> one_line("Kernel error: Json error: bad literal\n   0: <unknown>\n   1: start_thread\n"
+        ...          "             at ./nptl/pthread_create.c:442:8\n")
+        'Kernel error: Json error: bad literal'
+        >>> one_line("1 validation error for Config\nmean\n  Input should be a valid number")
+        '1 validation error for Config mean Input should be a valid number'
+    """
+    lines = [line for line in _ANSI_ESCAPE.sub("", str(message)).splitlines() if not _BACKTRACE_LINE.match(line)]
+    return re.sub(r"\s*\n\s*", " ", "\n".join(lines)).strip()
 
 
 class LakenodesError(Exception):
@@ -64,7 +80,7 @@ class NodeRunError(LakenodesError, RuntimeError):
         self.node = node
         self.phase = phase
         self.cause = cause
-        super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {plain_message(cause)}")
+        super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {one_line(plain_message(cause))}")
 
     def __reduce__(self):  # picklable across process pools (the default would call __init__(message))
         return type(self), (self.node, self.phase, self.cause)
@@ -84,3 +100,97 @@ class RowsStoredError(NodeRunError):
 
     def __reduce__(self):
         return type(self), (self.node, self.phase, self.cause, self.rows_written)
+
+
+class StorageError(LakenodesError, OSError):
+    """The lake's storage refused an operation for a reason retrying will not fix.
+
+    One line naming the cause and the path; ``path`` is the table (or file) concerned,
+    ``operation`` what lakenodes was doing (``write``, ``create table``, ``delete``, ``open``...).
+    An ``OSError`` too (``errno`` set where one applies), so ``except OSError`` still catches it.
+
+    Example:
+        >>> error = StorageFullError("no space left on device", path="/lake/tables/prices", operation="write")
+        >>> str(error)
+        'write failed: no space left on device: /lake/tables/prices'
+        >>> isinstance(error, OSError) and error.errno == errno_codes.ENOSPC
+        True
+    """
+
+    default_errno: int | None = None
+
+    def __init__(self, reason: str, *, path: str | None = None, operation: str | None = None):
+        self.reason = reason
+        self.path = path
+        self.operation = operation
+        message = f"{operation} failed: {reason}" if operation else reason
+        super().__init__(f"{message}: {path}" if path else message)
+        self.errno = self.default_errno
+        self.filename = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self):  # picklable across process pools (OSError's own reduce drops keywords)
+        return _rebuild_storage_error, (type(self), self.reason, self.path, self.operation, self.__dict__)
+
+
+def _rebuild_storage_error(cls: type[StorageError], reason: str, path: str | None, operation: str | None,
+                           state: dict) -> StorageError:
+    error = cls.__new__(cls)
+    StorageError.__init__(error, reason, path=path, operation=operation)
+    error.__dict__.update(state)
+    return error
+
+
+class StorageFullError(StorageError):
+    """The storage has no space left (``ENOSPC``) or the quota is exhausted (``EDQUOT``)."""
+
+    default_errno = errno_codes.ENOSPC
+
+
+class ReadOnlyStorageError(StorageError):
+    """The lake is on a read-only file system (``EROFS``)."""
+
+    default_errno = errno_codes.EROFS
+
+
+class StoragePermissionError(StorageError):
+    """The storage denies this process access (``EACCES``/``EPERM``, S3 ``AccessDenied``)."""
+
+    default_errno = errno_codes.EACCES
+
+
+class PathTooLongError(StorageError):
+    """A file name or path exceeds the storage's limit (``ENAMETOOLONG``, S3 ``KeyTooLongError``)."""
+
+    default_errno = errno_codes.ENAMETOOLONG
+
+
+class CorruptTableError(StorageError):
+    """A Delta table's log cannot be read: ``version`` and ``log_file`` name the bad commit when
+    lakenodes could find it (``None`` otherwise). Nothing lakenodes does will repair it; move the
+    bad commit file away only if you know it never committed (see docs/reliability.md "Errors")."""
+
+    def __init__(self, reason: str, *, path: str | None = None, operation: str | None = None,
+                 version: int | None = None, log_file: str | None = None):
+        super().__init__(reason, path=path, operation=operation)
+        self.version = version
+        self.log_file = log_file
+
+
+class WatermarkMovedError(LakenodesError, RuntimeError):
+    """Stored watermarks moved backward (a concurrent tail delete) between the statistics a run's
+    ``update()`` used and its write, again on every re-run: nothing was written. ``table`` names
+    the table, ``identities`` the identity tuples concerned."""
+
+    def __init__(self, table: str, identities: list[tuple[str, ...]]):
+        self.table = table
+        self.identities = list(identities)
+        shown = ", ".join("/".join(identity) or "(series)" for identity in self.identities[:10])
+        more = f" and {len(self.identities) - 10} more" if len(self.identities) > 10 else ""
+        super().__init__(f"the stored watermark of {shown}{more} in table {table} moved backward (a concurrent "
+                         "tail delete) after update() read it; nothing was written")
+
+    def __reduce__(self):
+        return type(self), (self.table, self.identities)

@@ -1,0 +1,265 @@
+"""Storage faults a user can act on end a run with ONE line naming the cause and the path.
+
+Real faults only: a full tmpfs, a tmpfs remounted read-only (chmod does not stop root), a lake
+so deep that data file paths exceed PATH_MAX, a garbage commit file in ``_delta_log``. Each test
+reproduced its symptom on the code before the fix ("Failed to parse parquet: ...", "could not
+create table <path>" without a cause, a 17-line kernel error, "Already shut down" panics on
+stderr, a full disk retried 12 times).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from pydantic import Field
+
+from lakenodes import (
+    CorruptTableError,
+    DataNode,
+    DataNodeConfiguration,
+    Lake,
+    NodeRunError,
+    PathTooLongError,
+    ReadOnlyStorageError,
+    StorageError,
+    StorageFullError,
+    use_lake,
+)
+from lakenodes._rust_stderr import PanicFilter
+from lakenodes.errors import one_line
+from lakenodes.storage import _table_cache
+
+START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+RUNTIME = {"runtime_only": True}
+TESTS = Path(__file__).parent
+
+
+class PricesConfig(DataNodeConfiguration):
+    name: str
+    days: int = Field(1, json_schema_extra=RUNTIME)
+    restate: bool = Field(False, json_schema_extra=RUNTIME)  # rewrite from the first day (a MERGE)
+    uid: str = Field("AAPL", json_schema_extra=RUNTIME)
+
+
+class Prices(DataNode):
+    """``days`` daily rows of one asset after its watermark (or from the first day: ``restate``)."""
+
+    IDENTITY_DIMENSIONS = ("unique_identifier",)
+
+    def dependencies(self) -> dict[str, DataNode]:
+        return {}
+
+    def update(self) -> pl.DataFrame:
+        last = self.update_statistics.max_time_index_value
+        first = 0 if self.config.restate or last is None else (last - START).days + 1
+        days = range(first, first + self.config.days)
+        return pl.DataFrame({"time_index": [START + dt.timedelta(days=day) for day in days],
+                             "unique_identifier": [self.config.uid] * len(days),
+                             "value": [float(day) + self.config.restate for day in days]})
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MiB tmpfs (root only: CI runs as root on Linux)."""
+    folder = tmp_path / "mnt"
+    folder.mkdir()
+    try:
+        _mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder))
+    except (OSError, subprocess.SubprocessError) as error:
+        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN on Linux): {error}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+def fill(folder: Path) -> None:
+    """Fill the file system of ``folder`` to the last byte."""
+    with open(folder / "filler", "wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+
+
+def run_failure(node: DataNode) -> NodeRunError:
+    with pytest.raises(NodeRunError) as caught:
+        node.run()
+    return caught.value
+
+
+def assert_one_line(error: BaseException) -> None:
+    assert "\n" not in str(error), str(error)
+    assert "Failed to parse parquet" not in str(error) and "<unknown>" not in str(error)
+
+
+def assert_no_panic(capfd: pytest.CaptureFixture[str]) -> None:
+    err = capfd.readouterr().err
+    assert "Already shut down" not in err and "panicked" not in err, err
+
+
+# -- full disk ---------------------------------------------------------------------------------------
+def test_full_disk_fails_the_write_with_one_line(tmpfs: Path, capfd, caplog) -> None:
+    with use_lake(Lake(tmpfs / "lake")):
+        Prices(PricesConfig(name="p")).run()
+        fill(tmpfs)
+        caplog.set_level(logging.WARNING, logger="lakenodes")
+        started = time.monotonic()
+        error = run_failure(Prices(PricesConfig(name="p", days=3)))
+
+    assert error.phase == "write" and isinstance(error.cause, StorageFullError)
+    assert error.cause.errno == errno.ENOSPC and isinstance(error.cause, OSError)
+    assert_one_line(error)
+    assert "no space left on device" in str(error) and f"{tmpfs}/lake/tables/" in str(error)
+    assert "retrying" not in caplog.text and time.monotonic() - started < 10  # not transient: no retries
+    assert_no_panic(capfd)
+
+
+def test_full_disk_restatement_is_not_retried(tmpfs: Path, capfd, caplog) -> None:
+    """A restatement writes its files with pyarrow (an OSError, ENOSPC): it was retried 12 times."""
+    with use_lake(Lake(tmpfs / "lake")):
+        Prices(PricesConfig(name="p", days=2)).run()
+        fill(tmpfs)
+        caplog.set_level(logging.WARNING, logger="lakenodes")
+        error = run_failure(Prices(PricesConfig(name="p", days=2, restate=True)))
+
+    assert isinstance(error.cause, StorageFullError), error
+    assert_one_line(error)
+    assert "retrying" not in caplog.text
+    assert_no_panic(capfd)
+
+
+# -- read-only file system ---------------------------------------------------------------------------
+def test_read_only_lake_fails_the_write_naming_the_file(tmpfs: Path, capfd) -> None:
+    with use_lake(Lake(tmpfs / "lake")):
+        Prices(PricesConfig(name="p")).run()
+        _mount("-o", "remount,ro", str(tmpfs))
+        error = run_failure(Prices(PricesConfig(name="p")))
+
+    assert error.phase == "write" and isinstance(error.cause, ReadOnlyStorageError)
+    assert error.cause.errno == errno.EROFS
+    assert_one_line(error)
+    assert "read-only file system" in str(error) and f"{tmpfs}/lake/tables/" in error.cause.path
+    assert_no_panic(capfd)
+
+
+def test_new_table_on_a_read_only_lake_names_the_cause(tmpfs: Path, capfd) -> None:
+    """Was ``RuntimeError: could not create table <path>`` without its cause."""
+    with use_lake(Lake(tmpfs / "lake")):
+        Prices(PricesConfig(name="p")).run()
+        _mount("-o", "remount,ro", str(tmpfs))
+        node = Prices(PricesConfig(name="another"))
+        error = run_failure(node)
+
+    assert isinstance(error.cause, ReadOnlyStorageError), error
+    assert str(error.cause) == f"create table failed: read-only file system: {node.store.uri}"
+    assert_no_panic(capfd)
+
+
+def test_cli_prints_one_line_on_a_read_only_lake(tmpfs: Path, tmp_path: Path) -> None:
+    lake = tmpfs / "lake"
+    command = [sys.executable, "-m", "lakenodes", "--lake", str(lake), "run", f"{TESTS / 'journal_nodes.py'}:Daily",
+               "--config", f'{{"name": "cli", "journal": "{tmp_path / "journal.txt"}"}}']
+    first = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    _mount("-o", "remount,ro", str(tmpfs))
+
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    assert failed.returncode == 1
+    lines = failed.stderr.splitlines()
+    assert len(lines) == 1, failed.stderr  # no panics, no backtrace
+    assert lines[0].startswith("error: ") and "ReadOnlyStorageError" in lines[0]
+    assert "read-only file system" in lines[0] and f"{lake}/tables/" in lines[0]
+
+
+# -- names too long ----------------------------------------------------------------------------------
+def test_path_too_long_fails_the_write_with_one_line(tmp_path: Path, capfd) -> None:
+    """A lake so deep that its catalog fits within PATH_MAX (4096) but a data file does not."""
+    root = tmp_path
+    while len(str(root)) < 3900:
+        root = root / ("d" * min(200, 3900 - len(str(root))))
+    os.makedirs(root)
+    with use_lake(Lake(root)):
+        error = run_failure(Prices(PricesConfig(name="p", uid="U" * 150)))
+
+    assert error.phase == "write" and isinstance(error.cause, PathTooLongError), error
+    assert error.cause.errno == errno.ENAMETOOLONG
+    assert_one_line(error)
+    assert "file name too long" in str(error) and str(root) in str(error)
+    assert_no_panic(capfd)
+
+
+# -- a garbage commit --------------------------------------------------------------------------------
+def garbage_commit(node: DataNode) -> Path:
+    log = Path(node.store.uri) / "_delta_log"
+    version = max(int(path.stem) for path in log.glob("*.json")) + 1
+    garbage = log / f"{version:020d}.json"
+    garbage.write_text("this is not a delta commit\n")
+    return garbage
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["refresh", "open"])
+def test_garbage_commit_names_the_table_version_and_file(local_lake: Lake, cached: bool) -> None:
+    node = Prices(PricesConfig(name="p"))
+    node.run()
+    garbage = garbage_commit(node)
+    if not cached:
+        _table_cache.clear()  # a fresh process: the table is opened, not refreshed
+
+    error = run_failure(node)
+
+    cause = error.cause
+    assert error.phase == "statistics" and isinstance(cause, CorruptTableError), error
+    assert (cause.version, cause.log_file, cause.path) == (int(garbage.stem), str(garbage), node.store.uri)
+    assert_one_line(error)
+    assert f"commit {int(garbage.stem)} (_delta_log/{garbage.name}) line 1 is not valid JSON" in str(error)
+    assert node.store.uri in str(error)
+
+
+# -- the pieces --------------------------------------------------------------------------------------
+def test_node_run_error_is_one_line_without_rust_backtrace() -> None:
+    cause = RuntimeError("Kernel error: Json error: bad\n   0: <unknown>\n  12: start_thread\n"
+                         "             at ./nptl/pthread_create.c:442:8\n")
+    assert str(NodeRunError("N", "write", cause)) == "N failed during write: RuntimeError: Kernel error: Json error: bad"
+    assert one_line("a\n   1: <unknown>\nb") == "a b"
+
+
+@pytest.mark.parametrize("error", [
+    StorageFullError("no space left on device", path="/l/t", operation="write"),
+    CorruptTableError("corrupt", path="/l/t", operation="open", version=3, log_file="/l/t/_delta_log/3.json"),
+])
+def test_storage_errors_survive_a_process_boundary(error: StorageError) -> None:
+    again = pickle.loads(pickle.dumps(NodeRunError("N", "write", error))).cause
+    assert type(again) is type(error) and str(again) == str(error)
+    assert (again.errno, again.path, again.operation) == (error.errno, error.path, error.operation)
+    assert getattr(again, "version", None) == getattr(error, "version", None)
+
+
+def test_panic_filter_across_chunks_and_interleaved_panics() -> None:
+    header = b"thread 'tokio-rt-worker' (%d) panicked at /r/object_store-0.13.2/src/buffered.rs:369:41:\n"
+    stream = (b"keep 1\n\n" + header % 1 + b"Already shut down\nstack backtrace:\n" + b"\n" + header % 2
+              + b"Already shut down\nnote: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose"
+              b" backtrace.\n   0: <unknown>\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
+              b"keep 2\nthread 'main' panicked at src/other.rs:1:1:\nreal bug\n")
+    for size in (1, 7, len(stream)):
+        panic = PanicFilter()
+        out = b"".join(panic.feed(stream[i:i + size]) for i in range(0, len(stream), size)) + panic.finish()
+        assert out == b"keep 1\nkeep 2\nthread 'main' panicked at src/other.rs:1:1:\nreal bug\n", (size, out)
