@@ -39,8 +39,8 @@ from deltalake import DeltaTable, write_deltalake
 from benchmarks.core import fmt, machine_info
 from lakenodes import Lake, TimeIndexMetaTable, catalog, ledger
 from lakenodes import storage as ln_storage
-from lakenodes.housekeeping import HousekeepingPolicy
-from lakenodes.maintenance import last_checkpoint_version
+from lakenodes.lake.housekeeping import HousekeepingPolicy
+from lakenodes.lake.maintenance import last_checkpoint_version
 
 RESULTS = Path(__file__).resolve().parent / "results" / "catalog_growth.json"
 TARGET_RATIO = 1.5

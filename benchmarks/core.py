@@ -39,7 +39,7 @@ from deltalake import write_deltalake
 from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake
 from lakenodes import statistics as ln_statistics
 from lakenodes import storage as ln_storage
-from lakenodes.lake import lake_filesystem
+from lakenodes.lake.location import lake_filesystem
 
 UTC = datetime.UTC
 DAY = datetime.timedelta(days=1)
@@ -402,7 +402,7 @@ class Bench:
     def maintenance(self) -> None:
         """Daily appends (one small file per asset per day) before and after ``optimize_table``,
         against the same table written compactly in one go. Target after optimize: within 2x."""
-        from lakenodes.maintenance import optimize_table
+        from lakenodes.lake.maintenance import optimize_table
 
         s = self.sizes
         appended = build_node(self.lake, s.appends_assets, "maint", 1)

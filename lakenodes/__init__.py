@@ -1,5 +1,9 @@
 """lakenodes: incremental, time-indexed DataNodes on an open Delta lakehouse.
 
+The package is layered (see docs/architecture.md); imports go down only: errors and
+``_internal`` → ``core`` → ``lake`` → ``catalog`` → ``nodes`` → ``runtime`` and ``search`` →
+``facade`` → ``cli`` and ``testing``. This module re-exports the public API.
+
 Example:
     >>> from lakenodes import DataNode, DataNodeConfiguration, Lake, use_lake
 """
@@ -8,9 +12,12 @@ from __future__ import annotations
 
 import logging
 
-from .assets import Asset
-from .catalog import TimeIndexMetaTable, repoint_identifier
-from .config import DataFrequency, DataNodeConfiguration, DataNodeMetaData, RecordDefinition
+from ._internal.caches import clear_caches
+from .catalog.assets import Asset
+from .catalog.catalog import repoint_identifier
+from .core.config import DataFrequency, DataNodeConfiguration, DataNodeMetaData, RecordDefinition
+from .core.frame_kind import default_frame, set_default_frame
+from .core.hashing import hash_namespace
 from .errors import (
     ConfigurationError,
     CorruptTableError,
@@ -30,12 +37,12 @@ from .errors import (
     StorageFullError,
     StoragePermissionError,
 )
-from .frame_kind import default_frame, set_default_frame
-from .hashing import hash_namespace
-from .lake import Lake, current_lake, use_lake
-from .node import APIDataNode, DataNode
-from .runner import run_many
-from .statistics import UpdateStatistics
+from .facade.meta_table import TimeIndexMetaTable
+from .facade.node import DataNode
+from .lake.location import Lake, current_lake, use_lake
+from .nodes.node import APIDataNode
+from .nodes.statistics import UpdateStatistics
+from .runtime.schedule import run_many
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -72,6 +79,7 @@ __all__ = [
     "StoragePermissionError",
     "TimeIndexMetaTable",
     "UpdateStatistics",
+    "clear_caches",
     "current_lake",
     "default_frame",
     "hash_namespace",

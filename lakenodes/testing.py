@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from .lake import Lake, use_lake
+from .lake.location import Lake, use_lake
 
 ACCESS_KEY = "lakenodes-test"
 SECRET_KEY = "lakenodes-test-secret"

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from lakenodes import Asset, Lake, LakenodesUserError, NotFoundError
-from lakenodes.assets import _ledger
+from lakenodes.catalog.assets import _ledger
 
 ODD_UIDS = ["BRK/B", "A B", "é=1%", "x'y", "a=b/c", "日本", "0700"]
 LONGEST_UIDS = ["x" * 237, "é" * 39, "日" * 26]  # partition folder names of 255, 252 and 252 bytes

@@ -26,7 +26,7 @@ from lakenodes import (
     repoint_identifier,
     use_lake,
 )
-from lakenodes.catalog import claim_identifier, resolve_identifier
+from lakenodes.catalog.catalog import claim_identifier, resolve_identifier
 
 UTC = dt.timezone.utc
 DAYS = [dt.datetime(2024, 1, day, tzinfo=UTC) for day in range(1, 11)]

@@ -11,9 +11,9 @@ import pytest
 
 from lakenodes import LakenodesUserError
 from lakenodes.cli import app, main
-from lakenodes.launch import loaded_node_class
-from lakenodes.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
-from lakenodes.retention import MIN_RETENTION_HOURS, check_retention
+from lakenodes.core.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
+from lakenodes.lake.retention import MIN_RETENTION_HOURS, check_retention
+from lakenodes.runtime.launch import loaded_node_class
 
 NODES = textwrap.dedent('''
     from lakenodes import DataNode

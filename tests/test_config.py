@@ -16,7 +16,7 @@ from lakenodes import (
     DataNodeMetaData,
     RecordDefinition,
 )
-from lakenodes.config import field_markers
+from lakenodes.core.config import field_markers
 
 UTC = dt.UTC
 BOTH = {"update_only": True, "runtime_only": True}

@@ -166,7 +166,7 @@ def test_cli_run_with_workers(tmp_path):
 
 
 def test_watch_phases_reports_each_phase_in_order(tmp_path):
-    from lakenodes.runner import watch_phases
+    from lakenodes.runtime.run import watch_phases
 
     seen = []
     with use_lake(tmp_path / "phases"), watch_phases(lambda node, phase: seen.append((type(node).__name__, phase))):

@@ -105,7 +105,7 @@ def test_storage_timeouts_and_retries_are_configurable(s3_server):
 
 def run_once(uri: str, storage_options: dict[str, str], results) -> None:
     """Child body: one appender run; reports (outcome, phase, message, commit attempts, retries)."""
-    from lakenodes.storage import DEFAULT_RETRY
+    from lakenodes.lake.store import DEFAULT_RETRY
 
     retries = RetryCounter()
     logging.getLogger("lakenodes").addHandler(retries)

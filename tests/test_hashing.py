@@ -37,7 +37,7 @@ from lakenodes import (
     RecordDefinition,
     hash_namespace,
 )
-from lakenodes.hashing import canonical_value, current_hash_namespace
+from lakenodes.core.hashing import canonical_value, current_hash_namespace
 
 UTC = dt.UTC
 HASH_FORMAT = re.compile(r"^[a-z0-9_]+_[0-9a-f]{32}$")

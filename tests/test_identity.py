@@ -30,7 +30,7 @@ from lakenodes import (
     DataNodeMetaData,
     RecordDefinition,
 )
-from lakenodes.hashing import hash_prefix
+from lakenodes.core.hashing import hash_prefix
 
 UTC = dt.UTC
 HASH_FORMAT = r"^[a-z][a-z0-9_]*_[0-9a-f]{32}$"

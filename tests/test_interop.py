@@ -35,7 +35,7 @@ from lakenodes import (
     NodeRunError,
     TimeIndexMetaTable,
 )
-from lakenodes.storage import TableStore
+from lakenodes.lake.store import TableStore
 
 UTC = dt.UTC
 UIDS = ("BRK/B", "A B", "é=1%")

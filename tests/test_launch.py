@@ -5,7 +5,7 @@ from __future__ import annotations  # every annotation below is a string: the lo
 import pytest
 
 from lakenodes import DataNode, DataNodeConfiguration, LakenodesUserError
-from lakenodes.launch import (
+from lakenodes.runtime.launch import (
     MAX_CONFIG_DEPTH,
     build_config,
     config_class_of,

@@ -21,14 +21,14 @@ from lakenodes import (
     TimeIndexMetaTable,
     use_lake,
 )
-from lakenodes.maintenance import (
+from lakenodes.facade.table_refs import maintenance_targets
+from lakenodes.lake.maintenance import (
     CATALOG_TABLES,
     last_checkpoint_version,
-    maintenance_targets,
     optimize_table,
     vacuum_table,
 )
-from lakenodes.storage import TableStore
+from lakenodes.lake.store import TableStore
 
 UTC = datetime.UTC
 START = datetime.datetime(2024, 1, 1, tzinfo=UTC)

@@ -25,7 +25,7 @@ from lakenodes import (
     TimeIndexMetaTable,
     repoint_identifier,
 )
-from lakenodes.catalog import resolve_identifier, table_record
+from lakenodes.catalog.catalog import resolve_identifier, table_record
 
 UTC = dt.UTC
 COMPUTED = object()  # Step.output default: compute the next day's row

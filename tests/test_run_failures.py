@@ -20,7 +20,7 @@ from lakenodes import (
     TimeIndexMetaTable,
     run_many,
 )
-from lakenodes.catalog import run_history
+from lakenodes.catalog.catalog import run_history
 
 
 @pytest.fixture(params=["serial", "spawn-pool"])

@@ -28,7 +28,7 @@ from lakenodes import (
     TimeIndexMetaTable,
 )
 from lakenodes.cli import app
-from lakenodes.lake import lake_filesystem
+from lakenodes.lake.location import lake_filesystem
 from lakenodes.search import (
     EmbedderMismatchError,
     HashingEmbedder,

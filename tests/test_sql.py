@@ -18,7 +18,7 @@ import pyarrow.csv as pa_csv
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-import lakenodes.sql as sql_module
+import lakenodes.lake.sql as sql_module
 from lakenodes import (
     DataNode,
     DataNodeConfiguration,
@@ -27,8 +27,8 @@ from lakenodes import (
     _sql_limits,
     _sql_sandbox,
 )
-from lakenodes._sql_limits import MEMORY_ENV, TIMEOUT_ENV, parse_bytes, resolve_limits
-from lakenodes.sql import run_readonly_query
+from lakenodes.lake._sql_limits import MEMORY_ENV, TIMEOUT_ENV, parse_bytes, resolve_limits
+from lakenodes.lake.sql import run_readonly_query
 
 IDENT = "simulated_prices_tutorial_local"
 HASH = "simulatedprices_0123abcd"

@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable
 from pydantic import Field
 
-import lakenodes.statistics as statistics_module
+import lakenodes.lake.progress as statistics_module
 from lakenodes import Asset, DataNode, DataNodeConfiguration, Lake, LakenodesUserError
 
 UTC = dt.UTC

@@ -36,9 +36,9 @@ from lakenodes import (
     StorageFullError,
     use_lake,
 )
-from lakenodes._rust_stderr import PanicFilter
 from lakenodes.errors import one_line
-from lakenodes.storage import _table_cache
+from lakenodes.lake._rust_stderr import PanicFilter
+from lakenodes.lake.store import _table_cache
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 RUNTIME = {"runtime_only": True}

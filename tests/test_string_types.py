@@ -24,9 +24,9 @@ from polars.testing import assert_frame_equal
 from test_interop import extension_path, s3_secret_sql
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake
-from lakenodes.lake import lake_filesystem
-from lakenodes.maintenance import optimize_table, vacuum_table
-from lakenodes.storage import TableStore
+from lakenodes.lake.location import lake_filesystem
+from lakenodes.lake.maintenance import optimize_table, vacuum_table
+from lakenodes.lake.store import TableStore
 
 UTC = dt.UTC
 DIMS = {1: (), 2: ("unique_identifier",), 3: ("unique_identifier", "venue")}
@@ -321,7 +321,7 @@ def stale(lake: Lake, uri: str, version: int) -> DeltaTable:
 def test_racing_rewrites_and_appends_of_one_partition_conflict(local_lake: Lake) -> None:
     """A restatement prepared on a snapshot that a concurrent restatement, tail delete or append of
     the same partition moved past fails to commit (and the retry then decides afresh)."""
-    from lakenodes.frames import normalize_frame
+    from lakenodes.core.frames import normalize_frame
 
     node = make_node(2)
     model = run(node, rows(2, range(1, 5), version=1), None)
@@ -357,6 +357,6 @@ def test_racing_rewrites_and_appends_of_one_partition_conflict(local_lake: Lake)
 
 
 def store_identity_txns(frame: Any) -> list[Transaction]:
-    from lakenodes.storage import partition_transactions
+    from lakenodes.lake.store import partition_transactions
 
     return partition_transactions(sorted(set(frame.table.column("unique_identifier").to_pylist())))

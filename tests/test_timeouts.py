@@ -31,8 +31,8 @@ from faultproxy import FaultProxy
 
 from lakenodes import Lake, use_lake
 from lakenodes.errors import LakeConfigurationError
+from lakenodes.lake.storage_options import DEFAULT_TIMEOUTS, pyarrow_s3_options
 from lakenodes.search import lance_storage_options
-from lakenodes.storage_options import DEFAULT_TIMEOUTS, pyarrow_s3_options
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:

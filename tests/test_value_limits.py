@@ -16,8 +16,8 @@ import polars as pl
 import pyarrow as pa
 from test_frames import UTC, FrameNode, SectorNode, VenueNode, _read, day, polars_frame
 
-from lakenodes.datetime_range import format_count
-from lakenodes.identity_values import partition_folder_name
+from lakenodes.core.datetime_range import format_count
+from lakenodes.core.identity_values import partition_folder_name
 
 DESIGN_ODD_UIDS = ["BRK/B", "A B", "é=1%", "x'y", "a=b/c", "日本"]
 

@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 
 from ..errors import LakenodesUserError, NodeRunError, one_line
-from ..lake import Lake, use_lake
+from ..lake.location import Lake, use_lake
 from ._groups import FAILURE, USER_ERROR, CommandFailed, print_error
 from ._render import stdout_console, to_json
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from ..assets import Asset
-from ..lookup_parsing import parse_lookups
+from ..catalog.assets import Asset
+from ..core.lookup_parsing import parse_lookups
 from ._groups import group
 from ._render import table, text
 from ._session import FilterOption, Session, command

@@ -13,13 +13,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from .. import catalog
-from ..catalog import TimeIndexMetaTable
+from ..catalog import catalog
+from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
 from ..errors import LakenodesUserError
-from ..lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
-from ..node import parse_datetime
-from ..read_snippets import read_snippets
-from ..table_refs import resolve_table, table_name
+from ..facade.meta_table import TimeIndexMetaTable
+from ..facade.table_refs import resolve_table, table_name
+from ..lake.read_snippets import read_snippets
+from ..nodes.node import parse_datetime
 from ._groups import FAILURE, USER_ERROR, CommandFailed, group
 from ._render import rows_table, table, text, updaters_table
 from ._session import FilterOption, NamespaceOption, Session, TableArgument, command

@@ -11,10 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from .. import maintenance
-from ..maintenance_batch import Operation, failures, over_tables
-from ..retention import DEFAULT_RETENTION_HOURS, MIN_RETENTION_HOURS, check_retention
-from ..table_refs import maintenance_names
+from ..facade.table_refs import maintenance_names
+from ..lake import maintenance
+from ..lake.maintenance_batch import Operation, failures, over_tables
+from ..lake.retention import DEFAULT_RETENTION_HOURS, MIN_RETENTION_HOURS, check_retention
 from ._groups import FAILURE, CommandFailed
 from ._render import progress_bar, table, text
 from ._session import NamespaceOption, Session, command

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..launch import build_node, loaded_node_class, run_tree
+from ..runtime.launch import build_node, loaded_node_class, run_tree
 from ._render import ProgressUpdate, progress_bar
 from ._session import Session, command
 
@@ -40,8 +40,8 @@ def run_node(
         node = build_node(node_class, config, namespace=namespace)
         # user code may print: keep stdout for the one JSON document
         with (contextlib.redirect_stdout(sys.stderr) if session.json else contextlib.nullcontext(),
-              _node_progress(not session.json) as on_progress):
-            written = run_tree(node, workers=workers, on_progress=on_progress)
+              _node_progress(not session.json) as (on_progress, on_phase)):
+            written = run_tree(node, workers=workers, on_progress=on_progress, on_phase=on_phase)
     document = {"ok": True, "node": node.source_class, "update_hash": node.update_hash,
                 "storage_hash": node.storage_hash, "namespace": node.hash_namespace, "table_uri": node.table_uri,
                 "rows_written": written.height}
@@ -50,18 +50,16 @@ def run_node(
 
 
 @contextlib.contextmanager
-def _node_progress(enabled: bool) -> Iterator[Callable[[int, int, Any], None]]:
-    """``on_progress(done, total, node)`` moving the progress bar over a run's nodes; nodes that
-    run in this process also show their current phase (statistics, update, validation, write…)."""
-    from ..runner import watch_phases
-
+def _node_progress(enabled: bool) -> Iterator[tuple[Callable[[int, int, Any], None], Callable[[Any, str], None]]]:
+    """``(on_progress(done, total, node), on_phase(node, phase))`` moving the progress bar over a
+    run's nodes; nodes that run in this process also show their current phase (statistics, update,
+    validation, write…)."""
     with progress_bar(enabled, "running") as update:
-        with watch_phases(lambda node, phase: update(description=f"{type(node).__name__}: {phase}")):
-            yield _nodes_done(update)
+        yield _nodes_done(update), lambda node, phase: update(description=f"{type(node).__name__}: {phase}")
 
 
 def _nodes_done(update: ProgressUpdate) -> Callable[[int, int, Any], None]:
-    """``runner.run_many``'s ``on_progress(done, total, node)`` drawing on ``update``."""
+    """``run_many``'s ``on_progress(done, total, node)`` drawing on ``update``."""
 
     def on_progress(done: int, total: int, node: Any) -> None:
         label = f"ran {type(node).__name__}" if node is not None else "running"

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ..catalog import TimeIndexMetaTable
+from ..core.lookup_parsing import parse_pairs
 from ..errors import LakenodesUserError
-from ..lookup_parsing import parse_pairs
+from ..facade.meta_table import TimeIndexMetaTable
 from ._render import table, text
 from ._session import Session, command
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from ..errors import one_line
-from ..table_refs import run_history, update_processes
+from ..facade.table_refs import run_history, update_processes
 from ._groups import group
 from ._render import table, text, updaters_table
 from ._session import Session, command

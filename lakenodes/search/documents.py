@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 from .analysis import analyze, class_words, frequency_words
 
 if TYPE_CHECKING:
-    from ..catalog import TimeIndexMetaTable
+    from ..catalog.records import TableRecord
 
 __all__ = [
     "EMBED_TEXT",
@@ -73,11 +73,11 @@ class TableDocument(TypedDict):
     digest: NotRequired[str]  # the caller's version of the document; see SearchIndex.digests()
 
 
-def table_document(record: TimeIndexMetaTable) -> dict[str, Any]:
+def table_document(record: TableRecord) -> dict[str, Any]:
     """The search document of one catalog record, with a digest of everything indexed.
 
-    >>> from lakenodes.catalog import TimeIndexMetaTable
-    >>> record = TimeIndexMetaTable(uid="u1", storage_hash="prices_01", table_uri="/lake/tables/prices_01")
+    >>> from lakenodes.catalog.records import TableRecord
+    >>> record = TableRecord(uid="u1", storage_hash="prices_01", table_uri="/lake/tables/prices_01")
     >>> document = table_document(record)
     >>> document["identifier"], len(document["digest"])
     ('', 32)

@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-from ..storage_options import lance_retry_options
+from ..lake.storage_options import lance_retry_options
 
 __all__ = ["lance_storage_options"]
 

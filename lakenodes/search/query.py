@@ -6,11 +6,12 @@ Answers are ``{count, next, previous, results}``: table metadata (not rows), eac
 Example:
     >>> import tempfile
     >>> from lakenodes import Lake
-    >>> from lakenodes.catalog import TimeIndexMetaTable, save_table_record
+    >>> from lakenodes.catalog.catalog import save_table_record
+    >>> from lakenodes.catalog.records import TableRecord
     >>> lake = Lake(tempfile.mkdtemp())
     >>> for uid, name, text in [("u1", "equity_close", "Daily closing prices of equities"),
     ...                         ("u2", "fx_spot", "Foreign exchange spot rates")]:
-    ...     save_table_record(lake, TimeIndexMetaTable(uid=uid, storage_hash=name, identifier=name,
+    ...     save_table_record(lake, TableRecord(uid=uid, storage_hash=name, identifier=name,
     ...                                                description=text, table_uri=lake.table_uri(name)))
     >>> [r["identifier"] for r in description_search(lake, "fx rates")["results"]][0]
     'fx_spot'
@@ -22,9 +23,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..catalog import all_tables
+from ..catalog.catalog import all_tables
 from ..errors import LakenodesUserError
-from ..lake import Lake
+from ..lake.location import Lake
 from .filters import FILTER_KEYS
 from .index import SearchIndex
 from .ranking import SearchPage

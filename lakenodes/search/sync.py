@@ -9,9 +9,10 @@ broken index can never break a run.
 Example:
     >>> import tempfile
     >>> from lakenodes import Lake
-    >>> from lakenodes.catalog import TimeIndexMetaTable, save_table_record
+    >>> from lakenodes.catalog.catalog import save_table_record
+    >>> from lakenodes.catalog.records import TableRecord
     >>> lake = Lake(tempfile.mkdtemp())
-    >>> save_table_record(lake, TimeIndexMetaTable(
+    >>> save_table_record(lake, TableRecord(
     ...     uid="u1", storage_hash="prices_01", identifier="daily_prices",
     ...     description="Daily close prices", table_uri=lake.table_uri("prices_01")))
     >>> catch_up(lake, all_tables(lake)).count()
@@ -25,8 +26,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..catalog import TimeIndexMetaTable, all_tables
-from ..lake import Lake
+from ..catalog.catalog import all_tables
+from ..catalog.records import TableRecord
+from ..lake.location import Lake
 from .documents import table_document
 from .index import SearchIndex
 
@@ -44,7 +46,7 @@ def search_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
     return SearchIndex(lake.catalog_uri("search"), lake.storage_options or None, embedder=embedding_model)
 
 
-def catch_up(lake: Lake, records: list[TimeIndexMetaTable], embedding_model: Any = None) -> SearchIndex:
+def catch_up(lake: Lake, records: list[TableRecord], embedding_model: Any = None) -> SearchIndex:
     """Bring the index in line with ``records`` (the catalog) and return it."""
     index = search_index(lake, embedding_model)
     documents = {record.uid: table_document(record) for record in records if not record.deleted}

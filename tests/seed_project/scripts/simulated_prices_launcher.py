@@ -1,5 +1,6 @@
-from lakenodes import Asset
 from src.data_nodes.prices_nodes import PriceSimulConfig, SimulatedPrices
+
+from lakenodes import Asset
 
 assets = Asset.filter(ticker__in=["NVDA", "AAPL"])
 config = PriceSimulConfig(asset_list=assets)

@@ -1,5 +1,6 @@
-from lakenodes import hash_namespace
 from src.data_nodes.example_nodes import DailyRandomNumber, RandomDataNodeConfig
+
+from lakenodes import hash_namespace
 
 
 def test_daily_random_number_smoke():

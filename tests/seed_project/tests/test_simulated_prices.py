@@ -1,6 +1,7 @@
+from src.data_nodes.prices_nodes import PriceSimulConfig, SimulatedPrices
+
 import lakenodes as msc
 from lakenodes import hash_namespace
-from src.data_nodes.prices_nodes import PriceSimulConfig, SimulatedPrices
 
 
 def test_simulated_prices_smoke():

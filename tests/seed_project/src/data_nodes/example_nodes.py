@@ -1,6 +1,10 @@
 import os
-from typing import Dict, Union
+from typing import Union
+
+import numpy as np
 import pandas as pd
+from pydantic import BaseModel, Field
+
 from lakenodes import (
     APIDataNode,
     DataNode,
@@ -8,9 +12,6 @@ from lakenodes import (
     DataNodeMetaData,
     RecordDefinition,
 )
-import lakenodes as msc
-import numpy as np
-from pydantic import BaseModel, Field
 
 PROJECT_ID = os.getenv("MAIN_SEQUENCE_PROJECT_ID", "local").strip() or "local"
 
@@ -93,7 +94,7 @@ class DailyRandomNumber(DataNode):
             index=pd.DatetimeIndex([today], name="time_index", tz="UTC"),
         )
 
-    def dependencies(self) -> Dict[str, Union["DataNode", "APIDataNode"]]:
+    def dependencies(self) -> dict[str, Union["DataNode", "APIDataNode"]]:
         """
         This node does not depend on any other data nodes.
         """

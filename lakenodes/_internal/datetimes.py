@@ -1,0 +1,49 @@
+"""The one place datetimes are parsed, made UTC and written as text.
+
+Example:
+    >>> import datetime
+    >>> parse_datetime("2026-01-31", "start_date")
+    datetime.datetime(2026, 1, 31, 0, 0, tzinfo=datetime.timezone.utc)
+    >>> iso_z(parse_datetime("2026-01-31T12:00:00+01:00", "end_date"))
+    '2026-01-31T11:00:00Z'
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from ..errors import LakenodesUserError
+
+UTC = datetime.timezone.utc
+
+
+def as_utc(value: datetime.datetime) -> datetime.datetime:
+    """``value`` in UTC; a naive value is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def iso_z(value: datetime.datetime | None) -> str | None:
+    """ISO-8601 with ``Z`` for UTC (None stays None)."""
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def parse_datetime(value: Any, argument: str) -> datetime.datetime | None:
+    """Accept a datetime, date, pandas Timestamp or ISO-8601 string; naive values are taken as UTC."""
+    if value is None:
+        return None
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            value = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise LakenodesUserError(
+                f"{argument}={value!r} is not an ISO-8601 date or datetime (e.g. '2026-01-31' or '2026-01-31T00:00:00Z')"
+            ) from None
+    elif isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        value = datetime.datetime(value.year, value.month, value.day)
+    if not isinstance(value, datetime.datetime):
+        raise LakenodesUserError(f"{argument} must be a datetime, date or ISO-8601 string, got {type(value).__name__}")
+    return as_utc(value)

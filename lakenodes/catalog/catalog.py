@@ -1,0 +1,257 @@
+"""The lake catalog: every table (``TableRecord``), identifier claim, updater and run.
+
+Stored as append-only Delta tables under ``<root>/_catalog/`` (readable by DuckDB or Spark);
+the latest row of a record is its current state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from ..core.lookups import matches_lookups, split_lookup
+from ..errors import IdentifierConflictError, NotFoundError
+from ..lake.ledger import (
+    CLAIM_KIND,
+    RECORDED_AT,
+    Ledger,
+    claim,
+    claim_owner,
+    claim_uri,
+    read_unpartitioned,
+    reassign,
+)
+from ..lake.location import Lake, current_lake
+from ..lake.store import TableStore
+from .records import TableRecord
+
+logger = logging.getLogger(__name__)
+
+_TS = pa.timestamp("us", tz="UTC")
+TABLES_SCHEMA = pa.schema([
+    ("uid", pa.string()), ("storage_hash", pa.string()), ("identifier", pa.string()),
+    ("namespace", pa.string()), ("description", pa.string()), ("labels", pa.string()),
+    ("data_frequency_id", pa.string()), ("index_names", pa.string()), ("columns", pa.string()),
+    ("source_class", pa.string()), ("source_doc", pa.string()), ("build_configuration", pa.string()),
+    ("table_uri", pa.string()), ("deleted", pa.bool_()),
+])
+UPDATES_SCHEMA = pa.schema([
+    ("update_hash", pa.string()), ("storage_hash", pa.string()), ("namespace", pa.string()),
+    ("source_class", pa.string()), ("configuration", pa.string()),
+])
+RUNS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("update_hash", pa.string()), ("storage_hash", pa.string()),
+    ("started_at", _TS), ("finished_at", _TS), ("status", pa.string()), ("rows_written", pa.int64()),
+    ("error", pa.string()), ("host", pa.string()),
+])
+CLAIM_SCHEMA = pa.schema([
+    (RECORDED_AT, _TS), ("kind", pa.string()), ("identifier", pa.string()), ("namespace", pa.string()), ("storage_hash", pa.string()),
+])
+
+
+def _tables_ledger(lake: Lake) -> Ledger:
+    return Ledger(lake, "tables", TABLES_SCHEMA, key=("storage_hash",))
+
+
+def updates_ledger(lake: Lake) -> Ledger:
+    return Ledger(lake, "updates", UPDATES_SCHEMA, key=("update_hash",))
+
+
+def runs_ledger(lake: Lake) -> Ledger:
+    return Ledger(lake, "runs", RUNS_SCHEMA, key=("run_id",))
+
+
+def all_tables(lake: Lake, include_deleted: bool = False, rows: pc.Expression | None = None) -> list[TableRecord]:
+    """Every table record (``rows`` narrows the stored rows first, e.g. to one identifier)."""
+    current = _tables_ledger(lake).current()
+    if rows is not None:
+        current = current.filter(rows)
+    tables = [TableRecord.from_row(row).bound_to(lake) for row in current.to_pylist()]
+    return [table for table in tables if include_deleted or not table.deleted]
+
+
+_PUSHED_DOWN = ("uid", "storage_hash", "identifier", "source_class", "data_frequency_id")
+
+
+def find_tables(lake: Lake, lookups: Mapping[str, Any]) -> list[TableRecord]:
+    """Tables matching Django-style lookups (``identifier__contains``, ``labels__contains``, …)."""
+    return [table for table in all_tables(lake, rows=_row_filter(lookups)) if matches_lookups(table, lookups)]
+
+
+def _row_filter(lookups: Mapping[str, Any]) -> pc.Expression | None:
+    """The part of ``lookups`` Arrow applies to stored rows exactly as ``matches_lookups`` would
+    (``exact``/``contains`` with a string on plain string columns), so only matching rows become
+    records; the full lookups are still checked on the records."""
+    expression = None
+    for key, expected in lookups.items():
+        name, operator = split_lookup(key)
+        if name not in _PUSHED_DOWN or not isinstance(expected, str) or operator not in ("exact", "contains"):
+            continue
+        condition = pc.field(name) == expected if operator == "exact" else pc.match_substring(pc.field(name), expected)
+        expression = condition if expression is None else expression & condition
+    return expression
+
+
+def table_record(lake: Lake, storage_hash: str) -> TableRecord | None:
+    rows = _tables_ledger(lake).latest(where={"storage_hash": storage_hash})
+    return TableRecord.from_row(rows[0]).bound_to(lake) if rows else None
+
+
+def save_table_record(lake: Lake, record: TableRecord) -> None:
+    """Append the record's new state to the catalog (the search index catches up on its next search)."""
+    _tables_ledger(lake).append([record.to_row()])
+    _known_records[(lake.uri, record.storage_hash)] = _digest(record)
+
+
+_known_records: dict[tuple[str, str], str] = {}
+_known_updaters: set[tuple[str, str]] = set()
+_known_claims: set[tuple[str, str, str, str]] = set()
+
+
+def _digest(record: TableRecord) -> str:
+    return json.dumps(record.to_row(), sort_keys=True)
+
+
+def register_table(lake: Lake, record: TableRecord) -> bool:
+    """Claim the record's identifier and store the record when it changed; True when written.
+
+    Raises IdentifierConflictError naming the owner when another storage holds the identifier.
+    """
+    if record.identifier and not claim_identifier(lake, record.identifier, record.namespace, record.storage_hash):
+        record = record.model_copy(update={"identifier": None})  # repointed away: the table keeps no name
+    key = (lake.uri, record.storage_hash)
+    digest = _digest(record)
+    if _known_records.get(key) == digest:
+        return False
+    stored = table_record(lake, record.storage_hash)
+    if stored is not None:
+        record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels))})
+        digest = _digest(record)
+        if _digest(stored) == digest:
+            _known_records[key] = digest
+            return False
+    save_table_record(lake, record)
+    return True
+
+
+def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: str) -> bool:
+    """Claim ``identifier`` in ``namespace`` for ``storage_hash``; re-claiming your own is a no-op.
+
+    Returns True when ``storage_hash`` holds the identifier, False when it held it once and the
+    identifier was since repointed elsewhere (``repoint_identifier``): that table keeps its data
+    but no longer its name. Raises IdentifierConflictError when another storage holds it and
+    ``storage_hash`` never did.
+    """
+    key = (lake.uri, namespace, identifier, storage_hash)
+    if key in _known_claims:
+        return True
+    owner = claim(
+        lake, _identifier_scope(namespace), identifier,
+        {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, CLAIM_SCHEMA,
+    )
+    if owner["storage_hash"] != storage_hash:
+        if storage_hash in _identifier_holders(lake, identifier, namespace):
+            return False
+        where = f" in namespace {namespace!r}" if namespace else ""
+        raise IdentifierConflictError(
+            f"identifier {identifier!r}{where} is already used by table {owner['storage_hash']}; "
+            "choose another identifier (e.g. add a project suffix) or repoint it explicitly"
+        )
+    _known_claims.add(key)
+    return True
+
+
+def _identifier_holders(lake: Lake, identifier: str, namespace: str) -> set[str]:
+    """Every storage an identifier ever pointed at: its first claim (version 0, as in
+    ``ledger.claim_owner``) and each ``repoint_identifier`` target."""
+    uri = claim_uri(lake, _identifier_scope(namespace), identifier)
+    table = TableStore(lake, identifier, uri=uri).table()
+    if table is None:
+        return set()
+    rows = read_unpartitioned(lake, table).to_pylist()
+    holders = {row["storage_hash"] for row in rows if row.get(CLAIM_KIND) == "reassign"}
+    if table.version() > 0:
+        table = DeltaTable(uri, version=0, storage_options=lake.storage_options or None)
+    first = read_unpartitioned(lake, table).to_pylist()
+    return holders | {row["storage_hash"] for row in first[:1]}
+
+
+def repoint_identifier(identifier: str, storage_hash: str, *, namespace: str = "", lake: Lake | None = None) -> None:
+    """Point a published identifier at another storage without changing any hash."""
+    lake = lake or current_lake()
+    target = table_record(lake, storage_hash)
+    if target is None:
+        raise NotFoundError(f"no table with storage hash {storage_hash!r} in {lake.uri}")
+    previous = resolve_identifier(lake, identifier, namespace)
+    _known_claims.difference_update({key for key in _known_claims if key[:3] == (lake.uri, namespace, identifier)})
+    reassign(lake, _identifier_scope(namespace), identifier,
+             {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, CLAIM_SCHEMA)
+    save_table_record(lake, target.model_copy(update={"identifier": identifier, "namespace": namespace}))
+    if previous and previous != storage_hash:
+        old = table_record(lake, previous)
+        if old is not None and old.identifier == identifier:
+            save_table_record(lake, old.model_copy(update={"identifier": None}))
+
+
+def resolve_identifier(lake: Lake, identifier: str, namespace: str = "") -> str | None:
+    """Storage hash an identifier points at in ``namespace`` (None when unclaimed)."""
+    owner = claim_owner(lake, _identifier_scope(namespace), identifier)
+    return owner["storage_hash"] if owner else None
+
+
+def _identifier_scope(namespace: str) -> str:
+    return f"identifiers/{namespace or '_default'}"
+
+
+def register_updater(lake: Lake, update_hash: str, storage_hash: str, namespace: str, source_class: str,
+                     configuration: Mapping[str, Any]) -> None:
+    key = (lake.uri, update_hash)
+    if key in _known_updaters:
+        return
+    ledger = updates_ledger(lake)
+    if not ledger.latest(where={"update_hash": update_hash}):
+        ledger.append([{
+            "update_hash": update_hash, "storage_hash": storage_hash, "namespace": namespace,
+            "source_class": source_class, "configuration": json.dumps(configuration, sort_keys=True, default=str),
+        }])
+    _known_updaters.add(key)
+
+
+def record_run(lake: Lake, row: Mapping[str, Any]) -> None:
+    runs_ledger(lake).append([row])
+
+
+def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
+    """Every updater with its storage and last run (status, rows, times, error)."""
+    lake = lake or current_lake()
+    runs: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    for run in sorted(runs_ledger(lake).read().to_pylist(), key=lambda r: r["started_at"]):
+        runs[run["update_hash"]] = run
+        counts[run["update_hash"]] = counts.get(run["update_hash"], 0) + 1
+    result = []
+    for updater in sorted(updates_ledger(lake).latest(), key=lambda r: r[RECORDED_AT]):
+        last = runs.get(updater["update_hash"], {})
+        result.append({
+            **{k: updater[k] for k in ("update_hash", "storage_hash", "namespace", "source_class")},
+            "registered_at": updater[RECORDED_AT],
+            "runs": counts.get(updater["update_hash"], 0),
+            "last_run_at": last.get("started_at"),
+            "last_status": last.get("status"),
+            "last_rows_written": last.get("rows_written"),
+            "last_error": last.get("error"),
+        })
+    return result
+
+
+def run_history(lake: Lake | None = None, update_hash: str | None = None) -> list[dict[str, Any]]:
+    rows = runs_ledger(lake or current_lake()).read().to_pylist()
+    if update_hash:
+        rows = [row for row in rows if row["update_hash"] == update_hash]
+    return sorted(rows, key=lambda row: row["started_at"])

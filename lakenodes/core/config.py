@@ -1,0 +1,202 @@
+"""Configuration models: what a DataNode is built from, and the field markers that steer hashing.
+
+Mark a field ``json_schema_extra={"update_only": True}`` when it scopes one updater (it changes
+``update_hash`` but not ``storage_hash``), or ``{"runtime_only": True}`` when it is descriptive
+only (it changes neither hash). A marker set by a base class sticks to the field in every
+subclass, however the subclass re-declares it (see ``docs/identity.md``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import ConfigurationError
+
+UPDATE_ONLY = "update_only"
+RUNTIME_ONLY = "runtime_only"
+
+
+class DataFrequency(str, enum.Enum):
+    """Observation frequency of a table (the seeds' values); plain strings like ``"1d"`` work too."""
+
+    one_m = "1m"
+    five_m = "5m"
+    fifteen_m = "15m"
+    one_h = "1h"
+    one_d = "1d"
+    one_w = "1w"
+    one_mo = "1mo"
+    one_q = "1q"
+    one_y = "1y"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_DTYPE_ALIASES = {
+    "float": "float64", "float64": "float64", "float32": "float64", "double": "float64",
+    "int": "int64", "int64": "int64", "int32": "int64", "int16": "int64", "int8": "int64", "integer": "int64",
+    "bool": "bool", "boolean": "bool",
+    "str": "string", "string": "string", "object": "string", "utf8": "string",
+    "date": "date", "date32": "date", "datetime": "datetime", "timestamp": "datetime",
+    "datetime64[ns, utc]": "datetime", "datetime64[us, utc]": "datetime", "datetime64[ms, utc]": "datetime",
+}
+
+
+def canonical_dtype(dtype: str) -> str:
+    """Map a user dtype spelling (``float64``, ``str``, ``datetime64[ns, UTC]``…) to a lakenodes dtype."""
+    key = str(dtype).strip().lower()
+    if key not in _DTYPE_ALIASES:
+        raise ConfigurationError(
+            f"unknown dtype {dtype!r}: use one of float64, int64, bool, string, date, datetime"
+        )
+    return _DTYPE_ALIASES[key]
+
+
+class RecordDefinition(BaseModel):
+    """One value column of a table: its name, dtype and human description.
+
+    Example:
+        >>> RecordDefinition(column_name="close", dtype="float64", label="Close", description="Daily close")
+        RecordDefinition(column_name='close', dtype='float64', label='Close', description='Daily close')
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column_name: str
+    dtype: str = "float64"
+    label: str | None = Field(default=None, json_schema_extra={RUNTIME_ONLY: True})
+    description: str | None = Field(default=None, json_schema_extra={RUNTIME_ONLY: True})
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        return canonical_dtype(value)  # one spelling per dtype, so equivalent declarations hash alike
+
+
+class DataNodeMetaData(BaseModel):
+    """Published table metadata: identifier, description, frequency and labels (never part of a hash).
+
+    Example:
+        >>> DataNodeMetaData(identifier="fx_ecb_daily_rates", data_frequency_id="1d").data_frequency_id
+        '1d'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    identifier: str | None = None
+    description: str | None = None
+    data_frequency_id: str | None = None
+    labels: list[str] = Field(default_factory=list)
+
+    @field_validator("data_frequency_id", mode="before")
+    @classmethod
+    def _frequency_value(cls, value: Any) -> Any:
+        if isinstance(value, DataFrequency):
+            return value.value
+        if value is not None and str(value) not in {member.value for member in DataFrequency}:
+            raise ValueError(f"unknown data_frequency_id {value!r}: use one of {[m.value for m in DataFrequency]}")
+        return value
+
+    @field_validator("identifier")
+    @classmethod
+    def _identifier_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip() or len(value) > 255 or any(ord(ch) < 32 for ch in value):
+            raise ValueError(f"identifier {value!r} must be 1-255 printable characters")
+        return value
+
+
+def check_field_markers(model: type[BaseModel], _seen: set[type] | None = None) -> None:
+    """Check the markers of every field of ``model`` and of the models nested in its fields."""
+    seen = set() if _seen is None else _seen
+    if model in seen:
+        return
+    seen.add(model)
+    for name, info in model.model_fields.items():
+        field_markers(model, name)
+        for nested in _nested_models(info.annotation):
+            check_field_markers(nested, seen)
+
+
+def _nested_models(annotation: Any) -> Iterator[type[BaseModel]]:
+    """Pydantic models named by an annotation (``Inner``, ``list[Inner] | None``, ``dict[str, Inner]``…)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for argument in typing.get_args(annotation):
+        yield from _nested_models(argument)
+
+
+def field_markers(model: type[BaseModel], name: str) -> tuple[bool, bool]:
+    """Return ``(update_only, runtime_only)`` for a field, inherited along the class's MRO.
+
+    A field keeps the marker any base class gives it however a subclass re-declares it (a plain
+    default drops pydantic's ``json_schema_extra``, not lakenodes' marker). Both markers on one
+    field, or a re-declaration that contradicts a base class's marker, is a ConfigurationError.
+
+    Example:
+        >>> class Tuned(DataNodeConfiguration):
+        ...     offset_start: datetime.datetime | None = None  # still update_only
+        >>> field_markers(Tuned, "offset_start")
+        (True, False)
+    """
+    marked_by: dict[str, type] = {}  # marker -> the most basic class that sets it (its origin)
+    for owner in model.__mro__:
+        fields = owner.__dict__.get("__pydantic_fields__")
+        info = fields.get(name) if isinstance(fields, dict) else None
+        extra = getattr(info, "json_schema_extra", None)
+        if not isinstance(extra, dict):
+            continue
+        for marker in (UPDATE_ONLY, RUNTIME_ONLY):
+            if extra.get(marker):
+                marked_by[marker] = owner
+    if len(marked_by) == 2:
+        update_owner, runtime_owner = marked_by[UPDATE_ONLY], marked_by[RUNTIME_ONLY]
+        if update_owner is runtime_owner:
+            raise ConfigurationError(
+                f"{model.__name__}.{name} is marked both update_only and runtime_only: choose one"
+            )
+        raise ConfigurationError(
+            f"{model.__name__}.{name} is marked update_only by {update_owner.__name__} and runtime_only by "
+            f"{runtime_owner.__name__}: a re-declared field keeps its base class's marker, so drop the conflicting one"
+        )
+    return UPDATE_ONLY in marked_by, RUNTIME_ONLY in marked_by
+
+
+class DataNodeConfiguration(BaseModel):
+    """Base class of every DataNode configuration (pydantic v2, unknown fields are rejected).
+
+    Example:
+        >>> class PricesConfig(DataNodeConfiguration):
+        ...     window: int = 20
+        >>> PricesConfig(window=5).window
+        5
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    offset_start: datetime.datetime | None = Field(default=None, json_schema_extra={UPDATE_ONLY: True})
+    records: list[RecordDefinition] | None = None
+    node_metadata: DataNodeMetaData | None = Field(default=None, json_schema_extra={RUNTIME_ONLY: True})
+
+    @classmethod
+    def __pydantic_on_complete__(cls) -> None:
+        # Called once the fields are resolved: at class definition, or at the rebuild that resolves
+        # forward references (nested models are checked too).
+        super().__pydantic_on_complete__()
+        check_field_markers(cls)
+
+    @field_validator("offset_start")
+    @classmethod
+    def _aware_offset_start(cls, value: datetime.datetime | None) -> datetime.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'")
+        return value.astimezone(datetime.timezone.utc) if value is not None else None

@@ -1,0 +1,105 @@
+"""Which kind of frame reads and ``run()`` return: polars by default, pandas (the seeds' shape) on request.
+
+One switch for a whole program: ``LAKENODES_FRAME=pandas`` in the environment, or
+``lakenodes.set_default_frame("pandas")`` (which wins over the environment). A ``frame=`` argument
+on a read wins over both.
+
+Example:
+    >>> set_default_frame("pandas")
+    >>> default_frame()
+    'pandas'
+    >>> set_default_frame(None)  # back to the environment / polars
+    >>> default_frame()
+    'polars'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+from ..errors import LakenodesUserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FrameKind = Literal["polars", "pandas", "arrow"]
+FRAME_KINDS: tuple[str, ...] = ("polars", "pandas", "arrow")
+FRAME_ENV = "LAKENODES_FRAME"
+_chosen: str | None = None
+
+# pandas names a user porting seed code reaches for on a polars frame
+_PANDAS_ONLY = frozenset({
+    "iloc", "loc", "at", "iat", "xs", "empty", "index", "set_index", "reset_index",
+    "iterrows", "itertuples", "groupby", "sort_index", "dropna", "fillna", "merge", "droplevel",
+    "swaplevel", "unstack", "stack", "resample", "values", "astype", "apply",
+})
+
+
+def set_default_frame(kind: FrameKind | None) -> None:
+    """Make ``kind`` the frame every read and ``run()`` returns in this program (None: back to
+    ``LAKENODES_FRAME`` or polars)."""
+    global _chosen
+    if kind is not None:
+        _check(kind, "set_default_frame")
+    _chosen = kind
+
+
+def default_frame() -> str:
+    """The frame kind in effect: ``set_default_frame`` > ``LAKENODES_FRAME`` > ``"polars"``."""
+    if _chosen is not None:
+        return _chosen
+    from_env = os.environ.get(FRAME_ENV, "").strip().lower()
+    if not from_env:
+        return "polars"
+    return _check(from_env, FRAME_ENV)
+
+
+def resolve_frame(kind: str | None) -> str:
+    """An explicit ``frame=`` argument, else the program's default."""
+    return default_frame() if kind is None else _check(kind, "frame")
+
+
+def as_frame(data: pa.Table, index_names: Sequence[str], kind: str | None = None) -> Any:
+    """``data`` as the requested kind: polars (index columns first), pandas with the seeds' index
+    (``time_index`` or a ``(time_index, unique_identifier, ...)`` MultiIndex), or Arrow."""
+    kind = resolve_frame(kind)
+    if kind == "arrow":
+        return data
+    if kind == "pandas":
+        return to_pandas(data, index_names)
+    return polars_frame(pl.from_arrow(data))
+
+
+def to_pandas(data: pa.Table, index_names: Sequence[str]) -> pd.DataFrame:
+    """The seeds' pandas shape: ``time_index`` (or a MultiIndex of the index names) as the index."""
+    frame = data.to_pandas()
+    present = [name for name in index_names if name in frame.columns]
+    return frame.set_index(present) if present else frame
+
+
+def polars_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """A polars frame whose pandas-only attributes (``.iloc``, ``.empty``, ``.xs`` …) fail with a hint
+    at the pandas switch instead of a bare AttributeError."""
+    return _PolarsWithHint._from_pydf(frame._df)
+
+
+class _PolarsWithHint(pl.DataFrame):
+    def __getattr__(self, name: str) -> Any:
+        if name in _PANDAS_ONLY:
+            raise AttributeError(
+                f"polars DataFrame has no attribute {name!r} (a pandas name): lakenodes returns polars frames "
+                f"by default; set {FRAME_ENV}=pandas or call lakenodes.set_default_frame('pandas') for the "
+                "seeds' pandas frames, or pass frame='pandas' to this read"
+            )
+        return super().__getattr__(name)
+
+
+def _check(kind: str, where: str) -> str:
+    if kind not in FRAME_KINDS:
+        raise LakenodesUserError(f"{where} must be 'polars', 'pandas' or 'arrow', got {kind!r}")
+    return kind

@@ -1,0 +1,355 @@
+"""Validation and normalization of what ``update()`` returns (polars, pandas or Arrow → Arrow).
+
+Every rule of the frame contract is checked here, before anything touches storage, so a
+rejected frame always leaves the table exactly as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import FrameValidationError, SchemaMismatchError
+from .config import RecordDefinition, canonical_dtype
+from .datetime_range import check_python_range
+from .identity_values import describe_value, identity_value_problem, partition_value_problem
+
+TIME_INDEX = "time_index"
+UNIQUE_IDENTIFIER = "unique_identifier"
+MAX_COLUMN_NAME_LENGTH = 63
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+
+_COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_UTC_NAMES = {"UTC", "Etc/UTC", "+00:00", "Z", "utc", "Etc/Universal", "Universal", "Zulu", "GMT", "Etc/GMT"}
+# Names that would break SQL over the table or collide with Delta/lakenodes internals.
+RESERVED_COLUMN_NAMES = frozenset(
+    {"select", "from", "where", "group", "order", "by", "limit", "table", "join", "union", "and", "or",
+     "not", "null", "true", "false", "as", "on", "in", "is", "case", "when", "then", "else", "end",
+     "having", "distinct", "with", "index", "_change_type", "_commit_version", "_commit_timestamp"}
+)
+
+
+@dataclass(frozen=True)
+class NormalizedFrame:
+    """A validated frame: Arrow data with the index columns first, plus its index names."""
+
+    table: pa.Table
+    index_names: tuple[str, ...]
+
+    @property
+    def identity_dimensions(self) -> tuple[str, ...]:
+        return self.index_names[1:]
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+
+def normalize_frame(
+    frame: Any,
+    declared_dimensions: Sequence[str] = (),
+    records: Sequence[RecordDefinition] | None = None,
+) -> NormalizedFrame | None:
+    """Validate ``frame`` and return it as Arrow, or ``None`` when it is empty (nothing new).
+
+    ``declared_dimensions`` are the class's ``IDENTITY_DIMENSIONS`` (used for polars/Arrow input,
+    where the index is given by column names).
+
+    Example:
+        >>> import polars as pl, datetime as dt
+        >>> frame = pl.DataFrame({"time_index": [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)], "x": [1.0]})
+        >>> normalize_frame(frame).index_names
+        ('time_index',)
+    """
+    if frame is None:
+        raise FrameValidationError("update() returned None: return an empty frame when there is nothing new")
+    table, index_names = _to_arrow(frame, declared_dimensions)
+    if table.num_rows == 0:
+        return None
+    _check_column_names(table.column_names, index_names)
+    columns = [_normalize_time_index(table.column(TIME_INDEX))]
+    # the first identity dimension partitions the table: its values become folder names too
+    columns += [_normalize_identity(name, table.column(name), partition=position == 1)
+                for position, name in enumerate(index_names) if position]
+    columns += [_normalize_value(name, table.column(name)) for name in table.column_names if name not in index_names]
+    names = list(index_names) + [name for name in table.column_names if name not in index_names]
+    normalized = pa.table(columns, names=names)
+    _check_no_duplicates(normalized, index_names)
+    if records:
+        check_against_records(normalized, index_names, records)
+        normalized = _cast_to_records(normalized, records)
+    return NormalizedFrame(normalized, tuple(index_names))
+
+
+def _to_arrow(frame: Any, declared_dimensions: Sequence[str]) -> tuple[pa.Table, list[str]]:
+    module = type(frame).__module__.split(".")[0]
+    if module == "pandas":
+        return _pandas_to_arrow(frame)
+    if module == "polars":
+        import polars as pl
+
+        if isinstance(frame, pl.LazyFrame):
+            frame = frame.collect()
+        if not isinstance(frame, pl.DataFrame):
+            raise FrameValidationError(f"update() returned a polars {type(frame).__name__}; return a DataFrame")
+        table = frame.to_arrow()
+    elif isinstance(frame, pa.RecordBatch):
+        table = pa.Table.from_batches([frame])
+    elif isinstance(frame, pa.Table):
+        table = frame
+    else:
+        raise FrameValidationError(
+            f"update() returned {type(frame).__name__}; return a polars DataFrame, a pandas DataFrame or a pyarrow Table"
+        )
+    if table.num_columns == 0:
+        return table, [TIME_INDEX]
+    index_names = [TIME_INDEX]
+    if UNIQUE_IDENTIFIER in table.column_names and UNIQUE_IDENTIFIER not in declared_dimensions:
+        index_names.append(UNIQUE_IDENTIFIER)
+    index_names += list(declared_dimensions)
+    missing = [name for name in index_names if name not in table.column_names]
+    if missing and table.num_rows:
+        raise FrameValidationError(f"index column(s) {missing} missing from the frame; columns are {table.column_names}")
+    return table, index_names
+
+
+def _pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise FrameValidationError(f"update() returned a pandas {type(frame).__name__}; return a DataFrame")
+    if len(frame) == 0:
+        return pa.table({}), [TIME_INDEX]
+    index_names = [name for name in frame.index.names]
+    if any(name is None for name in index_names):
+        raise FrameValidationError(
+            f"every index level must be named (first 'time_index'); got index names {index_names}"
+        )
+    if index_names[0] != TIME_INDEX:
+        raise FrameValidationError(f"the first index level must be named 'time_index', got {index_names[0]!r}")
+    if len(set(index_names)) != len(index_names):
+        raise FrameValidationError(f"index level names must be unique, got {index_names}")
+    clash = [str(name) for name in frame.columns if name in index_names]
+    if clash:
+        raise FrameValidationError(f"column(s) {clash} have the same name as an index level")
+    bad_names = [name for name in frame.columns if not isinstance(name, str)]
+    if bad_names:
+        raise FrameValidationError(f"column names must be strings, got {bad_names!r}")
+    repeated = sorted({name for name in frame.columns if list(frame.columns).count(name) > 1})
+    if repeated:
+        raise FrameValidationError(f"column name {repeated[0]!r} appears more than once")
+    flat = frame.reset_index()
+    try:
+        table = pa.Table.from_pandas(flat, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+        column = _pandas_bad_column(flat)
+        raise FrameValidationError(
+            f"column {column!r} has mixed or unsupported values ({error}); use float, int, bool or str" if column
+            else f"frame cannot be converted to Arrow: {error}"
+        ) from error
+    return table.replace_schema_metadata(None), [str(name) for name in index_names]
+
+
+def _pandas_bad_column(flat: Any) -> str | None:
+    for name in flat.columns:
+        try:
+            pa.array(flat[name])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return str(name)
+    return None
+
+
+def _check_column_names(names: Sequence[str], index_names: Sequence[str]) -> None:
+    if names and names[0] != TIME_INDEX and TIME_INDEX not in names:
+        raise FrameValidationError(f"the frame has no 'time_index'; columns are {list(names)}")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise FrameValidationError(f"column name {name!r} appears more than once")
+        seen.add(name)
+        if len(name) > MAX_COLUMN_NAME_LENGTH:
+            raise FrameValidationError(f"column name {name[:20]!r}... is {len(name)} characters; the limit is 63")
+        if name != name.lower():
+            raise FrameValidationError(f"column name {name!r} must be lowercase")
+        if not _COLUMN_NAME.match(name):
+            raise FrameValidationError(
+                f"column name {name!r} must start with a letter or '_' and hold only a-z, 0-9 and '_'"
+            )
+        if name in RESERVED_COLUMN_NAMES or name.startswith("__"):
+            raise FrameValidationError(f"column name {name!r} is reserved; choose another name")
+    value_columns = [name for name in names if name not in index_names]
+    if not value_columns:
+        raise FrameValidationError("the frame has index columns but no value column")
+
+
+def _normalize_time_index(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    kind = column.type
+    if not pa.types.is_timestamp(kind):
+        raise FrameValidationError(f"'time_index' must be a timezone-aware UTC datetime, got {kind}")
+    if kind.tz is None:
+        raise FrameValidationError("'time_index' is timezone-naive: localize it to UTC (never shifted silently)")
+    if kind.tz not in _UTC_NAMES:
+        raise FrameValidationError(f"'time_index' is in time zone {kind.tz!r}: convert it to UTC first")
+    if column.null_count:
+        raise FrameValidationError(f"'time_index' has {column.null_count} null/NaT value(s)")
+    check_python_range(TIME_INDEX, column)
+    return _to_microseconds("time_index", column)
+
+
+def _to_microseconds(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    target = pa.timestamp("us", tz="UTC")
+    if column.type.unit == "ns":
+        micros = pc.cast(column, target, safe=False)
+        if not pc.all(pc.equal(pc.cast(micros, pa.timestamp("ns", tz="UTC")), column)).as_py():
+            raise FrameValidationError(
+                f"{name!r} has sub-microsecond values; Delta stores microseconds: round them first"
+            )
+        return micros
+    return pc.cast(column, target)
+
+
+def _normalize_identity(name: str, column: pa.ChunkedArray, *, partition: bool = False) -> pa.ChunkedArray:
+    """An identity level as non-null strings; ``partition`` also checks the values' folder names."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            or pa.types.is_string_view(column.type) or pa.types.is_dictionary(column.type)):
+        raise FrameValidationError(f"index level {name!r} must hold strings, got {column.type}")
+    column = pc.cast(column, pa.string())
+    if column.null_count:
+        raise FrameValidationError(f"index level {name!r} has {column.null_count} null value(s)")
+    for value in pc.unique(column).to_pylist():
+        problem = partition_value_problem(name, value) if partition else identity_value_problem(value)
+        if problem:
+            raise FrameValidationError(f"index level {name!r} value {describe_value(value)}: {problem}")
+    return column
+
+
+def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    kind = column.type
+    if pa.types.is_floating(kind):
+        column = pc.cast(column, pa.float64())
+        return pc.if_else(pc.is_inf(column), pa.scalar(float("nan")), column)
+    if pa.types.is_integer(kind):
+        if pa.types.is_uint64(kind) and column.length() and pc.max(column).as_py() > 2**63 - 1:
+            raise FrameValidationError(f"column {name!r} holds unsigned values beyond int64")
+        return pc.cast(column, pa.int64())
+    if pa.types.is_boolean(kind):
+        return column
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return pc.cast(column, pa.string())
+    if pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type):
+        return pc.cast(column, pa.string())
+    if pa.types.is_date(kind):
+        check_python_range(name, column)
+        return pc.cast(column, pa.date32())
+    if pa.types.is_timestamp(kind):
+        if kind.tz is None or kind.tz not in _UTC_NAMES:
+            raise FrameValidationError(
+                f"datetime column {name!r} must be timezone-aware UTC, got {kind}"
+            )
+        check_python_range(name, column)
+        return _to_microseconds(name, column)
+    if pa.types.is_null(kind):
+        raise FrameValidationError(f"column {name!r} holds only nulls, so its type is unknown: give it a dtype")
+    raise FrameValidationError(
+        f"column {name!r} has unsupported type {kind}: use float, int, bool, string, date or UTC datetime"
+    )
+
+
+def _check_no_duplicates(table: pa.Table, index_names: Sequence[str]) -> None:
+    keys = table.select(list(index_names))
+    if not _has_duplicates(keys, index_names):
+        return
+    counts = keys.group_by(list(index_names)).aggregate([([], "count_all")])
+    duplicated = counts.filter(pc.greater(counts["count_all"], 1)).slice(0, 1).to_pylist()[0]
+    duplicated.pop("count_all")
+    key = ", ".join(
+        f"{name}={value.isoformat() if name == TIME_INDEX else repr(value)}" for name, value in duplicated.items()
+    )
+    raise FrameValidationError(f"duplicate index ({key}): the {len(index_names)}-level index must be unique")
+
+
+def _has_duplicates(keys: pa.Table, index_names: Sequence[str]) -> bool:
+    """Whether any index tuple repeats: distinct times per identity vs rows per identity.
+
+    Grouping by the (few) identities and counting distinct times is ~20x faster than hashing
+    every full index tuple on large backfills.
+    """
+    import polars as pl
+
+    frame = pl.from_arrow(keys)
+    time_index, identity = pl.col(TIME_INDEX), list(index_names[1:])
+    if not identity:
+        return frame.select(time_index.n_unique()).item() != frame.height
+    counts = frame.group_by(identity).agg(time_index.n_unique().alias("distinct"), pl.len().alias("rows"))
+    return counts.filter(pl.col("distinct") != pl.col("rows")).height > 0
+
+
+def logical_dtype(kind: pa.DataType) -> str:
+    """The lakenodes dtype name of an Arrow type (float64, int64, bool, string, date, datetime)."""
+    if pa.types.is_floating(kind):
+        return "float64"
+    if pa.types.is_integer(kind):
+        return "int64"
+    if pa.types.is_boolean(kind):
+        return "bool"
+    if pa.types.is_date(kind):
+        return "date"
+    if pa.types.is_timestamp(kind):
+        return "datetime"
+    return "string"
+
+
+def check_against_records(table: pa.Table, index_names: Sequence[str], records: Sequence[RecordDefinition]) -> None:
+    """The frame's value columns must be exactly the declared ``records`` with matching dtypes."""
+    declared = {record.column_name: canonical_dtype(record.dtype) for record in records}
+    present = [name for name in table.column_names if name not in index_names]
+    undeclared = [name for name in present if name not in declared]
+    missing = [name for name in declared if name not in present]
+    if undeclared:
+        raise FrameValidationError(f"column(s) {undeclared} are not declared in the configuration's records")
+    if missing:
+        raise FrameValidationError(f"declared record column(s) {missing} are missing from the frame")
+    for name in present:
+        actual = logical_dtype(table.schema.field(name).type)
+        if actual != declared[name] and not (declared[name] == "float64" and actual == "int64"):
+            raise FrameValidationError(f"column {name!r} is declared {declared[name]} but the frame holds {actual}")
+
+
+def _cast_to_records(table: pa.Table, records: Sequence[RecordDefinition]) -> pa.Table:
+    """Store int values of a column declared float64 as float64 (the declaration is the schema)."""
+    for record in records:
+        position = table.schema.get_field_index(record.column_name)
+        if canonical_dtype(record.dtype) == "float64" and pa.types.is_integer(table.schema.field(position).type):
+            table = table.set_column(position, record.column_name, pc.cast(table.column(position), pa.float64()))
+    return table
+
+
+def conform_to_schema(frame: NormalizedFrame, stored: pa.Schema, stored_index: Sequence[str]) -> NormalizedFrame:
+    """Check ``frame`` against the stored table schema and cast it to it (the schema is a contract)."""
+    if tuple(stored_index) != frame.index_names:
+        raise SchemaMismatchError(
+            f"index changed: the table is indexed by {list(stored_index)}, the frame by {list(frame.index_names)}"
+        )
+    stored_names, frame_names = set(stored.names), set(frame.table.column_names)
+    if stored_names != frame_names:
+        added = [f"{name!r} (table: absent, frame: {logical_dtype(frame.table.schema.field(name).type)})"
+                 for name in sorted(frame_names - stored_names)]
+        removed = [f"{name!r} (table: {logical_dtype(stored.field(name).type)}, frame: absent)"
+                   for name in sorted(stored_names - frame_names)]
+        raise SchemaMismatchError(
+            f"columns changed: new {', '.join(added) or 'none'}; missing {', '.join(removed) or 'none'}; "
+            "a schema change needs a new table (new storage_hash)"
+        )
+    columns = []
+    for field in stored:
+        column = frame.table.column(field.name)
+        old, new = logical_dtype(field.type), logical_dtype(column.type)
+        if old != new and not (old == "float64" and new == "int64"):
+            raise SchemaMismatchError(f"column {field.name!r} was {old} and is now {new}; nothing was written")
+        columns.append(pc.cast(column, field.type))
+    return NormalizedFrame(pa.table(columns, schema=stored), frame.index_names)

@@ -1,0 +1,124 @@
+"""Text → lookups: ``K=V`` pairs as typed on a command line become the values
+:mod:`lakenodes.core.lookups` and the catalog take.
+
+- :func:`parse_pairs`: ``["k=v", ...]`` → ``[("k", "v"), ...]`` (the value may be empty or hold ``=``);
+- :func:`parse_lookups`: Django-style filters, checked up front (operator, field, duplicates);
+  ``__in`` takes a JSON list or a comma list, ``__isnull`` and bool fields take true/false;
+- :func:`parse_dimension_filters`: an identity scope ``{dimension: [values]}`` checked against a
+  table's identity dimensions;
+- :func:`parse_label`: a table label (never blank).
+
+Every mistake is a ``LakenodesUserError`` naming the option it came from.
+
+Example:
+    >>> parse_lookups(["ticker__in=NVDA,AAPL", "identifier__contains=px"])
+    {'ticker__in': ['NVDA', 'AAPL'], 'identifier__contains': 'px'}
+    >>> parse_dimension_filters(["unique_identifier=AAPL"], ["time_index", "unique_identifier"], "prices")
+    {'unique_identifier': ['AAPL']}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..errors import LakenodesUserError
+from .lookups import OPERATORS, split_lookup
+
+logger = logging.getLogger(__name__)
+
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
+
+
+def parse_pairs(pairs: Sequence[str] | None, option: str) -> list[tuple[str, str]]:
+    """``["k=v", ...]`` → ``[("k", "v"), ...]``; the value may be empty or contain ``=``."""
+    parsed = []
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise LakenodesUserError(f"{option} {pair!r} is not K=V (e.g. {option} identifier__contains=prices)")
+        parsed.append((key.strip(), value))
+    return parsed
+
+
+def parse_lookups(pairs: Sequence[str] | None, model: type[BaseModel] | None = None, *,
+                  option: str = "--filter") -> dict[str, Any]:
+    """``K=V`` filters → lookups: ``__in`` takes a JSON list (``["NVDA","AAPL"]``) or a comma list
+    (``NVDA,AAPL``), ``__isnull`` and bool fields take true/false; with ``model``, unknown fields
+    are refused up front."""
+    lookups: dict[str, Any] = {}
+    for key, value in parse_pairs(pairs, option):
+        field, operator = split_lookup(key)
+        if operator not in OPERATORS:
+            raise LakenodesUserError(f"unknown lookup operator in {key!r}: use one of {', '.join(OPERATORS)}")
+        if model is not None and field not in model.model_fields:
+            raise LakenodesUserError(f"unknown field {field!r} in {option} {key!r}; fields are {', '.join(model.model_fields)}")
+        if key in lookups:
+            raise LakenodesUserError(f"{option} {key} is given twice")
+        annotation = model.model_fields[field].annotation if model is not None else None
+        if operator == "in":
+            lookups[key] = parse_in_values(value, key, option=option)
+        elif operator == "isnull" or (annotation is bool and operator == "exact"):
+            lookups[key] = parse_bool(value, key, option=option)
+        else:
+            lookups[key] = value
+    logger.debug("parsed %s values into %s", option, lookups)
+    return lookups
+
+
+def parse_in_values(value: str, key: str, *, option: str = "--filter") -> list[Any]:
+    """The values of an ``__in`` filter: a JSON list of scalars, or else a comma-separated list."""
+    if not value.lstrip().startswith("["):
+        return value.split(",")
+    example = f'{key}=\'["NVDA","AAPL"]\' or {key}=NVDA,AAPL'
+    try:
+        values = json.loads(value)
+    except (ValueError, RecursionError):
+        raise LakenodesUserError(f"{option} {key}={value!r} is not a JSON list; write {example}") from None
+    if not isinstance(values, list) or not all(isinstance(item, (str, int, float, bool)) for item in values):
+        raise LakenodesUserError(f"{option} {key}={value!r} must be a list of strings or numbers; write {example}")
+    return values
+
+
+def parse_bool(value: str, key: str, *, option: str = "--filter") -> bool:
+    """``true``/``1``/``yes`` or ``false``/``0``/``no`` (any case)."""
+    lowered = value.strip().lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    raise LakenodesUserError(f"{option} {key}={value!r}: expected true or false")
+
+
+def parse_dimension_filters(pairs: Sequence[str] | None, index_names: Sequence[str], table_name: str, *,
+                            option: str = "--dimension-filter") -> dict[str, list[str]]:
+    """``["dim=value", ...]`` → ``{dim: [value, ...]}``, refusing names that are not identity
+    dimensions of the table (every index level after ``time_index``)."""
+    scope: dict[str, list[str]] = {}
+    for key, value in parse_pairs(pairs, option):
+        scope.setdefault(key, []).append(value)
+    check_identity_dimensions(scope, index_names, table_name)
+    return scope
+
+
+def check_identity_dimensions(dimensions: Sequence[str] | dict[str, Any], index_names: Sequence[str],
+                              table_name: str) -> None:
+    """Raise ``LakenodesUserError`` unless every name in ``dimensions`` is an identity dimension."""
+    identity = list(index_names[1:])
+    unknown = sorted(set(dimensions) - set(identity))
+    if unknown:
+        raise LakenodesUserError(f"{', '.join(unknown)} is not an identity dimension of {table_name}; "
+                                 f"its dimensions are {identity}")
+
+
+def parse_label(label: str, *, name: str = "LABEL") -> str:
+    """``label`` itself; a blank label is refused (labels never change a table's identity, but
+    an empty one could never be matched or removed by name)."""
+    if not label.strip():
+        raise LakenodesUserError(f"{name} must not be empty")
+    return label

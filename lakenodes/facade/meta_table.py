@@ -1,0 +1,205 @@
+"""``lakenodes.TimeIndexMetaTable``: a catalog record (:class:`lakenodes.catalog.records.TableRecord`)
+with the seeds' methods: lookups, search, read-only SQL, tail deletes, labels and statistics.
+
+Example:
+    >>> import tempfile
+    >>> from lakenodes import Lake
+    >>> lake = Lake(tempfile.mkdtemp())
+    >>> TimeIndexMetaTable.filter(identifier__contains="simulated_prices", lake=lake)
+    []
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+from .._internal.datetimes import iso_z, parse_datetime
+from ..catalog.catalog import find_tables, save_table_record, table_record
+from ..catalog.records import TableRecord
+from ..core.lookups import exactly_one
+from ..errors import LakenodesUserError
+from ..lake.location import Lake, current_lake
+from ..lake.progress import read_progress
+from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
+from ..lake.store import TableStore
+from ..search import rebuild_index, search_index, search_tables, table_document
+
+logger = logging.getLogger(__name__)
+
+
+class TimeIndexMetaTable(TableRecord):
+    """Catalog record of one stored table, with the seeds' methods.
+
+    Example:
+        >>> import tempfile
+        >>> from lakenodes import Lake
+        >>> TimeIndexMetaTable.filter(labels__contains="fx", lake=Lake(tempfile.mkdtemp()))
+        []
+    """
+
+    @classmethod
+    def of(cls, record: TableRecord) -> Self:
+        """``record`` (as the catalog returns it) as a ``TimeIndexMetaTable`` bound to the same lake."""
+        if isinstance(record, cls):
+            return record
+        table = cls.model_construct(_fields_set=record.model_fields_set,
+                                    **{name: getattr(record, name) for name in TableRecord.model_fields})
+        table._lake = record._lake
+        return table
+
+    # -- lookups --------------------------------------------------------------------------------
+    @classmethod
+    def filter(cls, *, lake: Lake | None = None, **lookups: Any) -> list[Self]:
+        """Tables matching Django-style lookups (``identifier__contains``, ``labels__contains``, …)."""
+        return [cls.of(table) for table in find_tables(lake or current_lake(), lookups)]
+
+    @classmethod
+    def get(cls, *, lake: Lake | None = None, **lookups: Any) -> Self:
+        """The one table matching ``lookups``; ``identifier=`` looks in the empty namespace unless
+        ``namespace=`` is given. Raises NotFoundError / LakenodesUserError when not exactly one."""
+        if "identifier" in lookups:
+            lookups.setdefault("namespace", "")
+        return exactly_one(cls.filter(lake=lake, **lookups), lookups, "table")
+
+    # -- search ---------------------------------------------------------------------------------
+    @classmethod
+    def description_search(
+        cls, q: str, *, trigram_k: int = 200, embed_k: int = 200, w_trgm: float = 0.65, w_emb: float = 0.35,
+        embedding_model: Any = None, limit: int = 20, offset: int = 0, lake: Lake | None = None, **filters: Any,
+    ) -> dict[str, Any]:
+        """Semantic table discovery blending trigram and embedding similarity.
+
+        Returns ``{count, next, previous, results}`` with table metadata (not rows). Filters:
+        ``namespace``, ``labels__contains``, ``identifier__contains``, ``data_frequency_id``.
+
+        Example:
+            >>> TimeIndexMetaTable.description_search("daily close price", namespace="")  # doctest: +SKIP
+        """
+        return search_tables(
+            lake or current_lake(), q, mode="description", trigram_k=trigram_k, embed_k=embed_k,
+            w_trgm=w_trgm, w_emb=w_emb, embedding_model=embedding_model, limit=limit, offset=offset,
+            filters=filters,
+        )
+
+    @classmethod
+    def column_search(
+        cls, q: str, *, limit: int = 20, offset: int = 0, lake: Lake | None = None, **filters: Any
+    ) -> dict[str, Any]:
+        """Schema-oriented discovery: tables ranked by their best matching column name or metadata.
+
+        Example:
+            >>> TimeIndexMetaTable.column_search("implied_volatility")  # doctest: +SKIP
+        """
+        return search_tables(lake or current_lake(), q, mode="column", limit=limit, offset=offset, filters=filters)
+
+    def refresh_table_search_index(self) -> None:
+        """Re-index this table from its current catalog record (metadata, columns, source class)."""
+        current = table_record(self.lake, self.storage_hash) or self
+        search_index(self.lake).upsert_tables([table_document(current)])
+        logger.info("search index refreshed for %s", self.identifier or self.storage_hash)
+
+    @classmethod
+    def rebuild_search_index(cls, *, lake: Lake | None = None, embedding_model: Any = None) -> int:
+        """Rebuild the whole search index from the catalog; returns the number of tables indexed."""
+        return rebuild_index(lake or current_lake(), embedding_model)
+
+    # -- metadata changes (labels never touch identity) ---------------------------------------
+    def add_label(self, label: str, *, lake: Lake | None = None) -> Self:
+        if label not in self.labels:
+            self.labels = [*self.labels, label]
+            save_table_record(lake or self.lake, self)
+        return self
+
+    def remove_label(self, label: str, *, lake: Lake | None = None) -> Self:
+        if label in self.labels:
+            self.labels = [existing for existing in self.labels if existing != label]
+            save_table_record(lake or self.lake, self)
+        return self
+
+    # -- table operations -------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Current first/last ``time_index`` overall and per identity, from Delta metadata."""
+        table = TableStore(self.lake, self.storage_hash).table()
+        if table is None:
+            return {"last_time_index_value": None, "earliest_index_value": None, "row_count": 0,
+                    "multi_index_stats": None, "multi_index_column_stats": None}
+        progress = read_progress(table, self.lake)
+        per_identity = None
+        if progress.index_names[1:]:
+            per_identity = {}
+            for identity, last in sorted(progress.last.items()):
+                level = per_identity
+                for value in identity[:-1]:
+                    level = level.setdefault(value, {})
+                level[identity[-1]] = {"min": iso_z(progress.first.get(identity)), "max": iso_z(last)}
+        return {
+            "last_time_index_value": iso_z(progress.max_time),
+            "earliest_index_value": iso_z(progress.min_time),
+            "row_count": progress.row_count,
+            "multi_index_stats": per_identity,
+            "multi_index_column_stats": None,
+        }
+
+    def run_query(
+        self, sql: str, max_rows: int = 1000, *, timeout_s: float | None = None,
+        memory_limit: int | str | None = None,
+    ) -> dict[str, Any]:
+        """Run one read-only SELECT/WITH over this table (by identifier or storage hash).
+
+        Returns the envelope ``{ok, query_id, meta_table_uid, results, truncated, max_rows,
+        row_count, error}``; anything but a single read of this table is refused, never executed.
+        ``timeout_s`` / ``memory_limit`` (default: ``LAKENODES_SQL_TIMEOUT`` /
+        ``LAKENODES_SQL_MEMORY_LIMIT``, else 30 s / 1 GiB) stop runaway queries (see lakenodes.lake.sql).
+
+        Example:
+            >>> table.run_query("SELECT count(*) AS n FROM " + table.storage_hash)  # doctest: +SKIP
+        """
+        names = [name for name in (self.storage_hash, self.identifier) if name and TABLE_NAME_PATTERN.match(name)]
+        return run_readonly_query(
+            self.table_uri, sql, table_names=names, storage_options=self.lake.storage_options or None,
+            max_rows=max_rows, meta_table_uid=self.uid, timeout_s=timeout_s, memory_limit=memory_limit,
+        )
+
+    def delete_after_date(
+        self,
+        after_date: Any,
+        *,
+        dimension_filters: Mapping[str, Sequence[str] | str] | None = None,
+        index_coordinates: Sequence[Mapping[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """Delete rows with ``time_index >= after_date`` (inclusive), optionally only for some
+        identities; returns ``{ok, meta_table_uid, deleted_count, table_empty, dimension_filters, stats}``.
+
+        Example:
+            >>> table.delete_after_date("2026-04-01T00:00:00Z", dimension_filters={"unique_identifier": ["AAPL"]})  # doctest: +SKIP
+        """
+        cutoff = parse_datetime(after_date, "after_date")
+        if cutoff is None:
+            raise LakenodesUserError("after_date is required (an ISO-8601 date or datetime)")
+        filters = {dim: [values] if isinstance(values, str) else list(values)
+                   for dim, values in (dimension_filters or {}).items()}
+        dims = set(self.index_names[1:])
+        for dim in [*filters, *[d for coordinate in index_coordinates or [] for d in coordinate]]:
+            if dim not in dims:
+                raise LakenodesUserError(
+                    f"{dim!r} is not an identity dimension of {self.identifier or self.storage_hash}; "
+                    f"its dimensions are {sorted(dims)}"
+                )
+        if any(not values for values in filters.values()):
+            raise LakenodesUserError("dimension_filters values must be non-empty lists")
+        deleted = TableStore(self.lake, self.storage_hash).delete_after(
+            cutoff, dimension_filters=filters, coordinates=index_coordinates
+        )
+        stats = self.stats()
+        logger.info("deleted %d rows at or after %s from %s", deleted, cutoff, self.storage_hash)
+        return {
+            "ok": True,
+            "meta_table_uid": self.uid,
+            "deleted_count": deleted,
+            "table_empty": stats["row_count"] == 0,
+            "dimension_filters": filters or None,
+            "stats": {key: stats[key] for key in
+                      ("last_time_index_value", "earliest_index_value", "multi_index_stats", "multi_index_column_stats")},
+        }

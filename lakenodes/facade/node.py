@@ -1,0 +1,55 @@
+"""``lakenodes.DataNode``: the core node (:mod:`lakenodes.nodes.node`) plus the seeds' ``run()``,
+which hands the dependency tree to the runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.frame_kind import as_frame, resolve_frame
+from ..core.frames import TIME_INDEX
+from ..errors import ConfigurationError
+from ..nodes import node as core
+from ..nodes.node_logging import debug_logging, show_logs_by_default
+from ..runtime.schedule import run_tree
+
+
+class DataNode(core.DataNode):
+    """Base class of a DataNode: subclass it, implement ``dependencies()`` and ``update()``.
+
+    ``update()`` returns only the new rows (polars, pandas with the seeds' index, or Arrow);
+    ``run()`` computes statistics, validates and writes them.
+
+    Example:
+        >>> import polars as pl
+        >>> from lakenodes import DataNodeConfiguration
+        >>> class DailyNumber(DataNode):
+        ...     def dependencies(self):
+        ...         return {}
+        ...     def update(self):
+        ...         return pl.DataFrame()
+        >>> DailyNumber(DataNodeConfiguration()).update_hash.startswith("dailynumber_")
+        True
+    """
+
+    def run(
+        self, debug_mode: bool = False, *, force_update: bool = False, update_tree: bool = True,
+        executor: Any = None,
+    ) -> tuple[bool, Any]:
+        """Run the dependency tree (dependencies first), then this node; return ``(False, written)``,
+        ``written`` being the rows this run persisted, in the program's frame kind (polars unless
+        ``LAKENODES_FRAME=pandas`` / ``set_default_frame("pandas")``).
+
+        ``debug_mode=True`` runs every node in this process, one after another (an ``executor`` is
+        ignored), and shows lakenodes' DEBUG log lines for the run. ``force_update`` is accepted for
+        the seeds' code and changes nothing: lakenodes has no scheduler that could skip a run, so
+        every ``run()`` asks ``update()`` for new rows. Raises NodeRunError naming the node, the
+        phase and the cause.
+        """
+        for name, value in (("debug_mode", debug_mode), ("force_update", force_update), ("update_tree", update_tree)):
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"run({name}=...) must be True or False, got {value!r}")
+        kind = resolve_frame(None)  # a bad LAKENODES_FRAME fails before anything runs
+        show_logs_by_default()
+        with debug_logging(debug_mode):
+            err, written = run_tree(self, update_tree=update_tree, executor=None if debug_mode else executor)
+        return err, as_frame(written.to_arrow(), self.store.index_names() or (TIME_INDEX,), kind)

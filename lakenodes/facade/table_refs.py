@@ -1,0 +1,91 @@
+"""References to catalog entries as people type them: a table by uid, storage hash or identifier,
+maintenance targets (tables or ``_catalog/<name>``), an update process by its update hash.
+
+Every reference that matches nothing is a ``NotFoundError`` (a user mistake) saying where to
+look, e.g. ``lakenodes data-node list``.
+
+Example:
+    >>> resolve_table(Lake("/tmp/my-lake"), "example_random_number_local").storage_hash  # doctest: +SKIP
+    'dailyrandomnumber_0f3c...'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ..catalog import catalog
+from ..errors import LakenodesUserError, NotFoundError
+from ..lake import maintenance
+from ..lake.location import Lake
+from .meta_table import TimeIndexMetaTable
+
+logger = logging.getLogger(__name__)
+
+LIST_HINT = "list tables with `lakenodes data-node list`"
+UPDATES_HINT = "list them with `lakenodes updates list`"
+
+
+def resolve_table(lake: Lake, ref: str, namespace: str | None = None) -> TimeIndexMetaTable:
+    """A table by uid, storage hash, or identifier (in ``namespace``, default the empty one)."""
+    tables = catalog.all_tables(lake)
+    found = [table for table in tables if ref in (table.uid, table.storage_hash)]
+    found = found or [table for table in tables if table.identifier == ref and table.namespace == (namespace or "")]
+    if found:
+        return TimeIndexMetaTable.of(found[0])
+    elsewhere = sorted({repr(table.namespace) for table in tables if table.identifier == ref})
+    hint = f" (identifier {ref!r} exists in namespace {', '.join(elsewhere)}: pass --namespace)" if elsewhere else ""
+    where = f" in namespace {namespace!r}" if namespace else ""
+    raise NotFoundError(f"no table with uid, identifier or storage hash {ref!r}{where} in {lake.uri}{hint}; {LIST_HINT}")
+
+
+def table_name(table: TimeIndexMetaTable) -> str:
+    """How a table is named to people: its identifier, else its storage hash."""
+    return table.identifier or table.storage_hash
+
+
+def maintenance_targets(lake: Lake) -> list[str]:
+    """Every existing table of the lake: data tables known to the catalog, then the catalog's own."""
+    data = sorted({record.storage_hash for record in catalog.all_tables(lake, include_deleted=True)})
+    return maintenance.existing_tables(lake, [*data, *maintenance.CATALOG_TABLES])
+
+
+def maintenance_names(lake: Lake, refs: Sequence[str] | None, namespace: str | None = None) -> list[str]:
+    """Table names maintenance takes (storage hashes, ``_catalog/<name>``) for ``refs``;
+    no refs means every table of the lake, catalog included."""
+    if not refs:
+        return maintenance_targets(lake)
+    names = []
+    for ref in refs:
+        if ref.startswith(maintenance.CATALOG_PREFIX):
+            if ref not in maintenance.CATALOG_TABLES:
+                raise LakenodesUserError(f"unknown catalog table {ref!r}; catalog tables are "
+                                         f"{', '.join(maintenance.CATALOG_TABLES)}")
+            names.append(ref)
+        else:
+            names.append(resolve_table(lake, ref, namespace).storage_hash)
+    return names
+
+
+def run_history(lake: Lake, update_hash: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The last ``limit`` runs (oldest first), of one update process when ``update_hash`` is given;
+    an update hash the lake never saw is a ``NotFoundError``."""
+    if update_hash and not any(p["update_hash"] == update_hash for p in catalog.update_processes(lake)):
+        raise NotFoundError(f"no update process {update_hash!r} in {lake.uri}; {UPDATES_HINT}")
+    runs = catalog.run_history(lake, update_hash)
+    return runs[-limit:] if limit else runs
+
+
+def update_processes(lake: Lake) -> list[dict[str, Any]]:
+    """Every update process with the identifier of the table it writes (None when unnamed)."""
+    identifiers = table_identifiers(lake)
+    processes = catalog.update_processes(lake)
+    for process in processes:
+        process["identifier"] = identifiers.get(process["storage_hash"])
+    return processes
+
+
+def table_identifiers(lake: Lake) -> dict[str, str | None]:
+    """``{storage_hash: identifier}`` of every table in the catalog."""
+    return {table.storage_hash: table.identifier for table in catalog.all_tables(lake)}

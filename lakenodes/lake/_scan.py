@@ -1,0 +1,269 @@
+"""The data files of a table version that can hold matching rows, and a scan of just those files.
+
+Files are chosen from the snapshot's add actions (partition value, millisecond time statistics
+widened by 1 ms); the caller's filter then selects rows exactly. Parquet fragments are cached by
+path (data files are immutable), so their footers are read once per process.
+
+Every scan returns plain Arrow types (``string``, never ``string_view``/``large_string``), even
+over files whose embedded Arrow schema uses view types (written by delta-rs MERGE/DELETE, e.g. by
+older lakenodes versions): pyarrow has no kernel comparing ``string`` with ``string_view``, so
+such files are read whole, cast to the table schema, and filtered in memory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as pds
+from deltalake import DeltaTable
+
+from ..core.frames import TIME_INDEX
+
+logger = logging.getLogger(__name__)
+
+PARQUET = pds.ParquetFileFormat(default_fragment_scan_options=pds.ParquetFragmentScanOptions(pre_buffer=True))
+SLACK = datetime.timedelta(milliseconds=1)  # Delta statistics truncate timestamps to ms (or round up)
+_NOT_PLAIN = (pa.types.is_string_view, pa.types.is_large_string, pa.types.is_binary_view, pa.types.is_large_binary)
+
+
+def plain_type(kind: pa.DataType) -> pa.DataType:
+    """``string`` for any string type, ``binary`` for any binary type; other types unchanged."""
+    if pa.types.is_string_view(kind) or pa.types.is_large_string(kind):
+        return pa.string()
+    if pa.types.is_binary_view(kind) or pa.types.is_large_binary(kind):
+        return pa.binary()
+    return kind
+
+
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with plain string/binary types (what every file lakenodes writes holds)."""
+    return pa.schema([field.with_type(plain_type(field.type)) for field in schema], metadata=schema.metadata)
+
+
+def is_plain(schema: pa.Schema) -> bool:
+    """True when no field of ``schema`` is a view or large string/binary type."""
+    return not any(check(field.type) for field in schema for check in _NOT_PLAIN)
+
+
+def to_plain(table: pa.Table) -> pa.Table:
+    """``table`` cast to plain string/binary types (a no-op when it already has them)."""
+    return table if is_plain(table.schema) else table.cast(plain_schema(table.schema))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The data files of one table version: path, size, partition value, ms ``min``/``max`` time_index."""
+
+    files: pl.DataFrame
+    partition: str | None
+    schema: pa.Schema
+
+
+_snapshots: dict[tuple[str, int], Snapshot] = {}
+_fragment_cache: dict[tuple[int, str], pds.Fragment] = {}
+_plain_files: dict[str, bool] = {}  # full path -> its embedded Arrow schema has plain types only
+
+
+def snapshot_of(table: DeltaTable, index_names: Sequence[str]) -> Snapshot:
+    """The (cached) file list of ``table``'s current version."""
+    key = (table.table_uri, table.version())
+    cached = _snapshots.get(key)
+    if cached is None:
+        actions = pa.table(table.get_add_actions(flatten=True))
+        partition = index_names[1] if len(index_names) > 1 else None
+        time_type = pl.Datetime("us", "UTC")
+
+        def column(name: str, dtype: pl.DataType) -> pl.Series:
+            if name not in actions.column_names:
+                return pl.Series([None] * actions.num_rows, dtype=dtype)
+            return pl.Series(actions.column(name)).cast(dtype)
+
+        files = pl.DataFrame({
+            "path": column("path", pl.String),
+            "size": column("size_bytes", pl.Int64),
+            "partition": column(f"partition.{partition}", pl.String),
+            "min": column(f"min.{TIME_INDEX}", time_type),
+            "max": column(f"max.{TIME_INDEX}", time_type),
+        })
+        cached = Snapshot(files, partition if f"partition.{partition}" in actions.column_names else None,
+                          plain_schema(pa.schema(table.schema().to_arrow())))
+        if len(_snapshots) > 64:
+            _snapshots.clear()
+        _snapshots[key] = cached
+    return cached
+
+
+def data_file_path(path: str) -> str:
+    """A data file's path relative to the table root, from an add action's (URL-encoded) path."""
+    return unquote(path) if "%" in path else path
+
+
+def fragments_of(filesystem: Any, root: str, partition: str | None, files: pl.DataFrame) -> list[pds.Fragment]:
+    """Parquet fragments of ``files`` with their partition value; new ones read their footer once
+    (in threads: on S3 each is a GET) so later scans skip it."""
+    fragments, new = [], []
+    for path, value, size in files.select("path", "partition", "size").iter_rows():
+        full = f"{root}/{data_file_path(path)}"
+        fragment = _fragment_cache.get((id(filesystem), full))
+        if fragment is None:
+            fragment = PARQUET.make_fragment(full, filesystem=filesystem, partition_expression=_partition_expression(
+                partition, value), file_size=size)
+            new.append(((id(filesystem), full), fragment))
+        fragments.append(fragment)
+    if new:
+        with ThreadPoolExecutor(max_workers=min(16, len(new))) as pool:
+            list(pool.map(lambda item: item[1].ensure_complete_metadata(), new))
+        if len(_fragment_cache) + len(new) > 20_000:
+            _fragment_cache.clear()
+            _plain_files.clear()
+        _fragment_cache.update(new)
+        _plain_files.update({key[1]: is_plain(fragment.physical_schema) for key, fragment in new})
+    return fragments
+
+
+def plain_flags(fragments: Sequence[pds.Fragment]) -> list[bool]:
+    """Per fragment: does its file's embedded Arrow schema hold plain types only (cached per path)."""
+    flags = []
+    for fragment in fragments:
+        known = _plain_files.get(fragment.path)
+        flags.append(known if known is not None else is_plain(fragment.physical_schema))
+    return flags
+
+
+def scan(
+    fragments: Sequence[pds.Fragment],
+    schema: pa.Schema,
+    filesystem: Any,
+    columns: Sequence[str],
+    expression: pds.Expression | None,
+    file_format: pds.FileFormat = PARQUET,
+) -> pa.Table:
+    """Rows of ``fragments`` matching ``expression``, as ``columns`` of the plain ``schema``.
+
+    Files with view types in their embedded Arrow schema are read whole, cast, then filtered
+    (pushing the filter into them fails: ``'equal' has no kernel matching (string, string_view)``).
+    """
+    schema = plain_schema(schema)
+    target = pa.schema([schema.field(name) for name in columns])
+    flags = plain_flags(fragments)
+    plain = [fragment for fragment, flag in zip(fragments, flags, strict=True) if flag]
+    legacy = [fragment for fragment, flag in zip(fragments, flags, strict=True) if not flag]
+    dataset = pds.FileSystemDataset(plain, schema, file_format, filesystem)
+    parts = [dataset.scanner(columns=list(columns), filter=expression, fragment_readahead=16).to_table()]
+    if legacy:
+        logger.debug("reading %d file(s) with view-typed columns whole (no filter pushdown)", len(legacy))
+    for fragment in legacy:
+        rows = fragment.to_table(schema=schema)
+        if expression is not None:
+            rows = rows.filter(expression)
+        parts.append(rows.select(list(columns)))
+    return pa.concat_tables([part.cast(target) for part in parts])
+
+
+def read_whole(filesystem: Any, root: str, partition: str | None, files: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Every row of ``files`` (plain types, partition column filled in) plus ``_file``: the
+    position of the row's file in ``files``."""
+    schema = plain_schema(schema)
+    fragments = fragments_of(filesystem, root, partition, files)
+
+    def read(position: int) -> pa.Table:
+        rows = fragments[position].to_table(schema=schema)
+        return rows.append_column("_file", pa.array([position] * rows.num_rows, pa.int32()))
+
+    if not fragments:
+        return schema.empty_table().append_column("_file", pa.array([], pa.int32()))
+    with ThreadPoolExecutor(max_workers=min(16, len(fragments))) as pool:
+        return pa.concat_tables(list(pool.map(read, range(len(fragments)))))
+
+
+def _partition_expression(partition: str | None, value: str | None) -> pds.Expression | None:
+    if partition is None:
+        return None
+    return pds.field(partition).is_null() if value is None else pds.field(partition) == value
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What a read can rule out from file metadata alone: identity values and time windows (all must hold)."""
+
+    values: tuple[tuple[str, frozenset[str]], ...] = ()
+    windows: tuple[tuple[datetime.datetime | None, datetime.datetime | None], ...] = ()
+
+    @classmethod
+    def of(cls, start: datetime.datetime | None, end: datetime.datetime | None,
+           dimension_filters: Mapping[str, Sequence[str]] | None,
+           ranges: Sequence[Any] | None) -> Pruning:
+        """From a read's time window, ``{dim: values}`` filters and ``RangeFilter`` list."""
+        values = [(dim, frozenset(allowed)) for dim, allowed in (dimension_filters or {}).items()
+                  if all(isinstance(value, str) for value in allowed)]
+        windows = [(start, end)]
+        if ranges:
+            starts, ends = [r.start for r in ranges], [r.end for r in ranges]
+            windows.append((None if None in starts else min(starts), None if None in ends else max(ends)))
+            for dim in set.intersection(*[set(r.coordinate) for r in ranges]):
+                if all(isinstance(r.coordinate[dim], str) for r in ranges):
+                    values.append((dim, frozenset(r.coordinate[dim] for r in ranges)))
+        return cls(tuple(values), tuple(windows))
+
+    def mask(self, partition: str | None) -> pl.Expr:
+        """Which files (rows of a ``Snapshot``) can hold matching rows; conservative by 1 ms."""
+        condition = pl.lit(True)
+        for dim, allowed in self.values:
+            if dim == partition:
+                condition = condition & pl.col("partition").is_in(list(allowed))
+        for low, high in self.windows:
+            if low is not None:
+                condition = condition & (pl.col("max").is_null() | (pl.col("max") >= low - SLACK))
+            if high is not None:
+                condition = condition & (pl.col("min").is_null() | (pl.col("min") <= high + SLACK))
+        return condition
+
+
+# -- row filters (pyarrow expressions) --------------------------------------------------------------
+def time_window(start: datetime.datetime | None, start_inclusive: bool, end: datetime.datetime | None,
+                end_inclusive: bool) -> pds.Expression | None:
+    """``time_index`` within the window (None: no bound at all)."""
+    expression = None
+    field = pds.field(TIME_INDEX)
+    if start is not None:
+        bound = pa.scalar(start, pa.timestamp("us", "UTC"))
+        expression = all_of(expression, field >= bound if start_inclusive else field > bound)
+    if end is not None:
+        bound = pa.scalar(end, pa.timestamp("us", "UTC"))
+        expression = all_of(expression, field <= bound if end_inclusive else field < bound)
+    return expression
+
+
+def coordinate_filter(coordinate: Mapping[str, str]) -> pds.Expression | None:
+    """Rows of one identity coordinate ``{dim: value}``."""
+    expression = None
+    for dimension, value in coordinate.items():
+        expression = all_of(expression, pds.field(dimension) == value)
+    return expression
+
+
+def all_of(left: pds.Expression | None, right: pds.Expression | None) -> pds.Expression | None:
+    """``left & right``, where None means no condition."""
+    if left is None:
+        return right
+    if right is None:
+        return left
+    return left & right
+
+
+def any_of(expressions: Sequence[pds.Expression | None]) -> pds.Expression | None:
+    """``a | b | ...``, where None means no condition (so the whole is None)."""
+    if any(expression is None for expression in expressions):
+        return None
+    combined = expressions[0]
+    for expression in expressions[1:]:
+        combined = combined | expression
+    return combined

@@ -1,0 +1,196 @@
+"""Storage faults a user can act on, raised as one-line ``StorageError``\\ s where they arise.
+
+delta-rs reports a full disk, a read-only file system or a too-long path as
+``DeltaError: Failed to parse parquet: External: Generic LocalFileSystem error: ... (os error 28)``,
+a garbage commit as a ``Kernel error: Json error`` followed by a Rust backtrace, and pyarrow as
+``OSError`` with an errno. ``storage_errors()`` wraps the storage boundary (open, refresh,
+create, write, delete, read) and turns those into:
+
+================================  ====================================================
+errno / marker                    error
+================================  ====================================================
+``ENOSPC``, ``EDQUOT``            ``StorageFullError``
+``EROFS``                         ``ReadOnlyStorageError``
+``ENAMETOOLONG``, S3 KeyTooLong   ``PathTooLongError``
+``EACCES``, ``EPERM``, S3 403     ``StoragePermissionError``
+``Json error`` in the Delta log   ``CorruptTableError`` (naming the commit version and file)
+================================  ====================================================
+
+Anything else propagates unchanged. None of these is transient: ``retryable()`` says so, and the
+commit retries of ``TableStore.with_retries`` give up at once instead of sleeping through them.
+
+Example:
+    >>> import errno
+    >>> error = as_storage_error(OSError(errno.EROFS, "Read-only file system"), "/lake/tables/t", "write")
+    >>> type(error).__name__, str(error)
+    ('ReadOnlyStorageError', 'write failed: read-only file system: /lake/tables/t')
+    >>> retryable(error), retryable(ConnectionResetError())
+    (False, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as codes
+import logging
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from ..errors import (
+    CorruptTableError,
+    PathTooLongError,
+    ReadOnlyStorageError,
+    StorageError,
+    StorageFullError,
+    StoragePermissionError,
+    one_line,
+    plain_message,
+)
+from ._delta_log import find_bad_commit
+from ._rust_stderr import quiet_delta_panics
+
+__all__ = ["as_storage_error", "guarded", "retryable", "storage_errors", "table_not_created"]
+
+logger = logging.getLogger("lakenodes.storage")
+
+T = TypeVar("T")
+
+_FAULTS: dict[int, tuple[type[StorageError], str]] = {
+    codes.ENOSPC: (StorageFullError, "no space left on device"),
+    codes.EDQUOT: (StorageFullError, "disk quota exceeded"),
+    codes.EROFS: (ReadOnlyStorageError, "read-only file system"),
+    codes.ENAMETOOLONG: (PathTooLongError, "file name too long"),
+    codes.EACCES: (StoragePermissionError, "permission denied"),
+    codes.EPERM: (StoragePermissionError, "operation not permitted"),
+}
+# errno as Rust (io::Error Display and Debug) and pyarrow print it
+_ERRNO_IN_TEXT = re.compile(r"\(os error (\d+)\)|\bOs \{ code: (\d+)|\[errno (\d+)\]", re.IGNORECASE)
+_MARKERS = (("no space left on device", codes.ENOSPC), ("read-only file system", codes.EROFS),
+            ("file name too long", codes.ENAMETOOLONG), ("keytoolong", codes.ENAMETOOLONG),
+            ("accessdenied", codes.EACCES), ("403 forbidden", codes.EACCES))
+# the file a local object_store / pyarrow error names (object_store stages uploads as "<file>#<n>")
+_FILE_IN_TEXT = re.compile(r"(?:file|directory|dir)[:']? '?((?:/|[a-z][a-z0-9+.-]*://)[^\s'\"#]+)", re.IGNORECASE)
+_CORRUPT_LOG = re.compile(r"\bjson error\b", re.IGNORECASE)
+
+
+def retryable(error: BaseException) -> bool:
+    """Whether retrying ``error`` can help: never for a ``StorageError`` or an ``OSError`` whose
+    errno is a storage fault (full, read-only, name too long, permission); yes for other
+    ``OSError``\\ s (connections, timeouts, S3 errors without an errno).
+
+    Example:
+        >>> import errno
+        >>> retryable(OSError(errno.ENOSPC, "No space left on device")), retryable(TimeoutError())
+        (False, True)
+    """
+    if isinstance(error, StorageError):
+        return False
+    return not (isinstance(error, OSError) and error.errno in _FAULTS)
+
+
+def fault_errno(error: BaseException) -> int | None:
+    """The storage-fault errno behind ``error``: from ``OSError.errno`` or the message text, along
+    its ``__cause__``/``__context__`` chain; None when it is not one of those faults."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FAULTS:
+            return current.errno
+        text = plain_message(current)
+        for match in _ERRNO_IN_TEXT.finditer(text):
+            number = int(next(group for group in match.groups() if group))
+            if number in _FAULTS:
+                return number
+        lowered = text.lower()
+        for marker, number in _MARKERS:
+            if marker in lowered or marker in lowered.replace(" ", ""):
+                return number
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def as_storage_error(error: BaseException, path: str, operation: str, lake: Any = None) -> StorageError | None:
+    """``error`` as the ``StorageError`` a user can act on, or None when it is not a storage fault.
+
+    ``path`` is the table (or file) lakenodes was working on; the file the error itself names
+    wins when there is one. ``lake`` lets a corrupt Delta log be located on S3 too."""
+    if isinstance(error, StorageError):
+        return error
+    number = fault_errno(error)
+    text = plain_message(error)
+    if number is not None:
+        cls, reason = _FAULTS[number]
+        named = _FILE_IN_TEXT.search(text)
+        where = named.group(1) if named else path
+        if cls is PathTooLongError:
+            reason += _lengths(where)
+        return cls(reason, path=where, operation=operation)
+    if _CORRUPT_LOG.search(text):
+        found = find_bad_commit(path, lake)
+        detail = one_line(text)
+        if found is None:
+            return CorruptTableError(f"corrupt Delta log ({detail})", path=path, operation=operation)
+        version, log_file, problem = found
+        return CorruptTableError(
+            f"corrupt Delta log: commit {version} (_delta_log/{log_file.rsplit('/', 1)[-1]}) {problem} ({detail})",
+            path=path, operation=operation, version=version, log_file=log_file)
+    return None
+
+
+def _lengths(path: str) -> str:
+    longest = max((len(part.encode()) for part in path.split("/")), default=0)
+    return f" (path of {len(path.encode())} bytes, longest name {longest} bytes)"
+
+
+@contextlib.contextmanager
+def storage_errors(path: str, operation: str, lake: Any = None) -> Iterator[None]:
+    """Raise storage faults of the body as one-line ``StorageError``\\ s (chained to the original);
+    let every other error through unchanged.
+
+    Example:
+        >>> import errno
+        >>> with storage_errors("/lake/tables/t", "write"):  # doctest: +ELLIPSIS
+        ...     raise OSError(errno.ENOSPC, "No space left on device")
+        Traceback (most recent call last):
+        lakenodes.errors.StorageFullError: write failed: no space left on device: /lake/tables/t
+    """
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as error:
+        mapped = as_storage_error(error, path, operation, lake)
+        if mapped is None:
+            raise
+        logger.debug("%s: %s (from %s: %s)", operation, mapped, type(error).__name__, one_line(plain_message(error)))
+        raise mapped from error
+
+
+def guarded(operation: Callable[[], T], path: str, what: str, lake: Any = None) -> T:
+    """``operation()`` with its storage faults raised as ``StorageError``\\ s and delta-rs's
+    "Already shut down" panics kept off stderr (see ``lakenodes.lake._rust_stderr``).
+
+    Example:
+        >>> guarded(lambda: 42, "/lake/tables/t", "write to t")
+        42
+    """
+    with quiet_delta_panics(), storage_errors(path, what, lake):
+        return operation()
+
+
+def table_not_created(uri: str, cause: BaseException | None, lake: Any = None) -> StorageError:
+    """The error for a table that does not exist after ``DeltaTable.create``: the storage fault
+    behind ``cause`` when there is one, else a ``StorageError`` quoting ``cause``.
+
+    Example:
+        >>> str(table_not_created("/lake/tables/t", None))
+        'create table failed: the table does not exist after its creation: /lake/tables/t'
+    """
+    mapped = as_storage_error(cause, uri, "create table", lake) if cause is not None else None
+    if mapped is not None:
+        return mapped
+    reason = f"{type(cause).__name__}: {one_line(plain_message(cause))}" if cause is not None else (
+        "the table does not exist after its creation")
+    return StorageError(reason, path=uri, operation="create table")

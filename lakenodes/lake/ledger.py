@@ -1,0 +1,274 @@
+"""Append-only Delta tables under ``<root>/_catalog/``: lakenodes' own metadata store.
+
+Every change is a blind append (conflict-free in Delta); the current state of a record is its
+latest row. ``claim`` turns Delta's put-if-absent first commit into a race-safe lock-free
+"first writer wins" primitive.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pds
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import DeltaError
+
+from ._scan import plain_schema, to_plain
+from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
+from .location import Lake, lake_filesystem
+from .store import DEFAULT_RETRY, RetryPolicy, TableStore, data_file_path
+
+logger = logging.getLogger(__name__)
+
+RECORDED_AT = "recorded_at"
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass
+class _LedgerSnapshot:
+    """The rows of one version of a ledger, per data file (files are immutable, so a newer version
+    reuses the files it shares with an older one), and the latest row per key once computed."""
+
+    version: int
+    files: dict[str, LiveFile]
+    rows: pa.Table
+    latest: pa.Table | None = None
+
+
+_snapshots: dict[tuple[str, str], _LedgerSnapshot] = {}  # per ledger: its newest version read in this process
+_snapshots_lock = threading.Lock()
+
+
+class Ledger:
+    """One append-only catalog table; rows carry ``recorded_at`` and the latest row per key wins.
+
+    Reads are cached per process by table version and per data file, so a read after a few new
+    appends only opens the new files. Writers tidy the table every ``housekeeping.interval``
+    commits (compaction, checkpoint, log cleanup; see :mod:`lakenodes.lake.housekeeping`).
+
+    Example:
+        >>> schema = pa.schema([("name", pa.string()), ("value", pa.string())])
+        >>> ledger = Ledger(Lake("/tmp/my-lake"), "notes", schema, key=("name",))
+        >>> ledger.uri.endswith("_catalog/notes")
+        True
+    """
+
+    def __init__(self, lake: Lake, name: str, schema: pa.Schema, key: Sequence[str], retry: RetryPolicy = DEFAULT_RETRY,
+                 housekeeping: HousekeepingPolicy | None = None):
+        self.lake = lake
+        self.name = name
+        self.key = tuple(key)
+        self.schema = schema.append(pa.field(RECORDED_AT, pa.timestamp("us", tz="UTC"))) \
+            if RECORDED_AT not in schema.names else schema
+        self.uri = lake.catalog_uri(name)
+        self.housekeeping = housekeeping or HousekeepingPolicy()
+        self._store = TableStore(lake, name, uri=self.uri, retry=retry)
+        self._cache_key = (self.uri, json.dumps(lake.storage_options, sort_keys=True))
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append rows (``recorded_at`` is filled in) as one commit, retrying on conflicts; the
+        writer of every ``housekeeping.interval``-th version then tidies the table (best effort)."""
+        if not rows:
+            return
+        now = utcnow()
+        data = pa.Table.from_pylist([{RECORDED_AT: now, **row} for row in rows], schema=self.schema)
+        # idempotent: an attempt whose commit landed but whose answer was lost is not appended twice
+        write_id = f"lakenodes-{uuid.uuid4().hex}"
+        transaction = Transaction(write_id, 1, last_updated=int(now.timestamp() * 1000))  # expires with retention
+        properties = CommitProperties(app_transactions=[transaction])
+        attempts = 0
+        committed: list[int] = []
+
+        def attempt() -> None:
+            nonlocal attempts
+            attempts += 1
+            table = self._store.ensure_created(self.schema, ("recorded_at",))
+            if attempts > 1 and table.transaction_version(write_id) is not None:
+                return
+            write_deltalake(table, data, mode="append", commit_properties=properties)
+            committed.append(table.version())  # the snapshot right after our own commit
+
+        self._store.with_retries(attempt, what=f"catalog append to {self.name}")
+        if committed and self.housekeeping.due(committed[-1]):
+            self.tidy()
+
+    def tidy(self) -> None:
+        """Compact, checkpoint and clean up the log of this table now (best effort, never raises)."""
+        try:
+            snapshot = self._snapshot()
+            table = self._store.table(refresh=False)
+        except Exception as error:  # the write that asked for housekeeping has committed: never fail it
+            logger.warning("catalog housekeeping of _catalog/%s could not read the table: %s", self.name, error)
+            return
+        if snapshot is not None and table is not None and table.version() == snapshot.version:
+            housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}")
+
+    def read(self) -> pa.Table:
+        """Every row ever appended (empty table when nothing was)."""
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return self.schema.empty_table()
+        return snapshot.rows
+
+    def latest(self, where: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The latest row of every key, in the order keys were first recorded; with ``where``, only
+        those whose (latest) columns equal its values."""
+        data = self.current()
+        for column, value in (where or {}).items():
+            data = data.filter(pc.equal(data[column], value))
+        return data.to_pylist()
+
+    def current(self) -> pa.Table:
+        """The latest row of every key as an Arrow table (cached per table version)."""
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return self.schema.empty_table()
+        if snapshot.latest is None:
+            snapshot.latest = latest_rows(snapshot.rows, self.key)
+        return snapshot.latest
+
+    def _snapshot(self) -> _LedgerSnapshot | None:
+        """This process's view of the table's current version (reading only files not read before)."""
+        table = self._store.table()
+        if table is None:
+            return None
+        version = table.version()
+        with _snapshots_lock:
+            cached = _snapshots.get(self._cache_key)
+        if cached is not None and cached.version == version:
+            return cached
+        sizes = live_files(table)
+        known = cached.files if cached is not None else {}
+        schema = plain_schema(pa.schema(table.schema().to_arrow()))
+        new = [path for path in sizes if path not in known]
+        fresh = dict(zip(new, read_files(self.lake, table, new, schema), strict=True))
+        files = {path: known[path] if path in known else LiveFile(path, size, fresh[path])
+                 for path, size in sizes.items()}
+        data = pa.concat_tables([file.rows.cast(schema) for file in files.values()]) if files \
+            else schema.empty_table()
+        rows = data.select([name for name in self.schema.names if name in data.column_names])
+        snapshot = _LedgerSnapshot(version, files, rows)
+        with _snapshots_lock:
+            current = _snapshots.get(self._cache_key)
+            if current is None or current.version <= version:
+                _snapshots[self._cache_key] = snapshot
+        return snapshot
+
+
+def latest_rows(data: pa.Table, key: Sequence[str]) -> pa.Table:
+    """The latest row (by ``recorded_at``; on a tie the later one read) of every ``key``, in the
+    order keys were first recorded."""
+    if data.num_rows == 0:
+        return data
+    data = data.sort_by([(RECORDED_AT, "ascending")])
+    numbered = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
+    last = numbered.group_by(list(key), use_threads=False).aggregate([("__row", "last")])
+    return data.take(last.column("__row_last"))
+
+
+def forget_cached_reads() -> None:
+    """Drop this process's cached ledger reads (the next read opens the table's files again)."""
+    with _snapshots_lock:
+        _snapshots.clear()
+
+
+CLAIM_KIND = "kind"
+
+
+def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> dict[str, Any]:
+    """Claim ``name`` within ``scope`` for ``row``; return the current owner's row.
+
+    The first commit (version 0) of a Delta table is put-if-absent, so when several processes
+    claim the same name at once exactly one version 0 lands: its row is the claim. A loser's
+    write is never retried at a later version, and even if one landed there it would not count.
+    Later ``reassign`` rows repoint the claim (the latest one wins).
+    """
+    uri = claim_uri(lake, scope, name)
+    data = pa.Table.from_pylist([{RECORDED_AT: utcnow(), CLAIM_KIND: "claim", **row}], schema=schema)
+    try:
+        write_deltalake(uri, data, mode="error", storage_options=lake.storage_options or None,
+                        commit_properties=CommitProperties(max_commit_retries=0))
+    except (DeltaError, OSError) as error:
+        logger.debug("claim %s/%s already exists or raced: %s", scope, name, error)
+    for _ in range(DEFAULT_RETRY.attempts):
+        owner = claim_owner(lake, scope, name)
+        if owner is not None:
+            return owner
+        time.sleep(0.05)
+    raise RuntimeError(f"could not claim or read {scope} {name!r}")
+
+
+def reassign(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> None:
+    """Point an existing claim at a new owner (an appended ``reassign`` row; the latest wins)."""
+    data = pa.Table.from_pylist([{RECORDED_AT: utcnow(), CLAIM_KIND: "reassign", **row}], schema=schema)
+    write_deltalake(claim_uri(lake, scope, name), data, mode="append", storage_options=lake.storage_options or None)
+
+
+def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
+    """The current owner row of a claim (latest reassignment, else the version-0 claim), or None."""
+    uri, options = claim_uri(lake, scope, name), lake.storage_options or None
+    table = TableStore(lake, name, uri=uri).table()
+    if table is None:
+        return None
+    rows = read_unpartitioned(lake, table).sort_by([(RECORDED_AT, "ascending")]).to_pylist()
+    reassigned = [row for row in rows if row.get(CLAIM_KIND) == "reassign"]
+    if reassigned:
+        return reassigned[-1]
+    if table.version() > 0:  # the claim is what version 0 committed, whatever landed later
+        rows = read_unpartitioned(lake, DeltaTable(uri, version=0, storage_options=options)).to_pylist()
+    return rows[0] if rows else None
+
+
+def read_unpartitioned(lake: Lake, table: DeltaTable) -> pa.Table:
+    """All rows of a small unpartitioned table, read with a native pyarrow filesystem.
+
+    (delta-rs's own pyarrow dataset goes through a Python filesystem handler that can abort the
+    interpreter at exit; native filesystems do not.)
+    """
+    schema = plain_schema(pa.schema(table.schema().to_arrow()))
+    parts = read_files(lake, table, list(live_files(table)), schema)
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def live_files(table: DeltaTable) -> dict[str, int]:
+    """Path (as in the log) and size of each live data file of ``table``'s loaded version."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    return dict(zip(actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist(), strict=True))
+
+
+def read_files(lake: Lake, table: DeltaTable, paths: Sequence[str], schema: pa.Schema) -> list[pa.Table]:
+    """The rows of each data file in ``paths`` (in threads: on S3 each is a GET), as ``schema``
+    (plain string types, missing columns null)."""
+    if not paths:
+        return []
+    filesystem, root = lake_filesystem(lake, table.table_uri)
+    files = [f"{root}/{data_file_path(path)}" for path in paths]
+    fragments = list(pds.dataset(files, schema=schema, format="parquet", filesystem=filesystem).get_fragments())
+
+    def read(fragment: pds.Fragment) -> pa.Table:
+        return to_plain(fragment.to_table(schema=schema))
+
+    if len(fragments) == 1:
+        return [read(fragments[0])]
+    with ThreadPoolExecutor(max_workers=min(8, len(fragments))) as pool:
+        return list(pool.map(read, fragments))
+
+
+def claim_uri(lake: Lake, scope: str, name: str) -> str:
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
+    return lake.catalog_uri(f"claims/{scope}/{digest}")

@@ -1,0 +1,136 @@
+"""The lake root: where tables and the catalog live, and how to reach it.
+
+Resolution order: an explicit ``Lake(uri=...)`` > the innermost ``use_lake(...)`` block >
+the ``LAKENODES_URI`` environment variable > ``./lake``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pyarrow import fs
+
+from ..errors import LakeConfigurationError
+from .storage_options import normalize_s3_options, pyarrow_s3_options, with_timeout_defaults
+
+DEFAULT_LAKE_PATH = "./lake"
+
+_active_lake: contextvars.ContextVar[Lake | None] = contextvars.ContextVar("lakenodes_lake", default=None)
+
+
+class Lake:
+    """A lake root: a local folder or an ``s3://bucket/prefix``.
+
+    Example:
+        >>> lake = Lake("/tmp/my-lake")
+        >>> lake.table_uri("dailyrandomnumber_0123")
+        '/tmp/my-lake/tables/dailyrandomnumber_0123'
+    """
+
+    def __init__(self, uri: str | os.PathLike[str] | None = None, storage_options: dict[str, str] | None = None):
+        if uri is None:
+            active = _active_lake.get()
+            if active is not None and storage_options is None:
+                uri, storage_options = active.uri, active.storage_options
+            else:
+                uri = os.environ.get("LAKENODES_URI") or DEFAULT_LAKE_PATH
+        self.uri = _normalize_uri(str(uri))
+        self.storage_options = _storage_options_for(self.uri, storage_options)
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.uri
+
+    def table_uri(self, storage_hash: str) -> str:
+        """Location of the Delta table that stores ``storage_hash``."""
+        return self.join("tables", storage_hash)
+
+    def catalog_uri(self, name: str) -> str:
+        """Location of one of lakenodes' own catalog tables (``_catalog/<name>``)."""
+        return self.join("_catalog", name)
+
+    def join(self, *parts: str) -> str:
+        return "/".join([self.uri.rstrip("/"), *parts])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Lake) and (self.uri, self.storage_options) == (other.uri, other.storage_options)
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
+
+    def __repr__(self) -> str:
+        return f"Lake({self.uri!r})"
+
+
+def current_lake() -> Lake:
+    """The lake in effect here: the innermost ``use_lake`` block, else ``LAKENODES_URI``, else ``./lake``."""
+    return _active_lake.get() or Lake()
+
+
+@contextlib.contextmanager
+def use_lake(lake: Lake | str | os.PathLike[str], storage_options: dict[str, str] | None = None) -> Iterator[Lake]:
+    """Make ``lake`` the default for everything created or run inside the block.
+
+    Example:
+        >>> with use_lake("/tmp/my-lake") as lake:
+        ...     lake.uri
+        '/tmp/my-lake'
+    """
+    resolved = lake if isinstance(lake, Lake) else Lake(lake, storage_options)
+    token = _active_lake.set(resolved)
+    try:
+        yield resolved
+    finally:
+        _active_lake.reset(token)
+
+
+def _normalize_uri(uri: str) -> str:
+    if not uri.strip():
+        raise LakeConfigurationError("the lake URI is empty")
+    if uri.startswith("file://"):
+        uri = uri[len("file://") :]
+    if "://" in uri:
+        scheme = uri.split("://", 1)[0].lower()
+        if scheme not in ("s3", "s3a"):
+            raise LakeConfigurationError(f"unsupported lake URI scheme {scheme!r} in {uri!r}: use a local path or s3://")
+        rest = uri.split("://", 1)[1]
+        bucket_and_prefix = rest.strip("/")
+        if not bucket_and_prefix or rest.startswith("/"):
+            raise LakeConfigurationError(f"the lake URI {uri!r} names no bucket")
+        return f"s3://{bucket_and_prefix}"
+    return str(Path(uri).expanduser().resolve())
+
+
+def _storage_options_for(uri: str, explicit: dict[str, str] | None) -> dict[str, str]:
+    """Local lakes keep their options as given; S3 lakes get them in canonical form (see
+    ``lakenodes.lake.storage_options``), the standard AWS variables filling what ``explicit`` leaves out and
+    ``DEFAULT_TIMEOUTS`` what both leave out (so a silent store fails a run in seconds, not minutes)."""
+    if "://" not in uri:
+        return dict(explicit or {})
+    bucket = uri.split("://", 1)[1].split("/", 1)[0]
+    return with_timeout_defaults(normalize_s3_options(explicit, os.environ, bucket))
+
+
+# -- native pyarrow filesystems (reads never go through delta-rs's Python filesystem handler) ---------
+def lake_filesystem(lake: Lake, table_uri: str) -> tuple[Any, str]:
+    """A pyarrow filesystem for the lake and the table root path within it (one object per
+    lake kind and options, so callers may key caches by it)."""
+    if lake.is_local or "://" not in table_uri or table_uri.startswith("file://"):
+        path = table_uri[len("file://"):] if table_uri.startswith("file://") else table_uri
+        return _LOCAL_FILESYSTEM, path.rstrip("/")
+    return _s3_filesystem(tuple(sorted(lake.storage_options.items()))), table_uri.split("://", 1)[1].rstrip("/")
+
+
+_LOCAL_FILESYSTEM = fs.LocalFileSystem()
+_s3_cache: dict[tuple, Any] = {}
+
+
+def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
+    if options not in _s3_cache:
+        _s3_cache[options] = fs.S3FileSystem(**pyarrow_s3_options(dict(options)))
+    return _s3_cache[options]

@@ -1,0 +1,271 @@
+"""Table maintenance: per-partition compaction, checkpoints and vacuum, safe alongside updaters.
+
+Why: daily appends of one row per asset create one small file per asset and day; compaction
+rewrites each partition's small files into few large ones so reads stay fast.
+
+Safety with concurrent updaters:
+
+- ``optimize_table`` compacts **one partition per commit**. A compaction commit only removes
+  files it read and adds their rewritten content with ``dataChange=false``, so it never
+  conflicts with blind appends; if it races an upsert or delete of the same files, the commit
+  fails and is retried from a fresh snapshot with the lake's ``RetryPolicy``.
+- ``repair_legacy_files`` (run by ``optimize_table``) rewrites files whose embedded Arrow schema
+  uses ``string_view`` (delta-rs MERGE/DELETE output from older lakenodes) with plain types,
+  ``dataChange=false``, one partition per commit, retried like compaction.
+- ``vacuum_table`` only deletes files that stopped being part of the table more than
+  ``retention_hours`` ago (default and minimum: 168 h, Delta's 7-day default), so a reader
+  still holding an older snapshot keeps finding its files. Going below the minimum needs
+  ``force_unsafe_retention=True`` and is logged loudly.
+
+Checkpoint policy: delta-rs runs a post-commit hook after every commit that writes a checkpoint
+whenever the new version is a multiple of ``delta.checkpointInterval`` (default 100). lakenodes
+keeps the default hook on every write (appends, merges, deletes, catalog appends), so every
+table gets a checkpoint at least every 100 commits without any job (checked by
+``tests/test_maintenance.py::test_checkpoints_are_written_automatically``). ``optimize_table``
+also writes a checkpoint after compacting, so readers replay a short log right away.
+
+Table names: a data table is named by its ``storage_hash``; lakenodes' own catalog tables by
+``_catalog/<name>`` (``CATALOG_TABLES``).
+
+Example:
+    >>> from lakenodes import Lake
+    >>> from lakenodes.lake.maintenance import optimize_table, vacuum_table
+    >>> optimize_table(Lake("/tmp/my-lake"), "simulatedprices_0123")  # doctest: +SKIP
+    {'table': 'simulatedprices_0123', 'files_before': 250, 'files_after': 5, ...}
+    >>> vacuum_table(Lake("/tmp/my-lake"), "simulatedprices_0123", dry_run=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction
+
+from ..errors import LakenodesUserError, NotFoundError
+from ._rewrite import RemovedFile, commit_rewrite, write_files
+from ._scan import fragments_of, plain_flags, read_whole, snapshot_of
+from .location import Lake, lake_filesystem
+from .store import DEFAULT_RETRY, RetryPolicy, TableStore, index_names_of
+
+logger = logging.getLogger(__name__)
+
+CATALOG_PREFIX = "_catalog/"
+CATALOG_TABLES = ("_catalog/tables", "_catalog/runs", "_catalog/updates", "_catalog/assets")
+DEFAULT_RETENTION_HOURS = 168
+MIN_RETENTION_HOURS = 168
+
+Progress = Callable[[int, int], None]
+
+
+def table_location(lake: Lake, name: str) -> str:
+    """URI of a maintainable table: ``_catalog/<name>`` for catalog tables, else a storage hash."""
+    if name.startswith(CATALOG_PREFIX):
+        return lake.join(*name.split("/"))
+    return lake.table_uri(name)
+
+
+def existing_tables(lake: Lake, names: Sequence[str]) -> list[str]:
+    """The maintainable tables among ``names`` (storage hashes, ``_catalog/<name>``) that exist."""
+    return [name for name in names if _store(lake, name).table(refresh=False) is not None]
+
+
+def optimize_table(
+    lake: Lake,
+    storage_hash: str,
+    *,
+    target_size: int | None = None,
+    progress: Progress | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> dict[str, Any]:
+    """Compact each partition of a table into as few files as ``target_size`` (bytes) allows,
+    one partition per commit, then write a checkpoint.
+
+    ``progress(done, total)`` is called after each partition. Returns the table name and URI,
+    ``partitions`` (compacted), ``files_before``, ``files_after``, ``files_removed``,
+    ``files_added``, ``files_repaired`` (see ``repair_legacy_files``), ``version_before``,
+    ``version_after`` and ``checkpoint_version``.
+
+    Example:
+        >>> optimize_table(Lake("/tmp/my-lake"), "_catalog/runs")["files_after"]  # doctest: +SKIP
+        1
+    """
+    if target_size is not None and target_size <= 0:
+        raise LakenodesUserError(f"target_size must be a positive number of bytes, got {target_size}")
+    store = _store(lake, storage_hash, retry)
+    table = _open(store, storage_hash)
+    partition_columns = list(table.metadata().partition_columns)
+    before = _files_per_partition(table, partition_columns)
+    version_before = table.version()
+    todo = sorted((partition for partition, count in before.items() if count > 1), key=repr)
+    removed = added = 0
+    if progress:
+        progress(0, len(todo))
+    for done, partition in enumerate(todo, start=1):
+        filters = [(column, "=", value) for column, value in zip(partition_columns, partition, strict=True)]
+
+        def compact(filters: list[tuple[str, str, Any]] = filters) -> dict[str, Any]:
+            return store.table().optimize.compact(partition_filters=filters or None, target_size=target_size)
+
+        metrics = store.with_retries(compact, what=f"compaction of {storage_hash} {dict(zip(partition_columns, partition, strict=True))}")
+        removed += int(metrics.get("numFilesRemoved", 0))
+        added += int(metrics.get("numFilesAdded", 0))
+        if progress:
+            progress(done, len(todo))
+    repaired = repair_legacy_files(store, storage_hash)
+    table = store.table()
+    table.create_checkpoint()
+    after = _files_per_partition(table, partition_columns)
+    logger.info("optimized %s: %d files -> %d files in %d partitions (version %d -> %d)", storage_hash,
+                sum(before.values()), sum(after.values()), len(todo), version_before, table.version())
+    return {
+        "table": storage_hash,
+        "uri": store.uri,
+        "partitions": len(todo),
+        "files_before": sum(before.values()),
+        "files_after": sum(after.values()),
+        "files_removed": removed,
+        "files_added": added,
+        "files_repaired": repaired,
+        "version_before": version_before,
+        "version_after": table.version(),
+        "checkpoint_version": last_checkpoint_version(lake, storage_hash),
+    }
+
+
+def repair_legacy_files(store: TableStore, name: str) -> int:
+    """Rewrite the live data files whose embedded Arrow schema uses ``string_view`` or large types
+    (delta-rs MERGE/DELETE output, e.g. from older lakenodes) with plain types, one commit per
+    partition (``dataChange=false``: same rows). Compaction already rewrites files it merges;
+    this catches the files it leaves alone. Returns how many files were rewritten.
+
+    Reads the footer of every live file once per process (cached), so it runs after compaction.
+    """
+    repaired = 0
+    table = _open(store, name)
+    index_names = index_names_of(table)
+    if table.metadata().partition_columns != list(index_names[1:2]):
+        return 0  # not a lakenodes layout: leave it to its writer
+    filesystem, root = lake_filesystem(store.lake, table.table_uri)
+    snapshot = snapshot_of(table, index_names)
+    partitions = {value for value, plain in zip(snapshot.files["partition"].to_list(), plain_flags(
+        fragments_of(filesystem, root, snapshot.partition, snapshot.files)), strict=True) if not plain}
+    for value in sorted(partitions, key=lambda v: (v is None, v or "")):
+        def rewrite(value: str | None = value) -> int:
+            table = store.table()
+            snapshot = snapshot_of(table, index_names)
+            files = snapshot.files.filter(pl.col("partition").eq_missing(value))
+            flags = plain_flags(fragments_of(filesystem, root, snapshot.partition, files))
+            legacy = files.filter(pl.Series([not flag for flag in flags], dtype=pl.Boolean))
+            if legacy.height == 0:
+                return 0
+            rows = read_whole(filesystem, root, snapshot.partition, legacy, snapshot.schema).drop_columns(["_file"])
+            adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index_names,
+                               data_change=False)
+            removes = [RemovedFile(path, size, part) for path, size, part in
+                       legacy.select("path", "size", "partition").iter_rows()]
+            write_id = f"lakenodes-repair-{uuid.uuid4().hex}"
+            properties = CommitProperties(app_transactions=[Transaction(write_id, 1)],
+                                          custom_metadata={"lakenodes.operation": "REPAIR"})
+            commit_rewrite(table, filesystem, root, adds, removes, properties, write_id, data_change=False)
+            return legacy.height
+
+        repaired += store.with_retries(rewrite, what=f"plain-type rewrite of {name} partition {value!r}")
+    if repaired:
+        logger.info("rewrote %d file(s) of %s with plain string types", repaired, name)
+    return repaired
+
+
+def vacuum_table(
+    lake: Lake,
+    storage_hash: str,
+    retention_hours: int = DEFAULT_RETENTION_HOURS,
+    dry_run: bool = False,
+    *,
+    force_unsafe_retention: bool = False,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> dict[str, Any]:
+    """Delete files that left the table more than ``retention_hours`` ago (list them with ``dry_run``).
+
+    Refuses a retention below 168 hours (it could delete files a concurrent reader or a
+    time-travel query still needs) unless ``force_unsafe_retention=True``. Returns the table
+    name and URI, ``dry_run``, ``retention_hours``, ``files`` (deleted, or deletable when dry)
+    and ``file_count``.
+
+    Example:
+        >>> vacuum_table(Lake("/tmp/my-lake"), "_catalog/runs", dry_run=True)["files"]  # doctest: +SKIP
+        []
+    """
+    if retention_hours < 0:
+        raise LakenodesUserError(f"retention_hours must be >= 0, got {retention_hours}")
+    if retention_hours < MIN_RETENTION_HOURS:
+        if not force_unsafe_retention:
+            raise LakenodesUserError(
+                f"retention of {retention_hours} h is below the {MIN_RETENTION_HOURS} h minimum: it can delete "
+                "files that running readers or writers still use; force it explicitly only if nothing else "
+                "reads or writes the table"
+            )
+        logger.warning("UNSAFE vacuum of %s with %d h retention (minimum %d h): concurrent readers and writers "
+                       "of this table may fail", storage_hash, retention_hours, MIN_RETENTION_HOURS)
+    store = _store(lake, storage_hash, retry)
+    _open(store, storage_hash)
+
+    def vacuum() -> list[str]:
+        return store.table().vacuum(
+            retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=not force_unsafe_retention,
+        )
+
+    files = sorted(store.with_retries(vacuum, what=f"vacuum of {storage_hash}"))
+    logger.info("vacuum of %s (%s, retention %d h): %d files", storage_hash,
+                "dry run" if dry_run else "deleted", retention_hours, len(files))
+    return {
+        "table": storage_hash,
+        "uri": store.uri,
+        "dry_run": dry_run,
+        "retention_hours": retention_hours,
+        "files": files,
+        "file_count": len(files),
+    }
+
+
+def last_checkpoint_version(lake: Lake, storage_hash: str) -> int | None:
+    """Version of the table's latest checkpoint (from ``_delta_log/_last_checkpoint``), None if none."""
+    from pyarrow import fs
+
+    filesystem, root = lake_filesystem(lake, table_location(lake, storage_hash))
+    try:
+        with filesystem.open_input_stream(f"{root}/_delta_log/_last_checkpoint") as stream:
+            return int(json.loads(stream.read())["version"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+    except OSError as error:  # S3 reports a missing key as a generic OSError
+        if filesystem.get_file_info(f"{root}/_delta_log/_last_checkpoint").type == fs.FileType.NotFound:
+            return None
+        raise error
+
+
+def _store(lake: Lake, name: str, retry: RetryPolicy = DEFAULT_RETRY) -> TableStore:
+    return TableStore(lake, name, uri=table_location(lake, name), retry=retry)
+
+
+def _open(store: TableStore, name: str) -> DeltaTable:
+    table = store.table()
+    if table is None:
+        raise NotFoundError(f"no Delta table {name!r} at {store.uri} (not written yet?)")
+    return table
+
+
+def _files_per_partition(table: DeltaTable, partition_columns: list[str]) -> Counter[tuple[Any, ...]]:
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return Counter()
+    if not partition_columns:
+        return Counter({(): actions.num_rows})
+    values = zip(*(actions.column(f"partition.{column}").to_pylist() for column in partition_columns), strict=True)
+    return Counter(tuple(row) for row in values)

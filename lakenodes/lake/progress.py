@@ -1,0 +1,421 @@
+"""Update statistics from Delta metadata: what each identity already holds, exact to the microsecond.
+
+The Delta log's add-action statistics give, per file, its partition value and min/max
+``time_index`` at millisecond precision. lakenodes groups files by identity from those
+statistics, then resolves the exact boundary from the Parquet footers of only the few files
+that can hold it (footer statistics are exact). Files are immutable, so per-file results are
+cached by path for the life of the process. Rows are never scanned, except the identity
+columns of a file that holds several secondary identities (3-level tables).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+
+from ..core.frames import TIME_INDEX
+from ._scan import to_plain, version_key
+from .location import Lake, lake_filesystem
+from .store import data_file_path, index_names_of
+
+logger = logging.getLogger(__name__)
+
+UTC = datetime.timezone.utc
+_MILLISECOND = datetime.timedelta(milliseconds=1)
+Identity = tuple[str, ...]
+
+
+class TableProgress:
+    """Exact first/last ``time_index`` per identity tuple of one table version.
+
+    ``first`` may be resolved lazily (``first_loader``): statistics before a write need only ``last``.
+    """
+
+    def __init__(
+        self,
+        version: int,
+        index_names: tuple[str, ...],
+        last: dict[Identity, datetime.datetime] | None = None,
+        first: dict[Identity, datetime.datetime] | None = None,
+        row_count: int = 0,
+        first_loader: Callable[[], dict[Identity, datetime.datetime]] | None = None,
+    ):
+        self.version = version
+        self.index_names = index_names
+        self.last = {} if last is None else last
+        self.row_count = row_count
+        self._first = first if first is not None or first_loader is not None else {}
+        self._first_loader = first_loader
+        self._first_lock = threading.Lock()
+
+    @property
+    def first(self) -> dict[Identity, datetime.datetime]:
+        with self._first_lock:
+            if self._first is None:
+                self._first = self._first_loader()
+            return self._first
+
+    @property
+    def max_time(self) -> datetime.datetime | None:
+        return max(self.last.values(), default=None)
+
+    @property
+    def min_time(self) -> datetime.datetime | None:
+        return min(self.first.values(), default=None)
+
+
+class _FileFacts:
+    """Process-wide cache of exact facts about immutable data files, keyed by absolute path."""
+
+    def __init__(self) -> None:
+        self._bounds: dict[str, tuple[datetime.datetime, datetime.datetime]] = {}
+        self._identities: dict[str, dict[Identity, tuple[datetime.datetime, datetime.datetime]]] = {}
+        self._lock = threading.Lock()
+
+    def has_bounds(self, path: str) -> bool:
+        with self._lock:
+            return path in self._bounds
+
+    def known_bounds(self, path: str) -> tuple[datetime.datetime, datetime.datetime] | None:
+        with self._lock:
+            return self._bounds.get(path)
+
+    def learn_bounds(self, path: str, bounds: tuple[datetime.datetime, datetime.datetime]) -> None:
+        with self._lock:
+            self._bounds.setdefault(path, bounds)
+
+    def bounds(self, filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:
+        with self._lock:
+            cached = self._bounds.get(path)
+        if cached is None:
+            cached = _footer_time_bounds(filesystem, path)
+            with self._lock:
+                self._bounds[path] = cached
+        return cached
+
+    def identities(
+        self, filesystem: Any, path: str, dims: Sequence[str], partition: Mapping[str, str]
+    ) -> dict[Identity, tuple[datetime.datetime, datetime.datetime]]:
+        with self._lock:
+            cached = self._identities.get(path)
+        if cached is None:
+            cached = _scan_identities(filesystem, path, dims, partition)
+            with self._lock:
+                self._identities[path] = cached
+        return cached
+
+
+_facts = _FileFacts()
+
+
+_progress_cache: dict[tuple[str, str, int], TableProgress] = {}
+
+
+def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
+    """Exact per-identity first/last time of ``table`` from its Delta metadata (see module doc).
+
+    Cached per (table, version): a table version never changes.
+    """
+    key = version_key(table)  # a table recreated at the same URI has a new metaData.id
+    cached = _progress_cache.get(key)
+    if cached is None:
+        cached = _read_progress(table, lake)
+        if version_key(table) == key:  # not advanced by another thread meanwhile
+            _store_progress(key, cached)
+    return cached
+
+
+def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, lake: Lake | None = None,
+                    run_id: str | None = None) -> bool:
+    """Cache the progress of ``table`` after our own blind append of ``rows`` on top of ``before``.
+
+    Exact without any I/O: when the table is now exactly one version past ``before``, that
+    version is our append, so each identity's first/last is the old one widened by the rows'.
+    Returns False (and caches nothing) when another commit intervened.
+
+    Example:
+        >>> remember_append(store.table(), progress_before_write, written_rows)  # doctest: +SKIP
+        True
+    """
+    key = version_key(table)
+    version = key[2]
+    if version != before.version + 1:
+        return False
+    dims = list(before.index_names[1:])
+    summary = _summary(rows, dims)
+    identities = list(zip(*[summary[dim].to_list() for dim in dims], strict=True)) if dims else [()]
+    lows, highs = summary["lo"].to_list(), summary["hi"].to_list()
+    last = dict(before.last)
+    for identity, high in zip(identities, highs, strict=True):
+        _keep_max(last, identity, _as_utc(high))
+
+    def first_loader() -> dict[Identity, datetime.datetime]:
+        first = dict(before.first)
+        for identity, low in zip(identities, lows, strict=True):
+            keep_min(first, identity, _as_utc(low))
+        return first
+
+    after = TableProgress(version, before.index_names, last, row_count=before.row_count + rows.num_rows,
+                          first_loader=first_loader)
+    _store_progress(key, after)
+    if lake is not None:
+        filesystem, root = lake_filesystem(lake, table.table_uri)
+        by_partition = summary if len(dims) == 1 else _summary(rows, dims[:1])
+        _learn_own_commit(filesystem, root, version, run_id, by_partition, dims[:1])
+        files = _file_frame(pa.table(table.get_add_actions(flatten=True)), dims)
+        keys = [f"_i{k}" for k in range(len(dims))]
+        identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
+        last, first = _boundary_candidates(files.filter(identified), keys)
+        _persist_facts(filesystem, root, {data_file_path(p) for p in last["path"].to_list() + first["path"].to_list()})
+    return True
+
+
+def _store_progress(key: tuple[str, str, int], progress: TableProgress) -> None:
+    if len(_progress_cache) > 256:
+        _progress_cache.clear()
+    _progress_cache[key] = progress
+
+
+def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
+    index_names = index_names_of(table)
+    dims = list(index_names[1:])
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return TableProgress(version=table.version(), index_names=index_names)
+    filesystem, root = lake_filesystem(lake, table.table_uri)
+    files = _file_frame(actions, dims)
+    keys = [f"_i{k}" for k in range(len(dims))]
+    identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
+    single, multi = files.filter(identified), files.filter(~identified)
+    candidates_last, candidates_first = _boundary_candidates(single, keys)
+
+    last: dict[Identity, datetime.datetime] = {}
+    first_of_mixed: dict[Identity, datetime.datetime] = {}
+    multi_rows = [(f"{root}/{data_file_path(path)}", {dim: value for dim, value in zip(dims, values, strict=True) if value is not None})
+                  for path, *values in multi.select("path", *[f"_p{k}" for k in range(len(dims))]).iter_rows()]
+    for identities in _in_threads(lambda row: _facts.identities(filesystem, row[0], dims, row[1]), multi_rows):
+        for identity, (low, high) in identities.items():
+            _keep_max(last, identity, high)
+            keep_min(first_of_mixed, identity, low)
+    boundary = {data_file_path(p) for p in candidates_last["path"].to_list() + candidates_first["path"].to_list()}
+    for identity, (_, high) in _exact_bounds(candidates_last, keys, filesystem, root, boundary):
+        _keep_max(last, identity, high)
+
+    def first_loader() -> dict[Identity, datetime.datetime]:
+        first = dict(first_of_mixed)
+        for identity, (low, _) in _exact_bounds(candidates_first, keys, filesystem, root, boundary):
+            keep_min(first, identity, low)
+        return first
+
+    row_count = int(pc.sum(actions["num_records"]).as_py() or 0)
+    return TableProgress(table.version(), index_names, last, row_count=row_count, first_loader=first_loader)
+
+
+def _exact_bounds(
+    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str, persist: Iterable[str]
+) -> list[tuple[Identity, tuple[datetime.datetime, datetime.datetime]]]:
+    """Exact (first, last) of each file (cached, persisted or from its footer), with its identity.
+
+    When footers had to be read, the known bounds of ``persist`` (all boundary files) are saved."""
+    pairs = list(_identities_and_paths(files, keys))
+    if _resolve_bounds(filesystem, root, [path for _, path in pairs]):
+        _persist_facts(filesystem, root, persist)
+    return [(identity, _facts.bounds(filesystem, f"{root}/{path}")) for identity, path in pairs]
+
+
+def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
+    """Make the exact bounds of ``paths`` known: from this process's cache, else the table's
+    persisted facts file, else the Parquet footers. True when footers had to be read."""
+    missing = list({path for path in paths if not _facts.has_bounds(f"{root}/{path}")})
+    if missing:
+        _load_persisted_facts(filesystem, root)
+        missing = [path for path in missing if not _facts.has_bounds(f"{root}/{path}")]
+    _in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing)
+    return bool(missing)
+
+
+# Exact bounds of boundary files, persisted beside the table so a fresh process need not read
+# their footers. Only a cache: entries are keyed by immutable data-file paths, so a stale or
+# missing file is never wrong (unknown files fall back to their footers); Delta readers ignore it.
+FACTS_PATH = "_lakenodes/file_facts.parquet"
+_FACTS_SCHEMA = pa.schema([("path", pa.string()), ("min", pa.timestamp("us", "UTC")), ("max", pa.timestamp("us", "UTC"))])
+
+
+def _load_persisted_facts(filesystem: Any, root: str) -> None:
+    try:
+        stored = pq.read_table(f"{root}/{FACTS_PATH}", filesystem=filesystem)
+    except (OSError, pa.ArrowException) as error:  # absent (never written) or unreadable: footers then
+        logger.debug("no persisted file facts for %s: %s", root, error)
+        return
+    for path, low, high in zip(*(stored.column(name).to_pylist() for name in ("path", "min", "max")), strict=True):
+        _facts.learn_bounds(f"{root}/{path}", (_as_utc(low), _as_utc(high)))
+
+
+def _persist_facts(filesystem: Any, root: str, paths: Iterable[str]) -> None:
+    """Write the known exact bounds of ``paths`` (relative to the table root) to the facts file."""
+    rows = {path: _facts.known_bounds(f"{root}/{path}") for path in paths}
+    rows = {path: bounds for path, bounds in rows.items() if bounds is not None}
+    data = pa.table({"path": list(rows), "min": [b[0] for b in rows.values()], "max": [b[1] for b in rows.values()]},
+                    schema=_FACTS_SCHEMA)
+    target = f"{root}/{FACTS_PATH}"
+    try:
+        if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file
+            filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            temporary = f"{target}.{uuid.uuid4().hex}.tmp"
+            pq.write_table(data, temporary, filesystem=filesystem)
+            filesystem.move(temporary, target)
+        else:  # an object store PUT is atomic
+            pq.write_table(data, target, filesystem=filesystem)
+    except (OSError, pa.ArrowException) as error:  # a cache: failing to write it is not an error
+        logger.debug("could not persist file facts for %s: %s", root, error)
+
+
+def _summary(rows: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
+    """Row count ``n`` and exact ``lo``/``hi`` time of ``rows`` per value of ``dims`` (one row if none)."""
+    frame = pl.from_arrow(rows.select([*dims, TIME_INDEX]))
+    aggregates = [pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"), pl.col(TIME_INDEX).max().alias("hi")]
+    return frame.group_by(list(dims)).agg(aggregates) if dims else frame.select(aggregates)
+
+
+def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | None, summary: pl.DataFrame,
+                      partition_dims: Sequence[str]) -> None:
+    """Exact bounds of the files our append committed at ``version``, from the rows' ``summary``.
+
+    A file holds exactly the rows of its partition when it is the commit's only file of that
+    partition and its record count matches, so its bounds are those rows' min/max."""
+    try:
+        with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as handle:
+            lines = handle.read().decode().splitlines()
+        actions = [json.loads(line) for line in lines if line.startswith(('{"add"', '{"commitInfo"'))]
+    except OSError as error:
+        logger.debug("could not read commit %d of %s: %s", version, root, error)
+        return
+    info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+    if run_id is not None and info.get("lakenodes.run_id") != run_id:
+        return
+    adds = [a["add"] for a in actions if "add" in a]
+    partition = partition_dims[0] if partition_dims else None
+    by_value: dict[str | None, list[dict]] = {}
+    for add in adds:
+        by_value.setdefault((add.get("partitionValues") or {}).get(partition) if partition else None, []).append(add)
+    values = summary[partition].to_list() if partition else [None]
+    per_value = dict(zip(values, zip(summary["n"].to_list(), summary["lo"].to_list(), summary["hi"].to_list(),
+                                     strict=True), strict=True))
+    for value, files in by_value.items():
+        known = per_value.get(value)
+        if known is None or len(files) != 1:
+            continue
+        records = json.loads(files[0].get("stats") or "{}").get("numRecords")
+        if records == known[0]:
+            _facts.learn_bounds(f"{root}/{data_file_path(files[0]['path'])}", (_as_utc(known[1]), _as_utc(known[2])))
+
+
+def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``function`` over ``items`` with up to 16 threads (footer reads are I/O: HTTP GETs on S3)."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        return list(pool.map(function, items))
+
+
+def _file_frame(actions: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
+    """One row per data file: path, partition values ``_p<k>``, identity ``_i<k>`` (null when the file
+    mixes several values of that dimension) and the millisecond ``min``/``max`` time statistics."""
+    names = set(actions.column_names)
+    time_type = pl.Datetime("us", "UTC")
+
+    def column(name: str, dtype: pl.DataType) -> pl.Series:
+        if name not in names:
+            return pl.Series(name, [None] * actions.num_rows, dtype=dtype)
+        return pl.Series(name, actions.column(name)).cast(dtype)
+
+    data = {"path": column("path", pl.String), "min": column(f"min.{TIME_INDEX}", time_type),
+            "max": column(f"max.{TIME_INDEX}", time_type)}
+    for k, dim in enumerate(dims):
+        partition = column(f"partition.{dim}", pl.String)
+        low, high = column(f"min.{dim}", pl.String), column(f"max.{dim}", pl.String)
+        stated = pl.select(pl.when(low == high).then(low).otherwise(None)).to_series()
+        data[f"_p{k}"] = partition
+        data[f"_i{k}"] = partition if f"partition.{dim}" in names else stated
+    return pl.DataFrame(data)
+
+
+def _boundary_candidates(files: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Files that may hold the exact last / first time of their identity.
+
+    Statistics are millisecond-truncated (and may be rounded up), so every file whose statistic
+    is within 1 ms of its identity's best statistic is a candidate; files without statistics
+    always are.
+    """
+    best = [pl.col("max").max().alias("_best_max"), pl.col("min").min().alias("_best_min")]
+    ranked = files.join(files.group_by(keys).agg(best), on=keys, how="left") if keys else files.with_columns(best)
+    slack = pl.lit(_MILLISECOND)
+    last = ranked.filter(pl.col("max").is_null() | (pl.col("max") >= pl.col("_best_max") - slack))
+    first = ranked.filter(pl.col("min").is_null() | (pl.col("min") <= pl.col("_best_min") + slack))
+    return last, first
+
+
+def _identities_and_paths(files: pl.DataFrame, keys: Sequence[str]) -> Iterable[tuple[Identity, str]]:
+    paths = [data_file_path(path) for path in files["path"].to_list()]
+    if not keys:
+        return [((), path) for path in paths]
+    identities = zip(*[files[key].to_list() for key in keys], strict=True)
+    return zip(identities, paths, strict=True)
+
+
+def _keep_max(target: dict, key: Any, value: datetime.datetime) -> None:
+    if key not in target or value > target[key]:
+        target[key] = value
+
+
+def keep_min(target: dict, key: Any, value: datetime.datetime) -> None:
+    if key not in target or value < target[key]:
+        target[key] = value
+
+
+def _footer_time_bounds(filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:
+    with filesystem.open_input_file(path) as handle:
+        metadata = pq.ParquetFile(handle).metadata
+        position = metadata.schema.names.index(TIME_INDEX)
+        lows, highs = [], []
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(position).statistics
+            if stats is None or not stats.has_min_max:
+                column = pq.read_table(handle, columns=[TIME_INDEX]).column(TIME_INDEX)
+                return _as_utc(pc.min(column).as_py()), _as_utc(pc.max(column).as_py())
+            lows.append(stats.min)
+            highs.append(stats.max)
+    return _as_utc(min(lows)), _as_utc(max(highs))
+
+
+def _scan_identities(
+    filesystem: Any, path: str, dims: Sequence[str], partition: Mapping[str, str]
+) -> dict[Identity, tuple[datetime.datetime, datetime.datetime]]:
+    stored = [dim for dim in dims if dim not in partition]
+    with filesystem.open_input_file(path) as handle:
+        data = to_plain(pq.read_table(handle, columns=[*stored, TIME_INDEX]))  # files by delta-rs MERGE: string_view
+    for dim in dims:
+        if dim in partition:
+            data = data.append_column(dim, pa.array([partition[dim]] * data.num_rows, pa.string()))
+    grouped = data.group_by(list(dims)).aggregate([(TIME_INDEX, "min"), (TIME_INDEX, "max")])
+    result = {}
+    for row in grouped.to_pylist():
+        result[tuple(row[dim] for dim in dims)] = (_as_utc(row[f"{TIME_INDEX}_min"]), _as_utc(row[f"{TIME_INDEX}_max"]))
+    return result
+
+
+def _as_utc(value: datetime.datetime) -> datetime.datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,1 @@
+"""Nodes: the core ``DataNode`` / ``APIDataNode`` (identity, reads, statistics) without running."""

@@ -1,0 +1,339 @@
+"""DataNode (the user-facing class) and APIDataNode (a read-only node over a published table)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import polars as pl
+import pyarrow as pa
+from pydantic import BaseModel
+
+from .._internal.datetimes import parse_datetime
+from ..catalog.catalog import resolve_identifier
+from ..core.config import DataNodeConfiguration, DataNodeMetaData, RecordDefinition, canonical_dtype
+from ..core.frame_kind import FrameKind, as_frame, resolve_frame
+from ..core.frames import TIME_INDEX, TIMESTAMP_TYPE, UNIQUE_IDENTIFIER
+from ..core.hashing import HashedAsUpdateHash, class_path, compute_hash, current_hash_namespace
+from ..errors import ConfigurationError, LakenodesUserError, NotFoundError
+from ..lake.location import Lake, current_lake
+from ..lake.progress import read_progress
+from ..lake.store import RangeFilter, TableStore, empty_table
+from .statistics import DEFAULT_OFFSET_START, UpdateStatistics
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TEST_NAMESPACE = "test"
+_ARROW_DTYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_(), "string": pa.string(),
+                 "date": pa.date32(), "datetime": TIMESTAMP_TYPE}
+
+
+class BaseNode:
+    """What every node can do: locate its table and read it."""
+
+    storage_hash: str
+    lake: Lake
+    IDENTITY_DIMENSIONS: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def store(self) -> TableStore:
+        return TableStore(self.lake, self.storage_hash)
+
+    @property
+    def table_uri(self) -> str:
+        return self.lake.table_uri(self.storage_hash)
+
+    def _declared_schema(self) -> tuple[pa.Schema, tuple[str, ...]]:
+        """Schema to return before the first write: the index plus declared records."""
+        return pa.schema([(TIME_INDEX, TIMESTAMP_TYPE)]), (TIME_INDEX,)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get_df_between_dates(
+        self,
+        start_date: Any = None,
+        end_date: Any = None,
+        *,
+        great_or_equal: bool = True,
+        less_or_equal: bool = True,
+        unique_identifier_list: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        dimension_filters: Mapping[str, Sequence[str]] | None = None,
+        unique_identifier_range_map: Mapping[str, Mapping[str, Any]] | None = None,
+        dimension_range_map: Sequence[Mapping[str, Any]] | None = None,
+        frame: FrameKind | None = None,
+    ) -> pl.DataFrame | pd.DataFrame | pa.Table:
+        """Rows between two dates (inclusive by default), optionally scoped by identity.
+
+        ``frame`` picks polars, pandas (the seeds' index) or arrow; by default the program's
+        choice (``LAKENODES_FRAME`` / ``lakenodes.set_default_frame``), else polars.
+
+        Example:
+            >>> node.get_df_between_dates("2024-01-01", unique_identifier_list=["AAPL"])  # doctest: +SKIP
+        """
+        frame = resolve_frame(frame)  # a bad frame kind fails before reading
+        columns = None if columns is None else _values(columns, "columns")
+        if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
+            raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
+        filters = {dim: _values(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
+        if unique_identifier_list is not None:
+            filters[UNIQUE_IDENTIFIER] = [_uid(item) for item in _values(unique_identifier_list, "unique_identifier_list")]
+        ranges = None
+        if unique_identifier_range_map is not None:
+            ranges = _ranges_from_uid_map(unique_identifier_range_map)
+        if dimension_range_map is not None:
+            ranges = (ranges or []) + _ranges_from_dimension_map(dimension_range_map)
+        data = self.store.read(
+            start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
+            start_inclusive=great_or_equal, end_inclusive=less_or_equal,
+            columns=columns, dimension_filters=filters, ranges=ranges,
+        )
+        return self._as_frame(data, columns, frame)
+
+    def get_ranged_data_per_asset(
+        self, range_descriptor: Mapping[str, Mapping[str, Any]] | None, columns: Sequence[str] | None = None,
+        frame: FrameKind | None = None,
+    ) -> pl.DataFrame | pd.DataFrame | pa.Table:
+        """Rows per unique_identifier within its own window, e.g. the output of
+        ``update_statistics.get_update_range_map_great_or_equal()``."""
+        return self.get_df_between_dates(
+            unique_identifier_range_map=range_descriptor or {}, columns=columns, frame=frame
+        )
+
+    def get_last_observation(
+        self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None
+    ) -> pl.DataFrame | pd.DataFrame | pa.Table:
+        """The latest row of every identity (optionally only these assets), located from metadata."""
+        frame = resolve_frame(frame)
+        table = self.store.table()
+        if table is None:
+            return self._as_frame(None, None, frame)
+        progress = read_progress(table, self.lake)
+        dims = progress.index_names[1:]
+        wanted = None if asset_list is None else {_uid(asset) for asset in _values(asset_list, "asset_list")}
+        position = dims.index(UNIQUE_IDENTIFIER) if UNIQUE_IDENTIFIER in dims else 0
+        ranges = [
+            RangeFilter(dict(zip(dims, identity, strict=True)), start=ts, end=ts)
+            for identity, ts in progress.last.items()
+            if wanted is None or (identity and identity[position] in wanted)
+        ]
+        return self._as_frame(self.store.read(ranges=ranges), None, frame)
+
+    def _as_frame(self, data: pa.Table | None, columns: Sequence[str] | None, frame: FrameKind | None) -> Any:
+        frame = resolve_frame(frame)
+        if data is None:
+            schema, index_names = self._declared_schema()
+            data = empty_table(schema, index_names, columns)
+        else:
+            index_names = tuple(name for name in self.store.index_names() or (TIME_INDEX,))
+        return as_frame(data, index_names, frame)
+
+
+HashedAsUpdateHash.register(BaseNode)  # configurations hash a node as its update_hash
+
+
+class DataNode(BaseNode):
+    """Base class of a DataNode: subclass it, implement ``dependencies()`` and ``update()``.
+
+    ``update()`` returns only the new rows (polars, pandas with the seeds' index, or Arrow);
+    ``run()`` computes statistics, validates and writes them.
+
+    Example:
+        >>> class DailyNumber(DataNode):
+        ...     def dependencies(self):
+        ...         return {}
+        ...     def update(self):
+        ...         return pl.DataFrame()
+        >>> DailyNumber(DataNodeConfiguration()).update_hash.startswith("dailynumber_")
+        True
+    """
+
+    OFFSET_START: ClassVar[datetime.datetime] = DEFAULT_OFFSET_START
+
+    def __init__(
+        self,
+        config: DataNodeConfiguration,
+        *,
+        hash_namespace: str | None = None,
+        test_node: bool = False,
+        lake: Lake | None = None,
+    ):
+        if not isinstance(config, BaseModel):
+            raise ConfigurationError(
+                f"{type(self).__name__} needs a DataNodeConfiguration instance, got {type(config).__name__}"
+            )
+        if hash_namespace is not None and not isinstance(hash_namespace, str):
+            raise ConfigurationError(f"hash_namespace must be a string, got {type(hash_namespace).__name__}")
+        self.config = config
+        if hash_namespace is not None:
+            self.hash_namespace = hash_namespace.strip()
+        elif test_node:
+            self.hash_namespace = TEST_NAMESPACE
+        else:
+            self.hash_namespace = current_hash_namespace()
+        self.lake = lake or current_lake()
+        self._check_identity_dimensions()
+        self.storage_hash = compute_hash(type(self), config, "storage", self.hash_namespace)
+        self.update_hash = compute_hash(type(self), config, "update", self.hash_namespace)
+        self.logger = logging.LoggerAdapter(
+            logging.getLogger(f"lakenodes.node.{type(self).__name__}"), {"update_hash": self.update_hash}
+        )
+        self._update_statistics: UpdateStatistics | None = None
+
+    def _check_identity_dimensions(self) -> None:
+        dims = self.IDENTITY_DIMENSIONS
+        if isinstance(dims, str) or len(set(dims)) != len(dims) or TIME_INDEX in dims:
+            raise ConfigurationError(
+                f"{type(self).__name__}.IDENTITY_DIMENSIONS must be a tuple of distinct names other than time_index"
+            )
+
+    # -- to implement ---------------------------------------------------------------------------
+    def dependencies(self) -> dict[str, DataNode | APIDataNode]:
+        """The nodes this one reads, by a short name; they run first."""
+        raise NotImplementedError(f"{type(self).__name__} must implement dependencies() (return {{}} if none)")
+
+    def update(self) -> Any:
+        """Return only the new rows since ``self.update_statistics``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement update()")
+
+    def get_asset_list(self) -> list[Any] | None:
+        """The assets this updater is responsible for (scopes its statistics); None = all."""
+        return None
+
+    def get_table_metadata(self) -> DataNodeMetaData | None:
+        """The table's published metadata (identifier, description, frequency, labels); by default
+        the configuration's ``node_metadata``. Override it for custom logic: what it returns is
+        what the catalog records and the identifier the run claims."""
+        return getattr(self.config, "node_metadata", None)
+
+    def get_column_metadata(self) -> list[RecordDefinition] | None:
+        """The columns' declared types, labels and descriptions; by default the configuration's
+        ``records``. Override it for custom logic: the catalog records what it returns."""
+        return getattr(self.config, "records", None)
+
+    @property
+    def update_statistics(self) -> UpdateStatistics:
+        """Statistics of this updater's scope; computed before ``update()`` and refreshed after the write."""
+        if self._update_statistics is None:
+            self._update_statistics = self.compute_update_statistics()
+        return self._update_statistics
+
+    @update_statistics.setter
+    def update_statistics(self, value: UpdateStatistics) -> None:
+        self._update_statistics = value
+
+    def compute_update_statistics(self) -> UpdateStatistics:
+        offset_start = getattr(self.config, "offset_start", None) or self.OFFSET_START
+        asset_list = self.get_asset_list()
+        table = self.store.table()
+        if table is None:
+            _, index_names = self._declared_schema()
+            return UpdateStatistics.empty(index_names, asset_list=asset_list, offset_start=offset_start)
+        return UpdateStatistics(read_progress(table, self.lake), asset_list=asset_list, offset_start=offset_start)
+
+    def _declared_schema(self) -> tuple[pa.Schema, tuple[str, ...]]:
+        index_names: tuple[str, ...] = (TIME_INDEX,)
+        asset_list = self.get_asset_list()
+        if asset_list is not None and UNIQUE_IDENTIFIER not in self.IDENTITY_DIMENSIONS:
+            index_names += (UNIQUE_IDENTIFIER,)
+        index_names += tuple(self.IDENTITY_DIMENSIONS)
+        fields = [(TIME_INDEX, TIMESTAMP_TYPE)] + [(name, pa.string()) for name in index_names[1:]]
+        for record in getattr(self.config, "records", None) or []:
+            fields.append((record.column_name, _ARROW_DTYPES[canonical_dtype(record.dtype)]))
+        return pa.schema(fields), index_names
+
+    @property
+    def source_class(self) -> str:
+        return class_path(type(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(update_hash={self.update_hash!r}, storage_hash={self.storage_hash!r})"
+
+
+class APIDataNode(BaseNode):
+    """A read-only node over a published table; usable as a dependency.
+
+    Example:
+        >>> prices = APIDataNode.build_from_identifier("simulated_prices_tutorial_local")  # doctest: +SKIP
+        >>> prices.get_df_between_dates(start_date="2026-01-01")  # doctest: +SKIP
+    """
+
+    def __init__(self, storage_hash: str, *, lake: Lake | None = None, identifier: str | None = None):
+        self.storage_hash = storage_hash
+        self.update_hash = f"api:{storage_hash}"
+        self.identifier = identifier
+        self.lake = lake or current_lake()
+        self.hash_namespace = current_hash_namespace()
+
+    @classmethod
+    def build_from_identifier(cls, identifier: str, *, namespace: str | None = None, lake: Lake | None = None) -> APIDataNode:
+        """Resolve a published identifier (active namespace first, then the default one)."""
+
+        lake = lake or current_lake()
+        namespaces = [namespace] if namespace is not None else list(dict.fromkeys([current_hash_namespace(), ""]))
+        for candidate in namespaces:
+            storage_hash = resolve_identifier(lake, identifier, candidate)
+            if storage_hash is not None:
+                return cls(storage_hash, lake=lake, identifier=identifier)
+        raise NotFoundError(f"no table is published as {identifier!r} in {lake.uri} (namespaces tried: {namespaces})")
+
+    def dependencies(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"APIDataNode(identifier={self.identifier!r}, storage_hash={self.storage_hash!r})"
+
+
+_OPERANDS = {">=": True, ">": False, "<=": True, "<": False}
+
+
+def _operand(value: str, argument: str, allowed: tuple[str, str]) -> bool:
+    if value not in allowed:
+        raise LakenodesUserError(f"{argument} must be one of {allowed}, got {value!r}")
+    return _OPERANDS[value]
+
+
+def _window(spec: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(spec, Mapping):
+        raise LakenodesUserError(f"a range must be a mapping like {{'start_date': ..., 'start_date_operand': '>='}}, got {spec!r}")
+    return {
+        "start": parse_datetime(spec.get("start_date"), "start_date"),
+        "start_inclusive": _operand(spec.get("start_date_operand", ">="), "start_date_operand", (">=", ">")),
+        "end": parse_datetime(spec.get("end_date"), "end_date"),
+        "end_inclusive": _operand(spec.get("end_date_operand", "<="), "end_date_operand", ("<=", "<")),
+    }
+
+
+def _ranges_from_uid_map(range_map: Mapping[str, Mapping[str, Any]]) -> list[RangeFilter]:
+    if not isinstance(range_map, Mapping):
+        raise LakenodesUserError("unique_identifier_range_map must map unique_identifier -> {start_date, ...}")
+    return [RangeFilter({UNIQUE_IDENTIFIER: _uid(uid)}, **_window(spec)) for uid, spec in range_map.items()]
+
+
+def _ranges_from_dimension_map(range_map: Sequence[Mapping[str, Any]]) -> list[RangeFilter]:
+    if isinstance(range_map, (str, Mapping)):
+        raise LakenodesUserError("dimension_range_map must be a list of {'coordinate': {...}, 'start_date': ...} entries")
+    ranges = []
+    for spec in range_map:
+        coordinate = spec.get("coordinate") if isinstance(spec, Mapping) else None
+        if not isinstance(coordinate, Mapping) or not coordinate:
+            raise LakenodesUserError(f"each dimension_range_map entry needs a 'coordinate' mapping, got {spec!r}")
+        ranges.append(RangeFilter(dict(coordinate), **_window(spec)))
+    return ranges
+
+
+def _uid(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if not isinstance(getattr(item, "unique_identifier", None), str):
+        raise LakenodesUserError(f"expected a unique_identifier string or an Asset, got {item!r}")
+    return item.unique_identifier
+
+
+def _values(values: Any, argument: str) -> list[Any]:
+    """A list argument; a bare string is refused (it would be read as its characters)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise LakenodesUserError(f"{argument} must be a list, got {values!r}; wrap a single value as [{values!r}]")
+    return list(values)

@@ -1,0 +1,159 @@
+"""``UpdateStatistics``: what an updater's scope already holds (the seeds' statistics API), built
+on the table progress read from Delta metadata (:mod:`lakenodes.lake.progress`)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from ..core.frames import UNIQUE_IDENTIFIER
+from ..errors import LakenodesUserError
+from ..lake.progress import Identity, TableProgress, keep_min
+
+UTC = datetime.timezone.utc
+DEFAULT_OFFSET_START = datetime.datetime(2018, 1, 1, tzinfo=UTC)
+
+
+class UpdateStatistics:
+    """What an updater's scope already holds, from Delta metadata (never a scan of the rows).
+
+    ``index_progress`` follows the identity dimensions in order; leaves are UTC datetimes.
+    Assets never written fall back to ``offset_start``.
+
+    Example:
+        >>> stats = UpdateStatistics.empty(("time_index",), offset_start=DEFAULT_OFFSET_START)
+        >>> stats.max_time_index_value is None
+        True
+    """
+
+    def __init__(
+        self,
+        progress: TableProgress,
+        *,
+        asset_list: list[Any] | None = None,
+        offset_start: datetime.datetime = DEFAULT_OFFSET_START,
+    ):
+        self._progress = progress
+        self.index_names = progress.index_names
+        self.identity_dimensions = progress.index_names[1:]
+        self.asset_list = asset_list
+        self.offset_start = offset_start
+        self._scope = None if asset_list is None else {_uid(asset) for asset in asset_list}
+        self._last = {
+            identity: ts for identity, ts in progress.last.items()
+            if self._scope is None or not identity or identity[self._asset_position()] in self._scope
+        }
+
+    @property
+    def progress(self) -> TableProgress:
+        """The table progress (per-identity first/last ``time_index``) these statistics were computed from."""
+        return self._progress
+
+    @classmethod
+    def empty(cls, index_names: Sequence[str], **kwargs: Any) -> UpdateStatistics:
+        return cls(TableProgress(version=-1, index_names=tuple(index_names)), **kwargs)
+
+    def _asset_position(self) -> int:
+        dims = self.identity_dimensions
+        return dims.index(UNIQUE_IDENTIFIER) if UNIQUE_IDENTIFIER in dims else 0
+
+    @property
+    def max_time_index_value(self) -> datetime.datetime | None:
+        """Latest stored ``time_index`` within this updater's scope (None when nothing is stored)."""
+        return max(self._last.values(), default=None)
+
+    @property
+    def min_time_index_value(self) -> datetime.datetime | None:
+        firsts = [ts for identity, ts in self._progress.first.items() if identity in self._last]
+        return min(firsts, default=None)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self._last
+
+    @property
+    def index_progress(self) -> dict[str, Any] | datetime.datetime | None:
+        """Nested ``{dim1: {dim2: ... datetime}}`` following the identity dimensions in order."""
+        if not self.identity_dimensions:
+            return self.max_time_index_value
+        nested: dict[str, Any] = {}
+        for identity, ts in sorted(self._last.items()):
+            level = nested
+            for value in identity[:-1]:
+                level = level.setdefault(value, {})
+            level[identity[-1]] = ts
+        return nested
+
+    def _asset_last(self, uid: str) -> list[datetime.datetime]:
+        position = self._asset_position()
+        return [ts for identity, ts in self._last.items() if identity and identity[position] == uid]
+
+    def get_last_update_index_2d(self, uid: str) -> datetime.datetime:
+        """Latest stored time of one unique_identifier (``offset_start`` when it has none)."""
+        return max(self._asset_last(_uid(uid)), default=self.offset_start)
+
+    def get_asset_earliest_multiindex_update(self, asset: Any) -> datetime.datetime:
+        """The earliest of the per-coordinate watermarks of one asset (``offset_start`` if none).
+
+        For a 2-level table this is the asset's last stored time; with more dimensions it is the
+        one lagging furthest behind, so an update starting there misses nothing.
+        """
+        return min(self._asset_last(_uid(asset)), default=self.offset_start)
+
+    def _scope_uids(self) -> list[str]:
+        if self._scope is not None:
+            return sorted(self._scope)
+        position = self._asset_position()
+        return sorted({identity[position] for identity in self._last if identity})
+
+    def get_update_range_map_great_or_equal(
+        self, extra_time_delta: datetime.timedelta | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """``{uid: {"start_date": last, "start_date_operand": ">="}}`` for every asset in scope.
+
+        ``extra_time_delta`` moves each start back (e.g. to fetch a rolling window).
+        """
+        delta = extra_time_delta or datetime.timedelta(0)
+        return {
+            uid: {"start_date": self.get_asset_earliest_multiindex_update(uid) - delta, "start_date_operand": ">="}
+            for uid in self._scope_uids()
+        }
+
+    def get_dimension_range_map_great_or_equal(
+        self,
+        identity_dimensions: Sequence[str] | None = None,
+        extra_time_delta: datetime.timedelta | None = None,
+    ) -> list[dict[str, Any]]:
+        """``[{"coordinate": {dim: value}, "start_date": dt, "start_date_operand": ">="}, ...]``.
+
+        Coordinates are the stored identity tuples in scope (projected onto
+        ``identity_dimensions``, keeping the earliest watermark of each projection), plus in-scope
+        assets never written, which start at ``offset_start``.
+        """
+        dims = list(identity_dimensions or self.identity_dimensions)
+        unknown = [dim for dim in dims if dim not in self.identity_dimensions]
+        if unknown:
+            raise LakenodesUserError(f"unknown identity dimension(s) {unknown}; the table has {list(self.identity_dimensions)}")
+        positions = [self.identity_dimensions.index(dim) for dim in dims]
+        delta = extra_time_delta or datetime.timedelta(0)
+        starts: dict[Identity, datetime.datetime] = {}
+        for identity, ts in self._last.items():
+            keep_min(starts, tuple(identity[p] for p in positions), ts)
+        if self._scope is not None and dims == [UNIQUE_IDENTIFIER]:
+            for uid in self._scope:
+                starts.setdefault((uid,), self.offset_start)
+        return [
+            {"coordinate": dict(zip(dims, key, strict=True)), "start_date": ts - delta, "start_date_operand": ">="}
+            for key, ts in sorted(starts.items())
+        ]
+
+    def __repr__(self) -> str:
+        return (
+            f"UpdateStatistics(max_time_index_value={self.max_time_index_value}, "
+            f"identities={len(self._last)}, asset_list={None if self.asset_list is None else len(self.asset_list)})"
+        )
+
+
+def _uid(asset: Any) -> str:
+    return asset if isinstance(asset, str) else asset.unique_identifier

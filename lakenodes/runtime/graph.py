@@ -1,0 +1,55 @@
+"""The dependency graph of a run, built without I/O: every node once, dependencies first.
+
+Example:
+    >>> graph, needs = {}, {}
+    >>> collect_dependencies(APIDataNode("prices_0f3c", lake=None), graph, needs)
+    >>> graph, needs
+    ({}, {})
+"""
+
+from __future__ import annotations
+
+from ..errors import DependencyCycleError, NodeRunError
+from ..nodes.node import APIDataNode, BaseNode, DataNode
+
+
+def collect_dependencies(root: BaseNode, graph: dict[str, DataNode], needs: dict[str, set[str]]) -> None:
+    """Add the tree under ``root`` to ``graph`` in topological order (dependencies first, each
+    update_hash once; ``dependencies()`` is called once per node) and what each node waits for
+    to ``needs``. Read-only APIDataNodes are leaves that never run."""
+    path: list[str] = []
+
+    def visit(node: BaseNode) -> None:
+        key = node.update_hash
+        if key in graph or not isinstance(node, DataNode):
+            return
+        if key in path:
+            cycle = path[path.index(key):] + [key]
+            raise DependencyCycleError(f"dependency cycle: {' -> '.join(cycle)}")
+        path.append(key)
+        dependencies = _dependencies_of(node)
+        for dependency in dependencies:
+            visit(dependency)
+        path.pop()
+        graph[key] = node
+        needs[key] = {dependency.update_hash for dependency in dependencies if isinstance(dependency, DataNode)}
+
+    visit(root)
+
+
+def _dependencies_of(node: DataNode) -> list[BaseNode]:
+    try:
+        dependencies = node.dependencies()
+    except NodeRunError:
+        raise
+    except Exception as error:  # user code: report it like every other phase
+        raise NodeRunError(repr(node), "dependencies", error) from error
+    if not isinstance(dependencies, dict):
+        raise NodeRunError(repr(node), "dependencies", TypeError("dependencies() must return a dict"))
+    for name, dependency in dependencies.items():
+        if not isinstance(dependency, (DataNode, APIDataNode)):
+            raise NodeRunError(
+                repr(node), "dependencies",
+                TypeError(f"dependency {name!r} is a {type(dependency).__name__}, not a DataNode"),
+            )
+    return list(dependencies.values())

@@ -1,0 +1,138 @@
+"""Running one node: statistics → update → validation → write, reported to run hooks
+(:mod:`lakenodes.runtime.hooks`: the catalog recorder, progress); the runner itself knows no catalog.
+
+Every phase failure is raised as NodeRunError naming the node, the phase and the cause; a
+failure before the write leaves the table untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import polars as pl
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from ..core.frames import TIME_INDEX, NormalizedFrame, conform_to_schema, normalize_frame
+from ..core.hashing import hash_namespace
+from ..errors import NodeRunError, RowsStoredError
+from ..lake.location import use_lake
+from ..lake.progress import TableProgress, read_progress, remember_append
+from ..nodes.node import DataNode
+from .hooks import RunHooks, RunInfo
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def node_context(node: DataNode) -> Iterator[None]:
+    """Re-activate the node's namespace and lake so dependencies built during the run inherit them."""
+    with use_lake(node.lake):
+        if node.hash_namespace:
+            with hash_namespace(node.hash_namespace):
+                yield
+        else:
+            yield
+
+
+def run_single(node: DataNode, hooks: Sequence[RunHooks]) -> pl.DataFrame:
+    """Run one node (not its dependencies), reporting to ``hooks``; return the rows it persisted."""
+    started = datetime.datetime.now(datetime.timezone.utc)
+    run_id = uuid.uuid4().hex
+    rows_written = 0
+    committed = False
+    phase = _enter(hooks, node, "registration")
+    try:
+        with node_context(node):
+            for hook in hooks:
+                hook.run_started(node)
+            phase = _enter(hooks, node, "statistics")
+            node.update_statistics = node.compute_update_statistics()
+            stats = node.update_statistics
+            if stats.asset_list is not None and len(stats.asset_list) == 0:
+                node.logger.warning(
+                    "get_asset_list() returned no assets, so there is nothing to update; on a fresh lake the asset "
+                    "registry is empty: register assets first (Asset.batch_get_or_register_custom_assets)")
+            phase = _enter(hooks, node, "update")
+            output = node.update()
+            phase = _enter(hooks, node, "validation")
+            frame = _validate(node, output)
+            if frame is None:
+                node.logger.info("no new rows (watermark %s)", stats.max_time_index_value)
+                phase = _enter(hooks, node, "catalog")
+                for hook in hooks:
+                    hook.run_succeeded(node, RunInfo(run_id, started, 0))
+                return pl.DataFrame()
+            phase = _enter(hooks, node, "write")
+            checked: list[TableProgress] = []
+
+            def watermarks(table: DeltaTable) -> dict:
+                checked.append(read_progress(table, node.lake))
+                return checked[-1].last
+
+            result = node.store.write(
+                frame, watermarks=watermarks,
+                metadata={"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id},
+            )
+            rows_written = result.rows_written
+            committed = True
+            if checked and result.rows_appended == frame.num_rows:  # a blind append we committed ourselves
+                remember_append(node.store.table(), checked[-1], frame.table, node.lake, run_id)
+            _log_window(node, stats, frame, result)
+            phase = _enter(hooks, node, "catalog")
+            node.update_statistics = node.compute_update_statistics()
+            for hook in hooks:
+                hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
+            return pl.from_arrow(frame.table)
+    except Exception as error:
+        _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, error)
+        if committed:
+            cause = error.cause if isinstance(error, NodeRunError) else error
+            raise RowsStoredError(repr(node), phase, cause, rows_written) from error
+        if isinstance(error, NodeRunError):
+            raise
+        raise NodeRunError(repr(node), phase, error) from error
+
+
+def _validate(node: DataNode, output: Any) -> NormalizedFrame | None:
+    records = getattr(node.config, "records", None)
+    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records)
+    if frame is None:
+        return None
+    store = node.store
+    stored_schema = store.schema()
+    if stored_schema is not None:
+        frame = conform_to_schema(frame, stored_schema, store.index_names())
+    return frame
+
+
+def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame, result: Any) -> None:
+    times = frame.table.column(TIME_INDEX)
+    assets = 1
+    if frame.identity_dimensions:
+        assets = len(pc.unique(frame.table.column(frame.identity_dimensions[0])))
+    node.logger.info(
+        "wrote %d rows (%d appended, %d upserted) for %d %s, window %s .. %s (previous watermark %s)",
+        result.rows_written, result.rows_appended, result.rows_upserted, assets,
+        frame.identity_dimensions[0] if frame.identity_dimensions else "series",
+        pc.min(times).as_py(), pc.max(times).as_py(), stats.max_time_index_value,
+    )
+
+
+def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
+    for hook in hooks:
+        hook.phase_started(node, phase)
+    return phase
+
+
+def _report_failure(hooks: Sequence[RunHooks], node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
+    for hook in hooks:
+        try:
+            hook.run_failed(node, run, phase, error)
+        except Exception as record_error:  # never hide the original failure (storage errors are DeltaError too)
+            logger.warning("could not record the failed run of %s: %s", node.update_hash, record_error)

@@ -1,0 +1,142 @@
+"""Scheduling a run: the dependency graph (:mod:`lakenodes.runtime.graph`) run serially or on any
+``concurrent.futures.Executor``; each node once, dependencies first, through
+:func:`lakenodes.runtime.run.run_single`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+
+import polars as pl
+
+from ..errors import DependencyCycleError, NodeRunError
+from ..nodes.node import DataNode
+from .graph import collect_dependencies
+from .hooks import PhaseReporter, RunHooks, default_hooks
+from .run import node_context, run_single
+
+logger = logging.getLogger(__name__)
+
+PhaseListener = Callable[[DataNode, str], None]
+
+
+def run_tree(root: DataNode, *, update_tree: bool = True, executor: Executor | None = None) -> tuple[bool, pl.DataFrame]:
+    """Run ``root`` (and, with ``update_tree``, its dependency tree first); see ``DataNode.run``."""
+    if not update_tree:
+        return False, run_single(root, default_hooks())
+    with node_context(root):
+        written = run_many([root], executor=executor)
+    return False, written[root.update_hash]
+
+
+ProgressCallback = Callable[[int, int, "DataNode | None"], None]
+
+
+def run_many(
+    nodes: Sequence[DataNode], *, executor: Executor | None = None, on_progress: ProgressCallback | None = None,
+    on_phase: PhaseListener | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Run several trees together: every node once, dependencies first; returns rows written per update_hash.
+
+    With an ``executor`` (a spawn process pool, a Dask ``distributed`` client's executor, …)
+    independent branches and sharded updaters of one table run in parallel; a node starts when
+    all its dependencies finished. Results are identical to a serial run. ``on_progress(done,
+    total, node)`` is called once before the first node (``node=None``) and after each one;
+    ``on_phase(node, phase)`` as each node run in this process enters a phase (nodes run on an
+    executor report no phases).
+
+    Example:
+        >>> from concurrent.futures import ProcessPoolExecutor
+        >>> import multiprocessing
+        >>> with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:  # doctest: +SKIP
+        ...     run_many([SimulatedPrices(batch_1), SimulatedPrices(batch_2)], executor=pool)
+    """
+    graph: dict[str, DataNode] = {}
+    needs: dict[str, set[str]] = {}
+    for root in nodes:
+        with node_context(root):
+            collect_dependencies(root, graph, needs)
+    report = on_progress or (lambda done, total, node: None)
+    report(0, len(graph), None)
+    if executor is None:
+        hooks = default_hooks() + ((PhaseReporter(on_phase),) if on_phase is not None else ())
+        results, failures = _run_serially(graph, needs, report, hooks)
+    else:
+        results, failures = _run_on_executor(graph, needs, executor, report)
+    if failures:
+        first, *others = {id(error): error for error in failures.values()}.values()  # skipped nodes share it
+        for other in others:
+            logger.error("also failed: %s", other)
+        raise first
+    return results
+
+
+def _run_serially(
+    graph: dict[str, DataNode], needs: dict[str, set[str]], report: ProgressCallback, hooks: Sequence[RunHooks],
+) -> tuple[dict[str, pl.DataFrame], dict[str, NodeRunError]]:
+    results: dict[str, pl.DataFrame] = {}
+    failures: dict[str, NodeRunError] = {}
+    for key, node in graph.items():
+        if not _skipped_for_failed_dependency(key, needs, failures, graph):
+            try:
+                results[key] = run_single(node, hooks)
+            except NodeRunError as error:
+                failures[key] = error
+        report(len(results) + len(failures), len(graph), node)
+    return results, failures
+
+
+def _run_on_executor(
+    graph: dict[str, DataNode], needs: dict[str, set[str]], executor: Executor, report: ProgressCallback,
+) -> tuple[dict[str, pl.DataFrame], dict[str, NodeRunError]]:
+    """A node starts when its dependencies succeeded; a failure skips only the nodes that depend on
+    it, so independent nodes still finish."""
+    results: dict[str, pl.DataFrame] = {}
+    failures: dict[str, NodeRunError] = {}
+    running: dict[Future, str] = {}
+    pending = dict(needs)
+    try:
+        while pending or running:
+            for key in [key for key, deps in pending.items() if deps <= results.keys() | failures.keys()]:
+                del pending[key]
+                if _skipped_for_failed_dependency(key, needs, failures, graph):
+                    report(len(results) + len(failures), len(graph), graph[key])
+                    continue
+                # a fresh argument per submission: executors that cache by arguments (Dask's default
+                # pure=True) would otherwise hand back an earlier run's result without running
+                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex)] = key
+            if not running:
+                if pending:
+                    raise DependencyCycleError(f"dependency cycle among {sorted(pending)}")
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                key = running.pop(future)
+                try:
+                    results[key] = future.result()
+                except NodeRunError as error:
+                    failures[key] = error
+                report(len(results) + len(failures), len(graph), graph[key])
+    finally:
+        for future in running:
+            future.cancel()
+    return results, failures
+
+
+def run_submission(node: DataNode, submission_id: str) -> pl.DataFrame:
+    """``run_single`` as submitted to an executor; ``submission_id`` makes every submission distinct."""
+    logger.debug("running submission %s of %r", submission_id, node)
+    return run_single(node, default_hooks())
+
+
+def _skipped_for_failed_dependency(
+    key: str, needs: dict[str, set[str]], failures: dict[str, NodeRunError], graph: dict[str, DataNode],
+) -> bool:
+    failed = needs[key] & failures.keys()
+    if failed:
+        failures[key] = failures[next(iter(failed))]
+        logger.warning("skipping %r: its dependency %s failed", graph[key], sorted(failed)[0])
+    return bool(failed)
