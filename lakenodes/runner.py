@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from . import catalog
-from .errors import DependencyCycleError, NodeRunError, RowsStoredError
+from .errors import DependencyCycleError, NodeRunError, RowsStoredError, WatermarkMovedError
 from .frames import TIME_INDEX, NormalizedFrame, conform_to_schema, normalize_frame
 from .hashing import canonical_value, hash_namespace
 from .lake import use_lake
@@ -29,6 +29,9 @@ from .node import APIDataNode, BaseNode, DataNode
 from .statistics import TableProgress, read_progress, remember_append
 
 logger = logging.getLogger(__name__)
+# statistics -> update -> validation runs at most this often per run: again when a concurrent tail
+# delete moved a watermark back between the statistics update() used and the write
+COMPUTATIONS = 3
 
 
 def run_tree(root: DataNode, *, update_tree: bool = True, executor: Executor | None = None) -> tuple[bool, pl.DataFrame]:
@@ -215,6 +218,7 @@ def watch_phases(listener: Callable[[DataNode, str], None]) -> Iterator[None]:
 
 
 def _enter(node: DataNode, phase: str) -> str:
+    logger.debug("%r: %s phase", node, phase)
     listener = _phase_listener.get()
     if listener is not None:
         listener(node, phase)
@@ -230,37 +234,38 @@ def run_single(node: DataNode) -> pl.DataFrame:
     phase = _enter(node, "registration")
     try:
         with _node_context(node):
-            metadata = node.get_table_metadata()
-            if metadata is not None and metadata.identifier:  # before any write: a conflict writes nothing
-                catalog.claim_identifier(node.lake, metadata.identifier, node.hash_namespace, node.storage_hash)
-            phase = _enter(node, "statistics")
-            node.update_statistics = node.compute_update_statistics()
-            stats = node.update_statistics
-            if stats.asset_list is not None and len(stats.asset_list) == 0:
-                node.logger.warning(
-                    "get_asset_list() returned no assets, so there is nothing to update; on a fresh lake the asset "
-                    "registry is empty: register assets first (Asset.batch_get_or_register_custom_assets)")
-            phase = _enter(node, "update")
-            output = node.update()
-            phase = _enter(node, "validation")
-            frame = _validate(node, output)
-            if frame is None:
-                node.logger.info("no new rows (watermark %s)", stats.max_time_index_value)
-                phase = _enter(node, "catalog")
-                _register(node)
-                _record(node, run_id, started, "success", 0, None)
-                return pl.DataFrame()
-            phase = _enter(node, "write")
-            checked: list[TableProgress] = []
-
-            def watermarks(table: DeltaTable) -> dict:
-                checked.append(read_progress(table, node.lake))
-                return checked[-1].last
-
-            result = node.store.write(
-                frame, watermarks=watermarks,
-                metadata={"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id},
-            )
+            _claim_identifier(node)
+            for computation in range(1, COMPUTATIONS + 1):  # again when a tail delete moved watermarks back
+                phase = _enter(node, "statistics")
+                node.update_statistics = node.compute_update_statistics()
+                stats = node.update_statistics
+                if stats.asset_list is not None and len(stats.asset_list) == 0:
+                    node.logger.warning(
+                        "get_asset_list() returned no assets, so there is nothing to update; on a fresh lake the "
+                        "asset registry is empty: register assets first (Asset.batch_get_or_register_custom_assets)")
+                phase = _enter(node, "update")
+                output = node.update()
+                phase = _enter(node, "validation")
+                frame = _validate(node, output)
+                if frame is None:
+                    node.logger.info("no new rows (watermark %s)", stats.max_time_index_value)
+                    phase = _enter(node, "catalog")
+                    _register(node)
+                    _record(node, run_id, started, "success", 0, None)
+                    return pl.DataFrame()
+                phase = _enter(node, "write")
+                checked: list[TableProgress] = []
+                try:
+                    result = node.store.write(
+                        frame, watermarks=_progress_reader(node, checked), seen=stats.progress.last,
+                        metadata={"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id},
+                    )
+                    break
+                except WatermarkMovedError as moved:
+                    if computation == COMPUTATIONS:
+                        raise
+                    node.logger.warning("%s: computing the rows again (%d of %d)", moved, computation + 1,
+                                        COMPUTATIONS)
             rows_written = result.rows_written
             committed = True
             if checked and result.rows_appended == frame.num_rows:  # a blind append we committed ourselves
@@ -279,6 +284,32 @@ def run_single(node: DataNode) -> pl.DataFrame:
         if isinstance(error, NodeRunError):
             raise
         raise NodeRunError(repr(node), phase, error) from error
+
+
+def _progress_reader(node: DataNode, checked: list[TableProgress]) -> Callable[[DeltaTable], dict]:
+    """The write's watermark callback: the stored progress of the snapshot a write attempt decides
+    from, remembered in ``checked`` (the last one is the snapshot of the attempt that committed)."""
+
+    def watermarks(table: DeltaTable) -> dict:
+        checked.append(read_progress(table, node.lake))
+        return checked[-1].last
+
+    return watermarks
+
+
+def _claim_identifier(node: DataNode) -> None:
+    """Claim the identifier of ``node.get_table_metadata()`` before any write (a conflict writes
+    nothing). An identifier repointed from this table to another is not a conflict: the run keeps
+    writing its own table, which is no longer published under that name."""
+    metadata = node.get_table_metadata()
+    identifier = metadata.identifier if metadata is not None else None
+    if not identifier:
+        return
+    if not catalog.claim_identifier(node.lake, identifier, node.hash_namespace, node.storage_hash):
+        node.logger.warning(
+            "identifier %r now points to table %s (it was repointed): this run keeps writing its own table %s, "
+            "which is no longer published under that name", identifier,
+            catalog.resolve_identifier(node.lake, identifier, node.hash_namespace), node.storage_hash)
 
 
 def _validate(node: DataNode, output: Any) -> NormalizedFrame | None:
