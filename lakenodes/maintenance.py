@@ -46,10 +46,11 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction
+from deltalake import CommitProperties, DeltaTable
 
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import fragments_of, plain_flags, read_whole, snapshot_of
+from ._watermarks import app_transaction
 from .errors import LakenodesUserError, NotFoundError
 from .lake import Lake, lake_filesystem
 from .storage import DEFAULT_RETRY, RetryPolicy, TableStore, index_names_of
@@ -174,7 +175,7 @@ def repair_legacy_files(store: TableStore, name: str) -> int:
             removes = [RemovedFile(path, size, part) for path, size, part in
                        legacy.select("path", "size", "partition").iter_rows()]
             write_id = f"lakenodes-repair-{uuid.uuid4().hex}"
-            properties = CommitProperties(app_transactions=[Transaction(write_id, 1)],
+            properties = CommitProperties(app_transactions=[app_transaction(write_id)],
                                           custom_metadata={"lakenodes.operation": "REPAIR"})
             commit_rewrite(table, filesystem, root, adds, removes, properties, write_id, data_change=False)
             return legacy.height
