@@ -10,7 +10,9 @@ upstream endpoint unless the proxy's seeded RNG picks a fault for it:
   the nasty case where a commit lands but its writer never hears so;
 - ``slow``: wait ``slow_seconds`` before forwarding.
 
-``methods=("PUT",)`` limits faults to some HTTP methods (e.g. a write outage with working reads).
+``methods=("PUT",)`` limits faults to some HTTP methods (e.g. a write outage with working reads);
+``paths=("_delta_log/00000000000000000003.json",)`` to requests whose path contains one of these
+strings (e.g. the answer of exactly one commit lost).
 
 ``counts`` tallies requests and injected faults. Faults can be switched at any time with
 ``configure()``; ``FaultProxy.off()`` turns them all off.
@@ -50,10 +52,13 @@ class Faults:
     slow: float = 0.0
     slow_seconds: float = 0.5
     methods: tuple[str, ...] | None = None  # only requests with these HTTP methods get faults (None: all)
+    paths: tuple[str, ...] | None = None  # only requests whose path contains one of these (None: all)
 
-    def pick(self, rng: random.Random, method: str) -> str | None:
+    def pick(self, rng: random.Random, method: str, path: str = "") -> str | None:
         draw, threshold = rng.random(), 0.0
         if self.methods is not None and method not in self.methods:
+            return None
+        if self.paths is not None and not any(part in path for part in self.paths):
             return None
         for name in ("error", "throttle", "drop", "lost_response", "slow"):
             threshold += getattr(self, name)
@@ -100,10 +105,10 @@ class FaultProxy:
         with self._lock:
             return sum(count for name, count in self.counts.items() if name != "requests")
 
-    def _decide(self, method: str) -> tuple[str | None, float]:
+    def _decide(self, method: str, path: str = "") -> tuple[str | None, float]:
         with self._lock:
             self.counts["requests"] += 1
-            fault = self.faults.pick(self._rng, method)
+            fault = self.faults.pick(self._rng, method, path)
             if fault:
                 self.counts[fault] += 1
             return fault, self.faults.slow_seconds
@@ -183,7 +188,7 @@ def _handler_for(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
 
         def _handle(self) -> None:
             body = self._read_body()
-            fault, slow_seconds = proxy._decide(self.command)
+            fault, slow_seconds = proxy._decide(self.command, self.path)
             if fault == "drop":
                 self.close_connection = True
                 return

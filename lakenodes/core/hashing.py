@@ -193,12 +193,12 @@ def compute_hash(node_class: type, config: BaseModel, scope: Scope, namespace: s
     return f"{hash_prefix(identity)}_{digest}"
 
 
-class HashedAsUid(abc.ABC):
+class HashedAsUid(abc.ABC):  # noqa: B024 - a marker: assets are registered, nothing is abstract
     """Values hashed as their ``unique_identifier`` (a collection of them as a sorted set): assets,
     registered by :mod:`lakenodes.catalog.assets` (core cannot import the layers above it)."""
 
 
-class HashedAsUpdateHash(abc.ABC):
+class HashedAsUpdateHash(abc.ABC):  # noqa: B024 - a marker: nodes are registered
     """Values hashed as their ``update_hash``: nodes, registered by :mod:`lakenodes.nodes.node`."""
 
 

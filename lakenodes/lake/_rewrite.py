@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -34,7 +35,8 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, RemoveAction
 
-from ._scan import data_file_path, plain_schema
+from ..core.frames import TIME_INDEX, NormalizedFrame
+from ._scan import SLACK, data_file_path, plain_schema
 
 logger = logging.getLogger(__name__)
 
@@ -164,3 +166,25 @@ def _in_threads(function: Any, items: Sequence[Any]) -> list[Any]:
         return [function(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
         return list(pool.map(function, items))
+
+
+def files_overlapping(files: pl.DataFrame, partition: str | None, frame: NormalizedFrame) -> pl.DataFrame:
+    """Files that may hold rows of ``frame``: same partition value, time statistics within 1 ms
+    of that partition's rows in ``frame``."""
+    rows = pl.from_arrow(frame.table.select([*frame.index_names[1:2], TIME_INDEX]))
+    bounds = [pl.col(TIME_INDEX).min().alias("_lo"), pl.col(TIME_INDEX).max().alias("_hi")]
+    if partition is None:
+        windows = rows.select(bounds)
+        files = files.with_columns(_lo=pl.lit(windows["_lo"][0]), _hi=pl.lit(windows["_hi"][0]))
+    else:
+        windows = rows.group_by(frame.index_names[1]).agg(bounds).rename({frame.index_names[1]: "partition"})
+        files = files.join(windows, on="partition", how="inner")
+    overlapping = (pl.col("max").is_null() | (pl.col("max") >= pl.col("_lo") - SLACK)) & (
+        pl.col("min").is_null() | (pl.col("min") <= pl.col("_hi") + SLACK))
+    return files.filter(overlapping).drop("_lo", "_hi")
+
+
+def removed_files(files: pl.DataFrame, positions: pa.Array) -> list[RemovedFile]:
+    """The files at ``positions`` (rows of a ``Snapshot.files`` frame) as files to remove."""
+    chosen = files[positions.to_pylist()] if len(positions) else files.clear()
+    return [RemovedFile(path, size, value) for path, size, value in chosen.select("path", "size", "partition").iter_rows()]

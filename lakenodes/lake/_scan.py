@@ -13,6 +13,7 @@ such files are read whole, cast to the table schema, and filtered in memory.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ import pyarrow.dataset as pds
 from deltalake import DeltaTable
 
 from ..core.frames import TIME_INDEX
+from ..errors import LakenodesUserError
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +69,20 @@ class Snapshot:
     schema: pa.Schema
 
 
-_snapshots: dict[tuple[str, int], Snapshot] = {}
+_snapshots: dict[tuple[str, str, int], Snapshot] = {}
 _fragment_cache: dict[tuple[int, str], pds.Fragment] = {}
 _plain_files: dict[str, bool] = {}  # full path -> its embedded Arrow schema has plain types only
 
 
+def version_key(table: DeltaTable) -> tuple[str, str, int]:
+    """What identifies the content of ``table``'s current version for caches: its URI, its
+    ``metaData.id`` (a table removed and created again at the same URI has a new one) and version."""
+    return table.table_uri, table.metadata().id, table.version()
+
+
 def snapshot_of(table: DeltaTable, index_names: Sequence[str]) -> Snapshot:
     """The (cached) file list of ``table``'s current version."""
-    key = (table.table_uri, table.version())
+    key = version_key(table)
     cached = _snapshots.get(key)
     if cached is None:
         actions = pa.table(table.get_add_actions(flatten=True))
@@ -95,6 +103,8 @@ def snapshot_of(table: DeltaTable, index_names: Sequence[str]) -> Snapshot:
         })
         cached = Snapshot(files, partition if f"partition.{partition}" in actions.column_names else None,
                           plain_schema(pa.schema(table.schema().to_arrow())))
+        if version_key(table) != key:  # another thread advanced a shared object meanwhile: do not cache
+            return cached
         if len(_snapshots) > 64:
             _snapshots.clear()
         _snapshots[key] = cached
@@ -267,3 +277,36 @@ def any_of(expressions: Sequence[pds.Expression | None]) -> pds.Expression | Non
     for expression in expressions[1:]:
         combined = combined | expression
     return combined
+
+
+# -- lakenodes table layout -------------------------------------------------------------------------
+def index_names_of(table: DeltaTable) -> tuple[str, ...]:
+    """Index names of a lakenodes table (stored in its description; ``time_index`` otherwise)."""
+    description = table.metadata().description
+    try:
+        return tuple(json.loads(description)["index_names"])
+    except (TypeError, ValueError, KeyError):
+        return (TIME_INDEX,)
+
+
+def empty_table(schema: pa.Schema, index_names: Sequence[str], columns: Sequence[str] | None) -> pa.Table:
+    names = list(index_names) + [n for n in schema.names if n not in index_names and (columns is None or n in columns)]
+    return pa.schema([schema.field(n) for n in names]).empty_table()
+
+
+def check_dimensions(index_names: Sequence[str], dimensions: Sequence[str]) -> None:
+    unknown = sorted(set(dimensions) - set(index_names[1:]))
+    if unknown:
+        raise LakenodesUserError(
+            f"unknown identity dimension(s) {unknown}; the table is indexed by {list(index_names)}"
+        )
+
+
+def selected_columns(index_names: Sequence[str], table: DeltaTable, columns: Sequence[str] | None) -> list[str]:
+    available = [field.name for field in table.schema().fields]
+    if columns is None:
+        return list(index_names) + [name for name in available if name not in index_names]
+    unknown = [name for name in columns if name not in available]
+    if unknown:
+        raise LakenodesUserError(f"unknown column(s) {unknown}; the table has {available}")
+    return list(index_names) + [name for name in columns if name not in index_names]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import time
 from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
@@ -48,7 +49,24 @@ def identity_transactions(
 
 def partition_transactions(values: Sequence[str]) -> list[Transaction]:
     """The identity app transaction of each partition value (``""`` for a single-index table)."""
-    return [Transaction(f"lakenodes.identity.{hashlib.sha256(value.encode()).hexdigest()[:32]}", 1) for value in values]
+    return [app_transaction(f"lakenodes.identity.{hashlib.sha256(value.encode()).hexdigest()[:32]}") for value in values]
+
+
+def now_ms() -> int:
+    """The ``lastUpdated`` of the app transactions lakenodes writes now (ms since the epoch)."""
+    return int(time.time() * 1000)
+
+
+def app_transaction(app_id: str) -> Transaction:
+    """A Delta app transaction (version 1) stamped with ``lastUpdated``.
+
+    delta-rs drops app transactions whose ``lastUpdated`` is older than the table's
+    ``delta.setTransactionRetentionDuration`` from snapshots and checkpoints; ones without it are
+    kept forever (every write id ever written would stay in every checkpoint), and Spark's log
+    replay drops them once a retention is set. Conflict detection looks at the actions of
+    concurrent commits, so expiry never weakens it.
+    """
+    return Transaction(app_id, 1, last_updated=now_ms())
 
 
 def rows_at_or_before_watermark(frame: NormalizedFrame, watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> int:
@@ -69,3 +87,20 @@ def rows_at_or_before_watermark(frame: NormalizedFrame, watermarks: Mapping[tupl
     if joined.num_rows == 0:
         return 0
     return int(pc.sum(pc.less_equal(joined["time_index"], joined["watermark"])).as_py() or 0)
+
+
+def watermarks_moved_back(
+    frame: NormalizedFrame, seen: Mapping[tuple[str, ...], datetime.datetime],
+    stored: Mapping[tuple[str, ...], datetime.datetime],
+) -> list[tuple[str, ...]]:
+    """Identities of ``frame`` whose ``stored`` watermark is now earlier than (or gone since) the
+    one ``update()`` saw (``seen``): a tail delete landed in between, so the rows update()
+    produced start after a gap that no later run would fill."""
+    dims = list(frame.identity_dimensions)
+    if dims:
+        keys = frame.table.select(dims).group_by(dims).aggregate([])
+        identities = list(zip(*(keys.column(dim).to_pylist() for dim in dims), strict=True))
+    else:
+        identities = [()]
+    return sorted(identity for identity in identities
+                  if identity in seen and (stored.get(identity) is None or stored[identity] < seen[identity]))

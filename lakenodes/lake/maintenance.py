@@ -29,7 +29,7 @@ Table names: a data table is named by its ``storage_hash``; lakenodes' own catal
 
 Example:
     >>> from lakenodes import Lake
-    >>> from lakenodes.lake.maintenance import optimize_table, vacuum_table
+    >>> from lakenodes.maintenance import optimize_table, vacuum_table
     >>> optimize_table(Lake("/tmp/my-lake"), "simulatedprices_0123")  # doctest: +SKIP
     {'table': 'simulatedprices_0123', 'files_before': 250, 'files_after': 5, ...}
     >>> vacuum_table(Lake("/tmp/my-lake"), "simulatedprices_0123", dry_run=True)  # doctest: +SKIP
@@ -46,11 +46,13 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction
+from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import DeltaError
 
 from ..errors import LakenodesUserError, NotFoundError
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import fragments_of, plain_flags, read_whole, snapshot_of
+from ._watermarks import app_transaction
 from .location import Lake, lake_filesystem
 from .store import DEFAULT_RETRY, RetryPolicy, TableStore, index_names_of
 
@@ -113,7 +115,18 @@ def optimize_table(
         def compact(filters: list[tuple[str, str, Any]] = filters) -> dict[str, Any]:
             return store.table().optimize.compact(partition_filters=filters or None, target_size=target_size)
 
-        metrics = store.with_retries(compact, what=f"compaction of {storage_hash} {dict(zip(partition_columns, partition, strict=True))}")
+        what = f"compaction of {storage_hash} {dict(zip(partition_columns, partition, strict=True))}"
+        try:
+            metrics = store.with_retries(compact, what=what)
+        except DeltaError as error:
+            if not partition_columns or "missing files" not in str(error):
+                raise
+            # delta-rs loses files whose partition folder holds characters it re-encodes (e.g. "~"):
+            # compact that partition with lakenodes' own rewrite instead
+            logger.info("%s: delta-rs compaction failed (%s); rewriting the partition itself", what, error)
+            rewritten = _rewrite_partition(store, storage_hash, partition[0], lambda files: [True] * files.height,
+                                           operation="OPTIMIZE")
+            metrics = {"numFilesRemoved": rewritten, "numFilesAdded": 1 if rewritten else 0}
         removed += int(metrics.get("numFilesRemoved", 0))
         added += int(metrics.get("numFilesAdded", 0))
         if progress:
@@ -157,29 +170,41 @@ def repair_legacy_files(store: TableStore, name: str) -> int:
     partitions = {value for value, plain in zip(snapshot.files["partition"].to_list(), plain_flags(
         fragments_of(filesystem, root, snapshot.partition, snapshot.files)), strict=True) if not plain}
     for value in sorted(partitions, key=lambda v: (v is None, v or "")):
-        def rewrite(value: str | None = value) -> int:
-            table = store.table()
-            snapshot = snapshot_of(table, index_names)
-            files = snapshot.files.filter(pl.col("partition").eq_missing(value))
-            flags = plain_flags(fragments_of(filesystem, root, snapshot.partition, files))
-            legacy = files.filter(pl.Series([not flag for flag in flags], dtype=pl.Boolean))
-            if legacy.height == 0:
-                return 0
-            rows = read_whole(filesystem, root, snapshot.partition, legacy, snapshot.schema).drop_columns(["_file"])
-            adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index_names,
-                               data_change=False)
-            removes = [RemovedFile(path, size, part) for path, size, part in
-                       legacy.select("path", "size", "partition").iter_rows()]
-            write_id = f"lakenodes-repair-{uuid.uuid4().hex}"
-            properties = CommitProperties(app_transactions=[Transaction(write_id, 1)],
-                                          custom_metadata={"lakenodes.operation": "REPAIR"})
-            commit_rewrite(table, filesystem, root, adds, removes, properties, write_id, data_change=False)
-            return legacy.height
-
-        repaired += store.with_retries(rewrite, what=f"plain-type rewrite of {name} partition {value!r}")
+        repaired += _rewrite_partition(
+            store, name, value,
+            lambda files: [not flag for flag in plain_flags(fragments_of(filesystem, root, snapshot.partition, files))],
+            operation="REPAIR")
     if repaired:
         logger.info("rewrote %d file(s) of %s with plain string types", repaired, name)
     return repaired
+
+
+def _rewrite_partition(store: TableStore, name: str, value: str | None,
+                       choose: Callable[[pl.DataFrame], list[bool]], *, operation: str) -> int:
+    """Rewrite the chosen live files of one partition into new plain-typed files (one commit,
+    ``dataChange=false``: same rows); returns how many files were replaced."""
+
+    def rewrite() -> int:
+        table = store.table()
+        index_names = index_names_of(table)
+        filesystem, root = lake_filesystem(store.lake, table.table_uri)
+        snapshot = snapshot_of(table, index_names)
+        files = snapshot.files.filter(pl.col("partition").eq_missing(value))
+        chosen = files.filter(pl.Series(choose(files), dtype=pl.Boolean))
+        if chosen.height == 0:
+            return 0
+        rows = read_whole(filesystem, root, snapshot.partition, chosen, snapshot.schema).drop_columns(["_file"])
+        adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index_names,
+                           data_change=False)
+        removes = [RemovedFile(path, size, part) for path, size, part in
+                   chosen.select("path", "size", "partition").iter_rows()]
+        write_id = f"lakenodes-{operation.lower()}-{uuid.uuid4().hex}"
+        properties = CommitProperties(app_transactions=[app_transaction(write_id)],
+                                      custom_metadata={"lakenodes.operation": operation})
+        commit_rewrite(table, filesystem, root, adds, removes, properties, write_id, data_change=False)
+        return chosen.height
+
+    return store.with_retries(rewrite, what=f"{operation.lower()} rewrite of {name} partition {value!r}")
 
 
 def vacuum_table(

@@ -10,40 +10,48 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
-import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError
 
-from ..core.frames import TIME_INDEX, NormalizedFrame
-from ..errors import LakenodesUserError
-from ._rewrite import RemovedFile, commit_rewrite, write_files
+from ..core.frames import NormalizedFrame
+from ..errors import WatermarkMovedError
+from ._retry import DEFAULT_RETRY, RetryPolicy, is_transient
+from ._rewrite import commit_rewrite, files_overlapping, removed_files, write_files
 from ._scan import (
-    SLACK,
     Pruning,
     all_of,
     any_of,
+    check_dimensions,
     coordinate_filter,
     data_file_path,
+    empty_table,
     fragments_of,
+    index_names_of,
     read_whole,
     scan,
+    selected_columns,
     snapshot_of,
     time_window,
     to_plain,
 )
-from ._watermarks import identity_transactions, partition_transactions, rows_at_or_before_watermark
+from ._storage_errors import guarded, retryable, storage_errors, table_not_created
+from ._tables import _cache_lock, _table_cache, cached_table, table_lock  # noqa: F401 (benchmarks)
+from ._watermarks import (
+    app_transaction,
+    identity_transactions,
+    partition_transactions,
+    rows_at_or_before_watermark,
+    watermarks_moved_back,
+)
 from .location import Lake, lake_filesystem
 
 __all__ = ["DEFAULT_RETRY", "RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
@@ -57,23 +65,9 @@ TABLE_CONFIGURATION = {"delta.setTransactionRetentionDuration": "interval 14 day
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently a commit is retried above delta-rs's own retries."""
-
-    attempts: int = int(os.environ.get("LAKENODES_COMMIT_ATTEMPTS", "12"))
-    base_delay: float = float(os.environ.get("LAKENODES_COMMIT_BASE_DELAY", "0.05"))
-    max_delay: float = float(os.environ.get("LAKENODES_COMMIT_MAX_DELAY", "3.0"))
-
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff with full jitter."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt)))
-
-
-DEFAULT_RETRY = RetryPolicy()
-
-
-@dataclass(frozen=True)
 class WriteResult:
+    """What one write stored: rows blind-appended, rows upserted, and the commit's table version."""
+
     rows_appended: int
     rows_upserted: int
     version: int | None
@@ -94,8 +88,6 @@ class RangeFilter:
     end_inclusive: bool = True
 
 
-_table_cache: dict[tuple[str, str], DeltaTable] = {}
-_cache_lock = threading.Lock()
 
 
 class TableStore:
@@ -115,21 +107,15 @@ class TableStore:
 
     # -- snapshot -------------------------------------------------------------------------------
     def table(self, refresh: bool = True) -> DeltaTable | None:
-        """The current snapshot (cached per process, refreshed incrementally), or None before creation."""
-        key = (self.uri, json.dumps(self.lake.storage_options, sort_keys=True))
-        with _cache_lock:
-            cached = _table_cache.get(key)
-        if cached is not None:
-            if refresh:
-                cached.update_incremental()
-            return cached
-        try:
-            opened = DeltaTable(self.uri, storage_options=self.lake.storage_options or None)
-        except TableNotFoundError:
-            return None
-        with _cache_lock:
-            _table_cache[key] = opened
-        return opened
+        """The current snapshot (cached per process, refreshed incrementally, reopened when the
+        table was reset under the cache; see ``lakenodes._tables``), or None before creation."""
+        return cached_table(self._key, self.lake.storage_options or None,
+                            lambda uri: lake_filesystem(self.lake, uri), refresh,
+                            lambda operation: storage_errors(self.uri, operation, self.lake))
+
+    @property
+    def _key(self) -> tuple[str, str]:
+        return self.uri, json.dumps(self.lake.storage_options, sort_keys=True)
 
     def exists(self) -> bool:
         return self.table() is not None
@@ -143,11 +129,22 @@ class TableStore:
         return pa.schema(table.schema().to_arrow()) if table is not None else None
 
     def ensure_created(self, schema: pa.Schema, index_names: Sequence[str]) -> DeltaTable:
-        """Create the table once; a concurrent creator winning the race is not an error."""
+        """Create the table once; a concurrent creator winning the race is not an error.
+
+        Version 0 is created exactly once (one ``metaData.id``): threads of this process create
+        under the table's lock, and the CREATE commit is not retried by delta-rs (which would
+        otherwise commit a second CREATE at version 1 when another process won version 0): the
+        loser fails, opens the winner's table and appends to it.
+        """
+        with table_lock(self._key):
+            return self._create_once(schema, index_names)
+
+    def _create_once(self, schema: pa.Schema, index_names: Sequence[str]) -> DeltaTable:
         existing = self.table()
         if existing is not None:
             return existing
         partition_by = [index_names[1]] if len(index_names) > 1 else None
+        failure: DeltaError | None = None
         try:
             DeltaTable.create(
                 self.uri,
@@ -158,12 +155,14 @@ class TableStore:
                 description=json.dumps({"index_names": list(index_names), "created_by": "lakenodes"}),
                 configuration=TABLE_CONFIGURATION,
                 storage_options=self.lake.storage_options or None,
+                commit_properties=CommitProperties(max_commit_retries=0),
             )
         except DeltaError as error:  # another process created it between our check and our commit
+            failure = error
             logger.debug("table %s created concurrently: %s", self.storage_hash, error)
         created = self.table()
-        if created is None:
-            raise RuntimeError(f"could not create table {self.uri}")
+        if created is None:  # the creation failed for a reason of its own: name it
+            raise table_not_created(self.uri, failure, self.lake) from failure
         return created
 
     # -- writes ---------------------------------------------------------------------------------
@@ -173,37 +172,46 @@ class TableStore:
         watermarks: Callable[[DeltaTable], Mapping[tuple[str, ...], datetime.datetime]],
         *,
         metadata: Mapping[str, Any] | None = None,
+        seen: Mapping[tuple[str, ...], datetime.datetime] | None = None,
     ) -> WriteResult:
         """Write ``frame`` in one commit: blind append when every row is newer than its identity's
         watermark, else one merge on the full index (restatements replace, never duplicate).
 
         ``watermarks`` computes the stored watermark per identity from a snapshot; it is
-        re-evaluated on every retry so a retry after a concurrent commit decides afresh.
+        re-evaluated on every retry so a retry after a concurrent commit decides afresh. ``seen``
+        are the watermarks the frame was computed from: when one of the frame's identities now
+        has an earlier one (a tail delete landed since), nothing is written and
+        ``WatermarkMovedError`` is raised (the caller recomputes the frame).
+
+        A retry that finds an earlier attempt's commit landed (its answer was lost) returns what
+        that attempt wrote.
         """
         write_id = f"lakenodes-{uuid.uuid4().hex}"
         custom_metadata = {"lakenodes.write_id": write_id, **{k: str(v) for k, v in (metadata or {}).items()}}
-
-        attempts = 0
+        committing: list[WriteResult] = []  # what each attempt that went on to commit was writing
 
         def attempt() -> WriteResult:
-            nonlocal attempts
-            attempts += 1
             table = self.ensure_created(frame.table.schema, frame.index_names)
-            # write_id is fresh: only a retry can find it committed (by an attempt that failed late)
-            if attempts > 1 and table.transaction_version(write_id) is not None:
+            # write_id is fresh: only a retry can find it committed (by the last attempt that committed)
+            if committing and table.transaction_version(write_id) is not None:
                 logger.info("write %s was already committed by an earlier attempt", write_id)
-                return WriteResult(0, 0, table.version())
+                return committing[-1]
             marks = watermarks(table)
+            moved = watermarks_moved_back(frame, seen, marks) if seen is not None else []
+            if moved:
+                raise WatermarkMovedError(self.uri, moved)
             overlap = rows_at_or_before_watermark(frame, marks)
             if overlap == 0:
                 properties = CommitProperties(
-                    app_transactions=[Transaction(write_id, 1), *identity_transactions(frame, marks)],
+                    app_transactions=[app_transaction(write_id), *identity_transactions(frame, marks)],
                     custom_metadata={**custom_metadata, "lakenodes.operation": "WRITE"},
                 )
+                committing.append(WriteResult(frame.num_rows, 0, table.version() + 1))
                 write_deltalake(table, to_plain(frame.table), mode="append", commit_properties=properties)
-                return WriteResult(frame.num_rows, 0, table.version() + 1)
+                return replace(committing[-1], version=table.version())  # the table is now at our commit
+            committing.append(WriteResult(frame.num_rows - overlap, overlap, table.version() + 1))
             self._restate(table, frame, write_id, {**custom_metadata, "lakenodes.operation": "MERGE"})
-            return WriteResult(frame.num_rows - overlap, overlap, table.version() + 1)
+            return committing[-1]
 
         result = self.with_retries(attempt, what=f"write to {self.storage_hash}")
         try:
@@ -214,7 +222,7 @@ class TableStore:
 
     def _restate(self, table: DeltaTable, frame: NormalizedFrame, write_id: str, metadata: dict[str, str]) -> None:
         """Upsert ``frame`` on its full index in one commit: the files holding rows it restates are
-        rewritten without those rows, and the frame's rows are added (see ``lakenodes.lake._rewrite``).
+        rewritten without those rows, and the frame's rows are added (see ``lakenodes._rewrite``).
 
         The commit carries the identity app transaction of every partition it touches, so it
         conflicts with (and retries after) any concurrent append, restatement or delete of them.
@@ -222,7 +230,7 @@ class TableStore:
         index = list(frame.index_names)
         snapshot = snapshot_of(table, index)
         filesystem, root = lake_filesystem(self.lake, table.table_uri)
-        candidates = _files_overlapping(snapshot.files, snapshot.partition, frame)
+        candidates = files_overlapping(snapshot.files, snapshot.partition, frame)
         old = read_whole(filesystem, root, snapshot.partition, candidates, snapshot.schema)
         keys = to_plain(frame.table.select(index))
         hit = old.select([*index, "_file"]).join(keys, keys=index, join_type="left semi")
@@ -233,9 +241,9 @@ class TableStore:
         adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index)
         values = [""] if snapshot.partition is None else pc.unique(frame.table.column(index[1])).to_pylist()
         properties = CommitProperties(
-            app_transactions=[Transaction(write_id, 1), *partition_transactions(values)], custom_metadata=metadata,
+            app_transactions=[app_transaction(write_id), *partition_transactions(values)], custom_metadata=metadata,
         )
-        commit_rewrite(table, filesystem, root, adds, _removed(candidates, changed), properties, write_id)
+        commit_rewrite(table, filesystem, root, adds, removed_files(candidates, changed), properties, write_id)
 
     def delete_after(
         self,
@@ -248,12 +256,12 @@ class TableStore:
         (``{dim: [values]}``) and/or ``coordinates`` (``[{dim: value, ...}]``); returns rows deleted.
 
         One commit that rewrites only the files holding deleted rows (plain types, see
-        ``lakenodes.lake._rewrite``); a retry after a late failure does not delete twice.
+        ``lakenodes._rewrite``); a retry after a late failure does not delete twice.
         """
         table = self.table()
         if table is None:
             return 0
-        _check_dimensions(index_names_of(table), [*(dimension_filters or {}), *(d for c in coordinates or () for d in c)])
+        check_dimensions(index_names_of(table), [*(dimension_filters or {}), *(d for c in coordinates or () for d in c)])
         predicate = time_window(after, True, None, True)
         for dimension, values in (dimension_filters or {}).items():
             predicate = all_of(predicate, pds.field(dimension).isin(list(values)))
@@ -280,10 +288,10 @@ class TableStore:
             kept = old.filter(pc.is_in(old.column("_file"), value_set=changed)).filter(~predicate)
             adds = write_files(filesystem, root, kept.drop_columns(["_file"]), snapshot.schema, snapshot.partition,
                                sort_by=index)
-            removed = _removed(candidates, changed)
+            removed = removed_files(candidates, changed)
             values = [""] if snapshot.partition is None else sorted({file.partition_value or "" for file in removed})
             properties = CommitProperties(
-                app_transactions=[Transaction(write_id, 1), *partition_transactions(values)],
+                app_transactions=[app_transaction(write_id), *partition_transactions(values)],
                 custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "DELETE"},
             )
             pending.append(hit.num_rows)
@@ -295,17 +303,21 @@ class TableStore:
         return deleted
 
     def with_retries(self, operation: Callable[[], T], what: str) -> T:
+        """``operation()`` retried on commit conflicts and transient storage errors (backoff with
+        jitter). Each attempt holds the table's lock (``lakenodes._tables``): no other thread of
+        this process advances the cached snapshot between the attempt's decision and its commit."""
         for attempt in range(self.retry.attempts):
             try:
-                return operation()
+                with table_lock(self._key):
+                    return guarded(operation, self.uri, what, self.lake)  # storage faults: one-line StorageErrors
             except (CommitFailedError, OSError) as error:
-                if attempt + 1 == self.retry.attempts:
+                if attempt + 1 == self.retry.attempts or not retryable(error):  # a full/read-only disk: fail fast
                     raise
                 delay = self.retry.delay(attempt)
                 logger.warning("%s: commit attempt %d failed (%s); retrying in %.2fs", what, attempt + 1, error, delay)
                 time.sleep(delay)  # the next attempt refreshes the snapshot itself (inside the retries)
             except DeltaError as error:
-                if not _is_transient(error) or attempt + 1 == self.retry.attempts:
+                if not is_transient(error) or attempt + 1 == self.retry.attempts:
                     raise
                 delay = self.retry.delay(attempt)
                 logger.warning("%s: transient storage error (%s); retrying in %.2fs", what, error, delay)
@@ -329,7 +341,7 @@ class TableStore:
         if table is None:
             return None
         index_names = index_names_of(table)
-        _check_dimensions(index_names, [*(dimension_filters or {}), *(d for r in ranges or () for d in r.coordinate)])
+        check_dimensions(index_names, [*(dimension_filters or {}), *(d for r in ranges or () for d in r.coordinate)])
         expression = time_window(start, start_inclusive, end, end_inclusive)
         for dimension, values in (dimension_filters or {}).items():
             expression = all_of(expression, pds.field(dimension).isin(list(values)))
@@ -344,8 +356,9 @@ class TableStore:
             if not per_range:
                 return empty_table(pa.schema(table.schema().to_arrow()), index_names, columns)
             expression = all_of(expression, any_of(per_range))
-        selected = _selected_columns(index_names, table, columns)
-        data = self._scan(table, index_names, Pruning.of(start, end, dimension_filters, ranges), selected, expression)
+        selected = selected_columns(index_names, table, columns)
+        with storage_errors(self.uri, "read", self.lake):
+            data = self._scan(table, index_names, Pruning.of(start, end, dimension_filters, ranges), selected, expression)
         return data.sort_by([(name, "ascending") for name in index_names])
 
     def _scan(self, table: DeltaTable, index_names: Sequence[str], pruning: Pruning, columns: Sequence[str],
@@ -365,62 +378,3 @@ class TableStore:
         chosen = snapshot.files.filter(pruning.mask(snapshot.partition))
         return scan(fragments_of(filesystem, root, snapshot.partition, chosen), snapshot.schema, filesystem,
                     columns, expression)
-
-
-def _files_overlapping(files: pl.DataFrame, partition: str | None, frame: NormalizedFrame) -> pl.DataFrame:
-    """Files that may hold rows of ``frame``: same partition value, time statistics within 1 ms
-    of that partition's rows in ``frame``."""
-    rows = pl.from_arrow(frame.table.select([*frame.index_names[1:2], TIME_INDEX]))
-    bounds = [pl.col(TIME_INDEX).min().alias("_lo"), pl.col(TIME_INDEX).max().alias("_hi")]
-    if partition is None:
-        windows = rows.select(bounds)
-        files = files.with_columns(_lo=pl.lit(windows["_lo"][0]), _hi=pl.lit(windows["_hi"][0]))
-    else:
-        windows = rows.group_by(frame.index_names[1]).agg(bounds).rename({frame.index_names[1]: "partition"})
-        files = files.join(windows, on="partition", how="inner")
-    overlapping = (pl.col("max").is_null() | (pl.col("max") >= pl.col("_lo") - SLACK)) & (
-        pl.col("min").is_null() | (pl.col("min") <= pl.col("_hi") + SLACK))
-    return files.filter(overlapping).drop("_lo", "_hi")
-
-
-def _removed(files: pl.DataFrame, positions: pa.Array) -> list[RemovedFile]:
-    """The files at ``positions`` (rows of a ``Snapshot.files`` frame) as files to remove."""
-    chosen = files[positions.to_pylist()] if len(positions) else files.clear()
-    return [RemovedFile(path, size, value) for path, size, value in chosen.select("path", "size", "partition").iter_rows()]
-
-
-def index_names_of(table: DeltaTable) -> tuple[str, ...]:
-    """Index names of a lakenodes table (stored in its description; ``time_index`` otherwise)."""
-    description = table.metadata().description
-    try:
-        return tuple(json.loads(description)["index_names"])
-    except (TypeError, ValueError, KeyError):
-        return (TIME_INDEX,)
-
-
-def empty_table(schema: pa.Schema, index_names: Sequence[str], columns: Sequence[str] | None) -> pa.Table:
-    names = list(index_names) + [n for n in schema.names if n not in index_names and (columns is None or n in columns)]
-    return pa.schema([schema.field(n) for n in names]).empty_table()
-
-
-def _check_dimensions(index_names: Sequence[str], dimensions: Sequence[str]) -> None:
-    unknown = sorted(set(dimensions) - set(index_names[1:]))
-    if unknown:
-        raise LakenodesUserError(
-            f"unknown identity dimension(s) {unknown}; the table is indexed by {list(index_names)}"
-        )
-
-
-def _selected_columns(index_names: Sequence[str], table: DeltaTable, columns: Sequence[str] | None) -> list[str]:
-    available = [field.name for field in table.schema().fields]
-    if columns is None:
-        return list(index_names) + [name for name in available if name not in index_names]
-    unknown = [name for name in columns if name not in available]
-    if unknown:
-        raise LakenodesUserError(f"unknown column(s) {unknown}; the table has {available}")
-    return list(index_names) + [name for name in columns if name not in index_names]
-
-
-def _is_transient(error: DeltaError) -> bool:
-    text = str(error).lower()
-    return any(marker in text for marker in ("timeout", "timed out", "connection", "503", "500", "slow down", "io error"))

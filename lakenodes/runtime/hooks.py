@@ -60,9 +60,18 @@ class CatalogRecorder(RunHooks):
     in the lake's catalog."""
 
     def run_started(self, node: DataNode) -> None:
+        """Claim the identifier of ``node.get_table_metadata()`` before any write (a conflict writes
+        nothing). An identifier repointed from this table to another is not a conflict: the run keeps
+        writing its own table, which is no longer published under that name."""
         metadata = node.get_table_metadata()
-        if metadata is not None and metadata.identifier:  # before any write: a conflict writes nothing
-            catalog.claim_identifier(node.lake, metadata.identifier, node.hash_namespace, node.storage_hash)
+        identifier = metadata.identifier if metadata is not None else None
+        if not identifier:
+            return
+        if not catalog.claim_identifier(node.lake, identifier, node.hash_namespace, node.storage_hash):
+            node.logger.warning(
+                "identifier %r now points to table %s (it was repointed): this run keeps writing its own table %s, "
+                "which is no longer published under that name", identifier,
+                catalog.resolve_identifier(node.lake, identifier, node.hash_namespace), node.storage_hash)
 
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
         _register_updater(node)

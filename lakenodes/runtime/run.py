@@ -11,7 +11,7 @@ import contextlib
 import datetime
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import polars as pl
@@ -20,13 +20,16 @@ from deltalake import DeltaTable
 
 from ..core.frames import TIME_INDEX, NormalizedFrame, conform_to_schema, normalize_frame
 from ..core.hashing import hash_namespace
-from ..errors import NodeRunError, RowsStoredError
+from ..errors import NodeRunError, RowsStoredError, WatermarkMovedError
 from ..lake.location import use_lake
 from ..lake.progress import TableProgress, read_progress, remember_append
 from ..nodes.node import DataNode
 from .hooks import RunHooks, RunInfo
 
 logger = logging.getLogger(__name__)
+# statistics -> update -> validation runs at most this often per run: again when a concurrent tail
+# delete moved a watermark back between the statistics update() used and the write
+COMPUTATIONS = 3
 
 
 @contextlib.contextmanager
@@ -40,6 +43,21 @@ def node_context(node: DataNode) -> Iterator[None]:
             yield
 
 
+def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
+    logger.debug("%r: %s phase", node, phase)
+    for hook in hooks:
+        hook.phase_started(node, phase)
+    return phase
+
+
+def _report_failure(hooks: Sequence[RunHooks], node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
+    for hook in hooks:
+        try:
+            hook.run_failed(node, run, phase, error)
+        except Exception as record_error:  # never hide the original failure (storage errors are DeltaError too)
+            logger.warning("could not record the failed run of %s: %s", node.update_hash, record_error)
+
+
 def run_single(node: DataNode, hooks: Sequence[RunHooks]) -> pl.DataFrame:
     """Run one node (not its dependencies), reporting to ``hooks``; return the rows it persisted."""
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -51,34 +69,37 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks]) -> pl.DataFrame:
         with node_context(node):
             for hook in hooks:
                 hook.run_started(node)
-            phase = _enter(hooks, node, "statistics")
-            node.update_statistics = node.compute_update_statistics()
-            stats = node.update_statistics
-            if stats.asset_list is not None and len(stats.asset_list) == 0:
-                node.logger.warning(
-                    "get_asset_list() returned no assets, so there is nothing to update; on a fresh lake the asset "
-                    "registry is empty: register assets first (Asset.batch_get_or_register_custom_assets)")
-            phase = _enter(hooks, node, "update")
-            output = node.update()
-            phase = _enter(hooks, node, "validation")
-            frame = _validate(node, output)
-            if frame is None:
-                node.logger.info("no new rows (watermark %s)", stats.max_time_index_value)
-                phase = _enter(hooks, node, "catalog")
-                for hook in hooks:
-                    hook.run_succeeded(node, RunInfo(run_id, started, 0))
-                return pl.DataFrame()
-            phase = _enter(hooks, node, "write")
-            checked: list[TableProgress] = []
-
-            def watermarks(table: DeltaTable) -> dict:
-                checked.append(read_progress(table, node.lake))
-                return checked[-1].last
-
-            result = node.store.write(
-                frame, watermarks=watermarks,
-                metadata={"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id},
-            )
+            for computation in range(1, COMPUTATIONS + 1):  # again when a tail delete moved watermarks back
+                phase = _enter(hooks, node, "statistics")
+                node.update_statistics = node.compute_update_statistics()
+                stats = node.update_statistics
+                if stats.asset_list is not None and len(stats.asset_list) == 0:
+                    node.logger.warning(
+                        "get_asset_list() returned no assets, so there is nothing to update; on a fresh lake the "
+                        "asset registry is empty: register assets first (Asset.batch_get_or_register_custom_assets)")
+                phase = _enter(hooks, node, "update")
+                output = node.update()
+                phase = _enter(hooks, node, "validation")
+                frame = _validate(node, output)
+                if frame is None:
+                    node.logger.info("no new rows (watermark %s)", stats.max_time_index_value)
+                    phase = _enter(hooks, node, "catalog")
+                    for hook in hooks:
+                        hook.run_succeeded(node, RunInfo(run_id, started, 0))
+                    return pl.DataFrame()
+                phase = _enter(hooks, node, "write")
+                checked: list[TableProgress] = []
+                try:
+                    result = node.store.write(
+                        frame, watermarks=_progress_reader(node, checked), seen=stats.progress.last,
+                        metadata={"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id},
+                    )
+                    break
+                except WatermarkMovedError as moved:
+                    if computation == COMPUTATIONS:
+                        raise
+                    node.logger.warning("%s: computing the rows again (%d of %d)", moved, computation + 1,
+                                        COMPUTATIONS)
             rows_written = result.rows_written
             committed = True
             if checked and result.rows_appended == frame.num_rows:  # a blind append we committed ourselves
@@ -97,6 +118,17 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks]) -> pl.DataFrame:
         if isinstance(error, NodeRunError):
             raise
         raise NodeRunError(repr(node), phase, error) from error
+
+
+def _progress_reader(node: DataNode, checked: list[TableProgress]) -> Callable[[DeltaTable], dict]:
+    """The write's watermark callback: the stored progress of the snapshot a write attempt decides
+    from, remembered in ``checked`` (the last one is the snapshot of the attempt that committed)."""
+
+    def watermarks(table: DeltaTable) -> dict:
+        checked.append(read_progress(table, node.lake))
+        return checked[-1].last
+
+    return watermarks
 
 
 def _validate(node: DataNode, output: Any) -> NormalizedFrame | None:
@@ -124,15 +156,3 @@ def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame, result: Any)
     )
 
 
-def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
-    for hook in hooks:
-        hook.phase_started(node, phase)
-    return phase
-
-
-def _report_failure(hooks: Sequence[RunHooks], node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
-    for hook in hooks:
-        try:
-            hook.run_failed(node, run, phase, error)
-        except Exception as record_error:  # never hide the original failure (storage errors are DeltaError too)
-            logger.warning("could not record the failed run of %s: %s", node.update_hash, record_error)
