@@ -37,8 +37,9 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from benchmarks.core import fmt, machine_info
-from lakenodes import Lake, TimeIndexMetaTable, catalog, ledger
-from lakenodes import storage as ln_storage
+from lakenodes import Lake, TimeIndexMetaTable, clear_caches
+from lakenodes.catalog import catalog
+from lakenodes.catalog.records import ColumnMetadata, table_uid
 from lakenodes.lake.housekeeping import HousekeepingPolicy
 from lakenodes.lake.maintenance import last_checkpoint_version
 
@@ -96,11 +97,11 @@ class Report:
 def record(lake: Lake, i: int) -> TimeIndexMetaTable:
     """The catalog record of benchmark table ``i`` (shaped like a small daily asset table's)."""
     storage_hash = f"benchtable_{i:07d}"
-    columns = [catalog.ColumnMetadata(column_name=name, dtype=dtype, description=f"{name} of the asset")
+    columns = [ColumnMetadata(column_name=name, dtype=dtype, description=f"{name} of the asset")
                for name, dtype in (("time_index", "datetime"), ("unique_identifier", "string"),
                                    ("close", "float64"), ("volume", "int64"))]
     return TimeIndexMetaTable(
-        uid=catalog.table_uid(storage_hash), storage_hash=storage_hash, identifier=f"bench_table_{i}",
+        uid=table_uid(storage_hash), storage_hash=storage_hash, identifier=f"bench_table_{i}",
         description=f"benchmark table {i}: daily close and volume", labels=["bench"], data_frequency_id="1d",
         index_names=["time_index", "unique_identifier"], columns=columns, source_class="benchmarks.BenchNode",
         build_configuration={"i": i}, table_uri=lake.table_uri(storage_hash),
@@ -108,7 +109,7 @@ def record(lake: Lake, i: int) -> TimeIndexMetaTable:
 
 
 def register(lake: Lake, i: int) -> None:
-    """What a first ``run()`` of a new node does to the catalog (see lakenodes/runner.py)."""
+    """What a first ``run()`` of a new node does to the catalog (see lakenodes/runtime/hooks.py)."""
     table = record(lake, i)
     update_hash = f"benchupdater_{i:07d}"
     started = datetime.datetime.now(datetime.UTC)
@@ -124,12 +125,7 @@ def register(lake: Lake, i: int) -> None:
 
 def forget_caches() -> None:
     """Forget what this process knows (as a newly started process would): snapshots, reads, claims."""
-    with ln_storage._cache_lock:
-        ln_storage._table_cache.clear()
-    ledger.forget_cached_reads()
-    catalog._known_records.clear()
-    catalog._known_updaters.clear()
-    catalog._known_claims.clear()
+    clear_caches()
 
 
 def timed(fn: Callable[[], Any]) -> float:

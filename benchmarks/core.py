@@ -36,9 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import write_deltalake
 
-from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake
-from lakenodes import statistics as ln_statistics
-from lakenodes import storage as ln_storage
+from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake, clear_caches
+from lakenodes.lake import progress as ln_statistics
 from lakenodes.lake.location import lake_filesystem
 
 UTC = datetime.UTC
@@ -173,14 +172,7 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
 
 def clear_lakenodes_caches() -> None:
     """Forget every per-process cache: file facts, progress per version and open snapshots."""
-    ln_statistics._facts = ln_statistics._FileFacts()
-    ln_statistics._progress_cache.clear()
-    with ln_storage._cache_lock:
-        ln_storage._table_cache.clear()
-    for name in ("_snapshots", "_fragment_cache"):
-        cache = getattr(ln_storage, name, None)
-        if cache is not None:
-            cache.clear()
+    clear_caches()
 
 
 def forget_persisted_facts(lake: Lake, table_uri: str) -> None:

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import lakenodes._watermarks as watermarks_module
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
@@ -34,8 +33,10 @@ from test_concurrency import (
     stored_rows,
 )
 
+import lakenodes.lake._watermarks as watermarks_module
 import lakenodes.lake.store as storage_module
-from lakenodes import Lake, NodeRunError, catalog, run_many, use_lake
+from lakenodes import Lake, NodeRunError, run_many, use_lake
+from lakenodes.catalog import catalog
 from lakenodes.errors import WatermarkMovedError
 from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.store import TableStore

@@ -71,7 +71,7 @@ def mark(path: Path, name: str) -> None:
 
 def instrument(markers: Path) -> None:
     """Markers around update() and the Delta data write (test-side patches; the library has no hooks)."""
-    from lakenodes import storage
+    from lakenodes.lake import store as storage
 
     update, write = DailyBatch.update, storage.write_deltalake
 

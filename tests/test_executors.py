@@ -165,11 +165,10 @@ def test_cli_run_with_workers(tmp_path):
     assert json.loads(result.stdout)["rows_written"] == 1
 
 
-def test_watch_phases_reports_each_phase_in_order(tmp_path):
-    from lakenodes.runtime.run import watch_phases
-
+def test_on_phase_reports_each_phase_in_order(tmp_path):
     seen = []
-    with use_lake(tmp_path / "phases"), watch_phases(lambda node, phase: seen.append((type(node).__name__, phase))):
-        ShardedPrices(ShardConfig(uids=["AAA"], offset_start=DAYS[0] - dt.timedelta(days=1))).run()
+    with use_lake(tmp_path / "phases"):
+        node = ShardedPrices(ShardConfig(uids=["AAA"], offset_start=DAYS[0] - dt.timedelta(days=1)))
+        run_many([node], on_phase=lambda node, phase: seen.append((type(node).__name__, phase)))
     assert seen == [("ShardedPrices", phase)
                     for phase in ("registration", "statistics", "update", "validation", "write", "catalog")]

@@ -15,7 +15,8 @@ import pytest
 from faultproxy import FaultProxy
 from test_concurrency import SPAWN, RetryCounter, appender, assert_table_exact, assets, stored_rows
 
-from lakenodes import Lake, NodeRunError, catalog, use_lake
+from lakenodes import Lake, NodeRunError, use_lake
+from lakenodes.catalog import catalog
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 

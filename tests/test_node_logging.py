@@ -71,7 +71,7 @@ def test_debug_mode_shows_debug_lines_for_that_run(tmp_path) -> None:
     stderr = launch(tmp_path, "debug")
     assert stderr.count("tick update called") == 2
     assert stderr.count("tick debug detail") == 1  # the node's own DEBUG line, in the debug run only
-    library = [line for line in stderr.splitlines() if " DEBUG lakenodes.runner: " in line]
+    library = [line for line in stderr.splitlines() if " DEBUG lakenodes.runtime.run: " in line]
     assert any(line.endswith(": update phase") for line in library)  # lakenodes' DEBUG lines
     second_run = stderr[stderr.rindex("tick update called"):]
     assert " DEBUG " not in second_run  # only for the run that asked

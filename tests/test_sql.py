@@ -24,9 +24,8 @@ from lakenodes import (
     DataNodeConfiguration,
     DataNodeMetaData,
     TimeIndexMetaTable,
-    _sql_limits,
-    _sql_sandbox,
 )
+from lakenodes.lake import _sql_limits, _sql_sandbox
 from lakenodes.lake._sql_limits import MEMORY_ENV, TIMEOUT_ENV, parse_bytes, resolve_limits
 from lakenodes.lake.sql import run_readonly_query
 

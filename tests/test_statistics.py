@@ -12,8 +12,7 @@ import pytest
 from deltalake import DeltaTable
 from pydantic import Field
 
-import lakenodes.lake.progress as statistics_module
-from lakenodes import Asset, DataNode, DataNodeConfiguration, Lake, LakenodesUserError
+from lakenodes import Asset, DataNode, DataNodeConfiguration, Lake, LakenodesUserError, clear_caches
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
@@ -79,8 +78,7 @@ def cold(monkeypatch):
     (which also remember this process's own appends)."""
 
     def compute(node: DataNode):
-        monkeypatch.setattr(statistics_module, "_progress_cache", {})
-        monkeypatch.setattr(statistics_module, "_facts", statistics_module._FileFacts())
+        clear_caches()
         return node.compute_update_statistics()
 
     return compute

@@ -2,8 +2,8 @@
 
 delta-rs MERGE/DELETE write Parquet files whose embedded Arrow schema uses ``string_view``;
 pyarrow then has no ``equal(string, string_view)`` kernel and daft refuses ``Utf8View``. So
-lakenodes rewrites files itself (``lakenodes._rewrite``), and its scans cast any legacy
-view-typed file (``lakenodes._scan``). Checked here on real Delta tables, locally and on a moto
+lakenodes rewrites files itself (``lakenodes.lake._rewrite``), and its scans cast any legacy
+view-typed file (``lakenodes.lake._scan``). Checked here on real Delta tables, locally and on a moto
 S3 server, through lakenodes, polars ``scan_delta`` and DuckDB ``delta_scan``.
 """
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from .._internal.caches import register_cache
 from ..core.lookups import matches_lookups, split_lookup
 from ..errors import IdentifierConflictError, NotFoundError
 from ..lake.ledger import (
@@ -109,9 +110,9 @@ def save_table_record(lake: Lake, record: TableRecord) -> None:
     _known_records[(lake.uri, record.storage_hash)] = _digest(record)
 
 
-_known_records: dict[tuple[str, str], str] = {}
-_known_updaters: set[tuple[str, str]] = set()
-_known_claims: set[tuple[str, str, str, str]] = set()
+_known_records: dict[tuple[str, str], str] = register_cache("catalog.known_records", {})
+_known_updaters: set[tuple[str, str]] = register_cache("catalog.known_updaters", set())
+_known_claims: set[tuple[str, str, str, str]] = register_cache("catalog.known_claims", set())
 
 
 def _digest(record: TableRecord) -> str:

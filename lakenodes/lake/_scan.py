@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.dataset as pds
 from deltalake import DeltaTable
 
+from .._internal.caches import register_cache
 from ..core.frames import TIME_INDEX
 from ..errors import LakenodesUserError
 
@@ -69,9 +70,10 @@ class Snapshot:
     schema: pa.Schema
 
 
-_snapshots: dict[tuple[str, str, int], Snapshot] = {}
-_fragment_cache: dict[tuple[int, str], pds.Fragment] = {}
-_plain_files: dict[str, bool] = {}  # full path -> its embedded Arrow schema has plain types only
+_snapshots: dict[tuple[str, str, int], Snapshot] = register_cache("scan.snapshots", {})
+_fragment_cache: dict[tuple[int, str], pds.Fragment] = register_cache("scan.fragments", {})
+# full path -> its embedded Arrow schema has plain types only
+_plain_files: dict[str, bool] = register_cache("scan.plain_files", {})
 
 
 def version_key(table: DeltaTable) -> tuple[str, str, int]:

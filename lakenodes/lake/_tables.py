@@ -31,6 +31,8 @@ from typing import Any
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
+from .._internal.caches import register_cache
+
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (table URI, storage options as sorted JSON)
@@ -50,7 +52,15 @@ class _Cached:
 
 _table_cache: dict[Key, _Cached] = {}
 _cache_lock = threading.Lock()
-_locks: dict[Key, threading.RLock] = {}
+_locks: dict[Key, threading.RLock] = {}  # per-table locks: state in use, not a cache
+
+
+def _forget_tables() -> None:
+    with _cache_lock:
+        _table_cache.clear()
+
+
+register_cache("tables.open", _table_cache, _forget_tables)
 
 
 def table_lock(key: Key) -> threading.RLock:

@@ -25,6 +25,7 @@ import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
+from .._internal.caches import register_cache
 from ._scan import plain_schema, to_plain
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
 from .location import Lake, lake_filesystem
@@ -186,6 +187,8 @@ def forget_cached_reads() -> None:
     with _snapshots_lock:
         _snapshots.clear()
 
+
+register_cache("ledger.snapshots", _snapshots, forget_cached_reads)
 
 CLAIM_KIND = "kind"
 

@@ -26,6 +26,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
+from .._internal.caches import register_cache
 from ..core.frames import TIME_INDEX
 from ._scan import to_plain, version_key
 from .location import Lake, lake_filesystem
@@ -85,6 +86,11 @@ class _FileFacts:
         self._identities: dict[str, dict[Identity, tuple[datetime.datetime, datetime.datetime]]] = {}
         self._lock = threading.Lock()
 
+    def clear(self) -> None:
+        with self._lock:
+            self._bounds.clear()
+            self._identities.clear()
+
     def has_bounds(self, path: str) -> bool:
         with self._lock:
             return path in self._bounds
@@ -118,10 +124,10 @@ class _FileFacts:
         return cached
 
 
-_facts = _FileFacts()
+_facts = register_cache("progress.file_facts", _FileFacts())
 
 
-_progress_cache: dict[tuple[str, str, int], TableProgress] = {}
+_progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("progress.tables", {})
 
 
 def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:

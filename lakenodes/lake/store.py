@@ -44,7 +44,7 @@ from ._scan import (
     to_plain,
 )
 from ._storage_errors import guarded, retryable, storage_errors, table_not_created
-from ._tables import _cache_lock, _table_cache, cached_table, table_lock  # noqa: F401 (benchmarks)
+from ._tables import cached_table, table_lock
 from ._watermarks import (
     app_transaction,
     identity_transactions,
