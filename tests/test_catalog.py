@@ -21,12 +21,13 @@ from lakenodes import (
     NotFoundError,
     RecordDefinition,
     TimeIndexMetaTable,
-    catalog,
     hash_namespace,
     repoint_identifier,
     use_lake,
 )
+from lakenodes.catalog import catalog
 from lakenodes.catalog.catalog import claim_identifier, resolve_identifier
+from lakenodes.catalog.records import table_uid
 
 UTC = dt.timezone.utc
 DAYS = [dt.datetime(2024, 1, day, tzinfo=UTC) for day in range(1, 11)]
@@ -74,7 +75,7 @@ def test_run_registers_table_with_metadata(any_lake):
     node.run()
     record = TimeIndexMetaTable.get(identifier="quotes_daily")
     assert record.storage_hash == node.storage_hash
-    assert record.uid == catalog.table_uid(node.storage_hash)
+    assert record.uid == table_uid(node.storage_hash)
     assert record.description == "Daily quotes" and record.data_frequency_id == "1d"
     assert record.labels == ["prices"]
     assert record.index_names == ["time_index", "unique_identifier"]

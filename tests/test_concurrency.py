@@ -43,9 +43,9 @@ from lakenodes import (
     Lake,
     RecordDefinition,
     TimeIndexMetaTable,
-    catalog,
     use_lake,
 )
+from lakenodes.catalog import catalog
 
 UTC = dt.timezone.utc
 DAY0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
