@@ -357,7 +357,7 @@ def contend(uri: str, env: dict[str, str], action: Callable[[], None], rounds: i
 
 def register_batch_table() -> None:
     """What a run does to register its table, identifier and updater."""
-    from lakenodes.runtime.hooks import catalog_record
+    from lakenodes.runtime.recorder import catalog_record
 
     node = appender(["A00"])
     catalog.claim_identifier(node.lake, IDENTIFIER, "", node.storage_hash)

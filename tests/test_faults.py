@@ -106,18 +106,18 @@ def test_storage_timeouts_and_retries_are_configurable(s3_server):
 
 def run_once(uri: str, storage_options: dict[str, str], results) -> None:
     """Child body: one appender run; reports (outcome, phase, message, commit attempts, retries)."""
-    from lakenodes.lake.store import DEFAULT_RETRY
+    from lakenodes.lake._retry import default_retry
 
     retries = RetryCounter()
     logging.getLogger("lakenodes").addHandler(retries)
     try:
         with use_lake(Lake(uri, storage_options=storage_options)):
             appender(BATCH).run()
-        results.put(("ok", "", "", DEFAULT_RETRY.attempts, retries.count))
+        results.put(("ok", "", "", default_retry().attempts, retries.count))
     except NodeRunError as error:
-        results.put(("failed", error.phase, str(error), DEFAULT_RETRY.attempts, retries.count))
+        results.put(("failed", error.phase, str(error), default_retry().attempts, retries.count))
     except Exception as error:  # anything else is a finding: report it rather than hang the parent
-        results.put(("escaped", "", f"{type(error).__name__}: {error}", DEFAULT_RETRY.attempts, retries.count))
+        results.put(("escaped", "", f"{type(error).__name__}: {error}", default_retry().attempts, retries.count))
 
 
 def test_write_outage_fails_in_write_phase_and_changes_nothing(s3_server, monkeypatch):

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from .._internal.datetimes import as_utc
 from ..errors import ConfigurationError
 from .config import field_markers
 
@@ -139,9 +140,7 @@ def canonical_value(value: Any, scope: Scope) -> Any:
     if isinstance(value, BaseModel):
         return _model_payload(value, scope)
     if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.timezone.utc)
-        return value.astimezone(datetime.timezone.utc).isoformat()
+        return as_utc(value).isoformat()
     if isinstance(value, (datetime.date, datetime.time, datetime.timedelta)):
         return value.isoformat() if not isinstance(value, datetime.timedelta) else value.total_seconds()
     if isinstance(value, (decimal.Decimal, uuid.UUID, PurePath)):

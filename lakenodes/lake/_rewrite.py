@@ -35,6 +35,7 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, RemoveAction
 
+from .._internal.datetimes import as_utc
 from ..core.frames import TIME_INDEX, NormalizedFrame
 from ._scan import SLACK, data_file_path, plain_schema
 
@@ -111,7 +112,7 @@ def file_stats(data: pa.Table) -> str:
 
 def _stat_value(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
-        value = value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value.astimezone(datetime.timezone.utc)
+        value = as_utc(value)
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
     if isinstance(value, datetime.date):
         return value.isoformat()

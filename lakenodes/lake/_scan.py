@@ -82,12 +82,19 @@ def version_key(table: DeltaTable) -> tuple[str, str, int]:
     return table.table_uri, table.metadata().id, table.version()
 
 
+def add_actions(table: DeltaTable) -> pa.Table:
+    """The add actions of ``table``'s current version, one row per data file: ``path``, ``size_bytes``,
+    ``num_records``, ``partition.<col>``, ``min.<col>``, ``max.<col>`` (the one place they are read;
+    delta-rs returns an arro3 table, wrapped here as pyarrow)."""
+    return pa.table(table.get_add_actions(flatten=True))
+
+
 def snapshot_of(table: DeltaTable, index_names: Sequence[str]) -> Snapshot:
     """The (cached) file list of ``table``'s current version."""
     key = version_key(table)
     cached = _snapshots.get(key)
     if cached is None:
-        actions = pa.table(table.get_add_actions(flatten=True))
+        actions = add_actions(table)
         partition = index_names[1] if len(index_names) > 1 else None
         time_type = pl.Datetime("us", "UTC")
 

@@ -36,15 +36,25 @@ def identity_transactions(
         later = mark is None or bool(pc.any(pc.greater(times, pa.scalar(mark, pa.timestamp("us", "UTC")))).as_py())
         values = [""] if later else []
     else:
-        keys = pa.table({**{f"k{i}": frame.table.column(dim) for i, dim in enumerate(dims)}, "time_index": times})
-        marks = pa.table(
-            {**{f"k{i}": pa.array([key[i] for key in watermarks], pa.string()) for i in range(len(dims))},
-             "watermark": pa.array(list(watermarks.values()), pa.timestamp("us", "UTC"))}
-        )
-        joined = keys.join(marks, [f"k{i}" for i in range(len(dims))], join_type="left outer")
+        joined = _join_watermarks(frame, watermarks, "left outer")
         later = pc.or_kleene(pc.is_null(joined["watermark"]), pc.greater(joined["time_index"], joined["watermark"]))
         values = pc.unique(joined.filter(later)["k0"]).to_pylist()
     return partition_transactions(values)
+
+
+def _join_watermarks(
+    frame: NormalizedFrame, watermarks: Mapping[tuple[str, ...], datetime.datetime], join_type: str
+) -> pa.Table:
+    """The rows of ``frame`` (identity as ``k0, k1, ...`` and ``time_index``) joined with the stored
+    ``watermark`` of their identity: the one watermark join of writes."""
+    dims = list(frame.identity_dimensions)
+    keys = pa.table({**{f"k{i}": frame.table.column(dim) for i, dim in enumerate(dims)},
+                     "time_index": frame.table.column(TIME_INDEX)})
+    marks = pa.table(
+        {**{f"k{i}": pa.array([key[i] for key in watermarks], pa.string()) for i in range(len(dims))},
+         "watermark": pa.array(list(watermarks.values()), pa.timestamp("us", "UTC"))}
+    )
+    return keys.join(marks, [f"k{i}" for i in range(len(dims))], join_type=join_type)
 
 
 def partition_transactions(values: Sequence[str]) -> list[Transaction]:
@@ -78,12 +88,7 @@ def rows_at_or_before_watermark(frame: NormalizedFrame, watermarks: Mapping[tupl
     if not dims:
         mark = watermarks.get(())
         return 0 if mark is None else int(pc.sum(pc.less_equal(times, pa.scalar(mark, pa.timestamp("us", "UTC")))).as_py() or 0)
-    keys = pa.table({f"k{i}": frame.table.column(dim) for i, dim in enumerate(dims)})
-    marks = pa.table(
-        {**{f"k{i}": [key[i] for key in watermarks] for i in range(len(dims))},
-         "watermark": pa.array(list(watermarks.values()), pa.timestamp("us", "UTC"))}
-    )
-    joined = keys.append_column("time_index", times).join(marks, [f"k{i}" for i in range(len(dims))], join_type="inner")
+    joined = _join_watermarks(frame, watermarks, "inner")
     if joined.num_rows == 0:
         return 0
     return int(pc.sum(pc.less_equal(joined["time_index"], joined["watermark"])).as_py() or 0)

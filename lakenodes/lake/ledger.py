@@ -26,10 +26,11 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from .._internal.caches import register_cache
-from ._scan import plain_schema, to_plain
+from ._retry import RetryPolicy, default_retry
+from ._scan import add_actions, plain_schema, to_plain
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
 from .location import Lake, lake_filesystem
-from .store import DEFAULT_RETRY, RetryPolicy, TableStore, data_file_path
+from .store import TableStore, data_file_path
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class Ledger:
         True
     """
 
-    def __init__(self, lake: Lake, name: str, schema: pa.Schema, key: Sequence[str], retry: RetryPolicy = DEFAULT_RETRY,
+    def __init__(self, lake: Lake, name: str, schema: pa.Schema, key: Sequence[str], retry: RetryPolicy | None = None,
                  housekeeping: HousekeepingPolicy | None = None):
         self.lake = lake
         self.name = name
@@ -208,7 +209,7 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
                         commit_properties=CommitProperties(max_commit_retries=0))
     except (DeltaError, OSError) as error:
         logger.debug("claim %s/%s already exists or raced: %s", scope, name, error)
-    for _ in range(DEFAULT_RETRY.attempts):
+    for _ in range(default_retry().attempts):
         owner = claim_owner(lake, scope, name)
         if owner is not None:
             return owner
@@ -250,7 +251,7 @@ def read_unpartitioned(lake: Lake, table: DeltaTable) -> pa.Table:
 
 def live_files(table: DeltaTable) -> dict[str, int]:
     """Path (as in the log) and size of each live data file of ``table``'s loaded version."""
-    actions = pa.table(table.get_add_actions(flatten=True))
+    actions = add_actions(table)
     return dict(zip(actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist(), strict=True))
 
 

@@ -29,7 +29,7 @@ Table names: a data table is named by its ``storage_hash``; lakenodes' own catal
 
 Example:
     >>> from lakenodes import Lake
-    >>> from lakenodes.maintenance import optimize_table, vacuum_table
+    >>> from lakenodes.lake.maintenance import optimize_table, vacuum_table
     >>> optimize_table(Lake("/tmp/my-lake"), "simulatedprices_0123")  # doctest: +SKIP
     {'table': 'simulatedprices_0123', 'files_before': 250, 'files_after': 5, ...}
     >>> vacuum_table(Lake("/tmp/my-lake"), "simulatedprices_0123", dry_run=True)  # doctest: +SKIP
@@ -45,16 +45,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import DeltaError
 
 from ..errors import LakenodesUserError, NotFoundError
+from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files
-from ._scan import fragments_of, plain_flags, read_whole, snapshot_of
+from ._scan import add_actions, fragments_of, plain_flags, read_whole, snapshot_of
 from ._watermarks import app_transaction
 from .location import Lake, lake_filesystem
-from .store import DEFAULT_RETRY, RetryPolicy, TableStore, index_names_of
+from .store import TableStore, index_names_of
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def optimize_table(
     *,
     target_size: int | None = None,
     progress: Progress | None = None,
-    retry: RetryPolicy = DEFAULT_RETRY,
+    retry: RetryPolicy | None = None,
 ) -> dict[str, Any]:
     """Compact each partition of a table into as few files as ``target_size`` (bytes) allows,
     one partition per commit, then write a checkpoint.
@@ -214,7 +214,7 @@ def vacuum_table(
     dry_run: bool = False,
     *,
     force_unsafe_retention: bool = False,
-    retry: RetryPolicy = DEFAULT_RETRY,
+    retry: RetryPolicy | None = None,
 ) -> dict[str, Any]:
     """Delete files that left the table more than ``retention_hours`` ago (list them with ``dry_run``).
 
@@ -275,7 +275,7 @@ def last_checkpoint_version(lake: Lake, storage_hash: str) -> int | None:
         raise error
 
 
-def _store(lake: Lake, name: str, retry: RetryPolicy = DEFAULT_RETRY) -> TableStore:
+def _store(lake: Lake, name: str, retry: RetryPolicy | None = None) -> TableStore:
     return TableStore(lake, name, uri=table_location(lake, name), retry=retry)
 
 
@@ -287,7 +287,7 @@ def _open(store: TableStore, name: str) -> DeltaTable:
 
 
 def _files_per_partition(table: DeltaTable, partition_columns: list[str]) -> Counter[tuple[Any, ...]]:
-    actions = pa.table(table.get_add_actions(flatten=True))
+    actions = add_actions(table)
     if actions.num_rows == 0:
         return Counter()
     if not partition_columns:

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,8 +27,10 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
+from .._internal.datetimes import as_utc
 from ..core.frames import TIME_INDEX
-from ._scan import to_plain, version_key
+from ._file_facts import FileFacts, Identity
+from ._scan import add_actions, version_key
 from .location import Lake, lake_filesystem
 from .store import data_file_path, index_names_of
 
@@ -36,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 UTC = datetime.timezone.utc
 _MILLISECOND = datetime.timedelta(milliseconds=1)
-Identity = tuple[str, ...]
 
 
 class TableProgress:
@@ -78,53 +79,7 @@ class TableProgress:
         return min(self.first.values(), default=None)
 
 
-class _FileFacts:
-    """Process-wide cache of exact facts about immutable data files, keyed by absolute path."""
-
-    def __init__(self) -> None:
-        self._bounds: dict[str, tuple[datetime.datetime, datetime.datetime]] = {}
-        self._identities: dict[str, dict[Identity, tuple[datetime.datetime, datetime.datetime]]] = {}
-        self._lock = threading.Lock()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._bounds.clear()
-            self._identities.clear()
-
-    def has_bounds(self, path: str) -> bool:
-        with self._lock:
-            return path in self._bounds
-
-    def known_bounds(self, path: str) -> tuple[datetime.datetime, datetime.datetime] | None:
-        with self._lock:
-            return self._bounds.get(path)
-
-    def learn_bounds(self, path: str, bounds: tuple[datetime.datetime, datetime.datetime]) -> None:
-        with self._lock:
-            self._bounds.setdefault(path, bounds)
-
-    def bounds(self, filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:
-        with self._lock:
-            cached = self._bounds.get(path)
-        if cached is None:
-            cached = _footer_time_bounds(filesystem, path)
-            with self._lock:
-                self._bounds[path] = cached
-        return cached
-
-    def identities(
-        self, filesystem: Any, path: str, dims: Sequence[str], partition: Mapping[str, str]
-    ) -> dict[Identity, tuple[datetime.datetime, datetime.datetime]]:
-        with self._lock:
-            cached = self._identities.get(path)
-        if cached is None:
-            cached = _scan_identities(filesystem, path, dims, partition)
-            with self._lock:
-                self._identities[path] = cached
-        return cached
-
-
-_facts = register_cache("progress.file_facts", _FileFacts())
+_facts = register_cache("progress.file_facts", FileFacts())
 
 
 _progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("progress.tables", {})
@@ -166,12 +121,12 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
     lows, highs = summary["lo"].to_list(), summary["hi"].to_list()
     last = dict(before.last)
     for identity, high in zip(identities, highs, strict=True):
-        _keep_max(last, identity, _as_utc(high))
+        _keep_max(last, identity, as_utc(high))
 
     def first_loader() -> dict[Identity, datetime.datetime]:
         first = dict(before.first)
         for identity, low in zip(identities, lows, strict=True):
-            keep_min(first, identity, _as_utc(low))
+            keep_min(first, identity, as_utc(low))
         return first
 
     after = TableProgress(version, before.index_names, last, row_count=before.row_count + rows.num_rows,
@@ -181,7 +136,7 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
         filesystem, root = lake_filesystem(lake, table.table_uri)
         by_partition = summary if len(dims) == 1 else _summary(rows, dims[:1])
         _learn_own_commit(filesystem, root, version, run_id, by_partition, dims[:1])
-        files = _file_frame(pa.table(table.get_add_actions(flatten=True)), dims)
+        files = _file_frame(add_actions(table), dims)
         keys = [f"_i{k}" for k in range(len(dims))]
         identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
         last, first = _boundary_candidates(files.filter(identified), keys)
@@ -198,7 +153,7 @@ def _store_progress(key: tuple[str, str, int], progress: TableProgress) -> None:
 def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     index_names = index_names_of(table)
     dims = list(index_names[1:])
-    actions = pa.table(table.get_add_actions(flatten=True))
+    actions = add_actions(table)
     if actions.num_rows == 0:
         return TableProgress(version=table.version(), index_names=index_names)
     filesystem, root = lake_filesystem(lake, table.table_uri)
@@ -267,7 +222,7 @@ def _load_persisted_facts(filesystem: Any, root: str) -> None:
         logger.debug("no persisted file facts for %s: %s", root, error)
         return
     for path, low, high in zip(*(stored.column(name).to_pylist() for name in ("path", "min", "max")), strict=True):
-        _facts.learn_bounds(f"{root}/{path}", (_as_utc(low), _as_utc(high)))
+        _facts.learn_bounds(f"{root}/{path}", (as_utc(low), as_utc(high)))
 
 
 def _persist_facts(filesystem: Any, root: str, paths: Iterable[str]) -> None:
@@ -326,7 +281,7 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
             continue
         records = json.loads(files[0].get("stats") or "{}").get("numRecords")
         if records == known[0]:
-            _facts.learn_bounds(f"{root}/{data_file_path(files[0]['path'])}", (_as_utc(known[1]), _as_utc(known[2])))
+            _facts.learn_bounds(f"{root}/{data_file_path(files[0]['path'])}", (as_utc(known[1]), as_utc(known[2])))
 
 
 def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
@@ -390,38 +345,3 @@ def _keep_max(target: dict, key: Any, value: datetime.datetime) -> None:
 def keep_min(target: dict, key: Any, value: datetime.datetime) -> None:
     if key not in target or value < target[key]:
         target[key] = value
-
-
-def _footer_time_bounds(filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:
-    with filesystem.open_input_file(path) as handle:
-        metadata = pq.ParquetFile(handle).metadata
-        position = metadata.schema.names.index(TIME_INDEX)
-        lows, highs = [], []
-        for group in range(metadata.num_row_groups):
-            stats = metadata.row_group(group).column(position).statistics
-            if stats is None or not stats.has_min_max:
-                column = pq.read_table(handle, columns=[TIME_INDEX]).column(TIME_INDEX)
-                return _as_utc(pc.min(column).as_py()), _as_utc(pc.max(column).as_py())
-            lows.append(stats.min)
-            highs.append(stats.max)
-    return _as_utc(min(lows)), _as_utc(max(highs))
-
-
-def _scan_identities(
-    filesystem: Any, path: str, dims: Sequence[str], partition: Mapping[str, str]
-) -> dict[Identity, tuple[datetime.datetime, datetime.datetime]]:
-    stored = [dim for dim in dims if dim not in partition]
-    with filesystem.open_input_file(path) as handle:
-        data = to_plain(pq.read_table(handle, columns=[*stored, TIME_INDEX]))  # files by delta-rs MERGE: string_view
-    for dim in dims:
-        if dim in partition:
-            data = data.append_column(dim, pa.array([partition[dim]] * data.num_rows, pa.string()))
-    grouped = data.group_by(list(dims)).aggregate([(TIME_INDEX, "min"), (TIME_INDEX, "max")])
-    result = {}
-    for row in grouped.to_pylist():
-        result[tuple(row[dim] for dim in dims)] = (_as_utc(row[f"{TIME_INDEX}_min"]), _as_utc(row[f"{TIME_INDEX}_max"]))
-    return result
-
-
-def _as_utc(value: datetime.datetime) -> datetime.datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

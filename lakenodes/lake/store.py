@@ -24,7 +24,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError
-from ._retry import DEFAULT_RETRY, RetryPolicy, is_transient
+from ._retry import RetryPolicy, default_retry, is_transient
 from ._rewrite import commit_rewrite, files_overlapping, removed_files, write_files
 from ._scan import (
     Pruning,
@@ -54,7 +54,7 @@ from ._watermarks import (
 )
 from .location import Lake, lake_filesystem
 
-__all__ = ["DEFAULT_RETRY", "RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
+__all__ = ["RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
            "empty_table", "identity_transactions", "index_names_of",
            "partition_transactions"]
 
@@ -99,11 +99,11 @@ class TableStore:
         '/tmp/my-lake/tables/prices_0123'
     """
 
-    def __init__(self, lake: Lake, storage_hash: str, *, uri: str | None = None, retry: RetryPolicy = DEFAULT_RETRY):
+    def __init__(self, lake: Lake, storage_hash: str, *, uri: str | None = None, retry: RetryPolicy | None = None):
         self.lake = lake
         self.storage_hash = storage_hash
         self.uri = uri or lake.table_uri(storage_hash)
-        self.retry = retry
+        self.retry = retry or default_retry()
 
     # -- snapshot -------------------------------------------------------------------------------
     def table(self, refresh: bool = True) -> DeltaTable | None:

@@ -15,7 +15,8 @@ import polars as pl
 from ..errors import DependencyCycleError, NodeRunError
 from ..nodes.node import DataNode
 from .graph import collect_dependencies
-from .hooks import PhaseReporter, RunHooks, default_hooks
+from .hooks import PhaseReporter, RunHooks
+from .recorder import default_hooks
 from .run import node_context, run_single
 
 logger = logging.getLogger(__name__)

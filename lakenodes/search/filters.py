@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._internal.sql_text import sql_string
 from .errors import SearchArgumentError
 
 __all__ = ["FILTER_KEYS", "filters_to_sql", "sql_str"]
@@ -24,7 +25,7 @@ def sql_str(value: Any, key: str) -> str:
     """
     if not isinstance(value, str):
         raise SearchArgumentError(f"search filter {key!r} expects a string, got {type(value).__name__}")
-    return "'" + value.replace("'", "''") + "'"
+    return sql_string(value)
 
 
 def filters_to_sql(filters: dict[str, Any] | None) -> str | None:

@@ -135,6 +135,9 @@ class SearchIndex:
     def _connect(self) -> DBConnection:
         if self._db is None:
             # LanceDB's Rust logger writes WARN lines (e.g. "No existing dataset") straight to stderr.
+            # Its level can only be set through this variable, read once when the native module
+            # initializes its logger (no Python API takes it): the one environment change
+            # lakenodes makes, only if the program did not set it, just before the first import.
             os.environ.setdefault("LANCEDB_LOG", "error")
             import lancedb  # on first use only (slow import), after LANCEDB_LOG is set
 

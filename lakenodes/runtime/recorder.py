@@ -1,0 +1,94 @@
+"""The catalog recorder: the run hook that claims identifiers and records updaters, tables and runs
+in the lake's catalog (the only part of the runtime that writes the catalog).
+
+Example:
+    >>> [type(hook).__name__ for hook in default_hooks()]
+    ['CatalogRecorder']
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+from typing import Any
+
+from ..catalog import catalog
+from ..catalog.records import TableRecord, columns_metadata, table_uid
+from ..core.hashing import canonical_value
+from ..nodes.node import DataNode
+from .hooks import RunHooks, RunInfo
+
+
+class CatalogRecorder(RunHooks):
+    """Claims the node's identifier before writing, then records the updater, the table and each run
+    in the lake's catalog."""
+
+    def run_started(self, node: DataNode) -> None:
+        """Claim the identifier of ``node.get_table_metadata()`` before any write (a conflict writes
+        nothing). An identifier repointed from this table to another is not a conflict: the run keeps
+        writing its own table, which is no longer published under that name."""
+        metadata = node.get_table_metadata()
+        identifier = metadata.identifier if metadata is not None else None
+        if not identifier:
+            return
+        if not catalog.claim_identifier(node.lake, identifier, node.hash_namespace, node.storage_hash):
+            node.logger.warning(
+                "identifier %r now points to table %s (it was repointed): this run keeps writing its own table %s, "
+                "which is no longer published under that name", identifier,
+                catalog.resolve_identifier(node.lake, identifier, node.hash_namespace), node.storage_hash)
+
+    def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
+        _register_updater(node)
+        if node.store.table(refresh=False) is not None:
+            catalog.register_table(node.lake, catalog_record(node))
+        _record(node, run, "success", None)
+
+    def run_failed(self, node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
+        _register_updater(node)
+        _record(node, run, "error", f"{phase}: {type(error).__name__}: {error}")
+
+
+def default_hooks() -> tuple[RunHooks, ...]:
+    """The hooks every run has: the catalog recorder."""
+    return (CatalogRecorder(),)
+
+
+def catalog_record(node: DataNode) -> TableRecord:
+    """The catalog record describing ``node``'s table (metadata from its configuration)."""
+    metadata = node.get_table_metadata()
+    store = node.store
+    schema, index_names = node._declared_schema()
+    stored = store.schema()
+    if stored is not None:
+        schema, index_names = stored, store.index_names()
+    return TableRecord(
+        uid=table_uid(node.storage_hash),
+        storage_hash=node.storage_hash,
+        identifier=metadata.identifier if metadata else None,
+        namespace=node.hash_namespace,
+        description=metadata.description if metadata else None,
+        labels=list(metadata.labels) if metadata else [],
+        data_frequency_id=metadata.data_frequency_id if metadata else None,
+        index_names=list(index_names),
+        columns=columns_metadata(schema, index_names, node.get_column_metadata()),
+        source_class=node.source_class,
+        source_doc=(type(node).__doc__ or "").strip() or None,
+        build_configuration=canonical_value(node.config, "storage"),
+        table_uri=store.uri,
+    )
+
+
+def _record(node: DataNode, run: RunInfo, status: str, error: str | None) -> None:
+    row: dict[str, Any] = {
+        "run_id": run.run_id, "update_hash": node.update_hash, "storage_hash": node.storage_hash,
+        "started_at": run.started_at, "finished_at": datetime.datetime.now(datetime.timezone.utc),
+        "status": status, "rows_written": run.rows_written, "error": error, "host": socket.gethostname(),
+    }
+    catalog.record_run(node.lake, row)
+
+
+def _register_updater(node: DataNode) -> None:
+    catalog.register_updater(
+        node.lake, node.update_hash, node.storage_hash, node.hash_namespace, node.source_class,
+        canonical_value(node.config, "update"),
+    )
