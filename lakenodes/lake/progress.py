@@ -1,4 +1,4 @@
-"""Update statistics from Delta metadata: what each identity already holds, exact to the microsecond.
+"""Table progress from Delta metadata: what each identity already holds, exact to the microsecond.
 
 The Delta log's add-action statistics give, per file, its partition value and min/max
 ``time_index`` at millisecond precision. lakenodes groups files by identity from those

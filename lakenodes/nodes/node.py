@@ -1,4 +1,5 @@
-"""DataNode (the user-facing class) and APIDataNode (a read-only node over a published table)."""
+"""The core DataNode (identity, statistics, reads; ``run()`` is the facade's, lakenodes.facade.node)
+and APIDataNode (a read-only node over a published table)."""
 
 from __future__ import annotations
 
@@ -135,10 +136,9 @@ HashedAsUpdateHash.register(BaseNode)  # configurations hash a node as its updat
 
 
 class DataNode(BaseNode):
-    """Base class of a DataNode: subclass it, implement ``dependencies()`` and ``update()``.
-
-    ``update()`` returns only the new rows (polars, pandas with the seeds' index, or Arrow);
-    ``run()`` computes statistics, validates and writes them.
+    """The core of a DataNode: identity (hashes), ``dependencies()``, ``update()``, statistics and
+    reads. User code subclasses ``lakenodes.DataNode`` (:mod:`lakenodes.facade.node`), which adds
+    ``run()``; the runtime works with this class.
 
     Example:
         >>> class DailyNumber(DataNode):
