@@ -9,7 +9,7 @@ start-up. Its fixtures need lakenodes' ``test`` extra (moto):
 - ``local_lake``: a fresh local lake in ``tmp_path``, active for the test.
 
 Example:
-    >>> def test_my_node(s3_lake):  # doctest: +SKIP
+    >>> def test_my_node(s3_lake):
     ...     err, df = MyNode(MyConfig()).run()
     ...     assert err is False
 """

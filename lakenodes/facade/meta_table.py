@@ -74,8 +74,10 @@ class TimeIndexMetaTable(TableRecord):
         Returns ``{count, next, previous, results}`` with table metadata (not rows). Filters:
         ``namespace``, ``labels__contains``, ``identifier__contains``, ``data_frequency_id``.
 
-        Example:
-            >>> TimeIndexMetaTable.description_search("daily close price", namespace="")  # doctest: +SKIP
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> page = TimeIndexMetaTable.description_search("daily close price", lake=example.lake)
+            >>> [hit["identifier"] for hit in page["results"]]
+            ['example_prices']
         """
         return search_tables(
             lake or current_lake(), q, mode="description", trigram_k=trigram_k, embed_k=embed_k,
@@ -89,8 +91,9 @@ class TimeIndexMetaTable(TableRecord):
     ) -> dict[str, Any]:
         """Schema-oriented discovery: tables ranked by their best matching column name or metadata.
 
-        Example:
-            >>> TimeIndexMetaTable.column_search("implied_volatility")  # doctest: +SKIP
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> sorted(TimeIndexMetaTable.column_search("close", lake=example.lake))
+            ['count', 'next', 'previous', 'results']
         """
         return search_tables(lake or current_lake(), q, mode="column", limit=limit, offset=offset, filters=filters)
 
@@ -153,8 +156,9 @@ class TimeIndexMetaTable(TableRecord):
         ``timeout_s`` / ``memory_limit`` (default: ``LAKENODES_SQL_TIMEOUT`` /
         ``LAKENODES_SQL_MEMORY_LIMIT``, else 30 s / 1 GiB) stop runaway queries (see lakenodes.lake.sql).
 
-        Example:
-            >>> table.run_query("SELECT count(*) AS n FROM " + table.storage_hash)  # doctest: +SKIP
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.table.run_query("SELECT count(DISTINCT unique_identifier) AS assets FROM example_prices")["results"]
+            [{'assets': 2}]
         """
         names = [name for name in (self.storage_hash, self.identifier) if name and TABLE_NAME_PATTERN.match(name)]
         return run_readonly_query(
@@ -172,8 +176,9 @@ class TimeIndexMetaTable(TableRecord):
         """Delete rows with ``time_index >= after_date`` (inclusive), optionally only for some
         identities; returns ``{ok, meta_table_uid, deleted_count, table_empty, dimension_filters, stats}``.
 
-        Example:
-            >>> table.delete_after_date("2026-04-01T00:00:00Z", dimension_filters={"unique_identifier": ["AAPL"]})  # doctest: +SKIP
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.table.delete_after_date("2026-04-02", dimension_filters={"unique_identifier": ["AAPL"]})["ok"]
+            True
         """
         cutoff = parse_datetime(after_date, "after_date")
         if cutoff is None:

@@ -4,9 +4,9 @@ maintenance targets (tables or ``_catalog/<name>``), an update process by its up
 Every reference that matches nothing is a ``NotFoundError`` (a user mistake) saying where to
 look, e.g. ``lakenodes data-node list``.
 
-Example:
-    >>> resolve_table(Lake("/tmp/my-lake"), "example_random_number_local").storage_hash  # doctest: +SKIP
-    'dailyrandomnumber_0f3c...'
+Example (``example``: a temporary lake with one table, see conftest.py):
+    >>> resolve_table(example.lake, "example_prices").storage_hash.startswith("exampleprices_")
+    True
 """
 
 from __future__ import annotations

@@ -107,9 +107,10 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
     version is our append, so each identity's first/last is the old one widened by the rows'.
     Returns False (and caches nothing) when another commit intervened.
 
-    Example:
-        >>> remember_append(store.table(), progress_before_write, written_rows)  # doctest: +SKIP
-        True
+    Example (``example``: a temporary lake with one table, see conftest.py):
+        >>> table = example.node.store.table()
+        >>> remember_append(table, read_progress(table, example.lake), table.to_pyarrow_table().slice(0, 0))
+        False
     """
     key = version_key(table)
     version = key[2]

@@ -71,8 +71,9 @@ class BaseNode:
         ``frame`` picks polars, pandas (the seeds' index) or arrow; by default the program's
         choice (``LAKENODES_FRAME`` / ``lakenodes.set_default_frame``), else polars.
 
-        Example:
-            >>> node.get_df_between_dates("2024-01-01", unique_identifier_list=["AAPL"])  # doctest: +SKIP
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.node.get_df_between_dates("2026-03-31", "2026-03-31", unique_identifier_list=["MSFT"])["close"].to_list()
+            [6.0]
         """
         frame = resolve_frame(frame)  # a bad frame kind fails before reading
         columns = None if columns is None else _values(columns, "columns")
@@ -255,9 +256,10 @@ class DataNode(BaseNode):
 class APIDataNode(BaseNode):
     """A read-only node over a published table; usable as a dependency.
 
-    Example:
-        >>> prices = APIDataNode.build_from_identifier("simulated_prices_tutorial_local")  # doctest: +SKIP
-        >>> prices.get_df_between_dates(start_date="2026-01-01")  # doctest: +SKIP
+    Example (``example``: a temporary lake with one table, see conftest.py):
+        >>> prices = APIDataNode.build_from_identifier("example_prices", lake=example.lake)
+        >>> prices.get_df_between_dates(start_date="2026-03-30", end_date="2026-03-30")["unique_identifier"].to_list()
+        ['AAPL', 'MSFT']
     """
 
     def __init__(self, storage_hash: str, *, lake: Lake | None = None, identifier: str | None = None):

@@ -49,11 +49,14 @@ def run_many(
     ``on_phase(node, phase)`` as each node run in this process enters a phase (nodes run on an
     executor report no phases).
 
-    Example:
-        >>> from concurrent.futures import ProcessPoolExecutor
-        >>> import multiprocessing
-        >>> with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:  # doctest: +SKIP
-        ...     run_many([SimulatedPrices(batch_1), SimulatedPrices(batch_2)], executor=pool)
+    On a process pool, the node classes must be importable by the workers (defined in a module),
+    e.g. ``with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+    run_many([SimulatedPrices(batch_1), SimulatedPrices(batch_2)], executor=pool)``.
+
+    Example (``example``: a temporary lake with one table, see conftest.py):
+        >>> written = run_many([example.node])  # its update() returns the same 8 rows: restated
+        >>> written[example.node.update_hash].height
+        8
     """
     graph: dict[str, DataNode] = {}
     needs: dict[str, set[str]] = {}

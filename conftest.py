@@ -1,0 +1,62 @@
+"""Docstring examples (``--doctest-modules`` over ``lakenodes/``) get ``example``: a temporary lake
+holding one small published table, built on first use. Tests have their own fixtures (tests/)."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import tempfile
+
+import pytest
+
+
+class DocExample:
+    """``example.lake`` (a temporary lake), ``example.node`` (a 2-asset daily node, run once) and
+    ``example.table`` (its ``TimeIndexMetaTable``)."""
+
+    @functools.cached_property
+    def lake(self):
+        from lakenodes import Lake
+
+        return Lake(tempfile.mkdtemp(prefix="lakenodes-doctest-"))
+
+    @functools.cached_property
+    def node(self):
+        import polars as pl
+
+        from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData
+
+        class ExamplePrices(DataNode):
+            """Daily close prices of two assets (a docstring example)."""
+
+            def dependencies(self):
+                return {}
+
+            def get_asset_list(self):
+                return ["AAPL", "MSFT"]
+
+            def update(self):
+                days = [datetime.datetime(2026, 3, d, tzinfo=datetime.UTC) for d in (30, 31)] + \
+                       [datetime.datetime(2026, 4, d, tzinfo=datetime.UTC) for d in (1, 2)]
+                return pl.DataFrame({
+                    "time_index": days * 2,
+                    "unique_identifier": ["AAPL"] * 4 + ["MSFT"] * 4,
+                    "close": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+                })
+
+        config = DataNodeConfiguration(node_metadata=DataNodeMetaData(
+            identifier="example_prices", description="daily close price of two example assets"))
+        node = ExamplePrices(config, lake=self.lake)
+        node.run()
+        return node
+
+    @functools.cached_property
+    def table(self):
+        from lakenodes import TimeIndexMetaTable
+
+        return TimeIndexMetaTable.get(storage_hash=self.node.storage_hash, lake=self.lake)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _doctest_example(doctest_namespace) -> None:
+    doctest_namespace["example"] = DocExample()
