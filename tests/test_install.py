@@ -38,7 +38,8 @@ def test_every_third_party_import_of_the_library_is_declared():
                 modules.add(words[1].split(".")[0].rstrip(","))
     distributions = importlib.metadata.packages_distributions()
     third_party = {m for m in modules if m in distributions and m not in sys.stdlib_module_names}
-    optional = {"pytest", "moto", "boto3", "pandas", "sentence_transformers", "dask", "distributed"}  # extras
+    optional = {"pytest", "moto", "boto3", "pandas", "sentence_transformers", "dask", "distributed",  # extras
+                "psutil"}  # lake/_sql_sandbox.py uses it when installed (macOS, Windows), else /proc
     missing = {
         m: distributions[m] for m in third_party - optional
         if not {d.lower() for d in distributions[m]} & _declared()

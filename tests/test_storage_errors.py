@@ -34,11 +34,11 @@ from lakenodes import (
     ReadOnlyStorageError,
     StorageError,
     StorageFullError,
+    clear_caches,
     use_lake,
 )
 from lakenodes.errors import one_line
 from lakenodes.lake._rust_stderr import PanicFilter
-from lakenodes.lake.store import _table_cache
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 RUNTIME = {"runtime_only": True}
@@ -222,7 +222,7 @@ def test_garbage_commit_names_the_table_version_and_file(local_lake: Lake, cache
     node.run()
     garbage = garbage_commit(node)
     if not cached:
-        _table_cache.clear()  # a fresh process: the table is opened, not refreshed
+        clear_caches()  # a fresh process: the table is opened, not refreshed
 
     error = run_failure(node)
 

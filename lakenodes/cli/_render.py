@@ -16,6 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 ProgressUpdate = Callable[..., None]
@@ -103,15 +111,6 @@ def progress_bar(enabled: bool, description: str, total: int | None = None) -> I
     if not enabled or not console.is_terminal:
         yield _ignore
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(description, total=total)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -91,8 +92,6 @@ def _to_arrow(frame: Any, declared_dimensions: Sequence[str]) -> tuple[pa.Table,
     if module == "pandas":
         return _pandas_to_arrow(frame)
     if module == "polars":
-        import polars as pl
-
         if isinstance(frame, pl.LazyFrame):
             frame = frame.collect()
         if not isinstance(frame, pl.DataFrame):
@@ -119,7 +118,7 @@ def _to_arrow(frame: Any, declared_dimensions: Sequence[str]) -> tuple[pa.Table,
 
 
 def _pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
-    import pandas as pd
+    import pandas as pd  # the pandas extra: imported only for a pandas frame
 
     if not isinstance(frame, pd.DataFrame):
         raise FrameValidationError(f"update() returned a pandas {type(frame).__name__}; return a DataFrame")
@@ -279,8 +278,6 @@ def _has_duplicates(keys: pa.Table, index_names: Sequence[str]) -> bool:
     Grouping by the (few) identities and counting distinct times is ~20x faster than hashing
     every full index tuple on large backfills.
     """
-    import polars as pl
-
     frame = pl.from_arrow(keys)
     time_index, identity = pl.col(TIME_INDEX), list(index_names[1:])
     if not identity:

@@ -13,6 +13,8 @@ import logging
 import re
 from typing import Any
 
+from pyarrow import fs
+
 from .location import Lake, lake_filesystem
 
 logger = logging.getLogger("lakenodes.storage")
@@ -62,8 +64,6 @@ def find_bad_commit(table_uri: str, lake: Any = None) -> tuple[int, str, str] | 
     checkpoint of the table at ``table_uri``, or None (not found, or the log cannot be listed)."""
     try:
         filesystem, root = _filesystem(table_uri, lake)
-        from pyarrow import fs
-
         log = f"{root}/_delta_log"
         names = sorted(info.base_name for info in filesystem.get_file_info(fs.FileSelector(log))
                        if _COMMIT.match(info.base_name))

@@ -18,6 +18,7 @@ import datetime as dt
 import decimal
 import math
 import os
+import select
 import sys
 from typing import Any
 
@@ -122,8 +123,6 @@ def _answer(request: dict[str, Any]) -> tuple:
 def _wait_for_request(stream: Any, idle_s: float) -> bool:
     """True when a request (or EOF) is readable within ``idle_s`` seconds; always True where unsupported."""
     try:
-        import select
-
         return bool(select.select([stream], [], [], idle_s)[0])
     except (OSError, ValueError):  # pragma: no cover - e.g. pipes on Windows
         return True

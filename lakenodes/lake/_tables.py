@@ -28,6 +28,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow.fs as pafs
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
@@ -137,8 +138,6 @@ def _stamp(table: DeltaTable, filesystem_of: FileSystemOf) -> tuple[int, int | N
 def _unchanged(entry: _Cached, filesystem_of: FileSystemOf) -> bool:
     """Is the commit file of the version we remember still the one we saw? (Delta commit files
     are never rewritten; a missing one means the table, or that part of its log, is gone.)"""
-    import pyarrow.fs as pafs
-
     version, size, mtime = entry.stamp
     info = _commit_file(entry.table.table_uri, version, filesystem_of)
     return info.type == pafs.FileType.File and (info.size, info.mtime_ns) == (size, mtime)

@@ -48,6 +48,7 @@ from typing import Any
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import DeltaError
+from pyarrow import fs
 
 from ..errors import LakenodesUserError, NotFoundError
 from ._retry import RetryPolicy
@@ -262,8 +263,6 @@ def vacuum_table(
 
 def last_checkpoint_version(lake: Lake, storage_hash: str) -> int | None:
     """Version of the table's latest checkpoint (from ``_delta_log/_last_checkpoint``), None if none."""
-    from pyarrow import fs
-
     filesystem, root = lake_filesystem(lake, table_location(lake, storage_hash))
     try:
         with filesystem.open_input_stream(f"{root}/_delta_log/_last_checkpoint") as stream:

@@ -26,6 +26,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from pyarrow import fs
+
 from ..errors import LakeConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -303,8 +305,6 @@ def pyarrow_s3_options(options: Mapping[str, str]) -> dict[str, Any]:
         kwargs["connect_timeout"] = duration_seconds(options["connect_timeout"], "connect_timeout")
     attempts = _pyarrow_attempts(options)
     if attempts is not None:
-        from pyarrow import fs
-
         kwargs["retry_strategy"] = fs.AwsStandardS3RetryStrategy(max_attempts=attempts)
     if options.get("proxy_url"):
         kwargs["proxy_options"] = options["proxy_url"]
