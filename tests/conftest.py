@@ -8,6 +8,9 @@ import pytest
 
 pytest_plugins = ["lakenodes.testing"]
 
+# the seeds' tutorial project: tests/test_seeds.py runs its launchers and tests in subprocesses
+collect_ignore = ["seed_project"]
+
 
 @pytest.fixture(autouse=True)
 def _quiet_moto_logs():

@@ -37,9 +37,9 @@ def test_every_third_party_import_of_the_library_is_declared():
             if len(words) >= 2 and words[0] in ("import", "from") and not words[1].startswith("."):
                 modules.add(words[1].split(".")[0].rstrip(","))
     distributions = importlib.metadata.packages_distributions()
-    third_party = {m for m in modules if m in distributions and m not in sys.stdlib_module_names}
+    third_party = {m for m in modules if m in distributions and m not in sys.stdlib_module_names and m != "lakenodes"}
     optional = {"pytest", "moto", "boto3", "pandas", "sentence_transformers", "dask", "distributed",  # extras
-                "psutil"}  # lake/_sql_sandbox.py uses it when installed (macOS, Windows), else /proc
+                "psutil"}  # used when present (SQL memory watch off Linux)
     missing = {
         m: distributions[m] for m in third_party - optional
         if not {d.lower() for d in distributions[m]} & _declared()
