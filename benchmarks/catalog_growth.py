@@ -38,7 +38,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from benchmarks.core import fmt, machine_info
 from lakenodes import Lake, TimeIndexMetaTable, catalog, ledger
-from lakenodes import storage as ln_storage
+from lakenodes._tables import forget as forget_tables
 from lakenodes.housekeeping import HousekeepingPolicy
 from lakenodes.maintenance import last_checkpoint_version
 
@@ -124,8 +124,7 @@ def register(lake: Lake, i: int) -> None:
 
 def forget_caches() -> None:
     """Forget what this process knows (as a newly started process would): snapshots, reads, claims."""
-    with ln_storage._cache_lock:
-        ln_storage._table_cache.clear()
+    forget_tables()
     ledger.forget_cached_reads()
     catalog._known_records.clear()
     catalog._known_updaters.clear()
