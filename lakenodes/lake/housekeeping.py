@@ -16,6 +16,11 @@ is committed by exactly one writer, so exactly one writer is chosen, without coo
 3. deletes log entries older than the table's log retention (``delta.logRetentionDuration``,
    30 days by default) that a checkpoint makes redundant.
 
+Catalog appends skip delta-rs's post-commit hooks while housekeeping is on: its expired-log check
+lists the whole ``_delta_log`` after every commit (on a local lake that cost grows with the
+table's history: ~28 ms vs ~13 ms per append at 2,000 versions), and housekeeping checkpoints
+and cleans up every ``interval`` commits anyway.
+
 Every step is best effort: a failure (e.g. two compactions raced, a transient storage error) is
 logged and the user's write, already committed, stands. Data files that compaction removed stay
 on storage for concurrent readers until ``lakenodes vacuum`` deletes them after the retention.

@@ -22,12 +22,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from .._internal.caches import register_cache
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
+from ._tables import table_lock
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
 from .location import Lake, lake_filesystem
 from .store import TableStore, data_file_path
@@ -46,12 +47,14 @@ class _LedgerSnapshot:
     """The rows of one version of a ledger, per data file (files are immutable, so a newer version
     reuses the files it shares with an older one), and the latest row per key once computed."""
 
+    table_id: str  # the Delta table's metadata id: a table deleted and created again is another table
     version: int
     files: dict[str, LiveFile]
     rows: pa.Table
     latest: pa.Table | None = None
 
 
+_NO_HOOKS = PostCommitHookProperties(create_checkpoint=False, cleanup_expired_logs=False)
 _snapshots: dict[tuple[str, str], _LedgerSnapshot] = {}  # per ledger: its newest version read in this process
 _snapshots_lock = threading.Lock()
 
@@ -80,7 +83,7 @@ class Ledger:
         self.uri = lake.catalog_uri(name)
         self.housekeeping = housekeeping or HousekeepingPolicy()
         self._store = TableStore(lake, name, uri=self.uri, retry=retry)
-        self._cache_key = (self.uri, json.dumps(lake.storage_options, sort_keys=True))
+        self._cache_key = (self.uri, json.dumps(lake.storage_options, sort_keys=True))  # as TableStore's key
 
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append rows (``recorded_at`` is filled in) as one commit, retrying on conflicts; the
@@ -93,6 +96,9 @@ class Ledger:
         write_id = f"lakenodes-{uuid.uuid4().hex}"
         transaction = Transaction(write_id, 1, last_updated=int(now.timestamp() * 1000))  # expires with retention
         properties = CommitProperties(app_transactions=[transaction])
+        # housekeeping checkpoints and cleans the log itself; delta-rs's hooks would list the whole
+        # log after every commit (its expired-log check), a cost that grows with the table's history
+        hooks = _NO_HOOKS if self.housekeeping.interval else None
         attempts = 0
         committed: list[int] = []
 
@@ -102,7 +108,7 @@ class Ledger:
             table = self._store.ensure_created(self.schema, ("recorded_at",))
             if attempts > 1 and table.transaction_version(write_id) is not None:
                 return
-            write_deltalake(table, data, mode="append", commit_properties=properties)
+            write_deltalake(table, data, mode="append", commit_properties=properties, post_commithook_properties=hooks)
             committed.append(table.version())  # the snapshot right after our own commit
 
         self._store.with_retries(attempt, what=f"catalog append to {self.name}")
@@ -110,15 +116,19 @@ class Ledger:
             self.tidy()
 
     def tidy(self) -> None:
-        """Compact, checkpoint and clean up the log of this table now (best effort, never raises)."""
+        """Compact, checkpoint and clean up the log of this table now (best effort, never raises).
+
+        Works on its own ``DeltaTable`` at the version whose files it compacts, never on the
+        process's shared cached one (which only its lock holders may advance)."""
         try:
             snapshot = self._snapshot()
-            table = self._store.table(refresh=False)
+            if snapshot is None:
+                return
+            table = DeltaTable(self.uri, version=snapshot.version, storage_options=self.lake.storage_options or None)
         except Exception as error:  # the write that asked for housekeeping has committed: never fail it
             logger.warning("catalog housekeeping of _catalog/%s could not read the table: %s", self.name, error)
             return
-        if snapshot is not None and table is not None and table.version() == snapshot.version:
-            housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}")
+        housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}")
 
     def read(self) -> pa.Table:
         """Every row ever appended (empty table when nothing was)."""
@@ -146,17 +156,20 @@ class Ledger:
 
     def _snapshot(self) -> _LedgerSnapshot | None:
         """This process's view of the table's current version (reading only files not read before)."""
-        table = self._store.table()
-        if table is None:
-            return None
-        version = table.version()
-        with _snapshots_lock:
-            cached = _snapshots.get(self._cache_key)
-        if cached is not None and cached.version == version:
-            return cached
-        sizes = live_files(table)
+        with table_lock(self._cache_key):  # the shared cached table cannot advance while it is read
+            table = self._store.table()
+            if table is None:
+                return None
+            version, table_id = table.version(), table.metadata().id
+            with _snapshots_lock:
+                cached = _snapshots.get(self._cache_key)
+            if cached is not None and cached.table_id != table_id:
+                cached = None
+            if cached is not None and cached.version == version:
+                return cached
+            sizes = live_files(table)
+            schema = plain_schema(pa.schema(table.schema().to_arrow()))
         known = cached.files if cached is not None else {}
-        schema = plain_schema(pa.schema(table.schema().to_arrow()))
         new = [path for path in sizes if path not in known]
         fresh = dict(zip(new, read_files(self.lake, table, new, schema), strict=True))
         files = {path: known[path] if path in known else LiveFile(path, size, fresh[path])
@@ -164,10 +177,10 @@ class Ledger:
         data = pa.concat_tables([file.rows.cast(schema) for file in files.values()]) if files \
             else schema.empty_table()
         rows = data.select([name for name in self.schema.names if name in data.column_names])
-        snapshot = _LedgerSnapshot(version, files, rows)
+        snapshot = _LedgerSnapshot(table_id, version, files, rows)
         with _snapshots_lock:
             current = _snapshots.get(self._cache_key)
-            if current is None or current.version <= version:
+            if current is None or current.table_id != table_id or current.version <= version:
                 _snapshots[self._cache_key] = snapshot
         return snapshot
 

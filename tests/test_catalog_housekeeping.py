@@ -1,0 +1,136 @@
+"""Catalog housekeeping: writers compact and checkpoint ``_catalog/`` tables as they go, losing
+and duplicating nothing, alone or with several processes registering at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections import Counter
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+from test_concurrency import contend, in_processes
+
+from lakenodes import Lake, TimeIndexMetaTable
+from lakenodes.catalog import catalog
+from lakenodes.catalog.records import TableRecord, table_uid
+from lakenodes.lake.housekeeping import COMPACTION_APP_ID, HousekeepingPolicy, LiveFile, housekeep
+from lakenodes.lake.ledger import Ledger, live_files, read_files, read_unpartitioned
+from lakenodes.lake.maintenance import last_checkpoint_version
+
+UTC = dt.timezone.utc
+INTERVAL = "LAKENODES_CATALOG_HOUSEKEEPING_INTERVAL"
+KEYS = {"tables": "storage_hash", "updates": "update_hash", "runs": "run_id"}
+
+
+def register_like_a_first_run(lake: Lake, name: str) -> None:
+    """The catalog calls a first ``run()`` of a new node makes (claim, updater, table, run)."""
+    storage_hash, update_hash = f"{name}_storage", f"{name}_update"
+    catalog.claim_identifier(lake, name, "", storage_hash)
+    catalog.register_updater(lake, update_hash, storage_hash, "", "tests.Node", {"name": name})
+    catalog.register_table(lake, TableRecord(
+        uid=table_uid(storage_hash), storage_hash=storage_hash, identifier=name, description=f"table {name}",
+        index_names=["time_index"], table_uri=lake.table_uri(storage_hash)))
+    now = dt.datetime.now(UTC)
+    catalog.record_run(lake, {"run_id": f"{name}_run", "update_hash": update_hash, "storage_hash": storage_hash,
+                              "started_at": now, "finished_at": now, "status": "success", "rows_written": 1,
+                              "error": None, "host": "test"})
+
+
+def stored_keys(lake: Lake, ledger: str) -> Counter[str]:
+    """How often each key occurs in a catalog table, read afresh (no lakenodes cache)."""
+    table = DeltaTable(lake.catalog_uri(ledger), storage_options=lake.storage_options or None)
+    return Counter(read_unpartitioned(lake, table).column(KEYS[ledger]).to_pylist())
+
+
+def assert_registered_exactly_once(lake: Lake, names: list[str]) -> None:
+    for ledger, key in KEYS.items():
+        suffix = {"storage_hash": "_storage", "update_hash": "_update", "run_id": "_run"}[key]
+        assert stored_keys(lake, ledger) == Counter(f"{name}{suffix}" for name in names), ledger
+    assert sorted(t.identifier for t in TimeIndexMetaTable.filter(lake=lake)) == sorted(names)
+
+
+def assert_tidy(lake: Lake, interval: int) -> None:
+    """Each catalog table has a recent checkpoint, compactions in its history and few live files."""
+    for ledger in KEYS:
+        table = DeltaTable(lake.catalog_uri(ledger), storage_options=lake.storage_options or None)
+        checkpoint = last_checkpoint_version(lake, f"_catalog/{ledger}")
+        assert checkpoint is not None and checkpoint >= table.version() - 2 * interval, (ledger, checkpoint)
+        assert len(live_files(table)) <= 2 * interval, ledger
+        assert table.transaction_version(COMPACTION_APP_ID) is not None, ledger
+
+
+def test_many_registrations_leave_compacted_checkpointed_catalog_tables(local_lake: Lake, monkeypatch):
+    monkeypatch.setenv(INTERVAL, "5")
+    names = [f"table_{i:02d}" for i in range(60)]
+    for name in names:
+        register_like_a_first_run(local_lake, name)
+    assert_registered_exactly_once(local_lake, names)
+    assert_tidy(local_lake, 5)
+    assert TimeIndexMetaTable.get(identifier="table_07", lake=local_lake).storage_hash == "table_07_storage"
+
+
+@pytest.mark.s3
+def test_housekeeping_on_s3(s3_lake: Lake, monkeypatch):
+    monkeypatch.setenv(INTERVAL, "3")
+    names = [f"s3_table_{i:02d}" for i in range(10)]
+    for name in names:
+        register_like_a_first_run(s3_lake, name)
+    assert_registered_exactly_once(s3_lake, names)
+    assert_tidy(s3_lake, 3)
+
+
+def test_interval_zero_disables_housekeeping(local_lake: Lake, monkeypatch):
+    monkeypatch.setenv(INTERVAL, "0")
+    assert HousekeepingPolicy().interval == 0
+    ledger = Ledger(local_lake, "notes", pa.schema([("name", pa.string())]), key=("name",))
+    for i in range(12):
+        ledger.append([{"name": f"n{i}"}])
+    table = DeltaTable(ledger.uri)
+    assert len(live_files(table)) == 12 and last_checkpoint_version(local_lake, "_catalog/notes") is None
+
+
+def test_racing_compactions_never_duplicate_rows(local_lake: Lake):
+    """Two housekeepers tidying from the same snapshot: the second compaction must fail (and be
+    reported, not raised) instead of re-adding rows the first one already moved."""
+    ledger = Ledger(local_lake, "notes", pa.schema([("name", pa.string())]), key=("name",),
+                    housekeeping=HousekeepingPolicy(interval=0))
+    for i in range(6):
+        ledger.append([{"name": f"n{i}"}])
+    first, second = DeltaTable(ledger.uri), DeltaTable(ledger.uri)
+    files = [live(local_lake, table) for table in (first, second)]
+    assert housekeep(local_lake, first, files[0], "notes").errors == {}
+    ledger.append([{"name": "n6"}])  # an append between the two compactions does not conflict
+    late = housekeep(local_lake, second, files[1], "notes")
+    assert "compaction" in late.errors and late.files_removed == 0
+    stored = read_unpartitioned(local_lake, DeltaTable(ledger.uri)).column("name").to_pylist()
+    assert Counter(stored) == Counter(f"n{i}" for i in range(7))
+    assert [row["name"] for row in ledger.latest()] == [f"n{i}" for i in range(7)]
+
+
+def live(lake: Lake, table: DeltaTable) -> list[LiveFile]:
+    sizes = live_files(table)
+    schema = pa.schema(table.schema().to_arrow())
+    return [LiveFile(path, sizes[path], rows) for path, rows in
+            zip(sizes, read_files(lake, table, list(sizes), schema), strict=True)]
+
+
+def register_batch(worker: int, count: int) -> None:
+    from lakenodes import current_lake
+
+    for i in range(count):
+        register_like_a_first_run(current_lake(), f"w{worker}_table_{i:02d}")
+
+
+@pytest.mark.slow
+def test_concurrent_registrations_with_housekeeping_lose_nothing(tmp_path):
+    """Four processes register 15 tables each while housekeeping fires every 3 commits."""
+    lake, workers, count = Lake(tmp_path / "lake"), 4, 15
+    env = {INTERVAL: "3"}
+    errors = in_processes(contend, [(lake.uri, env, functools.partial(register_batch, k, count), 1)
+                                    for k in range(workers)])
+    assert errors == [None] * workers, [e for e in errors if e][:2]
+    names = [f"w{k}_table_{i:02d}" for k in range(workers) for i in range(count)]
+    assert_registered_exactly_once(lake, names)
+    assert_tidy(lake, 3)
