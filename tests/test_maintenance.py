@@ -245,3 +245,25 @@ def test_optimize_compacts_partitions_delta_rs_cannot(local_lake: Lake):
     assert _files_per_partition(table) == {"a~b": 1, "plain": 1}
     assert result["files_before"] == 6 and result["files_after"] == 2
     assert _everything(node).equals(before) and _snapshot(node) == statistics
+
+
+def _optimize_in_child(uri: str, storage_hash: str) -> int:
+    from lakenodes.lake.maintenance import optimize_table as optimize
+
+    return optimize(Lake(uri), storage_hash)["files_removed"]
+
+
+@pytest.mark.slow
+def test_concurrent_optimizations_never_duplicate_rows(local_lake: Lake):
+    """Two delta-rs compactions from one snapshot both committed and duplicated every row (delta-rs
+    1.6.6); lakenodes' compaction carries the partition's identity app transaction, so the loser retries."""
+    node = DailyClose(DailyCloseConfig(assets=ASSETS))
+    for _ in range(12):
+        node.run()
+    before = _everything(node)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        removed = pool.starmap(_optimize_in_child, [(local_lake.uri, node.storage_hash)] * 3)
+    assert sum(removed) == 12 * len(ASSETS)  # every original file compacted exactly once, in whichever process
+    assert _everything(node).equals(before)
+    assert set(_files_per_partition(DeltaTable(node.table_uri)).values()) == {1}

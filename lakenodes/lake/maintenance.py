@@ -47,14 +47,13 @@ from typing import Any
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
-from deltalake.exceptions import DeltaError
 from pyarrow import fs
 
 from ..errors import LakenodesUserError, NotFoundError
 from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import add_actions, fragments_of, plain_flags, read_whole, snapshot_of
-from ._watermarks import app_transaction
+from ._watermarks import app_transaction, partition_transactions
 from .location import Lake, lake_filesystem
 from .store import TableStore, index_names_of
 
@@ -111,24 +110,24 @@ def optimize_table(
     removed = added = 0
     if progress:
         progress(0, len(todo))
+    own_layout = partition_columns == list(index_names_of(table)[1:2])
     for done, partition in enumerate(todo, start=1):
-        filters = [(column, "=", value) for column, value in zip(partition_columns, partition, strict=True)]
-
-        def compact(filters: list[tuple[str, str, Any]] = filters) -> dict[str, Any]:
-            return store.table().optimize.compact(partition_filters=filters or None, target_size=target_size)
-
-        what = f"compaction of {storage_hash} {dict(zip(partition_columns, partition, strict=True))}"
-        try:
-            metrics = store.with_retries(compact, what=what)
-        except DeltaError as error:
-            if not partition_columns or "missing files" not in str(error):
-                raise
-            # delta-rs loses files whose partition folder holds characters it re-encodes (e.g. "~"):
-            # compact that partition with lakenodes' own rewrite instead
-            logger.info("%s: delta-rs compaction failed (%s); rewriting the partition itself", what, error)
-            rewritten = _rewrite_partition(store, storage_hash, partition[0], lambda files: [True] * files.height,
+        if own_layout:
+            # lakenodes' own rewrite, not delta-rs compaction: two delta-rs compactions (or one racing a
+            # restatement) from one snapshot both commit and duplicate rows; this commit carries the
+            # partition's identity app transaction, so any concurrent writer of it conflicts and retries
+            small = (lambda files: [True] * files.height) if target_size is None else (
+                lambda files: (files["size"] < target_size).to_list())
+            rewritten = _rewrite_partition(store, storage_hash, partition[0] if partition else None, small,
                                            operation="OPTIMIZE")
             metrics = {"numFilesRemoved": rewritten, "numFilesAdded": 1 if rewritten else 0}
+        else:  # a foreign layout: leave the choice of files to delta-rs
+            filters = [(column, "=", value) for column, value in zip(partition_columns, partition, strict=True)]
+
+            def compact(filters: list[tuple[str, str, Any]] = filters) -> dict[str, Any]:
+                return store.table().optimize.compact(partition_filters=filters or None, target_size=target_size)
+
+            metrics = store.with_retries(compact, what=f"compaction of {storage_hash} {partition}")
         removed += int(metrics.get("numFilesRemoved", 0))
         added += int(metrics.get("numFilesAdded", 0))
         if progress:
@@ -193,15 +192,16 @@ def _rewrite_partition(store: TableStore, name: str, value: str | None,
         snapshot = snapshot_of(table, index_names)
         files = snapshot.files.filter(pl.col("partition").eq_missing(value))
         chosen = files.filter(pl.Series(choose(files), dtype=pl.Boolean))
-        if chosen.height == 0:
-            return 0
+        if chosen.height < (2 if operation == "OPTIMIZE" else 1):
+            return 0  # nothing to rewrite (one file is already compact)
         rows = read_whole(filesystem, root, snapshot.partition, chosen, snapshot.schema).drop_columns(["_file"])
         adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index_names,
                            data_change=False)
         removes = [RemovedFile(path, size, part) for path, size, part in
                    chosen.select("path", "size", "partition").iter_rows()]
         write_id = f"lakenodes-{operation.lower()}-{uuid.uuid4().hex}"
-        properties = CommitProperties(app_transactions=[app_transaction(write_id)],
+        guards = partition_transactions(["" if value is None else value])
+        properties = CommitProperties(app_transactions=[app_transaction(write_id), *guards],
                                       custom_metadata={"lakenodes.operation": operation})
         commit_rewrite(table, filesystem, root, adds, removes, properties, write_id, data_change=False)
         return chosen.height
