@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -664,3 +665,34 @@ def test_bad_arguments_through_the_catalog_api(local_lake, index):
         search_tables(local_lake, "close", mode="fuzzy")
     with pytest.raises(LakenodesUserError, match="w_emb"):
         TimeIndexMetaTable.description_search("close", w_emb=-1)
+
+
+def test_search_leaves_the_environment_as_it_was_and_stderr_quiet(tmp_path):
+    """LanceDB's log level is set only while its native module starts (LANCEDB_LOG), never left set."""
+    script = textwrap.dedent(f"""
+        import datetime as dt
+        import os
+        import polars as pl
+        from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake, TimeIndexMetaTable, use_lake
+
+        class EnvConfig(DataNodeConfiguration):
+            node_metadata: DataNodeMetaData = DataNodeMetaData(identifier="env_probe", description="daily close")
+
+        class EnvProbe(DataNode):
+            config: EnvConfig
+            def dependencies(self):
+                return {{}}
+            def update(self):
+                return pl.DataFrame({{"time_index": [dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)], "v": [1.0]}})
+
+        before = dict(os.environ)
+        with use_lake(Lake({str(tmp_path / "lake")!r})):
+            EnvProbe(EnvConfig()).run()
+            for _ in range(2):
+                assert TimeIndexMetaTable.description_search("daily close")
+        assert dict(os.environ) == before, set(os.environ) ^ set(before)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180,
+                            env={k: v for k, v in os.environ.items() if k != "LANCEDB_LOG"})
+    assert result.returncode == 0, result.stderr
+    assert "WARN" not in result.stderr

@@ -19,10 +19,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,23 @@ def _maintain(table: Table) -> None:
     _ensure_indexes(table)
 
 
+
+@contextlib.contextmanager
+def _native_log_level(level: str) -> Iterator[None]:
+    """LanceDB's Rust logger writes WARN lines (e.g. "No existing dataset") straight to stderr; its
+    level can only be set through ``LANCEDB_LOG``, read once when the native module starts its
+    logger. Set it for that moment only (unless the program set it) and leave the environment as
+    it was."""
+    if "LANCEDB_LOG" in os.environ:
+        yield
+        return
+    os.environ["LANCEDB_LOG"] = level
+    try:
+        yield
+    finally:
+        os.environ.pop("LANCEDB_LOG", None)
+
+
 class SearchIndex:
     """Full-text (3-gram BM25) + embedding search over catalog table documents.
 
@@ -134,18 +152,14 @@ class SearchIndex:
     # ---------------------------------------------------------------- connection & repair
     def _connect(self) -> DBConnection:
         if self._db is None:
-            # LanceDB's Rust logger writes WARN lines (e.g. "No existing dataset") straight to stderr.
-            # Its level can only be set through this variable, read once when the native module
-            # initializes its logger (no Python API takes it): the one environment change
-            # lakenodes makes, only if the program did not set it, just before the first import.
-            os.environ.setdefault("LANCEDB_LOG", "error")
-            import lancedb  # on first use only (slow import), after LANCEDB_LOG is set
+            with _native_log_level("error"):
+                import lancedb  # on first use only (slow import)
 
-            self._db = lancedb.connect(
-                self.uri,
-                storage_options=self.storage_options or None,
-                read_consistency_interval=timedelta(seconds=self.refresh_interval),
-            )
+                self._db = lancedb.connect(
+                    self.uri,
+                    storage_options=self.storage_options or None,
+                    read_consistency_interval=timedelta(seconds=self.refresh_interval),
+                )
         return self._db
 
     def _open(self, name: str) -> Table | None:
