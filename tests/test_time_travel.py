@@ -1,0 +1,117 @@
+"""Time travel: reads ``as_of`` a version or a moment give what the table held then, across an
+append, a restatement and a tail delete, on a local lake and on S3."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from lakenodes import DataNode, DataNodeConfiguration, LakenodesUserError, TimeIndexMetaTable
+from lakenodes.errors import VersionUnavailableError
+from lakenodes.lake.maintenance import vacuum_table
+
+UTC = dt.UTC
+
+
+class TravelConfig(DataNodeConfiguration):
+    name: str = "travel"
+
+
+class QueueNode(DataNode):
+    """Returns one queued frame per run."""
+
+    def __init__(self, config, frames=(), **kwargs):
+        super().__init__(config, **kwargs)
+        self.frames = list(frames)
+
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        return self.frames.pop(0) if self.frames else pl.DataFrame()
+
+
+def frame(days: list[int], uids: list[str], base: float) -> pl.DataFrame:
+    rows = [(dt.datetime(2024, 1, d, tzinfo=UTC), uid, base + d + k / 10) for d in days for k, uid in enumerate(uids)]
+    return pl.DataFrame(rows, schema={"time_index": pl.Datetime("us", "UTC"), "unique_identifier": pl.String,
+                                      "close": pl.Float64}, orient="row")
+
+
+@pytest.fixture
+def history(any_lake) -> SimpleNamespace:
+    """Versions 1..4 of one table: first write, append, restatement of day 2, tail delete of B from day 3;
+    ``states[v]`` is the whole table read right after version ``v`` committed."""
+    node = QueueNode(TravelConfig(), [frame([1, 2], ["A", "B"], 0.0), frame([3, 4], ["A", "B"], 0.0),
+                                      frame([2], ["A", "B"], 100.0)], lake=any_lake)
+    states, moments = {}, {}
+    for _ in range(3):
+        node.run()
+        version = node.store.table().version()
+        states[version], moments[version] = node.get_df_between_dates(), dt.datetime.now(UTC)
+    table = TimeIndexMetaTable.get(storage_hash=node.storage_hash, lake=any_lake)
+    assert table.delete_after_date("2024-01-03", dimension_filters={"unique_identifier": ["B"]})["deleted_count"] == 2
+    version = node.store.table().version()
+    states[version], moments[version] = node.get_df_between_dates(), dt.datetime.now(UTC)
+    return SimpleNamespace(node=node, table=table, states=states, moments=moments, latest=version)
+
+
+def test_as_of_each_version_reads_what_the_table_held(history):
+    node, states = history.node, history.states
+    assert sorted(states) == [1, 2, 3, 4]
+    assert [states[v].height for v in (1, 2, 3, 4)] == [4, 8, 8, 6]
+    assert states[3].filter(pl.col("time_index").dt.day() == 2)["close"].to_list() == [102.0, 102.1]  # restated
+    for version, expected in states.items():
+        assert_frame_equal(node.get_df_between_dates(as_of=version), expected)
+    assert node.get_df_between_dates(as_of=0).height == 0
+    assert node.get_df_between_dates(as_of=0).columns == states[1].columns
+    assert node.store.table().version() == history.latest  # the cached table was never moved back
+
+
+def test_as_of_with_filters_and_frame_kinds(history):
+    node, before = history.node, history.states[2]
+    got = node.get_df_between_dates("2024-01-02", "2024-01-03", unique_identifier_list=["B"], columns=["close"],
+                                    as_of=2)
+    expected = before.filter(pl.col("unique_identifier") == "B", pl.col("time_index").dt.day().is_between(2, 3))
+    assert_frame_equal(got, expected)
+    assert node.get_df_between_dates(as_of=2, frame="arrow").num_rows == 8
+    pandas = node.get_df_between_dates(as_of=2, frame="pandas")
+    assert len(pandas) == 8 and list(pandas.index.names) == ["time_index", "unique_identifier"]
+
+
+def test_as_of_a_moment_reads_the_version_committed_at_or_before_it(history):
+    node = history.node
+    for version, moment in history.moments.items():
+        assert_frame_equal(node.get_df_between_dates(as_of=moment), history.states[version])
+    before = node.get_df_between_dates(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC))
+    assert before.height == 0 and before.columns == history.states[1].columns
+
+
+def test_last_observation_and_ranges_as_of(history):
+    node = history.node
+    assert node.get_last_observation(as_of=4)["close"].to_list() == [102.1, 4.0]  # B lost days 3 and 4; its day 2 was restated
+    assert node.get_last_observation(as_of=3)["close"].to_list() == [4.0, 4.1]
+    assert node.get_last_observation(as_of=1)["close"].to_list() == [2.0, 2.1]
+    assert node.get_last_observation(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC)).height == 0
+    ranged = node.get_ranged_data_per_asset({"A": {"start_date": dt.datetime(2024, 1, 2, tzinfo=UTC),
+                                                   "start_date_operand": ">="}}, as_of=3)
+    assert ranged["close"].to_list() == [102.0, 3.0, 4.0]
+
+
+def test_missing_and_vacuumed_versions_name_the_oldest_readable(history):
+    node = history.node
+    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0 and the latest 4"):
+        node.get_df_between_dates(as_of=9)
+    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0"):
+        node.get_df_between_dates(as_of=-1)
+    with pytest.raises(LakenodesUserError, match="as_of must be a table version"):
+        node.get_df_between_dates(as_of="yesterday")
+    vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    latest = node.store.table().version()
+    with pytest.raises(VersionUnavailableError, match=r"version 2 .*oldest readable version is [34]") as error:
+        node.get_df_between_dates(as_of=2)
+    assert "\n" not in str(error.value)
+    assert_frame_equal(node.get_df_between_dates(as_of=latest), history.states[4])
