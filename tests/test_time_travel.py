@@ -115,3 +115,30 @@ def test_missing_and_vacuumed_versions_name_the_oldest_readable(history):
         node.get_df_between_dates(as_of=2)
     assert "\n" not in str(error.value)
     assert_frame_equal(node.get_df_between_dates(as_of=latest), history.states[4])
+
+
+@pytest.mark.parametrize("filters", [
+    {},
+    {"start_date": "2024-01-02", "end_date": "2024-01-04", "less_or_equal": False},
+    {"start_date": "2024-01-02", "great_or_equal": False, "unique_identifier_list": ["B"], "columns": ["close"]},
+    {"dimension_filters": {"unique_identifier": ["A"]}},
+])
+def test_scan_equals_the_eager_read(history, filters):
+    node = history.node
+    for as_of in (None, 2, 3, history.moments[1]):
+        lazy = node.scan(**filters, as_of=as_of)
+        assert isinstance(lazy, pl.LazyFrame)
+        assert_frame_equal(lazy.collect(), node.get_df_between_dates(**filters, as_of=as_of))
+    assert_frame_equal(history.table.scan(**filters, as_of=3).collect(), node.get_df_between_dates(**filters, as_of=3))
+
+
+def test_scan_before_the_table_existed_and_bad_arguments(history):
+    node = history.node
+    empty = node.scan(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC)).collect()
+    assert empty.height == 0 and empty.schema == history.states[1].schema
+    with pytest.raises(LakenodesUserError, match="unknown identity dimension"):
+        node.scan(dimension_filters={"venue": ["X"]})
+    with pytest.raises(LakenodesUserError, match="unknown column"):
+        node.scan(columns=["nope"])
+    with pytest.raises(VersionUnavailableError):
+        node.scan(as_of=99)

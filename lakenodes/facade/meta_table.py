@@ -24,6 +24,7 @@ from ..lake.location import Lake, current_lake
 from ..lake.progress import read_progress
 from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
 from ..lake.store import TableStore
+from ..nodes.node import APIDataNode
 from ..search import rebuild_index, search_index, search_tables, table_document
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,16 @@ class TimeIndexMetaTable(TableRecord):
             self.table_uri, sql, table_names=names, storage_options=self.lake.storage_options or None,
             max_rows=max_rows, meta_table_uid=self.uid, timeout_s=timeout_s, memory_limit=memory_limit,
         )
+
+    def scan(self, *args: Any, **kwargs: Any) -> Any:
+        """This table's rows as a polars LazyFrame: the arguments of ``DataNode.scan`` (dates,
+        ``unique_identifier_list``, ``dimension_filters``, ``columns``, ``as_of``).
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.table.scan(as_of=1).collect().height
+            8
+        """
+        return APIDataNode(self.storage_hash, lake=self.lake).scan(*args, **kwargs)
 
     def delete_after_date(
         self,

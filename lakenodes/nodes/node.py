@@ -19,6 +19,7 @@ from ..core.frame_kind import FrameKind, as_frame, resolve_frame
 from ..core.frames import TIME_INDEX, TIMESTAMP_TYPE, UNIQUE_IDENTIFIER
 from ..core.hashing import HashedAsUpdateHash, class_path, compute_hash, current_hash_namespace
 from ..errors import ConfigurationError, LakenodesUserError, NotFoundError
+from ..lake.lazy import scan_table
 from ..lake.location import Lake, current_lake
 from ..lake.progress import read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
@@ -81,11 +82,7 @@ class BaseNode:
         """
         frame = resolve_frame(frame)  # a bad frame kind fails before reading
         columns = None if columns is None else _values(columns, "columns")
-        if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
-            raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
-        filters = {dim: _values(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
-        if unique_identifier_list is not None:
-            filters[UNIQUE_IDENTIFIER] = [_uid(item) for item in _values(unique_identifier_list, "unique_identifier_list")]
+        filters = _dimension_filters(dimension_filters, unique_identifier_list)
         ranges = None
         if unique_identifier_range_map is not None:
             ranges = _ranges_from_uid_map(unique_identifier_range_map)
@@ -97,6 +94,26 @@ class BaseNode:
             columns=columns, dimension_filters=filters, ranges=ranges, as_of=as_of,
         )
         return self._as_frame(data, columns, frame)
+
+    def scan(
+        self, start_date: Any = None, end_date: Any = None, *, great_or_equal: bool = True,
+        less_or_equal: bool = True, unique_identifier_list: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None, dimension_filters: Mapping[str, Sequence[str]] | None = None,
+        as_of: Any = None,
+    ) -> pl.LazyFrame:
+        """The rows ``get_df_between_dates`` returns (same filters, ``as_of``) as a polars LazyFrame.
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.node.scan(unique_identifier_list=["AAPL"], as_of=1).select("close").collect()["close"].to_list()
+            [1.0, 2.0, 3.0, 4.0]
+        """
+        lazy = scan_table(
+            self.store, start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
+            start_inclusive=great_or_equal, end_inclusive=less_or_equal,
+            columns=None if columns is None else _values(columns, "columns"),
+            dimension_filters=_dimension_filters(dimension_filters, unique_identifier_list), as_of=as_of,
+        )
+        return self._as_frame(None, columns, "polars").lazy() if lazy is None else lazy
 
     def get_ranged_data_per_asset(
         self, range_descriptor: Mapping[str, Mapping[str, Any]] | None, columns: Sequence[str] | None = None,
@@ -300,6 +317,15 @@ def _operand(value: str, argument: str, allowed: tuple[str, str]) -> bool:
     if value not in allowed:
         raise LakenodesUserError(f"{argument} must be one of {allowed}, got {value!r}")
     return _OPERANDS[value]
+
+
+def _dimension_filters(dimension_filters: Any, unique_identifier_list: Any) -> dict[str, list[Any]]:
+    if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
+        raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
+    filters = {dim: _values(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
+    if unique_identifier_list is not None:
+        filters[UNIQUE_IDENTIFIER] = [_uid(item) for item in _values(unique_identifier_list, "unique_identifier_list")]
+    return filters
 
 
 def _window(spec: Mapping[str, Any]) -> dict[str, Any]:
