@@ -4,6 +4,7 @@ append, a restatement and a tail delete, on a local lake and on S3."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from types import SimpleNamespace
 
 import polars as pl
@@ -142,3 +143,43 @@ def test_scan_before_the_table_existed_and_bad_arguments(history):
         node.scan(columns=["nope"])
     with pytest.raises(VersionUnavailableError):
         node.scan(as_of=99)
+
+
+def test_history_names_each_version_its_operation_and_writer(history):
+    node, table = history.node, history.table
+    entries = table.history()
+    assert [(e["version"], e["operation"]) for e in entries] == [
+        (4, "delete"), (3, "upsert"), (2, "append"), (1, "append"), (0, "create")]
+    assert {e["update_hash"] for e in entries[1:4]} == {node.update_hash}
+    assert entries[0]["update_hash"] is None and entries[4]["run_id"] is None
+    assert len({e["run_id"] for e in entries[1:4]}) == 3 and all(entries[i]["run_id"] for i in (1, 2, 3))
+    assert [e["rows_added"] for e in entries[2:4]] == [4, 4]
+    assert [e["timestamp"] for e in entries] == sorted((e["timestamp"] for e in entries), reverse=True)
+    for entry in entries[:4]:  # each version was committed before the moment read after it
+        assert entry["timestamp"] <= history.moments[entry["version"]]
+    assert [e["version"] for e in table.history(limit=2)] == [4, 3]
+    vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    assert [e["operation"] for e in table.history(limit=2)] == ["vacuum", "vacuum"]
+
+
+def test_cli_history_table_and_json(history):
+    if not history.node.lake.is_local:
+        pytest.skip("the CLI takes S3 credentials from the environment; the API is tested on S3 above")
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    def invoke(*args):
+        result = CliRunner().invoke(app, ["--lake", history.node.lake.uri, "data-node", "history", *args])
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+        return result.stdout
+
+    document = json.loads(invoke(history.node.storage_hash, "--json"))
+    assert document["count"] == 5
+    assert document["results"][1] | {"timestamp": None, "run_id": None} == {
+        "version": 3, "timestamp": None, "operation": "upsert", "update_hash": history.node.update_hash,
+        "run_id": None, "rows_added": None, "rows_deleted": None}
+    assert document["results"][0]["timestamp"].endswith("Z")
+    assert json.loads(invoke(history.node.storage_hash, "--json", "--limit", "1"))["count"] == 1
+    human = invoke(history.node.storage_hash)
+    assert "upsert" in human and "create" in human and history.node.update_hash[:12] in human

@@ -24,6 +24,7 @@ from ..lake.location import Lake, current_lake
 from ..lake.progress import read_progress
 from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
 from ..lake.store import TableStore
+from ..lake.versions import table_history
 from ..nodes.node import APIDataNode
 from ..search import rebuild_index, search_index, search_tables, table_document
 
@@ -176,6 +177,18 @@ class TimeIndexMetaTable(TableRecord):
             8
         """
         return APIDataNode(self.storage_hash, lake=self.lake).scan(*args, **kwargs)
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """One entry per table version, newest first (at most ``limit``): ``version``, ``timestamp``,
+        ``operation``, the writer's ``update_hash`` and ``run_id``, ``rows_added`` / ``rows_deleted``
+        (see lakenodes.lake.versions.table_history); read any version with ``as_of=``.
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> [(entry["version"], entry["operation"]) for entry in example.table.history()][-2:]
+            [(1, 'append'), (0, 'create')]
+        """
+        table = TableStore(self.lake, self.storage_hash).table()
+        return [] if table is None else table_history(table, limit)
 
     def delete_after_date(
         self,

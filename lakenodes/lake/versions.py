@@ -100,3 +100,33 @@ def _present_files(uri: str, filesystem_of: FileSystemOf) -> set[str]:
     filesystem, root = filesystem_of(uri)
     listing = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
     return {info.path[len(root) + 1:] for info in listing if info.type == pafs.FileType.File}
+
+
+_LAKENODES_OPERATIONS = {"WRITE": "append", "MERGE": "upsert", "DELETE": "delete", "OPTIMIZE": "optimize"}
+_DELTA_OPERATIONS = {"CREATE TABLE": "create", "WRITE": "append", "STREAMING UPDATE": "append", "MERGE": "upsert",
+                     "DELETE": "delete", "OPTIMIZE": "optimize", "VACUUM START": "vacuum", "VACUUM END": "vacuum"}
+
+
+def table_history(table: DeltaTable, limit: int | None = None) -> list[dict[str, Any]]:
+    """One entry per commit of ``table``, newest first: ``version``, ``timestamp`` (aware UTC),
+    ``operation`` (append / upsert / delete / optimize / vacuum / create, from the commit's
+    ``lakenodes.operation`` where lakenodes wrote it, else delta's operation in lower case),
+    ``update_hash`` and ``run_id`` of the writing run (None unless a lakenodes run wrote it) and
+    ``rows_added`` / ``rows_deleted`` (None unless the commit's operationMetrics hold them)."""
+    entries = []
+    for commit in table.history(limit):
+        metrics = commit.get("operationMetrics") or {}
+        delta_operation = str(commit.get("operation", ""))
+        operation = (_LAKENODES_OPERATIONS.get(commit["lakenodes.operation"], commit["lakenodes.operation"].lower())
+                     if "lakenodes.operation" in commit
+                     else _DELTA_OPERATIONS.get(delta_operation, delta_operation.lower()))
+        entries.append({
+            "version": commit["version"],
+            "timestamp": datetime.datetime.fromtimestamp(commit["timestamp"] / 1000, datetime.UTC),
+            "operation": operation,
+            "update_hash": commit.get("lakenodes.update_hash"),
+            "run_id": commit.get("lakenodes.run_id"),
+            "rows_added": metrics.get("num_added_rows", metrics.get("numTargetRowsInserted")),
+            "rows_deleted": metrics.get("num_deleted_rows", metrics.get("numTargetRowsDeleted")),
+        })
+    return entries
