@@ -183,3 +183,36 @@ def test_cli_history_table_and_json(history):
     assert json.loads(invoke(history.node.storage_hash, "--json", "--limit", "1"))["count"] == 1
     human = invoke(history.node.storage_hash)
     assert "upsert" in human and "create" in human and history.node.update_hash[:12] in human
+
+
+def test_run_query_as_of(history):
+    table, states = history.table, history.states
+    sql = f"SELECT count(*) AS n, sum(close) AS total FROM {table.storage_hash}"
+    for version in (1, 2, 3, 4):
+        result = table.run_query(sql, as_of=version)
+        assert result["ok"], result["error"]
+        assert result["results"] == [{"n": states[version].height, "total": pytest.approx(states[version]["close"].sum())}]
+    assert table.run_query(sql, as_of=history.moments[3])["results"][0]["n"] == states[3].height
+    assert table.run_query(sql)["results"][0]["n"] == states[4].height
+    with pytest.raises(VersionUnavailableError, match="did not exist"):
+        table.run_query(sql, as_of=dt.datetime(2000, 1, 1, tzinfo=UTC))
+    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0"):
+        table.run_query(sql, as_of=17)
+
+
+def test_cli_run_query_as_of(history):
+    if not history.node.lake.is_local:
+        pytest.skip("the CLI takes S3 credentials from the environment; the API is tested on S3 above")
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    def run(*args):
+        return CliRunner().invoke(app, ["--lake", history.node.lake.uri, "data-node", "run-query",
+                                        history.node.storage_hash, f"SELECT count(*) AS n FROM {history.node.storage_hash}",
+                                        "--json", *args])
+
+    assert json.loads(run("--as-of", "2").stdout)["results"] == [{"n": 8}]
+    assert json.loads(run("--as-of", history.moments[4].isoformat()).stdout)["results"] == [{"n": 6}]
+    failed = run("--as-of", "42")
+    assert failed.exit_code == 2 and "oldest readable version is 0" in failed.stdout + failed.stderr

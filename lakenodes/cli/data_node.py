@@ -124,10 +124,13 @@ def data_node_run_query(
     ref: TableArgument,
     sql: Annotated[str, typer.Argument(help="One SELECT/WITH; name the table by its identifier or storage hash.")],
     max_rows: Annotated[int, typer.Option("--max-rows", help="Return at most this many rows.")] = 1000,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Query the table as it was at this version (an integer) or moment (ISO-8601).")] = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """Run one read-only SQL query over a table (DDL, DML and other tables are refused)."""
-    envelope = resolve_table(session.lake, ref, namespace).run_query(sql, max_rows=max_rows)
+    moment = None if as_of is None else int(as_of) if as_of.strip().isdigit() else parse_datetime(as_of, "--as-of")
+    envelope = resolve_table(session.lake, ref, namespace).run_query(sql, max_rows=max_rows, as_of=moment)
     if envelope["ok"] or session.json:
         session.output(envelope, lambda console: rows_table(console, envelope))
     if not envelope["ok"]:

@@ -19,7 +19,7 @@ from .._internal.datetimes import iso_z, parse_datetime
 from ..catalog.catalog import find_tables, save_table_record, table_record
 from ..catalog.records import TableRecord
 from ..core.lookups import exactly_one
-from ..errors import LakenodesUserError
+from ..errors import LakenodesUserError, VersionUnavailableError
 from ..lake.location import Lake, current_lake
 from ..lake.progress import read_progress
 from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
@@ -149,7 +149,7 @@ class TimeIndexMetaTable(TableRecord):
 
     def run_query(
         self, sql: str, max_rows: int = 1000, *, timeout_s: float | None = None,
-        memory_limit: int | str | None = None,
+        memory_limit: int | str | None = None, as_of: Any = None,
     ) -> dict[str, Any]:
         """Run one read-only SELECT/WITH over this table (by identifier or storage hash).
 
@@ -157,6 +157,8 @@ class TimeIndexMetaTable(TableRecord):
         row_count, error}``; anything but a single read of this table is refused, never executed.
         ``timeout_s`` / ``memory_limit`` (default: ``LAKENODES_SQL_TIMEOUT`` /
         ``LAKENODES_SQL_MEMORY_LIMIT``, else 30 s / 1 GiB) stop runaway queries (see lakenodes.lake.sql).
+        ``as_of`` (a version or a datetime, as for reads) queries the table as it was then; a moment
+        before the table existed, or a version that cannot be read, raises VersionUnavailableError.
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> example.table.run_query("SELECT count(DISTINCT unique_identifier) AS assets FROM example_prices")["results"]
@@ -166,7 +168,14 @@ class TimeIndexMetaTable(TableRecord):
         return run_readonly_query(
             self.table_uri, sql, table_names=names, storage_options=self.lake.storage_options or None,
             max_rows=max_rows, meta_table_uid=self.uid, timeout_s=timeout_s, memory_limit=memory_limit,
+            version=None if as_of is None else self._version_as_of(as_of),
         )
+
+    def _version_as_of(self, as_of: Any) -> int:
+        table = TableStore(self.lake, self.storage_hash).table_as_of(as_of)
+        if table is None:
+            raise VersionUnavailableError(f"{self.identifier or self.storage_hash} did not exist at {as_of}")
+        return table.version()
 
     def scan(self, *args: Any, **kwargs: Any) -> Any:
         """This table's rows as a polars LazyFrame: the arguments of ``DataNode.scan`` (dates,
