@@ -216,3 +216,22 @@ def test_cli_run_query_as_of(history):
     assert json.loads(run("--as-of", history.moments[4].isoformat()).stdout)["results"] == [{"n": 6}]
     failed = run("--as-of", "42")
     assert failed.exit_code == 2 and "oldest readable version is 0" in failed.stdout + failed.stderr
+
+
+def test_diff_between_versions_keyed_by_the_index(history):
+    table = history.table
+    restated = table.diff(2, 3)
+    assert restated.summary() == {"from_version": 2, "to_version": 3, "added": 0, "deleted": 0, "changed": 2}
+    assert restated.changed.rows() == [(dt.datetime(2024, 1, 2, tzinfo=UTC), "A", 2.0, 102.0),
+                                       (dt.datetime(2024, 1, 2, tzinfo=UTC), "B", 2.1, 102.1)]
+    assert restated.changed.columns == ["time_index", "unique_identifier", "close_from", "close_to"]
+    deleted = table.diff(3)  # to the latest version: the tail delete
+    assert deleted.summary() == {"from_version": 3, "to_version": 4, "added": 0, "deleted": 2, "changed": 0}
+    assert_frame_equal(deleted.deleted, history.states[3].filter(
+        pl.col("unique_identifier") == "B", pl.col("time_index").dt.day() >= 3))
+    appended = table.diff(1, 2)
+    assert_frame_equal(appended.added, history.states[2].filter(pl.col("time_index").dt.day() >= 3))
+    assert table.diff(dt.datetime(2000, 1, 1, tzinfo=UTC), history.moments[4]).summary() == {
+        "from_version": None, "to_version": 4, "added": 6, "deleted": 0, "changed": 0}
+    with pytest.raises(VersionUnavailableError):
+        table.diff(0, 12)

@@ -20,6 +20,7 @@ from ..catalog.catalog import find_tables, save_table_record, table_record
 from ..catalog.records import TableRecord
 from ..core.lookups import exactly_one
 from ..errors import LakenodesUserError, VersionUnavailableError
+from ..lake.diff import TableDiff, diff_versions
 from ..lake.location import Lake, current_lake
 from ..lake.progress import read_progress
 from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
@@ -198,6 +199,16 @@ class TimeIndexMetaTable(TableRecord):
         """
         table = TableStore(self.lake, self.storage_hash).table()
         return [] if table is None else table_history(table, limit)
+
+    def diff(self, from_version: Any, to_version: Any = None) -> TableDiff:
+        """Rows added, deleted and changed (keyed by the index) between two versions or moments
+        (``to_version`` None: the latest); see lakenodes.lake.diff.TableDiff.
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.table.diff(0, 1).summary()
+            {'from_version': 0, 'to_version': 1, 'added': 8, 'deleted': 0, 'changed': 0}
+        """
+        return diff_versions(TableStore(self.lake, self.storage_hash), from_version, to_version)
 
     def delete_after_date(
         self,
