@@ -11,8 +11,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from lakenodes import DataNode, DataNodeConfiguration, LakenodesUserError, TimeIndexMetaTable
-from lakenodes.errors import VersionUnavailableError
+from lakenodes import (
+    DataNode,
+    DataNodeConfiguration,
+    LakenodesUserError,
+    TimeIndexMetaTable,
+    VersionUnavailableError,
+)
 from lakenodes.lake.maintenance import vacuum_table
 
 UTC = dt.UTC
