@@ -36,6 +36,7 @@ from .errors import (
     StorageError,
     StorageFullError,
     StoragePermissionError,
+    VersionUnavailableError,
 )
 from .facade.meta_table import TimeIndexMetaTable
 from .facade.node import DataNode
@@ -79,6 +80,7 @@ __all__ = [
     "StoragePermissionError",
     "TimeIndexMetaTable",
     "UpdateStatistics",
+    "VersionUnavailableError",
     "clear_caches",
     "current_lake",
     "default_frame",

@@ -194,3 +194,7 @@ class WatermarkMovedError(LakenodesError, RuntimeError):
 
     def __reduce__(self):
         return type(self), (self.table, self.identities)
+
+
+class VersionUnavailableError(NotFoundError):
+    """A time-travel read asked for a table version that does not exist or that vacuum removed."""

@@ -1,6 +1,6 @@
 """``lakenodes data-node ...``: the tables (DataNode storages) in the catalog.
 
-``list``, ``detail``, ``org-unique-identifiers``, ``run-query``, ``delete-after-date``,
+``list``, ``detail``, ``org-unique-identifiers``, ``run-query``, ``history``, ``delete-after-date``,
 ``add-label``/``remove-label`` and ``refresh-search-index``; ``data-node search`` is
 ``lakenodes search`` (see :mod:`lakenodes.cli.search`).
 """
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from .._internal.datetimes import iso_z
 from ..catalog import catalog
 from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
 from ..errors import LakenodesUserError
@@ -123,10 +124,13 @@ def data_node_run_query(
     ref: TableArgument,
     sql: Annotated[str, typer.Argument(help="One SELECT/WITH; name the table by its identifier or storage hash.")],
     max_rows: Annotated[int, typer.Option("--max-rows", help="Return at most this many rows.")] = 1000,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Query the table as it was at this version (an integer) or moment (ISO-8601).")] = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """Run one read-only SQL query over a table (DDL, DML and other tables are refused)."""
-    envelope = resolve_table(session.lake, ref, namespace).run_query(sql, max_rows=max_rows)
+    moment = None if as_of is None else int(as_of) if as_of.strip().isdigit() else parse_datetime(as_of, "--as-of")
+    envelope = resolve_table(session.lake, ref, namespace).run_query(sql, max_rows=max_rows, as_of=moment)
     if envelope["ok"] or session.json:
         session.output(envelope, lambda console: rows_table(console, envelope))
     if not envelope["ok"]:
@@ -134,6 +138,28 @@ def data_node_run_query(
         code = FAILURE if error.get("kind") == "storage_error" else USER_ERROR
         raise CommandFailed(code, f"{error.get('kind')}: {error.get('message')}", str(error.get("kind")),
                             reported=session.json)
+
+
+@command(app, "history")
+def data_node_history(
+    session: Session,
+    ref: TableArgument,
+    limit: Annotated[int | None, typer.Option("--limit", help="Show at most this many versions.")] = None,
+    namespace: NamespaceOption = None,
+) -> None:
+    """The versions of a table, newest first: when, which operation, which run wrote them, rows changed."""
+    found = resolve_table(session.lake, ref, namespace)
+    entries = [{**entry, "timestamp": iso_z(entry["timestamp"])} for entry in found.history(limit)]
+
+    def render(console: Console) -> None:
+        view = table("Version", "Timestamp", "Operation", "Update hash", "Run id", "Rows added", "Rows deleted",
+                     no_wrap=("Timestamp", "Update hash", "Run id"))
+        for entry in entries:
+            view.add_row(*("" if entry[key] is None else str(entry[key]) for key in
+                           ("version", "timestamp", "operation", "update_hash", "run_id", "rows_added", "rows_deleted")))
+        console.print(view)
+
+    session.output({"count": len(entries), "results": entries}, render)
 
 
 @command(app, "delete-after-date")

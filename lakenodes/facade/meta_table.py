@@ -19,11 +19,14 @@ from .._internal.datetimes import iso_z, parse_datetime
 from ..catalog.catalog import find_tables, save_table_record, table_record
 from ..catalog.records import TableRecord
 from ..core.lookups import exactly_one
-from ..errors import LakenodesUserError
+from ..errors import LakenodesUserError, VersionUnavailableError
+from ..lake.diff import TableDiff, diff_versions
 from ..lake.location import Lake, current_lake
 from ..lake.progress import read_progress
 from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
 from ..lake.store import TableStore
+from ..lake.versions import table_history
+from ..nodes.node import APIDataNode
 from ..search import rebuild_index, search_index, search_tables, table_document
 
 logger = logging.getLogger(__name__)
@@ -147,7 +150,7 @@ class TimeIndexMetaTable(TableRecord):
 
     def run_query(
         self, sql: str, max_rows: int = 1000, *, timeout_s: float | None = None,
-        memory_limit: int | str | None = None,
+        memory_limit: int | str | None = None, as_of: Any = None,
     ) -> dict[str, Any]:
         """Run one read-only SELECT/WITH over this table (by identifier or storage hash).
 
@@ -155,6 +158,8 @@ class TimeIndexMetaTable(TableRecord):
         row_count, error}``; anything but a single read of this table is refused, never executed.
         ``timeout_s`` / ``memory_limit`` (default: ``LAKENODES_SQL_TIMEOUT`` /
         ``LAKENODES_SQL_MEMORY_LIMIT``, else 30 s / 1 GiB) stop runaway queries (see lakenodes.lake.sql).
+        ``as_of`` (a version or a datetime, as for reads) queries the table as it was then; a moment
+        before the table existed, or a version that cannot be read, raises VersionUnavailableError.
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> example.table.run_query("SELECT count(DISTINCT unique_identifier) AS assets FROM example_prices")["results"]
@@ -164,7 +169,46 @@ class TimeIndexMetaTable(TableRecord):
         return run_readonly_query(
             self.table_uri, sql, table_names=names, storage_options=self.lake.storage_options or None,
             max_rows=max_rows, meta_table_uid=self.uid, timeout_s=timeout_s, memory_limit=memory_limit,
+            version=None if as_of is None else self._version_as_of(as_of),
         )
+
+    def _version_as_of(self, as_of: Any) -> int:
+        table = TableStore(self.lake, self.storage_hash).table_as_of(as_of)
+        if table is None:
+            raise VersionUnavailableError(f"{self.identifier or self.storage_hash} did not exist at {as_of}")
+        return table.version()
+
+    def scan(self, *args: Any, **kwargs: Any) -> Any:
+        """This table's rows as a polars LazyFrame: the arguments of ``DataNode.scan`` (dates,
+        ``unique_identifier_list``, ``dimension_filters``, ``columns``, ``as_of``).
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.table.scan(as_of=1).collect().height
+            8
+        """
+        return APIDataNode(self.storage_hash, lake=self.lake).scan(*args, **kwargs)
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """One entry per table version, newest first (at most ``limit``): ``version``, ``timestamp``,
+        ``operation``, the writer's ``update_hash`` and ``run_id``, ``rows_added`` / ``rows_deleted``
+        (see lakenodes.lake.versions.table_history); read any version with ``as_of=``.
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> [(entry["version"], entry["operation"]) for entry in example.table.history()][-2:]
+            [(1, 'append'), (0, 'create')]
+        """
+        table = TableStore(self.lake, self.storage_hash).table()
+        return [] if table is None else table_history(table, limit)
+
+    def diff(self, from_version: Any, to_version: Any = None) -> TableDiff:
+        """Rows added, deleted and changed (keyed by the index) between two versions or moments
+        (``to_version`` None: the latest); see lakenodes.lake.diff.TableDiff.
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.table.diff(0, 1).summary()
+            {'from_version': 0, 'to_version': 1, 'added': 8, 'deleted': 0, 'changed': 0}
+        """
+        return diff_versions(TableStore(self.lake, self.storage_hash), from_version, to_version)
 
     def delete_after_date(
         self,

@@ -43,9 +43,10 @@ def execute_rows(
     storage_options: dict[str, str] | None,
     max_rows: int,
     memory_limit: int,
+    version: int | None = None,
 ) -> list[dict[str, Any]]:
     """Plan, check and run ``sql`` (see :func:`lakenodes.lake.sql._execute`); at most ``max_rows + 1`` rows."""
-    return _to_rows(_execute(uri, sql, names, storage_options, max_rows, memory_limit))
+    return _to_rows(_execute(uri, sql, names, storage_options, max_rows, memory_limit, version))
 
 
 def _to_rows(table: pa.Table) -> list[dict[str, Any]]:

@@ -105,6 +105,7 @@ def run_readonly_query(
     query_id: str | None = None,
     timeout_s: float | None = None,
     memory_limit: int | str | None = None,
+    version: int | None = None,
 ) -> dict:
     """Run one read-only SQL query against the Delta table at ``table_uri``.
 
@@ -115,7 +116,7 @@ def run_readonly_query(
     ``timeout_s`` (seconds) and ``memory_limit`` (bytes, or a string such as ``"512MiB"``) bound the query;
     ``None`` reads ``LAKENODES_SQL_TIMEOUT`` / ``LAKENODES_SQL_MEMORY_LIMIT`` now, else 30 s and 1 GiB.
     A query past either limit is stopped (its worker process is killed) and refused as ``timeout`` or
-    ``resources_exhausted``.
+    ``resources_exhausted``. ``version`` queries that table version (time travel) instead of the latest.
     """
     query_id = query_id if isinstance(query_id, str) and query_id else uuid.uuid4().hex
     envelope: dict[str, Any] = {
@@ -134,7 +135,7 @@ def run_readonly_query(
         limits = resolve_limits(timeout_s, memory_limit)
         _lex_check(sql)
         request = dict(
-            uri=table_uri, sql=sql, names=names, storage_options=storage_options, max_rows=max_rows
+            uri=table_uri, sql=sql, names=names, storage_options=storage_options, max_rows=max_rows, version=version
         )
         rows = _sql_sandbox.run_in_worker(request, limits)
     except _Refusal as exc:
@@ -297,13 +298,14 @@ def _execute(
     storage_options: dict[str, str] | None,
     max_rows: int,
     memory_limit: int,
+    version: int | None = None,
 ) -> pa.Table:
     """Plan ``sql`` in a locked-down session, check its table scans and fetch at most max_rows + 1 rows.
 
     Runs in the worker process. Operators that track memory (joins, sorts, aggregations...) share a pool of
     ``memory_limit`` bytes; spilling to disk is disabled, so exceeding it fails as ``resources_exhausted``.
     """
-    provider = _open_table(uri, storage_options)
+    provider = _open_table(uri, storage_options, version)
     config = SessionConfig().with_information_schema(False)
     runtime = RuntimeEnvBuilder().with_disk_manager_disabled().with_greedy_memory_pool(memory_limit)
     ctx = SessionContext(config, runtime)  # URL tables stay disabled: enable_url_table() is never called
@@ -321,10 +323,10 @@ def _execute(
         raise _classify(_clean(exc), names) from None
 
 
-def _open_table(uri: str, storage_options: dict[str, str] | None) -> Any:
-    """Open the Delta table: the FFI provider for local paths, the pyarrow dataset for remote stores."""
+def _open_table(uri: str, storage_options: dict[str, str] | None, version: int | None = None) -> Any:
+    """Open the Delta table (at ``version``): the FFI provider for local paths, the pyarrow dataset for remote stores."""
     try:
-        table = DeltaTable(uri, storage_options=storage_options)
+        table = DeltaTable(uri, version=version, storage_options=storage_options)
         is_local = "://" not in uri or uri.startswith("file://")
         return table if is_local else table.to_pyarrow_dataset()
     except TableNotFoundError as exc:

@@ -53,6 +53,7 @@ from ._watermarks import (
     watermarks_moved_back,
 )
 from .location import Lake, lake_filesystem
+from .versions import table_as_of
 
 __all__ = ["RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
            "empty_table", "identity_transactions", "index_names_of",
@@ -116,6 +117,16 @@ class TableStore:
     @property
     def _key(self) -> tuple[str, str]:
         return self.uri, json.dumps(self.lake.storage_options, sort_keys=True)
+
+    def table_as_of(self, as_of: Any = None) -> DeltaTable | None:
+        """The snapshot at ``as_of`` (a version or a datetime, see ``lakenodes.lake.versions``; the
+        current one when None); None before creation or for a moment before the table existed."""
+        table = self.table()
+        if table is None or as_of is None:
+            return table
+        with storage_errors(self.uri, "read", self.lake):
+            return table_as_of(table, as_of, self.lake.storage_options or None,
+                               lambda uri: lake_filesystem(self.lake, uri))
 
     def exists(self) -> bool:
         return self.table() is not None
@@ -335,11 +346,15 @@ class TableStore:
         columns: Sequence[str] | None = None,
         dimension_filters: Mapping[str, Sequence[str]] | None = None,
         ranges: Sequence[RangeFilter] | None = None,
+        as_of: Any = None,
     ) -> pa.Table | None:
-        """Rows matching all filters, index columns first, sorted by the index; None before creation."""
-        table = self.table()
+        """Rows matching all filters, index columns first, sorted by the index; None before creation.
+        ``as_of``: the table at that version or moment (no rows, the current schema, before it existed)."""
+        table = self.table_as_of(as_of)
         if table is None:
-            return None
+            current = self.table(refresh=False)
+            return None if current is None else empty_table(pa.schema(current.schema().to_arrow()),
+                                                            index_names_of(current), columns)
         index_names = index_names_of(table)
         check_dimensions(index_names, [*(dimension_filters or {}), *(d for r in ranges or () for d in r.coordinate)])
         expression = time_window(start, start_inclusive, end, end_inclusive)

@@ -19,6 +19,7 @@ from ..core.frame_kind import FrameKind, as_frame, resolve_frame
 from ..core.frames import TIME_INDEX, TIMESTAMP_TYPE, UNIQUE_IDENTIFIER
 from ..core.hashing import HashedAsUpdateHash, class_path, compute_hash, current_hash_namespace
 from ..errors import ConfigurationError, LakenodesUserError, NotFoundError
+from ..lake.lazy import scan_table
 from ..lake.location import Lake, current_lake
 from ..lake.progress import read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
@@ -65,23 +66,23 @@ class BaseNode:
         unique_identifier_range_map: Mapping[str, Mapping[str, Any]] | None = None,
         dimension_range_map: Sequence[Mapping[str, Any]] | None = None,
         frame: FrameKind | None = None,
+        as_of: Any = None,
     ) -> pl.DataFrame | pd.DataFrame | pa.Table:
         """Rows between two dates (inclusive by default), optionally scoped by identity.
 
         ``frame`` picks polars, pandas (the seeds' index) or arrow; by default the program's
-        choice (``LAKENODES_FRAME`` / ``lakenodes.set_default_frame``), else polars.
+        choice (``LAKENODES_FRAME`` / ``lakenodes.set_default_frame``), else polars. ``as_of``
+        reads the table as it was at a version (int) or a moment (datetime; see lakenodes.lake.versions).
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> example.node.get_df_between_dates("2026-03-31", "2026-03-31", unique_identifier_list=["MSFT"])["close"].to_list()
             [6.0]
+            >>> example.node.get_df_between_dates(as_of=0).height  # version 0: the created, empty table
+            0
         """
         frame = resolve_frame(frame)  # a bad frame kind fails before reading
         columns = None if columns is None else _values(columns, "columns")
-        if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
-            raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
-        filters = {dim: _values(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
-        if unique_identifier_list is not None:
-            filters[UNIQUE_IDENTIFIER] = [_uid(item) for item in _values(unique_identifier_list, "unique_identifier_list")]
+        filters = _dimension_filters(dimension_filters, unique_identifier_list)
         ranges = None
         if unique_identifier_range_map is not None:
             ranges = _ranges_from_uid_map(unique_identifier_range_map)
@@ -90,28 +91,49 @@ class BaseNode:
         data = self.store.read(
             start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
             start_inclusive=great_or_equal, end_inclusive=less_or_equal,
-            columns=columns, dimension_filters=filters, ranges=ranges,
+            columns=columns, dimension_filters=filters, ranges=ranges, as_of=as_of,
         )
         return self._as_frame(data, columns, frame)
 
+    def scan(
+        self, start_date: Any = None, end_date: Any = None, *, great_or_equal: bool = True,
+        less_or_equal: bool = True, unique_identifier_list: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None, dimension_filters: Mapping[str, Sequence[str]] | None = None,
+        as_of: Any = None,
+    ) -> pl.LazyFrame:
+        """The rows ``get_df_between_dates`` returns (same filters, ``as_of``) as a polars LazyFrame.
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.node.scan(unique_identifier_list=["AAPL"], as_of=1).select("close").collect()["close"].to_list()
+            [1.0, 2.0, 3.0, 4.0]
+        """
+        lazy = scan_table(
+            self.store, start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
+            start_inclusive=great_or_equal, end_inclusive=less_or_equal,
+            columns=None if columns is None else _values(columns, "columns"),
+            dimension_filters=_dimension_filters(dimension_filters, unique_identifier_list), as_of=as_of,
+        )
+        return self._as_frame(None, columns, "polars").lazy() if lazy is None else lazy
+
     def get_ranged_data_per_asset(
         self, range_descriptor: Mapping[str, Mapping[str, Any]] | None, columns: Sequence[str] | None = None,
-        frame: FrameKind | None = None,
+        frame: FrameKind | None = None, *, as_of: Any = None,
     ) -> pl.DataFrame | pd.DataFrame | pa.Table:
         """Rows per unique_identifier within its own window, e.g. the output of
-        ``update_statistics.get_update_range_map_great_or_equal()``."""
+        ``update_statistics.get_update_range_map_great_or_equal()`` (``as_of``: see get_df_between_dates)."""
         return self.get_df_between_dates(
-            unique_identifier_range_map=range_descriptor or {}, columns=columns, frame=frame
+            unique_identifier_range_map=range_descriptor or {}, columns=columns, frame=frame, as_of=as_of
         )
 
     def get_last_observation(
-        self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None
+        self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None, *, as_of: Any = None,
     ) -> pl.DataFrame | pd.DataFrame | pa.Table:
-        """The latest row of every identity (optionally only these assets), located from metadata."""
+        """The latest row of every identity (optionally only these assets), located from metadata
+        (``as_of``: see get_df_between_dates)."""
         frame = resolve_frame(frame)
-        table = self.store.table()
+        table = self.store.table_as_of(as_of)
         if table is None:
-            return self._as_frame(None, None, frame)
+            return self._as_frame(self.store.read(as_of=as_of), None, frame)
         progress = read_progress(table, self.lake)
         dims = progress.index_names[1:]
         wanted = None if asset_list is None else {_uid(asset) for asset in _values(asset_list, "asset_list")}
@@ -121,7 +143,7 @@ class BaseNode:
             for identity, ts in progress.last.items()
             if wanted is None or (identity and identity[position] in wanted)
         ]
-        return self._as_frame(self.store.read(ranges=ranges), None, frame)
+        return self._as_frame(self.store.read(ranges=ranges, as_of=as_of), None, frame)
 
     def _as_frame(self, data: pa.Table | None, columns: Sequence[str] | None, frame: FrameKind | None) -> Any:
         frame = resolve_frame(frame)
@@ -295,6 +317,15 @@ def _operand(value: str, argument: str, allowed: tuple[str, str]) -> bool:
     if value not in allowed:
         raise LakenodesUserError(f"{argument} must be one of {allowed}, got {value!r}")
     return _OPERANDS[value]
+
+
+def _dimension_filters(dimension_filters: Any, unique_identifier_list: Any) -> dict[str, list[Any]]:
+    if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
+        raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
+    filters = {dim: _values(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
+    if unique_identifier_list is not None:
+        filters[UNIQUE_IDENTIFIER] = [_uid(item) for item in _values(unique_identifier_list, "unique_identifier_list")]
+    return filters
 
 
 def _window(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""Time travel: one Delta table as it was at a version or a moment (``as_of``).
+
+``as_of`` is a table version (int) or a datetime (naive values are UTC): the latest version
+committed at or before it, from the commit timestamps of the table's history. An old version
+is opened as a separate ``DeltaTable`` (the process-wide cached object of ``_tables`` is never
+moved back). A version that does not exist, whose log was cleaned up or whose data files vacuum
+removed raises ``VersionUnavailableError`` naming the oldest readable version.
+
+Example:
+    >>> resolve_as_of(None, 3)
+    3
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow.fs as pafs
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
+
+from .._internal.datetimes import parse_datetime
+from ..errors import LakenodesUserError, VersionUnavailableError
+from ._scan import add_actions, data_file_path
+
+AsOf = int | datetime.datetime
+FileSystemOf = Callable[[str], tuple[Any, str]]  # table URI -> (pyarrow filesystem, root path)
+
+
+def resolve_as_of(table: DeltaTable | None, as_of: Any) -> int | None:
+    """The table version ``as_of`` names; None for a moment before the table's first commit.
+
+    Example:
+        >>> resolve_as_of(None, "x")
+        Traceback (most recent call last):
+        ...
+        lakenodes.errors.LakenodesUserError: as_of must be a table version (int) or a datetime, not 'x'
+    """
+    if isinstance(as_of, int) and not isinstance(as_of, bool):
+        return as_of
+    if not isinstance(as_of, datetime.datetime) and not hasattr(as_of, "to_pydatetime"):
+        raise LakenodesUserError(f"as_of must be a table version (int) or a datetime, not {as_of!r}")
+    moment = parse_datetime(as_of, "as_of")
+    if table is None:
+        return None
+    cutoff_ms = moment.timestamp() * 1000
+    versions = [commit["version"] for commit in table.history() if commit.get("timestamp", 0) <= cutoff_ms]
+    return max(versions) if versions else None
+
+
+def table_as_of(table: DeltaTable, as_of: Any, options: dict[str, str] | None,
+                filesystem_of: FileSystemOf) -> DeltaTable | None:
+    """``table`` at ``as_of`` (a separate object unless it is the current version); None when
+    ``as_of`` is a moment before the table existed."""
+    version = resolve_as_of(table, as_of)
+    if version is None:
+        return None
+    if version == table.version():
+        return table
+    old = _open_readable(table.table_uri, version, table.version(), options, filesystem_of)
+    if old is None:
+        oldest = oldest_readable_version(table, options, filesystem_of)
+        raise VersionUnavailableError(
+            f"version {version} of {table.table_uri} cannot be read (it does not exist or vacuum removed "
+            f"its files); the oldest readable version is {oldest} and the latest {table.version()}"
+        )
+    return old
+
+
+def oldest_readable_version(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf) -> int:
+    """The oldest version whose log and data files are all still there (binary search: vacuum
+    and log cleanup remove the oldest versions first)."""
+    low, high = min(commit["version"] for commit in table.history()), table.version()
+    present = _present_files(table.table_uri, filesystem_of)
+    while low < high:
+        middle = (low + high) // 2
+        if _open_readable(table.table_uri, middle, table.version(), options, filesystem_of, present) is None:
+            low = middle + 1
+        else:
+            high = middle
+    return high
+
+
+def _open_readable(uri: str, version: int, latest: int, options: dict[str, str] | None,
+                   filesystem_of: FileSystemOf, present: set[str] | None = None) -> DeltaTable | None:
+    if not 0 <= version <= latest:
+        return None
+    try:
+        old = DeltaTable(uri, version=version, storage_options=options)
+    except (DeltaError, OSError):
+        return None  # the log of that version was cleaned up
+    present = _present_files(uri, filesystem_of) if present is None else present
+    paths = {data_file_path(path) for path in add_actions(old).column("path").to_pylist()}
+    return old if paths <= present else None
+
+
+def _present_files(uri: str, filesystem_of: FileSystemOf) -> set[str]:
+    filesystem, root = filesystem_of(uri)
+    listing = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    return {info.path[len(root) + 1:] for info in listing if info.type == pafs.FileType.File}
+
+
+_LAKENODES_OPERATIONS = {"WRITE": "append", "MERGE": "upsert", "DELETE": "delete", "OPTIMIZE": "optimize"}
+_DELTA_OPERATIONS = {"CREATE TABLE": "create", "WRITE": "append", "STREAMING UPDATE": "append", "MERGE": "upsert",
+                     "DELETE": "delete", "OPTIMIZE": "optimize", "VACUUM START": "vacuum", "VACUUM END": "vacuum"}
+
+
+def table_history(table: DeltaTable, limit: int | None = None) -> list[dict[str, Any]]:
+    """One entry per commit of ``table``, newest first: ``version``, ``timestamp`` (aware UTC),
+    ``operation`` (append / upsert / delete / optimize / vacuum / create, from the commit's
+    ``lakenodes.operation`` where lakenodes wrote it, else delta's operation in lower case),
+    ``update_hash`` and ``run_id`` of the writing run (None unless a lakenodes run wrote it) and
+    ``rows_added`` / ``rows_deleted`` (None unless the commit's operationMetrics hold them)."""
+    entries = []
+    for commit in table.history(limit):
+        metrics = commit.get("operationMetrics") or {}
+        delta_operation = str(commit.get("operation", ""))
+        operation = (_LAKENODES_OPERATIONS.get(commit["lakenodes.operation"], commit["lakenodes.operation"].lower())
+                     if "lakenodes.operation" in commit
+                     else _DELTA_OPERATIONS.get(delta_operation, delta_operation.lower()))
+        entries.append({
+            "version": commit["version"],
+            "timestamp": datetime.datetime.fromtimestamp(commit["timestamp"] / 1000, datetime.UTC),
+            "operation": operation,
+            "update_hash": commit.get("lakenodes.update_hash"),
+            "run_id": commit.get("lakenodes.run_id"),
+            "rows_added": metrics.get("num_added_rows", metrics.get("numTargetRowsInserted")),
+            "rows_deleted": metrics.get("num_deleted_rows", metrics.get("numTargetRowsDeleted")),
+        })
+    return entries

@@ -1,0 +1,242 @@
+"""Time travel: reads ``as_of`` a version or a moment give what the table held then, across an
+append, a restatement and a tail delete, on a local lake and on S3."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from types import SimpleNamespace
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from lakenodes import (
+    DataNode,
+    DataNodeConfiguration,
+    LakenodesUserError,
+    TimeIndexMetaTable,
+    VersionUnavailableError,
+)
+from lakenodes.lake.maintenance import vacuum_table
+
+UTC = dt.UTC
+
+
+class TravelConfig(DataNodeConfiguration):
+    name: str = "travel"
+
+
+class QueueNode(DataNode):
+    """Returns one queued frame per run."""
+
+    def __init__(self, config, frames=(), **kwargs):
+        super().__init__(config, **kwargs)
+        self.frames = list(frames)
+
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        return self.frames.pop(0) if self.frames else pl.DataFrame()
+
+
+def frame(days: list[int], uids: list[str], base: float) -> pl.DataFrame:
+    rows = [(dt.datetime(2024, 1, d, tzinfo=UTC), uid, base + d + k / 10) for d in days for k, uid in enumerate(uids)]
+    return pl.DataFrame(rows, schema={"time_index": pl.Datetime("us", "UTC"), "unique_identifier": pl.String,
+                                      "close": pl.Float64}, orient="row")
+
+
+@pytest.fixture
+def history(any_lake) -> SimpleNamespace:
+    """Versions 1..4 of one table: first write, append, restatement of day 2, tail delete of B from day 3;
+    ``states[v]`` is the whole table read right after version ``v`` committed."""
+    node = QueueNode(TravelConfig(), [frame([1, 2], ["A", "B"], 0.0), frame([3, 4], ["A", "B"], 0.0),
+                                      frame([2], ["A", "B"], 100.0)], lake=any_lake)
+    states, moments = {}, {}
+    for _ in range(3):
+        node.run()
+        version = node.store.table().version()
+        states[version], moments[version] = node.get_df_between_dates(), dt.datetime.now(UTC)
+    table = TimeIndexMetaTable.get(storage_hash=node.storage_hash, lake=any_lake)
+    assert table.delete_after_date("2024-01-03", dimension_filters={"unique_identifier": ["B"]})["deleted_count"] == 2
+    version = node.store.table().version()
+    states[version], moments[version] = node.get_df_between_dates(), dt.datetime.now(UTC)
+    return SimpleNamespace(node=node, table=table, states=states, moments=moments, latest=version)
+
+
+def test_as_of_each_version_reads_what_the_table_held(history):
+    node, states = history.node, history.states
+    assert sorted(states) == [1, 2, 3, 4]
+    assert [states[v].height for v in (1, 2, 3, 4)] == [4, 8, 8, 6]
+    assert states[3].filter(pl.col("time_index").dt.day() == 2)["close"].to_list() == [102.0, 102.1]  # restated
+    for version, expected in states.items():
+        assert_frame_equal(node.get_df_between_dates(as_of=version), expected)
+    assert node.get_df_between_dates(as_of=0).height == 0
+    assert node.get_df_between_dates(as_of=0).columns == states[1].columns
+    assert node.store.table().version() == history.latest  # the cached table was never moved back
+
+
+def test_as_of_with_filters_and_frame_kinds(history):
+    node, before = history.node, history.states[2]
+    got = node.get_df_between_dates("2024-01-02", "2024-01-03", unique_identifier_list=["B"], columns=["close"],
+                                    as_of=2)
+    expected = before.filter(pl.col("unique_identifier") == "B", pl.col("time_index").dt.day().is_between(2, 3))
+    assert_frame_equal(got, expected)
+    assert node.get_df_between_dates(as_of=2, frame="arrow").num_rows == 8
+    pandas = node.get_df_between_dates(as_of=2, frame="pandas")
+    assert len(pandas) == 8 and list(pandas.index.names) == ["time_index", "unique_identifier"]
+
+
+def test_as_of_a_moment_reads_the_version_committed_at_or_before_it(history):
+    node = history.node
+    for version, moment in history.moments.items():
+        assert_frame_equal(node.get_df_between_dates(as_of=moment), history.states[version])
+    before = node.get_df_between_dates(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC))
+    assert before.height == 0 and before.columns == history.states[1].columns
+
+
+def test_last_observation_and_ranges_as_of(history):
+    node = history.node
+    assert node.get_last_observation(as_of=4)["close"].to_list() == [102.1, 4.0]  # B lost days 3 and 4; its day 2 was restated
+    assert node.get_last_observation(as_of=3)["close"].to_list() == [4.0, 4.1]
+    assert node.get_last_observation(as_of=1)["close"].to_list() == [2.0, 2.1]
+    assert node.get_last_observation(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC)).height == 0
+    ranged = node.get_ranged_data_per_asset({"A": {"start_date": dt.datetime(2024, 1, 2, tzinfo=UTC),
+                                                   "start_date_operand": ">="}}, as_of=3)
+    assert ranged["close"].to_list() == [102.0, 3.0, 4.0]
+
+
+def test_missing_and_vacuumed_versions_name_the_oldest_readable(history):
+    node = history.node
+    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0 and the latest 4"):
+        node.get_df_between_dates(as_of=9)
+    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0"):
+        node.get_df_between_dates(as_of=-1)
+    with pytest.raises(LakenodesUserError, match="as_of must be a table version"):
+        node.get_df_between_dates(as_of="yesterday")
+    vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    latest = node.store.table().version()
+    with pytest.raises(VersionUnavailableError, match=r"version 2 .*oldest readable version is [34]") as error:
+        node.get_df_between_dates(as_of=2)
+    assert "\n" not in str(error.value)
+    assert_frame_equal(node.get_df_between_dates(as_of=latest), history.states[4])
+
+
+@pytest.mark.parametrize("filters", [
+    {},
+    {"start_date": "2024-01-02", "end_date": "2024-01-04", "less_or_equal": False},
+    {"start_date": "2024-01-02", "great_or_equal": False, "unique_identifier_list": ["B"], "columns": ["close"]},
+    {"dimension_filters": {"unique_identifier": ["A"]}},
+])
+def test_scan_equals_the_eager_read(history, filters):
+    node = history.node
+    for as_of in (None, 2, 3, history.moments[1]):
+        lazy = node.scan(**filters, as_of=as_of)
+        assert isinstance(lazy, pl.LazyFrame)
+        assert_frame_equal(lazy.collect(), node.get_df_between_dates(**filters, as_of=as_of))
+    assert_frame_equal(history.table.scan(**filters, as_of=3).collect(), node.get_df_between_dates(**filters, as_of=3))
+
+
+def test_scan_before_the_table_existed_and_bad_arguments(history):
+    node = history.node
+    empty = node.scan(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC)).collect()
+    assert empty.height == 0 and empty.schema == history.states[1].schema
+    with pytest.raises(LakenodesUserError, match="unknown identity dimension"):
+        node.scan(dimension_filters={"venue": ["X"]})
+    with pytest.raises(LakenodesUserError, match="unknown column"):
+        node.scan(columns=["nope"])
+    with pytest.raises(VersionUnavailableError):
+        node.scan(as_of=99)
+
+
+def test_history_names_each_version_its_operation_and_writer(history):
+    node, table = history.node, history.table
+    entries = table.history()
+    assert [(e["version"], e["operation"]) for e in entries] == [
+        (4, "delete"), (3, "upsert"), (2, "append"), (1, "append"), (0, "create")]
+    assert {e["update_hash"] for e in entries[1:4]} == {node.update_hash}
+    assert entries[0]["update_hash"] is None and entries[4]["run_id"] is None
+    assert len({e["run_id"] for e in entries[1:4]}) == 3 and all(entries[i]["run_id"] for i in (1, 2, 3))
+    assert [e["rows_added"] for e in entries[2:4]] == [4, 4]
+    assert [e["timestamp"] for e in entries] == sorted((e["timestamp"] for e in entries), reverse=True)
+    for entry in entries[:4]:  # each version was committed before the moment read after it
+        assert entry["timestamp"] <= history.moments[entry["version"]]
+    assert [e["version"] for e in table.history(limit=2)] == [4, 3]
+    vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    assert [e["operation"] for e in table.history(limit=2)] == ["vacuum", "vacuum"]
+
+
+def test_cli_history_table_and_json(history):
+    if not history.node.lake.is_local:
+        pytest.skip("the CLI takes S3 credentials from the environment; the API is tested on S3 above")
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    def invoke(*args):
+        result = CliRunner().invoke(app, ["--lake", history.node.lake.uri, "data-node", "history", *args])
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+        return result.stdout
+
+    document = json.loads(invoke(history.node.storage_hash, "--json"))
+    assert document["count"] == 5
+    assert document["results"][1] | {"timestamp": None, "run_id": None} == {
+        "version": 3, "timestamp": None, "operation": "upsert", "update_hash": history.node.update_hash,
+        "run_id": None, "rows_added": None, "rows_deleted": None}
+    assert document["results"][0]["timestamp"].endswith("Z")
+    assert json.loads(invoke(history.node.storage_hash, "--json", "--limit", "1"))["count"] == 1
+    human = invoke(history.node.storage_hash)
+    assert "upsert" in human and "create" in human and history.node.update_hash[:12] in human
+
+
+def test_run_query_as_of(history):
+    table, states = history.table, history.states
+    sql = f"SELECT count(*) AS n, sum(close) AS total FROM {table.storage_hash}"
+    for version in (1, 2, 3, 4):
+        result = table.run_query(sql, as_of=version)
+        assert result["ok"], result["error"]
+        assert result["results"] == [{"n": states[version].height, "total": pytest.approx(states[version]["close"].sum())}]
+    assert table.run_query(sql, as_of=history.moments[3])["results"][0]["n"] == states[3].height
+    assert table.run_query(sql)["results"][0]["n"] == states[4].height
+    with pytest.raises(VersionUnavailableError, match="did not exist"):
+        table.run_query(sql, as_of=dt.datetime(2000, 1, 1, tzinfo=UTC))
+    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0"):
+        table.run_query(sql, as_of=17)
+
+
+def test_cli_run_query_as_of(history):
+    if not history.node.lake.is_local:
+        pytest.skip("the CLI takes S3 credentials from the environment; the API is tested on S3 above")
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    def run(*args):
+        return CliRunner().invoke(app, ["--lake", history.node.lake.uri, "data-node", "run-query",
+                                        history.node.storage_hash, f"SELECT count(*) AS n FROM {history.node.storage_hash}",
+                                        "--json", *args])
+
+    assert json.loads(run("--as-of", "2").stdout)["results"] == [{"n": 8}]
+    assert json.loads(run("--as-of", history.moments[4].isoformat()).stdout)["results"] == [{"n": 6}]
+    failed = run("--as-of", "42")
+    assert failed.exit_code == 2 and "oldest readable version is 0" in failed.stdout + failed.stderr
+
+
+def test_diff_between_versions_keyed_by_the_index(history):
+    table = history.table
+    restated = table.diff(2, 3)
+    assert restated.summary() == {"from_version": 2, "to_version": 3, "added": 0, "deleted": 0, "changed": 2}
+    assert restated.changed.rows() == [(dt.datetime(2024, 1, 2, tzinfo=UTC), "A", 2.0, 102.0),
+                                       (dt.datetime(2024, 1, 2, tzinfo=UTC), "B", 2.1, 102.1)]
+    assert restated.changed.columns == ["time_index", "unique_identifier", "close_from", "close_to"]
+    deleted = table.diff(3)  # to the latest version: the tail delete
+    assert deleted.summary() == {"from_version": 3, "to_version": 4, "added": 0, "deleted": 2, "changed": 0}
+    assert_frame_equal(deleted.deleted, history.states[3].filter(
+        pl.col("unique_identifier") == "B", pl.col("time_index").dt.day() >= 3))
+    appended = table.diff(1, 2)
+    assert_frame_equal(appended.added, history.states[2].filter(pl.col("time_index").dt.day() >= 3))
+    assert table.diff(dt.datetime(2000, 1, 1, tzinfo=UTC), history.moments[4]).summary() == {
+        "from_version": None, "to_version": 4, "added": 6, "deleted": 0, "changed": 0}
+    with pytest.raises(VersionUnavailableError):
+        table.diff(0, 12)
