@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import shutil
+import logging
 from collections import Counter
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from test_concurrency import contend, in_processes
 
 from lakenodes import Lake, TimeIndexMetaTable
 from lakenodes.catalog import catalog
 from lakenodes.catalog.records import TableRecord, table_uid
-from lakenodes.lake.housekeeping import COMPACTION_APP_ID, HousekeepingPolicy, LiveFile, housekeep
+from lakenodes.lake.housekeeping import COMPACTION_APP_ID, HousekeepingPolicy, LiveFile, housekeep, trim_log
+from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.ledger import Ledger, live_files, read_files, read_unpartitioned
 from lakenodes.lake.maintenance import last_checkpoint_version
 
@@ -59,6 +63,15 @@ def assert_tidy(lake: Lake, interval: int) -> None:
         assert checkpoint is not None and checkpoint >= table.version() - 2 * interval, (ledger, checkpoint)
         assert len(live_files(table)) <= 2 * interval, ledger
         assert table.transaction_version(COMPACTION_APP_ID) is not None, ledger
+        versions = log_versions(lake, ledger)
+        assert versions[0] >= checkpoint - interval and len(versions) <= 3 * interval + 1, (ledger, versions)
+
+
+def log_versions(lake: Lake, ledger: str) -> list[int]:
+    """The versions whose commit files are still in a catalog table's ``_delta_log``, sorted."""
+    filesystem, root = lake_filesystem(lake, lake.catalog_uri(ledger))
+    names = [info.base_name for info in filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log"))]
+    return sorted(int(name[:20]) for name in names if name.endswith(".json") and name[:20].isdigit())
 
 
 def test_many_registrations_leave_compacted_checkpointed_catalog_tables(local_lake: Lake, monkeypatch):
@@ -79,6 +92,31 @@ def test_housekeeping_on_s3(s3_lake: Lake, monkeypatch):
         register_like_a_first_run(s3_lake, name)
     assert_registered_exactly_once(s3_lake, names)
     assert_tidy(s3_lake, 3)
+
+
+def test_a_process_whose_view_predates_the_trimmed_log_reopens_quietly(local_lake: Lake, caplog):
+    """Another process's housekeeping trims the commit file this process last saw: it reopens the
+    table and reads every row, without calling the table replaced; a table created anew still is."""
+    schema = pa.schema([("name", pa.string())])
+    ledger = Ledger(local_lake, "notes", schema, key=("name",), housekeeping=HousekeepingPolicy(interval=0))
+    ledger.append([{"name": "first"}])
+    assert [row["name"] for row in ledger.latest()] == ["first"]  # this process now caches version 1
+    for i in range(12):  # another process appends, checkpoints and trims the log
+        write_deltalake(ledger.uri, pa.Table.from_pylist(
+            [{"name": f"n{i}", "recorded_at": dt.datetime.now(UTC)}], schema=ledger.schema), mode="append")
+    DeltaTable(ledger.uri).create_checkpoint()
+    assert trim_log(local_lake, ledger.uri, keep_from=10) == 10
+    assert log_versions(local_lake, "notes") == [10, 11, 12, 13]  # 0: created, 1: "first"
+    with caplog.at_level(logging.DEBUG, logger="lakenodes.lake._tables"):
+        assert [row["name"] for row in ledger.latest()] == ["first"] + [f"n{i}" for i in range(12)]
+    assert "trimmed" in caplog.text and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    shutil.rmtree(ledger.uri)  # the table is removed and created anew by another process
+    write_deltalake(ledger.uri, pa.Table.from_pylist([{"name": "new", "recorded_at": dt.datetime.now(UTC)}],
+                                                      schema=ledger.schema))
+    caplog.clear()
+    assert [row["name"] for row in ledger.latest()] == ["new"]
+    assert "was replaced" in caplog.text
 
 
 def test_interval_zero_disables_housekeeping(local_lake: Lake, monkeypatch):

@@ -11,9 +11,10 @@ process keeps one object per table and refreshes it incrementally. Two rules kee
   another writer's commit and hide it from delta-rs's conflict check (duplicated rows).
 - **Reset detection.** The object remembers the size and modification time of the commit file of
   a version it holds. If that file changed or vanished (the table folder was removed, or removed
-  and rebuilt by another process), or delta-rs refuses the refresh because the log went
-  backwards, the table is not the one cached: the object is dropped and the table opened afresh
-  (or reported missing). Without this a process either failed every refresh ("the newest
+  and rebuilt by another process, or the log was trimmed past it), or delta-rs refuses the
+  refresh because the log went backwards, the object is dropped and the table opened afresh (or
+  reported missing); a table whose ``metaData.id`` changed is reported as replaced, a trimmed log
+  of the same table is not. Without this a process either failed every refresh ("the newest
   version in the log 1 is older than the existing snapshot version 3") or replayed the new
   table's later commits on top of the old state.
 """
@@ -49,6 +50,7 @@ def _unguarded(operation: str) -> AbstractContextManager[Any]:
 class _Cached:
     table: DeltaTable
     stamp: tuple[int, int | None, int | None]  # (version, size, mtime_ns) of that version's commit file
+    table_id: str  # metaData.id: a table removed and created again has a new one
 
 
 _table_cache: dict[Key, _Cached] = {}
@@ -90,15 +92,21 @@ def cached_table(key: Key, options: dict[str, str] | None, filesystem_of: FileSy
         if entry is not None and (not refresh or _refreshed(entry, filesystem_of, guard)):
             return entry.table
         if entry is not None:
-            logger.warning("table %s was removed or replaced since this process opened it (version %d): "
-                           "reopening it", uri, entry.stamp[0])
             forget(key)
         try:
             with guard("open"):
-                opened = DeltaTable(uri, storage_options=options)
+                opened = _open(uri, options)
         except TableNotFoundError:
+            if entry is not None:
+                logger.warning("table %s was removed since this process opened it (version %d)", uri, entry.stamp[0])
             return None
-        entry = _Cached(opened, _stamp(opened, filesystem_of))
+        table_id = opened.metadata().id
+        if entry is not None and entry.table_id != table_id:
+            logger.warning("table %s was replaced since this process opened it (version %d): reopened it",
+                           uri, entry.stamp[0])
+        elif entry is not None:
+            logger.debug("table %s: the log was trimmed past version %d: reopened it", uri, entry.stamp[0])
+        entry = _Cached(opened, _stamp(opened, filesystem_of), table_id)
         with _cache_lock:
             _table_cache[key] = entry
         return opened
@@ -118,7 +126,9 @@ def _refreshed(entry: _Cached, filesystem_of: FileSystemOf, guard: Guard) -> boo
     try:
         with guard("refresh"):
             entry.table.update_incremental()
-    except (DeltaError, OSError):
+    except (DeltaError, OSError) as error:
+        if _log_entry_vanished(error):
+            return False
         if _unchanged(entry, filesystem_of):
             raise  # a real failure of a table that is still there
         return False
@@ -127,6 +137,29 @@ def _refreshed(entry: _Cached, filesystem_of: FileSystemOf, guard: Guard) -> boo
     if entry.table.version() != entry.stamp[0]:
         entry.stamp = _stamp(entry.table, filesystem_of)
     return True
+
+
+_OPEN_ATTEMPTS = 3
+
+
+def _open(uri: str, options: dict[str, str] | None) -> DeltaTable:
+    """Open the table, again when a log entry it was reading vanished: catalog housekeeping in
+    another process trims old log entries, and an open that read ``_last_checkpoint`` just before
+    may look for a checkpoint deleted since (the next open starts from the newer one)."""
+    attempt = 1
+    while True:
+        try:
+            return DeltaTable(uri, storage_options=options)
+        except DeltaError as error:
+            if attempt == _OPEN_ATTEMPTS or not _log_entry_vanished(error):
+                raise
+            logger.debug("opening %s: a log entry vanished while reading it (%s): opening again", uri, error)
+            attempt += 1
+
+
+def _log_entry_vanished(error: BaseException) -> bool:
+    text = str(error)
+    return "_delta_log/" in text and ("not found" in text or "No such file" in text)
 
 
 def _stamp(table: DeltaTable, filesystem_of: FileSystemOf) -> tuple[int, int | None, int | None]:

@@ -13,8 +13,14 @@ is committed by exactly one writer, so exactly one writer is chosen, without coo
    snapshot (delta-rs 1.6.6 does not detect a file removed twice: two unguarded compactions from
    one snapshot both commit and duplicate every row), and blind appends never conflict with it;
 2. writes a checkpoint, so the next reader replays at most ``interval`` log entries;
-3. deletes log entries older than the table's log retention (``delta.logRetentionDuration``,
-   30 days by default) that a checkpoint makes redundant.
+3. trims the log: deletes the commit files and checkpoints more than ``interval`` versions older
+   than the new checkpoint. Catalog tables are never read as of an old version, and a reader only
+   needs the latest checkpoint and the commits after it, so their history is dead weight: on a
+   local lake delta-rs lists the whole ``_delta_log`` folder on every open and commit, and with
+   Delta's time-based log retention (30 days) the 2,000th registration paid for 2,000 entries.
+   Readers are safe: a new one starts from the checkpoint (kept), one that read the previous
+   ``_last_checkpoint`` finds that checkpoint kept too, and a process whose cached view is older
+   reopens the table (:mod:`lakenodes.lake._tables` tells that apart from a reset table).
 
 Catalog appends skip delta-rs's post-commit hooks while housekeeping is on: its expired-log check
 lists the whole ``_delta_log`` after every commit (on a local lake that cost grows with the
@@ -36,8 +42,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -45,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, Transaction
 
 from ._rewrite import RemovedFile, commit_rewrite, write_files
@@ -99,9 +108,11 @@ class LiveFile:
     rows: pa.Table
 
 
-def housekeep(lake: Lake, table: DeltaTable, files: Sequence[LiveFile], what: str) -> HousekeepingResult:
+def housekeep(lake: Lake, table: DeltaTable, files: Sequence[LiveFile], what: str,
+              keep_versions: int = DEFAULT_INTERVAL) -> HousekeepingResult:
     """Compact ``files`` (the live files of ``table``'s loaded version), checkpoint the table and
-    delete expired log entries; never raises. ``what`` names the table in log messages."""
+    trim the log to the ``keep_versions`` versions before the checkpoint; never raises. ``what``
+    names the table in log messages."""
     result = HousekeepingResult(version=table.version())
     compacted = _step(result, "compaction", what, lambda: compact(lake, table, files))
     if compacted is not _FAILED:
@@ -109,7 +120,9 @@ def housekeep(lake: Lake, table: DeltaTable, files: Sequence[LiveFile], what: st
     if _step(result, "checkpoint", what, lambda: (table.update_incremental(), table.create_checkpoint())) \
             is not _FAILED:
         result.checkpoint_version = table.version()
-    _step(result, "log cleanup", what, table.cleanup_metadata)
+    if result.checkpoint_version is not None:
+        keep_from = result.checkpoint_version - keep_versions
+        _step(result, "log trim", what, lambda: trim_log(lake, table.table_uri, keep_from))
     logger.debug("housekeeping of %s at version %d: %d files compacted into %d, checkpoint %s, errors %s",
                  what, result.version, result.files_removed, result.files_added, result.checkpoint_version,
                  result.errors or "none")
@@ -138,6 +151,43 @@ def compact(lake: Lake, table: DeltaTable, files: Sequence[LiveFile]) -> tuple[i
     removes = [RemovedFile(file.path, file.size, None) for file in small]
     commit_rewrite(table, filesystem, root, adds, removes, properties, write_id, data_change=False)
     return len(removes), len(adds)
+
+
+_LOG_ENTRY = re.compile(r"^(\d{20})\.(?:json|crc|checkpoint\.parquet|checkpoint\.\d+\.\d+\.parquet)$")
+
+
+def trim_log(lake: Lake, table_uri: str, keep_from: int) -> int:
+    """Delete the log entries (commits, checksums, checkpoints) of versions below ``keep_from``
+    when a checkpoint at or after ``keep_from`` exists; returns how many were deleted.
+
+    Example:
+        >>> import pyarrow as pa, tempfile
+        >>> from deltalake import DeltaTable, write_deltalake
+        >>> uri = tempfile.mkdtemp()
+        >>> for day in range(5):
+        ...     write_deltalake(uri, pa.table({"day": [day]}), mode="append")
+        >>> DeltaTable(uri).create_checkpoint()
+        >>> trim_log(Lake(uri), uri, keep_from=3)
+        3
+        >>> DeltaTable(uri).to_pyarrow_table().num_rows
+        5
+    """
+    if keep_from <= 0:
+        return 0
+    filesystem, root = lake_filesystem(lake, table_uri)
+    log = f"{root}/_delta_log"
+    with filesystem.open_input_stream(f"{log}/_last_checkpoint") as stream:
+        checkpoint = json.loads(stream.read())["version"]
+    if checkpoint < keep_from:
+        return 0
+    doomed = []
+    for info in filesystem.get_file_info(pafs.FileSelector(log)):
+        match = _LOG_ENTRY.match(info.base_name)
+        if match and int(match.group(1)) < keep_from:
+            doomed.append(info.path)
+    for path in doomed:
+        filesystem.delete_file(path)
+    return len(doomed)
 
 
 _FAILED = object()

@@ -128,7 +128,8 @@ class Ledger:
         except Exception as error:  # the write that asked for housekeeping has committed: never fail it
             logger.warning("catalog housekeeping of _catalog/%s could not read the table: %s", self.name, error)
             return
-        housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}")
+        housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}",
+                  keep_versions=self.housekeeping.interval)
 
     def read(self) -> pa.Table:
         """Every row ever appended (empty table when nothing was)."""
