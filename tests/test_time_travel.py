@@ -183,7 +183,7 @@ def test_cli_history_table_and_json(history):
     assert document["count"] == 5
     assert document["results"][1] | {"timestamp": None, "run_id": None} == {
         "version": 3, "timestamp": None, "operation": "upsert", "update_hash": history.node.update_hash,
-        "run_id": None, "rows_added": None, "rows_deleted": None}
+        "run_id": None, "rows_added": 0, "rows_updated": 2, "rows_deleted": 0}
     assert document["results"][0]["timestamp"].endswith("Z")
     assert json.loads(invoke(history.node.storage_hash, "--json", "--limit", "1"))["count"] == 1
     human = invoke(history.node.storage_hash)
