@@ -37,6 +37,7 @@ from deltalake.transaction import AddAction, RemoveAction
 
 from .._internal.datetimes import as_utc
 from ..core.frames import TIME_INDEX, NormalizedFrame
+from ._log_commit import commit_actions, written_by_delta_rs
 from ._scan import SLACK, data_file_path, plain_schema
 
 logger = logging.getLogger(__name__)
@@ -131,20 +132,25 @@ def commit_rewrite(
     write_id: str,
     data_change: bool = True,
 ) -> None:
-    """Commit ``adds`` and ``removes`` as one Delta commit against ``table``'s snapshot.
+    """Commit ``adds`` and ``removes`` as one Delta commit against ``table``'s snapshot: by
+    delta-rs, or by lakenodes itself when a removed file's recorded path is one delta-rs cannot
+    write (another engine's, see ``lakenodes.lake._log_commit``).
 
     When the commit fails with a conflict and ``write_id`` did not land, the new files are
     deleted (best effort: leftovers are unreferenced and invisible to every Delta reader)."""
     partition_columns = list(table.metadata().partition_columns)
     now = int(time.time() * 1000)
-    actions: list[AddAction | RemoveAction] = [*adds]
-    for removed in removes:
-        values = {partition_columns[0]: removed.partition_value} if partition_columns else {}
-        actions.append(RemoveAction(data_file_path(removed.path), data_change, now, removed.size, values))
-    schema = pa.schema(table.schema().to_arrow())
+    values = [{partition_columns[0]: removed.partition_value} if partition_columns else {} for removed in removes]
     try:
-        table.create_write_transaction(actions, mode="append", schema=schema, partition_by=partition_columns or None,
-                                       commit_properties=properties)
+        if not all(written_by_delta_rs(removed.path) for removed in removes):
+            commit_actions(table, filesystem, root, adds, [(removed.path, removed.size, partition) for removed, partition
+                                                           in zip(removes, values, strict=True)], properties, data_change)
+            return
+        actions: list[AddAction | RemoveAction] = [*adds]
+        actions += [RemoveAction(data_file_path(removed.path), data_change, now, removed.size, partition)
+                    for removed, partition in zip(removes, values, strict=True)]
+        table.create_write_transaction(actions, mode="append", schema=pa.schema(table.schema().to_arrow()),
+                                       partition_by=partition_columns or None, commit_properties=properties)
     except CommitFailedError:
         _discard_unless_committed(table, filesystem, root, adds, write_id)
         raise
