@@ -12,7 +12,15 @@ import pytest
 from journal_nodes import daily, journal, stored_rows
 from pydantic import Field
 
-from lakenodes import ConfigurationError, DataNode, DataNodeConfiguration, NodeRunError, RunSummary, run_many, use_lake
+from lakenodes import (
+    ConfigurationError,
+    DataNode,
+    DataNodeConfiguration,
+    NodeRunError,
+    RunSummary,
+    run_many,
+    use_lake,
+)
 
 UTC = dt.timezone.utc
 DAYS = [dt.datetime(2024, 3, 1, tzinfo=UTC) + dt.timedelta(days=i) for i in range(30)]

@@ -49,6 +49,10 @@ def frame(days: list[int], uids: list[str], base: float) -> pl.DataFrame:
 
 @pytest.fixture
 def history(any_lake) -> SimpleNamespace:
+    return build_history(any_lake)
+
+
+def build_history(any_lake) -> SimpleNamespace:
     """Versions 1..4 of one table: first write, append, restatement of day 2, tail delete of B from day 3;
     ``states[v]`` is the whole table read right after version ``v`` committed."""
     node = QueueNode(TravelConfig(), [frame([1, 2], ["A", "B"], 0.0), frame([3, 4], ["A", "B"], 0.0),

@@ -1,7 +1,7 @@
 """Time travel for audits: update statistics as of a version, the rows each lakenodes rewrite
 recorded in its commit, how far back time travel reaches after vacuum, and the CLI's ``diff`` and
 ``detail --as-of``; on a local lake and on S3 (the CLI locally: it takes S3 credentials from the
-environment). The ``history`` fixture (versions 1..4: write, append, restatement, tail delete)
+environment). The ``history`` table (versions 1..4: write, append, restatement, tail delete)
 is test_time_travel's."""
 
 from __future__ import annotations
@@ -10,12 +10,18 @@ import datetime as dt
 import json
 
 import pytest
-from test_time_travel import QueueNode, TravelConfig, frame, history  # noqa: F401 - the fixture
+from test_time_travel import build_history, frame
 
 from lakenodes import TimeIndexMetaTable, UpdateStatistics, VersionUnavailableError
 from lakenodes.lake.maintenance import vacuum_table
 
 UTC = dt.UTC
+
+
+@pytest.fixture
+def history(any_lake):
+    """test_time_travel's table: versions 1..4 (write, append, restatement, tail delete)."""
+    return build_history(any_lake)
 
 
 def day(number: int) -> dt.datetime:

@@ -10,9 +10,15 @@ import pytest
 from engine_tables import doc_snippets
 from polars.testing import assert_frame_equal
 from test_docs_snippets import as_polars
-from test_time_travel import history  # noqa: F401 - the fixture
+from test_time_travel import build_history
 
 SNIPPETS = doc_snippets("time-travel")
+
+
+@pytest.fixture
+def history(any_lake):
+    """test_time_travel's table: versions 1..4 (write, append, restatement, tail delete)."""
+    return build_history(any_lake)
 
 
 def test_the_doc_has_the_snippets():
