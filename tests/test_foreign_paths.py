@@ -17,7 +17,7 @@ from deltalake.exceptions import CommitFailedError
 from polars.testing import assert_frame_equal
 from test_time_travel import QueueNode, TravelConfig, frame
 
-from lakenodes import TimeIndexMetaTable
+from lakenodes import NodeRunError, TimeIndexMetaTable
 from lakenodes.lake._log_commit import commit_actions
 from lakenodes.lake._rewrite import file_stats
 from lakenodes.lake.location import lake_filesystem
@@ -116,3 +116,13 @@ def test_statistics_see_foreign_rows(mixed, when):
     node, _ = mixed
     stats = node.compute_update_statistics()
     assert all(stats.get_last_update_index_2d(uid) == when for uid in UIDS)
+
+
+def test_a_table_whose_protocol_lakenodes_cannot_commit_to_is_refused_unchanged(mixed):
+    node, _ = mixed
+    node.store.table().alter.set_table_properties({"delta.appendOnly": "true"})
+    before = node.get_df_between_dates()
+    node.frames = [frame([2], ["日本"], 100.0)]
+    with pytest.raises(NodeRunError, match="writes itself, which supports writer protocol 2 without append-only"):
+        node.run()
+    assert_frame_equal(node.get_df_between_dates(), before)

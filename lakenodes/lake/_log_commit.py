@@ -55,7 +55,15 @@ def commit_actions(table: DeltaTable, filesystem: Any, root: str, adds: Sequence
                    removes: Sequence[tuple[str, int | None, dict[str, str | None]]], properties: CommitProperties,
                    data_change: bool) -> None:
     """Commit ``adds`` and ``removes`` (log path verbatim, size, partition values) as the version
-    after ``table``'s; ``CommitFailedError`` when that version was committed meanwhile."""
+    after ``table``'s; ``CommitFailedError`` when that version was committed meanwhile. Only for
+    tables of writer protocol 2 or lower that are not append-only (the features this commit honours)."""
+    protocol = table.protocol()
+    if protocol.min_writer_version > 2 or protocol.writer_features or \
+            str(table.metadata().configuration.get("delta.appendOnly", "false")).lower() == "true":
+        raise LakenodesUserError(
+            f"cannot rewrite files another engine added to {table.table_uri}: their paths need a commit lakenodes "
+            f"writes itself, which supports writer protocol 2 without append-only (the table has writer protocol "
+            f"{protocol.min_writer_version}, features {protocol.writer_features or []})")
     now = int(time.time() * 1000)
     info = {"timestamp": now, "operation": "WRITE", "operationParameters": {"mode": "Append"},
             "readVersion": table.version(), "clientVersion": "lakenodes", **(properties.custom_metadata or {})}
