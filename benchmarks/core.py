@@ -6,6 +6,8 @@ Sections (each on a local lake and on a moto S3 lake):
 - ``statistics``: ``compute_update_statistics()`` vs a polars ``scan_delta`` group-by max.
 - ``backfill``: a large history written through ``run()`` vs ``pyarrow.parquet.write_table``.
 - ``reads``: ``get_df_between_dates`` vs ``pl.scan_delta`` and ArcticDB (LMDB / S3).
+- ``time_travel``: an ``as_of`` read of the previous version vs the latest read of the same rows,
+  and vs ``pl.scan_delta(version=)``.
 
 Run ``python -m benchmarks --quick`` (see ``benchmarks/__main__.py``).
 """
@@ -44,7 +46,7 @@ UTC = datetime.UTC
 DAY = datetime.timedelta(days=1)
 START = datetime.datetime(2015, 1, 1, tzinfo=UTC)
 RESULTS = Path(__file__).resolve().parent / "results" / "core.json"
-SECTIONS = ("daily", "statistics", "backfill", "reads", "maintenance")
+SECTIONS = ("daily", "statistics", "backfill", "reads", "maintenance", "time_travel")
 
 
 # -- sizes --------------------------------------------------------------------------------------
@@ -508,6 +510,42 @@ class Bench:
         if uids is not None:
             predicate = predicate & pl.col("unique_identifier").is_in(uids)
         return frame.filter(predicate).sort("time_index", "unique_identifier").collect()
+
+    # time travel -----------------------------------------------------------------------------
+    def time_travel(self) -> None:
+        """The reads section's cases as of the version before one more daily run (the same rows:
+        the new day is outside the window) vs the latest read and ``pl.scan_delta(version=)``."""
+        s = self.sizes
+        node = build_node(self.lake, s.read_assets, "travel", s.read_days)
+        previous = node.store.table().version()
+        node.run()  # one more day: as_of reads the version before it
+        uids = asset_ids(s.read_assets)
+        picked = uids[::max(1, s.read_assets // 10)][:10]
+        end = START + (s.read_days - 1) * DAY
+        one_day = START + (s.read_days // 2) * DAY
+        cases = [(f"10 of {s.read_assets} assets x 1 year", end - 364 * DAY, end, picked),
+                 (f"1 date x all {s.read_assets} assets", one_day, one_day, None)]
+        for case, start, stop, chosen in cases:
+            def as_of(start=start, stop=stop, chosen=chosen) -> pl.DataFrame:
+                return node.get_df_between_dates(start, stop, unique_identifier_list=chosen, as_of=previous)
+
+            def latest(start=start, stop=stop, chosen=chosen) -> pl.DataFrame:
+                return node.get_df_between_dates(start, stop, unique_identifier_list=chosen)
+
+            def scan(start=start, stop=stop, chosen=chosen) -> pl.DataFrame:
+                frame = pl.scan_delta(node.store.uri, version=previous, storage_options=self.options or None)
+                predicate = pl.col("time_index").is_between(start, stop)
+                if chosen is not None:
+                    predicate = predicate & pl.col("unique_identifier").is_in(chosen)
+                return frame.filter(predicate).sort("time_index", "unique_identifier").collect()
+
+            assert as_of().equals(latest()) and as_of().height == scan().height, case
+            times = interleaved({"as_of": as_of, "latest": latest, "scan": scan}, s.repeats * 2)
+            section = self.section("time_travel")
+            self.report.add(Row(section, f"as_of previous version: {case}", times["as_of"],
+                                "latest read, same rows", times["latest"]))
+            self.report.add(Row(section, f"as_of previous version: {case}", times["as_of"],
+                                "pl.scan_delta(version=)", times["scan"]))
 
 
 class ArcticTwin:

@@ -43,6 +43,7 @@ from .facade.node import DataNode
 from .lake.location import Lake, current_lake, use_lake
 from .nodes.node import APIDataNode
 from .nodes.statistics import UpdateStatistics
+from .runtime.run import RunSummary
 from .runtime.schedule import run_many
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -74,6 +75,7 @@ __all__ = [
     "ReadOnlyStorageError",
     "RecordDefinition",
     "RowsStoredError",
+    "RunSummary",
     "SchemaMismatchError",
     "StorageError",
     "StorageFullError",

@@ -12,7 +12,15 @@ import pytest
 from journal_nodes import daily, journal, stored_rows
 from pydantic import Field
 
-from lakenodes import DataNode, DataNodeConfiguration, NodeRunError, run_many, use_lake
+from lakenodes import (
+    ConfigurationError,
+    DataNode,
+    DataNodeConfiguration,
+    NodeRunError,
+    RunSummary,
+    run_many,
+    use_lake,
+)
 
 UTC = dt.timezone.utc
 DAYS = [dt.datetime(2024, 3, 1, tzinfo=UTC) + dt.timedelta(days=i) for i in range(30)]
@@ -91,8 +99,10 @@ def test_process_pool_matches_serial(tmp_path, serial_result):
     with use_lake(tmp_path / "pool"):
         index = build()
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-            err, written = index.run(executor=pool)
-        assert err is False and written.height == len(DAYS)
+            err, summary = index.run(executor=pool)  # a summary: only it travels back from the worker
+        assert err is False and isinstance(summary, RunSummary) and summary.frame is None
+        assert summary.rows_written == len(DAYS) and summary.update_hash == index.update_hash
+        assert summary.table_version == index.store.table().version() and summary.duration_s > 0
         assert snapshot(index).equals(serial_result[0])
         assert snapshot(index.shards[0]).equals(serial_result[1])
         assert snapshot(index.shards[0]).height == len(DAYS) * 7
@@ -102,11 +112,29 @@ def test_run_many_sharded_updaters_on_pool(tmp_path, serial_result):
     with use_lake(tmp_path / "many"):
         shards = [ShardedPrices(ShardConfig(uids=uids, offset_start=DAYS[0] - dt.timedelta(days=1))) for uids in SHARDS]
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-            written = run_many(shards, executor=pool)
-        assert sorted(frame.height for frame in written.values()) == sorted(len(u) * len(DAYS) for u in SHARDS)
+            summaries = run_many(shards, executor=pool)
+        assert sorted(s.rows_written for s in summaries.values()) == sorted(len(u) * len(DAYS) for u in SHARDS)
+        assert all(s.frame is None and s.rows_upserted == 0 for s in summaries.values())  # no frame shipped back
+        assert {s.storage_hash for s in summaries.values()} == {shards[0].storage_hash}
         assert snapshot(shards[0]).equals(serial_result[1])
         again = run_many(shards)  # serial, nothing new
-        assert all(frame.height == 0 for frame in again.values())
+        assert all(s.rows_written == 0 and s.table_version is None for s in again.values())
+
+
+def test_frames_only_when_asked(tmp_path):
+    with use_lake(tmp_path / "frames"):
+        index = build()
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            err, written = index.run(executor=pool, return_frames=True)
+        assert err is False and isinstance(written, pl.DataFrame) and written.height == len(DAYS)
+        _, summary = build().run(return_frames=False)  # serial: a summary when asked (the index restates)
+        assert isinstance(summary, RunSummary) and summary.rows_upserted == len(DAYS) and summary.frame is None
+        with pytest.raises(ConfigurationError, match="return_frames"):
+            index.run(return_frames="yes")
+    with use_lake(tmp_path / "shards"):
+        shards = [ShardedPrices(ShardConfig(uids=uids, offset_start=DAYS[-2])) for uids in SHARDS]
+        frames = run_many(shards, return_frames=True)
+        assert sorted(frame.height for frame in frames.values()) == sorted(len(u) for u in SHARDS)
 
 
 def test_failure_in_worker_names_node_and_phase(tmp_path):
@@ -136,7 +164,8 @@ def test_dask_runs_every_submission(tmp_path, processes):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=processes, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client, use_lake(tmp_path / "lake"):
             node = daily(tmp_path, "tick")  # one new row (the day after the watermark) per update()
-            reported = [run_many([node], executor=client.get_executor())[node.update_hash].height for _ in range(5)]
+            reported = [run_many([node], executor=client.get_executor())[node.update_hash].rows_written
+                        for _ in range(5)]
     assert reported == [1] * 5
     assert len(journal(tmp_path)) == 5
     assert stored_rows(node) == 5

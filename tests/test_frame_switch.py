@@ -185,7 +185,7 @@ def test_run_many_and_the_catalog_keep_their_types_under_the_switch(
 ) -> None:
     monkeypatch.setenv("LAKENODES_FRAME", "pandas")
     node = panel()
-    written = run_many([node])
+    written = run_many([node], return_frames=True)
     assert isinstance(written[node.update_hash], pl.DataFrame) and written[node.update_hash].height == 6
     table = TimeIndexMetaTable.get(identifier="switch_panel")
     assert table.stats()["row_count"] == 6

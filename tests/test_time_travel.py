@@ -49,6 +49,10 @@ def frame(days: list[int], uids: list[str], base: float) -> pl.DataFrame:
 
 @pytest.fixture
 def history(any_lake) -> SimpleNamespace:
+    return build_history(any_lake)
+
+
+def build_history(any_lake) -> SimpleNamespace:
     """Versions 1..4 of one table: first write, append, restatement of day 2, tail delete of B from day 3;
     ``states[v]`` is the whole table read right after version ``v`` committed."""
     node = QueueNode(TravelConfig(), [frame([1, 2], ["A", "B"], 0.0), frame([3, 4], ["A", "B"], 0.0),
@@ -183,7 +187,7 @@ def test_cli_history_table_and_json(history):
     assert document["count"] == 5
     assert document["results"][1] | {"timestamp": None, "run_id": None} == {
         "version": 3, "timestamp": None, "operation": "upsert", "update_hash": history.node.update_hash,
-        "run_id": None, "rows_added": None, "rows_deleted": None}
+        "run_id": None, "rows_added": 0, "rows_updated": 2, "rows_deleted": 0}
     assert document["results"][0]["timestamp"].endswith("Z")
     assert json.loads(invoke(history.node.storage_hash, "--json", "--limit", "1"))["count"] == 1
     human = invoke(history.node.storage_hash)

@@ -1,6 +1,6 @@
 """``lakenodes data-node ...``: the tables (DataNode storages) in the catalog.
 
-``list``, ``detail``, ``org-unique-identifiers``, ``run-query``, ``history``, ``delete-after-date``,
+``list``, ``detail``, ``org-unique-identifiers``, ``run-query``, ``history``, ``diff``, ``delete-after-date``,
 ``add-label``/``remove-label`` and ``refresh-search-index``; ``data-node search`` is
 ``lakenodes search`` (see :mod:`lakenodes.cli.search`).
 """
@@ -55,11 +55,24 @@ def data_node_list(session: Session, filters: FilterOption = None) -> None:
     session.output(document, render)
 
 
+AsOfOption = Annotated[str | None, typer.Option(
+    "--as-of", help="The table as it was at this version (an integer) or moment (ISO-8601).")]
+
+
+def _version_or_moment(value: str | None, option: str) -> Any:
+    """A ``--as-of`` / ``--from`` / ``--to`` value: a version (digits) or an ISO-8601 moment."""
+    if value is None:
+        return None
+    return int(value) if value.strip().isdigit() else parse_datetime(value, option)
+
+
 @command(app, "detail")
-def data_node_detail(session: Session, ref: TableArgument, namespace: NamespaceOption = None) -> None:
-    """Everything about one table: record, columns, statistics, updaters and read snippets."""
+def data_node_detail(session: Session, ref: TableArgument, as_of: AsOfOption = None,
+                     namespace: NamespaceOption = None) -> None:
+    """Everything about one table: record, columns, statistics (``--as-of``: as they were then),
+    updaters and read snippets."""
     found = resolve_table(session.lake, ref, namespace)
-    stats = found.stats()
+    stats = found.stats(as_of=_version_or_moment(as_of, "--as-of"))
     updaters = [u for u in catalog.update_processes(session.lake) if u["storage_hash"] == found.storage_hash]
     snippets = read_snippets(found.table_uri, session.lake.storage_options)
     document = {"table": found.model_dump(mode="json"), "stats": stats, "table_uri": found.table_uri,
@@ -124,13 +137,12 @@ def data_node_run_query(
     ref: TableArgument,
     sql: Annotated[str, typer.Argument(help="One SELECT/WITH; name the table by its identifier or storage hash.")],
     max_rows: Annotated[int, typer.Option("--max-rows", help="Return at most this many rows.")] = 1000,
-    as_of: Annotated[str | None, typer.Option(
-        "--as-of", help="Query the table as it was at this version (an integer) or moment (ISO-8601).")] = None,
+    as_of: AsOfOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """Run one read-only SQL query over a table (DDL, DML and other tables are refused)."""
-    moment = None if as_of is None else int(as_of) if as_of.strip().isdigit() else parse_datetime(as_of, "--as-of")
-    envelope = resolve_table(session.lake, ref, namespace).run_query(sql, max_rows=max_rows, as_of=moment)
+    envelope = resolve_table(session.lake, ref, namespace).run_query(
+        sql, max_rows=max_rows, as_of=_version_or_moment(as_of, "--as-of"))
     if envelope["ok"] or session.json:
         session.output(envelope, lambda console: rows_table(console, envelope))
     if not envelope["ok"]:
@@ -152,14 +164,48 @@ def data_node_history(
     entries = [{**entry, "timestamp": iso_z(entry["timestamp"])} for entry in found.history(limit)]
 
     def render(console: Console) -> None:
-        view = table("Version", "Timestamp", "Operation", "Update hash", "Run id", "Rows added", "Rows deleted",
-                     no_wrap=("Timestamp", "Update hash", "Run id"))
+        view = table("Version", "Timestamp", "Operation", "Update hash", "Run id", "Rows added", "Rows updated",
+                     "Rows deleted", no_wrap=("Timestamp", "Update hash", "Run id"))
         for entry in entries:
-            view.add_row(*("" if entry[key] is None else str(entry[key]) for key in
-                           ("version", "timestamp", "operation", "update_hash", "run_id", "rows_added", "rows_deleted")))
+            view.add_row(*("" if entry[key] is None else str(entry[key]) for key in (
+                "version", "timestamp", "operation", "update_hash", "run_id", "rows_added", "rows_updated",
+                "rows_deleted")))
         console.print(view)
 
     session.output({"count": len(entries), "results": entries}, render)
+
+
+@command(app, "diff")
+def data_node_diff(
+    session: Session,
+    ref: TableArgument,
+    from_version: Annotated[str, typer.Option("--from", help="The earlier version (an integer) or moment (ISO-8601).")],
+    to_version: Annotated[str | None, typer.Option(
+        "--to", help="The later version or moment (default: the latest version).")] = None,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Show at most this many rows of each kind.")] = 1000,
+    namespace: NamespaceOption = None,
+) -> None:
+    """The rows added, deleted and changed (keyed by the index) between two versions of a table."""
+    found = resolve_table(session.lake, ref, namespace)
+    change = found.diff(_version_or_moment(from_version, "--from"), _version_or_moment(to_version, "--to"))
+    parts = {"added": change.added, "deleted": change.deleted, "changed": change.changed}
+    document = {**change.summary(), "truncated": any(part.height > max_rows for part in parts.values()),
+                **{f"{name}_rows": part.head(max_rows).to_dicts() for name, part in parts.items()}}
+
+    def render(console: Console) -> None:
+        console.print(f"{table_name(found)} from version {text(change.from_version) or '(before it existed)'} to "
+                      f"{change.to_version}: {len(change.added)} added, {len(change.deleted)} deleted, "
+                      f"{len(change.changed)} changed")
+        for name, part in parts.items():
+            if part.height:
+                view = table(*part.columns)
+                for row in part.head(max_rows).iter_rows():
+                    view.add_row(*(text(value) for value in row))
+                console.print(f"\n{name}" + (f" (first {max_rows} of {part.height})" if part.height > max_rows else ""),
+                              style="bold")
+                console.print(view)
+
+    session.output(document, render)
 
 
 @command(app, "delete-after-date")

@@ -79,7 +79,9 @@ def vacuum(
             if "error" in r:
                 console.print(f"{r['table']}: failed: {r['error']}")
                 continue
-            console.print(f"{r['table']}: {verb} {r['file_count']} file(s)")
+            reach = "would reach" if dry_run else "reaches"
+            console.print(f"{r['table']}: {verb} {r['file_count']} file(s); time travel {reach} back to version "
+                          f"{r['oldest_readable_version']} ({text(r['oldest_readable_timestamp'])})")
             if dry_run:
                 for path in r["files"]:
                     console.print(f"  {path}", markup=False)

@@ -44,9 +44,10 @@ def run_node(
             written = run_tree(node, workers=workers, on_progress=on_progress, on_phase=on_phase)
     document = {"ok": True, "node": node.source_class, "update_hash": node.update_hash,
                 "storage_hash": node.storage_hash, "namespace": node.hash_namespace, "table_uri": node.table_uri,
-                "rows_written": written.height}
+                "rows_written": written.rows_written, "table_version": written.table_version,
+                "duration_s": round(written.duration_s, 3)}
     session.output(document, lambda console: console.print(
-        f"{node_class.__name__} {node.update_hash} -> {node.storage_hash}: {written.height} row(s) written"))
+        f"{node_class.__name__} {node.update_hash} -> {node.storage_hash}: {written.rows_written} row(s) written"))
 
 
 @contextlib.contextmanager

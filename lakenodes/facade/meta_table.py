@@ -125,9 +125,10 @@ class TimeIndexMetaTable(TableRecord):
         return self
 
     # -- table operations -------------------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
-        """Current first/last ``time_index`` overall and per identity, from Delta metadata."""
-        table = TableStore(self.lake, self.storage_hash).table()
+    def stats(self, *, as_of: Any = None) -> dict[str, Any]:
+        """First/last ``time_index`` overall and per identity, from Delta metadata: of the current
+        version, or of the table as it was at ``as_of`` (a version or a datetime, as for reads)."""
+        table = TableStore(self.lake, self.storage_hash).table_as_of(as_of)
         if table is None:
             return {"last_time_index_value": None, "earliest_index_value": None, "row_count": 0,
                     "multi_index_stats": None, "multi_index_column_stats": None}

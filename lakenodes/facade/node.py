@@ -33,11 +33,16 @@ class DataNode(core.DataNode):
 
     def run(
         self, debug_mode: bool = False, *, force_update: bool = False, update_tree: bool = True,
-        executor: Any = None,
+        executor: Any = None, return_frames: bool | None = None,
     ) -> tuple[bool, Any]:
         """Run the dependency tree (dependencies first), then this node; return ``(False, written)``,
         ``written`` being the rows this run persisted, in the program's frame kind (polars unless
         ``LAKENODES_FRAME=pandas`` / ``set_default_frame("pandas")``).
+
+        With an ``executor`` (a spawn process pool, a Dask client's executor), ``written`` is this
+        node's :class:`~lakenodes.RunSummary` (rows written, table version, timings) unless
+        ``return_frames=True``: the rows then travel back from the worker. Dependencies only ever
+        send their summaries back. ``return_frames=False`` gives the summary on a serial run too.
 
         ``debug_mode=True`` runs every node in this process, one after another (an ``executor`` is
         ignored), and shows lakenodes' DEBUG log lines for the run. ``force_update`` is accepted for
@@ -48,8 +53,14 @@ class DataNode(core.DataNode):
         for name, value in (("debug_mode", debug_mode), ("force_update", force_update), ("update_tree", update_tree)):
             if not isinstance(value, bool):
                 raise ConfigurationError(f"run({name}=...) must be True or False, got {value!r}")
+        if return_frames is not None and not isinstance(return_frames, bool):
+            raise ConfigurationError(f"run(return_frames=...) must be True, False or None, got {return_frames!r}")
+        frames = executor is None if return_frames is None else return_frames
         kind = resolve_frame(None)  # a bad LAKENODES_FRAME fails before anything runs
         show_logs_by_default()
         with debug_logging(debug_mode):
-            err, written = run_tree(self, update_tree=update_tree, executor=None if debug_mode else executor)
-        return err, as_frame(written.to_arrow(), self.store.index_names() or (TIME_INDEX,), kind)
+            err, summary = run_tree(self, update_tree=update_tree, executor=None if debug_mode else executor,
+                                    return_frame=frames)
+        if not frames or summary.frame is None:
+            return err, summary
+        return err, as_frame(summary.frame.to_arrow(), self.store.index_names() or (TIME_INDEX,), kind)

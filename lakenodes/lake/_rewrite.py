@@ -5,7 +5,9 @@ which pyarrow cannot compare with ``string`` and daft refuses. So lakenodes rewr
 affected files itself: it writes the new content with pyarrow (plain ``string``, the table's
 schema, µs UTC timestamps) as ``<partition>=<escaped value>/part-<uuid>.parquet`` (delta-rs's
 layout), then commits the new files' Add actions (with Delta JSON statistics) and the old
-files' Remove actions in ONE Delta commit (``DeltaTable.create_write_transaction``).
+files' Remove actions in ONE Delta commit (``DeltaTable.create_write_transaction``; lakenodes
+writes that commit itself when an old file's recorded path is one delta-rs cannot write, see
+``lakenodes.lake._log_commit``).
 
 Conflicts: delta-rs fails such a commit when a concurrent commit removed any file (so a file is
 never removed twice) or set one of its app transactions; callers add the identity app
@@ -37,6 +39,7 @@ from deltalake.transaction import AddAction, RemoveAction
 
 from .._internal.datetimes import as_utc
 from ..core.frames import TIME_INDEX, NormalizedFrame
+from ._log_commit import commit_actions, written_by_delta_rs
 from ._scan import SLACK, data_file_path, plain_schema
 
 logger = logging.getLogger(__name__)
@@ -131,20 +134,24 @@ def commit_rewrite(
     write_id: str,
     data_change: bool = True,
 ) -> None:
-    """Commit ``adds`` and ``removes`` as one Delta commit against ``table``'s snapshot.
+    """Commit ``adds`` and ``removes`` as one Delta commit against ``table``'s snapshot: by
+    delta-rs, or by lakenodes itself when a removed file's recorded path is one delta-rs cannot
+    write (another engine's, see ``lakenodes.lake._log_commit``).
 
     When the commit fails with a conflict and ``write_id`` did not land, the new files are
     deleted (best effort: leftovers are unreferenced and invisible to every Delta reader)."""
     partition_columns = list(table.metadata().partition_columns)
     now = int(time.time() * 1000)
-    actions: list[AddAction | RemoveAction] = [*adds]
-    for removed in removes:
-        values = {partition_columns[0]: removed.partition_value} if partition_columns else {}
-        actions.append(RemoveAction(data_file_path(removed.path), data_change, now, removed.size, values))
-    schema = pa.schema(table.schema().to_arrow())
+    entries = [(removed.path, removed.size, {partition_columns[0]: removed.partition_value} if partition_columns
+                else {}) for removed in removes]
     try:
-        table.create_write_transaction(actions, mode="append", schema=schema, partition_by=partition_columns or None,
-                                       commit_properties=properties)
+        if not all(written_by_delta_rs(path) for path, _, _ in entries):
+            commit_actions(table, filesystem, root, adds, entries, properties, data_change)
+            return
+        actions: list[AddAction | RemoveAction] = [*adds]
+        actions += [RemoveAction(data_file_path(path), data_change, now, size, values) for path, size, values in entries]
+        table.create_write_transaction(actions, mode="append", schema=pa.schema(table.schema().to_arrow()),
+                                       partition_by=partition_columns or None, commit_properties=properties)
     except CommitFailedError:
         _discard_unless_committed(table, filesystem, root, adds, write_id)
         raise

@@ -56,6 +56,7 @@ from ._scan import add_actions, fragments_of, plain_flags, read_whole, snapshot_
 from ._watermarks import app_transaction, partition_transactions
 from .location import Lake, lake_filesystem
 from .store import TableStore, index_names_of
+from .versions import time_travel_reach
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +223,9 @@ def vacuum_table(
 
     Refuses a retention below 168 hours (it could delete files a concurrent reader or a
     time-travel query still needs) unless ``force_unsafe_retention=True``. Returns the table
-    name and URI, ``dry_run``, ``retention_hours``, ``files`` (deleted, or deletable when dry)
-    and ``file_count``.
+    name and URI, ``dry_run``, ``retention_hours``, ``files`` (deleted, or deletable when dry),
+    ``file_count`` and how far back time travel reaches after it (would reach, when dry):
+    ``oldest_readable_version`` and its ``oldest_readable_timestamp``.
 
     Example:
         >>> vacuum_table(example.lake, "_catalog/runs", dry_run=True)["files"]
@@ -249,8 +251,11 @@ def vacuum_table(
         )
 
     files = sorted(store.with_retries(vacuum, what=f"vacuum of {storage_hash}"))
-    logger.info("vacuum of %s (%s, retention %d h): %d files", storage_hash,
-                "dry run" if dry_run else "deleted", retention_hours, len(files))
+    reach = time_travel_reach(_open(store, storage_hash), lake.storage_options or None,
+                              lambda uri: lake_filesystem(lake, uri), files if dry_run else ())
+    logger.info("vacuum of %s (%s, retention %d h): %d files; time travel reaches back to version %d",
+                storage_hash, "dry run" if dry_run else "deleted", retention_hours, len(files),
+                reach["oldest_readable_version"])
     return {
         "table": storage_hash,
         "uri": store.uri,
@@ -258,6 +263,7 @@ def vacuum_table(
         "retention_hours": retention_hours,
         "files": files,
         "file_count": len(files),
+        **reach,
     }
 
 

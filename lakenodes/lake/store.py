@@ -53,7 +53,7 @@ from ._watermarks import (
     watermarks_moved_back,
 )
 from .location import Lake, lake_filesystem
-from .versions import table_as_of
+from .versions import row_counts, table_as_of
 
 __all__ = ["RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
            "empty_table", "identity_transactions", "index_names_of",
@@ -251,9 +251,9 @@ class TableStore:
                                  to_plain(frame.table).select(snapshot.schema.names).cast(snapshot.schema)])
         adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index)
         values = [""] if snapshot.partition is None else pc.unique(frame.table.column(index[1])).to_pylist()
-        properties = CommitProperties(
-            app_transactions=[app_transaction(write_id), *partition_transactions(values)], custom_metadata=metadata,
-        )
+        counts = row_counts(keys.num_rows - hit.num_rows, hit.num_rows, 0)
+        properties = CommitProperties(app_transactions=[app_transaction(write_id), *partition_transactions(values)],
+                                      custom_metadata={**metadata, **counts})
         commit_rewrite(table, filesystem, root, adds, removed_files(candidates, changed), properties, write_id)
 
     def delete_after(
@@ -303,7 +303,8 @@ class TableStore:
             values = [""] if snapshot.partition is None else sorted({file.partition_value or "" for file in removed})
             properties = CommitProperties(
                 app_transactions=[app_transaction(write_id), *partition_transactions(values)],
-                custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "DELETE"},
+                custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "DELETE",
+                                 **row_counts(0, 0, hit.num_rows)},
             )
             pending.append(hit.num_rows)
             commit_rewrite(table, filesystem, root, adds, removed, properties, write_id)

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -69,11 +69,13 @@ def table_as_of(table: DeltaTable, as_of: Any, options: dict[str, str] | None,
     return old
 
 
-def oldest_readable_version(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf) -> int:
-    """The oldest version whose log and data files are all still there (binary search: vacuum
-    and log cleanup remove the oldest versions first)."""
+def oldest_readable_version(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
+                            gone: Collection[str] = ()) -> int:
+    """The oldest version whose log and data files are all still there, ``gone`` files (paths
+    relative to the table root) counted as deleted (binary search: vacuum and log cleanup remove
+    the oldest versions first)."""
     low, high = min(commit["version"] for commit in table.history()), table.version()
-    present = _present_files(table.table_uri, filesystem_of)
+    present = _present_files(table.table_uri, filesystem_of) - set(gone)
     while low < high:
         middle = (low + high) // 2
         if _open_readable(table.table_uri, middle, table.version(), options, filesystem_of, present) is None:
@@ -81,6 +83,18 @@ def oldest_readable_version(table: DeltaTable, options: dict[str, str] | None, f
         else:
             high = middle
     return high
+
+
+def time_travel_reach(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
+                      gone: Collection[str] = ()) -> dict[str, Any]:
+    """How far back ``as_of`` reads reach (with ``gone`` files deleted): the oldest readable
+    version and its commit timestamp (aware UTC)."""
+    oldest = oldest_readable_version(table, options, filesystem_of, gone)
+    stamps = {commit["version"]: commit["timestamp"] for commit in table.history()}
+    moment = stamps.get(oldest)
+    return {"oldest_readable_version": oldest,
+            "oldest_readable_timestamp": None if moment is None else datetime.datetime.fromtimestamp(
+                moment / 1000, datetime.UTC)}
 
 
 def _open_readable(uri: str, version: int, latest: int, options: dict[str, str] | None,
@@ -107,15 +121,39 @@ _DELTA_OPERATIONS = {"CREATE TABLE": "create", "WRITE": "append", "STREAMING UPD
                      "DELETE": "delete", "OPTIMIZE": "optimize", "VACUUM START": "vacuum", "VACUUM END": "vacuum"}
 
 
+_ROW_COUNTS = ("added", "updated", "deleted")
+_METRICS = {"added": ("num_added_rows", "numTargetRowsInserted"), "updated": ("numTargetRowsUpdated",),
+            "deleted": ("num_deleted_rows", "numTargetRowsDeleted")}
+
+
+def row_counts(added: int, updated: int, deleted: int) -> dict[str, str]:
+    """Commit metadata recording the rows a lakenodes rewrite added, updated and deleted (its
+    commits carry no operationMetrics); :func:`table_history` reads them back.
+
+    Example:
+        >>> row_counts(3, 2, 0)
+        {'lakenodes.rows_added': '3', 'lakenodes.rows_updated': '2', 'lakenodes.rows_deleted': '0'}
+    """
+    return {f"lakenodes.rows_{name}": str(count) for name, count in zip(_ROW_COUNTS, (added, updated, deleted),
+                                                                         strict=True)}
+
+
+def _rows(commit: dict[str, Any], name: str) -> int | None:
+    if f"lakenodes.rows_{name}" in commit:
+        return int(commit[f"lakenodes.rows_{name}"])
+    metrics = commit.get("operationMetrics") or {}
+    return next((int(metrics[key]) for key in _METRICS[name] if key in metrics), None)
+
+
 def table_history(table: DeltaTable, limit: int | None = None) -> list[dict[str, Any]]:
     """One entry per commit of ``table``, newest first: ``version``, ``timestamp`` (aware UTC),
     ``operation`` (append / upsert / delete / optimize / vacuum / create, from the commit's
     ``lakenodes.operation`` where lakenodes wrote it, else delta's operation in lower case),
     ``update_hash`` and ``run_id`` of the writing run (None unless a lakenodes run wrote it) and
-    ``rows_added`` / ``rows_deleted`` (None unless the commit's operationMetrics hold them)."""
+    ``rows_added`` / ``rows_updated`` / ``rows_deleted`` (from the counts lakenodes' rewrites
+    record, see :func:`row_counts`, else the commit's operationMetrics; None when neither has them)."""
     entries = []
     for commit in table.history(limit):
-        metrics = commit.get("operationMetrics") or {}
         delta_operation = str(commit.get("operation", ""))
         operation = (_LAKENODES_OPERATIONS.get(commit["lakenodes.operation"], commit["lakenodes.operation"].lower())
                      if "lakenodes.operation" in commit
@@ -126,7 +164,6 @@ def table_history(table: DeltaTable, limit: int | None = None) -> list[dict[str,
             "operation": operation,
             "update_hash": commit.get("lakenodes.update_hash"),
             "run_id": commit.get("lakenodes.run_id"),
-            "rows_added": metrics.get("num_added_rows", metrics.get("numTargetRowsInserted")),
-            "rows_deleted": metrics.get("num_deleted_rows", metrics.get("numTargetRowsDeleted")),
+            **{f"rows_{name}": _rows(commit, name) for name in _ROW_COUNTS},
         })
     return entries

@@ -247,10 +247,12 @@ class DataNode(BaseNode):
     def update_statistics(self, value: UpdateStatistics) -> None:
         self._update_statistics = value
 
-    def compute_update_statistics(self) -> UpdateStatistics:
+    def compute_update_statistics(self, *, as_of: Any = None) -> UpdateStatistics:
+        """Statistics of this updater's scope from the table's Delta metadata; ``as_of`` (a version
+        or a datetime, as for reads) gives what the table held then (empty before it existed)."""
         offset_start = getattr(self.config, "offset_start", None) or self.OFFSET_START
         asset_list = self.get_asset_list()
-        table = self.store.table()
+        table = self.store.table() if as_of is None else self.store.table_as_of(as_of)
         if table is None:
             _, index_names = self._declared_schema()
             return UpdateStatistics.empty(index_names, asset_list=asset_list, offset_start=offset_start)

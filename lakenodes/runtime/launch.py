@@ -304,7 +304,7 @@ def build_node(node_class: type, text: str, *, namespace: str | None = None, opt
 
 def run_tree(node: Any, *, workers: int = 1, on_progress: Callable[[int, int, Any], None] | None = None,
              on_phase: Callable[[Any, str], None] | None = None) -> Any:
-    """Run ``node`` and its dependencies once; the rows this run wrote for ``node``.
+    """Run ``node`` and its dependencies once; the :class:`~lakenodes.RunSummary` of ``node``'s run.
 
     With ``workers > 1`` independent branches run in that many spawn processes (forking after
     delta-rs started threads can hang). ``on_progress`` and ``on_phase`` are ``run_many``'s callbacks.

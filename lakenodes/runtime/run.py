@@ -8,8 +8,10 @@ failure before the write leaves the table untouched.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -30,6 +32,35 @@ logger = logging.getLogger(__name__)
 # statistics -> update -> validation runs at most this often per run: again when a concurrent tail
 # delete moved a watermark back between the statistics update() used and the write
 COMPUTATIONS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """What one run of one node did: its ``update_hash``, ``storage_hash`` and ``run_id``, rows
+    written (``rows_appended`` blind, ``rows_upserted`` by a merge), the ``table_version`` it
+    committed (None when it wrote nothing), when it started and ``duration_s``. ``frame`` holds
+    the written rows only when they were asked for (``run_many(..., return_frames=True)``):
+    summaries are what travels back from executor workers by default.
+
+    Example:
+        >>> import datetime
+        >>> RunSummary("a_1", "a_2", "r", 0, 0, None, datetime.datetime(2026, 1, 1), 0.5).rows_written
+        0
+    """
+
+    update_hash: str
+    storage_hash: str
+    run_id: str
+    rows_appended: int
+    rows_upserted: int
+    table_version: int | None
+    started_at: datetime.datetime
+    duration_s: float
+    frame: pl.DataFrame | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def rows_written(self) -> int:
+        return self.rows_appended + self.rows_upserted
 
 
 @contextlib.contextmanager
@@ -58,10 +89,17 @@ def _report_failure(hooks: Sequence[RunHooks], node: DataNode, run: RunInfo, pha
             logger.warning("could not record the failed run of %s: %s", node.update_hash, record_error)
 
 
-def run_single(node: DataNode, hooks: Sequence[RunHooks]) -> pl.DataFrame:
-    """Run one node (not its dependencies), reporting to ``hooks``; return the rows it persisted."""
+def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = True) -> RunSummary:
+    """Run one node (not its dependencies), reporting to ``hooks``; return its summary (with the
+    rows it persisted when ``keep_frame``)."""
     started = datetime.datetime.now(datetime.timezone.utc)
+    clock = time.perf_counter()
     run_id = uuid.uuid4().hex
+
+    def summary(rows: Any, version: int | None, frame: pl.DataFrame) -> RunSummary:
+        return RunSummary(node.update_hash, node.storage_hash, run_id, rows[0], rows[1], version, started,
+                          time.perf_counter() - clock, frame if keep_frame else None)
+
     rows_written = 0
     committed = False
     phase = _enter(hooks, node, "registration")
@@ -86,7 +124,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks]) -> pl.DataFrame:
                     phase = _enter(hooks, node, "catalog")
                     for hook in hooks:
                         hook.run_succeeded(node, RunInfo(run_id, started, 0))
-                    return pl.DataFrame()
+                    return summary((0, 0), None, pl.DataFrame())
                 phase = _enter(hooks, node, "write")
                 checked: list[TableProgress] = []
                 try:
@@ -109,7 +147,8 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks]) -> pl.DataFrame:
             node.update_statistics = node.compute_update_statistics()
             for hook in hooks:
                 hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
-            return pl.from_arrow(frame.table)
+            return summary((result.rows_appended, result.rows_upserted), result.version,
+                           pl.from_arrow(frame.table) if keep_frame else pl.DataFrame())
     except Exception as error:
         _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, error)
         if committed:

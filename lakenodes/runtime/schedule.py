@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from typing import Literal, overload
 
 import polars as pl
 
@@ -17,30 +18,45 @@ from ..nodes.node import DataNode
 from .graph import collect_dependencies
 from .hooks import PhaseReporter, RunHooks
 from .recorder import default_hooks
-from .run import node_context, run_single
+from .run import RunSummary, node_context, run_single
 
 logger = logging.getLogger(__name__)
 
 PhaseListener = Callable[[DataNode, str], None]
 
 
-def run_tree(root: DataNode, *, update_tree: bool = True, executor: Executor | None = None) -> tuple[bool, pl.DataFrame]:
-    """Run ``root`` (and, with ``update_tree``, its dependency tree first); see ``DataNode.run``."""
+def run_tree(root: DataNode, *, update_tree: bool = True, executor: Executor | None = None,
+             return_frame: bool = True) -> tuple[bool, RunSummary]:
+    """Run ``root`` (and, with ``update_tree``, its dependency tree first); see ``DataNode.run``.
+    Only ``root``'s written rows travel back (in its summary's ``frame``), when ``return_frame``."""
     if not update_tree:
-        return False, run_single(root, default_hooks())
+        return False, run_single(root, default_hooks(), return_frame)
     with node_context(root):
-        written = run_many([root], executor=executor)
-    return False, written[root.update_hash]
+        summaries = _schedule([root], executor, None, None, {root.update_hash} if return_frame else ())
+    return False, summaries[root.update_hash]
 
 
 ProgressCallback = Callable[[int, int, "DataNode | None"], None]
 
 
+@overload
+def run_many(nodes: Sequence[DataNode], *, executor: Executor | None = ..., on_progress: ProgressCallback | None = ...,
+             on_phase: PhaseListener | None = ..., return_frames: Literal[False] = ...) -> dict[str, RunSummary]: ...
+
+
+@overload
+def run_many(nodes: Sequence[DataNode], *, executor: Executor | None = ..., on_progress: ProgressCallback | None = ...,
+             on_phase: PhaseListener | None = ..., return_frames: Literal[True]) -> dict[str, pl.DataFrame]: ...
+
+
 def run_many(
     nodes: Sequence[DataNode], *, executor: Executor | None = None, on_progress: ProgressCallback | None = None,
-    on_phase: PhaseListener | None = None,
-) -> dict[str, pl.DataFrame]:
-    """Run several trees together: every node once, dependencies first; returns rows written per update_hash.
+    on_phase: PhaseListener | None = None, return_frames: bool = False,
+) -> dict[str, RunSummary] | dict[str, pl.DataFrame]:
+    """Run several trees together: every node once, dependencies first; returns a
+    :class:`~lakenodes.runtime.run.RunSummary` per update_hash (rows written, table version,
+    timings), or with ``return_frames=True`` the rows each node wrote (every frame then travels
+    back from the executor's workers: a backfill's whole data in the driver).
 
     With an ``executor`` (a spawn process pool, a Dask ``distributed`` client's executor, …)
     independent branches and sharded updaters of one table run in parallel; a node starts when
@@ -54,22 +70,34 @@ def run_many(
     run_many([SimulatedPrices(batch_1), SimulatedPrices(batch_2)], executor=pool)``.
 
     Example (``example``: a temporary lake with one table, see conftest.py):
-        >>> written = run_many([example.node])  # its update() returns the same 8 rows: restated
-        >>> written[example.node.update_hash].height
+        >>> summaries = run_many([example.node])  # its update() returns the same 8 rows: restated
+        >>> summaries[example.node.update_hash].rows_upserted
+        8
+        >>> run_many([example.node], return_frames=True)[example.node.update_hash].height
         8
     """
+    summaries = _schedule(nodes, executor, on_progress, on_phase, None if return_frames else ())
+    if return_frames:
+        return {key: summary.frame if summary.frame is not None else pl.DataFrame() for key, summary in summaries.items()}
+    return summaries
+
+
+def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress: ProgressCallback | None,
+              on_phase: PhaseListener | None, frames_of: Collection[str] | None) -> dict[str, RunSummary]:
+    """``run_many``'s run; the summaries of the update hashes in ``frames_of`` (None: all) keep their frame."""
     graph: dict[str, DataNode] = {}
     needs: dict[str, set[str]] = {}
     for root in nodes:
         with node_context(root):
             collect_dependencies(root, graph, needs)
+    keep = {key: frames_of is None or key in frames_of for key in graph}
     report = on_progress or (lambda done, total, node: None)
     report(0, len(graph), None)
     if executor is None:
         hooks = default_hooks() + ((PhaseReporter(on_phase),) if on_phase is not None else ())
-        results, failures = _run_serially(graph, needs, report, hooks)
+        results, failures = _run_serially(graph, needs, report, hooks, keep)
     else:
-        results, failures = _run_on_executor(graph, needs, executor, report)
+        results, failures = _run_on_executor(graph, needs, executor, report, keep)
     if failures:
         first, *others = {id(error): error for error in failures.values()}.values()  # skipped nodes share it
         for other in others:
@@ -80,13 +108,14 @@ def run_many(
 
 def _run_serially(
     graph: dict[str, DataNode], needs: dict[str, set[str]], report: ProgressCallback, hooks: Sequence[RunHooks],
-) -> tuple[dict[str, pl.DataFrame], dict[str, NodeRunError]]:
-    results: dict[str, pl.DataFrame] = {}
+    keep: dict[str, bool],
+) -> tuple[dict[str, RunSummary], dict[str, NodeRunError]]:
+    results: dict[str, RunSummary] = {}
     failures: dict[str, NodeRunError] = {}
     for key, node in graph.items():
         if not _skipped_for_failed_dependency(key, needs, failures, graph):
             try:
-                results[key] = run_single(node, hooks)
+                results[key] = run_single(node, hooks, keep[key])
             except NodeRunError as error:
                 failures[key] = error
         report(len(results) + len(failures), len(graph), node)
@@ -95,10 +124,11 @@ def _run_serially(
 
 def _run_on_executor(
     graph: dict[str, DataNode], needs: dict[str, set[str]], executor: Executor, report: ProgressCallback,
-) -> tuple[dict[str, pl.DataFrame], dict[str, NodeRunError]]:
+    keep: dict[str, bool],
+) -> tuple[dict[str, RunSummary], dict[str, NodeRunError]]:
     """A node starts when its dependencies succeeded; a failure skips only the nodes that depend on
     it, so independent nodes still finish."""
-    results: dict[str, pl.DataFrame] = {}
+    results: dict[str, RunSummary] = {}
     failures: dict[str, NodeRunError] = {}
     running: dict[Future, str] = {}
     pending = dict(needs)
@@ -111,7 +141,7 @@ def _run_on_executor(
                     continue
                 # a fresh argument per submission: executors that cache by arguments (Dask's default
                 # pure=True) would otherwise hand back an earlier run's result without running
-                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex)] = key
+                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex, keep[key])] = key
             if not running:
                 if pending:
                     raise DependencyCycleError(f"dependency cycle among {sorted(pending)}")
@@ -130,10 +160,10 @@ def _run_on_executor(
     return results, failures
 
 
-def run_submission(node: DataNode, submission_id: str) -> pl.DataFrame:
+def run_submission(node: DataNode, submission_id: str, keep_frame: bool = False) -> RunSummary:
     """``run_single`` as submitted to an executor; ``submission_id`` makes every submission distinct."""
     logger.debug("running submission %s of %r", submission_id, node)
-    return run_single(node, default_hooks())
+    return run_single(node, default_hooks(), keep_frame)
 
 
 def _skipped_for_failed_dependency(

@@ -1,0 +1,150 @@
+"""Time travel for audits: update statistics as of a version, the rows each lakenodes rewrite
+recorded in its commit, how far back time travel reaches after vacuum, and the CLI's ``diff`` and
+``detail --as-of``; on a local lake and on S3 (the CLI locally: it takes S3 credentials from the
+environment). The ``history`` table (versions 1..4: write, append, restatement, tail delete)
+is test_time_travel's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from test_time_travel import build_history, frame
+
+from lakenodes import TimeIndexMetaTable, UpdateStatistics, VersionUnavailableError
+from lakenodes.lake.maintenance import vacuum_table
+
+UTC = dt.UTC
+
+
+@pytest.fixture
+def history(any_lake):
+    """test_time_travel's table: versions 1..4 (write, append, restatement, tail delete)."""
+    return build_history(any_lake)
+
+
+def day(number: int) -> dt.datetime:
+    return dt.datetime(2024, 1, number, tzinfo=UTC)
+
+
+def test_update_statistics_as_of_each_version(history):
+    node = history.node
+    expected = {1: {"A": day(2), "B": day(2)}, 2: {"A": day(4), "B": day(4)}, 3: {"A": day(4), "B": day(4)},
+                4: {"A": day(4), "B": day(2)}}
+    for version, last in expected.items():
+        stats = node.compute_update_statistics(as_of=version)
+        assert isinstance(stats, UpdateStatistics) and stats.index_progress == last, version
+        assert stats.min_time_index_value == day(1)
+        assert stats.get_update_range_map_great_or_equal()["B"]["start_date"] == last["B"]
+    assert node.compute_update_statistics(as_of=history.moments[2]).index_progress == expected[2]
+    assert node.compute_update_statistics().index_progress == expected[4]  # the latest
+    before = node.compute_update_statistics(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC))
+    assert before.is_empty and before.get_last_update_index_2d("A") == node.OFFSET_START
+    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0"):
+        node.compute_update_statistics(as_of=11)
+
+
+def test_table_stats_as_of(history):
+    table = history.table
+    assert table.stats(as_of=2)["row_count"] == 8 and table.stats(as_of=4)["row_count"] == 6
+    assert table.stats(as_of=4)["multi_index_stats"]["B"]["max"] == "2024-01-02T00:00:00Z"
+    assert table.stats(as_of=2)["multi_index_stats"]["B"]["max"] == "2024-01-04T00:00:00Z"
+    assert table.stats(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC))["row_count"] == 0
+
+
+def test_history_counts_rows_of_lakenodes_rewrites(history):
+    node = history.node
+    node.frames = [frame([4, 5], ["A"], 50.0)]  # restates A's day 4 and adds A's day 5: one merge
+    node.run()
+    entries = {e["version"]: e for e in history.table.history()}
+    counts = {v: (e["rows_added"], e["rows_updated"], e["rows_deleted"]) for v, e in entries.items()}
+    assert counts[5] == (1, 1, 0) and entries[5]["operation"] == "upsert"
+    assert counts[4] == (0, 0, 2) and entries[4]["operation"] == "delete"
+    assert counts[3] == (0, 2, 0)
+    assert counts[2][0] == 4 and counts[1][0] == 4  # delta-rs' own appends: from operationMetrics
+    assert history.table.diff(4, 5).summary() == {"from_version": 4, "to_version": 5, "added": 1, "deleted": 0,
+                                                  "changed": 1}
+
+
+def test_vacuum_says_how_far_back_time_travel_reaches(history):
+    """With no retention, vacuum deletes every file the latest version (4, the tail delete) no
+    longer holds, and so every version before it."""
+    node, table = history.node, history.table
+    unchanged = vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True,
+                             dry_run=True)
+    assert unchanged["file_count"] > 0 and unchanged["oldest_readable_version"] == 4
+    assert node.get_df_between_dates(as_of=1).height == 4  # a dry run deletes nothing
+    kept = vacuum_table(node.lake, node.storage_hash, dry_run=True)  # the default retention: nothing to delete
+    assert kept["oldest_readable_version"] == 0
+    done = vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    assert done["files"] == unchanged["files"] and done["oldest_readable_version"] == 4
+    assert done["oldest_readable_timestamp"] == {e["version"]: e["timestamp"] for e in table.history()}[4]
+    assert node.get_df_between_dates(as_of=4).height == 6
+    with pytest.raises(VersionUnavailableError, match="oldest readable version is 4"):
+        node.get_df_between_dates(as_of=3)
+    again = vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    assert again["oldest_readable_version"] == 4
+
+
+@pytest.fixture
+def cli(history):
+    if not history.node.lake.is_local:
+        pytest.skip("the CLI takes S3 credentials from the environment; the API is tested on S3 above")
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    def invoke(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(app, ["--lake", history.node.lake.uri, *args])
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        return result.stdout if code == 0 else result.stdout + result.stderr
+
+    return invoke
+
+
+def test_cli_diff_table_and_json(history, cli):
+    name = history.node.storage_hash
+    document = json.loads(cli("data-node", "diff", name, "--from", "2", "--to", "3", "--json"))
+    assert {k: document[k] for k in ("from_version", "to_version", "added", "deleted", "changed", "truncated")} == {
+        "from_version": 2, "to_version": 3, "added": 0, "deleted": 0, "changed": 2, "truncated": False}
+    assert document["changed_rows"][0] == {"time_index": "2024-01-02T00:00:00+00:00", "unique_identifier": "A",
+                                      "close_from": 2.0, "close_to": 102.0}
+    latest = json.loads(cli("data-node", "diff", name, "--from", history.moments[3].isoformat(), "--json"))
+    assert (latest["from_version"], latest["to_version"], latest["deleted"]) == (3, 4, 2)
+    assert len(json.loads(cli("data-node", "diff", name, "--from", "1", "--max-rows", "1", "--json"))["added_rows"]) == 1
+    human = cli("data-node", "diff", name, "--from", "2", "--to", "3")
+    assert "from version 2 to 3: 0 added, 0 deleted, 2 changed" in human and "close_from" in human and "102" in human
+
+
+def test_cli_detail_as_of(history, cli):
+    name = history.node.storage_hash
+    assert json.loads(cli("data-node", "detail", name, "--json", "--as-of", "2"))["stats"]["row_count"] == 8
+    assert json.loads(cli("data-node", "detail", name, "--json"))["stats"]["row_count"] == 6
+    moment = history.moments[1].isoformat()
+    assert json.loads(cli("data-node", "detail", name, "--json", "--as-of", moment))["stats"]["row_count"] == 4
+    assert "row_count" in cli("data-node", "detail", name, "--as-of", "3")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["diff", "{name}", "--from", "2", "--to", "42"], "oldest readable version is 0"),
+    (["diff", "{name}", "--from", "yesterday"], "--from"),
+    (["diff", "{name}", "--from", "1", "--to", "soon"], "--to"),
+    (["detail", "{name}", "--as-of", "42"], "oldest readable version is 0"),
+    (["detail", "{name}", "--as-of", "last week"], "--as-of"),
+    (["diff", "no_such_table", "--from", "1"], "no_such_table"),
+])
+def test_cli_time_travel_mistakes_are_one_line_errors(history, cli, args, message):
+    output = cli("data-node", *(arg.format(name=history.node.storage_hash) for arg in args), code=2)
+    assert message in output and "Traceback" not in output
+    assert len([line for line in output.splitlines() if line.strip()]) == 1, output
+
+
+def test_cli_vacuum_reports_the_reach(history, cli):
+    name = history.node.storage_hash
+    dry = cli("vacuum", name, "--retention-hours", "0", "--force-unsafe-retention", "--dry-run")
+    assert "time travel would reach back to version 4 (" in dry
+    document = json.loads(cli("vacuum", name, "--retention-hours", "0", "--force-unsafe-retention", "--json"))
+    assert document["results"][0]["oldest_readable_version"] == 4
+    assert document["results"][0]["oldest_readable_timestamp"].startswith(str(dt.datetime.now(UTC).year))
+    assert TimeIndexMetaTable.get(storage_hash=name, lake=history.node.lake).stats(as_of=4)["row_count"] == 6
