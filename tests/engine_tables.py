@@ -12,7 +12,6 @@ The node classes, value columns and comparison come from ``test_interop`` (the D
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ import pytest
 from test_interop import (
     DIMENSIONS,
     KINDS,
-    VALUE_SCHEMA,
     QueuedNode,
     assert_same_rows,
+    batch,
     delta_tables,
     make_node,
 )
@@ -53,22 +52,8 @@ def identities(kind: str) -> list[dict[str, str]]:
 
 
 def rows(kind: str, days: range, version: int) -> pl.DataFrame:
-    """Rows for ``days`` of every identity: µs timestamps, NaN, nulls, every value dtype."""
-    records = []
-    for day in days:
-        for k, identity in enumerate(identities(kind)):
-            stamp = dt.datetime(2024, 1, day, 9, 30, tzinfo=UTC) + dt.timedelta(microseconds=100_003 * k + day)
-            records.append({
-                "time_index": stamp, **identity,
-                "close": math.nan if (day + k) % 5 == 0 else day * 10 + k + version / 10,
-                "volume": day * 100 + k + version,
-                "flag": (day + k + version) % 2 == 0,
-                "note": None if (day + k) % 4 == 0 else f"v{version} {identity} d{day}",
-                "as_of": stamp + dt.timedelta(hours=version, microseconds=7),
-                "day": dt.date(2024, 1, day),
-            })
-    schema = {"time_index": pl.Datetime("us", "UTC"), **{d: pl.String for d in DIMENSIONS[kind]}, **VALUE_SCHEMA}
-    return pl.DataFrame(records, schema=schema)
+    """Rows for ``days`` of every identity above (see ``test_interop.batch``)."""
+    return batch(kind, days, version, identities)
 
 
 @dataclass

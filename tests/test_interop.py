@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -107,11 +107,13 @@ def identities(kind: str) -> list[dict[str, str]]:
     return [{"portfolio_uid": p, "entity_uid": e} for p in PORTFOLIOS for e in ENTITIES]
 
 
-def batch(kind: str, days: range, version: int) -> pl.DataFrame:
-    """Rows for ``days`` of every identity: µs timestamps, NaN, nulls, every value dtype."""
+def batch(kind: str, days: range, version: int,
+          identities_of: Callable[[str], list[dict[str, str]]] | None = None) -> pl.DataFrame:
+    """Rows for ``days`` of every identity (``identities_of(kind)``, this module's ``identities``
+    by default): µs timestamps, NaN, nulls, every value dtype."""
     rows = []
     for day in days:
-        for k, identity in enumerate(identities(kind)):
+        for k, identity in enumerate((identities_of or identities)(kind)):
             stamp = dt.datetime(2024, 1, day, 9, 30, tzinfo=UTC) + dt.timedelta(microseconds=100_003 * k + day)
             rows.append({
                 "time_index": stamp, **identity,

@@ -21,9 +21,9 @@ import pytest
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from polars.testing import assert_frame_equal
-from test_interop import extension_path, s3_secret_sql
+from test_interop import QueuedNode, extension_path, s3_secret_sql
 
-from lakenodes import DataNode, DataNodeConfiguration, Lake
+from lakenodes import DataNodeConfiguration, Lake
 from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.maintenance import optimize_table, vacuum_table
 from lakenodes.lake.store import TableStore
@@ -39,19 +39,6 @@ SCHEMA = {"time_index": pl.Datetime("us", "UTC"), "value": pl.Float64, "note": p
 
 class StringConfig(DataNodeConfiguration):
     levels: int
-
-
-class QueuedNode(DataNode):
-    """Writes the frame the test queued in ``pending`` (an empty frame when none)."""
-
-    pending: Any = None
-
-    def dependencies(self) -> dict:
-        return {}
-
-    def update(self) -> Any:
-        batch, self.pending = self.pending, None
-        return pl.DataFrame() if batch is None else batch
 
 
 class VenueNode(QueuedNode):
