@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -49,6 +50,16 @@ class NormalizedFrame:
     @property
     def num_rows(self) -> int:
         return self.table.num_rows
+
+    @cached_property
+    def identity_bounds(self) -> pl.DataFrame:
+        """One row per identity tuple (its dimensions as columns; one row when there are none):
+        row count ``n`` and first/last ``lo``/``hi`` time. Computed once per frame (the write's
+        watermark decisions and progress bookkeeping all start from it)."""
+        dims = list(self.identity_dimensions)
+        frame = pl.from_arrow(self.table.select([*dims, TIME_INDEX]))
+        aggregates = [pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"), pl.col(TIME_INDEX).max().alias("hi")]
+        return frame.group_by(dims).agg(aggregates) if dims else frame.select(aggregates)
 
 
 def normalize_frame(

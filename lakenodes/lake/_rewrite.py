@@ -15,6 +15,7 @@ transactions of every partition they touch, so concurrent writers of one partiti
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import logging
 import math
@@ -59,16 +60,17 @@ def write_files(
     order, sorted by ``sort_by``) under the table root; return their Add actions."""
     schema = plain_schema(schema)
     rows = rows.select(schema.names).cast(schema)
-    if sort_by and rows.num_rows:
-        rows = rows.sort_by([(name, "ascending") for name in sort_by])
-    if partition is None:
-        groups: list[tuple[str | None, pa.Table]] = [(None, rows)] if rows.num_rows else []
-    else:
-        values = pc.unique(rows.column(partition)).to_pylist()
-        groups = [(value, rows.filter(pc.equal(rows.column(partition), value)).drop_columns([partition]))
-                  for value in values]
-    if not groups:
+    if not rows.num_rows:
         return []
+    keys = [name for name in ([partition] if partition is not None else []) + list(sort_by)]
+    if keys:  # partition first: each partition's rows are then one contiguous slice
+        rows = rows.sort_by([(name, "ascending") for name in dict.fromkeys(keys)])
+    groups: list[tuple[str | None, pa.Table]] = [(None, rows)]
+    if partition is not None:
+        counts = pc.value_counts(rows.column(partition))  # in order of appearance: the sorted order
+        offsets = [0, *itertools.accumulate(counts.field("counts").to_pylist())]
+        groups = [(value, rows.slice(offsets[i], offsets[i + 1] - offsets[i]).drop_columns([partition]))
+                  for i, value in enumerate(counts.field("values").to_pylist())]
     return _in_threads(lambda group: _write_one(filesystem, root, partition, group[0], group[1], data_change), groups)
 
 

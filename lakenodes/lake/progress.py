@@ -100,12 +100,13 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
 
 def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, lake: Lake | None = None,
-                    run_id: str | None = None) -> bool:
+                    run_id: str | None = None, summary: pl.DataFrame | None = None) -> bool:
     """Cache the progress of ``table`` after our own blind append of ``rows`` on top of ``before``.
 
     Exact without any I/O: when the table is now exactly one version past ``before``, that
     version is our append, so each identity's first/last is the old one widened by the rows'.
-    Returns False (and caches nothing) when another commit intervened.
+    Returns False (and caches nothing) when another commit intervened. ``summary``: the rows'
+    ``NormalizedFrame.identity_bounds`` when already known.
 
     Example (``example``: a temporary lake with one table, see conftest.py):
         >>> table = example.node.store.table()
@@ -117,7 +118,7 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
     if version != before.version + 1:
         return False
     dims = list(before.index_names[1:])
-    summary = _summary(rows, dims)
+    summary = _summary(rows, dims) if summary is None else summary
     identities = list(zip(*[summary[dim].to_list() for dim in dims], strict=True)) if dims else [()]
     lows, highs = summary["lo"].to_list(), summary["hi"].to_list()
     last = dict(before.last)
