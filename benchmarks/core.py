@@ -65,12 +65,15 @@ class Sizes:
     read_days: int
     repeats: int
     fresh_repeats: int
+    stream_assets: int = 1000  # the streamed backfill (peak RSS): stream_assets x stream_days rows
+    stream_days: int = 2_000
 
 
-QUICK_LOCAL = Sizes(200, 250, (100, 1000), 20, 200, 20, 365, 200, 2_000, 200, 730, 5, 2)
-FULL_LOCAL = Sizes(1000, 2500, (100, 1000, 10_000), 20, 250, 50, 365, 1000, 10_000, 1000, 2500, 7, 3)
-QUICK_S3 = Sizes(100, 100, (250,), 10, 100, 10, 60, 100, 1_000, 100, 400, 3, 1)
-FULL_S3 = Sizes(500, 250, (100, 1000), 10, 100, 20, 365, 500, 2_000, 500, 500, 3, 1)
+QUICK_LOCAL = Sizes(200, 250, (100, 1000), 20, 200, 20, 365, 200, 5_000, 200, 730, 5, 2)
+FULL_LOCAL = Sizes(1000, 2500, (100, 1000, 10_000), 20, 250, 50, 365, 1000, 10_000, 1000, 2500, 7, 3,
+                   stream_days=20_000)
+QUICK_S3 = Sizes(100, 100, (250, 1000), 10, 100, 10, 60, 100, 1_000, 100, 400, 3, 1, stream_assets=100)
+FULL_S3 = Sizes(500, 250, (100, 1000), 10, 100, 20, 365, 500, 2_000, 500, 500, 3, 1, stream_days=4_000)
 
 
 # -- the benchmark node -------------------------------------------------------------------------
@@ -281,6 +284,33 @@ def _fresh_statistics(uri: str, options: dict[str, str], assets: int, label: str
     return time.perf_counter() - start
 
 
+def _fresh_streamed_backfill(uri: str, options: dict[str, str], assets: int, days: int, label: str,
+                             raw: bool) -> tuple[float, int]:
+    """A backfill of ``assets x days`` rows streamed from a generator (never all in memory): seconds
+    and the process's peak RSS in bytes. ``raw``: the same stream to ``write_deltalake`` instead."""
+    import logging
+    import resource
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    uids, chunk = asset_ids(assets), max(1, 500_000 // assets)
+    schema = price_rows(uids[:1], START, 1).schema
+
+    def batches() -> Any:
+        for first in range(0, days, chunk):
+            yield from price_rows(uids, START + first * DAY, min(chunk, days - first), seed=first).to_batches()
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    start = time.perf_counter()
+    if raw:
+        write_deltalake(uri, reader, partition_by=["unique_identifier"], storage_options=options or None)
+    else:
+        node = BenchPrices(bench_config(assets, label), lake=Lake(uri, storage_options=options or None))
+        node.update = lambda: reader
+        node.run()
+    elapsed = time.perf_counter() - start
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 # -- sections -----------------------------------------------------------------------------------
 class Bench:
     """All sections on one lake (local folder or S3 bucket)."""
@@ -465,6 +495,22 @@ class Bench:
                                 f"{rows / times['ours'] / 1e6:.2f} M rows/s, "
                                 f"{times[name] / times['ours']:.0%} of its throughput"))
         self.streaming_backfill()
+
+    def streaming_backfill(self) -> None:
+        """A backfill streamed from a RecordBatchReader in a fresh process: time and peak RSS against
+        write_deltalake of the same stream (partitioned the same way)."""
+        s = self.sizes
+        rows = s.stream_assets * s.stream_days
+        ours, ours_rss = fresh_process(_fresh_streamed_backfill, self.lake.uri, self.options, s.stream_assets,
+                                       s.stream_days, "stream", False)
+        raw, raw_rss = fresh_process(_fresh_streamed_backfill, self.lake.join("raw", "stream"), self.options,
+                                     s.stream_assets, s.stream_days, "stream", True)
+        in_memory = price_rows(asset_ids(s.stream_assets), START, 1).nbytes * s.stream_days
+        self.report.add(Row(self.section("backfill"),
+                            f"{rows / 1e6:g} M rows streamed ({s.stream_assets} assets), fresh process", ours,
+                            "write_deltalake partitioned (same stream)", raw, 1 / 0.8,
+                            f"peak RSS {ours_rss / 2**20:.0f} MB (write_deltalake {raw_rss / 2**20:.0f} MB; "
+                            f"the rows: {in_memory / 2**20:.0f} MB in Arrow)"))
 
     # reads ------------------------------------------------------------------------------------
     def reads(self) -> None:
