@@ -223,8 +223,12 @@ def _load_persisted_facts(filesystem: Any, root: str) -> None:
     except (OSError, pa.ArrowException) as error:  # absent (never written) or unreadable: footers then
         logger.debug("no persisted file facts for %s: %s", root, error)
         return
-    for path, low, high in zip(*(stored.column(name).to_pylist() for name in ("path", "min", "max")), strict=True):
-        _facts.learn_bounds(f"{root}/{path}", (as_utc(low), as_utc(high)))
+    # naive µs values read as UTC: far cheaper than converting 1,000s of aware datetimes one by one
+    naive = stored.cast(pa.schema([("path", pa.string()), ("min", pa.timestamp("us")), ("max", pa.timestamp("us"))]))
+    lows, highs = (pl.Series(naive.column(name)).dt.replace_time_zone("UTC").to_list() for name in ("min", "max"))
+    _facts.learn_many({f"{root}/{path}": bounds
+                       for path, bounds in zip(naive.column("path").to_pylist(), zip(lows, highs, strict=True),
+                                               strict=True)})
 
 
 def _persist_facts(filesystem: Any, root: str, paths: Iterable[str]) -> None:
