@@ -4,7 +4,8 @@ Sections (each on a local lake and on a moto S3 lake):
 
 - ``daily``: one ``run()`` adding one row per asset vs one raw ``write_deltalake`` append.
 - ``statistics``: ``compute_update_statistics()`` vs a polars ``scan_delta`` group-by max.
-- ``backfill``: a large history written through ``run()`` vs ``pyarrow.parquet.write_table``.
+- ``backfill``: a large history written through ``run()`` vs a raw partitioned ``write_deltalake`` (and
+  ``pyarrow.parquet.write_table``); a streamed backfill (RecordBatchReader) with its peak RSS.
 - ``reads``: ``get_df_between_dates`` vs ``pl.scan_delta`` and ArcticDB (LMDB / S3).
 
 Run ``python -m benchmarks --quick`` (see ``benchmarks/__main__.py``).
