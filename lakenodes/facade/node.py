@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.frame_kind import as_frame, resolve_frame
+from ..core.frame_kind import as_frame, polars_frame, resolve_frame
 from ..core.frames import TIME_INDEX
 from ..errors import ConfigurationError
 from ..nodes import node as core
@@ -52,4 +52,6 @@ class DataNode(core.DataNode):
         show_logs_by_default()
         with debug_logging(debug_mode):
             err, written = run_tree(self, update_tree=update_tree, executor=None if debug_mode else executor)
+        if kind == "polars":  # already polars, index columns first: no round trip through Arrow
+            return err, polars_frame(written)
         return err, as_frame(written.to_arrow(), self.store.index_names() or (TIME_INDEX,), kind)
