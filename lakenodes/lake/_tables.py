@@ -104,6 +104,12 @@ def cached_table(key: Key, options: dict[str, str] | None, filesystem_of: FileSy
         return opened
 
 
+def is_open(key: Key) -> bool:
+    """Whether this process holds an open object of ``key`` (no I/O)."""
+    with _cache_lock:
+        return key in _table_cache
+
+
 def forget(key: Key | None = None) -> None:
     """Drop the cached object of ``key`` (every cached object when None); the next use reopens it."""
     with _cache_lock:

@@ -44,7 +44,7 @@ from ._scan import (
     to_plain,
 )
 from ._storage_errors import guarded, retryable, storage_errors, table_not_created
-from ._tables import cached_table, table_lock
+from ._tables import cached_table, is_open, table_lock
 from ._watermarks import (
     app_transaction,
     identity_transactions,
@@ -117,6 +117,10 @@ class TableStore:
     @property
     def _key(self) -> tuple[str, str]:
         return self.uri, json.dumps(self.lake.storage_options, sort_keys=True)
+
+    def is_open(self) -> bool:
+        """Whether this process has the table open already (``table()`` then costs no log replay)."""
+        return is_open(self._key)
 
     def table_as_of(self, as_of: Any = None) -> DeltaTable | None:
         """The snapshot at ``as_of`` (a version or a datetime, see ``lakenodes.lake.versions``; the

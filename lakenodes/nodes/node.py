@@ -21,7 +21,7 @@ from ..core.hashing import HashedAsUpdateHash, class_path, compute_hash, current
 from ..errors import ConfigurationError, LakenodesUserError, NotFoundError
 from ..lake.lazy import scan_table
 from ..lake.location import Lake, current_lake
-from ..lake.progress import read_progress
+from ..lake.progress import persisted_progress, read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
 from .statistics import DEFAULT_OFFSET_START, UpdateStatistics
 
@@ -250,6 +250,10 @@ class DataNode(BaseNode):
     def compute_update_statistics(self) -> UpdateStatistics:
         offset_start = getattr(self.config, "offset_start", None) or self.OFFSET_START
         asset_list = self.get_asset_list()
+        if not self.store.is_open():  # a cold process: the persisted progress of the newest version, if any
+            progress = persisted_progress(self.lake, self.store.uri, lambda: read_progress(self.store.table(), self.lake).first)
+            if progress is not None:
+                return UpdateStatistics(progress, asset_list=asset_list, offset_start=offset_start)
         table = self.store.table()
         if table is None:
             _, index_names = self._declared_schema()
