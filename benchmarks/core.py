@@ -69,11 +69,12 @@ class Sizes:
     fresh_repeats: int
     stream_assets: int = 1000  # the streamed backfill (peak RSS): stream_assets x stream_days rows
     stream_days: int = 2_000
+    read_assets_more: tuple[int, ...] = ()  # the read cases again at these sizes
 
 
-QUICK_LOCAL = Sizes(200, 250, (100, 1000), 20, 200, 20, 365, 200, 5_000, 200, 730, 5, 2)
+QUICK_LOCAL = Sizes(200, 250, (100, 1000), 20, 200, 20, 365, 200, 5_000, 200, 730, 5, 2, read_assets_more=(1000,))
 FULL_LOCAL = Sizes(1000, 2500, (100, 1000, 10_000), 20, 250, 50, 365, 1000, 10_000, 1000, 2500, 7, 3,
-                   stream_days=20_000)
+                   stream_days=20_000, read_assets_more=(200,))
 QUICK_S3 = Sizes(100, 100, (250, 1000), 10, 100, 10, 60, 100, 1_000, 100, 400, 3, 1, stream_assets=100)
 FULL_S3 = Sizes(500, 250, (100, 1000), 10, 100, 20, 365, 500, 2_000, 500, 500, 3, 1, stream_days=4_000)
 
@@ -521,12 +522,20 @@ class Bench:
 
     # reads ------------------------------------------------------------------------------------
     def reads(self) -> None:
+        """Asset-scoped and cross-sectional reads at each size, on the table as run() wrote it and again
+        after ``optimize_table(..., cross_section=True)`` (the time-ordered copy). Targets: asset-scoped
+        reads lead every peer; 1 date x all assets within 5x of ArcticDB's multi-index symbol."""
+        for assets in (self.sizes.read_assets, *self.sizes.read_assets_more):
+            self._reads_at(assets)
+
+    def _reads_at(self, assets: int) -> None:
+        from lakenodes.lake.maintenance import optimize_table
+
         s = self.sizes
-        node = build_node(self.lake, s.read_assets, "reads", s.read_days)
+        node = build_node(self.lake, assets, f"reads-{assets}", s.read_days)
         uri = node.store.uri
-        uids = asset_ids(s.read_assets)
-        step = max(1, s.read_assets // 10)
-        picked = uids[::step][:10]
+        uids = asset_ids(assets)
+        picked = uids[::max(1, assets // 10)][:10]
         end = START + (s.read_days - 1) * DAY
         year_start = end - 364 * DAY
         one_day = START + (s.read_days // 2) * DAY
@@ -535,32 +544,37 @@ class Bench:
         if self.arctic_uri and arctic is None:
             self.report.notes.append(f"{section}: ArcticDB unavailable here; its columns are skipped")
         cases = [
-            (f"10 of {s.read_assets} assets x 1 year",
+            (f"10 of {assets} assets x 1 year",
              lambda: node.get_df_between_dates(year_start, end, unique_identifier_list=picked),
              lambda: self._scan_filter(uri, year_start, end, picked),
              (lambda: arctic.per_asset(picked, year_start, end)) if arctic else None,
              (lambda: arctic.multi(picked, year_start, end)) if arctic else None,
-             10 * 365),
-            (f"1 date x all {s.read_assets} assets",
+             10 * 365, 1.0),
+            (f"1 date x all {assets} assets",
              lambda: node.get_df_between_dates(one_day, one_day),
              lambda: self._scan_filter(uri, one_day, one_day, None),
              (lambda: arctic.per_asset(uids, one_day, one_day)) if arctic else None,
              (lambda: arctic.multi(None, one_day, one_day)) if arctic else None,
-             s.read_assets),
+             assets, 5.0),
         ]
-        for case, ours, scan, per_asset, multi, expected_rows in cases:
-            assert ours().height == expected_rows == scan().height, case
-            fns = {"ours": ours, "scan": scan}
-            if arctic:
-                assert len(per_asset()) == expected_rows == len(multi()), case
-                fns.update({"per_asset": per_asset, "multi": multi})
-            times = interleaved(fns, s.repeats * 2)
-            self.report.add(Row(section, case, times["ours"], "pl.scan_delta", times["scan"], 1.0))
-            if arctic:
-                self.report.add(Row(section, case, times["ours"], f"ArcticDB {arctic.backend}, 1 symbol/asset",
-                                    times["per_asset"], 1.0))
-                self.report.add(Row(section, case, times["ours"], f"ArcticDB {arctic.backend}, 1 multi-index symbol",
-                                    times["multi"], 1.0))
+        for layout in ("", ", after optimize --cross-section"):
+            if layout:
+                optimize_table(self.lake, node.storage_hash, cross_section=True)
+            for case, ours, scan, per_asset, multi, expected_rows, multi_target in cases:
+                assert ours().height == expected_rows == scan().height, case
+                fns = {"ours": ours, "scan": scan}
+                if arctic:
+                    assert len(per_asset()) == expected_rows == len(multi()), case
+                    fns.update({"per_asset": per_asset, "multi": multi})
+                times = interleaved(fns, s.repeats * 2)
+                name = case + layout
+                self.report.add(Row(section, name, times["ours"], "pl.scan_delta", times["scan"], 1.0))
+                if arctic:
+                    self.report.add(Row(section, name, times["ours"], f"ArcticDB {arctic.backend}, 1 symbol/asset",
+                                        times["per_asset"], 1.0))
+                    self.report.add(Row(section, name, times["ours"],
+                                        f"ArcticDB {arctic.backend}, 1 multi-index symbol", times["multi"],
+                                        multi_target))
 
     def _scan_filter(self, uri: str, start: datetime.datetime, end: datetime.datetime,
                      uids: list[str] | None) -> pl.DataFrame:

@@ -52,6 +52,7 @@ from ._watermarks import (
     rows_at_or_before_watermark,
     watermarks_moved_back,
 )
+from .cross_section import cross_section_of, is_cross_sectional
 from .location import Lake, lake_filesystem
 from .versions import table_as_of
 
@@ -87,8 +88,6 @@ class RangeFilter:
     start_inclusive: bool = True
     end: datetime.datetime | None = None
     end_inclusive: bool = True
-
-
 
 
 class TableStore:
@@ -394,6 +393,7 @@ class TableStore:
                         dataset.format)
         snapshot = snapshot_of(table, index_names)
         filesystem, root = lake_filesystem(self.lake, table.table_uri)
-        chosen = snapshot.files.filter(pruning.mask(snapshot.partition))
-        return scan(fragments_of(filesystem, root, snapshot.partition, chosen), snapshot.schema, filesystem,
-                    columns, expression)
+        copy = cross_section_of(table, self.lake) if is_cross_sectional(pruning.values, pruning.windows) else None
+        fragments = [copy] if copy is not None else fragments_of(  # the time-ordered copy: one file, not N
+            filesystem, root, snapshot.partition, snapshot.files.filter(pruning.mask(snapshot.partition)))
+        return scan(fragments, snapshot.schema, filesystem, columns, expression)
