@@ -55,10 +55,11 @@ class RemovedFile:
 
 def write_files(
     filesystem: Any, root: str, rows: pa.Table, schema: pa.Schema, partition: str | None,
-    sort_by: Sequence[str] = (), data_change: bool = True,
+    sort_by: Sequence[str] = (), data_change: bool = True, bounds: dict[str, Any] | None = None,
 ) -> list[AddAction]:
     """Write ``rows`` as one Parquet file per partition value (plain types, ``schema``'s column
-    order, sorted by ``sort_by``) under the table root; return their Add actions."""
+    order, sorted by ``sort_by``) under the table root; return their Add actions. ``bounds``
+    receives each file's exact (first, last) ``time_index`` by path relative to the root."""
     schema = plain_schema(schema)
     rows = rows.select(schema.names).cast(schema)
     if not rows.num_rows:
@@ -74,11 +75,12 @@ def write_files(
         offsets = [0, *itertools.accumulate(sizes.tolist())]
         groups = [(value, data.slice(offsets[code], sizes[code]))
                   for code, value in enumerate(encoded.dictionary.to_pylist()) if sizes[code]]
-    return _in_threads(lambda group: _write_one(filesystem, root, partition, group[0], group[1], data_change), groups)
+    return _in_threads(lambda group: _write_one(filesystem, root, partition, group[0], group[1], data_change, bounds),
+                       groups)
 
 
 def _write_one(filesystem: Any, root: str, partition: str | None, value: str | None, data: pa.Table,
-               data_change: bool) -> AddAction:
+               data_change: bool, bounds: dict[str, Any] | None) -> AddAction:
     folder = f"{partition}={quote(value, safe='')}" if partition is not None else ""
     relative = f"{folder}/" if folder else ""
     relative += f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
@@ -89,6 +91,9 @@ def _write_one(filesystem: Any, root: str, partition: str | None, value: str | N
         filesystem.create_dir(f"{root}/{folder}", recursive=True)
     with filesystem.open_output_stream(f"{root}/{relative}") as stream:
         stream.write(buffer)
+    if bounds is not None and TIME_INDEX in data.column_names:
+        low, high = pc.min_max(data.column(TIME_INDEX)).values()
+        bounds[relative] = (as_utc(low.as_py()), as_utc(high.as_py()))
     # create_write_transaction URL-encodes the path itself: pass the file's real relative path
     return AddAction(relative, buffer.size, {partition: value} if partition is not None else {},
                      int(time.time() * 1000), data_change, file_stats(data))

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -148,6 +148,12 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
         _persist_facts(filesystem, root, {data_file_path(p) for p in last["path"].to_list() + first["path"].to_list()},
                        _snapshot(filesystem, root, after))
     return True
+
+
+def learn_file_bounds(lake: Lake, table_uri: str, bounds: Mapping[str, tuple[datetime.datetime, datetime.datetime]]) -> None:
+    """Remember the exact time bounds of data files this process wrote (paths relative to the table)."""
+    _, root = lake_filesystem(lake, table_uri)
+    _facts.learn_many({f"{root}/{path}": known for path, known in bounds.items()})
 
 
 def _store_progress(key: tuple[str, str, int], progress: TableProgress) -> None:

@@ -31,6 +31,7 @@ from ._watermarks import (
     watermarks_moved_back,
 )
 from .location import lake_filesystem
+from .progress import learn_file_bounds
 from .store import TableStore, WriteResult
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def write_stream(
     except BaseException:
         files.discard(write_id)
         raise
+    learn_file_bounds(store.lake, store.uri, files.bounds)  # statistics then read none of their footers
     store.table()
     return WriteResult(stream.num_rows, 0, version)
 
@@ -83,6 +85,7 @@ class _Files:
         self.pending_rows = 0
         self._target: tuple[Any, str, pa.Schema, str | None] | None = None  # filesystem, root, schema, partition
         self.index_names: tuple[str, ...] = ()
+        self.bounds: dict[str, Any] = {}  # exact time bounds of the files written, by relative path
         self._marks: Mapping[tuple[str, ...], datetime.datetime] = {}
 
     def add(self, frame: Any, watermarks: Watermarks) -> None:
@@ -113,7 +116,8 @@ class _Files:
         filesystem, root, schema, partition = self._target
         rows = pa.concat_tables(self.pending)
         self.pending, self.pending_rows = [], 0
-        self.adds += write_files(filesystem, root, rows, schema, partition, sort_by=self.index_names)
+        self.adds += write_files(filesystem, root, rows, schema, partition, sort_by=self.index_names,
+                                 bounds=self.bounds)
 
     def discard(self, write_id: str) -> None:
         """Delete the files written (best effort: leftovers are unreferenced, invisible to readers)
