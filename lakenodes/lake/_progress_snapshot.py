@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
 
 Stamp = tuple[int, int | None, int | None]  # (version, size, mtime_ns) of that version's commit file
 KEY = b"lakenodes.progress"
@@ -33,6 +38,19 @@ def latest_stamp(filesystem: Any, root: str) -> Stamp | None:
     listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log", allow_not_found=True))
     versions = [int(match.group(1)) for info in listing if (match := _COMMIT.match(info.base_name))]
     return commit_stamp(filesystem, root, max(versions)) if versions else None
+
+
+def read_latest(filesystem: Any, root: str, path: str) -> tuple[Stamp, dict[str, Any], bytes] | None:
+    """The persisted progress of the newest version (its stamp, the decoded payload, the raw
+    metadata value) from the file at ``path`` under the table root; None when there is none."""
+    try:
+        stamp = latest_stamp(filesystem, root)
+        metadata = pq.read_schema(f"{root}/{path}", filesystem=filesystem).metadata if stamp else None
+    except (OSError, pa.ArrowException) as error:  # absent or unreadable: the log then
+        logger.debug("no persisted progress for %s: %s", root, error)
+        return None
+    payload = None if stamp is None else decode(metadata, stamp)
+    return None if payload is None else (stamp, payload, metadata[KEY])
 
 
 def encode(stamp: Stamp, index_names: tuple[str, ...], row_count: int,

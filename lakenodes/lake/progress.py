@@ -32,6 +32,7 @@ from ..core.frames import TIME_INDEX
 from . import _progress_snapshot as snapshots
 from ._file_facts import FileFacts, Identity
 from ._scan import add_actions, version_key
+from ._tables import known_stamp
 from .location import Lake, lake_filesystem
 from .store import data_file_path, index_names_of
 
@@ -146,7 +147,7 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
         identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
         last, first = _boundary_candidates(files.filter(identified), keys)
         _persist_facts(filesystem, root, {data_file_path(p) for p in last["path"].to_list() + first["path"].to_list()},
-                       _snapshot(filesystem, root, after))
+                       _snapshot(filesystem, root, after, table))
     return True
 
 
@@ -197,12 +198,14 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     row_count = int(pc.sum(actions["num_records"]).as_py() or 0)
     progress = TableProgress(table.version(), index_names, last, row_count=row_count, first_loader=first_loader)
     if footers_read or _persisted.get(root, (None, None))[0] != progress.version:  # save it for cold readers
-        _persist_facts(filesystem, root, boundary, _snapshot(filesystem, root, progress))
+        _persist_facts(filesystem, root, boundary, _snapshot(filesystem, root, progress, table))
     return progress
 
 
-def _snapshot(filesystem: Any, root: str, progress: TableProgress) -> tuple[int, dict[bytes, bytes]]:
-    stamp = snapshots.commit_stamp(filesystem, root, progress.version)
+def _snapshot(filesystem: Any, root: str, progress: TableProgress, table: DeltaTable) -> tuple[int, dict[bytes, bytes]]:
+    stamp = known_stamp(table)  # the open-tables cache stamped that commit file already: no request
+    if stamp is None or stamp[0] != progress.version:
+        stamp = snapshots.commit_stamp(filesystem, root, progress.version)
     return progress.version, snapshots.encode(stamp, progress.index_names, progress.row_count, progress.last, None)
 
 
@@ -212,16 +215,11 @@ def persisted_progress(lake: Lake, uri: str,
     ``_progress_snapshot``): one log listing and one footer read, no log replay. None when there
     is no snapshot of that version (the caller opens the table). ``first`` comes from ``first_loader``."""
     filesystem, root = lake_filesystem(lake, uri)
-    try:
-        stamp = snapshots.latest_stamp(filesystem, root)
-        metadata = pq.read_schema(f"{root}/{FACTS_PATH}", filesystem=filesystem).metadata if stamp else None
-    except (OSError, pa.ArrowException) as error:  # absent or unreadable: the log then
-        logger.debug("no persisted progress for %s: %s", root, error)
+    found = snapshots.read_latest(filesystem, root, FACTS_PATH)
+    if found is None:
         return None
-    payload = None if stamp is None else snapshots.decode(metadata, stamp)
-    if payload is None:
-        return None
-    _persisted.setdefault(root, (stamp[0], {snapshots.KEY: metadata[snapshots.KEY]}))
+    stamp, payload, raw = found
+    _persisted.setdefault(root, (stamp[0], {snapshots.KEY: raw}))
     return TableProgress(stamp[0], payload["index_names"], payload["last"], first=payload["first"],
                          row_count=payload["row_count"], first_loader=None if payload["first"] else first_loader)
 
