@@ -740,10 +740,14 @@ def print_report(report: Report) -> None:
                      "-" if row.target is None else f"<= {row.target:.2f}",
                      "-" if row.met is None else ("yes" if row.met else "NO"), row.note])
     footer = ["ratio = lakenodes time / baseline time (lower is better); medians after a warm-up, runs alternated.",
-              "statistics: cold = lakenodes' in-process caches cleared (file facts, progress, snapshots; the table "
-              "is reopened) but the persisted facts file used; cold, no facts file = also that file deleted, so "
-              "boundary Parquet footers are read; warm = same process, same table version; after +1 append = one "
-              "new version (raw append) since the last call; fresh process = newly spawned interpreter.",
+              "statistics: cold = lakenodes' in-process caches cleared (open tables, file facts, progress) but the "
+              "persisted facts file used (boundary facts and the progress of the newest version: one log listing, "
+              "no log replay); cold, no facts file = also that file deleted, so the log is replayed and boundary "
+              "Parquet footers are read; floor = opening the table (log replay) and listing its files, what any "
+              "cold Delta reader pays; warm = same process, same table version; after +1 append = one new version "
+              "(raw append) since the last call; fresh process = newly spawned interpreter.",
+              "backfill floor = the frame rules' validation alone; reads 'after optimize --cross-section' = the "
+              "same table after optimize_table(cross_section=True) (a time-ordered copy, used until the next commit).",
               "fresh process rows are timed inside a newly spawned interpreter (imports excluded).",
               *report.notes, "section seconds: " + ", ".join(f"{k} {v}" for k, v in report.timings.items())]
     if Console is None:
