@@ -4,7 +4,8 @@ Sections (each on a local lake and on a moto S3 lake):
 
 - ``daily``: one ``run()`` adding one row per asset vs one raw ``write_deltalake`` append.
 - ``statistics``: ``compute_update_statistics()`` vs a polars ``scan_delta`` group-by max.
-- ``backfill``: a large history written through ``run()`` vs ``pyarrow.parquet.write_table``.
+- ``backfill``: a large history written through ``run()`` vs a raw partitioned ``write_deltalake`` (and
+  ``pyarrow.parquet.write_table``); a streamed backfill (RecordBatchReader) with its peak RSS.
 - ``reads``: ``get_df_between_dates`` vs ``pl.scan_delta`` and ArcticDB (LMDB / S3).
 - ``time_travel``: an ``as_of`` read of the previous version vs the latest read of the same rows,
   and vs ``pl.scan_delta(version=)``.
@@ -36,10 +37,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake, clear_caches
+from lakenodes.core.frames import normalize_frame
 from lakenodes.lake import progress as ln_statistics
+from lakenodes.lake._scan import add_actions
 from lakenodes.lake.location import lake_filesystem
 
 UTC = datetime.UTC
@@ -67,12 +70,16 @@ class Sizes:
     read_days: int
     repeats: int
     fresh_repeats: int
+    stream_assets: int = 1000  # the streamed backfill (peak RSS): stream_assets x stream_days rows
+    stream_days: int = 2_000
+    read_assets_more: tuple[int, ...] = ()  # the read cases again at these sizes
 
 
-QUICK_LOCAL = Sizes(200, 250, (100, 1000), 20, 200, 20, 365, 200, 2_000, 200, 730, 5, 2)
-FULL_LOCAL = Sizes(1000, 2500, (100, 1000, 10_000), 20, 250, 50, 365, 1000, 10_000, 1000, 2500, 7, 3)
-QUICK_S3 = Sizes(100, 100, (250,), 10, 100, 10, 60, 100, 1_000, 100, 400, 3, 1)
-FULL_S3 = Sizes(500, 250, (100, 1000), 10, 100, 20, 365, 500, 2_000, 500, 500, 3, 1)
+QUICK_LOCAL = Sizes(200, 250, (100, 1000), 20, 200, 20, 365, 200, 5_000, 200, 730, 5, 2, read_assets_more=(1000,))
+FULL_LOCAL = Sizes(1000, 2500, (100, 1000, 10_000), 20, 250, 50, 365, 1000, 10_000, 1000, 2500, 7, 3,
+                   stream_days=20_000, read_assets_more=(200,))
+QUICK_S3 = Sizes(100, 100, (250, 1000), 10, 100, 10, 60, 100, 1_000, 100, 400, 3, 1, stream_assets=100)
+FULL_S3 = Sizes(500, 250, (100, 1000), 10, 100, 20, 365, 500, 2_000, 500, 500, 3, 1, stream_days=4_000)
 
 
 # -- the benchmark node -------------------------------------------------------------------------
@@ -283,6 +290,33 @@ def _fresh_statistics(uri: str, options: dict[str, str], assets: int, label: str
     return time.perf_counter() - start
 
 
+def _fresh_streamed_backfill(uri: str, options: dict[str, str], assets: int, days: int, label: str,
+                             raw: bool) -> tuple[float, int]:
+    """A backfill of ``assets x days`` rows streamed from a generator (never all in memory): seconds
+    and the process's peak RSS in bytes. ``raw``: the same stream to ``write_deltalake`` instead."""
+    import logging
+    import resource
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    uids, chunk = asset_ids(assets), max(1, 500_000 // assets)
+    schema = price_rows(uids[:1], START, 1).schema
+
+    def batches() -> Any:
+        for first in range(0, days, chunk):
+            yield from price_rows(uids, START + first * DAY, min(chunk, days - first), seed=first).to_batches()
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    start = time.perf_counter()
+    if raw:
+        write_deltalake(uri, reader, partition_by=["unique_identifier"], storage_options=options or None)
+    else:
+        node = BenchPrices(bench_config(assets, label), lake=Lake(uri, storage_options=options or None))
+        node.update = lambda: reader
+        node.run()
+    elapsed = time.perf_counter() - start
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 # -- sections -----------------------------------------------------------------------------------
 class Bench:
     """All sections on one lake (local folder or S3 bucket)."""
@@ -329,13 +363,13 @@ class Bench:
         s = self.sizes
         for assets in s.stats_assets:
             self._statistics_case(build_node(self.lake, assets, "stats", s.stats_days), f"{assets} assets x {s.stats_days} days",
-                                  0.05 if assets >= 1000 else None)
+                                  0.10 if assets >= 1000 else None)
         long_assets = 1000 if 1000 in s.stats_assets else s.stats_assets[-1]
         self._statistics_case(build_node(self.lake, long_assets, "stats-long", s.stats_days_long),
-                              f"{long_assets} assets x {s.stats_days_long} days", 0.05)
+                              f"{long_assets} assets x {s.stats_days_long} days", 0.10)
         node = build_node(self.lake, s.appends_assets, "appends", 1)
         self._append_days(node, s.appends_count - 1)
-        self._statistics_case(node, f"{s.appends_assets} assets after {s.appends_count} daily appends", 0.05)
+        self._statistics_case(node, f"{s.appends_assets} assets after {s.appends_count} daily appends", 0.10)
 
     def _append_days(self, node: BenchPrices, count: int) -> None:
         """``count`` one-row-per-asset appends (raw, same layout; building the case is not timed)."""
@@ -367,13 +401,18 @@ class Bench:
             forget_persisted_facts(self.lake, node.store.uri)
             node.compute_update_statistics()
 
+        def floor() -> None:  # what any cold reader of the Delta log pays: the log replay and the file list
+            add_actions(DeltaTable(node.store.uri, storage_options=self.options or None))
+
         repeats = max(3, s.repeats // 2)
-        times = interleaved({"cold": cold, "footers": cold_footers, "scan": scan}, repeats)
+        times = interleaved({"cold": cold, "footers": cold_footers, "floor": floor, "scan": scan}, repeats)
         warm = median_time(node.compute_update_statistics, repeats * 3)
         section = self.section("statistics")
         self.report.add(Row(section, f"{case}: cold", times["cold"], "scan_delta max/asset", times["scan"], target))
         self.report.add(Row(section, f"{case}: cold, no facts file", times["footers"], "scan_delta max/asset",
                             times["scan"], target))
+        self.report.add(Row(section, f"{case}: floor (open table + add actions)", times["floor"],
+                            "scan_delta max/asset", times["scan"], None, "the log replay every cold Delta reader pays"))
         self.report.add(Row(section, f"{case}: warm", warm, "scan_delta max/asset", times["scan"], target))
         if "appends" in case:
             incremental = []
@@ -442,32 +481,71 @@ class Bench:
             target_dir = self.scratch / "raw-backfill"
             target_dir.mkdir(exist_ok=True)
 
-            def raw() -> None:
+            def single_file() -> None:
                 counter[0] += 1
                 pq.write_table(data, str(target_dir / f"part-{counter[0]}.parquet"))
         else:
             filesystem, root = lake_filesystem(self.lake, self.lake.join("raw-backfill"))
 
-            def raw() -> None:
+            def single_file() -> None:
                 counter[0] += 1
                 pq.write_table(data, f"{root}/part-{counter[0]}.parquet", filesystem=filesystem)
 
-        repeats = max(2, s.repeats // 3)
-        times = interleaved({"ours": ours, "raw": raw}, repeats, warmup=1)
+        def partitioned() -> None:  # the same rows and layout as lakenodes', written by delta-rs alone
+            counter[0] += 1
+            write_deltalake(self.lake.join("raw", f"backfill-{counter[0]}"), data, partition_by=["unique_identifier"],
+                            storage_options=self.options or None)
+
+        def validation() -> None:  # the frame rules alone (what run() checks before writing a row)
+            normalize_frame(data, ())
+
+        repeats = max(3, s.repeats // 2)
+        times = interleaved({"ours": ours, "partitioned": partitioned, "single": single_file,
+                             "validation": validation}, repeats, warmup=1)
         rows = data.num_rows
-        throughput = times["raw"] / times["ours"]
-        self.report.add(Row(self.section("backfill"), f"{s.backfill_assets} assets x {s.backfill_rows} rows via run()",
-                            times["ours"], "pq.write_table (1 file)", times["raw"], 1 / 0.6,
-                            f"{rows / times['ours'] / 1e6:.2f} M rows/s, {throughput:.0%} of raw throughput"))
+        case = f"{s.backfill_assets} assets x {s.backfill_rows} rows via run()"
+        for name, baseline, target in (("partitioned", "write_deltalake partitioned", 1 / 0.8),
+                                       ("single", "pq.write_table (1 file)", None)):
+            self.report.add(Row(self.section("backfill"), case, times["ours"], baseline, times[name], target,
+                                f"{rows / times['ours'] / 1e6:.2f} M rows/s, "
+                                f"{times[name] / times['ours']:.0%} of its throughput"))
+        self.report.add(Row(self.section("backfill"), f"{case}: floor (validation alone)", times["validation"],
+                            "write_deltalake partitioned", times["partitioned"], None,
+                            "the frame rules' checks (duplicates, types, identities): paid on top of the write"))
+        self.streaming_backfill()
+
+    def streaming_backfill(self) -> None:
+        """A backfill streamed from a RecordBatchReader in a fresh process: time and peak RSS against
+        write_deltalake of the same stream (partitioned the same way)."""
+        s = self.sizes
+        rows = s.stream_assets * s.stream_days
+        ours, ours_rss = fresh_process(_fresh_streamed_backfill, self.lake.uri, self.options, s.stream_assets,
+                                       s.stream_days, "stream", False)
+        raw, raw_rss = fresh_process(_fresh_streamed_backfill, self.lake.join("raw", "stream"), self.options,
+                                     s.stream_assets, s.stream_days, "stream", True)
+        in_memory = price_rows(asset_ids(s.stream_assets), START, 1).nbytes * s.stream_days
+        self.report.add(Row(self.section("backfill"),
+                            f"{rows / 1e6:g} M rows streamed ({s.stream_assets} assets), fresh process", ours,
+                            "write_deltalake partitioned (same stream)", raw, 1 / 0.8,
+                            f"peak RSS {ours_rss / 2**20:.0f} MB (write_deltalake {raw_rss / 2**20:.0f} MB; "
+                            f"the rows: {in_memory / 2**20:.0f} MB in Arrow)"))
 
     # reads ------------------------------------------------------------------------------------
     def reads(self) -> None:
+        """Asset-scoped and cross-sectional reads at each size, on the table as run() wrote it and again
+        after ``optimize_table(..., cross_section=True)`` (the time-ordered copy). Targets: asset-scoped
+        reads lead every peer; 1 date x all assets within 5x of ArcticDB's multi-index symbol."""
+        for assets in (self.sizes.read_assets, *self.sizes.read_assets_more):
+            self._reads_at(assets)
+
+    def _reads_at(self, assets: int) -> None:
+        from lakenodes.lake.maintenance import optimize_table
+
         s = self.sizes
-        node = build_node(self.lake, s.read_assets, "reads", s.read_days)
+        node = build_node(self.lake, assets, f"reads-{assets}", s.read_days)
         uri = node.store.uri
-        uids = asset_ids(s.read_assets)
-        step = max(1, s.read_assets // 10)
-        picked = uids[::step][:10]
+        uids = asset_ids(assets)
+        picked = uids[::max(1, assets // 10)][:10]
         end = START + (s.read_days - 1) * DAY
         year_start = end - 364 * DAY
         one_day = START + (s.read_days // 2) * DAY
@@ -476,32 +554,37 @@ class Bench:
         if self.arctic_uri and arctic is None:
             self.report.notes.append(f"{section}: ArcticDB unavailable here; its columns are skipped")
         cases = [
-            (f"10 of {s.read_assets} assets x 1 year",
+            (f"10 of {assets} assets x 1 year",
              lambda: node.get_df_between_dates(year_start, end, unique_identifier_list=picked),
              lambda: self._scan_filter(uri, year_start, end, picked),
              (lambda: arctic.per_asset(picked, year_start, end)) if arctic else None,
              (lambda: arctic.multi(picked, year_start, end)) if arctic else None,
-             10 * 365),
-            (f"1 date x all {s.read_assets} assets",
+             10 * 365, 1.0),
+            (f"1 date x all {assets} assets",
              lambda: node.get_df_between_dates(one_day, one_day),
              lambda: self._scan_filter(uri, one_day, one_day, None),
              (lambda: arctic.per_asset(uids, one_day, one_day)) if arctic else None,
              (lambda: arctic.multi(None, one_day, one_day)) if arctic else None,
-             s.read_assets),
+             assets, 5.0),
         ]
-        for case, ours, scan, per_asset, multi, expected_rows in cases:
-            assert ours().height == expected_rows == scan().height, case
-            fns = {"ours": ours, "scan": scan}
-            if arctic:
-                assert len(per_asset()) == expected_rows == len(multi()), case
-                fns.update({"per_asset": per_asset, "multi": multi})
-            times = interleaved(fns, s.repeats * 2)
-            self.report.add(Row(section, case, times["ours"], "pl.scan_delta", times["scan"], 1.0))
-            if arctic:
-                self.report.add(Row(section, case, times["ours"], f"ArcticDB {arctic.backend}, 1 symbol/asset",
-                                    times["per_asset"], 1.0))
-                self.report.add(Row(section, case, times["ours"], f"ArcticDB {arctic.backend}, 1 multi-index symbol",
-                                    times["multi"], 1.0))
+        for layout in ("", ", after optimize --cross-section"):
+            if layout:
+                optimize_table(self.lake, node.storage_hash, cross_section=True)
+            for case, ours, scan, per_asset, multi, expected_rows, multi_target in cases:
+                assert ours().height == expected_rows == scan().height, case
+                fns = {"ours": ours, "scan": scan}
+                if arctic:
+                    assert len(per_asset()) == expected_rows == len(multi()), case
+                    fns.update({"per_asset": per_asset, "multi": multi})
+                times = interleaved(fns, s.repeats * 2)
+                name = case + layout
+                self.report.add(Row(section, name, times["ours"], "pl.scan_delta", times["scan"], 1.0))
+                if arctic:
+                    self.report.add(Row(section, name, times["ours"], f"ArcticDB {arctic.backend}, 1 symbol/asset",
+                                        times["per_asset"], 1.0))
+                    self.report.add(Row(section, name, times["ours"],
+                                        f"ArcticDB {arctic.backend}, 1 multi-index symbol", times["multi"],
+                                        multi_target))
 
     def _scan_filter(self, uri: str, start: datetime.datetime, end: datetime.datetime,
                      uids: list[str] | None) -> pl.DataFrame:
@@ -695,10 +778,14 @@ def print_report(report: Report) -> None:
                      "-" if row.target is None else f"<= {row.target:.2f}",
                      "-" if row.met is None else ("yes" if row.met else "NO"), row.note])
     footer = ["ratio = lakenodes time / baseline time (lower is better); medians after a warm-up, runs alternated.",
-              "statistics: cold = lakenodes' in-process caches cleared (file facts, progress, snapshots; the table "
-              "is reopened) but the persisted facts file used; cold, no facts file = also that file deleted, so "
-              "boundary Parquet footers are read; warm = same process, same table version; after +1 append = one "
-              "new version (raw append) since the last call; fresh process = newly spawned interpreter.",
+              "statistics: cold = lakenodes' in-process caches cleared (open tables, file facts, progress) but the "
+              "persisted facts file used (boundary facts and the progress of the newest version: one log listing, "
+              "no log replay); cold, no facts file = also that file deleted, so the log is replayed and boundary "
+              "Parquet footers are read; floor = opening the table (log replay) and listing its files, what any "
+              "cold Delta reader pays; warm = same process, same table version; after +1 append = one new version "
+              "(raw append) since the last call; fresh process = newly spawned interpreter.",
+              "backfill floor = the frame rules' validation alone; reads 'after optimize --cross-section' = the "
+              "same table after optimize_table(cross_section=True) (a time-ordered copy, used until the next commit).",
               "fresh process rows are timed inside a newly spawned interpreter (imports excluded).",
               *report.notes, "section seconds: " + ", ".join(f"{k} {v}" for k, v in report.timings.items())]
     if Console is None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import shutil
 import logging
+import shutil
 from collections import Counter
 
 import pyarrow as pa
@@ -19,8 +19,8 @@ from lakenodes import Lake, TimeIndexMetaTable
 from lakenodes.catalog import catalog
 from lakenodes.catalog.records import TableRecord, table_uid
 from lakenodes.lake.housekeeping import COMPACTION_APP_ID, HousekeepingPolicy, LiveFile, housekeep, trim_log
-from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.ledger import Ledger, live_files, read_files, read_unpartitioned
+from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.maintenance import last_checkpoint_version
 
 UTC = dt.timezone.utc

@@ -339,3 +339,42 @@ def test_update_statistics_before_update_and_after_run(any_lake: Lake) -> None:
     node.run()  # nothing new
     assert node.seen[2].index_progress == {"A": at(2, us=1)}
     assert node.update_statistics.max_time_index_value == at(2, us=1)
+
+
+# -- the persisted progress snapshot (lakenodes/lake/_progress_snapshot.py) -----------------------------
+def test_cold_statistics_come_from_the_persisted_snapshot_without_opening_the_table(any_lake: Lake, cold) -> None:
+    rows = [(at(d, us=d * 7), (uid,), d) for d in (1, 2, 3) for uid in ("A", "B/é")]
+    node = QueueNode(StatsConfig(name="snapshot"), [frame(rows)])
+    node.run()
+    stats = cold(QueueNode(StatsConfig(name="snapshot")))
+    assert stats.index_progress == {"A": at(3, us=21), "B/é": at(3, us=21)}
+    assert not node.store.is_open()  # no log replay: one listing and one footer read
+    assert stats.min_time_index_value == at(1, us=7)  # ``first`` is resolved from the log on demand
+
+
+def test_a_snapshot_of_an_older_version_is_not_trusted(any_lake: Lake, cold) -> None:
+    node = QueueNode(StatsConfig(name="stale"), [frame([(at(1), ("A",), 1)])])
+    node.run()
+    cold(node)  # the snapshot of version 1 is on storage
+    foreign = pa.table({"time_index": pa.array([at(2, us=3)], pa.timestamp("us", "UTC")),
+                        "unique_identifier": ["A"], "value": [2.0]})
+    from deltalake import write_deltalake
+
+    write_deltalake(node.table_uri, foreign, mode="append", storage_options=any_lake.storage_options or None)
+    assert cold(node).index_progress == {"A": at(2, us=3)}
+    assert cold(node).index_progress == {"A": at(2, us=3)}  # and from the snapshot of the new version
+
+
+def test_a_snapshot_of_a_table_rebuilt_at_the_same_uri_is_not_trusted(local_lake: Lake, cold) -> None:
+    import shutil
+
+    node = QueueNode(StatsConfig(name="rebuilt"), [frame([(at(1), ("A",), 1)])])
+    node.run()
+    cold(node)
+    facts = f"{node.table_uri}/_lakenodes/file_facts.parquet"
+    kept = pq.read_table(facts)  # a snapshot of version 1 left behind by the old table
+    shutil.rmtree(f"{node.table_uri}/_delta_log")
+    clear_caches()
+    QueueNode(StatsConfig(name="rebuilt"), [frame([(at(5), ("B",), 1)])]).run()
+    pq.write_table(kept, facts)
+    assert cold(node).index_progress == {"B": at(5)}

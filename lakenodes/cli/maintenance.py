@@ -33,12 +33,16 @@ def optimize(
     target_size: Annotated[float | None, typer.Option("--target-size", metavar="MB", show_default=False,
                                                       help="Target file size in MB [default: delta-rs's, 100 MB].")] = None,
     namespace: NamespaceOption = None,
+    cross_section: Annotated[bool, typer.Option(
+        "--cross-section", help="Also write a time-ordered copy: a date across every asset reads one file "
+                                "(costs the table's size again; used until the next commit).")] = False,
 ) -> None:
     """Compact small files one partition at a time (safe while updaters append) and checkpoint."""
     size = int(target_size * 1024 * 1024) if target_size is not None else None
     results = _maintain(session, maintenance_names(session.lake, refs, namespace), "optimize",
                         lambda name, progress: maintenance.optimize_table(session.lake, name, target_size=size,
-                                                                          progress=progress))
+                                                                          progress=progress,
+                                                                          cross_section=cross_section))
 
     def render(console: Console) -> None:
         view = table("Table", "Compacted", "Files", "Checkpoint", no_wrap=("Table", "Files"))

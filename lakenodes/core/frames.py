@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -50,6 +51,16 @@ class NormalizedFrame:
     def num_rows(self) -> int:
         return self.table.num_rows
 
+    @cached_property
+    def identity_bounds(self) -> pl.DataFrame:
+        """One row per identity tuple (its dimensions as columns; one row when there are none):
+        row count ``n`` and first/last ``lo``/``hi`` time. Computed once per frame (the write's
+        watermark decisions and progress bookkeeping all start from it)."""
+        dims = list(self.identity_dimensions)
+        frame = pl.from_arrow(self.table.select([*dims, TIME_INDEX]))
+        aggregates = [pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"), pl.col(TIME_INDEX).max().alias("hi")]
+        return frame.group_by(dims).agg(aggregates) if dims else frame.select(aggregates)
+
 
 def normalize_frame(
     frame: Any,
@@ -80,11 +91,17 @@ def normalize_frame(
     columns += [_normalize_value(name, table.column(name)) for name in table.column_names if name not in index_names]
     names = list(index_names) + [name for name in table.column_names if name not in index_names]
     normalized = pa.table(columns, names=names)
-    _check_no_duplicates(normalized, index_names)
+    bounds = _check_no_duplicates(normalized, index_names)
     if records:
         check_against_records(normalized, index_names, records)
         normalized = _cast_to_records(normalized, records)
-    return NormalizedFrame(normalized, tuple(index_names))
+    return _with_bounds(NormalizedFrame(normalized, tuple(index_names)), bounds)
+
+
+def _with_bounds(frame: NormalizedFrame, bounds: pl.DataFrame) -> NormalizedFrame:
+    """``frame`` with its ``identity_bounds`` already known (they depend on the index columns only)."""
+    frame.__dict__["identity_bounds"] = bounds
+    return frame
 
 
 def _to_arrow(frame: Any, declared_dimensions: Sequence[str]) -> tuple[pa.Table, list[str]]:
@@ -259,31 +276,27 @@ def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     )
 
 
-def _check_no_duplicates(table: pa.Table, index_names: Sequence[str]) -> None:
+def _check_no_duplicates(table: pa.Table, index_names: Sequence[str]) -> pl.DataFrame:
+    """Refuse repeated index tuples; return the frame's ``identity_bounds`` (computed on the way).
+
+    Grouping by the (few) identities and counting distinct times is ~20x faster than hashing
+    every full index tuple on large backfills.
+    """
+    frame = pl.from_arrow(table.select(list(index_names)))
+    time_index, identity = pl.col(TIME_INDEX), list(index_names[1:])
+    aggregates = [pl.len().alias("n"), time_index.min().alias("lo"), time_index.max().alias("hi"),
+                  time_index.n_unique().alias("distinct")]
+    counts = frame.group_by(identity).agg(aggregates) if identity else frame.select(aggregates)
+    if counts.filter(pl.col("distinct") != pl.col("n")).height == 0:
+        return counts.drop("distinct")
     keys = table.select(list(index_names))
-    if not _has_duplicates(keys, index_names):
-        return
-    counts = keys.group_by(list(index_names)).aggregate([([], "count_all")])
-    duplicated = counts.filter(pc.greater(counts["count_all"], 1)).slice(0, 1).to_pylist()[0]
+    grouped = keys.group_by(list(index_names)).aggregate([([], "count_all")])
+    duplicated = grouped.filter(pc.greater(grouped["count_all"], 1)).slice(0, 1).to_pylist()[0]
     duplicated.pop("count_all")
     key = ", ".join(
         f"{name}={value.isoformat() if name == TIME_INDEX else repr(value)}" for name, value in duplicated.items()
     )
     raise FrameValidationError(f"duplicate index ({key}): the {len(index_names)}-level index must be unique")
-
-
-def _has_duplicates(keys: pa.Table, index_names: Sequence[str]) -> bool:
-    """Whether any index tuple repeats: distinct times per identity vs rows per identity.
-
-    Grouping by the (few) identities and counting distinct times is ~20x faster than hashing
-    every full index tuple on large backfills.
-    """
-    frame = pl.from_arrow(keys)
-    time_index, identity = pl.col(TIME_INDEX), list(index_names[1:])
-    if not identity:
-        return frame.select(time_index.n_unique()).item() != frame.height
-    counts = frame.group_by(identity).agg(time_index.n_unique().alias("distinct"), pl.len().alias("rows"))
-    return counts.filter(pl.col("distinct") != pl.col("rows")).height > 0
 
 
 def logical_dtype(kind: pa.DataType) -> str:
@@ -349,4 +362,5 @@ def conform_to_schema(frame: NormalizedFrame, stored: pa.Schema, stored_index: S
         if old != new and not (old == "float64" and new == "int64"):
             raise SchemaMismatchError(f"column {field.name!r} was {old} and is now {new}; nothing was written")
         columns.append(pc.cast(column, field.type))
-    return NormalizedFrame(pa.table(columns, schema=stored), frame.index_names)
+    conformed = NormalizedFrame(pa.table(columns, schema=stored), frame.index_names)
+    return _with_bounds(conformed, frame.identity_bounds) if "identity_bounds" in frame.__dict__ else conformed

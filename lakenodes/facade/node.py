@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.frame_kind import as_frame, resolve_frame
+from ..core.frame_kind import as_frame, polars_frame, resolve_frame
 from ..core.frames import TIME_INDEX
 from ..errors import ConfigurationError
 from ..nodes import node as core
@@ -63,4 +63,6 @@ class DataNode(core.DataNode):
                                     return_frame=frames)
         if not frames or summary.frame is None:
             return err, summary
+        if kind == "polars":  # already polars, index columns first: no round trip through Arrow
+            return err, polars_frame(summary.frame)
         return err, as_frame(summary.frame.to_arrow(), self.store.index_names() or (TIME_INDEX,), kind)

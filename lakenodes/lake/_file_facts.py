@@ -45,6 +45,12 @@ class FileFacts:
         with self._lock:
             self._bounds.setdefault(path, bounds)
 
+    def learn_many(self, bounds: Mapping[str, tuple[datetime.datetime, datetime.datetime]]) -> None:
+        """``learn_bounds`` of many files at once (exact UTC bounds by absolute path)."""
+        with self._lock:
+            for path, known in bounds.items():
+                self._bounds.setdefault(path, known)
+
     def bounds(self, filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:
         with self._lock:
             cached = self._bounds.get(path)

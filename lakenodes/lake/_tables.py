@@ -112,6 +112,22 @@ def cached_table(key: Key, options: dict[str, str] | None, filesystem_of: FileSy
         return opened
 
 
+def known_stamp(table: DeltaTable) -> tuple[int, int | None, int | None] | None:
+    """The (version, size, mtime_ns) this cache took of the commit file of ``table``'s current
+    version, when it holds that very object at that version (no I/O); None otherwise."""
+    with _cache_lock:
+        for entry in _table_cache.values():
+            if entry.table is table and entry.stamp[0] == table.version():
+                return entry.stamp
+    return None
+
+
+def is_open(key: Key) -> bool:
+    """Whether this process holds an open object of ``key`` (no I/O)."""
+    with _cache_lock:
+        return key in _table_cache
+
+
 def forget(key: Key | None = None) -> None:
     """Drop the cached object of ``key`` (every cached object when None); the next use reopens it."""
     with _cache_lock:

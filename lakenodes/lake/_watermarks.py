@@ -8,15 +8,15 @@ import hashlib
 import time
 from collections.abc import Mapping, Sequence
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import polars as pl
 from deltalake import Transaction
 
+from ..core.frame_stream import FrameStream
 from ..core.frames import TIME_INDEX, NormalizedFrame
 
 
 def identity_transactions(
-    frame: NormalizedFrame, watermarks: Mapping[tuple[str, ...], datetime.datetime]
+    frame: NormalizedFrame | FrameStream, watermarks: Mapping[tuple[str, ...], datetime.datetime]
 ) -> list[Transaction]:
     """One Delta app transaction per partition value (first identity dimension; one for a
     single-index table) for which ``frame`` has rows later than the stored watermark.
@@ -29,32 +29,30 @@ def identity_transactions(
     tail deletes carry the app id of every partition they rewrite (``partition_transactions``),
     so they serialize with every other writer of those partitions.
     """
+    joined = _with_watermarks(frame, watermarks)
+    later = joined.filter(pl.col("watermark").is_null() | (pl.col("hi") > pl.col("watermark")))
     dims = list(frame.identity_dimensions)
-    times = frame.table.column(TIME_INDEX)
     if not dims:
-        mark = watermarks.get(())
-        later = mark is None or bool(pc.any(pc.greater(times, pa.scalar(mark, pa.timestamp("us", "UTC")))).as_py())
-        values = [""] if later else []
-    else:
-        joined = _join_watermarks(frame, watermarks, "left outer")
-        later = pc.or_kleene(pc.is_null(joined["watermark"]), pc.greater(joined["time_index"], joined["watermark"]))
-        values = pc.unique(joined.filter(later)["k0"]).to_pylist()
-    return partition_transactions(values)
+        return partition_transactions([""] if later.height else [])
+    return partition_transactions(later[dims[0]].unique(maintain_order=True).to_list())
 
 
-def _join_watermarks(
-    frame: NormalizedFrame, watermarks: Mapping[tuple[str, ...], datetime.datetime], join_type: str
-) -> pa.Table:
-    """The rows of ``frame`` (identity as ``k0, k1, ...`` and ``time_index``) joined with the stored
-    ``watermark`` of their identity: the one watermark join of writes."""
+_WATERMARK_TYPE = pl.Datetime("us", "UTC")
+
+
+def _marks(dims: Sequence[str], watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> pl.DataFrame:
+    columns = {dim: pl.Series(dim, [key[i] for key in watermarks], pl.String) for i, dim in enumerate(dims)}
+    return pl.DataFrame({**columns, "watermark": pl.Series("watermark", list(watermarks.values()), _WATERMARK_TYPE)})
+
+
+def _with_watermarks(frame: NormalizedFrame | FrameStream, watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> pl.DataFrame:
+    """The frame's identities (``identity_bounds``: ``n``, ``lo``, ``hi``) with the stored
+    ``watermark`` of each (null when it has none): the one watermark join of writes."""
     dims = list(frame.identity_dimensions)
-    keys = pa.table({**{f"k{i}": frame.table.column(dim) for i, dim in enumerate(dims)},
-                     "time_index": frame.table.column(TIME_INDEX)})
-    marks = pa.table(
-        {**{f"k{i}": pa.array([key[i] for key in watermarks], pa.string()) for i in range(len(dims))},
-         "watermark": pa.array(list(watermarks.values()), pa.timestamp("us", "UTC"))}
-    )
-    return keys.join(marks, [f"k{i}" for i in range(len(dims))], join_type=join_type)
+    bounds = frame.identity_bounds
+    if not dims:
+        return bounds.with_columns(watermark=pl.lit(watermarks.get(()), _WATERMARK_TYPE))
+    return bounds.join(_marks(dims, watermarks), on=dims, how="left")
 
 
 def partition_transactions(values: Sequence[str]) -> list[Transaction]:
@@ -79,33 +77,38 @@ def app_transaction(app_id: str) -> Transaction:
     return Transaction(app_id, 1, last_updated=now_ms())
 
 
+def overlapping_identities(frame: NormalizedFrame | FrameStream,
+                           watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> pl.DataFrame:
+    """The identities of ``frame`` (rows of ``identity_bounds`` plus ``watermark``) whose first row
+    is at or before their stored watermark."""
+    if not watermarks:
+        return frame.identity_bounds.clear().with_columns(watermark=pl.lit(None, _WATERMARK_TYPE))
+    return _with_watermarks(frame, watermarks).filter(pl.col("lo") <= pl.col("watermark"))
+
+
 def rows_at_or_before_watermark(frame: NormalizedFrame, watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> int:
     """How many rows of ``frame`` are at or before the stored watermark of their identity (restatements)."""
-    if not watermarks:
+    overlapping = overlapping_identities(frame, watermarks)
+    if overlapping.height == 0:  # every identity starts after its watermark: a blind append
         return 0
     dims = list(frame.identity_dimensions)
-    times = frame.table.column(TIME_INDEX)
-    if not dims:
-        mark = watermarks.get(())
-        return 0 if mark is None else int(pc.sum(pc.less_equal(times, pa.scalar(mark, pa.timestamp("us", "UTC")))).as_py() or 0)
-    joined = _join_watermarks(frame, watermarks, "inner")
-    if joined.num_rows == 0:
-        return 0
-    return int(pc.sum(pc.less_equal(joined["time_index"], joined["watermark"])).as_py() or 0)
+    rows = pl.from_arrow(frame.table.select([*dims, TIME_INDEX]))
+    rows = rows.join(overlapping.select(*dims, "watermark"), on=dims, how="inner") if dims else \
+        rows.with_columns(watermark=overlapping["watermark"][0])
+    return rows.filter(pl.col(TIME_INDEX) <= pl.col("watermark")).height
 
 
 def watermarks_moved_back(
-    frame: NormalizedFrame, seen: Mapping[tuple[str, ...], datetime.datetime],
+    frame: NormalizedFrame | FrameStream, seen: Mapping[tuple[str, ...], datetime.datetime],
     stored: Mapping[tuple[str, ...], datetime.datetime],
 ) -> list[tuple[str, ...]]:
     """Identities of ``frame`` whose ``stored`` watermark is now earlier than (or gone since) the
     one ``update()`` saw (``seen``): a tail delete landed in between, so the rows update()
     produced start after a gap that no later run would fill."""
+    if not seen:
+        return []
     dims = list(frame.identity_dimensions)
-    if dims:
-        keys = frame.table.select(dims).group_by(dims).aggregate([])
-        identities = list(zip(*(keys.column(dim).to_pylist() for dim in dims), strict=True))
-    else:
-        identities = [()]
+    bounds = frame.identity_bounds
+    identities = list(zip(*(bounds[dim].to_list() for dim in dims), strict=True)) if dims else [()]
     return sorted(identity for identity in identities
                   if identity in seen and (stored.get(identity) is None or stored[identity] < seen[identity]))

@@ -54,6 +54,7 @@ from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import add_actions, fragments_of, plain_flags, read_whole, snapshot_of
 from ._watermarks import app_transaction, partition_transactions
+from .cross_section import write_cross_section
 from .location import Lake, lake_filesystem
 from .store import TableStore, index_names_of
 from .versions import time_travel_reach
@@ -87,9 +88,12 @@ def optimize_table(
     target_size: int | None = None,
     progress: Progress | None = None,
     retry: RetryPolicy | None = None,
+    cross_section: bool = False,
 ) -> dict[str, Any]:
     """Compact each partition of a table into as few files as ``target_size`` (bytes) allows,
-    one partition per commit, then write a checkpoint.
+    one partition per commit, then write a checkpoint. ``cross_section``: also write the
+    time-ordered copy that makes reads of a date across every identity one file (see
+    ``lakenodes.lake.cross_section``; it costs the table's size again; ``cross_section_rows``).
 
     ``progress(done, total)`` is called after each partition. Returns the table name and URI,
     ``partitions`` (compacted), ``files_before``, ``files_after``, ``files_removed``,
@@ -136,6 +140,7 @@ def optimize_table(
     repaired = repair_legacy_files(store, storage_hash)
     table = store.table()
     table.create_checkpoint()
+    copied = write_cross_section(table, lake) if cross_section else None
     after = _files_per_partition(table, partition_columns)
     logger.info("optimized %s: %d files -> %d files in %d partitions (version %d -> %d)", storage_hash,
                 sum(before.values()), sum(after.values()), len(todo), version_before, table.version())
@@ -151,6 +156,7 @@ def optimize_table(
         "version_before": version_before,
         "version_after": table.version(),
         "checkpoint_version": last_checkpoint_version(lake, storage_hash),
+        "cross_section_rows": copied,
     }
 
 

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,8 +29,10 @@ from deltalake import DeltaTable
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
 from ..core.frames import TIME_INDEX
+from . import _progress_snapshot as snapshots
 from ._file_facts import FileFacts, Identity
 from ._scan import add_actions, version_key
+from ._tables import known_stamp
 from .location import Lake, lake_filesystem
 from .store import data_file_path, index_names_of
 
@@ -83,6 +85,8 @@ _facts = register_cache("progress.file_facts", FileFacts())
 
 
 _progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("progress.tables", {})
+# table root -> (version, metadata) of the progress snapshot last read from or written to its facts file
+_persisted: dict[str, tuple[int, dict[bytes, bytes]]] = register_cache("progress.snapshots", {})
 
 
 def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
@@ -100,12 +104,13 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
 
 def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, lake: Lake | None = None,
-                    run_id: str | None = None) -> bool:
+                    run_id: str | None = None, summary: pl.DataFrame | None = None) -> bool:
     """Cache the progress of ``table`` after our own blind append of ``rows`` on top of ``before``.
 
     Exact without any I/O: when the table is now exactly one version past ``before``, that
     version is our append, so each identity's first/last is the old one widened by the rows'.
-    Returns False (and caches nothing) when another commit intervened.
+    Returns False (and caches nothing) when another commit intervened. ``summary``: the rows'
+    ``NormalizedFrame.identity_bounds`` when already known.
 
     Example (``example``: a temporary lake with one table, see conftest.py):
         >>> table = example.node.store.table()
@@ -117,7 +122,7 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
     if version != before.version + 1:
         return False
     dims = list(before.index_names[1:])
-    summary = _summary(rows, dims)
+    summary = _summary(rows, dims) if summary is None else summary
     identities = list(zip(*[summary[dim].to_list() for dim in dims], strict=True)) if dims else [()]
     lows, highs = summary["lo"].to_list(), summary["hi"].to_list()
     last = dict(before.last)
@@ -141,8 +146,15 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
         keys = [f"_i{k}" for k in range(len(dims))]
         identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
         last, first = _boundary_candidates(files.filter(identified), keys)
-        _persist_facts(filesystem, root, {data_file_path(p) for p in last["path"].to_list() + first["path"].to_list()})
+        _persist_facts(filesystem, root, {data_file_path(p) for p in last["path"].to_list() + first["path"].to_list()},
+                       _snapshot(filesystem, root, after, table))
     return True
+
+
+def learn_file_bounds(lake: Lake, table_uri: str, bounds: Mapping[str, tuple[datetime.datetime, datetime.datetime]]) -> None:
+    """Remember the exact time bounds of data files this process wrote (paths relative to the table)."""
+    _, root = lake_filesystem(lake, table_uri)
+    _facts.learn_many({f"{root}/{path}": known for path, known in bounds.items()})
 
 
 def _store_progress(key: tuple[str, str, int], progress: TableProgress) -> None:
@@ -173,7 +185,8 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
             _keep_max(last, identity, high)
             keep_min(first_of_mixed, identity, low)
     boundary = {data_file_path(p) for p in candidates_last["path"].to_list() + candidates_first["path"].to_list()}
-    for identity, (_, high) in _exact_bounds(candidates_last, keys, filesystem, root, boundary):
+    footers_read = _resolve_bounds(filesystem, root, [path for _, path in _identities_and_paths(candidates_last, keys)])
+    for identity, (_, high) in _exact_bounds(candidates_last, keys, filesystem, root, None):
         _keep_max(last, identity, high)
 
     def first_loader() -> dict[Identity, datetime.datetime]:
@@ -183,17 +196,42 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
         return first
 
     row_count = int(pc.sum(actions["num_records"]).as_py() or 0)
-    return TableProgress(table.version(), index_names, last, row_count=row_count, first_loader=first_loader)
+    progress = TableProgress(table.version(), index_names, last, row_count=row_count, first_loader=first_loader)
+    if footers_read or _persisted.get(root, (None, None))[0] != progress.version:  # save it for cold readers
+        _persist_facts(filesystem, root, boundary, _snapshot(filesystem, root, progress, table))
+    return progress
+
+
+def _snapshot(filesystem: Any, root: str, progress: TableProgress, table: DeltaTable) -> tuple[int, dict[bytes, bytes]]:
+    stamp = known_stamp(table)  # the open-tables cache stamped that commit file already: no request
+    if stamp is None or stamp[0] != progress.version:
+        stamp = snapshots.commit_stamp(filesystem, root, progress.version)
+    return progress.version, snapshots.encode(stamp, progress.index_names, progress.row_count, progress.last, None)
+
+
+def persisted_progress(lake: Lake, uri: str,
+                       first_loader: Callable[[], dict[Identity, datetime.datetime]]) -> TableProgress | None:
+    """The progress of the table's newest version from its persisted snapshot (see
+    ``_progress_snapshot``): one log listing and one footer read, no log replay. None when there
+    is no snapshot of that version (the caller opens the table). ``first`` comes from ``first_loader``."""
+    filesystem, root = lake_filesystem(lake, uri)
+    found = snapshots.read_latest(filesystem, root, FACTS_PATH)
+    if found is None:
+        return None
+    stamp, payload, raw = found
+    _persisted.setdefault(root, (stamp[0], {snapshots.KEY: raw}))
+    return TableProgress(stamp[0], payload["index_names"], payload["last"], first=payload["first"],
+                         row_count=payload["row_count"], first_loader=None if payload["first"] else first_loader)
 
 
 def _exact_bounds(
-    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str, persist: Iterable[str]
+    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str, persist: Iterable[str] | None
 ) -> list[tuple[Identity, tuple[datetime.datetime, datetime.datetime]]]:
     """Exact (first, last) of each file (cached, persisted or from its footer), with its identity.
 
     When footers had to be read, the known bounds of ``persist`` (all boundary files) are saved."""
     pairs = list(_identities_and_paths(files, keys))
-    if _resolve_bounds(filesystem, root, [path for _, path in pairs]):
+    if _resolve_bounds(filesystem, root, [path for _, path in pairs]) and persist is not None:
         _persist_facts(filesystem, root, persist)
     return [(identity, _facts.bounds(filesystem, f"{root}/{path}")) for identity, path in pairs]
 
@@ -222,16 +260,27 @@ def _load_persisted_facts(filesystem: Any, root: str) -> None:
     except (OSError, pa.ArrowException) as error:  # absent (never written) or unreadable: footers then
         logger.debug("no persisted file facts for %s: %s", root, error)
         return
-    for path, low, high in zip(*(stored.column(name).to_pylist() for name in ("path", "min", "max")), strict=True):
-        _facts.learn_bounds(f"{root}/{path}", (as_utc(low), as_utc(high)))
+    version = snapshots.version_of(stored.schema.metadata)
+    if version is not None:
+        _persisted.setdefault(root, (version, {snapshots.KEY: stored.schema.metadata[snapshots.KEY]}))
+    # naive µs values read as UTC: far cheaper than converting 1,000s of aware datetimes one by one
+    naive = stored.cast(pa.schema([("path", pa.string()), ("min", pa.timestamp("us")), ("max", pa.timestamp("us"))]))
+    lows, highs = (pl.Series(naive.column(name)).dt.replace_time_zone("UTC").to_list() for name in ("min", "max"))
+    _facts.learn_many({f"{root}/{path}": bounds
+                       for path, bounds in zip(naive.column("path").to_pylist(), zip(lows, highs, strict=True),
+                                               strict=True)})
 
 
-def _persist_facts(filesystem: Any, root: str, paths: Iterable[str]) -> None:
-    """Write the known exact bounds of ``paths`` (relative to the table root) to the facts file."""
+def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
+                   snapshot: tuple[int, dict[bytes, bytes]] | None = None) -> None:
+    """Write the known exact bounds of ``paths`` (relative to the table root) to the facts file,
+    with the newest progress snapshot known for the table (``snapshot``, else the last one seen)."""
+    if snapshot is not None:
+        _persisted[root] = snapshot
     rows = {path: _facts.known_bounds(f"{root}/{path}") for path in paths}
     rows = {path: bounds for path, bounds in rows.items() if bounds is not None}
     data = pa.table({"path": list(rows), "min": [b[0] for b in rows.values()], "max": [b[1] for b in rows.values()]},
-                    schema=_FACTS_SCHEMA)
+                    schema=_FACTS_SCHEMA.with_metadata(_persisted.get(root, (None, None))[1] or {}))
     target = f"{root}/{FACTS_PATH}"
     try:
         if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file

@@ -44,7 +44,7 @@ from ._scan import (
     to_plain,
 )
 from ._storage_errors import guarded, retryable, storage_errors, table_not_created
-from ._tables import cached_table, table_lock
+from ._tables import cached_table, is_open, table_lock
 from ._watermarks import (
     app_transaction,
     identity_transactions,
@@ -52,6 +52,7 @@ from ._watermarks import (
     rows_at_or_before_watermark,
     watermarks_moved_back,
 )
+from .cross_section import cross_section_of, is_cross_sectional
 from .location import Lake, lake_filesystem
 from .versions import row_counts, table_as_of
 
@@ -89,8 +90,6 @@ class RangeFilter:
     end_inclusive: bool = True
 
 
-
-
 class TableStore:
     """The Delta table of one storage hash.
 
@@ -117,6 +116,10 @@ class TableStore:
     @property
     def _key(self) -> tuple[str, str]:
         return self.uri, json.dumps(self.lake.storage_options, sort_keys=True)
+
+    def is_open(self) -> bool:
+        """Whether this process has the table open already (``table()`` then costs no log replay)."""
+        return is_open(self._key)
 
     def table_as_of(self, as_of: Any = None) -> DeltaTable | None:
         """The snapshot at ``as_of`` (a version or a datetime, see ``lakenodes.lake.versions``; the
@@ -391,6 +394,7 @@ class TableStore:
                         dataset.format)
         snapshot = snapshot_of(table, index_names)
         filesystem, root = lake_filesystem(self.lake, table.table_uri)
-        chosen = snapshot.files.filter(pruning.mask(snapshot.partition))
-        return scan(fragments_of(filesystem, root, snapshot.partition, chosen), snapshot.schema, filesystem,
-                    columns, expression)
+        copy = cross_section_of(table, self.lake) if is_cross_sectional(pruning.values, pruning.windows) else None
+        fragments = [copy] if copy is not None else fragments_of(  # the time-ordered copy: one file, not N
+            filesystem, root, snapshot.partition, snapshot.files.filter(pruning.mask(snapshot.partition)))
+        return scan(fragments, snapshot.schema, filesystem, columns, expression)

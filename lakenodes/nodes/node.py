@@ -21,7 +21,7 @@ from ..core.hashing import HashedAsUpdateHash, class_path, compute_hash, current
 from ..errors import ConfigurationError, LakenodesUserError, NotFoundError
 from ..lake.lazy import scan_table
 from ..lake.location import Lake, current_lake
-from ..lake.progress import read_progress
+from ..lake.progress import persisted_progress, read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
 from .statistics import DEFAULT_OFFSET_START, UpdateStatistics
 
@@ -252,6 +252,10 @@ class DataNode(BaseNode):
         or a datetime, as for reads) gives what the table held then (empty before it existed)."""
         offset_start = getattr(self.config, "offset_start", None) or self.OFFSET_START
         asset_list = self.get_asset_list()
+        if as_of is None and not self.store.is_open():  # a cold process: the newest version's persisted progress
+            progress = persisted_progress(self.lake, self.store.uri, lambda: read_progress(self.store.table(), self.lake).first)
+            if progress is not None:
+                return UpdateStatistics(progress, asset_list=asset_list, offset_start=offset_start)
         table = self.store.table() if as_of is None else self.store.table_as_of(as_of)
         if table is None:
             _, index_names = self._declared_schema()

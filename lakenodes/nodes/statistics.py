@@ -40,9 +40,10 @@ class UpdateStatistics:
         self.asset_list = asset_list
         self.offset_start = offset_start
         self._scope = None if asset_list is None else {_uid(asset) for asset in asset_list}
+        position = self._asset_position()
         self._last = {
             identity: ts for identity, ts in progress.last.items()
-            if self._scope is None or not identity or identity[self._asset_position()] in self._scope
+            if self._scope is None or not identity or identity[position] in self._scope
         }
 
     @property

@@ -17,14 +17,16 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import polars as pl
-import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from ..core.frames import TIME_INDEX, NormalizedFrame, conform_to_schema, normalize_frame
+from ..core.frame_stream import FrameStream, is_stream
+from ..core.frames import NormalizedFrame, conform_to_schema, normalize_frame
 from ..core.hashing import hash_namespace
 from ..errors import NodeRunError, RowsStoredError, WatermarkMovedError
 from ..lake.location import use_lake
 from ..lake.progress import TableProgress, read_progress, remember_append
+from ..lake.store import WriteResult
+from ..lake.stream_write import write_stream
 from ..nodes.node import DataNode
 from .hooks import RunHooks, RunInfo
 
@@ -119,36 +121,43 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 output = node.update()
                 phase = _enter(hooks, node, "validation")
                 frame = _validate(node, output)
-                if frame is None:
+                result = None
+                checked: list[TableProgress] = []
+                if frame is not None:
+                    phase = _enter(hooks, node, "write")  # a stream is validated while it is written
+                    try:
+                        result = _write(node, frame, checked, stats.progress.last, run_id)
+                    except WatermarkMovedError as moved:
+                        if computation == COMPUTATIONS:
+                            raise
+                        node.logger.warning("%s: computing the rows again (%d of %d)", moved, computation + 1,
+                                            COMPUTATIONS)
+                        continue
+                if result is None:
                     node.logger.info("no new rows (watermark %s)", stats.max_time_index_value)
                     phase = _enter(hooks, node, "catalog")
                     for hook in hooks:
                         hook.run_succeeded(node, RunInfo(run_id, started, 0))
                     return summary((0, 0), None, pl.DataFrame())
-                phase = _enter(hooks, node, "write")
-                checked: list[TableProgress] = []
-                try:
-                    result = node.store.write(
-                        frame, watermarks=_progress_reader(node, checked), seen=stats.progress.last,
-                        metadata={"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id},
-                    )
-                    break
-                except WatermarkMovedError as moved:
-                    if computation == COMPUTATIONS:
-                        raise
-                    node.logger.warning("%s: computing the rows again (%d of %d)", moved, computation + 1,
-                                        COMPUTATIONS)
+                break
             rows_written = result.rows_written
             committed = True
-            if checked and result.rows_appended == frame.num_rows:  # a blind append we committed ourselves
-                remember_append(node.store.table(), checked[-1], frame.table, node.lake, run_id)
+            if isinstance(frame, NormalizedFrame) and checked and result.rows_appended == frame.num_rows:
+                # a blind append we committed ourselves
+                remember_append(node.store.table(), checked[-1], frame.table, node.lake, run_id,
+                                frame.identity_bounds)
             _log_window(node, stats, frame, result)
             phase = _enter(hooks, node, "catalog")
             node.update_statistics = node.compute_update_statistics()
             for hook in hooks:
                 hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
-            return summary((result.rows_appended, result.rows_upserted), result.version,
-                           pl.from_arrow(frame.table) if keep_frame else pl.DataFrame())
+            if not keep_frame:
+                persisted = pl.DataFrame()
+            elif isinstance(frame, FrameStream):  # its rows were never all in memory: only their columns
+                persisted = pl.from_arrow(node.store.schema().empty_table())
+            else:
+                persisted = pl.from_arrow(frame.table)
+            return summary((result.rows_appended, result.rows_upserted), result.version, persisted)
     except Exception as error:
         _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, error)
         if committed:
@@ -170,28 +179,36 @@ def _progress_reader(node: DataNode, checked: list[TableProgress]) -> Callable[[
     return watermarks
 
 
-def _validate(node: DataNode, output: Any) -> NormalizedFrame | None:
+def _write(node: DataNode, frame: NormalizedFrame | FrameStream, checked: list[TableProgress],
+           seen: dict, run_id: str) -> WriteResult | None:
+    metadata = {"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id}
+    if isinstance(frame, FrameStream):
+        return write_stream(node.store, frame, _progress_reader(node, checked), seen=seen, metadata=metadata)
+    return node.store.write(frame, watermarks=_progress_reader(node, checked), seen=seen, metadata=metadata)
+
+
+def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | None:
+    """The validated frame; a stream (RecordBatchReader, LazyFrame) is validated batch by batch as it is written."""
     records = getattr(node.config, "records", None)
+    store = node.store
+    stored_schema = store.schema()
+    if is_stream(output):
+        stored = None if stored_schema is None else (stored_schema, store.index_names())
+        return FrameStream(output, node.IDENTITY_DIMENSIONS, records, stored)
     frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records)
     if frame is None:
         return None
-    store = node.store
-    stored_schema = store.schema()
     if stored_schema is not None:
         frame = conform_to_schema(frame, stored_schema, store.index_names())
     return frame
 
 
-def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame, result: Any) -> None:
-    times = frame.table.column(TIME_INDEX)
-    assets = 1
-    if frame.identity_dimensions:
-        assets = len(pc.unique(frame.table.column(frame.identity_dimensions[0])))
+def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame | FrameStream, result: Any) -> None:
+    bounds = frame.identity_bounds
     node.logger.info(
         "wrote %d rows (%d appended, %d upserted) for %d %s, window %s .. %s (previous watermark %s)",
-        result.rows_written, result.rows_appended, result.rows_upserted, assets,
+        result.rows_written, result.rows_appended, result.rows_upserted,
+        bounds[frame.identity_dimensions[0]].n_unique() if frame.identity_dimensions else 1,
         frame.identity_dimensions[0] if frame.identity_dimensions else "series",
-        pc.min(times).as_py(), pc.max(times).as_py(), stats.max_time_index_value,
+        bounds["lo"].min(), bounds["hi"].max(), stats.max_time_index_value,
     )
-
-

@@ -1,0 +1,121 @@
+"""Streamed ``update()`` output: an Arrow ``RecordBatchReader`` or a polars ``LazyFrame``, validated
+batch by batch with the rules of :mod:`lakenodes.core.frames`, in bounded memory.
+
+Memory holds one batch plus the first/last time of each identity seen so far. Duplicates across
+batches are ruled out by order: each identity's rows must arrive in time order from one batch
+to the next (within a batch, any order). A time-ordered backfill, or one sorted by identity,
+satisfies this; anything else is a clear error before a row is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from ..errors import FrameValidationError
+from .config import RecordDefinition
+from .frames import NormalizedFrame, conform_to_schema, normalize_frame
+
+STREAM_CHUNK_ROWS = 500_000  # rows per batch taken from a LazyFrame
+
+
+def is_stream(output: Any) -> bool:
+    """True for the streamed kinds of ``update()`` output (``RecordBatchReader``, ``LazyFrame``)."""
+    return isinstance(output, pa.RecordBatchReader | pl.LazyFrame)
+
+
+class FrameStream:
+    """The validated batches of a streamed ``update()`` output (iterate once).
+
+    After iteration, ``identity_bounds`` holds ``n``/``lo``/``hi`` per identity over every batch
+    (the shape of ``NormalizedFrame.identity_bounds``), so writes decide from it as from a frame.
+
+    Example:
+        >>> import datetime as dt
+        >>> rows = pl.DataFrame({"time_index": [dt.datetime(2024, 1, d, tzinfo=dt.timezone.utc) for d in (1, 2)],
+        ...                      "x": [1.0, 2.0]})
+        >>> stream = FrameStream(rows.lazy())
+        >>> sum(frame.num_rows for frame in stream), stream.identity_bounds["n"].to_list()
+        (2, [2])
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        declared_dimensions: Sequence[str] = (),
+        records: Sequence[RecordDefinition] | None = None,
+        stored: tuple[pa.Schema, Sequence[str]] | None = None,
+    ):
+        self._source = source
+        self._dimensions = tuple(declared_dimensions)
+        self._records = records
+        self._schema, self._index = (stored[0], tuple(stored[1])) if stored is not None else (None, None)
+        self._bounds: pl.DataFrame | None = None
+        self.batches = 0
+        self.num_rows = 0
+
+    @property
+    def index_names(self) -> tuple[str, ...]:
+        if self._index is None:
+            raise FrameValidationError("the streamed update has not produced a row yet")
+        return self._index
+
+    @property
+    def identity_dimensions(self) -> tuple[str, ...]:
+        return self.index_names[1:]
+
+    @property
+    def identity_bounds(self) -> pl.DataFrame:
+        if self._bounds is None:
+            raise FrameValidationError("the streamed update has not produced a row yet")
+        return self._bounds
+
+    def __iter__(self) -> Iterator[NormalizedFrame]:
+        source = self._source
+        if isinstance(source, pl.LazyFrame):  # polars' streaming engine, one chunk at a time
+            source = source.collect_batches(chunk_size=STREAM_CHUNK_ROWS, lazy=True)
+        for raw in source:
+            self.batches += 1
+            frame = self._validated(raw)
+            if frame is not None:
+                self.num_rows += frame.num_rows
+                yield frame
+
+    def _validated(self, raw: Any) -> NormalizedFrame | None:
+        try:
+            frame = normalize_frame(raw, self._dimensions, self._records)
+            if frame is None:
+                return None
+            if self._schema is None:
+                self._schema, self._index = frame.table.schema, frame.index_names
+            frame = conform_to_schema(frame, self._schema, self._index)
+        except FrameValidationError as error:
+            raise type(error)(f"batch {self.batches} of the streamed update: {error}") from error
+        self._check_order(frame)
+        return frame
+
+    def _check_order(self, frame: NormalizedFrame) -> None:
+        """Each identity's rows arrive in time order across batches (so none repeats an earlier one)."""
+        dims = list(frame.identity_dimensions)
+        bounds = frame.identity_bounds
+        if self._bounds is not None:
+            if dims:
+                earlier = bounds.join(self._bounds, on=dims, how="inner", suffix="_seen")
+            else:
+                earlier = bounds.with_columns(hi_seen=self._bounds["hi"])
+            late = earlier.filter(pl.col("lo") <= pl.col("hi_seen"))
+            if late.height:
+                row = late.row(0, named=True)
+                who = ", ".join(f"{dim}={row[dim]!r}" for dim in dims) or "the series"
+                raise FrameValidationError(
+                    f"batch {self.batches} of the streamed update has rows of {who} from {row['lo'].isoformat()}, "
+                    f"not after the {row['hi_seen'].isoformat()} of an earlier batch: a streamed update must "
+                    "deliver each identity's rows in time order across batches (sort it by time or by identity)")
+            bounds = pl.concat([self._bounds, bounds]).group_by(dims).agg(
+                pl.col("n").sum(), pl.col("lo").min(), pl.col("hi").max()) if dims else pl.concat(
+                [self._bounds, bounds]).select(pl.col("n").sum(), pl.col("lo").min(), pl.col("hi").max())
+        self._bounds = bounds
+

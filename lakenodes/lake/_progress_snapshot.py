@@ -1,0 +1,89 @@
+"""A table's progress at one version, persisted in the metadata of its file-facts file
+(``_lakenodes/file_facts.parquet``), so a process that has not opened the table yet gets exact
+statistics from one listing of the log and one small read instead of a log replay.
+
+Only a cache: it is trusted for the version it names alone, and only while that version's
+commit file is still the one it was computed from (same size and modification time, the check
+``lakenodes._tables`` uses to detect a table reset); anything else falls back to the log.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
+
+Stamp = tuple[int, int | None, int | None]  # (version, size, mtime_ns) of that version's commit file
+KEY = b"lakenodes.progress"
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def commit_stamp(filesystem: Any, root: str, version: int) -> Stamp:
+    info = filesystem.get_file_info(f"{root}/_delta_log/{version:020d}.json")
+    return version, info.size, info.mtime_ns
+
+
+def latest_stamp(filesystem: Any, root: str) -> Stamp | None:
+    """The stamp of the newest commit in the log (one listing and one stat), or None without a log."""
+    listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log", allow_not_found=True))
+    versions = [int(match.group(1)) for info in listing if (match := _COMMIT.match(info.base_name))]
+    return commit_stamp(filesystem, root, max(versions)) if versions else None
+
+
+def read_latest(filesystem: Any, root: str, path: str) -> tuple[Stamp, dict[str, Any], bytes] | None:
+    """The persisted progress of the newest version (its stamp, the decoded payload, the raw
+    metadata value) from the file at ``path`` under the table root; None when there is none."""
+    try:
+        stamp = latest_stamp(filesystem, root)
+        metadata = pq.read_schema(f"{root}/{path}", filesystem=filesystem).metadata if stamp else None
+    except (OSError, pa.ArrowException) as error:  # absent or unreadable: the log then
+        logger.debug("no persisted progress for %s: %s", root, error)
+        return None
+    payload = None if stamp is None else decode(metadata, stamp)
+    return None if payload is None else (stamp, payload, metadata[KEY])
+
+
+def encode(stamp: Stamp, index_names: tuple[str, ...], row_count: int,
+           last: Mapping[tuple[str, ...], datetime.datetime],
+           first: Mapping[tuple[str, ...], datetime.datetime] | None) -> dict[bytes, bytes]:
+    """Schema metadata holding the progress of the version ``stamp`` names."""
+    def entries(values: Mapping[tuple[str, ...], datetime.datetime]) -> list[list[Any]]:
+        return [[*identity, (ts - _EPOCH) // datetime.timedelta(microseconds=1)] for identity, ts in values.items()]
+
+    payload = {"stamp": list(stamp), "index_names": list(index_names), "row_count": row_count,
+               "last": entries(last), "first": None if first is None else entries(first)}
+    return {KEY: json.dumps(payload, separators=(",", ":")).encode()}
+
+
+def version_of(metadata: Mapping[bytes, bytes] | None) -> int | None:
+    """The version of the snapshot in ``metadata`` (None when there is none)."""
+    raw = (metadata or {}).get(KEY)
+    return None if raw is None else int(json.loads(raw)["stamp"][0])
+
+
+def decode(metadata: Mapping[bytes, bytes] | None, stamp: Stamp) -> dict[str, Any] | None:
+    """The persisted progress when it is that of ``stamp``'s version (else None): ``index_names``,
+    ``row_count``, ``last`` and ``first`` (None when it was not persisted) as identity -> datetime."""
+    raw = (metadata or {}).get(KEY)
+    if raw is None:
+        return None
+    payload = json.loads(raw)
+    if tuple(payload["stamp"]) != tuple(stamp):
+        return None
+
+    def values(entries: list[list[Any]]) -> dict[tuple[str, ...], datetime.datetime]:
+        return {tuple(entry[:-1]): _EPOCH + datetime.timedelta(microseconds=entry[-1]) for entry in entries}
+
+    first = payload["first"]
+    return {"index_names": tuple(payload["index_names"]), "row_count": payload["row_count"],
+            "last": values(payload["last"]), "first": None if first is None else values(first)}

@@ -1,0 +1,169 @@
+"""Streamed appends: validated batches are written as Parquet files while they arrive (memory holds
+one flush of rows), then committed in ONE Delta commit, so a bad batch anywhere leaves the table
+exactly as it was (the files already written are deleted, and no reader ever saw them).
+
+A stream is append-only: it cannot be replayed, so rows at or before their identity's stored
+watermark (a restatement) are refused; collect such output into a DataFrame instead. The commit
+carries the identity app transaction of every partition it advances (see ``_watermarks``) and is
+retried on conflicts like every lakenodes write; a concurrent writer that appended rows of the
+same identities meanwhile makes it fail with a clear error instead of duplicating rows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable
+
+from ..core.frame_stream import FrameStream
+from ..errors import FrameValidationError, WatermarkMovedError
+from ._rewrite import write_files
+from ._scan import plain_schema, snapshot_of
+from ._watermarks import (
+    app_transaction,
+    identity_transactions,
+    overlapping_identities,
+    watermarks_moved_back,
+)
+from .location import lake_filesystem
+from .progress import learn_file_bounds
+from .store import TableStore, WriteResult
+
+logger = logging.getLogger(__name__)
+
+FLUSH_ROWS = 2_000_000  # rows buffered before they are written out (one file per partition per flush)
+Watermarks = Callable[[DeltaTable], Mapping[tuple[str, ...], datetime.datetime]]
+
+
+def write_stream(
+    store: TableStore,
+    stream: FrameStream,
+    watermarks: Watermarks,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    seen: Mapping[tuple[str, ...], datetime.datetime] | None = None,
+    flush_rows: int | None = None,
+) -> WriteResult | None:
+    """Append every row of ``stream`` in one commit (see module doc); None when it held no row.
+
+    ``watermarks`` and ``seen`` are those of ``TableStore.write``; ``flush_rows``: rows buffered
+    before they are written out (default ``FLUSH_ROWS``).
+    """
+    flush_rows = flush_rows or FLUSH_ROWS
+    write_id = f"lakenodes-{uuid.uuid4().hex}"
+    files = _Files(store)
+    try:
+        for frame in stream:
+            files.add(frame, watermarks)
+            if files.pending_rows >= flush_rows:
+                files.flush()
+        files.flush()
+        if not files.adds:
+            return None
+        version = store.with_retries(lambda: _commit(store, stream, files, watermarks, seen, write_id, metadata),
+                                     what=f"streamed write to {store.storage_hash}")
+    except BaseException:
+        files.discard(write_id)
+        raise
+    learn_file_bounds(store.lake, store.uri, files.bounds)  # statistics then read none of their footers
+    store.table()
+    return WriteResult(stream.num_rows, 0, version)
+
+
+class _Files:
+    """The data files of one streamed write: rows buffered, then written per partition."""
+
+    def __init__(self, store: TableStore):
+        self.store = store
+        self.adds: list[Any] = []
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self._target: tuple[Any, str, pa.Schema, str | None] | None = None  # filesystem, root, schema, partition
+        self.index_names: tuple[str, ...] = ()
+        self.bounds: dict[str, Any] = {}  # exact time bounds of the files written, by relative path
+        self._marks: Mapping[tuple[str, ...], datetime.datetime] = {}
+
+    def add(self, frame: Any, watermarks: Watermarks) -> None:
+        if self._target is None:  # the table is created by the commit: a bad first batch creates nothing
+            table = self.store.table()
+            self._marks = {} if table is None else watermarks(table)
+            if table is None:
+                schema = plain_schema(frame.table.schema)
+                partition = frame.index_names[1] if len(frame.index_names) > 1 else None
+            else:
+                snapshot = snapshot_of(table, frame.index_names)
+                schema, partition = snapshot.schema, snapshot.partition
+            filesystem, root = lake_filesystem(self.store.lake, self.store.uri)
+            self._target = (filesystem, root, schema, partition)
+            self.index_names = frame.index_names
+        _refuse_restatements(frame, self._marks)
+        self.pending.append(frame.table)
+        self.pending_rows += frame.num_rows
+
+    @property
+    def schema(self) -> pa.Schema:
+        assert self._target is not None
+        return self._target[2]
+
+    def flush(self) -> None:
+        if not self.pending or self._target is None:
+            return
+        filesystem, root, schema, partition = self._target
+        rows = pa.concat_tables(self.pending)
+        self.pending, self.pending_rows = [], 0
+        self.adds += write_files(filesystem, root, rows, schema, partition, sort_by=self.index_names,
+                                 bounds=self.bounds)
+
+    def discard(self, write_id: str) -> None:
+        """Delete the files written (best effort: leftovers are unreferenced, invisible to readers)
+        unless the commit landed."""
+        if self._target is None or not self.adds:
+            return
+        filesystem, root = self._target[:2]
+        try:
+            table = self.store.table()
+            if table is not None and table.transaction_version(write_id) is not None:
+                return
+            for add in self.adds:
+                filesystem.delete_file(f"{root}/{add.path}")
+        except Exception as error:  # noqa: BLE001 - cleanup must never mask the failure being raised
+            logger.debug("could not discard the files of streamed write %s: %s", write_id, error)
+
+
+def _refuse_restatements(frame: Any, marks: Mapping[tuple[str, ...], datetime.datetime]) -> None:
+    overlapping = overlapping_identities(frame, marks)
+    if overlapping.height:
+        row = overlapping.row(0, named=True)
+        who = ", ".join(f"{dim}={row[dim]!r}" for dim in frame.identity_dimensions) or "the series"
+        raise FrameValidationError(
+            f"the streamed update has rows of {who} from {row['lo'].isoformat()}, at or before its stored "
+            f"watermark {row['watermark'].isoformat()}: a streamed update (RecordBatchReader, LazyFrame) only "
+            "appends; return a DataFrame to restate stored rows")
+
+
+def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: Watermarks,
+            seen: Mapping[tuple[str, ...], datetime.datetime] | None, write_id: str,
+            metadata: Mapping[str, Any] | None) -> int:
+    """One commit attempt of the written files, decided afresh from the current snapshot."""
+    table = store.ensure_created(files.schema, files.index_names)
+    if table.transaction_version(write_id) is not None:  # an earlier attempt's commit landed although it reported a failure
+        return table.version()
+    marks = watermarks(table)
+    moved = watermarks_moved_back(stream, seen, marks) if seen is not None else []
+    if moved:
+        raise WatermarkMovedError(store.uri, moved)
+    _refuse_restatements(stream, marks)  # a concurrent writer appended rows of these identities meanwhile
+    properties = CommitProperties(
+        app_transactions=[app_transaction(write_id), *identity_transactions(stream, marks)],
+        custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE",
+                         **{key: str(value) for key, value in (metadata or {}).items()}},
+    )
+    partition_columns = list(table.metadata().partition_columns)
+    table.create_write_transaction(files.adds, mode="append", schema=pa.schema(table.schema().to_arrow()),
+                                   partition_by=partition_columns or None, commit_properties=properties)
+    return table.version()
