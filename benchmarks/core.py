@@ -1,7 +1,9 @@
 """Core performance benchmarks: every figure is a ratio against a baseline measured in the same run.
 
-Sections (each on a local lake and on a moto S3 lake):
+Sections (each on a local lake and on a moto S3 lake, but ``imports``: no lake):
 
+- ``imports``: ``import lakenodes`` vs ``import deltalake, polars``, each in a fresh interpreter
+  (``python -X importtime``: the cumulative time of the imported packages).
 - ``daily``: one ``run()`` adding one row per asset vs one raw ``write_deltalake`` append.
 - ``statistics``: ``compute_update_statistics()`` vs a polars ``scan_delta`` group-by max.
 - ``backfill``: a large history written through ``run()`` vs ``pyarrow.parquet.write_table``.
@@ -44,7 +46,8 @@ UTC = datetime.UTC
 DAY = datetime.timedelta(days=1)
 START = datetime.datetime(2015, 1, 1, tzinfo=UTC)
 RESULTS = Path(__file__).resolve().parent / "results" / "core.json"
-SECTIONS = ("daily", "statistics", "backfill", "reads", "maintenance")
+SECTIONS = ("imports", "daily", "statistics", "backfill", "reads", "maintenance")
+LOCAL_ONLY = ("imports",)
 
 
 # -- sizes --------------------------------------------------------------------------------------
@@ -281,6 +284,40 @@ def _fresh_statistics(uri: str, options: dict[str, str], assets: int, label: str
     return time.perf_counter() - start
 
 
+def import_seconds(statement: str) -> float:
+    """Seconds ``statement`` spends importing, in a fresh interpreter (``python -X importtime``:
+    the cumulative times of the top-level imports it triggers; interpreter start-up excluded)."""
+    import subprocess
+
+    startup = _startup_modules()
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], capture_output=True, text=True,
+                            check=True, cwd=tempfile.gettempdir())
+    total = 0
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|")
+        if name.startswith("  ") or name.strip() in startup:  # nested: inside its importer's cumulative time
+            continue
+        if cumulative.strip().isdigit():
+            total += int(cumulative)
+    return total / 1e6
+
+
+_startup: set[str] = set()
+
+
+def _startup_modules() -> set[str]:
+    """Modules every interpreter imports before running any code (site, encodings, ...)."""
+    if not _startup:
+        import subprocess
+
+        result = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
+                                check=True, cwd=tempfile.gettempdir())
+        _startup.update(line.split("|")[2].strip() for line in result.stderr.splitlines() if line.count("|") == 2)
+    return _startup
+
+
 # -- sections -----------------------------------------------------------------------------------
 class Bench:
     """All sections on one lake (local folder or S3 bucket)."""
@@ -296,6 +333,24 @@ class Bench:
 
     def section(self, name: str) -> str:
         return name if self.kind == "local" else f"s3-{name}"
+
+    # imports ----------------------------------------------------------------------------------
+    def imports(self) -> None:
+        """What a cron job pays before its first line runs (no lake involved)."""
+        repeats = max(5, self.sizes.repeats * 2)
+        cases = {"lakenodes": "import lakenodes", "cli": "import lakenodes.cli",
+                 "updater": "from lakenodes import DataNode, DataNodeConfiguration, Lake",
+                 "raw": "import deltalake, polars"}
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(repeats):
+            for name, statement in cases.items():
+                times[name].append(import_seconds(statement))
+        median = {name: pystats.median(values) for name, values in times.items()}
+        for name, case, target in (("lakenodes", "import lakenodes", 1.3),
+                                   ("updater", "from lakenodes import DataNode, DataNodeConfiguration, Lake", None),
+                                   ("cli", "import lakenodes.cli (lakenodes --help/--version)", None)):
+            self.report.add(Row("imports", case, median[name], "import deltalake, polars", median["raw"], target,
+                                "python -X importtime, fresh interpreter"))
 
     # daily ------------------------------------------------------------------------------------
     def daily(self) -> None:
@@ -623,7 +678,7 @@ def run(quick: bool, only: Sequence[str] | None = None, output: Path = RESULTS) 
 
 def run_sections(bench: Bench, only: Sequence[str] | None) -> None:
     for name in SECTIONS:
-        if not selected(only, bench.kind, name):
+        if not selected(only, bench.kind, name) or (bench.kind != "local" and name in LOCAL_ONLY):
             continue
         started = time.perf_counter()
         print(f"[{bench.kind}] {name} ...", file=sys.stderr, flush=True)

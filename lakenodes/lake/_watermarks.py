@@ -8,10 +8,9 @@ import hashlib
 import time
 from collections.abc import Mapping, Sequence
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import Transaction
 
+from .._internal.deferred import pa, pc
 from ..core.frames import TIME_INDEX, NormalizedFrame
 
 

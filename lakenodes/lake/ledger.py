@@ -19,13 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from .._internal.caches import register_cache
+from .._internal.deferred import pa, pc, pds
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock

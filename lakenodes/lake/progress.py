@@ -20,15 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
-from ..core.frames import TIME_INDEX
+from .._internal.deferred import pa, pafs, pc, pq
+from ..core.frames import TIME_INDEX, timestamp_type
 from ._file_facts import FileFacts, Identity
 from ._scan import add_actions, version_key
 from .location import Lake, lake_filesystem
@@ -213,7 +210,6 @@ def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
 # their footers. Only a cache: entries are keyed by immutable data-file paths, so a stale or
 # missing file is never wrong (unknown files fall back to their footers); Delta readers ignore it.
 FACTS_PATH = "_lakenodes/file_facts.parquet"
-_FACTS_SCHEMA = pa.schema([("path", pa.string()), ("min", pa.timestamp("us", "UTC")), ("max", pa.timestamp("us", "UTC"))])
 
 
 def _load_persisted_facts(filesystem: Any, root: str) -> None:
@@ -231,7 +227,7 @@ def _persist_facts(filesystem: Any, root: str, paths: Iterable[str]) -> None:
     rows = {path: _facts.known_bounds(f"{root}/{path}") for path in paths}
     rows = {path: bounds for path, bounds in rows.items() if bounds is not None}
     data = pa.table({"path": list(rows), "min": [b[0] for b in rows.values()], "max": [b[1] for b in rows.values()]},
-                    schema=_FACTS_SCHEMA)
+                    schema=pa.schema([("path", pa.string()), ("min", timestamp_type()), ("max", timestamp_type())]))
     target = f"{root}/{FACTS_PATH}"
     try:
         if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file

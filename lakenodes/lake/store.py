@@ -16,12 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from .._internal.deferred import pa, pc, pds
 from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError
 from ._retry import RetryPolicy, default_retry, is_transient

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import polars as pl
-import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from .._internal.deferred import pc
 from ..core.frames import TIME_INDEX, NormalizedFrame, conform_to_schema, normalize_frame
 from ..core.hashing import hash_namespace
 from ..errors import NodeRunError, RowsStoredError, WatermarkMovedError
