@@ -103,7 +103,8 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks]) -> pl.DataFrame:
             rows_written = result.rows_written
             committed = True
             if checked and result.rows_appended == frame.num_rows:  # a blind append we committed ourselves
-                remember_append(node.store.table(), checked[-1], frame.table, node.lake, run_id)
+                # the snapshot at our own commit (not refreshed: a later commit would make it unknowable)
+                remember_append(node.store.table(refresh=False), checked[-1], frame.table, node.lake, run_id)
             _log_window(node, stats, frame, result)
             phase = _enter(hooks, node, "catalog")
             node.update_statistics = node.compute_update_statistics()
