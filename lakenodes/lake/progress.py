@@ -77,6 +77,13 @@ class TableProgress:
 
 
 _facts = register_cache("progress.file_facts", FileFacts())
+# Per table root: the data files whose bounds its facts file holds, as this process last read or
+# wrote it. An append then adds its own files to that set instead of working out every boundary
+# file of the table again (O(files) per run); stale entries are harmless (see FACTS_PATH) and are
+# pruned when the set outgrows FACTS_PER_IDENTITY entries per identity (plus FACTS_SLACK).
+_persisted: dict[str, frozenset[str]] = register_cache("progress.persisted_facts", {})
+FACTS_PER_IDENTITY = 8
+FACTS_SLACK = 64
 
 
 _progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("progress.tables", {})
@@ -133,7 +140,13 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
     if lake is not None:
         filesystem, root = lake_filesystem(lake, table.table_uri)
         by_partition = summary if len(dims) == 1 else _summary(rows, dims[:1])
-        _learn_own_commit(filesystem, root, version, run_id, by_partition, dims[:1])
+        learned = _learn_own_commit(filesystem, root, version, run_id, by_partition, dims[:1])
+        known = _persisted.get(root)
+        if known is not None and len(known) + len(learned) <= FACTS_PER_IDENTITY * len(last) + FACTS_SLACK:
+            # the boundary files of the new version are among the old ones and ours (a blind
+            # append only moves an identity's best statistics forward): no need to look at all files
+            _persist_facts(filesystem, root, known | set(learned))
+            return True
         files = _file_frame(add_actions(table), dims)
         keys = [f"_i{k}" for k in range(len(dims))]
         identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
@@ -218,8 +231,10 @@ def _load_persisted_facts(filesystem: Any, root: str) -> None:
     except (OSError, pa.ArrowException) as error:  # absent (never written) or unreadable: footers then
         logger.debug("no persisted file facts for %s: %s", root, error)
         return
-    for path, low, high in zip(*(stored.column(name).to_pylist() for name in ("path", "min", "max")), strict=True):
+    paths = stored.column("path").to_pylist()
+    for path, low, high in zip(paths, *(stored.column(name).to_pylist() for name in ("min", "max")), strict=True):
         _facts.learn_bounds(f"{root}/{path}", (as_utc(low), as_utc(high)))
+    _persisted[root] = frozenset(paths)
 
 
 def _persist_facts(filesystem: Any, root: str, paths: Iterable[str]) -> None:
@@ -239,6 +254,8 @@ def _persist_facts(filesystem: Any, root: str, paths: Iterable[str]) -> None:
             pq.write_table(data, target, filesystem=filesystem)
     except (OSError, pa.ArrowException) as error:  # a cache: failing to write it is not an error
         logger.debug("could not persist file facts for %s: %s", root, error)
+        return
+    _persisted[root] = frozenset(rows)
 
 
 def _summary(rows: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
@@ -249,8 +266,9 @@ def _summary(rows: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
 
 
 def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | None, summary: pl.DataFrame,
-                      partition_dims: Sequence[str]) -> None:
-    """Exact bounds of the files our append committed at ``version``, from the rows' ``summary``.
+                      partition_dims: Sequence[str]) -> list[str]:
+    """Exact bounds of the files our append committed at ``version``, from the rows' ``summary``;
+    returns the paths (relative to ``root``) of the files whose bounds it learned.
 
     A file holds exactly the rows of its partition when it is the commit's only file of that
     partition and its record count matches, so its bounds are those rows' min/max."""
@@ -260,15 +278,16 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
         actions = [json.loads(line) for line in lines if line.startswith(('{"add"', '{"commitInfo"'))]
     except OSError as error:
         logger.debug("could not read commit %d of %s: %s", version, root, error)
-        return
+        return []
     info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
     if run_id is not None and info.get("lakenodes.run_id") != run_id:
-        return
+        return []
     adds = [a["add"] for a in actions if "add" in a]
     partition = partition_dims[0] if partition_dims else None
     by_value: dict[str | None, list[dict]] = {}
     for add in adds:
         by_value.setdefault((add.get("partitionValues") or {}).get(partition) if partition else None, []).append(add)
+    learned: list[str] = []
     values = summary[partition].to_list() if partition else [None]
     per_value = dict(zip(values, zip(summary["n"].to_list(), summary["lo"].to_list(), summary["hi"].to_list(),
                                      strict=True), strict=True))
@@ -278,7 +297,9 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
             continue
         records = json.loads(files[0].get("stats") or "{}").get("numRecords")
         if records == known[0]:
-            _facts.learn_bounds(f"{root}/{data_file_path(files[0]['path'])}", (as_utc(known[1]), as_utc(known[2])))
+            learned.append(data_file_path(files[0]["path"]))
+            _facts.learn_bounds(f"{root}/{learned[-1]}", (as_utc(known[1]), as_utc(known[2])))
+    return learned
 
 
 def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
