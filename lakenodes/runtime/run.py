@@ -8,10 +8,12 @@ failure before the write leaves the table untouched.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -43,6 +45,18 @@ def node_context(node: DataNode) -> Iterator[None]:
             yield
 
 
+@contextlib.contextmanager
+def _in_background(function: Callable[[], Any]) -> Iterator[Future]:
+    """``function()`` started in a thread (in this context: the node's lake and namespace), waited
+    for on exit. The first statistics are a read: they overlap the hooks' registration (the
+    catalog's identifier claim), a few storage round trips each."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakenodes-statistics")
+    try:
+        yield pool.submit(contextvars.copy_context().run, function)
+    finally:
+        pool.shutdown(wait=True)
+
+
 def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
     logger.debug("%r: %s phase", node, phase)
     for hook in hooks:
@@ -66,12 +80,13 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks]) -> pl.DataFrame:
     committed = False
     phase = _enter(hooks, node, "registration")
     try:
-        with node_context(node):
+        with node_context(node), _in_background(node.compute_update_statistics) as first_statistics:
             for hook in hooks:
                 hook.run_started(node)
             for computation in range(1, COMPUTATIONS + 1):  # again when a tail delete moved watermarks back
                 phase = _enter(hooks, node, "statistics")
-                node.update_statistics = node.compute_update_statistics()
+                node.update_statistics = (first_statistics.result() if computation == 1
+                                          else node.compute_update_statistics())
                 stats = node.update_statistics
                 if stats.asset_list is not None and len(stats.asset_list) == 0:
                     node.logger.warning(
