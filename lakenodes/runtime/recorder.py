@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import socket
 from collections.abc import Callable
@@ -87,7 +88,7 @@ def _concurrently(writes: list[Callable[[], None]]) -> None:
     """Run catalog writes to different ledgers at once (each is a few storage round trips: a fresh
     process reads the ledger before it appends); raise the first failure once all have finished."""
     with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="lakenodes-catalog") as pool:
-        futures = [pool.submit(write) for write in writes]
+        futures = [pool.submit(contextvars.copy_context().run, write) for write in writes]
     for future in futures:
         future.result()
 
