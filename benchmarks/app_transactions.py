@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import lakenodes._watermarks as watermarks
+import lakenodes.lake._watermarks as watermarks
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction
