@@ -30,11 +30,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import lakenodes._watermarks as watermarks
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction
 
+import lakenodes.lake._watermarks as watermarks
 from lakenodes.lake.store import TABLE_CONFIGURATION
 
 DAY_MS = 86_400_000

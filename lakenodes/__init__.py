@@ -10,14 +10,10 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
-from ._internal.caches import clear_caches
-from .catalog.assets import Asset
-from .catalog.catalog import repoint_identifier
-from .core.config import DataFrequency, DataNodeConfiguration, DataNodeMetaData, RecordDefinition
-from .core.frame_kind import default_frame, set_default_frame
-from .core.hashing import hash_namespace
 from .errors import (
     ConfigurationError,
     CorruptTableError,
@@ -38,17 +34,61 @@ from .errors import (
     StoragePermissionError,
     VersionUnavailableError,
 )
-from .facade.meta_table import TimeIndexMetaTable
-from .facade.node import DataNode
-from .lake.location import Lake, current_lake, use_lake
-from .nodes.node import APIDataNode
-from .nodes.statistics import UpdateStatistics
-from .runtime.run import RunSummary
-from .runtime.schedule import run_many
+
+if TYPE_CHECKING:
+    from ._internal.caches import clear_caches
+    from .catalog.assets import Asset
+    from .catalog.assets import Asset as AssetMixin
+    from .catalog.catalog import repoint_identifier
+    from .core.config import DataFrequency, DataNodeConfiguration, DataNodeMetaData, RecordDefinition
+    from .core.frame_kind import default_frame, set_default_frame
+    from .core.hashing import hash_namespace
+    from .facade.meta_table import TimeIndexMetaTable
+    from .facade.node import DataNode
+    from .lake.location import Lake, current_lake, use_lake
+    from .nodes.node import APIDataNode
+    from .nodes.statistics import UpdateStatistics
+    from .runtime.run import RunSummary
+    from .runtime.schedule import run_many
+
+# Public names loaded on first use (PEP 562), so ``import lakenodes`` stays cheap: the module each
+# comes from, and its name there (``AssetMixin`` is the seeds' name for ``Asset``).
+_LAZY: dict[str, tuple[str, str]] = {
+    "clear_caches": ("._internal.caches", "clear_caches"),
+    "Asset": (".catalog.assets", "Asset"),
+    "AssetMixin": (".catalog.assets", "Asset"),
+    "repoint_identifier": (".catalog.catalog", "repoint_identifier"),
+    **{name: (".core.config", name)
+       for name in ("DataFrequency", "DataNodeConfiguration", "DataNodeMetaData", "RecordDefinition")},
+    "default_frame": (".core.frame_kind", "default_frame"),
+    "set_default_frame": (".core.frame_kind", "set_default_frame"),
+    "hash_namespace": (".core.hashing", "hash_namespace"),
+    "TimeIndexMetaTable": (".facade.meta_table", "TimeIndexMetaTable"),
+    "DataNode": (".facade.node", "DataNode"),
+    **{name: (".lake.location", name) for name in ("Lake", "current_lake", "use_lake")},
+    "APIDataNode": (".nodes.node", "APIDataNode"),
+    "UpdateStatistics": (".nodes.statistics", "UpdateStatistics"),
+    "RunSummary": (".runtime.run", "RunSummary"),
+    "run_many": (".runtime.schedule", "run_many"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (``from lakenodes import DataNode`` works as always)."""
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
-
-AssetMixin = Asset  # the seeds' name for the asset type (``list[msc.AssetMixin]``)
 
 __version__ = "0.1.0"
 

@@ -10,9 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from .._internal.deferred import pa
 from ..core.hashing import HashedAsUid
 from ..core.identity_values import describe_value, partition_value_problem
 from ..core.lookups import exactly_one, matches_lookups
@@ -20,7 +20,6 @@ from ..errors import LakenodesUserError
 from ..lake.ledger import Ledger
 from ..lake.location import Lake, current_lake
 
-ASSETS_SCHEMA = pa.schema([("unique_identifier", pa.string()), ("snapshot", pa.string())])
 SNAPSHOT_FIELDS = ("ticker", "name", "figi", "isin", "exchange_code", "security_type", "currency")
 
 
@@ -107,7 +106,7 @@ def _asset_from_spec(spec: Mapping[str, Any]) -> Asset:
 
 
 def _ledger(lake: Lake) -> Ledger:
-    return Ledger(lake, "assets", ASSETS_SCHEMA, key=("unique_identifier",))
+    return Ledger(lake, "assets", pa.schema([("unique_identifier", pa.string()), ("snapshot", pa.string())]), key=("unique_identifier",))
 
 
 def _all_assets(lake: Lake) -> list[Asset]:

@@ -6,16 +6,16 @@ the latest row of a record is its current state.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
+from .._internal.deferred import pa, pc
 from ..core.lookups import matches_lookups, split_lookup
 from ..errors import IdentifierConflictError, NotFoundError
 from ..lake.ledger import (
@@ -34,38 +34,44 @@ from .records import TableRecord
 
 logger = logging.getLogger(__name__)
 
-_TS = pa.timestamp("us", tz="UTC")
-TABLES_SCHEMA = pa.schema([
-    ("uid", pa.string()), ("storage_hash", pa.string()), ("identifier", pa.string()),
-    ("namespace", pa.string()), ("description", pa.string()), ("labels", pa.string()),
-    ("data_frequency_id", pa.string()), ("index_names", pa.string()), ("columns", pa.string()),
-    ("source_class", pa.string()), ("source_doc", pa.string()), ("build_configuration", pa.string()),
-    ("table_uri", pa.string()), ("deleted", pa.bool_()),
-])
-UPDATES_SCHEMA = pa.schema([
-    ("update_hash", pa.string()), ("storage_hash", pa.string()), ("namespace", pa.string()),
-    ("source_class", pa.string()), ("configuration", pa.string()),
-])
-RUNS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("update_hash", pa.string()), ("storage_hash", pa.string()),
-    ("started_at", _TS), ("finished_at", _TS), ("status", pa.string()), ("rows_written", pa.int64()),
-    ("error", pa.string()), ("host", pa.string()),
-])
-CLAIM_SCHEMA = pa.schema([
-    (RECORDED_AT, _TS), ("kind", pa.string()), ("identifier", pa.string()), ("namespace", pa.string()), ("storage_hash", pa.string()),
-])
+@functools.cache
+def _schemas() -> dict[str, pa.Schema]:
+    """The schemas of the catalog's ledgers (built on first use: pyarrow is imported lazily)."""
+    ts = pa.timestamp("us", tz="UTC")
+    return {
+        "tables": pa.schema([
+            ("uid", pa.string()), ("storage_hash", pa.string()), ("identifier", pa.string()),
+            ("namespace", pa.string()), ("description", pa.string()), ("labels", pa.string()),
+            ("data_frequency_id", pa.string()), ("index_names", pa.string()), ("columns", pa.string()),
+            ("source_class", pa.string()), ("source_doc", pa.string()), ("build_configuration", pa.string()),
+            ("table_uri", pa.string()), ("deleted", pa.bool_()),
+        ]),
+        "updates": pa.schema([
+            ("update_hash", pa.string()), ("storage_hash", pa.string()), ("namespace", pa.string()),
+            ("source_class", pa.string()), ("configuration", pa.string()),
+        ]),
+        "runs": pa.schema([
+            ("run_id", pa.string()), ("update_hash", pa.string()), ("storage_hash", pa.string()),
+            ("started_at", ts), ("finished_at", ts), ("status", pa.string()), ("rows_written", pa.int64()),
+            ("error", pa.string()), ("host", pa.string()),
+        ]),
+        "claims": pa.schema([
+            (RECORDED_AT, ts), ("kind", pa.string()), ("identifier", pa.string()), ("namespace", pa.string()),
+            ("storage_hash", pa.string()),
+        ]),
+    }
 
 
 def _tables_ledger(lake: Lake) -> Ledger:
-    return Ledger(lake, "tables", TABLES_SCHEMA, key=("storage_hash",))
+    return Ledger(lake, "tables", _schemas()["tables"], key=("storage_hash",))
 
 
 def updates_ledger(lake: Lake) -> Ledger:
-    return Ledger(lake, "updates", UPDATES_SCHEMA, key=("update_hash",))
+    return Ledger(lake, "updates", _schemas()["updates"], key=("update_hash",))
 
 
 def runs_ledger(lake: Lake) -> Ledger:
-    return Ledger(lake, "runs", RUNS_SCHEMA, key=("run_id",))
+    return Ledger(lake, "runs", _schemas()["runs"], key=("run_id",))
 
 
 def all_tables(lake: Lake, include_deleted: bool = False, rows: pc.Expression | None = None) -> list[TableRecord]:
@@ -154,7 +160,7 @@ def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: 
         return True
     owner = claim(
         lake, _identifier_scope(namespace), identifier,
-        {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, CLAIM_SCHEMA,
+        {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, _schemas()["claims"],
     )
     if owner["storage_hash"] != storage_hash:
         if storage_hash in _identifier_holders(lake, identifier, namespace):
@@ -192,7 +198,7 @@ def repoint_identifier(identifier: str, storage_hash: str, *, namespace: str = "
     previous = resolve_identifier(lake, identifier, namespace)
     _known_claims.difference_update({key for key in _known_claims if key[:3] == (lake.uri, namespace, identifier)})
     reassign(lake, _identifier_scope(namespace), identifier,
-             {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, CLAIM_SCHEMA)
+             {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, _schemas()["claims"])
     save_table_record(lake, target.model_copy(update={"identifier": identifier, "namespace": namespace}))
     if previous and previous != storage_hash:
         old = table_record(lake, previous)

@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from .._internal.deferred import pa
 from ..core.frames import logical_dtype
 from ..lake.location import Lake, current_lake
 

@@ -12,19 +12,13 @@ import datetime
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
+
+if TYPE_CHECKING:  # rich is imported by the commands that render (``lakenodes --help`` stays quick)
+    from rich.console import Console
+    from rich.table import Table
 
 ProgressUpdate = Callable[..., None]
 """``update(description=..., completed=..., total=..., advance=...)`` of a progress bar."""
@@ -49,6 +43,8 @@ def _json_default(value: Any) -> Any:
 
 def stdout_console() -> Console:
     """A console on stdout; wide and unwrapped when stdout is not a terminal."""
+    from rich.console import Console
+
     wide = None if sys.stdout.isatty() else 1000  # no wrapping or truncation in pipes and logs
     return Console(highlight=False, width=wide, soft_wrap=False)
 
@@ -70,6 +66,8 @@ def text(value: Any) -> str:
 
 def table(*columns: str, no_wrap: Sequence[str] = ()) -> Table:
     """An empty rich table with these columns (``no_wrap`` ones are never wrapped)."""
+    from rich.table import Table
+
     view = Table(show_lines=False, header_style="bold")
     for column in columns:
         view.add_column(column, no_wrap=column in no_wrap, overflow="fold")
@@ -107,6 +105,16 @@ def _ignore(**_: Any) -> None:
 def progress_bar(enabled: bool, description: str, total: int | None = None) -> Iterator[ProgressUpdate]:
     """A rich progress bar on stderr when ``enabled`` and stderr is a terminal; yields its
     ``update(description=, completed=, total=, advance=)`` (a no-op when no bar is shown)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
         yield _ignore

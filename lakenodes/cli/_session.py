@@ -20,15 +20,17 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from ..errors import LakenodesUserError, NodeRunError, one_line
 from ..lake.location import Lake, use_lake
 from ._groups import FAILURE, USER_ERROR, CommandFailed, print_error
 from ._render import stdout_console, to_json
+
+if TYPE_CHECKING:
+    from rich.console import Console  # imported by the commands that render
 
 LakeOption = Annotated[str | None, typer.Option(
     "--lake", metavar="URI", show_default=False,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from ..catalog.assets import Asset
 from ..core.lookup_parsing import parse_lookups
 from ._groups import group
 from ._render import table, text
 from ._session import FilterOption, Session, command
+
+if TYPE_CHECKING:
+    from rich.console import Console  # imported by the commands that render
 
 app = group("The asset registry.")
 

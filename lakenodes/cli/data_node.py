@@ -8,10 +8,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from .._internal.datetimes import iso_z
 from ..catalog import catalog
@@ -24,6 +23,9 @@ from ..nodes.node import parse_datetime
 from ._groups import FAILURE, USER_ERROR, CommandFailed, group
 from ._render import rows_table, table, text, updaters_table
 from ._session import FilterOption, NamespaceOption, Session, TableArgument, command
+
+if TYPE_CHECKING:
+    from rich.console import Console  # imported by the commands that render
 
 app = group("Tables (DataNode storages) in the catalog.", root_commands=("search",))
 

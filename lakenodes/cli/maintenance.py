@@ -6,10 +6,9 @@ A table that fails does not stop the others; the command then exits 1 naming eve
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from ..facade.table_refs import maintenance_names
 from ..lake import maintenance
@@ -18,6 +17,9 @@ from ..lake.retention import DEFAULT_RETENTION_HOURS, MIN_RETENTION_HOURS, check
 from ._groups import FAILURE, CommandFailed
 from ._render import progress_bar, table, text
 from ._session import NamespaceOption, Session, command
+
+if TYPE_CHECKING:
+    from rich.console import Console  # imported by the commands that render
 
 app = typer.Typer()
 

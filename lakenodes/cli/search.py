@@ -6,16 +6,18 @@ Registered once, on the root; the ``data-node`` group lists and runs the same co
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from ..core.lookup_parsing import parse_pairs
 from ..errors import LakenodesUserError
 from ..facade.meta_table import TimeIndexMetaTable
 from ._render import table, text
 from ._session import Session, command
+
+if TYPE_CHECKING:
+    from rich.console import Console  # imported by the commands that render
 
 app = typer.Typer()
 

@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from ..errors import one_line
 from ..facade.table_refs import run_history, update_processes
 from ._groups import group
 from ._render import table, text, updaters_table
 from ._session import Session, command
+
+if TYPE_CHECKING:
+    from rich.console import Console  # imported by the commands that render
 
 app = group("Update processes (updaters) and their run history (the seeds' `project data-node-updates`).")
 

@@ -7,9 +7,7 @@ frames refuse it before writing (see ``frames.normalize_frame``).
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
+from .._internal.deferred import pa, pc
 from ..errors import FrameValidationError
 
 _PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}

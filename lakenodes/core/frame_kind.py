@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
-import pyarrow as pa
 
+from .._internal.deferred import pa
 from ..errors import LakenodesUserError
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
+from .._internal.deferred import pa
 from ..errors import FrameValidationError
 from .config import RecordDefinition
 from .frames import NormalizedFrame, conform_to_schema, normalize_frame

@@ -13,9 +13,8 @@ from functools import cached_property
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from .._internal.deferred import pa, pc
 from ..errors import FrameValidationError, SchemaMismatchError
 from .config import RecordDefinition, canonical_dtype
 from .datetime_range import check_python_range
@@ -24,7 +23,6 @@ from .identity_values import describe_value, identity_value_problem, partition_v
 TIME_INDEX = "time_index"
 UNIQUE_IDENTIFIER = "unique_identifier"
 MAX_COLUMN_NAME_LENGTH = 63
-TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 
 _COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _UTC_NAMES = {"UTC", "Etc/UTC", "+00:00", "Z", "utc", "Etc/Universal", "Universal", "Zulu", "GMT", "Etc/GMT"}
@@ -34,6 +32,11 @@ RESERVED_COLUMN_NAMES = frozenset(
      "not", "null", "true", "false", "as", "on", "in", "is", "case", "when", "then", "else", "end",
      "having", "distinct", "with", "index", "_change_type", "_commit_version", "_commit_timestamp"}
 )
+
+
+def timestamp_type() -> pa.DataType:
+    """The Arrow type of every stored ``time_index``: microseconds, UTC."""
+    return pa.timestamp("us", tz="UTC")
 
 
 @dataclass(frozen=True)

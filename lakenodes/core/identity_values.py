@@ -18,6 +18,7 @@ spaces and unicode are safe in folder names.
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote
 
 MAX_IDENTITY_LENGTH = 255
@@ -43,6 +44,7 @@ def partition_folder_name(column: str, value: str) -> str:
     return f"{column}={quote(value, safe='')}"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a daily run checks the same asset ids every time
 def identity_value_problem(value: str) -> str | None:
     """Why an identity value (e.g. a unique_identifier) cannot be stored, or None when it can."""
     if value == "" or not value.strip():
@@ -60,6 +62,7 @@ def identity_value_problem(value: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def partition_value_problem(column: str, value: str) -> str | None:
     """Why ``value`` cannot be a value of partition ``column``, or None when it can.
 

@@ -13,8 +13,7 @@ import logging
 import re
 from typing import Any
 
-from pyarrow import fs
-
+from .._internal.deferred import pafs as fs
 from .location import Lake, lake_filesystem
 
 logger = logging.getLogger("lakenodes.storage")

@@ -9,11 +9,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from .._internal.datetimes import as_utc
+from .._internal.deferred import pa, pc, pq
 from ..core.frames import TIME_INDEX
 from ._scan import to_plain
 

@@ -30,11 +30,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
-import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction
 
+from .._internal.deferred import pafs
 from ..errors import LakenodesUserError
 
 _ENCODED = frozenset(b' \\{^}%`]">[<#|*?')  # besides control characters and non-ASCII bytes

@@ -16,9 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
+from .._internal.deferred import pa, pafs, pq
 
 logger = logging.getLogger(__name__)
 

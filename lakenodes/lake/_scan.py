@@ -13,6 +13,7 @@ such files are read whole, cast to the table schema, and filtered in memory.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -22,19 +23,22 @@ from typing import Any
 from urllib.parse import unquote
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.dataset as pds
 from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
+from .._internal.deferred import pa, pds
 from ..core.frames import TIME_INDEX
 from ..errors import LakenodesUserError
 
 logger = logging.getLogger(__name__)
 
-PARQUET = pds.ParquetFileFormat(default_fragment_scan_options=pds.ParquetFragmentScanOptions(pre_buffer=True))
 SLACK = datetime.timedelta(milliseconds=1)  # Delta statistics truncate timestamps to ms (or round up)
-_NOT_PLAIN = (pa.types.is_string_view, pa.types.is_large_string, pa.types.is_binary_view, pa.types.is_large_binary)
+
+
+@functools.cache
+def parquet_format() -> pds.ParquetFileFormat:
+    """The Parquet format of every scan (column chunks pre-buffered: fewer, larger reads)."""
+    return pds.ParquetFileFormat(default_fragment_scan_options=pds.ParquetFragmentScanOptions(pre_buffer=True))
 
 
 def plain_type(kind: pa.DataType) -> pa.DataType:
@@ -53,7 +57,7 @@ def plain_schema(schema: pa.Schema) -> pa.Schema:
 
 def is_plain(schema: pa.Schema) -> bool:
     """True when no field of ``schema`` is a view or large string/binary type."""
-    return not any(check(field.type) for field in schema for check in _NOT_PLAIN)
+    return all(plain_type(field.type) == field.type for field in schema)
 
 
 def to_plain(table: pa.Table) -> pa.Table:
@@ -133,7 +137,7 @@ def fragments_of(filesystem: Any, root: str, partition: str | None, files: pl.Da
         full = f"{root}/{data_file_path(path)}"
         fragment = _fragment_cache.get((id(filesystem), full))
         if fragment is None:
-            fragment = PARQUET.make_fragment(full, filesystem=filesystem, partition_expression=_partition_expression(
+            fragment = parquet_format().make_fragment(full, filesystem=filesystem, partition_expression=_partition_expression(
                 partition, value), file_size=size)
             new.append(((id(filesystem), full), fragment))
         fragments.append(fragment)
@@ -163,7 +167,6 @@ def scan(
     filesystem: Any,
     columns: Sequence[str],
     expression: pds.Expression | None,
-    file_format: pds.FileFormat = PARQUET,
 ) -> pa.Table:
     """Rows of ``fragments`` matching ``expression``, as ``columns`` of the plain ``schema``.
 
@@ -175,7 +178,7 @@ def scan(
     flags = plain_flags(fragments)
     plain = [fragment for fragment, flag in zip(fragments, flags, strict=True) if flag]
     legacy = [fragment for fragment, flag in zip(fragments, flags, strict=True) if not flag]
-    dataset = pds.FileSystemDataset(plain, schema, file_format, filesystem)
+    dataset = pds.FileSystemDataset(plain, schema, parquet_format(), filesystem)
     parts = [dataset.scanner(columns=list(columns), filter=expression, fragment_readahead=16).to_table()]
     if legacy:
         logger.debug("reading %d file(s) with view-typed columns whole (no filter pushdown)", len(legacy))

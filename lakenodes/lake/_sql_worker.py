@@ -22,6 +22,7 @@ import select
 import sys
 from typing import Any
 
+import datafusion  # noqa: F401 - imported before answering ready (sql.py defers it)
 import pyarrow as pa
 
 from ._sql_limits import Refusal

@@ -29,11 +29,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.fs as pafs
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from .._internal.caches import register_cache
+from .._internal.deferred import pafs
 
 logger = logging.getLogger(__name__)
 

@@ -17,14 +17,11 @@ import logging
 import uuid
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.dataset as pds
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
-from ._scan import PARQUET, index_names_of, read_whole, snapshot_of, version_key
+from .._internal.deferred import pa, pafs, pds, pq
+from ._scan import index_names_of, parquet_format, read_whole, snapshot_of, version_key
 from .location import Lake, lake_filesystem
 
 logger = logging.getLogger(__name__)
@@ -68,7 +65,7 @@ def cross_section_of(table: DeltaTable, lake: Lake) -> pds.Fragment | None:
     known = _copies.get(root)
     if known is not None and known[0] == key:
         return known[1]
-    fragment: pds.Fragment | None = PARQUET.make_fragment(f"{root}/{PATH}", filesystem=filesystem)
+    fragment: pds.Fragment | None = parquet_format().make_fragment(f"{root}/{PATH}", filesystem=filesystem)
     try:
         fragment.ensure_complete_metadata()
         written_for = tuple(json.loads((fragment.physical_schema.metadata or {}).get(_KEY, b"null")) or ())

@@ -52,10 +52,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, Transaction
 
+from .._internal.deferred import pa, pafs
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import plain_schema
 from .location import Lake, lake_filesystem

@@ -19,13 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from .._internal.caches import register_cache
+from .._internal.deferred import pa, pc, pds
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
@@ -214,8 +212,12 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
     The first commit (version 0) of a Delta table is put-if-absent, so when several processes
     claim the same name at once exactly one version 0 lands: its row is the claim. A loser's
     write is never retried at a later version, and even if one landed there it would not count.
-    Later ``reassign`` rows repoint the claim (the latest one wins).
+    Later ``reassign`` rows repoint the claim (the latest one wins). An existing claim is read
+    without attempting the write (a daily run re-checks its claim in every fresh process).
     """
+    owner = claim_owner(lake, scope, name)
+    if owner is not None:
+        return owner
     uri = claim_uri(lake, scope, name)
     data = pa.Table.from_pylist([{RECORDED_AT: utcnow(), CLAIM_KIND: "claim", **row}], schema=schema)
     try:

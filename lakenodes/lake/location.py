@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pyarrow import fs
-
+from .._internal.deferred import pafs as fs
 from ..errors import LakeConfigurationError
 from .storage_options import normalize_s3_options, pyarrow_s3_options, with_timeout_defaults
 
@@ -122,11 +122,15 @@ def lake_filesystem(lake: Lake, table_uri: str) -> tuple[Any, str]:
     lake kind and options, so callers may key caches by it)."""
     if lake.is_local or "://" not in table_uri or table_uri.startswith("file://"):
         path = table_uri[len("file://"):] if table_uri.startswith("file://") else table_uri
-        return _LOCAL_FILESYSTEM, path.rstrip("/")
+        return _local_filesystem(), path.rstrip("/")
     return _s3_filesystem(tuple(sorted(lake.storage_options.items()))), table_uri.split("://", 1)[1].rstrip("/")
 
 
-_LOCAL_FILESYSTEM = fs.LocalFileSystem()
+@functools.cache
+def _local_filesystem() -> Any:
+    return fs.LocalFileSystem()
+
+
 _s3_cache: dict[tuple, Any] = {}
 
 

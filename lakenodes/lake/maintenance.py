@@ -47,8 +47,8 @@ from typing import Any
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
-from pyarrow import fs
 
+from .._internal.deferred import pafs as fs
 from ..errors import LakenodesUserError, NotFoundError
 from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files

@@ -20,17 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
-from ..core.frames import TIME_INDEX
+from .._internal.deferred import pa, pafs, pc, pq
+from ..core.frames import TIME_INDEX, timestamp_type
 from . import _progress_snapshot as snapshots
 from ._file_facts import FileFacts, Identity
+from ._file_frame import boundary_candidates, file_frame, identities_and_paths
 from ._scan import add_actions, version_key
 from ._tables import known_stamp
 from .location import Lake, lake_filesystem
@@ -39,7 +37,6 @@ from .store import data_file_path, index_names_of
 logger = logging.getLogger(__name__)
 
 UTC = datetime.timezone.utc
-_MILLISECOND = datetime.timedelta(milliseconds=1)
 
 
 class TableProgress:
@@ -82,6 +79,13 @@ class TableProgress:
 
 
 _facts = register_cache("progress.file_facts", FileFacts())
+# Per table root: the data files whose bounds its facts file holds, as this process last read or
+# wrote it. An append then adds its own files to that set instead of working out every boundary
+# file of the table again (O(files) per run); stale entries are harmless (see FACTS_PATH) and are
+# pruned when the set outgrows FACTS_PER_IDENTITY entries per identity (plus FACTS_SLACK).
+_persisted_paths: dict[str, frozenset[str]] = register_cache("progress.persisted_facts", {})
+FACTS_PER_IDENTITY = 8
+FACTS_SLACK = 64
 
 
 _progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("progress.tables", {})
@@ -141,11 +145,17 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
     if lake is not None:
         filesystem, root = lake_filesystem(lake, table.table_uri)
         by_partition = summary if len(dims) == 1 else _summary(rows, dims[:1])
-        _learn_own_commit(filesystem, root, version, run_id, by_partition, dims[:1])
-        files = _file_frame(add_actions(table), dims)
+        learned = _learn_own_commit(filesystem, root, version, run_id, by_partition, dims[:1])
+        known = _persisted_paths.get(root)
+        if known is not None and len(known) + len(learned) <= FACTS_PER_IDENTITY * len(last) + FACTS_SLACK:
+            # the boundary files of the new version are among the old ones and ours (a blind
+            # append only moves an identity's best statistics forward): no need to look at all files
+            _persist_facts(filesystem, root, known | set(learned), _snapshot(filesystem, root, after, table))
+            return True
+        files = file_frame(add_actions(table), dims)
         keys = [f"_i{k}" for k in range(len(dims))]
         identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
-        last, first = _boundary_candidates(files.filter(identified), keys)
+        last, first = boundary_candidates(files.filter(identified), keys)
         _persist_facts(filesystem, root, {data_file_path(p) for p in last["path"].to_list() + first["path"].to_list()},
                        _snapshot(filesystem, root, after, table))
     return True
@@ -170,11 +180,11 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     if actions.num_rows == 0:
         return TableProgress(version=table.version(), index_names=index_names)
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    files = _file_frame(actions, dims)
+    files = file_frame(actions, dims)
     keys = [f"_i{k}" for k in range(len(dims))]
     identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
     single, multi = files.filter(identified), files.filter(~identified)
-    candidates_last, candidates_first = _boundary_candidates(single, keys)
+    candidates_last, candidates_first = boundary_candidates(single, keys)
 
     last: dict[Identity, datetime.datetime] = {}
     first_of_mixed: dict[Identity, datetime.datetime] = {}
@@ -185,7 +195,7 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
             _keep_max(last, identity, high)
             keep_min(first_of_mixed, identity, low)
     boundary = {data_file_path(p) for p in candidates_last["path"].to_list() + candidates_first["path"].to_list()}
-    footers_read = _resolve_bounds(filesystem, root, [path for _, path in _identities_and_paths(candidates_last, keys)])
+    footers_read = _resolve_bounds(filesystem, root, [path for _, path in identities_and_paths(candidates_last, keys)])
     for identity, (_, high) in _exact_bounds(candidates_last, keys, filesystem, root, None):
         _keep_max(last, identity, high)
 
@@ -230,7 +240,7 @@ def _exact_bounds(
     """Exact (first, last) of each file (cached, persisted or from its footer), with its identity.
 
     When footers had to be read, the known bounds of ``persist`` (all boundary files) are saved."""
-    pairs = list(_identities_and_paths(files, keys))
+    pairs = list(identities_and_paths(files, keys))
     if _resolve_bounds(filesystem, root, [path for _, path in pairs]) and persist is not None:
         _persist_facts(filesystem, root, persist)
     return [(identity, _facts.bounds(filesystem, f"{root}/{path}")) for identity, path in pairs]
@@ -251,7 +261,10 @@ def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
 # their footers. Only a cache: entries are keyed by immutable data-file paths, so a stale or
 # missing file is never wrong (unknown files fall back to their footers); Delta readers ignore it.
 FACTS_PATH = "_lakenodes/file_facts.parquet"
-_FACTS_SCHEMA = pa.schema([("path", pa.string()), ("min", pa.timestamp("us", "UTC")), ("max", pa.timestamp("us", "UTC"))])
+
+
+def _facts_schema() -> pa.Schema:
+    return pa.schema([("path", pa.string()), ("min", timestamp_type()), ("max", timestamp_type())])
 
 
 def _load_persisted_facts(filesystem: Any, root: str) -> None:
@@ -266,9 +279,9 @@ def _load_persisted_facts(filesystem: Any, root: str) -> None:
     # naive µs values read as UTC: far cheaper than converting 1,000s of aware datetimes one by one
     naive = stored.cast(pa.schema([("path", pa.string()), ("min", pa.timestamp("us")), ("max", pa.timestamp("us"))]))
     lows, highs = (pl.Series(naive.column(name)).dt.replace_time_zone("UTC").to_list() for name in ("min", "max"))
-    _facts.learn_many({f"{root}/{path}": bounds
-                       for path, bounds in zip(naive.column("path").to_pylist(), zip(lows, highs, strict=True),
-                                               strict=True)})
+    paths = naive.column("path").to_pylist()
+    _facts.learn_many({f"{root}/{path}": bounds for path, bounds in zip(paths, zip(lows, highs, strict=True), strict=True)})
+    _persisted_paths[root] = frozenset(paths)
 
 
 def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
@@ -280,7 +293,7 @@ def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
     rows = {path: _facts.known_bounds(f"{root}/{path}") for path in paths}
     rows = {path: bounds for path, bounds in rows.items() if bounds is not None}
     data = pa.table({"path": list(rows), "min": [b[0] for b in rows.values()], "max": [b[1] for b in rows.values()]},
-                    schema=_FACTS_SCHEMA.with_metadata(_persisted.get(root, (None, None))[1] or {}))
+                    schema=_facts_schema().with_metadata(_persisted.get(root, (None, None))[1] or {}))
     target = f"{root}/{FACTS_PATH}"
     try:
         if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file
@@ -292,6 +305,8 @@ def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
             pq.write_table(data, target, filesystem=filesystem)
     except (OSError, pa.ArrowException) as error:  # a cache: failing to write it is not an error
         logger.debug("could not persist file facts for %s: %s", root, error)
+        return
+    _persisted_paths[root] = frozenset(rows)
 
 
 def _summary(rows: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
@@ -302,8 +317,9 @@ def _summary(rows: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
 
 
 def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | None, summary: pl.DataFrame,
-                      partition_dims: Sequence[str]) -> None:
-    """Exact bounds of the files our append committed at ``version``, from the rows' ``summary``.
+                      partition_dims: Sequence[str]) -> list[str]:
+    """Exact bounds of the files our append committed at ``version``, from the rows' ``summary``;
+    returns the paths (relative to ``root``) of the files whose bounds it learned.
 
     A file holds exactly the rows of its partition when it is the commit's only file of that
     partition and its record count matches, so its bounds are those rows' min/max."""
@@ -313,15 +329,16 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
         actions = [json.loads(line) for line in lines if line.startswith(('{"add"', '{"commitInfo"'))]
     except OSError as error:
         logger.debug("could not read commit %d of %s: %s", version, root, error)
-        return
+        return []
     info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
     if run_id is not None and info.get("lakenodes.run_id") != run_id:
-        return
+        return []
     adds = [a["add"] for a in actions if "add" in a]
     partition = partition_dims[0] if partition_dims else None
     by_value: dict[str | None, list[dict]] = {}
     for add in adds:
         by_value.setdefault((add.get("partitionValues") or {}).get(partition) if partition else None, []).append(add)
+    learned: list[str] = []
     values = summary[partition].to_list() if partition else [None]
     per_value = dict(zip(values, zip(summary["n"].to_list(), summary["lo"].to_list(), summary["hi"].to_list(),
                                      strict=True), strict=True))
@@ -331,7 +348,9 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
             continue
         records = json.loads(files[0].get("stats") or "{}").get("numRecords")
         if records == known[0]:
-            _facts.learn_bounds(f"{root}/{data_file_path(files[0]['path'])}", (as_utc(known[1]), as_utc(known[2])))
+            learned.append(data_file_path(files[0]["path"]))
+            _facts.learn_bounds(f"{root}/{learned[-1]}", (as_utc(known[1]), as_utc(known[2])))
+    return learned
 
 
 def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
@@ -340,51 +359,6 @@ def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[An
         return [function(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
         return list(pool.map(function, items))
-
-
-def _file_frame(actions: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
-    """One row per data file: path, partition values ``_p<k>``, identity ``_i<k>`` (null when the file
-    mixes several values of that dimension) and the millisecond ``min``/``max`` time statistics."""
-    names = set(actions.column_names)
-    time_type = pl.Datetime("us", "UTC")
-
-    def column(name: str, dtype: pl.DataType) -> pl.Series:
-        if name not in names:
-            return pl.Series(name, [None] * actions.num_rows, dtype=dtype)
-        return pl.Series(name, actions.column(name)).cast(dtype)
-
-    data = {"path": column("path", pl.String), "min": column(f"min.{TIME_INDEX}", time_type),
-            "max": column(f"max.{TIME_INDEX}", time_type)}
-    for k, dim in enumerate(dims):
-        partition = column(f"partition.{dim}", pl.String)
-        low, high = column(f"min.{dim}", pl.String), column(f"max.{dim}", pl.String)
-        stated = pl.select(pl.when(low == high).then(low).otherwise(None)).to_series()
-        data[f"_p{k}"] = partition
-        data[f"_i{k}"] = partition if f"partition.{dim}" in names else stated
-    return pl.DataFrame(data)
-
-
-def _boundary_candidates(files: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Files that may hold the exact last / first time of their identity.
-
-    Statistics are millisecond-truncated (and may be rounded up), so every file whose statistic
-    is within 1 ms of its identity's best statistic is a candidate; files without statistics
-    always are.
-    """
-    best = [pl.col("max").max().alias("_best_max"), pl.col("min").min().alias("_best_min")]
-    ranked = files.join(files.group_by(keys).agg(best), on=keys, how="left") if keys else files.with_columns(best)
-    slack = pl.lit(_MILLISECOND)
-    last = ranked.filter(pl.col("max").is_null() | (pl.col("max") >= pl.col("_best_max") - slack))
-    first = ranked.filter(pl.col("min").is_null() | (pl.col("min") <= pl.col("_best_min") + slack))
-    return last, first
-
-
-def _identities_and_paths(files: pl.DataFrame, keys: Sequence[str]) -> Iterable[tuple[Identity, str]]:
-    paths = [data_file_path(path) for path in files["path"].to_list()]
-    if not keys:
-        return [((), path) for path in paths]
-    identities = zip(*[files[key].to_list() for key in keys], strict=True)
-    return zip(identities, paths, strict=True)
 
 
 def _keep_max(target: dict, key: Any, value: datetime.datetime) -> None:

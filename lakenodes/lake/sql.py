@@ -57,11 +57,10 @@ import time
 import uuid
 from typing import Any
 
-import pyarrow as pa
-from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from .._internal.deferred import datafusion, pa
 from ..errors import plain_message
 from . import _sql_sandbox
 from ._sql_limits import Refusal, resolve_limits
@@ -306,13 +305,13 @@ def _execute(
     ``memory_limit`` bytes; spilling to disk is disabled, so exceeding it fails as ``resources_exhausted``.
     """
     provider = _open_table(uri, storage_options, version)
-    config = SessionConfig().with_information_schema(False)
-    runtime = RuntimeEnvBuilder().with_disk_manager_disabled().with_greedy_memory_pool(memory_limit)
-    ctx = SessionContext(config, runtime)  # URL tables stay disabled: enable_url_table() is never called
+    config = datafusion.SessionConfig().with_information_schema(False)
+    runtime = datafusion.RuntimeEnvBuilder().with_disk_manager_disabled().with_greedy_memory_pool(memory_limit)
+    ctx = datafusion.SessionContext(config, runtime)  # URL tables stay disabled: enable_url_table() is never called
     schema = ctx.catalog().schema()
     for name in names:
         schema.register_table(name, provider)
-    options = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
+    options = datafusion.SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
     try:
         df = ctx.sql_with_options(sql, options)
         _check_scans(df.logical_plan().display_indent(), names)

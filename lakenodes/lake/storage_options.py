@@ -26,8 +26,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from pyarrow import fs
-
+from .._internal.deferred import pafs as fs
 from ..errors import LakeConfigurationError
 
 logger = logging.getLogger(__name__)

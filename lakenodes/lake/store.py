@@ -16,12 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from .._internal.deferred import pa, pc, pds
 from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError
 from ._retry import RetryPolicy, default_retry, is_transient
@@ -222,16 +220,18 @@ class TableStore:
                 )
                 committing.append(WriteResult(frame.num_rows, 0, table.version() + 1))
                 write_deltalake(table, to_plain(frame.table), mode="append", commit_properties=properties)
-                return replace(committing[-1], version=table.version())  # the table is now at our commit
+                # the cached table is now at our commit: no refresh (the next reader refreshes)
+                return replace(committing[-1], version=table.version())
             committing.append(WriteResult(frame.num_rows - overlap, overlap, table.version() + 1))
             self._restate(table, frame, write_id, {**custom_metadata, "lakenodes.operation": "MERGE"})
             return committing[-1]
 
         result = self.with_retries(attempt, what=f"write to {self.storage_hash}")
-        try:
-            self.table()
-        except (OSError, DeltaError) as error:  # the commit has landed: a failed refresh must not fail it
-            logger.warning("write to %s committed; refreshing the snapshot failed: %s", self.storage_hash, error)
+        if result.rows_upserted:  # a rewrite commits apart from the cached table: bring it to that commit
+            try:
+                self.table()
+            except (OSError, DeltaError) as error:  # the commit has landed: a failed refresh must not fail it
+                logger.warning("write to %s committed; refreshing the snapshot failed: %s", self.storage_hash, error)
         return result
 
     def _restate(self, table: DeltaTable, frame: NormalizedFrame, write_id: str, metadata: dict[str, str]) -> None:

@@ -17,9 +17,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 
+from .._internal.deferred import pa
 from ..core.frame_stream import FrameStream
 from ..errors import FrameValidationError, WatermarkMovedError
 from ._rewrite import write_files

@@ -17,11 +17,11 @@ import datetime
 from collections.abc import Callable, Collection
 from typing import Any
 
-import pyarrow.fs as pafs
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from .._internal.datetimes import parse_datetime
+from .._internal.deferred import pafs
 from ..errors import LakenodesUserError, VersionUnavailableError
 from ._scan import add_actions, data_file_path
 

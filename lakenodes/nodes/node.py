@@ -9,14 +9,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
-import pyarrow as pa
 from pydantic import BaseModel
 
 from .._internal.datetimes import parse_datetime
+from .._internal.deferred import pa
 from ..catalog.catalog import resolve_identifier
 from ..core.config import DataNodeConfiguration, DataNodeMetaData, RecordDefinition, canonical_dtype
 from ..core.frame_kind import FrameKind, as_frame, resolve_frame
-from ..core.frames import TIME_INDEX, TIMESTAMP_TYPE, UNIQUE_IDENTIFIER
+from ..core.frames import TIME_INDEX, UNIQUE_IDENTIFIER, timestamp_type
 from ..core.hashing import HashedAsUpdateHash, class_path, compute_hash, current_hash_namespace
 from ..errors import ConfigurationError, LakenodesUserError, NotFoundError
 from ..lake.lazy import scan_table
@@ -29,8 +29,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TEST_NAMESPACE = "test"
-_ARROW_DTYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_(), "string": pa.string(),
-                 "date": pa.date32(), "datetime": TIMESTAMP_TYPE}
+
+
+def _arrow_type(dtype: str) -> pa.DataType:
+    """The Arrow type of a record's canonical dtype name."""
+    types = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_(), "string": pa.string(),
+             "date": pa.date32(), "datetime": timestamp_type()}
+    return types[dtype]
 
 
 class BaseNode:
@@ -50,7 +55,7 @@ class BaseNode:
 
     def _declared_schema(self) -> tuple[pa.Schema, tuple[str, ...]]:
         """Schema to return before the first write: the index plus declared records."""
-        return pa.schema([(TIME_INDEX, TIMESTAMP_TYPE)]), (TIME_INDEX,)
+        return pa.schema([(TIME_INDEX, timestamp_type())]), (TIME_INDEX,)
 
     # -- reads ----------------------------------------------------------------------------------
     def get_df_between_dates(
@@ -268,9 +273,9 @@ class DataNode(BaseNode):
         if asset_list is not None and UNIQUE_IDENTIFIER not in self.IDENTITY_DIMENSIONS:
             index_names += (UNIQUE_IDENTIFIER,)
         index_names += tuple(self.IDENTITY_DIMENSIONS)
-        fields = [(TIME_INDEX, TIMESTAMP_TYPE)] + [(name, pa.string()) for name in index_names[1:]]
+        fields = [(TIME_INDEX, timestamp_type())] + [(name, pa.string()) for name in index_names[1:]]
         for record in getattr(self.config, "records", None) or []:
-            fields.append((record.column_name, _ARROW_DTYPES[canonical_dtype(record.dtype)]))
+            fields.append((record.column_name, _arrow_type(canonical_dtype(record.dtype))))
         return pa.schema(fields), index_names
 
     @property

@@ -8,8 +8,11 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..catalog import catalog
@@ -38,14 +41,17 @@ class CatalogRecorder(RunHooks):
                 catalog.resolve_identifier(node.lake, identifier, node.hash_namespace), node.storage_hash)
 
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
-        _register_updater(node)
+        """Register the updater and the table (at once: different ledgers), then record the run as a
+        success (a registration failure makes it a failed run instead)."""
+        registrations = [lambda: _register_updater(node)]
         if node.store.table(refresh=False) is not None:
-            catalog.register_table(node.lake, catalog_record(node))
+            registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node)))
+        _concurrently(registrations)
         _record(node, run, "success", None)
 
     def run_failed(self, node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
-        _register_updater(node)
-        _record(node, run, "error", f"{phase}: {type(error).__name__}: {error}")
+        _concurrently([lambda: _register_updater(node),
+                       lambda: _record(node, run, "error", f"{phase}: {type(error).__name__}: {error}")])
 
 
 def default_hooks() -> tuple[RunHooks, ...]:
@@ -76,6 +82,15 @@ def catalog_record(node: DataNode) -> TableRecord:
         build_configuration=canonical_value(node.config, "storage"),
         table_uri=store.uri,
     )
+
+
+def _concurrently(writes: list[Callable[[], None]]) -> None:
+    """Run catalog writes to different ledgers at once (each is a few storage round trips: a fresh
+    process reads the ledger before it appends); raise the first failure once all have finished."""
+    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="lakenodes-catalog") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, write) for write in writes]
+    for future in futures:
+        future.result()
 
 
 def _record(node: DataNode, run: RunInfo, status: str, error: str | None) -> None:

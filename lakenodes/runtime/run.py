@@ -8,12 +8,14 @@ failure before the write leaves the table untouched.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import datetime
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -76,6 +78,18 @@ def node_context(node: DataNode) -> Iterator[None]:
             yield
 
 
+@contextlib.contextmanager
+def _in_background(function: Callable[[], Any]) -> Iterator[Future]:
+    """``function()`` started in a thread (in this context: the node's lake and namespace), waited
+    for on exit. The first statistics are a read: they overlap the hooks' registration (the
+    catalog's identifier claim), a few storage round trips each."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakenodes-statistics")
+    try:
+        yield pool.submit(contextvars.copy_context().run, function)
+    finally:
+        pool.shutdown(wait=True)
+
+
 def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
     logger.debug("%r: %s phase", node, phase)
     for hook in hooks:
@@ -106,12 +120,13 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
     committed = False
     phase = _enter(hooks, node, "registration")
     try:
-        with node_context(node):
+        with node_context(node), _in_background(node.compute_update_statistics) as first_statistics:
             for hook in hooks:
                 hook.run_started(node)
             for computation in range(1, COMPUTATIONS + 1):  # again when a tail delete moved watermarks back
                 phase = _enter(hooks, node, "statistics")
-                node.update_statistics = node.compute_update_statistics()
+                node.update_statistics = (first_statistics.result() if computation == 1
+                                          else node.compute_update_statistics())
                 stats = node.update_statistics
                 if stats.asset_list is not None and len(stats.asset_list) == 0:
                     node.logger.warning(
@@ -143,8 +158,9 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
             rows_written = result.rows_written
             committed = True
             if isinstance(frame, NormalizedFrame) and checked and result.rows_appended == frame.num_rows:
-                # a blind append we committed ourselves
-                remember_append(node.store.table(), checked[-1], frame.table, node.lake, run_id,
+                # a blind append we committed ourselves; the snapshot at our own commit (not
+                # refreshed: a later commit would make it unknowable)
+                remember_append(node.store.table(refresh=False), checked[-1], frame.table, node.lake, run_id,
                                 frame.identity_bounds)
             _log_window(node, stats, frame, result)
             phase = _enter(hooks, node, "catalog")

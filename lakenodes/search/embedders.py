@@ -17,8 +17,7 @@ import numbers
 from collections import Counter
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
+from .._internal.deferred import np
 from .analysis import analyze
 from .errors import SearchArgumentError
 

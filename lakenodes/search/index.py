@@ -27,8 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
+from .._internal.deferred import pa
 from ..errors import LakenodesUserError
 from .documents import TableDocument, dedupe, index_rows
 from .embedders import Embedder, get_embedder

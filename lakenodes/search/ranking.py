@@ -24,8 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
+from .._internal.deferred import np
 from .analysis import analyze
 from .embedders import Embedder, get_embedder
 from .errors import EmbedderMismatchError, SearchArgumentError, check_count, check_weight

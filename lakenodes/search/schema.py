@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-
+from .._internal.deferred import np, pa
 from .documents import EMBED_TEXT
 from .embedders import Embedder
 

@@ -1,0 +1,72 @@
+"""Delta add actions as a polars frame of data files, and the files that may hold an identity's
+exact first or last time (the millisecond statistics narrow them down, footers decide).
+
+Example:
+    >>> import pyarrow as pa
+    >>> actions = pa.table({"path": ["a.parquet", "b.parquet"], "partition.uid": ["x", "x"],
+    ...                     "min.time_index": pa.array([0, 10], pa.timestamp("us", "UTC")),
+    ...                     "max.time_index": pa.array([5, 20], pa.timestamp("us", "UTC"))})
+    >>> files = file_frame(actions, ["uid"])
+    >>> last, first = boundary_candidates(files, ["_i0"])
+    >>> last["path"].to_list(), first["path"].to_list()
+    (['b.parquet'], ['a.parquet'])
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+
+import polars as pl
+
+from .._internal.deferred import pa
+from ..core.frames import TIME_INDEX
+from ._file_facts import Identity
+from .store import data_file_path
+
+_MILLISECOND = datetime.timedelta(milliseconds=1)
+
+
+def file_frame(actions: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
+    """One row per data file: path, partition values ``_p<k>``, identity ``_i<k>`` (null when the file
+    mixes several values of that dimension) and the millisecond ``min``/``max`` time statistics."""
+    names = set(actions.column_names)
+    time_type = pl.Datetime("us", "UTC")
+
+    def column(name: str, dtype: pl.DataType) -> pl.Series:
+        if name not in names:
+            return pl.Series(name, [None] * actions.num_rows, dtype=dtype)
+        return pl.Series(name, actions.column(name)).cast(dtype)
+
+    data = {"path": column("path", pl.String), "min": column(f"min.{TIME_INDEX}", time_type),
+            "max": column(f"max.{TIME_INDEX}", time_type)}
+    for k, dim in enumerate(dims):
+        partition = column(f"partition.{dim}", pl.String)
+        low, high = column(f"min.{dim}", pl.String), column(f"max.{dim}", pl.String)
+        stated = pl.select(pl.when(low == high).then(low).otherwise(None)).to_series()
+        data[f"_p{k}"] = partition
+        data[f"_i{k}"] = partition if f"partition.{dim}" in names else stated
+    return pl.DataFrame(data)
+
+
+def boundary_candidates(files: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Files that may hold the exact last / first time of their identity.
+
+    Statistics are millisecond-truncated (and may be rounded up), so every file whose statistic
+    is within 1 ms of its identity's best statistic is a candidate; files without statistics
+    always are.
+    """
+    best = [pl.col("max").max().alias("_best_max"), pl.col("min").min().alias("_best_min")]
+    ranked = files.join(files.group_by(keys).agg(best), on=keys, how="left") if keys else files.with_columns(best)
+    slack = pl.lit(_MILLISECOND)
+    last = ranked.filter(pl.col("max").is_null() | (pl.col("max") >= pl.col("_best_max") - slack))
+    first = ranked.filter(pl.col("min").is_null() | (pl.col("min") <= pl.col("_best_min") + slack))
+    return last, first
+
+
+def identities_and_paths(files: pl.DataFrame, keys: Sequence[str]) -> Iterable[tuple[Identity, str]]:
+    paths = [data_file_path(path) for path in files["path"].to_list()]
+    if not keys:
+        return [((), path) for path in paths]
+    identities = zip(*[files[key].to_list() for key in keys], strict=True)
+    return zip(identities, paths, strict=True)

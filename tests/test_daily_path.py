@@ -1,0 +1,64 @@
+"""What a daily run leaves for the next process: the persisted file facts cover the boundary
+files after many appends (a fresh process reads no Parquet footer) and stay bounded in size."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from lakenodes import DataNode, DataNodeConfiguration, Lake, clear_caches
+from lakenodes.lake import _file_facts, progress
+
+UTC = dt.UTC
+START = dt.datetime(2024, 1, 1, 12, 0, 0, 123, tzinfo=UTC)  # sub-millisecond: Delta statistics are not exact
+ASSETS = ["A", "B", "C"]
+
+
+class DailyConfig(DataNodeConfiguration):
+    name: str = "daily-path"
+
+
+class Daily(DataNode):
+    def dependencies(self):
+        return {}
+
+    def get_asset_list(self):
+        return ASSETS
+
+    def update(self):
+        last = self.update_statistics.max_time_index_value
+        day = START if last is None else last + dt.timedelta(days=1, microseconds=7)
+        return pl.DataFrame({"time_index": [day] * len(ASSETS), "unique_identifier": ASSETS,
+                             "close": [1.0] * len(ASSETS)})
+
+
+def facts_rows(node: Daily) -> int:
+    return pq.read_table(f"{node.store.uri}/{progress.FACTS_PATH}").num_rows
+
+
+def test_a_fresh_process_after_many_appends_reads_no_footer(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Appends add their files to the persisted facts (no look at every file of the table); the set
+    is pruned back to the boundary files when it outgrows FACTS_PER_IDENTITY per identity."""
+    monkeypatch.setattr(progress, "FACTS_PER_IDENTITY", 4)
+    monkeypatch.setattr(progress, "FACTS_SLACK", 0)
+    node = Daily(DailyConfig(), lake=Lake(tmp_path / "lake"))
+    sizes = []
+    for _ in range(12):
+        node.run()
+        sizes.append(facts_rows(node))
+    assert max(sizes) <= 4 * len(ASSETS)
+    assert any(later > earlier for earlier, later in zip(sizes, sizes[1:], strict=False))  # grown by appends
+    assert any(later < earlier for earlier, later in zip(sizes, sizes[1:], strict=False))  # pruned
+    expected = node.get_df_between_dates().group_by("unique_identifier").agg(pl.col("time_index").max())
+
+    clear_caches()  # a new process: only the lake is left
+
+    def no_footers(*args, **kwargs):
+        raise AssertionError("a Parquet footer was read: the persisted facts missed a boundary file")
+
+    monkeypatch.setattr(_file_facts, "footer_time_bounds", no_footers)
+    progress_now = Daily(DailyConfig(), lake=Lake(tmp_path / "lake")).compute_update_statistics().index_progress
+    assert progress_now == dict(expected.iter_rows())

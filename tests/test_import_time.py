@@ -1,0 +1,63 @@
+"""Importing lakenodes stays cheap: heavy modules load where they are used, not at import.
+
+A cron job pays for every module ``import lakenodes`` pulls in. ``deltalake`` and ``polars``
+import neither pyarrow nor numpy, so neither does lakenodes' public API: pyarrow (and numpy,
+which it imports), ``pyarrow.dataset`` (which imports pandas), datafusion and LanceDB load on
+first use (``lakenodes._internal.deferred``), typer, click and rich only with the CLI's commands.
+The time itself is measured in ``benchmarks/`` (the ``import`` section), never asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("pandas", "pyarrow", "numpy", "pyarrow.dataset", "datafusion", "lancedb", "lance", "rich", "typer",
+         "click", "sentence_transformers", "duckdb", "boto3")
+
+
+def loaded_after(code: str) -> list[str]:
+    """The HEAVY modules a fresh interpreter holds after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_import_lakenodes_and_every_public_name_loads_no_heavy_module() -> None:
+    code = "import lakenodes\nfor name in lakenodes.__all__: getattr(lakenodes, name)"
+    assert loaded_after(code) == []
+
+
+def test_declaring_a_node_and_a_lake_loads_no_heavy_module() -> None:
+    code = """
+from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake
+
+class Config(DataNodeConfiguration):
+    window: int = 5
+
+class Prices(DataNode):
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        raise NotImplementedError
+
+node = Prices(Config(node_metadata=DataNodeMetaData(identifier="prices")), lake=Lake("memory-free-path"))
+node.storage_hash
+"""
+    assert loaded_after(code) == []
+
+
+def test_the_deferred_modules_load_on_first_use() -> None:
+    code = "import lakenodes\nfrom lakenodes._internal.deferred import pa\nassert pa.int64() == pa.int64()"
+    loaded = loaded_after(code)
+    assert "pyarrow" in loaded and "datafusion" not in loaded and "pyarrow.dataset" not in loaded
+
+
+def test_cli_version_and_help_load_no_data_module_nor_rich() -> None:
+    result = subprocess.run([sys.executable, "-m", "lakenodes", "--version"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    code = "import lakenodes.cli\nlakenodes.cli.main(['--version'], standalone_mode=False)\nlakenodes.cli.main(['--help'], standalone_mode=False)"
+    assert not {"pandas", "pyarrow", "numpy", "datafusion", "lancedb", "rich"} & set(loaded_after(code))
