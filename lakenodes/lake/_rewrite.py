@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, RemoveAction
 
 from .._internal.datetimes import as_utc
-from .._internal.deferred import pa, pafs, pc, pq
+from .._internal.deferred import np, pa, pafs, pc, pq
 from ..core.frames import TIME_INDEX, NormalizedFrame
 from ._log_commit import commit_actions, written_by_delta_rs
 from ._scan import SLACK, data_file_path, plain_schema
