@@ -77,6 +77,12 @@ def all_tables(lake: Lake, include_deleted: bool = False, rows: pc.Expression | 
     return [table for table in tables if include_deleted or not table.deleted]
 
 
+def tables_version(lake: Lake) -> tuple[str, int] | None:
+    """Identity and version of the catalog's table records (None before the first): it changes
+    whenever a record is saved, so a derived view (the search index) knows when to catch up."""
+    return _tables_ledger(lake).version()
+
+
 _PUSHED_DOWN = ("uid", "storage_hash", "identifier", "source_class", "data_frequency_id")
 
 

@@ -90,7 +90,8 @@ class TimeIndexMetaTable(TableRecord):
 
     @classmethod
     def column_search(
-        cls, q: str, *, limit: int = 20, offset: int = 0, lake: Lake | None = None, **filters: Any
+        cls, q: str, *, embedding_model: Any = None, limit: int = 20, offset: int = 0, lake: Lake | None = None,
+        **filters: Any,
     ) -> dict[str, Any]:
         """Schema-oriented discovery: tables ranked by their best matching column name or metadata.
 
@@ -98,7 +99,8 @@ class TimeIndexMetaTable(TableRecord):
             >>> sorted(TimeIndexMetaTable.column_search("close", lake=example.lake))
             ['count', 'next', 'previous', 'results']
         """
-        return search_tables(lake or current_lake(), q, mode="column", limit=limit, offset=offset, filters=filters)
+        return search_tables(lake or current_lake(), q, mode="column", embedding_model=embedding_model, limit=limit,
+                             offset=offset, filters=filters)
 
     def refresh_table_search_index(self) -> None:
         """Re-index this table from its current catalog record (metadata, columns, source class)."""
@@ -108,7 +110,9 @@ class TimeIndexMetaTable(TableRecord):
 
     @classmethod
     def rebuild_search_index(cls, *, lake: Lake | None = None, embedding_model: Any = None) -> int:
-        """Rebuild the whole search index from the catalog; returns the number of tables indexed."""
+        """Rebuild the whole search index from the catalog, with ``embedding_model`` (a spec such as
+        ``"minilm"``, ``"hashing"``, ``"sentence-transformers:<path>"``; None keeps the index's own);
+        returns the number of tables indexed."""
         return rebuild_index(lake or current_lake(), embedding_model)
 
     # -- metadata changes (labels never touch identity) ---------------------------------------

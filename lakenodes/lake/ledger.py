@@ -130,6 +130,12 @@ class Ledger:
             return
         housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}")
 
+    def version(self) -> tuple[str, int] | None:
+        """The table's identity and current version (None before the first append): a cheap check of
+        whether anything was appended since."""
+        table = self._store.table()
+        return None if table is None else (table.metadata().id, table.version())
+
     def read(self) -> pa.Table:
         """Every row ever appended (empty table when nothing was)."""
         snapshot = self._snapshot()

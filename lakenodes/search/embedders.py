@@ -1,7 +1,10 @@
 """Embedders: texts to L2-normalised vectors, and the parsing of embedder specs.
 
-The default :class:`HashingEmbedder` works offline with no model download; a local
-sentence-transformers model is the optional extra (:class:`SentenceTransformerEmbedder`).
+The default is :class:`~lakenodes.search.minilm.MiniLMEmbedder` (all-MiniLM-L6-v2 shipped as int8
+ONNX: offline, no PyTorch); :class:`HashingEmbedder` (feature hashing, no model at all) and a local
+sentence-transformers model (:class:`SentenceTransformerEmbedder`, optional extra) stay available.
+An embedder given as a spec string is created once per process (:func:`get_embedder`), so a model
+is loaded once however many indexes and searches use it.
 
 Example:
     >>> get_embedder("hashing:64").embed(["daily close price"]).shape
@@ -21,10 +24,24 @@ import numpy as np
 
 from .analysis import analyze
 from .errors import SearchArgumentError
+from .minilm import MiniLMEmbedder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Embedder", "HashingEmbedder", "SentenceTransformerEmbedder", "get_embedder"]
+__all__ = [
+    "DEFAULT_EMBEDDER",
+    "Embedder",
+    "HashingEmbedder",
+    "SentenceTransformerEmbedder",
+    "embedder_for",
+    "get_embedder",
+]
+
+DEFAULT_EMBEDDER = "minilm"
+# spec string -> embedder, and embedder name -> embedder: one instance (one loaded model) per
+# embedder per process, however it is spelled ("minilm", "minilm:64")
+_BY_SPEC: dict[str, Any] = {}
+_BY_NAME: dict[str, Any] = {}
 
 
 @runtime_checkable
@@ -159,29 +176,71 @@ class SentenceTransformerEmbedder:
 
 
 def get_embedder(model: str | Embedder | None) -> Embedder:
-    """Resolve an embedder spec.
+    """Resolve an embedder spec (a spec string gives the same object on every call in a process).
 
-    ``None`` / ``"hashing"`` -> :class:`HashingEmbedder`; ``"hashing:<dim>"`` -> hashing with that
-    dimension; ``"sentence-transformers:<local path or name>"`` -> :class:`SentenceTransformerEmbedder`;
-    an object with ``name``, ``dim`` and ``embed`` is returned unchanged.
+    ``None`` / ``"minilm"`` -> :class:`~lakenodes.search.minilm.MiniLMEmbedder` (the default);
+    ``"minilm:<max tokens>"`` -> the same model with another cut; ``"hashing"`` /
+    ``"hashing:<dim>"`` -> :class:`HashingEmbedder`; ``"sentence-transformers:<local path or name>"``
+    -> :class:`SentenceTransformerEmbedder`; an object with ``name``, ``dim`` and ``embed`` is
+    returned unchanged.
 
-    >>> get_embedder(None).name, get_embedder("hashing:128").dim
-    ('hashing-v1-384', 128)
+    >>> get_embedder(None).name, get_embedder("hashing").name, get_embedder("hashing:128").dim
+    ('all-minilm-l6-v2-int8-v1-64', 'hashing-v1-384', 128)
+    >>> get_embedder("minilm") is get_embedder(None)
+    True
     """
-    if model is None or model == "hashing":
-        return HashingEmbedder()
+    if model is None:
+        model = DEFAULT_EMBEDDER
     if isinstance(model, str):
-        kind, _, arg = model.partition(":")
-        if kind == "hashing" and arg.isdigit():
-            return HashingEmbedder(dim=int(arg))
-        if kind == "sentence-transformers" and arg:
-            return SentenceTransformerEmbedder(arg)
-        raise SearchArgumentError(
-            f"unknown embedding model {model!r}: use None, 'hashing', 'hashing:<dim>' or "
-            "'sentence-transformers:<local model path>'"
-        )
+        cached = _BY_SPEC.get(model)
+        if cached is None:
+            created = _from_spec(model)  # cheap: models load on first use
+            cached = _BY_SPEC.setdefault(model, _BY_NAME.setdefault(created.name, created))
+        return cached
     if callable(getattr(model, "embed", None)) and isinstance(getattr(model, "name", None), str):
         return model  # not isinstance(model, Embedder): that would read ``dim`` and load lazy models
     raise SearchArgumentError(
         f"embedding model must be a spec string or an object with name, dim and embed(), got {type(model).__name__}"
+    )
+
+
+def embedder_for(name: str | None) -> Embedder:
+    """The embedder an index recorded by ``name`` (see :func:`get_embedder` for the specs); the
+    default one for None (no index yet) or for an embedder object the index cannot recreate (then
+    the index's embedding signal is off until it is rebuilt, see
+    :func:`~lakenodes.search.ranking.query_embedder`).
+
+    >>> embedder_for("hashing-v1-128").dim, embedder_for(None).name
+    (128, 'all-minilm-l6-v2-int8-v1-64')
+    """
+    spec = None
+    if name is None:
+        spec = DEFAULT_EMBEDDER
+    elif name.startswith(_MINILM) and name[len(_MINILM) :].isdigit():
+        spec = f"minilm:{name[len(_MINILM):]}"
+    elif name.startswith(_HASHING) and name[len(_HASHING) :].isdigit():
+        spec = f"hashing:{name[len(_HASHING):]}"
+    elif name.startswith("sentence-transformers:"):
+        spec = name
+    if spec is None:
+        log.warning("search index embedder %r cannot be recreated from its name: using the default", name)
+        spec = DEFAULT_EMBEDDER
+    return get_embedder(spec)
+
+
+_MINILM = f"all-minilm-l6-v2-int8-v{MiniLMEmbedder.VERSION}-"
+_HASHING = f"hashing-v{HashingEmbedder.VERSION}-"
+
+
+def _from_spec(spec: str) -> Embedder:
+    kind, _, arg = spec.partition(":")
+    if kind == "minilm" and (not arg or arg.isdigit() and 8 <= int(arg) <= 256):
+        return MiniLMEmbedder(int(arg)) if arg else MiniLMEmbedder()
+    if kind == "hashing" and (not arg or arg.isdigit()):
+        return HashingEmbedder(dim=int(arg)) if arg else HashingEmbedder()
+    if kind == "sentence-transformers" and arg:
+        return SentenceTransformerEmbedder(arg)
+    raise SearchArgumentError(
+        f"unknown embedding model {spec!r}: use 'minilm' (the default), 'minilm:<max tokens 8-256>', "
+        "'hashing', 'hashing:<dim>' or 'sentence-transformers:<local model path>'"
     )

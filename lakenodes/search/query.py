@@ -23,6 +23,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ..catalog.catalog import all_tables
 from ..errors import LakenodesUserError
 from ..lake.location import Lake
@@ -36,7 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["column_search", "description_search", "search_tables"]
 
 
-_DESCRIPTION_ONLY = frozenset({"trigram_k", "embed_k", "w_trgm", "w_emb", "embedding_model"})
+_DESCRIPTION_ONLY = frozenset({"trigram_k", "embed_k", "w_trgm", "w_emb"})
 
 
 def description_search(
@@ -69,9 +72,17 @@ def description_search(
 
 
 def column_search(
-    lake: Lake, q: str, *, limit: int = 20, offset: int = 0, filters: dict[str, Any] | None = None
+    lake: Lake,
+    q: str,
+    *,
+    embedding_model: Any = None,
+    limit: int = 20,
+    offset: int = 0,
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Tables of ``lake`` ranked by their best matching column name or column metadata.
+
+    The index's embedder is used (``embedding_model``, when given, must be that one).
 
     >>> import tempfile
     >>> column_search(Lake(tempfile.mkdtemp()), "close")["count"]
@@ -80,15 +91,14 @@ def column_search(
     def rank(index: SearchIndex) -> SearchPage:
         return index.column_search(q, filters=filters, limit=limit, offset=offset)
 
-    return _search(lake, q, rank, limit=limit, offset=offset, filters=filters)
+    return _search(lake, q, rank, limit=limit, offset=offset, filters=filters, embedding_model=embedding_model)
 
 
 def search_tables(lake: Lake, q: str, *, mode: str = "description", **options: Any) -> dict[str, Any]:
     """:func:`description_search` (``mode="description"``) or :func:`column_search` (``"column"``).
 
     ``options`` are the keyword arguments of that function; the description-only ones
-    (``trigram_k``, ``embed_k``, ``w_trgm``, ``w_emb``, ``embedding_model``) are ignored by column
-    search.
+    (``trigram_k``, ``embed_k``, ``w_trgm``, ``w_emb``) are ignored by column search.
     """
     if mode == "description":
         return description_search(lake, q, **options)
@@ -120,8 +130,9 @@ def _search(
     unknown = [key for key in filters or {} if key not in FILTER_KEYS]
     if unknown:
         raise LakenodesUserError(f"unknown search filter(s) {unknown}; use {', '.join(FILTER_KEYS)}")
-    records = {record.uid: record for record in all_tables(lake)}
-    page = rank(catch_up(lake, list(records.values()), embedding_model))
+    page = rank(catch_up(lake, embedding_model=embedding_model))
+    hit_uids = pa.array([hit.uid for hit in page.results], type=pa.string())
+    records = {record.uid: record for record in all_tables(lake, rows=pc.field("uid").isin(hit_uids))}
     results = []
     for hit in page.results:
         record = records.get(hit.uid)
