@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lakenodes import Lake, TimeIndexMetaTable
+from lakenodes import Lake, LakenodesUserError, TimeIndexMetaTable
 from lakenodes.catalog.catalog import save_table_record
 from lakenodes.catalog.records import TableRecord
 from lakenodes.cli import app
 from lakenodes.search import (
     EmbedderMismatchError,
     MiniLMEmbedder,
+    SearchArgumentError,
     SearchIndex,
     embedder_for,
     get_embedder,
@@ -142,3 +143,35 @@ def test_a_garbled_version_marker_only_costs_a_catch_up(catalog_lake):
     assert identifiers(TimeIndexMetaTable.description_search("cpi", lake=catalog_lake))[0] == "us_cpi_monthly"
     with open(marker) as f:
         assert json.load(f)["index"] == search_index(catalog_lake).version()
+
+
+# ------------------------------------------------------------------------------------------ seeds' API
+def test_any_catalog_lookup_filters_a_search_and_results_carry_the_seeds_fields(catalog_lake):
+    def search(**filters):
+        return identifiers(TimeIndexMetaTable.description_search("prices rates", lake=catalog_lake, limit=10,
+                                                                 **filters))
+
+    assert set(search()) == {"us_cpi_monthly", "mortgage_rates_weekly", "equity_prices_daily"}
+    assert search(identifier__contains="rates") == ["mortgage_rates_weekly"]
+    assert set(search(storage_hash__in=["hash_us_cpi_monthly", "hash_equity_prices_daily"])) == {
+        "us_cpi_monthly", "equity_prices_daily"}
+    assert search(description__icontains="MORTGAGE", namespace="") == ["mortgage_rates_weekly"]
+    assert search(identifier__startswith="nothing") == []
+    page = TimeIndexMetaTable.column_search("close", lake=catalog_lake, identifier__contains="equity")
+    assert identifiers(page) == ["equity_prices_daily"]
+    hit = page["results"][0]
+    assert hit["physical_table_name"] == hit["storage_hash"] == "hash_equity_prices_daily"
+    assert hit["cadence"] == hit["data_frequency_id"] and "index_names" in hit
+    with pytest.raises(LakenodesUserError, match="unknown search filter.*'colour'"):
+        TimeIndexMetaTable.description_search("x", lake=catalog_lake, colour="red")
+
+
+def test_q_embedding_is_the_query_vector(catalog_lake):
+    embedder = get_embedder(None)
+    vector = embedder.embed(["home loan interest"])[0]
+    page = TimeIndexMetaTable.description_search("zzz", q_embedding=vector.tolist(), w_trgm=0.0, w_emb=1.0,
+                                                 lake=catalog_lake)
+    assert identifiers(page)[0] == "mortgage_rates_weekly"
+    assert page["results"][0]["embedding_score"] == pytest.approx(1.0)
+    with pytest.raises(SearchArgumentError, match="q_embedding must be 384 finite numbers"):
+        TimeIndexMetaTable.description_search("x", q_embedding=[0.1, 0.2], lake=catalog_lake)

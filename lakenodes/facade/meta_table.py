@@ -70,12 +70,15 @@ class TimeIndexMetaTable(TableRecord):
     @classmethod
     def description_search(
         cls, q: str, *, trigram_k: int = 200, embed_k: int = 200, w_trgm: float = 0.65, w_emb: float = 0.35,
-        embedding_model: Any = None, limit: int = 20, offset: int = 0, lake: Lake | None = None, **filters: Any,
+        embedding_model: Any = None, q_embedding: Any = None, limit: int = 20, offset: int = 0,
+        lake: Lake | None = None, **filters: Any,
     ) -> dict[str, Any]:
         """Semantic table discovery blending trigram and embedding similarity.
 
-        Returns ``{count, next, previous, results}`` with table metadata (not rows). Filters:
-        ``namespace``, ``labels__contains``, ``identifier__contains``, ``data_frequency_id``.
+        Returns ``{count, next, previous, results}`` with table metadata (not rows), each result also
+        under the seeds' names ``cadence`` and ``physical_table_name``. Filters: any catalog lookup
+        (``namespace``, ``labels__contains``, ``identifier__contains``, ``data_frequency_id``,
+        ``source_class``...). ``q_embedding``: the query's vector, computed with the index's embedder.
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> page = TimeIndexMetaTable.description_search("daily close price", lake=example.lake)
@@ -84,8 +87,8 @@ class TimeIndexMetaTable(TableRecord):
         """
         return search_tables(
             lake or current_lake(), q, mode="description", trigram_k=trigram_k, embed_k=embed_k,
-            w_trgm=w_trgm, w_emb=w_emb, embedding_model=embedding_model, limit=limit, offset=offset,
-            filters=filters,
+            w_trgm=w_trgm, w_emb=w_emb, embedding_model=embedding_model, q_embedding=q_embedding, limit=limit,
+            offset=offset, filters=filters,
         )
 
     @classmethod

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_EMBEDDER",
     "Embedder",
     "HashingEmbedder",
+    "QueryVector",
     "SentenceTransformerEmbedder",
     "embedder_for",
     "get_embedder",
@@ -173,6 +174,31 @@ class SentenceTransformerEmbedder:
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+class QueryVector:
+    """A query vector computed by the caller (the seeds' ``q_embedding``) standing in for ``embedder``,
+    whose name it takes: searching with it never embeds the query text.
+
+    >>> query = QueryVector(HashingEmbedder(dim=16), [3.0] + [0.0] * 15)
+    >>> query.name, query.embed(["ignored"])[0][:2].tolist()
+    ('hashing-v1-16', [1.0, 0.0])
+    """
+
+    def __init__(self, embedder: Embedder, vector: Any) -> None:
+        array = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if array.shape[0] != embedder.dim or not np.all(np.isfinite(array)):
+            raise SearchArgumentError(
+                f"q_embedding must be {embedder.dim} finite numbers (the dimension of the index's embedder "
+                f"{embedder.name!r}), got {array.shape[0]}"
+            )
+        norm = float(np.linalg.norm(array))
+        self.name, self.dim = embedder.name, embedder.dim
+        self.vector = array / norm if norm > 0 else array
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The query vector, once per text."""
+        return np.tile(self.vector, (len(texts), 1))
 
 
 def get_embedder(model: str | Embedder | None) -> Embedder:
