@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,15 @@ log = logging.getLogger(__name__)
 __all__ = ["MODEL_DIR", "MiniLMEmbedder"]
 
 MODEL_DIR = Path(__file__).parent / "models" / "all-MiniLM-L6-v2"
+_PER_WORKER = 16  # texts per thread below which one thread does it all
 
 
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX, shipped with lakenodes): 384-d sentence embeddings, offline.
 
     ``max_tokens`` bounds the word pieces embedded per text (it is part of ``name``: vectors of
-    different cuts are not mixed in one index). The ONNX session is created on the first
+    different cuts are not mixed in one index); ``threads`` (default: the cores) embed texts in
+    parallel. The ONNX session is created on the first
     :meth:`embed`; :func:`~lakenodes.search.embedders.get_embedder` keeps one instance per spec per
     process, so the model is loaded once. Identical texts in one call are embedded once; a text's
     vector never depends on the other texts of the call.
@@ -57,7 +60,7 @@ class MiniLMEmbedder:
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort
+                import onnxruntime as ort  # on first use only: `import lakenodes` stays light
                 from tokenizers import Tokenizer
 
                 log.info("loading %s from %s", self.name, MODEL_DIR)
@@ -65,7 +68,7 @@ class MiniLMEmbedder:
                 tokenizer.no_padding()
                 tokenizer.enable_truncation(max_length=self.max_tokens)
                 options = ort.SessionOptions()
-                options.intra_op_num_threads = self.threads or min(os.cpu_count() or 1, 4)
+                options.intra_op_num_threads = 1  # texts run one per thread (see embed)
                 options.inter_op_num_threads = 1
                 options.log_severity_level = 3
                 self._session = ort.InferenceSession(
@@ -86,10 +89,20 @@ class MiniLMEmbedder:
             return out
         session, tokenizer = self._load()
         unique = list(dict.fromkeys(t or "" for t in texts))
+        encodings = tokenizer.encode_batch(unique)
         vectors = np.zeros((len(unique), self.dim), dtype=np.float32)
-        for row, encoding in enumerate(tokenizer.encode_batch(unique)):
-            ids = np.asarray([encoding.ids], dtype=np.int64)
-            vectors[row] = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+
+        def run(rows: range) -> None:  # onnxruntime releases the GIL: threads use the cores
+            for row in rows:
+                ids = np.asarray([encodings[row].ids], dtype=np.int64)
+                vectors[row] = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+
+        workers = min(self.threads or os.cpu_count() or 1, 8, max(1, len(unique) // _PER_WORKER))
+        if workers == 1:
+            run(range(len(unique)))
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(run, [range(i, len(unique), workers) for i in range(workers)]))
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors /= np.where(norms > 0, norms, 1.0)
         position = {text: i for i, text in enumerate(unique)}
