@@ -47,6 +47,7 @@ def synthetic_catalog(n: int) -> list[dict[str, Any]]:
         doc = dict(base)
         doc.update(
             uid=hashlib.blake2b(f"syn{ident}".encode(), digest_size=8).hexdigest(),
+            storage_hash=hashlib.blake2b(f"storage{ident}".encode(), digest_size=16).hexdigest(),
             identifier=ident,
             namespace=vendor,
             description=f"{base['description']} Coverage: {_REGIONS[region]}, vendor {vendor.upper()}.",
