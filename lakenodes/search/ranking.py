@@ -249,8 +249,8 @@ def rank_tables(
     Candidates are the union of the ``trigram_k`` best full-text matches and the ``embed_k``
     nearest embeddings, both drawn from the rows passing ``where``. A signal is skipped when its
     ``k`` or its weight is 0 (or, for embeddings, without an ``embedder``): ``w_trgm=1, w_emb=0``
-    ranks (and counts) purely by trigram BM25 order, ``trigram_k=0`` or ``w_trgm=0`` is pure
-    embedding order. Ties break by uid. ``count`` is the number of candidates, so it is at most
+    ranks (and counts) purely by the trigram score (coverage-weighted BM25), ``trigram_k=0`` or
+    ``w_trgm=0`` is pure embedding order. Ties break by uid. ``count`` is the number of candidates, so it is at most
     ``trigram_k + embed_k``. ``matched_columns`` lists the table's columns whose name or label
     shares a term with ``q``.
     """
