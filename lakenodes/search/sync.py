@@ -1,12 +1,15 @@
 """Keep the search index (under ``<root>/_catalog/search``) in line with the catalog.
 
 The index is derived data, kept out of the write path: every search first brings it up to date
-with the catalog. When neither the catalog's table records nor the index changed since the last
-catch-up (their versions are recorded next to the index), that costs two version checks, whatever
-the size of the catalog. Otherwise it compares digests (upserting records whose digest changed,
-dropping tables no longer there, rebuilding an index that is missing, unreadable or of an older
-format). So registering a table or changing its metadata is visible to the next search, a run never
-waits on LanceDB, and a broken index can never break a run.
+with the catalog. The last catch-up is recorded next to the index (catalog version, index version,
+latest ``recorded_at`` of the records it saw). When neither the catalog's table records nor the
+index changed since, a catch-up costs two version checks, whatever the size of the catalog. When
+only the catalog changed, the records saved since (with a margin of :data:`CLOCK_MARGIN` for
+writers' clocks) are upserted or dropped: the cost is what changed. Otherwise (first search, the
+index written by someone else, a new catalog) it compares digests (upserting records whose digest
+changed, dropping tables no longer there, rebuilding an index that is missing, unreadable or of an
+older format). So registering a table or changing its metadata is visible to the next search, a
+run never waits on LanceDB, and a broken index can never break a run.
 
 The embedder is a recorded property of the index: without ``embedding_model`` the index keeps the
 one it was built with; asking for another one is an :class:`~.errors.EmbedderMismatchError`, never
@@ -31,9 +34,13 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..catalog.catalog import all_tables, tables_version
 from ..catalog.records import TableRecord
@@ -44,9 +51,12 @@ from .index import SearchIndex
 
 log = logging.getLogger(__name__)
 
-__all__ = ["catch_up", "rebuild_index", "search_index"]
+__all__ = ["CLOCK_MARGIN", "catch_up", "rebuild_index", "search_index"]
 
-_MARKER = "catalog_version.json"  # {"catalog": [table id, version], "index": version}: the last catch-up
+# {"catalog": [table id, version], "index": version, "recorded_at": ISO time}: the last catch-up
+_MARKER = "catalog_version.json"
+# records saved up to this long before the latest one seen are caught up again (writers' clocks differ)
+CLOCK_MARGIN = datetime.timedelta(minutes=10)
 
 
 def search_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
@@ -74,27 +84,61 @@ def catch_up(lake: Lake, records: list[TableRecord] | None = None, embedding_mod
         )
     catalog = tables_version(lake)
     state = {"catalog": list(catalog) if catalog else None, "index": index.version()}
-    if catalog is not None and _read_marker(lake, index) == state:
+    marker = _read_marker(lake, index)
+    if catalog is not None and marker is not None and {k: marker.get(k) for k in state} == state:
         return index
-    _sync(index, all_tables(lake) if records is None else records)
-    _write_marker(lake, index, {"catalog": state["catalog"], "index": index.version()})
+    seen = _recorded_at(marker) if records is None and _incremental(marker, state) else None
+    caught: list[TableRecord] = []
+    if seen is not None:
+        since = pa.scalar(seen - CLOCK_MARGIN, type=pa.timestamp("us", tz="UTC"))
+        caught = all_tables(lake, include_deleted=True, rows=pc.field("recorded_at") >= since)
+        if not _sync(index, caught, complete=False):  # the index cannot tell its digests
+            seen = None
+    if seen is None:
+        caught = all_tables(lake) if records is None else records
+        _sync(index, caught, complete=True)
+    latest = max([t for t in [seen, *(r.recorded_at for r in caught)] if t is not None], default=None)
+    _write_marker(lake, index, {"catalog": state["catalog"], "index": index.version(),
+                                "recorded_at": None if latest is None else latest.isoformat()})
     return index
 
 
-def _sync(index: SearchIndex, records: list[TableRecord]) -> None:
+def _recorded_at(marker: dict[str, Any] | None) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat((marker or {})["recorded_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _incremental(marker: dict[str, Any] | None, state: dict[str, Any]) -> bool:
+    """Whether only the catalog moved on since ``marker``: same catalog table, index untouched."""
+    return (
+        marker is not None and state["catalog"] is not None and isinstance(marker.get("catalog"), list)
+        and marker["catalog"][0] == state["catalog"][0] and marker.get("index") == state["index"]
+    )
+
+
+def _sync(index: SearchIndex, records: list[TableRecord], *, complete: bool) -> bool:
+    """Upsert the records whose digest the index does not hold and drop the deleted ones; with
+    ``complete`` (``records`` is the whole catalog) also drop indexed tables not in ``records``, and
+    rebuild an index that cannot tell its digests (without, return False for that)."""
     documents = {record.uid: table_document(record) for record in records if not record.deleted}
     indexed = index.digests()
     if indexed is None:
+        if not complete:
+            return False
         if documents or index.exists():  # an unreadable index exists: rebuild() replaces it
             log.info("rebuilding the search index from the catalog (%d tables)", len(documents))
             index.rebuild(list(documents.values()))
-        return
+        return True
     changed = [doc for uid, doc in documents.items() if indexed.get(uid) != doc["digest"]]
-    removed = [uid for uid in indexed if uid not in documents]
+    removed = [uid for uid in indexed if uid not in documents] if complete else \
+        [record.uid for record in records if record.deleted and record.uid in indexed]
     if changed:
         index.upsert_tables(changed)
     if removed:
         index.delete_tables(removed)
+    return True
 
 
 def _marker_path(lake: Lake, index: SearchIndex) -> tuple[Any, str]:
@@ -102,13 +146,14 @@ def _marker_path(lake: Lake, index: SearchIndex) -> tuple[Any, str]:
     return filesystem, f"{root}/{_MARKER}"
 
 
-def _read_marker(lake: Lake, index: SearchIndex) -> Any:
+def _read_marker(lake: Lake, index: SearchIndex) -> dict[str, Any] | None:
     filesystem, path = _marker_path(lake, index)
     try:
         with filesystem.open_input_stream(path) as stream:
-            return json.loads(stream.read())
+            marker = json.loads(stream.read())
     except (OSError, ValueError):  # missing or unreadable: catch up by digest
         return None
+    return marker if isinstance(marker, dict) else None
 
 
 def _write_marker(lake: Lake, index: SearchIndex, state: dict[str, Any]) -> None:
@@ -128,5 +173,7 @@ def rebuild_index(lake: Lake, embedding_model: Any = None) -> int:
     records = all_tables(lake)
     index = search_index(lake, embedding_model)
     index.rebuild([table_document(record) for record in records])
-    _write_marker(lake, index, {"catalog": list(catalog) if catalog else None, "index": index.version()})
+    latest = max((r.recorded_at for r in records if r.recorded_at), default=None)
+    _write_marker(lake, index, {"catalog": list(catalog) if catalog else None, "index": index.version(),
+                                "recorded_at": None if latest is None else latest.isoformat()})
     return len(records)
