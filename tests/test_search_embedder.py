@@ -117,13 +117,14 @@ def test_unknown_embedder_spec_in_the_cli_is_a_clear_error(catalog_lake):
 # ------------------------------------------------------------------------------------------ catch-up
 def test_catch_up_costs_what_changed(catalog_lake, monkeypatch):
     reads = []  # "full" (every record) or "since" (the records saved since the last catch-up)
-    real = search_sync.all_tables
+    real = search_sync.tables_since
 
-    def spy(lake, **kwargs):
-        reads.append("since" if "rows" in kwargs else "full")
-        return real(lake, **kwargs)
+    def spy(lake, seen_files):
+        records, files = real(lake, seen_files)
+        reads.append(f"since: {len(records)}" if seen_files else "full")
+        return records, files
 
-    monkeypatch.setattr(search_sync, "all_tables", spy)
+    monkeypatch.setattr(search_sync, "tables_since", spy)
     assert identifiers(TimeIndexMetaTable.description_search("mortgage", lake=catalog_lake))[0] == \
         "mortgage_rates_weekly"
     assert reads == ["full"]  # the first search builds the index
@@ -133,17 +134,17 @@ def test_catch_up_costs_what_changed(catalog_lake, monkeypatch):
     assert reads == ["full"]  # nothing changed: two version checks per search, no catalog read
     add_table(catalog_lake, "uk_cpi_monthly", "United Kingdom consumer price index", ["cpih_yoy"])
     assert "uk_cpi_monthly" in identifiers(TimeIndexMetaTable.description_search("uk cpi", lake=catalog_lake))
-    assert reads == ["full", "since"]  # only the new record
+    assert reads == ["full", "since: 1"]  # only the new record
     # a table deleted from the catalog leaves the index the same way
     record = TimeIndexMetaTable.get(identifier="mortgage_rates_weekly", lake=catalog_lake)
     save_table_record(catalog_lake, record.model_copy(update={"deleted": True}))
     assert "mortgage_rates_weekly" not in identifiers(
         TimeIndexMetaTable.description_search("mortgage rates", lake=catalog_lake))
-    assert reads == ["full", "since", "since"] and search_index(catalog_lake).count() == 3
+    assert reads == ["full", "since: 1", "since: 1"] and search_index(catalog_lake).count() == 3
     # a write to the index made elsewhere (another process, a repair) makes the next search compare all
     SearchIndex(catalog_lake.catalog_uri("search")).delete_tables(["uid-uk_cpi_monthly"])
     assert "uk_cpi_monthly" in identifiers(TimeIndexMetaTable.description_search("uk cpi", lake=catalog_lake))
-    assert reads == ["full", "since", "since", "full"]
+    assert reads == ["full", "since: 1", "since: 1", "full"]
 
 
 def test_a_garbled_version_marker_only_costs_a_catch_up(catalog_lake):

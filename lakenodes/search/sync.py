@@ -1,12 +1,12 @@
 """Keep the search index (under ``<root>/_catalog/search``) in line with the catalog.
 
 The index is derived data, kept out of the write path: every search first brings it up to date
-with the catalog. The last catch-up is recorded next to the index (catalog version, index version,
-latest ``recorded_at`` of the records it saw). When neither the catalog's table records nor the
-index changed since, a catch-up costs two version checks, whatever the size of the catalog. When
-only the catalog changed, the records saved since (with a margin of :data:`CLOCK_MARGIN` for
-writers' clocks) are upserted or dropped: the cost is what changed. Otherwise (first search, the
-index written by someone else, a new catalog) it compares digests (upserting records whose digest
+with the catalog. The last catch-up is recorded next to the index (catalog version and data files,
+index version). When neither the catalog's table records nor the index changed since, a catch-up
+costs two version checks, whatever the size of the catalog. When only the catalog changed, the
+records of its new data files (what was saved since) are compared with the index: the cost is what
+changed (after a catalog compaction, every record). Otherwise (first search, the index written by
+someone else, a new catalog) every record is compared by digest (upserting records whose digest
 changed, dropping tables no longer there, rebuilding an index that is missing, unreadable or of an
 older format). So registering a table or changing its metadata is visible to the next search, a
 run never waits on LanceDB, and a broken index can never break a run.
@@ -34,15 +34,11 @@ Example:
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from ..catalog.catalog import all_tables, tables_version
+from ..catalog.catalog import tables_since, tables_version
 from ..catalog.records import TableRecord
 from ..lake.location import Lake, lake_filesystem
 from .documents import table_document
@@ -51,12 +47,10 @@ from .index import SearchIndex
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CLOCK_MARGIN", "catch_up", "rebuild_index", "search_index"]
+__all__ = ["catch_up", "rebuild_index", "search_index"]
 
-# {"catalog": [table id, version], "index": version, "recorded_at": ISO time}: the last catch-up
+# {"catalog": [table id, version], "index": version, "files": [catalog data files]}: the last catch-up
 _MARKER = "catalog_version.json"
-# records saved up to this long before the latest one seen are caught up again (writers' clocks differ)
-CLOCK_MARGIN = datetime.timedelta(minutes=10)
 
 
 def search_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
@@ -87,27 +81,19 @@ def catch_up(lake: Lake, records: list[TableRecord] | None = None, embedding_mod
     marker = _read_marker(lake, index)
     if catalog is not None and marker is not None and {k: marker.get(k) for k in state} == state:
         return index
-    seen = _recorded_at(marker) if records is None and _incremental(marker, state) else None
-    caught: list[TableRecord] = []
-    if seen is not None:
-        since = pa.scalar(seen - CLOCK_MARGIN, type=pa.timestamp("us", tz="UTC"))
-        caught = all_tables(lake, include_deleted=True, rows=pc.field("recorded_at") >= since)
-        if not _sync(index, caught, complete=False):  # the index cannot tell its digests
-            seen = None
-    if seen is None:
-        caught = all_tables(lake) if records is None else records
-        _sync(index, caught, complete=True)
-    latest = max([t for t in [seen, *(r.recorded_at for r in caught)] if t is not None], default=None)
-    _write_marker(lake, index, {"catalog": state["catalog"], "index": index.version(),
-                                "recorded_at": None if latest is None else latest.isoformat()})
+    if records is not None:  # the caller's view of the catalog: compare it all
+        _sync(index, records, complete=True)
+        files = None
+    else:
+        incremental = _incremental(marker, state)
+        changed, files = tables_since(lake, (marker or {}).get("files", ()) if incremental else ())
+        if incremental and not _sync(index, changed, complete=False):  # the index cannot tell its digests
+            changed, files = tables_since(lake, ())
+            incremental = False
+        if not incremental:
+            _sync(index, changed, complete=True)
+    _write_marker(lake, index, {"catalog": state["catalog"], "index": index.version(), "files": files})
     return index
-
-
-def _recorded_at(marker: dict[str, Any] | None) -> datetime.datetime | None:
-    try:
-        return datetime.datetime.fromisoformat((marker or {})["recorded_at"])
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _incremental(marker: dict[str, Any] | None, state: dict[str, Any]) -> bool:
@@ -115,6 +101,7 @@ def _incremental(marker: dict[str, Any] | None, state: dict[str, Any]) -> bool:
     return (
         marker is not None and state["catalog"] is not None and isinstance(marker.get("catalog"), list)
         and marker["catalog"][0] == state["catalog"][0] and marker.get("index") == state["index"]
+        and isinstance(marker.get("files"), list)
     )
 
 
@@ -123,7 +110,7 @@ def _sync(index: SearchIndex, records: list[TableRecord], *, complete: bool) -> 
     ``complete`` (``records`` is the whole catalog) also drop indexed tables not in ``records``, and
     rebuild an index that cannot tell its digests (without, return False for that)."""
     documents = {record.uid: table_document(record) for record in records if not record.deleted}
-    indexed = index.digests()
+    indexed = index.digests()  # one scan of two short columns
     if indexed is None:
         if not complete:
             return False
@@ -170,10 +157,10 @@ def rebuild_index(lake: Lake, embedding_model: Any = None) -> int:
     """Rebuild the whole index from the catalog (with ``embedding_model``, switching the index to that
     embedder; without, keeping the index's own); returns the number of tables indexed."""
     catalog = tables_version(lake)
-    records = all_tables(lake)
+    records, files = tables_since(lake, ())
+    records = [record for record in records if not record.deleted]
     index = search_index(lake, embedding_model)
     index.rebuild([table_document(record) for record in records])
-    latest = max((r.recorded_at for r in records if r.recorded_at), default=None)
     _write_marker(lake, index, {"catalog": list(catalog) if catalog else None, "index": index.version(),
-                                "recorded_at": None if latest is None else latest.isoformat()})
+                                "files": files})
     return len(records)
