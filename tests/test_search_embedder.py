@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -12,6 +13,7 @@ from lakenodes import Lake, LakenodesUserError, TimeIndexMetaTable
 from lakenodes.catalog.catalog import save_table_record
 from lakenodes.catalog.records import TableRecord
 from lakenodes.cli import app
+from lakenodes.lake.ledger import Ledger
 from lakenodes.search import (
     EmbedderMismatchError,
     MiniLMEmbedder,
@@ -187,3 +189,21 @@ def test_q_embedding_is_the_query_vector(catalog_lake):
     assert page["results"][0]["embedding_score"] == pytest.approx(1.0)
     with pytest.raises(SearchArgumentError, match="q_embedding must be 384 finite numbers"):
         TimeIndexMetaTable.description_search("x", q_embedding=[0.1, 0.2], lake=catalog_lake)
+
+
+def test_ledger_latest_since_a_file_list(local_lake):
+    """What the catch-up reads after catalog changes: the latest rows of the files it has not seen."""
+    ledger = Ledger(local_lake, "notes", pa.schema([("name", pa.string()), ("value", pa.string())]), key=("name",))
+    assert ledger.latest_since(()) == (ledger.schema.empty_table(), [])
+    ledger.append([{"name": "a", "value": "1"}])
+    rows, files = ledger.latest_since(())
+    assert rows.column("name").to_pylist() == ["a"]
+    ledger.append([{"name": "b", "value": "2"}])
+    ledger.append([{"name": "a", "value": "3"}])
+    rows, newer = ledger.latest_since(files)
+    assert sorted(zip(rows.column("name").to_pylist(), rows.column("value").to_pylist(), strict=True)) == [
+        ("a", "3"), ("b", "2")]
+    assert ledger.latest_since(newer)[0].num_rows == 0
+    ledger.tidy()  # compaction rewrites the files: every row is new again
+    rows, _ = ledger.latest_since(newer)
+    assert sorted(rows.column("value").to_pylist()) == ["2", "3"]
