@@ -1,8 +1,11 @@
 """The search relevance benchmark's data: a hand-written catalog corpus and user queries.
 
 The data lives in ``benchmarks/data/search_corpus.json`` (``corpus``: catalog documents in the
-shape ``lakenodes.search`` indexes; ``queries``: ``[query, [identifiers that satisfy it]]``,
-phrased the way a user types them). ``synthetic_catalog(n)`` derives a larger catalog for latency.
+shape ``lakenodes.search`` indexes, with confusable neighbours: one asset class at several frequencies,
+prices vs returns vs volatility, several macro series; ``queries``: ``{query, expected: [identifiers
+that satisfy it], class}``, phrased the way a user types them, in four classes: ``lexical`` (the
+table's own words), ``paraphrase`` (its meaning in other words), ``column`` (column names or their
+labels) and ``abbrev_typo``). ``synthetic_catalog(n)`` derives a larger catalog for latency.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any
 DATA = Path(__file__).parent / "data" / "search_corpus.json"
 _data = json.loads(DATA.read_text(encoding="utf-8"))
 CORPUS: list[dict[str, Any]] = _data["corpus"]
-QUERIES: list[tuple[str, list[str]]] = [(query, list(expected)) for query, expected in _data["queries"]]
+QUERIES: list[tuple[str, list[str]]] = [(q["query"], list(q["expected"])) for q in _data["queries"]]
+QUERY_CLASS: dict[str, str] = {q["query"]: q["class"] for q in _data["queries"]}
+CLASSES = ("lexical", "paraphrase", "column", "abbrev_typo")
 
 _REGIONS = {
     "us": "United States", "eu": "Europe", "uk": "United Kingdom", "jp": "Japan", "apac": "Asia Pacific",
@@ -42,6 +47,7 @@ def synthetic_catalog(n: int) -> list[dict[str, Any]]:
         doc = dict(base)
         doc.update(
             uid=hashlib.blake2b(f"syn{ident}".encode(), digest_size=8).hexdigest(),
+            storage_hash=hashlib.blake2b(f"storage{ident}".encode(), digest_size=16).hexdigest(),
             identifier=ident,
             namespace=vendor,
             description=f"{base['description']} Coverage: {_REGIONS[region]}, vendor {vendor.upper()}.",

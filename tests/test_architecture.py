@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import grimp
@@ -43,9 +44,12 @@ def test_modules_stay_small() -> None:
     assert not {path: n for path, n in sizes.items() if n > MAX_LINES}, f"modules over {MAX_LINES} lines"
 
 
-def test_py_typed_is_package_data() -> None:
+def test_py_typed_and_the_search_model_are_package_data() -> None:
     assert (PACKAGE / "py.typed").is_file()
-    assert '[tool.setuptools.package-data]\nlakenodes = ["py.typed"]' in (REPO / "pyproject.toml").read_text()
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert package_data["lakenodes"] == ["py.typed", "search/models/*/*"]
+    model = PACKAGE / "search" / "models" / "all-MiniLM-L6-v2"
+    assert {"model.int8.onnx", "tokenizer.json", "LICENSE", "README.md"} <= {p.name for p in model.iterdir()}
 
 
 def test_public_api_type_checks() -> None:

@@ -33,6 +33,7 @@ from lakenodes.lake.location import lake_filesystem
 from lakenodes.search import (
     EmbedderMismatchError,
     HashingEmbedder,
+    MiniLMEmbedder,
     SearchArgumentError,
     SearchIndex,
     SearchPage,
@@ -373,7 +374,8 @@ def test_embeddings_are_deterministic_across_processes():
 
 
 def test_get_embedder():
-    assert isinstance(get_embedder(None), HashingEmbedder)
+    assert isinstance(get_embedder(None), MiniLMEmbedder) and get_embedder(None) is get_embedder("minilm")
+    assert get_embedder("minilm:32").name.endswith("-32") and get_embedder("minilm:32") is get_embedder("minilm:32")
     assert get_embedder("hashing").name == HashingEmbedder().name
     assert get_embedder("hashing:128").dim == 128
     custom = KeywordEmbedder()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from deltalake import DeltaTable
@@ -81,6 +81,19 @@ def all_tables(lake: Lake, include_deleted: bool = False, rows: pc.Expression | 
         current = current.filter(rows)
     tables = [TableRecord.from_row(row).bound_to(lake) for row in current.to_pylist()]
     return [table for table in tables if include_deleted or not table.deleted]
+
+
+def tables_version(lake: Lake) -> tuple[str, int] | None:
+    """Identity and version of the catalog's table records (None before the first): it changes
+    whenever a record is saved, so a derived view (the search index) knows when to catch up."""
+    return _tables_ledger(lake).version()
+
+
+def tables_since(lake: Lake, seen_files: Collection[str]) -> tuple[list[TableRecord], list[str]]:
+    """The table records saved since the catalog's data files were ``seen_files`` (the files of an
+    earlier call; deleted records included), and its current data files."""
+    rows, files = _tables_ledger(lake).latest_since(seen_files)
+    return [TableRecord.from_row(row).bound_to(lake) for row in rows.to_pylist()], files
 
 
 _PUSHED_DOWN = ("uid", "storage_hash", "identifier", "source_class", "data_frequency_id")

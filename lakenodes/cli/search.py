@@ -44,10 +44,15 @@ def search(
         "--filter", "-f", metavar="K=V", show_default=False,
         help="namespace=, data_frequency_id=, labels__contains=, identifier__contains= (repeatable).")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Rebuild the search index from the catalog first.")] = False,
+    embedder: Annotated[str | None, typer.Option(
+        "--embedder", metavar="SPEC", show_default=False,
+        help="The index's embedder: minilm (default), hashing, sentence-transformers:PATH. With --refresh the "
+             "index is rebuilt with it; without, it must be the one the index was built with.")] = None,
 ) -> None:
     """Find tables by meaning: description (trigram + embedding blend) and column search."""
     search_filters = dict(parse_pairs(filters, "--filter"))
-    refreshed = TimeIndexMetaTable.rebuild_search_index(lake=session.lake) if refresh else None
+    refreshed = TimeIndexMetaTable.rebuild_search_index(lake=session.lake, embedding_model=embedder) if refresh else None
+    model = None if refresh else embedder
     if not query or not query.strip():
         if refresh:
             session.output({"ok": True, "refreshed": refreshed},
@@ -57,10 +62,11 @@ def search(
     pages: dict[str, Any] = {}
     if mode in (SearchMode.both, SearchMode.description):
         pages["description"] = TimeIndexMetaTable.description_search(
-            query, trigram_k=trigram_k, embed_k=embed_k, w_trgm=w_trgm, w_emb=w_emb, limit=limit,
-            lake=session.lake, **search_filters)
+            query, trigram_k=trigram_k, embed_k=embed_k, w_trgm=w_trgm, w_emb=w_emb, embedding_model=model,
+            limit=limit, lake=session.lake, **search_filters)
     if mode in (SearchMode.both, SearchMode.column):
-        pages["column"] = TimeIndexMetaTable.column_search(query, limit=limit, lake=session.lake, **search_filters)
+        pages["column"] = TimeIndexMetaTable.column_search(query, embedding_model=model, limit=limit, lake=session.lake,
+                                                           **search_filters)
 
     def render(console: Console) -> None:
         for kind, page in pages.items():

@@ -70,12 +70,15 @@ class TimeIndexMetaTable(TableRecord):
     @classmethod
     def description_search(
         cls, q: str, *, trigram_k: int = 200, embed_k: int = 200, w_trgm: float = 0.65, w_emb: float = 0.35,
-        embedding_model: Any = None, limit: int = 20, offset: int = 0, lake: Lake | None = None, **filters: Any,
+        embedding_model: Any = None, q_embedding: Any = None, limit: int = 20, offset: int = 0,
+        lake: Lake | None = None, **filters: Any,
     ) -> dict[str, Any]:
         """Semantic table discovery blending trigram and embedding similarity.
 
-        Returns ``{count, next, previous, results}`` with table metadata (not rows). Filters:
-        ``namespace``, ``labels__contains``, ``identifier__contains``, ``data_frequency_id``.
+        Returns ``{count, next, previous, results}`` with table metadata (not rows), each result also
+        under the seeds' names ``cadence`` and ``physical_table_name``. Filters: any catalog lookup
+        (``namespace``, ``labels__contains``, ``identifier__contains``, ``data_frequency_id``,
+        ``source_class``...). ``q_embedding``: the query's vector, computed with the index's embedder.
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> page = TimeIndexMetaTable.description_search("daily close price", lake=example.lake)
@@ -84,13 +87,14 @@ class TimeIndexMetaTable(TableRecord):
         """
         return search_tables(
             lake or current_lake(), q, mode="description", trigram_k=trigram_k, embed_k=embed_k,
-            w_trgm=w_trgm, w_emb=w_emb, embedding_model=embedding_model, limit=limit, offset=offset,
-            filters=filters,
+            w_trgm=w_trgm, w_emb=w_emb, embedding_model=embedding_model, q_embedding=q_embedding, limit=limit,
+            offset=offset, filters=filters,
         )
 
     @classmethod
     def column_search(
-        cls, q: str, *, limit: int = 20, offset: int = 0, lake: Lake | None = None, **filters: Any
+        cls, q: str, *, embedding_model: Any = None, limit: int = 20, offset: int = 0, lake: Lake | None = None,
+        **filters: Any,
     ) -> dict[str, Any]:
         """Schema-oriented discovery: tables ranked by their best matching column name or metadata.
 
@@ -98,7 +102,8 @@ class TimeIndexMetaTable(TableRecord):
             >>> sorted(TimeIndexMetaTable.column_search("close", lake=example.lake))
             ['count', 'next', 'previous', 'results']
         """
-        return search_tables(lake or current_lake(), q, mode="column", limit=limit, offset=offset, filters=filters)
+        return search_tables(lake or current_lake(), q, mode="column", embedding_model=embedding_model, limit=limit,
+                             offset=offset, filters=filters)
 
     def refresh_table_search_index(self) -> None:
         """Re-index this table from its current catalog record (metadata, columns, source class)."""
@@ -108,7 +113,9 @@ class TimeIndexMetaTable(TableRecord):
 
     @classmethod
     def rebuild_search_index(cls, *, lake: Lake | None = None, embedding_model: Any = None) -> int:
-        """Rebuild the whole search index from the catalog; returns the number of tables indexed."""
+        """Rebuild the whole search index from the catalog, with ``embedding_model`` (a spec such as
+        ``"minilm"``, ``"hashing"``, ``"sentence-transformers:<path>"``; None keeps the index's own);
+        returns the number of tables indexed."""
         return rebuild_index(lake or current_lake(), embedding_model)
 
     # -- metadata changes (labels never touch identity) ---------------------------------------

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +128,23 @@ class Ledger:
             return
         housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}",
                   keep_versions=self.housekeeping.interval)
+
+    def version(self) -> tuple[str, int] | None:
+        """The table's identity and current version (None before the first append): a cheap check of
+        whether anything was appended since."""
+        table = self._store.table()
+        return None if table is None else (table.metadata().id, table.version())
+
+    def latest_since(self, seen: Collection[str]) -> tuple[pa.Table, list[str]]:
+        """The latest row of every key among the rows of data files not in ``seen`` (the files of an
+        earlier call: what was appended since; after a compaction, every row), and the current files."""
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return self.schema.empty_table(), []
+        names, schema = snapshot.rows.column_names, snapshot.rows.schema
+        new = [file.rows.select(names).cast(schema) for path, file in snapshot.files.items() if path not in seen]
+        rows = pa.concat_tables(new) if new else schema.empty_table()
+        return latest_rows(rows, self.key), list(snapshot.files)
 
     def read(self) -> pa.Table:
         """Every row ever appended (empty table when nothing was)."""

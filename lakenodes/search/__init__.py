@@ -11,11 +11,13 @@ Ranking (``description_search``) blends two signals::
     score = w_trgm * trigram_score + w_emb * embedding_score
 
 ``trigram_score`` is the BM25 score of the 3-gram full-text match divided by the best BM25 score
-among the ``trigram_k`` full-text candidates; ``embedding_score`` is the cosine similarity to the
-query divided by the best similarity among the ``embed_k`` nearest neighbours.
+among the ``trigram_k`` full-text candidates, weighted by how much of the query the row holds (see
+:mod:`~.ranking`); ``embedding_score`` is the cosine similarity to the query divided by the best
+similarity among the ``embed_k`` nearest neighbours. The default embedder is all-MiniLM-L6-v2
+(int8 ONNX, shipped with the package: :class:`MiniLMEmbedder`).
 
-The package keeps no process-wide state: connections and embedder caches live on the
-:class:`SearchIndex` and embedder objects.
+The one process-wide state is the embedder of each spec string (:func:`get_embedder`), so a model
+is loaded once per process; connections live on the :class:`SearchIndex` objects.
 
 Example:
     >>> import tempfile
@@ -29,10 +31,11 @@ from __future__ import annotations
 
 from .analysis import analyze, frequency_words
 from .documents import ColumnDocument, TableDocument, column_text, document_text, table_document
-from .embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder, get_embedder
+from .embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder, embedder_for, get_embedder
 from .errors import EmbedderMismatchError, SearchArgumentError
 from .filters import FILTER_KEYS, filters_to_sql
 from .index import SearchIndex
+from .minilm import MiniLMEmbedder
 from .options import lance_storage_options
 from .query import column_search, description_search, search_tables
 from .ranking import SearchHit, SearchPage
@@ -44,6 +47,7 @@ __all__ = [
     "Embedder",
     "EmbedderMismatchError",
     "HashingEmbedder",
+    "MiniLMEmbedder",
     "SearchArgumentError",
     "SearchHit",
     "SearchIndex",
@@ -56,6 +60,7 @@ __all__ = [
     "column_text",
     "description_search",
     "document_text",
+    "embedder_for",
     "filters_to_sql",
     "frequency_words",
     "get_embedder",

@@ -1,7 +1,10 @@
 """Embedders: texts to L2-normalised vectors, and the parsing of embedder specs.
 
-The default :class:`HashingEmbedder` works offline with no model download; a local
-sentence-transformers model is the optional extra (:class:`SentenceTransformerEmbedder`).
+The default is :class:`~lakenodes.search.minilm.MiniLMEmbedder` (all-MiniLM-L6-v2 shipped as int8
+ONNX: offline, no PyTorch); :class:`HashingEmbedder` (feature hashing, no model at all) and a local
+sentence-transformers model (:class:`SentenceTransformerEmbedder`, optional extra) stay available.
+An embedder given as a spec string is created once per process (:func:`get_embedder`), so a model
+is loaded once however many indexes and searches use it.
 
 Example:
     >>> get_embedder("hashing:64").embed(["daily close price"]).shape
@@ -20,10 +23,25 @@ from typing import Any, Protocol, runtime_checkable
 from .._internal.deferred import np
 from .analysis import analyze
 from .errors import SearchArgumentError
+from .minilm import MiniLMEmbedder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Embedder", "HashingEmbedder", "SentenceTransformerEmbedder", "get_embedder"]
+__all__ = [
+    "DEFAULT_EMBEDDER",
+    "Embedder",
+    "HashingEmbedder",
+    "QueryVector",
+    "SentenceTransformerEmbedder",
+    "embedder_for",
+    "get_embedder",
+]
+
+DEFAULT_EMBEDDER = "minilm"
+# spec string -> embedder, and embedder name -> embedder: one instance (one loaded model) per
+# embedder per process, however it is spelled ("minilm", "minilm:64")
+_BY_SPEC: dict[str, Any] = {}
+_BY_NAME: dict[str, Any] = {}
 
 
 @runtime_checkable
@@ -157,30 +175,97 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
-def get_embedder(model: str | Embedder | None) -> Embedder:
-    """Resolve an embedder spec.
+class QueryVector:
+    """A query vector computed by the caller (the seeds' ``q_embedding``) standing in for ``embedder``,
+    whose name it takes: searching with it never embeds the query text.
 
-    ``None`` / ``"hashing"`` -> :class:`HashingEmbedder`; ``"hashing:<dim>"`` -> hashing with that
-    dimension; ``"sentence-transformers:<local path or name>"`` -> :class:`SentenceTransformerEmbedder`;
-    an object with ``name``, ``dim`` and ``embed`` is returned unchanged.
-
-    >>> get_embedder(None).name, get_embedder("hashing:128").dim
-    ('hashing-v1-384', 128)
+    >>> query = QueryVector(HashingEmbedder(dim=16), [3.0] + [0.0] * 15)
+    >>> query.name, query.embed(["ignored"])[0][:2].tolist()
+    ('hashing-v1-16', [1.0, 0.0])
     """
-    if model is None or model == "hashing":
-        return HashingEmbedder()
+
+    def __init__(self, embedder: Embedder, vector: Any) -> None:
+        array = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if array.shape[0] != embedder.dim or not np.all(np.isfinite(array)):
+            raise SearchArgumentError(
+                f"q_embedding must be {embedder.dim} finite numbers (the dimension of the index's embedder "
+                f"{embedder.name!r}), got {array.shape[0]}"
+            )
+        norm = float(np.linalg.norm(array))
+        self.name, self.dim = embedder.name, embedder.dim
+        self.vector = array / norm if norm > 0 else array
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The query vector, once per text."""
+        return np.tile(self.vector, (len(texts), 1))
+
+
+def get_embedder(model: str | Embedder | None) -> Embedder:
+    """Resolve an embedder spec (a spec string gives the same object on every call in a process).
+
+    ``None`` / ``"minilm"`` -> :class:`~lakenodes.search.minilm.MiniLMEmbedder` (the default);
+    ``"minilm:<max tokens>"`` -> the same model with another cut; ``"hashing"`` /
+    ``"hashing:<dim>"`` -> :class:`HashingEmbedder`; ``"sentence-transformers:<local path or name>"``
+    -> :class:`SentenceTransformerEmbedder`; an object with ``name``, ``dim`` and ``embed`` is
+    returned unchanged.
+
+    >>> get_embedder(None).name, get_embedder("hashing").name, get_embedder("hashing:128").dim
+    ('all-minilm-l6-v2-int8-v1-64', 'hashing-v1-384', 128)
+    >>> get_embedder("minilm") is get_embedder(None)
+    True
+    """
+    if model is None:
+        model = DEFAULT_EMBEDDER
     if isinstance(model, str):
-        kind, _, arg = model.partition(":")
-        if kind == "hashing" and arg.isdigit():
-            return HashingEmbedder(dim=int(arg))
-        if kind == "sentence-transformers" and arg:
-            return SentenceTransformerEmbedder(arg)
-        raise SearchArgumentError(
-            f"unknown embedding model {model!r}: use None, 'hashing', 'hashing:<dim>' or "
-            "'sentence-transformers:<local model path>'"
-        )
+        cached = _BY_SPEC.get(model)
+        if cached is None:
+            created = _from_spec(model)  # cheap: models load on first use
+            cached = _BY_SPEC.setdefault(model, _BY_NAME.setdefault(created.name, created))
+        return cached
     if callable(getattr(model, "embed", None)) and isinstance(getattr(model, "name", None), str):
         return model  # not isinstance(model, Embedder): that would read ``dim`` and load lazy models
     raise SearchArgumentError(
         f"embedding model must be a spec string or an object with name, dim and embed(), got {type(model).__name__}"
+    )
+
+
+def embedder_for(name: str | None) -> Embedder:
+    """The embedder an index recorded by ``name`` (see :func:`get_embedder` for the specs); the
+    default one for None (no index yet) or for an embedder object the index cannot recreate (then
+    the index's embedding signal is off until it is rebuilt, see
+    :func:`~lakenodes.search.ranking.query_embedder`).
+
+    >>> embedder_for("hashing-v1-128").dim, embedder_for(None).name
+    (128, 'all-minilm-l6-v2-int8-v1-64')
+    """
+    spec = None
+    if name is None:
+        spec = DEFAULT_EMBEDDER
+    elif name.startswith(_MINILM) and name[len(_MINILM) :].isdigit():
+        spec = f"minilm:{name[len(_MINILM):]}"
+    elif name.startswith(_HASHING) and name[len(_HASHING) :].isdigit():
+        spec = f"hashing:{name[len(_HASHING):]}"
+    elif name.startswith("sentence-transformers:"):
+        spec = name
+    if spec is None:
+        log.warning("search index embedder %r cannot be recreated from its name: using the default", name)
+        spec = DEFAULT_EMBEDDER
+    return get_embedder(spec)
+
+
+_MINILM = f"all-minilm-l6-v2-int8-v{MiniLMEmbedder.VERSION}-"
+_HASHING = f"hashing-v{HashingEmbedder.VERSION}-"
+
+
+def _from_spec(spec: str) -> Embedder:
+    kind, _, arg = spec.partition(":")
+    if kind == "minilm" and (not arg or arg.isdigit() and 8 <= int(arg) <= 256):
+        return MiniLMEmbedder(int(arg)) if arg else MiniLMEmbedder()
+    if kind == "hashing" and (not arg or arg.isdigit()):
+        return HashingEmbedder(dim=int(arg)) if arg else HashingEmbedder()
+    if kind == "sentence-transformers" and arg:
+        return SentenceTransformerEmbedder(arg)
+    raise SearchArgumentError(
+        f"unknown embedding model {spec!r}: use 'minilm' (the default), 'minilm:<max tokens 8-256>', "
+        "'hashing', 'hashing:<dim>' or 'sentence-transformers:<local model path>'"
     )

@@ -14,7 +14,7 @@ from .errors import SearchArgumentError
 
 __all__ = ["FILTER_KEYS", "filters_to_sql", "sql_str"]
 
-FILTER_KEYS = ("namespace", "labels__contains", "identifier__contains", "data_frequency_id")
+FILTER_KEYS = ("namespace", "labels__contains", "identifier__contains", "data_frequency_id", "uid__in")
 
 
 def sql_str(value: Any, key: str) -> str:
@@ -33,7 +33,7 @@ def filters_to_sql(filters: dict[str, Any] | None) -> str | None:
 
     ``namespace`` and ``data_frequency_id`` are exact matches, ``labels__contains`` requires the label
     to be one of the table's labels, ``identifier__contains`` is a case-sensitive substring match
-    (tables without an identifier never match). No filters give None.
+    (tables without an identifier never match), ``uid__in`` a list of table uids. No filters give None.
     """
     if filters is not None and not isinstance(filters, dict):
         raise SearchArgumentError(f"search filters must be a dict, got {type(filters).__name__}")
@@ -47,8 +47,17 @@ def filters_to_sql(filters: dict[str, Any] | None) -> str | None:
             clauses.append(f"strpos(identifier, {sql_str(value, key)}) > 0")
         elif key == "data_frequency_id":
             clauses.append(f"data_frequency_id = {sql_str(value, key)}")
+        elif key == "uid__in":
+            uids = [sql_str(uid, key) for uid in _string_list(value, key)]
+            clauses.append(f"uid IN ({', '.join(uids)})" if uids else "uid IS NULL")  # uid is never null
         else:
             raise SearchArgumentError(
                 f"unknown search filter {key!r}; supported filters: {', '.join(FILTER_KEYS)}"
             )
     return " AND ".join(clauses) or None
+
+
+def _string_list(value: Any, key: str) -> list[Any]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise SearchArgumentError(f"search filter {key!r} expects a list of strings, got {type(value).__name__}")
+    return list(value)

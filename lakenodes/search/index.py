@@ -19,21 +19,19 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._internal.deferred import pa
 from ..errors import LakenodesUserError
 from .documents import TableDocument, dedupe, index_rows
-from .embedders import Embedder, get_embedder
+from .embedders import Embedder, embedder_for, get_embedder
 from .errors import EmbedderMismatchError, summarize_error
 from .filters import filters_to_sql, sql_str
-from .options import lance_storage_options
+from .options import lance_storage_options, native_log_level
 from .ranking import SearchPage, check_blend, check_query, query_embedder, rank_columns, rank_tables
 from .schema import COLUMNS, TABLES, embedder_of, index_schema, to_arrow
 
@@ -94,27 +92,9 @@ def _maintain(table: Table) -> None:
     fts = table.index_stats(_FTS_INDEX)
     unindexed = fts.num_unindexed_rows if fts is not None else 0
     if fragments > _MAX_FRAGMENTS or unindexed > _MAX_UNINDEXED:
-        log.debug("optimizing search table %s (%d fragments, %d unindexed rows)",
-                  table.name, fragments, unindexed)
+        log.debug("optimizing search table %s (%d fragments, %d unindexed rows)", table.name, fragments, unindexed)
         table.optimize()
     _ensure_indexes(table)
-
-
-
-@contextlib.contextmanager
-def _native_log_level(level: str) -> Iterator[None]:
-    """LanceDB's Rust logger writes WARN lines (e.g. "No existing dataset") straight to stderr; its
-    level can only be set through ``LANCEDB_LOG``, read once when the native module starts its
-    logger. Set it for that moment only (unless the program set it) and leave the environment as
-    it was."""
-    if "LANCEDB_LOG" in os.environ:
-        yield
-        return
-    os.environ["LANCEDB_LOG"] = level
-    try:
-        yield
-    finally:
-        os.environ.pop("LANCEDB_LOG", None)
 
 
 class SearchIndex:
@@ -138,7 +118,8 @@ class SearchIndex:
     ) -> None:
         self.uri = uri.rstrip("/") or uri
         self.storage_options = lance_storage_options(storage_options)
-        self.embedder = get_embedder(embedder)
+        self._requested = None if embedder is None else get_embedder(embedder)
+        self._embedder: Embedder | None = self._requested
         if refresh_interval is None:
             refresh_interval = 2.0 if "://" in self.uri and not self.uri.startswith("file://") else 0.0
         self.refresh_interval = refresh_interval
@@ -148,10 +129,23 @@ class SearchIndex:
     def __repr__(self) -> str:
         return f"SearchIndex({self.uri!r}, embedder={self.embedder.name!r})"
 
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder given to the constructor; without one, the embedder the index was built with
+        (recorded in the index, loaded once per process), or the default for a new index."""
+        if self._embedder is None:
+            self._embedder = embedder_for(self.stored_embedder())
+        return self._embedder
+
+    def stored_embedder(self) -> str | None:
+        """The name of the embedder the index was built with (None: no readable index of this format)."""
+        table = self._readable(TABLES)
+        return None if table is None else embedder_of(table.schema)
+
     # ---------------------------------------------------------------- connection & repair
     def _connect(self) -> DBConnection:
         if self._db is None:
-            with _native_log_level("error"):
+            with native_log_level("error"):
                 import lancedb  # on first use only (slow import)
 
                 self._db = lancedb.connect(
@@ -176,6 +170,12 @@ class SearchIndex:
                 return None
             self._tables[name] = table
         return table
+
+    def _readable(self, name: str) -> Table | None:
+        try:
+            return self._open(name)
+        except Exception:  # noqa: BLE001 - unreadable: the caller treats it as missing (it is rebuilt)
+            return None
 
     def _forget(self) -> None:
         """Drop the cached connection and table handles (the next call reopens from storage)."""
@@ -318,13 +318,9 @@ class SearchIndex:
 
     # ---------------------------------------------------------------- state
     def digests(self) -> dict[str, str | None] | None:
-        """``{uid: digest}`` of the indexed tables (a caller-supplied document version), or None
-        when the index is missing, unreadable or of an older format or another embedder (then it
-        needs a :meth:`rebuild`, which also replaces an unreadable index).
-
-        Both tables are opened (so a corrupt ``columns`` table is noticed too); rows are read through
-        LanceDB's own query API, which needs no ``pylance``.
-        """
+        """``{uid: digest}`` of the indexed tables (a caller-supplied document version), or None when the
+        index is missing, unreadable, of an older format or another embedder (then it needs a :meth:`rebuild`).
+        Both tables are opened (so a corrupt ``columns`` table is noticed too); no ``pylance`` needed."""
         try:
             opened = [self._open(name) for name in (TABLES, COLUMNS)]
             if any(t is None or embedder_of(t.schema) != self.embedder.name for t in opened):
@@ -334,6 +330,11 @@ class SearchIndex:
             log.warning("search index %s is unreadable (%s)", self.uri, summarize_error(error))
             return None
         return dict(zip(rows.column("uid").to_pylist(), rows.column("digest").to_pylist(), strict=True))
+
+    def version(self) -> int | None:
+        """The version of the index's ``tables`` table (None if missing or unreadable): any write changes it."""
+        table = self._readable(TABLES)
+        return None if table is None else table.version
 
     def count(self) -> int:
         """Number of tables in the index (0 if it does not exist)."""

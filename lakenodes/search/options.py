@@ -1,4 +1,5 @@
-"""Storage options for LanceDB: delta-rs style keys (``AWS_ENDPOINT_URL``...) translated to LanceDB's.
+"""LanceDB settings: delta-rs style storage options (``AWS_ENDPOINT_URL``...) translated to LanceDB's
+keys, and the level of LanceDB's native logger.
 
 Example:
     >>> lance_storage_options({"AWS_REGION": "eu-west-1", "AWS_S3_ALLOW_UNSAFE_RENAME": "true"})
@@ -7,9 +8,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 from ..lake.storage_options import lance_retry_options
 
-__all__ = ["lance_storage_options"]
+__all__ = ["lance_storage_options", "native_log_level"]
 
 # delta-rs / object_store environment-style keys -> LanceDB (object_store) keys.
 _S3_KEYS = {
@@ -51,3 +56,19 @@ def lance_storage_options(options: dict[str, str] | None) -> dict[str, str]:
         out[_S3_KEYS.get(k, k)] = str(value)
     out.update(lance_retry_options(options))  # max_retries/retry_timeout in LanceDB's spelling
     return out
+
+
+@contextlib.contextmanager
+def native_log_level(level: str) -> Iterator[None]:
+    """LanceDB's Rust logger writes WARN lines (e.g. "No existing dataset") straight to stderr; its
+    level can only be set through ``LANCEDB_LOG``, read once when the native module starts its
+    logger. Set it for that moment only (unless the program set it) and leave the environment as
+    it was."""
+    if "LANCEDB_LOG" in os.environ:
+        yield
+        return
+    os.environ["LANCEDB_LOG"] = level
+    try:
+        yield
+    finally:
+        os.environ.pop("LANCEDB_LOG", None)

@@ -20,12 +20,18 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..catalog.catalog import all_tables
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..catalog.catalog import all_tables, find_tables
+from ..catalog.records import TableRecord
+from ..core.lookups import split_lookup
 from ..errors import LakenodesUserError
 from ..lake.location import Lake
+from .embedders import QueryVector
 from .filters import FILTER_KEYS
 from .index import SearchIndex
 from .ranking import SearchPage
@@ -36,7 +42,7 @@ log = logging.getLogger(__name__)
 __all__ = ["column_search", "description_search", "search_tables"]
 
 
-_DESCRIPTION_ONLY = frozenset({"trigram_k", "embed_k", "w_trgm", "w_emb", "embedding_model"})
+_DESCRIPTION_ONLY = frozenset({"trigram_k", "embed_k", "w_trgm", "w_emb", "q_embedding"})
 
 
 def description_search(
@@ -48,6 +54,7 @@ def description_search(
     w_trgm: float = 0.65,
     w_emb: float = 0.35,
     embedding_model: Any = None,
+    q_embedding: Sequence[float] | None = None,
     limit: int = 20,
     offset: int = 0,
     filters: dict[str, Any] | None = None,
@@ -56,12 +63,15 @@ def description_search(
 
     See :meth:`SearchIndex.description_search <lakenodes.search.index.SearchIndex.description_search>`
     for the ranking and the module example; ``next``/``previous`` are the offsets of the
-    neighbouring pages (None at the ends).
+    neighbouring pages (None at the ends). ``q_embedding`` is the query's vector computed by the
+    caller with the index's embedder (it is not embedded again); ``filters`` are any catalog
+    lookups (see :func:`_search`).
     """
-    def rank(index: SearchIndex) -> SearchPage:
+    def rank(index: SearchIndex, where: dict[str, Any]) -> SearchPage:
+        model = embedding_model if q_embedding is None else QueryVector(index.embedder, q_embedding)
         return index.description_search(
             q, trigram_k=trigram_k, embed_k=embed_k, w_trgm=w_trgm, w_emb=w_emb,
-            embedding_model=embedding_model, filters=filters, limit=limit, offset=offset,
+            embedding_model=model, filters=where, limit=limit, offset=offset,
         )
 
     return _search(lake, q, rank, limit=limit, offset=offset, filters=filters,
@@ -69,26 +79,33 @@ def description_search(
 
 
 def column_search(
-    lake: Lake, q: str, *, limit: int = 20, offset: int = 0, filters: dict[str, Any] | None = None
+    lake: Lake,
+    q: str,
+    *,
+    embedding_model: Any = None,
+    limit: int = 20,
+    offset: int = 0,
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Tables of ``lake`` ranked by their best matching column name or column metadata.
+
+    The index's embedder is used (``embedding_model``, when given, must be that one).
 
     >>> import tempfile
     >>> column_search(Lake(tempfile.mkdtemp()), "close")["count"]
     0
     """
-    def rank(index: SearchIndex) -> SearchPage:
-        return index.column_search(q, filters=filters, limit=limit, offset=offset)
+    def rank(index: SearchIndex, where: dict[str, Any]) -> SearchPage:
+        return index.column_search(q, filters=where, limit=limit, offset=offset)
 
-    return _search(lake, q, rank, limit=limit, offset=offset, filters=filters)
+    return _search(lake, q, rank, limit=limit, offset=offset, filters=filters, embedding_model=embedding_model)
 
 
 def search_tables(lake: Lake, q: str, *, mode: str = "description", **options: Any) -> dict[str, Any]:
     """:func:`description_search` (``mode="description"``) or :func:`column_search` (``"column"``).
 
     ``options`` are the keyword arguments of that function; the description-only ones
-    (``trigram_k``, ``embed_k``, ``w_trgm``, ``w_emb``, ``embedding_model``) are ignored by column
-    search.
+    (``trigram_k``, ``embed_k``, ``w_trgm``, ``w_emb``) are ignored by column search.
     """
     if mode == "description":
         return description_search(lake, q, **options)
@@ -106,22 +123,36 @@ def _check_query(q: Any) -> None:
 def _search(
     lake: Lake,
     q: str,
-    rank: Callable[[SearchIndex], SearchPage],
+    rank: Callable[[SearchIndex, dict[str, Any]], SearchPage],
     *,
     limit: int,
     offset: int,
     filters: dict[str, Any] | None,
     embedding_model: Any = None,
 ) -> dict[str, Any]:
-    """Check the arguments, catch the index up with the catalog, ``rank`` and answer with the records."""
+    """Check the arguments, catch the index up with the catalog, ``rank`` and answer with the records.
+
+    ``filters`` are catalog lookups on the table records (``namespace``, ``labels__contains``,
+    ``identifier__contains``, ``data_frequency_id``, ``source_class``, ``storage_hash__in``...): the
+    index applies :data:`~.filters.FILTER_KEYS` itself; other lookups select their tables in the
+    catalog first. Results carry the records, their scores, and the seeds' names ``cadence``
+    (the frequency) and ``physical_table_name`` (the storage hash).
+    """
     _check_query(q)
     if limit < 1 or offset < 0:
         raise LakenodesUserError("limit must be >= 1 and offset >= 0")
-    unknown = [key for key in filters or {} if key not in FILTER_KEYS]
+    where = {key: value for key, value in (filters or {}).items() if key in FILTER_KEYS}
+    lookups = {key: value for key, value in (filters or {}).items() if key not in FILTER_KEYS}
+    unknown = [key for key in lookups if split_lookup(key)[0] not in TableRecord.model_fields]
     if unknown:
-        raise LakenodesUserError(f"unknown search filter(s) {unknown}; use {', '.join(FILTER_KEYS)}")
-    records = {record.uid: record for record in all_tables(lake)}
-    page = rank(catch_up(lake, list(records.values()), embedding_model))
+        raise LakenodesUserError(
+            f"unknown search filter(s) {unknown}: filters are lookups on the catalog fields "
+            f"{', '.join(sorted(TableRecord.model_fields))} (e.g. identifier__contains)")
+    if lookups:
+        where["uid__in"] = [record.uid for record in find_tables(lake, lookups)]
+    page = rank(catch_up(lake, embedding_model=embedding_model), where)
+    hit_uids = pa.array([hit.uid for hit in page.results], type=pa.string())
+    records = {record.uid: record for record in all_tables(lake, rows=pc.field("uid").isin(hit_uids))}
     results = []
     for hit in page.results:
         record = records.get(hit.uid)
@@ -131,6 +162,8 @@ def _search(
         results.append({
             "orm_class": "TimeIndexMetaTable",
             **record.model_dump(mode="json", exclude={"build_configuration"}),
+            "cadence": record.data_frequency_id,
+            "physical_table_name": record.storage_hash,
             "score": round(hit.score, 6),
             "trigram_score": round(hit.trigram_score, 6),
             "embedding_score": round(hit.embedding_score, 6),

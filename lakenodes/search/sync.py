@@ -1,10 +1,19 @@
 """Keep the search index (under ``<root>/_catalog/search``) in line with the catalog.
 
 The index is derived data, kept out of the write path: every search first brings it up to date
-with the catalog by digest (upserting records whose digest changed, dropping tables no longer
-there, rebuilding an index that is missing, unreadable or of an older format). So registering a
-table or changing its metadata is visible to the next search, a run never waits on LanceDB, and a
-broken index can never break a run.
+with the catalog. The last catch-up is recorded next to the index (catalog version and data files,
+index version). When neither the catalog's table records nor the index changed since, a catch-up
+costs two version checks, whatever the size of the catalog. When only the catalog changed, the
+records of its new data files (what was saved since) are compared with the index: the cost is what
+changed (after a catalog compaction, every record). Otherwise (first search, the index written by
+someone else, a new catalog) every record is compared by digest (upserting records whose digest
+changed, dropping tables no longer there, rebuilding an index that is missing, unreadable or of an
+older format). So registering a table or changing its metadata is visible to the next search, a
+run never waits on LanceDB, and a broken index can never break a run.
+
+The embedder is a recorded property of the index: without ``embedding_model`` the index keeps the
+one it was built with; asking for another one is an :class:`~.errors.EmbedderMismatchError`, never
+a silent rebuild (:func:`rebuild_index` switches embedders).
 
 Example:
     >>> import tempfile
@@ -15,26 +24,33 @@ Example:
     >>> save_table_record(lake, TableRecord(
     ...     uid="u1", storage_hash="prices_01", identifier="daily_prices",
     ...     description="Daily close prices", table_uri=lake.table_uri("prices_01")))
-    >>> catch_up(lake, all_tables(lake)).count()
+    >>> catch_up(lake).count()
     1
-    >>> rebuild_index(lake)
+    >>> rebuild_index(lake, "hashing")
     1
+    >>> catch_up(lake).embedder.name
+    'hashing-v1-384'
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from ..catalog.catalog import all_tables
+from ..catalog.catalog import tables_since, tables_version
 from ..catalog.records import TableRecord
-from ..lake.location import Lake
+from ..lake.location import Lake, lake_filesystem
 from .documents import table_document
+from .errors import EmbedderMismatchError
 from .index import SearchIndex
 
 log = logging.getLogger(__name__)
 
 __all__ = ["catch_up", "rebuild_index", "search_index"]
+
+# {"catalog": [table id, version], "index": version, "files": [catalog data files]}: the last catch-up
+_MARKER = "catalog_version.json"
 
 
 def search_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
@@ -46,27 +62,105 @@ def search_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
     return SearchIndex(lake.catalog_uri("search"), lake.storage_options or None, embedder=embedding_model)
 
 
-def catch_up(lake: Lake, records: list[TableRecord], embedding_model: Any = None) -> SearchIndex:
-    """Bring the index in line with ``records`` (the catalog) and return it."""
+def catch_up(lake: Lake, records: list[TableRecord] | None = None, embedding_model: Any = None) -> SearchIndex:
+    """Bring the index in line with the catalog (``records``, read when needed) and return it.
+
+    ``embedding_model`` (None: the index's own) must be the embedder the index was built with.
+    """
     index = search_index(lake, embedding_model)
+    stored = index.stored_embedder()
+    if embedding_model is not None and stored is not None and stored != index.embedder.name:
+        raise EmbedderMismatchError(
+            f"the search index of {lake.uri} was built with embedder {stored!r}, not {index.embedder.name!r}: "
+            "rebuild it to switch (rebuild_index(lake, embedding_model), "
+            "TimeIndexMetaTable.rebuild_search_index(embedding_model=...) or "
+            "`lakenodes search --refresh --embedder SPEC`), or search without embedding_model"
+        )
+    catalog = tables_version(lake)
+    state = {"catalog": list(catalog) if catalog else None, "index": index.version()}
+    marker = _read_marker(lake, index)
+    if catalog is not None and marker is not None and {k: marker.get(k) for k in state} == state:
+        return index
+    if records is not None:  # the caller's view of the catalog: compare it all
+        _sync(index, records, complete=True)
+        files = None
+    else:
+        incremental = _incremental(marker, state)
+        changed, files = tables_since(lake, (marker or {}).get("files", ()) if incremental else ())
+        if incremental and not _sync(index, changed, complete=False):  # the index cannot tell its digests
+            changed, files = tables_since(lake, ())
+            incremental = False
+        if not incremental:
+            _sync(index, changed, complete=True)
+    _write_marker(lake, index, {"catalog": state["catalog"], "index": index.version(), "files": files})
+    return index
+
+
+def _incremental(marker: dict[str, Any] | None, state: dict[str, Any]) -> bool:
+    """Whether only the catalog moved on since ``marker``: same catalog table, index untouched."""
+    return (
+        marker is not None and state["catalog"] is not None and isinstance(marker.get("catalog"), list)
+        and marker["catalog"][0] == state["catalog"][0] and marker.get("index") == state["index"]
+        and isinstance(marker.get("files"), list)
+    )
+
+
+def _sync(index: SearchIndex, records: list[TableRecord], *, complete: bool) -> bool:
+    """Upsert the records whose digest the index does not hold and drop the deleted ones; with
+    ``complete`` (``records`` is the whole catalog) also drop indexed tables not in ``records``, and
+    rebuild an index that cannot tell its digests (without, return False for that)."""
     documents = {record.uid: table_document(record) for record in records if not record.deleted}
-    indexed = index.digests()
+    indexed = index.digests()  # one scan of two short columns
     if indexed is None:
+        if not complete:
+            return False
         if documents or index.exists():  # an unreadable index exists: rebuild() replaces it
             log.info("rebuilding the search index from the catalog (%d tables)", len(documents))
             index.rebuild(list(documents.values()))
-        return index
+        return True
     changed = [doc for uid, doc in documents.items() if indexed.get(uid) != doc["digest"]]
-    removed = [uid for uid in indexed if uid not in documents]
+    removed = [uid for uid in indexed if uid not in documents] if complete else \
+        [record.uid for record in records if record.deleted and record.uid in indexed]
     if changed:
         index.upsert_tables(changed)
     if removed:
         index.delete_tables(removed)
-    return index
+    return True
+
+
+def _marker_path(lake: Lake, index: SearchIndex) -> tuple[Any, str]:
+    filesystem, root = lake_filesystem(lake, index.uri)
+    return filesystem, f"{root}/{_MARKER}"
+
+
+def _read_marker(lake: Lake, index: SearchIndex) -> dict[str, Any] | None:
+    filesystem, path = _marker_path(lake, index)
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            marker = json.loads(stream.read())
+    except (OSError, ValueError):  # missing or unreadable: catch up by digest
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def _write_marker(lake: Lake, index: SearchIndex, state: dict[str, Any]) -> None:
+    filesystem, path = _marker_path(lake, index)
+    try:
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with filesystem.open_output_stream(path) as stream:
+            stream.write(json.dumps(state).encode())
+    except OSError as error:  # best effort: the next search catches up by digest again
+        log.warning("cannot record the search index's catalog version at %s: %s", path, error)
 
 
 def rebuild_index(lake: Lake, embedding_model: Any = None) -> int:
-    """Rebuild the whole index from the catalog; returns the number of tables indexed."""
-    records = all_tables(lake)
-    search_index(lake, embedding_model).rebuild([table_document(record) for record in records])
+    """Rebuild the whole index from the catalog (with ``embedding_model``, switching the index to that
+    embedder; without, keeping the index's own); returns the number of tables indexed."""
+    catalog = tables_version(lake)
+    records, files = tables_since(lake, ())
+    records = [record for record in records if not record.deleted]
+    index = search_index(lake, embedding_model)
+    index.rebuild([table_document(record) for record in records])
+    _write_marker(lake, index, {"catalog": list(catalog) if catalog else None, "index": index.version(),
+                                "files": files})
     return len(records)
