@@ -4,8 +4,8 @@ exact first or last time (the millisecond statistics narrow them down, footers d
 Example:
     >>> import pyarrow as pa
     >>> actions = pa.table({"path": ["a.parquet", "b.parquet"], "partition.uid": ["x", "x"],
-    ...                     "min.time_index": pa.array([0, 10], pa.timestamp("us", "UTC")),
-    ...                     "max.time_index": pa.array([5, 20], pa.timestamp("us", "UTC"))})
+    ...                     "min.time_index": pa.array([0, 10_000_000], pa.timestamp("us", "UTC")),
+    ...                     "max.time_index": pa.array([5_000_000, 20_000_000], pa.timestamp("us", "UTC"))})
     >>> files = file_frame(actions, ["uid"])
     >>> last, first = boundary_candidates(files, ["_i0"])
     >>> last["path"].to_list(), first["path"].to_list()

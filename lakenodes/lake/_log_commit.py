@@ -100,8 +100,7 @@ def _create(table: DeltaTable, filesystem: Any, path: str, body: bytes) -> None:
 
 def _create_on_s3(table: DeltaTable, path: str, body: bytes) -> None:
     try:
-        import boto3
-        from botocore.exceptions import ClientError
+        import boto3  # only here: a niche path (see module doc), so not a dependency of every install
     except ImportError:
         raise LakenodesUserError(
             f"removing a file another engine wrote with a path delta-rs cannot write ({table.table_uri}) needs "
@@ -114,7 +113,7 @@ def _create_on_s3(table: DeltaTable, path: str, body: bytes) -> None:
     bucket, key = path.split("/", 1)
     try:
         client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
-    except ClientError as error:
+    except client.exceptions.ClientError as error:
         if error.response.get("Error", {}).get("Code") in {"PreconditionFailed", "ConditionalRequestConflict"}:
             raise CommitFailedError(f"a concurrent commit created s3://{path} first") from None
         raise

@@ -50,8 +50,10 @@ class CatalogRecorder(RunHooks):
         _record(node, run, "success", None)
 
     def run_failed(self, node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
-        _concurrently([lambda: _register_updater(node),
-                       lambda: _record(node, run, "error", f"{phase}: {type(error).__name__}: {error}")])
+        # one after the other: when the store is unreachable, the first failure ends the recording
+        # (at once, the two writes would each wait out the storage timeouts on top of the run's own)
+        _register_updater(node)
+        _record(node, run, "error", f"{phase}: {type(error).__name__}: {error}")
 
 
 def default_hooks() -> tuple[RunHooks, ...]:

@@ -71,7 +71,7 @@ def run_many(
 
     Example (``example``: a temporary lake with one table, see conftest.py):
         >>> summaries = run_many([example.node])  # its update() returns the same 8 rows: restated
-        >>> summaries[example.node.update_hash].rows_upserted
+        >>> summaries[example.node.update_hash].rows_written
         8
         >>> run_many([example.node], return_frames=True)[example.node.update_hash].height
         8

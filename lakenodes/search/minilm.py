@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from .._internal.deferred import np
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
+from .._internal.deferred import pa, pc
 from ..catalog.catalog import all_tables, find_tables
 from ..catalog.records import TableRecord
 from ..core.lookups import split_lookup
