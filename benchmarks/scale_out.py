@@ -26,16 +26,17 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from deltalake import write_deltalake
 from pydantic import Field
 
+from benchmarks.core import price_rows
 from lakenodes import DataNode, DataNodeConfiguration, Lake, run_many, use_lake
 
 UTC = datetime.UTC
@@ -65,16 +66,8 @@ class ShardedPrices(DataNode):
 
 
 def shard_rows(uids: list[str], days: int) -> pa.Table:
-    rng = np.random.default_rng(abs(hash(uids[0])) % 2**32)
-    n = len(uids) * days
-    base = np.datetime64(START.replace(tzinfo=None), "us")
-    times = base + np.repeat(np.arange(days, dtype="int64"), len(uids)) * np.int64(86_400_000_000)
-    return pa.table({
-        "time_index": pa.array(times, pa.timestamp("us", "UTC")),
-        "unique_identifier": pa.array(np.tile(np.array(uids, dtype=object), days), pa.string()),
-        "close": pa.array(100 + rng.standard_normal(n).cumsum() * 0.01),
-        "volume": pa.array(rng.integers(0, 1_000_000, n)),
-    })
+    """The rows of one shard: ``days`` daily prices of ``uids`` (seeded by the shard, not the process)."""
+    return price_rows(uids, START, days, seed=zlib.crc32(uids[0].encode()))
 
 
 def shards(assets: int, days: int) -> list[ShardedPrices]:
