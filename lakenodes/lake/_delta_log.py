@@ -1,4 +1,5 @@
-"""Find the commit that makes a Delta log unreadable (only after delta-rs refused to load it).
+"""The files of a Delta log as lakenodes reads them itself: commit file names, the stamp of a
+commit file, the last checkpoint's version, and the commit that makes a log unreadable.
 
 delta-rs reports a garbage ``_delta_log/<version>.json`` as ``Kernel error: Json error: ...``
 without naming the file. ``find_bad_commit`` reads the commits after the last checkpoint (local
@@ -18,7 +19,8 @@ from .location import Lake, lake_filesystem
 
 logger = logging.getLogger("lakenodes.storage")
 
-_COMMIT = re.compile(r"^(\d{20})\.json$")
+COMMIT_FILE = re.compile(r"^(\d{20})\.json$")  # ``_delta_log/<version>.json``; group 1: the version
+Stamp = tuple[int, int | None, int | None]  # (version, size, mtime_ns) of that version's commit file
 _ACTIONS = {"add", "remove", "metaData", "protocol", "commitInfo", "txn", "cdc", "domainMetadata",
             "checkpointMetadata", "sidecar"}
 # fields every add/remove action must carry, with their JSON types (what delta-rs refuses otherwise)
@@ -65,8 +67,8 @@ def find_bad_commit(table_uri: str, lake: Any = None) -> tuple[int, str, str] | 
         filesystem, root = _filesystem(table_uri, lake)
         log = f"{root}/_delta_log"
         names = sorted(info.base_name for info in filesystem.get_file_info(fs.FileSelector(log))
-                       if _COMMIT.match(info.base_name))
-        start = _last_checkpoint(filesystem, log)
+                       if COMMIT_FILE.match(info.base_name))
+        start = _last_checkpoint_or_none(filesystem, root)
         candidates = [name for name in names if int(name[:20]) > start][:MAX_COMMITS_CHECKED]
         for name in candidates:
             with filesystem.open_input_stream(f"{log}/{name}") as stream:
@@ -78,12 +80,33 @@ def find_bad_commit(table_uri: str, lake: Any = None) -> tuple[int, str, str] | 
     return None
 
 
-def _last_checkpoint(filesystem: Any, log: str) -> int:
+def commit_stamp(filesystem: Any, root: str, version: int) -> Stamp:
+    """``(version, size, mtime_ns)`` of the commit file of ``version`` (size and mtime None when it
+    is missing): Delta never rewrites a commit file, so a different stamp means a different table."""
+    info = filesystem.get_file_info(f"{root}/_delta_log/{version:020d}.json")
+    return version, info.size, info.mtime_ns
+
+
+def read_last_checkpoint(filesystem: Any, root: str) -> int | None:
+    """Version of the table's latest checkpoint (from ``_delta_log/_last_checkpoint``), None if none."""
+    path = f"{root}/_delta_log/_last_checkpoint"
     try:
-        with filesystem.open_input_stream(f"{log}/_last_checkpoint") as stream:
+        with filesystem.open_input_stream(path) as stream:
             return int(json.loads(stream.read())["version"])
-    except Exception:  # noqa: BLE001 - absent or unreadable: check every commit
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+    except OSError as error:  # S3 reports a missing key as a generic OSError
+        if filesystem.get_file_info(path).type == fs.FileType.NotFound:
+            return None
+        raise error
+
+
+def _last_checkpoint_or_none(filesystem: Any, root: str) -> int:
+    try:
+        version = read_last_checkpoint(filesystem, root)
+    except Exception:  # noqa: BLE001 - unreadable: check every commit
         return -1
+    return -1 if version is None else version
 
 
 def _filesystem(table_uri: str, lake: Any) -> tuple[Any, str]:

@@ -12,29 +12,22 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from .._internal.deferred import pa, pafs, pq
+from ._delta_log import COMMIT_FILE, Stamp, commit_stamp
 
 logger = logging.getLogger(__name__)
 
-Stamp = tuple[int, int | None, int | None]  # (version, size, mtime_ns) of that version's commit file
 KEY = b"lakenodes.progress"
-_COMMIT = re.compile(r"^(\d{20})\.json$")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-
-
-def commit_stamp(filesystem: Any, root: str, version: int) -> Stamp:
-    info = filesystem.get_file_info(f"{root}/_delta_log/{version:020d}.json")
-    return version, info.size, info.mtime_ns
 
 
 def latest_stamp(filesystem: Any, root: str) -> Stamp | None:
     """The stamp of the newest commit in the log (one listing and one stat), or None without a log."""
     listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log", allow_not_found=True))
-    versions = [int(match.group(1)) for info in listing if (match := _COMMIT.match(info.base_name))]
+    versions = [int(match.group(1)) for info in listing if (match := COMMIT_FILE.match(info.base_name))]
     return commit_stamp(filesystem, root, max(versions)) if versions else None
 
 

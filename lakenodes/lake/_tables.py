@@ -33,7 +33,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from .._internal.caches import register_cache
-from .._internal.deferred import pafs
+from ._delta_log import Stamp, commit_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _unguarded(operation: str) -> AbstractContextManager[Any]:
 @dataclass
 class _Cached:
     table: DeltaTable
-    stamp: tuple[int, int | None, int | None]  # (version, size, mtime_ns) of that version's commit file
+    stamp: Stamp  # (version, size, mtime_ns) of that version's commit file
     table_id: str  # metaData.id: a table removed and created again has a new one
 
 
@@ -112,7 +112,7 @@ def cached_table(key: Key, options: dict[str, str] | None, filesystem_of: FileSy
         return opened
 
 
-def known_stamp(table: DeltaTable) -> tuple[int, int | None, int | None] | None:
+def known_stamp(table: DeltaTable) -> Stamp | None:
     """The (version, size, mtime_ns) this cache took of the commit file of ``table``'s current
     version, when it holds that very object at that version (no I/O); None otherwise."""
     with _cache_lock:
@@ -178,20 +178,13 @@ def _log_entry_vanished(error: BaseException) -> bool:
     return "_delta_log/" in text and ("not found" in text or "No such file" in text)
 
 
-def _stamp(table: DeltaTable, filesystem_of: FileSystemOf) -> tuple[int, int | None, int | None]:
-    version = table.version()
-    info = _commit_file(table.table_uri, version, filesystem_of)
-    return version, info.size, info.mtime_ns
+def _stamp(table: DeltaTable, filesystem_of: FileSystemOf) -> Stamp:
+    return commit_stamp(*filesystem_of(table.table_uri), table.version())
 
 
 def _unchanged(entry: _Cached, filesystem_of: FileSystemOf) -> bool:
     """Is the commit file of the version we remember still the one we saw? (Delta commit files
-    are never rewritten; a missing one means the table, or that part of its log, is gone.)"""
-    version, size, mtime = entry.stamp
-    info = _commit_file(entry.table.table_uri, version, filesystem_of)
-    return info.type == pafs.FileType.File and (info.size, info.mtime_ns) == (size, mtime)
-
-
-def _commit_file(uri: str, version: int, filesystem_of: FileSystemOf) -> Any:
-    filesystem, root = filesystem_of(uri)
-    return filesystem.get_file_info(f"{root}/_delta_log/{version:020d}.json")
+    are never rewritten; a missing one, whose stamp has no size, means the table, or that part
+    of its log, is gone.)"""
+    now = commit_stamp(*filesystem_of(entry.table.table_uri), entry.stamp[0])
+    return now[1] is not None and now == entry.stamp

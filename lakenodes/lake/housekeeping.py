@@ -42,7 +42,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -55,6 +54,7 @@ from typing import Any
 from deltalake import CommitProperties, DeltaTable, Transaction
 
 from .._internal.deferred import pa, pafs
+from ._delta_log import read_last_checkpoint
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import plain_schema
 from .location import Lake, lake_filesystem
@@ -174,13 +174,11 @@ def trim_log(lake: Lake, table_uri: str, keep_from: int) -> int:
     if keep_from <= 0:
         return 0
     filesystem, root = lake_filesystem(lake, table_uri)
-    log = f"{root}/_delta_log"
-    with filesystem.open_input_stream(f"{log}/_last_checkpoint") as stream:
-        checkpoint = json.loads(stream.read())["version"]
-    if checkpoint < keep_from:
+    checkpoint = read_last_checkpoint(filesystem, root)
+    if checkpoint is None or checkpoint < keep_from:
         return 0
     doomed = []
-    for info in filesystem.get_file_info(pafs.FileSelector(log)):
+    for info in filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log")):
         match = _LOG_ENTRY.match(info.base_name)
         if match and int(match.group(1)) < keep_from:
             doomed.append(info.path)

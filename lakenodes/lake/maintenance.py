@@ -38,7 +38,6 @@ Example (``example``: a temporary lake with one table, see conftest.py):
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections import Counter
@@ -48,8 +47,8 @@ from typing import Any
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
 
-from .._internal.deferred import pafs as fs
 from ..errors import LakenodesUserError, NotFoundError
+from ._delta_log import read_last_checkpoint
 from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import add_actions, fragments_of, plain_flags, read_whole, snapshot_of
@@ -275,16 +274,7 @@ def vacuum_table(
 
 def last_checkpoint_version(lake: Lake, storage_hash: str) -> int | None:
     """Version of the table's latest checkpoint (from ``_delta_log/_last_checkpoint``), None if none."""
-    filesystem, root = lake_filesystem(lake, table_location(lake, storage_hash))
-    try:
-        with filesystem.open_input_stream(f"{root}/_delta_log/_last_checkpoint") as stream:
-            return int(json.loads(stream.read())["version"])
-    except (FileNotFoundError, KeyError, ValueError):
-        return None
-    except OSError as error:  # S3 reports a missing key as a generic OSError
-        if filesystem.get_file_info(f"{root}/_delta_log/_last_checkpoint").type == fs.FileType.NotFound:
-            return None
-        raise error
+    return read_last_checkpoint(*lake_filesystem(lake, table_location(lake, storage_hash)))
 
 
 def _store(lake: Lake, name: str, retry: RetryPolicy | None = None) -> TableStore:

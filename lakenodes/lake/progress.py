@@ -27,6 +27,7 @@ from .._internal.datetimes import as_utc
 from .._internal.deferred import pa, pafs, pc, pq
 from ..core.frames import TIME_INDEX, timestamp_type
 from . import _progress_snapshot as snapshots
+from ._delta_log import commit_stamp
 from ._file_facts import FileFacts, Identity
 from ._file_frame import boundary_candidates, file_frame, identities_and_paths
 from ._scan import add_actions, version_key
@@ -215,7 +216,7 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 def _snapshot(filesystem: Any, root: str, progress: TableProgress, table: DeltaTable) -> tuple[int, dict[bytes, bytes]]:
     stamp = known_stamp(table)  # the open-tables cache stamped that commit file already: no request
     if stamp is None or stamp[0] != progress.version:
-        stamp = snapshots.commit_stamp(filesystem, root, progress.version)
+        stamp = commit_stamp(filesystem, root, progress.version)
     return progress.version, snapshots.encode(stamp, progress.index_names, progress.row_count, progress.last, None)
 
 
