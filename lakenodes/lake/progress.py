@@ -196,9 +196,10 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
             _keep_max(last, identity, high)
             keep_min(first_of_mixed, identity, low)
     boundary = {data_file_path(p) for p in candidates_last["path"].to_list() + candidates_first["path"].to_list()}
-    footers_read = _resolve_bounds(filesystem, root, [path for _, path in identities_and_paths(candidates_last, keys)])
-    for identity, (_, high) in _exact_bounds(candidates_last, keys, filesystem, root, None):
-        _keep_max(last, identity, high)
+    last_files = list(identities_and_paths(candidates_last, keys))
+    footers_read = _resolve_bounds(filesystem, root, [path for _, path in last_files])
+    for identity, path in last_files:
+        _keep_max(last, identity, _facts.bounds(filesystem, f"{root}/{path}")[1])
 
     def first_loader() -> dict[Identity, datetime.datetime]:
         first = dict(first_of_mixed)
@@ -236,13 +237,13 @@ def persisted_progress(lake: Lake, uri: str,
 
 
 def _exact_bounds(
-    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str, persist: Iterable[str] | None
+    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str, persist: Iterable[str]
 ) -> list[tuple[Identity, tuple[datetime.datetime, datetime.datetime]]]:
     """Exact (first, last) of each file (cached, persisted or from its footer), with its identity.
 
     When footers had to be read, the known bounds of ``persist`` (all boundary files) are saved."""
     pairs = list(identities_and_paths(files, keys))
-    if _resolve_bounds(filesystem, root, [path for _, path in pairs]) and persist is not None:
+    if _resolve_bounds(filesystem, root, [path for _, path in pairs]):
         _persist_facts(filesystem, root, persist)
     return [(identity, _facts.bounds(filesystem, f"{root}/{path}")) for identity, path in pairs]
 
