@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno as errno_codes
 import re
+from typing import Any
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 # Rust backtrace lines that delta-rs appends to its messages when RUST_BACKTRACE is set:
@@ -74,12 +75,19 @@ class NotFoundError(LakenodesUserError, LookupError):
 
 
 class NodeRunError(LakenodesError, RuntimeError):
-    """A node failed during ``run()``; the message names the node, the phase and the cause."""
+    """A node failed during ``run()``; the message names the node, the phase and the cause.
+
+    Raised by ``run_many`` (and a tree run), it also carries the rest of the run:
+    ``completed`` (update_hash -> ``RunSummary`` of every node that finished) and ``failures``
+    (update_hash -> the error of every node that failed, or was skipped for a failed dependency).
+    """
 
     def __init__(self, node: str, phase: str, cause: BaseException):
         self.node = node
         self.phase = phase
         self.cause = cause
+        self.completed: dict[str, Any] = {}
+        self.failures: dict[str, NodeRunError] = {}
         super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {one_line(plain_message(cause))}")
 
     def __reduce__(self):  # picklable across process pools (the default would call __init__(message))

@@ -50,6 +50,8 @@ def test_a_failure_skips_only_its_dependents(local_lake: Lake, tmp_path: Path, e
     assert sorted(name for name, _ in journal(tmp_path)) == ["after_independent", "broken", "independent"]
     assert stored_rows(independent) == 1 and stored_rows(after_independent) == 1  # finished before the raise
     assert stored_rows(downstream) == 0 and stored_rows(further) == 0  # skipped, never run
+    assert set(caught.value.completed) == {independent.update_hash, after_independent.update_hash}
+    assert set(caught.value.failures) == {broken.update_hash, downstream.update_hash, further.update_hash}
 
 
 def test_the_first_failure_is_raised_and_the_others_logged(
@@ -65,6 +67,11 @@ def test_the_first_failure_is_raised_and_the_others_logged(
 
     assert caught.value.node == repr(first)
     assert stored_rows(fine) == 1
+    # the raised error carries the rest of the run: what finished and every failure
+    assert set(caught.value.completed) == {fine.update_hash}
+    assert caught.value.completed[fine.update_hash].rows_written == 1
+    assert set(caught.value.failures) == {first.update_hash, second.update_hash}
+    assert "second cause" in str(caught.value.failures[second.update_hash])
     also = [record.getMessage() for record in caplog.records if record.getMessage().startswith("also failed")]
     assert len(also) == 1 and "second cause" in also[0]
 

@@ -65,6 +65,10 @@ def run_many(
     ``on_phase(node, phase)`` as each node run in this process enters a phase (nodes run on an
     executor report no phases).
 
+    A failing node does not stop the nodes that do not depend on it. Once all have finished or
+    been skipped, the first failure is raised (the others are logged); it carries the whole run:
+    ``error.completed`` (the summaries of the nodes that finished) and ``error.failures``.
+
     On a process pool, the node classes must be importable by the workers (defined in a module),
     e.g. ``with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
     run_many([SimulatedPrices(batch_1), SimulatedPrices(batch_2)], executor=pool)``.
@@ -102,6 +106,7 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
         first, *others = {id(error): error for error in failures.values()}.values()  # skipped nodes share it
         for other in others:
             logger.error("also failed: %s", other)
+        first.completed, first.failures = results, failures
         raise first
     return results
 
