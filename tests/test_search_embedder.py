@@ -191,6 +191,18 @@ def test_q_embedding_is_the_query_vector(catalog_lake):
         TimeIndexMetaTable.description_search("x", q_embedding=[0.1, 0.2], lake=catalog_lake)
 
 
+def test_column_search_takes_q_embedding_and_checks_the_embedder(catalog_lake):
+    by_text = TimeIndexMetaTable.column_search("close price", lake=catalog_lake)
+    vector = get_embedder(None).embed(["close price"])[0].tolist()
+    by_vector = TimeIndexMetaTable.column_search("close price", q_embedding=vector, lake=catalog_lake)
+    assert identifiers(by_vector) == identifiers(by_text) and identifiers(by_text)
+    assert [hit["score"] for hit in by_vector["results"]] == pytest.approx([hit["score"] for hit in by_text["results"]])
+    with pytest.raises(SearchArgumentError, match="q_embedding must be 384 finite numbers"):
+        TimeIndexMetaTable.column_search("close", q_embedding=[0.1, 0.2], lake=catalog_lake)
+    with pytest.raises(EmbedderMismatchError):
+        TimeIndexMetaTable.column_search("close", embedding_model="hashing", lake=catalog_lake)
+
+
 def test_ledger_latest_since_a_file_list(local_lake):
     """What the catch-up reads after catalog changes: the latest rows of the files it has not seen."""
     ledger = Ledger(local_lake, "notes", pa.schema([("name", pa.string()), ("value", pa.string())]), key=("name",))

@@ -93,17 +93,18 @@ class TimeIndexMetaTable(TableRecord):
 
     @classmethod
     def column_search(
-        cls, q: str, *, embedding_model: Any = None, limit: int = 20, offset: int = 0, lake: Lake | None = None,
-        **filters: Any,
+        cls, q: str, *, embedding_model: Any = None, q_embedding: Any = None, limit: int = 20, offset: int = 0,
+        lake: Lake | None = None, **filters: Any,
     ) -> dict[str, Any]:
-        """Schema-oriented discovery: tables ranked by their best matching column name or metadata.
+        """Schema-oriented discovery: tables ranked by their best matching column name or metadata
+        (the same filters as :meth:`description_search`; ``q_embedding`` likewise).
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> sorted(TimeIndexMetaTable.column_search("close", lake=example.lake))
             ['count', 'next', 'previous', 'results']
         """
-        return search_tables(lake or current_lake(), q, mode="column", embedding_model=embedding_model, limit=limit,
-                             offset=offset, filters=filters)
+        return search_tables(lake or current_lake(), q, mode="column", embedding_model=embedding_model,
+                             q_embedding=q_embedding, limit=limit, offset=offset, filters=filters)
 
     def refresh_table_search_index(self) -> None:
         """Re-index this table from its current catalog record (metadata, columns, source class)."""

@@ -378,9 +378,11 @@ class SearchIndex:
         )
 
     def column_search(
-        self, q: str, *, filters: dict[str, Any] | None = None, limit: int = 20, offset: int = 0
+        self, q: str, *, embedding_model: str | Embedder | None = None, filters: dict[str, Any] | None = None,
+        limit: int = 20, offset: int = 0,
     ) -> SearchPage:
-        """Rank tables by their best matching column (see :func:`~.ranking.rank_columns`).
+        """Rank tables by their best matching column (see :func:`~.ranking.rank_columns`);
+        ``embedding_model``, when given, must be the index's embedder (EmbedderMismatchError otherwise).
 
         >>> import tempfile
         >>> index = SearchIndex(tempfile.mkdtemp())
@@ -394,5 +396,5 @@ class SearchIndex:
         table = self._open(COLUMNS)
         if table is None or not q.strip():
             return SearchPage(0, [])
-        embedder = query_embedder(embedder_of(table.schema), self.embedder, None, self.uri)
+        embedder = query_embedder(embedder_of(table.schema), self.embedder, embedding_model, self.uri)
         return rank_columns(table, q, embedder, where=where, limit=limit, offset=offset)

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 __all__ = ["column_search", "description_search", "search_tables"]
 
 
-_DESCRIPTION_ONLY = frozenset({"trigram_k", "embed_k", "w_trgm", "w_emb", "q_embedding"})
+_DESCRIPTION_ONLY = frozenset({"trigram_k", "embed_k", "w_trgm", "w_emb"})
 
 
 def description_search(
@@ -81,20 +81,23 @@ def column_search(
     q: str,
     *,
     embedding_model: Any = None,
+    q_embedding: Sequence[float] | None = None,
     limit: int = 20,
     offset: int = 0,
     filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Tables of ``lake`` ranked by their best matching column name or column metadata.
 
-    The index's embedder is used (``embedding_model``, when given, must be that one).
+    The index's embedder is used (``embedding_model``, when given, must be that one);
+    ``q_embedding`` is the query's vector computed by the caller with it.
 
     >>> import tempfile
     >>> column_search(Lake(tempfile.mkdtemp()), "close")["count"]
     0
     """
     def rank(index: SearchIndex, where: dict[str, Any]) -> SearchPage:
-        return index.column_search(q, filters=where, limit=limit, offset=offset)
+        model = embedding_model if q_embedding is None else QueryVector(index.embedder, q_embedding)
+        return index.column_search(q, embedding_model=model, filters=where, limit=limit, offset=offset)
 
     return _search(lake, q, rank, limit=limit, offset=offset, filters=filters, embedding_model=embedding_model)
 
