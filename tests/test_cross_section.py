@@ -1,10 +1,11 @@
 """The time-ordered copy for cross-sectional reads (lakenodes.lake.cross_section): written by
 ``optimize_table(..., cross_section=True)``, used only for a time window with no identity filter
-and only while the table is at exactly the version it was written for."""
+and only while every data file it holds is live (appends since add their own files to the read)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -79,20 +80,65 @@ def test_an_asset_scoped_read_does_not_use_the_copy(local_lake: Lake, monkeypatc
     assert cross_section.is_cross_sectional((), ((day(1), None),))
 
 
-def test_a_commit_after_optimize_retires_the_copy(local_lake: Lake):
+@pytest.fixture
+def opened(monkeypatch) -> list[int]:
+    """How many per-identity files each read opened (a read from the copy alone opens none)."""
+    counts: list[int] = []
+    real = store_module.fragments_of
+
+    def counting(filesystem, root, partition, files):
+        counts.append(files.height)
+        return real(filesystem, root, partition, files)
+
+    monkeypatch.setattr(store_module, "fragments_of", counting)
+    return counts
+
+
+def test_appends_after_optimize_keep_the_copy_and_add_their_files(any_lake: Lake, opened: list[int]):
+    node = CrossNode(days=5)
+    node.run()
+    optimize_table(any_lake, node.storage_hash, cross_section=True)
+    CrossNode(days=2, first=5).run()  # an append through lakenodes: one file per identity
+    foreign = pa.table({"time_index": pa.array([day(9)], pa.timestamp("us", "UTC")), "unique_identifier": ["A"],
+                        "close": [1.0]})
+    write_deltalake(node.table_uri, foreign, mode="append", partition_by=["unique_identifier"],
+                    storage_options=any_lake.storage_options or None)  # and one by another writer
+    clear_caches()
+    assert node.get_df_between_dates(day(1), day(2)).height == 6
+    assert opened == []  # older dates: the copy alone
+    rows = node.get_df_between_dates(day(4), day(9))
+    assert opened == [4]  # the copy, and the 3 + 1 files appended since
+    assert rows.equals(node.get_df_between_dates(day(4), day(9), unique_identifier_list=ASSETS))  # per-identity files
+    assert rows.height == 3 + 6 + 1 and rows.filter(pl.col("time_index") == day(9))["close"].to_list() == [1.0]
+
+
+def test_a_commit_removing_files_retires_the_copy(local_lake: Lake, opened: list[int]):
     node = CrossNode(days=5)
     node.run()
     optimize_table(local_lake, node.storage_hash, cross_section=True)
-    CrossNode(days=2, first=5).run()  # an append through lakenodes
-    assert node.get_df_between_dates(day(5), day(6)).height == 6
-    foreign = pa.table({"time_index": pa.array([day(9)], pa.timestamp("us", "UTC")), "unique_identifier": ["A"],
-                        "close": [1.0]})
-    write_deltalake(node.table_uri, foreign, mode="append")  # and one by another writer
+    CrossNode(days=1, first=2).run()  # a restatement of day 2: its files are rewritten
     clear_caches()
-    assert node.get_df_between_dates(day(9), day(9))["close"].to_list() == [1.0]
-    node.store.delete_after(day(4))  # a tail delete
-    assert node.get_df_between_dates(day(4), day(9)).is_empty()
+    assert node.get_df_between_dates(day(0), day(1)).height == 6
+    assert opened == [3]  # the copy is retired: the per-identity files are read
+    assert node.get_df_between_dates(day(2), day(2))["close"].to_list() == [0.0, 1.0, 2.0]
+    node.store.delete_after(day(3))  # a tail delete
+    assert node.get_df_between_dates(day(3), day(9)).is_empty()
+    assert node.get_df_between_dates(day(0), day(2)).height == 9
+
+
+def test_a_copy_whose_file_list_belongs_to_another_version_is_not_used(local_lake: Lake, opened: list[int]):
+    """A concurrent optimize may leave the copy of one version next to the file list of another."""
+    node = CrossNode(days=3)
+    node.run()
+    optimize_table(local_lake, node.storage_hash, cross_section=True)
+    listing = Path(node.table_uri) / cross_section.FILES_PATH
+    stale = listing.read_bytes()
+    CrossNode(days=1, first=3).run()
+    optimize_table(local_lake, node.storage_hash, cross_section=True)
+    listing.write_bytes(stale)
+    clear_caches()
     assert node.get_df_between_dates(day(0), day(3)).height == 12
+    assert opened == [3]
 
 
 def test_a_read_as_of_an_older_version_does_not_use_the_copy(local_lake: Lake):

@@ -37,7 +37,8 @@ def optimize(
     namespace: NamespaceOption = None,
     cross_section: Annotated[bool, typer.Option(
         "--cross-section", help="Also write a time-ordered copy: a date across every asset reads one file "
-                                "(costs the table's size again; used until the next commit).")] = False,
+                                "(costs the table's size again; later appends are read next to it; a commit "
+                                "that removes a file retires it).")] = False,
 ) -> None:
     """Compact small files one partition at a time (safe while updaters append) and checkpoint."""
     size = int(target_size * 1024 * 1024) if target_size is not None else None

@@ -394,7 +394,12 @@ class TableStore:
                         dataset.format)
         snapshot = snapshot_of(table, index_names)
         filesystem, root = lake_filesystem(self.lake, table.table_uri)
-        copy = cross_section_of(table, self.lake) if is_cross_sectional(pruning.values, pruning.windows) else None
-        fragments = [copy] if copy is not None else fragments_of(  # the time-ordered copy: one file, not N
-            filesystem, root, snapshot.partition, snapshot.files.filter(pruning.mask(snapshot.partition)))
+        files = snapshot.files.filter(pruning.mask(snapshot.partition))
+        cross_sectional = is_cross_sectional(pruning.values, pruning.windows)
+        copy = cross_section_of(table, self.lake, snapshot) if cross_sectional else None
+        if copy is not None:  # the time-ordered copy (one file, not N), and the files appended since
+            files = copy.remaining(files)
+        fragments = [copy.fragment] if copy is not None else []
+        if files.height:
+            fragments += fragments_of(filesystem, root, snapshot.partition, files)
         return scan(fragments, snapshot.schema, filesystem, columns, expression)
