@@ -93,7 +93,7 @@ def test_a_stream_is_written_exactly_in_one_commit(local_lake, monkeypatch, kind
     _, persisted = node.run()
     assert stored(node).equals(expected(data))
     assert persisted.columns == ["time_index", "unique_identifier", "close"]
-    assert table_state(node)[0] == 0  # one commit: it creates the table with the rows
+    assert table_state(node)[0] == 1  # creation, then one data commit
     assert node.update_statistics.max_time_index_value == T0 + dt.timedelta(days=29)
     more = rows(30, 3)
     node.output = lambda: reader(more)

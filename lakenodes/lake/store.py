@@ -41,8 +41,7 @@ from ._scan import (
     time_window,
     to_plain,
 )
-from ._create import create_empty, create_with_first_commit, first_commit, table_definition
-from ._storage_errors import guarded, retryable, storage_errors
+from ._storage_errors import guarded, retryable, storage_errors, table_not_created
 from ._tables import cached_table, is_open, table_lock
 from ._watermarks import (
     app_transaction,
@@ -62,6 +61,7 @@ __all__ = ["RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+TABLE_CONFIGURATION = {"delta.setTransactionRetentionDuration": "interval 14 days"}
 
 
 @dataclass(frozen=True)
@@ -141,28 +141,47 @@ class TableStore:
         return pa.schema(table.schema().to_arrow()) if table is not None else None
 
     def ensure_created(self, schema: pa.Schema, index_names: Sequence[str]) -> DeltaTable:
-        """Create the table once (no rows); a concurrent creator winning the race is not an error.
+        """Create the table once; a concurrent creator winning the race is not an error.
 
-        Version 0 is created exactly once (one ``metaData.id``, see ``lakenodes.lake._create``):
-        threads of this process create under the table's lock; a losing process opens the winner's table.
+        Version 0 is created exactly once (one ``metaData.id``): threads of this process create
+        under the table's lock, and the CREATE commit is not retried by delta-rs (which would
+        otherwise commit a second CREATE at version 1 when another process won version 0): the
+        loser fails, opens the winner's table and appends to it.
         """
         with table_lock(self._key):
-            return create_empty(self.uri, self.lake, self.storage_hash, schema, index_names, self.table)
+            return self._create_once(schema, index_names)
 
-    def create_with(self, commit: Callable[..., None], index_names: Sequence[str], properties: CommitProperties) -> int:
-        """Create the table in the commit of its first rows: ``commit(**arguments)`` calls delta-rs
-        with the table's definition and ``properties`` made a first commit. Returns the version
-        committed (0); raises ``CommitFailedError`` when another creator won (retry to append)."""
-        arguments = {**table_definition(self.storage_hash, index_names), "mode": "error",
-                     "storage_options": self.lake.storage_options or None, "commit_properties": first_commit(properties)}
-        create_with_first_commit(self.uri, self.lake, lambda: commit(**arguments), self.table)
-        return 0
+    def _create_once(self, schema: pa.Schema, index_names: Sequence[str]) -> DeltaTable:
+        existing = self.table()
+        if existing is not None:
+            return existing
+        partition_by = [index_names[1]] if len(index_names) > 1 else None
+        failure: DeltaError | None = None
+        try:
+            DeltaTable.create(
+                self.uri,
+                schema,
+                mode="ignore",
+                partition_by=partition_by,
+                name=self.storage_hash,
+                description=json.dumps({"index_names": list(index_names), "created_by": "lakenodes"}),
+                configuration=TABLE_CONFIGURATION,
+                storage_options=self.lake.storage_options or None,
+                commit_properties=CommitProperties(max_commit_retries=0),
+            )
+        except DeltaError as error:  # another process created it between our check and our commit
+            failure = error
+            logger.debug("table %s created concurrently: %s", self.storage_hash, error)
+        created = self.table()
+        if created is None:  # the creation failed for a reason of its own: name it
+            raise table_not_created(self.uri, failure, self.lake) from failure
+        return created
 
     # -- writes ---------------------------------------------------------------------------------
     def write(
         self,
         frame: NormalizedFrame,
-        watermarks: Callable[[DeltaTable | None], Mapping[tuple[str, ...], datetime.datetime]],
+        watermarks: Callable[[DeltaTable], Mapping[tuple[str, ...], datetime.datetime]],
         *,
         metadata: Mapping[str, Any] | None = None,
         seen: Mapping[tuple[str, ...], datetime.datetime] | None = None,
@@ -170,8 +189,8 @@ class TableStore:
         """Write ``frame`` in one commit: blind append when every row is newer than its identity's
         watermark, else one merge on the full index (restatements replace, never duplicate).
 
-        ``watermarks`` computes the stored watermark per identity from a snapshot (None before the
-        table exists: the first write creates it in its own commit); it is re-evaluated on every retry so a retry after a concurrent commit decides afresh. ``seen``
+        ``watermarks`` computes the stored watermark per identity from a snapshot; it is
+        re-evaluated on every retry so a retry after a concurrent commit decides afresh. ``seen``
         are the watermarks the frame was computed from: when one of the frame's identities now
         has an earlier one (a tail delete landed since), nothing is written and
         ``WatermarkMovedError`` is raised (the caller recomputes the frame).
@@ -184,26 +203,21 @@ class TableStore:
         committing: list[WriteResult] = []  # what each attempt that went on to commit was writing
 
         def attempt() -> WriteResult:
-            table = self.table()
+            table = self.ensure_created(frame.table.schema, frame.index_names)
             # write_id is fresh: only a retry can find it committed (by the last attempt that committed)
-            if committing and table is not None and table.transaction_version(write_id) is not None:
+            if committing and table.transaction_version(write_id) is not None:
                 logger.info("write %s was already committed by an earlier attempt", write_id)
                 return committing[-1]
             marks = watermarks(table)
             moved = watermarks_moved_back(frame, seen, marks) if seen is not None else []
             if moved:
                 raise WatermarkMovedError(self.uri, moved)
-            overlap = 0 if table is None else rows_at_or_before_watermark(frame, marks)
+            overlap = rows_at_or_before_watermark(frame, marks)
             if overlap == 0:
                 properties = CommitProperties(
                     app_transactions=[app_transaction(write_id), *identity_transactions(frame, marks)],
                     custom_metadata={**custom_metadata, "lakenodes.operation": "WRITE"},
                 )
-                if table is None:  # the first rows create the table in their own commit
-                    committing.append(WriteResult(frame.num_rows, 0, 0))
-                    self.create_with(lambda **arguments: write_deltalake(self.uri, to_plain(frame.table), **arguments),
-                                     frame.index_names, properties)
-                    return committing[-1]
                 committing.append(WriteResult(frame.num_rows, 0, table.version() + 1))
                 write_deltalake(table, to_plain(frame.table), mode="append", commit_properties=properties)
                 # the cached table is now at our commit: no refresh (the next reader refreshes)
@@ -213,7 +227,7 @@ class TableStore:
             return committing[-1]
 
         result = self.with_retries(attempt, what=f"write to {self.storage_hash}")
-        if result.rows_upserted or result.version == 0:  # committed apart from the cached table: open it
+        if result.rows_upserted:  # a rewrite commits apart from the cached table: bring it to that commit
             try:
                 self.table()
             except (OSError, DeltaError) as error:  # the commit has landed: a failed refresh must not fail it

@@ -17,8 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from deltalake import CommitProperties, DeltaTable, Schema
-from deltalake.transaction import create_table_with_add_actions
+from deltalake import CommitProperties, DeltaTable
 
 from .._internal.deferred import pa
 from ..core.frame_stream import FrameStream
@@ -38,7 +37,7 @@ from .store import TableStore, WriteResult
 logger = logging.getLogger(__name__)
 
 FLUSH_ROWS = 2_000_000  # rows buffered before they are written out (one file per partition per flush)
-Watermarks = Callable[[DeltaTable | None], Mapping[tuple[str, ...], datetime.datetime]]
+Watermarks = Callable[[DeltaTable], Mapping[tuple[str, ...], datetime.datetime]]
 
 
 def write_stream(
@@ -150,11 +149,10 @@ def _refuse_restatements(frame: Any, marks: Mapping[tuple[str, ...], datetime.da
 def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: Watermarks,
             seen: Mapping[tuple[str, ...], datetime.datetime] | None, write_id: str,
             metadata: Mapping[str, Any] | None) -> int:
-    """One commit attempt of the written files, decided afresh from the current snapshot (none
-    before the table exists: then the commit creates it)."""
-    table = store.table()
-    if table is not None and table.transaction_version(write_id) is not None:
-        return table.version()  # an earlier attempt's commit landed although it reported a failure
+    """One commit attempt of the written files, decided afresh from the current snapshot."""
+    table = store.ensure_created(files.schema, files.index_names)
+    if table.transaction_version(write_id) is not None:  # an earlier attempt's commit landed although it reported a failure
+        return table.version()
     marks = watermarks(table)
     moved = watermarks_moved_back(stream, seen, marks) if seen is not None else []
     if moved:
@@ -165,9 +163,6 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
         custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE",
                          **{key: str(value) for key, value in (metadata or {}).items()}},
     )
-    if table is None:
-        return store.create_with(lambda **arguments: create_table_with_add_actions(
-            store.uri, Schema.from_arrow(files.schema), files.adds, **arguments), files.index_names, properties)
     partition_columns = list(table.metadata().partition_columns)
     table.create_write_transaction(files.adds, mode="append", schema=pa.schema(table.schema().to_arrow()),
                                    partition_by=partition_columns or None, commit_properties=properties)

@@ -184,14 +184,12 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
         raise NodeRunError(repr(node), phase, error) from error
 
 
-def _progress_reader(node: DataNode, checked: list[TableProgress],
-                     frame: NormalizedFrame | FrameStream) -> Callable[[DeltaTable | None], dict]:
+def _progress_reader(node: DataNode, checked: list[TableProgress]) -> Callable[[DeltaTable], dict]:
     """The write's watermark callback: the stored progress of the snapshot a write attempt decides
-    from (empty, version -1, before the table exists), remembered in ``checked`` (the last one is
-    the snapshot of the attempt that committed)."""
+    from, remembered in ``checked`` (the last one is the snapshot of the attempt that committed)."""
 
-    def watermarks(table: DeltaTable | None) -> dict:
-        checked.append(TableProgress(-1, frame.index_names) if table is None else read_progress(table, node.lake))
+    def watermarks(table: DeltaTable) -> dict:
+        checked.append(read_progress(table, node.lake))
         return checked[-1].last
 
     return watermarks
@@ -201,8 +199,8 @@ def _write(node: DataNode, frame: NormalizedFrame | FrameStream, checked: list[T
            seen: dict, run_id: str) -> WriteResult | None:
     metadata = {"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id}
     if isinstance(frame, FrameStream):
-        return write_stream(node.store, frame, _progress_reader(node, checked, frame), seen=seen, metadata=metadata)
-    return node.store.write(frame, watermarks=_progress_reader(node, checked, frame), seen=seen, metadata=metadata)
+        return write_stream(node.store, frame, _progress_reader(node, checked), seen=seen, metadata=metadata)
+    return node.store.write(frame, watermarks=_progress_reader(node, checked), seen=seen, metadata=metadata)
 
 
 def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | None:
