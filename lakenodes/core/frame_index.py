@@ -60,7 +60,7 @@ def check_unique_index(table: pa.Table, index_names: Sequence[str], bounds: pl.D
     if table.num_rows < 2 or bounds.height == table.num_rows:  # one row per identity: nothing can repeat
         return
     columns = [table.column(name).combine_chunks() for name in index_names]
-    if _strictly_increasing(columns) or (len(columns) > 1 and _time_ordered_blocks(columns, bounds.height)):
+    if rows_increase(columns) or (len(columns) > 1 and _time_ordered_blocks(columns, bounds.height)):
         return
     if not _repeats(table, index_names):
         return
@@ -73,15 +73,23 @@ def _pairs(column: pa.Array) -> tuple[pa.Array, pa.Array]:
     return column.slice(0, len(column) - 1), column.slice(1)
 
 
-def _strictly_increasing(columns: Sequence[pa.Array]) -> bool:
-    """Whether the rows of ``columns`` (no nulls) strictly increase, compared as tuples."""
+def rows_increase(columns: Sequence[pa.Array], strictly: bool = True) -> bool:
+    """Whether the rows of ``columns`` (arrays without nulls) increase, compared as tuples
+    (``strictly=False``: or stay equal).
+
+    Example:
+        >>> rows_increase([pa.array([1, 1, 2]), pa.array(["b", "c", "a"])])
+        True
+    """
+    if not columns or len(columns[0]) < 2:
+        return True
     first, second = _pairs(columns[0])
-    if not pc.all(pc.less_equal(first, second)).as_py():  # cheap: most unordered frames stop here
+    if not pc.all(pc.less_equal(first, second)).as_py():  # cheap: most unordered rows stop here
         return False
     increasing = None
     for column in reversed(columns):  # a < b on (c0, c1, ...): c0 < c0' or (c0 == c0' and rest < rest')
         first, second = _pairs(column)
-        less = pc.less(first, second)
+        less = (pc.less if strictly or increasing is not None else pc.less_equal)(first, second)
         increasing = less if increasing is None else pc.or_(less, pc.and_(pc.equal(first, second), increasing))
     return bool(pc.all(increasing).as_py())
 
