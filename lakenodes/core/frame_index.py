@@ -59,13 +59,23 @@ def check_unique_index(table: pa.Table, index_names: Sequence[str], bounds: pl.D
     """
     if table.num_rows < 2 or bounds.height == table.num_rows:  # one row per identity: nothing can repeat
         return
-    columns = [table.column(name).combine_chunks() for name in index_names]
+    columns = [one_array(table.column(name)) for name in index_names]
     if rows_increase(columns) or (len(columns) > 1 and _time_ordered_blocks(columns, bounds.height)):
         return
     if not _repeats(table, index_names):
         return
     raise FrameValidationError(
         f"duplicate index ({_first_repeat(table, index_names)}): the {len(index_names)}-level index must be unique")
+
+
+def one_array(column: pa.ChunkedArray) -> pa.Array:
+    """``column`` as one array: its only chunk as it is (``combine_chunks`` copies even that one).
+
+    Example:
+        >>> one_array(pa.chunked_array([[1, 2], [3]])).to_pylist()
+        [1, 2, 3]
+    """
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _pairs(column: pa.Array) -> tuple[pa.Array, pa.Array]:

@@ -36,7 +36,7 @@ from deltalake.transaction import AddAction, RemoveAction
 
 from .._internal.datetimes import as_utc
 from .._internal.deferred import np, pa, pafs, pc, pq
-from ..core.frame_index import rows_increase
+from ..core.frame_index import one_array, rows_increase
 from ..core.frames import TIME_INDEX, NormalizedFrame
 from ._log_commit import commit_actions, written_by_delta_rs
 from ._scan import SLACK, data_file_path, plain_schema
@@ -71,7 +71,7 @@ def write_files(
     else:  # sorted by the partition's dictionary code (not its text: far faster), then ``sort_by``
         encoded = pc.dictionary_encode(rows.column(partition)).combine_chunks()
         within = [name for name in sort_by if name != partition]
-        if rows_increase([rows.column(name).combine_chunks() for name in within], strictly=False):
+        if rows_increase([one_array(rows.column(name)) for name in within], strictly=False):
             order = pc.sort_indices(encoded.indices)  # a stable sort: each partition's rows keep their order
         else:
             keys = pa.table({"_code": encoded.indices, **{name: rows.column(name) for name in within}})
@@ -124,21 +124,28 @@ def _statistics(sizes: Sequence[int], data: pa.Table) -> list[tuple[str, tuple[A
     grouped = data.append_column("_group", groups).group_by("_group", use_threads=False).aggregate(
         aggregates).sort_by("_group")
     nulls = {name: grouped.column(f"{name}_count").to_pylist() for name in data.column_names}
-    extremes = {name: grouped.column(f"{name}_min_max").to_pylist() for name in bounded}
+    extremes = {name: [_naive_values(pc.struct_field(grouped.column(f"{name}_min_max"), [end])) for end in (0, 1)]
+                for name in bounded}
     results = []
     for group, size in enumerate(sizes):
         minimums: dict[str, Any] = {}
         maximums: dict[str, Any] = {}
         for name in bounded:
-            low, high = (_stat_value(extremes[name][group][end]) for end in ("min", "max"))
+            low, high = (_stat_value(values[group]) for values in extremes[name])
             if low is not None and high is not None:
                 minimums[name], maximums[name] = low, high
-        times = extremes[TIME_INDEX][group] if TIME_INDEX in extremes else None
+        times = [values[group] for values in extremes[TIME_INDEX]] if TIME_INDEX in extremes else [None]
         stats = {"numRecords": size, "minValues": minimums, "maxValues": maximums,
                  "nullCount": {name: nulls[name][group] for name in data.column_names}}
-        results.append((json.dumps(stats), None if times is None or times["min"] is None
-                        else (as_utc(times["min"]), as_utc(times["max"]))))
+        results.append((json.dumps(stats), None if times[0] is None else (as_utc(times[0]), as_utc(times[1]))))
     return results
+
+
+def _naive_values(values: pa.ChunkedArray) -> list[Any]:
+    """Python values of ``values``; UTC timestamps as naive datetimes (far cheaper than aware ones)."""
+    if pa.types.is_timestamp(values.type) and values.type.tz is not None:
+        values = values.cast(pa.timestamp(values.type.unit))
+    return values.to_pylist()
 
 
 def _stat_value(value: Any) -> Any:
