@@ -86,3 +86,17 @@ def test_a_time_repeated_in_a_single_level_index_is_refused_in_any_position():
                 normalize_frame(frame.with_columns(value=pl.lit(1.0)))
     assert normalize_frame(pl.DataFrame({"time_index": times.reverse(), "value": 1.0})).identity_bounds["n"].to_list() \
         == [100]
+
+
+def test_identities_repeating_date_after_date_with_uneven_dates():
+    """Every k rows repeat the identities of the first date, but dates do not come in k-row blocks."""
+    days = [T0 + dt.timedelta(days=n) for n in range(3)]
+    uneven = pl.DataFrame({"time_index": [days[0], days[0], days[1], days[2]], "unique_identifier": ["A", "B"] * 2,
+                           "value": [1.0, 2.0, 3.0, 4.0]})
+    bounds = normalize_frame(uneven).identity_bounds.sort("unique_identifier")
+    assert bounds.select("unique_identifier", "n", "lo", "hi").rows() == [("A", 2, days[0], days[1]),
+                                                                          ("B", 2, days[0], days[2])]
+    repeated = pl.DataFrame({"time_index": [days[0]] * 2 + [days[1]] * 4, "unique_identifier": ["A", "B"] * 3,
+                             "value": [1.0] * 6})
+    with pytest.raises(FrameValidationError, match=r"duplicate index \(time_index=2024-01-02"):
+        normalize_frame(repeated)

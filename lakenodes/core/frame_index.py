@@ -36,12 +36,36 @@ def index_bounds(table: pa.Table, index_names: Sequence[str]) -> pl.DataFrame:
         times = pl.from_arrow(table.select([TIME_INDEX]))
         return times.select(pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"),
                             pl.col(TIME_INDEX).max().alias("hi"))
+    panel = _panel_bounds(table, dims)
+    if panel is not None:
+        return panel
     # Arrow's grouping needs no conversion of the (string) identity columns to polars first
     grouped = table.select([*dims, TIME_INDEX]).group_by(dims, use_threads=False).aggregate(
         [(TIME_INDEX, "count"), (TIME_INDEX, "min"), (TIME_INDEX, "max")])
     return pl.from_arrow(grouped).select(
         *dims, pl.col(f"{TIME_INDEX}_count").cast(pl.UInt32).alias("n"),
         pl.col(f"{TIME_INDEX}_min").alias("lo"), pl.col(f"{TIME_INDEX}_max").alias("hi"))
+
+
+def _panel_bounds(table: pa.Table, dims: Sequence[str]) -> pl.DataFrame | None:
+    """The bounds of a panel (the usual backfill: every date holds the same identities in the same
+    order, dates ascending) read off its first and last date, without grouping; None otherwise."""
+    times = one_array(table.column(TIME_INDEX))
+    period = pc.index(pc.not_equal(times, times[0]), True).as_py()  # rows of the first date
+    rows = len(times)
+    period = rows if period < 0 else period
+    if rows % period or not rows_increase([times], strictly=False):
+        return None
+    first = table.select(dims).slice(0, period)
+    if first.group_by(list(dims)).aggregate([]).num_rows != period:  # an identity twice on one date
+        return None
+    for dim in dims:  # the identities of every date repeat those of the first
+        column = one_array(table.column(dim))
+        if not pc.all(pc.equal(column.slice(0, rows - period), column.slice(period))).as_py():
+            return None
+    return pl.from_arrow(first).with_columns(
+        n=pl.lit(rows // period, pl.UInt32), lo=pl.Series(times.slice(0, period)),
+        hi=pl.Series(times.slice(rows - period)))
 
 
 def check_unique_index(table: pa.Table, index_names: Sequence[str], bounds: pl.DataFrame) -> None:
