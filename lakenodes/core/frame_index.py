@@ -1,7 +1,9 @@
 """The index rules of a frame: each identity's row count and first/last time (``identity_bounds``),
 and no repeated index tuple, both computed without hashing every full index tuple.
 
-The bounds are one grouping by the (few) identities. Uniqueness is then proven, when it can be,
+The bounds of a panel (every date the same identities in the same order, dates ascending: the
+usual backfill) are read off its first and last date; any other frame pays one grouping by the
+(few) identities. Uniqueness is then proven, when it can be,
 by comparing neighbouring rows in the orders backfills arrive in: sorted by time then identity
 (a generator of dates), or one block of rows per identity in time order (per-asset frames
 concatenated, in any asset order). Only a frame in neither order pays the distinct count of
@@ -51,6 +53,8 @@ def _panel_bounds(table: pa.Table, dims: Sequence[str]) -> pl.DataFrame | None:
     """The bounds of a panel (the usual backfill: every date holds the same identities in the same
     order, dates ascending) read off its first and last date, without grouping; None otherwise."""
     times = one_array(table.column(TIME_INDEX))
+    if not len(times):
+        return None
     period = pc.index(pc.not_equal(times, times[0]), True).as_py()  # rows of the first date
     rows = len(times)
     period = rows if period < 0 else period
