@@ -18,9 +18,9 @@ from .._internal.deferred import pa, pc
 from ..errors import FrameValidationError, SchemaMismatchError
 from .config import RecordDefinition, canonical_dtype
 from .datetime_range import check_python_range
+from .frame_index import TIME_INDEX, check_unique_index, index_bounds
 from .identity_values import describe_value, identity_value_problem, partition_value_problem
 
-TIME_INDEX = "time_index"
 UNIQUE_IDENTIFIER = "unique_identifier"
 MAX_COLUMN_NAME_LENGTH = 63
 
@@ -59,10 +59,7 @@ class NormalizedFrame:
         """One row per identity tuple (its dimensions as columns; one row when there are none):
         row count ``n`` and first/last ``lo``/``hi`` time. Computed once per frame (the write's
         watermark decisions and progress bookkeeping all start from it)."""
-        dims = list(self.identity_dimensions)
-        frame = pl.from_arrow(self.table.select([*dims, TIME_INDEX]))
-        aggregates = [pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"), pl.col(TIME_INDEX).max().alias("hi")]
-        return frame.group_by(dims).agg(aggregates) if dims else frame.select(aggregates)
+        return index_bounds(self.table, self.index_names)
 
 
 def normalize_frame(
@@ -87,14 +84,15 @@ def normalize_frame(
     if table.num_rows == 0:
         return None
     _check_column_names(table.column_names, index_names)
-    columns = [_normalize_time_index(table.column(TIME_INDEX))]
-    # the first identity dimension partitions the table: its values become folder names too
-    columns += [_normalize_identity(name, table.column(name), partition=position == 1)
-                for position, name in enumerate(index_names) if position]
-    columns += [_normalize_value(name, table.column(name)) for name in table.column_names if name not in index_names]
-    names = list(index_names) + [name for name in table.column_names if name not in index_names]
-    normalized = pa.table(columns, names=names)
-    bounds = _check_no_duplicates(normalized, index_names)
+    index = pa.table([_normalize_time_index(table.column(TIME_INDEX)),
+                      *(_normalize_identity(name, table.column(name)) for name in index_names[1:])], names=index_names)
+    bounds = index_bounds(index, index_names)
+    for position, name in enumerate(index_names[1:]):  # the first one partitions: its values are folder names too
+        _check_identity_values(name, bounds[name].unique().to_list(), partition=position == 0)
+    values = [name for name in table.column_names if name not in index_names]
+    normalized = pa.table([*index.columns, *(_normalize_value(name, table.column(name)) for name in values)],
+                          names=[*index_names, *values])
+    check_unique_index(normalized, index_names, bounds)
     if records:
         check_against_records(normalized, index_names, records)
         normalized = _cast_to_records(normalized, records)
@@ -232,19 +230,23 @@ def _to_microseconds(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(column, target)
 
 
-def _normalize_identity(name: str, column: pa.ChunkedArray, *, partition: bool = False) -> pa.ChunkedArray:
-    """An identity level as non-null strings; ``partition`` also checks the values' folder names."""
+def _normalize_identity(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """An identity level as non-null strings (its values are checked by ``_check_identity_values``)."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
             or pa.types.is_string_view(column.type) or pa.types.is_dictionary(column.type)):
         raise FrameValidationError(f"index level {name!r} must hold strings, got {column.type}")
     column = pc.cast(column, pa.string())
     if column.null_count:
         raise FrameValidationError(f"index level {name!r} has {column.null_count} null value(s)")
-    for value in pc.unique(column).to_pylist():
+    return column
+
+
+def _check_identity_values(name: str, values: Sequence[str], *, partition: bool) -> None:
+    """The distinct values of an identity level can be stored; ``partition``: as folder names too."""
+    for value in values:
         problem = partition_value_problem(name, value) if partition else identity_value_problem(value)
         if problem:
             raise FrameValidationError(f"index level {name!r} value {describe_value(value)}: {problem}")
-    return column
 
 
 def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -277,29 +279,6 @@ def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     raise FrameValidationError(
         f"column {name!r} has unsupported type {kind}: use float, int, bool, string, date or UTC datetime"
     )
-
-
-def _check_no_duplicates(table: pa.Table, index_names: Sequence[str]) -> pl.DataFrame:
-    """Refuse repeated index tuples; return the frame's ``identity_bounds`` (computed on the way).
-
-    Grouping by the (few) identities and counting distinct times is ~20x faster than hashing
-    every full index tuple on large backfills.
-    """
-    frame = pl.from_arrow(table.select(list(index_names)))
-    time_index, identity = pl.col(TIME_INDEX), list(index_names[1:])
-    aggregates = [pl.len().alias("n"), time_index.min().alias("lo"), time_index.max().alias("hi"),
-                  time_index.n_unique().alias("distinct")]
-    counts = frame.group_by(identity).agg(aggregates) if identity else frame.select(aggregates)
-    if counts.filter(pl.col("distinct") != pl.col("n")).height == 0:
-        return counts.drop("distinct")
-    keys = table.select(list(index_names))
-    grouped = keys.group_by(list(index_names)).aggregate([([], "count_all")])
-    duplicated = grouped.filter(pc.greater(grouped["count_all"], 1)).slice(0, 1).to_pylist()[0]
-    duplicated.pop("count_all")
-    key = ", ".join(
-        f"{name}={value.isoformat() if name == TIME_INDEX else repr(value)}" for name, value in duplicated.items()
-    )
-    raise FrameValidationError(f"duplicate index ({key}): the {len(index_names)}-level index must be unique")
 
 
 def logical_dtype(kind: pa.DataType) -> str:

@@ -36,6 +36,7 @@ from deltalake.transaction import AddAction, RemoveAction
 
 from .._internal.datetimes import as_utc
 from .._internal.deferred import np, pa, pafs, pc, pq
+from ..core.frame_index import one_array, rows_increase
 from ..core.frames import TIME_INDEX, NormalizedFrame
 from ._log_commit import commit_actions, written_by_delta_rs
 from ._scan import SLACK, data_file_path, plain_schema
@@ -65,21 +66,29 @@ def write_files(
         return []
     groups: list[tuple[str | None, pa.Table]]
     if partition is None:
-        groups = [(None, rows.sort_by([(name, "ascending") for name in sort_by]) if sort_by else rows)]
+        data = rows.sort_by([(name, "ascending") for name in sort_by]) if sort_by else rows
+        groups = [(None, data)]
     else:  # sorted by the partition's dictionary code (not its text: far faster), then ``sort_by``
         encoded = pc.dictionary_encode(rows.column(partition)).combine_chunks()
-        keys = pa.table({"_code": encoded.indices, **{name: rows.column(name) for name in sort_by if name != partition}})
-        data = rows.drop_columns([partition]).take(pc.sort_indices(keys, [(name, "ascending") for name in keys.column_names]))
+        within = [name for name in sort_by if name != partition]
+        if rows_increase([one_array(rows.column(name)) for name in within], strictly=False):
+            order = pc.sort_indices(encoded.indices)  # a stable sort: each partition's rows keep their order
+        else:
+            keys = pa.table({"_code": encoded.indices, **{name: rows.column(name) for name in within}})
+            order = pc.sort_indices(keys, [(name, "ascending") for name in keys.column_names])
+        data = rows.drop_columns([partition]).take(order)
         sizes = np.bincount(encoded.indices.to_numpy(zero_copy_only=False), minlength=len(encoded.dictionary))
         offsets = [0, *itertools.accumulate(sizes.tolist())]
         groups = [(value, data.slice(offsets[code], sizes[code]))
                   for code, value in enumerate(encoded.dictionary.to_pylist()) if sizes[code]]
-    return _in_threads(lambda group: _write_one(filesystem, root, partition, group[0], group[1], data_change, bounds),
-                       groups)
+    statistics = _statistics([group.num_rows for _, group in groups], data)  # the groups are data's rows in order
+    return _in_threads(lambda item: _write_one(filesystem, root, partition, *item[0], item[1], data_change, bounds),
+                       list(zip(groups, statistics, strict=True)))
 
 
 def _write_one(filesystem: Any, root: str, partition: str | None, value: str | None, data: pa.Table,
-               data_change: bool, bounds: dict[str, Any] | None) -> AddAction:
+               statistics: tuple[str, tuple[Any, Any] | None], data_change: bool,
+               bounds: dict[str, Any] | None) -> AddAction:
     folder = f"{partition}={quote(value, safe='')}" if partition is not None else ""
     relative = f"{folder}/" if folder else ""
     relative += f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
@@ -90,33 +99,53 @@ def _write_one(filesystem: Any, root: str, partition: str | None, value: str | N
         filesystem.create_dir(f"{root}/{folder}", recursive=True)
     with filesystem.open_output_stream(f"{root}/{relative}") as stream:
         stream.write(buffer)
-    if bounds is not None and TIME_INDEX in data.column_names:
-        low, high = pc.min_max(data.column(TIME_INDEX)).values()
-        bounds[relative] = (as_utc(low.as_py()), as_utc(high.as_py()))
+    stats, times = statistics
+    if bounds is not None and times is not None:
+        bounds[relative] = times
     # create_write_transaction URL-encodes the path itself: pass the file's real relative path
     return AddAction(relative, buffer.size, {partition: value} if partition is not None else {},
-                     int(time.time() * 1000), data_change, file_stats(data))
+                     int(time.time() * 1000), data_change, stats)
 
 
 def file_stats(data: pa.Table) -> str:
     """Delta JSON statistics of one file's rows: ``numRecords``, ``minValues``, ``maxValues``
     and ``nullCount``; timestamps truncated to milliseconds like delta-rs (readers widen by 1 ms)."""
-    minimums: dict[str, Any] = {}
-    maximums: dict[str, Any] = {}
-    nulls: dict[str, int] = {}
-    for name, column in zip(data.column_names, data.columns, strict=True):
-        nulls[name] = column.null_count
-        kind = column.type
-        if column.null_count == len(column) or not (
-            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_string(kind)
-            or pa.types.is_timestamp(kind) or pa.types.is_date(kind)
-        ):
-            continue
-        bounds = pc.min_max(column)
-        low, high = _stat_value(bounds["min"].as_py()), _stat_value(bounds["max"].as_py())
-        if low is not None and high is not None:
-            minimums[name], maximums[name] = low, high
-    return json.dumps({"numRecords": data.num_rows, "minValues": minimums, "maxValues": maximums, "nullCount": nulls})
+    return _statistics([data.num_rows], data)[0][0]
+
+
+def _statistics(sizes: Sequence[int], data: pa.Table) -> list[tuple[str, tuple[Any, Any] | None]]:
+    """For each group of consecutive rows of ``data`` (``sizes[i]`` rows each): its ``file_stats``
+    and its exact (first, last) ``time_index`` (None without one), from one grouping of all rows."""
+    bounded = [field.name for field in data.schema if pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
+               or pa.types.is_string(field.type) or pa.types.is_timestamp(field.type) or pa.types.is_date(field.type)]
+    groups = pa.array(np.repeat(np.arange(len(sizes), dtype=np.int32), sizes))
+    aggregates = [(name, "count", pc.CountOptions(mode="only_null")) for name in data.column_names]
+    aggregates += [(name, "min_max") for name in bounded]
+    key = "__lakenodes_group"  # "__" names are reserved for lakenodes: no column of a frame has one
+    grouped = data.append_column(key, groups).group_by(key, use_threads=False).aggregate(aggregates).sort_by(key)
+    nulls = {name: grouped.column(f"{name}_count").to_pylist() for name in data.column_names}
+    extremes = {name: [_naive_values(pc.struct_field(grouped.column(f"{name}_min_max"), [end])) for end in (0, 1)]
+                for name in bounded}
+    results = []
+    for group, size in enumerate(sizes):
+        minimums: dict[str, Any] = {}
+        maximums: dict[str, Any] = {}
+        for name in bounded:
+            low, high = (_stat_value(values[group]) for values in extremes[name])
+            if low is not None and high is not None:
+                minimums[name], maximums[name] = low, high
+        times = [values[group] for values in extremes[TIME_INDEX]] if TIME_INDEX in extremes else [None]
+        stats = {"numRecords": size, "minValues": minimums, "maxValues": maximums,
+                 "nullCount": {name: nulls[name][group] for name in data.column_names}}
+        results.append((json.dumps(stats), None if times[0] is None else (as_utc(times[0]), as_utc(times[1]))))
+    return results
+
+
+def _naive_values(values: pa.ChunkedArray) -> list[Any]:
+    """Python values of ``values``; UTC timestamps as naive datetimes (far cheaper than aware ones)."""
+    if pa.types.is_timestamp(values.type) and values.type.tz is not None:
+        values = values.cast(pa.timestamp(values.type.unit))
+    return values.to_pylist()
 
 
 def _stat_value(value: Any) -> Any:

@@ -112,6 +112,20 @@ def cached_table(key: Key, options: dict[str, str] | None, filesystem_of: FileSy
         return opened
 
 
+def adopt(key: Key, table: DeltaTable, filesystem_of: FileSystemOf) -> DeltaTable:
+    """Cache ``table``, an object this process just created the table with, as the object of
+    ``key`` (no reopening: a log listing and read, two round trips on S3) unless one is cached
+    already; return the cached object."""
+    with table_lock(key):
+        with _cache_lock:
+            entry = _table_cache.get(key)
+        if entry is None:
+            entry = _Cached(table, _stamp(table, filesystem_of), table.metadata().id)
+            with _cache_lock:
+                _table_cache[key] = entry
+        return entry.table
+
+
 def known_stamp(table: DeltaTable) -> Stamp | None:
     """The (version, size, mtime_ns) this cache took of the commit file of ``table``'s current
     version, when it holds that very object at that version (no I/O); None otherwise."""

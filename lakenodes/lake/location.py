@@ -136,5 +136,7 @@ _s3_cache: dict[tuple, Any] = {}
 
 def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
     if options not in _s3_cache:
-        _s3_cache[options] = fs.S3FileSystem(**pyarrow_s3_options(dict(options)))
+        # delayed open: a file lakenodes writes (data files of streams and rewrites, file facts) is
+        # one PutObject instead of a 3-request multipart upload (~2.5x faster per small file)
+        _s3_cache[options] = fs.S3FileSystem(**pyarrow_s3_options(dict(options)), allow_delayed_open=True)
     return _s3_cache[options]

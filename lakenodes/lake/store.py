@@ -42,7 +42,7 @@ from ._scan import (
     to_plain,
 )
 from ._storage_errors import guarded, retryable, storage_errors, table_not_created
-from ._tables import cached_table, is_open, table_lock
+from ._tables import adopt, cached_table, is_open, table_lock
 from ._watermarks import (
     app_transaction,
     identity_transactions,
@@ -158,24 +158,21 @@ class TableStore:
         partition_by = [index_names[1]] if len(index_names) > 1 else None
         failure: DeltaError | None = None
         try:
-            DeltaTable.create(
-                self.uri,
-                schema,
-                mode="ignore",
-                partition_by=partition_by,
-                name=self.storage_hash,
+            created = DeltaTable.create(
+                self.uri, schema, mode="ignore", partition_by=partition_by, name=self.storage_hash,
                 description=json.dumps({"index_names": list(index_names), "created_by": "lakenodes"}),
-                configuration=TABLE_CONFIGURATION,
-                storage_options=self.lake.storage_options or None,
+                configuration=TABLE_CONFIGURATION, storage_options=self.lake.storage_options or None,
                 commit_properties=CommitProperties(max_commit_retries=0),
             )
         except DeltaError as error:  # another process created it between our check and our commit
             failure = error
             logger.debug("table %s created concurrently: %s", self.storage_hash, error)
-        created = self.table()
-        if created is None:  # the creation failed for a reason of its own: name it
+        else:  # ours (or, mode="ignore", the one that appeared meanwhile): cached as it is, not reopened
+            return adopt(self._key, created, lambda uri: lake_filesystem(self.lake, uri))
+        opened = self.table()
+        if opened is None:  # the creation failed for a reason of its own: name it
             raise table_not_created(self.uri, failure, self.lake) from failure
-        return created
+        return opened
 
     # -- writes ---------------------------------------------------------------------------------
     def write(

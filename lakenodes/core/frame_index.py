@@ -1,0 +1,163 @@
+"""The index rules of a frame: each identity's row count and first/last time (``identity_bounds``),
+and no repeated index tuple, both computed without hashing every full index tuple.
+
+The bounds of a panel (every date the same identities in the same order, dates ascending: the
+usual backfill) are read off its first and last date; any other frame pays one grouping by the
+(few) identities. Uniqueness is then proven, when it can be,
+by comparing neighbouring rows in the orders backfills arrive in: sorted by time then identity
+(a generator of dates), or one block of rows per identity in time order (per-asset frames
+concatenated, in any asset order). Only a frame in neither order pays the distinct count of
+times per identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from .._internal.deferred import pa, pc
+from ..errors import FrameValidationError
+
+TIME_INDEX = "time_index"
+
+
+def index_bounds(table: pa.Table, index_names: Sequence[str]) -> pl.DataFrame:
+    """One row per identity tuple (its dimensions as columns; one row when there are none): row
+    count ``n`` (UInt32) and first/last time ``lo``/``hi``.
+
+    Example:
+        >>> import datetime as dt
+        >>> day = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+        >>> rows = pa.table({"time_index": [day, day], "unique_identifier": ["A", "B"]})
+        >>> index_bounds(rows, ["time_index", "unique_identifier"]).sort("unique_identifier")["n"].to_list()
+        [1, 1]
+    """
+    dims = list(index_names[1:])
+    if not dims:
+        times = pl.from_arrow(table.select([TIME_INDEX]))
+        return times.select(pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"),
+                            pl.col(TIME_INDEX).max().alias("hi"))
+    panel = _panel_bounds(table, dims)
+    if panel is not None:
+        return panel
+    # Arrow's grouping needs no conversion of the (string) identity columns to polars first
+    grouped = table.select([*dims, TIME_INDEX]).group_by(dims, use_threads=False).aggregate(
+        [(TIME_INDEX, "count"), (TIME_INDEX, "min"), (TIME_INDEX, "max")])
+    return pl.from_arrow(grouped).select(
+        *dims, pl.col(f"{TIME_INDEX}_count").cast(pl.UInt32).alias("n"),
+        pl.col(f"{TIME_INDEX}_min").alias("lo"), pl.col(f"{TIME_INDEX}_max").alias("hi"))
+
+
+def _panel_bounds(table: pa.Table, dims: Sequence[str]) -> pl.DataFrame | None:
+    """The bounds of a panel (the usual backfill: every date holds the same identities in the same
+    order, dates ascending) read off its first and last date, without grouping; None otherwise."""
+    times = one_array(table.column(TIME_INDEX))
+    if not len(times):
+        return None
+    period = pc.index(pc.not_equal(times, times[0]), True).as_py()  # rows of the first date
+    rows = len(times)
+    period = rows if period < 0 else period
+    if rows % period or not rows_increase([times], strictly=False):
+        return None
+    first = table.select(dims).slice(0, period)
+    if first.group_by(list(dims)).aggregate([]).num_rows != period:  # an identity twice on one date
+        return None
+    for dim in dims:  # the identities of every date repeat those of the first
+        column = one_array(table.column(dim))
+        if not pc.all(pc.equal(column.slice(0, rows - period), column.slice(period))).as_py():
+            return None
+    return pl.from_arrow(first).with_columns(
+        n=pl.lit(rows // period, pl.UInt32), lo=pl.Series(times.slice(0, period)),
+        hi=pl.Series(times.slice(rows - period)))
+
+
+def check_unique_index(table: pa.Table, index_names: Sequence[str], bounds: pl.DataFrame) -> None:
+    """Raise FrameValidationError naming the first repeated index tuple of ``table``, if any
+    (``bounds``: its ``index_bounds``).
+
+    Example:
+        >>> import datetime as dt
+        >>> day = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+        >>> rows = pa.table({"time_index": [day, day]})
+        >>> check_unique_index(rows, ["time_index"], index_bounds(rows, ["time_index"]))
+        Traceback (most recent call last):
+        ...
+        lakenodes.errors.FrameValidationError: duplicate index (time_index=2024-01-01T00:00:00+00:00): the 1-level index must be unique
+    """
+    if table.num_rows < 2 or bounds.height == table.num_rows:  # one row per identity: nothing can repeat
+        return
+    columns = [one_array(table.column(name)) for name in index_names]
+    if rows_increase(columns) or (len(columns) > 1 and _time_ordered_blocks(columns, bounds.height)):
+        return
+    if not _repeats(table, index_names):
+        return
+    raise FrameValidationError(
+        f"duplicate index ({_first_repeat(table, index_names)}): the {len(index_names)}-level index must be unique")
+
+
+def one_array(column: pa.ChunkedArray) -> pa.Array:
+    """``column`` as one array: its only chunk as it is (``combine_chunks`` copies even that one).
+
+    Example:
+        >>> one_array(pa.chunked_array([[1, 2], [3]])).to_pylist()
+        [1, 2, 3]
+    """
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _pairs(column: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each row and the next one: (rows 0..n-2, rows 1..n-1)."""
+    return column.slice(0, len(column) - 1), column.slice(1)
+
+
+def rows_increase(columns: Sequence[pa.Array], strictly: bool = True) -> bool:
+    """Whether the rows of ``columns`` (arrays without nulls) increase, compared as tuples
+    (``strictly=False``: or stay equal).
+
+    Example:
+        >>> rows_increase([pa.array([1, 1, 2]), pa.array(["b", "c", "a"])])
+        True
+    """
+    if not columns or len(columns[0]) < 2:
+        return True
+    first, second = _pairs(columns[0])
+    if not pc.all(pc.less_equal(first, second)).as_py():  # cheap: most unordered rows stop here
+        return False
+    increasing = None
+    for column in reversed(columns):  # a < b on (c0, c1, ...): c0 < c0' or (c0 == c0' and rest < rest')
+        first, second = _pairs(column)
+        less = (pc.less if strictly or increasing is not None else pc.less_equal)(first, second)
+        increasing = less if increasing is None else pc.or_(less, pc.and_(pc.equal(first, second), increasing))
+    return bool(pc.all(increasing).as_py())
+
+
+def _time_ordered_blocks(columns: Sequence[pa.Array], identities: int) -> bool:
+    """Whether each identity's rows form one block of strictly increasing times (blocks in any order)."""
+    same = None
+    for column in columns[1:]:
+        equal = pc.equal(*_pairs(column))
+        same = equal if same is None else pc.and_(same, equal)
+    changes = len(same) - pc.sum(same).as_py()
+    if changes + 1 != identities:  # an identity's rows are split over several blocks
+        return False
+    first, second = _pairs(columns[0])
+    return bool(pc.all(pc.or_(pc.invert(same), pc.less(first, second))).as_py())
+
+
+def _repeats(table: pa.Table, index_names: Sequence[str]) -> bool:
+    """Whether some index tuple repeats: distinct times per identity (fewer than its rows)."""
+    if len(index_names) == 1:
+        return pc.count_distinct(table.column(TIME_INDEX)).as_py() != table.num_rows
+    frame = pl.from_arrow(table.select(list(index_names)))
+    counts = frame.group_by(list(index_names[1:])).agg(pl.len().alias("n"), pl.col(TIME_INDEX).n_unique().alias("d"))
+    return counts.filter(pl.col("d") != pl.col("n")).height > 0
+
+
+def _first_repeat(table: pa.Table, index_names: Sequence[str]) -> str:
+    keys = table.select(list(index_names))
+    grouped = keys.group_by(list(index_names)).aggregate([([], "count_all")])
+    repeated = grouped.filter(pc.greater(grouped["count_all"], 1)).slice(0, 1).to_pylist()[0]
+    repeated.pop("count_all")
+    return ", ".join(
+        f"{name}={value.isoformat() if name == TIME_INDEX else repr(value)}" for name, value in repeated.items())

@@ -1,0 +1,75 @@
+"""lakenodes' own Parquet writer (streams, restatements, tail deletes, optimize): one file per
+partition, its rows in ``sort_by`` order whatever the input order, and its Add action's Delta
+statistics exactly those of the rows it holds (all files' statistics come from one grouping)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+from polars.testing import assert_frame_equal
+
+from lakenodes.lake._rewrite import write_files
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def rows(order: str) -> pa.Table:
+    rng = np.random.default_rng(4)
+    uids, days = [f"U{i}/x" for i in range(6)], 30
+    times = [T0 + dt.timedelta(days=d, microseconds=int(rng.integers(0, 999))) for d in range(days) for _ in uids]
+    n = len(times)
+    table = pa.table({
+        "time_index": pa.array(times, pa.timestamp("us", "UTC")),
+        "unique_identifier": pa.array(uids * days),
+        "close": pa.array([None if i % 7 == 0 else float("nan") if i % 5 == 0 else float(rng.standard_normal())
+                           for i in range(n)], pa.float64()),
+        "volume": pa.array([None if i % 3 == 0 else int(rng.integers(-9, 9)) for i in range(n)], pa.int64()),
+        "venue": pa.array([None if i % 4 == 0 else f"v{i % 5}" for i in range(n)]),
+        "flag": pa.array([i % 2 == 0 for i in range(n)]),
+        "since": pa.array([None] * n, pa.date32()),
+    })
+    if order == "by time":
+        return table
+    return table.take(pa.array(rng.permutation(n)))
+
+
+def expected_stats(data: pa.Table) -> dict:
+    """The Delta statistics of ``data``, column by column (the rules of ``file_stats``)."""
+    minimums, maximums = {}, {}
+    for name in data.column_names:
+        column = data.column(name)
+        if name == "flag" or column.null_count == len(column):
+            continue
+        low, high = pc.min_max(column).values()
+        low, high = low.as_py(), high.as_py()
+        if isinstance(low, dt.datetime):
+            low, high = (f"{v:%Y-%m-%dT%H:%M:%S}.{v.microsecond // 1000:03d}Z" for v in (low, high))
+        minimums[name], maximums[name] = low, high
+    return {"numRecords": data.num_rows, "minValues": minimums, "maxValues": maximums,
+            "nullCount": {name: data.column(name).null_count for name in data.column_names}}
+
+
+@pytest.mark.parametrize("order", ["by time", "shuffled"])
+def test_each_file_holds_its_partition_sorted_with_its_own_statistics(tmp_path, order):
+    data = rows(order)
+    bounds: dict = {}
+    adds = write_files(pafs.LocalFileSystem(), str(tmp_path), data, data.schema, "unique_identifier",
+                       sort_by=["time_index", "unique_identifier"], bounds=bounds)
+    assert sorted(add.partition_values["unique_identifier"] for add in adds) == sorted(
+        set(data.column("unique_identifier").to_pylist()))
+    for add in adds:
+        uid = add.partition_values["unique_identifier"]
+        stored = pq.read_table(tmp_path / add.path)
+        wanted = data.filter(pc.equal(data.column("unique_identifier"), uid)).drop_columns(["unique_identifier"])
+        assert_frame_equal(pl.from_arrow(stored), pl.from_arrow(wanted.sort_by("time_index")))  # NaN == NaN
+        assert json.loads(add.stats) == expected_stats(stored)
+        assert bounds[add.path] == (stored.column("time_index")[0].as_py(), stored.column("time_index")[-1].as_py())
+        assert add.size == (tmp_path / add.path).stat().st_size
