@@ -8,13 +8,13 @@ Example:
 
 from __future__ import annotations
 
-import contextvars
 import datetime
 import socket
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from typing import Any
 
+from .._internal.background import in_background
 from ..catalog import catalog
 from ..catalog.records import TableRecord, columns_metadata, table_uid
 from ..core.hashing import canonical_value
@@ -89,8 +89,11 @@ def catalog_record(node: DataNode) -> TableRecord:
 def _concurrently(writes: list[Callable[[], None]]) -> None:
     """Run catalog writes to different ledgers at once (each is a few storage round trips: a fresh
     process reads the ledger before it appends); raise the first failure once all have finished."""
-    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="lakenodes-catalog") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, write) for write in writes]
+    futures = [in_background(write) for write in writes[1:]]
+    try:
+        writes[0]()  # in this thread: one thread fewer to wait for
+    finally:
+        wait(futures)
     for future in futures:
         future.result()
 
