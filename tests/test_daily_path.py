@@ -91,3 +91,22 @@ def test_a_failure_to_save_the_facts_is_logged_and_the_run_succeeds(tmp_path, mo
     _, summary = node.run(return_frames=False)
     assert summary.rows_appended == len(ASSETS)
     assert "could not save the file facts" in caplog.text and "facts storage broken" in caplog.text
+
+
+def test_the_statistics_a_run_leaves_are_those_of_its_own_append(tmp_path) -> None:
+    """After a blind append, the run's statistics are its own snapshot's progress widened by its
+    rows, over the scope the run updated: no other get_asset_list() call after the write."""
+    calls = []
+
+    class Counted(Daily):
+        def get_asset_list(self):
+            calls.append(1)
+            return ASSETS
+
+    node = Counted(DailyConfig(), lake=Lake(tmp_path / "lake"))
+    node.run()
+    calls.clear()
+    node.run()
+    assert len(calls) == 2  # the statistics before the write and the table's catalog record
+    assert node.update_statistics.asset_list == ASSETS
+    assert node.update_statistics.index_progress == {uid: START + dt.timedelta(days=1, microseconds=7) for uid in ASSETS}

@@ -29,6 +29,7 @@ from ..lake.ledger import (
     reassign,
 )
 from ..lake.location import Lake, current_lake
+from ..lake.pending import Pending
 from ..lake.store import TableStore
 from .records import TableRecord
 
@@ -243,8 +244,20 @@ def register_updater(lake: Lake, update_hash: str, storage_hash: str, namespace:
     _known_updaters.add(key)
 
 
-def record_run(lake: Lake, row: Mapping[str, Any]) -> None:
-    runs_ledger(lake).append([row])
+def record_run(lake: Lake, row: Mapping[str, Any], pending: bool = False) -> None:
+    """Record a run in ``_catalog/runs``: ``pending``, one small file folded into the table now and
+    then (see :mod:`lakenodes.lake.pending`), the cheap record of a successful run; else at once,
+    with every pending run, in one Delta commit (a failed run: any engine sees it right away)."""
+    runs = Pending(runs_ledger(lake))
+    if pending:
+        runs.put([row])
+    else:
+        runs.fold([row])
+
+
+def _runs(lake: Lake) -> list[dict[str, Any]]:
+    """Every recorded run, folded or pending, sorted by start."""
+    return sorted(Pending(runs_ledger(lake)).rows().to_pylist(), key=lambda row: row["started_at"])
 
 
 def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
@@ -252,7 +265,7 @@ def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
     lake = lake or current_lake()
     runs: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
-    for run in sorted(runs_ledger(lake).read().to_pylist(), key=lambda r: r["started_at"]):
+    for run in _runs(lake):
         runs[run["update_hash"]] = run
         counts[run["update_hash"]] = counts.get(run["update_hash"], 0) + 1
     result = []
@@ -271,7 +284,5 @@ def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
 
 
 def run_history(lake: Lake | None = None, update_hash: str | None = None) -> list[dict[str, Any]]:
-    rows = runs_ledger(lake or current_lake()).read().to_pylist()
-    if update_hash:
-        rows = [row for row in rows if row["update_hash"] == update_hash]
-    return sorted(rows, key=lambda row: row["started_at"])
+    rows = _runs(lake or current_lake())
+    return [row for row in rows if row["update_hash"] == update_hash] if update_hash else rows

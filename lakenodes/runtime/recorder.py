@@ -104,7 +104,7 @@ def _record(node: DataNode, run: RunInfo, status: str, error: str | None) -> Non
         "started_at": run.started_at, "finished_at": datetime.datetime.now(datetime.timezone.utc),
         "status": status, "rows_written": run.rows_written, "error": error, "host": socket.gethostname(),
     }
-    catalog.record_run(node.lake, row)
+    catalog.record_run(node.lake, row, pending=status == "success")
 
 
 def _register_updater(node: DataNode) -> None:

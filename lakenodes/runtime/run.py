@@ -30,6 +30,7 @@ from ..lake.progress import TableProgress, persist_append, read_progress, rememb
 from ..lake.store import WriteResult
 from ..lake.stream_write import write_stream
 from ..nodes.node import DataNode
+from ..nodes.statistics import UpdateStatistics
 from .hooks import RunHooks, RunInfo
 
 logger = logging.getLogger(__name__)
@@ -157,10 +158,11 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 break
             rows_written = result.rows_written
             committed = True
-            with _remembering(node, frame, checked, result, run_id):
+            with _remembering(node, frame, checked, result, run_id) as after:
                 _log_window(node, stats, frame, result)
                 phase = _enter(hooks, node, "catalog")
-                node.update_statistics = node.compute_update_statistics()
+                node.update_statistics = node.compute_update_statistics() if after is None else \
+                    UpdateStatistics(after, asset_list=stats.asset_list, offset_start=stats.offset_start)
                 for hook in hooks:
                     hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
             if not keep_frame:
@@ -182,21 +184,22 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
 
 @contextlib.contextmanager
 def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: list[TableProgress],
-                 result: WriteResult, run_id: str) -> Iterator[None]:
-    """Remember the progress after a blind append we committed ourselves; meanwhile its facts are
-    saved for other processes in a thread (a cache: a failure is only logged), waited for on exit,
-    so a failure is reported after it (the failure path stays sequential, see ``run_failed``)."""
+                 result: WriteResult, run_id: str) -> Iterator[TableProgress | None]:
+    """The progress after a blind append we committed ourselves, exact without any I/O (None for
+    any other write); meanwhile its facts are saved for other processes in a thread (a cache: a
+    failure is only logged), waited for on exit, so a failure is reported after it (the failure
+    path stays sequential, see ``run_failed``)."""
     if not (isinstance(frame, NormalizedFrame) and checked and result.rows_appended == frame.num_rows):
-        yield
+        yield None
         return
     table = node.store.table(refresh=False)  # the snapshot at our own commit: a later one would make it unknowable
     after = remember_append(table, checked[-1], frame.table, frame.identity_bounds)
     if after is None:
-        yield
+        yield None
         return
     with _in_background(lambda: persist_append(node.lake, table, after, frame.table, run_id, frame.identity_bounds)) \
             as saving:
-        yield
+        yield after
     if saving.exception() is not None:
         logger.warning("could not save the file facts of %s: %s", node.storage_hash, saving.exception())
 
