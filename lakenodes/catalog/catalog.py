@@ -230,6 +230,11 @@ def _identifier_scope(namespace: str) -> str:
     return f"identifiers/{namespace or '_default'}"
 
 
+def updater_registered(lake: Lake, update_hash: str) -> bool:
+    """Whether this process registered (or found) the updater already: ``register_updater`` is then a no-op."""
+    return (lake.uri, update_hash) in _known_updaters
+
+
 def register_updater(lake: Lake, update_hash: str, storage_hash: str, namespace: str, source_class: str,
                      configuration: Mapping[str, Any]) -> None:
     key = (lake.uri, update_hash)

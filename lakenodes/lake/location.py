@@ -136,5 +136,6 @@ _s3_cache: dict[tuple, Any] = {}
 
 def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
     if options not in _s3_cache:
-        _s3_cache[options] = fs.S3FileSystem(**pyarrow_s3_options(dict(options)))
+        # delayed open: a small file is one PUT at close, not a multipart upload (create, part, complete)
+        _s3_cache[options] = fs.S3FileSystem(**pyarrow_s3_options(dict(options)), allow_delayed_open=True)
     return _s3_cache[options]

@@ -14,6 +14,7 @@ import datetime
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,7 +24,7 @@ from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
-from .._internal.deferred import pa, pc
+from .._internal.deferred import pa, pafs, pc
 from ..core.frames import TIME_INDEX
 from . import _facts_file as facts_file
 from . import _progress_snapshot as snapshots
@@ -156,8 +157,12 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
     dims = list(after.index_names[1:])
     filesystem, root = lake_filesystem(lake, table.table_uri)
     by_partition = summary if summary is not None and len(dims) == 1 else _summary(rows, dims[:1])
-    own = _learn_own_commit(filesystem, root, after.version, run_id, by_partition, dims[:1])
-    snapshot = _snapshot(filesystem, root, after, table)
+    learn = lambda: _learn_own_commit(filesystem, root, after.version, run_id, by_partition, dims[:1])  # noqa: E731
+    stamp = lambda: _snapshot(filesystem, root, after, table)  # noqa: E731
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        own, snapshot = learn(), stamp()
+    else:  # the commit file's GET and its stamp's HEAD at once: two round trips to an object store
+        own, snapshot = _in_threads(lambda step: step(), [learn, stamp])
     # the boundary files of the new version are among the old ones and ours (a blind append only
     # moves an identity's best statistics forward): no need to look at every file of the table
     if facts_file.append(filesystem, root, own, snapshot, FACTS_PER_IDENTITY * len(after.last) + FACTS_SLACK):
@@ -308,25 +313,25 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
         with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as handle:
             lines = handle.read().decode().splitlines()
         info = next((json.loads(line)["commitInfo"] for line in lines if line.startswith('{"commitInfo"')), {})
-        adds = [json.loads(line)["add"] for line in lines if line.startswith('{"add"')]
     except OSError as error:
         logger.debug("could not read commit %d of %s: %s", version, root, error)
         return nothing
     if run_id is not None and info.get("lakenodes.run_id") != run_id:
         return nothing
+    # one parse of every add action, one of every statistics string (not one call per file)
+    adds = [action["add"] for action in json.loads("[" + ",".join(line for line in lines if line.startswith('{"add"')) + "]")]
+    stats = json.loads("[" + ",".join(add.get("stats") or "{}" for add in adds) + "]")
     partition = partition_dims[0] if partition_dims else None
-    files = pl.DataFrame({
-        "_value": [(add.get("partitionValues") or {}).get(partition) if partition else None for add in adds],
-        "path": [data_file_path(add["path"]) for add in adds],
-        "_records": [json.loads(add.get("stats") or "{}").get("numRecords") for add in adds],
-    }, schema={"_value": pl.String, "path": pl.String, "_records": pl.Int64})
-    known = pl.DataFrame({"_value": summary[partition] if partition else pl.Series([None], dtype=pl.String),
-                          "n": summary["n"].cast(pl.Int64), "min": _in_utc(summary["lo"]), "max": _in_utc(summary["hi"])})
-    learned = (files.filter(pl.len().over("_value") == 1).join(known, on="_value", nulls_equal=True)
-               .filter(pl.col("_records") == pl.col("n")).select("path", "min", "max"))
-    paths, lows, highs = (learned[name].to_list() for name in ("path", "min", "max"))
-    _facts.learn_many({f"{root}/{path}": bounds for path, bounds in zip(paths, zip(lows, highs, strict=True), strict=True)})
-    return learned.to_arrow().cast(facts_file.facts_schema())
+    values = [(add.get("partitionValues") or {}).get(partition) if partition else None for add in adds]
+    files_per_value = Counter(values)
+    known = dict(zip(summary[partition].to_list() if partition else [None],
+                     zip(summary["n"].to_list(), _in_utc(summary["lo"]).to_list(), _in_utc(summary["hi"]).to_list(),
+                         strict=True), strict=True))
+    learned = {data_file_path(add["path"]): known[value][1:] for add, value, stat in zip(adds, values, stats, strict=True)
+               if files_per_value[value] == 1 and value in known and stat.get("numRecords") == known[value][0]}
+    _facts.learn_many({f"{root}/{path}": bounds for path, bounds in learned.items()})
+    return pa.table({"path": list(learned), "min": [bounds[0] for bounds in learned.values()],
+                     "max": [bounds[1] for bounds in learned.values()]}, schema=facts_file.facts_schema())
 
 
 def _in_utc(times: pl.Series) -> pl.Series:

@@ -43,7 +43,8 @@ class CatalogRecorder(RunHooks):
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
         """Register the updater and the table (at once: different ledgers), then record the run as a
         success (a registration failure makes it a failed run instead)."""
-        registrations = [lambda: _register_updater(node)]
+        # an updater this process registered already costs nothing: no thread for it
+        registrations = [] if catalog.updater_registered(node.lake, node.update_hash) else [lambda: _register_updater(node)]
         if node.store.table(refresh=False) is not None:
             registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node)))
         _concurrently(registrations)
@@ -89,6 +90,8 @@ def catalog_record(node: DataNode) -> TableRecord:
 def _concurrently(writes: list[Callable[[], None]]) -> None:
     """Run catalog writes to different ledgers at once (each is a few storage round trips: a fresh
     process reads the ledger before it appends); raise the first failure once all have finished."""
+    if not writes:
+        return
     futures = [in_background(write) for write in writes[1:]]
     try:
         writes[0]()  # in this thread: one thread fewer to wait for
