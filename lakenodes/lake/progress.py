@@ -11,6 +11,7 @@ columns of a file that holds several secondary identities (3-level tables).
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import threading
@@ -157,12 +158,11 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
     dims = list(after.index_names[1:])
     filesystem, root = lake_filesystem(lake, table.table_uri)
     by_partition = summary if summary is not None and len(dims) == 1 else _summary(rows, dims[:1])
-    learn = lambda: _learn_own_commit(filesystem, root, after.version, run_id, by_partition, dims[:1])  # noqa: E731
-    stamp = lambda: _snapshot(filesystem, root, after, table)  # noqa: E731
-    if isinstance(filesystem, pafs.LocalFileSystem):
-        own, snapshot = learn(), stamp()
-    else:  # the commit file's GET and its stamp's HEAD at once: two round trips to an object store
-        own, snapshot = _in_threads(lambda step: step(), [learn, stamp])
+    steps = [functools.partial(_learn_own_commit, filesystem, root, after.version, run_id, by_partition, dims[:1]),
+             functools.partial(_snapshot, filesystem, root, after, table)]
+    # on an object store, the commit file's GET and its stamp's HEAD at once (two round trips)
+    local = isinstance(filesystem, pafs.LocalFileSystem)
+    own, snapshot = [step() for step in steps] if local else _in_threads(lambda step: step(), steps)
     # the boundary files of the new version are among the old ones and ours (a blind append only
     # moves an identity's best statistics forward): no need to look at every file of the table
     if facts_file.append(filesystem, root, own, snapshot, FACTS_PER_IDENTITY * len(after.last) + FACTS_SLACK):
@@ -312,7 +312,7 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
     try:
         with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as handle:
             lines = handle.read().decode().splitlines()
-        info = next((json.loads(line)["commitInfo"] for line in lines if line.startswith('{"commitInfo"')), {})
+        info: dict[str, Any] = next((json.loads(line)["commitInfo"] for line in lines if line.startswith('{"commitInfo"')), {})
     except OSError as error:
         logger.debug("could not read commit %d of %s: %s", version, root, error)
         return nothing
