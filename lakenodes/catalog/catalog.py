@@ -237,15 +237,19 @@ def updater_registered(lake: Lake, update_hash: str) -> bool:
 
 def register_updater(lake: Lake, update_hash: str, storage_hash: str, namespace: str, source_class: str,
                      configuration: Mapping[str, Any]) -> None:
+    """Record the updater once (the first record of an ``update_hash`` stands), then mark it in
+    ``_catalog/updates/_lakenodes/marks/`` so a fresh process finds it with one request."""
     key = (lake.uri, update_hash)
     if key in _known_updaters:
         return
     ledger = updates_ledger(lake)
-    if not ledger.latest(where={"update_hash": update_hash}):
-        ledger.append([{
-            "update_hash": update_hash, "storage_hash": storage_hash, "namespace": namespace,
-            "source_class": source_class, "configuration": json.dumps(configuration, sort_keys=True, default=str),
-        }])
+    if not ledger.marked(update_hash):  # a fresh process: one request instead of reading every updater
+        if not ledger.latest(where={"update_hash": update_hash}):
+            ledger.append([{
+                "update_hash": update_hash, "storage_hash": storage_hash, "namespace": namespace,
+                "source_class": source_class, "configuration": json.dumps(configuration, sort_keys=True, default=str),
+            }])
+        ledger.mark(update_hash)
     _known_updaters.add(key)
 
 

@@ -23,7 +23,7 @@ from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Tr
 from deltalake.exceptions import DeltaError
 
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pc, pds
+from .._internal.deferred import pa, pafs, pc, pds
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
@@ -34,6 +34,7 @@ from .store import TableStore, data_file_path
 logger = logging.getLogger(__name__)
 
 RECORDED_AT = "recorded_at"
+MARKS_DIR = "_lakenodes/marks"  # beside a ledger's data: Delta readers and vacuum skip folders named _*
 
 
 def utcnow() -> datetime.datetime:
@@ -144,6 +145,24 @@ class Ledger:
             return
         housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}",
                   keep_versions=self.housekeeping.interval)
+
+    def marked(self, name: str) -> bool:
+        """Whether ``mark(name)`` was called on this table: one small request, no log replay."""
+        filesystem, path = self._mark_path(name)
+        return filesystem.get_file_info(path).type != pafs.FileType.NotFound
+
+    def mark(self, name: str) -> None:
+        """Leave the empty file ``_lakenodes/marks/<digest of name>`` beside the table: a fact about
+        its rows that a fresh process checks with one request. Call it only once the rows it stands
+        for are committed (a crash before it only costs the next process a read of the table)."""
+        filesystem, path = self._mark_path(name)
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with filesystem.open_output_stream(path):
+            pass
+
+    def _mark_path(self, name: str) -> tuple[Any, str]:
+        filesystem, root = lake_filesystem(self.lake, self.uri)
+        return filesystem, f"{root}/{MARKS_DIR}/{hashlib.sha256(name.encode()).hexdigest()[:40]}"
 
     def version(self) -> tuple[str, int] | None:
         """The table's identity and current version (None before the first append): a cheap check of
