@@ -343,3 +343,23 @@ def test_an_updater_recorded_without_its_mark_is_marked_not_recorded_again(local
     catalog.register_updater(local_lake, "quotes_1", "quotes_2", "", "tests.Quotes", {})
     assert [row["update_hash"] for row in catalog.updates_ledger(local_lake).read().to_pylist()] == ["quotes_1"]
     assert catalog.updates_ledger(local_lake).marked("quotes_1")
+
+
+def test_a_fresh_process_registers_an_unchanged_table_without_reading_the_tables(local_lake, monkeypatch):
+    from lakenodes.catalog.records import TableRecord
+    from lakenodes.lake.ledger import Ledger
+
+    def record(description: str) -> TableRecord:
+        return TableRecord(uid=table_uid("quotes_2"), storage_hash="quotes_2", identifier="marked_quotes",
+                           description=description, index_names=["time_index"],
+                           table_uri=local_lake.table_uri("quotes_2"))
+
+    assert catalog.register_table(local_lake, record("first"))
+    clear_caches()  # a new process: only the lake is left
+    reads = []
+    original = Ledger.latest
+    monkeypatch.setattr(Ledger, "latest", lambda self, *a, **k: reads.append(self.name) or original(self, *a, **k))
+    assert not catalog.register_table(local_lake, record("first"))
+    assert "tables" not in reads
+    assert catalog.register_table(local_lake, record("second"))  # a changed record is stored
+    assert catalog.table_record(local_lake, "quotes_2").description == "second"

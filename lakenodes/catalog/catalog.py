@@ -141,6 +141,8 @@ def _digest(record: TableRecord) -> str:
 
 def register_table(lake: Lake, record: TableRecord) -> bool:
     """Claim the record's identifier and store the record when it changed; True when written.
+    A record registered once is marked beside ``_catalog/tables``: registering it again, from any
+    process, is one request (a record changed since by someone else, e.g. its labels, stays as is).
 
     Raises IdentifierConflictError naming the owner when another storage holds the identifier.
     """
@@ -150,14 +152,19 @@ def register_table(lake: Lake, record: TableRecord) -> bool:
     digest = _digest(record)
     if _known_records.get(key) == digest:
         return False
+    ledger, mark = _tables_ledger(lake), f"{record.storage_hash}\n{digest}"
+    if ledger.marked(mark):  # this very record was registered before, by any process: one request
+        _known_records[key] = digest
+        return False
     stored = table_record(lake, record.storage_hash)
     if stored is not None:
         record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels))})
-        digest = _digest(record)
-        if _digest(stored) == digest:
-            _known_records[key] = digest
+        if _digest(stored) == _digest(record):
+            _known_records[key] = _digest(record)
+            ledger.mark(mark)
             return False
     save_table_record(lake, record)
+    ledger.mark(mark)
     return True
 
 
