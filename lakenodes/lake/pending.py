@@ -109,16 +109,13 @@ class Pending:
         self.ledger.append_batches(batches)
         # every one is in the ledger now (appended here, or by an earlier fold); on S3 each is a DELETE
         _in_threads(self._delete, list(pending))
-        if pending:
-            logger.debug("folded %d pending file(s) into _catalog/%s", len(pending), self.ledger.name)
+        logger.debug("folded %d pending file(s) into _catalog/%s", len(pending), self.ledger.name)
         return len(pending)
 
     def _pending(self) -> dict[str, pa.Table]:
         """The rows of each pending file now listed, by file name (a file deleted by a fold since the
         listing is left out: its rows are in the ledger)."""
-        listing = self._filesystem.get_file_info(pafs.FileSelector(self._folder, allow_not_found=True))
-        names = sorted(info.base_name for info in listing
-                       if info.base_name.endswith(_SUFFIX) and not info.base_name.startswith("."))
+        names = _listed(self._filesystem, self._folder)
         with _read_lock:
             for key in [key for key in _read if key[0] == self._folder and key[1] not in names]:
                 del _read[key]  # folded: never listed again
@@ -144,6 +141,13 @@ class Pending:
             return None
 
 
+def _listed(filesystem: Any, folder: str) -> list[str]:
+    """The names of the pending files in ``folder``, sorted (temp files of a write under way left out)."""
+    listing = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    return sorted(info.base_name for info in listing
+                  if info.base_name.endswith(_SUFFIX) and not info.base_name.startswith("."))
+
+
 def _in_threads(function: Callable[[str], T], names: list[str]) -> list[T]:
     if len(names) <= 1:
         return [function(name) for name in names]
@@ -156,8 +160,7 @@ def fold_pending(lake: Lake, name: str) -> int:
     were written with); returns how many files were folded (0 when none are pending)."""
     filesystem, root = lake_filesystem(lake, lake.catalog_uri(name))
     folder = f"{root}/{PENDING_DIR}"
-    listing = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    names = [info.base_name for info in listing if info.base_name.endswith(_SUFFIX) and not info.base_name.startswith(".")]
+    names = _listed(filesystem, folder)
     if not names:
         return 0
     schema = pq.read_schema(f"{folder}/{names[0]}", filesystem=filesystem).remove_metadata()
