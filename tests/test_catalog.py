@@ -21,6 +21,7 @@ from lakenodes import (
     NotFoundError,
     RecordDefinition,
     TimeIndexMetaTable,
+    clear_caches,
     hash_namespace,
     repoint_identifier,
     use_lake,
@@ -314,3 +315,51 @@ def test_moved_lake_operates_on_its_new_location(tmp_path):
     with use_lake(tmp_path / "original"):
         original = TimeIndexMetaTable.get(identifier="quotes_daily")
         assert original.stats()["row_count"] == 20 and "moved" not in original.labels
+
+
+def test_a_fresh_process_finds_a_registered_updater_without_reading_the_updates(local_lake, monkeypatch):
+    from lakenodes.lake.ledger import Ledger
+
+    catalog.register_updater(local_lake, "quotes_1", "quotes_2", "", "tests.Quotes", {"source": "a"})
+    clear_caches()  # a new process: only the lake is left
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the updates ledger was read")
+
+    monkeypatch.setattr(Ledger, "latest", no_read)
+    catalog.register_updater(local_lake, "quotes_1", "quotes_2", "", "tests.Quotes", {"source": "a"})
+    assert catalog.updater_registered(local_lake, "quotes_1")
+
+
+def test_an_updater_recorded_without_its_mark_is_marked_not_recorded_again(local_lake):
+    import shutil
+    from pathlib import Path
+
+    from lakenodes.lake.ledger import MARKS_DIR
+
+    catalog.register_updater(local_lake, "quotes_1", "quotes_2", "", "tests.Quotes", {})
+    shutil.rmtree(Path(local_lake.catalog_uri("updates")) / MARKS_DIR)  # a lake from before marks, or a crash
+    clear_caches()
+    catalog.register_updater(local_lake, "quotes_1", "quotes_2", "", "tests.Quotes", {})
+    assert [row["update_hash"] for row in catalog.updates_ledger(local_lake).read().to_pylist()] == ["quotes_1"]
+    assert catalog.updates_ledger(local_lake).marked("quotes_1")
+
+
+def test_a_fresh_process_registers_an_unchanged_table_without_reading_the_tables(local_lake, monkeypatch):
+    from lakenodes.catalog.records import TableRecord
+    from lakenodes.lake.ledger import Ledger
+
+    def record(description: str) -> TableRecord:
+        return TableRecord(uid=table_uid("quotes_2"), storage_hash="quotes_2", identifier="marked_quotes",
+                           description=description, index_names=["time_index"],
+                           table_uri=local_lake.table_uri("quotes_2"))
+
+    assert catalog.register_table(local_lake, record("first"))
+    clear_caches()  # a new process: only the lake is left
+    reads = []
+    original = Ledger.latest
+    monkeypatch.setattr(Ledger, "latest", lambda self, *a, **k: reads.append(self.name) or original(self, *a, **k))
+    assert not catalog.register_table(local_lake, record("first"))
+    assert "tables" not in reads
+    assert catalog.register_table(local_lake, record("second"))  # a changed record is stored
+    assert catalog.table_record(local_lake, "quotes_2").description == "second"

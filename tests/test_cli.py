@@ -88,9 +88,10 @@ def tutorial_lake(tmp_path_factory) -> Lake:
 
 
 @pytest.fixture
-def lake_copy(tmp_path) -> Lake:
+def lake_copy(tmp_path, monkeypatch) -> Lake:
     """A private tutorial lake for commands that change it (built, not copied: the catalog
-    records absolute table URIs)."""
+    records absolute table URIs); every run is folded into ``_catalog/runs`` at once (one file each)."""
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "1")
     return build_tutorial_lake(tmp_path / "lake")
 
 

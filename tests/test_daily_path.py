@@ -62,3 +62,51 @@ def test_a_fresh_process_after_many_appends_reads_no_footer(tmp_path, monkeypatc
     monkeypatch.setattr(_file_facts, "footer_time_bounds", no_footers)
     progress_now = Daily(DailyConfig(), lake=Lake(tmp_path / "lake")).compute_update_statistics().index_progress
     assert progress_now == dict(expected.iter_rows())
+
+
+def test_a_fresh_process_adds_its_files_to_the_facts_file_it_finds(tmp_path) -> None:
+    """The first append of a process adds its files to the facts file its statistics read (one small
+    read), instead of working out the boundary files from every file of the table."""
+    lake = Lake(tmp_path / "lake")
+    for _ in range(3):
+        Daily(DailyConfig(), lake=lake).run()
+    before = facts_rows(Daily(DailyConfig(), lake=lake))
+    assert before > 2 * len(ASSETS)  # more than the first and last file of each asset
+
+    clear_caches()  # a new process
+    node = Daily(DailyConfig(), lake=lake)
+    node.run()
+    assert facts_rows(node) == before + len(ASSETS)
+
+
+def test_a_failure_to_save_the_facts_is_logged_and_the_run_succeeds(tmp_path, monkeypatch, caplog) -> None:
+    node = Daily(DailyConfig(), lake=Lake(tmp_path / "lake"))
+    node.run()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("facts storage broken")
+
+    monkeypatch.setattr(progress, "persist_append", broken)
+    monkeypatch.setattr("lakenodes.runtime.run.persist_append", broken)
+    _, summary = node.run(return_frames=False)
+    assert summary.rows_appended == len(ASSETS)
+    assert "could not save the file facts" in caplog.text and "facts storage broken" in caplog.text
+
+
+def test_the_statistics_a_run_leaves_are_those_of_its_own_append(tmp_path) -> None:
+    """After a blind append, the run's statistics are its own snapshot's progress widened by its
+    rows, over the scope the run updated: no other get_asset_list() call after the write."""
+    calls = []
+
+    class Counted(Daily):
+        def get_asset_list(self):
+            calls.append(1)
+            return ASSETS
+
+    node = Counted(DailyConfig(), lake=Lake(tmp_path / "lake"))
+    node.run()
+    calls.clear()
+    node.run()
+    assert len(calls) == 2  # the statistics before the write and the table's catalog record
+    assert node.update_statistics.asset_list == ASSETS
+    assert node.update_statistics.index_progress == {uid: START + dt.timedelta(days=1, microseconds=7) for uid in ASSETS}

@@ -405,7 +405,8 @@ def assert_plain_delta(fs: pafs.FileSystem, table_path: str) -> None:
 
 
 @ANY_LAKE
-def test_every_table_is_plain_delta_that_spark_reads(any_lake: Lake) -> None:
+def test_every_table_is_plain_delta_that_spark_reads(any_lake: Lake, monkeypatch) -> None:
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "1")  # every run in the Delta table of _catalog/runs at once
     nodes = {kind: [stage for stage in stages(any_lake, kind)][-1].node for kind in KINDS}
     Asset.batch_get_or_register_custom_assets([{"unique_identifier": uid} for uid in UIDS])
     fs, _ = filesystem(any_lake)

@@ -139,7 +139,8 @@ def test_vacuum_dry_run_lists_nothing_inside_retention(daily_node: DailyClose, l
     assert _everything(daily_node).equals(data_before)
 
 
-def test_catalog_tables_are_maintained_too(local_lake: Lake):
+def test_catalog_tables_are_maintained_too(local_lake: Lake, monkeypatch):
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "1")  # each run a file of _catalog/runs
     daily_node = DailyClose(DailyCloseConfig(assets=ASSETS))
     for _ in range(5):
         daily_node.run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,6 +22,7 @@ from lakenodes import (
     run_many,
 )
 from lakenodes.catalog.catalog import run_history
+from lakenodes.lake.pending import PENDING_DIR
 
 
 @pytest.fixture(params=["serial", "spawn-pool"])
@@ -96,12 +98,27 @@ def corrupt_ledger(lake: Lake, name: str) -> Path:
     return garbage
 
 
-def read_only_ledger(lake: Lake, name: str) -> Path:
-    """Make the ``_catalog/<name>`` folder read-only (the test skips where that does not stop
-    writes, e.g. for root)."""
-    folder = Path(lake.catalog_uri(name))
+def pending_folder(lake: Lake, name: str) -> Path:
+    """Where ``_catalog/<name>`` keeps its pending rows (a successful run's record)."""
+    return Path(lake.catalog_uri(name)) / PENDING_DIR
+
+
+def blocked_pending(lake: Lake, name: str) -> Path:
+    """A file where the pending rows of ``_catalog/<name>`` go: every pending record fails."""
+    folder = pending_folder(lake, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.write_text("not a folder")
+    return folder
+
+
+def read_only_pending(lake: Lake, name: str) -> Path:
+    """Make the pending rows' folder of ``_catalog/<name>`` read-only (the test skips where that
+    does not stop writes, e.g. for root)."""
+    folder = pending_folder(lake, name)
+    folder.mkdir(parents=True, exist_ok=True)
     for path in (folder, folder / "_delta_log"):
-        path.chmod(0o555)
+        if path.exists():
+            path.chmod(0o555)
     try:
         (folder / "_probe").write_text("")
     except PermissionError:
@@ -114,12 +131,13 @@ def read_only_ledger(lake: Lake, name: str) -> Path:
 def restore(broken: Path) -> None:
     if broken.is_dir():
         for path in (broken, broken / "_delta_log"):
-            path.chmod(0o755)
+            if path.exists():
+                path.chmod(0o755)
     else:
         broken.unlink()
 
 
-@pytest.mark.parametrize("break_ledger", [corrupt_ledger, read_only_ledger], ids=["corrupt-log", "read-only"])
+@pytest.mark.parametrize("break_ledger", [blocked_pending, read_only_pending], ids=["blocked", "read-only"])
 def test_recording_the_run_fails_after_the_commit(
     local_lake: Lake, tmp_path: Path, caplog: pytest.LogCaptureFixture, break_ledger,
 ) -> None:

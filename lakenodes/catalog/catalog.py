@@ -29,6 +29,7 @@ from ..lake.ledger import (
     reassign,
 )
 from ..lake.location import Lake, current_lake
+from ..lake.pending import Pending
 from ..lake.store import TableStore
 from .records import TableRecord
 
@@ -140,6 +141,8 @@ def _digest(record: TableRecord) -> str:
 
 def register_table(lake: Lake, record: TableRecord) -> bool:
     """Claim the record's identifier and store the record when it changed; True when written.
+    A record registered once is marked beside ``_catalog/tables``: registering it again, from any
+    process, is one request (a record changed since by someone else, e.g. its labels, stays as is).
 
     Raises IdentifierConflictError naming the owner when another storage holds the identifier.
     """
@@ -149,14 +152,19 @@ def register_table(lake: Lake, record: TableRecord) -> bool:
     digest = _digest(record)
     if _known_records.get(key) == digest:
         return False
+    ledger, mark = _tables_ledger(lake), f"{record.storage_hash}\n{digest}"
+    if ledger.marked(mark):  # this very record was registered before, by any process: one request
+        _known_records[key] = digest
+        return False
     stored = table_record(lake, record.storage_hash)
     if stored is not None:
         record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels))})
-        digest = _digest(record)
-        if _digest(stored) == digest:
-            _known_records[key] = digest
+        if _digest(stored) == _digest(record):
+            _known_records[key] = _digest(record)
+            ledger.mark(mark)
             return False
     save_table_record(lake, record)
+    ledger.mark(mark)
     return True
 
 
@@ -229,22 +237,43 @@ def _identifier_scope(namespace: str) -> str:
     return f"identifiers/{namespace or '_default'}"
 
 
+def updater_registered(lake: Lake, update_hash: str) -> bool:
+    """Whether this process registered (or found) the updater already: ``register_updater`` is then a no-op."""
+    return (lake.uri, update_hash) in _known_updaters
+
+
 def register_updater(lake: Lake, update_hash: str, storage_hash: str, namespace: str, source_class: str,
                      configuration: Mapping[str, Any]) -> None:
+    """Record the updater once (the first record of an ``update_hash`` stands), then mark it in
+    ``_catalog/updates/_lakenodes/marks/`` so a fresh process finds it with one request."""
     key = (lake.uri, update_hash)
     if key in _known_updaters:
         return
     ledger = updates_ledger(lake)
-    if not ledger.latest(where={"update_hash": update_hash}):
-        ledger.append([{
-            "update_hash": update_hash, "storage_hash": storage_hash, "namespace": namespace,
-            "source_class": source_class, "configuration": json.dumps(configuration, sort_keys=True, default=str),
-        }])
+    if not ledger.marked(update_hash):  # a fresh process: one request instead of reading every updater
+        if not ledger.latest(where={"update_hash": update_hash}):
+            ledger.append([{
+                "update_hash": update_hash, "storage_hash": storage_hash, "namespace": namespace,
+                "source_class": source_class, "configuration": json.dumps(configuration, sort_keys=True, default=str),
+            }])
+        ledger.mark(update_hash)
     _known_updaters.add(key)
 
 
-def record_run(lake: Lake, row: Mapping[str, Any]) -> None:
-    runs_ledger(lake).append([row])
+def record_run(lake: Lake, row: Mapping[str, Any], pending: bool = False) -> None:
+    """Record a run in ``_catalog/runs``: ``pending``, one small file folded into the table now and
+    then (see :mod:`lakenodes.lake.pending`), the cheap record of a successful run; else at once,
+    with every pending run, in one Delta commit (a failed run: any engine sees it right away)."""
+    runs = Pending(runs_ledger(lake))
+    if pending:
+        runs.put([row])
+    else:
+        runs.fold([row])
+
+
+def _runs(lake: Lake) -> list[dict[str, Any]]:
+    """Every recorded run, folded or pending, sorted by start."""
+    return sorted(Pending(runs_ledger(lake)).rows().to_pylist(), key=lambda row: row["started_at"])
 
 
 def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
@@ -252,7 +281,7 @@ def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
     lake = lake or current_lake()
     runs: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
-    for run in sorted(runs_ledger(lake).read().to_pylist(), key=lambda r: r["started_at"]):
+    for run in _runs(lake):
         runs[run["update_hash"]] = run
         counts[run["update_hash"]] = counts.get(run["update_hash"], 0) + 1
     result = []
@@ -271,7 +300,5 @@ def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
 
 
 def run_history(lake: Lake | None = None, update_hash: str | None = None) -> list[dict[str, Any]]:
-    rows = runs_ledger(lake or current_lake()).read().to_pylist()
-    if update_hash:
-        rows = [row for row in rows if row["update_hash"] == update_hash]
-    return sorted(rows, key=lambda row: row["started_at"])
+    rows = _runs(lake or current_lake())
+    return [row for row in rows if row["update_hash"] == update_hash] if update_hash else rows

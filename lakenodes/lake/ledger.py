@@ -23,7 +23,7 @@ from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Tr
 from deltalake.exceptions import DeltaError
 
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pc, pds
+from .._internal.deferred import pa, pafs, pc, pds
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
@@ -34,6 +34,7 @@ from .store import TableStore, data_file_path
 logger = logging.getLogger(__name__)
 
 RECORDED_AT = "recorded_at"
+MARKS_DIR = "_lakenodes/marks"  # beside a ledger's data: Delta readers and vacuum skip folders named _*
 
 
 def utcnow() -> datetime.datetime:
@@ -90,13 +91,25 @@ class Ledger:
             return
         now = utcnow()
         data = pa.Table.from_pylist([{RECORDED_AT: now, **row} for row in rows], schema=self.schema)
-        # idempotent: an attempt whose commit landed but whose answer was lost is not appended twice
-        write_id = f"lakenodes-{uuid.uuid4().hex}"
-        transaction = Transaction(write_id, 1, last_updated=int(now.timestamp() * 1000))  # expires with retention
-        properties = CommitProperties(app_transactions=[transaction])
+        # a fresh id: no commit can have recorded it before this call's first attempt
+        self._commit({f"lakenodes-{uuid.uuid4().hex}": data}, now, recorded_before=False)
+
+    def append_batches(self, batches: Mapping[str, pa.Table]) -> None:
+        """Append the rows of each named batch (rows holding their ``recorded_at``) as one commit
+        that records every name, skipping the batches a commit recorded already (by any process):
+        appending a batch again adds nothing. On return, every batch is in the table."""
+        self._commit({f"lakenodes.batch.{name}": rows.cast(self.schema) for name, rows in batches.items()},
+                            utcnow(), recorded_before=True)
+
+    def _commit(self, batches: Mapping[str, pa.Table], now: datetime.datetime, recorded_before: bool) -> None:
+        """One blind append of the batches not recorded yet, each recorded as an app transaction (so
+        an attempt whose commit landed but whose answer was lost is not appended twice)."""
+        if not batches:
+            return
         # housekeeping checkpoints and cleans the log itself; delta-rs's hooks would list the whole
         # log after every commit (its expired-log check), a cost that grows with the table's history
         hooks = _NO_HOOKS if self.housekeeping.interval else None
+        stamp = int(now.timestamp() * 1000)  # app transactions expire with the log retention
         attempts = 0
         committed: list[int] = []
 
@@ -104,9 +117,13 @@ class Ledger:
             nonlocal attempts
             attempts += 1
             table = self._store.ensure_created(self.schema, ("recorded_at",))
-            if attempts > 1 and table.transaction_version(write_id) is not None:
+            checked = attempts > 1 or recorded_before
+            todo = [app_id for app_id in batches if not checked or table.transaction_version(app_id) is None]
+            if not todo:
                 return
-            write_deltalake(table, data, mode="append", commit_properties=properties, post_commithook_properties=hooks)
+            properties = CommitProperties(app_transactions=[Transaction(app_id, 1, last_updated=stamp) for app_id in todo])
+            write_deltalake(table, pa.concat_tables([batches[app_id] for app_id in todo]), mode="append",
+                            commit_properties=properties, post_commithook_properties=hooks)
             committed.append(table.version())  # the snapshot right after our own commit
 
         self._store.with_retries(attempt, what=f"catalog append to {self.name}")
@@ -128,6 +145,24 @@ class Ledger:
             return
         housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}",
                   keep_versions=self.housekeeping.interval)
+
+    def marked(self, name: str) -> bool:
+        """Whether ``mark(name)`` was called on this table: one small request, no log replay."""
+        filesystem, path = self._mark_path(name)
+        return filesystem.get_file_info(path).type != pafs.FileType.NotFound
+
+    def mark(self, name: str) -> None:
+        """Leave the empty file ``_lakenodes/marks/<digest of name>`` beside the table: a fact about
+        its rows that a fresh process checks with one request. Call it only once the rows it stands
+        for are committed (a crash before it only costs the next process a read of the table)."""
+        filesystem, path = self._mark_path(name)
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with filesystem.open_output_stream(path):
+            pass
+
+    def _mark_path(self, name: str) -> tuple[Any, str]:
+        filesystem, root = lake_filesystem(self.lake, self.uri)
+        return filesystem, f"{root}/{MARKS_DIR}/{hashlib.sha256(name.encode()).hexdigest()[:40]}"
 
     def version(self) -> tuple[str, int] | None:
         """The table's identity and current version (None before the first append): a cheap check of

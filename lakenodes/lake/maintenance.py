@@ -55,6 +55,7 @@ from ._scan import add_actions, fragments_of, plain_flags, read_whole, snapshot_
 from ._watermarks import app_transaction, partition_transactions
 from .cross_section import write_cross_section
 from .location import Lake, lake_filesystem
+from .pending import fold_pending
 from .store import TableStore, index_names_of
 from .versions import time_travel_reach
 
@@ -282,6 +283,8 @@ def _store(lake: Lake, name: str, retry: RetryPolicy | None = None) -> TableStor
 
 
 def _open(store: TableStore, name: str) -> DeltaTable:
+    if name in CATALOG_TABLES:  # its pending rows first: maintenance works on every row recorded
+        fold_pending(store.lake, name.removeprefix("_catalog/"))
     table = store.table()
     if table is None:
         raise NotFoundError(f"no Delta table {name!r} at {store.uri} (not written yet?)")

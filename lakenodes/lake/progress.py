@@ -11,10 +11,11 @@ columns of a file that holds several secondary identities (3-level tables).
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import threading
-import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,8 +25,9 @@ from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
-from .._internal.deferred import pa, pafs, pc, pq
-from ..core.frames import TIME_INDEX, timestamp_type
+from .._internal.deferred import pa, pafs, pc
+from ..core.frames import TIME_INDEX
+from . import _facts_file as facts_file
 from . import _progress_snapshot as snapshots
 from ._delta_log import commit_stamp
 from ._file_facts import FileFacts, Identity
@@ -80,18 +82,15 @@ class TableProgress:
 
 
 _facts = register_cache("progress.file_facts", FileFacts())
-# Per table root: the data files whose bounds its facts file holds, as this process last read or
-# wrote it. An append then adds its own files to that set instead of working out every boundary
-# file of the table again (O(files) per run); stale entries are harmless (see FACTS_PATH) and are
-# pruned when the set outgrows FACTS_PER_IDENTITY entries per identity (plus FACTS_SLACK).
-_persisted_paths: dict[str, frozenset[str]] = register_cache("progress.persisted_facts", {})
+# An append adds its own files to the facts file this process last read or wrote instead of working
+# out every boundary file of the table again (O(files) per run); stale entries are harmless (see
+# _facts_file) and are pruned when the file outgrows FACTS_PER_IDENTITY rows per identity (plus FACTS_SLACK).
 FACTS_PER_IDENTITY = 8
 FACTS_SLACK = 64
+FACTS_PATH = facts_file.FACTS_PATH
 
 
 _progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("progress.tables", {})
-# table root -> (version, metadata) of the progress snapshot last read from or written to its facts file
-_persisted: dict[str, tuple[int, dict[bytes, bytes]]] = register_cache("progress.snapshots", {})
 
 
 def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
@@ -108,24 +107,25 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     return cached
 
 
-def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, lake: Lake | None = None,
-                    run_id: str | None = None, summary: pl.DataFrame | None = None) -> bool:
-    """Cache the progress of ``table`` after our own blind append of ``rows`` on top of ``before``.
+def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table,
+                    summary: pl.DataFrame | None = None) -> TableProgress | None:
+    """Cache and return the progress of ``table`` after our own blind append of ``rows`` on top of ``before``.
 
     Exact without any I/O: when the table is now exactly one version past ``before``, that
     version is our append, so each identity's first/last is the old one widened by the rows'.
-    Returns False (and caches nothing) when another commit intervened. ``summary``: the rows'
-    ``NormalizedFrame.identity_bounds`` when already known.
+    Returns None (and caches nothing) when another commit intervened. ``summary``: the rows'
+    ``NormalizedFrame.identity_bounds`` when already known. ``persist_append`` then saves it for
+    other processes.
 
     Example (``example``: a temporary lake with one table, see conftest.py):
         >>> table = example.node.store.table()
-        >>> remember_append(table, read_progress(table, example.lake), table.to_pyarrow_table().slice(0, 0))
-        False
+        >>> remember_append(table, read_progress(table, example.lake), table.to_pyarrow_table().slice(0, 0)) is None
+        True
     """
     key = version_key(table)
     version = key[2]
     if version != before.version + 1:
-        return False
+        return None
     dims = list(before.index_names[1:])
     summary = _summary(rows, dims) if summary is None else summary
     identities = list(zip(*[summary[dim].to_list() for dim in dims], strict=True)) if dims else [()]
@@ -143,23 +143,36 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, la
     after = TableProgress(version, before.index_names, last, row_count=before.row_count + rows.num_rows,
                           first_loader=first_loader)
     _store_progress(key, after)
-    if lake is not None:
-        filesystem, root = lake_filesystem(lake, table.table_uri)
-        by_partition = summary if len(dims) == 1 else _summary(rows, dims[:1])
-        learned = _learn_own_commit(filesystem, root, version, run_id, by_partition, dims[:1])
-        known = _persisted_paths.get(root)
-        if known is not None and len(known) + len(learned) <= FACTS_PER_IDENTITY * len(last) + FACTS_SLACK:
-            # the boundary files of the new version are among the old ones and ours (a blind
-            # append only moves an identity's best statistics forward): no need to look at all files
-            _persist_facts(filesystem, root, known | set(learned), _snapshot(filesystem, root, after, table))
-            return True
-        files = file_frame(add_actions(table), dims)
-        keys = [f"_i{k}" for k in range(len(dims))]
-        identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
-        last, first = boundary_candidates(files.filter(identified), keys)
-        _persist_facts(filesystem, root, {data_file_path(p) for p in last["path"].to_list() + first["path"].to_list()},
-                       _snapshot(filesystem, root, after, table))
-    return True
+    return after
+
+
+def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa.Table, run_id: str | None = None,
+                   summary: pl.DataFrame | None = None) -> None:
+    """Save the progress ``remember_append`` returned, and the exact bounds of the files our append
+    committed, to the table's facts file (a cache for other processes: failures are only logged).
+
+    Example (``example``: a temporary lake with one table, see conftest.py):
+        >>> table = example.node.store.table()
+        >>> persist_append(example.lake, table, read_progress(table, example.lake), table.to_pyarrow_table().slice(0, 0))
+    """
+    dims = list(after.index_names[1:])
+    filesystem, root = lake_filesystem(lake, table.table_uri)
+    by_partition = summary if summary is not None and len(dims) == 1 else _summary(rows, dims[:1])
+    steps = [functools.partial(_learn_own_commit, filesystem, root, after.version, run_id, by_partition, dims[:1]),
+             functools.partial(_snapshot, filesystem, root, after, table)]
+    # on an object store, the commit file's GET and its stamp's HEAD at once (two round trips)
+    local = isinstance(filesystem, pafs.LocalFileSystem)
+    own, snapshot = [step() for step in steps] if local else _in_threads(lambda step: step(), steps)
+    # the boundary files of the new version are among the old ones and ours (a blind append only
+    # moves an identity's best statistics forward): no need to look at every file of the table
+    if facts_file.append(filesystem, root, own, snapshot, FACTS_PER_IDENTITY * len(after.last) + FACTS_SLACK):
+        return
+    files = file_frame(add_actions(table), dims)
+    keys = [f"_i{k}" for k in range(len(dims))]
+    identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
+    last, first = boundary_candidates(files.filter(identified), keys)
+    _persist_facts(filesystem, root, {data_file_path(p) for p in last["path"].to_list() + first["path"].to_list()},
+                   snapshot)
 
 
 def learn_file_bounds(lake: Lake, table_uri: str, bounds: Mapping[str, tuple[datetime.datetime, datetime.datetime]]) -> None:
@@ -209,7 +222,7 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
     row_count = int(pc.sum(actions["num_records"]).as_py() or 0)
     progress = TableProgress(table.version(), index_names, last, row_count=row_count, first_loader=first_loader)
-    if footers_read or _persisted.get(root, (None, None))[0] != progress.version:  # save it for cold readers
+    if footers_read or facts_file.snapshot_version(root) != progress.version:  # save it for cold readers
         _persist_facts(filesystem, root, boundary, _snapshot(filesystem, root, progress, table))
     return progress
 
@@ -231,7 +244,7 @@ def persisted_progress(lake: Lake, uri: str,
     if found is None:
         return None
     stamp, payload, raw = found
-    _persisted.setdefault(root, (stamp[0], {snapshots.KEY: raw}))
+    facts_file.saw_snapshot(root, stamp[0], raw)
     return TableProgress(stamp[0], payload["index_names"], payload["last"], first=payload["first"],
                          row_count=payload["row_count"], first_loader=None if payload["first"] else first_loader)
 
@@ -259,56 +272,26 @@ def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
     return bool(missing)
 
 
-# Exact bounds of boundary files, persisted beside the table so a fresh process need not read
-# their footers. Only a cache: entries are keyed by immutable data-file paths, so a stale or
-# missing file is never wrong (unknown files fall back to their footers); Delta readers ignore it.
-FACTS_PATH = "_lakenodes/file_facts.parquet"
-
-
-def _facts_schema() -> pa.Schema:
-    return pa.schema([("path", pa.string()), ("min", timestamp_type()), ("max", timestamp_type())])
-
-
 def _load_persisted_facts(filesystem: Any, root: str) -> None:
-    try:
-        stored = pq.read_table(f"{root}/{FACTS_PATH}", filesystem=filesystem)
-    except (OSError, pa.ArrowException) as error:  # absent (never written) or unreadable: footers then
-        logger.debug("no persisted file facts for %s: %s", root, error)
+    stored = facts_file.load(filesystem, root)
+    if stored is None:
         return
-    version = snapshots.version_of(stored.schema.metadata)
-    if version is not None:
-        _persisted.setdefault(root, (version, {snapshots.KEY: stored.schema.metadata[snapshots.KEY]}))
     # naive µs values read as UTC: far cheaper than converting 1,000s of aware datetimes one by one
     naive = stored.cast(pa.schema([("path", pa.string()), ("min", pa.timestamp("us")), ("max", pa.timestamp("us"))]))
     lows, highs = (pl.Series(naive.column(name)).dt.replace_time_zone("UTC").to_list() for name in ("min", "max"))
     paths = naive.column("path").to_pylist()
     _facts.learn_many({f"{root}/{path}": bounds for path, bounds in zip(paths, zip(lows, highs, strict=True), strict=True)})
-    _persisted_paths[root] = frozenset(paths)
 
 
 def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
                    snapshot: tuple[int, dict[bytes, bytes]] | None = None) -> None:
     """Write the known exact bounds of ``paths`` (relative to the table root) to the facts file,
     with the newest progress snapshot known for the table (``snapshot``, else the last one seen)."""
-    if snapshot is not None:
-        _persisted[root] = snapshot
     rows = {path: _facts.known_bounds(f"{root}/{path}") for path in paths}
     rows = {path: bounds for path, bounds in rows.items() if bounds is not None}
     data = pa.table({"path": list(rows), "min": [b[0] for b in rows.values()], "max": [b[1] for b in rows.values()]},
-                    schema=_facts_schema().with_metadata(_persisted.get(root, (None, None))[1] or {}))
-    target = f"{root}/{FACTS_PATH}"
-    try:
-        if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file
-            filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
-            temporary = f"{target}.{uuid.uuid4().hex}.tmp"
-            pq.write_table(data, temporary, filesystem=filesystem)
-            filesystem.move(temporary, target)
-        else:  # an object store PUT is atomic
-            pq.write_table(data, target, filesystem=filesystem)
-    except (OSError, pa.ArrowException) as error:  # a cache: failing to write it is not an error
-        logger.debug("could not persist file facts for %s: %s", root, error)
-        return
-    _persisted_paths[root] = frozenset(rows)
+                    schema=facts_file.facts_schema())
+    facts_file.write(filesystem, root, data, snapshot)
 
 
 def _summary(rows: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
@@ -319,40 +302,43 @@ def _summary(rows: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
 
 
 def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | None, summary: pl.DataFrame,
-                      partition_dims: Sequence[str]) -> list[str]:
-    """Exact bounds of the files our append committed at ``version``, from the rows' ``summary``;
-    returns the paths (relative to ``root``) of the files whose bounds it learned.
+                      partition_dims: Sequence[str]) -> pa.Table:
+    """Exact bounds of the files our append committed at ``version``, from the rows' ``summary``,
+    learned and returned as facts rows (path relative to ``root``, min, max).
 
     A file holds exactly the rows of its partition when it is the commit's only file of that
     partition and its record count matches, so its bounds are those rows' min/max."""
+    nothing = facts_file.facts_schema().empty_table()
     try:
         with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as handle:
             lines = handle.read().decode().splitlines()
-        actions = [json.loads(line) for line in lines if line.startswith(('{"add"', '{"commitInfo"'))]
+        info: dict[str, Any] = next((json.loads(line)["commitInfo"] for line in lines if line.startswith('{"commitInfo"')), {})
     except OSError as error:
         logger.debug("could not read commit %d of %s: %s", version, root, error)
-        return []
-    info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        return nothing
     if run_id is not None and info.get("lakenodes.run_id") != run_id:
-        return []
-    adds = [a["add"] for a in actions if "add" in a]
+        return nothing
+    # one parse of every add action, one of every statistics string (not one call per file)
+    adds = [action["add"] for action in json.loads("[" + ",".join(line for line in lines if line.startswith('{"add"')) + "]")]
+    stats = json.loads("[" + ",".join(add.get("stats") or "{}" for add in adds) + "]")
     partition = partition_dims[0] if partition_dims else None
-    by_value: dict[str | None, list[dict]] = {}
-    for add in adds:
-        by_value.setdefault((add.get("partitionValues") or {}).get(partition) if partition else None, []).append(add)
-    learned: list[str] = []
-    values = summary[partition].to_list() if partition else [None]
-    per_value = dict(zip(values, zip(summary["n"].to_list(), summary["lo"].to_list(), summary["hi"].to_list(),
-                                     strict=True), strict=True))
-    for value, files in by_value.items():
-        known = per_value.get(value)
-        if known is None or len(files) != 1:
-            continue
-        records = json.loads(files[0].get("stats") or "{}").get("numRecords")
-        if records == known[0]:
-            learned.append(data_file_path(files[0]["path"]))
-            _facts.learn_bounds(f"{root}/{learned[-1]}", (as_utc(known[1]), as_utc(known[2])))
-    return learned
+    values = [(add.get("partitionValues") or {}).get(partition) if partition else None for add in adds]
+    files_per_value = Counter(values)
+    known = dict(zip(summary[partition].to_list() if partition else [None],
+                     zip(summary["n"].to_list(), _in_utc(summary["lo"]).to_list(), _in_utc(summary["hi"]).to_list(),
+                         strict=True), strict=True))
+    learned = {data_file_path(add["path"]): known[value][1:] for add, value, stat in zip(adds, values, stats, strict=True)
+               if files_per_value[value] == 1 and value in known and stat.get("numRecords") == known[value][0]}
+    _facts.learn_many({f"{root}/{path}": bounds for path, bounds in learned.items()})
+    return pa.table({"path": list(learned), "min": [bounds[0] for bounds in learned.values()],
+                     "max": [bounds[1] for bounds in learned.values()]}, schema=facts_file.facts_schema())
+
+
+def _in_utc(times: pl.Series) -> pl.Series:
+    """``times`` in UTC at microseconds (naive values are read as UTC, as ``as_utc`` does)."""
+    if times.dtype.time_zone is None:  # type: ignore[attr-defined]
+        times = times.dt.replace_time_zone("UTC")
+    return times.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
 
 
 def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:

@@ -8,13 +8,13 @@ Example:
 
 from __future__ import annotations
 
-import contextvars
 import datetime
 import socket
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from typing import Any
 
+from .._internal.background import in_background
 from ..catalog import catalog
 from ..catalog.records import TableRecord, columns_metadata, table_uid
 from ..core.hashing import canonical_value
@@ -43,7 +43,8 @@ class CatalogRecorder(RunHooks):
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
         """Register the updater and the table (at once: different ledgers), then record the run as a
         success (a registration failure makes it a failed run instead)."""
-        registrations = [lambda: _register_updater(node)]
+        # an updater this process registered already costs nothing: no thread for it
+        registrations = [] if catalog.updater_registered(node.lake, node.update_hash) else [lambda: _register_updater(node)]
         if node.store.table(refresh=False) is not None:
             registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node)))
         _concurrently(registrations)
@@ -89,8 +90,13 @@ def catalog_record(node: DataNode) -> TableRecord:
 def _concurrently(writes: list[Callable[[], None]]) -> None:
     """Run catalog writes to different ledgers at once (each is a few storage round trips: a fresh
     process reads the ledger before it appends); raise the first failure once all have finished."""
-    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="lakenodes-catalog") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, write) for write in writes]
+    if not writes:
+        return
+    futures = [in_background(write) for write in writes[1:]]
+    try:
+        writes[0]()  # in this thread: one thread fewer to wait for
+    finally:
+        wait(futures)
     for future in futures:
         future.result()
 
@@ -101,7 +107,7 @@ def _record(node: DataNode, run: RunInfo, status: str, error: str | None) -> Non
         "started_at": run.started_at, "finished_at": datetime.datetime.now(datetime.timezone.utc),
         "status": status, "rows_written": run.rows_written, "error": error, "host": socket.gethostname(),
     }
-    catalog.record_run(node.lake, row)
+    catalog.record_run(node.lake, row, pending=status == "success")
 
 
 def _register_updater(node: DataNode) -> None:

@@ -8,28 +8,29 @@ failure before the write leaves the table untouched.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import datetime
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from typing import Any
 
 import polars as pl
 from deltalake import DeltaTable
 
+from .._internal.background import in_background
 from ..core.frame_stream import FrameStream, is_stream
 from ..core.frames import NormalizedFrame, conform_to_schema, normalize_frame
 from ..core.hashing import hash_namespace
 from ..errors import NodeRunError, RowsStoredError, WatermarkMovedError
 from ..lake.location import use_lake
-from ..lake.progress import TableProgress, read_progress, remember_append
+from ..lake.progress import TableProgress, persist_append, read_progress, remember_append
 from ..lake.store import WriteResult
 from ..lake.stream_write import write_stream
 from ..nodes.node import DataNode
+from ..nodes.statistics import UpdateStatistics
 from .hooks import RunHooks, RunInfo
 
 logger = logging.getLogger(__name__)
@@ -83,11 +84,11 @@ def _in_background(function: Callable[[], Any]) -> Iterator[Future]:
     """``function()`` started in a thread (in this context: the node's lake and namespace), waited
     for on exit. The first statistics are a read: they overlap the hooks' registration (the
     catalog's identifier claim), a few storage round trips each."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakenodes-statistics")
+    future = in_background(function)
     try:
-        yield pool.submit(contextvars.copy_context().run, function)
+        yield future
     finally:
-        pool.shutdown(wait=True)
+        wait([future])
 
 
 def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
@@ -157,16 +158,13 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 break
             rows_written = result.rows_written
             committed = True
-            if isinstance(frame, NormalizedFrame) and checked and result.rows_appended == frame.num_rows:
-                # a blind append we committed ourselves; the snapshot at our own commit (not
-                # refreshed: a later commit would make it unknowable)
-                remember_append(node.store.table(refresh=False), checked[-1], frame.table, node.lake, run_id,
-                                frame.identity_bounds)
-            _log_window(node, stats, frame, result)
-            phase = _enter(hooks, node, "catalog")
-            node.update_statistics = node.compute_update_statistics()
-            for hook in hooks:
-                hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
+            with _remembering(node, frame, checked, result, run_id) as after:
+                _log_window(node, stats, frame, result)
+                phase = _enter(hooks, node, "catalog")
+                node.update_statistics = node.compute_update_statistics() if after is None else \
+                    UpdateStatistics(after, asset_list=stats.asset_list, offset_start=stats.offset_start)
+                for hook in hooks:
+                    hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
             if not keep_frame:
                 persisted = pl.DataFrame()
             elif isinstance(frame, FrameStream):  # its rows were never all in memory: only their columns
@@ -182,6 +180,28 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
         if isinstance(error, NodeRunError):
             raise
         raise NodeRunError(repr(node), phase, error) from error
+
+
+@contextlib.contextmanager
+def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: list[TableProgress],
+                 result: WriteResult, run_id: str) -> Iterator[TableProgress | None]:
+    """The progress after a blind append we committed ourselves, exact without any I/O (None for
+    any other write); meanwhile its facts are saved for other processes in a thread (a cache: a
+    failure is only logged), waited for on exit, so a failure is reported after it (the failure
+    path stays sequential, see ``run_failed``)."""
+    if not (isinstance(frame, NormalizedFrame) and checked and result.rows_appended == frame.num_rows):
+        yield None
+        return
+    table = node.store.table(refresh=False)  # the snapshot at our own commit: a later one would make it unknowable
+    after = remember_append(table, checked[-1], frame.table, frame.identity_bounds)
+    if after is None:
+        yield None
+        return
+    with _in_background(lambda: persist_append(node.lake, table, after, frame.table, run_id, frame.identity_bounds)) \
+            as saving:
+        yield after
+    if saving.exception() is not None:
+        logger.warning("could not save the file facts of %s: %s", node.storage_hash, saving.exception())
 
 
 def _progress_reader(node: DataNode, checked: list[TableProgress]) -> Callable[[DeltaTable], dict]:

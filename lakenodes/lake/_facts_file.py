@@ -1,0 +1,103 @@
+"""A table's persisted file facts, ``_lakenodes/file_facts.parquet``: the exact time bounds of its
+boundary data files and, in the file's metadata, the progress snapshot of its newest version
+(:mod:`lakenodes.lake._progress_snapshot`), so a fresh process reads no footer and no whole log.
+
+Only a cache: entries are keyed by immutable data-file paths, so a stale or missing entry is never
+wrong (unknown files fall back to their footers); Delta readers ignore the file. It is written whole
+(temp file + rename locally, one PUT on object stores: a reader never sees half a file). This
+process keeps the rows it last read or wrote as Arrow, so an append adds its own files' rows
+without converting the others again.
+
+Example:
+    >>> import pyarrow.fs as pafs, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> rows = pa.table({"path": ["a.parquet"], "min": [0], "max": [5]}).cast(facts_schema())
+    >>> write(pafs.LocalFileSystem(), root, rows)
+    True
+    >>> load(pafs.LocalFileSystem(), root).num_rows
+    1
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from .._internal.caches import register_cache
+from .._internal.deferred import pa, pafs, pq
+from ..core.frames import timestamp_type
+from . import _progress_snapshot as snapshots
+
+logger = logging.getLogger(__name__)
+
+FACTS_PATH = "_lakenodes/file_facts.parquet"
+
+# table root -> the facts rows its file holds, as this process last read or wrote them
+_rows: dict[str, pa.Table] = register_cache("progress.persisted_facts", {})
+# table root -> (version, metadata) of the progress snapshot last read from or written to its facts file
+_snapshots: dict[str, tuple[int, dict[bytes, bytes]]] = register_cache("progress.snapshots", {})
+
+
+def facts_schema() -> pa.Schema:
+    """The facts file's columns: a data file's path (relative to the table root) and its exact bounds."""
+    return pa.schema([("path", pa.string()), ("min", timestamp_type()), ("max", timestamp_type())])
+
+
+def snapshot_version(root: str) -> int | None:
+    """The version of the progress snapshot this process last saw in the table's facts file."""
+    known = _snapshots.get(root)
+    return None if known is None else known[0]
+
+
+def saw_snapshot(root: str, version: int, raw: bytes) -> None:
+    """Note the snapshot read from the facts file (unless this process knows one already)."""
+    _snapshots.setdefault(root, (version, {snapshots.KEY: raw}))
+
+
+def load(filesystem: Any, root: str) -> pa.Table | None:
+    """The rows of the table's facts file (None when absent or unreadable), remembering them and
+    the snapshot in its metadata."""
+    try:
+        stored = pq.read_table(f"{root}/{FACTS_PATH}", filesystem=filesystem)
+    except (OSError, pa.ArrowException) as error:  # absent (never written) or unreadable: footers then
+        logger.debug("no persisted file facts for %s: %s", root, error)
+        return None
+    metadata = stored.schema.metadata or {}
+    version = snapshots.version_of(metadata)
+    if version is not None:
+        saw_snapshot(root, version, metadata[snapshots.KEY])
+    rows = stored.replace_schema_metadata(None).cast(facts_schema())
+    _rows[root] = rows
+    return rows
+
+
+def write(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[bytes, bytes]] | None = None) -> bool:
+    """Replace the facts file by ``rows`` with the newest progress snapshot known for the table
+    (``snapshot``, else the last one seen); False when it could not be written (a cache: not an error)."""
+    if snapshot is not None:
+        _snapshots[root] = snapshot
+    data = rows.replace_schema_metadata(_snapshots.get(root, (None, None))[1] or {})
+    target = f"{root}/{FACTS_PATH}"
+    try:
+        if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file
+            filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            temporary = f"{target}.{uuid.uuid4().hex}.tmp"
+            pq.write_table(data, temporary, filesystem=filesystem, write_statistics=False)
+            filesystem.move(temporary, target)
+        else:  # an object store PUT is atomic
+            pq.write_table(data, target, filesystem=filesystem, write_statistics=False)
+    except (OSError, pa.ArrowException) as error:
+        logger.debug("could not persist file facts for %s: %s", root, error)
+        return False
+    _rows[root] = rows
+    return True
+
+
+def append(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[bytes, bytes]], limit: int) -> bool:
+    """Add ``rows`` to the facts file this process last read or wrote, with ``snapshot``; False (and
+    nothing written) when that file is unknown here or would outgrow ``limit`` rows."""
+    known = _rows.get(root)
+    if known is None or known.num_rows + rows.num_rows > limit:
+        return False
+    return write(filesystem, root, pa.concat_tables([known, rows.cast(facts_schema())]), snapshot)

@@ -1,0 +1,142 @@
+"""Successful runs are recorded as pending files of ``_catalog/runs`` (lakenodes/lake/pending.py) and
+folded into its Delta table now and then: readers see every run exactly once, before and after the
+fold, after a crash between the fold's commit and its deletes, with several processes at once, on S3."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections import Counter
+
+import pyarrow.fs as pafs
+import pytest
+from deltalake import DeltaTable
+from test_concurrency import contend, in_processes
+
+from lakenodes import Lake
+from lakenodes.catalog import catalog
+from lakenodes.lake import pending as pending_module
+from lakenodes.lake.ledger import read_unpartitioned
+from lakenodes.lake.location import lake_filesystem
+from lakenodes.lake.maintenance import optimize_table
+from lakenodes.lake.pending import PENDING_DIR, Pending
+
+UTC = dt.timezone.utc
+FOLD = "LAKENODES_CATALOG_FOLD_EVERY"
+
+
+def run_row(run_id: str, status: str = "success") -> dict:
+    now = dt.datetime.now(UTC)
+    return {"run_id": run_id, "update_hash": "u_1", "storage_hash": "s_1", "started_at": now, "finished_at": now,
+            "status": status, "rows_written": 1, "error": None, "host": "test"}
+
+
+def delta_run_ids(lake: Lake) -> Counter[str]:
+    """The run ids in the Delta table of ``_catalog/runs`` as any engine reads it (no lakenodes cache)."""
+    try:
+        table = DeltaTable(lake.catalog_uri("runs"), storage_options=lake.storage_options or None)
+    except Exception:  # not created yet
+        return Counter()
+    return Counter(read_unpartitioned(lake, table).column("run_id").to_pylist())
+
+
+def pending_files(lake: Lake) -> list[str]:
+    filesystem, root = lake_filesystem(lake, lake.catalog_uri("runs"))
+    listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/{PENDING_DIR}", allow_not_found=True))
+    return sorted(info.base_name for info in listing)
+
+
+def history_ids(lake: Lake) -> list[str]:
+    return [run["run_id"] for run in catalog.run_history(lake)]
+
+
+def test_a_pending_run_is_read_before_and_after_the_fold(any_lake: Lake, monkeypatch) -> None:
+    monkeypatch.setenv(FOLD, "0")
+    for k in range(3):
+        catalog.record_run(any_lake, run_row(f"r{k}"), pending=True)
+    assert sorted(history_ids(any_lake)) == ["r0", "r1", "r2"]
+    assert delta_run_ids(any_lake) == Counter() and len(pending_files(any_lake)) == 3  # one small file each
+
+    assert Pending(catalog.runs_ledger(any_lake)).fold() == 3
+    assert delta_run_ids(any_lake) == Counter({"r0": 1, "r1": 1, "r2": 1}) and pending_files(any_lake) == []
+    assert sorted(history_ids(any_lake)) == ["r0", "r1", "r2"]
+    assert catalog.update_processes(any_lake) == []  # no updater registered: runs alone list nothing
+
+
+def test_a_failed_run_is_committed_at_once_with_the_pending_ones(local_lake: Lake, monkeypatch) -> None:
+    monkeypatch.setenv(FOLD, "0")
+    catalog.record_run(local_lake, run_row("ok"), pending=True)
+    catalog.record_run(local_lake, run_row("failed", "error"))
+    assert delta_run_ids(local_lake) == Counter({"ok": 1, "failed": 1}) and pending_files(local_lake) == []
+
+
+def test_about_one_put_in_fold_every_folds(local_lake: Lake, monkeypatch) -> None:
+    monkeypatch.setenv(FOLD, "1")
+    catalog.record_run(local_lake, run_row("r0"), pending=True)
+    assert delta_run_ids(local_lake) == Counter({"r0": 1}) and pending_files(local_lake) == []
+
+
+def test_a_crash_between_the_fold_commit_and_the_deletes_doubles_nothing(local_lake: Lake, monkeypatch) -> None:
+    monkeypatch.setenv(FOLD, "0")
+    for k in range(2):
+        catalog.record_run(local_lake, run_row(f"r{k}"), pending=True)
+    runs = Pending(catalog.runs_ledger(local_lake))
+
+    # what a fold killed after its commit leaves: the rows in the table, the files still pending
+    runs.ledger.append_batches({name.removesuffix(".parquet"): rows for name, rows in runs._pending().items()})
+    assert delta_run_ids(local_lake) == Counter({"r0": 1, "r1": 1}) and len(pending_files(local_lake)) == 2
+    assert sorted(history_ids(local_lake)) == ["r0", "r1"]  # in the table and still pending: read once
+
+    catalog.record_run(local_lake, run_row("r2"), pending=True)
+    assert Pending(catalog.runs_ledger(local_lake), fold_every=0).fold() == 3  # the next fold skips r0, r1
+    assert delta_run_ids(local_lake) == Counter({"r0": 1, "r1": 1, "r2": 1}) and pending_files(local_lake) == []
+
+
+def test_a_half_written_pending_file_is_never_read(local_lake: Lake, monkeypatch) -> None:
+    monkeypatch.setenv(FOLD, "0")
+    catalog.record_run(local_lake, run_row("r0"), pending=True)
+    filesystem, root = lake_filesystem(local_lake, local_lake.catalog_uri("runs"))
+    with filesystem.open_output_stream(f"{root}/{PENDING_DIR}/.killed.parquet.tmp") as out:
+        out.write(b"PAR1 half a file")
+    assert history_ids(local_lake) == ["r0"]
+    assert Pending(catalog.runs_ledger(local_lake)).fold() == 1
+
+
+def test_optimize_folds_the_pending_runs_first(local_lake: Lake, monkeypatch) -> None:
+    monkeypatch.setenv(FOLD, "0")
+    for k in range(3):
+        catalog.record_run(local_lake, run_row(f"r{k}"), pending=True)
+    result = optimize_table(local_lake, "_catalog/runs")
+    assert result["files_after"] == 1 and pending_files(local_lake) == []
+    assert delta_run_ids(local_lake) == Counter({"r0": 1, "r1": 1, "r2": 1})
+
+
+def record_runs(worker: int, count: int) -> None:
+    from lakenodes import current_lake
+
+    for k in range(count):
+        catalog.record_run(current_lake(), run_row(f"w{worker}_r{k}"), pending=True)
+
+
+@pytest.mark.slow
+def test_processes_recording_and_folding_at_once_lose_nothing(tmp_path) -> None:
+    """Four processes record 12 runs each while about every other record folds."""
+    lake, workers, count = Lake(tmp_path / "lake"), 4, 12
+    errors = in_processes(contend, [(lake.uri, {FOLD: "2"}, functools.partial(record_runs, k, count), 1)
+                                    for k in range(workers)])
+    assert errors == [None] * workers, [e for e in errors if e][:2]
+    expected = sorted(f"w{k}_r{i}" for k in range(workers) for i in range(count))
+    assert sorted(history_ids(lake)) == expected  # every run, once
+    Pending(catalog.runs_ledger(lake), fold_every=0).fold()
+    assert sorted(delta_run_ids(lake)) == expected and pending_files(lake) == []
+
+
+def test_pending_reads_are_cached_and_forgotten_after_the_fold(local_lake: Lake, monkeypatch) -> None:
+    monkeypatch.setenv(FOLD, "0")
+    catalog.record_run(local_lake, run_row("r0"), pending=True)
+    history_ids(local_lake)
+    folder = f"{lake_filesystem(local_lake, local_lake.catalog_uri('runs'))[1]}/{PENDING_DIR}"
+    assert [name for where, name in pending_module._read if where == folder] == pending_files(local_lake)
+    Pending(catalog.runs_ledger(local_lake)).fold()
+    history_ids(local_lake)
+    assert [name for where, name in pending_module._read if where == folder] == []
