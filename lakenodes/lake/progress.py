@@ -271,7 +271,8 @@ def _facts_schema() -> pa.Schema:
 
 def _load_persisted_facts(filesystem: Any, root: str) -> None:
     try:
-        stored = pq.read_table(f"{root}/{FACTS_PATH}", filesystem=filesystem)
+        with filesystem.open_input_file(f"{root}/{FACTS_PATH}") as source:  # pq.read_table would import pandas
+            stored = pq.ParquetFile(source).read()
     except (OSError, pa.ArrowException) as error:  # absent (never written) or unreadable: footers then
         logger.debug("no persisted file facts for %s: %s", root, error)
         return
@@ -294,8 +295,10 @@ def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
         _persisted[root] = snapshot
     rows = {path: _facts.known_bounds(f"{root}/{path}") for path in paths}
     rows = {path: bounds for path, bounds in rows.items() if bounds is not None}
-    data = pa.table({"path": list(rows), "min": [b[0] for b in rows.values()], "max": [b[1] for b in rows.values()]},
-                    schema=_facts_schema().with_metadata(_persisted.get(root, (None, None))[1] or {}))
+    time_type = pl.Datetime("us", "UTC")  # built in polars: pa.table() of Python values imports pandas
+    facts = pl.DataFrame({"path": list(rows), "min": [b[0] for b in rows.values()], "max": [b[1] for b in rows.values()]},
+                         schema={"path": pl.String, "min": time_type, "max": time_type})
+    data = facts.to_arrow().cast(_facts_schema().with_metadata(_persisted.get(root, (None, None))[1] or {}))
     target = f"{root}/{FACTS_PATH}"
     try:
         if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file
