@@ -13,6 +13,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("pandas", "pyarrow", "numpy", "pyarrow.dataset", "datafusion", "lancedb", "lance", "rich", "typer",
          "click", "sentence_transformers", "duckdb", "boto3")
 
@@ -88,12 +90,17 @@ Prices(Config(node_metadata=DataNodeMetaData(identifier="prices")), lake=Lake({u
 """
 
 
-def test_a_daily_run_in_a_fresh_interpreter_does_not_import_pandas(tmp_path) -> None:
+@pytest.mark.parametrize("facts_file", ["kept", "deleted"])
+def test_a_daily_run_in_a_fresh_interpreter_does_not_import_pandas(tmp_path, facts_file) -> None:
     """pyarrow imports pandas (when installed, ~0.15 s) from many calls: ``pa.array`` of Python or
     NumPy values, tz-aware ``as_py``, ``group_by``, ``import pyarrow.dataset``. A cron job's daily
-    run (identifier claim, statistics, validation, append, catalog records) avoids every one."""
+    run (identifier claim, statistics, validation, append, catalog records) avoids every one, also
+    when it must read Parquet footers (no persisted file facts)."""
     code = DAILY_RUN.format(uri=str(tmp_path / "lake"))
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)  # creates the table
+    if facts_file == "deleted":
+        for facts in (tmp_path / "lake" / "tables").glob("*/_lakenodes/file_facts.parquet"):
+            facts.unlink()
     loaded = loaded_after(code)
     assert "pyarrow" in loaded
     assert "pandas" not in loaded and "pyarrow.dataset" not in loaded
