@@ -4,6 +4,7 @@ section, "whole process" rows: interpreter start-up, imports and the write).
 
     python -m benchmarks.cron lakenodes URI ASSETS LABEL OPTIONS_JSON   # BenchPrices(...).run()
     python -m benchmarks.cron raw URI ASSETS WHEN OPTIONS_JSON          # pyarrow + write_deltalake
+    python -m benchmarks.cron floor URI ASSETS WHEN OPTIONS_JSON        # the same after import polars, pydantic
 
 The raw job imports only numpy, pyarrow and deltalake and builds its rows inline, as a script
 without lakenodes would, from NumPy buffers (``pa.array()`` would import pandas); the lakenodes
@@ -59,9 +60,17 @@ def lakenodes_job(uri: str, assets: int, label: str, options: dict[str, str]) ->
     node.run()
 
 
+def floor_job(uri: str, assets: int, when: str, options: dict[str, str]) -> None:
+    """The raw job plus what any polars + pydantic tool imports: what bounds the lakenodes job."""
+    import polars  # noqa: F401
+    import pydantic  # noqa: F401
+
+    raw_job(uri, assets, when, options)
+
+
 def main(argv: list[str]) -> int:
     kind, uri, assets, extra, options = argv
-    job = raw_job if kind == "raw" else lakenodes_job
+    job = {"raw": raw_job, "floor": floor_job}.get(kind, lakenodes_job)
     job(uri, int(assets), extra, json.loads(options))
     return 0
 
