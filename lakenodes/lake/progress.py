@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 from deltalake import DeltaTable
 
+from .._internal.arrow_rows import arrow_table
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
 from .._internal.deferred import pa, pafs, pc, pq
@@ -90,6 +91,8 @@ FACTS_SLACK = 64
 
 
 _progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("progress.tables", {})
+# root -> (commit stamp, progress) persisted_progress read: reused for that very commit (a fresh write)
+_snapshot_reads: dict[str, tuple[tuple, TableProgress]] = register_cache("progress.snapshot_reads", {})
 # table root -> (version, metadata) of the progress snapshot last read from or written to its facts file
 _persisted: dict[str, tuple[int, dict[bytes, bytes]]] = register_cache("progress.snapshots", {})
 
@@ -102,10 +105,21 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     key = version_key(table)  # a table recreated at the same URI has a new metaData.id
     cached = _progress_cache.get(key)
     if cached is None:
-        cached = _read_progress(table, lake)
+        cached = _from_snapshot_read(table, lake) or _read_progress(table, lake)
         if version_key(table) == key:  # not advanced by another thread meanwhile
             _store_progress(key, cached)
     return cached
+
+
+def _from_snapshot_read(table: DeltaTable, lake: Lake) -> TableProgress | None:
+    """What ``persisted_progress`` read, when ``table`` is at the very commit it named (else None)."""
+    found, stamp = _snapshot_reads.get(lake_filesystem(lake, table.table_uri)[1]), known_stamp(table)
+    if found is None or stamp is None or tuple(found[0]) != tuple(stamp):
+        return None
+    read = found[1]  # a loader of its own for first: the snapshot's would come back here
+    return read if read._first is not None else TableProgress(
+        read.version, read.index_names, read.last, row_count=read.row_count,
+        first_loader=lambda: _read_progress(table, lake).first)
 
 
 def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, lake: Lake | None = None,
@@ -232,8 +246,20 @@ def persisted_progress(lake: Lake, uri: str,
         return None
     stamp, payload, raw = found
     _persisted.setdefault(root, (stamp[0], {snapshots.KEY: raw}))
-    return TableProgress(stamp[0], payload["index_names"], payload["last"], first=payload["first"],
-                         row_count=payload["row_count"], first_loader=None if payload["first"] else first_loader)
+    progress = TableProgress(stamp[0], payload["index_names"], payload["last"], first=payload["first"],
+                             row_count=payload["row_count"], first_loader=None if payload["first"] else first_loader)
+    _snapshot_reads[root] = (stamp, progress)
+    return progress
+
+
+def load_persisted_facts(lake: Lake, uri: str) -> None:
+    """Learn the exact file bounds the table's facts file holds, once per process (a fresh run does
+    it beside its first statistics, so its write's bookkeeping reads nothing more). Example:
+        >>> load_persisted_facts(example.lake, example.node.store.uri)
+    """
+    filesystem, root = lake_filesystem(lake, uri)
+    if root not in _persisted_paths:
+        _load_persisted_facts(filesystem, root)
 
 
 def _exact_bounds(
@@ -295,10 +321,8 @@ def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
         _persisted[root] = snapshot
     rows = {path: _facts.known_bounds(f"{root}/{path}") for path in paths}
     rows = {path: bounds for path, bounds in rows.items() if bounds is not None}
-    time_type = pl.Datetime("us", "UTC")  # built in polars: pa.table() of Python values imports pandas
-    facts = pl.DataFrame({"path": list(rows), "min": [b[0] for b in rows.values()], "max": [b[1] for b in rows.values()]},
-                         schema={"path": pl.String, "min": time_type, "max": time_type})
-    data = facts.to_arrow().cast(_facts_schema().with_metadata(_persisted.get(root, (None, None))[1] or {}))
+    data = arrow_table([{"path": path, "min": low, "max": high} for path, (low, high) in rows.items()],
+                       _facts_schema().with_metadata(_persisted.get(root, (None, None))[1] or {}))
     target = f"{root}/{FACTS_PATH}"
     try:
         if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file

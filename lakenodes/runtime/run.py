@@ -26,7 +26,7 @@ from ..core.frames import NormalizedFrame, conform_to_schema, normalize_frame
 from ..core.hashing import hash_namespace
 from ..errors import NodeRunError, RowsStoredError, WatermarkMovedError
 from ..lake.location import use_lake
-from ..lake.progress import TableProgress, read_progress, remember_append
+from ..lake.progress import TableProgress, load_persisted_facts, read_progress, remember_append
 from ..lake.store import WriteResult
 from ..lake.stream_write import write_stream
 from ..nodes.node import DataNode
@@ -79,15 +79,28 @@ def node_context(node: DataNode) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _in_background(function: Callable[[], Any]) -> Iterator[Future]:
-    """``function()`` started in a thread (in this context: the node's lake and namespace), waited
-    for on exit. The first statistics are a read: they overlap the hooks' registration (the
-    catalog's identifier claim), a few storage round trips each."""
+def _in_background(function: Callable[[], Any], then: Callable[[], Any]) -> Iterator[Future]:
+    """``function()`` then ``then()`` started in a thread (in this context: the node's lake and
+    namespace), waited for on exit; yields the future of ``function()``. The first statistics and
+    the opening of the table are reads: they overlap the hooks' registration (the catalog's
+    identifier claim), a few storage round trips each."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakenodes-statistics")
     try:
-        yield pool.submit(contextvars.copy_context().run, function)
+        first = pool.submit(contextvars.copy_context().run, function)
+        pool.submit(contextvars.copy_context().run, then)
+        yield first
     finally:
         pool.shutdown(wait=True)
+
+
+def _prepare_write(node: DataNode) -> None:
+    """Open the node's table and learn its persisted file facts, which the write needs (a failure
+    here is only logged: the write opens the table itself and reports what goes wrong)."""
+    try:
+        if node.store.table(refresh=False) is not None:
+            load_persisted_facts(node.lake, node.store.uri)
+    except Exception as error:  # noqa: BLE001 - the write meets the same fault and reports it
+        logger.debug("opening %s ahead of the write failed: %s", node.store.uri, error)
 
 
 def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
@@ -120,7 +133,8 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
     committed = False
     phase = _enter(hooks, node, "registration")
     try:
-        with node_context(node), _in_background(node.compute_update_statistics) as first_statistics:
+        with node_context(node), _in_background(node.compute_update_statistics,
+                                                   lambda: _prepare_write(node)) as first_statistics:
             for hook in hooks:
                 hook.run_started(node)
             for computation in range(1, COMPUTATIONS + 1):  # again when a tail delete moved watermarks back
