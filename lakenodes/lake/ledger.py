@@ -25,7 +25,8 @@ from deltalake.exceptions import DeltaError
 
 from .._internal.arrow_rows import arrow_table, empty_table, python_rows
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pq
+from .._internal.deferred import pa, pafs, pq
+from ._delta_log import COMMIT_FILE
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
@@ -223,6 +224,7 @@ def forget_cached_reads() -> None:
 register_cache("ledger.snapshots", _snapshots, forget_cached_reads)
 
 CLAIM_KIND = "kind"
+CLAIM_METADATA = "lakenodes.claim"  # version 0's commit info: its claim row (JSON)
 
 
 def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> dict[str, Any]:
@@ -239,9 +241,11 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
         return owner
     uri = claim_uri(lake, scope, name)
     data = arrow_table([{RECORDED_AT: utcnow(), CLAIM_KIND: "claim", **row}], schema)
+    recorded = json.dumps(python_rows(data)[0], default=lambda value: value.isoformat())  # see _sole_claim
     try:
         write_deltalake(uri, data, mode="error", storage_options=lake.storage_options or None,
-                        commit_properties=CommitProperties(max_commit_retries=0))
+                        commit_properties=CommitProperties(max_commit_retries=0,
+                                                           custom_metadata={CLAIM_METADATA: recorded}))
     except (DeltaError, OSError) as error:
         logger.debug("claim %s/%s already exists or raced: %s", scope, name, error)
     for _ in range(default_retry().attempts):
@@ -261,6 +265,9 @@ def reassign(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: 
 def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
     """The current owner row of a claim (latest reassignment, else the version-0 claim), or None."""
     uri, options = claim_uri(lake, scope, name), lake.storage_options or None
+    sole = _sole_claim(lake, uri)
+    if sole is not None:
+        return sole
     table = TableStore(lake, name, uri=uri).table()
     if table is None:
         return None
@@ -271,6 +278,28 @@ def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
     if table.version() > 0:  # the claim is what version 0 committed, whatever landed later
         rows = python_rows(read_unpartitioned(lake, DeltaTable(uri, version=0, storage_options=options)))
     return rows[0] if rows else None
+
+
+def _sole_claim(lake: Lake, uri: str) -> dict[str, Any] | None:
+    """The claim row version 0 recorded in its commit info, while version 0 is the claim table's
+    only commit (nothing repointed it): one log listing and one small read, where opening the
+    table and reading its file takes several. None when that is not known (a later commit, a
+    claim written without the record, no table): the caller reads the table."""
+    filesystem, root = lake_filesystem(lake, uri)
+    try:
+        listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log", allow_not_found=True))
+        if [info.base_name for info in listing if COMMIT_FILE.match(info.base_name)] != [f"{0:020d}.json"]:
+            return None
+        with filesystem.open_input_stream(f"{root}/_delta_log/{0:020d}.json") as handle:
+            lines = handle.read().decode().splitlines()
+    except OSError as error:
+        logger.debug("claim %s: reading its first commit failed (%s): reading the table", uri, error)
+        return None
+    info = next((json.loads(line)["commitInfo"] for line in lines if line.startswith('{"commitInfo"')), {})
+    if CLAIM_METADATA not in info:
+        return None
+    row = json.loads(info[CLAIM_METADATA])
+    return {**row, RECORDED_AT: datetime.datetime.fromisoformat(row[RECORDED_AT])}
 
 
 def read_unpartitioned(lake: Lake, table: DeltaTable) -> pa.Table:
