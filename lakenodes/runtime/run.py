@@ -221,13 +221,14 @@ def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | No
     """The validated frame; a stream (RecordBatchReader, LazyFrame) is validated batch by batch as it is written."""
     records = getattr(node.config, "records", None)
     store = node.store
-    stored_schema = store.schema()
     if is_stream(output):
+        stored_schema = store.schema()
         stored = None if stored_schema is None else (stored_schema, store.index_names())
         return FrameStream(output, node.IDENTITY_DIMENSIONS, records, stored)
-    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records)
+    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records)  # meanwhile the table opens (_prepare_write)
     if frame is None:
         return None
+    stored_schema = store.schema()
     if stored_schema is not None:
         frame = conform_to_schema(frame, stored_schema, store.index_names())
     return frame
