@@ -297,8 +297,8 @@ def _facts_schema() -> pa.Schema:
 
 def _load_persisted_facts(filesystem: Any, root: str) -> None:
     try:
-        with filesystem.open_input_stream(f"{root}/{FACTS_PATH}") as source:  # one GET; pq.read_table imports pandas
-            stored = pq.ParquetFile(pa.BufferReader(source.read())).read()
+        buffer = snapshots.file_bytes(filesystem, root, FACTS_PATH)  # what persisted_progress read, else a read
+        stored = pq.ParquetFile(pa.BufferReader(buffer)).read()  # (pq.read_table would import pandas)
     except (OSError, pa.ArrowException) as error:  # absent (never written) or unreadable: footers then
         logger.debug("no persisted file facts for %s: %s", root, error)
         return
