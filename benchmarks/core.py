@@ -455,7 +455,7 @@ class Bench:
         self.report.add(Row(self.section("daily"), f"cron job +1 row/asset, whole process ({size})",
                             pystats.median(ours), "python + pyarrow + write_deltalake", pystats.median(raw), 1.3,
                             "wall time: interpreter start-up, imports, the write"))
-        self.report.add(Row(self.section("daily"), "cron job floor: raw job + import polars, pydantic",
+        self.report.add(Row(self.section("daily"), "cron job floor: raw job + polars + a pydantic model",
                             pystats.median(floor), "python + pyarrow + write_deltalake", pystats.median(raw), None,
                             "what any polars + pydantic tool pays; bounds the cron job row"))
 

@@ -4,7 +4,7 @@ section, "whole process" rows: interpreter start-up, imports and the write).
 
     python -m benchmarks.cron lakenodes URI ASSETS LABEL OPTIONS_JSON   # BenchPrices(...).run()
     python -m benchmarks.cron raw URI ASSETS WHEN OPTIONS_JSON          # pyarrow + write_deltalake
-    python -m benchmarks.cron floor URI ASSETS WHEN OPTIONS_JSON        # the same after import polars, pydantic
+    python -m benchmarks.cron floor URI ASSETS WHEN OPTIONS_JSON        # the same plus polars and a pydantic model
 
 The raw job imports only numpy, pyarrow and deltalake and builds its rows inline, as a script
 without lakenodes would, from NumPy buffers (``pa.array()`` would import pandas); the lakenodes
@@ -61,10 +61,17 @@ def lakenodes_job(uri: str, assets: int, label: str, options: dict[str, str]) ->
 
 
 def floor_job(uri: str, assets: int, when: str, options: dict[str, str]) -> None:
-    """The raw job plus what any polars + pydantic tool imports: what bounds the lakenodes job."""
+    """The raw job plus what any polars + pydantic tool pays (import polars, one pydantic model
+    defined and validated: ``import pydantic`` alone loads little, the first model builds its
+    validator machinery): what bounds the lakenodes job."""
     import polars  # noqa: F401
-    import pydantic  # noqa: F401
+    from pydantic import BaseModel
 
+    class Job(BaseModel):
+        assets: int
+        when: datetime.datetime
+
+    Job(assets=assets, when=when)
     raw_job(uri, assets, when, options)
 
 
