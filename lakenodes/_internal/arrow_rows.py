@@ -17,11 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 
+from .datetimes import as_utc
 from .deferred import pa
 
 
@@ -37,10 +39,21 @@ def python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
 
 def arrow_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     """``pa.Table.from_pylist(rows, schema=schema)`` without pandas (keys not in ``schema`` are
-    ignored, missing ones are null)."""
-    polars_schema = pl.from_arrow(empty_table(schema)).schema
-    frame = pl.DataFrame([{name: row.get(name) for name in schema.names} for row in rows], schema=polars_schema)
-    return frame.to_arrow().cast(schema)
+    ignored, missing ones are null; naive datetimes are taken as UTC)."""
+    dtypes = pl.from_arrow(empty_table(schema)).schema
+    columns = []
+    for field in schema:
+        values = [row.get(field.name) for row in rows]
+        if pa.types.is_timestamp(field.type) and field.type.unit == "us":  # as integers: polars converts
+            micros = [None if value is None else (as_utc(value) - _EPOCH) // _MICROSECOND for value in values]
+            columns.append(pl.Series(field.name, micros, pl.Int64).cast(dtypes[field.name]))  # datetimes slowly
+        else:
+            columns.append(pl.Series(field.name, values, dtypes[field.name]))
+    return pl.DataFrame(columns).to_arrow().cast(schema)
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_MICROSECOND = datetime.timedelta(microseconds=1)
 
 
 def empty_table(schema: pa.Schema) -> pa.Table:
