@@ -93,6 +93,7 @@ FACTS_SLACK = 64
 _progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("progress.tables", {})
 # root -> (commit stamp, progress) persisted_progress read: reused for that very commit (a fresh write)
 _snapshot_reads: dict[str, tuple[tuple, TableProgress]] = register_cache("progress.snapshot_reads", {})
+_facts_loading = threading.Lock()
 # table root -> (version, metadata) of the progress snapshot last read from or written to its facts file
 _persisted: dict[str, tuple[int, dict[bytes, bytes]]] = register_cache("progress.snapshots", {})
 
@@ -112,14 +113,18 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
 
 def _from_snapshot_read(table: DeltaTable, lake: Lake) -> TableProgress | None:
-    """What ``persisted_progress`` read, when ``table`` is at the very commit it named (else None)."""
-    found, stamp = _snapshot_reads.get(lake_filesystem(lake, table.table_uri)[1]), known_stamp(table)
+    """What ``persisted_progress`` read, when ``table`` is at the very commit it named (else None),
+    with the facts file's bounds learned (remember_append extends them after the write)."""
+    filesystem, root = lake_filesystem(lake, table.table_uri)
+    found, stamp = _snapshot_reads.get(root), known_stamp(table)
     if found is None or stamp is None or tuple(found[0]) != tuple(stamp):
         return None
+    with _facts_loading:  # once per table, whichever thread asks first (run()'s background one)
+        if root not in _persisted_paths:
+            _load_persisted_facts(filesystem, root)
     read = found[1]  # a loader of its own for first: the snapshot's would come back here
-    return read if read._first is not None else TableProgress(
-        read.version, read.index_names, read.last, row_count=read.row_count,
-        first_loader=lambda: _read_progress(table, lake).first)
+    return read if read._first is not None else TableProgress(read.version, read.index_names, read.last,
+        row_count=read.row_count, first_loader=lambda: _read_progress(table, lake).first)
 
 
 def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table, lake: Lake | None = None,
@@ -250,16 +255,6 @@ def persisted_progress(lake: Lake, uri: str,
                              row_count=payload["row_count"], first_loader=None if payload["first"] else first_loader)
     _snapshot_reads[root] = (stamp, progress)
     return progress
-
-
-def load_persisted_facts(lake: Lake, uri: str) -> None:
-    """Learn the exact file bounds the table's facts file holds, once per process (a fresh run does
-    it beside its first statistics, so its write's bookkeeping reads nothing more). Example:
-        >>> load_persisted_facts(example.lake, example.node.store.uri)
-    """
-    filesystem, root = lake_filesystem(lake, uri)
-    if root not in _persisted_paths:
-        _load_persisted_facts(filesystem, root)
 
 
 def _exact_bounds(

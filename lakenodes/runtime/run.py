@@ -26,7 +26,7 @@ from ..core.frames import NormalizedFrame, conform_to_schema, normalize_frame
 from ..core.hashing import hash_namespace
 from ..errors import NodeRunError, RowsStoredError, WatermarkMovedError
 from ..lake.location import use_lake
-from ..lake.progress import TableProgress, load_persisted_facts, read_progress, remember_append
+from ..lake.progress import TableProgress, read_progress, remember_append
 from ..lake.store import WriteResult
 from ..lake.stream_write import write_stream
 from ..nodes.node import DataNode
@@ -94,11 +94,13 @@ def _in_background(function: Callable[[], Any], then: Callable[[], Any]) -> Iter
 
 
 def _prepare_write(node: DataNode) -> None:
-    """Open the node's table and learn its persisted file facts, which the write needs (a failure
-    here is only logged: the write opens the table itself and reports what goes wrong)."""
+    """Open the node's table and work out its progress, which the write needs (from the first
+    statistics' snapshot when the table is at that version). A failure here is only logged: the
+    write opens the table itself and reports what goes wrong."""
     try:
-        if node.store.table(refresh=False) is not None:
-            load_persisted_facts(node.lake, node.store.uri)
+        table = node.store.table(refresh=False)
+        if table is not None:
+            read_progress(table, node.lake)
     except Exception as error:  # noqa: BLE001 - the write meets the same fault and reports it
         logger.debug("opening %s ahead of the write failed: %s", node.store.uri, error)
 
