@@ -29,6 +29,7 @@ from lakenodes import (
 from lakenodes.catalog import catalog
 from lakenodes.catalog.catalog import claim_identifier, resolve_identifier
 from lakenodes.catalog.records import table_uid
+from lakenodes.lake import ledger
 
 UTC = dt.timezone.utc
 DAYS = [dt.datetime(2024, 1, day, tzinfo=UTC) for day in range(1, 11)]
@@ -161,6 +162,27 @@ def test_repoint_identifier_without_rotating_hashes(local_lake):
     assert (new.storage_hash, new.update_hash) == hashes
     with pytest.raises(NotFoundError):
         repoint_identifier("quotes_daily", "missing_0000")
+
+
+def test_a_fresh_process_reads_an_unrepointed_claim_from_its_first_commit(any_lake, monkeypatch):
+    """Claim version 0 records its row in its commit info: while nothing repointed the claim, a
+    fresh process reads that (one listing and one small read) instead of opening the claim table;
+    once repointed it reads the table again and sees the repoint."""
+    lake = any_lake
+    old, new = quotes(), quotes(identifier=None, source="vendor_b")
+    old.run()
+    new.run()
+    clear_caches()
+    with monkeypatch.context() as patched:
+        patched.setattr(ledger, "read_unpartitioned", lambda *a, **k: pytest.fail("the claim table was read"))
+        assert claim_identifier(lake, "quotes_daily", "", old.storage_hash)
+        with pytest.raises(IdentifierConflictError):
+            claim_identifier(lake, "quotes_daily", "", new.storage_hash)
+    repoint_identifier("quotes_daily", new.storage_hash, lake=lake)
+    clear_caches()
+    assert claim_identifier(lake, "quotes_daily", "", new.storage_hash)
+    assert not claim_identifier(lake, "quotes_daily", "", old.storage_hash)  # repointed away: no longer its name
+    assert resolve_identifier(lake, "quotes_daily") == new.storage_hash
 
 
 def _claim_in_process(uri: str, storage_hash: str, start, results) -> None:

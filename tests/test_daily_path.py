@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import write_deltalake
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake, clear_caches
 from lakenodes.lake import _file_facts, progress
@@ -110,3 +112,40 @@ def test_the_statistics_a_run_leaves_are_those_of_its_own_append(tmp_path) -> No
     assert len(calls) == 2  # the statistics before the write and the table's catalog record
     assert node.update_statistics.asset_list == ASSETS
     assert node.update_statistics.index_progress == {uid: START + dt.timedelta(days=1, microseconds=7) for uid in ASSETS}
+
+
+def test_a_fresh_run_writes_from_the_progress_its_statistics_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh process's statistics come from the persisted snapshot; its write's watermark check
+    reuses them (same commit file) instead of working the progress out again, and what it leaves
+    still lets the next process read no footer."""
+    lake = Lake(tmp_path / "lake")
+    for _ in range(2):
+        Daily(DailyConfig(), lake=lake).run()
+    clear_caches()
+
+    def no_progress_read(*args, **kwargs):
+        raise AssertionError("the write worked out the progress again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(progress, "_read_progress", no_progress_read)
+        Daily(DailyConfig(), lake=lake).run()
+    clear_caches()
+    monkeypatch.setattr(_file_facts, "footer_time_bounds", lambda *a, **k: pytest.fail("a footer was read"))
+    node = Daily(DailyConfig(), lake=lake)
+    node.run()
+    stored = node.get_df_between_dates()
+    assert stored.height == 4 * len(ASSETS) and not stored.select("time_index", "unique_identifier").is_duplicated().any()
+
+
+def test_a_commit_after_the_statistics_read_is_not_hidden_by_them(tmp_path) -> None:
+    """The snapshot's progress is reused for the version it names only: a table opened after
+    another writer's commit reads that commit's rows into its progress."""
+    lake = Lake(tmp_path / "lake")
+    Daily(DailyConfig(), lake=lake).run()
+    clear_caches()
+    node = Daily(DailyConfig(), lake=lake)
+    later = node.compute_update_statistics().max_time_index_value + dt.timedelta(days=3)  # from the snapshot
+    rows = pa.table({"time_index": pa.array([later], pa.timestamp("us", "UTC")), "unique_identifier": ["A"],
+                     "close": [2.0]})
+    write_deltalake(node.store.uri, rows, mode="append", partition_by=["unique_identifier"])  # another writer
+    assert progress.read_progress(node.store.table(), lake).last[("A",)] == later

@@ -11,7 +11,15 @@ import polars as pl
 import pytest
 
 from lakenodes import FrameValidationError
+from lakenodes.core import frame_index
 from lakenodes.core.frames import normalize_frame
+
+
+@pytest.fixture(autouse=True, params=["polars grouping", "Arrow grouping"])
+def grouping(request, monkeypatch) -> None:
+    """Every rule once with each grouping (Arrow's is used from ARROW_GROUPING_ROWS rows)."""
+    if request.param == "Arrow grouping":
+        monkeypatch.setattr(frame_index, "ARROW_GROUPING_ROWS", 0)
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 ASSETS, DAYS = 7, 40

@@ -13,6 +13,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("pandas", "pyarrow", "numpy", "pyarrow.dataset", "datafusion", "lancedb", "lance", "rich", "typer",
          "click", "sentence_transformers", "duckdb", "boto3")
 
@@ -61,3 +63,44 @@ def test_cli_version_and_help_load_no_data_module_nor_rich() -> None:
     assert result.returncode == 0, result.stderr
     code = "import lakenodes.cli\nlakenodes.cli.main(['--version'], standalone_mode=False)\nlakenodes.cli.main(['--help'], standalone_mode=False)"
     assert not {"pandas", "pyarrow", "numpy", "datafusion", "lancedb", "rich"} & set(loaded_after(code))
+
+
+DAILY_RUN = """
+import datetime, sys
+import polars as pl
+from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake
+
+class Config(DataNodeConfiguration):
+    assets: int = 3
+
+class Prices(DataNode):
+    def dependencies(self):
+        return {{}}
+
+    def get_asset_list(self):
+        return [f"A{{i}}" for i in range(self.config.assets)]
+
+    def update(self):
+        last = self.update_statistics.max_time_index_value
+        day = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC) if last is None else last + datetime.timedelta(days=1)
+        return pl.DataFrame({{"time_index": [day] * 3, "unique_identifier": self.get_asset_list(),
+                              "close": [1.0, 2.0, 3.0]}})
+
+Prices(Config(node_metadata=DataNodeMetaData(identifier="prices")), lake=Lake({uri!r})).run()
+"""
+
+
+@pytest.mark.parametrize("facts_file", ["kept", "deleted"])
+def test_a_daily_run_in_a_fresh_interpreter_does_not_import_pandas(tmp_path, facts_file) -> None:
+    """pyarrow imports pandas (when installed, ~0.15 s) from many calls: ``pa.array`` of Python or
+    NumPy values, tz-aware ``as_py``, ``group_by``, ``import pyarrow.dataset``. A cron job's daily
+    run (identifier claim, statistics, validation, append, catalog records) avoids every one, also
+    when it must read Parquet footers (no persisted file facts)."""
+    code = DAILY_RUN.format(uri=str(tmp_path / "lake"))
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)  # creates the table
+    if facts_file == "deleted":
+        for facts in (tmp_path / "lake" / "tables").glob("*/_lakenodes/file_facts.parquet"):
+            facts.unlink()
+    loaded = loaded_after(code)
+    assert "pyarrow" in loaded
+    assert "pandas" not in loaded and "pyarrow.dataset" not in loaded

@@ -14,6 +14,7 @@ from typing import Any
 
 from deltalake import DeltaTable
 
+from .._internal.arrow_rows import python_rows
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pc
 from ..core.lookups import matches_lookups, split_lookup
@@ -202,11 +203,11 @@ def _identifier_holders(lake: Lake, identifier: str, namespace: str) -> set[str]
     table = TableStore(lake, identifier, uri=uri).table()
     if table is None:
         return set()
-    rows = read_unpartitioned(lake, table).to_pylist()
+    rows = python_rows(read_unpartitioned(lake, table))
     holders = {row["storage_hash"] for row in rows if row.get(CLAIM_KIND) == "reassign"}
     if table.version() > 0:
         table = DeltaTable(uri, version=0, storage_options=lake.storage_options or None)
-    first = read_unpartitioned(lake, table).to_pylist()
+    first = python_rows(read_unpartitioned(lake, table))
     return holders | {row["storage_hash"] for row in first[:1]}
 
 

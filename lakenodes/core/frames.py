@@ -253,7 +253,10 @@ def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     kind = column.type
     if pa.types.is_floating(kind):
         column = pc.cast(column, pa.float64())
-        return pc.if_else(pc.is_inf(column), pa.scalar(float("nan")), column)
+        infinite = pc.is_inf(column)
+        if not pc.any(infinite).as_py():  # pa.scalar() imports pandas (pyarrow's shim): only when needed
+            return column
+        return pc.if_else(infinite, pa.scalar(float("nan")), column)
     if pa.types.is_integer(kind):
         if pa.types.is_uint64(kind) and column.length() and pc.max(column).as_py() > 2**63 - 1:
             raise FrameValidationError(f"column {name!r} holds unsigned values beyond int64")

@@ -55,11 +55,17 @@ def saw_snapshot(root: str, version: int, raw: bytes) -> None:
     _snapshots.setdefault(root, (version, {snapshots.KEY: raw}))
 
 
+def loaded(root: str) -> bool:
+    """Whether this process read or wrote the table's facts file."""
+    return root in _rows
+
+
 def load(filesystem: Any, root: str) -> pa.Table | None:
     """The rows of the table's facts file (None when absent or unreadable), remembering them and
     the snapshot in its metadata."""
     try:
-        stored = pq.read_table(f"{root}/{FACTS_PATH}", filesystem=filesystem)
+        buffer = snapshots.file_bytes(filesystem, root, FACTS_PATH)  # what persisted_progress read, else a read
+        stored = pq.ParquetFile(pa.BufferReader(buffer)).read()  # (pq.read_table would import pandas)
     except (OSError, pa.ArrowException) as error:  # absent (never written) or unreadable: footers then
         logger.debug("no persisted file facts for %s: %s", root, error)
         return None

@@ -5,12 +5,15 @@ for the life of the process (files never change)."""
 from __future__ import annotations
 
 import datetime
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import polars as pl
+
 from .._internal.datetimes import as_utc
-from .._internal.deferred import pa, pc, pq
+from .._internal.deferred import pq
 from ..core.frames import TIME_INDEX
 from ._scan import to_plain
 
@@ -73,28 +76,38 @@ def footer_time_bounds(filesystem: Any, path: str) -> tuple[datetime.datetime, d
     with filesystem.open_input_file(path) as handle:
         metadata = pq.ParquetFile(handle).metadata
         position = metadata.schema.names.index(TIME_INDEX)
+        unit = json.loads(metadata.schema.column(position).logical_type.to_json()).get("timeUnit")
         lows, highs = [], []
         for group in range(metadata.num_row_groups):
             stats = metadata.row_group(group).column(position).statistics
             if stats is None or not stats.has_min_max:
-                column = pq.read_table(handle, columns=[TIME_INDEX]).column(TIME_INDEX)
-                return as_utc(pc.min(column).as_py()), as_utc(pc.max(column).as_py())
-            lows.append(stats.min)
-            highs.append(stats.max)
-    return as_utc(min(lows)), as_utc(max(highs))
+                values = pl.Series(pq.ParquetFile(handle).read(columns=[TIME_INDEX]).column(TIME_INDEX))
+                return as_utc(values.min()), as_utc(values.max())
+            if stats.physical_type == "INT64" and unit in _MICROS_PER:  # raw: .min of a tz-aware value imports pandas
+                lows.append(_from_micros(stats.min_raw * _MICROS_PER[unit][0] // _MICROS_PER[unit][1]))
+                highs.append(_from_micros(stats.max_raw * _MICROS_PER[unit][0] // _MICROS_PER[unit][1]))
+            else:
+                lows.append(as_utc(stats.min))
+                highs.append(as_utc(stats.max))
+    return min(lows), max(highs)
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_MICROS_PER = {"milliseconds": (1000, 1), "microseconds": (1, 1), "nanoseconds": (1, 1000)}  # (multiply, divide)
+
+
+def _from_micros(micros: int) -> datetime.datetime:
+    return _EPOCH + datetime.timedelta(microseconds=micros)
 
 
 def scan_identities(
     filesystem: Any, path: str, dims: Sequence[str], partition: Mapping[str, str]
 ) -> dict[Identity, tuple[datetime.datetime, datetime.datetime]]:
     stored = [dim for dim in dims if dim not in partition]
-    with filesystem.open_input_file(path) as handle:
-        data = to_plain(pq.read_table(handle, columns=[*stored, TIME_INDEX]))  # files by delta-rs MERGE: string_view
-    for dim in dims:
-        if dim in partition:
-            data = data.append_column(dim, pa.array([partition[dim]] * data.num_rows, pa.string()))
-    grouped = data.group_by(list(dims)).aggregate([(TIME_INDEX, "min"), (TIME_INDEX, "max")])
-    result = {}
-    for row in grouped.to_pylist():
-        result[tuple(row[dim] for dim in dims)] = (as_utc(row[f"{TIME_INDEX}_min"]), as_utc(row[f"{TIME_INDEX}_max"]))
-    return result
+    with filesystem.open_input_file(path) as handle:  # files by delta-rs MERGE: string_view
+        data = pl.from_arrow(to_plain(pq.ParquetFile(handle).read(columns=[*stored, TIME_INDEX])))
+    # in polars: pyarrow's group_by and pa.array of Python values would import pandas
+    data = data.with_columns(*(pl.lit(partition[dim], pl.String).alias(dim) for dim in dims if dim in partition))
+    time_index = pl.col(TIME_INDEX)
+    grouped = data.group_by(list(dims)).agg(time_index.min().alias("lo"), time_index.max().alias("hi"))
+    return {tuple(row[dim] for dim in dims): (as_utc(row["lo"]), as_utc(row["hi"])) for row in grouped.iter_rows(named=True)}

@@ -15,10 +15,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs, pq
 from ._delta_log import COMMIT_FILE, Stamp, commit_stamp
 
 logger = logging.getLogger(__name__)
+# file path -> its bytes as read_latest read them, until file_bytes takes them
+_files_read: dict[str, bytes] = register_cache("progress.snapshot_files", {})
 
 KEY = b"lakenodes.progress"
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -36,12 +39,30 @@ def read_latest(filesystem: Any, root: str, path: str) -> tuple[Stamp, dict[str,
     metadata value) from the file at ``path`` under the table root; None when there is none."""
     try:
         stamp = latest_stamp(filesystem, root)
-        metadata = pq.read_schema(f"{root}/{path}", filesystem=filesystem).metadata if stamp else None
+        if stamp is None:
+            return None
+        with filesystem.open_input_stream(f"{root}/{path}") as source:  # whole (small): the facts come next
+            buffer = source.read()
+        metadata = pq.read_schema(pa.BufferReader(buffer)).metadata
     except (OSError, pa.ArrowException) as error:  # absent or unreadable: the log then
         logger.debug("no persisted progress for %s: %s", root, error)
         return None
+    if len(_files_read) >= 64:
+        _files_read.clear()
+    _files_read[f"{root}/{path}"] = buffer
     payload = None if stamp is None else decode(metadata, stamp)
     return None if payload is None else (stamp, payload, metadata[KEY])
+
+
+def file_bytes(filesystem: Any, root: str, path: str) -> bytes:
+    """The bytes of the file at ``path`` under the table root: those ``read_latest`` read last
+    (once), else read now. The file is a cache of immutable facts: a copy read a moment ago is as
+    good as a new one."""
+    buffer = _files_read.pop(f"{root}/{path}", None)
+    if buffer is None:
+        with filesystem.open_input_stream(f"{root}/{path}") as source:
+            buffer = source.read()
+    return buffer
 
 
 def encode(stamp: Stamp, index_names: tuple[str, ...], row_count: int,

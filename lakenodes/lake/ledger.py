@@ -19,11 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
 from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
+from .._internal.arrow_rows import arrow_table, empty_table, python_rows
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pafs, pc, pds
+from .._internal.deferred import pa, pafs, pq
+from ._delta_log import COMMIT_FILE
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
@@ -90,7 +93,7 @@ class Ledger:
         if not rows:
             return
         now = utcnow()
-        data = pa.Table.from_pylist([{RECORDED_AT: now, **row} for row in rows], schema=self.schema)
+        data = arrow_table([{RECORDED_AT: now, **row} for row in rows], self.schema)
         # a fresh id: no commit can have recorded it before this call's first attempt
         self._commit({f"lakenodes-{uuid.uuid4().hex}": data}, now, recorded_before=False)
 
@@ -175,32 +178,31 @@ class Ledger:
         earlier call: what was appended since; after a compaction, every row), and the current files."""
         snapshot = self._snapshot()
         if snapshot is None:
-            return self.schema.empty_table(), []
+            return empty_table(self.schema), []
         names, schema = snapshot.rows.column_names, snapshot.rows.schema
         new = [file.rows.select(names).cast(schema) for path, file in snapshot.files.items() if path not in seen]
-        rows = pa.concat_tables(new) if new else schema.empty_table()
+        rows = pa.concat_tables(new) if new else empty_table(schema)
         return latest_rows(rows, self.key), list(snapshot.files)
 
     def read(self) -> pa.Table:
         """Every row ever appended (empty table when nothing was)."""
         snapshot = self._snapshot()
         if snapshot is None:
-            return self.schema.empty_table()
+            return empty_table(self.schema)
         return snapshot.rows
 
     def latest(self, where: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The latest row of every key, in the order keys were first recorded; with ``where``, only
         those whose (latest) columns equal its values."""
         data = self.current()
-        for column, value in (where or {}).items():
-            data = data.filter(pc.equal(data[column], value))
-        return data.to_pylist()
+        rows = python_rows(data)  # filtered in Python: pc.equal(column, value) would import pandas
+        return [row for row in rows if all(row[column] == value for column, value in (where or {}).items())]
 
     def current(self) -> pa.Table:
         """The latest row of every key as an Arrow table (cached per table version)."""
         snapshot = self._snapshot()
         if snapshot is None:
-            return self.schema.empty_table()
+            return empty_table(self.schema)
         if snapshot.latest is None:
             snapshot.latest = latest_rows(snapshot.rows, self.key)
         return snapshot.latest
@@ -226,7 +228,7 @@ class Ledger:
         files = {path: known[path] if path in known else LiveFile(path, size, fresh[path])
                  for path, size in sizes.items()}
         data = pa.concat_tables([file.rows.cast(schema) for file in files.values()]) if files \
-            else schema.empty_table()
+            else empty_table(schema)
         rows = data.select([name for name in self.schema.names if name in data.column_names])
         snapshot = _LedgerSnapshot(table_id, version, files, rows)
         with _snapshots_lock:
@@ -242,9 +244,10 @@ def latest_rows(data: pa.Table, key: Sequence[str]) -> pa.Table:
     if data.num_rows == 0:
         return data
     data = data.sort_by([(RECORDED_AT, "ascending")])
-    numbered = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
-    last = numbered.group_by(list(key), use_threads=False).aggregate([("__row", "last")])
-    return data.take(last.column("__row_last"))
+    # in polars: pyarrow's group_by and take of Python values import pandas (pyarrow's pandas shim)
+    keys = pl.from_arrow(data.select(list(key))).with_row_index("__row")
+    last = keys.group_by(list(key), maintain_order=True).agg(pl.col("__row").last())["__row"]
+    return data.take(last.cast(pl.Int64).to_arrow())
 
 
 def forget_cached_reads() -> None:
@@ -256,6 +259,7 @@ def forget_cached_reads() -> None:
 register_cache("ledger.snapshots", _snapshots, forget_cached_reads)
 
 CLAIM_KIND = "kind"
+CLAIM_METADATA = "lakenodes.claim"  # version 0's commit info: its claim row (JSON)
 
 
 def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> dict[str, Any]:
@@ -271,10 +275,12 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
     if owner is not None:
         return owner
     uri = claim_uri(lake, scope, name)
-    data = pa.Table.from_pylist([{RECORDED_AT: utcnow(), CLAIM_KIND: "claim", **row}], schema=schema)
+    data = arrow_table([{RECORDED_AT: utcnow(), CLAIM_KIND: "claim", **row}], schema)
+    recorded = json.dumps(python_rows(data)[0], default=lambda value: value.isoformat())  # see _sole_claim
     try:
         write_deltalake(uri, data, mode="error", storage_options=lake.storage_options or None,
-                        commit_properties=CommitProperties(max_commit_retries=0))
+                        commit_properties=CommitProperties(max_commit_retries=0,
+                                                           custom_metadata={CLAIM_METADATA: recorded}))
     except (DeltaError, OSError) as error:
         logger.debug("claim %s/%s already exists or raced: %s", scope, name, error)
     for _ in range(default_retry().attempts):
@@ -287,23 +293,48 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
 
 def reassign(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> None:
     """Point an existing claim at a new owner (an appended ``reassign`` row; the latest wins)."""
-    data = pa.Table.from_pylist([{RECORDED_AT: utcnow(), CLAIM_KIND: "reassign", **row}], schema=schema)
+    data = arrow_table([{RECORDED_AT: utcnow(), CLAIM_KIND: "reassign", **row}], schema)
     write_deltalake(claim_uri(lake, scope, name), data, mode="append", storage_options=lake.storage_options or None)
 
 
 def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
     """The current owner row of a claim (latest reassignment, else the version-0 claim), or None."""
     uri, options = claim_uri(lake, scope, name), lake.storage_options or None
+    sole = _sole_claim(lake, uri)
+    if sole is not None:
+        return sole
     table = TableStore(lake, name, uri=uri).table()
     if table is None:
         return None
-    rows = read_unpartitioned(lake, table).sort_by([(RECORDED_AT, "ascending")]).to_pylist()
+    rows = python_rows(read_unpartitioned(lake, table).sort_by([(RECORDED_AT, "ascending")]))
     reassigned = [row for row in rows if row.get(CLAIM_KIND) == "reassign"]
     if reassigned:
         return reassigned[-1]
     if table.version() > 0:  # the claim is what version 0 committed, whatever landed later
-        rows = read_unpartitioned(lake, DeltaTable(uri, version=0, storage_options=options)).to_pylist()
+        rows = python_rows(read_unpartitioned(lake, DeltaTable(uri, version=0, storage_options=options)))
     return rows[0] if rows else None
+
+
+def _sole_claim(lake: Lake, uri: str) -> dict[str, Any] | None:
+    """The claim row version 0 recorded in its commit info, while version 0 is the claim table's
+    only commit (nothing repointed it): one log listing and one small read, where opening the
+    table and reading its file takes several. None when that is not known (a later commit, a
+    claim written without the record, no table): the caller reads the table."""
+    filesystem, root = lake_filesystem(lake, uri)
+    try:
+        listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log", allow_not_found=True))
+        if [info.base_name for info in listing if COMMIT_FILE.match(info.base_name)] != [f"{0:020d}.json"]:
+            return None
+        with filesystem.open_input_stream(f"{root}/_delta_log/{0:020d}.json") as handle:
+            lines = handle.read().decode().splitlines()
+    except OSError as error:
+        logger.debug("claim %s: reading its first commit failed (%s): reading the table", uri, error)
+        return None
+    info = next((json.loads(line)["commitInfo"] for line in lines if line.startswith('{"commitInfo"')), {})
+    if CLAIM_METADATA not in info:
+        return None
+    row = json.loads(info[CLAIM_METADATA])
+    return {**row, RECORDED_AT: datetime.datetime.fromisoformat(row[RECORDED_AT])}
 
 
 def read_unpartitioned(lake: Lake, table: DeltaTable) -> pa.Table:
@@ -314,7 +345,7 @@ def read_unpartitioned(lake: Lake, table: DeltaTable) -> pa.Table:
     """
     schema = plain_schema(pa.schema(table.schema().to_arrow()))
     parts = read_files(lake, table, list(live_files(table)), schema)
-    return pa.concat_tables(parts) if parts else schema.empty_table()
+    return pa.concat_tables(parts) if parts else empty_table(schema)
 
 
 def live_files(table: DeltaTable) -> dict[str, int]:
@@ -329,16 +360,27 @@ def read_files(lake: Lake, table: DeltaTable, paths: Sequence[str], schema: pa.S
     if not paths:
         return []
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    files = [f"{root}/{data_file_path(path)}" for path in paths]
-    fragments = list(pds.dataset(files, schema=schema, format="parquet", filesystem=filesystem).get_fragments())
 
-    def read(fragment: pds.Fragment) -> pa.Table:
-        return to_plain(fragment.to_table(schema=schema))
+    def read(path: str) -> pa.Table:
+        return read_small_file(filesystem, f"{root}/{data_file_path(path)}", schema)
 
-    if len(fragments) == 1:
-        return [read(fragments[0])]
-    with ThreadPoolExecutor(max_workers=min(8, len(fragments))) as pool:
-        return list(pool.map(read, fragments))
+    if len(paths) == 1:
+        return [read(paths[0])]
+    with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
+        return list(pool.map(read, paths))
+
+
+def read_small_file(filesystem: Any, path: str, schema: pa.Schema) -> pa.Table:
+    """The rows of one small Parquet file as ``schema`` (plain string types, missing columns null).
+
+    The whole file in one read, parsed by ``pq.ParquetFile``: ``pq.read_table`` / pyarrow.dataset
+    would import pandas (its module set-up converts a Python scalar), ~0.15 s of a daily run's process.
+    """
+    with filesystem.open_input_stream(path) as source:
+        rows = to_plain(pq.ParquetFile(pa.BufferReader(source.read())).read())
+    columns = [rows.column(field.name).cast(field.type) if field.name in rows.column_names
+               else pa.chunked_array([pa.nulls(rows.num_rows, field.type)]) for field in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def claim_uri(lake: Lake, scope: str, name: str) -> str:

@@ -35,9 +35,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .._internal.arrow_rows import arrow_table
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs, pq
-from .ledger import RECORDED_AT, Ledger, latest_rows, utcnow
+from .ledger import RECORDED_AT, Ledger, latest_rows, read_small_file, utcnow
 from .location import Lake, lake_filesystem
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class Pending:
     def put(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record ``rows`` (``recorded_at`` is filled in) in one new pending file; then, now and
         then, fold the pending files into the ledger (best effort: the rows are recorded already)."""
-        data = pa.Table.from_pylist([{RECORDED_AT: utcnow(), **row} for row in rows], schema=self.ledger.schema)
+        data = arrow_table([{RECORDED_AT: utcnow(), **row} for row in rows], self.ledger.schema)
         name = f"{uuid.uuid4().hex}{_SUFFIX}"
         if isinstance(self._filesystem, pafs.LocalFileSystem):  # write then rename: never half a file
             self._filesystem.create_dir(self._folder, recursive=True)
@@ -104,8 +105,8 @@ class Pending:
             return 0
         batches = {name.removesuffix(_SUFFIX): data for name, data in pending.items()}
         if rows:
-            batches[uuid.uuid4().hex] = pa.Table.from_pylist([{RECORDED_AT: utcnow(), **row} for row in rows],
-                                                             schema=self.ledger.schema)
+            batches[uuid.uuid4().hex] = arrow_table([{RECORDED_AT: utcnow(), **row} for row in rows],
+                                                    self.ledger.schema)
         self.ledger.append_batches(batches)
         # every one is in the ledger now (appended here, or by an earlier fold); on S3 each is a DELETE
         _in_threads(self._delete, list(pending))
@@ -136,7 +137,7 @@ class Pending:
 
     def _read_file(self, name: str) -> pa.Table | None:
         try:
-            return pq.read_table(f"{self._folder}/{name}", filesystem=self._filesystem, schema=self.ledger.schema)
+            return read_small_file(self._filesystem, f"{self._folder}/{name}", self.ledger.schema)
         except FileNotFoundError:
             return None
 

@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 from deltalake import DeltaTable
 
+from .._internal.arrow_rows import arrow_table, empty_table
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
 from .._internal.deferred import pa, pafs, pc
@@ -91,6 +92,9 @@ FACTS_PATH = facts_file.FACTS_PATH
 
 
 _progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("progress.tables", {})
+# root -> (commit stamp, progress) persisted_progress read: reused for that very commit (a fresh write)
+_snapshot_reads: dict[str, tuple[tuple, TableProgress]] = register_cache("progress.snapshot_reads", {})
+_facts_loading = threading.Lock()
 
 
 def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
@@ -101,10 +105,25 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     key = version_key(table)  # a table recreated at the same URI has a new metaData.id
     cached = _progress_cache.get(key)
     if cached is None:
-        cached = _read_progress(table, lake)
+        cached = _from_snapshot_read(table, lake) or _read_progress(table, lake)
         if version_key(table) == key:  # not advanced by another thread meanwhile
             _store_progress(key, cached)
     return cached
+
+
+def _from_snapshot_read(table: DeltaTable, lake: Lake) -> TableProgress | None:
+    """What ``persisted_progress`` read, when ``table`` is at the very commit it named (else None),
+    with the facts file's bounds learned (remember_append extends them after the write)."""
+    filesystem, root = lake_filesystem(lake, table.table_uri)
+    found, stamp = _snapshot_reads.get(root), known_stamp(table)
+    if found is None or stamp is None or tuple(found[0]) != tuple(stamp):
+        return None
+    with _facts_loading:  # once per table, whichever thread asks first (run()'s background one)
+        if not facts_file.loaded(root):
+            _load_persisted_facts(filesystem, root)
+    read = found[1]  # a loader of its own for first: the snapshot's would come back here
+    return read if read._first is not None else TableProgress(read.version, read.index_names, read.last,
+        row_count=read.row_count, first_loader=lambda: _read_progress(table, lake).first)
 
 
 def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table,
@@ -245,8 +264,10 @@ def persisted_progress(lake: Lake, uri: str,
         return None
     stamp, payload, raw = found
     facts_file.saw_snapshot(root, stamp[0], raw)
-    return TableProgress(stamp[0], payload["index_names"], payload["last"], first=payload["first"],
-                         row_count=payload["row_count"], first_loader=None if payload["first"] else first_loader)
+    progress = TableProgress(stamp[0], payload["index_names"], payload["last"], first=payload["first"],
+                             row_count=payload["row_count"], first_loader=None if payload["first"] else first_loader)
+    _snapshot_reads[root] = (stamp, progress)
+    return progress
 
 
 def _exact_bounds(
@@ -289,8 +310,8 @@ def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
     with the newest progress snapshot known for the table (``snapshot``, else the last one seen)."""
     rows = {path: _facts.known_bounds(f"{root}/{path}") for path in paths}
     rows = {path: bounds for path, bounds in rows.items() if bounds is not None}
-    data = pa.table({"path": list(rows), "min": [b[0] for b in rows.values()], "max": [b[1] for b in rows.values()]},
-                    schema=facts_file.facts_schema())
+    data = arrow_table([{"path": path, "min": low, "max": high} for path, (low, high) in rows.items()],
+                       facts_file.facts_schema())
     facts_file.write(filesystem, root, data, snapshot)
 
 
@@ -308,7 +329,7 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
 
     A file holds exactly the rows of its partition when it is the commit's only file of that
     partition and its record count matches, so its bounds are those rows' min/max."""
-    nothing = facts_file.facts_schema().empty_table()
+    nothing = empty_table(facts_file.facts_schema())
     try:
         with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as handle:
             lines = handle.read().decode().splitlines()
@@ -330,8 +351,8 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
     learned = {data_file_path(add["path"]): known[value][1:] for add, value, stat in zip(adds, values, stats, strict=True)
                if files_per_value[value] == 1 and value in known and stat.get("numRecords") == known[value][0]}
     _facts.learn_many({f"{root}/{path}": bounds for path, bounds in learned.items()})
-    return pa.table({"path": list(learned), "min": [bounds[0] for bounds in learned.values()],
-                     "max": [bounds[1] for bounds in learned.values()]}, schema=facts_file.facts_schema())
+    return arrow_table([{"path": path, "min": low, "max": high} for path, (low, high) in learned.items()],
+                       facts_file.facts_schema())
 
 
 def _in_utc(times: pl.Series) -> pl.Series:

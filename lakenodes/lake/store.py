@@ -392,11 +392,9 @@ class TableStore:
         snapshot = snapshot_of(table, index_names)
         filesystem, root = lake_filesystem(self.lake, table.table_uri)
         files = snapshot.files.filter(pruning.mask(snapshot.partition))
-        cross_sectional = is_cross_sectional(pruning.values, pruning.windows)
-        copy = cross_section_of(table, self.lake, snapshot) if cross_sectional else None
-        if copy is not None:  # the time-ordered copy (one file, not N), and the files appended since
-            files = copy.remaining(files)
-        fragments = [copy.fragment] if copy is not None else []
-        if files.height:
-            fragments += fragments_of(filesystem, root, snapshot.partition, files)
+        copy = (cross_section_of(table, self.lake, snapshot)
+                if is_cross_sectional(pruning.values, pruning.windows) else None)
+        files = files if copy is None else copy.remaining(files)  # the copy holds the rest: one file, not N
+        fragments = ([] if copy is None else [copy.fragment]) + (
+            fragments_of(filesystem, root, snapshot.partition, files) if files.height else [])
         return scan(fragments, snapshot.schema, filesystem, columns, expression)

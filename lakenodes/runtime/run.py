@@ -80,15 +80,38 @@ def node_context(node: DataNode) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _in_background(function: Callable[[], Any]) -> Iterator[Future]:
-    """``function()`` started in a thread (in this context: the node's lake and namespace), waited
-    for on exit. The first statistics are a read: they overlap the hooks' registration (the
-    catalog's identifier claim), a few storage round trips each."""
-    future = in_background(function)
+def _in_background(function: Callable[[], Any], then: Callable[[], Any] | None = None) -> Iterator[Future]:
+    """``function()``, then ``then()`` in the same thread, started in a pooled thread (in this
+    context: the node's lake and namespace), waited for on exit; yields the future of
+    ``function()``. The first statistics and the opening of the table are reads: they overlap the
+    hooks' registration (the catalog's identifier claim), a few storage round trips each."""
+    first: Future = Future()
+
+    def job() -> None:
+        try:
+            first.set_result(function())
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits for the result
+            first.set_exception(error)
+        if then is not None:
+            then()
+
+    done = in_background(job)
     try:
-        yield future
+        yield first
     finally:
-        wait([future])
+        wait([done])
+
+
+def _prepare_write(node: DataNode) -> None:
+    """Open the node's table and work out its progress, which the write needs (from the first
+    statistics' snapshot when the table is at that version). A failure here is only logged: the
+    write opens the table itself and reports what goes wrong."""
+    try:
+        table = node.store.table(refresh=False)
+        if table is not None:
+            read_progress(table, node.lake)
+    except Exception as error:  # noqa: BLE001 - the write meets the same fault and reports it
+        logger.debug("opening %s ahead of the write failed: %s", node.store.uri, error)
 
 
 def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
@@ -121,7 +144,8 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
     committed = False
     phase = _enter(hooks, node, "registration")
     try:
-        with node_context(node), _in_background(node.compute_update_statistics) as first_statistics:
+        with node_context(node), _in_background(node.compute_update_statistics,
+                                                   lambda: _prepare_write(node)) as first_statistics:
             for hook in hooks:
                 hook.run_started(node)
             for computation in range(1, COMPUTATIONS + 1):  # again when a tail delete moved watermarks back
@@ -227,13 +251,14 @@ def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | No
     """The validated frame; a stream (RecordBatchReader, LazyFrame) is validated batch by batch as it is written."""
     records = getattr(node.config, "records", None)
     store = node.store
-    stored_schema = store.schema()
     if is_stream(output):
+        stored_schema = store.schema()
         stored = None if stored_schema is None else (stored_schema, store.index_names())
         return FrameStream(output, node.IDENTITY_DIMENSIONS, records, stored)
-    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records)
+    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records)  # meanwhile the table opens (_prepare_write)
     if frame is None:
         return None
+    stored_schema = store.schema()
     if stored_schema is not None:
         frame = conform_to_schema(frame, stored_schema, store.index_names())
     return frame
