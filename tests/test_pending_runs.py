@@ -140,3 +140,18 @@ def test_pending_reads_are_cached_and_forgotten_after_the_fold(local_lake: Lake,
     Pending(catalog.runs_ledger(local_lake)).fold()
     history_ids(local_lake)
     assert [name for where, name in pending_module._read if where == folder] == []
+
+
+def test_a_run_recorded_as_a_success_then_as_failed_is_one_failed_run(local_lake: Lake, monkeypatch) -> None:
+    """The run's success file landed but its answer was lost (the run then failed in its catalog
+    phase and recorded the failure): the run is read once, as failed, before and after the fold."""
+    monkeypatch.setenv(FOLD, "0")
+    catalog.record_run(local_lake, run_row("r0"), pending=True)
+    catalog.record_run(local_lake, run_row("r1"), pending=True)
+    catalog.record_run(local_lake, run_row("r0", status="error"))  # a failure folds the pending ones
+    assert pending_files(local_lake) == []
+    assert sorted((run["run_id"], run["status"]) for run in catalog.run_history(local_lake)) == [
+        ("r0", "error"), ("r1", "success")]
+    catalog.record_run(local_lake, run_row("r2"), pending=True)  # and with a pending file to merge
+    assert sorted((run["run_id"], run["status"]) for run in catalog.run_history(local_lake)) == [
+        ("r0", "error"), ("r1", "success"), ("r2", "success")]

@@ -92,7 +92,7 @@ class Pending:
     def rows(self) -> pa.Table:
         """Every row of the ledger and of the pending files, the latest row per key."""
         pending = self._pending()  # before the ledger: a file folded meanwhile is in the ledger read next
-        stored = self.ledger.read()
+        stored = self.ledger.current()  # e.g. a run recorded as a success, then as failed: failed
         parts = [stored, *(rows.select(stored.column_names).cast(stored.schema) for rows in pending.values())]
         return latest_rows(pa.concat_tables(parts), self.ledger.key) if pending else stored
 
