@@ -21,13 +21,13 @@ Example:
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pafs, pq
+from .._internal.deferred import pa, pq
 from ..core.frames import timestamp_type
 from . import _progress_snapshot as snapshots
+from ._whole_file import write_whole
 
 logger = logging.getLogger(__name__)
 
@@ -84,15 +84,8 @@ def write(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[
     if snapshot is not None:
         _snapshots[root] = snapshot
     data = rows.replace_schema_metadata(_snapshots.get(root, (None, None))[1] or {})
-    target = f"{root}/{FACTS_PATH}"
     try:
-        if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file
-            filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
-            temporary = f"{target}.{uuid.uuid4().hex}.tmp"
-            pq.write_table(data, temporary, filesystem=filesystem, write_statistics=False)
-            filesystem.move(temporary, target)
-        else:  # an object store PUT is atomic
-            pq.write_table(data, target, filesystem=filesystem, write_statistics=False)
+        write_whole(filesystem, f"{root}/{FACTS_PATH}", data, write_statistics=False)
     except (OSError, pa.ArrowException) as error:
         logger.debug("could not persist file facts for %s: %s", root, error)
         return False

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +24,9 @@ import polars as pl
 from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pafs, pds, pq
+from .._internal.deferred import pa, pds
 from ._scan import Snapshot, index_names_of, parquet_format, read_whole, snapshot_of, version_key
+from ._whole_file import write_whole
 from .location import Lake, lake_filesystem
 
 logger = logging.getLogger(__name__)
@@ -69,20 +69,10 @@ def write_cross_section(table: DeltaTable, lake: Lake) -> int:
     rows = rows.sort_by([(name, "ascending") for name in index])
     stamp = {_KEY: json.dumps(list(version_key(table))).encode()}
     paths = pa.table({"path": snapshot.files["path"].to_arrow()}).replace_schema_metadata(stamp)
-    _put(filesystem, f"{root}/{FILES_PATH}", paths, None)  # first: a copy is only used with its own file list
-    _put(filesystem, f"{root}/{PATH}", rows.replace_schema_metadata(stamp), ROW_GROUP_ROWS)
+    write_whole(filesystem, f"{root}/{FILES_PATH}", paths)  # first: a copy is only used with its own file list
+    write_whole(filesystem, f"{root}/{PATH}", rows.replace_schema_metadata(stamp), row_group_size=ROW_GROUP_ROWS)
     _copies.pop(root, None)
     return rows.num_rows
-
-
-def _put(filesystem: Any, target: str, rows: pa.Table, row_group_size: int | None) -> None:
-    if isinstance(filesystem, pafs.LocalFileSystem):  # write then rename: readers never see half a file
-        filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
-        temporary = f"{target}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(rows, temporary, filesystem=filesystem, row_group_size=row_group_size)
-        filesystem.move(temporary, target)
-    else:  # an object store PUT is atomic
-        pq.write_table(rows, target, filesystem=filesystem, row_group_size=row_group_size)
 
 
 def cross_section_of(table: DeltaTable, lake: Lake, snapshot: Snapshot) -> CrossSection | None:

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from .._internal.arrow_rows import arrow_table
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs, pq
+from ._whole_file import write_whole
 from .ledger import RECORDED_AT, Ledger, latest_rows, read_small_file, utcnow
 from .location import Lake, lake_filesystem
 
@@ -75,14 +76,7 @@ class Pending:
         """Record ``rows`` (``recorded_at`` is filled in) in one new pending file; then, now and
         then, fold the pending files into the ledger (best effort: the rows are recorded already)."""
         data = arrow_table([{RECORDED_AT: utcnow(), **row} for row in rows], self.ledger.schema)
-        name = f"{uuid.uuid4().hex}{_SUFFIX}"
-        if isinstance(self._filesystem, pafs.LocalFileSystem):  # write then rename: never half a file
-            self._filesystem.create_dir(self._folder, recursive=True)
-            temporary = f"{self._folder}/.{name}.tmp"  # not listed as pending
-            pq.write_table(data, temporary, filesystem=self._filesystem)
-            self._filesystem.move(temporary, f"{self._folder}/{name}")
-        else:  # an object store PUT is atomic
-            pq.write_table(data, f"{self._folder}/{name}", filesystem=self._filesystem)
+        write_whole(self._filesystem, f"{self._folder}/{uuid.uuid4().hex}{_SUFFIX}", data)
         if self.fold_every and random.random() * self.fold_every < 1:
             try:
                 self.fold()
