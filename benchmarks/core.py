@@ -886,7 +886,8 @@ def print_report(report: Report) -> None:
               "cold Delta reader pays; warm = same process, same table version; after +1 append = one new version "
               "(raw append) since the last call; fresh process = newly spawned interpreter.",
               "backfill floor = the frame rules' validation alone; reads 'after optimize --cross-section' = the "
-              "same table after optimize_table(cross_section=True) (a time-ordered copy, used until the next commit).",
+              "same table after optimize_table(cross_section=True) (a time-ordered copy, read with the files "
+              "appended since, until a commit removes a file).",
               "fresh process rows are timed inside a newly spawned interpreter (imports excluded, those lakenodes defers "
               "to first use too); cron job rows are wall times of a whole `python -m benchmarks.cron` process (both jobs "
               "build rows from NumPy buffers: pa.array() imports pandas); cron and import rows load compiled "
