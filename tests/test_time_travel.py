@@ -18,6 +18,7 @@ from lakenodes import (
     TimeIndexMetaTable,
     VersionUnavailableError,
 )
+from lakenodes.lake import versions
 from lakenodes.lake.maintenance import vacuum_table
 
 UTC = dt.UTC
@@ -111,7 +112,12 @@ def test_last_observation_and_ranges_as_of(history):
     assert ranged["close"].to_list() == [102.0, 3.0, 4.0]
 
 
-def test_missing_and_vacuumed_versions_name_the_oldest_readable(history):
+@pytest.mark.parametrize("check", ["files the current version lacks", "a listing of the table"])
+def test_missing_and_vacuumed_versions_name_the_oldest_readable(history, check, monkeypatch):
+    """An old version's files are checked one by one (those the current version does not hold),
+    or, past a limit, against a listing of the table: either way a vacuumed version is refused."""
+    if check == "a listing of the table":
+        monkeypatch.setattr(versions, "_CHECKED_ONE_BY_ONE", -1)
     node = history.node
     with pytest.raises(VersionUnavailableError, match="oldest readable version is 0 and the latest 4"):
         node.get_df_between_dates(as_of=9)

@@ -59,7 +59,7 @@ def table_as_of(table: DeltaTable, as_of: Any, options: dict[str, str] | None,
         return None
     if version == table.version():
         return table
-    old = _open_readable(table.table_uri, version, table.version(), options, filesystem_of)
+    old = _open_readable(table.table_uri, version, table.version(), options, filesystem_of, live=_paths(table))
     if old is None:
         oldest = oldest_readable_version(table, options, filesystem_of)
         raise VersionUnavailableError(
@@ -97,17 +97,36 @@ def time_travel_reach(table: DeltaTable, options: dict[str, str] | None, filesys
                 moment / 1000, datetime.UTC)}
 
 
+# At most this many data files of an old version are checked one by one (a HEAD each on S3);
+# more, and the table's files are listed instead (one request per 1,000 on S3).
+_CHECKED_ONE_BY_ONE = 100
+
+
 def _open_readable(uri: str, version: int, latest: int, options: dict[str, str] | None,
-                   filesystem_of: FileSystemOf, present: set[str] | None = None) -> DeltaTable | None:
+                   filesystem_of: FileSystemOf, present: set[str] | None = None,
+                   live: set[str] | None = None) -> DeltaTable | None:
+    """``version`` of the table if its log and data files are all there (``present``: the files
+    known to exist; else those not in ``live``, the current version's files, are checked)."""
     if not 0 <= version <= latest:
         return None
     try:
         old = DeltaTable(uri, version=version, storage_options=options)
     except (DeltaError, OSError):
         return None  # the log of that version was cleaned up
+    paths = _paths(old)
+    unsure = paths - live if present is None and live is not None else None
+    if unsure is not None and len(unsure) <= _CHECKED_ONE_BY_ONE:
+        # vacuum never removes a file the current version holds: only the others can be gone
+        filesystem, root = filesystem_of(uri)
+        infos = filesystem.get_file_info([f"{root}/{path}" for path in sorted(unsure)]) if unsure else []
+        return old if all(info.type == pafs.FileType.File for info in infos) else None
     present = _present_files(uri, filesystem_of) if present is None else present
-    paths = {data_file_path(path) for path in add_actions(old).column("path").to_pylist()}
     return old if paths <= present else None
+
+
+def _paths(table: DeltaTable) -> set[str]:
+    """The data files of ``table``'s version, relative to its root."""
+    return {data_file_path(path) for path in add_actions(table).column("path").to_pylist()}
 
 
 def _present_files(uri: str, filesystem_of: FileSystemOf) -> set[str]:
