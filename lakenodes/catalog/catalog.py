@@ -160,8 +160,9 @@ def register_table(lake: Lake, record: TableRecord) -> bool:
     stored = table_record(lake, record.storage_hash)
     if stored is not None:
         record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels))})
-        if _digest(stored) == _digest(record):
-            _known_records[key] = _digest(record)
+        merged = _digest(record)
+        if _digest(stored) == merged:
+            _known_records[key] = merged
             ledger.mark(mark)
             return False
     save_table_record(lake, record)

@@ -80,10 +80,29 @@ def find_bad_commit(table_uri: str, lake: Any = None) -> tuple[int, str, str] | 
     return None
 
 
+def commit_path(root: str, version: int) -> str:
+    """The commit file of ``version`` of the table at ``root``.
+
+    Example:
+        >>> commit_path("/lake/t", 3)
+        '/lake/t/_delta_log/00000000000000000003.json'
+    """
+    return f"{root}/_delta_log/{version:020d}.json"
+
+
+def read_commit(filesystem: Any, root: str, version: int) -> tuple[list[str], dict[str, Any]]:
+    """The lines of the commit file of ``version`` and its ``commitInfo`` ({} when it has none);
+    OSError when the file cannot be read."""
+    with filesystem.open_input_stream(commit_path(root, version)) as handle:
+        lines = handle.read().decode().splitlines()
+    info = next((json.loads(line)["commitInfo"] for line in lines if line.startswith('{"commitInfo"')), {})
+    return lines, info
+
+
 def commit_stamp(filesystem: Any, root: str, version: int) -> Stamp:
     """``(version, size, mtime_ns)`` of the commit file of ``version`` (size and mtime None when it
     is missing): Delta never rewrites a commit file, so a different stamp means a different table."""
-    info = filesystem.get_file_info(f"{root}/_delta_log/{version:020d}.json")
+    info = filesystem.get_file_info(commit_path(root, version))
     return version, info.size, info.mtime_ns
 
 

@@ -49,6 +49,19 @@ def file_frame(actions: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
     return pl.DataFrame(data)
 
 
+def split_by_identity(files: pl.DataFrame, dims: Sequence[str]) -> tuple[list[str], pl.DataFrame, pl.DataFrame]:
+    """The identity columns of ``file_frame``'s rows (``_i<k>``), the files of one identity each,
+    and the files mixing several values of a dimension."""
+    keys = [f"_i{k}" for k in range(len(dims))]
+    identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
+    return keys, files.filter(identified), files.filter(~identified)
+
+
+def paths_of(*frames: pl.DataFrame) -> set[str]:
+    """The data files of ``frames`` (``file_frame`` rows), relative to the table root."""
+    return {data_file_path(path) for frame in frames for path in frame["path"].to_list()}
+
+
 def boundary_candidates(files: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Files that may hold the exact last / first time of their identity.
 

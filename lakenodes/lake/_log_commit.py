@@ -36,6 +36,7 @@ from deltalake.transaction import AddAction
 
 from .._internal.deferred import pafs
 from ..errors import LakenodesUserError
+from ._delta_log import commit_path
 
 _ENCODED = frozenset(b' \\{^}%`]">[<#|*?')  # besides control characters and non-ASCII bytes
 
@@ -77,7 +78,7 @@ def commit_actions(table: DeltaTable, filesystem: Any, root: str, adds: Sequence
                             "extendedFileMetadata": True, "partitionValues": values, "size": size}}
                 for path, size, values in removes]
     body = "".join(json.dumps(action, ensure_ascii=False) + "\n" for action in actions).encode()
-    _create(table, filesystem, f"{root}/_delta_log/{table.version() + 1:020d}.json", body)
+    _create(table, filesystem, commit_path(root, table.version() + 1), body)
 
 
 def _create(table: DeltaTable, filesystem: Any, path: str, body: bytes) -> None:

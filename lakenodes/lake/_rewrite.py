@@ -24,7 +24,6 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +35,7 @@ from deltalake.transaction import AddAction, RemoveAction
 
 from .._internal.datetimes import as_utc
 from .._internal.deferred import np, pa, pafs, pc, pq
+from .._internal.threads import in_threads
 from ..core.frame_index import one_array, rows_increase
 from ..core.frames import TIME_INDEX, NormalizedFrame
 from ._log_commit import commit_actions, written_by_delta_rs
@@ -82,8 +82,8 @@ def write_files(
         groups = [(value, data.slice(offsets[code], sizes[code]))
                   for code, value in enumerate(encoded.dictionary.to_pylist()) if sizes[code]]
     statistics = _statistics([group.num_rows for _, group in groups], data)  # the groups are data's rows in order
-    return _in_threads(lambda item: _write_one(filesystem, root, partition, *item[0], item[1], data_change, bounds),
-                       list(zip(groups, statistics, strict=True)))
+    return in_threads(lambda item: _write_one(filesystem, root, partition, *item[0], item[1], data_change, bounds),
+                      list(zip(groups, statistics, strict=True)))
 
 
 def _write_one(filesystem: Any, root: str, partition: str | None, value: str | None, data: pa.Table,
@@ -202,13 +202,6 @@ def _discard_unless_committed(table: DeltaTable, filesystem: Any, root: str, add
             filesystem.delete_file(f"{root}/{add.path}")
     except Exception as error:  # noqa: BLE001 - cleanup of unreferenced files must never mask the conflict
         logger.debug("could not discard the files of failed commit %s: %s", write_id, error)
-
-
-def _in_threads(function: Any, items: Sequence[Any]) -> list[Any]:
-    if len(items) <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
-        return list(pool.map(function, items))
 
 
 def files_overlapping(files: pl.DataFrame, partition: str | None, frame: NormalizedFrame) -> pl.DataFrame:

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,8 @@ from deltalake.exceptions import DeltaError
 from .._internal.arrow_rows import arrow_table, empty_table, python_rows
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs, pq
-from ._delta_log import COMMIT_FILE
+from .._internal.threads import in_threads
+from ._delta_log import COMMIT_FILE, read_commit
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
@@ -93,16 +93,21 @@ class Ledger:
         if not rows:
             return
         now = utcnow()
-        data = arrow_table([{RECORDED_AT: now, **row} for row in rows], self.schema)
+        data = self.stamped(rows, now)
         # a fresh id: no commit can have recorded it before this call's first attempt
         self._commit({f"lakenodes-{uuid.uuid4().hex}": data}, now, recorded_before=False)
+
+    def stamped(self, rows: Sequence[Mapping[str, Any]], now: datetime.datetime | None = None) -> pa.Table:
+        """``rows`` as a table of this ledger, ``recorded_at`` filled in (``now``, else the current time)."""
+        now = utcnow() if now is None else now
+        return arrow_table([{RECORDED_AT: now, **row} for row in rows], self.schema)
 
     def append_batches(self, batches: Mapping[str, pa.Table]) -> None:
         """Append the rows of each named batch (rows holding their ``recorded_at``) as one commit
         that records every name, skipping the batches a commit recorded already (by any process):
         appending a batch again adds nothing. On return, every batch is in the table."""
         self._commit({f"lakenodes.batch.{name}": rows.cast(self.schema) for name, rows in batches.items()},
-                            utcnow(), recorded_before=True)
+                     utcnow(), recorded_before=True)
 
     def _commit(self, batches: Mapping[str, pa.Table], now: datetime.datetime, recorded_before: bool) -> None:
         """One blind append of the batches not recorded yet, each recorded as an app transaction (so
@@ -325,12 +330,10 @@ def _sole_claim(lake: Lake, uri: str) -> dict[str, Any] | None:
         listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log", allow_not_found=True))
         if [info.base_name for info in listing if COMMIT_FILE.match(info.base_name)] != [f"{0:020d}.json"]:
             return None
-        with filesystem.open_input_stream(f"{root}/_delta_log/{0:020d}.json") as handle:
-            lines = handle.read().decode().splitlines()
+        _, info = read_commit(filesystem, root, 0)
     except OSError as error:
         logger.debug("claim %s: reading its first commit failed (%s): reading the table", uri, error)
         return None
-    info = next((json.loads(line)["commitInfo"] for line in lines if line.startswith('{"commitInfo"')), {})
     if CLAIM_METADATA not in info:
         return None
     row = json.loads(info[CLAIM_METADATA])
@@ -361,13 +364,8 @@ def read_files(lake: Lake, table: DeltaTable, paths: Sequence[str], schema: pa.S
         return []
     filesystem, root = lake_filesystem(lake, table.table_uri)
 
-    def read(path: str) -> pa.Table:
-        return read_small_file(filesystem, f"{root}/{data_file_path(path)}", schema)
-
-    if len(paths) == 1:
-        return [read(paths[0])]
-    with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
-        return list(pool.map(read, paths))
+    return in_threads(lambda path: read_small_file(filesystem, f"{root}/{data_file_path(path)}", schema), paths,
+                      max_threads=8)
 
 
 def read_small_file(filesystem: Any, path: str, schema: pa.Schema) -> pa.Table:

@@ -31,20 +31,17 @@ import os
 import random
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from .._internal.arrow_rows import arrow_table
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs, pq
+from .._internal.threads import in_threads
 from ._whole_file import write_whole
-from .ledger import RECORDED_AT, Ledger, latest_rows, read_small_file, utcnow
+from .ledger import Ledger, latest_rows, read_small_file
 from .location import Lake, lake_filesystem
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 PENDING_DIR = "_lakenodes/pending"
 _SUFFIX = ".parquet"
@@ -75,8 +72,7 @@ class Pending:
     def put(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record ``rows`` (``recorded_at`` is filled in) in one new pending file; then, now and
         then, fold the pending files into the ledger (best effort: the rows are recorded already)."""
-        data = arrow_table([{RECORDED_AT: utcnow(), **row} for row in rows], self.ledger.schema)
-        write_whole(self._filesystem, f"{self._folder}/{uuid.uuid4().hex}{_SUFFIX}", data)
+        write_whole(self._filesystem, f"{self._folder}/{uuid.uuid4().hex}{_SUFFIX}", self.ledger.stamped(rows))
         if self.fold_every and random.random() * self.fold_every < 1:
             try:
                 self.fold()
@@ -99,11 +95,10 @@ class Pending:
             return 0
         batches = {name.removesuffix(_SUFFIX): data for name, data in pending.items()}
         if rows:
-            batches[uuid.uuid4().hex] = arrow_table([{RECORDED_AT: utcnow(), **row} for row in rows],
-                                                    self.ledger.schema)
+            batches[uuid.uuid4().hex] = self.ledger.stamped(rows)
         self.ledger.append_batches(batches)
         # every one is in the ledger now (appended here, or by an earlier fold); on S3 each is a DELETE
-        _in_threads(self._delete, list(pending))
+        in_threads(self._delete, list(pending), max_threads=8)
         logger.debug("folded %d pending file(s) into _catalog/%s", len(pending), self.ledger.name)
         return len(pending)
 
@@ -117,7 +112,7 @@ class Pending:
             known = {name: _read[(self._folder, name)] for name in names if (self._folder, name) in _read}
         new = [name for name in names if name not in known]
         if new:
-            read = dict(zip(new, _in_threads(self._read_file, new), strict=True))  # on S3 each is a GET
+            read = dict(zip(new, in_threads(self._read_file, new, max_threads=8), strict=True))  # on S3 each is a GET
             with _read_lock:
                 _read.update({(self._folder, name): rows for name, rows in read.items() if rows is not None})
             known.update({name: rows for name, rows in read.items() if rows is not None})
@@ -141,13 +136,6 @@ def _listed(filesystem: Any, folder: str) -> list[str]:
     listing = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
     return sorted(info.base_name for info in listing
                   if info.base_name.endswith(_SUFFIX) and not info.base_name.startswith("."))
-
-
-def _in_threads(function: Callable[[str], T], names: list[str]) -> list[T]:
-    if len(names) <= 1:
-        return [function(name) for name in names]
-    with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
-        return list(pool.map(function, names))
 
 
 def fold_pending(lake: Lake, name: str) -> int:

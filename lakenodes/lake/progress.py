@@ -17,7 +17,6 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -27,12 +26,13 @@ from .._internal.arrow_rows import arrow_table, empty_table
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
 from .._internal.deferred import pa, pafs, pc
+from .._internal.threads import in_threads
 from ..core.frames import TIME_INDEX
 from . import _facts_file as facts_file
 from . import _progress_snapshot as snapshots
-from ._delta_log import commit_stamp
+from ._delta_log import commit_stamp, read_commit
 from ._file_facts import FileFacts, Identity
-from ._file_frame import boundary_candidates, file_frame, identities_and_paths
+from ._file_frame import boundary_candidates, file_frame, identities_and_paths, paths_of, split_by_identity
 from ._scan import add_actions, version_key
 from ._tables import known_stamp
 from .location import Lake, lake_filesystem
@@ -181,17 +181,13 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
              functools.partial(_snapshot, filesystem, root, after, table)]
     # on an object store, the commit file's GET and its stamp's HEAD at once (two round trips)
     local = isinstance(filesystem, pafs.LocalFileSystem)
-    own, snapshot = [step() for step in steps] if local else _in_threads(lambda step: step(), steps)
+    own, snapshot = [step() for step in steps] if local else in_threads(lambda step: step(), steps)
     # the boundary files of the new version are among the old ones and ours (a blind append only
     # moves an identity's best statistics forward): no need to look at every file of the table
     if facts_file.append(filesystem, root, own, snapshot, FACTS_PER_IDENTITY * len(after.last) + FACTS_SLACK):
         return
-    files = file_frame(add_actions(table), dims)
-    keys = [f"_i{k}" for k in range(len(dims))]
-    identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
-    last, first = boundary_candidates(files.filter(identified), keys)
-    _persist_facts(filesystem, root, {data_file_path(p) for p in last["path"].to_list() + first["path"].to_list()},
-                   snapshot)
+    keys, single, _ = split_by_identity(file_frame(add_actions(table), dims), dims)
+    _persist_facts(filesystem, root, paths_of(*boundary_candidates(single, keys)), snapshot)
 
 
 def learn_file_bounds(lake: Lake, table_uri: str, bounds: Mapping[str, tuple[datetime.datetime, datetime.datetime]]) -> None:
@@ -213,21 +209,18 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     if actions.num_rows == 0:
         return TableProgress(version=table.version(), index_names=index_names)
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    files = file_frame(actions, dims)
-    keys = [f"_i{k}" for k in range(len(dims))]
-    identified = pl.all_horizontal([pl.col(key).is_not_null() for key in keys]) if keys else pl.lit(True)
-    single, multi = files.filter(identified), files.filter(~identified)
+    keys, single, multi = split_by_identity(file_frame(actions, dims), dims)
     candidates_last, candidates_first = boundary_candidates(single, keys)
 
     last: dict[Identity, datetime.datetime] = {}
     first_of_mixed: dict[Identity, datetime.datetime] = {}
     multi_rows = [(f"{root}/{data_file_path(path)}", {dim: value for dim, value in zip(dims, values, strict=True) if value is not None})
                   for path, *values in multi.select("path", *[f"_p{k}" for k in range(len(dims))]).iter_rows()]
-    for identities in _in_threads(lambda row: _facts.identities(filesystem, row[0], dims, row[1]), multi_rows):
+    for identities in in_threads(lambda row: _facts.identities(filesystem, row[0], dims, row[1]), multi_rows):
         for identity, (low, high) in identities.items():
             _keep_max(last, identity, high)
             keep_min(first_of_mixed, identity, low)
-    boundary = {data_file_path(p) for p in candidates_last["path"].to_list() + candidates_first["path"].to_list()}
+    boundary = paths_of(candidates_last, candidates_first)
     last_files = list(identities_and_paths(candidates_last, keys))
     footers_read = _resolve_bounds(filesystem, root, [path for _, path in last_files])
     for identity, path in last_files:
@@ -289,7 +282,7 @@ def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
     if missing:
         _load_persisted_facts(filesystem, root)
         missing = [path for path in missing if not _facts.has_bounds(f"{root}/{path}")]
-    _in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing)
+    in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing)
     return bool(missing)
 
 
@@ -331,9 +324,7 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
     partition and its record count matches, so its bounds are those rows' min/max."""
     nothing = empty_table(facts_file.facts_schema())
     try:
-        with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as handle:
-            lines = handle.read().decode().splitlines()
-        info: dict[str, Any] = next((json.loads(line)["commitInfo"] for line in lines if line.startswith('{"commitInfo"')), {})
+        lines, info = read_commit(filesystem, root, version)
     except OSError as error:
         logger.debug("could not read commit %d of %s: %s", version, root, error)
         return nothing
@@ -360,14 +351,6 @@ def _in_utc(times: pl.Series) -> pl.Series:
     if times.dtype.time_zone is None:  # type: ignore[attr-defined]
         times = times.dt.replace_time_zone("UTC")
     return times.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-
-
-def _in_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    """``function`` over ``items`` with up to 16 threads (footer reads are I/O: HTTP GETs on S3)."""
-    if len(items) <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
-        return list(pool.map(function, items))
 
 
 def _keep_max(target: dict, key: Any, value: datetime.datetime) -> None:

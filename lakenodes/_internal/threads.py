@@ -1,0 +1,24 @@
+"""Storage requests of one step made at once: a function mapped over items in a few threads (on
+S3 each call is an HTTP request; pyarrow and delta-rs release the GIL while they wait).
+
+Example:
+    >>> in_threads(lambda n: n * n, [1, 2, 3])
+    [1, 4, 9]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def in_threads(function: Callable[[T], R], items: Sequence[T], max_threads: int = 16) -> list[R]:
+    """``[function(item) for item in items]`` with up to ``max_threads`` threads (none for one item)."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(max_threads, len(items))) as pool:
+        return list(pool.map(function, items))
