@@ -16,15 +16,13 @@ class DocExample:
 
     @functools.cached_property
     def lake(self):
-        from lakenodes import Lake
-
-        return Lake(tempfile.mkdtemp(prefix="lakenodes-doctest-"))
+        return self.node.lake  # with its table, whichever example runs first
 
     @functools.cached_property
     def node(self):
         import polars as pl
 
-        from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData
+        from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake
 
         class ExamplePrices(DataNode):
             """Daily close prices of two assets (a docstring example)."""
@@ -46,7 +44,7 @@ class DocExample:
 
         config = DataNodeConfiguration(node_metadata=DataNodeMetaData(
             identifier="example_prices", description="daily close price of two example assets"))
-        node = ExamplePrices(config, lake=self.lake)
+        node = ExamplePrices(config, lake=Lake(tempfile.mkdtemp(prefix="lakenodes-doctest-")))
         node.run()
         return node
 

@@ -24,12 +24,14 @@ from deltalake import DeltaTable
 from test_concurrency import (
     BatchConfig,
     DailyBatch,
+    Job,
     appender,
     assert_table_exact,
     assets,
     day,
     expected_rows,
     in_processes,
+    run_jobs,
     stored_rows,
 )
 
@@ -224,6 +226,20 @@ def test_first_runs_in_threads_create_one_table_and_lose_nothing(tmp_path):
         run_many([appender(batch, days_per_run=3, last_day=3) for batch in batches], executor=pool)
         node = appender(batches[0])
         assert_table_exact(lake, node, universe, 3)
+        assert_one_table(lake, node.table_uri)
+
+
+@pytest.mark.slow
+def test_first_runs_in_processes_of_the_same_rows_create_one_table_without_duplicates(tmp_path):
+    """Four processes run the first update of the same new table with the same rows at the same
+    moment: one creates it (version 0), the others find it and append nothing twice."""
+    lake = Lake(tmp_path / "lake")
+    universe = assets(3)
+    outcomes = run_jobs(lake, {}, [Job(universe, 1, last_day=1)] * 4, timeout=300)
+    assert not [outcome.errors for outcome in outcomes if outcome.errors]
+    with use_lake(lake):
+        node = appender(universe)
+        assert_table_exact(lake, node, universe, 1)
         assert_one_table(lake, node.table_uri)
 
 

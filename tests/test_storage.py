@@ -139,6 +139,24 @@ def test_one_delta_table_per_storage_hash(any_lake: Lake) -> None:
     assert stored(any_lake, other).height == 1
 
 
+@pytest.mark.s3
+def test_runs_leave_no_folder_marker_objects_on_s3(s3_lake: Lake) -> None:
+    """An object store has no folders: a run, its catalog records and marks, and a search refresh
+    write only real files (a "folder/" marker object is noise in every listing, and some readers
+    take it for a file)."""
+    from lakenodes.search.embedders import HashingEmbedder
+    from lakenodes.search.sync import catch_up
+
+    for node in (node_for(2, frame(2, [(ts(1), ("AAPL",), 1)])), node_for(2, frame(2, [(ts(1), ("AAPL",), 1)]))):
+        node.run()
+    catch_up(s3_lake, embedding_model=HashingEmbedder())
+    bucket, _, prefix = s3_lake.uri[len("s3://"):].partition("/")
+    pages = _s3_client(s3_lake).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="")
+    keys = [entry["Key"] for page in pages for entry in page.get("Contents", [])]
+    assert any(key.startswith(f"{prefix}/_catalog/") and "/marks/" in key for key in keys), keys
+    assert [key for key in keys if key.endswith("/")] == []
+
+
 @lake_and_levels(s3_fast=2)
 def test_plain_delta_protocol_schema_and_partitioning(any_lake: Lake, levels: int) -> None:
     identities = {1: [()], 2: [("AAPL",), ("BRK/B",)], 3: [("p1", "e1"), ("p1", "e2"), ("p2", "e1")]}[levels]

@@ -309,6 +309,7 @@ def test_racing_rewrites_and_appends_of_one_partition_conflict(local_lake: Lake)
     """A restatement prepared on a snapshot that a concurrent restatement, tail delete or append of
     the same partition moved past fails to commit (and the retry then decides afresh)."""
     from lakenodes.core.frames import normalize_frame
+    from lakenodes.lake._row_rewrites import restate
 
     node = make_node(2)
     model = run(node, rows(2, range(1, 5), version=1), None)
@@ -318,21 +319,21 @@ def test_racing_rewrites_and_appends_of_one_partition_conflict(local_lake: Lake)
                                   (), None)
 
     base = store.table().version()
-    store._restate(store.table(), restatement, "winner-1", {})  # the same rows, restated concurrently
+    restate(local_lake, store.table(), restatement, "winner-1", {})  # the same rows, restated concurrently
     with pytest.raises(CommitFailedError):
-        store._restate(stale(local_lake, uri, base), restatement, "loser-1", {})
+        restate(local_lake, stale(local_lake, uri, base), restatement, "loser-1", {})
 
     base = store.table().version()
     store.delete_after(day(4), dimension_filters={"unique_identifier": [UIDS[0]]})
     with pytest.raises(CommitFailedError):
-        store._restate(stale(local_lake, uri, base), restatement, "loser-2", {})
+        restate(local_lake, stale(local_lake, uri, base), restatement, "loser-2", {})
 
     base = store.table().version()
     late = normalize_frame(rows(2, range(7, 8), version=1).filter(pl.col("unique_identifier") == UIDS[0]), (), None)
     txns = [Transaction("append-1", 1), *store_identity_txns(late)]
     write_deltalake(store.table(), late.table, mode="append", commit_properties=CommitProperties(app_transactions=txns))
     with pytest.raises(CommitFailedError):
-        store._restate(stale(local_lake, uri, base), restatement, "loser-3", {})
+        restate(local_lake, stale(local_lake, uri, base), restatement, "loser-3", {})
 
     # nothing the losers wrote is visible, nothing lost or duplicated
     restated = pl.from_arrow(restatement.table)

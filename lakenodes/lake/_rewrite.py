@@ -43,6 +43,10 @@ from ._scan import SLACK, data_file_path, plain_schema
 
 logger = logging.getLogger(__name__)
 
+# local files are CPU-bound (encoding holds the GIL in part: more threads than cores only contend);
+# an object store's are round trips, made at once
+LOCAL_WRITER_THREADS = 4
+
 
 @dataclass(frozen=True)
 class RemovedFile:
@@ -62,6 +66,8 @@ def write_files(
     receives each file's exact (first, last) ``time_index`` by path relative to the root."""
     schema = plain_schema(schema)
     rows = rows.select(schema.names).cast(schema)
+    if rows.num_rows and any(column.num_chunks > 1 for column in rows.columns):
+        rows = rows.combine_chunks()  # a take from many chunks (a stream's batches) is several times slower
     if not rows.num_rows:
         return []
     groups: list[tuple[str | None, pa.Table]]
@@ -83,7 +89,8 @@ def write_files(
                   for code, value in enumerate(encoded.dictionary.to_pylist()) if sizes[code]]
     statistics = _statistics([group.num_rows for _, group in groups], data)  # the groups are data's rows in order
     return in_threads(lambda item: _write_one(filesystem, root, partition, *item[0], item[1], data_change, bounds),
-                      list(zip(groups, statistics, strict=True)))
+                      list(zip(groups, statistics, strict=True)),
+                      max_threads=LOCAL_WRITER_THREADS if isinstance(filesystem, pafs.LocalFileSystem) else 16)
 
 
 def _write_one(filesystem: Any, root: str, partition: str | None, value: str | None, data: pa.Table,
@@ -93,7 +100,7 @@ def _write_one(filesystem: Any, root: str, partition: str | None, value: str | N
     relative = f"{folder}/" if folder else ""
     relative += f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
     sink = pa.BufferOutputStream()
-    pq.write_table(data, sink, compression="snappy")
+    pq.write_table(data, sink, compression="snappy", use_dictionary=_dictionary_columns(data.schema))
     buffer = sink.getvalue()
     if isinstance(filesystem, pafs.LocalFileSystem) and folder:
         filesystem.create_dir(f"{root}/{folder}", recursive=True)
@@ -105,6 +112,14 @@ def _write_one(filesystem: Any, root: str, partition: str | None, value: str | N
     # create_write_transaction URL-encodes the path itself: pass the file's real relative path
     return AddAction(relative, buffer.size, {partition: value} if partition is not None else {},
                      int(time.time() * 1000), data_change, stats)
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth dictionary-encoding: text and binary (numbers and timestamps of a time
+    series are nearly all distinct, where a dictionary costs Parquet writers 3x and saves nothing)."""
+    return [field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+            or pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)
+            or pa.types.is_boolean(field.type)]
 
 
 def file_stats(data: pa.Table) -> str:

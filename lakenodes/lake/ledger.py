@@ -31,7 +31,7 @@ from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
-from .location import Lake, lake_filesystem
+from .location import Lake, file_exists, lake_filesystem, write_small_file
 from .store import TableStore, data_file_path
 
 logger = logging.getLogger(__name__)
@@ -156,17 +156,13 @@ class Ledger:
 
     def marked(self, name: str) -> bool:
         """Whether ``mark(name)`` was called on this table: one small request, no log replay."""
-        filesystem, path = self._mark_path(name)
-        return filesystem.get_file_info(path).type != pafs.FileType.NotFound
+        return file_exists(*self._mark_path(name))
 
     def mark(self, name: str) -> None:
         """Leave the empty file ``_lakenodes/marks/<digest of name>`` beside the table: a fact about
         its rows that a fresh process checks with one request. Call it only once the rows it stands
         for are committed (a crash before it only costs the next process a read of the table)."""
-        filesystem, path = self._mark_path(name)
-        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        with filesystem.open_output_stream(path):
-            pass
+        write_small_file(*self._mark_path(name))
 
     def _mark_path(self, name: str) -> tuple[Any, str]:
         filesystem, root = lake_filesystem(self.lake, self.uri)
@@ -288,12 +284,15 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
                                                            custom_metadata={CLAIM_METADATA: recorded}))
     except (DeltaError, OSError) as error:
         logger.debug("claim %s/%s already exists or raced: %s", scope, name, error)
+        failure = error
+    else:  # version 0 landed (no retry, no existing table): it is ours, no need to read it back
+        return python_rows(data)[0]
     for _ in range(default_retry().attempts):
         owner = claim_owner(lake, scope, name)
         if owner is not None:
             return owner
         time.sleep(0.05)
-    raise RuntimeError(f"could not claim or read {scope} {name!r}")
+    raise failure  # no claim landed, ours or another's: the write's own failure says why
 
 
 def reassign(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> None:
@@ -306,6 +305,8 @@ def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
     """The current owner row of a claim (latest reassignment, else the version-0 claim), or None."""
     uri, options = claim_uri(lake, scope, name), lake.storage_options or None
     sole = _sole_claim(lake, uri)
+    if sole is _NO_LOG:
+        return None
     if sole is not None:
         return sole
     table = TableStore(lake, name, uri=uri).table()
@@ -320,14 +321,20 @@ def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+_NO_LOG: dict[str, Any] = {}  # _sole_claim's answer when the claim table has no log at all: no claim
+
+
 def _sole_claim(lake: Lake, uri: str) -> dict[str, Any] | None:
     """The claim row version 0 recorded in its commit info, while version 0 is the claim table's
     only commit (nothing repointed it): one log listing and one small read, where opening the
-    table and reading its file takes several. None when that is not known (a later commit, a
-    claim written without the record, no table): the caller reads the table."""
+    table and reading its file takes several. ``_NO_LOG`` when the table has no log entry at all
+    (never claimed); None when the claim is not known this way (a later commit, a claim written
+    without the record): the caller reads the table."""
     filesystem, root = lake_filesystem(lake, uri)
     try:
         listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log", allow_not_found=True))
+        if not listing:
+            return _NO_LOG
         if [info.base_name for info in listing if COMMIT_FILE.match(info.base_name)] != [f"{0:020d}.json"]:
             return None
         _, info = read_commit(filesystem, root, 0)

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from .._internal.deferred import pa, pc, pds
+from .._internal.deferred import pa, pds
 from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError
 from ._retry import RetryPolicy, default_retry, is_transient
-from ._rewrite import commit_rewrite, files_overlapping, removed_files, write_files
+from ._row_rewrites import delete_rows, restate
 from ._scan import (
     Pruning,
     all_of,
@@ -34,7 +34,6 @@ from ._scan import (
     empty_table,
     fragments_of,
     index_names_of,
-    read_whole,
     scan,
     selected_columns,
     snapshot_of,
@@ -52,7 +51,7 @@ from ._watermarks import (
 )
 from .cross_section import cross_section_of, is_cross_sectional
 from .location import Lake, lake_filesystem
-from .versions import row_counts, table_as_of
+from .versions import table_as_of
 
 __all__ = ["RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
            "empty_table", "identity_transactions", "index_names_of",
@@ -220,7 +219,7 @@ class TableStore:
                 # the cached table is now at our commit: no refresh (the next reader refreshes)
                 return replace(committing[-1], version=table.version())
             committing.append(WriteResult(frame.num_rows - overlap, overlap, table.version() + 1))
-            self._restate(table, frame, write_id, {**custom_metadata, "lakenodes.operation": "MERGE"})
+            restate(self.lake, table, frame, write_id, {**custom_metadata, "lakenodes.operation": "MERGE"})
             return committing[-1]
 
         result = self.with_retries(attempt, what=f"write to {self.storage_hash}")
@@ -230,31 +229,6 @@ class TableStore:
             except (OSError, DeltaError) as error:  # the commit has landed: a failed refresh must not fail it
                 logger.warning("write to %s committed; refreshing the snapshot failed: %s", self.storage_hash, error)
         return result
-
-    def _restate(self, table: DeltaTable, frame: NormalizedFrame, write_id: str, metadata: dict[str, str]) -> None:
-        """Upsert ``frame`` on its full index in one commit: the files holding rows it restates are
-        rewritten without those rows, and the frame's rows are added (see ``lakenodes._rewrite``).
-
-        The commit carries the identity app transaction of every partition it touches, so it
-        conflicts with (and retries after) any concurrent append, restatement or delete of them.
-        """
-        index = list(frame.index_names)
-        snapshot = snapshot_of(table, index)
-        filesystem, root = lake_filesystem(self.lake, table.table_uri)
-        candidates = files_overlapping(snapshot.files, snapshot.partition, frame)
-        old = read_whole(filesystem, root, snapshot.partition, candidates, snapshot.schema)
-        keys = to_plain(frame.table.select(index))
-        hit = old.select([*index, "_file"]).join(keys, keys=index, join_type="left semi")
-        changed = pa.array(sorted(set(hit.column("_file").to_pylist())), pa.int32())
-        kept = old.filter(pc.is_in(old.column("_file"), value_set=changed)).join(keys, keys=index, join_type="left anti")
-        rows = pa.concat_tables([kept.drop_columns(["_file"]).cast(snapshot.schema),
-                                 to_plain(frame.table).select(snapshot.schema.names).cast(snapshot.schema)])
-        adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index)
-        values = [""] if snapshot.partition is None else pc.unique(frame.table.column(index[1])).to_pylist()
-        counts = row_counts(keys.num_rows - hit.num_rows, hit.num_rows, 0)
-        properties = CommitProperties(app_transactions=[app_transaction(write_id), *partition_transactions(values)],
-                                      custom_metadata={**metadata, **counts})
-        commit_rewrite(table, filesystem, root, adds, removed_files(candidates, changed), properties, write_id)
 
     def delete_after(
         self,
@@ -287,28 +261,7 @@ class TableStore:
             table = self.table()
             if pending and table.transaction_version(write_id) is not None:
                 return pending[-1]  # an earlier attempt landed although it reported a failure
-            index = list(index_names_of(table))
-            snapshot = snapshot_of(table, index)
-            filesystem, root = lake_filesystem(self.lake, table.table_uri)
-            candidates = snapshot.files.filter(pruning.mask(snapshot.partition))
-            old = read_whole(filesystem, root, snapshot.partition, candidates, snapshot.schema)
-            hit = old.filter(predicate)
-            if hit.num_rows == 0:
-                return 0
-            changed = pa.array(sorted(set(hit.column("_file").to_pylist())), pa.int32())
-            kept = old.filter(pc.is_in(old.column("_file"), value_set=changed)).filter(~predicate)
-            adds = write_files(filesystem, root, kept.drop_columns(["_file"]), snapshot.schema, snapshot.partition,
-                               sort_by=index)
-            removed = removed_files(candidates, changed)
-            values = [""] if snapshot.partition is None else sorted({file.partition_value or "" for file in removed})
-            properties = CommitProperties(
-                app_transactions=[app_transaction(write_id), *partition_transactions(values)],
-                custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "DELETE",
-                                 **row_counts(0, 0, hit.num_rows)},
-            )
-            pending.append(hit.num_rows)
-            commit_rewrite(table, filesystem, root, adds, removed, properties, write_id)
-            return hit.num_rows
+            return delete_rows(self.lake, table, pruning, predicate, write_id, pending.append)
 
         deleted = self.with_retries(attempt, what=f"delete from {self.storage_hash}")
         self.table()

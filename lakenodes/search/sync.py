@@ -40,7 +40,7 @@ from typing import Any
 
 from ..catalog.catalog import tables_since, tables_version
 from ..catalog.records import TableRecord
-from ..lake.location import Lake, lake_filesystem
+from ..lake.location import Lake, lake_filesystem, write_small_file
 from .documents import table_document
 from .errors import EmbedderMismatchError
 from .index import SearchIndex
@@ -146,9 +146,7 @@ def _read_marker(lake: Lake, index: SearchIndex) -> dict[str, Any] | None:
 def _write_marker(lake: Lake, index: SearchIndex, state: dict[str, Any]) -> None:
     filesystem, path = _marker_path(lake, index)
     try:
-        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        with filesystem.open_output_stream(path) as stream:
-            stream.write(json.dumps(state).encode())
+        write_small_file(filesystem, path, json.dumps(state).encode())
     except OSError as error:  # best effort: the next search catches up by digest again
         log.warning("cannot record the search index's catalog version at %s: %s", path, error)
 
