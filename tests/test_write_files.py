@@ -73,3 +73,16 @@ def test_each_file_holds_its_partition_sorted_with_its_own_statistics(tmp_path, 
         assert json.loads(add.stats) == expected_stats(stored)
         assert bounds[add.path] == (stored.column("time_index")[0].as_py(), stored.column("time_index")[-1].as_py())
         assert add.size == (tmp_path / add.path).stat().st_size
+
+
+def test_only_text_is_dictionary_encoded(tmp_path):
+    """Numbers and timestamps of a series are nearly all distinct: a dictionary costs the writer
+    several times the plain encoding and saves nothing; text (venues, tickers) keeps one."""
+    data = rows("by time")
+    adds = write_files(pafs.LocalFileSystem(), str(tmp_path), data, data.schema, "unique_identifier",
+                       sort_by=["time_index", "unique_identifier"])
+    chunks = pq.ParquetFile(tmp_path / adds[0].path).metadata.row_group(0)
+    dictionary = {chunks.column(i).path_in_schema: chunks.column(i).has_dictionary_page
+                  for i in range(chunks.num_columns)}
+    assert dictionary == {"time_index": False, "close": False, "volume": False, "venue": True, "flag": False,
+                          "since": False}

@@ -118,8 +118,7 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
     """The columns worth dictionary-encoding: text and binary (numbers and timestamps of a time
     series are nearly all distinct, where a dictionary costs Parquet writers 3x and saves nothing)."""
     return [field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
-            or pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)
-            or pa.types.is_boolean(field.type)]
+            or pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)]
 
 
 def file_stats(data: pa.Table) -> str:
