@@ -4,6 +4,7 @@ files after many appends (a fresh process reads no Parquet footer) and stay boun
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -12,6 +13,7 @@ import pytest
 from deltalake import write_deltalake
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake, clear_caches
+from lakenodes._internal.background import wait_for_background
 from lakenodes.lake import _file_facts, progress
 
 UTC = dt.UTC
@@ -38,6 +40,7 @@ class Daily(DataNode):
 
 
 def facts_rows(node: Daily) -> int:
+    wait_for_background()  # runs save the facts in the background
     return pq.read_table(f"{node.store.uri}/{progress.FACTS_PATH}").num_rows
 
 
@@ -92,6 +95,7 @@ def test_a_failure_to_save_the_facts_is_logged_and_the_run_succeeds(tmp_path, mo
     monkeypatch.setattr("lakenodes.runtime.run.persist_append", broken)
     _, summary = node.run(return_frames=False)
     assert summary.rows_appended == len(ASSETS)
+    wait_for_background()
     assert "could not save the file facts" in caplog.text and "facts storage broken" in caplog.text
 
 
@@ -149,3 +153,27 @@ def test_a_commit_after_the_statistics_read_is_not_hidden_by_them(tmp_path) -> N
                      "close": [2.0]})
     write_deltalake(node.store.uri, rows, mode="append", partition_by=["unique_identifier"])  # another writer
     assert progress.read_progress(node.store.table(), lake).last[("A",)] == later
+
+
+@pytest.mark.s3
+def test_a_cron_job_that_exits_right_after_its_run_leaves_its_facts_on_s3(s3_server) -> None:
+    """A run saves its file facts in the background; a process that exits at once still saves
+    them whole (on S3 the save maps requests over threads, which must still be taken at exit), so
+    the next cron job starts from them instead of replaying the log."""
+    import json
+    import subprocess
+    import sys
+
+    from lakenodes.lake import _progress_snapshot as snapshots
+    from lakenodes.lake.location import lake_filesystem
+
+    lake = s3_server.new_lake()
+    Daily(DailyConfig(), lake=lake).run()
+    job = ("import json, sys; sys.path.insert(0, sys.argv[3]); from test_daily_path import Daily, DailyConfig; "
+           "from lakenodes import Lake; Daily(DailyConfig(), lake=Lake(sys.argv[1], storage_options=json.loads(sys.argv[2]))).run()")
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", job, lake.uri, json.dumps(lake.storage_options), str(Path(__file__).parent)],
+                       check=True, capture_output=True, timeout=120)
+        filesystem, root = lake_filesystem(lake, Daily(DailyConfig(), lake=lake).store.uri)
+        found = snapshots.read_latest(filesystem, root, progress.FACTS_PATH)
+        assert found is not None, "the job's facts are not those of the table's newest version"
