@@ -177,3 +177,22 @@ def test_a_cron_job_that_exits_right_after_its_run_leaves_its_facts_on_s3(s3_ser
         filesystem, root = lake_filesystem(lake, Daily(DailyConfig(), lake=lake).store.uri)
         found = snapshots.read_latest(filesystem, root, progress.FACTS_PATH)
         assert found is not None, "the job's facts are not those of the table's newest version"
+
+
+def test_background_saves_of_one_table_run_in_order_and_clear_caches_waits_for_them() -> None:
+    """A later save of a table never overtakes an earlier one (the facts file would go back in
+    time), and a simulated new process (``clear_caches``) starts once every save has landed."""
+    import time
+
+    from lakenodes._internal.background import in_background_in_order
+
+    landed: list[int] = []
+
+    def save(number: int, seconds: float):
+        return lambda: (time.sleep(seconds), landed.append(number))
+
+    in_background_in_order(("file facts", "t"), save(1, 0.2))
+    in_background_in_order(("file facts", "t"), save(2, 0.0))
+    in_background_in_order(("file facts", "other"), save(3, 0.1))
+    clear_caches()
+    assert sorted(landed) == [1, 2, 3] and landed.index(1) < landed.index(2)

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import threading
 from collections.abc import Callable, Hashable
@@ -62,5 +63,7 @@ def wait_for_background() -> None:
 
 # At exit, wait for those jobs while thread pools still take work (a save of file facts on S3 maps its
 # requests over threads): ``threading``'s exit hooks run newest first, so this one runs before the
-# one ``concurrent.futures`` registered on import (above), after which every submit raises.
-threading._register_atexit(wait_for_background)  # type: ignore[attr-defined]
+# one ``concurrent.futures`` registered on import (above), after which every submit raises. Without
+# that hook (a private one, there since Python 3.9), ``atexit`` is the best left: a save may then fail
+# (logged), which costs the next process a slower first read, never data.
+getattr(threading, "_register_atexit", atexit.register)(wait_for_background)
