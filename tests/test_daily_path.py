@@ -196,3 +196,21 @@ def test_background_saves_of_one_table_run_in_order_and_clear_caches_waits_for_t
     in_background_in_order(("file facts", "other"), save(3, 0.1))
     clear_caches()
     assert sorted(landed) == [1, 2, 3] and landed.index(1) < landed.index(2)
+
+
+def test_on_a_local_lake_a_run_returns_with_its_facts_saved(tmp_path) -> None:
+    """On a local disk nothing of the run is still being written when run() returns: its facts are
+    those of the table's newest version already, and the folder can be removed at once (as a
+    ``TemporaryDirectory`` block ending does)."""
+    import shutil
+
+    from lakenodes.lake import _progress_snapshot as snapshots
+    from lakenodes.lake.location import lake_filesystem
+
+    lake = Lake(tmp_path / "lake")
+    node = Daily(DailyConfig(), lake=lake)
+    filesystem, root = lake_filesystem(lake, node.store.uri)
+    for _ in range(3):
+        node.run()
+        assert snapshots.read_latest(filesystem, root, progress.FACTS_PATH) is not None
+    shutil.rmtree(tmp_path / "lake")

@@ -206,16 +206,19 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
             raise
         raise NodeRunError(repr(node), phase, error) from error
     finally:  # once the run is recorded and its summary made: at the same time, both would wait on the GIL
-        if save_facts is not None:
+        if save_facts is not None and node.lake.is_local:
+            save_facts()  # done on return: the caller may remove or remount the folder right away
+        elif save_facts is not None:  # round trips to an object store: run() does not wait for them
             in_background_in_order(("file facts", node.store.uri), save_facts)
 
 
 def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: list[TableProgress],
                  result: WriteResult, run_id: str) -> tuple[TableProgress | None, Callable[[], None] | None]:
     """The progress after a blind append we committed ourselves, exact without any I/O (None for
-    any other write), and the job saving its facts for other processes. The run starts that job in a
-    background thread, after this process's previous save of the table (a cache: the run does not
-    wait, a failure is only logged; ``clear_caches()`` and the interpreter's exit wait for it)."""
+    any other write), and the job saving its facts for other processes (a cache: a failure is only
+    logged). The run does that job once it is recorded: on a local disk before it returns, on an
+    object store in a background thread, after this process's previous save of the table, which the
+    run does not wait for (``clear_caches()`` and the interpreter's exit do)."""
     if not (isinstance(frame, NormalizedFrame) and checked and result.rows_appended == frame.num_rows):
         return None, None
     table = node.store.table(refresh=False)  # the snapshot at our own commit: a later one would make it unknowable
