@@ -38,7 +38,6 @@ from test_concurrency import (
 import lakenodes.lake._watermarks as watermarks_module
 import lakenodes.lake.store as storage_module
 from lakenodes import Lake, NodeRunError, run_many, use_lake
-from lakenodes._internal.background import wait_for_background
 from lakenodes.catalog import catalog
 from lakenodes.errors import WatermarkMovedError
 from lakenodes.lake.location import lake_filesystem
@@ -261,8 +260,6 @@ def rebuild(uri: str, env: dict[str, str], batch: list[str], runs: int, start, r
 
 
 def remove_table(lake: Lake, uri: str) -> None:
-    """As another process would, once this one's background saves (the file facts) are done."""
-    wait_for_background()
     filesystem, root = lake_filesystem(lake, uri)
     if lake.is_local:
         shutil.rmtree(root)

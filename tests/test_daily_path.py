@@ -13,7 +13,6 @@ import pytest
 from deltalake import write_deltalake
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake, clear_caches
-from lakenodes._internal.background import wait_for_background
 from lakenodes.lake import _file_facts, progress
 
 UTC = dt.UTC
@@ -40,7 +39,6 @@ class Daily(DataNode):
 
 
 def facts_rows(node: Daily) -> int:
-    wait_for_background()  # runs save the facts in the background
     return pq.read_table(f"{node.store.uri}/{progress.FACTS_PATH}").num_rows
 
 
@@ -95,7 +93,6 @@ def test_a_failure_to_save_the_facts_is_logged_and_the_run_succeeds(tmp_path, mo
     monkeypatch.setattr("lakenodes.runtime.run.persist_append", broken)
     _, summary = node.run(return_frames=False)
     assert summary.rows_appended == len(ASSETS)
-    wait_for_background()
     assert "could not save the file facts" in caplog.text and "facts storage broken" in caplog.text
 
 
@@ -177,25 +174,6 @@ def test_a_cron_job_that_exits_right_after_its_run_leaves_its_facts_on_s3(s3_ser
         filesystem, root = lake_filesystem(lake, Daily(DailyConfig(), lake=lake).store.uri)
         found = snapshots.read_latest(filesystem, root, progress.FACTS_PATH)
         assert found is not None, "the job's facts are not those of the table's newest version"
-
-
-def test_background_saves_of_one_table_run_in_order_and_clear_caches_waits_for_them() -> None:
-    """A later save of a table never overtakes an earlier one (the facts file would go back in
-    time), and a simulated new process (``clear_caches``) starts once every save has landed."""
-    import time
-
-    from lakenodes._internal.background import in_background_in_order
-
-    landed: list[int] = []
-
-    def save(number: int, seconds: float):
-        return lambda: (time.sleep(seconds), landed.append(number))
-
-    in_background_in_order(("file facts", "t"), save(1, 0.2))
-    in_background_in_order(("file facts", "t"), save(2, 0.0))
-    in_background_in_order(("file facts", "other"), save(3, 0.1))
-    clear_caches()
-    assert sorted(landed) == [1, 2, 3] and landed.index(1) < landed.index(2)
 
 
 def test_on_a_local_lake_a_run_returns_with_its_facts_saved(tmp_path) -> None:

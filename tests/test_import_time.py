@@ -87,8 +87,6 @@ class Prices(DataNode):
                               "close": [1.0, 2.0, 3.0]}})
 
 Prices(Config(node_metadata=DataNodeMetaData(identifier="prices")), lake=Lake({uri!r})).run()
-import lakenodes
-lakenodes.clear_caches()  # waits for the run's background save, as the interpreter's exit does
 """
 
 

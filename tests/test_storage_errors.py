@@ -37,7 +37,6 @@ from lakenodes import (
     clear_caches,
     use_lake,
 )
-from lakenodes._internal.background import wait_for_background
 from lakenodes.errors import one_line
 from lakenodes.lake._rust_stderr import PanicFilter
 
@@ -71,7 +70,6 @@ class Prices(DataNode):
 
 
 def _mount(*args: str) -> None:
-    wait_for_background()  # a run's file facts are saved after it returns: a file open for writing keeps a remount busy
     subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
 
 

@@ -21,8 +21,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .background import wait_for_background
-
 C = TypeVar("C")
 
 _clearers: dict[str, Callable[[], Any]] = {}
@@ -49,8 +47,7 @@ def registered_caches() -> list[str]:
 
 def clear_caches() -> None:
     """Empty every registered cache of this process (e.g. between tests, or after files changed
-    behind lakenodes' back), once the background saves under way have finished (they fill caches)."""
-    wait_for_background()
+    behind lakenodes' back)."""
     with _lock:
         clearers = list(_clearers.values())
     for clear in clearers:

@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 from deltalake import DeltaTable
 
-from .._internal.background import in_background, in_background_in_order
+from .._internal.background import in_background
 from ..core.frame_stream import FrameStream, is_stream
 from ..core.frames import NormalizedFrame, conform_to_schema, normalize_frame
 from ..core.hashing import hash_namespace
@@ -142,7 +142,6 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
 
     rows_written = 0
     committed = False
-    save_facts: Callable[[], None] | None = None
     phase = _enter(hooks, node, "registration")
     try:
         with node_context(node), _in_background(node.compute_update_statistics,
@@ -183,13 +182,13 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 break
             rows_written = result.rows_written
             committed = True
-            after, save_facts = _remembering(node, frame, checked, result, run_id)
-            _log_window(node, stats, frame, result)
-            phase = _enter(hooks, node, "catalog")
-            node.update_statistics = node.compute_update_statistics() if after is None else \
-                UpdateStatistics(after, asset_list=stats.asset_list, offset_start=stats.offset_start)
-            for hook in hooks:
-                hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
+            with _remembering(node, frame, checked, result, run_id) as after:
+                _log_window(node, stats, frame, result)
+                phase = _enter(hooks, node, "catalog")
+                node.update_statistics = node.compute_update_statistics() if after is None else \
+                    UpdateStatistics(after, asset_list=stats.asset_list, offset_start=stats.offset_start)
+                for hook in hooks:
+                    hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
             if not keep_frame:
                 persisted = pl.DataFrame()
             elif isinstance(frame, FrameStream):  # its rows were never all in memory: only their columns
@@ -205,34 +204,28 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
         if isinstance(error, NodeRunError):
             raise
         raise NodeRunError(repr(node), phase, error) from error
-    finally:  # once the run is recorded and its summary made: at the same time, both would wait on the GIL
-        if save_facts is not None and node.lake.is_local:
-            save_facts()  # done on return: the caller may remove or remount the folder right away
-        elif save_facts is not None:  # round trips to an object store: run() does not wait for them
-            in_background_in_order(("file facts", node.store.uri), save_facts)
 
 
+@contextlib.contextmanager
 def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: list[TableProgress],
-                 result: WriteResult, run_id: str) -> tuple[TableProgress | None, Callable[[], None] | None]:
+                 result: WriteResult, run_id: str) -> Iterator[TableProgress | None]:
     """The progress after a blind append we committed ourselves, exact without any I/O (None for
-    any other write), and the job saving its facts for other processes (a cache: a failure is only
-    logged). The run does that job once it is recorded: on a local disk before it returns, on an
-    object store in a background thread, after this process's previous save of the table, which the
-    run does not wait for (``clear_caches()`` and the interpreter's exit do)."""
+    any other write); meanwhile its facts are saved for other processes in a thread (a cache: a
+    failure is only logged), waited for on exit, so a failure is reported after it (the failure
+    path stays sequential, see ``run_failed``)."""
     if not (isinstance(frame, NormalizedFrame) and checked and result.rows_appended == frame.num_rows):
-        return None, None
+        yield None
+        return
     table = node.store.table(refresh=False)  # the snapshot at our own commit: a later one would make it unknowable
     after = remember_append(table, checked[-1], frame.table, frame.identity_bounds)
     if after is None:
-        return None, None
-
-    def save() -> None:
-        try:
-            persist_append(node.lake, table, after, frame.table, run_id, frame.identity_bounds)
-        except Exception as error:  # noqa: BLE001 - a cache for other processes: never fails the run
-            logger.warning("could not save the file facts of %s: %s", node.storage_hash, error)
-
-    return after, save
+        yield None
+        return
+    with _in_background(lambda: persist_append(node.lake, table, after, frame.table, run_id, frame.identity_bounds)) \
+            as saving:
+        yield after
+    if saving.exception() is not None:
+        logger.warning("could not save the file facts of %s: %s", node.storage_hash, saving.exception())
 
 
 def _progress_reader(node: DataNode, checked: list[TableProgress]) -> Callable[[DeltaTable], dict]:
