@@ -40,6 +40,7 @@ from ..core.frame_index import one_array, rows_increase
 from ..core.frames import TIME_INDEX, NormalizedFrame
 from ._log_commit import commit_actions, written_by_delta_rs
 from ._scan import SLACK, data_file_path, plain_schema
+from .location import write_small_file
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +103,7 @@ def _write_one(filesystem: Any, root: str, partition: str | None, value: str | N
     sink = pa.BufferOutputStream()
     pq.write_table(data, sink, compression="snappy", use_dictionary=_dictionary_columns(data.schema))
     buffer = sink.getvalue()
-    if isinstance(filesystem, pafs.LocalFileSystem) and folder:
-        filesystem.create_dir(f"{root}/{folder}", recursive=True)
-    with filesystem.open_output_stream(f"{root}/{relative}") as stream:
-        stream.write(buffer)
+    write_small_file(filesystem, f"{root}/{relative}", buffer)
     stats, times = statistics
     if bounds is not None and times is not None:
         bounds[relative] = times

@@ -277,7 +277,8 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
         return owner
     uri = claim_uri(lake, scope, name)
     data = arrow_table([{RECORDED_AT: utcnow(), CLAIM_KIND: "claim", **row}], schema)
-    recorded = json.dumps(python_rows(data)[0], default=lambda value: value.isoformat())  # see _sole_claim
+    claimed = python_rows(data)[0]
+    recorded = json.dumps(claimed, default=lambda value: value.isoformat())  # see _sole_claim
     try:
         write_deltalake(uri, data, mode="error", storage_options=lake.storage_options or None,
                         commit_properties=CommitProperties(max_commit_retries=0,
@@ -286,7 +287,7 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
         logger.debug("claim %s/%s already exists or raced: %s", scope, name, error)
         failure = error
     else:  # version 0 landed (no retry, no existing table): it is ours, no need to read it back
-        return python_rows(data)[0]
+        return claimed
     for _ in range(default_retry().attempts):
         owner = claim_owner(lake, scope, name)
         if owner is not None:

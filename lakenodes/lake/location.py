@@ -12,11 +12,14 @@ import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._internal.deferred import pafs as fs
 from ..errors import LakeConfigurationError
 from .storage_options import normalize_s3_options, pyarrow_s3_options, with_timeout_defaults
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_LAKE_PATH = "./lake"
 
@@ -142,7 +145,7 @@ def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
     return _s3_cache[options]
 
 
-def write_small_file(filesystem: Any, path: str, data: bytes = b"") -> None:
+def write_small_file(filesystem: Any, path: str, data: bytes | pa.Buffer = b"") -> None:
     """Write ``data`` to ``path`` in one request. Only a local folder is created first: an object
     store has no folders, and creating one there PUTs an empty marker object per level.
 
