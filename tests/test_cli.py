@@ -292,6 +292,17 @@ def test_seed_spellings_are_hidden_aliases(tutorial_lake):
     assert_one_line_error(cli("data_node", "no_such", lake=tutorial_lake), 2, "No such command 'no_such'")
 
 
+def test_the_seeds_project_data_node_updates_spelling_lists_the_updaters(tutorial_lake):
+    """Regression: the README said the seeds' `project data-node-updates list` (seeds 000, 001)
+    works; it was "No such command 'project'"."""
+    expected = ok_json("updates", "list", lake=tutorial_lake)
+    assert expected["count"] >= 2
+    for spelling in (("project", "data-node-updates"), ("project", "data_node_updates"), ("data-node-updates",)):
+        assert ok_json(*spelling, "list", lake=tutorial_lake) == expected
+    assert "project" not in ok("--help") and "data-node-updates" not in ok("--help")
+    assert_one_line_error(cli("project", "refresh_token", lake=tutorial_lake), 2, "No such command 'refresh_token'")
+
+
 def test_version():
     """Regression: `lakenodes --version` was an unknown option (exit 2)."""
     expected = f"lakenodes {importlib.metadata.version('lakenodes')}"

@@ -178,6 +178,8 @@ def test_any_catalog_lookup_filters_a_search_and_results_carry_the_seeds_fields(
     assert hit["cadence"] == hit["data_frequency_id"] and "index_names" in hit
     with pytest.raises(LakenodesUserError, match="unknown search filter.*'colour'"):
         TimeIndexMetaTable.description_search("x", lake=catalog_lake, colour="red")
+    with pytest.raises(LakenodesUserError, match="a lake is one data source: search another one with lake="):
+        TimeIndexMetaTable.description_search("daily close price", lake=catalog_lake, data_source__id=2)  # seed 002
 
 
 def test_q_embedding_is_the_query_vector(catalog_lake):

@@ -218,6 +218,29 @@ def test_statistics_before_the_first_write(local_lake) -> None:
     assert single.update_statistics.index_progress is None
 
 
+class IncrementalWindowNode(QueueNode):
+    """The seeds' incremental read (DataNode guide §6.2): the stored window of each identity, read back
+    through a dimension range map, on a node that declares no identity dimensions (its first frame does)."""
+
+    def update(self):
+        stats = self.update_statistics
+        window = stats.get_dimension_range_map_great_or_equal(identity_dimensions=["unique_identifier"])
+        self.seen.append((window, self.get_df_between_dates(dimension_range_map=window).height))
+        return self.frames.pop(0) if self.frames else pl.DataFrame()
+
+
+def test_the_seeds_range_map_read_works_before_a_table_without_declared_dimensions_exists(any_lake: Lake) -> None:
+    first, second = [(at(d), ("A",), d) for d in (1, 2)], [(at(3), ("A",), 3)]
+    node = IncrementalWindowNode(StatsConfig(name="window"), [frame(first), frame(second)])
+    node.run()  # nothing stored yet and no dimension declared: an empty window, not "unknown dimension"
+    node.run()
+    assert node.seen == [([], 0), ([{"coordinate": {"unique_identifier": "A"}, "start_date": at(2),
+                                     "start_date_operand": ">="}], 1)]
+    assert node.get_df_between_dates()["value"].to_list() == [1.0, 2.0, 3.0]
+    with pytest.raises(LakenodesUserError, match=r"unknown identity dimension\(s\) \['sector'\]"):
+        node.update_statistics.get_dimension_range_map_great_or_equal(identity_dimensions=["sector"])
+
+
 # -- multi-dimensional shapes -----------------------------------------------------------------------
 ACCOUNT_ROWS = (
     [(at(d), ("acc1", "A"), d) for d in (1, 2, 3)]

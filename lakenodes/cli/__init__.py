@@ -34,7 +34,7 @@ from typing import Annotated
 import typer
 
 from . import assets, data_node, maintenance, run, search, updates
-from ._groups import FAILURE, SUCCESS, OneLineErrorGroup
+from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup
 from ._session import GlobalOptions, JsonOption, LakeOption, VerboseOption
 
 __all__ = ["app", "main", "version_text"]
@@ -50,6 +50,11 @@ app.add_typer(maintenance.app)
 app.add_typer(data_node.app, name="data-node")
 app.add_typer(updates.app, name="updates")
 app.add_typer(assets.app, name="assets")
+# the seeds' `project data-node-updates list` (and `data-node-updates list`): hidden spellings of `updates`
+_project = typer.Typer(cls=SeedSpellingGroup, help="The seeds' `project` commands.")
+_project.add_typer(updates.app, name="data-node-updates")
+app.add_typer(_project, name="project", hidden=True)
+app.add_typer(updates.app, name="data-node-updates", hidden=True)
 
 
 def version_text() -> str:

@@ -130,10 +130,17 @@ class UpdateStatistics:
 
         Coordinates are the stored identity tuples in scope (projected onto
         ``identity_dimensions``, keeping the earliest watermark of each projection), plus in-scope
-        assets never written, which start at ``offset_start``.
+        assets never written, which start at ``offset_start``. Before the first write of a node that
+        declares no dimensions (its first frame will), nothing is stored: the map is empty.
+
+        Example:
+            >>> UpdateStatistics.empty(("time_index",)).get_dimension_range_map_great_or_equal(["unique_identifier"])
+            []
         """
         dims = list(identity_dimensions or self.identity_dimensions)
         unknown = [dim for dim in dims if dim not in self.identity_dimensions]
+        if unknown and self._progress.version < 0 and not self.identity_dimensions:
+            return []
         if unknown:
             raise LakenodesUserError(f"unknown identity dimension(s) {unknown}; the table has {list(self.identity_dimensions)}")
         positions = [self.identity_dimensions.index(dim) for dim in dims]

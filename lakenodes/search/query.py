@@ -146,9 +146,12 @@ def _search(
     lookups = {key: value for key, value in (filters or {}).items() if key not in FILTER_KEYS}
     unknown = [key for key in lookups if split_lookup(key)[0] not in TableRecord.model_fields]
     if unknown:
+        # the seeds scope searches to a data source (data_source__id=2): here a lake is one data source
+        hint = "; a lake is one data source: search another one with lake=" if any(
+            key.startswith("data_source") for key in unknown) else ""
         raise LakenodesUserError(
             f"unknown search filter(s) {unknown}: filters are lookups on the catalog fields "
-            f"{', '.join(sorted(TableRecord.model_fields))} (e.g. identifier__contains)")
+            f"{', '.join(sorted(TableRecord.model_fields))} (e.g. identifier__contains){hint}")
     if lookups:
         where["uid__in"] = [record.uid for record in find_tables(lake, lookups)]
     page = rank(catch_up(lake, embedding_model=embedding_model), where)
