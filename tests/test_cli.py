@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 import textwrap
+import typing
 from pathlib import Path
 
 import pytest
@@ -187,9 +189,19 @@ def test_delete_after_date_asks_unless_yes_and_scopes_by_dimension(lake_copy):
     assert no_stdin.exit_code == 2 and no_stdin.stderr.strip().splitlines()[-1].startswith("error: no confirmation")
     assert table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats() == before
 
+    # regression: --json skipped the confirmation (and deleted without --yes)
+    every_asset = ("data-node", "delete-after-date", SIMULATED_PRICES_IDENTIFIER, cutoff)
+    json_no_stdin = cli(*every_asset, "--json", lake=lake_copy)
+    assert json_no_stdin.exit_code == 2 and json.loads(json_no_stdin.stdout)["ok"] is False
+    assert "no confirmation on stdin: pass --yes" in json_no_stdin.stderr
+    json_declined = cli(*every_asset, "--json", lake=lake_copy, input="n\n")
+    # (click's test runner echoes the typed answer to stdout, where a terminal would show it)
+    assert json_declined.exit_code == 1 and json.loads(json_declined.stdout[json_declined.stdout.index("{"):])["ok"] is False
+    assert table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats() == before
+
     accepted = ok(*args, lake=lake_copy, input="y\n")
     assert "deleted 2 row(s)" in accepted
-    result = ok_json("data-node", "delete-after-date", SIMULATED_PRICES_IDENTIFIER, cutoff, lake=lake_copy)
+    result = ok_json(*every_asset, "--yes", lake=lake_copy)
     assert result["ok"] and result["deleted_count"] == 4 * 2 and result["table_empty"] is False
     after = table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats()
     assert after["row_count"] == before["row_count"] - 10
@@ -366,9 +378,30 @@ def test_run_exit_codes(tmp_path, monkeypatch):
         (("run", "no_such_module_xyz:Node"), "cannot import"),
         (("run", "DailyRandomNumber"), "MODULE:CLASS"),
         (("run", target, "--config", "@/nonexistent/config.json"), "cannot read --config file"),
+        # regression: exit 1 ("retry later") for a configuration whose identifier another table holds
+        (("run", target, "--config", '{"mean": 1.0}'), "IdentifierConflictError"),
     ]
     for args, fragment in mistakes:
         assert_one_line_error(cli(*args, lake=lake), 2, fragment)
+
+
+def test_a_lake_that_is_a_file_or_a_folder_of_other_things_is_a_one_line_mistake(tmp_path, monkeypatch):
+    """Regressions: `--lake FILE run` failed with exit 1 and a Rust "NotADirectory" message; reading
+    commands took any folder for an empty lake, and `search` wrote its index into it."""
+    monkeypatch.chdir(REPO)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a lake")
+    assert_one_line_error(cli("run", "examples.tutorial_nodes:DailyRandomNumber", "--config", '{"mean": 0.0}',
+                              lake=Lake(a_file)), 2, "is a file")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "file.txt").write_text("x")
+    for args in (("search", "price"), ("data-node", "list"), ("vacuum",), ("updates", "list")):
+        assert_one_line_error(cli(*args, lake=Lake(project)), 2, "no lake at", "no _catalog")
+    assert sorted(path.name for path in project.iterdir()) == ["file.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert ok_json("data-node", "list", lake=Lake(empty))["count"] == 0  # a folder made for a lake
 
 
 README_NODES = textwrap.dedent('''
@@ -563,3 +596,27 @@ def test_cli_on_s3(s3_server, monkeypatch):
     assert query["results"] == [{"n": 1}]
     assert json.loads(ok("--json", "optimize", "--lake", lake, env=env))["ok"]
     assert json.loads(ok("--json", "updates", "list", "--lake", lake, env=env))["count"] == 1
+
+
+@pytest.mark.parametrize("option, command", [("TableFilterOption", ("data-node", "list")),
+                                             ("AssetFilterOption", ("assets", "list"))])
+def test_every_filter_example_in_the_help_is_accepted(tutorial_lake, option, command):
+    """Regression: `data-node list --help` suggested ticker__in=... and `assets list --help`
+    identifier__contains=...: fields of the other command, refused as unknown."""
+    from lakenodes.cli import _session
+
+    help_text = typing.get_args(getattr(_session, option))[1].help
+    examples = re.findall(r"(\w+=(?:'[^']*'|[^\s,)]*(?:,[A-Z0-9]\w*)*))", help_text)
+    assert len(examples) >= 2, help_text
+    for example in examples:
+        ok(*command, "--filter", example.replace("'", ""), lake=tutorial_lake)
+
+
+def test_verbose_logs_the_runs_of_spawned_workers(tmp_path):
+    """Regression: `lakenodes run ... --workers 2 --verbose` logged nothing (docs/scheduling.md's own
+    example): the spawned workers' logging was never set up."""
+    config = json.dumps({"asset_list": [{"unique_identifier": "NVDA"}, {"unique_identifier": "AAPL"}]})
+    done = _lakenodes("--lake", str(tmp_path / "lake"), "run", "examples.tutorial_nodes:SimulatedPrices",
+                      "--config", config, "--workers", "2", "--verbose")
+    assert done.returncode == 0, done.stderr
+    assert "INFO lakenodes.node.SimulatedPrices: wrote" in done.stderr, done.stderr

@@ -133,6 +133,10 @@ def test_cli_detail_as_of(history, cli):
     (["detail", "{name}", "--as-of", "42"], "oldest readable version is 0"),
     (["detail", "{name}", "--as-of", "last week"], "--as-of"),
     (["diff", "no_such_table", "--from", "1"], "no_such_table"),
+    # regressions: a negative --max-rows printed "first -1 of N" rows, a negative --limit an OverflowError (exit 1)
+    (["diff", "{name}", "--from", "1", "--max-rows", "-1"], "--max-rows"),
+    (["diff", "{name}", "--from", "1", "--max-rows", "0"], "--max-rows"),
+    (["history", "{name}", "--limit", "-1"], "--limit"),
 ])
 def test_cli_time_travel_mistakes_are_one_line_errors(history, cli, args, message):
     output = cli("data-node", *(arg.format(name=history.node.storage_hash) for arg in args), code=2)

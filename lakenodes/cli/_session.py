@@ -5,7 +5,7 @@ and exceptions turned into exit codes with one ``error:`` line.
 Commands are registered with :func:`command`::
 
     @command(app, "list")
-    def data_node_list(session: Session, filters: FilterOption = None) -> None:
+    def data_node_list(session: Session, filters: TableFilterOption = None) -> None:
         session.output(document, render)
 """
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import LakenodesUserError, NodeRunError, one_line
+from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, one_line
 from ..lake.location import Lake, use_lake
 from ._groups import FAILURE, USER_ERROR, CommandFailed, print_error
 from ._render import stdout_console, to_json
@@ -40,10 +40,14 @@ VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log at INF
 NamespaceOption = Annotated[str | None, typer.Option(
     "--namespace", "-n", show_default=False, help="Namespace in which an IDENTIFIER is resolved [default: none].")]
 TableArgument = Annotated[str, typer.Argument(metavar="UID", help="Table uid, identifier or storage hash.")]
-FilterOption = Annotated[list[str] | None, typer.Option(
+TableFilterOption = Annotated[list[str] | None, typer.Option(
     "--filter", "-f", metavar="K=V", show_default=False,
-    help="Django-style lookup, repeatable: identifier__contains=px, labels__contains=daily, namespace=, "
-         "ticker__in='[\"NVDA\",\"AAPL\"]' (or ticker__in=NVDA,AAPL).")]
+    help="Django-style lookup on the table records, repeatable: identifier__contains=px, labels__contains=daily, "
+         "namespace=, data_frequency_id__in='[\"1d\",\"1m\"]' (or data_frequency_id__in=1d,1m).")]
+AssetFilterOption = Annotated[list[str] | None, typer.Option(
+    "--filter", "-f", metavar="K=V", show_default=False,
+    help="Django-style lookup on the assets, repeatable: ticker__in='[\"NVDA\",\"AAPL\"]' (or ticker__in=NVDA,AAPL), "
+         "unique_identifier__contains=US")]
 
 
 @dataclasses.dataclass
@@ -106,13 +110,22 @@ def command(group: typer.Typer, name: str, *, lake_must_exist: bool = True) -> C
 
 
 def open_lake(uri: str | None, must_exist: bool) -> Lake:
-    """The lake at ``uri`` (else ``$LAKENODES_URI``, else ``./lake``); a missing local lake is a
-    user mistake when ``must_exist``."""
+    """The lake at ``uri`` (else ``$LAKENODES_URI``, else ``./lake``). A local path that is a file
+    is a user mistake; when ``must_exist``, so is a missing folder, or one that holds other files
+    but no lake (``--lake .`` in a project: reading must not write a search index into it)."""
     lake = Lake(uri)
-    if must_exist and lake.is_local and not os.path.isdir(lake.uri):
+    if not lake.is_local:
+        return lake
+    if os.path.exists(lake.uri) and not os.path.isdir(lake.uri):
+        raise LakenodesUserError(f"--lake {lake.uri} is a file: a lake is a folder (or s3://bucket/prefix)")
+    if must_exist and not os.path.isdir(lake.uri):
         raise LakenodesUserError(
             f"no lake at {lake.uri}: pass --lake URI or set LAKENODES_URI (a lake is created by its first run)"
         )
+    if must_exist and os.listdir(lake.uri) and not any(
+            os.path.isdir(os.path.join(lake.uri, part)) for part in ("_catalog", "tables")):
+        raise LakenodesUserError(
+            f"no lake at {lake.uri}: the folder holds other files and no _catalog; pass --lake URI of a lake")
     return lake
 
 
@@ -141,8 +154,9 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
         raise
     except CommandFailed as failure:
         _fail(failure.code, failure.kind, str(failure), json_mode and not failure.reported, verbose)
-    except NodeRunError as error:
-        _fail(FAILURE, "run_error", str(error), json_mode, verbose)
+    except NodeRunError as error:  # a run refused for the caller's mistake (nothing written) is one as well
+        user_mistake = isinstance(error.cause, LakenodesUserError) and not isinstance(error, RowsStoredError)
+        _fail(USER_ERROR if user_mistake else FAILURE, "run_error", str(error), json_mode, verbose)
     except LakenodesUserError as error:
         _fail(USER_ERROR, "user_error", str(error), json_mode, verbose)
     except Exception as error:  # storage and other failures: one line, traceback with --verbose

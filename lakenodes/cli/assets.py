@@ -8,7 +8,7 @@ from ..catalog.assets import Asset
 from ..core.lookup_parsing import parse_lookups
 from ._groups import group
 from ._render import table, text
-from ._session import FilterOption, Session, command
+from ._session import AssetFilterOption, Session, command
 
 if TYPE_CHECKING:
     from rich.console import Console  # imported by the commands that render
@@ -17,7 +17,7 @@ app = group("The asset registry.")
 
 
 @command(app, "list")
-def assets_list(session: Session, filters: FilterOption = None) -> None:
+def assets_list(session: Session, filters: AssetFilterOption = None) -> None:
     """Registered assets (optionally filtered, e.g. ticker__in=NVDA,AAPL)."""
     assets = sorted(Asset.filter(lake=session.lake, **parse_lookups(filters)), key=lambda a: a.unique_identifier)
     columns = list(Asset.model_fields)

@@ -22,7 +22,7 @@ from ..lake.read_snippets import read_snippets
 from ..nodes.node import parse_datetime
 from ._groups import FAILURE, USER_ERROR, CommandFailed, group
 from ._render import rows_table, table, text, updaters_table
-from ._session import FilterOption, NamespaceOption, Session, TableArgument, command
+from ._session import NamespaceOption, Session, TableArgument, TableFilterOption, command
 
 if TYPE_CHECKING:
     from rich.console import Console  # imported by the commands that render
@@ -31,7 +31,7 @@ app = group("Tables (DataNode storages) in the catalog.", root_commands=("search
 
 
 @command(app, "list")
-def data_node_list(session: Session, filters: FilterOption = None) -> None:
+def data_node_list(session: Session, filters: TableFilterOption = None) -> None:
     """List tables (optionally filtered) with their index and last index value."""
     lookups = parse_lookups(filters, TimeIndexMetaTable)
     tables = sorted(TimeIndexMetaTable.filter(lake=session.lake, **lookups),
@@ -158,7 +158,7 @@ def data_node_run_query(
 def data_node_history(
     session: Session,
     ref: TableArgument,
-    limit: Annotated[int | None, typer.Option("--limit", help="Show at most this many versions.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Show at most this many versions.")] = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """The versions of a table, newest first: when, which operation, which run wrote them, rows changed."""
@@ -184,7 +184,8 @@ def data_node_diff(
     from_version: Annotated[str, typer.Option("--from", help="The earlier version (an integer) or moment (ISO-8601).")],
     to_version: Annotated[str | None, typer.Option(
         "--to", help="The later version or moment (default: the latest version).")] = None,
-    max_rows: Annotated[int, typer.Option("--max-rows", help="Show at most this many rows of each kind.")] = 1000,
+    max_rows: Annotated[int, typer.Option("--max-rows", min=1,
+                                          help="Show at most this many rows of each kind.")] = 1000,
     namespace: NamespaceOption = None,
 ) -> None:
     """The rows added, deleted and changed (keyed by the index) between two versions of a table."""
@@ -225,7 +226,7 @@ def data_node_delete_after_date(
     found = resolve_table(session.lake, ref, namespace)
     cutoff = parse_datetime(date, "DATE")
     scope = parse_dimension_filters(dimension_filters, found.index_names, table_name(found))
-    if not (yes or session.json):
+    if not yes:  # asked on stderr: with --json, stdout keeps the one JSON document
         _confirm(f"Delete rows of {table_name(found)} with time_index >= {cutoff.isoformat()}"
                  + (f" where {scope}" if scope else "") + "?")
     result = found.delete_after_date(cutoff, dimension_filters=scope or None)

@@ -41,7 +41,7 @@ def parse_pairs(pairs: Sequence[str] | None, option: str) -> list[tuple[str, str
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise LakenodesUserError(f"{option} {pair!r} is not K=V (e.g. {option} identifier__contains=prices)")
+            raise LakenodesUserError(f"{option} {pair!r} is not K=V (e.g. {option} key=value)")
         parsed.append((key.strip(), value))
     return parsed
 

@@ -302,6 +302,29 @@ def build_node(node_class: type, text: str, *, namespace: str | None = None, opt
         raise LakenodesUserError(f"could not build {node_class.__name__}: {type(error).__name__}: {error}") from error
 
 
+def _stream_format() -> str | None:
+    """The format of this process's first root stream handler (None when it has none)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.formatter is not None:
+            return handler.formatter._fmt
+    return None
+
+
+def log_like_parent(level: int, stream_format: str | None) -> None:
+    """In a spawned worker: log to stderr at the parent's ``level`` and format (nothing to do when
+    the parent had no stream handler: a worker's warnings then reach stderr as Python's default).
+
+    Example:
+        >>> log_like_parent(logging.WARNING, None)
+    """
+    if stream_format is not None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(stream_format))
+        handler.setLevel(level)
+        logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(level)
+
+
 def run_tree(node: Any, *, workers: int = 1, on_progress: Callable[[int, int, Any], None] | None = None,
              on_phase: Callable[[Any, str], None] | None = None) -> Any:
     """Run ``node`` and its dependencies once; the :class:`~lakenodes.RunSummary` of ``node``'s run.
@@ -313,6 +336,9 @@ def run_tree(node: Any, *, workers: int = 1, on_progress: Callable[[int, int, An
         executor = None
         if workers > 1:
             context = multiprocessing.get_context("spawn")
-            executor = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
+            # spawned workers start with logging unset: they log as this process does (e.g. --verbose)
+            executor = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=context, initializer=log_like_parent,
+                initargs=(logging.getLogger().getEffectiveLevel(), _stream_format())))
         results = run_many([node], executor=executor, on_progress=on_progress, on_phase=on_phase)
     return results[node.update_hash]
