@@ -315,6 +315,16 @@ def test_the_seeds_project_data_node_updates_spelling_lists_the_updaters(tutoria
     assert_one_line_error(cli("project", "refresh_token", lake=tutorial_lake), 2, "No such command 'refresh_token'")
 
 
+def test_usage_errors_with_json_still_print_one_json_document(tutorial_lake):
+    """Regression: a mistake the option parser catches printed no JSON with --json (other errors do)."""
+    for args in (("updates", "runs", "--limit", "0", "--json"), ("--json", "data-node", "list", "--no-such-option")):
+        result = cli(*args, lake=tutorial_lake)
+        assert_one_line_error(result, 2)
+        document = json.loads(result.stdout)
+        assert document["ok"] is False and document["error"]["kind"] == "usage_error"
+        assert document["error"]["message"] == result.stderr.strip().removeprefix("error: ")
+
+
 def test_version():
     """Regression: `lakenodes --version` was an unknown option (exit 2)."""
     expected = f"lakenodes {importlib.metadata.version('lakenodes')}"

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lakenodes import Lake, TimeIndexMetaTable
+from lakenodes import Asset, Lake, TimeIndexMetaTable
 
 REPO = Path(__file__).resolve().parents[1]
 MARKED = re.compile(r"<!-- test: run -->[ \t]*\n```python\n(?P<code>.*?)\n```", re.S)
@@ -28,3 +28,6 @@ def test_fan_out_snippet_runs_as_written(tmp_path):
     assert len(written) == 2 and all(rows > 0 for rows in written.values())
     table = TimeIndexMetaTable.get(identifier="simulated_prices_tutorial_local", lake=Lake(tmp_path / "lake"))
     assert table.stats()["row_count"] == sum(written.values())
+    # regression: the snippet registered the tutorial's assets with a ticker only, blanking their names
+    assert {asset.unique_identifier: asset.name for asset in Asset.filter(lake=Lake(tmp_path / "lake"))} == {
+        "NVDA": "NVIDIA", "AAPL": "Apple", "JPM": "JPMorgan Chase", "GS": "Goldman Sachs"}

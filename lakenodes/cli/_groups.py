@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import one_line
+from ._render import to_json
 
 try:  # typer >= 0.20 vendors click
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -89,7 +90,10 @@ class OneLineErrorGroup(SeedSpellingGroup):
         except typer.TyperException as error:
             context = getattr(error, "ctx", None)
             hint = f" (see `{context.command_path} --help`)" if context is not None else ""
-            print_error(f"{error.format_message()}{hint}")
+            message = f"{error.format_message()}{hint}"
+            if "--json" in (sys.argv[1:] if args is None else args):  # the JSON document reports it too
+                typer.echo(to_json({"ok": False, "error": {"kind": "usage_error", "message": one_line(message)}}))
+            print_error(message)
             code = USER_ERROR if isinstance(error, UsageError) else error.exit_code
         except typer.Abort:
             print_error("aborted")
