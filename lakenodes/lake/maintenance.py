@@ -18,10 +18,12 @@ Safety with concurrent updaters:
   ``force_unsafe_retention=True`` and is logged loudly.
 
 Checkpoint policy: delta-rs runs a post-commit hook after every commit that writes a checkpoint
-whenever the new version is a multiple of ``delta.checkpointInterval`` (default 100). lakenodes
-keeps the default hook on every write (appends, merges, deletes, catalog appends), so every
-table gets a checkpoint at least every 100 commits without any job (checked by
-``tests/test_maintenance.py::test_checkpoints_are_written_automatically``). ``optimize_table``
+once every ``delta.checkpointInterval`` commits. lakenodes creates its tables with an interval of
+10 (Spark's default; delta-rs' is 100: a fresh process, such as a daily cron job or another
+engine, replays every commit since the last checkpoint) and keeps the hook on every data-table
+write (appends, merges, deletes), so every table gets a checkpoint every 10 commits without any
+job (checked by ``tests/test_maintenance.py::test_checkpoints_are_written_automatically``; catalog
+tables checkpoint in their housekeeping, see :mod:`lakenodes.lake.housekeeping`). ``optimize_table``
 also writes a checkpoint after compacting, so readers replay a short log right away.
 
 Table names: a data table is named by its ``storage_hash``; lakenodes' own catalog tables by

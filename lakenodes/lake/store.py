@@ -60,7 +60,10 @@ __all__ = ["RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-TABLE_CONFIGURATION = {"delta.setTransactionRetentionDuration": "interval 14 days"}
+# A checkpoint every 10 commits (Spark's default; delta-rs' is 100): every fresh process (a cron
+# job, another engine) replays the log since the last checkpoint, and a daily table's commits each
+# add one file per identity: at 60 commits a fresh open took 77 ms without one, 35 ms with.
+TABLE_CONFIGURATION = {"delta.setTransactionRetentionDuration": "interval 14 days", "delta.checkpointInterval": "10"}
 
 
 @dataclass(frozen=True)
