@@ -5,6 +5,8 @@ section, "whole process" rows: interpreter start-up, imports and the write).
     python -m benchmarks.cron lakenodes URI ASSETS LABEL OPTIONS_JSON   # BenchPrices(...).run()
     python -m benchmarks.cron raw URI ASSETS WHEN OPTIONS_JSON          # pyarrow + write_deltalake
     python -m benchmarks.cron floor URI ASSETS WHEN OPTIONS_JSON        # the same plus polars and a pydantic model
+    python -m benchmarks.cron script URI ASSETS LABEL OPTIONS_JSON      # CronPrices(...).run()
+    python -m lakenodes --lake URI run benchmarks.cron:CronPrices --config '{"assets": ASSETS, "label": LABEL}'
 
 The raw job imports only numpy, pyarrow and deltalake and builds its rows inline, as a script
 without lakenodes would, from NumPy buffers (``pa.array()`` would import pandas); the lakenodes
@@ -60,6 +62,35 @@ def lakenodes_job(uri: str, assets: int, label: str, options: dict[str, str]) ->
     node.run()
 
 
+def __getattr__(name: str) -> type:
+    """``CronPrices``, built on first access (``lakenodes run benchmarks.cron:CronPrices`` reads it),
+    so the raw job never imports lakenodes."""
+    if name != "CronPrices":
+        raise AttributeError(name)
+    from benchmarks.core import DAY, START, BenchConfig, BenchPrices
+
+    class CronPrices(BenchPrices):
+        """``BenchPrices`` as ``lakenodes run`` runs it; its rows built as the raw job builds them."""
+
+        Config = BenchConfig  # what `lakenodes run --config` validates into
+
+        def update(self) -> pa.Table:
+            last = self.update_statistics.max_time_index_value
+            return daily_rows(self.config.assets, START if last is None else last + DAY)
+
+    globals()[name] = CronPrices
+    return CronPrices
+
+
+def script_job(uri: str, assets: int, label: str, options: dict[str, str]) -> None:
+    """The node ``lakenodes run`` runs, run by a Python script instead."""
+    from benchmarks.core import BenchConfig
+    from lakenodes import Lake
+
+    node_class = __getattr__("CronPrices")
+    node_class(BenchConfig(assets=assets, label=label), lake=Lake(uri, storage_options=options or None)).run()
+
+
 def floor_job(uri: str, assets: int, when: str, options: dict[str, str]) -> None:
     """The raw job plus what any polars + pydantic tool pays (import polars, one pydantic model
     defined and validated: ``import pydantic`` alone loads little, the first model builds its
@@ -77,7 +108,7 @@ def floor_job(uri: str, assets: int, when: str, options: dict[str, str]) -> None
 
 def main(argv: list[str]) -> int:
     kind, uri, assets, extra, options = argv
-    job = {"raw": raw_job, "floor": floor_job}.get(kind, lakenodes_job)
+    job = {"raw": raw_job, "floor": floor_job, "script": script_job}.get(kind, lakenodes_job)
     job(uri, int(assets), extra, json.loads(options))
     return 0
 

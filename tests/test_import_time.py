@@ -104,3 +104,25 @@ def test_a_daily_run_in_a_fresh_interpreter_does_not_import_pandas(tmp_path, fac
     loaded = loaded_after(code)
     assert "pyarrow" in loaded
     assert "pandas" not in loaded and "pyarrow.dataset" not in loaded
+
+
+def test_a_scheduled_lakenodes_run_loads_neither_rich_nor_the_search_stack(tmp_path) -> None:
+    """`lakenodes run` is the cron job the docs recommend: without a terminal it shows no progress
+    bar and prints one plain line, so it imports no rich (~20 ms), and nothing in it searches, so
+    it imports no LanceDB stack (``lakenodes.search``, ~15 ms): both used to load on every run."""
+    (tmp_path / "daily_prices.py").write_text(DAILY_RUN.format(uri=str(tmp_path / "lake")).rpartition("\n\nPrices(")[0]
+                                              + "\n\nPrices.Config = Config\n")
+    code = f"""
+import sys
+sys.path.insert(0, {str(tmp_path)!r})
+import lakenodes.cli
+code = lakenodes.cli.main(["--lake", {str(tmp_path / "lake")!r}, "run", "daily_prices:Prices", "--config", "{{}}"],
+                          standalone_mode=False)
+assert code == 0, code
+print("lakenodes.search" in sys.modules)
+"""
+    probe = f"{code}\nimport json\nprint(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    *_, searched, loaded = result.stdout.strip().splitlines()
+    assert searched == "False" and "rich" not in json.loads(loaded) and "typer" in json.loads(loaded)

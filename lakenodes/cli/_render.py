@@ -105,6 +105,9 @@ def _ignore(**_: Any) -> None:
 def progress_bar(enabled: bool, description: str, total: int | None = None) -> Iterator[ProgressUpdate]:
     """A rich progress bar on stderr when ``enabled`` and stderr is a terminal; yields its
     ``update(description=, completed=, total=, advance=)`` (a no-op when no bar is shown)."""
+    if not enabled or not sys.stderr.isatty():  # e.g. under cron: no bar, and no rich to import
+        yield _ignore
+        return
     from rich.console import Console
     from rich.progress import (
         BarColumn,

@@ -74,6 +74,11 @@ class Session:
         else:
             render(stdout_console())
 
+    def output_line(self, document: Any, line: str) -> None:
+        """``document`` as JSON with ``--json``, else one plain line (no console to set up: the
+        output of a scheduled ``lakenodes run``)."""
+        typer.echo(to_json(document) if self.json else line)
+
 
 _COMMON_PARAMETERS = [
     inspect.Parameter("typer_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),

@@ -46,8 +46,8 @@ def run_node(
                 "storage_hash": node.storage_hash, "namespace": node.hash_namespace, "table_uri": node.table_uri,
                 "rows_written": written.rows_written, "table_version": written.table_version,
                 "duration_s": round(written.duration_s, 3)}
-    session.output(document, lambda console: console.print(
-        f"{node_class.__name__} {node.update_hash} -> {node.storage_hash}: {written.rows_written} row(s) written"))
+    session.output_line(
+        document, f"{node_class.__name__} {node.update_hash} -> {node.storage_hash}: {written.rows_written} row(s) written")
 
 
 @contextlib.contextmanager

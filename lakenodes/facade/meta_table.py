@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from .._internal.datetimes import iso_z, parse_datetime
+from .._internal.deferred import DeferredModule
 from ..catalog.catalog import find_tables, save_table_record, table_record
 from ..catalog.records import TableRecord
 from ..core.lookups import exactly_one
@@ -27,7 +28,11 @@ from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
 from ..lake.store import TableStore
 from ..lake.versions import table_history
 from ..nodes.node import APIDataNode
-from ..search import rebuild_index, search_index, search_tables, table_document
+
+if TYPE_CHECKING:
+    from .. import search
+else:  # LanceDB's search stack loads on the first search (a cron job's `lakenodes run` never searches)
+    search = DeferredModule("lakenodes.search")
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +90,7 @@ class TimeIndexMetaTable(TableRecord):
             >>> [hit["identifier"] for hit in page["results"]]
             ['example_prices']
         """
-        return search_tables(
+        return search.search_tables(
             lake or current_lake(), q, mode="description", trigram_k=trigram_k, embed_k=embed_k,
             w_trgm=w_trgm, w_emb=w_emb, embedding_model=embedding_model, q_embedding=q_embedding, limit=limit,
             offset=offset, filters=filters,
@@ -103,13 +108,13 @@ class TimeIndexMetaTable(TableRecord):
             >>> sorted(TimeIndexMetaTable.column_search("close", lake=example.lake))
             ['count', 'next', 'previous', 'results']
         """
-        return search_tables(lake or current_lake(), q, mode="column", embedding_model=embedding_model,
+        return search.search_tables(lake or current_lake(), q, mode="column", embedding_model=embedding_model,
                              q_embedding=q_embedding, limit=limit, offset=offset, filters=filters)
 
     def refresh_table_search_index(self) -> None:
         """Re-index this table from its current catalog record (metadata, columns, source class)."""
         current = table_record(self.lake, self.storage_hash) or self
-        search_index(self.lake).upsert_tables([table_document(current)])
+        search.search_index(self.lake).upsert_tables([search.table_document(current)])
         logger.info("search index refreshed for %s", self.identifier or self.storage_hash)
 
     @classmethod
@@ -117,7 +122,7 @@ class TimeIndexMetaTable(TableRecord):
         """Rebuild the whole search index from the catalog, with ``embedding_model`` (a spec such as
         ``"minilm"``, ``"hashing"``, ``"sentence-transformers:<path>"``; None keeps the index's own);
         returns the number of tables indexed."""
-        return rebuild_index(lake or current_lake(), embedding_model)
+        return search.rebuild_index(lake or current_lake(), embedding_model)
 
     # -- metadata changes (labels never touch identity) ---------------------------------------
     def add_label(self, label: str, *, lake: Lake | None = None) -> Self:
