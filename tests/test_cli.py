@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import json
+import os
 import re
 import subprocess
 import sys
@@ -630,3 +631,16 @@ def test_verbose_logs_the_runs_of_spawned_workers(tmp_path):
                       "--config", config, "--workers", "2", "--verbose")
     assert done.returncode == 0, done.stderr
     assert "INFO lakenodes.node.SimulatedPrices: wrote" in done.stderr, done.stderr
+
+
+def test_an_s3_lake_without_credentials_is_one_line_naming_the_fix(tmp_path):
+    """Regression: three Rust "WARN aws_config::imds" lines, then "OSError: Kernel error -> Operation
+    not supported ↳ an error occurred while loading credentials ↳ ...", on any machine outside EC2."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_") and key != "RUST_LOG"}
+    (tmp_path / "empty").write_text("")  # no profile on this machine either
+    env |= {"AWS_CONFIG_FILE": str(tmp_path / "empty"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "empty")}
+    done = _lakenodes("--lake", "s3://no-such-bucket-lakenodes/lake", "data-node", "list", env=env)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: StoragePermissionError"), done.stderr
+    assert "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE" in lines[0]

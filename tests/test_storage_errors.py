@@ -37,7 +37,7 @@ from lakenodes import (
     clear_caches,
     use_lake,
 )
-from lakenodes.errors import one_line
+from lakenodes.errors import StoragePermissionError, one_line
 from lakenodes.lake._rust_stderr import PanicFilter
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -263,3 +263,14 @@ def test_panic_filter_across_chunks_and_interleaved_panics() -> None:
         panic = PanicFilter()
         out = b"".join(panic.feed(stream[i:i + size]) for i in range(0, len(stream), size)) + panic.finish()
         assert out == b"keep 1\nkeep 2\nthread 'main' panicked at src/other.rs:1:1:\nreal bug\n", (size, out)
+
+
+def test_missing_s3_credentials_become_a_permission_error_naming_the_fix() -> None:
+    from lakenodes.lake._storage_errors import as_storage_error, retryable
+
+    raw = OSError("Kernel error -> Operation not supported ↳ an error occurred while loading credentials "
+                  "↳ failed to load IMDS session token")
+    error = as_storage_error(raw, "s3://bucket/lake/tables/t", "open")
+    assert isinstance(error, StoragePermissionError) and not retryable(error)
+    assert str(error).startswith("open failed: no S3 credentials found (set AWS_ACCESS_KEY_ID")
+    assert as_storage_error(OSError("connection reset by peer"), "s3://bucket/lake", "open") is None

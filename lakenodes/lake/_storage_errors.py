@@ -13,6 +13,7 @@ errno / marker                    error
 ``EROFS``                         ``ReadOnlyStorageError``
 ``ENAMETOOLONG``, S3 KeyTooLong   ``PathTooLongError``
 ``EACCES``, ``EPERM``, S3 403     ``StoragePermissionError``
+no S3 credentials to be found     ``StoragePermissionError`` (naming the settings to set)
 ``Json error`` in the Delta log   ``CorruptTableError`` (naming the commit version and file)
 ================================  ====================================================
 
@@ -72,6 +73,7 @@ _MARKERS = (("no space left on device", codes.ENOSPC), ("read-only file system",
 # the file a local object_store / pyarrow error names (object_store stages uploads as "<file>#<n>")
 _FILE_IN_TEXT = re.compile(r"(?:file|directory|dir)[:']? '?((?:/|[a-z][a-z0-9+.-]*://)[^\s'\"#]+)", re.IGNORECASE)
 _CORRUPT_LOG = re.compile(r"\bjson error\b", re.IGNORECASE)
+_NO_CREDENTIALS = re.compile(r"error occurred while loading credentials|no credentials", re.IGNORECASE)
 
 
 def retryable(error: BaseException) -> bool:
@@ -120,6 +122,10 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
         return error
     number = fault_errno(error)
     text = plain_message(error)
+    if _NO_CREDENTIALS.search(text):
+        return StoragePermissionError(
+            "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass them "
+            f"in the lake's storage_options; {one_line(text)})", path=path, operation=operation)
     if number is not None:
         cls, reason = _FAULTS[number]
         named = _FILE_IN_TEXT.search(text)
