@@ -369,7 +369,36 @@ CASES: list[Case] = [
     call("asset_lookup_unknown_field", lambda ctx: Asset.filter(colour="red"), LakenodesUserError,
          "unknown field 'colour'"),
     call("asset_missing", lambda ctx: Asset.get(ticker="NOPE"), NotFoundError, "no asset matches"),
+    # regressions found by trying what users write
+    output("pandas_uid_as_a_column", lambda: pd.DataFrame(
+        {"unique_identifier": UIDS, "close": [1.0, 2.0]}, index=pd.DatetimeIndex([day(3)] * 2, name="time_index")),
+        F, r"'unique_identifier' is a column of the pandas frame.*set_index\('unique_identifier', append=True\)"),
+    output("polars_int128", lambda: polars().with_columns(big=pl.Series([1, 2], dtype=pl.Int128)), F,
+           r"\['big \(Int128\)'\] have a type Arrow cannot store"),
+    call("namespace_only_whitespace", lambda ctx: emitter_in_namespace("  "), ConfigurationError,
+         "hash namespace '  ' is only whitespace"),
+    call("namespace_block_only_whitespace", lambda ctx: enter_namespace("\t"), ConfigurationError,
+         "only whitespace"),
+    call("record_uppercase_name", lambda ctx: RecordDefinition(column_name="Close"), ValidationError,
+         "column name 'Close' must be lowercase"),
+    call("record_reserved_name", lambda ctx: RecordDefinition(column_name="__x"), ValidationError, "is reserved"),
+    call("records_empty", lambda ctx: EmitterConfig(records=[]), ValidationError, "records is empty"),
+    call("records_declared_twice", lambda ctx: EmitterConfig(records=[*CLOSE, RecordDefinition(
+        column_name="close", dtype="int64")]), ValidationError, r"column\(s\) \['close'\] more than once"),
+    call("records_declare_an_index", lambda ctx: EmitterConfig(records=[*CLOSE, RecordDefinition(
+        column_name="time_index", dtype="datetime64[ns, UTC]")]), ValidationError, "index column"),
+    call("read_from_nat", lambda ctx: ctx.node.get_df_between_dates(start_date=pd.NaT), LakenodesUserError,
+         "start_date is NaT"),
 ]
+
+
+def emitter_in_namespace(namespace: str) -> Emitter:
+    return Emitter(EmitterConfig(case="good"), hash_namespace=namespace)
+
+
+def enter_namespace(namespace: str) -> None:
+    with hash_namespace(namespace):
+        pass
 
 
 # -- the shared assertion ----------------------------------------------------------------------------
@@ -455,3 +484,12 @@ def test_large_frame_is_written_whole(tmp_path):
     assert written.height == stored.height == assets * days
     assert stored.select(pl.struct("time_index", "unique_identifier").n_unique()).item() == assets * days
     assert stored["close"].sum() == sum(range(assets * days))
+
+
+def test_an_empty_identity_list_reads_no_rows(ctx: Context):
+    """Regression: ``unique_identifier_list=[]`` raised ArrowTypeError (string vs null)."""
+    with use_lake(ctx.lake):
+        assert ctx.node.get_df_between_dates(unique_identifier_list=[]).height == 0
+        assert ctx.node.scan(unique_identifier_list=[]).collect().height == 0
+        assert ctx.node.get_df_between_dates(dimension_filters={"unique_identifier": []}).height == 0
+        assert ctx.node.get_df_between_dates(unique_identifier_list=["AAA"]).height > 0

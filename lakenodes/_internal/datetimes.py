@@ -33,6 +33,8 @@ def parse_datetime(value: Any, argument: str) -> datetime.datetime | None:
     if value is None:
         return None
     if hasattr(value, "to_pydatetime"):
+        if value != value:  # pandas NaT (a datetime unequal to itself)
+            raise LakenodesUserError(f"{argument} is NaT, not a moment: pass None for no bound")
         value = value.to_pydatetime()
     if isinstance(value, str):
         text = value.strip().replace("Z", "+00:00")

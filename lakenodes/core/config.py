@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import ConfigurationError
+from .column_names import column_name_problem
 
 UPDATE_ONLY = "update_only"
 RUNTIME_ONLY = "runtime_only"
@@ -78,6 +79,14 @@ class RecordDefinition(BaseModel):
     @classmethod
     def _known_dtype(cls, value: str) -> str:
         return canonical_dtype(value)  # one spelling per dtype, so equivalent declarations hash alike
+
+    @field_validator("column_name")
+    @classmethod
+    def _storable_name(cls, value: str) -> str:
+        problem = column_name_problem(value)  # else no frame could ever match the declaration
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class DataNodeMetaData(BaseModel):
@@ -193,6 +202,22 @@ class DataNodeConfiguration(BaseModel):
         # forward references (nested models are checked too).
         super().__pydantic_on_complete__()
         check_field_markers(cls)
+
+    @field_validator("records")
+    @classmethod
+    def _value_columns(cls, records: list[RecordDefinition] | None) -> list[RecordDefinition] | None:
+        if records is None:
+            return None
+        if not records:
+            raise ValueError("records is empty: declare the value columns, or leave records unset to take the frame's")
+        names = [record.column_name for record in records]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"records declares column(s) {repeated} more than once")
+        indexes = sorted(set(names) & {"time_index", "unique_identifier"})
+        if indexes:
+            raise ValueError(f"records declares index column(s) {indexes}: records are the value columns only")
+        return records
 
     @field_validator("offset_start")
     @classmethod

@@ -6,7 +6,6 @@ rejected frame always leaves the table exactly as it was.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,22 +15,14 @@ import polars as pl
 
 from .._internal.deferred import pa, pc
 from ..errors import FrameValidationError, SchemaMismatchError
+from .column_names import column_name_problem
 from .config import RecordDefinition, canonical_dtype
 from .datetime_range import check_python_range
 from .frame_index import TIME_INDEX, check_unique_index, index_bounds
 from .identity_values import describe_value, identity_value_problem, partition_value_problem
 
 UNIQUE_IDENTIFIER = "unique_identifier"
-MAX_COLUMN_NAME_LENGTH = 63
-
-_COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _UTC_NAMES = {"UTC", "Etc/UTC", "+00:00", "Z", "utc", "Etc/Universal", "Universal", "Zulu", "GMT", "Etc/GMT"}
-# Names that would break SQL over the table or collide with Delta/lakenodes internals.
-RESERVED_COLUMN_NAMES = frozenset(
-    {"select", "from", "where", "group", "order", "by", "limit", "table", "join", "union", "and", "or",
-     "not", "null", "true", "false", "as", "on", "in", "is", "case", "when", "then", "else", "end",
-     "having", "distinct", "with", "index", "_change_type", "_commit_version", "_commit_timestamp"}
-)
 
 
 def timestamp_type() -> pa.DataType:
@@ -114,7 +105,7 @@ def _to_arrow(frame: Any, declared_dimensions: Sequence[str]) -> tuple[pa.Table,
             frame = frame.collect()
         if not isinstance(frame, pl.DataFrame):
             raise FrameValidationError(f"update() returned a polars {type(frame).__name__}; return a DataFrame")
-        table = frame.to_arrow()
+        table = _polars_to_arrow(frame)
     elif isinstance(frame, pa.RecordBatch):
         table = pa.Table.from_batches([frame])
     elif isinstance(frame, pa.Table):
@@ -133,6 +124,24 @@ def _to_arrow(frame: Any, declared_dimensions: Sequence[str]) -> tuple[pa.Table,
     if missing and table.num_rows:
         raise FrameValidationError(f"index column(s) {missing} missing from the frame; columns are {table.column_names}")
     return table, index_names
+
+
+def _polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
+    try:
+        return frame.to_arrow()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:  # e.g. Int128, which Arrow cannot take
+        unsupported = [f"{name} ({dtype})" for name, dtype in frame.schema.items() if not _converts(frame, name)]
+        raise FrameValidationError(
+            f"column(s) {unsupported or list(frame.columns)} have a type Arrow cannot store ({error}); "
+            "use float, int64, bool, str, date or datetime") from error
+
+
+def _converts(frame: pl.DataFrame, name: str) -> bool:
+    try:
+        frame.select(name).to_arrow()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
 
 
 def _pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
@@ -154,6 +163,11 @@ def _pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
     clash = [str(name) for name in frame.columns if name in index_names]
     if clash:
         raise FrameValidationError(f"column(s) {clash} have the same name as an index level")
+    if UNIQUE_IDENTIFIER in frame.columns:  # a polars or Arrow frame's unique_identifier column is its identity
+        raise FrameValidationError(
+            f"'{UNIQUE_IDENTIFIER}' is a column of the pandas frame, not a level of its index {index_names}: an "
+            f"identity belongs in the index (frame.set_index('{UNIQUE_IDENTIFIER}', append=True)); as a value column "
+            "it would make a table indexed by time alone")
     bad_names = [name for name in frame.columns if not isinstance(name, str)]
     if bad_names:
         raise FrameValidationError(f"column names must be strings, got {bad_names!r}")
@@ -189,16 +203,9 @@ def _check_column_names(names: Sequence[str], index_names: Sequence[str]) -> Non
         if name in seen:
             raise FrameValidationError(f"column name {name!r} appears more than once")
         seen.add(name)
-        if len(name) > MAX_COLUMN_NAME_LENGTH:
-            raise FrameValidationError(f"column name {name[:20]!r}... is {len(name)} characters; the limit is 63")
-        if name != name.lower():
-            raise FrameValidationError(f"column name {name!r} must be lowercase")
-        if not _COLUMN_NAME.match(name):
-            raise FrameValidationError(
-                f"column name {name!r} must start with a letter or '_' and hold only a-z, 0-9 and '_'"
-            )
-        if name in RESERVED_COLUMN_NAMES or name.startswith("__"):
-            raise FrameValidationError(f"column name {name!r} is reserved; choose another name")
+        problem = column_name_problem(name)
+        if problem:
+            raise FrameValidationError(problem)
     value_columns = [name for name in names if name not in index_names]
     if not value_columns:
         raise FrameValidationError("the frame has index columns but no value column")

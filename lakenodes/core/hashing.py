@@ -60,11 +60,26 @@ def hash_namespace(namespace: str) -> Iterator[str]:
     """
     if not isinstance(namespace, str):
         raise TypeError(f"hash_namespace expects a string, got {type(namespace).__name__}")
-    token = _active_namespace.set(namespace.strip())
+    namespace = checked_namespace(namespace)
+    token = _active_namespace.set(namespace)
     try:
-        yield namespace.strip()
+        yield namespace
     finally:
         _active_namespace.reset(token)
+
+
+def checked_namespace(namespace: str) -> str:
+    """``namespace`` without surrounding whitespace; one of only whitespace is refused: taken as
+    ``""`` it would write to the production tables a namespace is there to keep apart.
+
+    Example:
+        >>> checked_namespace(" ci "), checked_namespace("")
+        ('ci', '')
+    """
+    if namespace and not namespace.strip():
+        raise ConfigurationError(
+            f"hash namespace {namespace!r} is only whitespace: pass '' for the production tables or a name to isolate")
+    return namespace.strip()
 
 
 def current_hash_namespace() -> str:

@@ -273,6 +273,17 @@ def coordinate_filter(coordinate: Mapping[str, str]) -> pds.Expression | None:
     return expression
 
 
+def one_of(dimension: str, values: Sequence[str]) -> pds.Expression:
+    """Rows whose identity ``dimension`` is one of ``values`` (none for an empty list: typed as
+    text, as identities are, since an untyped empty list cannot be compared with them).
+
+    Example:
+        >>> pa.table({"unique_identifier": ["A", "B"]}).filter(one_of("unique_identifier", [])).num_rows
+        0
+    """
+    return pds.field(dimension).isin(pa.array(list(values), type=pa.string()))
+
+
 def all_of(left: pds.Expression | None, right: pds.Expression | None) -> pds.Expression | None:
     """``left & right``, where None means no condition."""
     if left is None:

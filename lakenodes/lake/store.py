@@ -34,6 +34,7 @@ from ._scan import (
     empty_table,
     fragments_of,
     index_names_of,
+    one_of,
     scan,
     selected_columns,
     snapshot_of,
@@ -252,7 +253,7 @@ class TableStore:
         check_dimensions(index_names_of(table), [*(dimension_filters or {}), *(d for c in coordinates or () for d in c)])
         predicate = time_window(after, True, None, True)
         for dimension, values in (dimension_filters or {}).items():
-            predicate = all_of(predicate, pds.field(dimension).isin(list(values)))
+            predicate = all_of(predicate, one_of(dimension, values))
         if coordinates:
             predicate = all_of(predicate, any_of([coordinate_filter(coordinate) for coordinate in coordinates]))
         scopes = [RangeFilter(coordinate, start=after) for coordinate in coordinates or []]
@@ -316,7 +317,7 @@ class TableStore:
         check_dimensions(index_names, [*(dimension_filters or {}), *(d for r in ranges or () for d in r.coordinate)])
         expression = time_window(start, start_inclusive, end, end_inclusive)
         for dimension, values in (dimension_filters or {}).items():
-            expression = all_of(expression, pds.field(dimension).isin(list(values)))
+            expression = all_of(expression, one_of(dimension, values))
         if ranges is not None:
             per_range = [
                 all_of(

@@ -17,7 +17,13 @@ from ..catalog.catalog import resolve_identifier
 from ..core.config import DataNodeConfiguration, DataNodeMetaData, RecordDefinition, canonical_dtype
 from ..core.frame_kind import FrameKind, as_frame, resolve_frame
 from ..core.frames import TIME_INDEX, UNIQUE_IDENTIFIER, timestamp_type
-from ..core.hashing import HashedAsUpdateHash, class_path, compute_hash, current_hash_namespace
+from ..core.hashing import (
+    HashedAsUpdateHash,
+    checked_namespace,
+    class_path,
+    compute_hash,
+    current_hash_namespace,
+)
 from ..errors import ConfigurationError, LakenodesUserError, NotFoundError
 from ..lake.lazy import scan_table
 from ..lake.location import Lake, current_lake
@@ -196,7 +202,7 @@ class DataNode(BaseNode):
             raise ConfigurationError(f"hash_namespace must be a string, got {type(hash_namespace).__name__}")
         self.config = config
         if hash_namespace is not None:
-            self.hash_namespace = hash_namespace.strip()
+            self.hash_namespace = checked_namespace(hash_namespace)
         elif test_node:
             self.hash_namespace = TEST_NAMESPACE
         else:
