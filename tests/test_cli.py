@@ -644,3 +644,26 @@ def test_an_s3_lake_without_credentials_is_one_line_naming_the_fix(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: StoragePermissionError"), done.stderr
     assert "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE" in lines[0]
+
+
+def test_a_mistyped_bucket_or_prefix_on_s3_is_a_one_line_mistake(s3_server, s3_lake):
+    """Regressions: on S3 a prefix with no lake listed as an empty lake (exit 0) and `search` wrote
+    its index marker there; a bucket that does not exist failed with exit 1 ("retry later") and
+    moto's XML error in one 1,000-character line."""
+    env = {**{key: value for key, value in os.environ.items() if not key.startswith("AWS_")}, **s3_server.env}
+    bucket = s3_lake.uri.split("/")[2]
+    for lake_uri, message in ((f"s3://{bucket}/no_lake_here", "error: no lake at s3://"),
+                              ("s3://no-such-bucket-lakenodes/lake", "error: no bucket 'no-such-bucket-lakenodes'")):
+        for args in (("data-node", "list"), ("search", "prices"), ("updates", "list")):
+            done = _lakenodes("--lake", lake_uri, *args, env=env)
+            assert done.returncode == 2 and done.stderr.startswith(message), (args, done.stderr)
+            assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    missing_bucket_run = _lakenodes("--lake", "s3://no-such-bucket-lakenodes/lake", "run",
+                                    "examples.tutorial_nodes:DailyRandomNumber", "--config", '{"mean": 0.0}', env=env)
+    assert missing_bucket_run.returncode == 2 and "no bucket" in missing_bucket_run.stderr
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    assert not [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])
+                if item["Key"].startswith("no_lake_here")]

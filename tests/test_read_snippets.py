@@ -47,3 +47,19 @@ def test_duckdb_snippet_reaches_the_lakes_s3_endpoint(s3_lake, tmp_path, monkeyp
         con.execute(statement)
     rows = con.sql(query).fetchall()
     assert sorted(row[1] for row in rows) == [1.0, 2.0, 3.0]
+
+
+def test_polars_snippet_runs_as_printed_with_the_variables_its_comment_names(s3_lake, monkeypatch):
+    """Regression: against an http endpoint the polars snippet failed ("URL scheme is not allowed")
+    in the environment its comment described; the comment now names AWS_ALLOW_HTTP."""
+    SnippetNode(SnippetConfig()).run()
+    result = CliRunner().invoke(app, ["--lake", s3_lake.uri, "--json", "data-node", "detail", "snippet_source"],
+                                env={k: v for k, v in s3_lake.storage_options.items()})
+    assert result.exit_code == 0, result.output
+    snippet = json.loads(result.output)["read_snippets"]["polars"]
+    assert "AWS_ALLOW_HTTP=true" in snippet.splitlines()[0]
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP"):
+        monkeypatch.setenv(key, s3_lake.storage_options.get(key, "true"))
+    namespace: dict = {}
+    exec(snippet, namespace)  # as a user pastes it
+    assert sorted(namespace["df"]["value"].to_list()) == [1.0, 2.0, 3.0]

@@ -16,7 +16,6 @@ import dataclasses
 import functools
 import inspect
 import logging
-import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, one_line
+from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
 from ._groups import FAILURE, USER_ERROR, CommandFailed, print_error
 from ._render import stdout_console, to_json
@@ -115,22 +115,14 @@ def command(group: typer.Typer, name: str, *, lake_must_exist: bool = True) -> C
 
 
 def open_lake(uri: str | None, must_exist: bool) -> Lake:
-    """The lake at ``uri`` (else ``$LAKENODES_URI``, else ``./lake``). A local path that is a file
-    is a user mistake; when ``must_exist``, so is a missing folder, or one that holds other files
-    but no lake (``--lake .`` in a project: reading must not write a search index into it)."""
+    """The lake at ``uri`` (else ``$LAKENODES_URI``, else ``./lake``). A location that is a file or
+    a bucket that does not exist is a user mistake; when ``must_exist``, so is a location where no
+    lake is (``--lake .`` in a project, a mistyped prefix: reading must not write a search index there)."""
     lake = Lake(uri)
-    if not lake.is_local:
-        return lake
-    if os.path.exists(lake.uri) and not os.path.isdir(lake.uri):
-        raise LakenodesUserError(f"--lake {lake.uri} is a file: a lake is a folder (or s3://bucket/prefix)")
-    if must_exist and not os.path.isdir(lake.uri):
-        raise LakenodesUserError(
-            f"no lake at {lake.uri}: pass --lake URI or set LAKENODES_URI (a lake is created by its first run)"
-        )
-    if must_exist and os.listdir(lake.uri) and not any(
-            os.path.isdir(os.path.join(lake.uri, part)) for part in ("_catalog", "tables")):
-        raise LakenodesUserError(
-            f"no lake at {lake.uri}: the folder holds other files and no _catalog; pass --lake URI of a lake")
+    problem = lake_problem(lake, require_lake=must_exist)
+    if problem:
+        hint = "pass --lake URI or set LAKENODES_URI (a lake is created by its first run)"
+        raise LakenodesUserError(f"{problem}; {hint}" if "no lake" in problem else f"{problem}: check --lake / LAKENODES_URI")
     return lake
 
 

@@ -14,6 +14,7 @@ errno / marker                    error
 ``ENAMETOOLONG``, S3 KeyTooLong   ``PathTooLongError``
 ``EACCES``, ``EPERM``, S3 403     ``StoragePermissionError``
 no S3 credentials to be found     ``StoragePermissionError`` (naming the settings to set)
+S3 ``NoSuchBucket``               ``LakeConfigurationError`` (a user mistake: the lake URI)
 ``Json error`` in the Delta log   ``CorruptTableError`` (naming the commit version and file)
 ================================  ====================================================
 
@@ -40,6 +41,7 @@ from typing import Any, TypeVar
 
 from ..errors import (
     CorruptTableError,
+    LakeConfigurationError,
     PathTooLongError,
     ReadOnlyStorageError,
     StorageError,
@@ -73,7 +75,10 @@ _MARKERS = (("no space left on device", codes.ENOSPC), ("read-only file system",
 # the file a local object_store / pyarrow error names (object_store stages uploads as "<file>#<n>")
 _FILE_IN_TEXT = re.compile(r"(?:file|directory|dir)[:']? '?((?:/|[a-z][a-z0-9+.-]*://)[^\s'\"#]+)", re.IGNORECASE)
 _CORRUPT_LOG = re.compile(r"\bjson error\b", re.IGNORECASE)
-_NO_CREDENTIALS = re.compile(r"error occurred while loading credentials|no credentials", re.IGNORECASE)
+_NO_BUCKET = re.compile(r"\bNoSuchBucket\b")
+# the SDK's chain gave up, or object_store's fallback to the EC2 instance metadata service failed
+_NO_CREDENTIALS = re.compile(r"error occurred while loading credentials|no credentials|169\.254\.169\.254",
+                             re.IGNORECASE)
 
 
 def retryable(error: BaseException) -> bool:
@@ -167,6 +172,9 @@ def storage_errors(path: str, operation: str, lake: Any = None) -> Iterator[None
     except StorageError:
         raise
     except Exception as error:
+        if _NO_BUCKET.search(plain_message(error)):  # a mistyped lake URI: no storage fault, no retry helps
+            bucket = path.split("://", 1)[-1].split("/", 1)[0]
+            raise LakeConfigurationError(f"no bucket {bucket!r} for {path}: check the lake URI") from error
         mapped = as_storage_error(error, path, operation, lake)
         if mapped is None:
             raise

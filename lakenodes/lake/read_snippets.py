@@ -5,7 +5,7 @@ Example:
     import polars as pl
     df = pl.scan_delta("/data/lake/tables/prices_0123").collect()
     >>> print(read_snippets("s3://b/lake/tables/p_01", {"AWS_ENDPOINT_URL": "http://minio:9000"})["duckdb"])
-    -- credentials and endpoint come from the standard AWS_* environment variables
+    -- credentials and endpoint come from the standard AWS_* environment variables (and AWS_ALLOW_HTTP=true: the endpoint is http)
     LOAD httpfs; LOAD delta;
     CREATE SECRET lake_s3 (TYPE s3, KEY_ID '<AWS_ACCESS_KEY_ID>', SECRET '<AWS_SECRET_ACCESS_KEY>', REGION 'us-east-1', ENDPOINT 'minio:9000', URL_STYLE 'path', USE_SSL false);
     SELECT * FROM delta_scan('s3://b/lake/tables/p_01') LIMIT 10;
@@ -28,7 +28,9 @@ def read_snippets(table_uri: str, storage_options: Mapping[str, str] | None = No
     placeholders, never printed.
     """
     remote = table_uri.startswith(S3_PREFIX)
-    credentials = "# credentials and endpoint come from the standard AWS_* environment variables\n" if remote else ""
+    plain_http = str((storage_options or {}).get("AWS_ENDPOINT_URL", "")).startswith("http://")
+    credentials = ("# credentials and endpoint come from the standard AWS_* environment variables"
+                   + (" (and AWS_ALLOW_HTTP=true: the endpoint is http)" if plain_http else "") + "\n") if remote else ""
     duckdb_secret = duckdb_s3_secret(storage_options or {}) + "\n" if remote else ""
     extensions = "LOAD httpfs; LOAD delta;" if remote else "INSTALL delta; LOAD delta;"
     spark_uri = "s3a://" + table_uri[len(S3_PREFIX):] if remote else table_uri
