@@ -38,6 +38,29 @@ def one_line(message: object) -> str:
     return re.sub(r"\s*\n\s*", " ", "\n".join(lines)).strip()
 
 
+_TIMED_OUT = re.compile(r"timed out|timeout was reached|deadline has elapsed", re.IGNORECASE)
+
+
+def store_timed_out(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) is a storage request that got no answer
+    in time: object_store's "operation timed out", the AWS C++ SDK's "Timeout was reached".
+
+    Example:
+        >>> store_timed_out(OSError("Error performing GET http://minio/b/k in 10.0s ↳ operation timed out"))
+        True
+        >>> store_timed_out(OSError("403 Forbidden"))
+        False
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TimeoutError) or _TIMED_OUT.search(plain_message(current)):
+            return True
+        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    return False
+
+
 class LakenodesError(Exception):
     """Base class of every lakenodes error."""
 

@@ -107,8 +107,10 @@ def no_aws_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def run_against(endpoint: SilentEndpoint, options: dict[str, str], deadline: float) -> tuple[float, str]:
-    """Run a node on ``s3://bucket/lake`` at ``endpoint`` in a child process; (seconds, its one-line error)."""
+def run_against(endpoint: SilentEndpoint, options: dict[str, str], deadline: float,
+                logged: list[str] | None = None) -> tuple[float, str]:
+    """Run a node on ``s3://bucket/lake`` at ``endpoint`` in a child process; (seconds, its one-line
+    error). ``logged`` receives the child's stderr lines."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     env.update({"AWS_ENDPOINT_URL": endpoint.url, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "key",
                 "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1"})
@@ -117,6 +119,8 @@ def run_against(endpoint: SilentEndpoint, options: dict[str, str], deadline: flo
                            capture_output=True, text=True, timeout=deadline)
     elapsed = time.monotonic() - started
     assert child.returncode == 1, (child.stdout, child.stderr[-2000:])
+    if logged is not None:
+        logged.extend(child.stderr.splitlines())
     lines = child.stdout.strip().splitlines()
     assert len(lines) == 1, child.stdout
     return elapsed, lines[0]
@@ -132,14 +136,18 @@ def assert_names_the_timeout(message: str, endpoint: SilentEndpoint) -> None:
 # -- a node run against a silent store ---------------------------------------------------------------
 def test_a_run_against_a_silent_store_fails_quickly_naming_the_endpoint_and_the_timeout(silent_endpoint):
     """Small timeouts given as storage options are what the clients use (the user's values win)."""
-    elapsed, message = run_against(silent_endpoint, {"timeout": "1s", "retry_timeout": "1s"}, deadline=60)
+    logged: list[str] = []
+    elapsed, message = run_against(silent_endpoint, {"timeout": "1s", "retry_timeout": "1s"}, deadline=60, logged=logged)
     assert_names_the_timeout(message, silent_endpoint)
+    # regression: recording the failed run then waited out the same timeouts again (61 s with the defaults)
+    assert any("the failed run is not recorded: the store did not answer in time" in line for line in logged), logged
+    assert not any("could not record the failed run" in line for line in logged), logged
     print(f"silent store, timeout=1s: the run failed after {elapsed:.1f} s: {message[:300]}")
 
 
 @pytest.mark.slow
 def test_with_the_default_timeouts_a_run_against_a_silent_store_fails_within_a_minute(silent_endpoint):
-    """No timeout set anywhere: DEFAULT_TIMEOUTS apply (was 363 s with object_store's defaults; ~30 s now).
+    """No timeout set anywhere: DEFAULT_TIMEOUTS apply (was 363 s with object_store's defaults; ~40 s now).
     The subprocess deadline is only a hang guard."""
     elapsed, message = run_against(silent_endpoint, {}, deadline=90)
     assert_names_the_timeout(message, silent_endpoint)

@@ -18,6 +18,7 @@ from .._internal.background import in_background
 from ..catalog import catalog
 from ..catalog.records import TableRecord, columns_metadata, table_uid
 from ..core.hashing import canonical_value
+from ..errors import store_timed_out
 from ..nodes.node import DataNode
 from .hooks import RunHooks, RunInfo
 
@@ -51,6 +52,9 @@ class CatalogRecorder(RunHooks):
         _record(node, run, "success", None)
 
     def run_failed(self, node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
+        if store_timed_out(error):  # recording would wait out the same timeouts again (doubling a dead store's hang)
+            node.logger.warning("the failed run is not recorded: the store did not answer in time")
+            return
         # one after the other: when the store is unreachable, the first failure ends the recording
         # (at once, the two writes would each wait out the storage timeouts on top of the run's own)
         _register_updater(node)
