@@ -178,14 +178,13 @@ def test_history_names_each_version_its_operation_and_writer(history):
 
 
 def test_cli_history_table_and_json(history):
-    if not history.node.lake.is_local:
-        pytest.skip("the CLI takes S3 credentials from the environment; the API is tested on S3 above")
+    env = None if history.node.lake.is_local else dict(history.node.lake.storage_options)  # S3 settings: environment
     from typer.testing import CliRunner
 
     from lakenodes.cli import app
 
     def invoke(*args):
-        result = CliRunner().invoke(app, ["--lake", history.node.lake.uri, "data-node", "history", *args])
+        result = CliRunner().invoke(app, ["--lake", history.node.lake.uri, "data-node", "history", *args], env=env)
         assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
         return result.stdout
 
@@ -216,8 +215,7 @@ def test_run_query_as_of(history):
 
 
 def test_cli_run_query_as_of(history):
-    if not history.node.lake.is_local:
-        pytest.skip("the CLI takes S3 credentials from the environment; the API is tested on S3 above")
+    env = None if history.node.lake.is_local else dict(history.node.lake.storage_options)  # S3 settings: environment
     from typer.testing import CliRunner
 
     from lakenodes.cli import app
@@ -225,7 +223,7 @@ def test_cli_run_query_as_of(history):
     def run(*args):
         return CliRunner().invoke(app, ["--lake", history.node.lake.uri, "data-node", "run-query",
                                         history.node.storage_hash, f"SELECT count(*) AS n FROM {history.node.storage_hash}",
-                                        "--json", *args])
+                                        "--json", *args], env=env)
 
     assert json.loads(run("--as-of", "2").stdout)["results"] == [{"n": 8}]
     assert json.loads(run("--as-of", history.moments[4].isoformat()).stdout)["results"] == [{"n": 6}]

@@ -89,14 +89,15 @@ def test_vacuum_says_how_far_back_time_travel_reaches(history):
 
 @pytest.fixture
 def cli(history):
-    if not history.node.lake.is_local:
-        pytest.skip("the CLI takes S3 credentials from the environment; the API is tested on S3 above")
     from typer.testing import CliRunner
 
     from lakenodes.cli import app
 
+    lake = history.node.lake
+    env = None if lake.is_local else dict(lake.storage_options)  # the CLI takes S3 settings from the environment
+
     def invoke(*args: str, code: int = 0) -> str:
-        result = CliRunner().invoke(app, ["--lake", history.node.lake.uri, *args])
+        result = CliRunner().invoke(app, ["--lake", lake.uri, *args], env=env)
         assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
         return result.stdout if code == 0 else result.stdout + result.stderr
 
