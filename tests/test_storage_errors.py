@@ -274,3 +274,19 @@ def test_missing_s3_credentials_become_a_permission_error_naming_the_fix() -> No
     assert isinstance(error, StoragePermissionError) and not retryable(error)
     assert str(error).startswith("open failed: no S3 credentials found (set AWS_ACCESS_KEY_ID")
     assert as_storage_error(OSError("connection reset by peer"), "s3://bucket/lake", "open") is None
+
+
+@pytest.mark.parametrize("published", [False, True], ids=["table", "identifier_claim"])
+def test_a_bucket_that_does_not_exist_is_a_configuration_mistake(s3_server, published) -> None:
+    """Regression: a mistyped bucket failed a run with S3's 404 XML in a 1,000-character OSError (a
+    storage fault a scheduler retries); the first storage call that meets NoSuchBucket names it."""
+    from lakenodes import DataNodeMetaData, LakeConfigurationError
+
+    metadata = DataNodeMetaData(identifier="prices_no_bucket") if published else None
+    lake = Lake("s3://no-such-bucket-lakenodes/lake", storage_options=s3_server.storage_options)
+    with use_lake(lake):
+        error = run_failure(Prices(PricesConfig(name="no_bucket", node_metadata=metadata)))
+    assert isinstance(error.cause, LakeConfigurationError), error
+    assert "no bucket 'no-such-bucket-lakenodes' for s3://no-such-bucket-lakenodes/lake" in str(error)
+    assert_one_line(error)
+    assert "<Error>" not in str(error)

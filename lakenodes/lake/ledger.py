@@ -29,6 +29,7 @@ from .._internal.threads import in_threads
 from ._delta_log import COMMIT_FILE, read_commit
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
+from ._storage_errors import storage_errors
 from ._tables import table_lock
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
 from .location import Lake, file_exists, lake_filesystem, write_small_file
@@ -293,7 +294,8 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
         if owner is not None:
             return owner
         time.sleep(0.05)
-    raise failure  # no claim landed, ours or another's: the write's own failure says why
+    with storage_errors(uri, "claim", lake):  # no claim landed, ours or another's: the write's own failure says why
+        raise failure
 
 
 def reassign(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> None:
