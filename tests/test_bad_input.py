@@ -389,6 +389,10 @@ CASES: list[Case] = [
         column_name="time_index", dtype="datetime64[ns, UTC]")]), ValidationError, "index column"),
     call("read_from_nat", lambda ctx: ctx.node.get_df_between_dates(start_date=pd.NaT), LakenodesUserError,
          "start_date is NaT"),
+    call("read_flag_not_bool", lambda ctx: ctx.node.get_df_between_dates(great_or_equal="no"), LakenodesUserError,
+         "great_or_equal must be True or False, got 'no'"),  # "no" is truthy: it read as True
+    call("scan_flag_not_bool", lambda ctx: ctx.node.scan(less_or_equal=0), LakenodesUserError,
+         "less_or_equal must be True or False, got 0"),
 ]
 
 

@@ -101,7 +101,7 @@ class BaseNode:
             ranges = (ranges or []) + _ranges_from_dimension_map(dimension_range_map)
         data = self.store.read(
             start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
-            start_inclusive=great_or_equal, end_inclusive=less_or_equal,
+            start_inclusive=_flag(great_or_equal, "great_or_equal"), end_inclusive=_flag(less_or_equal, "less_or_equal"),
             columns=columns, dimension_filters=filters, ranges=ranges, as_of=as_of,
         )
         return self._as_frame(data, columns, frame)
@@ -120,7 +120,7 @@ class BaseNode:
         """
         lazy = scan_table(
             self.store, start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
-            start_inclusive=great_or_equal, end_inclusive=less_or_equal,
+            start_inclusive=_flag(great_or_equal, "great_or_equal"), end_inclusive=_flag(less_or_equal, "less_or_equal"),
             columns=None if columns is None else _values(columns, "columns"),
             dimension_filters=_dimension_filters(dimension_filters, unique_identifier_list), as_of=as_of,
         )
@@ -387,3 +387,10 @@ def _values(values: Any, argument: str) -> list[Any]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise LakenodesUserError(f"{argument} must be a list, got {values!r}; wrap a single value as [{values!r}]")
     return list(values)
+
+
+def _flag(value: Any, argument: str) -> bool:
+    """A yes/no argument: a bool (numpy's too); anything else (``"no"`` is truthy) is refused."""
+    if type(value).__name__ not in ("bool", "bool_"):
+        raise LakenodesUserError(f"{argument} must be True or False, got {value!r}")
+    return bool(value)
