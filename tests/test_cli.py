@@ -667,3 +667,45 @@ def test_a_mistyped_bucket_or_prefix_on_s3_is_a_one_line_mistake(s3_server, s3_l
                           aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
     assert not [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])
                 if item["Key"].startswith("no_lake_here")]
+
+
+SLOW_NODE = textwrap.dedent('''
+    import datetime as dt, pathlib, time
+    import polars as pl
+    from lakenodes import DataNode, DataNodeConfiguration
+
+    class WaitConfig(DataNodeConfiguration):
+        marker: str
+
+    class Waiting(DataNode):
+        Config = WaitConfig
+
+        def dependencies(self):
+            return {}
+
+        def update(self):
+            pathlib.Path(self.config.marker).touch()  # the test interrupts once update() runs
+            time.sleep(60)
+            return pl.DataFrame({"time_index": [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)], "v": [1.0]})
+''')
+
+
+def test_ctrl_c_during_a_run_is_one_line_and_exit_130(tmp_path):
+    """Regression: typer turned Ctrl-C into a silent exit 130 (nothing on stderr); scheduling.md's
+    table had no such code."""
+    import signal
+    import time
+
+    (tmp_path / "waiting_node.py").write_text(SLOW_NODE)
+    marker = tmp_path / "in_update"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "run",
+                                "waiting_node:Waiting", "--config", json.dumps({"marker": str(marker)})],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, (stdout, stderr)
+    assert stderr.strip().splitlines() == ["error: interrupted: commits made before it stand; nothing partial was written"]

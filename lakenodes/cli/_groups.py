@@ -29,6 +29,8 @@ FAILURE = 1
 """A node run, storage or a refused confirmation failed."""
 USER_ERROR = 2
 """A user mistake, reported as one ``error:`` line without a traceback."""
+INTERRUPTED = 130
+"""Ctrl-C (SIGINT), the shells' convention: 128 + the signal's number."""
 
 
 class CommandFailed(Exception):

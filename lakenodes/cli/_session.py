@@ -26,7 +26,7 @@ import typer
 from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, one_line
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
-from ._groups import FAILURE, USER_ERROR, CommandFailed, print_error
+from ._groups import FAILURE, INTERRUPTED, USER_ERROR, CommandFailed, print_error
 from ._render import stdout_console, to_json
 
 if TYPE_CHECKING:
@@ -149,6 +149,9 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
         yield
     except (typer.Exit, typer.Abort, typer.TyperException):
         raise
+    except KeyboardInterrupt:  # before typer turns it into a silent exit 130
+        _fail(INTERRUPTED, "interrupted", "interrupted: commits made before it stand; nothing partial was written",
+              json_mode, False)
     except CommandFailed as failure:
         _fail(failure.code, failure.kind, str(failure), json_mode and not failure.reported, verbose)
     except NodeRunError as error:  # a run refused for the caller's mistake (nothing written) is one as well
