@@ -40,7 +40,7 @@ from ..core.frame_index import one_array, rows_increase
 from ..core.frames import TIME_INDEX, NormalizedFrame
 from ._log_commit import commit_actions, written_by_delta_rs
 from ._scan import SLACK, data_file_path, plain_schema
-from .location import write_small_file
+from .location import delete_file, write_small_file
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def _discard_unless_committed(table: DeltaTable, filesystem: Any, root: str, add
         if table.transaction_version(write_id) is not None:  # it did land (a lost response): keep the files
             return
         for add in adds:
-            filesystem.delete_file(f"{root}/{add.path}")
+            delete_file(filesystem, f"{root}/{add.path}")
     except Exception as error:  # noqa: BLE001 - cleanup of unreferenced files must never mask the conflict
         logger.debug("could not discard the files of failed commit %s: %s", write_id, error)
 

@@ -57,7 +57,7 @@ from .._internal.deferred import pa, pafs
 from ._delta_log import read_last_checkpoint
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import plain_schema
-from .location import Lake, lake_filesystem
+from .location import Lake, delete_file, lake_filesystem
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def trim_log(lake: Lake, table_uri: str, keep_from: int) -> int:
         if match and int(match.group(1)) < keep_from:
             doomed.append(info.path)
     for path in doomed:
-        filesystem.delete_file(path)
+        delete_file(filesystem, path)
     return len(doomed)
 
 

@@ -137,12 +137,39 @@ def _local_filesystem() -> Any:
 _s3_cache: dict[tuple, Any] = {}
 
 
+_s3_options_of: dict[int, tuple[tuple[str, str], ...]] = {}  # id of a cached S3 filesystem -> its options
+
+
 def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
     if options not in _s3_cache:
         # delayed open: a file lakenodes writes (data files of streams and rewrites, file facts) is
         # one PutObject instead of a 3-request multipart upload (~2.5x faster per small file)
         _s3_cache[options] = fs.S3FileSystem(**pyarrow_s3_options(dict(options)), allow_delayed_open=True)
+        _s3_options_of[id(_s3_cache[options])] = options
     return _s3_cache[options]
+
+
+def delete_file(filesystem: Any, path: str) -> None:
+    """Delete the file ``path`` (``lake_filesystem``'s filesystem and path). On S3 a missing file is
+    no error, and the delete goes through object_store: pyarrow's deletes PUT an empty "folder/"
+    marker object when they remove a folder's last file.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> write_small_file(fs.LocalFileSystem(), f"{folder}/a/x")
+        >>> delete_file(fs.LocalFileSystem(), f"{folder}/a/x")
+        >>> file_exists(fs.LocalFileSystem(), f"{folder}/a/x")
+        False
+    """
+    options = _s3_options_of.get(id(filesystem))
+    if options is None:
+        filesystem.delete_file(path)
+        return
+    from deltalake.fs import DeltaStorageHandler  # object_store, as delta-rs itself deletes
+
+    bucket, _, key = path.partition("/")
+    DeltaStorageHandler(f"s3://{bucket}", dict(options) or None).delete_file(key)
 
 
 def write_small_file(filesystem: Any, path: str, data: bytes | pa.Buffer = b"") -> None:

@@ -39,7 +39,7 @@ from .._internal.deferred import pa, pafs, pq
 from .._internal.threads import in_threads
 from ._whole_file import write_whole
 from .ledger import Ledger, latest_rows, read_small_file
-from .location import Lake, lake_filesystem
+from .location import Lake, delete_file, lake_filesystem
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Pending:
 
     def _delete(self, name: str) -> None:
         try:
-            self._filesystem.delete_file(f"{self._folder}/{name}")
+            delete_file(self._filesystem, f"{self._folder}/{name}")
         except FileNotFoundError:
             pass  # deleted by another fold
 

@@ -30,7 +30,7 @@ from ._watermarks import (
     overlapping_identities,
     watermarks_moved_back,
 )
-from .location import lake_filesystem
+from .location import delete_file, lake_filesystem
 from .progress import learn_file_bounds
 from .store import TableStore, WriteResult
 
@@ -130,7 +130,7 @@ class _Files:
             if table is not None and table.transaction_version(write_id) is not None:
                 return
             for add in self.adds:
-                filesystem.delete_file(f"{root}/{add.path}")
+                delete_file(filesystem, f"{root}/{add.path}")
         except Exception as error:  # noqa: BLE001 - cleanup must never mask the failure being raised
             logger.debug("could not discard the files of streamed write %s: %s", write_id, error)
 
