@@ -31,12 +31,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Annotated
 
-# Before deltalake loads (its logger reads RUST_LOG once): the AWS SDK's "failed to load region from
-# IMDS" warnings (three lines before a missing-credentials error, on any machine outside EC2) stay
-# off a CLI user's stderr; delta-rs' own warnings still show, and a RUST_LOG the user set wins.
-os.environ.setdefault("RUST_LOG", "warn,aws_config=error")
-
-import typer  # noqa: E402
+import typer
 
 from . import assets, data_node, maintenance, run, search, updates
 from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup
