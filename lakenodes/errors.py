@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno as errno_codes
 import re
+from collections.abc import Iterator
 from typing import Any
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -51,14 +52,29 @@ def store_timed_out(error: BaseException) -> bool:
         >>> store_timed_out(OSError("403 Forbidden"))
         False
     """
+    return any(isinstance(link, TimeoutError) or _TIMED_OUT.search(plain_message(link)) for link in error_chain(error))
+
+
+def error_chain(error: BaseException) -> Iterator[BaseException]:
+    """``error``, then each error it was raised from (a ``NodeRunError``'s cause, else
+    ``__cause__``, else ``__context__``), each once.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise KeyError("inner")
+        ...     except KeyError as inner:
+        ...         raise ValueError("outer") from inner
+        ... except ValueError as outer:
+        ...     [type(link).__name__ for link in error_chain(outer)]
+        ['ValueError', 'KeyError']
+    """
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, TimeoutError) or _TIMED_OUT.search(plain_message(current)):
-            return True
+        yield current
         current = getattr(current, "cause", None) or current.__cause__ or current.__context__
-    return False
 
 
 class LakenodesError(Exception):

@@ -47,6 +47,7 @@ from ..errors import (
     StorageError,
     StorageFullError,
     StoragePermissionError,
+    error_chain,
     one_line,
     plain_message,
 )
@@ -98,14 +99,11 @@ def retryable(error: BaseException) -> bool:
 
 def fault_errno(error: BaseException) -> int | None:
     """The storage-fault errno behind ``error``: from ``OSError.errno`` or the message text, along
-    its ``__cause__``/``__context__`` chain; None when it is not one of those faults."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in _FAULTS:
-            return current.errno
-        text = plain_message(current)
+    its chain (``error_chain``); None when it is not one of those faults."""
+    for link in error_chain(error):
+        if isinstance(link, OSError) and link.errno in _FAULTS:
+            return link.errno
+        text = plain_message(link)
         for match in _ERRNO_IN_TEXT.finditer(text):
             number = int(next(group for group in match.groups() if group))
             if number in _FAULTS:
@@ -114,7 +112,6 @@ def fault_errno(error: BaseException) -> int | None:
         for marker, number in _MARKERS:
             if marker in lowered or marker in lowered.replace(" ", ""):
                 return number
-        current = current.__cause__ or current.__context__
     return None
 
 
