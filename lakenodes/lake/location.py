@@ -166,10 +166,17 @@ def delete_file(filesystem: Any, path: str) -> None:
     if options is None:
         filesystem.delete_file(path)
         return
-    from deltalake.fs import DeltaStorageHandler  # object_store, as delta-rs itself deletes
-
     bucket, _, key = path.partition("/")
-    DeltaStorageHandler(f"s3://{bucket}", dict(options) or None).delete_file(key)
+    _object_store(bucket, options).delete_file(key)
+
+
+@functools.cache
+def _object_store(bucket: str, options: tuple[tuple[str, str], ...]) -> Any:
+    """object_store's client of ``bucket`` (as delta-rs itself deletes), made once: a fold deletes
+    its pending files in threads, each of which would otherwise build a client and its credentials."""
+    from deltalake.fs import DeltaStorageHandler
+
+    return DeltaStorageHandler(f"s3://{bucket}", dict(options) or None)
 
 
 def write_small_file(filesystem: Any, path: str, data: bytes | pa.Buffer = b"") -> None:
