@@ -109,7 +109,7 @@ class TimeIndexMetaTable(TableRecord):
             ['count', 'next', 'previous', 'results']
         """
         return search.search_tables(lake or current_lake(), q, mode="column", embedding_model=embedding_model,
-                             q_embedding=q_embedding, limit=limit, offset=offset, filters=filters)
+                                    q_embedding=q_embedding, limit=limit, offset=offset, filters=filters)
 
     def refresh_table_search_index(self) -> None:
         """Re-index this table from its current catalog record (metadata, columns, source class)."""
