@@ -307,32 +307,30 @@ def timed_environment() -> dict[str, str]:
     return environment
 
 
-def cron_job(kind: str, uri: str, assets: int, extra: str, options: dict[str, str]) -> float:
-    """Wall seconds of ``python -m benchmarks.cron KIND ...`` (see benchmarks/cron.py)."""
+def timed_python(*arguments: str) -> float:
+    """Wall seconds of ``python ARGUMENTS`` in a new interpreter (``timed_environment``, this
+    checkout importable, run from the temporary folder), as a scheduler starts a job."""
     import subprocess
 
     root = str(Path(__file__).resolve().parent.parent)
     environment = {**timed_environment(),
                    "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "benchmarks.cron", kind, uri, str(assets), extra, json.dumps(options)],
-                   check=True, capture_output=True, env=environment, cwd=tempfile.gettempdir())
+    subprocess.run([sys.executable, *arguments], check=True, capture_output=True, env=environment,
+                   cwd=tempfile.gettempdir())
     return time.perf_counter() - start
+
+
+def cron_job(kind: str, uri: str, assets: int, extra: str, options: dict[str, str]) -> float:
+    """Wall seconds of ``python -m benchmarks.cron KIND ...`` (see benchmarks/cron.py)."""
+    return timed_python("-m", "benchmarks.cron", kind, uri, str(assets), extra, json.dumps(options))
 
 
 def cli_job(uri: str, assets: int, label: str) -> float:
     """Wall seconds of ``lakenodes run benchmarks.cron:CronPrices`` (a local lake: the CLI takes
     S3 settings from the environment), as a scheduler runs it."""
-    import subprocess
-
-    root = str(Path(__file__).resolve().parent.parent)
-    environment = {**timed_environment(),
-                   "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    config = json.dumps({"assets": assets, "label": label})
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "lakenodes", "--lake", uri, "run", "benchmarks.cron:CronPrices",
-                    "--config", config], check=True, capture_output=True, env=environment, cwd=tempfile.gettempdir())
-    return time.perf_counter() - start
+    return timed_python("-m", "lakenodes", "--lake", uri, "run", "benchmarks.cron:CronPrices",
+                        "--config", json.dumps({"assets": assets, "label": label}))
 
 
 def _fresh_raw_append(uri: str, options: dict[str, str], assets: int, when: str) -> float:
