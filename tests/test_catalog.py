@@ -136,6 +136,10 @@ def test_identifier_conflict_names_owner_and_writes_nothing(any_lake):
     assert isinstance(raised.value.cause, IdentifierConflictError)
     assert owner.storage_hash in str(raised.value)
     assert intruder.store.table() is None
+    # its updater was registered (in a thread, while the claim was refused) once, with the failed run
+    registered = [row["update_hash"] for row in catalog.updates_ledger(any_lake).read().to_pylist()]
+    assert registered.count(intruder.update_hash) == 1
+    assert catalog.run_history(any_lake, intruder.update_hash)[0]["error"].startswith("registration: IdentifierConflict")
     owner.run()  # re-running the owner is never an error
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime
 import socket
+import threading
 from collections.abc import Callable
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 from typing import Any
 
 from .._internal.background import in_background
@@ -27,10 +28,19 @@ class CatalogRecorder(RunHooks):
     """Claims the node's identifier before writing, then records the updater, the table and each run
     in the lake's catalog."""
 
+    def __init__(self) -> None:
+        self._updaters: dict[int, Future[None]] = {}  # by id(node): the registrations under way
+        self._lock = threading.Lock()
+
     def run_started(self, node: DataNode) -> None:
-        """Claim the identifier of ``node.get_table_metadata()`` before any write (a conflict writes
-        nothing). An identifier repointed from this table to another is not a conflict: the run keeps
-        writing its own table, which is no longer published under that name."""
+        """Start registering the updater (a run records it whatever its outcome: in a thread, while
+        the run computes and writes its rows), then claim the identifier of
+        ``node.get_table_metadata()`` before any write (a conflict writes nothing). An identifier
+        repointed from this table to another is not a conflict: the run keeps writing its own table,
+        which is no longer published under that name."""
+        if not catalog.updater_registered(node.lake, node.update_hash):
+            with self._lock:
+                self._updaters[id(node)] = in_background(lambda: _register_updater(node))
         metadata = node.get_table_metadata()
         identifier = metadata.identifier if metadata is not None else None
         if not identifier:
@@ -44,21 +54,32 @@ class CatalogRecorder(RunHooks):
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
         """Register the updater and the table (at once: different ledgers), then record the run as a
         success (a registration failure makes it a failed run instead)."""
-        # an updater this process registered already costs nothing: no thread for it
-        registrations = [] if catalog.updater_registered(node.lake, node.update_hash) else [lambda: _register_updater(node)]
+        registrations = [lambda: self._updater_registered(node)]
         if node.store.table(refresh=False) is not None:
-            registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node)))
+            registrations.insert(0, lambda: catalog.register_table(node.lake, catalog_record(node)))
         _concurrently(registrations)
         _record(node, run, "success", None)
 
     def run_failed(self, node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
         if store_timed_out(error):  # recording would wait out the same timeouts again (doubling a dead store's hang)
+            with self._lock:
+                self._updaters.pop(id(node), None)
             node.logger.warning("the failed run is not recorded: the store did not answer in time")
             return
         # one after the other: when the store is unreachable, the first failure ends the recording
         # (at once, the two writes would each wait out the storage timeouts on top of the run's own)
-        _register_updater(node)
+        self._updater_registered(node)
         _record(node, run, "error", f"{phase}: {type(error).__name__}: {error}")
+
+    def _updater_registered(self, node: DataNode) -> None:
+        """Wait for the registration ``run_started`` began (raising its failure), or register the
+        updater now when none was begun (a no-op once this process registered it)."""
+        with self._lock:
+            registering = self._updaters.pop(id(node), None)
+        if registering is None:
+            _register_updater(node)
+        else:
+            registering.result()
 
 
 def default_hooks() -> tuple[RunHooks, ...]:
