@@ -127,6 +127,24 @@ def test_cli_detail_as_of(history, cli):
     assert "row_count" in cli("data-node", "detail", name, "--as-of", "3")
 
 
+def test_cli_detail_as_of_prints_snippets_that_read_that_version(history, cli, monkeypatch):
+    """Regression: `detail --as-of 2` showed version 2's statistics beside snippets reading the latest version."""
+    name = history.node.storage_hash
+    for key, value in history.node.lake.storage_options.items():  # as the polars snippet's comment says
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    for as_of, version, rows in (("2", 2, 8), (history.moments[1].isoformat(), 1, 4)):
+        document = json.loads(cli("data-node", "detail", name, "--json", "--as-of", as_of))
+        snippets = document["read_snippets"]
+        assert document["stats"]["version"] == version
+        assert f"version => {version})" in snippets["duckdb"] and f'"versionAsOf", {version})' in snippets["spark"]
+        namespace: dict = {}
+        exec(snippets["polars"], namespace)  # as a user pastes it
+        assert namespace["df"].height == rows
+    latest = json.loads(cli("data-node", "detail", name, "--json"))
+    assert "version" not in latest["read_snippets"]["polars"] and latest["stats"]["version"] == 4
+
+
 @pytest.mark.parametrize("args, message", [
     (["diff", "{name}", "--from", "2", "--to", "42"], "oldest readable version is 0"),
     (["diff", "{name}", "--from", "yesterday"], "--from"),
@@ -138,6 +156,8 @@ def test_cli_detail_as_of(history, cli):
     (["diff", "{name}", "--from", "1", "--max-rows", "-1"], "--max-rows"),
     (["diff", "{name}", "--from", "1", "--max-rows", "0"], "--max-rows"),
     (["history", "{name}", "--limit", "-1"], "--limit"),
+    (["diff", "{name}", "--from", "-1"], "--from='-1' is not a version"),  # it said "not an ISO-8601 date"
+    (["detail", "{name}", "--as-of", "-2"], "--as-of='-2' is not a version"),
 ])
 def test_cli_time_travel_mistakes_are_one_line_errors(history, cli, args, message):
     output = cli("data-node", *(arg.format(name=history.node.storage_hash) for arg in args), code=2)

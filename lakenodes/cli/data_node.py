@@ -65,7 +65,10 @@ def _version_or_moment(value: str | None, option: str) -> Any:
     """A ``--as-of`` / ``--from`` / ``--to`` value: a version (digits) or an ISO-8601 moment."""
     if value is None:
         return None
-    return int(value) if value.strip().isdigit() else parse_datetime(value, option)
+    text = value.strip()
+    if text.startswith("-") and text[1:].isdigit():
+        raise LakenodesUserError(f"{option}={value!r} is not a version: versions count up from 0 (see `history`)")
+    return int(text) if text.isdigit() else parse_datetime(value, option)
 
 
 @command(app, "detail")
@@ -76,7 +79,8 @@ def data_node_detail(session: Session, ref: TableArgument, as_of: AsOfOption = N
     found = resolve_table(session.lake, ref, namespace)
     stats = found.stats(as_of=_version_or_moment(as_of, "--as-of"))
     updaters = [u for u in catalog.update_processes(session.lake) if u["storage_hash"] == found.storage_hash]
-    snippets = read_snippets(found.table_uri, session.lake.storage_options)
+    snippets = read_snippets(found.table_uri, session.lake.storage_options,
+                             version=stats["version"] if as_of is not None else None)  # the rows shown above
     document = {"table": found.model_dump(mode="json"), "stats": stats, "table_uri": found.table_uri,
                 "update_processes": updaters, "read_snippets": snippets}
 
@@ -86,7 +90,7 @@ def data_node_detail(session: Session, ref: TableArgument, as_of: AsOfOption = N
                     "index_names", "source_class", "table_uri", "recorded_at"):
             fields.add_row(key, text(getattr(found, key)))
         fields.add_row("build_configuration", text(found.build_configuration))
-        for key in ("row_count", "earliest_index_value", "last_time_index_value"):
+        for key in ("version", "row_count", "earliest_index_value", "last_time_index_value"):
             fields.add_row(key, text(stats[key]))
         console.print(fields)
         columns = table("Column", "Dtype", "Label", "Description", no_wrap=("Column", "Dtype"))

@@ -140,11 +140,12 @@ class TimeIndexMetaTable(TableRecord):
     # -- table operations -------------------------------------------------------------------------
     def stats(self, *, as_of: Any = None) -> dict[str, Any]:
         """First/last ``time_index`` overall and per identity, from Delta metadata: of the current
-        version, or of the table as it was at ``as_of`` (a version or a datetime, as for reads)."""
+        version, or of the table as it was at ``as_of`` (a version or a datetime, as for reads);
+        ``version`` names the table version described (None before the table exists)."""
         table = TableStore(self.lake, self.storage_hash).table_as_of(as_of)
         if table is None:
             return {"last_time_index_value": None, "earliest_index_value": None, "row_count": 0,
-                    "multi_index_stats": None, "multi_index_column_stats": None}
+                    "multi_index_stats": None, "multi_index_column_stats": None, "version": None}
         progress = read_progress(table, self.lake)
         per_identity = None
         if progress.index_names[1:]:
@@ -160,6 +161,7 @@ class TimeIndexMetaTable(TableRecord):
             "row_count": progress.row_count,
             "multi_index_stats": per_identity,
             "multi_index_column_stats": None,
+            "version": table.version(),
         }
 
     def run_query(
