@@ -390,3 +390,28 @@ def test_force_update_changes_nothing(local_lake: Lake) -> None:
     results = [node.run(force_update=flag)[1].height for flag in (True, False, True)]
     assert results == [1, 1, 0] and journal == ["forced"] * 3
 
+
+
+def test_hooks_hear_table_ready_once_the_table_exists_and_before_its_rows_commit(any_lake: Lake) -> None:
+    """The catalog registers a new table while its rows are written: table_ready comes after the
+    creation commit and before the rows' commit, once per run (also for a table that exists)."""
+    from lakenodes.runtime.hooks import RunHooks
+    from lakenodes.runtime.recorder import default_hooks
+    from lakenodes.runtime.run import run_single
+
+    class TableWatcher(RunHooks):
+        def __init__(self) -> None:
+            self.seen: list[tuple[int, int]] = []
+
+        def table_ready(self, node: DataNode) -> None:
+            table = DeltaTable(node.store.uri, storage_options=any_lake.storage_options or None)
+            self.seen.append((table.version(), len(table.file_uris())))
+
+    node = Step("ready", [], days=2)
+    watcher = TableWatcher()
+    run_single(node, (*default_hooks(), watcher))
+    assert watcher.seen == [(0, 0)]  # created, no rows yet
+    run_single(node, (*default_hooks(), watcher))
+    assert watcher.seen == [(0, 0), (1, 1)]  # the next run: before its own commit (version 2)
+    assert node.store.table().version() == 2
+    assert table_record(any_lake, node.storage_hash).columns  # registered meanwhile, with its columns

@@ -42,6 +42,11 @@ class RunHooks:
     def run_started(self, node: DataNode) -> None:
         """In the registration phase, before anything is written (a failure here writes nothing)."""
 
+    def table_ready(self, node: DataNode) -> None:
+        """In the write phase, once the node's table exists (created if it was new) and before its
+        rows are committed: work that needs the table but not the rows can overlap their writing.
+        Called at most once per run."""
+
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
         """In the catalog phase, after the rows (if any) were committed."""
 

@@ -29,7 +29,9 @@ class CatalogRecorder(RunHooks):
     in the lake's catalog."""
 
     def __init__(self) -> None:
-        self._updaters: dict[int, Future[None]] = {}  # by id(node): the registrations under way
+        # by id(node): the registrations under way (each awaited, its failure raised, by the run's end)
+        self._updaters: dict[int, Future[None]] = {}
+        self._tables: dict[int, Future[Any]] = {}
         self._lock = threading.Lock()
 
     def run_started(self, node: DataNode) -> None:
@@ -51,21 +53,38 @@ class CatalogRecorder(RunHooks):
                 "which is no longer published under that name", identifier,
                 catalog.resolve_identifier(node.lake, identifier, node.hash_namespace), node.storage_hash)
 
+    def table_ready(self, node: DataNode) -> None:
+        """Start registering the table (in a thread, while its rows are written): it exists now, with
+        the schema its rows are written in (a table's schema never changes)."""
+        record = catalog_record(node)  # here: the cached table is not read from other threads while it is written
+        with self._lock:
+            if id(node) not in self._tables:
+                self._tables[id(node)] = in_background(lambda: catalog.register_table(node.lake, record))
+
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
-        """Register the updater and the table (at once: different ledgers), then record the run as a
-        success (a registration failure makes it a failed run instead)."""
+        """Register the updater and the table (at once: different ledgers; each maybe under way
+        already), then record the run as a success (a registration failure makes it a failed run
+        instead)."""
         registrations = [lambda: self._updater_registered(node)]
-        if node.store.table(refresh=False) is not None:
+        with self._lock:
+            registering = self._tables.pop(id(node), None)
+        if registering is not None:
+            registrations.insert(0, registering.result)
+        elif node.store.table(refresh=False) is not None:
             registrations.insert(0, lambda: catalog.register_table(node.lake, catalog_record(node)))
         _concurrently(registrations)
         _record(node, run, "success", None)
 
     def run_failed(self, node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
+        with self._lock:
+            table = self._tables.pop(id(node), None)
         if store_timed_out(error):  # recording would wait out the same timeouts again (doubling a dead store's hang)
             with self._lock:
                 self._updaters.pop(id(node), None)
             node.logger.warning("the failed run is not recorded: the store did not answer in time")
             return
+        if table is not None and table.exception() is not None:  # the table exists: its record is retried next run
+            node.logger.warning("could not register table %s: %s", node.storage_hash, table.exception())
         # one after the other: when the store is unreachable, the first failure ends the recording
         # (at once, the two writes would each wait out the storage timeouts on top of the run's own)
         self._updater_registered(node)

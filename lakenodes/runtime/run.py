@@ -166,7 +166,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 if frame is not None:
                     phase = _enter(hooks, node, "write")  # a stream is validated while it is written
                     try:
-                        result = _write(node, frame, checked, stats.progress.last, run_id)
+                        result = _write(node, hooks, frame, checked, stats.progress.last, run_id)
                     except WatermarkMovedError as moved:
                         if computation == COMPUTATIONS:
                             raise
@@ -228,23 +228,28 @@ def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: 
         logger.warning("could not save the file facts of %s: %s", node.storage_hash, saving.exception())
 
 
-def _progress_reader(node: DataNode, checked: list[TableProgress]) -> Callable[[DeltaTable], dict]:
+def _progress_reader(node: DataNode, hooks: Sequence[RunHooks], checked: list[TableProgress]) -> Callable[[DeltaTable], dict]:
     """The write's watermark callback: the stored progress of the snapshot a write attempt decides
-    from, remembered in ``checked`` (the last one is the snapshot of the attempt that committed)."""
+    from, remembered in ``checked`` (the last one is the snapshot of the attempt that committed).
+    Its first call tells the hooks the table is ready (it exists: the attempt created it if new)."""
 
     def watermarks(table: DeltaTable) -> dict:
+        if not checked:
+            for hook in hooks:
+                hook.table_ready(node)
         checked.append(read_progress(table, node.lake))
         return checked[-1].last
 
     return watermarks
 
 
-def _write(node: DataNode, frame: NormalizedFrame | FrameStream, checked: list[TableProgress],
-           seen: dict, run_id: str) -> WriteResult | None:
+def _write(node: DataNode, hooks: Sequence[RunHooks], frame: NormalizedFrame | FrameStream,
+           checked: list[TableProgress], seen: dict, run_id: str) -> WriteResult | None:
     metadata = {"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id}
+    watermarks = _progress_reader(node, hooks, checked)
     if isinstance(frame, FrameStream):
-        return write_stream(node.store, frame, _progress_reader(node, checked), seen=seen, metadata=metadata)
-    return node.store.write(frame, watermarks=_progress_reader(node, checked), seen=seen, metadata=metadata)
+        return write_stream(node.store, frame, watermarks, seen=seen, metadata=metadata)
+    return node.store.write(frame, watermarks=watermarks, seen=seen, metadata=metadata)
 
 
 def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | None:
