@@ -426,3 +426,54 @@ def test_tutorial_simulated_prices_batches_share_one_table():
     with hash_namespace("pytest"):
         isolated = prices("NVDA", "APPL")
     assert isolated.storage_hash != first.storage_hash and isolated.update_hash != first.update_hash
+
+
+# -- values that compare equal hash alike; different models never share a table -------------------
+class MeanReversion(BaseModel):
+    window: int
+
+
+class Momentum(BaseModel):
+    window: int
+
+
+class FastMomentum(Momentum):
+    pass
+
+
+class StrategyConfig(DataNodeConfiguration):
+    strategy: MeanReversion | Momentum
+    plain: Momentum = Momentum(window=5)
+    anything: dict[str, Any] = Field(default_factory=dict)
+
+
+def test_models_of_a_union_or_a_subclass_hash_apart_and_a_declared_model_as_before():
+    """Regression: two strategies of a union with equal fields shared one table and one updater."""
+    by_class = {cls: hashes(StrategyConfig(strategy=cls(window=20))) for cls in (MeanReversion, Momentum)}
+    assert by_class[MeanReversion][0] != by_class[Momentum][0] and by_class[MeanReversion][1] != by_class[Momentum][1]
+    assert hashes(StrategyConfig(strategy=Momentum(window=20), plain=FastMomentum(window=5)))[0] != by_class[Momentum][0]
+    assert hashes(StrategyConfig(strategy=Momentum(window=20), anything={"m": Momentum(window=1)}))[0] != \
+        hashes(StrategyConfig(strategy=Momentum(window=20), anything={"m": MeanReversion(window=1)}))[0]
+    # a model of the one class its field declares hashes as it always did (no class in its payload)
+    assert canonical_value(MarkedConfig(), "storage")["leg"] == {"weight": 1.0}
+
+
+def test_numpy_scalars_and_negative_zero_hash_as_the_values_they_equal():
+    import numpy as np
+
+    class Params(DataNodeConfiguration):
+        params: dict[str, Any] = Field(default_factory=dict)
+
+    assert hashes(Params(params={"n": np.int64(5), "on": np.bool_(True), "x": np.float32(0.5)})) == \
+        hashes(Params(params={"n": 5, "on": True, "x": 0.5}))
+    assert hashes(Params(params={"x": -0.0})) == hashes(Params(params={"x": 0.0}))
+
+
+def test_an_unhashable_configuration_value_is_a_configuration_error_naming_its_place():
+    from lakenodes import ConfigurationError
+
+    class Params(DataNodeConfiguration):
+        params: dict[str, Any] = Field(default_factory=dict)
+
+    with pytest.raises(ConfigurationError, match=r"at params\['threshold'\]\[1\]: a value of type bytearray"):
+        Node(Params(params={"threshold": [1, bytearray(b"x")]}))

@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import re
+import typing
 import unicodedata
 import uuid
 from collections.abc import Iterator, Mapping
@@ -42,6 +43,7 @@ HASH_NAME_ATTRIBUTE = "HASH_NAME"
 _HEX_LENGTH = 32
 _PREFIX_LENGTH = MAX_HASH_LENGTH - _HEX_LENGTH - 1
 _FALLBACK_PREFIX = "node"
+_CLASS_KEY = "__model__"  # a nested model's class, when its field does not determine it
 _NOT_PREFIX_CHARACTERS = re.compile(r"[^a-z0-9_]+")
 
 _active_namespace: contextvars.ContextVar[str] = contextvars.ContextVar("lakenodes_hash_namespace", default="")
@@ -137,23 +139,55 @@ def canonical_value(value: Any, scope: Scope) -> Any:
     """Reduce ``value`` to JSON-ready data that is identical for identical inputs, everywhere.
 
     Fields marked runtime_only are dropped in both scopes; update_only ones in the storage scope.
+    A nested model whose class is not the one its field declares (a union's member, a subclass, a
+    model in an ``Any`` field) is hashed with its class, so different models never share a table.
+    NumPy scalars hash as the Python values they equal. Raises ConfigurationError naming the
+    value's place for a value that cannot be hashed.
+
+    Example:
+        >>> canonical_value({"b": [2.0, -0.0], "a": datetime.date(2026, 1, 31)}, "storage")
+        {'b': [2.0, 0.0], 'a': '2026-01-31'}
     """
+    try:
+        return _canonical(value, scope, None)
+    except _Unhashable as error:
+        where = f" at {''.join(reversed(error.path)).lstrip('.')}" if error.path else ""
+        raise ConfigurationError(
+            f"cannot hash the configuration value{where}: {error}; use JSON-like values, pydantic models, "
+            "assets, datetimes or DataNodes in a configuration") from None
+
+
+class _Unhashable(TypeError):
+    """A value ``canonical_value`` cannot reduce; ``path`` is filled in (innermost first) on the way out."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.path: list[str] = []
+
+
+def _canonical(value: Any, scope: Scope, declared: frozenset[type] | None) -> Any:
+    """``canonical_value``; ``declared``: the model classes the enclosing field names (None at the top)."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, enum.Enum):
-        return canonical_value(value.value, scope)
+        return _canonical(value.value, scope, None)
     if isinstance(value, int):
         return value
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return repr(value)
-        return float(repr(value))
+        return float(repr(value)) if value else 0.0  # -0.0 == 0.0
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # np.int64(5) == 5
+        return _canonical(value.item(), scope, declared)
     if _is_asset(value):
         return value.unique_identifier
     if _is_node(value):
         return value.update_hash
     if isinstance(value, BaseModel):
-        return _model_payload(value, scope)
+        payload = _model_payload(value, scope)
+        if declared is not None and declared != {type(value)}:
+            payload[_CLASS_KEY] = class_identity(type(value))
+        return payload
     if isinstance(value, datetime.datetime):
         return as_utc(value).isoformat()
     if isinstance(value, (datetime.date, datetime.time, datetime.timedelta)):
@@ -163,31 +197,47 @@ def canonical_value(value: Any, scope: Scope) -> Any:
     if isinstance(value, type):
         return class_identity(value)
     if dataclasses.is_dataclass(value):
-        return canonical_value(dataclasses.asdict(value), scope)
+        return _canonical(dataclasses.asdict(value), scope, declared)
     if isinstance(value, Mapping):
-        return {str(key): canonical_value(item, scope) for key, item in value.items()}
+        return {str(key): _within(f"[{key!r}]", item, scope, declared) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)
         if items and all(_is_asset(item) for item in items):
             return sorted({item.unique_identifier for item in items})
-        canonical = [canonical_value(item, scope) for item in items]
+        canonical = [_within(f"[{index}]", item, scope, declared) for index, item in enumerate(items)]
         if isinstance(value, (set, frozenset)):
             canonical.sort(key=lambda item: json.dumps(item, sort_keys=True))
         return canonical
-    raise TypeError(
-        f"cannot hash a value of type {type(value).__name__}: use JSON-like values, pydantic models, "
-        "assets, datetimes or DataNodes in a configuration"
-    )
+    raise _Unhashable(f"a value of type {type(value).__name__} ({value!r})")
+
+
+def _within(step: str, value: Any, scope: Scope, declared: frozenset[type] | None) -> Any:
+    try:
+        return _canonical(value, scope, declared)
+    except _Unhashable as error:
+        error.path.append(step)
+        raise
 
 
 def _model_payload(model: BaseModel, scope: Scope) -> dict[str, Any]:
     payload: dict[str, Any] = {}
-    for name in type(model).model_fields:
+    fields = type(model).model_fields
+    for name, field in fields.items():
         update_only, runtime_only = field_markers(type(model), name)
         if runtime_only or (update_only and scope == "storage"):
             continue
-        payload[name] = canonical_value(getattr(model, name), scope)
+        payload[name] = _within(f".{name}", getattr(model, name), scope, _model_classes(field.annotation))
     return payload
+
+
+def _model_classes(annotation: Any) -> frozenset[type]:
+    """The pydantic model classes named anywhere in a field's annotation (``Union``, ``list[...]``, ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return frozenset({annotation})
+    found: frozenset[type] = frozenset()
+    for argument in typing.get_args(annotation):
+        found |= _model_classes(argument)
+    return found
 
 
 def compute_hash(node_class: type, config: BaseModel, scope: Scope, namespace: str = "") -> str:
