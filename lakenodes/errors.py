@@ -160,7 +160,8 @@ class StorageError(LakenodesError, OSError):
         >>> error = StorageFullError("no space left on device", path="/lake/tables/prices", operation="write")
         >>> str(error)
         'write failed: no space left on device: /lake/tables/prices'
-        >>> isinstance(error, OSError) and error.errno == errno_codes.ENOSPC
+        >>> import errno
+        >>> isinstance(error, OSError) and error.errno == errno.ENOSPC
         True
     """
 

@@ -201,3 +201,25 @@ def test_on_phase_reports_each_phase_in_order(tmp_path):
         run_many([node], on_phase=lambda node, phase: seen.append((type(node).__name__, phase)))
     assert seen == [("ShardedPrices", phase)
                     for phase in ("registration", "statistics", "update", "validation", "write", "catalog")]
+
+
+def test_a_node_that_computed_or_ran_already_still_goes_to_a_process_pool(tmp_path):
+    """Regression: once update_statistics was computed (printed, or after a serial run) the node no
+    longer pickled ('cannot pickle _thread.lock'), and run_many aborted every other node."""
+    import threading
+
+    with use_lake(tmp_path / "stats"):
+        ran = ShardedPrices(ShardConfig(uids=["AAA"], offset_start=DAYS[-3]))
+        ran.run()
+        looked_at = ShardedPrices(ShardConfig(uids=["CCC"], offset_start=DAYS[-3]))
+        assert looked_at.update_statistics.asset_list is not None  # computed, cached on the node
+        unpicklable = ShardedPrices(ShardConfig(uids=["DDD"], offset_start=DAYS[-3]))
+        unpicklable.guard = threading.Lock()  # something of the user's that cannot travel
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with pytest.raises(NodeRunError) as raised:
+                run_many([ran, looked_at, unpicklable], executor=pool)
+        failure = raised.value.failures[unpicklable.update_hash]
+        assert failure.phase == "executor" and "pickle" in str(failure) and "ShardedPrices" in str(failure)
+        assert set(raised.value.completed) == {ran.update_hash, looked_at.update_hash}
+        stored = ran.get_df_between_dates()  # the shards share one table
+        assert sorted(stored["unique_identifier"].unique()) == ["AAA", "CCC"] and stored.height == 4

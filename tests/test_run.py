@@ -415,3 +415,24 @@ def test_hooks_hear_table_ready_once_the_table_exists_and_before_its_rows_commit
     assert watcher.seen == [(0, 0), (1, 1)]  # the next run: before its own commit (version 2)
     assert node.store.table().version() == 2
     assert table_record(any_lake, node.storage_hash).columns  # registered meanwhile, with its columns
+
+
+def test_a_frame_read_from_a_dependency_is_accepted_as_update_output(any_lake: Lake) -> None:
+    """Regression: reads hand out a polars subclass (pandas-name hints), which validation refused as
+    "update() returned _PolarsWithHint"; a pass-through node returns it as it is, or a slice of it."""
+    source = Step("source", [], days=3)
+
+    class Mirror(DataNode):
+        def dependencies(self):
+            return {"source": source}
+
+        def update(self):
+            read = source.get_df_between_dates()
+            assert type(read).__name__ != "DataFrame"  # the subclass this regression is about
+            return read.tail(2)
+
+    source.run()
+    source.run()  # two of its three days stored; the mirror's run stores the third first
+    mirror = Mirror(StepConfig(name="mirror"))
+    mirror.run()
+    assert mirror.get_df_between_dates()["time_index"].to_list() == [day(2), day(3)]

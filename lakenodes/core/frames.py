@@ -97,7 +97,10 @@ def _with_bounds(frame: NormalizedFrame, bounds: pl.DataFrame) -> NormalizedFram
 
 
 def _to_arrow(frame: Any, declared_dimensions: Sequence[str]) -> tuple[pa.Table, list[str]]:
-    module = type(frame).__module__.split(".")[0]
+    # by the library of the frame's class or of a class it derives from (lakenodes' reads hand out a
+    # polars subclass; a read frame returned as it is must be accepted)
+    libraries = {cls.__module__.split(".")[0] for cls in type(frame).__mro__}
+    module = "pandas" if "pandas" in libraries else "polars" if "polars" in libraries else None
     if module == "pandas":
         return _pandas_to_arrow(frame)
     if module == "polars":

@@ -56,6 +56,7 @@ def hash_namespace(namespace: str) -> Iterator[str]:
     A non-empty namespace changes both ``storage_hash`` and ``update_hash``.
 
     Example:
+        >>> from lakenodes.core.hashing import current_hash_namespace
         >>> with hash_namespace("pytest_smoke"):
         ...     current_hash_namespace()
         'pytest_smoke'

@@ -66,6 +66,16 @@ class TableProgress:
         self._first_loader = first_loader
         self._first_lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable: ``first`` resolved, no lock, no loader."""
+        state = {**self.__dict__, "_first": self.first, "_first_loader": None}
+        del state["_first_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._first_lock = threading.Lock()
+
     @property
     def first(self) -> dict[Identity, datetime.datetime]:
         with self._first_lock:

@@ -22,7 +22,8 @@ class UpdateStatistics:
     Assets never written fall back to ``offset_start``.
 
     Example:
-        >>> stats = UpdateStatistics.empty(("time_index",), offset_start=DEFAULT_OFFSET_START)
+        >>> import datetime
+        >>> stats = UpdateStatistics.empty(("time_index",), offset_start=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
         >>> stats.max_time_index_value is None
         True
     """

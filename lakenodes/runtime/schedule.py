@@ -158,6 +158,8 @@ def _run_on_executor(
                     results[key] = future.result()
                 except NodeRunError as error:
                     failures[key] = error
+                except Exception as error:  # noqa: BLE001 - the executor's own failure (e.g. the node would not pickle)
+                    failures[key] = NodeRunError(repr(graph[key]), "executor", error)
                 report(len(results) + len(failures), len(graph), graph[key])
     finally:
         for future in running:
