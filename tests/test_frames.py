@@ -240,9 +240,6 @@ FRAME_RULE_REJECTIONS = [
     _reject("pandas-mixed-object", lambda: pandas_frame((day(1), day(2)), value=np.array([1.0, "a"], dtype=object)),
             "'value'", "mixed"),
     _reject("pandas-object-dicts", lambda: pandas_frame((day(1),), value=np.array([{"a": 1}], dtype=object)), "'value'"),
-    _reject("polars-all-null", lambda: polars_frame(value=[None, None]), "'value'", "only nulls"),
-    _reject("pandas-all-none", lambda: pandas_frame((day(1), day(2)), value=np.array([None, None], dtype=object)),
-            "'value'", "only nulls"),
     _reject("polars-list", lambda: polars_frame(value=[[1.0], [2.0]]), "'value'", "unsupported type", "list"),
     _reject("polars-struct", lambda: polars_frame(value=[{"a": 1}, {"a": 2}]), "'value'", "unsupported type", "struct"),
     _reject("polars-decimal", lambda: polars_frame().with_columns(pl.col("value").cast(pl.Decimal(10, 2))),
@@ -319,7 +316,16 @@ def _with_seeding(cases: list, seedings: tuple[bool, ...]) -> list:
             for case in cases for seeded in seedings]
 
 
+# a column of only nulls has no type until a stored table (or records) gives it one
+UNTYPED_REJECTIONS = [
+    _reject("polars-all-null", lambda: polars_frame(value=[None, None]), "'value'", "only nulls"),
+    _reject("pandas-all-none", lambda: pandas_frame((day(1), day(2)), value=np.array([None, None], dtype=object)),
+            "'value'", "only nulls"),
+]
+
+
 @pytest.mark.parametrize("rejection, seeded", _with_seeding(FRAME_RULE_REJECTIONS, (True, False))
+                         + _with_seeding(UNTYPED_REJECTIONS, (False,))
                          + _with_seeding(SCHEMA_CONTRACT_REJECTIONS, (True,)))
 def test_rejected_frame_names_node_phase_and_problem_and_changes_nothing(local_lake, rejection, seeded):
     node = rejection.node(FrameConfig(records=rejection.records))
@@ -520,3 +526,30 @@ def test_declared_records_accept_a_matching_frame(local_lake):
     node = FrameNode(FrameConfig(records=RECORDS))
     node.run_with(contract_seed().with_columns(pl.col("value").cast(pl.Int64)))
     assert _read(node).schema["value"] == pl.Float64
+
+
+def test_a_column_of_only_nulls_takes_the_stored_or_declared_type(local_lake):
+    """Regression: a day whose price (or name) is missing for every row was refused ("holds only
+    nulls") although the table, or the configuration's records, fixes the column's type."""
+    node = FrameNode()
+    node.run_with(contract_seed())
+    node.run_with(pl.DataFrame({"time_index": [day(3)], "unique_identifier": ["AAA"], "value": [None], "count": [None]}))
+    stored = _read(node).filter(pl.col("time_index") == day(3))
+    assert stored.schema["value"] == pl.Float64 and stored["value"].to_list() == [None]
+    assert stored.schema["count"] == pl.Int64 and stored["count"].to_list() == [None]
+    declared = FrameNode(FrameConfig(records=RECORDS))
+    declared.run_with(polars_frame(value=[None, None], count=[None, None]))  # a first run: the records type it
+    assert _read(declared).schema["value"] == pl.Float64 and _read(declared)["count"].null_count() == 2
+
+
+def test_an_int_a_float_column_cannot_hold_exactly_is_refused_naming_the_column(local_lake):
+    """Regression: 2**53 + 1 into a stored float64 column failed with a bare ArrowInvalid naming no column."""
+    node = FrameNode()
+    node.run_with(polars_frame(value=[1.5, 2.5]))
+    assert_rejected(node, polars_frame(times=(day(3), day(4)), value=[2**53 + 1, 2]), ("'value'", "float64", "exactly"),
+                    SchemaMismatchError)
+    node.run_with(polars_frame(times=(day(3), day(4)), value=[3, 4]))  # small ints are exact: stored as floats
+    assert _read(node)["value"].to_list()[-2:] == [3.0, 4.0]
+    declared = FrameNode(FrameConfig(records=RECORDS))
+    assert_rejected(declared, polars_frame(value=[2**53 + 1, 1], count=[1, 2]), ("'value'", "declared", "exactly"),
+                    SchemaMismatchError)

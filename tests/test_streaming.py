@@ -181,3 +181,19 @@ def test_an_empty_stream_writes_nothing(local_lake):
     _, persisted = node.run()
     assert persisted.is_empty()
     assert table_state(node) is None
+
+
+def test_a_streamed_column_of_only_nulls_takes_the_stored_type(local_lake):
+    """Regression: a LazyFrame whose close is missing on every row was refused ("holds only nulls")
+    although the stored table fixes the column's type; on a first run it is still refused."""
+    node = StreamNode("nulls")
+    missing = pl.from_arrow(rows(3, 2)).with_columns(close=pl.lit(None))
+    node.output = lambda: missing.lazy()
+    with pytest.raises(NodeRunError, match="column 'close' holds only nulls"):
+        node.run()
+    assert table_state(node) is None
+    node.output = lambda: reader(rows(0, 3))
+    node.run()
+    node.output = lambda: missing.lazy()
+    node.run()
+    assert stored(node)["close"].null_count() == 10 and stored(node).schema["close"] == pl.Float64

@@ -11,7 +11,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from .._internal.deferred import pa
-from ..core.frames import logical_dtype
+from ..core.frame_schema import logical_dtype
 from ..lake.location import Lake, current_lake
 
 _JSON_FIELDS = ("labels", "index_names", "columns", "build_configuration")

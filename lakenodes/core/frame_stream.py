@@ -86,7 +86,8 @@ class FrameStream:
 
     def _validated(self, raw: Any) -> NormalizedFrame | None:
         try:
-            frame = normalize_frame(raw, self._dimensions, self._records)
+            # the stored table's schema (or the first batch's) types later batches' columns of only nulls
+            frame = normalize_frame(raw, self._dimensions, self._records, keep_untyped_nulls=self._schema is not None)
             if frame is None:
                 return None
             if self._schema is None:

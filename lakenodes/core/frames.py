@@ -14,11 +14,12 @@ from typing import Any
 import polars as pl
 
 from .._internal.deferred import pa, pc
-from ..errors import FrameValidationError, SchemaMismatchError
+from ..errors import FrameValidationError
 from .column_names import column_name_problem
-from .config import RecordDefinition, canonical_dtype
+from .config import RecordDefinition
 from .datetime_range import check_python_range
 from .frame_index import TIME_INDEX, check_unique_index, index_bounds
+from .frame_schema import cast_to_records, check_against_records, conform_table, refuse_untyped_nulls
 from .identity_values import describe_value, identity_value_problem, partition_value_problem
 
 UNIQUE_IDENTIFIER = "unique_identifier"
@@ -57,11 +58,15 @@ def normalize_frame(
     frame: Any,
     declared_dimensions: Sequence[str] = (),
     records: Sequence[RecordDefinition] | None = None,
+    *,
+    keep_untyped_nulls: bool = False,
 ) -> NormalizedFrame | None:
     """Validate ``frame`` and return it as Arrow, or ``None`` when it is empty (nothing new).
 
     ``declared_dimensions`` are the class's ``IDENTITY_DIMENSIONS`` (used for polars/Arrow input,
-    where the index is given by column names).
+    where the index is given by column names). A value column holding only nulls is typed by its
+    ``records`` declaration, else refused, unless ``keep_untyped_nulls`` (the caller conforms the
+    frame to a stored schema, which types it, or calls ``refuse_untyped_nulls``).
 
     Example:
         >>> import polars as pl, datetime as dt
@@ -86,7 +91,9 @@ def normalize_frame(
     check_unique_index(normalized, index_names, bounds)
     if records:
         check_against_records(normalized, index_names, records)
-        normalized = _cast_to_records(normalized, records)
+        normalized = cast_to_records(normalized, records)
+    if not keep_untyped_nulls:
+        refuse_untyped_nulls(normalized)
     return _with_bounds(NormalizedFrame(normalized, tuple(index_names)), bounds)
 
 
@@ -287,75 +294,15 @@ def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
             )
         check_python_range(name, column)
         return _to_microseconds(name, column)
-    if pa.types.is_null(kind):
-        raise FrameValidationError(f"column {name!r} holds only nulls, so its type is unknown: give it a dtype")
+    if pa.types.is_null(kind):  # typed later by the records or the stored schema, else refused
+        return column
     raise FrameValidationError(
         f"column {name!r} has unsupported type {kind}: use float, int, bool, string, date or UTC datetime"
     )
 
 
-def logical_dtype(kind: pa.DataType) -> str:
-    """The lakenodes dtype name of an Arrow type (float64, int64, bool, string, date, datetime)."""
-    if pa.types.is_floating(kind):
-        return "float64"
-    if pa.types.is_integer(kind):
-        return "int64"
-    if pa.types.is_boolean(kind):
-        return "bool"
-    if pa.types.is_date(kind):
-        return "date"
-    if pa.types.is_timestamp(kind):
-        return "datetime"
-    return "string"
-
-
-def check_against_records(table: pa.Table, index_names: Sequence[str], records: Sequence[RecordDefinition]) -> None:
-    """The frame's value columns must be exactly the declared ``records`` with matching dtypes."""
-    declared = {record.column_name: canonical_dtype(record.dtype) for record in records}
-    present = [name for name in table.column_names if name not in index_names]
-    undeclared = [name for name in present if name not in declared]
-    missing = [name for name in declared if name not in present]
-    if undeclared:
-        raise FrameValidationError(f"column(s) {undeclared} are not declared in the configuration's records")
-    if missing:
-        raise FrameValidationError(f"declared record column(s) {missing} are missing from the frame")
-    for name in present:
-        actual = logical_dtype(table.schema.field(name).type)
-        if actual != declared[name] and not (declared[name] == "float64" and actual == "int64"):
-            raise FrameValidationError(f"column {name!r} is declared {declared[name]} but the frame holds {actual}")
-
-
-def _cast_to_records(table: pa.Table, records: Sequence[RecordDefinition]) -> pa.Table:
-    """Store int values of a column declared float64 as float64 (the declaration is the schema)."""
-    for record in records:
-        position = table.schema.get_field_index(record.column_name)
-        if canonical_dtype(record.dtype) == "float64" and pa.types.is_integer(table.schema.field(position).type):
-            table = table.set_column(position, record.column_name, pc.cast(table.column(position), pa.float64()))
-    return table
-
-
 def conform_to_schema(frame: NormalizedFrame, stored: pa.Schema, stored_index: Sequence[str]) -> NormalizedFrame:
-    """Check ``frame`` against the stored table schema and cast it to it (the schema is a contract)."""
-    if tuple(stored_index) != frame.index_names:
-        raise SchemaMismatchError(
-            f"index changed: the table is indexed by {list(stored_index)}, the frame by {list(frame.index_names)}"
-        )
-    stored_names, frame_names = set(stored.names), set(frame.table.column_names)
-    if stored_names != frame_names:
-        added = [f"{name!r} (table: absent, frame: {logical_dtype(frame.table.schema.field(name).type)})"
-                 for name in sorted(frame_names - stored_names)]
-        removed = [f"{name!r} (table: {logical_dtype(stored.field(name).type)}, frame: absent)"
-                   for name in sorted(stored_names - frame_names)]
-        raise SchemaMismatchError(
-            f"columns changed: new {', '.join(added) or 'none'}; missing {', '.join(removed) or 'none'}; "
-            "a schema change needs a new table (new storage_hash)"
-        )
-    columns = []
-    for field in stored:
-        column = frame.table.column(field.name)
-        old, new = logical_dtype(field.type), logical_dtype(column.type)
-        if old != new and not (old == "float64" and new == "int64"):
-            raise SchemaMismatchError(f"column {field.name!r} was {old} and is now {new}; nothing was written")
-        columns.append(pc.cast(column, field.type))
-    conformed = NormalizedFrame(pa.table(columns, schema=stored), frame.index_names)
+    """Check ``frame`` against the stored table schema and cast it to it (the schema is a contract;
+    see :mod:`lakenodes.core.frame_schema`)."""
+    conformed = NormalizedFrame(conform_table(frame.table, frame.index_names, stored, stored_index), frame.index_names)
     return _with_bounds(conformed, frame.identity_bounds) if "identity_bounds" in frame.__dict__ else conformed

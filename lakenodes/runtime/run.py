@@ -21,6 +21,7 @@ import polars as pl
 from deltalake import DeltaTable
 
 from .._internal.background import in_background
+from ..core.frame_schema import refuse_untyped_nulls
 from ..core.frame_stream import FrameStream, is_stream
 from ..core.frames import NormalizedFrame, conform_to_schema, normalize_frame
 from ..core.hashing import hash_namespace
@@ -260,13 +261,15 @@ def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | No
         stored_schema = store.schema()
         stored = None if stored_schema is None else (stored_schema, store.index_names())
         return FrameStream(output, node.IDENTITY_DIMENSIONS, records, stored)
-    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records)  # meanwhile the table opens (_prepare_write)
+    # meanwhile the table opens (_prepare_write); its schema types the columns holding only nulls
+    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records, keep_untyped_nulls=True)
     if frame is None:
         return None
     stored_schema = store.schema()
-    if stored_schema is not None:
-        frame = conform_to_schema(frame, stored_schema, store.index_names())
-    return frame
+    if stored_schema is None:
+        refuse_untyped_nulls(frame.table)
+        return frame
+    return conform_to_schema(frame, stored_schema, store.index_names())
 
 
 def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame | FrameStream, result: Any) -> None:
