@@ -217,11 +217,8 @@ class DataNode(BaseNode):
         self._update_statistics: UpdateStatistics | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled (for a process pool) without the statistics it computed: they hold this process's
-        lazy loaders, and a worker computes its own before ``update()``."""
-        state = dict(self.__dict__)
-        state["_update_statistics"] = None
-        return state
+        """Pickled for a process pool without its computed statistics (a worker computes its own)."""
+        return {**self.__dict__, "_update_statistics": None}
 
     def _check_identity_dimensions(self) -> None:
         dims = self.IDENTITY_DIMENSIONS
