@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import polars as pl
 import pytest
 from test_time_travel import build_history, frame
 
@@ -173,3 +174,30 @@ def test_cli_vacuum_reports_the_reach(history, cli):
     assert document["results"][0]["oldest_readable_version"] == 4
     assert document["results"][0]["oldest_readable_timestamp"].startswith(str(dt.datetime.now(UTC).year))
     assert TimeIndexMetaTable.get(storage_hash=name, lake=history.node.lake).stats(as_of=4)["row_count"] == 6
+
+
+def test_cli_shows_values_exactly_and_writes_nan_as_valid_json(local_lake):
+    """Regressions: the human diff cut sub-second times and rounded floats to 6 digits (a change
+    looked like none: 187.123 -> 187.123), and `--json` wrote a bare NaN that JSON parsers refuse."""
+    from test_time_travel import QueueNode, TravelConfig
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    moment = dt.datetime(2024, 1, 2, 9, 30, 0, 1000, tzinfo=UTC)
+    first = pl.DataFrame({"time_index": [moment], "unique_identifier": ["A"], "close": [187.123456789]})
+    node = QueueNode(TravelConfig(), [first, first.with_columns(close=pl.lit(float("nan")))], lake=local_lake)
+    node.run()
+    node.run()
+    invoke = lambda *args: CliRunner().invoke(app, ["--lake", local_lake.uri, "data-node", *args])  # noqa: E731
+    human = invoke("diff", node.storage_hash, "--from", "1")
+    assert human.exit_code == 0 and "2024-01-02 09:30:00.001000Z" in human.stdout and "187.123456789" in human.stdout
+
+    def strict(constant: str) -> None:
+        raise AssertionError(f"bare {constant} in JSON")
+
+    document = json.loads(invoke("diff", node.storage_hash, "--from", "1", "--json").stdout, parse_constant=strict)
+    assert document["changed_rows"][0]["close_from"] == 187.123456789 and document["changed_rows"][0]["close_to"] == "NaN"
+    query = json.loads(invoke("run-query", node.storage_hash, f"SELECT close FROM {node.storage_hash}", "--json").stdout,
+                       parse_constant=strict)
+    assert query["results"] == [{"close": "NaN"}]

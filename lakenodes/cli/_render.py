@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from .._internal.json_values import json_ready
+
 if TYPE_CHECKING:  # rich is imported by the commands that render (``lakenodes --help`` stays quick)
     from rich.console import Console
     from rich.table import Table
@@ -25,19 +27,20 @@ ProgressUpdate = Callable[..., None]
 
 
 def to_json(document: Any) -> str:
-    """``document`` as indented JSON (models, datetimes, dataclasses and sets included)."""
-    return json.dumps(document, default=_json_default, indent=2, ensure_ascii=False)
+    """``document`` as indented JSON (models, datetimes, dataclasses and sets included; NaN and
+    infinities as the strings ``"NaN"``, ``"Infinity"``: always valid JSON, see ``json_values``)."""
+    return json.dumps(json_ready(document), default=_json_default, indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+        return json_ready(value.model_dump(mode="json"))
     if isinstance(value, (datetime.datetime, datetime.date)):
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        return json_ready(dataclasses.asdict(value))
     if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
+        return json_ready(list(value))
     return str(value)
 
 
@@ -50,17 +53,24 @@ def stdout_console() -> Console:
 
 
 def text(value: Any) -> str:
-    """A value as a table cell: UTC datetimes with ``Z``, short floats, joined lists, JSON dicts."""
+    """A value as a table cell, exact: UTC datetimes with ``Z`` (and their microseconds when they
+    have any), floats as their shortest exact form, joined lists, JSON dicts.
+
+    Example:
+        >>> text(datetime.datetime(2024, 1, 2, 9, 30, 0, 1000, tzinfo=datetime.UTC)), text(1234567.891)
+        ('2024-01-02 09:30:00.001000Z', '1234567.891')
+    """
     if value is None:
         return ""
     if isinstance(value, datetime.datetime):
-        return value.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S") + "Z"
+        utc = value.astimezone(datetime.UTC)
+        return utc.strftime("%Y-%m-%d %H:%M:%S") + (f".{utc.microsecond:06d}" if utc.microsecond else "") + "Z"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return repr(value)
     if isinstance(value, (list, tuple)):
         return ", ".join(text(item) for item in value)
     if isinstance(value, dict):
-        return json.dumps(value, default=_json_default, ensure_ascii=False)
+        return json.dumps(json_ready(value), default=_json_default, ensure_ascii=False)
     return str(value)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
-import math
 import os
 import select
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 import datafusion  # noqa: F401 - imported before answering ready (sql.py defers it)
 import pyarrow as pa
 
+from .._internal.json_values import json_float
 from ._sql_limits import Refusal
 from ._sql_sandbox import read_frame, write_frame
 from .sql import _clean, _execute  # the heavy imports (datafusion, deltalake) happen before answering ready
@@ -64,18 +64,19 @@ def _to_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def _jsonable(value: Any) -> Any:
-    """datetime/date/time -> ISO-8601 (tz-aware values keep their offset), NaN/inf -> None, bytes -> base64,
-    Decimal -> str, timedelta (durations) -> float seconds, month-day-nano intervals -> dict."""
+    """datetime/date/time -> ISO-8601 (tz-aware values keep their offset), NaN/inf -> "NaN"/"Infinity"
+    (see ``json_values``), bytes -> base64, Decimal -> str, timedelta (durations) -> float seconds,
+    month-day-nano intervals -> dict."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return json_float(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, decimal.Decimal):
-        return str(value) if value.is_finite() else None
+        return str(value) if value.is_finite() else json_float(float(value))
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, pa.MonthDayNano):
