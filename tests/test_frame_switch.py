@@ -215,3 +215,26 @@ def _environment() -> dict[str, str]:
     import os
 
     return {key: value for key, value in os.environ.items() if not key.startswith("LAKENODES_")}
+
+
+def test_pandas_reads_keep_int64_exact_and_bool_typed_when_a_column_has_nulls(local_lake: Lake) -> None:
+    """Regression: an int64 column with a null read as float64 (2**63 - 1 came back 2**63) and a bool
+    one as object; such columns now read as pandas' nullable Int64 / boolean, the others unchanged."""
+
+    class Extremes(DataNode):
+        def dependencies(self):
+            return {}
+
+        def update(self) -> pl.DataFrame:
+            days = DAYS[:3]
+            return pl.DataFrame({"time_index": days, "i": [-2**63, None, 2**63 - 1], "b": [True, None, False],
+                                 "whole": [1, 2, 3]},
+                                schema={"time_index": pl.Datetime("us", "UTC"), "i": pl.Int64, "b": pl.Boolean,
+                                        "whole": pl.Int64})
+
+    node = Extremes(DataNodeConfiguration())
+    node.run()
+    frame = node.get_df_between_dates(frame="pandas")
+    assert str(frame["i"].dtype) == "Int64" and frame["i"].tolist() == [-2**63, pd.NA, 2**63 - 1]
+    assert str(frame["b"].dtype) == "boolean" and frame["b"].isna().tolist() == [False, True, False]
+    assert str(frame["whole"].dtype) == "int64"

@@ -76,8 +76,19 @@ def as_frame(data: pa.Table, index_names: Sequence[str], kind: str | None = None
 
 
 def to_pandas(data: pa.Table, index_names: Sequence[str]) -> pd.DataFrame:
-    """The seeds' pandas shape: ``time_index`` (or a MultiIndex of the index names) as the index."""
+    """The seeds' pandas shape: ``time_index`` (or a MultiIndex of the index names) as the index.
+    Int and bool columns holding nulls become pandas' nullable ``Int64``/``boolean`` (NumPy's would
+    be float64, which cannot hold every int64 exactly, and object)."""
+    import pandas as pd
+
     frame = data.to_pandas()
+    with_nulls = [name for name, column in zip(data.column_names, data.columns, strict=True)
+                  if column.null_count and (pa.types.is_integer(column.type) or pa.types.is_boolean(column.type))]
+    if with_nulls:
+        nullable = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+        exact = data.select(with_nulls).to_pandas(types_mapper=nullable.get)
+        for name in with_nulls:
+            frame[name] = exact[name]
     present = [name for name in index_names if name in frame.columns]
     return frame.set_index(present) if present else frame
 
