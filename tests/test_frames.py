@@ -553,3 +553,14 @@ def test_an_int_a_float_column_cannot_hold_exactly_is_refused_naming_the_column(
     declared = FrameNode(FrameConfig(records=RECORDS))
     assert_rejected(declared, polars_frame(value=[2**53 + 1, 1], count=[1, 2]), ("'value'", "declared", "exactly"),
                     SchemaMismatchError)
+
+
+def test_categorical_value_columns_are_stored_as_strings(local_lake):
+    """Regression: a polars Categorical/Enum value column was refused ("unsupported type dictionary")
+    while the same type as an index level was accepted."""
+    node = FrameNode()
+    node.run_with(polars_frame(sector=pl.Series(["tech", "energy"], dtype=pl.Categorical),
+                               grade=pl.Series(["a", "b"], dtype=pl.Enum(["a", "b"]))))
+    stored = _read(node)
+    assert stored.schema["sector"] == pl.String and stored["sector"].to_list() == ["tech", "energy"]
+    assert stored["grade"].to_list() == ["a", "b"]

@@ -247,6 +247,10 @@ def _to_microseconds(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(column, target)
 
 
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+
+
 def _normalize_identity(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     """An identity level as non-null strings (its values are checked by ``_check_identity_values``)."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
@@ -280,9 +284,9 @@ def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
         return pc.cast(column, pa.int64())
     if pa.types.is_boolean(kind):
         return column
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+    if _is_text(kind):
         return pc.cast(column, pa.string())
-    if pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type):
+    if pa.types.is_dictionary(kind) and _is_text(kind.value_type):  # polars Categorical/Enum, pandas category
         return pc.cast(column, pa.string())
     if pa.types.is_date(kind):
         check_python_range(name, column)
