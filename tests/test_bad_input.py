@@ -239,7 +239,6 @@ CASES: list[Case] = [
            "column 'close' has mixed or unsupported values"),
     output("list_column", lambda: polars(close=[[1.0], [2.0]]), F, "'close' has unsupported type large_list"),
     output("struct_column", lambda: polars(close=[{"a": 1.0}, {"a": 2.0}]), F, "unsupported type struct"),
-    output("all_null_column", lambda: polars(close=[None, None]), F, "holds only nulls"),
     output("naive_datetime_value", lambda: polars().with_columns(seen=pl.lit(dt.datetime(2024, 1, 3))), F,
            "'seen' must be timezone-aware UTC"),
     output("time_after_9999", lambda: polars().with_columns(time_index=pl.Series([0, 253_402_300_800 * 10**6]).cast(

@@ -199,6 +199,9 @@ def test_get_ranged_data_per_asset(stored) -> None:
     assert closes.rows() == [(day(2), "BRK/B", 21.0)]
     as_pandas = node.get_ranged_data_per_asset(range_descriptor=descriptor, frame="pandas")
     assert float(as_pandas.xs("é=1%", level="unique_identifier")["close"].iloc[-1]) == 42.0
+    # regression: the dimension-shaped map (DESIGN: both shapes are accepted back by the reads) was refused
+    by_coordinate = node.update_statistics.get_dimension_range_map_great_or_equal(extra_time_delta=DAY)
+    assert keys(node.get_ranged_data_per_asset(by_coordinate)) == expected_keys([3, 4])
 
 
 def test_get_last_observation(stored) -> None:

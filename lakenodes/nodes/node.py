@@ -94,9 +94,7 @@ class BaseNode:
         frame = resolve_frame(frame)  # a bad frame kind fails before reading
         columns = None if columns is None else _values(columns, "columns")
         filters = _dimension_filters(dimension_filters, unique_identifier_list)
-        ranges = None
-        if unique_identifier_range_map is not None:
-            ranges = _ranges_from_uid_map(unique_identifier_range_map)
+        ranges = None if unique_identifier_range_map is None else _ranges_from_uid_map(unique_identifier_range_map)
         if dimension_range_map is not None:
             ranges = (ranges or []) + _ranges_from_dimension_map(dimension_range_map)
         data = self.store.read(
@@ -127,14 +125,14 @@ class BaseNode:
         return self._as_frame(None, columns, "polars").lazy() if lazy is None else lazy
 
     def get_ranged_data_per_asset(
-        self, range_descriptor: Mapping[str, Mapping[str, Any]] | None, columns: Sequence[str] | None = None,
-        frame: FrameKind | None = None, *, as_of: Any = None,
+        self, range_descriptor: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]] | None,
+        columns: Sequence[str] | None = None, frame: FrameKind | None = None, *, as_of: Any = None,
     ) -> pl.DataFrame | pd.DataFrame | pa.Table:
-        """Rows per unique_identifier within its own window, e.g. the output of
-        ``update_statistics.get_update_range_map_great_or_equal()`` (``as_of``: see get_df_between_dates)."""
-        return self.get_df_between_dates(
-            unique_identifier_range_map=range_descriptor or {}, columns=columns, frame=frame, as_of=as_of
-        )
+        """Rows per identity within its own window, from ``update_statistics``' range map by uid
+        or by coordinate (``get_dimension_range_map_great_or_equal``); ``as_of``: see get_df_between_dates."""
+        by_coordinate = isinstance(range_descriptor, Sequence) and not isinstance(range_descriptor, str)
+        key = "dimension_range_map" if by_coordinate and range_descriptor else "unique_identifier_range_map"
+        return self.get_df_between_dates(**{key: range_descriptor or {}}, columns=columns, frame=frame, as_of=as_of)
 
     def get_last_observation(
         self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None, *, as_of: Any = None,
