@@ -564,3 +564,19 @@ def test_categorical_value_columns_are_stored_as_strings(local_lake):
     stored = _read(node)
     assert stored.schema["sector"] == pl.String and stored["sector"].to_list() == ["tech", "energy"]
     assert stored["grade"].to_list() == ["a", "b"]
+
+
+def test_cli_detail_shows_each_identity_dimension_in_its_own_column(local_lake):
+    """Regression: identities were joined with " / ", so ('BRK/B', 'X / Y') read like three levels."""
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    node = VenueNode()
+    node.run_with(polars_frame(uids=("BRK/B", "BRK/B"), venue=["X / Y", "Z"], value=[1.0, 2.0]))
+    result = CliRunner().invoke(app, ["--lake", local_lake.uri, "data-node", "detail", node.storage_hash])
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if "unique_identifier" in line and "First" in line)
+    assert "venue" in header and "Identity" not in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "X / Y" in line)
+    assert [cell.strip() for cell in row.strip("│┃ ").split("│")][:2] == ["BRK/B", "X / Y"]

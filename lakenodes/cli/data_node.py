@@ -98,9 +98,10 @@ def data_node_detail(session: Session, ref: TableArgument, as_of: AsOfOption = N
             columns.add_row(column.column_name, column.dtype, column.label or "", column.description or "")
         console.print(columns)
         if stats.get("multi_index_stats"):
-            per_identity = table("Identity", "First", "Last", no_wrap=("First", "Last"))
+            dimensions = list(found.index_names[1:])  # a column each: values may hold any separator
+            per_identity = table(*dimensions, "First", "Last", no_wrap=("First", "Last"))
             for identity, first, last in _flatten_identity_stats(stats["multi_index_stats"]):
-                per_identity.add_row(" / ".join(identity), first or "", last or "")
+                per_identity.add_row(*identity, first or "", last or "")
             console.print(per_identity)
         if updaters:
             updaters_table(console, updaters, {found.storage_hash: found.identifier})
