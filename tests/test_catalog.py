@@ -389,3 +389,24 @@ def test_a_fresh_process_registers_an_unchanged_table_without_reading_the_tables
     assert "tables" not in reads
     assert catalog.register_table(local_lake, record("second"))  # a changed record is stored
     assert catalog.table_record(local_lake, "quotes_2").description == "second"
+
+
+def test_a_new_version_of_a_table_takes_over_the_identifier_when_repointed_before_its_first_run(any_lake):
+    """Regression: the run claimed the identifier before creating its table and repoint_identifier
+    needed the table to exist, so a schema change could not keep its published name."""
+    from lakenodes import repoint_identifier
+
+    old = quotes()
+    old.run()
+    successor = quotes(source="vendor_v2")  # another storage hash, the same identifier
+    with pytest.raises(NodeRunError, match=r"repoint_identifier\('quotes_daily', node\)"):
+        successor.run()
+    with pytest.raises(NotFoundError, match="pass the node itself"):
+        repoint_identifier("quotes_daily", successor.storage_hash, lake=any_lake)  # a hash with no table yet
+    repoint_identifier("quotes_daily", successor)
+    successor.run()
+    assert TimeIndexMetaTable.get(identifier="quotes_daily").storage_hash == successor.storage_hash
+    assert catalog.table_record(any_lake, successor.storage_hash).identifier == "quotes_daily"
+    assert catalog.table_record(any_lake, old.storage_hash).identifier is None
+    old.run()  # the old updater keeps writing its own table, no longer under that name
+    assert TimeIndexMetaTable.get(identifier="quotes_daily").storage_hash == successor.storage_hash

@@ -17,6 +17,7 @@ from deltalake import DeltaTable
 from .._internal.arrow_rows import python_rows
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pc
+from ..core.hashing import HashedAsUpdateHash
 from ..core.lookups import matches_lookups, split_lookup
 from ..errors import IdentifierConflictError, NotFoundError
 from ..lake.ledger import (
@@ -191,7 +192,8 @@ def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: 
         where = f" in namespace {namespace!r}" if namespace else ""
         raise IdentifierConflictError(
             f"identifier {identifier!r}{where} is already used by table {owner['storage_hash']}; "
-            "choose another identifier (e.g. add a project suffix) or repoint it explicitly"
+            "choose another identifier (e.g. add a project suffix), or give it to this table before its first run: "
+            f"lakenodes.repoint_identifier({identifier!r}, node) (docs/identity.md)"
         )
     _known_claims.add(key)
     return True
@@ -212,17 +214,29 @@ def _identifier_holders(lake: Lake, identifier: str, namespace: str) -> set[str]
     return holders | {row["storage_hash"] for row in first[:1]}
 
 
-def repoint_identifier(identifier: str, storage_hash: str, *, namespace: str = "", lake: Lake | None = None) -> None:
-    """Point a published identifier at another storage without changing any hash."""
-    lake = lake or current_lake()
-    target = table_record(lake, storage_hash)
-    if target is None:
-        raise NotFoundError(f"no table with storage hash {storage_hash!r} in {lake.uri}")
+def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = None, lake: Lake | None = None) -> None:
+    """Point a published identifier at another table without changing any hash.
+
+    ``target`` is the storage hash of a table in the lake, or a DataNode, whose table need not exist
+    yet: repointing to a node before its first run is how a new version of a table (a schema change
+    is a new table) takes over the name (docs/identity.md). For a node, ``namespace`` and ``lake``
+    default to the node's.
+    """
+    node = target if isinstance(target, HashedAsUpdateHash) else None
+    storage_hash = target.storage_hash if node is not None else target
+    if namespace is None:
+        namespace = node.hash_namespace if node is not None else ""
+    lake = lake or (node.lake if node is not None else current_lake())
+    record = table_record(lake, storage_hash)
+    if record is None and node is None:
+        raise NotFoundError(f"no table with storage hash {storage_hash!r} in {lake.uri}; to repoint the identifier "
+                            "to a node whose table is not written yet, pass the node itself")
     previous = resolve_identifier(lake, identifier, namespace)
     _known_claims.difference_update({key for key in _known_claims if key[:3] == (lake.uri, namespace, identifier)})
     reassign(lake, _identifier_scope(namespace), identifier,
              {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, _schemas()["claims"])
-    save_table_record(lake, target.model_copy(update={"identifier": identifier, "namespace": namespace}))
+    if record is not None:  # else the node's first run records its table under the identifier
+        save_table_record(lake, record.model_copy(update={"identifier": identifier, "namespace": namespace}))
     if previous and previous != storage_hash:
         old = table_record(lake, previous)
         if old is not None and old.identifier == identifier:
