@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import multiprocessing
 
 import duckdb
@@ -410,3 +411,21 @@ def test_a_new_version_of_a_table_takes_over_the_identifier_when_repointed_befor
     assert catalog.table_record(any_lake, old.storage_hash).identifier is None
     old.run()  # the old updater keeps writing its own table, no longer under that name
     assert TimeIndexMetaTable.get(identifier="quotes_daily").storage_hash == successor.storage_hash
+
+
+def test_cli_repoint_moves_an_identifier_between_written_tables(local_lake):
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    old, new = quotes(), quotes(source="vendor_v2", identifier="quotes_v2")
+    old.run()
+    new.run()
+    invoke = lambda *args: CliRunner().invoke(app, ["--lake", local_lake.uri, "data-node", *args])  # noqa: E731
+    moved = invoke("repoint", "quotes_daily", new.storage_hash, "--json")
+    assert moved.exit_code == 0, moved.output
+    assert json.loads(moved.stdout) == {"ok": True, "identifier": "quotes_daily", "storage_hash": new.storage_hash,
+                                        "previous": old.storage_hash}
+    assert TimeIndexMetaTable.get(identifier="quotes_daily").storage_hash == new.storage_hash
+    missing = invoke("repoint", "quotes_daily", "no_such_table")
+    assert missing.exit_code == 2 and "no_such_table" in missing.stderr

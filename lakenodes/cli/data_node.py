@@ -272,6 +272,23 @@ def _show_labels(session: Session, changed: TimeIndexMetaTable) -> None:
         f"labels of {table_name(changed)}: {', '.join(changed.labels) or '(none)'}"))
 
 
+@command(app, "repoint")
+def data_node_repoint(
+    session: Session,
+    identifier: Annotated[str, typer.Argument(help="The published identifier to move.")],
+    ref: TableArgument,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Give a published IDENTIFIER to another table (uid, storage hash or identifier); no hash changes.
+    For a table not written yet, repoint in Python before its first run: repoint_identifier(identifier, node)."""
+    found = resolve_table(session.lake, ref, namespace)
+    previous = catalog.resolve_identifier(session.lake, identifier, found.namespace)
+    catalog.repoint_identifier(identifier, found.storage_hash, namespace=found.namespace, lake=session.lake)
+    document = {"ok": True, "identifier": identifier, "storage_hash": found.storage_hash, "previous": previous}
+    session.output(document, lambda console: console.print(
+        f"{identifier} -> {found.storage_hash}" + (f" (was {previous})" if previous else "")))
+
+
 @command(app, "refresh-search-index")
 def data_node_refresh_search_index(session: Session, ref: TableArgument, namespace: NamespaceOption = None) -> None:
     """Re-index one table's metadata for search."""
