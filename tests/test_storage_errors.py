@@ -16,6 +16,7 @@ import os
 import pickle
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,3 +291,28 @@ def test_a_bucket_that_does_not_exist_is_a_configuration_mistake(s3_server, publ
     assert "no bucket 'no-such-bucket-lakenodes' for s3://no-such-bucket-lakenodes/lake" in str(error)
     assert_one_line(error)
     assert "<Error>" not in str(error)
+
+
+def test_the_last_error_line_reaches_stderr_while_another_thread_filters_delta_panics():
+    """Regression: Ctrl-C during a run sometimes exited 130 with an empty stderr. The CLI ends with
+    os._exit; when a background catalog write (a delta-rs call) had fd 2 in the panic filter's pipe,
+    the error line was still in the pipe and the forwarding thread died with the process."""
+    code = textwrap.dedent("""
+        import os, sys, threading
+        from lakenodes.lake._rust_stderr import quiet_delta_panics, restore_stderr
+        entered, release = threading.Event(), threading.Event()
+        def background_delta_call():
+            with quiet_delta_panics():
+                entered.set()
+                release.wait(30)
+        threading.Thread(target=background_delta_call, daemon=True).start()
+        entered.wait(30)
+        for n in range(200):
+            print(f"error: line {n}", file=sys.stderr)
+        sys.stderr.flush()
+        restore_stderr()
+        os._exit(130)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130
+    assert result.stderr.splitlines() == [f"error: line {n}" for n in range(200)]

@@ -33,6 +33,7 @@ from typing import Annotated
 
 import typer
 
+from ..lake._rust_stderr import restore_stderr
 from . import assets, data_node, maintenance, run, search, updates
 from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup
 from ._session import GlobalOptions, JsonOption, LakeOption, VerboseOption
@@ -105,4 +106,5 @@ def main(argv: Sequence[str] | None = None, *, standalone_mode: bool = True) -> 
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    restore_stderr()  # a background delta-rs call may have fd 2 in its panic filter's pipe
     os._exit(code)

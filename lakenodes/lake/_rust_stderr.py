@@ -180,6 +180,17 @@ def quiet_delta_panics() -> Iterator[None]:
     finally:
         if active:
             with _lock:
-                _users -= 1
-                if _users == 0:
+                _users = max(0, _users - 1)
+                if _users == 0 and _saved_fd is not None:
                     _stop()
+
+
+def restore_stderr() -> None:
+    """Point file descriptor 2 back at the real stderr now and forward what the pipe still holds,
+    even while delta-rs calls of other threads run (before ``os._exit``, which would end the
+    forwarding thread with lines of this process's last words still in the pipe)."""
+    global _users
+    with _lock:
+        if _saved_fd is not None:
+            _users = 0
+            _stop()
