@@ -151,3 +151,58 @@ def test_a_read_as_of_an_older_version_does_not_use_the_copy(local_lake: Lake):
     new = node.get_df_between_dates(day(1), day(1))
     assert old["close"].to_list() == [3.0, 4.0, 5.0]
     assert new["close"].to_list() == [0.0, 1.0, 2.0]
+
+
+def test_a_reader_holding_a_copy_survives_a_concurrent_optimize_writing_another(any_lake: Lake, opened: list[int]):
+    """Regression: the copy was rewritten in place, so a reader that had cached its footer read the
+    next copy with the old offsets ("Page was smaller than expected") while optimizes overlapped."""
+    import subprocess
+    import sys
+
+    node = CrossNode(days=15)
+    node.run()
+    first_version = node.store.table().version()
+    CrossNode(days=15, first=15).run()
+    optimize_table(any_lake, node.storage_hash, cross_section=True)
+    expected = node.get_df_between_dates(day(0), day(40))  # opens the copy, caches its footer
+    assert opened == [] and expected.height == 90
+    rewrite = ("import sys; from deltalake import DeltaTable; from lakenodes import Lake; "
+               "from lakenodes.lake.cross_section import write_cross_section; "
+               "lake = Lake(sys.argv[1], storage_options=dict(a.split('=', 1) for a in sys.argv[3:]) or None); "
+               "write_cross_section(DeltaTable(sys.argv[2], version=1, "
+               "storage_options=lake.storage_options or None), lake)")  # a slower optimize, of an older version
+    options = [f"{key}={value}" for key, value in any_lake.storage_options.items()]
+    subprocess.run([sys.executable, "-c", rewrite, any_lake.uri, node.table_uri, *options], check=True, timeout=120)
+    assert first_version == 1
+    for _ in range(2):
+        assert node.get_df_between_dates(day(0), day(40)).equals(expected)
+
+
+def test_a_copy_gone_from_under_a_reader_falls_back_to_the_data_files(local_lake: Lake, caplog):
+    node = CrossNode(days=4)
+    node.run()
+    optimize_table(local_lake, node.storage_hash, cross_section=True)
+    expected = node.get_df_between_dates(day(0), day(9))
+    for copy in (Path(node.table_uri) / cross_section.COPIES).iterdir():
+        copy.unlink()  # e.g. deleted as superseded while this process kept it cached
+    assert node.get_df_between_dates(day(0), day(9)).equals(expected)
+    assert "unreadable" in caplog.text
+    assert node.get_df_between_dates(day(0), day(9)).equals(expected)  # and it is not tried again
+
+
+def test_optimize_deletes_superseded_copies_and_leftovers_of_killed_writes(local_lake: Lake, monkeypatch):
+    node = CrossNode(days=4)
+    node.run()
+    optimize_table(local_lake, node.storage_hash, cross_section=True)
+    folder = Path(node.table_uri) / "_lakenodes"
+    (folder / ".cross_section.parquet.1234.tmp").write_bytes(b"half a copy")  # a write killed mid-way
+    (folder / "cross_section.parquet").write_bytes(b"the copy of an older lakenodes")
+    optimize_table(local_lake, node.storage_hash, cross_section=True)
+    assert len(list((folder / "cross_section").iterdir())) == 2  # the previous copy stays a while for readers
+    monkeypatch.setattr(cross_section, "SUPERSEDED_SECONDS", -1)
+    CrossNode(days=1, first=4).run()
+    optimize_table(local_lake, node.storage_hash, cross_section=True)
+    assert sorted(path.name for path in folder.iterdir() if "cross_section" in path.name) == [
+        "cross_section", "cross_section.files.parquet"]
+    assert len(list((folder / "cross_section").iterdir())) == 1
+    assert node.get_df_between_dates(day(0), day(9)).height == 15

@@ -76,7 +76,8 @@ def _everything(node: DataNode) -> pl.DataFrame:
 def _snapshot(node: DataNode) -> tuple:
     stats = node.compute_update_statistics()
     return (
-        TimeIndexMetaTable.get(storage_hash=node.storage_hash).stats(),
+        {key: value for key, value in TimeIndexMetaTable.get(storage_hash=node.storage_hash).stats().items()
+         if key != "version"},  # optimize commits: a new version, the same statistics
         stats.index_progress,
         stats.max_time_index_value,
         stats.min_time_index_value,

@@ -2,21 +2,29 @@
 
 Partitioning by the first identity puts each identity in files of its own, so a read of one date
 over N identities opens N files. ``optimize_table(..., cross_section=True)`` also writes every row
-of the version it leaves, sorted by the index, to ``_lakenodes/cross_section.parquet`` in small
-row groups (a date is then one or two row groups of one file), and the list of the data files it
-holds to ``_lakenodes/cross_section.files.parquet``. A read with a time window and no identity
-filter uses the copy while every one of those files is still live in the version read (same URI
-and ``metaData.id``, a version at or after the copy's, see ``_scan.version_key``): the rows of
-that version are then the copy's plus those of the files appended since, which the read opens
-as usual (pruned by their time statistics, so old dates read the copy alone). A commit that
+of the version it leaves, sorted by the index, to a copy ``_lakenodes/cross_section/<uuid>.parquet``
+in small row groups (a date is then one or two row groups of one file), then points
+``_lakenodes/cross_section.files.parquet`` at it: the list of the data files the copy holds,
+stamped with the version it was written for and the copy's name. A read with a time window and no
+identity filter uses the copy while every one of those files is still live in the version read
+(same URI and ``metaData.id``, a version at or after the copy's, see ``_scan.version_key``): the
+rows of that version are then the copy's plus those of the files appended since, which the read
+opens as usual (pruned by their time statistics, so old dates read the copy alone). A commit that
 removes a file (a restatement, a delete, a compaction) retires the copy until the next optimize.
-Delta readers and vacuum ignore ``_``-prefixed folders; the copy costs about the table's size again.
+
+A copy is never rewritten in place: a reader that opened one (and cached its footer) reads it
+whole while a concurrent optimize writes the next. Copies superseded for an hour, and leftovers of
+killed writes, are deleted by the next optimize; a read that finds its copy gone (or unreadable)
+reads the data files instead. Delta readers and vacuum ignore ``_``-prefixed folders; the copy
+costs about the table's size again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,17 +32,20 @@ import polars as pl
 from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pds
+from .._internal.deferred import pa, pafs, pds, pq
 from ._scan import Snapshot, index_names_of, parquet_format, read_whole, snapshot_of, version_key
 from ._whole_file import write_whole
-from .location import Lake, lake_filesystem
+from .location import Lake, delete_file, lake_filesystem
 
 logger = logging.getLogger(__name__)
 
-PATH = "_lakenodes/cross_section.parquet"
-FILES_PATH = "_lakenodes/cross_section.files.parquet"  # the data files the copy holds the rows of
+COPIES = "_lakenodes/cross_section"  # the copies, each written once under a name of its own
+FILES_PATH = "_lakenodes/cross_section.files.parquet"  # the current copy's name and the data files it holds
+LEGACY_PATH = "_lakenodes/cross_section.parquet"  # the one copy of lakes optimized before copies were named
 ROW_GROUP_ROWS = 8_192
+SUPERSEDED_SECONDS = 3600  # a superseded copy (or a killed write's leftover) is deleted once this old
 _KEY = b"lakenodes.cross_section"
+_COPY_KEY = b"lakenodes.cross_section.copy"
 VersionKey = tuple[str, str, int]
 
 
@@ -50,9 +61,9 @@ class CrossSection:
         return files.filter(~pl.col("path").is_in(self.covered.implode()))
 
 
-# table root -> (version key read, its CrossSection or None); (root, copy's version key) -> covered paths
+# table root -> (version key read, its CrossSection or None); (root, pointer stamp) -> (copy path, covered paths)
 _copies: dict[str, tuple[VersionKey, CrossSection | None]] = register_cache("cross_section.copies", {})
-_covered: dict[tuple[str, VersionKey], pl.Series] = register_cache("cross_section.covered", {})
+_covered: dict[tuple[str, tuple], tuple[str, pl.Series]] = register_cache("cross_section.covered", {})
 
 
 def write_cross_section(table: DeltaTable, lake: Lake) -> int:
@@ -67,11 +78,15 @@ def write_cross_section(table: DeltaTable, lake: Lake) -> int:
     filesystem, root = lake_filesystem(lake, table.table_uri)
     rows = read_whole(filesystem, root, snapshot.partition, snapshot.files, snapshot.schema).drop_columns(["_file"])
     rows = rows.sort_by([(name, "ascending") for name in index])
-    stamp = {_KEY: json.dumps(list(version_key(table))).encode()}
+    copy = f"{COPIES}/{uuid.uuid4().hex}.parquet"
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        filesystem.create_dir(f"{root}/{COPIES}", recursive=True)
+    pq.write_table(rows, f"{root}/{copy}", filesystem=filesystem, row_group_size=ROW_GROUP_ROWS)  # found once pointed at
+    stamp = {_KEY: json.dumps(list(version_key(table))).encode(), _COPY_KEY: copy.encode()}
     paths = pa.table({"path": snapshot.files["path"].to_arrow()}).replace_schema_metadata(stamp)
-    write_whole(filesystem, f"{root}/{FILES_PATH}", paths)  # first: a copy is only used with its own file list
-    write_whole(filesystem, f"{root}/{PATH}", rows.replace_schema_metadata(stamp), row_group_size=ROW_GROUP_ROWS)
+    write_whole(filesystem, f"{root}/{FILES_PATH}", paths)
     _copies.pop(root, None)
+    _delete_superseded(filesystem, root, copy)
     return rows.num_rows
 
 
@@ -84,12 +99,14 @@ def cross_section_of(table: DeltaTable, lake: Lake, snapshot: Snapshot) -> Cross
     if known is not None and known[0] == key:
         return known[1]
     usable = None
-    fragment: pds.Fragment = parquet_format().make_fragment(f"{root}/{PATH}", filesystem=filesystem)
-    written_for = _stamp_of(fragment, root)
+    pointer: pds.Fragment = parquet_format().make_fragment(f"{root}/{FILES_PATH}", filesystem=filesystem)
+    stamp = _stamp_of(pointer, root)
+    written_for = tuple(json.loads(stamp.get(_KEY, b"null")) or ())
     if written_for[:2] == key[:2] and written_for[2] <= key[2]:
-        covered = _covered_paths(filesystem, root, written_for)
+        copy, covered = _copy_and_paths(filesystem, root, pointer, stamp)
         live = snapshot.files["path"]
-        if covered is not None and (written_for == key or covered.is_in(live.implode()).all()):
+        fragment = None if copy is None else parquet_format().make_fragment(f"{root}/{copy}", filesystem=filesystem)
+        if fragment is not None and (written_for == key or covered.is_in(live.implode()).all()):
             usable = CrossSection(fragment, covered)
     if len(_copies) > 256:
         _copies.clear()
@@ -98,28 +115,59 @@ def cross_section_of(table: DeltaTable, lake: Lake, snapshot: Snapshot) -> Cross
     return usable
 
 
-def _stamp_of(fragment: pds.Fragment, root: str) -> tuple:
-    """The version key a copy (or file list) was written for; () when there is none."""
+def forget_cross_section(lake: Lake, table_uri: str) -> None:
+    """Drop what this process remembers of a table's copy (a read found it unreadable)."""
+    _copies.pop(lake_filesystem(lake, table_uri)[1], None)
+
+
+def _stamp_of(fragment: pds.Fragment, root: str) -> dict[bytes, bytes]:
+    """The schema metadata of a copy's pointer ({} when there is none)."""
     try:
         fragment.ensure_complete_metadata()
-        return tuple(json.loads((fragment.physical_schema.metadata or {}).get(_KEY, b"null")) or ())
+        return dict(fragment.physical_schema.metadata or {})
     except (OSError, pa.ArrowException, ValueError) as error:  # no copy (never optimized with one)
         logger.debug("no cross-section copy for %s: %s", root, error)
-        return ()
+        return {}
 
 
-def _covered_paths(filesystem: Any, root: str, written_for: VersionKey) -> pl.Series | None:
-    """The data files the copy written for ``written_for`` holds (None when its list is missing or
-    was written for another version: a concurrent optimize replaced one of the two files)."""
-    cached = _covered.get((root, written_for))
+def _copy_and_paths(filesystem: Any, root: str, pointer: pds.Fragment,
+                    stamp: dict[bytes, bytes]) -> tuple[str | None, pl.Series]:
+    """The copy the pointer names and the data files it holds. A lake optimized before copies were
+    named has one copy rewritten in place: it counts only while stamped as its pointer (None else)."""
+    cache_key = (root, tuple(sorted(stamp.items())))
+    cached = _covered.get(cache_key)
     if cached is not None:
         return cached
-    fragment = parquet_format().make_fragment(f"{root}/{FILES_PATH}", filesystem=filesystem)
-    if _stamp_of(fragment, root) != written_for:
-        return None
-    covered = pl.Series(fragment.to_table().column("path"))
-    _covered[(root, written_for)] = covered
-    return covered
+    copy = stamp[_COPY_KEY].decode() if _COPY_KEY in stamp else LEGACY_PATH
+    if copy == LEGACY_PATH:
+        legacy = parquet_format().make_fragment(f"{root}/{LEGACY_PATH}", filesystem=filesystem)
+        if _stamp_of(legacy, root).get(_KEY) != stamp.get(_KEY):
+            return None, pl.Series("path", [], pl.String)
+    found = (copy, pl.Series(pointer.to_table().column("path")))
+    _covered[cache_key] = found
+    return found
+
+
+def _delete_superseded(filesystem: Any, root: str, current: str) -> None:
+    """Delete copies other than ``current`` (and leftovers of killed writes) not touched for
+    ``SUPERSEDED_SECONDS``: readers that opened them have long finished. Best effort."""
+    cutoff = time.time() - SUPERSEDED_SECONDS
+    try:
+        entries = filesystem.get_file_info(pafs.FileSelector(f"{root}/_lakenodes", recursive=True,
+                                                             allow_not_found=True))
+    except (OSError, pa.ArrowException) as error:
+        logger.debug("could not list the cross-section copies of %s: %s", root, error)
+        return
+    for entry in entries:
+        relative = entry.path[len(root) + 1:] if entry.path.startswith(root) else entry.path
+        superseded = relative.startswith(f"{COPIES}/") and relative != current
+        leftover = entry.base_name.startswith(".cross_section") or relative == LEGACY_PATH
+        modified = entry.mtime.timestamp() if entry.mtime is not None else cutoff
+        if entry.type == pafs.FileType.File and (superseded or leftover) and modified < cutoff:
+            try:
+                delete_file(filesystem, entry.path)
+            except OSError as error:
+                logger.debug("could not delete %s: %s", entry.path, error)
 
 
 def is_cross_sectional(values: Any, windows: Any) -> bool:

@@ -50,7 +50,7 @@ from ._watermarks import (
     rows_at_or_before_watermark,
     watermarks_moved_back,
 )
-from .cross_section import cross_section_of, is_cross_sectional
+from .cross_section import cross_section_of, forget_cross_section, is_cross_sectional
 from .location import Lake, lake_filesystem
 from .versions import table_as_of
 
@@ -351,7 +351,16 @@ class TableStore:
         files = snapshot.files.filter(pruning.mask(snapshot.partition))
         copy = (cross_section_of(table, self.lake, snapshot)
                 if is_cross_sectional(pruning.values, pruning.windows) else None)
-        files = files if copy is None else copy.remaining(files)  # the copy holds the rest: one file, not N
+        remaining = files if copy is None else copy.remaining(files)  # the copy holds the rest: one file, not N
         fragments = ([] if copy is None else [copy.fragment]) + (
-            fragments_of(filesystem, root, snapshot.partition, files) if files.height else [])
-        return scan(fragments, snapshot.schema, filesystem, columns, expression)
+            fragments_of(filesystem, root, snapshot.partition, remaining) if remaining.height else [])
+        try:
+            return scan(fragments, snapshot.schema, filesystem, columns, expression)
+        except (OSError, pa.ArrowException) as error:
+            if copy is None:
+                raise
+            # superseded long ago and deleted, or cut short by a killed optimize: the data files hold the rows
+            logger.warning("the cross-section copy of %s is unreadable (%s): reading its data files", self.uri, error)
+            forget_cross_section(self.lake, table.table_uri)
+            return scan(fragments_of(filesystem, root, snapshot.partition, files), snapshot.schema, filesystem,
+                        columns, expression)
