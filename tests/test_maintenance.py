@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import multiprocessing
 import os
@@ -129,15 +130,31 @@ def test_vacuum_dry_run_lists_nothing_inside_retention(daily_node: DailyClose, l
     with pytest.raises(LakenodesUserError, match="below the 168 h minimum"):
         vacuum_table(local_lake, daily_node.storage_hash, retention_hours=1)
 
-    unsafe_dry = vacuum_table(local_lake, daily_node.storage_hash, retention_hours=0, dry_run=True,
-                              force_unsafe_retention=True)
-    assert unsafe_dry["file_count"] == 150  # the compacted-away small files, listed but kept
+    unsafe_dry = vacuum_table(local_lake, daily_node.storage_hash, retention_hours=0, dry_run=True)
+    assert unsafe_dry["file_count"] == 150  # the compacted-away small files, listed but kept (no force: dry)
     assert all(os.path.exists(os.path.join(daily_node.table_uri, path)) for path in unsafe_dry["files"])
 
     unsafe = vacuum_table(local_lake, daily_node.storage_hash, retention_hours=0, force_unsafe_retention=True)
     assert sorted(unsafe["files"]) == sorted(unsafe_dry["files"])
     assert not any(os.path.exists(os.path.join(daily_node.table_uri, path)) for path in unsafe["files"])
     assert _everything(daily_node).equals(data_before)
+
+
+def test_a_dry_run_vacuum_writes_nothing_not_even_the_pending_catalog_rows(local_lake: Lake):
+    """Regression: vacuum --dry-run of _catalog/runs folded its pending rows (a commit; on a
+    read-only lake, a permission error)."""
+    daily_node = DailyClose(DailyCloseConfig(assets=ASSETS))
+    daily_node.run()
+    daily_node.run()
+    runs = os.path.join(local_lake.uri, "_catalog", "runs")
+    log = os.path.join(runs, "_delta_log")
+    before = sorted(os.listdir(log)) if os.path.exists(log) else None
+    pending = sorted(os.listdir(os.path.join(runs, "_lakenodes", "pending")))
+    assert pending, "the runs are pending (not folded yet)"
+    with contextlib.suppress(NotFoundError):  # no runs table yet: nothing to list
+        vacuum_table(local_lake, "_catalog/runs", dry_run=True)
+    assert (sorted(os.listdir(log)) if os.path.exists(log) else None) == before
+    assert sorted(os.listdir(os.path.join(runs, "_lakenodes", "pending"))) == pending
 
 
 def test_catalog_tables_are_maintained_too(local_lake: Lake, monkeypatch):

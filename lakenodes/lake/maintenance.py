@@ -58,6 +58,7 @@ from ._watermarks import app_transaction, partition_transactions
 from .cross_section import write_cross_section
 from .location import Lake, lake_filesystem
 from .pending import fold_pending
+from .retention import DEFAULT_RETENTION_HOURS, MIN_RETENTION_HOURS, check_retention
 from .store import TableStore, index_names_of
 from .versions import time_travel_reach
 
@@ -65,8 +66,6 @@ logger = logging.getLogger(__name__)
 
 CATALOG_PREFIX = "_catalog/"
 CATALOG_TABLES = ("_catalog/tables", "_catalog/runs", "_catalog/updates", "_catalog/assets")
-DEFAULT_RETENTION_HOURS = 168
-MIN_RETENTION_HOURS = 168
 
 Progress = Callable[[int, int], None]
 
@@ -239,27 +238,20 @@ def vacuum_table(
         >>> vacuum_table(example.lake, "_catalog/runs", dry_run=True)["files"]
         []
     """
-    if retention_hours < 0:
-        raise LakenodesUserError(f"retention_hours must be >= 0, got {retention_hours}")
-    if retention_hours < MIN_RETENTION_HOURS:
-        if not force_unsafe_retention:
-            raise LakenodesUserError(
-                f"retention of {retention_hours} h is below the {MIN_RETENTION_HOURS} h minimum: it can delete "
-                "files that running readers or writers still use; force it explicitly only if nothing else "
-                "reads or writes the table"
-            )
-        logger.warning("UNSAFE vacuum of %s with %d h retention (minimum %d h): concurrent readers and writers "
-                       "of this table may fail", storage_hash, retention_hours, MIN_RETENTION_HOURS)
+    warning = check_retention(retention_hours, force_unsafe_retention or dry_run)  # a dry run deletes nothing
+    if warning and not dry_run:
+        logger.warning("%s of %s (minimum %d h)", warning, storage_hash, MIN_RETENTION_HOURS)
     store = _store(lake, storage_hash, retry)
-    _open(store, storage_hash)
+    _open(store, storage_hash, fold=not dry_run)  # a dry run writes nothing, not even the catalog's pending rows
 
     def vacuum() -> list[str]:
         return store.table().vacuum(
-            retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=not force_unsafe_retention,
+            retention_hours=retention_hours, dry_run=dry_run,
+            enforce_retention_duration=not (force_unsafe_retention or dry_run),
         )
 
     files = sorted(store.with_retries(vacuum, what=f"vacuum of {storage_hash}"))
-    reach = time_travel_reach(_open(store, storage_hash), lake.storage_options or None,
+    reach = time_travel_reach(_open(store, storage_hash, fold=False), lake.storage_options or None,
                               lambda uri: lake_filesystem(lake, uri), files if dry_run else ())
     logger.info("vacuum of %s (%s, retention %d h): %d files; time travel reaches back to version %d",
                 storage_hash, "dry run" if dry_run else "deleted", retention_hours, len(files),
@@ -284,8 +276,8 @@ def _store(lake: Lake, name: str, retry: RetryPolicy | None = None) -> TableStor
     return TableStore(lake, name, uri=table_location(lake, name), retry=retry)
 
 
-def _open(store: TableStore, name: str) -> DeltaTable:
-    if name in CATALOG_TABLES:  # its pending rows first: maintenance works on every row recorded
+def _open(store: TableStore, name: str, fold: bool = True) -> DeltaTable:
+    if fold and name in CATALOG_TABLES:  # its pending rows first: maintenance works on every row recorded
         fold_pending(store.lake, name.removeprefix("_catalog/"))
     table = store.table()
     if table is None:
