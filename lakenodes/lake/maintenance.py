@@ -97,7 +97,7 @@ def optimize_table(
     ``lakenodes.lake.cross_section``; it costs the table's size again; ``cross_section_rows``).
 
     ``progress(done, total)`` is called after each partition. Returns the table name and URI,
-    ``partitions`` (compacted), ``files_before``, ``files_after``, ``files_removed``,
+    ``partitions`` (compacted by this call), ``files_before``, ``files_after``, ``files_removed``,
     ``files_added``, ``files_repaired`` (see ``repair_legacy_files``), ``version_before``,
     ``version_after`` and ``checkpoint_version``.
 
@@ -113,7 +113,7 @@ def optimize_table(
     before = _files_per_partition(table, partition_columns)
     version_before = table.version()
     todo = sorted((partition for partition, count in before.items() if count > 1), key=repr)
-    removed = added = 0
+    removed = added = compacted = 0
     if progress:
         progress(0, len(todo))
     own_layout = partition_columns == list(index_names_of(table)[1:2])
@@ -136,6 +136,7 @@ def optimize_table(
             metrics = store.with_retries(compact, what=f"compaction of {storage_hash} {partition}")
         removed += int(metrics.get("numFilesRemoved", 0))
         added += int(metrics.get("numFilesAdded", 0))
+        compacted += int(metrics.get("numFilesRemoved", 0)) > 0  # a concurrent optimize may have done it already
         if progress:
             progress(done, len(todo))
     repaired = repair_legacy_files(store, storage_hash)
@@ -144,11 +145,11 @@ def optimize_table(
     copied = write_cross_section(table, lake) if cross_section else None
     after = _files_per_partition(table, partition_columns)
     logger.info("optimized %s: %d files -> %d files in %d partitions (version %d -> %d)", storage_hash,
-                sum(before.values()), sum(after.values()), len(todo), version_before, table.version())
+                sum(before.values()), sum(after.values()), compacted, version_before, table.version())
     return {
         "table": storage_hash,
         "uri": store.uri,
-        "partitions": len(todo),
+        "partitions": compacted,
         "files_before": sum(before.values()),
         "files_after": sum(after.values()),
         "files_removed": removed,
