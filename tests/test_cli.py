@@ -708,4 +708,4 @@ def test_ctrl_c_during_a_run_is_one_line_and_exit_130(tmp_path):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, (stdout, stderr)
-    assert stderr.strip().splitlines() == ["error: interrupted: commits made before it stand; nothing partial was written"]
+    assert stderr.strip().splitlines() == ["error: interrupted: what finished before it stands (commits, files a vacuum deleted); no commit is half-made"]

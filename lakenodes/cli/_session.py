@@ -150,8 +150,8 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
     except (typer.Exit, typer.Abort, typer.TyperException):
         raise
     except KeyboardInterrupt:  # before typer turns it into a silent exit 130
-        _fail(INTERRUPTED, "interrupted", "interrupted: commits made before it stand; nothing partial was written",
-              json_mode, False)
+        _fail(INTERRUPTED, "interrupted", "interrupted: what finished before it stands (commits, files a vacuum "
+              "deleted); no commit is half-made", json_mode, False)
     except CommandFailed as failure:
         _fail(failure.code, failure.kind, str(failure), json_mode and not failure.reported, verbose)
     except NodeRunError as error:  # a run refused for the caller's mistake (nothing written) is one as well
