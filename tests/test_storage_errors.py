@@ -316,3 +316,56 @@ def test_the_last_error_line_reaches_stderr_while_another_thread_filters_delta_p
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 130
     assert result.stderr.splitlines() == [f"error: line {n}" for n in range(200)]
+
+
+@pytest.mark.parametrize("message", [
+    "When listing objects under key 'lake/_catalog/runs/_lakenodes/pending/' in bucket 'b': AWS Error "
+    "INVALID_ACCESS_KEY_ID during ListObjectsV2 operation: The AWS Access Key Id you provided does not exist",
+    "AWS Error SIGNATURE_DOES_NOT_MATCH during ListObjectsV2 operation: The request signature we calculated does "
+    "not match",
+    "Generic S3 error: <Code>InvalidAccessKeyId</Code>",
+])
+def test_wrong_s3_keys_are_a_permission_error(message):
+    from lakenodes.lake._storage_errors import as_storage_error
+
+    mapped = as_storage_error(OSError(message), "s3://b/lake/_catalog/runs", "optimize")
+    assert isinstance(mapped, StoragePermissionError) and "s3://b/lake/_catalog/runs" in str(mapped)
+
+
+def test_maintenance_of_a_catalog_table_raises_storage_errors_naming_it(tmp_path, monkeypatch):
+    """Regression: a catalog table's checkpoint failing on permissions surfaced as a raw DeltaError
+    ("Kernel error: ... checkpoint.parquet#1: Permission denied (os error 13)")."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError
+
+    from lakenodes.lake.maintenance import optimize_table
+
+    lake = Lake(tmp_path / "lake")
+    with use_lake(lake):
+        Prices(PricesConfig(name="catalog", days=2)).run()
+
+    def refused(self):
+        raise DeltaError("Kernel error: Arrow error: External: Generic LocalFileSystem error: Unable to open file "
+                         f"{lake.uri}/_catalog/tables/_delta_log/00000000000000000001.checkpoint.parquet#1: "
+                         "Permission denied (os error 13)")
+
+    monkeypatch.setattr(DeltaTable, "create_checkpoint", refused)
+    with pytest.raises(StoragePermissionError, match="optimize failed: permission denied") as raised:
+        optimize_table(lake, "_catalog/tables")
+    assert "#1" not in str(raised.value) and "_catalog/tables" in str(raised.value)
+
+
+def test_a_run_record_refused_by_storage_is_a_storage_error(tmp_path, monkeypatch):
+    """Regression: "failed during catalog: PermissionError: [Errno 13] Failed to open local file
+    '.../_catalog/runs/_lakenodes/pending/.<uuid>.parquet.<uuid>.tmp'" (a raw pyarrow error)."""
+    from lakenodes.lake import pending
+
+    def refused(filesystem, target, rows, **options):
+        raise PermissionError(13, f"Failed to open local file '{target}.tmp'. Detail: [errno 13] Permission denied")
+
+    lake = Lake(tmp_path / "lake")
+    monkeypatch.setattr(pending, "write_whole", refused)
+    with use_lake(lake), pytest.raises(NodeRunError) as raised:
+        Prices(PricesConfig(name="recorded")).run()
+    assert isinstance(raised.value.cause, StoragePermissionError)
+    assert "record in _catalog/runs failed: permission denied" in str(raised.value)

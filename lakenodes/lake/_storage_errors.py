@@ -72,7 +72,10 @@ _FAULTS: dict[int, tuple[type[StorageError], str]] = {
 _ERRNO_IN_TEXT = re.compile(r"\(os error (\d+)\)|\bOs \{ code: (\d+)|\[errno (\d+)\]", re.IGNORECASE)
 _MARKERS = (("no space left on device", codes.ENOSPC), ("read-only file system", codes.EROFS),
             ("file name too long", codes.ENAMETOOLONG), ("keytoolong", codes.ENAMETOOLONG),
-            ("accessdenied", codes.EACCES), ("403 forbidden", codes.EACCES))
+            ("accessdenied", codes.EACCES), ("403 forbidden", codes.EACCES),
+            # wrong or revoked S3 keys, as S3 names them and as pyarrow's AWS SDK prints them
+            ("invalidaccesskeyid", codes.EACCES), ("invalid_access_key_id", codes.EACCES),
+            ("signaturedoesnotmatch", codes.EACCES), ("signature_does_not_match", codes.EACCES))
 # the file a local object_store / pyarrow error names (object_store stages uploads as "<file>#<n>")
 _FILE_IN_TEXT = re.compile(r"(?:file|directory|dir)[:']? '?((?:/|[a-z][a-z0-9+.-]*://)[^\s'\"#]+)", re.IGNORECASE)
 _CORRUPT_LOG = re.compile(r"\bjson error\b", re.IGNORECASE)

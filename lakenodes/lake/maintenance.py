@@ -40,11 +40,12 @@ Example (``example``: a temporary lake with one table, see conftest.py):
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
@@ -54,6 +55,7 @@ from ._delta_log import read_last_checkpoint
 from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import add_actions, fragments_of, plain_flags, read_whole, snapshot_of
+from ._storage_errors import storage_errors
 from ._watermarks import app_transaction, partition_transactions
 from .cross_section import write_cross_section
 from .location import Lake, lake_filesystem
@@ -68,6 +70,7 @@ CATALOG_PREFIX = "_catalog/"
 CATALOG_TABLES = ("_catalog/tables", "_catalog/runs", "_catalog/updates", "_catalog/assets")
 
 Progress = Callable[[int, int], None]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def table_location(lake: Lake, name: str) -> str:
@@ -82,6 +85,21 @@ def existing_tables(lake: Lake, names: Sequence[str]) -> list[str]:
     return [name for name in names if _store(lake, name).table(refresh=False) is not None]
 
 
+def _storage_faults(operation: str) -> Callable[[F], F]:
+    """Raise the storage faults of a maintenance call on one table as ``StorageError`` s naming the
+    table (its catalog folds, checkpoints and copies as well as its commits)."""
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def maintained(lake: Lake, storage_hash: str, *args: Any, **kwargs: Any) -> Any:
+            with storage_errors(table_location(lake, storage_hash), operation, lake):
+                return function(lake, storage_hash, *args, **kwargs)
+
+        return maintained  # type: ignore[return-value]
+
+    return decorate
+
+
+@_storage_faults("optimize")
 def optimize_table(
     lake: Lake,
     storage_hash: str,
@@ -218,6 +236,7 @@ def _rewrite_partition(store: TableStore, name: str, value: str | None,
     return store.with_retries(rewrite, what=f"{operation.lower()} rewrite of {name} partition {value!r}")
 
 
+@_storage_faults("vacuum")
 def vacuum_table(
     lake: Lake,
     storage_hash: str,

@@ -37,6 +37,7 @@ from typing import Any
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs, pq
 from .._internal.threads import in_threads
+from ._storage_errors import storage_errors
 from ._whole_file import write_whole
 from .ledger import Ledger, latest_rows, read_small_file
 from .location import Lake, delete_file, lake_filesystem
@@ -72,7 +73,9 @@ class Pending:
     def put(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record ``rows`` (``recorded_at`` is filled in) in one new pending file; then, now and
         then, fold the pending files into the ledger (best effort: the rows are recorded already)."""
-        write_whole(self._filesystem, f"{self._folder}/{uuid.uuid4().hex}{_SUFFIX}", self.ledger.stamped(rows))
+        where, lake = f"{self.ledger.uri}/{PENDING_DIR}", self.ledger.lake
+        with storage_errors(where, f"record in _catalog/{self.ledger.name}", lake):
+            write_whole(self._filesystem, f"{self._folder}/{uuid.uuid4().hex}{_SUFFIX}", self.ledger.stamped(rows))
         if self.fold_every and random.random() * self.fold_every < 1:
             try:
                 self.fold()
