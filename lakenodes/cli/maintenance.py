@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..errors import LakenodesUserError
 from ..facade.table_refs import maintenance_names
 from ..lake import maintenance
 from ..lake.maintenance_batch import Operation, failures, over_tables
@@ -41,6 +42,8 @@ def optimize(
                                 "that removes a file retires it).")] = False,
 ) -> None:
     """Compact small files one partition at a time (safe while updaters append) and checkpoint."""
+    if target_size is not None and not target_size > 0:  # before any table is touched, in the option's unit
+        raise LakenodesUserError(f"--target-size must be a positive number of MB, got {target_size:g}")
     size = int(target_size * 1024 * 1024) if target_size is not None else None
     results = _maintain(session, maintenance_names(session.lake, refs, namespace), "optimize",
                         lambda name, progress: maintenance.optimize_table(session.lake, name, target_size=size,
@@ -72,8 +75,8 @@ def vacuum(
     namespace: NamespaceOption = None,
 ) -> None:
     """Delete data files no longer part of any table version younger than the retention."""
-    warning = check_retention(retention_hours, force_unsafe_retention, hours_name="--retention-hours",
-                              force_name="--force-unsafe-retention")
+    warning = check_retention(retention_hours, force_unsafe_retention or dry_run, hours_name="--retention-hours",
+                              force_name="--force-unsafe-retention")  # a dry run deletes nothing
     if warning:
         typer.echo(f"warning: {warning}", err=True)
     results = _maintain(session, maintenance_names(session.lake, refs, namespace), "vacuum",
