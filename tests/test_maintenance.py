@@ -174,6 +174,18 @@ def test_catalog_tables_are_maintained_too(local_lake: Lake, monkeypatch):
     assert TimeIndexMetaTable.get(storage_hash=daily_node.storage_hash).storage_hash == daily_node.storage_hash
 
 
+def test_a_catalog_table_holding_only_pending_rows_is_a_maintenance_target(local_lake: Lake):
+    """Regression: with no table named, optimize skipped _catalog/runs while its rows were all pending."""
+    daily_node = DailyClose(DailyCloseConfig(assets=ASSETS))
+    daily_node.run()
+    runs = TableStore(local_lake, "runs", uri=local_lake.catalog_uri("runs"))
+    assert runs.table() is None  # one run: its record is a pending file, no Delta table yet
+    assert "_catalog/runs" in maintenance_targets(local_lake)
+    assert "_catalog/runs" not in maintenance_targets(local_lake, pending=False)  # a dry run folds nothing
+    optimize_table(local_lake, "_catalog/runs")
+    assert runs.table() is not None and runs.read().num_rows == 1
+
+
 def test_unknown_table_and_bad_target_size_are_user_errors(local_lake: Lake):
     with pytest.raises(NotFoundError, match="no Delta table 'nope'"):
         optimize_table(local_lake, "nope")

@@ -79,7 +79,7 @@ def vacuum(
                               force_name="--force-unsafe-retention")  # a dry run deletes nothing
     if warning:
         typer.echo(f"warning: {warning}", err=True)
-    results = _maintain(session, maintenance_names(session.lake, refs, namespace), "vacuum",
+    results = _maintain(session, maintenance_names(session.lake, refs, namespace, pending=not dry_run), "vacuum",
                         lambda name, progress: maintenance.vacuum_table(
                             session.lake, name, retention_hours, dry_run, force_unsafe_retention=force_unsafe_retention))
 

@@ -45,17 +45,19 @@ def table_name(table: TimeIndexMetaTable) -> str:
     return table.identifier or table.storage_hash
 
 
-def maintenance_targets(lake: Lake) -> list[str]:
-    """Every existing table of the lake: data tables known to the catalog, then the catalog's own."""
+def maintenance_targets(lake: Lake, pending: bool = True) -> list[str]:
+    """Every existing table of the lake: data tables known to the catalog, then the catalog's own
+    (with ``pending``, also one holding only pending rows, which maintenance folds first)."""
     data = sorted({record.storage_hash for record in catalog.all_tables(lake, include_deleted=True)})
-    return maintenance.existing_tables(lake, [*data, *maintenance.CATALOG_TABLES])
+    return maintenance.existing_tables(lake, [*data, *maintenance.CATALOG_TABLES], pending)
 
 
-def maintenance_names(lake: Lake, refs: Sequence[str] | None, namespace: str | None = None) -> list[str]:
+def maintenance_names(lake: Lake, refs: Sequence[str] | None, namespace: str | None = None,
+                      pending: bool = True) -> list[str]:
     """Table names maintenance takes (storage hashes, ``_catalog/<name>``) for ``refs``;
-    no refs means every table of the lake, catalog included."""
+    no refs means every table of the lake, catalog included (``pending``: see maintenance_targets)."""
     if not refs:
-        return maintenance_targets(lake)
+        return maintenance_targets(lake, pending)
     names = []
     for ref in refs:
         if ref.startswith(maintenance.CATALOG_PREFIX):

@@ -59,7 +59,7 @@ from ._storage_errors import storage_errors
 from ._watermarks import app_transaction, partition_transactions
 from .cross_section import write_cross_section
 from .location import Lake, lake_filesystem
-from .pending import fold_pending
+from .pending import fold_pending, pending_files
 from .retention import DEFAULT_RETENTION_HOURS, MIN_RETENTION_HOURS, check_retention
 from .store import TableStore, index_names_of
 from .versions import time_travel_reach
@@ -80,9 +80,12 @@ def table_location(lake: Lake, name: str) -> str:
     return lake.table_uri(name)
 
 
-def existing_tables(lake: Lake, names: Sequence[str]) -> list[str]:
-    """The maintainable tables among ``names`` (storage hashes, ``_catalog/<name>``) that exist."""
-    return [name for name in names if _store(lake, name).table(refresh=False) is not None]
+def existing_tables(lake: Lake, names: Sequence[str], pending: bool = True) -> list[str]:
+    """The maintainable tables among ``names`` (storage hashes, ``_catalog/<name>``) that exist and,
+    with ``pending``, those maintenance creates: a catalog table with pending rows only (its first
+    fold writes it; a dry run folds nothing)."""
+    return [name for name in names if _store(lake, name).table(refresh=False) is not None
+            or (pending and name in CATALOG_TABLES and pending_files(lake, name.removeprefix(CATALOG_PREFIX)))]
 
 
 def _storage_faults(operation: str) -> Callable[[F], F]:

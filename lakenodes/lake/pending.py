@@ -141,12 +141,18 @@ def _listed(filesystem: Any, folder: str) -> list[str]:
                   if info.base_name.endswith(_SUFFIX) and not info.base_name.startswith("."))
 
 
+def pending_files(lake: Lake, name: str) -> list[str]:
+    """The pending files of the catalog table ``_catalog/<name>`` (rows not folded into it yet)."""
+    filesystem, root = lake_filesystem(lake, lake.catalog_uri(name))
+    return _listed(filesystem, f"{root}/{PENDING_DIR}")
+
+
 def fold_pending(lake: Lake, name: str) -> int:
     """Fold the pending rows of the catalog table ``_catalog/<name>`` into it (with the schema they
     were written with); returns how many files were folded (0 when none are pending)."""
     filesystem, root = lake_filesystem(lake, lake.catalog_uri(name))
     folder = f"{root}/{PENDING_DIR}"
-    names = _listed(filesystem, folder)
+    names = pending_files(lake, name)
     if not names:
         return 0
     schema = pq.read_schema(f"{folder}/{names[0]}", filesystem=filesystem).remove_metadata()
