@@ -306,3 +306,32 @@ def test_concurrent_optimizations_never_duplicate_rows(local_lake: Lake):
     assert sum(partitions for _, partitions in results) == len(ASSETS)
     assert _everything(node).equals(before)
     assert set(_files_per_partition(DeltaTable(node.table_uri)).values()) == {1}
+
+
+def test_a_failed_table_is_reported_once_and_the_others_still_run(local_lake: Lake, monkeypatch):
+    """Regression: a failure filled the table's "Files" cell with the whole error, which stderr
+    also showed twice (a log line, then the command's error line)."""
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+    from lakenodes.errors import StorageFullError
+    from lakenodes.lake import maintenance
+
+    daily_node = DailyClose(DailyCloseConfig(assets=ASSETS))
+    daily_node.run()
+    daily_node.run()
+    real = maintenance.optimize_table
+
+    def full_for_the_data_table(lake, name, **kwargs):
+        if name == daily_node.storage_hash:
+            raise StorageFullError("no space left on device", path=name, operation="optimize")
+        return real(lake, name, **kwargs)
+
+    monkeypatch.setattr(maintenance, "optimize_table", full_for_the_data_table)
+    result = CliRunner().invoke(app, ["--lake", local_lake.uri, "optimize"])
+    assert result.exit_code == 1
+    row = next(line for line in result.stdout.splitlines() if daily_node.storage_hash in line)
+    assert "failed" in row and "space" not in row
+    assert "_catalog/tables" in result.stdout  # the other tables were optimized
+    errors = [line for line in result.stderr.splitlines() if "no space left" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: optimize failed for 1 table(s)")

@@ -39,7 +39,7 @@ def over_tables(names: Sequence[str], what: str, operation: Operation,
         except LakenodesUserError:
             raise
         except Exception as error:
-            logger.error("%s of %s failed: %s", what, name, error)
+            logger.debug("%s of %s failed: %s", what, name, error)  # the result carries it: callers report it once
             results.append({"table": name, "error": f"{type(error).__name__}: {one_line(error)}"})
         if report is not None:
             report(name, None, None)
