@@ -171,7 +171,9 @@ class TimeIndexMetaTable(TableRecord):
         """Run one read-only SELECT/WITH over this table (by identifier or storage hash).
 
         Returns the envelope ``{ok, query_id, meta_table_uid, results, truncated, max_rows,
-        row_count, error}``; anything but a single read of this table is refused, never executed.
+        row_count, error}`` (JSON-ready rows: NaN and infinities as the strings ``"NaN"``,
+        ``"Infinity"``, ``"-Infinity"``; null is a missing value); anything but a single read of this
+        table is refused, never executed.
         ``timeout_s`` / ``memory_limit`` (default: ``LAKENODES_SQL_TIMEOUT`` /
         ``LAKENODES_SQL_MEMORY_LIMIT``, else 30 s / 1 GiB) stop runaway queries (see lakenodes.lake.sql).
         ``as_of`` (a version or a datetime, as for reads) queries the table as it was then; a moment
