@@ -201,3 +201,19 @@ def test_cli_shows_values_exactly_and_writes_nan_as_valid_json(local_lake):
     query = json.loads(invoke("run-query", node.storage_hash, f"SELECT close FROM {node.storage_hash}", "--json").stdout,
                        parse_constant=strict)
     assert query["results"] == [{"close": "NaN"}]
+
+
+def test_cli_history_of_a_table_whose_folder_is_gone_says_so(local_lake):
+    """Regression: it printed an empty table with exit 0."""
+    import shutil
+
+    from test_time_travel import QueueNode, TravelConfig
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    node = QueueNode(TravelConfig(), [frame([1], ["A"], 0.0)], lake=local_lake)
+    node.run()
+    shutil.rmtree(node.table_uri)
+    result = CliRunner().invoke(app, ["--lake", local_lake.uri, "data-node", "history", node.storage_hash])
+    assert result.exit_code == 2 and "is in the catalog but has no Delta table at" in result.stderr

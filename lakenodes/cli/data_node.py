@@ -15,7 +15,7 @@ import typer
 from .._internal.datetimes import iso_z
 from ..catalog import catalog
 from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
-from ..errors import LakenodesUserError
+from ..errors import LakenodesUserError, NotFoundError
 from ..facade.meta_table import TimeIndexMetaTable
 from ..facade.table_refs import resolve_table, table_name
 from ..lake.read_snippets import read_snippets
@@ -169,6 +169,8 @@ def data_node_history(
     """The versions of a table, newest first: when, which operation, which run wrote them, rows changed."""
     found = resolve_table(session.lake, ref, namespace)
     entries = [{**entry, "timestamp": iso_z(entry["timestamp"])} for entry in found.history(limit)]
+    if not entries:  # every table the catalog records was created: its folder is gone (or was never written)
+        raise NotFoundError(f"{table_name(found)} is in the catalog but has no Delta table at {found.table_uri}")
 
     def render(console: Console) -> None:
         view = table("Version", "Timestamp", "Operation", "Update hash", "Run id", "Rows added", "Rows updated",
