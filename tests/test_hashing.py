@@ -477,3 +477,14 @@ def test_an_unhashable_configuration_value_is_a_configuration_error_naming_its_p
 
     with pytest.raises(ConfigurationError, match=r"at params\['threshold'\]\[1\]: a value of type bytearray"):
         Node(Params(params={"threshold": [1, bytearray(b"x")]}))
+
+
+def test_numpy_float64_hashes_as_the_float_it_equals():
+    """Regression: np.float64 (a float subclass) failed with ValueError on NumPy 2's repr."""
+    import numpy as np
+
+    class Params(DataNodeConfiguration):
+        params: dict[str, Any] = Field(default_factory=dict)
+
+    assert hashes(Params(params={"t": np.float64(0.3), "n": np.float64("nan")})) == \
+        hashes(Params(params={"t": 0.3, "n": float("nan")}))

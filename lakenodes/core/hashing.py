@@ -176,8 +176,8 @@ def _canonical(value: Any, scope: Scope, declared: frozenset[type] | None) -> An
         return value
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
-            return repr(value)
-        return float(repr(value)) if value else 0.0  # -0.0 == 0.0
+            return repr(float(value))
+        return float(repr(float(value))) if value else 0.0  # -0.0 == 0.0; np.float64 as the float it equals
     if type(value).__module__ == "numpy" and hasattr(value, "item"):  # np.int64(5) == 5
         return _canonical(value.item(), scope, declared)
     if _is_asset(value):
