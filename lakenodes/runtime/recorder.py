@@ -65,13 +65,18 @@ class CatalogRecorder(RunHooks):
         """Register the updater and the table (at once: different ledgers; each maybe under way
         already), then record the run as a success (a registration failure makes it a failed run
         instead)."""
-        registrations = [lambda: self._updater_registered(node)]
         with self._lock:
-            registering = self._tables.pop(id(node), None)
-        if registering is not None:
-            registrations.insert(0, registering.result)
+            table, updater = self._tables.pop(id(node), None), self._updaters.pop(id(node), None)
+        registrations: list[Callable[[], Any]] = []
+        if table is not None:
+            registrations.append(table.result)
         elif node.store.table(refresh=False) is not None:
-            registrations.insert(0, lambda: catalog.register_table(node.lake, catalog_record(node)))
+            registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node)))
+        # an updater this process registered already costs nothing: no thread for it
+        if updater is not None:
+            registrations.append(updater.result)
+        elif not catalog.updater_registered(node.lake, node.update_hash):
+            registrations.append(lambda: _register_updater(node))
         _concurrently(registrations)
         _record(node, run, "success", None)
 
