@@ -14,6 +14,8 @@ See ``docs/identity.md``.
 from __future__ import annotations
 
 import abc
+import collections
+import collections.abc
 import contextlib
 import contextvars
 import dataclasses
@@ -24,6 +26,7 @@ import hashlib
 import json
 import math
 import re
+import types
 import typing
 import unicodedata
 import uuid
@@ -44,6 +47,11 @@ _HEX_LENGTH = 32
 _PREFIX_LENGTH = MAX_HASH_LENGTH - _HEX_LENGTH - 1
 _FALLBACK_PREFIX = "node"
 _CLASS_KEY = "__model__"  # a nested model's class, when its field does not determine it
+_MAPPINGS = {dict, collections.abc.Mapping, collections.abc.MutableMapping, collections.OrderedDict,
+             collections.defaultdict}
+_COLLECTIONS = {list, set, frozenset, collections.abc.Sequence, collections.abc.MutableSequence,
+                collections.abc.Set, collections.abc.MutableSet, collections.abc.Collection,
+                collections.abc.Iterable, collections.deque}
 _NOT_PREFIX_CHARACTERS = re.compile(r"[^a-z0-9_]+")
 
 _active_namespace: contextvars.ContextVar[str] = contextvars.ContextVar("lakenodes_hash_namespace", default="")
@@ -166,8 +174,9 @@ class _Unhashable(TypeError):
         self.path: list[str] = []
 
 
-def _canonical(value: Any, scope: Scope, declared: frozenset[type] | None) -> Any:
-    """``canonical_value``; ``declared``: the model classes the enclosing field names (None at the top)."""
+def _canonical(value: Any, scope: Scope, declared: tuple[Any, ...] | None) -> Any:
+    """``canonical_value``; ``declared``: the alternatives the annotation allows at this place
+    (see ``_alternatives``), None for the configuration itself."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, enum.Enum):
@@ -186,7 +195,7 @@ def _canonical(value: Any, scope: Scope, declared: frozenset[type] | None) -> An
         return value.update_hash
     if isinstance(value, BaseModel):
         payload = _model_payload(value, scope)
-        if declared is not None and declared != {type(value)}:
+        if declared is not None and _model_classes(declared) != {type(value)}:
             payload[_CLASS_KEY] = class_identity(type(value))
         return payload
     if isinstance(value, datetime.datetime):
@@ -198,21 +207,24 @@ def _canonical(value: Any, scope: Scope, declared: frozenset[type] | None) -> An
     if isinstance(value, type):
         return class_identity(value)
     if dataclasses.is_dataclass(value):
-        return _canonical(dataclasses.asdict(value), scope, declared)
+        return {field.name: _within(f".{field.name}", getattr(value, field.name), scope, declared_field)
+                for field, declared_field in _dataclass_fields(type(value))}
     if isinstance(value, Mapping):
-        return {str(key): _within(f"[{key!r}]", item, scope, declared) for key, item in value.items()}
+        items_declared = _inner(declared, _mapping_value)
+        return {str(key): _within(f"[{key!r}]", item, scope, items_declared) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)
         if items and all(_is_asset(item) for item in items):
             return sorted({item.unique_identifier for item in items})
-        canonical = [_within(f"[{index}]", item, scope, declared) for index, item in enumerate(items)]
+        canonical = [_within(f"[{index}]", item, scope, _inner(declared, lambda arm, i=index: _collection_item(arm, i)))
+                     for index, item in enumerate(items)]
         if isinstance(value, (set, frozenset)):
             canonical.sort(key=lambda item: json.dumps(item, sort_keys=True))
         return canonical
     raise _Unhashable(f"a value of type {type(value).__name__} ({value!r})")
 
 
-def _within(step: str, value: Any, scope: Scope, declared: frozenset[type] | None) -> Any:
+def _within(step: str, value: Any, scope: Scope, declared: tuple[Any, ...] | None) -> Any:
     try:
         return _canonical(value, scope, declared)
     except _Unhashable as error:
@@ -227,18 +239,65 @@ def _model_payload(model: BaseModel, scope: Scope) -> dict[str, Any]:
         update_only, runtime_only = field_markers(type(model), name)
         if runtime_only or (update_only and scope == "storage"):
             continue
-        payload[name] = _within(f".{name}", getattr(model, name), scope, _model_classes(field.annotation))
+        payload[name] = _within(f".{name}", getattr(model, name), scope, _alternatives(field.annotation))
     return payload
 
 
-def _model_classes(annotation: Any) -> frozenset[type]:
-    """The pydantic model classes named anywhere in a field's annotation (``Union``, ``list[...]``, ...)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return frozenset({annotation})
-    found: frozenset[type] = frozenset()
-    for argument in typing.get_args(annotation):
-        found |= _model_classes(argument)
-    return found
+def _alternatives(annotation: Any) -> tuple[Any, ...]:
+    """The types an annotation allows at one place: unions, ``Annotated`` and type aliases seen through.
+
+    Example:
+        >>> _alternatives(typing.Annotated[int | None, "note"])
+        (<class 'int'>, <class 'NoneType'>)
+    """
+    while type(annotation).__name__ == "TypeAliasType":  # `type X = ...`, typing_extensions.TypeAliasType
+        annotation = annotation.__value__
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _alternatives(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return tuple(arm for argument in typing.get_args(annotation) for arm in _alternatives(argument))
+    return (annotation,)
+
+
+def _inner(declared: tuple[Any, ...] | None, item_annotation: Any) -> tuple[Any, ...]:
+    """What ``declared`` allows one level down (a mapping's values, a collection's n-th item)."""
+    found: list[Any] = []
+    for arm in declared or ():
+        annotation = item_annotation(arm)
+        if annotation is not None:
+            found.extend(_alternatives(annotation))
+    return tuple(found)
+
+
+def _mapping_value(arm: Any) -> Any:
+    arguments = typing.get_args(arm)
+    return arguments[1] if typing.get_origin(arm) in _MAPPINGS and len(arguments) == 2 else None
+
+
+def _collection_item(arm: Any, index: int) -> Any:
+    origin, arguments = typing.get_origin(arm), typing.get_args(arm)
+    if origin is tuple and arguments:
+        if len(arguments) == 2 and arguments[1] is Ellipsis:
+            return arguments[0]
+        return arguments[index] if index < len(arguments) else None
+    return arguments[0] if origin in _COLLECTIONS and arguments else None
+
+
+def _model_classes(declared: tuple[Any, ...]) -> set[type]:
+    return {arm for arm in declared if isinstance(arm, type) and issubclass(arm, BaseModel)}
+
+
+def _dataclass_fields(cls: type) -> Iterator[tuple[dataclasses.Field, tuple[Any, ...] | None]]:
+    """Each field of a dataclass with what its annotation allows; None (no class recorded, as for
+    a configuration itself) when a string annotation cannot be resolved here."""
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except (NameError, TypeError):
+        hints = {}
+    for field in dataclasses.fields(cls):
+        annotation = hints.get(field.name, field.type)
+        yield field, None if isinstance(annotation, str) else _alternatives(annotation)
 
 
 def compute_hash(node_class: type, config: BaseModel, scope: Scope, namespace: str = "") -> str:
