@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+import re
 
 import duckdb
 import polars as pl
@@ -429,3 +430,36 @@ def test_cli_repoint_moves_an_identifier_between_written_tables(local_lake):
     assert TimeIndexMetaTable.get(identifier="quotes_daily").storage_hash == new.storage_hash
     missing = invoke("repoint", "quotes_daily", "no_such_table")
     assert missing.exit_code == 2 and "no_such_table" in missing.stderr
+
+
+@pytest.mark.parametrize("identifier, problem", [
+    ("", "1-255 printable characters"), ("   ", "not only spaces"), (None, "an identifier is a string"),
+    ("x" * 256, "1-255 printable characters"), ("bad\nname", "1-255 printable characters"),
+])
+def test_repoint_refuses_an_identifier_no_table_could_carry_and_changes_nothing(local_lake, identifier, problem):
+    """Regression: ``None`` failed with AttributeError and "" was claimed as a name."""
+    from lakenodes import ConfigurationError
+
+    old = quotes()
+    old.run()
+    with pytest.raises(ConfigurationError, match=re.escape(problem)):
+        repoint_identifier(identifier, old.storage_hash)
+    assert resolve_identifier(local_lake, "quotes_daily") == old.storage_hash
+    assert catalog.table_record(local_lake, old.storage_hash).identifier == "quotes_daily"
+
+
+@pytest.mark.parametrize("own", ["quotes_v2", None])
+def test_repoint_to_a_node_publishing_another_name_is_refused_before_anything_moves(local_lake, own):
+    """Regression: the node's run then recorded its table under its own name (or none), and the
+    repointed identifier pointed at a table no catalog record named."""
+    from lakenodes import ConfigurationError
+
+    old = quotes()
+    old.run()
+    successor = quotes(identifier=own, source="vendor_v2")
+    publishes = "publishes identifier 'quotes_v2'" if own else "publishes no identifier"
+    with pytest.raises(ConfigurationError, match=f"Quotes {publishes}: give it node_metadata identifier='quotes_daily'"):
+        repoint_identifier("quotes_daily", successor)
+    assert resolve_identifier(local_lake, "quotes_daily") == old.storage_hash
+    with pytest.raises(ConfigurationError, match="takes a DataNode or a storage hash, got int"):
+        repoint_identifier("quotes_daily", 42)

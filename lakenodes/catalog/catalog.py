@@ -17,9 +17,10 @@ from deltalake import DeltaTable
 from .._internal.arrow_rows import python_rows
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pc
+from ..core.config import checked_identifier
 from ..core.hashing import HashedAsUpdateHash
 from ..core.lookups import matches_lookups, split_lookup
-from ..errors import IdentifierConflictError, NotFoundError
+from ..errors import ConfigurationError, IdentifierConflictError, NotFoundError
 from ..lake.ledger import (
     CLAIM_KIND,
     RECORDED_AT,
@@ -222,7 +223,10 @@ def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = 
     is a new table) takes over the name (docs/identity.md). For a node, ``namespace`` and ``lake``
     default to the node's.
     """
+    identifier = checked_identifier(identifier)
     node = target if isinstance(target, HashedAsUpdateHash) else None
+    if node is None and not isinstance(target, str):
+        raise ConfigurationError(f"repoint_identifier takes a DataNode or a storage hash, got {type(target).__name__}")
     storage_hash = target.storage_hash if node is not None else target
     if namespace is None:
         namespace = node.hash_namespace if node is not None else ""
@@ -231,6 +235,8 @@ def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = 
     if record is None and node is None:
         raise NotFoundError(f"no table with storage hash {storage_hash!r} in {lake.uri}; to repoint the identifier "
                             "to a node whose table is not written yet, pass the node itself")
+    if node is not None:
+        _check_publishes(identifier, node)
     previous = resolve_identifier(lake, identifier, namespace)
     _known_claims.difference_update({key for key in _known_claims if key[:3] == (lake.uri, namespace, identifier)})
     reassign(lake, _identifier_scope(namespace), identifier,
@@ -241,6 +247,18 @@ def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = 
         old = table_record(lake, previous)
         if old is not None and old.identifier == identifier:
             save_table_record(lake, old.model_copy(update={"identifier": None}))
+
+
+def _check_publishes(identifier: str, node: Any) -> None:
+    """Refuse a node that publishes another name (or none): its runs would record its table under
+    that, and ``identifier`` would point at a table no catalog record names."""
+    metadata = node.get_table_metadata()
+    own = metadata.identifier if metadata is not None else None
+    if own != identifier:
+        publishes = f"publishes identifier {own!r}" if own else "publishes no identifier"
+        raise ConfigurationError(
+            f"{type(node).__name__} {publishes}: give it node_metadata identifier={identifier!r} "
+            f"(no hash changes) before repointing {identifier!r} to it")
 
 
 def resolve_identifier(lake: Lake, identifier: str, namespace: str = "") -> str | None:

@@ -116,11 +116,25 @@ class DataNodeMetaData(BaseModel):
     @field_validator("identifier")
     @classmethod
     def _identifier_shape(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.strip() or len(value) > 255 or any(ord(ch) < 32 for ch in value):
-            raise ValueError(f"identifier {value!r} must be 1-255 printable characters")
-        return value
+        return None if value is None else checked_identifier(value)
+
+
+def checked_identifier(identifier: Any) -> str:
+    """``identifier`` when it can name a table: a string of 1-255 printable characters, not only spaces.
+
+    Example:
+        >>> checked_identifier("fx_rates_daily")
+        'fx_rates_daily'
+        >>> checked_identifier(" ")
+        Traceback (most recent call last):
+        ...
+        lakenodes.errors.ConfigurationError: identifier ' ' must be 1-255 printable characters, not only spaces
+    """
+    if not isinstance(identifier, str):
+        raise ConfigurationError(f"an identifier is a string, got {type(identifier).__name__} {identifier!r}")
+    if not identifier.strip() or len(identifier) > 255 or any(ord(ch) < 32 for ch in identifier):
+        raise ConfigurationError(f"identifier {identifier!r} must be 1-255 printable characters, not only spaces")
+    return identifier
 
 
 def check_field_markers(model: type[BaseModel], _seen: set[type] | None = None) -> None:
