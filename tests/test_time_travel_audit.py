@@ -152,6 +152,8 @@ def test_cli_detail_as_of_prints_snippets_that_read_that_version(history, cli, m
     (["diff", "{name}", "--from", "1", "--to", "soon"], "--to"),
     (["detail", "{name}", "--as-of", "42"], "oldest readable version is 0"),
     (["detail", "{name}", "--as-of", "last week"], "--as-of"),
+    # regression: a moment before the first commit showed empty statistics beside the latest rows' snippets
+    (["detail", "{name}", "--as-of", "2000-01-01"], "did not exist at --as-of 2000-01-01: its first version was"),
     (["diff", "no_such_table", "--from", "1"], "no_such_table"),
     # regressions: a negative --max-rows printed "first -1 of N" rows, a negative --limit an OverflowError (exit 1)
     (["diff", "{name}", "--from", "1", "--max-rows", "-1"], "--max-rows"),

@@ -15,7 +15,7 @@ import typer
 from .._internal.datetimes import iso_z
 from ..catalog import catalog
 from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
-from ..errors import LakenodesUserError, NotFoundError
+from ..errors import LakenodesUserError, NotFoundError, VersionUnavailableError
 from ..facade.meta_table import TimeIndexMetaTable
 from ..facade.table_refs import resolve_table, table_name
 from ..lake.read_snippets import read_snippets
@@ -78,6 +78,10 @@ def data_node_detail(session: Session, ref: TableArgument, as_of: AsOfOption = N
     updaters and read snippets."""
     found = resolve_table(session.lake, ref, namespace)
     stats = found.stats(as_of=_version_or_moment(as_of, "--as-of"))
+    if as_of is not None and stats["version"] is None:
+        first = found.history()[-1:]
+        since = f": its first version was written at {iso_z(first[0]['timestamp'])}" if first else " (nothing written yet)"
+        raise VersionUnavailableError(f"{table_name(found)} did not exist at --as-of {as_of}{since}")
     updaters = [u for u in catalog.update_processes(session.lake) if u["storage_hash"] == found.storage_hash]
     snippets = read_snippets(found.table_uri, session.lake.storage_options,
                              version=stats["version"] if as_of is not None else None)  # the rows shown above
