@@ -554,8 +554,9 @@ def test_optimize_and_vacuum_commands(lake_copy):
     assert forced.exit_code == 0 and "UNSAFE" in forced.stderr and "would delete 4 file(s)" in forced.stdout
     dry_unforced = cli("vacuum", "_catalog/runs", "--retention-hours", "0", "--dry-run", lake=lake_copy)
     assert dry_unforced.exit_code == 0 and "would delete 4 file(s)" in dry_unforced.stdout  # lists, deletes nothing
-    assert_one_line_error(cli("optimize", "--target-size", "-5", lake=lake_copy), 2,
-                          "--target-size must be a positive number of MB, got -5")
+    for bad in ("-5", "0", "inf", "nan", "1e-9"):  # regression: inf raised OverflowError, 1e-9 asked for 0 bytes
+        assert_one_line_error(cli("optimize", "--target-size", bad, lake=lake_copy), 2,
+                              f"--target-size must be a finite number of MB of at least one byte, got {float(bad):g}")
     assert_one_line_error(cli("optimize", "_catalog/nope", lake=lake_copy), 2, "unknown catalog table")
     assert_one_line_error(cli("optimize", "nope", lake=lake_copy), 2, "lakenodes data-node list")
 

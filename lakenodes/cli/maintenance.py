@@ -42,9 +42,9 @@ def optimize(
                                 "that removes a file retires it).")] = False,
 ) -> None:
     """Compact small files one partition at a time (safe while updaters append) and checkpoint."""
-    if target_size is not None and not target_size > 0:  # before any table is touched, in the option's unit
-        raise LakenodesUserError(f"--target-size must be a positive number of MB, got {target_size:g}")
-    size = int(target_size * 1024 * 1024) if target_size is not None else None
+    if target_size is not None and not 1 <= target_size * 2**20 < 2**63:  # checked before any table is touched
+        raise LakenodesUserError(f"--target-size must be a finite number of MB of at least one byte, got {target_size:g}")
+    size = None if target_size is None else int(target_size * 2**20)
     results = _maintain(session, maintenance_names(session.lake, refs, namespace), "optimize",
                         lambda name, progress: maintenance.optimize_table(session.lake, name, target_size=size,
                                                                           progress=progress,
