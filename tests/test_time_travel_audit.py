@@ -193,7 +193,8 @@ def test_cli_shows_values_exactly_and_writes_nan_as_valid_json(local_lake):
     node.run()
     invoke = lambda *args: CliRunner().invoke(app, ["--lake", local_lake.uri, "data-node", *args])  # noqa: E731
     human = invoke("diff", node.storage_hash, "--from", "1")
-    assert human.exit_code == 0 and "2024-01-02 09:30:00.001000Z" in human.stdout and "187.123456789" in human.stdout
+    assert human.exit_code == 0 and "2024-01-02T09:30:00.001000Z" in human.stdout and "187.123456789" in human.stdout
+    assert "NaN" in human.stdout and "nan" not in human.stdout  # as --json writes it
 
     def strict(constant: str) -> None:
         raise AssertionError(f"bare {constant} in JSON")

@@ -10,12 +10,14 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from .._internal.datetimes import iso_z
 from .._internal.json_values import json_ready
 
 if TYPE_CHECKING:  # rich is imported by the commands that render (``lakenodes --help`` stays quick)
@@ -53,20 +55,22 @@ def stdout_console() -> Console:
 
 
 def text(value: Any) -> str:
-    """A value as a table cell, exact: UTC datetimes with ``Z`` (and their microseconds when they
-    have any), floats as their shortest exact form, joined lists, JSON dicts.
+    """A value as a table cell, exact and as ``--json`` writes it: UTC datetimes in ISO-8601 with
+    ``Z`` (and their microseconds when they have any), floats as their shortest exact form (NaN and
+    infinities as ``NaN``, ``Infinity``, ``-Infinity``), joined lists, JSON dicts.
 
     Example:
         >>> text(datetime.datetime(2024, 1, 2, 9, 30, 0, 1000, tzinfo=datetime.UTC)), text(1234567.891)
-        ('2024-01-02 09:30:00.001000Z', '1234567.891')
+        ('2024-01-02T09:30:00.001000Z', '1234567.891')
+        >>> text(float("nan")), text(float("-inf"))
+        ('NaN', '-Infinity')
     """
     if value is None:
         return ""
     if isinstance(value, datetime.datetime):
-        utc = value.astimezone(datetime.UTC)
-        return utc.strftime("%Y-%m-%d %H:%M:%S") + (f".{utc.microsecond:06d}" if utc.microsecond else "") + "Z"
+        return iso_z(value.astimezone(datetime.UTC))
     if isinstance(value, float):
-        return repr(value)
+        return repr(value) if math.isfinite(value) else json_ready(value)
     if isinstance(value, (list, tuple)):
         return ", ".join(text(item) for item in value)
     if isinstance(value, dict):
