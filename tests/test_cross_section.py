@@ -5,6 +5,8 @@ and only while every data file it holds is live (appends since add their own fil
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from pathlib import Path
 
 import polars as pl
@@ -206,3 +208,43 @@ def test_optimize_deletes_superseded_copies_and_leftovers_of_killed_writes(local
         "cross_section", "cross_section.files.parquet"]
     assert len(list((folder / "cross_section").iterdir())) == 1
     assert node.get_df_between_dates(day(0), day(9)).height == 15
+
+
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """Seconds added to the clock the copies are retired and aged by (``clock[0] = 3600``: an hour later)."""
+    shift = [0.0]
+    monkeypatch.setattr(cross_section, "_now", lambda: time.time() + shift[0])
+    return shift
+
+
+def test_a_copy_is_deleted_an_hour_after_it_was_superseded_however_old(local_lake: Lake, clock: list[float]):
+    """Regression: copies went by the time they were written, so a copy written two hours ago was
+    deleted by the optimize that superseded it, under a reader that had just opened the pointer to it."""
+    node = CrossNode(days=4)
+    node.run()
+    copies = Path(node.table_uri) / cross_section.COPIES
+
+    def optimize(first: int) -> set[str]:
+        CrossNode(days=1, first=first).run()  # a new version: optimize writes a copy
+        optimize_table(local_lake, node.storage_hash, cross_section=True)
+        return {path.name for path in copies.iterdir()}
+
+    optimize_table(local_lake, node.storage_hash, cross_section=True)
+    (a,) = {path.name for path in copies.iterdir()}
+    orphan = copies / "0123.parquet"  # an optimize killed after writing its copy, before pointing at it
+    orphan.write_bytes(b"a copy never pointed at")
+    two_hours_ago = time.time() - 7200
+    for path in (copies / a, orphan):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    assert node.get_df_between_dates(day(0), day(9)).height == 12  # a reader opens copy a
+    after_b = optimize(4)
+    assert {a, orphan.name} < after_b  # a was current until now; the orphan is found now
+    clock[0] = 1800
+    after_c = optimize(5)
+    assert after_b < after_c
+    clock[0] = 3660  # an hour after b superseded a, half an hour after c superseded b
+    after_d = optimize(6)
+    (d,) = after_d - after_c
+    assert after_d == after_c - {a, orphan.name} | {d}  # b and c stay a while yet
+    assert node.get_df_between_dates(day(0), day(9)).height == 21

@@ -13,10 +13,12 @@ opens as usual (pruned by their time statistics, so old dates read the copy alon
 removes a file (a restatement, a delete, a compaction) retires the copy until the next optimize.
 
 A copy is never rewritten in place: a reader that opened one (and cached its footer) reads it
-whole while a concurrent optimize writes the next. Copies superseded for an hour, and leftovers of
-killed writes, are deleted by the next optimize; a read that finds its copy gone (or unreadable)
-reads the data files instead. Delta readers and vacuum ignore ``_``-prefixed folders; the copy
-costs about the table's size again.
+whole while a concurrent optimize writes the next. The pointer lists the copies it retired and when
+each stopped being current; an optimize that writes a copy deletes those retired ``SUPERSEDED_SECONDS`` (an hour) ago, however long ago they were written.
+A copy no pointer names (a killed write, or one whose pointer a concurrent optimize replaced
+without seeing it) counts as retired when an optimize first finds it. A read that finds its copy
+gone (or unreadable) reads the data files instead. Delta readers and vacuum ignore ``_``-prefixed
+folders; the copy costs about the table's size again.
 """
 
 from __future__ import annotations
@@ -43,10 +45,16 @@ COPIES = "_lakenodes/cross_section"  # the copies, each written once under a nam
 FILES_PATH = "_lakenodes/cross_section.files.parquet"  # the current copy's name and the data files it holds
 LEGACY_PATH = "_lakenodes/cross_section.parquet"  # the one copy of lakes optimized before copies were named
 ROW_GROUP_ROWS = 8_192
-SUPERSEDED_SECONDS = 3600  # a superseded copy (or a killed write's leftover) is deleted once this old
+SUPERSEDED_SECONDS = 3600  # a copy is deleted once retired this long (a killed write's temporary file: this old)
 _KEY = b"lakenodes.cross_section"
 _COPY_KEY = b"lakenodes.cross_section.copy"
+_RETIRED_KEY = b"lakenodes.cross_section.retired"  # {copy: when it stopped being current} of copies not deleted yet
 VersionKey = tuple[str, str, int]
+
+
+def _now() -> float:
+    """The clock retirements are stamped and aged with (a test moves it)."""
+    return time.time()
 
 
 @dataclass(frozen=True)
@@ -74,19 +82,21 @@ def write_cross_section(table: DeltaTable, lake: Lake) -> int:
         True
     """
     index = index_names_of(table)
-    snapshot = snapshot_of(table, index)
     filesystem, root = lake_filesystem(lake, table.table_uri)
+    snapshot = snapshot_of(table, index)
     rows = read_whole(filesystem, root, snapshot.partition, snapshot.files, snapshot.schema).drop_columns(["_file"])
     rows = rows.sort_by([(name, "ascending") for name in index])
     copy = f"{COPIES}/{uuid.uuid4().hex}.parquet"
     if isinstance(filesystem, pafs.LocalFileSystem):
         filesystem.create_dir(f"{root}/{COPIES}", recursive=True)
     pq.write_table(rows, f"{root}/{copy}", filesystem=filesystem, row_group_size=ROW_GROUP_ROWS)  # found once pointed at
-    stamp = {_KEY: json.dumps(list(version_key(table))).encode(), _COPY_KEY: copy.encode()}
+    retired, due = _retirements(filesystem, root, copy, _pointer_stamp(filesystem, root))
+    stamp = {_KEY: json.dumps(list(version_key(table))).encode(), _COPY_KEY: copy.encode(),
+             _RETIRED_KEY: json.dumps(retired).encode()}
     paths = pa.table({"path": snapshot.files["path"].to_arrow()}).replace_schema_metadata(stamp)
     write_whole(filesystem, f"{root}/{FILES_PATH}", paths)
     _copies.pop(root, None)
-    _delete_superseded(filesystem, root, copy)
+    _delete(filesystem, [f"{root}/{name}" for name in due])
     return rows.num_rows
 
 
@@ -130,6 +140,11 @@ def _stamp_of(fragment: pds.Fragment, root: str) -> dict[bytes, bytes]:
         return {}
 
 
+def _pointer_stamp(filesystem: Any, root: str) -> dict[bytes, bytes]:
+    """The schema metadata of the table's current pointer, read afresh ({} when there is none)."""
+    return _stamp_of(parquet_format().make_fragment(f"{root}/{FILES_PATH}", filesystem=filesystem), root)
+
+
 def _copy_and_paths(filesystem: Any, root: str, pointer: pds.Fragment,
                     stamp: dict[bytes, bytes]) -> tuple[str | None, pl.Series]:
     """The copy the pointer names and the data files it holds. A lake optimized before copies were
@@ -148,26 +163,50 @@ def _copy_and_paths(filesystem: Any, root: str, pointer: pds.Fragment,
     return found
 
 
-def _delete_superseded(filesystem: Any, root: str, current: str) -> None:
-    """Delete copies other than ``current`` (and leftovers of killed writes) not touched for
-    ``SUPERSEDED_SECONDS``: readers that opened them have long finished. Best effort."""
-    cutoff = time.time() - SUPERSEDED_SECONDS
+def _retirements(filesystem: Any, root: str, written: str,
+                 stamp: dict[bytes, bytes]) -> tuple[dict[str, float], list[str]]:
+    """For the pointer to the copy ``written`` replacing the pointer ``stamp``: the copies retired and
+    kept (by when they stopped being current), and the files to delete (relative paths): copies retired
+    ``SUPERSEDED_SECONDS`` ago (readers that opened them have long finished) and temporary files of
+    pointers of killed writes as old. The copy ``stamp`` names and copies no pointer lists (killed
+    writes, replaced by a concurrent optimize that did not see them, the legacy copy) are retired now:
+    never too early."""
+    now = _now()
+    cutoff = now - SUPERSEDED_SECONDS
+    listed = {name: float(since) for name, since in json.loads(stamp.get(_RETIRED_KEY, b"{}")).items()}
+    if _KEY in stamp:  # the copy it names (a lake optimized before copies were named: the legacy one)
+        listed[stamp[_COPY_KEY].decode() if _COPY_KEY in stamp else LEGACY_PATH] = now
     try:
         entries = filesystem.get_file_info(pafs.FileSelector(f"{root}/_lakenodes", recursive=True,
                                                              allow_not_found=True))
     except (OSError, pa.ArrowException) as error:
         logger.debug("could not list the cross-section copies of %s: %s", root, error)
-        return
+        return {name: since for name, since in listed.items() if name != written}, []
+    retired: dict[str, float] = {}
+    due = []
     for entry in entries:
+        if entry.type != pafs.FileType.File:
+            continue
         relative = entry.path[len(root) + 1:] if entry.path.startswith(root) else entry.path
-        superseded = relative.startswith(f"{COPIES}/") and relative != current
-        leftover = entry.base_name.startswith(".cross_section") or relative == LEGACY_PATH
-        modified = entry.mtime.timestamp() if entry.mtime is not None else cutoff
-        if entry.type == pafs.FileType.File and (superseded or leftover) and modified < cutoff:
-            try:
-                delete_file(filesystem, entry.path)
-            except OSError as error:
-                logger.debug("could not delete %s: %s", entry.path, error)
+        if (relative.startswith(f"{COPIES}/") or relative == LEGACY_PATH) and relative != written:
+            since = listed.get(relative, now)
+            if since < cutoff:
+                due.append(relative)
+            else:
+                retired[relative] = since
+        elif entry.base_name.startswith(".cross_section") and entry.mtime is not None:
+            if entry.mtime.timestamp() < cutoff:  # a killed write's temporary pointer
+                due.append(relative)
+    return retired, due
+
+
+def _delete(filesystem: Any, paths: list[str]) -> None:
+    """Delete these files, best effort (one left is retired again by the next optimize that finds it)."""
+    for path in paths:
+        try:
+            delete_file(filesystem, path)
+        except OSError as error:
+            logger.debug("could not delete %s: %s", path, error)
 
 
 def is_cross_sectional(values: Any, windows: Any) -> bool:
