@@ -5,12 +5,14 @@ and only while every data file it holds is live (appends since add their own fil
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import time
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pytest
 from deltalake import write_deltalake
 
@@ -199,15 +201,16 @@ def test_optimize_deletes_superseded_copies_and_leftovers_of_killed_writes(local
     folder = Path(node.table_uri) / "_lakenodes"
     (folder / ".cross_section.parquet.1234.tmp").write_bytes(b"half a copy")  # a write killed mid-way
     (folder / "cross_section.parquet").write_bytes(b"the copy of an older lakenodes")
+    CrossNode(days=1, first=4).run()
     optimize_table(local_lake, node.storage_hash, cross_section=True)
     assert len(list((folder / "cross_section").iterdir())) == 2  # the previous copy stays a while for readers
     monkeypatch.setattr(cross_section, "SUPERSEDED_SECONDS", -1)
-    CrossNode(days=1, first=4).run()
+    CrossNode(days=1, first=5).run()
     optimize_table(local_lake, node.storage_hash, cross_section=True)
     assert sorted(path.name for path in folder.iterdir() if "cross_section" in path.name) == [
         "cross_section", "cross_section.files.parquet"]
     assert len(list((folder / "cross_section").iterdir())) == 1
-    assert node.get_df_between_dates(day(0), day(9)).height == 15
+    assert node.get_df_between_dates(day(0), day(9)).height == 18
 
 
 @pytest.fixture
@@ -227,7 +230,7 @@ def test_a_copy_is_deleted_an_hour_after_it_was_superseded_however_old(local_lak
 
     def optimize(first: int) -> set[str]:
         CrossNode(days=1, first=first).run()  # a new version: optimize writes a copy
-        optimize_table(local_lake, node.storage_hash, cross_section=True)
+        assert optimize_table(local_lake, node.storage_hash, cross_section=True)["cross_section"] == "written"
         return {path.name for path in copies.iterdir()}
 
     optimize_table(local_lake, node.storage_hash, cross_section=True)
@@ -248,3 +251,60 @@ def test_a_copy_is_deleted_an_hour_after_it_was_superseded_however_old(local_lak
     (d,) = after_d - after_c
     assert after_d == after_c - {a, orphan.name} | {d}  # b and c stay a while yet
     assert node.get_df_between_dates(day(0), day(9)).height == 21
+
+
+def test_optimize_keeps_a_copy_already_of_the_tables_version(any_lake: Lake, monkeypatch, per_asset_files_refused):
+    node = CrossNode(days=30)
+    node.run()
+    filesystem, root = cross_section.lake_filesystem(any_lake, node.table_uri)
+
+    def files() -> dict[str, int]:
+        listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/_lakenodes", recursive=True))
+        return {info.path: info.mtime_ns for info in listing if info.type == pafs.FileType.File}
+
+    def optimize() -> dict:
+        return optimize_table(any_lake, node.storage_hash, cross_section=True)
+
+    first = optimize()
+    assert (first["cross_section"], first["cross_section_rows"]) == ("written", 90)
+    written = files()
+    monkeypatch.setattr(cross_section, "SUPERSEDED_SECONDS", -1)  # would delete any copy superseded
+    again = optimize()
+    assert (again["cross_section"], again["cross_section_rows"]) == ("current", 90)
+    assert again["version_after"] == first["version_after"] and files() == written  # nothing written or deleted
+    clear_caches()
+    per_asset_files_refused()
+    assert node.get_df_between_dates(day(3), day(3)).height == 3  # from the copy kept
+    monkeypatch.undo()
+    monkeypatch.setattr(cross_section, "ROW_GROUP_ROWS", 1_024)  # another layout
+    assert optimize()["cross_section"] == "written"
+    for path in set(files()) - set(written):
+        if cross_section.COPIES in path:
+            filesystem.delete_file(path)  # the current copy deleted by hand: written again
+    assert (optimize()["cross_section"], optimize()["cross_section"]) == ("written", "current")
+    CrossNode(days=1, first=30).run()
+    assert (optimize()["cross_section"], optimize()["cross_section_rows"]) == ("written", 93)
+
+
+def test_the_cli_says_what_optimize_did_with_the_copy(local_lake: Lake):
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    node = CrossNode(days=3)
+    node.run()
+    arguments = ["--lake", local_lake.uri, "optimize", node.storage_hash, "--cross-section"]
+    outputs = [CliRunner().invoke(app, arguments, env={"COLUMNS": "200"}) for _ in range(2)]
+    assert [result.exit_code for result in outputs] == [0, 0], [result.stderr for result in outputs]
+    assert "written (9 rows)" in outputs[0].stdout and "already current (9 rows)" in outputs[1].stdout
+    plain = CliRunner().invoke(app, arguments[:-1], env={"COLUMNS": "200"})
+    assert plain.exit_code == 0 and "Cross-section" not in plain.stdout
+
+
+def test_a_table_never_optimized_with_a_copy_logs_nothing_about_it(any_lake: Lake, caplog):
+    node = CrossNode(days=3)
+    node.run()
+    with caplog.at_level(logging.DEBUG, logger=cross_section.__name__):
+        assert node.get_df_between_dates(day(0), day(9)).height == 9  # a cross-sectional read looks for the copy
+        assert optimize_table(any_lake, node.storage_hash, cross_section=True)["cross_section"] == "written"
+    assert not [record for record in caplog.records if record.name == cross_section.__name__], caplog.text

@@ -39,7 +39,8 @@ def optimize(
     cross_section: Annotated[bool, typer.Option(
         "--cross-section", help="Also write a time-ordered copy: a date across every asset reads one file "
                                 "(costs the table's size again; later appends are read next to it; a commit "
-                                "that removes a file retires it).")] = False,
+                                "that removes a file retires it; kept when already of the table's "
+                                "version).")] = False,
 ) -> None:
     """Compact small files one partition at a time (safe while updaters append) and checkpoint."""
     if target_size is not None and not 1 <= target_size * 2**20 < 2**63:  # checked before any table is touched
@@ -51,10 +52,12 @@ def optimize(
                                                                           cross_section=cross_section))
 
     def render(console: Console) -> None:
-        view = table("Table", "Compacted", "Files", "Checkpoint", no_wrap=("Table", "Files"))
+        copies = ("Cross-section",) if cross_section else ()
+        view = table("Table", "Compacted", "Files", "Checkpoint", *copies, no_wrap=("Table", "Files"))
         for r in results:
             files = f"{r['files_before']} -> {r['files_after']}" if "error" not in r else "failed"  # why: on stderr
-            view.add_row(r["table"], text(r.get("partitions")), files, text(r.get("checkpoint_version")))
+            copy = (_copy_cell(r),) if cross_section else ()
+            view.add_row(r["table"], text(r.get("partitions")), files, text(r.get("checkpoint_version")), *copy)
         console.print(view)
 
     _finish(session, "optimize", results, render)
@@ -97,6 +100,12 @@ def vacuum(
                     console.print(f"  {path}", markup=False)
 
     _finish(session, "vacuum", results, render)
+
+
+def _copy_cell(result: dict[str, Any]) -> str:
+    """What optimize did with a table's cross-section copy, for the table's row."""
+    state = {"written": "written", "current": "already current"}.get(result.get("cross_section") or "")
+    return "" if state is None else f"{state} ({result['cross_section_rows']} rows)"
 
 
 def _maintain(session: Session, names: list[str], what: str, operation: Operation) -> list[dict[str, Any]]:

@@ -12,9 +12,11 @@ rows of that version are then the copy's plus those of the files appended since,
 opens as usual (pruned by their time statistics, so old dates read the copy alone). A commit that
 removes a file (a restatement, a delete, a compaction) retires the copy until the next optimize.
 
-A copy is never rewritten in place: a reader that opened one (and cached its footer) reads it
-whole while a concurrent optimize writes the next. The pointer lists the copies it retired and when
-each stopped being current; an optimize that writes a copy deletes those retired ``SUPERSEDED_SECONDS`` (an hour) ago, however long ago they were written.
+An optimize whose table version is the one the current copy was written for (same layout) keeps
+that copy: it writes nothing and deletes nothing. A copy is never rewritten in place: a reader that
+opened one (and cached its footer) reads it whole while a concurrent optimize writes the next. The
+pointer lists the copies it retired and when each stopped being current; an optimize that writes a
+copy deletes those retired ``SUPERSEDED_SECONDS`` (an hour) ago, however long ago they were written.
 A copy no pointer names (a killed write, or one whose pointer a concurrent optimize replaced
 without seeing it) counts as retired when an optimize first finds it. A read that finds its copy
 gone (or unreadable) reads the data files instead. Delta readers and vacuum ignore ``_``-prefixed
@@ -48,6 +50,7 @@ ROW_GROUP_ROWS = 8_192
 SUPERSEDED_SECONDS = 3600  # a copy is deleted once retired this long (a killed write's temporary file: this old)
 _KEY = b"lakenodes.cross_section"
 _COPY_KEY = b"lakenodes.cross_section.copy"
+_LAYOUT_KEY = b"lakenodes.cross_section.layout"  # how the copy is sorted and grouped: another layout is rewritten
 _RETIRED_KEY = b"lakenodes.cross_section.retired"  # {copy: when it stopped being current} of copies not deleted yet
 VersionKey = tuple[str, str, int]
 
@@ -55,6 +58,15 @@ VersionKey = tuple[str, str, int]
 def _now() -> float:
     """The clock retirements are stamped and aged with (a test moves it)."""
     return time.time()
+
+
+@dataclass(frozen=True)
+class CopyOutcome:
+    """What ``write_cross_section`` did: ``rows`` in the current copy; ``written`` False when the
+    copy already current was of this version and layout (kept: nothing written or deleted)."""
+
+    rows: int
+    written: bool
 
 
 @dataclass(frozen=True)
@@ -74,15 +86,21 @@ _copies: dict[str, tuple[VersionKey, CrossSection | None]] = register_cache("cro
 _covered: dict[tuple[str, tuple], tuple[str, pl.Series]] = register_cache("cross_section.covered", {})
 
 
-def write_cross_section(table: DeltaTable, lake: Lake) -> int:
-    """Write the time-ordered copy of ``table``'s current version; returns its row count.
+def write_cross_section(table: DeltaTable, lake: Lake) -> CopyOutcome:
+    """Write the time-ordered copy of ``table``'s current version, unless the current copy already is
+    of this version and layout (then it is kept as it is), and point readers at it.
 
     Example (``example``: a temporary lake with one table, see conftest.py):
-        >>> write_cross_section(example.node.store.table(), example.lake) > 0
+        >>> first = write_cross_section(example.node.store.table(), example.lake)
+        >>> write_cross_section(example.node.store.table(), example.lake) == CopyOutcome(first.rows, written=False)
         True
     """
     index = index_names_of(table)
     filesystem, root = lake_filesystem(lake, table.table_uri)
+    layout = json.dumps({"sort": list(index), "row_group_rows": ROW_GROUP_ROWS}).encode()
+    kept = _current_rows(filesystem, root, _pointer_stamp(filesystem, root), version_key(table), layout)
+    if kept is not None:
+        return CopyOutcome(kept, written=False)
     snapshot = snapshot_of(table, index)
     rows = read_whole(filesystem, root, snapshot.partition, snapshot.files, snapshot.schema).drop_columns(["_file"])
     rows = rows.sort_by([(name, "ascending") for name in index])
@@ -91,13 +109,13 @@ def write_cross_section(table: DeltaTable, lake: Lake) -> int:
         filesystem.create_dir(f"{root}/{COPIES}", recursive=True)
     pq.write_table(rows, f"{root}/{copy}", filesystem=filesystem, row_group_size=ROW_GROUP_ROWS)  # found once pointed at
     retired, due = _retirements(filesystem, root, copy, _pointer_stamp(filesystem, root))
-    stamp = {_KEY: json.dumps(list(version_key(table))).encode(), _COPY_KEY: copy.encode(),
+    stamp = {_KEY: json.dumps(list(version_key(table))).encode(), _COPY_KEY: copy.encode(), _LAYOUT_KEY: layout,
              _RETIRED_KEY: json.dumps(retired).encode()}
     paths = pa.table({"path": snapshot.files["path"].to_arrow()}).replace_schema_metadata(stamp)
     write_whole(filesystem, f"{root}/{FILES_PATH}", paths)
     _copies.pop(root, None)
     _delete(filesystem, [f"{root}/{name}" for name in due])
-    return rows.num_rows
+    return CopyOutcome(rows.num_rows, written=True)
 
 
 def cross_section_of(table: DeltaTable, lake: Lake, snapshot: Snapshot) -> CrossSection | None:
@@ -135,14 +153,31 @@ def _stamp_of(fragment: pds.Fragment, root: str) -> dict[bytes, bytes]:
     try:
         fragment.ensure_complete_metadata()
         return dict(fragment.physical_schema.metadata or {})
-    except (OSError, pa.ArrowException, ValueError) as error:  # no copy (never optimized with one)
-        logger.debug("no cross-section copy for %s: %s", root, error)
+    except FileNotFoundError:  # no copy: never optimized with one (the usual case, not worth a line)
+        return {}
+    except (OSError, pa.ArrowException, ValueError) as error:
+        logger.debug("unreadable cross-section pointer of %s: %s", root, error)
         return {}
 
 
 def _pointer_stamp(filesystem: Any, root: str) -> dict[bytes, bytes]:
     """The schema metadata of the table's current pointer, read afresh ({} when there is none)."""
     return _stamp_of(parquet_format().make_fragment(f"{root}/{FILES_PATH}", filesystem=filesystem), root)
+
+
+def _current_rows(filesystem: Any, root: str, stamp: dict[bytes, bytes], key: VersionKey,
+                  layout: bytes) -> int | None:
+    """The row count of the copy ``stamp`` names when it is of version ``key`` and ``layout`` and still
+    readable (its footer), else None: a copy must be written."""
+    if _COPY_KEY not in stamp or stamp.get(_LAYOUT_KEY) != layout or tuple(json.loads(stamp.get(_KEY, b"[]"))) != key:
+        return None
+    path = f"{root}/{stamp[_COPY_KEY].decode()}"
+    try:
+        with filesystem.open_input_file(path) as file:
+            return pq.read_metadata(file).num_rows
+    except (OSError, pa.ArrowException) as error:  # deleted or damaged by hand: written again
+        logger.debug("the current cross-section copy %s is unreadable (%s): writing another", path, error)
+        return None
 
 
 def _copy_and_paths(filesystem: Any, root: str, pointer: pds.Fragment,

@@ -115,12 +115,15 @@ def optimize_table(
     """Compact each partition of a table into as few files as ``target_size`` (bytes) allows,
     one partition per commit, then write a checkpoint. ``cross_section``: also write the
     time-ordered copy that makes reads of a date across every identity one file (see
-    ``lakenodes.lake.cross_section``; it costs the table's size again; ``cross_section_rows``).
+    ``lakenodes.lake.cross_section``; it costs the table's size again), unless the current copy is
+    already of the version optimized (then it is kept).
 
     ``progress(done, total)`` is called after each partition. Returns the table name and URI,
     ``partitions`` (compacted by this call), ``files_before``, ``files_after``, ``files_removed``,
     ``files_added``, ``files_repaired`` (see ``repair_legacy_files``), ``version_before``,
-    ``version_after`` and ``checkpoint_version``.
+    ``version_after``, ``checkpoint_version``, ``cross_section`` (``"written"``, ``"current"``: the
+    copy already current was kept, or None without ``cross_section``) and ``cross_section_rows``
+    (the rows of the copy now current).
 
     Example:
         >>> optimize_table(example.lake, "_catalog/runs")["table"]
@@ -163,7 +166,7 @@ def optimize_table(
     repaired = repair_legacy_files(store, storage_hash)
     table = store.table()
     table.create_checkpoint()
-    copied = write_cross_section(table, lake) if cross_section else None
+    copy = write_cross_section(table, lake) if cross_section else None
     after = _files_per_partition(table, partition_columns)
     logger.info("optimized %s: %d files -> %d files in %d partitions (version %d -> %d)", storage_hash,
                 sum(before.values()), sum(after.values()), compacted, version_before, table.version())
@@ -179,7 +182,8 @@ def optimize_table(
         "version_before": version_before,
         "version_after": table.version(),
         "checkpoint_version": last_checkpoint_version(lake, storage_hash),
-        "cross_section_rows": copied,
+        "cross_section": None if copy is None else "written" if copy.written else "current",
+        "cross_section_rows": None if copy is None else copy.rows,
     }
 
 
