@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,6 +69,40 @@ def test_pytest_plugin_is_opt_in(tmp_path):
     enabled = subprocess.run([*run, "-k", "fixture", "-p", "lakenodes.testing"], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=120)
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+
+
+S3_STACK = ("s3fs", "aiobotocore", "boto3")
+
+
+def test_dask_extra_pins_the_s3_stack_as_the_test_extra_does():
+    """Regression: the ``dask`` extra left s3fs open, so ``lakenodes[dask]`` next to moto (or boto3) sent pip
+    backtracking through every aiobotocore, s3fs and dask release. Its pins are the ``test`` extra's."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pins = {extra: {Requirement(r).name: str(Requirement(r).specifier) for r in extras[extra]
+                    if Requirement(r).name in S3_STACK} for extra in ("dask", "test")}
+    assert set(pins["dask"]) == set(S3_STACK)
+    assert pins["dask"] == pins["test"]
+
+
+INSTALLS = {  # the documented installs (README, docs/interop.md, docs/scheduling.md) and the one that failed
+    "dask-with-moto": ['.[dask]', "moto[server]"],
+    "dask-and-test": [".[dask,test]"],
+    "test": [".[test]"],
+    "all-extras": [".[pandas,test,sentence-transformers,dask,daft,spark,bench]"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("requirements", list(INSTALLS.values()), ids=list(INSTALLS))
+def test_documented_installs_resolve_from_pypi_without_backtracking(requirements):
+    """pip resolves each install as in a fresh environment (``--ignore-installed``), from PyPI, and never
+    backtracks: before the ``dask`` extra pinned s3fs, ``.[dask]`` with ``moto[server]`` took minutes."""
+    run = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", *requirements],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "looking at multiple versions" not in run.stdout + run.stderr, run.stdout + run.stderr
 
 
 @pytest.mark.skipif(os.environ.get("CI") != "true", reason="checks the environment .ci/run creates")
