@@ -71,6 +71,43 @@ def test_pytest_plugin_is_opt_in(tmp_path):
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
 
 
+@pytest.mark.s3
+def test_testing_helpers_work_without_pytest(tmp_path):
+    """Regression: ``import lakenodes.testing`` imported pytest, so a plain ``pip install lakenodes`` could not
+    use its S3 server helpers. Without pytest they work; a fixture, or the server without moto, says what to
+    install."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["pytest"] = None  # as on an install without pytest
+        import pyarrow as pa
+        from deltalake import DeltaTable, write_deltalake
+        import lakenodes.testing as testing
+
+        try:
+            testing.s3_lake
+        except ModuleNotFoundError as error:
+            assert "pytest" in str(error) and "lakenodes[test]" in str(error), error
+        else:
+            raise AssertionError("a fixture without pytest")
+        with testing.running_s3_server() as server:
+            lake = server.new_lake()
+            write_deltalake(lake.join("t"), pa.table({"x": [1, 2]}), storage_options=lake.storage_options)
+            table = DeltaTable(lake.join("t"), storage_options=lake.storage_options)
+            assert table.to_pyarrow_table().column("x").to_pylist() == [1, 2]
+        sys.modules["moto"] = None  # as on an install without moto
+        try:
+            testing.start_s3_server()
+        except ModuleNotFoundError as error:
+            assert "moto" in str(error) and "lakenodes[test]" in str(error), error
+        else:
+            raise AssertionError("a server without moto")
+        assert "pytest" not in {name.split(".")[0] for name, module in sys.modules.items() if module is not None}
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stdout + run.stderr
+
+
 S3_STACK = ("s3fs", "aiobotocore", "boto3")
 
 
