@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -504,6 +505,25 @@ def test_pandas3_microsecond_unit_is_accepted(local_lake):
     assert str(times.dtype) == "datetime64[us, UTC]"
     FrameNode().run_with(pandas_frame(times))
     assert _read(FrameNode())["time_index"].to_list() == [day(1), day(2)]
+
+
+@pytest.mark.parametrize("unit", ["ns", "us"])
+def test_pandas_write_and_read_emit_no_warning(local_lake, unit):
+    """Regression: pyarrow's ``Table.from_pandas`` read timezone-aware columns through ``Series.values``,
+    which pandas 3.1 deprecates: every pandas write emitted a ``Pandas4Warning``."""
+    times = pd.DatetimeIndex([day(1), day(1), day(2)]).as_unit(unit)
+    at_time = pd.Series([day(1), pd.NaT, day(2)], dtype=f"datetime64[{unit}, UTC]").array
+    frame = pandas_frame(times, uid_level("AAA", "BBB", "AAA"), value=[1.0, 2.0, 3.0], at_time=at_time)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        error, _ = FrameNode().run_with(frame)
+        stored = FrameNode().get_df_between_dates(frame="pandas")
+    assert error is False
+    assert list(stored.index.names) == ["time_index", "unique_identifier"]
+    assert stored["value"].tolist() == [1.0, 2.0, 3.0]
+    assert str(stored.index.levels[0].tz) == "UTC" and str(stored["at_time"].dt.tz) == "UTC"
+    assert stored["at_time"].isna().tolist() == [False, True, False]
+    assert stored["at_time"].iloc[2] == pd.Timestamp(day(2))
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Etc/UTC"])

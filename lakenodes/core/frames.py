@@ -186,7 +186,7 @@ def _pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
         raise FrameValidationError(f"column name {repeated[0]!r} appears more than once")
     flat = frame.reset_index()
     try:
-        table = pa.Table.from_pandas(flat, preserve_index=False)
+        table = _pandas_table(flat)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
         column = _pandas_bad_column(flat)
         raise FrameValidationError(
@@ -196,8 +196,37 @@ def _pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
     return table.replace_schema_metadata(None), [str(name) for name in index_names]
 
 
+def _pandas_table(flat: Any) -> pa.Table:
+    """``pa.Table.from_pandas`` with the timezone-aware datetime columns converted here.
+
+    pyarrow reads such a column through ``Series.values``, which pandas 3.1 deprecates (a
+    ``Pandas4Warning``: it drops the time zone). Its UTC values and its zone are handed to Arrow
+    instead, giving the type ``from_pandas`` gives (NaT → null).
+    """
+    import pandas as pd
+
+    zoned = [isinstance(dtype, pd.DatetimeTZDtype) for dtype in flat.dtypes]
+    if not any(zoned):
+        return pa.Table.from_pandas(flat, preserve_index=False)
+    plain = flat.iloc[:, [position for position, is_zoned in enumerate(zoned) if not is_zoned]]
+    rest = iter(pa.Table.from_pandas(plain, preserve_index=False).columns)
+    arrays = [_zoned_array(flat.iloc[:, position]) if is_zoned else next(rest)
+              for position, is_zoned in enumerate(zoned)]
+    return pa.Table.from_arrays(arrays, names=[str(name) for name in flat.columns])
+
+
+def _zoned_array(column: Any) -> pa.Array:
+    zone = pa.lib.tzinfo_to_string(column.dtype.tz)
+    utc = column.dt.tz_convert(None).to_numpy()  # datetime64 UTC values: what an Arrow timestamp holds
+    return pa.array(utc, type=pa.timestamp(column.dtype.unit, tz=zone), from_pandas=True)
+
+
 def _pandas_bad_column(flat: Any) -> str | None:
+    import pandas as pd
+
     for name in flat.columns:
+        if isinstance(flat[name].dtype, pd.DatetimeTZDtype):
+            continue  # converted by _zoned_array, never the column at fault
         try:
             pa.array(flat[name])
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
