@@ -419,10 +419,14 @@ def test_cli_repoint_moves_an_identifier_between_written_tables(local_lake):
 
     from lakenodes.cli import app
 
-    old, new = quotes(), quotes(source="vendor_v2", identifier="quotes_v2")
-    old.run()
-    new.run()
+    old, new, named = quotes(), quotes(source="vendor_v2", identifier=None), quotes(source="c", identifier="quotes_c")
+    for node in (old, new, named):
+        node.run()
     invoke = lambda *args: CliRunner().invoke(app, ["--lake", local_lake.uri, "data-node", *args])  # noqa: E731
+    # regression (review): a table published under another name lost it (its record names one identifier)
+    refused = invoke("repoint", "quotes_daily", named.storage_hash)
+    assert refused.exit_code == 2 and "is published as 'quotes_c'" in refused.stderr
+    assert TimeIndexMetaTable.get(identifier="quotes_c").storage_hash == named.storage_hash
     moved = invoke("repoint", "quotes_daily", new.storage_hash, "--json")
     assert moved.exit_code == 0, moved.output
     assert json.loads(moved.stdout) == {"ok": True, "identifier": "quotes_daily", "storage_hash": new.storage_hash,
@@ -463,3 +467,6 @@ def test_repoint_to_a_node_publishing_another_name_is_refused_before_anything_mo
     assert resolve_identifier(local_lake, "quotes_daily") == old.storage_hash
     with pytest.raises(ConfigurationError, match="takes a DataNode or a storage hash, got int"):
         repoint_identifier("quotes_daily", 42)
+    with pytest.raises(ConfigurationError, match="only whitespace"):  # regression (review): recorded as is
+        repoint_identifier("quotes_daily", old.storage_hash, namespace="  ")
+    assert catalog.table_record(local_lake, old.storage_hash).namespace == ""

@@ -554,9 +554,10 @@ def test_optimize_and_vacuum_commands(lake_copy):
     assert forced.exit_code == 0 and "UNSAFE" in forced.stderr and "would delete 4 file(s)" in forced.stdout
     dry_unforced = cli("vacuum", "_catalog/runs", "--retention-hours", "0", "--dry-run", lake=lake_copy)
     assert dry_unforced.exit_code == 0 and "would delete 4 file(s)" in dry_unforced.stdout  # lists, deletes nothing
-    for bad in ("-5", "0", "inf", "nan", "1e-9"):  # regression: inf raised OverflowError, 1e-9 asked for 0 bytes
+    for bad in ("-5", "0", "inf", "nan", "1e-9", "1e308"):  # regression: inf raised OverflowError, 1e-9 gave 0 bytes
         assert_one_line_error(cli("optimize", "--target-size", bad, lake=lake_copy), 2,
-                              f"--target-size must be a finite number of MB of at least one byte, got {float(bad):g}")
+                              f"--target-size must be a number of MB from one byte (1e-06) to 2^63 bytes, "
+                              f"got {float(bad):g}")
     assert_one_line_error(cli("optimize", "_catalog/nope", lake=lake_copy), 2, "unknown catalog table")
     assert_one_line_error(cli("optimize", "nope", lake=lake_copy), 2, "lakenodes data-node list")
 
@@ -714,3 +715,19 @@ def test_ctrl_c_during_a_run_is_one_line_and_exit_130(tmp_path):
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, (stdout, stderr)
     assert stderr.strip().splitlines() == ["error: interrupted: what finished before it stands (commits, files a vacuum deleted); no commit is half-made"]
+
+
+def test_a_naive_datetime_cell_is_utc_whatever_the_machine_time_zone(monkeypatch):
+    """Regression (review): a naive datetime was shown converted from the machine's local time."""
+    import datetime as dt
+    import time
+
+    from lakenodes.cli._render import text
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert text(dt.datetime(2024, 1, 2, 9, 30)) == "2024-01-02T09:30:00Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

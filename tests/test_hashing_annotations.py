@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NewType, Optional, TypeVar
 
 import pytest
 from pydantic import BaseModel, Field
@@ -125,3 +125,46 @@ def test_models_the_annotation_leaves_open_hash_apart(field, first, second):
 def test_only_the_open_place_records_a_class():
     payload = canonical_value(Open(pair=(Leg(), Twin())), "storage")
     assert payload["pair"] == [{"weight": 1.0}, {"ratio": 0.5, "__model__": "Twin"}]
+
+
+LegType = NewType("LegType", Leg)
+LegsType = NewType("LegsType", list[Leg])
+T = TypeVar("T")
+Pair = TypeAliasType("Pair", tuple[T, T], type_params=(T,))
+
+
+class NewTyped(DataNodeConfiguration):
+    leg: LegType = LegType(Leg())
+    legs: LegsType = LegsType([Leg()])
+    pair: Pair[Leg] = (Leg(), Leg(weight=2.0))
+
+
+def test_newtypes_and_generic_aliases_are_seen_through():
+    """Regression (review): NewType and a generic alias applied to a model hid the declared class."""
+    assert "__model__" not in repr(canonical_value(NewTyped(), "storage"))
+    assert (compute_hash(NewTyped, NewTyped(), "storage"), compute_hash(NewTyped, NewTyped(), "update")) == (
+        "newtyped_20511f1d5ccb9e9295c45ec8c4e6271d", "newtyped_11530ac27b63b920ce1c44c70c8fe2bc")  # as 326f30f
+
+
+def test_a_dataclass_field_whose_annotation_cannot_be_resolved_leaves_the_others_exact():
+    """Regression (review): one unresolvable string annotation (a class defined in a function) made
+    every field of the dataclass unresolved, so an ``Any`` field's models hashed alike."""
+    def define():
+        class Local(BaseModel):
+            weight: float = 1.0
+
+        @dataclasses.dataclass
+        class Basket:
+            leg: Local  # a string under `from __future__ import annotations`, naming a class gone with define()
+            other: Any = None
+
+        class Holder(DataNodeConfiguration):
+            basket: Basket
+
+        return Local, Basket, Holder
+
+    local, basket, holder = define()
+    with_hedge = canonical_value(holder(basket=basket(local(), Hedge())), "storage")["basket"]
+    with_twin = canonical_value(holder(basket=basket(local(), Twin())), "storage")["basket"]
+    assert with_hedge["leg"] == {"weight": 1.0}  # unresolved: hashed as before class names were hashed
+    assert with_hedge["other"] != with_twin["other"]

@@ -18,7 +18,7 @@ from .._internal.arrow_rows import python_rows
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pc
 from ..core.config import checked_identifier
-from ..core.hashing import HashedAsUpdateHash
+from ..core.hashing import HashedAsUpdateHash, checked_namespace
 from ..core.lookups import matches_lookups, split_lookup
 from ..errors import ConfigurationError, IdentifierConflictError, NotFoundError
 from ..lake.ledger import (
@@ -230,6 +230,7 @@ def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = 
     storage_hash = target.storage_hash if node is not None else target
     if namespace is None:
         namespace = node.hash_namespace if node is not None else ""
+    namespace = checked_namespace(namespace)
     lake = lake or (node.lake if node is not None else current_lake())
     record = table_record(lake, storage_hash)
     if record is None and node is None:
@@ -237,6 +238,12 @@ def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = 
                             "to a node whose table is not written yet, pass the node itself")
     if node is not None:
         _check_publishes(identifier, node)
+    elif record.identifier not in (None, identifier) and resolve_identifier(lake, record.identifier, namespace) == \
+            storage_hash:
+        raise ConfigurationError(
+            f"table {storage_hash} is published as {record.identifier!r}, and its updater claims that name on every "
+            f"run: give its node node_metadata identifier={identifier!r} (no hash changes), then repoint from "
+            f"Python: repoint_identifier({identifier!r}, node)")
     previous = resolve_identifier(lake, identifier, namespace)
     _known_claims.difference_update({key for key in _known_claims if key[:3] == (lake.uri, namespace, identifier)})
     reassign(lake, _identifier_scope(namespace), identifier,

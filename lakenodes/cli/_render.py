@@ -62,13 +62,15 @@ def text(value: Any) -> str:
     Example:
         >>> text(datetime.datetime(2024, 1, 2, 9, 30, 0, 1000, tzinfo=datetime.UTC)), text(1234567.891)
         ('2024-01-02T09:30:00.001000Z', '1234567.891')
+        >>> text(datetime.datetime(2024, 1, 2, 9, 30))  # naive: taken as UTC
+        '2024-01-02T09:30:00Z'
         >>> text(float("nan")), text(float("-inf"))
         ('NaN', '-Infinity')
     """
     if value is None:
         return ""
-    if isinstance(value, datetime.datetime):
-        return iso_z(value.astimezone(datetime.UTC))
+    if isinstance(value, datetime.datetime):  # naive: UTC, as every lakenodes input takes it
+        return iso_z(value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value.astimezone(datetime.UTC))
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else json_ready(value)
     if isinstance(value, (list, tuple)):

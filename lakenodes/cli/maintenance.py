@@ -44,7 +44,8 @@ def optimize(
 ) -> None:
     """Compact small files one partition at a time (safe while updaters append) and checkpoint."""
     if target_size is not None and not 1 <= target_size * 2**20 < 2**63:  # checked before any table is touched
-        raise LakenodesUserError(f"--target-size must be a finite number of MB of at least one byte, got {target_size:g}")
+        raise LakenodesUserError(f"--target-size must be a number of MB from one byte (1e-06) to 2^63 bytes, "
+                                 f"got {target_size:g}")
     size = None if target_size is None else int(target_size * 2**20)
     results = _maintain(session, maintenance_names(session.lake, refs, namespace), "optimize",
                         lambda name, progress: maintenance.optimize_table(session.lake, name, target_size=size,

@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 import types
 import typing
 import unicodedata
@@ -250,14 +251,31 @@ def _alternatives(annotation: Any) -> tuple[Any, ...]:
         >>> _alternatives(typing.Annotated[int | None, "note"])
         (<class 'int'>, <class 'NoneType'>)
     """
-    while type(annotation).__name__ == "TypeAliasType":  # `type X = ...`, typing_extensions.TypeAliasType
-        annotation = annotation.__value__
+    annotation = _unaliased(annotation)
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _alternatives(typing.get_args(annotation)[0])
     if origin is typing.Union or origin is types.UnionType:
         return tuple(arm for argument in typing.get_args(annotation) for arm in _alternatives(argument))
     return (annotation,)
+
+
+def _unaliased(annotation: Any) -> Any:
+    """``annotation`` with type aliases (``type X = ...``, ``TypeAliasType``, generic ones applied to
+    their arguments) and ``NewType``\\ s replaced by what they stand for."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if type(annotation).__name__ == "TypeAliasType":
+            annotation = annotation.__value__
+        elif type(origin).__name__ == "TypeAliasType":  # Pair[Leg] of `type Pair[T] = tuple[T, T]`
+            try:
+                annotation = origin.__value__[typing.get_args(annotation)]
+            except TypeError:  # an alias of a value that takes no arguments
+                return annotation
+        elif isinstance(annotation, typing.NewType):
+            annotation = annotation.__supertype__
+        else:
+            return annotation
 
 
 def _inner(declared: tuple[Any, ...] | None, item_annotation: Any) -> tuple[Any, ...]:
@@ -290,14 +308,18 @@ def _model_classes(declared: tuple[Any, ...]) -> set[type]:
 
 def _dataclass_fields(cls: type) -> Iterator[tuple[dataclasses.Field, tuple[Any, ...] | None]]:
     """Each field of a dataclass with what its annotation allows; None (no class recorded, as for
-    a configuration itself) when a string annotation cannot be resolved here."""
-    try:
-        hints = typing.get_type_hints(cls, include_extras=True)
-    except (NameError, TypeError):
-        hints = {}
+    a configuration itself) when its annotation is a string that cannot be resolved here."""
+    module = sys.modules.get(cls.__module__)
+    namespace = {**(vars(module) if module is not None else {}), **vars(cls)}
     for field in dataclasses.fields(cls):
-        annotation = hints.get(field.name, field.type)
-        yield field, None if isinstance(annotation, str) else _alternatives(annotation)
+        if not isinstance(field.type, str):
+            yield field, _alternatives(field.type)
+            continue
+        try:  # `from __future__ import annotations`: each field on its own, as typing.get_type_hints would
+            declared = _alternatives(eval(field.type, namespace))  # noqa: S307
+        except Exception:  # noqa: BLE001 - a name of a scope gone (a class defined in a function)
+            declared = None
+        yield field, declared
 
 
 def compute_hash(node_class: type, config: BaseModel, scope: Scope, namespace: str = "") -> str:
