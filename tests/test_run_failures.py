@@ -195,3 +195,20 @@ def test_rows_stored_error_survives_a_process_boundary() -> None:
     assert type(again) is RowsStoredError and str(again) == str(error)
     assert (again.node, again.phase, again.rows_written) == ("Node(x)", "catalog", 3)
     assert str(error) == "Node(x) failed during catalog: OSError: disk full (its 3 rows ARE stored: the failure came after the commit)"
+
+
+@pytest.mark.parametrize("stop", [SystemExit(3), KeyboardInterrupt()], ids=["sys.exit", "ctrl-c"])
+def test_a_run_stopped_by_sys_exit_or_ctrl_c_is_recorded_then_passed_on(local_lake: Lake, tmp_path: Path, stop) -> None:
+    """Regression: ``sys.exit(n)`` (or Ctrl-C) in update() left no trace in the run history."""
+    node = daily(tmp_path, "stopped")
+
+    def update():
+        raise stop
+
+    node.update = update
+    with pytest.raises(type(stop)) as raised:
+        node.run()
+    assert raised.value is stop  # passed on as it is: the caller asked to stop
+    [record] = run_history(local_lake, node.update_hash)
+    assert record["status"] == "error" and record["error"].startswith(f"update: {type(stop).__name__}")
+    assert TimeIndexMetaTable.filter(storage_hash=node.storage_hash) == []  # nothing written

@@ -197,6 +197,9 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
             else:
                 persisted = pl.from_arrow(frame.table)
             return summary((result.rows_appended, result.rows_upserted), result.version, persisted)
+    except (KeyboardInterrupt, SystemExit) as stop:  # recorded, then passed on as it is: the caller asked to stop
+        _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, stop)
+        raise
     except Exception as error:
         _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, error)
         if committed:
