@@ -715,6 +715,10 @@ def test_ctrl_c_during_a_run_is_one_line_and_exit_130(tmp_path):
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, (stdout, stderr)
     assert stderr.strip().splitlines() == ["error: interrupted: what finished before it stands (commits, files a vacuum deleted); no commit is half-made"]
+    from lakenodes.catalog.catalog import run_history
+
+    [record] = run_history(Lake(str(tmp_path / "lake")))  # the interrupted run is recorded (scheduling.md)
+    assert record["status"] == "error" and record["error"].startswith("update: KeyboardInterrupt")
 
 
 def test_a_naive_datetime_cell_is_utc_whatever_the_machine_time_zone(monkeypatch):
