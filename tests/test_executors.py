@@ -127,8 +127,9 @@ def test_frames_only_when_asked(tmp_path):
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
             err, written = index.run(executor=pool, return_frames=True)
         assert err is False and isinstance(written, pl.DataFrame) and written.height == len(DAYS)
-        _, summary = build().run(return_frames=False)  # serial: a summary when asked (the index restates)
-        assert isinstance(summary, RunSummary) and summary.rows_upserted == len(DAYS) and summary.frame is None
+        _, summary = build().run(return_frames=False)  # serial: a summary when asked (the index restates
+        assert isinstance(summary, RunSummary) and summary.frame is None  # every row as stored: no commit)
+        assert (summary.rows_upserted, summary.rows_unchanged, summary.table_version) == (0, len(DAYS), None)
         with pytest.raises(ConfigurationError, match="return_frames"):
             index.run(return_frames="yes")
     with use_lake(tmp_path / "shards"):

@@ -315,25 +315,30 @@ def test_racing_rewrites_and_appends_of_one_partition_conflict(local_lake: Lake)
     model = run(node, rows(2, range(1, 5), version=1), None)
     store = TableStore(local_lake, node.storage_hash)
     uri = node.table_uri
-    restatement = normalize_frame(rows(2, range(2, 3), version=5).filter(pl.col("unique_identifier") == UIDS[0]),
-                                  (), None)
+    def restating(version: int):
+        return normalize_frame(rows(2, range(2, 3), version=version).filter(pl.col("unique_identifier") == UIDS[0]),
+                               (), None)
+
+    # the losers restate other values than the winner's: rows equal to the stored ones commit nothing at all
+    restatement, other = restating(5), restating(6)
 
     base = store.table().version()
     restate(local_lake, store.table(), restatement, "winner-1", {})  # the same rows, restated concurrently
     with pytest.raises(CommitFailedError):
         restate(local_lake, stale(local_lake, uri, base), restatement, "loser-1", {})
+    assert restate(local_lake, store.table(), restatement, "same-1", {}) == restatement.num_rows and store.table().version() == base + 1
 
     base = store.table().version()
     store.delete_after(day(4), dimension_filters={"unique_identifier": [UIDS[0]]})
     with pytest.raises(CommitFailedError):
-        restate(local_lake, stale(local_lake, uri, base), restatement, "loser-2", {})
+        restate(local_lake, stale(local_lake, uri, base), other, "loser-2", {})
 
     base = store.table().version()
     late = normalize_frame(rows(2, range(7, 8), version=1).filter(pl.col("unique_identifier") == UIDS[0]), (), None)
     txns = [Transaction("append-1", 1), *store_identity_txns(late)]
     write_deltalake(store.table(), late.table, mode="append", commit_properties=CommitProperties(app_transactions=txns))
     with pytest.raises(CommitFailedError):
-        restate(local_lake, stale(local_lake, uri, base), restatement, "loser-3", {})
+        restate(local_lake, stale(local_lake, uri, base), other, "loser-3", {})
 
     # nothing the losers wrote is visible, nothing lost or duplicated
     restated = pl.from_arrow(restatement.table)

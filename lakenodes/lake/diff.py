@@ -17,13 +17,14 @@ from typing import Any
 
 import polars as pl
 
+from ._same_rows import values_differ
 from .store import TableStore
 
 
 @dataclass(frozen=True)
 class TableDiff:
     """Rows ``added`` (only in the later version), ``deleted`` (only in the earlier one) and
-    ``changed`` (same index, another value: the index, then ``<column>_from`` / ``<column>_to``
+    ``changed`` (same index, another value, see ``lakenodes.lake._same_rows``: the index, then ``<column>_from`` / ``<column>_to``
     for every value column), each sorted by the index."""
 
     from_version: int | None
@@ -54,8 +55,8 @@ def diff_frames(before: pl.DataFrame, after: pl.DataFrame, index: Sequence[str])
     values = [name for name in after.columns if name not in index]
     joined = before.join(after, on=index, how="inner", suffix="_to", nulls_equal=True).rename(
         {name: f"{name}_from" for name in values})
-    differs = pl.any_horizontal([pl.col(f"{name}_from").ne_missing(pl.col(f"{name}_to")) for name in values]) \
-        if values else pl.lit(False)
+    differs = pl.any_horizontal([values_differ(pl.col(f"{name}_to"), pl.col(f"{name}_from"), after.schema[name])
+                                 for name in values]) if values else pl.lit(False)
     changed = joined.filter(differs).select(*index, *[c for name in values for c in (f"{name}_from", f"{name}_to")])
     return TableDiff(None, None, after.join(before, on=index, how="anti", nulls_equal=True).sort(index),
                      before.join(after, on=index, how="anti", nulls_equal=True).sort(index), changed.sort(index))

@@ -69,11 +69,14 @@ TABLE_CONFIGURATION = {"delta.setTransactionRetentionDuration": "interval 14 day
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What one write stored: rows blind-appended, rows upserted, and the commit's table version."""
+    """What one write stored: rows blind-appended, rows upserted, and the commit's table version
+    (None when it committed nothing: every row it was given equals the stored row of its index,
+    ``rows_unchanged`` of them, which a write never rewrites)."""
 
     rows_appended: int
     rows_upserted: int
     version: int | None
+    rows_unchanged: int = 0
 
     @property
     def rows_written(self) -> int:
@@ -187,7 +190,9 @@ class TableStore:
         seen: Mapping[tuple[str, ...], datetime.datetime] | None = None,
     ) -> WriteResult:
         """Write ``frame`` in one commit: blind append when every row is newer than its identity's
-        watermark, else one merge on the full index (restatements replace, never duplicate).
+        watermark, else one merge on the full index (restatements replace, never duplicate; rows
+        equal to the stored row of their index are not rewritten, and when all are, nothing is
+        committed: the result has ``version`` None).
 
         ``watermarks`` computes the stored watermark per identity from a snapshot; it is
         re-evaluated on every retry so a retry after a concurrent commit decides afresh. ``seen``
@@ -222,12 +227,17 @@ class TableStore:
                 write_deltalake(table, to_plain(frame.table), mode="append", commit_properties=properties)
                 # the cached table is now at our commit: no refresh (the next reader refreshes)
                 return replace(committing[-1], version=table.version())
-            committing.append(WriteResult(frame.num_rows - overlap, overlap, table.version() + 1))
-            restate(self.lake, table, frame, write_id, {**custom_metadata, "lakenodes.operation": "MERGE"})
+            version = table.version() + 1
+            unchanged = restate(self.lake, table, frame, write_id, {**custom_metadata, "lakenodes.operation": "MERGE"},
+                                lambda same: committing.append(
+                                    WriteResult(frame.num_rows - overlap, overlap - same, version, same)))
+            if unchanged == frame.num_rows:  # every row is stored as it is: no commit, no new version
+                return WriteResult(0, 0, None, unchanged)
             return committing[-1]
 
         result = self.with_retries(attempt, what=f"write to {self.storage_hash}")
-        if result.rows_upserted:  # a rewrite commits apart from the cached table: bring it to that commit
+        if result.version is not None and result.rows_appended < frame.num_rows:
+            # a merge commits apart from the cached table: bring it to that commit
             try:
                 self.table()
             except (OSError, DeltaError) as error:  # the commit has landed: a failed refresh must not fail it

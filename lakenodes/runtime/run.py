@@ -44,9 +44,12 @@ COMPUTATIONS = 3
 class RunSummary:
     """What one run of one node did: its ``update_hash``, ``storage_hash`` and ``run_id``, rows
     written (``rows_appended`` blind, ``rows_upserted`` by a merge), the ``table_version`` it
-    committed (None when it wrote nothing), when it started and ``duration_s``. ``frame`` holds
-    the written rows only when they were asked for (``run_many(..., return_frames=True)``):
-    summaries are what travels back from executor workers by default.
+    committed (None when it wrote nothing), when it started and ``duration_s``;
+    ``rows_unchanged``: rows update() returned that equal the stored row of their index, which
+    are never rewritten (when every row is, nothing is committed). ``frame`` holds the rows
+    update() returned, all now stored, only when they were asked for
+    (``run_many(..., return_frames=True)``): summaries are what travels back from executor
+    workers by default.
 
     Example:
         >>> import datetime
@@ -63,6 +66,7 @@ class RunSummary:
     started_at: datetime.datetime
     duration_s: float
     frame: pl.DataFrame | None = dataclasses.field(default=None, repr=False, compare=False)
+    rows_unchanged: int = 0
 
     @property
     def rows_written(self) -> int:
@@ -137,9 +141,9 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
     clock = time.perf_counter()
     run_id = uuid.uuid4().hex
 
-    def summary(rows: Any, version: int | None, frame: pl.DataFrame) -> RunSummary:
+    def summary(rows: Any, version: int | None, frame: pl.DataFrame, unchanged: int = 0) -> RunSummary:
         return RunSummary(node.update_hash, node.storage_hash, run_id, rows[0], rows[1], version, started,
-                          time.perf_counter() - clock, frame if keep_frame else None)
+                          time.perf_counter() - clock, frame if keep_frame else None, unchanged)
 
     rows_written = 0
     committed = False
@@ -181,6 +185,13 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                         hook.run_succeeded(node, RunInfo(run_id, started, 0))
                     return summary((0, 0), None, pl.DataFrame())
                 break
+            if result.version is None:  # every row equals the stored row of its index: nothing committed
+                node.logger.info("no changed rows: the %d rows returned equal the stored ones (no commit, table "
+                                 "version unchanged)", result.rows_unchanged)
+                phase = _enter(hooks, node, "catalog")
+                for hook in hooks:
+                    hook.run_succeeded(node, RunInfo(run_id, started, 0))
+                return summary((0, 0), None, _persisted(node, frame, keep_frame), result.rows_unchanged)
             rows_written = result.rows_written
             committed = True
             with _remembering(node, frame, checked, result, run_id) as after:
@@ -190,13 +201,8 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                     UpdateStatistics(after, asset_list=stats.asset_list, offset_start=stats.offset_start)
                 for hook in hooks:
                     hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
-            if not keep_frame:
-                persisted = pl.DataFrame()
-            elif isinstance(frame, FrameStream):  # its rows were never all in memory: only their columns
-                persisted = pl.from_arrow(node.store.schema().empty_table())
-            else:
-                persisted = pl.from_arrow(frame.table)
-            return summary((result.rows_appended, result.rows_upserted), result.version, persisted)
+            return summary((result.rows_appended, result.rows_upserted), result.version,
+                           _persisted(node, frame, keep_frame), result.rows_unchanged)
     except (KeyboardInterrupt, SystemExit) as stop:  # recorded, then passed on as it is: the caller asked to stop
         _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, stop)
         raise
@@ -208,6 +214,14 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
         if isinstance(error, NodeRunError):
             raise
         raise NodeRunError(repr(node), phase, error) from error
+
+
+def _persisted(node: DataNode, frame: NormalizedFrame | FrameStream, keep_frame: bool) -> pl.DataFrame:
+    if not keep_frame:
+        return pl.DataFrame()
+    if isinstance(frame, FrameStream):  # its rows were never all in memory: only their columns
+        return pl.from_arrow(node.store.schema().empty_table())
+    return pl.from_arrow(frame.table)
 
 
 @contextlib.contextmanager
@@ -277,9 +291,10 @@ def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | No
 
 def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame | FrameStream, result: Any) -> None:
     bounds = frame.identity_bounds
+    unchanged = f"; {result.rows_unchanged} unchanged rows left as stored" if result.rows_unchanged else ""
     node.logger.info(
-        "wrote %d rows (%d appended, %d upserted) for %d %s, window %s .. %s (previous watermark %s)",
-        result.rows_written, result.rows_appended, result.rows_upserted,
+        "wrote %d rows (%d appended, %d upserted%s) for %d %s, window %s .. %s (previous watermark %s)",
+        result.rows_written, result.rows_appended, result.rows_upserted, unchanged,
         bounds[frame.identity_dimensions[0]].n_unique() if frame.identity_dimensions else 1,
         frame.identity_dimensions[0] if frame.identity_dimensions else "series",
         bounds["lo"].min(), bounds["hi"].max(), stats.max_time_index_value,
