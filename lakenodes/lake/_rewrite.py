@@ -9,9 +9,11 @@ files' Remove actions in ONE Delta commit (``DeltaTable.create_write_transaction
 writes that commit itself when an old file's recorded path is one delta-rs cannot write, see
 ``lakenodes.lake._log_commit``).
 
-Conflicts: delta-rs fails such a commit when a concurrent commit removed any file (so a file is
-never removed twice) or set one of its app transactions; callers add the identity app
-transactions of every partition they touch, so concurrent writers of one partition serialize.
+Conflicts: delta-rs 1.6.6 fails such a commit when a concurrent commit set one of its app
+transactions, but NOT when a concurrent commit removed one of the same files (both commits land
+and the rows are live twice). So callers add the rewrite app transaction of every partition whose
+files they remove (and restatements and deletes the identity one too), see
+``lakenodes.lake._watermarks``: concurrent rewriters of one partition serialize.
 """
 
 from __future__ import annotations

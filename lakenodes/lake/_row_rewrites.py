@@ -1,7 +1,9 @@
-"""The two writes that rewrite stored rows: a restatement (upsert on the full index; rows
-equal to the stored ones are skipped, see ``restate``) and a tail delete. Each rewrites only the files holding affected rows and commits in ONE Delta commit (see
-``lakenodes.lake._rewrite``) carrying the identity app transaction of every partition it touches,
-so it conflicts with (and retries after) any concurrent append, restatement or delete of them.
+"""The two writes that rewrite stored rows: a restatement (upsert on the full index; rows equal
+to the stored ones are skipped, see ``restate``) and a tail delete. Each rewrites only the files
+holding affected rows and commits in ONE Delta commit (see ``lakenodes.lake._rewrite``) carrying
+the identity and the rewrite app transaction of every partition it touches (see
+``lakenodes.lake._watermarks``), so it conflicts with (and retries after) any concurrent append,
+restatement, delete or compaction of them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ..core.frames import NormalizedFrame
 from ._rewrite import commit_rewrite, files_overlapping, removed_files, write_files
 from ._same_rows import unchanged_rows
 from ._scan import Pruning, index_names_of, read_whole, snapshot_of, to_plain
-from ._watermarks import app_transaction, partition_transactions
+from ._watermarks import app_transaction, partition_transactions, rewrite_transactions
 from .location import Lake, lake_filesystem
 from .versions import row_counts
 
@@ -48,8 +50,9 @@ def restate(lake: Lake, table: DeltaTable, frame: NormalizedFrame, write_id: str
     adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index)
     values = [""] if snapshot.partition is None else pc.unique(new.column(index[1])).to_pylist()
     counts = row_counts(keys.num_rows - hit.num_rows, hit.num_rows, 0)
-    properties = CommitProperties(app_transactions=[app_transaction(write_id), *partition_transactions(values)],
-                                  custom_metadata={**metadata, **counts})
+    properties = CommitProperties(
+        app_transactions=[app_transaction(write_id), *partition_transactions(values), *rewrite_transactions(values)],
+        custom_metadata={**metadata, **counts})
     if committing is not None:
         committing(unchanged)
     commit_rewrite(table, filesystem, root, adds, removed_files(candidates, changed), properties, write_id)
@@ -75,7 +78,7 @@ def delete_rows(lake: Lake, table: DeltaTable, pruning: Pruning, predicate: pds.
     removed = removed_files(candidates, changed)
     values = [""] if snapshot.partition is None else sorted({file.partition_value or "" for file in removed})
     properties = CommitProperties(
-        app_transactions=[app_transaction(write_id), *partition_transactions(values)],
+        app_transactions=[app_transaction(write_id), *partition_transactions(values), *rewrite_transactions(values)],
         custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "DELETE",
                          **row_counts(0, 0, hit.num_rows)},
     )

@@ -1,5 +1,19 @@
 """Per-identity watermarks decide append vs upsert; Delta app transactions make writers of one
-partition conflict instead of duplicating rows."""
+partition conflict instead of duplicating rows.
+
+Two app ids per partition value:
+
+- the **identity** id (``partition_transactions``): set by every commit that moves an identity's
+  watermark (appends, restatements, tail deletes), so writers that decided from one snapshot
+  serialize;
+- the **rewrite** id (``rewrite_transactions``): set by every commit that removes files of the
+  partition (restatements, tail deletes, compaction, legacy-file repair). delta-rs 1.6.6 does not
+  fail a commit that removes a file a concurrent commit already removed (checked in
+  ``tests/test_maintenance_contention.py``), so two rewrites from one snapshot would both keep the rows:
+  this id makes the later one fail and retry instead. Compaction carries only this id: it
+  changes no row and no watermark, so it must not conflict with blind appends (it did when it
+  carried the identity id, and lost every race against ~20 appends a second).
+"""
 
 from __future__ import annotations
 
@@ -58,6 +72,12 @@ def _with_watermarks(frame: NormalizedFrame | FrameStream, watermarks: Mapping[t
 def partition_transactions(values: Sequence[str]) -> list[Transaction]:
     """The identity app transaction of each partition value (``""`` for a single-index table)."""
     return [app_transaction(f"lakenodes.identity.{hashlib.sha256(value.encode()).hexdigest()[:32]}") for value in values]
+
+
+def rewrite_transactions(values: Sequence[str]) -> list[Transaction]:
+    """The rewrite app transaction of each partition value (``""`` for a single-index table): every
+    commit that removes files of a partition carries it (see the module doc)."""
+    return [app_transaction(f"lakenodes.rewrite.{hashlib.sha256(value.encode()).hexdigest()[:32]}") for value in values]
 
 
 def now_ms() -> int:

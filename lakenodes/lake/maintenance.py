@@ -6,9 +6,11 @@ rewrites each partition's small files into few large ones so reads stay fast.
 Safety with concurrent updaters:
 
 - ``optimize_table`` compacts **one partition per commit**. A compaction commit only removes
-  files it read and adds their rewritten content with ``dataChange=false``, so it never
-  conflicts with blind appends; if it races an upsert or delete of the same files, the commit
-  fails and is retried from a fresh snapshot with the lake's ``RetryPolicy``.
+  files it read and adds their rewritten content with ``dataChange=false``, and carries the
+  partition's *rewrite* app transaction (not its identity one, see ``lakenodes.lake._watermarks``),
+  so it never conflicts with blind appends; if it races a compaction, upsert or delete of the same
+  partition (they carry the rewrite id too), the commit fails and is retried from a fresh snapshot
+  with the lake's ``RetryPolicy``.
 - ``repair_legacy_files`` (run by ``optimize_table``) rewrites files whose embedded Arrow schema
   uses ``string_view`` (delta-rs MERGE/DELETE output from older lakenodes) with plain types,
   ``dataChange=false``, one partition per commit, retried like compaction.
@@ -56,7 +58,7 @@ from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import add_actions, fragments_of, plain_flags, read_whole, snapshot_of
 from ._storage_errors import storage_errors
-from ._watermarks import app_transaction, partition_transactions
+from ._watermarks import app_transaction, rewrite_transactions
 from .cross_section import write_cross_section
 from .location import Lake, lake_filesystem
 from .pending import fold_pending, pending_files
@@ -145,7 +147,8 @@ def optimize_table(
         if own_layout:
             # lakenodes' own rewrite, not delta-rs compaction: two delta-rs compactions (or one racing a
             # restatement) from one snapshot both commit and duplicate rows; this commit carries the
-            # partition's identity app transaction, so any concurrent writer of it conflicts and retries
+            # partition's rewrite app transaction, so a concurrent rewriter of it conflicts and retries
+            # (blind appends do not: they carry the identity id only)
             small = (lambda files: [True] * files.height) if target_size is None else (
                 lambda files: (files["size"] < target_size).to_list())
             rewritten = _rewrite_partition(store, storage_hash, partition[0] if partition else None, small,
@@ -234,7 +237,7 @@ def _rewrite_partition(store: TableStore, name: str, value: str | None,
         removes = [RemovedFile(path, size, part) for path, size, part in
                    chosen.select("path", "size", "partition").iter_rows()]
         write_id = f"lakenodes-{operation.lower()}-{uuid.uuid4().hex}"
-        guards = partition_transactions(["" if value is None else value])
+        guards = rewrite_transactions(["" if value is None else value])  # not the identity id: appends go on
         properties = CommitProperties(app_transactions=[app_transaction(write_id), *guards],
                                       custom_metadata={"lakenodes.operation": operation})
         commit_rewrite(table, filesystem, root, adds, removes, properties, write_id, data_change=False)
