@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import one_line
-from ..facade.table_refs import run_history, update_processes
+from ..facade.table_refs import reconcile_runs, run_history, update_processes
 from ._groups import group
 from ._render import table, text, updaters_table
 from ._session import Session, command
@@ -47,3 +47,34 @@ def updates_runs(
         console.print(view)
 
     session.output({"count": len(runs), "results": runs}, render)
+
+
+@command(app, "reconcile")
+def updates_reconcile(
+    session: Session,
+    tables: Annotated[list[str] | None, typer.Argument(
+        metavar="TABLE", show_default=False,
+        help="Tables (uid, identifier or storage hash); default: every table of the lake.")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", help="Namespace of the identifiers.")] = None,
+) -> None:
+    """Recover runs that committed rows but never recorded themselves (the process was killed, or the
+    disk filled, between its commit and its run record): every commit in a table's Delta history
+    whose lakenodes.run_id has no run record becomes a run with status "recovered" (rows from the
+    commit, times from its timestamp). Idempotent: a run is never recorded twice. Run it after a
+    crash; a run whose own record failed is also recovered by the next run of its table in the same
+    process (docs/reliability.md)."""
+    done = reconcile_runs(session.lake, tables, namespace)
+    recovered = [{"table": item["storage_hash"], **run} for item in done for run in item["recovered"]]
+
+    def render(console: Console) -> None:
+        view = table("Table", "Run id", "Update hash", "Committed at", "Rows", no_wrap=("Table", "Run id"))
+        for run in recovered:
+            view.add_row(run["table"], run["run_id"], run["update_hash"] or "", text(run["finished_at"]),
+                         text(run["rows_written"]))
+        if recovered:
+            console.print(view)
+        console.print(f"checked {len(done)} table(s), {sum(item['commits_checked'] for item in done)} run "
+                      f"commit(s): recovered {len(recovered)} run(s)")
+
+    session.output({"count": len(recovered), "tables": [{k: v for k, v in item.items() if k != "recovered"}
+                                                        for item in done], "results": recovered}, render)

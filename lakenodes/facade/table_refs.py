@@ -11,11 +11,12 @@ Example (``example``: a temporary lake with one table, see conftest.py):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..catalog import catalog
+from ..catalog import catalog, reconcile
 from ..errors import LakenodesUserError, NotFoundError
 from ..lake import maintenance
 from ..lake.location import Lake
@@ -91,3 +92,15 @@ def update_processes(lake: Lake) -> list[dict[str, Any]]:
 def table_identifiers(lake: Lake) -> dict[str, str | None]:
     """``{storage_hash: identifier}`` of every table in the catalog."""
     return {table.storage_hash: table.identifier for table in catalog.all_tables(lake)}
+
+
+def reconcile_runs(lake: Lake, refs: Sequence[str] | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+    """Recover the runs that committed to the given tables (uid, storage hash or identifier; none:
+    every table of the lake) but never recorded themselves; one summary per table (see
+    ``lakenodes.catalog.reconcile``). A storage hash whose table the catalog never registered (its
+    first run was killed before) is taken as it is when its folder holds a Delta table."""
+    names = None
+    if refs:
+        unregistered = set(reconcile.lake_tables(lake)) - {table.storage_hash for table in catalog.all_tables(lake)}
+        names = [ref if ref in unregistered else resolve_table(lake, ref, namespace).storage_hash for ref in refs]
+    return [dataclasses.asdict(done) for done in reconcile.reconcile_lake(lake, names) if done.version is not None]

@@ -16,12 +16,18 @@ from concurrent.futures import Future, wait
 from typing import Any
 
 from .._internal.background import in_background
+from .._internal.caches import register_cache
 from ..catalog import catalog
+from ..catalog.reconcile import reconcile_table
 from ..catalog.records import TableRecord, columns_metadata, table_uid
 from ..core.hashing import canonical_value
 from ..errors import store_timed_out
 from ..nodes.node import DataNode
 from .hooks import RunHooks, RunInfo
+
+# (lake, storage hash) of the tables a run of this process committed to without recording itself:
+# the next run of that table recovers it from the table's history (lakenodes.catalog.reconcile)
+_unrecorded: set[tuple[str, str]] = register_cache("recorder.unrecorded_tables", set())
 
 
 class CatalogRecorder(RunHooks):
@@ -79,8 +85,13 @@ class CatalogRecorder(RunHooks):
             registrations.append(lambda: _register_updater(node))
         _concurrently(registrations)
         _record(node, run, "success", None)
+        if (node.lake.uri, node.storage_hash) in _unrecorded:
+            _recover(node)
 
     def run_failed(self, node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
+        committed = run.rows_written > 0  # unrecorded until the record below lands
+        if committed:
+            _unrecorded.add((node.lake.uri, node.storage_hash))
         with self._lock:
             table = self._tables.pop(id(node), None)
         if store_timed_out(error):  # recording would wait out the same timeouts again (doubling a dead store's hang)
@@ -94,6 +105,8 @@ class CatalogRecorder(RunHooks):
         # (at once, the two writes would each wait out the storage timeouts on top of the run's own)
         self._updater_registered(node)
         _record(node, run, "error", f"{phase}: {type(error).__name__}: {error}")
+        if committed:
+            _unrecorded.discard((node.lake.uri, node.storage_hash))
 
     def _updater_registered(self, node: DataNode) -> None:
         """Wait for the registration ``run_started`` began (raising its failure), or register the
@@ -157,6 +170,17 @@ def _record(node: DataNode, run: RunInfo, status: str, error: str | None) -> Non
         "status": status, "rows_written": run.rows_written, "error": error, "host": socket.gethostname(),
     }
     catalog.record_run(node.lake, row, pending=status == "success")
+
+
+def _recover(node: DataNode) -> None:
+    """Record the runs that committed to ``node``'s table but never recorded themselves (an earlier
+    run of this process whose record failed); a failure is only logged (the next run tries again)."""
+    try:
+        reconcile_table(node.lake, node.storage_hash)
+    except Exception as error:  # noqa: BLE001 - this run succeeded and is recorded
+        node.logger.warning("could not recover the unrecorded runs of %s: %s", node.storage_hash, error)
+        return
+    _unrecorded.discard((node.lake.uri, node.storage_hash))
 
 
 def _register_updater(node: DataNode) -> None:
