@@ -13,42 +13,21 @@ import signal
 import threading
 from collections import Counter
 
-import polars as pl
 import pytest
+from test_daily_path import Daily, DailyConfig
 from typer.testing import CliRunner
 
-from lakenodes import DataNode, DataNodeConfiguration, Lake, clear_caches
+from lakenodes import Lake, clear_caches
 from lakenodes.catalog import catalog, reconcile
 from lakenodes.cli import app
 from lakenodes.errors import RowsStoredError
 from lakenodes.lake.versions import table_history
 
 UTC = dt.timezone.utc
-START = dt.datetime(2024, 1, 1, tzinfo=UTC)
-ASSETS = ["A", "B"]
-
-
-class RecoverConfig(DataNodeConfiguration):
-    name: str = "recover"
-
-
-class Daily(DataNode):
-    """Two rows a run: the day after the watermark, per asset."""
-
-    def dependencies(self):
-        return {}
-
-    def get_asset_list(self):
-        return ASSETS
-
-    def update(self):
-        last = self.update_statistics.max_time_index_value
-        day = START if last is None else last + dt.timedelta(days=1)
-        return pl.DataFrame({"time_index": [day] * len(ASSETS), "unique_identifier": ASSETS, "close": [1.0, 2.0]})
 
 
 def node(lake: Lake) -> Daily:
-    return Daily(RecoverConfig(), lake=lake)
+    return Daily(DailyConfig(name="recover"), lake=lake)  # three rows a run
 
 
 def runs(lake: Lake) -> list[dict]:
@@ -101,7 +80,7 @@ def test_the_next_run_in_the_same_process_recovers_the_lost_run(tmp_path, monkey
     node(lake).run()
     assert len(history_reads) == 1
     recovered = [run for run in runs(lake) if run["run_id"] == lost]
-    assert len(recovered) == 1 and recovered[0]["status"] == "recovered" and recovered[0]["rows_written"] == 2
+    assert len(recovered) == 1 and recovered[0]["status"] == "recovered" and recovered[0]["rows_written"] == 3
     assert "recovered from the table's history" in recovered[0]["error"]
     assert recovered[0]["update_hash"] == node(lake).update_hash
     node(lake).run()  # caught up: no more reads
@@ -201,7 +180,7 @@ def test_a_run_killed_between_commit_and_record_is_recovered_by_the_cli(tmp_path
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert document["count"] == 1
-    assert document["results"][0]["run_id"] == last["run_id"] and document["results"][0]["rows_written"] == 2
+    assert document["results"][0]["run_id"] == last["run_id"] and document["results"][0]["rows_written"] == 3
     clear_caches()
     assert [run["status"] for run in runs(lake)] == ["success", "recovered"]
 

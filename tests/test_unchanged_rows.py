@@ -10,6 +10,7 @@ import math
 
 import polars as pl
 import pytest
+from test_time_travel import QueueNode
 
 from lakenodes import DataNode, DataNodeConfiguration, TimeIndexMetaTable
 from lakenodes.catalog import catalog
@@ -21,20 +22,6 @@ NAN = float("nan")
 
 class SameConfig(DataNodeConfiguration):
     name: str = "same"
-
-
-class QueueNode(DataNode):
-    """Returns one queued frame per run."""
-
-    def __init__(self, config, frames=(), **kwargs):
-        super().__init__(config, **kwargs)
-        self.frames = list(frames)
-
-    def dependencies(self):
-        return {}
-
-    def update(self):
-        return self.frames.pop(0)
 
 
 def day(d: int) -> dt.datetime:
