@@ -74,8 +74,9 @@ def run_many(
     run_many([SimulatedPrices(batch_1), SimulatedPrices(batch_2)], executor=pool)``.
 
     Example (``example``: a temporary lake with one table, see conftest.py):
-        >>> summaries = run_many([example.node])  # its update() returns the same 8 rows: restated
-        >>> summaries[example.node.update_hash].rows_written
+        >>> summaries = run_many([example.node])  # its update() returns its 8 rows again
+        >>> summary = summaries[example.node.update_hash]  # rows equal to the stored ones are left as they are
+        >>> summary.rows_written + summary.rows_unchanged
         8
         >>> run_many([example.node], return_frames=True)[example.node.update_hash].height
         8
