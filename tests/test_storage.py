@@ -140,11 +140,13 @@ def test_one_delta_table_per_storage_hash(any_lake: Lake) -> None:
 
 
 @pytest.mark.s3
-def test_runs_leave_no_folder_marker_objects_on_s3(s3_lake: Lake) -> None:
+def test_runs_leave_no_folder_marker_objects_on_s3(s3_lake: Lake, monkeypatch) -> None:
     """An object store has no folders: a run, its catalog records and marks, and a search refresh
     write only real files (a "folder/" marker object is noise in every listing, and some readers
     take it for a file)."""
     from lakenodes.lake.pending import fold_pending
+
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")  # no fold by chance: this test folds itself
     from lakenodes.search.embedders import HashingEmbedder
     from lakenodes.search.sync import catch_up
 
