@@ -172,6 +172,11 @@ def register_table(lake: Lake, record: TableRecord) -> bool:
     return True
 
 
+def identifier_claimed(lake: Lake, identifier: str, namespace: str, storage_hash: str) -> bool:
+    """Whether this process saw ``storage_hash`` hold ``identifier`` in ``namespace`` (no I/O)."""
+    return (lake.uri, namespace, identifier, storage_hash) in _known_claims
+
+
 def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: str) -> bool:
     """Claim ``identifier`` in ``namespace`` for ``storage_hash``; re-claiming your own is a no-op.
 
@@ -180,8 +185,7 @@ def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: 
     but no longer its name. Raises IdentifierConflictError when another storage holds it and
     ``storage_hash`` never did.
     """
-    key = (lake.uri, namespace, identifier, storage_hash)
-    if key in _known_claims:
+    if identifier_claimed(lake, identifier, namespace, storage_hash):
         return True
     owner = claim(
         lake, _identifier_scope(namespace), identifier,
@@ -196,7 +200,7 @@ def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: 
             "choose another identifier (e.g. add a project suffix), or give it to this table before its first run: "
             f"lakenodes.repoint_identifier({identifier!r}, node) (docs/identity.md)"
         )
-    _known_claims.add(key)
+    _known_claims.add((lake.uri, namespace, identifier, storage_hash))
     return True
 
 

@@ -38,26 +38,30 @@ class CatalogRecorder(RunHooks):
         # by id(node): the registrations under way (each awaited, its failure raised, by the run's end)
         self._updaters: dict[int, Future[None]] = {}
         self._tables: dict[int, Future[Any]] = {}
+        self._claims: dict[int, Future[None]] = {}
         self._lock = threading.Lock()
 
     def run_started(self, node: DataNode) -> None:
-        """Start registering the updater (a run records it whatever its outcome: in a thread, while
-        the run computes and writes its rows), then claim the identifier of
-        ``node.get_table_metadata()`` before any write (a conflict writes nothing). An identifier
-        repointed from this table to another is not a conflict: the run keeps writing its own table,
-        which is no longer published under that name."""
+        """Start registering the updater (a run records it whatever its outcome) and claiming the
+        identifier of ``node.get_table_metadata()``, each in a thread while the run computes its
+        rows; ``registered`` waits for the claim before any write (a conflict writes nothing). An
+        identifier repointed from this table to another is not a conflict: the run keeps writing
+        its own table, which is no longer published under that name."""
         if not catalog.updater_registered(node.lake, node.update_hash):
             with self._lock:
                 self._updaters[id(node)] = in_background(lambda: _register_updater(node))
         metadata = node.get_table_metadata()
         identifier = metadata.identifier if metadata is not None else None
-        if not identifier:
-            return
-        if not catalog.claim_identifier(node.lake, identifier, node.hash_namespace, node.storage_hash):
-            node.logger.warning(
-                "identifier %r now points to table %s (it was repointed): this run keeps writing its own table %s, "
-                "which is no longer published under that name", identifier,
-                catalog.resolve_identifier(node.lake, identifier, node.hash_namespace), node.storage_hash)
+        if identifier and not catalog.identifier_claimed(node.lake, identifier, node.hash_namespace, node.storage_hash):
+            with self._lock:
+                self._claims[id(node)] = in_background(lambda: _claim(node, identifier))
+
+    def registered(self, node: DataNode) -> None:
+        """Wait for the identifier claim ``run_started`` began, raising its failure."""
+        with self._lock:
+            claiming = self._claims.pop(id(node), None)
+        if claiming is not None:
+            claiming.result()
 
     def table_ready(self, node: DataNode) -> None:
         """Start registering the table (in a thread, while its rows are written): it exists now, with
@@ -94,6 +98,9 @@ class CatalogRecorder(RunHooks):
             _unrecorded.add((node.lake.uri, node.storage_hash))
         with self._lock:
             table = self._tables.pop(id(node), None)
+            claiming = self._claims.pop(id(node), None)
+        if claiming is not None:  # settled (the runner reports its failure): nothing outlives the run
+            wait([claiming])
         if store_timed_out(error):  # recording would wait out the same timeouts again (doubling a dead store's hang)
             with self._lock:
                 self._updaters.pop(id(node), None)
@@ -181,6 +188,14 @@ def _recover(node: DataNode) -> None:
         node.logger.warning("could not recover the unrecorded runs of %s: %s", node.storage_hash, error)
         return
     _unrecorded.discard((node.lake.uri, node.storage_hash))
+
+
+def _claim(node: DataNode, identifier: str) -> None:
+    if not catalog.claim_identifier(node.lake, identifier, node.hash_namespace, node.storage_hash):
+        node.logger.warning(
+            "identifier %r now points to table %s (it was repointed): this run keeps writing its own table %s, "
+            "which is no longer published under that name", identifier,
+            catalog.resolve_identifier(node.lake, identifier, node.hash_namespace), node.storage_hash)
 
 
 def _register_updater(node: DataNode) -> None:

@@ -126,6 +126,24 @@ def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
     return phase
 
 
+def _registered(hooks: Sequence[RunHooks], node: DataNode) -> None:
+    """Wait for the registration the hooks began in the background (see ``RunHooks.registered``)."""
+    for hook in hooks:
+        hook.registered(node)
+
+
+def _first_failure(hooks: Sequence[RunHooks], node: DataNode, phase: str,
+                   error: Exception) -> tuple[str, Exception]:
+    """The failure to report for ``error`` in ``phase``: a failure of the registration still under
+    way, which began first (an identifier conflict; a store timing out for both), else ``error``."""
+    if phase in ("statistics", "update", "validation"):
+        try:
+            _registered(hooks, node)
+        except Exception as registration:  # noqa: BLE001 - reported instead, as the run's failure
+            return "registration", registration
+    return phase, error
+
+
 def _report_failure(hooks: Sequence[RunHooks], node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
     for hook in hooks:
         try:
@@ -166,6 +184,8 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 output = node.update()
                 phase = _enter(hooks, node, "validation")
                 frame = _validate(node, output)
+                phase = "registration"  # what the hooks began there must finish before any write
+                _registered(hooks, node)
                 result = None
                 checked: list[TableProgress] = []
                 if frame is not None:
@@ -206,12 +226,13 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
     except (KeyboardInterrupt, SystemExit) as stop:  # recorded, then passed on as it is: the caller asked to stop
         _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, stop)
         raise
-    except Exception as error:
+    except Exception as failure:
+        phase, error = _first_failure(hooks, node, phase, failure)
         _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, error)
         if committed:
             cause = error.cause if isinstance(error, NodeRunError) else error
             raise RowsStoredError(repr(node), phase, cause, rows_written) from error
-        if isinstance(error, NodeRunError):
+        if error is failure and isinstance(error, NodeRunError):
             raise
         raise NodeRunError(repr(node), phase, error) from error
 

@@ -1,0 +1,87 @@
+"""The identifier claim runs in a thread while the rows are computed and validated, and is waited
+for before any write: a conflict still writes nothing and is the run's reported failure (in its
+registration phase), whichever phase failed too."""
+
+from __future__ import annotations
+
+import threading
+
+import polars as pl
+import pytest
+from test_run import Step, delta
+
+from lakenodes import DataNodeMetaData, FrameValidationError, IdentifierConflictError, Lake, NodeRunError
+from lakenodes.catalog import catalog
+
+
+def published(name: str, identifier: str = "shared_quotes") -> Step:
+    return Step(name, [], metadata=DataNodeMetaData(identifier=identifier))
+
+
+def assert_refused_in_registration(node: Step, lake: Lake) -> None:
+    with pytest.raises(NodeRunError) as caught:
+        node.run()
+    assert caught.value.phase == "registration", caught.value
+    assert isinstance(caught.value.cause, IdentifierConflictError)
+    assert delta(node) is None  # nothing written, not even the table
+    [run] = catalog.run_history(lake, node.update_hash)
+    assert run["status"] == "error" and run["error"].startswith("registration: IdentifierConflictError")
+
+
+def test_the_claim_overlaps_the_update(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim waits for update() to have started: were it made before update() (as it was), the
+    run would wait out the claim's 10 s and the claim would see update() not started."""
+    started = threading.Event()
+    claim = catalog.claim_identifier
+    seen: list[bool] = []
+
+    def slow_claim(*args, **kwargs):
+        seen.append(started.wait(10))
+        return claim(*args, **kwargs)
+
+    class Signalling(Step):
+        def update(self):
+            started.set()
+            return super().update()
+
+    monkeypatch.setattr(catalog, "claim_identifier", slow_claim)
+    node = Signalling("overlap", [], metadata=DataNodeMetaData(identifier="overlapping_quotes"))
+    error, written = node.run()
+    assert seen and all(seen) and error is False and written.height == 1  # (the table record claims again)
+    assert catalog.resolve_identifier(local_lake, "overlapping_quotes") == node.storage_hash
+
+
+def test_a_conflict_is_refused_before_the_write(any_lake: Lake) -> None:
+    published("owner").run()
+    assert_refused_in_registration(published("intruder"), any_lake)
+
+
+def test_a_conflict_is_reported_when_update_fails_too(local_lake: Lake) -> None:
+    published("owner").run()
+    intruder = published("failing_intruder")
+    intruder.failure = RuntimeError("the vendor API is down")
+    assert_refused_in_registration(intruder, local_lake)
+
+
+def test_a_conflict_is_reported_when_validation_fails_too(local_lake: Lake) -> None:
+    published("owner").run()
+    intruder = published("invalid_intruder")
+    intruder.output = pl.DataFrame({"value": [1.0]})  # no time_index
+    assert_refused_in_registration(intruder, local_lake)
+
+
+def test_a_conflict_fails_a_run_without_new_rows(local_lake: Lake) -> None:
+    published("owner").run()
+    intruder = published("idle_intruder")
+    intruder.output = pl.DataFrame()
+    assert_refused_in_registration(intruder, local_lake)
+
+
+def test_a_failure_without_a_conflict_keeps_its_phase(local_lake: Lake) -> None:
+    node = published("invalid_owner", identifier="owned_quotes")
+    node.output = pl.DataFrame({"value": [1.0]})
+    with pytest.raises(NodeRunError) as caught:
+        node.run()
+    assert caught.value.phase == "validation" and isinstance(caught.value.cause, FrameValidationError)
+    # the claim finished meanwhile: the identifier is this table's, as a failed run's claim always was
+    assert catalog.resolve_identifier(local_lake, "owned_quotes") == node.storage_hash
