@@ -56,11 +56,15 @@ class _Cached:
 _table_cache: dict[Key, _Cached] = {}
 _cache_lock = threading.Lock()
 _locks: dict[Key, threading.RLock] = {}  # per-table locks: state in use, not a cache
+# the tables this process last found missing (until it opens or creates them): creating one of
+# those skips its own existence check (a creation that finds a table created since opens it)
+_missing: set[Key] = set()
 
 
 def _forget_tables() -> None:
     with _cache_lock:
         _table_cache.clear()
+        _missing.clear()
 
 
 register_cache("tables.open", _table_cache, _forget_tables)
@@ -99,6 +103,8 @@ def cached_table(key: Key, options: dict[str, str] | None, filesystem_of: FileSy
         except TableNotFoundError:
             if entry is not None:
                 logger.warning("table %s was removed since this process opened it (version %d)", uri, entry.stamp[0])
+            with _cache_lock:
+                _missing.add(key)
             return None
         table_id = opened.metadata().id
         if entry is not None and entry.table_id != table_id:
@@ -109,6 +115,7 @@ def cached_table(key: Key, options: dict[str, str] | None, filesystem_of: FileSy
         entry = _Cached(opened, _stamp(opened, filesystem_of), table_id)
         with _cache_lock:
             _table_cache[key] = entry
+            _missing.discard(key)
         return opened
 
 
@@ -123,6 +130,7 @@ def adopt(key: Key, table: DeltaTable, filesystem_of: FileSystemOf) -> DeltaTabl
             entry = _Cached(table, _stamp(table, filesystem_of), table.metadata().id)
             with _cache_lock:
                 _table_cache[key] = entry
+                _missing.discard(key)
         return entry.table
 
 
@@ -140,6 +148,13 @@ def is_open(key: Key) -> bool:
     """Whether this process holds an open object of ``key`` (no I/O)."""
     with _cache_lock:
         return key in _table_cache
+
+
+def found_missing(key: Key) -> bool:
+    """Whether this process's last look for ``key`` found no table (no I/O; another process may
+    have created it since: only for choices a table found after all still makes right)."""
+    with _cache_lock:
+        return key in _missing
 
 
 def forget(key: Key | None = None) -> None:

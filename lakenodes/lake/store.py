@@ -42,7 +42,7 @@ from ._scan import (
     to_plain,
 )
 from ._storage_errors import guarded, retryable, storage_errors, table_not_created
-from ._tables import adopt, cached_table, is_open, table_lock
+from ._tables import adopt, cached_table, found_missing, is_open, table_lock
 from ._watermarks import (
     app_transaction,
     identity_transactions,
@@ -121,6 +121,10 @@ class TableStore:
     def _key(self) -> tuple[str, str]:
         return self.uri, json.dumps(self.lake.storage_options, sort_keys=True)
 
+    def found_missing(self) -> bool:
+        """Whether this process's last look found no table here (no I/O; it may exist since)."""
+        return found_missing(self._key)
+
     def is_open(self) -> bool:
         """Whether this process has the table open already (``table()`` then costs no log replay)."""
         return is_open(self._key)
@@ -158,7 +162,8 @@ class TableStore:
             return self._create_once(schema, index_names)
 
     def _create_once(self, schema: pa.Schema, index_names: Sequence[str]) -> DeltaTable:
-        existing = self.table()
+        # found missing a moment ago (e.g. by the run's statistics): creating checks again (a round trip less)
+        existing = None if self.found_missing() else self.table()
         if existing is not None:
             return existing
         partition_by = [index_names[1]] if len(index_names) > 1 else None

@@ -90,7 +90,8 @@ class _Files:
 
     def add(self, frame: Any, watermarks: Watermarks) -> None:
         if self._target is None:  # the table is created by the commit: a bad first batch creates nothing
-            table = self.store.table()
+            # early refusals only (the commit checks its own snapshot): no second look for a table just found missing
+            table = None if self.store.found_missing() else self.store.table()
             self._marks = {} if table is None else watermarks(table)
             if table is None:
                 schema = plain_schema(frame.table.schema)

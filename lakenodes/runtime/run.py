@@ -85,20 +85,22 @@ def node_context(node: DataNode) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _in_background(function: Callable[[], Any], then: Callable[[], Any] | None = None) -> Iterator[Future]:
-    """``function()``, then ``then()`` in the same thread, started in a pooled thread (in this
-    context: the node's lake and namespace), waited for on exit; yields the future of
-    ``function()``. The first statistics and the opening of the table are reads: they overlap the
-    hooks' registration (the catalog's identifier claim), a few storage round trips each."""
+def _in_background(function: Callable[[], Any], then: Callable[[Any], Any] | None = None) -> Iterator[Future]:
+    """``function()``, then ``then(its result)`` in the same thread (unless it failed), started in a
+    pooled thread (in this context: the node's lake and namespace), waited for on exit; yields the
+    future of ``function()``. The first statistics and the opening of the table are reads: they
+    overlap the hooks' registration (the catalog's identifier claim), a few storage round trips each."""
     first: Future = Future()
 
     def job() -> None:
         try:
-            first.set_result(function())
+            result = function()
         except BaseException as error:  # noqa: BLE001 - handed to whoever waits for the result
             first.set_exception(error)
+            return
+        first.set_result(result)
         if then is not None:
-            then()
+            then(result)
 
     done = in_background(job)
     try:
@@ -107,16 +109,23 @@ def _in_background(function: Callable[[], Any], then: Callable[[], Any] | None =
         wait([done])
 
 
-def _prepare_write(node: DataNode) -> None:
+def _prepare_write(node: DataNode, stats: UpdateStatistics) -> None:
     """Open the node's table and work out its progress, which the write needs (from the first
-    statistics' snapshot when the table is at that version). A failure here is only logged: the
-    write opens the table itself and reports what goes wrong."""
+    statistics' snapshot when the table is at that version); nothing when the statistics found no
+    table. A failure here is only logged: the write opens the table itself and reports what goes wrong."""
+    if not _table_existed(stats):
+        return
     try:
         table = node.store.table(refresh=False)
         if table is not None:
             read_progress(table, node.lake)
     except Exception as error:  # noqa: BLE001 - the write meets the same fault and reports it
         logger.debug("opening %s ahead of the write failed: %s", node.store.uri, error)
+
+
+def _table_existed(stats: UpdateStatistics) -> bool:
+    """Whether the table existed when ``stats`` were computed (their progress has a version)."""
+    return stats.progress.version >= 0
 
 
 def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
@@ -168,7 +177,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
     phase = _enter(hooks, node, "registration")
     try:
         with node_context(node), _in_background(node.compute_update_statistics,
-                                                   lambda: _prepare_write(node)) as first_statistics:
+                                                   lambda stats: _prepare_write(node, stats)) as first_statistics:
             for hook in hooks:
                 hook.run_started(node)
             for computation in range(1, COMPUTATIONS + 1):  # again when a tail delete moved watermarks back
@@ -183,7 +192,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 phase = _enter(hooks, node, "update")
                 output = node.update()
                 phase = _enter(hooks, node, "validation")
-                frame = _validate(node, output)
+                frame = _validate(node, output, _table_existed(stats))
                 phase = "registration"  # what the hooks began there must finish before any write
                 _registered(hooks, node)
                 result = None
@@ -291,19 +300,20 @@ def _write(node: DataNode, hooks: Sequence[RunHooks], frame: NormalizedFrame | F
     return node.store.write(frame, watermarks=watermarks, seen=seen, metadata=metadata)
 
 
-def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | None:
-    """The validated frame; a stream (RecordBatchReader, LazyFrame) is validated batch by batch as it is written."""
+def _validate(node: DataNode, output: Any, table_existed: bool) -> NormalizedFrame | FrameStream | None:
+    """The validated frame; a stream (RecordBatchReader, LazyFrame) is validated batch by batch as
+    it is written. Typed and ordered as the stored table when ``table_existed`` (at the statistics)."""
     records = getattr(node.config, "records", None)
     store = node.store
     if is_stream(output):
-        stored_schema = store.schema()
+        stored_schema = store.schema() if table_existed else None
         stored = None if stored_schema is None else (stored_schema, store.index_names())
         return FrameStream(output, node.IDENTITY_DIMENSIONS, records, stored)
     # meanwhile the table opens (_prepare_write); its schema types the columns holding only nulls
     frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records, keep_untyped_nulls=True)
     if frame is None:
         return None
-    stored_schema = store.schema()
+    stored_schema = store.schema() if table_existed else None
     if stored_schema is None:
         refuse_untyped_nulls(frame.table)
         return frame

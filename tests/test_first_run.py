@@ -1,16 +1,27 @@
-"""The identifier claim runs in a thread while the rows are computed and validated, and is waited
-for before any write: a conflict still writes nothing and is the run's reported failure (in its
-registration phase), whichever phase failed too."""
+"""A table's first run: the identifier claim runs in a thread while the rows are computed and
+validated, and is waited for before any write (a conflict still writes nothing and is the run's
+reported failure, in its registration phase, whichever phase failed too); the missing table is
+looked for once, not again by each step before its creation."""
 
 from __future__ import annotations
 
 import threading
+from urllib.parse import unquote
 
 import polars as pl
+import pyarrow as pa
 import pytest
-from test_run import Step, delta
+from faultproxy import FaultProxy
+from test_run import Step, day, delta
 
-from lakenodes import DataNodeMetaData, FrameValidationError, IdentifierConflictError, Lake, NodeRunError
+from lakenodes import (
+    DataNodeMetaData,
+    FrameValidationError,
+    IdentifierConflictError,
+    Lake,
+    NodeRunError,
+    use_lake,
+)
 from lakenodes.catalog import catalog
 
 
@@ -85,3 +96,25 @@ def test_a_failure_without_a_conflict_keeps_its_phase(local_lake: Lake) -> None:
     assert caught.value.phase == "validation" and isinstance(caught.value.cause, FrameValidationError)
     # the claim finished meanwhile: the identifier is this table's, as a failed run's claim always was
     assert catalog.resolve_identifier(local_lake, "owned_quotes") == node.storage_hash
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["frame", "stream"])
+def test_a_new_table_is_looked_for_once_before_it_is_created(s3_server, streamed: bool) -> None:
+    """Each look is a log listing (a round trip on S3): the statistics found the table missing, so
+    the opening ahead of the write, the validation, the stream's first batch and the creation did
+    not look again (they did: four looks); the creation checks by itself."""
+    direct = s3_server.new_lake()
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        lake = Lake(direct.uri, storage_options={**s3_server.storage_options, "AWS_ENDPOINT_URL": proxy.endpoint_url})
+        with use_lake(lake):
+            node = Step("looked_for_once", [])
+            if streamed:
+                rows = pa.table({"time_index": pa.array([day(1)], pa.timestamp("us", "UTC")), "value": [1.0]})
+                node.output = pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches())
+            error, _ = node.run()
+    assert error is False and node.get_df_between_dates().height == 1
+    log = f"/tables/{node.storage_hash}/_delta_log/"
+    requests = [(method, unquote(path)) for method, path in proxy.requests]
+    created = requests.index(("PUT", next(path for method, path in requests if path.endswith(log + "0" * 20 + ".json"))))
+    looks = [path for _, path in requests[:created] if path.endswith(log + "_last_checkpoint")]
+    assert len(looks) == 1, looks
