@@ -3,6 +3,8 @@
 import os
 import sys
 
+from ._internal.collector import pause_collection
+
 
 def console() -> None:
     """The ``lakenodes`` command. A Ctrl-C while the CLI loads (its imports are a third of a short
@@ -12,9 +14,11 @@ def console() -> None:
     so the AWS SDK's "failed to load region from IMDS" warnings (three lines before a
     missing-credentials error, on any machine outside EC2) stay off stderr; delta-rs' own warnings
     still show, and a ``RUST_LOG`` the user set wins. Only here, in the command's own process:
-    importing ``lakenodes.cli`` changes no environment.
+    importing ``lakenodes.cli`` changes no environment. The garbage collector is paused while the
+    command starts up (see :mod:`lakenodes._internal.collector`).
     """
     os.environ.setdefault("RUST_LOG", "warn,aws_config=error")
+    pause_collection()
     try:
         from .cli import main
     except KeyboardInterrupt:

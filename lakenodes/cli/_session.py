@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .._internal.collector import resume_collection
 from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, one_line
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
@@ -88,10 +89,13 @@ _COMMON_PARAMETERS = [
 ]
 
 
-def command(group: typer.Typer, name: str, *, lake_must_exist: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def command(group: typer.Typer, name: str, *, lake_must_exist: bool = True,
+            resumes_collection: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func(session, ...)`` as ``group name`` with the common options added.
 
-    The wrapper resolves the lake, sets up logging and turns errors into exit codes.
+    The wrapper resolves the lake, sets up logging and turns errors into exit codes; it resumes
+    the garbage collector the ``lakenodes`` entry point paused, unless the command does it itself
+    once set up (``resumes_collection=False``; see :mod:`lakenodes._internal.collector`).
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,6 +108,8 @@ def command(group: typer.Typer, name: str, *, lake_must_exist: bool = True) -> C
             json_mode, verbose = json_output or options.json, verbose or options.verbose
             with _logging_to_stderr(verbose), _errors_to_exit_codes(json_mode, verbose):
                 session = Session(open_lake(lake or options.lake, lake_must_exist), json_mode, verbose)
+                if resumes_collection:
+                    resume_collection()
                 with use_lake(session.lake):
                     func(session, *args, **kwargs)
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .._internal.collector import resume_collection
 from ..runtime.launch import build_node, loaded_node_class, run_tree
 from ._render import ProgressUpdate, progress_bar
 from ._session import Session, command
@@ -16,7 +17,7 @@ from ._session import Session, command
 app = typer.Typer()
 
 
-@command(app, "run", lake_must_exist=False)
+@command(app, "run", lake_must_exist=False, resumes_collection=False)
 def run_node(
     session: Session,
     target: Annotated[str, typer.Argument(metavar="MODULE:CLASS",
@@ -38,6 +39,7 @@ def run_node(
     """
     with loaded_node_class(target) as node_class:
         node = build_node(node_class, config, namespace=namespace)
+        resume_collection()  # set up: the user's module and lakenodes' runtime are loaded
         # user code may print: keep stdout for the one JSON document
         with (contextlib.redirect_stdout(sys.stderr) if session.json else contextlib.nullcontext(),
               _node_progress(not session.json) as (on_progress, on_phase)):
