@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pafs, pq
-from ._delta_log import COMMIT_FILE, Stamp, commit_stamp
+from .._internal.deferred import pa, pq
+from ._delta_log import Stamp, commit_stamp, commit_versions
 
 logger = logging.getLogger(__name__)
 # file path -> its bytes as read_latest read them, until file_bytes takes them
@@ -29,9 +29,8 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 def latest_stamp(filesystem: Any, root: str) -> Stamp | None:
     """The stamp of the newest commit in the log (one listing and one stat), or None without a log."""
-    listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log", allow_not_found=True))
-    versions = [int(match.group(1)) for info in listing if (match := COMMIT_FILE.match(info.base_name))]
-    return commit_stamp(filesystem, root, max(versions)) if versions else None
+    versions = commit_versions(filesystem, root)
+    return commit_stamp(filesystem, root, versions[-1]) if versions else None
 
 
 def read_latest(filesystem: Any, root: str, path: str) -> tuple[Stamp, dict[str, Any], bytes] | None:

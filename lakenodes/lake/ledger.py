@@ -24,9 +24,9 @@ from deltalake.exceptions import DeltaError
 
 from .._internal.arrow_rows import arrow_table, empty_table, python_rows
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pafs, pq
+from .._internal.deferred import pa, pq
 from .._internal.threads import in_threads
-from ._delta_log import COMMIT_FILE, read_commit
+from ._delta_log import COMMIT_FILE, log_names, read_commit
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
 from ._storage_errors import storage_errors
@@ -335,10 +335,10 @@ def _sole_claim(lake: Lake, uri: str) -> dict[str, Any] | None:
     without the record): the caller reads the table."""
     filesystem, root = lake_filesystem(lake, uri)
     try:
-        listing = filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log", allow_not_found=True))
-        if not listing:
+        names = log_names(filesystem, root)
+        if not names:
             return _NO_LOG
-        if [info.base_name for info in listing if COMMIT_FILE.match(info.base_name)] != [f"{0:020d}.json"]:
+        if [name for name in names if COMMIT_FILE.match(name)] != [f"{0:020d}.json"]:
             return None
         _, info = read_commit(filesystem, root, 0)
     except OSError as error:
