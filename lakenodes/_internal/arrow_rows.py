@@ -17,13 +17,12 @@ Example:
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 
-from .datetimes import as_utc
+from .datetimes import epoch_micros
 from .deferred import pa
 
 
@@ -45,15 +44,12 @@ def arrow_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Tabl
     for field in schema:
         values = [row.get(field.name) for row in rows]
         if pa.types.is_timestamp(field.type) and field.type.unit == "us":  # as integers: polars converts
-            micros = [None if value is None else (as_utc(value) - _EPOCH) // _MICROSECOND for value in values]
+            micros = [None if value is None else epoch_micros(value) for value in values]
             columns.append(pl.Series(field.name, micros, pl.Int64).cast(dtypes[field.name]))  # datetimes slowly
         else:
             columns.append(pl.Series(field.name, values, dtypes[field.name]))
     return pl.DataFrame(columns).to_arrow().cast(schema)
 
-
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-_MICROSECOND = datetime.timedelta(microseconds=1)
 
 
 def empty_table(schema: pa.Schema) -> pa.Table:

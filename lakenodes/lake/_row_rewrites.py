@@ -66,7 +66,7 @@ def delete_rows(lake: Lake, table: DeltaTable, pruning: Pruning, predicate: pds.
     index = list(index_names_of(table))
     snapshot = snapshot_of(table, index)
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    candidates = snapshot.files.filter(pruning.mask(snapshot.partition))
+    candidates = snapshot.candidates(pruning)
     old = read_whole(filesystem, root, snapshot.partition, candidates, snapshot.schema)
     hit = old.filter(predicate)
     if hit.num_rows == 0:

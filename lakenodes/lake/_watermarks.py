@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 from deltalake import Transaction
 
+from .._internal.datetimes import epoch_micros
 from ..core.frame_stream import FrameStream
 from ..core.frames import TIME_INDEX, NormalizedFrame
 
@@ -56,7 +57,8 @@ _WATERMARK_TYPE = pl.Datetime("us", "UTC")
 
 def _marks(dims: Sequence[str], watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> pl.DataFrame:
     columns = {dim: pl.Series(dim, [key[i] for key in watermarks], pl.String) for i, dim in enumerate(dims)}
-    return pl.DataFrame({**columns, "watermark": pl.Series("watermark", list(watermarks.values()), _WATERMARK_TYPE)})
+    micros = pl.Series("watermark", [epoch_micros(mark) for mark in watermarks.values()], pl.Int64)
+    return pl.DataFrame({**columns, "watermark": micros.cast(_WATERMARK_TYPE)})  # polars converts datetimes slowly
 
 
 def _with_watermarks(frame: NormalizedFrame | FrameStream, watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> pl.DataFrame:

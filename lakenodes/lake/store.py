@@ -363,7 +363,7 @@ class TableStore:
                         dataset.format)
         snapshot = snapshot_of(table, index_names)
         filesystem, root = lake_filesystem(self.lake, table.table_uri)
-        files = snapshot.files.filter(pruning.mask(snapshot.partition))
+        files = snapshot.candidates(pruning)
         copy = (cross_section_of(table, self.lake, snapshot)
                 if is_cross_sectional(pruning.values, pruning.windows) else None)
         remaining = files if copy is None else copy.remaining(files)  # the copy holds the rest: one file, not N
