@@ -22,6 +22,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from .._internal.deferred import pa, pds
 from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError
+from ._polars_scan import TimeWindow, scan_many
 from ._retry import RetryPolicy, default_retry, is_transient
 from ._row_rewrites import delete_rows, restate
 from ._scan import (
@@ -345,16 +346,20 @@ class TableStore:
                 return empty_table(pa.schema(table.schema().to_arrow()), index_names, columns)
             expression = all_of(expression, any_of(per_range))
         selected = selected_columns(index_names, table, columns)
+        # a time window alone: many files of it may be read by polars (see _polars_scan)
+        window = TimeWindow(start, start_inclusive, end, end_inclusive) if not dimension_filters and ranges is None else None
         with storage_errors(self.uri, "read", self.lake):
-            data = self._scan(table, index_names, Pruning.of(start, end, dimension_filters, ranges), selected, expression)
+            data = self._scan(table, index_names, Pruning.of(start, end, dimension_filters, ranges), selected, expression,
+                              window)
         return data.sort_by([(name, "ascending") for name in index_names])
 
     def _scan(self, table: DeltaTable, index_names: Sequence[str], pruning: Pruning, columns: Sequence[str],
-              expression: pds.Expression | None) -> pa.Table:
+              expression: pds.Expression | None, window: TimeWindow | None = None) -> pa.Table:
         """Matching rows from only the files that can hold them (plain types whatever the files hold).
 
         Files are chosen from the snapshot's add actions (partition value, millisecond time
-        statistics widened by 1 ms); ``expression`` then selects rows exactly.
+        statistics widened by 1 ms); ``expression`` (or ``window``, the same rows, when it is
+        all the read filters on) then selects rows exactly.
         """
         expected_partitions = list(index_names[1:2])
         if table.protocol().min_reader_version > 1 or table.metadata().partition_columns != expected_partitions:
@@ -366,6 +371,10 @@ class TableStore:
         files = snapshot.candidates(pruning)
         copy = (cross_section_of(table, self.lake, snapshot)
                 if is_cross_sectional(pruning.values, pruning.windows) else None)
+        if copy is None and window is not None:
+            rows = scan_many(self.lake, table, window, columns, snapshot, files)
+            if rows is not None:
+                return rows
         remaining = files if copy is None else copy.remaining(files)  # the copy holds the rest: one file, not N
         fragments = ([] if copy is None else [copy.fragment]) + (
             fragments_of(filesystem, root, snapshot.partition, remaining) if remaining.height else [])

@@ -1,0 +1,100 @@
+"""Reads of many files filtered by time alone go through polars' Parquet reader on a local lake
+(see lakenodes/lake/_polars_scan.py): the same rows, columns and types as pyarrow's scanner, which
+every other read (and any read polars cannot make the same way) still uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from test_frames import FrameConfig, FrameNode
+
+import lakenodes.lake._polars_scan as polars_scan
+import lakenodes.lake.store as store_module
+from lakenodes import Lake
+
+UTC = dt.UTC
+ASSETS = [f"A{i:02d}" for i in range(40)]  # 40 files per append, over MANY_FILES
+
+
+def day(n: int) -> dt.datetime:
+    return dt.datetime(2024, 1, n, tzinfo=UTC)
+
+
+def rows(days: range, assets=ASSETS, extra: dict | None = None) -> pl.DataFrame:
+    keys = [(d, a) for d in days for a in assets]
+    frame = pl.DataFrame({
+        "time_index": [day(d) for d, _ in keys], "unique_identifier": [a for _, a in keys],
+        "price": [d * 1.5 for d, _ in keys], "volume": pl.Series([d * 10 for d, _ in keys], dtype=pl.Int32),
+        "halted": [d % 2 == 0 for d, _ in keys], "note": [None if d == 3 else f"n{d}" for d, _ in keys],
+        "settles": [day(d).date() for d, _ in keys],
+        "stamped": [day(d) + dt.timedelta(microseconds=d) for d, _ in keys],
+    })
+    return frame.with_columns(**(extra or {}))
+
+
+@pytest.fixture
+def many_files(local_lake: Lake) -> FrameNode:
+    node = FrameNode(FrameConfig(name="many_files"))
+    node.run_with(rows(range(1, 4)))
+    node.run_with(rows(range(4, 7)))
+    return node
+
+
+def read_both(node: FrameNode, monkeypatch: pytest.MonkeyPatch, **read) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """The read through polars and through pyarrow, and how many reads polars answered."""
+    answered = []
+    scan_many = store_module.scan_many
+
+    def counting(*args, **kwargs):
+        result = scan_many(*args, **kwargs)
+        answered.append(result is not None)
+        return result
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store_module, "scan_many", counting)
+        fast = node.get_df_between_dates(**read)
+    with monkeypatch.context() as patched:
+        patched.setattr(polars_scan, "MANY_FILES", 10**9)
+        plain = node.get_df_between_dates(**read)
+    return fast, plain, sum(answered)
+
+
+WINDOWS = [
+    {},
+    {"start_date": day(3), "end_date": day(3)},
+    {"start_date": day(2)},
+    {"end_date": day(4)},
+    {"start_date": day(2), "end_date": day(5), "great_or_equal": False, "less_or_equal": False},
+    {"start_date": day(9)},  # no file can hold rows: nothing to read
+]
+
+
+@pytest.mark.parametrize("window", WINDOWS, ids=[str(sorted(w)) + str(i) for i, w in enumerate(WINDOWS)])
+def test_time_window_reads_match_pyarrow(many_files: FrameNode, monkeypatch: pytest.MonkeyPatch, window: dict) -> None:
+    fast, plain, answered = read_both(many_files, monkeypatch, **window)
+    assert fast.schema == plain.schema and fast.equals(plain)
+    if window.get("start_date") == day(9):
+        assert answered == 0 and fast.height == 0
+    else:
+        assert answered == 1 and fast.height > 0
+
+
+def test_columns_are_read_as_asked(many_files: FrameNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, plain, answered = read_both(many_files, monkeypatch, start_date=day(2), columns=["volume", "note"])
+    assert answered == 1 and fast.equals(plain)
+    assert fast.columns == ["time_index", "unique_identifier", "volume", "note"]
+
+
+def test_files_rewritten_by_a_restatement_read_the_same(many_files: FrameNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    """delta-rs' MERGE writes string_view columns; polars reads those files like the others."""
+    many_files.run_with(rows(range(2, 3), extra={"price": pl.lit(-1.0)}))
+    fast, plain, answered = read_both(many_files, monkeypatch, start_date=day(1))
+    assert answered == 1 and fast.equals(plain)
+    assert fast.filter(pl.col("time_index") == day(2))["price"].unique().to_list() == [-1.0]
+
+
+def test_reads_filtering_identities_are_read_by_pyarrow(many_files: FrameNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, plain, answered = read_both(many_files, monkeypatch, unique_identifier_list=ASSETS[:35])
+    assert answered == 0 and fast.equals(plain) and fast.height == 35 * 6
