@@ -12,7 +12,7 @@ from test_frames import FrameConfig, FrameNode
 
 import lakenodes.lake._polars_scan as polars_scan
 import lakenodes.lake.store as store_module
-from lakenodes import Lake
+from lakenodes import Lake, use_lake
 
 UTC = dt.UTC
 ASSETS = [f"A{i:02d}" for i in range(40)]  # 40 files per append, over MANY_FILES
@@ -98,3 +98,22 @@ def test_files_rewritten_by_a_restatement_read_the_same(many_files: FrameNode, m
 def test_reads_filtering_identities_are_read_by_pyarrow(many_files: FrameNode, monkeypatch: pytest.MonkeyPatch) -> None:
     fast, plain, answered = read_both(many_files, monkeypatch, unique_identifier_list=ASSETS[:35])
     assert answered == 0 and fast.equals(plain) and fast.height == 35 * 6
+
+
+def test_identifiers_with_path_characters_read_the_same(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Partition folders hold the identifier URL-encoded: ``%``, ``*``, ``[``, spaces and slashes are
+    file names, never patterns or escapes, to polars."""
+    odd = ["a/b", "x y", "ü", "a%2Fb", "a*b", "[c]", "d?", "e=f", *ASSETS[:30]]
+    node = FrameNode(FrameConfig(name="odd_identifiers"))
+    node.run_with(rows(range(1, 3), assets=odd))
+    fast, plain, answered = read_both(node, monkeypatch, start_date=day(1))
+    assert answered == 1 and fast.equals(plain)
+    assert sorted(fast["unique_identifier"].unique().to_list()) == sorted(odd)
+
+
+def test_a_lake_folder_with_pattern_characters_reads_the_same(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with use_lake(Lake(tmp_path / "data *?{a,b}" / "lake")):
+        node = FrameNode(FrameConfig(name="odd_folder"))
+        node.run_with(rows(range(1, 3)))
+        fast, plain, answered = read_both(node, monkeypatch, start_date=day(1))
+    assert answered == 1 and fast.equals(plain) and fast.height == 2 * len(ASSETS)

@@ -72,7 +72,7 @@ def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequen
     paths = [f"{root}/{data_file_path(path)}" for path in files["path"].to_list()]
     read = [name for name in columns if name != partition]
     try:
-        rows = (pl.scan_parquet(paths, include_file_paths=_PATH, hive_partitioning=False)
+        rows = (pl.scan_parquet(paths, include_file_paths=_PATH, hive_partitioning=False, glob=False)
                 .select(*read, _PATH).filter(window.expression()).collect())
     except (pl.exceptions.PolarsError, OSError) as error:  # e.g. a file of another layout: pyarrow reads it
         logger.debug("polars could not read %d files of %s (%s): scanning them with pyarrow", len(paths), root, error)

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from .._internal.deferred import pafs as fs
 from ..errors import LakeConfigurationError
@@ -96,7 +97,7 @@ def _normalize_uri(uri: str) -> str:
     if not uri.strip():
         raise LakeConfigurationError("the lake URI is empty")
     if uri.startswith("file://"):
-        uri = uri[len("file://") :]
+        uri = unquote(uri[len("file://") :])  # a URL: "My%20Documents" names the folder "My Documents"
     if "://" in uri:
         scheme = uri.split("://", 1)[0].lower()
         if scheme not in ("s3", "s3a"):
@@ -105,8 +106,20 @@ def _normalize_uri(uri: str) -> str:
         bucket_and_prefix = rest.strip("/")
         if not bucket_and_prefix or rest.startswith("/"):
             raise LakeConfigurationError(f"the lake URI {uri!r} names no bucket")
-        return f"s3://{bucket_and_prefix}"
-    return str(Path(uri).expanduser().resolve())
+        return _openable(f"s3://{bucket_and_prefix}", "[]%?#")
+    return _openable(str(Path(uri).expanduser().resolve()), "[]%")
+
+
+def _openable(location: str, refused: str) -> str:
+    """``location``, unless it holds one of the ``refused`` characters: delta-rs 1.6 panics on a
+    table URI holding "[" or "]" (InvalidDomainCharacter, encoded or not), reads "%20" in a path as
+    a space, and ends an S3 key at "?" or "#" (a URL's query and fragment)."""
+    for character in refused:
+        if character in location:
+            raise LakeConfigurationError(
+                f"the lake location {location!r} holds {character!r}, which Delta Lake's Rust engine cannot open a "
+                f"table under: choose a location without {', '.join(repr(c) for c in refused)}")
+    return location
 
 
 def _storage_options_for(uri: str, explicit: dict[str, str] | None) -> dict[str, str]:
@@ -124,9 +137,11 @@ def lake_filesystem(lake: Lake, table_uri: str) -> tuple[Any, str]:
     """A pyarrow filesystem for the lake and the table root path within it (one object per
     lake kind and options, so callers may key caches by it)."""
     if lake.is_local or "://" not in table_uri or table_uri.startswith("file://"):
-        path = table_uri[len("file://"):] if table_uri.startswith("file://") else table_uri
+        # a table's own URI (``DeltaTable.table_uri``) is a file URL: percent-encoded ("My%20Documents")
+        path = unquote(table_uri[len("file://"):]) if table_uri.startswith("file://") else table_uri
         return _local_filesystem(), path.rstrip("/")
-    return _s3_filesystem(tuple(sorted(lake.storage_options.items()))), table_uri.split("://", 1)[1].rstrip("/")
+    # unquoted: a table's own URI is percent-encoded ("My%20Documents"); lakenodes' hold no "%" (see _openable)
+    return _s3_filesystem(tuple(sorted(lake.storage_options.items()))), unquote(table_uri.split("://", 1)[1]).rstrip("/")
 
 
 @functools.cache

@@ -1,0 +1,67 @@
+"""A lake in a folder (or S3 prefix) whose name holds spaces, accents or other characters URLs
+encode works like any other: delta-rs hands back each table's URI percent-encoded ("My%20Documents"),
+and lakenodes' own reads of its files (statistics, file facts, scans, the catalog) used to look
+for the encoded name and fail. Locations delta-rs cannot open a table under are refused up front."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from test_polars_scan import FrameConfig, FrameNode, read_both, rows
+
+from lakenodes import DataNodeMetaData, Lake, LakeConfigurationError, TimeIndexMetaTable, use_lake
+from lakenodes._internal.caches import clear_caches
+from lakenodes.cli import main
+from lakenodes.lake.maintenance import optimize_table
+
+LOCAL_NAMES = ["My Documents", "é ü", "q?#", "c{a,b}*"]
+S3_NAMES = ["My Documents", "é ü"]
+
+
+def a_users_day(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    with use_lake(lake):
+        node = FrameNode(FrameConfig(name="located", node_metadata=DataNodeMetaData(identifier="located_prices")))
+        node.run_with(rows(range(1, 3)))
+        node.run_with(rows(range(3, 5)))
+        node.run_with(rows(range(2, 3)).with_columns(price=pl.lit(-1.0)))  # a restatement (MERGE)
+        clear_caches()  # a fresh process: statistics from the persisted facts
+        assert node.compute_update_statistics().max_time_index_value == rows(range(4, 5))["time_index"][0]
+        fast, plain, _ = read_both(node, monkeypatch, start_date=rows(range(2, 3))["time_index"][0])
+        assert fast.equals(plain) and fast.height == 3 * 40
+        assert fast.filter(pl.col("price") == -1.0).height == 40
+        optimize_table(lake, node.storage_hash, cross_section=True)
+        one_day = rows(range(3, 4))["time_index"][0]
+        assert node.get_df_between_dates(one_day, one_day).height == 40
+        assert TimeIndexMetaTable.get(identifier="located_prices").storage_hash == node.storage_hash
+
+
+@pytest.mark.parametrize("name", LOCAL_NAMES)
+def test_a_local_lake_in_a_folder_with_url_characters(tmp_path, monkeypatch, capsys, name: str) -> None:
+    lake = Lake(tmp_path / name / "lake")
+    assert name in lake.uri
+    a_users_day(lake, monkeypatch)
+    capsys.readouterr()
+    assert main(["--lake", lake.uri, "--json", "data-node", "list"], standalone_mode=False) == 0
+    assert [row["identifier"] for row in json.loads(capsys.readouterr().out)["results"]] == ["located_prices"]
+
+
+@pytest.mark.parametrize("name", S3_NAMES)
+def test_an_s3_lake_under_a_prefix_with_url_characters(s3_server, monkeypatch, name: str) -> None:
+    bucket = s3_server.new_lake()
+    a_users_day(Lake(f"{bucket.uri}/{name}/lake", storage_options=bucket.storage_options), monkeypatch)
+
+
+@pytest.mark.parametrize(("location", "character"), [
+    ("{tmp}/run [2024]/lake", "["), ("{tmp}/pct%20x/lake", "%"),
+    ("s3://bucket/team]/lake", "]"), ("s3://bucket/q?/lake", "?"), ("s3://bucket/a#b/lake", "#"),
+])
+def test_locations_delta_rs_cannot_open_are_refused(tmp_path, location: str, character: str) -> None:
+    with pytest.raises(LakeConfigurationError, match=f"holds '\\{character}'" if character in "[]?" else f"holds '{character}'"):
+        Lake(location.format(tmp=tmp_path))
+    assert not any(tmp_path.iterdir())  # nothing created
+
+
+def test_a_file_url_names_its_decoded_folder(tmp_path) -> None:
+    assert Lake(f"file://{tmp_path}/My%20Documents/lake").uri == str(tmp_path / "My Documents" / "lake")
