@@ -22,8 +22,7 @@ NODE = textwrap.dedent('''
     from lakenodes import DataNode, DataNodeConfiguration
 
     class Probe(DataNode):
-        def __init__(self, config: DataNodeConfiguration, **kwargs):
-            super().__init__(config, **kwargs)
+        config: DataNodeConfiguration
 
         def dependencies(self):
             return {}
