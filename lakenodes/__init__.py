@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    ConcurrentCreationError,
     ConfigurationError,
     CorruptTableError,
     DependencyCycleError,
@@ -96,12 +97,14 @@ __all__ = [
     "APIDataNode",
     "Asset",
     "AssetMixin",
+    "ConcurrentCreationError",
     "ConfigurationError",
     "CorruptTableError",
     "DataFrequency",
     "DataNode",
     "DataNodeConfiguration",
     "DataNodeMetaData",
+    "ConcurrentCreationError",
     "DependencyCycleError",
     "FrameValidationError",
     "IdentifierConflictError",

@@ -244,5 +244,11 @@ class WatermarkMovedError(LakenodesError, RuntimeError):
         return type(self), (self.table, self.identities)
 
 
+class ConcurrentCreationError(LakenodesError, RuntimeError):
+    """Another writer created the table, with other columns or types, while a streamed update's
+    files were written in the types of its first batch: nothing was written (a run again conforms
+    its rows to the table that now exists)."""
+
+
 class VersionUnavailableError(NotFoundError):
     """A time-travel read asked for a table version that does not exist or that vacuum removed."""

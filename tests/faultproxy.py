@@ -75,7 +75,6 @@ class FaultProxy:
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.faults = Faults(**faults)
         self.counts: Counter[str] = Counter()
-        self.requests: list[tuple[str, str]] = []  # (method, path with query) of every request, in order
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
@@ -109,7 +108,6 @@ class FaultProxy:
     def _decide(self, method: str, path: str = "") -> tuple[str | None, float]:
         with self._lock:
             self.counts["requests"] += 1
-            self.requests.append((method, path))
             fault = self.faults.pick(self._rng, method, path)
             if fault:
                 self.counts[fault] += 1

@@ -1,7 +1,8 @@
 """A lake in a folder (or S3 prefix) whose name holds spaces, accents or other characters URLs
 encode works like any other: delta-rs hands back each table's URI percent-encoded ("My%20Documents"),
 and lakenodes' own reads of its files (statistics, file facts, scans, the catalog) used to look
-for the encoded name and fail. Locations delta-rs cannot open a table under are refused up front."""
+for the encoded name and fail, as ``pl.scan_delta`` still does (lazy scans read the files
+themselves there). Locations delta-rs cannot open a table under are refused up front."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def a_users_day(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
         fast, plain, _ = read_both(node, monkeypatch, start_date=rows(range(2, 3))["time_index"][0])
         assert fast.equals(plain) and fast.height == 3 * 40
         assert fast.filter(pl.col("price") == -1.0).height == 40
+        # the lazy scan too (pl.scan_delta cannot open such a table's files: lakenodes scans them itself)
+        assert node.scan().collect().equals(node.get_df_between_dates())
+        assert node.scan(as_of=1).collect().height == 2 * 40  # version 1: the first run's two days
+        assert TimeIndexMetaTable.get(identifier="located_prices").scan().collect().height == 4 * 40
         optimize_table(lake, node.storage_hash, cross_section=True)
         one_day = rows(range(3, 4))["time_index"][0]
         assert node.get_df_between_dates(one_day, one_day).height == 40

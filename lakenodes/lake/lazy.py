@@ -1,6 +1,7 @@
 """Lazy reads: one table (optionally as of a version or a moment) as a ``polars.LazyFrame``.
 
-The scan is ``polars.scan_delta`` at the resolved version, with the filters of the eager read
+The scan is ``polars.scan_delta`` at the resolved version (or, under a folder whose name URLs
+encode, polars' scan of the version's files: see ``_scan``), with the filters of the eager read
 (``TableStore.read``): a time window, dimension values and columns, index columns first, sorted
 by the index, so ``scan_table(...).collect()`` equals the eager read.
 
@@ -16,11 +17,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 import polars as pl
+from deltalake import DeltaTable
 
 from ..core.frames import TIME_INDEX
-from ._scan import check_dimensions, empty_table, index_names_of, selected_columns
+from ._polars_scan import files_scan
+from ._scan import check_dimensions, empty_table, index_names_of, selected_columns, snapshot_of
 from .store import TableStore
 
 
@@ -50,7 +54,22 @@ def scan_table(
         predicates.append(pl.col(TIME_INDEX) >= start if start_inclusive else pl.col(TIME_INDEX) > start)
     if end is not None:
         predicates.append(pl.col(TIME_INDEX) <= end if end_inclusive else pl.col(TIME_INDEX) < end)
-    lazy = pl.scan_delta(store.uri, version=table.version(), storage_options=store.lake.storage_options or None)
+    lazy = _scan(store, table, index_names)
     if predicates:
         lazy = lazy.filter(*predicates)
     return lazy.select(selected).sort(index_names)
+
+
+def _scan(store: TableStore, table: DeltaTable, index_names: Sequence[str]) -> pl.LazyFrame:
+    """``table`` (at its version) as a LazyFrame. ``pl.scan_delta`` opens the data files through the
+    percent-encoded URIs delta-rs hands out and finds none under a folder such as "My Documents":
+    there, polars scans the version's files from their real paths (a lakenodes table: partitioned by
+    its first identity, no deletion vectors, so its add actions are its rows)."""
+    if unquote(table.table_uri) == table.table_uri:
+        return pl.scan_delta(store.uri, version=table.version(), storage_options=store.lake.storage_options or None)
+    snapshot = snapshot_of(table, index_names)
+    schema = pl.from_arrow(snapshot.schema.empty_table()).schema
+    if not snapshot.files.height:
+        return pl.LazyFrame(schema=schema)
+    rows = files_scan(store.lake, table, snapshot.partition, snapshot.files)
+    return rows.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])

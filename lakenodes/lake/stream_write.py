@@ -21,7 +21,7 @@ from deltalake import CommitProperties, DeltaTable
 
 from .._internal.deferred import pa
 from ..core.frame_stream import FrameStream
-from ..errors import FrameValidationError, WatermarkMovedError
+from ..errors import ConcurrentCreationError, FrameValidationError, WatermarkMovedError
 from ._rewrite import write_files
 from ._scan import plain_schema, snapshot_of
 from ._watermarks import (
@@ -90,8 +90,7 @@ class _Files:
 
     def add(self, frame: Any, watermarks: Watermarks) -> None:
         if self._target is None:  # the table is created by the commit: a bad first batch creates nothing
-            # early refusals only (the commit checks its own snapshot): no second look for a table just found missing
-            table = None if self.store.found_missing() else self.store.table()
+            table = self.store.table()
             self._marks = {} if table is None else watermarks(table)
             if table is None:
                 schema = plain_schema(frame.table.schema)
@@ -147,6 +146,19 @@ def _refuse_restatements(frame: Any, marks: Mapping[tuple[str, ...], datetime.da
             "appends; return a DataFrame to restate stored rows")
 
 
+def _refuse_other_types(store: TableStore, files: _Files, table: DeltaTable) -> None:
+    """The written files must have the table's column types: another writer may have created the
+    table, with types of its own, after the stream's first batch was typed (Delta readers would
+    then meet files that disagree with the table's schema)."""
+    stored = plain_schema(pa.schema(table.schema().to_arrow()))
+    written = plain_schema(files.schema)
+    if [(f.name, f.type) for f in written] != [(f.name, f.type) for f in stored]:
+        raise ConcurrentCreationError(
+            f"table {store.storage_hash} was created by another writer while this stream was written, with other "
+            f"columns or types ({', '.join(f'{f.name}: {f.type}' for f in stored)}; the stream has "
+            f"{', '.join(f'{f.name}: {f.type}' for f in written)}): nothing was written; run it again")
+
+
 def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: Watermarks,
             seen: Mapping[tuple[str, ...], datetime.datetime] | None, write_id: str,
             metadata: Mapping[str, Any] | None) -> int:
@@ -159,6 +171,7 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
     if moved:
         raise WatermarkMovedError(store.uri, moved)
     _refuse_restatements(stream, marks)  # a concurrent writer appended rows of these identities meanwhile
+    _refuse_other_types(store, files, table)
     properties = CommitProperties(
         app_transactions=[app_transaction(write_id), *identity_transactions(stream, marks)],
         custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE",

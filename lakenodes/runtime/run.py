@@ -192,7 +192,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 phase = _enter(hooks, node, "update")
                 output = node.update()
                 phase = _enter(hooks, node, "validation")
-                frame = _validate(node, output, _table_existed(stats))
+                frame = _validate(node, output)
                 phase = "registration"  # what the hooks began there must finish before any write
                 _registered(hooks, node)
                 result = None
@@ -300,20 +300,21 @@ def _write(node: DataNode, hooks: Sequence[RunHooks], frame: NormalizedFrame | F
     return node.store.write(frame, watermarks=watermarks, seen=seen, metadata=metadata)
 
 
-def _validate(node: DataNode, output: Any, table_existed: bool) -> NormalizedFrame | FrameStream | None:
+def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | None:
     """The validated frame; a stream (RecordBatchReader, LazyFrame) is validated batch by batch as
-    it is written. Typed and ordered as the stored table when ``table_existed`` (at the statistics)."""
+    it is written. Typed and ordered as the stored table when there is one now (another writer may
+    have created it while ``update()`` ran: the statistics' view is not enough)."""
     records = getattr(node.config, "records", None)
     store = node.store
     if is_stream(output):
-        stored_schema = store.schema() if table_existed else None
+        stored_schema = store.schema()
         stored = None if stored_schema is None else (stored_schema, store.index_names())
         return FrameStream(output, node.IDENTITY_DIMENSIONS, records, stored)
     # meanwhile the table opens (_prepare_write); its schema types the columns holding only nulls
     frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records, keep_untyped_nulls=True)
     if frame is None:
         return None
-    stored_schema = store.schema() if table_existed else None
+    stored_schema = store.schema()
     if stored_schema is None:
         refuse_untyped_nulls(frame.table)
         return frame
