@@ -1,0 +1,75 @@
+"""The identifier claim made in a thread (see test_first_run.py) under a thread executor, failing and
+interrupted runs, and repeated runs of one node object: nothing written before a conflict is known,
+no claim outliving its run."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from test_run import Step, delta
+
+from lakenodes import DataNodeMetaData, IdentifierConflictError, Lake, NodeRunError
+from lakenodes.catalog import catalog
+from lakenodes.runtime import recorder as recorder_module
+from lakenodes.runtime.run import run_single
+from lakenodes.runtime.schedule import run_many
+
+
+def published(name: str, identifier: str) -> Step:
+    return Step(name, [], metadata=DataNodeMetaData(identifier=identifier))
+
+
+def slow_claims(monkeypatch, seconds: float = 0.3) -> None:
+    claim = catalog.claim_identifier
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(catalog, "claim_identifier", slow)
+
+
+def test_thread_executor_conflicts_write_nothing(local_lake: Lake, monkeypatch) -> None:
+    published("owner", "contested").run()
+    slow_claims(monkeypatch)
+    nodes = [published(f"intruder{i}", "contested") for i in range(3)] + [published(f"free{i}", f"free{i}") for i in range(3)]
+    with ThreadPoolExecutor(4) as pool, pytest.raises(NodeRunError) as caught:
+        run_many(nodes, executor=pool)
+    failures = caught.value.failures
+    assert sorted(n.config.name for n in nodes if n.update_hash in failures) == ["intruder0", "intruder1", "intruder2"]
+    for node in nodes:
+        if node.update_hash in failures:
+            assert failures[node.update_hash].phase == "registration"
+            assert isinstance(failures[node.update_hash].cause, IdentifierConflictError)
+            assert delta(node) is None
+        else:
+            assert catalog.resolve_identifier(local_lake, node.config.metadata.identifier if hasattr(node.config, "metadata") else node.get_table_metadata().identifier) == node.storage_hash
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit, RuntimeError])
+def test_no_claim_outlives_a_failed_run_and_the_next_run_waits_for_its_own(local_lake: Lake, monkeypatch, stop) -> None:
+    published("owner2", "taken").run()
+    slow_claims(monkeypatch)
+    hooks = recorder_module.default_hooks()
+    node = published("intruder", "taken")
+    node.failure = stop("stop")
+    with pytest.raises((stop, NodeRunError)):
+        run_single(node, hooks)
+    assert hooks[0]._claims == {}
+    node.failure = None
+    with pytest.raises(NodeRunError) as caught:
+        run_single(node, hooks)  # the same hooks and node object: its own claim, not a stale one
+    assert caught.value.phase == "registration" and delta(node) is None
+    assert hooks[0]._claims == {}
+
+
+def test_no_rows_with_a_conflict_is_a_registration_failure(local_lake: Lake) -> None:
+    published("owner3", "taken3").run()
+    node = published("empty_intruder", "taken3")
+    import polars as pl
+    node.output = pl.DataFrame()
+    with pytest.raises(NodeRunError) as caught:
+        node.run()
+    assert caught.value.phase == "registration"
