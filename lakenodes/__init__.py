@@ -104,7 +104,6 @@ __all__ = [
     "DataNode",
     "DataNodeConfiguration",
     "DataNodeMetaData",
-    "ConcurrentCreationError",
     "DependencyCycleError",
     "FrameValidationError",
     "IdentifierConflictError",

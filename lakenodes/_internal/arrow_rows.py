@@ -51,7 +51,6 @@ def arrow_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Tabl
     return pl.DataFrame(columns).to_arrow().cast(schema)
 
 
-
 def empty_table(schema: pa.Schema) -> pa.Table:
     """``schema.empty_table()`` without pandas."""
     return pa.Table.from_batches([], schema=schema)

@@ -9,8 +9,12 @@ any failure) returns None: the caller scans with pyarrow.
 
 Example (``example``: a temporary lake with one table, see conftest.py; it has too few files):
     >>> import datetime
+    >>> from lakenodes.lake._scan import Pruning, snapshot_of
+    >>> table = example.node.store.table()
+    >>> snapshot = snapshot_of(table, ("time_index", "unique_identifier"))
     >>> window = TimeWindow(datetime.datetime(2026, 3, 31), True, None, True)
-    >>> scan_many(example.lake, example.node.store.table(), window, ["time_index"]) is None
+    >>> files = snapshot.candidates(Pruning.of(window.start, None, None, None))
+    >>> scan_many(example.lake, table, window, ["time_index"], snapshot, files) is None
     True
 """
 
@@ -25,7 +29,7 @@ import polars as pl
 from deltalake import DeltaTable
 
 from .._internal.datetimes import epoch_micros
-from .._internal.deferred import pa, pafs
+from .._internal.deferred import pa
 from ..core.frames import TIME_INDEX
 from ._scan import Snapshot, data_file_path, plain_schema
 from .location import Lake, lake_filesystem
@@ -57,12 +61,11 @@ class TimeWindow:
         return condition
 
 
-def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequence[str],
-              snapshot: Snapshot | None = None, files: pl.DataFrame | None = None) -> pa.Table | None:
+def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequence[str], snapshot: Snapshot,
+              files: pl.DataFrame) -> pa.Table | None:
     """The rows of ``files`` (of ``snapshot``, the table's current version) within ``window``, as
     ``columns`` of its plain schema; None when this read is not one for polars (see module doc)."""
-    filesystem, root = lake_filesystem(lake, table.table_uri)
-    if snapshot is None or files is None or files.height < MANY_FILES or not isinstance(filesystem, pafs.LocalFileSystem):
+    if not lake.is_local or files.height < MANY_FILES:
         return None
     schema = plain_schema(snapshot.schema)
     target = pa.schema([schema.field(name) for name in columns])
@@ -76,7 +79,8 @@ def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequen
         # every file whole (~1.5x slower, measured)
         rows = scanned.select(*read, _PATH).filter(window.expression()).collect()
     except (pl.exceptions.PolarsError, OSError) as error:  # e.g. a file of another layout: pyarrow reads it
-        logger.debug("polars could not read %d files of %s (%s): scanning them with pyarrow", files.height, root, error)
+        logger.debug("polars could not read %d files of %s (%s): scanning them with pyarrow", files.height,
+                     table.table_uri, error)
         return None
     if partition is not None and partition in columns:
         rows = rows.join(pl.DataFrame({_PATH: paths, partition: files["partition"]}), on=_PATH, how="left")

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._internal.caches import register_cache
+from .._internal.datetimes import epoch_micros
 from .._internal.deferred import pa, pq
 from ._delta_log import Stamp, commit_stamp, commit_versions
 
@@ -69,7 +70,7 @@ def encode(stamp: Stamp, index_names: tuple[str, ...], row_count: int,
            first: Mapping[tuple[str, ...], datetime.datetime] | None) -> dict[bytes, bytes]:
     """Schema metadata holding the progress of the version ``stamp`` names."""
     def entries(values: Mapping[tuple[str, ...], datetime.datetime]) -> list[list[Any]]:
-        return [[*identity, (ts - _EPOCH) // datetime.timedelta(microseconds=1)] for identity, ts in values.items()]
+        return [[*identity, epoch_micros(ts)] for identity, ts in values.items()]
 
     payload = {"stamp": list(stamp), "index_names": list(index_names), "row_count": row_count,
                "last": entries(last), "first": None if first is None else entries(first)}

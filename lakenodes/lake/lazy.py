@@ -22,8 +22,7 @@ from urllib.parse import unquote
 import polars as pl
 from deltalake import DeltaTable
 
-from ..core.frames import TIME_INDEX
-from ._polars_scan import files_scan
+from ._polars_scan import TimeWindow, files_scan
 from ._scan import check_dimensions, empty_table, index_names_of, selected_columns, snapshot_of
 from .store import TableStore
 
@@ -50,10 +49,8 @@ def scan_table(
         return pl.from_arrow(empty_table(store.schema(), index_names, columns)).lazy()
     selected = selected_columns(index_names, table, columns)
     predicates = [pl.col(dimension).is_in(list(values)) for dimension, values in (dimension_filters or {}).items()]
-    if start is not None:
-        predicates.append(pl.col(TIME_INDEX) >= start if start_inclusive else pl.col(TIME_INDEX) > start)
-    if end is not None:
-        predicates.append(pl.col(TIME_INDEX) <= end if end_inclusive else pl.col(TIME_INDEX) < end)
+    if start is not None or end is not None:
+        predicates.append(TimeWindow(start, start_inclusive, end, end_inclusive).expression())
     lazy = _scan(store, table, index_names)
     if predicates:
         lazy = lazy.filter(*predicates)

@@ -122,10 +122,6 @@ class TableStore:
     def _key(self) -> tuple[str, str]:
         return self.uri, json.dumps(self.lake.storage_options, sort_keys=True)
 
-    def found_missing(self) -> bool:
-        """Whether this process's last look found no table here (no I/O; it may exist since)."""
-        return found_missing(self._key)
-
     def is_open(self) -> bool:
         """Whether this process has the table open already (``table()`` then costs no log replay)."""
         return is_open(self._key)
@@ -164,7 +160,7 @@ class TableStore:
 
     def _create_once(self, schema: pa.Schema, index_names: Sequence[str]) -> DeltaTable:
         # found missing a moment ago (e.g. by the run's statistics): creating checks again (a round trip less)
-        existing = None if self.found_missing() else self.table()
+        existing = None if found_missing(self._key) else self.table()
         if existing is not None:
             return existing
         partition_by = [index_names[1]] if len(index_names) > 1 else None

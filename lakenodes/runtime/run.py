@@ -113,7 +113,7 @@ def _prepare_write(node: DataNode, stats: UpdateStatistics) -> None:
     """Open the node's table and work out its progress, which the write needs (from the first
     statistics' snapshot when the table is at that version); nothing when the statistics found no
     table. A failure here is only logged: the write opens the table itself and reports what goes wrong."""
-    if not _table_existed(stats):
+    if stats.progress.version < 0:  # no table at the statistics: nothing to open
         return
     try:
         table = node.store.table(refresh=False)
@@ -121,11 +121,6 @@ def _prepare_write(node: DataNode, stats: UpdateStatistics) -> None:
             read_progress(table, node.lake)
     except Exception as error:  # noqa: BLE001 - the write meets the same fault and reports it
         logger.debug("opening %s ahead of the write failed: %s", node.store.uri, error)
-
-
-def _table_existed(stats: UpdateStatistics) -> bool:
-    """Whether the table existed when ``stats`` were computed (their progress has a version)."""
-    return stats.progress.version >= 0
 
 
 def _enter(hooks: Sequence[RunHooks], node: DataNode, phase: str) -> str:
