@@ -85,3 +85,46 @@ def test_a_local_refresh_with_nothing_new_lists_no_log(local_lake: Lake, monkeyp
     write_deltalake(store.uri, stored.slice(0, 1), mode="append")
     assert store.table() is table and table.version() == 2
     assert node.get_df_between_dates().height == stored.num_rows + 1
+
+
+def test_a_refresh_after_our_own_commit_lists_no_log(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run commits through the cached object (it moves past the version it was stamped at): the
+    next run's refresh is still two stats, and still sees another writer's commit after ours."""
+    node = Step("own_commit", [], days=2)
+    node.run()
+    table = node.store.table()
+    node.days = 3
+    node.run()  # a blind append through the cached object: version 2
+    assert table.version() == 2
+
+    def listing(self):
+        raise AssertionError("the log was listed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(DeltaTable, "update_incremental", listing)
+        assert node.store.table() is table and table.version() == 2
+        assert node.store.table() is table and table.version() == 2  # stamped at 2 now: the plain shortcut
+
+    node.days = 4
+    node.run()
+    write_deltalake(node.store.uri, table.to_pyarrow_table().slice(0, 1), mode="append")  # another writer: version 4
+    assert node.store.table() is table and table.version() == 4
+
+
+def test_a_table_rebuilt_after_our_own_commit_is_reopened(local_lake: Lake) -> None:
+    """The stamp taken before our own commit still guards the cache: a table removed and written
+    again past our version is not mistaken for the one we committed to."""
+    import shutil
+
+    node = Step("rebuilt", [], days=2)
+    node.run()
+    node.days = 3
+    node.run()
+    table = node.store.table(refresh=False)
+    rows = table.to_pyarrow_table()
+    shutil.rmtree(node.store.uri)
+    for _ in range(4):  # another table at that URI, past our version, with other rows
+        write_deltalake(node.store.uri, rows.slice(0, 1), mode="append")
+    reopened = node.store.table()
+    assert reopened is not table and reopened.version() == 3
+    assert reopened.to_pyarrow_table().num_rows == 4

@@ -190,11 +190,19 @@ def _refreshed(entry: _Cached, filesystem_of: FileSystemOf, guard: Guard) -> boo
 def _nothing_committed_since(entry: _Cached, filesystem_of: FileSystemOf) -> bool:
     """On a local lake, whether the cached object is the table's latest version: no commit file
     after its version, and the one stamped unchanged (two stats instead of delta-rs's log listing,
-    ~0.7 ms). An object store lists the log in one request anyway: there, always False."""
+    ~0.7 ms). An object store lists the log in one request anyway: there, always False.
+
+    An object ahead of its stamp advanced by this process's own commits through it (every other
+    change restamps it): the stamped file unchanged, the table is the one those commits went
+    to, and the object's own commit file is stamped now (a stat, not a listing)."""
     filesystem, root = filesystem_of(entry.table.table_uri)
     version = entry.table.version()
-    if not isinstance(filesystem, pafs.LocalFileSystem) or version != entry.stamp[0]:
+    if not isinstance(filesystem, pafs.LocalFileSystem) or version < entry.stamp[0]:
         return False
+    if version > entry.stamp[0]:
+        if not _unchanged(entry, filesystem_of):
+            return False
+        entry.stamp = commit_stamp(filesystem, root, version)
     return commit_stamp(filesystem, root, version + 1)[1] is None and _unchanged(entry, filesystem_of)
 
 

@@ -346,14 +346,15 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
     partition = partition_dims[0] if partition_dims else None
     values = [(add.get("partitionValues") or {}).get(partition) if partition else None for add in adds]
     files_per_value = Counter(values)
-    known = dict(zip(summary[partition].to_list() if partition else [None],
-                     zip(summary["n"].to_list(), _in_utc(summary["lo"]).to_list(), _in_utc(summary["hi"]).to_list(),
-                         strict=True), strict=True))
-    learned = {data_file_path(add["path"]): known[value][1:] for add, value, stat in zip(adds, values, stats, strict=True)
-               if files_per_value[value] == 1 and value in known and stat.get("numRecords") == known[value][0]}
-    _facts.learn_many({f"{root}/{path}": bounds for path, bounds in learned.items()})
-    return arrow_table([{"path": path, "min": low, "max": high} for path, (low, high) in learned.items()],
-                       facts_file.facts_schema())
+    bounds = summary.select(min=_in_utc(summary["lo"]), max=_in_utc(summary["hi"]))
+    row_of = {value: row for row, value in enumerate(summary[partition].to_list() if partition else [None])}
+    counts = summary["n"].to_list()
+    learned = {data_file_path(add["path"]): row_of[value] for add, value, stat in zip(adds, values, stats, strict=True)
+               if files_per_value[value] == 1 and value in row_of and stat.get("numRecords") == counts[row_of[value]]}
+    facts = pl.DataFrame({"path": list(learned)}, schema={"path": pl.String}).hstack(bounds[list(learned.values())])
+    _facts.learn_many(dict(zip([f"{root}/{path}" for path in learned],
+                               zip(facts["min"].to_list(), facts["max"].to_list(), strict=True), strict=True)))
+    return facts.to_arrow().cast(facts_file.facts_schema())
 
 
 def _in_utc(times: pl.Series) -> pl.Series:
