@@ -30,11 +30,10 @@ from ..core.frame_stream import FrameStream
 from ..core.frames import TIME_INDEX, NormalizedFrame
 
 
-def identity_transactions(
-    frame: NormalizedFrame | FrameStream, watermarks: Mapping[tuple[str, ...], datetime.datetime]
-) -> list[Transaction]:
+def identity_transactions(frame: NormalizedFrame | FrameStream, compared: pl.DataFrame) -> list[Transaction]:
     """One Delta app transaction per partition value (first identity dimension; one for a
-    single-index table) for which ``frame`` has rows later than the stored watermark.
+    single-index table) for which ``frame`` has rows later than the stored watermark
+    (``compared``: ``compare_watermarks(frame, watermarks)``).
 
     delta-rs fails a commit whose app ids were set by a commit that landed after its read version
     ("Concurrent transaction failed"). Every commit that moves an identity's watermark carries its
@@ -44,8 +43,7 @@ def identity_transactions(
     tail deletes carry the app id of every partition they rewrite (``partition_transactions``),
     so they serialize with every other writer of those partitions.
     """
-    joined = _with_watermarks(frame, watermarks)
-    later = joined.filter(pl.col("watermark").is_null() | (pl.col("hi") > pl.col("watermark")))
+    later = compared.filter(pl.col("watermark").is_null() | (pl.col("hi") > pl.col("watermark")))
     dims = list(frame.identity_dimensions)
     if not dims:
         return partition_transactions([""] if later.height else [])
@@ -61,9 +59,10 @@ def _marks(dims: Sequence[str], watermarks: Mapping[tuple[str, ...], datetime.da
     return pl.DataFrame({**columns, "watermark": micros.cast(_WATERMARK_TYPE)})  # polars converts datetimes slowly
 
 
-def _with_watermarks(frame: NormalizedFrame | FrameStream, watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> pl.DataFrame:
+def compare_watermarks(frame: NormalizedFrame | FrameStream,
+                       watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> pl.DataFrame:
     """The frame's identities (``identity_bounds``: ``n``, ``lo``, ``hi``) with the stored
-    ``watermark`` of each (null when it has none): the one watermark join of writes."""
+    ``watermark`` of each (null when it has none): the one watermark join a write attempt decides from."""
     dims = list(frame.identity_dimensions)
     bounds = frame.identity_bounds
     if not dims:
@@ -99,18 +98,16 @@ def app_transaction(app_id: str) -> Transaction:
     return Transaction(app_id, 1, last_updated=now_ms())
 
 
-def overlapping_identities(frame: NormalizedFrame | FrameStream,
-                           watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> pl.DataFrame:
-    """The identities of ``frame`` (rows of ``identity_bounds`` plus ``watermark``) whose first row
-    is at or before their stored watermark."""
-    if not watermarks:
-        return frame.identity_bounds.clear().with_columns(watermark=pl.lit(None, _WATERMARK_TYPE))
-    return _with_watermarks(frame, watermarks).filter(pl.col("lo") <= pl.col("watermark"))
+def overlapping_identities(compared: pl.DataFrame) -> pl.DataFrame:
+    """The identities of ``compared`` (``compare_watermarks``) whose first row is at or before
+    their stored watermark."""
+    return compared.filter(pl.col("lo") <= pl.col("watermark"))
 
 
-def rows_at_or_before_watermark(frame: NormalizedFrame, watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> int:
-    """How many rows of ``frame`` are at or before the stored watermark of their identity (restatements)."""
-    overlapping = overlapping_identities(frame, watermarks)
+def rows_at_or_before_watermark(frame: NormalizedFrame, compared: pl.DataFrame) -> int:
+    """How many rows of ``frame`` are at or before the stored watermark of their identity
+    (restatements; ``compared``: ``compare_watermarks(frame, watermarks)``)."""
+    overlapping = overlapping_identities(compared)
     if overlapping.height == 0:  # every identity starts after its watermark: a blind append
         return 0
     dims = list(frame.identity_dimensions)

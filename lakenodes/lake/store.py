@@ -46,6 +46,7 @@ from ._storage_errors import guarded, retryable, storage_errors, table_not_creat
 from ._tables import adopt, cached_table, found_missing, is_open, table_lock
 from ._watermarks import (
     app_transaction,
+    compare_watermarks,
     identity_transactions,
     partition_transactions,
     rows_at_or_before_watermark,
@@ -219,10 +220,11 @@ class TableStore:
             moved = watermarks_moved_back(frame, seen, marks) if seen is not None else []
             if moved:
                 raise WatermarkMovedError(self.uri, moved)
-            overlap = rows_at_or_before_watermark(frame, marks)
+            compared = compare_watermarks(frame, marks)
+            overlap = rows_at_or_before_watermark(frame, compared)
             if overlap == 0:
                 properties = CommitProperties(
-                    app_transactions=[app_transaction(write_id), *identity_transactions(frame, marks)],
+                    app_transactions=[app_transaction(write_id), *identity_transactions(frame, compared)],
                     custom_metadata={**custom_metadata, "lakenodes.operation": "WRITE"},
                 )
                 committing.append(WriteResult(frame.num_rows, 0, table.version() + 1))

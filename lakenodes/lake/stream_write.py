@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import polars as pl
 from deltalake import CommitProperties, DeltaTable
 
 from .._internal.deferred import pa
@@ -26,6 +27,7 @@ from ._rewrite import write_files
 from ._scan import plain_schema, snapshot_of
 from ._watermarks import (
     app_transaction,
+    compare_watermarks,
     identity_transactions,
     overlapping_identities,
     watermarks_moved_back,
@@ -101,7 +103,7 @@ class _Files:
             filesystem, root = lake_filesystem(self.store.lake, self.store.uri)
             self._target = (filesystem, root, schema, partition)
             self.index_names = frame.index_names
-        _refuse_restatements(frame, self._marks)
+        _refuse_restatements(frame, compare_watermarks(frame, self._marks))
         self.pending.append(frame.table)
         self.pending_rows += frame.num_rows
 
@@ -135,8 +137,8 @@ class _Files:
             logger.debug("could not discard the files of streamed write %s: %s", write_id, error)
 
 
-def _refuse_restatements(frame: Any, marks: Mapping[tuple[str, ...], datetime.datetime]) -> None:
-    overlapping = overlapping_identities(frame, marks)
+def _refuse_restatements(frame: Any, compared: pl.DataFrame) -> None:
+    overlapping = overlapping_identities(compared)
     if overlapping.height:
         row = overlapping.row(0, named=True)
         who = ", ".join(f"{dim}={row[dim]!r}" for dim in frame.identity_dimensions) or "the series"
@@ -170,10 +172,11 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
     moved = watermarks_moved_back(stream, seen, marks) if seen is not None else []
     if moved:
         raise WatermarkMovedError(store.uri, moved)
-    _refuse_restatements(stream, marks)  # a concurrent writer appended rows of these identities meanwhile
+    compared = compare_watermarks(stream, marks)
+    _refuse_restatements(stream, compared)  # a concurrent writer appended rows of these identities meanwhile
     _refuse_other_types(store, files, table)
     properties = CommitProperties(
-        app_transactions=[app_transaction(write_id), *identity_transactions(stream, marks)],
+        app_transactions=[app_transaction(write_id), *identity_transactions(stream, compared)],
         custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE",
                          **{key: str(value) for key, value in (metadata or {}).items()}},
     )
