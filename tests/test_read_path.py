@@ -15,7 +15,10 @@ from deltalake import DeltaTable, write_deltalake
 from test_run import Step
 
 from lakenodes import Lake
+from lakenodes.errors import StoragePermissionError
+from lakenodes.lake import _tables
 from lakenodes.lake._scan import SLACK, Pruning, Snapshot
+from lakenodes.lake.location import lake_filesystem
 
 UTC = dt.UTC
 BASE = dt.datetime(2024, 1, 1, tzinfo=UTC)
@@ -67,29 +70,36 @@ def test_candidates_follow_the_rule(seed: int) -> None:
         assert snapshot.candidates(pruning)["path"].to_list() == expected_paths(snapshot, pruning), pruning
 
 
-def test_a_local_refresh_with_nothing_new_lists_no_log(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+def no_listing(self):
+    raise AssertionError("the log was listed")
+
+
+def append_elsewhere(lake: Lake, uri: str, rows: pa.Table) -> None:
+    """Another writer's append (not through this process's cached object)."""
+    write_deltalake(uri, rows, mode="append", storage_options=lake.storage_options or None)
+
+
+def test_a_refresh_with_nothing_new_lists_no_log(any_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two probes (no commit after ours, ours unchanged) instead of delta-rs's listing: two stats
+    locally, two requests at once on S3."""
     node = Step("refreshed", [], days=2)
     node.run()
     store = node.store
     table = store.table()
 
-    def listing(self):
-        raise AssertionError("the log was listed")
-
     with monkeypatch.context() as patched:
-        patched.setattr(DeltaTable, "update_incremental", listing)
+        patched.setattr(DeltaTable, "update_incremental", no_listing)
         assert store.table() is table and table.version() == 1
 
-    # another writer (not this process's cached object) commits: the next refresh sees it
     stored = table.to_pyarrow_table()
-    write_deltalake(store.uri, stored.slice(0, 1), mode="append")
+    append_elsewhere(any_lake, store.uri, stored.slice(0, 1))
     assert store.table() is table and table.version() == 2
     assert node.get_df_between_dates().height == stored.num_rows + 1
 
 
-def test_a_refresh_after_our_own_commit_lists_no_log(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refresh_after_our_own_commit_lists_no_log(any_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run commits through the cached object (it moves past the version it was stamped at): the
-    next run's refresh is still two stats, and still sees another writer's commit after ours."""
+    next run's refresh still lists no log, and still sees another writer's commit after ours."""
     node = Step("own_commit", [], days=2)
     node.run()
     table = node.store.table()
@@ -97,34 +107,46 @@ def test_a_refresh_after_our_own_commit_lists_no_log(local_lake: Lake, monkeypat
     node.run()  # a blind append through the cached object: version 2
     assert table.version() == 2
 
-    def listing(self):
-        raise AssertionError("the log was listed")
-
     with monkeypatch.context() as patched:
-        patched.setattr(DeltaTable, "update_incremental", listing)
+        patched.setattr(DeltaTable, "update_incremental", no_listing)
         assert node.store.table() is table and table.version() == 2
         assert node.store.table() is table and table.version() == 2  # stamped at 2 now: the plain shortcut
 
     node.days = 4
     node.run()
-    write_deltalake(node.store.uri, table.to_pyarrow_table().slice(0, 1), mode="append")  # another writer: version 4
+    append_elsewhere(any_lake, node.store.uri, table.to_pyarrow_table().slice(0, 1))  # version 4
     assert node.store.table() is table and table.version() == 4
+    assert node.get_df_between_dates().height == 4  # one row a run, and the other writer's
 
 
-def test_a_table_rebuilt_after_our_own_commit_is_reopened(local_lake: Lake) -> None:
+def test_a_table_rebuilt_after_our_own_commit_is_reopened(any_lake: Lake) -> None:
     """The stamp taken before our own commit still guards the cache: a table removed and written
     again past our version is not mistaken for the one we committed to."""
-    import shutil
-
     node = Step("rebuilt", [], days=2)
     node.run()
     node.days = 3
     node.run()
     table = node.store.table(refresh=False)
     rows = table.to_pyarrow_table()
-    shutil.rmtree(node.store.uri)
+    filesystem, root = lake_filesystem(any_lake, node.store.uri)
+    filesystem.delete_dir(root)
     for _ in range(4):  # another table at that URI, past our version, with other rows
-        write_deltalake(node.store.uri, rows.slice(0, 1), mode="append")
+        append_elsewhere(any_lake, node.store.uri, rows.slice(0, 1))
     reopened = node.store.table()
     assert reopened is not table and reopened.version() == 3
     assert reopened.to_pyarrow_table().num_rows == 4
+
+
+def test_a_refresh_that_cannot_reach_the_store_names_the_table(s3_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probes fail as the listing did: a one-line storage error naming the table, not a raw OSError
+    (the fault injected where pyarrow raises it: the keys were revoked after the table was opened)."""
+    node = Step("unreachable", [], days=1)
+    node.run()
+
+    def unreachable(*args):
+        raise OSError("When reading information for key '_delta_log/00000000000000000002.json': AWS Error "
+                      "ACCESS_DENIED during HeadObject operation: AccessDenied")
+
+    monkeypatch.setattr(_tables, "_commit_exists", unreachable)
+    with pytest.raises(StoragePermissionError, match=node.store.storage_hash):
+        node.store.table()
