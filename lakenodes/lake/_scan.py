@@ -169,7 +169,8 @@ def fragments_of(filesystem: Any, root: str, partition: str | None, files: pl.Da
     """Parquet fragments of ``files`` with their partition value; new ones read their footer once
     (in threads: on S3 each is a GET) so later scans skip it."""
     fragments, new = [], []
-    for path, value, size in files.select("path", "partition", "size").iter_rows():
+    for path, value, size in zip(files["path"].to_list(), files["partition"].to_list(), files["size"].to_list(),
+                                 strict=True):
         full = f"{root}/{data_file_path(path)}"
         fragment = _fragment_cache.get((id(filesystem), full))
         if fragment is None:
@@ -203,8 +204,10 @@ def scan(
     filesystem: Any,
     columns: Sequence[str],
     expression: pds.Expression | None,
+    use_threads: bool = True,
 ) -> pa.Table:
-    """Rows of ``fragments`` matching ``expression``, as ``columns`` of the plain ``schema``.
+    """Rows of ``fragments`` matching ``expression``, as ``columns`` of the plain ``schema``
+    (``use_threads``: pyarrow's scanner threads; for a few small local files they cost more than they save).
 
     Files with view types in their embedded Arrow schema are read whole, cast, then filtered
     (pushing the filter into them fails: ``'equal' has no kernel matching (string, string_view)``).
@@ -215,7 +218,8 @@ def scan(
     plain = [fragment for fragment, flag in zip(fragments, flags, strict=True) if flag]
     legacy = [fragment for fragment, flag in zip(fragments, flags, strict=True) if not flag]
     dataset = pds.FileSystemDataset(plain, schema, parquet_format(), filesystem)
-    parts = [dataset.scanner(columns=list(columns), filter=expression, fragment_readahead=16).to_table()]
+    parts = [dataset.scanner(columns=list(columns), filter=expression, fragment_readahead=16,
+                             use_threads=use_threads).to_table()]
     if legacy:
         logger.debug("reading %d file(s) with view-typed columns whole (no filter pushdown)", len(legacy))
     for fragment in legacy:

@@ -66,6 +66,9 @@ T = TypeVar("T")
 # A checkpoint every 10 commits (Spark's default; delta-rs' is 100): every fresh process (a cron
 # job, another engine) replays the log since the last checkpoint, and a daily table's commits each
 # add one file per identity: at 60 commits a fresh open took 77 ms without one, 35 ms with.
+# below this many bytes of local files a read is scanned in the calling thread (10 files of a year
+# of daily rows: 3.8 against 4.0 ms with pyarrow's threads, measured)
+SMALL_READ_BYTES = 1 << 20
 TABLE_CONFIGURATION = {"delta.setTransactionRetentionDuration": "interval 14 days", "delta.checkpointInterval": "10"}
 
 
@@ -376,8 +379,10 @@ class TableStore:
         remaining = files if copy is None else copy.remaining(files)  # the copy holds the rest: one file, not N
         fragments = ([] if copy is None else [copy.fragment]) + (
             fragments_of(filesystem, root, snapshot.partition, remaining) if remaining.height else [])
+        # a few small local files (an asset-scoped read): the scanner's threads cost more than they save
+        small = self.lake.is_local and copy is None and remaining["size"].sum() < SMALL_READ_BYTES
         try:
-            return scan(fragments, snapshot.schema, filesystem, columns, expression)
+            return scan(fragments, snapshot.schema, filesystem, columns, expression, use_threads=not small)
         except (OSError, pa.ArrowException) as error:
             if copy is None:
                 raise
