@@ -103,7 +103,8 @@ class _Files:
             filesystem, root = lake_filesystem(self.store.lake, self.store.uri)
             self._target = (filesystem, root, schema, partition)
             self.index_names = frame.index_names
-        _refuse_restatements(frame, compare_watermarks(frame, self._marks))
+        if self._marks:  # a new table's stream (no watermark yet) restates nothing
+            _refuse_restatements(frame, compare_watermarks(frame, self._marks))
         self.pending.append(frame.table)
         self.pending_rows += frame.num_rows
 
