@@ -19,6 +19,7 @@ from lakenodes import (
     VersionUnavailableError,
 )
 from lakenodes.lake import versions
+from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.maintenance import vacuum_table
 
 UTC = dt.UTC
@@ -248,3 +249,44 @@ def test_diff_between_versions_keyed_by_the_index(history):
         "from_version": None, "to_version": 4, "added": 6, "deleted": 0, "changed": 0}
     with pytest.raises(VersionUnavailableError):
         table.diff(0, 12)
+
+
+def test_a_version_read_again_is_not_opened_again(history, monkeypatch):
+    """A table's version never changes: reading it again reuses the version opened the first time."""
+    node = history.node
+    opened = []
+    real = versions.DeltaTable
+
+    def counting(*args, **kwargs):
+        opened.append(kwargs.get("version"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(versions, "DeltaTable", counting)
+    versions._opened.clear()
+    for _ in range(3):
+        assert_frame_equal(node.get_df_between_dates(as_of=2), history.states[2])
+    assert_frame_equal(node.get_df_between_dates(as_of=3), history.states[3])
+    assert opened == [2, 3]
+
+
+def test_a_kept_version_is_refused_once_vacuum_removed_its_files(history):
+    """The kept version skips its log replay, not the check of its data files."""
+    node = history.node
+    assert_frame_equal(node.get_df_between_dates(as_of=2), history.states[2])  # opened and kept
+    vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    with pytest.raises(VersionUnavailableError, match="version 2 "):
+        node.get_df_between_dates(as_of=2)
+
+
+def test_a_table_written_again_under_its_uri_is_not_read_from_a_kept_version(any_lake):
+    """A kept version belongs to one table (its metaData.id): the table removed and written again,
+    with other rows, reads its own version."""
+    first = build_history(any_lake)
+    node = first.node
+    assert_frame_equal(node.get_df_between_dates(as_of=2), first.states[2])  # kept
+    filesystem, root = lake_filesystem(any_lake, node.store.uri)
+    filesystem.delete_dir(root)
+    node.frames = [frame([5], ["C"], 0.0), frame([6], ["C"], 0.0), frame([7], ["C"], 0.0)]
+    for _ in range(3):
+        node.run()
+    assert node.get_df_between_dates(as_of=2)["unique_identifier"].to_list() == ["C", "C"]

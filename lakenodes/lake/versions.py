@@ -14,12 +14,16 @@ Example:
 from __future__ import annotations
 
 import datetime
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any
 
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
+from .._internal.caches import register_cache
 from .._internal.datetimes import parse_datetime
 from .._internal.deferred import pafs
 from ..errors import LakenodesUserError, VersionUnavailableError
@@ -27,6 +31,13 @@ from ._scan import add_actions, data_file_path
 
 AsOf = int | datetime.datetime
 FileSystemOf = Callable[[str], tuple[Any, str]]  # table URI -> (pyarrow filesystem, root path)
+
+# (table URI, its metaData.id, version, storage options) -> that version opened: a version of a
+# table never changes, so reading it again skips its log replay (its data files are still checked
+# each time: vacuum may have removed them since). The few most recent are kept: each holds a file list.
+_VERSIONS_KEPT = 8
+_opened: OrderedDict[tuple[str, str, int, str], DeltaTable] = register_cache("versions.opened", OrderedDict())
+_opened_lock = threading.Lock()
 
 
 def resolve_as_of(table: DeltaTable | None, as_of: Any) -> int | None:
@@ -59,7 +70,7 @@ def table_as_of(table: DeltaTable, as_of: Any, options: dict[str, str] | None,
         return None
     if version == table.version():
         return table
-    old = _open_readable(table.table_uri, version, table.version(), options, filesystem_of, live=_paths(table))
+    old = _open_readable(table, version, options, filesystem_of, live=_paths(table))
     if old is None:
         oldest = oldest_readable_version(table, options, filesystem_of)
         raise VersionUnavailableError(
@@ -78,7 +89,7 @@ def oldest_readable_version(table: DeltaTable, options: dict[str, str] | None, f
     present = _present_files(table.table_uri, filesystem_of) - set(gone)
     while low < high:
         middle = (low + high) // 2
-        if _open_readable(table.table_uri, middle, table.version(), options, filesystem_of, present) is None:
+        if _open_readable(table, middle, options, filesystem_of, present) is None:
             low = middle + 1
         else:
             high = middle
@@ -102,16 +113,17 @@ def time_travel_reach(table: DeltaTable, options: dict[str, str] | None, filesys
 _CHECKED_ONE_BY_ONE = 100
 
 
-def _open_readable(uri: str, version: int, latest: int, options: dict[str, str] | None,
+def _open_readable(table: DeltaTable, version: int, options: dict[str, str] | None,
                    filesystem_of: FileSystemOf, present: set[str] | None = None,
                    live: set[str] | None = None) -> DeltaTable | None:
-    """``version`` of the table if its log and data files are all there (``present``: the files
-    known to exist; else those not in ``live``, the current version's files, are checked)."""
-    if not 0 <= version <= latest:
+    """``version`` of ``table`` (its current version is the latest) if its log and data files are
+    all there (``present``: the files known to exist; else those not in ``live``, the current
+    version's files, are checked)."""
+    uri = table.table_uri
+    if not 0 <= version <= table.version():
         return None
-    try:
-        old = DeltaTable(uri, version=version, storage_options=options)
-    except (DeltaError, OSError):
+    old = _opened_version(table, version, options)
+    if old is None:
         return None  # the log of that version was cleaned up
     paths = _paths(old)
     unsure = paths - live if present is None and live is not None else None
@@ -122,6 +134,25 @@ def _open_readable(uri: str, version: int, latest: int, options: dict[str, str] 
         return old if all(info.type == pafs.FileType.File for info in infos) else None
     present = _present_files(uri, filesystem_of) if present is None else present
     return old if paths <= present else None
+
+
+def _opened_version(table: DeltaTable, version: int, options: dict[str, str] | None) -> DeltaTable | None:
+    """``version`` of ``table`` opened (kept from an earlier call when it was), None when its log is gone."""
+    key = (table.table_uri, table.metadata().id, version, json.dumps(options or {}, sort_keys=True))
+    with _opened_lock:
+        old = _opened.get(key)
+        if old is not None:
+            _opened.move_to_end(key)
+            return old
+    try:
+        old = DeltaTable(table.table_uri, version=version, storage_options=options)
+    except (DeltaError, OSError):
+        return None
+    with _opened_lock:
+        _opened[key] = old
+        while len(_opened) > _VERSIONS_KEPT:
+            _opened.popitem(last=False)
+    return old
 
 
 def _paths(table: DeltaTable) -> set[str]:
