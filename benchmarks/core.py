@@ -45,7 +45,7 @@ from deltalake import DeltaTable, write_deltalake
 from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake, clear_caches
 from lakenodes.core.frames import normalize_frame
 from lakenodes.lake import progress as ln_statistics
-from lakenodes.lake._scan import add_actions
+from lakenodes.lake._scan import Pruning, add_actions, data_file_path, snapshot_of
 from lakenodes.lake.location import lake_filesystem
 
 UTC = datetime.UTC
@@ -811,20 +811,13 @@ class Bench:
     def _files_read(self, node: BenchPrices, start: datetime.datetime, end: datetime.datetime,
                     uids: list[str] | None) -> dict[str, Callable[[], pa.Table]]:
         """Reads of the rows between ``start`` and ``end`` (of ``uids``) from the files holding them,
-        by polars and by pyarrow, the files chosen now from the table's add actions (partition value
-        and time statistics), so the timed read is the files' own: no log, no choice."""
+        by polars and by pyarrow, the files chosen now as lakenodes chooses them (partition value and
+        time statistics), so the timed read is the files' own: no log, no choice."""
         table = node.store.table()
-        actions = add_actions(table)
-        adds = pl.DataFrame({name: pl.Series(actions.column(column)) for name, column in (
-            ("path", "path"), ("uid", "partition.unique_identifier"), ("low", "min.time_index"),
-            ("high", "max.time_index"))})
-        low, high = (pl.lit(value).cast(pl.Datetime("us", "UTC")) for value in (start, end))
-        chosen = adds.filter(pl.col("high").cast(pl.Datetime("us", "UTC")) >= low - pl.duration(milliseconds=1),
-                             pl.col("low").cast(pl.Datetime("us", "UTC")) <= high + pl.duration(milliseconds=1))
-        if uids is not None:
-            chosen = chosen.filter(pl.col("uid").is_in(uids))
+        snapshot = snapshot_of(table, ("time_index", "unique_identifier"))
+        chosen = snapshot.candidates(Pruning.of(start, end, None if uids is None else {"unique_identifier": uids}, None))
         filesystem, root = lake_filesystem(self.lake, table.table_uri)
-        paths = [f"{root}/{path}" for path in chosen["path"].to_list()]
+        paths = [f"{root}/{data_file_path(path)}" for path in chosen["path"].to_list()]
         prefix = "" if self.lake.is_local else "s3://"
 
         def with_polars() -> pa.Table:
