@@ -290,3 +290,15 @@ def test_a_table_written_again_under_its_uri_is_not_read_from_a_kept_version(any
     for _ in range(3):
         node.run()
     assert node.get_df_between_dates(as_of=2)["unique_identifier"].to_list() == ["C", "C"]
+
+
+def test_a_search_for_the_oldest_readable_version_keeps_no_version(history, monkeypatch):
+    """The versions a failed read probes (to name the oldest readable one) are not kept: they would
+    push out the versions read for their rows."""
+    node = history.node
+    versions._opened.clear()
+    assert_frame_equal(node.get_df_between_dates(as_of=2), history.states[2])
+    kept = dict(versions._opened)
+    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0"):
+        node.get_df_between_dates(as_of=9)
+    assert dict(versions._opened) == kept and [key[2] for key in kept] == [2]

@@ -70,7 +70,7 @@ def table_as_of(table: DeltaTable, as_of: Any, options: dict[str, str] | None,
         return None
     if version == table.version():
         return table
-    old = _open_readable(table, version, options, filesystem_of, live=_paths(table))
+    old = _open_readable(table, version, options, filesystem_of, live=_paths(table), keep=True)
     if old is None:
         oldest = oldest_readable_version(table, options, filesystem_of)
         raise VersionUnavailableError(
@@ -115,14 +115,15 @@ _CHECKED_ONE_BY_ONE = 100
 
 def _open_readable(table: DeltaTable, version: int, options: dict[str, str] | None,
                    filesystem_of: FileSystemOf, present: set[str] | None = None,
-                   live: set[str] | None = None) -> DeltaTable | None:
+                   live: set[str] | None = None, keep: bool = False) -> DeltaTable | None:
     """``version`` of ``table`` (its current version is the latest) if its log and data files are
     all there (``present``: the files known to exist; else those not in ``live``, the current
-    version's files, are checked)."""
+    version's files, are checked). ``keep``: a version read for its rows, kept for the next read
+    (the probes of a search for the oldest readable version would only push those out)."""
     uri = table.table_uri
     if not 0 <= version <= table.version():
         return None
-    old = _opened_version(table, version, options)
+    old = _opened_version(table, version, options, keep)
     if old is None:
         return None  # the log of that version was cleaned up
     paths = _paths(old)
@@ -136,8 +137,10 @@ def _open_readable(table: DeltaTable, version: int, options: dict[str, str] | No
     return old if paths <= present else None
 
 
-def _opened_version(table: DeltaTable, version: int, options: dict[str, str] | None) -> DeltaTable | None:
-    """``version`` of ``table`` opened (kept from an earlier call when it was), None when its log is gone."""
+def _opened_version(table: DeltaTable, version: int, options: dict[str, str] | None,
+                    keep: bool) -> DeltaTable | None:
+    """``version`` of ``table`` opened (kept from an earlier call when it was; kept for later ones
+    when ``keep``), None when its log is gone."""
     key = (table.table_uri, table.metadata().id, version, json.dumps(options or {}, sort_keys=True))
     with _opened_lock:
         old = _opened.get(key)
@@ -148,6 +151,8 @@ def _opened_version(table: DeltaTable, version: int, options: dict[str, str] | N
         old = DeltaTable(table.table_uri, version=version, storage_options=options)
     except (DeltaError, OSError):
         return None
+    if not keep:
+        return old
     with _opened_lock:
         _opened[key] = old
         while len(_opened) > _VERSIONS_KEPT:
