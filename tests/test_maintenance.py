@@ -175,8 +175,10 @@ def test_catalog_tables_are_maintained_too(local_lake: Lake, monkeypatch):
     assert TimeIndexMetaTable.get(storage_hash=daily_node.storage_hash).storage_hash == daily_node.storage_hash
 
 
-def test_a_catalog_table_holding_only_pending_rows_is_a_maintenance_target(local_lake: Lake):
+def test_a_catalog_table_holding_only_pending_rows_is_a_maintenance_target(local_lake: Lake,
+                                                                           monkeypatch: pytest.MonkeyPatch):
     """Regression: with no table named, optimize skipped _catalog/runs while its rows were all pending."""
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")  # no chance fold (1 put in 20) makes the table early
     daily_node = DailyClose(DailyCloseConfig(assets=ASSETS))
     daily_node.run()
     runs = TableStore(local_lake, "runs", uri=local_lake.catalog_uri("runs"))
