@@ -34,23 +34,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
-from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData, Lake, clear_caches
+from benchmarks.node import DAY, START, BenchPrices, asset_ids, bench_config, price_rows
+from lakenodes import Lake, clear_caches
 from lakenodes.core.frames import normalize_frame
 from lakenodes.lake import progress as ln_statistics
 from lakenodes.lake._scan import Pruning, add_actions, data_file_path, snapshot_of
 from lakenodes.lake.location import lake_filesystem
 
-UTC = datetime.UTC
-DAY = datetime.timedelta(days=1)
-START = datetime.datetime(2015, 1, 1, tzinfo=UTC)
 RESULTS = Path(__file__).resolve().parent / "results" / "core.json"
 SECTIONS = ("imports", "daily", "statistics", "backfill", "reads", "maintenance", "time_travel")
 LOCAL_ONLY = ("imports",)
@@ -86,58 +83,7 @@ QUICK_S3 = Sizes(100, 100, (250, 1000), 10, 100, 10, 60, 100, 1_000, 100, 400, 3
 FULL_S3 = Sizes(500, 250, (100, 1000), 10, 100, 20, 365, 500, 2_000, 500, 500, 3, 1, stream_days=4_000)
 
 
-# -- the benchmark node -------------------------------------------------------------------------
-def asset_ids(count: int) -> list[str]:
-    return [f"A{i:05d}" for i in range(count)]
-
-
-class BenchConfig(DataNodeConfiguration):
-    assets: int
-    label: str = "bench"
-
-
-def bench_config(assets: int, label: str) -> BenchConfig:
-    """A configuration with a published identifier, so runs pay the catalog's identifier claim."""
-    metadata = DataNodeMetaData(identifier=f"bench_{label}_{assets}", description=f"benchmark prices ({label})",
-                                data_frequency_id="1d")
-    return BenchConfig(assets=assets, label=label, node_metadata=metadata)
-
-
-class BenchPrices(DataNode):
-    """A synthetic daily price table: ``days_per_run`` new days per asset on every run."""
-
-    days_per_run: ClassVar[int] = 1
-
-    def __init__(self, config: BenchConfig, *, lake: Lake | None = None, days_per_run: int = 1):
-        super().__init__(config, lake=lake)
-        self.days_per_run = days_per_run
-
-    def dependencies(self) -> dict[str, DataNode]:
-        return {}
-
-    def get_asset_list(self) -> list[str]:
-        return asset_ids(self.config.assets)
-
-    def update(self) -> pa.Table:
-        last = self.update_statistics.max_time_index_value
-        first = START if last is None else last + DAY
-        return price_rows(asset_ids(self.config.assets), first, self.days_per_run)
-
-
-def price_rows(uids: Sequence[str], first: datetime.datetime, days: int, seed: int = 7) -> pa.Table:
-    """``days`` daily rows per asset from ``first``, sorted by (time_index, unique_identifier)."""
-    n = len(uids) * days
-    rng = np.random.default_rng(seed)
-    base = np.datetime64(first.replace(tzinfo=None), "us")
-    times = base + np.repeat(np.arange(days, dtype="int64"), len(uids)) * np.int64(86_400_000_000)
-    return pa.table({
-        "time_index": pa.array(times, pa.timestamp("us", "UTC")),
-        "unique_identifier": pa.array(np.tile(np.array(uids, dtype=object), days), pa.string()),
-        "close": pa.array(100 + rng.standard_normal(n).cumsum() * 0.01),
-        "volume": pa.array(rng.integers(0, 1_000_000, n)),
-    })
-
-
+# -- the benchmark node (benchmarks/node.py) ----------------------------------------------------
 def build_node(lake: Lake, assets: int, label: str, days: int) -> BenchPrices:
     """A node whose table already holds ``days`` days for ``assets`` assets (written by run())."""
     node = BenchPrices(bench_config(assets, label), lake=lake, days_per_run=days)

@@ -10,7 +10,7 @@ section, "whole process" rows: interpreter start-up, imports and the write).
 
 The raw job imports only numpy, pyarrow and deltalake and builds its rows inline, as a script
 without lakenodes would, from NumPy buffers (``pa.array()`` would import pandas); the lakenodes
-job imports the benchmark node from ``benchmarks.core`` and builds its rows the same way.
+job imports the benchmark node from ``benchmarks.node`` (a module as small as a user's) and builds its rows the same way.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def raw_job(uri: str, assets: int, when: str, options: dict[str, str]) -> None:
 
 
 def lakenodes_job(uri: str, assets: int, label: str, options: dict[str, str]) -> None:
-    from benchmarks.core import DAY, START, BenchPrices, bench_config
+    from benchmarks.node import DAY, START, BenchPrices, bench_config
     from lakenodes import Lake
 
     node = BenchPrices(bench_config(assets, label), lake=Lake(uri, storage_options=options or None))
@@ -67,7 +67,7 @@ def __getattr__(name: str) -> type:
     so the raw job never imports lakenodes."""
     if name != "CronPrices":
         raise AttributeError(name)
-    from benchmarks.core import DAY, START, BenchConfig, BenchPrices
+    from benchmarks.node import DAY, START, BenchConfig, BenchPrices
 
     class CronPrices(BenchPrices):
         """``BenchPrices`` as ``lakenodes run`` runs it; its rows built as the raw job builds them."""
@@ -84,7 +84,7 @@ def __getattr__(name: str) -> type:
 
 def script_job(uri: str, assets: int, label: str, options: dict[str, str]) -> None:
     """The node ``lakenodes run`` runs, run by a Python script instead."""
-    from benchmarks.core import BenchConfig
+    from benchmarks.node import BenchConfig
     from lakenodes import Lake
 
     node_class = __getattr__("CronPrices")

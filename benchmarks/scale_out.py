@@ -36,7 +36,7 @@ import pyarrow as pa
 from deltalake import write_deltalake
 from pydantic import Field
 
-from benchmarks.core import price_rows
+from benchmarks.node import price_rows
 from lakenodes import DataNode, DataNodeConfiguration, Lake, run_many, use_lake
 
 UTC = datetime.UTC

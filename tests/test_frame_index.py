@@ -108,3 +108,19 @@ def test_identities_repeating_date_after_date_with_uneven_dates():
                              "value": [1.0] * 6})
     with pytest.raises(FrameValidationError, match=r"duplicate index \(time_index=2024-01-02"):
         normalize_frame(repeated)
+
+
+@pytest.mark.parametrize("venues", [False, True], ids=["2 levels", "3 levels"])
+def test_a_one_date_frame_is_read_off_as_a_panel(venues):
+    """A daily update (one date, every identity once) needs no grouping: its bounds are its rows.
+    (The check that later dates repeat the first date's identities found no later date and took
+    that as a mismatch, so every daily update paid a grouping.)"""
+    frame = panel(venues).filter(pl.col("time_index") == T0).reverse()  # identities in no particular order
+    dims = ["unique_identifier", "venue"] if venues else ["unique_identifier"]
+    bounds = frame_index._panel_bounds(frame.to_arrow(), dims)
+    assert bounds is not None
+    assert sorted(bounds.select(*dims, "n", "lo", "hi").rows()) == reference_bounds(frame, dims)
+    twice = pl.concat([frame, frame.head(1)])
+    assert frame_index._panel_bounds(twice.to_arrow(), dims) is None
+    with pytest.raises(FrameValidationError, match="duplicate index"):
+        normalize_frame(twice, dims[1:])

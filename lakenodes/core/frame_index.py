@@ -72,7 +72,7 @@ def _panel_bounds(table: pa.Table, dims: Sequence[str]) -> pl.DataFrame | None:
     first = table.select(dims).slice(0, period)
     if pl.from_arrow(first).n_unique() != period:  # an identity twice on one date
         return None
-    for dim in dims:  # the identities of every date repeat those of the first
+    for dim in dims if period < rows else ():  # the identities of every later date repeat the first's
         column = one_array(table.column(dim))
         if not pc.all(pc.equal(column.slice(0, rows - period), column.slice(period))).as_py():
             return None

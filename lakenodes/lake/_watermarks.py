@@ -71,14 +71,32 @@ def compare_watermarks(frame: NormalizedFrame | FrameStream,
 
 
 def partition_transactions(values: Sequence[str]) -> list[Transaction]:
-    """The identity app transaction of each partition value (``""`` for a single-index table)."""
-    return [app_transaction(f"lakenodes.identity.{hashlib.sha256(value.encode()).hexdigest()[:32]}") for value in values]
+    """The identity app transaction of each partition value (``""`` for a single-index table).
+
+    Example:
+        >>> [transaction.app_id for transaction in partition_transactions(["AAPL"])]
+        ['lakenodes.identity.1eb44d625271a4eb75016f276d137836']
+    """
+    return _transactions("identity", values)
 
 
 def rewrite_transactions(values: Sequence[str]) -> list[Transaction]:
     """The rewrite app transaction of each partition value (``""`` for a single-index table): every
     commit that removes files of a partition carries it (see the module doc)."""
-    return [app_transaction(f"lakenodes.rewrite.{hashlib.sha256(value.encode()).hexdigest()[:32]}") for value in values]
+    return _transactions("rewrite", values)
+
+
+# (kind, partition value) -> its app id: a daily run asks for the same few thousand every time
+_app_ids: dict[tuple[str, str], str] = {}
+
+
+def _transactions(kind: str, values: Sequence[str]) -> list[Transaction]:
+    if len(_app_ids) > 100_000:
+        _app_ids.clear()
+    ids = [_app_ids.get((kind, value)) or _app_ids.setdefault(
+        (kind, value), f"lakenodes.{kind}.{hashlib.sha256(value.encode()).hexdigest()[:32]}") for value in values]
+    updated = now_ms()
+    return [app_transaction(app_id, updated) for app_id in ids]
 
 
 def now_ms() -> int:
@@ -86,8 +104,8 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def app_transaction(app_id: str) -> Transaction:
-    """A Delta app transaction (version 1) stamped with ``lastUpdated``.
+def app_transaction(app_id: str, updated: int | None = None) -> Transaction:
+    """A Delta app transaction (version 1) stamped with ``lastUpdated`` (``updated``, else now).
 
     delta-rs drops app transactions whose ``lastUpdated`` is older than the table's
     ``delta.setTransactionRetentionDuration`` from snapshots and checkpoints; ones without it are
@@ -95,7 +113,7 @@ def app_transaction(app_id: str) -> Transaction:
     replay drops them once a retention is set. Conflict detection looks at the actions of
     concurrent commits, so expiry never weakens it.
     """
-    return Transaction(app_id, 1, last_updated=now_ms())
+    return Transaction(app_id, 1, last_updated=now_ms() if updated is None else updated)
 
 
 def overlapping_identities(compared: pl.DataFrame) -> pl.DataFrame:

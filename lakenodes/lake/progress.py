@@ -14,6 +14,7 @@ import datetime
 import functools
 import json
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -340,21 +341,36 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
         return nothing
     if run_id is not None and info.get("lakenodes.run_id") != run_id:
         return nothing
-    # one parse of every add action, one of every statistics string (not one call per file)
+    # one parse of every add action (not one call per file); of their statistics strings (most of
+    # the commit's bytes) only the record count is needed: a search, not a second parse
     adds = [action["add"] for action in json.loads("[" + ",".join(line for line in lines if line.startswith('{"add"')) + "]")]
-    stats = json.loads("[" + ",".join(add.get("stats") or "{}" for add in adds) + "]")
+    records = [_record_count(add.get("stats")) for add in adds]
     partition = partition_dims[0] if partition_dims else None
     values = [(add.get("partitionValues") or {}).get(partition) if partition else None for add in adds]
     files_per_value = Counter(values)
     bounds = summary.select(min=_in_utc(summary["lo"]), max=_in_utc(summary["hi"]))
     row_of = {value: row for row, value in enumerate(summary[partition].to_list() if partition else [None])}
     counts = summary["n"].to_list()
-    learned = {data_file_path(add["path"]): row_of[value] for add, value, stat in zip(adds, values, stats, strict=True)
-               if files_per_value[value] == 1 and value in row_of and stat.get("numRecords") == counts[row_of[value]]}
+    learned = {data_file_path(add["path"]): row_of[value] for add, value, count in zip(adds, values, records, strict=True)
+               if files_per_value[value] == 1 and value in row_of and count == counts[row_of[value]]}
     facts = pl.DataFrame({"path": list(learned)}, schema={"path": pl.String}).hstack(bounds[list(learned.values())])
     _facts.learn_many(dict(zip([f"{root}/{path}" for path in learned],
                                zip(facts["min"].to_list(), facts["max"].to_list(), strict=True), strict=True)))
     return facts.to_arrow().cast(facts_file.facts_schema())
+
+
+_NUM_RECORDS = re.compile(r'"numRecords"\s*:\s*(\d+)')
+
+
+def _record_count(stats: str | None) -> int | None:
+    """``numRecords`` of an add action's statistics JSON (None when it has none).
+
+    Example:
+        >>> _record_count('{"numRecords":3,"minValues":{}}'), _record_count(None)
+        (3, None)
+    """
+    found = _NUM_RECORDS.search(stats or "")
+    return None if found is None else int(found.group(1))
 
 
 def _in_utc(times: pl.Series) -> pl.Series:

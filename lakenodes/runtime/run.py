@@ -317,12 +317,15 @@ def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | No
 
 
 def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame | FrameStream, result: Any) -> None:
+    if not node.logger.isEnabledFor(logging.INFO):  # its figures cost a few passes over the bounds
+        return
     bounds = frame.identity_bounds
     unchanged = f"; {result.rows_unchanged} unchanged rows left as stored" if result.rows_unchanged else ""
     node.logger.info(
         "wrote %d rows (%d appended, %d upserted%s) for %d %s, window %s .. %s (previous watermark %s)",
         result.rows_written, result.rows_appended, result.rows_upserted, unchanged,
-        bounds[frame.identity_dimensions[0]].n_unique() if frame.identity_dimensions else 1,
+        (bounds.height if len(frame.identity_dimensions) == 1 else bounds[frame.identity_dimensions[0]].n_unique())
+        if frame.identity_dimensions else 1,
         frame.identity_dimensions[0] if frame.identity_dimensions else "series",
         bounds["lo"].min(), bounds["hi"].max(), stats.max_time_index_value,
     )
