@@ -159,14 +159,13 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table,
     dims = list(before.index_names[1:])
     summary = _summary(rows, dims) if summary is None else summary
     identities = list(zip(*[summary[dim].to_list() for dim in dims], strict=True)) if dims else [()]
-    lows, highs = summary["lo"].to_list(), summary["hi"].to_list()
     last = dict(before.last)
-    for identity, high in zip(identities, highs, strict=True):
+    for identity, high in zip(identities, summary["hi"].to_list(), strict=True):
         _keep_max(last, identity, as_utc(high))
 
-    def first_loader() -> dict[Identity, datetime.datetime]:
+    def first_loader() -> dict[Identity, datetime.datetime]:  # on first use only: a run needs ``last``
         first = dict(before.first)
-        for identity, low in zip(identities, lows, strict=True):
+        for identity, low in zip(identities, summary["lo"].to_list(), strict=True):
             keep_min(first, identity, as_utc(low))
         return first
 
