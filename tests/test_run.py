@@ -26,6 +26,7 @@ from lakenodes import (
     repoint_identifier,
 )
 from lakenodes.catalog.catalog import resolve_identifier, table_record
+from lakenodes.runtime import run as run_module
 
 UTC = dt.UTC
 COMPUTED = object()  # Step.output default: compute the next day's row
@@ -172,6 +173,17 @@ def test_run_returns_what_it_persisted_and_an_empty_frame_when_nothing_is_new(an
     error, written = node.run()
     assert error is False
     assert isinstance(written, pl.DataFrame) and written.is_empty()
+
+
+@pytest.mark.parametrize("rows", [3, run_module.BACKGROUND_CONVERSION_ROWS], ids=["small", "converted while written"])
+def test_run_returns_every_row_it_persisted_however_large(local_lake: Lake, rows: int) -> None:
+    node = Step("many", [])
+    node.output = pl.DataFrame({"time_index": pl.datetime_range(day(1), day(1) + dt.timedelta(minutes=rows - 1), "1m",
+                                                                eager=True, time_zone="UTC"),
+                                "value": pl.int_range(rows, eager=True).cast(pl.Float64)})
+    error, written = node.run()
+    assert error is False and written.height == rows
+    assert written.sort("time_index").equals(node.get_df_between_dates().sort("time_index"))
 
 
 # -- failures ------------------------------------------------------------------------------------------
