@@ -67,6 +67,35 @@ def test_a_fresh_process_after_many_appends_reads_no_footer(tmp_path, monkeypatc
     assert progress_now == dict(expected.iter_rows())
 
 
+def test_facts_pruned_by_fresh_processes_keep_every_boundary_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each run in a new process (a cron job): the facts file is pruned by processes that only
+    loaded it (its bounds are learned when a pruning needs them), and still holds the first and
+    last file of every identity."""
+    monkeypatch.setattr(progress, "FACTS_PER_IDENTITY", 4)
+    monkeypatch.setattr(progress, "FACTS_SLACK", 0)
+    sizes = []
+    for _ in range(12):
+        clear_caches()  # a new process
+        node = Daily(DailyConfig(), lake=Lake(tmp_path / "lake"))
+        node.run()
+        sizes.append(facts_rows(node))
+    assert any(later < earlier for earlier, later in zip(sizes, sizes[1:], strict=False))  # pruned
+    stored = node.get_df_between_dates().group_by("unique_identifier").agg(
+        first=pl.col("time_index").min(), last=pl.col("time_index").max())
+
+    clear_caches()
+
+    def no_footers(*args, **kwargs):
+        raise AssertionError("a Parquet footer was read: the persisted facts missed a boundary file")
+
+    monkeypatch.setattr(_file_facts, "footer_time_bounds", no_footers)
+    statistics = Daily(DailyConfig(), lake=Lake(tmp_path / "lake")).compute_update_statistics()
+    assert statistics.index_progress == dict(stored.select("unique_identifier", "last").iter_rows())
+    assert statistics.min_time_index_value == stored["first"].min()
+    assert {identity[0]: first for identity, first in statistics.progress.first.items()} == \
+        dict(stored.select("unique_identifier", "first").iter_rows())
+
+
 def test_a_fresh_process_adds_its_files_to_the_facts_file_it_finds(tmp_path) -> None:
     """The first append of a process adds its files to the facts file its statistics read (one small
     read), instead of working out the boundary files from every file of the table."""

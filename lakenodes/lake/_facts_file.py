@@ -60,6 +60,11 @@ def loaded(root: str) -> bool:
     return root in _rows
 
 
+def rows(root: str) -> pa.Table | None:
+    """The rows of the table's facts file as this process last read or wrote them (None: neither)."""
+    return _rows.get(root)
+
+
 def load(filesystem: Any, root: str) -> pa.Table | None:
     """The rows of the table's facts file (None when absent or unreadable), remembering them and
     the snapshot in its metadata."""

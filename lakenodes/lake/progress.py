@@ -124,14 +124,14 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
 def _from_snapshot_read(table: DeltaTable, lake: Lake) -> TableProgress | None:
     """What ``persisted_progress`` read, when ``table`` is at the very commit it named (else None),
-    with the facts file's bounds learned (remember_append extends them after the write)."""
+    with the facts file's rows loaded (``persist_append`` adds its own to them after the write)."""
     filesystem, root = lake_filesystem(lake, table.table_uri)
     found, stamp = _snapshot_reads.get(root), known_stamp(table)
     if found is None or stamp is None or tuple(found[0]) != tuple(stamp):
         return None
     with _facts_loading:  # once per table, whichever thread asks first (run()'s background one)
-        if not facts_file.loaded(root):
-            _load_persisted_facts(filesystem, root)
+        if not facts_file.loaded(root):  # the rows persist_append adds to; their bounds are learned when needed
+            facts_file.load(filesystem, root)
     read = found[1]  # a loader of its own for first: the snapshot's would come back here
     return read if read._first is not None else TableProgress(read.version, read.index_names, read.last,
         row_count=read.row_count, first_loader=lambda: _read_progress(table, lake).first)
@@ -197,6 +197,7 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
     if facts_file.append(filesystem, root, own, snapshot, FACTS_PER_IDENTITY * len(after.last) + FACTS_SLACK):
         return
     keys, single, _ = split_by_identity(file_frame(add_actions(table), dims), dims)
+    _learn_facts_rows(root, facts_file.rows(root))  # the persisted bounds of the boundary files kept
     _persist_facts(filesystem, root, paths_of(*boundary_candidates(single, keys)), snapshot)
 
 
@@ -297,7 +298,11 @@ def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
 
 
 def _load_persisted_facts(filesystem: Any, root: str) -> None:
-    stored = facts_file.load(filesystem, root)
+    _learn_facts_rows(root, facts_file.load(filesystem, root))
+
+
+def _learn_facts_rows(root: str, stored: pa.Table | None) -> None:
+    """Learn the exact bounds held by rows of the table's facts file (none when ``stored`` is None)."""
     if stored is None:
         return
     # naive µs values read as UTC: far cheaper than converting 1,000s of aware datetimes one by one
