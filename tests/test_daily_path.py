@@ -96,6 +96,24 @@ def test_facts_pruned_by_fresh_processes_keep_every_boundary_file(tmp_path, monk
         dict(stored.select("unique_identifier", "first").iter_rows())
 
 
+def test_a_backfill_into_a_new_table_leaves_facts_naming_each_of_its_files(tmp_path, monkeypatch) -> None:
+    """The first rows of a table are all its files: their facts are written as they are (no look
+    at the table's files), and a new process needs no footer for its statistics."""
+    node = Daily(DailyConfig(), lake=Lake(tmp_path / "lake"))
+    days = [START + dt.timedelta(days=n) for n in range(5)]
+    node.update = lambda: pl.DataFrame({"time_index": [day for day in days for _ in ASSETS],
+                                        "unique_identifier": ASSETS * len(days), "close": 1.0})
+    node.run()
+    assert facts_rows(node) == len(node.store.table().get_add_actions().column("path"))
+
+    clear_caches()
+    monkeypatch.setattr(_file_facts, "footer_time_bounds",
+                        lambda *a, **k: pytest.fail("a Parquet footer was read: the facts missed a file"))
+    statistics = Daily(DailyConfig(), lake=Lake(tmp_path / "lake")).compute_update_statistics()
+    assert statistics.index_progress == dict.fromkeys(ASSETS, days[-1])
+    assert statistics.min_time_index_value == days[0]
+
+
 def test_a_fresh_process_adds_its_files_to_the_facts_file_it_finds(tmp_path) -> None:
     """The first append of a process adds its files to the facts file its statistics read (one small
     read), instead of working out the boundary files from every file of the table."""

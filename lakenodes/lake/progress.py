@@ -176,9 +176,10 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table,
 
 
 def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa.Table, run_id: str | None = None,
-                   summary: pl.DataFrame | None = None) -> None:
+                   summary: pl.DataFrame | None = None, *, first_rows: bool = False) -> None:
     """Save the progress ``remember_append`` returned, and the exact bounds of the files our append
     committed, to the table's facts file (a cache for other processes: failures are only logged).
+    ``first_rows``: the table held no rows before the append (its files are all the append's).
 
     Example (``example``: a temporary lake with one table, see conftest.py):
         >>> table = example.node.store.table()
@@ -194,6 +195,9 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
     own, snapshot = [step() for step in steps] if local else in_threads(lambda step: step(), steps)
     # the boundary files of the new version are among the old ones and ours (a blind append only
     # moves an identity's best statistics forward): no need to look at every file of the table
+    if first_rows:  # a backfill into a new table: its facts are the append's own, nothing to prune
+        facts_file.write(filesystem, root, own, snapshot)
+        return
     if facts_file.append(filesystem, root, own, snapshot, FACTS_PER_IDENTITY * len(after.last) + FACTS_SLACK):
         return
     keys, single, _ = split_by_identity(file_frame(add_actions(table), dims), dims)

@@ -275,8 +275,9 @@ def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: 
     if after is None:
         yield None
         return
-    with _in_background(lambda: persist_append(node.lake, table, after, frame.table, run_id, frame.identity_bounds)) \
-            as saving:
+    first_rows = not checked[-1].last
+    with _in_background(lambda: persist_append(node.lake, table, after, frame.table, run_id, frame.identity_bounds,
+                                               first_rows=first_rows)) as saving:
         yield after
     if saving.exception() is not None:
         logger.warning("could not save the file facts of %s: %s", node.storage_hash, saving.exception())
