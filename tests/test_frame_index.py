@@ -117,10 +117,25 @@ def test_a_one_date_frame_is_read_off_as_a_panel(venues):
     that as a mismatch, so every daily update paid a grouping.)"""
     frame = panel(venues).filter(pl.col("time_index") == T0).reverse()  # identities in no particular order
     dims = ["unique_identifier", "venue"] if venues else ["unique_identifier"]
-    bounds = frame_index._panel_bounds(frame.to_arrow(), dims)
-    assert bounds is not None
-    assert sorted(bounds.select(*dims, "n", "lo", "hi").rows()) == reference_bounds(frame, dims)
+    read_off = frame_index._panel_bounds(frame.to_arrow(), dims)
+    assert read_off is not None and read_off[1]  # one date, every identity once: unique without a check
+    assert sorted(read_off[0].select(*dims, "n", "lo", "hi").rows()) == reference_bounds(frame, dims)
     twice = pl.concat([frame, frame.head(1)])
     assert frame_index._panel_bounds(twice.to_arrow(), dims) is None
     with pytest.raises(FrameValidationError, match="duplicate index"):
         normalize_frame(twice, dims[1:])
+
+
+def test_a_date_repeated_across_blocks_of_a_panel_is_refused():
+    """Blocks of the same identities in the same order, times ascending, but one date spans two
+    blocks: the panel's bounds hold, its uniqueness is not proven, and the repeat is found."""
+    days = [T0 + dt.timedelta(days=n) for n in range(2)]
+    frame = pl.DataFrame({"time_index": [days[0]] * 2 + [days[1]] * 4, "unique_identifier": ["A", "B"] * 3,
+                          "value": [1.0] * 6})
+    read_off = frame_index._panel_bounds(frame.to_arrow(), ["unique_identifier"])
+    assert read_off is not None and not read_off[1]
+    with pytest.raises(FrameValidationError, match=r"duplicate index \(time_index=2024-01-02.*unique_identifier='A'"):
+        normalize_frame(frame)
+    dated = frame.with_columns(time_index=pl.Series([days[0]] * 2 + [days[1]] * 2 + [days[1] + dt.timedelta(days=1)] * 2))
+    assert frame_index._panel_bounds(dated.to_arrow(), ["unique_identifier"])[1]
+    assert normalize_frame(dated).identity_bounds["n"].to_list() == [3, 3]

@@ -37,14 +37,25 @@ def index_bounds(table: pa.Table, index_names: Sequence[str]) -> pl.DataFrame:
         >>> index_bounds(rows, ["time_index", "unique_identifier"]).sort("unique_identifier")["n"].to_list()
         [1, 1]
     """
+    return bounds_and_uniqueness(table, index_names)[0]
+
+
+def bounds_and_uniqueness(table: pa.Table, index_names: Sequence[str]) -> tuple[pl.DataFrame, bool]:
+    """``index_bounds``, and whether they prove every index tuple unique (a panel of one date per
+    block, dates increasing: ``check_unique_index`` is then not needed)."""
     dims = list(index_names[1:])
     if not dims:
         times = pl.from_arrow(table.select([TIME_INDEX]))
         return times.select(pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"),
-                            pl.col(TIME_INDEX).max().alias("hi"))
+                            pl.col(TIME_INDEX).max().alias("hi")), False
     panel = _panel_bounds(table, dims)
     if panel is not None:
         return panel
+    return _grouped_bounds(table, dims), False
+
+
+def _grouped_bounds(table: pa.Table, dims: list[str]) -> pl.DataFrame:
+    """The bounds of any frame: one grouping by its identities."""
     if table.num_rows < ARROW_GROUPING_ROWS:  # a daily update: see ARROW_GROUPING_ROWS
         return pl.from_arrow(table.select([*dims, TIME_INDEX])).group_by(dims, maintain_order=True).agg(
             pl.len().cast(pl.UInt32).alias("n"), pl.col(TIME_INDEX).min().alias("lo"),
@@ -57,9 +68,11 @@ def index_bounds(table: pa.Table, index_names: Sequence[str]) -> pl.DataFrame:
         pl.col(f"{TIME_INDEX}_min").alias("lo"), pl.col(f"{TIME_INDEX}_max").alias("hi"))
 
 
-def _panel_bounds(table: pa.Table, dims: Sequence[str]) -> pl.DataFrame | None:
+def _panel_bounds(table: pa.Table, dims: Sequence[str]) -> tuple[pl.DataFrame, bool] | None:
     """The bounds of a panel (the usual backfill: every date holds the same identities in the same
-    order, dates ascending) read off its first and last date, without grouping; None otherwise."""
+    order, dates ascending) read off its first and last date, without grouping; None otherwise.
+    With them, whether every block of rows holds one date, each later than the last: then no
+    index tuple repeats (each block's identities are the first's, which are distinct)."""
     times = one_array(table.column(TIME_INDEX))
     if not len(times):
         return None
@@ -76,9 +89,11 @@ def _panel_bounds(table: pa.Table, dims: Sequence[str]) -> pl.DataFrame | None:
         column = one_array(table.column(dim))
         if not pc.all(pc.equal(column.slice(0, rows - period), column.slice(period))).as_py():
             return None
-    return pl.from_arrow(first).with_columns(
+    bounds = pl.from_arrow(first).with_columns(
         n=pl.lit(rows // period, pl.UInt32), lo=pl.Series(times.slice(0, period)),
         hi=pl.Series(times.slice(rows - period)))
+    starts, ends = (pl.Series(times).to_physical().gather_every(period, offset) for offset in (0, period - 1))
+    return bounds, bool((starts == ends).all() and (starts.diff().drop_nulls() > 0).all())
 
 
 def check_unique_index(table: pa.Table, index_names: Sequence[str], bounds: pl.DataFrame) -> None:

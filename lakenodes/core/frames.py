@@ -18,7 +18,7 @@ from ..errors import FrameValidationError
 from .column_names import column_name_problem
 from .config import RecordDefinition
 from .datetime_range import check_python_range
-from .frame_index import TIME_INDEX, check_unique_index, index_bounds
+from .frame_index import TIME_INDEX, bounds_and_uniqueness, check_unique_index, index_bounds
 from .frame_schema import cast_to_records, check_against_records, conform_table, refuse_untyped_nulls
 from .identity_values import describe_value, identity_value_problem, partition_value_problem
 
@@ -82,13 +82,14 @@ def normalize_frame(
     _check_column_names(table.column_names, index_names)
     index = pa.table([_normalize_time_index(table.column(TIME_INDEX)),
                       *(_normalize_identity(name, table.column(name)) for name in index_names[1:])], names=index_names)
-    bounds = index_bounds(index, index_names)
+    bounds, unique = bounds_and_uniqueness(index, index_names)
     for position, name in enumerate(index_names[1:]):  # the first one partitions: its values are folder names too
         _check_identity_values(name, bounds[name].unique().to_list(), partition=position == 0)
     values = [name for name in table.column_names if name not in index_names]
     normalized = pa.table([*index.columns, *(_normalize_value(name, table.column(name)) for name in values)],
                           names=[*index_names, *values])
-    check_unique_index(normalized, index_names, bounds)
+    if not unique:
+        check_unique_index(normalized, index_names, bounds)
     if records:
         check_against_records(normalized, index_names, records)
         normalized = cast_to_records(normalized, records)
