@@ -356,17 +356,19 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
     partition = partition_dims[0] if partition_dims else None
     values = [(add.get("partitionValues") or {}).get(partition) if partition else None for add in adds]
     files_per_value = Counter(values)
-    bounds = summary.select(min=_in_utc(summary["lo"]), max=_in_utc(summary["hi"]))
     row_of = {value: row for row, value in enumerate(summary[partition].to_list() if partition else [None])}
     counts = summary["n"].to_list()
     learned = {data_file_path(add["path"]): row_of[value] for add, value, count in zip(adds, values, records, strict=True)
                if files_per_value[value] == 1 and value in row_of and count == counts[row_of[value]]}
-    facts = pl.DataFrame({"path": list(learned)}, schema={"path": pl.String}).hstack(bounds[list(learned.values())])
-    _facts.learn_many(dict(zip([f"{root}/{path}" for path in learned],
-                               zip(facts["min"].to_list(), facts["max"].to_list(), strict=True), strict=True)))
-    return facts.to_arrow().cast(facts_file.facts_schema())
+    paths, rows = list(learned), pl.Series(list(learned.values()), dtype=pl.UInt32)
+    lows, highs = (_in_utc(summary[name]).gather(rows) for name in ("lo", "hi"))  # Series: no query to plan
+    _facts.learn_many(dict(zip([f"{root}/{path}" for path in paths],
+                               zip(lows.to_list(), highs.to_list(), strict=True), strict=True)))
+    return pa.table({"path": pl.Series(paths, dtype=pl.String).to_arrow(), "min": lows.to_arrow(),
+                     "max": highs.to_arrow()}).cast(facts_file.facts_schema())
 
 
+_UTC_MICROS = pl.Datetime("us", "UTC")
 _NUM_RECORDS = re.compile(r'"numRecords"\s*:\s*(\d+)')
 
 
@@ -383,6 +385,8 @@ def _record_count(stats: str | None) -> int | None:
 
 def _in_utc(times: pl.Series) -> pl.Series:
     """``times`` in UTC at microseconds (naive values are read as UTC, as ``as_utc`` does)."""
+    if times.dtype == _UTC_MICROS:  # a normalized frame's times already are
+        return times
     if times.dtype.time_zone is None:  # type: ignore[attr-defined]
         times = times.dt.replace_time_zone("UTC")
     return times.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
