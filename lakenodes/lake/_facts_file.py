@@ -90,7 +90,9 @@ def write(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[
         _snapshots[root] = snapshot
     data = rows.replace_schema_metadata(_snapshots.get(root, (None, None))[1] or {})
     try:
-        write_whole(filesystem, f"{root}/{FACTS_PATH}", data, write_statistics=False)
+        # no statistics (the file is read whole) and no dictionaries (its paths are all distinct:
+        # a dictionary is built, then given up, on every write)
+        write_whole(filesystem, f"{root}/{FACTS_PATH}", data, write_statistics=False, use_dictionary=False)
     except (OSError, pa.ArrowException) as error:
         logger.debug("could not persist file facts for %s: %s", root, error)
         return False
