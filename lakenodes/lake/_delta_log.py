@@ -127,6 +127,21 @@ def read_commit(filesystem: Any, root: str, version: int) -> tuple[list[str], di
     return lines, info
 
 
+_NUM_RECORDS = re.compile(r'"numRecords"\s*:\s*(\d+)')
+
+
+def record_count(stats: str | None) -> int | None:
+    """``numRecords`` of an add action's statistics JSON (None when it has none), found without
+    parsing the rest of it (most of a commit's bytes).
+
+    Example:
+        >>> record_count('{"numRecords":3,"minValues":{}}'), record_count(None)
+        (3, None)
+    """
+    found = _NUM_RECORDS.search(stats or "")
+    return None if found is None else int(found.group(1))
+
+
 def commit_stamp(filesystem: Any, root: str, version: int) -> Stamp:
     """``(version, size, mtime_ns)`` of the commit file of ``version`` (size and mtime None when it
     is missing): Delta never rewrites a commit file, so a different stamp means a different table."""

@@ -14,7 +14,6 @@ import datetime
 import functools
 import json
 import logging
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,7 +30,7 @@ from .._internal.threads import in_threads
 from ..core.frames import TIME_INDEX
 from . import _facts_file as facts_file
 from . import _progress_snapshot as snapshots
-from ._delta_log import commit_stamp, read_commit
+from ._delta_log import commit_stamp, read_commit, record_count
 from ._file_facts import FileFacts, Identity
 from ._file_frame import boundary_candidates, file_frame, identities_and_paths, paths_of, split_by_identity
 from ._scan import add_actions, version_key
@@ -352,7 +351,7 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
     # one parse of every add action (not one call per file); of their statistics strings (most of
     # the commit's bytes) only the record count is needed: a search, not a second parse
     adds = [action["add"] for action in json.loads("[" + ",".join(line for line in lines if line.startswith('{"add"')) + "]")]
-    records = [_record_count(add.get("stats")) for add in adds]
+    records = [record_count(add.get("stats")) for add in adds]
     partition = partition_dims[0] if partition_dims else None
     values = [(add.get("partitionValues") or {}).get(partition) if partition else None for add in adds]
     files_per_value = Counter(values)
@@ -369,20 +368,6 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
 
 
 _UTC_MICROS = pl.Datetime("us", "UTC")
-_NUM_RECORDS = re.compile(r'"numRecords"\s*:\s*(\d+)')
-
-
-def _record_count(stats: str | None) -> int | None:
-    """``numRecords`` of an add action's statistics JSON (None when it has none).
-
-    Example:
-        >>> _record_count('{"numRecords":3,"minValues":{}}'), _record_count(None)
-        (3, None)
-    """
-    found = _NUM_RECORDS.search(stats or "")
-    return None if found is None else int(found.group(1))
-
-
 def _in_utc(times: pl.Series) -> pl.Series:
     """``times`` in UTC at microseconds (naive values are read as UTC, as ``as_utc`` does)."""
     if times.dtype == _UTC_MICROS:  # a normalized frame's times already are
