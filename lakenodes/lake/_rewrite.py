@@ -40,6 +40,7 @@ from .._internal.deferred import np, pa, pafs, pc, pq
 from .._internal.threads import in_threads
 from ..core.frame_index import one_array, rows_increase
 from ..core.frames import TIME_INDEX, NormalizedFrame
+from ._commit_hooks import commit_hooks
 from ._log_commit import commit_actions, written_by_delta_rs
 from ._scan import SLACK, data_file_path, plain_schema
 from .location import delete_file, write_small_file
@@ -200,7 +201,9 @@ def commit_rewrite(
         actions: list[AddAction | RemoveAction] = [*adds]
         actions += [RemoveAction(data_file_path(path), data_change, now, size, values) for path, size, values in entries]
         table.create_write_transaction(actions, mode="append", schema=pa.schema(table.schema().to_arrow()),
-                                       partition_by=partition_columns or None, commit_properties=properties)
+                                       partition_by=partition_columns or None, commit_properties=properties,
+                                       post_commithook_properties=commit_hooks(table.version() + 1,
+                                                                               table.metadata().configuration))
     except CommitFailedError:
         _discard_unless_committed(table, filesystem, root, adds, write_id)
         raise

@@ -22,6 +22,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from .._internal.deferred import pa, pds
 from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError
+from ._commit_hooks import commit_hooks
 from ._polars_scan import TimeWindow, scan_many
 from ._retry import RetryPolicy, default_retry, is_transient
 from ._row_rewrites import delete_rows, restate
@@ -231,7 +232,8 @@ class TableStore:
                     custom_metadata={**custom_metadata, "lakenodes.operation": "WRITE"},
                 )
                 committing.append(WriteResult(frame.num_rows, 0, table.version() + 1))
-                write_deltalake(table, to_plain(frame.table), mode="append", commit_properties=properties)
+                write_deltalake(table, to_plain(frame.table), mode="append", commit_properties=properties,
+                                post_commithook_properties=commit_hooks(table.version() + 1, table.metadata().configuration))
                 # the cached table is now at our commit: no refresh (the next reader refreshes)
                 return replace(committing[-1], version=table.version())
             version = table.version() + 1

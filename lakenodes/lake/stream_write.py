@@ -23,6 +23,7 @@ from deltalake import CommitProperties, DeltaTable
 from .._internal.deferred import pa
 from ..core.frame_stream import FrameStream
 from ..errors import ConcurrentCreationError, FrameValidationError, WatermarkMovedError
+from ._commit_hooks import commit_hooks
 from ._rewrite import write_files
 from ._scan import plain_schema, snapshot_of
 from ._watermarks import (
@@ -183,5 +184,7 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
     )
     partition_columns = list(table.metadata().partition_columns)
     table.create_write_transaction(files.adds, mode="append", schema=pa.schema(table.schema().to_arrow()),
-                                   partition_by=partition_columns or None, commit_properties=properties)
+                                   partition_by=partition_columns or None, commit_properties=properties,
+                                   post_commithook_properties=commit_hooks(table.version() + 1,
+                                                                           table.metadata().configuration))
     return table.version()

@@ -1,0 +1,34 @@
+"""The post-commit work lakenodes asks delta-rs for on its data tables' commits.
+
+delta-rs runs two hooks after every commit: a checkpoint of the new version when the version
+after it is a multiple of ``delta.checkpointInterval`` (versions 9, 19, ... at an interval of 10),
+and, by default, a clean-up of expired log files, which lists the whole ``_delta_log`` folder
+every time (one more LIST request per commit on S3). Only log files older than the latest
+checkpoint can be cleaned up, and that checkpoint only moves on the commits that write one:
+asking for the clean-up on those commits alone removes the same files, with a listing per
+checkpoint instead of one per commit.
+
+Example:
+    >>> commit_hooks(19, {"delta.checkpointInterval": "10"}).cleanup_expired_logs
+    True
+    >>> commit_hooks(20, {"delta.checkpointInterval": "10"}).cleanup_expired_logs
+    False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from deltalake import PostCommitHookProperties
+
+DELTA_RS_CHECKPOINT_INTERVAL = 100  # delta-rs' default, for tables that do not set one
+
+
+def commit_hooks(version: int, configuration: Mapping[str, str]) -> PostCommitHookProperties:
+    """The hooks of a commit that creates ``version`` of a table with ``configuration``: a
+    checkpoint when one is due (as delta-rs decides), the log clean-up only along with it."""
+    try:
+        interval = int(configuration.get("delta.checkpointInterval") or DELTA_RS_CHECKPOINT_INTERVAL)
+    except ValueError:
+        interval = DELTA_RS_CHECKPOINT_INTERVAL
+    return PostCommitHookProperties(cleanup_expired_logs=interval > 0 and (version + 1) % interval == 0)
