@@ -55,6 +55,19 @@ def test_expired_log_files_go_with_the_next_checkpoint_not_before(tmp_path) -> N
     assert len(node.get_df_between_dates()) == 19 * len(ASSETS)
 
 
+def test_a_table_that_keeps_its_log_keeps_it(tmp_path) -> None:
+    """``delta.enableExpiredLogCleanup=false`` (its owner wants the history) is respected."""
+    node = Daily(HooksConfig(), lake=Lake(tmp_path / "lake"))
+    node.run()
+    node.store.table().alter.set_table_properties({"delta.enableExpiredLogCleanup": "false"})
+    month_ago = time.time() - 40 * 86_400
+    for version in log_versions(node):
+        os.utime(Path(node.store.uri) / "_delta_log" / f"{version:020d}.json", (month_ago, month_ago))
+    while node.store.table().version() < 20:  # through the checkpoint at 19
+        node.run()
+    assert log_versions(node)[0] == 0
+
+
 def test_a_run_on_s3_does_not_list_the_whole_log(s3_server) -> None:
     with FaultProxy(s3_server.endpoint_url, seed=1) as proxy:
         listings: list[str] = []

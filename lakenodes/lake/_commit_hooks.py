@@ -8,8 +8,11 @@ checkpoint can be cleaned up, and that checkpoint only moves on the commits that
 asking for the clean-up on those commits alone removes the same files, with a listing per
 checkpoint instead of one per commit.
 
+On the commits that checkpoint, delta-rs decides as it always does (a table that sets
+``delta.enableExpiredLogCleanup`` to false keeps its whole log).
+
 Example:
-    >>> commit_hooks(19, {"delta.checkpointInterval": "10"}).cleanup_expired_logs
+    >>> commit_hooks(19, {"delta.checkpointInterval": "10"}).cleanup_expired_logs is None  # delta-rs decides
     True
     >>> commit_hooks(20, {"delta.checkpointInterval": "10"}).cleanup_expired_logs
     False
@@ -26,9 +29,11 @@ DELTA_RS_CHECKPOINT_INTERVAL = 100  # delta-rs' default, for tables that do not 
 
 def commit_hooks(version: int, configuration: Mapping[str, str]) -> PostCommitHookProperties:
     """The hooks of a commit that creates ``version`` of a table with ``configuration``: a
-    checkpoint when one is due (as delta-rs decides), the log clean-up only along with it."""
+    checkpoint when one is due (as delta-rs decides), the log clean-up only along with it (as the
+    table's ``delta.enableExpiredLogCleanup`` says)."""
     try:
         interval = int(configuration.get("delta.checkpointInterval") or DELTA_RS_CHECKPOINT_INTERVAL)
     except ValueError:
         interval = DELTA_RS_CHECKPOINT_INTERVAL
-    return PostCommitHookProperties(cleanup_expired_logs=interval > 0 and (version + 1) % interval == 0)
+    checkpoints = interval > 0 and (version + 1) % interval == 0
+    return PostCommitHookProperties(cleanup_expired_logs=None if checkpoints else False)
