@@ -4,33 +4,15 @@ without a listing of the whole log on every commit (one more LIST request per ru
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import time
 from pathlib import Path
 
-import polars as pl
 from faultproxy import FaultProxy
+from test_daily_path import ASSETS, Daily, DailyConfig
 
-from lakenodes import DataNode, DataNodeConfiguration, Lake
-
-UTC = dt.UTC
-ASSETS = ["A", "B"]
-
-
-class HooksConfig(DataNodeConfiguration):
-    name: str = "hooks"
-
-
-class Daily(DataNode):
-    def dependencies(self):
-        return {}
-
-    def update(self):
-        last = self.update_statistics.max_time_index_value
-        day = dt.datetime(2024, 1, 1, tzinfo=UTC) if last is None else last + dt.timedelta(days=1)
-        return pl.DataFrame({"time_index": [day] * len(ASSETS), "unique_identifier": ASSETS, "close": 1.0})
+from lakenodes import Lake
 
 
 def log_versions(node: Daily) -> list[int]:
@@ -39,7 +21,7 @@ def log_versions(node: Daily) -> list[int]:
 
 
 def test_expired_log_files_go_with_the_next_checkpoint_not_before(tmp_path) -> None:
-    node = Daily(HooksConfig(), lake=Lake(tmp_path / "lake"))
+    node = Daily(DailyConfig(), lake=Lake(tmp_path / "lake"))
     while node.store.table() is None or node.store.table().version() < 11:  # a checkpoint at 9
         node.run()
     month_ago = time.time() - 40 * 86_400  # older than the default log retention (30 days)
@@ -57,7 +39,7 @@ def test_expired_log_files_go_with_the_next_checkpoint_not_before(tmp_path) -> N
 
 def test_a_table_that_keeps_its_log_keeps_it(tmp_path) -> None:
     """``delta.enableExpiredLogCleanup=false`` (its owner wants the history) is respected."""
-    node = Daily(HooksConfig(), lake=Lake(tmp_path / "lake"))
+    node = Daily(DailyConfig(), lake=Lake(tmp_path / "lake"))
     node.run()
     node.store.table().alter.set_table_properties({"delta.enableExpiredLogCleanup": "false"})
     month_ago = time.time() - 40 * 86_400
@@ -83,7 +65,7 @@ def test_a_run_on_s3_does_not_list_the_whole_log(s3_server) -> None:
             setattr(handler, f"do_{verb}", recording)
         lake = Lake(f"s3://{s3_server.create_bucket()}/lake",
                     storage_options={**s3_server.storage_options, "AWS_ENDPOINT_URL": proxy.endpoint_url})
-        node = Daily(HooksConfig(), lake=lake)
+        node = Daily(DailyConfig(), lake=lake)
         for _ in range(3):
             node.run()
         listings.clear()
