@@ -31,6 +31,9 @@ def timestamp_type() -> pa.DataType:
     return pa.timestamp("us", tz="UTC")
 
 
+TIME_DTYPE = pl.Datetime("us", "UTC")  # the polars type of every stored ``time_index``
+
+
 @dataclass(frozen=True)
 class NormalizedFrame:
     """A validated frame: Arrow data with the index columns first, plus its index names."""

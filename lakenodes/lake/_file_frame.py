@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 import polars as pl
 
 from .._internal.deferred import pa
-from ..core.frames import TIME_INDEX
+from ..core.frames import TIME_DTYPE, TIME_INDEX
 from ._file_facts import Identity
 from .store import data_file_path
 
@@ -31,15 +31,14 @@ def file_frame(actions: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
     """One row per data file: path, partition values ``_p<k>``, identity ``_i<k>`` (null when the file
     mixes several values of that dimension) and the millisecond ``min``/``max`` time statistics."""
     names = set(actions.column_names)
-    time_type = pl.Datetime("us", "UTC")
 
     def column(name: str, dtype: pl.DataType) -> pl.Series:
         if name not in names:
             return pl.Series(name, [None] * actions.num_rows, dtype=dtype)
         return pl.Series(name, actions.column(name)).cast(dtype)
 
-    data = {"path": column("path", pl.String), "min": column(f"min.{TIME_INDEX}", time_type),
-            "max": column(f"max.{TIME_INDEX}", time_type)}
+    data = {"path": column("path", pl.String), "min": column(f"min.{TIME_INDEX}", TIME_DTYPE),
+            "max": column(f"max.{TIME_INDEX}", TIME_DTYPE)}
     for k, dim in enumerate(dims):
         partition = column(f"partition.{dim}", pl.String)
         low, high = column(f"min.{dim}", pl.String), column(f"max.{dim}", pl.String)

@@ -30,7 +30,7 @@ from deltalake import DeltaTable
 
 from .._internal.datetimes import epoch_micros
 from .._internal.deferred import pa
-from ..core.frames import TIME_INDEX
+from ..core.frames import TIME_DTYPE, TIME_INDEX
 from ._scan import Snapshot, data_file_path, plain_schema
 from .location import Lake, lake_filesystem
 
@@ -107,7 +107,7 @@ def _scan_paths(lake: Lake, table: DeltaTable, files: pl.DataFrame) -> tuple[pl.
 
 
 def _instant(value: datetime.datetime) -> pl.Expr:
-    return pl.lit(epoch_micros(value), pl.Int64).cast(pl.Datetime("us", "UTC"))
+    return pl.lit(epoch_micros(value), pl.Int64).cast(TIME_DTYPE)
 
 
 def _round_trips(kind: pa.DataType) -> bool:

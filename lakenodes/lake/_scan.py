@@ -28,7 +28,7 @@ from deltalake import DeltaTable
 from .._internal.caches import register_cache
 from .._internal.datetimes import epoch_micros
 from .._internal.deferred import np, pa, pds
-from ..core.frames import TIME_INDEX
+from ..core.frames import TIME_DTYPE, TIME_INDEX
 from ..errors import LakenodesUserError
 
 logger = logging.getLogger(__name__)
@@ -136,7 +136,6 @@ def snapshot_of(table: DeltaTable, index_names: Sequence[str]) -> Snapshot:
     if cached is None:
         actions = add_actions(table)
         partition = index_names[1] if len(index_names) > 1 else None
-        time_type = pl.Datetime("us", "UTC")
 
         def column(name: str, dtype: pl.DataType) -> pl.Series:
             if name not in actions.column_names:
@@ -147,8 +146,8 @@ def snapshot_of(table: DeltaTable, index_names: Sequence[str]) -> Snapshot:
             "path": column("path", pl.String),
             "size": column("size_bytes", pl.Int64),
             "partition": column(f"partition.{partition}", pl.String),
-            "min": column(f"min.{TIME_INDEX}", time_type),
-            "max": column(f"max.{TIME_INDEX}", time_type),
+            "min": column(f"min.{TIME_INDEX}", TIME_DTYPE),
+            "max": column(f"max.{TIME_INDEX}", TIME_DTYPE),
         })
         cached = Snapshot(files, partition if f"partition.{partition}" in actions.column_names else None,
                           plain_schema(pa.schema(table.schema().to_arrow())))

@@ -27,7 +27,7 @@ from deltalake import Transaction
 
 from .._internal.datetimes import epoch_micros
 from ..core.frame_stream import FrameStream
-from ..core.frames import TIME_INDEX, NormalizedFrame
+from ..core.frames import TIME_DTYPE, TIME_INDEX, NormalizedFrame
 
 
 def identity_transactions(frame: NormalizedFrame | FrameStream, compared: pl.DataFrame) -> list[Transaction]:
@@ -52,9 +52,6 @@ def identity_transactions(frame: NormalizedFrame | FrameStream, compared: pl.Dat
     return partition_transactions(values if len(dims) == 1 else list(dict.fromkeys(values)))
 
 
-_WATERMARK_TYPE = pl.Datetime("us", "UTC")
-
-
 def compare_watermarks(frame: NormalizedFrame | FrameStream,
                        watermarks: Mapping[tuple[str, ...], datetime.datetime]) -> pl.DataFrame:
     """The frame's identities (``identity_bounds``: ``n``, ``lo``, ``hi``) with the stored
@@ -72,12 +69,12 @@ def compare_watermarks(frame: NormalizedFrame | FrameStream,
     dims = list(frame.identity_dimensions)
     bounds = frame.identity_bounds
     if not dims:
-        return bounds.with_columns(watermark=pl.lit(watermarks.get(()), _WATERMARK_TYPE))
+        return bounds.with_columns(watermark=pl.lit(watermarks.get(()), TIME_DTYPE))
     # a lookup per identity of the frame, not a join with every stored identity (polars converts
     # integers far faster than aware datetimes)
     marks = [watermarks.get(key) for key in zip(*(bounds[dim].to_list() for dim in dims), strict=True)]
     micros = pl.Series("watermark", [None if mark is None else epoch_micros(mark) for mark in marks], pl.Int64)
-    return bounds.hstack([micros.cast(_WATERMARK_TYPE)])
+    return bounds.hstack([micros.cast(TIME_DTYPE)])
 
 
 def partition_transactions(values: Sequence[str]) -> list[Transaction]:

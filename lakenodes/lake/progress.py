@@ -27,7 +27,7 @@ from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
 from .._internal.deferred import pa, pafs, pc
 from .._internal.threads import in_threads
-from ..core.frames import TIME_INDEX
+from ..core.frames import TIME_DTYPE, TIME_INDEX
 from . import _facts_file as facts_file
 from . import _progress_snapshot as snapshots
 from ._delta_log import commit_stamp, read_commit, record_count
@@ -367,10 +367,9 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
                      "max": highs.to_arrow()}).cast(facts_file.facts_schema())
 
 
-_UTC_MICROS = pl.Datetime("us", "UTC")
 def _in_utc(times: pl.Series) -> pl.Series:
     """``times`` in UTC at microseconds (naive values are read as UTC, as ``as_utc`` does)."""
-    if times.dtype == _UTC_MICROS:  # a normalized frame's times already are
+    if times.dtype == TIME_DTYPE:  # a normalized frame's times already are
         return times
     if times.dtype.time_zone is None:  # type: ignore[attr-defined]
         times = times.dt.replace_time_zone("UTC")
