@@ -12,28 +12,41 @@ On the commits that checkpoint, delta-rs decides as it always does (a table that
 ``delta.enableExpiredLogCleanup`` to false keeps its whole log).
 
 Example:
-    >>> commit_hooks(19, {"delta.checkpointInterval": "10"}).cleanup_expired_logs is None  # delta-rs decides
+    >>> import pyarrow as pa, tempfile
+    >>> table = DeltaTable.create(tempfile.mkdtemp(), pa.schema([("a", pa.int64())]),
+    ...                           configuration={"delta.checkpointInterval": "2"})
+    >>> commit_hooks(table).cleanup_expired_logs is None  # version 1 is checkpointed: delta-rs decides
     True
-    >>> commit_hooks(20, {"delta.checkpointInterval": "10"}).cleanup_expired_logs
-    False
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from deltalake import PostCommitHookProperties
+from deltalake import DeltaTable, PostCommitHookProperties
 
 DELTA_RS_CHECKPOINT_INTERVAL = 100  # delta-rs' default, for tables that do not set one
 
 
-def commit_hooks(version: int, configuration: Mapping[str, str]) -> PostCommitHookProperties:
-    """The hooks of a commit that creates ``version`` of a table with ``configuration``: a
-    checkpoint when one is due (as delta-rs decides), the log clean-up only along with it (as the
-    table's ``delta.enableExpiredLogCleanup`` says)."""
+def commit_hooks(table: DeltaTable) -> PostCommitHookProperties:
+    """The hooks of the next commit to ``table``: a checkpoint when one is due (as delta-rs
+    decides), the log clean-up only along with it (as the table's ``delta.enableExpiredLogCleanup``
+    says)."""
+    return PostCommitHookProperties(
+        cleanup_expired_logs=None if checkpoints(table.version() + 1, table.metadata().configuration) else False)
+
+
+def checkpoints(version: int, configuration: Mapping[str, str]) -> bool:
+    """Whether delta-rs checkpoints ``version`` of a table with ``configuration``.
+
+    Example:
+        >>> checkpoints(19, {"delta.checkpointInterval": "10"}), checkpoints(20, {"delta.checkpointInterval": "10"})
+        (True, False)
+        >>> checkpoints(99, {})  # delta-rs' default interval
+        True
+    """
     try:
         interval = int(configuration.get("delta.checkpointInterval") or DELTA_RS_CHECKPOINT_INTERVAL)
     except ValueError:
         interval = DELTA_RS_CHECKPOINT_INTERVAL
-    checkpoints = interval > 0 and (version + 1) % interval == 0
-    return PostCommitHookProperties(cleanup_expired_logs=None if checkpoints else False)
+    return interval > 0 and (version + 1) % interval == 0

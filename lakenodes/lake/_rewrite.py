@@ -202,8 +202,7 @@ def commit_rewrite(
         actions += [RemoveAction(data_file_path(path), data_change, now, size, values) for path, size, values in entries]
         table.create_write_transaction(actions, mode="append", schema=pa.schema(table.schema().to_arrow()),
                                        partition_by=partition_columns or None, commit_properties=properties,
-                                       post_commithook_properties=commit_hooks(table.version() + 1,
-                                                                               table.metadata().configuration))
+                                       post_commithook_properties=commit_hooks(table))
     except CommitFailedError:
         _discard_unless_committed(table, filesystem, root, adds, write_id)
         raise

@@ -233,7 +233,7 @@ class TableStore:
                 )
                 committing.append(WriteResult(frame.num_rows, 0, table.version() + 1))
                 write_deltalake(table, to_plain(frame.table), mode="append", commit_properties=properties,
-                                post_commithook_properties=commit_hooks(table.version() + 1, table.metadata().configuration))
+                                post_commithook_properties=commit_hooks(table))
                 # the cached table is now at our commit: no refresh (the next reader refreshes)
                 return replace(committing[-1], version=table.version())
             version = table.version() + 1

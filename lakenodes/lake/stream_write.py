@@ -185,6 +185,5 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
     partition_columns = list(table.metadata().partition_columns)
     table.create_write_transaction(files.adds, mode="append", schema=pa.schema(table.schema().to_arrow()),
                                    partition_by=partition_columns or None, commit_properties=properties,
-                                   post_commithook_properties=commit_hooks(table.version() + 1,
-                                                                           table.metadata().configuration))
+                                   post_commithook_properties=commit_hooks(table))
     return table.version()
