@@ -105,6 +105,9 @@ _progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("pro
 # root -> (commit stamp, progress) persisted_progress read: reused for that very commit (a fresh write)
 _snapshot_reads: dict[str, tuple[tuple, TableProgress]] = register_cache("progress.snapshot_reads", {})
 _facts_loading = threading.Lock()
+# roots whose facts-file rows, as loaded, this process has learned the bounds of (the rows it adds
+# itself are learned as it adds them): a pruning learns them once, not on every pruning
+_facts_learned: set[str] = register_cache("progress.facts_learned", set())
 
 
 def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
@@ -192,15 +195,16 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
     # on an object store, the commit file's GET and its stamp's HEAD at once (two round trips)
     local = isinstance(filesystem, pafs.LocalFileSystem)
     own, snapshot = [step() for step in steps] if local else in_threads(lambda step: step(), steps)
-    # the boundary files of the new version are among the old ones and ours (a blind append only
-    # moves an identity's best statistics forward): no need to look at every file of the table
     if first_rows:  # a backfill into a new table: its facts are the append's own, nothing to prune
         facts_file.write(filesystem, root, own, snapshot)
         return
+    # the boundary files of the new version are among the old ones and ours (a blind append only
+    # moves an identity's best statistics forward): no need to look at every file of the table
     if facts_file.append(filesystem, root, own, snapshot, FACTS_PER_IDENTITY * len(after.last) + FACTS_SLACK):
         return
     keys, single, _ = split_by_identity(file_frame(add_actions(table), dims), dims)
-    _learn_facts_rows(root, facts_file.rows(root))  # the persisted bounds of the boundary files kept
+    if root not in _facts_learned:  # the persisted bounds of the boundary files kept
+        _learn_facts_rows(root, facts_file.rows(root))
     _persist_facts(filesystem, root, paths_of(*boundary_candidates(single, keys)), snapshot)
 
 
@@ -313,6 +317,7 @@ def _learn_facts_rows(root: str, stored: pa.Table | None) -> None:
     lows, highs = (pl.Series(naive.column(name)).dt.replace_time_zone("UTC").to_list() for name in ("min", "max"))
     paths = naive.column("path").to_pylist()
     _facts.learn_many({f"{root}/{path}": bounds for path, bounds in zip(paths, zip(lows, highs, strict=True), strict=True)})
+    _facts_learned.add(root)
 
 
 def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
