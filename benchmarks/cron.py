@@ -10,7 +10,8 @@ section, "whole process" rows: interpreter start-up, imports and the write).
 
 The raw job imports only numpy, pyarrow and deltalake and builds its rows inline, as a script
 without lakenodes would, from NumPy buffers (``pa.array()`` would import pandas); the lakenodes
-job imports the benchmark node from ``benchmarks.node`` (a module as small as a user's) and builds its rows the same way.
+job imports the benchmark node from ``benchmarks.node`` (a module as small as a user's) and
+builds its rows the same way.
 """
 
 from __future__ import annotations

@@ -331,13 +331,13 @@ def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | No
 def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame | FrameStream, result: Any) -> None:
     if not node.logger.isEnabledFor(logging.INFO):  # its figures cost a few passes over the bounds
         return
-    bounds = frame.identity_bounds
+    bounds, dims = frame.identity_bounds, frame.identity_dimensions
+    # the values of the first identity dimension: the bounds hold one row per identity tuple
+    identities = bounds.height if len(dims) == 1 else bounds[dims[0]].n_unique() if dims else 1
     unchanged = f"; {result.rows_unchanged} unchanged rows left as stored" if result.rows_unchanged else ""
     node.logger.info(
         "wrote %d rows (%d appended, %d upserted%s) for %d %s, window %s .. %s (previous watermark %s)",
-        result.rows_written, result.rows_appended, result.rows_upserted, unchanged,
-        (bounds.height if len(frame.identity_dimensions) == 1 else bounds[frame.identity_dimensions[0]].n_unique())
-        if frame.identity_dimensions else 1,
-        frame.identity_dimensions[0] if frame.identity_dimensions else "series",
+        result.rows_written, result.rows_appended, result.rows_upserted, unchanged, identities,
+        dims[0] if dims else "series",
         bounds["lo"].min(), bounds["hi"].max(), stats.max_time_index_value,
     )
