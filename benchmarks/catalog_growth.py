@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from benchmarks.core import fmt, machine_info
+from benchmarks.harness import fmt, machine_info
 from lakenodes import Lake, TimeIndexMetaTable, clear_caches
 from lakenodes.catalog import catalog
 from lakenodes.catalog.records import ColumnMetadata, table_uid

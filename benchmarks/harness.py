@@ -1,0 +1,198 @@
+"""The benchmarks' harness: problem sizes, the node built for a case, timing helpers and the report.
+
+Every section of ``python -m benchmarks`` (``benchmarks/writes.py``, ``benchmarks/reads.py``) measures
+through these helpers and adds its figures to one ``Report`` as ``Row``s: a lakenodes time, a
+baseline time measured in the same run, and the target ratio where the issue sets one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import platform
+import statistics as pystats
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deltalake import write_deltalake
+
+from benchmarks.node import BenchPrices, bench_config
+from lakenodes import Lake, clear_caches
+from lakenodes.lake import progress as ln_statistics
+from lakenodes.lake.location import lake_filesystem
+
+
+# -- sizes --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sizes:
+    """Problem sizes of one mode (quick or full) on one kind of lake."""
+
+    daily_assets: int
+    daily_days: int
+    stats_assets: tuple[int, ...]
+    stats_days: int
+    stats_days_long: int  # the 1,000-asset table again with more rows per asset (sub-linearity)
+    appends_assets: int
+    appends_count: int
+    backfill_assets: int
+    backfill_rows: int
+    read_assets: int
+    read_days: int
+    repeats: int
+    fresh_repeats: int
+    stream_assets: int = 1000  # the streamed backfill (peak RSS): stream_assets x stream_days rows
+    stream_days: int = 2_000
+    read_assets_more: tuple[int, ...] = ()  # the read cases again at these sizes
+
+
+QUICK_LOCAL = Sizes(200, 250, (100, 1000), 20, 200, 20, 365, 200, 5_000, 200, 730, 5, 5, read_assets_more=(1000,))
+FULL_LOCAL = Sizes(1000, 2500, (100, 1000, 10_000), 20, 250, 50, 365, 1000, 10_000, 1000, 2500, 7, 3,
+                   stream_days=20_000, read_assets_more=(200,))
+QUICK_S3 = Sizes(100, 100, (250, 1000), 10, 100, 10, 60, 100, 1_000, 100, 400, 3, 3, stream_assets=100)
+FULL_S3 = Sizes(500, 250, (100, 1000), 10, 100, 20, 365, 500, 2_000, 500, 500, 3, 1, stream_days=4_000)
+
+
+# -- the benchmark node (benchmarks/node.py) ----------------------------------------------------
+def build_node(lake: Lake, assets: int, label: str, days: int) -> BenchPrices:
+    """A node whose table already holds ``days`` days for ``assets`` assets (written by run())."""
+    node = BenchPrices(bench_config(assets, label), lake=lake, days_per_run=days)
+    node.run()
+    node.days_per_run = 1
+    return node
+
+
+def raw_twin(lake: Lake, node: BenchPrices, name: str, configuration: dict[str, str] | None = None) -> str:
+    """A raw Delta table with the same layout and rows as ``node``'s (written by write_deltalake;
+    delta-rs' table settings unless ``configuration``)."""
+    uri = lake.join("raw", name)
+    data = node.store.read()
+    write_deltalake(uri, data, mode="overwrite", partition_by=["unique_identifier"], configuration=configuration,
+                    storage_options=lake.storage_options or None)
+    return uri
+
+
+# -- measurement --------------------------------------------------------------------------------
+def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return pystats.median(times)
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median seconds of each function, alternating them so machine noise hits all alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: pystats.median(values) for name, values in times.items()}
+
+
+def clear_lakenodes_caches() -> None:
+    """Forget every per-process cache: file facts, progress per version and open snapshots."""
+    clear_caches()
+
+
+def forget_persisted_facts(lake: Lake, table_uri: str) -> None:
+    """Delete a table's persisted file facts (so statistics must read Parquet footers)."""
+    filesystem, root = lake_filesystem(lake, table_uri)
+    with contextlib.suppress(FileNotFoundError, OSError):
+        filesystem.delete_file(f"{root}/{ln_statistics.FACTS_PATH}")
+
+
+@dataclass
+class Row:
+    section: str
+    case: str
+    lakenodes_s: float
+    baseline: str
+    baseline_s: float | None
+    target: float | None = None  # the ratio lakenodes/baseline must not exceed
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return None if not self.baseline_s else self.lakenodes_s / self.baseline_s
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None or self.ratio is None else self.ratio <= self.target
+
+
+@dataclass
+class Report:
+    mode: str
+    machine: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    sizes: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        ratio = "-" if row.ratio is None else f"{row.ratio:.3f}"
+        print(f"  {row.section:<18} {row.case:<44} {fmt(row.lakenodes_s):>9} vs {row.baseline} "
+              f"{fmt(row.baseline_s):>9}  ratio {ratio}", file=sys.stderr, flush=True)
+
+    def to_json(self) -> dict[str, Any]:
+        rows = [{**asdict(row), "ratio": row.ratio, "met": row.met} for row in self.rows]
+        return {"mode": self.mode, "machine": self.machine, "sizes": self.sizes, "notes": self.notes,
+                "section_seconds": self.timings, "rows": rows}
+
+
+def fmt(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def machine_info() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("lakenodes", "deltalake", "polars", "pyarrow", "pandas", "numpy", "moto", "arcticdb"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(), "versions": versions,
+    }
+
+
+
+class Sections:
+    """What every section class shares: the report, the lake (local folder or S3 bucket) and its sizes."""
+
+    def __init__(self, report: Report, lake: Lake, kind: str, sizes: Sizes, scratch: Path, arctic_uri: str | None):
+        self.report = report
+        self.lake = lake
+        self.kind = kind
+        self.sizes = sizes
+        self.scratch = scratch
+        self.arctic_uri = arctic_uri
+        self.options = dict(lake.storage_options)
+
+    def section(self, name: str) -> str:
+        return name if self.kind == "local" else f"s3-{name}"

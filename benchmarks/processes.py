@@ -1,0 +1,186 @@
+"""Measurements in new interpreters: functions run in a spawned process (``fresh_process``; spawn,
+as forking after deltalake ran hangs), whole ``python`` commands timed as a scheduler starts them,
+and ``python -X importtime`` import costs."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+from deltalake import write_deltalake
+
+from benchmarks.node import DAY, START, BenchPrices, asset_ids, bench_config, price_rows
+from lakenodes import Lake
+from lakenodes.core.frames import normalize_frame
+
+Measured = TypeVar("Measured")
+
+
+def fresh_process(fn: Callable[..., Measured], *args: Any) -> Measured:
+    """Run ``fn(*args)`` in a brand-new spawned interpreter and return what it measured."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def fresh_daily_run(uri: str, options: dict[str, str], assets: int, label: str) -> tuple[float, float]:
+    """Seconds of one ``run()`` in this fresh interpreter, and the seconds of it spent in garbage
+    collections (the full one a fresh interpreter is due lands wherever allocations trigger it)."""
+    import gc
+    import importlib
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    lake = Lake(uri, storage_options=options or None)
+    node = BenchPrices(bench_config(assets, label), lake=lake)
+    price_rows(asset_ids(1), START, 1)  # as the raw process, build rows once before timing (pyarrow's lazy set-up)
+    for module in ("pyarrow.acero", "pyarrow.compute", "pyarrow.dataset"):  # imports excluded, deferred ones too
+        importlib.import_module(module)
+    collecting: list[float] = []
+
+    def timed_collections(phase: str, info: dict[str, int]) -> None:
+        collecting.append(-time.perf_counter() if phase == "start" else time.perf_counter())
+
+    gc.callbacks.append(timed_collections)
+    start = time.perf_counter()
+    node.run()
+    elapsed = time.perf_counter() - start
+    gc.callbacks.remove(timed_collections)
+    return elapsed, sum(collecting[:len(collecting) // 2 * 2])
+
+
+def timed_environment() -> dict[str, str]:
+    """The environment of timed interpreters: bytecode cached (in a scratch prefix) as an installed
+    package has it. With ``PYTHONDONTWRITEBYTECODE`` set (as on some dev machines) every module of an
+    editable checkout compiles from source in every process (~40 ms for lakenodes) while the
+    baselines' site-packages load compiled; callers run each case once untimed first (compiling)."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    environment["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "lakenodes-benchmarks-pycache")
+    return environment
+
+
+def timed_python(*arguments: str) -> float:
+    """Wall seconds of ``python ARGUMENTS`` in a new interpreter (``timed_environment``, this
+    checkout importable, run from the temporary folder), as a scheduler starts a job."""
+    import subprocess
+
+    root = str(Path(__file__).resolve().parent.parent)
+    environment = {**timed_environment(),
+                   "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *arguments], check=True, capture_output=True, env=environment,
+                   cwd=tempfile.gettempdir())
+    return time.perf_counter() - start
+
+
+def cron_job(kind: str, uri: str, assets: int, extra: str, options: dict[str, str]) -> float:
+    """Wall seconds of ``python -m benchmarks.cron KIND ...`` (see benchmarks/cron.py)."""
+    return timed_python("-m", "benchmarks.cron", kind, uri, str(assets), extra, json.dumps(options))
+
+
+def cli_job(uri: str, assets: int, label: str) -> float:
+    """Wall seconds of ``lakenodes run benchmarks.cron:CronPrices`` (a local lake: the CLI takes
+    S3 settings from the environment), as a scheduler runs it."""
+    return timed_python("-m", "lakenodes", "--lake", uri, "run", "benchmarks.cron:CronPrices",
+                        "--config", json.dumps({"assets": assets, "label": label}))
+
+
+def fresh_raw_append(uri: str, options: dict[str, str], assets: int, when: str) -> float:
+    data = price_rows(asset_ids(assets), datetime.datetime.fromisoformat(when), 1)
+    start = time.perf_counter()
+    write_deltalake(uri, data, mode="append", partition_by=["unique_identifier"], storage_options=options or None)
+    return time.perf_counter() - start
+
+
+def fresh_floor_append(uri: str, options: dict[str, str], assets: int, when: str) -> float:
+    """The raw fresh append plus the frame rules' validation of its rows, in an interpreter holding
+    what a run's holds (lakenodes, polars, pydantic and the deferred pyarrow modules imported): what
+    any validating updater pays in a fresh process, its first uses and garbage collections included."""
+    import importlib
+
+    for module in ("pyarrow.acero", "pyarrow.compute", "pyarrow.dataset"):
+        importlib.import_module(module)
+    data = price_rows(asset_ids(assets), datetime.datetime.fromisoformat(when), 1)
+    start = time.perf_counter()
+    normalize_frame(data, ())
+    write_deltalake(uri, data, mode="append", partition_by=["unique_identifier"], storage_options=options or None)
+    return time.perf_counter() - start
+
+
+def fresh_statistics(uri: str, options: dict[str, str], assets: int, label: str) -> float:
+    lake = Lake(uri, storage_options=options or None)
+    node = BenchPrices(bench_config(assets, label), lake=lake)
+    start = time.perf_counter()
+    node.compute_update_statistics()
+    return time.perf_counter() - start
+
+
+def fresh_streamed_backfill(uri: str, options: dict[str, str], assets: int, days: int, label: str,
+                             raw: bool) -> tuple[float, int]:
+    """A backfill of ``assets x days`` rows streamed from a generator (never all in memory): seconds
+    and the process's peak RSS in bytes. ``raw``: the same stream to ``write_deltalake`` instead."""
+    import logging
+    import resource
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    uids, chunk = asset_ids(assets), max(1, 500_000 // assets)
+    schema = price_rows(uids[:1], START, 1).schema
+
+    def batches() -> Any:
+        for first in range(0, days, chunk):
+            yield from price_rows(uids, START + first * DAY, min(chunk, days - first), seed=first).to_batches()
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    start = time.perf_counter()
+    if raw:
+        write_deltalake(uri, reader, partition_by=["unique_identifier"], storage_options=options or None)
+    else:
+        node = BenchPrices(bench_config(assets, label), lake=Lake(uri, storage_options=options or None))
+        node.update = lambda: reader
+        node.run()
+    elapsed = time.perf_counter() - start
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def import_seconds(statement: str) -> float:
+    """Seconds ``statement`` spends importing, in a fresh interpreter (``python -X importtime``:
+    the cumulative times of the top-level imports it triggers; interpreter start-up excluded)."""
+    import subprocess
+
+    startup = _startup_modules()
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], capture_output=True, text=True,
+                            check=True, cwd=tempfile.gettempdir(), env=timed_environment())
+    total = 0
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|")
+        if name.startswith("  ") or name.strip() in startup:  # nested: inside its importer's cumulative time
+            continue
+        if cumulative.strip().isdigit():
+            total += int(cumulative)
+    return total / 1e6
+
+
+_startup: set[str] = set()
+
+
+def _startup_modules() -> set[str]:
+    """Modules every interpreter imports before running any code (site, encodings, ...)."""
+    if not _startup:
+        import subprocess
+
+        result = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
+                                check=True, cwd=tempfile.gettempdir())
+        _startup.update(line.split("|")[2].strip() for line in result.stderr.splitlines() if line.count("|") == 2)
+    return _startup
