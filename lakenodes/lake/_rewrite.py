@@ -70,8 +70,6 @@ def write_files(
     receives each file's exact (first, last) ``time_index`` by path relative to the root."""
     schema = plain_schema(schema)
     rows = rows.select(schema.names).cast(schema)
-    if rows.num_rows and any(column.num_chunks > 1 for column in rows.columns):
-        rows = rows.combine_chunks()  # a take from many chunks (a stream's batches) is several times slower
     if not rows.num_rows:
         return []
     groups: list[tuple[str | None, pa.Table]]
@@ -86,6 +84,7 @@ def write_files(
         else:
             keys = pa.table({"_code": encoded.indices, **{name: rows.column(name) for name in within}})
             order = pc.sort_indices(keys, [(name, "ascending") for name in keys.column_names])
+        # taken straight from a stream's batches: combining them first would copy every row once more
         data = rows.drop_columns([partition]).take(order)
         sizes = np.bincount(encoded.indices.to_numpy(zero_copy_only=False), minlength=len(encoded.dictionary))
         offsets = [0, *itertools.accumulate(sizes.tolist())]
