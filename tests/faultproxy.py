@@ -141,6 +141,9 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 def _handler_for(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # an answer is two writes (head, then body): with Nagle's algorithm the body waits for the
+        # client's delayed ACK of the head, ~40 ms before every answer
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: object) -> None:  # quiet
             return
