@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [--only NAME]``: the core performance benchmarks (see core.py).
+"""``python -m benchmarks [--quick] [--only NAME]``: the core performance benchmarks (see core.py;
+the sections are in writes.py and reads.py).
 
 ``--only search`` runs the search relevance and latency benchmark (:mod:`benchmarks.search_relevance`,
 which takes its own options, e.g. ``--quick``, ``--misses``). Separate benchmarks, each with

@@ -1,5 +1,5 @@
 """One daily update as a cron job runs it: a brand-new interpreter that imports what it needs,
-appends one row per asset and exits. Timed from outside by ``benchmarks/core.py`` (``daily``
+appends one row per asset and exits. Timed from outside by ``benchmarks/writes.py`` (``daily``
 section, "whole process" rows: interpreter start-up, imports and the write).
 
     python -m benchmarks.cron lakenodes URI ASSETS LABEL OPTIONS_JSON   # BenchPrices(...).run()

@@ -2,7 +2,7 @@
 
 The cron-job benchmark (``benchmarks/cron.py``) imports its node from here, so a timed job
 imports what a user's job imports (lakenodes, NumPy, pyarrow) and not the benchmark harness
-(``benchmarks/core.py``: the runner, its reports, ArcticDB glue, process pools).
+(``benchmarks/harness.py``, ``processes.py``, ``peers.py``: its reports, process pools, ArcticDB glue).
 """
 
 from __future__ import annotations
