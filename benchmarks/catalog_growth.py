@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from benchmarks.harness import fmt, machine_info
+from benchmarks.harness import fmt, machine_info, target_met
 from lakenodes import Lake, TimeIndexMetaTable, clear_caches
 from lakenodes.catalog import catalog
 from lakenodes.catalog.records import ColumnMetadata, table_uid
@@ -75,7 +75,7 @@ class Figure:
 
     @property
     def met(self) -> bool | None:
-        return None if self.target is None or self.ratio is None else self.ratio <= self.target
+        return target_met(self.ratio, self.target)
 
 
 @dataclass

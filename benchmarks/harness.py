@@ -132,7 +132,12 @@ class Row:
 
     @property
     def met(self) -> bool | None:
-        return None if self.target is None or self.ratio is None else self.ratio <= self.target
+        return target_met(self.ratio, self.target)
+
+
+def target_met(ratio: float | None, target: float | None) -> bool | None:
+    """Whether ``ratio`` is within ``target`` (None when either is missing)."""
+    return None if target is None or ratio is None else ratio <= target
 
 
 @dataclass
