@@ -18,6 +18,7 @@ Two app ids per partition value:
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
@@ -93,17 +94,14 @@ def rewrite_transactions(values: Sequence[str]) -> list[Transaction]:
     return _transactions("rewrite", values)
 
 
-# (kind, partition value) -> its app id: a daily run asks for the same few thousand every time
-_app_ids: dict[tuple[str, str], str] = {}
-
-
 def _transactions(kind: str, values: Sequence[str]) -> list[Transaction]:
-    if len(_app_ids) > 100_000:
-        _app_ids.clear()
-    ids = [_app_ids.get((kind, value)) or _app_ids.setdefault(
-        (kind, value), f"lakenodes.{kind}.{hashlib.sha256(value.encode()).hexdigest()[:32]}") for value in values]
     updated = now_ms()
-    return [app_transaction(app_id, updated) for app_id in ids]
+    return [app_transaction(_app_id(kind, value), updated) for value in values]
+
+
+@functools.lru_cache(maxsize=100_000)  # a daily run asks for the same few thousand every time
+def _app_id(kind: str, value: str) -> str:
+    return f"lakenodes.{kind}.{hashlib.sha256(value.encode()).hexdigest()[:32]}"
 
 
 def now_ms() -> int:
