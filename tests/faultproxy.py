@@ -14,7 +14,8 @@ upstream endpoint unless the proxy's seeded RNG picks a fault for it:
 ``paths=("_delta_log/00000000000000000003.json",)`` to requests whose path contains one of these
 strings (e.g. the answer of exactly one commit lost).
 
-``counts`` tallies requests and injected faults. Faults can be switched at any time with
+``counts`` tallies requests and injected faults; ``requests`` lists each request's (method, path)
+in arrival order. Faults can be switched at any time with
 ``configure()``; ``FaultProxy.off()`` turns them all off.
 
 Example:
@@ -75,6 +76,7 @@ class FaultProxy:
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.faults = Faults(**faults)
         self.counts: Counter[str] = Counter()
+        self.requests: list[tuple[str, str]] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
@@ -108,6 +110,7 @@ class FaultProxy:
     def _decide(self, method: str, path: str = "") -> tuple[str | None, float]:
         with self._lock:
             self.counts["requests"] += 1
+            self.requests.append((method, path))
             fault = self.faults.pick(self._rng, method, path)
             if fault:
                 self.counts[fault] += 1
