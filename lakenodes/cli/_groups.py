@@ -19,10 +19,10 @@ from typer.core import TyperGroup
 from ..errors import one_line
 from ._render import to_json
 
-try:  # typer >= 0.20 vendors click
-    from typer._click.exceptions import NoArgsIsHelpError, UsageError
-except ImportError:  # pragma: no cover - older typer on top of click
-    from click.exceptions import NoArgsIsHelpError, UsageError
+try:  # typer >= 0.27 vendors click (typer.TyperException is its ClickException)
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # older typer on top of click
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 SUCCESS = 0
 FAILURE = 1
@@ -89,7 +89,7 @@ class OneLineErrorGroup(SeedSpellingGroup):
         except NoArgsIsHelpError as error:  # a bare group: show its help
             typer.echo(error.format_message(), err=True)
             code = USER_ERROR
-        except typer.TyperException as error:
+        except ClickException as error:
             context = getattr(error, "ctx", None)
             hint = f" (see `{context.command_path} --help`)" if context is not None else ""
             message = f"{error.format_message()}{hint}"

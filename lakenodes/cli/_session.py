@@ -27,7 +27,7 @@ from .._internal.collector import resume_collection
 from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, one_line
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
-from ._groups import FAILURE, INTERRUPTED, USER_ERROR, CommandFailed, print_error
+from ._groups import FAILURE, INTERRUPTED, USER_ERROR, ClickException, CommandFailed, print_error
 from ._render import stdout_console, to_json
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def _logging_to_stderr(verbose: bool) -> Iterator[None]:
 def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
     try:
         yield
-    except (typer.Exit, typer.Abort, typer.TyperException):
+    except (typer.Exit, typer.Abort, ClickException):
         raise
     except KeyboardInterrupt:  # before typer turns it into a silent exit 130
         _fail(INTERRUPTED, "interrupted", "interrupted: what finished before it stands (commits, files a vacuum "

@@ -107,7 +107,10 @@ class _PolarsWithHint(pl.DataFrame):
                 f"by default; set {FRAME_ENV}=pandas or call lakenodes.set_default_frame('pandas') for the "
                 "seeds' pandas frames, or pass frame='pandas' to this read"
             )
-        return super().__getattr__(name)
+        fallback = getattr(pl.DataFrame, "__getattr__", None)  # polars < 2 has none of its own
+        if fallback is None:
+            raise AttributeError(f"'DataFrame' object has no attribute {name!r}")
+        return fallback(self, name)
 
 
 def _check(kind: str, where: str) -> str:

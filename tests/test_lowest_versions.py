@@ -1,0 +1,89 @@
+"""The oldest versions ``pyproject.toml`` allows are versions lakenodes works with.
+
+A user who already has polars, pyarrow, deltalake or pydantic installed keeps them when they are
+within our bounds, so each ``>=`` bound is a promise. This installs exactly those floors in a fresh
+virtual environment and runs, there, the package's docstring examples and the README's first
+command (the tutorial job). Before it existed the floors were never tried: ``import lakenodes``
+failed on deltalake 1.6.0, pyarrow 19.0.0 could not read delta-rs' files, and pydantic before
+2.10 silently put update-only fields into storage hashes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRA = "pandas"  # the README's first command installs ".[pandas]"
+
+
+def floor_pins(requirements: list[str]) -> list[str]:
+    """``name==version`` for the ``>=`` bound of each requirement; one without such a bound is named
+    in the AssertionError (every dependency must say the oldest version it supports)."""
+    pins, unbounded = [], []
+    for text in requirements:
+        requirement = Requirement(text)
+        floors = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        if len(floors) == 1:
+            pins.append(f"{requirement.name}=={floors[0]}")
+        else:
+            unbounded.append(text)
+    assert not unbounded, f"dependencies without one '>=' bound: {unbounded}"
+    return pins
+
+
+def declared_floors() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return floor_pins([*project["dependencies"], *project["optional-dependencies"][EXTRA]])
+
+
+def test_floor_pins_take_each_lower_bound_and_refuse_a_missing_one():
+    assert floor_pins(["polars>=1.34", "deltalake>=1.6.6,<2"]) == ["polars==1.34", "deltalake==1.6.6"]
+    with pytest.raises(AssertionError, match="rich<14"):
+        floor_pins(["rich<14"])
+
+
+def test_every_dependency_declares_its_floor():
+    assert len(declared_floors()) > 10
+
+
+@pytest.mark.slow
+def test_the_oldest_allowed_versions_run_the_docstring_examples_and_the_tutorial(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    constraints = tmp_path / "floors.txt"
+    constraints.write_text("\n".join(declared_floors()) + "\n")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", f"{ROOT}[{EXTRA}]", "pytest",
+         "-c", str(constraints)], capture_output=True, text=True, timeout=1200)
+    assert install.returncode == 0, f"the floors do not install together:\n{install.stdout}{install.stderr}"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("LAKENODES_", "PYTEST_"))}
+    freeze = subprocess.run([python, "-m", "pip", "freeze"], capture_output=True, text=True, check=True).stdout
+    installed = {canonicalize_name(line.split("==")[0]): Version(line.split("==")[1])
+                 for line in freeze.splitlines() if "==" in line and not line.startswith(("#", "-e"))}
+    for pin in map(Requirement, declared_floors()):  # each floor itself, not a later version
+        assert installed.get(canonicalize_name(pin.name)) == Version(next(iter(pin.specifier)).version), (pin, freeze)
+
+    # the package's docstring examples, run with the floors' libraries
+    doctests = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--doctest-modules", str(ROOT / "lakenodes")],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200, env=environment)
+    assert doctests.returncode == 0, doctests.stdout[-6000:] + doctests.stderr[-3000:]
+
+    # the README's first command, as a user runs it: the tutorial job on ./lake
+    tutorial = subprocess.run([python, str(ROOT / "examples" / "run_tutorial.py")], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600, env=environment)
+    assert tutorial.returncode == 0, tutorial.stdout[-3000:] + tutorial.stderr[-3000:]
+    assert (tmp_path / "lake" / "_catalog").is_dir()
+    version = subprocess.run([str(venv / "bin" / "lakenodes"), "--version"], capture_output=True, text=True,
+                             timeout=120, env=environment)
+    assert version.returncode == 0 and version.stdout.strip(), version.stdout + version.stderr
