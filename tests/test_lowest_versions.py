@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -40,9 +41,13 @@ def floor_pins(requirements: list[str]) -> list[str]:
     return pins
 
 
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+OLDEST_PYTHON = next(Version(spec.version).release[:2] for spec in SpecifierSet(PROJECT["requires-python"])
+                     if spec.operator == ">=")
+
+
 def declared_floors() -> list[str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return floor_pins([*project["dependencies"], *project["optional-dependencies"][EXTRA]])
+    return floor_pins([*PROJECT["dependencies"], *PROJECT["optional-dependencies"][EXTRA]])
 
 
 def test_floor_pins_take_each_lower_bound_and_refuse_a_missing_one():
@@ -56,6 +61,8 @@ def test_every_dependency_declares_its_floor():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(sys.version_info[:2] != OLDEST_PYTHON, reason="the floors are the oldest releases for the oldest "
+                    "Python the package supports; a newer Python needs newer wheels (numpy 1.26 has none for 3.13)")
 def test_the_oldest_allowed_versions_run_the_docstring_examples_and_the_tutorial(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
