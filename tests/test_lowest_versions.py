@@ -12,6 +12,7 @@ put update-only fields into storage hashes.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,16 +63,17 @@ def test_every_dependency_declares_its_floor():
     assert len(declared_floors()) > 10
 
 
-def fresh_install(tmp_path: Path, constraints: list[str]) -> Path:
-    """A fresh venv holding this checkout (editable, the README's extra) and pytest, its other
-    packages chosen by pip under ``constraints``; returns the venv's folder."""
+def fresh_install(tmp_path: Path, constraints: list[str], editable: bool = True) -> Path:
+    """A fresh venv holding this checkout (with the README's extra; else built as a wheel, as from
+    PyPI) and pytest, its other packages chosen by pip under ``constraints``; returns the venv."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     pins = tmp_path / "constraints.txt"
     pins.write_text("".join(f"{line}\n" for line in constraints))
     install = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "-e", f"{ROOT}[{EXTRA}]", "pytest", "-c", str(pins)], capture_output=True, text=True, timeout=1200)
+         *(["-e"] if editable else []), f"{ROOT}[{EXTRA}]", "pytest", "-c", str(pins)],
+        capture_output=True, text=True, timeout=1200)
     assert install.returncode == 0, f"the install failed:\n{install.stdout}{install.stderr}"
     return venv
 
@@ -85,7 +87,8 @@ def installed_versions(venv: Path) -> dict[str, Version]:
 
 def assert_a_users_first_steps_work(venv: Path, workdir: Path) -> None:
     """In ``venv``: the package's docstring examples, the README's first command (the tutorial job
-    on ``./lake``, run from ``workdir``) and ``lakenodes --version``."""
+    on ``./lake``, run from ``workdir``), then the installed ``lakenodes`` command on that lake: its
+    version and a search (the embedding model is package data: a wheel must ship it)."""
     python = str(venv / "bin" / "python")
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("LAKENODES_", "PYTEST_"))}
     doctests = subprocess.run(
@@ -99,6 +102,11 @@ def assert_a_users_first_steps_work(venv: Path, workdir: Path) -> None:
     version = subprocess.run([str(venv / "bin" / "lakenodes"), "--version"], capture_output=True, text=True,
                              timeout=120, env=environment)
     assert version.returncode == 0 and version.stdout.strip(), version.stdout + version.stderr
+    search = subprocess.run([str(venv / "bin" / "lakenodes"), "search", "simulated prices", "--json"], cwd=workdir,
+                            capture_output=True, text=True, timeout=300, env=environment)
+    assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-3000:]
+    found = json.loads(search.stdout)["description"]["results"]
+    assert any(row["identifier"] == "simulated_prices_tutorial_local" for row in found), search.stdout[:3000]
 
 
 @pytest.mark.slow
@@ -116,5 +124,5 @@ def test_the_oldest_allowed_versions_run_the_docstring_examples_and_the_tutorial
 def test_the_newest_releases_a_clean_install_gets_run_them_too(tmp_path):
     """What ``pip install lakenodes`` picks today, with nothing else installed: often newer than the
     test environment's versions, which other test tools cap (daft holds pyarrow below 26)."""
-    venv = fresh_install(tmp_path, [])
+    venv = fresh_install(tmp_path, [], editable=False)
     assert_a_users_first_steps_work(venv, tmp_path)
