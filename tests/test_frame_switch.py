@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -177,6 +178,26 @@ def test_bad_values_are_one_line_user_errors(local_lake: Lake, monkeypatch: pyte
     with pytest.raises(LakenodesUserError, match="LAKENODES_FRAME"):
         fresh.run()
     assert Panel.updates == before and fresh.get_df_between_dates(frame="arrow").num_rows == 0  # nothing ran
+
+
+def test_pandas_frames_without_pandas_installed_name_the_extra(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain ``pip install lakenodes`` has no pandas: asking for the seeds' pandas frames says which
+    install gives them, in one line, and changes nothing (polars reads still work)."""
+    node = panel()
+    node.run()
+    rows = node.get_df_between_dates().height
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed: find_spec finds nothing
+    extra = 'pandas is not installed: pip install "lakenodes[pandas]"'
+    with pytest.raises(LakenodesUserError, match=r"set_default_frame asks for pandas frames, but " + re.escape(extra)):
+        set_default_frame("pandas")
+    assert default_frame() == "polars"
+    with pytest.raises(LakenodesUserError, match=re.escape(extra)):
+        node.get_df_between_dates(frame="pandas")
+    monkeypatch.setenv("LAKENODES_FRAME", "pandas")
+    with pytest.raises(LakenodesUserError, match=r"LAKENODES_FRAME asks for pandas frames") as caught:
+        node.get_last_observation()
+    assert "\n" not in str(caught.value)
+    assert node.get_df_between_dates(frame="polars").height == rows
 
 
 # -- the library's own machinery is unaffected ------------------------------------------------------------

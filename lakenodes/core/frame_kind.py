@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -116,4 +117,7 @@ class _PolarsWithHint(pl.DataFrame):
 def _check(kind: str, where: str) -> str:
     if kind not in FRAME_KINDS:
         raise LakenodesUserError(f"{where} must be 'polars', 'pandas' or 'arrow', got {kind!r}")
+    if kind == "pandas" and importlib.util.find_spec("pandas") is None:  # a plain install has no pandas
+        raise LakenodesUserError(
+            f"{where} asks for pandas frames, but pandas is not installed: pip install \"lakenodes[pandas]\"")
     return kind
