@@ -5,9 +5,9 @@ One switch for a whole program: ``LAKENODES_FRAME=pandas`` in the environment, o
 on a read wins over both.
 
 Example:
-    >>> set_default_frame("pandas")
+    >>> set_default_frame("arrow")
     >>> default_frame()
-    'pandas'
+    'arrow'
     >>> set_default_frame(None)  # back to the environment / polars
     >>> default_frame()
     'polars'
