@@ -88,7 +88,8 @@ def installed_versions(venv: Path) -> dict[str, Version]:
 def assert_a_users_first_steps_work(venv: Path, workdir: Path) -> None:
     """In ``venv``: the package's docstring examples, the README's first command (the tutorial job
     on ``./lake``, run from ``workdir``), then the installed ``lakenodes`` command on that lake: its
-    version and a search (the embedding model is package data: a wheel must ship it)."""
+    version, a mistyped command (one ``error:`` line, exit 2) and a search (the embedding model is
+    package data: a wheel must ship it)."""
     python = str(venv / "bin" / "python")
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("LAKENODES_", "PYTEST_"))}
     doctests = subprocess.run(
@@ -102,6 +103,9 @@ def assert_a_users_first_steps_work(venv: Path, workdir: Path) -> None:
     version = subprocess.run([str(venv / "bin" / "lakenodes"), "--version"], capture_output=True, text=True,
                              timeout=120, env=environment)
     assert version.returncode == 0 and version.stdout.strip(), version.stdout + version.stderr
+    mistake = subprocess.run([str(venv / "bin" / "lakenodes"), "no-such-command"], capture_output=True, text=True,
+                             timeout=120, env=environment)  # the CLI's usage-error path, with this click
+    assert mistake.returncode == 2 and mistake.stderr.startswith("error: No such command"), mistake.stderr
     search = subprocess.run([str(venv / "bin" / "lakenodes"), "search", "simulated prices", "--json"], cwd=workdir,
                             capture_output=True, text=True, timeout=300, env=environment)
     assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-3000:]
