@@ -29,32 +29,31 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTRA = "pandas"  # the README's first command installs ".[pandas]"
 
 
-def floor_pins(requirements: list[str]) -> list[str]:
-    """``name==version`` for the ``>=`` bound of each requirement; one without such a bound is named
-    in the AssertionError (every dependency must say the oldest version it supports)."""
-    pins, unbounded = [], []
-    for text in requirements:
-        requirement = Requirement(text)
-        floors = [spec.version for spec in requirement.specifier if spec.operator == ">="]
-        if len(floors) == 1:
-            pins.append(f"{requirement.name}=={floors[0]}")
-        else:
-            unbounded.append(text)
+def lower_bound(specifier: SpecifierSet) -> str | None:
+    """The version of the one ``>=`` clause of ``specifier`` (None when it has none, or several)."""
+    floors = [spec.version for spec in specifier if spec.operator == ">="]
+    return floors[0] if len(floors) == 1 else None
+
+
+def floor_pins(requirements: list[str]) -> dict[str, str]:
+    """Each requirement's name and the version of its ``>=`` bound; one without such a bound is
+    named in the AssertionError (every dependency must say the oldest version it supports)."""
+    parsed = [Requirement(text) for text in requirements]
+    unbounded = [str(requirement) for requirement in parsed if lower_bound(requirement.specifier) is None]
     assert not unbounded, f"dependencies without one '>=' bound: {unbounded}"
-    return pins
+    return {requirement.name: lower_bound(requirement.specifier) for requirement in parsed}
 
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-OLDEST_PYTHON = next(Version(spec.version).release[:2] for spec in SpecifierSet(PROJECT["requires-python"])
-                     if spec.operator == ">=")
+OLDEST_PYTHON = Version(lower_bound(SpecifierSet(PROJECT["requires-python"]))).release[:2]
 
 
-def declared_floors() -> list[str]:
+def declared_floors() -> dict[str, str]:
     return floor_pins([*PROJECT["dependencies"], *PROJECT["optional-dependencies"][EXTRA]])
 
 
 def test_floor_pins_take_each_lower_bound_and_refuse_a_missing_one():
-    assert floor_pins(["polars>=1.34", "deltalake>=1.6.6,<2"]) == ["polars==1.34", "deltalake==1.6.6"]
+    assert floor_pins(["polars>=1.34", "deltalake>=1.6.6,<2"]) == {"polars": "1.34", "deltalake": "1.6.6"}
     with pytest.raises(AssertionError, match="rich<14"):
         floor_pins(["rich<14"])
 
@@ -117,10 +116,11 @@ def assert_a_users_first_steps_work(venv: Path, workdir: Path) -> None:
 @pytest.mark.skipif(sys.version_info[:2] != OLDEST_PYTHON, reason="the floors are the oldest releases for the oldest "
                     "Python the package supports; a newer Python needs newer wheels (numpy 1.26 has none for 3.13)")
 def test_the_oldest_allowed_versions_run_the_docstring_examples_and_the_tutorial(tmp_path):
-    venv = fresh_install(tmp_path, declared_floors())
+    floors = declared_floors()
+    venv = fresh_install(tmp_path, [f"{name}=={version}" for name, version in floors.items()])
     installed = installed_versions(venv)
-    for pin in map(Requirement, declared_floors()):  # each floor itself, not a later version
-        assert installed.get(canonicalize_name(pin.name)) == Version(next(iter(pin.specifier)).version), pin
+    for name, version in floors.items():  # each floor itself, not a later version
+        assert installed.get(canonicalize_name(name)) == Version(version), (name, version)
     assert_a_users_first_steps_work(venv, tmp_path)
 
 
