@@ -126,9 +126,12 @@ def fresh_statistics(uri: str, options: dict[str, str], assets: int, label: str)
 
 
 def fresh_streamed_backfill(uri: str, options: dict[str, str], assets: int, days: int, label: str,
-                             raw: bool) -> tuple[float, int]:
+                            kind: str) -> tuple[float, int]:
     """A backfill of ``assets x days`` rows streamed from a generator (never all in memory): seconds
-    and the process's peak RSS in bytes. ``raw``: the same stream to ``write_deltalake`` instead."""
+    and the process's peak RSS in bytes. ``kind``: ``"ours"`` (a lakenodes run), ``"raw"`` (the same
+    stream to ``write_deltalake``) or ``"published"`` (the floor of a published new table: each batch
+    through the frame rules, that stream to ``write_deltalake``, then one append to each of the 3
+    catalog tables a new lakenodes table needs, under ``uri``'s parent)."""
     import logging
     import resource
 
@@ -140,14 +143,23 @@ def fresh_streamed_backfill(uri: str, options: dict[str, str], assets: int, days
         for first in range(0, days, chunk):
             yield from price_rows(uids, START + first * DAY, min(chunk, days - first), seed=first).to_batches()
 
-    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    def validated() -> Any:
+        for batch in batches():
+            yield from normalize_frame(pa.Table.from_batches([batch]), ()).table.to_batches()
+
+    reader = pa.RecordBatchReader.from_batches(schema, validated() if kind == "published" else batches())
     start = time.perf_counter()
-    if raw:
-        write_deltalake(uri, reader, partition_by=["unique_identifier"], storage_options=options or None)
-    else:
+    if kind == "ours":
         node = BenchPrices(bench_config(assets, label), lake=Lake(uri, storage_options=options or None))
         node.update = lambda: reader
         node.run()
+    else:
+        write_deltalake(uri, reader, partition_by=["unique_identifier"], storage_options=options or None)
+    if kind == "published":
+        record = pa.table({"name": pa.array(["bench"]), "storage_hash": pa.array([label])})
+        for ledger in ("claims", "updates", "tables"):  # its identifier claim, its updater, its record
+            write_deltalake(f"{uri.rsplit('/', 1)[0]}/catalog/{ledger}", record, mode="append",
+                            storage_options=options or None)
     elapsed = time.perf_counter() - start
     return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
