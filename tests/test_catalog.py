@@ -117,6 +117,29 @@ def test_filter_lookups(local_lake):
         TimeIndexMetaTable.get(labels__contains="prices")
 
 
+def test_filter_lookups_read_text_as_the_fields_type(local_lake):
+    """Filters typed on a command line are text: a date compares with ``recorded_at`` as a date, a
+    column name matches ``columns`` (bug: ``recorded_at__gt="..."`` raised a bare TypeError, and
+    ``columns__contains="close"`` matched nothing)."""
+    quotes().run()
+    [record] = TimeIndexMetaTable.filter(identifier="quotes_daily")
+    recorded = record.recorded_at
+    before, after = recorded - dt.timedelta(seconds=1), recorded + dt.timedelta(seconds=1)
+    for text in (before.isoformat(), before.isoformat().replace("+00:00", "Z"),
+                 before.replace(tzinfo=None).isoformat(), (recorded - dt.timedelta(days=1)).date().isoformat()):
+        assert len(TimeIndexMetaTable.filter(recorded_at__gt=text)) == 1, text
+    assert TimeIndexMetaTable.filter(recorded_at__gt=after.isoformat()) == []
+    assert len(TimeIndexMetaTable.filter(recorded_at__lte=after, recorded_at__gte=before)) == 1  # datetimes as they are
+    assert len(TimeIndexMetaTable.filter(recorded_at=recorded.isoformat())) == 1
+    assert len(TimeIndexMetaTable.filter(columns__contains="close")) == 1
+    assert len(TimeIndexMetaTable.filter(columns__icontains="CLOSE")) == 1
+    assert TimeIndexMetaTable.filter(columns__contains="open") == []
+    with pytest.raises(LakenodesUserError, match=r"recorded_at__gt='yesterday': expected an ISO 8601 date"):
+        TimeIndexMetaTable.filter(recorded_at__gt="yesterday")
+    with pytest.raises(LakenodesUserError, match="cannot compare"):
+        TimeIndexMetaTable.filter(recorded_at__gt=3)
+
+
 def test_labels_never_touch_identity(local_lake):
     node = quotes()
     node.run()

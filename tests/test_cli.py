@@ -121,6 +121,17 @@ def test_list_filters_by_identifier_human_and_json(tutorial_lake):
     assert ok_json("data-node", "list", "-f", "namespace=test", lake=tutorial_lake)["count"] == 0
 
 
+def test_list_filters_by_recording_time_and_column(tutorial_lake):
+    """Date filters and column names typed as text (bug: a TypeError and exit 1; no match)."""
+    assert ok_json("data-node", "list", "-f", "recorded_at__gte=2000-01-01", lake=tutorial_lake)["count"] == 2
+    assert ok_json("data-node", "list", "-f", "recorded_at__gt=2999-01-01T00:00:00Z", lake=tutorial_lake)["count"] == 0
+    listed = ok_json("data-node", "list", "-f", "columns__contains=random_number", lake=tutorial_lake)
+    assert [row["identifier"] for row in listed["results"]] == [RANDOM_ID]
+    refused = cli("data-node", "list", "-f", "recorded_at__gt=soon", lake=tutorial_lake)
+    assert refused.exit_code == 2 and refused.stderr.strip().splitlines() == [
+        "error: lookup recorded_at__gt='soon': expected an ISO 8601 date or time (e.g. 2026-12-03 or 2026-12-03T09:30:00Z)"]
+
+
 def test_global_options_work_after_the_command_too(tutorial_lake):
     result = runner.invoke(app, ["data-node", "list", "--json", "--lake", tutorial_lake.uri])
     assert result.exit_code == 0 and json.loads(result.stdout)["count"] == 2

@@ -2,11 +2,20 @@
 
 Supported operators: ``exact`` (the default), ``in``, ``contains``, ``icontains``,
 ``startswith``, ``gt``/``gte``/``lt``/``lte``, ``isnull``. ``labels__contains`` tests list
-membership.
+membership; ``columns__contains`` a column's name. A value given as text (as typed on a command
+line) is read as the field's type: ISO 8601 for datetimes (``2026-12-03``, ``2026-12-03T09:30:00Z``;
+no offset means UTC) and dates, a number for numbers.
+
+Example:
+    >>> import datetime
+    >>> record = {"recorded_at": datetime.datetime(2026, 12, 3, 9, 30, tzinfo=datetime.UTC), "rows": 12}
+    >>> matches_lookups(record, {"recorded_at__gte": "2026-12-03", "rows__lt": "20"})
+    True
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,31 +46,66 @@ def matches_lookups(record: Any, lookups: Mapping[str, Any]) -> bool:
                     f"unknown field {field!r} in lookup {key!r}; fields are {sorted(type(record).model_fields)}"
                 )
             value = getattr(record, field)
-        if not _matches(value, operator, expected):
+        if not _matches(value, operator, expected, key):
             return False
     return True
 
 
-def _matches(value: Any, operator: str, expected: Any) -> bool:
+def _matches(value: Any, operator: str, expected: Any, key: str) -> bool:
     if operator == "isnull":
         return (value is None) == bool(expected)
     if operator == "in":
         if isinstance(expected, (str, bytes)) or not hasattr(expected, "__iter__"):
             raise LakenodesUserError(f"__in expects a list, got {expected!r}")
-        return value in list(expected)
+        return value in [_as_type_of(value, item, key) for item in expected]
+    if value is not None and operator in ("exact", "gt", "gte", "lt", "lte"):
+        expected = _as_type_of(value, expected, key)
     if operator == "exact":
         return value == expected
     if value is None:
         return False
+    if isinstance(value, (list, tuple)):  # membership: a column (a record with a name) matches by its name
+        items = [getattr(item, "column_name", item) for item in value]
+        if operator == "icontains":
+            return any(str(expected).lower() == str(item).lower() for item in items)
+        if operator == "contains":
+            return expected in items
     if operator == "contains":
         return expected in value
     if operator == "icontains":
-        if isinstance(value, (list, tuple)):
-            return any(str(expected).lower() == str(item).lower() for item in value)
         return str(expected).lower() in str(value).lower()
     if operator == "startswith":
         return str(value).startswith(str(expected))
-    return {"gt": value > expected, "gte": value >= expected, "lt": value < expected, "lte": value <= expected}[operator]
+    try:
+        return {"gt": value > expected, "gte": value >= expected, "lt": value < expected,
+                "lte": value <= expected}[operator]
+    except TypeError:
+        raise LakenodesUserError(
+            f"lookup {key}={expected!r}: cannot compare it with the field's {type(value).__name__} values") from None
+
+
+def _as_type_of(value: Any, expected: Any, key: str) -> Any:
+    """``expected`` as the type of the stored ``value`` when it was given as text (a command line's
+    filters are text); anything else as it is."""
+    if not isinstance(expected, str) or value is None or isinstance(value, (str, bool)):
+        return expected
+    try:
+        if isinstance(value, datetime.datetime):
+            moment = datetime.datetime.fromisoformat(expected.strip())
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=datetime.UTC)
+            return moment if value.tzinfo is not None else moment.astimezone(datetime.UTC).replace(tzinfo=None)
+        if isinstance(value, datetime.date):
+            return datetime.date.fromisoformat(expected.strip())
+        if isinstance(value, int):
+            return int(expected)
+        if isinstance(value, float):
+            return float(expected)
+    except ValueError:
+        kind = "an ISO 8601 date or time (e.g. 2026-12-03 or 2026-12-03T09:30:00Z)" if isinstance(
+            value, datetime.date) else f"a {type(value).__name__}"
+        raise LakenodesUserError(f"lookup {key}={expected!r}: expected {kind}") from None
+    return expected
 
 
 def exactly_one(found: list[Any], lookups: Mapping[str, Any], what: str) -> Any:
