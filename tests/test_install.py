@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import os
 import subprocess
@@ -16,11 +17,11 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _declared() -> set[str]:
-    requirements = importlib.metadata.requires("lakenodes") or []
-    core = [r for r in requirements if "extra ==" not in r]
-    return {r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].split("!")[0].strip().lower()
-            for r in core}
+def _declared(extra: str | None = None) -> set[str]:
+    """The distributions a plain install of lakenodes brings directly (and those of ``extra``)."""
+    requirements = [Requirement(text) for text in importlib.metadata.requires("lakenodes") or []]
+    return {requirement.name.lower() for requirement in requirements
+            if requirement.marker is None or (extra is not None and requirement.marker.evaluate({"extra": extra}))}
 
 
 def test_lancedb_can_open_existing_tables_on_a_clean_install():
@@ -47,6 +48,24 @@ def test_every_third_party_import_of_the_library_is_declared():
         if not {d.lower() for d in distributions[m]} & _declared()
     }
     assert not missing, f"imported by lakenodes but not declared in pyproject dependencies: {missing}"
+
+
+def test_the_pandas_extra_brings_every_import_of_the_main_sequence_tutorials():
+    """``pip install "lakenodes[pandas]"`` is all the ported tutorials (tests/seed_project) need: a
+    clean install with pandas 3 had no ``pytz``, which the tutorial's prices node imports."""
+    modules: set[str] = set()
+    for path in (ROOT / "tests" / "seed_project").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    distributions = importlib.metadata.packages_distributions()
+    third_party = modules - set(sys.stdlib_module_names) - {"lakenodes", "src", "pytest"}  # pytest: its own tests
+    assert {"pandas", "pytz", "numpy", "pydantic"} <= third_party  # the imports this test is about were found
+    missing = {module for module in third_party
+               if not {d.lower() for d in distributions.get(module, [module])} & _declared("pandas")}
+    assert not missing, f"the tutorials import {sorted(missing)}, which lakenodes[pandas] does not install"
 
 
 def test_pytest_plugin_is_opt_in(tmp_path):
