@@ -606,6 +606,52 @@ def test_python_m_lakenodes_in_a_real_process(tutorial_lake):
     assert missing.stderr.count("\n") == 1 and missing.stderr.startswith("error: ") and "data-node list" in missing.stderr
 
 
+def _in_a_terminal(columns: int, *args: str) -> str:
+    """What ``python -m lakenodes ARGS`` shows in a terminal ``columns`` wide (a pseudo-terminal;
+    colours and styles stripped)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: its standard streams are the terminal; size it before lakenodes starts
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+        os.chdir(REPO)
+        os.execvpe(sys.executable, [sys.executable, "-m", "lakenodes", *args],
+                   {**os.environ, "TERM": "xterm", "NO_COLOR": "1"})
+    output = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    return re.sub(r"\x1b\[[0-9;]*m", "", output.decode()).replace("\r\n", "\n")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_tables_show_every_column_and_whole_values_in_a_narrow_terminal(tutorial_lake):
+    """In a terminal too narrow for a table's columns, each row is shown as a record (bug: rich
+    squeezed the table, cutting hashes and timestamps and hiding whole columns at 120 columns)."""
+    updaters = ok_json("updates", "list", lake=tutorial_lake)["results"]
+    for columns in (80, 120):
+        shown = _in_a_terminal(columns, "--lake", tutorial_lake.uri, "updates", "list")
+        assert max(len(line) for line in shown.splitlines()) <= columns
+        for name in ("Update hash", "Storage hash", "Identifier", "Namespace", "Last run", "Status", "Rows", "Runs"):
+            assert shown.count(name) == len(updaters), (name, shown)
+        for updater in updaters:
+            assert updater["update_hash"] in shown and updater["storage_hash"] in shown
+        assert updaters[0]["last_run_at"].replace("+00:00", "Z") in shown
+    listed = _in_a_terminal(80, "--lake", tutorial_lake.uri, "data-node", "list")
+    assert all(name in listed for name in ("Namespace", "Frequency", "Index", "Columns", RANDOM_ID))
+    wide = _in_a_terminal(1000, "--lake", tutorial_lake.uri, "updates", "list")
+    assert wide.count("Update hash") == 1  # it fits: one table, one header
+
+
 @pytest.mark.s3
 def test_cli_on_s3(s3_server, monkeypatch):
     monkeypatch.chdir(REPO)

@@ -80,14 +80,66 @@ def text(value: Any) -> str:
     return str(value)
 
 
-def table(*columns: str, no_wrap: Sequence[str] = ()) -> Table:
-    """An empty rich table with these columns (``no_wrap`` ones are never wrapped)."""
-    from rich.table import Table
+def table(*columns: str, no_wrap: Sequence[str] = ()) -> FittingTable:
+    """An empty table with these columns (``no_wrap`` ones, such as hashes, are never wrapped);
+    add rows with ``add_row`` and print it with a rich console."""
+    return FittingTable(columns, no_wrap)
 
-    view = Table(show_lines=False, header_style="bold")
-    for column in columns:
-        view.add_column(column, no_wrap=column in no_wrap, overflow="fold")
-    return view
+
+class FittingTable:
+    """A table that is printed whole: as columns when they fit the console, else one record a row
+    (each value on its own line, as ``psql`` does in its expanded mode). A table squeezed into a
+    narrow terminal would cut hashes and timestamps and hide whole columns.
+
+    Example:
+        >>> import io
+        >>> from rich.console import Console
+        >>> view = table("Update hash", "Status", "Rows", no_wrap=("Update hash",))
+        >>> view.add_row("dailyrandomnumber_1a945de9", "success", "12")
+        >>> narrow = Console(width=40, file=io.StringIO())
+        >>> narrow.print(view)
+        >>> print(narrow.file.getvalue().strip())  # doctest: +NORMALIZE_WHITESPACE
+        Update hash  dailyrandomnumber_1a945de9
+        Status       success
+        Rows         12
+    """
+
+    def __init__(self, columns: Sequence[str], no_wrap: Sequence[str] = ()):
+        self.columns, self.no_wrap = tuple(columns), frozenset(no_wrap)
+        self.rows: list[tuple[str, ...]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def __rich_console__(self, console: Console, options: Any) -> Iterator[Any]:
+        columns = self._columns()
+        if columns.__rich_measure__(console, options).minimum <= options.max_width:
+            yield columns
+            return
+        for number, row in enumerate(self.rows):
+            if number:
+                yield ""
+            yield self._record(row)
+
+    def _columns(self) -> Table:
+        from rich.table import Table
+
+        view = Table(show_lines=False, header_style="bold")
+        for column in self.columns:
+            view.add_column(column, no_wrap=column in self.no_wrap, overflow="fold")
+        for row in self.rows:
+            view.add_row(*row)
+        return view
+
+    def _record(self, row: tuple[str, ...]) -> Table:
+        from rich.table import Table
+
+        record = Table.grid(padding=(0, 2))
+        record.add_column(style="bold", no_wrap=True)
+        record.add_column(overflow="fold")
+        for name, value in zip(self.columns, row, strict=False):
+            record.add_row(name, value)
+        return record
 
 
 def rows_table(console: Console, envelope: dict[str, Any]) -> None:
