@@ -6,6 +6,7 @@ rejected frame always leaves the table exactly as it was.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,6 +22,8 @@ from .datetime_range import check_python_range
 from .frame_index import TIME_INDEX, bounds_and_uniqueness, check_unique_index, index_bounds
 from .frame_schema import cast_to_records, check_against_records, conform_table, refuse_untyped_nulls
 from .identity_values import describe_value, identity_value_problem, partition_value_problem
+
+logger = logging.getLogger(__name__)
 
 UNIQUE_IDENTIFIER = "unique_identifier"
 _UTC_NAMES = {"UTC", "Etc/UTC", "+00:00", "Z", "utc", "Etc/Universal", "Universal", "Zulu", "GMT", "Etc/GMT"}
@@ -310,6 +313,7 @@ def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
         infinite = pc.is_inf(column)
         if not pc.any(infinite).as_py():  # pa.scalar() imports pandas (pyarrow's shim): only when needed
             return column
+        logger.warning("column %r: %d infinite value(s) stored as NaN", name, pc.sum(infinite).as_py())
         return pc.if_else(infinite, pa.scalar(float("nan")), column)
     if pa.types.is_integer(kind):
         if pa.types.is_uint64(kind) and column.length() and pc.max(column).as_py() > 2**63 - 1:
