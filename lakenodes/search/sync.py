@@ -72,9 +72,9 @@ def catch_up(lake: Lake, records: list[TableRecord] | None = None, embedding_mod
     if embedding_model is not None and stored is not None and stored != index.embedder.name:
         raise EmbedderMismatchError(
             f"the search index of {lake.uri} was built with embedder {stored!r}, not {index.embedder.name!r}: "
-            "rebuild it to switch (rebuild_index(lake, embedding_model), "
-            "TimeIndexMetaTable.rebuild_search_index(embedding_model=...) or "
-            "`lakenodes search --refresh --embedder SPEC`), or search without embedding_model"
+            "rebuild it to switch (`lakenodes search --refresh --embedder SPEC`, or in Python "
+            "TimeIndexMetaTable.rebuild_search_index(embedding_model=...)), or search with the index's own "
+            "embedder (no --embedder, no embedding_model)"
         )
     catalog = tables_version(lake)
     state = {"catalog": list(catalog) if catalog else None, "index": index.version()}
