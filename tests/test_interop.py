@@ -110,7 +110,7 @@ def identities(kind: str) -> list[dict[str, str]]:
 def batch(kind: str, days: range, version: int,
           identities_of: Callable[[str], list[dict[str, str]]] | None = None) -> pl.DataFrame:
     """Rows for ``days`` of every identity (``identities_of(kind)``, this module's ``identities``
-    by default): µs timestamps, NaN, nulls, every value dtype."""
+    by default): µs timestamps, NaN, nulls (of text and of booleans), every value dtype."""
     rows = []
     for day in days:
         for k, identity in enumerate((identities_of or identities)(kind)):
@@ -119,7 +119,7 @@ def batch(kind: str, days: range, version: int,
                 "time_index": stamp, **identity,
                 "close": math.nan if (day + k) % 5 == 0 else day * 10 + k + version / 10,
                 "volume": day * 100 + k + version,
-                "flag": (day + k + version) % 2 == 0,
+                "flag": None if (day + k) % 7 == 3 else (day + k + version) % 2 == 0,  # Dask once read these as text
                 "note": None if (day + k) % 4 == 0 else f"v{version} {identity} d{day}",
                 "as_of": stamp + dt.timedelta(hours=version, microseconds=7),
                 "day": dt.date(2024, 1, day),
