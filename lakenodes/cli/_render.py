@@ -30,14 +30,27 @@ ProgressUpdate = Callable[..., None]
 
 def to_json(document: Any) -> str:
     """``document`` as indented JSON (models, datetimes, dataclasses and sets included; NaN and
-    infinities as the strings ``"NaN"``, ``"Infinity"``: always valid JSON, see ``json_values``)."""
+    infinities as the strings ``"NaN"``, ``"Infinity"``: always valid JSON, see ``json_values``).
+    Datetimes are UTC with ``Z``, as pydantic writes the catalog records' and tables show them.
+
+    Example:
+        >>> print(to_json({"at": datetime.datetime(2026, 12, 3, 9, 30, tzinfo=datetime.UTC), "rows": [1.5]}))
+        {
+          "at": "2026-12-03T09:30:00Z",
+          "rows": [
+            1.5
+          ]
+        }
+    """
     return json.dumps(json_ready(document), default=_json_default, indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return json_ready(value.model_dump(mode="json"))
-    if isinstance(value, (datetime.datetime, datetime.date)):
+    if isinstance(value, datetime.datetime):
+        return text(value)
+    if isinstance(value, datetime.date):
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return json_ready(dataclasses.asdict(value))
