@@ -11,7 +11,7 @@ from ..errors import one_line
 from ..facade.table_refs import reconcile_runs, run_history, update_processes
 from ._groups import group
 from ._render import table, text, updaters_table
-from ._session import Session, command
+from ._session import NamespaceOption, Session, command
 
 if TYPE_CHECKING:
     from rich.console import Console  # imported by the commands that render
@@ -55,7 +55,7 @@ def updates_reconcile(
     tables: Annotated[list[str] | None, typer.Argument(
         metavar="TABLE", show_default=False,
         help="Tables (uid, identifier or storage hash); default: every table of the lake.")] = None,
-    namespace: Annotated[str | None, typer.Option("--namespace", help="Namespace of the identifiers.")] = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Recover runs that committed rows but never recorded themselves (the process was killed, or the
     disk filled, between its commit and its run record): every commit in a table's Delta history
