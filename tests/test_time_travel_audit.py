@@ -110,7 +110,7 @@ def test_cli_diff_table_and_json(history, cli):
     document = json.loads(cli("data-node", "diff", name, "--from", "2", "--to", "3", "--json"))
     assert {k: document[k] for k in ("from_version", "to_version", "added", "deleted", "changed", "truncated")} == {
         "from_version": 2, "to_version": 3, "added": 0, "deleted": 0, "changed": 2, "truncated": False}
-    assert document["changed_rows"][0] == {"time_index": "2024-01-02T00:00:00+00:00", "unique_identifier": "A",
+    assert document["changed_rows"][0] == {"time_index": "2024-01-02T00:00:00Z", "unique_identifier": "A",
                                       "close_from": 2.0, "close_to": 102.0}
     latest = json.loads(cli("data-node", "diff", name, "--from", history.moments[3].isoformat(), "--json"))
     assert (latest["from_version"], latest["to_version"], latest["deleted"]) == (3, 4, 2)
