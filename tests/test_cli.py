@@ -129,7 +129,8 @@ def test_list_filters_by_recording_time_and_column(tutorial_lake):
     assert [row["identifier"] for row in listed["results"]] == [RANDOM_ID]
     refused = cli("data-node", "list", "-f", "recorded_at__gt=soon", lake=tutorial_lake)
     assert refused.exit_code == 2 and refused.stderr.strip().splitlines() == [
-        "error: lookup recorded_at__gt='soon': expected an ISO 8601 date or time (e.g. 2026-12-03 or 2026-12-03T09:30:00Z)"]
+        "error: lookup recorded_at__gt='soon' is not an ISO-8601 date or datetime (e.g. '2026-01-31' or "
+        "'2026-01-31T00:00:00Z')"]
 
 
 def test_global_options_work_after_the_command_too(tutorial_lake):

@@ -19,6 +19,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from .._internal.datetimes import parse_datetime
 from ..errors import LakenodesUserError, NotFoundError
 
 OPERATORS = ("exact", "in", "contains", "icontains", "startswith", "gt", "gte", "lt", "lte", "isnull")
@@ -89,12 +90,10 @@ def _as_type_of(value: Any, expected: Any, key: str) -> Any:
     filters are text); anything else as it is."""
     if not isinstance(expected, str) or value is None or isinstance(value, (str, bool)):
         return expected
+    if isinstance(value, datetime.datetime):
+        moment = parse_datetime(expected, f"lookup {key}")
+        return moment if value.tzinfo is not None else moment.replace(tzinfo=None)
     try:
-        if isinstance(value, datetime.datetime):
-            moment = datetime.datetime.fromisoformat(expected.strip())
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=datetime.UTC)
-            return moment if value.tzinfo is not None else moment.astimezone(datetime.UTC).replace(tzinfo=None)
         if isinstance(value, datetime.date):
             return datetime.date.fromisoformat(expected.strip())
         if isinstance(value, int):
@@ -102,8 +101,7 @@ def _as_type_of(value: Any, expected: Any, key: str) -> Any:
         if isinstance(value, float):
             return float(expected)
     except ValueError:
-        kind = "an ISO 8601 date or time (e.g. 2026-12-03 or 2026-12-03T09:30:00Z)" if isinstance(
-            value, datetime.date) else f"a {type(value).__name__}"
+        kind = "an ISO 8601 date (e.g. 2026-12-03)" if isinstance(value, datetime.date) else f"a {type(value).__name__}"
         raise LakenodesUserError(f"lookup {key}={expected!r}: expected {kind}") from None
     return expected
 
