@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from lakenodes import Lake
 
 pytest_plugins = ["lakenodes.testing"]
 
@@ -16,3 +20,12 @@ collect_ignore = ["seed_project"]
 def _quiet_moto_logs():
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     yield
+
+
+@pytest.fixture
+def aws_env(any_lake: Lake, monkeypatch, request) -> Lake:
+    """The S3 server's standard AWS variables in the environment (nothing for a local lake)."""
+    if not any_lake.is_local:
+        for key, value in request.getfixturevalue("s3_server").env.items():
+            monkeypatch.setenv(key, value)
+    return any_lake

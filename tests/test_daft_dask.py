@@ -38,15 +38,6 @@ def engine_snippets(lake: Lake) -> dict[str, Snippet]:
     return found
 
 
-@pytest.fixture
-def aws_env(any_lake: Lake, monkeypatch, request) -> Lake:
-    """The S3 server's standard AWS variables in the environment (nothing for a local lake)."""
-    if not any_lake.is_local:
-        for key, value in request.getfixturevalue("s3_server").env.items():
-            monkeypatch.setenv(key, value)
-    return any_lake
-
-
 def engine_read(snippet: Snippet, lake: Lake, table_uri: str) -> pl.DataFrame:
     namespace: dict[str, Any] = {"__name__": "docs_snippet", "LAKE_URI": lake.uri, "TABLE_URI": table_uri}
     exec(compile(snippet.code, f"interop.md:{snippet.line}", "exec"), namespace)  # noqa: S102

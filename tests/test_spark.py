@@ -177,13 +177,12 @@ def test_spark_append_is_seen_by_lakenodes(spark, any_lake: Lake, kind: str) -> 
     # remove action: lakenodes commits that rewrite itself (lakenodes.lake._log_commit)
     pytest.param(("é=1%", "日本"), id="non-ascii"),
 ])
-def test_lakenodes_restates_rows_spark_appended(spark, any_lake: Lake, uids: tuple[str, ...], monkeypatch,
-                                                request) -> None:
+def test_lakenodes_restates_rows_spark_appended(spark, aws_env: Lake, uids: tuple[str, ...]) -> None:
     """After a Spark append, lakenodes' next run restates Spark's rows (day 5) and adds day 6: a merge
     on the full index, never duplicates; Spark then reads what lakenodes reads."""
     index = ["time_index", "unique_identifier"]
     keep = pl.col("unique_identifier").is_in(uids)
-    model = spark_append_after_lakenodes(spark, any_lake, "asset", keep)
+    model = spark_append_after_lakenodes(spark, aws_env, "asset", keep)
     restated = rows("asset", range(5, 7), version=3).filter(keep)
     node = make_node("asset")
     node.pending = restated
@@ -192,13 +191,10 @@ def test_lakenodes_restates_rows_spark_appended(spark, any_lake: Lake, uids: tup
     model = pl.concat([model.join(restated.select(index), on=index, how="anti"), restated])
     ours = make_node("asset").get_df_between_dates()
     assert_same_rows(ours, model, index, "lakenodes after restating Spark's rows")
-    got, _ = spark_read(spark, any_lake, node.table_uri)
+    got, _ = spark_read(spark, aws_env, node.table_uri)
     assert_same_rows(got, ours, index, "Spark after lakenodes' restatement")
     # polars' own reader fails on S3 while Spark's day-4 file is live; the docs' polars route reads it
-    if not any_lake.is_local:  # the docs' snippets take the S3 settings from the standard AWS variables
-        for key, value in request.getfixturevalue("s3_server").env.items():
-            monkeypatch.setenv(key, value)
-    by_polars = run_snippet("polars", spark, any_lake, node.table_uri)["df"]
+    by_polars = run_snippet("polars", spark, aws_env, node.table_uri)["df"]
     assert_same_rows(by_polars, ours, index, "polars (the docs' route) after Spark's append")
 
 
