@@ -24,6 +24,18 @@ def _declared(extra: str | None = None) -> set[str]:
             if requirement.marker is None or (extra is not None and requirement.marker.evaluate({"extra": extra}))}
 
 
+def _imported_modules(folder: Path) -> set[str]:
+    """The top-level names of the absolute imports in the Python files under ``folder``."""
+    modules: set[str] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    return modules
+
+
 def test_lancedb_can_open_existing_tables_on_a_clean_install():
     """lancedb opens existing tables through ``import lance`` (the pylance distribution); without it
     every search rebuilt the whole index."""
@@ -33,12 +45,7 @@ def test_lancedb_can_open_existing_tables_on_a_clean_install():
 
 def test_every_third_party_import_of_the_library_is_declared():
     """A module imported by lakenodes' own code comes from a declared core dependency."""
-    modules: set[str] = set()
-    for path in (ROOT / "lakenodes").rglob("*.py"):
-        for line in path.read_text().splitlines():
-            words = line.strip().split()
-            if len(words) >= 2 and words[0] in ("import", "from") and not words[1].startswith("."):
-                modules.add(words[1].split(".")[0].rstrip(","))
+    modules = _imported_modules(ROOT / "lakenodes")
     distributions = importlib.metadata.packages_distributions()
     third_party = {m for m in modules if m in distributions and m not in sys.stdlib_module_names and m != "lakenodes"}
     optional = {"pytest", "moto", "boto3", "pandas", "sentence_transformers", "dask", "distributed",  # extras
@@ -53,13 +60,7 @@ def test_every_third_party_import_of_the_library_is_declared():
 def test_the_pandas_extra_brings_every_import_of_the_main_sequence_tutorials():
     """``pip install "lakenodes[pandas]"`` is all the ported tutorials (tests/seed_project) need: a
     clean install with pandas 3 had no ``pytz``, which the tutorial's prices node imports."""
-    modules: set[str] = set()
-    for path in (ROOT / "tests" / "seed_project").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                modules.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules.add(node.module.split(".")[0])
+    modules = _imported_modules(ROOT / "tests" / "seed_project")
     distributions = importlib.metadata.packages_distributions()
     third_party = modules - set(sys.stdlib_module_names) - {"lakenodes", "src", "pytest"}  # pytest: its own tests
     assert {"pandas", "pytz", "numpy", "pydantic"} <= third_party  # the imports this test is about were found
