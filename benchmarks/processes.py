@@ -155,12 +155,18 @@ def fresh_streamed_backfill(uri: str, options: dict[str, str], assets: int, days
     else:
         write_deltalake(uri, reader, partition_by=["unique_identifier"], storage_options=options or None)
     if kind == "published":
-        record = pa.table({"name": pa.array(["bench"]), "storage_hash": pa.array([label])})
-        for ledger in ("claims", "updates", "tables"):  # its identifier claim, its updater, its record
-            write_deltalake(f"{uri.rsplit('/', 1)[0]}/catalog/{ledger}", record, mode="append",
-                            storage_options=options or None)
+        append_catalog_records(f"{uri.rsplit('/', 1)[0]}/catalog", label, options)
     elapsed = time.perf_counter() - start
     return elapsed, peak_rss()
+
+
+def append_catalog_records(catalog: str, storage_hash: str, options: dict[str, str]) -> None:
+    """The raw stand-in, in the floors of a published new table, for what lakenodes records of one:
+    a row appended to each of 3 Delta tables under ``catalog`` (its identifier claim, its updater,
+    its table record)."""
+    record = pa.table({"name": pa.array(["bench"]), "storage_hash": pa.array([storage_hash])})
+    for ledger in ("claims", "updates", "tables"):
+        write_deltalake(f"{catalog}/{ledger}", record, mode="append", storage_options=options or None)
 
 
 def peak_rss() -> int:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
@@ -27,6 +26,7 @@ from benchmarks.harness import (
 )
 from benchmarks.node import DAY, START, BenchPrices, asset_ids, bench_config, price_rows
 from benchmarks.processes import (
+    append_catalog_records,
     cli_job,
     cron_job,
     fresh_daily_run,
@@ -313,14 +313,10 @@ class WriteSections(Sections):
         def validation() -> None:  # the frame rules alone (what run() checks before writing a row)
             normalize_frame(data, ())
 
-        record = pa.table({"name": pa.array(["bench"]), "storage_hash": pa.array(["benchprices_0"])})
-
         def published() -> None:  # the same, validated, plus one row in each catalog table a new table needs
             normalize_frame(data, ())
             partitioned()
-            for ledger in ("claims", "updates", "tables"):  # its identifier claim, its updater, its record
-                write_deltalake(self.lake.join("raw", "catalog", ledger), record, mode="append",
-                                storage_options=self.options or None)
+            append_catalog_records(self.lake.join("raw", "catalog"), "benchprices_0", self.options)
 
         repeats = max(3, s.repeats // 2)
         times = interleaved({"ours": ours, "partitioned": partitioned, "single": single_file,
