@@ -224,3 +224,31 @@ def test_a_node_that_computed_or_ran_already_still_goes_to_a_process_pool(tmp_pa
         assert set(raised.value.completed) == {ran.update_hash, looked_at.update_hash}
         stored = ran.get_df_between_dates()  # the shards share one table
         assert sorted(stored["unique_identifier"].unique()) == ["AAA", "CCC"] and stored.height == 4
+
+
+def test_a_node_created_outside_every_block_runs_and_reads_in_the_block_it_is_used_in(tmp_path, monkeypatch):
+    """Built with no lake and no block (the default lake), then run inside ``use_lake``: the block's
+    lake gets the rows, serially and on a spawn pool; the default lake stays empty."""
+    monkeypatch.chdir(tmp_path)  # the default lake would be ./lake
+    index = build()
+    shards = [ShardedPrices(ShardConfig(uids=uids, offset_start=DAYS[0] - dt.timedelta(days=1))) for uids in SHARDS]
+    with use_lake(tmp_path / "serial") as serial:
+        index.run()
+        assert index.lake == serial and snapshot(index).height == len(DAYS)
+    with use_lake(tmp_path / "pool") as pooled, \
+            ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        summaries = run_many(shards, executor=pool)
+        assert sum(s.rows_written for s in summaries.values()) == sum(len(uids) for uids in SHARDS) * len(DAYS)
+        assert shards[0].lake == pooled and snapshot(shards[0]).height == sum(len(u) for u in SHARDS) * len(DAYS)
+    assert not (tmp_path / "lake").exists()
+    with use_lake(tmp_path / "empty"):  # statistics follow the lake too: nothing stored there
+        assert index.update_statistics.max_time_index_value is None
+
+
+def test_a_node_created_inside_a_block_keeps_that_lake(tmp_path):
+    with use_lake(tmp_path / "first") as first:
+        index = build()
+    with use_lake(tmp_path / "second"):
+        index.run()
+    assert index.lake == first and snapshot(index).height == len(DAYS)
+    assert not (tmp_path / "second").exists()

@@ -76,6 +76,19 @@ def current_lake() -> Lake:
     return _active_lake.get() or Lake()
 
 
+def block_lake() -> Lake | None:
+    """The lake of the innermost ``use_lake`` block around the caller, None outside every block.
+
+    Example:
+        >>> with use_lake("/tmp/my-lake"):
+        ...     block_lake()
+        Lake('/tmp/my-lake')
+        >>> block_lake() is None
+        True
+    """
+    return _active_lake.get()
+
+
 @contextlib.contextmanager
 def use_lake(lake: Lake | str | os.PathLike[str], storage_options: dict[str, str] | None = None) -> Iterator[Lake]:
     """Make ``lake`` the default for everything created or run inside the block.

@@ -26,7 +26,7 @@ from ..core.hashing import (
 )
 from ..errors import ConfigurationError, LakenodesUserError, NotFoundError
 from ..lake.lazy import scan_table
-from ..lake.location import Lake, current_lake
+from ..lake.location import Lake, block_lake, current_lake
 from ..lake.progress import persisted_progress, read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
 from .statistics import DEFAULT_OFFSET_START, UpdateStatistics
@@ -45,11 +45,24 @@ def _arrow_type(dtype: str) -> pa.DataType:
 
 
 class BaseNode:
-    """What every node can do: locate its table and read it."""
+    """What every node can do: locate its table and read it.
+
+    Its lake is the ``lake=`` it was given, else the ``use_lake`` block it was created in; a node
+    created outside every block follows the lake in effect where it is used (the ``use_lake`` block
+    it runs or reads in, else ``LAKENODES_URI``, else ``./lake``).
+    """
 
     storage_hash: str
-    lake: Lake
+    _lake: Lake | None = None
     IDENTITY_DIMENSIONS: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def lake(self) -> Lake:
+        return self._lake or current_lake()
+
+    @lake.setter
+    def lake(self, value: Lake | None) -> None:
+        self._lake = value
 
     @property
     def store(self) -> TableStore:
@@ -205,7 +218,7 @@ class DataNode(BaseNode):
             self.hash_namespace = TEST_NAMESPACE
         else:
             self.hash_namespace = current_hash_namespace()
-        self.lake = lake or current_lake()
+        self.lake = lake or block_lake()
         self._check_identity_dimensions()
         self.storage_hash = compute_hash(type(self), config, "storage", self.hash_namespace)
         self.update_hash = compute_hash(type(self), config, "update", self.hash_namespace)
@@ -213,6 +226,7 @@ class DataNode(BaseNode):
             logging.getLogger(f"lakenodes.node.{type(self).__name__}"), {"update_hash": self.update_hash}
         )
         self._update_statistics: UpdateStatistics | None = None
+        self._statistics_lake: Lake | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a process pool without its computed statistics (a worker computes its own)."""
@@ -252,13 +266,13 @@ class DataNode(BaseNode):
     @property
     def update_statistics(self) -> UpdateStatistics:
         """Statistics of this updater's scope; computed before ``update()`` and refreshed after the write."""
-        if self._update_statistics is None:
-            self._update_statistics = self.compute_update_statistics()
+        if self._update_statistics is None or self._statistics_lake != self.lake:  # another block's lake
+            self.update_statistics = self.compute_update_statistics()
         return self._update_statistics
 
     @update_statistics.setter
     def update_statistics(self, value: UpdateStatistics) -> None:
-        self._update_statistics = value
+        self._update_statistics, self._statistics_lake = value, self.lake
 
     def compute_update_statistics(self, *, as_of: Any = None) -> UpdateStatistics:
         """Statistics of this updater's scope from the table's Delta metadata; ``as_of`` (a version
@@ -307,7 +321,7 @@ class APIDataNode(BaseNode):
         self.storage_hash = storage_hash
         self.update_hash = f"api:{storage_hash}"
         self.identifier = identifier
-        self.lake = lake or current_lake()
+        self.lake = lake or block_lake()
         self.hash_namespace = current_hash_namespace()
 
     @classmethod

@@ -14,6 +14,7 @@ from typing import Literal, overload
 import polars as pl
 
 from ..errors import DependencyCycleError, NodeRunError
+from ..lake.location import Lake, use_lake
 from ..nodes.node import DataNode
 from .graph import collect_dependencies
 from .hooks import PhaseReporter, RunHooks
@@ -147,7 +148,8 @@ def _run_on_executor(
                     continue
                 # a fresh argument per submission: executors that cache by arguments (Dask's default
                 # pure=True) would otherwise hand back an earlier run's result without running
-                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex, keep[key])] = key
+                # the lake goes along: an executor pickles outside this use_lake block (in a feeder thread)
+                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex, keep[key], graph[key].lake)] = key
             if not running:
                 if pending:
                     raise DependencyCycleError(f"dependency cycle among {sorted(pending)}")
@@ -168,10 +170,12 @@ def _run_on_executor(
     return results, failures
 
 
-def run_submission(node: DataNode, submission_id: str, keep_frame: bool = False) -> RunSummary:
-    """``run_single`` as submitted to an executor; ``submission_id`` makes every submission distinct."""
+def run_submission(node: DataNode, submission_id: str, keep_frame: bool = False, lake: Lake | None = None) -> RunSummary:
+    """``run_single`` as submitted to an executor, in ``lake`` (that of the node where it was
+    submitted); ``submission_id`` makes every submission distinct."""
     logger.debug("running submission %s of %r", submission_id, node)
-    return run_single(node, default_hooks(), keep_frame)
+    with use_lake(lake or node.lake):
+        return run_single(node, default_hooks(), keep_frame)
 
 
 def _skipped_for_failed_dependency(
