@@ -338,3 +338,26 @@ def test_a_failed_table_is_reported_once_and_the_others_still_run(local_lake: La
     assert "_catalog/tables" in result.stdout  # the other tables were optimized
     errors = [line for line in result.stderr.splitlines() if "no space left" in line]
     assert len(errors) == 1 and errors[0].startswith("error: optimize failed for 1 table(s)")
+
+
+def test_vacuum_removes_the_files_a_killed_write_left_and_keeps_lakenodes_own(daily_node: DailyClose, local_lake: Lake):
+    """A write killed before its commit leaves Parquet files no commit names; vacuum (past the
+    retention) deletes them, and leaves the live files, the log and ``_lakenodes/`` alone."""
+    optimize_table(local_lake, daily_node.storage_hash, cross_section=True)  # a _lakenodes/ copy too
+    before = _everything(daily_node)
+    orphan = os.path.join(daily_node.table_uri, "unique_identifier=AAPL", "part-00000-killed-c000.snappy.parquet")
+    with open(orphan, "wb") as file:
+        file.write(b"PAR1 half a file")
+    kept = {os.path.join(root, name) for root, _, names in os.walk(daily_node.table_uri) for name in names
+            if "_lakenodes" in root or "_delta_log" in root}
+
+    inside = vacuum_table(local_lake, daily_node.storage_hash, dry_run=True)
+    assert "unique_identifier=AAPL/part-00000-killed-c000.snappy.parquet" not in inside["files"]  # within retention
+
+    result = vacuum_table(local_lake, daily_node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    assert "unique_identifier=AAPL/part-00000-killed-c000.snappy.parquet" in result["files"]
+    assert not os.path.exists(orphan)
+    assert kept and all(os.path.exists(path) for path in kept)
+    assert _everything(daily_node).equals(before)
+    daily_node.run()
+    assert _everything(daily_node).height == before.height + len(daily_node.config.assets)

@@ -275,8 +275,9 @@ def vacuum_table(
     _open(store, storage_hash, fold=not dry_run)  # a dry run writes nothing, not even the catalog's pending rows
 
     def vacuum() -> list[str]:
+        # full: also the files no commit ever added (a killed or failed write's), not only removed ones
         return store.table().vacuum(
-            retention_hours=retention_hours, dry_run=dry_run,
+            retention_hours=retention_hours, dry_run=dry_run, full=True,
             enforce_retention_duration=not (force_unsafe_retention or dry_run),
         )
 
