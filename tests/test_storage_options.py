@@ -125,6 +125,8 @@ def test_environment_spellings_fill_in_and_explicit_options_win(no_aws_env) -> N
         ({"bucket_name": "another"}, "AWS_BUCKET 'another' differs from the lake URI's bucket 'bucket'"),
         ({"aws_allow_http": "false"}, "plain http but AWS_ALLOW_HTTP is 'false'"),
         ({"timeout": "soon"}, "duration 'soon'"),
+        ({"init_backoff": "soon"}, "backoff_config.init_backoff duration 'soon'"),
+        ({"backoff.base": "two"}, "backoff_config.base 'two' is not a number"),
         ({"max_retries": "many"}, "max_retries 'many' is not a whole number"),
         ({"region": None}, "'region' has no value"),
     ],
@@ -194,6 +196,27 @@ def test_a_lake_with_any_spelling_writes_and_reads_on_every_path(no_aws_env, s3_
     assert answer["results"] == [{"n": 3 * DAYS}]
     found = TimeIndexMetaTable.description_search("simulated close prices", lake=lake)  # LanceDB on S3
     assert [hit["identifier"] for hit in found["results"]][:1] == [SIMULATED_PRICES_IDENTIFIER]
+
+
+@pytest.mark.s3
+def test_durations_without_a_unit_are_written_as_delta_rs_reads_them(no_aws_env, s3_server: S3Server) -> None:
+    """``"5"`` passed lakenodes' check, then delta-rs failed the run mid-way ('failed to parse "5" as
+    Duration', in whichever phase touched storage first): bare seconds are now written with a unit."""
+    bucket = s3_server.create_bucket()
+    options = {**spellings(s3_server.endpoint_url, ACCESS_KEY, SECRET_KEY, REGION)["short"], "timeout": "5",
+               "connect_timeout": "2.5", "init_backoff": "0.1s", "max_backoff": "1"}
+    lake = Lake(f"s3://{bucket}/lake", storage_options=options)
+    assert {key: lake.storage_options[key] for key in ("timeout", "connect_timeout", "backoff_config.init_backoff",
+                                                       "backoff_config.max_backoff")} == {
+        "timeout": "5s", "connect_timeout": "2500ms", "backoff_config.init_backoff": "100ms",
+        "backoff_config.max_backoff": "1s"}
+    start = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    with use_lake(lake):
+        Asset.batch_get_or_register_custom_assets(TUTORIAL_ASSETS[:1])
+        assets = Asset.filter(ticker__in=["NVDA"])
+        node = SimulatedPrices(PriceSimulConfig(asset_list=assets, offset_start=start - dt.timedelta(days=DAYS + 1)))
+        error, written = node.run()
+    assert error is False and written.height == DAYS
 
 
 @pytest.mark.s3

@@ -159,6 +159,7 @@ def normalize_s3_options(
     options = _fold_region(_canonical(env_items, source="environment variable", skip=given.keys()))
     options.update(given)
     _check_reads_can_follow(options, bucket)
+    _write_durations_as_object_store_reads_them(options)
     logger.debug("S3 storage options for bucket %s: %s", bucket, sorted(options))  # names only, never secrets
     if options.get("AWS_ENDPOINT_URL", "").lower().startswith("http://"):
         options.setdefault("AWS_ALLOW_HTTP", "true")
@@ -221,6 +222,34 @@ def _canonical(items: Iterable[tuple[Any, Any]], source: str, skip: Iterable[str
         spelled[setting.canonical] = key
         options[setting.canonical] = text
     return options
+
+
+_BACKOFF_DURATIONS = ("backoff_config.init_backoff", "backoff_config.max_backoff")
+
+
+def _write_durations_as_object_store_reads_them(options: dict[str, str]) -> None:
+    """Rewrite a duration object_store would refuse mid-run (``"5"``, ``"2.5s"``: it wants whole
+    units) as one it reads (``"5s"``, ``"2500ms"``); a value that is no duration, or a backoff
+    ``base`` that is no number, is refused here, before any storage access.
+
+    Example:
+        >>> options = {"timeout": "5", "connect_timeout": "2.5s", "retry_timeout": "1m 30s"}
+        >>> _write_durations_as_object_store_reads_them(options); options
+        {'timeout': '5s', 'connect_timeout': '2500ms', 'retry_timeout': '1m 30s'}
+    """
+    for key in (*_DURATIONS, *_BACKOFF_DURATIONS):
+        if key in options:
+            seconds, text = duration_seconds(options[key], key), options[key].strip()
+            if re.fullmatch(r"\d+(\.\d+)?", text):
+                options[key] = f"{text}s" if text.isdigit() else f"{round(seconds * 1000)}ms"
+            elif "." in text:
+                options[key] = f"{round(seconds * 1000)}ms"
+    base = options.get("backoff_config.base")
+    if base is not None:
+        try:
+            float(base)
+        except ValueError:
+            raise LakeConfigurationError(f"storage option backoff_config.base {base!r} is not a number") from None
 
 
 def _fold_region(options: dict[str, str]) -> dict[str, str]:
