@@ -307,6 +307,14 @@ CASES: list[Case] = [
         "start_date_operand must be one of"),
     call("range_map_not_mapping", lambda ctx: ctx.node.get_df_between_dates(unique_identifier_range_map=["AAA"]),
          LakenodesUserError, "unique_identifier_range_map must map unique_identifier"),
+    call("range_map_misspelt_key", lambda ctx: ctx.node.get_df_between_dates(
+        unique_identifier_range_map={"AAA": {"start": day(1)}}), LakenodesUserError,
+        r"unknown range key\(s\) 'start'; a range takes 'start_date', 'start_date_operand', 'end_date'"),
+    call("range_map_misspelt_end", lambda ctx: ctx.node.get_ranged_data_per_asset(
+        {"AAA": {"start_date": day(1), "end": day(2)}}), LakenodesUserError, r"unknown range key\(s\) 'end'"),
+    call("dimension_range_map_misspelt_key", lambda ctx: ctx.node.get_df_between_dates(
+        dimension_range_map=[{"coordinate": {"unique_identifier": "AAA"}, "start": day(1)}]), LakenodesUserError,
+        r"unknown range key\(s\) 'start'; a range takes 'coordinate', 'start_date'"),
     call("dimension_range_map_no_coordinate", lambda ctx: ctx.node.get_df_between_dates(
         dimension_range_map=[{"start_date": day(1)}]), LakenodesUserError, "needs a 'coordinate' mapping"),
     call("frame_kind", lambda ctx: ctx.node.get_df_between_dates(frame="excel"), LakenodesUserError,

@@ -361,9 +361,16 @@ def _dimension_filters(dimension_filters: Any, unique_identifier_list: Any) -> d
     return filters
 
 
-def _window(spec: Mapping[str, Any]) -> dict[str, Any]:
+_RANGE_KEYS = ("start_date", "start_date_operand", "end_date", "end_date_operand")
+
+
+def _window(spec: Mapping[str, Any], also: tuple[str, ...] = ()) -> dict[str, Any]:
     if not isinstance(spec, Mapping):
         raise LakenodesUserError(f"a range must be a mapping like {{'start_date': ..., 'start_date_operand': '>='}}, got {spec!r}")
+    unknown = [key for key in spec if key not in (*also, *_RANGE_KEYS)]
+    if unknown:  # a misspelt bound would otherwise be dropped: the read would return rows outside the range
+        raise LakenodesUserError(f"unknown range key(s) {', '.join(map(repr, unknown))}; a range takes "
+                                 f"{', '.join(map(repr, (*also, *_RANGE_KEYS)))}")
     return {
         "start": parse_datetime(spec.get("start_date"), "start_date"),
         "start_inclusive": _operand(spec.get("start_date_operand", ">="), "start_date_operand", (">=", ">")),
@@ -386,7 +393,7 @@ def _ranges_from_dimension_map(range_map: Sequence[Mapping[str, Any]]) -> list[R
         coordinate = spec.get("coordinate") if isinstance(spec, Mapping) else None
         if not isinstance(coordinate, Mapping) or not coordinate:
             raise LakenodesUserError(f"each dimension_range_map entry needs a 'coordinate' mapping, got {spec!r}")
-        ranges.append(RangeFilter(dict(coordinate), **_window(spec)))
+        ranges.append(RangeFilter(dict(coordinate), **_window(spec, also=("coordinate",))))
     return ranges
 
 
