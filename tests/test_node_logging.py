@@ -67,6 +67,19 @@ def test_node_log_lines_in_a_launcher_script(tmp_path, mode: str, lines: int, fr
     assert "tick debug detail" not in stderr and "DEBUG" not in stderr
 
 
+def test_values_stored_otherwise_than_given_are_said_on_the_terminal(tmp_path) -> None:
+    """``inf`` is stored as NaN: the warning shows in a script that configured no logging (it went
+    to lakenodes' silent library logger before) and names the node."""
+    script = tmp_path / "inf.py"
+    script.write_text(LAUNCHER.replace('"value": [1.0]', '"value": [float("inf")]'))
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "lake"), "unconfigured"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "infinite" in line]
+    assert len(warned) == 2 and all(" WARNING lakenodes.node.Tick: column 'value': 1 infinite value(s) stored as NaN"
+                                    in line for line in warned), result.stderr
+
+
 def test_debug_mode_shows_debug_lines_for_that_run(tmp_path) -> None:
     stderr = launch(tmp_path, "debug")
     assert stderr.count("tick update called") == 2

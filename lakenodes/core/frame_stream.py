@@ -9,6 +9,7 @@ satisfies this; anything else is a clear error before a row is committed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -48,8 +49,10 @@ class FrameStream:
         declared_dimensions: Sequence[str] = (),
         records: Sequence[RecordDefinition] | None = None,
         stored: tuple[pa.Schema, Sequence[str]] | None = None,
+        log: logging.Logger | logging.LoggerAdapter | None = None,
     ):
         self._source = source
+        self._log = log or logging.getLogger(__name__)
         self._dimensions = tuple(declared_dimensions)
         self._records = records
         self._schema, self._index = (stored[0], tuple(stored[1])) if stored is not None else (None, None)
@@ -87,7 +90,8 @@ class FrameStream:
     def _validated(self, raw: Any) -> NormalizedFrame | None:
         try:
             # the stored table's schema (or the first batch's) types later batches' columns of only nulls
-            frame = normalize_frame(raw, self._dimensions, self._records, keep_untyped_nulls=self._schema is not None)
+            frame = normalize_frame(raw, self._dimensions, self._records, keep_untyped_nulls=self._schema is not None,
+                                    log=self._log)
             if frame is None:
                 return None
             if self._schema is None:

@@ -66,13 +66,15 @@ def normalize_frame(
     records: Sequence[RecordDefinition] | None = None,
     *,
     keep_untyped_nulls: bool = False,
+    log: logging.Logger | logging.LoggerAdapter = logger,
 ) -> NormalizedFrame | None:
     """Validate ``frame`` and return it as Arrow, or ``None`` when it is empty (nothing new).
 
     ``declared_dimensions`` are the class's ``IDENTITY_DIMENSIONS`` (used for polars/Arrow input,
     where the index is given by column names). A value column holding only nulls is typed by its
     ``records`` declaration, else refused, unless ``keep_untyped_nulls`` (the caller conforms the
-    frame to a stored schema, which types it, or calls ``refuse_untyped_nulls``).
+    frame to a stored schema, which types it, or calls ``refuse_untyped_nulls``). ``log`` gets the
+    warnings of values stored otherwise than given (a run passes its node's logger).
 
     Example:
         >>> import polars as pl, datetime as dt
@@ -92,7 +94,7 @@ def normalize_frame(
     for position, name in enumerate(index_names[1:]):  # the first one partitions: its values are folder names too
         _check_identity_values(name, bounds[name].unique().to_list(), partition=position == 0)
     values = [name for name in table.column_names if name not in index_names]
-    normalized = pa.table([*index.columns, *(_normalize_value(name, table.column(name)) for name in values)],
+    normalized = pa.table([*index.columns, *(_normalize_value(name, table.column(name), log) for name in values)],
                           names=[*index_names, *values])
     if not unique:
         check_unique_index(normalized, index_names, bounds)
@@ -306,14 +308,14 @@ def _check_identity_values(name: str, values: Sequence[str], *, partition: bool)
             raise FrameValidationError(f"index level {name!r} value {describe_value(value)}: {problem}")
 
 
-def _normalize_value(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | logging.LoggerAdapter) -> pa.ChunkedArray:
     kind = column.type
     if pa.types.is_floating(kind):
         column = pc.cast(column, pa.float64())
         infinite = pc.is_inf(column)
         if not pc.any(infinite).as_py():  # pa.scalar() imports pandas (pyarrow's shim): only when needed
             return column
-        logger.warning("column %r: %d infinite value(s) stored as NaN", name, pc.sum(infinite).as_py())
+        log.warning("column %r: %d infinite value(s) stored as NaN", name, pc.sum(infinite).as_py())
         return pc.if_else(infinite, pa.scalar(float("nan")), column)
     if pa.types.is_integer(kind):
         if pa.types.is_uint64(kind) and column.length() and pc.max(column).as_py() > 2**63 - 1:

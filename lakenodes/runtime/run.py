@@ -316,9 +316,9 @@ def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | No
     if is_stream(output):
         stored_schema = store.schema()
         stored = None if stored_schema is None else (stored_schema, store.index_names())
-        return FrameStream(output, node.IDENTITY_DIMENSIONS, records, stored)
+        return FrameStream(output, node.IDENTITY_DIMENSIONS, records, stored, log=node.logger)
     # meanwhile the table opens (_prepare_write); its schema types the columns holding only nulls
-    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records, keep_untyped_nulls=True)
+    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records, keep_untyped_nulls=True, log=node.logger)
     if frame is None:
         return None
     stored_schema = store.schema()
