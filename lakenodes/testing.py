@@ -114,8 +114,10 @@ class S3Server:
             self._process.kill()
 
 
-def start_s3_server(timeout: float = 60.0) -> S3Server:
-    """Start a moto S3 server process on a free port of 127.0.0.1 (stop it with ``.stop()``).
+def start_s3_server(timeout: float = 60.0, environment: dict[str, str] | None = None) -> S3Server:
+    """Start a moto S3 server process on a free port of 127.0.0.1 (stop it with ``.stop()``);
+    ``environment``: moto settings for the server, e.g. ``{"INITIAL_NO_AUTH_ACTION_COUNT": "1"}``
+    (check every request's keys after the first, as a real store does).
 
     A separate process rather than a thread: some delta-rs calls (e.g. ``DeltaTable.history``)
     hold the GIL while waiting on the network, which would deadlock an in-process server.
@@ -126,7 +128,7 @@ def start_s3_server(timeout: float = 60.0) -> S3Server:
         port = probe.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(environment or {})},
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout

@@ -369,3 +369,33 @@ def test_a_run_record_refused_by_storage_is_a_storage_error(tmp_path, monkeypatc
         Prices(PricesConfig(name="recorded")).run()
     assert isinstance(raised.value.cause, StoragePermissionError)
     assert "record in _catalog/runs failed: permission denied" in str(raised.value)
+
+
+@pytest.fixture(scope="module")
+def checking_s3_server():
+    """A moto server that checks every request's keys after the first (the bucket's creation):
+    the made-up keys of ``lakenodes.testing`` are then unknown to it, as wrong keys are to S3."""
+    from lakenodes.testing import start_s3_server
+
+    server = start_s3_server(environment={"INITIAL_NO_AUTH_ACTION_COUNT": "1"})
+    try:
+        yield server, server.create_bucket()
+    finally:
+        server.stop()
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("command", [["updates", "runs"], ["updates", "list"], ["data-node", "list"]])
+def test_refused_keys_are_one_line_naming_them_in_every_command(checking_s3_server, monkeypatch, capsys, command):
+    """Regression: ``updates runs`` printed pyarrow's raw "OSError: When listing objects under key
+    'lake/_catalog/runs/_lakenodes/pending/' ... AWS Error ..." where the other commands mapped it."""
+    from lakenodes.cli import main
+
+    server, bucket = checking_s3_server
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    code = main(["--lake", f"s3://{bucket}/lake", *command], standalone_mode=False)
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: StoragePermissionError: ") and "OSError" not in err
+    assert "the store does not know the access key id (InvalidAccessKeyId)" in err

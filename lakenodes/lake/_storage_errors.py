@@ -133,6 +133,7 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
             f"in the lake's storage_options; {one_line(text)})", path=path, operation=operation)
     if number is not None:
         cls, reason = _FAULTS[number]
+        reason = _rejected_keys(text) or reason
         named = _FILE_IN_TEXT.search(text)
         where = named.group(1) if named else path
         if cls is PathTooLongError:
@@ -147,6 +148,21 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
         return CorruptTableError(
             f"corrupt Delta log: commit {version} (_delta_log/{log_file.rsplit('/', 1)[-1]}) {problem} ({detail})",
             path=path, operation=operation, version=version, log_file=log_file)
+    return None
+
+
+def _rejected_keys(text: str) -> str | None:
+    """What an S3 refusal says of the keys (a wrong secret reads like a bucket policy otherwise).
+
+    Example:
+        >>> _rejected_keys("AWS Error SIGNATURE_DOES_NOT_MATCH during ListObjectsV2")
+        'permission denied: the secret key does not match the access key id (SignatureDoesNotMatch)'
+    """
+    squeezed = text.lower().replace("_", "").replace(" ", "")
+    if "signaturedoesnotmatch" in squeezed:
+        return "permission denied: the secret key does not match the access key id (SignatureDoesNotMatch)"
+    if "invalidaccesskeyid" in squeezed:
+        return "permission denied: the store does not know the access key id (InvalidAccessKeyId)"
     return None
 
 

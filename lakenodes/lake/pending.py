@@ -108,6 +108,10 @@ class Pending:
     def _pending(self) -> dict[str, pa.Table]:
         """The rows of each pending file now listed, by file name (a file deleted by a fold since the
         listing is left out: its rows are in the ledger)."""
+        with storage_errors(f"{self.ledger.uri}/{PENDING_DIR}", f"read _catalog/{self.ledger.name}", self.ledger.lake):
+            return self._read_pending()
+
+    def _read_pending(self) -> dict[str, pa.Table]:
         names = _listed(self._filesystem, self._folder)
         with _read_lock:
             for key in [key for key in _read if key[0] == self._folder and key[1] not in names]:
