@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -251,14 +253,21 @@ def data_node_delete_after_date(
 
 
 def _confirm(question: str) -> None:
-    """Ask on stderr; no answer (no stdin) is a user mistake, "no" a failure."""
-    try:
-        confirmed = typer.confirm(question, default=False, err=True)
-    except typer.Abort:
-        typer.echo(err=True)
-        raise LakenodesUserError("no confirmation on stdin: pass --yes to delete without asking") from None
-    if not confirmed:
-        raise CommandFailed(FAILURE, "not confirmed; nothing was deleted", "not_confirmed")
+    """Ask on stderr, read the answer from stdin; no answer (no stdin) is a user mistake, "no" a
+    failure. (click's prompt wrote a space to stdout, before the one JSON document of --json.)"""
+    while True:
+        sys.stderr.write(f"{question} [y/N]: ")
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            sys.stderr.write("\n")
+            raise LakenodesUserError("no confirmation on stdin: pass --yes to delete without asking")
+        answer = line.strip().lower()
+        if answer in ("y", "yes"):
+            return
+        if answer in ("", "n", "no"):
+            raise CommandFailed(FAILURE, "not confirmed; nothing was deleted", "not_confirmed")
+        sys.stderr.write("answer y or n\n")
 
 
 @command(app, "add-label")
