@@ -149,6 +149,8 @@ def test_an_s3_lake_configured_only_by_the_environment_works(clean_env, s3_serve
         ("s3://", "names no bucket"),
         ("s3:///", "names no bucket"),
         ("s3:///prefix/only", "names no bucket"),
+        ("s3://bucket//prefix", "has an empty path component ('//')"),
+        ("s3://bucket/a//b/", "has an empty path component ('//')"),
     ],
 )
 def test_bad_uris_are_configuration_errors(clean_env, uri: str, fragment: str) -> None:
@@ -165,5 +167,7 @@ def test_a_bad_environment_uri_is_reported(clean_env) -> None:
     clean_env.setenv("LAKENODES_URI", "ftp://host/lake")
     with pytest.raises(LakeConfigurationError, match="ftp"):
         Lake()
-    with pytest.raises(LakeConfigurationError, match="ftp"):
-        OneRow(OneRowConfig())
+    node = OneRow(OneRowConfig())  # no lake= and no block: the lake is the one in effect where it is used
+    for use in (lambda: node.lake, node.run, node.get_df_between_dates):
+        with pytest.raises(LakeConfigurationError, match="ftp"):
+            use()

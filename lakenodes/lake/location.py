@@ -119,6 +119,8 @@ def _normalize_uri(uri: str) -> str:
         bucket_and_prefix = rest.strip("/")
         if not bucket_and_prefix or rest.startswith("/"):
             raise LakeConfigurationError(f"the lake URI {uri!r} names no bucket")
+        if "//" in bucket_and_prefix:  # an object key with an empty "folder": pyarrow cannot address it
+            raise LakeConfigurationError(f"the lake URI {uri!r} has an empty path component ('//'): remove one '/'")
         return _openable(f"s3://{bucket_and_prefix}", "[]%?#")
     return _openable(str(Path(uri).expanduser().resolve()), "[]%")
 
