@@ -345,6 +345,10 @@ def test_version():
     assert ok("--version").strip() == expected
     process = _lakenodes("--version")
     assert (process.returncode, process.stdout.strip(), process.stderr) == (0, expected, "")
+    # regression: --version printed text under --json (it ran before --json was read)
+    for args in (("--json", "--version"), ("--version", "--json")):
+        assert json.loads(ok(*args)) == {"ok": True, "name": "lakenodes",
+                                         "version": importlib.metadata.version("lakenodes")}
 
 
 # -- run ------------------------------------------------------------------------------------------

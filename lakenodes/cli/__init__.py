@@ -36,7 +36,8 @@ import typer
 from ..lake._rust_stderr import restore_stderr
 from . import assets, data_node, maintenance, run, search, updates
 from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup
-from ._session import GlobalOptions, JsonOption, LakeOption, VerboseOption
+from ._render import to_json
+from ._session import GlobalOptions, LakeOption, VerboseOption
 
 __all__ = ["app", "main", "version_text"]
 
@@ -67,16 +68,35 @@ def version_text() -> str:
     return f"lakenodes {version}"
 
 
-def _print_version(value: bool) -> None:
+_VERSION_ASKED = "lakenodes.version_asked"
+
+
+def _version_option(ctx: typer.Context, value: bool) -> None:
+    """``--version``: printed once ``--json`` is known (both options are eager; either may come first)."""
     if value:
-        typer.echo(version_text())
-        raise typer.Exit(SUCCESS)
+        ctx.meta[_VERSION_ASKED] = True
+        if "json_output" in ctx.params:
+            _print_version(ctx.params["json_output"])
+
+
+def _json_option(ctx: typer.Context, value: bool) -> bool:
+    if ctx.meta.get(_VERSION_ASKED):
+        _print_version(value)
+    return value
+
+
+def _print_version(as_json: bool) -> None:
+    text = version_text()
+    typer.echo(to_json({"ok": True, "name": "lakenodes", "version": text.split(" ", 1)[1]}) if as_json else text)
+    raise typer.Exit(SUCCESS)
 
 
 @app.callback()
-def _root(ctx: typer.Context, lake: LakeOption = None, json_output: JsonOption = False,
+def _root(ctx: typer.Context, lake: LakeOption = None,
+          json_output: Annotated[bool, typer.Option("--json", is_eager=True, callback=_json_option,
+                                                    help="Print one machine-readable JSON document on stdout.")] = False,
           verbose: VerboseOption = False,
-          version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+          version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version_option,
                                                 help="Print the lakenodes version and exit.")] = False) -> None:
     ctx.obj = GlobalOptions(lake, json_output, verbose)
 
