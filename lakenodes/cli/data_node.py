@@ -8,20 +8,18 @@
 from __future__ import annotations
 
 import sys
-
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .._internal.datetimes import iso_z
+from .._internal.datetimes import iso_z, parse_datetime
 from ..catalog import catalog
 from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
 from ..errors import LakenodesUserError, NotFoundError, VersionUnavailableError
 from ..facade.meta_table import TimeIndexMetaTable
 from ..facade.table_refs import resolve_table, table_name
 from ..lake.read_snippets import read_snippets
-from ..nodes.node import parse_datetime
 from ._groups import FAILURE, USER_ERROR, CommandFailed, group
 from ._render import rows_table, table, text, updaters_table
 from ._session import NamespaceOption, Session, TableArgument, TableFilterOption, command

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
@@ -24,11 +24,19 @@ from ..core.hashing import (
     compute_hash,
     current_hash_namespace,
 )
-from ..errors import ConfigurationError, LakenodesUserError, NotFoundError
+from ..errors import ConfigurationError, NotFoundError
 from ..lake.lazy import scan_table
 from ..lake.location import Lake, block_lake, current_lake
 from ..lake.progress import persisted_progress, read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
+from .read_arguments import (
+    dimension_filters_argument,
+    flag_argument,
+    list_argument,
+    ranges_from_dimension_map,
+    ranges_from_uid_map,
+    uid_of,
+)
 from .statistics import DEFAULT_OFFSET_START, UpdateStatistics
 
 if TYPE_CHECKING:
@@ -105,14 +113,14 @@ class BaseNode:
             0
         """
         frame = resolve_frame(frame)  # a bad frame kind fails before reading
-        columns = None if columns is None else _values(columns, "columns")
-        filters = _dimension_filters(dimension_filters, unique_identifier_list)
-        ranges = None if unique_identifier_range_map is None else _ranges_from_uid_map(unique_identifier_range_map)
+        columns = None if columns is None else list_argument(columns, "columns")
+        filters = dimension_filters_argument(dimension_filters, unique_identifier_list)
+        ranges = None if unique_identifier_range_map is None else ranges_from_uid_map(unique_identifier_range_map)
         if dimension_range_map is not None:
-            ranges = (ranges or []) + _ranges_from_dimension_map(dimension_range_map)
+            ranges = (ranges or []) + ranges_from_dimension_map(dimension_range_map)
         data = self.store.read(
             start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
-            start_inclusive=_flag(great_or_equal, "great_or_equal"), end_inclusive=_flag(less_or_equal, "less_or_equal"),
+            start_inclusive=flag_argument(great_or_equal, "great_or_equal"), end_inclusive=flag_argument(less_or_equal, "less_or_equal"),
             columns=columns, dimension_filters=filters, ranges=ranges, as_of=as_of,
         )
         return self._as_frame(data, columns, frame)
@@ -131,9 +139,9 @@ class BaseNode:
         """
         lazy = scan_table(
             self.store, start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
-            start_inclusive=_flag(great_or_equal, "great_or_equal"), end_inclusive=_flag(less_or_equal, "less_or_equal"),
-            columns=None if columns is None else _values(columns, "columns"),
-            dimension_filters=_dimension_filters(dimension_filters, unique_identifier_list), as_of=as_of,
+            start_inclusive=flag_argument(great_or_equal, "great_or_equal"), end_inclusive=flag_argument(less_or_equal, "less_or_equal"),
+            columns=None if columns is None else list_argument(columns, "columns"),
+            dimension_filters=dimension_filters_argument(dimension_filters, unique_identifier_list), as_of=as_of,
         )
         return self._as_frame(None, columns, "polars").lazy() if lazy is None else lazy
 
@@ -158,7 +166,7 @@ class BaseNode:
             return self._as_frame(self.store.read(as_of=as_of), None, frame)
         progress = read_progress(table, self.lake)
         dims = progress.index_names[1:]
-        wanted = None if asset_list is None else {_uid(asset) for asset in _values(asset_list, "asset_list")}
+        wanted = None if asset_list is None else {uid_of(asset) for asset in list_argument(asset_list, "asset_list")}
         position = dims.index(UNIQUE_IDENTIFIER) if UNIQUE_IDENTIFIER in dims else 0
         ranges = [
             RangeFilter(dict(zip(dims, identity, strict=True)), start=ts, end=ts)
@@ -341,79 +349,3 @@ class APIDataNode(BaseNode):
 
     def __repr__(self) -> str:
         return f"APIDataNode(identifier={self.identifier!r}, storage_hash={self.storage_hash!r})"
-
-
-_OPERANDS = {">=": True, ">": False, "<=": True, "<": False}
-
-
-def _operand(value: str, argument: str, allowed: tuple[str, str]) -> bool:
-    if value not in allowed:
-        raise LakenodesUserError(f"{argument} must be one of {allowed}, got {value!r}")
-    return _OPERANDS[value]
-
-
-def _dimension_filters(dimension_filters: Any, unique_identifier_list: Any) -> dict[str, list[Any]]:
-    if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
-        raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
-    filters = {dim: _values(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
-    if unique_identifier_list is not None:
-        filters[UNIQUE_IDENTIFIER] = [_uid(item) for item in _values(unique_identifier_list, "unique_identifier_list")]
-    return filters
-
-
-_RANGE_KEYS = ("start_date", "start_date_operand", "end_date", "end_date_operand")
-
-
-def _window(spec: Mapping[str, Any], also: tuple[str, ...] = ()) -> dict[str, Any]:
-    if not isinstance(spec, Mapping):
-        raise LakenodesUserError(f"a range must be a mapping like {{'start_date': ..., 'start_date_operand': '>='}}, got {spec!r}")
-    unknown = [key for key in spec if key not in (*also, *_RANGE_KEYS)]
-    if unknown:  # a misspelt bound would otherwise be dropped: the read would return rows outside the range
-        raise LakenodesUserError(f"unknown range key(s) {', '.join(map(repr, unknown))}; a range takes "
-                                 f"{', '.join(map(repr, (*also, *_RANGE_KEYS)))}")
-    return {
-        "start": parse_datetime(spec.get("start_date"), "start_date"),
-        "start_inclusive": _operand(spec.get("start_date_operand", ">="), "start_date_operand", (">=", ">")),
-        "end": parse_datetime(spec.get("end_date"), "end_date"),
-        "end_inclusive": _operand(spec.get("end_date_operand", "<="), "end_date_operand", ("<=", "<")),
-    }
-
-
-def _ranges_from_uid_map(range_map: Mapping[str, Mapping[str, Any]]) -> list[RangeFilter]:
-    if not isinstance(range_map, Mapping):
-        raise LakenodesUserError("unique_identifier_range_map must map unique_identifier -> {start_date, ...}")
-    return [RangeFilter({UNIQUE_IDENTIFIER: _uid(uid)}, **_window(spec)) for uid, spec in range_map.items()]
-
-
-def _ranges_from_dimension_map(range_map: Sequence[Mapping[str, Any]]) -> list[RangeFilter]:
-    if isinstance(range_map, (str, Mapping)):
-        raise LakenodesUserError("dimension_range_map must be a list of {'coordinate': {...}, 'start_date': ...} entries")
-    ranges = []
-    for spec in range_map:
-        coordinate = spec.get("coordinate") if isinstance(spec, Mapping) else None
-        if not isinstance(coordinate, Mapping) or not coordinate:
-            raise LakenodesUserError(f"each dimension_range_map entry needs a 'coordinate' mapping, got {spec!r}")
-        ranges.append(RangeFilter(dict(coordinate), **_window(spec, also=("coordinate",))))
-    return ranges
-
-
-def _uid(item: Any) -> str:
-    if isinstance(item, str):
-        return item
-    if not isinstance(getattr(item, "unique_identifier", None), str):
-        raise LakenodesUserError(f"expected a unique_identifier string or an Asset, got {item!r}")
-    return item.unique_identifier
-
-
-def _values(values: Any, argument: str) -> list[Any]:
-    """A list argument; a bare string is refused (it would be read as its characters)."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise LakenodesUserError(f"{argument} must be a list, got {values!r}; wrap a single value as [{values!r}]")
-    return list(values)
-
-
-def _flag(value: Any, argument: str) -> bool:
-    """A yes/no argument: a bool (numpy's too); anything else (``"no"`` is truthy) is refused."""
-    if type(value).__name__ not in ("bool", "bool_"):
-        raise LakenodesUserError(f"{argument} must be True or False, got {value!r}")
-    return bool(value)

@@ -1,0 +1,96 @@
+"""The arguments of the read methods (``get_df_between_dates`` and its kin), checked and turned
+into the store's terms: a mistyped one is a one-line ``LakenodesUserError`` naming it, never a
+silently different read.
+
+Example:
+    >>> [f.coordinate for f in ranges_from_uid_map({"AAPL": {"start_date": "2026-01-02"}})]
+    [{'unique_identifier': 'AAPL'}]
+    >>> ranges_from_uid_map({"AAPL": {"start": "2026-01-02"}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    lakenodes.errors.LakenodesUserError: unknown range key(s) 'start'; a range takes 'start_date', ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .._internal.datetimes import parse_datetime
+from ..core.frames import UNIQUE_IDENTIFIER
+from ..errors import LakenodesUserError
+from ..lake.store import RangeFilter
+
+_OPERANDS = {">=": True, ">": False, "<=": True, "<": False}
+
+
+def _operand(value: str, argument: str, allowed: tuple[str, str]) -> bool:
+    if value not in allowed:
+        raise LakenodesUserError(f"{argument} must be one of {allowed}, got {value!r}")
+    return _OPERANDS[value]
+
+
+def dimension_filters_argument(dimension_filters: Any, unique_identifier_list: Any) -> dict[str, list[Any]]:
+    if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
+        raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
+    filters = {dim: list_argument(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
+    if unique_identifier_list is not None:
+        filters[UNIQUE_IDENTIFIER] = [uid_of(item) for item in list_argument(unique_identifier_list, "unique_identifier_list")]
+    return filters
+
+
+_RANGE_KEYS = ("start_date", "start_date_operand", "end_date", "end_date_operand")
+
+
+def _window(spec: Mapping[str, Any], also: tuple[str, ...] = ()) -> dict[str, Any]:
+    if not isinstance(spec, Mapping):
+        raise LakenodesUserError(f"a range must be a mapping like {{'start_date': ..., 'start_date_operand': '>='}}, got {spec!r}")
+    unknown = [key for key in spec if key not in (*also, *_RANGE_KEYS)]
+    if unknown:  # a misspelt bound would otherwise be dropped: the read would return rows outside the range
+        raise LakenodesUserError(f"unknown range key(s) {', '.join(map(repr, unknown))}; a range takes "
+                                 f"{', '.join(map(repr, (*also, *_RANGE_KEYS)))}")
+    return {
+        "start": parse_datetime(spec.get("start_date"), "start_date"),
+        "start_inclusive": _operand(spec.get("start_date_operand", ">="), "start_date_operand", (">=", ">")),
+        "end": parse_datetime(spec.get("end_date"), "end_date"),
+        "end_inclusive": _operand(spec.get("end_date_operand", "<="), "end_date_operand", ("<=", "<")),
+    }
+
+
+def ranges_from_uid_map(range_map: Mapping[str, Mapping[str, Any]]) -> list[RangeFilter]:
+    if not isinstance(range_map, Mapping):
+        raise LakenodesUserError("unique_identifier_range_map must map unique_identifier -> {start_date, ...}")
+    return [RangeFilter({UNIQUE_IDENTIFIER: uid_of(uid)}, **_window(spec)) for uid, spec in range_map.items()]
+
+
+def ranges_from_dimension_map(range_map: Sequence[Mapping[str, Any]]) -> list[RangeFilter]:
+    if isinstance(range_map, (str, Mapping)):
+        raise LakenodesUserError("dimension_range_map must be a list of {'coordinate': {...}, 'start_date': ...} entries")
+    ranges = []
+    for spec in range_map:
+        coordinate = spec.get("coordinate") if isinstance(spec, Mapping) else None
+        if not isinstance(coordinate, Mapping) or not coordinate:
+            raise LakenodesUserError(f"each dimension_range_map entry needs a 'coordinate' mapping, got {spec!r}")
+        ranges.append(RangeFilter(dict(coordinate), **_window(spec, also=("coordinate",))))
+    return ranges
+
+
+def uid_of(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if not isinstance(getattr(item, "unique_identifier", None), str):
+        raise LakenodesUserError(f"expected a unique_identifier string or an Asset, got {item!r}")
+    return item.unique_identifier
+
+
+def list_argument(values: Any, argument: str) -> list[Any]:
+    """A list argument; a bare string is refused (it would be read as its characters)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise LakenodesUserError(f"{argument} must be a list, got {values!r}; wrap a single value as [{values!r}]")
+    return list(values)
+
+
+def flag_argument(value: Any, argument: str) -> bool:
+    """A yes/no argument: a bool (numpy's too); anything else (``"no"`` is truthy) is refused."""
+    if type(value).__name__ not in ("bool", "bool_"):
+        raise LakenodesUserError(f"{argument} must be True or False, got {value!r}")
+    return bool(value)
