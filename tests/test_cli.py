@@ -270,6 +270,12 @@ def test_updates_list_shows_two_updaters_for_one_storage(tutorial_lake):
 def test_updates_runs(tutorial_lake):
     document = ok_json("updates", "runs", lake=tutorial_lake)
     assert document["count"] == 4 and {run["status"] for run in document["results"]} == {"success"}
+    assert (document["total"], document["truncated"]) == (4, False)
+    # regression: --limit cut the history without a word, under --json too
+    last_two = ok_json("updates", "runs", "--limit", "2", lake=tutorial_lake)
+    assert (last_two["count"], last_two["total"], last_two["truncated"]) == (2, 4, True)
+    assert last_two["results"] == document["results"][-2:]
+    assert "the last 2 of 4 runs (--limit N shows more)" in ok("updates", "runs", "--limit", "2", lake=tutorial_lake)
     update_hash = document["results"][0]["update_hash"]
     only = ok_json("updates", "runs", update_hash, lake=tutorial_lake)
     assert [run["update_hash"] for run in only["results"]] == [update_hash]

@@ -35,7 +35,8 @@ def updates_runs(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show the most recent N runs.")] = 50,
 ) -> None:
     """Run history (most recent last): status, rows written, duration and error of every run."""
-    runs = run_history(session.lake, update_hash, limit)
+    every = run_history(session.lake, update_hash)
+    runs = every[-limit:]
 
     def render(console: Console) -> None:
         view = table("Started", "Update hash", "Status", "Rows", "Seconds", "Host", "Error",
@@ -45,8 +46,11 @@ def updates_runs(
             view.add_row(text(run["started_at"]), run["update_hash"], run["status"], text(run["rows_written"]),
                          f"{seconds:.2f}" if seconds is not None else "", run["host"] or "", one_line(run["error"] or ""))
         console.print(view)
+        if len(every) > len(runs):
+            console.print(f"the last {len(runs)} of {len(every)} runs (--limit N shows more)")
 
-    session.output({"count": len(runs), "results": runs}, render)
+    session.output({"count": len(runs), "total": len(every), "truncated": len(every) > len(runs), "results": runs},
+                   render)
 
 
 @command(app, "reconcile")
