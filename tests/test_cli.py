@@ -602,6 +602,32 @@ def test_search_commands(lake_copy):
     assert_one_line_error(cli("search", lake=lake_copy), 2, "query")
 
 
+def test_search_shows_the_docstring_of_a_node_without_a_description(tmp_path):
+    """Regression: the README's node (a docstring, no description) showed an empty Description."""
+    import polars as pl
+
+    from lakenodes import DataNode, DataNodeConfiguration, DataNodeMetaData
+
+    class OnlyDoc(DataNode):
+        """Daily FX fixing for one currency.
+
+        More words that stay out of the table."""
+
+        def dependencies(self):
+            return {}
+
+        def update(self):
+            return pl.DataFrame({"time_index": [datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)], "rate": [1.08]})
+
+    class OnlyDocConfig(DataNodeConfiguration):
+        node_metadata: DataNodeMetaData = DataNodeMetaData(identifier="fx_only_doc")
+
+    lake = Lake(tmp_path / "lake")
+    OnlyDoc(OnlyDocConfig(), lake=lake).run()
+    shown = ok("search", "fx fixing", "--mode", "description", lake=lake)
+    assert "Daily FX fixing for one currency." in shown and "More words" not in shown
+
+
 # -- real processes and S3 ---------------------------------------------------------------------------
 def _lakenodes(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lakenodes", *args], cwd=REPO, capture_output=True, text=True,

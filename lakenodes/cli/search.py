@@ -75,7 +75,17 @@ def search(
                          no_wrap=("Score", "Identifier", "Storage hash"))
             for hit in page["results"]:
                 view.add_row(f"{hit['score']:.3f}", hit.get("identifier") or "", hit.get("namespace") or "",
-                             hit["storage_hash"], text(hit.get("matched_columns")), hit.get("description") or "")
+                             hit["storage_hash"], text(hit.get("matched_columns")), _described(hit))
             console.print(view)
 
     session.output({"query": query, "mode": mode.value, **pages}, render)
+
+
+def _described(hit: dict) -> str:
+    """The table's description, else the first line of its node's docstring (which search indexes too).
+
+    Example:
+        >>> _described({"description": None, "source_doc": "Daily FX fixing.\\n\\nMore."})
+        'Daily FX fixing.'
+    """
+    return hit.get("description") or (hit.get("source_doc") or "").strip().split("\n", 1)[0]
