@@ -401,3 +401,44 @@ def test_a_snapshot_of_a_table_rebuilt_at_the_same_uri_is_not_trusted(local_lake
     QueueNode(StatsConfig(name="rebuilt"), [frame([(at(5), ("B",), 1)])]).run()
     pq.write_table(kept, facts)
     assert cold(node).index_progress == {"B": at(5)}
+
+
+class UndeclaredAccounts(QueueNode):
+    """The guide's 3-level node: its pandas frames' index names the dimensions (no IDENTITY_DIMENSIONS)."""
+
+    def update(self):
+        self.seen.append(self.update_statistics.get_dimension_range_map_great_or_equal(
+            identity_dimensions=["account_uid", "unique_identifier"]))
+        return self.frames.pop(0) if self.frames else pl.DataFrame()
+
+
+def test_the_guides_range_map_on_a_first_run_of_undeclared_dimensions(local_lake):
+    """Regression: before the first write an asset list made the table look (time_index,
+    unique_identifier), and the guide's call failed the run ("unknown identity dimension(s)
+    ['account_uid']")."""
+    rows = [(at(1), ("ACC1", "AAPL"), 1), (at(1), ("ACC2", "AAPL"), 2)]
+    seeds_shape = frame(rows, dims=("account_uid", "unique_identifier")).to_pandas().set_index(
+        ["time_index", "account_uid", "unique_identifier"])
+    node = UndeclaredAccounts(StatsConfig(assets=["AAPL"]), frames=[seeds_shape, seeds_shape])
+    assert node.run()[0] is False and node.seen == [[]]
+    node.run()
+    assert [entry["coordinate"] for entry in node.seen[1]] == [
+        {"account_uid": "ACC1", "unique_identifier": "AAPL"}, {"account_uid": "ACC2", "unique_identifier": "AAPL"}]
+    with pytest.raises(LakenodesUserError, match=r"unknown identity dimension\(s\) \['portfolio'\]"):
+        node.compute_update_statistics().get_dimension_range_map_great_or_equal(["portfolio"])  # now they are known
+    with pytest.raises(LakenodesUserError, match=r"wrap a single dimension as \['unique_identifier'\]"):
+        node.compute_update_statistics().get_dimension_range_map_great_or_equal("unique_identifier")
+
+
+def test_declared_dimensions_are_checked_before_the_first_write(local_lake):
+    with pytest.raises(LakenodesUserError, match=r"unknown identity dimension\(s\) \['portfolio'\]"):
+        AccountNode(StatsConfig(assets=["AAPL"])).compute_update_statistics().get_dimension_range_map_great_or_equal(
+            ["portfolio"])
+
+
+def test_a_naive_class_offset_start_is_refused_naming_it(local_lake):
+    class NaiveStart(QueueNode):
+        OFFSET_START: ClassVar[dt.datetime] = dt.datetime(2020, 1, 1)
+
+    with pytest.raises(LakenodesUserError, match=r"NaiveStart.OFFSET_START .* has no time zone"):
+        NaiveStart(StatsConfig()).compute_update_statistics()

@@ -286,6 +286,9 @@ class DataNode(BaseNode):
         """Statistics of this updater's scope from the table's Delta metadata; ``as_of`` (a version
         or a datetime, as for reads) gives what the table held then (empty before it existed)."""
         offset_start = getattr(self.config, "offset_start", None) or self.OFFSET_START
+        if offset_start.tzinfo is None:  # the config's field refuses naive values; a class attribute is not validated
+            raise ConfigurationError(f"{type(self).__name__}.OFFSET_START {offset_start!r} has no time zone: "
+                                     "give it one, e.g. datetime(2020, 1, 1, tzinfo=timezone.utc)")
         asset_list = self.get_asset_list()
         if as_of is None and not self.store.is_open():  # a cold process: the newest version's persisted progress
             progress = persisted_progress(self.lake, self.store.uri, lambda: read_progress(self.store.table(), self.lake).first)
@@ -294,7 +297,8 @@ class DataNode(BaseNode):
         table = self.store.table() if as_of is None else self.store.table_as_of(as_of)
         if table is None:
             _, index_names = self._declared_schema()
-            return UpdateStatistics.empty(index_names, asset_list=asset_list, offset_start=offset_start)
+            return UpdateStatistics.empty(index_names, asset_list=asset_list, offset_start=offset_start,
+                                          dimensions_known=bool(self.IDENTITY_DIMENSIONS))
         return UpdateStatistics(read_progress(table, self.lake), asset_list=asset_list, offset_start=offset_start)
 
     def _declared_schema(self) -> tuple[pa.Schema, tuple[str, ...]]:

@@ -34,8 +34,12 @@ class UpdateStatistics:
         *,
         asset_list: list[Any] | None = None,
         offset_start: datetime.datetime = DEFAULT_OFFSET_START,
+        dimensions_known: bool = True,
     ):
         self._progress = progress
+        # False before a first write whose identity dimensions the node does not declare: the
+        # first frame decides them (``index_names`` is then a guess)
+        self._dimensions_known = dimensions_known or progress.version >= 0
         self.index_names = progress.index_names
         self.identity_dimensions = progress.index_names[1:]
         self.asset_list = asset_list
@@ -132,15 +136,20 @@ class UpdateStatistics:
         Coordinates are the stored identity tuples in scope (projected onto
         ``identity_dimensions``, keeping the earliest watermark of each projection), plus in-scope
         assets never written, which start at ``offset_start``. Before the first write of a node that
-        declares no dimensions (its first frame will), nothing is stored: the map is empty.
+        does not declare its dimensions (``IDENTITY_DIMENSIONS``; its first frame will), any
+        dimensions may be asked for: nothing is stored, so only in-scope assets have a start.
 
         Example:
-            >>> UpdateStatistics.empty(("time_index",)).get_dimension_range_map_great_or_equal(["unique_identifier"])
+            >>> stats = UpdateStatistics.empty(("time_index",), dimensions_known=False)
+            >>> stats.get_dimension_range_map_great_or_equal(["account_uid", "unique_identifier"])
             []
         """
+        if isinstance(identity_dimensions, str):
+            raise LakenodesUserError(f"identity_dimensions must be a list, got {identity_dimensions!r}; "
+                                     f"wrap a single dimension as [{identity_dimensions!r}]")
         dims = list(identity_dimensions or self.identity_dimensions)
         unknown = [dim for dim in dims if dim not in self.identity_dimensions]
-        if unknown and self._progress.version < 0 and not self.identity_dimensions:
+        if unknown and not self._dimensions_known:
             return []
         if unknown:
             raise LakenodesUserError(f"unknown identity dimension(s) {unknown}; the table has {list(self.identity_dimensions)}")
