@@ -64,8 +64,12 @@ def test_rerun_with_the_same_rows_commits_nothing(local_lake, caplog, series):
         assert node.store.table().version() == version and table.history() == history and files_of(node) == files
         assert any("no changed rows" in r.getMessage() and f"the {first.height} rows" in r.getMessage()
                    for r in caplog.records)
+    # regression: run() returned every row it was given although it persisted none
+    node.frames.append(first.clone())
+    error, written = node.run()
+    assert error is False and written.height == 0 and written.columns == node.get_df_between_dates().columns
     runs = [run for run in catalog.run_history(local_lake, node.update_hash) if run["status"] == "success"]
-    assert sorted(run["rows_written"] for run in runs) == [0, 0, first.height]
+    assert sorted(run["rows_written"] for run in runs) == [0, 0, 0, first.height]
     assert node.get_df_between_dates().height == first.height
 
 

@@ -37,7 +37,8 @@ class DataNode(core.DataNode):
     ) -> tuple[bool, Any]:
         """Run the dependency tree (dependencies first), then this node; return ``(False, written)``,
         ``written`` being the rows this run persisted, in the program's frame kind (polars unless
-        ``LAKENODES_FRAME=pandas`` / ``set_default_frame("pandas")``).
+        ``LAKENODES_FRAME=pandas`` / ``set_default_frame("pandas")``): no rows, with the frame's
+        columns, when every row equalled the stored one and nothing was committed.
 
         With an ``executor`` (a spawn process pool, a Dask client's executor), ``written`` is this
         node's :class:`~lakenodes.RunSummary` (rows written, table version, timings) unless

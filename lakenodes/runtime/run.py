@@ -216,7 +216,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 phase = _enter(hooks, node, "catalog")
                 for hook in hooks:
                     hook.run_succeeded(node, RunInfo(run_id, started, 0))
-                return summary((0, 0), None, persisted(), result.rows_unchanged)
+                return summary((0, 0), None, persisted().clear(), result.rows_unchanged)  # none persisted
             rows_written = result.rows_written
             committed = True
             with _remembering(node, frame, checked, result, run_id) as after:
