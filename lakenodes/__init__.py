@@ -74,8 +74,28 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
+# the platform's names a port of the seeds meets, with what stands in for each here
+_PLATFORM_ONLY = {
+    "PlatformTimeIndexMetaTable": "the platform's table of a table; here the Delta table's schema is the contract "
+                                  "(drop it, and storage_table=, from the node)",
+    "TableMetaData": "use DataNodeMetaData (identifier, description, data_frequency_id, labels)",
+}
+
+
 def __getattr__(name: str) -> Any:
-    """Import a public name on first use (``from lakenodes import DataNode`` works as always)."""
+    """Import a public name on first use (``from lakenodes import DataNode`` works as always).
+
+    A platform name a port of the seeds imports is an ImportError saying what to use instead
+    (an AttributeError would reach ``from lakenodes import ...`` as Python's bare "cannot import").
+
+    Example:
+        >>> from lakenodes import TableMetaData
+        Traceback (most recent call last):
+        ImportError: Main Sequence's TableMetaData has no counterpart in lakenodes: use DataNodeMetaData (identifier, description, data_frequency_id, labels)
+    """
+    if name in _PLATFORM_ONLY:
+        raise ImportError(f"Main Sequence's {name} has no counterpart in lakenodes: {_PLATFORM_ONLY[name]}",
+                          name=__name__)
     try:
         module, attribute = _LAZY[name]
     except KeyError:

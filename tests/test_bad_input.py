@@ -166,6 +166,11 @@ class StringDimensions(Emitter):
     IDENTITY_DIMENSIONS: ClassVar = "portfolio"
 
 
+class NoSuperInit(Emitter):
+    def __init__(self, config):  # the seeds' shape without its super().__init__ call
+        self.extra = config
+
+
 class ListDependencies(Emitter):
     def dependencies(self):
         return [emitter("good")]
@@ -265,6 +270,12 @@ CASES: list[Case] = [
     # configurations and constructors
     call("config_not_a_model", lambda ctx: Emitter({"case": "good"}), ConfigurationError,
          "needs a DataNodeConfiguration instance, got dict"),
+    call("platform_storage_table", lambda ctx: Emitter(EmitterConfig(case="good"), storage_table=object()),
+         ConfigurationError, r"got storage_table=: .*Main Sequence's platform table: drop it"),
+    call("init_without_super", lambda ctx: NoSuperInit(EmitterConfig(case="good")).run(), ConfigurationError,
+         r"NoSuperInit.__init__ must call super\(\).__init__\(config, \*\*kwargs\) before the node is used"),
+    call("platform_table_import", lambda ctx: exec("from lakenodes import PlatformTimeIndexMetaTable"), ImportError,
+         "PlatformTimeIndexMetaTable has no counterpart in lakenodes"),
     call("config_wrong_type", lambda ctx: EmitterConfig(case=["good"]), ValidationError, "case\n.*valid string"),
     call("config_unknown_field", lambda ctx: EmitterConfig(windo=3), ValidationError, "windo\n.*Extra inputs"),
     call("offset_start_naive", lambda ctx: NaiveOffsetConfig(offset_start=dt.datetime(2024, 1, 1)), ValidationError,

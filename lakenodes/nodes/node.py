@@ -188,6 +188,10 @@ class BaseNode:
 HashedAsUpdateHash.register(BaseNode)  # configurations hash a node as its update_hash
 
 
+_SET_BY_INIT = frozenset({"config", "hash_namespace", "storage_hash", "update_hash", "logger",
+                          "_update_statistics", "_statistics_lake"})
+
+
 class DataNode(BaseNode):
     """The core of a DataNode: identity (hashes), ``dependencies()``, ``update()``, statistics and
     reads. User code subclasses ``lakenodes.DataNode`` (:mod:`lakenodes.facade.node`), which adds
@@ -212,7 +216,14 @@ class DataNode(BaseNode):
         hash_namespace: str | None = None,
         test_node: bool = False,
         lake: Lake | None = None,
+        **platform: Any,
     ):
+        if platform:  # the seeds' constructor passes the platform's table object
+            named = ", ".join(f"{key}=" for key in platform)
+            raise ConfigurationError(
+                f"{type(self).__name__}(...) got {named}: lakenodes' DataNode takes config, hash_namespace=, "
+                "test_node= and lake= (storage_table= is Main Sequence's platform table: drop it, the Delta "
+                "table's schema is the contract)")
         if not isinstance(config, BaseModel):
             raise ConfigurationError(
                 f"{type(self).__name__} needs a DataNodeConfiguration instance, got {type(config).__name__}"
@@ -239,6 +250,14 @@ class DataNode(BaseNode):
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a process pool without its computed statistics (a worker computes its own)."""
         return {**self.__dict__, "_update_statistics": None}
+
+    def __getattr__(self, name: str) -> Any:
+        """Only called for an attribute not found: one ``__init__`` sets is missing when a subclass's
+        ``__init__`` never called ``super().__init__(config)``; say so instead of an AttributeError."""
+        if name in _SET_BY_INIT:
+            raise ConfigurationError(f"{type(self).__name__}.__init__ must call super().__init__(config, **kwargs) "
+                                     f"before the node is used ({name!r} is not set)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _check_identity_dimensions(self) -> None:
         dims = self.IDENTITY_DIMENSIONS
