@@ -241,7 +241,10 @@ CASES: list[Case] = [
     output("no_value_column", lambda: polars().drop("close"), F, "no value column"),
     # value dtypes
     output("mixed_object_column", lambda: pandas_frame(close=pd.Series([1.0, "high"], dtype=object).to_numpy()), F,
-           "column 'close' has mixed or unsupported values"),
+           r"column 'close' has mixed or unsupported values \(Could not convert 'high' with type str: tried to "
+           r"convert to double\); use"),
+    output("time_index_as_a_pandas_column", lambda: pandas_frame().reset_index(), F,
+           r"got index names \[None\]; 'time_index' is a column: make it the index, frame.set_index\('time_index'\)"),
     output("list_column", lambda: polars(close=[[1.0], [2.0]]), F, "'close' has unsupported type large_list"),
     output("struct_column", lambda: polars(close=[{"a": 1.0}, {"a": 2.0}]), F, "unsupported type struct"),
     output("naive_datetime_value", lambda: polars().with_columns(seen=pl.lit(dt.datetime(2024, 1, 3))), F,

@@ -172,8 +172,11 @@ def _pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
         return pa.table({}), [TIME_INDEX]
     index_names = [name for name in frame.index.names]
     if any(name is None for name in index_names):
+        hint = (f"; '{TIME_INDEX}' is a column: make it the index, frame.set_index('{TIME_INDEX}') (and "
+                f"set_index(['{TIME_INDEX}', '{UNIQUE_IDENTIFIER}']) for one row per asset)"
+                if TIME_INDEX in frame.columns else "")
         raise FrameValidationError(
-            f"every index level must be named (first 'time_index'); got index names {index_names}"
+            f"every index level must be named (first 'time_index'); got index names {index_names}{hint}"
         )
     if index_names[0] != TIME_INDEX:
         raise FrameValidationError(f"the first index level must be named 'time_index', got {index_names[0]!r}")
@@ -199,8 +202,8 @@ def _pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
         column = _pandas_bad_column(flat)
         raise FrameValidationError(
-            f"column {column!r} has mixed or unsupported values ({error}); use float, int, bool or str" if column
-            else f"frame cannot be converted to Arrow: {error}"
+            f"column {column!r} has mixed or unsupported values ({error.args[0]}); use float, int, bool or str"
+            if column else f"frame cannot be converted to Arrow: {error.args[0]}"
         ) from error
     return table.replace_schema_metadata(None), [str(name) for name in index_names]
 
