@@ -358,7 +358,7 @@ CASES: list[Case] = [
     query("sql_two_statements", "SELECT 1; SELECT 2", "forbidden_statement", "multiple statements are not allowed"),
     query("sql_unknown_syntax", "SELEC * FROM bad_input_plain", "forbidden_statement", "SELECT or WITH"),
     query("sql_other_table", "SELECT * FROM bad_input_declared", "forbidden_table",
-          "unknown or forbidden table .*bad_input_declared"),
+          "unknown or forbidden table 'bad_input_declared'; only .*bad_input_plain may be queried"),
     query("sql_max_rows", "SELECT * FROM bad_input_plain", "invalid_argument", "max_rows", max_rows=-1),
     # tail deletes
     call("delete_date_wrong_format", lambda ctx: ctx.table.delete_after_date("next tuesday"), LakenodesUserError,

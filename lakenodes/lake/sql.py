@@ -355,10 +355,11 @@ def _classify(message: str, names: list[str]) -> _Refusal:
     ):
         return _Refusal("forbidden_statement", message)
     if m := re.search(r"table (function )?'([^']*)' not found", message):
+        named = re.sub(r"^(datafusion\.)?public\.", "", m.group(2))  # DataFusion's catalog, not the user's words
         return _Refusal(
             "forbidden_table",
             f"unknown or forbidden table{' function' if m.group(1) else ''} "
-            f"{m.group(2)!r}; only {', '.join(names)} may be queried",
+            f"{named!r}; only {', '.join(names)} may be queried",
         )
     if re.search(r"Resources exhausted|memory pool|Failed to allocate", message, re.IGNORECASE):
         return _Refusal("resources_exhausted", message)
