@@ -600,6 +600,9 @@ def test_search_commands(lake_copy):
     assert ok_json("data-node", "refresh-search-index", RANDOM_ID, lake=lake_copy)["ok"]
     assert_one_line_error(cli("search", "x", "--filter", "colour=red", lake=lake_copy), 2, "colour")
     assert_one_line_error(cli("search", lake=lake_copy), 2, "query")
+    # the DataNode guide's `mainsequence data_node search "..." --data-source-id 2`
+    assert_one_line_error(cli("data_node", "search", "close", "--data-source-id", "2", lake=lake_copy), 2,
+                          "--data-source-id has no counterpart: a lake is one data source; search another one with --lake")
 
 
 def test_search_shows_the_docstring_of_a_node_without_a_description(tmp_path):

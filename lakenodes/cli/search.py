@@ -48,8 +48,12 @@ def search(
         "--embedder", metavar="SPEC", show_default=False,
         help="The index's embedder: minilm (default), hashing, sentence-transformers:PATH. With --refresh the "
              "index is rebuilt with it; without, it must be the one the index was built with.")] = None,
+    data_source_id: Annotated[str | None, typer.Option("--data-source-id", hidden=True)] = None,  # the seeds' CLI
 ) -> None:
     """Find tables by meaning: description (trigram + embedding blend) and column search."""
+    if data_source_id is not None:
+        raise LakenodesUserError("--data-source-id has no counterpart: a lake is one data source; search another "
+                                 "one with --lake URI")
     search_filters = dict(parse_pairs(filters, "--filter"))
     refreshed = TimeIndexMetaTable.rebuild_search_index(lake=session.lake, embedding_model=embedder) if refresh else None
     model = None if refresh else embedder
