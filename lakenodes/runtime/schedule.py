@@ -79,8 +79,8 @@ def run_many(
         >>> summary = summaries[example.node.update_hash]  # rows equal to the stored ones are left as they are
         >>> summary.rows_written + summary.rows_unchanged
         8
-        >>> run_many([example.node], return_frames=True)[example.node.update_hash].height
-        8
+        >>> run_many([example.node], return_frames=True)[example.node.update_hash].columns  # none persisted: no rows
+        ['time_index', 'unique_identifier', 'close']
     """
     summaries = _schedule(nodes, executor, on_progress, on_phase, None if return_frames else ())
     if return_frames:
