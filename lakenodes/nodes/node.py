@@ -66,6 +66,7 @@ class BaseNode:
 
     @property
     def lake(self) -> Lake:
+        """The node's lake: its own (``lake=``, or the block it was created in), else the one in effect here."""
         return self._lake or current_lake()
 
     @lake.setter
