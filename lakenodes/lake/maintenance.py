@@ -48,10 +48,12 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
 
+from .._internal.deferred import pafs
 from ..errors import LakenodesUserError, NotFoundError
 from ._delta_log import read_last_checkpoint
 from ._retry import RetryPolicy
@@ -281,7 +283,11 @@ def vacuum_table(
             enforce_retention_duration=not (force_unsafe_retention or dry_run),
         )
 
-    files = sorted(store.with_retries(vacuum, what=f"vacuum of {storage_hash}"))
+    present = _data_files(lake, store.uri)
+    # delta-rs also names files an earlier vacuum deleted (their remove actions are still in the
+    # log), then by absolute path: report only files that were there, by path in the table
+    reported = {_in_table(path, lake, store.uri) for path in store.with_retries(vacuum, what=f"vacuum of {storage_hash}")}
+    files = sorted(present[path] for path in reported if path in present)
     reach = time_travel_reach(_open(store, storage_hash, fold=False), lake.storage_options or None,
                               lambda uri: lake_filesystem(lake, uri), files if dry_run else ())
     logger.info("vacuum of %s (%s, retention %d h): %d files; time travel reaches back to version %d",
@@ -296,6 +302,32 @@ def vacuum_table(
         "file_count": len(files),
         **reach,
     }
+
+
+def _data_files(lake: Lake, uri: str) -> dict[str, str]:
+    """The files under the table root now (one listing): their path in the table as stored, by its
+    decoded form (delta-rs reports a partition folder percent-encoded or not)."""
+    filesystem, root = lake_filesystem(lake, uri)
+    listing = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    stored = [info.path[len(root):].lstrip("/") for info in listing if info.type == pafs.FileType.File]
+    return {unquote(path): path for path in stored}
+
+
+def _in_table(path: str, lake: Lake, uri: str) -> str:
+    """A path delta-rs reports (relative, absolute, or a URL; percent-encoded or not) as a decoded
+    path in the table.
+
+    Example:
+        >>> lake = Lake("/tmp/lake")
+        >>> _in_table("/tmp/lake/tables/t/u=A%2FB/part-0.parquet", lake, "/tmp/lake/tables/t")
+        'u=A/B/part-0.parquet'
+    """
+    root = lake_filesystem(lake, uri)[1]
+    text = unquote(path.removeprefix("file://").split("://", 1)[-1])
+    for prefix in (root.lstrip("/") + "/", root + "/"):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
 
 
 def last_checkpoint_version(lake: Lake, storage_hash: str) -> int | None:
