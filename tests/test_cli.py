@@ -795,7 +795,12 @@ SLOW_NODE = textwrap.dedent('''
 ''')
 
 
-def test_ctrl_c_during_a_run_is_one_line_and_exit_130(tmp_path):
+@pytest.mark.parametrize(("stop", "code", "said", "recorded"), [
+    ("SIGINT", 130, "interrupted", "update: KeyboardInterrupt"),
+    # regression: a scheduler's SIGTERM ended the process at once: exit -15, nothing said, no run recorded
+    ("SIGTERM", 143, "terminated (SIGTERM)", "update: Terminated"),
+])
+def test_ctrl_c_or_sigterm_during_a_run_is_one_line_and_recorded(tmp_path, stop, code, said, recorded):
     """Regression: typer turned Ctrl-C into a silent exit 130 (nothing on stderr); scheduling.md's
     table had no such code."""
     import signal
@@ -810,14 +815,15 @@ def test_ctrl_c_during_a_run_is_one_line_and_exit_130(tmp_path):
     deadline = time.monotonic() + 120
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, stop))
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, (stdout, stderr)
-    assert stderr.strip().splitlines() == ["error: interrupted: what finished before it stands (commits, files a vacuum deleted); no commit is half-made"]
+    assert process.returncode == code, (stdout, stderr)
+    assert stderr.strip().splitlines() == [
+        f"error: {said}: what finished before it stands (commits, files a vacuum deleted); no commit is half-made"]
     from lakenodes.catalog.catalog import run_history
 
     [record] = run_history(Lake(str(tmp_path / "lake")))  # the interrupted run is recorded (scheduling.md)
-    assert record["status"] == "error" and record["error"].startswith("update: KeyboardInterrupt")
+    assert record["status"] == "error" and record["error"].startswith(recorded)
 
 
 def test_a_naive_datetime_cell_is_utc_whatever_the_machine_time_zone(monkeypatch):

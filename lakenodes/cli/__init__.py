@@ -26,7 +26,9 @@ import contextlib
 import importlib.metadata
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import Annotated
@@ -35,7 +37,7 @@ import typer
 
 from ..lake._rust_stderr import restore_stderr
 from . import assets, data_node, maintenance, run, search, updates
-from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup
+from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup, raise_terminated
 from ._render import to_json
 from ._session import GlobalOptions, LakeOption, VerboseOption
 
@@ -110,6 +112,8 @@ def main(argv: Sequence[str] | None = None, *, standalone_mode: bool = True) -> 
     shutdown ("terminate called without an active exception", exit 134) after a pyarrow dataset
     over a Delta table was read, which would turn a successful command into a failed cron/Airflow task.
     """
+    if standalone_mode and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_terminated)  # a scheduler's stop: recorded and said, as Ctrl-C
     try:
         result = app(args=list(argv) if argv is not None else None, prog_name="lakenodes", standalone_mode=False)
         code = result if isinstance(result, int) else SUCCESS

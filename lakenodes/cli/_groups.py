@@ -31,6 +31,16 @@ USER_ERROR = 2
 """A user mistake, reported as one ``error:`` line without a traceback."""
 INTERRUPTED = 130
 """Ctrl-C (SIGINT), the shells' convention: 128 + the signal's number."""
+TERMINATED = 143
+"""SIGTERM (Kubernetes, Airflow timeouts, ``timeout(1)``): 128 + 15."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so it ends as Ctrl-C does (the run recorded, one line)."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated("SIGTERM")
 
 
 class CommandFailed(Exception):

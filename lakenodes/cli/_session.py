@@ -27,7 +27,16 @@ from .._internal.collector import resume_collection
 from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, one_line
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
-from ._groups import FAILURE, INTERRUPTED, USER_ERROR, ClickException, CommandFailed, print_error
+from ._groups import (
+    FAILURE,
+    INTERRUPTED,
+    TERMINATED,
+    USER_ERROR,
+    ClickException,
+    CommandFailed,
+    Terminated,
+    print_error,
+)
 from ._render import stdout_console, to_json
 
 if TYPE_CHECKING:
@@ -155,9 +164,11 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
         yield
     except (typer.Exit, typer.Abort, ClickException):
         raise
-    except KeyboardInterrupt:  # before typer turns it into a silent exit 130
-        _fail(INTERRUPTED, "interrupted", "interrupted: what finished before it stands (commits, files a vacuum "
-              "deleted); no commit is half-made", json_mode, False)
+    except KeyboardInterrupt as stop:  # before typer turns it into a silent exit 130
+        terminated = isinstance(stop, Terminated)
+        _fail(TERMINATED if terminated else INTERRUPTED, "interrupted",
+              f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: what finished before it stands (commits, "
+              "files a vacuum deleted); no commit is half-made", json_mode, False)
     except CommandFailed as failure:
         _fail(failure.code, failure.kind, str(failure), json_mode and not failure.reported, verbose)
     except NodeRunError as error:  # a run refused for the caller's mistake (nothing written) is one as well
