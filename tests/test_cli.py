@@ -417,6 +417,13 @@ def test_run_exit_codes(tmp_path, monkeypatch):
     ]
     for args, fragment in mistakes:
         assert_one_line_error(cli(*args, lake=lake), 2, fragment)
+    # regression: --verbose (docs/scheduling.md's Kubernetes job) turned a user mistake into tracebacks
+    verbose = cli("--verbose", "run", target, "--config", '{"mean": 1.0}', lake=lake)
+    assert verbose.exit_code == 2 and "Traceback" not in verbose.stderr
+    assert [line for line in verbose.stderr.splitlines() if line.startswith("error:")] == [
+        verbose.stderr.strip().splitlines()[-1]]
+    failed_verbose = cli("--verbose", "run", f"{tmp_path / 'cli_failing_nodes.py'}:Broken", lake=lake)
+    assert failed_verbose.exit_code == 1 and "Traceback" in failed_verbose.stderr  # a failure keeps its traceback
 
 
 def test_a_lake_that_is_a_file_or_a_folder_of_other_things_is_a_one_line_mistake(tmp_path, monkeypatch):

@@ -46,7 +46,8 @@ LakeOption = Annotated[str | None, typer.Option(
     "--lake", metavar="URI", show_default=False,
     help="Lake root: a folder or s3://bucket/prefix [default: $LAKENODES_URI, else ./lake].")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document on stdout.")]
-VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level to stderr.")]
+VerboseOption = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Log at INFO level to stderr, and a failure's traceback (not a user mistake's).")]
 NamespaceOption = Annotated[str | None, typer.Option(
     "--namespace", "-n", show_default=False, help="Namespace in which an IDENTIFIER is resolved [default: none].")]
 TableArgument = Annotated[str, typer.Argument(metavar="UID", help="Table uid, identifier or storage hash.")]
@@ -181,7 +182,7 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
 
 
 def _fail(code: int, kind: str, message: str, json_document: bool, verbose: bool) -> None:
-    if verbose and sys.exc_info()[0] is not None:
+    if verbose and code != USER_ERROR and sys.exc_info()[0] is not None:  # a user mistake stays one line
         traceback.print_exc(file=sys.stderr)
     if json_document:
         typer.echo(to_json({"ok": False, "error": {"kind": kind, "message": one_line(message)}}))
