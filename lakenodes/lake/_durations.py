@@ -8,7 +8,6 @@ rewrites such values before delta-rs sees them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 from ..errors import LakeConfigurationError
 
@@ -42,20 +41,22 @@ def duration_seconds(value: str, key: str = "") -> float:
     raise LakeConfigurationError(f"{name} duration {value!r} is not like '5s', '250ms' or '2min'")
 
 
+TIMEOUTS = ("timeout", "connect_timeout", "retry_timeout")
+"""The duration options lakenodes' own reads follow too (see ``storage_options``)."""
 _BACKOFF_DURATIONS = ("backoff_config.init_backoff", "backoff_config.max_backoff")
 
 
-def write_durations_as_object_store_reads_them(options: dict[str, str], durations: Sequence[str]) -> None:
-    """Rewrite each of ``durations`` (and the backoff durations) object_store would refuse mid-run (``"5"``, ``"2.5s"``: it wants whole
-    units) as one it reads (``"5s"``, ``"2500ms"``); a value that is no duration, or a backoff
+def write_durations_as_object_store_reads_them(options: dict[str, str]) -> None:
+    """Rewrite each duration option object_store would refuse mid-run (``"5"``, ``"2.5s"``: it wants
+    whole units) as one it reads (``"5s"``, ``"2500ms"``); a value that is no duration, or a backoff
     ``base`` that is no number, is refused here, before any storage access.
 
     Example:
         >>> options = {"timeout": "5", "connect_timeout": "2.5s", "retry_timeout": "1m 30s"}
-        >>> write_durations_as_object_store_reads_them(options, ("timeout", "connect_timeout", "retry_timeout")); options
+        >>> write_durations_as_object_store_reads_them(options); options
         {'timeout': '5s', 'connect_timeout': '2500ms', 'retry_timeout': '1m 30s'}
     """
-    for key in (*durations, *_BACKOFF_DURATIONS):
+    for key in (*TIMEOUTS, *_BACKOFF_DURATIONS):
         if key in options:
             seconds, text = duration_seconds(options[key], key), options[key].strip()
             if re.fullmatch(r"\d+(\.\d+)?", text):

@@ -135,7 +135,6 @@ _FROM_ENV |= {"AWS_IAM_ROLE_ARN", "AWS_S3_ASSUME_ROLE_ARN"}
 DEFAULT_TIMEOUTS: Mapping[str, str] = MappingProxyType(
     {"connect_timeout": "5s", "timeout": "10s", "retry_timeout": "10s"}
 )
-_DURATIONS = ("timeout", "connect_timeout", "retry_timeout")
 # object_store's own values where an option is absent (what delta-rs and LanceDB then use)
 _OBJECT_STORE_DEFAULTS: dict[str, float] = {"timeout": 30.0, "retry_timeout": 180.0, "max_retries": 10}
 _TRUE = {"true", "1", "on", "yes", "y"}
@@ -159,7 +158,7 @@ def normalize_s3_options(
     options = _fold_region(_canonical(env_items, source="environment variable", skip=given.keys()))
     options.update(given)
     _check_reads_can_follow(options, bucket)
-    write_durations_as_object_store_reads_them(options, _DURATIONS)
+    write_durations_as_object_store_reads_them(options)  # and checks them
     logger.debug("S3 storage options for bucket %s: %s", bucket, sorted(options))  # names only, never secrets
     if options.get("AWS_ENDPOINT_URL", "").lower().startswith("http://"):
         options.setdefault("AWS_ALLOW_HTTP", "true")
@@ -272,9 +271,6 @@ def _check_reads_can_follow(options: Mapping[str, str], bucket: str) -> None:
         missing = "AWS_SECRET_ACCESS_KEY" if "AWS_ACCESS_KEY_ID" in options else "AWS_ACCESS_KEY_ID"
         raise LakeConfigurationError(f"storage options give only one of the key pair: {missing} is missing")
     _flag(options, "AWS_SKIP_SIGNATURE")
-    for key in _DURATIONS:
-        if key in options:
-            duration_seconds(options[key], key)
     if "max_retries" in options and not options["max_retries"].strip().isdigit():
         raise LakeConfigurationError(f"storage option max_retries {options['max_retries']!r} is not a whole number")
 
