@@ -426,7 +426,7 @@ def test_the_guides_range_map_on_a_first_run_of_undeclared_dimensions(local_lake
         {"account_uid": "ACC1", "unique_identifier": "AAPL"}, {"account_uid": "ACC2", "unique_identifier": "AAPL"}]
     with pytest.raises(LakenodesUserError, match=r"unknown identity dimension\(s\) \['portfolio'\]"):
         node.compute_update_statistics().get_dimension_range_map_great_or_equal(["portfolio"])  # now they are known
-    with pytest.raises(LakenodesUserError, match=r"wrap a single dimension as \['unique_identifier'\]"):
+    with pytest.raises(LakenodesUserError, match=r"identity_dimensions must be a list, got 'unique_identifier'; wrap a single value as \['unique_identifier'\]"):
         node.compute_update_statistics().get_dimension_range_map_great_or_equal("unique_identifier")
 
 

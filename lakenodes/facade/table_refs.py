@@ -71,13 +71,12 @@ def maintenance_names(lake: Lake, refs: Sequence[str] | None, namespace: str | N
     return names
 
 
-def run_history(lake: Lake, update_hash: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """The last ``limit`` runs (oldest first), of one update process when ``update_hash`` is given;
-    an update hash the lake never saw is a ``NotFoundError``."""
+def run_history(lake: Lake, update_hash: str | None = None) -> list[dict[str, Any]]:
+    """Every run (oldest first), of one update process when ``update_hash`` is given; an update
+    hash the lake never saw is a ``NotFoundError``."""
     if update_hash and not any(p["update_hash"] == update_hash for p in catalog.update_processes(lake)):
         raise NotFoundError(f"no update process {update_hash!r} in {lake.uri}; {UPDATES_HINT}")
-    runs = catalog.run_history(lake, update_hash)
-    return runs[-limit:] if limit else runs
+    return catalog.run_history(lake, update_hash)
 
 
 def update_processes(lake: Lake) -> list[dict[str, Any]]:

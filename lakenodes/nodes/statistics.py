@@ -10,6 +10,7 @@ from typing import Any
 from ..core.frames import UNIQUE_IDENTIFIER
 from ..errors import LakenodesUserError
 from ..lake.progress import Identity, TableProgress, keep_min
+from .read_arguments import list_argument
 
 UTC = datetime.timezone.utc
 DEFAULT_OFFSET_START = datetime.datetime(2018, 1, 1, tzinfo=UTC)
@@ -144,10 +145,7 @@ class UpdateStatistics:
             >>> stats.get_dimension_range_map_great_or_equal(["account_uid", "unique_identifier"])
             []
         """
-        if isinstance(identity_dimensions, str):
-            raise LakenodesUserError(f"identity_dimensions must be a list, got {identity_dimensions!r}; "
-                                     f"wrap a single dimension as [{identity_dimensions!r}]")
-        dims = list(identity_dimensions or self.identity_dimensions)
+        dims = list_argument(identity_dimensions or self.identity_dimensions, "identity_dimensions")
         unknown = [dim for dim in dims if dim not in self.identity_dimensions]
         if unknown and not self._dimensions_known:
             return []
