@@ -48,7 +48,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import unquote
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable
@@ -58,7 +57,7 @@ from ..errors import LakenodesUserError, NotFoundError
 from ._delta_log import read_last_checkpoint
 from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files
-from ._scan import add_actions, fragments_of, plain_flags, read_whole, snapshot_of
+from ._scan import add_actions, data_file_path, fragments_of, plain_flags, read_whole, snapshot_of
 from ._storage_errors import storage_errors
 from ._watermarks import app_transaction, rewrite_transactions
 from .cross_section import write_cross_section
@@ -283,10 +282,11 @@ def vacuum_table(
             enforce_retention_duration=not (force_unsafe_retention or dry_run),
         )
 
-    present = _data_files(lake, store.uri)
+    filesystem, root = lake_filesystem(lake, store.uri)
+    present = _data_files(filesystem, root)
     # delta-rs also names files an earlier vacuum deleted (their remove actions are still in the
     # log), then by absolute path: report only files that were there, by path in the table
-    reported = {_in_table(path, lake, store.uri) for path in store.with_retries(vacuum, what=f"vacuum of {storage_hash}")}
+    reported = {_in_table(path, root) for path in store.with_retries(vacuum, what=f"vacuum of {storage_hash}")}
     files = sorted(present[path] for path in reported if path in present)
     reach = time_travel_reach(_open(store, storage_hash, fold=False), lake.storage_options or None,
                               lambda uri: lake_filesystem(lake, uri), files if dry_run else ())
@@ -304,26 +304,23 @@ def vacuum_table(
     }
 
 
-def _data_files(lake: Lake, uri: str) -> dict[str, str]:
+def _data_files(filesystem: Any, root: str) -> dict[str, str]:
     """The files under the table root now (one listing): their path in the table as stored, by its
     decoded form (delta-rs reports a partition folder percent-encoded or not)."""
-    filesystem, root = lake_filesystem(lake, uri)
     listing = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
     stored = [info.path[len(root):].lstrip("/") for info in listing if info.type == pafs.FileType.File]
-    return {unquote(path): path for path in stored}
+    return {data_file_path(path): path for path in stored}
 
 
-def _in_table(path: str, lake: Lake, uri: str) -> str:
+def _in_table(path: str, root: str) -> str:
     """A path delta-rs reports (relative, absolute, or a URL; percent-encoded or not) as a decoded
-    path in the table.
+    path in the table under ``root`` (the table's path in its filesystem).
 
     Example:
-        >>> lake = Lake("/tmp/lake")
-        >>> _in_table("/tmp/lake/tables/t/u=A%2FB/part-0.parquet", lake, "/tmp/lake/tables/t")
+        >>> _in_table("/tmp/lake/tables/t/u=A%2FB/part-0.parquet", "/tmp/lake/tables/t")
         'u=A/B/part-0.parquet'
     """
-    root = lake_filesystem(lake, uri)[1]
-    text = unquote(path.removeprefix("file://").split("://", 1)[-1])
+    text = data_file_path(path.removeprefix("file://").split("://", 1)[-1])
     for prefix in (root.lstrip("/") + "/", root + "/"):
         if text.startswith(prefix):
             return text[len(prefix):]
