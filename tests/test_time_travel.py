@@ -114,21 +114,21 @@ def test_last_observation_and_ranges_as_of(history):
 
 
 @pytest.mark.parametrize("check", ["files the current version lacks", "a listing of the table"])
-def test_missing_and_vacuumed_versions_name_the_oldest_readable(history, check, monkeypatch):
+def test_missing_and_vacuumed_versions_say_how_far_back_time_travel_reaches(history, check, monkeypatch):
     """An old version's files are checked one by one (those the current version does not hold),
     or, past a limit, against a listing of the table: either way a vacuumed version is refused."""
     if check == "a listing of the table":
         monkeypatch.setattr(versions, "_CHECKED_ONE_BY_ONE", -1)
     node = history.node
-    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0 and the latest 4"):
+    with pytest.raises(VersionUnavailableError, match=r"time travel reaches back to version 0 \(the latest is 4\)"):
         node.get_df_between_dates(as_of=9)
-    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0"):
+    with pytest.raises(VersionUnavailableError, match="reaches back to version 0"):
         node.get_df_between_dates(as_of=-1)
     with pytest.raises(LakenodesUserError, match="as_of must be a table version"):
         node.get_df_between_dates(as_of="yesterday")
     vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
     latest = node.store.table().version()
-    with pytest.raises(VersionUnavailableError, match=r"version 2 .*oldest readable version is [34]") as error:
+    with pytest.raises(VersionUnavailableError, match=r"version 2 .*reaches back to version [34]") as error:
         node.get_df_between_dates(as_of=2)
     assert "\n" not in str(error.value)
     assert_frame_equal(node.get_df_between_dates(as_of=latest), history.states[4])
@@ -211,7 +211,7 @@ def test_run_query_as_of(history):
     assert table.run_query(sql)["results"][0]["n"] == states[4].height
     with pytest.raises(VersionUnavailableError, match="did not exist"):
         table.run_query(sql, as_of=dt.datetime(2000, 1, 1, tzinfo=UTC))
-    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0"):
+    with pytest.raises(VersionUnavailableError, match="reaches back to version 0"):
         table.run_query(sql, as_of=17)
 
 
@@ -229,7 +229,7 @@ def test_cli_run_query_as_of(history):
     assert json.loads(run("--as-of", "2").stdout)["results"] == [{"n": 8}]
     assert json.loads(run("--as-of", history.moments[4].isoformat()).stdout)["results"] == [{"n": 6}]
     failed = run("--as-of", "42")
-    assert failed.exit_code == 2 and "oldest readable version is 0" in failed.stdout + failed.stderr
+    assert failed.exit_code == 2 and "reaches back to version 0" in failed.stdout + failed.stderr
 
 
 def test_diff_between_versions_keyed_by_the_index(history):
@@ -292,13 +292,34 @@ def test_a_table_written_again_under_its_uri_is_not_read_from_a_kept_version(any
     assert node.get_df_between_dates(as_of=2)["unique_identifier"].to_list() == ["C", "C"]
 
 
-def test_a_search_for_the_oldest_readable_version_keeps_no_version(history, monkeypatch):
+def test_a_search_for_the_reach_keeps_no_version(history, monkeypatch):
     """The versions a failed read probes (to name the oldest readable one) are not kept: they would
     push out the versions read for their rows."""
     node = history.node
     versions._opened.clear()
     assert_frame_equal(node.get_df_between_dates(as_of=2), history.states[2])
     kept = dict(versions._opened)
-    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0"):
+    with pytest.raises(VersionUnavailableError, match="reaches back to version 0"):
         node.get_df_between_dates(as_of=9)
     assert dict(versions._opened) == kept and [key[2] for key in kept] == [2]
+
+
+def test_the_reach_is_the_oldest_version_every_later_one_reads_from(any_lake):
+    """A restatement of an asset written late removes a file only versions 4 held: after vacuum
+    versions 0 to 3 still read, 4 does not, 5 does. Time travel reaches back to 5, not to 0 (an
+    older version that still reads says nothing about the ones after it)."""
+    node = QueueNode(TravelConfig(name="reach"), [frame([1], ["A"], 0.0), frame([2], ["A"], 0.0), frame([3], ["A"], 0.0),
+                                                  frame([1], ["B"], 0.0), frame([1], ["B"], 100.0)], lake=any_lake)
+    states = {}
+    for _ in range(5):
+        node.run()
+        states[node.store.table().version()] = node.get_df_between_dates()
+    assert sorted(states) == [1, 2, 3, 4, 5]
+    report = vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    assert report["file_count"] == 1 and report["files"][0].startswith("unique_identifier=B/")
+    assert report["oldest_readable_version"] == 5
+    assert_frame_equal(node.get_df_between_dates(as_of=3), states[3])  # before B was written: still there
+    with pytest.raises(VersionUnavailableError, match=r"version 4 .*time travel reaches back to version 5 \(the latest is 7\)"):
+        node.get_df_between_dates(as_of=4)
+    assert_frame_equal(node.get_df_between_dates(as_of=5), states[5])
+    assert node.store.table().version() == 7  # vacuum's own two commits

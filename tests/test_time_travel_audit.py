@@ -42,7 +42,7 @@ def test_update_statistics_as_of_each_version(history):
     assert node.compute_update_statistics().index_progress == expected[4]  # the latest
     before = node.compute_update_statistics(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC))
     assert before.is_empty and before.get_last_update_index_2d("A") == node.OFFSET_START
-    with pytest.raises(VersionUnavailableError, match="oldest readable version is 0"):
+    with pytest.raises(VersionUnavailableError, match="reaches back to version 0"):
         node.compute_update_statistics(as_of=11)
 
 
@@ -82,7 +82,7 @@ def test_vacuum_says_how_far_back_time_travel_reaches(history):
     assert done["files"] == unchanged["files"] and done["oldest_readable_version"] == 4
     assert done["oldest_readable_timestamp"] == {e["version"]: e["timestamp"] for e in table.history()}[4]
     assert node.get_df_between_dates(as_of=4).height == 6
-    with pytest.raises(VersionUnavailableError, match="oldest readable version is 4"):
+    with pytest.raises(VersionUnavailableError, match="reaches back to version 4"):
         node.get_df_between_dates(as_of=3)
     again = vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
     assert again["oldest_readable_version"] == 4
@@ -147,10 +147,10 @@ def test_cli_detail_as_of_prints_snippets_that_read_that_version(history, cli, m
 
 
 @pytest.mark.parametrize("args, message", [
-    (["diff", "{name}", "--from", "2", "--to", "42"], "oldest readable version is 0"),
+    (["diff", "{name}", "--from", "2", "--to", "42"], "reaches back to version 0"),
     (["diff", "{name}", "--from", "yesterday"], "--from"),
     (["diff", "{name}", "--from", "1", "--to", "soon"], "--to"),
-    (["detail", "{name}", "--as-of", "42"], "oldest readable version is 0"),
+    (["detail", "{name}", "--as-of", "42"], "reaches back to version 0"),
     (["detail", "{name}", "--as-of", "last week"], "--as-of"),
     # regression: a moment before the first commit showed empty statistics beside the latest rows' snippets
     (["detail", "{name}", "--as-of", "2000-01-01"], "did not exist at --as-of 2000-01-01: its first version was"),

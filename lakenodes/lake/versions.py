@@ -4,7 +4,8 @@
 committed at or before it, from the commit timestamps of the table's history. An old version
 is opened as a separate ``DeltaTable`` (the process-wide cached object of ``_tables`` is never
 moved back). A version that does not exist, whose log was cleaned up or whose data files vacuum
-removed raises ``VersionUnavailableError`` naming the oldest readable version.
+removed raises ``VersionUnavailableError`` saying how far back time travel reaches: the oldest
+version from which every version up to the latest can be read.
 
 Example:
     >>> resolve_as_of(None, 3)
@@ -27,6 +28,7 @@ from .._internal.caches import register_cache
 from .._internal.datetimes import parse_datetime
 from .._internal.deferred import pafs
 from ..errors import LakenodesUserError, VersionUnavailableError
+from ._delta_log import commit_versions, read_commit
 from ._scan import add_actions, data_file_path
 
 AsOf = int | datetime.datetime
@@ -72,21 +74,25 @@ def table_as_of(table: DeltaTable, as_of: Any, options: dict[str, str] | None,
         return table
     old = _open_readable(table, version, options, filesystem_of, live=_paths(table), keep=True)
     if old is None:
-        oldest = oldest_readable_version(table, options, filesystem_of)
+        oldest, latest = oldest_readable_version(table, options, filesystem_of), table.version()
         raise VersionUnavailableError(
             f"version {version} of {table.table_uri} cannot be read (it does not exist or vacuum removed "
-            f"its files); the oldest readable version is {oldest} and the latest {table.version()}"
+            f"its files); time travel reaches back to version {oldest} "
+            + ("(the latest)" if oldest == latest else f"(the latest is {latest})")
         )
     return old
 
 
 def oldest_readable_version(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
                             gone: Collection[str] = ()) -> int:
-    """The oldest version whose log and data files are all still there, ``gone`` files (paths
-    relative to the table root) counted as deleted (binary search: vacuum and log cleanup remove
-    the oldest versions first)."""
-    low, high = min(commit["version"] for commit in table.history()), table.version()
+    """How far back time travel reaches: the oldest version from which every version up to the
+    latest can be read (its log and data files are there), ``gone`` files (paths relative to the
+    table root) counted as deleted. An older version may still read on its own (one written before
+    a file that a restatement later replaced), but the reach ends at the first one that does not."""
     present = _present_files(table.table_uri, filesystem_of) - set(gone)
+    # from there on every data file is present; log clean-up removes the oldest commits first, so
+    # the oldest version whose log still opens is found by a binary search
+    low, high = _oldest_with_files_kept(table, filesystem_of, present), table.version()
     while low < high:
         middle = (low + high) // 2
         if _open_readable(table, middle, options, filesystem_of, present) is None:
@@ -94,6 +100,25 @@ def oldest_readable_version(table: DeltaTable, options: dict[str, str] | None, f
         else:
             high = middle
     return high
+
+
+def _oldest_with_files_kept(table: DeltaTable, filesystem_of: FileSystemOf, present: set[str]) -> int:
+    """The oldest version from which no version up to the latest lacks a data file, if the latest
+    lacks none: walking back from the latest, version ``v - 1`` holds the files of ``v`` less the
+    ones ``v`` added, plus the ones it removed, so it reads when those removed files are present."""
+    filesystem, root = filesystem_of(table.table_uri)
+    logged = set(commit_versions(filesystem, root))
+    version = table.version()
+    while version > 0 and version - 1 in logged:
+        try:
+            lines, _ = read_commit(filesystem, root, version)
+        except OSError:
+            return version
+        removed = [json.loads(line)["remove"]["path"] for line in lines if line.startswith('{"remove"')]
+        if any(data_file_path(path) not in present for path in removed):
+            return version
+        version -= 1
+    return version
 
 
 def time_travel_reach(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
