@@ -108,8 +108,12 @@ def _oldest_with_files_kept(table: DeltaTable, filesystem_of: FileSystemOf, pres
     ones ``v`` added, plus the ones it removed, so it reads when those removed files are present."""
     filesystem, root = filesystem_of(table.table_uri)
     logged = set(commit_versions(filesystem, root))
+    appends = {commit["version"] for commit in table.history() if _removes_nothing(commit)}
     version = table.version()
     while version > 0 and version - 1 in logged:
+        if version in appends:
+            version -= 1
+            continue
         try:
             lines, _ = read_commit(filesystem, root, version)
         except OSError:
@@ -119,6 +123,14 @@ def _oldest_with_files_kept(table: DeltaTable, filesystem_of: FileSystemOf, pres
             return version
         version -= 1
     return version
+
+
+def _removes_nothing(commit: dict[str, Any]) -> bool:
+    """Whether a commit (its history entry) surely removes no file: lakenodes' appends, and the
+    commits whose metrics count no removed file (neither needs a read of the commit, a GET on S3).
+    Restatements and deletes are written as delta appends too, with removes: they are read."""
+    return commit.get("lakenodes.operation") == "WRITE" or (commit.get("operationMetrics") or {}).get(
+        "num_removed_files", -1) == 0
 
 
 def time_travel_reach(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
