@@ -10,6 +10,7 @@ import re
 import duckdb
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from pydantic import Field
 
 from lakenodes import (
@@ -317,6 +318,26 @@ def test_delete_after_date_envelope_and_next_run(any_lake):
     assert node.get_df_between_dates().height == 20
     everything = table.delete_after_date(dt.datetime(2024, 1, 1, tzinfo=UTC))
     assert everything["deleted_count"] == 20 and everything["table_empty"] is True
+
+
+def test_delete_after_date_dry_run_counts_and_changes_nothing(any_lake):
+    """A dry run says how many rows the same call would delete (with the same scopes) and writes
+    nothing; the scopes are echoed back."""
+    node = quotes()
+    node.run()
+    table = TimeIndexMetaTable.get(identifier="quotes_daily")
+    version, before = node.store.table().version(), node.get_df_between_dates()
+    scoped = table.delete_after_date("2024-01-08", dimension_filters={"unique_identifier": "BRK/B"}, dry_run=True)
+    assert scoped["dry_run"] is True and scoped["deleted_count"] == 3 and scoped["table_empty"] is False
+    coordinates = [{"unique_identifier": "AAPL"}]
+    pointed = table.delete_after_date("2024-01-09", index_coordinates=coordinates, dry_run=True)
+    assert pointed["deleted_count"] == 2 and pointed["index_coordinates"] == coordinates
+    assert table.delete_after_date("2024-01-01", dry_run=True)["deleted_count"] == 20
+    assert table.delete_after_date("2030-01-01", dry_run=True)["deleted_count"] == 0
+    assert node.store.table().version() == version
+    assert_frame_equal(node.get_df_between_dates(), before)
+    done = table.delete_after_date("2024-01-09", index_coordinates=coordinates)
+    assert done["dry_run"] is False and done["deleted_count"] == 2 and done["index_coordinates"] == coordinates
 
 
 def test_delete_after_date_bad_input_changes_nothing(local_lake):

@@ -234,11 +234,16 @@ class TimeIndexMetaTable(TableRecord):
         *,
         dimension_filters: Mapping[str, Sequence[str] | str] | None = None,
         index_coordinates: Sequence[Mapping[str, str]] | None = None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         """Delete rows with ``time_index >= after_date`` (inclusive), optionally only for some
-        identities; returns ``{ok, meta_table_uid, deleted_count, table_empty, dimension_filters, stats}``.
+        identities; returns ``{ok, meta_table_uid, dry_run, deleted_count, table_empty,
+        dimension_filters, index_coordinates, stats}``. With ``dry_run`` nothing is deleted:
+        ``deleted_count`` is how many rows would be.
 
         Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.table.delete_after_date("2026-04-01", dry_run=True)["deleted_count"]
+            4
             >>> example.table.delete_after_date("2026-04-02", dimension_filters={"unique_identifier": ["AAPL"]})["ok"]
             True
         """
@@ -257,16 +262,19 @@ class TimeIndexMetaTable(TableRecord):
         if any(not values for values in filters.values()):
             raise LakenodesUserError("dimension_filters values must be non-empty lists")
         deleted = TableStore(self.lake, self.storage_hash).delete_after(
-            cutoff, dimension_filters=filters, coordinates=index_coordinates
+            cutoff, dimension_filters=filters, coordinates=index_coordinates, dry_run=dry_run
         )
         stats = self.stats()
-        logger.info("deleted %d rows at or after %s from %s", deleted, cutoff, self.storage_hash)
+        if not dry_run:
+            logger.info("deleted %d rows at or after %s from %s", deleted, cutoff, self.storage_hash)
         return {
             "ok": True,
             "meta_table_uid": self.uid,
+            "dry_run": dry_run,
             "deleted_count": deleted,
             "table_empty": stats["row_count"] == 0,
             "dimension_filters": filters or None,
+            "index_coordinates": [dict(coordinate) for coordinate in index_coordinates] if index_coordinates else None,
             "stats": {key: stats[key] for key in
                       ("last_time_index_value", "earliest_index_value", "multi_index_stats", "multi_index_column_stats")},
         }

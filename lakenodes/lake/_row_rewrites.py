@@ -62,15 +62,16 @@ def restate(lake: Lake, table: DeltaTable, frame: NormalizedFrame, write_id: str
 def delete_rows(lake: Lake, table: DeltaTable, pruning: Pruning, predicate: pds.Expression, write_id: str,
                 committing: Callable[[int], None] | None = None) -> int:
     """Delete the rows matching ``predicate`` (in the files ``pruning`` keeps) in one commit against
-    ``table``'s snapshot; return how many. ``committing(rows)`` is called just before the commit."""
+    ``table``'s snapshot; return how many. ``committing(rows)`` is called just before the commit;
+    without it nothing is written (a dry run: how many rows the delete would remove)."""
     index = list(index_names_of(table))
     snapshot = snapshot_of(table, index)
     filesystem, root = lake_filesystem(lake, table.table_uri)
     candidates = snapshot.candidates(pruning)
     old = read_whole(filesystem, root, snapshot.partition, candidates, snapshot.schema)
     hit = old.filter(predicate)
-    if hit.num_rows == 0:
-        return 0
+    if hit.num_rows == 0 or committing is None:
+        return hit.num_rows
     changed = pa.array(sorted(set(hit.column("_file").to_pylist())), pa.int32())
     kept = old.filter(pc.is_in(old.column("_file"), value_set=changed)).filter(~predicate)
     adds = write_files(filesystem, root, kept.drop_columns(["_file"]), snapshot.schema, snapshot.partition,

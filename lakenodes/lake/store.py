@@ -259,9 +259,11 @@ class TableStore:
         *,
         dimension_filters: Mapping[str, Sequence[str]] | None = None,
         coordinates: Sequence[Mapping[str, str]] | None = None,
+        dry_run: bool = False,
     ) -> int:
         """Delete rows with ``time_index >= after``, optionally only within ``dimension_filters``
-        (``{dim: [values]}``) and/or ``coordinates`` (``[{dim: value, ...}]``); returns rows deleted.
+        (``{dim: [values]}``) and/or ``coordinates`` (``[{dim: value, ...}]``); returns rows deleted
+        (with ``dry_run``, the rows it would delete, and nothing is written).
 
         One commit that rewrites only the files holding deleted rows (plain types, see
         ``lakenodes._rewrite``); a retry after a late failure does not delete twice.
@@ -277,6 +279,8 @@ class TableStore:
             predicate = all_of(predicate, any_of([coordinate_filter(coordinate) for coordinate in coordinates]))
         scopes = [RangeFilter(coordinate, start=after) for coordinate in coordinates or []]
         pruning = Pruning.of(after, None, dimension_filters, scopes or None)
+        if dry_run:
+            return delete_rows(self.lake, table, pruning, predicate, "")
         write_id = f"lakenodes-{uuid.uuid4().hex}"
         pending: list[int] = []
 
