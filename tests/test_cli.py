@@ -742,7 +742,47 @@ def test_verbose_logs_the_runs_of_spawned_workers(tmp_path):
     done = _lakenodes("--lake", str(tmp_path / "lake"), "run", "examples.tutorial_nodes:SimulatedPrices",
                       "--config", config, "--workers", "2", "--verbose")
     assert done.returncode == 0, done.stderr
-    assert "INFO lakenodes.node.SimulatedPrices: wrote" in done.stderr, done.stderr
+    assert re.search(r"INFO lakenodes.node.SimulatedPrices: \[[0-9a-f]{8}\] wrote", done.stderr), done.stderr
+
+
+TWIN_NODES = textwrap.dedent('''
+    import datetime as dt
+    import polars as pl
+    from lakenodes import DataNode, DataNodeConfiguration
+
+    class SrcConfig(DataNodeConfiguration):
+        offset: float = 0.0
+
+    class Src(DataNode):
+        def __init__(self, config: SrcConfig, **kwargs):
+            super().__init__(config, **kwargs)
+
+        def dependencies(self):
+            return {}
+
+        def update(self):
+            days = [dt.datetime(2024, 1, day, tzinfo=dt.timezone.utc) for day in (1, 2)]
+            return pl.DataFrame({"time_index": days, "value": [self.config.offset] * 2})
+
+    class Both(Src):
+        def dependencies(self):
+            return {"a": Src(SrcConfig(offset=1.0)), "b": Src(SrcConfig(offset=2.0))}
+''')
+
+
+def test_verbose_node_lines_name_the_instance_that_wrote(tmp_path):
+    """Regression: two dependencies of one class both logged `lakenodes.node.Src: wrote 2 rows`; the
+    update hash was only in the record's extra, which the formatter does not show."""
+    (tmp_path / "cli_twin_nodes.py").write_text(TWIN_NODES)
+    lake = Lake(tmp_path / "lake")
+    done = cli("--verbose", "run", f"{tmp_path / 'cli_twin_nodes.py'}:Both", lake=lake)
+    assert done.exit_code == 0, (done.stdout, done.stderr)
+    wrote = [line.split(" INFO ", 1)[1] for line in done.stderr.splitlines() if "lakenodes.node.Src: " in line
+             and " wrote 2 rows" in line]
+    hashes = {row["update_hash"] for row in ok_json("updates", "list", lake=lake)["results"]
+              if row["update_hash"].startswith("src_")}
+    assert len(wrote) == 2 and len(set(wrote)) == 2, done.stderr
+    assert {line.split("[", 1)[1].split("]", 1)[0] for line in wrote} == {h.split("_")[-1][:8] for h in hashes}
 
 
 def test_an_s3_lake_without_credentials_is_one_line_naming_the_fix(tmp_path):

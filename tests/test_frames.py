@@ -458,7 +458,7 @@ def test_inf_is_stored_as_nan_with_a_warning(local_lake, caplog):
         FrameNode().run_with(polars_frame(times=(day(1), day(2), day(3)), uids=("A", "A", "A"),
                                           value=[float("inf"), float("-inf"), 1.5]))
     assert [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING] == [
-        "column 'value': 2 infinite value(s) stored as NaN"]
+        f"{FrameNode().logger.tag} column 'value': 2 infinite value(s) stored as NaN"]
     stored = _read(FrameNode())["value"]
     assert stored.is_nan().to_list() == [True, True, False]
     assert stored[2] == 1.5

@@ -274,7 +274,7 @@ def test_run_logs_window_assets_and_rows(local_lake: Lake, caplog: pytest.LogCap
     })
     node.run()
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("lakenodes.node.")]
-    wrote = [m for m in messages if m.startswith("wrote")]
+    wrote = [m for m in messages if m.startswith(f"{node.logger.tag} wrote")]
     assert len(wrote) == 1
     assert "wrote 5 rows" in wrote[0]
     assert "for 3 unique_identifier" in wrote[0]

@@ -4,7 +4,6 @@ and APIDataNode (a read-only node over a published table)."""
 from __future__ import annotations
 
 import datetime
-import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +28,7 @@ from ..lake.lazy import scan_table
 from ..lake.location import Lake, block_lake, current_lake
 from ..lake.progress import persisted_progress, read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
+from .node_logging import NodeLogger
 from .read_arguments import (
     dimension_filters_argument,
     flag_argument,
@@ -242,9 +242,7 @@ class DataNode(BaseNode):
         self._check_identity_dimensions()
         self.storage_hash = compute_hash(type(self), config, "storage", self.hash_namespace)
         self.update_hash = compute_hash(type(self), config, "update", self.hash_namespace)
-        self.logger = logging.LoggerAdapter(
-            logging.getLogger(f"lakenodes.node.{type(self).__name__}"), {"update_hash": self.update_hash}
-        )
+        self.logger = NodeLogger(type(self).__name__, self.update_hash)
         self._update_statistics: UpdateStatistics | None = None
         self._statistics_lake: Lake | None = None
 

@@ -1,4 +1,5 @@
-"""Node log lines a launcher script shows without configuring logging.
+"""Node log lines: each names its node instance (:class:`NodeLogger`), and a launcher script shows
+them without configuring logging.
 
 A seeds-style launcher calls ``node.run()`` and expects ``self.logger.info(...)`` lines on its
 terminal. Python shows nothing below WARNING until logging is configured, so while the program
@@ -24,6 +25,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 LIBRARY_LOGGER = "lakenodes"
 NODE_LOGGER = "lakenodes.node"
@@ -44,6 +46,26 @@ class _UntilConfigured(logging.StreamHandler):
         if record.levelno >= logging.getLogger(LIBRARY_LOGGER).level:  # a level the program set on purpose
             self.stream = sys.stderr  # the current one (launchers and test runners may swap it)
             super().emit(record)
+
+
+class NodeLogger(logging.LoggerAdapter):
+    """A node's ``self.logger`` (``lakenodes.node.<Class>``): each message starts with the node's
+    short update hash, so the lines of two instances of one class tell apart under any formatter;
+    the record also carries the whole ``update_hash``.
+
+    Example:
+        >>> log = NodeLogger("Src", "src_1a2b3c4d5e6f70819a2b3c4d5e6f7081")
+        >>> log.logger.name, log.process("wrote %d rows", {})
+        ('lakenodes.node.Src', ('[1a2b3c4d] wrote %d rows', {'extra': {'update_hash': 'src_1a2b3c4d5e6f70819a2b3c4d5e6f7081'}}))
+    """
+
+    def __init__(self, class_name: str, update_hash: str) -> None:
+        super().__init__(logging.getLogger(f"{NODE_LOGGER}.{class_name}"), {"update_hash": update_hash})
+        self.tag = f"[{update_hash.rsplit('_', 1)[-1][:8]}]"  # its digest's start (`updates list` shows it whole)
+
+    def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
+        msg, kwargs = super().process(msg, kwargs)
+        return f"{self.tag} {msg}", kwargs
 
 
 def program_configured_logging() -> bool:
