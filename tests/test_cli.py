@@ -242,7 +242,7 @@ def test_delete_after_date_rejects_bad_input_and_keeps_data(lake_copy):
 def test_add_and_remove_label(lake_copy):
     assert "labels of" in ok("data-node", "add-label", RANDOM_ID, "daily", lake=lake_copy)
     document = ok_json("data-node", "add-label", RANDOM_ID, "tutorial", lake=lake_copy)
-    assert document["labels"] == ["daily", "tutorial"]
+    assert document["ok"] is True and document["labels"] == ["daily", "tutorial"]
     listed = ok_json("data-node", "list", "--filter", "labels__contains=daily", lake=lake_copy)
     assert [row["identifier"] for row in listed["results"]] == [RANDOM_ID]
     assert ok_json("data-node", "remove-label", RANDOM_ID, "daily", lake=lake_copy)["labels"] == ["tutorial"]
@@ -343,6 +343,18 @@ def test_usage_errors_with_json_still_print_one_json_document(tutorial_lake):
         document = json.loads(result.stdout)
         assert document["ok"] is False and document["error"]["kind"] == "usage_error"
         assert document["error"]["message"] == result.stderr.strip().removeprefix("error: ")
+
+
+@pytest.mark.parametrize("args", [
+    ("data-node", "list"), ("data-node", "detail", RANDOM_ID), ("data-node", "org-unique-identifiers"),
+    ("data-node", "history", RANDOM_ID), ("data-node", "diff", RANDOM_ID, "--from", "0"),
+    ("data-node", "run-query", RANDOM_ID, f"SELECT count(*) AS n FROM {RANDOM_ID}"),
+    ("updates", "list"), ("updates", "runs"), ("updates", "reconcile"), ("assets", "list"), ("vacuum", "--dry-run"),
+])
+def test_every_json_document_says_ok(tutorial_lake, args):
+    """Regression: `data-node diff`, `detail` and `history` (and the listings) printed documents
+    without the "ok" that `run`, `optimize`, `vacuum` and `delete-after-date` carry."""
+    assert next(iter(ok_json(*args, lake=tutorial_lake).items())) == ("ok", True)
 
 
 def test_version():
@@ -598,7 +610,7 @@ def test_search_commands(lake_copy):
     ok("search", "--refresh", lake=lake_copy)
     for group in ([], ["data-node"]):
         document = ok_json(*group, "search", "simulated close prices", "--limit", "5", lake=lake_copy)
-        assert document["description"]["results"] and document["column"] is not None
+        assert document["ok"] and document["description"]["results"] and document["column"] is not None
         assert len(document["description"]["results"]) <= 5
     only = ok_json("search", "daily random number", "--mode", "description", "--w-trgm", "1", "--w-emb", "0",
                    "--trigram-k", "50", "--embed-k", "0", "--filter", "namespace=", lake=lake_copy)

@@ -2,11 +2,12 @@
 DataNodes from a scheduler, and maintain the lake.
 
 Every command accepts ``--lake URI`` (else ``$LAKENODES_URI``, else ``./lake``), ``--json`` (one
-JSON document on stdout, nothing else) and ``--verbose`` (INFO logs on stderr), before or after
-the command name. Exit codes: 0 success; 1 failure (a node run, storage, a refused confirmation);
-2 user mistake, reported as one ``error: ...`` line on stderr without a traceback. Nothing
-assumes a terminal, so the commands fit cron, Airflow and Kubernetes jobs. Commands also answer
-to the seeds' underscore spellings (``data_node run_query``); ``--version`` prints the version.
+JSON document on stdout, led by ``"ok"``, nothing else) and ``--verbose`` (INFO logs on stderr),
+before or after the command name. Exit codes: 0 success; 1 failure (a node run, storage, a
+refused confirmation); 2 user mistake, reported as one ``error: ...`` line on stderr without a
+traceback. Nothing assumes a terminal, so the commands fit cron, Airflow and Kubernetes jobs.
+Commands also answer to the seeds' underscore spellings (``data_node run_query``); ``--version``
+prints the version.
 
 One module per command group, joined here with ``app.add_typer()``: :mod:`.search`,
 :mod:`.run`, :mod:`.maintenance` (``optimize``, ``vacuum``) add root commands;
@@ -38,7 +39,7 @@ import typer
 from ..lake._rust_stderr import restore_stderr
 from . import assets, data_node, maintenance, run, search, updates
 from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup, raise_terminated
-from ._render import to_json
+from ._render import json_document
 from ._session import GlobalOptions, LakeOption, VerboseOption
 
 __all__ = ["app", "main", "version_text"]
@@ -89,7 +90,7 @@ def _json_option(ctx: typer.Context, value: bool) -> bool:
 
 def _print_version(as_json: bool) -> None:
     text = version_text()
-    typer.echo(to_json({"ok": True, "name": "lakenodes", "version": text.split(" ", 1)[1]}) if as_json else text)
+    typer.echo(json_document({"name": "lakenodes", "version": text.split(" ", 1)[1]}) if as_json else text)
     raise typer.Exit(SUCCESS)
 
 

@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import one_line
-from ._render import to_json
+from ._render import error_document
 
 try:  # typer >= 0.27 vendors click (typer.TyperException is its ClickException)
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
@@ -104,7 +104,7 @@ class OneLineErrorGroup(SeedSpellingGroup):
             hint = f" (see `{context.command_path} --help`)" if context is not None else ""
             message = f"{error.format_message()}{hint}"
             if "--json" in (sys.argv[1:] if args is None else args):  # the JSON document reports it too
-                typer.echo(to_json({"ok": False, "error": {"kind": "usage_error", "message": one_line(message)}}))
+                typer.echo(error_document("usage_error", message))
             print_error(message)
             code = USER_ERROR if isinstance(error, UsageError) else error.exit_code
         except typer.Abort:

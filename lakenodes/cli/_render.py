@@ -12,13 +12,14 @@ import datetime
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from .._internal.datetimes import iso_z
 from .._internal.json_values import json_ready
+from ..errors import one_line
 
 if TYPE_CHECKING:  # rich is imported by the commands that render (``lakenodes --help`` stays quick)
     from rich.console import Console
@@ -43,6 +44,22 @@ def to_json(document: Any) -> str:
         }
     """
     return json.dumps(json_ready(document), default=_json_default, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def json_document(document: Mapping[str, Any]) -> str:
+    """What ``--json`` prints when a command finished: ``document`` led by ``"ok"``, true unless the
+    document says otherwise (a maintenance run with a failed table, a refused query).
+
+    Example:
+        >>> json.loads(json_document({"count": 0})), json.loads(json_document({"ok": False, "count": 1}))
+        ({'ok': True, 'count': 0}, {'ok': False, 'count': 1})
+    """
+    return to_json({"ok": True, **document})
+
+
+def error_document(kind: str, message: str) -> str:
+    """What ``--json`` prints when a command failed or was refused: ``"ok": false`` and the error."""
+    return to_json({"ok": False, "error": {"kind": kind, "message": one_line(message)}})
 
 
 def _json_default(value: Any) -> Any:

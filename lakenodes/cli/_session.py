@@ -18,13 +18,13 @@ import inspect
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .._internal.collector import resume_collection
-from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, one_line
+from ..errors import LakenodesUserError, NodeRunError, RowsStoredError
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
 from ._groups import (
@@ -37,7 +37,7 @@ from ._groups import (
     Terminated,
     print_error,
 )
-from ._render import stdout_console, to_json
+from ._render import error_document, json_document, stdout_console
 
 if TYPE_CHECKING:
     from rich.console import Console  # imported by the commands that render
@@ -78,17 +78,17 @@ class Session:
     json: bool
     verbose: bool
 
-    def output(self, document: Any, render: Callable[[Console], None]) -> None:
-        """``document`` as JSON with ``--json``, else ``render`` for humans."""
+    def output(self, document: Mapping[str, Any], render: Callable[[Console], None]) -> None:
+        """``document`` as JSON (led by ``"ok"``) with ``--json``, else ``render`` for humans."""
         if self.json:
-            typer.echo(to_json(document))
+            typer.echo(json_document(document))
         else:
             render(stdout_console())
 
-    def output_line(self, document: Any, line: str) -> None:
-        """``document`` as JSON with ``--json``, else one plain line (no console to set up: the
-        output of a scheduled ``lakenodes run``)."""
-        typer.echo(to_json(document) if self.json else line)
+    def output_line(self, document: Mapping[str, Any], line: str) -> None:
+        """``document`` as JSON (led by ``"ok"``) with ``--json``, else one plain line (no console to
+        set up: the output of a scheduled ``lakenodes run``)."""
+        typer.echo(json_document(document) if self.json else line)
 
 
 _COMMON_PARAMETERS = [
@@ -181,10 +181,10 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
         _fail(FAILURE, "error", f"{type(error).__name__}: {error}", json_mode, verbose)
 
 
-def _fail(code: int, kind: str, message: str, json_document: bool, verbose: bool) -> None:
+def _fail(code: int, kind: str, message: str, as_json: bool, verbose: bool) -> None:
     if verbose and code != USER_ERROR and sys.exc_info()[0] is not None:  # a user mistake stays one line
         traceback.print_exc(file=sys.stderr)
-    if json_document:
-        typer.echo(to_json({"ok": False, "error": {"kind": kind, "message": one_line(message)}}))
+    if as_json:
+        typer.echo(error_document(kind, message))
     print_error(message)
     raise typer.Exit(code)

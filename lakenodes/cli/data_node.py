@@ -281,7 +281,7 @@ def data_node_remove_label(session: Session, ref: TableArgument, label: str, nam
 
 
 def _show_labels(session: Session, changed: TimeIndexMetaTable) -> None:
-    session.output(changed, lambda console: console.print(
+    session.output(changed.model_dump(mode="json"), lambda console: console.print(
         f"labels of {table_name(changed)}: {', '.join(changed.labels) or '(none)'}"))
 
 
@@ -297,7 +297,7 @@ def data_node_repoint(
     found = resolve_table(session.lake, ref, namespace)
     previous = catalog.resolve_identifier(session.lake, identifier, found.namespace)
     catalog.repoint_identifier(identifier, found.storage_hash, namespace=found.namespace, lake=session.lake)
-    document = {"ok": True, "identifier": identifier, "storage_hash": found.storage_hash, "previous": previous}
+    document = {"identifier": identifier, "storage_hash": found.storage_hash, "previous": previous}
     session.output(document, lambda console: console.print(
         f"{identifier} -> {found.storage_hash}" + (f" (was {previous})" if previous else "")))
 
@@ -307,5 +307,5 @@ def data_node_refresh_search_index(session: Session, ref: TableArgument, namespa
     """Re-index one table's metadata for search."""
     found = resolve_table(session.lake, ref, namespace)
     found.refresh_table_search_index()
-    session.output({"ok": True, "meta_table_uid": found.uid},
+    session.output({"meta_table_uid": found.uid},
                    lambda console: console.print(f"search index refreshed for {table_name(found)}"))

@@ -44,7 +44,7 @@ def run_node(
         with (contextlib.redirect_stdout(sys.stderr) if session.json else contextlib.nullcontext(),
               _node_progress(not session.json) as (on_progress, on_phase)):
             written = run_tree(node, workers=workers, on_progress=on_progress, on_phase=on_phase)
-    document = {"ok": True, "node": node.source_class, "update_hash": node.update_hash,
+    document = {"node": node.source_class, "update_hash": node.update_hash,
                 "storage_hash": node.storage_hash, "namespace": node.hash_namespace, "table_uri": node.table_uri,
                 "rows_written": written.rows_written, "table_version": written.table_version,
                 "duration_s": round(written.duration_s, 3)}

@@ -59,7 +59,7 @@ def search(
     model = None if refresh else embedder
     if not query or not query.strip():
         if refresh:
-            session.output({"ok": True, "refreshed": refreshed},
+            session.output({"refreshed": refreshed},
                            lambda console: console.print(f"search index rebuilt from the catalog ({refreshed} tables)"))
             return
         raise LakenodesUserError("give a search query Q (or --refresh to rebuild the index)")
