@@ -251,6 +251,20 @@ def test_add_and_remove_label(lake_copy):
     assert_one_line_error(cli("data-node", "add-label", RANDOM_ID, " ", lake=lake_copy), 2, "LABEL")
 
 
+def test_removing_a_label_the_table_lacks_warns_naming_it(lake_copy):
+    """Regression: `remove-label` of a label the table does not have (a typo) exited 0 and printed
+    the labels without a word about it."""
+    ok("data-node", "add-label", RANDOM_ID, "daily", lake=lake_copy)
+    removed = cli("data-node", "remove-label", RANDOM_ID, "dialy", lake=lake_copy)
+    assert removed.exit_code == 0 and "labels of" in removed.stdout and "daily" in removed.stdout
+    assert removed.stderr.strip().splitlines() == [f"warning: {RANDOM_ID} has no label 'dialy': nothing removed"]
+    document = json.loads(cli("data-node", "remove-label", RANDOM_ID, "dialy", "--json", lake=lake_copy).stdout)
+    assert document["ok"] is True and document["labels"] == ["daily"]
+    assert document["warnings"] == [f"{RANDOM_ID} has no label 'dialy': nothing removed"]
+    present = cli("data-node", "remove-label", RANDOM_ID, "daily", "--json", lake=lake_copy)
+    assert present.stderr == "" and "warnings" not in json.loads(present.stdout)
+
+
 # -- updates and assets ---------------------------------------------------------------------------
 def test_updates_list_shows_two_updaters_for_one_storage(tutorial_lake):
     random = table(tutorial_lake, RANDOM_ID)
@@ -594,6 +608,9 @@ def test_optimize_and_vacuum_commands(lake_copy):
     forced = cli("vacuum", "_catalog/runs", "--retention-hours", "0", "--force-unsafe-retention", "--dry-run",
                  lake=lake_copy)
     assert forced.exit_code == 0 and "UNSAFE" in forced.stderr and "would delete 4 file(s)" in forced.stdout
+    forced_json = ok_json("vacuum", "_catalog/runs", "--retention-hours", "0", "--force-unsafe-retention", "--dry-run",
+                          lake=lake_copy)
+    assert forced_json["warnings"] and all("UNSAFE" in warning for warning in forced_json["warnings"])
     dry_unforced = cli("vacuum", "_catalog/runs", "--retention-hours", "0", "--dry-run", lake=lake_copy)
     assert dry_unforced.exit_code == 0 and "would delete 4 file(s)" in dry_unforced.stdout  # lists, deletes nothing
     for bad in ("-5", "0", "inf", "nan", "1e-9", "1e308"):  # regression: inf raised OverflowError, 1e-9 gave 0 bytes

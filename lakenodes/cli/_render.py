@@ -46,15 +46,18 @@ def to_json(document: Any) -> str:
     return json.dumps(json_ready(document), default=_json_default, indent=2, ensure_ascii=False, allow_nan=False)
 
 
-def json_document(document: Mapping[str, Any]) -> str:
+def json_document(document: Mapping[str, Any], warnings: Sequence[str] = ()) -> str:
     """What ``--json`` prints when a command finished: ``document`` led by ``"ok"``, true unless the
-    document says otherwise (a maintenance run with a failed table, a refused query).
+    document says otherwise (a maintenance run with a failed table, a refused query), and followed
+    by the command's ``warnings`` when it gave any.
 
     Example:
         >>> json.loads(json_document({"count": 0})), json.loads(json_document({"ok": False, "count": 1}))
         ({'ok': True, 'count': 0}, {'ok': False, 'count': 1})
+        >>> json.loads(json_document({"labels": []}, ["no label 'x'"]))
+        {'ok': True, 'labels': [], 'warnings': ["no label 'x'"]}
     """
-    return to_json({"ok": True, **document})
+    return to_json({"ok": True, **document, **({"warnings": list(warnings)} if warnings else {})})
 
 
 def error_document(kind: str, message: str) -> str:

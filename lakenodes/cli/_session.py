@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .._internal.collector import resume_collection
-from ..errors import LakenodesUserError, NodeRunError, RowsStoredError
+from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, one_line
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
 from ._groups import (
@@ -72,23 +72,31 @@ class GlobalOptions:
 
 @dataclasses.dataclass
 class Session:
-    """What every command gets: the resolved lake and the output mode."""
+    """What every command gets: the resolved lake, the output mode and the warnings given so far."""
 
     lake: Lake
     json: bool
     verbose: bool
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """One ``warning: ...`` line on stderr (the command goes on, exit 0); the JSON document's
+        ``warnings`` carry it too."""
+        self.warnings.append(one_line(message))
+        typer.echo(f"warning: {self.warnings[-1]}", err=True)
 
     def output(self, document: Mapping[str, Any], render: Callable[[Console], None]) -> None:
-        """``document`` as JSON (led by ``"ok"``) with ``--json``, else ``render`` for humans."""
+        """``document`` as JSON (led by ``"ok"``, with the ``warnings``) with ``--json``, else
+        ``render`` for humans."""
         if self.json:
-            typer.echo(json_document(document))
+            typer.echo(json_document(document, self.warnings))
         else:
             render(stdout_console())
 
     def output_line(self, document: Mapping[str, Any], line: str) -> None:
-        """``document`` as JSON (led by ``"ok"``) with ``--json``, else one plain line (no console to
-        set up: the output of a scheduled ``lakenodes run``)."""
-        typer.echo(json_document(document) if self.json else line)
+        """``document`` as JSON (as :meth:`output` prints it) with ``--json``, else one plain line
+        (no console to set up: the output of a scheduled ``lakenodes run``)."""
+        typer.echo(json_document(document, self.warnings) if self.json else line)
 
 
 _COMMON_PARAMETERS = [

@@ -276,8 +276,12 @@ def data_node_add_label(session: Session, ref: TableArgument, label: str, namesp
 
 @command(app, "remove-label")
 def data_node_remove_label(session: Session, ref: TableArgument, label: str, namespace: NamespaceOption = None) -> None:
-    """Remove a label from a table."""
-    _show_labels(session, resolve_table(session.lake, ref, namespace).remove_label(parse_label(label)))
+    """Remove a label from a table. A label it does not have (a typo?) is a warning, not an error:
+    the table is without it either way, so a script removing it twice still succeeds."""
+    found, label = resolve_table(session.lake, ref, namespace), parse_label(label)
+    if label not in found.labels:
+        session.warn(f"{table_name(found)} has no label {label!r}: nothing removed")
+    _show_labels(session, found.remove_label(label))
 
 
 def _show_labels(session: Session, changed: TimeIndexMetaTable) -> None:

@@ -82,7 +82,7 @@ def vacuum(
     warning = check_retention(retention_hours, force_unsafe_retention or dry_run, hours_name="--retention-hours",
                               force_name="--force-unsafe-retention")  # a dry run deletes nothing
     if warning:
-        typer.echo(f"warning: {warning}", err=True)
+        session.warn(warning)
     results = _maintain(session, maintenance_names(session.lake, refs, namespace, pending=not dry_run), "vacuum",
                         lambda name, progress: maintenance.vacuum_table(
                             session.lake, name, retention_hours, dry_run, force_unsafe_retention=force_unsafe_retention))
