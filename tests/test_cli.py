@@ -198,6 +198,14 @@ def test_delete_after_date_asks_unless_yes_and_scopes_by_dimension(lake_copy):
 
     declined = cli(*args, lake=lake_copy, input="n\n")
     assert declined.exit_code == 1 and "nothing was deleted" in declined.stderr
+    assert f"Delete 2 row(s) of {SIMULATED_PRICES_IDENTIFIER} with time_index >= {cutoff}" in declined.stderr  # counted first
+    dry = ok(*args, "--dry-run", lake=lake_copy)
+    assert dry.strip() == (f"would delete 2 row(s) of {SIMULATED_PRICES_IDENTIFIER} with time_index >= {cutoff}T00:00:00+00:00 "
+                           "where {'unique_identifier': ['AAPL']}")
+    dry_json = ok_json(*args, "--dry-run", lake=lake_copy)
+    assert dry_json["dry_run"] is True and dry_json["deleted_count"] == 2
+    nothing = ok(*args[:3], "2100-01-01", lake=lake_copy)  # no row matches: no question, no stdin needed
+    assert nothing.startswith("deleted 0 row(s)")
     no_stdin = cli(*args, lake=lake_copy)  # e.g. under cron: refuse rather than hang or guess
     assert no_stdin.exit_code == 2 and no_stdin.stderr.strip().splitlines()[-1].startswith("error: no confirmation")
     assert table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats() == before

@@ -231,21 +231,31 @@ def data_node_delete_after_date(
         "--dimension-filter", "-d", metavar="K=V", show_default=False,
         help="Only delete these identities, repeatable: unique_identifier=AAPL.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the rows it would delete; delete nothing.")] = False,
     namespace: NamespaceOption = None,
 ) -> None:
-    """Delete the tail of a table (rows at or after DATE), optionally for some identities only."""
+    """Delete the tail of a table (rows at or after DATE), optionally for some identities only.
+    Unless --yes, it counts the rows first and asks."""
     found = resolve_table(session.lake, ref, namespace)
     cutoff = parse_datetime(date, "DATE")
     scope = parse_dimension_filters(dimension_filters, found.index_names, table_name(found))
-    if not yes:  # asked on stderr: with --json, stdout keeps the one JSON document
-        _confirm(f"Delete rows of {table_name(found)} with time_index >= {cutoff.isoformat()}"
-                 + (f" where {scope}" if scope else "") + "?")
-    result = found.delete_after_date(cutoff, dimension_filters=scope or None)
+    what = f"of {table_name(found)} with time_index >= {cutoff.isoformat()}" + (f" where {scope}" if scope else "")
+    if dry_run or not yes:
+        result = found.delete_after_date(cutoff, dimension_filters=scope or None, dry_run=True)
+        if not dry_run and result["deleted_count"]:  # asked on stderr: with --json, stdout keeps the one JSON document
+            _confirm(f"Delete {result['deleted_count']} row(s) {what}?")
+            result = found.delete_after_date(cutoff, dimension_filters=scope or None)
+        elif not dry_run:  # no row matches: nothing to ask, nothing deleted
+            result = {**result, "dry_run": False}
+    else:
+        result = found.delete_after_date(cutoff, dimension_filters=scope or None)
 
     def render(console: Console) -> None:
-        console.print(f"deleted {result['deleted_count']} row(s) of {table_name(found)} with time_index >= "
-                      f"{cutoff.isoformat()}; last index value now {result['stats']['last_time_index_value']}"
-                      + (" (table is empty)" if result["table_empty"] else ""))
+        if result["dry_run"]:
+            console.print(f"would delete {result['deleted_count']} row(s) {what}")
+            return
+        console.print(f"deleted {result['deleted_count']} row(s) {what}; last index value now "
+                      f"{result['stats']['last_time_index_value']}" + (" (table is empty)" if result["table_empty"] else ""))
 
     session.output(result, render)
 
