@@ -190,6 +190,7 @@ FRAME_RULE_REJECTIONS = [
     _reject("pandas-int-level", lambda: pandas_frame((day(1), day(2)), uid_level(1, 2)), "unique_identifier", "strings"),
     _reject("polars-null-uid", lambda: polars_frame(uids=("AAA", None)), "unique_identifier", "null"),
     _reject("pandas-null-uid", lambda: pandas_frame((day(1), day(2)), uid_level("AAA", None)), "unique_identifier", "null"),
+    _reject("file-column", lambda: polars_frame(_file=["a", "b"]), "_file"),  # regression: restatements then failed
     _reject("empty-uid", lambda: polars_frame(uids=("AAA", "")), "unique_identifier", "empty or blank"),
     _reject("blank-uid", lambda: polars_frame(uids=("AAA", "   ")), "unique_identifier", "empty or blank"),
     _reject("long-uid", lambda: polars_frame(uids=("AAA", LONG)), "256 characters", "255"),

@@ -59,7 +59,7 @@ def test_an_s3_lake_under_a_prefix_with_url_characters(s3_server, monkeypatch, n
 
 
 @pytest.mark.parametrize(("location", "character"), [
-    ("{tmp}/run [2024]/lake", "["), ("{tmp}/pct%20x/lake", "%"),
+    ("{tmp}/run [2024]/lake", "["), ("{tmp}/pct%20x/lake", "%"), ("{tmp}/h#1/lake", "#"),
     ("s3://bucket/team]/lake", "]"), ("s3://bucket/q?/lake", "?"), ("s3://bucket/a#b/lake", "#"),
 ])
 def test_locations_delta_rs_cannot_open_are_refused(tmp_path, location: str, character: str) -> None:

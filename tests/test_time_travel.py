@@ -323,3 +323,23 @@ def test_the_reach_is_the_oldest_version_every_later_one_reads_from(any_lake):
         node.get_df_between_dates(as_of=4)
     assert_frame_equal(node.get_df_between_dates(as_of=5), states[5])
     assert node.store.table().version() == 7  # vacuum's own two commits
+
+
+def test_the_first_and_last_moments_as_bounds_and_as_rows(local_lake):
+    """datetime.min / datetime.max (what users pass to mean "no bound") and rows stored at the
+    calendar's ends read and delete without an OverflowError (the 1 ms statistics slack)."""
+    first, last = dt.datetime.min.replace(tzinfo=UTC), dt.datetime.max.replace(tzinfo=UTC)
+    rows = pl.DataFrame({"time_index": [first, dt.datetime(2024, 1, 1, tzinfo=UTC), last],
+                         "unique_identifier": ["A", "B", "C"], "close": [1.0, 2.0, 3.0]},
+                        schema={"time_index": pl.Datetime("us", "UTC"), "unique_identifier": pl.String,
+                                "close": pl.Float64})
+    node = QueueNode(TravelConfig(name="ends"), [rows], lake=local_lake)
+    node.run()
+    assert node.get_df_between_dates(start_date=first, end_date=last).height == 3
+    assert node.get_df_between_dates(start_date="0001-01-01").height == 3
+    assert node.get_last_observation()["close"].to_list() == [1.0, 2.0, 3.0]
+    ranges = {uid: {"start_date": first, "end_date": last} for uid in ("A", "B", "C")}
+    assert node.get_df_between_dates(unique_identifier_range_map=ranges).height == 3
+    table = TimeIndexMetaTable.get(storage_hash=node.storage_hash, lake=local_lake)
+    assert table.delete_after_date(last, dry_run=True)["deleted_count"] == 1
+    assert table.delete_after_date("0001-01-01")["deleted_count"] == 3

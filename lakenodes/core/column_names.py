@@ -19,7 +19,8 @@ _COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 RESERVED_COLUMN_NAMES = frozenset(
     {"select", "from", "where", "group", "order", "by", "limit", "table", "join", "union", "and", "or",
      "not", "null", "true", "false", "as", "on", "in", "is", "case", "when", "then", "else", "end",
-     "having", "distinct", "with", "index", "_change_type", "_commit_version", "_commit_timestamp"}
+     "having", "distinct", "with", "index", "_change_type", "_commit_version", "_commit_timestamp",
+     "_file"}  # _file: the column rewrites tag each stored row with (its file)
 )
 
 

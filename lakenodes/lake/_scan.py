@@ -36,6 +36,16 @@ logger = logging.getLogger(__name__)
 SLACK = datetime.timedelta(milliseconds=1)  # Delta statistics truncate timestamps to ms (or round up)
 
 
+def _minus_slack(moment: datetime.datetime) -> datetime.datetime:
+    """``moment - SLACK``, no earlier than the first representable moment (datetime.min as a bound)."""
+    return moment - SLACK if moment - datetime.datetime.min.replace(tzinfo=moment.tzinfo) >= SLACK else moment
+
+
+def _plus_slack(moment: datetime.datetime) -> datetime.datetime:
+    """``moment + SLACK``, no later than the last representable moment (datetime.max as a bound)."""
+    return moment + SLACK if datetime.datetime.max.replace(tzinfo=moment.tzinfo) - moment >= SLACK else moment
+
+
 @functools.cache
 def parquet_format() -> pds.ParquetFileFormat:
     """The Parquet format of every scan (column chunks pre-buffered: fewer, larger reads)."""
@@ -88,9 +98,9 @@ class Snapshot:
         keep = np.ones(len(positions), dtype=bool)
         for low, high in pruning.windows:
             if low is not None:
-                keep &= highs[positions] >= epoch_micros(low - SLACK)
+                keep &= highs[positions] >= epoch_micros(_minus_slack(low))
             if high is not None:
-                keep &= lows[positions] <= epoch_micros(high + SLACK)
+                keep &= lows[positions] <= epoch_micros(_plus_slack(high))
         return self.files[positions[keep]]
 
     @functools.cached_property

@@ -122,13 +122,14 @@ def _normalize_uri(uri: str) -> str:
         if "//" in bucket_and_prefix:  # an object key with an empty "folder": pyarrow cannot address it
             raise LakeConfigurationError(f"the lake URI {uri!r} has an empty path component ('//'): remove one '/'")
         return _openable(f"s3://{bucket_and_prefix}", "[]%?#")
-    return _openable(str(Path(uri).expanduser().resolve()), "[]%")
+    return _openable(str(Path(uri).expanduser().resolve()), "[]%#")
 
 
 def _openable(location: str, refused: str) -> str:
     """``location``, unless it holds one of the ``refused`` characters: delta-rs 1.6 panics on a
     table URI holding "[" or "]" (InvalidDomainCharacter, encoded or not), reads "%20" in a path as
-    a space, and ends an S3 key at "?" or "#" (a URL's query and fragment)."""
+    a space, and ends an S3 key at "?" or "#" (a URL's query and fragment); under a local path
+    holding "#" its table history reads empty (reconcile and time travel by moment find nothing)."""
     for character in refused:
         if character in location:
             raise LakeConfigurationError(
