@@ -17,7 +17,7 @@ from lakenodes._internal.caches import clear_caches
 from lakenodes.cli import main
 from lakenodes.lake.maintenance import optimize_table
 
-LOCAL_NAMES = ["My Documents", "é ü", "q?#", "c{a,b}*"]
+LOCAL_NAMES = ["My Documents", "é ü", "q?", "c{a,b}*"]
 S3_NAMES = ["My Documents", "é ü"]
 
 
