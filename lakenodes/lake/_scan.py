@@ -337,10 +337,10 @@ def any_of(expressions: Sequence[pds.Expression | None]) -> pds.Expression | Non
     """``a | b | ...``, where None means no condition (so the whole is None)."""
     if any(expression is None for expression in expressions):
         return None
-    combined = expressions[0]
-    for expression in expressions[1:]:
-        combined = combined | expression
-    return combined
+    if len(expressions) == 1:
+        return expressions[0]
+    middle = len(expressions) // 2  # a balanced tree: a chain of thousands overflowed the stack
+    return any_of(expressions[:middle]) | any_of(expressions[middle:])
 
 
 # -- lakenodes table layout -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError
 from ._commit_hooks import commit_hooks
 from ._polars_scan import TimeWindow, scan_many
+from ._ranges import RangeFilter, range_selection
 from ._retry import RetryPolicy, default_retry, is_transient
 from ._row_rewrites import delete_rows, restate
 from ._scan import (
@@ -87,17 +88,6 @@ class WriteResult:
     @property
     def rows_written(self) -> int:
         return self.rows_appended + self.rows_upserted
-
-
-@dataclass(frozen=True)
-class RangeFilter:
-    """Rows of one identity coordinate within a time window (the shape of the seeds' range maps)."""
-
-    coordinate: Mapping[str, str]
-    start: datetime.datetime | None = None
-    start_inclusive: bool = True
-    end: datetime.datetime | None = None
-    end_inclusive: bool = True
 
 
 class TableStore:
@@ -341,23 +331,20 @@ class TableStore:
         expression = time_window(start, start_inclusive, end, end_inclusive)
         for dimension, values in (dimension_filters or {}).items():
             expression = all_of(expression, one_of(dimension, values))
+        exact = None
         if ranges is not None:
-            per_range = [
-                all_of(
-                    coordinate_filter(r.coordinate),
-                    time_window(r.start, r.start_inclusive, r.end, r.end_inclusive),
-                )
-                for r in ranges
-            ]
-            if not per_range:
+            if not ranges:
                 return empty_table(pa.schema(table.schema().to_arrow()), index_names, columns)
-            expression = all_of(expression, any_of(per_range))
+            scan_filter, exact = range_selection(ranges)
+            expression = all_of(expression, scan_filter)
         selected = selected_columns(index_names, table, columns)
         # a time window alone: many files of it may be read by polars (see _polars_scan)
         window = TimeWindow(start, start_inclusive, end, end_inclusive) if not dimension_filters and ranges is None else None
         with storage_errors(self.uri, "read", self.lake):
             data = self._scan(table, index_names, Pruning.of(start, end, dimension_filters, ranges), selected, expression,
                               window)
+        if exact is not None:
+            data = exact(data)
         return data.sort_by([(name, "ascending") for name in index_names])
 
     def _scan(self, table: DeltaTable, index_names: Sequence[str], pruning: Pruning, columns: Sequence[str],

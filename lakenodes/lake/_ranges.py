@@ -1,0 +1,93 @@
+"""Reads scoped by ranges: each identity coordinate within its own time window.
+
+A handful of ranges become one pyarrow filter ``(c1 & w1) | (c2 & w2) | ...``. The scanner
+evaluates that term by term on every batch, so the latest row of 1,000 assets took 80 s to read
+(and 10,000 terms overflowed the stack). Past ``MANY_RANGES``, the scan filters only on what
+the ranges share (their identity values and outer time window) and each row is then matched to
+its own range by a hash join on the coordinate: milliseconds at 10,000 assets.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from .._internal.deferred import pa, pds
+from ..core.frames import TIME_INDEX
+from ._scan import all_of, any_of, coordinate_filter, one_of, time_window
+
+# up to this many ranges, one filter expression; past it, a coarse filter and a join
+MANY_RANGES = 16
+_ROW, _START, _END, _FROM_START, _TO_END = ("__lakenodes_" + name for name in ("row", "start", "end", "si", "ei"))
+
+
+@dataclass(frozen=True)
+class RangeFilter:
+    """Rows of one identity coordinate within a time window (the shape of the seeds' range maps)."""
+
+    coordinate: Mapping[str, str]
+    start: datetime.datetime | None = None
+    start_inclusive: bool = True
+    end: datetime.datetime | None = None
+    end_inclusive: bool = True
+
+
+def range_selection(
+    ranges: Sequence[RangeFilter],
+) -> tuple[pds.Expression | None, Callable[[pa.Table], pa.Table] | None]:
+    """The scan filter for ``ranges`` and, when it is coarser than they are, the exact row filter
+    to apply to what the scan returns (None: the scan filter is exact).
+
+    Example:
+        >>> day = lambda d: datetime.datetime(2024, 1, d, tzinfo=datetime.timezone.utc)
+        >>> rows = pa.table({"time_index": [day(1), day(2), day(1)], "unique_identifier": ["A", "A", "B"]})
+        >>> ranges = [RangeFilter({"unique_identifier": f"X{i}"}) for i in range(20)]
+        >>> ranges += [RangeFilter({"unique_identifier": "A"}, start=day(2))]
+        >>> scan_filter, exact = range_selection(ranges)
+        >>> exact(rows.filter(scan_filter)).to_pydict()["time_index"] == [day(2)]
+        True
+    """
+    plain = all(isinstance(value, str) and r.coordinate for r in ranges for value in r.coordinate.values())
+    if len(ranges) <= MANY_RANGES or not plain:
+        return any_of([all_of(coordinate_filter(r.coordinate),
+                              time_window(r.start, r.start_inclusive, r.end, r.end_inclusive)) for r in ranges]), None
+    starts, ends = [r.start for r in ranges], [r.end for r in ranges]
+    coarse = time_window(None if None in starts else min(starts), True, None if None in ends else max(ends), True)
+    for dimension in set.intersection(*(set(r.coordinate) for r in ranges)):
+        coarse = all_of(coarse, one_of(dimension, sorted({r.coordinate[dimension] for r in ranges})))
+    return coarse, lambda rows: _rows_in_their_range(rows, ranges)
+
+
+def _rows_in_their_range(rows: pa.Table, ranges: Sequence[RangeFilter]) -> pa.Table:
+    """``rows`` that fall in the window of a range of their coordinate, in their order."""
+    by_dimensions: dict[tuple[str, ...], list[RangeFilter]] = {}
+    for r in ranges:
+        by_dimensions.setdefault(tuple(sorted(r.coordinate)), []).append(r)
+    keys = pl.from_arrow(rows.select([TIME_INDEX, *{d for dims in by_dimensions for d in dims}]))
+    keys = keys.with_row_index(_ROW)
+    matched = pl.concat([
+        keys.join(_bounds(dims, group, rows.schema.field(TIME_INDEX).type), on=list(dims), how="inner")
+        .filter(_in_window(pl.col(TIME_INDEX))).select(_ROW)
+        for dims, group in by_dimensions.items()
+    ])
+    return rows.take(matched.get_column(_ROW).unique().sort().to_arrow())
+
+
+def _bounds(dimensions: Sequence[str], ranges: Sequence[RangeFilter], time_type: Any) -> pl.DataFrame:
+    columns = {dimension: pa.array([r.coordinate[dimension] for r in ranges], pa.string()) for dimension in dimensions}
+    columns[_START] = pa.array([r.start for r in ranges], time_type)
+    columns[_END] = pa.array([r.end for r in ranges], time_type)
+    columns[_FROM_START] = pa.array([r.start_inclusive for r in ranges], pa.bool_())
+    columns[_TO_END] = pa.array([r.end_inclusive for r in ranges], pa.bool_())
+    return pl.from_arrow(pa.table(columns))
+
+
+def _in_window(time: pl.Expr) -> pl.Expr:
+    start, end = pl.col(_START), pl.col(_END)
+    after_start = start.is_null() | pl.when(pl.col(_FROM_START)).then(time >= start).otherwise(time > start)
+    before_end = end.is_null() | pl.when(pl.col(_TO_END)).then(time <= end).otherwise(time < end)
+    return after_start & before_end
