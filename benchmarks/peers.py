@@ -43,6 +43,14 @@ class ArcticTwin:
         frames = [item.data for item in self.library.read_batch(requests)]
         return pd.concat(frames)
 
+    def latest(self, uids: list[str]) -> Any:
+        """The last row of each asset's symbol."""
+        import arcticdb
+        import pandas as pd
+
+        return pd.concat(item.data for item in self.library.read_batch(
+            [arcticdb.ReadRequest(uid, row_range=(-1, None)) for uid in uids]))
+
     def multi(self, uids: list[str] | None, start: datetime.datetime, end: datetime.datetime) -> Any:
         import arcticdb
         import pandas as pd

@@ -56,6 +56,7 @@ class ReadSections(Sections):
              (lambda: arctic.multi(None, one_day, one_day)) if arctic else None,
              assets, 5.0),
         ]
+        self._latest_rows(node, assets, arctic)
         floors = {cases[0][0]: self._files_read(node, year_start, end, picked),
                   cases[1][0]: self._files_read(node, one_day, one_day, None)}
         for layout in ("", ", after optimize --cross-section"):
@@ -90,6 +91,26 @@ class ReadSections(Sections):
                                         "that hold the rows, the partition column left out: what a reader of this "
                                         "layout (one file per asset) pays for the files alone, their footers included "
                                         "(lakenodes keeps those it read: on S3 one request a file less)"))
+
+    def _latest_rows(self, node: BenchPrices, assets: int, arctic: ArcticTwin | None) -> None:
+        """The latest row of every asset (``get_last_observation``: one range per asset) against
+        ``pl.scan_delta`` keeping each asset's latest row, and ArcticDB's last row of each symbol."""
+        uids = asset_ids(assets)
+
+        def scan() -> pl.DataFrame:
+            frame = pl.scan_delta(node.store.uri, storage_options=self.options or None)
+            return frame.filter(pl.col("time_index") == pl.col("time_index").max().over("unique_identifier")).collect()
+
+        fns = {"ours": node.get_last_observation, "scan": scan}
+        if arctic:
+            fns["arctic"] = lambda: arctic.latest(uids)
+        assert all(len(read()) == assets for read in fns.values())
+        times = interleaved(fns, self.sizes.repeats * 2)
+        name, section = f"latest row of each of {assets} assets", self.section("reads")
+        self.report.add(Row(section, name, times["ours"], "pl.scan_delta", times["scan"], 1.0))
+        if arctic:
+            self.report.add(Row(section, name, times["ours"], f"ArcticDB {arctic.backend}, 1 symbol/asset",
+                                times["arctic"], None))
 
     def _files_read(self, node: BenchPrices, start: datetime.datetime, end: datetime.datetime,
                     uids: list[str] | None) -> dict[str, Callable[[], pa.Table]]:

@@ -13,7 +13,7 @@ import pytest
 from test_read_edges import Venue2, at, ms_edge_rows
 
 from lakenodes import Lake
-from lakenodes.lake import _ranges
+from lakenodes.lake import _polars_scan, _ranges
 
 ASSETS = [f"A{i:02d}" for i in range(40)]
 
@@ -63,17 +63,22 @@ def random_specs(count: int, seed: int) -> list[dict]:
     return specs
 
 
+@pytest.mark.parametrize("reader", ["polars", "pyarrow"])
 @pytest.mark.parametrize("seed", range(4))
-def test_many_ranges_match_one_filter_per_range_and_the_rows_they_name(venues: Venue2, monkeypatch, seed: int) -> None:
+def test_many_ranges_match_one_filter_per_range_and_the_rows_they_name(venues: Venue2, monkeypatch, seed: int,
+                                                                      reader: str) -> None:
     written = pl.concat([ms_edge_rows(range(1, 4), ASSETS), ms_edge_rows(range(4, 6), ASSETS)]).sort(
         "time_index", "unique_identifier", "venue")
     specs = random_specs(60, seed)
+    monkeypatch.setattr(_polars_scan, "MANY_FILES", 0 if reader == "polars" else 10**9)  # who reads the files
     joined = venues.get_df_between_dates(dimension_range_map=specs)
     monkeypatch.setattr(_ranges, "MANY_RANGES", 10**9)  # one filter term per range
     per_term = venues.get_df_between_dates(dimension_range_map=specs)
     assert joined.equals(per_term)
     assert joined.select(written.columns).equals(expected(written, specs))
     assert 0 < joined.height < written.height  # the specs select some rows, not all, not none
+    bounded = venues.get_df_between_dates(at(2, 999), None, dimension_range_map=specs)  # and a window of its own
+    assert bounded.equals(joined.filter(pl.col("time_index") >= at(2, 999)))
 
 
 def test_range_map_of_ten_thousand_identities(venues: Venue2) -> None:

@@ -2,8 +2,8 @@
 
 A handful of ranges become one pyarrow filter ``(c1 & w1) | (c2 & w2) | ...``. The scanner
 evaluates that term by term on every batch, so the latest row of 1,000 assets took 80 s to read
-(and 10,000 terms overflowed the stack). Past ``MANY_RANGES``, the scan filters only on what
-the ranges share (their identity values and outer time window) and each row is then matched to
+(and 10,000 terms overflowed the stack). Past ``MANY_RANGES``, the scan filters only on the
+ranges' outer time window (files are chosen by identity as always) and each row is then matched to
 its own range by a hash join on the coordinate: milliseconds at 10,000 assets.
 """
 
@@ -18,7 +18,8 @@ import polars as pl
 
 from .._internal.deferred import pa, pds
 from ..core.frames import TIME_INDEX
-from ._scan import all_of, any_of, coordinate_filter, one_of, time_window
+from ._polars_scan import TimeWindow
+from ._scan import all_of, any_of, coordinate_filter, time_window
 
 # up to this many ranges, one filter expression; past it, a coarse filter and a join
 MANY_RANGES = 16
@@ -36,30 +37,47 @@ class RangeFilter:
     end_inclusive: bool = True
 
 
-def range_selection(
-    ranges: Sequence[RangeFilter],
-) -> tuple[pds.Expression | None, Callable[[pa.Table], pa.Table] | None]:
-    """The scan filter for ``ranges`` and, when it is coarser than they are, the exact row filter
-    to apply to what the scan returns (None: the scan filter is exact).
+@dataclass(frozen=True)
+class RangeSelection:
+    """How a read selects the rows of its ranges: the scan ``expression`` and, when that is coarser
+    than the ranges, the ``exact`` row filter for what the scan returns and the scan's ``window``."""
+
+    expression: pds.Expression | None
+    exact: Callable[[pa.Table], pa.Table] | None = None
+    window: TimeWindow | None = None
+
+    def polars_window(self, own: TimeWindow) -> TimeWindow | None:
+        """The one time window that selects the scan's rows, for a read whose own bounds are
+        ``own`` (None: the scan needs more than a window, e.g. one term per range)."""
+        unbounded = own.start is None and own.end is None
+        return self.window if self.exact is not None and unbounded else None
+
+
+def range_selection(ranges: Sequence[RangeFilter]) -> RangeSelection:
+    """How to read the rows of ``ranges``.
 
     Example:
         >>> day = lambda d: datetime.datetime(2024, 1, d, tzinfo=datetime.timezone.utc)
         >>> rows = pa.table({"time_index": [day(1), day(2), day(1)], "unique_identifier": ["A", "A", "B"]})
         >>> ranges = [RangeFilter({"unique_identifier": f"X{i}"}) for i in range(20)]
         >>> ranges += [RangeFilter({"unique_identifier": "A"}, start=day(2))]
-        >>> scan_filter, exact = range_selection(ranges)
-        >>> exact(rows.filter(scan_filter)).to_pydict()["time_index"] == [day(2)]
+        >>> selection = range_selection(ranges)
+        >>> selection.expression is None  # some ranges are unbounded: the scan filters no rows
+        True
+        >>> selection.exact(rows).to_pydict()["time_index"] == [day(2)]
         True
     """
     plain = all(isinstance(value, str) and r.coordinate for r in ranges for value in r.coordinate.values())
     if len(ranges) <= MANY_RANGES or not plain:
-        return any_of([all_of(coordinate_filter(r.coordinate),
-                              time_window(r.start, r.start_inclusive, r.end, r.end_inclusive)) for r in ranges]), None
+        return RangeSelection(any_of([all_of(coordinate_filter(r.coordinate),
+                                             time_window(r.start, r.start_inclusive, r.end, r.end_inclusive))
+                                      for r in ranges]))
+    # the identities are left to file pruning and the join: a filter on 1,000 values, simplified
+    # against each of 1,000 files' partition value, doubled the read
     starts, ends = [r.start for r in ranges], [r.end for r in ranges]
-    coarse = time_window(None if None in starts else min(starts), True, None if None in ends else max(ends), True)
-    for dimension in set.intersection(*(set(r.coordinate) for r in ranges)):
-        coarse = all_of(coarse, one_of(dimension, sorted({r.coordinate[dimension] for r in ranges})))
-    return coarse, lambda rows: _rows_in_their_range(rows, ranges)
+    outer = TimeWindow(None if None in starts else min(starts), True, None if None in ends else max(ends), True)
+    return RangeSelection(time_window(outer.start, True, outer.end, True),
+                          lambda rows: _rows_in_their_range(rows, ranges), outer)
 
 
 def _rows_in_their_range(rows: pa.Table, ranges: Sequence[RangeFilter]) -> pa.Table:

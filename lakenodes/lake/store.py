@@ -331,20 +331,21 @@ class TableStore:
         expression = time_window(start, start_inclusive, end, end_inclusive)
         for dimension, values in (dimension_filters or {}).items():
             expression = all_of(expression, one_of(dimension, values))
-        exact = None
+        selection = None
         if ranges is not None:
             if not ranges:
                 return empty_table(pa.schema(table.schema().to_arrow()), index_names, columns)
-            scan_filter, exact = range_selection(ranges)
-            expression = all_of(expression, scan_filter)
+            selection = range_selection(ranges)
+            expression = all_of(expression, selection.expression)
         selected = selected_columns(index_names, table, columns)
-        # a time window alone: many files of it may be read by polars (see _polars_scan)
-        window = TimeWindow(start, start_inclusive, end, end_inclusive) if not dimension_filters and ranges is None else None
+        # a time window alone (or ranges matched after the scan): many files may be read by polars (see _polars_scan)
+        own = TimeWindow(start, start_inclusive, end, end_inclusive)
+        window = None if dimension_filters else own if selection is None else selection.polars_window(own)
         with storage_errors(self.uri, "read", self.lake):
             data = self._scan(table, index_names, Pruning.of(start, end, dimension_filters, ranges), selected, expression,
                               window)
-        if exact is not None:
-            data = exact(data)
+        if selection is not None and selection.exact is not None:
+            data = selection.exact(data)
         return data.sort_by([(name, "ascending") for name in index_names])
 
     def _scan(self, table: DeltaTable, index_names: Sequence[str], pruning: Pruning, columns: Sequence[str],
