@@ -12,7 +12,7 @@ upstream endpoint unless the proxy's seeded RNG picks a fault for it:
 
 ``methods=("PUT",)`` limits faults to some HTTP methods (e.g. a write outage with working reads);
 ``paths=("_delta_log/00000000000000000003.json",)`` to requests whose path contains one of these
-strings (e.g. the answer of exactly one commit lost).
+strings (e.g. the answer of exactly one commit lost); ``limit=2`` stops after two faults (a brief outage).
 
 ``counts`` tallies requests and injected faults; ``requests`` lists each request's (method, path)
 in arrival order. Faults can be switched at any time with
@@ -54,6 +54,7 @@ class Faults:
     slow_seconds: float = 0.5
     methods: tuple[str, ...] | None = None  # only requests with these HTTP methods get faults (None: all)
     paths: tuple[str, ...] | None = None  # only requests whose path contains one of these (None: all)
+    limit: int | None = None  # inject no more faults once this many were injected (None: no limit)
 
     def pick(self, rng: random.Random, method: str, path: str = "") -> str | None:
         draw, threshold = rng.random(), 0.0
@@ -105,13 +106,19 @@ class FaultProxy:
     def injected(self) -> int:
         """Faults injected so far (all kinds)."""
         with self._lock:
-            return sum(count for name, count in self.counts.items() if name != "requests")
+            return self._injected()
+
+    def _injected(self) -> int:  # the caller holds the lock
+        return sum(count for name, count in self.counts.items() if name != "requests")
 
     def _decide(self, method: str, path: str = "") -> tuple[str | None, float]:
         with self._lock:
             self.counts["requests"] += 1
             self.requests.append((method, path))
             fault = self.faults.pick(self._rng, method, path)
+            limit = self.faults.limit
+            if fault and limit is not None and self._injected() >= limit:
+                fault = None
             if fault:
                 self.counts[fault] += 1
             return fault, self.faults.slow_seconds

@@ -150,3 +150,26 @@ def test_write_outage_fails_in_write_phase_and_changes_nothing(s3_server, monkey
         with use_lake(faulty):
             appender(BATCH).run()
     assert_table_exact(direct, node, BATCH, 2)
+
+
+@pytest.mark.parametrize("fault", ["drop", "slow"])
+def test_a_brief_connection_loss_during_a_write_is_retried(s3_server, fault):
+    """The endpoint drops (or stalls past the request timeout on) the first two PUTs of a write, and
+    object_store does not retry them itself: delta-rs reports "HTTP error: error sending request",
+    which lakenodes retries; the run succeeds and the table holds each row once."""
+    direct = s3_server.new_lake()
+    with use_lake(direct):
+        node = appender(BATCH)
+        node.run()  # day 1: the table exists; day 2 is written through the faults
+    retries = RetryCounter()
+    logging.getLogger("lakenodes").addHandler(retries)
+    try:
+        with FaultProxy(s3_server.endpoint_url, **{fault: 1.0}, slow_seconds=4.0, methods=("PUT",),
+                        paths=(f"/{node.storage_hash}/",), limit=2) as proxy:
+            faulty = through(proxy, direct, s3_server, timeout="3s", max_retries="0", retry_timeout="3s")
+            with use_lake(faulty):
+                appender(BATCH).run()
+    finally:
+        logging.getLogger("lakenodes").removeHandler(retries)
+    assert proxy.counts[fault] == 2 and retries.count >= 1
+    assert_table_exact(direct, node, BATCH, 2)

@@ -4,9 +4,31 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from dataclasses import dataclass, field
 
 from deltalake.exceptions import DeltaError
+
+from ..errors import plain_message
+
+# How delta-rs words a passing fault. object_store (S3, GCS, Azure) wraps a failed request as
+# "Error performing <METHOD> <url> in <elapsed> - <reason>", the reason being reqwest's
+# "HTTP error: error sending request" (connection refused, reset or dropped, or no answer within
+# the request timeout), "error reading a body from connection", "request or response body error",
+# "error decoding response body" (the answer was cut off), or "operation timed out"; a 5xx as
+# "Server returned non-2xx status code: 503 Service Unavailable", or S3's 200-with-error body as
+# "Server returned error response: ...<Code>SlowDown</Code>". Under them, hyper's "connection
+# closed before message completed" / "incomplete message", Rust's io errors ("Connection reset by
+# peer", "Broken pipe", "Connection aborted"), the AWS SDK's "dispatch failure"; throttling (429,
+# "SlowDown", "Too Many Requests"). Durations in the text ("in 1.500123ms") are no status code.
+_TRANSIENT = re.compile(
+    r"time(?:d)? ?out|deadline has elapsed|temporar(?:il)?y|too many requests|throttl|slow ?down|service unavailable"
+    r"|error sending request|error reading a body|request or response body error|error decoding response body"
+    r"|connection (?:closed|reset|refused|aborted|error)|broken pipe|incomplete message"
+    r"|not connected|dispatch failure|\bio error\b|\binternalerror\b|server returned error response"
+    r"|(?:status|code|http)\W{0,3}(?:429|50[0-4])\b|\b50[0-4] (?:internal|bad|service|gateway)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -36,7 +58,28 @@ def default_retry() -> RetryPolicy:
     return RetryPolicy()
 
 
+def transient_message(text: str) -> bool:
+    """Does an error message (delta-rs, object_store, DataFusion) tell of a passing storage fault:
+    a timeout, a lost connection, throttling, a 5xx?
+
+    Example:
+        >>> transient_message("Server returned non-2xx status code: 503 Service Unavailable")
+        True
+        >>> transient_message("Schema error: No field named x")
+        False
+    """
+    return _TRANSIENT.search(text) is not None
+
+
 def is_transient(error: DeltaError) -> bool:
-    """Does a delta-rs error look like a passing storage fault (timeout, dropped connection, 5xx)?"""
-    text = str(error).lower()
-    return any(marker in text for marker in ("timeout", "timed out", "connection", "503", "500", "slow down", "io error"))
+    """Does a delta-rs error look like a passing storage fault (see ``transient_message``)?
+
+    Example:
+        >>> is_transient(DeltaError("Generic S3 error: Error performing PUT http://s3/b/k in 4.7ms - "
+        ...                         "HTTP error: error sending request"))
+        True
+        >>> is_transient(DeltaError("Generic S3 error: Error performing GET http://s3/b/k in 1.500123ms - "
+        ...                         "Server returned non-2xx status code: 400 Bad Request: "))
+        False
+    """
+    return transient_message(plain_message(error))

@@ -63,6 +63,7 @@ from deltalake.exceptions import TableNotFoundError
 from .._internal.deferred import datafusion, pa
 from ..errors import plain_message
 from . import _sql_sandbox
+from ._retry import transient_message
 from ._sql_limits import Refusal, resolve_limits
 
 __all__ = ["run_readonly_query", "MAX_ROWS_LIMIT", "FORBIDDEN_KEYWORDS"]
@@ -81,12 +82,6 @@ FORBIDDEN_KEYWORDS = frozenset(
 )
 _READ_STARTS = ("SELECT", "WITH")
 
-_TRANSIENT_RE = re.compile(
-    r"timed? ?out|timeout|connection (refused|reset|closed|aborted)|error sending request|broken pipe|"
-    r"temporar(il)?y|too many requests|slow ?down|service unavailable|throttl|"
-    r"(status|code|http)\W{0,3}(429|500|502|503|504)\b",
-    re.IGNORECASE,
-)
 _DOLLAR_TAG_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
@@ -332,7 +327,7 @@ def _open_table(uri: str, storage_options: dict[str, str] | None, version: int |
         raise _Refusal("table_not_found", f"no Delta table at {uri}: {_clean(exc)}") from None
     except Exception as exc:
         message = _clean(exc)
-        transient = bool(_TRANSIENT_RE.search(message))
+        transient = transient_message(message)
         kind = "storage_error" if transient or isinstance(exc, OSError) else "execution_error"
         raise _Refusal(kind, f"cannot open Delta table at {uri}: {message}", transient) from None
 
@@ -363,7 +358,7 @@ def _classify(message: str, names: list[str]) -> _Refusal:
         )
     if re.search(r"Resources exhausted|memory pool|Failed to allocate", message, re.IGNORECASE):
         return _Refusal("resources_exhausted", message)
-    if _TRANSIENT_RE.search(message):
+    if transient_message(message):
         return _Refusal("storage_error", message, True)
     return _Refusal("execution_error", message)
 
