@@ -197,6 +197,13 @@ class StorageFullError(StorageError):
     default_errno = errno_codes.ENOSPC
 
 
+class FileTooLargeError(StorageError):
+    """A file would exceed the file system's or the process's file size limit (``EFBIG``:
+    ``ulimit -f``, a FAT32 volume's 4 GiB)."""
+
+    default_errno = errno_codes.EFBIG
+
+
 class ReadOnlyStorageError(StorageError):
     """The lake is on a read-only file system (``EROFS``)."""
 

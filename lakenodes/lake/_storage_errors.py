@@ -10,6 +10,7 @@ create, write, delete, read) and turns those into:
 errno / marker                    error
 ================================  ====================================================
 ``ENOSPC``, ``EDQUOT``            ``StorageFullError``
+``EFBIG``                         ``FileTooLargeError``
 ``EROFS``                         ``ReadOnlyStorageError``
 ``ENAMETOOLONG``, S3 KeyTooLong   ``PathTooLongError``
 ``EACCES``, ``EPERM``, S3 403     ``StoragePermissionError``
@@ -41,6 +42,7 @@ from typing import Any, TypeVar
 
 from ..errors import (
     CorruptTableError,
+    FileTooLargeError,
     LakeConfigurationError,
     PathTooLongError,
     ReadOnlyStorageError,
@@ -63,6 +65,7 @@ T = TypeVar("T")
 _FAULTS: dict[int, tuple[type[StorageError], str]] = {
     codes.ENOSPC: (StorageFullError, "no space left on device"),
     codes.EDQUOT: (StorageFullError, "disk quota exceeded"),
+    codes.EFBIG: (FileTooLargeError, "file too large for the file system or the process's file size limit (ulimit -f)"),
     codes.EROFS: (ReadOnlyStorageError, "read-only file system"),
     codes.ENAMETOOLONG: (PathTooLongError, "file name too long"),
     codes.EACCES: (StoragePermissionError, "permission denied"),
@@ -70,7 +73,8 @@ _FAULTS: dict[int, tuple[type[StorageError], str]] = {
 }
 # errno as Rust (io::Error Display and Debug) and pyarrow print it
 _ERRNO_IN_TEXT = re.compile(r"\(os error (\d+)\)|\bOs \{ code: (\d+)|\[errno (\d+)\]", re.IGNORECASE)
-_MARKERS = (("no space left on device", codes.ENOSPC), ("read-only file system", codes.EROFS),
+_MARKERS = (("no space left on device", codes.ENOSPC), ("file too large", codes.EFBIG),
+            ("read-only file system", codes.EROFS),
             ("file name too long", codes.ENAMETOOLONG), ("keytoolong", codes.ENAMETOOLONG),
             ("accessdenied", codes.EACCES), ("403 forbidden", codes.EACCES),
             # wrong or revoked S3 keys, as S3 names them and as pyarrow's AWS SDK prints them
@@ -87,7 +91,7 @@ _NO_CREDENTIALS = re.compile(r"error occurred while loading credentials|no crede
 
 def retryable(error: BaseException) -> bool:
     """Whether retrying ``error`` can help: never for a ``StorageError`` or an ``OSError`` whose
-    errno is a storage fault (full, read-only, name too long, permission); yes for other
+    errno is a storage fault (full, file too large, read-only, name too long, permission); yes for other
     ``OSError``\\ s (connections, timeouts, S3 errors without an errno).
 
     Example:
