@@ -168,6 +168,7 @@ class StorageError(LakenodesError, OSError):
     default_errno: int | None = None
 
     def __init__(self, reason: str, *, path: str | None = None, operation: str | None = None):
+        reason = one_line(reason)  # no colour codes nor line breaks copied from a delta-rs message
         self.reason = reason
         self.path = path
         self.operation = operation

@@ -173,3 +173,22 @@ def test_a_brief_connection_loss_during_a_write_is_retried(s3_server, fault):
         logging.getLogger("lakenodes").removeHandler(retries)
     assert proxy.counts[fault] == 2 and retries.count >= 1
     assert_table_exact(direct, node, BATCH, 2)
+
+
+def test_retry_warnings_are_one_plain_line(s3_server, caplog):
+    """delta-rs words a lost commit request over several lines with terminal colour codes
+    ("Generic S3 error\\n  \\x1b[31m↳\\x1b[0m Error performing PUT ..."): the retry warning (what
+    ``lakenodes -v`` prints) quotes it on one line, without the codes."""
+    direct = s3_server.new_lake()
+    with use_lake(direct):
+        node = appender(BATCH)
+        node.run()
+    caplog.set_level(logging.WARNING, logger="lakenodes")
+    with FaultProxy(s3_server.endpoint_url, drop=1.0, methods=("PUT",), paths=("/_delta_log/",), limit=1) as proxy:
+        with use_lake(through(proxy, direct, s3_server, max_retries="0")):
+            appender(BATCH).run()
+    retries = [record.getMessage() for record in caplog.records if "retrying" in record.getMessage()]
+    assert proxy.counts["drop"] == 1 and retries, caplog.text
+    assert all("\x1b" not in message and "\n" not in message for message in retries), retries
+    assert any("error sending request" in message for message in retries), retries
+    assert_table_exact(direct, node, BATCH, 2)

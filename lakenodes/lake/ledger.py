@@ -26,6 +26,7 @@ from .._internal.arrow_rows import arrow_table, empty_table, python_rows
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pq
 from .._internal.threads import in_threads
+from ..errors import one_line
 from ._delta_log import COMMIT_FILE, log_names, read_commit
 from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
@@ -150,7 +151,8 @@ class Ledger:
                 return
             table = DeltaTable(self.uri, version=snapshot.version, storage_options=self.lake.storage_options or None)
         except Exception as error:  # the write that asked for housekeeping has committed: never fail it
-            logger.warning("catalog housekeeping of _catalog/%s could not read the table: %s", self.name, error)
+            logger.warning("catalog housekeeping of _catalog/%s could not read the table: %s", self.name,
+                           one_line(error))
             return
         housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}",
                   keep_versions=self.housekeeping.interval)

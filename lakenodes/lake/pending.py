@@ -37,6 +37,7 @@ from typing import Any
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs, pq
 from .._internal.threads import in_threads
+from ..errors import one_line
 from ._storage_errors import storage_errors
 from ._whole_file import write_whole
 from .ledger import Ledger, latest_rows, read_small_file
@@ -80,7 +81,8 @@ class Pending:
             try:
                 self.fold()
             except Exception as error:  # the rows are recorded: a later fold will take them
-                logger.warning("could not fold the pending rows of _catalog/%s: %s", self.ledger.name, error)
+                logger.warning("could not fold the pending rows of _catalog/%s: %s", self.ledger.name,
+                               one_line(error))
 
     def rows(self) -> pa.Table:
         """Every row of the ledger and of the pending files, the latest row per key."""

@@ -21,7 +21,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from .._internal.deferred import pa, pds
 from ..core.frames import NormalizedFrame
-from ..errors import WatermarkMovedError
+from ..errors import WatermarkMovedError, one_line
 from ._commit_hooks import commit_hooks
 from ._polars_scan import TimeWindow, scan_many
 from ._ranges import RangeFilter, range_selection
@@ -240,7 +240,8 @@ class TableStore:
             try:
                 self.table()
             except (OSError, DeltaError) as error:  # the commit has landed: a failed refresh must not fail it
-                logger.warning("write to %s committed; refreshing the snapshot failed: %s", self.storage_hash, error)
+                logger.warning("write to %s committed; refreshing the snapshot failed: %s", self.storage_hash,
+                               one_line(error))
         return result
 
     def delete_after(
@@ -296,13 +297,14 @@ class TableStore:
                 if attempt + 1 == self.retry.attempts or not retryable(error):  # a full/read-only disk: fail fast
                     raise
                 delay = self.retry.delay(attempt)
-                logger.warning("%s: commit attempt %d failed (%s); retrying in %.2fs", what, attempt + 1, error, delay)
+                logger.warning("%s: commit attempt %d failed (%s); retrying in %.2fs", what, attempt + 1,
+                               one_line(error), delay)
                 time.sleep(delay)  # the next attempt refreshes the snapshot itself (inside the retries)
             except DeltaError as error:
                 if not is_transient(error) or attempt + 1 == self.retry.attempts:
                     raise
                 delay = self.retry.delay(attempt)
-                logger.warning("%s: transient storage error (%s); retrying in %.2fs", what, error, delay)
+                logger.warning("%s: transient storage error (%s); retrying in %.2fs", what, one_line(error), delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -381,7 +383,8 @@ class TableStore:
             if copy is None:
                 raise
             # superseded long ago and deleted, or cut short by a killed optimize: the data files hold the rows
-            logger.warning("the cross-section copy of %s is unreadable (%s): reading its data files", self.uri, error)
+            logger.warning("the cross-section copy of %s is unreadable (%s): reading its data files", self.uri,
+                           one_line(error))
             forget_cross_section(self.lake, table.table_uri)
             return scan(fragments_of(filesystem, root, snapshot.partition, files), snapshot.schema, filesystem,
                         columns, expression)

@@ -21,7 +21,7 @@ from ..catalog import catalog
 from ..catalog.reconcile import reconcile_table
 from ..catalog.records import TableRecord, columns_metadata, table_uid
 from ..core.hashing import canonical_value
-from ..errors import store_timed_out
+from ..errors import one_line, store_timed_out
 from ..nodes.node import DataNode
 from .hooks import RunHooks, RunInfo
 
@@ -107,7 +107,7 @@ class CatalogRecorder(RunHooks):
             node.logger.warning("the failed run is not recorded: the store did not answer in time")
             return
         if table is not None and table.exception() is not None:  # the table exists: its record is retried next run
-            node.logger.warning("could not register table %s: %s", node.storage_hash, table.exception())
+            node.logger.warning("could not register table %s: %s", node.storage_hash, one_line(table.exception()))
         # one after the other: when the store is unreachable, the first failure ends the recording
         # (at once, the two writes would each wait out the storage timeouts on top of the run's own)
         self._updater_registered(node)
@@ -185,7 +185,7 @@ def _recover(node: DataNode) -> None:
     try:
         reconcile_table(node.lake, node.storage_hash)
     except Exception as error:  # noqa: BLE001 - this run succeeded and is recorded
-        node.logger.warning("could not recover the unrecorded runs of %s: %s", node.storage_hash, error)
+        node.logger.warning("could not recover the unrecorded runs of %s: %s", node.storage_hash, one_line(error))
         return
     _unrecorded.discard((node.lake.uri, node.storage_hash))
 

@@ -25,7 +25,7 @@ from ..core.frame_schema import refuse_untyped_nulls
 from ..core.frame_stream import FrameStream, is_stream
 from ..core.frames import NormalizedFrame, conform_to_schema, normalize_frame
 from ..core.hashing import hash_namespace
-from ..errors import NodeRunError, RowsStoredError, WatermarkMovedError
+from ..errors import NodeRunError, RowsStoredError, WatermarkMovedError, one_line
 from ..lake.location import use_lake
 from ..lake.progress import TableProgress, persist_append, read_progress, remember_append
 from ..lake.store import WriteResult
@@ -153,7 +153,7 @@ def _report_failure(hooks: Sequence[RunHooks], node: DataNode, run: RunInfo, pha
         try:
             hook.run_failed(node, run, phase, error)
         except Exception as record_error:  # never hide the original failure (storage errors are DeltaError too)
-            logger.warning("could not record the failed run of %s: %s", node.update_hash, record_error)
+            logger.warning("could not record the failed run of %s: %s", node.update_hash, one_line(record_error))
 
 
 def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = True) -> RunSummary:
