@@ -34,6 +34,7 @@ from .errors import (
     StorageError,
     StorageFullError,
     StoragePermissionError,
+    UnreadableFileError,
     VersionUnavailableError,
 )
 
@@ -145,6 +146,7 @@ __all__ = [
     "StorageFullError",
     "StoragePermissionError",
     "TimeIndexMetaTable",
+    "UnreadableFileError",
     "UpdateStatistics",
     "VersionUnavailableError",
     "clear_caches",

@@ -235,6 +235,18 @@ class CorruptTableError(StorageError):
         self.log_file = log_file
 
 
+class UnreadableFileError(StorageError):
+    """A file a table's current version (or the catalog) references is missing from storage or is
+    no Parquet file any more (cut short, overwritten): deleted or changed outside ``vacuum``.
+    ``file`` names it. Restore it from a backup; a read ``as_of`` a version from before it was
+    added does not need it."""
+
+    def __init__(self, reason: str, *, path: str | None = None, operation: str | None = None,
+                 file: str | None = None):
+        super().__init__(reason, path=path, operation=operation)
+        self.file = file
+
+
 class WatermarkMovedError(LakenodesError, RuntimeError):
     """Stored watermarks moved backward (a concurrent tail delete) between the statistics a run's
     ``update()`` used and its write, again on every re-run: nothing was written. ``table`` names

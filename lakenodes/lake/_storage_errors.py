@@ -17,6 +17,7 @@ errno / marker                    error
 no S3 credentials to be found     ``StoragePermissionError`` (naming the settings to set)
 S3 ``NoSuchBucket``               ``LakeConfigurationError`` (a user mistake: the lake URI)
 ``Json error`` in the Delta log   ``CorruptTableError`` (naming the commit version and file)
+a data file missing or cut short  ``UnreadableFileError`` (naming the file; see ``_unreadable``)
 ================================  ====================================================
 
 Anything else propagates unchanged. None of these is transient: ``retryable()`` says so, and the
@@ -49,12 +50,14 @@ from ..errors import (
     StorageError,
     StorageFullError,
     StoragePermissionError,
+    UnreadableFileError,
     error_chain,
     one_line,
     plain_message,
 )
 from ._delta_log import find_bad_commit
 from ._rust_stderr import quiet_delta_panics
+from ._unreadable import unreadable_file, unreadable_reason
 
 __all__ = ["as_storage_error", "guarded", "retryable", "storage_errors", "table_not_created"]
 
@@ -143,6 +146,10 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
         if cls is PathTooLongError:
             reason += _lengths(where)
         return cls(reason, path=where, operation=operation)
+    unreadable = unreadable_file(text)
+    if unreadable is not None:
+        file, missing = unreadable
+        return UnreadableFileError(unreadable_reason(file, missing), path=path, operation=operation, file=file)
     if _CORRUPT_LOG.search(text):
         found = find_bad_commit(path, lake)
         detail = one_line(text)

@@ -32,6 +32,7 @@ from ._retry import RetryPolicy, default_retry
 from ._scan import add_actions, plain_schema, to_plain
 from ._storage_errors import storage_errors
 from ._tables import table_lock
+from ._unreadable import naming_unreadable
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
 from .location import Lake, file_exists, lake_filesystem, write_small_file
 from .store import TableStore, data_file_path
@@ -386,7 +387,7 @@ def read_small_file(filesystem: Any, path: str, schema: pa.Schema) -> pa.Table:
     The whole file in one read, parsed by ``pq.ParquetFile``: ``pq.read_table`` / pyarrow.dataset
     would import pandas (its module set-up converts a Python scalar), ~0.15 s of a daily run's process.
     """
-    with filesystem.open_input_stream(path) as source:
+    with filesystem.open_input_stream(path) as source, naming_unreadable(path):  # pyarrow's message names no file
         rows = to_plain(pq.ParquetFile(pa.BufferReader(source.read())).read())
     columns = [rows.column(field.name).cast(field.type) if field.name in rows.column_names
                else pa.chunked_array([pa.nulls(rows.num_rows, field.type)]) for field in schema]

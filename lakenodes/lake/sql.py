@@ -65,6 +65,7 @@ from ..errors import plain_message
 from . import _sql_sandbox
 from ._retry import transient_message
 from ._sql_limits import Refusal, resolve_limits
+from ._unreadable import unreadable_file, unreadable_reason
 
 __all__ = ["run_readonly_query", "MAX_ROWS_LIMIT", "FORBIDDEN_KEYWORDS"]
 
@@ -314,7 +315,7 @@ def _execute(
     except _Refusal:
         raise
     except Exception as exc:  # DataFusion raises ValueError/Exception with the engine's message
-        raise _classify(_clean(exc), names) from None
+        raise _classify(_clean(exc), names, uri) from None
 
 
 def _open_table(uri: str, storage_options: dict[str, str] | None, version: int | None = None) -> Any:
@@ -341,7 +342,7 @@ def _check_scans(plan_text: str, names: list[str]) -> None:
             )
 
 
-def _classify(message: str, names: list[str]) -> _Refusal:
+def _classify(message: str, names: list[str], uri: str = "") -> _Refusal:
     if "ParserError" in message or "TokenizerError" in message:
         return _Refusal("syntax_error", message)
     if re.search(
@@ -358,6 +359,11 @@ def _classify(message: str, names: list[str]) -> _Refusal:
         )
     if re.search(r"Resources exhausted|memory pool|Failed to allocate", message, re.IGNORECASE):
         return _Refusal("resources_exhausted", message)
+    if found := unreadable_file(message):  # deleted or cut short outside vacuum: no retry brings it back
+        logger.debug("unreadable file of %s: %s", uri, message)
+        file, missing = found  # DataFusion drops a local path's leading "/"
+        file = f"/{file}" if uri.startswith("/") and not file.startswith("/") else file
+        return _Refusal("storage_error", f"table {uri}: {unreadable_reason(file, missing)}")
     if transient_message(message):
         return _Refusal("storage_error", message, True)
     return _Refusal("execution_error", message)

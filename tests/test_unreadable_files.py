@@ -1,0 +1,78 @@
+"""A file deleted or cut short outside ``vacuum`` makes reads fail with one line naming the file.
+
+Real files: a data file, a catalog data file and a pending run record of a local lake are truncated
+(or deleted) on disk. Before the fix a read raised pyarrow's ``ArrowInvalid`` / ``FileNotFoundError``
+(the catalog's without any path), and ``lakenodes data-node run-query`` exited 2, the code of a
+user mistake.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from test_cli import assert_one_line_error, cli
+from test_concurrency import appender, assets
+
+from lakenodes import Lake, UnreadableFileError, clear_caches, use_lake
+from lakenodes.catalog import catalog
+from lakenodes.cli._groups import FAILURE
+
+BATCH = assets(3)
+
+
+def damage(path: Path, how: str) -> None:
+    if how == "delete":
+        path.unlink()
+    else:
+        os.truncate(path, path.stat().st_size // 2)
+    clear_caches()
+
+
+def a_lake_of_two_days(tmp_path: Path):
+    lake = Lake(tmp_path / "lake")
+    with use_lake(lake):
+        node = appender(BATCH)
+        node.run()
+        appender(BATCH).run()
+    return lake, node
+
+
+@pytest.mark.parametrize("how", ["truncate", "delete"])
+def test_a_damaged_data_file_fails_reads_naming_it(tmp_path: Path, how: str) -> None:
+    lake, node = a_lake_of_two_days(tmp_path)
+    victim = sorted(Path(node.table_uri).glob("*/part-*.parquet"))[0]
+    damage(victim, how)
+
+    with use_lake(lake), pytest.raises(UnreadableFileError) as caught:
+        appender(BATCH).get_df_between_dates()
+    error = caught.value
+    assert error.file == str(victim) and error.path == node.table_uri, str(error)
+    assert ("missing from storage" if how == "delete" else "cut short") in str(error)
+    assert "restore it from a backup" in str(error) and "\n" not in str(error)
+
+    result = cli("data-node", "run-query", node.storage_hash, f"SELECT sum(close) FROM {node.storage_hash}", lake=lake)
+    line = assert_one_line_error(result, FAILURE, "storage_error", node.table_uri, str(victim),
+                                 "restore it from a backup")
+    assert "DataFusion" not in line
+
+
+def test_a_truncated_catalog_file_fails_naming_it(tmp_path: Path) -> None:
+    lake, node = a_lake_of_two_days(tmp_path)
+    victim = sorted((tmp_path / "lake" / "_catalog" / "tables").glob("part-*.parquet"))[0]
+    damage(victim, "truncate")
+
+    result = cli("data-node", "list", lake=lake)
+    assert_one_line_error(result, FAILURE, "UnreadableFileError", str(victim), "cut short")
+
+
+def test_a_truncated_pending_run_record_fails_naming_it(tmp_path: Path) -> None:
+    lake, node = a_lake_of_two_days(tmp_path)
+    pending = sorted((tmp_path / "lake" / "_catalog" / "runs").glob("_lakenodes/pending/*.parquet"))
+    assert pending, "the runs are recorded as pending files until a fold"
+    damage(pending[0], "truncate")
+
+    with pytest.raises(UnreadableFileError) as caught:
+        catalog.run_history(lake, node.update_hash)
+    assert caught.value.file == str(pending[0]) and str(pending[0]) in str(caught.value)
