@@ -20,12 +20,12 @@ from .column_names import column_name_problem
 from .config import RecordDefinition
 from .datetime_range import check_python_range
 from .frame_index import TIME_INDEX, bounds_and_uniqueness, check_unique_index, index_bounds
+from .frame_pandas import UNIQUE_IDENTIFIER, pandas_to_arrow
 from .frame_schema import cast_to_records, check_against_records, conform_table, refuse_untyped_nulls
 from .identity_values import describe_value, identity_value_problem, partition_value_problem
 
 logger = logging.getLogger(__name__)
 
-UNIQUE_IDENTIFIER = "unique_identifier"
 _UTC_NAMES = {"UTC", "Etc/UTC", "+00:00", "Z", "utc", "Etc/Universal", "Universal", "Zulu", "GMT", "Etc/GMT"}
 
 
@@ -118,7 +118,7 @@ def _to_arrow(frame: Any, declared_dimensions: Sequence[str]) -> tuple[pa.Table,
     libraries = {cls.__module__.split(".")[0] for cls in type(frame).__mro__}
     module = "pandas" if "pandas" in libraries else "polars" if "polars" in libraries else None
     if module == "pandas":
-        return _pandas_to_arrow(frame)
+        return pandas_to_arrow(frame)
     if module == "polars":
         if isinstance(frame, pl.LazyFrame):
             frame = frame.collect()
@@ -161,89 +161,6 @@ def _converts(frame: pl.DataFrame, name: str) -> bool:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
     return True
-
-
-def _pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
-    import pandas as pd  # the pandas extra: imported only for a pandas frame
-
-    if not isinstance(frame, pd.DataFrame):
-        raise FrameValidationError(f"update() returned a pandas {type(frame).__name__}; return a DataFrame")
-    if len(frame) == 0:
-        return pa.table({}), [TIME_INDEX]
-    index_names = [name for name in frame.index.names]
-    if any(name is None for name in index_names):
-        hint = (f"; '{TIME_INDEX}' is a column: make it the index, frame.set_index('{TIME_INDEX}') (and "
-                f"set_index(['{TIME_INDEX}', '{UNIQUE_IDENTIFIER}']) for one row per asset)"
-                if TIME_INDEX in frame.columns else "")
-        raise FrameValidationError(
-            f"every index level must be named (first 'time_index'); got index names {index_names}{hint}"
-        )
-    if index_names[0] != TIME_INDEX:
-        raise FrameValidationError(f"the first index level must be named 'time_index', got {index_names[0]!r}")
-    if len(set(index_names)) != len(index_names):
-        raise FrameValidationError(f"index level names must be unique, got {index_names}")
-    clash = [str(name) for name in frame.columns if name in index_names]
-    if clash:
-        raise FrameValidationError(f"column(s) {clash} have the same name as an index level")
-    if UNIQUE_IDENTIFIER in frame.columns:  # a polars or Arrow frame's unique_identifier column is its identity
-        raise FrameValidationError(
-            f"'{UNIQUE_IDENTIFIER}' is a column of the pandas frame, not a level of its index {index_names}: an "
-            f"identity belongs in the index (frame.set_index('{UNIQUE_IDENTIFIER}', append=True)); as a value column "
-            "it would make a table indexed by time alone")
-    bad_names = [name for name in frame.columns if not isinstance(name, str)]
-    if bad_names:
-        raise FrameValidationError(f"column names must be strings, got {bad_names!r}")
-    repeated = sorted({name for name in frame.columns if list(frame.columns).count(name) > 1})
-    if repeated:
-        raise FrameValidationError(f"column name {repeated[0]!r} appears more than once")
-    flat = frame.reset_index()
-    try:
-        table = _pandas_table(flat)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
-        column = _pandas_bad_column(flat)
-        raise FrameValidationError(
-            f"column {column!r} has mixed or unsupported values ({error.args[0]}); use float, int, bool or str"
-            if column else f"frame cannot be converted to Arrow: {error.args[0]}"
-        ) from error
-    return table.replace_schema_metadata(None), [str(name) for name in index_names]
-
-
-def _pandas_table(flat: Any) -> pa.Table:
-    """``pa.Table.from_pandas`` with the timezone-aware datetime columns converted here.
-
-    pyarrow reads such a column through ``Series.values``, which pandas 3.1 deprecates (a
-    ``Pandas4Warning``: it drops the time zone). Its UTC values and its zone are handed to Arrow
-    instead, giving the type ``from_pandas`` gives (NaT → null).
-    """
-    import pandas as pd
-
-    zoned = [isinstance(dtype, pd.DatetimeTZDtype) for dtype in flat.dtypes]
-    if not any(zoned):
-        return pa.Table.from_pandas(flat, preserve_index=False)
-    plain = flat.iloc[:, [position for position, is_zoned in enumerate(zoned) if not is_zoned]]
-    rest = iter(pa.Table.from_pandas(plain, preserve_index=False).columns)
-    arrays = [_zoned_array(flat.iloc[:, position]) if is_zoned else next(rest)
-              for position, is_zoned in enumerate(zoned)]
-    return pa.Table.from_arrays(arrays, names=[str(name) for name in flat.columns])
-
-
-def _zoned_array(column: Any) -> pa.Array:
-    zone = pa.lib.tzinfo_to_string(column.dtype.tz)
-    utc = column.dt.tz_convert(None).to_numpy()  # datetime64 UTC values: what an Arrow timestamp holds
-    return pa.array(utc, type=pa.timestamp(column.dtype.unit, tz=zone), from_pandas=True)
-
-
-def _pandas_bad_column(flat: Any) -> str | None:
-    import pandas as pd
-
-    for name in flat.columns:
-        if isinstance(flat[name].dtype, pd.DatetimeTZDtype):
-            continue  # converted by _zoned_array, never the column at fault
-        try:
-            pa.array(flat[name])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            return str(name)
-    return None
 
 
 def _check_column_names(names: Sequence[str], index_names: Sequence[str]) -> None:
