@@ -197,7 +197,7 @@ def _to_microseconds(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     target = pa.timestamp("us", tz="UTC")
     if column.type.unit == "ns":
         micros = pc.cast(column, target, safe=False)
-        if not pc.all(pc.equal(pc.cast(micros, pa.timestamp("ns", tz="UTC")), column)).as_py():
+        if not pc.all(pc.equal(pc.cast(micros, pa.timestamp("ns", tz="UTC")), column), min_count=0).as_py():
             raise FrameValidationError(
                 f"{name!r} has sub-microsecond values; Delta stores microseconds: round them first"
             )
