@@ -6,7 +6,105 @@ tests/test_frames.py (names the node, the validation phase and the problem; noth
 from __future__ import annotations
 
 import pandas as pd
-from test_frames import FrameNode, _read, day, pandas_frame, uid_level
+import polars as pl
+import pytest
+from test_frames import (
+    RECORDS,
+    FrameConfig,
+    FrameNode,
+    VenueNode,
+    _read,
+    assert_rejected,
+    contract_seed,
+    day,
+    pandas_frame,
+    polars_frame,
+    table_state,
+    uid_level,
+)
+
+from lakenodes import SchemaMismatchError
+
+UTC_US = pl.Datetime("us", "UTC")
+
+
+# -- empty frames: "nothing new", but their schema is the frame's schema --------------------------
+def _polars_empty(**schema: pl.DataType) -> pl.DataFrame:
+    return pl.DataFrame(schema={"time_index": UTC_US, "unique_identifier": pl.String, **schema})
+
+
+EMPTY_REJECTIONS = [
+    pytest.param(lambda: pl.DataFrame(schema={"t": UTC_US, "value": pl.Float64}), ("'time_index'", "missing"),
+                 None, id="polars-no-time-index"),
+    pytest.param(lambda: pl.DataFrame(schema={"time_index": pl.Datetime("us"), "value": pl.Float64}), ("naive",),
+                 None, id="polars-naive-time-index"),
+    pytest.param(lambda: _polars_empty(value=pl.Float64).with_columns(pl.col("unique_identifier").cast(pl.Int64)),
+                 ("unique_identifier", "must hold strings", "int64"), None, id="polars-int-uid"),
+    pytest.param(lambda: _polars_empty(select=pl.Float64), ("'select'", "reserved"), None, id="reserved-column"),
+    pytest.param(lambda: _polars_empty(Value=pl.Float64), ("'Value'", "lowercase"), None, id="uppercase-column"),
+    pytest.param(lambda: _polars_empty(), ("no value column",), None, id="no-value-column"),
+    pytest.param(lambda: _polars_empty(value=pl.List(pl.Float64)), ("'value'", "unsupported type"), None,
+                 id="list-column"),
+    pytest.param(lambda: pd.DataFrame({"value": pd.Series([], dtype=float)}), ("index level", "named"), None,
+                 id="pandas-unnamed-index"),
+    pytest.param(lambda: pandas_frame((pd.Timestamp("2024-01-02"),), value=[1.0]).iloc[0:0], ("naive",), None,
+                 id="pandas-naive-time-index"),
+    pytest.param(lambda: contract_seed().clear().drop("count"), ("'count'", "missing"), RECORDS,
+                 id="records-missing-column"),
+]
+
+
+@pytest.mark.parametrize("seeded", [False, True], ids=["first-run", "after-a-write"])
+@pytest.mark.parametrize("empty, problem, records", EMPTY_REJECTIONS)
+def test_an_empty_frame_with_a_wrong_schema_is_refused(local_lake, empty, problem, records, seeded):
+    """Regression: an empty frame skipped every rule (nothing to write), so a quiet day's wrong
+    schema passed and the error came on the next day with rows."""
+    node = FrameNode(FrameConfig(records=records))
+    if seeded:
+        node.run_with(contract_seed() if records else polars_frame())
+    assert_rejected(node, empty(), problem)
+    if not seeded:
+        assert table_state(node) is None
+
+
+@pytest.mark.parametrize("empty, problem", [
+    pytest.param(lambda: contract_seed().clear().with_columns(extra=pl.lit(1.0)), ("'extra'", "new"), id="new-column"),
+    pytest.param(lambda: contract_seed().clear().drop("count"), ("'count'", "missing"), id="missing-column"),
+    pytest.param(lambda: contract_seed().clear().with_columns(pl.col("count").cast(pl.String)),
+                 ("'count'", "int64", "string"), id="int-to-string"),
+])
+def test_an_empty_frame_is_checked_against_the_stored_schema(local_lake, empty, problem):
+    node = FrameNode()
+    node.run_with(contract_seed())
+    assert_rejected(node, empty(), problem, SchemaMismatchError)
+
+
+@pytest.mark.parametrize("empty", [
+    pytest.param(lambda: contract_seed().clear(), id="polars-typed"),
+    pytest.param(lambda: pl.DataFrame({"time_index": [], "unique_identifier": [], "value": [], "count": []}),
+                 id="polars-untyped"),
+    pytest.param(lambda: pd.DataFrame(columns=["time_index", "unique_identifier", "value", "count"])
+                 .set_index(["time_index", "unique_identifier"]), id="pandas-object-columns"),
+    pytest.param(lambda: pandas_frame((day(1),), uid_level("AAA"), value=[1.0], count=[1]).iloc[0:0],
+                 id="pandas-nanoseconds"),
+    pytest.param(lambda: pd.DataFrame(index=pd.DatetimeIndex([], name="time_index", tz="UTC")), id="pandas-no-columns"),
+])
+@pytest.mark.parametrize("seeded", [False, True], ids=["first-run", "after-a-write"])
+def test_an_empty_frame_with_a_valid_schema_is_nothing_new(local_lake, empty, seeded):
+    node = FrameNode(FrameConfig(records=RECORDS))
+    if seeded:
+        node.run_with(contract_seed())
+    before = table_state(node)
+    error, written = node.run_with(empty())
+    assert error is False and written.height == 0
+    assert table_state(node) == before
+    if seeded:  # and the next run with rows is unaffected
+        node.run_with(contract_seed().with_columns(time_index=pl.lit(day(5))).head(1))
+        assert _read(FrameNode(FrameConfig(records=RECORDS))).height == 3
+
+
+def test_an_empty_frame_of_a_declared_dimension_still_needs_it(local_lake):
+    assert_rejected(VenueNode(), polars_frame().clear(), ("venue", "missing"))
 
 
 def test_a_datetime_value_column_of_only_nat_in_nanoseconds_is_stored_as_nulls(local_lake):

@@ -66,9 +66,17 @@ def normalize_frame(
     records: Sequence[RecordDefinition] | None = None,
     *,
     keep_untyped_nulls: bool = False,
+    keep_empty: bool = False,
     log: logging.Logger | logging.LoggerAdapter = logger,
 ) -> NormalizedFrame | None:
     """Validate ``frame`` and return it as Arrow, or ``None`` when it is empty (nothing new).
+
+    An empty frame with columns is checked like any other (index, names, types, ``records``), so an
+    update whose quiet days return a wrong schema fails on the first of them, not on the next busy
+    one; a column without a type (pandas ``object``, polars ``Null``: it has no value) passes. Only a
+    frame without columns (``pl.DataFrame()``, ``pd.DataFrame()``) is not checked. ``keep_empty``
+    returns the empty frame validated instead of ``None`` (the caller checks it against the stored
+    schema too).
 
     ``declared_dimensions`` are the class's ``IDENTITY_DIMENSIONS`` (used for polars/Arrow input,
     where the index is given by column names). A value column holding only nulls is typed by its
@@ -85,9 +93,11 @@ def normalize_frame(
     if frame is None:
         raise FrameValidationError("update() returned None: return an empty frame when there is nothing new")
     table, index_names = _to_arrow(frame, declared_dimensions)
-    if table.num_rows == 0:
+    if table.num_columns == 0:  # nothing new, and no schema to check
         return None
     _check_column_names(table.column_names, index_names)
+    if table.num_rows == 0:
+        table = _typed_empty_index(table, index_names)
     index = pa.table([_normalize_time_index(table.column(TIME_INDEX)),
                       *(_normalize_identity(name, table.column(name)) for name in index_names[1:])], names=index_names)
     bounds, unique = bounds_and_uniqueness(index, index_names)
@@ -101,7 +111,9 @@ def normalize_frame(
     if records:
         check_against_records(normalized, index_names, records)
         normalized = cast_to_records(normalized, records)
-    if not keep_untyped_nulls:
+    if normalized.num_rows == 0 and not keep_empty:
+        return None
+    if not keep_untyped_nulls and normalized.num_rows:
         refuse_untyped_nulls(normalized)
     return _with_bounds(NormalizedFrame(normalized, tuple(index_names)), bounds)
 
@@ -140,7 +152,7 @@ def _to_arrow(frame: Any, declared_dimensions: Sequence[str]) -> tuple[pa.Table,
         index_names.append(UNIQUE_IDENTIFIER)
     index_names += list(declared_dimensions)
     missing = [name for name in index_names if name not in table.column_names]
-    if missing and table.num_rows:
+    if missing:
         raise FrameValidationError(f"index column(s) {missing} missing from the frame; columns are {table.column_names}")
     return table, index_names
 
@@ -161,6 +173,16 @@ def _converts(frame: pl.DataFrame, name: str) -> bool:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
     return True
+
+
+def _typed_empty_index(table: pa.Table, index_names: Sequence[str]) -> pa.Table:
+    """An empty frame's index columns that have no type (pandas ``object``, polars ``Null``) typed as
+    stored: without a value, nothing contradicts that type."""
+    for name in index_names:
+        if pa.types.is_null(table.schema.field(name).type):
+            kind = timestamp_type() if name == TIME_INDEX else pa.string()
+            table = table.set_column(table.schema.get_field_index(name), name, pa.chunked_array([], kind))
+    return table
 
 
 def _check_column_names(names: Sequence[str], index_names: Sequence[str]) -> None:

@@ -318,14 +318,16 @@ def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | No
         stored = None if stored_schema is None else (stored_schema, store.index_names())
         return FrameStream(output, node.IDENTITY_DIMENSIONS, records, stored, log=node.logger)
     # meanwhile the table opens (_prepare_write); its schema types the columns holding only nulls
-    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records, keep_untyped_nulls=True, log=node.logger)
+    frame = normalize_frame(output, node.IDENTITY_DIMENSIONS, records, keep_untyped_nulls=True, keep_empty=True,
+                            log=node.logger)
     if frame is None:
         return None
     stored_schema = store.schema()
-    if stored_schema is None:
+    if stored_schema is not None:
+        frame = conform_to_schema(frame, stored_schema, store.index_names())
+    elif frame.num_rows:
         refuse_untyped_nulls(frame.table)
-        return frame
-    return conform_to_schema(frame, stored_schema, store.index_names())
+    return frame if frame.num_rows else None  # an empty frame is nothing new once its schema is checked
 
 
 def _log_window(node: DataNode, stats: Any, frame: NormalizedFrame | FrameStream, result: Any) -> None:
