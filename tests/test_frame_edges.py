@@ -5,6 +5,7 @@ tests/test_frames.py (names the node, the validation phase and the problem; noth
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -23,7 +24,7 @@ from test_frames import (
     uid_level,
 )
 
-from lakenodes import SchemaMismatchError
+from lakenodes import FrameValidationError, SchemaMismatchError
 
 UTC_US = pl.Datetime("us", "UTC")
 
@@ -115,3 +116,43 @@ def test_a_datetime_value_column_of_only_nat_in_nanoseconds_is_stored_as_nulls(l
     FrameNode().run_with(pandas_frame((day(1), day(2)), uid_level("AAA", "BBB"), value=[1.0, 2.0], seen_at=seen))
     assert _read(FrameNode())["seen_at"].to_list() == [None, None]
 
+
+
+# -- pandas: an int column with a missing value arrives as float64 -------------------------------
+PANDAS_INT_HINT = ("pandas' nullable 'Int64' dtype", "frame['count'] = frame['count'].astype('Int64')")
+
+
+def _pandas_counts(counts: list) -> pd.DataFrame:
+    return pandas_frame((day(3), day(4)), uid_level("AAA", "BBB"), value=[1.0, 2.0], count=counts)
+
+
+@pytest.mark.parametrize("records", [None, RECORDS], ids=["stored-int", "declared-int"])
+@pytest.mark.parametrize("counts, said", [
+    pytest.param([1, np.nan], ("holds whole numbers and 1 missing value(s)", "polars frame, whose ints keep"),
+                 id="nan"),
+    pytest.param([np.nan, np.nan], ("holds only missing values (2)",), id="all-nan"),
+    pytest.param([1.0, 2.0], ("holds only whole numbers",), id="whole-floats"),
+])
+def test_a_pandas_int_column_turned_float_by_a_missing_value_gets_a_hint(local_lake, records, counts, said):
+    node = FrameNode(FrameConfig(records=records))
+    node.run_with(contract_seed())
+    cause = FrameValidationError if records else SchemaMismatchError
+    assert_rejected(node, _pandas_counts(counts), ("'count'", "int64", "float64", *PANDAS_INT_HINT, *said), cause)
+
+
+@pytest.mark.parametrize("output", [
+    pytest.param(lambda: _pandas_counts([1.5, np.nan]), id="pandas-fractions"),
+    pytest.param(lambda: contract_seed().with_columns(pl.col("count").cast(pl.Float64)), id="polars-whole-floats"),
+])
+def test_no_int_hint_when_the_column_is_not_a_pandas_int_with_a_missing_value(local_lake, output):
+    node = FrameNode()
+    node.run_with(contract_seed())
+    error = assert_rejected(node, output(), ("'count'", "int64", "float64"), SchemaMismatchError)
+    assert "Int64" not in str(error)
+
+
+def test_pandas_nullable_int_column_with_a_missing_value_is_stored_as_int(local_lake):
+    node = FrameNode()
+    node.run_with(contract_seed())
+    node.run_with(_pandas_counts(pd.array([3, None], dtype="Int64")))
+    assert _read(FrameNode())["count"].to_list() == [1, 2, 3, None]

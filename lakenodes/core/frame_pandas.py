@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._internal.deferred import pa
+from .._internal.deferred import pa, pc
 from ..errors import FrameValidationError
 from .frame_index import TIME_INDEX
 
@@ -97,3 +97,27 @@ def _pandas_bad_column(flat: Any) -> str | None:
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             return str(name)
     return None
+
+
+def pandas_schema_hint(name: str, wanted: str, column: pa.ChunkedArray) -> str:
+    """What to add to a pandas frame's schema error: an int column arrives as float64 when it holds a
+    missing value (NumPy ints have no NaN), which a whole-number float column most likely is.
+
+    Example:
+        >>> pandas_schema_hint("count", "int64", pa.chunked_array([[1.0, None]]))[:56]
+        ". Column 'count' holds whole numbers and 1 missing value"
+    """
+    if wanted != "int64" or not pa.types.is_floating(column.type) or not len(column):
+        return ""
+    present = pc.filter(column, pc.invert(pc.is_nan(column)))  # drops the nulls (pandas' NaN) and NaN
+    missing = len(column) - len(present)
+    if len(present) and not (pc.all(pc.equal(pc.floor(present), present)).as_py()
+                             and -(2**63) <= pc.min(present).as_py() and pc.max(present).as_py() < 2**63):
+        return ""  # fractions, or beyond int64: a float column indeed
+    cast = f"frame[{name!r}] = frame[{name!r}].astype('Int64')"
+    if not missing:
+        return (f". Column {name!r} holds only whole numbers: give it pandas' nullable 'Int64' dtype ({cast}), "
+                "which keeps ints whole whether or not a value is missing")
+    holds = f"whole numbers and {missing} missing value(s)" if len(present) else f"only missing values ({missing})"
+    return (f". Column {name!r} holds {holds}: pandas makes an int column with a missing value float64; use "
+            f"pandas' nullable 'Int64' dtype ({cast}), or return a polars frame, whose ints keep their nulls")

@@ -14,12 +14,15 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .._internal.deferred import pa, pc
 from ..errors import FrameValidationError, SchemaMismatchError
 from .config import RecordDefinition, canonical_dtype
 
+# (column, dtype it must have, the frame's column) -> what to add to the error ("" for nothing): the
+# frame's library knows why its columns may arrive with another type (pandas: ints with a NaN)
+SchemaHint = Callable[[str, str, pa.ChunkedArray], str]
 _ARROW_TYPES = {"float64": "float64", "int64": "int64", "bool": "bool_", "string": "string", "date": "date32"}
 
 
@@ -44,7 +47,8 @@ def arrow_type(dtype: str) -> pa.DataType:
     return pa.timestamp("us", tz="UTC") if name == "datetime" else getattr(pa, _ARROW_TYPES[name])()
 
 
-def check_against_records(table: pa.Table, index_names: Sequence[str], records: Sequence[RecordDefinition]) -> None:
+def check_against_records(table: pa.Table, index_names: Sequence[str], records: Sequence[RecordDefinition],
+                          hint: SchemaHint | None = None) -> None:
     """The frame's value columns must be exactly the declared ``records`` with matching dtypes."""
     declared = {record.column_name: canonical_dtype(record.dtype) for record in records}
     present = [name for name in table.column_names if name not in index_names]
@@ -59,7 +63,8 @@ def check_against_records(table: pa.Table, index_names: Sequence[str], records: 
         actual = logical_dtype(kind)
         if pa.types.is_null(kind) or actual == declared[name] or (declared[name] == "float64" and actual == "int64"):
             continue
-        raise FrameValidationError(f"column {name!r} is declared {declared[name]} but the frame holds {actual}")
+        raise FrameValidationError(f"column {name!r} is declared {declared[name]} but the frame holds {actual}"
+                                   f"{_hint(hint, name, declared[name], table.column(name))}")
 
 
 def cast_to_records(table: pa.Table, records: Sequence[RecordDefinition]) -> pa.Table:
@@ -74,7 +79,7 @@ def cast_to_records(table: pa.Table, records: Sequence[RecordDefinition]) -> pa.
 
 
 def conform_table(table: pa.Table, index_names: Sequence[str], stored: pa.Schema,
-                  stored_index: Sequence[str]) -> pa.Table:
+                  stored_index: Sequence[str], hint: SchemaHint | None = None) -> pa.Table:
     """``table`` checked against the stored table schema and cast to it (the schema is a contract)."""
     if tuple(stored_index) != tuple(index_names):
         raise SchemaMismatchError(
@@ -95,9 +100,14 @@ def conform_table(table: pa.Table, index_names: Sequence[str], stored: pa.Schema
         column = table.column(field.name)
         old, new = logical_dtype(field.type), logical_dtype(column.type)
         if old != new and not (old == "float64" and new == "int64") and not pa.types.is_null(column.type):
-            raise SchemaMismatchError(f"column {field.name!r} was {old} and is now {new}; nothing was written")
+            raise SchemaMismatchError(f"column {field.name!r} was {old} and is now {new}; nothing was written"
+                                      f"{_hint(hint, field.name, old, column)}")
         columns.append(_cast(field.name, column, field.type, "stored"))
     return pa.table(columns, schema=stored)
+
+
+def _hint(hint: SchemaHint | None, name: str, wanted: str, column: pa.ChunkedArray) -> str:
+    return hint(name, wanted, column) if hint else ""
 
 
 def refuse_untyped_nulls(table: pa.Table) -> None:

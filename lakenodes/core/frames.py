@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -20,8 +20,14 @@ from .column_names import column_name_problem
 from .config import RecordDefinition
 from .datetime_range import check_python_range
 from .frame_index import TIME_INDEX, bounds_and_uniqueness, check_unique_index, index_bounds
-from .frame_pandas import UNIQUE_IDENTIFIER, pandas_to_arrow
-from .frame_schema import cast_to_records, check_against_records, conform_table, refuse_untyped_nulls
+from .frame_pandas import UNIQUE_IDENTIFIER, pandas_schema_hint, pandas_to_arrow
+from .frame_schema import (
+    SchemaHint,
+    cast_to_records,
+    check_against_records,
+    conform_table,
+    refuse_untyped_nulls,
+)
 from .identity_values import describe_value, identity_value_problem, partition_value_problem
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,11 @@ class NormalizedFrame:
 
     table: pa.Table
     index_names: tuple[str, ...]
+    from_pandas: bool = False  # a pandas frame: its schema errors hint at pandas' dtypes
+
+    @property
+    def schema_hint(self) -> SchemaHint | None:
+        return pandas_schema_hint if self.from_pandas else None
 
     @property
     def identity_dimensions(self) -> tuple[str, ...]:
@@ -92,7 +103,8 @@ def normalize_frame(
     """
     if frame is None:
         raise FrameValidationError("update() returned None: return an empty frame when there is nothing new")
-    table, index_names = _to_arrow(frame, declared_dimensions)
+    library = _library(frame)
+    table, index_names = _to_arrow(frame, library, declared_dimensions)
     if table.num_columns == 0:  # nothing new, and no schema to check
         return None
     _check_column_names(table.column_names, index_names)
@@ -108,14 +120,15 @@ def normalize_frame(
                           names=[*index_names, *values])
     if not unique:
         check_unique_index(normalized, index_names, bounds)
+    result = NormalizedFrame(normalized, tuple(index_names), from_pandas=library == "pandas")
     if records:
-        check_against_records(normalized, index_names, records)
-        normalized = cast_to_records(normalized, records)
+        check_against_records(normalized, index_names, records, result.schema_hint)
+        result = replace(result, table=cast_to_records(normalized, records))
     if normalized.num_rows == 0 and not keep_empty:
         return None
     if not keep_untyped_nulls and normalized.num_rows:
-        refuse_untyped_nulls(normalized)
-    return _with_bounds(NormalizedFrame(normalized, tuple(index_names)), bounds)
+        refuse_untyped_nulls(result.table)
+    return _with_bounds(result, bounds)
 
 
 def _with_bounds(frame: NormalizedFrame, bounds: pl.DataFrame) -> NormalizedFrame:
@@ -124,11 +137,14 @@ def _with_bounds(frame: NormalizedFrame, bounds: pl.DataFrame) -> NormalizedFram
     return frame
 
 
-def _to_arrow(frame: Any, declared_dimensions: Sequence[str]) -> tuple[pa.Table, list[str]]:
-    # by the library of the frame's class or of a class it derives from (lakenodes' reads hand out a
-    # polars subclass; a read frame returned as it is must be accepted)
+def _library(frame: Any) -> str | None:
+    """"pandas" or "polars" by the library of the frame's class or of a class it derives from
+    (lakenodes' reads hand out a polars subclass; a read frame returned as it is must be accepted)."""
     libraries = {cls.__module__.split(".")[0] for cls in type(frame).__mro__}
-    module = "pandas" if "pandas" in libraries else "polars" if "polars" in libraries else None
+    return "pandas" if "pandas" in libraries else "polars" if "polars" in libraries else None
+
+
+def _to_arrow(frame: Any, module: str | None, declared_dimensions: Sequence[str]) -> tuple[pa.Table, list[str]]:
     if module == "pandas":
         return pandas_to_arrow(frame)
     if module == "polars":
@@ -289,5 +305,6 @@ def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | l
 def conform_to_schema(frame: NormalizedFrame, stored: pa.Schema, stored_index: Sequence[str]) -> NormalizedFrame:
     """Check ``frame`` against the stored table schema and cast it to it (the schema is a contract;
     see :mod:`lakenodes.core.frame_schema`)."""
-    conformed = NormalizedFrame(conform_table(frame.table, frame.index_names, stored, stored_index), frame.index_names)
+    conformed = replace(frame, table=conform_table(frame.table, frame.index_names, stored, stored_index,
+                                                   frame.schema_hint))
     return _with_bounds(conformed, frame.identity_bounds) if "identity_bounds" in frame.__dict__ else conformed
