@@ -5,12 +5,15 @@ tests/test_frames.py (names the node, the validation phase and the problem; noth
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from test_frames import (
     RECORDS,
+    TWO_DAYS,
     FrameConfig,
     FrameNode,
     VenueNode,
@@ -156,3 +159,47 @@ def test_pandas_nullable_int_column_with_a_missing_value_is_stored_as_int(local_
     node.run_with(contract_seed())
     node.run_with(_pandas_counts(pd.array([3, None], dtype="Int64")))
     assert _read(FrameNode())["count"].to_list() == [1, 2, 3, None]
+
+
+# -- columns of Python objects and types a table cannot hold: named in the user's terms ----------
+class Quote:
+    """A user's own class, put in a pandas object column."""
+
+
+OBJECT_COLUMN_REJECTIONS = [
+    pytest.param(lambda: np.array([Quote(), Quote()], dtype=object),
+                 ("'value' holds Python Quote objects (pandas dtype object)", "unsupported type"), id="own-class"),
+    pytest.param(lambda: np.array([object(), object()], dtype=object),
+                 ("'value' holds plain Python objects (pandas dtype object)",), id="plain-objects"),
+    pytest.param(lambda: np.array([1, "a"], dtype=object),
+                 ("'value' holds Python objects of mixed types int, str (pandas dtype object)", "one type",
+                  "frame['value'].astype(str)"), id="int-and-str"),
+    pytest.param(lambda: np.array([uuid.UUID(int=1), uuid.UUID(int=2)], dtype=object),
+                 ("'value' holds Python UUID objects (pandas dtype object)", "unsupported type"), id="uuids"),
+    pytest.param(lambda: np.array([b"abcdefgh", b"12345678"], dtype="S8"),
+                 ("'value' holds Python bytes objects (pandas dtype object)",), id="numpy-bytes"),
+    # regressions: these escaped as a bare OverflowError / TypeError, not a frame error
+    pytest.param(lambda: np.array([2**70, 1], dtype=object),
+                 ("'value' holds Python int objects (pandas dtype object)", "an int beyond int64"), id="int-beyond-int64"),
+    pytest.param(lambda: pd.arrays.SparseArray([1.0, 2.0]),
+                 ("'value' holds values of pandas dtype Sparse[float64, nan]",), id="sparse"),
+    pytest.param(lambda: np.array([1 + 1j, 2j]), ("'value' holds values of pandas dtype complex128",), id="complex"),
+]
+
+
+@pytest.mark.parametrize("values, problem", OBJECT_COLUMN_REJECTIONS)
+def test_a_pandas_column_a_table_cannot_hold_is_named_with_its_pandas_type(local_lake, values, problem):
+    node = FrameNode()
+    node.run_with(polars_frame())
+    assert_rejected(node, pandas_frame(TWO_DAYS, uid_level("AAA", "BBB"), value=values()),
+                    (*problem, "use float, int, bool, string, date or UTC datetime"))
+
+
+@pytest.mark.parametrize("dtype, problem", [
+    pytest.param(pl.Int128, ("'value' holds values of polars dtype Int128", "no 128-bit ints", "cast it to Int64"),
+                 id="int128"),
+    pytest.param(pl.Object, ("'value' holds values of polars dtype Object", "unsupported type"), id="object"),
+])
+def test_a_polars_column_a_table_cannot_hold_is_named_with_its_polars_type(local_lake, dtype, problem):
+    values = [Quote(), Quote()] if dtype == pl.Object else [1, 2]
+    assert_rejected(FrameNode(), polars_frame(value=pl.Series(values, dtype=dtype)), problem)

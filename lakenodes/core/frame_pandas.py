@@ -12,6 +12,7 @@ from typing import Any
 from .._internal.deferred import pa, pc
 from ..errors import FrameValidationError
 from .frame_index import TIME_INDEX
+from .frame_schema import unsupported_column
 
 UNIQUE_IDENTIFIER = "unique_identifier"
 
@@ -52,12 +53,11 @@ def pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
     flat = frame.reset_index()
     try:
         table = _pandas_table(flat)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+    except _CONVERSION_ERRORS as error:  # OverflowError: an int beyond int64; TypeError: a sparse column
         column = _pandas_bad_column(flat)
-        raise FrameValidationError(
-            f"column {column!r} has mixed or unsupported values ({error.args[0]}); use float, int, bool or str"
-            if column else f"frame cannot be converted to Arrow: {error.args[0]}"
-        ) from error
+        if column is None:
+            raise FrameValidationError(f"frame cannot be converted to Arrow: {error}") from error
+        raise _unconvertible(column, flat[column], error) from error
     return table.replace_schema_metadata(None), [str(name) for name in index_names]
 
 
@@ -86,6 +86,40 @@ def _zoned_array(column: Any) -> pa.Array:
     return pa.array(utc, type=pa.timestamp(column.dtype.unit, tz=zone), from_pandas=True)
 
 
+_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError)
+
+
+def pandas_column_type(column: Any) -> str:
+    """What a pandas column holds, in the user's terms: its dtype, and for ``object`` the Python types
+    of its values.
+
+    Example:
+        >>> import pandas as pd
+        >>> pandas_column_type(pd.Series([1, "a", None], dtype=object))
+        'Python objects of mixed types int, str (pandas dtype object)'
+    """
+    if column.dtype != object:
+        return f"values of pandas dtype {column.dtype}"
+    types = sorted({type(value).__name__ for value in column.dropna()})
+    if len(types) > 1:
+        return f"Python objects of mixed types {', '.join(types)} (pandas dtype object)"
+    if types == ["object"]:
+        return "plain Python objects (pandas dtype object)"
+    return f"Python {types[0] if types else 'None'} objects (pandas dtype object)"
+
+
+def _unconvertible(name: str, column: Any, error: Exception) -> FrameValidationError:
+    holds = pandas_column_type(column)
+    if "mixed types" in holds:
+        why = (f"a column holds one type; convert its values to one (frame[{name!r}].astype(str), "
+               f"pd.to_numeric(frame[{name!r}]), ...)")
+    elif isinstance(error, OverflowError):
+        why = "an int beyond int64, the largest int a table stores (store such values as float or str)"
+    else:
+        why = "unsupported type"
+    return unsupported_column(name, holds, why)
+
+
 def _pandas_bad_column(flat: Any) -> str | None:
     import pandas as pd
 
@@ -93,8 +127,8 @@ def _pandas_bad_column(flat: Any) -> str | None:
         if isinstance(flat[name].dtype, pd.DatetimeTZDtype):
             continue  # converted by _zoned_array, never the column at fault
         try:
-            pa.array(flat[name])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            pa.Table.from_pandas(flat[[name]], preserve_index=False)  # as the whole frame was converted
+        except _CONVERSION_ERRORS:
             return str(name)
     return None
 

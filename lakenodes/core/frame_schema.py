@@ -23,6 +23,7 @@ from .config import RecordDefinition, canonical_dtype
 # (column, dtype it must have, the frame's column) -> what to add to the error ("" for nothing): the
 # frame's library knows why its columns may arrive with another type (pandas: ints with a NaN)
 SchemaHint = Callable[[str, str, pa.ChunkedArray], str]
+STORABLE_TYPES = "float, int, bool, string, date or UTC datetime"
 _ARROW_TYPES = {"float64": "float64", "int64": "int64", "bool": "bool_", "string": "string", "date": "date32"}
 
 
@@ -108,6 +109,12 @@ def conform_table(table: pa.Table, index_names: Sequence[str], stored: pa.Schema
 
 def _hint(hint: SchemaHint | None, name: str, wanted: str, column: pa.ChunkedArray) -> str:
     return hint(name, wanted, column) if hint else ""
+
+
+def unsupported_column(name: str, holds: str, why: str) -> FrameValidationError:
+    """The error for a value column a table cannot store, naming what the user's frame holds there
+    (``holds``: e.g. "Python Foo objects (pandas dtype object)", "values of polars dtype Int128")."""
+    return FrameValidationError(f"column {name!r} holds {holds}: {why}; use {STORABLE_TYPES}")
 
 
 def refuse_untyped_nulls(table: pa.Table) -> None:

@@ -7,7 +7,7 @@ rejected frame always leaves the table exactly as it was.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -20,13 +20,14 @@ from .column_names import column_name_problem
 from .config import RecordDefinition
 from .datetime_range import check_python_range
 from .frame_index import TIME_INDEX, bounds_and_uniqueness, check_unique_index, index_bounds
-from .frame_pandas import UNIQUE_IDENTIFIER, pandas_schema_hint, pandas_to_arrow
+from .frame_pandas import UNIQUE_IDENTIFIER, pandas_column_type, pandas_schema_hint, pandas_to_arrow
 from .frame_schema import (
     SchemaHint,
     cast_to_records,
     check_against_records,
     conform_table,
     refuse_untyped_nulls,
+    unsupported_column,
 )
 from .identity_values import describe_value, identity_value_problem, partition_value_problem
 
@@ -116,7 +117,8 @@ def normalize_frame(
     for position, name in enumerate(index_names[1:]):  # the first one partitions: its values are folder names too
         _check_identity_values(name, bounds[name].unique().to_list(), partition=position == 0)
     values = [name for name in table.column_names if name not in index_names]
-    normalized = pa.table([*index.columns, *(_normalize_value(name, table.column(name), log) for name in values)],
+    holds = _user_types(frame, library)
+    normalized = pa.table([*index.columns, *(_normalize_value(name, table.column(name), log, holds) for name in values)],
                           names=[*index_names, *values])
     if not unique:
         check_unique_index(normalized, index_names, bounds)
@@ -173,14 +175,26 @@ def _to_arrow(frame: Any, module: str | None, declared_dimensions: Sequence[str]
     return table, index_names
 
 
+def _user_types(frame: Any, library: str | None) -> Callable[[str], str]:
+    """What a value column of ``frame`` holds, in the terms of the user's library (for errors)."""
+    if library == "pandas":
+        return lambda name: pandas_column_type(frame[name])
+    if library == "polars":
+        return lambda name: f"values of polars dtype {frame.collect_schema()[name]}"
+    return lambda name: f"values of Arrow type {frame.schema.field(name).type}"
+
+
 def _polars_to_arrow(frame: pl.DataFrame) -> pa.Table:
     try:
         return frame.to_arrow()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:  # e.g. Int128, which Arrow cannot take
-        unsupported = [f"{name} ({dtype})" for name, dtype in frame.schema.items() if not _converts(frame, name)]
-        raise FrameValidationError(
-            f"column(s) {unsupported or list(frame.columns)} have a type Arrow cannot store ({error}); "
-            "use float, int64, bool, str, date or datetime") from error
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:  # Int128/UInt128, which Arrow cannot take
+        name = next((name for name in frame.columns if not _converts(frame, name)), None)
+        if name is None:
+            raise FrameValidationError(f"frame cannot be converted to Arrow: {error}") from error
+        dtype = frame.schema[name]
+        why = ("Arrow has no 128-bit ints: cast it to Int64, or to Float64 or String for values beyond int64"
+               if dtype in (pl.Int128, getattr(pl, "UInt128", pl.Int128)) else f"Arrow cannot hold it ({error})")
+        raise unsupported_column(name, f"values of polars dtype {dtype}", why) from error
 
 
 def _converts(frame: pl.DataFrame, name: str) -> bool:
@@ -266,7 +280,8 @@ def _check_identity_values(name: str, values: Sequence[str], *, partition: bool)
             raise FrameValidationError(f"index level {name!r} value {describe_value(value)}: {problem}")
 
 
-def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | logging.LoggerAdapter) -> pa.ChunkedArray:
+def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | logging.LoggerAdapter,
+                     holds: Callable[[str], str]) -> pa.ChunkedArray:
     kind = column.type
     if pa.types.is_floating(kind):
         column = pc.cast(column, pa.float64())
@@ -297,9 +312,7 @@ def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | l
         return _to_microseconds(name, column)
     if pa.types.is_null(kind):  # typed later by the records or the stored schema, else refused
         return column
-    raise FrameValidationError(
-        f"column {name!r} has unsupported type {kind}: use float, int, bool, string, date or UTC datetime"
-    )
+    raise unsupported_column(name, holds(name), f"unsupported type {kind}")
 
 
 def conform_to_schema(frame: NormalizedFrame, stored: pa.Schema, stored_index: Sequence[str]) -> NormalizedFrame:
