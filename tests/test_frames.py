@@ -193,7 +193,10 @@ FRAME_RULE_REJECTIONS = [
     _reject("file-column", lambda: polars_frame(_file=["a", "b"]), "_file"),  # regression: restatements then failed
     _reject("empty-uid", lambda: polars_frame(uids=("AAA", "")), "unique_identifier", "empty or blank"),
     _reject("blank-uid", lambda: polars_frame(uids=("AAA", "   ")), "unique_identifier", "empty or blank"),
-    _reject("long-uid", lambda: polars_frame(uids=("AAA", LONG)), "256 characters", "255"),
+    # the real limit of a partition value is in bytes of its folder name (regression: this said "256
+    # characters; the limit is 255", yet 238 ASCII letters or 27 CJK characters were refused too)
+    _reject("long-uid", lambda: polars_frame(uids=("AAA", LONG)), "would be 274 bytes; the limit is 255 bytes",
+            "leaves 237 bytes for a unique_identifier value", "percent-encodes to 256 bytes"),
     _reject("nul-uid", lambda: polars_frame(uids=("AAA", "A\x00B")), "control characters"),
     _reject("newline-uid", lambda: polars_frame(uids=("AAA", "A\nB")), "control characters"),
     _reject("dotdot-uid", lambda: polars_frame(uids=("AAA", "..")), "'..'"),
@@ -208,12 +211,15 @@ FRAME_RULE_REJECTIONS = [
     _reject("hive-default-third-level", lambda: polars_frame(uids=("AAA", "AAA"), venue=["X", "__HIVE_DEFAULT_PARTITION__"],
                                                              value=[1.0, 2.0]), "venue", "read it back as null", node=VenueNode),
     _reject("uid-folder-238-ascii", lambda: polars_frame(uids=("AAA", "x" * 238)),
-            "'xxxx", "unique_identifier=xxx", "256 bytes", "limit is 255"),
+            "'xxxx", "unique_identifier=xxx", "256 bytes", "limit is 255 bytes", "percent-encodes to 238 bytes"),
     _reject("uid-folder-40-accents", lambda: polars_frame(uids=("AAA", "é" * 40)),
-            "'éééé", "unique_identifier=%C3%A9", "258 bytes"),
+            "'éééé", "unique_identifier=%C3%A9", "258 bytes", "percent-encodes to 240 bytes"),
+    _reject("uid-folder-27-cjk", lambda: polars_frame(uids=("AAA", "日" * 27)),
+            "would be 261 bytes", "leaves 237 bytes", "percent-encodes to 243 bytes", "9 for '日'"),
     _reject("sector-folder-234-ascii", lambda: polars_frame(uids=None, sector_classification=["A", "s" * 234],
                                                             value=[1.0, 2.0]),
-            "sector_classification=sss", "256 bytes", node=SectorNode, seed=sector_seed),
+            "sector_classification=sss", "256 bytes", "leaves 233 bytes for a sector_classification value",
+            node=SectorNode, seed=sector_seed),
     # duplicate index tuples (the key is in the message)
     _reject("duplicate-1-level", lambda: pandas_frame((day(1), day(3), day(3)), value=[1.0, 2.0, 3.0]),
             "duplicate index (time_index=2024-01-04T00:00:00+00:00)"),
