@@ -924,3 +924,22 @@ def test_a_naive_datetime_cell_is_utc_whatever_the_machine_time_zone(monkeypatch
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_detail_lists_the_first_identities_and_says_how_many_more(local_lake):
+    """Regression: a table of 10,000 assets printed 10,000 lines; --json keeps every identity."""
+    import polars as pl
+    from test_frames import FrameNode, day
+
+    uids = [f"A{number:03d}" for number in range(25)]
+    node = FrameNode()
+    node.run_with(pl.DataFrame({"time_index": [day(1)] * 25, "unique_identifier": uids, "value": [1.0] * 25}))
+    human = ok("data-node", "detail", node.storage_hash, lake=local_lake)
+    listed = [uid for uid in uids if re.search(rf"\b{uid}\b", human)]
+    assert listed == uids[:20]
+    assert "… and 5 more of 25 identities (--limit N lists more; --json lists them all)" in human
+    everything = ok("data-node", "detail", node.storage_hash, "--limit", "25", lake=local_lake)
+    assert all(uid in everything for uid in uids) and "more of" not in everything
+    document = ok_json("data-node", "detail", node.storage_hash, lake=local_lake)
+    assert sorted(document["stats"]["multi_index_stats"]) == uids
+    assert_one_line_error(cli("data-node", "detail", node.storage_hash, "--limit", "0", lake=local_lake), 2, "--limit")

@@ -72,10 +72,15 @@ def _version_or_moment(value: str | None, option: str) -> Any:
 
 
 @command(app, "detail")
-def data_node_detail(session: Session, ref: TableArgument, as_of: AsOfOption = None,
-                     namespace: NamespaceOption = None) -> None:
+def data_node_detail(
+    session: Session, ref: TableArgument, as_of: AsOfOption = None, namespace: NamespaceOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help=(
+        "List the first and last time of at most this many identities (assets); --json always lists "
+        "them all."))] = 20,
+) -> None:
     """Everything about one table: record, columns, statistics (``--as-of``: as they were then),
-    updaters and read snippets."""
+    updaters and read snippets. The table view lists the first ``--limit`` identities (20 by default)
+    and says how many more there are; ``--json`` carries every identity in ``stats.multi_index_stats``."""
     found = resolve_table(session.lake, ref, namespace)
     stats = found.stats(as_of=_version_or_moment(as_of, "--as-of"))
     if as_of is not None and stats["version"] is None:
@@ -104,9 +109,13 @@ def data_node_detail(session: Session, ref: TableArgument, as_of: AsOfOption = N
         if stats.get("multi_index_stats"):
             dimensions = list(found.index_names[1:])  # a column each: values may hold any separator
             per_identity = table(*dimensions, "First", "Last", no_wrap=("First", "Last"))
-            for identity, first, last in _flatten_identity_stats(stats["multi_index_stats"]):
+            identities = list(_flatten_identity_stats(stats["multi_index_stats"]))
+            for identity, first, last in identities[:limit]:
                 per_identity.add_row(*identity, first or "", last or "")
             console.print(per_identity)
+            if len(identities) > limit:
+                console.print(f"… and {len(identities) - limit:,} more of {len(identities):,} identities "
+                              "(--limit N lists more; --json lists them all)")
         if updaters:
             updaters_table(console, updaters, {found.storage_hash: found.identifier})
         for engine, snippet in snippets.items():
