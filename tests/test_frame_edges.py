@@ -49,8 +49,8 @@ EMPTY_REJECTIONS = [
     pytest.param(lambda: _polars_empty(), ("no value column",), None, id="no-value-column"),
     pytest.param(lambda: _polars_empty(value=pl.List(pl.Float64)), ("'value'", "unsupported type"), None,
                  id="list-column"),
-    pytest.param(lambda: pd.DataFrame({"value": pd.Series([], dtype=float)}), ("index level", "named"), None,
-                 id="pandas-unnamed-index"),
+    pytest.param(lambda: pd.DataFrame({"value": pd.Series([], dtype=float)}, index=pd.Index([], name="date")),
+                 ("time_index",), None, id="pandas-index-not-time_index"),
     pytest.param(lambda: pandas_frame((pd.Timestamp("2024-01-02"),), value=[1.0]).iloc[0:0], ("naive",), None,
                  id="pandas-naive-time-index"),
     pytest.param(lambda: contract_seed().clear().drop("count"), ("'count'", "missing"), RECORDS,
@@ -92,6 +92,8 @@ def test_an_empty_frame_is_checked_against_the_stored_schema(local_lake, empty, 
     pytest.param(lambda: pandas_frame((day(1),), uid_level("AAA"), value=[1.0], count=[1]).iloc[0:0],
                  id="pandas-nanoseconds"),
     pytest.param(lambda: pd.DataFrame(index=pd.DatetimeIndex([], name="time_index", tz="UTC")), id="pandas-no-columns"),
+    pytest.param(lambda: pd.DataFrame(), id="pandas-bare"),
+    pytest.param(lambda: pd.DataFrame(columns=["value", "count"]), id="pandas-columns-no-index"),  # pandas' idiom
 ])
 @pytest.mark.parametrize("seeded", [False, True], ids=["first-run", "after-a-write"])
 def test_an_empty_frame_with_a_valid_schema_is_nothing_new(local_lake, empty, seeded):

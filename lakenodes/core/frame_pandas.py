@@ -22,7 +22,9 @@ def pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
 
     if not isinstance(frame, pd.DataFrame):
         raise FrameValidationError(f"update() returned a pandas {type(frame).__name__}; return a DataFrame")
-    if len(frame) == 0 and len(frame.columns) == 0:  # pd.DataFrame(): nothing new, no schema to check
+    unindexed = isinstance(frame.index, pd.RangeIndex) and frame.index.name is None
+    if len(frame) == 0 and (len(frame.columns) == 0 or unindexed):
+        # pd.DataFrame() or pd.DataFrame(columns=[...]): pandas' idiom for nothing new, no index to check
         return pa.table({}), [TIME_INDEX]
     index_names = [name for name in frame.index.names]
     if any(name is None for name in index_names):
