@@ -55,7 +55,7 @@ def pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
     flat = frame.reset_index()
     try:
         table = _pandas_table(flat)
-    except _CONVERSION_ERRORS as error:  # OverflowError: an int beyond int64; TypeError: a sparse column
+    except _conversion_errors() as error:  # OverflowError: an int beyond int64; TypeError: a sparse column
         column = _pandas_bad_column(flat)
         if column is None:
             raise FrameValidationError(f"frame cannot be converted to Arrow: {error}") from error
@@ -88,7 +88,9 @@ def _zoned_array(column: Any) -> pa.Array:
     return pa.array(utc, type=pa.timestamp(column.dtype.unit, tz=zone), from_pandas=True)
 
 
-_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError)
+def _conversion_errors() -> tuple[type[Exception], ...]:
+    """What converting a pandas column may raise (a function: pyarrow loads on first use)."""
+    return pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError
 
 
 def pandas_column_type(column: Any) -> str:
@@ -130,7 +132,7 @@ def _pandas_bad_column(flat: Any) -> str | None:
             continue  # converted by _zoned_array, never the column at fault
         try:
             pa.Table.from_pandas(flat[[name]], preserve_index=False)  # as the whole frame was converted
-        except _CONVERSION_ERRORS:
+        except _conversion_errors():
             return str(name)
     return None
 

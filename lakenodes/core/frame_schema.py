@@ -22,7 +22,7 @@ from .config import RecordDefinition, canonical_dtype
 
 # (column, dtype it must have, the frame's column) -> what to add to the error ("" for nothing): the
 # frame's library knows why its columns may arrive with another type (pandas: ints with a NaN)
-SchemaHint = Callable[[str, str, pa.ChunkedArray], str]
+SchemaHint = Callable[[str, str, "pa.ChunkedArray"], str]  # a string: pyarrow loads on first use
 STORABLE_TYPES = "float, int, bool, string, date or UTC datetime"
 _ARROW_TYPES = {"float64": "float64", "int64": "int64", "bool": "bool_", "string": "string", "date": "date32"}
 
