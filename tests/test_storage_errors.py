@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import json
 import logging
 import os
 import pickle
@@ -18,12 +19,14 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 from pydantic import Field
+from typer.testing import CliRunner
 
 from lakenodes import (
     CorruptTableError,
@@ -35,11 +38,14 @@ from lakenodes import (
     ReadOnlyStorageError,
     StorageError,
     StorageFullError,
+    TimeIndexMetaTable,
     clear_caches,
     use_lake,
 )
+from lakenodes.cli import app as cli_app
 from lakenodes.errors import StoragePermissionError, one_line
 from lakenodes.lake._rust_stderr import PanicFilter
+from lakenodes.search import SearchIndexNotStoredWarning
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 RUNTIME = {"runtime_only": True}
@@ -189,6 +195,60 @@ def test_cli_prints_one_line_on_a_read_only_lake(tmpfs: Path, tmp_path: Path) ->
     assert len(lines) == 1, failed.stderr  # no panics, no backtrace
     assert lines[0].startswith("error: ") and "ReadOnlyStorageError" in lines[0]
     assert "read-only file system" in lines[0] and f"{lake}/tables/" in lines[0]
+
+
+def _search_hits(lake: Lake, query: str) -> set[str]:
+    return {hit["storage_hash"] for hit in TimeIndexMetaTable.description_search(query, lake=lake)["results"]}
+
+
+def test_search_on_a_read_only_lake_without_an_index_searches_in_memory(tmpfs: Path) -> None:
+    """Was ``error: OSError: [Errno 30] Read-only file system: <lake>/_catalog/search``, exit 1: a
+    reader of a lake they cannot write gets their results and one warning line saying how to store the index."""
+    lake = Lake(tmpfs / "lake")
+    with use_lake(lake):
+        node = Prices(PricesConfig(name="p"))
+        node.run()
+    _mount("-o", "remount,ro", str(tmpfs))
+
+    result = CliRunner().invoke(cli_app, ["--lake", lake.uri, "--json", "search", "Prices"])
+
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    document = json.loads(result.stdout)
+    found = [hit["storage_hash"] for page in ("description", "column") for hit in document[page]["results"]]
+    assert node.storage_hash in found
+    [warning] = document["warnings"]  # built once for both rankings
+    assert result.stderr.splitlines() == [f"warning: {warning}"]
+    assert f"search index of {lake.uri} is not built and cannot be stored (read-only file system)" in warning
+    assert "`lakenodes search --refresh`" in warning
+
+    refresh = CliRunner().invoke(cli_app, ["--lake", lake.uri, "search", "--refresh"])
+    assert refresh.exit_code == 1
+    assert refresh.stderr.splitlines() == [
+        f"error: ReadOnlyStorageError: search index rebuild failed: read-only file system: {lake.uri}/_catalog/search"]
+
+
+def test_search_on_a_read_only_lake_with_a_stored_index(tmpfs: Path) -> None:
+    """A current stored index is searched as is; one behind the catalog (a table registered since the
+    last search) cannot catch up, so the search uses an in-memory index holding the new table."""
+    lake = Lake(tmpfs / "lake")
+    with use_lake(lake):
+        first = Prices(PricesConfig(name="p"))
+        first.run()
+        assert _search_hits(lake, "Prices") == {first.storage_hash}  # stores the index
+        _mount("-o", "remount,ro", str(tmpfs))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert _search_hits(lake, "Prices") == {first.storage_hash}
+
+        _mount("-o", "remount,rw", str(tmpfs))
+        second = Prices(PricesConfig(name="q"))
+        second.run()
+        _mount("-o", "remount,ro", str(tmpfs))
+        with pytest.warns(SearchIndexNotStoredWarning, match="is behind the catalog and cannot be stored"):
+            assert _search_hits(lake, "Prices") == {first.storage_hash, second.storage_hash}
+        with warnings.catch_warnings():  # reused while the catalog does not change
+            warnings.simplefilter("error")
+            assert _search_hits(lake, "Prices") == {first.storage_hash, second.storage_hash}
 
 
 # -- names too long ----------------------------------------------------------------------------------

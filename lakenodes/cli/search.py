@@ -5,7 +5,10 @@ Registered once, on the root; the ``data-node`` group lists and runs the same co
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -13,6 +16,7 @@ import typer
 from ..core.lookup_parsing import parse_pairs
 from ..errors import LakenodesUserError
 from ..facade.meta_table import TimeIndexMetaTable
+from ..search.errors import SearchIndexNotStoredWarning
 from ._render import table, text
 from ._session import Session, command
 
@@ -64,13 +68,14 @@ def search(
             return
         raise LakenodesUserError("give a search query Q (or --refresh to rebuild the index)")
     pages: dict[str, Any] = {}
-    if mode in (SearchMode.both, SearchMode.description):
-        pages["description"] = TimeIndexMetaTable.description_search(
-            query, trigram_k=trigram_k, embed_k=embed_k, w_trgm=w_trgm, w_emb=w_emb, embedding_model=model,
-            limit=limit, lake=session.lake, **search_filters)
-    if mode in (SearchMode.both, SearchMode.column):
-        pages["column"] = TimeIndexMetaTable.column_search(query, embedding_model=model, limit=limit, lake=session.lake,
-                                                           **search_filters)
+    with _index_warnings(session):
+        if mode in (SearchMode.both, SearchMode.description):
+            pages["description"] = TimeIndexMetaTable.description_search(
+                query, trigram_k=trigram_k, embed_k=embed_k, w_trgm=w_trgm, w_emb=w_emb, embedding_model=model,
+                limit=limit, lake=session.lake, **search_filters)
+        if mode in (SearchMode.both, SearchMode.column):
+            pages["column"] = TimeIndexMetaTable.column_search(query, embedding_model=model, limit=limit,
+                                                               lake=session.lake, **search_filters)
 
     def render(console: Console) -> None:
         for kind, page in pages.items():
@@ -83,6 +88,20 @@ def search(
             console.print(view)
 
     session.output({"query": query, "mode": mode.value, **pages}, render)
+
+
+@contextlib.contextmanager
+def _index_warnings(session: Session) -> Iterator[None]:
+    """A search index the lake refused to store (a read-only lake): one ``warning:`` line, and the
+    JSON document's ``warnings``; other warnings pass on as they were."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SearchIndexNotStoredWarning)
+        yield
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, SearchIndexNotStoredWarning)):
+        session.warn(message)
+    for w in caught:
+        if not issubclass(w.category, SearchIndexNotStoredWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def _described(hit: dict) -> str:

@@ -32,14 +32,14 @@ from __future__ import annotations
 from .analysis import analyze, frequency_words
 from .documents import ColumnDocument, TableDocument, column_text, document_text, table_document
 from .embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder, embedder_for, get_embedder
-from .errors import EmbedderMismatchError, SearchArgumentError
+from .errors import EmbedderMismatchError, SearchArgumentError, SearchIndexNotStoredWarning
 from .filters import FILTER_KEYS, filters_to_sql
 from .index import SearchIndex
 from .minilm import MiniLMEmbedder
 from .options import lance_storage_options
 from .query import column_search, description_search, search_tables
 from .ranking import SearchHit, SearchPage
-from .sync import catch_up, rebuild_index, search_index
+from .sync import catch_up, rebuild_index, search_index, searchable_index
 
 __all__ = [
     "FILTER_KEYS",
@@ -49,6 +49,7 @@ __all__ = [
     "HashingEmbedder",
     "MiniLMEmbedder",
     "SearchArgumentError",
+    "SearchIndexNotStoredWarning",
     "SearchHit",
     "SearchIndex",
     "SearchPage",
@@ -68,6 +69,7 @@ __all__ = [
     "rebuild_index",
     "search_index",
     "search_tables",
+    "searchable_index",
     "table_document",
 ]
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..errors import LakenodesUserError, plain_message
 
-__all__ = ["EmbedderMismatchError", "SearchArgumentError", "check_count", "check_weight", "summarize_error"]
+__all__ = ["EmbedderMismatchError", "SearchArgumentError", "SearchIndexNotStoredWarning", "check_count", "check_weight",
+           "summarize_error"]
 
 
 class SearchArgumentError(LakenodesUserError):
@@ -26,6 +27,11 @@ class SearchArgumentError(LakenodesUserError):
 
 class EmbedderMismatchError(LakenodesUserError):
     """The index was built with another embedder than the one asked for (``rebuild()`` switches it)."""
+
+
+class SearchIndexNotStoredWarning(UserWarning):
+    """The lake refused to store the search index (read-only, permission denied): a search used an
+    index built in memory from the catalog, which every new process builds again."""
 
 
 def check_count(name: str, value: Any) -> int:

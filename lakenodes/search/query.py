@@ -33,7 +33,7 @@ from .embedders import QueryVector
 from .filters import FILTER_KEYS
 from .index import SearchIndex
 from .ranking import SearchPage
-from .sync import catch_up
+from .sync import searchable_index
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _search(
             f"{', '.join(sorted(TableRecord.model_fields))} (e.g. identifier__contains){hint}")
     if lookups:
         where["uid__in"] = [record.uid for record in find_tables(lake, lookups)]
-    page = rank(catch_up(lake, embedding_model=embedding_model), where)
+    page = rank(searchable_index(lake, embedding_model), where)
     hit_uids = pa.array([hit.uid for hit in page.results], type=pa.string())
     records = {record.uid: record for record in all_tables(lake, rows=pc.field("uid").isin(hit_uids))}
     results = []

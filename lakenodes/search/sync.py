@@ -15,6 +15,11 @@ The embedder is a recorded property of the index: without ``embedding_model`` th
 one it was built with; asking for another one is an :class:`~.errors.EmbedderMismatchError`, never
 a silent rebuild (:func:`rebuild_index` switches embedders).
 
+A lake this process may read but not write (a read-only mount, a folder or an S3 key without write
+permission) cannot store the index: :func:`searchable_index` then searches an index built in memory
+from the catalog (kept for the process while the catalog does not change) and says so with a
+:class:`~.errors.SearchIndexNotStoredWarning`; building the stored index is for someone who can write.
+
 Example:
     >>> import tempfile
     >>> from lakenodes import Lake
@@ -36,18 +41,22 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from typing import Any
 
+from .._internal.deferred import pafs as fs
 from ..catalog.catalog import tables_since, tables_version
 from ..catalog.records import TableRecord
+from ..errors import LakenodesUserError, ReadOnlyStorageError, StoragePermissionError
+from ..lake._storage_errors import as_storage_error, storage_errors
 from ..lake.location import Lake, lake_filesystem, write_small_file
 from .documents import table_document
-from .errors import EmbedderMismatchError
+from .errors import EmbedderMismatchError, SearchIndexNotStoredWarning
 from .index import SearchIndex
 
 log = logging.getLogger(__name__)
 
-__all__ = ["catch_up", "rebuild_index", "search_index"]
+__all__ = ["catch_up", "rebuild_index", "search_index", "searchable_index"]
 
 # {"catalog": [table id, version], "index": version, "files": [catalog data files]}: the last catch-up
 _MARKER = "catalog_version.json"
@@ -94,6 +103,51 @@ def catch_up(lake: Lake, records: list[TableRecord] | None = None, embedding_mod
             _sync(index, changed, complete=True)
     _write_marker(lake, index, {"catalog": state["catalog"], "index": index.version(), "files": files})
     return index
+
+
+# (lake uri, catalog state, embedder name) -> the in-memory index of a lake that refused to store one
+_in_memory: dict[tuple[str, Any, str], SearchIndex] = {}
+
+
+def searchable_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
+    """:func:`catch_up`, or, when the lake refuses the index's writes (read-only storage, permission
+    denied), an index built in memory from the catalog (a :class:`~.errors.SearchIndexNotStoredWarning`
+    says so when it is built; it is reused in this process until the catalog changes)."""
+    try:
+        return catch_up(lake, embedding_model=embedding_model)
+    except LakenodesUserError:
+        raise
+    except Exception as error:
+        refused = as_storage_error(error, search_index(lake).uri, "search index update")
+        if not isinstance(refused, ReadOnlyStorageError | StoragePermissionError):
+            raise
+    stored = search_index(lake, embedding_model)
+    catalog = tables_version(lake)
+    key = (lake.uri, catalog, stored.embedder.name)
+    memory = _in_memory.get(key)
+    if memory is None:
+        records = [record for record in tables_since(lake, ())[0] if not record.deleted]
+        memory = SearchIndex("memory://", embedder=stored.embedder)
+        if records:
+            memory.rebuild([table_document(record) for record in records])
+        _in_memory.clear()  # one lake's at a time: a process rarely searches two read-only lakes
+        _in_memory[key] = memory
+        state = "is behind the catalog" if _stored(lake, stored) else "is not built"
+        warnings.warn(
+            f"the search index of {lake.uri} {state} and cannot be stored ({refused.reason}): searched an index "
+            f"built in memory from the catalog ({len(records)} tables, about 6 ms each, again in every new process); "
+            "to store it, run `lakenodes search --refresh` as someone who may write to the lake",
+            SearchIndexNotStoredWarning, stacklevel=2)
+    return memory
+
+
+def _stored(lake: Lake, index: SearchIndex) -> bool:
+    """Whether anything is stored at the index's location (whether or not it can be opened)."""
+    filesystem, root = lake_filesystem(lake, index.uri)
+    try:
+        return filesystem.get_file_info(root).type != fs.FileType.NotFound
+    except OSError:  # cannot tell: say it is behind rather than missing
+        return True
 
 
 def _incremental(marker: dict[str, Any] | None, state: dict[str, Any]) -> bool:
@@ -158,7 +212,8 @@ def rebuild_index(lake: Lake, embedding_model: Any = None) -> int:
     records, files = tables_since(lake, ())
     records = [record for record in records if not record.deleted]
     index = search_index(lake, embedding_model)
-    index.rebuild([table_document(record) for record in records])
+    with storage_errors(index.uri, "search index rebuild"):  # a read-only lake: one line naming it
+        index.rebuild([table_document(record) for record in records])
     _write_marker(lake, index, {"catalog": list(catalog) if catalog else None, "index": index.version(),
                                 "files": files})
     return len(records)
