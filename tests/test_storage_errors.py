@@ -197,6 +197,32 @@ def test_cli_prints_one_line_on_a_read_only_lake(tmpfs: Path, tmp_path: Path) ->
     assert "read-only file system" in lines[0] and f"{lake}/tables/" in lines[0]
 
 
+def test_identifier_claims_on_a_read_only_lake_are_storage_errors(tmpfs: Path, capfd) -> None:
+    """A new identifier's claim fails the run in ``registration`` with the claim's path; repointing an
+    identifier (``data-node repoint``) used to print delta-rs's "Already shut down" panic and end as
+    ``DeltaError: Failed to parse parquet: ... Read-only file system (os error 30)``."""
+    from lakenodes import DataNodeMetaData
+    from lakenodes.catalog import catalog
+
+    lake = Lake(tmpfs / "lake")
+    with use_lake(lake):
+        owner = Prices(PricesConfig(name="p", node_metadata=DataNodeMetaData(identifier="owned")))
+        owner.run()
+        _mount("-o", "remount,ro", str(tmpfs))
+        error = run_failure(Prices(PricesConfig(name="q", node_metadata=DataNodeMetaData(identifier="new_name"))))
+        assert error.phase == "registration" and isinstance(error.cause, ReadOnlyStorageError), error
+        assert str(error.cause).startswith(f"claim failed: read-only file system: {lake.uri}/_catalog/claims/")
+        assert_one_line(error)
+        again = run_failure(Prices(PricesConfig(name="p", node_metadata=DataNodeMetaData(identifier="owned"))))
+        assert again.phase == "write" and isinstance(again.cause, ReadOnlyStorageError), again  # its claim is read
+
+        with pytest.raises(ReadOnlyStorageError) as caught:
+            catalog.repoint_identifier("owned", owner.storage_hash, lake=lake)
+    assert str(caught.value).startswith(f"reassign claim failed: read-only file system: {lake.uri}/_catalog/claims/")
+    assert_one_line(caught.value)
+    assert_no_panic(capfd)
+
+
 def _search_hits(lake: Lake, query: str) -> set[str]:
     return {hit["storage_hash"] for hit in TimeIndexMetaTable.description_search(query, lake=lake)["results"]}
 

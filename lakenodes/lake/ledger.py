@@ -29,8 +29,9 @@ from .._internal.threads import in_threads
 from ..errors import one_line
 from ._delta_log import COMMIT_FILE, log_names, read_commit
 from ._retry import RetryPolicy, default_retry
+from ._rust_stderr import quiet_delta_panics
 from ._scan import add_actions, plain_schema, to_plain
-from ._storage_errors import storage_errors
+from ._storage_errors import guarded, storage_errors
 from ._tables import table_lock
 from ._unreadable import naming_unreadable
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
@@ -284,9 +285,10 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
     claimed = python_rows(data)[0]
     recorded = json.dumps(claimed, default=lambda value: value.isoformat())  # see _sole_claim
     try:
-        write_deltalake(uri, data, mode="error", storage_options=lake.storage_options or None,
-                        commit_properties=CommitProperties(max_commit_retries=0,
-                                                           custom_metadata={CLAIM_METADATA: recorded}))
+        with quiet_delta_panics():  # a refused upload: delta-rs's "Already shut down" panic off stderr
+            write_deltalake(uri, data, mode="error", storage_options=lake.storage_options or None,
+                            commit_properties=CommitProperties(max_commit_retries=0,
+                                                               custom_metadata={CLAIM_METADATA: recorded}))
     except (DeltaError, OSError) as error:
         logger.debug("claim %s/%s already exists or raced: %s", scope, name, error)
         failure = error
@@ -304,7 +306,9 @@ def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.
 def reassign(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> None:
     """Point an existing claim at a new owner (an appended ``reassign`` row; the latest wins)."""
     data = arrow_table([{RECORDED_AT: utcnow(), CLAIM_KIND: "reassign", **row}], schema)
-    write_deltalake(claim_uri(lake, scope, name), data, mode="append", storage_options=lake.storage_options or None)
+    uri = claim_uri(lake, scope, name)
+    guarded(lambda: write_deltalake(uri, data, mode="append", storage_options=lake.storage_options or None),
+            uri, "reassign claim", lake)
 
 
 def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
