@@ -153,6 +153,64 @@ def test_full_disk_restatement_is_not_retried(tmpfs: Path, capfd, caplog) -> Non
     assert_no_panic(capfd)
 
 
+class SpreadConfig(DataNodeConfiguration):
+    name: str
+    days: int = Field(1, json_schema_extra=RUNTIME)
+
+
+class Spread(DataNode):
+    """``days`` daily rows of each of 100 assets after the watermark: one data file per asset."""
+
+    IDENTITY_DIMENSIONS = ("unique_identifier",)
+
+    def dependencies(self) -> dict[str, DataNode]:
+        return {}
+
+    def update(self) -> pl.DataFrame:
+        last = self.update_statistics.max_time_index_value
+        first = 0 if last is None else (last - START).days + 1
+        pairs = [(asset, first + day) for asset in range(100) for day in range(self.config.days)]
+        return pl.DataFrame({"time_index": [START + dt.timedelta(days=day) for _, day in pairs],
+                             "unique_identifier": [f"A{asset:03d}" for asset, _ in pairs],
+                             "value": [float(asset * 1000 + day) for asset, day in pairs]})
+
+
+def test_a_disk_filling_during_a_multi_file_write_leaves_orphan_files_vacuum_removes(tmpfs: Path) -> None:
+    """docs/reliability.md, "A disk that fills during a write": data files no commit names stay;
+    readers never see them; vacuum deletes them once older than its retention; forcing a 0 h
+    retention on the still-full disk fails (vacuum commits too), and works once a little space is free."""
+    from deltalake import DeltaTable
+
+    from lakenodes.lake.maintenance import vacuum_table
+
+    lake = Lake(tmpfs / "lake")
+    with use_lake(lake):
+        node = Spread(SpreadConfig(name="s"))
+        node.run()
+        fill(tmpfs)
+        filler = tmpfs / "filler"
+        os.truncate(filler, filler.stat().st_size - 400 * 1024)  # room for some of the 100 files, not the commit
+        error = run_failure(Spread(SpreadConfig(name="s", days=30)))
+        assert error.phase == "write" and isinstance(error.cause, StorageFullError), error
+
+        table = Path(node.store.uri)
+        on_disk = {str(path.relative_to(table)) for path in table.glob("unique_identifier=*/*.parquet")}
+        live = set(DeltaTable(str(table)).file_uris())
+        orphans = {path for path in on_disk if f"file://{table}/{path}" not in live and f"{table}/{path}" not in live}
+        assert len(live) == 100 and orphans and len(on_disk) == 100 + len(orphans)
+        assert node.get_df_between_dates().height == 100  # readers see the last commit only
+
+        assert vacuum_table(lake, node.storage_hash, dry_run=True)["files"] == []  # younger than 168 h
+        assert set(vacuum_table(lake, node.storage_hash, 0, dry_run=True)["files"]) == orphans
+        with pytest.raises(StorageFullError):
+            vacuum_table(lake, node.storage_hash, 0, force_unsafe_retention=True)
+        os.truncate(filler, filler.stat().st_size - 64 * 1024)
+        assert set(vacuum_table(lake, node.storage_hash, 0, force_unsafe_retention=True)["files"]) == orphans
+        assert {str(path.relative_to(table)) for path in table.glob("unique_identifier=*/*.parquet")} == \
+            on_disk - orphans
+        assert node.get_df_between_dates().height == 100
+
+
 # -- read-only file system ---------------------------------------------------------------------------
 def test_read_only_lake_fails_the_write_naming_the_file(tmpfs: Path, capfd) -> None:
     with use_lake(Lake(tmpfs / "lake")):
