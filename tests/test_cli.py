@@ -738,6 +738,25 @@ def test_tables_show_every_column_and_whole_values_in_a_narrow_terminal(tutorial
     assert wide.count("Update hash") == 1  # it fits: one table, one header
 
 
+def test_run_reports_the_absolute_lake_a_relative_lake_resolved_to(tmp_path, monkeypatch):
+    """Two cron jobs with different working directories and `--lake lake` write two lakes: the help
+    says a relative folder is resolved against the working directory, and a run says which lake it used."""
+    monkeypatch.chdir(REPO)
+    target = "examples.tutorial_nodes:DailyRandomNumber"
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        ran = runner.invoke(app, ["--lake", "lake", "--json", "--verbose", "run", target, "--config", '{"mean": 0.0}'])
+        assert ran.exit_code == 0, (ran.stdout, ran.stderr)
+        assert json.loads(ran.stdout)["lake"] == str(tmp_path / folder / "lake")
+        assert (f"INFO lakenodes.cli.run: lake {tmp_path / folder / 'lake'} (--lake 'lake', relative to the working "
+                f"directory {tmp_path / folder})") in ran.stderr
+    monkeypatch.delenv("LAKENODES_URI", raising=False)
+    ran = runner.invoke(app, ["--json", "run", target, "--config", '{"mean": 0.0}'])
+    assert json.loads(ran.stdout)["lake"] == str(tmp_path / "b" / "lake")  # the default ./lake, here
+    assert "resolved against the working directory" in " ".join(ok("--help").split())
+
+
 @pytest.mark.s3
 def test_cli_on_s3(s3_server, monkeypatch):
     monkeypatch.chdir(REPO)

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -26,7 +27,7 @@ import typer
 from .._internal.collector import resume_collection
 from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, one_line
 from ..lake.existence import lake_problem
-from ..lake.location import Lake, use_lake
+from ..lake.location import DEFAULT_LAKE_PATH, Lake, use_lake
 from ._groups import (
     FAILURE,
     INTERRUPTED,
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
 
 LakeOption = Annotated[str | None, typer.Option(
     "--lake", metavar="URI", show_default=False,
-    help="Lake root: a folder or s3://bucket/prefix [default: $LAKENODES_URI, else ./lake].")]
+    help="Lake root: a folder or s3://bucket/prefix; a relative folder (also in $LAKENODES_URI) is resolved against "
+         "the working directory [default: $LAKENODES_URI, else ./lake].")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document on stdout.")]
 VerboseOption = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Log at INFO level to stderr, and a failure's traceback (not a user mistake's).")]
@@ -78,6 +80,7 @@ class Session:
     json: bool
     verbose: bool
     warnings: list[str] = dataclasses.field(default_factory=list)
+    lake_origin: str = ""  # where the lake's location came from, for logs: "--lake 'lake', relative to ..."
 
     def warn(self, message: str) -> None:
         """One ``warning: ...`` line on stderr (the command goes on, exit 0); the JSON document's
@@ -125,7 +128,8 @@ def command(group: typer.Typer, name: str, *, lake_must_exist: bool = True,
             options = typer_context.find_object(GlobalOptions) or GlobalOptions()
             json_mode, verbose = json_output or options.json, verbose or options.verbose
             with _logging_to_stderr(verbose), _errors_to_exit_codes(json_mode, verbose):
-                session = Session(open_lake(lake or options.lake, lake_must_exist), json_mode, verbose)
+                given = lake or options.lake
+                session = Session(open_lake(given, lake_must_exist), json_mode, verbose, lake_origin=lake_origin(given))
                 if resumes_collection:
                     resume_collection()
                 with use_lake(session.lake):
@@ -148,6 +152,22 @@ def open_lake(uri: str | None, must_exist: bool) -> Lake:
         hint = "pass --lake URI or set LAKENODES_URI (a lake is created by its first run)"
         raise LakenodesUserError(f"{problem}; {hint}" if "no lake" in problem else f"{problem}: check --lake / LAKENODES_URI")
     return lake
+
+
+def lake_origin(given: str | None) -> str:
+    """Where the lake's location comes from (``--lake``, ``$LAKENODES_URI`` or the default) and, for
+    a relative folder, the working directory it was resolved against.
+
+    Example:
+        >>> lake_origin("s3://bucket/lake")
+        "--lake 's3://bucket/lake'"
+    """
+    env = os.environ.get("LAKENODES_URI")
+    source, value = ("--lake", given) if given else ("$LAKENODES_URI", env) if env else ("the default", DEFAULT_LAKE_PATH)
+    origin = f"{source} {value!r}"
+    if "://" not in value and not os.path.isabs(os.path.expanduser(value)):
+        origin += f", relative to the working directory {os.getcwd()}"
+    return origin
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from ._render import ProgressUpdate, progress_bar
 from ._session import Session, command
 
 app = typer.Typer()
+log = logging.getLogger(__name__)
 
 
 @command(app, "run", lake_must_exist=False, resumes_collection=False)
@@ -37,6 +39,7 @@ def run_node(
     Exit code 0 on success, 1 when the run fails, 2 for a bad class, configuration or argument.
     A progress bar over the nodes of the tree shows on an interactive terminal.
     """
+    log.info("lake %s (%s)", session.lake.uri, session.lake_origin)
     with loaded_node_class(target) as node_class:
         node = build_node(node_class, config, namespace=namespace)
         resume_collection()  # set up: the user's module and lakenodes' runtime are loaded
@@ -44,7 +47,7 @@ def run_node(
         with (contextlib.redirect_stdout(sys.stderr) if session.json else contextlib.nullcontext(),
               _node_progress(not session.json) as (on_progress, on_phase)):
             written = run_tree(node, workers=workers, on_progress=on_progress, on_phase=on_phase)
-    document = {"node": node.source_class, "update_hash": node.update_hash,
+    document = {"node": node.source_class, "lake": session.lake.uri, "update_hash": node.update_hash,
                 "storage_hash": node.storage_hash, "namespace": node.hash_namespace, "table_uri": node.table_uri,
                 "rows_written": written.rows_written, "table_version": written.table_version,
                 "duration_s": round(written.duration_s, 3)}
