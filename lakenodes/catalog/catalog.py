@@ -21,16 +21,8 @@ from ..core.config import checked_identifier
 from ..core.hashing import HashedAsUpdateHash, checked_namespace
 from ..core.lookups import matches_lookups, split_lookup
 from ..errors import ConfigurationError, IdentifierConflictError, NotFoundError
-from ..lake.ledger import (
-    CLAIM_KIND,
-    RECORDED_AT,
-    Ledger,
-    claim,
-    claim_owner,
-    claim_uri,
-    read_unpartitioned,
-    reassign,
-)
+from ..lake.claims import CLAIM_KIND, claim, claim_owner, claim_uri, reassign
+from ..lake.ledger import RECORDED_AT, Ledger, read_unpartitioned
 from ..lake.location import Lake, current_lake
 from ..lake.pending import Pending
 from ..lake.store import TableStore
@@ -206,7 +198,7 @@ def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: 
 
 def _identifier_holders(lake: Lake, identifier: str, namespace: str) -> set[str]:
     """Every storage an identifier ever pointed at: its first claim (version 0, as in
-    ``ledger.claim_owner``) and each ``repoint_identifier`` target."""
+    ``claims.claim_owner``) and each ``repoint_identifier`` target."""
     uri = claim_uri(lake, _identifier_scope(namespace), identifier)
     table = TableStore(lake, identifier, uri=uri).table()
     if table is None:

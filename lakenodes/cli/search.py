@@ -16,7 +16,6 @@ import typer
 from ..core.lookup_parsing import parse_pairs
 from ..errors import LakenodesUserError
 from ..facade.meta_table import TimeIndexMetaTable
-from ..search.errors import SearchIndexNotStoredWarning
 from ._render import table, text
 from ._session import Session, command
 
@@ -94,6 +93,8 @@ def search(
 def _index_warnings(session: Session) -> Iterator[None]:
     """A search index the lake refused to store (a read-only lake): one ``warning:`` line, and the
     JSON document's ``warnings``; other warnings pass on as they were."""
+    from ..search.errors import SearchIndexNotStoredWarning  # the search stack loads only when searching
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SearchIndexNotStoredWarning)
         yield

@@ -1,8 +1,7 @@
 """Append-only Delta tables under ``<root>/_catalog/``: lakenodes' own metadata store.
 
 Every change is a blind append (conflict-free in Delta); the current state of a record is its
-latest row. ``claim`` turns Delta's put-if-absent first commit into a race-safe lock-free
-"first writer wins" primitive.
+latest row. Claims (``lakenodes.lake.claims``) are built on them.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import hashlib
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,18 +18,14 @@ from typing import Any
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError
 
 from .._internal.arrow_rows import arrow_table, empty_table, python_rows
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pq
 from .._internal.threads import in_threads
 from ..errors import one_line
-from ._delta_log import COMMIT_FILE, log_names, read_commit
-from ._retry import RetryPolicy, default_retry
-from ._rust_stderr import quiet_delta_panics
+from ._retry import RetryPolicy
 from ._scan import add_actions, plain_schema, to_plain
-from ._storage_errors import guarded, storage_errors
 from ._tables import table_lock
 from ._unreadable import naming_unreadable
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
@@ -264,99 +258,6 @@ def forget_cached_reads() -> None:
 
 register_cache("ledger.snapshots", _snapshots, forget_cached_reads)
 
-CLAIM_KIND = "kind"
-CLAIM_METADATA = "lakenodes.claim"  # version 0's commit info: its claim row (JSON)
-
-
-def claim(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> dict[str, Any]:
-    """Claim ``name`` within ``scope`` for ``row``; return the current owner's row.
-
-    The first commit (version 0) of a Delta table is put-if-absent, so when several processes
-    claim the same name at once exactly one version 0 lands: its row is the claim. A loser's
-    write is never retried at a later version, and even if one landed there it would not count.
-    Later ``reassign`` rows repoint the claim (the latest one wins). An existing claim is read
-    without attempting the write (a daily run re-checks its claim in every fresh process).
-    """
-    owner = claim_owner(lake, scope, name)
-    if owner is not None:
-        return owner
-    uri = claim_uri(lake, scope, name)
-    data = arrow_table([{RECORDED_AT: utcnow(), CLAIM_KIND: "claim", **row}], schema)
-    claimed = python_rows(data)[0]
-    recorded = json.dumps(claimed, default=lambda value: value.isoformat())  # see _sole_claim
-    try:
-        with quiet_delta_panics():  # a refused upload: delta-rs's "Already shut down" panic off stderr
-            write_deltalake(uri, data, mode="error", storage_options=lake.storage_options or None,
-                            commit_properties=CommitProperties(max_commit_retries=0,
-                                                               custom_metadata={CLAIM_METADATA: recorded}))
-    except (DeltaError, OSError) as error:
-        logger.debug("claim %s/%s already exists or raced: %s", scope, name, error)
-        failure = error
-    else:  # version 0 landed (no retry, no existing table): it is ours, no need to read it back
-        return claimed
-    for _ in range(default_retry().attempts):
-        owner = claim_owner(lake, scope, name)
-        if owner is not None:
-            return owner
-        time.sleep(0.05)
-    with storage_errors(uri, "claim", lake):  # no claim landed, ours or another's: the write's own failure says why
-        raise failure
-
-
-def reassign(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: pa.Schema) -> None:
-    """Point an existing claim at a new owner (an appended ``reassign`` row; the latest wins)."""
-    data = arrow_table([{RECORDED_AT: utcnow(), CLAIM_KIND: "reassign", **row}], schema)
-    uri = claim_uri(lake, scope, name)
-    guarded(lambda: write_deltalake(uri, data, mode="append", storage_options=lake.storage_options or None),
-            uri, "reassign claim", lake)
-
-
-def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
-    """The current owner row of a claim (latest reassignment, else the version-0 claim), or None."""
-    uri, options = claim_uri(lake, scope, name), lake.storage_options or None
-    sole = _sole_claim(lake, uri)
-    if sole is _NO_LOG:
-        return None
-    if sole is not None:
-        return sole
-    table = TableStore(lake, name, uri=uri).table()
-    if table is None:
-        return None
-    rows = python_rows(read_unpartitioned(lake, table).sort_by([(RECORDED_AT, "ascending")]))
-    reassigned = [row for row in rows if row.get(CLAIM_KIND) == "reassign"]
-    if reassigned:
-        return reassigned[-1]
-    if table.version() > 0:  # the claim is what version 0 committed, whatever landed later
-        rows = python_rows(read_unpartitioned(lake, DeltaTable(uri, version=0, storage_options=options)))
-    return rows[0] if rows else None
-
-
-_NO_LOG: dict[str, Any] = {}  # _sole_claim's answer when the claim table has no log at all: no claim
-
-
-def _sole_claim(lake: Lake, uri: str) -> dict[str, Any] | None:
-    """The claim row version 0 recorded in its commit info, while version 0 is the claim table's
-    only commit (nothing repointed it): one log listing and one small read, where opening the
-    table and reading its file takes several. ``_NO_LOG`` when the table has no log entry at all
-    (never claimed); None when the claim is not known this way (a later commit, a claim written
-    without the record): the caller reads the table."""
-    filesystem, root = lake_filesystem(lake, uri)
-    try:
-        names = log_names(filesystem, root)
-        if not names:
-            return _NO_LOG
-        if [name for name in names if COMMIT_FILE.match(name)] != [f"{0:020d}.json"]:
-            return None
-        _, info = read_commit(filesystem, root, 0)
-    except OSError as error:
-        logger.debug("claim %s: reading its first commit failed (%s): reading the table", uri, error)
-        return None
-    if CLAIM_METADATA not in info:
-        return None
-    row = json.loads(info[CLAIM_METADATA])
-    return {**row, RECORDED_AT: datetime.datetime.fromisoformat(row[RECORDED_AT])}
-
-
 def read_unpartitioned(lake: Lake, table: DeltaTable) -> pa.Table:
     """All rows of a small unpartitioned table, read with a native pyarrow filesystem.
 
@@ -396,8 +297,3 @@ def read_small_file(filesystem: Any, path: str, schema: pa.Schema) -> pa.Table:
     columns = [rows.column(field.name).cast(field.type) if field.name in rows.column_names
                else pa.chunked_array([pa.nulls(rows.num_rows, field.type)]) for field in schema]
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def claim_uri(lake: Lake, scope: str, name: str) -> str:
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
-    return lake.catalog_uri(f"claims/{scope}/{digest}")
