@@ -116,7 +116,7 @@ def test_an_empty_frame_of_a_declared_dimension_still_needs_it(local_lake):
 def test_a_datetime_value_column_of_only_nat_in_nanoseconds_is_stored_as_nulls(local_lake):
     """Regression: pandas' default nanosecond column holding only NaT was refused as having
     'sub-microsecond values' (the exactness check read an all-null comparison as false)."""
-    seen = pd.DatetimeIndex([pd.NaT, pd.NaT]).tz_localize("UTC")
+    seen = pd.DatetimeIndex([pd.NaT, pd.NaT]).tz_localize("UTC").as_unit("ns")  # pandas 3 infers seconds
     assert str(seen.dtype) == "datetime64[ns, UTC]"
     FrameNode().run_with(pandas_frame((day(1), day(2)), uid_level("AAA", "BBB"), value=[1.0, 2.0], seen_at=seen))
     assert _read(FrameNode())["seen_at"].to_list() == [None, None]
