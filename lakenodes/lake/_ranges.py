@@ -19,7 +19,7 @@ import polars as pl
 from .._internal.deferred import pa, pds
 from ..core.frames import TIME_INDEX
 from ._polars_scan import TimeWindow
-from ._scan import all_of, any_of, coordinate_filter, time_window
+from ._scan import all_of, any_of, coordinate_filter, outer_window, time_window
 
 # up to this many ranges, one filter expression; past it, a coarse filter and a join
 MANY_RANGES = 16
@@ -74,9 +74,9 @@ def range_selection(ranges: Sequence[RangeFilter]) -> RangeSelection:
                                       for r in ranges]))
     # the identities are left to file pruning and the join: a filter on 1,000 values, simplified
     # against each of 1,000 files' partition value, doubled the read
-    starts, ends = [r.start for r in ranges], [r.end for r in ranges]
-    outer = TimeWindow(None if None in starts else min(starts), True, None if None in ends else max(ends), True)
-    return RangeSelection(time_window(outer.start, True, outer.end, True),
+    start, end = outer_window(ranges)
+    outer = TimeWindow(start, True, end, True)
+    return RangeSelection(time_window(start, True, end, True),
                           lambda rows: _rows_in_their_range(rows, ranges), outer)
 
 

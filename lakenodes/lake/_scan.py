@@ -277,8 +277,7 @@ class Pruning:
                   if all(isinstance(value, str) for value in allowed)]
         windows = [(start, end)]
         if ranges:
-            starts, ends = [r.start for r in ranges], [r.end for r in ranges]
-            windows.append((None if None in starts else min(starts), None if None in ends else max(ends)))
+            windows.append(outer_window(ranges))
             for dim in set.intersection(*[set(r.coordinate) for r in ranges]):
                 if all(isinstance(r.coordinate[dim], str) for r in ranges):
                     values.append((dim, frozenset(r.coordinate[dim] for r in ranges)))
@@ -288,6 +287,13 @@ class Pruning:
         """The partition values files must have (None: any)."""
         sets = [allowed for dim, allowed in self.values if dim == partition]
         return frozenset.intersection(*sets) if partition is not None and sets else None
+
+
+def outer_window(ranges: Sequence[Any]) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+    """The earliest start and the latest end of ``ranges`` (``RangeFilter``s; None: one of them is
+    unbounded on that side): the one window that holds every range's rows."""
+    starts, ends = [r.start for r in ranges], [r.end for r in ranges]
+    return None if None in starts else min(starts), None if None in ends else max(ends)
 
 
 # -- row filters (pyarrow expressions) --------------------------------------------------------------

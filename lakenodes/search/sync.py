@@ -126,7 +126,7 @@ def searchable_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
     key = (lake.uri, catalog, stored.embedder.name)
     memory = _in_memory.get(key)
     if memory is None:
-        records = [record for record in tables_since(lake, ())[0] if not record.deleted]
+        records, _ = _live_tables(lake)
         memory = SearchIndex("memory://", embedder=stored.embedder)
         if records:
             memory.rebuild([table_document(record) for record in records])
@@ -139,6 +139,13 @@ def searchable_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
             "to store it, run `lakenodes search --refresh` as someone who may write to the lake",
             SearchIndexNotStoredWarning, stacklevel=2)
     return memory
+
+
+def _live_tables(lake: Lake) -> tuple[list[TableRecord], list[str]]:
+    """Every table of the catalog not deleted, and the catalog data files read (what an index built
+    from scratch holds, and what its marker records)."""
+    records, files = tables_since(lake, ())
+    return [record for record in records if not record.deleted], files
 
 
 def _stored(lake: Lake, index: SearchIndex) -> bool:
@@ -209,8 +216,7 @@ def rebuild_index(lake: Lake, embedding_model: Any = None) -> int:
     """Rebuild the whole index from the catalog (with ``embedding_model``, switching the index to that
     embedder; without, keeping the index's own); returns the number of tables indexed."""
     catalog = tables_version(lake)
-    records, files = tables_since(lake, ())
-    records = [record for record in records if not record.deleted]
+    records, files = _live_tables(lake)
     index = search_index(lake, embedding_model)
     with storage_errors(index.uri, "search index rebuild"):  # a read-only lake: one line naming it
         index.rebuild([table_document(record) for record in records])
