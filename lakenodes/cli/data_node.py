@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
@@ -249,15 +250,16 @@ def data_node_delete_after_date(
     cutoff = parse_datetime(date, "DATE")
     scope = parse_dimension_filters(dimension_filters, found.index_names, table_name(found))
     what = f"of {table_name(found)} with time_index >= {cutoff.isoformat()}" + (f" where {scope}" if scope else "")
-    if dry_run or not yes:
-        result = found.delete_after_date(cutoff, dimension_filters=scope or None, dry_run=True)
-        if not dry_run and result["deleted_count"]:  # asked on stderr: with --json, stdout keeps the one JSON document
-            _confirm(f"Delete {result['deleted_count']} row(s) {what}?")
-            result = found.delete_after_date(cutoff, dimension_filters=scope or None)
-        elif not dry_run:  # no row matches: nothing to ask, nothing deleted
-            result = {**result, "dry_run": False}
+    delete = functools.partial(found.delete_after_date, cutoff, dimension_filters=scope or None)
+    counted = delete(dry_run=True) if dry_run or not yes else None  # the answer, or what the question states
+    if dry_run:
+        result = counted
+    elif counted is not None and not counted["deleted_count"]:  # no row matches: nothing to ask, nothing deleted
+        result = {**counted, "dry_run": False}
     else:
-        result = found.delete_after_date(cutoff, dimension_filters=scope or None)
+        if counted is not None:  # asked on stderr: with --json, stdout keeps the one JSON document
+            _confirm(f"Delete {counted['deleted_count']} row(s) {what}?")
+        result = delete()
 
     def render(console: Console) -> None:
         if result["dry_run"]:
