@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import polars as pl
+import pyarrow as pa
 import pytest
-from test_run import Step, delta
+from test_run import Step, day, delta
 
 from lakenodes import DataNodeMetaData, IdentifierConflictError, Lake, NodeRunError
 from lakenodes.catalog import catalog
@@ -68,8 +71,50 @@ def test_no_claim_outlives_a_failed_run_and_the_next_run_waits_for_its_own(local
 def test_no_rows_with_a_conflict_is_a_registration_failure(local_lake: Lake) -> None:
     published("owner3", "taken3").run()
     node = published("empty_intruder", "taken3")
-    import polars as pl
     node.output = pl.DataFrame()
     with pytest.raises(NodeRunError) as caught:
         node.run()
     assert caught.value.phase == "registration"
+
+
+def _stream(node: Step, consumed: list[float]) -> pl.LazyFrame | pa.RecordBatchReader:
+    """Two days of rows as a RecordBatchReader, noting when its last batch was taken."""
+    schema = pa.schema([("time_index", pa.timestamp("us", "UTC")), ("value", pa.float64())])
+
+    def batches():
+        for index in (1, 2):
+            yield pa.record_batch([pa.array([day(index)], schema.field(0).type), pa.array([float(index)])], schema=schema)
+        consumed.append(time.monotonic())
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def test_a_stream_uploads_while_its_claim_is_checked_then_commits(local_lake: Lake, monkeypatch) -> None:
+    claimed: list[float] = []
+    claim = catalog.claim_identifier
+
+    def slow(*args, **kwargs):
+        time.sleep(1.0)
+        claimed.append(time.monotonic())
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(catalog, "claim_identifier", slow)
+    node, consumed = published("streamer", "streamed"), []
+    node.output = _stream(node, consumed)
+    node.run()
+    assert consumed[0] < claimed[0]  # every batch was taken (and its file written) during the claim
+    assert delta(node).version() == 1 and delta(node).to_pyarrow_table().num_rows == 2
+    assert catalog.resolve_identifier(local_lake, "streamed") == node.storage_hash
+
+
+def test_a_stream_whose_claim_conflicts_commits_nothing_and_leaves_no_file(local_lake: Lake) -> None:
+    published("owner4", "taken4").run()
+    node, consumed = published("stream_intruder", "taken4"), []
+    node.output = _stream(node, consumed)
+    with pytest.raises(NodeRunError) as caught:
+        node.run()
+    assert caught.value.phase == "registration" and isinstance(caught.value.cause, IdentifierConflictError)
+    assert consumed  # the stream was written, then its files deleted
+    assert delta(node) is None
+    table_folder = Path(node.table_uri)
+    assert not table_folder.exists() or not [path for path in table_folder.rglob("*.parquet")]

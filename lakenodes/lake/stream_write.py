@@ -51,11 +51,14 @@ def write_stream(
     metadata: Mapping[str, Any] | None = None,
     seen: Mapping[tuple[str, ...], datetime.datetime] | None = None,
     flush_rows: int | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> WriteResult | None:
     """Append every row of ``stream`` in one commit (see module doc); None when it held no row.
 
     ``watermarks`` and ``seen`` are those of ``TableStore.write``; ``flush_rows``: rows buffered
-    before they are written out (default ``FLUSH_ROWS``).
+    before they are written out (default ``FLUSH_ROWS``). ``before_commit`` runs once every file
+    is written, before the table is created or committed to: when it raises, the files are deleted
+    and nothing is committed (a run waits there for its identifier claim, which its uploads overlap).
     """
     flush_rows = flush_rows or FLUSH_ROWS
     write_id = f"lakenodes-{uuid.uuid4().hex}"
@@ -68,6 +71,8 @@ def write_stream(
         files.flush()
         if not files.adds:
             return None
+        if before_commit is not None:
+            before_commit()
         version = store.with_retries(lambda: _commit(store, stream, files, watermarks, seen, write_id, metadata),
                                      what=f"streamed write to {store.storage_hash}")
     except BaseException:

@@ -43,10 +43,11 @@ class RunHooks:
         """In the registration phase, before anything is written (a failure here writes nothing)."""
 
     def registered(self, node: DataNode) -> None:
-        """Before the first row is written (before the catalog phase when there is none, and before
+        """Before the first row is committed (before the catalog phase when there is none, and before
         a failure of the phases between is reported): wait for what ``run_started`` began in the
-        background that must precede any write. A failure here writes nothing and fails the run in
-        its registration phase."""
+        background that must precede any commit. A streamed update's files are uploaded meanwhile
+        (deleted again when this fails). A failure here commits nothing and fails the run in its
+        registration phase."""
 
     def table_ready(self, node: DataNode) -> None:
         """In the write phase, once the node's table exists (created if it was new) and before its

@@ -137,10 +137,11 @@ def _registered(hooks: Sequence[RunHooks], node: DataNode) -> None:
 
 
 def _first_failure(hooks: Sequence[RunHooks], node: DataNode, phase: str,
-                   error: Exception) -> tuple[str, Exception]:
+                   error: Exception, settled: bool) -> tuple[str, Exception]:
     """The failure to report for ``error`` in ``phase``: a failure of the registration still under
-    way, which began first (an identifier conflict; a store timing out for both), else ``error``."""
-    if phase in ("statistics", "update", "validation"):
+    way (not ``settled``), which began first (an identifier conflict; a store timing out for both),
+    else ``error``."""
+    if not settled and phase != "registration":
         try:
             _registered(hooks, node)
         except Exception as registration:  # noqa: BLE001 - reported instead, as the run's failure
@@ -169,6 +170,15 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
 
     rows_written = 0
     committed = False
+    settled = False  # the registration the hooks began in the background awaited (it precedes any commit)
+
+    def settle_registration() -> None:
+        nonlocal phase, settled
+        if not settled:
+            phase, resumed = "registration", phase
+            _registered(hooks, node)
+            phase, settled = resumed, True
+
     phase = _enter(hooks, node, "registration")
     try:
         with node_context(node), _in_background(node.compute_update_statistics,
@@ -189,14 +199,14 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 phase = _enter(hooks, node, "validation")
                 frame = _validate(node, output)
                 persisted = _persisted(node, frame, keep_frame)
-                phase = "registration"  # what the hooks began there must finish before any write
-                _registered(hooks, node)
+                if not isinstance(frame, FrameStream):  # a stream's files upload meanwhile; it settles before committing
+                    settle_registration()
                 result = None
                 checked: list[TableProgress] = []
                 if frame is not None:
                     phase = _enter(hooks, node, "write")  # a stream is validated while it is written
                     try:
-                        result = _write(node, hooks, frame, checked, stats.progress.last, run_id)
+                        result = _write(node, hooks, frame, checked, stats.progress.last, run_id, settle_registration)
                     except WatermarkMovedError as moved:
                         if computation == COMPUTATIONS:
                             raise
@@ -204,6 +214,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                                             COMPUTATIONS)
                         continue
                 if result is None:
+                    settle_registration()  # an empty stream: before the catalog phase
                     node.logger.info("no new rows (watermark %s)", stats.max_time_index_value)
                     phase = _enter(hooks, node, "catalog")
                     for hook in hooks:
@@ -232,7 +243,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
         _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, stop)
         raise
     except Exception as failure:
-        phase, error = _first_failure(hooks, node, phase, failure)
+        phase, error = _first_failure(hooks, node, phase, failure, settled)
         _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, error)
         if committed:
             cause = error.cause if isinstance(error, NodeRunError) else error
@@ -299,11 +310,13 @@ def _progress_reader(node: DataNode, hooks: Sequence[RunHooks], checked: list[Ta
 
 
 def _write(node: DataNode, hooks: Sequence[RunHooks], frame: NormalizedFrame | FrameStream,
-           checked: list[TableProgress], seen: dict, run_id: str) -> WriteResult | None:
+           checked: list[TableProgress], seen: dict, run_id: str,
+           settle_registration: Callable[[], None]) -> WriteResult | None:
     metadata = {"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id}
     watermarks = _progress_reader(node, hooks, checked)
     if isinstance(frame, FrameStream):
-        return write_stream(node.store, frame, watermarks, seen=seen, metadata=metadata)
+        return write_stream(node.store, frame, watermarks, seen=seen, metadata=metadata,
+                            before_commit=settle_registration)
     return node.store.write(frame, watermarks=watermarks, seen=seen, metadata=metadata)
 
 
