@@ -119,3 +119,29 @@ def test_a_new_table_is_not_looked_for_by_steps_that_need_not(any_lake: Lake, mo
     before_creation = [uri for uri in looks if uri == node.store.uri][:3 if streamed else 2]
     assert len(before_creation) == (3 if streamed else 2)
     assert [uri for uri in looks if uri == node.store.uri] == before_creation  # and none after it: created, cached
+
+
+@pytest.mark.parametrize("kind", ["append", "restatement", "stream"])
+def test_no_refresh_after_the_commit(any_lake: Lake, monkeypatch, kind: str) -> None:
+    """The statistics after a write come from the snapshot the write left cached at its commit
+    (a refresh is a log listing and a stamp request on S3); a merge brings that snapshot to its
+    commit itself, before."""
+    node = Step("refreshed_once", [], days=2)
+    node.run()
+    refreshes_at: list[int] = []
+    refreshed = _tables._refreshed
+
+    def counting(entry, filesystem_of, guard):
+        refreshes_at.append(entry.table.version())
+        return refreshed(entry, filesystem_of, guard)
+
+    monkeypatch.setattr(_tables, "_refreshed", counting)
+    if kind == "restatement":
+        node.output = pl.DataFrame({"time_index": [day(1), day(2)], "value": [10.0, 2.0]})
+    elif kind == "stream":
+        rows = pa.table({"time_index": pa.array([day(2)], pa.timestamp("us", "UTC")), "value": [2.0]})
+        node.output = pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches())
+    node.run()
+    committed = delta(node).version()
+    assert committed == 2 and node.update_statistics.max_time_index_value == day(2)
+    assert refreshes_at and all(version < committed for version in refreshes_at)

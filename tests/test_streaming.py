@@ -197,3 +197,30 @@ def test_a_streamed_column_of_only_nulls_takes_the_stored_type(local_lake):
     node.output = lambda: missing.lazy()
     node.run()
     assert stored(node)["close"].null_count() == 10 and stored(node).schema["close"] == pl.Float64
+
+
+def test_a_streamed_run_reports_the_version_it_committed(any_lake) -> None:
+    """create_write_transaction leaves the table object at the version it read: the run's summary
+    said the version before its own commit."""
+    node = StreamNode("versioned")
+    node.output = lambda: reader(rows(0, 2))
+    node.run()
+    node.output = lambda: reader(rows(2, 2))
+    _, summary = node.run(return_frames=False)
+    table = DeltaTable(node.table_uri, storage_options=node.lake.storage_options or None)
+    assert summary.table_version == table.version() == 2
+    assert node.update_statistics.max_time_index_value == T0 + dt.timedelta(days=3)
+
+
+def test_the_committed_version_is_found_past_a_later_commit(local_lake) -> None:
+    """Another writer's commit after ours: our version is read from the log, not taken as the latest."""
+    from deltalake import write_deltalake
+
+    node = StreamNode("overtaken")
+    node.output = lambda: reader(rows(0, 2))
+    node.run()
+    table = DeltaTable(node.table_uri)
+    ours, write_id = table.version(), table.history(1)[0]["lakenodes.write_id"]
+    write_deltalake(node.table_uri, rows(5, 1).cast(pa.schema(table.schema().to_arrow())), mode="append")
+    assert stream_write._committed_version(node.store, write_id, ours - 1) == ours
+    assert node.store.table(refresh=False).version() == ours + 1

@@ -24,6 +24,7 @@ from .._internal.deferred import pa
 from ..core.frame_stream import FrameStream
 from ..errors import ConcurrentCreationError, FrameValidationError, WatermarkMovedError
 from ._commit_hooks import commit_hooks
+from ._delta_log import read_commit
 from ._rewrite import write_files
 from ._scan import plain_schema, snapshot_of
 from ._watermarks import (
@@ -79,7 +80,6 @@ def write_stream(
         files.discard(write_id)
         raise
     learn_file_bounds(store.lake, store.uri, files.bounds)  # statistics then read none of their footers
-    store.table()
     return WriteResult(stream.num_rows, 0, version)
 
 
@@ -188,7 +188,22 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
                          **{key: str(value) for key, value in (metadata or {}).items()}},
     )
     partition_columns = list(table.metadata().partition_columns)
+    read_version = table.version()
     table.create_write_transaction(files.adds, mode="append", schema=pa.schema(table.schema().to_arrow()),
                                    partition_by=partition_columns or None, commit_properties=properties,
                                    post_commithook_properties=commit_hooks(table))
-    return table.version()
+    return _committed_version(store, write_id, read_version)
+
+
+def _committed_version(store: TableStore, write_id: str, read_version: int) -> int:
+    """The version our commit (read at ``read_version``) landed at, with the cached table brought
+    to it or later (``create_write_transaction`` leaves the object where it was). Only when
+    another commit came in between or after does a commit file have to be read to tell."""
+    latest = store.table().version()
+    if latest == read_version + 1:
+        return latest
+    filesystem, root = lake_filesystem(store.lake, store.uri)
+    for version in range(read_version + 1, latest + 1):
+        if read_commit(filesystem, root, version)[1].get("lakenodes.write_id") == write_id:
+            return version
+    return latest

@@ -233,8 +233,10 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
             with _remembering(node, frame, checked, result, run_id) as after:
                 _log_window(node, stats, frame, result)
                 phase = _enter(hooks, node, "catalog")
-                node.update_statistics = node.compute_update_statistics() if after is None else \
-                    UpdateStatistics(after, asset_list=stats.asset_list, offset_start=stats.offset_start)
+                if after is None:  # from the snapshot the write left cached, at its commit: no refresh
+                    after = read_progress(node.store.table(refresh=False), node.lake)
+                node.update_statistics = UpdateStatistics(after, asset_list=stats.asset_list,
+                                                          offset_start=stats.offset_start)
                 for hook in hooks:
                     hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
             return summary((result.rows_appended, result.rows_upserted), result.version, persisted(),
