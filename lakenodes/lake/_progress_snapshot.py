@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 _files_read: dict[str, bytes] = register_cache("progress.snapshot_files", {})
 
 KEY = b"lakenodes.progress"
+NO_LOG: Any = ()  # read_latest's answer when the table has no log at all: no table there (then)
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
@@ -36,11 +37,12 @@ def latest_stamp(filesystem: Any, root: str) -> Stamp | None:
 
 def read_latest(filesystem: Any, root: str, path: str) -> tuple[Stamp, dict[str, Any], bytes] | None:
     """The persisted progress of the newest version (its stamp, the decoded payload, the raw
-    metadata value) from the file at ``path`` under the table root; None when there is none."""
+    metadata value) from the file at ``path`` under the table root; None when there is none,
+    ``NO_LOG`` when the table has no log (no table, a look its opening would repeat)."""
     try:
         stamp = latest_stamp(filesystem, root)
         if stamp is None:
-            return None
+            return NO_LOG
         with filesystem.open_input_stream(f"{root}/{path}") as source:  # whole (small): the facts come next
             buffer = source.read()
         metadata = pq.read_schema(pa.BufferReader(buffer)).metadata

@@ -159,6 +159,13 @@ def found_missing(key: Key) -> bool:
         return key in _missing
 
 
+def note_missing(key: Key) -> None:
+    """Record that a look for ``key`` other than an opening (a log listing) found no table."""
+    with _cache_lock:
+        if key not in _table_cache:
+            _missing.add(key)
+
+
 def forget(key: Key | None = None) -> None:
     """Drop the cached object of ``key`` (every cached object when None); the next use reopens it."""
     with _cache_lock:

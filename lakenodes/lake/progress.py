@@ -264,13 +264,19 @@ def _snapshot(filesystem: Any, root: str, progress: TableProgress, table: DeltaT
     return progress.version, snapshots.encode(stamp, progress.index_names, progress.row_count, progress.last, None)
 
 
+NO_TABLE: Any = snapshots.NO_LOG  # persisted_progress's answer when the table has no log
+
+
 def persisted_progress(lake: Lake, uri: str,
                        first_loader: Callable[[], dict[Identity, datetime.datetime]]) -> TableProgress | None:
     """The progress of the table's newest version from its persisted snapshot (see
     ``_progress_snapshot``): one log listing and one footer read, no log replay. None when there
-    is no snapshot of that version (the caller opens the table). ``first`` comes from ``first_loader``."""
+    is no snapshot of that version (the caller opens the table), ``NO_TABLE`` when there is no
+    table (no log). ``first`` comes from ``first_loader``."""
     filesystem, root = lake_filesystem(lake, uri)
     found = snapshots.read_latest(filesystem, root, FACTS_PATH)
+    if found is snapshots.NO_LOG:
+        return NO_TABLE
     if found is None:
         return None
     stamp, payload, raw = found

@@ -45,7 +45,7 @@ from ._scan import (
     to_plain,
 )
 from ._storage_errors import guarded, retryable, storage_errors, table_not_created
-from ._tables import adopt, cached_table, found_missing, is_open, table_lock
+from ._tables import adopt, cached_table, found_missing, is_open, note_missing, table_lock
 from ._watermarks import (
     app_transaction,
     compare_watermarks,
@@ -120,6 +120,14 @@ class TableStore:
     def is_open(self) -> bool:
         """Whether this process has the table open already (``table()`` then costs no log replay)."""
         return is_open(self._key)
+
+    def found_missing(self) -> bool:
+        """Whether this process's last look found no table (no I/O; see ``lakenodes.lake._tables``)."""
+        return found_missing(self._key)
+
+    def note_missing(self) -> None:
+        """Record that a look other than an opening (a log listing) found no table."""
+        note_missing(self._key)
 
     def table_as_of(self, as_of: Any = None) -> DeltaTable | None:
         """The snapshot at ``as_of`` (a version or a datetime, see ``lakenodes.lake.versions``; the

@@ -98,7 +98,9 @@ class _Files:
 
     def add(self, frame: Any, watermarks: Watermarks) -> None:
         if self._target is None:  # the table is created by the commit: a bad first batch creates nothing
-            table = self.store.table()
+            # found missing by the run's validation a moment ago: not looked for again (a table created
+            # since is met by the commit, which checks its types and watermarks)
+            table = None if self.store.found_missing() else self.store.table()
             self._marks = {} if table is None else watermarks(table)
             if table is None:
                 schema = plain_schema(frame.table.schema)

@@ -26,7 +26,7 @@ from ..core.hashing import (
 from ..errors import ConfigurationError, NotFoundError
 from ..lake.lazy import scan_table
 from ..lake.location import Lake, block_lake, current_lake
-from ..lake.progress import persisted_progress, read_progress
+from ..lake.progress import NO_TABLE, persisted_progress, read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
 from .node_logging import NodeLogger
 from .read_arguments import (
@@ -308,11 +308,19 @@ class DataNode(BaseNode):
             raise ConfigurationError(f"{type(self).__name__}.OFFSET_START {offset_start!r} has no time zone: "
                                      "give it one, e.g. datetime(2020, 1, 1, tzinfo=timezone.utc)")
         asset_list = self.get_asset_list()
+        table = None
         if as_of is None and not self.store.is_open():  # a cold process: the newest version's persisted progress
             progress = persisted_progress(self.lake, self.store.uri, lambda: read_progress(self.store.table(), self.lake).first)
-            if progress is not None:
+            if progress is NO_TABLE:  # its log listing found no table: opening it would look again
+                self.store.note_missing()
+            elif progress is not None:
                 return UpdateStatistics(progress, asset_list=asset_list, offset_start=offset_start)
-        table = self.store.table() if as_of is None else self.store.table_as_of(as_of)
+            else:
+                table = self.store.table()
+        elif as_of is None:
+            table = self.store.table()
+        else:
+            table = self.store.table_as_of(as_of)
         if table is None:
             _, index_names = self._declared_schema()
             return UpdateStatistics.empty(index_names, asset_list=asset_list, offset_start=offset_start,
