@@ -15,7 +15,7 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from lakenodes import DataNode, DataNodeConfiguration, NodeRunError
+from lakenodes import DataNode, DataNodeConfiguration, NodeRunError, SchemaMismatchError
 from lakenodes.lake import stream_write
 
 UTC = dt.UTC
@@ -224,3 +224,56 @@ def test_the_committed_version_is_found_past_a_later_commit(local_lake) -> None:
     write_deltalake(node.table_uri, rows(5, 1).cast(pa.schema(table.schema().to_arrow())), mode="append")
     assert stream_write._committed_version(node.store, write_id, ours - 1) == ours
     assert node.store.table(refresh=False).version() == ours + 1
+
+
+def empty_text_reader() -> pa.RecordBatchReader:
+    schema = pa.schema([("time_index", pa.timestamp("us", "UTC")), ("unique_identifier", pa.string()),
+                        ("close", pa.string())])
+    return pa.RecordBatchReader.from_batches(schema, [pa.RecordBatch.from_pylist([], schema=schema)])
+
+
+def no_batch_text_reader() -> pa.RecordBatchReader:
+    schema = pa.schema([("time_index", pa.timestamp("us", "UTC")), ("unique_identifier", pa.string()),
+                        ("close", pa.string())])
+    return pa.RecordBatchReader.from_batches(schema, [])
+
+
+def empty_text_lazy() -> pl.LazyFrame:
+    return pl.from_arrow(rows(0, 0)).with_columns(pl.col("close").cast(pl.String)).lazy()
+
+
+def empty_extra_column_lazy() -> pl.LazyFrame:
+    return pl.from_arrow(rows(0, 0)).with_columns(volume=pl.lit(None, pl.Int64)).lazy()
+
+
+@pytest.mark.parametrize("output", [empty_text_reader, no_batch_text_reader, empty_text_lazy,
+                                    empty_extra_column_lazy],
+                         ids=["empty-batch", "no-batch", "empty-lazy", "empty-lazy-new-column"])
+def test_an_empty_stream_that_breaks_the_stored_schema_is_refused(local_lake, output):
+    """Regression: an empty streamed update was checked against its own schema only (a quiet day's
+    wrong schema passed, to fail on the next busy day); it now gets the schema error of a non-empty
+    batch, and the stored table is left exactly as it was."""
+    node = StreamNode("empty-schema")
+    node.output = lambda: reader(rows(0, 3))
+    node.run()
+    before, files_before = table_state(node), parquet_files(node)
+    node.output = output
+    with pytest.raises(NodeRunError, match=r"streamed update.*(column 'close' was float64 and is now string|"
+                                           r"columns changed: new 'volume')") as raised:
+        node.run()
+    assert isinstance(raised.value.__cause__, SchemaMismatchError)
+    assert table_state(node) == before
+    assert parquet_files(node) == files_before
+
+
+def test_an_empty_stream_that_keeps_the_stored_schema_writes_nothing(local_lake):
+    node = StreamNode("empty-same-schema")
+    node.output = lambda: reader(rows(0, 3))
+    node.run()
+    before = table_state(node)
+    for output in (lambda: reader(rows(0, 0)), lambda: pl.from_arrow(rows(0, 0)).lazy(),
+                   lambda: pa.RecordBatchReader.from_batches(SCHEMA, [pa.RecordBatch.from_pylist([], schema=SCHEMA)])):
+        node.output = output
+        _, persisted = node.run()
+        assert persisted.is_empty()
+    assert table_state(node) == before

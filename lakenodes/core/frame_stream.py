@@ -28,6 +28,13 @@ def is_stream(output: Any) -> bool:
     return isinstance(output, pa.RecordBatchReader | pl.LazyFrame)
 
 
+def _empty_of(source: Any) -> Any:
+    """An empty frame of the columns a stream declares (its batches have them)."""
+    if isinstance(source, pl.LazyFrame):
+        return pl.DataFrame(schema=source.collect_schema())
+    return source.schema.empty_table()
+
+
 class FrameStream:
     """The validated batches of a streamed ``update()`` output (iterate once).
 
@@ -86,11 +93,16 @@ class FrameStream:
             if frame is not None:
                 self.num_rows += frame.num_rows
                 yield frame
+        if not self.num_rows and self._schema is not None:  # no row: its declared schema must still fit the table
+            self._validated(_empty_of(self._source), "the streamed update (no row)")
 
-    def _validated(self, raw: Any) -> NormalizedFrame | None:
+    def _validated(self, raw: Any, where: str | None = None) -> NormalizedFrame | None:
+        """The batch validated and typed as the table; None for an empty one (checked all the same
+        against the stored schema or an earlier batch's, so a quiet day's wrong schema fails now)."""
         try:
             # the stored table's schema (or the first batch's) types later batches' columns of only nulls
-            frame = normalize_frame(raw, self._dimensions, self._records, keep_untyped_nulls=self._schema is not None,
+            known = self._schema is not None
+            frame = normalize_frame(raw, self._dimensions, self._records, keep_untyped_nulls=known, keep_empty=known,
                                     log=self._log)
             if frame is None:
                 return None
@@ -98,7 +110,9 @@ class FrameStream:
                 self._schema, self._index = frame.table.schema, frame.index_names
             frame = conform_to_schema(frame, self._schema, self._index)
         except FrameValidationError as error:
-            raise type(error)(f"batch {self.batches} of the streamed update: {error}") from error
+            raise type(error)(f"{where or f'batch {self.batches} of the streamed update'}: {error}") from error
+        if not frame.num_rows:
+            return None
         self._check_order(frame)
         return frame
 
