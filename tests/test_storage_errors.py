@@ -335,6 +335,31 @@ def test_search_on_a_read_only_lake_with_a_stored_index(tmpfs: Path) -> None:
             assert _search_hits(lake, "Prices") == {first.storage_hash, second.storage_hash}
 
 
+@pytest.mark.parametrize("index_stored", [False, True], ids=["no-index", "stored-index"])
+def test_refresh_search_index_on_a_read_only_lake_is_one_line(tmpfs: Path, index_stored: bool) -> None:
+    """Was ``error: OSError: [Errno 30] Read-only file system: <lake>/_catalog/search`` (no index yet)
+    or ``error: RuntimeError: lance error: LanceError(IO): ... object_store.rs:1006:34`` (a stored
+    index): now the ReadOnlyStorageError line of the other commands, exit 1, also in ``--json``."""
+    lake = Lake(tmpfs / "lake")
+    with use_lake(lake):
+        node = Prices(PricesConfig(name="p"))
+        node.run()
+        if index_stored:
+            assert _search_hits(lake, "Prices") == {node.storage_hash}
+    _mount("-o", "remount,ro", str(tmpfs))
+    message = f"search index refresh failed: read-only file system: {lake.uri}/_catalog/search"
+
+    refreshed = CliRunner().invoke(cli_app, ["--lake", lake.uri, "data-node", "refresh-search-index", node.storage_hash])
+    as_json = CliRunner().invoke(cli_app, ["--lake", lake.uri, "--json", "data-node", "refresh-search-index",
+                                           node.storage_hash])
+
+    assert refreshed.exit_code == 1 and as_json.exit_code == 1
+    [line] = refreshed.stderr.splitlines()
+    assert line == f"error: ReadOnlyStorageError: {message}"
+    error = json.loads(as_json.stdout)["error"]
+    assert error["message"] == f"ReadOnlyStorageError: {message}"
+
+
 # -- names too long ----------------------------------------------------------------------------------
 def test_path_too_long_fails_the_write_with_one_line(tmp_path: Path, capfd) -> None:
     """A lake so deep that its catalog fits within PATH_MAX (4096) but a data file does not."""

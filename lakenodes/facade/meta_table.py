@@ -114,7 +114,7 @@ class TimeIndexMetaTable(TableRecord):
     def refresh_table_search_index(self) -> None:
         """Re-index this table from its current catalog record (metadata, columns, source class)."""
         current = table_record(self.lake, self.storage_hash) or self
-        search.search_index(self.lake).upsert_tables([search.table_document(current)])
+        search.refresh_tables(self.lake, [current])
         logger.info("search index refreshed for %s", self.identifier or self.storage_hash)
 
     @classmethod

@@ -39,7 +39,7 @@ from .minilm import MiniLMEmbedder
 from .options import lance_storage_options
 from .query import column_search, description_search, search_tables
 from .ranking import SearchHit, SearchPage
-from .sync import catch_up, rebuild_index, search_index, searchable_index
+from .sync import catch_up, rebuild_index, refresh_tables, search_index, searchable_index
 
 __all__ = [
     "FILTER_KEYS",
@@ -67,6 +67,7 @@ __all__ = [
     "get_embedder",
     "lance_storage_options",
     "rebuild_index",
+    "refresh_tables",
     "search_index",
     "search_tables",
     "searchable_index",

@@ -56,7 +56,7 @@ from .index import SearchIndex
 
 log = logging.getLogger(__name__)
 
-__all__ = ["catch_up", "rebuild_index", "search_index", "searchable_index"]
+__all__ = ["catch_up", "rebuild_index", "refresh_tables", "search_index", "searchable_index"]
 
 # {"catalog": [table id, version], "index": version, "files": [catalog data files]}: the last catch-up
 _MARKER = "catalog_version.json"
@@ -210,6 +210,14 @@ def _write_marker(lake: Lake, index: SearchIndex, state: dict[str, Any]) -> None
         write_small_file(filesystem, path, json.dumps(state).encode())
     except OSError as error:  # best effort: the next search catches up by digest again
         log.warning("cannot record the search index's catalog version at %s: %s", path, error)
+
+
+def refresh_tables(lake: Lake, records: list[TableRecord]) -> None:
+    """Re-index ``records`` from their catalog records as they are now (a read-only lake: one
+    ``ReadOnlyStorageError`` line naming the index, as :func:`rebuild_index` gives)."""
+    index = search_index(lake)
+    with storage_errors(index.uri, "search index refresh"):
+        index.upsert_tables([table_document(record) for record in records])
 
 
 def rebuild_index(lake: Lake, embedding_model: Any = None) -> int:
