@@ -3,6 +3,7 @@ failure after the commit is a RowsStoredError: the rows are stored, what can be 
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import shutil
@@ -165,6 +166,35 @@ def test_recording_the_run_fails_after_the_commit(
     # the next run recovers the lost run from the table's history (tests/test_reconcile.py)
     assert [(run["status"], run["rows_written"]) for run in run_history(local_lake, node.update_hash)] == \
         [("recovered", 1), ("success", 0)]
+
+
+def test_cli_json_error_flags_rows_stored(local_lake: Lake, tmp_path: Path) -> None:
+    """A scheduler reads ``"rows_stored"`` from ``lakenodes --json run``'s error instead of parsing
+    "rows ARE stored" out of its message (was: no such field); a failure before the commit says false."""
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    def run(name: str, **config: object) -> dict:
+        settings = json.dumps({"name": name, "journal": str(tmp_path / "journal.txt"), "days": 1, **config})
+        result = CliRunner().invoke(app, ["--lake", local_lake.uri, "--json", "run",
+                                          f"{Path(__file__).parent / 'journal_nodes.py'}:Daily", "--config", settings])
+        assert result.exit_code == 1, (result.stdout, result.stderr)
+        return json.loads(result.stdout)
+
+    daily(tmp_path, "earlier").run()  # the lake's catalog exists
+    before = run("broken", failure="feed down")
+    assert list(before) == ["ok", "error"] and before["ok"] is False
+    assert before["error"]["kind"] == "run_error" and before["error"]["rows_stored"] is False
+
+    broken = blocked_pending(local_lake, "runs")
+    try:
+        after = run("stored")
+    finally:
+        restore(broken)
+    assert list(after) == ["ok", "error"] and after["ok"] is False
+    assert after["error"] == {"kind": "run_error", "message": after["error"]["message"], "rows_stored": True}
+    assert "rows ARE stored" in after["error"]["message"]
 
 
 def test_registering_the_table_fails_after_the_commit(local_lake: Lake, tmp_path: Path) -> None:

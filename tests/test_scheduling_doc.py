@@ -62,6 +62,7 @@ def test_exit_1_after_the_commit_says_the_rows_are_stored_and_reconcile_records_
     [line] = failed.stderr.splitlines()
     assert line.startswith("error: ") and "failed during catalog: " in line
     assert line.endswith("(its 1 rows ARE stored: the failure came after the commit)")
+    assert json.loads(failed.stdout)["error"]["rows_stored"] is True
     update_hash = json.loads(failed.stdout)["error"]["message"].split("update_hash='")[1].split("'")[0]
 
     again = run("stored")  # the retry: nothing new, nothing recovered

@@ -60,9 +60,22 @@ def json_document(document: Mapping[str, Any], warnings: Sequence[str] = ()) -> 
     return to_json({"ok": True, **document, **({"warnings": list(warnings)} if warnings else {})})
 
 
-def error_document(kind: str, message: str) -> str:
-    """What ``--json`` prints when a command failed or was refused: ``"ok": false`` and the error."""
-    return to_json({"ok": False, "error": {"kind": kind, "message": one_line(message)}})
+def error_document(kind: str, message: str, rows_stored: bool | None = None) -> str:
+    """What ``--json`` prints when a command failed or was refused: ``"ok": false`` and the error.
+
+    A run's failure (``rows_stored`` given) says whether the failed node's rows were committed before
+    it failed (a ``RowsStoredError``): a scheduler reads it instead of parsing "rows ARE stored".
+
+    Example:
+        >>> json.loads(error_document("run_error", "Node(x) failed during catalog: ...", rows_stored=True))
+        {'ok': False, 'error': {'kind': 'run_error', 'message': 'Node(x) failed during catalog: ...', 'rows_stored': True}}
+        >>> json.loads(error_document("user_error", "no table 'x'"))
+        {'ok': False, 'error': {'kind': 'user_error', 'message': "no table 'x'"}}
+    """
+    error: dict[str, Any] = {"kind": kind, "message": one_line(message)}
+    if rows_stored is not None:
+        error["rows_stored"] = rows_stored
+    return to_json({"ok": False, "error": error})
 
 
 def _json_default(value: Any) -> Any:

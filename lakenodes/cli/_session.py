@@ -201,18 +201,19 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
     except CommandFailed as failure:
         _fail(failure.code, failure.kind, str(failure), json_mode and not failure.reported, verbose)
     except NodeRunError as error:  # a run refused for the caller's mistake (nothing written) is one as well
-        user_mistake = isinstance(error.cause, LakenodesUserError) and not isinstance(error, RowsStoredError)
-        _fail(USER_ERROR if user_mistake else FAILURE, "run_error", str(error), json_mode, verbose)
+        rows_stored = isinstance(error, RowsStoredError)
+        user_mistake = isinstance(error.cause, LakenodesUserError) and not rows_stored
+        _fail(USER_ERROR if user_mistake else FAILURE, "run_error", str(error), json_mode, verbose, rows_stored)
     except LakenodesUserError as error:
         _fail(USER_ERROR, "user_error", str(error), json_mode, verbose)
     except Exception as error:  # storage and other failures: one line, traceback with --verbose
         _fail(FAILURE, "error", f"{type(error).__name__}: {error}", json_mode, verbose)
 
 
-def _fail(code: int, kind: str, message: str, as_json: bool, verbose: bool) -> None:
+def _fail(code: int, kind: str, message: str, as_json: bool, verbose: bool, rows_stored: bool | None = None) -> None:
     if verbose and code != USER_ERROR and sys.exc_info()[0] is not None:  # a user mistake stays one line
         traceback.print_exc(file=sys.stderr)
     if as_json:
-        typer.echo(error_document(kind, message))
+        typer.echo(error_document(kind, message, rows_stored))
     print_error(message)
     raise typer.Exit(code)
