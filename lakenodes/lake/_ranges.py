@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from .._internal.deferred import pa, pds
+from .._internal.deferred import pa, pc, pds
 from ..core.frames import TIME_INDEX
 from ._polars_scan import TimeWindow
 from ._scan import all_of, any_of, coordinate_filter, outer_window, time_window
@@ -78,6 +78,42 @@ def range_selection(ranges: Sequence[RangeFilter]) -> RangeSelection:
     outer = TimeWindow(start, True, end, True)
     return RangeSelection(time_window(start, True, end, True),
                           lambda rows: _rows_in_their_range(rows, ranges), outer)
+
+
+def coordinates_filter(coordinates: Sequence[Mapping[str, str]]) -> pds.Expression | None:
+    """Rows of any of ``coordinates`` (``{dim: value}``; None: no condition, as for an empty one).
+
+    One term per set of dimensions, not per coordinate (an ``OR`` of 2,000 coordinates took the
+    filter minutes): ``dim.isin(values)`` for one dimension; for several, the coordinate's values
+    as one key, each value prefixed by its length (``"2:A1:2:XN"``: two coordinates never share a
+    key, whatever their values hold), and ``key.isin(keys)``.
+
+    Example:
+        >>> rows = pa.table({"unique_identifier": ["A", "A", "B:1"], "venue": ["X:1", "X", "X"]})
+        >>> rows.filter(coordinates_filter([{"unique_identifier": "A", "venue": "X"},
+        ...                                 {"venue": "X", "unique_identifier": "B:1"}])).to_pydict()
+        {'unique_identifier': ['A', 'B:1'], 'venue': ['X', 'X']}
+        >>> rows.filter(coordinates_filter([{"venue": "X:1"}])).num_rows
+        1
+    """
+    if not coordinates or any(not coordinate for coordinate in coordinates):
+        return None
+    keys: dict[tuple[str, ...], list[str]] = {}
+    for coordinate in coordinates:
+        dimensions = tuple(sorted(coordinate))
+        values = [coordinate[dimension] for dimension in dimensions]
+        keys.setdefault(dimensions, []).append(values[0] if len(values) == 1 else _key(values))
+    return any_of([pds.field(dimensions[0]).isin(pa.array(values, pa.string())) if len(dimensions) == 1
+                   else _key([pds.field(dimension) for dimension in dimensions]).isin(pa.array(values, pa.string()))
+                   for dimensions, values in keys.items()])
+
+
+def _key(values: Sequence[Any]) -> Any:
+    """Values (strings, or the expressions of string columns) as one key: ``len:value`` joined by ``:``."""
+    if all(isinstance(value, str) for value in values):
+        return ":".join(f"{len(value)}:{value}" for value in values)
+    parts = [pc.binary_join_element_wise(pc.utf8_length(value).cast(pa.string()), value, ":") for value in values]
+    return pc.binary_join_element_wise(*parts, ":")
 
 
 def _rows_in_their_range(rows: pa.Table, ranges: Sequence[RangeFilter]) -> pa.Table:

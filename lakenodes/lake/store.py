@@ -24,15 +24,13 @@ from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError, one_line
 from ._commit_hooks import commit_hooks
 from ._polars_scan import TimeWindow, scan_many
-from ._ranges import RangeFilter, range_selection
+from ._ranges import RangeFilter, coordinates_filter, range_selection
 from ._retry import RetryPolicy, default_retry, is_transient
 from ._row_rewrites import delete_rows, restate
 from ._scan import (
     Pruning,
     all_of,
-    any_of,
     check_dimensions,
-    coordinate_filter,
     data_file_path,
     empty_table,
     fragments_of,
@@ -275,7 +273,7 @@ class TableStore:
         for dimension, values in (dimension_filters or {}).items():
             predicate = all_of(predicate, one_of(dimension, values))
         if coordinates:
-            predicate = all_of(predicate, any_of([coordinate_filter(coordinate) for coordinate in coordinates]))
+            predicate = all_of(predicate, coordinates_filter(coordinates))
         scopes = [RangeFilter(coordinate, start=after) for coordinate in coordinates or []]
         pruning = Pruning.of(after, None, dimension_filters, scopes or None)
         if dry_run:
