@@ -929,6 +929,32 @@ def test_ctrl_c_or_sigterm_during_a_run_is_one_line_and_recorded(tmp_path, stop,
     assert record["status"] == "error" and record["error"].startswith(recorded)
 
 
+def test_ctrl_c_during_the_commit_says_the_rows_are_stored(local_lake, tmp_path, monkeypatch):
+    """Regression: Ctrl-C while delta-rs wrote a run's rows (Python raises it once the commit is
+    made) said only "interrupted", and the run was recorded with 0 rows: the rows were stored."""
+    import signal
+
+    import deltalake
+
+    import lakenodes.lake.store as store_module
+
+    (tmp_path / "one_row.py").write_text(
+        "import datetime as dt\nimport polars as pl\nfrom lakenodes import DataNode, DataNodeConfiguration\n\n"
+        "class OneRow(DataNode):\n    config: DataNodeConfiguration\n\n    def dependencies(self):\n"
+        "        return {}\n\n    def update(self):\n"
+        "        return pl.DataFrame({'time_index': [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)], 'v': [1.0]})\n")
+
+    def commit_then_ctrl_c(*args, **kwargs):
+        deltalake.write_deltalake(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(store_module, "write_deltalake", commit_then_ctrl_c)
+    result = cli("--json", "run", f"{tmp_path / 'one_row.py'}:OneRow", lake=local_lake)
+    message = assert_one_line_error(result, 130, "error: interrupted: ", "was stopped after its commit",
+                                    "its 1 row(s) ARE stored")
+    assert json.loads(result.stdout)["error"]["message"] == message.removeprefix("error: ")
+
+
 def test_a_naive_datetime_cell_is_utc_whatever_the_machine_time_zone(monkeypatch):
     """Regression (review): a naive datetime was shown converted from the machine's local time."""
     import datetime as dt

@@ -244,3 +244,30 @@ def test_a_run_stopped_by_sys_exit_or_ctrl_c_is_recorded_then_passed_on(local_la
     [record] = run_history(local_lake, node.update_hash)
     assert record["status"] == "error" and record["error"].startswith(f"update: {type(stop).__name__}")
     assert TimeIndexMetaTable.filter(storage_hash=node.storage_hash) == []  # nothing written
+
+
+def test_ctrl_c_during_the_commit_records_the_rows_it_stored(local_lake: Lake, tmp_path: Path, monkeypatch) -> None:
+    """Regression: a SIGINT (or SIGTERM) that arrives while delta-rs writes is raised once its call
+    returns, after the commit: the run was recorded as ``error`` with 0 rows while its rows were
+    stored, and ``updates reconcile`` could not correct it (the run has a record)."""
+    import signal
+
+    import deltalake
+
+    import lakenodes.lake.store as store_module
+
+    node = daily(tmp_path, "interrupted")
+    node.run()  # day 1: the table exists
+
+    def commit_then_ctrl_c(*args, **kwargs):
+        deltalake.write_deltalake(*args, **kwargs)  # the real commit
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C pressed while it ran: Python raises it now
+
+    monkeypatch.setattr(store_module, "write_deltalake", commit_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt) as raised:
+        node.run()
+    assert stored_rows(node) == 2  # day 2 was committed
+    record = run_history(local_lake, node.update_hash)[-1]
+    assert record["status"] == "error" and record["error"].startswith("write: KeyboardInterrupt")
+    assert record["rows_written"] == 1
+    assert "1 row(s) ARE stored" in "\n".join(getattr(raised.value, "__notes__", []))

@@ -195,9 +195,10 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
         raise
     except KeyboardInterrupt as stop:  # before typer turns it into a silent exit 130
         terminated = isinstance(stop, Terminated)
+        stored = "".join(f"; {note}" for note in getattr(stop, "__notes__", ()))  # a run stopped after its commit
         _fail(TERMINATED if terminated else INTERRUPTED, "interrupted",
               f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: what finished before it stands (commits, "
-              "files a vacuum deleted); no commit is half-made", json_mode, False)
+              f"files a vacuum deleted); no commit is half-made{stored}", json_mode, False)
     except CommandFailed as failure:
         _fail(failure.code, failure.kind, str(failure), json_mode and not failure.reported, verbose)
     except NodeRunError as error:  # a run refused for the caller's mistake (nothing written) is one as well

@@ -30,6 +30,7 @@ from ..lake.location import use_lake
 from ..lake.progress import TableProgress, persist_append, read_progress, remember_append
 from ..lake.store import WriteResult
 from ..lake.stream_write import write_stream
+from ..lake.versions import table_history
 from ..nodes.node import DataNode
 from ..nodes.statistics import UpdateStatistics
 from .hooks import RunHooks, RunInfo
@@ -242,6 +243,8 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
             return summary((result.rows_appended, result.rows_upserted), result.version, persisted(),
                            result.rows_unchanged)
     except (KeyboardInterrupt, SystemExit) as stop:  # recorded, then passed on as it is: the caller asked to stop
+        if phase == "write" and not committed:
+            rows_written = _rows_committed_before(node, run_id, stop)
         _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, stop)
         raise
     except Exception as failure:
@@ -253,6 +256,22 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
         if error is failure and isinstance(error, NodeRunError):
             raise
         raise NodeRunError(repr(node), phase, error) from error
+
+
+def _rows_committed_before(node: DataNode, run_id: str, stop: BaseException) -> int:
+    """The rows this run's commit stored when it was stopped during its write (0 when it had not
+    committed). Python raises a Ctrl-C or SIGTERM once delta-rs' call returns: a signal that
+    arrived while the rows were written is raised after their commit. Noted on ``stop``."""
+    try:
+        commits = [commit for commit in table_history(node.store.table(), limit=20) if commit["run_id"] == run_id]
+    except Exception as error:  # noqa: BLE001 - the interrupt is reported whatever this finds
+        logger.debug("could not look for the commit of run %s: %s", run_id, one_line(error))
+        return 0
+    rows = sum((commit["rows_added"] or 0) + (commit["rows_updated"] or 0) for commit in commits)
+    if commits:
+        stop.add_note(f"{node!r} was stopped after its commit (table version {commits[0]['version']}): its "
+                      f"{rows} row(s) ARE stored")
+    return rows
 
 
 # From this many rows, the polars frame run() returns is converted while the rows are written:
