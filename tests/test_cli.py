@@ -410,6 +410,24 @@ FAILING_NODES = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_reports_what_each_dependency_wrote(tmp_path, monkeypatch, workers):
+    """Regression: `lakenodes run` printed (and put in --json) only the root node's rows, so a
+    scheduled job never showed that its dependency wrote rows, or none."""
+    monkeypatch.chdir(REPO)
+    lake = Lake(tmp_path / "lake")
+    target = "examples.tutorial_nodes:DailyRandomAddition"
+    config = '{"mean": 0, "std": 1}'
+    first = ok_json("run", target, "--config", config, "--workers", str(workers), lake=lake)
+    [dependency] = first["dependencies"]
+    assert dependency["node"] == "examples.tutorial_nodes.DailyRandomNumber" and dependency["rows_written"] == 1
+    assert dependency["storage_hash"] == table(lake, RANDOM_ID).storage_hash and dependency["table_version"] is not None
+    assert first["rows_written"] == 1
+    lines = ok("run", target, "--config", config, "--workers", str(workers), lake=lake).splitlines()
+    assert [line.split()[0] for line in lines] == ["DailyRandomNumber", "DailyRandomAddition"]
+    assert all(line.endswith(": 0 row(s) written") for line in lines)
+
+
 def test_run_exit_codes(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     lake = Lake(tmp_path / "fresh")  # `run` creates the lake

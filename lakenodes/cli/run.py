@@ -44,15 +44,39 @@ def run_node(
         node = build_node(node_class, config, namespace=namespace)
         resume_collection()  # set up: the user's module and lakenodes' runtime are loaded
         # user code may print: keep stdout for the one JSON document
+        ran: dict[str, Any] = {}  # the tree's nodes by update hash, as they finish
         with (contextlib.redirect_stdout(sys.stderr) if session.json else contextlib.nullcontext(),
               _node_progress(not session.json) as (on_progress, on_phase)):
-            written = run_tree(node, workers=workers, on_progress=on_progress, on_phase=on_phase)
+            summaries = run_tree(node, workers=workers, on_progress=_recording(ran, on_progress), on_phase=on_phase)
+    written = summaries[node.update_hash]
+    dependencies = [(ran[key], summary) for key, summary in summaries.items() if key != node.update_hash and key in ran]
     document = {"node": node.source_class, "lake": session.lake.uri, "update_hash": node.update_hash,
                 "storage_hash": node.storage_hash, "namespace": node.hash_namespace, "table_uri": node.table_uri,
                 "rows_written": written.rows_written, "table_version": written.table_version,
-                "duration_s": round(written.duration_s, 3)}
-    session.output_line(
-        document, f"{node_class.__name__} {node.update_hash} -> {node.storage_hash}: {written.rows_written} row(s) written")
+                "duration_s": round(written.duration_s, 3),
+                "dependencies": [_ran(dependency, summary) for dependency, summary in dependencies]}
+    session.output_line(document, "\n".join(_written_line(ran_node, summary)
+                                             for ran_node, summary in [*dependencies, (node, written)]))
+
+
+def _recording(ran: dict[str, Any], on_progress: Callable[[int, int, Any], None]) -> Callable[[int, int, Any], None]:
+    def on_node_done(done: int, total: int, node: Any) -> None:
+        if node is not None:
+            ran[node.update_hash] = node
+        on_progress(done, total, node)
+
+    return on_node_done
+
+
+def _ran(node: Any, summary: Any) -> dict[str, Any]:
+    """What a dependency's run did, for the --json document."""
+    return {"node": node.source_class, "update_hash": node.update_hash, "storage_hash": node.storage_hash,
+            "rows_written": summary.rows_written, "table_version": summary.table_version,
+            "duration_s": round(summary.duration_s, 3)}
+
+
+def _written_line(node: Any, summary: Any) -> str:
+    return f"{type(node).__name__} {node.update_hash} -> {node.storage_hash}: {summary.rows_written} row(s) written"
 
 
 @contextlib.contextmanager

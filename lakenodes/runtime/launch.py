@@ -326,8 +326,9 @@ def log_like_parent(level: int, stream_format: str | None) -> None:
 
 
 def run_tree(node: Any, *, workers: int = 1, on_progress: Callable[[int, int, Any], None] | None = None,
-             on_phase: Callable[[Any, str], None] | None = None) -> Any:
-    """Run ``node`` and its dependencies once; the :class:`~lakenodes.RunSummary` of ``node``'s run.
+             on_phase: Callable[[Any, str], None] | None = None) -> dict[str, Any]:
+    """Run ``node`` and its dependencies once; the :class:`~lakenodes.RunSummary` of each node's run
+    by update hash, in the order they finished (``node``'s last).
 
     With ``workers > 1`` independent branches run in that many spawn processes (forking after
     delta-rs started threads can hang). ``on_progress`` and ``on_phase`` are ``run_many``'s callbacks.
@@ -340,5 +341,4 @@ def run_tree(node: Any, *, workers: int = 1, on_progress: Callable[[int, int, An
             executor = stack.enter_context(ProcessPoolExecutor(
                 workers, mp_context=context, initializer=log_like_parent,
                 initargs=(logging.getLogger().getEffectiveLevel(), _stream_format())))
-        results = run_many([node], executor=executor, on_progress=on_progress, on_phase=on_phase)
-    return results[node.update_hash]
+        return run_many([node], executor=executor, on_progress=on_progress, on_phase=on_phase)
