@@ -7,6 +7,7 @@ themselves there). Locations delta-rs cannot open a table under are refused up f
 from __future__ import annotations
 
 import json
+import re
 
 import polars as pl
 import pytest
@@ -61,11 +62,26 @@ def test_an_s3_lake_under_a_prefix_with_url_characters(s3_server, monkeypatch, n
 @pytest.mark.parametrize(("location", "character"), [
     ("{tmp}/run [2024]/lake", "["), ("{tmp}/pct%20x/lake", "%"), ("{tmp}/h#1/lake", "#"),
     ("s3://bucket/team]/lake", "]"), ("s3://bucket/q?/lake", "?"), ("s3://bucket/a#b/lake", "#"),
+    # regression: delta-rs panicked on its first write under "|" or "^" (a Rust panic and a traceback), and
+    # wrote under a "\\" as if it were "/" (another folder); a tab or newline panicked as well
+    ("{tmp}/a|b/lake", "|"), ("{tmp}/a^b/lake", "^"), ("{tmp}/a\\b/lake", "\\"), ("{tmp}/a\tb/lake", "\t"),
+    ("{tmp}/a\nb/lake", "\n"), ("s3://bucket/a|b/lake", "|"), ("s3://bucket/a^b/lake", "^"),
+    ("s3://bucket/a\\b/lake", "\\"),
 ])
 def test_locations_delta_rs_cannot_open_are_refused(tmp_path, location: str, character: str) -> None:
-    with pytest.raises(LakeConfigurationError, match=f"holds '\\{character}'" if character in "[]?" else f"holds '{character}'"):
+    with pytest.raises(LakeConfigurationError, match=re.escape(f"holds {character!r}")):
         Lake(location.format(tmp=tmp_path))
     assert not any(tmp_path.iterdir())  # nothing created
+
+
+def test_a_lake_location_delta_rs_cannot_open_is_one_line_from_the_cli(tmp_path, capsys) -> None:
+    """Regression: `lakenodes --lake '/data/a|b' run ...` printed Rust panics and a Python traceback."""
+    assert main(["--lake", str(tmp_path / "a|b" / "lake"), "run", "examples.tutorial_nodes:DailyRandomNumber",
+                 "--config", '{"mean": 0}'], standalone_mode=False) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: the lake location '{tmp_path}/a|b/lake' holds '|', which Delta Lake's Rust engine cannot open a "
+        "table under: choose a location without '[', ']', '%', '#', '|', '^', '\\\\' or control characters"]
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_file_url_names_its_decoded_folder(tmp_path) -> None:

@@ -121,20 +121,25 @@ def _normalize_uri(uri: str) -> str:
             raise LakeConfigurationError(f"the lake URI {uri!r} names no bucket")
         if "//" in bucket_and_prefix:  # an object key with an empty "folder": pyarrow cannot address it
             raise LakeConfigurationError(f"the lake URI {uri!r} has an empty path component ('//'): remove one '/'")
-        return _openable(f"s3://{bucket_and_prefix}", "[]%?#")
-    return _openable(str(Path(uri).expanduser().resolve()), "[]%#")
+        return _openable(f"s3://{bucket_and_prefix}", "[]%?#|^\\")
+    # a "\\" is a folder name's character on POSIX (Windows' separator elsewhere)
+    return _openable(str(Path(uri).expanduser().resolve()), "[]%#|^" + ("\\" if os.sep == "/" else ""), controls=True)
 
 
-def _openable(location: str, refused: str) -> str:
-    """``location``, unless it holds one of the ``refused`` characters: delta-rs 1.6 panics on a
-    table URI holding "[" or "]" (InvalidDomainCharacter, encoded or not), reads "%20" in a path as
-    a space, and ends an S3 key at "?" or "#" (a URL's query and fragment); under a local path
-    holding "#" its table history reads empty (reconcile and time travel by moment find nothing)."""
-    for character in refused:
-        if character in location:
-            raise LakeConfigurationError(
-                f"the lake location {location!r} holds {character!r}, which Delta Lake's Rust engine cannot open a "
-                f"table under: choose a location without {', '.join(repr(c) for c in refused)}")
+def _openable(location: str, refused: str, *, controls: bool = False) -> str:
+    """``location``, unless it holds one of the ``refused`` characters (or, with ``controls``, an
+    ASCII control character): delta-rs 1.6 panics on a table URI holding "[", "]", "|", "^"
+    (InvalidDomainCharacter, encoded or not) or, locally, a control character such as a tab; reads
+    "%20" in a path as a space and a local "\\" as "/" (another folder); and ends an S3 key at "?" or
+    "#" (a URL's query and fragment); under a local path holding "#" its table history reads empty
+    (reconcile and time travel by moment find nothing)."""
+    found = [character for character in location
+             if character in refused or (controls and (ord(character) < 0x20 or ord(character) == 0x7F))]
+    if found:
+        listed = ", ".join(repr(character) for character in refused) + (" or control characters" if controls else "")
+        raise LakeConfigurationError(
+            f"the lake location {location!r} holds {found[0]!r}, which Delta Lake's Rust engine cannot open a "
+            f"table under: choose a location without {listed}")
     return location
 
 
