@@ -15,8 +15,9 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 S3_PREFIX = "s3://"
 DEFAULT_REGION = "us-east-1"
@@ -42,11 +43,62 @@ def read_snippets(table_uri: str, storage_options: Mapping[str, str] | None = No
         "polars": f", version={version}", "duckdb": f", version => {version}",
         "spark": f'.option("versionAsOf", {version})'}
     return {
-        "polars": f'{credentials}import polars as pl\ndf = pl.scan_delta("{table_uri}"{at["polars"]}).collect()',
+        "polars": credentials + (_polars_through_deltalake(table_uri, version) if polars_misreads(table_uri) else
+                                 f'import polars as pl\ndf = pl.scan_delta({python_string(table_uri)}{at["polars"]}).collect()'),
         "duckdb": f"{credentials.replace('#', '--')}{extensions}\n{duckdb_secret}"
-                  f"SELECT * FROM delta_scan('{table_uri}'{at['duckdb']}) LIMIT 10;",
-        "spark": f'df = spark.read.format("delta"){at["spark"]}.load("{spark_uri}")',
+                  f"SELECT * FROM delta_scan({sql_string(table_uri)}{at['duckdb']}) LIMIT 10;",
+        "spark": f'df = spark.read.format("delta"){at["spark"]}.load({python_string(spark_uri)})',
     }
+
+
+# characters a URL's path percent-encodes; "#", "%", "[" and "]" are refused in lake locations
+_URL_ENCODED = frozenset(' "<>`{}?')
+
+
+def polars_misreads(table_uri: str) -> bool:
+    """Whether ``pl.scan_delta`` (polars 2.1) cannot read the table at ``table_uri``: under a path
+    that a URL percent-encodes (a space, a quote, a non-ASCII letter, ...) it looks for the table's
+    files under their encoded names and fails (``FileNotFoundError``).
+
+    Example:
+        >>> polars_misreads("/home/me/My Documents/lake/tables/p_01"), polars_misreads("/data/lake/tables/p_01")
+        (True, False)
+    """
+    return any(character in _URL_ENCODED or not character.isascii() for character in table_uri)
+
+
+def _polars_through_deltalake(table_uri: str, version: int | None) -> str:
+    """The polars read for a table ``pl.scan_delta`` cannot open: ``deltalake`` resolves its files,
+    pyarrow's own filesystem reads them (docs/interop.md, pandas)."""
+    uri, at = python_string(table_uri), "" if version is None else f", version={version}"
+    # pyarrow parses an S3 location as a URL: percent-encoded there (it decodes the path it returns)
+    located = python_string(quote(table_uri, safe=":/")) if table_uri.startswith(S3_PREFIX) else uri
+    return ("# pl.scan_delta cannot read a table under this path (a space, quote or non-ASCII letter): "
+            "deltalake finds its files\n"
+            "import polars as pl\nimport pyarrow.fs as fs\nfrom deltalake import DeltaTable\n"
+            f"filesystem, root = fs.FileSystem.from_uri({located})\n"
+            f"dataset = DeltaTable({uri}{at}).to_pyarrow_dataset(filesystem=fs.SubTreeFileSystem(root, filesystem))\n"
+            "df = pl.from_arrow(dataset.to_table())")
+
+
+def python_string(text: str) -> str:
+    """``text`` as a Python string literal, in double quotes (a lake folder may hold quotes).
+
+    Example:
+        >>> print(python_string('/home/o\\'brien/"lake"'))
+        "/home/o'brien/\\"lake\\""
+    """
+    return json.dumps(text, ensure_ascii=False)  # JSON's escapes are Python's
+
+
+def sql_string(text: str) -> str:
+    """``text`` as an SQL string literal (a quote doubled).
+
+    Example:
+        >>> print(sql_string("/home/o'brien/lake"))
+        '/home/o''brien/lake'
+    """
+    return "'" + text.replace("'", "''") + "'"
 
 
 def duckdb_s3_secret(storage_options: Mapping[str, str]) -> str:
