@@ -428,6 +428,49 @@ def test_run_reports_what_each_dependency_wrote(tmp_path, monkeypatch, workers):
     assert all(line.endswith(": 0 row(s) written") for line in lines)
 
 
+TREE_NODES = """
+import datetime as dt
+import polars as pl
+from lakenodes import DataNode, DataNodeConfiguration
+
+DAY = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+class Upstream(DataNode):
+    config: DataNodeConfiguration
+
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        return pl.DataFrame({"time_index": [DAY], "v": [1.0]})
+
+class Downstream(DataNode):
+    def __init__(self, config: DataNodeConfiguration):  # builds its dependency; takes no hash_namespace=
+        self.upstream = Upstream(DataNodeConfiguration())
+        super().__init__(config)
+
+    def dependencies(self):
+        return {"upstream": self.upstream}
+
+    def update(self):
+        return self.upstream.get_df_between_dates()
+"""
+
+
+def test_run_namespace_isolates_the_dependencies_a_node_builds(local_lake, tmp_path):
+    """Regression: `lakenodes run -n ci` passed hash_namespace= to the root node only: a dependency
+    its __init__ built (as the seeds' nodes do) wrote the production table, and a node whose __init__
+    takes no hash_namespace= could not be run with -n at all. The node is now built inside the
+    namespace, as the seeds' `with hash_namespace(...)` form does."""
+    (tmp_path / "tree_nodes.py").write_text(TREE_NODES)
+    ran = ok_json("run", f"{tmp_path / 'tree_nodes.py'}:Downstream", "--namespace", "ci", lake=local_lake)
+    assert ran["namespace"] == "ci" and ran["rows_written"] == 1
+    assert [dependency["rows_written"] for dependency in ran["dependencies"]] == [1]
+    tables = ok_json("data-node", "list", lake=local_lake)["results"]
+    assert sorted((record["source_class"], record["namespace"]) for record in tables) == [
+        ("tree_nodes.Downstream", "ci"), ("tree_nodes.Upstream", "ci")]
+
+
 def test_run_exit_codes(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     lake = Lake(tmp_path / "fresh")  # `run` creates the lake

@@ -44,6 +44,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..core.hashing import hash_namespace
 from ..errors import LakenodesUserError
 from ..nodes.node import DataNode
 from .schedule import run_many
@@ -292,10 +293,13 @@ def _module_name_for_file(path: Path) -> tuple[str, Path]:
 
 def build_node(node_class: type, text: str, *, namespace: str | None = None, option: str = "--config") -> Any:
     """``node_class`` built from the configuration ``text`` (see :func:`build_config`), in hash
-    ``namespace`` when given; a constructor that fails is a ``LakenodesUserError``."""
+    ``namespace`` when given: built inside ``hash_namespace(namespace)``, as the seeds' isolated
+    runs are, so the dependencies its ``__init__`` builds are in it too; a constructor that fails
+    is a ``LakenodesUserError``."""
     config = build_config(node_class, text, option=option)
     try:
-        return node_class(config, **({"hash_namespace": namespace} if namespace is not None else {}))
+        with hash_namespace(namespace) if namespace is not None else contextlib.nullcontext():
+            return node_class(config)
     except LakenodesUserError:
         raise
     except Exception as error:
