@@ -30,6 +30,7 @@ from examples.tutorial_nodes import (
 from lakenodes import (
     APIDataNode,
     Asset,
+    ConfigurationError,
     DataFrequency,
     DataNode,
     DataNodeConfiguration,
@@ -488,3 +489,55 @@ def test_numpy_float64_hashes_as_the_float_it_equals():
 
     assert hashes(Params(params={"t": np.float64(0.3), "n": np.float64("nan")})) == \
         hashes(Params(params={"t": 0.3, "n": float("nan")}))
+
+
+# -- a namespace given to a node covers the dependencies its __init__ builds (as in Main Sequence) --
+class Upstream(DataNode):
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        return None
+
+
+class BuildsItsDependency(DataNode):
+    """A node as users write it: builds its dependency in ``__init__`` and passes only ``config`` on
+    (its ``__init__`` takes no ``hash_namespace=`` or ``test_node=``)."""
+
+    def __init__(self, config: MarkedConfig):
+        self.upstream = Upstream(MarkedConfig())
+        super().__init__(config)
+
+    def dependencies(self):
+        return {"upstream": self.upstream}
+
+    def update(self):
+        return None
+
+
+class ForwardsKeywords(BuildsItsDependency):
+    def __init__(self, config: MarkedConfig, **kwargs: Any):
+        self.upstream = Upstream(MarkedConfig())
+        DataNode.__init__(self, config, **kwargs)
+
+
+@pytest.mark.parametrize("node_class", [BuildsItsDependency, ForwardsKeywords])
+def test_a_namespace_given_to_a_node_covers_the_dependencies_its_init_builds(node_class):
+    """Regression: ``Node(config, hash_namespace="ci")`` (or ``test_node=True``) isolated that node
+    only: the dependency its ``__init__`` built wrote the production table from a test run, and an
+    ``__init__`` without those keywords could not take them. Main Sequence runs the subclass's
+    ``__init__`` inside the namespace."""
+    production = Upstream(MarkedConfig())
+    for kwargs, namespace in [({"hash_namespace": "ci"}, "ci"), ({"test_node": True}, "test")]:
+        node = node_class(MarkedConfig(), **kwargs)
+        assert node.hash_namespace == node.upstream.hash_namespace == namespace
+        assert node.upstream.storage_hash != production.storage_hash
+        assert node.upstream.storage_hash == Upstream(MarkedConfig(), hash_namespace=namespace).storage_hash
+    assert current_hash_namespace() == ""  # nothing left active
+    with hash_namespace("outer"):  # an explicit '' is production for the node, as before
+        assert node_class(MarkedConfig(), hash_namespace="").hash_namespace == ""
+        assert node_class(MarkedConfig()).upstream.hash_namespace == "outer"
+    with pytest.raises(ConfigurationError, match="hash_namespace must be a string, got int"):
+        node_class(MarkedConfig(), hash_namespace=5)
+    with pytest.raises(ConfigurationError, match="only whitespace"):
+        node_class(MarkedConfig(), hash_namespace="  ")

@@ -28,6 +28,7 @@ from ..lake.lazy import scan_table
 from ..lake.location import Lake, block_lake, current_lake
 from ..lake.progress import NO_TABLE, persisted_progress, read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
+from .namespaced_init import TEST_NAMESPACE, namespaced_init
 from .node_logging import NodeLogger
 from .read_arguments import (
     dimension_filters_argument,
@@ -41,8 +42,6 @@ from .statistics import DEFAULT_OFFSET_START, UpdateStatistics
 
 if TYPE_CHECKING:
     import pandas as pd
-
-TEST_NAMESPACE = "test"
 
 
 def _arrow_type(dtype: str) -> pa.DataType:
@@ -209,6 +208,13 @@ class DataNode(BaseNode):
     """
 
     OFFSET_START: ClassVar[datetime.datetime] = DEFAULT_OFFSET_START
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own ``__init__`` runs inside the namespace the node is given (see
+        :mod:`lakenodes.nodes.namespaced_init`)."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = namespaced_init(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __init__(
         self,
