@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .facade.meta_table import TimeIndexMetaTable
     from .facade.node import DataNode
     from .lake.location import Lake, current_lake, use_lake
-    from .nodes.node import APIDataNode
+    from .nodes.api_node import APIDataNode
     from .nodes.statistics import UpdateStatistics
     from .runtime.run import RunSummary
     from .runtime.schedule import run_many
@@ -69,7 +69,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "TimeIndexMetaTable": (".facade.meta_table", "TimeIndexMetaTable"),
     "DataNode": (".facade.node", "DataNode"),
     **{name: (".lake.location", name) for name in ("Lake", "current_lake", "use_lake")},
-    "APIDataNode": (".nodes.node", "APIDataNode"),
+    "APIDataNode": (".nodes.api_node", "APIDataNode"),
     "UpdateStatistics": (".nodes.statistics", "UpdateStatistics"),
     "RunSummary": (".runtime.run", "RunSummary"),
     "run_many": (".runtime.schedule", "run_many"),

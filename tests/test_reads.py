@@ -309,6 +309,16 @@ def test_api_data_node_reads_a_published_table(any_lake: Lake) -> None:
         APIDataNode.build_from_identifier("px_unknown")
 
 
+def test_api_data_node_has_the_update_statistics_a_dependent_node_reads(any_lake: Lake) -> None:
+    """Main Sequence's APIDataNode answers get_update_statistics() and get_asset_list(); a node
+    reading its dependency's watermarks got an AttributeError."""
+    source = published("api_stats", "px_stats", panel_frame())
+    api = APIDataNode.build_from_identifier("px_stats")
+    assert api.get_asset_list() is None
+    assert api.update_statistics.max_time_index_value == source.update_statistics.max_time_index_value == day(4)
+    assert {uid: api.get_update_statistics().get_last_update_index_2d(uid) for uid in UIDS} == dict.fromkeys(UIDS, day(4))
+
+
 def test_api_data_node_resolves_the_active_namespace_first(any_lake: Lake) -> None:
     default = published("api_ns", "px_ns", series_frame())
     isolated = published("api_ns", "px_ns", series_frame().head(1), hash_namespace="ns1")

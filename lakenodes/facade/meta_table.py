@@ -27,7 +27,7 @@ from ..lake.progress import read_progress
 from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
 from ..lake.store import TableStore
 from ..lake.versions import table_history
-from ..nodes.node import APIDataNode
+from ..nodes.api_node import APIDataNode
 
 if TYPE_CHECKING:
     from .. import search

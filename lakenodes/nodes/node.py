@@ -12,7 +12,6 @@ from pydantic import BaseModel
 
 from .._internal.datetimes import parse_datetime
 from .._internal.deferred import pa
-from ..catalog.catalog import resolve_identifier
 from ..core.config import DataNodeConfiguration, DataNodeMetaData, RecordDefinition, canonical_dtype
 from ..core.frame_kind import FrameKind, as_frame, resolve_frame
 from ..core.frames import TIME_INDEX, UNIQUE_IDENTIFIER, timestamp_type
@@ -23,7 +22,7 @@ from ..core.hashing import (
     compute_hash,
     current_hash_namespace,
 )
-from ..errors import ConfigurationError, NotFoundError
+from ..errors import ConfigurationError
 from ..lake.lazy import scan_table
 from ..lake.location import Lake, block_lake, current_lake
 from ..lake.progress import NO_TABLE, persisted_progress, read_progress
@@ -272,7 +271,7 @@ class DataNode(BaseNode):
             )
 
     # -- to implement ---------------------------------------------------------------------------
-    def dependencies(self) -> dict[str, DataNode | APIDataNode]:
+    def dependencies(self) -> dict[str, BaseNode]:
         """The nodes this one reads, by a short name; they run first."""
         raise NotImplementedError(f"{type(self).__name__} must implement dependencies() (return {{}} if none)")
 
@@ -351,37 +350,3 @@ class DataNode(BaseNode):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(update_hash={self.update_hash!r}, storage_hash={self.storage_hash!r})"
 
-
-class APIDataNode(BaseNode):
-    """A read-only node over a published table; usable as a dependency.
-
-    Example (``example``: a temporary lake with one table, see conftest.py):
-        >>> prices = APIDataNode.build_from_identifier("example_prices", lake=example.lake)
-        >>> prices.get_df_between_dates(start_date="2026-03-30", end_date="2026-03-30")["unique_identifier"].to_list()
-        ['AAPL', 'MSFT']
-    """
-
-    def __init__(self, storage_hash: str, *, lake: Lake | None = None, identifier: str | None = None):
-        self.storage_hash = storage_hash
-        self.update_hash = f"api:{storage_hash}"
-        self.identifier = identifier
-        self.lake = lake or block_lake()
-        self.hash_namespace = current_hash_namespace()
-
-    @classmethod
-    def build_from_identifier(cls, identifier: str, *, namespace: str | None = None, lake: Lake | None = None) -> APIDataNode:
-        """Resolve a published identifier (active namespace first, then the default one)."""
-
-        lake = lake or current_lake()
-        namespaces = [namespace] if namespace is not None else list(dict.fromkeys([current_hash_namespace(), ""]))
-        for candidate in namespaces:
-            storage_hash = resolve_identifier(lake, identifier, candidate)
-            if storage_hash is not None:
-                return cls(storage_hash, lake=lake, identifier=identifier)
-        raise NotFoundError(f"no table is published as {identifier!r} in {lake.uri} (namespaces tried: {namespaces})")
-
-    def dependencies(self) -> dict[str, Any]:
-        return {}
-
-    def __repr__(self) -> str:
-        return f"APIDataNode(identifier={self.identifier!r}, storage_hash={self.storage_hash!r})"

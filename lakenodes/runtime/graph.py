@@ -10,7 +10,8 @@ Example:
 from __future__ import annotations
 
 from ..errors import DependencyCycleError, NodeRunError
-from ..nodes.node import APIDataNode, BaseNode, DataNode
+from ..nodes.api_node import APIDataNode
+from ..nodes.node import BaseNode, DataNode
 
 
 def collect_dependencies(root: BaseNode, graph: dict[str, DataNode], needs: dict[str, set[str]]) -> None:

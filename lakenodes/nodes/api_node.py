@@ -1,0 +1,72 @@
+"""``APIDataNode``: a read-only node over a published table (found by its identifier), usable
+as a dependency of DataNodes as in Main Sequence's ``mainsequence.meta_tables``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..catalog.catalog import resolve_identifier
+from ..core.hashing import current_hash_namespace
+from ..errors import NotFoundError
+from ..lake.location import Lake, block_lake, current_lake
+from ..lake.progress import read_progress
+from .node import BaseNode
+from .statistics import UpdateStatistics
+
+
+class APIDataNode(BaseNode):
+    """A read-only node over a published table; usable as a dependency.
+
+    Example (``example``: a temporary lake with one table, see conftest.py):
+        >>> prices = APIDataNode.build_from_identifier("example_prices", lake=example.lake)
+        >>> prices.get_df_between_dates(start_date="2026-03-30", end_date="2026-03-30")["unique_identifier"].to_list()
+        ['AAPL', 'MSFT']
+    """
+
+    def __init__(self, storage_hash: str, *, lake: Lake | None = None, identifier: str | None = None):
+        self.storage_hash = storage_hash
+        self.update_hash = f"api:{storage_hash}"
+        self.identifier = identifier
+        self.lake = lake or block_lake()
+        self.hash_namespace = current_hash_namespace()
+
+    @classmethod
+    def build_from_identifier(cls, identifier: str, *, namespace: str | None = None, lake: Lake | None = None) -> APIDataNode:
+        """Resolve a published identifier (active namespace first, then the default one)."""
+
+        lake = lake or current_lake()
+        namespaces = [namespace] if namespace is not None else list(dict.fromkeys([current_hash_namespace(), ""]))
+        for candidate in namespaces:
+            storage_hash = resolve_identifier(lake, identifier, candidate)
+            if storage_hash is not None:
+                return cls(storage_hash, lake=lake, identifier=identifier)
+        raise NotFoundError(f"no table is published as {identifier!r} in {lake.uri} (namespaces tried: {namespaces})")
+
+    def dependencies(self) -> dict[str, Any]:
+        return {}
+
+    def get_asset_list(self) -> None:
+        """None: a published table is read whole, not scoped to assets (as in Main Sequence)."""
+        return None
+
+    def get_update_statistics(self) -> UpdateStatistics:
+        """The table's statistics now: the last stored ``time_index`` of each identity (Main
+        Sequence's ``APIDataNode.get_update_statistics()``; ``update_statistics`` is the same).
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> prices = APIDataNode.build_from_identifier("example_prices", lake=example.lake)
+            >>> prices.update_statistics.max_time_index_value.date().isoformat()
+            '2026-04-02'
+        """
+        table = self.store.table()
+        if table is None:
+            raise NotFoundError(f"{self!r}: the table was deleted from {self.lake.uri}")
+        return UpdateStatistics(read_progress(table, self.lake))
+
+    @property
+    def update_statistics(self) -> UpdateStatistics:
+        """``get_update_statistics()``: what a dependent node reads of its watermarks."""
+        return self.get_update_statistics()
+
+    def __repr__(self) -> str:
+        return f"APIDataNode(identifier={self.identifier!r}, storage_hash={self.storage_hash!r})"
