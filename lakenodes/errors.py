@@ -238,13 +238,14 @@ class CorruptTableError(StorageError):
 class UnreadableFileError(StorageError):
     """A file a table's current version (or the catalog) references is missing from storage or is
     no Parquet file any more (cut short, overwritten): deleted or changed outside ``vacuum``.
-    ``file`` names it. Restore it from a backup; a read ``as_of`` a version from before it was
-    added does not need it."""
+    ``file`` names it, ``missing`` says whether it is gone (else cut short). Restore it from a
+    backup; a read ``as_of`` a version from before it was added does not need it."""
 
     def __init__(self, reason: str, *, path: str | None = None, operation: str | None = None,
-                 file: str | None = None):
+                 file: str | None = None, missing: bool = False):
         super().__init__(reason, path=path, operation=operation)
         self.file = file
+        self.missing = missing
 
 
 class WatermarkMovedError(LakenodesError, RuntimeError):

@@ -11,13 +11,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 from test_cli import assert_one_line_error, cli
 from test_concurrency import appender, assets
 
 from lakenodes import Lake, UnreadableFileError, clear_caches, use_lake
 from lakenodes.catalog import catalog
 from lakenodes.cli._groups import FAILURE
+from lakenodes.lake.housekeeping import HousekeepingPolicy
+from lakenodes.lake.ledger import Ledger
 
 BATCH = assets(3)
 
@@ -76,3 +80,33 @@ def test_a_truncated_pending_run_record_fails_naming_it(tmp_path: Path) -> None:
     with pytest.raises(UnreadableFileError) as caught:
         catalog.run_history(lake, node.update_hash)
     assert caught.value.file == str(pending[0]) and str(pending[0]) in str(caught.value)
+
+
+def test_a_deleted_catalog_file_fails_naming_it(tmp_path: Path) -> None:
+    lake, node = a_lake_of_two_days(tmp_path)
+    ledger = tmp_path / "lake" / "_catalog" / "tables"
+    victim = sorted(ledger.glob("part-*.parquet"))[0]
+    damage(victim, "delete")
+
+    with pytest.raises(UnreadableFileError) as caught:
+        catalog.all_tables(lake)
+    assert caught.value.file == str(victim) and caught.value.missing, str(caught.value)
+    result = cli("data-node", "list", lake=lake)  # was: error: FileNotFoundError: [Errno 2] Failed to open local file
+    assert_one_line_error(result, FAILURE, "UnreadableFileError", str(victim), "missing from storage",
+                          "restore it from a backup", str(ledger))
+
+
+def test_a_reader_of_a_version_compacted_and_vacuumed_since_reads_the_newer_one(tmp_path: Path) -> None:
+    schema = pa.schema([("name", pa.string()), ("value", pa.string())])
+    ledger = Ledger(Lake(tmp_path / "lake"), "notes", schema, key=("name",), housekeeping=HousekeepingPolicy(0))
+    for name in "abc":
+        ledger.append([{"name": name, "value": name.upper()}])
+    stale = DeltaTable(ledger.uri)  # a reader's snapshot: three small files
+    ledger.tidy()  # catalog housekeeping: compacts them into one
+    DeltaTable(ledger.uri).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    assert len(list(Path(ledger.uri).glob("part-*.parquet"))) == 1
+    clear_caches()
+
+    snapshot = ledger._snapshot(stale)  # was: FileNotFoundError for a file of the stale version
+    assert snapshot is not None and snapshot.version > stale.version()
+    assert sorted(snapshot.rows.column("value").to_pylist()) == ["A", "B", "C"]

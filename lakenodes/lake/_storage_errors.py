@@ -149,7 +149,8 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
     unreadable = unreadable_file(text)
     if unreadable is not None:
         file, missing = unreadable
-        return UnreadableFileError(unreadable_reason(file, missing), path=path, operation=operation, file=file)
+        return UnreadableFileError(unreadable_reason(file, missing), path=path, operation=operation, file=file,
+                                   missing=missing)
     if _CORRUPT_LOG.search(text):
         found = find_bad_commit(path, lake)
         detail = one_line(text)

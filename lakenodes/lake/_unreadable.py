@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from .._internal.deferred import pa
 from ..errors import UnreadableFileError
 
-__all__ = ["naming_unreadable", "unreadable_file", "unreadable_reason"]
+__all__ = ["is_missing", "missing_catalog_file", "naming_unreadable", "unreadable_file", "unreadable_reason"]
 
 # a file that is not (or no longer entirely) Parquet: empty, cut short, overwritten
 _CUT_SHORT = re.compile(r"parquet magic bytes not found|parquet file size is 0 bytes|couldn't deserialize thrift"
@@ -77,3 +77,24 @@ def naming_unreadable(file: str) -> Iterator[None]:
         if not _CUT_SHORT.search(str(error)):
             raise
         raise UnreadableFileError(unreadable_reason(file, False), operation="read", file=file) from error
+
+
+def is_missing(error: BaseException) -> bool:
+    """Whether ``error`` (of opening a file) says the file does not exist (local or object store).
+
+    Example:
+        >>> is_missing(FileNotFoundError(2, "No such file")), is_missing(OSError("Path does not exist 'b/k'"))
+        (True, True)
+        >>> is_missing(PermissionError(13, "Permission denied"))
+        False
+    """
+    return isinstance(error, FileNotFoundError) or bool(_MISSING.search(str(error)))
+
+
+def missing_catalog_file(file: str, table: str) -> UnreadableFileError:
+    """The error of a data file of the catalog table ``table`` (its URI) that its current version
+    lists and storage does not have: deleted outside lakenodes."""
+    reason = (f"file {file} of the catalog is missing from storage: it was deleted outside lakenodes (vacuum never "
+              f"deletes a file the current version uses); restore it from a backup (until then the catalog records "
+              f"it held cannot be read)")
+    return UnreadableFileError(reason, path=table, operation="read", file=file, missing=True)

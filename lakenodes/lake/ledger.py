@@ -23,11 +23,11 @@ from .._internal.arrow_rows import arrow_table, empty_table, python_rows
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pq
 from .._internal.threads import in_threads
-from ..errors import one_line
+from ..errors import UnreadableFileError, one_line
 from ._retry import RetryPolicy
 from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
-from ._unreadable import naming_unreadable
+from ._unreadable import is_missing, missing_catalog_file, naming_unreadable
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
 from .location import Lake, file_exists, lake_filesystem, write_small_file
 from .store import TableStore, data_file_path
@@ -207,10 +207,26 @@ class Ledger:
             snapshot.latest = latest_rows(snapshot.rows, self.key)
         return snapshot.latest
 
-    def _snapshot(self) -> _LedgerSnapshot | None:
-        """This process's view of the table's current version (reading only files not read before)."""
+    def _snapshot(self, opened: DeltaTable | None = None) -> _LedgerSnapshot | None:
+        """This process's view of the table's current version (reading only files not read before).
+
+        A file of the version read that is gone was removed since by a compaction and ``vacuum``
+        (a race with catalog housekeeping: the newer version does not list it), or deleted outside
+        lakenodes: the newer version is read once, and a file still missing then is an
+        ``UnreadableFileError``. ``opened``: a snapshot of the table opened earlier to read first
+        (by default the process's cached one)."""
+        try:
+            return self._read_snapshot(opened)
+        except UnreadableFileError as error:
+            if not error.missing:
+                raise
+            logger.info("_catalog/%s: file %s of the version read is gone (compacted and vacuumed since?): "
+                        "reading the table's current version", self.name, error.file)
+        return self._read_snapshot(None)
+
+    def _read_snapshot(self, opened: DeltaTable | None) -> _LedgerSnapshot | None:
         with table_lock(self._cache_key):  # the shared cached table cannot advance while it is read
-            table = self._store.table()
+            table = self._store.table() if opened is None else opened
             if table is None:
                 return None
             version, table_id = table.version(), table.metadata().id
@@ -282,8 +298,16 @@ def read_files(lake: Lake, table: DeltaTable, paths: Sequence[str], schema: pa.S
         return []
     filesystem, root = lake_filesystem(lake, table.table_uri)
 
-    return in_threads(lambda path: read_small_file(filesystem, f"{root}/{data_file_path(path)}", schema), paths,
-                      max_threads=8)
+    def read(path: str) -> pa.Table:
+        file = f"{root}/{data_file_path(path)}"
+        try:
+            return read_small_file(filesystem, file, schema)
+        except OSError as error:
+            if isinstance(error, UnreadableFileError) or not is_missing(error):
+                raise
+            raise missing_catalog_file(file, root) from error
+
+    return in_threads(read, paths, max_threads=8)
 
 
 def read_small_file(filesystem: Any, path: str, schema: pa.Schema) -> pa.Table:
