@@ -8,6 +8,7 @@ user mistake.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from lakenodes.catalog import catalog
 from lakenodes.cli._groups import FAILURE
 from lakenodes.lake.housekeeping import HousekeepingPolicy
 from lakenodes.lake.ledger import Ledger
+from lakenodes.lake.pending import Pending
 
 BATCH = assets(3)
 
@@ -71,15 +73,44 @@ def test_a_truncated_catalog_file_fails_naming_it(tmp_path: Path) -> None:
     assert_one_line_error(result, FAILURE, "UnreadableFileError", str(victim), "cut short")
 
 
-def test_a_truncated_pending_run_record_fails_naming_it(tmp_path: Path) -> None:
+def test_a_truncated_pending_run_record_is_skipped_set_aside_and_its_run_recovered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")  # both runs stay pending files
+    lake, node = a_lake_of_two_days(tmp_path)
+    runs = tmp_path / "lake" / "_catalog" / "runs" / "_lakenodes"
+    pending = sorted(runs.glob("pending/*.parquet"))
+    assert len(pending) == 2, "the runs are recorded as pending files until a fold"
+    damage(pending[0], "truncate")
+    intact = {run["run_id"] for run in catalog.run_history(lake, node.update_hash)}  # the undamaged record
+    cut_short = pending[0].read_bytes()
+
+    with caplog.at_level(logging.WARNING, logger="lakenodes"):  # was: UnreadableFileError on every read
+        assert len(catalog.run_history(lake, node.update_hash)) == 1
+        assert len(catalog.update_processes(lake)) == 1
+    warned = [record.getMessage() for record in caplog.records if str(pending[0]) in record.getMessage()]
+    assert len(warned) == 1 and "unreadable" in warned[0] and "updates reconcile" in warned[0], warned
+
+    result = cli("optimize", lake=lake)  # folds the pending runs: was 'optimize failed ... ArrowInvalid'
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert not list(runs.glob("pending/*.parquet"))
+    assert (runs / "unreadable" / pending[0].name).read_bytes() == cut_short  # set aside, as it was
+
+    result = cli("updates", "reconcile", lake=lake)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    history = catalog.run_history(lake, node.update_hash)
+    recovered = [run for run in history if run["status"] == "recovered"]
+    assert len(history) == 2 and len(recovered) == 1 and recovered[0]["run_id"] not in intact, history
+
+
+def test_a_fold_sets_an_unreadable_pending_record_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")
     lake, node = a_lake_of_two_days(tmp_path)
     pending = sorted((tmp_path / "lake" / "_catalog" / "runs").glob("_lakenodes/pending/*.parquet"))
-    assert pending, "the runs are recorded as pending files until a fold"
     damage(pending[0], "truncate")
 
-    with pytest.raises(UnreadableFileError) as caught:
-        catalog.run_history(lake, node.update_hash)
-    assert caught.value.file == str(pending[0]) and str(pending[0]) in str(caught.value)
+    assert Pending(catalog.runs_ledger(lake), fold_every=0).fold() == 1  # was: UnreadableFileError
+    assert [path.name for path in pending[0].parent.parent.glob("*/*.parquet")] == [pending[0].name]
+    assert len(catalog.run_history(lake, node.update_hash)) == 1
 
 
 def test_a_deleted_catalog_file_fails_naming_it(tmp_path: Path) -> None:

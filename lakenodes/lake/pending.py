@@ -13,6 +13,12 @@ commit and the deletes skips what was folded and deletes it; a reader lists the 
 before it reads the ledger (a file folded and deleted meanwhile is then in the ledger it reads),
 and two folds of the same files at the same instant are hidden by the per-key merge.
 
+A pending file changed outside lakenodes (cut short by a disk or a sync tool, overwritten) cannot be
+read: readers skip it, with one warning per process naming it, and the next fold moves it aside to
+``<ledger>/_lakenodes/unreadable/`` (kept, for whoever wants to look at it) instead of failing. Its
+rows are lost; for ``_catalog/runs`` the run it recorded committed rows whose commit info names it,
+so ``lakenodes updates reconcile`` records it again (status ``recovered``).
+
 Other engines read the ledger's Delta table only: they see pending rows after the next fold
 (Delta readers and vacuum ignore folders whose name starts with ``_``).
 
@@ -37,20 +43,23 @@ from typing import Any
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs, pq
 from .._internal.threads import in_threads
-from ..errors import one_line
+from ..errors import UnreadableFileError, one_line
 from ._storage_errors import storage_errors
+from ._unreadable import naming_unreadable
 from ._whole_file import write_whole
 from .ledger import Ledger, latest_rows, read_small_file
-from .location import Lake, delete_file, lake_filesystem
+from .location import Lake, delete_file, file_exists, lake_filesystem, write_small_file
 
 logger = logging.getLogger(__name__)
 
 PENDING_DIR = "_lakenodes/pending"
+UNREADABLE_DIR = "_lakenodes/unreadable"  # pending files that could not be read, set aside by a fold
 _SUFFIX = ".parquet"
 
 # (ledger root, file name) -> the rows of that pending file (immutable: read once per process)
 _read: dict[tuple[str, str], pa.Table] = register_cache("pending.files", {})
 _read_lock = threading.Lock()
+_warned: set[str] = set()  # the unreadable pending files this process warned about (once each)
 
 
 def _fold_every_from_env() -> int:
@@ -94,7 +103,9 @@ class Pending:
     def fold(self, rows: Sequence[Mapping[str, Any]] = ()) -> int:
         """Append every pending file, and ``rows`` (``recorded_at`` filled in), to the ledger in one
         commit, then delete those files; returns how many files were folded."""
-        pending = self._pending()
+        pending, unreadable = self._listed_rows()
+        if unreadable:
+            self._set_aside(unreadable)
         if not pending:
             self.ledger.append(rows)
             return 0
@@ -107,25 +118,45 @@ class Pending:
         logger.debug("folded %d pending file(s) into _catalog/%s", len(pending), self.ledger.name)
         return len(pending)
 
+    def _set_aside(self, names: list[str]) -> None:
+        """Move the unreadable pending files ``names`` to ``UNREADABLE_DIR`` (best effort: a file
+        left in place is skipped again by readers and set aside by the next fold)."""
+        where = f"{self.ledger.uri}/{UNREADABLE_DIR}"
+        for name in names:
+            try:
+                set_aside(self._filesystem, self._folder, name)
+            except Exception as error:  # the fold's own rows matter more: record them anyway
+                logger.warning("could not move the unreadable pending file %s/%s aside to %s: %s", self._folder, name,
+                               where, one_line(error))
+            else:
+                logger.warning("moved the unreadable pending file %s/%s aside to %s/%s", self._folder, name, where, name)
+
     def _pending(self) -> dict[str, pa.Table]:
         """The rows of each pending file now listed, by file name (a file deleted by a fold since the
-        listing is left out: its rows are in the ledger)."""
+        listing is left out: its rows are in the ledger; an unreadable one too)."""
+        return self._listed_rows()[0]
+
+    def _listed_rows(self) -> tuple[dict[str, pa.Table], list[str]]:
+        """``_pending()``, and the names of the files listed that are unreadable."""
         with storage_errors(f"{self.ledger.uri}/{PENDING_DIR}", f"read _catalog/{self.ledger.name}", self.ledger.lake):
             return self._read_pending()
 
-    def _read_pending(self) -> dict[str, pa.Table]:
+    def _read_pending(self) -> tuple[dict[str, pa.Table], list[str]]:
         names = _listed(self._filesystem, self._folder)
         with _read_lock:
             for key in [key for key in _read if key[0] == self._folder and key[1] not in names]:
                 del _read[key]  # folded: never listed again
             known = {name: _read[(self._folder, name)] for name in names if (self._folder, name) in _read}
         new = [name for name in names if name not in known]
+        unreadable: list[str] = []
         if new:
             read = dict(zip(new, in_threads(self._read_file, new, max_threads=8), strict=True))  # on S3 each is a GET
+            unreadable = [name for name, rows in read.items() if rows is _UNREADABLE]
+            read = {name: rows for name, rows in read.items() if rows is not None and rows is not _UNREADABLE}
             with _read_lock:
-                _read.update({(self._folder, name): rows for name, rows in read.items() if rows is not None})
-            known.update({name: rows for name, rows in read.items() if rows is not None})
-        return {name: known[name] for name in names if name in known}
+                _read.update({(self._folder, name): rows for name, rows in read.items()})
+            known.update(read)
+        return {name: known[name] for name in names if name in known}, unreadable
 
     def _delete(self, name: str) -> None:
         try:
@@ -133,11 +164,46 @@ class Pending:
         except FileNotFoundError:
             pass  # deleted by another fold
 
-    def _read_file(self, name: str) -> pa.Table | None:
+    def _read_file(self, name: str) -> Any:
+        """The rows of the pending file ``name``; None when a fold deleted it since the listing,
+        ``_UNREADABLE`` when it is cut short or no Parquet file (warned about once per process)."""
+        path = f"{self._folder}/{name}"
         try:
-            return read_small_file(self._filesystem, f"{self._folder}/{name}", self.ledger.schema)
+            return read_small_file(self._filesystem, path, self.ledger.schema)
         except FileNotFoundError:
             return None
+        except UnreadableFileError as error:
+            with _read_lock:
+                first = path not in _warned
+                _warned.add(path)
+            if first:
+                recover = " (`lakenodes updates reconcile` records its run again from its table's commit history)" \
+                    if self.ledger.name == "runs" else ""
+                logger.warning("skipped the pending record %s of _catalog/%s: it is unreadable (%s); its rows are "
+                               "lost%s, and the next fold moves the file aside to %s/%s", path, self.ledger.name,
+                               "cut short or not Parquet: changed outside lakenodes", recover, self.ledger.uri,
+                               UNREADABLE_DIR)
+                logger.debug("reading %s: %s", path, error)
+            return _UNREADABLE
+
+
+_UNREADABLE = object()  # _read_file's answer for a file that is not (or no longer entirely) Parquet
+
+
+def set_aside(filesystem: Any, folder: str, name: str) -> None:
+    """Move the pending file ``name`` of ``folder`` to ``UNREADABLE_DIR`` beside it (a copy and a
+    delete: one request each on an object store); a file moved by another fold already is no error."""
+    root = folder.removesuffix(f"/{PENDING_DIR}")
+    try:
+        with filesystem.open_input_stream(f"{folder}/{name}") as source:
+            data = source.read()
+    except FileNotFoundError:
+        return
+    write_small_file(filesystem, f"{root}/{UNREADABLE_DIR}/{name}", data)
+    try:
+        delete_file(filesystem, f"{folder}/{name}")
+    except FileNotFoundError:
+        pass
 
 
 def _listed(filesystem: Any, folder: str) -> list[str]:
@@ -159,7 +225,19 @@ def fold_pending(lake: Lake, name: str) -> int:
     filesystem, root = lake_filesystem(lake, lake.catalog_uri(name))
     folder = f"{root}/{PENDING_DIR}"
     names = pending_files(lake, name)
-    if not names:
+    schema = None
+    for pending in names:  # the schema of the first readable one
+        try:
+            with naming_unreadable(f"{folder}/{pending}"):
+                schema = pq.read_schema(f"{folder}/{pending}", filesystem=filesystem).remove_metadata()
+            break
+        except (FileNotFoundError, UnreadableFileError):
+            continue  # folded since the listing, or unreadable (set aside below)
+    if schema is None:  # none readable: nothing to fold, and no schema to read another with
+        for pending in names:
+            if file_exists(filesystem, f"{folder}/{pending}"):
+                logger.warning("moving the unreadable pending file %s/%s aside to %s/%s", folder, pending,
+                               root, UNREADABLE_DIR)
+                set_aside(filesystem, folder, pending)
         return 0
-    schema = pq.read_schema(f"{folder}/{names[0]}", filesystem=filesystem).remove_metadata()
     return Pending(Ledger(lake, name, schema, key=()), fold_every=0).fold()
