@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..catalog import catalog, reconcile
-from ..errors import LakenodesUserError, NotFoundError
+from ..errors import LakenodesUserError, NotFoundError, StorageError
 from ..lake import maintenance
 from ..lake.location import Lake
+from ..lake.store import TableStore
 from .meta_table import TimeIndexMetaTable
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,29 @@ def resolve_table(lake: Lake, ref: str, namespace: str | None = None) -> TimeInd
         return TimeIndexMetaTable.of(found[0])
     elsewhere = sorted({repr(table.namespace) for table in tables if table.identifier == ref})
     hint = f" (identifier {ref!r} exists in namespace {', '.join(elsewhere)}: pass --namespace)" if elsewhere else ""
+    lost = lost_catalog(lake, "tables", f"table {ref!r}")
+    if lost is not None:
+        raise lost
     where = f" in namespace {namespace!r}" if namespace else ""
     raise NotFoundError(f"no table with uid, identifier or storage hash {ref!r}{where} in {lake.uri}{hint}; {LIST_HINT}")
+
+
+def lost_catalog(lake: Lake, name: str, what: str) -> StorageError | None:
+    """The error of looking up ``what`` when the catalog table ``_catalog/<name>`` has no Delta log
+    (its folder or its ``_delta_log`` deleted outside lakenodes, a partial sync) although the lake
+    holds tables: not a user's mistake, and "no such table" would send them looking for one. None
+    when the catalog table exists, or the lake holds no table (a new lake)."""
+    where = lake.catalog_uri(name)
+    if TableStore(lake, name, uri=where).exists():
+        return None
+    stored = reconcile.lake_tables(lake)
+    if not stored:
+        return None
+    return StorageError(f"{what} is not in the catalog: {where} is missing or its _delta_log is empty (deleted outside "
+                        f"lakenodes?) while {lake.join('tables')} holds {len(stored)} table(s); restore "
+                        f"{lake.join('_catalog')} from a backup, or run the DataNodes again (each registers its table "
+                        f"and updater again; `lakenodes updates reconcile` then recovers their past runs)",
+                        path=where, operation="lookup")
 
 
 def table_name(table: TimeIndexMetaTable) -> str:
@@ -75,6 +97,9 @@ def run_history(lake: Lake, update_hash: str | None = None) -> list[dict[str, An
     """Every run (oldest first), of one update process when ``update_hash`` is given; an update
     hash the lake never saw is a ``NotFoundError``."""
     if update_hash and not any(p["update_hash"] == update_hash for p in catalog.update_processes(lake)):
+        lost = lost_catalog(lake, "updates", f"update process {update_hash!r}")
+        if lost is not None:
+            raise lost
         raise NotFoundError(f"no update process {update_hash!r} in {lake.uri}; {UPDATES_HINT}")
     return catalog.run_history(lake, update_hash)
 

@@ -1,0 +1,53 @@
+"""A catalog damaged from outside (a folder or a Delta log deleted by hand, a partial sync) ends
+each CLI command with one line naming the problem and what to do, exit 1, stored data untouched.
+
+Real lakes in tmp_path, damaged on disk. Before the fixes, a lake whose ``_catalog`` (or the
+``_delta_log`` of ``_catalog/tables``) was gone answered a lookup of its own table with "no table
+with uid, identifier or storage hash ...; list tables with `lakenodes data-node list`", exit 2 (a
+user's typo), and the list it pointed to was empty.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from test_cli import assert_one_line_error, cli
+from test_unreadable_files import a_lake_of_two_days
+
+from lakenodes import clear_caches
+from lakenodes.cli._groups import FAILURE
+
+
+def files_of(folder: Path) -> dict[str, int]:
+    return {str(path.relative_to(folder)): path.stat().st_size for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("how", ["catalog folder", "tables log"])
+def test_a_lookup_in_a_lake_whose_catalog_is_gone_says_so(tmp_path: Path, how: str) -> None:
+    lake, node = a_lake_of_two_days(tmp_path)
+    root = tmp_path / "lake"
+    if how == "catalog folder":
+        shutil.rmtree(root / "_catalog")
+    else:
+        for entry in (root / "_catalog" / "tables" / "_delta_log").iterdir():
+            entry.unlink()
+    clear_caches()
+    stored = files_of(root)
+
+    for ref in (node.storage_hash, "reliability_daily_batch"):
+        result = cli("data-node", "detail", ref, lake=lake)
+        assert_one_line_error(result, FAILURE, "StorageError", f"{ref!r} is not in the catalog",
+                              f"{root}/_catalog/tables is missing", "restore", "run the DataNodes again")
+    if how == "catalog folder":
+        result = cli("updates", "runs", node.update_hash, lake=lake)
+        assert_one_line_error(result, FAILURE, "StorageError", f"{root}/_catalog/updates is missing")
+    assert files_of(root) == stored  # nothing written, nothing deleted
+
+
+def test_a_lookup_of_an_unknown_table_in_an_intact_lake_is_still_a_user_mistake(tmp_path: Path) -> None:
+    lake, _ = a_lake_of_two_days(tmp_path)
+    result = cli("data-node", "detail", "no_such_table", lake=lake)
+    assert_one_line_error(result, 2, "no table with uid, identifier or storage hash 'no_such_table'")
+
