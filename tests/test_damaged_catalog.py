@@ -51,3 +51,20 @@ def test_a_lookup_of_an_unknown_table_in_an_intact_lake_is_still_a_user_mistake(
     result = cli("data-node", "detail", "no_such_table", lake=lake)
     assert_one_line_error(result, 2, "no table with uid, identifier or storage hash 'no_such_table'")
 
+
+def test_a_cut_short_catalog_commit_says_what_to_do(tmp_path: Path) -> None:
+    lake, _ = a_lake_of_two_days(tmp_path)
+    root = tmp_path / "lake"
+    log = root / "_catalog" / "tables" / "_delta_log"
+    last = max(log.glob("*.json"))
+    with open(last, "r+b") as commit:  # the last log entry cut short (its last line half written)
+        commit.truncate(last.stat().st_size - 40)
+    clear_caches()
+    stored = files_of(root)
+
+    result = cli("data-node", "list", lake=lake)  # was: the problem, not what to do about it
+    version = int(last.stem)
+    assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit {version} (_delta_log/{last.name})",
+                          "restore that file from a backup", "move it out of _delta_log (keep it)",
+                          f"return the table to version {version - 1}", str(root / "_catalog" / "tables"))
+    assert files_of(root) == stored

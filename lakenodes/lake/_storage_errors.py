@@ -157,8 +157,11 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
         if found is None:
             return CorruptTableError(f"corrupt Delta log ({detail})", path=path, operation=operation)
         version, log_file, problem = found
+        name = log_file.rsplit("/", 1)[-1]
         return CorruptTableError(
-            f"corrupt Delta log: commit {version} (_delta_log/{log_file.rsplit('/', 1)[-1]}) {problem} ({detail})",
+            f"corrupt Delta log: commit {version} (_delta_log/{name}) {problem} ({detail}); lakenodes never repairs a "
+            f"log: restore that file from a backup, or, if it is the last commit and never completed (cut short, or a "
+            f"stray file), move it out of _delta_log (keep it) to return the table to version {version - 1}",
             path=path, operation=operation, version=version, log_file=log_file)
     return None
 
