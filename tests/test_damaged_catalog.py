@@ -68,3 +68,19 @@ def test_a_cut_short_catalog_commit_says_what_to_do(tmp_path: Path) -> None:
                           "restore that file from a backup", "move it out of _delta_log (keep it)",
                           f"return the table to version {version - 1}", str(root / "_catalog" / "tables"))
     assert files_of(root) == stored
+
+
+def test_a_cut_short_claim_commit_is_named_not_a_json_traceback(tmp_path: Path) -> None:
+    lake, node = a_lake_of_two_days(tmp_path)
+    root = tmp_path / "lake"
+    [first] = (root / "_catalog" / "claims").glob("identifiers/_default/*/_delta_log/00000000000000000000.json")
+    with open(first, "r+b") as commit:
+        commit.truncate(100)
+    clear_caches()
+    stored = files_of(root)
+
+    # was: error: JSONDecodeError: Unterminated string starting at: line 1 column 92 (char 91)
+    result = cli("data-node", "repoint", "reliability_daily_batch", node.storage_hash, lake=lake)
+    assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit 0 (_delta_log/{first.name})",
+                          "as if never created", str(first.parent.parent))
+    assert files_of(root) == stored

@@ -158,10 +158,11 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
             return CorruptTableError(f"corrupt Delta log ({detail})", path=path, operation=operation)
         version, log_file, problem = found
         name = log_file.rsplit("/", 1)[-1]
+        back = f"to return the table to version {version - 1}" if version else "(the table is then as if never created)"
         return CorruptTableError(
             f"corrupt Delta log: commit {version} (_delta_log/{name}) {problem} ({detail}); lakenodes never repairs a "
             f"log: restore that file from a backup, or, if it is the last commit and never completed (cut short, or a "
-            f"stray file), move it out of _delta_log (keep it) to return the table to version {version - 1}",
+            f"stray file), move it out of _delta_log (keep it) {back}",
             path=path, operation=operation, version=version, log_file=log_file)
     return None
 

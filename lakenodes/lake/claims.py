@@ -114,12 +114,12 @@ def _sole_claim(lake: Lake, uri: str) -> dict[str, Any] | None:
         if [name for name in names if COMMIT_FILE.match(name)] != [f"{0:020d}.json"]:
             return None
         _, info = read_commit(filesystem, root, 0)
-    except OSError as error:
+        if CLAIM_METADATA not in info:
+            return None
+        row = json.loads(info[CLAIM_METADATA])
+    except (OSError, ValueError) as error:  # ValueError: a commit cut short or garbage (the table's read names it)
         logger.debug("claim %s: reading its first commit failed (%s): reading the table", uri, error)
         return None
-    if CLAIM_METADATA not in info:
-        return None
-    row = json.loads(info[CLAIM_METADATA])
     return {**row, RECORDED_AT: datetime.datetime.fromisoformat(row[RECORDED_AT])}
 
 
