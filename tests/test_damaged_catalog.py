@@ -84,3 +84,17 @@ def test_a_cut_short_claim_commit_is_named_not_a_json_traceback(tmp_path: Path) 
     assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit 0 (_delta_log/{first.name})",
                           "as if never created", str(first.parent.parent))
     assert files_of(root) == stored
+
+
+def test_run_query_on_a_table_whose_last_commit_is_cut_short_is_a_storage_error(tmp_path: Path) -> None:
+    lake, node = a_lake_of_two_days(tmp_path)
+    last = max((Path(node.table_uri) / "_delta_log").glob("*.json"))
+    with open(last, "r+b") as commit:
+        commit.truncate(last.stat().st_size // 2)
+    clear_caches()
+
+    # was: exit 2 'execution_error: cannot open Delta table at ...: Kernel error: Json error: ... 0: <unknown> 1: ...'
+    result = cli("data-node", "run-query", node.storage_hash, f"SELECT count(*) FROM {node.storage_hash}", lake=lake)
+    line = assert_one_line_error(result, FAILURE, "storage_error", node.table_uri, f"_delta_log/{last.name}",
+                                 "move it out of _delta_log")
+    assert "<unknown>" not in line

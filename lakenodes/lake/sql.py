@@ -65,6 +65,7 @@ from ..errors import plain_message
 from . import _sql_sandbox
 from ._retry import transient_message
 from ._sql_limits import Refusal, resolve_limits
+from ._storage_errors import as_storage_error
 from ._unreadable import unreadable_file, unreadable_reason
 
 __all__ = ["run_readonly_query", "MAX_ROWS_LIMIT", "FORBIDDEN_KEYWORDS"]
@@ -327,6 +328,9 @@ def _open_table(uri: str, storage_options: dict[str, str] | None, version: int |
     except TableNotFoundError as exc:
         raise _Refusal("table_not_found", f"no Delta table at {uri}: {_clean(exc)}") from None
     except Exception as exc:
+        mapped = as_storage_error(exc, uri, "open")  # e.g. a commit cut short: named, with what to do
+        if mapped is not None:
+            raise _Refusal("storage_error", f"table {uri}: {mapped.reason}") from None
         message = _clean(exc)
         transient = transient_message(message)
         kind = "storage_error" if transient or isinstance(exc, OSError) else "execution_error"
