@@ -9,6 +9,7 @@ user's typo), and the list it pointed to was empty.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -98,3 +99,20 @@ def test_run_query_on_a_table_whose_last_commit_is_cut_short_is_a_storage_error(
     line = assert_one_line_error(result, FAILURE, "storage_error", node.table_uri, f"_delta_log/{last.name}",
                                  "move it out of _delta_log")
     assert "<unknown>" not in line
+
+
+def test_data_node_list_lists_the_tables_around_a_damaged_one(tmp_path: Path) -> None:
+    lake, node = a_lake_of_two_days(tmp_path)
+    last = max((Path(node.table_uri) / "_delta_log").glob("*.json"))
+    with open(last, "r+b") as commit:
+        commit.truncate(last.stat().st_size // 2)
+    clear_caches()
+
+    result = cli("data-node", "list", "--json", lake=lake)  # was: exit 1, CorruptTableError, no list at all
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    [warning] = result.stderr.strip().splitlines()
+    assert warning.startswith("warning: table reliability_daily_batch: ") and last.name in warning, warning
+    document = json.loads(result.stdout)
+    assert [row["storage_hash"] for row in document["results"]] == [node.storage_hash]
+    assert document["results"][0]["row_count"] is None and document["warnings"] == [warning.removeprefix("warning: ")]
+    assert "(unreadable)" in cli("data-node", "list", lake=lake).stdout

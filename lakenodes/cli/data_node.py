@@ -17,7 +17,7 @@ import typer
 from .._internal.datetimes import iso_z, parse_datetime
 from ..catalog import catalog
 from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
-from ..errors import LakenodesUserError, NotFoundError, VersionUnavailableError
+from ..errors import LakenodesUserError, NotFoundError, StorageError, VersionUnavailableError
 from ..facade.meta_table import TimeIndexMetaTable
 from ..facade.table_refs import resolve_table, table_name
 from ..lake.read_snippets import read_snippets
@@ -37,7 +37,13 @@ def data_node_list(session: Session, filters: TableFilterOption = None) -> None:
     lookups = parse_lookups(filters, TimeIndexMetaTable)
     tables = sorted(TimeIndexMetaTable.filter(lake=session.lake, **lookups),
                     key=lambda t: (t.namespace, t.identifier or "", t.storage_hash))
-    stats = {t.storage_hash: t.stats() for t in tables}
+    stats: dict[str, dict] = {}
+    for t in tables:  # one damaged table (a commit cut short, a file deleted) must not hide the others
+        try:
+            stats[t.storage_hash] = t.stats()
+        except StorageError as error:
+            session.warn(f"table {table_name(t)}: {error}")
+            stats[t.storage_hash] = {"last_time_index_value": None, "row_count": None}
     document = {"count": len(tables), "results": [
         {**t.model_dump(mode="json"), "last_index_value": stats[t.storage_hash]["last_time_index_value"],
          "row_count": stats[t.storage_hash]["row_count"]} for t in tables]}
@@ -52,7 +58,8 @@ def data_node_list(session: Session, filters: TableFilterOption = None) -> None:
             values = [c.column_name for c in t.columns if c.column_name not in t.index_names]
             view.add_row(t.uid, t.identifier or "", t.namespace, t.storage_hash, t.data_frequency_id or "",
                          ", ".join(t.index_names), ", ".join(values),
-                         stats[t.storage_hash]["last_time_index_value"] or "(empty)")
+                         stats[t.storage_hash]["last_time_index_value"]
+                         or ("(empty)" if stats[t.storage_hash]["row_count"] is not None else "(unreadable)"))
         console.print(view)
 
     session.output(document, render)
