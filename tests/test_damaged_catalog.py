@@ -17,7 +17,7 @@ import pytest
 from test_cli import assert_one_line_error, cli
 from test_unreadable_files import a_lake_of_two_days
 
-from lakenodes import clear_caches
+from lakenodes import Lake, clear_caches
 from lakenodes.cli._groups import FAILURE
 
 
@@ -44,6 +44,10 @@ def test_a_lookup_in_a_lake_whose_catalog_is_gone_says_so(tmp_path: Path, how: s
     if how == "catalog folder":
         result = cli("updates", "runs", node.update_hash, lake=lake)
         assert_one_line_error(result, FAILURE, "StorageError", f"{root}/_catalog/updates is missing")
+    result = cli("data-node", "list", lake=lake)  # was: 'no tables in <lake>' and nothing else
+    assert result.exit_code == 0 and "no tables in" in result.stdout, (result.stdout, result.stderr)
+    [warning] = result.stderr.strip().splitlines()
+    assert warning.startswith("warning: the lake's tables are not in the catalog: ") and "restore" in warning, warning
     assert files_of(root) == stored  # nothing written, nothing deleted
 
 
@@ -51,6 +55,9 @@ def test_a_lookup_of_an_unknown_table_in_an_intact_lake_is_still_a_user_mistake(
     lake, _ = a_lake_of_two_days(tmp_path)
     result = cli("data-node", "detail", "no_such_table", lake=lake)
     assert_one_line_error(result, 2, "no table with uid, identifier or storage hash 'no_such_table'")
+    (tmp_path / "new").mkdir()
+    result = cli("data-node", "list", lake=Lake(tmp_path / "new"))  # a new lake: no catalog, no tables
+    assert result.exit_code == 0 and not result.stderr, result.stderr
 
 
 def test_a_cut_short_catalog_commit_says_what_to_do(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from ..catalog import catalog
 from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
 from ..errors import LakenodesUserError, NotFoundError, StorageError, VersionUnavailableError
 from ..facade.meta_table import TimeIndexMetaTable
-from ..facade.table_refs import resolve_table, table_name
+from ..facade.table_refs import lost_catalog, resolve_table, table_name
 from ..lake.read_snippets import read_snippets
 from ._groups import FAILURE, USER_ERROR, CommandFailed, group
 from ._render import rows_table, table, text, updaters_table
@@ -44,6 +44,8 @@ def data_node_list(session: Session, filters: TableFilterOption = None) -> None:
         except StorageError as error:
             session.warn(f"table {table_name(t)}: {error}")
             stats[t.storage_hash] = {"last_time_index_value": None, "row_count": None}
+    if not tables and not lookups and (lost := lost_catalog(session.lake, "tables", "the lake's tables")) is not None:
+        session.warn(lost.reason)
     document = {"count": len(tables), "results": [
         {**t.model_dump(mode="json"), "last_index_value": stats[t.storage_hash]["last_time_index_value"],
          "row_count": stats[t.storage_hash]["row_count"]} for t in tables]}

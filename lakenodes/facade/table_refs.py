@@ -56,7 +56,8 @@ def lost_catalog(lake: Lake, name: str, what: str) -> StorageError | None:
     stored = reconcile.lake_tables(lake)
     if not stored:
         return None
-    return StorageError(f"{what} is not in the catalog: {where} is missing or its _delta_log is empty (deleted outside "
+    verb = "are" if what.endswith("tables") else "is"
+    return StorageError(f"{what} {verb} not in the catalog: {where} is missing or its _delta_log is empty (deleted outside "
                         f"lakenodes?) while {lake.join('tables')} holds {len(stored)} table(s); restore "
                         f"{lake.join('_catalog')} from a backup, or run the DataNodes again (each registers its table "
                         f"and updater again; `lakenodes updates reconcile` then recovers their past runs)",
