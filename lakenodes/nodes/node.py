@@ -313,19 +313,15 @@ class DataNode(BaseNode):
             raise ConfigurationError(f"{type(self).__name__}.OFFSET_START {offset_start!r} has no time zone: "
                                      "give it one, e.g. datetime(2020, 1, 1, tzinfo=timezone.utc)")
         asset_list = self.get_asset_list()
-        table = None
+        no_table = False
         if as_of is None and not self.store.is_open():  # a cold process: the newest version's persisted progress
             progress = persisted_progress(self.lake, self.store.uri, lambda: read_progress(self.store.table(), self.lake).first)
-            if progress is NO_TABLE:  # its log listing found no table: opening it would look again
+            no_table = progress is NO_TABLE  # its log listing found no table: opening it would look again
+            if no_table:
                 self.store.note_missing()
             elif progress is not None:
                 return UpdateStatistics(progress, asset_list=asset_list, offset_start=offset_start)
-            else:
-                table = self.store.table()
-        elif as_of is None:
-            table = self.store.table()
-        else:
-            table = self.store.table_as_of(as_of)
+        table = None if no_table else self.store.table() if as_of is None else self.store.table_as_of(as_of)
         if table is None:
             _, index_names = self._declared_schema()
             return UpdateStatistics.empty(index_names, asset_list=asset_list, offset_start=offset_start,
