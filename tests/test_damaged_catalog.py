@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from test_cli import assert_one_line_error, cli
-from test_unreadable_files import a_lake_of_two_days
+from test_unreadable_files import a_lake_of_two_days, damage
 
 from lakenodes import Lake, clear_caches
 from lakenodes.cli._groups import FAILURE
@@ -97,9 +97,7 @@ def test_a_cut_short_claim_commit_is_named_not_a_json_traceback(tmp_path: Path) 
 def test_run_query_on_a_table_whose_last_commit_is_cut_short_is_a_storage_error(tmp_path: Path) -> None:
     lake, node = a_lake_of_two_days(tmp_path)
     last = max((Path(node.table_uri) / "_delta_log").glob("*.json"))
-    with open(last, "r+b") as commit:
-        commit.truncate(last.stat().st_size // 2)
-    clear_caches()
+    damage(last, "truncate")
 
     # was: exit 2 'execution_error: cannot open Delta table at ...: Kernel error: Json error: ... 0: <unknown> 1: ...'
     result = cli("data-node", "run-query", node.storage_hash, f"SELECT count(*) FROM {node.storage_hash}", lake=lake)
@@ -111,9 +109,7 @@ def test_run_query_on_a_table_whose_last_commit_is_cut_short_is_a_storage_error(
 def test_data_node_list_lists_the_tables_around_a_damaged_one(tmp_path: Path) -> None:
     lake, node = a_lake_of_two_days(tmp_path)
     last = max((Path(node.table_uri) / "_delta_log").glob("*.json"))
-    with open(last, "r+b") as commit:
-        commit.truncate(last.stat().st_size // 2)
-    clear_caches()
+    damage(last, "truncate")
 
     result = cli("data-node", "list", "--json", lake=lake)  # was: exit 1, CorruptTableError, no list at all
     assert result.exit_code == 0, (result.stdout, result.stderr)
