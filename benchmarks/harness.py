@@ -23,6 +23,7 @@ from deltalake import write_deltalake
 
 from benchmarks.node import BenchPrices, bench_config
 from lakenodes import Lake, clear_caches
+from lakenodes._internal.afterwards import settle
 from lakenodes.lake import progress as ln_statistics
 from lakenodes.lake.location import lake_filesystem
 
@@ -86,11 +87,14 @@ def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+        settle()
     return pystats.median(times)
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each function, alternating them so machine noise hits all alike."""
+    """Median seconds of each function, alternating them so machine noise hits all alike. What a
+    run left to finish after it returned (a cache saved on an object store) is finished untimed
+    before the next call, so that no call is timed while it runs."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -101,6 +105,7 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
+            settle()
     return {name: pystats.median(values) for name, values in times.items()}
 
 

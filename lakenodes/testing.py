@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ._internal.afterwards import settle
 from .lake.location import Lake, use_lake
 
 try:
@@ -151,6 +152,7 @@ def running_s3_server() -> Iterator[S3Server]:
     try:
         yield server
     finally:
+        settle()  # the saves runs left for after they returned land while the server still answers
         server.stop()
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from lakenodes._internal.afterwards import settle
+
 if TYPE_CHECKING:
     from lakenodes import Lake
 
@@ -17,9 +19,10 @@ collect_ignore = ["seed_project"]
 
 
 @pytest.fixture(autouse=True)
-def _quiet_moto_logs():
+def _quiet_moto_logs_and_settle_saves():
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     yield
+    settle()  # a test's saves left for after its runs (S3 file facts) land before the next test patches anything
 
 
 @pytest.fixture

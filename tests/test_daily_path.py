@@ -13,6 +13,7 @@ import pytest
 from deltalake import write_deltalake
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake, clear_caches
+from lakenodes._internal.afterwards import settle
 from lakenodes.lake import _file_facts, progress
 
 UTC = dt.UTC
@@ -39,6 +40,7 @@ class Daily(DataNode):
 
 
 def facts_rows(node: Daily) -> int:
+    settle()  # the save run() left for after it returned
     return pq.read_table(f"{node.store.uri}/{progress.FACTS_PATH}").num_rows
 
 
@@ -201,9 +203,9 @@ def test_a_commit_after_the_statistics_read_is_not_hidden_by_them(tmp_path) -> N
 
 @pytest.mark.s3
 def test_a_cron_job_that_exits_right_after_its_run_leaves_its_facts_on_s3(s3_server) -> None:
-    """A run saves its file facts in the background; a process that exits at once still saves
-    them whole (on S3 the save maps requests over threads, which must still be taken at exit), so
-    the next cron job starts from them instead of replaying the log."""
+    """On S3 a run saves its file facts after it returns; a process that exits at once still saves
+    them whole (the save maps requests over threads, which must still be taken at exit), so the
+    next cron job starts from them instead of replaying the log."""
     import json
     import subprocess
     import sys
@@ -221,6 +223,56 @@ def test_a_cron_job_that_exits_right_after_its_run_leaves_its_facts_on_s3(s3_ser
         filesystem, root = lake_filesystem(lake, Daily(DailyConfig(), lake=lake).store.uri)
         found = snapshots.read_latest(filesystem, root, progress.FACTS_PATH)
         assert found is not None, "the job's facts are not those of the table's newest version"
+
+
+@pytest.mark.s3
+def test_on_s3_a_run_returns_before_its_facts_are_saved_and_readers_wait_for_them(s3_server, monkeypatch) -> None:
+    """The facts save (a read, a stamp and a write on S3) is not waited for by run(); a cold read
+    in the same process, and clear_caches(), wait for it instead of reading the facts it replaces."""
+    import threading
+
+    from lakenodes.lake import _facts_file
+    from lakenodes.lake import _progress_snapshot as snapshots
+    from lakenodes.lake.location import lake_filesystem
+
+    lake = s3_server.new_lake()
+    node = Daily(DailyConfig(), lake=lake)
+    node.run()
+    settle()
+    filesystem, root = lake_filesystem(lake, node.store.uri)
+    assert snapshots.read_latest(filesystem, root, progress.FACTS_PATH) is not None
+    opened, write = threading.Event(), _facts_file.write
+
+    def gated(*args, **kwargs):
+        assert opened.wait(60), "the save was never let through"
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(_facts_file, "write", gated)
+    _, summary = node.run(return_frames=False)  # returns with its save held at the gate
+    assert summary.rows_appended == len(ASSETS)
+    assert snapshots.read_latest(filesystem, root, progress.FACTS_PATH) is None  # the facts of the version before
+    threading.Timer(0.5, opened.set).start()
+    clear_caches()  # waits for the save
+    assert opened.is_set()
+    assert snapshots.read_latest(filesystem, root, progress.FACTS_PATH) is not None
+    monkeypatch.setattr(_file_facts, "footer_time_bounds", lambda *a, **k: pytest.fail("a footer was read"))
+    statistics = Daily(DailyConfig(), lake=lake).compute_update_statistics()
+    assert statistics.index_progress == {uid: START + dt.timedelta(days=1, microseconds=7) for uid in ASSETS}
+
+
+@pytest.mark.s3
+def test_on_s3_a_failure_to_save_the_facts_after_the_run_is_logged(s3_server, monkeypatch, caplog) -> None:
+    node = Daily(DailyConfig(), lake=s3_server.new_lake())
+    node.run()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("facts storage broken")
+
+    monkeypatch.setattr("lakenodes.runtime.run.persist_append", broken)
+    _, summary = node.run(return_frames=False)
+    assert summary.rows_appended == len(ASSETS)
+    settle()
+    assert "could not save the file facts" in caplog.text and "facts storage broken" in caplog.text
 
 
 def test_on_a_local_lake_a_run_returns_with_its_facts_saved(tmp_path) -> None:

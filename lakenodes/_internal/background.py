@@ -1,5 +1,5 @@
 """Threads kept for the short background jobs of a run (the first statistics read while the catalog
-claim is made, catalog writes to different ledgers, file facts saved while the run is recorded):
+claim is made, catalog writes to different ledgers):
 a thread started per job costs a scheduling round trip, a few ms on a busy machine, every run.
 
 A job runs in a copy of the submitter's context (its lake and namespace). Jobs must never wait for

@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .afterwards import settle
+
 C = TypeVar("C")
 
 _clearers: dict[str, Callable[[], Any]] = {}
@@ -47,7 +49,8 @@ def registered_caches() -> list[str]:
 
 def clear_caches() -> None:
     """Empty every registered cache of this process (e.g. between tests, or after files changed
-    behind lakenodes' back)."""
+    behind lakenodes' back), once the saves runs left for later (:mod:`.afterwards`) are done."""
+    settle()
     with _lock:
         clearers = list(_clearers.values())
     for clear in clearers:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .._internal.afterwards import settle
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pq
 from ..core.frames import timestamp_type
@@ -67,7 +68,8 @@ def rows(root: str) -> pa.Table | None:
 
 def load(filesystem: Any, root: str) -> pa.Table | None:
     """The rows of the table's facts file (None when absent or unreadable), remembering them and
-    the snapshot in its metadata."""
+    the snapshot in its metadata; once this process's saves of it left for later are done."""
+    settle()
     try:
         buffer = snapshots.file_bytes(filesystem, root, FACTS_PATH)  # what persisted_progress read, else a read
         stored = pq.ParquetFile(pa.BufferReader(buffer)).read()  # (pq.read_table would import pandas)

@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 from deltalake import DeltaTable
 
+from .._internal.afterwards import settle
 from .._internal.arrow_rows import arrow_table, empty_table
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
@@ -274,6 +275,7 @@ def persisted_progress(lake: Lake, uri: str,
     is no snapshot of that version (the caller opens the table), ``NO_TABLE`` when there is no
     table (no log). ``first`` comes from ``first_loader``."""
     filesystem, root = lake_filesystem(lake, uri)
+    settle()  # this process's own save of the snapshot, when one is still under way
     found = snapshots.read_latest(filesystem, root, FACTS_PATH)
     if found is snapshots.NO_LOG:
         return NO_TABLE

@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 from deltalake import DeltaTable
 
+from .._internal.afterwards import afterwards
 from .._internal.background import in_background
 from ..core.frame_schema import refuse_untyped_nulls
 from ..core.frame_stream import FrameStream, is_stream
@@ -296,9 +297,11 @@ def _persisted(node: DataNode, frame: NormalizedFrame | FrameStream | None,
 def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: list[TableProgress],
                  result: WriteResult, run_id: str) -> Iterator[TableProgress | None]:
     """The progress after a blind append we committed ourselves, exact without any I/O (None for
-    any other write); meanwhile its facts are saved for other processes in a thread (a cache: a
-    failure is only logged), waited for on exit, so a failure is reported after it (the failure
-    path stays sequential, see ``run_failed``)."""
+    any other write). Its file facts, a cache for other processes, are saved meanwhile (a failure
+    is only logged): on a local disk in a thread, waited for on exit (the folder may be removed as
+    soon as run() returns, e.g. a ``TemporaryDirectory`` block ending); on an object store once
+    the block is done (the run recorded), after run() returns (:mod:`lakenodes._internal.afterwards`):
+    a read, a stamp and a write, a few round trips nothing in this process waits for."""
     if not (isinstance(frame, NormalizedFrame) and checked and result.rows_appended == frame.num_rows):
         yield None
         return
@@ -308,11 +311,21 @@ def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: 
         yield None
         return
     first_rows = not checked[-1].last
-    with _in_background(lambda: persist_append(node.lake, table, after, frame.table, run_id, frame.identity_bounds,
-                                               first_rows=first_rows)) as saving:
+
+    def save() -> None:
+        persist_append(node.lake, table, after, frame.table, run_id, frame.identity_bounds, first_rows=first_rows)
+
+    failure = f"could not save the file facts of {node.storage_hash}: %s"
+    if not node.lake.is_local:
+        try:
+            yield after
+        finally:  # the facts hold for the commit whatever becomes of its catalog record
+            afterwards(save, failure)
+        return
+    with _in_background(save) as saving:
         yield after
     if saving.exception() is not None:
-        logger.warning("could not save the file facts of %s: %s", node.storage_hash, saving.exception())
+        logger.warning(failure, saving.exception())
 
 
 def _progress_reader(node: DataNode, hooks: Sequence[RunHooks], checked: list[TableProgress]) -> Callable[[DeltaTable], dict]:
