@@ -17,6 +17,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from benchmarks.harness import (
     Row,
     Sections,
+    boundary_footers,
     build_node,
     clear_lakenodes_caches,
     forget_persisted_facts,
@@ -225,8 +226,12 @@ class WriteSections(Sections):
         def floor() -> None:  # what any cold reader of the Delta log pays: the log replay and the file list
             add_actions(DeltaTable(node.store.uri, storage_options=self.options or None))
 
+        def floor_footers() -> None:  # what an exact cold reader pays without the facts file
+            boundary_footers(node.store.table().table_uri, self.lake)
+
         repeats = max(3, s.repeats // 2)
-        times = interleaved({"cold": cold, "footers": cold_footers, "floor": floor, "scan": scan}, repeats)
+        times = interleaved({"cold": cold, "footers": cold_footers, "floor": floor, "floor_footers": floor_footers,
+                             "scan": scan}, repeats)
         warm = median_time(node.compute_update_statistics, repeats * 3)
         section = self.section("statistics")
         self.report.add(Row(section, f"{case}: cold", times["cold"], "scan_delta max/asset", times["scan"], target))
@@ -234,6 +239,11 @@ class WriteSections(Sections):
                             times["scan"], target))
         self.report.add(Row(section, f"{case}: floor (open table + add actions)", times["floor"],
                             "scan_delta max/asset", times["scan"], None, "the log replay every cold Delta reader pays"))
+        self.report.add(Row(section, f"{case}: floor without the facts file (+ the boundary files' footers)",
+                            times["floor_footers"], "scan_delta max/asset", times["scan"], None,
+                            "the log replay, then the footer of each file that may hold an asset's last time (its "
+                            "Delta statistics are at milliseconds), read raw with pyarrow: what an exact cold "
+                            "reader pays without a cache; bounds the 'no facts file' row"))
         self.report.add(Row(section, f"{case}: warm", warm, "scan_delta max/asset", times["scan"], target))
         if "appends" in case:
             incremental = []
@@ -369,3 +379,4 @@ class WriteSections(Sections):
                             floor, "write_deltalake partitioned (same stream)", raw, None,
                             "raw, fresh process: each batch through the frame rules, the stream's write, one append "
                             "to each of 3 catalog tables; bounds the row above"))
+

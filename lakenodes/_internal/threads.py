@@ -17,8 +17,9 @@ R = TypeVar("R")
 
 
 def in_threads(function: Callable[[T], R], items: Sequence[T], max_threads: int = 16) -> list[R]:
-    """``[function(item) for item in items]`` with up to ``max_threads`` threads (none for one item)."""
-    if len(items) <= 1:
+    """``[function(item) for item in items]`` with up to ``max_threads`` threads (none for one item,
+    or when ``max_threads`` is 1)."""
+    if len(items) <= 1 or max_threads <= 1:
         return [function(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(max_threads, len(items))) as pool:
         return list(pool.map(function, items))

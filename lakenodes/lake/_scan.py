@@ -27,7 +27,8 @@ from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
 from .._internal.datetimes import epoch_micros
-from .._internal.deferred import np, pa, pds
+from .._internal.deferred import np, pa, pafs, pds
+from .._internal.threads import in_threads
 from ..core.frames import TIME_DTYPE, TIME_INDEX
 from ..errors import LakenodesUserError
 
@@ -176,7 +177,7 @@ def data_file_path(path: str) -> str:
 
 def fragments_of(filesystem: Any, root: str, partition: str | None, files: pl.DataFrame) -> list[pds.Fragment]:
     """Parquet fragments of ``files`` with their partition value; new ones read their footer once
-    (in threads: on S3 each is a GET) so later scans skip it."""
+    (in threads on S3, where each is a GET) so later scans skip it."""
     fragments, new = [], []
     for path, value, size in zip(files["path"].to_list(), files["partition"].to_list(), files["size"].to_list(),
                                  strict=True):
@@ -187,9 +188,9 @@ def fragments_of(filesystem: Any, root: str, partition: str | None, files: pl.Da
                 partition, value), file_size=size)
             new.append(((id(filesystem), full), fragment))
         fragments.append(fragment)
-    if new:
-        with ThreadPoolExecutor(max_workers=min(16, len(new))) as pool:
-            list(pool.map(lambda item: item[1].ensure_complete_metadata(), new))
+    if new:  # on a local disk threads only contend for the GIL (1,000 footers: ~40 ms in one, ~65 in 4-16)
+        local = isinstance(filesystem, pafs.LocalFileSystem)
+        in_threads(lambda item: item[1].ensure_complete_metadata(), new, max_threads=1 if local else 16)
         if len(_fragment_cache) + len(new) > 20_000:
             _fragment_cache.clear()
             _plain_files.clear()

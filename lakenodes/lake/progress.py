@@ -308,7 +308,9 @@ def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
     if missing:
         _load_persisted_facts(filesystem, root)
         missing = [path for path in missing if not _facts.has_bounds(f"{root}/{path}")]
-    in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing)
+    # on a local disk threads only contend for the GIL (1,000 footers: ~110 ms in one, 150-250 in 2-16)
+    local = isinstance(filesystem, pafs.LocalFileSystem)
+    in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing, max_threads=1 if local else 16)
     return bool(missing)
 
 
