@@ -1,24 +1,16 @@
 """The files of a Delta log as lakenodes reads them itself: commit file names, the stamp of a
-commit file, the last checkpoint's version, and the commit that makes a log unreadable.
-
-delta-rs reports a garbage ``_delta_log/<version>.json`` as ``Kernel error: Json error: ...``
-without naming the file. ``find_bad_commit`` reads the commits after the last checkpoint (local
-folder or S3, through lakenodes' native pyarrow filesystems) and returns the first one that is
-not a sequence of JSON Delta actions.
+commit file, the last checkpoint's version, and whether a commit file is a sequence of JSON Delta
+actions (``commit_problem``; ``_log_damage`` finds the damaged file of a log with it).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from typing import Any
 
 from .._internal.deferred import pafs as fs
-from .location import Lake, lake_filesystem
-
-logger = logging.getLogger("lakenodes.storage")
 
 COMMIT_FILE = re.compile(r"^(\d{20})\.json$")  # ``_delta_log/<version>.json``; group 1: the version
 Stamp = tuple[int, int | None, int | None]  # (version, size, mtime_ns) of that version's commit file
@@ -27,7 +19,6 @@ _ACTIONS = {"add", "remove", "metaData", "protocol", "commitInfo", "txn", "cdc",
 # fields every add/remove action must carry, with their JSON types (what delta-rs refuses otherwise)
 _REQUIRED = {"add": {"path": str, "partitionValues": dict, "size": int, "modificationTime": int, "dataChange": bool},
              "remove": {"path": str}}
-MAX_COMMITS_CHECKED = 10_000
 
 
 def commit_problem(text: str) -> str | None:
@@ -58,24 +49,6 @@ def commit_problem(text: str) -> str | None:
             value = body.get(field)
             if not isinstance(value, kind_of) or (kind_of is int and isinstance(value, bool)):
                 return f"line {number}: action {kind!r} lacks a valid {field!r}"
-    return None
-
-
-def find_bad_commit(table_uri: str, lake: Any = None) -> tuple[int, str, str] | None:
-    """``(version, log file path, problem)`` of the first unreadable commit after the last
-    checkpoint of the table at ``table_uri``, or None (not found, or the log cannot be listed)."""
-    try:
-        filesystem, root = _filesystem(table_uri, lake)
-        start = _last_checkpoint_or_none(filesystem, root)
-        candidates = [version for version in commit_versions(filesystem, root) if version > start][:MAX_COMMITS_CHECKED]
-        for version in candidates:
-            path = commit_path(root, version)
-            with filesystem.open_input_stream(path) as stream:
-                problem = commit_problem(stream.read().decode("utf-8", errors="replace"))
-            if problem is not None:
-                return version, path, problem
-    except Exception as error:  # noqa: BLE001 - a diagnosis must never replace the error it explains
-        logger.debug("could not inspect the Delta log of %s: %s", table_uri, error)
     return None
 
 
@@ -161,15 +134,3 @@ def read_last_checkpoint(filesystem: Any, root: str) -> int | None:
         if filesystem.get_file_info(path).type == fs.FileType.NotFound:
             return None
         raise error
-
-
-def _last_checkpoint_or_none(filesystem: Any, root: str) -> int:
-    try:
-        version = read_last_checkpoint(filesystem, root)
-    except Exception:  # noqa: BLE001 - unreadable: check every commit
-        return -1
-    return -1 if version is None else version
-
-
-def _filesystem(table_uri: str, lake: Any) -> tuple[Any, str]:
-    return lake_filesystem(lake if lake is not None else Lake(table_uri), table_uri)

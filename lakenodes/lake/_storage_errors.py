@@ -16,7 +16,7 @@ errno / marker                    error
 ``EACCES``, ``EPERM``, S3 403     ``StoragePermissionError``
 no S3 credentials to be found     ``StoragePermissionError`` (naming the settings to set)
 S3 ``NoSuchBucket``               ``LakeConfigurationError`` (a user mistake: the lake URI)
-``Json error`` in the Delta log   ``CorruptTableError`` (naming the commit version and file)
+``Json error`` in the Delta log   ``CorruptTableError`` (naming the commit version and file; see ``_log_damage``)
 a data file missing or cut short  ``UnreadableFileError`` (naming the file; see ``_unreadable``)
 ================================  ====================================================
 
@@ -55,7 +55,7 @@ from ..errors import (
     one_line,
     plain_message,
 )
-from ._delta_log import find_bad_commit
+from ._log_damage import corrupt_log_error, find_log_damage
 from ._rust_stderr import quiet_delta_panics
 from ._unreadable import unreadable_file, unreadable_reason
 
@@ -152,18 +152,11 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
         return UnreadableFileError(unreadable_reason(file, missing), path=path, operation=operation, file=file,
                                    missing=missing)
     if _CORRUPT_LOG.search(text):
-        found = find_bad_commit(path, lake)
+        found = find_log_damage(path, lake)
         detail = one_line(text)
         if found is None:
             return CorruptTableError(f"corrupt Delta log ({detail})", path=path, operation=operation)
-        version, log_file, problem = found
-        name = log_file.rsplit("/", 1)[-1]
-        back = f"to return the table to version {version - 1}" if version else "(the table is then as if never created)"
-        return CorruptTableError(
-            f"corrupt Delta log: commit {version} (_delta_log/{name}) {problem} ({detail}); lakenodes never repairs a "
-            f"log: restore that file from a backup, or, if it is the last commit and never completed (cut short, or a "
-            f"stray file), move it out of _delta_log (keep it) {back}",
-            path=path, operation=operation, version=version, log_file=log_file)
+        return corrupt_log_error(found, detail, path, operation)
     return None
 
 

@@ -27,8 +27,10 @@ from deltalake.exceptions import DeltaError
 from .._internal.caches import register_cache
 from .._internal.datetimes import parse_datetime
 from .._internal.deferred import pafs
+from .._internal.threads import in_threads
 from ..errors import LakenodesUserError, VersionUnavailableError
-from ._delta_log import commit_versions, read_commit
+from ._delta_log import commit_versions, log_names, read_commit
+from ._log_damage import CHECKPOINT_FILE, corrupt_log_error, log_damage
 from ._scan import add_actions, data_file_path
 
 AsOf = int | datetime.datetime
@@ -66,7 +68,9 @@ def resolve_as_of(table: DeltaTable | None, as_of: Any) -> int | None:
 def table_as_of(table: DeltaTable, as_of: Any, options: dict[str, str] | None,
                 filesystem_of: FileSystemOf) -> DeltaTable | None:
     """``table`` at ``as_of`` (a separate object unless it is the current version); None when
-    ``as_of`` is a moment before the table existed."""
+    ``as_of`` is a moment before the table existed. A version whose log is damaged raises
+    ``CorruptTableError`` naming the damaged file; one that does not exist or lost its files to
+    vacuum, ``VersionUnavailableError``."""
     version = resolve_as_of(table, as_of)
     if version is None:
         return None
@@ -75,11 +79,15 @@ def table_as_of(table: DeltaTable, as_of: Any, options: dict[str, str] | None,
     old = _open_readable(table, version, options, filesystem_of, live=_paths(table), keep=True)
     if old is None:
         oldest, latest = oldest_readable_version(table, options, filesystem_of), table.version()
+        reach = f"time travel reaches back to version {oldest} " + (
+            "(the latest)" if oldest == latest else f"(the latest is {latest})")
+        damage = log_damage(*filesystem_of(table.table_uri), version) if 0 <= version < latest else None
+        if damage is not None:
+            raise corrupt_log_error(damage, "", table.table_uri, "read", prefix=f"version {version} cannot be read: ",
+                                    suffix=f"; {reach}")
         raise VersionUnavailableError(
             f"version {version} of {table.table_uri} cannot be read (it does not exist or vacuum removed "
-            f"its files); time travel reaches back to version {oldest} "
-            + ("(the latest)" if oldest == latest else f"(the latest is {latest})")
-        )
+            f"its files); {reach}")
     return old
 
 
@@ -88,18 +96,39 @@ def oldest_readable_version(table: DeltaTable, options: dict[str, str] | None, f
     """How far back time travel reaches: the oldest version from which every version up to the
     latest can be read (its log and data files are there), ``gone`` files (paths relative to the
     table root) counted as deleted. An older version may still read on its own (one written before
-    a file that a restatement later replaced), but the reach ends at the first one that does not."""
+    a file that a restatement later replaced, or before a damaged commit that a later checkpoint
+    covers), but the reach ends at the first one that does not."""
     present = _present_files(table.table_uri, filesystem_of) - set(gone)
-    # from there on every data file is present; log clean-up removes the oldest commits first, so
-    # the oldest version whose log still opens is found by a binary search
-    low, high = _oldest_with_files_kept(table, filesystem_of, present), table.version()
-    while low < high:
-        middle = (low + high) // 2
-        if _open_readable(table, middle, options, filesystem_of, present) is None:
-            low = middle + 1
-        else:
-            high = middle
-    return high
+    return _oldest_with_log_kept(table, options, filesystem_of,
+                                 _oldest_with_files_kept(table, filesystem_of, present))
+
+
+def _oldest_with_log_kept(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
+                          low: int) -> int:
+    """The oldest version from ``low`` on from which every version's log reads.
+
+    delta-rs reads a version from the newest checkpoint at or before it and the commits after that
+    checkpoint: the versions from one checkpoint to the next all read when the last of them does,
+    and a damaged or missing log file breaks only the versions read through it (a commit cut short
+    before a later checkpoint: the versions from it up to that checkpoint, not the older ones).
+    Readability is not monotonic, so no binary search: the last version of each checkpoint
+    interval is opened (in threads), and the reach is the start of the oldest interval from which
+    every newer one reads. Log clean-up (the oldest commits gone) is found the same way."""
+    filesystem, root = filesystem_of(table.table_uri)
+    latest = table.version()
+    starts = sorted({0, *(int(name[:20]) for name in log_names(filesystem, root)
+                          if CHECKPOINT_FILE.match(name) and int(name[:20]) <= latest)})
+    ends = [start - 1 for start in starts[1:]] + [latest]
+    intervals = [(start, end) for start, end in zip(starts, ends, strict=True) if end >= low]
+    # the last interval ends at the version the table is open at: it reads
+    readable = in_threads(lambda end: _opened_version(table, end, options, keep=False) is not None,
+                          [end for _, end in intervals[:-1]], max_threads=8) + [True]
+    reach = latest
+    for (start, _), reads in zip(reversed(intervals), reversed(readable), strict=True):
+        if not reads:
+            break
+        reach = start
+    return max(reach, low)
 
 
 def _oldest_with_files_kept(table: DeltaTable, filesystem_of: FileSystemOf, present: set[str]) -> int:
@@ -116,9 +145,9 @@ def _oldest_with_files_kept(table: DeltaTable, filesystem_of: FileSystemOf, pres
             continue
         try:
             lines, _ = read_commit(filesystem, root, version)
-        except OSError:
-            return version
-        removed = [json.loads(line)["remove"]["path"] for line in lines if line.startswith('{"remove"')]
+            removed = [json.loads(line)["remove"]["path"] for line in lines if line.startswith('{"remove"')]
+        except (OSError, ValueError, KeyError, TypeError):  # unreadable, cut short or garbage: the files of
+            return version  # the versions before it are unknown (reading one names the damaged commit)
         if any(data_file_path(path) not in present for path in removed):
             return version
         version -= 1
