@@ -1,6 +1,7 @@
-"""A data table's Delta log damaged outside lakenodes (a commit cut short before a later checkpoint)
-gives one line naming the damaged file and what to do, and time travel says how far back it really
-reaches.
+"""A data table's Delta log damaged outside lakenodes (a commit cut short before a later checkpoint, a
+checkpoint cut short, a ``_last_checkpoint`` naming a checkpoint that is gone) gives one line naming
+the damaged file and what to do; time travel says how far back it really reaches; nothing is written
+on top of a log lakenodes cannot read, and the remedy the message gives loses no row.
 
 Real Delta tables on a local lake and on the moto S3 server, damaged through the lake's own
 filesystem (the file or object rewritten with part of its bytes).
@@ -8,16 +9,22 @@ filesystem (the file or object rewritten with part of its bytes).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 from test_cli import assert_one_line_error, cli
+from test_concurrency import appender, assets
 from test_time_travel import build_history
 
-from lakenodes import CorruptTableError, Lake, clear_caches
+from lakenodes import CorruptTableError, Lake, NodeRunError, clear_caches, use_lake
 from lakenodes.cli._groups import FAILURE
+from lakenodes.lake._delta_log import log_names
 from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.maintenance import vacuum_table
+
+BATCH = assets(3)
 
 
 def log_path(lake: Lake, table_uri: str, name: str) -> str:
@@ -76,3 +83,64 @@ def test_a_commit_cut_short_before_a_checkpoint_ends_time_travel_there(any_lake:
     result = cli("data-node", "diff", node.storage_hash, "--from", "3", lake=any_lake, env=cli_env(any_lake))
     assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit 3 (_delta_log/{commit_name(3)})",
                           "reaches back to version 4")
+
+
+def a_table_with_a_checkpoint(lake: Lake):
+    """12 daily runs of 3 assets: versions 0..12, checkpoint 9 (the tables' interval is 10)."""
+    with use_lake(lake):
+        for _ in range(12):
+            node = appender(BATCH)
+            node.run()
+    assert json.loads(read(lake, log_path(lake, node.table_uri, "_last_checkpoint")))["version"] == 9
+    return node
+
+
+def read(lake: Lake, path: str) -> bytes:
+    filesystem, _ = lake_filesystem(lake, lake.uri)
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read()
+
+
+def log_listing(lake: Lake, table_uri: str) -> dict[str, bytes]:
+    filesystem, root = lake_filesystem(lake, table_uri)
+    return {name: read(lake, f"{root}/_delta_log/{name}") for name in log_names(filesystem, root)}
+
+
+@pytest.mark.parametrize("how", ["cut short", "gone"])
+def test_a_damaged_checkpoint_is_named_and_nothing_is_written_on_top(any_lake: Lake, how: str) -> None:
+    node = a_table_with_a_checkpoint(any_lake)
+    checkpoint = log_path(any_lake, node.table_uri, "00000000000000000009.checkpoint.parquet")
+    hint = log_path(any_lake, node.table_uri, "_last_checkpoint")
+    filesystem, _ = lake_filesystem(any_lake, node.table_uri)
+    if how == "cut short":
+        cut_short(any_lake, checkpoint)
+        named, moved, fix = checkpoint, [checkpoint, hint], "move it and _last_checkpoint out of _delta_log (keep them)"
+    else:
+        filesystem.delete_file(checkpoint)
+        clear_caches()
+        named, moved, fix = hint, [hint], "move _last_checkpoint out of _delta_log (keep it)"
+    logged = log_listing(any_lake, node.table_uri)
+
+    # was: DeltaError 'Kernel error: Arrow error: Parquet error: Invalid Parquet file. Corrupt footer' /
+    # 'Invalid Checkpoint: Had a _last_checkpoint hint but didn't find any checkpoints', naming no file
+    with use_lake(any_lake), pytest.raises(CorruptTableError) as caught:
+        appender(BATCH).get_df_between_dates()
+    error = caught.value
+    assert error.version == 9 and error.log_file == named and "\n" not in str(error), str(error)
+    assert "restore checkpoint 9 from a backup" in str(error) and fix in str(error), str(error)
+    assert "read from commits 0..9, all still in the log" in str(error)
+    with use_lake(any_lake), pytest.raises(NodeRunError) as failed:
+        appender(BATCH).run()
+    assert isinstance(failed.value.cause, CorruptTableError)
+    assert log_listing(any_lake, node.table_uri) == logged  # nothing written on top of the damaged log
+    result = cli("data-node", "run-query", node.storage_hash, f"SELECT count(*) AS n FROM {node.storage_hash}",
+                 lake=any_lake, env=cli_env(any_lake))
+    assert_one_line_error(result, FAILURE, "storage_error", named.rsplit("/", 2)[-2] + "/" + named.rsplit("/", 1)[-1])
+
+    for path in moved:  # what the message says to do: every row is there, and runs go on
+        filesystem.move(path, path.replace("/_delta_log/", "/"))
+    clear_caches()
+    with use_lake(any_lake):
+        assert appender(BATCH).get_df_between_dates().height == 36
+        appender(BATCH).run()
+        assert appender(BATCH).get_df_between_dates().height == 39

@@ -16,7 +16,7 @@ errno / marker                    error
 ``EACCES``, ``EPERM``, S3 403     ``StoragePermissionError``
 no S3 credentials to be found     ``StoragePermissionError`` (naming the settings to set)
 S3 ``NoSuchBucket``               ``LakeConfigurationError`` (a user mistake: the lake URI)
-``Json error`` in the Delta log   ``CorruptTableError`` (naming the commit version and file; see ``_log_damage``)
+a damaged Delta log               ``CorruptTableError`` (naming the commit or checkpoint; see ``_log_damage``)
 a data file missing or cut short  ``UnreadableFileError`` (naming the file; see ``_unreadable``)
 ================================  ====================================================
 
@@ -86,6 +86,10 @@ _MARKERS = (("no space left on device", codes.ENOSPC), ("file too large", codes.
 # the file a local object_store / pyarrow error names (object_store stages uploads as "<file>#<n>")
 _FILE_IN_TEXT = re.compile(r"(?:file|directory|dir)[:']? '?((?:/|[a-z][a-z0-9+.-]*://)[^\s'\"#]+)", re.IGNORECASE)
 _CORRUPT_LOG = re.compile(r"\bjson error\b", re.IGNORECASE)
+# the other words of delta-rs for a log it cannot read: a checkpoint cut short (no file named), a
+# _last_checkpoint naming a checkpoint that is gone, a missing commit
+_DAMAGED_LOG = re.compile(r"kernel error: arrow error: parquet error|invalid checkpoint|contiguous commit files"
+                          r"|LogSegment end version", re.IGNORECASE)
 _NO_BUCKET = re.compile(r"\bNoSuchBucket\b")
 # the SDK's chain gave up, or object_store's fallback to the EC2 instance metadata service failed
 _NO_CREDENTIALS = re.compile(r"error occurred while loading credentials|no credentials|169\.254\.169\.254",
@@ -151,12 +155,13 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
         file, missing = unreadable
         return UnreadableFileError(unreadable_reason(file, missing), path=path, operation=operation, file=file,
                                    missing=missing)
-    if _CORRUPT_LOG.search(text):
+    if _CORRUPT_LOG.search(text) or _DAMAGED_LOG.search(text):
         found = find_log_damage(path, lake)
         detail = one_line(text)
-        if found is None:
+        if found is not None:
+            return corrupt_log_error(found, detail, path, operation)
+        if _CORRUPT_LOG.search(text):
             return CorruptTableError(f"corrupt Delta log ({detail})", path=path, operation=operation)
-        return corrupt_log_error(found, detail, path, operation)
     return None
 
 

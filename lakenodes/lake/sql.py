@@ -67,6 +67,7 @@ from ._retry import transient_message
 from ._sql_limits import Refusal, resolve_limits
 from ._storage_errors import as_storage_error
 from ._unreadable import unreadable_file, unreadable_reason
+from .location import Lake
 
 __all__ = ["run_readonly_query", "MAX_ROWS_LIMIT", "FORBIDDEN_KEYWORDS"]
 
@@ -328,7 +329,8 @@ def _open_table(uri: str, storage_options: dict[str, str] | None, version: int |
     except TableNotFoundError as exc:
         raise _Refusal("table_not_found", f"no Delta table at {uri}: {_clean(exc)}") from None
     except Exception as exc:
-        mapped = as_storage_error(exc, uri, "open")  # e.g. a commit cut short: named, with what to do
+        # e.g. a commit or checkpoint cut short: named (found with the table's own storage options), with what to do
+        mapped = as_storage_error(exc, uri, "open", Lake(uri, storage_options=storage_options))
         if mapped is not None:
             raise _Refusal("storage_error", f"table {uri}: {mapped.reason}") from None
         message = _clean(exc)
