@@ -126,10 +126,10 @@ class Pending:
             try:
                 set_aside(self._filesystem, self._folder, name)
             except Exception as error:  # the fold's own rows matter more: record them anyway
-                logger.warning("could not move the unreadable pending file %s/%s aside to %s: %s", self._folder, name,
-                               where, one_line(error))
+                logger.warning("could not move the unreadable pending file %s aside to %s: %s", self._uri(name), where,
+                               one_line(error))
             else:
-                logger.warning("moved the unreadable pending file %s/%s aside to %s/%s", self._folder, name, where, name)
+                logger.warning("moved the unreadable pending file %s aside to %s/%s", self._uri(name), where, name)
 
     def _pending(self) -> dict[str, pa.Table]:
         """The rows of each pending file now listed, by file name (a file deleted by a fold since the
@@ -164,6 +164,10 @@ class Pending:
         except FileNotFoundError:
             pass  # deleted by another fold
 
+    def _uri(self, name: str) -> str:
+        """The pending file ``name`` as the user names it (``s3://...`` on S3, where the filesystem's path has no scheme)."""
+        return f"{self.ledger.uri}/{PENDING_DIR}/{name}"
+
     def _read_file(self, name: str) -> Any:
         """The rows of the pending file ``name``; None when a fold deleted it since the listing,
         ``_UNREADABLE`` when it is cut short or no Parquet file (warned about once per process)."""
@@ -176,14 +180,15 @@ class Pending:
             with _read_lock:
                 first = path not in _warned
                 _warned.add(path)
+            uri = self._uri(name)
             if first:
                 recover = " (`lakenodes updates reconcile` records its run again from its table's commit history)" \
                     if self.ledger.name == "runs" else ""
                 logger.warning("skipped the pending record %s of _catalog/%s: it is unreadable (%s); its rows are "
-                               "lost%s, and the next fold moves the file aside to %s/%s", path, self.ledger.name,
+                               "lost%s, and the next fold moves the file aside to %s/%s", uri, self.ledger.name,
                                "cut short or not Parquet: changed outside lakenodes", recover, self.ledger.uri,
                                UNREADABLE_DIR)
-                logger.debug("reading %s: %s", path, error)
+                logger.debug("reading %s: %s", uri, error)
             return _UNREADABLE
 
 
@@ -222,7 +227,8 @@ def pending_files(lake: Lake, name: str) -> list[str]:
 def fold_pending(lake: Lake, name: str) -> int:
     """Fold the pending rows of the catalog table ``_catalog/<name>`` into it (with the schema they
     were written with); returns how many files were folded (0 when none are pending)."""
-    filesystem, root = lake_filesystem(lake, lake.catalog_uri(name))
+    uri = lake.catalog_uri(name)
+    filesystem, root = lake_filesystem(lake, uri)
     folder = f"{root}/{PENDING_DIR}"
     names = pending_files(lake, name)
     schema = None
@@ -236,8 +242,8 @@ def fold_pending(lake: Lake, name: str) -> int:
     if schema is None:  # none readable: nothing to fold, and no schema to read another with
         for pending in names:
             if file_exists(filesystem, f"{folder}/{pending}"):
-                logger.warning("moving the unreadable pending file %s/%s aside to %s/%s", folder, pending,
-                               root, UNREADABLE_DIR)
+                logger.warning("moving the unreadable pending file %s/%s/%s aside to %s/%s", uri, PENDING_DIR, pending,
+                               uri, UNREADABLE_DIR)
                 set_aside(filesystem, folder, pending)
         return 0
     return Pending(Ledger(lake, name, schema, key=()), fold_every=0).fold()
