@@ -8,6 +8,7 @@ user mistake.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -113,6 +114,24 @@ def test_a_fold_sets_an_unreadable_pending_record_aside(tmp_path: Path, monkeypa
     assert Pending(catalog.runs_ledger(lake), fold_every=0).fold() == 1  # was: UnreadableFileError
     assert [path.name for path in pending[0].parent.parent.glob("*/*.parquet")] == [pending[0].name]
     assert len(catalog.run_history(lake, node.update_hash)) == 1
+
+
+def test_optimize_goes_on_when_every_pending_run_record_is_unreadable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No run was ever folded, so _catalog/runs has no Delta table, only pending files, all cut short."""
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")
+    lake, node = a_lake_of_two_days(tmp_path)
+    runs = tmp_path / "lake" / "_catalog" / "runs"
+    pending = sorted(runs.glob("_lakenodes/pending/*.parquet"))
+    for path in pending:
+        damage(path, "truncate")
+
+    result = cli("optimize", "--json", lake=lake)  # was: exit 2 "no Delta table '_catalog/runs' ... (not written
+    assert result.exit_code == 0, (result.stdout, result.stderr)  # yet?)", and the tables after it were skipped
+    optimized = [entry["table"] for entry in json.loads(result.stdout)["results"]]
+    assert optimized == [node.storage_hash, "_catalog/tables", "_catalog/updates"], optimized  # updates: after runs
+    assert sorted(path.name for path in runs.glob("_lakenodes/unreadable/*.parquet")) == [p.name for p in pending]
+    assert not list(runs.glob("_lakenodes/pending/*.parquet"))
 
 
 def test_a_deleted_catalog_file_fails_naming_it(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def table_name(table: TimeIndexMetaTable) -> str:
 
 def maintenance_targets(lake: Lake, pending: bool = True) -> list[str]:
     """Every existing table of the lake: data tables known to the catalog, then the catalog's own
-    (with ``pending``, also one holding only pending rows, which maintenance folds first)."""
+    (with ``pending``, also one holding only pending rows, folded here as maintenance would first)."""
     data = sorted({record.storage_hash for record in catalog.all_tables(lake, include_deleted=True)})
     return maintenance.existing_tables(lake, [*data, *maintenance.CATALOG_TABLES], pending)
 

@@ -85,10 +85,20 @@ def table_location(lake: Lake, name: str) -> str:
 
 def existing_tables(lake: Lake, names: Sequence[str], pending: bool = True) -> list[str]:
     """The maintainable tables among ``names`` (storage hashes, ``_catalog/<name>``) that exist and,
-    with ``pending``, those maintenance creates: a catalog table with pending rows only (its first
-    fold writes it; a dry run folds nothing)."""
+    with ``pending``, those maintenance creates: a catalog table with pending rows only is folded
+    here (its first fold writes it; a dry run folds nothing), and left out when none of its pending
+    files could be read (they are set aside: nothing to maintain, where maintenance used to stop the
+    batch on a table that was not written)."""
     return [name for name in names if _store(lake, name).table(refresh=False) is not None
-            or (pending and name in CATALOG_TABLES and pending_files(lake, name.removeprefix(CATALOG_PREFIX)))]
+            or (pending and name in CATALOG_TABLES and _created_by_fold(lake, name))]
+
+
+def _created_by_fold(lake: Lake, name: str) -> bool:
+    short = name.removeprefix(CATALOG_PREFIX)
+    if not pending_files(lake, short):
+        return False
+    fold_pending(lake, short)
+    return _store(lake, name).table() is not None
 
 
 def _storage_faults(operation: str) -> Callable[[F], F]:
