@@ -144,3 +144,25 @@ def test_a_damaged_checkpoint_is_named_and_nothing_is_written_on_top(any_lake: L
         assert appender(BATCH).get_df_between_dates().height == 36
         appender(BATCH).run()
         assert appender(BATCH).get_df_between_dates().height == 39
+
+
+def test_a_commit_whose_first_line_is_cut_short_is_named_by_the_history(any_lake: Lake) -> None:
+    """delta-rs' history reads the commitInfo (first line) of every commit in the log, the ones a
+    checkpoint covers too: with commit 3 cut inside it, the table reads but its history does not."""
+    history = build_history(any_lake)
+    node, table = history.node, history.table
+    DeltaTable(node.table_uri, storage_options=any_lake.storage_options or None).create_checkpoint()
+    path = log_path(any_lake, node.table_uri, commit_name(3))
+    cut_short(any_lake, path, 100)
+    assert_frame_equal(node.get_df_between_dates(), history.states[4])
+
+    # was: DeltaProtocolError 'Invalid JSON in file stats: EOF while parsing a string at line 1 column 100'
+    with pytest.raises(CorruptTableError) as caught:
+        table.history()
+    assert caught.value.version == 3 and caught.value.log_file == path, str(caught.value)
+    assert "restore that file from a backup" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(CorruptTableError, match="commit 3"):
+        node.get_df_between_dates(as_of=history.moments[2])  # a moment is resolved through the history
+    for command in (["data-node", "history", node.storage_hash], ["updates", "reconcile"]):
+        result = cli(*command, lake=any_lake, env=cli_env(any_lake))
+        assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit 3 (_delta_log/{commit_name(3)})")

@@ -52,7 +52,7 @@ def reconcile_table(lake: Lake, storage_hash: str) -> Reconciled:
     table = TableStore(lake, storage_hash).table()
     if table is None:
         return Reconciled(storage_hash, None)
-    commits = [commit for commit in table_history(table) if commit["run_id"]]
+    commits = [commit for commit in table_history(table, lake=lake) if commit["run_id"]]
     recovered: list[dict[str, Any]] = []
     if commits:
         recorded = {run["run_id"] for run in run_history(lake)}

@@ -216,7 +216,7 @@ class TimeIndexMetaTable(TableRecord):
             [(1, 'append'), (0, 'create')]
         """
         table = TableStore(self.lake, self.storage_hash).table()
-        return [] if table is None else table_history(table, limit)
+        return [] if table is None else table_history(table, limit, self.lake)
 
     def diff(self, from_version: Any, to_version: Any = None) -> TableDiff:
         """Rows added, deleted and changed (keyed by the index) between two versions or moments

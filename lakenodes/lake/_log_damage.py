@@ -46,27 +46,29 @@ class LogDamage(NamedTuple):
     remedy: str
 
 
-def find_log_damage(table_uri: str, lake: Any = None, version: int | None = None) -> LogDamage | None:
-    """The first damaged file among those ``version`` (the latest when None) is read from, or None
-    (nothing found damaged, or the log cannot be listed)."""
+def find_log_damage(table_uri: str, lake: Any = None, version: int | None = None,
+                    whole_log: bool = False) -> LogDamage | None:
+    """The first damaged file among those ``version`` (the latest when None) is read from, or, with
+    ``whole_log``, among every commit in the log (the history reads them all); None when nothing
+    was found damaged, or the log cannot be listed."""
     try:
         filesystem, root = lake_filesystem(lake if lake is not None else Lake(table_uri), table_uri)
     except Exception as error:  # noqa: BLE001 - a diagnosis must never replace the error it explains
         logger.debug("could not inspect the Delta log of %s: %s", table_uri, error)
         return None
-    return log_damage(filesystem, root, version)
+    return log_damage(filesystem, root, version, whole_log)
 
 
-def log_damage(filesystem: Any, root: str, version: int | None = None) -> LogDamage | None:
+def log_damage(filesystem: Any, root: str, version: int | None = None, whole_log: bool = False) -> LogDamage | None:
     """``find_log_damage`` for the table at ``root`` of ``filesystem``."""
     try:
-        return _first_damage(filesystem, root, version)
+        return _first_damage(filesystem, root, version, whole_log)
     except Exception as error:  # noqa: BLE001 - a diagnosis must never replace the error it explains
         logger.debug("could not inspect the Delta log of %s: %s", root, error)
     return None
 
 
-def _first_damage(filesystem: Any, root: str, version: int | None) -> LogDamage | None:
+def _first_damage(filesystem: Any, root: str, version: int | None, whole_log: bool) -> LogDamage | None:
     names = log_names(filesystem, root)
     commits = {int(name[:20]) for name in names if COMMIT_FILE.match(name)}
     checkpoints: dict[int, list[str]] = {}
@@ -81,6 +83,8 @@ def _first_damage(filesystem: Any, root: str, version: int | None) -> LogDamage 
         return LogDamage(hint, f"{root}/_delta_log/_last_checkpoint", f"names checkpoint {hint}, which is not in the log",
                          _without_checkpoint(hint, commits, checkpoints, hint_only=True))
     start = max((v for v in checkpoints if v <= target), default=-1)
+    if whole_log:
+        start = min(commits, default=start + 1) - 1
     for name in checkpoints.get(start, []):
         path = f"{root}/_delta_log/{name}"
         try:

@@ -90,6 +90,8 @@ _CORRUPT_LOG = re.compile(r"\bjson error\b", re.IGNORECASE)
 # _last_checkpoint naming a checkpoint that is gone, a missing commit
 _DAMAGED_LOG = re.compile(r"kernel error: arrow error: parquet error|invalid checkpoint|contiguous commit files"
                           r"|LogSegment end version", re.IGNORECASE)
+# delta-rs' history (every commit's commitInfo, the oldest too) on a commit whose first line is cut short
+_HISTORY_JSON = re.compile(r"invalid json in file stats", re.IGNORECASE)
 _NO_BUCKET = re.compile(r"\bNoSuchBucket\b")
 # the SDK's chain gave up, or object_store's fallback to the EC2 instance metadata service failed
 _NO_CREDENTIALS = re.compile(r"error occurred while loading credentials|no credentials|169\.254\.169\.254",
@@ -155,12 +157,13 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
         file, missing = unreadable
         return UnreadableFileError(unreadable_reason(file, missing), path=path, operation=operation, file=file,
                                    missing=missing)
-    if _CORRUPT_LOG.search(text) or _DAMAGED_LOG.search(text):
-        found = find_log_damage(path, lake)
+    whole_log = bool(_HISTORY_JSON.search(text))
+    if whole_log or _CORRUPT_LOG.search(text) or _DAMAGED_LOG.search(text):
+        found = find_log_damage(path, lake, whole_log=whole_log)
         detail = one_line(text)
         if found is not None:
             return corrupt_log_error(found, detail, path, operation)
-        if _CORRUPT_LOG.search(text):
+        if whole_log or _CORRUPT_LOG.search(text):
             return CorruptTableError(f"corrupt Delta log ({detail})", path=path, operation=operation)
     return None
 

@@ -32,6 +32,7 @@ from ..errors import LakenodesUserError, VersionUnavailableError
 from ._delta_log import commit_versions, log_names, read_commit
 from ._log_damage import CHECKPOINT_FILE, corrupt_log_error, log_damage
 from ._scan import add_actions, data_file_path
+from ._storage_errors import storage_errors
 
 AsOf = int | datetime.datetime
 FileSystemOf = Callable[[str], tuple[Any, str]]  # table URI -> (pyarrow filesystem, root path)
@@ -266,15 +267,19 @@ def _rows(commit: dict[str, Any], name: str) -> int | None:
     return next((int(metrics[key]) for key in _METRICS[name] if key in metrics), None)
 
 
-def table_history(table: DeltaTable, limit: int | None = None) -> list[dict[str, Any]]:
+def table_history(table: DeltaTable, limit: int | None = None, lake: Any = None) -> list[dict[str, Any]]:
     """One entry per commit of ``table``, newest first: ``version``, ``timestamp`` (aware UTC),
     ``operation`` (append / upsert / delete / optimize / vacuum / create, from the commit's
     ``lakenodes.operation`` where lakenodes wrote it, else delta's operation in lower case),
     ``update_hash`` and ``run_id`` of the writing run (None unless a lakenodes run wrote it) and
     ``rows_added`` / ``rows_updated`` / ``rows_deleted`` (from the counts lakenodes' rewrites
-    record, see :func:`row_counts`, else the commit's operationMetrics; None when neither has them)."""
+    record, see :func:`row_counts`, else the commit's operationMetrics; None when neither has them).
+    A commit of the log that cannot be read raises ``CorruptTableError`` naming it (``lake``: the
+    table's, to find it on S3)."""
     entries = []
-    for commit in table.history(limit):
+    with storage_errors(table.table_uri, "history", lake):
+        commits = table.history(limit)
+    for commit in commits:
         delta_operation = str(commit.get("operation", ""))
         operation = (_LAKENODES_OPERATIONS.get(commit["lakenodes.operation"], commit["lakenodes.operation"].lower())
                      if "lakenodes.operation" in commit
