@@ -18,7 +18,7 @@ from test_cli import assert_one_line_error, cli
 from test_concurrency import appender, assets
 from test_time_travel import build_history
 
-from lakenodes import CorruptTableError, Lake, NodeRunError, clear_caches, use_lake
+from lakenodes import CorruptTableError, Lake, NodeRunError, VersionUnavailableError, clear_caches, use_lake
 from lakenodes.cli._groups import FAILURE
 from lakenodes.lake._delta_log import log_names
 from lakenodes.lake.location import lake_filesystem
@@ -166,3 +166,24 @@ def test_a_commit_whose_first_line_is_cut_short_is_named_by_the_history(any_lake
     for command in (["data-node", "history", node.storage_hash], ["updates", "reconcile"]):
         result = cli(*command, lake=any_lake, env=cli_env(any_lake))
         assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit 3 (_delta_log/{commit_name(3)})")
+
+
+def test_a_version_whose_log_was_cleaned_up_is_unavailable_not_damaged(tmp_path) -> None:
+    """Log clean-up (``delta.logRetentionDuration``) removes the oldest commits and checkpoints: the
+    versions they held are gone, which is no damage of the log."""
+    lake = Lake(tmp_path / "lake")
+    with use_lake(lake):
+        for _ in range(22):
+            node = appender(BATCH)
+            node.run()
+    log = tmp_path / "lake" / "tables" / node.storage_hash / "_delta_log"
+    for version in range(19):  # what the clean-up leaves: checkpoint 19 and the commits from 19 on
+        (log / commit_name(version)).unlink()
+    (log / "00000000000000000009.checkpoint.parquet").unlink()
+    clear_caches()
+
+    with use_lake(lake):
+        with pytest.raises(VersionUnavailableError, match=r"version 5 .*reaches back to version 19 \(the latest is 22\)"):
+            appender(BATCH).get_df_between_dates(as_of=5)
+        assert appender(BATCH).get_df_between_dates(as_of=19).height == 57  # 19 runs of 3 rows
+    assert vacuum_table(lake, node.storage_hash, dry_run=True)["oldest_readable_version"] == 19

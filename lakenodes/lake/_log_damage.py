@@ -96,6 +96,8 @@ def _first_damage(filesystem: Any, root: str, version: int | None, whole_log: bo
     for number in range(start + 1, target + 1)[:MAX_COMMITS_CHECKED]:
         path = commit_path(root, number)
         if number not in commits:
+            if number < min(commits | set(checkpoints)):
+                return None  # cleaned up (log retention): that version is gone, the log is not damaged
             return LogDamage(number, path, "is missing (the log has a gap there)",
                              f"{_NEVER_REPAIRS}: restore that file from a backup")
         with filesystem.open_input_stream(path) as stream:
