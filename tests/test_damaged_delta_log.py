@@ -168,6 +168,21 @@ def test_a_commit_whose_first_line_is_cut_short_is_named_by_the_history(any_lake
         assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit 3 (_delta_log/{commit_name(3)})")
 
 
+def test_vacuum_does_its_work_and_reports_the_reach_when_the_history_cannot_be_read(any_lake: Lake) -> None:
+    history = build_history(any_lake)
+    node = history.node
+    DeltaTable(node.table_uri, storage_options=any_lake.storage_options or None).create_checkpoint()
+    cut_short(any_lake, log_path(any_lake, node.table_uri, commit_name(3)), 100)
+
+    dry = vacuum_table(node.lake, node.storage_hash, retention_hours=0, dry_run=True)
+    assert dry["oldest_readable_version"] == 4 and dry["file_count"] == 3, dry
+    # was: 'vacuum failed: ... Invalid JSON in file stats ...' after its files were deleted
+    done = vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
+    assert done["files"] == dry["files"] and done["oldest_readable_version"] == 4, done
+    assert done["oldest_readable_timestamp"] is not None
+    assert_frame_equal(node.get_df_between_dates(), history.states[4])
+
+
 def test_a_version_whose_log_was_cleaned_up_is_unavailable_not_damaged(tmp_path) -> None:
     """Log clean-up (``delta.logRetentionDuration``) removes the oldest commits and checkpoints: the
     versions they held are gone, which is no damage of the log."""

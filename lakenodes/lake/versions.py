@@ -138,7 +138,10 @@ def _oldest_with_files_kept(table: DeltaTable, filesystem_of: FileSystemOf, pres
     ones ``v`` added, plus the ones it removed, so it reads when those removed files are present."""
     filesystem, root = filesystem_of(table.table_uri)
     logged = set(commit_versions(filesystem, root))
-    appends = {commit["version"] for commit in table.history() if _removes_nothing(commit)}
+    try:
+        appends = {commit["version"] for commit in table.history() if _removes_nothing(commit)}
+    except DeltaError:  # a commit's first line cut short: read every commit (the damaged one ends the walk)
+        appends = set()
     version = table.version()
     while version > 0 and version - 1 in logged:
         if version in appends:
@@ -166,10 +169,12 @@ def _removes_nothing(commit: dict[str, Any]) -> bool:
 def time_travel_reach(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
                       gone: Collection[str] = ()) -> dict[str, Any]:
     """How far back ``as_of`` reads reach (with ``gone`` files deleted): the oldest readable
-    version and its commit timestamp (aware UTC)."""
+    version and its commit timestamp (aware UTC; None when its commit file cannot tell)."""
     oldest = oldest_readable_version(table, options, filesystem_of, gone)
-    stamps = {commit["version"]: commit["timestamp"] for commit in table.history()}
-    moment = stamps.get(oldest)
+    try:  # that commit's file alone: the history reads every commit, and fails on any damaged one
+        moment = read_commit(*filesystem_of(table.table_uri), oldest)[1]["timestamp"]
+    except (OSError, ValueError, KeyError, TypeError):
+        moment = None
     return {"oldest_readable_version": oldest,
             "oldest_readable_timestamp": None if moment is None else datetime.datetime.fromtimestamp(
                 moment / 1000, datetime.UTC)}
