@@ -202,3 +202,21 @@ def test_a_version_whose_log_was_cleaned_up_is_unavailable_not_damaged(tmp_path)
             appender(BATCH).get_df_between_dates(as_of=5)
         assert appender(BATCH).get_df_between_dates(as_of=19).height == 57  # 19 runs of 3 rows
     assert vacuum_table(lake, node.storage_hash, dry_run=True)["oldest_readable_version"] == 19
+
+
+def test_a_commit_missing_from_the_log_is_named(tmp_path) -> None:
+    lake = Lake(tmp_path / "lake")
+    node = a_table_with_a_checkpoint(lake)
+    log = tmp_path / "lake" / "tables" / node.storage_hash / "_delta_log"
+    (log / commit_name(11)).unlink()  # after checkpoint 9: versions 11 and 12 are read through it
+    clear_caches()
+    logged = log_listing(lake, node.table_uri)
+
+    # was: DeltaError 'Kernel error: Generic delta kernel error: Expected contiguous commit files, but found gap: ...'
+    with use_lake(lake), pytest.raises(CorruptTableError) as caught:
+        appender(BATCH).get_df_between_dates()
+    assert caught.value.version == 11 and caught.value.log_file == str(log / commit_name(11)), str(caught.value)
+    assert "is missing (the log has a gap there)" in str(caught.value) and "restore that file" in str(caught.value)
+    with use_lake(lake), pytest.raises(NodeRunError):
+        appender(BATCH).run()
+    assert log_listing(lake, node.table_uri) == logged
