@@ -220,3 +220,25 @@ def test_a_commit_missing_from_the_log_is_named(tmp_path) -> None:
     with use_lake(lake), pytest.raises(NodeRunError):
         appender(BATCH).run()
     assert log_listing(lake, node.table_uri) == logged
+
+
+def test_an_older_checkpoint_cut_short_ends_time_travel_at_the_next_one(tmp_path) -> None:
+    """22 runs: checkpoints 9 and 19. Checkpoint 9 cut short breaks versions 9..18 only."""
+    lake = Lake(tmp_path / "lake")
+    with use_lake(lake):
+        for _ in range(22):
+            node = appender(BATCH)
+            node.run()
+    checkpoint = tmp_path / "lake" / "tables" / node.storage_hash / "_delta_log" / "00000000000000000009.checkpoint.parquet"
+    cut_short(lake, str(checkpoint))
+
+    assert vacuum_table(lake, node.storage_hash, dry_run=True)["oldest_readable_version"] == 19
+    with use_lake(lake):
+        assert appender(BATCH).get_df_between_dates(as_of=8).height == 24  # before it: from the commits
+        with pytest.raises(CorruptTableError) as caught:
+            appender(BATCH).get_df_between_dates(as_of=12)
+    message = str(caught.value)
+    assert caught.value.version == 9 and caught.value.log_file == str(checkpoint), message
+    # _last_checkpoint names checkpoint 19: only the damaged one is to be moved aside
+    assert "move it out of _delta_log (keep it): the table is then read from commits 0..9" in message, message
+    assert "reaches back to version 19 (the latest is 22)" in message

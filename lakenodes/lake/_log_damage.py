@@ -81,17 +81,18 @@ def _first_damage(filesystem: Any, root: str, version: int | None, whole_log: bo
     hint = _last_checkpoint(filesystem, root)
     if hint is not None and hint <= target and hint not in checkpoints:
         return LogDamage(hint, f"{root}/_delta_log/_last_checkpoint", f"names checkpoint {hint}, which is not in the log",
-                         _without_checkpoint(hint, commits, checkpoints, hint_only=True))
+                         _without_checkpoint(hint, commits, checkpoints, "_last_checkpoint out of _delta_log (keep it)"))
     start = max((v for v in checkpoints if v <= target), default=-1)
     if whole_log:
         start = min(commits, default=start + 1) - 1
+    moved = "it and _last_checkpoint out of _delta_log (keep them)" if hint == start else "it out of _delta_log (keep it)"
     for name in checkpoints.get(start, []):
         path = f"{root}/_delta_log/{name}"
         try:
             pq.read_metadata(path, filesystem=filesystem)
         except Exception:  # noqa: BLE001 - any failure to read its footer: cut short or not Parquet
             return LogDamage(start, path, "is unreadable (cut short or not Parquet)",
-                             _without_checkpoint(start, commits, checkpoints, hint_only=False))
+                             _without_checkpoint(start, commits, checkpoints, moved))
     latest = max(commits, default=-1)
     for number in range(start + 1, target + 1)[:MAX_COMMITS_CHECKED]:
         path = commit_path(root, number)
@@ -123,17 +124,16 @@ def _commit_remedy(version: int, latest: int) -> str:
             f"short, or a stray file), move it out of _delta_log (keep it) {back}")
 
 
-def _without_checkpoint(version: int, commits: set[int], checkpoints: dict[int, list[str]], hint_only: bool) -> str:
-    """What to do about checkpoint ``version``, damaged or (``hint_only``) gone while
-    ``_last_checkpoint`` names it: without it the table is read from the previous checkpoint, or
-    commit 0, and the commits after that, when they are all still in the log."""
+def _without_checkpoint(version: int, commits: set[int], checkpoints: dict[int, list[str]], moved: str) -> str:
+    """What to do about checkpoint ``version``, damaged or gone while ``_last_checkpoint`` names it
+    (``moved``: the files to move aside, ``_last_checkpoint`` only when it names that checkpoint):
+    without it the table is read from the previous checkpoint, or commit 0, and the commits after
+    that, when they are all still in the log."""
     previous = max((v for v in checkpoints if v < version), default=-1)
     restore = f"{_NEVER_REPAIRS}: restore checkpoint {version} from a backup"
     if not all(number in commits for number in range(previous + 1, version + 1)):
         return f"{restore} (the commits it summarizes were cleaned up from the log: the table cannot be read without it)"
     source = f"checkpoint {previous} and commits {previous + 1}..{version}" if previous >= 0 else f"commits 0..{version}"
-    moved = "_last_checkpoint out of _delta_log (keep it)" if hint_only else (
-        "it and _last_checkpoint out of _delta_log (keep them)")
     return f"{restore}, or move {moved}: the table is then read from {source}, all still in the log"
 
 
