@@ -94,9 +94,8 @@ class TableProgress:
 
 
 _facts = register_cache("progress.file_facts", FileFacts())
-# An append adds its own files to the facts file this process last read or wrote instead of working
-# out every boundary file of the table again (O(files) per run); stale entries are harmless (see
-# _facts_file) and are pruned when the file outgrows FACTS_PER_IDENTITY rows per identity (plus FACTS_SLACK).
+# An append adds its own files to the facts file last read or written, not every boundary file (O(files));
+# stale entries are harmless (see _facts_file), pruned past FACTS_PER_IDENTITY per identity + FACTS_SLACK.
 FACTS_PER_IDENTITY = 8
 FACTS_SLACK = 64
 FACTS_PATH = facts_file.FACTS_PATH
@@ -309,8 +308,8 @@ def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
         _load_persisted_facts(filesystem, root)
         missing = [path for path in missing if not _facts.has_bounds(f"{root}/{path}")]
     # on a local disk threads only contend for the GIL (1,000 footers: ~110 ms in one, 150-250 in 2-16)
-    local = isinstance(filesystem, pafs.LocalFileSystem)
-    in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing, max_threads=1 if local else 16)
+    threads = 1 if isinstance(filesystem, pafs.LocalFileSystem) else 16
+    in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing, max_threads=threads)
     return bool(missing)
 
 
