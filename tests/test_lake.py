@@ -151,6 +151,8 @@ def test_an_s3_lake_configured_only_by_the_environment_works(clean_env, s3_serve
         ("s3:///prefix/only", "names no bucket"),
         ("s3://bucket//prefix", "has an empty path component ('//')"),
         ("s3://bucket/a//b/", "has an empty path component ('//')"),
+        ("s3:/bucket/lake", "has no '//' after 's3:'"),
+        ("file:/tmp/lake", "has no '//' after 'file:'"),
     ],
 )
 def test_bad_uris_are_configuration_errors(clean_env, uri: str, fragment: str) -> None:

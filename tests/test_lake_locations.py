@@ -7,7 +7,11 @@ themselves there). Locations delta-rs cannot open a table under are refused up f
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -18,6 +22,7 @@ from lakenodes._internal.caches import clear_caches
 from lakenodes.cli import main
 from lakenodes.lake.maintenance import optimize_table
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "tutorial_nodes.py"
 LOCAL_NAMES = ["My Documents", "é ü", "q?", "c{a,b}*"]
 S3_NAMES = ["My Documents", "é ü"]
 
@@ -86,3 +91,19 @@ def test_a_lake_location_delta_rs_cannot_open_is_one_line_from_the_cli(tmp_path,
 
 def test_a_file_url_names_its_decoded_folder(tmp_path) -> None:
     assert Lake(f"file://{tmp_path}/My%20Documents/lake").uri == str(tmp_path / "My Documents" / "lake")
+
+
+@pytest.mark.parametrize("uri", ["s3:/bucket/lake", "s3:bucket/lake", "S3A:/bucket/lake"])
+def test_a_scheme_missing_its_slashes_is_refused_not_taken_for_a_folder(tmp_path, uri: str) -> None:
+    """Regression: `LAKENODES_URI=s3:/bucket/lake lakenodes run ...` (one '/' short) wrote the lake to a
+    local folder ./s3:/bucket/lake, the job reporting success, the bucket receiving nothing."""
+    env = {**os.environ, "LAKENODES_URI": uri}
+    done = subprocess.run([sys.executable, "-m", "lakenodes", "run", f"{EXAMPLES}:DailyRandomNumber",
+                           "--config", '{"mean": 0}'], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    scheme = uri.split(":")[0]
+    assert done.stderr.strip().splitlines() == [
+        f"error: the lake URI {uri!r} has no '//' after '{scheme}:' (an S3 lake is s3://bucket/prefix; "
+        f"a local folder of that name is ./{uri})"]
+    assert not any(tmp_path.iterdir())  # nothing written anywhere
+    assert Lake(tmp_path / uri).uri == f"{tmp_path}/{uri}"  # a path that only contains one is a folder

@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import functools
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 DEFAULT_LAKE_PATH = "./lake"
+# "s3:/bucket/lake", "s3:bucket/lake": a scheme (two characters or more, so not a Windows drive) without "//"
+_SCHEME_WITHOUT_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
 
 _active_lake: contextvars.ContextVar[Lake | None] = contextvars.ContextVar("lakenodes_lake", default=None)
 
@@ -111,6 +114,12 @@ def _normalize_uri(uri: str) -> str:
         raise LakeConfigurationError("the lake URI is empty")
     if uri.startswith("file://"):
         uri = unquote(uri[len("file://") :])  # a URL: "My%20Documents" names the folder "My Documents"
+    if malformed := _SCHEME_WITHOUT_SLASHES.match(uri):
+        # taken as a folder, such a typo wrote the lake under ./s3:/ on local disk instead of the bucket
+        scheme = malformed.group(1)
+        raise LakeConfigurationError(
+            f"the lake URI {uri!r} has no '//' after '{scheme}:' (an S3 lake is s3://bucket/prefix; "
+            f"a local folder of that name is ./{uri})")
     if "://" in uri:
         scheme = uri.split("://", 1)[0].lower()
         if scheme not in ("s3", "s3a"):
