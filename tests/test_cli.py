@@ -367,6 +367,18 @@ def test_usage_errors_with_json_still_print_one_json_document(tutorial_lake):
         assert document["error"]["message"] == result.stderr.strip().removeprefix("error: ")
 
 
+@pytest.mark.parametrize("group", [("data-node",), ("updates",), ("assets",), ("project", "data-node-updates")])
+def test_a_group_without_its_command_prints_a_json_document_with_json(tmp_path, group):
+    """Regression: `lakenodes --json data-node` printed the group's help on stderr and nothing on stdout."""
+    done = subprocess.run([sys.executable, "-m", "lakenodes", "--json", *group], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert json.loads(done.stdout) == {"ok": False, "error": {
+        "kind": "usage_error", "message": f"Missing command. (see `lakenodes {' '.join(group)} --help`)"}}
+    assert done.stderr.startswith(f"Usage: lakenodes {' '.join(group)} [OPTIONS] COMMAND")  # the help, as without --json
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("args", [
     ("data-node", "list"), ("data-node", "detail", RANDOM_ID), ("data-node", "org-unique-identifiers"),
     ("data-node", "history", RANDOM_ID), ("data-node", "diff", RANDOM_ID, "--from", "0"),

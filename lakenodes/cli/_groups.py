@@ -93,17 +93,20 @@ class OneLineErrorGroup(SeedSpellingGroup):
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        json_asked = "--json" in (sys.argv[1:] if args is None else args)
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else SUCCESS
         except NoArgsIsHelpError as error:  # a bare group: show its help
             typer.echo(error.format_message(), err=True)
+            if json_asked:  # `lakenodes --json data-node`: stdout still holds the promised document
+                typer.echo(error_document("usage_error", f"Missing command. (see `{error.ctx.command_path} --help`)"))
             code = USER_ERROR
         except ClickException as error:
             context = getattr(error, "ctx", None)
             hint = f" (see `{context.command_path} --help`)" if context is not None else ""
             message = f"{error.format_message()}{hint}"
-            if "--json" in (sys.argv[1:] if args is None else args):  # the JSON document reports it too
+            if json_asked:  # the JSON document reports it too
                 typer.echo(error_document("usage_error", message))
             print_error(message)
             code = USER_ERROR if isinstance(error, UsageError) else error.exit_code
