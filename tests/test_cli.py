@@ -645,6 +645,20 @@ def test_run_refuses_pathological_config_input(tmp_path, monkeypatch):
     assert not Path(lake.uri).exists()
 
 
+def test_a_config_file_with_a_byte_order_mark_runs_the_node(tmp_path):
+    """Regression: a --config file saved with a UTF-8 byte order mark (Windows Notepad, PowerShell 5's
+    `Out-File -Encoding utf8`) was refused as 'not valid JSON: Unexpected UTF-8 BOM'."""
+    (tmp_path / "config.json").write_bytes(b'\xef\xbb\xbf{"mean": 0.0}')
+    done = subprocess.run([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "--json", "run",
+                           "examples.tutorial_nodes:DailyRandomNumber", "--config", f"@{tmp_path / 'config.json'}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ran = json.loads(done.stdout)
+    assert ran["rows_written"] == 1
+    with use_lake(Lake(tmp_path / "lake")):
+        assert ran["storage_hash"] == DailyRandomNumber(RandomDataNodeConfig(mean=0.0)).storage_hash
+
+
 # -- errors ---------------------------------------------------------------------------------------
 def test_user_mistakes_print_one_line_and_exit_2(tutorial_lake, tmp_path):
     cases = [

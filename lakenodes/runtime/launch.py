@@ -157,7 +157,7 @@ def read_config_text(text: str, *, option: str = "--config") -> str:
     if len(data) > MAX_CONFIG_BYTES:
         raise LakenodesUserError(f"{option} file {path!r} is larger than {_size(MAX_CONFIG_BYTES)}")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte order mark (Notepad, PowerShell 5's `-Encoding utf8`) is no JSON
     except UnicodeDecodeError as error:
         raise LakenodesUserError(f"{option} file {path!r} is not UTF-8 text: {error.reason} at byte {error.start}") from None
 
