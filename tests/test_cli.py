@@ -639,6 +639,8 @@ def test_run_refuses_pathological_config_input(tmp_path, monkeypatch):
         ('{"mean": ' + "9" * 5000 + "}", "integer with more than 4300 digits"),
         (f"@{tmp_path / 'latin1.json'}", "not UTF-8"),
         (f"@{tmp_path}", "cannot read --config file"),
+        ("@", "--config '@' names no file: write --config @path/to/config.json"),  # was "'': Is a directory"
+        ("@ ", "--config '@ ' names no file"),
     ]
     for config, fragment in cases:
         assert_one_line_error(cli("run", target, "--config", config, lake=lake), 2, fragment)

@@ -149,6 +149,8 @@ def read_config_text(text: str, *, option: str = "--config") -> str:
             raise LakenodesUserError(f"{option} is larger than {_size(MAX_CONFIG_BYTES)}")
         return text
     path = text[1:]
+    if not path.strip():  # Path("") is the working directory: "cannot read ... '': Is a directory"
+        raise LakenodesUserError(f"{option} {text!r} names no file: write {option} @path/to/config.json")
     try:
         with Path(path).expanduser().open("rb") as stream:
             data = stream.read(MAX_CONFIG_BYTES + 1)  # bounded: `@/dev/zero` must not read forever
