@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -54,6 +55,30 @@ def test_py_typed_and_the_search_model_are_package_data() -> None:
 
 def test_public_api_type_checks() -> None:
     result = subprocess.run([sys.executable, "-m", "mypy", "lakenodes/__init__.py"], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_seeds_dependencies_annotation_type_checks(tmp_path) -> None:
+    """Regression: lakenodes ships py.typed, and the seeds' own ``dependencies()`` signature (kept by
+    examples/tutorial_nodes.py) failed mypy in every ported node: 'Return type "dict[str, DataNode |
+    APIDataNode]" of "dependencies" incompatible with return type "dict[str, BaseNode]" in supertype'."""
+    (tmp_path / "ported_nodes.py").write_text(textwrap.dedent("""
+        from typing import Dict, Union
+
+        from lakenodes import APIDataNode, DataNode
+
+
+        class Seed000(DataNode):
+            def dependencies(self) -> dict[str, Union["DataNode", "APIDataNode"]]:
+                return {}
+
+
+        class Seed001(DataNode):
+            def dependencies(self) -> Dict[str, Union["DataNode", "APIDataNode"]]:
+                return {"prices": APIDataNode.build_from_identifier("prices")}
+    """))
+    result = subprocess.run([sys.executable, "-m", "mypy", str(tmp_path / "ported_nodes.py")], cwd=REPO,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
 

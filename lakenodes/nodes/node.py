@@ -271,8 +271,9 @@ class DataNode(BaseNode):
             )
 
     # -- to implement ---------------------------------------------------------------------------
-    def dependencies(self) -> dict[str, BaseNode]:
-        """The nodes this one reads, by a short name; they run first."""
+    def dependencies(self) -> Mapping[str, BaseNode]:
+        """The nodes this one reads, by a short name; they run first. (A Mapping, not ``dict``, so that
+        the seeds' ``-> dict[str, Union["DataNode", "APIDataNode"]]`` is a valid override for mypy.)"""
         raise NotImplementedError(f"{type(self).__name__} must implement dependencies() (return {{}} if none)")
 
     def update(self) -> Any:

@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..errors import DependencyCycleError, NodeRunError
 from ..nodes.api_node import APIDataNode
 from ..nodes.node import BaseNode, DataNode
@@ -45,7 +47,7 @@ def _dependencies_of(node: DataNode) -> list[BaseNode]:
         raise
     except Exception as error:  # user code: report it like every other phase
         raise NodeRunError(repr(node), "dependencies", error) from error
-    if not isinstance(dependencies, dict):
+    if not isinstance(dependencies, Mapping):
         raise NodeRunError(repr(node), "dependencies", TypeError("dependencies() must return a dict"))
     for name, dependency in dependencies.items():
         if not isinstance(dependency, (DataNode, APIDataNode)):
