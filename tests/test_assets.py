@@ -63,6 +63,18 @@ def test_bad_assets_rejected_and_nothing_stored(local_lake, bad, message):
     assert _ledger(local_lake)._store.table().version() == before
 
 
+@pytest.mark.parametrize("bad", ["AAPL", {"unique_identifier": "AAPL", "snapshot": {"ticker": "AAPL"}}])
+def test_one_asset_not_wrapped_in_a_list_is_named_as_such(local_lake, bad):
+    """Regression: a bare string or a single asset dict was iterated: the error said "each asset needs a
+    'unique_identifier', got 'A'" (or "got 'unique_identifier'")."""
+    Asset.batch_get_or_register_custom_assets(specs(["NVDA"]))
+    before = _ledger(local_lake)._store.table().version()
+    with pytest.raises(LakenodesUserError, match=f"assets must be a list of asset dicts, got a {type(bad).__name__} "):
+        Asset.batch_get_or_register_custom_assets(bad)
+    assert [a.unique_identifier for a in Asset.filter()] == ["NVDA"]
+    assert _ledger(local_lake)._store.table().version() == before
+
+
 def test_longest_identifiers_register_and_round_trip(local_lake):
     Asset.batch_get_or_register_custom_assets(specs(LONGEST_UIDS))
     assert sorted(a.unique_identifier for a in Asset.filter()) == sorted(LONGEST_UIDS)

@@ -77,6 +77,10 @@ class Asset(BaseModel):
         Existing assets are returned unchanged unless their snapshot differs, in which case the
         new snapshot is recorded. Returns the assets in the order given.
         """
+        if isinstance(assets, (str, bytes, Mapping)):  # iterated, it gave "got 'N'" or "got 'unique_identifier'"
+            raise LakenodesUserError(
+                f"assets must be a list of asset dicts, got a {type(assets).__name__} {assets!r}; wrap a single "
+                "asset as [{'unique_identifier': ..., 'snapshot': {...}}]")
         lake = lake or current_lake()
         wanted = [_asset_from_spec(spec) for spec in assets]
         existing = {asset.unique_identifier: asset for asset in _all_assets(lake)}
