@@ -234,6 +234,9 @@ CASES: list[Case] = [
     output("column_reserved", lambda: polars().rename({"close": "select"}), F, "'select' is reserved"),
     output("column_dunder", lambda: polars().rename({"close": "__close"}), F, "'__close' is reserved"),
     output("column_space", lambda: polars().rename({"close": "close price"}), F, "only a-z, 0-9 and '_'"),
+    # regression: said only "must be lowercase", and the lowercased 'close price' was refused next
+    output("column_uppercase_and_space", lambda: polars().rename({"close": "Close Price"}), F,
+           "'Close Price' must start with a letter or '_' and hold only a-z, 0-9 and '_'"),
     output("column_duplicated", lambda: pandas_frame().pipe(lambda f: pd.concat([f, f], axis=1)), F,
            "'close' appears more than once"),
     output("column_not_string", lambda: pandas_frame().rename(columns={"close": 7}), F, "column names must be strings"),

@@ -28,10 +28,10 @@ def column_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a stored column's name, or None when it can."""
     if len(name) > MAX_COLUMN_NAME_LENGTH:
         return f"column name {name[:20]!r}... is {len(name)} characters; the limit is {MAX_COLUMN_NAME_LENGTH}"
+    if not _COLUMN_NAME.match(name.lower()):  # before the case: "Close Price" is more than uppercase
+        return f"column name {name!r} must start with a letter or '_' and hold only a-z, 0-9 and '_'"
     if name != name.lower():
         return f"column name {name!r} must be lowercase"
-    if not _COLUMN_NAME.match(name):
-        return f"column name {name!r} must start with a letter or '_' and hold only a-z, 0-9 and '_'"
     if name in RESERVED_COLUMN_NAMES or name.startswith("__"):
         return f"column name {name!r} is reserved; choose another name"
     return None
