@@ -541,6 +541,14 @@ def test_a_lake_that_is_a_file_or_a_folder_of_other_things_is_a_one_line_mistake
     a_file.write_text("not a lake")
     assert_one_line_error(cli("run", "examples.tutorial_nodes:DailyRandomNumber", "--config", '{"mean": 0.0}',
                               lake=Lake(a_file)), 2, "is a file")
+    # regression: a lake under a file (`--lake notes.txt/lake`) failed the run in its write phase, exit 1
+    under = subprocess.run([sys.executable, "-m", "lakenodes", "--lake", str(a_file / "lake"), "run",
+                            "examples.tutorial_nodes:DailyRandomNumber", "--config", '{"mean": 0.0}'],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert (under.returncode, under.stderr) == (2, f"error: {a_file} is a file (and {a_file / 'lake'} would be under "
+                                                   "it): a lake is a folder (or s3://bucket/prefix): check --lake / "
+                                                   "LAKENODES_URI\n")
+    assert a_file.read_text() == "not a lake"
     project = tmp_path / "project"
     project.mkdir()
     (project / "file.txt").write_text("x")

@@ -44,8 +44,12 @@ def lake_problem(lake: Lake, *, require_lake: bool) -> str | None:
 
 
 def _local_problem(path: str, require_lake: bool) -> str | None:
-    if os.path.exists(path) and not os.path.isdir(path):
-        return f"{path} is a file: a lake is a folder (or s3://bucket/prefix)"
+    existing = path  # the lake's folder, else its nearest existing parent (a run creates the rest)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        under = "" if existing == path else f" (and {path} would be under it)"
+        return f"{existing} is a file{under}: a lake is a folder (or s3://bucket/prefix)"
     if not require_lake:
         return None
     if not os.path.isdir(path):
