@@ -898,6 +898,47 @@ def test_verbose_logs_the_runs_of_spawned_workers(tmp_path):
     assert re.search(r"INFO lakenodes.node.SimulatedPrices: \[[0-9a-f]{8}\] wrote", done.stderr), done.stderr
 
 
+PRINTING_NODES = textwrap.dedent('''
+    import datetime as dt
+    import polars as pl
+    from lakenodes import DataNode, DataNodeConfiguration
+
+    class LeafConfig(DataNodeConfiguration):
+        branch: int = 0
+
+    class Leaf(DataNode):
+        config: LeafConfig
+
+        def dependencies(self):
+            return {}
+
+        def update(self):
+            print(f"leaf {self.config.branch} computing")
+            return pl.DataFrame({"time_index": [dt.datetime(2024, 1, 1, tzinfo=dt.UTC)], "v": [1.0]})
+
+    class Both(Leaf):
+        def __init__(self, config: LeafConfig, **kwargs):
+            self.leaves = {f"leaf{branch}": Leaf(LeafConfig(branch=branch)) for branch in (1, 2)}
+            super().__init__(config, **kwargs)
+
+        def dependencies(self):
+            return self.leaves
+''')
+
+
+def test_json_run_with_workers_keeps_what_nodes_print_off_stdout(tmp_path):
+    """Regression: with --workers 2 the nodes run in spawned workers, whose print() wrote to stdout
+    ahead of the document: `lakenodes --json run ... --workers 2` printed invalid JSON."""
+    (tmp_path / "printing_nodes.py").write_text(PRINTING_NODES)
+    done = subprocess.run([sys.executable, "-m", "lakenodes", "--json", "run", "printing_nodes.py:Both", "--workers",
+                           "2"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["ok"] is True and len(document["dependencies"]) == 2
+    assert sorted(line for line in done.stderr.splitlines() if "computing" in line) == [
+        "leaf 0 computing", "leaf 1 computing", "leaf 2 computing"]
+
+
 TWIN_NODES = textwrap.dedent('''
     import datetime as dt
     import polars as pl

@@ -316,13 +316,17 @@ def _stream_format() -> str | None:
     return None
 
 
-def log_like_parent(level: int, stream_format: str | None) -> None:
+def like_parent(level: int, stream_format: str | None, stdout_to_stderr: bool = False) -> None:
     """In a spawned worker: log to stderr at the parent's ``level`` and format (nothing to do when
-    the parent had no stream handler: a worker's warnings then reach stderr as Python's default).
+    the parent had no stream handler: a worker's warnings then reach stderr as Python's default);
+    with ``stdout_to_stderr`` (the parent sent its stdout there: ``lakenodes --json run`` keeps stdout
+    for one JSON document), what the worker's nodes print goes to stderr too.
 
     Example:
-        >>> log_like_parent(logging.WARNING, None)
+        >>> like_parent(logging.WARNING, None)
     """
+    if stdout_to_stderr:
+        sys.stdout = sys.stderr
     if stream_format is not None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(stream_format))
@@ -343,8 +347,8 @@ def run_tree(node: Any, *, workers: int = 1, on_progress: Callable[[int, int, An
         executor = None
         if workers > 1:
             context = multiprocessing.get_context("spawn")
-            # spawned workers start with logging unset: they log as this process does (e.g. --verbose)
+            # spawned workers start with logging unset and their own stdout: they log and print as this process does
             executor = stack.enter_context(ProcessPoolExecutor(
-                workers, mp_context=context, initializer=log_like_parent,
-                initargs=(logging.getLogger().getEffectiveLevel(), _stream_format())))
+                workers, mp_context=context, initializer=like_parent,
+                initargs=(logging.getLogger().getEffectiveLevel(), _stream_format(), sys.stdout is sys.stderr)))
         return run_many([node], executor=executor, on_progress=on_progress, on_phase=on_phase)
