@@ -939,6 +939,27 @@ def test_json_run_with_workers_keeps_what_nodes_print_off_stdout(tmp_path):
         "leaf 0 computing", "leaf 1 computing", "leaf 2 computing"]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_json_run_of_a_node_calling_sys_exit_prints_its_document(tmp_path, workers):
+    """Regression: `lakenodes --json run` of a node whose update() called sys.exit(3) exited 3 with an
+    empty stdout (no JSON document) and no `error:` line."""
+    (tmp_path / "exiting_nodes.py").write_text(PRINTING_NODES + textwrap.dedent('''
+        import sys
+
+        class Exits(Leaf):
+            def update(self):
+                sys.exit(3)
+    '''))
+    done = subprocess.run([sys.executable, "-m", "lakenodes", "--json", "run", "exiting_nodes.py:Exits", "--workers",
+                           workers], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    message = ("sys.exit(3) was called while the command ran: what finished before it stands (commits); "
+               "no commit is half-made")
+    assert (done.returncode, done.stderr) == (3, f"error: {message}\n")
+    assert json.loads(done.stdout) == {"ok": False, "error": {"kind": "exit", "message": message}}
+    runs = json.loads(_lakenodes("--lake", str(tmp_path / "lake"), "--json", "updates", "runs").stdout)["results"]
+    assert [(run["status"], run["error"]) for run in runs] == [("error", "update: SystemExit: 3")]
+
+
 TWIN_NODES = textwrap.dedent('''
     import datetime as dt
     import polars as pl

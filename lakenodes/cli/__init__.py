@@ -38,7 +38,7 @@ import typer
 
 from ..lake._rust_stderr import restore_stderr
 from . import assets, data_node, maintenance, run, search, updates
-from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup, raise_terminated
+from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup, exit_code_of, raise_terminated
 from ._render import json_document
 from ._session import GlobalOptions, LakeOption, VerboseOption
 
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None, *, standalone_mode: bool = True) -> 
         result = app(args=list(argv) if argv is not None else None, prog_name="lakenodes", standalone_mode=False)
         code = result if isinstance(result, int) else SUCCESS
     except SystemExit as exit_:  # user code may call sys.exit
-        code = exit_.code if isinstance(exit_.code, int) else (SUCCESS if exit_.code is None else FAILURE)
+        code = exit_code_of(exit_)
     except BaseException as error:  # a bug in lakenodes: show it, fail
         if not (standalone_mode or isinstance(error, Exception)):
             raise  # in-process: KeyboardInterrupt and the like belong to the caller

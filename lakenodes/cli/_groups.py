@@ -35,6 +35,16 @@ TERMINATED = 143
 """SIGTERM (Kubernetes, Airflow timeouts, ``timeout(1)``): 128 + 15."""
 
 
+def exit_code_of(stop: SystemExit) -> int:
+    """The process exit code ``sys.exit(code)`` asks for (Python's rules: None is 0, a message 1).
+
+    Example:
+        >>> exit_code_of(SystemExit(3)), exit_code_of(SystemExit()), exit_code_of(SystemExit("bye"))
+        (3, 0, 1)
+    """
+    return stop.code if isinstance(stop.code, int) else (SUCCESS if stop.code is None else FAILURE)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the command is, so it ends as Ctrl-C does (the run recorded, one line)."""
 

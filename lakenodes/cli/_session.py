@@ -36,6 +36,7 @@ from ._groups import (
     ClickException,
     CommandFailed,
     Terminated,
+    exit_code_of,
     print_error,
 )
 from ._render import error_document, json_document, stdout_console
@@ -199,6 +200,9 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
         _fail(TERMINATED if terminated else INTERRUPTED, "interrupted",
               f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: what finished before it stands (commits, "
               f"files a vacuum deleted); no commit is half-made{stored}", json_mode, False)
+    except SystemExit as stop:  # user code (a node's update()) called sys.exit(n): n stays the exit code
+        _fail(exit_code_of(stop), "exit", f"sys.exit({stop.code!r}) was called while the command ran: what finished "
+              "before it stands (commits); no commit is half-made", json_mode, False)
     except CommandFailed as failure:
         _fail(failure.code, failure.kind, str(failure), json_mode and not failure.reported, verbose)
     except NodeRunError as error:  # a run refused for the caller's mistake (nothing written) is one as well
