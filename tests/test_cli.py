@@ -960,6 +960,17 @@ def test_json_run_of_a_node_calling_sys_exit_prints_its_document(tmp_path, worke
     assert [(run["status"], run["error"]) for run in runs] == [("error", "update: SystemExit: 3")]
 
 
+def test_a_module_that_exits_when_imported_is_a_one_line_mistake(tmp_path):
+    """Regression: `lakenodes run script.py:Node` of a script whose top level calls sys.exit(0) (its
+    launcher code not under `if __name__ == "__main__":`) exited 0 having run nothing, and printed nothing."""
+    (tmp_path / "launcher.py").write_text("import sys\n\nsys.exit(0)\n")
+    done = subprocess.run([sys.executable, "-m", "lakenodes", "run", "launcher.py:Node"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"error: cannot import 'launcher.py' (from {tmp_path}): SystemExit: 0\n"
+    assert not (tmp_path / "lake").exists()
+
+
 TWIN_NODES = textwrap.dedent('''
     import datetime as dt
     import polars as pl

@@ -245,7 +245,7 @@ def loaded_node_class(target: str) -> Iterator[type]:
     with _on_sys_path(str(search_root)):
         try:
             module = importlib.import_module(module_name)
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # SystemExit: a script's top-level sys.exit(), not guarded by __main__
             raise LakenodesUserError(f"cannot import {module_ref!r} (from {search_root}): "
                                      f"{type(error).__name__}: {error}") from error
         node_class: Any = module
