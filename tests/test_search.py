@@ -543,6 +543,20 @@ def assert_next_search_reuses_the_index(lake: Lake, caplog) -> None:
     assert index_state(lake) == before
 
 
+@pytest.mark.parametrize("dim", ["99999999999", "100000000"])
+def test_a_huge_hashing_dimension_is_refused_and_the_index_kept(local_lake, dim):
+    """Regression: `lakenodes search --refresh --embedder hashing:99999999999` failed with exit 1
+    "OverflowError: value too large to convert to int"; hashing:100000000 set out to embed every table
+    in 400 MB vectors."""
+    Listing(ListingConfig(name="fx", node_metadata=DataNodeMetaData(identifier="fx", description="fx"))).run()
+    before = TimeIndexMetaTable.description_search("fx")
+    done = subprocess.run([sys.executable, "-m", "lakenodes", "--lake", local_lake.uri, "search", "fx", "--refresh",
+                           "--embedder", f"hashing:{dim}"], capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"error: HashingEmbedder dim must be an integer from 16 to 4096, got {int(dim)}\n"
+    assert TimeIndexMetaTable.description_search("fx") == before
+
+
 def test_second_search_reuses_the_index(listed_lake, caplog):
     caplog.set_level(logging.INFO, logger="lakenodes")
     assert top_identifier("foreign exchange") == "fx_spot_rates"
@@ -661,8 +675,9 @@ def test_bad_arguments_through_the_catalog_api(local_lake, index):
         index.column_search("close", offset=-3)
     with pytest.raises(SearchArgumentError, match="query must be a string"):
         index.column_search(None)
-    with pytest.raises(SearchArgumentError, match="dim must be an integer >= 16"):
-        HashingEmbedder(dim=8)
+    for dim in (8, 4097):
+        with pytest.raises(SearchArgumentError, match=f"dim must be an integer from 16 to 4096, got {dim}"):
+            HashingEmbedder(dim=dim)
     with pytest.raises(LakenodesUserError, match="mode"):
         search_tables(local_lake, "close", mode="fuzzy")
     with pytest.raises(LakenodesUserError, match="w_emb"):

@@ -82,10 +82,11 @@ class HashingEmbedder:
     """
 
     VERSION = 1
+    MAX_DIM = 4096  # hashing gains nothing beyond; hashing:99999999999 failed in numpy (OverflowError)
 
     def __init__(self, dim: int = 384, ngram_weight: float = 1.0) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 16:
-            raise SearchArgumentError(f"HashingEmbedder dim must be an integer >= 16, got {dim!r}")
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not 16 <= dim <= self.MAX_DIM:
+            raise SearchArgumentError(f"HashingEmbedder dim must be an integer from 16 to {self.MAX_DIM}, got {dim!r}")
         self.dim = dim
         self.ngram_weight = ngram_weight
         self.name = f"hashing-v{self.VERSION}-{dim}" + ("" if ngram_weight == 1.0 else f"-ng{ngram_weight:g}")
