@@ -788,6 +788,30 @@ def test_python_m_lakenodes_in_a_real_process(tutorial_lake):
     assert missing.stderr.count("\n") == 1 and missing.stderr.startswith("error: ") and "data-node list" in missing.stderr
 
 
+HUGE = "99999999999999999999"  # 20 digits: beyond 64-bit integers
+
+
+def test_huge_counts_are_read_as_everything_or_refused_in_one_line(tutorial_lake):
+    """Regression: a count option given 20 digits failed with exit 1 "OverflowError: int too big to
+    convert" (history --limit, diff --max-rows, vacuum --retention-hours on every table; search
+    --trigram-k / --embed-k: "out of range integral type conversion attempted")."""
+    lake, prices = ("--lake", tutorial_lake.uri), SIMULATED_PRICES_IDENTIFIER
+    history = _lakenodes(*lake, "--json", "data-node", "history", prices, "--limit", HUGE)
+    assert history.returncode == 0, history.stderr
+    assert json.loads(history.stdout) == json.loads(_lakenodes(*lake, "--json", "data-node", "history", prices).stdout)
+    diff = _lakenodes(*lake, "--json", "data-node", "diff", prices, "--from", "0", "--max-rows", HUGE)
+    assert diff.returncode == 0, diff.stderr
+    document = json.loads(diff.stdout)
+    assert document["truncated"] is False and len(document["added_rows"]) == document["added"] > 0
+    for option in ("--trigram-k", "--embed-k"):
+        found = _lakenodes(*lake, "--json", "search", "simulated prices", option, HUGE)
+        assert found.returncode == 0, found.stderr
+        assert json.loads(found.stdout)["description"]["results"][0]["identifier"] == prices
+    vacuum = _lakenodes(*lake, "vacuum", "--dry-run", "--retention-hours", HUGE)
+    assert (vacuum.returncode, vacuum.stdout, vacuum.stderr) == (
+        2, "", f"error: --retention-hours must be at most 1000000 (about 114 years), got {HUGE}\n")
+
+
 def _in_a_terminal(columns: int, *args: str) -> str:
     """What ``python -m lakenodes ARGS`` shows in a terminal ``columns`` wide (a pseudo-terminal;
     colours and styles stripped)."""

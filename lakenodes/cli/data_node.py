@@ -222,6 +222,7 @@ def data_node_diff(
     found = resolve_table(session.lake, ref, namespace)
     change = found.diff(_version_or_moment(from_version, "--from"), _version_or_moment(to_version, "--to"))
     parts = {"added": change.added, "deleted": change.deleted, "changed": change.changed}
+    max_rows = min(max_rows, max(part.height for part in parts.values()))  # polars' head() overflowed on 20 digits
     document = {**change.summary(), "truncated": any(part.height > max_rows for part in parts.values()),
                 **{f"{name}_rows": part.head(max_rows).to_dicts() for name, part in parts.items()}}
 

@@ -23,6 +23,8 @@ DEFAULT_RETENTION_HOURS = 168
 """Retention used when none is given: 7 days."""
 MIN_RETENTION_HOURS = 168
 """Shortest retention accepted without ``force_unsafe``."""
+MAX_RETENTION_HOURS = 1_000_000
+"""Longest retention accepted (about 114 years): far larger ones overflowed delta-rs' vacuum."""
 
 
 def check_retention(retention_hours: int, force_unsafe: bool, *, hours_name: str = "retention_hours",
@@ -31,11 +33,14 @@ def check_retention(retention_hours: int, force_unsafe: bool, *, hours_name: str
 
     Returns None for a safe retention, or the warning to show (or log) when an unsafe one is
     forced.
-    Raises ``LakenodesUserError`` for a negative retention, or one below the minimum without
-    ``force_unsafe``; the message names ``hours_name`` and ``force_name``.
+    Raises ``LakenodesUserError`` for a negative retention, one above MAX_RETENTION_HOURS, or one
+    below the minimum without ``force_unsafe``; the message names ``hours_name`` and ``force_name``.
     """
     if retention_hours < 0:
         raise LakenodesUserError(f"{hours_name} must be >= 0, got {retention_hours}")
+    if retention_hours > MAX_RETENTION_HOURS:
+        raise LakenodesUserError(f"{hours_name} must be at most {MAX_RETENTION_HOURS} (about 114 years), "
+                                 f"got {retention_hours}")
     if retention_hours >= MIN_RETENTION_HOURS:
         return None
     if not force_unsafe:

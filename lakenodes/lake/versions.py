@@ -281,6 +281,8 @@ def table_history(table: DeltaTable, limit: int | None = None, lake: Any = None)
     record, see :func:`row_counts`, else the commit's operationMetrics; None when neither has them).
     A commit of the log that cannot be read raises ``CorruptTableError`` naming it (``lake``: the
     table's, to find it on S3)."""
+    if limit is not None and limit > table.version():  # every commit; delta-rs overflowed on a 20-digit limit
+        limit = None
     entries = []
     with storage_errors(table.table_uri, "history", lake):
         commits = table.history(limit)

@@ -34,11 +34,16 @@ class SearchIndexNotStoredWarning(UserWarning):
     index built in memory from the catalog, which every new process builds again."""
 
 
+MAX_COUNT = 2**31 - 1
+"""Counts above it ask for what it does (every row of any catalog); LanceDB took no more (OverflowError)."""
+
+
 def check_count(name: str, value: Any) -> int:
-    """``value`` as a non-negative int (``limit``, ``offset``, ``trigram_k``...), else SearchArgumentError."""
+    """``value`` as a non-negative int (``limit``, ``offset``, ``trigram_k``...), at most MAX_COUNT, else
+    SearchArgumentError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise SearchArgumentError(f"{name} must be an integer >= 0, got {value!r}")
-    return int(value)
+    return min(int(value), MAX_COUNT)
 
 
 def check_weight(name: str, value: Any) -> float:
