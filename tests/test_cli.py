@@ -812,6 +812,17 @@ def test_huge_counts_are_read_as_everything_or_refused_in_one_line(tutorial_lake
         2, "", f"error: --retention-hours must be at most 1000000 (about 114 years), got {HUGE}\n")
 
 
+def test_a_huge_worker_count_is_a_usage_error(tmp_path):
+    """Regression: `lakenodes run ... --workers 99999999999999999999` failed with exit 1
+    "OverflowError: Python int too large to convert to C int" from the process pool."""
+    done = _lakenodes("--lake", str(tmp_path / "lake"), "run", "examples.tutorial_nodes:DailyRandomNumber",
+                      "--config", '{"mean": 0}', "--workers", HUGE)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("error: Invalid value for '--workers' / '-w': Input should be less than or equal to 1024 "
+                           "(see `lakenodes run --help`)\n")
+    assert not (tmp_path / "lake").exists()
+
+
 def _in_a_terminal(columns: int, *args: str) -> str:
     """What ``python -m lakenodes ARGS`` shows in a terminal ``columns`` wide (a pseudo-terminal;
     colours and styles stripped)."""

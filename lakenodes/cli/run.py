@@ -17,6 +17,7 @@ from ._session import Session, command
 
 app = typer.Typer()
 log = logging.getLogger(__name__)
+MAX_WORKERS = 1024  # a 20-digit count failed in the process pool: "OverflowError: ... to C int"
 
 
 @command(app, "run", lake_must_exist=False, resumes_collection=False)
@@ -29,7 +30,7 @@ def run_node(
                                              "omitted fields take the configuration class's defaults.")] = "{}",
     namespace: Annotated[str | None, typer.Option("--namespace", "-n", show_default=False,
                                                   help="Hash namespace: write to an isolated table.")] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=MAX_WORKERS,
                                          help="Run independent dependency branches in N spawn processes.")] = 1,
 ) -> None:
     """Run a DataNode (and its dependencies) once, e.g. from cron, Airflow or a k8s job.
