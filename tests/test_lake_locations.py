@@ -15,11 +15,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from pyarrow import fs as pafs
 from test_polars_scan import FrameConfig, FrameNode, read_both, rows
 
 from lakenodes import DataNodeMetaData, Lake, LakeConfigurationError, TimeIndexMetaTable, use_lake
 from lakenodes._internal.caches import clear_caches
 from lakenodes.cli import main
+from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.maintenance import optimize_table
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "tutorial_nodes.py"
@@ -107,3 +109,21 @@ def test_a_scheme_missing_its_slashes_is_refused_not_taken_for_a_folder(tmp_path
         f"a local folder of that name is ./{uri})"]
     assert not any(tmp_path.iterdir())  # nothing written anywhere
     assert Lake(tmp_path / uri).uri == f"{tmp_path}/{uri}"  # a path that only contains one is a folder
+
+
+@pytest.mark.s3
+def test_a_lake_uri_with_a_trailing_newline_is_refused_not_a_second_lake(tmp_path, s3_server) -> None:
+    """Regression: LAKENODES_URI from a Kubernetes secret made with `--from-file` keeps the file's final
+    newline: `s3://bucket/lake\\n` wrote a second lake under the prefix 'lake\\n', beside the real one."""
+    bucket = s3_server.create_bucket()
+    for uri in (f"s3://{bucket}/lake\n", f"s3://{bucket}/lake ", f" {tmp_path}/lake"):
+        env = {**os.environ, **s3_server.env, "LAKENODES_URI": uri}
+        done = subprocess.run([sys.executable, "-m", "lakenodes", "run", f"{EXAMPLES}:DailyRandomNumber",
+                               "--config", '{"mean": 0}'], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert (done.returncode, done.stderr) == (2, f"error: the lake URI {uri!r} starts or ends with whitespace: "
+                                                     "remove it (a value read from a file or a secret keeps its "
+                                                     "trailing newline)\n")
+    filesystem, root = lake_filesystem(Lake(f"s3://{bucket}", storage_options=s3_server.storage_options),
+                                       f"s3://{bucket}")
+    assert filesystem.get_file_info(pafs.FileSelector(root, recursive=True)) == []  # nothing written
+    assert not any(tmp_path.iterdir())

@@ -112,6 +112,9 @@ def use_lake(lake: Lake | str | os.PathLike[str], storage_options: dict[str, str
 def _normalize_uri(uri: str) -> str:
     if not uri.strip():
         raise LakeConfigurationError("the lake URI is empty")
+    if uri != uri.strip():  # "s3://bucket/lake\n" was another prefix; " /data/lake" the folder "./ /data/lake"
+        raise LakeConfigurationError(f"the lake URI {uri!r} starts or ends with whitespace: remove it (a value read "
+                                     "from a file or a secret keeps its trailing newline)")
     if uri.startswith("file://"):
         uri = unquote(uri[len("file://") :])  # a URL: "My%20Documents" names the folder "My Documents"
     if malformed := _SCHEME_WITHOUT_SLASHES.match(uri):
