@@ -823,6 +823,15 @@ def test_a_huge_worker_count_is_a_usage_error(tmp_path):
     assert not (tmp_path / "lake").exists()
 
 
+def test_vacuum_of_a_lake_without_tables_says_so(tmp_path):
+    """Regression: `lakenodes vacuum` (and `--dry-run`) in a new, empty lake printed nothing at all."""
+    (tmp_path / "lake").mkdir()
+    for args in (("vacuum",), ("vacuum", "--dry-run")):
+        done = _lakenodes("--lake", str(tmp_path / "lake"), *args)
+        assert (done.returncode, done.stdout, done.stderr) == (0, f"no tables in {tmp_path / 'lake'}\n", "")
+    assert not any((tmp_path / "lake").iterdir())
+
+
 def _in_a_terminal(columns: int, *args: str) -> str:
     """What ``python -m lakenodes ARGS`` shows in a terminal ``columns`` wide (a pseudo-terminal;
     colours and styles stripped)."""

@@ -88,6 +88,8 @@ def vacuum(
                             session.lake, name, retention_hours, dry_run, force_unsafe_retention=force_unsafe_retention))
 
     def render(console: Console) -> None:
+        if not results:  # said nothing at all, as if it had not run
+            console.print(f"no tables in {session.lake.uri}")
         verb = "would delete" if dry_run else "deleted"
         for r in results:
             if "error" in r:
