@@ -312,6 +312,15 @@ def test_assets_list(tutorial_lake):
     assert all(name in human for name in ("NVIDIA", "Goldman Sachs", "BRK/B"))
 
 
+def test_a_comma_list_with_spaces_matches_every_value(tutorial_lake):
+    """Regression: `--filter 'ticker__in=NVDA, AAPL'` listed NVDA alone: ' AAPL' (with its space) matched nothing."""
+    for args in (("assets", "list", "--filter", "ticker__in=NVDA, AAPL"),
+                 ("data-node", "list", "--filter", f"identifier__in= {RANDOM_ID} , {SIMULATED_PRICES_IDENTIFIER}")):
+        done = _lakenodes("--lake", tutorial_lake.uri, "--json", *args)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["count"] == 2
+
+
 def test_in_filters_take_a_json_list(tutorial_lake):
     """Regression: `ticker__in=["NVDA","AAPL"]` was split on commas and silently matched nothing."""
     document = ok_json("assets", "list", "--filter", 'ticker__in=["NVDA", "AAPL"]', lake=tutorial_lake)

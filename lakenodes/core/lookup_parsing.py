@@ -72,9 +72,14 @@ def parse_lookups(pairs: Sequence[str] | None, model: type[BaseModel] | None = N
 
 
 def parse_in_values(value: str, key: str, *, option: str = "--filter") -> list[Any]:
-    """The values of an ``__in`` filter: a JSON list of scalars, or else a comma-separated list."""
+    """The values of an ``__in`` filter: a JSON list of scalars (values exact), or else a comma-separated
+    list (each value stripped: in ``NVDA, AAPL`` the space is the list's, and ' AAPL' matched nothing).
+
+    >>> parse_in_values("NVDA, AAPL", "ticker__in"), parse_in_values('[" NVDA"]', "ticker__in")
+    (['NVDA', 'AAPL'], [' NVDA'])
+    """
     if not value.lstrip().startswith("["):
-        return value.split(",")
+        return [item.strip() for item in value.split(",")]
     example = f'{key}=\'["NVDA","AAPL"]\' or {key}=NVDA,AAPL'
     try:
         values = json.loads(value)
