@@ -201,7 +201,7 @@ def test_delete_after_date_asks_unless_yes_and_scopes_by_dimension(lake_copy):
     assert f"Delete 2 row(s) of {SIMULATED_PRICES_IDENTIFIER} with time_index >= {cutoff}" in declined.stderr  # counted first
     dry = ok(*args, "--dry-run", lake=lake_copy)
     assert dry.strip() == (f"would delete 2 row(s) of {SIMULATED_PRICES_IDENTIFIER} with time_index >= {cutoff}T00:00:00+00:00 "
-                           "where {'unique_identifier': ['AAPL']}")
+                           "where {'unique_identifier': ['AAPL']} (unique_identifier=AAPL: 2 row(s))")
     dry_json = ok_json(*args, "--dry-run", lake=lake_copy)
     assert dry_json["dry_run"] is True and dry_json["deleted_count"] == 2
     nothing = ok(*args[:3], "2100-01-01", lake=lake_copy)  # no row matches: no question, no stdin needed
@@ -231,6 +231,24 @@ def test_delete_after_date_asks_unless_yes_and_scopes_by_dimension(lake_copy):
 
     random_result = ok("data-node", "delete-after-date", RANDOM_ID, "2000-01-01", "--yes", lake=lake_copy)
     assert "deleted 1 row(s)" in random_result and "(table is empty)" in random_result
+
+
+def test_a_comma_list_in_a_dimension_filter_deletes_any_of_its_values(lake_copy):
+    """Regression: `-d unique_identifier=NVDA,AAPL` was one identity 'NVDA,AAPL' and deleted 0 rows, silently."""
+    before = table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats()
+    args = ("data-node", "delete-after-date", SIMULATED_PRICES_IDENTIFIER, "2000-01-01", "-d")
+    dry = ok_json(*args, "unique_identifier=NVDA, AAPL,ZZZ", "--dry-run", lake=lake_copy)
+    assert dry["deleted_count"] == 2 * DAYS and dry["dimension_filters"] == {"unique_identifier": ["NVDA", "AAPL", "ZZZ"]}
+    assert dry["matched"] == {"unique_identifier": {"NVDA": DAYS, "AAPL": DAYS, "ZZZ": 0}}
+    asked = cli(*args, "unique_identifier=NVDA,AAPL", lake=lake_copy, input="n\n")
+    assert asked.exit_code == 1 and "(unique_identifier=NVDA: 5 row(s); unique_identifier=AAPL: 5 row(s))?" in asked.stderr
+    assert table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats() == before
+    nothing = ok(*args, "unique_identifier=ZZZ,YYY", "--yes", lake=lake_copy)
+    assert nothing.strip().endswith("no row matched, the table is unchanged")
+    assert table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats() == before
+    assert "a comma list means any of its values" in " ".join(ok(*args[:2], "--help").split())
+    assert ok_json(*args, "unique_identifier=NVDA,AAPL", "--yes", lake=lake_copy)["deleted_count"] == 2 * DAYS
+    assert table(lake_copy, SIMULATED_PRICES_IDENTIFIER).stats()["row_count"] == before["row_count"] - 2 * DAYS
 
 
 def test_delete_after_date_rejects_bad_input_and_keeps_data(lake_copy):

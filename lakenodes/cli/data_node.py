@@ -249,7 +249,9 @@ def data_node_delete_after_date(
     date: Annotated[str, typer.Argument(metavar="DATE", help="Delete rows with time_index >= DATE (ISO-8601, UTC if naive).")],
     dimension_filters: Annotated[list[str] | None, typer.Option(
         "--dimension-filter", "-d", metavar="K=V", show_default=False,
-        help="Only delete these identities, repeatable: unique_identifier=AAPL.")] = None,
+        help="Only delete these identities, repeatable: unique_identifier=AAPL; a comma list means any of its "
+             "values (unique_identifier=NVDA,AAPL; spaces around each value are dropped), a JSON list keeps "
+             "them exact (unique_identifier='[\"A,B\"]').")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the rows it would delete; delete nothing.")] = False,
     namespace: NamespaceOption = None,
@@ -262,6 +264,11 @@ def data_node_delete_after_date(
     what = f"of {table_name(found)} with time_index >= {cutoff.isoformat()}" + (f" where {scope}" if scope else "")
     delete = functools.partial(found.delete_after_date, cutoff, dimension_filters=scope or None)
     counted = delete(dry_run=True) if dry_run or not yes else None  # the answer, or what the question states
+    if counted is not None and scope:  # what each value matched: a typo in a list matches nothing, visibly
+        counted["matched"] = {dim: {value: delete(dry_run=True, dimension_filters={**scope, dim: [value]})["deleted_count"]
+                                    for value in values} for dim, values in scope.items()}
+        what += " (" + "; ".join(f"{dim}={value}: {count} row(s)" for dim, counts in counted["matched"].items()
+                                 for value, count in counts.items()) + ")"
     if dry_run:
         result = counted
     elif counted is not None and not counted["deleted_count"]:  # no row matches: nothing to ask, nothing deleted
@@ -274,6 +281,9 @@ def data_node_delete_after_date(
     def render(console: Console) -> None:
         if result["dry_run"]:
             console.print(f"would delete {result['deleted_count']} row(s) {what}")
+            return
+        if not result["deleted_count"]:
+            console.print(f"deleted 0 row(s) {what}: no row matched, the table is unchanged")
             return
         console.print(f"deleted {result['deleted_count']} row(s) {what}; last index value now "
                       f"{result['stats']['last_time_index_value']}" + (" (table is empty)" if result["table_empty"] else ""))

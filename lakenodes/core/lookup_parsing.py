@@ -103,10 +103,17 @@ def parse_bool(value: str, key: str, *, option: str = "--filter") -> bool:
 def parse_dimension_filters(pairs: Sequence[str] | None, index_names: Sequence[str], table_name: str, *,
                             option: str = "--dimension-filter") -> dict[str, list[str]]:
     """``["dim=value", ...]`` → ``{dim: [value, ...]}``, refusing names that are not identity
-    dimensions of the table (every index level after ``time_index``)."""
+    dimensions of the table (every index level after ``time_index``). A value is a comma list, each
+    value stripped (``NVDA, AAPL`` means either), or a JSON list (values exact, for a comma in one);
+    a repeated dimension adds its values.
+
+    >>> parse_dimension_filters(["unique_identifier=NVDA, AAPL", 'unique_identifier=["A,B"]'], ["time_index", "unique_identifier"], "t")
+    {'unique_identifier': ['NVDA', 'AAPL', 'A,B']}
+    """
     scope: dict[str, list[str]] = {}
     for key, value in parse_pairs(pairs, option):
-        scope.setdefault(key, []).append(value)
+        values = parse_in_values(value, key, option=option)
+        scope.setdefault(key, []).extend(item if isinstance(item, str) else json.dumps(item) for item in values)
     check_identity_dimensions(scope, index_names, table_name)
     return scope
 
