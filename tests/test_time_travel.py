@@ -122,8 +122,11 @@ def test_missing_and_vacuumed_versions_say_how_far_back_time_travel_reaches(hist
     node = history.node
     with pytest.raises(VersionUnavailableError, match=r"time travel reaches back to version 0 \(the latest is 4\)"):
         node.get_df_between_dates(as_of=9)
-    with pytest.raises(VersionUnavailableError, match="reaches back to version 0"):
-        node.get_df_between_dates(as_of=-1)
+    for negative in (-1, -5):  # a user mistake, not a version vacuum removed
+        with pytest.raises(LakenodesUserError, match=rf"^as_of={negative} is not a version: versions count up from 0"):
+            node.get_df_between_dates(as_of=negative)
+    with pytest.raises(LakenodesUserError, match="versions count up from 0"):  # before its first write too
+        QueueNode(TravelConfig(name="never written"), lake=node.lake).get_df_between_dates(as_of=-1)
     with pytest.raises(LakenodesUserError, match="as_of must be a table version"):
         node.get_df_between_dates(as_of="yesterday")
     vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)

@@ -54,7 +54,7 @@ from ._watermarks import (
 )
 from .cross_section import cross_section_of, forget_cross_section, is_cross_sectional
 from .location import Lake, lake_filesystem
-from .versions import table_as_of
+from .versions import resolve_as_of, table_as_of
 
 __all__ = ["RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
            "empty_table", "identity_transactions", "index_names_of",
@@ -131,6 +131,8 @@ class TableStore:
         """The snapshot at ``as_of`` (a version or a datetime, see ``lakenodes.lake.versions``; the
         current one when None); None before creation or for a moment before the table existed."""
         table = self.table()
+        if table is None and as_of is not None:
+            resolve_as_of(None, as_of)  # a bad as_of (a negative version) is a mistake before the first write too
         if table is None or as_of is None:
             return table
         with storage_errors(self.uri, "read", self.lake):

@@ -53,8 +53,14 @@ def resolve_as_of(table: DeltaTable | None, as_of: Any) -> int | None:
         Traceback (most recent call last):
         ...
         lakenodes.errors.LakenodesUserError: as_of must be a table version (int) or a datetime, not 'x'
+        >>> resolve_as_of(None, -1)
+        Traceback (most recent call last):
+        ...
+        lakenodes.errors.LakenodesUserError: as_of=-1 is not a version: versions count up from 0 (see the table's history)
     """
     if isinstance(as_of, int) and not isinstance(as_of, bool):
+        if as_of < 0:
+            raise LakenodesUserError(f"as_of={as_of} is not a version: versions count up from 0 (see the table's history)")
         return as_of
     if not isinstance(as_of, datetime.datetime) and not hasattr(as_of, "to_pydatetime"):
         raise LakenodesUserError(f"as_of must be a table version (int) or a datetime, not {as_of!r}")
