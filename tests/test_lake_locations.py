@@ -18,7 +18,7 @@ import pytest
 from pyarrow import fs as pafs
 from test_polars_scan import FrameConfig, FrameNode, read_both, rows
 
-from lakenodes import DataNodeMetaData, Lake, LakeConfigurationError, TimeIndexMetaTable, use_lake
+from lakenodes import DataNodeMetaData, Lake, LakeConfigurationError, TimeIndexMetaTable, run_many, use_lake
 from lakenodes._internal.caches import clear_caches
 from lakenodes.cli import main
 from lakenodes.lake.location import lake_filesystem
@@ -127,3 +127,21 @@ def test_a_lake_uri_with_a_trailing_newline_is_refused_not_a_second_lake(tmp_pat
                                        f"s3://{bucket}")
     assert filesystem.get_file_info(pafs.FileSelector(root, recursive=True)) == []  # nothing written
     assert not any(tmp_path.iterdir())
+
+
+def test_a_lake_under_a_file_is_refused_before_a_python_run_writes(tmp_path) -> None:
+    """Regression: `Lake("notes.txt/lake")` then `node.run()` failed late with a delta-rs NotADirectory
+    error; it is now the CLI's one line, before anything is written (run_many and update_tree=False too)."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a lake")
+    node = FrameNode(FrameConfig(name="under a file"), lake=Lake(notes / "lake"))
+    node.output = rows(range(1, 2))
+    message = (f"{notes} is a file (and {notes / 'lake'} would be under it): a lake is a folder "
+               "(or s3://bucket/prefix)")
+    for run in (node.run, lambda: node.run(update_tree=False), lambda: run_many([node])):
+        with pytest.raises(LakeConfigurationError) as refused:
+            run()
+        assert str(refused.value) == message
+    with use_lake(Lake(notes)), pytest.raises(LakeConfigurationError, match=f"^{re.escape(str(notes))} is a file: "):
+        FrameNode(FrameConfig(name="a file")).run_with(rows(range(1, 2)))
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"] and notes.read_text() == "not a lake"

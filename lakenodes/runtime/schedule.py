@@ -13,7 +13,8 @@ from typing import Literal, overload
 
 import polars as pl
 
-from ..errors import DependencyCycleError, NodeRunError
+from ..errors import DependencyCycleError, LakeConfigurationError, NodeRunError
+from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
 from ..nodes.node import DataNode
 from .graph import collect_dependencies
@@ -31,6 +32,7 @@ def run_tree(root: DataNode, *, update_tree: bool = True, executor: Executor | N
     """Run ``root`` (and, with ``update_tree``, its dependency tree first); see ``DataNode.run``.
     Only ``root``'s written rows travel back (in its summary's ``frame``), when ``return_frame``."""
     if not update_tree:
+        _refuse_unusable_lakes([root])
         return False, run_single(root, default_hooks(), return_frame)
     with node_context(root):
         summaries = _schedule([root], executor, None, None, {root.update_hash} if return_frame else ())
@@ -96,6 +98,7 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
     for root in nodes:
         with node_context(root):
             collect_dependencies(root, graph, needs)
+    _refuse_unusable_lakes(graph.values())
     keep = {key: frames_of is None or key in frames_of for key in graph}
     report = on_progress or (lambda done, total, node: None)
     report(0, len(graph), None)
@@ -111,6 +114,15 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
         first.completed, first.failures = results, failures
         raise first
     return results
+
+
+def _refuse_unusable_lakes(nodes: Collection[DataNode]) -> None:
+    """Raise ``LakeConfigurationError`` (the CLI's one line for ``--lake notes.txt/lake``) before anything
+    is written when a node's local lake is a file or under one; S3 lakes are left to the run (no probe)."""
+    for lake in {node.lake for node in nodes}:
+        problem = lake_problem(lake, require_lake=False) if lake.is_local else None
+        if problem:
+            raise LakeConfigurationError(problem)
 
 
 def _run_serially(
