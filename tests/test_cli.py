@@ -510,6 +510,19 @@ def test_run_namespace_isolates_the_dependencies_a_node_builds(local_lake, tmp_p
         ("tree_nodes.Downstream", "ci"), ("tree_nodes.Upstream", "ci")]
 
 
+def test_a_namespace_with_a_stray_space_is_refused_in_one_line(lake_copy, monkeypatch):
+    """Regression: `lakenodes run ... -n "ci "` was not the namespace `ci`; now one line, exit 2, nothing written."""
+    monkeypatch.chdir(REPO)
+    before = sorted(str(path.relative_to(lake_copy.uri)) for path in Path(lake_copy.uri).rglob("*"))
+    for namespace in ("ci ", " ci"):
+        assert_one_line_error(cli("run", "examples.tutorial_nodes:DailyRandomNumber", "--config", '{"mean": 0.0}',
+                                  "-n", namespace, lake=lake_copy),
+                              2, f"hash namespace {namespace!r} starts or ends with whitespace: pass 'ci'")
+        assert_one_line_error(cli("data-node", "detail", RANDOM_ID, "-n", namespace, lake=lake_copy),
+                              2, f"hash namespace {namespace!r} starts or ends with whitespace")
+    assert sorted(str(path.relative_to(lake_copy.uri)) for path in Path(lake_copy.uri).rglob("*")) == before
+
+
 def test_run_exit_codes(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     lake = Lake(tmp_path / "fresh")  # `run` creates the lake

@@ -337,6 +337,17 @@ def test_namespace_precedence_explicit_then_test_node_then_context():
         assert namespace_of(hash_namespace="explicit")[0] == "explicit"
 
 
+@pytest.mark.parametrize("namespace", ["ci ", " ci", "ci\n", "\tci"])
+def test_a_namespace_with_surrounding_whitespace_is_refused_every_way_it_is_set(namespace):
+    """Regression: ``-n "ci "`` (a stray space in a scheduler's command) was not the namespace typed."""
+    message = f"^hash namespace {re.escape(repr(namespace))} starts or ends with whitespace: pass 'ci'$"
+    with pytest.raises(ConfigurationError, match=message):
+        Node(MarkedConfig(), hash_namespace=namespace)
+    with pytest.raises(ConfigurationError, match=message), hash_namespace(namespace):
+        pass
+    assert current_hash_namespace() == ""
+
+
 def test_namespace_context_nests_and_restores():
     with hash_namespace("outer"):
         with hash_namespace("inner"):

@@ -81,17 +81,24 @@ def hash_namespace(namespace: str) -> Iterator[str]:
 
 
 def checked_namespace(namespace: str) -> str:
-    """``namespace`` without surrounding whitespace; one of only whitespace is refused: taken as
-    ``""`` it would write to the production tables a namespace is there to keep apart.
+    """``namespace``, refused (``ConfigurationError``) when only whitespace (taken as ``""`` it would
+    write to the production tables a namespace is there to keep apart) or when whitespace surrounds
+    it (``"ci "``, a stray space in a scheduler's command: silently ``"ci"`` or a namespace apart).
 
     Example:
-        >>> checked_namespace(" ci "), checked_namespace("")
+        >>> checked_namespace("ci"), checked_namespace("")
         ('ci', '')
+        >>> checked_namespace("ci ")
+        Traceback (most recent call last):
+        ...
+        lakenodes.errors.ConfigurationError: hash namespace 'ci ' starts or ends with whitespace: pass 'ci'
     """
     if namespace and not namespace.strip():
         raise ConfigurationError(
             f"hash namespace {namespace!r} is only whitespace: pass '' for the production tables or a name to isolate")
-    return namespace.strip()
+    if namespace != namespace.strip():
+        raise ConfigurationError(f"hash namespace {namespace!r} starts or ends with whitespace: pass {namespace.strip()!r}")
+    return namespace
 
 
 def current_hash_namespace() -> str:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..catalog import catalog, reconcile
+from ..core.hashing import checked_namespace
 from ..errors import LakenodesUserError, NotFoundError, StorageError
 from ..lake import maintenance
 from ..lake.location import Lake
@@ -30,7 +31,9 @@ UPDATES_HINT = "list them with `lakenodes updates list`"
 
 
 def resolve_table(lake: Lake, ref: str, namespace: str | None = None) -> TimeIndexMetaTable:
-    """A table by uid, storage hash, or identifier (in ``namespace``, default the empty one)."""
+    """A table by uid, storage hash, or identifier (in ``namespace``, default the empty one; one with
+    surrounding whitespace is refused as ``hash_namespace`` refuses it)."""
+    checked_namespace(namespace or "")
     tables = catalog.all_tables(lake)
     found = [table for table in tables if ref in (table.uid, table.storage_hash)]
     found = found or [table for table in tables if table.identifier == ref and table.namespace == (namespace or "")]
