@@ -27,8 +27,8 @@ from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
 from .._internal.datetimes import epoch_micros
-from .._internal.deferred import np, pa, pafs, pds
-from .._internal.threads import in_threads
+from .._internal.deferred import np, pa, pds
+from .._internal.threads import in_threads, storage_threads
 from ..core.frames import TIME_DTYPE, TIME_INDEX
 from ..errors import LakenodesUserError
 
@@ -188,9 +188,8 @@ def fragments_of(filesystem: Any, root: str, partition: str | None, files: pl.Da
                 partition, value), file_size=size)
             new.append(((id(filesystem), full), fragment))
         fragments.append(fragment)
-    if new:  # on a local disk threads only contend for the GIL (1,000 footers: ~40 ms in one, ~65 in 4-16)
-        local = isinstance(filesystem, pafs.LocalFileSystem)
-        in_threads(lambda item: item[1].ensure_complete_metadata(), new, max_threads=1 if local else 16)
+    if new:
+        in_threads(lambda item: item[1].ensure_complete_metadata(), new, max_threads=storage_threads(filesystem, 16))
         if len(_fragment_cache) + len(new) > 20_000:
             _fragment_cache.clear()
             _plain_files.clear()

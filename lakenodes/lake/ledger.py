@@ -22,7 +22,7 @@ from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Tr
 from .._internal.arrow_rows import arrow_table, empty_table, python_rows
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pq
-from .._internal.threads import in_threads
+from .._internal.threads import in_threads, storage_threads
 from ..errors import UnreadableFileError, one_line
 from ._retry import RetryPolicy
 from ._scan import add_actions, plain_schema, to_plain
@@ -292,7 +292,7 @@ def live_files(table: DeltaTable) -> dict[str, int]:
 
 
 def read_files(lake: Lake, table: DeltaTable, paths: Sequence[str], schema: pa.Schema) -> list[pa.Table]:
-    """The rows of each data file in ``paths`` (in threads: on S3 each is a GET), as ``schema``
+    """The rows of each data file in ``paths`` (in threads on S3, where each is a GET), as ``schema``
     (plain string types, missing columns null)."""
     if not paths:
         return []
@@ -307,7 +307,7 @@ def read_files(lake: Lake, table: DeltaTable, paths: Sequence[str], schema: pa.S
                 raise
             raise missing_catalog_file(file, root) from error
 
-    return in_threads(read, paths, max_threads=8)
+    return in_threads(read, paths, max_threads=storage_threads(filesystem, 8))
 
 
 def read_small_file(filesystem: Any, path: str, schema: pa.Schema) -> pa.Table:

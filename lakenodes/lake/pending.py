@@ -42,7 +42,7 @@ from typing import Any
 
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs, pq
-from .._internal.threads import in_threads
+from .._internal.threads import in_threads, storage_threads
 from ..errors import UnreadableFileError, one_line
 from ._storage_errors import storage_errors
 from ._unreadable import naming_unreadable
@@ -150,7 +150,8 @@ class Pending:
         new = [name for name in names if name not in known]
         unreadable: list[str] = []
         if new:
-            read = dict(zip(new, in_threads(self._read_file, new, max_threads=8), strict=True))  # on S3 each is a GET
+            threads = storage_threads(self._filesystem, 8)  # on S3 each is a GET
+            read = dict(zip(new, in_threads(self._read_file, new, max_threads=threads), strict=True))
             unreadable = [name for name, rows in read.items() if rows is _UNREADABLE]
             read = {name: rows for name, rows in read.items() if rows is not None and rows is not _UNREADABLE}
             with _read_lock:
