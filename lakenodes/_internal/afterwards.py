@@ -14,7 +14,7 @@ that queued it.
 
 Example:
     >>> saved = []
-    >>> afterwards(lambda: saved.append("facts of version 4"), "could not save the facts: %s")
+    >>> afterwards(lambda: saved.append("facts of version 4"), "could not save the facts of %s: %s", "t")
     >>> settle()
     >>> saved
     ['facts of version 4']
@@ -40,9 +40,9 @@ _queued: list[Future] = []  # the jobs not known to be done
 _lock = threading.Lock()
 
 
-def afterwards(job: Callable[[], object], failure: str) -> None:
+def afterwards(job: Callable[[], object], failure: str, *args: object) -> None:
     """Queue ``job`` to run after the jobs queued before it; a failure is logged as a warning,
-    ``failure % error``."""
+    ``failure % (*args, error)``."""
     global _pool
     context = contextvars.copy_context()
 
@@ -50,7 +50,7 @@ def afterwards(job: Callable[[], object], failure: str) -> None:
         try:
             context.run(job)
         except Exception as error:  # noqa: BLE001 - a cache's save: logged, never the run's error
-            logger.warning(failure, error)
+            logger.warning(failure, *args, error)
 
     with _lock:
         if _pool is None:

@@ -34,7 +34,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from .._internal.caches import register_cache
 from .._internal.deferred import pafs
-from .._internal.threads import in_threads
+from .._internal.threads import in_threads, storage_threads
 from ._delta_log import Stamp, commit_path, commit_stamp
 
 logger = logging.getLogger(__name__)
@@ -212,8 +212,7 @@ def _nothing_committed_since(entry: _Cached, filesystem_of: FileSystemOf) -> boo
                                        lambda: _unchanged(entry, filesystem_of)]
     if version > entry.stamp[0]:
         probes.append(lambda: commit_stamp(filesystem, root, version))
-    local = isinstance(filesystem, pafs.LocalFileSystem)
-    answers = [probe() for probe in probes] if local else in_threads(lambda probe: probe(), probes)
+    answers = in_threads(lambda probe: probe(), probes, max_threads=storage_threads(filesystem, len(probes)))
     if not (answers[0] and answers[1]):
         return False
     if len(answers) == 3:

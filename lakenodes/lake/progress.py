@@ -26,7 +26,7 @@ from .._internal.afterwards import settle
 from .._internal.arrow_rows import arrow_table, empty_table
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
-from .._internal.deferred import pa, pafs, pc
+from .._internal.deferred import pa, pc
 from .._internal.threads import in_threads, storage_threads
 from ..core.frames import TIME_DTYPE, TIME_INDEX
 from . import _facts_file as facts_file
@@ -193,8 +193,7 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
     steps = [functools.partial(_learn_own_commit, filesystem, root, after.version, run_id, by_partition, dims[:1]),
              functools.partial(_snapshot, filesystem, root, after, table)]
     # on an object store, the commit file's GET and its stamp's HEAD at once (two round trips)
-    local = isinstance(filesystem, pafs.LocalFileSystem)
-    own, snapshot = [step() for step in steps] if local else in_threads(lambda step: step(), steps)
+    own, snapshot = in_threads(lambda step: step(), steps, max_threads=storage_threads(filesystem, 2))
     if first_rows:  # a backfill into a new table: its facts are the append's own, nothing to prune
         facts_file.write(filesystem, root, own, snapshot)
         return

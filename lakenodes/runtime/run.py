@@ -315,17 +315,17 @@ def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: 
     def save() -> None:
         persist_append(node.lake, table, after, frame.table, run_id, frame.identity_bounds, first_rows=first_rows)
 
-    failure = f"could not save the file facts of {node.storage_hash}: %s"
+    failure = "could not save the file facts of %s: %s"
     if not node.lake.is_local:
         try:
             yield after
         finally:  # the facts hold for the commit whatever becomes of its catalog record
-            afterwards(save, failure)
+            afterwards(save, failure, node.storage_hash)
         return
     with _in_background(save) as saving:
         yield after
     if saving.exception() is not None:
-        logger.warning(failure, saving.exception())
+        logger.warning(failure, node.storage_hash, saving.exception())
 
 
 def _progress_reader(node: DataNode, hooks: Sequence[RunHooks], checked: list[TableProgress]) -> Callable[[DeltaTable], dict]:
