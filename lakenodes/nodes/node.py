@@ -1,19 +1,16 @@
-"""The core DataNode (identity, statistics, reads; ``run()`` is the facade's, lakenodes.facade.node)
-and APIDataNode (a read-only node over a published table)."""
+"""The core DataNode (identity, statistics; ``run()`` is the facade's, lakenodes.facade.node) and
+APIDataNode (a read-only node over a published table); the reads every node has: lakenodes.nodes.reads."""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-import polars as pl
 from pydantic import BaseModel
 
-from .._internal.datetimes import parse_datetime
 from .._internal.deferred import pa
 from ..core.config import DataNodeConfiguration, DataNodeMetaData, RecordDefinition, canonical_dtype
-from ..core.frame_kind import FrameKind, as_frame, resolve_frame
 from ..core.frames import TIME_INDEX, UNIQUE_IDENTIFIER, timestamp_type
 from ..core.hashing import (
     HashedAsUpdateHash,
@@ -23,24 +20,13 @@ from ..core.hashing import (
     current_hash_namespace,
 )
 from ..errors import ConfigurationError
-from ..lake.lazy import scan_table
 from ..lake.location import Lake, block_lake, current_lake
 from ..lake.progress import NO_TABLE, persisted_progress, read_progress
-from ..lake.store import RangeFilter, TableStore, empty_table
+from ..lake.store import TableStore
 from .namespaced_init import TEST_NAMESPACE, namespaced_init
 from .node_logging import NodeLogger
-from .read_arguments import (
-    dimension_filters_argument,
-    flag_argument,
-    list_argument,
-    ranges_from_dimension_map,
-    ranges_from_uid_map,
-    uid_of,
-)
+from .reads import TableReads
 from .statistics import DEFAULT_OFFSET_START, UpdateStatistics
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def _arrow_type(dtype: str) -> pa.DataType:
@@ -50,8 +36,8 @@ def _arrow_type(dtype: str) -> pa.DataType:
     return types[dtype]
 
 
-class BaseNode:
-    """What every node can do: locate its table and read it.
+class BaseNode(TableReads):
+    """What every node can do: locate its table and read it (the reads: :mod:`lakenodes.nodes.reads`).
 
     Its lake is the ``lake=`` it was given, else the ``use_lake`` block it was created in; a node
     created outside every block follows the lake in effect where it is used (the ``use_lake`` block
@@ -82,106 +68,6 @@ class BaseNode:
     def _declared_schema(self) -> tuple[pa.Schema, tuple[str, ...]]:
         """Schema to return before the first write: the index plus declared records."""
         return pa.schema([(TIME_INDEX, timestamp_type())]), (TIME_INDEX,)
-
-    # -- reads ----------------------------------------------------------------------------------
-    def get_df_between_dates(
-        self,
-        start_date: Any = None,
-        end_date: Any = None,
-        *,
-        great_or_equal: bool = True,
-        less_or_equal: bool = True,
-        unique_identifier_list: Sequence[str] | None = None,
-        columns: Sequence[str] | None = None,
-        dimension_filters: Mapping[str, Sequence[str]] | None = None,
-        unique_identifier_range_map: Mapping[str, Mapping[str, Any]] | None = None,
-        dimension_range_map: Sequence[Mapping[str, Any]] | None = None,
-        frame: FrameKind | None = None,
-        as_of: Any = None,
-    ) -> pl.DataFrame | pd.DataFrame | pa.Table:
-        """Rows between two dates (inclusive by default), optionally scoped by identity.
-
-        ``frame`` picks polars, pandas (the seeds' index) or arrow; by default the program's
-        choice (``LAKENODES_FRAME`` / ``lakenodes.set_default_frame``), else polars. ``as_of``
-        reads the table as it was at a version (int) or a moment (datetime; see lakenodes.lake.versions).
-
-        Example (``example``: a temporary lake with one table, see conftest.py):
-            >>> example.node.get_df_between_dates("2026-03-31", "2026-03-31", unique_identifier_list=["MSFT"])["close"].to_list()
-            [6.0]
-            >>> example.node.get_df_between_dates(as_of=0).height  # version 0: the created, empty table
-            0
-        """
-        frame = resolve_frame(frame)  # a bad frame kind fails before reading
-        columns = None if columns is None else list_argument(columns, "columns")
-        filters = dimension_filters_argument(dimension_filters, unique_identifier_list)
-        ranges = None if unique_identifier_range_map is None else ranges_from_uid_map(unique_identifier_range_map)
-        if dimension_range_map is not None:
-            ranges = (ranges or []) + ranges_from_dimension_map(dimension_range_map)
-        data = self.store.read(
-            start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
-            start_inclusive=flag_argument(great_or_equal, "great_or_equal"), end_inclusive=flag_argument(less_or_equal, "less_or_equal"),
-            columns=columns, dimension_filters=filters, ranges=ranges, as_of=as_of,
-        )
-        return self._as_frame(data, columns, frame)
-
-    def scan(
-        self, start_date: Any = None, end_date: Any = None, *, great_or_equal: bool = True,
-        less_or_equal: bool = True, unique_identifier_list: Sequence[str] | None = None,
-        columns: Sequence[str] | None = None, dimension_filters: Mapping[str, Sequence[str]] | None = None,
-        as_of: Any = None,
-    ) -> pl.LazyFrame:
-        """The rows ``get_df_between_dates`` returns (same filters, ``as_of``) as a polars LazyFrame.
-
-        Example (``example``: a temporary lake with one table, see conftest.py):
-            >>> example.node.scan(unique_identifier_list=["AAPL"], as_of=1).select("close").collect()["close"].to_list()
-            [1.0, 2.0, 3.0, 4.0]
-        """
-        lazy = scan_table(
-            self.store, start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
-            start_inclusive=flag_argument(great_or_equal, "great_or_equal"), end_inclusive=flag_argument(less_or_equal, "less_or_equal"),
-            columns=None if columns is None else list_argument(columns, "columns"),
-            dimension_filters=dimension_filters_argument(dimension_filters, unique_identifier_list), as_of=as_of,
-        )
-        return self._as_frame(None, columns, "polars").lazy() if lazy is None else lazy
-
-    def get_ranged_data_per_asset(
-        self, range_descriptor: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]] | None,
-        columns: Sequence[str] | None = None, frame: FrameKind | None = None, *, as_of: Any = None,
-    ) -> pl.DataFrame | pd.DataFrame | pa.Table:
-        """Rows per identity within its own window, from ``update_statistics``' range map by uid
-        or by coordinate (``get_dimension_range_map_great_or_equal``); ``as_of``: see get_df_between_dates."""
-        by_coordinate = isinstance(range_descriptor, Sequence) and not isinstance(range_descriptor, str)
-        key = "dimension_range_map" if by_coordinate and range_descriptor else "unique_identifier_range_map"
-        return self.get_df_between_dates(**{key: range_descriptor or {}}, columns=columns, frame=frame, as_of=as_of)
-
-    def get_last_observation(
-        self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None, *, as_of: Any = None,
-    ) -> pl.DataFrame | pd.DataFrame | pa.Table:
-        """The latest row of every identity (optionally only these assets), located from metadata
-        (``as_of``: see get_df_between_dates)."""
-        frame = resolve_frame(frame)
-        table = self.store.table_as_of(as_of)
-        if table is None:
-            return self._as_frame(self.store.read(as_of=as_of), None, frame)
-        progress = read_progress(table, self.lake)
-        dims = progress.index_names[1:]
-        wanted = None if asset_list is None else {uid_of(asset) for asset in list_argument(asset_list, "asset_list")}
-        position = dims.index(UNIQUE_IDENTIFIER) if UNIQUE_IDENTIFIER in dims else 0
-        ranges = [
-            RangeFilter(dict(zip(dims, identity, strict=True)), start=ts, end=ts)
-            for identity, ts in progress.last.items()
-            if wanted is None or (identity and identity[position] in wanted)
-        ]
-        return self._as_frame(self.store.read(ranges=ranges, as_of=as_of), None, frame)
-
-    def _as_frame(self, data: pa.Table | None, columns: Sequence[str] | None, frame: FrameKind | None) -> Any:
-        frame = resolve_frame(frame)
-        if data is None:
-            schema, index_names = self._declared_schema()
-            data = empty_table(schema, index_names, columns)
-        else:
-            index_names = tuple(name for name in self.store.index_names() or (TIME_INDEX,))
-        return as_frame(data, index_names, frame)
 
 
 HashedAsUpdateHash.register(BaseNode)  # configurations hash a node as its update_hash

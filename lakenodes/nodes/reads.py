@@ -1,0 +1,205 @@
+"""The read methods every node has (``get_df_between_dates``, ``scan``, ``get_ranged_data_per_asset``,
+``get_last_observation``), typed by the frame they return.
+
+``frame="polars"``, ``"pandas"`` or ``"arrow"`` returns that frame's type; without ``frame`` the
+kind is the program's choice at run time (``LAKENODES_FRAME`` / ``lakenodes.set_default_frame``,
+else polars), so a type checker sees ``Any``: the seeds' ``node.get_df_between_dates(...).iloc[0]``
+type-checks as written, as does a polars user's ``.filter(...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
+
+import polars as pl
+from typing_extensions import Unpack
+
+from .._internal.datetimes import parse_datetime
+from .._internal.deferred import pa
+from ..core.frame_kind import FrameKind, as_frame, resolve_frame
+from ..core.frames import TIME_INDEX, UNIQUE_IDENTIFIER
+from ..lake.lazy import scan_table
+from ..lake.progress import read_progress
+from ..lake.store import RangeFilter, TableStore, empty_table
+from .read_arguments import (
+    dimension_filters_argument,
+    flag_argument,
+    list_argument,
+    ranges_from_dimension_map,
+    ranges_from_uid_map,
+    uid_of,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..lake.location import Lake
+
+
+class DateFilters(TypedDict, total=False):
+    """The keyword filters of ``get_df_between_dates`` (for its typed overloads)."""
+
+    great_or_equal: bool
+    less_or_equal: bool
+    unique_identifier_list: Sequence[str] | None
+    columns: Sequence[str] | None
+    dimension_filters: Mapping[str, Sequence[str]] | None
+    unique_identifier_range_map: Mapping[str, Mapping[str, Any]] | None
+    dimension_range_map: Sequence[Mapping[str, Any]] | None
+    as_of: Any
+
+
+RangeDescriptor = Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]] | None
+
+
+class TableReads:
+    """Reads of a node's table (mixed into ``BaseNode``, which gives ``lake``, ``store`` and the
+    schema a table has before its first write)."""
+
+    @property
+    def lake(self) -> Lake:
+        raise NotImplementedError
+
+    @property
+    def store(self) -> TableStore:
+        raise NotImplementedError
+
+    def _declared_schema(self) -> tuple[pa.Schema, tuple[str, ...]]:
+        raise NotImplementedError
+
+    @overload
+    def get_df_between_dates(self, start_date: Any = ..., end_date: Any = ..., *, frame: None = ...,
+                             **filters: Unpack[DateFilters]) -> Any: ...
+    @overload
+    def get_df_between_dates(self, start_date: Any = ..., end_date: Any = ..., *, frame: Literal["polars"],
+                             **filters: Unpack[DateFilters]) -> pl.DataFrame: ...
+    @overload
+    def get_df_between_dates(self, start_date: Any = ..., end_date: Any = ..., *, frame: Literal["pandas"],
+                             **filters: Unpack[DateFilters]) -> pd.DataFrame: ...
+    @overload
+    def get_df_between_dates(self, start_date: Any = ..., end_date: Any = ..., *, frame: Literal["arrow"],
+                             **filters: Unpack[DateFilters]) -> pa.Table: ...
+    def get_df_between_dates(
+        self,
+        start_date: Any = None,
+        end_date: Any = None,
+        *,
+        great_or_equal: bool = True,
+        less_or_equal: bool = True,
+        unique_identifier_list: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        dimension_filters: Mapping[str, Sequence[str]] | None = None,
+        unique_identifier_range_map: Mapping[str, Mapping[str, Any]] | None = None,
+        dimension_range_map: Sequence[Mapping[str, Any]] | None = None,
+        frame: FrameKind | None = None,
+        as_of: Any = None,
+    ) -> Any:
+        """Rows between two dates (inclusive by default), optionally scoped by identity.
+
+        ``frame`` picks polars, pandas (the seeds' index) or arrow; by default the program's
+        choice (``LAKENODES_FRAME`` / ``lakenodes.set_default_frame``), else polars. ``as_of``
+        reads the table as it was at a version (int) or a moment (datetime; see lakenodes.lake.versions).
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.node.get_df_between_dates("2026-03-31", "2026-03-31", unique_identifier_list=["MSFT"])["close"].to_list()
+            [6.0]
+            >>> example.node.get_df_between_dates(as_of=0).height  # version 0: the created, empty table
+            0
+        """
+        kind = resolve_frame(frame)  # a bad frame kind fails before reading
+        columns = None if columns is None else list_argument(columns, "columns")
+        filters = dimension_filters_argument(dimension_filters, unique_identifier_list)
+        ranges = None if unique_identifier_range_map is None else ranges_from_uid_map(unique_identifier_range_map)
+        if dimension_range_map is not None:
+            ranges = (ranges or []) + ranges_from_dimension_map(dimension_range_map)
+        data = self.store.read(
+            start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
+            start_inclusive=flag_argument(great_or_equal, "great_or_equal"), end_inclusive=flag_argument(less_or_equal, "less_or_equal"),
+            columns=columns, dimension_filters=filters, ranges=ranges, as_of=as_of,
+        )
+        return self._as_frame(data, columns, kind)
+
+    def scan(
+        self, start_date: Any = None, end_date: Any = None, *, great_or_equal: bool = True,
+        less_or_equal: bool = True, unique_identifier_list: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None, dimension_filters: Mapping[str, Sequence[str]] | None = None,
+        as_of: Any = None,
+    ) -> pl.LazyFrame:
+        """The rows ``get_df_between_dates`` returns (same filters, ``as_of``) as a polars LazyFrame.
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.node.scan(unique_identifier_list=["AAPL"], as_of=1).select("close").collect()["close"].to_list()
+            [1.0, 2.0, 3.0, 4.0]
+        """
+        lazy = scan_table(
+            self.store, start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
+            start_inclusive=flag_argument(great_or_equal, "great_or_equal"), end_inclusive=flag_argument(less_or_equal, "less_or_equal"),
+            columns=None if columns is None else list_argument(columns, "columns"),
+            dimension_filters=dimension_filters_argument(dimension_filters, unique_identifier_list), as_of=as_of,
+        )
+        return self._as_frame(None, columns, "polars").lazy() if lazy is None else lazy
+
+    @overload
+    def get_ranged_data_per_asset(self, range_descriptor: RangeDescriptor, columns: Sequence[str] | None = ...,
+                                  frame: None = ..., *, as_of: Any = ...) -> Any: ...
+    @overload
+    def get_ranged_data_per_asset(self, range_descriptor: RangeDescriptor, columns: Sequence[str] | None = ...,
+                                  frame: Literal["polars"] = ..., *, as_of: Any = ...) -> pl.DataFrame: ...
+    @overload
+    def get_ranged_data_per_asset(self, range_descriptor: RangeDescriptor, columns: Sequence[str] | None = ...,
+                                  frame: Literal["pandas"] = ..., *, as_of: Any = ...) -> pd.DataFrame: ...
+    @overload
+    def get_ranged_data_per_asset(self, range_descriptor: RangeDescriptor, columns: Sequence[str] | None = ...,
+                                  frame: Literal["arrow"] = ..., *, as_of: Any = ...) -> pa.Table: ...
+    def get_ranged_data_per_asset(
+        self, range_descriptor: RangeDescriptor, columns: Sequence[str] | None = None,
+        frame: FrameKind | None = None, *, as_of: Any = None,
+    ) -> Any:
+        """Rows per identity within its own window, from ``update_statistics``' range map by uid
+        or by coordinate (``get_dimension_range_map_great_or_equal``); ``as_of``: see get_df_between_dates."""
+        if isinstance(range_descriptor, Sequence) and not isinstance(range_descriptor, str) and range_descriptor:
+            return self.get_df_between_dates(dimension_range_map=range_descriptor, columns=columns, frame=frame,
+                                             as_of=as_of)
+        by_uid: Any = range_descriptor or {}  # a malformed descriptor fails in ranges_from_uid_map, naming it
+        return self.get_df_between_dates(unique_identifier_range_map=by_uid, columns=columns, frame=frame, as_of=as_of)
+
+    @overload
+    def get_last_observation(self, asset_list: Sequence[Any] | None = ..., frame: None = ..., *,
+                             as_of: Any = ...) -> Any: ...
+    @overload
+    def get_last_observation(self, asset_list: Sequence[Any] | None = ..., frame: Literal["polars"] = ..., *,
+                             as_of: Any = ...) -> pl.DataFrame: ...
+    @overload
+    def get_last_observation(self, asset_list: Sequence[Any] | None = ..., frame: Literal["pandas"] = ..., *,
+                             as_of: Any = ...) -> pd.DataFrame: ...
+    @overload
+    def get_last_observation(self, asset_list: Sequence[Any] | None = ..., frame: Literal["arrow"] = ..., *,
+                             as_of: Any = ...) -> pa.Table: ...
+    def get_last_observation(
+        self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None, *, as_of: Any = None,
+    ) -> Any:
+        """The latest row of every identity (optionally only these assets), located from metadata
+        (``as_of``: see get_df_between_dates)."""
+        kind = resolve_frame(frame)
+        table = self.store.table_as_of(as_of)
+        if table is None:
+            return self._as_frame(self.store.read(as_of=as_of), None, kind)
+        progress = read_progress(table, self.lake)
+        dims = progress.index_names[1:]
+        wanted = None if asset_list is None else {uid_of(asset) for asset in list_argument(asset_list, "asset_list")}
+        position = dims.index(UNIQUE_IDENTIFIER) if UNIQUE_IDENTIFIER in dims else 0
+        ranges = [
+            RangeFilter(dict(zip(dims, identity, strict=True)), start=ts, end=ts)
+            for identity, ts in progress.last.items()
+            if wanted is None or (identity and identity[position] in wanted)
+        ]
+        return self._as_frame(self.store.read(ranges=ranges, as_of=as_of), None, kind)
+
+    def _as_frame(self, data: pa.Table | None, columns: Sequence[str] | None, kind: str) -> Any:
+        if data is None:
+            schema, index_names = self._declared_schema()
+            data = empty_table(schema, index_names, columns)
+        else:
+            index_names = tuple(name for name in self.store.index_names() or (TIME_INDEX,))
+        return as_frame(data, index_names, kind)
