@@ -1,7 +1,9 @@
 """The tutorial DataNodes of the source documents, ported to lakenodes.
 
-Porting is an import change plus two frame calls: reads return polars unless asked for
-``frame="pandas"``, and assets come from ``lakenodes.Asset``.
+Porting is an import change, ``frame="pandas"`` on the two reads used as pandas frames (reads
+return polars unless asked; ``LAKENODES_FRAME=pandas`` or ``lakenodes.set_default_frame("pandas")``
+makes pandas the default for a whole program, leaving the seeds' reads as written), and assets
+from ``lakenodes.Asset``.
 """
 
 from __future__ import annotations
