@@ -872,6 +872,27 @@ def test_vacuum_of_a_lake_without_tables_says_so(tmp_path):
     assert not any((tmp_path / "lake").iterdir())
 
 
+def test_listings_of_an_empty_lake_say_so_in_one_line(tmp_path):
+    """Regression: in a new lake `updates list`, `updates runs`, `assets list`, `optimize` and
+    `data-node org-unique-identifiers` printed a box of column headers and no row, `search` two
+    (after its "0 match(es)" lines), where `data-node list` and `vacuum` said "no tables in <lake>"."""
+    (tmp_path / "lake").mkdir()
+    lake = Lake(str(tmp_path / "lake"))
+    expected = {
+        ("updates", "list"): f"no update processes in {lake.uri}\n",
+        ("updates", "runs"): f"no runs recorded in {lake.uri}\n",
+        ("assets", "list"): f"no assets in {lake.uri}\n",
+        ("assets", "list", "-f", "ticker=NVDA"): f"no assets in {lake.uri} match ticker=NVDA\n",
+        ("optimize",): f"no tables in {lake.uri}\n",
+        ("data-node", "org-unique-identifiers"): f"no identifiers in use in {lake.uri}\n",
+        ("search", "prices", "--mode", "description"): "description search for 'prices': 0 match(es)\n",
+    }
+    for args, line in expected.items():
+        assert ok(*args, lake=lake) == line, args
+        document = ok_json(*args, lake=lake)  # the JSON document is as it was: an empty result
+        assert document["ok"] and (document.get("count") == 0 or document["description"]["count"] == 0), args
+
+
 def _in_a_terminal(columns: int, *args: str) -> str:
     """What ``python -m lakenodes ARGS`` shows in a terminal ``columns`` wide (a pseudo-terminal;
     colours and styles stripped)."""

@@ -126,10 +126,11 @@ def text(value: Any) -> str:
     return str(value)
 
 
-def table(*columns: str, no_wrap: Sequence[str] = ()) -> FittingTable:
+def table(*columns: str, no_wrap: Sequence[str] = (), empty: str | None = None) -> FittingTable:
     """An empty table with these columns (``no_wrap`` ones, such as hashes, are never wrapped);
-    add rows with ``add_row`` and print it with a rich console."""
-    return FittingTable(columns, no_wrap)
+    add rows with ``add_row`` and print it with a rich console. Printed without rows, it is the
+    line ``empty`` (e.g. "no runs recorded in ./lake") when given, not a box of headers."""
+    return FittingTable(columns, no_wrap, empty)
 
 
 class FittingTable:
@@ -140,24 +141,29 @@ class FittingTable:
     Example:
         >>> import io
         >>> from rich.console import Console
-        >>> view = table("Update hash", "Status", "Rows", no_wrap=("Update hash",))
-        >>> view.add_row("dailyrandomnumber_1a945de9", "success", "12")
+        >>> view = table("Update hash", "Status", "Rows", no_wrap=("Update hash",), empty="no runs recorded")
         >>> narrow = Console(width=40, file=io.StringIO())
         >>> narrow.print(view)
+        >>> view.add_row("dailyrandomnumber_1a945de9", "success", "12")
+        >>> narrow.print(view)
         >>> print(narrow.file.getvalue().strip())  # doctest: +NORMALIZE_WHITESPACE
+        no runs recorded
         Update hash  dailyrandomnumber_1a945de9
         Status       success
         Rows         12
     """
 
-    def __init__(self, columns: Sequence[str], no_wrap: Sequence[str] = ()):
-        self.columns, self.no_wrap = tuple(columns), frozenset(no_wrap)
+    def __init__(self, columns: Sequence[str], no_wrap: Sequence[str] = (), empty: str | None = None):
+        self.columns, self.no_wrap, self.empty = tuple(columns), frozenset(no_wrap), empty
         self.rows: list[tuple[str, ...]] = []
 
     def add_row(self, *cells: str) -> None:
         self.rows.append(cells)
 
     def __rich_console__(self, console: Console, options: Any) -> Iterator[Any]:
+        if not self.rows and self.empty is not None:
+            yield self.empty
+            return
         columns = self._columns()
         if columns.__rich_measure__(console, options).minimum <= options.max_width:
             yield columns
@@ -200,10 +206,12 @@ def rows_table(console: Console, envelope: dict[str, Any]) -> None:
     console.print(f"{envelope['row_count']} row(s){more}")
 
 
-def updaters_table(console: Console, processes: list[dict[str, Any]], identifiers: dict[str, str | None]) -> None:
-    """Print update processes: update hash, storage, identifier, last run, status, rows, runs."""
+def updaters_table(console: Console, processes: list[dict[str, Any]], identifiers: dict[str, str | None],
+                   empty: str | None = None) -> None:
+    """Print update processes: update hash, storage, identifier, last run, status, rows, runs
+    (``empty``: the line printed when there are none)."""
     view = table("Update hash", "Storage hash", "Identifier", "Namespace", "Last run", "Status", "Rows", "Runs",
-                 no_wrap=("Update hash", "Storage hash", "Last run"))
+                 no_wrap=("Update hash", "Storage hash", "Last run"), empty=empty)
     for p in processes:
         view.add_row(p["update_hash"], p["storage_hash"], identifiers.get(p["storage_hash"]) or "", p["namespace"] or "",
                      text(p["last_run_at"]), p["last_status"] or "never run", text(p["last_rows_written"]),

@@ -23,7 +23,8 @@ def assets_list(session: Session, filters: AssetFilterOption = None) -> None:
     columns = list(Asset.model_fields)
 
     def render(console: Console) -> None:
-        view = table(*columns, no_wrap=("unique_identifier",))
+        matching = " match " + ", ".join(filters) if filters else ""
+        view = table(*columns, no_wrap=("unique_identifier",), empty=f"no assets in {session.lake.uri}{matching}")
         for asset in assets:
             view.add_row(*(text(getattr(asset, column)) for column in columns))
         console.print(view)

@@ -153,7 +153,8 @@ def data_node_identifiers(session: Session) -> None:
             for t in tables]
 
     def render(console: Console) -> None:
-        view = table("Identifier", "Namespace", "Storage hash", "UID", no_wrap=("Identifier", "Storage hash", "UID"))
+        view = table("Identifier", "Namespace", "Storage hash", "UID", no_wrap=("Identifier", "Storage hash", "UID"),
+                     empty=f"no identifiers in use in {session.lake.uri}")
         for row in rows:
             view.add_row(row["identifier"], row["namespace"], row["storage_hash"], row["uid"])
         console.print(view)

@@ -54,7 +54,8 @@ def optimize(
 
     def render(console: Console) -> None:
         copies = ("Cross-section",) if cross_section else ()
-        view = table("Table", "Compacted", "Files", "Checkpoint", *copies, no_wrap=("Table", "Files"))
+        view = table("Table", "Compacted", "Files", "Checkpoint", *copies, no_wrap=("Table", "Files"),
+                     empty=f"no tables in {session.lake.uri}")
         for r in results:
             files = f"{r['files_before']} -> {r['files_after']}" if "error" not in r else "failed"  # why: on stderr
             copy = (_copy_cell(r),) if cross_section else ()

@@ -84,7 +84,8 @@ def search(
             for hit in page["results"]:
                 view.add_row(f"{hit['score']:.3f}", hit.get("identifier") or "", hit.get("namespace") or "",
                              hit["storage_hash"], text(hit.get("matched_columns")), _described(hit))
-            console.print(view)
+            if page["results"]:  # the count line above says there are none
+                console.print(view)
 
     session.output({"query": query, "mode": mode.value, **pages}, render)
 

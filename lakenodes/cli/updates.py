@@ -25,7 +25,8 @@ def updates_list(session: Session) -> None:
     processes = update_processes(session.lake)
     identifiers = {p["storage_hash"]: p["identifier"] for p in processes}
     session.output({"count": len(processes), "results": processes},
-                   lambda console: updaters_table(console, processes, identifiers))
+                   lambda console: updaters_table(console, processes, identifiers,
+                                                  empty=f"no update processes in {session.lake.uri}"))
 
 
 @command(app, "runs")
@@ -39,8 +40,9 @@ def updates_runs(
     runs = every[-limit:]
 
     def render(console: Console) -> None:
+        scope = f" of {update_hash}" if update_hash else ""
         view = table("Started", "Update hash", "Status", "Rows", "Seconds", "Host", "Error",
-                     no_wrap=("Started", "Update hash"))
+                     no_wrap=("Started", "Update hash"), empty=f"no runs{scope} recorded in {session.lake.uri}")
         for run in runs:
             seconds = (run["finished_at"] - run["started_at"]).total_seconds() if run["finished_at"] else None
             view.add_row(text(run["started_at"]), run["update_hash"], run["status"], text(run["rows_written"]),
