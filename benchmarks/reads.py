@@ -56,7 +56,7 @@ class ReadSections(Sections):
              (lambda: arctic.multi(None, one_day, one_day)) if arctic else None,
              assets, 5.0),
         ]
-        self._latest_rows(node, assets, arctic)
+        self._latest_rows(node, assets, arctic, end)
         floors = {cases[0][0]: self._files_read(node, year_start, end, picked),
                   cases[1][0]: self._files_read(node, one_day, one_day, None)}
         for layout in ("", ", after optimize --cross-section"):
@@ -82,26 +82,32 @@ class ReadSections(Sections):
                                         f"ArcticDB {arctic.backend}, 1 multi-index symbol", times["multi"],
                                         multi_target))
                 if not layout:
-                    engine = min(floors[case], key=lambda engine: times[f"floor {engine}"])
                     baseline = ("ArcticDB " + arctic.backend + ", 1 multi-index symbol", times["multi"]) if arctic \
                         else ("pl.scan_delta", times["scan"])
-                    self.report.add(Row(section, f"{name}: its files read directly (paths known, no log)",
-                                        times[f"floor {engine}"], *baseline, None,
-                                        f"{engine} (the quicker of polars and pyarrow here) reading the Parquet files "
-                                        "that hold the rows, the partition column left out: what a reader of this "
-                                        "layout (one file per asset) pays for the files alone, their footers included "
-                                        "(lakenodes keeps those it read: on S3 one request a file less)"))
+                    self._floor_row(section, name, times, *baseline)
 
-    def _latest_rows(self, node: BenchPrices, assets: int, arctic: ArcticTwin | None) -> None:
+    def _floor_row(self, section: str, name: str, times: dict[str, float], baseline: str, baseline_time: float) -> None:
+        """The row of the quicker ``floor ENGINE`` read of ``times`` (see ``_files_read``) for case ``name``."""
+        engine = min((key for key in times if key.startswith("floor ")), key=lambda key: times[key])
+        self.report.add(Row(section, f"{name}: its files read directly (paths known, no log)", times[engine],
+                            baseline, baseline_time, None,
+                            f"{engine.removeprefix('floor ')} (the quicker of polars and pyarrow here) reading the "
+                            "Parquet files that hold the rows, the partition column left out: what a reader of this "
+                            "layout (one file per asset) pays for the files alone, their footers included "
+                            "(lakenodes keeps those it read: on S3 one request a file less)"))
+
+    def _latest_rows(self, node: BenchPrices, assets: int, arctic: ArcticTwin | None, last: datetime.datetime) -> None:
         """The latest row of every asset (``get_last_observation``: one range per asset) against
-        ``pl.scan_delta`` keeping each asset's latest row, and ArcticDB's last row of each symbol."""
+        ``pl.scan_delta`` keeping each asset's latest row, ArcticDB's last row of each symbol, and
+        the files holding those rows read directly (every asset's latest row is at ``last``)."""
         uids = asset_ids(assets)
 
         def scan() -> pl.DataFrame:
             frame = pl.scan_delta(node.store.uri, storage_options=self.options or None)
             return frame.filter(pl.col("time_index") == pl.col("time_index").max().over("unique_identifier")).collect()
 
-        fns = {"ours": node.get_last_observation, "scan": scan}
+        fns = {"ours": node.get_last_observation, "scan": scan,
+               **{f"floor {engine}": read for engine, read in self._files_read(node, last, last, None).items()}}
         if arctic:
             fns["arctic"] = lambda: arctic.latest(uids)
         assert all(len(read()) == assets for read in fns.values())
@@ -111,6 +117,7 @@ class ReadSections(Sections):
         if arctic:
             self.report.add(Row(section, name, times["ours"], f"ArcticDB {arctic.backend}, 1 symbol/asset",
                                 times["arctic"], None))
+        self._floor_row(section, name, times, "pl.scan_delta", times["scan"])
 
     def _files_read(self, node: BenchPrices, start: datetime.datetime, end: datetime.datetime,
                     uids: list[str] | None) -> dict[str, Callable[[], pa.Table]]:
