@@ -538,11 +538,17 @@ def test_pandas_write_and_read_emit_no_warning(local_lake, unit):
     assert stored["at_time"].iloc[2] == pd.Timestamp(day(2))
 
 
-@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC"])
+# regression: the tz database's other names of UTC (a machine set up with TZ=UCT labels its times
+# "UCT") were refused with "convert it to UTC first"
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "UCT", "Etc/UCT", "Etc/Zulu", "GMT0", "Etc/GMT+0", "Greenwich"])
 def test_utc_spellings_are_accepted(local_lake, zone):
     frame = polars_frame().with_columns(pl.col("time_index").dt.replace_time_zone(None).dt.replace_time_zone(zone))
-    FrameNode().run_with(frame)
-    assert _read(FrameNode())["time_index"].to_list() == [day(1), day(2)]
+    FrameNode().run_with(frame.with_columns(seen_at=pl.col("time_index")))
+    FrameNode().run_with(pandas_frame((day(3),), uid_level("AAA"), value=[3.0]).tz_convert(zone, level=0)
+                         .assign(seen_at=pd.Timestamp(day(3)).tz_convert(zone)))
+    stored = _read(FrameNode())
+    assert stored["time_index"].to_list() == stored["seen_at"].to_list() == [day(1), day(2), day(3)]
+    assert stored.schema["seen_at"] == pl.Datetime("us", "UTC")
 
 
 def test_int_values_widen_into_a_float_column_across_runs(local_lake):

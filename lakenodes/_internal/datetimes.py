@@ -16,6 +16,24 @@ from typing import Any
 from ..errors import LakenodesUserError
 
 UTC = datetime.timezone.utc
+# The time zone names that mean UTC: the tz database's UTC and GMT zones with every link to them
+# ("UCT", "Etc/Zulu", "GMT0", ...; a system set up with TZ=UCT labels its times so), and the fixed
+# offsets Arrow writes for UTC
+UTC_ZONES = frozenset({
+    "UTC", "utc", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu",
+    "GMT", "Etc/GMT", "GMT0", "Etc/GMT0", "GMT+0", "Etc/GMT+0", "GMT-0", "Etc/GMT-0", "Greenwich", "Etc/Greenwich",
+    "+00:00", "-00:00", "Z",
+})
+
+
+def is_utc_zone(zone: str | None) -> bool:
+    """Whether an Arrow (or polars) time zone name means UTC; None (naive) does not.
+
+    Example:
+        >>> is_utc_zone("Etc/UCT"), is_utc_zone("Europe/London"), is_utc_zone(None)
+        (True, False, False)
+    """
+    return zone in UTC_ZONES
 
 
 def as_utc(value: datetime.datetime) -> datetime.datetime:

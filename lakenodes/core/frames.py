@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from .._internal.datetimes import is_utc_zone
 from .._internal.deferred import pa, pc
 from ..errors import FrameValidationError
 from .column_names import column_name_problem
@@ -32,9 +33,6 @@ from .frame_schema import (
 from .identity_values import describe_value, identity_value_problem, partition_value_problem
 
 logger = logging.getLogger(__name__)
-
-_UTC_NAMES = {"UTC", "Etc/UTC", "+00:00", "Z", "utc", "Etc/Universal", "Universal", "Zulu", "GMT", "Etc/GMT"}
-
 
 def timestamp_type() -> pa.DataType:
     """The Arrow type of every stored ``time_index``: microseconds, UTC."""
@@ -237,7 +235,7 @@ def _normalize_time_index(column: pa.ChunkedArray) -> pa.ChunkedArray:
         raise FrameValidationError(f"'time_index' must be a timezone-aware UTC datetime, got {kind}")
     if kind.tz is None:
         raise FrameValidationError("'time_index' is timezone-naive: localize it to UTC (never shifted silently)")
-    if kind.tz not in _UTC_NAMES:
+    if not is_utc_zone(kind.tz):
         raise FrameValidationError(f"'time_index' is in time zone {kind.tz!r}: convert it to UTC first")
     if column.null_count:
         raise FrameValidationError(f"'time_index' has {column.null_count} null/NaT value(s)")
@@ -304,7 +302,7 @@ def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | l
         check_python_range(name, column)
         return pc.cast(column, pa.date32())
     if pa.types.is_timestamp(kind):
-        if kind.tz is None or kind.tz not in _UTC_NAMES:
+        if not is_utc_zone(kind.tz):
             raise FrameValidationError(
                 f"datetime column {name!r} must be timezone-aware UTC, got {kind}"
             )
