@@ -182,6 +182,16 @@ FRAME_RULE_REJECTIONS = [
         pd.DatetimeIndex([day(1)]).tz_convert("America/New_York")), "America/New_York"),
     _reject("arrow-tokyo", lambda: pa.table({
         "time_index": pa.array([day(1)], pa.timestamp("us", tz="Asia/Tokyo")), "value": [1.0]}), "Asia/Tokyo"),
+    # regression: Arrow gives a column of Python datetimes the first one's zone and takes naive ones as in
+    # it, so a naive time among UTC ones was stored as UTC (and mixed zones were accepted or not by order)
+    _reject("pandas-naive-among-aware-objects", lambda: pd.DataFrame({"value": [1.0, 2.0]}, index=pd.Index(
+        [day(1), day(2).replace(tzinfo=None)], name="time_index", dtype=object)),
+        "'time_index' mixes timezone-naive and timezone-aware datetimes", "stored as if UTC"),
+    _reject("pandas-zones-mixed-objects", lambda: pd.DataFrame({"value": [1.0, 2.0]}, index=pd.Index(
+        [day(1), pd.Timestamp(day(2)).tz_convert("America/New_York")], name="time_index", dtype=object)),
+        "'time_index' holds datetimes in several time zones (America/New_York, UTC"),
+    _reject("pandas-naive-among-aware-value", lambda: pandas_frame(TWO_DAYS, value=[1.0, 2.0], seen_at=pd.array(
+        [day(1), day(2).replace(tzinfo=None)], dtype=object)), "column 'seen_at' mixes timezone-naive"),
     _reject("time-index-not-datetime", lambda: polars_frame(times=("2024-01-01",), uids=("AAA",)), "time_index", "str"),
     _reject("polars-null-time", lambda: polars_frame(times=(day(1), None)), "time_index", "null"),
     _reject("pandas-nat-time", lambda: pandas_frame(pd.DatetimeIndex([day(1), pd.NaT])), "time_index", "NaT"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._internal.datetimes import is_utc_zone
 from .._internal.deferred import pa, pc
 from ..errors import FrameValidationError
 from .frame_index import TIME_INDEX
@@ -60,6 +61,7 @@ def pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
         if column is None:
             raise FrameValidationError(f"frame cannot be converted to Arrow: {error}") from error
         raise _unconvertible(column, flat[column], error) from error
+    _check_object_datetimes(flat, table)
     return table.replace_schema_metadata(None), [str(name) for name in index_names]
 
 
@@ -86,6 +88,41 @@ def _zoned_array(column: Any) -> pa.Array:
     zone = pa.lib.tzinfo_to_string(column.dtype.tz)
     utc = column.dt.tz_convert(None).to_numpy()  # datetime64 UTC values: what an Arrow timestamp holds
     return pa.array(utc, type=pa.timestamp(column.dtype.unit, tz=zone), from_pandas=True)
+
+
+def _check_object_datetimes(flat: Any, table: pa.Table) -> None:
+    """A column of Python datetimes (pandas dtype ``object``) holds them in one time zone, or all
+    naive: Arrow gives the whole column the first value's zone and takes the naive values as in it,
+    so a naive time among UTC ones was stored as UTC, silently (and a New York one, converted)."""
+    import pandas as pd
+
+    for position, kind in enumerate(table.schema.types):
+        if not pa.types.is_timestamp(kind) or not pd.api.types.is_object_dtype(flat.dtypes.iloc[position]):
+            continue
+        zones = {_zone_name(zone) for zone in {getattr(value, "tzinfo", None) for value in flat.iloc[:, position].dropna()}}
+        if len(zones) < 2:
+            continue  # one zone (or none: all naive) is checked as the column's zone
+        name = flat.columns[position]
+        where = f"'{name}'" if name == TIME_INDEX else f"column {name!r}"
+        if None in zones:
+            raise FrameValidationError(
+                f"{where} mixes timezone-naive and timezone-aware datetimes (pandas dtype object): the naive ones would "
+                "be stored as if UTC; make every value aware UTC first (pd.to_datetime(values, utc=True) if the naive "
+                "ones are UTC)")
+        raise FrameValidationError(
+            f"{where} holds datetimes in several time zones ({', '.join(sorted(zones))}; pandas dtype object): "
+            "convert them to UTC first (pd.to_datetime(values, utc=True))")
+
+
+def _zone_name(zone: Any) -> str | None:
+    """The Arrow name of a value's ``tzinfo`` (every name of UTC as "UTC"); None for a naive value."""
+    if zone is None:
+        return None
+    try:
+        name = pa.lib.tzinfo_to_string(zone)
+    except (NotImplementedError, ValueError, TypeError):  # a tzinfo Arrow cannot name
+        name = str(zone)
+    return "UTC" if is_utc_zone(name) else name
 
 
 def _conversion_errors() -> tuple[type[Exception], ...]:
