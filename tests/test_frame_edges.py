@@ -5,6 +5,7 @@ tests/test_frames.py (names the node, the validation phase and the problem; noth
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import numpy as np
@@ -27,7 +28,7 @@ from test_frames import (
     uid_level,
 )
 
-from lakenodes import FrameValidationError, SchemaMismatchError
+from lakenodes import FrameValidationError, RecordDefinition, SchemaMismatchError
 
 UTC_US = pl.Datetime("us", "UTC")
 
@@ -123,6 +124,43 @@ def test_a_datetime_value_column_of_only_nat_in_nanoseconds_is_stored_as_nulls(l
 
 
 
+STORED_KINDS = {"note": ["a", "b"], "flag": [True, False], "count": [1, 2], "due": [dt.date(2024, 1, 1)] * 2,
+                "seen_at": [day(1), day(1)]}
+
+
+@pytest.mark.parametrize("records", [None, [RecordDefinition(column_name=name, dtype=dtype) for name, dtype in (
+    ("note", "string"), ("flag", "bool"), ("count", "int64"), ("due", "date"), ("seen_at", "datetime"))]],
+    ids=["stored", "declared"])
+def test_a_pandas_column_with_no_value_takes_the_stored_or_declared_type(local_lake, records):
+    """Regression: on a day where a text, bool, int, date or datetime column had no value, pandas made
+    it float64 of NaN (``reindex(columns=...)``, ``np.nan``) or naive NaT, and the run failed: "column
+    'note' was string and is now float64"; nothing contradicts the table's type, so it is stored as nulls."""
+    node = FrameNode(FrameConfig(records=records))
+    node.run_with(pandas_frame(TWO_DAYS, uid_level("AAA", "BBB"), **STORED_KINDS))
+    quiet = pandas_frame((day(3), day(3)), uid_level("AAA", "BBB"), note=[np.nan, np.nan], flag=[np.nan, np.nan])
+    quiet = quiet.reindex(columns=list(STORED_KINDS)).assign(seen_at=pd.Series([pd.NaT, pd.NaT]).to_numpy())
+    assert set(quiet.dtypes.astype(str)) == {"float64", "datetime64[s]"}
+    error, written = node.run_with(quiet)
+    assert error is False and len(written) == 2
+    stored = _read(FrameNode(FrameConfig(records=records)))
+    assert stored.schema == _read(node).schema and stored.schema["seen_at"] == pl.Datetime("us", "UTC")
+    assert stored.schema["note"] == pl.String and stored.schema["due"] == pl.Date
+    assert stored.filter(pl.col("time_index") == day(3)).drop("time_index", "unique_identifier").null_count().row(0) \
+        == (2,) * len(STORED_KINDS)
+    node.run_with(quiet)  # the same quiet day again: nothing changes
+    assert table_state(node)[0] == 2
+
+
+def test_a_column_with_values_still_needs_the_stored_type(local_lake):
+    """Values decide: a float among NaN, or a polars NaN (a value), is still a changed type."""
+    node = FrameNode()
+    node.run_with(polars_frame(note=["a", "b"]))
+    assert_rejected(node, pandas_frame(TWO_DAYS, uid_level("AAA", "BBB"), note=[np.nan, 1.5]),
+                    ("'note'", "was string and is now float64"), SchemaMismatchError)
+    assert_rejected(node, polars_frame(note=[float("nan"), None]), ("'note'", "was string and is now float64"),
+                    SchemaMismatchError)  # a polars NaN is a value
+
+
 # -- pandas: an int column with a missing value arrives as float64 -------------------------------
 PANDAS_INT_HINT = ("pandas' nullable 'Int64' dtype", "frame['count'] = frame['count'].astype('Int64')")
 
@@ -135,7 +173,6 @@ def _pandas_counts(counts: list) -> pd.DataFrame:
 @pytest.mark.parametrize("counts, said", [
     pytest.param([1, np.nan], ("holds whole numbers and 1 missing value(s)", "polars frame, whose ints keep"),
                  id="nan"),
-    pytest.param([np.nan, np.nan], ("holds only missing values (2)",), id="all-nan"),
     pytest.param([1.0, 2.0], ("holds only whole numbers",), id="whole-floats"),
 ])
 def test_a_pandas_int_column_turned_float_by_a_missing_value_gets_a_hint(local_lake, records, counts, said):

@@ -1,8 +1,9 @@
 """A validated frame against the schema it must have: the configuration's declared ``records`` or
 the stored table's schema (a contract: never changed by a write).
 
-Columns holding only nulls carry no type of their own; the declaration or the stored schema gives
-them one, and without either they are refused. An int column is stored in a float64 column only
+Columns holding only nulls carry no type of their own (a ``Null`` column), or one no value backs (a
+pandas column of only NaN is float64, of only NaT a datetime, whatever it holds on other days); the
+declaration or the stored schema gives them theirs, and a ``Null`` column without either is refused. An int column is stored in a float64 column only
 when every value is exactly representable.
 
 Example:
@@ -60,9 +61,8 @@ def check_against_records(table: pa.Table, index_names: Sequence[str], records: 
     if missing:
         raise FrameValidationError(f"declared record column(s) {missing} are missing from the frame")
     for name in present:
-        kind = table.schema.field(name).type
-        actual = logical_dtype(kind)
-        if pa.types.is_null(kind) or actual == declared[name] or (declared[name] == "float64" and actual == "int64"):
+        actual = logical_dtype(table.schema.field(name).type)
+        if no_value(table.column(name)) or actual == declared[name] or (declared[name] == "float64" and actual == "int64"):
             continue
         raise FrameValidationError(f"column {name!r} is declared {declared[name]} but the frame holds {actual}"
                                    f"{_hint(hint, name, declared[name], table.column(name))}")
@@ -73,7 +73,7 @@ def cast_to_records(table: pa.Table, records: Sequence[RecordDefinition]) -> pa.
     for record in records:
         position = table.schema.get_field_index(record.column_name)
         kind, wanted = table.schema.field(position).type, arrow_type(record.dtype)
-        if pa.types.is_null(kind) or (pa.types.is_integer(kind) and pa.types.is_floating(wanted)):
+        if no_value(table.column(position)) or (pa.types.is_integer(kind) and pa.types.is_floating(wanted)):
             table = table.set_column(position, record.column_name,
                                      _cast(record.column_name, table.column(position), wanted, "declared"))
     return table
@@ -100,7 +100,7 @@ def conform_table(table: pa.Table, index_names: Sequence[str], stored: pa.Schema
     for field in stored:
         column = table.column(field.name)
         old, new = logical_dtype(field.type), logical_dtype(column.type)
-        if old != new and not (old == "float64" and new == "int64") and not pa.types.is_null(column.type):
+        if old != new and not (old == "float64" and new == "int64") and not no_value(column):
             raise SchemaMismatchError(f"column {field.name!r} was {old} and is now {new}; nothing was written"
                                       f"{_hint(hint, field.name, old, column)}")
         columns.append(_cast(field.name, column, field.type, "stored"))
@@ -126,7 +126,20 @@ def refuse_untyped_nulls(table: pa.Table) -> None:
                 "in the configuration's records)")
 
 
+def no_value(column: pa.ChunkedArray) -> bool:
+    """Whether ``column`` has no type of its own (``Null``), or rows that are all null: no value of it
+    says what it holds, so the declared or stored type is its type.
+
+    Example:
+        >>> no_value(pa.chunked_array([[None, None]], pa.float64())), no_value(pa.chunked_array([[1.0, None]]))
+        (True, False)
+    """
+    return pa.types.is_null(column.type) or 0 < len(column) == column.null_count
+
+
 def _cast(name: str, column: pa.ChunkedArray, kind: pa.DataType, as_what: str) -> pa.ChunkedArray:
+    if no_value(column) and column.type != kind:  # (Arrow casts float64 to no date: nulls are nulls of any type)
+        return pa.chunked_array([pa.nulls(len(column), kind)])
     try:
         return pc.cast(column, kind)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:  # e.g. an int beyond 2**53 into float64

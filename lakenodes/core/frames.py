@@ -27,6 +27,7 @@ from .frame_schema import (
     cast_to_records,
     check_against_records,
     conform_table,
+    no_value,
     refuse_untyped_nulls,
     unsupported_column,
 )
@@ -302,6 +303,8 @@ def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | l
         check_python_range(name, column)
         return pc.cast(column, pa.date32())
     if pa.types.is_timestamp(kind):
+        if not is_utc_zone(kind.tz) and no_value(column):  # only NaT (pandas' is naive): no time to shift
+            return pa.chunked_array([pa.nulls(len(column), timestamp_type())])
         if not is_utc_zone(kind.tz):
             raise FrameValidationError(
                 f"datetime column {name!r} must be timezone-aware UTC, got {kind}"
