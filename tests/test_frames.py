@@ -264,6 +264,8 @@ FRAME_RULE_REJECTIONS = [
     _reject("polars-decimal", lambda: polars_frame().with_columns(pl.col("value").cast(pl.Decimal(10, 2))),
             "'value'", "unsupported type", "decimal"),
     _reject("pandas-decimal", lambda: pandas_frame((day(1),), value=[decimal.Decimal("1.5")]), "'value'", "decimal"),
+    _reject("pandas-category-of-intervals", lambda: pandas_frame((day(1),), value=pd.cut([1.0], bins=[0, 2])),
+            "'value' holds values of pandas dtype category", "unsupported type dictionary<values=extension"),
     _reject("arrow-binary", lambda: pa.table({"time_index": pa.array([day(1)]), "value": pa.array([b"x"])}),
             "'value'", "unsupported type", "binary"),
     _reject("polars-duration", lambda: polars_frame(value=[dt.timedelta(1), dt.timedelta(2)]), "'value'", "unsupported"),
@@ -612,6 +614,28 @@ def test_categorical_value_columns_are_stored_as_strings(local_lake):
     stored = _read(node)
     assert stored.schema["sector"] == pl.String and stored["sector"].to_list() == ["tech", "energy"]
     assert stored["grade"].to_list() == ["a", "b"]
+
+
+def test_categorical_value_columns_of_numbers_dates_and_times_are_stored_as_their_values(local_lake):
+    """Regression: a pandas category of ints (``astype("category")`` on a rating), floats, dates or UTC
+    times (or an Arrow dictionary of them) was refused ("unsupported type dictionary<values=int64...>")."""
+    node = FrameNode()
+    node.run_with(pandas_frame(TWO_DAYS, rating=[1, 2], weight=[0.5, 1.0], due=[dt.date(2024, 1, 1)] * 2,
+                               seen_at=[day(1), day(2)]))
+    categories = pandas_frame((day(3), day(4)), rating=[3, 3], weight=[1.5, np.nan], due=[dt.date(2024, 1, 5)] * 2,
+                              seen_at=[day(3), day(3)]).astype("category")
+    with warnings.catch_warnings():  # pyarrow read a category of aware times through pandas' deprecated .values
+        warnings.simplefilter("error")
+        node.run_with(categories)
+    node.run_with(pa.table({"time_index": pa.array([day(5)], pa.timestamp("us", tz="UTC")),
+                            "rating": pa.array([4]).dictionary_encode(), "weight": [2.0],
+                            "due": pa.array([dt.date(2024, 1, 6)]), "seen_at": pa.array([day(5)])}))
+    stored = _read(node)
+    assert stored.schema == pl.Schema({"time_index": pl.Datetime("us", "UTC"), "rating": pl.Int64, "weight": pl.Float64,
+                                       "due": pl.Date, "seen_at": pl.Datetime("us", "UTC")})
+    assert stored["rating"].to_list() == [1, 2, 3, 3, 4]
+    assert stored["weight"].to_list()[2:] == [1.5, None, 2.0]
+    assert stored["seen_at"].to_list()[2:] == [day(3), day(3), day(5)]
 
 
 def test_cli_detail_shows_each_identity_dimension_in_its_own_column(local_lake):

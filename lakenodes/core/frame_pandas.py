@@ -70,11 +70,10 @@ def _pandas_table(flat: Any) -> pa.Table:
 
     pyarrow reads such a column through ``Series.values``, which pandas 3.1 deprecates (a
     ``Pandas4Warning``: it drops the time zone). Its UTC values and its zone are handed to Arrow
-    instead, giving the type ``from_pandas`` gives (NaT → null).
+    instead, giving the type ``from_pandas`` gives (NaT → null); a category of such times (read the
+    same way) as its times.
     """
-    import pandas as pd
-
-    zoned = [isinstance(dtype, pd.DatetimeTZDtype) for dtype in flat.dtypes]
+    zoned = [_zoned(dtype) for dtype in flat.dtypes]
     if not any(zoned):
         return pa.Table.from_pandas(flat, preserve_index=False)
     plain = flat.iloc[:, [position for position, is_zoned in enumerate(zoned) if not is_zoned]]
@@ -84,7 +83,20 @@ def _pandas_table(flat: Any) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=[str(name) for name in flat.columns])
 
 
+def _zoned(dtype: Any) -> bool:
+    """Whether a column of ``dtype`` holds timezone-aware times (or is a category of them)."""
+    import pandas as pd
+
+    if isinstance(dtype, pd.CategoricalDtype):
+        dtype = dtype.categories.dtype
+    return isinstance(dtype, pd.DatetimeTZDtype)
+
+
 def _zoned_array(column: Any) -> pa.Array:
+    import pandas as pd
+
+    if isinstance(column.dtype, pd.CategoricalDtype):  # a category of times: its times (stored as values anyway)
+        column = column.astype(column.dtype.categories.dtype)
     zone = pa.lib.tzinfo_to_string(column.dtype.tz)
     utc = column.dt.tz_convert(None).to_numpy()  # datetime64 UTC values: what an Arrow timestamp holds
     return pa.array(utc, type=pa.timestamp(column.dtype.unit, tz=zone), from_pandas=True)
@@ -162,10 +174,8 @@ def _unconvertible(name: str, column: Any, error: Exception) -> FrameValidationE
 
 
 def _pandas_bad_column(flat: Any) -> str | None:
-    import pandas as pd
-
     for name in flat.columns:
-        if isinstance(flat[name].dtype, pd.DatetimeTZDtype):
+        if _zoned(flat[name].dtype):
             continue  # converted by _zoned_array, never the column at fault
         try:
             pa.Table.from_pandas(flat[[name]], preserve_index=False)  # as the whole frame was converted

@@ -297,8 +297,12 @@ def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | l
         return column
     if _is_text(kind):
         return pc.cast(column, pa.string())
-    if pa.types.is_dictionary(kind) and _is_text(kind.value_type):  # polars Categorical/Enum, pandas category
-        return pc.cast(column, pa.string())
+    if pa.types.is_dictionary(kind):  # polars Categorical/Enum, pandas category (of text, ints, dates...): its values
+        try:
+            values = pc.cast(column, kind.value_type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. pd.cut's intervals
+            raise unsupported_column(name, holds(name), f"unsupported type {kind}") from None
+        return _normalize_value(name, values, log, holds)
     if pa.types.is_date(kind):
         check_python_range(name, column)
         return pc.cast(column, pa.date32())
