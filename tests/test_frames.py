@@ -192,6 +192,10 @@ FRAME_RULE_REJECTIONS = [
         "'time_index' holds datetimes in several time zones (America/New_York, UTC"),
     _reject("pandas-naive-among-aware-value", lambda: pandas_frame(TWO_DAYS, value=[1.0, 2.0], seen_at=pd.array(
         [day(1), day(2).replace(tzinfo=None)], dtype=object)), "column 'seen_at' mixes timezone-naive"),
+    # regression: a datetime after a date was stored as its date (Arrow types the column by its first value)
+    _reject("pandas-datetime-among-dates", lambda: pandas_frame(TWO_DAYS, value=[1.0, 2.0], due=np.array(
+        [dt.date(2024, 1, 1), dt.datetime(2024, 1, 2, 15, 30, tzinfo=UTC)], dtype=object)),
+        "'due' holds Python objects of mixed types date, datetime", "one type"),
     _reject("time-index-not-datetime", lambda: polars_frame(times=("2024-01-01",), uids=("AAA",)), "time_index", "str"),
     _reject("polars-null-time", lambda: polars_frame(times=(day(1), None)), "time_index", "null"),
     _reject("pandas-nat-time", lambda: pandas_frame(pd.DatetimeIndex([day(1), pd.NaT])), "time_index", "NaT"),
@@ -515,6 +519,14 @@ def test_pandas_payloads_round_trip(local_lake):
         {"small": 2, "f32": 1.5, "flag": False, "text": "b", "obj_text": "y", "nullable": None},
     ]
     assert stored.schema["small"] == pl.Int64 and stored.schema["f32"] == pl.Float64
+
+
+def test_a_pandas_date_column_with_missing_values_is_stored_as_dates(local_lake):
+    """Missing dates (None, NaN, NaT: pandas' datetime-like missing value) are nulls, not datetimes among dates."""
+    FrameNode().run_with(pandas_frame((day(1), day(2), day(3)), value=[1.0, 2.0, 3.0], due=np.array(
+        [dt.date(2024, 1, 1), pd.NaT, None], dtype=object)))
+    stored = _read(FrameNode())
+    assert stored.schema["due"] == pl.Date and stored["due"].to_list() == [dt.date(2024, 1, 1), None, None]
 
 
 def test_pandas_microsecond_aligned_nanoseconds_are_accepted(local_lake):

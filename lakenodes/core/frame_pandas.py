@@ -7,6 +7,7 @@ pandas is imported only when a pandas frame arrives (the ``pandas`` extra).
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from .._internal.datetimes import is_utc_zone
@@ -61,7 +62,7 @@ def pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
         if column is None:
             raise FrameValidationError(f"frame cannot be converted to Arrow: {error}") from error
         raise _unconvertible(column, flat[column], error) from error
-    _check_object_datetimes(flat, table)
+    _check_object_times(flat, table)
     return table.replace_schema_metadata(None), [str(name) for name in index_names]
 
 
@@ -102,19 +103,26 @@ def _zoned_array(column: Any) -> pa.Array:
     return pa.array(utc, type=pa.timestamp(column.dtype.unit, tz=zone), from_pandas=True)
 
 
-def _check_object_datetimes(flat: Any, table: pa.Table) -> None:
+def _check_object_times(flat: Any, table: pa.Table) -> None:
     """A column of Python datetimes (pandas dtype ``object``) holds them in one time zone, or all
-    naive: Arrow gives the whole column the first value's zone and takes the naive values as in it,
-    so a naive time among UTC ones was stored as UTC, silently (and a New York one, converted)."""
+    naive, and a column of dates no datetime: Arrow types such a column by its first value, then takes
+    naive values as in its zone (a naive time among UTC ones was stored as UTC, silently) and cuts a
+    datetime among dates to its date."""
     import pandas as pd
 
     for position, kind in enumerate(table.schema.types):
-        if not pa.types.is_timestamp(kind) or not pd.api.types.is_object_dtype(flat.dtypes.iloc[position]):
+        timestamps = pa.types.is_timestamp(kind)
+        if not (timestamps or pa.types.is_date(kind)) or not pd.api.types.is_object_dtype(flat.dtypes.iloc[position]):
             continue
-        zones = {_zone_name(zone) for zone in {getattr(value, "tzinfo", None) for value in flat.iloc[:, position].dropna()}}
+        name, values = flat.columns[position], flat.iloc[:, position]
+        if not timestamps:  # (the types of a million values in ~20 ms; NaT is a datetime too)
+            if any(issubclass(kind, datetime.datetime) and kind is not type(pd.NaT)
+                   for kind in set(map(type, values.to_numpy()))):
+                raise _unconvertible(str(name), values, TypeError())
+            continue
+        zones = {_zone_name(zone) for zone in {getattr(value, "tzinfo", None) for value in values.dropna()}}
         if len(zones) < 2:
             continue  # one zone (or none: all naive) is checked as the column's zone
-        name = flat.columns[position]
         where = f"'{name}'" if name == TIME_INDEX else f"column {name!r}"
         if None in zones:
             raise FrameValidationError(
