@@ -196,7 +196,13 @@ FRAME_RULE_REJECTIONS = [
     _reject("pandas-datetime-among-dates", lambda: pandas_frame(TWO_DAYS, value=[1.0, 2.0], due=np.array(
         [dt.date(2024, 1, 1), dt.datetime(2024, 1, 2, 15, 30, tzinfo=UTC)], dtype=object)),
         "'due' holds Python objects of mixed types date, datetime", "one type"),
-    _reject("time-index-not-datetime", lambda: polars_frame(times=("2024-01-01",), uids=("AAA",)), "time_index", "str"),
+    _reject("time-index-not-datetime", lambda: polars_frame(times=("2024-01-01",), uids=("AAA",)), "time_index", "str",
+            "text, so parse it (pandas: pd.to_datetime(values, utc=True)"),
+    _reject("time-index-dates", lambda: polars_frame(times=(dt.date(2024, 1, 2),), uids=("AAA",)),
+            "'time_index' must be a timezone-aware UTC datetime, got date32[day]: dates, so each day as its UTC midnight"),
+    _reject("time-index-epoch-seconds", lambda: pd.DataFrame({"value": [1.0]}, index=pd.Index([1_704_153_600],
+                                                                                           name="time_index")),
+            "got int64: numbers, so say their epoch unit (pandas: pd.to_datetime(values, unit='s', utc=True)"),
     _reject("polars-null-time", lambda: polars_frame(times=(day(1), None)), "time_index", "null"),
     _reject("pandas-nat-time", lambda: pandas_frame(pd.DatetimeIndex([day(1), pd.NaT])), "time_index", "NaT"),
     # identity dimensions

@@ -233,7 +233,7 @@ def _check_column_names(names: Sequence[str], index_names: Sequence[str]) -> Non
 def _normalize_time_index(column: pa.ChunkedArray) -> pa.ChunkedArray:
     kind = column.type
     if not pa.types.is_timestamp(kind):
-        raise FrameValidationError(f"'time_index' must be a timezone-aware UTC datetime, got {kind}")
+        raise FrameValidationError(f"'time_index' must be a timezone-aware UTC datetime, got {kind}{_time_hint(kind)}")
     if kind.tz is None:
         raise FrameValidationError("'time_index' is timezone-naive: localize it to UTC (never shifted silently)")
     if not is_utc_zone(kind.tz):
@@ -242,6 +242,19 @@ def _normalize_time_index(column: pa.ChunkedArray) -> pa.ChunkedArray:
         raise FrameValidationError(f"'time_index' has {column.null_count} null/NaT value(s)")
     check_python_range(TIME_INDEX, column)
     return _to_microseconds("time_index", column)
+
+
+def _time_hint(kind: pa.DataType) -> str:
+    """How to make a ``time_index`` of dates, text or epoch numbers the UTC datetimes it must be."""
+    if pa.types.is_date(kind):
+        return (": dates, so each day as its UTC midnight (pandas: pd.to_datetime(dates, utc=True); polars: "
+                "pl.col('time_index').cast(pl.Datetime('us', 'UTC')))")
+    if _is_text(kind):
+        return ": text, so parse it (pandas: pd.to_datetime(values, utc=True); polars: .str.to_datetime(time_zone='UTC'))"
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return (": numbers, so say their epoch unit (pandas: pd.to_datetime(values, unit='s', utc=True); polars: "
+                "pl.from_epoch('time_index', time_unit='s').dt.replace_time_zone('UTC'))")
+    return ""
 
 
 def _to_microseconds(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
