@@ -6,6 +6,7 @@ tests/test_frames.py (names the node, the validation phase and the problem; noth
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 import numpy as np
@@ -149,6 +150,25 @@ def test_a_pandas_column_with_no_value_takes_the_stored_or_declared_type(local_l
         == (2,) * len(STORED_KINDS)
     node.run_with(quiet)  # the same quiet day again: nothing changes
     assert table_state(node)[0] == 2
+
+
+def test_a_column_without_a_value_in_the_first_write_is_named_in_a_warning(local_lake, caplog):
+    """A text column missing on the very first day became float64 for good, silently: the warning
+    names it (no warning when records type it, nor once the table exists)."""
+    def quiet_day(n: int) -> pd.DataFrame:
+        return pandas_frame((day(n),), uid_level("AAA"), value=[1.0]).reindex(columns=["value", "note"])
+
+    said = "column 'note' has no value in the table's first write, which makes it float64 for good"
+    with caplog.at_level(logging.WARNING, logger="lakenodes.node.FrameNode"):
+        node = FrameNode()
+        node.run_with(quiet_day(1))
+        node.run_with(quiet_day(2))
+        FrameNode(FrameConfig(name="declared", records=[RecordDefinition(column_name="value", dtype="float64"),
+                                                       RecordDefinition(column_name="note", dtype="string")]
+                              )).run_with(quiet_day(1))
+    assert [record.getMessage() for record in caplog.records if said in record.getMessage()] == [
+        f"{node.logger.tag} {said} (the schema is a contract): if it holds another type, declare it in the "
+        "configuration's records"]
 
 
 def test_a_column_with_values_still_needs_the_stored_type(local_lake):

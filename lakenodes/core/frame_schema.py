@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 from .._internal.deferred import pa, pc
@@ -124,6 +125,20 @@ def refuse_untyped_nulls(table: pa.Table) -> None:
             raise FrameValidationError(
                 f"column {field.name!r} holds only nulls, so its type is unknown: give it a dtype (or declare it "
                 "in the configuration's records)")
+
+
+def warn_valueless_columns(table: pa.Table, log: logging.Logger | logging.LoggerAdapter) -> None:
+    """Warn of each column without a value in the write that creates a table (no ``records``): its type
+    is then only the frame's dtype (pandas' float64 for a column of only NaN), yet the table keeps it.
+
+    Example:
+        >>> warn_valueless_columns(pa.table({"note": pa.array([None], pa.float64())}), logging.getLogger("doc"))
+    """
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if no_value(column):
+            log.warning("column %r has no value in the table's first write, which makes it %s for good (the "
+                        "schema is a contract): if it holds another type, declare it in the configuration's "
+                        "records", field.name, logical_dtype(field.type))
 
 
 def no_value(column: pa.ChunkedArray) -> bool:

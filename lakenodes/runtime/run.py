@@ -22,7 +22,7 @@ from deltalake import DeltaTable
 
 from .._internal.afterwards import afterwards
 from .._internal.background import in_background
-from ..core.frame_schema import refuse_untyped_nulls
+from ..core.frame_schema import refuse_untyped_nulls, warn_valueless_columns
 from ..core.frame_stream import FrameStream, is_stream
 from ..core.frames import NormalizedFrame, conform_to_schema, normalize_frame
 from ..core.hashing import hash_namespace
@@ -374,6 +374,8 @@ def _validate(node: DataNode, output: Any) -> NormalizedFrame | FrameStream | No
         frame = conform_to_schema(frame, stored_schema, store.index_names())
     elif frame.num_rows:
         refuse_untyped_nulls(frame.table)
+        if not records:  # the columns records would have typed
+            warn_valueless_columns(frame.table, node.logger)
     return frame if frame.num_rows else None  # an empty frame is nothing new once its schema is checked
 
 
