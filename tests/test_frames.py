@@ -208,6 +208,13 @@ FRAME_RULE_REJECTIONS = [
     # identity dimensions
     _reject("polars-int-uid", lambda: polars_frame(uids=(1, 2)), "unique_identifier", "must hold strings", "int64"),
     _reject("pandas-int-level", lambda: pandas_frame((day(1), day(2)), uid_level(1, 2)), "unique_identifier", "strings"),
+    # regression: a category of ints or floats was stored as their text (2.0 as '2'), silently
+    _reject("pandas-int-category-level", lambda: pd.DataFrame({"value": [1.0, 2.0]}, index=pd.MultiIndex.from_arrays(
+        [pd.DatetimeIndex(TWO_DAYS), pd.CategoricalIndex([1, 2])], names=["time_index", "unique_identifier"])),
+        "index level 'unique_identifier' must hold strings, got dictionary<values=int64"),
+    _reject("arrow-float-dictionary-level", lambda: pa.table({
+        "time_index": pa.array([day(1)]), "unique_identifier": pa.array([2.0]).dictionary_encode(), "value": [1.0]}),
+        "index level 'unique_identifier' must hold strings, got dictionary<values=double"),
     _reject("polars-null-uid", lambda: polars_frame(uids=("AAA", None)), "unique_identifier", "null"),
     _reject("pandas-null-uid", lambda: pandas_frame((day(1), day(2)), uid_level("AAA", None)), "unique_identifier", "null"),
     _reject("file-column", lambda: polars_frame(_file=["a", "b"]), "_file"),  # regression: restatements then failed

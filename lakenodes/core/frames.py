@@ -275,9 +275,9 @@ def _is_text(kind: pa.DataType) -> bool:
 
 def _normalize_identity(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     """An identity level as non-null strings (its values are checked by ``_check_identity_values``)."""
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-            or pa.types.is_string_view(column.type) or pa.types.is_dictionary(column.type)):
-        raise FrameValidationError(f"index level {name!r} must hold strings, got {column.type}")
+    kind = column.type  # a polars Categorical/Enum, a pandas category: of strings (a category of ints is ints)
+    if not _is_text(kind.value_type if pa.types.is_dictionary(kind) else kind):
+        raise FrameValidationError(f"index level {name!r} must hold strings, got {kind}")
     column = pc.cast(column, pa.string())
     if column.null_count:
         raise FrameValidationError(f"index level {name!r} has {column.null_count} null value(s)")
