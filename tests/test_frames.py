@@ -327,6 +327,9 @@ FRAME_RULE_REJECTIONS = [
 SCHEMA_CONTRACT_REJECTIONS = [
     _reject("new-column", lambda: contract_seed().with_columns(extra=pl.lit(1.5)), "'extra'", "float64",
             seed=contract_seed, cause=SchemaMismatchError),
+    _reject("new-column-of-nulls", lambda: pandas_frame(TWO_DAYS, uid_level("AAA", "BBB"), value=[1.0, 2.0], count=[1, 2],
+                                                        extra=[None, None]),
+            "new 'extra' (table: absent, frame: only nulls)", seed=contract_seed, cause=SchemaMismatchError),
     _reject("missing-column", lambda: contract_seed().drop("count"), "'count'", "int64",
             seed=contract_seed, cause=SchemaMismatchError),
     _reject("float-to-string", lambda: contract_seed().with_columns(pl.col("value").cast(pl.String)),

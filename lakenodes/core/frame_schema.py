@@ -89,7 +89,7 @@ def conform_table(table: pa.Table, index_names: Sequence[str], stored: pa.Schema
         )
     stored_names, frame_names = set(stored.names), set(table.column_names)
     if stored_names != frame_names:
-        added = [f"{name!r} (table: absent, frame: {logical_dtype(table.schema.field(name).type)})"
+        added = [f"{name!r} (table: absent, frame: {_frame_dtype(table.schema.field(name).type)})"
                  for name in sorted(frame_names - stored_names)]
         removed = [f"{name!r} (table: {logical_dtype(stored.field(name).type)}, frame: absent)"
                    for name in sorted(stored_names - frame_names)]
@@ -106,6 +106,11 @@ def conform_table(table: pa.Table, index_names: Sequence[str], stored: pa.Schema
                                       f"{_hint(hint, field.name, old, column)}")
         columns.append(_cast(field.name, column, field.type, "stored"))
     return pa.table(columns, schema=stored)
+
+
+def _frame_dtype(kind: pa.DataType) -> str:
+    """A frame column's dtype name, "only nulls" for a column without one (pandas' None, polars' Null)."""
+    return "only nulls" if pa.types.is_null(kind) else logical_dtype(kind)
 
 
 def _hint(hint: SchemaHint | None, name: str, wanted: str, column: pa.ChunkedArray) -> str:
