@@ -308,3 +308,31 @@ def test_a_table_never_optimized_with_a_copy_logs_nothing_about_it(any_lake: Lak
         assert node.get_df_between_dates(day(0), day(9)).height == 9  # a cross-sectional read looks for the copy
         assert optimize_table(any_lake, node.storage_hash, cross_section=True)["cross_section"] == "written"
     assert not [record for record in caplog.records if record.name == cross_section.__name__], caplog.text
+
+
+@pytest.mark.parametrize("where", ["moved", pytest.param("uploaded", marks=pytest.mark.s3)])
+def test_a_moved_or_uploaded_lake_keeps_its_copy(tmp_path: Path, request, where: str, per_asset_files_refused):
+    """Regression: the copy was stamped with the table's URI, so a lake moved (``mv``) or uploaded to S3
+    as it is (``aws s3 sync``) ignored it: cross-sectional reads opened every per-identity file again and
+    the next ``optimize --cross-section`` wrote the whole copy again ("written", not "already current")."""
+    import shutil
+
+    from lake_copies import upload
+
+    original = Lake(tmp_path / "original")
+    node = CrossNode(days=30, lake=original)
+    node.run()
+    assert optimize_table(original, node.storage_hash, cross_section=True)["cross_section"] == "written"
+    expected = node.get_df_between_dates(day(10), day(12))
+    if where == "moved":
+        shutil.move(tmp_path / "original", tmp_path / "moved")
+        lake = Lake(tmp_path / "moved")
+    else:
+        lake = request.getfixturevalue("s3_server").new_lake()
+        upload(tmp_path / "original", lake)
+    clear_caches()
+
+    per_asset_files_refused()
+    assert CrossNode(lake=lake).get_df_between_dates(day(10), day(12)).equals(expected)
+    result = optimize_table(lake, node.storage_hash, cross_section=True)
+    assert (result["cross_section"], result["cross_section_rows"]) == ("current", 90)

@@ -7,10 +7,11 @@ in small row groups (a date is then one or two row groups of one file), then poi
 ``_lakenodes/cross_section.files.parquet`` at it: the list of the data files the copy holds,
 stamped with the version it was written for and the copy's name. A read with a time window and no
 identity filter uses the copy while every one of those files is still live in the version read
-(same URI and ``metaData.id``, a version at or after the copy's, see ``_scan.version_key``): the
-rows of that version are then the copy's plus those of the files appended since, which the read
-opens as usual (pruned by their time statistics, so old dates read the copy alone). A commit that
-removes a file (a restatement, a delete, a compaction) retires the copy until the next optimize.
+(same ``metaData.id``, a version at or after the copy's; the URI is not compared, so a lake moved,
+copied or mounted elsewhere keeps its copy): the rows of that version are then the copy's plus those
+of the files appended since, which the read opens as usual (pruned by their time statistics, so old
+dates read the copy alone). A commit that removes a file (a restatement, a delete, a compaction)
+retires the copy until the next optimize.
 
 An optimize whose table version is the one the current copy was written for (same layout) keeps
 that copy: it writes nothing and deletes nothing. A copy is never rewritten in place: a reader that
@@ -129,12 +130,12 @@ def cross_section_of(table: DeltaTable, lake: Lake, snapshot: Snapshot) -> Cross
     usable = None
     pointer: pds.Fragment = parquet_format().make_fragment(f"{root}/{FILES_PATH}", filesystem=filesystem)
     stamp = _stamp_of(pointer, root)
-    written_for = tuple(json.loads(stamp.get(_KEY, b"null")) or ())
-    if written_for[:2] == key[:2] and written_for[2] <= key[2]:
+    written_for, current = _table_version(stamp), _table_version_of(key)
+    if written_for is not None and written_for[0] == current[0] and written_for[1] <= current[1]:
         copy, covered = _copy_and_paths(filesystem, root, pointer, stamp)
         live = snapshot.files["path"]
         fragment = None if copy is None else parquet_format().make_fragment(f"{root}/{copy}", filesystem=filesystem)
-        if fragment is not None and (written_for == key or covered.is_in(live.implode()).all()):
+        if fragment is not None and (written_for == current or covered.is_in(live.implode()).all()):
             usable = CrossSection(fragment, covered)
     if len(_copies) > 256:
         _copies.clear()
@@ -160,6 +161,24 @@ def _stamp_of(fragment: pds.Fragment, root: str) -> dict[bytes, bytes]:
         return {}
 
 
+def _table_version(stamp: dict[bytes, bytes]) -> tuple[str, int] | None:
+    """The ``(metaData.id, version)`` a pointer's copy was written for (None: no pointer). The table URI
+    stamped with them is left out: the copy lives in the table's own folder, so a lake moved or copied
+    (``mv``, ``cp -r``, ``aws s3 sync`` to a bucket) or mounted at another path keeps using its copy.
+
+    Example:
+        >>> _table_version({_KEY: b'["/old/lake/tables/t", "id-1", 7]'})
+        ('id-1', 7)
+    """
+    written_for = json.loads(stamp.get(_KEY, b"null"))
+    return None if not written_for else _table_version_of(tuple(written_for))
+
+
+def _table_version_of(key: VersionKey) -> tuple[str, int]:
+    """The ``(metaData.id, version)`` of a ``version_key``."""
+    return key[1], key[2]
+
+
 def _pointer_stamp(filesystem: Any, root: str) -> dict[bytes, bytes]:
     """The schema metadata of the table's current pointer, read afresh ({} when there is none)."""
     return _stamp_of(parquet_format().make_fragment(f"{root}/{FILES_PATH}", filesystem=filesystem), root)
@@ -169,7 +188,7 @@ def _current_rows(filesystem: Any, root: str, stamp: dict[bytes, bytes], key: Ve
                   layout: bytes) -> int | None:
     """The row count of the copy ``stamp`` names when it is of version ``key`` and ``layout`` and still
     readable (its footer), else None: a copy must be written."""
-    if _COPY_KEY not in stamp or stamp.get(_LAYOUT_KEY) != layout or tuple(json.loads(stamp.get(_KEY, b"[]"))) != key:
+    if _COPY_KEY not in stamp or stamp.get(_LAYOUT_KEY) != layout or _table_version(stamp) != _table_version_of(key):
         return None
     path = f"{root}/{stamp[_COPY_KEY].decode()}"
     try:
