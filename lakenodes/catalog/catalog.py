@@ -138,6 +138,8 @@ def register_table(lake: Lake, record: TableRecord) -> bool:
     """Claim the record's identifier and store the record when it changed; True when written.
     A record registered once is marked beside ``_catalog/tables``: registering it again, from any
     process, is one request (a record changed since by someone else, e.g. its labels, stays as is).
+    A record stored with another ``table_uri`` (the lake was moved or copied since: ``mv``, ``aws s3
+    sync``) is stored again with this lake's, so engines reading ``_catalog/tables`` find the table.
 
     Raises IdentifierConflictError naming the owner when another storage holds the identifier.
     """
@@ -151,8 +153,9 @@ def register_table(lake: Lake, record: TableRecord) -> bool:
     if ledger.marked(mark):  # this very record was registered before, by any process: one request
         _known_records[key] = digest
         return False
-    stored = table_record(lake, record.storage_hash)
-    if stored is not None:
+    rows = ledger.latest(where={"storage_hash": record.storage_hash})
+    if rows:  # as stored: a lake moved or copied since has its old table_uri saved again with the new one
+        stored = TableRecord.from_row(rows[0])
         record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels))})
         merged = _digest(record)
         if _digest(stored) == merged:
