@@ -335,6 +335,36 @@ def test_search_on_a_read_only_lake_with_a_stored_index(tmpfs: Path) -> None:
             assert _search_hits(lake, "Prices") == {first.storage_hash, second.storage_hash}
 
 
+def test_search_on_a_read_only_lake_after_a_catalog_compaction(tmpfs: Path, caplog) -> None:
+    """A catalog compaction (``lakenodes optimize``, or the catalog's own housekeeping) leaves the stored
+    index current but its catch-up marker behind. Regression: on a read-only lake every search compared
+    the whole catalog with the index again and logged ``WARNING cannot record the search index's catalog
+    version at ...: [Errno 30] ...``; now the marker is kept in the process: one DEBUG line, once."""
+    from lakenodes.lake.maintenance import optimize_table
+
+    lake = Lake(tmpfs / "lake")
+    with use_lake(lake):
+        nodes = [Prices(PricesConfig(name=name)) for name in ("p", "q")]
+        for node in nodes:
+            node.run()
+        expected = {node.storage_hash for node in nodes}
+        assert _search_hits(lake, "Prices") == expected  # stores the index and its marker
+        compacted = optimize_table(lake, "_catalog/tables")
+        assert compacted["files_before"] == 2 and compacted["files_after"] == 1
+    _mount("-o", "remount,ro", str(tmpfs))
+    clear_caches()  # a reader's new process
+    caplog.set_level(logging.DEBUG, logger="lakenodes.search")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the stored index is current: no SearchIndexNotStoredWarning
+        for _ in range(3):
+            assert _search_hits(lake, "Prices") == expected
+
+    about_marker = [record for record in caplog.records if "catalog version" in record.getMessage()]
+    assert [record.levelno for record in about_marker] == [logging.DEBUG], caplog.text
+    assert "cannot be stored" in about_marker[0].getMessage() and "read-only file system" in about_marker[0].getMessage()
+
+
 @pytest.mark.parametrize("index_stored", [False, True], ids=["no-index", "stored-index"])
 def test_refresh_search_index_on_a_read_only_lake_is_one_line(tmpfs: Path, index_stored: bool) -> None:
     """Was ``error: OSError: [Errno 30] Read-only file system: <lake>/_catalog/search`` (no index yet)

@@ -44,6 +44,7 @@ import logging
 import warnings
 from typing import Any
 
+from .._internal.caches import register_cache
 from .._internal.deferred import pafs as fs
 from ..catalog.catalog import tables_since, tables_version
 from ..catalog.records import TableRecord
@@ -194,7 +195,14 @@ def _marker_path(lake: Lake, index: SearchIndex) -> tuple[Any, str]:
     return filesystem, f"{root}/{_MARKER}"
 
 
+# index URI -> the last catch-up's marker, when the lake refused to store it (read-only, permission)
+_unstored_markers: dict[str, dict[str, Any]] = register_cache("search.unstored_markers", {})
+
+
 def _read_marker(lake: Lake, index: SearchIndex) -> dict[str, Any] | None:
+    """The last catch-up's marker: this process's own when the lake refused to store it, else the stored one."""
+    if index.uri in _unstored_markers:
+        return _unstored_markers[index.uri]
     filesystem, path = _marker_path(lake, index)
     try:
         with filesystem.open_input_stream(path) as stream:
@@ -205,11 +213,24 @@ def _read_marker(lake: Lake, index: SearchIndex) -> dict[str, Any] | None:
 
 
 def _write_marker(lake: Lake, index: SearchIndex, state: dict[str, Any]) -> None:
+    """Record the catch-up ``state`` beside the index (best effort: without it, the next search
+    catches up by digest again). A lake that refuses the write (read-only, no permission: a reader
+    whose stored index is current, its marker behind after a catalog compaction) keeps it in this
+    process instead, so its next searches are two version checks again, with no write retried."""
     filesystem, path = _marker_path(lake, index)
+    where = f"{index.uri}/{_MARKER}"  # as the user names it (s3://...)
     try:
         write_small_file(filesystem, path, json.dumps(state).encode())
-    except OSError as error:  # best effort: the next search catches up by digest again
-        log.warning("cannot record the search index's catalog version at %s: %s", path, error)
+    except OSError as error:
+        refused = as_storage_error(error, where, "search index marker write")
+        if not isinstance(refused, ReadOnlyStorageError | StoragePermissionError):
+            log.warning("cannot record the search index's catalog version at %s: %s", where, error)
+            return
+        log.debug("the search index is current but its catalog version cannot be stored at %s (%s): "
+                  "kept in this process", where, refused.reason)
+        _unstored_markers[index.uri] = state
+    else:
+        _unstored_markers.pop(index.uri, None)
 
 
 def refresh_tables(lake: Lake, records: list[TableRecord]) -> None:
