@@ -145,3 +145,26 @@ def test_a_lake_under_a_file_is_refused_before_a_python_run_writes(tmp_path) -> 
     with use_lake(Lake(notes)), pytest.raises(LakeConfigurationError, match=f"^{re.escape(str(notes))} is a file: "):
         FrameNode(FrameConfig(name="a file")).run_with(rows(range(1, 2)))
     assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"] and notes.read_text() == "not a lake"
+
+
+@pytest.mark.parametrize(("options", "env_uri", "folder"), [
+    (["--lake", "lake"], None, "lake"), ([], "lake", "lake"), ([], None, "./lake"),
+], ids=["--lake", "LAKENODES_URI", "default"])
+def test_a_relative_lake_from_a_working_directory_that_is_gone_is_one_line(
+        tmp_path, options: list[str], env_uri: str | None, folder: str) -> None:
+    """Regression: a job left in a directory a deploy removed or replaced (`lakenodes data-node list`
+    with the default ./lake, `--lake lake` or `LAKENODES_URI=lake`) failed with a bare
+    `error: FileNotFoundError: [Errno 2] No such file or directory`, naming neither the lake nor the cause."""
+    gone = tmp_path / "release"
+    gone.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "LAKENODES_URI"}
+    if env_uri is not None:
+        env["LAKENODES_URI"] = env_uri
+    command = " ".join([sys.executable, "-m", "lakenodes", *options, "data-node", "list"])
+    done = subprocess.run(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec {command}'], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (2, (
+        f"error: the lake folder {folder!r} is relative to the working directory, which no longer exists (removed "
+        "or replaced since this process entered it): run from an existing directory, or give the lake as an "
+        "absolute path or an s3:// URI (--lake, LAKENODES_URI)\n"))
+    assert not any(tmp_path.iterdir())

@@ -135,7 +135,23 @@ def _normalize_uri(uri: str) -> str:
             raise LakeConfigurationError(f"the lake URI {uri!r} has an empty path component ('//'): remove one '/'")
         return _openable(f"s3://{bucket_and_prefix}", "[]%?#|^\\")
     # a "\\" is a folder name's character on POSIX (Windows' separator elsewhere)
-    return _openable(str(Path(uri).expanduser().resolve()), "[]%#|^" + ("\\" if os.sep == "/" else ""), controls=True)
+    return _openable(_absolute(uri), "[]%#|^" + ("\\" if os.sep == "/" else ""), controls=True)
+
+
+def _absolute(folder: str) -> str:
+    """``folder`` as an absolute path (``~`` expanded, symbolic links resolved), a relative one
+    against the working directory: when that directory is gone (removed, or a deploy replaced it
+    while a shell or a scheduler stayed in it) there is nothing to resolve against (was a bare
+    ``FileNotFoundError: [Errno 2] No such file or directory``)."""
+    try:
+        return str(Path(folder).expanduser().resolve())
+    except FileNotFoundError:
+        if Path(folder).expanduser().is_absolute():
+            raise
+        raise LakeConfigurationError(
+            f"the lake folder {folder!r} is relative to the working directory, which no longer exists (removed "
+            "or replaced since this process entered it): run from an existing directory, or give the lake as an "
+            "absolute path or an s3:// URI (--lake, LAKENODES_URI)") from None
 
 
 def _openable(location: str, refused: str, *, controls: bool = False) -> str:
