@@ -1,0 +1,116 @@
+"""A consumer whose S3 key may read the lake but not write it ("anyone can read the tables").
+
+Real permissions: a moto server that checks every request against IAM after its setup calls
+(``INITIAL_NO_AUTH_ACTION_COUNT``), a writer key allowed ``s3:*`` and a reader key allowed only
+``s3:Get*``/``s3:List*``/``s3:Head*`` (moto names actions after the API calls, ``s3:ListObjectsV2``,
+``s3:HeadObject``, which the wildcards cover as AWS's own names do). Every read of lakenodes works with
+the reader's key and leaves the bucket exactly as it was (the caches reads store as a side effect, the
+file facts and the search index, are refused soft); a command that must write fails with one line.
+A read-only local lake (a tmpfs remounted ``ro``) is covered in tests/test_storage_errors.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import warnings
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from test_moved_lake import DailyPrices, prices
+from typer.testing import CliRunner
+
+from lakenodes import APIDataNode, Lake, StoragePermissionError, TimeIndexMetaTable, clear_caches
+from lakenodes.cli import app
+from lakenodes.search import SearchIndexNotStoredWarning
+from lakenodes.testing import REGION, S3Server, start_s3_server
+
+pytestmark = [pytest.mark.s3, pytest.mark.slow]
+
+_SETUP_CALLS = 7  # 2 users, 2 policies, 2 access keys, 1 bucket: then every request is checked
+
+
+def _user(iam, name: str, actions: list[str], endpoint: str) -> dict[str, str]:
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName=f"{name}-s3", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "AWS_REGION": REGION, "AWS_ALLOW_HTTP": "true"}
+
+
+@pytest.fixture(scope="module")
+def keys() -> Iterator[tuple[S3Server, str, dict[str, str], dict[str, str]]]:
+    """(server, bucket, writer's options, reader's options)."""
+    server = start_s3_server(environment={"INITIAL_NO_AUTH_ACTION_COUNT": str(_SETUP_CALLS)})
+    try:
+        iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name=REGION,
+                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        writer = _user(iam, "writer", ["s3:*"], server.endpoint_url)
+        reader = _user(iam, "reader", ["s3:Get*", "s3:List*", "s3:Head*"], server.endpoint_url)
+        bucket = "read-only-lake"
+        _client(writer).create_bucket(Bucket=bucket)
+        yield server, bucket, writer, reader
+    finally:
+        server.stop()
+
+
+def _client(options: dict[str, str]):
+    return boto3.client("s3", endpoint_url=options["AWS_ENDPOINT_URL"], region_name=REGION,
+                        aws_access_key_id=options["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=options["AWS_SECRET_ACCESS_KEY"])
+
+
+def _objects(options: dict[str, str], bucket: str) -> dict[str, str]:
+    """Every object of the bucket and its ETag."""
+    pages = _client(options).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {item["Key"]: item["ETag"] for page in pages for item in page.get("Contents", [])}
+
+
+def test_a_reader_key_reads_everything_and_writes_nothing(keys) -> None:
+    _, bucket, writer_options, reader_options = keys
+    writer = Lake(f"s3://{bucket}/lake", storage_options=writer_options)
+    for _ in range(2):
+        prices(writer).run()
+    facts = [key for key in _objects(writer_options, bucket) if key.endswith("_lakenodes/file_facts.parquet")]
+    _client(writer_options).delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in facts]})
+    before = _objects(writer_options, bucket)  # no file facts, no search index: a read would store both
+    clear_caches()  # the reader's own process
+
+    reader = Lake(f"s3://{bucket}/lake", storage_options=reader_options)
+    node: DailyPrices = prices(reader)
+    assert node.get_df_between_dates().height == 8
+    assert node.get_df_between_dates(unique_identifier_list=["MSFT"]).height == 4
+    assert node.get_last_observation().height == 2
+    assert node.compute_update_statistics().max_time_index_value == dt.datetime(2024, 1, 4, tzinfo=dt.UTC)
+    assert node.scan().collect().height == 8
+    assert node.get_df_between_dates(as_of=1).height == 4
+    record = TimeIndexMetaTable.get(identifier="daily_prices", lake=reader)
+    assert [entry["version"] for entry in record.history()] == [2, 1, 0]
+    assert record.run_query("SELECT count(*) AS n FROM daily_prices")["results"] == [{"n": 8}]
+    assert APIDataNode.build_from_identifier("daily_prices", lake=reader).get_df_between_dates().height == 8
+    with pytest.warns(SearchIndexNotStoredWarning, match=r"cannot be stored \(permission denied\)"):
+        hits = TimeIndexMetaTable.description_search("daily prices", lake=reader)["results"]
+    assert [hit["storage_hash"] for hit in hits] == [node.storage_hash]
+
+    cli = CliRunner()
+    for command in (["data-node", "list"], ["data-node", "detail", "daily_prices"],
+                    ["data-node", "history", "daily_prices"], ["updates", "list"], ["updates", "runs"],
+                    ["data-node", "run-query", "daily_prices", "SELECT count(*) AS n FROM daily_prices"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            result = cli.invoke(app, ["--lake", reader.uri, *command], env=reader_options)
+        assert result.exit_code == 0 and not result.stderr, (command, result.stdout, result.stderr)
+    searched = cli.invoke(app, ["--lake", reader.uri, "search", "daily prices"], env=reader_options)
+    assert searched.exit_code == 0 and node.storage_hash in searched.stdout  # (warned once per process: above)
+
+    assert _objects(writer_options, bucket) == before  # the bucket exactly as it was
+
+    labelled = cli.invoke(app, ["--lake", reader.uri, "data-node", "add-label", "daily_prices", "fx"],
+                          env=reader_options)
+    assert labelled.exit_code == 1 and labelled.stderr.splitlines() == [
+        f"error: StoragePermissionError: catalog append to tables failed: permission denied: {reader.uri}/_catalog/tables"]
+    with pytest.raises(StoragePermissionError, match="permission denied"):
+        record.add_label("fx")
+    assert _objects(writer_options, bucket) == before
