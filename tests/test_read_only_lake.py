@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterator
 
 import boto3
+import botocore.exceptions
 import pytest
 from test_moved_lake import DailyPrices, prices
 from typer.testing import CliRunner
@@ -28,30 +29,39 @@ from lakenodes.testing import REGION, S3Server, start_s3_server
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
-_SETUP_CALLS = 7  # 2 users, 2 policies, 2 access keys, 1 bucket: then every request is checked
+_SETUP_CALLS = 10  # 3 users, 3 policies, 3 access keys, 1 bucket: then every request is checked
+BUCKET = "read-only-lake"
+READ = ["s3:Get*", "s3:Head*"]
 
 
-def _user(iam, name: str, actions: list[str], endpoint: str) -> dict[str, str]:
+def _allow(actions: list[str], resource: str = "*") -> dict[str, object]:
+    return {"Effect": "Allow", "Action": actions, "Resource": resource}
+
+
+def _user(iam, name: str, statements: list[dict[str, object]], endpoint: str) -> dict[str, str]:
     iam.create_user(UserName=name)
     iam.put_user_policy(UserName=name, PolicyName=f"{name}-s3", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+        "Version": "2012-10-17", "Statement": statements}))
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "AWS_REGION": REGION, "AWS_ALLOW_HTTP": "true"}
 
 
 @pytest.fixture(scope="module")
-def keys() -> Iterator[tuple[S3Server, str, dict[str, str], dict[str, str]]]:
-    """(server, bucket, writer's options, reader's options)."""
+def keys() -> Iterator[tuple[S3Server, str, dict[str, str], dict[str, str], dict[str, str]]]:
+    """(server, bucket, options of the writer, of a reader of the whole lake, of a reader of its tables only)."""
     server = start_s3_server(environment={"INITIAL_NO_AUTH_ACTION_COUNT": str(_SETUP_CALLS)})
     try:
         iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name=REGION,
                            aws_access_key_id="setup", aws_secret_access_key="setup")
-        writer = _user(iam, "writer", ["s3:*"], server.endpoint_url)
-        reader = _user(iam, "reader", ["s3:Get*", "s3:List*", "s3:Head*"], server.endpoint_url)
-        bucket = "read-only-lake"
-        _client(writer).create_bucket(Bucket=bucket)
-        yield server, bucket, writer, reader
+        writer = _user(iam, "writer", [_allow(["s3:*"])], server.endpoint_url)
+        reader = _user(iam, "reader", [_allow([*READ, "s3:List*"])], server.endpoint_url)
+        tables = _user(iam, "tables", [_allow(["s3:List*"], f"arn:aws:s3:::{BUCKET}"),
+                                       _allow(READ, f"arn:aws:s3:::{BUCKET}/published/tables/*")], server.endpoint_url)
+        _client(writer).create_bucket(Bucket=BUCKET)
+        with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):  # the checks are on
+            _client(reader).put_object(Bucket=BUCKET, Key="probe", Body=b"")
+        yield server, BUCKET, writer, reader, tables
     finally:
         server.stop()
 
@@ -69,7 +79,7 @@ def _objects(options: dict[str, str], bucket: str) -> dict[str, str]:
 
 
 def test_a_reader_key_reads_everything_and_writes_nothing(keys) -> None:
-    _, bucket, writer_options, reader_options = keys
+    _, bucket, writer_options, reader_options, _ = keys
     writer = Lake(f"s3://{bucket}/lake", storage_options=writer_options)
     for _ in range(2):
         prices(writer).run()
@@ -114,3 +124,24 @@ def test_a_reader_key_reads_everything_and_writes_nothing(keys) -> None:
     with pytest.raises(StoragePermissionError, match="permission denied"):
         record.add_label("fx")
     assert _objects(writer_options, bucket) == before
+
+
+def test_a_key_that_may_read_the_tables_but_not_the_catalog(keys) -> None:
+    """"Anyone can read the tables", the catalog kept private: the tables read, and every command that
+    needs the catalog says so in one line. Regression: ``updates runs`` printed pyarrow's raw ``OSError:
+    When reading information for key '.../_catalog/runs/_lakenodes/pending/<id>.parquet' ... AWS Error
+    ACCESS_DENIED during HeadObject operation: No response body.`` (a HEAD's 403 has no body to name it)."""
+    _, bucket, writer_options, _, tables_options = keys
+    prices(Lake(f"s3://{bucket}/published", storage_options=writer_options)).run()
+    clear_caches()
+    lake = Lake(f"s3://{bucket}/published", storage_options=tables_options)
+    node = prices(lake)
+    assert node.get_df_between_dates().height == 4 and node.get_last_observation().height == 2
+
+    cli = CliRunner()
+    for command, catalog_table in ((["updates", "runs"], "runs/_lakenodes/pending"), (["data-node", "list"], "tables"),
+                                   (["updates", "list"], "tables"), (["search", "prices"], "tables")):
+        result = cli.invoke(app, ["--lake", lake.uri, *command], env=tables_options)
+        [line] = result.stderr.splitlines()
+        assert result.exit_code == 1 and line.startswith("error: StoragePermissionError: "), (command, result.stderr)
+        assert line.endswith(f"failed: permission denied: {lake.uri}/_catalog/{catalog_table}"), (command, line)

@@ -79,7 +79,8 @@ _ERRNO_IN_TEXT = re.compile(r"\(os error (\d+)\)|\bOs \{ code: (\d+)|\[errno (\d
 _MARKERS = (("no space left on device", codes.ENOSPC), ("file too large", codes.EFBIG),
             ("read-only file system", codes.EROFS),
             ("file name too long", codes.ENAMETOOLONG), ("keytoolong", codes.ENAMETOOLONG),
-            ("accessdenied", codes.EACCES), ("403 forbidden", codes.EACCES),
+            # S3's AccessDenied; a HEAD has no body, so pyarrow's SDK names the code alone: ACCESS_DENIED
+            ("accessdenied", codes.EACCES), ("access_denied", codes.EACCES), ("403 forbidden", codes.EACCES),
             # wrong or revoked S3 keys, as S3 names them and as pyarrow's AWS SDK prints them
             ("invalidaccesskeyid", codes.EACCES), ("invalid_access_key_id", codes.EACCES),
             ("signaturedoesnotmatch", codes.EACCES), ("signature_does_not_match", codes.EACCES))
