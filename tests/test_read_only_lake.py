@@ -145,3 +145,28 @@ def test_a_key_that_may_read_the_tables_but_not_the_catalog(keys) -> None:
         [line] = result.stderr.splitlines()
         assert result.exit_code == 1 and line.startswith("error: StoragePermissionError: "), (command, result.stderr)
         assert line.endswith(f"failed: permission denied: {lake.uri}/_catalog/{catalog_table}"), (command, line)
+
+
+def test_a_public_bucket_is_read_without_credentials(s3_server: S3Server) -> None:
+    """A bucket whose policy lets anyone read (``Principal: *``), read with ``AWS_SKIP_SIGNATURE=true``
+    and no keys at all, by every lakenodes I/O path (delta-rs and pyarrow's anonymous reads)."""
+    lake = s3_server.new_lake("public")
+    bucket = lake.uri.split("/")[2]
+    prices(lake).run()
+    _client(s3_server.storage_options).put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{**_allow([*READ, "s3:List*"], f"arn:aws:s3:::{bucket}*"),
+                                                "Principal": "*"}]}))
+    clear_caches()
+    anonymous = {"AWS_ENDPOINT_URL": s3_server.endpoint_url, "AWS_SKIP_SIGNATURE": "true", "AWS_REGION": REGION,
+                 "AWS_ALLOW_HTTP": "true"}
+    public = Lake(lake.uri, storage_options=anonymous)
+
+    node = prices(public)
+    assert node.get_df_between_dates().height == 4 and node.compute_update_statistics().max_time_index_value
+    record = TimeIndexMetaTable.get(identifier="daily_prices", lake=public)
+    assert record.run_query("SELECT count(*) AS n FROM daily_prices")["results"] == [{"n": 4}]
+    env = {**anonymous, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}
+    for command in (["data-node", "list"], ["updates", "runs"]):
+        result = CliRunner().invoke(app, ["--lake", public.uri, *command], env=env)
+        assert result.exit_code == 0 and not result.stderr, (command, result.stdout, result.stderr)
+    assert node.update_hash in result.stdout  # the run, read from its pending record
