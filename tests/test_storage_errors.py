@@ -311,6 +311,23 @@ def test_search_on_a_read_only_lake_without_an_index_searches_in_memory(tmpfs: P
         f"error: ReadOnlyStorageError: search index rebuild failed: read-only file system: {lake.uri}/_catalog/search"]
 
 
+def test_search_on_a_read_only_lake_without_an_index_deletes_nothing(tmpfs: Path, caplog) -> None:
+    """Regression: LanceDB cannot create the missing index folder there, which the index took for a
+    damaged index: ``WARNING search index <lake>/_catalog/search is unreadable (OSError: [Errno 30] ...)``,
+    then ``...: deleting it to recreate it`` (a drop of every index table, refused too). A folder the
+    lake refuses is not a damaged index: the one warning left is the search's own, saying what it did."""
+    lake = Lake(tmpfs / "lake")
+    with use_lake(lake):
+        Prices(PricesConfig(name="p")).run()
+    _mount("-o", "remount,ro", str(tmpfs))
+    caplog.set_level(logging.WARNING, logger="lakenodes")
+
+    with pytest.warns(SearchIndexNotStoredWarning, match="is not built and cannot be stored"):
+        assert len(_search_hits(lake, "Prices")) == 1
+
+    assert [record.getMessage() for record in caplog.records] == []
+
+
 def test_search_on_a_read_only_lake_with_a_stored_index(tmpfs: Path) -> None:
     """A current stored index is searched as is; one behind the catalog (a table registered since the
     last search) cannot catch up, so the search uses an in-memory index holding the new table."""

@@ -15,10 +15,16 @@ import math
 import numbers
 from typing import Any
 
-from ..errors import LakenodesUserError, plain_message
+from ..errors import (
+    LakenodesUserError,
+    ReadOnlyStorageError,
+    StorageError,
+    StoragePermissionError,
+    plain_message,
+)
 
 __all__ = ["EmbedderMismatchError", "SearchArgumentError", "SearchIndexNotStoredWarning", "check_count", "check_weight",
-           "summarize_error"]
+           "storage_refusal", "summarize_error"]
 
 
 class SearchArgumentError(LakenodesUserError):
@@ -65,3 +71,20 @@ def summarize_error(error: BaseException) -> str:
     'RuntimeError: cannot open manifest'
     """
     return f"{type(error).__name__}: " + " ".join(plain_message(error).split())
+
+
+def storage_refusal(error: BaseException, path: str, operation: str) -> StorageError | None:
+    """``error`` as the ``ReadOnlyStorageError``/``StoragePermissionError`` it is when the lake refused
+    access (a read-only mount, a folder or an S3 key without write permission), else None: an index
+    this process may not create or write there is not a damaged one.
+
+    >>> import errno
+    >>> str(storage_refusal(OSError(errno.EROFS, "Read-only file system"), "/lake/_catalog/search", "open"))
+    'open failed: read-only file system: /lake/_catalog/search'
+    >>> storage_refusal(RuntimeError("lance error: corrupt manifest"), "/lake/_catalog/search", "open") is None
+    True
+    """
+    from ..lake._storage_errors import as_storage_error  # not at import: the CLI imports this module early
+
+    refused = as_storage_error(error, path, operation)
+    return refused if isinstance(refused, ReadOnlyStorageError | StoragePermissionError) else None

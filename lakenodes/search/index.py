@@ -29,7 +29,7 @@ from .._internal.deferred import pa
 from ..errors import LakenodesUserError
 from .documents import TableDocument, dedupe, index_rows
 from .embedders import Embedder, embedder_for, get_embedder
-from .errors import EmbedderMismatchError, summarize_error
+from .errors import EmbedderMismatchError, storage_refusal, summarize_error
 from .filters import filters_to_sql, sql_str
 from .options import lance_storage_options, native_log_level
 from .ranking import SearchPage, check_blend, check_query, query_embedder, rank_columns, rank_tables
@@ -200,15 +200,14 @@ class SearchIndex:
     def _recovering(self, action: Callable[[], None]) -> None:
         """Run a write ``action``; if it fails because the index cannot be opened (e.g. corrupt
         manifests), delete the whole index (derived data, rebuilt from the catalog) and run ``action``
-        once more on a fresh one. Failures on a readable index, and user errors, propagate unchanged.
-        """
+        once more on a fresh one. Failures on a readable index, refusals and user errors propagate."""
         try:
             action()
             return
         except LakenodesUserError:
             raise
-        except Exception:
-            reason = self._unreadable()
+        except Exception as error:  # refused (a read-only lake): no damaged index to delete, raised as is
+            reason = None if storage_refusal(error, self.uri, "search index write") else self._unreadable()
             if reason is None:
                 raise
         log.warning("search index %s is unreadable (%s): deleting it to recreate it",
@@ -327,7 +326,8 @@ class SearchIndex:
                 return None
             rows = opened[0].search().select(["uid", "digest"]).limit(None).to_arrow()
         except Exception as error:  # noqa: BLE001 - any unreadable index is rebuilt by the caller
-            log.warning("search index %s is unreadable (%s)", self.uri, summarize_error(error))
+            warn = log.debug if storage_refusal(error, self.uri, "open") else log.warning  # refused: not built here
+            warn("search index %s is unreadable (%s)", self.uri, summarize_error(error))
             return None
         return dict(zip(rows.column("uid").to_pylist(), rows.column("digest").to_pylist(), strict=True))
 

@@ -48,11 +48,11 @@ from .._internal.caches import register_cache
 from .._internal.deferred import pafs as fs
 from ..catalog.catalog import tables_since, tables_version
 from ..catalog.records import TableRecord
-from ..errors import LakenodesUserError, ReadOnlyStorageError, StoragePermissionError
-from ..lake._storage_errors import as_storage_error, storage_errors
+from ..errors import LakenodesUserError
+from ..lake._storage_errors import storage_errors
 from ..lake.location import Lake, lake_filesystem, write_small_file
 from .documents import table_document
-from .errors import EmbedderMismatchError, SearchIndexNotStoredWarning
+from .errors import EmbedderMismatchError, SearchIndexNotStoredWarning, storage_refusal
 from .index import SearchIndex
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,8 @@ def searchable_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
     except LakenodesUserError:
         raise
     except Exception as error:
-        refused = as_storage_error(error, search_index(lake).uri, "search index update")
-        if not isinstance(refused, ReadOnlyStorageError | StoragePermissionError):
+        refused = storage_refusal(error, search_index(lake).uri, "search index update")
+        if refused is None:
             raise
     stored = search_index(lake, embedding_model)
     catalog = tables_version(lake)
@@ -222,8 +222,8 @@ def _write_marker(lake: Lake, index: SearchIndex, state: dict[str, Any]) -> None
     try:
         write_small_file(filesystem, path, json.dumps(state).encode())
     except OSError as error:
-        refused = as_storage_error(error, where, "search index marker write")
-        if not isinstance(refused, ReadOnlyStorageError | StoragePermissionError):
+        refused = storage_refusal(error, where, "search index marker write")
+        if refused is None:
             log.warning("cannot record the search index's catalog version at %s: %s", where, error)
             return
         log.debug("the search index is current but its catalog version cannot be stored at %s (%s): "
