@@ -32,3 +32,22 @@ def aws_env(any_lake: Lake, monkeypatch, request) -> Lake:
         for key, value in request.getfixturevalue("s3_server").env.items():
             monkeypatch.setenv(key, value)
     return any_lake
+
+
+@pytest.fixture
+def duck(any_lake: Lake):
+    """A DuckDB connection with ``delta`` (and for S3 ``httpfs`` plus a secret) loaded from the PyPI
+    extension packages (tests/test_interop.py); no downloads."""
+    import duckdb
+    from test_interop import extension_path, s3_secret_sql
+
+    delta = extension_path("delta")
+    httpfs = None if any_lake.is_local else extension_path("httpfs")
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"LOAD '{delta}'")
+    if httpfs is not None:
+        con.execute(f"LOAD '{httpfs}'")
+        con.execute(s3_secret_sql(any_lake.storage_options))
+    yield con
+    con.close()

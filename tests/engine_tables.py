@@ -1,10 +1,13 @@
 """The tables every outside engine (Spark, daft, Dask) must read exactly as lakenodes reads them.
 
 Each table kind -- a plain time series, 2 and 3 identity levels -- is driven through every kind of
-commit lakenodes makes, with awkward identifiers and microsecond UTC timestamps: a first write, a
-blind append, a MERGE restatement, tail deletes (``TimeIndexMetaTable.delete_after_date``, whole
-table and one identity), an append after the delete, ``optimize_table`` and ``vacuum_table``.
-``table_life`` yields after each stage so a test reads the table with its engine right then.
+commit lakenodes makes, with awkward identifiers (``test_interop.UIDS``) and microsecond UTC
+timestamps: a first write, a blind append, a MERGE restatement, tail deletes
+(``TimeIndexMetaTable.delete_after_date``: whole table, one identity coordinate, and the CLI's
+``--dimension-filter`` scope), an append after the delete, ``optimize_table`` with the
+cross-section copy (``lakenodes optimize --cross-section``) and ``vacuum_table``. ``table_life``
+yields after each stage so a test reads the table with its engine right then; each ``Stage`` has
+the table version it left, for the engines' time travel.
 
 The node classes, value columns and comparison come from ``test_interop`` (the DuckDB tests).
 """
@@ -22,6 +25,7 @@ import pytest
 from test_interop import (
     DIMENSIONS,
     KINDS,
+    UIDS,
     QueuedNode,
     assert_same_rows,
     batch,
@@ -37,8 +41,6 @@ __all__ = ["KINDS", "DIMENSIONS", "assert_same_rows", "catalog_tables", "doc_sni
 
 UTC = dt.UTC
 DOC = Path(__file__).resolve().parents[1] / "docs" / "interop.md"
-# folder-name escaping (/ = % space), non-ASCII, quotes: readers must take the values from the log
-UIDS = ("BRK/B", "A B", "é=1%", "日本", "x'y", "a=b/c")
 PORTFOLIOS = ("PF/1", "日本 x'y")
 STAGE_NAMES = ["first write", "append", "restatement", "tail delete", "append after delete", "optimize", "vacuum"]
 
@@ -62,6 +64,7 @@ class Stage:
     node: QueuedNode
     index: list[str]
     ours: pl.DataFrame  # lakenodes' own read right after the stage
+    version: int  # the table version the stage left
 
 
 def _run(node: QueuedNode, batch: pl.DataFrame) -> None:
@@ -77,7 +80,7 @@ def table_life(lake: Lake, kind: str) -> Iterator[Stage]:
     def stage(name: str) -> Stage:
         ours = node.get_df_between_dates()
         assert list(ours.columns[: len(index)]) == index
-        return Stage(name, node, index, ours)
+        return Stage(name, node, index, ours, node.store.table().version())
 
     _run(node, rows(kind, range(1, 4), version=1))
     yield stage("first write")
@@ -91,13 +94,15 @@ def table_life(lake: Lake, kind: str) -> Iterator[Stage]:
 
     record = TimeIndexMetaTable.get(identifier=f"interop_{kind}", lake=lake)
     assert record.delete_after_date(dt.datetime(2024, 1, 6, tzinfo=UTC))["deleted_count"] > 0
-    if DIMENSIONS[kind]:  # a scoped tail delete of one identity
+    if DIMENSIONS[kind]:  # scoped tail deletes: one identity coordinate, then values of the first dimension
         coordinate = identities(kind)[0]
         assert record.delete_after_date("2024-01-04T00:00:00Z", index_coordinates=[coordinate])["deleted_count"] > 0
+        scope = {"unique_identifier": ["#1", "?", "-1"]} if kind == "asset" else {"portfolio_uid": [PORTFOLIOS[1]]}
+        assert record.delete_after_date("2024-01-05T00:00:00Z", dimension_filters=scope)["deleted_count"] > 0
     yield stage("tail delete")
     _run(node, rows(kind, range(6, 8), version=3))
     yield stage("append after delete")
-    optimize_table(lake, node.storage_hash)
+    assert optimize_table(lake, node.storage_hash, cross_section=True)["cross_section"] == "written"
     yield stage("optimize")
     assert vacuum_table(lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)["file_count"] > 0
     yield stage("vacuum")

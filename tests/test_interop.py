@@ -38,7 +38,10 @@ from lakenodes import (
 from lakenodes.lake.store import TableStore
 
 UTC = dt.UTC
-UIDS = ("BRK/B", "A B", "é=1%")
+# Identifiers that need care in Hive folder names and URLs (delta-rs percent-encodes all but A-Z a-z 0-9 - . _ ~):
+# readers must take them from the log, decode a folder name once, and never infer a type from it.
+UIDS = ("BRK/B", "A B", "é=1%", "日本", "x'y", "a=b/c",  # / space, non-ASCII, = %, quotes
+        "BRK.B", "#1", "?", "+", "-1", "037833100", "A%20B")  # URL-special, a leading -, numeric-looking, encoded-looking
 PORTFOLIOS = ("PF/1", "pf 2=x%")
 ENTITIES = ("BRK/B", "A B", "é=1%")
 KINDS = ("series", "asset", "portfolio")
@@ -228,23 +231,6 @@ def s3_secret_sql(options: dict[str, str]) -> str:
         f"SECRET '{options['AWS_SECRET_ACCESS_KEY']}', ENDPOINT '{endpoint.rstrip('/')}', URL_STYLE 'path', "
         f"USE_SSL {str(scheme == 'https').lower()}, REGION '{options.get('AWS_REGION', 'us-east-1')}')"
     )
-
-
-@pytest.fixture
-def duck(any_lake: Lake):
-    """A DuckDB connection with ``delta`` (and for S3 ``httpfs`` plus a secret) loaded; no downloads."""
-    import duckdb
-
-    delta = extension_path("delta")
-    httpfs = None if any_lake.is_local else extension_path("httpfs")
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"LOAD '{delta}'")
-    if httpfs is not None:
-        con.execute(f"LOAD '{httpfs}'")
-        con.execute(s3_secret_sql(any_lake.storage_options))
-    yield con
-    con.close()
 
 
 def delta_scan(con, uri: str) -> pl.DataFrame:

@@ -21,7 +21,7 @@ import pytest
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from polars.testing import assert_frame_equal
-from test_interop import QueuedNode, extension_path, s3_secret_sql
+from test_interop import QueuedNode
 
 from lakenodes import DataNodeConfiguration, Lake
 from lakenodes.lake.location import lake_filesystem
@@ -181,21 +181,6 @@ def check_reads(node: QueuedNode, lake: Lake, model: pl.DataFrame, duck: Any, st
     escaped = node.table_uri.replace("'", "''")
     ducked = pl.from_arrow(duck.execute(f"SELECT * FROM delta_scan('{escaped}')").to_arrow_table())
     same(ducked, model, index, f"{what}: duckdb delta_scan")
-
-
-@pytest.fixture
-def duck(any_lake: Lake):
-    """A DuckDB connection with the ``delta`` (and for S3 ``httpfs``) extension from PyPI; no downloads."""
-    import duckdb
-
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"LOAD '{extension_path('delta')}'")
-    if not any_lake.is_local:
-        con.execute(f"LOAD '{extension_path('httpfs')}'")
-        con.execute(s3_secret_sql(any_lake.storage_options))
-    yield con
-    con.close()
 
 
 LAKES_AND_LEVELS = pytest.mark.parametrize(
