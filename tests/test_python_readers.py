@@ -1,5 +1,5 @@
 """polars (``scan_delta``, ``read_delta``) and deltalake (a pyarrow dataset, ``QueryBuilder``) read
-every lakenodes table exactly; they, DuckDB and daft select exactly an identifier's rows
+every lakenodes table exactly; they, DuckDB, daft and Dask select exactly an identifier's rows
 when they filter on it.
 
 The whole-table reads run after every stage of every table kind (``engine_tables.table_life``:
@@ -32,6 +32,7 @@ from engine_tables import (
     table_life,
 )
 from test_daft_dask import engine_snippets
+from test_docs_snippets import as_polars
 from test_interop import UIDS
 
 from lakenodes import Lake
@@ -77,22 +78,25 @@ def test_python_readers_read_every_stage_exactly(aws_env: Lake, kind: str) -> No
         assert set(stage.ours[dim]) == {identity[dim] for identity in identities(kind)}
 
 
-def daft_frame(lake: Lake, table_uri: str) -> Any:
-    """The lazy frame docs/interop.md's daft snippet opens (``frame``), unread."""
-    snippet = engine_snippets(lake)["daft"]
-    namespace: dict[str, Any] = {"__name__": "docs_snippet", "LAKE_URI": lake.uri, "TABLE_URI": table_uri}
-    exec(compile(snippet.code, f"interop.md:{snippet.line}", "exec"), namespace)  # noqa: S102
-    return namespace["frame"]
+def daft_and_dask_frames(lake: Lake, table_uri: str) -> tuple[Any, Any]:
+    """The lazy frames docs/interop.md's daft and Dask snippets open (``frame``, ``ddf``), unread."""
+    frames = []
+    for engine, snippet in sorted(engine_snippets(lake).items()):  # daft, dask
+        namespace: dict[str, Any] = {"__name__": "docs_snippet", "LAKE_URI": lake.uri, "TABLE_URI": table_uri}
+        exec(compile(snippet.code, f"interop.md:{snippet.line}", "exec"), namespace)  # noqa: S102
+        frames.append(namespace["frame" if engine == "daft" else "ddf"])
+    return frames[0], frames[1]
 
 
-def filtered_reads(table_uri: str, uid: str, con: Any, frame: Any) -> dict[str, pl.DataFrame]:
+def filtered_reads(table_uri: str, uid: str, con: Any, daft_frame: Any, ddf: Any) -> dict[str, pl.DataFrame]:
     """Each engine's rows of one ``unique_identifier``, filtered by the engine (partition pruning)."""
     import daft
 
     column = "unique_identifier"
     escaped = table_uri.replace("'", "''")
     return {
-        "daft": pl.from_arrow(frame.where(daft.col(column) == uid).to_arrow()),
+        "daft": pl.from_arrow(daft_frame.where(daft.col(column) == uid).to_arrow()),
+        "Dask": as_polars(ddf[ddf[column] == uid].compute().reset_index(drop=True)),
         "pl.scan_delta": pl.scan_delta(table_uri).filter(pl.col(column) == uid).collect(),
         "DeltaTable.to_pyarrow_dataset": pl.from_arrow(docs_dataset(table_uri).to_table(filter=pds.field(column) == uid)),
         "QueryBuilder": query_builder(table_uri, f"WHERE {column} = $1", uid),
@@ -105,9 +109,14 @@ def filtered_reads(table_uri: str, uid: str, con: Any, frame: Any) -> dict[str, 
 def test_filters_on_each_identifier_select_exactly_its_rows(aws_env: Lake, duck) -> None:
     *_, stage = table_life(aws_env, "asset")  # after vacuum: compacted, restated and deleted partitions
     assert set(stage.ours["unique_identifier"]) == set(UIDS)
-    frame = daft_frame(aws_env, stage.node.table_uri)
+    frames = daft_and_dask_frames(aws_env, stage.node.table_uri)
     for uid in UIDS:
         ours = stage.ours.filter(pl.col("unique_identifier") == uid)
         assert ours.height > 0
-        for name, got in filtered_reads(stage.node.table_uri, uid, duck, frame).items():
+        for name, got in filtered_reads(stage.node.table_uri, uid, duck, *frames).items():
             assert_same_rows(got, ours, stage.index, f"{name} where unique_identifier = {uid!r}")
+    # the docs' Dask frame takes more than compute(): arithmetic between its columns, a group-by
+    ddf = frames[1]
+    volumes = (ddf["volume"] * 2).groupby(ddf["unique_identifier"]).sum().compute()
+    expected = stage.ours.group_by("unique_identifier").agg(pl.col("volume").sum() * 2)
+    assert volumes.to_dict() == dict(expected.iter_rows())
