@@ -10,10 +10,9 @@ type-checks as written, as does a polars user's ``.filter(...)``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
 import polars as pl
-from typing_extensions import Unpack
 
 from .._internal.datetimes import parse_datetime
 from .._internal.deferred import pa
