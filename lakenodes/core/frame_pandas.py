@@ -116,8 +116,8 @@ def _check_object_times(flat: Any, table: pa.Table) -> None:
             continue
         name, values = flat.columns[position], flat.iloc[:, position]
         if not timestamps:  # (the types of a million values in ~20 ms; NaT is a datetime too)
-            if any(issubclass(kind, datetime.datetime) and kind is not type(pd.NaT)
-                   for kind in set(map(type, values.to_numpy()))):
+            if any(issubclass(value_type, datetime.datetime) and value_type is not type(pd.NaT)
+                   for value_type in set(map(type, values.to_numpy()))):
                 raise _unconvertible(str(name), values, TypeError())
             continue
         zones = {_zone_name(zone) for zone in {getattr(value, "tzinfo", None) for value in values.dropna()}}

@@ -3,8 +3,8 @@ the stored table's schema (a contract: never changed by a write).
 
 Columns holding only nulls carry no type of their own (a ``Null`` column), or one no value backs (a
 pandas column of only NaN is float64, of only NaT a datetime, whatever it holds on other days); the
-declaration or the stored schema gives them theirs, and a ``Null`` column without either is refused. An int column is stored in a float64 column only
-when every value is exactly representable.
+declaration or the stored schema gives them theirs, and a ``Null`` column without either is refused.
+An int column is stored in a float64 column only when every value is exactly representable.
 
 Example:
     >>> import pyarrow as pa

@@ -320,9 +320,9 @@ def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | l
         check_python_range(name, column)
         return pc.cast(column, pa.date32())
     if pa.types.is_timestamp(kind):
-        if not is_utc_zone(kind.tz) and no_value(column):  # only NaT (pandas' is naive): no time to shift
-            return pa.chunked_array([pa.nulls(len(column), timestamp_type())])
         if not is_utc_zone(kind.tz):
+            if no_value(column):  # only NaT (pandas' is naive): no time to shift
+                return pa.chunked_array([pa.nulls(len(column), timestamp_type())])
             raise FrameValidationError(
                 f"datetime column {name!r} must be timezone-aware UTC, got {kind}"
             )
