@@ -1211,6 +1211,7 @@ def test_ctrl_c_during_the_commit_says_the_rows_are_stored(local_lake, tmp_path,
 
     import deltalake
 
+    import lakenodes.lake._create as create_module
     import lakenodes.lake.store as store_module
 
     (tmp_path / "one_row.py").write_text(
@@ -1223,7 +1224,8 @@ def test_ctrl_c_during_the_commit_says_the_rows_are_stored(local_lake, tmp_path,
         deltalake.write_deltalake(*args, **kwargs)
         signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(store_module, "write_deltalake", commit_then_ctrl_c)
+    for module in (store_module, create_module):  # the first write creates its table holding its rows
+        monkeypatch.setattr(module, "write_deltalake", commit_then_ctrl_c)
     result = cli("--json", "run", f"{tmp_path / 'one_row.py'}:OneRow", lake=local_lake)
     message = assert_one_line_error(result, 130, "error: interrupted: ", "was stopped after its commit",
                                     "its 1 row(s) ARE stored")

@@ -51,12 +51,12 @@ def cli_env(lake: Lake) -> dict[str, str] | None:
 
 @pytest.mark.parametrize("where", ["half the file", "a remove line"])
 def test_a_commit_cut_short_before_a_checkpoint_ends_time_travel_there(any_lake: Lake, where: str) -> None:
-    """Versions 0..4 (create, write, append, restatement, tail delete), a checkpoint of version 4,
-    then the restatement's commit (3) cut short: the table reads, version 2 too, version 3 not."""
+    """Versions 0..3 (write, append, restatement, tail delete), a checkpoint of version 3, then
+    the restatement's commit (2) cut short: the table reads, version 1 too, version 2 not."""
     history = build_history(any_lake)
     node, table = history.node, history.table
     DeltaTable(node.table_uri, storage_options=any_lake.storage_options or None).create_checkpoint()
-    path = log_path(any_lake, node.table_uri, commit_name(3))
+    path = log_path(any_lake, node.table_uri, commit_name(2))
     filesystem, _ = lake_filesystem(any_lake, node.table_uri)
     with filesystem.open_input_stream(path) as stream:
         text = stream.read().decode()
@@ -65,28 +65,28 @@ def test_a_commit_cut_short_before_a_checkpoint_ends_time_travel_there(any_lake:
     # was: 'time travel would reach back to version 0' (a binary search over a reach that is not
     # monotonic), and for a cut remove line a raw JSONDecodeError
     reach = vacuum_table(node.lake, node.storage_hash, dry_run=True)
-    assert reach["oldest_readable_version"] == 4, reach
-    assert_frame_equal(node.get_df_between_dates(), history.states[4])
-    assert_frame_equal(node.get_df_between_dates(as_of=2), history.states[2])  # before the damage: still reads
+    assert reach["oldest_readable_version"] == 3, reach
+    assert_frame_equal(node.get_df_between_dates(), history.states[3])
+    assert_frame_equal(node.get_df_between_dates(as_of=1), history.states[1])  # before the damage: still reads
 
     with pytest.raises(CorruptTableError) as caught:  # was: VersionUnavailableError 'reaches back to version 0'
-        node.get_df_between_dates(as_of=3)
+        node.get_df_between_dates(as_of=2)
     error = caught.value
-    assert error.version == 3 and error.log_file == path, str(error)
-    for fragment in ("version 3 cannot be read", f"commit 3 (_delta_log/{commit_name(3)})", "restore that file from "
-                     "a backup", "time travel reaches back to version 4 (the latest)"):
+    assert error.version == 2 and error.log_file == path, str(error)
+    for fragment in ("version 2 cannot be read", f"commit 2 (_delta_log/{commit_name(2)})", "restore that file from "
+                     "a backup", "time travel reaches back to version 3 (the latest)"):
         assert fragment in str(error), str(error)
     assert "\n" not in str(error) and "move it out" not in str(error)  # not the last commit: never move it away
-    with pytest.raises(CorruptTableError, match="commit 3"):
-        table.diff(3)
+    with pytest.raises(CorruptTableError, match="commit 2"):
+        table.diff(2)
 
-    result = cli("data-node", "diff", node.storage_hash, "--from", "3", lake=any_lake, env=cli_env(any_lake))
-    assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit 3 (_delta_log/{commit_name(3)})",
-                          "reaches back to version 4")
+    result = cli("data-node", "diff", node.storage_hash, "--from", "2", lake=any_lake, env=cli_env(any_lake))
+    assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit 2 (_delta_log/{commit_name(2)})",
+                          "reaches back to version 3")
 
 
 def a_table_with_a_checkpoint(lake: Lake):
-    """12 daily runs of 3 assets: versions 0..12, checkpoint 9 (the tables' interval is 10)."""
+    """12 daily runs of 3 assets: versions 0..11, checkpoint 9 (the tables' interval is 10)."""
     with use_lake(lake):
         for _ in range(12):
             node = appender(BATCH)
@@ -148,39 +148,39 @@ def test_a_damaged_checkpoint_is_named_and_nothing_is_written_on_top(any_lake: L
 
 def test_a_commit_whose_first_line_is_cut_short_is_named_by_the_history(any_lake: Lake) -> None:
     """delta-rs' history reads the commitInfo (first line) of every commit in the log, the ones a
-    checkpoint covers too: with commit 3 cut inside it, the table reads but its history does not."""
+    checkpoint covers too: with commit 2 cut inside it, the table reads but its history does not."""
     history = build_history(any_lake)
     node, table = history.node, history.table
     DeltaTable(node.table_uri, storage_options=any_lake.storage_options or None).create_checkpoint()
-    path = log_path(any_lake, node.table_uri, commit_name(3))
+    path = log_path(any_lake, node.table_uri, commit_name(2))
     cut_short(any_lake, path, 100)
-    assert_frame_equal(node.get_df_between_dates(), history.states[4])
+    assert_frame_equal(node.get_df_between_dates(), history.states[3])
 
     # was: DeltaProtocolError 'Invalid JSON in file stats: EOF while parsing a string at line 1 column 100'
     with pytest.raises(CorruptTableError) as caught:
         table.history()
-    assert caught.value.version == 3 and caught.value.log_file == path, str(caught.value)
+    assert caught.value.version == 2 and caught.value.log_file == path, str(caught.value)
     assert "restore that file from a backup" in str(caught.value) and "\n" not in str(caught.value)
-    with pytest.raises(CorruptTableError, match="commit 3"):
-        node.get_df_between_dates(as_of=history.moments[2])  # a moment is resolved through the history
+    with pytest.raises(CorruptTableError, match="commit 2"):
+        node.get_df_between_dates(as_of=history.moments[1])  # a moment is resolved through the history
     for command in (["data-node", "history", node.storage_hash], ["updates", "reconcile"]):
         result = cli(*command, lake=any_lake, env=cli_env(any_lake))
-        assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit 3 (_delta_log/{commit_name(3)})")
+        assert_one_line_error(result, FAILURE, "CorruptTableError", f"commit 2 (_delta_log/{commit_name(2)})")
 
 
 def test_vacuum_does_its_work_and_reports_the_reach_when_the_history_cannot_be_read(any_lake: Lake) -> None:
     history = build_history(any_lake)
     node = history.node
     DeltaTable(node.table_uri, storage_options=any_lake.storage_options or None).create_checkpoint()
-    cut_short(any_lake, log_path(any_lake, node.table_uri, commit_name(3)), 100)
+    cut_short(any_lake, log_path(any_lake, node.table_uri, commit_name(2)), 100)
 
     dry = vacuum_table(node.lake, node.storage_hash, retention_hours=0, dry_run=True)
-    assert dry["oldest_readable_version"] == 4 and dry["file_count"] == 3, dry
+    assert dry["oldest_readable_version"] == 3 and dry["file_count"] == 3, dry
     # was: 'vacuum failed: ... Invalid JSON in file stats ...' after its files were deleted
     done = vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
-    assert done["files"] == dry["files"] and done["oldest_readable_version"] == 4, done
+    assert done["files"] == dry["files"] and done["oldest_readable_version"] == 3, done
     assert done["oldest_readable_timestamp"] is not None
-    assert_frame_equal(node.get_df_between_dates(), history.states[4])
+    assert_frame_equal(node.get_df_between_dates(), history.states[3])
 
 
 def test_a_version_whose_log_was_cleaned_up_is_unavailable_not_damaged(tmp_path) -> None:
@@ -198,9 +198,9 @@ def test_a_version_whose_log_was_cleaned_up_is_unavailable_not_damaged(tmp_path)
     clear_caches()
 
     with use_lake(lake):
-        with pytest.raises(VersionUnavailableError, match=r"version 5 .*reaches back to version 19 \(the latest is 22\)"):
+        with pytest.raises(VersionUnavailableError, match=r"version 5 .*reaches back to version 19 \(the latest is 21\)"):
             appender(BATCH).get_df_between_dates(as_of=5)
-        assert appender(BATCH).get_df_between_dates(as_of=19).height == 57  # 19 runs of 3 rows
+        assert appender(BATCH).get_df_between_dates(as_of=19).height == 60  # 20 runs of 3 rows
     assert vacuum_table(lake, node.storage_hash, dry_run=True)["oldest_readable_version"] == 19
 
 
@@ -208,14 +208,14 @@ def test_a_commit_missing_from_the_log_is_named(tmp_path) -> None:
     lake = Lake(tmp_path / "lake")
     node = a_table_with_a_checkpoint(lake)
     log = tmp_path / "lake" / "tables" / node.storage_hash / "_delta_log"
-    (log / commit_name(11)).unlink()  # after checkpoint 9: versions 11 and 12 are read through it
+    (log / commit_name(10)).unlink()  # after checkpoint 9: version 11 is read through it
     clear_caches()
     logged = log_listing(lake, node.table_uri)
 
     # was: DeltaError 'Kernel error: Generic delta kernel error: Expected contiguous commit files, but found gap: ...'
     with use_lake(lake), pytest.raises(CorruptTableError) as caught:
         appender(BATCH).get_df_between_dates()
-    assert caught.value.version == 11 and caught.value.log_file == str(log / commit_name(11)), str(caught.value)
+    assert caught.value.version == 10 and caught.value.log_file == str(log / commit_name(10)), str(caught.value)
     assert "is missing (the log has a gap there)" in str(caught.value) and "restore that file" in str(caught.value)
     with use_lake(lake), pytest.raises(NodeRunError):
         appender(BATCH).run()
@@ -234,11 +234,11 @@ def test_an_older_checkpoint_cut_short_ends_time_travel_at_the_next_one(tmp_path
 
     assert vacuum_table(lake, node.storage_hash, dry_run=True)["oldest_readable_version"] == 19
     with use_lake(lake):
-        assert appender(BATCH).get_df_between_dates(as_of=8).height == 24  # before it: from the commits
+        assert appender(BATCH).get_df_between_dates(as_of=8).height == 27  # before it (9 runs): from the commits
         with pytest.raises(CorruptTableError) as caught:
             appender(BATCH).get_df_between_dates(as_of=12)
     message = str(caught.value)
     assert caught.value.version == 9 and caught.value.log_file == str(checkpoint), message
     # _last_checkpoint names checkpoint 19: only the damaged one is to be moved aside
     assert "move it out of _delta_log (keep it): the table is then read from commits 0..9" in message, message
-    assert "reaches back to version 19 (the latest is 22)" in message
+    assert "reaches back to version 19 (the latest is 21)" in message

@@ -151,7 +151,7 @@ def test_a_pandas_column_with_no_value_takes_the_stored_or_declared_type(local_l
     assert stored.filter(pl.col("time_index") == day(3)).drop("time_index", "unique_identifier").null_count().row(0) \
         == (2,) * len(STORED_KINDS)
     node.run_with(quiet)  # the same quiet day again: nothing changes
-    assert table_state(node)[0] == 2
+    assert table_state(node)[0] == 1
 
 
 def test_a_column_without_a_value_in_the_first_write_is_named_in_a_warning(local_lake, caplog):

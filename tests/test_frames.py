@@ -401,7 +401,7 @@ def test_node_still_runs_after_a_rejection(local_lake, bad, problem):
     assert node.update_statistics.max_time_index_value == day(5)
     _, again = FrameNode().run_with(polars_frame(times=(day(6), day(6)), value=[7.0, 8.0]))
     assert again.height == 2
-    assert table_state(node)[0] == (4 if problem is None else 3)
+    assert table_state(node)[0] == (3 if problem is None else 2)
     assert set(_read(FrameNode())["unique_identifier"]) == {"AAA", "BBB"}
 
 

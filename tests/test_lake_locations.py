@@ -42,7 +42,7 @@ def a_users_day(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
         assert fast.filter(pl.col("price") == -1.0).height == 40
         # the lazy scan too (pl.scan_delta cannot open such a table's files: lakenodes scans them itself)
         assert node.scan().collect().equals(node.get_df_between_dates())
-        assert node.scan(as_of=1).collect().height == 2 * 40  # version 1: the first run's two days
+        assert node.scan(as_of=0).collect().height == 2 * 40  # version 0: the first run's two days
         assert TimeIndexMetaTable.get(identifier="located_prices").scan().collect().height == 4 * 40
         optimize_table(lake, node.storage_hash, cross_section=True)
         one_day = rows(range(3, 4))["time_index"][0]

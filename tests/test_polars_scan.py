@@ -11,7 +11,7 @@ import pytest
 from test_frames import FrameConfig, FrameNode
 
 import lakenodes.lake._polars_scan as polars_scan
-import lakenodes.lake.store as store_module
+import lakenodes.lake._table_scan as table_scan
 from lakenodes import Lake, use_lake
 
 UTC = dt.UTC
@@ -45,7 +45,7 @@ def many_files(local_lake: Lake) -> FrameNode:
 def read_both(node: FrameNode, monkeypatch: pytest.MonkeyPatch, **read) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """The read through polars and through pyarrow, and how many reads polars answered."""
     answered = []
-    scan_many = store_module.scan_many
+    scan_many = table_scan.scan_many
 
     def counting(*args, **kwargs):
         result = scan_many(*args, **kwargs)
@@ -53,7 +53,7 @@ def read_both(node: FrameNode, monkeypatch: pytest.MonkeyPatch, **read) -> tuple
         return result
 
     with monkeypatch.context() as patched:
-        patched.setattr(store_module, "scan_many", counting)
+        patched.setattr(table_scan, "scan_many", counting)
         fast = node.get_df_between_dates(**read)
     with monkeypatch.context() as patched:
         patched.setattr(polars_scan, "MANY_FILES", 10**9)

@@ -100,7 +100,7 @@ def test_the_latest_row_of_two_thousand_assets(local_lake: Lake) -> None:
     by_asset = dict(zip(last["unique_identifier"], last["time_index"], strict=True))
     assert {by_asset[a] for a in assets[::2]} == {at(3, 999)} and {by_asset[a] for a in assets[1::2]} == {at(2, 999)}
     assert sorted(node.get_last_observation(asset_list=assets[:30])["unique_identifier"]) == assets[:30]
-    before = node.get_last_observation(as_of=1)  # version 1: the first run's two days
+    before = node.get_last_observation(as_of=0)  # version 0: the first run's two days
     assert before.height == 2_000 and set(before["time_index"]) == {at(2, 999)}
 
 

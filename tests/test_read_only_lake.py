@@ -95,9 +95,9 @@ def test_a_reader_key_reads_everything_and_writes_nothing(keys) -> None:
     assert node.get_last_observation().height == 2
     assert node.compute_update_statistics().max_time_index_value == dt.datetime(2024, 1, 4, tzinfo=dt.UTC)
     assert node.scan().collect().height == 8
-    assert node.get_df_between_dates(as_of=1).height == 4
+    assert node.get_df_between_dates(as_of=0).height == 4
     record = TimeIndexMetaTable.get(identifier="daily_prices", lake=reader)
-    assert [entry["version"] for entry in record.history()] == [2, 1, 0]
+    assert [entry["version"] for entry in record.history()] == [1, 0]
     assert record.run_query("SELECT count(*) AS n FROM daily_prices")["results"] == [{"n": 8}]
     assert APIDataNode.build_from_identifier("daily_prices", lake=reader).get_df_between_dates().height == 8
     with pytest.warns(SearchIndexNotStoredWarning, match=r"cannot be stored \(permission denied\)"):

@@ -405,8 +405,9 @@ def test_force_update_changes_nothing(local_lake: Lake) -> None:
 
 
 def test_hooks_hear_table_ready_once_the_table_exists_and_before_its_rows_commit(any_lake: Lake) -> None:
-    """The catalog registers a new table while its rows are written: table_ready comes after the
-    creation commit and before the rows' commit, once per run (also for a table that exists)."""
+    """table_ready comes once the table exists and before the run's rows commit, once per run (the
+    catalog registers the table meanwhile); a first write creates the table holding its rows, in
+    one commit: no such moment, no call, and the catalog records the table once it landed."""
     from lakenodes.runtime.hooks import RunHooks
     from lakenodes.runtime.recorder import default_hooks
     from lakenodes.runtime.run import run_single
@@ -422,11 +423,11 @@ def test_hooks_hear_table_ready_once_the_table_exists_and_before_its_rows_commit
     node = Step("ready", [], days=2)
     watcher = TableWatcher()
     run_single(node, (*default_hooks(), watcher))
-    assert watcher.seen == [(0, 0)]  # created, no rows yet
+    assert watcher.seen == [] and node.store.table().version() == 0  # created holding its rows
+    assert table_record(any_lake, node.storage_hash).columns  # recorded once it existed, with its columns
     run_single(node, (*default_hooks(), watcher))
-    assert watcher.seen == [(0, 0), (1, 1)]  # the next run: before its own commit (version 2)
-    assert node.store.table().version() == 2
-    assert table_record(any_lake, node.storage_hash).columns  # registered meanwhile, with its columns
+    assert watcher.seen == [(0, 1)]  # the next run: before its own commit (version 1)
+    assert node.store.table().version() == 1
 
 
 def test_a_frame_read_from_a_dependency_is_accepted_as_update_output(any_lake: Lake) -> None:

@@ -55,7 +55,7 @@ def history(any_lake) -> SimpleNamespace:
 
 
 def build_history(any_lake) -> SimpleNamespace:
-    """Versions 1..4 of one table: first write, append, restatement of day 2, tail delete of B from day 3;
+    """Versions 0..3 of one table: first write, append, restatement of day 2, tail delete of B from day 3;
     ``states[v]`` is the whole table read right after version ``v`` committed."""
     node = QueueNode(TravelConfig(), [frame([1, 2], ["A", "B"], 0.0), frame([3, 4], ["A", "B"], 0.0),
                                       frame([2], ["A", "B"], 100.0)], lake=any_lake)
@@ -73,24 +73,22 @@ def build_history(any_lake) -> SimpleNamespace:
 
 def test_as_of_each_version_reads_what_the_table_held(history):
     node, states = history.node, history.states
-    assert sorted(states) == [1, 2, 3, 4]
-    assert [states[v].height for v in (1, 2, 3, 4)] == [4, 8, 8, 6]
-    assert states[3].filter(pl.col("time_index").dt.day() == 2)["close"].to_list() == [102.0, 102.1]  # restated
+    assert sorted(states) == [0, 1, 2, 3]  # a new table's first write is its version 0, as in any Delta writer
+    assert [states[v].height for v in (0, 1, 2, 3)] == [4, 8, 8, 6]
+    assert states[2].filter(pl.col("time_index").dt.day() == 2)["close"].to_list() == [102.0, 102.1]  # restated
     for version, expected in states.items():
         assert_frame_equal(node.get_df_between_dates(as_of=version), expected)
-    assert node.get_df_between_dates(as_of=0).height == 0
-    assert node.get_df_between_dates(as_of=0).columns == states[1].columns
     assert node.store.table().version() == history.latest  # the cached table was never moved back
 
 
 def test_as_of_with_filters_and_frame_kinds(history):
-    node, before = history.node, history.states[2]
+    node, before = history.node, history.states[1]
     got = node.get_df_between_dates("2024-01-02", "2024-01-03", unique_identifier_list=["B"], columns=["close"],
-                                    as_of=2)
+                                    as_of=1)
     expected = before.filter(pl.col("unique_identifier") == "B", pl.col("time_index").dt.day().is_between(2, 3))
     assert_frame_equal(got, expected)
-    assert node.get_df_between_dates(as_of=2, frame="arrow").num_rows == 8
-    pandas = node.get_df_between_dates(as_of=2, frame="pandas")
+    assert node.get_df_between_dates(as_of=1, frame="arrow").num_rows == 8
+    pandas = node.get_df_between_dates(as_of=1, frame="pandas")
     assert len(pandas) == 8 and list(pandas.index.names) == ["time_index", "unique_identifier"]
 
 
@@ -99,17 +97,17 @@ def test_as_of_a_moment_reads_the_version_committed_at_or_before_it(history):
     for version, moment in history.moments.items():
         assert_frame_equal(node.get_df_between_dates(as_of=moment), history.states[version])
     before = node.get_df_between_dates(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC))
-    assert before.height == 0 and before.columns == history.states[1].columns
+    assert before.height == 0 and before.columns == history.states[0].columns
 
 
 def test_last_observation_and_ranges_as_of(history):
     node = history.node
-    assert node.get_last_observation(as_of=4)["close"].to_list() == [102.1, 4.0]  # B lost days 3 and 4; its day 2 was restated
-    assert node.get_last_observation(as_of=3)["close"].to_list() == [4.0, 4.1]
-    assert node.get_last_observation(as_of=1)["close"].to_list() == [2.0, 2.1]
+    assert node.get_last_observation(as_of=3)["close"].to_list() == [102.1, 4.0]  # B lost days 3 and 4; its day 2 was restated
+    assert node.get_last_observation(as_of=2)["close"].to_list() == [4.0, 4.1]
+    assert node.get_last_observation(as_of=0)["close"].to_list() == [2.0, 2.1]
     assert node.get_last_observation(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC)).height == 0
     ranged = node.get_ranged_data_per_asset({"A": {"start_date": dt.datetime(2024, 1, 2, tzinfo=UTC),
-                                                   "start_date_operand": ">="}}, as_of=3)
+                                                   "start_date_operand": ">="}}, as_of=2)
     assert ranged["close"].to_list() == [102.0, 3.0, 4.0]
 
 
@@ -120,7 +118,7 @@ def test_missing_and_vacuumed_versions_say_how_far_back_time_travel_reaches(hist
     if check == "a listing of the table":
         monkeypatch.setattr(versions, "_CHECKED_ONE_BY_ONE", -1)
     node = history.node
-    with pytest.raises(VersionUnavailableError, match=r"time travel reaches back to version 0 \(the latest is 4\)"):
+    with pytest.raises(VersionUnavailableError, match=r"time travel reaches back to version 0 \(the latest is 3\)"):
         node.get_df_between_dates(as_of=9)
     for negative in (-1, -5):  # a user mistake, not a version vacuum removed
         with pytest.raises(LakenodesUserError, match=rf"^as_of={negative} is not a version: versions count up from 0"):
@@ -131,10 +129,10 @@ def test_missing_and_vacuumed_versions_say_how_far_back_time_travel_reaches(hist
         node.get_df_between_dates(as_of="yesterday")
     vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
     latest = node.store.table().version()
-    with pytest.raises(VersionUnavailableError, match=r"version 2 .*reaches back to version [34]") as error:
-        node.get_df_between_dates(as_of=2)
+    with pytest.raises(VersionUnavailableError, match=r"version 1 .*reaches back to version [23]") as error:
+        node.get_df_between_dates(as_of=1)
     assert "\n" not in str(error.value)
-    assert_frame_equal(node.get_df_between_dates(as_of=latest), history.states[4])
+    assert_frame_equal(node.get_df_between_dates(as_of=latest), history.states[3])
 
 
 @pytest.mark.parametrize("filters", [
@@ -145,17 +143,17 @@ def test_missing_and_vacuumed_versions_say_how_far_back_time_travel_reaches(hist
 ])
 def test_scan_equals_the_eager_read(history, filters):
     node = history.node
-    for as_of in (None, 2, 3, history.moments[1]):
+    for as_of in (None, 1, 2, history.moments[0]):
         lazy = node.scan(**filters, as_of=as_of)
         assert isinstance(lazy, pl.LazyFrame)
         assert_frame_equal(lazy.collect(), node.get_df_between_dates(**filters, as_of=as_of))
-    assert_frame_equal(history.table.scan(**filters, as_of=3).collect(), node.get_df_between_dates(**filters, as_of=3))
+    assert_frame_equal(history.table.scan(**filters, as_of=2).collect(), node.get_df_between_dates(**filters, as_of=2))
 
 
 def test_scan_before_the_table_existed_and_bad_arguments(history):
     node = history.node
     empty = node.scan(as_of=dt.datetime(2000, 1, 1, tzinfo=UTC)).collect()
-    assert empty.height == 0 and empty.schema == history.states[1].schema
+    assert empty.height == 0 and empty.schema == history.states[0].schema
     with pytest.raises(LakenodesUserError, match="unknown identity dimension"):
         node.scan(dimension_filters={"venue": ["X"]})
     with pytest.raises(LakenodesUserError, match="unknown column"):
@@ -168,15 +166,15 @@ def test_history_names_each_version_its_operation_and_writer(history):
     node, table = history.node, history.table
     entries = table.history()
     assert [(e["version"], e["operation"]) for e in entries] == [
-        (4, "delete"), (3, "upsert"), (2, "append"), (1, "append"), (0, "create")]
+        (3, "delete"), (2, "upsert"), (1, "append"), (0, "append")]  # the first write created the table
     assert {e["update_hash"] for e in entries[1:4]} == {node.update_hash}
-    assert entries[0]["update_hash"] is None and entries[4]["run_id"] is None
+    assert entries[0]["update_hash"] is None and entries[0]["run_id"] is None
     assert len({e["run_id"] for e in entries[1:4]}) == 3 and all(entries[i]["run_id"] for i in (1, 2, 3))
     assert [e["rows_added"] for e in entries[2:4]] == [4, 4]
     assert [e["timestamp"] for e in entries] == sorted((e["timestamp"] for e in entries), reverse=True)
-    for entry in entries[:4]:  # each version was committed before the moment read after it
+    for entry in entries:  # each version was committed before the moment read after it
         assert entry["timestamp"] <= history.moments[entry["version"]]
-    assert [e["version"] for e in table.history(limit=2)] == [4, 3]
+    assert [e["version"] for e in table.history(limit=2)] == [3, 2]
     vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
     assert [e["operation"] for e in table.history(limit=2)] == ["vacuum", "vacuum"]
 
@@ -193,25 +191,25 @@ def test_cli_history_table_and_json(history):
         return result.stdout
 
     document = json.loads(invoke(history.node.storage_hash, "--json"))
-    assert document["count"] == 5
+    assert document["count"] == 4
     assert document["results"][1] | {"timestamp": None, "run_id": None} == {
-        "version": 3, "timestamp": None, "operation": "upsert", "update_hash": history.node.update_hash,
+        "version": 2, "timestamp": None, "operation": "upsert", "update_hash": history.node.update_hash,
         "run_id": None, "rows_added": 0, "rows_updated": 2, "rows_deleted": 0}
     assert document["results"][0]["timestamp"].endswith("Z")
     assert json.loads(invoke(history.node.storage_hash, "--json", "--limit", "1"))["count"] == 1
     human = invoke(history.node.storage_hash)
-    assert "upsert" in human and "create" in human and history.node.update_hash[:12] in human
+    assert "upsert" in human and "delete" in human and history.node.update_hash[:12] in human
 
 
 def test_run_query_as_of(history):
     table, states = history.table, history.states
     sql = f"SELECT count(*) AS n, sum(close) AS total FROM {table.storage_hash}"
-    for version in (1, 2, 3, 4):
+    for version in (0, 1, 2, 3):
         result = table.run_query(sql, as_of=version)
         assert result["ok"], result["error"]
         assert result["results"] == [{"n": states[version].height, "total": pytest.approx(states[version]["close"].sum())}]
-    assert table.run_query(sql, as_of=history.moments[3])["results"][0]["n"] == states[3].height
-    assert table.run_query(sql)["results"][0]["n"] == states[4].height
+    assert table.run_query(sql, as_of=history.moments[2])["results"][0]["n"] == states[2].height
+    assert table.run_query(sql)["results"][0]["n"] == states[3].height
     with pytest.raises(VersionUnavailableError, match="did not exist"):
         table.run_query(sql, as_of=dt.datetime(2000, 1, 1, tzinfo=UTC))
     with pytest.raises(VersionUnavailableError, match="reaches back to version 0"):
@@ -229,27 +227,27 @@ def test_cli_run_query_as_of(history):
                                         history.node.storage_hash, f"SELECT count(*) AS n FROM {history.node.storage_hash}",
                                         "--json", *args], env=env)
 
-    assert json.loads(run("--as-of", "2").stdout)["results"] == [{"n": 8}]
-    assert json.loads(run("--as-of", history.moments[4].isoformat()).stdout)["results"] == [{"n": 6}]
+    assert json.loads(run("--as-of", "1").stdout)["results"] == [{"n": 8}]
+    assert json.loads(run("--as-of", history.moments[3].isoformat()).stdout)["results"] == [{"n": 6}]
     failed = run("--as-of", "42")
     assert failed.exit_code == 2 and "reaches back to version 0" in failed.stdout + failed.stderr
 
 
 def test_diff_between_versions_keyed_by_the_index(history):
     table = history.table
-    restated = table.diff(2, 3)
-    assert restated.summary() == {"from_version": 2, "to_version": 3, "added": 0, "deleted": 0, "changed": 2}
+    restated = table.diff(1, 2)
+    assert restated.summary() == {"from_version": 1, "to_version": 2, "added": 0, "deleted": 0, "changed": 2}
     assert restated.changed.rows() == [(dt.datetime(2024, 1, 2, tzinfo=UTC), "A", 2.0, 102.0),
                                        (dt.datetime(2024, 1, 2, tzinfo=UTC), "B", 2.1, 102.1)]
     assert restated.changed.columns == ["time_index", "unique_identifier", "close_from", "close_to"]
-    deleted = table.diff(3)  # to the latest version: the tail delete
-    assert deleted.summary() == {"from_version": 3, "to_version": 4, "added": 0, "deleted": 2, "changed": 0}
-    assert_frame_equal(deleted.deleted, history.states[3].filter(
+    deleted = table.diff(2)  # to the latest version: the tail delete
+    assert deleted.summary() == {"from_version": 2, "to_version": 3, "added": 0, "deleted": 2, "changed": 0}
+    assert_frame_equal(deleted.deleted, history.states[2].filter(
         pl.col("unique_identifier") == "B", pl.col("time_index").dt.day() >= 3))
-    appended = table.diff(1, 2)
-    assert_frame_equal(appended.added, history.states[2].filter(pl.col("time_index").dt.day() >= 3))
-    assert table.diff(dt.datetime(2000, 1, 1, tzinfo=UTC), history.moments[4]).summary() == {
-        "from_version": None, "to_version": 4, "added": 6, "deleted": 0, "changed": 0}
+    appended = table.diff(0, 1)
+    assert_frame_equal(appended.added, history.states[1].filter(pl.col("time_index").dt.day() >= 3))
+    assert table.diff(dt.datetime(2000, 1, 1, tzinfo=UTC), history.moments[3]).summary() == {
+        "from_version": None, "to_version": 3, "added": 6, "deleted": 0, "changed": 0}
     with pytest.raises(VersionUnavailableError):
         table.diff(0, 12)
 
@@ -267,18 +265,18 @@ def test_a_version_read_again_is_not_opened_again(history, monkeypatch):
     monkeypatch.setattr(versions, "DeltaTable", counting)
     versions._opened.clear()
     for _ in range(3):
-        assert_frame_equal(node.get_df_between_dates(as_of=2), history.states[2])
-    assert_frame_equal(node.get_df_between_dates(as_of=3), history.states[3])
-    assert opened == [2, 3]
+        assert_frame_equal(node.get_df_between_dates(as_of=1), history.states[1])
+    assert_frame_equal(node.get_df_between_dates(as_of=2), history.states[2])
+    assert opened == [1, 2]
 
 
 def test_a_kept_version_is_refused_once_vacuum_removed_its_files(history):
     """The kept version skips its log replay, not the check of its data files."""
     node = history.node
-    assert_frame_equal(node.get_df_between_dates(as_of=2), history.states[2])  # opened and kept
+    assert_frame_equal(node.get_df_between_dates(as_of=1), history.states[1])  # opened and kept
     vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
-    with pytest.raises(VersionUnavailableError, match="version 2 "):
-        node.get_df_between_dates(as_of=2)
+    with pytest.raises(VersionUnavailableError, match="version 1 "):
+        node.get_df_between_dates(as_of=1)
 
 
 def test_a_table_written_again_under_its_uri_is_not_read_from_a_kept_version(any_lake):
@@ -286,13 +284,13 @@ def test_a_table_written_again_under_its_uri_is_not_read_from_a_kept_version(any
     with other rows, reads its own version."""
     first = build_history(any_lake)
     node = first.node
-    assert_frame_equal(node.get_df_between_dates(as_of=2), first.states[2])  # kept
+    assert_frame_equal(node.get_df_between_dates(as_of=1), first.states[1])  # kept
     filesystem, root = lake_filesystem(any_lake, node.store.uri)
     filesystem.delete_dir(root)
     node.frames = [frame([5], ["C"], 0.0), frame([6], ["C"], 0.0), frame([7], ["C"], 0.0)]
     for _ in range(3):
         node.run()
-    assert node.get_df_between_dates(as_of=2)["unique_identifier"].to_list() == ["C", "C"]
+    assert node.get_df_between_dates(as_of=1)["unique_identifier"].to_list() == ["C", "C"]
 
 
 def test_a_search_for_the_reach_keeps_no_version(history, monkeypatch):
@@ -308,8 +306,8 @@ def test_a_search_for_the_reach_keeps_no_version(history, monkeypatch):
 
 
 def test_the_reach_is_the_oldest_version_every_later_one_reads_from(any_lake):
-    """A restatement of an asset written late removes a file only versions 4 held: after vacuum
-    versions 0 to 3 still read, 4 does not, 5 does. Time travel reaches back to 5, not to 0 (an
+    """A restatement of an asset written late removes a file only version 3 held: after vacuum
+    versions 0 to 2 still read, 3 does not, 4 does. Time travel reaches back to 4, not to 0 (an
     older version that still reads says nothing about the ones after it)."""
     node = QueueNode(TravelConfig(name="reach"), [frame([1], ["A"], 0.0), frame([2], ["A"], 0.0), frame([3], ["A"], 0.0),
                                                   frame([1], ["B"], 0.0), frame([1], ["B"], 100.0)], lake=any_lake)
@@ -317,15 +315,15 @@ def test_the_reach_is_the_oldest_version_every_later_one_reads_from(any_lake):
     for _ in range(5):
         node.run()
         states[node.store.table().version()] = node.get_df_between_dates()
-    assert sorted(states) == [1, 2, 3, 4, 5]
+    assert sorted(states) == [0, 1, 2, 3, 4]
     report = vacuum_table(node.lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)
     assert report["file_count"] == 1 and report["files"][0].startswith("unique_identifier=B/")
-    assert report["oldest_readable_version"] == 5
-    assert_frame_equal(node.get_df_between_dates(as_of=3), states[3])  # before B was written: still there
-    with pytest.raises(VersionUnavailableError, match=r"version 4 .*time travel reaches back to version 5 \(the latest is 7\)"):
-        node.get_df_between_dates(as_of=4)
-    assert_frame_equal(node.get_df_between_dates(as_of=5), states[5])
-    assert node.store.table().version() == 7  # vacuum's own two commits
+    assert report["oldest_readable_version"] == 4
+    assert_frame_equal(node.get_df_between_dates(as_of=2), states[2])  # before B was written: still there
+    with pytest.raises(VersionUnavailableError, match=r"version 3 .*time travel reaches back to version 4 \(the latest is 6\)"):
+        node.get_df_between_dates(as_of=3)
+    assert_frame_equal(node.get_df_between_dates(as_of=4), states[4])
+    assert node.store.table().version() == 6  # vacuum's own two commits
 
 
 def test_the_first_and_last_moments_as_bounds_and_as_rows(local_lake):

@@ -201,7 +201,7 @@ class TimeIndexMetaTable(TableRecord):
         ``unique_identifier_list``, ``dimension_filters``, ``columns``, ``as_of``).
 
         Example (``example``: a temporary lake with one table, see conftest.py):
-            >>> example.table.scan(as_of=1).collect().height
+            >>> example.table.scan(as_of=0).collect().height
             8
         """
         return APIDataNode(self.storage_hash, lake=self.lake).scan(*args, **kwargs)
@@ -213,7 +213,7 @@ class TimeIndexMetaTable(TableRecord):
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> [(entry["version"], entry["operation"]) for entry in example.table.history()][-2:]
-            [(1, 'append'), (0, 'create')]
+            [(1, 'delete'), (0, 'append')]
         """
         table = TableStore(self.lake, self.storage_hash).table()
         return [] if table is None else table_history(table, limit, self.lake)
@@ -224,7 +224,7 @@ class TimeIndexMetaTable(TableRecord):
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> example.table.diff(0, 1).summary()
-            {'from_version': 0, 'to_version': 1, 'added': 8, 'deleted': 0, 'changed': 0}
+            {'from_version': 0, 'to_version': 1, 'added': 0, 'deleted': 1, 'changed': 0}
         """
         return diff_versions(TableStore(self.lake, self.storage_hash), from_version, to_version)
 

@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from .._internal.deferred import pa, pds
+from .._internal.deferred import pa
 from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError, one_line
 from ._commit_hooks import commit_hooks
-from ._polars_scan import TimeWindow, scan_many
+from ._create import TABLE_CONFIGURATION, create_empty, create_with_rows
+from ._polars_scan import TimeWindow
 from ._ranges import RangeFilter, coordinates_filter, range_selection
 from ._retry import RetryPolicy, default_retry, is_transient
 from ._row_rewrites import delete_rows, restate
@@ -33,16 +34,14 @@ from ._scan import (
     check_dimensions,
     data_file_path,
     empty_table,
-    fragments_of,
     index_names_of,
     one_of,
-    scan,
     selected_columns,
-    snapshot_of,
     time_window,
     to_plain,
 )
 from ._storage_errors import guarded, retryable, storage_errors, table_not_created
+from ._table_scan import scan_table
 from ._tables import adopt, cached_table, found_missing, is_open, note_missing, table_lock
 from ._watermarks import (
     app_transaction,
@@ -52,24 +51,16 @@ from ._watermarks import (
     rows_at_or_before_watermark,
     watermarks_moved_back,
 )
-from .cross_section import cross_section_of, forget_cross_section, is_cross_sectional
 from .location import Lake, lake_filesystem
 from .versions import resolve_as_of, table_as_of
 
-__all__ = ["RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
+__all__ = ["TABLE_CONFIGURATION", "RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
            "empty_table", "identity_transactions", "index_names_of",
            "partition_transactions"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# A checkpoint every 10 commits (Spark's default; delta-rs' is 100): every fresh process (a cron
-# job, another engine) replays the log since the last checkpoint, and a daily table's commits each
-# add one file per identity: at 60 commits a fresh open took 77 ms without one, 35 ms with.
-TABLE_CONFIGURATION = {"delta.setTransactionRetentionDuration": "interval 14 days", "delta.checkpointInterval": "10"}
-# below this many bytes of local files a read is scanned in the calling thread (10 files of a year
-# of daily rows: 3.8 against 4.0 ms with pyarrow's threads, measured)
-SMALL_READ_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -153,10 +144,9 @@ class TableStore:
     def ensure_created(self, schema: pa.Schema, index_names: Sequence[str]) -> DeltaTable:
         """Create the table once; a concurrent creator winning the race is not an error.
 
-        Version 0 is created exactly once (one ``metaData.id``): threads of this process create
-        under the table's lock, and the CREATE commit is not retried by delta-rs (which would
-        otherwise commit a second CREATE at version 1 when another process won version 0): the
-        loser fails, opens the winner's table and appends to it.
+        Version 0 is created exactly once (one ``metaData.id``, see ``lakenodes.lake._create``):
+        threads of this process create under the table's lock; a process losing the race opens
+        the winner's table.
         """
         with table_lock(self._key):
             return self._create_once(schema, index_names)
@@ -166,15 +156,9 @@ class TableStore:
         existing = None if found_missing(self._key) else self.table()
         if existing is not None:
             return existing
-        partition_by = [index_names[1]] if len(index_names) > 1 else None
         failure: DeltaError | None = None
         try:
-            created = DeltaTable.create(
-                self.uri, schema, mode="ignore", partition_by=partition_by, name=self.storage_hash,
-                description=json.dumps({"index_names": list(index_names), "created_by": "lakenodes"}),
-                configuration=TABLE_CONFIGURATION, storage_options=self.lake.storage_options or None,
-                commit_properties=CommitProperties(max_commit_retries=0),
-            )
+            created = create_empty(self.uri, self.storage_hash, schema, index_names, self.lake.storage_options)
         except DeltaError as error:  # another process created it between our check and our commit
             failure = error
             logger.debug("table %s created concurrently: %s", self.storage_hash, error)
@@ -189,7 +173,7 @@ class TableStore:
     def write(
         self,
         frame: NormalizedFrame,
-        watermarks: Callable[[DeltaTable], Mapping[tuple[str, ...], datetime.datetime]],
+        watermarks: Callable[[DeltaTable | None], Mapping[tuple[str, ...], datetime.datetime]],
         *,
         metadata: Mapping[str, Any] | None = None,
         seen: Mapping[tuple[str, ...], datetime.datetime] | None = None,
@@ -199,8 +183,10 @@ class TableStore:
         equal to the stored row of their index are not rewritten, and when all are, nothing is
         committed: the result has ``version`` None).
 
-        ``watermarks`` computes the stored watermark per identity from a snapshot; it is
-        re-evaluated on every retry so a retry after a concurrent commit decides afresh. ``seen``
+        ``watermarks`` computes the stored watermark per identity from a snapshot (None: the
+        table this process found missing, which the write creates holding the rows, in one
+        commit); it is re-evaluated on every retry so a retry after a concurrent commit decides
+        afresh. ``seen``
         are the watermarks the frame was computed from: when one of the frame's identities now
         has an earlier one (a tail delete landed since), nothing is written and
         ``WatermarkMovedError`` is raised (the caller recomputes the frame).
@@ -213,6 +199,10 @@ class TableStore:
         committing: list[WriteResult] = []  # what each attempt that went on to commit was writing
 
         def attempt() -> WriteResult:
+            if not committing and found_missing(self._key):  # a new table: created with the rows
+                created = self._create_with(frame, write_id, custom_metadata, watermarks, committing)
+                if created is not None:
+                    return created
             table = self.ensure_created(frame.table.schema, frame.index_names)
             # write_id is fresh: only a retry can find it committed (by the last attempt that committed)
             if committing and table.transaction_version(write_id) is not None:
@@ -251,6 +241,36 @@ class TableStore:
                 logger.warning("write to %s committed; refreshing the snapshot failed: %s", self.storage_hash,
                                one_line(error))
         return result
+
+    def _create_with(self, frame: NormalizedFrame, write_id: str, custom_metadata: Mapping[str, str],
+                     watermarks: Callable[[DeltaTable | None], Mapping[tuple[str, ...], datetime.datetime]],
+                     committing: list[WriteResult]) -> WriteResult | None:
+        """Create the table holding ``frame``'s rows in one commit (``watermarks(None)``: there are
+        none yet); None when a table appeared since this process found none (the caller appends to
+        it). Any other failure is raised, for ``with_retries`` to decide on."""
+        with table_lock(self._key):
+            if not found_missing(self._key):  # another thread of this process created it meanwhile
+                return None
+            compared = compare_watermarks(frame, watermarks(None))
+            properties = CommitProperties(
+                app_transactions=[app_transaction(write_id), *identity_transactions(frame, compared)],
+                custom_metadata={**custom_metadata, "lakenodes.operation": "WRITE"})
+            committing.append(WriteResult(frame.num_rows, 0, 0))
+            failure: DeltaError | None = None
+            try:
+                create_with_rows(self.uri, self.storage_hash, to_plain(frame.table), frame.index_names,
+                                 self.lake.storage_options, properties)
+            except DeltaError as error:  # looked into below: here, the open's errors would chain to it
+                failure = error
+            if failure is not None:
+                if self.table() is None:  # no race lost: the creation failed for a reason of its own
+                    raise table_not_created(self.uri, failure, self.lake) from failure
+                logger.debug("table %s created concurrently: %s", self.storage_hash, failure)
+                return None
+            with storage_errors(self.uri, "open", self.lake):
+                created = DeltaTable(self.uri, storage_options=self.lake.storage_options or None)
+            adopt(self._key, created, lambda uri: lake_filesystem(self.lake, uri))
+            return committing[-1]
 
     def delete_after(
         self,
@@ -352,47 +372,8 @@ class TableStore:
         own = TimeWindow(start, start_inclusive, end, end_inclusive)
         window = None if dimension_filters else own if selection is None else selection.polars_window(own)
         with storage_errors(self.uri, "read", self.lake):
-            data = self._scan(table, index_names, Pruning.of(start, end, dimension_filters, ranges), selected, expression,
+            data = scan_table(self.lake, table, index_names, Pruning.of(start, end, dimension_filters, ranges), selected, expression,
                               window)
         if selection is not None and selection.exact is not None:
             data = selection.exact(data)
         return data.sort_by([(name, "ascending") for name in index_names])
-
-    def _scan(self, table: DeltaTable, index_names: Sequence[str], pruning: Pruning, columns: Sequence[str],
-              expression: pds.Expression | None, window: TimeWindow | None = None) -> pa.Table:
-        """Matching rows from only the files that can hold them (plain types whatever the files hold).
-
-        Files are chosen from the snapshot's add actions (partition value, millisecond time
-        statistics widened by 1 ms); ``expression`` (or ``window``, the same rows, when it is
-        all the read filters on) then selects rows exactly.
-        """
-        expected_partitions = list(index_names[1:2])
-        if table.protocol().min_reader_version > 1 or table.metadata().partition_columns != expected_partitions:
-            dataset = table.to_pyarrow_dataset()  # e.g. deletion vectors or a foreign layout: let delta-rs decide
-            return scan(list(dataset.get_fragments()), dataset.schema, dataset.filesystem, columns, expression,
-                        dataset.format)
-        snapshot = snapshot_of(table, index_names)
-        filesystem, root = lake_filesystem(self.lake, table.table_uri)
-        files = snapshot.candidates(pruning)
-        copy = (cross_section_of(table, self.lake, snapshot)
-                if is_cross_sectional(pruning.values, pruning.windows) else None)
-        if copy is None and window is not None:
-            rows = scan_many(self.lake, table, window, columns, snapshot, files)
-            if rows is not None:
-                return rows
-        remaining = files if copy is None else copy.remaining(files)  # the copy holds the rest: one file, not N
-        fragments = ([] if copy is None else [copy.fragment]) + (
-            fragments_of(filesystem, root, snapshot.partition, remaining) if remaining.height else [])
-        # a few small local files (an asset-scoped read): the scanner's threads cost more than they save
-        small = self.lake.is_local and copy is None and remaining["size"].sum() < SMALL_READ_BYTES
-        try:
-            return scan(fragments, snapshot.schema, filesystem, columns, expression, use_threads=not small)
-        except (OSError, pa.ArrowException) as error:
-            if copy is None:
-                raise
-            # superseded long ago and deleted, or cut short by a killed optimize: the data files hold the rows
-            logger.warning("the cross-section copy of %s is unreadable (%s): reading its data files", self.uri,
-                           one_line(error))
-            forget_cross_section(self.lake, table.table_uri)
-            return scan(fragments_of(filesystem, root, snapshot.partition, files), snapshot.schema, filesystem,
-                        columns, expression)

@@ -103,8 +103,8 @@ class TableReads:
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> example.node.get_df_between_dates("2026-03-31", "2026-03-31", unique_identifier_list=["MSFT"])["close"].to_list()
             [6.0]
-            >>> example.node.get_df_between_dates(as_of=0).height  # version 0: the created, empty table
-            0
+            >>> example.node.get_df_between_dates(as_of=0).height  # version 0: the first run's rows
+            8
         """
         kind = resolve_frame(frame)  # a bad frame kind fails before reading
         columns = None if columns is None else list_argument(columns, "columns")
@@ -128,7 +128,7 @@ class TableReads:
         """The rows ``get_df_between_dates`` returns (same filters, ``as_of``) as a polars LazyFrame.
 
         Example (``example``: a temporary lake with one table, see conftest.py):
-            >>> example.node.scan(unique_identifier_list=["AAPL"], as_of=1).select("close").collect()["close"].to_list()
+            >>> example.node.scan(unique_identifier_list=["AAPL"], as_of=0).select("close").collect()["close"].to_list()
             [1.0, 2.0, 3.0, 4.0]
         """
         lazy = scan_table(

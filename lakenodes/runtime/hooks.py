@@ -52,7 +52,8 @@ class RunHooks:
     def table_ready(self, node: DataNode) -> None:
         """In the write phase, once the node's table exists (created if it was new) and before its
         rows are committed: work that needs the table but not the rows can overlap their writing.
-        Called at most once per run."""
+        Called at most once per run; not called when the write creates a new table holding its
+        rows (one commit: the table exists once its rows are in it)."""
 
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
         """In the catalog phase, after the rows (if any) were committed."""

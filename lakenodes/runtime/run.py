@@ -328,12 +328,18 @@ def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: 
         logger.warning(failure, node.storage_hash, saving.exception())
 
 
-def _progress_reader(node: DataNode, hooks: Sequence[RunHooks], checked: list[TableProgress]) -> Callable[[DeltaTable], dict]:
+def _progress_reader(node: DataNode, hooks: Sequence[RunHooks], checked: list[TableProgress],
+                     frame: NormalizedFrame | FrameStream) -> Callable[[DeltaTable | None], dict]:
     """The write's watermark callback: the stored progress of the snapshot a write attempt decides
     from, remembered in ``checked`` (the last one is the snapshot of the attempt that committed).
-    Its first call tells the hooks the table is ready (it exists: the attempt created it if new)."""
+    Its first call with a table tells the hooks the table is ready (it exists: the attempt created
+    it if new). Called with None by a write creating the table with its rows: nothing is stored,
+    and no hook is told (the table exists only once the rows are committed)."""
 
-    def watermarks(table: DeltaTable) -> dict:
+    def watermarks(table: DeltaTable | None) -> dict:
+        if table is None:
+            checked.append(TableProgress(-1, frame.index_names))
+            return {}
         if not checked:
             for hook in hooks:
                 hook.table_ready(node)
@@ -347,7 +353,7 @@ def _write(node: DataNode, hooks: Sequence[RunHooks], frame: NormalizedFrame | F
            checked: list[TableProgress], seen: dict, run_id: str,
            settle_registration: Callable[[], None]) -> WriteResult | None:
     metadata = {"lakenodes.update_hash": node.update_hash, "lakenodes.run_id": run_id}
-    watermarks = _progress_reader(node, hooks, checked)
+    watermarks = _progress_reader(node, hooks, checked, frame)
     if isinstance(frame, FrameStream):
         return write_stream(node.store, frame, watermarks, seen=seen, metadata=metadata,
                             before_commit=settle_registration)

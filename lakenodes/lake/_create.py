@@ -1,0 +1,63 @@
+"""Creating a data table: its version 0, committed once.
+
+A table is created either empty (``create_empty``: its rows come in later commits, e.g. a
+stream's files, whose schema is known before any row) or with its first rows (``create_with_rows``:
+a new table's first write, one commit as a raw ``write_deltalake`` of a new table makes, where
+creating it empty first costs a second commit and a table opening).
+
+Either way version 0 lands once (one ``metaData.id``): delta-rs does not retry the commit, which
+would otherwise commit a second CREATE at version 1 when another process won version 0. The loser
+fails; its caller opens the winner's table and appends to it.
+
+Example:
+    >>> import pyarrow as pa, tempfile
+    >>> uri = tempfile.mkdtemp()
+    >>> rows = pa.table({"time_index": pa.array([0], pa.timestamp("us", "UTC")), "value": [1.0]})
+    >>> create_with_rows(uri, "prices_1", rows, ("time_index",), None, CommitProperties())
+    >>> DeltaTable(uri).metadata().configuration == TABLE_CONFIGURATION
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+from .._internal.deferred import pa
+
+# A checkpoint every 10 commits (Spark's default; delta-rs' is 100): every fresh process (a cron
+# job, another engine) replays the log since the last checkpoint, and a daily table's commits each
+# add one file per identity: at 60 commits a fresh open took 77 ms without one, 35 ms with.
+TABLE_CONFIGURATION = {"delta.setTransactionRetentionDuration": "interval 14 days", "delta.checkpointInterval": "10"}
+
+
+def create_empty(uri: str, storage_hash: str, schema: pa.Schema, index_names: Sequence[str],
+                 storage_options: dict[str, str] | None) -> DeltaTable:
+    """Create the table at ``uri`` without rows (or return the one that appeared meanwhile);
+    DeltaError when another process's version 0 won the race."""
+    return DeltaTable.create(uri, schema, mode="ignore", **_table_properties(storage_hash, index_names),
+                             storage_options=storage_options or None,
+                             commit_properties=CommitProperties(max_commit_retries=0))
+
+
+def create_with_rows(uri: str, storage_hash: str, rows: pa.Table, index_names: Sequence[str],
+                     storage_options: dict[str, str] | None, properties: CommitProperties) -> None:
+    """Create the table at ``uri`` holding ``rows`` (committed with ``properties``, not retried);
+    DeltaError when a table is there already or another process's version 0 won the race."""
+    properties.max_commit_retries = 0
+    write_deltalake(uri, rows, mode="error", **_table_properties(storage_hash, index_names),
+                    storage_options=storage_options or None, commit_properties=properties)
+
+
+def _table_properties(storage_hash: str, index_names: Sequence[str]) -> dict[str, Any]:
+    """Partitioned by the first identity dimension; the index names in the description, so any
+    reader can recover them."""
+    return {
+        "partition_by": [index_names[1]] if len(index_names) > 1 else None,
+        "name": storage_hash,
+        "description": json.dumps({"index_names": list(index_names), "created_by": "lakenodes"}),
+        "configuration": TABLE_CONFIGURATION,
+    }
