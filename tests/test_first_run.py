@@ -5,6 +5,7 @@ looked for once, not again by each step before its creation."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import polars as pl
@@ -21,6 +22,7 @@ from lakenodes import (
 )
 from lakenodes.catalog import catalog
 from lakenodes.lake import _tables
+from lakenodes.lake.store import partition_transactions
 
 
 def published(name: str, identifier: str = "shared_quotes") -> Step:
@@ -146,3 +148,54 @@ def test_no_refresh_after_the_commit(any_lake: Lake, monkeypatch, kind: str) -> 
     committed = delta(node).version()
     assert committed == 1 and node.update_statistics.max_time_index_value == day(2)
     assert refreshes_at and all(version < committed for version in refreshes_at)
+
+
+def test_a_first_write_creates_its_table_holding_its_rows_in_one_commit(any_lake: Lake) -> None:
+    """Regression (#17, backfills): a new table was created empty (version 0), then appended to
+    (version 1): a commit and a table opening more than a raw write_deltalake of a new table. Its
+    one commit carries what the empty creation did: the table's settings, its index names, its
+    partitioning, the run's app transactions."""
+    from lakenodes.lake.store import TABLE_CONFIGURATION
+
+    node = Step("one_commit", [], days=3, metadata=DataNodeMetaData(identifier="one_commit_quotes"))
+    node.output = pl.DataFrame({"time_index": [day(1), day(2)], "unique_identifier": ["A", "B"], "value": [1.0, 2.0]})
+    node.run()
+    table = delta(node)
+    [commit] = table.history()
+    assert table.version() == 0 and commit["operation"] == "WRITE" and commit["lakenodes.operation"] == "WRITE"
+    assert table.to_pyarrow_table().num_rows == 2
+    metadata = table.metadata()
+    assert metadata.configuration == TABLE_CONFIGURATION and metadata.partition_columns == ["unique_identifier"]
+    assert metadata.name == node.storage_hash and '"index_names": ["time_index", "unique_identifier"]' in metadata.description
+    for transaction in partition_transactions(["A", "B"]):  # one app transaction per partition
+        assert table.transaction_version(transaction.app_id) == 1
+    assert catalog.resolve_identifier(any_lake, "one_commit_quotes") == node.storage_hash
+    record = catalog.table_record(any_lake, node.storage_hash)
+    assert [column.column_name for column in record.columns][-1] == "value"  # recorded with the stored columns
+
+
+def test_a_table_another_writer_created_since_it_was_found_missing_is_appended_to(
+        local_lake: Lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Another writer creates the table between this run's look (none) and its creating write: that
+    write finds the table there (``mode="error"``), opens it and appends its rows to it: one table
+    id, nothing lost or doubled."""
+    from deltalake import write_deltalake
+
+    import lakenodes.lake.store as store_module
+
+    creating = store_module.create_with_rows
+
+    def raced(uri, *args, **kwargs):
+        first = pa.table({"time_index": pa.array([day(1)], pa.timestamp("us", "UTC")), "value": [1.0]})
+        write_deltalake(uri, first)  # the other writer's first write lands first
+        return creating(uri, *args, **kwargs)
+
+    monkeypatch.setattr(store_module, "create_with_rows", raced)
+    node = Step("raced", [], days=1)
+    node.output = pl.DataFrame({"time_index": [day(2)], "value": [2.0]})
+    with caplog.at_level(logging.DEBUG, logger="lakenodes.lake.store"):
+        error, written = node.run()
+    assert "created concurrently" in caplog.text and error is False and written.height == 1
+    table = delta(node)
+    assert table.version() == 1 and sorted(table.to_pyarrow_table().column("value").to_pylist()) == [1.0, 2.0]
+    assert len([action for action in table.history() if action["operation"] == "WRITE"]) == 2
