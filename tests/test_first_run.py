@@ -199,3 +199,24 @@ def test_a_table_another_writer_created_since_it_was_found_missing_is_appended_t
     table = delta(node)
     assert table.version() == 1 and sorted(table.to_pyarrow_table().column("value").to_pylist()) == [1.0, 2.0]
     assert len([action for action in table.history() if action["operation"] == "WRITE"]) == 2
+
+
+def test_a_new_tables_catalog_row_is_read_while_its_rows_are_written(local_lake: Lake, monkeypatch) -> None:
+    """The table record is stored once the creating commit landed; the stored row it is compared with
+    (labels to keep, a moved lake's old URI) is read before, in a thread, while the rows are written."""
+    reads: list[bool] = []
+    stored_rows = catalog.stored_table_rows
+
+    def watched(*args):
+        reads.append(threading.current_thread() is threading.main_thread())
+        return stored_rows(*args)
+
+    monkeypatch.setattr(catalog, "stored_table_rows", watched)
+    node = published("read_ahead", identifier="read_ahead_quotes")
+    node.run()
+    assert reads == [False]  # once, in a thread
+    assert catalog.table_record(local_lake, node.storage_hash).identifier == "read_ahead_quotes"
+    reads.clear()
+    node.days = 2
+    node.run()  # the table exists: registered while the rows are written (table_ready), nothing read ahead
+    assert reads == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from deltalake import DeltaTable
@@ -115,8 +115,15 @@ def _row_filter(lookups: Mapping[str, Any]) -> pc.Expression | None:
 
 
 def table_record(lake: Lake, storage_hash: str) -> TableRecord | None:
-    rows = _tables_ledger(lake).latest(where={"storage_hash": storage_hash})
+    rows = stored_table_rows(lake, storage_hash)
     return TableRecord.from_row(rows[0]).bound_to(lake) if rows else None
+
+
+def stored_table_rows(lake: Lake, storage_hash: str) -> list[dict[str, Any]]:
+    """The stored catalog row of the table ``storage_hash`` (none before it was first registered),
+    as ``register_table`` compares a record with it: a run creating a table reads it ahead
+    (``register_table(..., stored=)``), while its rows are written."""
+    return _tables_ledger(lake).latest(where={"storage_hash": storage_hash})
 
 
 def save_table_record(lake: Lake, record: TableRecord) -> None:
@@ -134,12 +141,13 @@ def _digest(record: TableRecord) -> str:
     return json.dumps(record.to_row(), sort_keys=True)
 
 
-def register_table(lake: Lake, record: TableRecord) -> bool:
+def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[dict[str, Any]]] | None = None) -> bool:
     """Claim the record's identifier and store the record when it changed; True when written.
     A record registered once is marked beside ``_catalog/tables``: registering it again, from any
     process, is one request (a record changed since by someone else, e.g. its labels, stays as is).
     A record stored with another ``table_uri`` (the lake was moved or copied since: ``mv``, ``aws s3
     sync``) is stored again with this lake's, so engines reading ``_catalog/tables`` find the table.
+    ``stored``: what gives ``stored_table_rows`` read ahead (else they are read here).
 
     Raises IdentifierConflictError naming the owner when another storage holds the identifier.
     """
@@ -153,7 +161,7 @@ def register_table(lake: Lake, record: TableRecord) -> bool:
     if ledger.marked(mark):  # this very record was registered before, by any process: one request
         _known_records[key] = digest
         return False
-    rows = ledger.latest(where={"storage_hash": record.storage_hash})
+    rows = stored() if stored is not None else stored_table_rows(lake, record.storage_hash)
     if rows:  # as stored: a lake moved or copied since has its old table_uri saved again with the new one
         stored = TableRecord.from_row(rows[0])
         record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels))})

@@ -1,9 +1,10 @@
 """Creating a data table: its version 0, committed once.
 
 A table is created either empty (``create_empty``: its rows come in later commits, e.g. a
-stream's files, whose schema is known before any row) or with its first rows (``create_with_rows``:
-a new table's first write, one commit as a raw ``write_deltalake`` of a new table makes, where
-creating it empty first costs a second commit and a table opening).
+ledger's) or holding its first rows (``create_with_rows``) or its first data files
+(``create_with_files``, a streamed write's): a run's first write is the table's version 0, one
+commit as a raw ``write_deltalake`` of a new table makes (creating it empty first costs a
+second commit and a table opening).
 
 Either way version 0 lands once (one ``metaData.id``): delta-rs does not retry the commit, which
 would otherwise commit a second CREATE at version 1 when another process won version 0. The loser
@@ -13,7 +14,7 @@ Example:
     >>> import pyarrow as pa, tempfile
     >>> uri = tempfile.mkdtemp()
     >>> rows = pa.table({"time_index": pa.array([0], pa.timestamp("us", "UTC")), "value": [1.0]})
-    >>> create_with_rows(uri, "prices_1", rows, ("time_index",), None, CommitProperties())
+    >>> create_with_rows(uri, "prices_1", rows, ("time_index",), None, [], {})
     >>> DeltaTable(uri).metadata().configuration == TABLE_CONFIGURATION
     True
 """
@@ -24,7 +25,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
+from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from .._internal.deferred import pa
 
@@ -44,12 +46,28 @@ def create_empty(uri: str, storage_hash: str, schema: pa.Schema, index_names: Se
 
 
 def create_with_rows(uri: str, storage_hash: str, rows: pa.Table, index_names: Sequence[str],
-                     storage_options: dict[str, str] | None, properties: CommitProperties) -> None:
-    """Create the table at ``uri`` holding ``rows`` (committed with ``properties``, not retried);
-    DeltaError when a table is there already or another process's version 0 won the race."""
-    properties.max_commit_retries = 0
+                     storage_options: dict[str, str] | None, app_transactions: list[Transaction],
+                     custom_metadata: dict[str, str]) -> None:
+    """Create the table at ``uri`` holding ``rows``, committed with ``app_transactions`` and
+    ``custom_metadata``; DeltaError when a table is there already or another process's version 0
+    won the race."""
     write_deltalake(uri, rows, mode="error", **_table_properties(storage_hash, index_names),
-                    storage_options=storage_options or None, commit_properties=properties)
+                    storage_options=storage_options or None,
+                    commit_properties=_not_retried(app_transactions, custom_metadata))
+
+
+def create_with_files(uri: str, storage_hash: str, schema: pa.Schema, adds: list[AddAction],
+                      index_names: Sequence[str], storage_options: dict[str, str] | None,
+                      app_transactions: list[Transaction], custom_metadata: dict[str, str]) -> None:
+    """Create the table at ``uri`` holding the data files ``adds`` (written under it already, in
+    ``schema``), as ``create_with_rows`` does its rows."""
+    create_table_with_add_actions(uri, Schema.from_arrow(schema), adds, mode="error",
+                                  **_table_properties(storage_hash, index_names), storage_options=storage_options or None,
+                                  commit_properties=_not_retried(app_transactions, custom_metadata))
+
+
+def _not_retried(app_transactions: list[Transaction], custom_metadata: dict[str, str]) -> CommitProperties:
+    return CommitProperties(max_commit_retries=0, app_transactions=app_transactions, custom_metadata=custom_metadata)
 
 
 def _table_properties(storage_hash: str, index_names: Sequence[str]) -> dict[str, Any]:

@@ -246,31 +246,38 @@ class TableStore:
                      watermarks: Callable[[DeltaTable | None], Mapping[tuple[str, ...], datetime.datetime]],
                      committing: list[WriteResult]) -> WriteResult | None:
         """Create the table holding ``frame``'s rows in one commit (``watermarks(None)``: there are
-        none yet); None when a table appeared since this process found none (the caller appends to
-        it). Any other failure is raised, for ``with_retries`` to decide on."""
+        none yet); None when it exists by now (the caller appends to it)."""
+        def commit() -> None:
+            compared = compare_watermarks(frame, watermarks(None))
+            committing.append(WriteResult(frame.num_rows, 0, 0))
+            create_with_rows(self.uri, self.storage_hash, to_plain(frame.table), frame.index_names,
+                             self.lake.storage_options, [app_transaction(write_id), *identity_transactions(frame, compared)],
+                             {**custom_metadata, "lakenodes.operation": "WRITE"})
+
+        return committing[-1] if self.create_holding(commit) else None
+
+    def create_holding(self, commit: Callable[[], None]) -> bool:
+        """Create the table with ``commit`` (``lakenodes.lake._create``: its first rows or files)
+        when this process found it missing; False, with nothing committed, when it exists by now
+        (found by this process, another thread's or process's creation): the caller commits to it.
+        Any other failure is raised, for ``with_retries`` to decide on."""
         with table_lock(self._key):
             if not found_missing(self._key):  # another thread of this process created it meanwhile
-                return None
-            compared = compare_watermarks(frame, watermarks(None))
-            properties = CommitProperties(
-                app_transactions=[app_transaction(write_id), *identity_transactions(frame, compared)],
-                custom_metadata={**custom_metadata, "lakenodes.operation": "WRITE"})
-            committing.append(WriteResult(frame.num_rows, 0, 0))
+                return False
             failure: DeltaError | None = None
             try:
-                create_with_rows(self.uri, self.storage_hash, to_plain(frame.table), frame.index_names,
-                                 self.lake.storage_options, properties)
+                commit()
             except DeltaError as error:  # looked into below: here, the open's errors would chain to it
                 failure = error
             if failure is not None:
                 if self.table() is None:  # no race lost: the creation failed for a reason of its own
                     raise table_not_created(self.uri, failure, self.lake) from failure
                 logger.debug("table %s created concurrently: %s", self.storage_hash, failure)
-                return None
+                return False
             with storage_errors(self.uri, "open", self.lake):
                 created = DeltaTable(self.uri, storage_options=self.lake.storage_options or None)
             adopt(self._key, created, lambda uri: lake_filesystem(self.lake, uri))
-            return committing[-1]
+            return True
 
     def delete_after(
         self,

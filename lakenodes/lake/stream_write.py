@@ -24,6 +24,7 @@ from .._internal.deferred import pa
 from ..core.frame_stream import FrameStream
 from ..errors import ConcurrentCreationError, FrameValidationError, WatermarkMovedError
 from ._commit_hooks import commit_hooks
+from ._create import create_with_files
 from ._delta_log import read_commit
 from ._rewrite import write_files
 from ._scan import plain_schema, snapshot_of
@@ -41,7 +42,7 @@ from .store import TableStore, WriteResult
 logger = logging.getLogger(__name__)
 
 FLUSH_ROWS = 2_000_000  # rows buffered before they are written out (one file per partition per flush)
-Watermarks = Callable[[DeltaTable], Mapping[tuple[str, ...], datetime.datetime]]
+Watermarks = Callable[[DeltaTable | None], Mapping[tuple[str, ...], datetime.datetime]]
 
 
 def write_stream(
@@ -74,8 +75,9 @@ def write_stream(
             return None
         if before_commit is not None:
             before_commit()
-        version = store.with_retries(lambda: _commit(store, stream, files, watermarks, seen, write_id, metadata),
-                                     what=f"streamed write to {store.storage_hash}")
+        attempts: list[bool] = []
+        version = store.with_retries(lambda: _commit(store, stream, files, watermarks, seen, write_id, metadata,
+                                                     attempts), what=f"streamed write to {store.storage_hash}")
     except BaseException:
         files.discard(write_id)
         raise
@@ -172,8 +174,18 @@ def _refuse_other_types(store: TableStore, files: _Files, table: DeltaTable) -> 
 
 def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: Watermarks,
             seen: Mapping[tuple[str, ...], datetime.datetime] | None, write_id: str,
-            metadata: Mapping[str, Any] | None) -> int:
-    """One commit attempt of the written files, decided afresh from the current snapshot."""
+            metadata: Mapping[str, Any] | None, attempts: list[bool]) -> int:
+    """One commit attempt of the written files, decided afresh from the current snapshot; the
+    first one creates the table holding them when this process found it missing."""
+    custom_metadata = {"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE",
+                       **{key: str(value) for key, value in (metadata or {}).items()}}
+    first = not attempts
+    attempts.append(True)
+    if first and store.create_holding(lambda: create_with_files(
+            store.uri, store.storage_hash, files.schema, files.adds, files.index_names, store.lake.storage_options,
+            [app_transaction(write_id), *identity_transactions(stream, compare_watermarks(stream, watermarks(None)))],
+            custom_metadata)):
+        return 0
     table = store.ensure_created(files.schema, files.index_names)
     if table.transaction_version(write_id) is not None:  # an earlier attempt's commit landed although it reported a failure
         return table.version()
@@ -184,11 +196,8 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
     compared = compare_watermarks(stream, marks)
     _refuse_restatements(stream, compared)  # a concurrent writer appended rows of these identities meanwhile
     _refuse_other_types(store, files, table)
-    properties = CommitProperties(
-        app_transactions=[app_transaction(write_id), *identity_transactions(stream, compared)],
-        custom_metadata={"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE",
-                         **{key: str(value) for key, value in (metadata or {}).items()}},
-    )
+    properties = CommitProperties(app_transactions=[app_transaction(write_id), *identity_transactions(stream, compared)],
+                                  custom_metadata=custom_metadata)
     partition_columns = list(table.metadata().partition_columns)
     read_version = table.version()
     table.create_write_transaction(files.adds, mode="append", schema=pa.schema(table.schema().to_arrow()),

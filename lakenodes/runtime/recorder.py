@@ -39,6 +39,7 @@ class CatalogRecorder(RunHooks):
         self._updaters: dict[int, Future[None]] = {}
         self._tables: dict[int, Future[Any]] = {}
         self._claims: dict[int, Future[None]] = {}
+        self._stored: dict[int, Future[list[dict[str, Any]]]] = {}  # a new table's catalog row, read ahead
         self._lock = threading.Lock()
 
     def run_started(self, node: DataNode) -> None:
@@ -57,11 +58,18 @@ class CatalogRecorder(RunHooks):
                 self._claims[id(node)] = in_background(lambda: _claim(node, identifier))
 
     def registered(self, node: DataNode) -> None:
-        """Wait for the identifier claim ``run_started`` began, raising its failure."""
+        """Wait for the identifier claim ``run_started`` began, raising its failure. For a table
+        this run creates (found missing: its first write creates it holding its rows, and there is
+        no ``table_ready``), start reading its catalog row, if any, which ``run_succeeded`` compares
+        the table's record with once the rows are committed: read while they are written."""
         with self._lock:
             claiming = self._claims.pop(id(node), None)
         if claiming is not None:
             claiming.result()
+        if node.store.found_missing():
+            with self._lock:
+                self._stored[id(node)] = in_background(
+                    lambda: catalog.stored_table_rows(node.lake, node.storage_hash))
 
     def table_ready(self, node: DataNode) -> None:
         """Start registering the table (in a thread, while its rows are written): it exists now, with
@@ -77,11 +85,13 @@ class CatalogRecorder(RunHooks):
         instead)."""
         with self._lock:
             table, updater = self._tables.pop(id(node), None), self._updaters.pop(id(node), None)
+            stored = self._stored.pop(id(node), None)
         registrations: list[Callable[[], Any]] = []
         if table is not None:
             registrations.append(table.result)
         elif node.store.table(refresh=False) is not None:
-            registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node)))
+            read_ahead = None if stored is None else stored.result
+            registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node), read_ahead))
         # an updater this process registered already costs nothing: no thread for it
         if updater is not None:
             registrations.append(updater.result)
@@ -99,8 +109,10 @@ class CatalogRecorder(RunHooks):
         with self._lock:
             table = self._tables.pop(id(node), None)
             claiming = self._claims.pop(id(node), None)
-        if claiming is not None:  # settled (the runner reports its failure): nothing outlives the run
-            wait([claiming])
+            stored = self._stored.pop(id(node), None)
+        for pending in (claiming, stored):  # settled (the runner reports its failure): nothing outlives the run
+            if pending is not None:
+                wait([pending])
         if store_timed_out(error):  # recording would wait out the same timeouts again (doubling a dead store's hang)
             with self._lock:
                 self._updaters.pop(id(node), None)
