@@ -15,7 +15,7 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from lakenodes import DataNode, DataNodeConfiguration, NodeRunError, SchemaMismatchError
+from lakenodes import DataNode, DataNodeConfiguration, NodeRunError, SchemaMismatchError, TimeIndexMetaTable
 from lakenodes.lake import stream_write
 
 UTC = dt.UTC
@@ -94,6 +94,8 @@ def test_a_stream_is_written_exactly_in_one_commit(local_lake, monkeypatch, kind
     assert stored(node).equals(expected(data))
     assert persisted.columns == ["time_index", "unique_identifier", "close"]
     assert table_state(node)[0] == 0  # one commit creates the table holding every file
+    [entry] = TimeIndexMetaTable.get(storage_hash=node.storage_hash).history()
+    assert (entry["operation"], entry["rows_added"]) == ("append", data.num_rows)  # was None: no metrics for its commit
     assert node.update_statistics.max_time_index_value == T0 + dt.timedelta(days=29)
     more = rows(30, 3)
     node.output = lambda: reader(more)

@@ -38,6 +38,7 @@ from ._watermarks import (
 from .location import delete_file, lake_filesystem
 from .progress import learn_file_bounds
 from .store import TableStore, WriteResult
+from .versions import row_counts
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +178,8 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
             metadata: Mapping[str, Any] | None, attempts: list[bool]) -> int:
     """One commit attempt of the written files, decided afresh from the current snapshot; the
     first one creates the table holding them when this process found it missing."""
-    custom_metadata = {"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE",
+    # the rows counted here: delta-rs records no operation metrics for a commit of files written outside it
+    custom_metadata = {"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE", **row_counts(stream.num_rows, 0, 0),
                        **{key: str(value) for key, value in (metadata or {}).items()}}
     first = not attempts
     attempts.append(True)
