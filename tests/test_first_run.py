@@ -23,6 +23,7 @@ from lakenodes import (
 from lakenodes.catalog import catalog
 from lakenodes.lake import _tables
 from lakenodes.lake.store import partition_transactions
+from lakenodes.runtime.recorder import CatalogRecorder
 
 
 def published(name: str, identifier: str = "shared_quotes") -> Step:
@@ -191,11 +192,17 @@ def test_a_table_another_writer_created_since_it_was_found_missing_is_appended_t
         return creating(uri, *args, **kwargs)
 
     monkeypatch.setattr(store_module, "create_with_rows", raced)
+    ready: list[str] = []
+    table_ready = CatalogRecorder.table_ready
+    monkeypatch.setattr(CatalogRecorder, "table_ready", lambda self, node: (ready.append(node.storage_hash),
+                                                                            table_ready(self, node)))
     node = Step("raced", [], days=1)
     node.output = pl.DataFrame({"time_index": [day(2)], "value": [2.0]})
     with caplog.at_level(logging.DEBUG, logger="lakenodes.lake.store"):
         error, written = node.run()
     assert "created concurrently" in caplog.text and error is False and written.height == 1
+    assert ready == [node.storage_hash]  # the table exists before this run's rows are committed: hooks hear it
+    assert catalog.table_record(local_lake, node.storage_hash) is not None
     table = delta(node)
     assert table.version() == 1 and sorted(table.to_pyarrow_table().column("value").to_pylist()) == [1.0, 2.0]
     assert len([action for action in table.history() if action["operation"] == "WRITE"]) == 2

@@ -76,9 +76,8 @@ def write_stream(
             return None
         if before_commit is not None:
             before_commit()
-        attempts: list[bool] = []
-        version = store.with_retries(lambda: _commit(store, stream, files, watermarks, seen, write_id, metadata,
-                                                     attempts), what=f"streamed write to {store.storage_hash}")
+        version = store.with_retries(lambda: _commit(store, stream, files, watermarks, seen, write_id, metadata),
+                                     what=f"streamed write to {store.storage_hash}")
     except BaseException:
         files.discard(write_id)
         raise
@@ -175,15 +174,14 @@ def _refuse_other_types(store: TableStore, files: _Files, table: DeltaTable) -> 
 
 def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: Watermarks,
             seen: Mapping[tuple[str, ...], datetime.datetime] | None, write_id: str,
-            metadata: Mapping[str, Any] | None, attempts: list[bool]) -> int:
-    """One commit attempt of the written files, decided afresh from the current snapshot; the
-    first one creates the table holding them when this process found it missing."""
+            metadata: Mapping[str, Any] | None) -> int:
+    """One commit attempt of the written files, decided afresh from the current snapshot: one that
+    finds the table missing (this process's last look) creates it holding them. A retry after a
+    creation that landed unreported finds the table, then its own commit in it."""
     # the rows counted here: delta-rs records no operation metrics for a commit of files written outside it
     custom_metadata = {"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE", **row_counts(stream.num_rows, 0, 0),
                        **{key: str(value) for key, value in (metadata or {}).items()}}
-    first = not attempts
-    attempts.append(True)
-    if first and store.create_holding(lambda: create_with_files(
+    if store.create_holding(lambda: create_with_files(
             store.uri, store.storage_hash, files.schema, files.adds, files.index_names, store.lake.storage_options,
             [app_transaction(write_id), *identity_transactions(stream, compare_watermarks(stream, watermarks(None)))],
             custom_metadata)):

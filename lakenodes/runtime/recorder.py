@@ -73,11 +73,14 @@ class CatalogRecorder(RunHooks):
 
     def table_ready(self, node: DataNode) -> None:
         """Start registering the table (in a thread, while its rows are written): it exists now, with
-        the schema its rows are written in (a table's schema never changes)."""
+        the schema its rows are written in (a table's schema never changes). Its catalog row read
+        ahead (a table found missing, which another writer created meanwhile) is used."""
         record = catalog_record(node)  # here: the cached table is not read from other threads while it is written
         with self._lock:
+            stored = self._stored.pop(id(node), None)
             if id(node) not in self._tables:
-                self._tables[id(node)] = in_background(lambda: catalog.register_table(node.lake, record))
+                read_ahead = None if stored is None else stored.result
+                self._tables[id(node)] = in_background(lambda: catalog.register_table(node.lake, record, read_ahead))
 
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
         """Register the updater and the table (at once: different ledgers; each maybe under way

@@ -340,7 +340,7 @@ def _progress_reader(node: DataNode, hooks: Sequence[RunHooks], checked: list[Ta
         if table is None:
             checked.append(TableProgress(-1, frame.index_names))
             return {}
-        if not checked:
+        if all(progress.version < 0 for progress in checked):  # none read from a table yet
             for hook in hooks:
                 hook.table_ready(node)
         checked.append(read_progress(table, node.lake))
