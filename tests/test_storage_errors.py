@@ -576,11 +576,11 @@ def test_a_run_record_refused_by_storage_is_a_storage_error(tmp_path, monkeypatc
     '.../_catalog/runs/_lakenodes/pending/.<uuid>.parquet.<uuid>.tmp'" (a raw pyarrow error)."""
     from lakenodes.lake import pending
 
-    def refused(filesystem, target, rows, **options):
+    def refused(filesystem, target, data):
         raise PermissionError(13, f"Failed to open local file '{target}.tmp'. Detail: [errno 13] Permission denied")
 
     lake = Lake(tmp_path / "lake")
-    monkeypatch.setattr(pending, "write_whole", refused)
+    monkeypatch.setattr(pending, "write_whole_bytes", refused)
     with use_lake(lake), pytest.raises(NodeRunError) as raised:
         Prices(PricesConfig(name="recorded")).run()
     assert isinstance(raised.value.cause, StoragePermissionError)

@@ -81,7 +81,7 @@ def test_a_truncated_pending_run_record_is_skipped_set_aside_and_its_run_recover
     monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")  # both runs stay pending files
     lake, node = a_lake_of_two_days(tmp_path)
     runs = tmp_path / "lake" / "_catalog" / "runs" / "_lakenodes"
-    pending = sorted(runs.glob("pending/*.parquet"))
+    pending = sorted(runs.glob("pending/*.json"))
     assert len(pending) == 2, "the runs are recorded as pending files until a fold"
     damage(pending[0], "truncate")
     intact = {run["run_id"] for run in catalog.run_history(lake, node.update_hash)}  # the undamaged record
@@ -95,7 +95,7 @@ def test_a_truncated_pending_run_record_is_skipped_set_aside_and_its_run_recover
 
     result = cli("optimize", lake=lake)  # folds the pending runs: was 'optimize failed ... ArrowInvalid'
     assert result.exit_code == 0, (result.stdout, result.stderr)
-    assert not list(runs.glob("pending/*.parquet"))
+    assert not list(runs.glob("pending/*.json"))
     assert (runs / "unreadable" / pending[0].name).read_bytes() == cut_short  # set aside, as it was
 
     result = cli("updates", "reconcile", lake=lake)
@@ -108,11 +108,11 @@ def test_a_truncated_pending_run_record_is_skipped_set_aside_and_its_run_recover
 def test_a_fold_sets_an_unreadable_pending_record_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")
     lake, node = a_lake_of_two_days(tmp_path)
-    pending = sorted((tmp_path / "lake" / "_catalog" / "runs").glob("_lakenodes/pending/*.parquet"))
+    pending = sorted((tmp_path / "lake" / "_catalog" / "runs").glob("_lakenodes/pending/*.json"))
     damage(pending[0], "truncate")
 
     assert Pending(catalog.runs_ledger(lake), fold_every=0).fold() == 1  # was: UnreadableFileError
-    assert [path.name for path in pending[0].parent.parent.glob("*/*.parquet")] == [pending[0].name]
+    assert [path.name for path in pending[0].parent.parent.glob("*/*.json")] == [pending[0].name]
     assert len(catalog.run_history(lake, node.update_hash)) == 1
 
 
@@ -122,7 +122,7 @@ def test_optimize_goes_on_when_every_pending_run_record_is_unreadable(
     monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")
     lake, node = a_lake_of_two_days(tmp_path)
     runs = tmp_path / "lake" / "_catalog" / "runs"
-    pending = sorted(runs.glob("_lakenodes/pending/*.parquet"))
+    pending = sorted(runs.glob("_lakenodes/pending/*.json"))
     for path in pending:
         damage(path, "truncate")
 
@@ -130,8 +130,8 @@ def test_optimize_goes_on_when_every_pending_run_record_is_unreadable(
     assert result.exit_code == 0, (result.stdout, result.stderr)  # yet?)", and the tables after it were skipped
     optimized = [entry["table"] for entry in json.loads(result.stdout)["results"]]
     assert optimized == [node.storage_hash, "_catalog/tables", "_catalog/updates"], optimized  # updates: after runs
-    assert sorted(path.name for path in runs.glob("_lakenodes/unreadable/*.parquet")) == [p.name for p in pending]
-    assert not list(runs.glob("_lakenodes/pending/*.parquet"))
+    assert sorted(path.name for path in runs.glob("_lakenodes/unreadable/*.json")) == [p.name for p in pending]
+    assert not list(runs.glob("_lakenodes/pending/*.json"))
 
 
 def test_a_deleted_catalog_file_fails_naming_it(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Writing a small Parquet file of lakenodes' own beside a table (file facts, the cross-section
-copy, pending catalog rows) so that no reader ever sees half of it.
+"""Writing a small file of lakenodes' own beside a table (file facts, the cross-section copy,
+pending catalog rows) so that no reader ever sees half of it.
 
 Locally the file is written under a temporary name, then renamed; on an object store a PUT is
 atomic already. The temporary name starts with a dot: listings of such files skip it.
@@ -22,11 +22,20 @@ from .._internal.deferred import pa, pafs, pq
 
 def write_whole(filesystem: Any, target: str, rows: pa.Table, **options: Any) -> None:
     """Write ``rows`` to the Parquet file ``target`` all at once (``options``: ``pq.write_table``'s)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(rows, sink, **options)
+    write_whole_bytes(filesystem, target, sink.getvalue())
+
+
+def write_whole_bytes(filesystem: Any, target: str, data: bytes | pa.Buffer) -> None:
+    """Write ``data`` to the file ``target`` all at once."""
     if isinstance(filesystem, pafs.LocalFileSystem):
         folder, name = target.rsplit("/", 1)
         filesystem.create_dir(folder, recursive=True)
         temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(rows, temporary, filesystem=filesystem, **options)
+        with filesystem.open_output_stream(temporary) as stream:
+            stream.write(data)
         filesystem.move(temporary, target)
     else:
-        pq.write_table(rows, target, filesystem=filesystem, **options)
+        with filesystem.open_output_stream(target) as stream:
+            stream.write(data)

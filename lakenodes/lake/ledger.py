@@ -317,7 +317,24 @@ def read_small_file(filesystem: Any, path: str, schema: pa.Schema) -> pa.Table:
     would import pandas (its module set-up converts a Python scalar), ~0.15 s of a daily run's process.
     """
     with filesystem.open_input_stream(path) as source, naming_unreadable(path):  # pyarrow's message names no file
-        rows = to_plain(pq.ParquetFile(pa.BufferReader(source.read())).read())
+        rows = pq.ParquetFile(pa.BufferReader(source.read())).read()
+    return conform_columns(rows, schema)
+
+
+def conform_columns(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``rows`` as ``schema``: its columns in that order and type (plain string types), the
+    columns ``rows`` lacks null, the ones ``schema`` lacks left out.
+
+    Example:
+        >>> conform_columns(pa.table({"b": [1], "c": [2]}), pa.schema([("a", pa.string()), ("b", pa.float64())]))
+        pyarrow.Table
+        a: string
+        b: double
+        ----
+        a: [[null]]
+        b: [[1]]
+    """
+    rows = to_plain(rows)
     columns = [rows.column(field.name).cast(field.type) if field.name in rows.column_names
                else pa.chunked_array([pa.nulls(rows.num_rows, field.type)]) for field in schema]
     return pa.Table.from_arrays(columns, schema=schema)

@@ -1,8 +1,9 @@
 """Rows waiting to be folded into a ledger (:mod:`lakenodes.lake.ledger`): a cheaper durable record
 than a Delta commit for a write made on every run (the catalog's successful runs).
 
-``put`` writes one small immutable Parquet file under ``<ledger>/_lakenodes/pending/`` (one PUT on
-an object store; a temp file renamed locally: a file is whole or absent). Readers (``rows``) merge
+``put`` writes one small immutable JSON file under ``<ledger>/_lakenodes/pending/`` (one PUT on an
+object store; a temp file renamed locally: a file is whole or absent; the format:
+:mod:`lakenodes.lake._pending_file`). Readers (``rows``) merge
 the pending rows with the ledger's, one row per key. Now and then (about one put in
 ``fold_every``, ``LAKENODES_CATALOG_FOLD_EVERY``, default 20) the writer folds every pending file
 into the ledger in one commit, then deletes them.
@@ -41,20 +42,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pafs, pq
+from .._internal.deferred import pa, pafs
 from .._internal.threads import in_threads, storage_threads
 from ..errors import UnreadableFileError, one_line
 from ._storage_errors import storage_errors
-from ._unreadable import naming_unreadable
-from ._whole_file import write_whole
-from .ledger import Ledger, latest_rows, read_small_file
+from . import _pending_file as pending_file
+from ._whole_file import write_whole_bytes
+from .ledger import RECORDED_AT, Ledger, conform_columns, latest_rows, utcnow
 from .location import Lake, delete_file, file_exists, lake_filesystem, write_small_file
 
 logger = logging.getLogger(__name__)
 
 PENDING_DIR = "_lakenodes/pending"
 UNREADABLE_DIR = "_lakenodes/unreadable"  # pending files that could not be read, set aside by a fold
-_SUFFIX = ".parquet"
 
 # (ledger root, file name) -> the rows of that pending file (immutable: read once per process)
 _read: dict[tuple[str, str], pa.Table] = register_cache("pending.files", {})
@@ -85,7 +85,9 @@ class Pending:
         then, fold the pending files into the ledger (best effort: the rows are recorded already)."""
         where, lake = f"{self.ledger.uri}/{PENDING_DIR}", self.ledger.lake
         with storage_errors(where, f"record in _catalog/{self.ledger.name}", lake):
-            write_whole(self._filesystem, f"{self._folder}/{uuid.uuid4().hex}{_SUFFIX}", self.ledger.stamped(rows))
+            now = utcnow()
+            data = pending_file.encode([{RECORDED_AT: now, **row} for row in rows], self.ledger.schema)
+            write_whole_bytes(self._filesystem, f"{self._folder}/{uuid.uuid4().hex}{pending_file.SUFFIX}", data)
         if self.fold_every and random.random() * self.fold_every < 1:
             try:
                 self.fold()
@@ -109,7 +111,7 @@ class Pending:
         if not pending:
             self.ledger.append(rows)
             return 0
-        batches = {name.removesuffix(_SUFFIX): data for name, data in pending.items()}
+        batches = {_batch_name(name): data for name, data in pending.items()}
         if rows:
             batches[uuid.uuid4().hex] = self.ledger.stamped(rows)
         self.ledger.append_batches(batches)
@@ -171,10 +173,10 @@ class Pending:
 
     def _read_file(self, name: str) -> Any:
         """The rows of the pending file ``name``; None when a fold deleted it since the listing,
-        ``_UNREADABLE`` when it is cut short or no Parquet file (warned about once per process)."""
+        ``_UNREADABLE`` when it is cut short or no pending record (warned about once per process)."""
         path = f"{self._folder}/{name}"
         try:
-            return read_small_file(self._filesystem, path, self.ledger.schema)
+            return conform_columns(pending_file.read(self._filesystem, path), self.ledger.schema)
         except FileNotFoundError:
             return None
         except UnreadableFileError as error:
@@ -187,13 +189,20 @@ class Pending:
                     if self.ledger.name == "runs" else ""
                 logger.warning("skipped the pending record %s of _catalog/%s: it is unreadable (%s); its rows are "
                                "lost%s, and the next fold moves the file aside to %s/%s", uri, self.ledger.name,
-                               "cut short or not Parquet: changed outside lakenodes", recover, self.ledger.uri,
+                               "cut short or not a pending record: changed outside lakenodes", recover, self.ledger.uri,
                                UNREADABLE_DIR)
                 logger.debug("reading %s: %s", uri, error)
             return _UNREADABLE
 
 
-_UNREADABLE = object()  # _read_file's answer for a file that is not (or no longer entirely) Parquet
+_UNREADABLE = object()  # _read_file's answer for a file that is not (or no longer entirely) a pending record
+
+
+def _batch_name(file_name: str) -> str:
+    """The name a fold records a pending file's rows under (its id, whatever its format)."""
+    for suffix in pending_file.SUFFIXES:
+        file_name = file_name.removesuffix(suffix)
+    return file_name
 
 
 def set_aside(filesystem: Any, folder: str, name: str) -> None:
@@ -216,7 +225,7 @@ def _listed(filesystem: Any, folder: str) -> list[str]:
     """The names of the pending files in ``folder``, sorted (temp files of a write under way left out)."""
     listing = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
     return sorted(info.base_name for info in listing
-                  if info.base_name.endswith(_SUFFIX) and not info.base_name.startswith("."))
+                  if info.base_name.endswith(pending_file.SUFFIXES) and not info.base_name.startswith("."))
 
 
 def pending_files(lake: Lake, name: str) -> list[str]:
@@ -235,8 +244,7 @@ def fold_pending(lake: Lake, name: str) -> int:
     schema = None
     for pending in names:  # the schema of the first readable one
         try:
-            with naming_unreadable(f"{folder}/{pending}"):
-                schema = pq.read_schema(f"{folder}/{pending}", filesystem=filesystem).remove_metadata()
+            schema = pending_file.schema_of(filesystem, f"{folder}/{pending}")
             break
         except (FileNotFoundError, UnreadableFileError):
             continue  # folded since the listing, or unreadable (set aside below)
