@@ -17,10 +17,10 @@ from test_concurrency import contend, in_processes
 from lakenodes import Lake
 from lakenodes.catalog import catalog
 from lakenodes.lake import pending as pending_module
+from lakenodes.lake._whole_file import write_whole
 from lakenodes.lake.ledger import read_unpartitioned
 from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.maintenance import optimize_table
-from lakenodes.lake._whole_file import write_whole
 from lakenodes.lake.pending import PENDING_DIR, Pending, fold_pending
 
 UTC = dt.timezone.utc

@@ -45,8 +45,8 @@ from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs
 from .._internal.threads import in_threads, storage_threads
 from ..errors import UnreadableFileError, one_line
-from ._storage_errors import storage_errors
 from . import _pending_file as pending_file
+from ._storage_errors import storage_errors
 from ._whole_file import write_whole_bytes
 from .ledger import RECORDED_AT, Ledger, conform_columns, latest_rows, utcnow
 from .location import Lake, delete_file, file_exists, lake_filesystem, write_small_file
