@@ -1186,7 +1186,8 @@ def test_ctrl_c_or_sigterm_during_a_run_is_one_line_and_recorded(tmp_path, stop,
 
     (tmp_path / "waiting_node.py").write_text(SLOW_NODE)
     marker = tmp_path / "in_update"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+           "PYTHONFAULTHANDLER": "1"}  # a process that does not stop prints its threads' stacks on SIGABRT
     process = subprocess.Popen([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "run",
                                 "waiting_node:Waiting", "--config", json.dumps({"marker": str(marker)})],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
@@ -1194,7 +1195,12 @@ def test_ctrl_c_or_sigterm_during_a_run_is_one_line_and_recorded(tmp_path, stop,
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(getattr(signal, stop))
-    stdout, stderr = process.communicate(timeout=60)
+    try:
+        stdout, stderr = process.communicate(timeout=50)  # update() sleeps 60 s: the stop must cut it short
+    except subprocess.TimeoutExpired:  # (seen twice under a loaded full run, never alone): say where it waits
+        process.send_signal(signal.SIGABRT)
+        stdout, stderr = process.communicate(timeout=30)
+        pytest.fail(f"the run did not stop within 50 s of {stop}; its threads then:\n{stderr}")
     assert process.returncode == code, (stdout, stderr)
     assert stderr.strip().splitlines() == [
         f"error: {said}: what finished before it stands (commits, files a vacuum deleted); no commit is half-made"]
