@@ -285,6 +285,36 @@ def _search_hits(lake: Lake, query: str) -> set[str]:
     return {hit["storage_hash"] for hit in TimeIndexMetaTable.description_search(query, lake=lake)["results"]}
 
 
+@pytest.mark.parametrize("command", ["optimize", "vacuum"])
+def test_maintenance_on_a_read_only_lake_names_the_command_and_each_table(
+        tmpfs: Path, command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was ``error: ReadOnlyStorageError: catalog append to runs failed: read-only file system:
+    <lake>/_catalog/runs/_delta_log`` before any table was looked at: folding the pending run records
+    (which maintenance does first) failed the whole command without naming it. Now that fold is
+    ``_catalog/runs``' own step: it fails like any table's, in the command's summary, and the other
+    tables are still maintained (vacuum deletes nothing here, and so writes nothing)."""
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")  # the runs stay pending files: never folded
+    lake = Lake(tmpfs / "lake")
+    with use_lake(lake):
+        node = Prices(PricesConfig(name="p"))
+        node.run()
+        Prices(PricesConfig(name="p")).run()
+    _mount("-o", "remount,ro", str(tmpfs))
+
+    result = CliRunner().invoke(cli_app, ["--lake", lake.uri, "--json", command])
+
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {command} failed for "), line
+    assert f"_catalog/runs: ReadOnlyStorageError: catalog append to runs failed: read-only file system: " \
+           f"{lake.uri}/_catalog/runs" in line
+    results = {entry["table"]: entry for entry in json.loads(result.stdout)["results"]}
+    assert set(results) == {node.storage_hash, "_catalog/tables", "_catalog/runs", "_catalog/updates"}
+    assert "read-only file system" in results["_catalog/runs"]["error"]
+    if command == "vacuum":  # nothing to delete: the other tables are vacuumed without a write
+        assert [name for name, entry in results.items() if "error" in entry] == ["_catalog/runs"]
+
+
 def test_search_on_a_read_only_lake_without_an_index_searches_in_memory(tmpfs: Path) -> None:
     """Was ``error: OSError: [Errno 30] Read-only file system: <lake>/_catalog/search``, exit 1: a
     reader of a lake they cannot write gets their results and one warning line saying how to store the index."""

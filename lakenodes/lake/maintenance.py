@@ -53,7 +53,7 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable
 
 from .._internal.deferred import pafs
-from ..errors import LakenodesUserError, NotFoundError
+from ..errors import LakenodesUserError, NotFoundError, StorageError
 from ._delta_log import read_last_checkpoint
 from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files
@@ -97,7 +97,10 @@ def _created_by_fold(lake: Lake, name: str) -> bool:
     short = name.removeprefix(CATALOG_PREFIX)
     if not pending_files(lake, short):
         return False
-    fold_pending(lake, short)
+    try:
+        fold_pending(lake, short)
+    except StorageError:  # e.g. a lake read-only to this user: the table's own step fails and says so
+        return True
     return _store(lake, name).table() is not None
 
 
