@@ -27,7 +27,6 @@ import contextlib
 import importlib.metadata
 import logging
 import os
-import signal
 import sys
 import threading
 import traceback
@@ -41,6 +40,7 @@ from . import assets, data_node, maintenance, run, search, updates
 from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup, exit_code_of, raise_terminated
 from ._render import json_document
 from ._session import GlobalOptions, LakeOption, VerboseOption
+from ._stops import relay_stops
 
 __all__ = ["app", "main", "version_text"]
 
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None, *, standalone_mode: bool = True) -> 
     over a Delta table was read, which would turn a successful command into a failed cron/Airflow task.
     """
     if standalone_mode and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, raise_terminated)  # a scheduler's stop: recorded and said, as Ctrl-C
+        relay_stops(raise_terminated)  # a scheduler's stop: recorded and said, as Ctrl-C, whatever thread caught it
     try:
         result = app(args=list(argv) if argv is not None else None, prog_name="lakenodes", standalone_mode=False)
         code = result if isinstance(result, int) else SUCCESS

@@ -1,0 +1,85 @@
+"""Ctrl-C and SIGTERM stop a command even when another thread of the process caught them.
+
+Python runs signal handlers in the main thread only, between two bytecodes; a blocking call there
+(``time.sleep`` in a node's ``update()``, a socket read) ends early only when the signal interrupts
+that very thread. The kernel hands a signal sent to the process to any thread that does not block
+it, and a ``lakenodes run`` process has 20-odd threads (delta-rs' tokio workers, polars', pyarrow's,
+lakenodes' own): when one of them catches the signal, the main thread sleeps on, and the stop waits
+for the blocking call to end (a scheduler's grace period may run out first; tested by sending
+SIGTERM to a tokio worker with ``tgkill``).
+
+So the command keeps a relay thread: every signal Python handles writes its number to a pipe
+(``signal.set_wakeup_fd``), whatever thread caught it; the relay reads it and, when the main thread
+has run no stop handler within ``GRACE_S``, sends that thread a signal of its own (``NUDGE``, whose
+handler does nothing), which interrupts its blocking call: Python then runs the stop's handler,
+pending since the other thread caught it. A stop the main thread caught itself is handled at once,
+as before, and nothing more is sent.
+
+Example:
+    >>> handled_count()  # no stop handled in this process yet
+    0
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+GRACE_S = 0.2
+STOPS = frozenset({signal.SIGINT, signal.SIGTERM})
+NUDGE = signal.SIGRTMAX - 3 if hasattr(signal, "SIGRTMAX") else None  # Linux; elsewhere no relay
+
+_handled = 0  # how many times a stop's handler ran (in the main thread)
+
+
+def handled_count() -> int:
+    """How many times a stop's handler ran in this process."""
+    return _handled
+
+
+def counted(handler: Callable[[int, FrameType | None], Any]) -> Callable[[int, FrameType | None], Any]:
+    """``handler``, counting its runs (before it raises)."""
+    def run(signum: int, frame: FrameType | None) -> Any:
+        global _handled
+        _handled += 1
+        return handler(signum, frame)
+
+    return run
+
+
+def relay_stops(on_sigterm: Callable[[int, FrameType | None], Any]) -> None:
+    """Install the stop handlers (Ctrl-C raises ``KeyboardInterrupt``, SIGTERM ``on_sigterm``) and,
+    where the platform has the signals for it, the relay thread. Call it from the main thread,
+    before the command starts its threads."""
+    signal.signal(signal.SIGINT, counted(signal.default_int_handler))
+    signal.signal(signal.SIGTERM, counted(on_sigterm))
+    if NUDGE is None or not hasattr(signal, "pthread_kill"):
+        return
+    signal.signal(NUDGE, lambda signum, frame: None)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    main = threading.main_thread().ident
+    assert main is not None
+    threading.Thread(target=_relay, args=(read_fd, main), name="lakenodes-stops", daemon=True).start()
+
+
+def _relay(read_fd: int, main: int) -> None:
+    while True:
+        handled = _handled  # before the byte: its stop's handler, when the main thread runs it, counts after
+        try:
+            caught = os.read(read_fd, 64)
+        except OSError:
+            return
+        if not caught:
+            return
+        if STOPS.isdisjoint(caught):  # the nudge's own byte, or another signal's
+            continue
+        time.sleep(GRACE_S)
+        if _handled == handled:  # caught by another thread: the main thread does not know yet
+            signal.pthread_kill(main, NUDGE)  # (needless at worst: its handler does nothing)
