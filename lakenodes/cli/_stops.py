@@ -10,13 +10,13 @@ SIGTERM to a tokio worker with ``tgkill``).
 
 So the command keeps a relay thread: every signal Python handles writes its number to a pipe
 (``signal.set_wakeup_fd``), whatever thread caught it; the relay reads it and, when the main thread
-has run no stop handler within ``GRACE_S``, sends that thread a signal of its own (``NUDGE``, whose
-handler does nothing), which interrupts its blocking call: Python then runs the stop's handler,
-pending since the other thread caught it. A stop the main thread caught itself is handled at once,
-as before, and nothing more is sent.
+has not run the SIGTERM handler within ``GRACE_S`` (after a Ctrl-C: always), sends that thread a
+signal of its own (``NUDGE``, whose handler does nothing), which interrupts its blocking call:
+Python then runs the stop's handler, pending since the other thread caught it. A stop the main
+thread caught itself is handled at once, as before.
 
 Example:
-    >>> handled_count()  # no stop handled in this process yet
+    >>> handled_count()  # no SIGTERM handled in this process yet
     0
 """
 
@@ -34,11 +34,11 @@ GRACE_S = 0.2
 STOPS = frozenset({signal.SIGINT, signal.SIGTERM})
 NUDGE = signal.SIGRTMAX - 3 if hasattr(signal, "SIGRTMAX") else None  # Linux; elsewhere no relay
 
-_handled = 0  # how many times a stop's handler ran (in the main thread)
+_handled = 0  # how many times the SIGTERM handler ran (in the main thread)
 
 
 def handled_count() -> int:
-    """How many times a stop's handler ran in this process."""
+    """How many times the command's SIGTERM handler ran in this process."""
     return _handled
 
 
@@ -53,10 +53,11 @@ def counted(handler: Callable[[int, FrameType | None], Any]) -> Callable[[int, F
 
 
 def relay_stops(on_sigterm: Callable[[int, FrameType | None], Any]) -> None:
-    """Install the stop handlers (Ctrl-C raises ``KeyboardInterrupt``, SIGTERM ``on_sigterm``) and,
-    where the platform has the signals for it, the relay thread. Call it from the main thread,
-    before the command starts its threads."""
-    signal.signal(signal.SIGINT, counted(signal.default_int_handler))
+    """Install the SIGTERM handler ``on_sigterm`` and, where the platform has the signals for it, the
+    relay thread. Ctrl-C keeps Python's own handler (``asyncio.run`` in an ``update()`` then cancels
+    its task first, as it does for that handler only): a Ctrl-C always gets the main thread a nudge,
+    needless when it caught it itself. Call it from the main thread, before the command starts its
+    threads."""
     signal.signal(signal.SIGTERM, counted(on_sigterm))
     if NUDGE is None or not hasattr(signal, "pthread_kill"):
         return
@@ -81,5 +82,7 @@ def _relay(read_fd: int, main: int) -> None:
         if STOPS.isdisjoint(caught):  # the nudge's own byte, or another signal's
             continue
         time.sleep(GRACE_S)
-        if _handled == handled:  # caught by another thread: the main thread does not know yet
-            signal.pthread_kill(main, NUDGE)  # (needless at worst: its handler does nothing)
+        # a SIGTERM the main thread has not handled was caught by another thread (Ctrl-C's handler,
+        # Python's own, is not counted); a needless nudge costs nothing: its handler does nothing
+        if _handled == handled or signal.SIGINT in caught:
+            signal.pthread_kill(main, NUDGE)
