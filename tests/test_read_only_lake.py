@@ -126,12 +126,15 @@ def test_a_reader_key_reads_everything_and_writes_nothing(keys) -> None:
     assert _objects(writer_options, bucket) == before
 
 
-def test_a_key_that_may_read_the_tables_but_not_the_catalog(keys) -> None:
+def test_a_key_that_may_read_the_tables_but_not_the_catalog(keys, monkeypatch: pytest.MonkeyPatch) -> None:
     """"Anyone can read the tables", the catalog kept private: the tables read, and every command that
     needs the catalog says so in one line. Regression: ``updates runs`` printed pyarrow's raw ``OSError:
     When reading information for key '.../_catalog/runs/_lakenodes/pending/<id>.parquet' ... AWS Error
     ACCESS_DENIED during HeadObject operation: No response body.`` (a HEAD's 403 has no body to name it)."""
     _, bucket, writer_options, _, tables_options = keys
+    # the run stays a pending file (a fold, one run in 20 by chance, would leave the reader no pending
+    # file to be refused: its refusal then names the runs table itself; seen once in CI)
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")
     prices(Lake(f"s3://{bucket}/published", storage_options=writer_options)).run()
     clear_caches()
     lake = Lake(f"s3://{bucket}/published", storage_options=tables_options)
