@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 from .._internal.deferred import pa, pafs, pq
+from .location import write_small_file
 
 
 def write_whole(filesystem: Any, target: str, rows: pa.Table, **options: Any) -> None:
@@ -29,13 +30,10 @@ def write_whole(filesystem: Any, target: str, rows: pa.Table, **options: Any) ->
 
 def write_whole_bytes(filesystem: Any, target: str, data: bytes | pa.Buffer) -> None:
     """Write ``data`` to the file ``target`` all at once."""
-    if isinstance(filesystem, pafs.LocalFileSystem):
-        folder, name = target.rsplit("/", 1)
-        filesystem.create_dir(folder, recursive=True)
-        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-        with filesystem.open_output_stream(temporary) as stream:
-            stream.write(data)
-        filesystem.move(temporary, target)
-    else:
-        with filesystem.open_output_stream(target) as stream:
-            stream.write(data)
+    if not isinstance(filesystem, pafs.LocalFileSystem):
+        write_small_file(filesystem, target, data)
+        return
+    folder, name = target.rsplit("/", 1)
+    temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+    write_small_file(filesystem, temporary, data)  # its folder created first
+    filesystem.move(temporary, target)
