@@ -16,8 +16,10 @@ Python then runs the stop's handler, pending since the other thread caught it. A
 thread caught itself is handled at once, as before.
 
 Example:
-    >>> handled_count()  # no SIGTERM handled in this process yet
-    0
+    >>> from lakenodes.cli import _stops
+    >>> before = _stops._handled
+    >>> counted(lambda signum, frame: f"handled {signum}")(15, None), _stops._handled - before
+    ('handled 15', 1)
 """
 
 from __future__ import annotations
@@ -35,11 +37,6 @@ STOPS = frozenset({signal.SIGINT, signal.SIGTERM})
 NUDGE = signal.SIGRTMAX - 3 if hasattr(signal, "SIGRTMAX") else None  # Linux; elsewhere no relay
 
 _handled = 0  # how many times the SIGTERM handler ran (in the main thread)
-
-
-def handled_count() -> int:
-    """How many times the command's SIGTERM handler ran in this process."""
-    return _handled
 
 
 def counted(handler: Callable[[int, FrameType | None], Any]) -> Callable[[int, FrameType | None], Any]:
