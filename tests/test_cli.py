@@ -1173,6 +1173,40 @@ SLOW_NODE = textwrap.dedent('''
 ''')
 
 
+def _run_waiting_in_update(tmp_path: Path) -> subprocess.Popen:
+    """``lakenodes run`` of the SLOW_NODE, returned once its update() is asleep (Python's fault handler
+    on: a process that does not stop prints its threads' stacks on SIGABRT)."""
+    import time
+
+    (tmp_path / "waiting_node.py").write_text(SLOW_NODE)
+    marker = tmp_path / "in_update"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+           "PYTHONFAULTHANDLER": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "run",
+                                "waiting_node:Waiting", "--config", json.dumps({"marker": str(marker)})],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return process
+
+
+def _assert_stopped(process: subprocess.Popen, seconds: int, stop: str, code: int, said: str) -> None:
+    """The run ended within ``seconds`` of ``stop`` with exit ``code`` and the one stop line ``said``;
+    when it did not end, its threads' stacks are the failure (the hang was seen under loaded full runs)."""
+    import signal
+
+    try:
+        stdout, stderr = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        stdout, stderr = process.communicate(timeout=30)
+        pytest.fail(f"the run did not stop within {seconds} s of {stop}; its threads then:\n{stderr}")
+    assert process.returncode == code, (stdout, stderr)
+    assert stderr.strip().splitlines() == [
+        f"error: {said}: what finished before it stands (commits, files a vacuum deleted); no commit is half-made"]
+
+
 @pytest.mark.parametrize(("stop", "code", "said", "recorded"), [
     ("SIGINT", 130, "interrupted", "update: KeyboardInterrupt"),
     # regression: a scheduler's SIGTERM ended the process at once: exit -15, nothing said, no run recorded
@@ -1182,28 +1216,10 @@ def test_ctrl_c_or_sigterm_during_a_run_is_one_line_and_recorded(tmp_path, stop,
     """Regression: typer turned Ctrl-C into a silent exit 130 (nothing on stderr); scheduling.md's
     table had no such code."""
     import signal
-    import time
 
-    (tmp_path / "waiting_node.py").write_text(SLOW_NODE)
-    marker = tmp_path / "in_update"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-           "PYTHONFAULTHANDLER": "1"}  # a process that does not stop prints its threads' stacks on SIGABRT
-    process = subprocess.Popen([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "run",
-                                "waiting_node:Waiting", "--config", json.dumps({"marker": str(marker)})],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    process = _run_waiting_in_update(tmp_path)
     process.send_signal(getattr(signal, stop))
-    try:
-        stdout, stderr = process.communicate(timeout=50)  # update() sleeps 60 s: the stop must cut it short
-    except subprocess.TimeoutExpired:  # (seen twice under a loaded full run, never alone): say where it waits
-        process.send_signal(signal.SIGABRT)
-        stdout, stderr = process.communicate(timeout=30)
-        pytest.fail(f"the run did not stop within 50 s of {stop}; its threads then:\n{stderr}")
-    assert process.returncode == code, (stdout, stderr)
-    assert stderr.strip().splitlines() == [
-        f"error: {said}: what finished before it stands (commits, files a vacuum deleted); no commit is half-made"]
+    _assert_stopped(process, 50, stop, code, said)  # update() sleeps 60 s: the stop must cut it short
     from lakenodes.catalog.catalog import run_history
 
     [record] = run_history(Lake(str(tmp_path / "lake")))  # the interrupted run is recorded (scheduling.md)
@@ -1223,18 +1239,8 @@ def test_a_stop_caught_by_another_thread_still_stops_the_run(tmp_path, stop, cod
     went on, the test timed out). The signal is sent to one such thread with tgkill(2)."""
     import ctypes
     import signal
-    import time
 
-    (tmp_path / "waiting_node.py").write_text(SLOW_NODE)
-    marker = tmp_path / "in_update"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-           "PYTHONFAULTHANDLER": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "run",
-                                "waiting_node:Waiting", "--config", json.dumps({"marker": str(marker)})],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    process = _run_waiting_in_update(tmp_path)
     number = getattr(signal, stop)
 
     def catches(thread: str) -> bool:  # a thread that does not block the signal (jemalloc's block all)
@@ -1248,15 +1254,7 @@ def test_a_stop_caught_by_another_thread_still_stops_the_run(tmp_path, stop, cod
     target = next(thread for prefix in preference for thread, name in sorted(names.items())
                   if name.startswith(prefix) and name != "lakenodes-stops" and catches(thread))
     assert ctypes.CDLL(None, use_errno=True).syscall(_TGKILL, process.pid, int(target), number) == 0
-    try:
-        stdout, stderr = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGABRT)
-        stdout, stderr = process.communicate(timeout=30)
-        pytest.fail(f"the run did not stop within 30 s of {stop} sent to thread {names[target]}:\n{stderr}")
-    assert process.returncode == code, (stdout, stderr)
-    assert stderr.strip().splitlines() == [
-        f"error: {said}: what finished before it stands (commits, files a vacuum deleted); no commit is half-made"]
+    _assert_stopped(process, 30, f"{stop} sent to thread {names[target]}", code, said)
 
 
 def test_ctrl_c_during_the_commit_says_the_rows_are_stored(local_lake, tmp_path, monkeypatch):
