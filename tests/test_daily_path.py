@@ -291,3 +291,28 @@ def test_on_a_local_lake_a_run_returns_with_its_facts_saved(tmp_path) -> None:
         node.run()
         assert snapshots.read_latest(filesystem, root, progress.FACTS_PATH) is not None
     shutil.rmtree(tmp_path / "lake")
+
+
+def test_on_a_local_lake_a_failure_to_save_the_facts_leaves_the_run_as_it_is(tmp_path, monkeypatch, caplog) -> None:
+    """The facts are a cache: a local save that cannot write (here ``_lakenodes`` is a file, not a
+    folder) or that fails unexpectedly (a warning naming the table) leaves the run's rows as they are."""
+    node = Daily(DailyConfig(), lake=Lake(tmp_path / "lake"))
+    node.run()
+    facts_folder = Path(node.store.uri) / progress.FACTS_PATH.split("/")[0]
+    for entry in facts_folder.iterdir():
+        entry.unlink()
+    facts_folder.rmdir()
+    facts_folder.write_text("not a folder")
+    _, summary = node.run(return_frames=False)
+    assert summary.rows_appended == len(ASSETS)
+    assert facts_folder.read_text() == "not a folder"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("facts storage broken")
+
+    monkeypatch.setattr("lakenodes.runtime.run.persist_append", broken)
+    _, summary = node.run(return_frames=False)
+    assert summary.rows_appended == len(ASSETS)
+    assert len(node.get_df_between_dates()) == 3 * len(ASSETS)
+    warnings = [record.getMessage() for record in caplog.records if "could not save the file facts" in record.getMessage()]
+    assert len(warnings) == 1 and node.storage_hash in warnings[0] and "facts storage broken" in warnings[0]

@@ -48,7 +48,9 @@ from .location import delete_file, write_small_file
 logger = logging.getLogger(__name__)
 
 # local files are CPU-bound (encoding holds the GIL in part: more threads than cores only contend);
-# an object store's are round trips, made at once
+# an object store's are round trips, made at once, as many as pyarrow's I/O pool (``pa.io_thread_count()``,
+# 8 by default), which sends them: more threads only encode more files at once for the uploads to wait
+# (a 100-partition stream to moto on 2 cores: ~0.65 s of writes in 8 threads, ~1.05 s in 16)
 LOCAL_WRITER_THREADS = 4
 
 
@@ -93,7 +95,8 @@ def write_files(
     statistics = _statistics([group.num_rows for _, group in groups], data)  # the groups are data's rows in order
     return in_threads(lambda item: _write_one(filesystem, root, partition, *item[0], item[1], data_change, bounds),
                       list(zip(groups, statistics, strict=True)),
-                      max_threads=LOCAL_WRITER_THREADS if isinstance(filesystem, pafs.LocalFileSystem) else 16)
+                      max_threads=LOCAL_WRITER_THREADS if isinstance(filesystem, pafs.LocalFileSystem)
+                      else pa.io_thread_count())
 
 
 def _write_one(filesystem: Any, root: str, partition: str | None, value: str | None, data: pa.Table,

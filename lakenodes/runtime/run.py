@@ -297,11 +297,12 @@ def _persisted(node: DataNode, frame: NormalizedFrame | FrameStream | None,
 def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: list[TableProgress],
                  result: WriteResult, run_id: str) -> Iterator[TableProgress | None]:
     """The progress after a blind append we committed ourselves, exact without any I/O (None for
-    any other write). Its file facts, a cache for other processes, are saved meanwhile (a failure
-    is only logged): on a local disk in a thread, waited for on exit (the folder may be removed as
-    soon as run() returns, e.g. a ``TemporaryDirectory`` block ending); on an object store once
-    the block is done (the run recorded), after run() returns (:mod:`lakenodes._internal.afterwards`):
-    a read, a stamp and a write, a few round trips nothing in this process waits for."""
+    any other write). Its file facts, a cache for other processes, are saved once the block is done
+    (the run recorded; a failure is only logged): on a local disk before run() returns (the folder
+    may be removed as soon as it does, e.g. a ``TemporaryDirectory`` block ending; in the caller's
+    thread, as a thread of its own beside the run record's cost more than the save in GIL
+    switches); on an object store after run() returns (:mod:`lakenodes._internal.afterwards`): a
+    read, a stamp and a write, a few round trips nothing in this process waits for."""
     if not (isinstance(frame, NormalizedFrame) and checked and result.rows_appended == frame.num_rows):
         yield None
         return
@@ -316,16 +317,16 @@ def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: 
         persist_append(node.lake, table, after, frame.table, run_id, frame.identity_bounds, first_rows=first_rows)
 
     failure = "could not save the file facts of %s: %s"
-    if not node.lake.is_local:
-        try:
-            yield after
-        finally:  # the facts hold for the commit whatever becomes of its catalog record
-            afterwards(save, failure, node.storage_hash)
-        return
-    with _in_background(save) as saving:
+    try:
         yield after
-    if saving.exception() is not None:
-        logger.warning(failure, node.storage_hash, saving.exception())
+    finally:  # the facts hold for the commit whatever becomes of its catalog record
+        if node.lake.is_local:
+            try:
+                save()
+            except Exception as error:  # noqa: BLE001 - a cache's save: logged, never the run's error
+                logger.warning(failure, node.storage_hash, error)
+        else:
+            afterwards(save, failure, node.storage_hash)
 
 
 def _progress_reader(node: DataNode, hooks: Sequence[RunHooks], checked: list[TableProgress],
