@@ -298,11 +298,10 @@ def _remembering(node: DataNode, frame: NormalizedFrame | FrameStream, checked: 
                  result: WriteResult, run_id: str) -> Iterator[TableProgress | None]:
     """The progress after a blind append we committed ourselves, exact without any I/O (None for
     any other write). Its file facts, a cache for other processes, are saved once the block is done
-    (the run recorded; a failure is only logged): on a local disk before run() returns (the folder
-    may be removed as soon as it does, e.g. a ``TemporaryDirectory`` block ending; in the caller's
-    thread, as a thread of its own beside the run record's cost more than the save in GIL
-    switches); on an object store after run() returns (:mod:`lakenodes._internal.afterwards`): a
-    read, a stamp and a write, a few round trips nothing in this process waits for."""
+    (the run recorded; a failure is only logged): on a local disk in this thread before run() returns
+    (the folder may be removed as soon as it does, e.g. a ``TemporaryDirectory`` block ending; a
+    thread beside the run record's costs more in GIL switches than it overlaps); on an object store
+    after run() returns (:mod:`lakenodes._internal.afterwards`): a few round trips nobody waits for."""
     if not (isinstance(frame, NormalizedFrame) and checked and result.rows_appended == frame.num_rows):
         yield None
         return
