@@ -316,3 +316,59 @@ def test_on_a_local_lake_a_failure_to_save_the_facts_leaves_the_run_as_it_is(tmp
     assert len(node.get_df_between_dates()) == 3 * len(ASSETS)
     warnings = [record.getMessage() for record in caplog.records if "could not save the file facts" in record.getMessage()]
     assert len(warnings) == 1 and node.storage_hash in warnings[0] and "facts storage broken" in warnings[0]
+
+
+def test_a_warm_process_prunes_the_facts_without_the_tables_file_list(tmp_path, monkeypatch) -> None:
+    """Pruning the facts of a table partitioned by its only identity keeps each partition's first
+    and last files from the facts' own rows: the table's file list (every file, growing with each
+    append) is not read, and a new process still reads no footer."""
+    monkeypatch.setattr(progress, "FACTS_PER_IDENTITY", 4)
+    monkeypatch.setattr(progress, "FACTS_SLACK", 0)
+    node = Daily(DailyConfig(), lake=Lake(tmp_path / "lake"))
+    node.run()
+
+    def no_file_list(*args, **kwargs):
+        raise AssertionError("the table's file list was read to prune the facts")
+
+    monkeypatch.setattr(progress, "add_actions", no_file_list)
+    sizes = []
+    for _ in range(12):
+        node.run()
+        sizes.append(facts_rows(node))
+    assert max(sizes) <= 4 * len(ASSETS)
+    assert any(later < earlier for earlier, later in zip(sizes, sizes[1:], strict=False))  # pruned
+    stored = node.get_df_between_dates().group_by("unique_identifier").agg(
+        first=pl.col("time_index").min(), last=pl.col("time_index").max())
+    monkeypatch.undo()
+
+    clear_caches()
+
+    def no_footers(*args, **kwargs):
+        raise AssertionError("a Parquet footer was read: the persisted facts missed a boundary file")
+
+    monkeypatch.setattr(_file_facts, "footer_time_bounds", no_footers)
+    statistics = Daily(DailyConfig(), lake=Lake(tmp_path / "lake")).compute_update_statistics()
+    assert statistics.index_progress == dict(stored.select("unique_identifier", "last").iter_rows())
+    assert {identity[0]: first for identity, first in statistics.progress.first.items()} == \
+        dict(stored.select("unique_identifier", "first").iter_rows())
+
+
+def test_facts_stay_bounded_when_optimize_rewrites_the_boundary_files(tmp_path, monkeypatch) -> None:
+    """A compaction rewrites a partition's first and last files into one with the same bounds: the
+    old files' rows tie with it, and only the table's file list tells them apart (the run after it
+    works its progress out from that list, and a pruning left with too many ties falls back to it):
+    the facts file stays within its bound over many optimize cycles."""
+    from lakenodes.lake.maintenance import optimize_table
+
+    monkeypatch.setattr(progress, "FACTS_PER_IDENTITY", 4)
+    monkeypatch.setattr(progress, "FACTS_SLACK", 0)
+    lake = Lake(tmp_path / "lake")
+    node = Daily(DailyConfig(), lake=lake)
+    sizes = []
+    for _cycle in range(6):
+        for _ in range(4):
+            node.run()
+            sizes.append(facts_rows(node))
+        optimize_table(lake, node.storage_hash)
+    assert max(sizes) <= 4 * len(ASSETS)
+    assert len(node.get_df_between_dates()) == 24 * len(ASSETS)

@@ -20,8 +20,11 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
+
+import polars as pl
 
 from .._internal.afterwards import settle
 from .._internal.caches import register_cache
@@ -109,3 +112,36 @@ def append(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict
     if known is None or known.num_rows + rows.num_rows > limit:
         return False
     return write(filesystem, root, pa.concat_tables([known, rows.cast(facts_schema())]), snapshot)
+
+
+def prune(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[bytes, bytes]], most: int) -> bool:
+    """Replace the facts file by the rows of the one this process last read or wrote, and ``rows``,
+    that may hold their partition folder's first or last time, with ``snapshot``: for a table whose
+    partition is its only identity dimension, the rows every boundary file of an append-only table
+    is among, found without the table's file list. False (nothing written) when the file is
+    unknown here or more than ``most`` rows are left: files rewritten since (``optimize``) leave
+    ties that only the file list tells apart.
+
+    Example:
+        >>> import datetime, pyarrow.fs as pafs, tempfile
+        >>> day = lambda d: datetime.datetime(2024, 1, d, tzinfo=datetime.timezone.utc)
+        >>> root, local = tempfile.mkdtemp(), pafs.LocalFileSystem()
+        >>> old = pa.table({"path": ["a=1/x", "a=1/y", "a=2/z"], "min": [day(1), day(2), day(1)],
+        ...                 "max": [day(1), day(2), day(1)]}).cast(facts_schema())
+        >>> write(local, root, old)
+        True
+        >>> new = pa.table({"path": ["a=1/n"], "min": [day(3)], "max": [day(3)]}).cast(facts_schema())
+        >>> prune(local, root, new, (5, {}), most=10), sorted(load(local, root)["path"].to_pylist())
+        (True, ['a=1/n', 'a=1/x', 'a=2/z'])
+        >>> prune(local, root, new, (6, {}), most=2), load(local, root).num_rows  # 4 left: nothing written
+        (False, 3)
+    """
+    known = _rows.get(root)
+    if known is None:
+        return False
+    frame = pl.from_arrow(pa.concat_tables([known, rows.cast(facts_schema())])).with_columns(
+        pl.col("path").str.extract(r"^(.*)/", 1).fill_null("").alias("_folder"))
+    slack = datetime.timedelta(milliseconds=2)  # a boundary candidate is within 1 ms of its best statistic
+    kept = frame.filter((pl.col("max") >= pl.col("max").max().over("_folder") - slack)
+                        | (pl.col("min") <= pl.col("min").min().over("_folder") + slack))
+    return kept.height <= most and write(filesystem, root, kept.drop("_folder").to_arrow().cast(facts_schema()), snapshot)

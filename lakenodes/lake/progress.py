@@ -199,7 +199,9 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
         return
     # the boundary files of the new version are among the old ones and ours (a blind append only
     # moves an identity's best statistics forward): no need to look at every file of the table
-    if facts_file.append(filesystem, root, own, snapshot, FACTS_PER_IDENTITY * len(after.last) + FACTS_SLACK):
+    limit = FACTS_PER_IDENTITY * len(after.last) + FACTS_SLACK
+    if facts_file.append(filesystem, root, own, snapshot, limit) or (
+            len(dims) <= 1 and facts_file.prune(filesystem, root, own, snapshot, limit // 2)):
         return
     keys, single, _ = split_by_identity(file_frame(add_actions(table), dims), dims)
     if root not in _facts_learned:  # the persisted bounds of the boundary files kept
