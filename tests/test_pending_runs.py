@@ -97,6 +97,28 @@ def test_pending_parquet_files_of_an_earlier_version_are_read_and_folded(local_l
     assert sorted(history_ids(local_lake)) == ["new", "old"]
 
 
+def test_many_pending_files_are_read_at_once_each_with_its_own_rows(any_lake: Lake, monkeypatch, caplog) -> None:
+    """Readers and folds turn every pending file listed into Arrow at once (one table per schema,
+    sliced per file): files of several rows, a cut-short one between them and a Parquet one of an
+    earlier version each keep exactly their own rows; the cut-short one is skipped, then set aside."""
+    monkeypatch.setenv(FOLD, "0")
+    runs = Pending(catalog.runs_ledger(any_lake))
+    filesystem, root = lake_filesystem(any_lake, any_lake.catalog_uri("runs"))
+    sizes = [1, 3, 2, 1]
+    for first, size in zip([0, 1, 4, 6], sizes, strict=True):
+        runs.put([{**run_row(f"r{k}"), "rows_written": k} for k in range(first, first + size)])
+    write_whole(filesystem, f"{root}/{PENDING_DIR}/{'0' * 32}.parquet", runs.ledger.stamped([run_row("old")]))
+    with filesystem.open_output_stream(f"{root}/{PENDING_DIR}/{'f' * 32}.json") as stream:
+        stream.write(b'{"schema":"')  # cut short
+    expected = {f"r{k}": k for k in range(7)} | {"old": 1}
+    assert {run["run_id"]: run["rows_written"] for run in catalog.run_history(any_lake)} == expected
+    assert "is unreadable" in caplog.text
+    assert runs.fold() == 5
+    assert delta_run_ids(any_lake) == Counter(list(expected))  # each run once
+    assert {run["run_id"]: run["rows_written"] for run in catalog.run_history(any_lake)} == expected
+    assert pending_files(any_lake) == []
+
+
 def test_a_failed_run_is_committed_at_once_with_the_pending_ones(local_lake: Lake, monkeypatch) -> None:
     monkeypatch.setenv(FOLD, "0")
     catalog.record_run(local_lake, run_row("ok"), pending=True)

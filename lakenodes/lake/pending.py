@@ -153,9 +153,13 @@ class Pending:
         unreadable: list[str] = []
         if new:
             threads = storage_threads(self._filesystem, 8)  # on S3 each is a GET
-            read = dict(zip(new, in_threads(self._read_file, new, max_threads=threads), strict=True))
+            contents = dict(zip(new, in_threads(self._read_bytes, new, max_threads=threads), strict=True))
+            decoded = pending_file.decode_all({f"{self._folder}/{name}": data for name, data in contents.items()
+                                               if data is not None})  # None: folded since the listing
+            read = {name: self._conformed(name, decoded[f"{self._folder}/{name}"])
+                    for name in new if contents[name] is not None}
             unreadable = [name for name, rows in read.items() if rows is _UNREADABLE]
-            read = {name: rows for name, rows in read.items() if rows is not None and rows is not _UNREADABLE}
+            read = {name: rows for name, rows in read.items() if rows is not _UNREADABLE}
             with _read_lock:
                 _read.update({(self._folder, name): rows for name, rows in read.items()})
             known.update(read)
@@ -171,31 +175,36 @@ class Pending:
         """The pending file ``name`` as the user names it (``s3://...`` on S3, where the filesystem's path has no scheme)."""
         return f"{self.ledger.uri}/{PENDING_DIR}/{name}"
 
-    def _read_file(self, name: str) -> Any:
-        """The rows of the pending file ``name``; None when a fold deleted it since the listing,
-        ``_UNREADABLE`` when it is cut short or no pending record (warned about once per process)."""
-        path = f"{self._folder}/{name}"
+    def _read_bytes(self, name: str) -> bytes | None:
+        """The bytes of the pending file ``name``; None when a fold deleted it since the listing."""
         try:
-            return conform_columns(pending_file.read(self._filesystem, path), self.ledger.schema)
+            with self._filesystem.open_input_stream(f"{self._folder}/{name}") as source:
+                return source.read()
         except FileNotFoundError:
             return None
-        except UnreadableFileError as error:
-            with _read_lock:
-                first = path not in _warned
-                _warned.add(path)
-            uri = self._uri(name)
-            if first:
-                recover = " (`lakenodes updates reconcile` records its run again from its table's commit history)" \
-                    if self.ledger.name == "runs" else ""
-                logger.warning("skipped the pending record %s of _catalog/%s: it is unreadable (%s); its rows are "
-                               "lost%s, and the next fold moves the file aside to %s/%s", uri, self.ledger.name,
-                               "cut short or not a pending record: changed outside lakenodes", recover, self.ledger.uri,
-                               UNREADABLE_DIR)
-                logger.debug("reading %s: %s", uri, error)
-            return _UNREADABLE
+
+    def _conformed(self, name: str, rows: pa.Table | UnreadableFileError) -> Any:
+        """The rows of the pending file ``name`` in the ledger's columns; ``_UNREADABLE`` when it is
+        cut short or no pending record (warned about once per process)."""
+        if not isinstance(rows, UnreadableFileError):
+            return conform_columns(rows, self.ledger.schema)
+        error, path = rows, f"{self._folder}/{name}"
+        with _read_lock:
+            first = path not in _warned
+            _warned.add(path)
+        uri = self._uri(name)
+        if first:
+            recover = " (`lakenodes updates reconcile` records its run again from its table's commit history)" \
+                if self.ledger.name == "runs" else ""
+            logger.warning("skipped the pending record %s of _catalog/%s: it is unreadable (%s); its rows are "
+                           "lost%s, and the next fold moves the file aside to %s/%s", uri, self.ledger.name,
+                           "cut short or not a pending record: changed outside lakenodes", recover, self.ledger.uri,
+                           UNREADABLE_DIR)
+            logger.debug("reading %s: %s", uri, error)
+        return _UNREADABLE
 
 
-_UNREADABLE = object()  # _read_file's answer for a file that is not (or no longer entirely) a pending record
+_UNREADABLE = object()  # _conformed's answer for a file that is not (or no longer entirely) a pending record
 
 
 def _batch_name(file_name: str) -> str:
