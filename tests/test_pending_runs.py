@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 from collections import Counter
+from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
@@ -138,13 +140,63 @@ def test_a_crash_between_the_fold_commit_and_the_deletes_doubles_nothing(local_l
         catalog.record_run(local_lake, run_row(f"r{k}"), pending=True)
     runs = Pending(catalog.runs_ledger(local_lake))
 
-    # what a fold killed after its commit leaves: the rows in the table, the files still pending
-    runs.ledger.append_batches({pending_module._batch_name(name): rows for name, rows in runs._pending().items()})
+    _crashed_fold(local_lake, runs)
     assert delta_run_ids(local_lake) == Counter({"r0": 1, "r1": 1}) and len(pending_files(local_lake)) == 2
     assert sorted(history_ids(local_lake)) == ["r0", "r1"]  # in the table and still pending: read once
 
     catalog.record_run(local_lake, run_row("r2"), pending=True)
     assert Pending(catalog.runs_ledger(local_lake), fold_every=0).fold() == 3  # the next fold skips r0, r1
+    assert delta_run_ids(local_lake) == Counter({"r0": 1, "r1": 1, "r2": 1}) and pending_files(local_lake) == []
+
+
+def _crashed_fold(lake: Lake, runs: Pending) -> None:
+    """What a fold killed after its commit leaves: the rows in the table, the files still pending."""
+    runs.ledger.append_batches({pending_module._batch_name(name): rows for name, rows in runs._pending().items()})
+
+
+def test_a_fold_finds_what_a_crashed_fold_committed_in_the_recent_commits(any_lake: Lake, monkeypatch) -> None:
+    """Whether a pending file's rows are in the table already is read off the commits written since
+    the oldest pending file (a few commit files read at once), not asked of delta-rs per file (each
+    answer a replay of the log: ~1.2 s for 20 files against moto)."""
+    monkeypatch.setenv(FOLD, "0")
+    runs = Pending(catalog.runs_ledger(any_lake))
+    for k in range(12):
+        catalog.record_run(any_lake, run_row(f"r{k}"), pending=True)
+    _crashed_fold(any_lake, runs)
+    for k in range(12, 20):
+        catalog.record_run(any_lake, run_row(f"r{k}"), pending=True)
+    runs.ledger.append([run_row("direct")])  # a commit of its own, after the crashed fold's
+
+    def per_id(*args, **kwargs):
+        raise AssertionError("asked delta-rs about one app transaction")
+
+    monkeypatch.setattr(DeltaTable, "transaction_version", per_id)
+    assert Pending(catalog.runs_ledger(any_lake), fold_every=0).fold() == 20
+    assert delta_run_ids(any_lake) == Counter([f"r{k}" for k in range(20)] + ["direct"])
+    assert pending_files(any_lake) == []
+
+
+def test_a_fold_whose_commits_were_cleaned_up_asks_delta_rs(local_lake: Lake, monkeypatch) -> None:
+    """When the log no longer holds the commits since the oldest pending file (cleaned up after a
+    checkpoint), the fold asks delta-rs about each file's rows, and still appends none twice."""
+    monkeypatch.setenv(FOLD, "0")
+    runs = Pending(catalog.runs_ledger(local_lake))
+    for k in range(3):
+        catalog.record_run(local_lake, run_row(f"r{k}"), pending=True)
+    _crashed_fold(local_lake, runs)
+    table = DeltaTable(local_lake.catalog_uri("runs"))
+    table.create_checkpoint()
+    log = Path(local_lake.catalog_uri("runs")) / "_delta_log"
+    for commit in sorted(log.glob("*.json"))[:-1]:  # the log cleaned up to the checkpoint's commit
+        commit.unlink()
+    for pending in (Path(local_lake.catalog_uri("runs")) / PENDING_DIR).iterdir():
+        os.utime(pending, (1_000_000_000, 1_000_000_000))  # older than every commit left
+    asked = []
+    original = DeltaTable.transaction_version
+    monkeypatch.setattr(DeltaTable, "transaction_version",
+                        lambda self, app_id: asked.append(app_id) or original(self, app_id))
+    assert Pending(catalog.runs_ledger(local_lake), fold_every=0).fold() == 3
+    assert len(asked) == 3
     assert delta_run_ids(local_lake) == Counter({"r0": 1, "r1": 1, "r2": 1}) and pending_files(local_lake) == []
 
 
