@@ -7,18 +7,19 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from test_concurrency import contend, in_processes
 
 from lakenodes import Lake
 from lakenodes.catalog import catalog
 from lakenodes.lake import pending as pending_module
+from lakenodes.lake._delta_log import app_ids_in_log
 from lakenodes.lake._whole_file import write_whole
 from lakenodes.lake.ledger import read_unpartitioned
 from lakenodes.lake.location import lake_filesystem
@@ -176,9 +177,10 @@ def test_a_fold_finds_what_a_crashed_fold_committed_in_the_recent_commits(any_la
     assert pending_files(any_lake) == []
 
 
-def test_a_fold_whose_commits_were_cleaned_up_asks_delta_rs(local_lake: Lake, monkeypatch) -> None:
-    """When the log no longer holds the commits since the oldest pending file (cleaned up after a
-    checkpoint), the fold asks delta-rs about each file's rows, and still appends none twice."""
+def test_a_fold_finds_what_a_crashed_fold_committed_in_the_checkpoint(local_lake: Lake, monkeypatch) -> None:
+    """Once the log is checkpointed and the commits before the checkpoint are cleaned up, the app
+    transactions of a crashed fold are read from the checkpoint: still no question to delta-rs per
+    file, and each run once."""
     monkeypatch.setenv(FOLD, "0")
     runs = Pending(catalog.runs_ledger(local_lake))
     for k in range(3):
@@ -189,15 +191,32 @@ def test_a_fold_whose_commits_were_cleaned_up_asks_delta_rs(local_lake: Lake, mo
     log = Path(local_lake.catalog_uri("runs")) / "_delta_log"
     for commit in sorted(log.glob("*.json"))[:-1]:  # the log cleaned up to the checkpoint's commit
         commit.unlink()
-    for pending in (Path(local_lake.catalog_uri("runs")) / PENDING_DIR).iterdir():
-        os.utime(pending, (1_000_000_000, 1_000_000_000))  # older than every commit left
-    asked = []
-    original = DeltaTable.transaction_version
-    monkeypatch.setattr(DeltaTable, "transaction_version",
-                        lambda self, app_id: asked.append(app_id) or original(self, app_id))
-    assert Pending(catalog.runs_ledger(local_lake), fold_every=0).fold() == 3
-    assert len(asked) == 3
-    assert delta_run_ids(local_lake) == Counter({"r0": 1, "r1": 1, "r2": 1}) and pending_files(local_lake) == []
+    runs.ledger.append([run_row("direct")])  # a commit after the checkpoint
+    catalog.record_run(local_lake, run_row("r3"), pending=True)
+
+    def per_id(*args, **kwargs):
+        raise AssertionError("asked delta-rs about one app transaction")
+
+    monkeypatch.setattr(DeltaTable, "transaction_version", per_id)
+    assert Pending(catalog.runs_ledger(local_lake), fold_every=0).fold() == 4
+    assert delta_run_ids(local_lake) == Counter({"r0": 1, "r1": 1, "r2": 1, "r3": 1, "direct": 1})
+    assert pending_files(local_lake) == []
+
+
+def test_a_log_laid_out_otherwise_is_left_to_delta_rs(tmp_path) -> None:
+    """``app_ids_in_log`` answers None (the caller asks delta-rs) when the log's latest checkpoint
+    is newer than the version asked about, or is not one classic checkpoint file."""
+    root = str(tmp_path / "t")
+    for version in range(3):
+        write_deltalake(root, pa.table({"a": [version]}), mode="append",
+                        commit_properties=CommitProperties(app_transactions=[Transaction(f"b{version}", 1)]))
+    DeltaTable(root).create_checkpoint()
+    local = pafs.LocalFileSystem()
+    assert app_ids_in_log(local, root, 2, ["b0", "b2", "b9"]) == {"b0", "b2"}
+    assert app_ids_in_log(local, root, 1, ["b0"]) is None  # checkpointed after version 1
+    (tmp_path / "t" / "_delta_log" / f"{2:020d}.checkpoint.parquet").rename(
+        tmp_path / "t" / "_delta_log" / f"{2:020d}.checkpoint.0000000001.0000000001.parquet")
+    assert app_ids_in_log(local, root, 2, ["b0"]) is None
 
 
 def test_a_half_written_pending_file_is_never_read(local_lake: Lake, monkeypatch) -> None:

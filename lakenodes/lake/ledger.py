@@ -24,7 +24,7 @@ from .._internal.caches import register_cache
 from .._internal.deferred import pa, pq
 from .._internal.threads import in_threads, storage_threads
 from ..errors import UnreadableFileError, one_line
-from ._delta_log import app_ids_committed_since
+from ._delta_log import app_ids_in_log
 from ._retry import RetryPolicy
 from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
@@ -101,20 +101,16 @@ class Ledger:
         now = utcnow() if now is None else now
         return arrow_table([{RECORDED_AT: now, **row} for row in rows], self.schema)
 
-    def append_batches(self, batches: Mapping[str, pa.Table], written_since_ns: int | None = None) -> None:
+    def append_batches(self, batches: Mapping[str, pa.Table]) -> None:
         """Append the rows of each named batch (rows holding their ``recorded_at``) as one commit
         that records every name, skipping the batches a commit recorded already (by any process):
-        appending a batch again adds nothing. ``written_since_ns``: no batch existed before that
-        time (the storage's mtime of the oldest one's file), so only the commits since may hold
-        one. On return, every batch is in the table."""
+        appending a batch again adds nothing. On return, every batch is in the table."""
         self._commit({f"lakenodes.batch.{name}": rows.cast(self.schema) for name, rows in batches.items()},
-                     utcnow(), recorded_before=True, since_ns=written_since_ns)
+                     utcnow(), recorded_before=True)
 
-    def _commit(self, batches: Mapping[str, pa.Table], now: datetime.datetime, recorded_before: bool,
-                since_ns: int | None = None) -> None:
+    def _commit(self, batches: Mapping[str, pa.Table], now: datetime.datetime, recorded_before: bool) -> None:
         """One blind append of the batches not recorded yet, each recorded as an app transaction (so
-        an attempt whose commit landed but whose answer was lost is not appended twice).
-        ``since_ns``: a commit that recorded one of them is no older than that (see ``_recorded``)."""
+        an attempt whose commit landed but whose answer was lost is not appended twice)."""
         if not batches:
             return
         # housekeeping checkpoints and cleans the log itself; delta-rs's hooks would list the whole
@@ -130,7 +126,7 @@ class Ledger:
             table = self._store.ensure_created(self.schema, ("recorded_at",))
             todo = list(batches)
             if recorded_before or attempts > 1:  # (a fresh id only by this call's attempt that landed)
-                recorded = self._recorded(table, todo, since_ns if recorded_before else None)
+                recorded = self._recorded(table, todo)
                 todo = [app_id for app_id in todo if app_id not in recorded]
             if not todo:
                 return
@@ -143,14 +139,11 @@ class Ledger:
         if committed and self.housekeeping.due(committed[-1]):
             self.tidy()
 
-    def _recorded(self, table: DeltaTable, app_ids: Sequence[str], since_ns: int | None) -> set[str]:
-        """Which of ``app_ids`` a commit of ``table`` recorded: when none can have before ``since_ns``,
-        from the commit files since (a few reads at once); else (no such time, or the log cleaned up
-        past it) asked of delta-rs one by one, each a replay of the log."""
-        found = None
-        if since_ns is not None:
-            filesystem, root = lake_filesystem(self.lake, self.uri)
-            found = app_ids_committed_since(filesystem, root, table.version(), app_ids, since_ns)
+    def _recorded(self, table: DeltaTable, app_ids: Sequence[str]) -> set[str]:
+        """Which of ``app_ids`` a commit of ``table`` recorded: from its log read once (its
+        checkpoint's app transactions and the commits since), else asked of delta-rs one by one."""
+        filesystem, root = lake_filesystem(self.lake, self.uri)
+        found = app_ids_in_log(filesystem, root, table.version(), app_ids)
         if found is None:
             found = {app_id for app_id in app_ids if table.transaction_version(app_id) is not None}
         return found

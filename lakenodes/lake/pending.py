@@ -105,7 +105,7 @@ class Pending:
     def fold(self, rows: Sequence[Mapping[str, Any]] = ()) -> int:
         """Append every pending file, and ``rows`` (``recorded_at`` filled in), to the ledger in one
         commit, then delete those files; returns how many files were folded."""
-        pending, unreadable, written_since_ns = self._listed_rows()
+        pending, unreadable = self._listed_rows()
         if unreadable:
             self._set_aside(unreadable)
         if not pending:
@@ -114,7 +114,7 @@ class Pending:
         batches = {_batch_name(name): data for name, data in pending.items()}
         if rows:
             batches[uuid.uuid4().hex] = self.ledger.stamped(rows)
-        self.ledger.append_batches(batches, written_since_ns)
+        self.ledger.append_batches(batches)
         # every one is in the ledger now (appended here, or by an earlier fold); on S3 each is a DELETE
         in_threads(self._delete, list(pending), max_threads=8)
         logger.debug("folded %d pending file(s) into _catalog/%s", len(pending), self.ledger.name)
@@ -138,13 +138,12 @@ class Pending:
         listing is left out: its rows are in the ledger; an unreadable one too)."""
         return self._listed_rows()[0]
 
-    def _listed_rows(self) -> tuple[dict[str, pa.Table], list[str], int | None]:
-        """``_pending()``, the names of the files listed that are unreadable, and the oldest mtime
-        (ns) of the files whose rows are returned (None when unknown)."""
+    def _listed_rows(self) -> tuple[dict[str, pa.Table], list[str]]:
+        """``_pending()``, and the names of the files listed that are unreadable."""
         with storage_errors(f"{self.ledger.uri}/{PENDING_DIR}", f"read _catalog/{self.ledger.name}", self.ledger.lake):
             return self._read_pending()
 
-    def _read_pending(self) -> tuple[dict[str, pa.Table], list[str], int | None]:
+    def _read_pending(self) -> tuple[dict[str, pa.Table], list[str]]:
         names = _listed(self._filesystem, self._folder)
         with _read_lock:
             for key in [key for key in _read if key[0] == self._folder and key[1] not in names]:
@@ -164,9 +163,7 @@ class Pending:
             with _read_lock:
                 _read.update({(self._folder, name): rows for name, rows in read.items()})
             known.update(read)
-        rows = {name: known[name] for name in names if name in known}
-        times = [names[name] for name in rows]
-        return rows, unreadable, None if None in times else min(times, default=None)
+        return {name: known[name] for name in names if name in known}, unreadable
 
     def _delete(self, name: str) -> None:
         try:
@@ -233,18 +230,17 @@ def set_aside(filesystem: Any, folder: str, name: str) -> None:
         pass
 
 
-def _listed(filesystem: Any, folder: str) -> dict[str, int]:
-    """The mtime (ns, the storage's clock) of each pending file in ``folder`` by name, sorted by name
-    (temp files of a write under way left out)."""
+def _listed(filesystem: Any, folder: str) -> list[str]:
+    """The names of the pending files in ``folder``, sorted (temp files of a write under way left out)."""
     listing = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    return {info.base_name: info.mtime_ns for info in sorted(listing, key=lambda info: info.base_name)
-            if info.base_name.endswith(pending_file.SUFFIXES) and not info.base_name.startswith(".")}
+    return sorted(info.base_name for info in listing
+                  if info.base_name.endswith(pending_file.SUFFIXES) and not info.base_name.startswith("."))
 
 
 def pending_files(lake: Lake, name: str) -> list[str]:
     """The pending files of the catalog table ``_catalog/<name>`` (rows not folded into it yet)."""
     filesystem, root = lake_filesystem(lake, lake.catalog_uri(name))
-    return list(_listed(filesystem, f"{root}/{PENDING_DIR}"))
+    return _listed(filesystem, f"{root}/{PENDING_DIR}")
 
 
 def fold_pending(lake: Lake, name: str) -> int:
