@@ -166,10 +166,11 @@ def app_ids_in_log(filesystem: Any, root: str, version: int, app_ids: Collection
             return None
         try:
             with filesystem.open_input_file(f"{root}/_delta_log/{checkpoint:020d}.checkpoint.parquet") as source:
-                transactions = pq.ParquetFile(source).read(columns=["txn"]).column("txn")
+                read = pq.ParquetFile(source).read(columns=["txn"])
         except FileNotFoundError:  # in parts, or a V2 checkpoint
             return None
-        found = {app_id for app_id in pc.struct_field(transactions, "appId").to_pylist() if app_id in wanted}
+        if "txn" in read.column_names:  # (a checkpoint holding no app transaction may lack the column)
+            found = {app_id for app_id in pc.struct_field(read.column("txn"), "appId").to_pylist() if app_id in wanted}
 
     def app_ids_of(committed: int) -> set[str]:
         lines, _ = read_commit(filesystem, root, committed)
