@@ -44,6 +44,24 @@ def facts_rows(node: Daily) -> int:
     return pq.read_table(f"{node.store.uri}/{progress.FACTS_PATH}").num_rows
 
 
+def assert_a_new_process_reads_no_footer(node: Daily, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new process (only the lake left) finds every asset's first and last time from the
+    persisted facts alone: no Parquet footer is read."""
+    stored = node.get_df_between_dates().group_by("unique_identifier").agg(
+        first=pl.col("time_index").min(), last=pl.col("time_index").max())
+    clear_caches()
+
+    def no_footers(*args, **kwargs):
+        raise AssertionError("a Parquet footer was read: the persisted facts missed a boundary file")
+
+    monkeypatch.setattr(_file_facts, "footer_time_bounds", no_footers)
+    statistics = Daily(DailyConfig(), lake=Lake(node.lake.uri)).compute_update_statistics()  # a new Lake too
+    assert statistics.index_progress == dict(stored.select("unique_identifier", "last").iter_rows())
+    assert statistics.min_time_index_value == stored["first"].min()
+    assert {identity[0]: first for identity, first in statistics.progress.first.items()} == \
+        dict(stored.select("unique_identifier", "first").iter_rows())
+
+
 def test_a_fresh_process_after_many_appends_reads_no_footer(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Appends add their files to the persisted facts (no look at every file of the table); the set
     is pruned back to the boundary files when it outgrows FACTS_PER_IDENTITY per identity."""
@@ -57,16 +75,7 @@ def test_a_fresh_process_after_many_appends_reads_no_footer(tmp_path, monkeypatc
     assert max(sizes) <= 4 * len(ASSETS)
     assert any(later > earlier for earlier, later in zip(sizes, sizes[1:], strict=False))  # grown by appends
     assert any(later < earlier for earlier, later in zip(sizes, sizes[1:], strict=False))  # pruned
-    expected = node.get_df_between_dates().group_by("unique_identifier").agg(pl.col("time_index").max())
-
-    clear_caches()  # a new process: only the lake is left
-
-    def no_footers(*args, **kwargs):
-        raise AssertionError("a Parquet footer was read: the persisted facts missed a boundary file")
-
-    monkeypatch.setattr(_file_facts, "footer_time_bounds", no_footers)
-    progress_now = Daily(DailyConfig(), lake=Lake(tmp_path / "lake")).compute_update_statistics().index_progress
-    assert progress_now == dict(expected.iter_rows())
+    assert_a_new_process_reads_no_footer(node, monkeypatch)
 
 
 def test_facts_pruned_by_fresh_processes_keep_every_boundary_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,20 +91,7 @@ def test_facts_pruned_by_fresh_processes_keep_every_boundary_file(tmp_path, monk
         node.run()
         sizes.append(facts_rows(node))
     assert any(later < earlier for earlier, later in zip(sizes, sizes[1:], strict=False))  # pruned
-    stored = node.get_df_between_dates().group_by("unique_identifier").agg(
-        first=pl.col("time_index").min(), last=pl.col("time_index").max())
-
-    clear_caches()
-
-    def no_footers(*args, **kwargs):
-        raise AssertionError("a Parquet footer was read: the persisted facts missed a boundary file")
-
-    monkeypatch.setattr(_file_facts, "footer_time_bounds", no_footers)
-    statistics = Daily(DailyConfig(), lake=Lake(tmp_path / "lake")).compute_update_statistics()
-    assert statistics.index_progress == dict(stored.select("unique_identifier", "last").iter_rows())
-    assert statistics.min_time_index_value == stored["first"].min()
-    assert {identity[0]: first for identity, first in statistics.progress.first.items()} == \
-        dict(stored.select("unique_identifier", "first").iter_rows())
+    assert_a_new_process_reads_no_footer(node, monkeypatch)
 
 
 def test_a_backfill_into_a_new_table_leaves_facts_naming_each_of_its_files(tmp_path, monkeypatch) -> None:
@@ -337,20 +333,8 @@ def test_a_warm_process_prunes_the_facts_without_the_tables_file_list(tmp_path, 
         sizes.append(facts_rows(node))
     assert max(sizes) <= 4 * len(ASSETS)
     assert any(later < earlier for earlier, later in zip(sizes, sizes[1:], strict=False))  # pruned
-    stored = node.get_df_between_dates().group_by("unique_identifier").agg(
-        first=pl.col("time_index").min(), last=pl.col("time_index").max())
-    monkeypatch.undo()
-
-    clear_caches()
-
-    def no_footers(*args, **kwargs):
-        raise AssertionError("a Parquet footer was read: the persisted facts missed a boundary file")
-
-    monkeypatch.setattr(_file_facts, "footer_time_bounds", no_footers)
-    statistics = Daily(DailyConfig(), lake=Lake(tmp_path / "lake")).compute_update_statistics()
-    assert statistics.index_progress == dict(stored.select("unique_identifier", "last").iter_rows())
-    assert {identity[0]: first for identity, first in statistics.progress.first.items()} == \
-        dict(stored.select("unique_identifier", "first").iter_rows())
+    monkeypatch.undo()  # a new process reads the table's file list as it needs
+    assert_a_new_process_reads_no_footer(node, monkeypatch)
 
 
 def test_facts_stay_bounded_when_optimize_rewrites_the_boundary_files(tmp_path, monkeypatch) -> None:
