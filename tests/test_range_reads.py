@@ -81,6 +81,27 @@ def test_many_ranges_match_one_filter_per_range_and_the_rows_they_name(venues: V
     assert bounded.equals(joined.filter(pl.col("time_index") >= at(2, 999)))
 
 
+SHARED_WINDOWS = [{"start_date": at(5, 999)},  # the latest day of every asset
+                  {"start_date": at(2, 998), "start_date_operand": ">", "end_date": at(4, 999), "end_date_operand": "<"},
+                  {"end_date": at(3, 1000)}]
+
+
+@pytest.mark.parametrize("window", SHARED_WINDOWS)
+def test_many_ranges_sharing_one_window_are_filtered_without_the_join(venues: Venue2, monkeypatch, window: dict) -> None:
+    """Ranges that all share one window (the latest row of assets updated together) take a plain
+    filter instead of the join: the same rows as one filter term per range and as named."""
+    written = pl.concat([ms_edge_rows(range(1, 4), ASSETS), ms_edge_rows(range(4, 6), ASSETS)]).sort(
+        "time_index", "unique_identifier", "venue")
+    specs = [{**window, "coordinate": spec["coordinate"]} for spec in random_specs(60, 7)]
+    monkeypatch.setattr(_ranges, "pl", None)  # the join is made in polars: this read must not reach it
+    shared = venues.get_df_between_dates(dimension_range_map=specs)
+    monkeypatch.undo()
+    monkeypatch.setattr(_ranges, "MANY_RANGES", 10**9)  # one filter term per range
+    assert shared.equals(venues.get_df_between_dates(dimension_range_map=specs))
+    assert shared.select(written.columns).equals(expected(written, specs))
+    assert 0 < shared.height < written.height
+
+
 def test_range_map_of_ten_thousand_identities(venues: Venue2) -> None:
     """A range map naming 10,000 identities, 40 of them stored (a universe larger than the table)."""
     universe = [f"A{i:02d}" for i in range(10_000)]

@@ -4,7 +4,9 @@ A handful of ranges become one pyarrow filter ``(c1 & w1) | (c2 & w2) | ...``. T
 evaluates that term by term on every batch, so the latest row of 1,000 assets took 80 s to read
 (and 10,000 terms overflowed the stack). Past ``MANY_RANGES``, the scan filters only on the
 ranges' outer time window (files are chosen by identity as always) and each row is then matched to
-its own range by a hash join on the coordinate: milliseconds at 10,000 assets.
+its own range by a hash join on the coordinate: milliseconds at 10,000 assets. Ranges that all
+share one window (the latest row of assets updated together) need no join: the rows are filtered
+on their coordinates and that window (at 200 assets, 0.7 ms instead of the join's 1.7).
 """
 
 from __future__ import annotations
@@ -118,6 +120,10 @@ def _key(values: Sequence[Any]) -> Any:
 
 def _rows_in_their_range(rows: pa.Table, ranges: Sequence[RangeFilter]) -> pa.Table:
     """``rows`` that fall in the window of a range of their coordinate, in their order."""
+    windows = {(r.start, r.start_inclusive, r.end, r.end_inclusive) for r in ranges}
+    if len(windows) == 1:  # one window for all (the latest row of assets updated together): a filter, no join
+        selected = all_of(coordinates_filter([r.coordinate for r in ranges]), time_window(*windows.pop()))
+        return rows if selected is None else rows.filter(selected)
     by_dimensions: dict[tuple[str, ...], list[RangeFilter]] = {}
     for r in ranges:
         by_dimensions.setdefault(tuple(sorted(r.coordinate)), []).append(r)
