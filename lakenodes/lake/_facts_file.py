@@ -126,21 +126,22 @@ def prune(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[
         >>> import datetime, pyarrow.fs as pafs, tempfile
         >>> day = lambda d: datetime.datetime(2024, 1, d, tzinfo=datetime.timezone.utc)
         >>> root, local = tempfile.mkdtemp(), pafs.LocalFileSystem()
-        >>> old = pa.table({"path": ["a=1/x", "a=1/y", "a=2/z"], "min": [day(1), day(2), day(1)],
-        ...                 "max": [day(1), day(2), day(1)]}).cast(facts_schema())
+        >>> old = pa.table({"path": ["a=1/x", "a=1/y", "a=2/z", "r"], "min": [day(1), day(2), day(1), day(5)],
+        ...                 "max": [day(1), day(2), day(1), day(5)]}).cast(facts_schema())
         >>> write(local, root, old)
         True
         >>> new = pa.table({"path": ["a=1/n"], "min": [day(3)], "max": [day(3)]}).cast(facts_schema())
         >>> prune(local, root, new, (5, {}), most=10), sorted(load(local, root)["path"].to_pylist())
-        (True, ['a=1/n', 'a=1/x', 'a=2/z'])
-        >>> prune(local, root, new, (6, {}), most=2), load(local, root).num_rows  # 4 left: nothing written
-        (False, 3)
+        (True, ['a=1/n', 'a=1/x', 'a=2/z', 'r'])
+        >>> prune(local, root, new, (6, {}), most=3), load(local, root).num_rows  # 5 left: nothing written
+        (False, 4)
     """
     known = _rows.get(root)
     if known is None:
         return False
+    path = pl.col("path")  # its folder: all before its last "/" ("" at the root; a regular expression took 4x as long)
     frame = pl.from_arrow(pa.concat_tables([known, rows.cast(facts_schema())])).with_columns(
-        pl.col("path").str.extract(r"^(.*)/", 1).fill_null("").alias("_folder"))
+        path.str.head(path.str.len_chars() - path.str.split("/").list.last().str.len_chars()).alias("_folder"))
     slack = datetime.timedelta(milliseconds=2)  # a boundary candidate is within 1 ms of its best statistic
     kept = frame.filter((pl.col("max") >= pl.col("max").max().over("_folder") - slack)
                         | (pl.col("min") <= pl.col("min").min().over("_folder") + slack))
