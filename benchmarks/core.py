@@ -117,8 +117,9 @@ def print_report(report: Report) -> None:
         Console = None
     m = report.machine
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+    memory = ", ".join(f"{k} {v}" for k, v in m.get("memory", {}).items() if v)
     header = (f"lakenodes core benchmarks ({report.mode}) - {m['cores']} cores, Python {m['python']}, {m['platform']}\n"
-              f"{versions}")
+              f"{versions}\n{memory}")
     sizes = "\n".join(f"sizes[{kind}]: " + ", ".join(f"{k}={v}" for k, v in values.items())
                       for kind, values in report.sizes.items())
     columns = ["benchmark", "case", "lakenodes", "baseline", "baseline time", "ratio", "target", "met", "note"]
