@@ -220,7 +220,7 @@ def machine_info() -> dict[str, Any]:
 def memory_settings() -> dict[str, str | None]:
     """What decides how fast fresh memory is: pyarrow's allocator and the kernel's transparent huge
     pages (``[madvise]`` lets pyarrow's mimalloc ask for them; in a VM whose memory the host backs
-    lazily, a fresh-process backfill here measured 2x slower with them than with the system allocator)."""
+    lazily, a fresh-process streamed backfill here took up to 2x as long with them, see README)."""
     import pyarrow as pa
 
     settings: dict[str, str | None] = {"pyarrow_memory_pool": pa.default_memory_pool().backend_name}
