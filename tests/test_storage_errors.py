@@ -96,12 +96,13 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(folder: Path) -> None:
-    """Fill the file system of ``folder`` to the last byte."""
-    with open(folder / "filler", "wb") as filler:
+    """Fill the file system of ``folder`` to the last byte. Unbuffered: a buffered file kept the part
+    of its last chunk that did not fit and failed again closing (ENOSPC out of ``with``) whenever the
+    free space was not a multiple of the chunk, i.e. depending on what the run before had written."""
+    with open(folder / "filler", "wb", buffering=0) as filler:
         try:
             while True:
-                filler.write(b"\0" * 65536)
-                filler.flush()
+                filler.write(b"\0" * 65536)  # a partial write returns short; the next one raises ENOSPC
         except OSError as error:
             assert error.errno == errno.ENOSPC
 
