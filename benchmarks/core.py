@@ -117,7 +117,7 @@ def print_report(report: Report) -> None:
         Console = None
     m = report.machine
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
-    memory = ", ".join(f"{k} {v}" for k, v in m.get("memory", {}).items() if v)
+    memory = ", ".join(f"{k} {v}" for k, v in m["memory"].items() if v)
     header = (f"lakenodes core benchmarks ({report.mode}) - {m['cores']} cores, Python {m['python']}, {m['platform']}\n"
               f"{versions}\n{memory}")
     sizes = "\n".join(f"sizes[{kind}]: " + ", ".join(f"{k}={v}" for k, v in values.items())

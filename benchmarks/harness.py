@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
@@ -221,8 +222,6 @@ def memory_settings() -> dict[str, str | None]:
     """What decides how fast fresh memory is: pyarrow's allocator and the kernel's transparent huge
     pages (``[madvise]`` lets pyarrow's mimalloc ask for them; in a VM whose memory the host backs
     lazily, a fresh-process streamed backfill here took up to 2x as long with them, see README)."""
-    import pyarrow as pa
-
     settings: dict[str, str | None] = {"pyarrow_memory_pool": pa.default_memory_pool().backend_name}
     for name in ("enabled", "defrag"):
         try:
