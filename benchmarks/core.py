@@ -112,6 +112,7 @@ def run_sections(bench: Bench, only: Sequence[str] | None) -> None:
 def print_report(report: Report) -> None:
     try:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
     except ImportError:  # pragma: no cover - rich is a dependency
         Console = None
@@ -152,11 +153,13 @@ def print_report(report: Report) -> None:
             print(" | ".join(values))
         print("\n".join(footer))
         return
-    table = Table(title=header, title_justify="left", caption="\n".join([sizes, *footer]), caption_justify="left")
+    # the text is plain, not rich markup: "[madvise]" or "sizes[s3]" would otherwise be read as tags and vanish
+    table = Table(title=escape(header), title_justify="left", caption=escape("\n".join([sizes, *footer])),
+                  caption_justify="left")
     for name in columns:
         table.add_column(name, justify="right" if name in ("lakenodes", "baseline time", "ratio") else "left")
     for values in rows:
-        table.add_row(*values)
+        table.add_row(*map(escape, values))
     Console(width=200).print(table)
 
 
