@@ -15,8 +15,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
+from test_time_travel import QueueNode
+from test_unchanged_rows import SameConfig
 
-from lakenodes.lake._rewrite import write_files
+from lakenodes.lake._rewrite import file_stats, write_files
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -86,3 +88,26 @@ def test_only_text_is_dictionary_encoded(tmp_path):
                   for i in range(chunks.num_columns)}
     assert dictionary == {"time_index": False, "close": False, "volume": False, "venue": True, "flag": False,
                           "since": False}
+
+
+def test_statistics_keep_characters_beyond_the_bmp_and_pad_years_before_1000():
+    data = pa.table({"time_index": pa.array([dt.datetime(1, 1, 1, tzinfo=dt.UTC), T0], pa.timestamp("us", "UTC")),
+                     "name": ["𠮷野家", "a"]})
+    stats = file_stats(data)
+    # raw UTF-8 as delta-rs writes it: arrow-rs decodes an escaped surrogate pair to another character
+    assert '"𠮷野家"' in stats and "\\u" not in stats
+    assert json.loads(stats)["minValues"]["time_index"] == "0001-01-01T00:00:00.000Z"  # a valid Delta timestamp
+
+
+def test_a_filter_on_a_character_beyond_the_bmp_finds_rows_lakenodes_rewrote(local_lake):
+    """Polars prunes files by the log's statistics: with the escaped form it read '\\U00010bb7野家'
+    as the file's maximum and returned no row after a restatement rewrote the file."""
+    schema = {"time_index": pl.Datetime("us", "UTC"), "unique_identifier": pl.String, "close": pl.Float64,
+              "note": pl.String}
+    first = pl.DataFrame([(T0, "A", 1.0, "𠮷野家"), (T0, "B", 2.0, "a")], schema=schema, orient="row")
+    node = QueueNode(SameConfig(name="non-bmp"), [first, first.with_columns(pl.col("close") + 1)])
+    node.run()
+    node.run()  # a restatement of both rows: lakenodes' writer rewrites their files
+    assert node.store.table().version() == 1
+    found = pl.scan_delta(node.table_uri).filter(pl.col("note") == "𠮷野家").collect()
+    assert found.select("unique_identifier", "close").rows() == [("A", 2.0)]

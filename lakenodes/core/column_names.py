@@ -24,6 +24,26 @@ RESERVED_COLUMN_NAMES = frozenset(
 )
 
 
+# The per-identity columns lakenodes' own frames hold beside a frame's identity columns (row count,
+# first and last time, stored watermark; Arrow's grouping names its aggregates ``time_index_*``):
+# an identity dimension of one of these names would collide with them.
+RESERVED_IDENTITY_NAMES = frozenset({"n", "lo", "hi", "watermark"})
+
+
+def identity_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an identity dimension (a column of the index after ``time_index``),
+    or None when it can; see ``column_name_problem`` for every column's rules.
+
+    Example:
+        >>> identity_name_problem("venue") is None, identity_name_problem("hi")[:40]
+        (True, "identity dimension name 'hi' is reserved")
+    """
+    if name in RESERVED_IDENTITY_NAMES or name.startswith("time_index_"):
+        return (f"identity dimension name {name!r} is reserved: lakenodes keeps the columns 'n', 'lo', 'hi' and "
+                "'watermark' beside the identity columns (and names starting 'time_index_'); rename the dimension")
+    return None
+
+
 def column_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a stored column's name, or None when it can."""
     if len(name) > MAX_COLUMN_NAME_LENGTH:

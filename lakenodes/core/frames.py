@@ -17,7 +17,7 @@ import polars as pl
 from .._internal.datetimes import is_utc_zone
 from .._internal.deferred import pa, pc
 from ..errors import FrameValidationError
-from .column_names import column_name_problem
+from .column_names import column_name_problem, identity_name_problem
 from .config import RecordDefinition
 from .datetime_range import check_python_range
 from .frame_index import TIME_INDEX, bounds_and_uniqueness, check_unique_index, index_bounds
@@ -223,6 +223,10 @@ def _check_column_names(names: Sequence[str], index_names: Sequence[str]) -> Non
             raise FrameValidationError(f"column name {name!r} appears more than once")
         seen.add(name)
         problem = column_name_problem(name)
+        if problem:
+            raise FrameValidationError(problem)
+    for name in index_names[1:]:
+        problem = identity_name_problem(name)
         if problem:
             raise FrameValidationError(problem)
     value_columns = [name for name in names if name not in index_names]

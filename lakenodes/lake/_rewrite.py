@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 # 8 by default), which sends them: more threads only encode more files at once for the uploads to wait
 # (a 100-partition stream to moto on 2 cores: ~0.65 s of writes in 8 threads, ~1.05 s in 16)
 LOCAL_WRITER_THREADS = 4
+_CODE = "__lakenodes_partition_code"  # "__" names are reserved for lakenodes: no identity column has one
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def write_files(
         if rows_increase([one_array(rows.column(name)) for name in within], strictly=False):
             order = pc.sort_indices(encoded.indices)  # a stable sort: each partition's rows keep their order
         else:
-            keys = pa.table({"_code": encoded.indices, **{name: rows.column(name) for name in within}})
+            keys = pa.table({_CODE: encoded.indices, **{name: rows.column(name) for name in within}})
             order = pc.sort_indices(keys, [(name, "ascending") for name in keys.column_names])
         # taken straight from a stream's batches: combining them first would copy every row once more
         data = rows.drop_columns([partition]).take(order)
@@ -154,7 +155,9 @@ def _statistics(sizes: Sequence[int], data: pa.Table) -> list[tuple[str, tuple[A
         times = [values[group] for values in extremes[TIME_INDEX]] if TIME_INDEX in extremes else [None]
         stats = {"numRecords": size, "minValues": minimums, "maxValues": maximums,
                  "nullCount": {name: nulls[name][group] for name in data.column_names}}
-        results.append((json.dumps(stats), None if times[0] is None else (as_utc(times[0]), as_utc(times[1]))))
+        # unescaped UTF-8 as delta-rs writes it: an escaped character beyond U+FFFF (a surrogate pair)
+        # is decoded wrong by arrow-rs' JSON reader, so polars, DuckDB and pyarrow pruned on another value
+        results.append((json.dumps(stats, ensure_ascii=False), None if times[0] is None else (as_utc(times[0]), as_utc(times[1]))))
     return results
 
 
@@ -168,7 +171,9 @@ def _naive_values(values: pa.ChunkedArray) -> list[Any]:
 def _stat_value(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
         value = as_utc(value)
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        # isoformat pads the year to four digits (strftime's %Y does not below 1000 on Linux) and
+        # truncates to milliseconds as delta-rs does
+        return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     if isinstance(value, datetime.date):
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):

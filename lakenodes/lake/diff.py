@@ -7,6 +7,8 @@ Example:
     >>> change = diff_frames(old, new, ["time_index"])
     >>> change.added["time_index"].to_list(), change.deleted["time_index"].to_list(), change.changed.columns
     ([3], [1], ['time_index', 'close_from', 'close_to'])
+    >>> diff_frames(old.with_columns(close_to=0), new.with_columns(close_to=1), ["time_index"]).changed.columns
+    ['time_index', 'close_from', 'close_to', 'close_to_from', 'close_to_to']
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ def diff_frames(before: pl.DataFrame, after: pl.DataFrame, index: Sequence[str])
     """``diff_versions`` of two frames with the same columns (versions unknown)."""
     index = list(index)
     values = [name for name in after.columns if name not in index]
-    joined = before.join(after, on=index, how="inner", suffix="_to", nulls_equal=True).rename(
-        {name: f"{name}_from" for name in values})
+    # both sides renamed before the join: a join suffix would collide with a column already named
+    # ``<column>_to`` (columns ``px`` and ``px_to``); the renames of one side are applied at once
+    joined = before.rename({name: f"{name}_from" for name in values}).join(
+        after.rename({name: f"{name}_to" for name in values}), on=index, how="inner", nulls_equal=True)
     differs = pl.any_horizontal([values_differ(pl.col(f"{name}_to"), pl.col(f"{name}_from"), after.schema[name])
                                  for name in values]) if values else pl.lit(False)
     changed = joined.filter(differs).select(*index, *[c for name in values for c in (f"{name}_from", f"{name}_to")])

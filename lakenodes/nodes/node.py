@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from .._internal.deferred import pa
+from ..core.column_names import identity_name_problem
 from ..core.config import DataNodeConfiguration, DataNodeMetaData, RecordDefinition, canonical_dtype
 from ..core.frames import TIME_INDEX, UNIQUE_IDENTIFIER, timestamp_type
 from ..core.hashing import (
@@ -155,6 +156,10 @@ class DataNode(BaseNode):
             raise ConfigurationError(
                 f"{type(self).__name__}.IDENTITY_DIMENSIONS must be a tuple of distinct names other than time_index"
             )
+        for name in dims:
+            problem = identity_name_problem(name)
+            if problem:
+                raise ConfigurationError(f"{type(self).__name__}.IDENTITY_DIMENSIONS: {problem}")
 
     # -- to implement ---------------------------------------------------------------------------
     def dependencies(self) -> Mapping[str, BaseNode]:
