@@ -9,7 +9,9 @@ import logging
 import math
 
 import polars as pl
+import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 from test_time_travel import QueueNode
 
 from lakenodes import DataNode, DataNodeConfiguration, TimeIndexMetaTable
@@ -143,3 +145,22 @@ def test_diff_frames_sees_a_flipped_zero_and_not_nan():
     before = pl.DataFrame({"time_index": [1, 2, 3], "close": [0.0, NAN, None]})
     after = pl.DataFrame({"time_index": [1, 2, 3], "close": [-0.0, NAN, None]})
     assert diff_frames(before, after, ["time_index"]).changed["time_index"].to_list() == [1]
+
+
+@pytest.mark.parametrize("restated", [1.0, 5.0, 9.0], ids=["the first copy's", "the other copy's", "a new value"])
+def test_an_index_stored_twice_by_another_engine_is_merged_to_one_row_whatever_the_value(local_lake, restated):
+    """docs/interop.md: another engine's append at an existing index stores a second row, and the
+    next lakenodes run restating it merges them. A restated value equal to one of the copies was
+    taken for unchanged: nothing was committed and both rows stayed."""
+    node = QueueNode(SameConfig(name=f"twice-{restated}"), [grid([1, 2], ["A"], base=0.0)])
+    node.run()
+    stored_day_1 = node.get_df_between_dates().filter(pl.col("time_index") == day(1))
+    assert stored_day_1["close"].to_list() == [1.0]
+    copy = stored_day_1.with_columns(close=pl.lit(5.0)).to_arrow()
+    write_deltalake(node.table_uri, copy.cast(pa.schema(node.store.table().schema().to_arrow())), mode="append")
+    assert node.get_df_between_dates().filter(pl.col("time_index") == day(1)).height == 2
+    node.frames.append(stored_day_1.with_columns(close=pl.lit(restated)))
+    summary = summary_of(node)
+    assert (summary.rows_upserted, summary.rows_unchanged) == (1, 0)
+    rows = node.get_df_between_dates().sort("time_index")
+    assert rows.select("time_index", "close").rows() == [(day(1), restated), (day(2), 2.0)]

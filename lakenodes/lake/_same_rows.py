@@ -34,14 +34,16 @@ def values_differ(new: pl.Expr, stored: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 def unchanged_rows(new: pa.Table, stored: pa.Table, index: Sequence[str]) -> pa.Array:
     """A boolean mask over ``new``'s rows: True where ``stored`` (same columns, plain types) holds
-    a row with the same index and the same values."""
+    exactly one row with the same index, with the same values. An index stored more than once
+    (rows another engine appended) is a change whatever the values: its rewrite leaves one row."""
     index = list(index)
     values = [name for name in new.column_names if name not in index]
     rows = pl.from_arrow(new).with_row_index(_ROW)
     old = pl.from_arrow(stored.select(new.column_names)).rename({name: f"{name}{_STORED}" for name in values})
     joined = rows.join(old, on=index, how="inner", nulls_equal=True)
     differ = [values_differ(pl.col(name), pl.col(f"{name}{_STORED}"), rows.schema[name]) for name in values]
-    same = joined.filter(~pl.any_horizontal(differ)) if differ else joined
+    unique = ~pl.col(_ROW).is_duplicated()  # a row of ``new`` met one stored row of its index
+    same = joined.filter(unique & ~pl.any_horizontal(differ)) if differ else joined.filter(unique)
     mask = np.zeros(new.num_rows, dtype=bool)
     mask[same[_ROW].to_numpy()] = True
     return pa.array(mask)
