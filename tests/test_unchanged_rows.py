@@ -102,6 +102,11 @@ def test_a_mix_rewrites_only_the_changed_rows_and_their_files(local_lake, caplog
         "version": version + 1, "timestamp": None, "operation": "upsert", "update_hash": None, "run_id": None,
         "rows_added": 1, "rows_updated": 1, "rows_deleted": 0}
     assert node.get_df_between_dates().height == 7
+    # regression: run() returned the unchanged rows too, as if it had persisted them
+    a_day_2 = (pl.col("unique_identifier") == "A") & (pl.col("time_index") == day(2))
+    node.frames.append(mix.with_columns(close=pl.when(a_day_2).then(98.0).otherwise(pl.col("close"))))
+    error, written = node.run()
+    assert error is False and written.select("time_index", "unique_identifier", "close").rows() == [(day(2), "A", 98.0)]
 
 
 CASES = [  # (stored close, stored note, new close, new note, rewritten)

@@ -23,14 +23,15 @@ from .versions import row_counts
 
 
 def restate(lake: Lake, table: DeltaTable, frame: NormalizedFrame, write_id: str, metadata: dict[str, str],
-            committing: Callable[[int], None] | None = None) -> int:
+            committing: Callable[[pa.BooleanArray], None] | None = None) -> pa.BooleanArray:
     """Upsert ``frame`` on its full index in one commit against ``table``'s snapshot: the files
     holding rows it restates are rewritten without those rows, and the frame's rows are added.
 
     Rows equal to the stored row of their index (``lakenodes.lake._same_rows``) are left alone:
     only the others are written, only the files holding a row they replace are rewritten, and when
     no row changes nothing is committed (a re-run of an idempotent job adds no version). Returns
-    how many rows were unchanged; ``committing(unchanged)`` is called just before a commit."""
+    which of the frame's rows were unchanged (a mask over them); ``committing(that mask)`` is
+    called just before a commit."""
     index = list(frame.index_names)
     snapshot = snapshot_of(table, index)
     filesystem, root = lake_filesystem(lake, table.table_uri)
@@ -38,9 +39,8 @@ def restate(lake: Lake, table: DeltaTable, frame: NormalizedFrame, write_id: str
     old = read_whole(filesystem, root, snapshot.partition, candidates, snapshot.schema)
     new = to_plain(frame.table).select(snapshot.schema.names).cast(snapshot.schema)
     same = unchanged_rows(new, old.drop_columns(["_file"]), index)
-    unchanged = pc.sum(same).as_py() or 0
-    if unchanged == new.num_rows:
-        return unchanged
+    if same.true_count == new.num_rows:
+        return same
     new = new.filter(pc.invert(same))
     keys = new.select(index)
     hit = old.select([*index, "_file"]).join(keys, keys=index, join_type="left semi")
@@ -54,9 +54,9 @@ def restate(lake: Lake, table: DeltaTable, frame: NormalizedFrame, write_id: str
         app_transactions=[app_transaction(write_id), *partition_transactions(values), *rewrite_transactions(values)],
         custom_metadata={**metadata, **counts})
     if committing is not None:
-        committing(unchanged)
+        committing(same)
     commit_rewrite(table, filesystem, root, adds, removed_files(candidates, changed), properties, write_id)
-    return unchanged
+    return same
 
 
 def delete_rows(lake: Lake, table: DeltaTable, pruning: Pruning, predicate: pds.Expression, write_id: str,

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from deltalake import CommitProperties, DeltaTable, write_deltalake
@@ -73,6 +73,8 @@ class WriteResult:
     rows_upserted: int
     version: int | None
     rows_unchanged: int = 0
+    # over the frame's rows, True where a row equalled the stored one and was not written (a merge's)
+    unchanged_mask: pa.BooleanArray | None = field(default=None, compare=False, repr=False)
 
     @property
     def rows_written(self) -> int:
@@ -225,11 +227,11 @@ class TableStore:
                 # the cached table is now at our commit: no refresh (the next reader refreshes)
                 return replace(committing[-1], version=table.version())
             version = table.version() + 1
-            unchanged = restate(self.lake, table, frame, write_id, {**custom_metadata, "lakenodes.operation": "MERGE"},
-                                lambda same: committing.append(
-                                    WriteResult(frame.num_rows - overlap, overlap - same, version, same)))
-            if unchanged == frame.num_rows:  # every row is stored as it is: no commit, no new version
-                return WriteResult(0, 0, None, unchanged)
+            same = restate(self.lake, table, frame, write_id, {**custom_metadata, "lakenodes.operation": "MERGE"},
+                           lambda same: committing.append(WriteResult(
+                               frame.num_rows - overlap, overlap - same.true_count, version, same.true_count, same)))
+            if same.true_count == frame.num_rows:  # every row is stored as it is: no commit, no new version
+                return WriteResult(0, 0, None, same.true_count, same)
             return committing[-1]
 
         result = self.with_retries(attempt, what=f"write to {self.storage_hash}")
