@@ -15,6 +15,7 @@ from test_run import Step, day, delta
 
 from lakenodes import DataNodeMetaData, IdentifierConflictError, Lake, NodeRunError
 from lakenodes.catalog import catalog
+from lakenodes.core.hashing import hash_namespace
 from lakenodes.runtime import recorder as recorder_module
 from lakenodes.runtime.run import run_single
 from lakenodes.runtime.schedule import run_many
@@ -118,3 +119,24 @@ def test_a_stream_whose_claim_conflicts_commits_nothing_and_leaves_no_file(local
     assert delta(node) is None
     table_folder = Path(node.table_uri)
     assert not table_folder.exists() or not [path for path in table_folder.rglob("*.parquet")]
+
+
+@pytest.mark.parametrize("lookalike", ["_default", "a/../shared", "shared/", "./shared", "../../../../escaped", "n" * 300])
+def test_a_namespace_claims_its_identifiers_apart_and_inside_the_lake(local_lake: Lake, tmp_path, lookalike) -> None:
+    """Namespaces were folder names of their claims as they were: the test namespace '_default'
+    took the production scope's identifiers, 'a/../shared' and 'shared' shared one scope, '..'
+    wrote a claim outside the lake, and a 300-character one failed as a storage error."""
+    scopes = {"": "the production tables", lookalike: "a namespace", "shared": "another namespace"}
+    storage_hashes = {}
+    for namespace in scopes:  # every one claims the identifier for its own table: no conflict
+        with hash_namespace(namespace):
+            node = published("node", "prices")
+            assert node.run()[0] is False
+            storage_hashes[namespace] = node.storage_hash
+    assert len(set(storage_hashes.values())) == 3
+    for namespace, storage_hash in storage_hashes.items():
+        assert catalog.resolve_identifier(local_lake, "prices", namespace) == storage_hash
+    root = Path(local_lake.uri)
+    outside = [path for path in tmp_path.rglob("*") if root not in path.parents and path != root
+               and path not in root.parents]
+    assert outside == []

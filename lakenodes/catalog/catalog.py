@@ -7,8 +7,10 @@ the latest row of a record is its current state.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -281,8 +283,26 @@ def resolve_identifier(lake: Lake, identifier: str, namespace: str = "") -> str 
     return owner["storage_hash"] if owner else None
 
 
+# a namespace used as it is as the folder of its claims: a plain name of moderate length; any other
+# (a '/', '..', a space, a leading '_' like '_default' itself, 100+ characters) is digested
+_PLAIN_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
 def _identifier_scope(namespace: str) -> str:
-    return f"identifiers/{namespace or '_default'}"
+    """The claims folder of ``namespace``'s identifiers: ``_default`` for the production tables, a
+    plain namespace's own name, else ``_ns-`` and its digest (a leading ``_`` no plain name has).
+
+    Example:
+        >>> [_identifier_scope(name) for name in ("", "ci", "_default")][:2], _identifier_scope("_default")[:16]
+        (['identifiers/_default', 'identifiers/ci'], 'identifiers/_ns-')
+        >>> len({_identifier_scope(name) for name in ("c", "c/", "./c", "a/../c", "../c")})
+        5
+    """
+    if not namespace:
+        return "identifiers/_default"
+    if _PLAIN_NAMESPACE.match(namespace):
+        return f"identifiers/{namespace}"
+    return f"identifiers/_ns-{hashlib.sha256(namespace.encode('utf-8')).hexdigest()[:40]}"
 
 
 def updater_registered(lake: Lake, update_hash: str) -> bool:
