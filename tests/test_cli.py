@@ -121,6 +121,22 @@ def test_list_filters_by_identifier_human_and_json(tutorial_lake):
     assert ok_json("data-node", "list", "-f", "namespace=test", lake=tutorial_lake)["count"] == 0
 
 
+@pytest.mark.parametrize("output", ["table", "--json"])
+def test_a_reader_closing_stdout_ends_the_command_quietly(tutorial_lake, output):
+    """``lakenodes ... | head -1``: rich's console turned the closed pipe into SystemExit(1), reported
+    as "sys.exit(1) was called while the command ran"."""
+    arguments = ["--lake", tutorial_lake.uri, *([output] if output == "--json" else []), "data-node", "detail",
+                 SIMULATED_PRICES_IDENTIFIER]
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes a byte
+    try:
+        done = subprocess.run([sys.executable, "-m", "lakenodes", *arguments], cwd=REPO, stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 1 and done.stderr == "", done.stderr
+
+
 def test_list_filters_by_recording_time_and_column(tutorial_lake):
     """Date filters and column names typed as text (bug: a TypeError and exit 1; no match)."""
     assert ok_json("data-node", "list", "-f", "recorded_at__gte=2000-01-01", lake=tutorial_lake)["count"] == 2

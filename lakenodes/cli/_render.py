@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import errno
 import json
 import math
 import sys
@@ -97,7 +98,16 @@ def stdout_console() -> Console:
     from rich.console import Console
 
     wide = None if sys.stdout.isatty() else 1000  # no wrapping or truncation in pipes and logs
-    return Console(highlight=False, width=wide, soft_wrap=False)
+    console = Console(highlight=False, width=wide, soft_wrap=False)
+    console.on_broken_pipe = _stdout_closed  # type: ignore[method-assign]
+    return console
+
+
+def _stdout_closed() -> None:
+    """What a console does when the reader of stdout closed it (``lakenodes ... | head``): raise it
+    as the ``BrokenPipeError`` it is, which click ends quietly, instead of rich's ``SystemExit(1)``
+    (reported as if a node's code had called ``sys.exit``)."""
+    raise BrokenPipeError(errno.EPIPE, "stdout was closed by its reader")
 
 
 def text(value: Any) -> str:

@@ -192,7 +192,7 @@ def _logging_to_stderr(verbose: bool) -> Iterator[None]:
 def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
     try:
         yield
-    except (typer.Exit, typer.Abort, ClickException):
+    except (typer.Exit, typer.Abort, ClickException, BrokenPipeError):  # click ends a closed stdout quietly
         raise
     except KeyboardInterrupt as stop:  # before typer turns it into a silent exit 130
         terminated = isinstance(stop, Terminated)
