@@ -479,6 +479,10 @@ def test_numpy_scalars_and_negative_zero_hash_as_the_values_they_equal():
     assert hashes(Params(params={"n": np.int64(5), "on": np.bool_(True), "x": np.float32(0.5)})) == \
         hashes(Params(params={"n": 5, "on": True, "x": 0.5}))
     assert hashes(Params(params={"x": -0.0})) == hashes(Params(params={"x": 0.0}))
+    # an array hashes as its list (it failed: "ValueError: can only convert an array of size 1 ...")
+    assert hashes(Params(params={"w": np.array([[0.5, 0.25]]), "k": np.array(3)})) == \
+        hashes(Params(params={"w": [[0.5, 0.25]], "k": 3}))
+    assert hashes(Params(params={"w": np.array([0.5, 0.25])})) != hashes(Params(params={"w": np.array([0.5, 0.5])}))
 
 
 def test_an_unhashable_configuration_value_is_a_configuration_error_naming_its_place():

@@ -442,3 +442,14 @@ def test_a_naive_class_offset_start_is_refused_naming_it(local_lake):
 
     with pytest.raises(LakenodesUserError, match=r"NaiveStart.OFFSET_START .* has no time zone"):
         NaiveStart(StatsConfig()).compute_update_statistics()
+
+
+@pytest.mark.parametrize("start", ["2024-01-01T00:00:00+00:00", dt.date(2024, 1, 1)], ids=["iso text", "date"])
+def test_a_class_offset_start_that_is_no_datetime_is_refused_naming_it(local_lake, start):
+    """It failed in the statistics phase with "AttributeError: 'str' object has no attribute 'tzinfo'"."""
+    class OtherStart(QueueNode):
+        OFFSET_START = start
+
+    with pytest.raises(LakenodesUserError, match=rf"OtherStart.OFFSET_START must be a timezone-aware datetime, "
+                                                 rf"got {type(start).__name__} "):
+        OtherStart(StatsConfig()).compute_update_statistics()

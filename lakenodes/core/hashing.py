@@ -195,8 +195,8 @@ def _canonical(value: Any, scope: Scope, declared: tuple[Any, ...] | None) -> An
         if math.isnan(value) or math.isinf(value):
             return repr(float(value))
         return float(repr(float(value))) if value else 0.0  # -0.0 == 0.0; np.float64 as the float it equals
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # np.int64(5) == 5
-        return _canonical(value.item(), scope, declared)
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):  # np.int64(5) == 5; an array as its list
+        return _canonical(value.tolist(), scope, declared)
     if _is_asset(value):
         return value.unique_identifier
     if _is_node(value):

@@ -201,7 +201,11 @@ class DataNode(BaseNode):
         """Statistics of this updater's scope from the table's Delta metadata; ``as_of`` (a version
         or a datetime, as for reads) gives what the table held then (empty before it existed)."""
         offset_start = getattr(self.config, "offset_start", None) or self.OFFSET_START
-        if offset_start.tzinfo is None:  # the config's field refuses naive values; a class attribute is not validated
+        if not isinstance(offset_start, datetime.datetime):  # a class attribute is not validated (a string, a date)
+            raise ConfigurationError(f"{type(self).__name__}.OFFSET_START must be a timezone-aware datetime, got "
+                                     f"{type(offset_start).__name__} {offset_start!r}: e.g. "
+                                     "datetime(2020, 1, 1, tzinfo=timezone.utc)")
+        if offset_start.tzinfo is None:  # the config's field refuses naive values
             raise ConfigurationError(f"{type(self).__name__}.OFFSET_START {offset_start!r} has no time zone: "
                                      "give it one, e.g. datetime(2020, 1, 1, tzinfo=timezone.utc)")
         asset_list = self.get_asset_list()
