@@ -19,6 +19,7 @@ from lakenodes import (
     NodeRunError,
     RunSummary,
     run_many,
+    set_default_frame,
     use_lake,
 )
 
@@ -136,6 +137,32 @@ def test_frames_only_when_asked(tmp_path):
         shards = [ShardedPrices(ShardConfig(uids=uids, offset_start=DAYS[-2])) for uids in SHARDS]
         frames = run_many(shards, return_frames=True)
         assert sorted(frame.height for frame in frames.values()) == sorted(len(u) for u in SHARDS)
+
+
+class FrameKindProbe(DataNode):
+    """Stores the module of the frame its own read returns inside update() (where a seed's code
+    calls ``.iloc``): the frame kind in effect in the process that runs it."""
+
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        kind = type(self.get_df_between_dates()).__module__.split(".")[0]
+        return pl.DataFrame({"time_index": [DAYS[0]], "kind": [kind]})
+
+
+def test_set_default_frame_reaches_the_spawned_workers_a_run_submits_to(tmp_path):
+    """README: ``set_default_frame("pandas")`` gives the seeds' pandas shape everywhere; a spawned
+    worker started without it, so update() met a polars frame there ('iloc' failed)."""
+    set_default_frame("pandas")
+    try:
+        with use_lake(tmp_path / "frames"), \
+                ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            probe = FrameKindProbe(ShardConfig(uids=["AAA"]))
+            run_many([probe], executor=pool)
+            assert pl.read_delta(probe.table_uri)["kind"].to_list() == ["pandas"]
+    finally:
+        set_default_frame(None)
 
 
 def test_failure_in_worker_names_node_and_phase(tmp_path):

@@ -50,6 +50,12 @@ def set_default_frame(kind: FrameKind | None) -> None:
     _chosen = kind
 
 
+def chosen_frame() -> str | None:
+    """The kind ``set_default_frame`` chose in this program (None: none chosen), which a run sends
+    to the worker processes it submits nodes to (a spawned process starts without it)."""
+    return _chosen
+
+
 def default_frame() -> str:
     """The frame kind in effect: ``set_default_frame`` > ``LAKENODES_FRAME`` > ``"polars"``."""
     if _chosen is not None:

@@ -13,6 +13,7 @@ from typing import Literal, overload
 
 import polars as pl
 
+from ..core.frame_kind import chosen_frame, set_default_frame
 from ..errors import DependencyCycleError, LakeConfigurationError, NodeRunError
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
@@ -160,8 +161,10 @@ def _run_on_executor(
                     continue
                 # a fresh argument per submission: executors that cache by arguments (Dask's default
                 # pure=True) would otherwise hand back an earlier run's result without running
-                # the lake goes along: an executor pickles outside this use_lake block (in a feeder thread)
-                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex, keep[key], graph[key].lake)] = key
+                # the lake goes along: an executor pickles outside this use_lake block (in a feeder thread);
+                # so does the frame kind set_default_frame chose (a spawned worker starts without it)
+                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex, keep[key], graph[key].lake,
+                                        chosen_frame())] = key
             if not running:
                 if pending:
                     raise DependencyCycleError(f"dependency cycle among {sorted(pending)}")
@@ -182,10 +185,14 @@ def _run_on_executor(
     return results, failures
 
 
-def run_submission(node: DataNode, submission_id: str, keep_frame: bool = False, lake: Lake | None = None) -> RunSummary:
+def run_submission(node: DataNode, submission_id: str, keep_frame: bool = False, lake: Lake | None = None,
+                   frame: str | None = None) -> RunSummary:
     """``run_single`` as submitted to an executor, in ``lake`` (that of the node where it was
-    submitted); ``submission_id`` makes every submission distinct."""
+    submitted) with ``frame`` (the kind ``set_default_frame`` chose there, if any) as this
+    process's default; ``submission_id`` makes every submission distinct."""
     logger.debug("running submission %s of %r", submission_id, node)
+    if frame is not None and frame != chosen_frame():
+        set_default_frame(frame)  # a worker process's own default: what its submitter's was
     with use_lake(lake or node.lake):
         return run_single(node, default_hooks(), keep_frame)
 
