@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -800,6 +801,23 @@ def test_search_commands(lake_copy):
     # the DataNode guide's `mainsequence data_node search "..." --data-source-id 2`
     assert_one_line_error(cli("data_node", "search", "close", "--data-source-id", "2", lake=lake_copy), 2,
                           "--data-source-id has no counterpart: a lake is one data source; search another one with --lake")
+
+
+@pytest.mark.slow
+def test_searches_in_several_processes_at_once_all_build_and_answer(lake_copy):
+    """Each search catches a missing index up; run at once, LanceDB refused the commits of all but
+    one ("Retryable commit conflict ... preempted", "incompatible with concurrent transaction
+    Overwrite") and those searches failed (exit 1): a lost commit is redone."""
+    search = [sys.executable, "-m", "lakenodes", "--lake", lake_copy.uri, "--json", "search", "close price",
+              "--mode", "description"]
+    for _ in range(3):
+        shutil.rmtree(Path(lake_copy.uri) / "_catalog" / "search", ignore_errors=True)
+        searches = [subprocess.Popen(search, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                    for _ in range(4)]
+        for process in searches:
+            out, err = process.communicate(timeout=300)
+            assert process.returncode == 0, err
+            assert SIMULATED_PRICES_IDENTIFIER in {row["identifier"] for row in json.loads(out)["description"]["results"]}
 
 
 def test_search_shows_the_docstring_of_a_node_without_a_description(tmp_path):

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 import warnings
 from typing import Any
 
@@ -61,6 +63,9 @@ __all__ = ["catch_up", "rebuild_index", "refresh_tables", "search_index", "searc
 
 # {"catalog": [table id, version], "index": version, "files": [catalog data files]}: the last catch-up
 _MARKER = "catalog_version.json"
+# Searches in several processes at once each catch a new or stale index up: the writes are
+# idempotent (merge on uid, indexes replaced), so a commit another process's won is simply redone
+CONFLICT_ATTEMPTS = 5
 
 
 def search_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
@@ -86,6 +91,28 @@ def catch_up(lake: Lake, records: list[TableRecord] | None = None, embedding_mod
             "TimeIndexMetaTable.rebuild_search_index(embedding_model=...)), or search with the index's own "
             "embedder (no --embedder, no embedding_model)"
         )
+    attempt = 1
+    while True:
+        try:
+            return _catch_up_once(lake, index, records)
+        except Exception as error:
+            if attempt == CONFLICT_ATTEMPTS or not _lost_to_another_writer(error):
+                raise
+            log.info("search index %s: another process changed it meanwhile (%s): catching up again (%d of %d)",
+                     index.uri, str(error).split(", /")[0], attempt + 1, CONFLICT_ATTEMPTS)
+        time.sleep(random.uniform(0.05, 0.2) * attempt)
+        index = search_index(lake, embedding_model)  # its open tables are from before the other's commit
+        attempt += 1
+
+
+def _lost_to_another_writer(error: Exception) -> bool:
+    """Whether ``error`` is LanceDB refusing a commit because another writer's landed first
+    ("Retryable commit conflict ... preempted", "incompatible with concurrent transaction")."""
+    text = str(error)
+    return "commit conflict" in text or "concurrent transaction" in text
+
+
+def _catch_up_once(lake: Lake, index: SearchIndex, records: list[TableRecord] | None) -> SearchIndex:
     catalog = tables_version(lake)
     state = {"catalog": list(catalog) if catalog else None, "index": index.version()}
     marker = _read_marker(lake, index)
