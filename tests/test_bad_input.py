@@ -523,3 +523,16 @@ def test_an_empty_identity_list_reads_no_rows(ctx: Context):
         assert ctx.node.scan(unique_identifier_list=[]).collect().height == 0
         assert ctx.node.get_df_between_dates(dimension_filters={"unique_identifier": []}).height == 0
         assert ctx.node.get_df_between_dates(unique_identifier_list=["AAA"]).height > 0
+
+
+def test_an_identity_list_and_a_unique_identifier_filter_both_apply(ctx: Context):
+    """Regression: the list replaced the filter, so ``unique_identifier_list=["AAA"]`` with
+    ``dimension_filters={"unique_identifier": ["BBB"]}`` returned every AAA row instead of none."""
+    with use_lake(ctx.lake):
+        stored = set(ctx.node.get_df_between_dates()["unique_identifier"].unique().to_list())
+        assert len(stored) >= 2
+        first, second = sorted(stored)[:2]
+        for read in (ctx.node.get_df_between_dates, lambda **kw: ctx.node.scan(**kw).collect()):
+            assert read(unique_identifier_list=[first], dimension_filters={"unique_identifier": [second]}).height == 0
+            both = read(unique_identifier_list=[first, second], dimension_filters={"unique_identifier": [second]})
+            assert set(both["unique_identifier"].to_list()) == {second}

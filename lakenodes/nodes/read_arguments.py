@@ -30,11 +30,22 @@ def _operand(value: str, argument: str, allowed: tuple[str, str]) -> bool:
 
 
 def dimension_filters_argument(dimension_filters: Any, unique_identifier_list: Any) -> dict[str, list[Any]]:
+    """The value filters of a read; ``unique_identifier_list`` and a ``unique_identifier`` entry of
+    ``dimension_filters`` both apply (the identifiers in both), as every other filter does.
+
+    Example:
+        >>> dimension_filters_argument({"unique_identifier": ["AAPL", "MSFT"]}, ["NVDA", "MSFT"])
+        {'unique_identifier': ['MSFT']}
+    """
     if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
         raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
     filters = {dim: list_argument(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
     if unique_identifier_list is not None:
-        filters[UNIQUE_IDENTIFIER] = [uid_of(item) for item in list_argument(unique_identifier_list, "unique_identifier_list")]
+        listed = [uid_of(item) for item in list_argument(unique_identifier_list, "unique_identifier_list")]
+        if UNIQUE_IDENTIFIER in filters:  # it replaced the other: rows of identifiers outside it came back
+            allowed = set(filters[UNIQUE_IDENTIFIER])
+            listed = [uid for uid in listed if uid in allowed]
+        filters[UNIQUE_IDENTIFIER] = listed
     return filters
 
 
