@@ -31,7 +31,8 @@ def test_register_filter_get(any_lake):
 
 
 def test_registration_is_idempotent(local_lake):
-    Asset.batch_get_or_register_custom_assets(specs(["NVDA", "AAPL"]))
+    twice = Asset.batch_get_or_register_custom_assets(specs(["NVDA", "AAPL", "NVDA"]))  # alike twice: harmless
+    assert [a.unique_identifier for a in twice] == ["NVDA", "AAPL", "NVDA"] and len(Asset.filter()) == 2
     versions = _ledger(local_lake)._store.table().version()
     again = Asset.batch_get_or_register_custom_assets(specs(["NVDA", "AAPL"]))
     assert [a.unique_identifier for a in again] == ["NVDA", "AAPL"]
@@ -53,6 +54,9 @@ def test_registration_is_idempotent(local_lake):
     ({"unique_identifier": "é" * 40}, "258 bytes"),
     ({"unique_identifier": "日" * 27}, "261 bytes"),
     ({"unique_identifier": "ok", "snapshot": "not a dict"}, "mapping"),
+    # regression: both were returned while only the second was stored
+    ({"unique_identifier": "AAPL", "snapshot": {"ticker": "AAPL2"}},
+     r"asset 'AAPL' is given twice with different snapshots \(\{.*\"ticker\": \"AAPL\"\} and \{.*\"ticker\": \"AAPL2\"\}\)"),
 ])
 def test_bad_assets_rejected_and_nothing_stored(local_lake, bad, message):
     Asset.batch_get_or_register_custom_assets(specs(["NVDA"]))

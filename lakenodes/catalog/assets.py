@@ -83,15 +83,23 @@ class Asset(BaseModel):
                 "asset as [{'unique_identifier': ..., 'snapshot': {...}}]")
         lake = lake or current_lake()
         wanted = [_asset_from_spec(spec) for spec in assets]
+        by_uid: dict[str, Asset] = {}
+        for asset in wanted:  # twice alike is harmless; two snapshots of one asset: which one was meant?
+            first = by_uid.setdefault(asset.unique_identifier, asset)
+            if first != asset:
+                raise LakenodesUserError(
+                    f"asset {asset.unique_identifier!r} is given twice with different snapshots "
+                    f"({_snapshot_text(first)} and {_snapshot_text(asset)}): give each asset once; nothing was registered")
         existing = {asset.unique_identifier: asset for asset in _all_assets(lake)}
-        changed = [asset for asset in {a.unique_identifier: a for a in wanted}.values()
-                   if existing.get(asset.unique_identifier) != asset]
+        changed = [asset for asset in by_uid.values() if existing.get(asset.unique_identifier) != asset]
         _ledger(lake).append([
-            {"unique_identifier": asset.unique_identifier,
-             "snapshot": json.dumps(asset.model_dump(exclude={"unique_identifier"}, exclude_none=True), sort_keys=True)}
-            for asset in changed
-        ])
+            {"unique_identifier": asset.unique_identifier, "snapshot": _snapshot_text(asset)} for asset in changed])
         return wanted
+
+
+def _snapshot_text(asset: Asset) -> str:
+    """What the catalog stores of an asset besides its identifier (JSON, keys sorted)."""
+    return json.dumps(asset.model_dump(exclude={"unique_identifier"}, exclude_none=True), sort_keys=True)
 
 
 HashedAsUid.register(Asset)  # configurations hash an asset as its unique_identifier
