@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
@@ -79,6 +80,12 @@ class WriteResult:
     @property
     def rows_written(self) -> int:
         return self.rows_appended + self.rows_upserted
+
+    def without_unchanged(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """The frame written as ``rows`` (empty when not kept) less the rows a merge left as stored."""
+        if not self.rows_unchanged or self.unchanged_mask is None or rows.is_empty():
+            return rows
+        return rows.filter(~pl.Series(self.unchanged_mask))
 
 
 class TableStore:

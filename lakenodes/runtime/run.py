@@ -242,7 +242,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                 for hook in hooks:
                     hook.run_succeeded(node, RunInfo(run_id, started, rows_written))
             return summary((result.rows_appended, result.rows_upserted), result.version,
-                           _without_unchanged(persisted(), result), result.rows_unchanged)
+                           result.without_unchanged(persisted()), result.rows_unchanged)
     except (KeyboardInterrupt, SystemExit) as stop:  # recorded, then passed on as it is: the caller asked to stop
         if phase == "write" and not committed:
             rows_written = _rows_committed_before(node, run_id, stop)
@@ -291,15 +291,6 @@ def _persisted(node: DataNode, frame: NormalizedFrame | FrameStream | None,
     if frame.num_rows < BACKGROUND_CONVERSION_ROWS:
         return lambda: pl.from_arrow(frame.table)
     return in_background(lambda: pl.from_arrow(frame.table)).result
-
-
-def _without_unchanged(rows: pl.DataFrame, result: WriteResult) -> pl.DataFrame:
-    """The rows a write persisted of the frame ``rows`` holds (a merge leaves out those equal to
-    the stored row of their index, ``result.unchanged_mask``); none when ``rows`` is empty (the
-    frame was not kept)."""
-    if not result.rows_unchanged or result.unchanged_mask is None or rows.is_empty():
-        return rows
-    return rows.filter(~pl.Series(result.unchanged_mask))
 
 
 @contextlib.contextmanager
