@@ -378,6 +378,19 @@ CASES: list[Case] = [
     call("delete_unknown_coordinate", lambda ctx: ctx.table.delete_after_date(
         "2024-01-01", index_coordinates=[{"portfolio": "p1"}]), LakenodesUserError,
         "'portfolio' is not an identity dimension"),
+    # regressions: [] deleted every identity's rows, an empty generator raised RecursionError
+    call("delete_no_coordinates", lambda ctx: ctx.table.delete_after_date("2024-01-01", index_coordinates=[]),
+         LakenodesUserError, "index_coordinates is empty: give the coordinates to delete, or None"),
+    call("delete_no_coordinates_generated", lambda ctx: ctx.table.delete_after_date(
+        "2024-01-01", index_coordinates=(c for c in [])), LakenodesUserError, "index_coordinates is empty"),
+    call("delete_coordinate_not_mapping", lambda ctx: ctx.table.delete_after_date(
+        "2024-01-01", index_coordinates=[("AAA",)]), LakenodesUserError,
+        r"each index coordinate maps dimensions to values, e.g. \{'unique_identifier': 'AAPL'\}, got \('AAA',\)"),
+    # labels: a label that is no string made every later read of the catalog fail
+    call("label_none", lambda ctx: ctx.table.add_label(None), LakenodesUserError,
+         "label must be a string, got NoneType None"),
+    call("label_number", lambda ctx: ctx.table.add_label(123), LakenodesUserError, "label must be a string, got int 123"),
+    call("label_blank", lambda ctx: ctx.table.add_label("  "), LakenodesUserError, "label must not be empty"),
     # assets
     call("asset_empty_uid", lambda ctx: Asset(unique_identifier=""), ValidationError, "must not be empty"),
     call("asset_uid_300_chars", lambda ctx: Asset(unique_identifier="x" * 300), ValidationError, "limit is 255"),

@@ -130,7 +130,10 @@ def check_identity_dimensions(dimensions: Sequence[str] | dict[str, Any], index_
 
 def parse_label(label: str, *, name: str = "LABEL") -> str:
     """``label`` itself; a blank label is refused (labels never change a table's identity, but
-    an empty one could never be matched or removed by name)."""
+    an empty one could never be matched or removed by name), and so is one that is no string (the
+    catalog holds labels as text: another value made every read of it fail)."""
+    if not isinstance(label, str):
+        raise LakenodesUserError(f"{name} must be a string, got {type(label).__name__} {label!r}")
     if not label.strip():
         raise LakenodesUserError(f"{name} must not be empty")
     return label

@@ -19,6 +19,7 @@ from .._internal.datetimes import iso_z, parse_datetime
 from .._internal.deferred import DeferredModule
 from ..catalog.catalog import find_tables, save_table_record, table_record
 from ..catalog.records import TableRecord
+from ..core.lookup_parsing import parse_label
 from ..core.lookups import exactly_one
 from ..errors import LakenodesUserError, VersionUnavailableError
 from ..lake.diff import TableDiff, diff_versions
@@ -126,6 +127,7 @@ class TimeIndexMetaTable(TableRecord):
 
     # -- metadata changes (labels never touch identity) ---------------------------------------
     def add_label(self, label: str, *, lake: Lake | None = None) -> Self:
+        label = parse_label(label, name="label")
         if label not in self.labels:
             self.labels = [*self.labels, label]
             save_table_record(lake or self.lake, self)
@@ -252,6 +254,7 @@ class TimeIndexMetaTable(TableRecord):
             raise LakenodesUserError("after_date is required (an ISO-8601 date or datetime)")
         filters = {dim: [values] if isinstance(values, str) else list(values)
                    for dim, values in (dimension_filters or {}).items()}
+        index_coordinates = _coordinates_argument(index_coordinates)
         dims = set(self.index_names[1:])
         for dim in [*filters, *[d for coordinate in index_coordinates or [] for d in coordinate]]:
             if dim not in dims:
@@ -278,3 +281,28 @@ class TimeIndexMetaTable(TableRecord):
             "stats": {key: stats[key] for key in
                       ("last_time_index_value", "earliest_index_value", "multi_index_stats", "multi_index_column_stats")},
         }
+
+
+def _coordinates_argument(coordinates: Any) -> list[Mapping[str, str]] | None:
+    """``index_coordinates`` of a tail delete as a list (a generator is read once), refused when
+    it holds no coordinate (``[]`` would have deleted every identity's rows: None says "all") or
+    a coordinate is not a mapping of dimensions to values.
+
+    Example:
+        >>> _coordinates_argument(iter([{"unique_identifier": "AAPL"}]))
+        [{'unique_identifier': 'AAPL'}]
+    """
+    if coordinates is None:
+        return None
+    if isinstance(coordinates, (str, bytes, Mapping)):
+        raise LakenodesUserError(f"index_coordinates must be a list of coordinates, got {coordinates!r}; wrap a "
+                                 "single one as [{'unique_identifier': ...}]")
+    coordinates = list(coordinates)
+    if not coordinates:
+        raise LakenodesUserError("index_coordinates is empty: give the coordinates to delete, or None to delete "
+                                 "the rows of every identity")
+    for coordinate in coordinates:
+        if not isinstance(coordinate, Mapping):
+            raise LakenodesUserError(f"each index coordinate maps dimensions to values, e.g. "
+                                     f"{{'unique_identifier': 'AAPL'}}, got {coordinate!r}")
+    return coordinates

@@ -340,9 +340,12 @@ def all_of(left: pds.Expression | None, right: pds.Expression | None) -> pds.Exp
 
 
 def any_of(expressions: Sequence[pds.Expression | None]) -> pds.Expression | None:
-    """``a | b | ...``, where None means no condition (so the whole is None)."""
+    """``a | b | ...``, where None means no condition (so the whole is None); no expression at all
+    matches nothing."""
     if any(expression is None for expression in expressions):
         return None
+    if not expressions:
+        return pds.scalar(False)
     if len(expressions) == 1:
         return expressions[0]
     middle = len(expressions) // 2  # a balanced tree: a chain of thousands overflowed the stack
