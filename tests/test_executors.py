@@ -165,6 +165,33 @@ def test_set_default_frame_reaches_the_spawned_workers_a_run_submits_to(tmp_path
         set_default_frame(None)
 
 
+class TwoArgumentError(Exception):
+    """An exception pickle cannot rebuild: its ``__init__`` takes other arguments than its message."""
+
+    def __init__(self, code: int, detail: str):
+        super().__init__(f"code={code}")
+        self.detail = detail
+
+
+class UnpicklableFailure(ShardedPrices):
+    def update(self):
+        raise TwoArgumentError(42, "feed")
+
+
+def test_an_exception_pickle_cannot_rebuild_names_its_node_and_the_others_run(tmp_path):
+    """It broke the process pool: every node then failed "during executor: BrokenProcessPool",
+    including an independent one that never ran, and the cause was only in the run records."""
+    with use_lake(tmp_path / "unpicklable"):
+        bad, good = UnpicklableFailure(ShardConfig(uids=["AAA"])), ShardedPrices(ShardConfig(uids=["BBB"]))
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with pytest.raises(NodeRunError) as raised:
+                run_many([bad, good], executor=pool)
+        assert list(raised.value.failures) == [bad.update_hash] and list(raised.value.completed) == [good.update_hash]
+        assert str(raised.value.failures[bad.update_hash]).endswith(
+            "failed during update: RuntimeError: TwoArgumentError: code=42 (the original exception could not be pickled)")
+        assert stored_rows(good) > 0
+
+
 def test_failure_in_worker_names_node_and_phase(tmp_path):
     with use_lake(tmp_path / "broken"):
         broken = BrokenShard(ShardConfig(uids=["AAA"]))

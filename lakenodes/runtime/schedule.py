@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
@@ -14,7 +15,7 @@ from typing import Literal, overload
 import polars as pl
 
 from ..core.frame_kind import chosen_frame, set_default_frame
-from ..errors import DependencyCycleError, LakeConfigurationError, NodeRunError
+from ..errors import DependencyCycleError, LakeConfigurationError, NodeRunError, one_line, plain_message
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
 from ..nodes.node import DataNode
@@ -194,7 +195,33 @@ def run_submission(node: DataNode, submission_id: str, keep_frame: bool = False,
     if frame is not None and frame != chosen_frame():
         set_default_frame(frame)  # a worker process's own default: what its submitter's was
     with use_lake(lake or node.lake):
-        return run_single(node, default_hooks(), keep_frame)
+        try:
+            return run_single(node, default_hooks(), keep_frame)
+        except NodeRunError as error:
+            raise portable(error) from error
+
+
+def portable(error: NodeRunError) -> NodeRunError:
+    """``error`` as it can travel to the submitting process: when its cause would not survive
+    pickling (an exception whose ``__init__`` pickle cannot call again, one holding a lock), the
+    cause becomes a ``RuntimeError`` holding the cause's type and message. Otherwise the process
+    pool broke, and the failure was blamed on whichever node was running beside it.
+
+    Example:
+        >>> class Odd(Exception):
+        ...     def __init__(self, code, detail):
+        ...         super().__init__(f"code={code}")
+        >>> str(portable(NodeRunError("Node()", "update", Odd(42, "x"))))
+        'Node() failed during update: RuntimeError: Odd: code=42 (the original exception could not be pickled)'
+    """
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:  # noqa: BLE001 - whatever pickling raised, the stand-in below travels
+        cls, arguments = error.__reduce__()[:2]
+        stand_in = RuntimeError(f"{type(error.cause).__name__}: {one_line(plain_message(error.cause))} "
+                                "(the original exception could not be pickled)")
+        return cls(*arguments[:2], stand_in, *arguments[3:])
+    return error
 
 
 def _skipped_for_failed_dependency(
