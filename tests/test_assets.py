@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import multiprocessing
 
 import pytest
@@ -54,6 +55,11 @@ def test_registration_is_idempotent(local_lake):
     ({"unique_identifier": "é" * 40}, "258 bytes"),
     ({"unique_identifier": "日" * 27}, "261 bytes"),
     ({"unique_identifier": "ok", "snapshot": "not a dict"}, "mapping"),
+    # regressions: raw TypeErrors
+    ({"unique_identifier": "ok", "snapshot": {"listed": datetime.date(2020, 1, 2)}},
+     "asset 'ok': its snapshot cannot be stored .*date is not JSON serializable.*nothing was registered"),
+    ({"unique_identifier": "ok", "snapshot": {"unique_identifier": "other"}},
+     "asset 'ok': its snapshot names another unique_identifier 'other'"),
     # regression: both were returned while only the second was stored
     ({"unique_identifier": "AAPL", "snapshot": {"ticker": "AAPL2"}},
      r"asset 'AAPL' is given twice with different snapshots \(\{.*\"ticker\": \"AAPL\"\} and \{.*\"ticker\": \"AAPL2\"\}\)"),
@@ -110,3 +116,18 @@ def test_concurrent_registration_loses_nothing(tmp_path):
         process.join(60)
     assert [results.get(timeout=5) for _ in processes] == ["ok"] * 3
     assert sorted(a.unique_identifier for a in Asset.filter(lake=Lake(uri))) == ["A", "B", "C", "D", "E"]
+
+
+def test_lookups_take_any_iterable_and_fields_some_snapshots_lack(local_lake):
+    """Regression: an ``__in`` generator was used up by the first asset (one match instead of two),
+    and a field only some snapshots hold (``sector``) was an "unknown field" error."""
+    Asset.batch_get_or_register_custom_assets([*specs(["NVDA", "AAPL"]),
+                                               {"unique_identifier": "TSLA", "snapshot": {"sector": "Auto"}}])
+    assert [a.unique_identifier for a in Asset.filter(unique_identifier__in=(u for u in ["NVDA", "AAPL"]))] == [
+        "NVDA", "AAPL"]
+    assert [a.unique_identifier for a in Asset.filter(sector="Auto")] == ["TSLA"]
+    assert [a.unique_identifier for a in Asset.filter(sector__isnull=True)] == ["NVDA", "AAPL"]
+    with pytest.raises(LakenodesUserError, match="unknown field 'colour' in lookup 'colour'; asset fields are"):
+        Asset.filter(colour="red")
+    with pytest.raises(LakenodesUserError, match="__in expects a list, got 'NVDA'"):
+        Asset.filter(unique_identifier__in="NVDA")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from .._internal.deferred import pa
 from ..core.hashing import HashedAsUid
 from ..core.identity_values import describe_value, partition_value_problem
-from ..core.lookups import exactly_one, matches_lookups
+from ..core.lookups import exactly_one, matches_lookups, prepared_lookups, split_lookup
 from ..errors import LakenodesUserError
 from ..lake.ledger import Ledger
 from ..lake.location import Lake, current_lake
@@ -60,8 +60,15 @@ class Asset(BaseModel):
 
     @classmethod
     def filter(cls, *, lake: Lake | None = None, **lookups: Any) -> list[Asset]:
-        """Registered assets matching Django-style lookups, e.g. ``Asset.filter(ticker__in=["NVDA"])``."""
-        return [asset for asset in _all_assets(lake or current_lake()) if matches_lookups(asset.model_dump(), lookups)]
+        """Registered assets matching Django-style lookups, e.g. ``Asset.filter(ticker__in=["NVDA"])``.
+        A field of some assets' snapshots only (``sector``) is missing, so null, in the others."""
+        assets, lookups = _all_assets(lake or current_lake()), prepared_lookups(lookups)
+        fields = set(cls.model_fields) | {name for asset in assets for name in asset.model_extra or {}}
+        for key in lookups:
+            name = split_lookup(key)[0]
+            if name not in fields:
+                raise LakenodesUserError(f"unknown field {name!r} in lookup {key!r}; asset fields are {sorted(fields)}")
+        return [asset for asset in assets if matches_lookups({**dict.fromkeys(fields), **asset.model_dump()}, lookups)]
 
     @classmethod
     def get(cls, *, lake: Lake | None = None, **lookups: Any) -> Asset:
@@ -99,7 +106,12 @@ class Asset(BaseModel):
 
 def _snapshot_text(asset: Asset) -> str:
     """What the catalog stores of an asset besides its identifier (JSON, keys sorted)."""
-    return json.dumps(asset.model_dump(exclude={"unique_identifier"}, exclude_none=True), sort_keys=True)
+    try:
+        return json.dumps(asset.model_dump(exclude={"unique_identifier"}, exclude_none=True), sort_keys=True)
+    except TypeError as error:  # a date, a Decimal...: read back it would not be the value given
+        raise LakenodesUserError(
+            f"asset {asset.unique_identifier!r}: its snapshot cannot be stored ({error}); the catalog keeps "
+            "snapshots as JSON: give text, numbers, booleans, lists or mappings; nothing was registered") from None
 
 
 HashedAsUid.register(Asset)  # configurations hash an asset as its unique_identifier
@@ -114,7 +126,11 @@ def _asset_from_spec(spec: Mapping[str, Any]) -> Asset:
     if not isinstance(snapshot, Mapping):
         raise LakenodesUserError(f"'snapshot' must be a mapping, got {type(snapshot).__name__}")
     extra = {k: v for k, v in spec.items() if k not in ("unique_identifier", "snapshot")}
-    return Asset(unique_identifier=spec["unique_identifier"], **{**extra, **snapshot})
+    fields = {**extra, **snapshot}
+    if fields.pop("unique_identifier", spec["unique_identifier"]) != spec["unique_identifier"]:
+        raise LakenodesUserError(f"asset {spec['unique_identifier']!r}: its snapshot names another unique_identifier "
+                                 f"{snapshot['unique_identifier']!r}")
+    return Asset(unique_identifier=spec["unique_identifier"], **fields)
 
 
 def _ledger(lake: Lake) -> Ledger:

@@ -21,7 +21,7 @@ from .._internal.caches import register_cache
 from .._internal.deferred import pa, pc
 from ..core.config import checked_identifier
 from ..core.hashing import HashedAsUpdateHash, checked_namespace
-from ..core.lookups import matches_lookups, split_lookup
+from ..core.lookups import matches_lookups, prepared_lookups, split_lookup
 from ..errors import ConfigurationError, IdentifierConflictError, NotFoundError
 from ..lake.claims import CLAIM_KIND, claim, claim_owner, claim_uri, reassign
 from ..lake.ledger import RECORDED_AT, Ledger, read_unpartitioned
@@ -99,6 +99,7 @@ _PUSHED_DOWN = ("uid", "storage_hash", "identifier", "source_class", "data_frequ
 
 def find_tables(lake: Lake, lookups: Mapping[str, Any]) -> list[TableRecord]:
     """Tables matching Django-style lookups (``identifier__contains``, ``labels__contains``, …)."""
+    lookups = prepared_lookups(lookups)
     return [table for table in all_tables(lake, rows=_row_filter(lookups)) if matches_lookups(table, lookups)]
 
 

@@ -31,6 +31,28 @@ def split_lookup(key: str) -> tuple[str, str]:
     return field, operator or "exact"
 
 
+def prepared_lookups(lookups: Mapping[str, Any]) -> dict[str, Any]:
+    """``lookups`` ready to be matched against many records: an ``__in`` iterable read once into a
+    list (a generator matched only the first record), a string or a scalar there refused.
+
+    Example:
+        >>> prepared_lookups({"ticker__in": (t for t in ["NVDA", "AAPL"]), "name": "x"})
+        {'ticker__in': ['NVDA', 'AAPL'], 'name': 'x'}
+    """
+    prepared = dict(lookups)
+    for key, expected in lookups.items():
+        if split_lookup(key)[1] == "in":
+            prepared[key] = _listed(expected)
+    return prepared
+
+
+def _listed(expected: Any) -> list[Any]:
+    """The values of an ``__in`` lookup as a list."""
+    if isinstance(expected, (str, bytes)) or not hasattr(expected, "__iter__"):
+        raise LakenodesUserError(f"__in expects a list, got {expected!r}")
+    return list(expected)
+
+
 def matches_lookups(record: Any, lookups: Mapping[str, Any]) -> bool:
     """True when ``record`` (a model or mapping) satisfies every lookup."""
     for key, expected in lookups.items():
@@ -56,9 +78,7 @@ def _matches(value: Any, operator: str, expected: Any, key: str) -> bool:
     if operator == "isnull":
         return (value is None) == bool(expected)
     if operator == "in":
-        if isinstance(expected, (str, bytes)) or not hasattr(expected, "__iter__"):
-            raise LakenodesUserError(f"__in expects a list, got {expected!r}")
-        return value in [_as_type_of(value, item, key) for item in expected]
+        return value in [_as_type_of(value, item, key) for item in _listed(expected)]
     if value is not None and operator in ("exact", "gt", "gte", "lt", "lte"):
         expected = _as_type_of(value, expected, key)
     if operator == "exact":
