@@ -249,20 +249,24 @@ class UnreadableFileError(StorageError):
 
 
 class WatermarkMovedError(LakenodesError, RuntimeError):
-    """Stored watermarks moved backward (a concurrent tail delete) between the statistics a run's
-    ``update()`` used and its write, again on every re-run: nothing was written. ``table`` names
-    the table, ``identities`` the identity tuples concerned."""
+    """Stored watermarks moved between the statistics a run's ``update()`` used and its write,
+    again on every re-run: nothing was written. Backward: a concurrent tail delete; ``forward``: a
+    concurrent writer appended rows a streamed update also holds (a stream cannot be merged).
+    ``table`` names the table, ``identities`` the identity tuples concerned."""
 
-    def __init__(self, table: str, identities: list[tuple[str, ...]]):
+    def __init__(self, table: str, identities: list[tuple[str, ...]], forward: bool = False):
         self.table = table
         self.identities = list(identities)
+        self.forward = forward
         shown = ", ".join("/".join(identity) or "(series)" for identity in self.identities[:10])
         more = f" and {len(self.identities) - 10} more" if len(self.identities) > 10 else ""
-        super().__init__(f"the stored watermark of {shown}{more} in table {table} moved backward (a concurrent "
-                         "tail delete) after update() read it; nothing was written")
+        how = ("forward (another writer appended rows of it that the streamed update also holds)" if forward
+               else "backward (a concurrent tail delete)")
+        super().__init__(f"the stored watermark of {shown}{more} in table {table} moved {how} after update() read "
+                         "it; nothing was written")
 
     def __reduce__(self):
-        return type(self), (self.table, self.identities)
+        return type(self), (self.table, self.identities, self.forward)
 
 
 class ConcurrentCreationError(LakenodesError, RuntimeError):

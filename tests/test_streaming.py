@@ -279,3 +279,31 @@ def test_an_empty_stream_that_keeps_the_stored_schema_writes_nothing(local_lake)
         _, persisted = node.run()
         assert persisted.is_empty()
     assert table_state(node) == before
+
+
+@pytest.mark.parametrize("kind", ["reader", "lazy"])
+def test_a_stream_overtaken_by_a_concurrent_append_is_computed_again(local_lake, kind):
+    """Two updaters of one table at once: the other one appends rows the stream also holds after
+    this run's statistics were read. The stream cannot be merged, so the run computes its rows
+    again from the new watermark (it failed "a streamed update only appends", exit 2: a user
+    mistake, where retrying succeeds)."""
+    node, other = StreamNode("overtaken"), StreamNode("overtaken")
+    node.output = lambda: reader(rows(0, 3))
+    node.run()  # days 0..2
+    computed: list[int] = []
+
+    def overtaken() -> Any:
+        watermark = node.update_statistics.max_time_index_value
+        first = (watermark - T0).days + 1
+        computed.append(first)
+        if len(computed) == 1:  # meanwhile another updater appends days 3..4
+            other.output = lambda: pl.from_arrow(rows(3, 2))
+            other.run()
+        fresh = rows(first, 6 - first)
+        return reader(fresh) if kind == "reader" else pl.from_arrow(fresh).lazy()
+
+    node.output = overtaken
+    node.run()
+    assert computed == [3, 5]
+    result = stored(node)  # days 0..5 of the 5 assets, each once
+    assert result.height == 30 and result.select(pl.struct("time_index", "unique_identifier").n_unique()).item() == 30

@@ -65,7 +65,7 @@ def write_stream(
     """
     flush_rows = flush_rows or FLUSH_ROWS
     write_id = f"lakenodes-{uuid.uuid4().hex}"
-    files = _Files(store)
+    files = _Files(store, seen)
     try:
         for frame in stream:
             files.add(frame, watermarks)
@@ -88,8 +88,9 @@ def write_stream(
 class _Files:
     """The data files of one streamed write: rows buffered, then written per partition."""
 
-    def __init__(self, store: TableStore):
+    def __init__(self, store: TableStore, seen: Mapping[tuple[str, ...], datetime.datetime] | None = None):
         self.store = store
+        self.seen = seen  # the watermarks the stream was computed from (see _refuse_restatements)
         self.adds: list[Any] = []
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
@@ -114,7 +115,7 @@ class _Files:
             self._target = (filesystem, root, schema, partition)
             self.index_names = frame.index_names
         if self._marks:  # a new table's stream (no watermark yet) restates nothing
-            _refuse_restatements(frame, compare_watermarks(frame, self._marks))
+            _refuse_restatements(self.store, frame, compare_watermarks(frame, self._marks), self.seen)
         self.pending.append(frame.table)
         self.pending_rows += frame.num_rows
 
@@ -148,9 +149,20 @@ class _Files:
             logger.debug("could not discard the files of streamed write %s: %s", write_id, error)
 
 
-def _refuse_restatements(frame: Any, compared: pl.DataFrame) -> None:
+def _refuse_restatements(store: TableStore, frame: Any, compared: pl.DataFrame,
+                         seen: Mapping[tuple[str, ...], datetime.datetime] | None) -> None:
+    """Refuse a stream holding rows at or before their identity's stored watermark: a restatement
+    (the caller's mistake), unless every such watermark is later than the one ``update()`` was
+    computed from (``seen``): then a concurrent writer appended them, and the run computes its
+    rows again (``WatermarkMovedError``)."""
     overlapping = overlapping_identities(compared)
     if overlapping.height:
+        dims = list(frame.identity_dimensions)
+        identities = [tuple(row[dim] for dim in dims) for row in overlapping.iter_rows(named=True)]
+        if seen is not None and all(
+                seen.get(identity) is None or mark > seen[identity]
+                for identity, mark in zip(identities, overlapping["watermark"].to_list(), strict=True)):
+            raise WatermarkMovedError(store.uri, identities, forward=True)
         row = overlapping.row(0, named=True)
         who = ", ".join(f"{dim}={row[dim]!r}" for dim in frame.identity_dimensions) or "the series"
         raise FrameValidationError(
@@ -194,7 +206,7 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
     if moved:
         raise WatermarkMovedError(store.uri, moved)
     compared = compare_watermarks(stream, marks)
-    _refuse_restatements(stream, compared)  # a concurrent writer appended rows of these identities meanwhile
+    _refuse_restatements(store, stream, compared, seen)  # a concurrent writer appended rows of them meanwhile
     _refuse_other_types(store, files, table)
     properties = CommitProperties(app_transactions=[app_transaction(write_id), *identity_transactions(stream, compared)],
                                   custom_metadata=custom_metadata)

@@ -37,8 +37,8 @@ from ..nodes.statistics import UpdateStatistics
 from .hooks import RunHooks, RunInfo
 
 logger = logging.getLogger(__name__)
-# statistics -> update -> validation runs at most this often per run: again when a concurrent tail
-# delete moved a watermark back between the statistics update() used and the write
+# statistics -> update -> validation, at most this often per run: again when a watermark moved between
+# the statistics update() used and the write (a concurrent tail delete; a concurrent append to a stream)
 COMPUTATIONS = 3
 
 
