@@ -151,6 +151,9 @@ def test_an_s3_lake_configured_only_by_the_environment_works(clean_env, s3_serve
         ("s3:///prefix/only", "names no bucket"),
         ("s3://bucket//prefix", "has an empty path component ('//')"),
         ("s3://bucket/a//b/", "has an empty path component ('//')"),
+        # regression: written under s3://bucket/lake, then looked for under x/../lake ("no lake")
+        ("s3://bucket/x/../lake", "has a '.' or '..' path component"),
+        ("s3://bucket/./lake", "has a '.' or '..' path component"),
         ("s3:/bucket/lake", "has no '//' after 's3:'"),
         ("file:/tmp/lake", "has no '//' after 'file:'"),
     ],

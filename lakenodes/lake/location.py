@@ -133,6 +133,11 @@ def _normalize_uri(uri: str) -> str:
             raise LakeConfigurationError(f"the lake URI {uri!r} names no bucket")
         if "//" in bucket_and_prefix:  # an object key with an empty "folder": pyarrow cannot address it
             raise LakeConfigurationError(f"the lake URI {uri!r} has an empty path component ('//'): remove one '/'")
+        if any(part in (".", "..") for part in bucket_and_prefix.split("/")):
+            # object keys have no folders to resolve them in: delta-rs' HTTP layer resolved s3://b/x/../l
+            # to s3://b/l when writing, while listings looked for the keys under x/../l
+            raise LakeConfigurationError(f"the lake URI {uri!r} has a '.' or '..' path component: write the prefix "
+                                         "it stands for")
         return _openable(f"s3://{bucket_and_prefix}", "[]%?#|^\\")
     # a "\\" is a folder name's character on POSIX (Windows' separator elsewhere)
     return _openable(_absolute(uri), "[]%#|^" + ("\\" if os.sep == "/" else ""), controls=True)
