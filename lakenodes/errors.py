@@ -248,6 +248,16 @@ class UnreadableFileError(StorageError):
         self.missing = missing
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command (or a worker process of ``lakenodes run --workers``) is,
+    so it ends as Ctrl-C does: the run recorded, one line."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """A SIGTERM handler: raise :class:`Terminated` in the main thread."""
+    raise Terminated("SIGTERM")
+
+
 class WatermarkMovedError(LakenodesError, RuntimeError):
     """Stored watermarks moved between the statistics a run's ``update()`` used and its write,
     again on every re-run: nothing was written. Backward: a concurrent tail delete; ``forward``: a

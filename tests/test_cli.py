@@ -1260,6 +1260,46 @@ def test_ctrl_c_or_sigterm_during_a_run_is_one_line_and_recorded(tmp_path, stop,
     assert record["status"] == "error" and record["error"].startswith(recorded)
 
 
+WAITING_PAIR = SLOW_NODE + textwrap.dedent('''
+    class Pair(DataNode):
+        Config = WaitConfig
+
+        def dependencies(self):
+            return {side: Waiting(WaitConfig(marker=f"{self.config.marker}-{side}")) for side in ("a", "b")}
+
+        def update(self):
+            return pl.DataFrame({"time_index": [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)], "v": [1.0]})
+''')
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_run_with_workers_stops_them_and_records_their_runs(tmp_path):
+    """Regression: the SIGTERM a scheduler sends the command reached it alone: it said "terminated"
+    and then waited for its spawn workers, whose nodes ran on to their commits (exit after ~12 s
+    here, both runs recorded as successes); with the whole group signalled, the workers died without
+    a run record."""
+    import signal
+    import time
+
+    (tmp_path / "waiting_pair.py").write_text(WAITING_PAIR)
+    marker = tmp_path / "in_update"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "run",
+                                "waiting_pair:Pair", "--workers", "2", "--config", json.dumps({"marker": str(marker)})],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{marker}-{side}").exists() for side in "ab") and process.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _assert_stopped(process, 30, "SIGTERM", 143, "terminated (SIGTERM)")  # update() sleeps 60 s in both
+    from lakenodes.catalog.catalog import run_history
+
+    records = run_history(Lake(str(tmp_path / "lake")))
+    assert sorted((record["status"], record["error"].split(":")[:2]) for record in records) == [
+        ("error", ["update", " Terminated"])] * 2
+
+
 _TGKILL = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine) if sys.platform == "linux" else None
 
 

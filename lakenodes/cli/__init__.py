@@ -35,9 +35,10 @@ from typing import Annotated
 
 import typer
 
+from ..errors import raise_terminated
 from ..lake._rust_stderr import restore_stderr
 from . import assets, data_node, maintenance, run, search, updates
-from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup, exit_code_of, raise_terminated
+from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup, exit_code_of
 from ._render import json_document
 from ._session import GlobalOptions, LakeOption, VerboseOption
 from ._stops import relay_stops

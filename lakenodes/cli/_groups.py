@@ -45,14 +45,6 @@ def exit_code_of(stop: SystemExit) -> int:
     return stop.code if isinstance(stop.code, int) else (SUCCESS if stop.code is None else FAILURE)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the command is, so it ends as Ctrl-C does (the run recorded, one line)."""
-
-
-def raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated("SIGTERM")
-
-
 class CommandFailed(Exception):
     """A command outcome that ends the process with ``code`` after one ``error:`` line
     (``reported``: the JSON document already says so)."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .._internal.collector import resume_collection
-from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, one_line
+from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, Terminated, one_line
 from ..lake.existence import lake_problem
 from ..lake.location import DEFAULT_LAKE_PATH, Lake, use_lake
 from ._groups import (
@@ -35,7 +35,6 @@ from ._groups import (
     USER_ERROR,
     ClickException,
     CommandFailed,
-    Terminated,
     exit_code_of,
     print_error,
 )

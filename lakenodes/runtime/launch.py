@@ -34,6 +34,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import types
 import typing
@@ -45,7 +46,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..core.hashing import hash_namespace
-from ..errors import LakenodesUserError
+from ..errors import LakenodesUserError, Terminated, raise_terminated
 from ..nodes.node import DataNode
 from .schedule import run_many
 
@@ -335,6 +336,22 @@ def like_parent(level: int, stream_format: str | None, stdout_to_stderr: bool = 
     logging.getLogger().setLevel(level)
 
 
+def _start_worker(level: int, stream_format: str | None, stdout_to_stderr: bool) -> None:
+    """A spawned worker of ``run_tree``: logging and stdout ``like_parent``; a SIGTERM (the parent
+    relays a scheduler's stop) ends its run as in the parent: ``Terminated`` raised wherever the run
+    is, the failure recorded."""
+    signal.signal(signal.SIGTERM, _terminated_once)
+    like_parent(level, stream_format, stdout_to_stderr)
+
+
+def _terminated_once(signum: int, frame: object) -> None:
+    """``raise_terminated``, ignoring the SIGTERMs after the first: a stop sent to the whole process
+    group reaches a worker twice (from the scheduler, then relayed by the parent), and the second
+    would cut short the recording of its run."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise_terminated(signum, frame)
+
+
 def run_tree(node: Any, *, workers: int = 1, on_progress: Callable[[int, int, Any], None] | None = None,
              on_phase: Callable[[Any, str], None] | None = None) -> dict[str, Any]:
     """Run ``node`` and its dependencies once; the :class:`~lakenodes.RunSummary` of each node's run
@@ -349,6 +366,12 @@ def run_tree(node: Any, *, workers: int = 1, on_progress: Callable[[int, int, An
             context = multiprocessing.get_context("spawn")
             # spawned workers start with logging unset and their own stdout: they log and print as this process does
             executor = stack.enter_context(ProcessPoolExecutor(
-                workers, mp_context=context, initializer=like_parent,
+                workers, mp_context=context, initializer=_start_worker,
                 initargs=(logging.getLogger().getEffectiveLevel(), _stream_format(), sys.stdout is sys.stderr)))
-        return run_many([node], executor=executor, on_progress=on_progress, on_phase=on_phase)
+        try:
+            return run_many([node], executor=executor, on_progress=on_progress, on_phase=on_phase)
+        except Terminated:
+            if executor is not None:  # the workers go on otherwise, and the shutdown waits for them
+                for worker in multiprocessing.active_children():
+                    worker.terminate()
+            raise
