@@ -1272,6 +1272,42 @@ WAITING_PAIR = SLOW_NODE + textwrap.dedent('''
 ''')
 
 
+FAILING_ROOT = textwrap.dedent('''
+    import datetime as dt
+    import polars as pl
+    from lakenodes import DataNode, DataNodeConfiguration
+
+    class Stored(DataNode):
+        def dependencies(self):
+            return {}
+
+        def update(self):
+            return pl.DataFrame({"time_index": [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)], "v": [1.0]})
+
+    class NaiveRoot(DataNode):
+        Config = DataNodeConfiguration
+
+        def dependencies(self):
+            return {"stored": Stored(DataNodeConfiguration())}
+
+        def update(self):  # a user mistake: naive times
+            return pl.DataFrame({"time_index": [dt.datetime(2024, 1, 1)], "v": [1.0]})
+''')
+
+
+def test_a_user_mistake_after_other_nodes_stored_rows_is_no_nothing_written_exit(tmp_path):
+    """Regression: exit 2 ("a user mistake: no row was written", scheduling.md) although the tree's
+    dependency had committed its rows before the root's mistake; nothing said so."""
+    (tmp_path / "failing_root.py").write_text(FAILING_ROOT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "run",
+                           "failing_root:NaiveRoot"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "NaiveRoot" in line and "timezone-naive" in line
+    assert line.endswith("; the tree's nodes that finished before it stored 1 row(s)")
+
+
 @pytest.mark.slow
 def test_sigterm_to_a_run_with_workers_stops_them_and_records_their_runs(tmp_path):
     """Regression: the SIGTERM a scheduler sends the command reached it alone: it said "terminated"

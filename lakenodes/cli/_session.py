@@ -205,9 +205,12 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
     except CommandFailed as failure:
         _fail(failure.code, failure.kind, str(failure), json_mode and not failure.reported, verbose)
     except NodeRunError as error:  # a run refused for the caller's mistake (nothing written) is one as well
-        rows_stored = isinstance(error, RowsStoredError)
-        user_mistake = isinstance(error.cause, LakenodesUserError) and not rows_stored
-        _fail(USER_ERROR if user_mistake else FAILURE, "run_error", str(error), json_mode, verbose, rows_stored)
+        # nodes of the tree that ran before the failure may have stored rows: then it is no "nothing written"
+        stored = sum(summary.rows_written for summary in error.completed.values())
+        rows_stored = isinstance(error, RowsStoredError)  # the failed node's own rows
+        user_mistake = isinstance(error.cause, LakenodesUserError) and not rows_stored and not stored
+        message = f"{error}; the tree's nodes that finished before it stored {stored} row(s)" if stored else str(error)
+        _fail(USER_ERROR if user_mistake else FAILURE, "run_error", message, json_mode, verbose, rows_stored)
     except LakenodesUserError as error:
         _fail(USER_ERROR, "user_error", str(error), json_mode, verbose)
     except Exception as error:  # storage and other failures: one line, traceback with --verbose
