@@ -141,6 +141,13 @@ def test_filter_lookups_read_text_as_the_fields_type(local_lake):
         TimeIndexMetaTable.filter(recorded_at__gt="yesterday")
     with pytest.raises(LakenodesUserError, match="cannot compare"):
         TimeIndexMetaTable.filter(recorded_at__gt=3)
+    # regressions: a naive datetime or a date from Python failed "cannot compare" (text of them worked);
+    # a flag given as text matched nothing
+    assert len(TimeIndexMetaTable.filter(recorded_at__gt=before.replace(tzinfo=None))) == 1
+    assert len(TimeIndexMetaTable.filter(recorded_at__gt=(recorded - dt.timedelta(days=1)).date())) == 1
+    assert len(TimeIndexMetaTable.filter(deleted="false")) == 1 and TimeIndexMetaTable.filter(deleted="true") == []
+    with pytest.raises(LakenodesUserError, match="lookup deleted='maybe': expected true or false"):
+        TimeIndexMetaTable.filter(deleted="maybe")
 
 
 def test_labels_never_touch_identity(local_lake):

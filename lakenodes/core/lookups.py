@@ -4,7 +4,8 @@ Supported operators: ``exact`` (the default), ``in``, ``contains``, ``icontains`
 ``startswith``, ``gt``/``gte``/``lt``/``lte``, ``isnull``. ``labels__contains`` tests list
 membership; ``columns__contains`` a column's name. A value given as text (as typed on a command
 line) is read as the field's type: ISO 8601 for datetimes (``2026-12-03``, ``2026-12-03T09:30:00Z``;
-no offset means UTC) and dates, a number for numbers.
+no offset means UTC, as for a naive datetime or a date given in Python) and dates, a number for
+numbers, ``true``/``false`` for flags.
 
 Example:
     >>> import datetime
@@ -107,8 +108,23 @@ def _matches(value: Any, operator: str, expected: Any, key: str) -> bool:
 
 def _as_type_of(value: Any, expected: Any, key: str) -> Any:
     """``expected`` as the type of the stored ``value`` when it was given as text (a command line's
-    filters are text); anything else as it is."""
-    if not isinstance(expected, str) or value is None or isinstance(value, (str, bool)):
+    filters are text), or as a naive datetime or a date where an aware datetime is stored (read as
+    UTC, as text without an offset is); anything else as it is.
+
+    Example:
+        >>> stored = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+        >>> _as_type_of(stored, datetime.date(2026, 1, 1), "at") == stored, _as_type_of(True, "false", "flag")
+        (True, False)
+    """
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None and isinstance(expected, datetime.date):
+        if not isinstance(expected, datetime.datetime):
+            expected = datetime.datetime.combine(expected, datetime.time())
+        return expected if expected.tzinfo is not None else expected.replace(tzinfo=datetime.UTC)
+    if isinstance(value, bool) and isinstance(expected, str):
+        if expected.strip().lower() not in _BOOLEANS:
+            raise LakenodesUserError(f"lookup {key}={expected!r}: expected true or false")
+        return _BOOLEANS[expected.strip().lower()]
+    if not isinstance(expected, str) or value is None or isinstance(value, str):
         return expected
     if isinstance(value, datetime.datetime):
         moment = parse_datetime(expected, f"lookup {key}")
@@ -124,6 +140,9 @@ def _as_type_of(value: Any, expected: Any, key: str) -> Any:
         kind = "an ISO 8601 date (e.g. 2026-12-03)" if isinstance(value, datetime.date) else f"a {type(value).__name__}"
         raise LakenodesUserError(f"lookup {key}={expected!r}: expected {kind}") from None
     return expected
+
+
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
 def exactly_one(found: list[Any], lookups: Mapping[str, Any], what: str) -> Any:
