@@ -538,6 +538,13 @@ def test_an_empty_identity_list_reads_no_rows(ctx: Context):
         assert ctx.node.get_df_between_dates(unique_identifier_list=["AAA"]).height > 0
 
 
+def test_a_column_asked_for_twice_is_read_once(ctx: Context):
+    """Regression: ``columns=["close", "close"]`` raised polars' DuplicateError."""
+    with use_lake(ctx.lake):
+        once = ctx.node.get_df_between_dates(columns=["close"])
+        assert ctx.node.get_df_between_dates(columns=["close", "close"]).equals(once) and "close" in once.columns
+
+
 def test_an_identity_list_and_a_unique_identifier_filter_both_apply(ctx: Context):
     """Regression: the list replaced the filter, so ``unique_identifier_list=["AAA"]`` with
     ``dimension_filters={"unique_identifier": ["BBB"]}`` returned every AAA row instead of none."""

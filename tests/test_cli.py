@@ -274,6 +274,8 @@ def test_delete_after_date_rejects_bad_input_and_keeps_data(lake_copy):
         (("2026-13-45",), "is not an ISO-8601 date"),
         (("2026-01-01", "--dimension-filter", "ticker=AAPL"), "not an identity dimension"),
         (("2026-01-01", "--dimension-filter", "unique_identifier"), "is not K=V"),
+        # regression: taken as the value '' (matching nothing, so deleting nothing, said as a success)
+        (("2026-01-01", "-d", "unique_identifier="), "unique_identifier='': a value is empty"),
     ]
     for extra, message in cases:
         result = cli("data-node", "delete-after-date", SIMULATED_PRICES_IDENTIFIER, *extra, "--yes", lake=lake_copy)

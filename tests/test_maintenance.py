@@ -377,3 +377,12 @@ def test_vacuum_reports_each_deleted_file_once_as_a_path_in_the_table(any_lake: 
         assert vacuum_table(any_lake, node.storage_hash, retention_hours=0, force_unsafe_retention=True)["files"] == []
         assert vacuum_table(any_lake, node.storage_hash, dry_run=True, retention_hours=0)["files"] == []
     assert _everything(node).equals(before)
+
+
+def test_a_table_named_twice_is_maintained_once(daily_node: DailyClose, local_lake: Lake):
+    """Regression: ``lakenodes vacuum T T`` (or a table's identifier and its storage hash) processed
+    the table twice."""
+    from lakenodes.facade.table_refs import maintenance_names
+
+    twice = [daily_node.storage_hash, daily_node.storage_hash, "_catalog/runs", "_catalog/runs"]
+    assert maintenance_names(local_lake, twice) == [daily_node.storage_hash, "_catalog/runs"]

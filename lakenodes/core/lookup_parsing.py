@@ -113,6 +113,8 @@ def parse_dimension_filters(pairs: Sequence[str] | None, index_names: Sequence[s
     scope: dict[str, list[str]] = {}
     for key, value in parse_pairs(pairs, option):
         values = parse_in_values(value, key, option=option)
+        if "" in values:  # no identity value is empty (nothing could match: "-d uid=" is a slip)
+            raise LakenodesUserError(f"{option} {key}={value!r}: a value is empty; identity values never are")
         scope.setdefault(key, []).extend(item if isinstance(item, str) else json.dumps(item) for item in values)
     check_identity_dimensions(scope, index_names, table_name)
     return scope

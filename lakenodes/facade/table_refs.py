@@ -81,8 +81,9 @@ def maintenance_targets(lake: Lake, pending: bool = True) -> list[str]:
 
 def maintenance_names(lake: Lake, refs: Sequence[str] | None, namespace: str | None = None,
                       pending: bool = True) -> list[str]:
-    """Table names maintenance takes (storage hashes, ``_catalog/<name>``) for ``refs``;
-    no refs means every table of the lake, catalog included (``pending``: see maintenance_targets)."""
+    """Table names maintenance takes (storage hashes, ``_catalog/<name>``) for ``refs``, each once
+    (two refs naming one table were maintained twice); no refs means every table of the lake,
+    catalog included (``pending``: see maintenance_targets)."""
     if not refs:
         return maintenance_targets(lake, pending)
     names = []
@@ -94,7 +95,7 @@ def maintenance_names(lake: Lake, refs: Sequence[str] | None, namespace: str | N
             names.append(ref)
         else:
             names.append(resolve_table(lake, ref, namespace).storage_hash)
-    return names
+    return list(dict.fromkeys(names))
 
 
 def run_history(lake: Lake, update_hash: str | None = None) -> list[dict[str, Any]]:

@@ -382,4 +382,4 @@ def selected_columns(index_names: Sequence[str], table: DeltaTable, columns: Seq
     unknown = [name for name in columns if name not in available]
     if unknown:
         raise LakenodesUserError(f"unknown column(s) {unknown}; the table has {available}")
-    return list(index_names) + [name for name in columns if name not in index_names]
+    return list(index_names) + [name for name in dict.fromkeys(columns) if name not in index_names]  # once each
