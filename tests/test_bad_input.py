@@ -354,6 +354,9 @@ CASES: list[Case] = [
          "no table matches"),
     call("lookup_ambiguous", lambda ctx: TimeIndexMetaTable.get(identifier__startswith="bad_input_"),
          LakenodesUserError, "2 tables match"),
+    # regression: "the table was deleted" of a table that never existed
+    call("api_node_unknown_storage_hash", lambda ctx: APIDataNode("no_such_hash").update_statistics, NotFoundError,
+         r"storage_hash='no_such_hash'\): no such table in .* \(never written there, or deleted\)"),
     call("api_node_unknown_identifier", lambda ctx: APIDataNode.build_from_identifier("no_such_table"), NotFoundError,
          "no table is published as 'no_such_table'"),
     # SQL: refused in the envelope, never executed

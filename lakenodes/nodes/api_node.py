@@ -60,7 +60,7 @@ class APIDataNode(BaseNode):
         """
         table = self.store.table()
         if table is None:
-            raise NotFoundError(f"{self!r}: the table was deleted from {self.lake.uri}")
+            raise NotFoundError(f"{self!r}: no such table in {self.lake.uri} (never written there, or deleted)")
         return UpdateStatistics(read_progress(table, self.lake))
 
     @property
