@@ -105,7 +105,7 @@ def test_filter_lookups(local_lake):
     assert [t.identifier for t in TimeIndexMetaTable.filter(identifier="quotes_daily")] == ["quotes_daily"]
     assert len(TimeIndexMetaTable.filter(identifier__in=["quotes_daily", "nope"])) == 1
     # regression: an __in generator was used up by the first table read (none matched after it)
-    assert len(TimeIndexMetaTable.filter(identifier__in=(name for name in ["nope", "quotes_daily"]))) == 1
+    assert len(TimeIndexMetaTable.filter(identifier__in=(name for name in ["quotes_daily", "quotes_vendor_b"]))) == 2
     assert len(TimeIndexMetaTable.filter(identifier__icontains="QUOTES_VENDOR")) == 1
     assert len(TimeIndexMetaTable.filter(labels__contains="prices")) == 2
     assert TimeIndexMetaTable.filter(labels__contains="rates") == []
