@@ -15,6 +15,7 @@ import pandas as pd
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from test_time_travel import QueueNode
 
 from lakenodes import DataNode, DataNodeConfiguration
 from lakenodes.errors import ConfigurationError, NodeRunError
@@ -28,20 +29,10 @@ class NamesConfig(DataNodeConfiguration):
     name: str = "names"
 
 
-class CodedNode(DataNode):
+class CodedNode(QueueNode):
     """A second identity dimension named ``_code``; returns one queued frame per run."""
 
     IDENTITY_DIMENSIONS: ClassVar[tuple[str, ...]] = ("unique_identifier", "_code")
-
-    def __init__(self, config, frames=(), **kwargs):
-        super().__init__(config, **kwargs)
-        self.frames = list(frames)
-
-    def dependencies(self):
-        return {}
-
-    def update(self):
-        return self.frames.pop(0)
 
 
 def coded(days, bump: float = 0.0) -> pl.DataFrame:

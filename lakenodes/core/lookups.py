@@ -121,9 +121,10 @@ def _as_type_of(value: Any, expected: Any, key: str) -> Any:
             expected = datetime.datetime.combine(expected, datetime.time())
         return expected if expected.tzinfo is not None else expected.replace(tzinfo=datetime.UTC)
     if isinstance(value, bool) and isinstance(expected, str):
-        if expected.strip().lower() not in _BOOLEANS:
+        flag = _BOOLEANS.get(expected.strip().lower())
+        if flag is None:
             raise LakenodesUserError(f"lookup {key}={expected!r}: expected true or false")
-        return _BOOLEANS[expected.strip().lower()]
+        return flag
     if not isinstance(expected, str) or value is None or isinstance(value, str):
         return expected
     if isinstance(value, datetime.datetime):

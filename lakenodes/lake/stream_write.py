@@ -164,7 +164,7 @@ def _refuse_restatements(store: TableStore, frame: Any, compared: pl.DataFrame,
                 for identity, mark in zip(identities, overlapping["watermark"].to_list(), strict=True)):
             raise WatermarkMovedError(store.uri, identities, forward=True)
         row = overlapping.row(0, named=True)
-        who = ", ".join(f"{dim}={row[dim]!r}" for dim in frame.identity_dimensions) or "the series"
+        who = ", ".join(f"{dim}={row[dim]!r}" for dim in dims) or "the series"
         raise FrameValidationError(
             f"the streamed update has rows of {who} from {row['lo'].isoformat()}, at or before its stored "
             f"watermark {row['watermark'].isoformat()}: a streamed update (RecordBatchReader, LazyFrame) only "

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 import warnings
 from typing import Any
@@ -51,6 +50,7 @@ from .._internal.deferred import pafs as fs
 from ..catalog.catalog import tables_since, tables_version
 from ..catalog.records import TableRecord
 from ..errors import LakenodesUserError
+from ..lake._retry import RetryPolicy
 from ..lake._storage_errors import storage_errors
 from ..lake.location import Lake, lake_filesystem, write_small_file
 from .documents import table_document
@@ -91,18 +91,18 @@ def catch_up(lake: Lake, records: list[TableRecord] | None = None, embedding_mod
             "TimeIndexMetaTable.rebuild_search_index(embedding_model=...)), or search with the index's own "
             "embedder (no --embedder, no embedding_model)"
         )
-    attempt = 1
-    while True:
+    backoff = RetryPolicy(attempts=CONFLICT_ATTEMPTS, base_delay=0.1)  # an index build takes ~1 s: up to 3 s of waits
+    for attempt in range(1, CONFLICT_ATTEMPTS):
         try:
             return _catch_up_once(lake, index, records)
         except Exception as error:
-            if attempt == CONFLICT_ATTEMPTS or not _lost_to_another_writer(error):
+            if not _lost_to_another_writer(error):
                 raise
             log.info("search index %s: another process changed it meanwhile (%s): catching up again (%d of %d)",
                      index.uri, str(error).split(", /")[0], attempt + 1, CONFLICT_ATTEMPTS)
-        time.sleep(random.uniform(0.05, 0.2) * attempt)
+        time.sleep(backoff.delay(attempt))
         index = search_index(lake, embedding_model)  # its open tables are from before the other's commit
-        attempt += 1
+    return _catch_up_once(lake, index, records)  # the last attempt: whatever it raises is the caller's
 
 
 def _lost_to_another_writer(error: Exception) -> bool:
