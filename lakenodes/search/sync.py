@@ -107,9 +107,11 @@ def catch_up(lake: Lake, records: list[TableRecord] | None = None, embedding_mod
 
 def _lost_to_another_writer(error: Exception) -> bool:
     """Whether ``error`` is LanceDB refusing a commit because another writer's landed first
-    ("Retryable commit conflict ... preempted", "incompatible with concurrent transaction")."""
+    ("Retryable commit conflict ... preempted", "incompatible with concurrent transaction"), or
+    LanceDB panicking in that race: creating a table another process is creating too ends, now and
+    then, in "entered unreachable code" (lancedb 0.40 ``database/listing.rs``), a ``RustPanic``."""
     text = str(error)
-    return "commit conflict" in text or "concurrent transaction" in text
+    return "commit conflict" in text or "concurrent transaction" in text or type(error).__name__ == "RustPanic"
 
 
 def _catch_up_once(lake: Lake, index: SearchIndex, records: list[TableRecord] | None) -> SearchIndex:
