@@ -1189,7 +1189,7 @@ def test_a_mistyped_bucket_or_prefix_on_s3_is_a_one_line_mistake(s3_server, s3_l
 
 
 SLOW_NODE = textwrap.dedent('''
-    import datetime as dt, pathlib, time
+    import datetime as dt, os, pathlib, time
     import polars as pl
     from lakenodes import DataNode, DataNodeConfiguration
 
@@ -1203,39 +1203,54 @@ SLOW_NODE = textwrap.dedent('''
             return {}
 
         def update(self):
-            pathlib.Path(self.config.marker).touch()  # the test interrupts once update() runs
+            pathlib.Path(self.config.marker).write_text(str(os.getpid()))  # the test interrupts once update() runs
             time.sleep(60)
             return pl.DataFrame({"time_index": [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)], "v": [1.0]})
 ''')
 
 
 def _run_waiting_in_update(tmp_path: Path) -> subprocess.Popen:
-    """``lakenodes run`` of the SLOW_NODE, returned once its update() is asleep (Python's fault handler
-    on: a process that does not stop prints its threads' stacks on SIGABRT)."""
-    import time
+    """``lakenodes run`` of the SLOW_NODE, returned once its update() is asleep."""
 
     (tmp_path / "waiting_node.py").write_text(SLOW_NODE)
     marker = tmp_path / "in_update"
+    process = _start_waiting_run(tmp_path, "waiting_node:Waiting", marker)
+    _wait_for_markers(process, [marker])
+    return process
+
+
+def _start_waiting_run(tmp_path: Path, node: str, marker: Path, *options: str) -> subprocess.Popen:
+    """``lakenodes run`` of ``node`` (SLOW_NODE's) in a session of its own, Python's fault handler on in
+    it and its workers: a run that does not stop prints every process's stacks on SIGABRT."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
            "PYTHONFAULTHANDLER": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "run",
-                                "waiting_node:Waiting", "--config", json.dumps({"marker": str(marker)})],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    return subprocess.Popen([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "run", node,
+                             "--config", json.dumps({"marker": str(marker)}), *options], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+
+
+def _wait_for_markers(process: subprocess.Popen, markers: list[Path]) -> list[int]:
+    """The pids of the processes whose update() wrote ``markers`` (their pid), once all of them did."""
+    import time
+
     deadline = time.monotonic() + 120
-    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+    while not all(marker.exists() and marker.read_text() for marker in markers) and process.poll() is None \
+            and time.monotonic() < deadline:
         time.sleep(0.05)
-    return process
+    assert process.poll() is None, process.communicate()
+    return [int(marker.read_text()) for marker in markers]
 
 
 def _assert_stopped(process: subprocess.Popen, seconds: int, stop: str, code: int, said: str) -> None:
     """The run ended within ``seconds`` of ``stop`` with exit ``code`` and the one stop line ``said``;
-    when it did not end, its threads' stacks are the failure (the hang was seen under loaded full runs)."""
+    when it did not end, the stacks of its processes' threads are the failure (the hang was seen under
+    loaded full runs)."""
     import signal
 
     try:
         stdout, stderr = process.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGABRT)
+        os.killpg(process.pid, signal.SIGABRT)  # workers too: they hold the output pipes open
         stdout, stderr = process.communicate(timeout=30)
         pytest.fail(f"the run did not stop within {seconds} s of {stop}; its threads then:\n{stderr}")
     assert process.returncode == code, (stdout, stderr)
@@ -1317,20 +1332,23 @@ def test_sigterm_to_a_run_with_workers_stops_them_and_records_their_runs(tmp_pat
     here, both runs recorded as successes); with the whole group signalled, the workers died without
     a run record."""
     import signal
-    import time
 
-    (tmp_path / "waiting_pair.py").write_text(WAITING_PAIR)
-    marker = tmp_path / "in_update"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "lakenodes", "--lake", str(tmp_path / "lake"), "run",
-                                "waiting_pair:Pair", "--workers", "2", "--config", json.dumps({"marker": str(marker)})],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while not all(Path(f"{marker}-{side}").exists() for side in "ab") and process.poll() is None \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
+    process, _ = _run_pair_waiting_in_workers(tmp_path)
     process.send_signal(signal.SIGTERM)
     _assert_stopped(process, 30, "SIGTERM", 143, "terminated (SIGTERM)")  # update() sleeps 60 s in both
+    _assert_both_runs_terminated(tmp_path)
+
+
+def _run_pair_waiting_in_workers(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
+    """``lakenodes run --workers 2`` of WAITING_PAIR, once both its dependencies' update() are asleep,
+    with the pids of the two workers running them."""
+    (tmp_path / "waiting_pair.py").write_text(WAITING_PAIR)
+    marker = tmp_path / "in_update"
+    process = _start_waiting_run(tmp_path, "waiting_pair:Pair", marker, "--workers", "2")
+    return process, _wait_for_markers(process, [Path(f"{marker}-{side}") for side in "ab"])
+
+
+def _assert_both_runs_terminated(tmp_path: Path) -> None:
     from lakenodes.catalog.catalog import run_history
 
     records = run_history(Lake(str(tmp_path / "lake")))
@@ -1349,24 +1367,44 @@ def test_a_stop_caught_by_another_thread_still_stops_the_run(tmp_path, stop, cod
     (delta-rs' tokio workers, polars', pyarrow's); Python runs the handler in the main thread only, so
     a stop caught elsewhere waited for update()'s blocking call to end (here a 60 s sleep: the run
     went on, the test timed out). The signal is sent to one such thread with tgkill(2)."""
-    import ctypes
     import signal
 
     process = _run_waiting_in_update(tmp_path)
-    number = getattr(signal, stop)
+    name = _signal_another_thread(process.pid, getattr(signal, stop))
+    _assert_stopped(process, 30, f"{stop} sent to thread {name}", code, said)
+
+
+def _signal_another_thread(pid: int, number: int) -> str:
+    """Send signal ``number`` to one thread of process ``pid`` that is not its main thread, nor the
+    stop relay, and does not block it (delta-rs' tokio workers preferred); that thread's name."""
+    import ctypes
 
     def catches(thread: str) -> bool:  # a thread that does not block the signal (jemalloc's block all)
-        status = Path(f"/proc/{process.pid}/task/{thread}/status").read_text()
+        status = Path(f"/proc/{pid}/task/{thread}/status").read_text()
         blocked = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
         return not blocked & (1 << (number - 1))
 
-    names = {thread: Path(f"/proc/{process.pid}/task/{thread}/comm").read_text().strip()
-             for thread in os.listdir(f"/proc/{process.pid}/task") if int(thread) != process.pid}
+    names = {thread: Path(f"/proc/{pid}/task/{thread}/comm").read_text().strip()
+             for thread in os.listdir(f"/proc/{pid}/task") if int(thread) != pid}
     preference = ("tokio", "polars", "")  # delta-rs' runtime starts with the catalog's first call: maybe not yet
     target = next(thread for prefix in preference for thread, name in sorted(names.items())
                   if name.startswith(prefix) and name != "lakenodes-stops" and catches(thread))
-    assert ctypes.CDLL(None, use_errno=True).syscall(_TGKILL, process.pid, int(target), number) == 0
-    _assert_stopped(process, 30, f"{stop} sent to thread {names[target]}", code, said)
+    assert ctypes.CDLL(None, use_errno=True).syscall(_TGKILL, pid, int(target), number) == 0
+    return names[target]
+
+
+@pytest.mark.skipif(_TGKILL is None, reason="tgkill(2) is called by its Linux syscall number (x86_64, aarch64)")
+def test_a_sigterm_a_worker_thread_caught_stops_the_run_with_workers(tmp_path):
+    """Regression (a CI failure: the command and both workers ran on for 60 s after a SIGTERM): the
+    command relays a SIGTERM to its spawn workers, and in a worker, as in the command, the kernel may
+    hand it to any thread; the worker had no relay, so its update()'s 60 s sleep went on. Here one
+    worker's tokio thread gets the SIGTERM: its run ends, and the command stops the other one."""
+    import signal
+
+    process, (worker, _) = _run_pair_waiting_in_workers(tmp_path)
+    name = _signal_another_thread(worker, signal.SIGTERM)
+    _assert_stopped(process, 30, f"SIGTERM sent to thread {name} of a worker", 143, "terminated (SIGTERM)")
+    _assert_both_runs_terminated(tmp_path)
 
 
 def test_ctrl_c_during_the_commit_says_the_rows_are_stored(local_lake, tmp_path, monkeypatch):

@@ -35,13 +35,13 @@ from typing import Annotated
 
 import typer
 
+from .._internal.stops import relay_stops
 from ..errors import raise_terminated
 from ..lake._rust_stderr import restore_stderr
 from . import assets, data_node, maintenance, run, search, updates
 from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup, exit_code_of
 from ._render import json_document
 from ._session import GlobalOptions, LakeOption, VerboseOption
-from ._stops import relay_stops
 
 __all__ = ["app", "main", "version_text"]
 

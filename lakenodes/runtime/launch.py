@@ -45,6 +45,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .._internal.stops import relay_stops
 from ..core.hashing import hash_namespace
 from ..errors import LakenodesUserError, Terminated, raise_terminated
 from ..nodes.node import DataNode
@@ -339,8 +340,8 @@ def like_parent(level: int, stream_format: str | None, stdout_to_stderr: bool = 
 def _start_worker(level: int, stream_format: str | None, stdout_to_stderr: bool) -> None:
     """A spawned worker of ``run_tree``: logging and stdout ``like_parent``; a SIGTERM (the parent
     relays a scheduler's stop) ends its run as in the parent: ``Terminated`` raised wherever the run
-    is, the failure recorded."""
-    signal.signal(signal.SIGTERM, _terminated_once)
+    is, the failure recorded, whichever of the worker's threads caught the signal."""
+    relay_stops(_terminated_once)
     like_parent(level, stream_format, stdout_to_stderr)
 
 

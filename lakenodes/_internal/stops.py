@@ -8,7 +8,8 @@ lakenodes' own): when one of them catches the signal, the main thread sleeps on,
 for the blocking call to end (a scheduler's grace period may run out first; tested by sending
 SIGTERM to a tokio worker with ``tgkill``).
 
-So the command keeps a relay thread: every signal Python handles writes its number to a pipe
+So the command, and each spawn worker of ``lakenodes run --workers`` (which the command relays a
+SIGTERM to), keeps a relay thread: every signal Python handles writes its number to a pipe
 (``signal.set_wakeup_fd``), whatever thread caught it; the relay reads it and, when the main thread
 has not run the SIGTERM handler within ``GRACE_S`` (after a Ctrl-C: always), sends that thread a
 signal of its own (``NUDGE``, whose handler does nothing), which interrupts its blocking call:
@@ -16,9 +17,9 @@ Python then runs the stop's handler, pending since the other thread caught it. A
 thread caught itself is handled at once, as before.
 
 Example:
-    >>> from lakenodes.cli import _stops
-    >>> before = _stops._handled
-    >>> counted(lambda signum, frame: f"handled {signum}")(15, None), _stops._handled - before
+    >>> from lakenodes._internal import stops
+    >>> before = stops._handled
+    >>> counted(lambda signum, frame: f"handled {signum}")(15, None), stops._handled - before
     ('handled 15', 1)
 """
 
