@@ -231,6 +231,12 @@ FRAME_RULE_REJECTIONS = [
     _reject("blank-third-level", lambda: pandas_frame((day(1), day(2)), uid_level("AAA", "AAA"), ("venue", ["X", " "])),
             "venue", "empty or blank"),
     _reject("polars-declared-level-missing", lambda: polars_frame(), "venue", "missing", node=VenueNode),
+    # a pandas index names its levels itself, but must name the ones the class declares, in order
+    _reject("pandas-declared-levels-reordered", lambda: pandas_frame(TWO_DAYS, ("venue", ["X", "Y"]), uid_level("AAA", "AAA")),
+            "['time_index', 'venue', 'unique_identifier']", "IDENTITY_DIMENSIONS ('unique_identifier', 'venue')",
+            "reorder_levels(['time_index', 'unique_identifier', 'venue'])", node=VenueNode),
+    _reject("pandas-declared-level-missing", lambda: pandas_frame(TWO_DAYS, uid_level("AAA", "BBB")),
+            "IDENTITY_DIMENSIONS", "add the level(s) ['venue']", node=VenueNode),
     # identity values a folder-name reader reads back as null, or whose partition folder name is too long
     _reject("hive-default-uid", lambda: polars_frame(uids=("AAA", "__HIVE_DEFAULT_PARTITION__")),
             "unique_identifier", "'__HIVE_DEFAULT_PARTITION__'", "read it back as null"),
@@ -446,6 +452,13 @@ def test_pandas_three_levels_round_trip(local_lake):
     assert list(stored.index.names) == ["time_index", "unique_identifier", "venue"]
     assert stored["value"].tolist() == [1.0, 2.0, 3.0]
     assert node.store.index_names() == ("time_index", "unique_identifier", "venue")
+
+
+def test_pandas_frame_indexed_by_the_declared_dimensions_round_trips(local_lake):
+    frame = pandas_frame(TWO_DAYS, uid_level("AAA", "AAA"), ("venue", ["X", "Y"]), value=[1.0, 2.0])
+    VenueNode().run_with(frame)
+    assert VenueNode().store.index_names() == ("time_index", "unique_identifier", "venue")
+    assert VenueNode().get_df_between_dates()["venue"].to_list() == ["X", "Y"]
 
 
 def test_polars_declared_dimension_round_trip(local_lake):

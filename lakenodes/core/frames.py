@@ -147,7 +147,10 @@ def _library(frame: Any) -> str | None:
 
 def _to_arrow(frame: Any, module: str | None, declared_dimensions: Sequence[str]) -> tuple[pa.Table, list[str]]:
     if module == "pandas":
-        return pandas_to_arrow(frame)
+        table, index_names = pandas_to_arrow(frame)
+        if table.num_columns:
+            _check_declared_levels(index_names, declared_dimensions)
+        return table, index_names
     if module == "polars":
         if isinstance(frame, pl.LazyFrame):
             frame = frame.collect()
@@ -172,6 +175,27 @@ def _to_arrow(frame: Any, module: str | None, declared_dimensions: Sequence[str]
     if missing:
         raise FrameValidationError(f"index column(s) {missing} missing from the frame; columns are {table.column_names}")
     return table, index_names
+
+
+def _check_declared_levels(index_names: Sequence[str], declared: Sequence[str]) -> None:
+    """A pandas index names its levels itself; when the class declares ``IDENTITY_DIMENSIONS`` they must be
+    those, in that order (``unique_identifier`` may lead them, as a polars frame's column does)."""
+    if not declared:
+        return
+    allowed = [[TIME_INDEX, *declared]]
+    if UNIQUE_IDENTIFIER not in declared:
+        allowed.append([TIME_INDEX, UNIQUE_IDENTIFIER, *declared])
+    if list(index_names) in allowed:
+        return
+    wanted = next((names for names in allowed if set(names) == set(index_names)), allowed[-1])
+    missing = [name for name in wanted if name not in index_names]
+    extra = [name for name in index_names if name not in wanted]
+    how = "; ".join([*([f"add the level(s) {missing} (frame.set_index({missing}, append=True))"] if missing else []),
+                     *([f"move the level(s) {extra} to columns (frame.reset_index({extra}))"] if extra else [])]
+                    ) or f"frame.reorder_levels({wanted})"
+    raise FrameValidationError(
+        f"the pandas frame's index levels {list(index_names)} are not the class's IDENTITY_DIMENSIONS "
+        f"{tuple(declared)}: index it by {wanted} ({how})")
 
 
 def _user_types(frame: Any, library: str | None) -> Callable[[str], str]:
