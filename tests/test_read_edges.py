@@ -129,3 +129,43 @@ def test_table_removed_and_rebuilt_by_another_process(local_lake: Lake) -> None:
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     read = node.get_df_between_dates()
     assert sorted(set(read["unique_identifier"])) == ["B"] and read.height == 4
+
+
+# -- bounds between two microseconds (pandas Timestamps hold nanoseconds, ISO strings any digits) ---
+def _between(day: int, nanos: int, form: str) -> object:
+    """Day ``day`` plus ``nanos`` nanoseconds as a pandas Timestamp or as ISO text with 9 digits."""
+    import pandas as pd
+
+    moment = pd.Timestamp(at(day)) + pd.Timedelta(nanos, "ns")
+    return moment if form == "timestamp" else f"{moment.strftime('%Y-%m-%dT%H:%M:%S')}.{nanos:09d}Z"
+
+
+@pytest.mark.parametrize("form", ["timestamp", "iso"])
+@pytest.mark.parametrize("great_or_equal", [True, False])
+@pytest.mark.parametrize("less_or_equal", [True, False])
+def test_a_bound_between_two_microseconds_keeps_its_meaning(local_lake, form, great_or_equal, less_or_equal):
+    """Regression: a bound's nanoseconds were dropped, so ``>= day 1 + 500 ns`` also read day 1's row
+    (and ``< day 3 + 500 ns`` lost day 3's)."""
+    node = FrameNode(FrameConfig(name="ns-bounds"))
+    node.run_with(pl.DataFrame({"time_index": [at(d) for d in range(5)], "unique_identifier": ["A"] * 5,
+                                "value": [float(d) for d in range(5)]}))
+    rows = node.get_df_between_dates(_between(1, 500, form), _between(3, 500, form), great_or_equal=great_or_equal,
+                                     less_or_equal=less_or_equal)
+    assert rows["value"].to_list() == [2.0, 3.0]  # day 1 is before the start, day 3 before the end
+    window = {"start_date": _between(1, 500, form), "start_date_operand": ">=" if great_or_equal else ">",
+              "end_date": _between(3, 500, form), "end_date_operand": "<=" if less_or_equal else "<"}
+    assert node.get_df_between_dates(unique_identifier_range_map={"A": window})["value"].to_list() == [2.0, 3.0]
+    assert node.get_df_between_dates(dimension_range_map=[{"coordinate": {"unique_identifier": "A"}, **window}]
+                                     )["value"].to_list() == [2.0, 3.0]
+
+
+@pytest.mark.parametrize("form", ["timestamp", "iso"])
+def test_a_tail_delete_after_a_moment_between_two_microseconds_keeps_the_rows_before_it(local_lake, form):
+    """Regression: ``delete_after_date(day 2 + 500 ns)`` also deleted day 2's row, which is before it."""
+    from lakenodes import TimeIndexMetaTable
+
+    node = FrameNode(FrameConfig(name="ns-delete"))
+    node.run_with(pl.DataFrame({"time_index": [at(d) for d in range(4)], "value": [float(d) for d in range(4)]}))
+    result = TimeIndexMetaTable.get(storage_hash=node.storage_hash).delete_after_date(_between(2, 500, form))
+    assert result["deleted_count"] == 1
+    assert node.get_df_between_dates()["value"].to_list() == [0.0, 1.0, 2.0]

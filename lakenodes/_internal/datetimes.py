@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 from ..errors import LakenodesUserError
@@ -61,24 +62,41 @@ def iso_z(value: datetime.datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def parse_datetime(value: Any, argument: str) -> datetime.datetime | None:
-    """Accept a datetime, date, pandas Timestamp or ISO-8601 string; naive values are taken as UTC."""
+def parse_datetime(value: Any, argument: str, *, round_up: bool = False) -> datetime.datetime | None:
+    """Accept a datetime, date, pandas Timestamp or ISO-8601 string; naive values are taken as UTC.
+
+    Times are stored in microseconds: a value between two of them (a pandas Timestamp's nanoseconds, an
+    ISO string's seventh or later fractional digit) becomes the microsecond before it, or with ``round_up``
+    the one after it. A bound keeps its meaning either way when rounded towards the rows it admits:
+    up for an inclusive lower bound (``>=``) or an exclusive upper one (``<``), down for the others.
+
+    Example:
+        >>> parse_datetime("2026-01-31T00:00:00.0000001Z", "start_date", round_up=True).microsecond
+        1
+    """
     if value is None:
         return None
+    between = False  # the value lies strictly between two microseconds
     if hasattr(value, "to_pydatetime"):
         if value != value:  # pandas NaT (a datetime unequal to itself)
             raise LakenodesUserError(f"{argument} is NaT, not a moment: pass None for no bound")
-        value = value.to_pydatetime()
+        between = bool(getattr(value, "nanosecond", 0))
+        value = value.replace(nanosecond=0).to_pydatetime() if between else value.to_pydatetime()
     if isinstance(value, str):
         text = value.strip().replace("Z", "+00:00")
         try:
-            value = datetime.datetime.fromisoformat(text)
+            value = datetime.datetime.fromisoformat(text)  # (keeps 6 fractional digits, drops the rest)
         except ValueError:
             raise LakenodesUserError(
                 f"{argument}={value!r} is not an ISO-8601 date or datetime (e.g. '2026-01-31' or '2026-01-31T00:00:00Z')"
             ) from None
+        between = _SUB_MICROSECOND.search(text) is not None
     elif isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
         value = datetime.datetime(value.year, value.month, value.day)
     if not isinstance(value, datetime.datetime):
         raise LakenodesUserError(f"{argument} must be a datetime, date or ISO-8601 string, got {type(value).__name__}")
-    return as_utc(value)
+    return as_utc(value + _MICROSECOND if between and round_up else value)
+
+
+# the fractional seconds of an ISO time with a nonzero digit after the sixth
+_SUB_MICROSECOND = re.compile(r"[T ]\d{2}:?\d{2}:?\d{2}[.,]\d{6}\d*[1-9]")

@@ -260,7 +260,7 @@ def data_node_delete_after_date(
     """Delete the tail of a table (rows at or after DATE), optionally for some identities only.
     Unless --yes, it counts the rows first and asks."""
     found = resolve_table(session.lake, ref, namespace)
-    cutoff = parse_datetime(date, "DATE")
+    cutoff = parse_datetime(date, "DATE", round_up=True)  # rows at or after it
     scope = parse_dimension_filters(dimension_filters, found.index_names, table_name(found))
     what = f"of {table_name(found)} with time_index >= {cutoff.isoformat()}" + (f" where {scope}" if scope else "")
     delete = functools.partial(found.delete_after_date, cutoff, dimension_filters=scope or None)

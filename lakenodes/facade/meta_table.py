@@ -249,7 +249,7 @@ class TimeIndexMetaTable(TableRecord):
             >>> example.table.delete_after_date("2026-04-02", dimension_filters={"unique_identifier": ["AAPL"]})["ok"]
             True
         """
-        cutoff = parse_datetime(after_date, "after_date")
+        cutoff = parse_datetime(after_date, "after_date", round_up=True)  # rows at or after it
         if cutoff is None:
             raise LakenodesUserError("after_date is required (an ISO-8601 date or datetime)")
         filters = {dim: [values] if isinstance(values, str) else list(values)

@@ -59,12 +59,26 @@ def _window(spec: Mapping[str, Any], also: tuple[str, ...] = ()) -> dict[str, An
     if unknown:  # a misspelt bound would otherwise be dropped: the read would return rows outside the range
         raise LakenodesUserError(f"unknown range key(s) {', '.join(map(repr, unknown))}; a range takes "
                                  f"{', '.join(map(repr, (*also, *_RANGE_KEYS)))}")
-    return {
-        "start": parse_datetime(spec.get("start_date"), "start_date"),
-        "start_inclusive": _operand(spec.get("start_date_operand", ">="), "start_date_operand", (">=", ">")),
-        "end": parse_datetime(spec.get("end_date"), "end_date"),
-        "end_inclusive": _operand(spec.get("end_date_operand", "<="), "end_date_operand", ("<=", "<")),
-    }
+    start_inclusive = _operand(spec.get("start_date_operand", ">="), "start_date_operand", (">=", ">"))
+    end_inclusive = _operand(spec.get("end_date_operand", "<="), "end_date_operand", ("<=", "<"))
+    return _bounds(spec.get("start_date"), spec.get("end_date"), start_inclusive, end_inclusive)
+
+
+def bounds_argument(start_date: Any, end_date: Any, great_or_equal: Any, less_or_equal: Any) -> dict[str, Any]:
+    """A read's time bounds in the store's terms (``start``, ``start_inclusive``, ``end``, ``end_inclusive``).
+
+    Example (a bound between two microseconds keeps its meaning: ``>= 00:00:00.0000005`` is ``>= 00:00:00.000001``):
+        >>> bounds_argument("2026-01-02T00:00:00.0000005Z", None, True, True)["start"].microsecond
+        1
+    """
+    return _bounds(start_date, end_date, flag_argument(great_or_equal, "great_or_equal"),
+                   flag_argument(less_or_equal, "less_or_equal"))
+
+
+def _bounds(start: Any, end: Any, start_inclusive: bool, end_inclusive: bool) -> dict[str, Any]:
+    # stored times are microseconds: a bound between two of them is rounded towards the rows it admits
+    return {"start": parse_datetime(start, "start_date", round_up=start_inclusive), "start_inclusive": start_inclusive,
+            "end": parse_datetime(end, "end_date", round_up=not end_inclusive), "end_inclusive": end_inclusive}
 
 
 def ranges_from_uid_map(range_map: Mapping[str, Mapping[str, Any]]) -> list[RangeFilter]:

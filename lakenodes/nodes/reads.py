@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, overload
 
 import polars as pl
 
-from .._internal.datetimes import parse_datetime
 from .._internal.deferred import pa
 from ..core.frame_kind import FrameKind, as_frame, resolve_frame
 from ..core.frames import TIME_INDEX, UNIQUE_IDENTIFIER
@@ -22,8 +21,8 @@ from ..lake.lazy import scan_table
 from ..lake.progress import read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
 from .read_arguments import (
+    bounds_argument,
     dimension_filters_argument,
-    flag_argument,
     list_argument,
     ranges_from_dimension_map,
     ranges_from_uid_map,
@@ -113,8 +112,7 @@ class TableReads:
         if dimension_range_map is not None:
             ranges = (ranges or []) + ranges_from_dimension_map(dimension_range_map)
         data = self.store.read(
-            start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
-            start_inclusive=flag_argument(great_or_equal, "great_or_equal"), end_inclusive=flag_argument(less_or_equal, "less_or_equal"),
+            **bounds_argument(start_date, end_date, great_or_equal, less_or_equal),
             columns=columns, dimension_filters=filters, ranges=ranges, as_of=as_of,
         )
         return self._as_frame(data, columns, kind)
@@ -132,8 +130,7 @@ class TableReads:
             [1.0, 2.0, 3.0, 4.0]
         """
         lazy = scan_table(
-            self.store, start=parse_datetime(start_date, "start_date"), end=parse_datetime(end_date, "end_date"),
-            start_inclusive=flag_argument(great_or_equal, "great_or_equal"), end_inclusive=flag_argument(less_or_equal, "less_or_equal"),
+            self.store, **bounds_argument(start_date, end_date, great_or_equal, less_or_equal),
             columns=None if columns is None else list_argument(columns, "columns"),
             dimension_filters=dimension_filters_argument(dimension_filters, unique_identifier_list), as_of=as_of,
         )
