@@ -264,3 +264,35 @@ def test_a_pandas_column_a_table_cannot_hold_is_named_with_its_pandas_type(local
 def test_a_polars_column_a_table_cannot_hold_is_named_with_its_polars_type(local_lake, dtype, problem):
     values = [Quote(), Quote()] if dtype == pl.Object else [1, 2]
     assert_rejected(FrameNode(), polars_frame(value=pl.Series(values, dtype=dtype)), problem)
+
+
+# -- pandas' dates are datetimes: errors say how to make the values dates, or UTC times -------------
+DATE_RECORDS = [RecordDefinition(column_name="value", dtype="float64"), RecordDefinition(column_name="due", dtype="date")]
+
+
+def _with_due(due) -> pd.DataFrame:
+    return pandas_frame(TWO_DAYS, uid_level("AAA", "BBB"), value=[1.0, 2.0], due=due)
+
+
+@pytest.mark.parametrize("due, records, problem", [
+    pytest.param(pd.to_datetime(["2024-03-01", "2024-03-02"]), DATE_RECORDS,
+                 ("'due'", "timezone-naive", "frame['due'].dt.tz_localize('UTC')", "frame['due'].dt.date"),
+                 id="declared-date-naive-datetimes"),
+    pytest.param(pd.to_datetime(["2024-03-01", "2024-03-02"], utc=True), DATE_RECORDS,
+                 ("'due' is declared date but the frame holds datetime", "frame['due'].dt.date"), id="declared-date-utc-datetimes"),
+    pytest.param(pd.to_datetime(["2024-03-01", "2024-03-02"]).tz_localize("America/New_York"), None,
+                 ("'due'", "America/New_York", "frame['due'].dt.tz_convert('UTC')"), id="new-york-datetimes"),
+])
+def test_a_pandas_datetime_column_a_table_cannot_take_as_is_is_named_with_the_fix(local_lake, due, records, problem):
+    """Regression: a column declared date holding pandas' naive datetimes (pandas has no date dtype) was
+    told only to be 'timezone-aware UTC', which the declaration then refused too."""
+    node = FrameNode(FrameConfig(name=f"due-{uuid.uuid4().hex[:8]}", records=records))
+    assert_rejected(node, _with_due(due), problem)
+
+
+def test_a_stored_date_column_given_datetimes_says_how_to_make_them_dates(local_lake):
+    node = FrameNode(FrameConfig(name="due-stored"))
+    node.run_with(_with_due([dt.date(2024, 3, 1), dt.date(2024, 3, 2)]))
+    later = pandas_frame((day(3), day(4)), uid_level("AAA", "BBB"), value=[1.0, 2.0],
+                         due=pd.to_datetime(["2024-03-03", "2024-03-04"], utc=True))
+    assert_rejected(node, later, ("'due' was date and is now datetime", "frame['due'].dt.date"), cause=SchemaMismatchError)

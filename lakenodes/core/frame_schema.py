@@ -66,7 +66,7 @@ def check_against_records(table: pa.Table, index_names: Sequence[str], records: 
         if no_value(table.column(name)) or actual == declared[name] or (declared[name] == "float64" and actual == "int64"):
             continue
         raise FrameValidationError(f"column {name!r} is declared {declared[name]} but the frame holds {actual}"
-                                   f"{_hint(hint, name, declared[name], table.column(name))}")
+                                   f"{_hint(hint, name, declared[name], table.column(name)) or _date_hint(name, declared[name], actual)}")
 
 
 def cast_to_records(table: pa.Table, records: Sequence[RecordDefinition]) -> pa.Table:
@@ -103,9 +103,15 @@ def conform_table(table: pa.Table, index_names: Sequence[str], stored: pa.Schema
         old, new = logical_dtype(field.type), logical_dtype(column.type)
         if old != new and not (old == "float64" and new == "int64") and not no_value(column):
             raise SchemaMismatchError(f"column {field.name!r} was {old} and is now {new}; nothing was written"
-                                      f"{_hint(hint, field.name, old, column)}")
+                                      f"{_hint(hint, field.name, old, column) or _date_hint(field.name, old, new)}")
         columns.append(_cast(field.name, column, field.type, "stored"))
     return pa.table(columns, schema=stored)
+
+
+def _date_hint(name: str, wanted: str, holds: str) -> str:
+    """How to give a date column its dates when the frame holds datetimes (pandas has no date dtype)."""
+    return (f": make them dates (pandas: frame[{name!r}].dt.date; polars: pl.col({name!r}).dt.date())"
+            if (wanted, holds) == ("date", "datetime") else "")
 
 
 def _frame_dtype(kind: pa.DataType) -> str:

@@ -285,6 +285,16 @@ def _time_hint(kind: pa.DataType) -> str:
     return ""
 
 
+def _zone_hint(name: str, kind: pa.DataType) -> str:
+    """How to make a value column of naive or zoned times storable (a time is never shifted silently)."""
+    if kind.tz is not None:
+        return (f": convert it to UTC first (pandas: frame[{name!r}].dt.tz_convert('UTC'); polars: "
+                f"pl.col({name!r}).dt.convert_time_zone('UTC'))")
+    return (f", timezone-naive: localize it if its times are UTC (pandas: frame[{name!r}].dt.tz_localize('UTC'); "
+            f"polars: pl.col({name!r}).dt.replace_time_zone('UTC')), or, if it holds dates, make them dates "
+            f"(pandas: frame[{name!r}].dt.date; polars: pl.col({name!r}).dt.date())")
+
+
 def _to_microseconds(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     target = pa.timestamp("us", tz="UTC")
     if column.type.unit == "ns":
@@ -351,9 +361,7 @@ def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | l
         if not is_utc_zone(kind.tz):
             if no_value(column):  # only NaT (pandas' is naive): no time to shift
                 return pa.chunked_array([pa.nulls(len(column), timestamp_type())])
-            raise FrameValidationError(
-                f"datetime column {name!r} must be timezone-aware UTC, got {kind}"
-            )
+            raise FrameValidationError(f"datetime column {name!r} must be timezone-aware UTC, got {kind}{_zone_hint(name, kind)}")
         check_python_range(name, column)
         return _to_microseconds(name, column)
     if pa.types.is_null(kind):  # typed later by the records or the stored schema, else refused
