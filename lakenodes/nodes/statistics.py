@@ -123,7 +123,7 @@ class UpdateStatistics:
         """
         delta = extra_time_delta or datetime.timedelta(0)
         return {
-            uid: {"start_date": self.get_asset_earliest_multiindex_update(uid) - delta, "start_date_operand": ">="}
+            uid: {"start_date": _moved_back(self.get_asset_earliest_multiindex_update(uid), delta), "start_date_operand": ">="}
             for uid in self._scope_uids()
         }
 
@@ -160,7 +160,7 @@ class UpdateStatistics:
             for uid in self._scope:
                 starts.setdefault((uid,), self.offset_start)
         return [
-            {"coordinate": dict(zip(dims, key, strict=True)), "start_date": ts - delta, "start_date_operand": ">="}
+            {"coordinate": dict(zip(dims, key, strict=True)), "start_date": _moved_back(ts, delta), "start_date_operand": ">="}
             for key, ts in sorted(starts.items())
         ]
 
@@ -169,6 +169,24 @@ class UpdateStatistics:
             f"UpdateStatistics(max_time_index_value={self.max_time_index_value}, "
             f"identities={len(self._last)}, asset_list={None if self.asset_list is None else len(self.asset_list)})"
         )
+
+
+_EARLIEST = datetime.datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.datetime.max.replace(tzinfo=UTC)
+
+
+def _moved_back(start: datetime.datetime, delta: datetime.timedelta) -> datetime.datetime:
+    """``start - delta``, kept within the years Python holds (an ``offset_start`` of year 1 moved
+    back further starts at year 1: no row is earlier).
+
+    Example:
+        >>> _moved_back(_EARLIEST, datetime.timedelta(days=5)) == _EARLIEST
+        True
+    """
+    try:
+        return start - delta
+    except OverflowError:
+        return _EARLIEST if delta > datetime.timedelta(0) else _LATEST
 
 
 def _uid(asset: Any) -> str:
