@@ -238,4 +238,7 @@ class DataNodeConfiguration(BaseModel):
     def _aware_offset_start(cls, value: datetime.datetime | None) -> datetime.datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'")
-        return value.astimezone(datetime.timezone.utc) if value is not None else None
+        try:
+            return value.astimezone(datetime.timezone.utc) if value is not None else None
+        except OverflowError:  # year 1 east of UTC (or 9999 west of it) is no UTC time Python holds
+            raise ValueError(f"offset_start {value.isoformat()} is outside 0001-01-01 .. 9999-12-31 in UTC") from None

@@ -208,6 +208,11 @@ class DataNode(BaseNode):
         if offset_start.tzinfo is None:  # the config's field refuses naive values
             raise ConfigurationError(f"{type(self).__name__}.OFFSET_START {offset_start!r} has no time zone: "
                                      "give it one, e.g. datetime(2020, 1, 1, tzinfo=timezone.utc)")
+        try:  # the statistics' times are UTC, as the config's offset_start is
+            offset_start = offset_start.astimezone(datetime.timezone.utc)
+        except OverflowError:
+            raise ConfigurationError(f"{type(self).__name__}.OFFSET_START {offset_start.isoformat()} is outside "
+                                     "0001-01-01 .. 9999-12-31 in UTC") from None
         asset_list = self.get_asset_list()
         no_table = False
         if as_of is None and not self.store.is_open():  # a cold process: the newest version's persisted progress
