@@ -1015,6 +1015,27 @@ def test_cli_on_s3(s3_server, monkeypatch):
     assert json.loads(ok("--json", "updates", "list", "--lake", lake, env=env))["count"] == 1
 
 
+@search_wired
+def test_search_filters_are_read_as_data_node_list_reads_them(tutorial_lake):
+    """Regression: `lakenodes search Q -f identifier__in=A,B` (or a JSON list) failed with
+    `error: __in expects a list, got 'A,B'`, and `-f identifier__isnull=false` matched nothing (the
+    text 'false' was taken as true), while `data-node list` read both."""
+    def identifiers(*filters: str) -> list[str]:
+        args = [arg for f in filters for arg in ("--filter", f)]
+        document = ok_json("search", "close", "--mode", "description", *args, lake=tutorial_lake)
+        return sorted(hit["identifier"] or "" for hit in document["description"]["results"])
+
+    both = sorted([RANDOM_ID, SIMULATED_PRICES_IDENTIFIER])
+    assert identifiers(f"identifier__in={RANDOM_ID},{SIMULATED_PRICES_IDENTIFIER}") == both
+    assert identifiers(f'identifier__in=["{RANDOM_ID}", "nope"]') == [RANDOM_ID]
+    for flag in ("false", "true"):
+        listed = ok_json("data-node", "list", "--filter", f"identifier__isnull={flag}", lake=tutorial_lake)
+        assert identifiers(f"identifier__isnull={flag}") == sorted(row["identifier"] or "" for row in listed["results"])
+    assert identifiers("identifier__isnull=false") == both
+    assert_one_line_error(cli("search", "close", "--filter", "identifier__isnull=maybe", lake=tutorial_lake), 2,
+                          "expected true or false")
+
+
 @pytest.mark.parametrize("option, command", [("TableFilterOption", ("data-node", "list")),
                                              ("AssetFilterOption", ("assets", "list"))])
 def test_every_filter_example_in_the_help_is_accepted(tutorial_lake, option, command):

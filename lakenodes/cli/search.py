@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..core.lookup_parsing import parse_pairs
+from ..core.lookup_parsing import parse_lookups
 from ..errors import LakenodesUserError
 from ..facade.meta_table import TimeIndexMetaTable
 from ._render import table, text
@@ -45,7 +45,8 @@ def search(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many tables per mode.")] = 20,
     filters: Annotated[list[str] | None, typer.Option(
         "--filter", "-f", metavar="K=V", show_default=False,
-        help="namespace=, data_frequency_id=, labels__contains=, identifier__contains= (repeatable).")] = None,
+        help="namespace=, data_frequency_id=, labels__contains=, identifier__contains=, identifier__in=A,B: any "
+             "catalog lookup, as `data-node list` takes them (repeatable).")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Rebuild the search index from the catalog first.")] = False,
     embedder: Annotated[str | None, typer.Option(
         "--embedder", metavar="SPEC", show_default=False,
@@ -57,7 +58,7 @@ def search(
     if data_source_id is not None:
         raise LakenodesUserError("--data-source-id has no counterpart: a lake is one data source; search another "
                                  "one with --lake URI")
-    search_filters = dict(parse_pairs(filters, "--filter"))
+    search_filters = parse_lookups(filters)  # as `data-node list` reads them: __in lists, __isnull true/false
     refreshed = TimeIndexMetaTable.rebuild_search_index(lake=session.lake, embedding_model=embedder) if refresh else None
     model = None if refresh else embedder
     if not query or not query.strip():
