@@ -615,6 +615,24 @@ def test_corrupt_index_is_rebuilt_once_by_search(listed_lake, caplog):
     assert_next_search_reuses_the_index(listed_lake, caplog)  # rebuilt once, not on every call
 
 
+@pytest.mark.parametrize("lost", ["tables", "columns"])
+def test_an_index_that_lost_its_full_text_index_files_is_rebuilt_once_by_search(listed_lake, lost, caplog):
+    """Regression: with the files of an index table's full-text index gone (`_indices/`: a partial
+    copy or `aws s3 sync` of the lake, a clean-up by hand), every search failed with exit 1,
+    `error: RuntimeError: lance error: Not found: .../_indices/<id>/tokens.lance`: the manifests were
+    readable, so the catch-up took the index for sound. Search now rebuilds it once and answers."""
+    assert top_identifier("daily close prices") == "equity_close_daily"
+    filesystem, root = lake_filesystem(listed_lake, listed_lake.catalog_uri("search"))
+    filesystem.delete_dir(f"{root}/{lost}.lance/_indices")
+    caplog.set_level(logging.INFO, logger="lakenodes")
+    caplog.clear()
+    assert top_identifier("foreign exchange") == "fx_spot_rates"
+    assert TimeIndexMetaTable.column_search("close")["count"] == len(LISTINGS)
+    assert index_events(caplog)["rebuilt"] == 1, caplog.text
+    assert "cannot be searched" in caplog.text and "rebuilding it from the catalog" in caplog.text
+    assert_next_search_reuses_the_index(listed_lake, caplog)
+
+
 def test_corrupt_index_with_an_empty_catalog(local_lake, caplog):
     SearchIndex(local_lake.catalog_uri("search")).upsert_tables(DOCS)  # left over from an older catalog
     corrupt_manifests(local_lake)

@@ -27,13 +27,14 @@ from .._internal.deferred import pa, pc
 from ..catalog.catalog import all_tables, find_tables
 from ..catalog.records import TableRecord
 from ..core.lookups import split_lookup
-from ..errors import LakenodesUserError
+from ..errors import LakenodesError, LakenodesUserError
 from ..lake.location import Lake
 from .embedders import QueryVector
+from .errors import storage_refusal, summarize_error
 from .filters import FILTER_KEYS
 from .index import SearchIndex
 from .ranking import SearchPage
-from .sync import searchable_index
+from .sync import rebuild_index, searchable_index
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def _search(
             f"{', '.join(sorted(TableRecord.model_fields))} (e.g. identifier__contains){hint}")
     if lookups:
         where["uid__in"] = [record.uid for record in find_tables(lake, lookups)]
-    page = rank(searchable_index(lake, embedding_model), where)
+    page = _rank_repairing(lake, rank, where, embedding_model)
     hit_uids = pa.array([hit.uid for hit in page.results], type=pa.string())
     records = {record.uid: record for record in all_tables(lake, rows=pc.field("uid").isin(hit_uids))}
     results = []
@@ -179,3 +180,25 @@ def _search(
         "previous": max(offset - limit, 0) if offset > 0 else None,
         "results": results,
     }
+
+
+def _rank_repairing(
+    lake: Lake, rank: Callable[[SearchIndex, dict[str, Any]], SearchPage], where: dict[str, Any], embedding_model: Any,
+) -> SearchPage:
+    """``rank`` on the caught-up index; an index LanceDB cannot search (a file of its full-text index
+    lost, a folder where a table should be) is rebuilt from the catalog once and searched again.
+    lakenodes' own errors (a user mistake, the catalog's storage errors) and refused writes propagate."""
+    index = None
+    try:
+        index = searchable_index(lake, embedding_model)
+        return rank(index, where)
+    except LakenodesError:
+        raise
+    except Exception as error:
+        uri = index.uri if index is not None else lake.catalog_uri("search")
+        if uri.startswith("memory://") or storage_refusal(error, uri, "search") is not None:
+            raise
+        log.warning("search index %s cannot be searched (%s): rebuilding it from the catalog", uri,
+                    summarize_error(error))
+    rebuild_index(lake, embedding_model)
+    return rank(searchable_index(lake, embedding_model), where)
