@@ -1036,6 +1036,26 @@ def test_search_filters_are_read_as_data_node_list_reads_them(tutorial_lake):
                           "expected true or false")
 
 
+@search_wired
+def test_values_that_look_like_rich_markup_print_as_they_are(tmp_path):
+    """Regression: a description such as 'Closes in [USD] [/bold]' made `lakenodes search` and
+    `data-node detail` fail with exit 1, `error: MarkupError: closing tag '[/bold]' ... doesn't match
+    any open tag`, as did a query holding '[/x]' and a `run-query` value; '[red]x[/red]' printed as a
+    red x: the tables' text was read as rich markup."""
+    from lakenodes import DataNodeMetaData
+
+    lake = Lake(str(tmp_path / "lake"))
+    description = "Closes in [USD] [/bold] [red]not red[/red]"
+    metadata = DataNodeMetaData(identifier="markup_closes", description=description)
+    with use_lake(lake):
+        assert DailyRandomNumber(RandomDataNodeConfig(mean=0.0, node_metadata=metadata)).run()[0] is False
+    assert description in ok("search", "closes [/x]", "--mode", "description", lake=lake)
+    assert "'closes [/x]'" in ok("search", "closes [/x]", "--mode", "description", lake=lake)
+    assert description in ok("data-node", "detail", "markup_closes", lake=lake)
+    rows = ok("data-node", "run-query", "markup_closes", "SELECT '[/x] a' AS s, '[bold]b[/bold]' AS t", lake=lake)
+    assert "[/x] a" in rows and "[bold]b[/bold]" in rows
+
+
 @pytest.mark.parametrize("option, command", [("TableFilterOption", ("data-node", "list")),
                                              ("AssetFilterOption", ("assets", "list"))])
 def test_every_filter_example_in_the_help_is_accepted(tutorial_lake, option, command):

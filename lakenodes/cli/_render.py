@@ -98,7 +98,7 @@ def stdout_console() -> Console:
     from rich.console import Console
 
     wide = None if sys.stdout.isatty() else 1000  # no wrapping or truncation in pipes and logs
-    console = Console(highlight=False, width=wide, soft_wrap=False)
+    console = Console(highlight=False, width=wide, soft_wrap=False, markup=False)  # values print as they are
     console.on_broken_pipe = _stdout_closed  # type: ignore[method-assign]
     return console
 
