@@ -16,6 +16,7 @@ from lakenodes import (
     ConfigurationError,
     DataNode,
     DataNodeConfiguration,
+    Lake,
     NodeRunError,
     RunSummary,
     run_many,
@@ -306,3 +307,26 @@ def test_a_node_created_inside_a_block_keeps_that_lake(tmp_path):
         index.run()
     assert index.lake == first and snapshot(index).height == len(DAYS)
     assert not (tmp_path / "second").exists()
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_run_many_of_a_node_given_a_lake_runs_the_dependencies_its_init_built_in_that_lake(tmp_path, monkeypatch,
+                                                                                          pooled):
+    """``EqualWeightIndex(config, lake=lake)`` builds its shards without a lake; ``run_many([index])`` ran
+    them in the default ./lake (the index then read empty shards from its own lake) while
+    ``index.run()`` ran them in the index's lake. Both now run the tree in it, as the same rows."""
+    monkeypatch.chdir(tmp_path)  # the default lake would be ./lake
+    with use_lake(tmp_path / "reference"):
+        reference = build()
+        reference.run()
+    index = EqualWeightIndex(IndexConfig(shards=SHARDS), lake=Lake(str(tmp_path / "given")))
+    if pooled:
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            summaries = run_many([index], executor=pool)
+    else:
+        summaries = run_many([index])
+    assert summaries[index.update_hash].rows_written == len(DAYS)
+    assert not (tmp_path / "lake").exists()
+    with use_lake(index.lake):  # the shards have no lake of their own
+        assert snapshot(index).equals(snapshot(reference))
+        assert snapshot(index.shards[0]).equals(snapshot(reference.shards[0]))

@@ -34,7 +34,7 @@ def run_tree(root: DataNode, *, update_tree: bool = True, executor: Executor | N
     """Run ``root`` (and, with ``update_tree``, its dependency tree first); see ``DataNode.run``.
     Only ``root``'s written rows travel back (in its summary's ``frame``), when ``return_frame``."""
     if not update_tree:
-        _refuse_unusable_lakes([root])
+        _refuse_unusable_lakes([root.lake])
         return False, run_single(root, default_hooks(), return_frame)
     with node_context(root):
         summaries = _schedule([root], executor, None, None, {root.update_hash} if return_frame else ())
@@ -97,18 +97,21 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
     """``run_many``'s run; the summaries of the update hashes in ``frames_of`` (None: all) keep their frame."""
     graph: dict[str, DataNode] = {}
     needs: dict[str, set[str]] = {}
+    lakes: dict[str, Lake] = {}  # each node's lake where its tree was collected, as in root.run()
     for root in nodes:
         with node_context(root):
             collect_dependencies(root, graph, needs)
-    _refuse_unusable_lakes(graph.values())
+            for key, node in graph.items():
+                lakes.setdefault(key, node.lake)  # its own lake=, else its root's
+    _refuse_unusable_lakes(lakes.values())
     keep = {key: frames_of is None or key in frames_of for key in graph}
     report = on_progress or (lambda done, total, node: None)
     report(0, len(graph), None)
     if executor is None:
         hooks = default_hooks() + ((PhaseReporter(on_phase),) if on_phase is not None else ())
-        results, failures = _run_serially(graph, needs, report, hooks, keep)
+        results, failures = _run_serially(graph, needs, lakes, report, hooks, keep)
     else:
-        results, failures = _run_on_executor(graph, needs, executor, report, keep)
+        results, failures = _run_on_executor(graph, needs, lakes, executor, report, keep)
     if failures:
         first, *others = {id(error): error for error in failures.values()}.values()  # skipped nodes share it
         for other in others:
@@ -118,25 +121,26 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
     return results
 
 
-def _refuse_unusable_lakes(nodes: Collection[DataNode]) -> None:
+def _refuse_unusable_lakes(lakes: Collection[Lake]) -> None:
     """Raise ``LakeConfigurationError`` (the CLI's one line for ``--lake notes.txt/lake``) before anything
-    is written when a node's local lake is a file or under one; S3 lakes are left to the run (no probe)."""
-    for lake in {node.lake for node in nodes}:
+    is written when a local lake is a file or under one; S3 lakes are left to the run (no probe)."""
+    for lake in set(lakes):
         problem = lake_problem(lake, require_lake=False) if lake.is_local else None
         if problem:
             raise LakeConfigurationError(problem)
 
 
 def _run_serially(
-    graph: dict[str, DataNode], needs: dict[str, set[str]], report: ProgressCallback, hooks: Sequence[RunHooks],
-    keep: dict[str, bool],
+    graph: dict[str, DataNode], needs: dict[str, set[str]], lakes: dict[str, Lake], report: ProgressCallback,
+    hooks: Sequence[RunHooks], keep: dict[str, bool],
 ) -> tuple[dict[str, RunSummary], dict[str, NodeRunError]]:
     results: dict[str, RunSummary] = {}
     failures: dict[str, NodeRunError] = {}
     for key, node in graph.items():
         if not _skipped_for_failed_dependency(key, needs, failures, graph):
             try:
-                results[key] = run_single(node, hooks, keep[key])
+                with use_lake(lakes[key]):
+                    results[key] = run_single(node, hooks, keep[key])
             except NodeRunError as error:
                 failures[key] = error
         report(len(results) + len(failures), len(graph), node)
@@ -144,8 +148,8 @@ def _run_serially(
 
 
 def _run_on_executor(
-    graph: dict[str, DataNode], needs: dict[str, set[str]], executor: Executor, report: ProgressCallback,
-    keep: dict[str, bool],
+    graph: dict[str, DataNode], needs: dict[str, set[str]], lakes: dict[str, Lake], executor: Executor,
+    report: ProgressCallback, keep: dict[str, bool],
 ) -> tuple[dict[str, RunSummary], dict[str, NodeRunError]]:
     """A node starts when its dependencies succeeded; a failure skips only the nodes that depend on
     it, so independent nodes still finish."""
@@ -164,7 +168,7 @@ def _run_on_executor(
                 # pure=True) would otherwise hand back an earlier run's result without running
                 # the lake goes along: an executor pickles outside this use_lake block (in a feeder thread);
                 # so does the frame kind set_default_frame chose (a spawned worker starts without it)
-                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex, keep[key], graph[key].lake,
+                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex, keep[key], lakes[key],
                                         chosen_frame())] = key
             if not running:
                 if pending:
