@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
+import subprocess
+import sys
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -330,3 +334,43 @@ def test_run_many_of_a_node_given_a_lake_runs_the_dependencies_its_init_built_in
     with use_lake(index.lake):  # the shards have no lake of their own
         assert snapshot(index).equals(snapshot(reference))
         assert snapshot(index.shards[0]).equals(snapshot(reference.shards[0]))
+
+
+GUARDED_SCRIPT = '''
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+from lakenodes import NodeRunError, run_many, use_lake
+from test_executors import SHARDS, ShardConfig, ShardedPrices
+
+if __name__ == "__main__":
+    class ScriptShard(ShardedPrices):  # only the script's main block defines it: a spawned worker cannot
+        pass
+
+    with use_lake(LAKE), ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        nodes = [ScriptShard(ShardConfig(uids=SHARDS[0])), ShardedPrices(ShardConfig(uids=SHARDS[2]))]
+        try:
+            run_many(nodes, executor=pool)
+        except NodeRunError as error:
+            print("ERROR", error)
+            print("COMPLETED", sorted(summary.rows_written for summary in error.completed.values()))
+'''
+
+
+def test_a_node_class_the_pool_workers_cannot_import_is_named_and_the_pool_runs_the_others(tmp_path):
+    """A class defined under ``if __name__ == "__main__":`` broke a spawn pool: the worker died unpickling
+    it, the run failed with ``BrokenProcessPool: A process in the process pool was terminated abruptly``
+    (the cause only in a worker's traceback), blamed on every node the pool ran. Now that node fails
+    naming its class and the fix, and the pool runs the other node."""
+    script = tmp_path / "guarded.py"
+    script.write_text(GUARDED_SCRIPT.replace("LAKE", repr(str(tmp_path / "lake"))))
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    error = next(line for line in result.stdout.splitlines() if line.startswith("ERROR"))
+    assert "ScriptShard(" in error and "failed during executor: ImportError" in error, error
+    assert "Can't get attribute 'ScriptShard'" in error and '`if __name__ == "__main__":` block' in error, error
+    assert "BrokenProcessPool" not in result.stdout
+    assert f"COMPLETED [{len(DAYS)}]" in result.stdout  # the importable node ran

@@ -9,7 +9,7 @@ import logging
 import pickle
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Literal, overload
 
 import polars as pl
@@ -168,9 +168,17 @@ def _run_on_executor(
                 # pure=True) would otherwise hand back an earlier run's result without running
                 # the lake goes along: an executor pickles outside this use_lake block (in a feeder thread);
                 # so does the frame kind set_default_frame chose (a spawned worker starts without it)
-                running[executor.submit(run_submission, graph[key], uuid.uuid4().hex, keep[key], lakes[key],
+                try:
+                    submitted = _as_submitted(graph[key], executor)
+                except Exception as error:  # noqa: BLE001 - the node would not pickle (a local class, a lock)
+                    failures[key] = NodeRunError(repr(graph[key]), "executor", error)
+                    report(len(results) + len(failures), len(graph), graph[key])
+                    continue
+                running[executor.submit(run_submission, submitted, uuid.uuid4().hex, keep[key], lakes[key],
                                         chosen_frame())] = key
             if not running:
+                if any(deps <= results.keys() | failures.keys() for deps in pending.values()):
+                    continue  # a node failed at its submission: its dependents are skipped next
                 if pending:
                     raise DependencyCycleError(f"dependency cycle among {sorted(pending)}")
                 break
@@ -190,11 +198,39 @@ def _run_on_executor(
     return results, failures
 
 
-def run_submission(node: DataNode, submission_id: str, keep_frame: bool = False, lake: Lake | None = None,
-                   frame: str | None = None) -> RunSummary:
+class _PickledNode:
+    """A node pickled where it is submitted to a process pool, rebuilt by the task in the worker: a
+    worker that cannot import the node's class (defined under ``if __name__ == "__main__":``)
+    then fails that node's task, naming the class, instead of dying and breaking the whole pool
+    (``BrokenProcessPool`` blamed on every node it was running)."""
+
+    def __init__(self, node: DataNode) -> None:
+        self.name, self.module, self.text = repr(node), type(node).__module__, pickle.dumps(node)
+
+    def load(self) -> DataNode:
+        try:
+            node: DataNode = pickle.loads(self.text)
+        except (AttributeError, ImportError) as error:
+            fix = ("define node classes at the top level of a module the workers import, not in the script's "
+                   "`if __name__ == \"__main__\":` block") if self.module == "__main__" else (
+                   f"the workers must be able to import {self.module!r} (their sys.path, PYTHONPATH)")
+            raise NodeRunError(self.name, "executor", ImportError(
+                f"the pool's worker process cannot import the node's class ({one_line(str(error))}): {fix}")) from None
+        return node
+
+
+def _as_submitted(node: DataNode, executor: Executor) -> DataNode | _PickledNode:
+    """``node`` as handed to ``executor``: pickled here for a process pool (see ``_PickledNode``)."""
+    return _PickledNode(node) if isinstance(executor, ProcessPoolExecutor) else node
+
+
+def run_submission(node: DataNode | _PickledNode, submission_id: str, keep_frame: bool = False,
+                   lake: Lake | None = None, frame: str | None = None) -> RunSummary:
     """``run_single`` as submitted to an executor, in ``lake`` (that of the node where it was
     submitted) with ``frame`` (the kind ``set_default_frame`` chose there, if any) as this
     process's default; ``submission_id`` makes every submission distinct."""
+    if isinstance(node, _PickledNode):
+        node = node.load()
     logger.debug("running submission %s of %r", submission_id, node)
     if frame is not None and frame != chosen_frame():
         set_default_frame(frame)  # a worker process's own default: what its submitter's was
