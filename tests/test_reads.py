@@ -334,6 +334,25 @@ def test_api_data_node_resolves_the_active_namespace_first(any_lake: Lake) -> No
         APIDataNode.build_from_identifier("px_ns", namespace="nowhere")
 
 
+def test_an_api_data_node_over_a_table_that_does_not_exist_fails_its_reads_naming_it(tmp_path, any_lake: Lake) -> None:
+    """``APIDataNode(storage_hash)`` with a mistyped hash (or over another lake) read as an empty frame
+    (one ``time_index`` column, no rows), so a node reading it in ``update()`` wrote nothing and
+    succeeded; only its statistics said "no such table". Every read now says so; a read ``as_of``
+    a version of a table that exists is unchanged."""
+    source = published("api_missing", "px_missing", panel_frame())
+    mistyped = APIDataNode(source.storage_hash[:-1] + "0")
+    elsewhere = APIDataNode(source.storage_hash, lake=Lake(str(tmp_path / "other_lake")))
+    for api in (mistyped, elsewhere):
+        reads = [api.get_df_between_dates, lambda api=api: api.get_df_between_dates(day(1), frame="pandas"),
+                 api.get_last_observation, api.scan, lambda api=api: api.get_ranged_data_per_asset({"A": {}})]
+        for read in reads:
+            with pytest.raises(NotFoundError, match=f"storage_hash='{api.storage_hash}'.*: no such table in "):
+                read()
+    present = APIDataNode(source.storage_hash)
+    assert present.get_df_between_dates(as_of=0).height == len(UIDS) * len(DAYS)
+    assert present.get_df_between_dates(day(9)).height == 0  # a table that exists, no row in the window
+
+
 class DoubledConfig(DataNodeConfiguration):
     source_identifier: str
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._internal.deferred import pa
 from ..catalog.catalog import resolve_identifier
 from ..core.hashing import current_hash_namespace
 from ..errors import NotFoundError
@@ -49,6 +50,17 @@ class APIDataNode(BaseNode):
         """None: a published table is read whole, not scoped to assets (as in Main Sequence)."""
         return None
 
+    def _declared_schema(self) -> tuple[pa.Schema, tuple[str, ...]]:
+        """What a read gives when it finds no table: nothing, as a published table declares no columns,
+        so a read of a table that does not exist (a mistyped storage hash, another lake) fails, naming
+        it, as the statistics do (a read ``as_of`` before the table existed stays empty)."""
+        if self.store.table() is None:
+            raise self._missing()
+        return super()._declared_schema()
+
+    def _missing(self) -> NotFoundError:
+        return NotFoundError(f"{self!r}: no such table in {self.lake.uri} (never written there, or deleted)")
+
     def get_update_statistics(self) -> UpdateStatistics:
         """The table's statistics now: the last stored ``time_index`` of each identity (Main
         Sequence's ``APIDataNode.get_update_statistics()``; ``update_statistics`` is the same).
@@ -60,7 +72,7 @@ class APIDataNode(BaseNode):
         """
         table = self.store.table()
         if table is None:
-            raise NotFoundError(f"{self!r}: no such table in {self.lake.uri} (never written there, or deleted)")
+            raise self._missing()
         return UpdateStatistics(read_progress(table, self.lake))
 
     @property
