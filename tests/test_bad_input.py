@@ -301,7 +301,7 @@ CASES: list[Case] = [
     call("identity_dimensions_string", lambda ctx: StringDimensions(EmitterConfig()), ConfigurationError,
          "IDENTITY_DIMENSIONS must be a tuple"),
     call("dependencies_not_dict", lambda ctx: ListDependencies(EmitterConfig(case="list_deps")).run(), NodeRunError,
-         "failed during dependencies: TypeError: dependencies\\(\\) must return a dict"),
+         "failed during dependencies: ConfigurationError: ListDependencies.dependencies\\(\\) must return a dict .*got a list"),
     call("identifier_taken", lambda ctx: cause_of(emitter("good", "declared", identifier="bad_input_plain").run),
          IdentifierConflictError, "identifier 'bad_input_plain' is already used by table emitter_"),
     # hash_namespace

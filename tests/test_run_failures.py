@@ -271,3 +271,57 @@ def test_ctrl_c_during_the_commit_records_the_rows_it_stored(local_lake: Lake, t
     assert record["status"] == "error" and record["error"].startswith("write: KeyboardInterrupt")
     assert record["rows_written"] == 1
     assert "1 row(s) ARE stored" in "\n".join(getattr(raised.value, "__notes__", []))
+
+
+MISSHAPEN_DEPENDENCIES = '''
+import polars as pl
+from lakenodes import DataNode, DataNodeConfiguration
+
+class ShapeConfig(DataNodeConfiguration):
+    shape: str
+
+class Leaf(DataNode):
+    config: DataNodeConfiguration
+
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        return pl.DataFrame()
+
+class Misshapen(DataNode):
+    config: ShapeConfig
+
+    def dependencies(self):
+        leaf = Leaf(DataNodeConfiguration())
+        return {"list": [leaf], "nested": {"leaf": {"inner": leaf}}, "class": {"leaf": Leaf}}[self.config.shape]
+
+    def update(self):
+        return pl.DataFrame()
+'''
+
+
+@pytest.mark.parametrize(("shape", "said"), [
+    ("list", "Misshapen.dependencies() must return a dict of name -> DataNode or APIDataNode (return {} if none), "
+             "got a list"),
+    ("nested", "Misshapen.dependencies()['leaf'] is a dict, not a DataNode or APIDataNode"),
+    ("class", "Misshapen.dependencies()['leaf'] is the class Leaf (not an instance of it), not a DataNode"),
+])
+def test_dependencies_of_the_wrong_shape_are_a_user_mistake_named_in_one_line(local_lake: Lake, tmp_path: Path,
+                                                                              shape: str, said: str) -> None:
+    """``dependencies()`` returning a list, a nested dict or a class: ``lakenodes run`` exited 1 ("a node
+    failed": a scheduler retries it) with ``TypeError: dependencies() must return a dict``, never saying
+    what it got, while a dependency cycle, as much a definition mistake, exits 2. Now exit 2, naming
+    the class and what it returned."""
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    module = tmp_path / "misshapen.py"
+    module.write_text(MISSHAPEN_DEPENDENCIES)
+    result = CliRunner().invoke(app, ["--lake", local_lake.uri, "--json", "run", f"{module}:Misshapen",
+                                      "--config", json.dumps({"shape": shape})])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "run_error" and "failed during dependencies: ConfigurationError: " in error["message"]
+    assert said in error["message"], error["message"]

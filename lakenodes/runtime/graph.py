@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..errors import DependencyCycleError, NodeRunError
+from ..errors import ConfigurationError, DependencyCycleError, NodeRunError
 from ..nodes.api_node import APIDataNode
 from ..nodes.node import BaseNode, DataNode
 
@@ -47,12 +47,24 @@ def _dependencies_of(node: DataNode) -> list[BaseNode]:
         raise
     except Exception as error:  # user code: report it like every other phase
         raise NodeRunError(repr(node), "dependencies", error) from error
+    # a definition mistake, as a dependency cycle is: ConfigurationError (``lakenodes run``: exit 2, no retry helps)
     if not isinstance(dependencies, Mapping):
-        raise NodeRunError(repr(node), "dependencies", TypeError("dependencies() must return a dict"))
+        raise NodeRunError(repr(node), "dependencies", ConfigurationError(
+            f"{type(node).__name__}.dependencies() must return a dict of name -> DataNode or APIDataNode "
+            f"(return {{}} if none), got {_kind(dependencies)}"))
     for name, dependency in dependencies.items():
         if not isinstance(dependency, (DataNode, APIDataNode)):
-            raise NodeRunError(
-                repr(node), "dependencies",
-                TypeError(f"dependency {name!r} is a {type(dependency).__name__}, not a DataNode"),
-            )
+            raise NodeRunError(repr(node), "dependencies", ConfigurationError(
+                f"{type(node).__name__}.dependencies()[{name!r}] is {_kind(dependency)}, not a DataNode or "
+                "APIDataNode (give each dependency its own name)"))
     return list(dependencies.values())
+
+
+def _kind(value: object) -> str:
+    """``value``'s type as a sentence names it: "a list", "None", "the class Prices" (not an instance)."""
+    if value is None:
+        return "None"
+    if isinstance(value, type):
+        return f"the class {value.__name__} (not an instance of it)"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
