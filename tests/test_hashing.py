@@ -37,6 +37,7 @@ from lakenodes import (
     DataNodeMetaData,
     RecordDefinition,
     hash_namespace,
+    run_many,
 )
 from lakenodes.core.hashing import canonical_value, current_hash_namespace
 
@@ -410,6 +411,27 @@ def test_namespace_from_context_also_reaches_lazy_dependencies(local_lake):
     root.run()
     assert root.seen[0][0] == "ctx"
     assert not Leaf(LeafConfig()).store.exists()
+
+
+@pytest.mark.parametrize("executor", [None, "threads"])
+def test_a_production_node_run_inside_a_namespace_block_keeps_its_lazy_dependencies_in_production(local_lake,
+                                                                                                 executor):
+    """A production root (built outside every block) run inside ``with hash_namespace("ci")``: it wrote
+    its production table, while the dependency its ``dependencies()`` builds got namespace ``ci``, ran
+    there, and the root read the ``ci`` table. A run now builds them in the root's own namespace,
+    production's too, as it does for a namespaced root."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = LazyRoot(LeafConfig())
+    with hash_namespace("ci"):
+        if executor is None:
+            root.run()
+        else:
+            with ThreadPoolExecutor(2) as pool:
+                run_many([root], executor=pool)
+    assert root.seen[0][0] == "" and root.seen[0][1] == Leaf(LeafConfig()).storage_hash
+    assert Leaf(LeafConfig()).store.exists()
+    assert not Leaf(LeafConfig(), hash_namespace="ci").store.exists(), "the ci table must stay untouched"
 
 
 # -- the tutorial configurations ----------------------------------------------------------------

@@ -77,13 +77,10 @@ class RunSummary:
 
 @contextlib.contextmanager
 def node_context(node: DataNode) -> Iterator[None]:
-    """Re-activate the node's namespace and lake so dependencies built during the run inherit them."""
-    with use_lake(node.lake):
-        if node.hash_namespace:
-            with hash_namespace(node.hash_namespace):
-                yield
-        else:
-            yield
+    """Re-activate the node's namespace (production's ``""`` too) and lake so dependencies built during the
+    run inherit them, whatever namespace block the run is called in."""
+    with use_lake(node.lake), hash_namespace(node.hash_namespace):
+        yield
 
 
 @contextlib.contextmanager
