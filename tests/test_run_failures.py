@@ -12,9 +12,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-from journal_nodes import START, daily, journal, stored_rows
+from journal_nodes import START, Daily, JournalConfig, daily, journal, stored_rows
 
 from lakenodes import (
+    DataNode,
     DataNodeMetaData,
     Lake,
     NodeRunError,
@@ -55,6 +56,35 @@ def test_a_failure_skips_only_its_dependents(local_lake: Lake, tmp_path: Path, e
     assert stored_rows(downstream) == 0 and stored_rows(further) == 0  # skipped, never run
     assert set(caught.value.completed) == {independent.update_hash, after_independent.update_hash}
     assert set(caught.value.failures) == {broken.update_hash, downstream.update_hash, further.update_hash}
+
+
+class UnlistedDaily(Daily):
+    """Looks its dependencies up when asked (a ticker list from an API, a config file): the lookup fails."""
+
+    def dependencies(self) -> dict[str, DataNode]:
+        raise KeyError("ticker list unavailable")
+
+
+def test_a_node_whose_dependencies_fail_skips_only_its_dependents(local_lake: Lake, tmp_path: Path, executor) -> None:
+    """``dependencies()`` raising in one tree of ``run_many`` (or deep in one branch) stopped the whole
+    run before any node ran: the independent nodes never ran and ``error.failures`` was empty. It now
+    fails as any node does: its dependents are skipped, the others run."""
+    unlisted = UnlistedDaily(JournalConfig(name="unlisted", journal=str(tmp_path / "journal.txt")))
+    downstream = daily(tmp_path, "downstream", {"unlisted": unlisted})
+    independent = daily(tmp_path, "independent")
+    root = daily(tmp_path, "root", {"downstream": downstream, "independent": independent})
+    alone = daily(tmp_path, "alone")
+
+    with pytest.raises(NodeRunError) as caught:
+        run_many([root, alone], executor=executor)
+
+    assert caught.value.node == repr(unlisted) and caught.value.phase == "dependencies"
+    assert "ticker list unavailable" in str(caught.value)
+    assert sorted(name for name, _ in journal(tmp_path)) == ["alone", "independent"]
+    assert stored_rows(independent) == 1 and stored_rows(alone) == 1
+    assert stored_rows(downstream) == 0 and stored_rows(root) == 0  # skipped, never run
+    assert set(caught.value.completed) == {independent.update_hash, alone.update_hash}
+    assert set(caught.value.failures) == {unlisted.update_hash, downstream.update_hash, root.update_hash}
 
 
 def test_the_first_failure_is_raised_and_the_others_logged(

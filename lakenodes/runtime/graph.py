@@ -16,10 +16,13 @@ from ..nodes.api_node import APIDataNode
 from ..nodes.node import BaseNode, DataNode
 
 
-def collect_dependencies(root: BaseNode, graph: dict[str, DataNode], needs: dict[str, set[str]]) -> None:
+def collect_dependencies(root: BaseNode, graph: dict[str, DataNode], needs: dict[str, set[str]],
+                         broken: dict[str, NodeRunError] | None = None) -> None:
     """Add the tree under ``root`` to ``graph`` in topological order (dependencies first, each
     update_hash once; ``dependencies()`` is called once per node) and what each node waits for
-    to ``needs``. Read-only APIDataNodes are leaves that never run."""
+    to ``needs``. Read-only APIDataNodes are leaves that never run. A node whose ``dependencies()``
+    fails is raised, or, given ``broken``, added to the graph with its error there (it cannot run,
+    the nodes that need it are skipped, the others run)."""
     path: list[str] = []
 
     def visit(node: BaseNode) -> None:
@@ -30,7 +33,14 @@ def collect_dependencies(root: BaseNode, graph: dict[str, DataNode], needs: dict
             cycle = path[path.index(key):] + [key]
             raise DependencyCycleError(f"dependency cycle: {' -> '.join(cycle)}")
         path.append(key)
-        dependencies = _dependencies_of(node)
+        try:
+            dependencies = _dependencies_of(node)
+        except NodeRunError as error:
+            if broken is None:
+                raise
+            path.pop()
+            graph[key], needs[key], broken[key] = node, set(), error
+            return
         for dependency in dependencies:
             visit(dependency)
         path.pop()

@@ -98,9 +98,10 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
     graph: dict[str, DataNode] = {}
     needs: dict[str, set[str]] = {}
     lakes: dict[str, Lake] = {}  # each node's lake where its tree was collected, as in root.run()
+    broken: dict[str, NodeRunError] = {}  # nodes whose dependencies() failed: they fail, their dependents are skipped
     for root in nodes:
         with node_context(root):
-            collect_dependencies(root, graph, needs)
+            collect_dependencies(root, graph, needs, broken)
             for key, node in graph.items():
                 lakes.setdefault(key, node.lake)  # its own lake=, else its root's
     _refuse_unusable_lakes(lakes.values())
@@ -109,9 +110,9 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
     report(0, len(graph), None)
     if executor is None:
         hooks = default_hooks() + ((PhaseReporter(on_phase),) if on_phase is not None else ())
-        results, failures = _run_serially(graph, needs, lakes, report, hooks, keep)
+        results, failures = _run_serially(graph, needs, lakes, report, hooks, keep, broken)
     else:
-        results, failures = _run_on_executor(graph, needs, lakes, executor, report, keep)
+        results, failures = _run_on_executor(graph, needs, lakes, executor, report, keep, broken)
     if failures:
         first, *others = {id(error): error for error in failures.values()}.values()  # skipped nodes share it
         for other in others:
@@ -132,12 +133,14 @@ def _refuse_unusable_lakes(lakes: Collection[Lake]) -> None:
 
 def _run_serially(
     graph: dict[str, DataNode], needs: dict[str, set[str]], lakes: dict[str, Lake], report: ProgressCallback,
-    hooks: Sequence[RunHooks], keep: dict[str, bool],
+    hooks: Sequence[RunHooks], keep: dict[str, bool], broken: dict[str, NodeRunError],
 ) -> tuple[dict[str, RunSummary], dict[str, NodeRunError]]:
     results: dict[str, RunSummary] = {}
     failures: dict[str, NodeRunError] = {}
     for key, node in graph.items():
-        if not _skipped_for_failed_dependency(key, needs, failures, graph):
+        if key in broken:
+            failures[key] = broken[key]
+        elif not _skipped_for_failed_dependency(key, needs, failures, graph):
             try:
                 with use_lake(lakes[key]):
                     results[key] = run_single(node, hooks, keep[key])
@@ -149,14 +152,16 @@ def _run_serially(
 
 def _run_on_executor(
     graph: dict[str, DataNode], needs: dict[str, set[str]], lakes: dict[str, Lake], executor: Executor,
-    report: ProgressCallback, keep: dict[str, bool],
+    report: ProgressCallback, keep: dict[str, bool], broken: dict[str, NodeRunError],
 ) -> tuple[dict[str, RunSummary], dict[str, NodeRunError]]:
     """A node starts when its dependencies succeeded; a failure skips only the nodes that depend on
     it, so independent nodes still finish."""
     results: dict[str, RunSummary] = {}
-    failures: dict[str, NodeRunError] = {}
+    failures: dict[str, NodeRunError] = dict(broken)
     running: dict[Future, str] = {}
-    pending = dict(needs)
+    pending = {key: deps for key, deps in needs.items() if key not in broken}
+    for key in broken:
+        report(len(results) + len(failures), len(graph), graph[key])
     try:
         while pending or running:
             for key in [key for key, deps in pending.items() if deps <= results.keys() | failures.keys()]:
