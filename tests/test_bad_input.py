@@ -44,6 +44,7 @@ from lakenodes import (
     SchemaMismatchError,
     TimeIndexMetaTable,
     hash_namespace,
+    run_many,
     use_lake,
 )
 
@@ -302,6 +303,13 @@ CASES: list[Case] = [
          "IDENTITY_DIMENSIONS must be a tuple"),
     call("dependencies_not_dict", lambda ctx: ListDependencies(EmitterConfig(case="list_deps")).run(), NodeRunError,
          "failed during dependencies: ConfigurationError: ListDependencies.dependencies\\(\\) must return a dict .*got a list"),
+    # run_many given one node, a configuration or a class: was a raw TypeError / AttributeError ('lake')
+    call("run_many_one_node", lambda ctx: run_many(ctx.node), ConfigurationError,
+         r"run_many takes a list of DataNodes, got an Emitter: run_many\(\[node\]\), or node.run\(\)"),
+    call("run_many_a_config", lambda ctx: run_many([EmitterConfig(case="good")]), ConfigurationError,
+         r"run_many: nodes\[0\] is an EmitterConfig, not a DataNode \(build the node from it: MyNode\(config\)\)"),
+    call("run_many_a_class", lambda ctx: run_many([ctx.node, Emitter]), ConfigurationError,
+         r"run_many: nodes\[1\] is the class Emitter \(not an instance of it\), not a DataNode"),
     call("identifier_taken", lambda ctx: cause_of(emitter("good", "declared", identifier="bad_input_plain").run),
          IdentifierConflictError, "identifier 'bad_input_plain' is already used by table emitter_"),
     # hash_namespace

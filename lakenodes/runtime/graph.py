@@ -61,16 +61,16 @@ def _dependencies_of(node: DataNode) -> list[BaseNode]:
     if not isinstance(dependencies, Mapping):
         raise NodeRunError(repr(node), "dependencies", ConfigurationError(
             f"{type(node).__name__}.dependencies() must return a dict of name -> DataNode or APIDataNode "
-            f"(return {{}} if none), got {_kind(dependencies)}"))
+            f"(return {{}} if none), got {described(dependencies)}"))
     for name, dependency in dependencies.items():
         if not isinstance(dependency, (DataNode, APIDataNode)):
             raise NodeRunError(repr(node), "dependencies", ConfigurationError(
-                f"{type(node).__name__}.dependencies()[{name!r}] is {_kind(dependency)}, not a DataNode or "
+                f"{type(node).__name__}.dependencies()[{name!r}] is {described(dependency)}, not a DataNode or "
                 "APIDataNode (give each dependency its own name)"))
     return list(dependencies.values())
 
 
-def _kind(value: object) -> str:
+def described(value: object) -> str:
     """``value``'s type as a sentence names it: "a list", "None", "the class Prices" (not an instance)."""
     if value is None:
         return "None"

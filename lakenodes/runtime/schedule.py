@@ -8,18 +8,26 @@ from __future__ import annotations
 import logging
 import pickle
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Literal, overload
 
 import polars as pl
 
+from ..core.config import DataNodeConfiguration
 from ..core.frame_kind import chosen_frame, set_default_frame
-from ..errors import DependencyCycleError, LakeConfigurationError, NodeRunError, one_line, plain_message
+from ..errors import (
+    ConfigurationError,
+    DependencyCycleError,
+    LakeConfigurationError,
+    NodeRunError,
+    one_line,
+    plain_message,
+)
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
-from ..nodes.node import DataNode
-from .graph import collect_dependencies
+from ..nodes.node import BaseNode, DataNode
+from .graph import collect_dependencies, described
 from .hooks import PhaseReporter, RunHooks
 from .recorder import default_hooks
 from .run import RunSummary, node_context, run_single
@@ -86,10 +94,25 @@ def run_many(
         >>> run_many([example.node], return_frames=True)[example.node.update_hash].columns  # none persisted: no rows
         ['time_index', 'unique_identifier', 'close']
     """
-    summaries = _schedule(nodes, executor, on_progress, on_phase, None if return_frames else ())
+    summaries = _schedule(_checked_nodes(nodes), executor, on_progress, on_phase, None if return_frames else ())
     if return_frames:
         return {key: summary.frame if summary.frame is not None else pl.DataFrame() for key, summary in summaries.items()}
     return summaries
+
+
+def _checked_nodes(nodes: object) -> Sequence[DataNode]:
+    """``run_many``'s ``nodes``, or ``ConfigurationError`` naming what is not a sequence of DataNodes (one node,
+    a configuration, a class), instead of an AttributeError from deep inside the run."""
+    if isinstance(nodes, BaseNode) or not isinstance(nodes, Iterable) or isinstance(nodes, (str, bytes, Mapping)):
+        raise ConfigurationError(f"run_many takes a list of DataNodes, got {described(nodes)}"
+                                 + (": run_many([node]), or node.run()" if isinstance(nodes, BaseNode) else ""))
+    nodes = list(nodes)
+    for position, node in enumerate(nodes):
+        if not isinstance(node, BaseNode):
+            raise ConfigurationError(f"run_many: nodes[{position}] is {described(node)}, not a DataNode"
+                                     + (" (build the node from it: MyNode(config))"
+                                        if isinstance(node, DataNodeConfiguration) else ""))
+    return [node for node in nodes if isinstance(node, DataNode)]  # an APIDataNode is a table: nothing to run
 
 
 def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress: ProgressCallback | None,
