@@ -118,7 +118,8 @@ class NodeRunError(LakenodesError, RuntimeError):
 
     Raised by ``run_many`` (and a tree run), it also carries the rest of the run:
     ``completed`` (update_hash -> ``RunSummary`` of every node that finished) and ``failures``
-    (update_hash -> the error of every node that failed, or was skipped for a failed dependency).
+    (update_hash -> the error of every node that failed, or was skipped for a failed dependency);
+    ``skipped``: the update_hashes of the nodes skipped because this node failed (directly or not).
     """
 
     def __init__(self, node: str, phase: str, cause: BaseException):
@@ -127,6 +128,7 @@ class NodeRunError(LakenodesError, RuntimeError):
         self.cause = cause
         self.completed: dict[str, Any] = {}
         self.failures: dict[str, NodeRunError] = {}
+        self.skipped: list[str] = []
         super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {one_line(plain_message(cause))}")
 
     def __reduce__(self):  # picklable across process pools (the default would call __init__(message))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import re
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -355,3 +356,51 @@ def test_dependencies_of_the_wrong_shape_are_a_user_mistake_named_in_one_line(lo
     error = json.loads(result.stdout)["error"]
     assert error["kind"] == "run_error" and "failed during dependencies: ConfigurationError: " in error["message"]
     assert said in error["message"], error["message"]
+
+
+FAILING_TREE = '''
+import datetime as dt
+
+import polars as pl
+from lakenodes import DataNode, DataNodeConfiguration
+
+class Feed(DataNode):
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        raise ConnectionError("feed down")
+
+class Report(DataNode):
+    config: DataNodeConfiguration
+
+    def __init__(self, config: DataNodeConfiguration, **kwargs):
+        self.feed = Feed(DataNodeConfiguration())
+        super().__init__(config, **kwargs)
+
+    def dependencies(self):
+        return {"feed": self.feed}
+
+    def update(self):
+        return pl.DataFrame({"time_index": [dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)], "value": [1.0]})
+'''
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
+def test_the_cli_line_of_a_failed_dependency_says_the_node_asked_for_did_not_run(local_lake: Lake, tmp_path: Path,
+                                                                                  workers: list[str]) -> None:
+    """``lakenodes run tree:Report`` whose dependency failed printed only the dependency's failure: nothing
+    said that Report, the node the job asked for, was skipped (a WARNING shown with --verbose only).
+    The line now ends naming the nodes not run because of it."""
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    module = tmp_path / "tree.py"
+    module.write_text(FAILING_TREE)
+    result = CliRunner().invoke(app, ["--lake", local_lake.uri, "--json", "run", f"{module}:Report", "--config", "{}",
+                                      *workers])
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    message = json.loads(result.stdout)["error"]["message"]
+    assert message.startswith("Feed(") and "failed during update: ConnectionError: feed down" in message, message
+    assert re.fullmatch(r".*; not run, as they depend on it: report_[0-9a-f]{32}", message), message

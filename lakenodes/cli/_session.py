@@ -210,6 +210,8 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
         rows_stored = isinstance(error, RowsStoredError)  # the failed node's own rows
         user_mistake = isinstance(error.cause, LakenodesUserError) and not rows_stored and not stored
         message = f"{error}; the tree's nodes that finished before it stored {stored} row(s)" if stored else str(error)
+        if error.skipped:  # the node asked for may be one of them: say it did not run
+            message += f"; not run, as they depend on it: {', '.join(error.skipped)}"
         _fail(USER_ERROR if user_mistake else FAILURE, "run_error", message, json_mode, verbose, rows_stored)
     except LakenodesUserError as error:
         _fail(USER_ERROR, "user_error", str(error), json_mode, verbose)

@@ -295,8 +295,9 @@ def portable(error: NodeRunError) -> NodeRunError:
 def _skipped_for_failed_dependency(
     key: str, needs: dict[str, set[str]], failures: dict[str, NodeRunError], graph: dict[str, DataNode],
 ) -> bool:
-    failed = needs[key] & failures.keys()
+    failed = sorted(needs[key] & failures.keys())
     if failed:
-        failures[key] = failures[next(iter(failed))]
-        logger.warning("skipping %r: its dependency %s failed", graph[key], sorted(failed)[0])
+        failures[key] = failures[failed[0]]
+        failures[key].skipped.append(key)
+        logger.warning("skipping %r: its dependency %s failed", graph[key], failed[0])
     return bool(failed)
