@@ -22,6 +22,9 @@ import logging
 import multiprocessing
 import os
 import queue
+import subprocess
+import sys
+import textwrap
 import time
 import traceback
 import zlib
@@ -314,6 +317,35 @@ def test_concurrent_appenders_and_restaters_on_s3(s3_server):
 
 def test_concurrent_appenders_quick_local(tmp_path):
     stress(Lake(tmp_path / "lake"), {}, Scale(appenders=3, runs=3, restaters=1, restater_runs=2))
+
+
+def test_frames_of_series_in_the_runs_threads_skip_polars_unlocked_dispatch():
+    """Regression (polars 1.34, the lowest allowed): the quick test above failed a run's catalog phase after
+    its commit with "RuntimeError: dictionary changed size during iteration". Polars before 2.0 builds a
+    DataFrame from a *list* of Series through a singledispatch that registers ``pl.Series`` on its first
+    use, unlocked (pola-rs/polars#29121), and the recorder's threads built their first such frames at
+    once. The frames of Series lakenodes builds in them (catalog rows, panel bounds) never register a
+    type there: checked in a fresh interpreter, where nothing has registered one yet."""
+    script = textwrap.dedent("""
+        import datetime as dt
+        import polars as pl
+        import pyarrow as pa
+        from polars._utils.construction.dataframe import _sequence_to_pydf_dispatcher as dispatcher
+        from lakenodes._internal.arrow_rows import arrow_table
+        from lakenodes.core.frame_index import index_bounds
+
+        before = set(dispatcher.registry)
+        day = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+        table = arrow_table([{"at": day, "x": 1}], pa.schema([("at", pa.timestamp("us", "UTC")), ("x", pa.int64())]))
+        assert table.num_rows == 1
+        times = pa.array([day, day, day + dt.timedelta(days=1), day + dt.timedelta(days=1)], pa.timestamp("us", "UTC"))
+        panel = pa.table({"time_index": times, "unique_identifier": ["A", "B", "A", "B"]})
+        assert index_bounds(panel, ["time_index", "unique_identifier"])["n"].to_list() == [2, 2]
+        print(sorted(t.__name__ for t in set(dispatcher.registry) - before))  # polars < 2: a list of Series adds Series
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def overlapping_appenders(lake: Lake, env: dict[str, str], workers: int, runs: int) -> None:

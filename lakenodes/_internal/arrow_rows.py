@@ -40,15 +40,22 @@ def arrow_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Tabl
     """``pa.Table.from_pylist(rows, schema=schema)`` without pandas (keys not in ``schema`` are
     ignored, missing ones are null; naive datetimes are taken as UTC)."""
     dtypes = pl.from_arrow(empty_table(schema)).schema
-    columns = []
+    columns: dict[str, pl.Series] = {}
     for field in schema:
         values = [row.get(field.name) for row in rows]
         if pa.types.is_timestamp(field.type) and field.type.unit == "us":  # as integers: polars converts
             micros = [None if value is None else epoch_micros(value) for value in values]
-            columns.append(pl.Series(field.name, micros, pl.Int64).cast(dtypes[field.name]))  # datetimes slowly
+            columns[field.name] = pl.Series(field.name, micros, pl.Int64).cast(dtypes[field.name])  # datetimes slowly
         else:
-            columns.append(pl.Series(field.name, values, dtypes[field.name]))
-    return pl.DataFrame(columns).to_arrow().cast(schema)
+            columns[field.name] = pl.Series(field.name, values, dtypes[field.name])
+    return pl.DataFrame(columns).to_arrow().cast(schema)  # a dict, in threads: see below
+
+
+# Polars before 2.0 builds a DataFrame from a *list* (of Series, arrays, ...) through a functools.singledispatch
+# that registers the element's type on its first use, unlocked: two threads building their first such frame at
+# once could raise "RuntimeError: dictionary changed size during iteration" (pola-rs/polars#29121, fixed in
+# 2.0.0 by #29132; it failed a run's catalog phase after its commit). lakenodes, whose runs write the catalog
+# from threads, builds frames of Series from a dict (``pl.DataFrame({name: series})``), which never dispatches.
 
 
 def empty_table(schema: pa.Schema) -> pa.Table:

@@ -91,9 +91,10 @@ def _panel_bounds(table: pa.Table, dims: Sequence[str]) -> tuple[pl.DataFrame, b
         column = one_array(table.column(dim))
         if not pc.all(pc.equal(column.slice(0, rows - period), column.slice(period))).as_py():
             return None
-    bounds = pl.DataFrame([*(pl.Series(dim, first.column(dim)) for dim in dims),
-                           pl.Series("n", [rows // period], pl.UInt32).new_from_index(0, period),
-                           pl.Series("lo", times.slice(0, period)), pl.Series("hi", times.slice(rows - period))])
+    bounds = pl.DataFrame({**{dim: pl.Series(dim, first.column(dim)) for dim in dims},  # a dict: not a list, which
+                           "n": pl.Series("n", [rows // period], pl.UInt32).new_from_index(0, period),  # polars < 2
+                           "lo": pl.Series("lo", times.slice(0, period)),  # dispatches unsafely in threads
+                           "hi": pl.Series("hi", times.slice(rows - period))})  # (_internal/arrow_rows.py)
     if period == rows:  # one date (a daily update)
         return bounds, True
     starts, ends = (pl.Series(times).to_physical().gather_every(period, offset) for offset in (0, period - 1))
