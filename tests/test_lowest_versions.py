@@ -62,6 +62,24 @@ def test_every_dependency_declares_its_floor():
     assert len(declared_floors()) > 10
 
 
+LOWEST_CONSTRAINTS = ROOT / ".ci" / "lowest-constraints.txt"
+
+
+def test_the_committed_lowest_constraints_are_the_floors():
+    """``.ci/lowest-constraints.txt`` (the whole quick suite at the floors: ``pip install -e ".[test,pandas]"
+    -c .ci/lowest-constraints.txt``) pins exactly the declared floors, and the test extra accepts each pin:
+    a floor raised or added in pyproject.toml without it fails here. The suite there found what the slow
+    case below does not run: a thread race of polars 1.34 and click 8.2.1's usage errors."""
+    lines = [line.split("#")[0].strip() for line in LOWEST_CONSTRAINTS.read_text().splitlines()]
+    pins = {canonicalize_name(pin.name): pin for pin in map(Requirement, filter(None, lines))}
+    assert all(len(pin.specifier) == 1 and next(iter(pin.specifier)).operator == "==" for pin in pins.values())
+    pinned = {name: Version(next(iter(pin.specifier)).version) for name, pin in pins.items()}
+    assert pinned == {canonicalize_name(name): Version(version) for name, version in declared_floors().items()}
+    for requirement in map(Requirement, PROJECT["optional-dependencies"]["test"]):  # it repeats pandas and pytz
+        name = canonicalize_name(requirement.name)
+        assert name not in pinned or requirement.specifier.contains(pinned[name]), str(requirement)
+
+
 def fresh_install(tmp_path: Path, constraints: list[str], editable: bool = True) -> Path:
     """A fresh venv holding this checkout (with the README's extra; else built as a wheel, as from
     PyPI) and pytest, its other packages chosen by pip under ``constraints``; returns the venv."""
