@@ -27,13 +27,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import LakenodesUserError
-from .lookups import OPERATORS, split_lookup
+from .lookups import OPERATORS, parse_flag, split_lookup
 
 logger = logging.getLogger(__name__)
-
-TRUE_WORDS = ("true", "1", "yes")
-FALSE_WORDS = ("false", "0", "no")
-
 
 def parse_pairs(pairs: Sequence[str] | None, option: str) -> list[tuple[str, str]]:
     """``["k=v", ...]`` → ``[("k", "v"), ...]``; the value may be empty or contain ``=``."""
@@ -64,7 +60,7 @@ def parse_lookups(pairs: Sequence[str] | None, model: type[BaseModel] | None = N
         if operator == "in":
             lookups[key] = parse_in_values(value, key, option=option)
         elif operator == "isnull" or (annotation is bool and operator == "exact"):
-            lookups[key] = parse_bool(value, key, option=option)
+            lookups[key] = parse_flag(value, f"{option} {key}")
         else:
             lookups[key] = value
     logger.debug("parsed %s values into %s", option, lookups)
@@ -88,16 +84,6 @@ def parse_in_values(value: str, key: str, *, option: str = "--filter") -> list[A
     if not isinstance(values, list) or not all(isinstance(item, (str, int, float, bool)) for item in values):
         raise LakenodesUserError(f"{option} {key}={value!r} must be a list of strings or numbers; write {example}")
     return values
-
-
-def parse_bool(value: str, key: str, *, option: str = "--filter") -> bool:
-    """``true``/``1``/``yes`` or ``false``/``0``/``no`` (any case)."""
-    lowered = value.strip().lower()
-    if lowered in TRUE_WORDS:
-        return True
-    if lowered in FALSE_WORDS:
-        return False
-    raise LakenodesUserError(f"{option} {key}={value!r}: expected true or false")
 
 
 def parse_dimension_filters(pairs: Sequence[str] | None, index_names: Sequence[str], table_name: str, *,

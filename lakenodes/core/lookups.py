@@ -121,10 +121,7 @@ def _as_type_of(value: Any, expected: Any, key: str) -> Any:
             expected = datetime.datetime.combine(expected, datetime.time())
         return expected if expected.tzinfo is not None else expected.replace(tzinfo=datetime.UTC)
     if isinstance(value, bool) and isinstance(expected, str):
-        flag = _BOOLEANS.get(expected.strip().lower())
-        if flag is None:
-            raise LakenodesUserError(f"lookup {key}={expected!r}: expected true or false")
-        return flag
+        return parse_flag(expected, f"lookup {key}")
     if not isinstance(expected, str) or value is None or isinstance(value, str):
         return expected
     if isinstance(value, datetime.datetime):
@@ -143,7 +140,20 @@ def _as_type_of(value: Any, expected: Any, key: str) -> Any:
     return expected
 
 
-_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def parse_flag(text: str, what: str) -> bool:
+    """``true``/``1``/``yes`` or ``false``/``0``/``no`` (any case); ``what`` names the value in the error.
+
+    Example:
+        >>> parse_flag(" Yes", "--filter deleted"), parse_flag("0", "lookup deleted")
+        (True, False)
+    """
+    flag = _FLAGS.get(text.strip().lower())
+    if flag is None:
+        raise LakenodesUserError(f"{what}={text!r}: expected true or false")
+    return flag
 
 
 def exactly_one(found: list[Any], lookups: Mapping[str, Any], what: str) -> Any:
