@@ -253,3 +253,38 @@ def test_the_identity_doc_example_runs(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "docs/identity.md", "exec"), {"__name__": "identity_doc"})
     assert list(tmp_path.iterdir()) == [], "building nodes must not touch storage"
+
+
+def test_a_node_whose_identifier_an_import_path_hash_holds_is_told_to_set_hash_name(local_lake):
+    """A lake an earlier lakenodes wrote (hashes of ``module.DailyRates``) holds the published
+    identifier; today's DailyRates hashes by its name alone, so its run conflicts with its own old
+    table. The refusal names the old table and the HASH_NAME that keeps writing it, not
+    repoint_identifier (which would publish an empty new table), and writes nothing."""
+    from lakenodes import IdentifierConflictError, NodeRunError
+    from lakenodes.core.hashing import class_path
+
+    old_path = class_path(DailyRates)
+    legacy = type("DailyRates", (DailyRates,), {"HASH_NAME": old_path})  # the earlier version's hashes
+    old = legacy(RatesConfig(), lake=local_lake)
+    old.run()
+
+    upgraded = DailyRates(RatesConfig(), lake=local_lake)
+    with pytest.raises(NodeRunError) as caught:
+        upgraded.run()
+    assert isinstance(caught.value.cause, IdentifierConflictError)
+    message = str(caught.value.cause)
+    assert old.storage_hash in message and f"HASH_NAME: ClassVar[str] = {old_path!r}" in message
+    assert "repoint_identifier" not in message
+    assert not upgraded.store.exists()
+
+    pinned = type("DailyRates", (DailyRates,), {"HASH_NAME": old_path})(RatesConfig(), lake=local_lake)
+    assert pinned.storage_hash == old.storage_hash
+    assert pinned.update_statistics.max_time_index_value == dt.datetime(2024, 1, 2, tzinfo=UTC)
+
+
+def test_a_conflict_with_another_table_still_names_repoint_identifier(local_lake):
+    from lakenodes import NodeRunError
+
+    DailyRates(RatesConfig(currency="USD"), lake=local_lake).run()
+    with pytest.raises(NodeRunError, match=r"repoint_identifier\('fx_rates_daily', node\)"):
+        DailyRates(RatesConfig(), lake=local_lake).run()

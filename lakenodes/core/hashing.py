@@ -337,7 +337,26 @@ def compute_hash(node_class: type, config: BaseModel, scope: Scope, namespace: s
         >>> compute_hash(DataNodeConfiguration, DataNodeConfiguration(), "storage")[:22]
         'datanodeconfiguration_'
     """
-    identity = class_identity(node_class)
+    return _hash_as(class_identity(node_class), config, scope, namespace)
+
+
+def import_path_hash(node_class: type, config: BaseModel, scope: Scope, namespace: str = "") -> str | None:
+    """The hash lakenodes gave a node before classes were identified without their module (the
+    class's import path in place of its ``HASH_NAME`` or ``__qualname__``, as ``HASH_NAME`` set to
+    that path reproduces); None when the class sets ``HASH_NAME`` (docs/identity.md, "Upgrading").
+
+    Example:
+        >>> from lakenodes.core.config import DataNodeConfiguration
+        >>> old = import_path_hash(DataNodeConfiguration, DataNodeConfiguration(), "storage")
+        >>> old[:22], old == compute_hash(DataNodeConfiguration, DataNodeConfiguration(), "storage")
+        ('datanodeconfiguration_', False)
+    """
+    if HASH_NAME_ATTRIBUTE in node_class.__dict__:
+        return None
+    return _hash_as(class_path(node_class), config, scope, namespace)
+
+
+def _hash_as(identity: str, config: BaseModel, scope: Scope, namespace: str) -> str:
     document: dict[str, Any] = {"class": identity, "config": canonical_value(config, scope)}
     if namespace:
         document["namespace"] = namespace

@@ -20,8 +20,8 @@ from .._internal.caches import register_cache
 from ..catalog import catalog
 from ..catalog.reconcile import reconcile_table
 from ..catalog.records import TableRecord, columns_metadata, table_uid
-from ..core.hashing import canonical_value
-from ..errors import one_line, store_timed_out
+from ..core.hashing import canonical_value, import_path_hash
+from ..errors import IdentifierConflictError, one_line, store_timed_out
 from ..nodes.node import DataNode
 from .hooks import RunHooks, RunInfo
 
@@ -206,7 +206,20 @@ def _recover(node: DataNode) -> None:
 
 
 def _claim(node: DataNode, identifier: str) -> None:
-    if not catalog.claim_identifier(node.lake, identifier, node.hash_namespace, node.storage_hash):
+    try:
+        claimed = catalog.claim_identifier(node.lake, identifier, node.hash_namespace, node.storage_hash)
+    except IdentifierConflictError as error:
+        old_hash = import_path_hash(type(node), node.config, "storage", node.hash_namespace)
+        if old_hash is None or catalog.resolve_identifier(node.lake, identifier, node.hash_namespace) != old_hash:
+            raise
+        raise IdentifierConflictError(
+            f"identifier {identifier!r} is held by table {old_hash}, which {node.source_class} wrote under a lakenodes "
+            "that hashed classes by their import path (this one computes "
+            f"{node.storage_hash}); to keep writing that table set HASH_NAME: ClassVar[str] = "
+            f"{node.source_class!r} on class {type(node).__qualname__} (docs/identity.md, 'Upgrading lakes "
+            "written before this rule')"
+        ) from error
+    if not claimed:
         node.logger.warning(
             "identifier %r now points to table %s (it was repointed): this run keeps writing its own table %s, "
             "which is no longer published under that name", identifier,
