@@ -288,3 +288,24 @@ def test_a_conflict_with_another_table_still_names_repoint_identifier(local_lake
     DailyRates(RatesConfig(currency="USD"), lake=local_lake).run()
     with pytest.raises(NodeRunError, match=r"repoint_identifier\('fx_rates_daily', node\)"):
         DailyRates(RatesConfig(), lake=local_lake).run()
+
+
+def test_a_node_creating_its_table_beside_its_import_path_table_warns_naming_hash_name(local_lake, caplog):
+    """Without an identifier nothing conflicts: the upgraded node starts a new table (as
+    docs/identity.md says), and its run says which old table it leaves and how to keep it."""
+    from lakenodes.core.hashing import class_path
+
+    config = RatesConfig(node_metadata=DataNodeMetaData(data_frequency_id="1d"))
+    old_path = class_path(DailyRates)
+    old = type("DailyRates", (DailyRates,), {"HASH_NAME": old_path})(config, lake=local_lake)
+    old.run()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lakenodes"):
+        DailyRates(config, lake=local_lake).run()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and old.storage_hash in warnings[0], warnings
+    assert f"HASH_NAME: ClassVar[str] = {old_path!r}" in warnings[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lakenodes"):
+        DailyRates(config.model_copy(update={"currency": "USD"}), lake=local_lake).run()  # no old table: quiet
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

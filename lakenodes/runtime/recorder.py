@@ -22,6 +22,7 @@ from ..catalog.reconcile import reconcile_table
 from ..catalog.records import TableRecord, columns_metadata, table_uid
 from ..core.hashing import canonical_value, import_path_hash
 from ..errors import IdentifierConflictError, one_line, store_timed_out
+from ..lake.store import TableStore
 from ..nodes.node import DataNode
 from .hooks import RunHooks, RunInfo
 
@@ -68,8 +69,7 @@ class CatalogRecorder(RunHooks):
             claiming.result()
         if node.store.found_missing():
             with self._lock:
-                self._stored[id(node)] = in_background(
-                    lambda: catalog.stored_table_rows(node.lake, node.storage_hash))
+                self._stored[id(node)] = in_background(lambda: _stored_rows_of_new_table(node))
 
     def table_ready(self, node: DataNode) -> None:
         """Start registering the table (in a thread, while its rows are written): it exists now, with
@@ -224,6 +224,19 @@ def _claim(node: DataNode, identifier: str) -> None:
             "identifier %r now points to table %s (it was repointed): this run keeps writing its own table %s, "
             "which is no longer published under that name", identifier,
             catalog.resolve_identifier(node.lake, identifier, node.hash_namespace), node.storage_hash)
+
+
+def _stored_rows_of_new_table(node: DataNode) -> list[dict[str, Any]]:
+    """The catalog row of the table this run creates, after warning when the lake holds the table
+    an earlier lakenodes wrote for this class and configuration (hashed by its import path)."""
+    old_hash = import_path_hash(type(node), node.config, "storage", node.hash_namespace)
+    if old_hash is not None and TableStore(node.lake, old_hash).exists():
+        node.logger.warning(
+            "this run creates table %s, while the lake holds %s, which %s wrote with this configuration under a "
+            "lakenodes that hashed classes by their import path; to keep writing that table set HASH_NAME: "
+            "ClassVar[str] = %r on class %s (docs/identity.md, 'Upgrading lakes written before this rule')",
+            node.storage_hash, old_hash, node.source_class, node.source_class, type(node).__qualname__)
+    return catalog.stored_table_rows(node.lake, node.storage_hash)
 
 
 def _register_updater(node: DataNode) -> None:
