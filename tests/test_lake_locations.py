@@ -95,6 +95,38 @@ def test_a_file_url_names_its_decoded_folder(tmp_path) -> None:
     assert Lake(f"file://{tmp_path}/My%20Documents/lake").uri == str(tmp_path / "My Documents" / "lake")
 
 
+@pytest.mark.parametrize("spelling", ["file://localhost{path}", "FILE://{path}", "file://LOCALHOST{path}"])
+def test_every_spelling_of_a_local_file_url_names_the_same_folder(tmp_path, monkeypatch, capsys, spelling: str) -> None:
+    """Regression: `--lake file://localhost/data/lake` (RFC 8089's spelling of file:///data/lake) wrote the lake
+    to ./localhost/data/lake under the working directory; `FILE:///data/lake` was refused as an unsupported
+    scheme."""
+    folder = tmp_path / "My Documents" / "lake"
+    uri = spelling.format(path=str(folder).replace(" ", "%20"))
+    assert Lake(uri).uri == str(folder)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--lake", uri, "run", f"{EXAMPLES}:DailyRandomNumber", "--config", '{"mean": 0}'],
+                standalone_mode=False) == 0
+    capsys.readouterr()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["My Documents"]  # no ./localhost, no ./file:
+    assert main(["--lake", str(folder), "--json", "updates", "list"], standalone_mode=False) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 1
+
+
+@pytest.mark.parametrize("uri", ["file://fileserver/data/lake", "file://lake", "file:lake", "file:/data/lake"])
+def test_a_file_url_of_another_host_or_no_absolute_path_is_refused(tmp_path, monkeypatch, capsys, uri: str) -> None:
+    """Regression: `file://fileserver/data/lake` (a share of another machine) and `file://lake` wrote a lake
+    under the working directory (./fileserver/data/lake, ./lake) as if the host were a folder; `file:lake`
+    and `file:/data/lake` were refused as "a local folder of that name is ./file:lake"."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LakeConfigurationError, match="file URL"):
+        Lake(uri)
+    assert main(["--lake", uri, "run", f"{EXAMPLES}:DailyRandomNumber", "--config", '{"mean": 0}'],
+                standalone_mode=False) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: the lake URI {uri!r} ") and "file:///" in line
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("uri", ["s3:/bucket/lake", "s3:bucket/lake", "S3A:/bucket/lake"])
 def test_a_scheme_missing_its_slashes_is_refused_not_taken_for_a_folder(tmp_path, uri: str) -> None:
     """Regression: `LAKENODES_URI=s3:/bucket/lake lakenodes run ...` (one '/' short) wrote the lake to a

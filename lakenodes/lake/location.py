@@ -115,8 +115,8 @@ def _normalize_uri(uri: str) -> str:
     if uri != uri.strip():  # "s3://bucket/lake\n" was another prefix; " /data/lake" the folder "./ /data/lake"
         raise LakeConfigurationError(f"the lake URI {uri!r} starts or ends with whitespace: remove it (a value read "
                                      "from a file or a secret keeps its trailing newline)")
-    if uri.startswith("file://"):
-        uri = unquote(uri[len("file://") :])  # a URL: "My%20Documents" names the folder "My Documents"
+    if uri[:5].lower() == "file:":
+        uri = _file_url_folder(uri)
     if malformed := _SCHEME_WITHOUT_SLASHES.match(uri):
         # taken as a folder, such a typo wrote the lake under ./s3:/ on local disk instead of the bucket
         scheme = malformed.group(1)
@@ -141,6 +141,22 @@ def _normalize_uri(uri: str) -> str:
         return _openable(f"s3://{bucket_and_prefix}", "[]%?#|^\\")
     # a "\\" is a folder name's character on POSIX (Windows' separator elsewhere)
     return _openable(_absolute(uri), "[]%#|^" + ("\\" if os.sep == "/" else ""), controls=True)
+
+
+def _file_url_folder(url: str) -> str:
+    """The folder a file URL names (RFC 8089), its escapes decoded ("My%20Documents" is "My Documents"):
+    ``file:///data/lake`` and ``file://localhost/data/lake`` are ``/data/lake``; a URL naming another
+    host or no absolute path is refused (taken as a relative folder, ``file://fileserver/data/lake``
+    wrote ./fileserver/data/lake), as is one without "//" (``file:/data/lake``, see ``_normalize_uri``)."""
+    if not url[len("file:"):].startswith("//"):
+        raise LakeConfigurationError(f"the lake URI {url!r} has no '//' after 'file:' (a file URL is "
+                                     "file:///absolute/path; or give the path itself)")
+    host, slash, path = url[len("file://"):].partition("/")
+    if host.lower() not in ("", "localhost"):
+        raise LakeConfigurationError(
+            f"the lake URI {url!r} is a file URL naming the host {host!r}: a file URL names a folder of this "
+            "machine, file:///absolute/path (or give the path itself)")
+    return unquote(slash + path)
 
 
 def _absolute(folder: str) -> str:
