@@ -200,3 +200,37 @@ def test_a_relative_lake_from_a_working_directory_that_is_gone_is_one_line(
         "or replaced since this process entered it): run from an existing directory, or give the lake as an "
         "absolute path or an s3:// URI (--lake, LAKENODES_URI)\n"))
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_two_stores_holding_the_same_bucket_and_prefix_each_get_their_catalog(s3_server) -> None:
+    """Regression: a script ran one node into s3://lake/prod on a MinIO (staging) and then on AWS
+    (production): the second lake got the rows but no catalog record, identifier claim or updater
+    (this process had registered them for the URI already), so `data-node list`, search and
+    `APIDataNode.build_from_identifier` there found nothing."""
+    from lakenodes import APIDataNode
+    from lakenodes.testing import start_s3_server
+
+    other = start_s3_server()
+    try:
+        lakes = []
+        for server in (s3_server, other):
+            server.create_bucket("same-name")
+            lakes.append(Lake("s3://same-name/prod", storage_options=server.storage_options))
+        metadata = DataNodeMetaData(identifier="shared_prices", description="prices in two stores")
+        for lake in lakes:
+            FrameNode(FrameConfig(name="twice", node_metadata=metadata), lake=lake).run_with(rows(range(1, 3)))
+        for lake in lakes:
+            with use_lake(lake):
+                [record] = TimeIndexMetaTable.filter()
+                assert record.identifier == "shared_prices"
+                assert APIDataNode.build_from_identifier("shared_prices").get_df_between_dates().height == 2 * 40
+            updates = json.loads(subprocess.run(
+                [sys.executable, "-m", "lakenodes", "--lake", lake.uri, "--json", "updates", "list"],
+                env={**os.environ, **{key: value for key, value in lake.storage_options.items()
+                                      if key.startswith("AWS_")}},
+                capture_output=True, text=True, timeout=120).stdout)
+            assert updates["count"] == 1, updates
+    finally:
+        other.stop()

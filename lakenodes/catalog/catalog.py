@@ -25,7 +25,7 @@ from ..core.lookups import matches_lookups, prepared_lookups, split_lookup
 from ..errors import ConfigurationError, IdentifierConflictError, NotFoundError
 from ..lake.claims import CLAIM_KIND, claim, claim_owner, claim_uri, reassign
 from ..lake.ledger import RECORDED_AT, Ledger, read_unpartitioned
-from ..lake.location import Lake, current_lake
+from ..lake.location import Lake, LakeKey, current_lake
 from ..lake.pending import Pending
 from ..lake.store import TableStore
 from .records import TableRecord
@@ -132,12 +132,13 @@ def stored_table_rows(lake: Lake, storage_hash: str) -> list[dict[str, Any]]:
 def save_table_record(lake: Lake, record: TableRecord) -> None:
     """Append the record's new state to the catalog (the search index catches up on its next search)."""
     _tables_ledger(lake).append([record.to_row()])
-    _known_records[(lake.uri, record.storage_hash)] = _digest(record)
+    _known_records[(lake.cache_key, record.storage_hash)] = _digest(record)
 
 
-_known_records: dict[tuple[str, str], str] = register_cache("catalog.known_records", {})
-_known_updaters: set[tuple[str, str]] = register_cache("catalog.known_updaters", set())
-_known_claims: set[tuple[str, str, str, str]] = register_cache("catalog.known_claims", set())
+# keyed by Lake.cache_key: two stores may each hold s3://lake/prod
+_known_records: dict[tuple[LakeKey, str], str] = register_cache("catalog.known_records", {})
+_known_updaters: set[tuple[LakeKey, str]] = register_cache("catalog.known_updaters", set())
+_known_claims: set[tuple[LakeKey, str, str, str]] = register_cache("catalog.known_claims", set())
 
 
 def _digest(record: TableRecord) -> str:
@@ -156,7 +157,7 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
     """
     if record.identifier and not claim_identifier(lake, record.identifier, record.namespace, record.storage_hash):
         record = record.model_copy(update={"identifier": None})  # repointed away: the table keeps no name
-    key = (lake.uri, record.storage_hash)
+    key = (lake.cache_key, record.storage_hash)
     digest = _digest(record)
     if _known_records.get(key) == digest:
         return False
@@ -180,7 +181,7 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
 
 def identifier_claimed(lake: Lake, identifier: str, namespace: str, storage_hash: str) -> bool:
     """Whether this process saw ``storage_hash`` hold ``identifier`` in ``namespace`` (no I/O)."""
-    return (lake.uri, namespace, identifier, storage_hash) in _known_claims
+    return (lake.cache_key, namespace, identifier, storage_hash) in _known_claims
 
 
 def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: str) -> bool:
@@ -206,7 +207,7 @@ def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: 
             "choose another identifier (e.g. add a project suffix), or give it to this table before its first run: "
             f"lakenodes.repoint_identifier({identifier!r}, node) (docs/identity.md)"
         )
-    _known_claims.add((lake.uri, namespace, identifier, storage_hash))
+    _known_claims.add((lake.cache_key, namespace, identifier, storage_hash))
     return True
 
 
@@ -255,7 +256,7 @@ def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = 
             f"run: give its node node_metadata identifier={identifier!r} (no hash changes), then repoint from "
             f"Python: repoint_identifier({identifier!r}, node)")
     previous = resolve_identifier(lake, identifier, namespace)
-    _known_claims.difference_update({key for key in _known_claims if key[:3] == (lake.uri, namespace, identifier)})
+    _known_claims.difference_update({key for key in _known_claims if key[:3] == (lake.cache_key, namespace, identifier)})
     reassign(lake, _identifier_scope(namespace), identifier,
              {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, _schemas()["claims"])
     if record is not None:  # else the node's first run records its table under the identifier
@@ -308,14 +309,14 @@ def _identifier_scope(namespace: str) -> str:
 
 def updater_registered(lake: Lake, update_hash: str) -> bool:
     """Whether this process registered (or found) the updater already: ``register_updater`` is then a no-op."""
-    return (lake.uri, update_hash) in _known_updaters
+    return (lake.cache_key, update_hash) in _known_updaters
 
 
 def register_updater(lake: Lake, update_hash: str, storage_hash: str, namespace: str, source_class: str,
                      configuration: Mapping[str, Any]) -> None:
     """Record the updater once (the first record of an ``update_hash`` stands), then mark it in
     ``_catalog/updates/_lakenodes/marks/`` so a fresh process finds it with one request."""
-    key = (lake.uri, update_hash)
+    key = (lake.cache_key, update_hash)
     if key in _known_updaters:
         return
     ledger = updates_ledger(lake)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 DEFAULT_LAKE_PATH = "./lake"
 # "s3:/bucket/lake", "s3:bucket/lake": a scheme (two characters or more, so not a Windows drive) without "//"
 _SCHEME_WITHOUT_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
+
+LakeKey = tuple[str, str]  # Lake.cache_key: (URI, storage options as sorted JSON)
 
 _active_lake: contextvars.ContextVar[Lake | None] = contextvars.ContextVar("lakenodes_lake", default=None)
 
@@ -63,6 +66,12 @@ class Lake:
 
     def join(self, *parts: str) -> str:
         return "/".join([self.uri.rstrip("/"), *parts])
+
+    @property
+    def cache_key(self) -> LakeKey:
+        """What tells this lake from every other in the process (the key of its caches): its URI and its
+        options, as the tables' own cache keys them, since two stores may each hold ``s3://lake/prod``."""
+        return self.uri, json.dumps(self.storage_options, sort_keys=True)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Lake) and (self.uri, self.storage_options) == (other.uri, other.storage_options)

@@ -22,13 +22,14 @@ from ..catalog.reconcile import reconcile_table
 from ..catalog.records import TableRecord, columns_metadata, table_uid
 from ..core.hashing import canonical_value, import_path_hash
 from ..errors import IdentifierConflictError, one_line, store_timed_out
+from ..lake.location import LakeKey
 from ..lake.store import TableStore
 from ..nodes.node import DataNode
 from .hooks import RunHooks, RunInfo
 
 # (lake, storage hash) of the tables a run of this process committed to without recording itself:
 # the next run of that table recovers it from the table's history (lakenodes.catalog.reconcile)
-_unrecorded: set[tuple[str, str]] = register_cache("recorder.unrecorded_tables", set())
+_unrecorded: set[tuple[LakeKey, str]] = register_cache("recorder.unrecorded_tables", set())
 
 
 class CatalogRecorder(RunHooks):
@@ -102,13 +103,13 @@ class CatalogRecorder(RunHooks):
             registrations.append(lambda: _register_updater(node))
         _concurrently(registrations)
         _record(node, run, "success", None)
-        if (node.lake.uri, node.storage_hash) in _unrecorded:
+        if (node.lake.cache_key, node.storage_hash) in _unrecorded:
             _recover(node)
 
     def run_failed(self, node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
         committed = run.rows_written > 0  # unrecorded until the record below lands
         if committed:
-            _unrecorded.add((node.lake.uri, node.storage_hash))
+            _unrecorded.add((node.lake.cache_key, node.storage_hash))
         with self._lock:
             table = self._tables.pop(id(node), None)
             claiming = self._claims.pop(id(node), None)
@@ -128,7 +129,7 @@ class CatalogRecorder(RunHooks):
         self._updater_registered(node)
         _record(node, run, "error", f"{phase}: {type(error).__name__}: {error}")
         if committed:
-            _unrecorded.discard((node.lake.uri, node.storage_hash))
+            _unrecorded.discard((node.lake.cache_key, node.storage_hash))
 
     def _updater_registered(self, node: DataNode) -> None:
         """Wait for the registration ``run_started`` began (raising its failure), or register the
@@ -202,7 +203,7 @@ def _recover(node: DataNode) -> None:
     except Exception as error:  # noqa: BLE001 - this run succeeded and is recorded
         node.logger.warning("could not recover the unrecorded runs of %s: %s", node.storage_hash, one_line(error))
         return
-    _unrecorded.discard((node.lake.uri, node.storage_hash))
+    _unrecorded.discard((node.lake.cache_key, node.storage_hash))
 
 
 def _claim(node: DataNode, identifier: str) -> None:

@@ -52,7 +52,7 @@ from ..catalog.records import TableRecord
 from ..errors import LakenodesUserError
 from ..lake._retry import RetryPolicy
 from ..lake._storage_errors import storage_errors
-from ..lake.location import Lake, lake_filesystem, write_small_file
+from ..lake.location import Lake, LakeKey, lake_filesystem, write_small_file
 from .documents import table_document
 from .errors import EmbedderMismatchError, SearchIndexNotStoredWarning, storage_refusal
 from .index import SearchIndex
@@ -136,7 +136,7 @@ def _catch_up_once(lake: Lake, index: SearchIndex, records: list[TableRecord] | 
 
 
 # (lake uri, catalog state, embedder name) -> the in-memory index of a lake that refused to store one
-_in_memory: dict[tuple[str, Any, str], SearchIndex] = {}
+_in_memory: dict[tuple[LakeKey, Any, str], SearchIndex] = {}
 
 
 def searchable_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
@@ -153,7 +153,7 @@ def searchable_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
             raise
     stored = search_index(lake, embedding_model)
     catalog = tables_version(lake)
-    key = (lake.uri, catalog, stored.embedder.name)
+    key = (lake.cache_key, catalog, stored.embedder.name)
     memory = _in_memory.get(key)
     if memory is None:
         records, _ = _live_tables(lake)
