@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lakenodes import Asset, Lake, TimeIndexMetaTable, use_lake
+from lakenodes import Asset, Lake, LakeConfigurationError, TimeIndexMetaTable, use_lake
 from lakenodes.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1205,7 +1205,38 @@ def test_an_s3_lake_without_credentials_is_one_line_naming_the_fix(tmp_path):
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: StoragePermissionError"), done.stderr
-    assert "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE" in lines[0]
+    assert "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass them" in lines[0]
+
+
+@pytest.mark.s3
+def test_an_s3_lake_given_an_aws_profile_says_delta_rs_reads_no_profiles(tmp_path, s3_server):
+    """Regression: a user whose keys live in ~/.aws/credentials ran `AWS_PROFILE=lake lakenodes data-node list`
+    (the error of a run without keys said "set ... or AWS_PROFILE"; storage_options={"profile": ...} said "set
+    it as an environment variable instead"): it failed with the same "no S3 credentials found (set ... or
+    AWS_PROFILE ...)", since delta-rs reads no profile files. Both now say so and how to export the keys."""
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text(
+        f"[lake]\naws_access_key_id = {s3_server.env['AWS_ACCESS_KEY_ID']}\n"
+        f"aws_secret_access_key = {s3_server.env['AWS_SECRET_ACCESS_KEY']}\n")
+    (home / ".aws" / "config").write_text("[profile lake]\nregion = us-east-1\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_") and key != "RUST_LOG"}
+    env |= {"HOME": str(home), "AWS_PROFILE": "lake", "AWS_ENDPOINT_URL": s3_server.endpoint_url,
+            "AWS_ALLOW_HTTP": "true"}
+    bucket = s3_server.create_bucket()
+    with_keys = {**env, **s3_server.env}
+    assert _lakenodes("--lake", f"s3://{bucket}/lake", "run", "examples.tutorial_nodes:DailyRandomNumber",
+                      "--config", '{"mean": 0}', env=with_keys).returncode == 0
+    done = _lakenodes("--lake", f"s3://{bucket}/lake", "data-node", "list", env=env)
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: StoragePermissionError: open failed: no S3 credentials found (set "
+                           "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass them in the lake's storage_options; "
+                           "AWS_PROFILE='lake' is set, but Delta Lake's Rust engine reads no AWS profiles: export the "
+                           "profile's keys: eval \"$(aws configure export-credentials --profile lake --format env)\""), line
+    with pytest.raises(LakeConfigurationError, match=r"reads no AWS profiles: export the profile's keys: eval "
+                                                     r"\"\$\(aws configure export-credentials --profile lake"):
+        Lake(f"s3://{bucket}/lake", storage_options={"profile": "lake"})
 
 
 def test_a_mistyped_bucket_or_prefix_on_s3_is_a_one_line_mistake(s3_server, s3_lake):

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import errno as codes
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -58,6 +59,7 @@ from ..errors import (
 from ._log_damage import corrupt_log_error, find_log_damage
 from ._rust_stderr import quiet_delta_panics
 from ._unreadable import unreadable_file, unreadable_reason
+from .storage_options import profile_advice
 
 __all__ = ["as_storage_error", "guarded", "retryable", "storage_errors", "table_not_created"]
 
@@ -142,9 +144,11 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
     number = fault_errno(error)
     text = plain_message(error)
     if _NO_CREDENTIALS.search(text):
+        profile = os.environ.get("AWS_PROFILE")  # set, and delta-rs went on to the EC2 metadata endpoint
+        advice = f"; AWS_PROFILE={profile!r} is set, but {profile_advice(profile)}" if profile else ""
         return StoragePermissionError(
-            "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass them "
-            f"in the lake's storage_options; {one_line(text)})", path=path, operation=operation)
+            "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass them in the lake's "
+            f"storage_options{advice}; {one_line(text)})", path=path, operation=operation)
     if number is not None:
         cls, reason = _FAULTS[number]
         reason = _rejected_keys(text) or reason

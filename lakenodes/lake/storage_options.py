@@ -62,6 +62,21 @@ def _plain(canonical: str, *aliases: str, kind: str = IGNORE, hint: str = "") ->
 
 
 _ENV_HINT = "lakenodes' pyarrow reads cannot use it; set it as an environment variable instead"
+
+
+def profile_advice(profile: str) -> str:
+    """What to do with the AWS profile ``profile``: delta-rs' object_store has no profile provider (it
+    looks for keys in the environment, then at the EC2 metadata endpoint), so the keys must be exported.
+
+    Example:
+        >>> print(profile_advice("prod"))  # doctest: +NORMALIZE_WHITESPACE
+        Delta Lake's Rust engine reads no AWS profiles: export the profile's keys:
+        eval "$(aws configure export-credentials --profile prod --format env)"
+    """
+    return ("Delta Lake's Rust engine reads no AWS profiles: export the profile's keys: "
+            f'eval "$(aws configure export-credentials --profile {profile} --format env)"')
+
+
 _SETTINGS: tuple[_Setting, ...] = (
     # where and as whom: honoured by the native reads
     _aws("access_key_id", kind=READ),
@@ -82,7 +97,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _plain("retry_timeout", "aws_retry_timeout", kind=READ),
     _plain("certificate_path", kind=READ),
     # credentials from somewhere the reads cannot follow
-    _aws("profile", kind=REFUSE, hint=_ENV_HINT),
+    _aws("profile", kind=REFUSE, hint=profile_advice("{value}")),
     _aws("role_arn", kind=REFUSE, hint=_ENV_HINT),
     _aws("role_session_name", kind=REFUSE, hint=_ENV_HINT),
     _aws("web_identity_token_file", kind=REFUSE, hint=_ENV_HINT),
@@ -212,7 +227,8 @@ def _canonical(items: Iterable[tuple[Any, Any]], source: str, skip: Iterable[str
             continue
         text = str(value).lower() if isinstance(value, bool) else str(value)
         if setting.kind == REFUSE or (setting.kind == REFUSE_IF_TRUE and _flag({key: text}, key)):
-            raise LakeConfigurationError(f"{source} {key!r} ({setting.canonical}) is not supported: {setting.hint}")
+            hint = setting.hint.replace("{value}", text)
+            raise LakeConfigurationError(f"{source} {key!r} ({setting.canonical}) is not supported: {hint}")
         previous = spelled.get(setting.canonical)
         if previous is not None and options[setting.canonical] != text:
             raise LakeConfigurationError(
