@@ -234,3 +234,50 @@ def test_two_stores_holding_the_same_bucket_and_prefix_each_get_their_catalog(s3
             assert updates["count"] == 1, updates
     finally:
         other.stop()
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("inside", ["tables", "_catalog", "tables/{table}", "_catalog/tables"])
+def test_a_lake_location_inside_another_lake_is_refused_before_anything_is_written(
+        tmp_path, capsys, inside: str) -> None:
+    """Regression: `--lake /data/lake/_catalog` (or `.../tables`, or a table's folder from `data-node detail`)
+    ran the node and wrote a second lake inside the first: its table inside the folder of the catalog's own
+    Delta table `_catalog/tables` (where that table's vacuum deletes files it does not list), a `_catalog`
+    inside `_catalog`; `data-node list` there listed nothing and advised running the DataNodes again."""
+    lake = Lake(tmp_path / "lake")
+    node = FrameNode(FrameConfig(name="outer", node_metadata=DataNodeMetaData(identifier="outer_prices")), lake=lake)
+    node.run_with(rows(range(1, 2)))
+    before = _files(tmp_path)
+    location = f"{lake.uri}/{inside.format(table=node.storage_hash)}"
+    expected = (f"{location} is inside the lake {lake.uri} (in its {inside.split('/')[0]}/ folder): give the "
+                f"lake's own folder, {lake.uri}")
+    assert main(["--lake", location, "run", f"{EXAMPLES}:DailyRandomNumber", "--config", '{"mean": 0}'],
+                standalone_mode=False) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {expected}: check --lake / LAKENODES_URI"]
+    assert main(["--lake", location, "data-node", "list"], standalone_mode=False) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {expected}: check --lake / LAKENODES_URI"]
+    inner = FrameNode(FrameConfig(name="inner"), lake=Lake(location))
+    with pytest.raises(LakeConfigurationError) as refused:
+        inner.run_with(rows(range(1, 2)))
+    assert str(refused.value) == expected
+    assert _files(tmp_path) == before  # nothing written anywhere
+
+
+@pytest.mark.s3
+def test_an_s3_lake_location_inside_another_lake_is_refused_by_the_cli(s3_server, capsys, monkeypatch) -> None:
+    lake = s3_server.new_lake()
+    FrameNode(FrameConfig(name="outer"), lake=lake).run_with(rows(range(1, 2)))
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    location = f"{lake.uri}/_catalog"
+    assert main(["--lake", location, "run", f"{EXAMPLES}:DailyRandomNumber", "--config", '{"mean": 0}'],
+                standalone_mode=False) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {location} is inside the lake {lake.uri} (in its _catalog/ folder): give the lake's own folder, "
+        f"{lake.uri}: check --lake / LAKENODES_URI"]
+    filesystem, root = lake_filesystem(lake, location)
+    assert not [info for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
+                if "/_catalog/_catalog" in info.path or "/_catalog/tables/dailyrandomnumber" in info.path]

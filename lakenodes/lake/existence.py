@@ -28,6 +28,9 @@ def lake_problem(lake: Lake, *, require_lake: bool) -> str | None:
     """Why ``lake`` cannot be used (its location is a file; with ``require_lake``, nothing there
     is a lake, or its bucket does not exist), or None. A probe storage refuses or cannot answer
     (credentials, network) says nothing: the command's own calls report that, in their words."""
+    outer = _outer_lake(lake)
+    if outer is not None:
+        return outer
     if lake.is_local:
         return _local_problem(lake.uri, require_lake)
     filesystem, root = lake_filesystem(lake, lake.uri)
@@ -41,6 +44,26 @@ def lake_problem(lake: Lake, *, require_lake: bool) -> str | None:
     except OSError:
         return None
     return f"no lake at {lake.uri}: nothing under it holds a _catalog" if require_lake else None
+
+
+def _outer_lake(lake: Lake) -> str | None:
+    """Why ``lake`` is inside another lake's ``tables/`` or ``_catalog/`` folder (``--lake /data/lake/_catalog``,
+    or a table's folder from ``data-node detail``), or None: a run there wrote a second lake inside the first,
+    its tables in the folder of the catalog's own Delta table. Probed only for a location under such a name."""
+    parts = lake.uri.split("/")
+    for depth in range(len(parts) - 1, 0, -1):
+        outer = "/".join(parts[:depth])
+        if parts[depth] not in _MARKERS or outer.endswith(":/") or not outer:
+            continue
+        filesystem, root = lake_filesystem(lake, f"{outer}/_catalog")
+        try:
+            is_lake = filesystem.get_file_info(root).type == pafs.FileType.Directory
+        except OSError:  # a probe storage refuses or cannot answer says nothing (see lake_problem)
+            is_lake = False
+        if is_lake:
+            return f"{lake.uri} is inside the lake {outer} (in its {parts[depth]}/ folder): give the lake's own " \
+                   f"folder, {outer}"
+    return None
 
 
 def _local_problem(path: str, require_lake: bool) -> str | None:
