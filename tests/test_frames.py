@@ -693,3 +693,16 @@ def test_cli_detail_shows_each_identity_dimension_in_its_own_column(local_lake):
     assert "venue" in header and "Identity" not in result.stdout
     row = next(line for line in result.stdout.splitlines() if "X / Y" in line)
     assert [cell.strip() for cell in row.strip("│┃ ").split("│")][:2] == ["BRK/B", "X / Y"]
+
+
+def test_an_unsigned_column_of_only_nulls_takes_the_stored_type(local_lake):
+    """Regression: a polars UInt64 column whose every value was missing that day failed the run with a
+    bare "TypeError: '>' not supported between instances of 'NoneType' and 'int'" (the check for
+    values beyond int64 compared a max of nothing)."""
+    node = FrameNode()
+    node.run_with(polars_frame(value=[1.0, 2.0], count=pl.Series([1, 2], dtype=pl.UInt64)))
+    node.run_with(polars_frame(times=(day(3), day(4)), value=[3.0, 4.0], count=pl.Series([None, None], dtype=pl.UInt64)))
+    stored = _read(node)
+    assert stored.schema["count"] == pl.Int64 and stored["count"].to_list() == [1, 2, None, None]
+    assert_rejected(node, polars_frame(times=(day(5), day(6)), count=pl.Series([2**63, None], dtype=pl.UInt64)),
+                    ("'count'", "beyond int64"))

@@ -341,7 +341,7 @@ def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | l
         log.warning("column %r: %d infinite value(s) stored as NaN", name, pc.sum(infinite).as_py())
         return pc.if_else(infinite, pa.scalar(float("nan")), column)
     if pa.types.is_integer(kind):
-        if pa.types.is_uint64(kind) and column.length() and pc.max(column).as_py() > 2**63 - 1:
+        if pa.types.is_uint64(kind) and (pc.max(column).as_py() or 0) > 2**63 - 1:  # None: no value (only nulls)
             raise FrameValidationError(f"column {name!r} holds unsigned values beyond int64")
         return pc.cast(column, pa.int64())
     if pa.types.is_boolean(kind):
