@@ -244,3 +244,30 @@ def test_a_conflict_inside_a_nested_model_fails_when_a_configuration_uses_it():
 
     with pytest.raises(ConfigurationError, match=r"NoisyLeg\.shard is marked update_only by Leg"):
         create_model("UsesLeg", __base__=DataNodeConfiguration, leg=(NoisyLeg, NoisyLeg()))
+
+
+# -- records given as the class's default are checked as records given explicitly ------------------
+@pytest.mark.parametrize("declared, problem", [
+    pytest.param([RecordDefinition(column_name="close"), RecordDefinition(column_name="close", dtype="int64")],
+                 r"records declares column\(s\) \['close'\] more than once", id="declared-twice"),
+    pytest.param([RecordDefinition(column_name="time_index", dtype="datetime"), RecordDefinition(column_name="close")],
+                 r"records declares index column\(s\) \['time_index'\]", id="time-index"),
+    pytest.param([RecordDefinition(column_name="unique_identifier", dtype="string")],
+                 r"records declares index column\(s\) \['unique_identifier'\]", id="unique-identifier"),
+    pytest.param([], "records is empty", id="empty"),
+])
+def test_records_declared_as_the_class_default_are_checked_as_given_ones(declared, problem):
+    """Regression: the seeds declare records as the configuration class's default
+    (``records: list[RecordDefinition] = Field(default_factory=lambda: [...])``), which pydantic does not
+    validate: a column declared twice kept one of its dtypes silently (the other was never enforced), and
+    an index column declared as a record made every run fail with "declared record column(s)
+    ['time_index'] are missing from the frame" and every read before the first run a bare KeyError."""
+    class AsDefault(DataNodeConfiguration):
+        records: list[RecordDefinition] = declared
+
+    class AsFactory(DataNodeConfiguration):
+        records: list[RecordDefinition] = Field(default_factory=lambda: list(declared))
+
+    for model in (AsDefault, AsFactory):
+        with pytest.raises(ValidationError, match=problem):
+            model()

@@ -12,9 +12,9 @@ import datetime
 import enum
 import typing
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ConfigurationError
 from .column_names import column_name_problem
@@ -119,6 +119,29 @@ class DataNodeMetaData(BaseModel):
         return None if value is None else checked_identifier(value)
 
 
+def checked_records(records: list[RecordDefinition] | None) -> list[RecordDefinition] | None:
+    """``records`` when they declare value columns: at least one, each once, no index column.
+
+    Example:
+        >>> checked_records([RecordDefinition(column_name="time_index", dtype="datetime")])
+        Traceback (most recent call last):
+        ...
+        ValueError: records declares index column(s) ['time_index']: records are the value columns only
+    """
+    if records is None:
+        return None
+    if not records:
+        raise ValueError("records is empty: declare the value columns, or leave records unset to take the frame's")
+    names = [record.column_name for record in records]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"records declares column(s) {repeated} more than once")
+    indexes = sorted(set(names) & {"time_index", "unique_identifier"})
+    if indexes:
+        raise ValueError(f"records declares index column(s) {indexes}: records are the value columns only")
+    return records
+
+
 def checked_identifier(identifier: Any) -> str:
     """``identifier`` when it can name a table: a string of 1-255 printable characters, not only spaces.
 
@@ -220,18 +243,15 @@ class DataNodeConfiguration(BaseModel):
     @field_validator("records")
     @classmethod
     def _value_columns(cls, records: list[RecordDefinition] | None) -> list[RecordDefinition] | None:
-        if records is None:
-            return None
-        if not records:
-            raise ValueError("records is empty: declare the value columns, or leave records unset to take the frame's")
-        names = [record.column_name for record in records]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ValueError(f"records declares column(s) {repeated} more than once")
-        indexes = sorted(set(names) & {"time_index", "unique_identifier"})
-        if indexes:
-            raise ValueError(f"records declares index column(s) {indexes}: records are the value columns only")
-        return records
+        return checked_records(records)
+
+    @model_validator(mode="after")
+    def _default_records(self) -> Self:
+        """pydantic validates no default: records declared as the class's default (the seeds'
+        ``Field(default_factory=lambda: [...])``) are checked here, as given ones are above."""
+        if "records" not in self.model_fields_set:
+            checked_records(self.records)
+        return self
 
     @field_validator("offset_start")
     @classmethod
