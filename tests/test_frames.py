@@ -24,6 +24,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from lakenodes import (
+    ConfigurationError,
     DataNode,
     DataNodeConfiguration,
     FrameValidationError,
@@ -706,3 +707,15 @@ def test_an_unsigned_column_of_only_nulls_takes_the_stored_type(local_lake):
     assert stored.schema["count"] == pl.Int64 and stored["count"].to_list() == [1, 2, None, None]
     assert_rejected(node, polars_frame(times=(day(5), day(6)), count=pl.Series([2**63, None], dtype=pl.UInt64)),
                     ("'count'", "beyond int64"))
+
+
+def test_a_record_naming_a_declared_identity_dimension_is_refused_when_the_node_is_built(local_lake):
+    """Regression: records declaring a column the class's IDENTITY_DIMENSIONS make an index level
+    built a node whose reads crashed with a bare "KeyError: 'Column venue does not exist in schema'"
+    and whose runs failed saying the declared column 'venue' was "missing from the frame" (it was there)."""
+    records = [RecordDefinition(column_name="venue", dtype="string"), RecordDefinition(column_name="value")]
+    with pytest.raises(ConfigurationError, match=r"VenueNode: records declare \['venue'\].*IDENTITY_DIMENSIONS"):
+        VenueNode(FrameConfig(name="venue-record", records=records))
+    node = VenueNode(FrameConfig(name="venue-record", records=records[1:]))
+    node.run_with(polars_frame(venue=["X", "Y"], value=[1.0, 2.0]))
+    assert _read(node)["venue"].to_list() == ["X", "Y"]

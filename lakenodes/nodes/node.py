@@ -160,6 +160,12 @@ class DataNode(BaseNode):
             problem = identity_name_problem(name)
             if problem:
                 raise ConfigurationError(f"{type(self).__name__}.IDENTITY_DIMENSIONS: {problem}")
+        declared = {record.column_name for record in getattr(self.config, "records", None) or []}
+        indexes = [name for name in dims if name in declared]
+        if indexes:
+            raise ConfigurationError(
+                f"{type(self).__name__}: records declare {indexes}, index level(s) by its IDENTITY_DIMENSIONS: "
+                "records are the value columns only, so remove them from records")
 
     # -- to implement ---------------------------------------------------------------------------
     def dependencies(self) -> Mapping[str, BaseNode]:
