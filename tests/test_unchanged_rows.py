@@ -169,3 +169,18 @@ def test_an_index_stored_twice_by_another_engine_is_merged_to_one_row_whatever_t
     assert (summary.rows_upserted, summary.rows_unchanged) == (1, 0)
     rows = node.get_df_between_dates().sort("time_index")
     assert rows.select("time_index", "close").rows() == [(day(1), restated), (day(2), 2.0)]
+
+
+def test_a_restatement_is_written_whatever_the_value_columns_are_named(local_lake):
+    """Regression: the stored values were compared under the names ``<column>__lakenodes_stored``; a
+    table with columns ``close`` and ``close__lakenodes_stored`` (a valid name) compared the new ``close``
+    with the new ``close__lakenodes_stored``, so a restatement that made them equal was dropped as
+    "no changed rows" and the old values stayed."""
+    rows = {"time_index": [day(1), day(2)], "unique_identifier": ["A", "A"]}
+    first = pl.DataFrame({**rows, "close": [1.0, 2.0], "close__lakenodes_stored": [5.0, 6.0]})
+    restated = pl.DataFrame({**rows, "close": [5.0, 6.0], "close__lakenodes_stored": [5.0, 6.0]})
+    node = QueueNode(SameConfig(name="stored-suffix"), [first, restated])
+    summary_of(node)
+    assert summary_of(node).rows_written == 2
+    stored = node.get_df_between_dates()
+    assert stored["close"].to_list() == [5.0, 6.0] and stored["close__lakenodes_stored"].to_list() == [5.0, 6.0]

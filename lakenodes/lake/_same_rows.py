@@ -39,9 +39,11 @@ def unchanged_rows(new: pa.Table, stored: pa.Table, index: Sequence[str]) -> pa.
     index = list(index)
     values = [name for name in new.column_names if name not in index]
     rows = pl.from_arrow(new).with_row_index(_ROW)
-    old = pl.from_arrow(stored.select(new.column_names)).rename({name: f"{name}{_STORED}" for name in values})
+    # the stored values under "__" names (reserved: no column has one), numbered: ``<name>_stored`` may be a column
+    stored_as = {name: f"{_STORED}_{position}" for position, name in enumerate(values)}
+    old = pl.from_arrow(stored.select(new.column_names)).rename(stored_as)
     joined = rows.join(old, on=index, how="inner", nulls_equal=True)
-    differ = [values_differ(pl.col(name), pl.col(f"{name}{_STORED}"), rows.schema[name]) for name in values]
+    differ = [values_differ(pl.col(name), pl.col(stored_as[name]), rows.schema[name]) for name in values]
     unique = ~pl.col(_ROW).is_duplicated()  # a row of ``new`` met one stored row of its index
     same = joined.filter(unique & ~pl.any_horizontal(differ)) if differ else joined.filter(unique)
     mask = np.zeros(new.num_rows, dtype=bool)
