@@ -307,3 +307,26 @@ def test_a_stream_overtaken_by_a_concurrent_append_is_computed_again(local_lake,
     assert computed == [3, 5]
     result = stored(node)  # days 0..5 of the 5 assets, each once
     assert result.height == 30 and result.select(pl.struct("time_index", "unique_identifier").n_unique()).item() == 30
+
+
+class SeenNode(StreamNode):
+    """Identified by a dimension whose name is one the stream's order check gave its own columns."""
+
+    IDENTITY_DIMENSIONS = ("hi_seen",)
+
+
+def test_a_stream_of_a_dimension_named_like_the_order_checks_columns_is_written(local_lake):
+    """Regression: the order check joined each batch's bounds to the earlier ones with the suffix
+    "_seen", so a streamed update identified by a dimension ``hi_seen`` (a valid name) failed in its
+    write phase with polars' "DuplicateError: column with name 'hi_seen' already exists"."""
+    table = pa.table({"time_index": pa.array([T0 + dt.timedelta(days=d) for d in (1, 1, 2, 2)], pa.timestamp("us", "UTC")),
+                      "hi_seen": ["A", "B", "A", "B"], "close": [1.0, 2.0, 3.0, 4.0]})
+    node = SeenNode("hi-seen")
+    node.output = lambda: pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=2))
+    node.run()
+    stored = node.get_df_between_dates()
+    assert stored["hi_seen"].to_list() == ["A", "B", "A", "B"] and stored["close"].to_list() == [1.0, 2.0, 3.0, 4.0]
+    again = table.slice(2).set_column(0, "time_index", pa.array([T0 + dt.timedelta(days=3)] * 2, pa.timestamp("us", "UTC")))
+    node.output = lambda: pa.RecordBatchReader.from_batches(table.schema, [*again.to_batches(), *again.to_batches()])
+    with pytest.raises(NodeRunError, match="batch 2 .* hi_seen='A' .* time order"):  # the check still holds
+        node.run()

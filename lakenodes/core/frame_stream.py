@@ -21,6 +21,7 @@ from .config import RecordDefinition
 from .frames import NormalizedFrame, conform_to_schema, normalize_frame
 
 STREAM_CHUNK_ROWS = 500_000  # rows per batch taken from a LazyFrame
+_SEEN = "__lakenodes_hi_seen"  # the last time of each identity in earlier batches, beside a batch's bounds
 
 
 def is_stream(output: Any) -> bool:
@@ -121,17 +122,18 @@ class FrameStream:
         dims = list(frame.identity_dimensions)
         bounds = frame.identity_bounds
         if self._bounds is not None:
+            seen = pl.col("hi").alias(_SEEN)  # a "__" name (reserved): any other may be a dimension's
             if dims:
-                earlier = bounds.join(self._bounds, on=dims, how="inner", suffix="_seen")
+                earlier = bounds.join(self._bounds.select(*dims, seen), on=dims, how="inner")
             else:
-                earlier = bounds.with_columns(hi_seen=self._bounds["hi"])
-            late = earlier.filter(pl.col("lo") <= pl.col("hi_seen"))
+                earlier = bounds.with_columns(self._bounds.select(seen).to_series())
+            late = earlier.filter(pl.col("lo") <= pl.col(_SEEN))
             if late.height:
                 row = late.row(0, named=True)
                 who = ", ".join(f"{dim}={row[dim]!r}" for dim in dims) or "the series"
                 raise FrameValidationError(
                     f"batch {self.batches} of the streamed update has rows of {who} from {row['lo'].isoformat()}, "
-                    f"not after the {row['hi_seen'].isoformat()} of an earlier batch: a streamed update must "
+                    f"not after the {row[_SEEN].isoformat()} of an earlier batch: a streamed update must "
                     "deliver each identity's rows in time order across batches (sort it by time or by identity)")
             bounds = pl.concat([self._bounds, bounds]).group_by(dims).agg(
                 pl.col("n").sum(), pl.col("lo").min(), pl.col("hi").max()) if dims else pl.concat(
