@@ -719,3 +719,21 @@ def test_a_record_naming_a_declared_identity_dimension_is_refused_when_the_node_
     node = VenueNode(FrameConfig(name="venue-record", records=records[1:]))
     node.run_with(polars_frame(venue=["X", "Y"], value=[1.0, 2.0]))
     assert _read(node)["venue"].to_list() == ["X", "Y"]
+
+
+@pytest.mark.parametrize("dimension", ["d", "count_all"])
+def test_a_dimension_named_like_the_index_checks_columns_is_checked_like_any_other(local_lake, dimension):
+    """Regression: the index checks grouped a frame's identities beside columns of their own ("d" for the
+    distinct times, Arrow's "count_all"), so a frame identified by a dimension ``d`` that was in neither
+    sorted order failed with polars' "DuplicateError: column with name 'd' has more than one occurrence",
+    and a repeated index of a dimension ``count_all`` with "KeyError: Field count_all exists 2 times"
+    instead of naming the repeated index."""
+    node_class = type("DimensionNode", (FrameNode,), {"IDENTITY_DIMENSIONS": (dimension,)})
+    node = node_class(FrameConfig(name=f"dimension-{dimension}"))
+    shuffled = polars_frame(times=(day(2), day(1), day(2), day(1)), uids=None, value=[1.0, 2.0, 3.0, 4.0],
+                            **{dimension: ["B", "A", "A", "B"]})
+    node.run_with(shuffled)
+    assert _read(node).select(dimension, "value").rows() == [("A", 2.0), ("B", 4.0), ("A", 3.0), ("B", 1.0)]
+    repeated = polars_frame(times=(day(3), day(4), day(3)), uids=None, value=[1.0, 2.0, 3.0],
+                            **{dimension: ["A", "A", "A"]})
+    assert_rejected(node, repeated, ("duplicate index", f"{dimension}='A'", "2024-01-04"))

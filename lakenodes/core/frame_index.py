@@ -179,14 +179,14 @@ def _repeats(table: pa.Table, index_names: Sequence[str]) -> bool:
     if len(index_names) == 1:
         return pc.count_distinct(table.column(TIME_INDEX)).as_py() != table.num_rows
     frame = pl.from_arrow(table.select(list(index_names)))
-    counts = frame.group_by(list(index_names[1:])).agg(pl.len().alias("n"), pl.col(TIME_INDEX).n_unique().alias("d"))
-    return counts.filter(pl.col("d") != pl.col("n")).height > 0
+    # "__" names (reserved) beside the identities: any other ("d", "n_times") may be a dimension's
+    counts = frame.group_by(list(index_names[1:])).agg(
+        pl.len().alias("__lakenodes_rows"), pl.col(TIME_INDEX).n_unique().alias("__lakenodes_times"))
+    return counts.filter(pl.col("__lakenodes_times") != pl.col("__lakenodes_rows")).height > 0
 
 
 def _first_repeat(table: pa.Table, index_names: Sequence[str]) -> str:
-    keys = table.select(list(index_names))
-    grouped = keys.group_by(list(index_names)).aggregate([([], "count_all")])
-    repeated = grouped.filter(pc.greater(grouped["count_all"], 1)).slice(0, 1).to_pylist()[0]
-    repeated.pop("count_all")
+    keys = pl.from_arrow(table.select(list(index_names)))
+    repeated = keys.filter(keys.is_duplicated()).row(0, named=True)
     return ", ".join(
         f"{name}={value.isoformat() if name == TIME_INDEX else repr(value)}" for name, value in repeated.items())
