@@ -184,3 +184,20 @@ def test_a_restatement_is_written_whatever_the_value_columns_are_named(local_lak
     assert summary_of(node).rows_written == 2
     stored = node.get_df_between_dates()
     assert stored["close"].to_list() == [5.0, 6.0] and stored["close__lakenodes_stored"].to_list() == [5.0, 6.0]
+
+
+@pytest.mark.parametrize("dimension", ["_lo", "_hi"])
+def test_a_restatement_is_written_whatever_the_partition_dimension_is_named(local_lake, dimension):
+    """Regression: the files a restatement may rewrite were found by grouping its rows by the partition
+    dimension beside bounds named "_lo" and "_hi", so a class with IDENTITY_DIMENSIONS = ("_lo",) (a valid
+    name) failed every restatement in its write phase with polars' "DuplicateError: column with name
+    '_lo' has more than one occurrence"."""
+    node_class = type("PartitionNode", (QueueNode,), {"IDENTITY_DIMENSIONS": (dimension,)})
+
+    def rows(close: float) -> pl.DataFrame:
+        return pl.DataFrame({"time_index": [day(1), day(1), day(2)], dimension: ["A", "B", "A"], "close": [close] * 3})
+
+    node = node_class(SameConfig(name=f"partition-{dimension}"), [rows(1.0), rows(2.0)])
+    summary_of(node)
+    assert summary_of(node).rows_written == 3
+    assert node.get_df_between_dates()["close"].to_list() == [2.0, 2.0, 2.0]

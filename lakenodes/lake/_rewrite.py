@@ -231,16 +231,17 @@ def files_overlapping(files: pl.DataFrame, partition: str | None, frame: Normali
     """Files that may hold rows of ``frame``: same partition value, time statistics within 1 ms
     of that partition's rows in ``frame``."""
     rows = pl.from_arrow(frame.table.select([*frame.index_names[1:2], TIME_INDEX]))
-    bounds = [pl.col(TIME_INDEX).min().alias("_lo"), pl.col(TIME_INDEX).max().alias("_hi")]
+    low, high = "__lakenodes_lo", "__lakenodes_hi"  # "__" names (reserved): any other may be the partition's
+    bounds = [pl.col(TIME_INDEX).min().alias(low), pl.col(TIME_INDEX).max().alias(high)]
     if partition is None:
         windows = rows.select(bounds)
-        files = files.with_columns(_lo=pl.lit(windows["_lo"][0]), _hi=pl.lit(windows["_hi"][0]))
+        files = files.with_columns(pl.lit(windows[low][0]).alias(low), pl.lit(windows[high][0]).alias(high))
     else:
         windows = rows.group_by(frame.index_names[1]).agg(bounds).rename({frame.index_names[1]: "partition"})
         files = files.join(windows, on="partition", how="inner")
-    overlapping = (pl.col("max").is_null() | (pl.col("max") >= pl.col("_lo") - SLACK)) & (
-        pl.col("min").is_null() | (pl.col("min") <= pl.col("_hi") + SLACK))
-    return files.filter(overlapping).drop("_lo", "_hi")
+    overlapping = (pl.col("max").is_null() | (pl.col("max") >= pl.col(low) - SLACK)) & (
+        pl.col("min").is_null() | (pl.col("min") <= pl.col(high) + SLACK))
+    return files.filter(overlapping).drop(low, high)
 
 
 def removed_files(files: pl.DataFrame, positions: pa.Array) -> list[RemovedFile]:
