@@ -1123,6 +1123,30 @@ def test_json_run_with_workers_keeps_what_nodes_print_off_stdout(tmp_path):
         "leaf 0 computing", "leaf 1 computing", "leaf 2 computing"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_json_run_keeps_what_subprocesses_and_c_code_write_off_stdout(tmp_path, workers):
+    """Regression: a node whose update() ran a subprocess (a download tool, a shell script) or C code
+    writing to file descriptor 1 wrote ahead of the document: `lakenodes --json run ... | jq` failed
+    with "Extra data"/"Expecting value", only Python's print() was kept off stdout."""
+    (tmp_path / "shelling_nodes.py").write_text(PRINTING_NODES + textwrap.dedent('''
+        import os
+        import subprocess
+        import sys
+
+        class Shells(Leaf):
+            def update(self):
+                subprocess.run([sys.executable, "-c", "print('from a subprocess')"], check=True)
+                os.write(1, b"from file descriptor 1\\n")
+                return super().update()
+    '''))
+    done = subprocess.run([sys.executable, "-m", "lakenodes", "--json", "run", "shelling_nodes.py:Shells", "--workers",
+                           workers], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows_written"] == 1, done.stdout
+    assert "from a subprocess" in done.stderr and "from file descriptor 1" in done.stderr
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_json_run_of_a_node_calling_sys_exit_prints_its_document(tmp_path, workers):
     """Regression: `lakenodes --json run` of a node whose update() called sys.exit(3) exited 3 with an

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
@@ -46,7 +47,7 @@ def run_node(
         resume_collection()  # set up: the user's module and lakenodes' runtime are loaded
         # user code may print: keep stdout for the one JSON document
         ran: dict[str, Any] = {}  # the tree's nodes by update hash, as they finish
-        with (contextlib.redirect_stdout(sys.stderr) if session.json else contextlib.nullcontext(),
+        with (_stdout_to_stderr() if session.json else contextlib.nullcontext(),
               _node_progress(not session.json) as (on_progress, on_phase)):
             summaries = run_tree(node, workers=workers, on_progress=_recording(ran, on_progress), on_phase=on_phase)
     written = summaries[node.update_hash]
@@ -58,6 +59,26 @@ def run_node(
                 "dependencies": [_ran(dependency, summary) for dependency, summary in dependencies]}
     session.output_line(document, "\n".join(_written_line(ran_node, summary)
                                              for ran_node, summary in [*dependencies, (node, written)]))
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """What the run writes to stdout goes to stderr: Python's ``print()`` and, at file descriptor 1,
+    subprocesses, C code and spawned workers (which inherit it); stdout is back for the document after."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # stdout closed: nothing to keep clean
+        saved = None
+    if saved is not None:
+        os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _recording(ran: dict[str, Any], on_progress: Callable[[int, int, Any], None]) -> Callable[[int, int, Any], None]:
