@@ -746,6 +746,23 @@ def test_user_mistakes_print_one_line_and_exit_2(tutorial_lake, tmp_path):
         assert_one_line_error(result, 2, fragment)
 
 
+def test_a_mistyped_or_cut_short_reference_is_refused_naming_the_close_match(tutorial_lake):
+    """Regression: a typo of an identifier, a storage hash or uid cut short when copied from a narrow
+    table, or an identifier typed in capitals got "no table with uid, identifier or storage hash ...",
+    with no hint of the table meant; the operator had to list every table and compare by eye."""
+    prices = table(tutorial_lake, SIMULATED_PRICES_IDENTIFIER)
+    for ref, meant in [(RANDOM_ID.replace("number", "numbr"), RANDOM_ID), (RANDOM_ID.upper(), RANDOM_ID),
+                       (prices.storage_hash[:22], prices.storage_hash), (prices.uid[:8], prices.uid)]:
+        for args in (("data-node", "detail", ref), ("data-node", "history", ref), ("vacuum", "--dry-run", ref)):
+            assert_one_line_error(cli(*args, lake=tutorial_lake), 2, f"no table with uid, identifier or storage hash "
+                                  f"{ref!r}", f"did you mean {meant!r}?", "lakenodes data-node list")
+    unrelated = assert_one_line_error(cli("data-node", "detail", "volumes", lake=tutorial_lake), 2, "no table")
+    assert "did you mean" not in unrelated
+    [updater, *_] = [p["update_hash"] for p in ok_json("updates", "list", lake=tutorial_lake)["results"]]
+    assert_one_line_error(cli("updates", "runs", updater[:-6], lake=tutorial_lake), 2,
+                          f"no update process {updater[:-6]!r}", f"did you mean {updater!r}?")
+
+
 # -- maintenance ------------------------------------------------------------------------------------
 def test_optimize_and_vacuum_commands(lake_copy):
     prices = table(lake_copy, SIMULATED_PRICES_IDENTIFIER)

@@ -1,8 +1,9 @@
 """References to catalog entries as people type them: a table by uid, storage hash or identifier,
 maintenance targets (tables or ``_catalog/<name>``), an update process by its update hash.
 
-Every reference that matches nothing is a ``NotFoundError`` (a user mistake) saying where to
-look, e.g. ``lakenodes data-node list``.
+Every reference that matches nothing is a ``NotFoundError`` (a user mistake) naming the close
+match, if any (a typo, a hash cut short when copied), and saying where to look, e.g.
+``lakenodes data-node list``.
 
 Example (``example``: a temporary lake with one table, see conftest.py):
     >>> resolve_table(example.lake, "example_prices").storage_hash.startswith("exampleprices_")
@@ -12,8 +13,9 @@ Example (``example``: a temporary lake with one table, see conftest.py):
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..catalog import catalog, reconcile
@@ -45,7 +47,30 @@ def resolve_table(lake: Lake, ref: str, namespace: str | None = None) -> TimeInd
     if lost is not None:
         raise lost
     where = f" in namespace {namespace!r}" if namespace else ""
+    names = [name for table in tables for name in (table.uid, table.storage_hash)]
+    names += [table.identifier for table in tables if table.identifier and table.namespace == (namespace or "")]
+    hint = hint or meant(ref, names)
     raise NotFoundError(f"no table with uid, identifier or storage hash {ref!r}{where} in {lake.uri}{hint}; {LIST_HINT}")
+
+
+def meant(ref: str, names: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` naming what ``ref`` may have meant among ``names``, else "": the
+    names it begins (a hash cut short when copied), the same name in other capitals, else the
+    closest spellings; at most three.
+
+    Example:
+        >>> meant("fx_rates_dialy", ["fx_rates_daily", "fx_rates_weekly"]), meant("volumes", ["fx_rates_daily"])
+        ("; did you mean 'fx_rates_daily'?", '')
+        >>> meant("rates_5e1f", ["rates_5e1f0a", "rates_5e1f77", "rates_aa"])
+        "; did you mean 'rates_5e1f0a' or 'rates_5e1f77'?"
+    """
+    names = sorted(set(names))
+    folded = ref.casefold()
+    matches = [name for name in names if name.casefold() == folded]
+    if not matches and len(ref) >= 4:
+        matches = [name for name in names if name.casefold().startswith(folded)]
+    matches = matches or difflib.get_close_matches(ref, names, n=3, cutoff=0.8)
+    return f"; did you mean {' or '.join(repr(name) for name in matches[:3])}?" if matches else ""
 
 
 def lost_catalog(lake: Lake, name: str, what: str) -> StorageError | None:
@@ -101,11 +126,13 @@ def maintenance_names(lake: Lake, refs: Sequence[str] | None, namespace: str | N
 def run_history(lake: Lake, update_hash: str | None = None) -> list[dict[str, Any]]:
     """Every run (oldest first), of one update process when ``update_hash`` is given; an update
     hash the lake never saw is a ``NotFoundError``."""
-    if update_hash and not any(p["update_hash"] == update_hash for p in catalog.update_processes(lake)):
+    known = [p["update_hash"] for p in catalog.update_processes(lake)] if update_hash else []
+    if update_hash and update_hash not in known:
         lost = lost_catalog(lake, "updates", f"update process {update_hash!r}")
         if lost is not None:
             raise lost
-        raise NotFoundError(f"no update process {update_hash!r} in {lake.uri}; {UPDATES_HINT}")
+        hint = meant(update_hash, known)
+        raise NotFoundError(f"no update process {update_hash!r} in {lake.uri}{hint}; {UPDATES_HINT}")
     return catalog.run_history(lake, update_hash)
 
 
