@@ -296,6 +296,18 @@ def test_add_and_remove_label(lake_copy):
     assert_one_line_error(cli("data-node", "add-label", RANDOM_ID, " ", lake=lake_copy), 2, "LABEL")
 
 
+def test_a_label_with_surrounding_whitespace_or_a_line_break_is_refused_and_nothing_stored(lake_copy):
+    """Regression: `add-label T "daily "` (a stray space in a script) or a label holding a newline was
+    stored as typed: `data-node list -f labels__contains=daily` no longer found the table,
+    `remove-label T daily` said it had no such label while the listing showed it, and the label
+    broke every table that printed it into two lines."""
+    ok("data-node", "add-label", RANDOM_ID, "daily", lake=lake_copy)
+    for label in ("daily ", " weekly", "end\nof day", "tab\there"):
+        assert_one_line_error(cli("data-node", "add-label", RANDOM_ID, label, lake=lake_copy), 2, f"LABEL {label!r}")
+        assert table(lake_copy, RANDOM_ID).labels == ["daily"]
+    assert ok_json("data-node", "add-label", RANDOM_ID, "end of day", lake=lake_copy)["labels"] == ["daily", "end of day"]
+
+
 def test_removing_a_label_the_table_lacks_warns_naming_it(lake_copy):
     """Regression: `remove-label` of a label the table does not have (a typo) exited 0 and printed
     the labels without a word about it."""

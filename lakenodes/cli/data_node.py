@@ -16,7 +16,7 @@ import typer
 
 from .._internal.datetimes import iso_z, parse_datetime
 from ..catalog import catalog
-from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups
+from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lookups, parse_new_label
 from ..errors import LakenodesUserError, NotFoundError, StorageError, VersionUnavailableError
 from ..facade.meta_table import TimeIndexMetaTable
 from ..facade.table_refs import lost_catalog, resolve_table, table_name
@@ -313,7 +313,7 @@ def _confirm(question: str) -> None:
 @command(app, "add-label")
 def data_node_add_label(session: Session, ref: TableArgument, label: str, namespace: NamespaceOption = None) -> None:
     """Add a label to a table (labels never change its identity)."""
-    _show_labels(session, resolve_table(session.lake, ref, namespace).add_label(parse_label(label)))
+    _show_labels(session, resolve_table(session.lake, ref, namespace).add_label(parse_new_label(label)))
 
 
 @command(app, "remove-label")

@@ -6,7 +6,8 @@
   ``__in`` takes a JSON list or a comma list, ``__isnull`` and bool fields take true/false;
 - :func:`parse_dimension_filters`: an identity scope ``{dimension: [values]}`` checked against a
   table's identity dimensions;
-- :func:`parse_label`: a table label (never blank).
+- :func:`parse_label`: a table label (never blank; a new one also without surrounding whitespace or
+  control characters).
 
 Every mistake is a ``LakenodesUserError`` naming the option it came from.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,4 +126,24 @@ def parse_label(label: str, *, name: str = "LABEL") -> str:
         raise LakenodesUserError(f"{name} must be a string, got {type(label).__name__} {label!r}")
     if not label.strip():
         raise LakenodesUserError(f"{name} must not be empty")
+    return label
+
+
+def parse_new_label(label: str, *, name: str = "LABEL") -> str:
+    """A label to add: :func:`parse_label`'s, and without surrounding whitespace or control
+    characters (``"daily "`` from a script would never match ``labels__contains=daily``, nor be
+    removed as ``daily``; a line break splits every table that prints it).
+
+    Example:
+        >>> parse_new_label("end of day")
+        'end of day'
+        >>> parse_new_label("daily ")
+        Traceback (most recent call last):
+        lakenodes.errors.LakenodesUserError: LABEL 'daily ' has surrounding whitespace: give 'daily'
+    """
+    label = parse_label(label, name=name)
+    if label != label.strip():
+        raise LakenodesUserError(f"{name} {label!r} has surrounding whitespace: give {label.strip()!r}")
+    if any(unicodedata.category(character) == "Cc" for character in label):
+        raise LakenodesUserError(f"{name} {label!r} holds a control character (a line break, a tab): labels are one line")
     return label

@@ -19,7 +19,7 @@ from .._internal.datetimes import iso_z, parse_datetime
 from .._internal.deferred import DeferredModule
 from ..catalog.catalog import find_tables, save_table_record, table_record
 from ..catalog.records import TableRecord
-from ..core.lookup_parsing import parse_label
+from ..core.lookup_parsing import parse_new_label
 from ..core.lookups import exactly_one
 from ..errors import LakenodesUserError, VersionUnavailableError
 from ..lake.diff import TableDiff, diff_versions
@@ -127,7 +127,7 @@ class TimeIndexMetaTable(TableRecord):
 
     # -- metadata changes (labels never touch identity) ---------------------------------------
     def add_label(self, label: str, *, lake: Lake | None = None) -> Self:
-        label = parse_label(label, name="label")
+        label = parse_new_label(label, name="label")
         if label not in self.labels:
             self.labels = [*self.labels, label]
             save_table_record(lake or self.lake, self)
