@@ -225,3 +225,40 @@ def test_spark_append_with_another_schema_is_refused(spark, any_lake: Lake) -> N
         wrong.write.format("delta").mode("append").save(node.table_uri.replace("s3://", "s3a://", 1))
     assert_same_rows(make_node("asset").get_df_between_dates(), before, ["time_index", "unique_identifier"],
                      "after the refused append")
+
+
+def test_a_table_spark_deleted_from_with_deletion_vectors_is_refused_unchanged(spark, any_lake: Lake) -> None:
+    """Spark turns deletion vectors on and deletes day 3. lakenodes reads files and statistics
+    without them: before the fix a run took day 3 as stored (and skipped it), and ``optimize``
+    rewrote the files with the deleted rows and left the old ones live beside them (Spark then read
+    every day-1..2 row twice and day 3 back). Now every lakenodes operation refuses the table,
+    naming deletion vectors, and Spark reads exactly what it read before."""
+    from lakenodes import LakenodesUserError, NodeRunError, TimeIndexMetaTable
+    from lakenodes.lake.maintenance import optimize_table, vacuum_table
+
+    index = ["time_index", "unique_identifier"]
+    node = make_node("asset")
+    node.pending = rows("asset", range(1, 4), version=1)
+    assert node.run()[0] is False
+    path = node.table_uri.replace("s3://", "s3a://", 1)
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = true)")
+    spark.sql(f"DELETE FROM delta.`{path}` WHERE time_index >= '2024-01-03'")
+    before, _ = spark_read(spark, any_lake, node.table_uri)
+    assert before.height == 2 * len(UIDS)
+    version = DeltaTable(node.table_uri, storage_options=any_lake.storage_options or None).version()
+
+    fresh = make_node("asset")
+    fresh.pending = rows("asset", range(4, 6), version=2)
+    with pytest.raises(NodeRunError, match="deletion vectors"):
+        fresh.run()
+    with pytest.raises(LakenodesUserError, match="deletion vectors"):
+        fresh.get_df_between_dates()
+    with pytest.raises(LakenodesUserError, match="deletion vectors"):
+        optimize_table(any_lake, node.storage_hash)
+    with pytest.raises(LakenodesUserError, match="deletion vectors"):
+        vacuum_table(any_lake, node.storage_hash, dry_run=True)
+    with pytest.raises(LakenodesUserError, match="deletion vectors"):
+        TimeIndexMetaTable.get(identifier="interop_asset", lake=any_lake).delete_after_date("2024-01-02")
+    after, _ = spark_read(spark, any_lake, node.table_uri)
+    assert_same_rows(after, before, index, "Spark after lakenodes refused the table")
+    assert DeltaTable(node.table_uri, storage_options=any_lake.storage_options or None).version() == version

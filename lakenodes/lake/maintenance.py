@@ -57,7 +57,15 @@ from ..errors import LakenodesUserError, NotFoundError, StorageError
 from ._delta_log import read_last_checkpoint
 from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files
-from ._scan import add_actions, data_file_path, fragments_of, plain_flags, read_whole, snapshot_of
+from ._scan import (
+    add_actions,
+    data_file_path,
+    fragments_of,
+    plain_flags,
+    read_whole,
+    refuse_deletion_vectors,
+    snapshot_of,
+)
 from ._storage_errors import storage_errors
 from ._watermarks import app_transaction, rewrite_transactions
 from .cross_section import write_cross_section
@@ -355,6 +363,7 @@ def _open(store: TableStore, name: str, fold: bool = True) -> DeltaTable:
     table = store.table()
     if table is None:
         raise NotFoundError(f"no Delta table {name!r} at {store.uri} (not written yet?)")
+    refuse_deletion_vectors(table)  # vacuum too: such a table is left to the engine that turned them on
     return table
 
 
