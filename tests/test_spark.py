@@ -262,3 +262,40 @@ def test_a_table_spark_deleted_from_with_deletion_vectors_is_refused_unchanged(s
     after, _ = spark_read(spark, any_lake, node.table_uri)
     assert_same_rows(after, before, index, "Spark after lakenodes refused the table")
     assert DeltaTable(node.table_uri, storage_options=any_lake.storage_options or None).version() == version
+
+
+def test_a_table_whose_columns_spark_maps_to_other_names_is_refused_unchanged(spark, any_lake: Lake) -> None:
+    """Spark turns column mapping on and adds a column (stored as ``col-<uuid>``), then appends a row
+    with it. lakenodes reads columns by their names: before the fix its reads gave that column as
+    nulls and ``optimize`` rewrote the partition so, losing the value for every engine. Now every
+    lakenodes operation refuses the table, naming the column, and Spark reads what it read before."""
+    from lakenodes import LakenodesUserError, NodeRunError
+    from lakenodes.lake.maintenance import optimize_table
+
+    index = ["time_index", "unique_identifier"]
+    node = make_node("asset")
+    node.pending = rows("asset", range(1, 4), version=1)
+    assert node.run()[0] is False
+    path = node.table_uri.replace("s3://", "s3a://", 1)
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.columnMapping.mode' = 'name', "
+              "'delta.minReaderVersion' = '2', 'delta.minWriterVersion' = '5')")
+    spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS (comment STRING)")
+    table_schema = spark.read.format("delta").load(path).schema
+    extra = rows("asset", range(4, 5), version=2).filter(pl.col("unique_identifier") == UIDS[0])
+    spark.createDataFrame([{**row, "comment": "from Spark"} for row in extra.to_dicts()], schema=table_schema) \
+        .write.format("delta").mode("append").save(path)
+    before, _ = spark_read(spark, any_lake, node.table_uri)
+    assert before["comment"].to_list().count("from Spark") == 1
+    version = DeltaTable(node.table_uri, storage_options=any_lake.storage_options or None).version()
+
+    fresh = make_node("asset")
+    with pytest.raises(LakenodesUserError, match="'comment'.*column mapping"):
+        fresh.get_df_between_dates()
+    with pytest.raises(LakenodesUserError, match="'comment'.*column mapping"):
+        optimize_table(any_lake, node.storage_hash)
+    fresh.pending = rows("asset", range(5, 6), version=2).with_columns(comment=pl.lit("x"))
+    with pytest.raises(NodeRunError, match="column mapping"):
+        fresh.run()
+    after, _ = spark_read(spark, any_lake, node.table_uri)
+    assert_same_rows(after, before, index, "Spark after lakenodes refused the table")
+    assert DeltaTable(node.table_uri, storage_options=any_lake.storage_options or None).version() == version

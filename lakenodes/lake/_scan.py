@@ -31,6 +31,7 @@ from .._internal.deferred import np, pa, pds
 from .._internal.threads import in_threads, storage_threads
 from ..core.frames import TIME_DTYPE, TIME_INDEX
 from ..errors import LakenodesUserError
+from ._foreign_features import refuse_foreign_features
 
 logger = logging.getLogger(__name__)
 
@@ -132,25 +133,13 @@ def version_key(table: DeltaTable) -> tuple[str, str, int]:
     return table.table_uri, table.metadata().id, table.version()
 
 
-def refuse_deletion_vectors(table: DeltaTable) -> None:
-    """Raise when ``table`` may hold deletion vectors (another engine, e.g. Spark, turned them on):
-    lakenodes reads files, statistics and rewrites from the add actions and the Parquet files
-    alone, so it would see the rows a deletion vector hides, and its rewrites would bring them back
-    beside the old files (their removes match no add that carries a deletion vector)."""
-    if "deletionVectors" in (table.protocol().reader_features or ()):
-        raise LakenodesUserError(
-            f"{table.table_uri} uses Delta deletion vectors (turned on by another engine, e.g. Spark's "
-            "delta.enableDeletionVectors): lakenodes cannot see which rows they delete, so it leaves this table "
-            "alone; restate or delete rows through lakenodes instead (docs/interop.md, 'Appending with Spark')")
-
-
 def add_actions(table: DeltaTable) -> pa.Table:
     """The add actions of ``table``'s current version, one row per data file: ``path``, ``size_bytes``,
     ``num_records``, ``partition.<col>``, ``min.<col>``, ``max.<col>`` (the one place they are read, so
-    a table with deletion vectors is refused here, see ``refuse_deletion_vectors``;
+    a table with deletion vectors or renamed columns is refused here, see ``refuse_foreign_features``;
     delta-rs returns an arro3 table, imported here through the Arrow C stream: ``pa.table()`` of a
     non-dict object asks pyarrow's pandas shim first, which imports pandas, ~0.15 s of a cron job)."""
-    refuse_deletion_vectors(table)
+    refuse_foreign_features(table)
     return pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all()
 
 

@@ -19,8 +19,9 @@ from deltalake import DeltaTable
 
 from .._internal.deferred import pa, pds
 from ..errors import one_line
+from ._foreign_features import refuse_foreign_features
 from ._polars_scan import TimeWindow, scan_many
-from ._scan import Pruning, fragments_of, refuse_deletion_vectors, scan, snapshot_of
+from ._scan import Pruning, fragments_of, scan, snapshot_of
 from .cross_section import cross_section_of, forget_cross_section, is_cross_sectional
 from .location import Lake, lake_filesystem
 
@@ -39,7 +40,7 @@ def scan_table(lake: Lake, table: DeltaTable, index_names: Sequence[str], prunin
     statistics widened by 1 ms); ``expression`` (or ``window``, the same rows, when it is
     all the read filters on) then selects rows exactly.
     """
-    refuse_deletion_vectors(table)
+    refuse_foreign_features(table)
     expected_partitions = list(index_names[1:2])
     if table.protocol().min_reader_version > 1 or table.metadata().partition_columns != expected_partitions:
         dataset = table.to_pyarrow_dataset()  # e.g. column mapping or a foreign layout: let delta-rs decide

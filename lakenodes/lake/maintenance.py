@@ -55,6 +55,7 @@ from deltalake import CommitProperties, DeltaTable
 from .._internal.deferred import pafs
 from ..errors import LakenodesUserError, NotFoundError, StorageError
 from ._delta_log import read_last_checkpoint
+from ._foreign_features import refuse_foreign_features
 from ._retry import RetryPolicy
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import (
@@ -63,7 +64,6 @@ from ._scan import (
     fragments_of,
     plain_flags,
     read_whole,
-    refuse_deletion_vectors,
     snapshot_of,
 )
 from ._storage_errors import storage_errors
@@ -363,7 +363,7 @@ def _open(store: TableStore, name: str, fold: bool = True) -> DeltaTable:
     table = store.table()
     if table is None:
         raise NotFoundError(f"no Delta table {name!r} at {store.uri} (not written yet?)")
-    refuse_deletion_vectors(table)  # vacuum too: such a table is left to the engine that turned them on
+    refuse_foreign_features(table)  # vacuum too: such a table is left to the engine that made it so
     return table
 
 

@@ -1,0 +1,37 @@
+"""Table features another engine may turn on that lakenodes' own reads, statistics and rewrites
+cannot follow: they go by the add actions' paths and the Parquet files' own column names.
+
+Example (``example``: a temporary lake with one table, see conftest.py):
+    >>> refuse_foreign_features(example.node.store.table())  # a plain lakenodes table: nothing to refuse
+"""
+
+from __future__ import annotations
+
+from deltalake import DeltaTable
+
+from ..errors import LakenodesUserError
+
+
+def refuse_foreign_features(table: DeltaTable) -> None:
+    """Raise when another engine (e.g. Spark) turned on what lakenodes' own reads, statistics and
+    rewrites cannot follow, which go by the add actions and the Parquet files' own columns:
+
+    - deletion vectors: lakenodes would see the rows they hide, and its rewrites would bring them
+      back beside the old files (their removes match no add that carries a deletion vector);
+    - column mapping with a column stored under another name (a rename, or a column added after
+      mapping was turned on): lakenodes would read that column as nulls and rewrite it so.
+    """
+    if "deletionVectors" in (table.protocol().reader_features or ()):
+        raise LakenodesUserError(
+            f"{table.table_uri} uses Delta deletion vectors (turned on by another engine, e.g. Spark's "
+            "delta.enableDeletionVectors): lakenodes cannot see which rows they delete, so it leaves this table "
+            "alone; restate or delete rows through lakenodes instead (docs/interop.md, 'Appending with Spark')")
+    if table.metadata().configuration.get("delta.columnMapping.mode", "none") == "none":
+        return
+    for field in table.schema().fields:
+        physical = (field.metadata or {}).get("delta.columnMapping.physicalName", field.name)
+        if physical != field.name:
+            raise LakenodesUserError(
+                f"{table.table_uri} stores column {field.name!r} as {physical!r} (Delta column mapping, turned on by "
+                "another engine, e.g. Spark's RENAME COLUMN or ADD COLUMNS with delta.columnMapping.mode): lakenodes "
+                "reads columns by their names, so it leaves this table alone (docs/interop.md, 'Appending with Spark')")
