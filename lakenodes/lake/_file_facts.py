@@ -15,6 +15,7 @@ import polars as pl
 from .._internal.datetimes import as_utc
 from .._internal.deferred import pq
 from ..core.frames import TIME_INDEX
+from ..errors import LakenodesUserError
 from ._scan import to_plain
 
 Identity = tuple[str, ...]
@@ -82,6 +83,8 @@ def footer_time_bounds(filesystem: Any, path: str) -> tuple[datetime.datetime, d
             stats = metadata.row_group(group).column(position).statistics
             if stats is None or not stats.has_min_max:
                 values = pl.Series(pq.ParquetFile(handle).read(columns=[TIME_INDEX]).column(TIME_INDEX))
+                if values.min() is None:  # no statistics in the log either (see file_frame)
+                    raise null_index_error("a table of the lake", TIME_INDEX, path)
                 return as_utc(values.min()), as_utc(values.max())
             if stats.physical_type == "INT64" and unit in _MICROS_PER:  # raw: .min of a tz-aware value imports pandas
                 lows.append(_from_micros(stats.min_raw * _MICROS_PER[unit][0] // _MICROS_PER[unit][1]))
@@ -111,3 +114,10 @@ def scan_identities(
     time_index = pl.col(TIME_INDEX)
     grouped = data.group_by(list(dims)).agg(time_index.min().alias("lo"), time_index.max().alias("hi"))
     return {tuple(row[dim] for dim in dims): (as_utc(row["lo"]), as_utc(row["hi"])) for row in grouped.iter_rows(named=True)}
+
+
+def null_index_error(table_uri: str, name: str, path: str) -> LakenodesUserError:
+    """The error for rows with a null ``name`` (an index column) in the data file ``path``."""
+    return LakenodesUserError(
+        f"{table_uri} holds rows with a null {name} (data file {path}, written by another engine): lakenodes "
+        f"cannot tell what is new without it; delete them, e.g. DeltaTable(uri).delete(\"{name} IS NULL\")")

@@ -21,21 +21,30 @@ import polars as pl
 
 from .._internal.deferred import pa
 from ..core.frames import TIME_DTYPE, TIME_INDEX
-from ._file_facts import Identity
+from ._file_facts import Identity, null_index_error
 from .store import data_file_path
 
 _MILLISECOND = datetime.timedelta(milliseconds=1)
 
 
-def file_frame(actions: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
+def file_frame(actions: pa.Table, dims: Sequence[str], table_uri: str = "the table") -> pl.DataFrame:
     """One row per data file: path, partition values ``_p<k>``, identity ``_i<k>`` (null when the file
-    mixes several values of that dimension) and the millisecond ``min``/``max`` time statistics."""
+    mixes several values of that dimension) and the millisecond ``min``/``max`` time statistics.
+
+    Raises when a file's statistics (or partition value) show rows with a null index value, which
+    only another engine can have written: no identity or time could be told for them."""
     names = set(actions.column_names)
 
     def column(name: str, dtype: pl.DataType) -> pl.Series:
         if name not in names:
             return pl.Series(name, [None] * actions.num_rows, dtype=dtype)
         return pl.Series(name, actions.column(name)).cast(dtype)
+
+    for name in (TIME_INDEX, *dims):
+        nulls = column(f"partition.{name}", pl.String).is_null() if f"partition.{name}" in names else (
+            column(f"null_count.{name}", pl.Int64).fill_null(0) > 0)
+        if nulls.any():
+            raise null_index_error(table_uri, name, column("path", pl.String).filter(nulls)[0])
 
     data = {"path": column("path", pl.String), "min": column(f"min.{TIME_INDEX}", TIME_DTYPE),
             "max": column(f"max.{TIME_INDEX}", TIME_DTYPE)}
@@ -82,3 +91,4 @@ def identities_and_paths(files: pl.DataFrame, keys: Sequence[str]) -> Iterable[t
         return [((), path) for path in paths]
     identities = zip(*[files[key].to_list() for key in keys], strict=True)
     return zip(identities, paths, strict=True)
+

@@ -228,7 +228,7 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     if actions.num_rows == 0:
         return TableProgress(version=table.version(), index_names=index_names)
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    keys, single, multi = split_by_identity(file_frame(actions, dims), dims)
+    keys, single, multi = split_by_identity(file_frame(actions, dims, table.table_uri), dims)
     candidates_last, candidates_first = boundary_candidates(single, keys)
 
     last: dict[Identity, datetime.datetime] = {}

@@ -1,0 +1,50 @@
+"""Another engine writes to a lakenodes table (a notebook's ``write_deltalake``, polars ``write_delta``):
+rows lakenodes' frame rules would have refused — a null ``time_index`` or a null identity — make
+its statistics refuse the table in one line naming the column, the file and the fix, instead of a
+raw ``AttributeError`` or polars ``ColumnNotFoundError``; the rows are never dropped, and once the
+user deletes them the next run goes on. Local and S3 (moto server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+from test_time_travel import QueueNode, TravelConfig, frame
+
+from lakenodes import LakenodesUserError, NodeRunError
+
+UTC = dt.UTC
+
+
+def foreign_row(time_index: dt.datetime | None, uid: str | None) -> pa.Table:
+    return pa.table({"time_index": pa.array([time_index], pa.timestamp("us", "UTC")),
+                     "unique_identifier": pa.array([uid], pa.string()), "close": pa.array([1.0])})
+
+
+@pytest.mark.parametrize("column,row", [
+    ("time_index", foreign_row(None, "A")),
+    ("unique_identifier", foreign_row(dt.datetime(2024, 1, 3, tzinfo=UTC), None)),
+])
+def test_rows_with_a_null_index_value_from_another_engine_are_refused_by_name(any_lake, column, row):
+    node = QueueNode(TravelConfig(name="foreign-nulls"), [frame([1, 2], ["A", "B"], 0.0)], lake=any_lake)
+    node.run()
+    options = any_lake.storage_options or None
+    write_deltalake(node.table_uri, row, mode="append", storage_options=options)
+    version = DeltaTable(node.table_uri, storage_options=options).version()
+
+    fresh = QueueNode(TravelConfig(name="foreign-nulls"), [frame([3], ["A", "B"], 0.0)], lake=any_lake)
+    pattern = f"null {column} \\(data file .*written by another engine\\).*delete\\(\"{column} IS NULL\"\\)"
+    with pytest.raises(LakenodesUserError, match=pattern):
+        fresh.get_last_observation()
+    with pytest.raises(NodeRunError, match=f"during statistics: LakenodesUserError: .*{pattern}"):
+        fresh.run()
+    table = DeltaTable(node.table_uri, storage_options=options)
+    assert table.version() == version and table.to_pyarrow_table().num_rows == 5  # nothing dropped
+
+    table.delete(f"{column} IS NULL")  # the fix the error names
+    again = QueueNode(TravelConfig(name="foreign-nulls"), [frame([3], ["A", "B"], 0.0)], lake=any_lake)
+    assert again.run()[0] is False
+    stored = again.get_df_between_dates()
+    assert stored.height == 6 and stored["time_index"].null_count() == 0
