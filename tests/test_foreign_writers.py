@@ -48,3 +48,30 @@ def test_rows_with_a_null_index_value_from_another_engine_are_refused_by_name(an
     assert again.run()[0] is False
     stored = again.get_df_between_dates()
     assert stored.height == 6 and stored["time_index"].null_count() == 0
+
+
+def test_a_table_rewritten_with_a_naive_time_index_is_refused_by_name(any_lake):
+    """A notebook overwrote the table from naive datetimes (``schema_mode="overwrite"``): its
+    ``time_index`` became ``timestamp_ntz``. lakenodes' whole-table reads returned naive times, its
+    ``get_last_observation`` failed with a raw ``ArrowInvalid`` (timestamp with timezone vs without)
+    and its runs still appended; now every read, run and
+    maintenance refuses it in one line naming ``timestamp_ntz``, and the table stays unchanged."""
+    from lakenodes.lake.maintenance import optimize_table
+
+    node = QueueNode(TravelConfig(name="foreign-naive"), [frame([1, 2], ["A", "B"], 0.0)], lake=any_lake)
+    node.run()
+    options = any_lake.storage_options or None
+    naive = frame([1, 2, 3], ["A"], 5.0).to_arrow()
+    naive = naive.set_column(0, "time_index", naive["time_index"].cast(pa.timestamp("us")))
+    write_deltalake(node.table_uri, naive, mode="overwrite", schema_mode="overwrite",
+                    partition_by=["unique_identifier"], storage_options=options)
+    version = DeltaTable(node.table_uri, storage_options=options).version()
+
+    fresh = QueueNode(TravelConfig(name="foreign-naive"), [frame([4], ["A", "B"], 0.0)], lake=any_lake)
+    for read in (fresh.get_df_between_dates, fresh.get_last_observation,
+                 lambda: optimize_table(any_lake, node.storage_hash)):
+        with pytest.raises(LakenodesUserError, match="stores time_index as timestamp_ntz"):
+            read()
+    with pytest.raises(NodeRunError, match="stores time_index as timestamp_ntz"):
+        fresh.run()
+    assert DeltaTable(node.table_uri, storage_options=options).version() == version

@@ -1,5 +1,5 @@
 """Table features another engine may turn on that lakenodes' own reads, statistics and rewrites
-cannot follow: they go by the add actions' paths and the Parquet files' own column names.
+cannot follow: they go by the add actions' paths, the Parquet files' own column names and UTC times.
 
 Example (``example``: a temporary lake with one table, see conftest.py):
     >>> refuse_foreign_features(example.node.store.table())  # a plain lakenodes table: nothing to refuse
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from deltalake import DeltaTable
 
+from ..core.frames import TIME_INDEX
 from ..errors import LakenodesUserError
 
 
@@ -19,13 +20,22 @@ def refuse_foreign_features(table: DeltaTable) -> None:
     - deletion vectors: lakenodes would see the rows they hide, and its rewrites would bring them
       back beside the old files (their removes match no add that carries a deletion vector);
     - column mapping with a column stored under another name (a rename, or a column added after
-      mapping was turned on): lakenodes would read that column as nulls and rewrite it so.
+      mapping was turned on): lakenodes would read that column as nulls and rewrite it so;
+    - ``time_index`` stored as ``timestamp_ntz`` (rewritten from naive datetimes): lakenodes'
+      filters compare UTC instants, which Arrow refuses to compare with naive ones.
     """
     if "deletionVectors" in (table.protocol().reader_features or ()):
         raise LakenodesUserError(
             f"{table.table_uri} uses Delta deletion vectors (turned on by another engine, e.g. Spark's "
             "delta.enableDeletionVectors): lakenodes cannot see which rows they delete, so it leaves this table "
             "alone; restate or delete rows through lakenodes instead (docs/interop.md, 'Appending with Spark')")
+    if "timestampNtz" in (table.protocol().reader_features or ()):
+        kinds = {field.name: getattr(field.type, "type", None) for field in table.schema().fields}
+        if kinds.get(TIME_INDEX) == "timestamp_ntz":
+            raise LakenodesUserError(
+                f"{table.table_uri} stores time_index as timestamp_ntz, without a time zone (another engine rewrote "
+                "it, e.g. write_deltalake(..., schema_mode='overwrite') of naive datetimes): lakenodes' time index is "
+                "a UTC timestamp; write the table again with time_index as UTC timestamps")
     if table.metadata().configuration.get("delta.columnMapping.mode", "none") == "none":
         return
     for field in table.schema().fields:
