@@ -453,3 +453,17 @@ def test_a_class_offset_start_that_is_no_datetime_is_refused_naming_it(local_lak
     with pytest.raises(LakenodesUserError, match=rf"OtherStart.OFFSET_START must be a timezone-aware datetime, "
                                                  rf"got {type(start).__name__} "):
         OtherStart(StatsConfig()).compute_update_statistics()
+
+
+class TypoAssetsNode(QueueNode):
+    def get_asset_list(self):
+        return [Asset(unique_identifier=uid) for uid in self.config.asset_names]  # the field is ``assets``
+
+
+def test_an_attribute_error_inside_update_statistics_is_reported_as_itself(local_lake) -> None:
+    """A typo in ``get_asset_list`` raised inside the ``update_statistics`` property: the node's
+    ``__getattr__`` turned it into "'TypoAssetsNode' object has no attribute 'update_statistics'",
+    hiding the cause in a notebook. Now the typo's own error comes out."""
+    node = TypoAssetsNode(StatsConfig(name="typo", assets=["A"]))
+    with pytest.raises(AttributeError, match="'StatsConfig' object has no attribute 'asset_names'"):
+        node.update_statistics  # noqa: B018

@@ -144,10 +144,16 @@ class DataNode(BaseNode):
 
     def __getattr__(self, name: str) -> Any:
         """Only called for an attribute not found: one ``__init__`` sets is missing when a subclass's
-        ``__init__`` never called ``super().__init__(config)``; say so instead of an AttributeError."""
+        ``__init__`` never called ``super().__init__(config)``; say so instead of an AttributeError.
+        Python also calls it when a property's getter raised an AttributeError."""
         if name in _SET_BY_INIT:
             raise ConfigurationError(f"{type(self).__name__}.__init__ must call super().__init__(config, **kwargs) "
                                      f"before the node is used ({name!r} is not set)")
+        descriptor = getattr(type(self), name, None)
+        if isinstance(descriptor, property) and descriptor.fget is not None:
+            # the property exists and raised an AttributeError (e.g. a typo in get_asset_list, which
+            # update_statistics calls): run it again so that error propagates, not "no attribute <name>"
+            return descriptor.fget(self)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _check_identity_dimensions(self) -> None:
