@@ -1262,11 +1262,13 @@ def test_an_s3_lake_without_credentials_is_one_line_naming_the_fix(tmp_path):
 
 
 @pytest.mark.s3
-def test_an_s3_lake_given_an_aws_profile_says_delta_rs_reads_no_profiles(tmp_path, s3_server):
+def test_an_s3_lake_read_with_an_aws_profile_and_an_endpoint_is_told_the_switch_that_works(tmp_path, s3_server):
     """Regression: a user whose keys live in ~/.aws/credentials ran `AWS_PROFILE=lake lakenodes data-node list`
-    (the error of a run without keys said "set ... or AWS_PROFILE"; storage_options={"profile": ...} said "set
-    it as an environment variable instead"): it failed with the same "no S3 credentials found (set ... or
-    AWS_PROFILE ...)", since delta-rs reads no profile files. Both now say so and how to export the keys."""
+    against an endpoint (MinIO here: moto), as the error of a run without keys advised ("set ... or AWS_PROFILE"):
+    it failed with the same advice, since delta-rs skips the AWS SDK's profiles once an endpoint is set, unless
+    AWS_FORCE_CREDENTIAL_LOAD is set too. The error now names that switch, and following it works, as
+    AWS_FORCE_CREDENTIAL_LOAD as a storage option does (it was refused as unknown); storage_options={"profile":
+    ...} says to set AWS_PROFILE in the environment, with the same switch."""
     home = tmp_path / "home"
     (home / ".aws").mkdir(parents=True)
     (home / ".aws" / "credentials").write_text(
@@ -1285,10 +1287,18 @@ def test_an_s3_lake_given_an_aws_profile_says_delta_rs_reads_no_profiles(tmp_pat
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: StoragePermissionError: open failed: no S3 credentials found (set "
                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass them in the lake's storage_options; "
-                           "AWS_PROFILE='lake' is set, but Delta Lake's Rust engine reads no AWS profiles: export the "
+                           "AWS_PROFILE='lake' is set: with an endpoint set, Delta Lake's Rust engine reads AWS "
+                           "profiles only when AWS_FORCE_CREDENTIAL_LOAD=true is set too: set it, or export the "
                            "profile's keys: eval \"$(aws configure export-credentials --profile lake --format env)\""), line
-    with pytest.raises(LakeConfigurationError, match=r"reads no AWS profiles: export the profile's keys: eval "
-                                                     r"\"\$\(aws configure export-credentials --profile lake"):
+    followed = _lakenodes("--lake", f"s3://{bucket}/lake", "--json", "data-node", "list",
+                          env={**env, "AWS_FORCE_CREDENTIAL_LOAD": "true"})
+    assert followed.returncode == 0, followed.stderr
+    [table] = json.loads(followed.stdout)["results"]
+    assert table["storage_hash"].startswith("dailyrandomnumber_")
+    forced = Lake(f"s3://{bucket}/lake", storage_options={"force_credential_load": "true"})
+    assert forced.storage_options["AWS_FORCE_CREDENTIAL_LOAD"] == "true"
+    with pytest.raises(LakeConfigurationError, match=r"set AWS_PROFILE=lake in the environment instead \(with an "
+                                                     r"endpoint set, also AWS_FORCE_CREDENTIAL_LOAD=true\)"):
         Lake(f"s3://{bucket}/lake", storage_options={"profile": "lake"})
 
 

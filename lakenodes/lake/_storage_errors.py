@@ -145,7 +145,7 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
     text = plain_message(error)
     if _NO_CREDENTIALS.search(text):
         profile = os.environ.get("AWS_PROFILE")  # set, and delta-rs went on to the EC2 metadata endpoint
-        advice = f"; AWS_PROFILE={profile!r} is set, but {profile_advice(profile)}" if profile else ""
+        advice = f"; AWS_PROFILE={profile!r} is set: {profile_advice(profile)}" if profile else ""
         return StoragePermissionError(
             "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass them in the lake's "
             f"storage_options{advice}; {one_line(text)})", path=path, operation=operation)

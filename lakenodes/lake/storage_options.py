@@ -65,15 +65,18 @@ _ENV_HINT = "lakenodes' pyarrow reads cannot use it; set it as an environment va
 
 
 def profile_advice(profile: str) -> str:
-    """What to do with the AWS profile ``profile``: delta-rs' object_store has no profile provider (it
-    looks for keys in the environment, then at the EC2 metadata endpoint), so the keys must be exported.
+    """What to do with the AWS profile ``profile`` that gave no credentials: delta-rs resolves
+    profiles through the AWS SDK only for AWS itself, not once an endpoint is set (MinIO, moto, R2),
+    unless ``AWS_FORCE_CREDENTIAL_LOAD`` is set; pyarrow's reads follow ``AWS_PROFILE`` either way.
 
     Example:
         >>> print(profile_advice("prod"))  # doctest: +NORMALIZE_WHITESPACE
-        Delta Lake's Rust engine reads no AWS profiles: export the profile's keys:
+        with an endpoint set, Delta Lake's Rust engine reads AWS profiles only when AWS_FORCE_CREDENTIAL_LOAD=true
+        is set too: set it, or export the profile's keys:
         eval "$(aws configure export-credentials --profile prod --format env)"
     """
-    return ("Delta Lake's Rust engine reads no AWS profiles: export the profile's keys: "
+    return ("with an endpoint set, Delta Lake's Rust engine reads AWS profiles only when AWS_FORCE_CREDENTIAL_LOAD=true "
+            "is set too: set it, or export the profile's keys: "
             f'eval "$(aws configure export-credentials --profile {profile} --format env)"')
 
 
@@ -97,7 +100,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _plain("retry_timeout", "aws_retry_timeout", kind=READ),
     _plain("certificate_path", kind=READ),
     # credentials from somewhere the reads cannot follow
-    _aws("profile", kind=REFUSE, hint=profile_advice("{value}")),
+    _aws("profile", kind=REFUSE, hint="lakenodes' pyarrow reads cannot use it; set AWS_PROFILE={value} in the "
+         "environment instead (with an endpoint set, also AWS_FORCE_CREDENTIAL_LOAD=true)"),
     _aws("role_arn", kind=REFUSE, hint=_ENV_HINT),
     _aws("role_session_name", kind=REFUSE, hint=_ENV_HINT),
     _aws("web_identity_token_file", kind=REFUSE, hint=_ENV_HINT),
@@ -120,7 +124,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _aws("imdsv1_fallback"), _aws("unsigned_payload"), _aws("checksum_algorithm"),
     _aws("copy_if_not_exists"), _aws("conditional_put"), _aws("disable_tagging"),
     _aws("server_side_encryption"), _aws("sse_kms_key_id"), _aws("sse_bucket_key_enabled"),
-    _aws("s3_locking_provider"), _aws("endpoint_url_dynamodb"), _aws("s3_allow_unsafe_rename"),
+    _aws("force_credential_load"), _aws("s3_locking_provider"), _aws("endpoint_url_dynamodb"),
+    _aws("s3_allow_unsafe_rename"),
     _aws("s3_pool_idle_timeout_seconds"), _aws("sts_pool_idle_timeout_seconds"),
     _aws("s3_get_internal_server_error_retries"), _aws("ec2_metadata_disabled"), _aws("ec2_metadata_timeout"),
     _plain("DELTA_DYNAMO_TABLE_NAME"), _plain("DELTA_DYNAMO_BILLING_MODE"),
