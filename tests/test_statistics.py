@@ -350,6 +350,36 @@ def test_two_level_range_maps_are_accepted_back_by_reads(any_lake: Lake) -> None
     assert sorted(last_only.select("unique_identifier", "value").rows()) == [("A", 4.0), ("B", 12.0)]
 
 
+class EntityNode(QueueNode):
+    """The guide's two-dimensional table: (time_index, entity_uid), no unique_identifier."""
+
+    IDENTITY_DIMENSIONS: ClassVar[tuple[str, ...]] = ("entity_uid",)
+
+
+@pytest.mark.parametrize("node_class", [EntityNode, PortfolioNode], ids=["entity_uid", "portfolio_uid-entity_uid"])
+def test_the_per_asset_range_map_of_a_table_without_unique_identifier_is_accepted_back(local_lake, node_class) -> None:
+    """The seeds' incremental read (``get_ranged_data_per_asset(update_statistics.get_update_range_map_great_or_equal())``)
+    on a table identified by other dimensions: the statistics key the map by the first identity
+    dimension (as ``get_last_update_index_2d`` and ``get_last_observation`` do), and the read refused
+    it with "unknown identity dimension(s) ['unique_identifier']" on every run after the first."""
+    dims = node_class.IDENTITY_DIMENSIONS
+    keys = [(key,) if len(dims) == 1 else (key, "e1") for key in ("k1", "k2")]
+    rows = [(at(d), keys[0], d) for d in (1, 2, 3)] + [(at(d), keys[1], 10 + d) for d in (1, 2)]
+    node = node_class(StatsConfig(name="entities"), [frame(rows, dims)])
+    node.run()
+    stats = node.update_statistics
+    uid_map = stats.get_update_range_map_great_or_equal()
+    assert uid_map == {"k1": {"start_date": at(3), "start_date_operand": ">="},
+                       "k2": {"start_date": at(2), "start_date_operand": ">="}}
+    last = node.get_ranged_data_per_asset(range_descriptor=uid_map)
+    assert sorted(last.select(dims[0], "value").rows()) == [("k1", 3.0), ("k2", 12.0)]
+    assert last.equals(node.get_last_observation())
+    window = node.get_ranged_data_per_asset(stats.get_update_range_map_great_or_equal(extra_time_delta=DAY),
+                                            columns=["value"], frame="pandas")
+    assert list(window.index.names) == ["time_index", *dims]
+    assert sorted(window["value"]) == [2.0, 3.0, 11.0, 12.0]
+
+
 def test_update_statistics_before_update_and_after_run(any_lake: Lake) -> None:
     node = QueueNode(StatsConfig(name="refresh"), [frame([(at(1), ("A",), 1)]), frame([(at(2, us=1), ("A",), 2)])])
     assert node.update_statistics.max_time_index_value is None

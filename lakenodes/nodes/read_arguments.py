@@ -81,10 +81,24 @@ def _bounds(start: Any, end: Any, start_inclusive: bool, end_inclusive: bool) ->
             "end": parse_datetime(end, "end_date", round_up=not end_inclusive), "end_inclusive": end_inclusive}
 
 
-def ranges_from_uid_map(range_map: Mapping[str, Mapping[str, Any]]) -> list[RangeFilter]:
+def ranges_from_uid_map(range_map: Mapping[str, Mapping[str, Any]], dimension: str = UNIQUE_IDENTIFIER) -> list[RangeFilter]:
+    """The ranges of a map keyed by the values of ``dimension`` (by default ``unique_identifier``)."""
     if not isinstance(range_map, Mapping):
         raise LakenodesUserError("unique_identifier_range_map must map unique_identifier -> {start_date, ...}")
-    return [RangeFilter({UNIQUE_IDENTIFIER: uid_of(uid)}, **_window(spec)) for uid, spec in range_map.items()]
+    return [RangeFilter({dimension: uid_of(uid)}, **_window(spec)) for uid, spec in range_map.items()]
+
+
+def asset_dimension(identity_dimensions: Sequence[str]) -> str:
+    """The dimension a per-asset key names (``UpdateStatistics``' maps, ``get_last_observation``'s
+    assets): ``unique_identifier`` when the table has it, else its first identity dimension.
+
+    Example:
+        >>> asset_dimension(["account_uid", "unique_identifier"]), asset_dimension(["entity_uid"])
+        ('unique_identifier', 'entity_uid')
+    """
+    if UNIQUE_IDENTIFIER in identity_dimensions or not identity_dimensions:
+        return UNIQUE_IDENTIFIER
+    return identity_dimensions[0]
 
 
 def ranges_from_dimension_map(range_map: Sequence[Mapping[str, Any]]) -> list[RangeFilter]:

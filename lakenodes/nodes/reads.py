@@ -21,6 +21,7 @@ from ..lake.lazy import scan_table
 from ..lake.progress import read_progress
 from ..lake.store import RangeFilter, TableStore, empty_table
 from .read_arguments import (
+    asset_dimension,
     bounds_argument,
     dimension_filters_argument,
     list_argument,
@@ -153,12 +154,18 @@ class TableReads:
         frame: FrameKind | None = None, *, as_of: Any = None,
     ) -> Any:
         """Rows per identity within its own window, from ``update_statistics``' range map by uid
-        or by coordinate (``get_dimension_range_map_great_or_equal``); ``as_of``: see get_df_between_dates."""
+        or by coordinate (``get_dimension_range_map_great_or_equal``); ``as_of``: see get_df_between_dates.
+
+        A map by uid is keyed as the statistics key it: by ``unique_identifier``, else (a table
+        without one) by the first identity dimension."""
         if isinstance(range_descriptor, Sequence) and not isinstance(range_descriptor, str) and range_descriptor:
             return self.get_df_between_dates(dimension_range_map=range_descriptor, columns=columns, frame=frame,
                                              as_of=as_of)
+        kind = resolve_frame(frame)
+        columns = None if columns is None else list_argument(columns, "columns")
         by_uid: Any = range_descriptor or {}  # a malformed descriptor fails in ranges_from_uid_map, naming it
-        return self.get_df_between_dates(unique_identifier_range_map=by_uid, columns=columns, frame=frame, as_of=as_of)
+        ranges = ranges_from_uid_map(by_uid, asset_dimension((self.store.index_names() or (TIME_INDEX,))[1:]))
+        return self._as_frame(self.store.read(columns=columns, ranges=ranges, as_of=as_of), columns, kind)
 
     @overload
     def get_last_observation(self, asset_list: Sequence[Any] | None = ..., frame: None = ..., *,
