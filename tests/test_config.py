@@ -271,3 +271,32 @@ def test_records_declared_as_the_class_default_are_checked_as_given_ones(declare
     for model in (AsDefault, AsFactory):
         with pytest.raises(ValidationError, match=problem):
             model()
+
+
+# -- offset_start given as the class's default is checked as a given one -----------------------------
+def test_a_naive_offset_start_default_is_refused_when_the_configuration_is_built(local_lake):
+    """Seed 000 redeclares ``offset_start`` with a default (``Field(default=datetime(2024, 1, 1,
+    tzinfo=pytz.utc), json_schema_extra={"update_only": True})``); pydantic validates no default, so one
+    written without its ``tzinfo`` built the configuration (``offset_start`` naive) and the run then
+    failed in its statistics phase blaming ``<Node>.OFFSET_START``, a class attribute the user never
+    set. The configuration now refuses it as it refuses the same value given explicitly."""
+    from examples.tutorial_nodes import SimulatedPrices
+
+    class NaiveDefault(PriceSimulConfig):
+        offset_start: dt.datetime | None = Field(default=dt.datetime(2024, 1, 1),
+                                                 json_schema_extra={"update_only": True})
+
+    class NaiveFactory(PriceSimulConfig):
+        offset_start: dt.datetime | None = Field(default_factory=lambda: dt.datetime(2024, 1, 1))
+
+    for model in (NaiveDefault, NaiveFactory):
+        with pytest.raises(ValidationError, match="offset_start must be timezone-aware"):
+            SimulatedPrices(config=model(asset_list=[]))
+        assert model(asset_list=[], offset_start="2024-01-01T00:00:00Z").offset_start == dt.datetime(2024, 1, 1,
+                                                                                                       tzinfo=UTC)
+
+    class ZonedDefault(PriceSimulConfig):
+        offset_start: dt.datetime | None = dt.datetime(2024, 1, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+
+    offset_start = ZonedDefault(asset_list=[]).offset_start
+    assert offset_start == dt.datetime(2024, 1, 1, tzinfo=UTC) and offset_start.utcoffset() == dt.timedelta(0)

@@ -246,19 +246,38 @@ class DataNodeConfiguration(BaseModel):
         return checked_records(records)
 
     @model_validator(mode="after")
-    def _default_records(self) -> Self:
+    def _checked_defaults(self) -> Self:
         """pydantic validates no default: records declared as the class's default (the seeds'
-        ``Field(default_factory=lambda: [...])``) are checked here, as given ones are above."""
+        ``Field(default_factory=lambda: [...])``), and an ``offset_start`` default (seed 000's
+        ``Field(default=datetime(2024, 1, 1, tzinfo=pytz.utc))``), are checked here as given ones are."""
         if "records" not in self.model_fields_set:
             checked_records(self.records)
+        if "offset_start" not in self.model_fields_set and self.offset_start is not None:
+            if not isinstance(self.offset_start, datetime.datetime):
+                raise ValueError(f"offset_start's default must be a timezone-aware datetime, got "
+                                 f"{type(self.offset_start).__name__} {self.offset_start!r}: e.g. "
+                                 "datetime(2024, 1, 1, tzinfo=timezone.utc)")
+            self.__dict__["offset_start"] = aware_offset_start(self.offset_start)  # not marked as given
         return self
 
     @field_validator("offset_start")
     @classmethod
     def _aware_offset_start(cls, value: datetime.datetime | None) -> datetime.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'")
-        try:
-            return value.astimezone(datetime.timezone.utc) if value is not None else None
-        except OverflowError:  # year 1 east of UTC (or 9999 west of it) is no UTC time Python holds
-            raise ValueError(f"offset_start {value.isoformat()} is outside 0001-01-01 .. 9999-12-31 in UTC") from None
+        return aware_offset_start(value)
+
+
+def aware_offset_start(value: datetime.datetime | None) -> datetime.datetime | None:
+    """``offset_start`` in UTC; a naive one (or one no UTC time can hold) is a ValueError naming it.
+
+    Example:
+        >>> aware_offset_start(datetime.datetime(2024, 1, 1))
+        Traceback (most recent call last):
+        ...
+        ValueError: offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'
+    """
+    if value is not None and value.tzinfo is None:
+        raise ValueError("offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'")
+    try:
+        return value.astimezone(datetime.timezone.utc) if value is not None else None
+    except OverflowError:  # year 1 east of UTC (or 9999 west of it) is no UTC time Python holds
+        raise ValueError(f"offset_start {value.isoformat()} is outside 0001-01-01 .. 9999-12-31 in UTC") from None
