@@ -81,6 +81,7 @@ _PLATFORM_ONLY = {
     "PlatformTimeIndexMetaTable": "the platform's table of a table; here the Delta table's schema is the contract "
                                   "(drop it, and storage_table=, from the node)",
     "TableMetaData": "use DataNodeMetaData (identifier, description, data_frequency_id, labels)",
+    "ColumnMetaData": "use RecordDefinition (column_name, dtype, label, description), as get_column_metadata() returns",
 }
 
 

@@ -22,6 +22,7 @@ from lakenodes import (
     Lake,
     NodeRunError,
     RecordDefinition,
+    RowsStoredError,
     TimeIndexMetaTable,
     repoint_identifier,
 )
@@ -383,6 +384,51 @@ def test_overridden_metadata_is_what_the_catalog_records_and_the_run_claims(loca
     assert (value.label, value.description) == ("Computed value", "declared by get_column_metadata")
     assert resolve_identifier(local_lake, "described_x") == node.storage_hash
     assert resolve_identifier(local_lake, "config_identifier") is None  # the configuration's is not claimed
+
+
+
+class PlatformShapedMetadata(Step):
+    """Metadata overrides as ported from the platform's SDK: a plain dict for the table, dicts
+    or ``msc.ColumnMetaData(...)`` objects for the columns."""
+
+    table_metadata: object = None
+    column_metadata: object = None
+
+    def get_table_metadata(self):
+        return self.table_metadata
+
+    def get_column_metadata(self):
+        if self.column_metadata == "msc.ColumnMetaData":
+            import lakenodes as msc
+            return [msc.ColumnMetaData(column_name="value", dtype="float64", label="Value")]
+        return self.column_metadata
+
+
+@pytest.mark.parametrize("table_metadata, column_metadata, problem", [
+    pytest.param(None, [{"column_name": "value", "dtype": "float64", "label": "Value"}],
+                 r"PlatformShapedMetadata.get_column_metadata\(\) must return a list of RecordDefinition",
+                 id="columns-as-dicts"),
+    pytest.param(None, "msc.ColumnMetaData", r"ColumnMetaData has no counterpart in lakenodes: use RecordDefinition",
+                 id="platform-column-metadata"),
+    pytest.param(None, RecordDefinition(column_name="value"), r"must return a list of RecordDefinition .*, got RecordDefinition",
+                 id="one-record-not-a-list"),
+    pytest.param({"identifier": "shaped", "description": "d"}, None,
+                 r"PlatformShapedMetadata.get_table_metadata\(\) must return a DataNodeMetaData", id="table-as-dict"),
+])
+def test_metadata_overrides_of_the_wrong_shape_are_refused_before_any_row_is_written(
+        local_lake: Lake, table_metadata, column_metadata, problem) -> None:
+    """The catalog phase read ``record.column_name`` of what ``get_column_metadata()`` returned, after the
+    commit: a port returning dicts (or the platform's ``msc.ColumnMetaData``) stored its rows and then failed
+    every run with "RowsStoredError ... AttributeError: 'dict' object has no attribute 'column_name'", the
+    table never recorded in the catalog. Both overrides are now checked in the registration phase, naming
+    the method and what to return, and nothing is written."""
+    node = PlatformShapedMetadata("shaped", [])
+    node.table_metadata, node.column_metadata = table_metadata, column_metadata
+    with pytest.raises(NodeRunError, match=problem) as caught:
+        node.run()
+    assert caught.value.phase == "registration" and not isinstance(caught.value, RowsStoredError)
+    assert delta(node) is None
+    assert TimeIndexMetaTable.filter() == []
 
 
 # -- run() arguments and logging ------------------------------------------------------------------------------

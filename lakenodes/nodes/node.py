@@ -198,6 +198,26 @@ class DataNode(BaseNode):
         ``records``. Override it for custom logic: the catalog records what it returns."""
         return getattr(self.config, "records", None)
 
+    def checked_metadata(self) -> DataNodeMetaData | None:
+        """``get_table_metadata()``, with it and ``get_column_metadata()`` checked: called before any
+        write, so an override returning another shape (a dict, the platform's ``ColumnMetaData``)
+        fails naming what to return, with nothing stored."""
+        name = type(self).__name__
+        table = self.get_table_metadata()
+        if table is not None and not isinstance(table, DataNodeMetaData):
+            raise ConfigurationError(
+                f"{name}.get_table_metadata() must return a DataNodeMetaData or None, got {type(table).__name__}: "
+                "e.g. DataNodeMetaData(identifier=..., description=..., data_frequency_id=...)")
+        columns = self.get_column_metadata()
+        if columns is not None and (not isinstance(columns, (list, tuple))
+                                    or not all(isinstance(column, RecordDefinition) for column in columns)):
+            shapes = sorted({type(column).__name__ for column in columns}) if isinstance(columns, (list, tuple)) else []
+            got = f"a list of {', '.join(shapes)}" if shapes else type(columns).__name__
+            raise ConfigurationError(
+                f"{name}.get_column_metadata() must return a list of RecordDefinition (column_name, dtype, label, "
+                f"description) or None, got {got}")
+        return table
+
     @property
     def update_statistics(self) -> UpdateStatistics:
         """Statistics of this updater's scope; computed before ``update()`` and refreshed after the write."""

@@ -53,7 +53,7 @@ class CatalogRecorder(RunHooks):
         if not catalog.updater_registered(node.lake, node.update_hash):
             with self._lock:
                 self._updaters[id(node)] = in_background(lambda: _register_updater(node))
-        metadata = node.get_table_metadata()
+        metadata = node.checked_metadata()  # a wrong shape fails here, before any write
         identifier = metadata.identifier if metadata is not None else None
         if identifier and not catalog.identifier_claimed(node.lake, identifier, node.hash_namespace, node.storage_hash):
             with self._lock:
