@@ -404,3 +404,27 @@ def test_the_cli_line_of_a_failed_dependency_says_the_node_asked_for_did_not_run
     message = json.loads(result.stdout)["error"]["message"]
     assert message.startswith("Feed(") and "failed during update: ConnectionError: feed down" in message, message
     assert re.fullmatch(r".*; not run, as they depend on it: report_[0-9a-f]{32}", message), message
+
+
+@pytest.mark.parametrize("raised", [TimeoutError("the prices API did not answer in 10 s"),
+                                    OSError("HTTPSConnectionPool(host='api.example.com', port=443): Read timed out.")],
+                         ids=["TimeoutError", "requests-read-timeout"])
+def test_an_update_whose_own_request_times_out_is_recorded(
+    local_lake: Lake, tmp_path: Path, raised: Exception, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: an ``update()`` failing on its own HTTP call's timeout (``TimeoutError``, requests'
+    "Read timed out.") was taken for the lake's store not answering: the failed run was not recorded
+    (``updates list`` showed the updater as never run) and a warning blamed the store."""
+    node = daily(tmp_path, "slow_api")
+
+    def update():
+        raise raised
+
+    node.update = update
+    caplog.set_level(logging.WARNING, logger="lakenodes")
+    with pytest.raises(NodeRunError, match="timed out|did not answer"):
+        node.run()
+    [record] = run_history(local_lake, node.update_hash)
+    assert record["status"] == "error"
+    assert record["error"] == f"update: {type(raised).__name__}: {raised}"
+    assert not [entry.getMessage() for entry in caplog.records if "store did not answer" in entry.getMessage()]

@@ -117,7 +117,10 @@ class CatalogRecorder(RunHooks):
         for pending in (claiming, stored):  # settled (the runner reports its failure): nothing outlives the run
             if pending is not None:
                 wait([pending])
-        if store_timed_out(error):  # recording would wait out the same timeouts again (doubling a dead store's hang)
+        # recording would wait out the same timeouts again (doubling a dead store's hang); a timeout
+        # update() raised is its own code's (an API not answering): a dead store fails the registration,
+        # which is reported first
+        if phase != "update" and store_timed_out(error):
             with self._lock:
                 self._updaters.pop(id(node), None)
             node.logger.warning("the failed run is not recorded: the store did not answer in time")
