@@ -8,6 +8,7 @@ import logging
 import multiprocessing
 import re
 import shutil
+import traceback
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -428,3 +429,16 @@ def test_an_update_whose_own_request_times_out_is_recorded(
     assert record["status"] == "error"
     assert record["error"] == f"update: {type(raised).__name__}: {raised}"
     assert not [entry.getMessage() for entry in caplog.records if "store did not answer" in entry.getMessage()]
+
+
+def test_a_pool_failure_shows_the_traceback_of_the_users_code(local_lake: Lake, tmp_path: Path) -> None:
+    """Regression: on a process pool (``lakenodes run --workers N`` too) the traceback printed for a
+    failed ``update()`` showed only lakenodes' frames: the worker re-raised the error from itself,
+    which cut the user's exception (and its file and line) out of the chain sent to the parent."""
+    broken = daily(tmp_path, "broken", failure="feed down")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with pytest.raises(NodeRunError, match="feed down") as caught:
+            run_many([broken], executor=pool)
+    printed = "".join(traceback.format_exception(caught.value))
+    assert "journal_nodes.py" in printed and "raise RuntimeError(self.config.failure)" in printed, printed
+    assert "RuntimeError: feed down" in printed, printed

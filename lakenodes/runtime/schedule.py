@@ -266,7 +266,10 @@ def run_submission(node: DataNode | _PickledNode, submission_id: str, keep_frame
         try:
             return run_single(node, default_hooks(), keep_frame)
         except NodeRunError as error:
-            raise portable(error) from error
+            travelling = portable(error)
+            if travelling is error:  # re-raised as it is: `from error` would replace its cause (the user's traceback)
+                raise
+            raise travelling from error
 
 
 def portable(error: NodeRunError) -> NodeRunError:
