@@ -96,3 +96,34 @@ def test_debug_mode_runs_in_process_even_with_an_executor(local_lake: Lake, tmp_
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         node.run(debug_mode=True, executor=pool)
     assert journal(tmp_path) == [("dependency", os.getpid()), ("top", os.getpid())]
+
+
+POOL_LAUNCHER = '''
+import logging, multiprocessing, sys
+from concurrent.futures import ProcessPoolExecutor
+from lakenodes import DataNodeConfiguration, use_lake
+from ticks import Tick
+
+if __name__ == "__main__":
+    if sys.argv[2] == "warning":
+        logging.basicConfig(level=logging.WARNING, format="PROGRAM %(levelname)s %(name)s %(message)s")
+    with use_lake(sys.argv[1]), ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        Tick(DataNodeConfiguration()).run(executor=pool)
+'''
+
+
+@pytest.mark.parametrize(("mode", "lines"), [("unconfigured", 1), ("warning", 0)])
+def test_node_log_lines_of_a_run_on_a_process_pool_show_as_in_a_serial_run(tmp_path, mode: str, lines: int) -> None:
+    """Regression: a launcher script that configured no logging showed its nodes' lines when run
+    serially and none once it passed ``executor=pool``: the spawned workers never showed them."""
+    (tmp_path / "ticks.py").write_text(LAUNCHER.split("mode = sys.argv[2]")[0])
+    script = tmp_path / "pool_launcher.py"
+    script.write_text(POOL_LAUNCHER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "lake"), mode], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    shown = [line for line in result.stderr.splitlines() if "tick update called" in line]
+    assert len(shown) == lines, result.stderr
+    assert all(re.search(r" INFO lakenodes.node.Tick: \[[0-9a-f]{8}\] tick update called$", line) for line in shown)
+    assert "tick debug detail" not in result.stderr

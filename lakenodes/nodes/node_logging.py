@@ -95,6 +95,12 @@ def show_logs_by_default() -> None:
         _level_set_here = True
 
 
+def shown_by_default() -> bool:
+    """Whether lakenodes' own handler shows node INFO lines here (the program configured no logging
+    and a ``run()`` set them up): a worker process the run hands a node to shows them likewise."""
+    return not program_configured_logging() and logging.getLogger(NODE_LOGGER).isEnabledFor(logging.INFO)
+
+
 @contextlib.contextmanager
 def debug_logging(enabled: bool) -> Iterator[None]:
     """With ``enabled``, show lakenodes' DEBUG lines (node lines included) for the duration of the block."""

@@ -27,6 +27,7 @@ from ..errors import (
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
 from ..nodes.node import BaseNode, DataNode
+from ..nodes.node_logging import show_logs_by_default, shown_by_default
 from .graph import collect_dependencies, described
 from .hooks import PhaseReporter, RunHooks
 from .recorder import default_hooks
@@ -203,7 +204,7 @@ def _run_on_executor(
                     report(len(results) + len(failures), len(graph), graph[key])
                     continue
                 running[executor.submit(run_submission, submitted, uuid.uuid4().hex, keep[key], lakes[key],
-                                        chosen_frame())] = key
+                                        chosen_frame(), shown_by_default())] = key
             if not running:
                 if any(deps <= results.keys() | failures.keys() for deps in pending.values()):
                     continue  # a node failed at its submission: its dependents are skipped next
@@ -253,10 +254,13 @@ def _as_submitted(node: DataNode, executor: Executor) -> DataNode | _PickledNode
 
 
 def run_submission(node: DataNode | _PickledNode, submission_id: str, keep_frame: bool = False,
-                   lake: Lake | None = None, frame: str | None = None) -> RunSummary:
+                   lake: Lake | None = None, frame: str | None = None, show_logs: bool = False) -> RunSummary:
     """``run_single`` as submitted to an executor, in ``lake`` (that of the node where it was
     submitted) with ``frame`` (the kind ``set_default_frame`` chose there, if any) as this
-    process's default; ``submission_id`` makes every submission distinct."""
+    process's default; ``submission_id`` makes every submission distinct. With ``show_logs`` (the
+    submitter showed node lines without a logging configuration) a worker that has none shows them too."""
+    if show_logs:
+        show_logs_by_default()
     if isinstance(node, _PickledNode):
         node = node.load()
     logger.debug("running submission %s of %r", submission_id, node)
