@@ -442,3 +442,39 @@ def test_a_pool_failure_shows_the_traceback_of_the_users_code(local_lake: Lake, 
     printed = "".join(traceback.format_exception(caught.value))
     assert "journal_nodes.py" in printed and "raise RuntimeError(self.config.failure)" in printed, printed
     assert "RuntimeError: feed down" in printed, printed
+
+
+UNPUBLISHED_READER = '''
+from lakenodes import APIDataNode, DataNode, DataNodeConfiguration
+
+def upstream_rates():
+    return APIDataNode.build_from_identifier("fx_rates_daily").get_df_between_dates()  # not published yet
+
+class Reader(DataNode):
+    config: DataNodeConfiguration
+
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        return upstream_rates()
+'''
+
+
+def test_a_lakenodes_error_raised_by_update_is_a_failed_run_with_its_traceback(local_lake: Lake, tmp_path: Path) -> None:
+    """Regression: ``update()`` reading a table the upstream job had not published yet (a
+    ``NotFoundError`` raised by the user's own call) made ``lakenodes --verbose run`` exit 2 ("a
+    user mistake, retrying will not help") with one line and no traceback, so nothing said which
+    line of the user's code made the call. It is a failed ``update()`` (exit 1, docs/scheduling.md):
+    retried by a scheduler, its traceback shown with ``--verbose``."""
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    module = tmp_path / "reader.py"
+    module.write_text(UNPUBLISHED_READER)
+    result = CliRunner().invoke(app, ["--lake", local_lake.uri, "--verbose", "run", f"{module}:Reader",
+                                      "--config", "{}"])
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "failed during update: NotFoundError: no table is published as 'fx_rates_daily'" in result.stderr
+    assert f'File "{module}", line 5, in upstream_rates' in result.stderr, result.stderr

@@ -208,7 +208,9 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
         # nodes of the tree that ran before the failure may have stored rows: then it is no "nothing written"
         stored = sum(summary.rows_written for summary in error.completed.values())
         rows_stored = isinstance(error, RowsStoredError)  # the failed node's own rows
-        user_mistake = isinstance(error.cause, LakenodesUserError) and not rows_stored and not stored
+        # one raised by update() (a read of a table not yet published) is the node's code failing: exit 1, its traceback
+        user_mistake = (isinstance(error.cause, LakenodesUserError) and error.phase != "update" and not rows_stored
+                        and not stored)
         message = f"{error}; the tree's nodes that finished before it stored {stored} row(s)" if stored else str(error)
         if error.skipped:  # the node asked for may be one of them: say it did not run
             message += f"; not run, as they depend on it: {', '.join(error.skipped)}"
