@@ -9,7 +9,10 @@ derive from ``StorageError``: one line naming the cause and the path.
 from __future__ import annotations
 
 import errno as errno_codes
+import os
 import re
+import sysconfig
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,6 +78,31 @@ def error_chain(error: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+
+
+_LIBRARY_FOLDERS = tuple(os.path.realpath(folder) + os.sep for folder in
+                         {os.path.dirname(__file__), sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+                          sysconfig.get_paths()["platlib"]})
+
+
+def raised_at(error: BaseException) -> str | None:
+    """Where ``error`` was raised in the program's own code: ``file:line in function`` of the
+    deepest frame of its traceback outside lakenodes, the standard library and installed packages
+    (None when there is none), so a run record locates a failing ``update()`` without a re-run.
+
+    Example:
+        >>> try:
+        ...     {}["close"]
+        ... except KeyError as error:
+        ...     raised_at(error)
+        '<doctest lakenodes.errors.raised_at[0]>:2 in <module>'
+    """
+    found = None
+    for frame, line in traceback.walk_tb(error.__traceback__):
+        path = frame.f_code.co_filename
+        if not os.path.realpath(path).startswith(_LIBRARY_FOLDERS) and "site-packages" not in path:
+            found = f"{path}:{line} in {frame.f_code.co_name}"
+    return found
 
 
 class LakenodesError(Exception):

@@ -427,7 +427,7 @@ def test_an_update_whose_own_request_times_out_is_recorded(
         node.run()
     [record] = run_history(local_lake, node.update_hash)
     assert record["status"] == "error"
-    assert record["error"] == f"update: {type(raised).__name__}: {raised}"
+    assert record["error"].startswith(f"update: {type(raised).__name__}: {raised} (at ")
     assert not [entry.getMessage() for entry in caplog.records if "store did not answer" in entry.getMessage()]
 
 
@@ -478,3 +478,24 @@ def test_a_lakenodes_error_raised_by_update_is_a_failed_run_with_its_traceback(l
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert "failed during update: NotFoundError: no table is published as 'fx_rates_daily'" in result.stderr
     assert f'File "{module}", line 5, in upstream_rates' in result.stderr, result.stderr
+
+
+def test_the_run_record_of_a_failed_update_says_where_the_users_code_raised(local_lake: Lake, tmp_path: Path) -> None:
+    """Regression: the run record of an ``update()`` failing on a ``KeyError`` in a helper (or a bare
+    ``assert``) held only ``update: KeyError: 'close'``: ``lakenodes updates runs`` gave no clue
+    where, and finding the bug meant re-running the node. It now ends with the file, line and
+    function of the user's code that raised."""
+    node = daily(tmp_path, "asserting")
+
+    def check_prices(prices: dict) -> float:
+        return prices["close"]
+
+    def update():
+        check_prices({})
+
+    node.update = update
+    with pytest.raises(NodeRunError, match="KeyError"):
+        node.run()
+    [record] = run_history(local_lake, node.update_hash)
+    line = check_prices.__code__.co_firstlineno + 1
+    assert record["error"] == f"update: KeyError: 'close' (at {__file__}:{line} in check_prices)", record["error"]
