@@ -9,9 +9,9 @@ derive from ``StorageError``: one line naming the cause and the path.
 from __future__ import annotations
 
 import errno as errno_codes
+import functools
 import os
 import re
-import sysconfig
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -80,9 +80,15 @@ def error_chain(error: BaseException) -> Iterator[BaseException]:
         current = getattr(current, "cause", None) or current.__cause__ or current.__context__
 
 
-_LIBRARY_FOLDERS = tuple(os.path.realpath(folder) + os.sep for folder in
-                         {os.path.dirname(__file__), sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
-                          sysconfig.get_paths()["platlib"]})
+@functools.cache
+def _library_folders() -> tuple[str, ...]:
+    """lakenodes', the standard library's and the installed packages' folders (``sysconfig`` costs
+    ~3 ms to import: looked up on the first failure, not when lakenodes is imported)."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    folders = {os.path.dirname(__file__), paths["stdlib"], paths["purelib"], paths["platlib"]}
+    return tuple(os.path.realpath(folder) + os.sep for folder in folders)
 
 
 def raised_at(error: BaseException) -> str | None:
@@ -100,7 +106,7 @@ def raised_at(error: BaseException) -> str | None:
     found = None
     for frame, line in traceback.walk_tb(error.__traceback__):
         path = frame.f_code.co_filename
-        if not os.path.realpath(path).startswith(_LIBRARY_FOLDERS) and "site-packages" not in path:
+        if not os.path.realpath(path).startswith(_library_folders()) and "site-packages" not in path:
             found = f"{path}:{line} in {frame.f_code.co_name}"
     return found
 
