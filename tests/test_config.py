@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
+from typing import Annotated
 
+import polars as pl
 import pytest
 from pydantic import BaseModel, Field, ValidationError, create_model
+from typing_extensions import TypeAliasType
 
 from examples.tutorial_nodes import PriceSimulConfig, RandomDataNodeConfig, VolatilityConfig
 from lakenodes import (
@@ -300,3 +304,48 @@ def test_a_naive_offset_start_default_is_refused_when_the_configuration_is_built
 
     offset_start = ZonedDefault(asset_list=[]).offset_start
     assert offset_start == dt.datetime(2024, 1, 1, tzinfo=UTC) and offset_start.utcoffset() == dt.timedelta(0)
+
+
+# -- a marker inside a type alias (`type Batch = Annotated[..., Field(json_schema_extra=...)]`) -----------
+def _alias(kind: str, marker: dict):
+    annotated = Annotated[list[str], Field(json_schema_extra=marker)]
+    if kind == "TypeAliasType":
+        return TypeAliasType("Batch", annotated)
+    namespace = {"Annotated": Annotated, "Field": Field, "marker": marker}
+    exec("type Batch = Annotated[list[str], Field(json_schema_extra=marker)]", namespace)  # Python 3.12's spelling
+    return namespace["Batch"]
+
+
+ALIAS_KINDS = [pytest.param("TypeAliasType", id="typing_extensions"),
+               pytest.param("type", id="type-statement", marks=pytest.mark.skipif(
+                   sys.version_info < (3, 12), reason="the `type` statement is Python 3.12+"))]
+
+
+@pytest.mark.parametrize("kind", ALIAS_KINDS)
+def test_a_marker_inside_a_type_alias_marks_the_field(kind, local_lake):
+    """Regression: pydantic keeps a ``Field(...)`` given inside a type alias off the field, so the
+    ``update_only`` marker of ``type Batch = Annotated[list[str], Field(json_schema_extra={"update_only": True})]``
+    was silently lost: each batch's updater hashed its assets into the storage hash and wrote a table of its
+    own, where the seeds' two updaters share one."""
+    class BatchConfig(DataNodeConfiguration):
+        batch: _alias(kind, UPDATE_ONLY)  # type: ignore[valid-type]
+        note: _alias(kind, RUNTIME_ONLY) = []  # type: ignore[valid-type]
+
+    class Batched(DataNode):
+        def dependencies(self):
+            return {}
+
+        def update(self):
+            day = dt.datetime(2026, 1, 2, tzinfo=UTC)
+            return pl.DataFrame({"time_index": [day] * len(self.config.batch), "unique_identifier": self.config.batch,
+                                 "close": [1.0] * len(self.config.batch)})
+
+    assert field_markers(BatchConfig, "batch") == (True, False)
+    assert field_markers(BatchConfig, "note") == (False, True)
+    first, second = Batched(BatchConfig(batch=["A"])), Batched(BatchConfig(batch=["B"], note=["x"]))
+    assert first.update_hash != second.update_hash and first.storage_hash == second.storage_hash
+    assert Batched(BatchConfig(batch=["B"])).update_hash == second.update_hash
+    for node in (first, second):
+        node.run()
+    stored = Batched(BatchConfig(batch=["A"])).get_df_between_dates()
+    assert sorted(stored["unique_identifier"].to_list()) == ["A", "B"]

@@ -198,12 +198,10 @@ def field_markers(model: type[BaseModel], name: str) -> tuple[bool, bool]:
     for owner in model.__mro__:
         fields = owner.__dict__.get("__pydantic_fields__")
         info = fields.get(name) if isinstance(fields, dict) else None
-        extra = getattr(info, "json_schema_extra", None)
-        if not isinstance(extra, dict):
-            continue
-        for marker in (UPDATE_ONLY, RUNTIME_ONLY):
-            if extra.get(marker):
-                marked_by[marker] = owner
+        for extra in (getattr(info, "json_schema_extra", None), *_alias_extras(getattr(info, "annotation", None))):
+            for marker in (UPDATE_ONLY, RUNTIME_ONLY):
+                if isinstance(extra, dict) and extra.get(marker):
+                    marked_by[marker] = owner
     if len(marked_by) == 2:
         update_owner, runtime_owner = marked_by[UPDATE_ONLY], marked_by[RUNTIME_ONLY]
         if update_owner is runtime_owner:
@@ -215,6 +213,25 @@ def field_markers(model: type[BaseModel], name: str) -> tuple[bool, bool]:
             f"{runtime_owner.__name__}: a re-declared field keeps its base class's marker, so drop the conflicting one"
         )
     return UPDATE_ONLY in marked_by, RUNTIME_ONLY in marked_by
+
+
+def _alias_extras(annotation: Any) -> Iterator[Any]:
+    """The ``json_schema_extra`` of each ``Field(...)`` inside the type alias annotating a field, which pydantic
+    keeps off the field (``type Batch = Annotated[list[str], Field(json_schema_extra={"update_only": True})]``).
+
+    Example:
+        >>> from typing_extensions import TypeAliasType
+        >>> list(_alias_extras(TypeAliasType("Batch", typing.Annotated[list[str], Field(json_schema_extra={"a": 1})])))
+        [{'a': 1}]
+    """
+    while True:
+        if type(annotation).__name__ == "TypeAliasType":  # the `type` statement's, or typing_extensions'
+            annotation = annotation.__value__
+        elif typing.get_origin(annotation) is typing.Annotated:
+            yield from (getattr(item, "json_schema_extra", None) for item in annotation.__metadata__)
+            annotation = typing.get_args(annotation)[0]
+        else:
+            return
 
 
 class DataNodeConfiguration(BaseModel):
