@@ -97,6 +97,25 @@ def test_run_registers_table_with_metadata(any_lake):
     assert set(stats["multi_index_stats"]) == {"AAPL", "BRK/B"}
 
 
+class DocumentedQuotes(Quotes):
+    """Daily quotes for a handful of assets.
+
+    From the vendor's end-of-day file, one row per asset and day.
+    """
+
+
+def test_a_docstring_is_stored_alike_by_every_python_version(local_lake):
+    """Regression: Python 3.13 strips a docstring's indentation when it compiles it, 3.11 and 3.12 do not, and
+    the catalog stored ``__doc__`` as it came: the same class's record differed by the Python that ran it (a
+    3.13 run after a 3.11 cron job rewrote it), its later lines indented before 3.13."""
+    node = DocumentedQuotes(QuoteConfig(node_metadata=DataNodeMetaData(identifier="documented_quotes"),
+                                        offset_start=DAYS[0] - dt.timedelta(days=1)))
+    node.run()
+    record = TimeIndexMetaTable.get(identifier="documented_quotes")
+    assert record.source_doc == ("Daily quotes for a handful of assets.\n\n"
+                                 "From the vendor's end-of-day file, one row per asset and day.")
+
+
 def test_filter_lookups(local_lake):
     quotes().run()
     quotes(identifier="quotes_vendor_b", source="vendor_b").run()

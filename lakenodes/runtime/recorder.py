@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+import inspect
 import socket
 import threading
 from collections.abc import Callable
@@ -170,7 +171,8 @@ def catalog_record(node: DataNode) -> TableRecord:
         index_names=list(index_names),
         columns=columns_metadata(schema, index_names, node.get_column_metadata()),
         source_class=node.source_class,
-        source_doc=(type(node).__doc__ or "").strip() or None,
+        # cleandoc: Python 3.13 dedents docstrings when it compiles them, 3.11 and 3.12 keep the indentation
+        source_doc=inspect.cleandoc(type(node).__doc__ or "").strip() or None,
         build_configuration=canonical_value(node.config, "storage"),
         table_uri=store.uri,
     )
