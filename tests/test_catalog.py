@@ -6,6 +6,10 @@ import datetime as dt
 import json
 import multiprocessing
 import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -104,16 +108,48 @@ class DocumentedQuotes(Quotes):
     """
 
 
+def documented_quotes() -> DocumentedQuotes:
+    return DocumentedQuotes(QuoteConfig(node_metadata=DataNodeMetaData(identifier="documented_quotes"),
+                                        offset_start=DAYS[0] - dt.timedelta(days=1)))
+
+
 def test_a_docstring_is_stored_alike_by_every_python_version(local_lake):
     """Regression: Python 3.13 strips a docstring's indentation when it compiles it, 3.11 and 3.12 do not, and
     the catalog stored ``__doc__`` as it came: the same class's record differed by the Python that ran it (a
     3.13 run after a 3.11 cron job rewrote it), its later lines indented before 3.13."""
-    node = DocumentedQuotes(QuoteConfig(node_metadata=DataNodeMetaData(identifier="documented_quotes"),
-                                        offset_start=DAYS[0] - dt.timedelta(days=1)))
-    node.run()
+    documented_quotes().run()
     record = TimeIndexMetaTable.get(identifier="documented_quotes")
     assert record.source_doc == ("Daily quotes for a handful of assets.\n\n"
                                  "From the vendor's end-of-day file, one row per asset and day.")
+
+
+def test_a_run_under_python_oo_keeps_the_stored_docstring(local_lake, tmp_path):
+    """Regression: ``python -OO`` (or ``PYTHONOPTIMIZE=2``, set in some production images) strips docstrings, and
+    a run there stored the table's record without its ``source_doc``: the docstring was gone from
+    ``data-node detail``, search results and the search index for good, since the record of each interpreter
+    was then marked as registered."""
+    documented_quotes().run()
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_catalog import documented_in
+        assert sys.flags.optimize == 2
+        documented_in({local_lake.uri!r})
+    """)
+    run = subprocess.run([sys.executable, "-OO", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    clear_caches()
+    assert TimeIndexMetaTable.get(identifier="documented_quotes").source_doc == (
+        "Daily quotes for a handful of assets.\n\nFrom the vendor's end-of-day file, one row per asset and day.")
+
+
+def documented_in(uri: str) -> None:
+    """Run DocumentedQuotes on the lake at ``uri`` (the ``-OO`` process of the test above)."""
+    assert DocumentedQuotes.__doc__ is None  # stripped
+    with use_lake(Lake(uri)):
+        err, _ = documented_quotes().run()
+    assert err is False
 
 
 def test_filter_lookups(local_lake):

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -151,6 +152,7 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
     process, is one request (a record changed since by someone else, e.g. its labels, stays as is).
     A record stored with another ``table_uri`` (the lake was moved or copied since: ``mv``, ``aws s3
     sync``) is stored again with this lake's, so engines reading ``_catalog/tables`` find the table.
+    Under ``python -OO`` (no docstrings) a record keeps the ``source_doc`` stored.
     ``stored``: what gives ``stored_table_rows`` read ahead (else they are read here).
 
     Raises IdentifierConflictError naming the owner when another storage holds the identifier.
@@ -169,6 +171,8 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
     if rows:  # as stored: a lake moved or copied since has its old table_uri saved again with the new one
         stored = TableRecord.from_row(rows[0])
         record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels))})
+        if record.source_doc is None and sys.flags.optimize >= 2:  # python -OO strips docstrings: keep the stored one
+            record = record.model_copy(update={"source_doc": stored.source_doc})
         merged = _digest(record)
         if _digest(stored) == merged:
             _known_records[key] = merged
