@@ -1194,7 +1194,8 @@ def test_json_run_of_a_node_calling_sys_exit_prints_its_document(tmp_path, worke
     assert (done.returncode, done.stderr) == (3, f"error: {message}\n")
     assert json.loads(done.stdout) == {"ok": False, "error": {"kind": "exit", "message": message}}
     runs = json.loads(_lakenodes("--lake", str(tmp_path / "lake"), "--json", "updates", "runs").stdout)["results"]
-    assert [(run["status"], run["error"]) for run in runs] == [("error", "update: SystemExit: 3")]
+    where = f" (at {tmp_path / 'exiting_nodes.py'}:31 in update)"  # the user's line (errors.raised_at)
+    assert [(run["status"], run["error"]) for run in runs] == [("error", f"update: SystemExit: 3{where}")]
 
 
 def test_a_module_that_exits_when_imported_is_a_one_line_mistake(tmp_path):
