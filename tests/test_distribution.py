@@ -54,9 +54,9 @@ def test_the_sdist_holds_the_package_and_no_half_of_the_test_suite(distributions
     sdist, _ = distributions
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {"pyproject.toml", "README.md", "lakenodes/py.typed", *MODEL_FILES} <= names
+    assert {"pyproject.toml", "README.md", "LICENSE", "lakenodes/py.typed", *MODEL_FILES} <= names
     outside = {name for name in names if name.split("/")[0] not in {"lakenodes", "lakenodes.egg-info"}}
-    assert outside <= {"pyproject.toml", "README.md", "MANIFEST.in", "PKG-INFO", "setup.cfg"}, sorted(outside)
+    assert outside <= {"pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "PKG-INFO", "setup.cfg"}, sorted(outside)
 
 
 @pytest.mark.slow
@@ -68,6 +68,10 @@ def test_the_wheel_holds_the_package_its_data_and_the_console_script(distributio
     assert {name.split("/")[0] for name in names} == {"lakenodes", wheel.name.split("-py3")[0] + ".dist-info"}
     assert {"lakenodes/py.typed", "lakenodes/testing.py", *MODEL_FILES} <= names
     assert "lakenodes = lakenodes.__main__:console" in entry_points
+    # pyproject declares Apache-2.0: the licence's text travels with the package (it had no LICENSE file)
+    [licence] = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
+    with zipfile.ZipFile(wheel) as archive:
+        assert "Apache License" in archive.read(licence).decode() and "Version 2.0" in archive.read(licence).decode()
 
 
 @pytest.mark.slow
