@@ -5,15 +5,16 @@ rewrites each partition's small files into few large ones so reads stay fast.
 
 Safety with concurrent updaters:
 
-- ``optimize_table`` compacts **one partition per commit**. A compaction commit only removes
-  files it read and adds their rewritten content with ``dataChange=false``, and carries the
-  partition's *rewrite* app transaction (not its identity one, see ``lakenodes.lake._watermarks``),
-  so it never conflicts with blind appends; if it races a compaction, upsert or delete of the same
-  partition (they carry the rewrite id too), the commit fails and is retried from a fresh snapshot
+- ``optimize_table`` compacts **whole partitions, several per commit** (a bounded amount of data,
+  see ``lakenodes.lake._partition_rewrite``). A compaction commit only removes files it read and
+  adds their rewritten content with ``dataChange=false``, and carries each of its partitions'
+  *rewrite* app transaction (not its identity one, see ``lakenodes.lake._watermarks``),
+  so it never conflicts with blind appends; if it races a compaction, upsert or delete of one of its
+  partitions (they carry the rewrite id too), the commit fails and is retried from a fresh snapshot
   with the lake's ``RetryPolicy``.
 - ``repair_legacy_files`` (run by ``optimize_table``) rewrites files whose embedded Arrow schema
   uses ``string_view`` (delta-rs MERGE/DELETE output from older lakenodes) with plain types,
-  ``dataChange=false``, one partition per commit, retried like compaction.
+  ``dataChange=false``, several partitions per commit, retried like compaction.
 - ``vacuum_table`` only deletes files that stopped being part of the table more than
   ``retention_hours`` ago (default and minimum: 168 h, Delta's 7-day default), so a reader
   still holding an older snapshot keeps finding its files. Going below the minimum needs
@@ -44,30 +45,26 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import polars as pl
-from deltalake import CommitProperties, DeltaTable
+from deltalake import DeltaTable
 
 from .._internal.deferred import pafs
 from ..errors import LakenodesUserError, NotFoundError, StorageError
 from ._delta_log import read_last_checkpoint
 from ._foreign_features import refuse_foreign_features
+from ._partition_rewrite import rewrite_partitions
 from ._retry import RetryPolicy
-from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import (
     add_actions,
     data_file_path,
     fragments_of,
     plain_flags,
-    read_whole,
     snapshot_of,
 )
 from ._storage_errors import storage_errors
-from ._watermarks import app_transaction, rewrite_transactions
 from .cross_section import write_cross_section
 from .location import Lake, lake_filesystem
 from .pending import fold_pending, pending_files
@@ -137,7 +134,7 @@ def optimize_table(
     cross_section: bool = False,
 ) -> dict[str, Any]:
     """Compact each partition of a table into as few files as ``target_size`` (bytes) allows,
-    one partition per commit, then write a checkpoint. ``cross_section``: also write the
+    several partitions per commit, then write a checkpoint. ``cross_section``: also write the
     time-ordered copy that makes reads of a date across every identity one file (see
     ``lakenodes.lake.cross_section``; it costs the table's size again), unless the current copy is
     already of the version optimized (then it is kept).
@@ -164,30 +161,31 @@ def optimize_table(
     removed = added = compacted = 0
     if progress:
         progress(0, len(todo))
-    own_layout = partition_columns == list(index_names_of(table)[1:2])
-    for done, partition in enumerate(todo, start=1):
-        if own_layout:
-            # lakenodes' own rewrite, not delta-rs compaction: two delta-rs compactions (or one racing a
-            # restatement) from one snapshot both commit and duplicate rows; this commit carries the
-            # partition's rewrite app transaction, so a concurrent rewriter of it conflicts and retries
-            # (blind appends do not: they carry the identity id only)
-            small = (lambda files: [True] * files.height) if target_size is None else (
-                lambda files: (files["size"] < target_size).to_list())
-            rewritten = _rewrite_partition(store, storage_hash, partition[0] if partition else None, small,
-                                           operation="OPTIMIZE")
-            metrics = {"numFilesRemoved": rewritten, "numFilesAdded": 1 if rewritten else 0}
-        else:  # a foreign layout: leave the choice of files to delta-rs
+    if partition_columns == list(index_names_of(table)[1:2]):
+        # lakenodes' own rewrite, not delta-rs compaction: two delta-rs compactions (or one racing a
+        # restatement) from one snapshot both commit and duplicate rows; each commit carries its
+        # partitions' rewrite app transactions, so a concurrent rewriter of one conflicts and retries
+        # (blind appends do not: they carry the identity id only). Several partitions a commit: see
+        # ``lakenodes.lake._partition_rewrite``
+        small = (lambda files: [True] * files.height) if target_size is None else (
+            lambda files: (files["size"] < target_size).to_list())
+        compacted, removed = rewrite_partitions(
+            store, storage_hash, [partition[0] if partition else None for partition in todo], small,
+            operation="OPTIMIZE", progress=None if progress is None else lambda done: progress(done, len(todo)))
+        added = compacted  # one new file per partition
+    else:  # a foreign layout: leave the choice of files to delta-rs
+        for done, partition in enumerate(todo, start=1):
             filters = [(column, "=", value) for column, value in zip(partition_columns, partition, strict=True)]
 
             def compact(filters: list[tuple[str, str, Any]] = filters) -> dict[str, Any]:
                 return store.table().optimize.compact(partition_filters=filters or None, target_size=target_size)
 
             metrics = store.with_retries(compact, what=f"compaction of {storage_hash} {partition}")
-        removed += int(metrics.get("numFilesRemoved", 0))
-        added += int(metrics.get("numFilesAdded", 0))
-        compacted += int(metrics.get("numFilesRemoved", 0)) > 0  # a concurrent optimize may have done it already
-        if progress:
-            progress(done, len(todo))
+            removed += int(metrics.get("numFilesRemoved", 0))
+            added += int(metrics.get("numFilesAdded", 0))
+            compacted += int(metrics.get("numFilesRemoved", 0)) > 0  # a concurrent optimize may have done it already
+            if progress:
+                progress(done, len(todo))
     repaired = repair_legacy_files(store, storage_hash)
     table = store.table()
     table.create_checkpoint()
@@ -214,13 +212,12 @@ def optimize_table(
 
 def repair_legacy_files(store: TableStore, name: str) -> int:
     """Rewrite the live data files whose embedded Arrow schema uses ``string_view`` or large types
-    (delta-rs MERGE/DELETE output, e.g. from older lakenodes) with plain types, one commit per
-    partition (``dataChange=false``: same rows). Compaction already rewrites files it merges;
+    (delta-rs MERGE/DELETE output, e.g. from older lakenodes) with plain types, several partitions
+    per commit (``dataChange=false``: same rows). Compaction already rewrites files it merges;
     this catches the files it leaves alone. Returns how many files were rewritten.
 
     Reads the footer of every live file once per process (cached), so it runs after compaction.
     """
-    repaired = 0
     table = _open(store, name)
     index_names = index_names_of(table)
     if table.metadata().partition_columns != list(index_names[1:2]):
@@ -229,43 +226,13 @@ def repair_legacy_files(store: TableStore, name: str) -> int:
     snapshot = snapshot_of(table, index_names)
     partitions = {value for value, plain in zip(snapshot.files["partition"].to_list(), plain_flags(
         fragments_of(filesystem, root, snapshot.partition, snapshot.files)), strict=True) if not plain}
-    for value in sorted(partitions, key=lambda v: (v is None, v or "")):
-        repaired += _rewrite_partition(
-            store, name, value,
-            lambda files: [not flag for flag in plain_flags(fragments_of(filesystem, root, snapshot.partition, files))],
-            operation="REPAIR")
+    _, repaired = rewrite_partitions(
+        store, name, sorted(partitions, key=lambda v: (v is None, v or "")),
+        lambda files: [not flag for flag in plain_flags(fragments_of(filesystem, root, snapshot.partition, files))],
+        operation="REPAIR")
     if repaired:
         logger.info("rewrote %d file(s) of %s with plain string types", repaired, name)
     return repaired
-
-
-def _rewrite_partition(store: TableStore, name: str, value: str | None,
-                       choose: Callable[[pl.DataFrame], list[bool]], *, operation: str) -> int:
-    """Rewrite the chosen live files of one partition into new plain-typed files (one commit,
-    ``dataChange=false``: same rows); returns how many files were replaced."""
-
-    def rewrite() -> int:
-        table = store.table()
-        index_names = index_names_of(table)
-        filesystem, root = lake_filesystem(store.lake, table.table_uri)
-        snapshot = snapshot_of(table, index_names)
-        files = snapshot.files.filter(pl.col("partition").eq_missing(value))
-        chosen = files.filter(pl.Series(choose(files), dtype=pl.Boolean))
-        if chosen.height < (2 if operation == "OPTIMIZE" else 1):
-            return 0  # nothing to rewrite (one file is already compact)
-        rows = read_whole(filesystem, root, snapshot.partition, chosen, snapshot.schema).drop_columns(["_file"])
-        adds = write_files(filesystem, root, rows, snapshot.schema, snapshot.partition, sort_by=index_names,
-                           data_change=False)
-        removes = [RemovedFile(path, size, part) for path, size, part in
-                   chosen.select("path", "size", "partition").iter_rows()]
-        write_id = f"lakenodes-{operation.lower()}-{uuid.uuid4().hex}"
-        guards = rewrite_transactions(["" if value is None else value])  # not the identity id: appends go on
-        properties = CommitProperties(app_transactions=[app_transaction(write_id), *guards],
-                                      custom_metadata={"lakenodes.operation": operation})
-        commit_rewrite(table, filesystem, root, adds, removes, properties, write_id, data_change=False)
-        return chosen.height
-
-    return store.with_retries(rewrite, what=f"{operation.lower()} rewrite of {name} partition {value!r}")
 
 
 @_storage_faults("vacuum")
