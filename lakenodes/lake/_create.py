@@ -25,7 +25,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    Schema,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from .._internal.deferred import pa
@@ -52,7 +60,7 @@ def create_with_rows(uri: str, storage_hash: str, rows: pa.Table, index_names: S
     ``custom_metadata``; DeltaError when a table is there already or another process's version 0
     won the race."""
     write_deltalake(uri, rows, mode="error", **_table_properties(storage_hash, index_names),
-                    storage_options=storage_options or None,
+                    storage_options=storage_options or None, writer_properties=writer_properties(rows.schema),
                     commit_properties=_not_retried(app_transactions, custom_metadata))
 
 
@@ -64,6 +72,23 @@ def create_with_files(uri: str, storage_hash: str, schema: pa.Schema, adds: list
     create_table_with_add_actions(uri, Schema.from_arrow(schema), adds, mode="error",
                                   **_table_properties(storage_hash, index_names), storage_options=storage_options or None,
                                   commit_properties=_not_retried(app_transactions, custom_metadata))
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth dictionary-encoding: text and binary (numbers and timestamps of a time
+    series are nearly all distinct, where a dictionary costs Parquet writers 3x and saves nothing)."""
+    return [field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+            or pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)]
+
+
+def writer_properties(schema: pa.Schema) -> WriterProperties:
+    """delta-rs writer settings for rows of ``schema``: a dictionary for ``dictionary_columns`` only.
+    delta-rs encodes every column with one by default and keeps an encoder per column and partition
+    being written: a first write of 500 assets x 500 days x 100 float columns (204 MB) peaked at
+    5.0 GB of memory, 0.9 GB without (and took a third of the time)."""
+    return WriterProperties(default_column_properties=ColumnProperties(dictionary_enabled=False),
+                            column_properties={name: ColumnProperties(dictionary_enabled=True)
+                                               for name in dictionary_columns(schema)})
 
 
 def _not_retried(app_transactions: list[Transaction], custom_metadata: dict[str, str]) -> CommitProperties:

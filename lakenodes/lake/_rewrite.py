@@ -41,6 +41,7 @@ from .._internal.threads import in_threads
 from ..core.frame_index import one_array, rows_increase
 from ..core.frames import TIME_INDEX, NormalizedFrame
 from ._commit_hooks import commit_hooks
+from ._create import dictionary_columns
 from ._log_commit import commit_actions, written_by_delta_rs
 from ._scan import SLACK, data_file_path, plain_schema
 from .location import delete_file, write_small_file
@@ -107,7 +108,7 @@ def _write_one(filesystem: Any, root: str, partition: str | None, value: str | N
     relative = f"{folder}/" if folder else ""
     relative += f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
     sink = pa.BufferOutputStream()
-    pq.write_table(data, sink, compression="snappy", use_dictionary=_dictionary_columns(data.schema))
+    pq.write_table(data, sink, compression="snappy", use_dictionary=dictionary_columns(data.schema))
     buffer = sink.getvalue()
     write_small_file(filesystem, f"{root}/{relative}", buffer)
     stats, times = statistics
@@ -116,13 +117,6 @@ def _write_one(filesystem: Any, root: str, partition: str | None, value: str | N
     # create_write_transaction URL-encodes the path itself: pass the file's real relative path
     return AddAction(relative, buffer.size, {partition: value} if partition is not None else {},
                      int(time.time() * 1000), data_change, stats)
-
-
-def _dictionary_columns(schema: pa.Schema) -> list[str]:
-    """The columns worth dictionary-encoding: text and binary (numbers and timestamps of a time
-    series are nearly all distinct, where a dictionary costs Parquet writers 3x and saves nothing)."""
-    return [field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
-            or pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)]
 
 
 def file_stats(data: pa.Table) -> str:

@@ -24,7 +24,7 @@ from .._internal.deferred import pa
 from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError, one_line
 from ._commit_hooks import commit_hooks
-from ._create import TABLE_CONFIGURATION, create_empty, create_with_rows
+from ._create import TABLE_CONFIGURATION, create_empty, create_with_rows, writer_properties
 from ._polars_scan import TimeWindow
 from ._ranges import RangeFilter, coordinates_filter, range_selection
 from ._retry import RetryPolicy, default_retry, is_transient
@@ -229,8 +229,9 @@ class TableStore:
                     custom_metadata={**custom_metadata, "lakenodes.operation": "WRITE"},
                 )
                 committing.append(WriteResult(frame.num_rows, 0, table.version() + 1))
-                write_deltalake(table, to_plain(frame.table), mode="append", commit_properties=properties,
-                                post_commithook_properties=commit_hooks(table))
+                rows = to_plain(frame.table)
+                write_deltalake(table, rows, mode="append", commit_properties=properties,
+                                post_commithook_properties=commit_hooks(table), writer_properties=writer_properties(rows.schema))
                 # the cached table is now at our commit: no refresh (the next reader refreshes)
                 return replace(committing[-1], version=table.version())
             version = table.version() + 1
