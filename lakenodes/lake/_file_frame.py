@@ -91,4 +91,3 @@ def identities_and_paths(files: pl.DataFrame, keys: Sequence[str]) -> Iterable[t
         return [((), path) for path in paths]
     identities = zip(*[files[key].to_list() for key in keys], strict=True)
     return zip(identities, paths, strict=True)
-

@@ -24,12 +24,13 @@ def refuse_foreign_features(table: DeltaTable) -> None:
     - ``time_index`` stored as ``timestamp_ntz`` (rewritten from naive datetimes): lakenodes'
       filters compare UTC instants, which Arrow refuses to compare with naive ones.
     """
-    if "deletionVectors" in (table.protocol().reader_features or ()):
+    reader_features = table.protocol().reader_features or ()
+    if "deletionVectors" in reader_features:
         raise LakenodesUserError(
             f"{table.table_uri} uses Delta deletion vectors (turned on by another engine, e.g. Spark's "
             "delta.enableDeletionVectors): lakenodes cannot see which rows they delete, so it leaves this table "
             "alone; restate or delete rows through lakenodes instead (docs/interop.md, 'Appending with Spark')")
-    if "timestampNtz" in (table.protocol().reader_features or ()):
+    if "timestampNtz" in reader_features:
         kinds = {field.name: getattr(field.type, "type", None) for field in table.schema().fields}
         if kinds.get(TIME_INDEX) == "timestamp_ntz":
             raise LakenodesUserError(
