@@ -111,6 +111,20 @@ def raised_at(error: BaseException) -> str | None:
     return found
 
 
+def clipped(text: str, most: int = 4_000) -> str:
+    """``text`` cut to about ``most`` characters, its start and its end kept, saying how much was left
+    out: what a run record keeps of an error message (an exception may carry a whole HTTP body or frame).
+
+    Example:
+        >>> clipped("a" * 10 + "b" * 10, most=12)
+        'aaaaaaaaa … [8 characters left out] … bbb'
+    """
+    if len(text) <= most:
+        return text
+    tail = most // 4
+    return f"{text[:most - tail]} … [{len(text) - most} characters left out] … {text[-tail:]}"
+
+
 class LakenodesError(Exception):
     """Base class of every lakenodes error."""
 

@@ -499,3 +499,30 @@ def test_the_run_record_of_a_failed_update_says_where_the_users_code_raised(loca
     [record] = run_history(local_lake, node.update_hash)
     line = check_prices.__code__.co_firstlineno + 1
     assert record["error"] == f"update: KeyError: 'close' (at {__file__}:{line} in check_prices)", record["error"]
+
+
+def test_the_run_record_of_a_failure_with_a_huge_message_keeps_its_ends_and_the_users_line(local_lake: Lake,
+                                                                                           tmp_path: Path) -> None:
+    """Regression: an ``update()`` failing with an exception that carries a whole response body
+    (here 2 MB of HTML from an API's 502) stored all of it in the catalog's run record, so every
+    ``lakenodes updates runs`` read it and the runs table kept it. The record keeps the message's
+    start and end, says how much was left out, and keeps the user's line whole."""
+    node = daily(tmp_path, "verbose-failure")
+    body = "<html>" + "x" * 2_000_000 + "</html>"
+
+    def fetch_prices() -> None:
+        raise RuntimeError(f"API answered 502: {body}")
+
+    def update():
+        fetch_prices()
+
+    node.update = update
+    with pytest.raises(NodeRunError, match="RuntimeError"):
+        node.run()
+    [record] = run_history(local_lake, node.update_hash)
+    message = f"update: RuntimeError: API answered 502: {body}"
+    line = fetch_prices.__code__.co_firstlineno + 1
+    assert record["error"].startswith("update: RuntimeError: API answered 502: <html>xxx")
+    assert f"xxx … [{len(message) - 4_000} characters left out] … xxx" in record["error"]
+    assert record["error"].endswith(f"x</html> (at {__file__}:{line} in fetch_prices)")
+    assert len(record["error"]) < 4_200
