@@ -145,7 +145,7 @@ class WriteSections(Sections):
                             + ("" if self.lake.is_local else
                                f"; then {pystats.median(afterwards) * 1e3:.0f} ms until the file facts, saved after "
                                "run() returned, were written (the interpreter waits for them at exit)")))
-        self.report.add(Row(self.section("daily"), "fresh process: validation + raw append, lakenodes imported",
+        self.report.add(Row(self.section("daily"), "fresh floor: validation + raw append, lakenodes imported",
                             pystats.median(floor), "write_deltalake append (fresh)", pystats.median(raw), None,
                             "the frame rules' checks and the append in an interpreter holding a run's imports: what "
                             "any validating updater pays; the rest of run() is statistics, watermarks and catalog"))
