@@ -4,6 +4,7 @@ files after many appends (a fresh process reads no Parquet footer) and stay boun
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +16,7 @@ from deltalake import write_deltalake
 from lakenodes import DataNode, DataNodeConfiguration, Lake, clear_caches
 from lakenodes._internal.afterwards import settle
 from lakenodes.lake import _file_facts, progress
+from lakenodes.lake._delta_log import added_files
 
 UTC = dt.UTC
 START = dt.datetime(2024, 1, 1, 12, 0, 0, 123, tzinfo=UTC)  # sub-millisecond: Delta statistics are not exact
@@ -356,3 +358,20 @@ def test_facts_stay_bounded_when_optimize_rewrites_the_boundary_files(tmp_path, 
         optimize_table(lake, node.storage_hash)
     assert max(sizes) <= 4 * len(ASSETS)
     assert len(node.get_df_between_dates()) == 24 * len(ASSETS)
+
+
+@pytest.mark.parametrize("values", [["A", "B C", "d/é"], ['quote"d', "back\\slash", "tab\tbed"]])
+def test_the_files_of_a_commit_are_read_as_delta_rs_wrote_them(tmp_path: Path, values: list[str]) -> None:
+    """The path, partition value and record count of each file a commit added, as a run learns them
+    (the common add line matched, any other parsed): the same as the commit's JSON says, for partition
+    values delta-rs writes plainly and for those it escapes."""
+    uri = str(tmp_path / "table")
+    rows = pa.table({"uid": [v for v in values for _ in range(2)] + [values[0]],
+                     "x": list(range(2 * len(values) + 1))})
+    write_deltalake(uri, rows, partition_by=["uid"])
+    lines = (tmp_path / "table" / "_delta_log" / "00000000000000000000.json").read_text().splitlines()
+    truth = [(add["path"], add["partitionValues"]["uid"], json.loads(add["stats"])["numRecords"])
+             for add in (json.loads(line)["add"] for line in lines if line.startswith('{"add"'))]
+    assert sorted(added_files(lines, "uid")) == sorted(truth)
+    assert sorted((value, count) for _, value, count in truth) == sorted([(values[0], 3), *((v, 2) for v in values[1:])])
+    assert [path for path, _, _ in added_files(lines, None)] == [path for path, _, _ in truth]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from .._internal.deferred import pafs as fs
@@ -105,18 +105,37 @@ def read_commit(filesystem: Any, root: str, version: int) -> tuple[list[str], di
 
 
 _NUM_RECORDS = re.compile(r'"numRecords"\s*:\s*(\d+)')
+# An add action as delta-rs writes it: path, partition values (none or one), size, time, dataChange,
+# then statistics starting with the record count. Such a line is matched, not parsed (its statistics,
+# most of a commit's bytes, are JSON text inside a JSON string: slow to decode); any other is parsed.
+_ADD_LINE = re.compile(r'\{"add":\{"path":"([^"\\]*)","partitionValues":\{(?:"([^"\\]*)":"([^"\\]*)")?\},'
+                       r'"size":\d+,"modificationTime":\d+,"dataChange":(?:true|false),"stats":"\{\\"numRecords\\":(\d+)')
 
 
-def record_count(stats: str | None) -> int | None:
-    """``numRecords`` of an add action's statistics JSON (None when it has none), found without
-    parsing the rest of it (most of a commit's bytes).
+def added_files(lines: Sequence[str], partition: str | None) -> list[tuple[str, str | None, int | None]]:
+    """The path (as the log holds it), value of ``partition`` and record count (None: no
+    statistics) of each add action among a commit file's ``lines``.
 
     Example:
-        >>> record_count('{"numRecords":3,"minValues":{}}'), record_count(None)
-        (3, None)
+        >>> added_files(['{"commitInfo":{}}', '{"add":{"path":"p=a/f.parquet","partitionValues":{"p":"a"},"size":9,'
+        ...              '"modificationTime":1,"dataChange":true,"stats":"{\\\\"numRecords\\\\":3}"}}'], "p")
+        [('p=a/f.parquet', 'a', 3)]
+        >>> added_files(['{"add": {"path": "p=b/g.parquet", "partitionValues": {"p": "b"}, "size": 9}}'], "p")
+        [('p=b/g.parquet', 'b', None)]
     """
-    found = _NUM_RECORDS.search(stats or "")
-    return None if found is None else int(found.group(1))
+    found = []
+    for line in lines:
+        if not line.startswith('{"add"'):
+            continue
+        match = _ADD_LINE.match(line)
+        if match is not None and (partition is None or match[2] == partition):
+            found.append((match[1], match[3] if partition else None, int(match[4])))
+            continue
+        add = json.loads(line)["add"]
+        records = _NUM_RECORDS.search(add.get("stats") or "")
+        found.append((add["path"], (add.get("partitionValues") or {}).get(partition) if partition else None,
+                      None if records is None else int(records.group(1))))
+    return found
 
 
 def commit_stamp(filesystem: Any, root: str, version: int) -> Stamp:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import json
 import logging
 import threading
 from collections import Counter
@@ -31,7 +30,7 @@ from .._internal.threads import in_threads, storage_threads
 from ..core.frames import TIME_DTYPE, TIME_INDEX
 from . import _facts_file as facts_file
 from . import _progress_snapshot as snapshots
-from ._delta_log import commit_stamp, read_commit, record_count
+from ._delta_log import added_files, commit_stamp, read_commit
 from ._file_facts import FileFacts, Identity
 from ._file_frame import boundary_candidates, file_frame, identities_and_paths, paths_of, split_by_identity
 from ._scan import add_actions, version_key
@@ -362,16 +361,12 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
         return nothing
     if run_id is not None and info.get("lakenodes.run_id") != run_id:
         return nothing
-    # one parse of every add action (not one call per file); of their statistics strings (most of
-    # the commit's bytes) only the record count is needed: a search, not a second parse
-    adds = [action["add"] for action in json.loads("[" + ",".join(line for line in lines if line.startswith('{"add"')) + "]")]
-    records = [record_count(add.get("stats")) for add in adds]
     partition = partition_dims[0] if partition_dims else None
-    values = [(add.get("partitionValues") or {}).get(partition) if partition else None for add in adds]
-    files_per_value = Counter(values)
+    adds = added_files(lines, partition)
+    files_per_value = Counter(value for _, value, _ in adds)
     row_of = {value: row for row, value in enumerate(summary[partition].to_list() if partition else [None])}
     counts = summary["n"].to_list()
-    learned = {data_file_path(add["path"]): row_of[value] for add, value, count in zip(adds, values, records, strict=True)
+    learned = {data_file_path(path): row_of[value] for path, value, count in adds
                if files_per_value[value] == 1 and value in row_of and count == counts[row_of[value]]}
     paths, rows = list(learned), pl.Series(list(learned.values()), dtype=pl.UInt32)
     lows, highs = (_in_utc(summary[name]).gather(rows) for name in ("lo", "hi"))  # Series: no query to plan
