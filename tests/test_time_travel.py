@@ -8,6 +8,8 @@ import json
 from types import SimpleNamespace
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -17,8 +19,9 @@ from lakenodes import (
     LakenodesUserError,
     TimeIndexMetaTable,
     VersionUnavailableError,
+    clear_caches,
 )
-from lakenodes.lake import versions
+from lakenodes.lake import _progress_snapshot, versions
 from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.maintenance import vacuum_table
 
@@ -344,3 +347,31 @@ def test_the_first_and_last_moments_as_bounds_and_as_rows(local_lake):
     table = TimeIndexMetaTable.get(storage_hash=node.storage_hash, lake=local_lake)
     assert table.delete_after_date(last, dry_run=True)["deleted_count"] == 1
     assert table.delete_after_date("0001-01-01")["deleted_count"] == 3
+
+
+def _facts_file(node) -> tuple[int | None, int]:
+    """(the progress snapshot's version, the number of files) of the node's persisted file facts."""
+    filesystem, root = lake_filesystem(node.lake, node.store.uri)
+    with filesystem.open_input_file(f"{root}/_lakenodes/file_facts.parquet") as source:
+        stored = pq.ParquetFile(pa.BufferReader(source.read()))
+    return _progress_snapshot.version_of(stored.schema_arrow.metadata), stored.metadata.num_rows
+
+
+def test_a_read_as_of_an_old_version_leaves_the_persisted_file_facts_alone(history):
+    """A read of the past is a read: it stores nothing. Regression: a fresh process's
+    ``get_last_observation(as_of=0)`` (or ``stats(as_of=0)``, ``data-node detail --as-of 0``) rewrote
+    the table's ``_lakenodes/file_facts.parquet`` with version 0's snapshot and boundary files, so
+    every later cold reader missed the snapshot and read footers again; with a key that may only
+    read, each such read sent a PUT that the store refused."""
+    node = history.node
+    clear_caches()
+    assert node.get_last_observation().height == 2  # the current version's facts, persisted
+    current = _facts_file(node)
+    assert current[0] == history.latest
+    for read in (lambda: node.get_last_observation(as_of=0), lambda: history.table.stats(as_of=1)):
+        clear_caches()  # a fresh process
+        read()
+        assert _facts_file(node) == current
+    node.get_last_observation()  # the current version's progress known in this process, then the past's
+    history.table.stats(as_of=0)
+    assert _facts_file(node) == current

@@ -146,6 +146,14 @@ def known_stamp(table: DeltaTable) -> Stamp | None:
     return None
 
 
+def superseded(table: DeltaTable) -> bool:
+    """Whether this cache holds a newer version of ``table``'s table than ``table`` itself: ``table``
+    is a time-travel snapshot (no I/O)."""
+    with _cache_lock:
+        return any(entry.table is not table and entry.stamp[0] > table.version()
+                   and entry.table.table_uri == table.table_uri for entry in _table_cache.values())
+
+
 def is_open(key: Key) -> bool:
     """Whether this process holds an open object of ``key`` (no I/O)."""
     with _cache_lock:

@@ -34,7 +34,7 @@ from ._delta_log import added_files, commit_stamp, read_commit
 from ._file_facts import FileFacts, Identity
 from ._file_frame import boundary_candidates, file_frame, identities_and_paths, paths_of, split_by_identity
 from ._scan import add_actions, version_key
-from ._tables import known_stamp
+from ._tables import known_stamp, superseded
 from .location import Lake, lake_filesystem
 from .store import data_file_path, index_names_of
 
@@ -238,7 +238,8 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
         for identity, (low, high) in identities.items():
             _keep_max(last, identity, high)
             keep_min(first_of_mixed, identity, low)
-    boundary = paths_of(candidates_last, candidates_first)
+    # a past version's facts are never saved: the facts file is the newest version's (a read of the past stores nothing)
+    boundary = None if superseded(table) else paths_of(candidates_last, candidates_first)
     last_files = list(identities_and_paths(candidates_last, keys))
     footers_read = _resolve_bounds(filesystem, root, [path for _, path in last_files])
     for identity, path in last_files:
@@ -252,7 +253,7 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
     row_count = int(pc.sum(actions["num_records"]).as_py() or 0)
     progress = TableProgress(table.version(), index_names, last, row_count=row_count, first_loader=first_loader)
-    if footers_read or facts_file.snapshot_version(root) != progress.version:  # save it for cold readers
+    if boundary is not None and (footers_read or facts_file.snapshot_version(root) != progress.version):  # for cold readers
         _persist_facts(filesystem, root, boundary, _snapshot(filesystem, root, progress, table))
     return progress
 
@@ -289,13 +290,14 @@ def persisted_progress(lake: Lake, uri: str,
 
 
 def _exact_bounds(
-    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str, persist: Iterable[str]
+    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str, persist: Iterable[str] | None
 ) -> list[tuple[Identity, tuple[datetime.datetime, datetime.datetime]]]:
     """Exact (first, last) of each file (cached, persisted or from its footer), with its identity.
 
-    When footers had to be read, the known bounds of ``persist`` (all boundary files) are saved."""
+    When footers had to be read, the known bounds of ``persist`` (all boundary files; None: nothing
+    is saved) are saved."""
     pairs = list(identities_and_paths(files, keys))
-    if _resolve_bounds(filesystem, root, [path for _, path in pairs]):
+    if _resolve_bounds(filesystem, root, [path for _, path in pairs]) and persist is not None:
         _persist_facts(filesystem, root, persist)
     return [(identity, _facts.bounds(filesystem, f"{root}/{path}")) for identity, path in pairs]
 
