@@ -15,14 +15,23 @@ import datetime as dt
 import json
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import botocore.exceptions
 import pytest
-from test_moved_lake import DailyPrices, prices
+from test_moved_lake import DailyConfig, DailyPrices, prices
 from typer.testing import CliRunner
 
-from lakenodes import APIDataNode, Lake, StoragePermissionError, TimeIndexMetaTable, clear_caches
+from lakenodes import (
+    APIDataNode,
+    DataNodeMetaData,
+    Lake,
+    StoragePermissionError,
+    TimeIndexMetaTable,
+    clear_caches,
+)
+from lakenodes._internal.afterwards import settle
 from lakenodes.cli import app
 from lakenodes.search import SearchIndexNotStoredWarning
 from lakenodes.testing import REGION, S3Server, start_s3_server
@@ -48,9 +57,16 @@ def _user(iam, name: str, statements: list[dict[str, object]], endpoint: str) ->
 
 
 @pytest.fixture(scope="module")
-def keys() -> Iterator[tuple[S3Server, str, dict[str, str], dict[str, str], dict[str, str]]]:
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file where the server records every request it receives (moto's recorder), refused ones too."""
+    return tmp_path_factory.mktemp("moto") / "requests.jsonl"
+
+
+@pytest.fixture(scope="module")
+def keys(recording: Path) -> Iterator[tuple[S3Server, str, dict[str, str], dict[str, str], dict[str, str]]]:
     """(server, bucket, options of the writer, of a reader of the whole lake, of a reader of its tables only)."""
-    server = start_s3_server(environment={"INITIAL_NO_AUTH_ACTION_COUNT": str(_SETUP_CALLS)})
+    server = start_s3_server(environment={"INITIAL_NO_AUTH_ACTION_COUNT": str(_SETUP_CALLS),
+                                          "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)})
     try:
         iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name=REGION,
                            aws_access_key_id="setup", aws_secret_access_key="setup")
@@ -70,6 +86,18 @@ def _client(options: dict[str, str]):
     return boto3.client("s3", endpoint_url=options["AWS_ENDPOINT_URL"], region_name=REGION,
                         aws_access_key_id=options["AWS_ACCESS_KEY_ID"],
                         aws_secret_access_key=options["AWS_SECRET_ACCESS_KEY"])
+
+
+def _writes_sent(recording: Path, options: dict[str, str], since: int) -> list[str]:
+    """The URLs of the requests other than reads (GET, HEAD) that the key of ``options`` sent, from
+    line ``since`` of the server's recording on."""
+    sent = [json.loads(line) for line in recording.read_text().splitlines()[since:]]
+    return [entry["url"] for entry in sent if entry["method"] not in ("GET", "HEAD")
+            and f"Credential={options['AWS_ACCESS_KEY_ID']}/" in entry["headers"].get("Authorization", "")]
+
+
+def _recorded(recording: Path) -> int:
+    return len(recording.read_text().splitlines()) if recording.exists() else 0
 
 
 def _objects(options: dict[str, str], bucket: str) -> dict[str, str]:
@@ -124,6 +152,35 @@ def test_a_reader_key_reads_everything_and_writes_nothing(keys) -> None:
     with pytest.raises(StoragePermissionError, match="permission denied"):
         record.add_label("fx")
     assert _objects(writer_options, bucket) == before
+
+
+def test_a_reader_sends_one_refused_cache_write_a_process_not_one_a_table(keys, recording: Path) -> None:
+    """Tables whose file facts are missing or behind (after an ``optimize``, a tail delete, another
+    engine's commit): a reader's statistics would store them for cold readers, and the store refuses.
+    Regression: ``data-node list`` sent two refused PUTs a table (2,000 on a lake of 1,000 tables, on
+    every listing until the writers ran again); now one a process."""
+    _, bucket, writer_options, reader_options, _ = keys
+    writer = Lake(f"s3://{bucket}/facts", storage_options=writer_options)
+    node = prices(writer)
+    node.run()
+    metadata = DataNodeMetaData(identifier="other_prices", description="daily prices again")
+    other = DailyPrices(DailyConfig(name="q", node_metadata=metadata), lake=writer)
+    other.run()
+    settle()  # the writer's saves of the file facts, left for after its runs, landed
+    client = _client(writer_options)
+    for table in (node, other):
+        client.delete_object(Bucket=bucket, Key=f"facts/tables/{table.storage_hash}/_lakenodes/file_facts.parquet")
+    clear_caches()  # the reader's own process
+
+    since = _recorded(recording)
+    listed = CliRunner().invoke(app, ["--lake", f"s3://{bucket}/facts", "data-node", "list"], env=reader_options)
+    assert listed.exit_code == 0 and not listed.stderr, listed.stderr
+    reader = Lake(f"s3://{bucket}/facts", storage_options=reader_options)
+    for identifier in ("daily_prices", "other_prices"):
+        assert APIDataNode.build_from_identifier(identifier, lake=reader).get_last_observation().height == 2
+    settle()  # the saves left for after the reads
+    [refused] = _writes_sent(recording, reader_options, since)
+    assert refused.endswith("/_lakenodes/file_facts.parquet")
 
 
 def test_a_key_that_may_read_the_tables_but_not_the_catalog(keys, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+import errno
 import logging
 from typing import Any
 
@@ -31,6 +32,7 @@ from .._internal.caches import register_cache
 from .._internal.deferred import pa, pq
 from ..core.frames import timestamp_type
 from . import _progress_snapshot as snapshots
+from ._storage_errors import fault_errno
 from ._whole_file import write_whole
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,10 @@ FACTS_PATH = "_lakenodes/file_facts.parquet"
 _rows: dict[str, pa.Table] = register_cache("progress.persisted_facts", {})
 # table root -> (version, metadata) of the progress snapshot last read from or written to its facts file
 _snapshots: dict[str, tuple[int, dict[bytes, bytes]]] = register_cache("progress.snapshots", {})
+# folders of tables (a lake's tables/) where the store refused a facts file (read-only, permission
+# denied: a key that may only read): not tried there again, so a reader sends one refused PUT, not one a table
+_refused: set[str] = register_cache("progress.facts_refused", set())
+_REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def facts_schema() -> pa.Schema:
@@ -93,13 +99,20 @@ def write(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[
     (``snapshot``, else the last one seen); False when it could not be written (a cache: not an error)."""
     if snapshot is not None:
         _snapshots[root] = snapshot
+    folder = root.rsplit("/", 1)[0]
+    if folder in _refused:
+        return False
     data = rows.replace_schema_metadata(_snapshots.get(root, (None, None))[1] or {})
     try:
         # no statistics (the file is read whole) and no dictionaries (its paths are all distinct:
         # a dictionary is built, then given up, on every write)
         write_whole(filesystem, f"{root}/{FACTS_PATH}", data, write_statistics=False, use_dictionary=False)
     except (OSError, pa.ArrowException) as error:
-        logger.debug("could not persist file facts for %s: %s", root, error)
+        if fault_errno(error) in _REFUSALS:
+            _refused.add(folder)
+            logger.debug("file facts cannot be stored in %s (%s): not tried there again in this process", folder, error)
+        else:
+            logger.debug("could not persist file facts for %s: %s", root, error)
         return False
     _rows[root] = rows
     return True
