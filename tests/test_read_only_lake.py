@@ -183,6 +183,25 @@ def test_a_reader_sends_one_refused_cache_write_a_process_not_one_a_table(keys, 
     assert refused.endswith("/_lakenodes/file_facts.parquet")
 
 
+def test_a_reader_refreshing_the_search_index_is_told_how_to_search_anyway(keys) -> None:
+    """Storing the index needs write access; the one line saying so also says what works instead.
+    Regression: it ended at the index's path, leaving a reader to guess that a plain search works."""
+    _, bucket, writer_options, reader_options, _ = keys
+    prices(Lake(f"s3://{bucket}/searched", storage_options=writer_options)).run()
+    clear_caches()
+    uri, cli = f"s3://{bucket}/searched", CliRunner()
+    advice = ("; a search works without it (`lakenodes search Q` builds the index in memory); "
+              "to store the index, refresh it as someone who may write to the lake")
+    for command, operation in ((["search", "--refresh", "prices"], "rebuild"),
+                               (["data-node", "refresh-search-index", "daily_prices"], "refresh")):
+        result = cli.invoke(app, ["--lake", uri, *command], env=reader_options)
+        assert result.exit_code == 1 and result.stderr.splitlines() == [
+            f"error: StoragePermissionError: search index {operation} failed: permission denied: "
+            f"{uri}/_catalog/search{advice}"], result.stderr
+    searched = cli.invoke(app, ["--lake", uri, "search", "prices"], env=reader_options)
+    assert searched.exit_code == 0 and "daily_prices" in searched.stdout
+
+
 def test_a_key_that_may_read_the_tables_but_not_the_catalog(keys, monkeypatch: pytest.MonkeyPatch) -> None:
     """"Anyone can read the tables", the catalog kept private: the tables read, and every command that
     needs the catalog says so in one line. Regression: ``updates runs`` printed pyarrow's raw ``OSError:

@@ -76,6 +76,11 @@ class Prices(DataNode):
                              "value": [float(day) + self.config.restate for day in days]})
 
 
+# what a refused search index write adds to its one line
+_REFRESH_ADVICE = ("; a search works without it (`lakenodes search Q` builds the index in memory); "
+                   "to store the index, refresh it as someone who may write to the lake")
+
+
 def _mount(*args: str) -> None:
     subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
 
@@ -339,7 +344,8 @@ def test_search_on_a_read_only_lake_without_an_index_searches_in_memory(tmpfs: P
     refresh = CliRunner().invoke(cli_app, ["--lake", lake.uri, "search", "--refresh"])
     assert refresh.exit_code == 1
     assert refresh.stderr.splitlines() == [
-        f"error: ReadOnlyStorageError: search index rebuild failed: read-only file system: {lake.uri}/_catalog/search"]
+        f"error: ReadOnlyStorageError: search index rebuild failed: read-only file system: {lake.uri}/_catalog/search"
+        f"{_REFRESH_ADVICE}"]
 
 
 def test_search_on_a_read_only_lake_without_an_index_deletes_nothing(tmpfs: Path, caplog) -> None:
@@ -425,7 +431,7 @@ def test_refresh_search_index_on_a_read_only_lake_is_one_line(tmpfs: Path, index
         if index_stored:
             assert _search_hits(lake, "Prices") == {node.storage_hash}
     _mount("-o", "remount,ro", str(tmpfs))
-    message = f"search index refresh failed: read-only file system: {lake.uri}/_catalog/search"
+    message = f"search index refresh failed: read-only file system: {lake.uri}/_catalog/search{_REFRESH_ADVICE}"
 
     refreshed = CliRunner().invoke(cli_app, ["--lake", lake.uri, "data-node", "refresh-search-index", node.storage_hash])
     as_json = CliRunner().invoke(cli_app, ["--lake", lake.uri, "--json", "data-node", "refresh-search-index",

@@ -39,17 +39,19 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from .._internal.caches import register_cache
 from .._internal.deferred import pafs as fs
 from ..catalog.catalog import tables_since, tables_version
 from ..catalog.records import TableRecord
-from ..errors import LakenodesUserError
+from ..errors import LakenodesUserError, ReadOnlyStorageError, StoragePermissionError
 from ..lake._retry import RetryPolicy
 from ..lake._storage_errors import storage_errors
 from ..lake.location import Lake, LakeKey, lake_filesystem, write_small_file
@@ -262,11 +264,28 @@ def _write_marker(lake: Lake, index: SearchIndex, state: dict[str, Any]) -> None
         _unstored_markers.pop(index.uri, None)
 
 
+# what a refused index write (a read-only lake, a key that may only read) leaves its user to do
+_WHEN_REFUSED = ("; a search works without it (`lakenodes search Q` builds the index in memory); "
+                 "to store the index, refresh it as someone who may write to the lake")
+
+
+@contextlib.contextmanager
+def _storing_index(uri: str, operation: str) -> Iterator[None]:
+    """``storage_errors`` for a write of the index at ``uri``; a refusal (read-only storage, permission
+    denied) says how to search anyway and who can store it."""
+    try:
+        with storage_errors(uri, operation):
+            yield
+    except (ReadOnlyStorageError, StoragePermissionError) as refused:
+        refused.args = (f"{refused}{_WHEN_REFUSED}",)
+        raise
+
+
 def refresh_tables(lake: Lake, records: list[TableRecord]) -> None:
     """Re-index ``records`` from their catalog records as they are now (a read-only lake: one
     ``ReadOnlyStorageError`` line naming the index, as :func:`rebuild_index` gives)."""
     index = search_index(lake)
-    with storage_errors(index.uri, "search index refresh"):
+    with _storing_index(index.uri, "search index refresh"):
         index.upsert_tables([table_document(record) for record in records])
 
 
@@ -276,7 +295,7 @@ def rebuild_index(lake: Lake, embedding_model: Any = None) -> int:
     catalog = tables_version(lake)
     records, files = _live_tables(lake)
     index = search_index(lake, embedding_model)
-    with storage_errors(index.uri, "search index rebuild"):  # a read-only lake: one line naming it
+    with _storing_index(index.uri, "search index rebuild"):  # a read-only lake: one line naming it
         index.rebuild([table_document(record) for record in records])
     _write_marker(lake, index, {"catalog": list(catalog) if catalog else None, "index": index.version(),
                                 "files": files})
