@@ -38,7 +38,7 @@ from lakenodes.testing import REGION, S3Server, start_s3_server
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
-_SETUP_CALLS = 10  # 3 users, 3 policies, 3 access keys, 1 bucket: then every request is checked
+_SETUP_CALLS = 13  # 4 users, 4 policies, 4 access keys, 1 bucket: then every request is checked
 BUCKET = "read-only-lake"
 READ = ["s3:Get*", "s3:Head*"]
 
@@ -63,8 +63,9 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def keys(recording: Path) -> Iterator[tuple[S3Server, str, dict[str, str], dict[str, str], dict[str, str]]]:
-    """(server, bucket, options of the writer, of a reader of the whole lake, of a reader of its tables only)."""
+def keys(recording: Path) -> Iterator[tuple[S3Server, str, dict[str, str], dict[str, str], dict[str, str], dict[str, str]]]:
+    """(server, bucket, options of the writer, of a reader of the whole lake, of a reader of its tables
+    only, of a key that may read objects but not list them)."""
     server = start_s3_server(environment={"INITIAL_NO_AUTH_ACTION_COUNT": str(_SETUP_CALLS),
                                           "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)})
     try:
@@ -74,10 +75,11 @@ def keys(recording: Path) -> Iterator[tuple[S3Server, str, dict[str, str], dict[
         reader = _user(iam, "reader", [_allow([*READ, "s3:List*"])], server.endpoint_url)
         tables = _user(iam, "tables", [_allow(["s3:List*"], f"arn:aws:s3:::{BUCKET}"),
                                        _allow(READ, f"arn:aws:s3:::{BUCKET}/published/tables/*")], server.endpoint_url)
+        getter = _user(iam, "getter", [_allow(READ, f"arn:aws:s3:::{BUCKET}/*")], server.endpoint_url)
         _client(writer).create_bucket(Bucket=BUCKET)
         with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):  # the checks are on
             _client(reader).put_object(Bucket=BUCKET, Key="probe", Body=b"")
-        yield server, BUCKET, writer, reader, tables
+        yield server, BUCKET, writer, reader, tables, getter
     finally:
         server.stop()
 
@@ -107,7 +109,7 @@ def _objects(options: dict[str, str], bucket: str) -> dict[str, str]:
 
 
 def test_a_reader_key_reads_everything_and_writes_nothing(keys) -> None:
-    _, bucket, writer_options, reader_options, _ = keys
+    _, bucket, writer_options, reader_options, *_ = keys
     writer = Lake(f"s3://{bucket}/lake", storage_options=writer_options)
     for _ in range(2):
         prices(writer).run()
@@ -128,7 +130,7 @@ def test_a_reader_key_reads_everything_and_writes_nothing(keys) -> None:
     assert [entry["version"] for entry in record.history()] == [1, 0]
     assert record.run_query("SELECT count(*) AS n FROM daily_prices")["results"] == [{"n": 8}]
     assert APIDataNode.build_from_identifier("daily_prices", lake=reader).get_df_between_dates().height == 8
-    with pytest.warns(SearchIndexNotStoredWarning, match=r"cannot be stored \(permission denied\)"):
+    with pytest.warns(SearchIndexNotStoredWarning, match=r"cannot be stored \(permission denied \(s3:PutObject\)\)"):
         hits = TimeIndexMetaTable.description_search("daily prices", lake=reader)["results"]
     assert [hit["storage_hash"] for hit in hits] == [node.storage_hash]
 
@@ -148,7 +150,8 @@ def test_a_reader_key_reads_everything_and_writes_nothing(keys) -> None:
     labelled = cli.invoke(app, ["--lake", reader.uri, "data-node", "add-label", "daily_prices", "fx"],
                           env=reader_options)
     assert labelled.exit_code == 1 and labelled.stderr.splitlines() == [
-        f"error: StoragePermissionError: catalog append to tables failed: permission denied: {reader.uri}/_catalog/tables"]
+        f"error: StoragePermissionError: catalog append to tables failed: permission denied (s3:PutObject): "
+        f"{reader.uri}/_catalog/tables"]
     with pytest.raises(StoragePermissionError, match="permission denied"):
         record.add_label("fx")
     assert _objects(writer_options, bucket) == before
@@ -159,7 +162,7 @@ def test_a_reader_sends_one_refused_cache_write_a_process_not_one_a_table(keys, 
     engine's commit): a reader's statistics would store them for cold readers, and the store refuses.
     Regression: ``data-node list`` sent two refused PUTs a table (2,000 on a lake of 1,000 tables, on
     every listing until the writers ran again); now one a process."""
-    _, bucket, writer_options, reader_options, _ = keys
+    _, bucket, writer_options, reader_options, *_ = keys
     writer = Lake(f"s3://{bucket}/facts", storage_options=writer_options)
     node = prices(writer)
     node.run()
@@ -186,7 +189,7 @@ def test_a_reader_sends_one_refused_cache_write_a_process_not_one_a_table(keys, 
 def test_a_reader_refreshing_the_search_index_is_told_how_to_search_anyway(keys) -> None:
     """Storing the index needs write access; the one line saying so also says what works instead.
     Regression: it ended at the index's path, leaving a reader to guess that a plain search works."""
-    _, bucket, writer_options, reader_options, _ = keys
+    _, bucket, writer_options, reader_options, *_ = keys
     prices(Lake(f"s3://{bucket}/searched", storage_options=writer_options)).run()
     clear_caches()
     uri, cli = f"s3://{bucket}/searched", CliRunner()
@@ -196,7 +199,7 @@ def test_a_reader_refreshing_the_search_index_is_told_how_to_search_anyway(keys)
                                (["data-node", "refresh-search-index", "daily_prices"], "refresh")):
         result = cli.invoke(app, ["--lake", uri, *command], env=reader_options)
         assert result.exit_code == 1 and result.stderr.splitlines() == [
-            f"error: StoragePermissionError: search index {operation} failed: permission denied: "
+            f"error: StoragePermissionError: search index {operation} failed: permission denied (s3:PutObject): "
             f"{uri}/_catalog/search{advice}"], result.stderr
     searched = cli.invoke(app, ["--lake", uri, "search", "prices"], env=reader_options)
     assert searched.exit_code == 0 and "daily_prices" in searched.stdout
@@ -207,7 +210,7 @@ def test_a_key_that_may_read_the_tables_but_not_the_catalog(keys, monkeypatch: p
     needs the catalog says so in one line. Regression: ``updates runs`` printed pyarrow's raw ``OSError:
     When reading information for key '.../_catalog/runs/_lakenodes/pending/<id>.parquet' ... AWS Error
     ACCESS_DENIED during HeadObject operation: No response body.`` (a HEAD's 403 has no body to name it)."""
-    _, bucket, writer_options, _, tables_options = keys
+    _, bucket, writer_options, _, tables_options, _ = keys
     # the run stays a pending file (a fold, one run in 20 by chance, would leave the reader no pending
     # file to be refused: its refusal then names the runs table itself; seen once in CI)
     monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")
@@ -223,7 +226,29 @@ def test_a_key_that_may_read_the_tables_but_not_the_catalog(keys, monkeypatch: p
         result = cli.invoke(app, ["--lake", lake.uri, *command], env=tables_options)
         [line] = result.stderr.splitlines()
         assert result.exit_code == 1 and line.startswith("error: StoragePermissionError: "), (command, result.stderr)
-        assert line.endswith(f"failed: permission denied: {lake.uri}/_catalog/{catalog_table}"), (command, line)
+        assert line.endswith(f"failed: permission denied (s3:GetObject): {lake.uri}/_catalog/{catalog_table}"), (command, line)
+
+
+def test_a_refusal_names_the_s3_permission_the_request_needs(keys) -> None:
+    """Which of the policy's permissions is missing, in the one line: listing (``s3:ListBucket``: every
+    Delta read lists the table's log first), reading (``s3:GetObject``), writing (``s3:PutObject``).
+    Regression: every refusal read ``permission denied: <path>``, whichever the request."""
+    _, bucket, writer_options, reader_options, tables_options, getter_options = keys
+    writer = Lake(f"s3://{bucket}/named", storage_options=writer_options)
+    node = prices(writer)
+    node.run()
+    clear_caches()
+    uri = f"s3://{bucket}/named"
+    cli = CliRunner()
+    for options, command, action, path in (
+            (getter_options, ["data-node", "list"], "s3:ListBucket", "_catalog/tables"),
+            (tables_options, ["data-node", "list"], "s3:GetObject", "_catalog/tables"),
+            (reader_options, ["data-node", "add-label", "daily_prices", "fx"], "s3:PutObject", "_catalog/tables")):
+        result = cli.invoke(app, ["--lake", uri, *command], env=options)
+        assert result.exit_code == 1 and result.stderr.splitlines()[-1].endswith(
+            f" failed: permission denied ({action}): {uri}/{path}"), (command, result.stderr)
+    with pytest.raises(StoragePermissionError, match=rf"permission denied \(s3:ListBucket\): {uri}/tables/"):
+        APIDataNode(node.storage_hash, lake=Lake(uri, storage_options=getter_options)).get_df_between_dates()
 
 
 def test_a_public_bucket_is_read_without_credentials(s3_server: S3Server) -> None:

@@ -151,7 +151,8 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
             f"storage_options{advice}; {one_line(text)})", path=path, operation=operation)
     if number is not None:
         cls, reason = _FAULTS[number]
-        reason = _rejected_keys(text) or reason
+        if number == codes.EACCES:
+            reason = _rejected_keys(text) or _refused_request(error) or reason
         named = _FILE_IN_TEXT.search(text)
         where = named.group(1) if named else path
         if cls is PathTooLongError:
@@ -185,6 +186,30 @@ def _rejected_keys(text: str) -> str | None:
         return "permission denied: the secret key does not match the access key id (SignatureDoesNotMatch)"
     if "invalidaccesskeyid" in squeezed:
         return "permission denied: the store does not know the access key id (InvalidAccessKeyId)"
+    return None
+
+
+# the S3 permission each refused request needs, by the words delta-rs / object_store / pyarrow name it with
+# (a listing is a GET of the bucket: it is looked for first)
+_REQUESTS = (("s3:ListBucket", ("list request", "listobjects", "list-type=2", "when listing")),
+             ("s3:PutObject", ("performing put", "single put", "putobject", "multipartupload", "uploadpart",
+                               "when uploading", "when initiating", "performing post")),
+             ("s3:DeleteObject", ("performing delete", "deleteobject", "when deleting")),
+             ("s3:GetObject", ("performing get", "performing head", "getobject", "headobject", "when reading")))
+
+
+def _refused_request(error: BaseException) -> str | None:
+    """``permission denied (<the S3 action>)`` when ``error`` is S3 refusing one request: the permission
+    the key (or the bucket policy) does not give.
+
+    Example:
+        >>> _refused_request(OSError("AWS Error ACCESS_DENIED during ListObjectsV2 operation"))
+        'permission denied (s3:ListBucket)'
+    """
+    text = " ".join(plain_message(link) for link in error_chain(error)).lower().replace("_", "")
+    for action, markers in _REQUESTS:
+        if any(marker.replace("_", "") in text for marker in markers):
+            return f"permission denied ({action})"
     return None
 
 
