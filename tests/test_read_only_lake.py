@@ -41,6 +41,11 @@ pytestmark = [pytest.mark.s3, pytest.mark.slow]
 _SETUP_CALLS = 13  # 4 users, 4 policies, 4 access keys, 1 bucket: then every request is checked
 BUCKET = "read-only-lake"
 READ = ["s3:Get*", "s3:Head*"]
+# A deployment's read-only policy: s3:GetObject on the objects, s3:ListBucket on the bucket. AWS checks
+# HeadObject against s3:GetObject and ListObjects(V2)/HeadBucket against s3:ListBucket; moto names the
+# action after the API call, so those names are allowed beside them (nothing more: no s3:Get*)
+GET_OBJECT = ["s3:GetObject", "s3:HeadObject"]
+LIST_BUCKET = ["s3:ListBucket", "s3:ListObjectsV2", "s3:ListObjects", "s3:HeadBucket"]
 
 
 def _allow(actions: list[str], resource: str = "*") -> dict[str, object]:
@@ -72,7 +77,8 @@ def keys(recording: Path) -> Iterator[tuple[S3Server, str, dict[str, str], dict[
         iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name=REGION,
                            aws_access_key_id="setup", aws_secret_access_key="setup")
         writer = _user(iam, "writer", [_allow(["s3:*"])], server.endpoint_url)
-        reader = _user(iam, "reader", [_allow([*READ, "s3:List*"])], server.endpoint_url)
+        reader = _user(iam, "reader", [_allow(GET_OBJECT, f"arn:aws:s3:::{BUCKET}/*"),
+                                       _allow(LIST_BUCKET, f"arn:aws:s3:::{BUCKET}")], server.endpoint_url)
         tables = _user(iam, "tables", [_allow(["s3:List*"], f"arn:aws:s3:::{BUCKET}"),
                                        _allow(READ, f"arn:aws:s3:::{BUCKET}/published/tables/*")], server.endpoint_url)
         getter = _user(iam, "getter", [_allow(READ, f"arn:aws:s3:::{BUCKET}/*")], server.endpoint_url)
