@@ -21,6 +21,7 @@ from lakenodes import (
     VersionUnavailableError,
     clear_caches,
 )
+from lakenodes._internal.afterwards import settle
 from lakenodes.lake import _progress_snapshot, versions
 from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.maintenance import vacuum_table
@@ -351,6 +352,7 @@ def test_the_first_and_last_moments_as_bounds_and_as_rows(local_lake):
 
 def _facts_file(node) -> tuple[int | None, int]:
     """(the progress snapshot's version, the number of files) of the node's persisted file facts."""
+    settle()  # the saves runs left for after they returned landed
     filesystem, root = lake_filesystem(node.lake, node.store.uri)
     with filesystem.open_input_file(f"{root}/_lakenodes/file_facts.parquet") as source:
         stored = pq.ParquetFile(pa.BufferReader(source.read()))
