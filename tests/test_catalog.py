@@ -578,3 +578,19 @@ def test_repoint_to_a_node_publishing_another_name_is_refused_before_anything_mo
     with pytest.raises(ConfigurationError, match="only whitespace"):  # regression (review): recorded as is
         repoint_identifier("quotes_daily", old.storage_hash, namespace="  ")
     assert catalog.table_record(local_lake, old.storage_hash).namespace == ""
+
+
+def test_a_run_publishing_no_metadata_keeps_the_tables_identifier(local_lake):
+    """A second job of the same updater (a backfill, a manual `lakenodes run`) whose configuration
+    leaves out the runtime-only node_metadata used to record the table without its identifier,
+    description and frequency: `data-node detail quotes_daily` then found no table."""
+    published, bare = quotes(), quotes(identifier=None)
+    assert published.storage_hash == bare.storage_hash
+    published.run()
+    clear_caches()  # the backfill is another process
+    bare.run()
+    clear_caches()
+    record = TimeIndexMetaTable.get(identifier="quotes_daily")
+    assert record.storage_hash == published.storage_hash
+    assert (record.description, record.data_frequency_id, record.labels) == ("Daily quotes", "1d", ["prices"])
+    assert [r.identifier for r in TimeIndexMetaTable.filter(storage_hash=published.storage_hash)] == ["quotes_daily"]

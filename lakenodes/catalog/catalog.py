@@ -157,8 +157,10 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
 
     Raises IdentifierConflictError naming the owner when another storage holds the identifier.
     """
-    if record.identifier and not claim_identifier(lake, record.identifier, record.namespace, record.storage_hash):
-        record = record.model_copy(update={"identifier": None})  # repointed away: the table keeps no name
+    repointed_away = bool(record.identifier) and not claim_identifier(
+        lake, record.identifier, record.namespace, record.storage_hash)
+    if repointed_away:
+        record = record.model_copy(update={"identifier": None})  # the table keeps no name
     key = (lake.cache_key, record.storage_hash)
     digest = _digest(record)
     if _known_records.get(key) == digest:
@@ -170,7 +172,8 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
     rows = stored() if stored is not None else stored_table_rows(lake, record.storage_hash)
     if rows:  # as stored: a lake moved or copied since has its old table_uri saved again with the new one
         stored = TableRecord.from_row(rows[0])
-        record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels))})
+        record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels)),
+                                           **_published_metadata(record, stored, repointed_away)})
         if record.source_doc is None and sys.flags.optimize >= 2:  # python -OO strips docstrings: keep the stored one
             record = record.model_copy(update={"source_doc": stored.source_doc})
         merged = _digest(record)
@@ -181,6 +184,15 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
     save_table_record(lake, record)
     ledger.mark(mark)
     return True
+
+
+def _published_metadata(record: TableRecord, stored: TableRecord, repointed_away: bool) -> dict[str, Any]:
+    """The stored table-level metadata a run leaves unsaid (its updater declares no identifier,
+    description or frequency: node_metadata is runtime-only, so a backfill job may omit it): the
+    table keeps them. Only ``repoint_identifier`` takes a name away from a table."""
+    names = ("description", "data_frequency_id") if repointed_away else ("identifier", "description", "data_frequency_id")
+    return {name: getattr(stored, name) for name in names
+            if getattr(record, name) is None and getattr(stored, name) is not None}
 
 
 def identifier_claimed(lake: Lake, identifier: str, namespace: str, storage_hash: str) -> bool:
