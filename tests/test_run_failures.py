@@ -526,3 +526,56 @@ def test_the_run_record_of_a_failure_with_a_huge_message_keeps_its_ends_and_the_
     assert f"xxx … [{len(message) - 4_000} characters left out] … xxx" in record["error"]
     assert record["error"].endswith(f"x</html> (at {__file__}:{line} in fetch_prices)")
     assert len(record["error"]) < 4_200
+
+
+TWO_FEEDS = '''
+import datetime as dt
+import polars as pl
+from lakenodes import DataNode, DataNodeConfiguration
+
+
+class FeedConfig(DataNodeConfiguration):
+    name: str
+
+
+class Feed(DataNode):
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        raise ConnectionError(f"{self.config.name} API down")
+
+
+class TopConfig(DataNodeConfiguration):
+    feeds: list[str] = ["prices", "fundamentals"]
+
+
+class Top(DataNode):
+    config: TopConfig
+
+    def __init__(self, config, **kwargs):
+        self.feeds = {name: Feed(FeedConfig(name=name)) for name in config.feeds}
+        super().__init__(config, **kwargs)
+
+    def dependencies(self):
+        return dict(self.feeds)
+
+    def update(self):
+        return pl.DataFrame({"time_index": [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)], "x": [1.0]})
+'''
+
+
+def test_cli_names_every_failed_node_of_the_tree(local_lake: Lake, tmp_path: Path) -> None:
+    """Two upstreams of the job's node fail (both vendors down): the error line and the --json
+    message named only the first, and the job's own node (skipped for the other) was not said to
+    have not run; the second failure was a log line on stderr only."""
+    from typer.testing import CliRunner
+
+    from lakenodes.cli import app
+
+    (tmp_path / "two_feeds.py").write_text(TWO_FEEDS)
+    result = CliRunner().invoke(app, ["--lake", local_lake.uri, "--json", "run", f"{tmp_path / 'two_feeds.py'}:Top"])
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    message = json.loads(result.stdout)["error"]["message"]
+    assert "prices API down" in message and "fundamentals API down" in message
+    assert re.search(r"; not run, as they depend on a failed node: top_[0-9a-f]{32}$", message), message

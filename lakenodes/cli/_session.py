@@ -212,13 +212,23 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
         user_mistake = (isinstance(error.cause, LakenodesUserError) and error.phase != "update" and not rows_stored
                         and not stored)
         message = f"{error}; the tree's nodes that finished before it stored {stored} row(s)" if stored else str(error)
-        if error.skipped:  # the node asked for may be one of them: say it did not run
-            message += f"; not run, as they depend on it: {', '.join(error.skipped)}"
+        others = _other_failures(error)  # independent branches failing too (two vendors down)
+        message += "".join(f"; also failed: {other}" for other in others)
+        skipped = [key for failure in (error, *others) for key in failure.skipped]
+        if skipped:  # the node asked for may be one of them: say it did not run
+            cause = "a failed node" if others else "it"
+            message += f"; not run, as they depend on {cause}: {', '.join(skipped)}"
         _fail(USER_ERROR if user_mistake else FAILURE, "run_error", message, json_mode, verbose, rows_stored)
     except LakenodesUserError as error:
         _fail(USER_ERROR, "user_error", str(error), json_mode, verbose)
     except Exception as error:  # storage and other failures: one line, traceback with --verbose
         _fail(FAILURE, "error", f"{type(error).__name__}: {error}", json_mode, verbose)
+
+
+def _other_failures(error: NodeRunError) -> list[NodeRunError]:
+    """The nodes of the run that failed besides ``error``'s (each once: skipped nodes share the error
+    of the dependency they were skipped for)."""
+    return list({id(other): other for other in error.failures.values() if other is not error}.values())
 
 
 def _fail(code: int, kind: str, message: str, as_json: bool, verbose: bool, rows_stored: bool | None = None) -> None:
