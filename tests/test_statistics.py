@@ -497,3 +497,65 @@ def test_an_attribute_error_inside_update_statistics_is_reported_as_itself(local
     node = TypoAssetsNode(StatsConfig(name="typo", assets=["A"]))
     with pytest.raises(AttributeError, match="'StatsConfig' object has no attribute 'asset_names'"):
         node.update_statistics  # noqa: B018
+
+
+# -- a dependency's statistics as a dependent's update() reads them -------------------------------------
+class FeedConfig(DataNodeConfiguration):
+    name: str = "feed"
+
+
+class Feed(DataNode):
+    """One row a day up to ``days`` (a class-level clock the test advances)."""
+
+    days: ClassVar[int] = 1
+
+    def dependencies(self):
+        return {}
+
+    def update(self) -> pl.DataFrame:
+        last = self.update_statistics.max_time_index_value
+        start = DEFAULT_OFFSET if last is None else last + DAY
+        days = pl.datetime_range(start, DEFAULT_OFFSET + (self.days - 1) * DAY, "1d", time_zone="UTC", eager=True)
+        return pl.DataFrame({"time_index": days, "value": [float(day.day) for day in days]})
+
+
+class Passthrough(DataNode):
+    def __init__(self, config: FeedConfig, **kwargs):
+        self.feed = Feed(FeedConfig())
+        super().__init__(config, **kwargs)
+
+    def dependencies(self):
+        return {"feed": self.feed}
+
+    def update(self) -> pl.DataFrame:
+        return pl.DataFrame()
+
+
+class CopyUpToFeed(DataNode):
+    """Copies the feed up to the feed's watermark, read from the feed's statistics. The feed is
+    built twice (here and inside ``Passthrough``): the run writes through one of the two."""
+
+    def __init__(self, config: FeedConfig, **kwargs):
+        self.passthrough = Passthrough(FeedConfig(name="passthrough"))
+        self.feed = Feed(FeedConfig())
+        super().__init__(config, **kwargs)
+
+    def dependencies(self):
+        return {"passthrough": self.passthrough, "feed": self.feed}
+
+    def update(self) -> pl.DataFrame:
+        end = self.feed.update_statistics.max_time_index_value
+        last = self.update_statistics.max_time_index_value
+        return self.feed.get_df_between_dates(start_date=last, great_or_equal=False, end_date=end)
+
+
+def test_a_dependencys_statistics_follow_its_writes_in_a_long_lived_process(local_lake, monkeypatch):
+    """A driver running the tree every day in one process: the dependent read the feed's watermark
+    from its own instance of the feed, whose statistics were cached on the first day while the run
+    wrote through the other instance, so it copied day 1 and then nothing, silently, every day."""
+    node = CopyUpToFeed(FeedConfig(name="copy"))
+    for day in (1, 2, 3):
+        monkeypatch.setattr(Feed, "days", day)
+        node.run()
+    assert node.get_df_between_dates()["value"].to_list() == [1.0, 2.0, 3.0]
+    assert node.feed.update_statistics.max_time_index_value == DEFAULT_OFFSET + 2 * DAY

@@ -22,9 +22,10 @@ process keeps one object per table and refreshes it incrementally. Two rules kee
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -152,6 +153,19 @@ def superseded(table: DeltaTable) -> bool:
     with _cache_lock:
         return any(entry.table is not table and entry.stamp[0] > table.version()
                    and entry.table.table_uri == table.table_uri for entry in _table_cache.values())
+
+
+def table_key(uri: str, storage_options: Mapping[str, str] | None) -> Key:
+    """The cache key of a table: its URI and storage options."""
+    return uri, json.dumps(storage_options, sort_keys=True)
+
+
+def seen_version(uri: str, storage_options: Mapping[str, str] | None) -> int | None:
+    """The version of the table's open object: what this process last saw of it, None when it
+    holds none; no I/O, and cheaper than a ``TableStore`` (for a property read in a loop)."""
+    with _cache_lock:
+        entry = _table_cache.get(table_key(uri, storage_options))
+    return None if entry is None else entry.table.version()
 
 
 def is_open(key: Key) -> bool:

@@ -8,7 +8,6 @@ live in the table description so any reader can recover them.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import time
 import uuid
@@ -23,6 +22,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from .._internal.deferred import pa
 from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError, one_line
+from . import _tables
 from ._commit_hooks import commit_hooks
 from ._create import TABLE_CONFIGURATION, create_empty, create_with_rows, writer_properties
 from ._polars_scan import TimeWindow
@@ -113,7 +113,7 @@ class TableStore:
 
     @property
     def _key(self) -> tuple[str, str]:
-        return self.uri, json.dumps(self.lake.storage_options, sort_keys=True)
+        return _tables.table_key(self.uri, self.lake.storage_options)
 
     def is_open(self) -> bool:
         """Whether this process has the table open already (``table()`` then costs no log replay)."""

@@ -21,6 +21,7 @@ from ..core.hashing import (
     current_hash_namespace,
 )
 from ..errors import ConfigurationError
+from ..lake._tables import seen_version
 from ..lake.location import Lake, block_lake, current_lake
 from ..lake.progress import NO_TABLE, persisted_progress, read_progress
 from ..lake.store import TableStore
@@ -137,6 +138,7 @@ class DataNode(BaseNode):
         self.logger = NodeLogger(type(self).__name__, self.update_hash)
         self._update_statistics: UpdateStatistics | None = None
         self._statistics_lake: Lake | None = None
+        self._statistics_version: int | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a process pool without its computed statistics (a worker computes its own)."""
@@ -220,14 +222,24 @@ class DataNode(BaseNode):
 
     @property
     def update_statistics(self) -> UpdateStatistics:
-        """Statistics of this updater's scope; computed before ``update()`` and refreshed after the write."""
-        if self._update_statistics is None or self._statistics_lake != self.lake:  # another block's lake
+        """Statistics of this updater's scope; computed before ``update()`` and refreshed after the write.
+
+        Computed again when this process has seen its table move on since (another instance of the
+        node, or another updater of the table, wrote it: a dependency built twice in one tree, a
+        driver running the tree every day), so a dependent never reads a stale watermark."""
+        if (self._update_statistics is None or self._statistics_lake != self.lake  # another block's lake
+                or self._statistics_version != self._seen_version()):
             self.update_statistics = self.compute_update_statistics()
         return self._update_statistics
 
     @update_statistics.setter
     def update_statistics(self, value: UpdateStatistics) -> None:
         self._update_statistics, self._statistics_lake = value, self.lake
+        self._statistics_version = self._seen_version()
+
+    def _seen_version(self) -> int | None:
+        """The version of the table this process last saw (no I/O), None when it has none open."""
+        return seen_version(self.lake.table_uri(self.storage_hash), self.lake.storage_options)
 
     def compute_update_statistics(self, *, as_of: Any = None) -> UpdateStatistics:
         """Statistics of this updater's scope from the table's Delta metadata; ``as_of`` (a version
