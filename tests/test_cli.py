@@ -1606,3 +1606,15 @@ def test_detail_lists_the_first_identities_and_says_how_many_more(local_lake):
     document = ok_json("data-node", "detail", node.storage_hash, lake=local_lake)
     assert sorted(document["stats"]["multi_index_stats"]) == uids
     assert_one_line_error(cli("data-node", "detail", node.storage_hash, "--limit", "0", lake=local_lake), 2, "--limit")
+
+
+def test_updates_runs_of_a_table_name_names_its_update_processes(tutorial_lake):
+    """A team knows its tables by identifier: `updates runs team_prices` said only "no update
+    process 'team_prices'", with no way from there to the update hashes that write it."""
+    random = table(tutorial_lake, RANDOM_ID)
+    writers = [p["update_hash"] for p in ok_json("updates", "list", lake=tutorial_lake)["results"]
+               if p["storage_hash"] == random.storage_hash]
+    assert writers
+    for ref in (RANDOM_ID, random.storage_hash):
+        assert_one_line_error(cli("updates", "runs", ref, lake=tutorial_lake), 2, f"no update process {ref!r}",
+                              f"that is a table, written by {', '.join(writers)}", "lakenodes updates list")

@@ -126,12 +126,16 @@ def maintenance_names(lake: Lake, refs: Sequence[str] | None, namespace: str | N
 def run_history(lake: Lake, update_hash: str | None = None) -> list[dict[str, Any]]:
     """Every run (oldest first), of one update process when ``update_hash`` is given; an update
     hash the lake never saw is a ``NotFoundError``."""
-    known = [p["update_hash"] for p in catalog.update_processes(lake)] if update_hash else []
+    processes = catalog.update_processes(lake) if update_hash else []
+    known = [p["update_hash"] for p in processes]
     if update_hash and update_hash not in known:
         lost = lost_catalog(lake, "updates", f"update process {update_hash!r}")
         if lost is not None:
             raise lost
-        hint = meant(update_hash, known)
+        storages = {table.storage_hash for table in catalog.all_tables(lake)
+                    if update_hash in (table.uid, table.storage_hash, table.identifier)}
+        writers = [p["update_hash"] for p in processes if p["storage_hash"] in storages]  # a table named instead
+        hint = f": that is a table, written by {', '.join(writers)}" if writers else meant(update_hash, known)
         raise NotFoundError(f"no update process {update_hash!r} in {lake.uri}{hint}; {UPDATES_HINT}")
     return catalog.run_history(lake, update_hash)
 
