@@ -114,6 +114,27 @@ def test_a_backfill_into_a_new_table_leaves_facts_naming_each_of_its_files(tmp_p
     assert statistics.min_time_index_value == days[0]
 
 
+def test_a_long_lived_process_keeps_the_facts_of_a_bounded_number_of_files(tmp_path, monkeypatch) -> None:
+    """A scheduler running daily nodes in one interpreter for months learned the facts of every file
+    its appends wrote and never forgot one (~400 bytes each: 1,000 assets a day, ~150 MB a year).
+    Past ``max_paths`` the older half is forgotten; the runs, their statistics and what a new
+    process finds stay exact."""
+    monkeypatch.setattr(progress, "FACTS_PER_IDENTITY", 4)  # the facts file: at most 12 files, under the limit
+    monkeypatch.setattr(progress, "FACTS_SLACK", 0)
+    monkeypatch.setattr(progress._facts, "max_paths", 20, raising=False)
+    node = Daily(DailyConfig(), lake=Lake(tmp_path / "lake"))
+    known = []
+    for _ in range(15):
+        node.run()
+        known.append(len(progress._facts))
+    assert max(known) <= 20
+    stored = node.get_df_between_dates()
+    assert stored.height == 15 * len(ASSETS) and not stored.select("time_index", "unique_identifier").is_duplicated().any()
+    last = START + 14 * dt.timedelta(days=1, microseconds=7)
+    assert node.compute_update_statistics().index_progress == dict.fromkeys(ASSETS, last)
+    assert_a_new_process_reads_no_footer(node, monkeypatch)
+
+
 def test_a_fresh_process_adds_its_files_to_the_facts_file_it_finds(tmp_path) -> None:
     """The first append of a process adds its files to the facts file its statistics read (one small
     read), instead of working out the boundary files from every file of the table."""

@@ -1,13 +1,16 @@
 """Exact facts about immutable data files (time bounds, per-identity bounds), read from Parquet
 footers or, for files holding several identities, from their identity columns; cached per path
-for the life of the process (files never change)."""
+(files never change). A process keeps the facts of at most ``MAX_PATHS`` files: a scheduler that
+runs daily nodes in one interpreter for months learns the facts of every file its appends write
+(~400 bytes each), so past the limit the older half is forgotten (read again from the table's
+facts file or the footers when needed)."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -19,15 +22,25 @@ from ..errors import LakenodesUserError
 from ._scan import to_plain
 
 Identity = tuple[str, ...]
+MAX_PATHS = 200_000
+"""Files whose facts one process keeps (each kind); past it, the older half is forgotten."""
 
 
 class FileFacts:
-    """Process-wide cache of exact facts about immutable data files, keyed by absolute path."""
+    """Process-wide cache of exact facts about immutable data files, keyed by absolute path.
+    ``on_forget`` is called (under the cache's lock) whenever facts past ``max_paths`` are forgotten."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_paths: int = MAX_PATHS, on_forget: Callable[[], Any] | None = None) -> None:
         self._bounds: dict[str, tuple[datetime.datetime, datetime.datetime]] = {}
         self._identities: dict[str, dict[Identity, tuple[datetime.datetime, datetime.datetime]]] = {}
         self._lock = threading.Lock()
+        self.max_paths = max_paths
+        self._on_forget = on_forget
+
+    def __len__(self) -> int:
+        """Files whose time bounds are known."""
+        with self._lock:
+            return len(self._bounds)
 
     def clear(self) -> None:
         with self._lock:
@@ -45,12 +58,14 @@ class FileFacts:
     def learn_bounds(self, path: str, bounds: tuple[datetime.datetime, datetime.datetime]) -> None:
         with self._lock:
             self._bounds.setdefault(path, bounds)
+            self._keep_bounded()
 
     def learn_many(self, bounds: Mapping[str, tuple[datetime.datetime, datetime.datetime]]) -> None:
         """``learn_bounds`` of many files at once (exact UTC bounds by absolute path)."""
         with self._lock:
             for path, known in bounds.items():
                 self._bounds.setdefault(path, known)
+            self._keep_bounded()
 
     def bounds(self, filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:
         with self._lock:
@@ -59,6 +74,7 @@ class FileFacts:
             cached = footer_time_bounds(filesystem, path)
             with self._lock:
                 self._bounds[path] = cached
+                self._keep_bounded()
         return cached
 
     def identities(
@@ -70,7 +86,21 @@ class FileFacts:
             cached = scan_identities(filesystem, path, dims, partition)
             with self._lock:
                 self._identities[path] = cached
+                self._keep_bounded()
         return cached
+
+    def _keep_bounded(self) -> None:
+        """Past ``max_paths`` files, forget the facts learned first (a daily append's files are the
+        newest, and most of the oldest left the table); the caller holds the lock."""
+        forgot = False
+        for facts in (self._bounds, self._identities):
+            if len(facts) > self.max_paths:
+                kept = list(facts.items())[len(facts) - self.max_paths // 2:]
+                facts.clear()
+                facts.update(kept)
+                forgot = True
+        if forgot and self._on_forget is not None:
+            self._on_forget()
 
 
 def footer_time_bounds(filesystem: Any, path: str) -> tuple[datetime.datetime, datetime.datetime]:

@@ -92,7 +92,6 @@ class TableProgress:
         return min(self.first.values(), default=None)
 
 
-_facts = register_cache("progress.file_facts", FileFacts())
 # An append adds its own files to the facts file last read or written, not every boundary file (O(files));
 # stale entries are harmless (see _facts_file), pruned past FACTS_PER_IDENTITY per identity + FACTS_SLACK.
 FACTS_PER_IDENTITY = 8
@@ -107,6 +106,7 @@ _facts_loading = threading.Lock()
 # roots whose facts-file rows, as loaded, this process has learned the bounds of (the rows it adds
 # itself are learned as it adds them): a pruning learns them once, not on every pruning
 _facts_learned: set[str] = register_cache("progress.facts_learned", set())
+_facts = register_cache("progress.file_facts", FileFacts(on_forget=_facts_learned.clear))  # relearned once forgotten
 
 
 def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
