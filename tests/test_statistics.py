@@ -559,3 +559,33 @@ def test_a_dependencys_statistics_follow_its_writes_in_a_long_lived_process(loca
         node.run()
     assert node.get_df_between_dates()["value"].to_list() == [1.0, 2.0, 3.0]
     assert node.feed.update_statistics.max_time_index_value == DEFAULT_OFFSET + 2 * DAY
+
+
+class FeedReadingItself(Feed):
+    """Reads its own table before its statistics, as an update() comparing with its last rows does."""
+
+    def update(self) -> pl.DataFrame:
+        self.get_df_between_dates(start_date=DEFAULT_OFFSET)
+        return super().update()
+
+
+def test_a_run_in_a_new_process_computes_its_statistics_once(local_lake, monkeypatch):
+    """The run's statistics come from the table's persisted snapshot before the table is opened;
+    update() then opens it (a read of its own rows). Reading the statistics after that must not take
+    the opening for the table having moved on (nothing was written since): one computation a run."""
+    monkeypatch.setattr(Feed, "days", 2)
+    FeedReadingItself(FeedConfig(name="once")).run()
+    clear_caches()  # a new process: nothing open, the persisted snapshot on disk
+    computed = []
+    original = Feed.compute_update_statistics
+
+    def counted(self, **kwargs):
+        computed.append(self.update_hash)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(Feed, "compute_update_statistics", counted)
+    monkeypatch.setattr(Feed, "days", 3)
+    node = FeedReadingItself(FeedConfig(name="once"))
+    node.run()
+    assert len(computed) == 1, computed
+    assert node.get_df_between_dates()["value"].to_list() == [1.0, 2.0, 3.0]

@@ -138,7 +138,6 @@ class DataNode(BaseNode):
         self.logger = NodeLogger(type(self).__name__, self.update_hash)
         self._update_statistics: UpdateStatistics | None = None
         self._statistics_lake: Lake | None = None
-        self._statistics_version: int | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a process pool without its computed statistics (a worker computes its own)."""
@@ -227,15 +226,15 @@ class DataNode(BaseNode):
         Computed again when this process has seen its table move on since (another instance of the
         node, or another updater of the table, wrote it: a dependency built twice in one tree, a
         driver running the tree every day), so a dependent never reads a stale watermark."""
+        seen = None if self._update_statistics is None else self._seen_version()
         if (self._update_statistics is None or self._statistics_lake != self.lake  # another block's lake
-                or self._statistics_version != self._seen_version()):
+                or (seen is not None and seen > self._update_statistics.progress.version)):
             self.update_statistics = self.compute_update_statistics()
         return self._update_statistics
 
     @update_statistics.setter
     def update_statistics(self, value: UpdateStatistics) -> None:
         self._update_statistics, self._statistics_lake = value, self.lake
-        self._statistics_version = self._seen_version()
 
     def _seen_version(self) -> int | None:
         """The version of the table this process last saw (no I/O), None when it has none open."""
