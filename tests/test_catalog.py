@@ -594,3 +594,28 @@ def test_a_run_publishing_no_metadata_keeps_the_tables_identifier(local_lake):
     assert record.storage_hash == published.storage_hash
     assert (record.description, record.data_frequency_id, record.labels) == ("Daily quotes", "1d", ["prices"])
     assert [r.identifier for r in TimeIndexMetaTable.filter(storage_hash=published.storage_hash)] == ["quotes_daily"]
+
+
+def test_each_updaters_last_run_and_count_are_its_own_among_the_lakes_runs(local_lake):
+    """``updates list`` and ``updates runs`` read one updater's runs out of every run of the lake
+    (the runs of runs started at the same moment in the order they were recorded): the same answers
+    whether the runs are folded or pending, and whichever updater recorded in between."""
+    first, second = (Quotes(ScopedQuoteConfig(uids=[uid], offset_start=DAYS[0] - dt.timedelta(days=1)))
+                     for uid in ("AAPL", "BRK/B"))
+    first.run()
+    second.run()
+    moment = dt.datetime(2030, 1, 1, tzinfo=UTC)
+    for status, updater, pending in (("success", first, False), ("success", second, True),
+                                     ("error", first, True), ("success", second, False)):
+        catalog.record_run(local_lake, {
+            "run_id": f"{status}-{updater.update_hash}-{pending}", "update_hash": updater.update_hash,
+            "storage_hash": updater.storage_hash, "started_at": moment, "finished_at": moment, "status": status,
+            "rows_written": 0, "error": "boom" if status == "error" else None, "host": "h"}, pending=pending)
+    processes = {p["update_hash"]: p for p in catalog.update_processes(local_lake)}
+    assert (processes[first.update_hash]["runs"], processes[first.update_hash]["last_status"]) == (3, "error")
+    assert processes[first.update_hash]["last_error"] == "boom"
+    assert (processes[second.update_hash]["runs"], processes[second.update_hash]["last_status"]) == (3, "success")
+    history = catalog.run_history(local_lake, first.update_hash)
+    assert [run["status"] for run in history] == ["success", "success", "error"]
+    assert {run["update_hash"] for run in history} == {first.update_hash}
+    assert len(catalog.run_history(local_lake)) == 6

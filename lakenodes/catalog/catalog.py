@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+import polars as pl
 from deltalake import DeltaTable
 
 from .._internal.arrow_rows import python_rows
@@ -357,19 +358,29 @@ def record_run(lake: Lake, row: Mapping[str, Any], pending: bool = False) -> Non
         runs.fold([row])
 
 
-def _runs(lake: Lake) -> list[dict[str, Any]]:
-    """Every recorded run, folded or pending, sorted by start."""
-    return sorted(Pending(runs_ledger(lake)).rows().to_pylist(), key=lambda row: row["started_at"])
+def _runs(lake: Lake, update_hash: str | None = None) -> list[dict[str, Any]]:
+    """Every recorded run, folded or pending (of ``update_hash`` only, when given), sorted by start.
+    The lake's runs of every updater are filtered as Arrow: only the rows kept become Python objects."""
+    rows = Pending(runs_ledger(lake)).rows()
+    if update_hash is not None:
+        rows = rows.filter(pc.equal(rows["update_hash"], update_hash))
+    return sorted(rows.to_pylist(), key=lambda row: row["started_at"])
+
+
+def _last_runs(lake: Lake) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """The last run (by start; of runs started together, the last recorded) and the number of runs
+    of each updater, counted as Arrow: one row per updater becomes Python objects, not every run."""
+    rows = Pending(runs_ledger(lake)).rows()
+    order = pl.from_arrow(rows.select(["update_hash", "started_at"])).with_row_index("row").sort(["started_at", "row"])
+    last = order.group_by("update_hash").agg(pl.len().alias("runs"), pl.col("row").last())
+    runs = {run["update_hash"]: run for run in rows.take(last["row"].to_arrow()).to_pylist()}
+    return runs, dict(zip(last["update_hash"].to_list(), last["runs"].to_list(), strict=True))
 
 
 def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
     """Every updater with its storage and last run (status, rows, times, error)."""
     lake = lake or current_lake()
-    runs: dict[str, dict[str, Any]] = {}
-    counts: dict[str, int] = {}
-    for run in _runs(lake):
-        runs[run["update_hash"]] = run
-        counts[run["update_hash"]] = counts.get(run["update_hash"], 0) + 1
+    runs, counts = _last_runs(lake)
     result = []
     for updater in sorted(updates_ledger(lake).latest(), key=lambda r: r[RECORDED_AT]):
         last = runs.get(updater["update_hash"], {})
@@ -386,5 +397,4 @@ def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
 
 
 def run_history(lake: Lake | None = None, update_hash: str | None = None) -> list[dict[str, Any]]:
-    rows = _runs(lake or current_lake())
-    return [row for row in rows if row["update_hash"] == update_hash] if update_hash else rows
+    return _runs(lake or current_lake(), update_hash or None)
