@@ -126,3 +126,21 @@ print("lakenodes.search" in sys.modules)
     assert result.returncode == 0, result.stderr
     *_, searched, loaded = result.stdout.strip().splitlines()
     assert searched == "False" and "rich" not in json.loads(loaded) and "typer" in json.loads(loaded)
+
+
+def test_reading_the_run_history_in_a_fresh_interpreter_does_not_import_pandas(tmp_path) -> None:
+    """``lakenodes updates runs`` / ``updates list`` read the runs catalog: its tz-aware times became
+    Python objects through ``to_pylist`` and one updater's runs were picked with ``pc.equal`` of a
+    string, each of which imports pandas (~0.15 s of the command)."""
+    uri = str(tmp_path / "lake")
+    for _ in range(2):  # two runs, two run records
+        subprocess.run([sys.executable, "-c", DAILY_RUN.format(uri=uri)], check=True, capture_output=True, timeout=120)
+    code = f"""
+from lakenodes import Lake
+from lakenodes.catalog import catalog
+lake = Lake({uri!r})
+[process] = catalog.update_processes(lake)
+assert process["runs"] == 2 and process["last_status"] == "success", process
+assert len(catalog.run_history(lake, process["update_hash"])) == 2
+"""
+    assert "pandas" not in loaded_after(code)

@@ -360,11 +360,11 @@ def record_run(lake: Lake, row: Mapping[str, Any], pending: bool = False) -> Non
 
 def _runs(lake: Lake, update_hash: str | None = None) -> list[dict[str, Any]]:
     """Every recorded run, folded or pending (of ``update_hash`` only, when given), sorted by start.
-    The lake's runs of every updater are filtered as Arrow: only the rows kept become Python objects."""
-    rows = Pending(runs_ledger(lake)).rows()
+    The lake's runs of every updater are filtered first: only the rows kept become Python objects."""
+    runs = pl.from_arrow(Pending(runs_ledger(lake)).rows())
     if update_hash is not None:
-        rows = rows.filter(pc.equal(rows["update_hash"], update_hash))
-    return sorted(rows.to_pylist(), key=lambda row: row["started_at"])
+        runs = runs.filter(pl.col("update_hash") == update_hash)
+    return runs.sort("started_at", maintain_order=True).to_dicts()  # as python_rows: no pandas import
 
 
 def _last_runs(lake: Lake) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
@@ -373,7 +373,7 @@ def _last_runs(lake: Lake) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     rows = Pending(runs_ledger(lake)).rows()
     order = pl.from_arrow(rows.select(["update_hash", "started_at"])).with_row_index("row").sort(["started_at", "row"])
     last = order.group_by("update_hash").agg(pl.len().alias("runs"), pl.col("row").last())
-    runs = {run["update_hash"]: run for run in rows.take(last["row"].to_arrow()).to_pylist()}
+    runs = {run["update_hash"]: run for run in python_rows(rows.take(last["row"].to_arrow()))}
     return runs, dict(zip(last["update_hash"].to_list(), last["runs"].to_list(), strict=True))
 
 
