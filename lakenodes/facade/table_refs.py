@@ -22,6 +22,7 @@ from ..catalog import catalog, reconcile
 from ..core.hashing import checked_namespace
 from ..errors import LakenodesUserError, NotFoundError, StorageError
 from ..lake import maintenance
+from ..lake.ledger import RECORDED_AT
 from ..lake.location import Lake
 from ..lake.store import TableStore
 from .meta_table import TimeIndexMetaTable
@@ -126,7 +127,8 @@ def maintenance_names(lake: Lake, refs: Sequence[str] | None, namespace: str | N
 def run_history(lake: Lake, update_hash: str | None = None) -> list[dict[str, Any]]:
     """Every run (oldest first), of one update process when ``update_hash`` is given; an update
     hash the lake never saw is a ``NotFoundError``."""
-    processes = catalog.update_processes(lake) if update_hash else []
+    # the updaters alone (their ledger): their runs are read once, below
+    processes = sorted(catalog.updates_ledger(lake).latest(), key=lambda r: r[RECORDED_AT]) if update_hash else []
     known = [p["update_hash"] for p in processes]
     if update_hash and update_hash not in known:
         lost = lost_catalog(lake, "updates", f"update process {update_hash!r}")
