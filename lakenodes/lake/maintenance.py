@@ -276,8 +276,9 @@ def vacuum_table(
     # log), then by absolute path: report only files that were there, by path in the table
     reported = {_in_table(path, root) for path in store.with_retries(vacuum, what=f"vacuum of {storage_hash}")}
     files = sorted(present[path] for path in reported if path in present)
+    # the listing above, less the files vacuum deleted (or would delete): no second listing
     reach = time_travel_reach(_open(store, storage_hash, fold=False), lake.storage_options or None,
-                              lambda uri: lake_filesystem(lake, uri), files if dry_run else ())
+                              lambda uri: lake_filesystem(lake, uri), files, present.values())
     logger.info("vacuum of %s (%s, retention %d h): %d files; time travel reaches back to version %d",
                 storage_hash, "dry run" if dry_run else "deleted", retention_hours, len(files),
                 reach["oldest_readable_version"])

@@ -99,15 +99,16 @@ def table_as_of(table: DeltaTable, as_of: Any, options: dict[str, str] | None,
 
 
 def oldest_readable_version(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
-                            gone: Collection[str] = ()) -> int:
+                            gone: Collection[str] = (), present: Collection[str] | None = None) -> int:
     """How far back time travel reaches: the oldest version from which every version up to the
     latest can be read (its log and data files are there), ``gone`` files (paths relative to the
     table root) counted as deleted. An older version may still read on its own (one written before
     a file that a restatement later replaced, or before a damaged commit that a later checkpoint
-    covers), but the reach ends at the first one that does not."""
-    present = _present_files(table.table_uri, filesystem_of) - set(gone)
+    covers), but the reach ends at the first one that does not. ``present``: the files under the
+    table root, when the caller has just listed them (else they are listed here)."""
+    listed = _present_files(table.table_uri, filesystem_of) if present is None else set(present)
     return _oldest_with_log_kept(table, options, filesystem_of,
-                                 _oldest_with_files_kept(table, filesystem_of, present))
+                                 _oldest_with_files_kept(table, filesystem_of, listed - set(gone)))
 
 
 def _oldest_with_log_kept(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
@@ -173,10 +174,11 @@ def _removes_nothing(commit: dict[str, Any]) -> bool:
 
 
 def time_travel_reach(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
-                      gone: Collection[str] = ()) -> dict[str, Any]:
-    """How far back ``as_of`` reads reach (with ``gone`` files deleted): the oldest readable
-    version and its commit timestamp (aware UTC; None when its commit file cannot tell)."""
-    oldest = oldest_readable_version(table, options, filesystem_of, gone)
+                      gone: Collection[str] = (), present: Collection[str] | None = None) -> dict[str, Any]:
+    """How far back ``as_of`` reads reach (with ``gone`` files deleted; ``present``: the files
+    under the table root, if just listed): the oldest readable version and its commit timestamp
+    (aware UTC; None when its commit file cannot tell)."""
+    oldest = oldest_readable_version(table, options, filesystem_of, gone, present)
     try:  # that commit's file alone: the history reads every commit, and fails on any damaged one
         moment = read_commit(*filesystem_of(table.table_uri), oldest)[1]["timestamp"]
     except (OSError, ValueError, KeyError, TypeError):
