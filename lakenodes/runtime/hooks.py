@@ -61,6 +61,11 @@ class RunHooks:
     def run_failed(self, node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
         """After a failure in ``phase``; an exception raised here is logged, never raised."""
 
+    def run_skipped(self, node: DataNode, run: RunInfo, dependency: str, error: BaseException) -> None:
+        """``node`` was not run: its dependency (update hash ``dependency``) failed, or was skipped
+        itself, for ``error`` (the failure that stopped both). Nothing was written. Called in the
+        process scheduling the tree; an exception raised here is logged, never raised."""
+
 
 class PhaseReporter(RunHooks):
     """Calls ``listener(node, phase)`` as a node enters each phase (e.g. a progress bar showing that

@@ -28,6 +28,9 @@ from ..lake.store import TableStore
 from ..nodes.node import DataNode
 from .hooks import RunHooks, RunInfo
 
+SKIPPED = "skipped"
+"""The status of the run record of a node not run because a dependency failed (no rows, no commit)."""
+
 # (lake, storage hash) of the tables a run of this process committed to without recording itself:
 # the next run of that table recovers it from the table's history (lakenodes.catalog.reconcile)
 _unrecorded: set[tuple[LakeKey, str]] = register_cache("recorder.unrecorded_tables", set())
@@ -135,6 +138,17 @@ class CatalogRecorder(RunHooks):
         _record(node, run, "error", clipped(f"{phase}: {type(error).__name__}: {error}") + (f" (at {where})" if where else ""))
         if committed:
             _unrecorded.discard((node.lake.cache_key, node.storage_hash))
+
+    def run_skipped(self, node: DataNode, run: RunInfo, dependency: str, error: BaseException) -> None:
+        """Record the run as ``skipped`` (no rows), its error naming the dependency that stopped it
+        and the failure behind it; the updater is registered as by any run. A failure of the store
+        not answering is not recorded again (as in ``run_failed``: it would wait out the timeouts)."""
+        if getattr(error, "phase", None) != "update" and store_timed_out(error):
+            node.logger.warning("the skipped run is not recorded: the store did not answer in time")
+            return
+        self._updater_registered(node)
+        how = "was skipped, as it depends on a failed node" if dependency in getattr(error, "skipped", ()) else "failed"
+        _record(node, run, SKIPPED, clipped(f"dependency {dependency} {how}: {one_line(str(error))}"))
 
     def _updater_registered(self, node: DataNode) -> None:
         """Wait for the registration ``run_started`` began (raising its failure), or register the

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import pickle
 import uuid
@@ -29,7 +30,7 @@ from ..lake.location import Lake, use_lake
 from ..nodes.node import BaseNode, DataNode
 from ..nodes.node_logging import show_logs_by_default, shown_by_default
 from .graph import collect_dependencies, described
-from .hooks import PhaseReporter, RunHooks
+from .hooks import PhaseReporter, RunHooks, RunInfo
 from .recorder import default_hooks
 from .run import RunSummary, node_context, run_single
 
@@ -132,11 +133,12 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
     keep = {key: frames_of is None or key in frames_of for key in graph}
     report = on_progress or (lambda done, total, node: None)
     report(0, len(graph), None)
+    hooks = default_hooks()  # with an executor, the workers have their own: these record the skipped nodes
     if executor is None:
-        hooks = default_hooks() + ((PhaseReporter(on_phase),) if on_phase is not None else ())
+        hooks += (PhaseReporter(on_phase),) if on_phase is not None else ()
         results, failures = _run_serially(graph, needs, lakes, report, hooks, keep, broken)
     else:
-        results, failures = _run_on_executor(graph, needs, lakes, executor, report, keep, broken)
+        results, failures = _run_on_executor(graph, needs, lakes, executor, report, hooks, keep, broken)
     if failures:
         first, *others = {id(error): error for error in failures.values()}.values()  # skipped nodes share it
         for other in others:
@@ -164,7 +166,7 @@ def _run_serially(
     for key, node in graph.items():
         if key in broken:
             failures[key] = broken[key]
-        elif not _skipped_for_failed_dependency(key, needs, failures, graph):
+        elif not _skipped_for_failed_dependency(key, needs, failures, graph, hooks):
             try:
                 with use_lake(lakes[key]):
                     results[key] = run_single(node, hooks, keep[key])
@@ -176,10 +178,10 @@ def _run_serially(
 
 def _run_on_executor(
     graph: dict[str, DataNode], needs: dict[str, set[str]], lakes: dict[str, Lake], executor: Executor,
-    report: ProgressCallback, keep: dict[str, bool], broken: dict[str, NodeRunError],
+    report: ProgressCallback, hooks: Sequence[RunHooks], keep: dict[str, bool], broken: dict[str, NodeRunError],
 ) -> tuple[dict[str, RunSummary], dict[str, NodeRunError]]:
     """A node starts when its dependencies succeeded; a failure skips only the nodes that depend on
-    it, so independent nodes still finish."""
+    it (told to ``hooks`` here), so independent nodes still finish."""
     results: dict[str, RunSummary] = {}
     failures: dict[str, NodeRunError] = dict(broken)
     running: dict[Future, str] = {}
@@ -190,7 +192,7 @@ def _run_on_executor(
         while pending or running:
             for key in [key for key, deps in pending.items() if deps <= results.keys() | failures.keys()]:
                 del pending[key]
-                if _skipped_for_failed_dependency(key, needs, failures, graph):
+                if _skipped_for_failed_dependency(key, needs, failures, graph, hooks):
                     report(len(results) + len(failures), len(graph), graph[key])
                     continue
                 # a fresh argument per submission: executors that cache by arguments (Dask's default
@@ -301,10 +303,19 @@ def portable(error: NodeRunError) -> NodeRunError:
 
 def _skipped_for_failed_dependency(
     key: str, needs: dict[str, set[str]], failures: dict[str, NodeRunError], graph: dict[str, DataNode],
+    hooks: Sequence[RunHooks],
 ) -> bool:
+    """Whether node ``key`` is skipped, as a dependency of it failed or was skipped: then it shares that
+    failure in ``failures`` and the hooks are told (the catalog records a ``skipped`` run)."""
     failed = sorted(needs[key] & failures.keys())
     if failed:
-        failures[key] = failures[failed[0]]
-        failures[key].skipped.append(key)
+        error = failures[key] = failures[failed[0]]
+        error.skipped.append(key)
         logger.warning("skipping %r: its dependency %s failed", graph[key], failed[0])
+        run = RunInfo(uuid.uuid4().hex, datetime.datetime.now(datetime.timezone.utc))
+        for hook in hooks:
+            try:
+                hook.run_skipped(graph[key], run, failed[0], error)
+            except Exception as record_error:  # noqa: BLE001 - never hides the failure that stopped the node
+                logger.warning("could not record the skipped run of %s: %s", key, one_line(record_error))
     return bool(failed)
