@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from journal_nodes import START, daily, stored_rows
+from test_run_failures import FAILING_TREE  # Report, whose dependency Feed's update() fails
 from typer.testing import CliRunner
 
 from lakenodes import Lake, NodeRunError, run_many
@@ -72,3 +73,28 @@ def test_a_node_skipped_for_a_failed_dependency_is_recorded_as_skipped(local_lak
     assert [stored_rows(node) for node in (feed, report, summary, newcomer)] == [2, 2, 2, 1]
     assert summary.get_df_between_dates()["time_index"].to_list() == [START, START.replace(day=2)]
     assert [run["status"] for run in run_history(local_lake, summary.update_hash)] == ["success", "skipped", "success"]
+
+
+def run_cli(lake: Lake, module: Path, *args: str):
+    return CliRunner().invoke(app, ["--lake", lake.uri, "--json", "run", f"{module}:Report", *args])
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
+def test_cli_no_deps_runs_the_node_alone(local_lake: Lake, tmp_path: Path, workers: list[str]) -> None:
+    """``lakenodes run`` had no way to run one node without its dependencies (Python has
+    ``run(update_tree=False)``): with the feed down, the report could not be run. ``--no-deps`` runs
+    it alone; its dependency is neither run nor recorded."""
+    module = tmp_path / "tree.py"
+    module.write_text(FAILING_TREE)
+    assert run_cli(local_lake, module, *workers).exit_code == 1  # the tree: the feed fails, the report is skipped
+
+    result = run_cli(local_lake, module, "--no-deps", *workers)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    document = json.loads(result.stdout)
+    assert document["node"].endswith("Report") and document["rows_written"] == 1 and document["dependencies"] == []
+    runs = cli_json(local_lake, "updates", "runs")["results"]
+    feed_runs = [run for run in runs if run["update_hash"].startswith("feed_")]
+    report_runs = [run["status"] for run in runs if run["update_hash"] == document["update_hash"]]
+    assert [run["status"] for run in feed_runs] == ["error"]  # the tree's run only: --no-deps did not run it
+    assert report_runs == ["skipped", "success"]
+    assert "--no-deps" in CliRunner().invoke(app, ["run", "--help"]).stdout

@@ -33,8 +33,11 @@ def run_node(
                                                   help="Hash namespace: write to an isolated table.")] = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=MAX_WORKERS,
                                          help="Run independent dependency branches in N spawn processes.")] = 1,
+    no_deps: Annotated[bool, typer.Option(
+        "--no-deps", help="Run this node only, not its dependencies: it reads their tables as they stand "
+                          "(Python's node.run(update_tree=False)); --workers then starts no processes.")] = False,
 ) -> None:
-    """Run a DataNode (and its dependencies) once, e.g. from cron, Airflow or a k8s job.
+    """Run a DataNode (and its dependencies, unless --no-deps) once, e.g. from cron, Airflow or a k8s job.
 
     --config is validated into the node's configuration class: its `Config` attribute, else the
     `config` annotation of its own `__init__`, else its `config: MyConfig` class annotation.
@@ -49,7 +52,8 @@ def run_node(
         ran: dict[str, Any] = {}  # the tree's nodes by update hash, as they finish
         with (_stdout_to_stderr() if session.json else contextlib.nullcontext(),
               _node_progress(not session.json) as (on_progress, on_phase)):
-            summaries = run_tree(node, workers=workers, on_progress=_recording(ran, on_progress), on_phase=on_phase)
+            summaries = run_tree(node, workers=workers, on_progress=_recording(ran, on_progress), on_phase=on_phase,
+                                 update_tree=not no_deps)
     written = summaries[node.update_hash]
     dependencies = [(ran[key], summary) for key, summary in summaries.items() if key != node.update_hash and key in ran]
     document = {"node": node.source_class, "lake": session.lake.uri, "update_hash": node.update_hash,

@@ -354,23 +354,26 @@ def _terminated_once(signum: int, frame: object) -> None:
 
 
 def run_tree(node: Any, *, workers: int = 1, on_progress: Callable[[int, int, Any], None] | None = None,
-             on_phase: Callable[[Any, str], None] | None = None) -> dict[str, Any]:
-    """Run ``node`` and its dependencies once; the :class:`~lakenodes.RunSummary` of each node's run
-    by update hash, in the order they finished (``node``'s last).
+             on_phase: Callable[[Any, str], None] | None = None, update_tree: bool = True) -> dict[str, Any]:
+    """Run ``node`` and its dependencies once (``node`` alone without ``update_tree``); the
+    :class:`~lakenodes.RunSummary` of each node's run by update hash, in the order they finished
+    (``node``'s last).
 
     With ``workers > 1`` independent branches run in that many spawn processes (forking after
-    delta-rs started threads can hang). ``on_progress`` and ``on_phase`` are ``run_many``'s callbacks.
+    delta-rs started threads can hang; a node run alone needs none). ``on_progress`` and
+    ``on_phase`` are ``run_many``'s callbacks.
     """
     with contextlib.ExitStack() as stack:
         executor = None
-        if workers > 1:
+        if workers > 1 and update_tree:
             context = multiprocessing.get_context("spawn")
             # spawned workers start with logging unset and their own stdout: they log and print as this process does
             executor = stack.enter_context(ProcessPoolExecutor(
                 workers, mp_context=context, initializer=_start_worker,
                 initargs=(logging.getLogger().getEffectiveLevel(), _stream_format(), sys.stdout is sys.stderr)))
         try:
-            return run_many([node], executor=executor, on_progress=on_progress, on_phase=on_phase)
+            return run_many([node], executor=executor, on_progress=on_progress, on_phase=on_phase,
+                            update_tree=update_tree)
         except Terminated:
             if executor is not None:  # the workers go on otherwise, and the shutdown waits for them
                 for worker in multiprocessing.active_children():

@@ -43,11 +43,9 @@ def run_tree(root: DataNode, *, update_tree: bool = True, executor: Executor | N
              return_frame: bool = True) -> tuple[bool, RunSummary]:
     """Run ``root`` (and, with ``update_tree``, its dependency tree first); see ``DataNode.run``.
     Only ``root``'s written rows travel back (in its summary's ``frame``), when ``return_frame``."""
-    if not update_tree:
-        _refuse_unusable_lakes([root.lake])
-        return False, run_single(root, default_hooks(), return_frame)
-    with node_context(root):
-        summaries = _schedule([root], executor, None, None, {root.update_hash} if return_frame else ())
+    with node_context(root):  # alone, ``root`` runs in this process: nothing to fan out
+        summaries = _schedule([root], executor if update_tree else None, None, None,
+                              {root.update_hash} if return_frame else (), update_tree=update_tree)
     return False, summaries[root.update_hash]
 
 
@@ -56,17 +54,19 @@ ProgressCallback = Callable[[int, int, "DataNode | None"], None]
 
 @overload
 def run_many(nodes: Sequence[DataNode], *, executor: Executor | None = ..., on_progress: ProgressCallback | None = ...,
-             on_phase: PhaseListener | None = ..., return_frames: Literal[False] = ...) -> dict[str, RunSummary]: ...
+             on_phase: PhaseListener | None = ..., return_frames: Literal[False] = ...,
+             update_tree: bool = ...) -> dict[str, RunSummary]: ...
 
 
 @overload
 def run_many(nodes: Sequence[DataNode], *, executor: Executor | None = ..., on_progress: ProgressCallback | None = ...,
-             on_phase: PhaseListener | None = ..., return_frames: Literal[True]) -> dict[str, pl.DataFrame]: ...
+             on_phase: PhaseListener | None = ..., return_frames: Literal[True],
+             update_tree: bool = ...) -> dict[str, pl.DataFrame]: ...
 
 
 def run_many(
     nodes: Sequence[DataNode], *, executor: Executor | None = None, on_progress: ProgressCallback | None = None,
-    on_phase: PhaseListener | None = None, return_frames: bool = False,
+    on_phase: PhaseListener | None = None, return_frames: bool = False, update_tree: bool = True,
 ) -> dict[str, RunSummary] | dict[str, pl.DataFrame]:
     """Run several trees together: every node once, dependencies first; returns a
     :class:`~lakenodes.runtime.run.RunSummary` per update_hash (rows written, table version,
@@ -78,7 +78,8 @@ def run_many(
     all its dependencies finished. Results are identical to a serial run. ``on_progress(done,
     total, node)`` is called once before the first node (``node=None``) and after each one;
     ``on_phase(node, phase)`` as each node run in this process enters a phase (nodes run on an
-    executor report no phases).
+    executor report no phases). ``update_tree=False`` runs the given nodes only, not their
+    dependencies (which are read as their tables stand), as ``node.run(update_tree=False)`` does.
 
     A failing node does not stop the nodes that do not depend on it. Once all have finished or
     been skipped, the first failure is raised (the others are logged); it carries the whole run:
@@ -96,7 +97,8 @@ def run_many(
         >>> run_many([example.node], return_frames=True)[example.node.update_hash].columns  # none persisted: no rows
         ['time_index', 'unique_identifier', 'close']
     """
-    summaries = _schedule(_checked_nodes(nodes), executor, on_progress, on_phase, None if return_frames else ())
+    summaries = _schedule(_checked_nodes(nodes), executor, on_progress, on_phase, None if return_frames else (),
+                          update_tree=update_tree)
     if return_frames:
         return {key: summary.frame if summary.frame is not None else pl.DataFrame() for key, summary in summaries.items()}
     return summaries
@@ -118,15 +120,21 @@ def _checked_nodes(nodes: object) -> Sequence[DataNode]:
 
 
 def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress: ProgressCallback | None,
-              on_phase: PhaseListener | None, frames_of: Collection[str] | None) -> dict[str, RunSummary]:
-    """``run_many``'s run; the summaries of the update hashes in ``frames_of`` (None: all) keep their frame."""
+              on_phase: PhaseListener | None, frames_of: Collection[str] | None,
+              update_tree: bool = True) -> dict[str, RunSummary]:
+    """``run_many``'s run; the summaries of the update hashes in ``frames_of`` (None: all) keep their frame.
+    Without ``update_tree``, the ``nodes`` alone (their dependencies are not collected)."""
     graph: dict[str, DataNode] = {}
     needs: dict[str, set[str]] = {}
     lakes: dict[str, Lake] = {}  # each node's lake where its tree was collected, as in root.run()
     broken: dict[str, NodeRunError] = {}  # nodes whose dependencies() failed: they fail, their dependents are skipped
     for root in nodes:
         with node_context(root):
-            collect_dependencies(root, graph, needs, broken)
+            if update_tree:
+                collect_dependencies(root, graph, needs, broken)
+            else:
+                graph.setdefault(root.update_hash, root)
+                needs[root.update_hash] = set()
             for key, node in graph.items():
                 lakes.setdefault(key, node.lake)  # its own lake=, else its root's
     _refuse_unusable_lakes(lakes.values())
