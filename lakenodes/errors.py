@@ -167,7 +167,9 @@ class NodeRunError(LakenodesError, RuntimeError):
     Raised by ``run_many`` (and a tree run), it also carries the rest of the run:
     ``completed`` (update_hash -> ``RunSummary`` of every node that finished) and ``failures``
     (update_hash -> the error of every node that failed, or was skipped for a failed dependency);
-    ``skipped``: the update_hashes of the nodes skipped because this node failed (directly or not).
+    ``skipped``: the update_hashes of the nodes skipped because this node failed (directly or not),
+    and ``stopped_by`` the dependency each was skipped for (update_hash -> update_hash: this node,
+    or a node skipped itself); ``nodes``: update_hash -> the DataNode, for every node of the run.
     """
 
     def __init__(self, node: str, phase: str, cause: BaseException):
@@ -177,6 +179,8 @@ class NodeRunError(LakenodesError, RuntimeError):
         self.completed: dict[str, Any] = {}
         self.failures: dict[str, NodeRunError] = {}
         self.skipped: list[str] = []
+        self.stopped_by: dict[str, str] = {}
+        self.nodes: dict[str, Any] = {}
         super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {one_line(plain_message(cause))}")
 
     def __reduce__(self):  # picklable across process pools (the default would call __init__(message))

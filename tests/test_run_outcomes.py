@@ -98,3 +98,72 @@ def test_cli_no_deps_runs_the_node_alone(local_lake: Lake, tmp_path: Path, worke
     assert [run["status"] for run in feed_runs] == ["error"]  # the tree's run only: --no-deps did not run it
     assert report_runs == ["skipped", "success"]
     assert "--no-deps" in CliRunner().invoke(app, ["run", "--help"]).stdout
+
+
+DIAMOND = '''
+import datetime as dt
+
+import polars as pl
+from lakenodes import DataNode, DataNodeConfiguration
+
+
+class NamedConfig(DataNodeConfiguration):
+    name: str
+
+
+class Node(DataNode):
+    """Fails in update() when named "feed"; depends on the nodes TREE lists."""
+
+    Config = NamedConfig
+
+    def __init__(self, config, **kwargs):
+        self.deps = {name: Node(NamedConfig(name=name)) for name in TREE[config.name]}
+        super().__init__(config, **kwargs)
+
+    def dependencies(self):
+        return dict(self.deps)
+
+    def update(self):
+        if self.config.name == "feed":
+            raise ConnectionError("feed down")
+        return pl.DataFrame({"time_index": [dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)], "value": [1.0]})
+
+
+TREE = {"top": ["mid", "calendar"], "mid": ["feed"], "feed": [], "calendar": []}
+'''
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
+def test_cli_json_failure_lists_every_node_of_the_tree(local_lake: Lake, tmp_path: Path, workers: list[str]) -> None:
+    """``lakenodes --json run``'s failure document said only the first failure's message: a scheduler
+    could not tell which nodes ran, failed or were skipped (``NodeRunError`` has them). It now lists
+    them, the existing keys unchanged."""
+    module = tmp_path / "diamond.py"
+    module.write_text(DIAMOND)
+
+    def run(name: str, *args: str) -> dict:
+        result = CliRunner().invoke(app, ["--lake", local_lake.uri, "--json", "run", f"{module}:Node", "--config",
+                                          json.dumps({"name": name}), *args, *workers])
+        assert result.exit_code == 1, (result.stdout, result.stderr)
+        return json.loads(result.stdout)
+
+    document = run("top")
+    assert list(document) == ["ok", "error", "succeeded", "failed", "skipped"] and document["ok"] is False
+    assert list(document["error"]) == ["kind", "message", "rows_stored"]
+    [calendar] = document["succeeded"]
+    assert calendar["node"] == "diamond.Node" and calendar["rows_written"] == 1 and calendar["table_version"] == 0
+    assert calendar["update_hash"].startswith("node_") and calendar["storage_hash"].startswith("node_")
+    [feed] = document["failed"]
+    assert {key: feed[key] for key in ("node", "phase", "rows_stored")} == \
+        {"node": "diamond.Node", "phase": "update", "rows_stored": False}
+    assert "failed during update: ConnectionError: feed down" in feed["error"]
+    mid, top = document["skipped"]
+    assert (mid["dependency"], mid["failed_node"]) == (feed["update_hash"], feed["update_hash"])
+    assert (top["dependency"], top["failed_node"]) == (mid["update_hash"], feed["update_hash"])
+    assert top["node"] == "diamond.Node" and top["update_hash"] != mid["update_hash"]
+    assert document["error"]["message"].endswith(f"not run, as they depend on it: {mid['update_hash']}, "
+                                                 f"{top['update_hash']}")
+
+    alone = run("feed", "--no-deps")
+    assert (alone["succeeded"], alone["skipped"]) == ([], [])
+    assert [node["update_hash"] for node in alone["failed"]] == [feed["update_hash"]]

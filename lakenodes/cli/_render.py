@@ -61,8 +61,10 @@ def json_document(document: Mapping[str, Any], warnings: Sequence[str] = ()) -> 
     return to_json({"ok": True, **document, **({"warnings": list(warnings)} if warnings else {})})
 
 
-def error_document(kind: str, message: str, rows_stored: bool | None = None) -> str:
-    """What ``--json`` prints when a command failed or was refused: ``"ok": false`` and the error.
+def error_document(kind: str, message: str, rows_stored: bool | None = None,
+                   details: Mapping[str, Any] | None = None) -> str:
+    """What ``--json`` prints when a command failed or was refused: ``"ok": false`` and the error,
+    then the ``details`` (a tree run's nodes: succeeded, failed, skipped).
 
     A run's failure (``rows_stored`` given) says whether the failed node's rows were committed before
     it failed (a ``RowsStoredError``): a scheduler reads it instead of parsing "rows ARE stored".
@@ -76,7 +78,7 @@ def error_document(kind: str, message: str, rows_stored: bool | None = None) -> 
     error: dict[str, Any] = {"kind": kind, "message": one_line(message)}
     if rows_stored is not None:
         error["rows_stored"] = rows_stored
-    return to_json({"ok": False, "error": error})
+    return to_json({"ok": False, "error": error, **(details or {})})
 
 
 def _json_default(value: Any) -> Any:

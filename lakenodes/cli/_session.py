@@ -38,6 +38,7 @@ from ._groups import (
     exit_code_of,
     print_error,
 )
+from ._outcome import run_outcome
 from ._render import error_document, json_document, stdout_console
 
 if TYPE_CHECKING:
@@ -218,7 +219,8 @@ def _errors_to_exit_codes(json_mode: bool, verbose: bool) -> Iterator[None]:
         if skipped:  # the node asked for may be one of them: say it did not run
             cause = "a failed node" if others else "it"
             message += f"; not run, as they depend on {cause}: {', '.join(skipped)}"
-        _fail(USER_ERROR if user_mistake else FAILURE, "run_error", message, json_mode, verbose, rows_stored)
+        _fail(USER_ERROR if user_mistake else FAILURE, "run_error", message, json_mode, verbose, rows_stored,
+              run_outcome(error))
     except LakenodesUserError as error:
         _fail(USER_ERROR, "user_error", str(error), json_mode, verbose)
     except Exception as error:  # storage and other failures: one line, traceback with --verbose
@@ -231,10 +233,11 @@ def _other_failures(error: NodeRunError) -> list[NodeRunError]:
     return list({id(other): other for other in error.failures.values() if other is not error}.values())
 
 
-def _fail(code: int, kind: str, message: str, as_json: bool, verbose: bool, rows_stored: bool | None = None) -> None:
+def _fail(code: int, kind: str, message: str, as_json: bool, verbose: bool, rows_stored: bool | None = None,
+          details: Mapping[str, Any] | None = None) -> None:
     if verbose and code != USER_ERROR and sys.exc_info()[0] is not None:  # a user mistake stays one line
         traceback.print_exc(file=sys.stderr)
     if as_json:
-        typer.echo(error_document(kind, message, rows_stored))
+        typer.echo(error_document(kind, message, rows_stored, details))
     print_error(message)
     raise typer.Exit(code)

@@ -13,6 +13,7 @@ import typer
 
 from .._internal.collector import resume_collection
 from ..runtime.launch import build_node, loaded_node_class, run_tree
+from ._outcome import node_ran
 from ._render import ProgressUpdate, progress_bar
 from ._session import Session, command
 
@@ -60,7 +61,7 @@ def run_node(
                 "storage_hash": node.storage_hash, "namespace": node.hash_namespace, "table_uri": node.table_uri,
                 "rows_written": written.rows_written, "table_version": written.table_version,
                 "duration_s": round(written.duration_s, 3),
-                "dependencies": [_ran(dependency, summary) for dependency, summary in dependencies]}
+                "dependencies": [node_ran(dependency, summary) for dependency, summary in dependencies]}
     session.output_line(document, "\n".join(_written_line(ran_node, summary)
                                              for ran_node, summary in [*dependencies, (node, written)]))
 
@@ -92,13 +93,6 @@ def _recording(ran: dict[str, Any], on_progress: Callable[[int, int, Any], None]
         on_progress(done, total, node)
 
     return on_node_done
-
-
-def _ran(node: Any, summary: Any) -> dict[str, Any]:
-    """What a dependency's run did, for the --json document."""
-    return {"node": node.source_class, "update_hash": node.update_hash, "storage_hash": node.storage_hash,
-            "rows_written": summary.rows_written, "table_version": summary.table_version,
-            "duration_s": round(summary.duration_s, 3)}
 
 
 def _written_line(node: Any, summary: Any) -> str:

@@ -151,7 +151,7 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
         first, *others = {id(error): error for error in failures.values()}.values()  # skipped nodes share it
         for other in others:
             logger.error("also failed: %s", other)
-        first.completed, first.failures = results, failures
+        first.completed, first.failures, first.nodes = results, failures, graph
         raise first
     return results
 
@@ -319,6 +319,7 @@ def _skipped_for_failed_dependency(
     if failed:
         error = failures[key] = failures[failed[0]]
         error.skipped.append(key)
+        error.stopped_by[key] = failed[0]
         logger.warning("skipping %r: its dependency %s failed", graph[key], failed[0])
         run = RunInfo(uuid.uuid4().hex, datetime.datetime.now(datetime.timezone.utc))
         for hook in hooks:
