@@ -11,8 +11,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-from journal_nodes import START, daily, stored_rows
-from test_run_failures import FAILING_TREE  # Report, whose dependency Feed's update() fails
+from journal_nodes import START, JournalConfig, daily, stored_rows
+from test_run_failures import FAILING_TREE, UnlistedDaily  # a tree whose Feed fails; dependencies() raising
 from typer.testing import CliRunner
 
 from lakenodes import Lake, NodeRunError, run_many
@@ -73,6 +73,28 @@ def test_a_node_skipped_for_a_failed_dependency_is_recorded_as_skipped(local_lak
     assert [stored_rows(node) for node in (feed, report, summary, newcomer)] == [2, 2, 2, 1]
     assert summary.get_df_between_dates()["time_index"].to_list() == [START, START.replace(day=2)]
     assert [run["status"] for run in run_history(local_lake, summary.update_hash)] == ["success", "skipped", "success"]
+
+
+def test_a_node_whose_dependencies_fail_is_recorded_as_failed(local_lake: Lake, tmp_path: Path, executor) -> None:
+    """A node whose ``dependencies()`` raised (its ticker list unavailable) never reached ``run_single``, so
+    its failure left no run record: ``updates list`` showed it as never run (or its last success). It is now a failed
+    run in phase ``dependencies``, where the user's code raised, and its dependents are recorded as skipped."""
+    unlisted = daily(tmp_path, "unlisted")
+    downstream = daily(tmp_path, "downstream", {"unlisted": unlisted})
+    run_many([downstream], executor=executor)  # yesterday: the list was there
+
+    today = UnlistedDaily(JournalConfig(name="unlisted", journal=str(tmp_path / "journal.txt")))
+    assert today.update_hash != unlisted.update_hash  # another class: its own updater
+    with pytest.raises(NodeRunError, match="ticker list unavailable"):
+        run_many([daily(tmp_path, "downstream", {"unlisted": today})], executor=executor)
+
+    [failed] = run_history(local_lake, today.update_hash)
+    assert (failed["status"], failed["rows_written"]) == ("error", 0)
+    assert failed["error"].startswith("dependencies: KeyError: 'ticker list unavailable' (at ")
+    assert "test_run_failures.py" in failed["error"]
+    assert [run["status"] for run in run_history(local_lake, downstream.update_hash)] == ["success", "skipped"]
+    listed = {process["update_hash"]: process for process in cli_json(local_lake, "updates", "list")["results"]}
+    assert listed[today.update_hash]["last_status"] == "error"
 
 
 def run_cli(lake: Lake, module: Path, *args: str):

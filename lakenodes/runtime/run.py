@@ -148,7 +148,8 @@ def _first_failure(hooks: Sequence[RunHooks], node: DataNode, phase: str,
     return phase, error
 
 
-def _report_failure(hooks: Sequence[RunHooks], node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
+def report_failure(hooks: Sequence[RunHooks], node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
+    """Tell ``hooks`` that ``run`` of ``node`` failed in ``phase``; a hook's own failure is logged, never raised."""
     for hook in hooks:
         try:
             hook.run_failed(node, run, phase, error)
@@ -243,11 +244,11 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
     except (KeyboardInterrupt, SystemExit) as stop:  # recorded, then passed on as it is: the caller asked to stop
         if phase == "write" and not committed:
             rows_written = _rows_committed_before(node, run_id, stop)
-        _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, stop)
+        report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, stop)
         raise
     except Exception as failure:
         phase, error = _first_failure(hooks, node, phase, failure, settled)
-        _report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, error)
+        report_failure(hooks, node, RunInfo(run_id, started, rows_written), phase, error)
         if committed:
             cause = error.cause if isinstance(error, NodeRunError) else error
             raise RowsStoredError(repr(node), phase, cause, rows_written) from error

@@ -32,7 +32,7 @@ from ..nodes.node_logging import show_logs_by_default, shown_by_default
 from .graph import collect_dependencies, described
 from .hooks import PhaseReporter, RunHooks, RunInfo
 from .recorder import default_hooks
-from .run import RunSummary, node_context, run_single
+from .run import RunSummary, node_context, report_failure, run_single
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,9 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
     report = on_progress or (lambda done, total, node: None)
     report(0, len(graph), None)
     hooks = default_hooks()  # with an executor, the workers have their own: these record the skipped nodes
+    for key, error in broken.items():  # never run, as their dependencies() failed: recorded as failed runs
+        report_failure(hooks, graph[key], RunInfo(uuid.uuid4().hex, datetime.datetime.now(datetime.timezone.utc)),
+                       error.phase, error.cause)
     if executor is None:
         hooks += (PhaseReporter(on_phase),) if on_phase is not None else ()
         results, failures = _run_serially(graph, needs, lakes, report, hooks, keep, broken)
