@@ -310,6 +310,8 @@ CASES: list[Case] = [
          r"run_many: nodes\[0\] is an EmitterConfig, not a DataNode \(build the node from it: MyNode\(config\)\)"),
     call("run_many_a_class", lambda ctx: run_many([ctx.node, Emitter]), ConfigurationError,
          r"run_many: nodes\[1\] is the class Emitter \(not an instance of it\), not a DataNode"),
+    call("run_many_update_tree_not_bool", lambda ctx: run_many([ctx.node], update_tree="no"), ConfigurationError,
+         r"run_many\(update_tree=...\) must be True or False, got 'no'"),
     call("identifier_taken", lambda ctx: cause_of(emitter("good", "declared", identifier="bad_input_plain").run),
          IdentifierConflictError, "identifier 'bad_input_plain' is already used by table emitter_"),
     # hash_namespace

@@ -97,6 +97,8 @@ def run_many(
         >>> run_many([example.node], return_frames=True)[example.node.update_hash].columns  # none persisted: no rows
         ['time_index', 'unique_identifier', 'close']
     """
+    if not isinstance(update_tree, bool):  # "no" would run the whole tree
+        raise ConfigurationError(f"run_many(update_tree=...) must be True or False, got {update_tree!r}")
     summaries = _schedule(_checked_nodes(nodes), executor, on_progress, on_phase, None if return_frames else (),
                           update_tree=update_tree)
     if return_frames:
