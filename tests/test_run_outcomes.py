@@ -68,6 +68,9 @@ def test_a_node_skipped_for_a_failed_dependency_is_recorded_as_skipped(local_lak
     assert feed.update_hash in listed[report.update_hash]["last_error"]
     runs = cli_json(local_lake, "updates", "runs", report.update_hash)["results"]
     assert [run["status"] for run in runs] == ["success", "skipped"]
+    shown = CliRunner().invoke(app, ["--lake", local_lake.uri, "updates", "list"], env={"COLUMNS": "300"}).stdout
+    assert f"{report.update_hash} skipped: dependency {feed.update_hash} failed: " in shown  # why, under the table
+    assert f"{feed.update_hash} error: " in shown and "vendor down" in shown
 
     run_many([summary, newcomer], executor=executor)  # the vendor is back: the skipped records move no watermark
     assert [stored_rows(node) for node in (feed, report, summary, newcomer)] == [2, 2, 2, 1]

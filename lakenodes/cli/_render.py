@@ -221,7 +221,8 @@ def rows_table(console: Console, envelope: dict[str, Any]) -> None:
 def updaters_table(console: Console, processes: list[dict[str, Any]], identifiers: dict[str, str | None],
                    empty: str | None = None) -> None:
     """Print update processes: update hash, storage, identifier, last run, status, rows, runs
-    (``empty``: the line printed when there are none)."""
+    (``empty``: the line printed when there are none), then why each last run that did not succeed
+    failed or was skipped (its error's first ``REASON_WIDTH`` characters)."""
     view = table("Update hash", "Storage hash", "Identifier", "Namespace", "Last run", "Status", "Rows", "Runs",
                  no_wrap=("Update hash", "Storage hash", "Last run"), empty=empty)
     for p in processes:
@@ -229,6 +230,15 @@ def updaters_table(console: Console, processes: list[dict[str, Any]], identifier
                      text(p["last_run_at"]), p["last_status"] or "never run", text(p["last_rows_written"]),
                      str(p["runs"]))
     console.print(view)
+    for p in processes:
+        if p.get("last_error") and p["last_status"] != "success":
+            reason = one_line(p["last_error"])
+            reason = reason if len(reason) <= REASON_WIDTH else reason[:REASON_WIDTH - 1] + "…"
+            console.print(f"{p['update_hash']} {p['last_status']}: {reason}", markup=False, highlight=False)
+
+
+REASON_WIDTH = 240
+"""The characters of a last run's error shown under the updaters' table (``updates runs HASH`` shows it all)."""
 
 
 def _ignore(**_: Any) -> None:
