@@ -6,6 +6,9 @@ info. A commit whose run id has no row in ``_catalog/runs`` is recorded as a run
 ``recovered``: ``rows_written`` from the commits' row counts, ``started_at`` / ``finished_at`` the
 first / last commit's timestamp, ``error`` saying where it came from.
 
+A run whose commits all precede the cutoff of ``lakenodes updates clean`` is not recovered: the
+clean may have removed its record (:mod:`lakenodes.catalog.run_retention`).
+
 Idempotent, also when processes reconcile at once: each recovered run is appended as a named batch
 (``Ledger.append_batches``: a batch some commit holds already is never appended again), and its
 ``recorded_at`` is the commit's timestamp, so the run's own record, which is always stamped after
@@ -28,6 +31,7 @@ from ..lake.location import Lake, lake_filesystem
 from ..lake.store import TableStore
 from ..lake.versions import table_history
 from .catalog import all_tables, run_history, runs_ledger
+from .run_retention import cleaned_before
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,11 @@ def reconcile_table(lake: Lake, storage_hash: str) -> Reconciled:
         for commit in sorted(commits, key=lambda commit: commit["version"]):
             if commit["run_id"] not in recorded:
                 missing.setdefault(commit["run_id"], []).append(commit)
+        # read after the runs (a clean keeps its cutoff before it removes any): a run whose commits all
+        # precede it may have been removed by `lakenodes updates clean`
+        cleaned = cleaned_before(lake) if missing else None
+        if cleaned is not None:
+            missing = {run_id: found for run_id, found in missing.items() if found[-1]["timestamp"] >= cleaned}
         recovered = [_recovered_run(storage_hash, run_id, found) for run_id, found in missing.items()]
         if recovered:
             ledger = runs_ledger(lake)

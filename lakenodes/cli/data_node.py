@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,6 +20,7 @@ from ..errors import LakenodesUserError, NotFoundError, StorageError, VersionUna
 from ..facade.meta_table import TimeIndexMetaTable
 from ..facade.table_refs import lost_catalog, resolve_table, table_name
 from ..lake.read_snippets import read_snippets
+from ._confirm import confirm
 from ._groups import FAILURE, USER_ERROR, CommandFailed, group
 from ._render import rows_table, table, text, updaters_table
 from ._session import NamespaceOption, Session, TableArgument, TableFilterOption, command
@@ -276,7 +276,7 @@ def data_node_delete_after_date(
         result = {**counted, "dry_run": False}
     else:
         if counted is not None:  # asked on stderr: with --json, stdout keeps the one JSON document
-            _confirm(f"Delete {counted['deleted_count']} row(s) {what}?")
+            confirm(f"Delete {counted['deleted_count']} row(s) {what}?")
         result = delete()
 
     def render(console: Console) -> None:
@@ -290,24 +290,6 @@ def data_node_delete_after_date(
                       f"{result['stats']['last_time_index_value']}" + (" (table is empty)" if result["table_empty"] else ""))
 
     session.output(result, render)
-
-
-def _confirm(question: str) -> None:
-    """Ask on stderr, read the answer from stdin; no answer (no stdin) is a user mistake, "no" a
-    failure. (click's prompt wrote a space to stdout, before the one JSON document of --json.)"""
-    while True:
-        sys.stderr.write(f"{question} [y/N]: ")
-        sys.stderr.flush()
-        line = sys.stdin.readline()
-        if not line:
-            sys.stderr.write("\n")
-            raise LakenodesUserError("no confirmation on stdin: pass --yes to delete without asking")
-        answer = line.strip().lower()
-        if answer in ("y", "yes"):
-            return
-        if answer in ("", "n", "no"):
-            raise CommandFailed(FAILURE, "not confirmed; nothing was deleted", "not_confirmed")
-        sys.stderr.write("answer y or n\n")
 
 
 @command(app, "add-label")

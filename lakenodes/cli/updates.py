@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import one_line
-from ..facade.table_refs import reconcile_runs, run_history, update_processes
+from ..facade.table_refs import clean_runs, reconcile_runs, run_history, update_processes
+from ._confirm import confirm
 from ._groups import group
 from ._render import table, text, updaters_table
 from ._session import NamespaceOption, Session, command
@@ -84,3 +85,45 @@ def updates_reconcile(
 
     session.output({"count": len(recovered), "tables": [{k: v for k, v in item.items() if k != "recovered"}
                                                         for item in done], "results": recovered}, render)
+
+
+@command(app, "clean")
+def updates_clean(
+    session: Session,
+    before: Annotated[str | None, typer.Option(
+        "--before", metavar="DATE", help="Remove runs that finished before DATE (ISO-8601, UTC if naive).")] = None,
+    older_than: Annotated[str | None, typer.Option(
+        "--older-than", metavar="AGE", help="Remove runs that finished longer ago than AGE: 90d, 36h, 2w (s, m, h, d, w).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what it would remove; remove nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove old runs from the run history (_catalog/runs), so it does not grow forever: every run that
+    finished before --before DATE (or longer ago than --older-than AGE), except each update process's
+    last run, which `updates list` keeps showing. Unless --yes or --dry-run, it counts them and asks.
+    `updates reconcile` never recovers a removed run (docs/reliability.md)."""
+    counted = clean_runs(session.lake, before, older=older_than, dry_run=True) if dry_run or not yes else None
+    if dry_run:
+        done = counted
+    elif counted is not None and not counted["removed"]:  # nothing to remove: nothing to ask, nothing changed
+        done = {**counted, "dry_run": False}
+    else:
+        if counted is not None:  # the same cutoff as counted, asked on stderr (stdout keeps --json's document)
+            confirm(f"Remove {counted['removed']} run(s) that finished before {text(counted['before'])}?")
+            before, older_than = counted["before"], None
+        done = clean_runs(session.lake, before, older=older_than)
+
+    def render(console: Console) -> None:
+        view = table("Update hash", "Table", "Runs removed", "Runs kept", "Oldest removed", "Newest removed",
+                     no_wrap=("Update hash",))
+        for entry in done["updaters"]:
+            view.add_row(entry["update_hash"] or "", entry["identifier"] or entry["storage_hash"] or "",
+                         text(entry["removed"]), text(entry["kept"]), text(entry["oldest"]), text(entry["newest"]))
+        if done["updaters"]:
+            console.print(view)
+        verb = "would remove" if done["dry_run"] else "removed"
+        console.print(f"{verb} {done['removed']} run(s) that finished before {text(done['before'])}; "
+                      f"{done['kept']} run(s) kept (each update process keeps its last run)")
+
+    session.output({**{k: v for k, v in done.items() if k != "updaters"}, "count": len(done["updaters"]),
+                    "results": done["updaters"]}, render)

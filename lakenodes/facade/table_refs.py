@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..catalog import catalog, reconcile
+from ..catalog import catalog, reconcile, run_retention
 from ..core.hashing import checked_namespace
 from ..errors import LakenodesUserError, NotFoundError, StorageError
 from ..lake import maintenance
@@ -149,6 +149,17 @@ def update_processes(lake: Lake) -> list[dict[str, Any]]:
     for process in processes:
         process["identifier"] = identifiers.get(process["storage_hash"])
     return processes
+
+
+def clean_runs(lake: Lake, before: Any = None, *, older: Any = None, dry_run: bool = False) -> dict[str, Any]:
+    """Remove the runs that finished before ``before`` (or longer than ``older`` ago, e.g. ``"90d"``)
+    from the run history, keeping every updater's last run (``lakenodes updates clean``, see
+    ``lakenodes.catalog.run_retention``); each updater's entry names the table it writes."""
+    done = run_retention.clean_runs(lake, before, older=older, dry_run=dry_run)
+    identifiers = table_identifiers(lake) if done["updaters"] else {}
+    for entry in done["updaters"]:
+        entry["identifier"] = identifiers.get(entry["storage_hash"])
+    return done
 
 
 def table_identifiers(lake: Lake) -> dict[str, str | None]:
