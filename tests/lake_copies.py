@@ -19,3 +19,16 @@ def upload(folder: Path, lake: Lake) -> int:
         pafs.copy_files(str(path), f"{root}/{path.relative_to(folder).as_posix()}",
                         source_filesystem=pafs.LocalFileSystem(), destination_filesystem=filesystem)
     return len(files)
+
+
+def copy_lake(source: Lake, destination: Lake) -> int:
+    """Copy every object of the S3 lake ``source`` to the same key under ``destination`` (another
+    store, as ``aws s3 sync`` between two endpoints does); how many."""
+    source_filesystem, root = lake_filesystem(source, source.uri)
+    destination_filesystem, destination_root = lake_filesystem(destination, destination.uri)
+    files = [info.path for info in source_filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
+             if info.type == pafs.FileType.File]
+    for path in files:
+        pafs.copy_files(path, destination_root + path[len(root):], source_filesystem=source_filesystem,
+                        destination_filesystem=destination_filesystem)
+    return len(files)

@@ -32,8 +32,11 @@ from .._internal.threads import in_threads, storage_threads
 from ..core.frames import TIME_DTYPE, TIME_INDEX
 from ..errors import LakenodesUserError
 from ._foreign_features import refuse_foreign_features
+from .location import options_key
 
 logger = logging.getLogger(__name__)
+
+StoreVersionKey = tuple[str, str, str, int]  # (storage options, table URI, metaData.id, version)
 
 SLACK = datetime.timedelta(milliseconds=1)  # Delta statistics truncate timestamps to ms (or round up)
 
@@ -121,7 +124,7 @@ class Snapshot:
         return lows, highs
 
 
-_snapshots: dict[tuple[str, str, int], Snapshot] = register_cache("scan.snapshots", {})
+_snapshots: dict[StoreVersionKey, Snapshot] = register_cache("scan.snapshots", {})
 _fragment_cache: dict[tuple[int, str], pds.Fragment] = register_cache("scan.fragments", {})
 # full path -> its embedded Arrow schema has plain types only
 _plain_files: dict[str, bool] = register_cache("scan.plain_files", {})
@@ -131,6 +134,14 @@ def version_key(table: DeltaTable) -> tuple[str, str, int]:
     """What identifies the content of ``table``'s current version for caches: its URI, its
     ``metaData.id`` (a table removed and created again at the same URI has a new one) and version."""
     return table.table_uri, table.metadata().id, table.version()
+
+
+def store_version_key(table: DeltaTable) -> StoreVersionKey:
+    """``version_key`` led by the store ``table`` reads (its storage options, see ``options_key``): the key
+    of what this process caches of a version. Two stores may each hold ``s3://lake/prod/tables/t`` (a
+    staging MinIO and AWS) with one ``metaData.id`` (one is a copy of the other) and versions that
+    differ since, so a version is only the same version in the same store."""
+    return (options_key(table._storage_options), *version_key(table))  # the options it was opened with
 
 
 def add_actions(table: DeltaTable) -> pa.Table:
@@ -145,7 +156,7 @@ def add_actions(table: DeltaTable) -> pa.Table:
 
 def snapshot_of(table: DeltaTable, index_names: Sequence[str]) -> Snapshot:
     """The (cached) file list of ``table``'s current version."""
-    key = version_key(table)
+    key = store_version_key(table)
     cached = _snapshots.get(key)
     if cached is None:
         actions = add_actions(table)
@@ -165,7 +176,7 @@ def snapshot_of(table: DeltaTable, index_names: Sequence[str]) -> Snapshot:
         })
         cached = Snapshot(files, partition if f"partition.{partition}" in actions.column_names else None,
                           plain_schema(pa.schema(table.schema().to_arrow())))
-        if version_key(table) != key:  # another thread advanced a shared object meanwhile: do not cache
+        if store_version_key(table) != key:  # another thread advanced a shared object meanwhile: do not cache
             return cached
         if len(_snapshots) > 64:
             _snapshots.clear()

@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -71,7 +71,7 @@ class Lake:
     def cache_key(self) -> LakeKey:
         """What tells this lake from every other in the process (the key of its caches): its URI and its
         options, as the tables' own cache keys them, since two stores may each hold ``s3://lake/prod``."""
-        return self.uri, json.dumps(self.storage_options, sort_keys=True)
+        return self.uri, options_key(self.storage_options)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Lake) and (self.uri, self.storage_options) == (other.uri, other.storage_options)
@@ -81,6 +81,19 @@ class Lake:
 
     def __repr__(self) -> str:
         return f"Lake({self.uri!r})"
+
+
+def options_key(options: Mapping[str, str] | None) -> str:
+    """Storage options as sorted JSON: what tells one store from another in a cache key (two stores,
+    e.g. a staging MinIO and AWS, may each hold a bucket of the same name; ``{}`` for a local folder).
+
+    Example:
+        >>> options_key({"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://minio:9000"})
+        '{"AWS_ENDPOINT_URL": "http://minio:9000", "AWS_REGION": "eu-west-1"}'
+        >>> options_key(None)
+        '{}'
+    """
+    return json.dumps(dict(options or {}), sort_keys=True)
 
 
 def current_lake() -> Lake:

@@ -33,7 +33,7 @@ from . import _progress_snapshot as snapshots
 from ._delta_log import added_files, commit_stamp, read_commit
 from ._file_facts import FileFacts, Identity
 from ._file_frame import boundary_candidates, file_frame, identities_and_paths, paths_of, split_by_identity
-from ._scan import add_actions, version_key
+from ._scan import StoreVersionKey, add_actions, store_version_key
 from ._tables import known_stamp, superseded
 from .location import Lake, lake_filesystem
 from .store import data_file_path, index_names_of
@@ -99,7 +99,7 @@ FACTS_SLACK = 64
 FACTS_PATH = facts_file.FACTS_PATH
 
 
-_progress_cache: dict[tuple[str, str, int], TableProgress] = register_cache("progress.tables", {})
+_progress_cache: dict[StoreVersionKey, TableProgress] = register_cache("progress.tables", {})
 # root -> (commit stamp, progress) persisted_progress read: reused for that very commit (a fresh write)
 _snapshot_reads: dict[str, tuple[tuple, TableProgress]] = register_cache("progress.snapshot_reads", {})
 _facts_loading = threading.Lock()
@@ -114,11 +114,11 @@ def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
     Cached per (table, version): a table version never changes.
     """
-    key = version_key(table)  # a table recreated at the same URI has a new metaData.id
+    key = store_version_key(table)  # a table recreated at the same URI has a new metaData.id
     cached = _progress_cache.get(key)
     if cached is None:
         cached = _from_snapshot_read(table, lake) or _read_progress(table, lake)
-        if version_key(table) == key:  # not advanced by another thread meanwhile
+        if store_version_key(table) == key:  # not advanced by another thread meanwhile
             _store_progress(key, cached)
     return cached
 
@@ -153,8 +153,8 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table,
         >>> remember_append(table, read_progress(table, example.lake), table.to_pyarrow_table().slice(0, 0)) is None
         True
     """
-    key = version_key(table)
-    version = key[2]
+    key = store_version_key(table)
+    version = key[3]
     if version != before.version + 1:
         return None
     dims = list(before.index_names[1:])
@@ -214,7 +214,7 @@ def learn_file_bounds(lake: Lake, table_uri: str, bounds: Mapping[str, tuple[dat
     _facts.learn_many({f"{root}/{path}": known for path, known in bounds.items()})
 
 
-def _store_progress(key: tuple[str, str, int], progress: TableProgress) -> None:
+def _store_progress(key: StoreVersionKey, progress: TableProgress) -> None:
     if len(_progress_cache) > 256:
         _progress_cache.clear()
     _progress_cache[key] = progress

@@ -1,0 +1,51 @@
+"""Two S3-compatible stores holding a bucket of the same name (a staging MinIO and production AWS),
+used from ONE process: each store's tables are its own, whatever this process cached of the other's
+(snapshots, statistics, file facts, refused writes). Here two moto servers on two ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from lake_copies import copy_lake
+from test_polars_scan import FrameConfig, FrameNode, day, rows
+
+from lakenodes import Lake
+from lakenodes._internal.caches import clear_caches
+from lakenodes.testing import S3Server, start_s3_server
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture
+def staging_and_production(s3_server: S3Server) -> Iterator[tuple[Lake, Lake]]:
+    """s3://lake-<n>/prod on the session's server (staging) and on a second server (production)."""
+    other = start_s3_server()
+    try:
+        bucket = s3_server.create_bucket()
+        other.create_bucket(bucket)
+        yield (Lake(f"s3://{bucket}/prod", storage_options=s3_server.storage_options),
+               Lake(f"s3://{bucket}/prod", storage_options=other.storage_options))
+    finally:
+        clear_caches()  # the saves left for later land while the second server still answers
+        other.stop()
+
+
+def test_a_table_copied_to_another_store_keeps_its_own_statistics_and_rows(staging_and_production) -> None:
+    """Regression: staging's table was copied to production (same bucket name, same key, so the same
+    Delta table id), then the updater ran in both: production took staging's cached statistics of
+    version 1 (watermark day 3, not day 5), and reading staging failed on files only production has."""
+    staging, production = staging_and_production
+    on_staging = FrameNode(FrameConfig(name="copied"), lake=staging)
+    on_staging.run_with(rows(range(1, 3)))
+    copy_lake(staging, production)
+    on_production = FrameNode(FrameConfig(name="copied"), lake=production)
+    on_production.run_with(rows(range(3, 6)))  # version 1 in production: days 3-5
+    on_staging.run_with(rows(range(3, 4)))  # version 1 in staging: day 3 only
+    for _ in ("warm", "fresh"):
+        assert on_staging.compute_update_statistics().max_time_index_value == day(3)
+        assert on_production.compute_update_statistics().max_time_index_value == day(5)
+        assert on_staging.get_df_between_dates().height == 3 * 40
+        assert on_production.get_df_between_dates().height == 5 * 40
+        clear_caches()  # as a fresh process
+
