@@ -12,6 +12,7 @@ from test_polars_scan import FrameConfig, FrameNode, day, rows
 
 from lakenodes import Lake
 from lakenodes._internal.caches import clear_caches
+from lakenodes.lake.maintenance import optimize_table
 from lakenodes.testing import S3Server, start_s3_server
 
 pytestmark = pytest.mark.s3
@@ -48,4 +49,21 @@ def test_a_table_copied_to_another_store_keeps_its_own_statistics_and_rows(stagi
         assert on_staging.get_df_between_dates().height == 3 * 40
         assert on_production.get_df_between_dates().height == 5 * 40
         clear_caches()  # as a fresh process
+
+
+def test_a_copied_tables_cross_section_copy_is_read_in_its_own_store(staging_and_production) -> None:
+    """Regression: after `optimize --cross-section` in both stores (each at version 2 of the one
+    Delta table id), a one-date read in production used the copy this process had found in staging."""
+    staging, production = staging_and_production
+    on_staging = FrameNode(FrameConfig(name="sections"), lake=staging)
+    on_staging.run_with(rows(range(1, 3)))
+    copy_lake(staging, production)
+    on_production = FrameNode(FrameConfig(name="sections"), lake=production)
+    on_production.run_with(rows(range(3, 6)))
+    on_staging.run_with(rows(range(3, 4)))
+    for node in (on_staging, on_production):
+        optimize_table(node.lake, node.storage_hash, cross_section=True)
+    assert on_staging.get_df_between_dates(day(3), day(3)).height == 40  # staging's copy, found and cached
+    assert on_production.get_df_between_dates(day(5), day(5)).height == 40
+    assert on_production.get_df_between_dates(day(3), day(3))["price"].to_list() == [3 * 1.5] * 40
 

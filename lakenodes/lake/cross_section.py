@@ -38,7 +38,16 @@ from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pafs, pds, pq
-from ._scan import Snapshot, index_names_of, parquet_format, read_whole, snapshot_of, version_key
+from ._scan import (
+    Snapshot,
+    StoreVersionKey,
+    index_names_of,
+    parquet_format,
+    read_whole,
+    snapshot_of,
+    store_version_key,
+    version_key,
+)
 from ._whole_file import write_whole
 from .location import Lake, delete_file, lake_filesystem
 
@@ -82,8 +91,8 @@ class CrossSection:
         return files.filter(~pl.col("path").is_in(self.covered.implode()))
 
 
-# table root -> (version key read, its CrossSection or None); (root, pointer stamp) -> (copy path, covered paths)
-_copies: dict[str, tuple[VersionKey, CrossSection | None]] = register_cache("cross_section.copies", {})
+# table root -> (store and version key read, its CrossSection or None); (root, pointer stamp) -> (copy path, covered paths)
+_copies: dict[str, tuple[StoreVersionKey, CrossSection | None]] = register_cache("cross_section.copies", {})
 _covered: dict[tuple[str, tuple], tuple[str, pl.Series]] = register_cache("cross_section.covered", {})
 
 
@@ -123,14 +132,14 @@ def cross_section_of(table: DeltaTable, lake: Lake, snapshot: Snapshot) -> Cross
     """The copy usable for ``table``'s current version (whose file list is ``snapshot``), or None:
     no copy, a copy of another table or of a later version, or a file it holds no longer live."""
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    key = version_key(table)
+    key = store_version_key(table)  # another store's table at this root: its copy is not this one's
     known = _copies.get(root)
     if known is not None and known[0] == key:
         return known[1]
     usable = None
     pointer: pds.Fragment = parquet_format().make_fragment(f"{root}/{FILES_PATH}", filesystem=filesystem)
     stamp = _stamp_of(pointer, root)
-    written_for, current = _table_version(stamp), _table_version_of(key)
+    written_for, current = _table_version(stamp), _table_version_of(version_key(table))
     if written_for is not None and written_for[0] == current[0] and written_for[1] <= current[1]:
         copy, covered = _copy_and_paths(filesystem, root, pointer, stamp)
         live = snapshot.files["path"]
