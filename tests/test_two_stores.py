@@ -11,8 +11,11 @@ from lake_copies import copy_lake
 from test_polars_scan import FrameConfig, FrameNode, day, rows
 
 from lakenodes import Lake
+from lakenodes._internal.afterwards import settle
 from lakenodes._internal.caches import clear_caches
+from lakenodes.lake.location import file_exists, lake_filesystem
 from lakenodes.lake.maintenance import optimize_table
+from lakenodes.lake.progress import FACTS_PATH
 from lakenodes.testing import S3Server, start_s3_server
 
 pytestmark = pytest.mark.s3
@@ -67,3 +70,21 @@ def test_a_copied_tables_cross_section_copy_is_read_in_its_own_store(staging_and
     assert on_production.get_df_between_dates(day(5), day(5)).height == 40
     assert on_production.get_df_between_dates(day(3), day(3))["price"].to_list() == [3 * 1.5] * 40
 
+
+def test_a_table_behind_its_copy_in_another_store_still_saves_its_file_facts(staging_and_production) -> None:
+    """Regression: production's table (version 1) was taken for a past version of staging's (version 2,
+    open in this process) at the same URI, so its statistics saved no file facts for the next process."""
+    staging, production = staging_and_production
+    on_staging = FrameNode(FrameConfig(name="facts"), lake=staging)
+    on_staging.run_with(rows(range(1, 3)))
+    on_staging.run_with(rows(range(3, 4)))
+    copy_lake(staging, production)
+    on_staging.run_with(rows(range(4, 5)))
+    filesystem, root = lake_filesystem(production, production.table_uri(on_staging.storage_hash))
+    filesystem.delete_file(f"{root}/{FACTS_PATH}")  # as a table another engine wrote has none
+    clear_caches()
+    assert on_staging.get_df_between_dates().height == 4 * 40  # staging's table open, at version 2
+    on_production = FrameNode(FrameConfig(name="facts"), lake=production)
+    assert on_production.compute_update_statistics().max_time_index_value == day(3)
+    settle()
+    assert file_exists(filesystem, f"{root}/{FACTS_PATH}")

@@ -22,7 +22,6 @@ process keeps one object per table and refreshes it incrementally. Two rules kee
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -37,6 +36,7 @@ from .._internal.caches import register_cache
 from .._internal.deferred import pafs
 from .._internal.threads import in_threads, storage_threads
 from ._delta_log import Stamp, commit_path, commit_stamp
+from .location import options_key
 
 logger = logging.getLogger(__name__)
 
@@ -150,14 +150,16 @@ def known_stamp(table: DeltaTable) -> Stamp | None:
 def superseded(table: DeltaTable) -> bool:
     """Whether this cache holds a newer version of ``table``'s table than ``table`` itself: ``table``
     is a time-travel snapshot (no I/O)."""
+    same = table_key(table.table_uri, table._storage_options)  # the same table: the same URI in the same store
     with _cache_lock:
         return any(entry.table is not table and entry.stamp[0] > table.version()
-                   and entry.table.table_uri == table.table_uri for entry in _table_cache.values())
+                   and table_key(entry.table.table_uri, entry.table._storage_options) == same
+                   for entry in _table_cache.values())
 
 
 def table_key(uri: str, storage_options: Mapping[str, str] | None) -> Key:
     """The cache key of a table: its URI and storage options."""
-    return uri, json.dumps(storage_options, sort_keys=True)
+    return uri, options_key(storage_options)
 
 
 def seen_version(uri: str, storage_options: Mapping[str, str] | None) -> int | None:
