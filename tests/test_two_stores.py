@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 from lake_copies import copy_lake
 from test_polars_scan import FrameConfig, FrameNode, day, rows
 
 from lakenodes import Lake
 from lakenodes._internal.afterwards import settle
 from lakenodes._internal.caches import clear_caches
+from lakenodes.lake._scan import add_actions
 from lakenodes.lake.location import file_exists, lake_filesystem
 from lakenodes.lake.maintenance import optimize_table
 from lakenodes.lake.progress import FACTS_PATH
@@ -88,3 +91,28 @@ def test_a_table_behind_its_copy_in_another_store_still_saves_its_file_facts(sta
     assert on_production.compute_update_statistics().max_time_index_value == day(3)
     settle()
     assert file_exists(filesystem, f"{root}/{FACTS_PATH}")
+
+
+def _facts_paths(lake: Lake, storage_hash: str) -> set[str]:
+    filesystem, root = lake_filesystem(lake, lake.table_uri(storage_hash))
+    with filesystem.open_input_file(f"{root}/{FACTS_PATH}") as file:
+        return set(pq.read_table(file).column("path").to_pylist())
+
+
+def test_each_store_saves_its_own_tables_file_facts(staging_and_production) -> None:
+    """Regression: the same updater ran in staging, then in production (one process, same bucket name):
+    production's file facts were saved as staging's, which this process had loaded, plus production's
+    new files, naming files production does not have and leaving out those it does."""
+    staging, production = staging_and_production
+    on_staging = FrameNode(FrameConfig(name="own_facts"), lake=staging)
+    on_production = FrameNode(FrameConfig(name="own_facts"), lake=production)
+    for node in (on_staging, on_production):
+        node.run_with(rows(range(1, 3)))
+    clear_caches()  # the daily job's process
+    for node in (on_staging, on_production):
+        node.run_with(rows(range(3, 4)))
+    settle()
+    for node in (on_staging, on_production):
+        table = DeltaTable(node.lake.table_uri(node.storage_hash), storage_options=node.lake.storage_options)
+        assert _facts_paths(node.lake, node.storage_hash) <= set(add_actions(table).column("path").to_pylist())
+

@@ -34,14 +34,15 @@ from ..core.frames import timestamp_type
 from . import _progress_snapshot as snapshots
 from ._storage_errors import fault_errno
 from ._whole_file import write_whole
+from .location import store_path
 
 logger = logging.getLogger(__name__)
 
 FACTS_PATH = "_lakenodes/file_facts.parquet"
 
-# table root -> the facts rows its file holds, as this process last read or wrote them
+# store_path(table root) -> the facts rows its file holds, as this process last read or wrote them
 _rows: dict[str, pa.Table] = register_cache("progress.persisted_facts", {})
-# table root -> (version, metadata) of the progress snapshot last read from or written to its facts file
+# store_path(table root) -> (version, metadata) of the progress snapshot last read from or written to its facts file
 _snapshots: dict[str, tuple[int, dict[bytes, bytes]]] = register_cache("progress.snapshots", {})
 # folders of tables (a lake's tables/) where the store refused a facts file (read-only, permission
 # denied: a key that may only read): not tried there again, so a reader sends one refused PUT, not one a table
@@ -54,25 +55,25 @@ def facts_schema() -> pa.Schema:
     return pa.schema([("path", pa.string()), ("min", timestamp_type()), ("max", timestamp_type())])
 
 
-def snapshot_version(root: str) -> int | None:
+def snapshot_version(filesystem: Any, root: str) -> int | None:
     """The version of the progress snapshot this process last saw in the table's facts file."""
-    known = _snapshots.get(root)
+    known = _snapshots.get(store_path(filesystem, root))
     return None if known is None else known[0]
 
 
-def saw_snapshot(root: str, version: int, raw: bytes) -> None:
+def saw_snapshot(filesystem: Any, root: str, version: int, raw: bytes) -> None:
     """Note the snapshot read from the facts file (unless this process knows one already)."""
-    _snapshots.setdefault(root, (version, {snapshots.KEY: raw}))
+    _snapshots.setdefault(store_path(filesystem, root), (version, {snapshots.KEY: raw}))
 
 
-def loaded(root: str) -> bool:
+def loaded(filesystem: Any, root: str) -> bool:
     """Whether this process read or wrote the table's facts file."""
-    return root in _rows
+    return store_path(filesystem, root) in _rows
 
 
-def rows(root: str) -> pa.Table | None:
+def rows(filesystem: Any, root: str) -> pa.Table | None:
     """The rows of the table's facts file as this process last read or wrote them (None: neither)."""
-    return _rows.get(root)
+    return _rows.get(store_path(filesystem, root))
 
 
 def load(filesystem: Any, root: str) -> pa.Table | None:
@@ -88,21 +89,21 @@ def load(filesystem: Any, root: str) -> pa.Table | None:
     metadata = stored.schema.metadata or {}
     version = snapshots.version_of(metadata)
     if version is not None:
-        saw_snapshot(root, version, metadata[snapshots.KEY])
+        saw_snapshot(filesystem, root, version, metadata[snapshots.KEY])
     rows = stored.replace_schema_metadata(None).cast(facts_schema())
-    _rows[root] = rows
+    _rows[store_path(filesystem, root)] = rows
     return rows
 
 
 def write(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[bytes, bytes]] | None = None) -> bool:
     """Replace the facts file by ``rows`` with the newest progress snapshot known for the table
     (``snapshot``, else the last one seen); False when it could not be written (a cache: not an error)."""
+    key, folder = store_path(filesystem, root), root.rsplit("/", 1)[0]
     if snapshot is not None:
-        _snapshots[root] = snapshot
-    folder = root.rsplit("/", 1)[0]
+        _snapshots[key] = snapshot
     if folder in _refused:
         return False
-    data = rows.replace_schema_metadata(_snapshots.get(root, (None, None))[1] or {})
+    data = rows.replace_schema_metadata(_snapshots.get(key, (None, None))[1] or {})
     try:
         # no statistics (the file is read whole) and no dictionaries (its paths are all distinct:
         # a dictionary is built, then given up, on every write)
@@ -114,14 +115,14 @@ def write(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[
         else:
             logger.debug("could not persist file facts for %s: %s", root, error)
         return False
-    _rows[root] = rows
+    _rows[key] = rows
     return True
 
 
 def append(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[bytes, bytes]], limit: int) -> bool:
     """Add ``rows`` to the facts file this process last read or wrote, with ``snapshot``; False (and
     nothing written) when that file is unknown here or would outgrow ``limit`` rows."""
-    known = _rows.get(root)
+    known = _rows.get(store_path(filesystem, root))
     if known is None or known.num_rows + rows.num_rows > limit:
         return False
     return write(filesystem, root, pa.concat_tables([known, rows.cast(facts_schema())]), snapshot)
@@ -149,7 +150,7 @@ def prune(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[
         >>> prune(local, root, new, (6, {}), most=3), load(local, root).num_rows  # 5 left: nothing written
         (False, 4)
     """
-    known = _rows.get(root)
+    known = _rows.get(store_path(filesystem, root))
     if known is None:
         return False
     path = pl.col("path")  # its folder: all before its last "/" ("" at the root; a regular expression took 4x as long)

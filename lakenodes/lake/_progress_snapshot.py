@@ -19,9 +19,10 @@ from .._internal.caches import register_cache
 from .._internal.datetimes import epoch_micros
 from .._internal.deferred import pa, pq
 from ._delta_log import Stamp, commit_stamp, commit_versions
+from .location import store_path
 
 logger = logging.getLogger(__name__)
-# file path -> its bytes as read_latest read them, until file_bytes takes them
+# store_path(file path) -> its bytes as read_latest read them, until file_bytes takes them
 _files_read: dict[str, bytes] = register_cache("progress.snapshot_files", {})
 
 KEY = b"lakenodes.progress"
@@ -51,7 +52,7 @@ def read_latest(filesystem: Any, root: str, path: str) -> tuple[Stamp, dict[str,
         return None
     if len(_files_read) >= 64:
         _files_read.clear()
-    _files_read[f"{root}/{path}"] = buffer
+    _files_read[store_path(filesystem, f"{root}/{path}")] = buffer
     payload = None if stamp is None else decode(metadata, stamp)
     return None if payload is None else (stamp, payload, metadata[KEY])
 
@@ -60,7 +61,7 @@ def file_bytes(filesystem: Any, root: str, path: str) -> bytes:
     """The bytes of the file at ``path`` under the table root: those ``read_latest`` read last
     (once), else read now. The file is a cache of immutable facts: a copy read a moment ago is as
     good as a new one."""
-    buffer = _files_read.pop(f"{root}/{path}", None)
+    buffer = _files_read.pop(store_path(filesystem, f"{root}/{path}"), None)
     if buffer is None:
         with filesystem.open_input_stream(f"{root}/{path}") as source:
             buffer = source.read()

@@ -256,6 +256,19 @@ def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
     return _s3_cache[options]
 
 
+def store_path(filesystem: Any, path: str) -> str:
+    """``path`` (a path of ``lake_filesystem``'s filesystem) as the key of what a process caches of that
+    file or folder: led by the store on an object store, where two stores (a staging MinIO, AWS) may each
+    hold ``lake/prod/...``; a local path is its own key (``Lake`` resolves links and relative folders).
+
+    Example:
+        >>> store_path(fs.LocalFileSystem(), "/data/lake/tables/t")
+        '/data/lake/tables/t'
+    """
+    options = _s3_options_of.get(id(filesystem))
+    return path if options is None else f"{options_key(dict(options))}:{path}"
+
+
 def delete_file(filesystem: Any, path: str) -> None:
     """Delete the file ``path`` (``lake_filesystem``'s filesystem and path). On S3 a missing file is
     no error, and the delete goes through object_store: pyarrow's deletes PUT an empty "folder/"

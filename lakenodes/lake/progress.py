@@ -35,7 +35,7 @@ from ._file_facts import FileFacts, Identity
 from ._file_frame import boundary_candidates, file_frame, identities_and_paths, paths_of, split_by_identity
 from ._scan import StoreVersionKey, add_actions, store_version_key
 from ._tables import known_stamp, superseded
-from .location import Lake, lake_filesystem
+from .location import Lake, lake_filesystem, store_path
 from .store import data_file_path, index_names_of
 
 logger = logging.getLogger(__name__)
@@ -100,10 +100,10 @@ FACTS_PATH = facts_file.FACTS_PATH
 
 
 _progress_cache: dict[StoreVersionKey, TableProgress] = register_cache("progress.tables", {})
-# root -> (commit stamp, progress) persisted_progress read: reused for that very commit (a fresh write)
+# store_path(table root) -> (commit stamp, progress) persisted_progress read: reused for that very commit (a fresh write)
 _snapshot_reads: dict[str, tuple[tuple, TableProgress]] = register_cache("progress.snapshot_reads", {})
 _facts_loading = threading.Lock()
-# roots whose facts-file rows, as loaded, this process has learned the bounds of (the rows it adds
+# store_path of the roots whose facts-file rows, as loaded, this process has learned the bounds of (the rows it adds
 # itself are learned as it adds them): a pruning learns them once, not on every pruning
 _facts_learned: set[str] = register_cache("progress.facts_learned", set())
 _facts = register_cache("progress.file_facts", FileFacts(on_forget=_facts_learned.clear))  # relearned once forgotten
@@ -127,11 +127,11 @@ def _from_snapshot_read(table: DeltaTable, lake: Lake) -> TableProgress | None:
     """What ``persisted_progress`` read, when ``table`` is at the very commit it named (else None),
     with the facts file's rows loaded (``persist_append`` adds its own to them after the write)."""
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    found, stamp = _snapshot_reads.get(root), known_stamp(table)
+    found, stamp = _snapshot_reads.get(store_path(filesystem, root)), known_stamp(table)
     if found is None or stamp is None or tuple(found[0]) != tuple(stamp):
         return None
     with _facts_loading:  # once per table, whichever thread asks first (run()'s background one)
-        if not facts_file.loaded(root):  # the rows persist_append adds to; their bounds are learned when needed
+        if not facts_file.loaded(filesystem, root):  # the rows persist_append adds to; their bounds are learned when needed
             facts_file.load(filesystem, root)
     read = found[1]  # a loader of its own for first: the snapshot's would come back here
     return read if read._first is not None else TableProgress(read.version, read.index_names, read.last,
@@ -203,8 +203,8 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
             len(dims) <= 1 and facts_file.prune(filesystem, root, own, snapshot, limit // 2)):
         return
     keys, single, _ = split_by_identity(file_frame(add_actions(table), dims), dims)
-    if root not in _facts_learned:  # the persisted bounds of the boundary files kept
-        _learn_facts_rows(root, facts_file.rows(root))
+    if store_path(filesystem, root) not in _facts_learned:  # the persisted bounds of the boundary files kept
+        _learn_facts_rows(filesystem, root, facts_file.rows(filesystem, root))
     _persist_facts(filesystem, root, paths_of(*boundary_candidates(single, keys)), snapshot)
 
 
@@ -253,7 +253,7 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
 
     row_count = int(pc.sum(actions["num_records"]).as_py() or 0)
     progress = TableProgress(table.version(), index_names, last, row_count=row_count, first_loader=first_loader)
-    if boundary is not None and (footers_read or facts_file.snapshot_version(root) != progress.version):  # for cold readers
+    if boundary is not None and (footers_read or facts_file.snapshot_version(filesystem, root) != progress.version):  # for cold readers
         _persist_facts(filesystem, root, boundary, _snapshot(filesystem, root, progress, table))
     return progress
 
@@ -282,10 +282,10 @@ def persisted_progress(lake: Lake, uri: str,
     if found is None:
         return None
     stamp, payload, raw = found
-    facts_file.saw_snapshot(root, stamp[0], raw)
+    facts_file.saw_snapshot(filesystem, root, stamp[0], raw)
     progress = TableProgress(stamp[0], payload["index_names"], payload["last"], first=payload["first"],
                              row_count=payload["row_count"], first_loader=None if payload["first"] else first_loader)
-    _snapshot_reads[root] = (stamp, progress)
+    _snapshot_reads[store_path(filesystem, root)] = (stamp, progress)
     return progress
 
 
@@ -315,10 +315,10 @@ def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
 
 
 def _load_persisted_facts(filesystem: Any, root: str) -> None:
-    _learn_facts_rows(root, facts_file.load(filesystem, root))
+    _learn_facts_rows(filesystem, root, facts_file.load(filesystem, root))
 
 
-def _learn_facts_rows(root: str, stored: pa.Table | None) -> None:
+def _learn_facts_rows(filesystem: Any, root: str, stored: pa.Table | None) -> None:
     """Learn the exact bounds held by rows of the table's facts file (none when ``stored`` is None)."""
     if stored is None:
         return
@@ -327,7 +327,7 @@ def _learn_facts_rows(root: str, stored: pa.Table | None) -> None:
     lows, highs = (pl.Series(naive.column(name)).dt.replace_time_zone("UTC").to_list() for name in ("min", "max"))
     paths = naive.column("path").to_pylist()
     _facts.learn_many({f"{root}/{path}": bounds for path, bounds in zip(paths, zip(lows, highs, strict=True), strict=True)})
-    _facts_learned.add(root)
+    _facts_learned.add(store_path(filesystem, root))
 
 
 def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
