@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import boto3
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from lake_copies import copy_lake
 from test_polars_scan import FrameConfig, FrameNode, day, rows
+from test_read_only_lake import _allow, _client, _user
 
 from lakenodes import Lake
 from lakenodes._internal.afterwards import settle
@@ -19,7 +21,7 @@ from lakenodes.lake._scan import add_actions
 from lakenodes.lake.location import file_exists, lake_filesystem
 from lakenodes.lake.maintenance import optimize_table
 from lakenodes.lake.progress import FACTS_PATH
-from lakenodes.testing import S3Server, start_s3_server
+from lakenodes.testing import REGION, S3Server, start_s3_server
 
 pytestmark = pytest.mark.s3
 
@@ -116,3 +118,37 @@ def test_each_store_saves_its_own_tables_file_facts(staging_and_production) -> N
         table = DeltaTable(node.lake.table_uri(node.storage_hash), storage_options=node.lake.storage_options)
         assert _facts_paths(node.lake, node.storage_hash) <= set(add_actions(table).column("path").to_pylist())
 
+
+def test_a_store_that_refused_file_facts_does_not_stop_another_from_saving_them(s3_server) -> None:
+    """Regression: a key that may only read staging's s3://<bucket>/prod refused the file facts its
+    statistics would save; this process then never saved any under <bucket>/prod/tables in production
+    either (same bucket name, another store, a key that may write), so every new process there read
+    the data files' footers again."""
+    staging = start_s3_server(environment={"INITIAL_NO_AUTH_ACTION_COUNT": "7"})  # 2 users, 1 bucket: then checked
+    try:
+        iam = boto3.client("iam", endpoint_url=staging.endpoint_url, region_name=REGION,
+                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        writer = _user(iam, "writer", [_allow(["s3:*"])], staging.endpoint_url)
+        reader = _user(iam, "reader", [_allow(["s3:Get*", "s3:List*", "s3:Head*"])], staging.endpoint_url)
+        bucket = s3_server.create_bucket()
+        _client(writer).create_bucket(Bucket=bucket)
+        lakes = {name: Lake(f"s3://{bucket}/prod", storage_options=options)
+                 for name, options in (("writer", writer), ("reader", reader), ("production", s3_server.storage_options))}
+        facts = {}
+        for name in ("writer", "production"):
+            node = FrameNode(FrameConfig(name="refused"), lake=lakes[name])
+            node.run_with(rows(range(1, 3)))
+            settle()
+            filesystem, root = lake_filesystem(lakes[name], lakes[name].table_uri(node.storage_hash))
+            filesystem.delete_file(f"{root}/{FACTS_PATH}")  # as a table another engine wrote has none
+            facts[name] = (filesystem, f"{root}/{FACTS_PATH}")
+        clear_caches()
+        for name in ("reader", "production"):
+            assert FrameNode(FrameConfig(name="refused"), lake=lakes[name]).compute_update_statistics(
+                ).max_time_index_value == day(2)
+        settle()
+        assert not file_exists(*facts["writer"])  # the reader may not save them
+        assert file_exists(*facts["production"])
+    finally:
+        clear_caches()
+        staging.stop()

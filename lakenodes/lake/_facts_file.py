@@ -44,7 +44,7 @@ FACTS_PATH = "_lakenodes/file_facts.parquet"
 _rows: dict[str, pa.Table] = register_cache("progress.persisted_facts", {})
 # store_path(table root) -> (version, metadata) of the progress snapshot last read from or written to its facts file
 _snapshots: dict[str, tuple[int, dict[bytes, bytes]]] = register_cache("progress.snapshots", {})
-# folders of tables (a lake's tables/) where the store refused a facts file (read-only, permission
+# store_path of folders of tables (a lake's tables/) where the store refused a facts file (read-only, permission
 # denied: a key that may only read): not tried there again, so a reader sends one refused PUT, not one a table
 _refused: set[str] = register_cache("progress.facts_refused", set())
 _REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -98,7 +98,7 @@ def load(filesystem: Any, root: str) -> pa.Table | None:
 def write(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[bytes, bytes]] | None = None) -> bool:
     """Replace the facts file by ``rows`` with the newest progress snapshot known for the table
     (``snapshot``, else the last one seen); False when it could not be written (a cache: not an error)."""
-    key, folder = store_path(filesystem, root), root.rsplit("/", 1)[0]
+    key, folder = store_path(filesystem, root), store_path(filesystem, root.rsplit("/", 1)[0])
     if snapshot is not None:
         _snapshots[key] = snapshot
     if folder in _refused:
@@ -111,7 +111,8 @@ def write(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[
     except (OSError, pa.ArrowException) as error:
         if fault_errno(error) in _REFUSALS:
             _refused.add(folder)
-            logger.debug("file facts cannot be stored in %s (%s): not tried there again in this process", folder, error)
+            logger.debug("file facts cannot be stored in %s (%s): not tried there again in this process",
+                         root.rsplit("/", 1)[0], error)
         else:
             logger.debug("could not persist file facts for %s: %s", root, error)
         return False
