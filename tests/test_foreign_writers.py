@@ -75,3 +75,28 @@ def test_a_table_rewritten_with_a_naive_time_index_is_refused_by_name(any_lake):
     with pytest.raises(NodeRunError, match="stores time_index as timestamp_ntz"):
         fresh.run()
     assert DeltaTable(node.table_uri, storage_options=options).version() == version
+
+
+@pytest.mark.parametrize("partition_by", [["time_index"], ["unique_identifier", "time_index"]])
+def test_a_foreign_table_partitioned_by_time_index_is_refused_by_name(any_lake, partition_by):
+    """Another engine wrote a node's table partitioned by ``time_index`` (a notebook's
+    ``write_deltalake(..., partition_by=["time_index"])``): its data files hold no ``time_index``
+    column, and the node's statistics, ``get_last_observation`` and runs failed with a raw
+    ``ValueError: 'time_index' is not in list``. Every read, run and maintenance now refuses it in
+    one line naming the partitioning and the fix, and the table stays unchanged."""
+    from lakenodes.lake.maintenance import optimize_table
+
+    node = QueueNode(TravelConfig(name="foreign-partitioned"), [frame([3], ["A", "B"], 0.0)], lake=any_lake)
+    options = any_lake.storage_options or None
+    write_deltalake(node.table_uri, frame([1, 2], ["A", "B"], 0.0).to_arrow(), partition_by=partition_by,
+                    storage_options=options)
+    refusal = (r"is partitioned by time_index \(partition columns \[.*\]; another engine wrote it, .*\): lakenodes "
+               r"reads each data file's time_index, .*partition_by=\['unique_identifier'\]")
+    for use in (node.get_df_between_dates, node.compute_update_statistics, node.get_last_observation,
+                lambda: optimize_table(any_lake, node.storage_hash)):
+        with pytest.raises(LakenodesUserError, match=refusal):
+            use()
+    with pytest.raises(NodeRunError, match=f"during statistics: LakenodesUserError: .*{refusal}"):
+        node.run()
+    table = DeltaTable(node.table_uri, storage_options=options)
+    assert (table.version(), table.to_pyarrow_table().num_rows) == (0, 4)

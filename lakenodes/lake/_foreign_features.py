@@ -22,8 +22,18 @@ def refuse_foreign_features(table: DeltaTable) -> None:
     - column mapping with a column stored under another name (a rename, or a column added after
       mapping was turned on): lakenodes would read that column as nulls and rewrite it so;
     - ``time_index`` stored as ``timestamp_ntz`` (rewritten from naive datetimes): lakenodes'
-      filters compare UTC instants, which Arrow refuses to compare with naive ones.
+      filters compare UTC instants, which Arrow refuses to compare with naive ones;
+    - a table partitioned by ``time_index``: its data files hold no ``time_index`` column, whose
+      exact bounds lakenodes' statistics read from the files' footers.
     """
+    metadata = table.metadata()
+    partitions = metadata.partition_columns
+    if TIME_INDEX in partitions:
+        raise LakenodesUserError(
+            f"{table.table_uri} is partitioned by time_index (partition columns {partitions}; another engine wrote it, "
+            "e.g. write_deltalake(..., partition_by=['time_index'])): lakenodes reads each data file's time_index, "
+            "which such files do not hold; write the table again partitioned by its first identity dimension "
+            "(partition_by=['unique_identifier']), or unpartitioned for a plain time series (docs/interop.md)")
     reader_features = table.protocol().reader_features or ()
     if "deletionVectors" in reader_features:
         raise LakenodesUserError(
@@ -37,7 +47,7 @@ def refuse_foreign_features(table: DeltaTable) -> None:
                 f"{table.table_uri} stores time_index as timestamp_ntz, without a time zone (another engine rewrote "
                 "it, e.g. write_deltalake(..., schema_mode='overwrite') of naive datetimes): lakenodes' time index is "
                 "a UTC timestamp; write the table again with time_index as UTC timestamps")
-    if table.metadata().configuration.get("delta.columnMapping.mode", "none") == "none":
+    if metadata.configuration.get("delta.columnMapping.mode", "none") == "none":
         return
     for field in table.schema().fields:
         physical = (field.metadata or {}).get("delta.columnMapping.physicalName", field.name)
