@@ -14,9 +14,10 @@ from lake_copies import copy_lake
 from test_polars_scan import FrameConfig, FrameNode, day, rows
 from test_read_only_lake import _allow, _client, _user
 
-from lakenodes import Lake
+from lakenodes import DataNodeMetaData, Lake, TimeIndexMetaTable
 from lakenodes._internal.afterwards import settle
 from lakenodes._internal.caches import clear_caches
+from lakenodes.catalog.catalog import tables_version
 from lakenodes.lake._scan import add_actions
 from lakenodes.lake.location import file_exists, lake_filesystem
 from lakenodes.lake.maintenance import optimize_table
@@ -119,11 +120,10 @@ def test_each_store_saves_its_own_tables_file_facts(staging_and_production) -> N
         assert _facts_paths(node.lake, node.storage_hash) <= set(add_actions(table).column("path").to_pylist())
 
 
-def test_a_store_that_refused_file_facts_does_not_stop_another_from_saving_them(s3_server) -> None:
-    """Regression: a key that may only read staging's s3://<bucket>/prod refused the file facts its
-    statistics would save; this process then never saved any under <bucket>/prod/tables in production
-    either (same bucket name, another store, a key that may write), so every new process there read
-    the data files' footers again."""
+@pytest.fixture
+def guarded_staging_and_production(s3_server: S3Server) -> Iterator[dict[str, Lake]]:
+    """s3://lake-<n>/prod in staging, a store that checks keys (as "writer", a key that may do anything,
+    and "reader", one that may only read), and in production (the session's server, any key writes)."""
     staging = start_s3_server(environment={"INITIAL_NO_AUTH_ACTION_COUNT": "7"})  # 2 users, 1 bucket: then checked
     try:
         iam = boto3.client("iam", endpoint_url=staging.endpoint_url, region_name=REGION,
@@ -132,23 +132,58 @@ def test_a_store_that_refused_file_facts_does_not_stop_another_from_saving_them(
         reader = _user(iam, "reader", [_allow(["s3:Get*", "s3:List*", "s3:Head*"])], staging.endpoint_url)
         bucket = s3_server.create_bucket()
         _client(writer).create_bucket(Bucket=bucket)
-        lakes = {name: Lake(f"s3://{bucket}/prod", storage_options=options)
-                 for name, options in (("writer", writer), ("reader", reader), ("production", s3_server.storage_options))}
-        facts = {}
-        for name in ("writer", "production"):
-            node = FrameNode(FrameConfig(name="refused"), lake=lakes[name])
-            node.run_with(rows(range(1, 3)))
-            settle()
-            filesystem, root = lake_filesystem(lakes[name], lakes[name].table_uri(node.storage_hash))
-            filesystem.delete_file(f"{root}/{FACTS_PATH}")  # as a table another engine wrote has none
-            facts[name] = (filesystem, f"{root}/{FACTS_PATH}")
-        clear_caches()
-        for name in ("reader", "production"):
-            assert FrameNode(FrameConfig(name="refused"), lake=lakes[name]).compute_update_statistics(
-                ).max_time_index_value == day(2)
-        settle()
-        assert not file_exists(*facts["writer"])  # the reader may not save them
-        assert file_exists(*facts["production"])
+        yield {name: Lake(f"s3://{bucket}/prod", storage_options=options)
+               for name, options in (("writer", writer), ("reader", reader), ("production", s3_server.storage_options))}
     finally:
         clear_caches()
         staging.stop()
+
+
+def test_a_store_that_refused_file_facts_does_not_stop_another_from_saving_them(guarded_staging_and_production) -> None:
+    """Regression: a key that may only read staging's s3://<bucket>/prod refused the file facts its
+    statistics would save; this process then never saved any under <bucket>/prod/tables in production
+    either (same bucket name, another store, a key that may write), so every new process there read
+    the data files' footers again."""
+    lakes = guarded_staging_and_production
+    facts = {}
+    for name in ("writer", "production"):
+        node = FrameNode(FrameConfig(name="refused"), lake=lakes[name])
+        node.run_with(rows(range(1, 3)))
+        settle()
+        filesystem, root = lake_filesystem(lakes[name], lakes[name].table_uri(node.storage_hash))
+        filesystem.delete_file(f"{root}/{FACTS_PATH}")  # as a table another engine wrote has none
+        facts[name] = (filesystem, f"{root}/{FACTS_PATH}")
+    clear_caches()
+    for name in ("reader", "production"):
+        assert FrameNode(FrameConfig(name="refused"), lake=lakes[name]).compute_update_statistics(
+            ).max_time_index_value == day(2)
+    settle()
+    assert not file_exists(*facts["writer"])  # the reader may not save them
+    assert file_exists(*facts["production"])
+
+
+def _found(lake: Lake, query: str) -> set[str]:
+    return {hit["storage_hash"] for hit in TimeIndexMetaTable.description_search(query, lake=lake)["results"]}
+
+
+def _published(name: str, lake: Lake) -> str:
+    node = FrameNode(FrameConfig(name=name, node_metadata=DataNodeMetaData(identifier=f"prices_{name}")), lake=lake)
+    node.run_with(rows(range(1, 2)))
+    return node.storage_hash
+
+
+def test_a_search_in_one_store_does_not_take_the_other_stores_index_for_current(guarded_staging_and_production) -> None:
+    """Regression: production is a copy of staging (`aws s3 sync`), then staging's catalog was compacted
+    and production registered a table: both catalogs at the same version. A reader's search in staging
+    kept its catch-up marker in the process (its key may not store it); production's next search took
+    that marker for its own, found its index current, and missed the new table."""
+    lakes = guarded_staging_and_production
+    staged = {_published(name, lakes["writer"]) for name in ("p", "q")}
+    assert _found(lakes["writer"], "prices") == staged  # the index and its marker stored
+    copy_lake(lakes["writer"], lakes["production"])
+    assert optimize_table(lakes["writer"], "_catalog/tables")["files_after"] == 1  # one commit, no record changed
+    added = _published("r", lakes["production"])  # one commit too
+    assert tables_version(lakes["writer"]) == tables_version(lakes["production"])
+    clear_caches()
+    assert _found(lakes["reader"], "prices") == staged
+    assert _found(lakes["production"], "prices") == staged | {added}

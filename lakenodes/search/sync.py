@@ -226,14 +226,15 @@ def _marker_path(lake: Lake, index: SearchIndex) -> tuple[Any, str]:
     return filesystem, f"{root}/{_MARKER}"
 
 
-# index URI -> the last catch-up's marker, when the lake refused to store it (read-only, permission)
-_unstored_markers: dict[str, dict[str, Any]] = register_cache("search.unstored_markers", {})
+# Lake.cache_key -> the last catch-up's marker, when the lake refused to store it (read-only, permission);
+# keyed by the store too: two stores may each hold s3://lake/prod, and a copy's catalog the same version
+_unstored_markers: dict[LakeKey, dict[str, Any]] = register_cache("search.unstored_markers", {})
 
 
 def _read_marker(lake: Lake, index: SearchIndex) -> dict[str, Any] | None:
     """The last catch-up's marker: this process's own when the lake refused to store it, else the stored one."""
-    if index.uri in _unstored_markers:
-        return _unstored_markers[index.uri]
+    if lake.cache_key in _unstored_markers:
+        return _unstored_markers[lake.cache_key]
     filesystem, path = _marker_path(lake, index)
     try:
         with filesystem.open_input_stream(path) as stream:
@@ -259,9 +260,9 @@ def _write_marker(lake: Lake, index: SearchIndex, state: dict[str, Any]) -> None
             return
         log.debug("the search index is current but its catalog version cannot be stored at %s (%s): "
                   "kept in this process", where, refused.reason)
-        _unstored_markers[index.uri] = state
+        _unstored_markers[lake.cache_key] = state
     else:
-        _unstored_markers.pop(index.uri, None)
+        _unstored_markers.pop(lake.cache_key, None)
 
 
 # what a refused index write (a read-only lake, a key that may only read) leaves its user to do
