@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import logging
 import threading
 import uuid
@@ -30,7 +29,7 @@ from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
 from ._unreadable import is_missing, missing_catalog_file, naming_unreadable
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
-from .location import Lake, file_exists, lake_filesystem, write_small_file
+from .location import Lake, file_exists, lake_filesystem, options_key, write_small_file
 from .store import TableStore, data_file_path
 
 logger = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ class Ledger:
         self.uri = lake.catalog_uri(name)
         self.housekeeping = housekeeping or HousekeepingPolicy()
         self._store = TableStore(lake, name, uri=self.uri, retry=retry)
-        self._cache_key = (self.uri, json.dumps(lake.storage_options, sort_keys=True))  # as TableStore's key
+        self._cache_key = (self.uri, options_key(lake.storage_options))  # as TableStore's key
 
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append rows (``recorded_at`` is filled in) as one commit, retrying on conflicts; the

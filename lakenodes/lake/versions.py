@@ -33,6 +33,7 @@ from ._delta_log import commit_versions, log_names, read_commit
 from ._log_damage import CHECKPOINT_FILE, corrupt_log_error, log_damage
 from ._scan import add_actions, data_file_path
 from ._storage_errors import storage_errors
+from .location import options_key
 
 AsOf = int | datetime.datetime
 FileSystemOf = Callable[[str], tuple[Any, str]]  # table URI -> (pyarrow filesystem, root path)
@@ -221,7 +222,7 @@ def _opened_version(table: DeltaTable, version: int, options: dict[str, str] | N
                     keep: bool) -> DeltaTable | None:
     """``version`` of ``table`` opened (kept from an earlier call when it was; kept for later ones
     when ``keep``), None when its log is gone."""
-    key = (table.table_uri, table.metadata().id, version, json.dumps(options or {}, sort_keys=True))
+    key = (table.table_uri, table.metadata().id, version, options_key(options))
     with _opened_lock:
         old = _opened.get(key)
         if old is not None:
