@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from types import SimpleNamespace
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -113,6 +114,21 @@ def test_last_observation_and_ranges_as_of(history):
     ranged = node.get_ranged_data_per_asset({"A": {"start_date": dt.datetime(2024, 1, 2, tzinfo=UTC),
                                                    "start_date_operand": ">="}}, as_of=2)
     assert ranged["close"].to_list() == [102.0, 3.0, 4.0]
+
+
+def test_as_of_a_numpy_integer_is_a_version(history):
+    """A version taken from a pandas or numpy column of the history (``np.int64``) reads that
+    version, in every read and in SQL, as the same Python int does."""
+    node, table = history.node, history.table
+    versions_column = np.array([entry["version"] for entry in table.history()])  # newest first
+    for version in versions_column:
+        assert_frame_equal(node.get_df_between_dates(as_of=version), history.states[int(version)])
+    assert node.get_last_observation(as_of=np.int32(2))["close"].to_list() == [4.0, 4.1]
+    assert node.scan(as_of=np.int64(0)).collect().height == 4
+    count = f"SELECT count(*) AS n FROM {table.storage_hash}"
+    assert table.run_query(count, as_of=np.int64(1))["results"] == [{"n": 8}]
+    with pytest.raises(LakenodesUserError, match=r"^as_of=-1 is not a version"):
+        node.get_df_between_dates(as_of=np.int64(-1))
 
 
 @pytest.mark.parametrize("check", ["files the current version lacks", "a listing of the table"])

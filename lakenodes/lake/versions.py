@@ -1,6 +1,6 @@
 """Time travel: one Delta table as it was at a version or a moment (``as_of``).
 
-``as_of`` is a table version (int) or a datetime (naive values are UTC): the latest version
+``as_of`` is a table version (an int, numpy's too) or a datetime (naive values are UTC): the latest version
 committed at or before it, from the commit timestamps of the table's history. An old version
 is opened as a separate ``DeltaTable`` (the process-wide cached object of ``_tables`` is never
 moved back). A version that does not exist, whose log was cleaned up or whose data files vacuum
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import numbers
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection
@@ -59,7 +60,8 @@ def resolve_as_of(table: DeltaTable | None, as_of: Any) -> int | None:
         ...
         lakenodes.errors.LakenodesUserError: as_of=-1 is not a version: versions count up from 0 (see the table's history)
     """
-    if isinstance(as_of, int) and not isinstance(as_of, bool):
+    if isinstance(as_of, numbers.Integral) and not isinstance(as_of, bool):  # numpy's ints too
+        as_of = int(as_of)
         if as_of < 0:
             raise LakenodesUserError(f"as_of={as_of} is not a version: versions count up from 0 (see the table's history)")
         return as_of
