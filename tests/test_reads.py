@@ -215,6 +215,22 @@ def test_get_last_observation(stored) -> None:
     assert series.index.tolist() == [pd.Timestamp("2024-01-04", tz="UTC")]
 
 
+def test_get_last_observation_columns(stored) -> None:
+    """``columns=`` as every other read takes it: the index, then those columns, of each latest row
+    (as_of too; before the first write: test_reads_before_the_first_write_return_empty_declared_frames);
+    an unknown column is refused by name."""
+    closes = stored.panel.get_last_observation(columns=["close"])
+    assert closes.columns == ["time_index", "unique_identifier", "close"]
+    assert closes.rows() == stored.panel.get_last_observation().select(closes.columns).rows()
+    assert stored.panel.get_last_observation(["BRK/B"], "pandas", columns=("volume",)).columns.tolist() == ["volume"]
+    assert stored.panel.get_last_observation(columns=["close"], as_of=0).columns == closes.columns
+    assert stored.panel.get_last_observation(columns=[]).columns == ["time_index", "unique_identifier"]
+    with pytest.raises(LakenodesUserError, match=r"unknown column\(s\) \['clse'\]"):
+        stored.panel.get_last_observation(columns=["clse"])
+    with pytest.raises(LakenodesUserError, match="columns must be a list"):
+        stored.panel.get_last_observation(columns="close")
+
+
 # -- rejected arguments -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
@@ -276,6 +292,7 @@ def test_reads_before_the_first_write_return_empty_declared_frames(any_lake: Lak
                                      "close": pl.Float64, "volume": pl.Int64, "venue": pl.String})
     assert node.get_df_between_dates(columns=["close"]).columns == ["time_index", "unique_identifier", "close"]
     assert node.get_last_observation().columns == data.columns
+    assert node.get_last_observation(columns=["close"]).columns == ["time_index", "unique_identifier", "close"]
     assert node.get_ranged_data_per_asset({"A": {"start_date": day(1)}}).height == 0
     as_pandas = node.get_df_between_dates(frame="pandas")
     assert len(as_pandas) == 0 and list(as_pandas.columns) == ["close", "volume", "venue"]

@@ -169,25 +169,27 @@ class TableReads:
 
     @overload
     def get_last_observation(self, asset_list: Sequence[Any] | None = ..., frame: None = ..., *,
-                             as_of: Any = ...) -> Any: ...
+                             columns: Sequence[str] | None = ..., as_of: Any = ...) -> Any: ...
     @overload
     def get_last_observation(self, asset_list: Sequence[Any] | None = ..., frame: Literal["polars"] = ..., *,
-                             as_of: Any = ...) -> pl.DataFrame: ...
+                             columns: Sequence[str] | None = ..., as_of: Any = ...) -> pl.DataFrame: ...
     @overload
     def get_last_observation(self, asset_list: Sequence[Any] | None = ..., frame: Literal["pandas"] = ..., *,
-                             as_of: Any = ...) -> pd.DataFrame: ...
+                             columns: Sequence[str] | None = ..., as_of: Any = ...) -> pd.DataFrame: ...
     @overload
     def get_last_observation(self, asset_list: Sequence[Any] | None = ..., frame: Literal["arrow"] = ..., *,
-                             as_of: Any = ...) -> pa.Table: ...
+                             columns: Sequence[str] | None = ..., as_of: Any = ...) -> pa.Table: ...
     def get_last_observation(
-        self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None, *, as_of: Any = None,
+        self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None, *,
+        columns: Sequence[str] | None = None, as_of: Any = None,
     ) -> Any:
-        """The latest row of every identity (optionally only these assets), located from metadata
-        (``as_of``: see get_df_between_dates)."""
+        """The latest row of every identity (optionally only these assets), located from metadata;
+        ``columns`` and ``as_of``: see get_df_between_dates."""
         kind = resolve_frame(frame)
+        columns = None if columns is None else list_argument(columns, "columns")
         table = self.store.table_as_of(as_of)
         if table is None:
-            return self._as_frame(self.store.read(as_of=as_of), None, kind)
+            return self._as_frame(self.store.read(columns=columns, as_of=as_of), columns, kind)
         progress = read_progress(table, self.lake)
         dims = progress.index_names[1:]
         wanted = None if asset_list is None else {uid_of(asset) for asset in list_argument(asset_list, "asset_list")}
@@ -197,7 +199,7 @@ class TableReads:
             for identity, ts in progress.last.items()
             if wanted is None or (identity and identity[position] in wanted)
         ]
-        return self._as_frame(self.store.read(ranges=ranges, as_of=as_of), None, kind)
+        return self._as_frame(self.store.read(columns=columns, ranges=ranges, as_of=as_of), columns, kind)
 
     def _as_frame(self, data: pa.Table | None, columns: Sequence[str] | None, kind: str) -> Any:
         if data is None:
