@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from test_frames import FrameConfig, FrameNode
 from typer.testing import CliRunner
 
-from lakenodes import Lake, TimeIndexMetaTable
+from lakenodes import Lake, LakenodesUserError, TimeIndexMetaTable
 from lakenodes.cli import app
 
 UTC = dt.UTC
@@ -29,8 +30,9 @@ def times(frame: pl.DataFrame) -> list[dt.datetime]:
     return frame["time_index"].to_list()
 
 
-@pytest.mark.parametrize("after_last", [pd.Timestamp(LAST) + pd.Timedelta(1, "ns"), "2024-03-02T12:00:00.0000001Z"],
-                         ids=["timestamp", "text"])
+@pytest.mark.parametrize("after_last", [pd.Timestamp(LAST) + pd.Timedelta(1, "ns"), "2024-03-02T12:00:00.0000001Z",
+                                        np.datetime64("2024-03-02T12:00:00.000000001")],
+                         ids=["timestamp", "text", "numpy"])
 def test_a_start_between_two_microseconds_leaves_out_the_row_before_it(local_lake: Lake, after_last) -> None:
     node = two_rows(local_lake)
     assert times(node.get_df_between_dates(after_last)) == [NEXT]
@@ -51,3 +53,16 @@ def test_a_tail_delete_between_two_microseconds_keeps_the_row_before_it(local_la
     assert result.exit_code == 0, result.output
     assert "time_index >= 2024-03-02T12:00:00.000001+00:00" in result.output
     assert times(node.get_df_between_dates()) == [LAST]
+
+
+def test_numpy_datetimes_bound_reads_and_deletes_as_naive_utc(local_lake: Lake) -> None:
+    """A numpy ``datetime64`` (what ``frame.index.values`` holds) is a moment as a naive datetime is:
+    UTC, in any unit; ``NaT`` is refused by name."""
+    node = two_rows(local_lake)
+    assert times(node.get_df_between_dates(np.datetime64("2024-03-02T12:00:00.000001", "us"))) == [NEXT]
+    assert times(node.get_df_between_dates(np.datetime64("2024-03-02"), np.datetime64("2024-03-02T12", "h"))) == [LAST]
+    table = TimeIndexMetaTable.get(storage_hash=node.storage_hash, lake=local_lake)
+    assert table.delete_after_date(np.datetime64("2024-03-02T12:00:00.000000001"), dry_run=True)["deleted_count"] == 1
+    with pytest.raises(LakenodesUserError, match="^start_date is NaT, not a moment: pass None for no bound$"):
+        node.get_df_between_dates(np.datetime64("NaT"))
+    assert times(node.get_df_between_dates()) == [LAST, NEXT]

@@ -131,6 +131,18 @@ def test_as_of_a_numpy_integer_is_a_version(history):
         node.get_df_between_dates(as_of=np.int64(-1))
 
 
+
+def test_as_of_a_numpy_datetime_is_a_moment(history):
+    """A numpy ``datetime64`` (naive: UTC, as numpy's are) reads the version committed at or before it."""
+    node = history.node
+    for version, moment in history.moments.items():
+        naive_utc = np.datetime64(moment.replace(tzinfo=None), "us")
+        assert_frame_equal(node.get_df_between_dates(as_of=naive_utc), history.states[version])
+    assert node.get_df_between_dates(as_of=np.datetime64("2000-01-01")).height == 0
+    with pytest.raises(LakenodesUserError, match="^as_of is NaT"):
+        node.get_df_between_dates(as_of=np.datetime64("NaT"))
+
+
 @pytest.mark.parametrize("check", ["files the current version lacks", "a listing of the table"])
 def test_missing_and_vacuumed_versions_say_how_far_back_time_travel_reaches(history, check, monkeypatch):
     """An old version's files are checked one by one (those the current version does not hold),

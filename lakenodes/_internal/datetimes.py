@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import sys
 from typing import Any
 
 from ..errors import LakenodesUserError
@@ -62,8 +63,24 @@ def iso_z(value: datetime.datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
+def is_moment(value: Any) -> bool:
+    """Whether ``value`` is a datetime, a pandas Timestamp or a numpy datetime64 (not a date or text).
+
+    Example:
+        >>> is_moment(datetime.datetime(2026, 1, 31)), is_moment(datetime.date(2026, 1, 31)), is_moment("2026")
+        (True, False, False)
+    """
+    return isinstance(value, datetime.datetime) or hasattr(value, "to_pydatetime") or _numpy_datetime(value)
+
+
+def _numpy_datetime(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")  # a numpy value means numpy is imported: never imported here
+    return numpy is not None and isinstance(value, numpy.datetime64)
+
+
 def parse_datetime(value: Any, argument: str, *, round_up: bool = False) -> datetime.datetime | None:
-    """Accept a datetime, date, pandas Timestamp or ISO-8601 string; naive values are taken as UTC.
+    """Accept a datetime, date, pandas Timestamp, numpy datetime64 or ISO-8601 string; naive values
+    (numpy's always) are taken as UTC.
 
     Times are stored in microseconds: a value between two of them (a pandas Timestamp's nanoseconds, an
     ISO string's seventh or later fractional digit) becomes the microsecond before it, or with ``round_up``
@@ -77,7 +94,13 @@ def parse_datetime(value: Any, argument: str, *, round_up: bool = False) -> date
     if value is None:
         return None
     between = False  # the value lies strictly between two microseconds
-    if hasattr(value, "to_pydatetime"):
+    if _numpy_datetime(value):
+        if value != value:  # NaT
+            raise LakenodesUserError(f"{argument} is NaT, not a moment: pass None for no bound")
+        micros = value.astype("datetime64[us]")  # floors: the microsecond before a value between two
+        between = bool(micros != value)
+        value = micros.item()  # a naive datetime (an int beyond datetime's years: refused below)
+    elif hasattr(value, "to_pydatetime"):
         if value != value:  # pandas NaT (a datetime unequal to itself)
             raise LakenodesUserError(f"{argument} is NaT, not a moment: pass None for no bound")
         between = bool(getattr(value, "nanosecond", 0))

@@ -1,7 +1,8 @@
 """Time travel: one Delta table as it was at a version or a moment (``as_of``).
 
-``as_of`` is a table version (an int, numpy's too) or a datetime (naive values are UTC): the latest version
-committed at or before it, from the commit timestamps of the table's history. An old version
+``as_of`` is a table version (an int, numpy's too) or a datetime (a pandas Timestamp or numpy
+datetime64 too; naive values are UTC): the latest version committed at or before it, from the
+commit timestamps of the table's history. An old version
 is opened as a separate ``DeltaTable`` (the process-wide cached object of ``_tables`` is never
 moved back). A version that does not exist, whose log was cleaned up or whose data files vacuum
 removed raises ``VersionUnavailableError`` saying how far back time travel reaches: the oldest
@@ -26,7 +27,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from .._internal.caches import register_cache
-from .._internal.datetimes import parse_datetime
+from .._internal.datetimes import is_moment, parse_datetime
 from .._internal.deferred import pafs
 from .._internal.threads import in_threads
 from ..errors import LakenodesUserError, VersionUnavailableError
@@ -65,7 +66,7 @@ def resolve_as_of(table: DeltaTable | None, as_of: Any) -> int | None:
         if as_of < 0:
             raise LakenodesUserError(f"as_of={as_of} is not a version: versions count up from 0 (see the table's history)")
         return as_of
-    if not isinstance(as_of, datetime.datetime) and not hasattr(as_of, "to_pydatetime"):
+    if not is_moment(as_of):
         raise LakenodesUserError(f"as_of must be a table version (int) or a datetime, not {as_of!r}")
     moment = parse_datetime(as_of, "as_of")
     if table is None:
