@@ -228,7 +228,10 @@ CASES: list[Case] = [
     output("uid_integers", lambda: polars(unique_identifier=[1, 2]), F, "'unique_identifier' must hold strings"),
     output("pandas_unnamed_index", lambda: pandas_frame(names=(None, None)), F, "must be named"),
     output("pandas_index_order", lambda: pandas_frame(names=("unique_identifier", "time_index")), F,
-           "first index level must be named 'time_index'"),
+           r"first index level must be named 'time_index', got 'unique_identifier': put it first, "
+           r"frame.reorder_levels\(\['time_index', 'unique_identifier'\]\)"),
+    output("pandas_index_without_time", lambda: pandas_frame(names=("date", "unique_identifier")), F,
+           "first index level must be named 'time_index', got 'date'$"),
     # column names
     output("column_64_chars", lambda: polars().rename({"close": "c" * 64}), F, "64 characters; the limit is 63"),
     output("column_uppercase", lambda: polars().rename({"close": "Close"}), F, "'Close' must be lowercase"),

@@ -37,7 +37,11 @@ def pandas_to_arrow(frame: Any) -> tuple[pa.Table, list[str]]:
             f"every index level must be named (first 'time_index'); got index names {index_names}{hint}"
         )
     if index_names[0] != TIME_INDEX:
-        raise FrameValidationError(f"the first index level must be named 'time_index', got {index_names[0]!r}")
+        order = [TIME_INDEX, *(name for name in index_names if name != TIME_INDEX)]
+        hint = (f": put it first, frame.reorder_levels({order}) (an index built asset first, as ArcticDB's or a "
+                "groupby's, has it second)" if TIME_INDEX in index_names else "")
+        raise FrameValidationError(
+            f"the first index level must be named 'time_index', got {index_names[0]!r}{hint}")
     if len(set(index_names)) != len(index_names):
         raise FrameValidationError(f"index level names must be unique, got {index_names}")
     clash = [str(name) for name in frame.columns if name in index_names]
