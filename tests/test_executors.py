@@ -374,3 +374,38 @@ def test_a_node_class_the_pool_workers_cannot_import_is_named_and_the_pool_runs_
     assert "Can't get attribute 'ScriptShard'" in error and '`if __name__ == "__main__":` block' in error, error
     assert "BrokenProcessPool" not in result.stdout
     assert f"COMPLETED [{len(DAYS)}]" in result.stdout  # the importable node ran
+
+
+INTERACTIVE_SCRIPT = '''
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+from lakenodes import NodeRunError, run_many, use_lake
+from test_executors import SHARDS, ShardConfig, ShardedPrices
+
+class CellShard(ShardedPrices):  # as a notebook cell defines it: in a __main__ no worker can import
+    pass
+
+with use_lake(LAKE), ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+    try:
+        run_many([CellShard(ShardConfig(uids=SHARDS[0]))], executor=pool)
+    except NodeRunError as error:
+        print("ERROR", error)
+'''
+
+
+def test_a_node_class_of_a_notebook_cell_on_a_process_pool_gets_the_notebook_fix(tmp_path):
+    """A notebook cell (like the REPL or ``python -c``) defines its classes in a ``__main__`` with no
+    file, which spawned workers cannot import: the error told the user to move the class out of a
+    script's ``if __name__ == "__main__":`` block, which a notebook does not have. It now says the
+    class is defined in an interactive session and what to do instead."""
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    code = INTERACTIVE_SCRIPT.replace("LAKE", repr(str(tmp_path / "lake")))
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    error = next(line for line in result.stdout.splitlines() if line.startswith("ERROR"))
+    assert "Can't get attribute 'CellShard'" in error, error
+    assert "CellShard is defined in an interactive session (a notebook cell" in error, error
+    assert "move it into a .py module" in error and "if __name__" not in error, error

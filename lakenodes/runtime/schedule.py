@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import logging
 import pickle
+import sys
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -249,18 +250,30 @@ class _PickledNode:
     (``BrokenProcessPool`` blamed on every node it was running)."""
 
     def __init__(self, node: DataNode) -> None:
-        self.name, self.module, self.text = repr(node), type(node).__module__, pickle.dumps(node)
+        self.name, self.text, self.fix = repr(node), pickle.dumps(node), _import_fix(type(node))
 
     def load(self) -> DataNode:
         try:
             node: DataNode = pickle.loads(self.text)
         except (AttributeError, ImportError) as error:
-            fix = ("define node classes at the top level of a module the workers import, not in the script's "
-                   "`if __name__ == \"__main__\":` block") if self.module == "__main__" else (
-                   f"the workers must be able to import {self.module!r} (their sys.path, PYTHONPATH)")
             raise NodeRunError(self.name, "executor", ImportError(
-                f"the pool's worker process cannot import the node's class ({one_line(str(error))}): {fix}")) from None
+                f"the pool's worker process cannot import the node's class ({one_line(str(error))}): {self.fix}")) from None
         return node
+
+
+def _import_fix(cls: type) -> str:
+    """What makes ``cls`` importable by a spawned worker, said where the node is submitted: a class
+    of an interactive ``__main__`` (a notebook cell, the REPL, ``python -c``: no file a worker could
+    re-import) needs another home than a script's class does."""
+    if cls.__module__ != "__main__":
+        return f"the workers must be able to import {cls.__module__!r} (their sys.path, PYTHONPATH)"
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not main_file or main_file.startswith("<"):
+        return (f"{cls.__qualname__} is defined in an interactive session (a notebook cell, the REPL, "
+                "`python -c`), which spawned workers cannot import: move it into a .py module and import it "
+                "from there, or run without a process pool (no executor)")
+    return ("define node classes at the top level of a module the workers import, not in the script's "
+            "`if __name__ == \"__main__\":` block")
 
 
 def _as_submitted(node: DataNode, executor: Executor) -> DataNode | _PickledNode:
