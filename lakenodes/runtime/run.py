@@ -22,6 +22,7 @@ from deltalake import DeltaTable
 
 from .._internal.afterwards import afterwards
 from .._internal.background import in_background
+from .._internal.event_loops import outside_event_loop
 from ..core.frame_schema import refuse_untyped_nulls, warn_valueless_columns
 from ..core.frame_stream import FrameStream, is_stream
 from ..core.frames import NormalizedFrame, conform_to_schema, normalize_frame
@@ -195,7 +196,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                         "get_asset_list() returned no assets, so there is nothing to update; on a fresh lake the "
                         "asset registry is empty: register assets first (Asset.batch_get_or_register_custom_assets)")
                 phase = _enter(hooks, node, "update")
-                output = node.update()
+                output = outside_event_loop(node.update)  # asyncio.run in update() works in a notebook
                 phase = _enter(hooks, node, "validation")
                 frame = _validate(node, output)
                 persisted = _persisted(node, frame, keep_frame)

@@ -1,0 +1,122 @@
+"""lakenodes as a Jupyter notebook meets it, reproduced without Jupyter: a notebook cell runs inside
+the kernel's asyncio event loop (here: a coroutine run by an event loop in the test's thread, which,
+as the kernel's, leaves SIGINT to Python's handler: ``asyncio.run`` would take it over)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import polars as pl
+import pytest
+
+from lakenodes import DataNode, DataNodeConfiguration, Lake, TimeIndexMetaTable, current_lake, use_lake
+from lakenodes.catalog.catalog import run_history
+
+T = TypeVar("T")
+DAY = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def in_cell(cell: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``cell()`` as a notebook runs a cell: inside an event loop running in this thread."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(cell())
+    finally:
+        loop.close()
+
+
+class FetchConfig(DataNodeConfiguration):
+    source: str = "api"
+
+
+class AsyncFetch(DataNode):
+    """An update() that drives an async client with ``asyncio.run``, as a script would."""
+
+    seen_lakes: list[str] = []
+
+    def dependencies(self) -> dict[str, DataNode]:
+        return {}
+
+    async def fetch(self) -> float:
+        await asyncio.sleep(0)
+        return 1.5
+
+    def update(self) -> pl.DataFrame:
+        self.seen_lakes.append(current_lake().uri)
+        return pl.DataFrame({"time_index": [DAY], "value": [asyncio.run(self.fetch())]})
+
+
+def test_update_calling_asyncio_run_works_in_a_notebook_cell(tmp_path: Path) -> None:
+    """In a notebook, ``node.run()`` failed during update with ``RuntimeError: asyncio.run() cannot be
+    called from a running event loop`` (the kernel's loop runs in the cell's thread) while the same
+    node ran as a script. update() now runs where no loop runs, in the run's lake."""
+    node = AsyncFetch(FetchConfig())  # made outside every block: it runs in the block it is run in
+
+    async def cell() -> tuple[bool, pl.DataFrame]:
+        with use_lake(tmp_path / "lake"):
+            return node.run()
+
+    err, written = in_cell(cell)
+    assert err is False and written["value"].to_list() == [1.5]
+    assert AsyncFetch.seen_lakes == [str(tmp_path / "lake")]
+    with use_lake(tmp_path / "lake"):
+        assert node.get_df_between_dates()["value"].to_list() == [1.5]
+
+
+class SlowConfig(DataNodeConfiguration):
+    name: str = "slow"
+
+
+class Slow(DataNode):
+    """An update() that runs until interrupted, the first time; the rows at once afterwards."""
+
+    started = threading.Event()
+    finished = threading.Event()
+    interrupted = True
+
+    def dependencies(self) -> dict[str, DataNode]:
+        return {}
+
+    def update(self) -> pl.DataFrame:
+        try:
+            while type(self).interrupted:
+                type(self).started.set()
+                time.sleep(0.01)
+        finally:
+            type(self).finished.set()
+        return pl.DataFrame({"time_index": [DAY], "value": [2.0]})
+
+
+def test_interrupting_a_notebook_cell_stops_the_update_and_the_cell_runs_again(local_lake: Lake) -> None:
+    """The notebook's interrupt (SIGINT to the kernel) during an update() that runs outside the
+    cell's event loop: the cell gets KeyboardInterrupt once the update has stopped (nothing of it
+    goes on behind the next cell), the run is recorded as interrupted, nothing is written, and
+    running the cell again writes the rows."""
+    node = Slow(SlowConfig())
+    main = threading.main_thread().ident
+    assert main is not None and threading.get_ident() == main
+
+    def press_interrupt() -> None:
+        Slow.started.wait()
+        signal.pthread_kill(main, signal.SIGINT)
+
+    async def cell() -> tuple[bool, pl.DataFrame]:
+        return node.run()
+
+    threading.Thread(target=press_interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        in_cell(cell)
+    assert Slow.finished.is_set()  # the update stopped before the cell got the interrupt
+    [record] = run_history(local_lake, node.update_hash)
+    assert record["status"] == "error" and record["error"].startswith("update: KeyboardInterrupt")
+    assert TimeIndexMetaTable.filter(storage_hash=node.storage_hash) == []
+    Slow.interrupted = False
+    err, written = in_cell(cell)
+    assert written["value"].to_list() == [2.0]
