@@ -18,7 +18,7 @@ def test_the_ported_workflow_runs():
     namespace: dict = {}
     for number, code in enumerate(blocks, 1):
         exec(compile(code, f"{DOC.name} block {number}", "exec"), namespace)  # noqa: S102 - the doc's own code
-    assert [entry["operation"] for entry in namespace["table"].history()][:2] == ["append", "delete"]  # NVDA had no rows: appended
+    assert [entry["operation"] for entry in namespace["table"].history()][:2] == ["restore", "delete"]
 
 
 def test_the_arcticdb_block_compiles_and_builds_the_index_lakenodes_takes():

@@ -8,19 +8,19 @@ from ..errors import LakenodesUserError
 from ._groups import FAILURE, CommandFailed
 
 
-def confirm(question: str) -> None:
+def confirm(question: str, action: str = "delete", unchanged: str = "nothing was deleted") -> None:
     """Ask on stderr, read the answer from stdin; no answer (no stdin) is a user mistake, "no" a
-    failure. (click's prompt wrote a space to stdout, before the one JSON document of --json.)"""
+    failure saying ``unchanged``. (click's prompt wrote a space to stdout, before the one JSON document of --json.)"""
     while True:
         sys.stderr.write(f"{question} [y/N]: ")
         sys.stderr.flush()
         line = sys.stdin.readline()
         if not line:
             sys.stderr.write("\n")
-            raise LakenodesUserError("no confirmation on stdin: pass --yes to delete without asking")
+            raise LakenodesUserError(f"no confirmation on stdin: pass --yes to {action} without asking")
         answer = line.strip().lower()
         if answer in ("y", "yes"):
             return
         if answer in ("", "n", "no"):
-            raise CommandFailed(FAILURE, "not confirmed; nothing was deleted", "not_confirmed")
+            raise CommandFailed(FAILURE, f"not confirmed; {unchanged}", "not_confirmed")
         sys.stderr.write("answer y or n\n")

@@ -1,6 +1,6 @@
 """``lakenodes data-node ...``: the tables (DataNode storages) in the catalog.
 
-``list``, ``detail``, ``org-unique-identifiers``, ``run-query``, ``history``, ``diff``, ``delete-after-date``,
+``list``, ``detail``, ``org-unique-identifiers``, ``run-query``, ``history``, ``diff``, ``delete-after-date``, ``restore``,
 ``add-label``/``remove-label`` and ``refresh-search-index``; ``data-node search`` is
 ``lakenodes search`` (see :mod:`lakenodes.cli.search`).
 """
@@ -19,6 +19,7 @@ from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lo
 from ..errors import LakenodesUserError, NotFoundError, StorageError, VersionUnavailableError
 from ..facade.meta_table import TimeIndexMetaTable
 from ..facade.table_refs import lost_catalog, resolve_table, table_name
+from ..lake.maintenance import CATALOG_PREFIX
 from ..lake.read_snippets import read_snippets
 from ._confirm import confirm
 from ._groups import FAILURE, USER_ERROR, CommandFailed, group
@@ -288,6 +289,48 @@ def data_node_delete_after_date(
             return
         console.print(f"deleted {result['deleted_count']} row(s) {what}; last index value now "
                       f"{result['stats']['last_time_index_value']}" + (" (table is empty)" if result["table_empty"] else ""))
+
+    session.output(result, render)
+
+
+@command(app, "restore")
+def data_node_restore(
+    session: Session,
+    ref: TableArgument,
+    to_version: Annotated[int | None, typer.Option("--to-version", metavar="N", show_default=False,
+                                                   help="The version to go back to (see `data-node history`).")] = None,
+    to_timestamp: Annotated[str | None, typer.Option("--to-timestamp", metavar="T", show_default=False,
+                                                     help="Go back to the version current at T (ISO-8601, UTC if naive).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what it would change; change nothing.")] = False,
+    namespace: NamespaceOption = None,
+) -> None:
+    """Undo writes: put a table back as it was at a version (or moment), as one new version; the
+    versions in between stay readable with --as-of until vacuum. Unless --yes, it says what changes and asks."""
+    if ref.startswith(CATALOG_PREFIX):
+        raise LakenodesUserError(f"{ref} is a catalog table: only data tables can be restored")
+    if (to_version is None) == (to_timestamp is None):
+        raise LakenodesUserError("give exactly one of --to-version N or --to-timestamp T")
+    found = resolve_table(session.lake, ref, namespace)
+    restore = functools.partial(found.restore, to_version, to_timestamp=to_timestamp)
+    planned = restore(dry_run=True) if dry_run or not yes else None
+
+    def changes(done: dict[str, Any]) -> str:
+        return (f"{done['rows_added']} row(s) in {done['files_added']} file(s) back, {done['rows_removed']} row(s) in "
+                f"{done['files_removed']} file(s) removed")
+
+    if planned is not None and not dry_run:
+        confirm(f"Restore {table_name(found)} (version {planned['from_version']}) to version {planned['to_version']}: "
+                f"{changes(planned)}?", "restore", "nothing was changed")
+    result = planned if dry_run else restore()
+
+    def render(console: Console) -> None:
+        if result["dry_run"]:
+            console.print(f"would restore {table_name(found)} from version {result['from_version']} to version "
+                          f"{result['to_version']}: {changes(result)}")
+            return
+        console.print(f"restored {table_name(found)} to version {result['to_version']} as version "
+                      f"{result['new_version']}: {changes(result)}")
 
     session.output(result, render)
 

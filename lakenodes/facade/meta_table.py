@@ -25,6 +25,7 @@ from ..errors import LakenodesUserError, VersionUnavailableError
 from ..lake.diff import TableDiff, diff_versions
 from ..lake.location import Lake, current_lake
 from ..lake.progress import read_progress
+from ..lake.restore import restore_table
 from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
 from ..lake.store import TableStore
 from ..lake.versions import table_history
@@ -229,6 +230,20 @@ class TimeIndexMetaTable(TableRecord):
             {'from_version': 0, 'to_version': 1, 'added': 0, 'deleted': 1, 'changed': 0}
         """
         return diff_versions(TableStore(self.lake, self.storage_hash), from_version, to_version)
+
+    def restore(self, to_version: Any = None, *, to_timestamp: Any = None, dry_run: bool = False) -> dict[str, Any]:
+        """Put the table back as it was at ``to_version`` (or the version current at ``to_timestamp``),
+        in one new version: undo a wrong delete or a bad week of appends. Returns ``{ok, meta_table_uid,
+        dry_run, from_version, to_version, new_version, files_added, files_removed, rows_added,
+        rows_removed}`` (see lakenodes.lake.restore); the next run appends after the restored rows.
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.table.restore(0, dry_run=True)["to_version"]
+            0
+        """
+        done = restore_table(TableStore(self.lake, self.storage_hash), to_version, to_timestamp=to_timestamp,
+                             dry_run=dry_run)
+        return {"ok": True, "meta_table_uid": self.uid, **{k: v for k, v in done.items() if k != "table"}}
 
     def delete_after_date(
         self,

@@ -255,7 +255,8 @@ def _present_files(uri: str, filesystem_of: FileSystemOf) -> set[str]:
     return {info.path[len(root) + 1:] for info in listing if info.type == pafs.FileType.File}
 
 
-_LAKENODES_OPERATIONS = {"WRITE": "append", "MERGE": "upsert", "DELETE": "delete", "OPTIMIZE": "optimize"}
+_LAKENODES_OPERATIONS = {"WRITE": "append", "MERGE": "upsert", "DELETE": "delete", "OPTIMIZE": "optimize",
+                         "RESTORE": "restore"}
 _DELTA_OPERATIONS = {"CREATE TABLE": "create", "WRITE": "append", "STREAMING UPDATE": "append", "MERGE": "upsert",
                      "DELETE": "delete", "OPTIMIZE": "optimize", "VACUUM START": "vacuum", "VACUUM END": "vacuum"}
 
@@ -286,7 +287,7 @@ def _rows(commit: dict[str, Any], name: str) -> int | None:
 
 def table_history(table: DeltaTable, limit: int | None = None, lake: Any = None) -> list[dict[str, Any]]:
     """One entry per commit of ``table``, newest first: ``version``, ``timestamp`` (aware UTC),
-    ``operation`` (append / upsert / delete / optimize / vacuum / create, from the commit's
+    ``operation`` (append / upsert / delete / restore / optimize / vacuum / create, from the commit's
     ``lakenodes.operation`` where lakenodes wrote it, else delta's operation in lower case),
     ``update_hash`` and ``run_id`` of the writing run (None unless a lakenodes run wrote it) and
     ``rows_added`` / ``rows_updated`` / ``rows_deleted`` (from the counts lakenodes' rewrites
