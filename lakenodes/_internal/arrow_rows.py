@@ -24,6 +24,7 @@ import polars as pl
 
 from .datetimes import epoch_micros
 from .deferred import pa
+from .plain_arrow import cast_table
 
 
 def python_rows(table: pa.Table) -> list[dict[str, Any]]:
@@ -48,7 +49,7 @@ def arrow_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Tabl
             columns[field.name] = pl.Series(field.name, micros, pl.Int64).cast(dtypes[field.name])  # datetimes slowly
         else:
             columns[field.name] = pl.Series(field.name, values, dtypes[field.name])
-    return pl.DataFrame(columns).to_arrow().cast(schema)  # a dict, in threads: see below
+    return cast_table(pl.DataFrame(columns).to_arrow(), schema)  # a dict, in threads: see below
 
 
 # Polars before 2.0 builds a DataFrame from a *list* (of Series, arrays, ...) through a functools.singledispatch

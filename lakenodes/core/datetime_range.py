@@ -7,7 +7,8 @@ frames refuse it before writing (see ``frames.normalize_frame``).
 
 from __future__ import annotations
 
-from .._internal.deferred import pa, pc
+from .._internal.deferred import pa
+from .._internal.plain_arrow import polars_series
 from ..errors import FrameValidationError
 
 _PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
@@ -23,8 +24,7 @@ def check_python_range(name: str, column: pa.ChunkedArray) -> None:
     kind = column.type
     unit = kind.unit if pa.types.is_timestamp(kind) else "ms" if pa.types.is_date64(kind) else "day"
     per_day = 1 if unit == "day" else _SECONDS_PER_DAY * _PER_SECOND[unit]
-    bounds = pc.min_max(column.cast(pa.int32() if unit == "day" else pa.int64()))
-    smallest, largest = bounds["min"].as_py(), bounds["max"].as_py()
+    smallest, largest = _count_bounds(column, pa.int32() if unit == "day" else pa.int64())
     if smallest is None or (_FIRST_DAY * per_day <= smallest and largest < _END_DAY * per_day):
         return
     offending = smallest if smallest < _FIRST_DAY * per_day else largest
@@ -32,6 +32,14 @@ def check_python_range(name: str, column: pa.ChunkedArray) -> None:
         f"{name!r} value {format_count(offending, unit)} is outside 0001-01-01 .. 9999-12-31, the range "
         "Python's datetime can hold (statistics and reads would fail on it)"
     )
+
+
+def _count_bounds(column: pa.ChunkedArray, counts: pa.DataType) -> tuple[int | None, int | None]:
+    """The smallest and largest count (days or time units since the epoch) of ``column``, None when
+    it has no value: its numbers seen as the ints ``counts`` (no copy; a cast would import
+    ``pyarrow.compute``, see ``_internal/plain_arrow.py``)."""
+    numbers = polars_series(pa.chunked_array([chunk.view(counts) for chunk in column.chunks], counts))
+    return numbers.min(), numbers.max()  # type: ignore[return-value]
 
 
 def format_count(value: int, unit: str) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from .._internal.deferred import pa, pc
+from .._internal.plain_arrow import polars_series
 from ..errors import FrameValidationError
 
 TIME_INDEX = "time_index"
@@ -77,27 +78,26 @@ def _panel_bounds(table: pa.Table, dims: Sequence[str]) -> tuple[pl.DataFrame, b
     if not len(times):
         return None
     rows = len(times)
-    changed = pl.Series(pc.not_equal(times, times[0]))  # (pc.index(changed, True) would import pandas)
-    first_change = changed.arg_max()  # the first True; 0 when there is none (row 0 equals itself)
+    series = polars_series(times)  # polars, not pyarrow.compute (see _internal/plain_arrow.py)
+    counts = series.to_physical()
+    first_change = (counts != counts[0]).arg_max()  # the first True; 0 when there is none (row 0 equals itself)
     period = first_change if first_change else rows  # rows of the first date
-    if rows % period or not rows_increase([times], strictly=False):
+    if rows % period or not (counts.slice(0, rows - 1) <= counts.slice(1)).all():  # dates ascending
         return None
-    first = table.select(dims).slice(0, period)
-    # (polars' per-call overhead, ~0.1 ms, is most of a daily update's cost here: Arrow and Series)
-    distinct = len(pc.unique(one_array(first.column(0)))) if len(dims) == 1 else pl.from_arrow(first).n_unique()
-    if distinct != period:  # an identity twice on one date
+    first = pl.from_arrow(table.select(dims).slice(0, period))
+    if first.n_unique() != period:  # an identity twice on one date
         return None
     for dim in dims if period < rows else ():  # the identities of every later date repeat the first's
         column = one_array(table.column(dim))
         if not pc.all(pc.equal(column.slice(0, rows - period), column.slice(period))).as_py():
             return None
-    bounds = pl.DataFrame({**{dim: pl.Series(dim, first.column(dim)) for dim in dims},  # a dict: not a list, which
-                           "n": pl.Series("n", [rows // period], pl.UInt32).new_from_index(0, period),  # polars < 2
-                           "lo": pl.Series("lo", times.slice(0, period)),  # dispatches unsafely in threads
-                           "hi": pl.Series("hi", times.slice(rows - period))})  # (_internal/arrow_rows.py)
+    bounds = pl.DataFrame({**{dim: first[dim] for dim in dims},  # a dict: not a list, which polars < 2
+                           "n": pl.Series("n", [rows // period], pl.UInt32).new_from_index(0, period),  # dispatches
+                           "lo": series.slice(0, period),  # unsafely in threads (_internal/arrow_rows.py)
+                           "hi": series.slice(rows - period)})
     if period == rows:  # one date (a daily update)
         return bounds, True
-    starts, ends = (pl.Series(times).to_physical().gather_every(period, offset) for offset in (0, period - 1))
+    starts, ends = (counts.gather_every(period, offset) for offset in (0, period - 1))
     return bounds, bool((starts == ends).all() and (starts.diff().drop_nulls() > 0).all())
 
 

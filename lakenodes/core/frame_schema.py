@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from .._internal.deferred import pa, pc
+from .._internal.deferred import pa
+from .._internal.plain_arrow import cast_column
 from ..errors import FrameValidationError, SchemaMismatchError
 from .config import RecordDefinition, canonical_dtype
 
@@ -167,7 +168,7 @@ def _cast(name: str, column: pa.ChunkedArray, kind: pa.DataType, as_what: str) -
     if no_value(column) and column.type != kind:  # (Arrow casts float64 to no date: nulls are nulls of any type)
         return pa.chunked_array([pa.nulls(len(column), kind)])
     try:
-        return pc.cast(column, kind)
+        return cast_column(column, kind)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:  # e.g. an int beyond 2**53 into float64
         raise SchemaMismatchError(
             f"column {name!r} is {logical_dtype(kind)} ({as_what}) and cannot hold the frame's values exactly: "

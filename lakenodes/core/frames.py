@@ -16,6 +16,7 @@ import polars as pl
 
 from .._internal.datetimes import is_utc_zone
 from .._internal.deferred import pa, pc
+from .._internal.plain_arrow import cast_column, polars_series
 from ..errors import FrameValidationError
 from .column_names import column_name_problem, identity_name_problem
 from .config import RecordDefinition
@@ -304,7 +305,7 @@ def _to_microseconds(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
                 f"{name!r} has sub-microsecond values; Delta stores microseconds: round them first"
             )
         return micros
-    return pc.cast(column, target)
+    return cast_column(column, target)
 
 
 def _is_text(kind: pa.DataType) -> bool:
@@ -316,7 +317,7 @@ def _normalize_identity(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
     kind = column.type  # a polars Categorical/Enum, a pandas category: of strings (a category of ints is ints)
     if not _is_text(kind.value_type if pa.types.is_dictionary(kind) else kind):
         raise FrameValidationError(f"index level {name!r} must hold strings, got {kind}")
-    column = pc.cast(column, pa.string())
+    column = cast_column(column, pa.string())
     if column.null_count:
         raise FrameValidationError(f"index level {name!r} has {column.null_count} null value(s)")
     return column
@@ -334,20 +335,20 @@ def _normalize_value(name: str, column: pa.ChunkedArray, log: logging.Logger | l
                      holds: Callable[[str], str]) -> pa.ChunkedArray:
     kind = column.type
     if pa.types.is_floating(kind):
-        column = pc.cast(column, pa.float64())
-        infinite = pc.is_inf(column)
-        if not pc.any(infinite).as_py():  # pa.scalar() imports pandas (pyarrow's shim): only when needed
+        column = cast_column(column, pa.float64())
+        if not polars_series(column).is_infinite().any():  # no infinity: neither pyarrow.compute nor pa.scalar() (pandas)
             return column
+        infinite = pc.is_inf(column)
         log.warning("column %r: %d infinite value(s) stored as NaN", name, pc.sum(infinite).as_py())
         return pc.if_else(infinite, pa.scalar(float("nan")), column)
     if pa.types.is_integer(kind):
         if pa.types.is_uint64(kind) and (pc.max(column).as_py() or 0) > 2**63 - 1:  # None: no value (only nulls)
             raise FrameValidationError(f"column {name!r} holds unsigned values beyond int64")
-        return pc.cast(column, pa.int64())
+        return cast_column(column, pa.int64())
     if pa.types.is_boolean(kind):
         return column
     if _is_text(kind):
-        return pc.cast(column, pa.string())
+        return cast_column(column, pa.string())
     if pa.types.is_dictionary(kind):  # polars Categorical/Enum, pandas category (of text, ints, dates...): its values
         try:
             values = pc.cast(column, kind.value_type)

@@ -12,8 +12,8 @@ import re
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from .._internal.deferred import pa, pq
 from .._internal.deferred import pafs as fs
-from .._internal.deferred import pc, pq
 from .._internal.threads import in_threads, storage_threads
 
 COMMIT_FILE = re.compile(r"^(\d{20})\.json$")  # ``_delta_log/<version>.json``; group 1: the version
@@ -189,7 +189,7 @@ def app_ids_in_log(filesystem: Any, root: str, version: int, app_ids: Collection
         except FileNotFoundError:  # in parts, or a V2 checkpoint
             return None
         if "txn" in read.column_names:  # (a checkpoint holding no app transaction may lack the column)
-            found = {app_id for app_id in pc.struct_field(read.column("txn"), "appId").to_pylist() if app_id in wanted}
+            found = {app_id for app_id in _struct_field(read.column("txn"), "appId") if app_id in wanted}
 
     def app_ids_of(committed: int) -> set[str]:
         lines, _ = read_commit(filesystem, root, committed)
@@ -200,3 +200,16 @@ def app_ids_in_log(filesystem: Any, root: str, version: int, app_ids: Collection
         return found.union(*in_threads(app_ids_of, commits, max_threads=storage_threads(filesystem, 8)))
     except FileNotFoundError:  # cleaned up meanwhile
         return None
+
+
+def _struct_field(column: pa.ChunkedArray, name: str) -> list[Any]:
+    """The values of field ``name`` of a struct column (null where the struct is), as
+    ``pc.struct_field(...).to_pylist()`` gives them without importing ``pyarrow.compute``.
+
+    Example:
+        >>> txn = pa.StructArray.from_arrays([pa.array(["a", "b"])], ["appId"], mask=pa.array([False, True]))
+        >>> _struct_field(pa.chunked_array([txn]), "appId")
+        ['a', None]
+    """
+    position = column.type.get_field_index(name)
+    return [value for chunk in column.chunks for value in chunk.flatten()[position].to_pylist()]

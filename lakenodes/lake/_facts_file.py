@@ -30,6 +30,7 @@ import polars as pl
 from .._internal.afterwards import settle
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pq
+from .._internal.plain_arrow import cast_table
 from ..core.frames import timestamp_type
 from . import _progress_snapshot as snapshots
 from ._storage_errors import fault_errno
@@ -90,7 +91,7 @@ def load(filesystem: Any, root: str) -> pa.Table | None:
     version = snapshots.version_of(metadata)
     if version is not None:
         saw_snapshot(filesystem, root, version, metadata[snapshots.KEY])
-    rows = stored.replace_schema_metadata(None).cast(facts_schema())
+    rows = cast_table(stored.replace_schema_metadata(None), facts_schema())
     _rows[store_path(filesystem, root)] = rows
     return rows
 
@@ -126,7 +127,7 @@ def append(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict
     known = _rows.get(store_path(filesystem, root))
     if known is None or known.num_rows + rows.num_rows > limit:
         return False
-    return write(filesystem, root, pa.concat_tables([known, rows.cast(facts_schema())]), snapshot)
+    return write(filesystem, root, pa.concat_tables([known, cast_table(rows, facts_schema())]), snapshot)
 
 
 def prune(filesystem: Any, root: str, rows: pa.Table, snapshot: tuple[int, dict[bytes, bytes]], most: int) -> bool:

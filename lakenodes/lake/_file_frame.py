@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import polars as pl
 
 from .._internal.deferred import pa
+from .._internal.plain_arrow import polars_series
 from ..core.frames import TIME_DTYPE, TIME_INDEX
 from ._file_facts import Identity, null_index_error
 from .store import data_file_path
@@ -38,7 +39,7 @@ def file_frame(actions: pa.Table, dims: Sequence[str], table_uri: str = "the tab
     def column(name: str, dtype: pl.DataType) -> pl.Series:
         if name not in names:
             return pl.Series(name, [None] * actions.num_rows, dtype=dtype)
-        return pl.Series(name, actions.column(name)).cast(dtype)
+        return polars_series(actions.column(name), name).cast(dtype)
 
     for name in (TIME_INDEX, *dims):
         nulls = column(f"partition.{name}", pl.String).is_null() if f"partition.{name}" in names else (

@@ -21,6 +21,7 @@ from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Tr
 from .._internal.arrow_rows import arrow_table, empty_table, python_rows
 from .._internal.caches import register_cache
 from .._internal.deferred import pa, pq
+from .._internal.plain_arrow import cast_column, cast_table
 from .._internal.threads import in_threads, storage_threads
 from ..errors import UnreadableFileError, one_line
 from ._delta_log import app_ids_in_log
@@ -104,7 +105,7 @@ class Ledger:
         """Append the rows of each named batch (rows holding their ``recorded_at``) as one commit
         that records every name, skipping the batches a commit recorded already (by any process):
         appending a batch again adds nothing. On return, every batch is in the table."""
-        self._commit({f"lakenodes.batch.{name}": rows.cast(self.schema) for name, rows in batches.items()},
+        self._commit({f"lakenodes.batch.{name}": cast_table(rows, self.schema) for name, rows in batches.items()},
                      utcnow(), recorded_before=True)
 
     def _commit(self, batches: Mapping[str, pa.Table], now: datetime.datetime, recorded_before: bool) -> None:
@@ -346,6 +347,6 @@ def conform_columns(rows: pa.Table, schema: pa.Schema) -> pa.Table:
         b: [[1]]
     """
     rows = to_plain(rows)
-    columns = [rows.column(field.name).cast(field.type) if field.name in rows.column_names
+    columns = [cast_column(rows.column(field.name), field.type) if field.name in rows.column_names
                else pa.chunked_array([pa.nulls(rows.num_rows, field.type)]) for field in schema]
     return pa.Table.from_arrays(columns, schema=schema)

@@ -25,7 +25,8 @@ from .._internal.afterwards import settle
 from .._internal.arrow_rows import arrow_table, empty_table
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
-from .._internal.deferred import pa, pc
+from .._internal.deferred import pa
+from .._internal.plain_arrow import cast_table, polars_series
 from .._internal.threads import in_threads, storage_threads
 from ..core.frames import TIME_DTYPE, TIME_INDEX
 from . import _facts_file as facts_file
@@ -251,7 +252,7 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
             keep_min(first, identity, low)
         return first
 
-    row_count = int(pc.sum(actions["num_records"]).as_py() or 0)
+    row_count = int(polars_series(actions["num_records"]).sum() or 0)
     progress = TableProgress(table.version(), index_names, last, row_count=row_count, first_loader=first_loader)
     if boundary is not None and (footers_read or facts_file.snapshot_version(filesystem, root) != progress.version):  # for cold readers
         _persist_facts(filesystem, root, boundary, _snapshot(filesystem, root, progress, table))
@@ -374,8 +375,8 @@ def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | No
     lows, highs = (_in_utc(summary[name]).gather(rows) for name in ("lo", "hi"))  # Series: no query to plan
     _facts.learn_many(dict(zip([f"{root}/{path}" for path in paths],
                                zip(lows.to_list(), highs.to_list(), strict=True), strict=True)))
-    return pa.table({"path": pl.Series(paths, dtype=pl.String).to_arrow(), "min": lows.to_arrow(),
-                     "max": highs.to_arrow()}).cast(facts_file.facts_schema())
+    return cast_table(pa.table({"path": pl.Series(paths, dtype=pl.String).to_arrow(), "min": lows.to_arrow(),
+                               "max": highs.to_arrow()}), facts_file.facts_schema())
 
 
 def _in_utc(times: pl.Series) -> pl.Series:
