@@ -11,6 +11,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 from journal_nodes import START, JournalConfig, daily, stored_rows
 from test_run_failures import FAILING_TREE, UnlistedDaily  # a tree whose Feed fails; dependencies() raising
 from typer.testing import CliRunner
@@ -76,6 +78,36 @@ def test_a_node_skipped_for_a_failed_dependency_is_recorded_as_skipped(local_lak
     assert [stored_rows(node) for node in (feed, report, summary, newcomer)] == [2, 2, 2, 1]
     assert summary.get_df_between_dates()["time_index"].to_list() == [START, START.replace(day=2)]
     assert [run["status"] for run in run_history(local_lake, summary.update_hash)] == ["success", "skipped", "success"]
+
+
+def test_the_skipped_runs_of_a_failed_dependency_are_recorded_in_one_catalog_commit(
+        local_lake: Lake, tmp_path: Path, executor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide tree whose ingest failed recorded each of its skipped dependents in a Delta commit of
+    its own on ``_catalog/runs``, one after the other (a day with 100+ skipped nodes spent seconds on
+    them). The failure is still recorded at once; the skipped runs, all of them, in one more commit."""
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")  # successes stay pending: only failures commit
+    reports = [daily(tmp_path, f"report{k}", {"feed": daily(tmp_path, "feed")}) for k in range(6)]
+    top = daily(tmp_path, "top", {report.config.name: report for report in reports})
+    run_many([top], executor=executor)
+
+    broken = daily(tmp_path, "feed", failure="vendor down")
+    reports_today = {f"report{k}": daily(tmp_path, f"report{k}", {"feed": broken}) for k in range(6)}
+    for _day in range(2):  # two days the vendor is down: the first creates the catalog's runs table
+        before = runs_version(local_lake)
+        with pytest.raises(NodeRunError, match="vendor down"):
+            run_many([daily(tmp_path, "top", reports_today)], executor=executor)
+    assert runs_version(local_lake) - before == 2  # the feed's failure, then the 7 skipped runs together
+    history = [[run["status"] for run in run_history(local_lake, node.update_hash)] for node in [*reports, top]]
+    assert history == [["success", "skipped", "skipped"]] * 7
+    assert [stored_rows(node) for node in [*reports, top]] == [1] * 7
+
+
+def runs_version(lake: Lake) -> int:
+    """The version of the lake's ``_catalog/runs`` Delta table (-1 before it exists)."""
+    try:
+        return DeltaTable(f"{lake.uri}/_catalog/runs").version()
+    except TableNotFoundError:
+        return -1
 
 
 def test_a_node_whose_dependencies_fail_is_recorded_as_failed(local_lake: Lake, tmp_path: Path, executor) -> None:

@@ -347,15 +347,15 @@ def register_updater(lake: Lake, update_hash: str, storage_hash: str, namespace:
     _known_updaters.add(key)
 
 
-def record_run(lake: Lake, row: Mapping[str, Any], pending: bool = False) -> None:
-    """Record a run in ``_catalog/runs``: ``pending``, one small file folded into the table now and
-    then (see :mod:`lakenodes.lake.pending`), the cheap record of a successful run; else at once,
-    with every pending run, in one Delta commit (a failed run: any engine sees it right away)."""
+def record_run(lake: Lake, *rows: Mapping[str, Any], pending: bool = False) -> None:
+    """Record ``rows`` in ``_catalog/runs`` in one write: ``pending``, one small file folded in now and then
+    (:mod:`lakenodes.lake.pending`), the cheap record of a success; else at once, with every pending
+    run, in one Delta commit (a failed or skipped run: any engine sees it right away)."""
     runs = Pending(runs_ledger(lake))
     if pending:
-        runs.put([row])
+        runs.put(rows)
     else:
-        runs.fold([row])
+        runs.fold(rows)
 
 
 def _runs(lake: Lake, update_hash: str | None = None) -> list[dict[str, Any]]:

@@ -66,6 +66,11 @@ class RunHooks:
         itself, for ``error`` (the failure that stopped both). Nothing was written. Called in the
         process scheduling the tree; an exception raised here is logged, never raised."""
 
+    def tree_finished(self) -> None:
+        """After the last node of a tree (or of ``run_many``'s trees) ran, failed or was skipped, in the
+        process scheduling it: e.g. record what ``run_skipped`` kept. An exception raised here is
+        logged, never raised."""
+
 
 class PhaseReporter(RunHooks):
     """Calls ``listener(node, phase)`` as a node enters each phase (e.g. a progress bar showing that

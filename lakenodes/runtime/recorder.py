@@ -23,7 +23,7 @@ from ..catalog.reconcile import reconcile_table
 from ..catalog.records import TableRecord, columns_metadata, table_uid
 from ..core.hashing import canonical_value, import_path_hash
 from ..errors import IdentifierConflictError, clipped, one_line, raised_at, store_timed_out
-from ..lake.location import LakeKey
+from ..lake.location import Lake, LakeKey
 from ..lake.store import TableStore
 from ..nodes.node import DataNode
 from .hooks import RunHooks, RunInfo
@@ -46,6 +46,7 @@ class CatalogRecorder(RunHooks):
         self._tables: dict[int, Future[Any]] = {}
         self._claims: dict[int, Future[None]] = {}
         self._stored: dict[int, Future[list[dict[str, Any]]]] = {}  # a new table's catalog row, read ahead
+        self._skipped: dict[LakeKey, tuple[Lake, list[dict[str, Any]]]] = {}  # run rows, until tree_finished
         self._lock = threading.Lock()
 
     def run_started(self, node: DataNode) -> None:
@@ -140,15 +141,24 @@ class CatalogRecorder(RunHooks):
             _unrecorded.discard((node.lake.cache_key, node.storage_hash))
 
     def run_skipped(self, node: DataNode, run: RunInfo, dependency: str, error: BaseException) -> None:
-        """Record the run as ``skipped`` (no rows), its error naming the dependency that stopped it
-        and the failure behind it; the updater is registered as by any run. A failure of the store
+        """Keep the run's ``skipped`` record (no rows; its error naming the dependency that stopped it
+        and the failure behind it) for ``tree_finished``; the updater is registered as by any run. A failure of the store
         not answering is not recorded again (as in ``run_failed``: it would wait out the timeouts)."""
         if getattr(error, "phase", None) != "update" and store_timed_out(error):
             node.logger.warning("the skipped run is not recorded: the store did not answer in time")
             return
         self._updater_registered(node)
         how = "was skipped, as it depends on a failed node" if dependency in getattr(error, "skipped", ()) else "failed"
-        _record(node, run, SKIPPED, clipped(f"dependency {dependency} {how}: {one_line(str(error))}"))
+        row = _run_row(node, run, SKIPPED, clipped(f"dependency {dependency} {how}: {one_line(str(error))}"))
+        with self._lock:  # recorded together by tree_finished: one catalog commit, however many were skipped
+            self._skipped.setdefault(node.lake.cache_key, (node.lake, []))[1].append(row)
+
+    def tree_finished(self) -> None:
+        """Record the runs skipped since the last call: one commit per lake, not one per node."""
+        with self._lock:
+            skipped, self._skipped = self._skipped, {}
+        for lake, rows in skipped.values():
+            catalog.record_run(lake, *rows)
 
     def _updater_registered(self, node: DataNode) -> None:
         """Wait for the registration ``run_started`` began (raising its failure), or register the
@@ -207,12 +217,16 @@ def _concurrently(writes: list[Callable[[], None]]) -> None:
 
 
 def _record(node: DataNode, run: RunInfo, status: str, error: str | None) -> None:
-    row: dict[str, Any] = {
+    catalog.record_run(node.lake, _run_row(node, run, status, error), pending=status == "success")
+
+
+def _run_row(node: DataNode, run: RunInfo, status: str, error: str | None) -> dict[str, Any]:
+    """The catalog row of ``run`` of ``node``, finished now."""
+    return {
         "run_id": run.run_id, "update_hash": node.update_hash, "storage_hash": node.storage_hash,
         "started_at": run.started_at, "finished_at": datetime.datetime.now(datetime.timezone.utc),
         "status": status, "rows_written": run.rows_written, "error": error, "host": socket.gethostname(),
     }
-    catalog.record_run(node.lake, row, pending=status == "success")
 
 
 def _recover(node: DataNode) -> None:

@@ -148,11 +148,18 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
     for key, error in broken.items():  # never run, as their dependencies() failed: recorded as failed runs
         report_failure(hooks, graph[key], RunInfo(uuid.uuid4().hex, datetime.datetime.now(datetime.timezone.utc)),
                        error.phase, error.cause)
-    if executor is None:
-        hooks += (PhaseReporter(on_phase),) if on_phase is not None else ()
-        results, failures = _run_serially(graph, needs, lakes, report, hooks, keep, broken)
-    else:
-        results, failures = _run_on_executor(graph, needs, lakes, executor, report, hooks, keep, broken)
+    try:
+        if executor is None:
+            hooks += (PhaseReporter(on_phase),) if on_phase is not None else ()
+            results, failures = _run_serially(graph, needs, lakes, report, hooks, keep, broken)
+        else:
+            results, failures = _run_on_executor(graph, needs, lakes, executor, report, hooks, keep, broken)
+    finally:
+        for hook in hooks:
+            try:
+                hook.tree_finished()
+            except Exception as record_error:  # noqa: BLE001 - never hides the run's own outcome
+                logger.warning("%s could not finish the run: %s", type(hook).__name__, one_line(record_error))
     if failures:
         first, *others = {id(error): error for error in failures.values()}.values()  # skipped nodes share it
         for other in others:
