@@ -19,6 +19,8 @@ from lakenodes.errors import StoragePermissionError
 from lakenodes.lake import _tables
 from lakenodes.lake._scan import SLACK, Pruning, Snapshot
 from lakenodes.lake.location import lake_filesystem
+from lakenodes.lake.progress import read_progress
+from lakenodes.lake.store import TableStore
 
 UTC = dt.UTC
 BASE = dt.datetime(2024, 1, 1, tzinfo=UTC)
@@ -150,3 +152,30 @@ def test_a_refresh_that_cannot_reach_the_store_names_the_table(s3_lake: Lake, mo
     monkeypatch.setattr(_tables, "_commit_exists", unreachable)
     with pytest.raises(StoragePermissionError, match=node.store.storage_hash):
         node.store.table()
+
+
+def test_reading_a_table_does_not_look_through_every_open_table(local_lake: Lake,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``data-node list`` over 1,000 tables read each one's statistics in one process: every read
+    compared the table with each table the process held open (a table key built for each), so the
+    listing grew with the square of the tables. A read now finds its table's open objects by key:
+    the last of 40 tables (at an older version than the 39 others) costs what the first did."""
+    stores = [TableStore(local_lake, f"prices_{k:02d}") for k in range(40)]
+    for k, store in enumerate(stores):
+        for day in range(k if store is stores[-1] else k - 1, k + 1):  # the last at version 0, the others at 1
+            write_deltalake(store.uri, pa.table({
+                "time_index": pa.array([BASE + dt.timedelta(days=day)], pa.timestamp("us", "UTC")),
+                "unique_identifier": ["A"], "value": [float(day)]}), mode="append")
+    keys_built = []
+    table_key = _tables.table_key
+    monkeypatch.setattr(_tables, "table_key", lambda *args: keys_built.append(1) or table_key(*args))
+
+    def keys_to_read(store: TableStore) -> int:
+        keys_built.clear()
+        assert read_progress(store.table(), local_lake).max_time == BASE + dt.timedelta(days=stores.index(store))
+        return len(keys_built)
+
+    first = keys_to_read(stores[0])
+    for store in stores[1:-1]:
+        keys_to_read(store)
+    assert keys_to_read(stores[-1]) == first

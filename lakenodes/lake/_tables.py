@@ -62,12 +62,44 @@ _locks: dict[Key, threading.RLock] = {}  # per-table locks: state in use, not a 
 # the tables this process last found missing (until it opens or creates them): creating one of
 # those skips its own existence check (a creation that finds a table created since opens it)
 _missing: set[Key] = set()
+# the cache keys of the open objects of each table, by the table's own URI and options (as its object reports
+# them): known_stamp and superseded look a table up here, not through every open table (a process that read
+# 1,000 tables, `data-node list`, scanned them all for each one)
+_keys_of_table: dict[Key, set[Key]] = {}
 
 
 def _forget_tables() -> None:
     with _cache_lock:
         _table_cache.clear()
+        _keys_of_table.clear()
         _missing.clear()
+
+
+def _own_key(table: DeltaTable) -> Key:
+    return table_key(table.table_uri, table._storage_options)
+
+
+def _put(key: Key, entry: _Cached) -> None:
+    """Cache ``entry`` as the object of ``key`` (under ``_cache_lock``)."""
+    _drop(key)
+    _table_cache[key] = entry
+    _keys_of_table.setdefault(_own_key(entry.table), set()).add(key)
+    _missing.discard(key)
+
+
+def _drop(key: Key) -> None:
+    """Forget the cached object of ``key``, if any (under ``_cache_lock``)."""
+    entry = _table_cache.pop(key, None)
+    if entry is not None:
+        keys = _keys_of_table[_own_key(entry.table)]
+        keys.discard(key)
+        if not keys:
+            del _keys_of_table[_own_key(entry.table)]
+
+
+def _entries_of(table: DeltaTable) -> list[_Cached]:
+    """The cached objects of ``table``'s table, ``table`` itself among them if it is cached (under ``_cache_lock``)."""
+    return [_table_cache[key] for key in _keys_of_table.get(_own_key(table), ())]
 
 
 register_cache("tables.open", _table_cache, _forget_tables)
@@ -117,8 +149,7 @@ def cached_table(key: Key, options: dict[str, str] | None, filesystem_of: FileSy
             logger.debug("table %s: the log was trimmed past version %d: reopened it", uri, entry.stamp[0])
         entry = _Cached(opened, _stamp(opened, filesystem_of), table_id)
         with _cache_lock:
-            _table_cache[key] = entry
-            _missing.discard(key)
+            _put(key, entry)
         return opened
 
 
@@ -132,8 +163,7 @@ def adopt(key: Key, table: DeltaTable, filesystem_of: FileSystemOf) -> DeltaTabl
         if entry is None:
             entry = _Cached(table, _stamp(table, filesystem_of), table.metadata().id)
             with _cache_lock:
-                _table_cache[key] = entry
-                _missing.discard(key)
+                _put(key, entry)
         return entry.table
 
 
@@ -141,7 +171,7 @@ def known_stamp(table: DeltaTable) -> Stamp | None:
     """The (version, size, mtime_ns) this cache took of the commit file of ``table``'s current
     version, when it holds that very object at that version (no I/O); None otherwise."""
     with _cache_lock:
-        for entry in _table_cache.values():
+        for entry in _entries_of(table):
             if entry.table is table and entry.stamp[0] == table.version():
                 return entry.stamp
     return None
@@ -150,11 +180,8 @@ def known_stamp(table: DeltaTable) -> Stamp | None:
 def superseded(table: DeltaTable) -> bool:
     """Whether this cache holds a newer version of ``table``'s table than ``table`` itself: ``table``
     is a time-travel snapshot (no I/O)."""
-    same = table_key(table.table_uri, table._storage_options)  # the same table: the same URI in the same store
-    with _cache_lock:
-        return any(entry.table is not table and entry.stamp[0] > table.version()
-                   and table_key(entry.table.table_uri, entry.table._storage_options) == same
-                   for entry in _table_cache.values())
+    with _cache_lock:  # the same table: the same URI in the same store
+        return any(entry.table is not table and entry.stamp[0] > table.version() for entry in _entries_of(table))
 
 
 def table_key(uri: str, storage_options: Mapping[str, str] | None) -> Key:
@@ -195,8 +222,9 @@ def forget(key: Key | None = None) -> None:
     with _cache_lock:
         if key is None:
             _table_cache.clear()
+            _keys_of_table.clear()
         else:
-            _table_cache.pop(key, None)
+            _drop(key)
 
 
 def _refreshed(entry: _Cached, filesystem_of: FileSystemOf, guard: Guard) -> bool:
