@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import random
 
 import polars as pl
@@ -13,8 +14,10 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from test_run import Step
+from typer.testing import CliRunner
 
-from lakenodes import Lake
+from lakenodes import Lake, clear_caches
+from lakenodes.cli import app
 from lakenodes.errors import StoragePermissionError
 from lakenodes.lake import _tables
 from lakenodes.lake._scan import SLACK, Pruning, Snapshot
@@ -179,3 +182,25 @@ def test_reading_a_table_does_not_look_through_every_open_table(local_lake: Lake
     for store in stores[1:-1]:
         keys_to_read(store)
     assert keys_to_read(stores[-1]) == first
+
+
+def test_data_node_list_reads_no_delta_log_of_a_table(aws_env: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``data-node list`` (each table's last index value and row count) opened every table, replaying
+    its Delta log and resolving each identity's first and last times: 9.4 s for a lake of 1,000
+    tables. It now reads each table's persisted progress (a log listing and one small file): no
+    table is opened, and the listing is the same."""
+    nodes = [Step(f"listed_{k}", [], days=k + 1) for k in range(4)]
+    for node in nodes:
+        for _ in range(node.days):  # one row a run
+            node.run()
+    clear_caches()  # a fresh process: no table open
+    opened: list[str] = []
+    open_table = _tables._open
+    monkeypatch.setattr(_tables, "_open", lambda uri, options: opened.append(uri) or open_table(uri, options))
+
+    result = CliRunner().invoke(app, ["--lake", aws_env.uri, "--json", "data-node", "list"])
+    assert result.exit_code == 0, result.output
+    listed = {row["storage_hash"]: row for row in json.loads(result.stdout)["results"]}
+    assert [(listed[node.storage_hash]["row_count"], listed[node.storage_hash]["last_index_value"])
+            for node in nodes] == [(k + 1, f"2024-01-0{k + 1}T00:00:00Z") for k in range(4)]
+    assert [uri for uri in opened if uri in {node.store.uri for node in nodes}] == []

@@ -41,7 +41,7 @@ def data_node_list(session: Session, filters: TableFilterOption = None) -> None:
     stats: dict[str, dict] = {}
     for t in tables:  # one damaged table (a commit cut short, a file deleted) must not hide the others
         try:
-            stats[t.storage_hash] = t.stats()
+            stats[t.storage_hash] = t.stats(earliest=False)
         except StorageError as error:
             session.warn(f"table {table_name(t)}: {error}")
             stats[t.storage_hash] = {"last_time_index_value": None, "row_count": None}

@@ -24,7 +24,7 @@ from ..core.lookups import exactly_one
 from ..errors import LakenodesUserError, VersionUnavailableError
 from ..lake.diff import TableDiff, diff_versions
 from ..lake.location import Lake, current_lake
-from ..lake.progress import read_progress
+from ..lake.progress import NO_TABLE, persisted_progress, read_progress
 from ..lake.restore import restore_table
 from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
 from ..lake.store import TableStore
@@ -141,17 +141,25 @@ class TimeIndexMetaTable(TableRecord):
         return self
 
     # -- table operations -------------------------------------------------------------------------
-    def stats(self, *, as_of: Any = None) -> dict[str, Any]:
+    def stats(self, *, as_of: Any = None, earliest: bool = True) -> dict[str, Any]:
         """First/last ``time_index`` overall and per identity, from Delta metadata: of the current
         version, or of the table as it was at ``as_of`` (a version or a datetime, as for reads);
-        ``version`` names the table version described (None before the table exists)."""
-        table = TableStore(self.lake, self.storage_hash).table_as_of(as_of)
-        if table is None:
+        ``version`` names the table version described (None before the table exists). With
+        ``earliest=False`` the first times are not looked up (``earliest_index_value`` and
+        ``multi_index_stats`` are None): a process that has not opened the table reads its persisted
+        progress then, no log replay (``data-node list`` over a lake of 1,000 tables)."""
+        store = TableStore(self.lake, self.storage_hash)
+        progress = None
+        if as_of is None and not earliest and not store.is_open():
+            progress = persisted_progress(self.lake, store.uri, lambda: read_progress(store.table(), self.lake).first)
+        if progress is None:
+            table = store.table_as_of(as_of)
+            progress = NO_TABLE if table is None else read_progress(table, self.lake)
+        if progress is NO_TABLE:
             return {"last_time_index_value": None, "earliest_index_value": None, "row_count": 0,
                     "multi_index_stats": None, "multi_index_column_stats": None, "version": None}
-        progress = read_progress(table, self.lake)
         per_identity = None
-        if progress.index_names[1:]:
+        if progress.index_names[1:] and earliest:
             per_identity = {}
             for identity, last in sorted(progress.last.items()):
                 level = per_identity
@@ -160,11 +168,11 @@ class TimeIndexMetaTable(TableRecord):
                 level[identity[-1]] = {"min": iso_z(progress.first.get(identity)), "max": iso_z(last)}
         return {
             "last_time_index_value": iso_z(progress.max_time),
-            "earliest_index_value": iso_z(progress.min_time),
+            "earliest_index_value": iso_z(progress.min_time) if earliest else None,
             "row_count": progress.row_count,
             "multi_index_stats": per_identity,
             "multi_index_column_stats": None,
-            "version": table.version(),
+            "version": progress.version,
         }
 
     def run_query(
