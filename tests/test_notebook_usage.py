@@ -120,3 +120,44 @@ def test_interrupting_a_notebook_cell_stops_the_update_and_the_cell_runs_again(l
     Slow.interrupted = False
     err, written = in_cell(cell)
     assert written["value"].to_list() == [2.0]
+
+
+class Dep(DataNode):
+    """A dependency a node builds in its ``__init__``, named from the node's module globals."""
+
+    def dependencies(self) -> dict[str, DataNode]:
+        return {}
+
+    def update(self) -> pl.DataFrame:
+        return pl.DataFrame()
+
+
+def test_editing_a_nodes_init_in_place_as_autoreload_does_runs_the_edit_in_the_namespace() -> None:
+    """Regression: in a notebook under ``%autoreload 2`` (IPython 9), editing a node's ``__init__``
+    broke the next construction with ``NameError: name 'Dep' is not defined``: autoreload sets the
+    edited code on the function the class holds, which was lakenodes' namespace wrapper, so the
+    user's code ran with lakenodes' module globals. The class now holds the user's own function."""
+
+    class Built(DataNode):
+        def __init__(self, config: DataNodeConfiguration) -> None:
+            self.dep = Dep(DataNodeConfiguration())
+            super().__init__(config)
+
+        def dependencies(self) -> dict[str, DataNode]:
+            return {"dep": self.dep}
+
+    class EditedSource:  # the edited class body, as autoreload compiles it (zero-argument super() and all)
+        def __init__(self, config: DataNodeConfiguration) -> None:
+            self.dep = Dep(DataNodeConfiguration())
+            self.edited = True
+            super().__init__(config)  # type: ignore[call-arg]
+
+    init = Built.__dict__["__init__"]
+    assert init.__globals__ is globals()  # the user's function, with the user module's globals
+    init.__code__ = EditedSource.__init__.__code__  # what autoreload does to the function the class holds
+    node = Built(DataNodeConfiguration(), hash_namespace="ci")  # type: ignore[call-arg]  # the class call takes it
+    assert node.edited is True and Built.__dict__["__init__"] is init
+    assert node.hash_namespace == node.dep.hash_namespace == "ci"  # the namespace still covers __init__
+    assert node.dep.storage_hash == Dep(DataNodeConfiguration(), hash_namespace="ci").storage_hash
+    assert Built(DataNodeConfiguration(), test_node=True).dep.hash_namespace == "test"  # type: ignore[call-arg]
+    assert Built(DataNodeConfiguration()).dep.hash_namespace == ""

@@ -25,7 +25,7 @@ from ..lake._tables import seen_version
 from ..lake.location import Lake, block_lake, current_lake
 from ..lake.progress import NO_TABLE, persisted_progress, read_progress
 from ..lake.store import TableStore
-from .namespaced_init import TEST_NAMESPACE, namespaced_init
+from .namespaced_init import TEST_NAMESPACE, NamespacedConstruction
 from .node_logging import NodeLogger
 from .reads import TableReads
 from .statistics import DEFAULT_OFFSET_START, UpdateStatistics
@@ -79,7 +79,7 @@ _SET_BY_INIT = frozenset({"config", "hash_namespace", "storage_hash", "update_ha
                           "_update_statistics", "_statistics_lake"})
 
 
-class DataNode(BaseNode):
+class DataNode(BaseNode, metaclass=NamespacedConstruction):
     """The core of a DataNode: identity (hashes), ``dependencies()``, ``update()``, statistics and
     reads. User code subclasses ``lakenodes.DataNode`` (:mod:`lakenodes.facade.node`), which adds
     ``run()``; the runtime works with this class.
@@ -95,13 +95,6 @@ class DataNode(BaseNode):
     """
 
     OFFSET_START: ClassVar[datetime.datetime] = DEFAULT_OFFSET_START
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass's own ``__init__`` runs inside the namespace the node is given (see
-        :mod:`lakenodes.nodes.namespaced_init`)."""
-        super().__init_subclass__(**kwargs)
-        if "__init__" in cls.__dict__:
-            cls.__init__ = namespaced_init(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __init__(
         self,
