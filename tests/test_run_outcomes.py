@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sys
+import threading
+import types
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
-from journal_nodes import START, JournalConfig, daily, stored_rows
+from journal_nodes import START, Daily, JournalConfig, daily, stored_rows
 from test_run_failures import FAILING_TREE, UnlistedDaily  # a tree whose Feed fails; dependencies() raising
 from typer.testing import CliRunner
 
@@ -130,6 +133,34 @@ def test_a_node_whose_dependencies_fail_is_recorded_as_failed(local_lake: Lake, 
     assert [run["status"] for run in run_history(local_lake, downstream.update_hash)] == ["success", "skipped"]
     listed = {process["update_hash"]: process for process in cli_json(local_lake, "updates", "list")["results"]}
     assert listed[today.update_hash]["last_status"] == "error"
+
+
+def test_a_node_the_process_pool_could_not_take_is_recorded_as_failed(local_lake: Lake, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    """A node that failed on a process pool before it ran (it would not pickle; or a worker could not
+    import its class, as a notebook cell's) left no run record, while its dependents were recorded as
+    skipped, naming it as failed: ``updates list`` showed it as never run (or its last success). It is
+    now a failed run in phase ``executor``, as a node whose ``dependencies()`` raised."""
+    unpicklable = daily(tmp_path, "unpicklable")
+    unpicklable.guard = threading.Lock()  # something of the user's that cannot travel to a worker
+    ghost = types.ModuleType("ghost_nodes")  # importable here, not in the spawned workers
+    monkeypatch.setitem(sys.modules, "ghost_nodes", ghost)
+    ghost.GhostDaily = type("GhostDaily", (Daily,), {"__module__": "ghost_nodes"})
+    unimportable = ghost.GhostDaily(JournalConfig(name="ghost", journal=str(tmp_path / "journal.txt")))
+    dependents = [daily(tmp_path, f"after_{name}", {"up": node})
+                  for name, node in (("unpicklable", unpicklable), ("ghost", unimportable))]
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with pytest.raises(NodeRunError):
+            run_many(dependents, executor=pool)
+
+    for node, cause in ((unpicklable, "TypeError: cannot pickle"), (unimportable, "ImportError: the pool's worker")):
+        [failed] = run_history(local_lake, node.update_hash)
+        assert (failed["status"], failed["rows_written"]) == ("error", 0)
+        assert failed["error"].startswith(f"executor: {cause}")
+    assert [[run["status"] for run in run_history(local_lake, node.update_hash)] for node in dependents] == \
+        [["skipped"], ["skipped"]]
+    listed = {process["update_hash"]: process for process in cli_json(local_lake, "updates", "list")["results"]}
+    assert [listed[node.update_hash]["last_status"] for node in (unpicklable, unimportable)] == ["error", "error"]
 
 
 def run_cli(lake: Lake, module: Path, *args: str):

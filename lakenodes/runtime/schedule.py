@@ -146,8 +146,7 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
     report(0, len(graph), None)
     hooks = default_hooks()  # with an executor, the workers have their own: these record the skipped nodes
     for key, error in broken.items():  # never run, as their dependencies() failed: recorded as failed runs
-        report_failure(hooks, graph[key], RunInfo(uuid.uuid4().hex, datetime.datetime.now(datetime.timezone.utc)),
-                       error.phase, error.cause)
+        _record_not_run(hooks, graph[key], error)
     try:
         if executor is None:
             hooks += (PhaseReporter(on_phase),) if on_phase is not None else ()
@@ -224,6 +223,7 @@ def _run_on_executor(
                     submitted = _as_submitted(graph[key], executor)
                 except Exception as error:  # noqa: BLE001 - the node would not pickle (a local class, a lock)
                     failures[key] = NodeRunError(repr(graph[key]), "executor", error)
+                    _record_not_run(hooks, graph[key], failures[key])
                     report(len(results) + len(failures), len(graph), graph[key])
                     continue
                 running[executor.submit(run_submission, submitted, uuid.uuid4().hex, keep[key], lakes[key],
@@ -241,6 +241,8 @@ def _run_on_executor(
                     results[key] = future.result()
                 except NodeRunError as error:
                     failures[key] = error
+                    if error.phase == "executor":  # a worker could not load the node (_PickledNode): it never ran
+                        _record_not_run(hooks, graph[key], error)
                 except Exception as error:  # noqa: BLE001 - the executor's own failure (e.g. the node would not pickle)
                     failures[key] = NodeRunError(repr(graph[key]), "executor", error)
                 report(len(results) + len(failures), len(graph), graph[key])
@@ -248,6 +250,13 @@ def _run_on_executor(
         for future in running:
             future.cancel()
     return results, failures
+
+
+def _record_not_run(hooks: Sequence[RunHooks], node: DataNode, error: NodeRunError) -> None:
+    """Tell ``hooks`` that ``node`` failed before ``run_single`` began (its ``dependencies()`` raised,
+    or a process pool could not take it), which would otherwise leave no run record."""
+    report_failure(hooks, node, RunInfo(uuid.uuid4().hex, datetime.datetime.now(datetime.timezone.utc)),
+                   error.phase, error.cause)
 
 
 class _PickledNode:
