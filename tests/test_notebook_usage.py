@@ -9,11 +9,12 @@ import datetime as dt
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake, TimeIndexMetaTable, current_lake, use_lake
@@ -68,6 +69,38 @@ def test_update_calling_asyncio_run_works_in_a_notebook_cell(tmp_path: Path) -> 
     assert AsyncFetch.seen_lakes == [str(tmp_path / "lake")]
     with use_lake(tmp_path / "lake"):
         assert node.get_df_between_dates()["value"].to_list() == [1.5]
+
+
+class StreamedFetch(DataNode):
+    """A streamed update(): its batches come from a generator that drives an async client."""
+
+    def dependencies(self) -> dict[str, DataNode]:
+        return {}
+
+    def update(self) -> pa.RecordBatchReader:
+        schema = pa.schema([("time_index", pa.timestamp("us", "UTC")), ("value", pa.float64())])
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for day in range(2):
+                value = asyncio.run(asyncio.sleep(0, float(day)))
+                yield pa.record_batch([pa.array([DAY + dt.timedelta(days=day)], schema.field(0).type),
+                                       pa.array([value])], schema=schema)
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def test_a_streamed_update_calling_asyncio_run_works_in_a_notebook_cell(local_lake: Lake) -> None:
+    """update() ran outside the cell's event loop, but the batches of the stream it returned were
+    read in the cell's thread: a generator calling ``asyncio.run`` failed there (``failed during
+    write: RuntimeError: asyncio.run() cannot be called from a running event loop``). Each batch is now
+    taken outside the loop too."""
+    node = StreamedFetch(FetchConfig(source="stream"))
+
+    async def cell() -> tuple[bool, pl.DataFrame]:
+        return node.run()
+
+    err, _ = in_cell(cell)
+    assert err is False and node.get_df_between_dates()["value"].to_list() == [0.0, 1.0]
 
 
 class SlowConfig(DataNodeConfiguration):

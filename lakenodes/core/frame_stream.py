@@ -16,11 +16,13 @@ from typing import Any
 import polars as pl
 
 from .._internal.deferred import pa
+from .._internal.event_loops import outside_event_loop
 from ..errors import FrameValidationError
 from .config import RecordDefinition
 from .frames import NormalizedFrame, conform_to_schema, normalize_frame
 
 STREAM_CHUNK_ROWS = 500_000  # rows per batch taken from a LazyFrame
+_END = object()  # the stream has no more batches
 _SEEN = "__lakenodes_hi_seen"  # the last time of each identity in earlier batches, beside a batch's bounds
 
 
@@ -88,7 +90,10 @@ class FrameStream:
         source = self._source
         if isinstance(source, pl.LazyFrame):  # polars' streaming engine, one chunk at a time
             source = source.collect_batches(chunk_size=STREAM_CHUNK_ROWS, lazy=True)
-        for raw in source:
+        batches = iter(source)
+        # a batch made where update() runs: outside an event loop running here (a notebook cell's generator
+        # calling asyncio.run, see lakenodes._internal.event_loops); a plain next() when none runs
+        while (raw := outside_event_loop(lambda: next(batches, _END))) is not _END:
             self.batches += 1
             frame = self._validated(raw)
             if frame is not None:
