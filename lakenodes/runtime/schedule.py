@@ -210,7 +210,8 @@ def _run_on_executor(
         report(len(results) + len(failures), len(graph), graph[key])
     try:
         while pending or running:
-            for key in [key for key, deps in pending.items() if deps <= results.keys() | failures.keys()]:
+            finished = results.keys() | failures.keys()  # once a pass: per pending node, a tree of N nodes costs N^3
+            for key in [key for key, deps in pending.items() if deps <= finished]:
                 del pending[key]
                 if _skipped_for_failed_dependency(key, needs, failures, graph, hooks):
                     report(len(results) + len(failures), len(graph), graph[key])
