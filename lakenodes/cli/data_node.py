@@ -19,8 +19,8 @@ from ..core.lookup_parsing import parse_dimension_filters, parse_label, parse_lo
 from ..errors import LakenodesUserError, NotFoundError, StorageError, VersionUnavailableError
 from ..facade.meta_table import TimeIndexMetaTable
 from ..facade.table_refs import lost_catalog, resolve_table, table_name
-from ..lake.maintenance import CATALOG_PREFIX
 from ..lake.read_snippets import read_snippets
+from ..lake.restore import refuse_catalog_table
 from ._confirm import confirm
 from ._groups import FAILURE, USER_ERROR, CommandFailed, group
 from ._render import rows_table, table, text, updaters_table
@@ -307,8 +307,7 @@ def data_node_restore(
 ) -> None:
     """Undo writes: put a table back as it was at a version (or moment), as one new version; the
     versions in between stay readable with --as-of until vacuum. Unless --yes, it says what changes and asks."""
-    if ref.startswith(CATALOG_PREFIX):
-        raise LakenodesUserError(f"{ref} is a catalog table: only data tables can be restored")
+    refuse_catalog_table(ref)  # before the lookup, which would not find it among the data tables
     if (to_version is None) == (to_timestamp is None):
         raise LakenodesUserError("give exactly one of --to-version N or --to-timestamp T")
     found = resolve_table(session.lake, ref, namespace)

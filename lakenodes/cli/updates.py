@@ -109,7 +109,8 @@ def updates_clean(
         done = {**counted, "dry_run": False}
     else:
         if counted is not None:  # the same cutoff as counted, asked on stderr (stdout keeps --json's document)
-            confirm(f"Remove {counted['removed']} run(s) that finished before {text(counted['before'])}?")
+            confirm(f"Remove {counted['removed']} run(s) that finished before {text(counted['before'])}?", "remove runs",
+                    "nothing was removed")
             before, older_than = counted["before"], None
         done = clean_runs(session.lake, before, older=older_than)
 

@@ -44,8 +44,7 @@ def restore_table(store: TableStore, to_version: Any = None, *, to_timestamp: An
     removed, a moment before the table existed, and the catalog's own tables are refused, changing nothing.
     """
     name = store.storage_hash
-    if name.startswith(CATALOG_PREFIX) or store.uri != store.lake.table_uri(name):  # the catalog's own: _catalog/...
-        raise LakenodesUserError(f"{store.uri} is a catalog table: only data tables can be restored")
+    refuse_catalog_table(name, store.uri if store.uri != store.lake.table_uri(name) else None)
     if (to_version is None) == (to_timestamp is None):
         raise LakenodesUserError("give exactly one of to_version or to_timestamp")
     if to_version is not None and (not isinstance(to_version, numbers.Integral) or isinstance(to_version, bool)
@@ -91,6 +90,20 @@ def restore_table(store: TableStore, to_version: Any = None, *, to_timestamp: An
     logger.info("restored %s to version %d as version %d: %d row(s) added, %d removed", name, target,
                 done["new_version"], done["rows_added"], done["rows_removed"])
     return _public(done)
+
+
+def refuse_catalog_table(ref: str, uri: str | None = None) -> None:
+    """Refuse ``ref`` (or the table at ``uri``, outside the lake's tables) when it names one of the
+    catalog's own tables (``_catalog/...``): only data tables are restored.
+
+    Example:
+        >>> refuse_catalog_table("_catalog/runs")
+        Traceback (most recent call last):
+        ...
+        lakenodes.errors.LakenodesUserError: _catalog/runs is a catalog table: only data tables can be restored
+    """
+    if ref.startswith(CATALOG_PREFIX) or uri is not None:
+        raise LakenodesUserError(f"{uri or ref} is a catalog table: only data tables can be restored")
 
 
 def _partition_column(table: Any) -> str | None:
