@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime
 import enum
 import typing
+import weakref
 from collections.abc import Iterator
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .._internal.caches import register_cache
 from ..errors import ConfigurationError
 from .column_names import column_name_problem
 
@@ -181,6 +183,34 @@ def _nested_models(annotation: Any) -> Iterator[type[BaseModel]]:
         yield from _nested_models(argument)
 
 
+# model class -> (the ``__pydantic_fields__`` dicts along its MRO when read, {field: markers}). Keyed by
+# the class object, weakly: a class redefined in a notebook, or built by ``create_model``, is a new
+# key and a dropped class leaves; a rebuild (forward references resolved) replaces the fields
+# dicts, so the entry is read again.
+_markers_of: weakref.WeakKeyDictionary[type, tuple[tuple[Any, ...], dict[str, tuple[bool, bool]]]] = register_cache(
+    "config.field_markers", weakref.WeakKeyDictionary()
+)
+
+
+def model_markers(model: type[BaseModel]) -> dict[str, tuple[bool, bool]]:
+    """``{field: (update_only, runtime_only)}`` for every field of ``model``, read once per class
+    (and again after the class is rebuilt); see :func:`field_markers`.
+
+    Example:
+        >>> model_markers(DataNodeConfiguration)["offset_start"]
+        (True, False)
+    """
+    fields_dicts = tuple(owner.__dict__.get("__pydantic_fields__") for owner in model.__mro__)
+    cached = _markers_of.get(model)
+    if cached is not None and len(cached[0]) == len(fields_dicts) and all(
+        seen is now for seen, now in zip(cached[0], fields_dicts, strict=True)
+    ):
+        return cached[1]
+    markers = {name: _read_field_markers(model, name) for name in model.model_fields}
+    _markers_of[model] = (fields_dicts, markers)
+    return markers
+
+
 def field_markers(model: type[BaseModel], name: str) -> tuple[bool, bool]:
     """Return ``(update_only, runtime_only)`` for a field, inherited along the class's MRO.
 
@@ -194,6 +224,12 @@ def field_markers(model: type[BaseModel], name: str) -> tuple[bool, bool]:
         >>> field_markers(Tuned, "offset_start")
         (True, False)
     """
+    markers = model_markers(model)
+    return markers[name] if name in markers else _read_field_markers(model, name)
+
+
+def _read_field_markers(model: type[BaseModel], name: str) -> tuple[bool, bool]:
+    """:func:`field_markers` read from the class and its bases' field definitions (uncached)."""
     marked_by: dict[str, type] = {}  # marker -> the most basic class that sets it (its origin)
     for owner in model.__mro__:
         fields = owner.__dict__.get("__pydantic_fields__")

@@ -39,7 +39,7 @@ from pydantic import BaseModel
 
 from .._internal.datetimes import as_utc
 from ..errors import ConfigurationError
-from .config import field_markers
+from .config import model_markers
 
 Scope = Literal["storage", "update"]
 MAX_HASH_LENGTH = 63
@@ -242,9 +242,9 @@ def _within(step: str, value: Any, scope: Scope, declared: tuple[Any, ...] | Non
 
 def _model_payload(model: BaseModel, scope: Scope) -> dict[str, Any]:
     payload: dict[str, Any] = {}
-    fields = type(model).model_fields
-    for name, field in fields.items():
-        update_only, runtime_only = field_markers(type(model), name)
+    markers = model_markers(type(model))
+    for name, field in type(model).model_fields.items():
+        update_only, runtime_only = markers[name]
         if runtime_only or (update_only and scope == "storage"):
             continue
         payload[name] = _within(f".{name}", getattr(model, name), scope, _alternatives(field.annotation))
