@@ -7,10 +7,8 @@ the latest row of a record is its current state.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -25,7 +23,7 @@ from ..core.config import checked_identifier
 from ..core.hashing import HashedAsUpdateHash, checked_namespace
 from ..core.lookups import matches_lookups, prepared_lookups, split_lookup
 from ..errors import ConfigurationError, IdentifierConflictError, NotFoundError
-from ..lake.claims import CLAIM_KIND, claim, claim_owner, claim_uri, reassign
+from ..lake.claims import CLAIM_KIND, claim, claim_owner, claim_uri, identifier_scope, reassign
 from ..lake.ledger import RECORDED_AT, Ledger, read_unpartitioned
 from ..lake.location import Lake, LakeKey, current_lake
 from ..lake.pending import Pending
@@ -81,6 +79,12 @@ def all_tables(lake: Lake, include_deleted: bool = False, rows: pc.Expression | 
         current = current.filter(rows)
     tables = [TableRecord.from_row(row).bound_to(lake) for row in current.to_pylist()]
     return [table for table in tables if include_deleted or not table.deleted]
+
+
+def table_identifiers(lake: Lake) -> dict[str, str | None]:
+    """``{storage_hash: identifier}`` of every table, read from two stored columns: no record is built."""
+    current = _tables_ledger(lake).current().select(["storage_hash", "identifier", "deleted"])
+    return {row["storage_hash"]: row["identifier"] for row in python_rows(current) if not row["deleted"]}
 
 
 def tables_version(lake: Lake) -> tuple[str, int] | None:
@@ -212,7 +216,7 @@ def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: 
     if identifier_claimed(lake, identifier, namespace, storage_hash):
         return True
     owner = claim(
-        lake, _identifier_scope(namespace), identifier,
+        lake, identifier_scope(namespace), identifier,
         {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, _schemas()["claims"],
     )
     if owner["storage_hash"] != storage_hash:
@@ -231,7 +235,7 @@ def claim_identifier(lake: Lake, identifier: str, namespace: str, storage_hash: 
 def _identifier_holders(lake: Lake, identifier: str, namespace: str) -> set[str]:
     """Every storage an identifier ever pointed at: its first claim (version 0, as in
     ``claims.claim_owner``) and each ``repoint_identifier`` target."""
-    uri = claim_uri(lake, _identifier_scope(namespace), identifier)
+    uri = claim_uri(lake, identifier_scope(namespace), identifier)
     table = TableStore(lake, identifier, uri=uri).table()
     if table is None:
         return set()
@@ -274,7 +278,7 @@ def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = 
             f"Python: repoint_identifier({identifier!r}, node)")
     previous = resolve_identifier(lake, identifier, namespace)
     _known_claims.difference_update({key for key in _known_claims if key[:3] == (lake.cache_key, namespace, identifier)})
-    reassign(lake, _identifier_scope(namespace), identifier,
+    reassign(lake, identifier_scope(namespace), identifier,
              {"identifier": identifier, "namespace": namespace, "storage_hash": storage_hash}, _schemas()["claims"])
     if record is not None:  # else the node's first run records its table under the identifier
         save_table_record(lake, record.model_copy(update={"identifier": identifier, "namespace": namespace}))
@@ -298,30 +302,8 @@ def _check_publishes(identifier: str, node: Any) -> None:
 
 def resolve_identifier(lake: Lake, identifier: str, namespace: str = "") -> str | None:
     """Storage hash an identifier points at in ``namespace`` (None when unclaimed)."""
-    owner = claim_owner(lake, _identifier_scope(namespace), identifier)
+    owner = claim_owner(lake, identifier_scope(namespace), identifier)
     return owner["storage_hash"] if owner else None
-
-
-# a namespace used as it is as the folder of its claims: a plain name of moderate length; any other
-# (a '/', '..', a space, a leading '_' like '_default' itself, 100+ characters) is digested
-_PLAIN_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def _identifier_scope(namespace: str) -> str:
-    """The claims folder of ``namespace``'s identifiers: ``_default`` for the production tables, a
-    plain namespace's own name, else ``_ns-`` and its digest (a leading ``_`` no plain name has).
-
-    Example:
-        >>> [_identifier_scope(name) for name in ("", "ci", "_default")][:2], _identifier_scope("_default")[:16]
-        (['identifiers/_default', 'identifiers/ci'], 'identifiers/_ns-')
-        >>> len({_identifier_scope(name) for name in ("c", "c/", "./c", "a/../c", "../c")})
-        5
-    """
-    if not namespace:
-        return "identifiers/_default"
-    if _PLAIN_NAMESPACE.match(namespace):
-        return f"identifiers/{namespace}"
-    return f"identifiers/_ns-{hashlib.sha256(namespace.encode('utf-8')).hexdigest()[:40]}"
 
 
 def updater_registered(lake: Lake, update_hash: str) -> bool:

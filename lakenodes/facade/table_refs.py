@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .._internal.deferred import pc
 from ..catalog import catalog, reconcile, run_retention
 from ..core.hashing import checked_namespace
 from ..errors import LakenodesUserError, NotFoundError, StorageError
@@ -37,11 +38,13 @@ def resolve_table(lake: Lake, ref: str, namespace: str | None = None) -> TimeInd
     """A table by uid, storage hash, or identifier (in ``namespace``, default the empty one; one with
     surrounding whitespace is refused as ``hash_namespace`` refuses it)."""
     checked_namespace(namespace or "")
-    tables = catalog.all_tables(lake)
-    found = [table for table in tables if ref in (table.uid, table.storage_hash)]
-    found = found or [table for table in tables if table.identifier == ref and table.namespace == (namespace or "")]
+    by_name = (pc.field("uid") == ref) | (pc.field("storage_hash") == ref)  # only the rows named become records
+    found = catalog.all_tables(lake, rows=by_name)
+    in_namespace = (pc.field("identifier") == ref) & (pc.field("namespace") == (namespace or ""))
+    found = found or catalog.all_tables(lake, rows=in_namespace)
     if found:
         return TimeIndexMetaTable.of(found[0])
+    tables = catalog.all_tables(lake)  # not found: every name, for the hint
     elsewhere = sorted({repr(table.namespace) for table in tables if table.identifier == ref})
     hint = f" (identifier {ref!r} exists in namespace {', '.join(elsewhere)}: pass --namespace)" if elsewhere else ""
     lost = lost_catalog(lake, "tables", f"table {ref!r}")
@@ -144,7 +147,7 @@ def run_history(lake: Lake, update_hash: str | None = None) -> list[dict[str, An
 
 def update_processes(lake: Lake) -> list[dict[str, Any]]:
     """Every update process with the identifier of the table it writes (None when unnamed)."""
-    identifiers = table_identifiers(lake)
+    identifiers = catalog.table_identifiers(lake)
     processes = catalog.update_processes(lake)
     for process in processes:
         process["identifier"] = identifiers.get(process["storage_hash"])
@@ -156,15 +159,10 @@ def clean_runs(lake: Lake, before: Any = None, *, older: Any = None, dry_run: bo
     from the run history, keeping every updater's last run (``lakenodes updates clean``, see
     ``lakenodes.catalog.run_retention``); each updater's entry names the table it writes."""
     done = run_retention.clean_runs(lake, before, older=older, dry_run=dry_run)
-    identifiers = table_identifiers(lake) if done["updaters"] else {}
+    identifiers = catalog.table_identifiers(lake) if done["updaters"] else {}
     for entry in done["updaters"]:
         entry["identifier"] = identifiers.get(entry["storage_hash"])
     return done
-
-
-def table_identifiers(lake: Lake) -> dict[str, str | None]:
-    """``{storage_hash: identifier}`` of every table in the catalog."""
-    return {table.storage_hash: table.identifier for table in catalog.all_tables(lake)}
 
 
 def reconcile_runs(lake: Lake, refs: Sequence[str] | None = None, namespace: str | None = None) -> list[dict[str, Any]]:

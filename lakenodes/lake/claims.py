@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -126,3 +127,25 @@ def _sole_claim(lake: Lake, uri: str) -> dict[str, Any] | None:
 def claim_uri(lake: Lake, scope: str, name: str) -> str:
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
     return lake.catalog_uri(f"claims/{scope}/{digest}")
+
+
+# a namespace used as it is as the folder of its claims: a plain name of moderate length; any other
+# (a '/', '..', a space, a leading '_' like '_default' itself, 100+ characters) is digested
+_PLAIN_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def identifier_scope(namespace: str) -> str:
+    """The claims folder of ``namespace``'s identifiers: ``_default`` for the production tables, a
+    plain namespace's own name, else ``_ns-`` and its digest (a leading ``_`` no plain name has).
+
+    Example:
+        >>> [identifier_scope(name) for name in ("", "ci", "_default")][:2], identifier_scope("_default")[:16]
+        (['identifiers/_default', 'identifiers/ci'], 'identifiers/_ns-')
+        >>> len({identifier_scope(name) for name in ("c", "c/", "./c", "a/../c", "../c")})
+        5
+    """
+    if not namespace:
+        return "identifiers/_default"
+    if _PLAIN_NAMESPACE.match(namespace):
+        return f"identifiers/{namespace}"
+    return f"identifiers/_ns-{hashlib.sha256(namespace.encode('utf-8')).hexdigest()[:40]}"
