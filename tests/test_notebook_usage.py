@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pytest
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake, TimeIndexMetaTable, current_lake, use_lake
+from lakenodes._internal.event_loops import outside_event_loop
 from lakenodes.catalog.catalog import run_history
 
 T = TypeVar("T")
@@ -154,6 +156,61 @@ def test_interrupting_a_notebook_cell_stops_the_update_and_the_cell_runs_again(l
     err, written = in_cell(cell)
     assert written["value"].to_list() == [2.0]
 
+
+
+def test_a_ctrl_c_after_the_update_finished_interrupts_the_cell_not_the_finished_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: a Ctrl-C that landed after update() had returned, before the cell noticed, was
+    passed on to the helper thread as it finished, which printed ``Exception in thread
+    lakenodes-outside-loop``. The cell gets KeyboardInterrupt (the user pressed stop); the helper
+    thread ends quietly. The key is pressed from the helper thread as it signals the end of the call
+    (its ``ended.set()``, seen by a profile hook), which waits until the cell waits for it again."""
+    main = threading.main_thread().ident
+    assert main is not None and threading.get_ident() == main
+    thread_errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: thread_errors.append(args.exc_value))
+    returned = threading.Event()
+
+    def update() -> str:
+        returned.set()
+        return "rows"
+
+    def cell_waits_again(line_pressed: int) -> bool:
+        frame: Any = sys._current_frames()[main]
+        names = []
+        while frame is not None:
+            names.append(frame.f_code.co_name)
+            if frame.f_code.co_name == "outside_event_loop":
+                return "_wait_for" in names and frame.f_lineno != line_pressed
+            frame = frame.f_back
+        return False
+
+    def press_ctrl_c_as_the_call_ends(frame: Any, event: str, arg: object) -> None:
+        if event != "call" or frame.f_code is not threading.Event.set.__code__ or not returned.is_set():
+            return
+        sys.setprofile(None)
+        waiting: Any = sys._current_frames()[main]
+        while waiting.f_code.co_name != "outside_event_loop":
+            waiting = waiting.f_back
+        line_pressed = waiting.f_lineno
+        signal.pthread_kill(main, signal.SIGINT)
+        while not cell_waits_again(line_pressed):
+            time.sleep(0.001)
+
+    async def cell() -> str:
+        return outside_event_loop(update)
+
+    threading.setprofile(press_ctrl_c_as_the_call_ends)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            in_cell(cell)
+    finally:
+        threading.setprofile(None)
+    helper = [thread for thread in threading.enumerate() if thread.name == "lakenodes-outside-loop"]
+    for thread in helper:
+        thread.join()
+    assert returned.is_set() and thread_errors == []
 
 class Dep(DataNode):
     """A dependency a node builds in its ``__init__``, named from the node's module globals."""

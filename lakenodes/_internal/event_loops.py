@@ -4,10 +4,12 @@ failed there with ``asyncio.run() cannot be called from a running event loop`` w
 node ran as a script. :func:`outside_event_loop` calls such code in a helper thread, which has no
 running loop, with the caller's context (the ``use_lake`` block, the hash namespace).
 
-A Ctrl-C (a notebook's interrupt) reaches the waiting caller: it is passed on to the helper thread,
-which stops at its next Python instruction (a blocking call first returns), and the caller waits
-for it to end, so nothing of the interrupted call goes on behind the next cell; a second Ctrl-C
-stops waiting.
+A Ctrl-C (a notebook's interrupt) reaches the waiting caller: it is passed on to the helper thread
+while that thread still runs the call, which then stops at its next Python instruction (a blocking
+call first returns), and the caller waits for it to end, so nothing of the interrupted call goes on
+behind the next cell; a second Ctrl-C stops waiting. The caller always raises ``KeyboardInterrupt``
+(the user pressed stop), also when the call had just finished: its result is dropped, as it would
+be had the call run in the caller's thread, and the finished helper thread is not interrupted.
 
 Example:
     >>> import asyncio
@@ -24,7 +26,7 @@ import contextvars
 import ctypes
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -36,32 +38,60 @@ def outside_event_loop(function: Callable[[], T]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return function()
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-    ended, stopped = threading.Event(), threading.Event()
-
-    def call() -> None:
-        try:
-            if not stopped.is_set():  # a Ctrl-C that came while the thread started: the call never begins
-                outcome.append(function())
-        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
-            failure.append(error)
-        finally:
-            ended.set()
-
+    call: _HelperCall[T] = _HelperCall(function)
     context = contextvars.copy_context()
-    helper = threading.Thread(target=context.run, args=(call,), name="lakenodes-outside-loop", daemon=True)
+    helper = threading.Thread(target=context.run, args=(call.run,), name="lakenodes-outside-loop", daemon=True)
     try:
         helper.start()
-        _wait_for(helper, ended)
+        _wait_for(helper, call.ended)
     except KeyboardInterrupt:
-        stopped.set()
-        _raise_in(helper, KeyboardInterrupt)
-        _wait_for(helper, ended)  # a second Ctrl-C stops waiting
+        call.interrupt()
+        _wait_for(helper, call.ended)  # a second Ctrl-C stops waiting
         raise
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    if call.failure:
+        raise call.failure[0]
+    return call.outcome[0]
+
+
+class _HelperCall(Generic[T]):
+    """``function()`` as the helper thread runs it, and a Ctrl-C passed on to it only while it runs:
+    one that came before the call began cancels it, one after it finished is the caller's alone."""
+
+    def __init__(self, function: Callable[[], T]) -> None:
+        self.function = function
+        self.outcome: list[T] = []
+        self.failure: list[BaseException] = []
+        self.ended = threading.Event()
+        self._guard = threading.Lock()  # orders interrupt() against the call's beginning and end
+        self._state = "waiting"  # then "running" and "finished", or "cancelled"
+        self._thread_id = 0
+
+    def run(self) -> None:
+        """Call ``function()`` in this (the helper) thread unless cancelled; set ``ended``."""
+        try:
+            try:
+                with self._guard:
+                    if self._state == "cancelled":
+                        return
+                    self._state, self._thread_id = "running", threading.get_ident()
+                self.outcome.append(self.function())
+            finally:
+                with self._guard:
+                    self._state = "finished"  # interrupt() sends nothing from here on
+                _checkpoint()  # one it sent before is raised by now, here at the latest
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            self.failure.append(error)
+        finally:
+            self.ended.set()
+
+    def interrupt(self) -> None:
+        """Raise ``KeyboardInterrupt`` in the helper thread if it runs the call; cancel a call not
+        begun; leave a finished one alone."""
+        with self._guard:
+            if self._state == "running":
+                _raise_in(self._thread_id, KeyboardInterrupt)
+            elif self._state == "waiting":
+                self._state = "cancelled"
 
 
 def _wait_for(thread: threading.Thread, ended: threading.Event) -> None:
@@ -72,9 +102,12 @@ def _wait_for(thread: threading.Thread, ended: threading.Event) -> None:
         pass
 
 
-def _raise_in(thread: threading.Thread, error: type[BaseException]) -> None:
-    """Raise ``error`` in ``thread`` at its next Python instruction (a thread that has no ident yet
-    has not begun the call)."""
-    if thread.ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(error))
+def _checkpoint() -> None:
+    """Nothing: entering a Python function raises an exception another thread set for this one
+    (``PyThreadState_SetAsyncExc``), which otherwise waits for a later instruction."""
 
+
+def _raise_in(thread_id: int, error: type[BaseException]) -> None:
+    """Raise ``error`` in the running thread ``thread_id`` at its next Python instruction (clearing
+    one set but not raised is not done: CPython 3.11 then spins at the thread's next call)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(error))
