@@ -135,6 +135,26 @@ def test_the_switch_makes_reads_and_run_return_the_seeds_pandas_shape(
     assert series.get_df_between_dates().loc[DAYS[1], "close"] == 2.0
 
 
+
+@pytest.mark.parametrize("kind", ["polars", "pandas", "arrow"])
+def test_a_run_with_nothing_new_returns_the_tables_columns(local_lake: Lake, kind: str) -> None:
+    """Regression: a run with nothing new returned a (0, 0) frame with no columns (a notebook showed
+    an empty box). It returns the table's columns, typed as stored, with no rows: the frame an empty
+    read returns, in every frame kind."""
+    node = panel()
+    node.run()
+    set_default_frame(kind)  # type: ignore[arg-type]
+    _, nothing_new = node.run()
+    empty_read = node.get_df_between_dates(DAYS[2] + dt.timedelta(days=1))
+    assert type(nothing_new) is type(empty_read) and len(nothing_new) == len(empty_read) == 0
+    if kind == "pandas":
+        assert list(nothing_new.index.names) == list(empty_read.index.names) == ["time_index", "unique_identifier"]
+        assert nothing_new.dtypes.to_dict() == empty_read.dtypes.to_dict() == {"close": "float64"}
+    else:  # run() returns Arrow through polars (its strings large_string): compared as polars
+        as_polars = pl.from_arrow(nothing_new) if kind == "arrow" else nothing_new
+        assert as_polars.schema == pl.DataFrame(empty_read).schema == {  # type: ignore[union-attr]
+            "time_index": pl.Datetime("us", "UTC"), "unique_identifier": pl.String, "close": pl.Float64}
+
 @pytest.mark.parametrize("how", ["env", "set_default_frame"])
 def test_an_explicit_frame_argument_wins(local_lake: Lake, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     node = panel()

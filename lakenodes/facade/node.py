@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.frame_kind import as_frame, polars_frame, resolve_frame
-from ..core.frames import TIME_INDEX
 from ..errors import ConfigurationError
 from ..nodes import node as core
 from ..nodes.node_logging import debug_logging, show_logs_by_default
@@ -66,4 +65,4 @@ class DataNode(core.DataNode):
             return err, summary
         if kind == "polars":  # already polars, index columns first: no round trip through Arrow
             return err, polars_frame(summary.frame)
-        return err, as_frame(summary.frame.to_arrow(), self.store.index_names() or (TIME_INDEX,), kind)
+        return err, as_frame(summary.frame.to_arrow(), self.store.index_names() or self._declared_schema()[1], kind)

@@ -201,6 +201,16 @@ class TableReads:
         ]
         return self._as_frame(self.store.read(columns=columns, ranges=ranges, as_of=as_of), columns, kind)
 
+    def _no_rows(self) -> pa.Table:
+        """The table's columns with no rows, index columns first: typed as stored, or as declared
+        before its first write (what a read that matches nothing returns)."""
+        schema = self.store.schema()
+        if schema is None:
+            schema, index_names = self._declared_schema()
+        else:
+            index_names = self.store.index_names() or (TIME_INDEX,)
+        return empty_table(schema, index_names, None)
+
     def _as_frame(self, data: pa.Table | None, columns: Sequence[str] | None, kind: str) -> Any:
         if data is None:
             schema, index_names = self._declared_schema()

@@ -220,7 +220,7 @@ def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = Tru
                     phase = _enter(hooks, node, "catalog")
                     for hook in hooks:
                         hook.run_succeeded(node, RunInfo(run_id, started, 0))
-                    return summary((0, 0), None, pl.DataFrame())
+                    return summary((0, 0), None, pl.DataFrame(node._no_rows()))  # the columns, no rows
                 break
             if result.version is None:  # every row equals the stored row of its index: nothing committed
                 node.logger.info("no changed rows: the %d rows returned equal the stored ones (no commit, table "
