@@ -46,6 +46,7 @@ from lakenodes.cli import app as cli_app
 from lakenodes.errors import StoragePermissionError, one_line
 from lakenodes.lake._rust_stderr import PanicFilter
 from lakenodes.search import SearchIndexNotStoredWarning
+from lakenodes.search import sync as search_sync
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 RUNTIME = {"runtime_only": True}
@@ -388,6 +389,42 @@ def test_search_on_a_read_only_lake_with_a_stored_index(tmpfs: Path) -> None:
             warnings.simplefilter("error")
             assert _search_hits(lake, "Prices") == {first.storage_hash, second.storage_hash}
 
+
+
+def _indexes_built(lake: Lake, query: str, expected: set[str]) -> int:
+    """Search ``lake``; how many in-memory indexes that built (each says so in a warning)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _search_hits(lake, query) == expected
+    return sum(issubclass(warning.category, SearchIndexNotStoredWarning) for warning in caught)
+
+
+def test_in_memory_search_indexes_are_kept_per_lake_and_dropped_by_clear_caches(tmpfs: Path) -> None:
+    """Regression: the in-memory index of a read-only lake was kept in a process-wide dict that
+    ``clear_caches()`` did not empty, and searching a second read-only lake dropped the first's (built
+    again, with its warning, on the way back). Each lake now keeps its newest index, until its catalog
+    changes or the caches are cleared."""
+    lakes = [Lake(tmpfs / "one"), Lake(tmpfs / "two")]
+    nodes = []
+    for lake in lakes:
+        with use_lake(lake):
+            nodes.append(Prices(PricesConfig(name="p")))
+            nodes[-1].run()
+    _mount("-o", "remount,ro", str(tmpfs))
+    one, two = ({node.storage_hash} for node in nodes)
+
+    assert [_indexes_built(lakes[0], "Prices", one), _indexes_built(lakes[1], "Prices", two)] == [1, 1]
+    assert [_indexes_built(lakes[1], "Prices", two), _indexes_built(lakes[0], "Prices", one)] == [0, 0]
+    clear_caches()  # lake one's index was the last used: built again only because it was dropped
+    assert _indexes_built(lakes[0], "Prices", one) == 1
+
+    _mount("-o", "remount,rw", str(tmpfs))
+    with use_lake(lakes[0]):
+        added = Prices(PricesConfig(name="q"))
+        added.run()
+    _mount("-o", "remount,ro", str(tmpfs))
+    assert _indexes_built(lakes[0], "Prices", one | {added.storage_hash}) == 1  # the catalog changed
+    assert len(search_sync._in_memory) == 1  # the index of the older catalog was dropped
 
 def test_search_on_a_read_only_lake_after_a_catalog_compaction(tmpfs: Path, caplog) -> None:
     """A catalog compaction (``lakenodes optimize``, or the catalog's own housekeeping) leaves the stored

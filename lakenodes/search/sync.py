@@ -137,8 +137,9 @@ def _catch_up_once(lake: Lake, index: SearchIndex, records: list[TableRecord] | 
     return index
 
 
-# (lake uri, catalog state, embedder name) -> the in-memory index of a lake that refused to store one
-_in_memory: dict[tuple[LakeKey, Any, str], SearchIndex] = {}
+# lake.cache_key -> (catalog state, embedder name, index): the in-memory index of a lake that refused
+# to store one, the newest only (an index of an older catalog state is dropped when a newer is built)
+_in_memory: dict[LakeKey, tuple[Any, str, SearchIndex]] = register_cache("search.in_memory_indexes", {})
 
 
 def searchable_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
@@ -155,21 +156,20 @@ def searchable_index(lake: Lake, embedding_model: Any = None) -> SearchIndex:
             raise
     stored = search_index(lake, embedding_model)
     catalog = tables_version(lake)
-    key = (lake.cache_key, catalog, stored.embedder.name)
-    memory = _in_memory.get(key)
-    if memory is None:
-        records, _ = _live_tables(lake)
-        memory = SearchIndex("memory://", embedder=stored.embedder)
-        if records:
-            memory.rebuild([table_document(record) for record in records])
-        _in_memory.clear()  # one lake's at a time: a process rarely searches two read-only lakes
-        _in_memory[key] = memory
-        state = "is behind the catalog" if _stored(lake, stored) else "is not built"
-        warnings.warn(
-            f"the search index of {lake.uri} {state} and cannot be stored ({refused.reason}): searched an index "
-            f"built in memory from the catalog ({len(records)} tables, about 6 ms each, again in every new process); "
-            "to store it, run `lakenodes search --refresh` as someone who may write to the lake",
-            SearchIndexNotStoredWarning, stacklevel=2)
+    held = _in_memory.get(lake.cache_key)
+    if held is not None and held[:2] == (catalog, stored.embedder.name):
+        return held[2]
+    records, _ = _live_tables(lake)
+    memory = SearchIndex("memory://", embedder=stored.embedder)
+    if records:
+        memory.rebuild([table_document(record) for record in records])
+    _in_memory[lake.cache_key] = (catalog, stored.embedder.name, memory)
+    state = "is behind the catalog" if _stored(lake, stored) else "is not built"
+    warnings.warn(
+        f"the search index of {lake.uri} {state} and cannot be stored ({refused.reason}): searched an index "
+        f"built in memory from the catalog ({len(records)} tables, about 6 ms each, again in every new process); "
+        "to store it, run `lakenodes search --refresh` as someone who may write to the lake",
+        SearchIndexNotStoredWarning, stacklevel=2)
     return memory
 
 
