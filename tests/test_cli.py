@@ -960,9 +960,9 @@ def test_listings_of_an_empty_lake_say_so_in_one_line(tmp_path):
         assert document["ok"] and (document.get("count") == 0 or document["description"]["count"] == 0), args
 
 
-def _in_a_terminal(columns: int, *args: str) -> str:
+def _in_a_terminal(columns: int, *args: str, environment: dict[str, str] | None = None) -> str:
     """What ``python -m lakenodes ARGS`` shows in a terminal ``columns`` wide (a pseudo-terminal;
-    colours and styles stripped)."""
+    colours and styles stripped), with ``environment`` added to this process's (less a notebook's)."""
     import fcntl
     import pty
     import struct
@@ -972,9 +972,10 @@ def _in_a_terminal(columns: int, *args: str) -> str:
     if pid == 0:  # the child: its standard streams are the terminal; size it before lakenodes starts
         fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
         os.chdir(REPO)
-        environment = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
+        inherited = {key: value for key, value in os.environ.items()
+                     if key not in ("COLUMNS", "LINES", "JPY_PARENT_PID", "MPLBACKEND")}
         os.execvpe(sys.executable, [sys.executable, "-m", "lakenodes", *args],  # the terminal's own size
-                   {**environment, "TERM": "xterm", "NO_COLOR": "1"})
+                   {**inherited, "TERM": "xterm", "NO_COLOR": "1", **(environment or {})})
     output = b""
     while True:
         try:
@@ -1006,6 +1007,21 @@ def test_tables_show_every_column_and_whole_values_in_a_narrow_terminal(tutorial
     wide = _in_a_terminal(1000, "--lake", tutorial_lake.uri, "updates", "list")
     assert wide.count("Update hash") == 1  # it fits: one table, one header
 
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_run_in_a_notebook_draws_no_live_progress_bar(tmp_path):
+    """Regression: ``!lakenodes run ...`` in a notebook cell drew rich's live bar (IPython gives ``!``
+    commands a pseudo-terminal), and the cell kept every carriage-return repaint. Under a Jupyter
+    kernel (what its commands inherit: ``JPY_PARENT_PID``, ipykernel's inline ``MPLBACKEND``) no bar
+    is drawn; in a terminal it still is."""
+    args = ("--lake", str(tmp_path / "lake"), "run", "examples.tutorial_nodes:DailyRandomNumber",
+            "--config", '{"mean": 0.0}')
+    in_terminal = _in_a_terminal(120, *args)
+    assert "━" in in_terminal and "\r\x1b[2K" in in_terminal and "1 row(s) written" in in_terminal
+    for kernel in ({"JPY_PARENT_PID": "4242"}, {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}):
+        in_cell = _in_a_terminal(120, *args, environment=kernel)
+        assert "━" not in in_cell and "\r" not in in_cell and "row(s) written" in in_cell, in_cell
 
 def test_run_reports_the_absolute_lake_a_relative_lake_resolved_to(tmp_path, monkeypatch):
     """Two cron jobs with different working directories and `--lake lake` write two lakes: the help

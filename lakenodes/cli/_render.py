@@ -12,6 +12,7 @@ import datetime
 import errno
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -245,11 +246,19 @@ def _ignore(**_: Any) -> None:
     """The progress update of a bar that is not shown."""
 
 
+def in_a_notebook() -> bool:
+    """Whether this process runs under a Jupyter kernel (a notebook's ``!lakenodes ...``): its output
+    goes to a cell, which shows a live bar's every repaint, although IPython gives ``!`` commands a
+    pseudo-terminal. jupyter_client sets ``JPY_PARENT_PID`` for the kernels it starts and ipykernel
+    ``MPLBACKEND`` to its inline backend; what the kernel runs inherits both (seen in Jupyter)."""
+    return "JPY_PARENT_PID" in os.environ or os.environ.get("MPLBACKEND", "").endswith("backend_inline")
+
+
 @contextlib.contextmanager
 def progress_bar(enabled: bool, description: str, total: int | None = None) -> Iterator[ProgressUpdate]:
-    """A rich progress bar on stderr when ``enabled`` and stderr is a terminal; yields its
-    ``update(description=, completed=, total=, advance=)`` (a no-op when no bar is shown)."""
-    if not enabled or not sys.stderr.isatty():  # e.g. under cron: no bar, and no rich to import
+    """A rich progress bar on stderr when ``enabled`` and stderr is a terminal, not a notebook's; yields
+    its ``update(description=, completed=, total=, advance=)`` (a no-op when no bar is shown)."""
+    if not enabled or not sys.stderr.isatty() or in_a_notebook():  # e.g. under cron: no bar, no rich to import
         yield _ignore
         return
     from rich.console import Console
@@ -263,7 +272,7 @@ def progress_bar(enabled: bool, description: str, total: int | None = None) -> I
     )
 
     console = Console(stderr=True)
-    if not enabled or not console.is_terminal:
+    if not console.is_terminal:
         yield _ignore
         return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
