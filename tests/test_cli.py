@@ -758,6 +758,28 @@ def test_user_mistakes_print_one_line_and_exit_2(tutorial_lake, tmp_path):
         assert_one_line_error(result, 2, fragment)
 
 
+def test_a_malformed_option_value_is_refused_naming_the_option_as_typed(tutorial_lake):
+    """Regression: `data-node restore --to-timestamp 31/12/2024` said "to_timestamp='31/12/2024' is not
+    an ISO-8601 date", `updates clean --before 12/31/2024` "before=...", `--older-than 3x` "older-than
+    '3x'", no option at all "give exactly one of before ... and older-than", and `run-query --max-rows 0`
+    "max_rows must be ...": the library's argument names, not the options the user typed (as
+    `--as-of`, `--from` and DATE are named). Nothing is changed."""
+    random = table(tutorial_lake, RANDOM_ID)
+    versions = len(random.history())
+    cases = [
+        (("data-node", "restore", RANDOM_ID, "--to-timestamp", "31/12/2024", "--yes"), "--to-timestamp='31/12/2024'"),
+        (("updates", "clean", "--before", "12/31/2024", "--yes"), "--before='12/31/2024'"),
+        (("updates", "clean", "--older-than", "3x", "--yes"), "--older-than '3x' is not a duration"),
+        (("updates", "clean", "--older-than", "-3d", "--yes"), "--older-than -3 days"),
+        (("updates", "clean", "--yes"), "give exactly one of --before DATE"),
+        (("data-node", "run-query", RANDOM_ID, "SELECT 1", "--max-rows", "0"), "'--max-rows'"),
+    ]
+    runs = ok_json("updates", "runs", lake=tutorial_lake)["total"]
+    for args, fragment in cases:
+        assert_one_line_error(cli(*args, lake=tutorial_lake), 2, fragment)
+    assert len(random.history()) == versions and ok_json("updates", "runs", lake=tutorial_lake)["total"] == runs
+
+
 def test_a_mistyped_or_cut_short_reference_is_refused_naming_the_close_match(tutorial_lake):
     """Regression: a typo of an identifier, a storage hash or uid cut short when copied from a narrow
     table, or an identifier typed in capitals got "no table with uid, identifier or storage hash ...",

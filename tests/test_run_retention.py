@@ -181,7 +181,7 @@ def test_the_cli_shows_removes_and_asks_first(local_lake: Lake) -> None:
     (["--before", "yesterday"], "is not an ISO-8601 date"),
     (["--older-than", "-90d"], "is negative"),
     (["--older-than", "90 days"], "is not a duration"),
-    ([], "give exactly one of before"),
+    ([], "give exactly one of --before DATE"),
 ])
 def test_the_cli_refuses_bad_input_in_one_line(local_lake: Lake, arguments, message) -> None:
     catalog.record_run(local_lake, old_run("a", "u_1", 0))

@@ -43,18 +43,19 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 _DURATION = re.compile(r"^\s*(-?\d+)\s*([smhdw])\s*$")
 
 
-def older_than(value: str | datetime.timedelta) -> datetime.timedelta:
-    """A duration such as ``90d``, ``36h``, ``2w`` (units s, m, h, d, w), or a timedelta; negative ones are refused."""
+def older_than(value: str | datetime.timedelta, argument: str = "older-than") -> datetime.timedelta:
+    """A duration such as ``90d``, ``36h``, ``2w`` (units s, m, h, d, w), or a timedelta; negative ones
+    are refused, naming ``argument`` (the CLI's ``--older-than``)."""
     if isinstance(value, str):
         match = _DURATION.match(value.lower())
         if match is None:
-            raise LakenodesUserError(f"older-than {value!r} is not a duration like '90d', '36h' or '2w' "
+            raise LakenodesUserError(f"{argument} {value!r} is not a duration like '90d', '36h' or '2w' "
                                      "(units: s, m, h, d, w)")
         value = datetime.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     if not isinstance(value, datetime.timedelta):
-        raise LakenodesUserError(f"older-than must be a duration like '90d' or a timedelta, got {type(value).__name__}")
+        raise LakenodesUserError(f"{argument} must be a duration like '90d' or a timedelta, got {type(value).__name__}")
     if value < datetime.timedelta(0):
-        raise LakenodesUserError(f"older-than {value} is negative: give how old the runs to remove are, e.g. '90d'")
+        raise LakenodesUserError(f"{argument} {value} is negative: give how old the runs to remove are, e.g. '90d'")
     return value
 
 

@@ -21,6 +21,7 @@ from ..facade.meta_table import TimeIndexMetaTable
 from ..facade.table_refs import lost_catalog, resolve_table, table_name
 from ..lake.read_snippets import read_snippets
 from ..lake.restore import refuse_catalog_table
+from ..lake.sql import MAX_ROWS_LIMIT
 from ._confirm import confirm
 from ._groups import FAILURE, USER_ERROR, CommandFailed, group
 from ._render import rows_table, table, text, updaters_table
@@ -168,7 +169,8 @@ def data_node_run_query(
     session: Session,
     ref: TableArgument,
     sql: Annotated[str, typer.Argument(help="One SELECT/WITH; name the table by its identifier or storage hash.")],
-    max_rows: Annotated[int, typer.Option("--max-rows", help="Return at most this many rows.")] = 1000,
+    max_rows: Annotated[int, typer.Option("--max-rows", min=1, max=MAX_ROWS_LIMIT,
+                                          help="Return at most this many rows.")] = 1000,
     as_of: AsOfOption = None,
     namespace: NamespaceOption = None,
 ) -> None:
@@ -310,8 +312,9 @@ def data_node_restore(
     refuse_catalog_table(ref)  # before the lookup, which would not find it among the data tables
     if (to_version is None) == (to_timestamp is None):
         raise LakenodesUserError("give exactly one of --to-version N or --to-timestamp T")
+    moment = parse_datetime(to_timestamp, "--to-timestamp")  # named as the user typed it
     found = resolve_table(session.lake, ref, namespace)
-    restore = functools.partial(found.restore, to_version, to_timestamp=to_timestamp)
+    restore = functools.partial(found.restore, to_version, to_timestamp=moment)
     planned = restore(dry_run=True) if dry_run or not yes else None
 
     def changes(done: dict[str, Any]) -> str:

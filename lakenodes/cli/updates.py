@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import one_line
+from .._internal.datetimes import parse_datetime
+from ..catalog.run_retention import older_than as parse_age
+from ..errors import LakenodesUserError, one_line
 from ..facade.table_refs import clean_runs, reconcile_runs, run_history, update_processes
 from ._confirm import confirm
 from ._groups import group
@@ -102,7 +104,10 @@ def updates_clean(
     finished before --before DATE (or longer ago than --older-than AGE), except each update process's
     last run, which `updates list` keeps showing. Unless --yes or --dry-run, it counts them and asks.
     `updates reconcile` never recovers a removed run (docs/reliability.md)."""
-    counted = clean_runs(session.lake, before, older=older_than, dry_run=True) if dry_run or not yes else None
+    if (before is None) == (older_than is None):  # the options' names, not the library's arguments
+        raise LakenodesUserError("give exactly one of --before DATE (e.g. 2026-01-01) and --older-than AGE (e.g. 90d)")
+    before, age = parse_datetime(before, "--before"), None if older_than is None else parse_age(older_than, "--older-than")
+    counted = clean_runs(session.lake, before, older=age, dry_run=True) if dry_run or not yes else None
     if dry_run:
         done = counted
     elif counted is not None and not counted["removed"]:  # nothing to remove: nothing to ask, nothing changed
@@ -111,8 +116,8 @@ def updates_clean(
         if counted is not None:  # the same cutoff as counted, asked on stderr (stdout keeps --json's document)
             confirm(f"Remove {counted['removed']} run(s) that finished before {text(counted['before'])}?", "remove runs",
                     "nothing was removed")
-            before, older_than = counted["before"], None
-        done = clean_runs(session.lake, before, older=older_than)
+            before, age = counted["before"], None
+        done = clean_runs(session.lake, before, older=age)
 
     def render(console: Console) -> None:
         view = table("Update hash", "Table", "Runs removed", "Runs kept", "Oldest removed", "Newest removed",
