@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from lakenodes.core.lookup_parsing import parse_dimension_filters, parse_label, 
 from lakenodes.lake.retention import MIN_RETENTION_HOURS, check_retention
 from lakenodes.runtime.launch import loaded_node_class
 
+REPO = Path(__file__).resolve().parent.parent
 NODES = textwrap.dedent('''
     from lakenodes import DataNode
 
@@ -80,3 +82,29 @@ def test_retention_checks():
         check_retention(1, force_unsafe=False, force_name="--force-unsafe-retention")
     with pytest.raises(LakenodesUserError, match=">= 0"):
         check_retention(-1, force_unsafe=True)
+
+
+def _command_paths(command, context, prefix: str = "") -> list[str]:
+    """``group command`` of every command the CLI lists (hidden spellings and ``--help`` aside)."""
+    paths = []
+    for name in command.list_commands(context):
+        sub = command.get_command(context, name)
+        if sub is None or sub.hidden:
+            continue
+        with sub.make_context(name, [], parent=context, resilient_parsing=True) as sub_context:
+            nested = hasattr(sub, "list_commands")
+            paths += _command_paths(sub, sub_context, f"{prefix}{name} ") if nested else [f"{prefix}{name}"]
+    return paths
+
+
+def test_the_docs_name_every_command():
+    """Regression: `data-node org-unique-identifiers`, `data-node remove-label` and `data-node search`
+    were named nowhere in the README or docs/: a user reading them could not find those commands."""
+    import typer
+
+    root = typer.main.get_command(app)
+    docs = "\n".join(path.read_text() for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
+    with root.make_context("lakenodes", [], resilient_parsing=True) as context:
+        paths = _command_paths(root, context)
+    assert "data-node org-unique-identifiers" in paths and "updates clean" in paths
+    assert [path for path in paths if (path if " " in path else f"lakenodes {path}") not in docs] == []
