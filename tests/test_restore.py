@@ -196,3 +196,24 @@ def test_cli_asks_says_what_changes_and_refuses_catalog_tables(any_lake, env):
         refused = invoke(*args)
         assert refused.exit_code == 2 and message in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert lake.node.store.table().version() == latest + 1
+
+
+def test_cli_restore_takes_diffs_to_a_version_or_a_moment(local_lake):
+    """Regression: `data-node restore T --to 1` (diff's spelling of a version or moment) was refused
+    with "No such option: --to (Possible options: --json)", pointing away from --to-version."""
+    lake = written(local_lake, until=3)
+    name, latest = lake.node.storage_hash, lake.node.store.table().version()
+
+    def restore(*args):
+        return CliRunner().invoke(app, ["--lake", local_lake.uri, "--json", "data-node", "restore", name, *args])
+
+    by_version = restore("--to-version", "1", "--dry-run")
+    assert by_version.exit_code == 0, by_version.stderr
+    assert restore("--to", "1", "--dry-run").stdout == by_version.stdout
+    moment = TimeIndexMetaTable.get(storage_hash=name, lake=local_lake).history()[-2]["timestamp"].isoformat()
+    assert restore("--to", moment, "--dry-run").stdout == restore("--to-timestamp", moment, "--dry-run").stdout
+    for args, message in [(["--to", "1", "--to-version", "1", "--yes"], "give exactly one of --to-version N"),
+                          (["--to", "yesterday", "--yes"], "--to='yesterday' is not an ISO-8601")]:
+        refused = restore(*args)
+        assert refused.exit_code == 2 and message in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert lake.node.store.table().version() == latest

@@ -303,6 +303,8 @@ def data_node_restore(
                                                    help="The version to go back to (see `data-node history`).")] = None,
     to_timestamp: Annotated[str | None, typer.Option("--to-timestamp", metavar="T", show_default=False,
                                                      help="Go back to the version current at T (ISO-8601, UTC if naive).")] = None,
+    to: Annotated[str | None, typer.Option("--to", metavar="V", show_default=False, help=(
+        "A version (an integer) or moment (ISO-8601), as `data-node diff --to` takes it."))] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what it would change; change nothing.")] = False,
     namespace: NamespaceOption = None,
@@ -310,9 +312,12 @@ def data_node_restore(
     """Undo writes: put a table back as it was at a version (or moment), as one new version; the
     versions in between stay readable with --as-of until vacuum. Unless --yes, it says what changes and asks."""
     refuse_catalog_table(ref)  # before the lookup, which would not find it among the data tables
-    if (to_version is None) == (to_timestamp is None):
-        raise LakenodesUserError("give exactly one of --to-version N or --to-timestamp T")
+    if [to_version, to_timestamp, to].count(None) != 2:
+        raise LakenodesUserError("give exactly one of --to-version N or --to-timestamp T (or --to V: either)")
     moment = parse_datetime(to_timestamp, "--to-timestamp")  # named as the user typed it
+    if to is not None:  # diff's spelling: a version or a moment
+        target = _version_or_moment(to, "--to")
+        to_version, moment = (target, None) if isinstance(target, int) else (None, target)
     found = resolve_table(session.lake, ref, namespace)
     restore = functools.partial(found.restore, to_version, to_timestamp=moment)
     planned = restore(dry_run=True) if dry_run or not yes else None
