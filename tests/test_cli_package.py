@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,27 +85,43 @@ def test_retention_checks():
         check_retention(-1, force_unsafe=True)
 
 
-def _command_paths(command, context, prefix: str = "") -> list[str]:
-    """``group command`` of every command the CLI lists (hidden spellings and ``--help`` aside)."""
-    paths = []
+def _commands(command, context, prefix: str = "") -> list[tuple[str, Any]]:
+    """``("group command", command)`` of every command the CLI lists (hidden spellings aside)."""
+    found = []
     for name in command.list_commands(context):
         sub = command.get_command(context, name)
         if sub is None or sub.hidden:
             continue
         with sub.make_context(name, [], parent=context, resilient_parsing=True) as sub_context:
             nested = hasattr(sub, "list_commands")
-            paths += _command_paths(sub, sub_context, f"{prefix}{name} ") if nested else [f"{prefix}{name}"]
-    return paths
+            found += _commands(sub, sub_context, f"{prefix}{name} ") if nested else [(f"{prefix}{name}", sub)]
+    return found
+
+
+def _every_command() -> list[tuple[str, Any]]:
+    import typer
+
+    root = typer.main.get_command(app)
+    with root.make_context("lakenodes", [], resilient_parsing=True) as context:
+        return _commands(root, context)
 
 
 def test_the_docs_name_every_command():
     """Regression: `data-node org-unique-identifiers`, `data-node remove-label` and `data-node search`
     were named nowhere in the README or docs/: a user reading them could not find those commands."""
-    import typer
-
-    root = typer.main.get_command(app)
     docs = "\n".join(path.read_text() for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
-    with root.make_context("lakenodes", [], resilient_parsing=True) as context:
-        paths = _command_paths(root, context)
+    paths = [path for path, _ in _every_command()]
     assert "data-node org-unique-identifiers" in paths and "updates clean" in paths
     assert [path for path in paths if (path if " " in path else f"lakenodes {path}") not in docs] == []
+
+
+def test_every_command_says_what_it_does_and_what_each_argument_is():
+    """Regression: `lakenodes assets --help` summarised `assets list` as "Registered assets (optionally
+    filtered, e.g." (its first sentence cut at "e.g."), `data-node add-label --help` showed `label <str>
+    [required]` with no word on it, and `data-node detail --help` showed reST ``--as-of``."""
+    for path, command in _every_command():
+        summary = command.get_short_help_str(limit=1000)
+        assert summary and summary.count("(") == summary.count(")"), (path, summary)
+        assert "``" not in (command.help or ""), path
+        for parameter in command.params:
+            assert getattr(parameter, "help", None) or parameter.hidden, (path, parameter.name)

@@ -18,7 +18,7 @@ app = group("The asset registry.")
 
 @command(app, "list")
 def assets_list(session: Session, filters: AssetFilterOption = None) -> None:
-    """Registered assets (optionally filtered, e.g. ticker__in=NVDA,AAPL)."""
+    """Registered assets, optionally filtered (--filter ticker__in=NVDA,AAPL)."""
     assets = sorted(Asset.filter(lake=session.lake, **parse_lookups(filters)), key=lambda a: a.unique_identifier)
     columns = list(Asset.model_fields)
 

@@ -90,9 +90,9 @@ def data_node_detail(
         "List the first and last time of at most this many identities (assets); --json always lists "
         "them all."))] = 20,
 ) -> None:
-    """Everything about one table: record, columns, statistics (``--as-of``: as they were then),
-    updaters and read snippets. The table view lists the first ``--limit`` identities (20 by default)
-    and says how many more there are; ``--json`` carries every identity in ``stats.multi_index_stats``."""
+    """Everything about one table: record, columns, statistics (--as-of: as they were then),
+    updaters and read snippets. The table view lists the first --limit identities (20 by default)
+    and says how many more there are; --json carries every identity in stats.multi_index_stats."""
     found = resolve_table(session.lake, ref, namespace)
     stats = found.stats(as_of=_version_or_moment(as_of, "--as-of"))
     if as_of is not None and stats["version"] is None:
@@ -342,14 +342,18 @@ def data_node_restore(
     session.output(result, render)
 
 
+LabelArgument = Annotated[str, typer.Argument(metavar="LABEL", help="A label, e.g. daily (labels never change identity).")]
+
+
 @command(app, "add-label")
-def data_node_add_label(session: Session, ref: TableArgument, label: str, namespace: NamespaceOption = None) -> None:
+def data_node_add_label(session: Session, ref: TableArgument, label: LabelArgument, namespace: NamespaceOption = None) -> None:
     """Add a label to a table (labels never change its identity)."""
     _show_labels(session, resolve_table(session.lake, ref, namespace).add_label(parse_new_label(label)))
 
 
 @command(app, "remove-label")
-def data_node_remove_label(session: Session, ref: TableArgument, label: str, namespace: NamespaceOption = None) -> None:
+def data_node_remove_label(session: Session, ref: TableArgument, label: LabelArgument,
+                           namespace: NamespaceOption = None) -> None:
     """Remove a label from a table. A label it does not have (a typo?) is a warning, not an error:
     the table is without it either way, so a script removing it twice still succeeds."""
     found, label = resolve_table(session.lake, ref, namespace), parse_label(label)
