@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Callable
+import logging
+import uuid
+from collections.abc import Callable, Sequence
 
+from ..errors import one_line
 from ..nodes.node import DataNode
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +35,11 @@ class RunInfo:
     run_id: str
     started_at: datetime.datetime
     rows_written: int = 0
+
+    @classmethod
+    def beginning_now(cls) -> RunInfo:
+        """A run under a new id, begun now: one that never reached the runner (skipped, or failed before it)."""
+        return cls(uuid.uuid4().hex, datetime.datetime.now(datetime.timezone.utc))
 
 
 class RunHooks:
@@ -81,3 +91,13 @@ class PhaseReporter(RunHooks):
 
     def phase_started(self, node: DataNode, phase: str) -> None:
         self.listener(node, phase)
+
+
+def tell_each(hooks: Sequence[RunHooks], tell: Callable[[RunHooks], object], failure: str, *args: object) -> None:
+    """``tell(hook)`` for each of ``hooks``; a hook's exception is logged as a warning,
+    ``failure % (*args, error)``, never raised: it would hide the run's own outcome."""
+    for hook in hooks:
+        try:
+            tell(hook)
+        except Exception as error:  # noqa: BLE001 - storage errors are DeltaError too: any recording failure
+            logger.warning(failure, *args, one_line(error))

@@ -35,7 +35,7 @@ from ..lake.stream_write import write_stream
 from ..lake.versions import table_history
 from ..nodes.node import DataNode
 from ..nodes.statistics import UpdateStatistics
-from .hooks import RunHooks, RunInfo
+from .hooks import RunHooks, RunInfo, tell_each
 
 logger = logging.getLogger(__name__)
 # statistics -> update -> validation, at most this often per run: again when a watermark moved between
@@ -151,11 +151,8 @@ def _first_failure(hooks: Sequence[RunHooks], node: DataNode, phase: str,
 
 def report_failure(hooks: Sequence[RunHooks], node: DataNode, run: RunInfo, phase: str, error: BaseException) -> None:
     """Tell ``hooks`` that ``run`` of ``node`` failed in ``phase``; a hook's own failure is logged, never raised."""
-    for hook in hooks:
-        try:
-            hook.run_failed(node, run, phase, error)
-        except Exception as record_error:  # never hide the original failure (storage errors are DeltaError too)
-            logger.warning("could not record the failed run of %s: %s", node.update_hash, one_line(record_error))
+    tell_each(hooks, lambda hook: hook.run_failed(node, run, phase, error), "could not record the failed run of %s: %s",
+              node.update_hash)
 
 
 def run_single(node: DataNode, hooks: Sequence[RunHooks], keep_frame: bool = True) -> RunSummary:

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 import pickle
 import sys
@@ -31,7 +30,7 @@ from ..lake.location import Lake, use_lake
 from ..nodes.node import BaseNode, DataNode
 from ..nodes.node_logging import show_logs_by_default, shown_by_default
 from .graph import collect_dependencies, described
-from .hooks import PhaseReporter, RunHooks, RunInfo
+from .hooks import PhaseReporter, RunHooks, RunInfo, tell_each
 from .recorder import default_hooks
 from .run import RunSummary, node_context, report_failure, run_single
 
@@ -154,11 +153,7 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
         else:
             results, failures = _run_on_executor(graph, needs, lakes, executor, report, hooks, keep, broken)
     finally:
-        for hook in hooks:
-            try:
-                hook.tree_finished()
-            except Exception as record_error:  # noqa: BLE001 - never hides the run's own outcome
-                logger.warning("%s could not finish the run: %s", type(hook).__name__, one_line(record_error))
+        tell_each(hooks, lambda hook: hook.tree_finished(), "could not finish the run's records: %s")
     if failures:
         first, *others = {id(error): error for error in failures.values()}.values()  # skipped nodes share it
         for other in others:
@@ -256,8 +251,7 @@ def _run_on_executor(
 def _record_not_run(hooks: Sequence[RunHooks], node: DataNode, error: NodeRunError) -> None:
     """Tell ``hooks`` that ``node`` failed before ``run_single`` began (its ``dependencies()`` raised,
     or a process pool could not take it), which would otherwise leave no run record."""
-    report_failure(hooks, node, RunInfo(uuid.uuid4().hex, datetime.datetime.now(datetime.timezone.utc)),
-                   error.phase, error.cause)
+    report_failure(hooks, node, RunInfo.beginning_now(), error.phase, error.cause)
 
 
 class _PickledNode:
@@ -356,10 +350,7 @@ def _skipped_for_failed_dependency(
         error.skipped.append(key)
         error.stopped_by[key] = failed[0]
         logger.warning("skipping %r: its dependency %s failed", graph[key], failed[0])
-        run = RunInfo(uuid.uuid4().hex, datetime.datetime.now(datetime.timezone.utc))
-        for hook in hooks:
-            try:
-                hook.run_skipped(graph[key], run, failed[0], error)
-            except Exception as record_error:  # noqa: BLE001 - never hides the failure that stopped the node
-                logger.warning("could not record the skipped run of %s: %s", key, one_line(record_error))
+        run = RunInfo.beginning_now()
+        tell_each(hooks, lambda hook: hook.run_skipped(graph[key], run, failed[0], error),
+                  "could not record the skipped run of %s: %s", key)
     return bool(failed)
