@@ -990,14 +990,15 @@ def _in_a_terminal(columns: int, *args: str, environment: dict[str, str] | None 
     import struct
     import termios
 
-    pid, terminal = pty.fork()
-    if pid == 0:  # the child: its standard streams are the terminal; size it before lakenodes starts
-        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-        os.chdir(REPO)
-        inherited = {key: value for key, value in os.environ.items()
-                     if key not in ("COLUMNS", "LINES", "JPY_PARENT_PID", "MPLBACKEND")}
-        os.execvpe(sys.executable, [sys.executable, "-m", "lakenodes", *args],  # the terminal's own size
-                   {**inherited, "TERM": "xterm", "NO_COLOR": "1", **(environment or {})})
+    # a subprocess on a new pseudo-terminal, not pty.fork(): forking this multi-threaded process may deadlock
+    terminal, child_end = pty.openpty()
+    fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))  # size it before it starts
+    inherited = {key: value for key, value in os.environ.items()
+                 if key not in ("COLUMNS", "LINES", "JPY_PARENT_PID", "MPLBACKEND")}
+    child = subprocess.Popen([sys.executable, "-m", "lakenodes", *args], cwd=REPO, stdin=child_end,
+                             stdout=child_end, stderr=child_end, start_new_session=True,
+                             env={**inherited, "TERM": "xterm", "NO_COLOR": "1", **(environment or {})})
+    os.close(child_end)
     output = b""
     while True:
         try:
@@ -1007,7 +1008,8 @@ def _in_a_terminal(columns: int, *args: str, environment: dict[str, str] | None 
         if not chunk:
             break
         output += chunk
-    os.waitpid(pid, 0)
+    child.wait()
+    os.close(terminal)
     return re.sub(r"\x1b\[[0-9;]*m", "", output.decode()).replace("\r\n", "\n")
 
 

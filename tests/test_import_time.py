@@ -17,7 +17,7 @@ import pytest
 from deltalake import DeltaTable
 
 HEAVY = ("pandas", "pyarrow", "numpy", "pyarrow.compute", "pyarrow.dataset", "datafusion", "lancedb", "lance", "rich", "typer",
-         "click", "sentence_transformers", "duckdb", "boto3")
+         "click", "sentence_transformers", "duckdb", "boto3", "asyncio", "concurrent.futures.process")
 
 
 def loaded_after(code: str) -> list[str]:
@@ -126,6 +126,14 @@ def test_a_daily_run_in_a_fresh_interpreter_does_not_import_pyarrow_compute(tmp_
     it with polars and plain pyarrow instead (any Arrow ``.cast()`` imports it)."""
     loaded = next_daily_run_loads(tmp_path, facts_file, catalog_checkpointed)
     assert "pyarrow" in loaded and "pyarrow.compute" not in loaded
+
+
+def test_a_daily_run_in_a_fresh_interpreter_imports_neither_asyncio_nor_process_pools(tmp_path) -> None:
+    """Regression: a daily run imported ``asyncio`` (~12 ms with the ``ssl`` it loads) to ask whether
+    an event loop runs (a notebook's), and ``concurrent.futures.process`` (~3 ms) to ask whether the
+    executor is a process pool: neither can be so when the module was never imported."""
+    loaded = next_daily_run_loads(tmp_path, "kept")
+    assert "asyncio" not in loaded and "concurrent.futures.process" not in loaded
 
 
 def test_a_scheduled_lakenodes_run_loads_neither_rich_nor_the_search_stack(tmp_path) -> None:

@@ -21,9 +21,9 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import ctypes
+import sys
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -34,6 +34,9 @@ T = TypeVar("T")
 def outside_event_loop(function: Callable[[], T]) -> T:
     """``function()``, called in this thread unless an asyncio event loop runs in it; then in a
     helper thread with this thread's context, its result returned or its exception raised here."""
+    asyncio = sys.modules.get("asyncio")  # never imported: no loop runs (and a cron job saves its import)
+    if asyncio is None:
+        return function()
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -10,7 +10,7 @@ import pickle
 import sys
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Literal, overload
 
 import polars as pl
@@ -289,7 +289,8 @@ def _import_fix(cls: type) -> str:
 
 def _as_submitted(node: DataNode, executor: Executor) -> DataNode | _PickledNode:
     """``node`` as handed to ``executor``: pickled here for a process pool (see ``_PickledNode``)."""
-    return _PickledNode(node) if isinstance(executor, ProcessPoolExecutor) else node
+    pools = sys.modules.get("concurrent.futures.process")  # never imported: no process pool (nor its import)
+    return _PickledNode(node) if pools and isinstance(executor, pools.ProcessPoolExecutor) else node
 
 
 def run_submission(node: DataNode | _PickledNode, submission_id: str, keep_frame: bool = False,
