@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import sys
 import threading
 import types
@@ -161,6 +162,35 @@ def test_a_node_the_process_pool_could_not_take_is_recorded_as_failed(local_lake
         [["skipped"], ["skipped"]]
     listed = {process["update_hash"]: process for process in cli_json(local_lake, "updates", "list")["results"]}
     assert [listed[node.update_hash]["last_status"] for node in (unpicklable, unimportable)] == ["error", "error"]
+
+
+class WorkerKiller(Daily):
+    """Its ``update()`` ends the worker process, as an out-of-memory kill does."""
+
+    def update(self):
+        os._exit(137)
+
+
+def test_nodes_a_dying_worker_process_took_with_it_are_recorded_as_failed(local_lake: Lake, tmp_path: Path) -> None:
+    """A pool worker that died (killed, out of memory) broke the pool: the node it ran and the node
+    queued behind it failed with ``BrokenProcessPool`` and left no run record, so ``updates list``
+    showed their previous run as the last. Each is now a failed run in phase ``executor``, its dependent skipped."""
+    dying = WorkerKiller(JournalConfig(name="dying", journal=str(tmp_path / "journal.txt")))
+    queued = daily(tmp_path, "queued")
+    after = daily(tmp_path, "after", {"up": dying})
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with pytest.raises(NodeRunError) as raised:
+            run_many([after, queued], executor=pool)
+
+    assert set(raised.value.failures) == {dying.update_hash, queued.update_hash, after.update_hash}
+    for node in (dying, queued):
+        [failed] = run_history(local_lake, node.update_hash)
+        assert (failed["status"], failed["rows_written"]) == ("error", 0)
+        assert failed["error"].startswith("executor: BrokenProcessPool: A process in the process pool was terminated")
+    assert [run["status"] for run in run_history(local_lake, after.update_hash)] == ["skipped"]
+    assert stored_rows(queued) == 0
+    listed = {process["update_hash"]: process for process in cli_json(local_lake, "updates", "list")["results"]}
+    assert [listed[node.update_hash]["last_status"] for node in (dying, queued)] == ["error", "error"]
 
 
 def run_cli(lake: Lake, module: Path, *args: str):

@@ -239,8 +239,9 @@ def _run_on_executor(
                     failures[key] = error
                     if error.phase == "executor":  # a worker could not load the node (_PickledNode): it never ran
                         _record_not_run(hooks, graph[key], error)
-                except Exception as error:  # noqa: BLE001 - the executor's own failure (e.g. the node would not pickle)
+                except Exception as error:  # noqa: BLE001 - the executor's own: its worker died (BrokenProcessPool)
                     failures[key] = NodeRunError(repr(graph[key]), "executor", error)
+                    _record_not_run(hooks, graph[key], failures[key])  # a dead worker recorded nothing
                 report(len(results) + len(failures), len(graph), graph[key])
     finally:
         for future in running:
@@ -249,8 +250,9 @@ def _run_on_executor(
 
 
 def _record_not_run(hooks: Sequence[RunHooks], node: DataNode, error: NodeRunError) -> None:
-    """Tell ``hooks`` that ``node`` failed before ``run_single`` began (its ``dependencies()`` raised,
-    or a process pool could not take it), which would otherwise leave no run record."""
+    """Tell ``hooks`` that ``node`` failed where no run record is written: before ``run_single`` began
+    (its ``dependencies()`` raised, or a process pool could not take it), or in a worker process that
+    died (killed, out of memory) with the run, or before its turn."""
     report_failure(hooks, node, RunInfo.beginning_now(), error.phase, error.cause)
 
 
