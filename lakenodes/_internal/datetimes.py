@@ -43,6 +43,40 @@ def as_utc(value: datetime.datetime) -> datetime.datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def clock_problem(value: datetime.datetime) -> str | None:
+    """Why an aware ``value`` is no time its own zone's clocks showed, or None when it is one.
+
+    Two such values convert to UTC without complaint, an hour or some minutes off what was meant:
+    a wall time in the hour skipped when clocks go forward (Python takes it with the offset before
+    the change), and a pytz zone attached with ``tzinfo=`` (pytz then gives the zone's first,
+    local mean time offset, e.g. -04:56 for New York). A time in the repeated hour when clocks go
+    back is a time (``fold=0``: the first of the two, ``fold=1``: the second) and passes.
+
+    Example:
+        >>> from zoneinfo import ZoneInfo
+        >>> clock_problem(datetime.datetime(2026, 3, 8, 2, 30, tzinfo=ZoneInfo("America/New_York")))[:48]
+        'the clocks of America/New_York skipped 02:30 on '
+        >>> clock_problem(datetime.datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York"))) is None
+        True
+    """
+    zone = value.tzinfo
+    if zone is None or isinstance(zone, datetime.timezone):  # a fixed offset is always on its clock
+        return None
+    try:
+        shown = value.astimezone(UTC).astimezone(zone)
+    except OverflowError:  # at the ends of Python's years: left to the conversion's own error
+        return None
+    if shown.replace(tzinfo=None) == value.replace(tzinfo=None):
+        return None
+    name = getattr(zone, "key", None) or getattr(zone, "zone", None) or str(zone)
+    if hasattr(zone, "localize") and value.tzname() == "LMT":
+        return (f"its pytz zone {name} was attached with tzinfo=, which gives it the local mean time of the 1800s "
+                f"({value.isoformat()}), not the offset in force: use pytz.timezone({name!r}).localize(naive) "
+                f"or zoneinfo.ZoneInfo({name!r})")
+    return (f"the clocks of {name} skipped {value:%H:%M} on {value:%Y-%m-%d} (they went forward): "
+            f"it would be read as {shown.isoformat()}; pass that, or the UTC time you mean")
+
+
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = datetime.timedelta(microseconds=1)
 
@@ -80,7 +114,8 @@ def _numpy_datetime(value: Any) -> bool:
 
 def parse_datetime(value: Any, argument: str, *, round_up: bool = False) -> datetime.datetime | None:
     """Accept a datetime, date, pandas Timestamp, numpy datetime64 or ISO-8601 string; naive values
-    (numpy's always) are taken as UTC.
+    (numpy's always) and dates (their midnight) are taken as UTC, aware ones converted to UTC; an
+    aware value its zone's clocks never showed is refused (``clock_problem``).
 
     Times are stored in microseconds: a value between two of them (a pandas Timestamp's nanoseconds, an
     ISO string's seventh or later fractional digit) becomes the microsecond before it, or with ``round_up``
@@ -118,6 +153,9 @@ def parse_datetime(value: Any, argument: str, *, round_up: bool = False) -> date
         value = datetime.datetime(value.year, value.month, value.day)
     if not isinstance(value, datetime.datetime):
         raise LakenodesUserError(f"{argument} must be a datetime, date or ISO-8601 string, got {type(value).__name__}")
+    problem = clock_problem(value)
+    if problem:
+        raise LakenodesUserError(f"{argument}={value.replace(tzinfo=None).isoformat()} is refused: {problem}")
     return as_utc(value + _MICROSECOND if between and round_up else value)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .._internal.caches import register_cache
+from .._internal.datetimes import clock_problem
 from ..errors import ConfigurationError
 from .column_names import column_name_problem
 
@@ -320,7 +321,8 @@ class DataNodeConfiguration(BaseModel):
 
 
 def aware_offset_start(value: datetime.datetime | None) -> datetime.datetime | None:
-    """``offset_start`` in UTC; a naive one (or one no UTC time can hold) is a ValueError naming it.
+    """``offset_start`` in UTC; a naive one, one no UTC time can hold, or one its zone's clocks never
+    showed (``clock_problem``) is a ValueError naming it.
 
     Example:
         >>> aware_offset_start(datetime.datetime(2024, 1, 1))
@@ -330,6 +332,9 @@ def aware_offset_start(value: datetime.datetime | None) -> datetime.datetime | N
     """
     if value is not None and value.tzinfo is None:
         raise ValueError("offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'")
+    problem = None if value is None else clock_problem(value)
+    if problem:
+        raise ValueError(f"offset_start {value.replace(tzinfo=None).isoformat()} is refused: {problem}")
     try:
         return value.astimezone(datetime.timezone.utc) if value is not None else None
     except OverflowError:  # year 1 east of UTC (or 9999 west of it) is no UTC time Python holds

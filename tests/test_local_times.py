@@ -1,0 +1,69 @@
+"""Intraday data from exchanges in other zones: local-time bounds across daylight-saving changes
+(New York 2026-03-08 and 2026-11-01), and local times no clock of their zone showed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import polars as pl
+import pytest
+import pytz
+from pydantic import ValidationError
+from test_frames import FrameConfig, FrameNode
+
+from lakenodes import ConfigurationError, Lake, LakenodesUserError, TimeIndexMetaTable
+
+UTC = dt.UTC
+NEW_YORK = ZoneInfo("America/New_York")
+# 30-minute bars through the night New York's clocks go back: 01:00-02:00 local happens twice
+FALL_BACK_NIGHT = [dt.datetime(2026, 11, 1, 4, 0, tzinfo=UTC) + dt.timedelta(minutes=30 * k) for k in range(9)]
+
+
+def fall_back_night(lake: Lake) -> FrameNode:
+    node = FrameNode(FrameConfig(name="new_york_bars"), lake=lake)
+    node.run_with(pl.DataFrame({"time_index": FALL_BACK_NIGHT, "unique_identifier": "SPY", "v": range(9)},
+                               schema_overrides={"v": pl.Float64}))
+    return node
+
+
+def local(frame: pl.DataFrame) -> list[str]:
+    """The rows' times on New York's clocks, with the offset in force."""
+    return [moment.astimezone(NEW_YORK).strftime("%H:%M%z") for moment in frame["time_index"].to_list()]
+
+
+def test_local_bounds_in_the_repeated_hour_name_the_instants_their_fold_or_offset_says(local_lake: Lake) -> None:
+    node = fall_back_night(local_lake)
+    first, second = (dt.datetime(2026, 11, 1, 1, 30, fold=fold, tzinfo=NEW_YORK) for fold in (0, 1))
+    assert local(node.get_df_between_dates(first, second)) == ["01:30-0400", "01:00-0500", "01:30-0500"]
+    assert local(node.get_df_between_dates("2026-11-01T01:30:00-05:00", less_or_equal=False)) == [
+        "01:30-0500", "02:00-0500", "02:30-0500", "03:00-0500"]
+    in_london = pd.Timestamp("2026-11-01 06:00", tz="Europe/London")  # GMT by then: 01:00 EST
+    assert local(node.get_df_between_dates(None, in_london)) == ["00:00-0400", "00:30-0400", "01:00-0400",
+                                                                  "01:30-0400", "01:00-0500"]
+    table = TimeIndexMetaTable.get(storage_hash=node.storage_hash, lake=local_lake)
+    assert table.delete_after_date(second, dry_run=True)["deleted_count"] == 4
+
+
+@pytest.mark.parametrize("moment, says", [
+    (dt.datetime(2026, 3, 8, 2, 30, tzinfo=NEW_YORK), "the clocks of America/New_York skipped 02:30 on 2026-03-08"),
+    (dt.datetime(2026, 11, 1, 1, 30, tzinfo=pytz.timezone("America/New_York")), "pytz zone America/New_York was attached"),
+], ids=["spring_forward_gap", "pytz_tzinfo"])
+def test_a_local_time_its_zone_never_showed_is_refused_and_deletes_nothing(local_lake: Lake, moment, says) -> None:
+    """Python converts both without complaint: the skipped 02:30 as 03:30 EDT, the pytz zone with
+    its 1800s offset (-04:56), so a read or a tail delete would start an hour or 4 minutes off."""
+    node = fall_back_night(local_lake)
+    table = TimeIndexMetaTable.get(storage_hash=node.storage_hash, lake=local_lake)
+    for call in (lambda: node.get_df_between_dates(moment), lambda: node.get_df_between_dates(None, moment),
+                 lambda: node.get_df_between_dates(as_of=moment), lambda: table.delete_after_date(moment)):
+        with pytest.raises(LakenodesUserError, match=says) as refused:
+            call()
+        assert "\n" not in str(refused.value)
+    with pytest.raises(ValidationError, match=says):
+        FrameConfig(name="new_york_bars", offset_start=moment)
+    starts_then = type("StartsThen", (FrameNode,), {"OFFSET_START": moment})(FrameConfig(name="then"), lake=local_lake)
+    with pytest.raises(ConfigurationError, match=says):
+        starts_then.compute_update_statistics()
+    assert node.get_df_between_dates()["time_index"].to_list() == FALL_BACK_NIGHT
+    assert [entry["version"] for entry in table.history()] == [0]
