@@ -13,7 +13,7 @@ import pytz
 from pydantic import ValidationError
 from test_frames import FrameConfig, FrameNode
 
-from lakenodes import ConfigurationError, Lake, LakenodesUserError, TimeIndexMetaTable
+from lakenodes import ConfigurationError, Lake, LakenodesUserError, NodeRunError, TimeIndexMetaTable
 
 UTC = dt.UTC
 NEW_YORK = ZoneInfo("America/New_York")
@@ -67,3 +67,21 @@ def test_a_local_time_its_zone_never_showed_is_refused_and_deletes_nothing(local
         starts_then.compute_update_statistics()
     assert node.get_df_between_dates()["time_index"].to_list() == FALL_BACK_NIGHT
     assert [entry["version"] for entry in table.history()] == [0]
+
+
+def test_naive_or_zoned_bars_are_refused_with_the_conversion_that_keeps_their_instants(local_lake: Lake) -> None:
+    """A vendor's naive New York times are local times: localizing them to UTC (all the old message
+    said) would store them 4-5 hours off. The message says both ways, and following it for local
+    times stores the instants the bars name, through the repeated hour too."""
+    node = FrameNode(FrameConfig(name="vendor_bars"), lake=local_lake)
+    on_the_clock = [moment.astimezone(NEW_YORK).replace(tzinfo=None) for moment in FALL_BACK_NIGHT]
+    naive = pd.DataFrame({"v": range(9)}, index=pd.DatetimeIndex(on_the_clock, name="time_index"), dtype=float)
+    with pytest.raises(NodeRunError, match="if they are local times, localize them in their zone, then convert") as refused:
+        node.run_with(naive)
+    assert "tz_convert('UTC', level='time_index')" in str(refused.value)
+    in_new_york = naive.tz_localize("America/New_York", level="time_index", ambiguous=[True] * 4 + [False] * 5)
+    with pytest.raises(NodeRunError, match=r"convert it to UTC first \(pandas: frame.tz_convert\('UTC', level="):
+        node.run_with(in_new_york)
+    assert node.get_df_between_dates().is_empty()
+    node.run_with(in_new_york.tz_convert("UTC", level="time_index"))
+    assert node.get_df_between_dates()["time_index"].to_list() == FALL_BACK_NIGHT

@@ -264,9 +264,16 @@ def _normalize_time_index(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if not pa.types.is_timestamp(kind):
         raise FrameValidationError(f"'time_index' must be a timezone-aware UTC datetime, got {kind}{_time_hint(kind)}")
     if kind.tz is None:
-        raise FrameValidationError("'time_index' is timezone-naive: localize it to UTC (never shifted silently)")
+        raise FrameValidationError(
+            "'time_index' is timezone-naive (never shifted silently): if its times are UTC, localize them (pandas: "
+            "frame.tz_localize('UTC', level='time_index'); polars: pl.col('time_index').dt.replace_time_zone('UTC')); "
+            "if they are local times, localize them in their zone, then convert (pandas: frame.tz_localize("
+            "'America/New_York', level='time_index').tz_convert('UTC', level='time_index'); polars: pl.col("
+            "'time_index').dt.replace_time_zone('America/New_York').dt.convert_time_zone('UTC'))")
     if not is_utc_zone(kind.tz):
-        raise FrameValidationError(f"'time_index' is in time zone {kind.tz!r}: convert it to UTC first")
+        raise FrameValidationError(
+            f"'time_index' is in time zone {kind.tz!r}: convert it to UTC first (pandas: frame.tz_convert('UTC', "
+            "level='time_index'); polars: pl.col('time_index').dt.convert_time_zone('UTC'))")
     if column.null_count:
         raise FrameValidationError(f"'time_index' has {column.null_count} null/NaT value(s)")
     check_python_range(TIME_INDEX, column)
