@@ -85,3 +85,17 @@ def test_naive_or_zoned_bars_are_refused_with_the_conversion_that_keeps_their_in
     assert node.get_df_between_dates().is_empty()
     node.run_with(in_new_york.tz_convert("UTC", level="time_index"))
     assert node.get_df_between_dates()["time_index"].to_list() == FALL_BACK_NIGHT
+
+
+def test_a_naive_local_time_column_is_refused_with_the_conversion_that_keeps_its_instants(local_lake: Lake) -> None:
+    """A value column of the exchange's naive times (when each trade was printed): the message used
+    to offer only localizing to UTC, which stores New York times 4-5 hours off."""
+    node = FrameNode(FrameConfig(name="printed_at"), lake=local_lake)
+    printed = [moment.astimezone(NEW_YORK).replace(tzinfo=None) for moment in FALL_BACK_NIGHT[:4]]  # up to 01:30 EDT
+    frame = pl.DataFrame({"time_index": FALL_BACK_NIGHT[:4], "unique_identifier": "SPY", "printed_at": printed})
+    with pytest.raises(NodeRunError, match=r"in their zone, then convert, if they are local times") as refused:
+        node.run_with(frame)
+    assert "dt.replace_time_zone('America/New_York').dt.convert_time_zone('UTC')" in str(refused.value)
+    node.run_with(frame.with_columns(
+        pl.col("printed_at").dt.replace_time_zone("America/New_York", ambiguous="earliest").dt.convert_time_zone("UTC")))
+    assert node.get_df_between_dates()["printed_at"].to_list() == FALL_BACK_NIGHT[:4]

@@ -299,8 +299,10 @@ def _zone_hint(name: str, kind: pa.DataType) -> str:
         return (f": convert it to UTC first (pandas: frame[{name!r}].dt.tz_convert('UTC'); polars: "
                 f"pl.col({name!r}).dt.convert_time_zone('UTC'))")
     return (f", timezone-naive: localize it if its times are UTC (pandas: frame[{name!r}].dt.tz_localize('UTC'); "
-            f"polars: pl.col({name!r}).dt.replace_time_zone('UTC')), or, if it holds dates, make them dates "
-            f"(pandas: frame[{name!r}].dt.date; polars: pl.col({name!r}).dt.date())")
+            f"polars: pl.col({name!r}).dt.replace_time_zone('UTC')), in their zone, then convert, if they are local "
+            f"times (pandas: frame[{name!r}].dt.tz_localize('America/New_York').dt.tz_convert('UTC'); polars: "
+            f"pl.col({name!r}).dt.replace_time_zone('America/New_York').dt.convert_time_zone('UTC')), or, if it "
+            f"holds dates, make them dates (pandas: frame[{name!r}].dt.date; polars: pl.col({name!r}).dt.date())")
 
 
 def _to_microseconds(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
