@@ -49,7 +49,9 @@ def test_local_bounds_in_the_repeated_hour_name_the_instants_their_fold_or_offse
 @pytest.mark.parametrize("moment, says", [
     (dt.datetime(2026, 3, 8, 2, 30, tzinfo=NEW_YORK), "the clocks of America/New_York skipped 02:30 on 2026-03-08"),
     (dt.datetime(2026, 11, 1, 1, 30, tzinfo=pytz.timezone("America/New_York")), "pytz zone America/New_York was attached"),
-], ids=["spring_forward_gap", "pytz_tzinfo"])
+    (pytz.timezone("America/New_York").localize(dt.datetime(2026, 3, 8, 2, 30)), "America/New_York skipped 02:30"),
+    (dt.datetime(2026, 7, 1, 12, tzinfo=pytz.timezone("EST5EDT")), r"pytz zone EST5EDT was attached .*-05:00"),
+], ids=["spring_forward_gap", "pytz_tzinfo", "pytz_localized_gap", "pytz_tzinfo_not_lmt"])
 def test_a_local_time_its_zone_never_showed_is_refused_and_deletes_nothing(local_lake: Lake, moment, says) -> None:
     """Python converts both without complaint: the skipped 02:30 as 03:30 EDT, the pytz zone with
     its 1800s offset (-04:56), so a read or a tail delete would start an hour or 4 minutes off."""

@@ -48,9 +48,10 @@ def clock_problem(value: datetime.datetime) -> str | None:
 
     Two such values convert to UTC without complaint, an hour or some minutes off what was meant:
     a wall time in the hour skipped when clocks go forward (Python takes it with the offset before
-    the change), and a pytz zone attached with ``tzinfo=`` (pytz then gives the zone's first,
-    local mean time offset, e.g. -04:56 for New York). A time in the repeated hour when clocks go
-    back is a time (``fold=0``: the first of the two, ``fold=1``: the second) and passes.
+    the change, as pytz's ``localize`` does), and a pytz zone attached with ``tzinfo=`` (pytz then
+    gives the zone's first offset: local mean time, -04:56 for New York; EST all year for EST5EDT).
+    A time in the repeated hour when clocks go back is a time (``fold=0``: the first of the two,
+    ``fold=1``: the second) and passes.
 
     Example:
         >>> from zoneinfo import ZoneInfo
@@ -69,12 +70,22 @@ def clock_problem(value: datetime.datetime) -> str | None:
     if shown.replace(tzinfo=None) == value.replace(tzinfo=None):
         return None
     name = getattr(zone, "key", None) or getattr(zone, "zone", None) or str(zone)
-    if hasattr(zone, "localize") and value.tzname() == "LMT":
-        return (f"its pytz zone {name} was attached with tzinfo=, which gives it the local mean time of the 1800s "
-                f"({value.isoformat()}), not the offset in force: use pytz.timezone({name!r}).localize(naive) "
-                f"or zoneinfo.ZoneInfo({name!r})")
+    if hasattr(zone, "localize") and not _skipped_by_pytz(zone, value):
+        return (f"its pytz zone {name} was attached with tzinfo=, which gives it the zone's first offset "
+                f"({value.isoformat()}; the local mean time of the 1800s for most zones), not the offset in force: "
+                f"use pytz.timezone({name!r}).localize(naive) or zoneinfo.ZoneInfo({name!r})")
     return (f"the clocks of {name} skipped {value:%H:%M} on {value:%Y-%m-%d} (they went forward): "
             f"it would be read as {shown.isoformat()}; pass that, or the UTC time you mean")
+
+
+def _skipped_by_pytz(zone: Any, value: datetime.datetime) -> bool:
+    """Whether pytz says ``value``'s wall time does not exist in ``zone`` (a time ``localize`` gave
+    the offset before a change, or one attached with ``tzinfo=``)."""
+    try:
+        zone.localize(value.replace(tzinfo=None), is_dst=None)
+    except Exception as error:  # pytz's NonExistentTimeError or AmbiguousTimeError (pytz is not imported here)
+        return type(error).__name__ == "NonExistentTimeError"
+    return False
 
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
