@@ -150,8 +150,12 @@ def test_missing_and_vacuumed_versions_say_how_far_back_time_travel_reaches(hist
     if check == "a listing of the table":
         monkeypatch.setattr(versions, "_CHECKED_ONE_BY_ONE", -1)
     node = history.node
-    with pytest.raises(VersionUnavailableError, match=r"time travel reaches back to version 0 \(the latest is 3\)"):
+    with pytest.raises(VersionUnavailableError, match=r"time travel reaches back to version 0 \(the latest is 3\)$"):
         node.get_df_between_dates(as_of=9)
+    # a compact date (as a CLI user types --as-of 20261101) is a version number: the error says how to give the date
+    with pytest.raises(VersionUnavailableError, match=r"\(the latest is 3\); 20261101 is taken as a version number: "
+                                                      r"for the moment, give the date as 2026-11-01$"):
+        node.get_df_between_dates(as_of=20261101)
     for negative in (-1, -5):  # a user mistake, not a version vacuum removed
         with pytest.raises(LakenodesUserError, match=rf"^as_of={negative} is not a version: versions count up from 0"):
             node.get_df_between_dates(as_of=negative)

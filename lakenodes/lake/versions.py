@@ -98,8 +98,27 @@ def table_as_of(table: DeltaTable, as_of: Any, options: dict[str, str] | None,
                                     suffix=f"; {reach}")
         raise VersionUnavailableError(
             f"version {version} of {table.table_uri} cannot be read (it does not exist or vacuum removed "
-            f"its files); {reach}")
+            f"its files); {reach}{_date_hint(version, latest)}")
     return old
+
+
+def _date_hint(version: int, latest: int) -> str:
+    """A word for a version number past the latest that reads as a compact date (``20261101``).
+
+    Example:
+        >>> _date_hint(20261101, 12)
+        '; 20261101 is taken as a version number: for the moment, give the date as 2026-11-01'
+        >>> _date_hint(20261399, 12), _date_hint(7, 3)
+        ('', '')
+    """
+    text = str(version)
+    if version <= latest or len(text) != 8:
+        return ""
+    try:
+        day = datetime.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return ""
+    return f"; {version} is taken as a version number: for the moment, give the date as {day.isoformat()}"
 
 
 def oldest_readable_version(table: DeltaTable, options: dict[str, str] | None, filesystem_of: FileSystemOf,
