@@ -89,7 +89,7 @@ class ReadSections(Sections):
     def _floor_row(self, section: str, name: str, times: dict[str, float], baseline: str, baseline_time: float) -> None:
         """The row of the quicker ``floor ENGINE`` read of ``times`` (see ``_files_read``) for case ``name``."""
         engine = min((key for key in times if key.startswith("floor ")), key=lambda key: times[key])
-        self.report.add(Row(section, f"{name}: its files read directly (paths known, no log)", times[engine],
+        self.report.add(Row(section, f"{name}: floor: its files read directly (paths known, no log)", times[engine],
                             baseline, baseline_time, None,
                             f"{engine.removeprefix('floor ')} (the quicker of polars and pyarrow here) reading the "
                             "Parquet files that hold the rows, the partition column left out: what a reader of this "
