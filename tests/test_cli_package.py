@@ -115,6 +115,18 @@ def test_the_docs_name_every_command():
     assert [path for path in paths if (path if " " in path else f"lakenodes {path}") not in docs] == []
 
 
+def test_every_usage_line_brackets_an_optional_argument_once():
+    """Regression: typer 0.27 brackets an optional argument's metavar itself, so `lakenodes optimize
+    --help` showed `Usage: lakenodes optimize [OPTIONS] [[UID]...]...` and `updates runs` showed
+    `[[UPDATE_HASH]]` (metavars written bracketed for earlier typers)."""
+    usages = {}
+    for path, command in _every_command():
+        with command.make_context(path, [], resilient_parsing=True) as context:
+            usages[path] = command.get_usage(context)
+    assert [path for path, usage in usages.items() if "[[" in usage or "]]" in usage] == []
+    assert usages["optimize"].endswith("[UID]...") and usages["updates runs"].endswith("[UPDATE_HASH]")
+
+
 def test_every_command_says_what_it_does_and_what_each_argument_is():
     """Regression: `lakenodes assets --help` summarised `assets list` as "Registered assets (optionally
     filtered, e.g." (its first sentence cut at "e.g."), `data-node add-label --help` showed `label <str>

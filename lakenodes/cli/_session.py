@@ -54,6 +54,18 @@ VerboseOption = Annotated[bool, typer.Option(
 NamespaceOption = Annotated[str | None, typer.Option(
     "--namespace", "-n", show_default=False, help="Namespace in which an IDENTIFIER is resolved [default: none].")]
 TableArgument = Annotated[str, typer.Argument(metavar="UID", help="Table uid, identifier or storage hash.")]
+
+
+def optional_metavar(name: str, *, repeated: bool = False) -> str:
+    """The metavar of an optional argument: typer 0.27 and later bracket it (``[UID]...``) themselves,
+    earlier ones show it as given (a bracketed one came out ``[[UID]...]...`` on the later).
+
+    Example:
+        >>> optional_metavar("UID", repeated=True) in ("UID", "[UID]...")
+        True
+    """
+    major, minor = (int(part) for part in typer.__version__.split(".")[:2])
+    return name if (major, minor) >= (0, 27) else f"[{name}]" + ("..." if repeated else "")
 TableFilterOption = Annotated[list[str] | None, typer.Option(
     "--filter", "-f", metavar="K=V", show_default=False,
     help="Django-style lookup on the table records, repeatable: identifier__contains=px, labels__contains=daily, "

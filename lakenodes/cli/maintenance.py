@@ -17,7 +17,7 @@ from ..lake.maintenance_batch import Operation, failures, over_tables
 from ..lake.retention import DEFAULT_RETENTION_HOURS, MIN_RETENTION_HOURS, check_retention
 from ._groups import FAILURE, CommandFailed
 from ._render import progress_bar, table, text
-from ._session import NamespaceOption, Session, command
+from ._session import NamespaceOption, Session, command, optional_metavar
 
 if TYPE_CHECKING:
     from rich.console import Console  # imported by the commands that render
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 MaintenanceTargets = Annotated[list[str] | None, typer.Argument(
-    metavar="[UID]...", show_default=False,
+    metavar=optional_metavar("UID", repeated=True), show_default=False,
     help="Tables (uid, identifier, storage hash or _catalog/<name>) [default: every table, catalog included].")]
 
 

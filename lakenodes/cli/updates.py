@@ -14,7 +14,7 @@ from ..facade.table_refs import clean_runs, reconcile_runs, run_history, update_
 from ._confirm import confirm
 from ._groups import group
 from ._render import table, text, updaters_table
-from ._session import NamespaceOption, Session, command
+from ._session import NamespaceOption, Session, command, optional_metavar
 
 if TYPE_CHECKING:
     from rich.console import Console  # imported by the commands that render
@@ -35,7 +35,7 @@ def updates_list(session: Session) -> None:
 @command(app, "runs")
 def updates_runs(
     session: Session,
-    update_hash: Annotated[str | None, typer.Argument(metavar="[UPDATE_HASH]", help="Only this update process.")] = None,
+    update_hash: Annotated[str | None, typer.Argument(metavar=optional_metavar("UPDATE_HASH"), help="Only this update process.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show the most recent N runs.")] = 50,
 ) -> None:
     """Run history (most recent last): status, rows written, duration and error of every run."""
