@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from .._internal.deferred import pafs as fs
 from ..errors import LakeConfigurationError
-from .storage_options import normalize_s3_options, pyarrow_s3_options, with_timeout_defaults
+from .storage_options import hide_credentials, normalize_s3_options, pyarrow_s3_options, with_timeout_defaults
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -134,6 +134,7 @@ def use_lake(lake: Lake | str | os.PathLike[str], storage_options: dict[str, str
 def _normalize_uri(uri: str) -> str:
     if not uri.strip():
         raise LakeConfigurationError("the lake URI is empty")
+    _refuse_credentials_in(uri)
     if uri != uri.strip():  # "s3://bucket/lake\n" was another prefix; " /data/lake" the folder "./ /data/lake"
         raise LakeConfigurationError(f"the lake URI {uri!r} starts or ends with whitespace: remove it (a value read "
                                      "from a file or a secret keeps its trailing newline)")
@@ -163,6 +164,17 @@ def _normalize_uri(uri: str) -> str:
         return _openable(f"s3://{bucket_and_prefix}", "[]%?#|^\\")
     # a "\\" is a folder name's character on POSIX (Windows' separator elsewhere)
     return _openable(_absolute(uri), "[]%#|^" + ("\\" if os.sep == "/" else ""), controls=True)
+
+
+def _refuse_credentials_in(uri: str) -> None:
+    """Refuse a URI naming a user (``s3://key:secret@bucket/lake``): taken as a bucket, the name went on to
+    every error, log line and ``repr`` of the lake. The message shows it masked."""
+    masked = hide_credentials(uri)
+    if masked != uri:
+        raise LakeConfigurationError(
+            f"the lake URI {masked.strip()!r} holds credentials before its bucket or host: a lake URI never takes "
+            "them; give them as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (environment variables or the lake's "
+            "storage_options)")
 
 
 def _file_url_folder(url: str) -> str:

@@ -190,6 +190,25 @@ def normalize_s3_options(
     return options
 
 
+def hide_credentials(url: str) -> str:
+    """``url`` with the user and password before its host shown as ``***`` (what messages may quote).
+
+    A secret key may hold "/", so the user part is whatever precedes the first "@" when it names no
+    folder first (``s3://bucket/team@x`` is a prefix, ``s3://AKIA:wJa/K7@bucket`` a key pair).
+
+    Example:
+        >>> hide_credentials("http://minio:wJalr/K7MDENG@127.0.0.1:9000")
+        'http://***@127.0.0.1:9000'
+        >>> hide_credentials("s3://bucket/team@x/lake")
+        's3://bucket/team@x/lake'
+    """
+    scheme, separator, rest = url.partition("://")
+    user, at, after = rest.partition("@")
+    if not separator or not at or ("/" in user and ":" not in user.split("/", 1)[0]):
+        return url
+    return f"{scheme}://***@{after}"
+
+
 def with_timeout_defaults(options: Mapping[str, str]) -> dict[str, str]:
     """``options`` (canonical, from :func:`normalize_s3_options`) plus ``DEFAULT_TIMEOUTS`` for what they leave unset.
 
