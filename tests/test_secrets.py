@@ -65,3 +65,30 @@ def test_a_lake_uri_holding_credentials_is_refused_without_showing_them(s3_serve
     assert bucket_keys(s3_server, bucket) == []
     # a prefix holding "@" names no user
     assert Lake(f"s3://{bucket}/team@x/lake", storage_options=credentials(s3_server)).uri.endswith("/team@x/lake")
+
+
+def test_an_endpoint_holding_credentials_is_refused_without_showing_them(s3_server, caplog):
+    """Regression: AWS_ENDPOINT_URL=http://user:secret@host:port was accepted (S3 ignores a URL's user:
+    pyarrow's reads then failed on the host name 'user:secret@host'), and one with a path or another
+    scheme was refused quoting the secret. Now each is refused, masked as ``***``, on every path in."""
+    caplog.set_level(logging.DEBUG)
+    bucket = s3_server.create_bucket()
+    host = s3_server.endpoint_url.split("://", 1)[1]
+    for endpoint in (f"http://{KEY_ID}:{SECRET}@{host}", f"http://minio:wJa/{SECRET}@{host}",
+                     f"http://{KEY_ID}:{SECRET}@{host}/path", f"ftp://{TOKEN}@{host}"):
+        options = {**credentials(s3_server), "AWS_ENDPOINT_URL": endpoint}
+        for spelling in ("AWS_ENDPOINT_URL", "endpoint"):
+            given = {**{key: value for key, value in options.items() if key != "AWS_ENDPOINT_URL"}, spelling: endpoint}
+            with pytest.raises(LakeConfigurationError) as refused:
+                Lake(f"s3://{bucket}/lake", storage_options=given)
+            assert f"AWS_ENDPOINT_URL '{endpoint.split('://')[0]}://***@{host}" in str(refused.value)
+            assert "holds credentials" in str(refused.value)
+            assert_hidden(str(refused.value), repr(refused.value))
+        for flags in ([], ["--json", "--verbose"]):
+            for command in (["data-node", "list"], ["data-node", "detail", "anything"]):
+                result = runner.invoke(app, ["--lake", f"s3://{bucket}/lake", *flags, *command], env=options)
+                assert result.exit_code == 2, (result.stdout, result.stderr)
+                assert "holds credentials" in result.stderr
+                assert_hidden(result.stdout, result.stderr)
+    assert_hidden(caplog.text)
+    assert bucket_keys(s3_server, bucket) == []

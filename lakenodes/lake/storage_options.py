@@ -291,6 +291,10 @@ def _check_reads_can_follow(options: Mapping[str, str], bucket: str) -> None:
         )
     endpoint = options.get("AWS_ENDPOINT_URL")
     if endpoint is not None:
+        if hide_credentials(endpoint) != endpoint:  # S3 signs requests with the key pair: a URL's user is no login
+            raise LakeConfigurationError(
+                f"storage option AWS_ENDPOINT_URL {hide_credentials(endpoint)!r} holds credentials: an S3 endpoint is "
+                "scheme://host[:port]; give them as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
         parts = urlsplit(endpoint)
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise LakeConfigurationError(f"storage option AWS_ENDPOINT_URL {endpoint!r} is not an http(s):// URL")
