@@ -13,7 +13,7 @@ import functools
 import os
 import re
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -22,9 +22,45 @@ _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 _BACKTRACE_LINE = re.compile(r"^\s+(\d+: .*|at \S.*:\d+(:\d+)?)$|^stack backtrace:$|^note: Some details are omitted.*$")
 
 
+# S3 answers that quote credentials: an ExpiredToken or InvalidToken body holds the session token as
+# <Token-0>, a SignatureDoesNotMatch body the request's x-amz-security-token header (delta-rs quotes bodies)
+_QUOTED_CREDENTIALS = re.compile(r"(<(Token-\d+)>).*?(</\2>)|(x-amz-security-token[:=]\s*)[^\s&<]+",
+                                 re.IGNORECASE | re.DOTALL)
+_SHORTEST_SECRET = 8  # shorter values ("x", "secret") are test stand-ins, and words messages use
+_secrets: set[str] = set()
+
+
+def remember_secrets(values: Iterable[str]) -> None:
+    """Hide these values (a lake's secret key and session token) from every message made from now on."""
+    _secrets.update(value for value in values if len(value) >= _SHORTEST_SECRET)
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with the credentials S3 answers quote, and every remembered secret, shown as ``***``.
+
+    Example:
+        >>> hide_secrets("<Code>ExpiredToken</Code><Token-0>FwoGZXIvYXdzEJr</Token-0>")
+        '<Code>ExpiredToken</Code><Token-0>***</Token-0>'
+    """
+    text = _QUOTED_CREDENTIALS.sub(lambda found: f"{found[1]}***{found[3]}" if found[1] else f"{found[4]}***", text)
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def hide_secrets_in(error: BaseException) -> None:
+    """Hide secrets from the messages of ``error`` and the errors it was raised from, so that no
+    traceback printed later (by Python, a scheduler, ``--verbose``) shows them."""
+    for link in error_chain(error):
+        hidden = tuple(hide_secrets(arg) if isinstance(arg, str) else arg for arg in link.args)
+        if hidden != link.args:
+            link.args = hidden
+
+
 def plain_message(error: BaseException) -> str:
-    """An exception's message without terminal colour codes (delta-rs and datafusion add them)."""
-    return _ANSI_ESCAPE.sub("", str(error))
+    """An exception's message without terminal colour codes (delta-rs and datafusion add them) and
+    without secrets (``hide_secrets``)."""
+    return hide_secrets(_ANSI_ESCAPE.sub("", str(error)))
 
 
 def one_line(message: object) -> str:
@@ -38,7 +74,8 @@ def one_line(message: object) -> str:
         >>> one_line("1 validation error for Config\nmean\n  Input should be a valid number")
         '1 validation error for Config mean Input should be a valid number'
     """
-    lines = [line for line in _ANSI_ESCAPE.sub("", str(message)).splitlines() if not _BACKTRACE_LINE.match(line)]
+    lines = [line for line in hide_secrets(_ANSI_ESCAPE.sub("", str(message))).splitlines()
+             if not _BACKTRACE_LINE.match(line)]
     return re.sub(r"\s*\n\s*", " ", "\n".join(lines)).strip()
 
 
@@ -181,6 +218,7 @@ class NodeRunError(LakenodesError, RuntimeError):
         self.skipped: list[str] = []
         self.stopped_by: dict[str, str] = {}
         self.nodes: dict[str, Any] = {}
+        hide_secrets_in(cause)
         super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {one_line(plain_message(cause))}")
 
     def __reduce__(self):  # picklable across process pools (the default would call __init__(message))

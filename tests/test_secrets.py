@@ -6,13 +6,21 @@ the CLI's environment) and greps every output lakenodes makes for them.
 
 from __future__ import annotations
 
+import datetime
+import http.server
 import logging
+import threading
+import traceback
+from collections.abc import Iterator
 
 import boto3
+import polars as pl
 import pytest
+from deltalake import DeltaTable
 from typer.testing import CliRunner
 
-from lakenodes import Lake, LakeConfigurationError
+from examples.tutorial_nodes import RandomDataNodeConfig
+from lakenodes import DataNode, Lake, LakeConfigurationError, NodeRunError, TimeIndexMetaTable, use_lake
 from lakenodes.cli import app
 from lakenodes.testing import REGION, S3Server
 
@@ -20,6 +28,9 @@ SECRET = "SECRETabc123XYZ"
 TOKEN = "TOKENqwe987"
 KEY_ID = "AKIAKEYID42"
 runner = CliRunner()
+# what S3 answers a request signed with an expired session token: the token it was sent, quoted
+EXPIRED = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>ExpiredToken</Code><Message>The provided token has '
+           'expired.</Message><Token-0>{token}</Token-0><RequestId>R</RequestId><HostId>H</HostId></Error>')
 
 
 def credentials(server: S3Server) -> dict[str, str]:
@@ -92,3 +103,122 @@ def test_an_endpoint_holding_credentials_is_refused_without_showing_them(s3_serv
                 assert_hidden(result.stdout, result.stderr)
     assert_hidden(caplog.text)
     assert bucket_keys(s3_server, bucket) == []
+
+
+class _ExpiredSession(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def answer(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = EXPIRED.format(token=self.headers.get("x-amz-security-token", "")).encode()
+        self.send_response(400)
+        self.send_header("content-type", "application/xml")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = answer
+
+
+@pytest.fixture
+def expired_session() -> Iterator[dict[str, str]]:
+    """The storage options of an S3 endpoint answering every request as AWS does once the session
+    token has expired: 400 ExpiredToken, its body quoting the token it was sent (``<Token-0>``)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ExpiredSession)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}", "AWS_ACCESS_KEY_ID": KEY_ID,
+           "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": TOKEN, "AWS_REGION": REGION, "AWS_ALLOW_HTTP": "true",
+           "max_retries": "0"}
+    server.shutdown()
+    server.server_close()
+
+
+class Numbers(DataNode):
+    """One random number a day (DailyRandomNumber, which takes no ``lake=``)."""
+
+    def dependencies(self):
+        return {}
+
+    def update(self):
+        return pl.DataFrame({"time_index": [datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc)],
+                             "random_number": [0.5]})
+
+
+class FromAnotherLake(Numbers):
+    """Copies the numbers of a node in another lake (reached with that lake's own keys)."""
+
+    def __init__(self, config: RandomDataNodeConfig, *, upstream: Lake, **kwargs):
+        super().__init__(config, **kwargs)
+        self.upstream = upstream
+
+    def dependencies(self):
+        return {"numbers": Numbers(RandomDataNodeConfig(mean=0), lake=self.upstream)}
+
+    def update(self):
+        return self.dependencies()["numbers"].get_df_between_dates()
+
+
+def full_text(error: BaseException) -> str:
+    """What Python prints for ``error``: its traceback, with every error it was raised from."""
+    return "".join(traceback.format_exception(error))
+
+
+def test_an_expired_session_token_quoted_by_s3_is_shown_nowhere(s3_server, expired_session, caplog):
+    """Regression: S3 answers a request signed with an expired session token with ExpiredToken, quoting the
+    token (<Token-0>). delta-rs puts that body in its error, and lakenodes showed it as it was: in the
+    exception of run() and of catalog reads, the CLI's error line, its --json document and --verbose
+    traceback, and in the run record a failed dependency in another lake left in this lake's catalog.
+    Now the token shows as *** everywhere, and a remembered secret never shows."""
+    caplog.set_level(logging.DEBUG)
+    expired = Lake("s3://bucket/lake", storage_options=expired_session)
+    with pytest.raises(NodeRunError) as failed:
+        Numbers(RandomDataNodeConfig(mean=0), lake=expired).run()
+    assert "ExpiredToken" in str(failed.value) and "<Token-0>***</Token-0>" in str(failed.value)
+    assert_hidden(str(failed.value), repr(failed.value), full_text(failed.value))
+    with use_lake(expired), pytest.raises(Exception) as refused:
+        TimeIndexMetaTable.filter()
+    assert_hidden(str(refused.value), full_text(refused.value))
+
+    for command in (["data-node", "list"], ["updates", "list"], ["search", "random"],
+                    ["run", "examples.tutorial_nodes:DailyRandomNumber", "--config", '{"mean": 0}']):
+        for flags in ([], ["--json", "--verbose"]):
+            result = runner.invoke(app, ["--lake", expired.uri, *flags, *command], env=expired_session)
+            assert result.exit_code == 1, (result.stdout, result.stderr)
+            assert "ExpiredToken" in result.stderr
+            assert_hidden(result.stdout, result.stderr)
+
+    here = s3_server.new_lake()  # a lake whose keys work, running a node that reads the expired one
+    with pytest.raises(NodeRunError) as failed:
+        FromAnotherLake(RandomDataNodeConfig(mean=1), lake=here, upstream=expired).run()
+    assert_hidden(full_text(failed.value))
+    records = DeltaTable(here.catalog_uri("runs"), storage_options=here.storage_options).to_pyarrow_table()
+    assert "ExpiredToken" in str(records.column("error").to_pylist())
+    assert_hidden(str(records.to_pylist()))
+    result = runner.invoke(app, ["--lake", here.uri, "--json", "updates", "runs"], env=s3_server.env)
+    assert result.exit_code == 0 and "ExpiredToken" in result.stdout, (result.stdout, result.stderr)
+    assert_hidden(result.stdout, result.stderr, caplog.text)
+
+
+class Careless(Numbers):
+    """An update() whose error quotes the keys it was given."""
+
+    def update(self):
+        raise RuntimeError(f"vendor login failed with {self.lake.storage_options}")
+
+
+def test_a_secret_an_error_quotes_is_recorded_and_shown_as_stars(s3_server):
+    """Regression: a failing update() (or library) quoting the lake's options put the secret key and the
+    session token in the exception, the CLI's outputs and the run record every reader of the lake sees.
+    Every secret a lake was given now shows as ***."""
+    lake = Lake(f"s3://{s3_server.create_bucket()}/lake", storage_options=credentials(s3_server))
+    with pytest.raises(NodeRunError) as failed:
+        Careless(RandomDataNodeConfig(mean=2), lake=lake).run()
+    assert "'AWS_SECRET_ACCESS_KEY': '***'" in str(failed.value)
+    assert_hidden(full_text(failed.value))
+    result = runner.invoke(app, ["--lake", lake.uri, "--json", "updates", "runs"], env=credentials(s3_server))
+    assert result.exit_code == 0 and "'AWS_SESSION_TOKEN': '***'" in result.stdout, (result.stdout, result.stderr)
+    assert_hidden(result.stdout, result.stderr)
+    records = DeltaTable(lake.catalog_uri("runs"), storage_options=lake.storage_options).to_pyarrow_table()
+    assert_hidden(str(records.to_pylist()))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .._internal.collector import resume_collection
-from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, Terminated, one_line
+from ..errors import LakenodesUserError, NodeRunError, RowsStoredError, Terminated, hide_secrets, one_line
 from ..lake.existence import lake_problem
 from ..lake.location import DEFAULT_LAKE_PATH, Lake, use_lake
 from ._groups import (
@@ -248,7 +248,8 @@ def _other_failures(error: NodeRunError) -> list[NodeRunError]:
 def _fail(code: int, kind: str, message: str, as_json: bool, verbose: bool, rows_stored: bool | None = None,
           details: Mapping[str, Any] | None = None) -> None:
     if verbose and code != USER_ERROR and sys.exc_info()[0] is not None:  # a user mistake stays one line
-        traceback.print_exc(file=sys.stderr)
+        sys.stderr.write(hide_secrets(traceback.format_exc()))
+    message = hide_secrets(message)
     if as_json:
         typer.echo(error_document(kind, message, rows_stored, details))
     print_error(message)

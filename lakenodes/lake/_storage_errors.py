@@ -53,6 +53,7 @@ from ..errors import (
     StoragePermissionError,
     UnreadableFileError,
     error_chain,
+    hide_secrets_in,
     one_line,
     plain_message,
 )
@@ -235,6 +236,7 @@ def storage_errors(path: str, operation: str, lake: Any = None) -> Iterator[None
     except StorageError:
         raise
     except Exception as error:
+        hide_secrets_in(error)  # an S3 answer quoting the session token (ExpiredToken)
         if _NO_BUCKET.search(plain_message(error)):  # a mistyped lake URI: no storage fault, no retry helps
             bucket = path.split("://", 1)[-1].split("/", 1)[0]
             raise LakeConfigurationError(f"no bucket {bucket!r} for {path}: check the lake URI") from error

@@ -54,7 +54,7 @@ from typing import Any
 from deltalake import CommitProperties, DeltaTable, Transaction
 
 from .._internal.deferred import pa, pafs
-from ..errors import one_line
+from ..errors import one_line, plain_message
 from ._delta_log import read_last_checkpoint
 from ._rewrite import RemovedFile, commit_rewrite, write_files
 from ._scan import plain_schema
@@ -195,7 +195,7 @@ def _step(result: HousekeepingResult, step: str, what: str, action: Callable[[],
     try:
         return action()
     except Exception as error:  # best effort: the user's write has committed and must stand
-        result.errors[step] = f"{type(error).__name__}: {error}"
+        result.errors[step] = f"{type(error).__name__}: {plain_message(error)}"
         logger.warning("catalog housekeeping of %s: %s failed (the write itself succeeded): %s",
                        what, step, one_line(error))
         return _FAILED

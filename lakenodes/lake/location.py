@@ -15,11 +15,17 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from .._internal.deferred import pafs as fs
-from ..errors import LakeConfigurationError
-from .storage_options import hide_credentials, normalize_s3_options, pyarrow_s3_options, with_timeout_defaults
+from ..errors import LakeConfigurationError, remember_secrets
+from .storage_options import (
+    SECRET_OPTIONS,
+    hide_credentials,
+    normalize_s3_options,
+    pyarrow_s3_options,
+    with_timeout_defaults,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -81,6 +87,10 @@ class Lake:
 
     def __repr__(self) -> str:
         return f"Lake({self.uri!r})"
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # a process pool's worker hides the secrets too
+        self.__dict__.update(state)
+        _remember_secrets_of(self.storage_options)
 
 
 def options_key(options: Mapping[str, str] | None) -> str:
@@ -233,7 +243,17 @@ def _storage_options_for(uri: str, explicit: dict[str, str] | None) -> dict[str,
     if "://" not in uri:
         return dict(explicit or {})
     bucket = uri.split("://", 1)[1].split("/", 1)[0]
-    return with_timeout_defaults(normalize_s3_options(explicit, os.environ, bucket))
+    options = with_timeout_defaults(normalize_s3_options(explicit, os.environ, bucket))
+    _remember_secrets_of(options)
+    return options
+
+
+def _remember_secrets_of(options: Mapping[str, str]) -> None:
+    """Hide the secret key, the session token and a proxy's password from lakenodes' messages (an S3
+    answer quoting them, a run record of a failed dependency in another lake)."""
+    secrets = [options[key] for key in SECRET_OPTIONS if key in options]
+    proxy_password = urlsplit(options.get("proxy_url", "")).password
+    remember_secrets([*secrets, proxy_password] if proxy_password else secrets)
 
 
 # -- native pyarrow filesystems (reads never go through delta-rs's Python filesystem handler) ---------

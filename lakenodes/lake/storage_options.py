@@ -140,6 +140,8 @@ _SETTINGS: tuple[_Setting, ...] = (
         "pool_idle_timeout", "pool_max_idle_per_host", "randomize_addresses", "user_agent",
     )),
 )
+# what no message, log line or output may show (``lakenodes.errors.hide_secrets``)
+SECRET_OPTIONS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _BY_ALIAS: dict[str, _Setting] = {alias: setting for setting in _SETTINGS for alias in setting.aliases}
 # Environment variables copied into a lake's options (so both readers see them): the ones delta-rs
 # reads from the environment that change where or how data is reached. Credential providers that

@@ -22,7 +22,7 @@ from ..catalog import catalog
 from ..catalog.reconcile import reconcile_table
 from ..catalog.records import TableRecord, columns_metadata, table_uid
 from ..core.hashing import canonical_value, import_path_hash
-from ..errors import IdentifierConflictError, clipped, one_line, raised_at, store_timed_out
+from ..errors import IdentifierConflictError, clipped, one_line, plain_message, raised_at, store_timed_out
 from ..lake.location import Lake, LakeKey
 from ..lake.store import TableStore
 from ..nodes.node import DataNode
@@ -136,7 +136,8 @@ class CatalogRecorder(RunHooks):
         # (at once, the two writes would each wait out the storage timeouts on top of the run's own)
         self._updater_registered(node)
         where = raised_at(error)  # the user's line (update(), a streamed frame's generator), if theirs raised
-        _record(node, run, "error", clipped(f"{phase}: {type(error).__name__}: {error}") + (f" (at {where})" if where else ""))
+        message = clipped(f"{phase}: {type(error).__name__}: {plain_message(error)}")
+        _record(node, run, "error", message + (f" (at {where})" if where else ""))
         if committed:
             _unrecorded.discard((node.lake.cache_key, node.storage_hash))
 

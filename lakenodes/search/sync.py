@@ -51,7 +51,7 @@ from .._internal.caches import register_cache
 from .._internal.deferred import pafs as fs
 from ..catalog.catalog import tables_since, tables_version
 from ..catalog.records import TableRecord
-from ..errors import LakenodesUserError, ReadOnlyStorageError, StoragePermissionError
+from ..errors import LakenodesUserError, ReadOnlyStorageError, StoragePermissionError, plain_message
 from ..lake._retry import RetryPolicy
 from ..lake._storage_errors import storage_errors
 from ..lake.location import Lake, LakeKey, lake_filesystem, write_small_file
@@ -101,7 +101,7 @@ def catch_up(lake: Lake, records: list[TableRecord] | None = None, embedding_mod
             if not _lost_to_another_writer(error):
                 raise
             log.info("search index %s: another process changed it meanwhile (%s): catching up again (%d of %d)",
-                     index.uri, str(error).split(", /")[0], attempt + 1, CONFLICT_ATTEMPTS)
+                     index.uri, plain_message(error).split(", /")[0], attempt + 1, CONFLICT_ATTEMPTS)
         time.sleep(backoff.delay(attempt))
         index = search_index(lake, embedding_model)  # its open tables are from before the other's commit
     return _catch_up_once(lake, index, records)  # the last attempt: whatever it raises is the caller's
