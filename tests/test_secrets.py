@@ -9,18 +9,22 @@ from __future__ import annotations
 import datetime
 import http.server
 import logging
+import tempfile
 import threading
 import traceback
 from collections.abc import Iterator
 
 import boto3
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from typer.testing import CliRunner
 
 from examples.tutorial_nodes import RandomDataNodeConfig
 from lakenodes import DataNode, Lake, LakeConfigurationError, NodeRunError, TimeIndexMetaTable, use_lake
+from lakenodes._internal.afterwards import settle
 from lakenodes.cli import app
 from lakenodes.testing import REGION, S3Server
 
@@ -44,13 +48,16 @@ def assert_hidden(*texts: str) -> None:
         assert SECRET not in text and TOKEN not in text, text
 
 
+def s3_client(server: S3Server):
+    return boto3.client("s3", endpoint_url=server.endpoint_url, aws_access_key_id="setup",
+                        aws_secret_access_key="setup", region_name=REGION)
+
+
 def bucket_keys(server: S3Server, bucket: str) -> list[str]:
-    client = boto3.client("s3", endpoint_url=server.endpoint_url, aws_access_key_id="setup",
-                          aws_secret_access_key="setup", region_name=REGION)
-    return [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    return [item["Key"] for item in s3_client(server).list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
-def test_a_lake_uri_holding_credentials_is_refused_without_showing_them(s3_server, monkeypatch, caplog):
+def test_a_lake_uri_holding_credentials_is_refused_without_showing_them(s3_server, caplog):
     """Regression: ``--lake s3://AKIA:secret@bucket/lake`` was taken as the bucket 'AKIA:secret@bucket':
     ``repr(Lake)``, the DEBUG log and every error (``no bucket 'AKIA:SECRET...@b'``, the --json document)
     showed the secret. Now it is refused before anything is reached, masked as ``***``."""
@@ -177,7 +184,7 @@ def test_an_expired_session_token_quoted_by_s3_is_shown_nowhere(s3_server, expir
         Numbers(RandomDataNodeConfig(mean=0), lake=expired).run()
     assert "ExpiredToken" in str(failed.value) and "<Token-0>***</Token-0>" in str(failed.value)
     assert_hidden(str(failed.value), repr(failed.value), full_text(failed.value))
-    with use_lake(expired), pytest.raises(Exception) as refused:
+    with use_lake(expired), pytest.raises(OSError) as refused:
         TimeIndexMetaTable.filter()
     assert_hidden(str(refused.value), full_text(refused.value))
 
@@ -222,3 +229,71 @@ def test_a_secret_an_error_quotes_is_recorded_and_shown_as_stars(s3_server):
     assert_hidden(result.stdout, result.stderr)
     records = DeltaTable(lake.catalog_uri("runs"), storage_options=lake.storage_options).to_pyarrow_table()
     assert_hidden(str(records.to_pylist()))
+
+
+def _lake_texts(server: S3Server, bucket: str) -> Iterator[tuple[str, str]]:
+    """Every object of the bucket as text: Parquet files (compressed) as their rows, the rest as bytes."""
+    client = s3_client(server)
+    for key in bucket_keys(server, bucket):
+        data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        if key.endswith(".parquet"):
+            yield key, str(pq.read_table(pa.BufferReader(data)).to_pylist())
+        yield key, data.decode("latin-1")
+
+
+def test_credentials_appear_nowhere_lakenodes_writes_logs_or_prints(s3_server, monkeypatch, tmp_path, caplog):
+    """The operator's audit: a lake reached with a secret key and session token (from the AWS_*
+    variables and from storage options), run, read, searched and maintained from Python and from every
+    CLI command, with and without --json and --verbose, at DEBUG level: the secret and the token appear
+    in no log line, repr, dump or output, no object of the lake (tables, catalog, commit info, run
+    records, file facts, search index) and no file under HOME or the temporary folder; a rotated key
+    keeps the node's hashes and tables."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    for key, value in credentials(s3_server).items():
+        monkeypatch.setenv(key, value)
+    bucket = s3_server.create_bucket()
+    lake = Lake(f"s3://{bucket}/lake")  # keys from the environment
+    assert lake.storage_options["AWS_SESSION_TOKEN"] == TOKEN
+    node = Numbers(RandomDataNodeConfig(mean=3), lake=lake, hash_namespace="audit")  # the CLI runs the tutorial's
+    shown = [repr(lake), str(lake), repr(node), str(node), repr(node.config), str(node.config.model_dump()),
+             node.config.model_dump_json(), repr(node.store), str(node.store.__dict__.keys())]
+    shown.append(str(node.run()))
+    shown += [repr(node.update_statistics), str(node.get_df_between_dates())]
+    with use_lake(Lake(f"s3://{bucket}/lake", storage_options=credentials(s3_server))):
+        table = TimeIndexMetaTable.get(identifier=node.config.node_metadata.identifier, namespace="audit")
+        shown += [repr(table), str(table.model_dump()), table.model_dump_json(),
+                  str(table.run_query(f"SELECT * FROM {table.identifier}")), str(table.history()),
+                  str(TimeIndexMetaTable.description_search("random number"))]
+    rotated = Lake(f"s3://{bucket}/lake", storage_options={**credentials(s3_server),
+                                                           "AWS_SECRET_ACCESS_KEY": "ROTATEDsecret0", "AWS_SESSION_TOKEN": "ROTATEDtoken0"})
+    again = Numbers(RandomDataNodeConfig(mean=3), lake=rotated, hash_namespace="audit")
+    assert (again.update_hash, again.storage_hash) == (node.update_hash, node.storage_hash)
+    assert again.get_df_between_dates().height == 1
+
+    identifier = node.config.node_metadata.identifier
+    commands = [["run", "examples.tutorial_nodes:DailyRandomNumber", "--config", '{"mean": 4}'],
+                ["updates", "list"], ["updates", "runs"], ["updates", "reconcile"],
+                ["updates", "clean", "--older-than", "90d", "--dry-run"], ["data-node", "list"],
+                ["data-node", "detail", identifier], ["data-node", "org-unique-identifiers"],
+                ["data-node", "run-query", identifier, f"SELECT * FROM {identifier}"],
+                ["data-node", "history", identifier], ["data-node", "add-label", identifier, "daily"],
+                ["data-node", "refresh-search-index", identifier], ["search", "random"], ["assets", "list"],
+                ["data-node", "delete-after-date", identifier, "2030-01-01", "--dry-run"],
+                ["optimize"], ["vacuum", "--dry-run"], ["data-node", "detail", "no_such_table"],
+                ["data-node", "run-query", identifier, "DROP TABLE x"]]
+    for command in commands:
+        for flags in ([], ["--json", "--verbose"]):
+            result = runner.invoke(app, ["--lake", lake.uri, *flags, *command])
+            assert result.exit_code == (2 if "no_such_table" in command or "DROP TABLE x" in command else 0), (
+                command, result.stdout, result.stderr)
+            shown += [result.stdout, result.stderr]
+    settle()
+    assert_hidden(*shown, caplog.text)
+    texts = dict(_lake_texts(s3_server, bucket))
+    assert any("_catalog/search" in key for key in texts) and any("_lakenodes/" in key for key in texts)
+    written = [path.read_bytes().decode("latin-1") for path in tmp_path.rglob("*") if path.is_file()]
+    assert_hidden(*texts.values(), *written)
+    assert not any(KEY_ID in text for text in [*texts.values(), *written])  # nor the access key id
