@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime
 import http.server
 import logging
+import multiprocessing
 import tempfile
 import threading
 import traceback
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 
 import boto3
 import polars as pl
@@ -23,7 +25,15 @@ from deltalake import DeltaTable
 from typer.testing import CliRunner
 
 from examples.tutorial_nodes import RandomDataNodeConfig
-from lakenodes import DataNode, Lake, LakeConfigurationError, NodeRunError, TimeIndexMetaTable, use_lake
+from lakenodes import (
+    DataNode,
+    Lake,
+    LakeConfigurationError,
+    NodeRunError,
+    TimeIndexMetaTable,
+    run_many,
+    use_lake,
+)
 from lakenodes._internal.afterwards import settle
 from lakenodes.cli import app
 from lakenodes.testing import REGION, S3Server
@@ -219,16 +229,23 @@ def test_a_secret_an_error_quotes_is_recorded_and_shown_as_stars(s3_server):
     """Regression: a failing update() (or library) quoting the lake's options put the secret key and the
     session token in the exception, the CLI's outputs and the run record every reader of the lake sees.
     Every secret a lake was given now shows as ***."""
-    lake = Lake(f"s3://{s3_server.create_bucket()}/lake", storage_options=credentials(s3_server))
+    bucket = s3_server.create_bucket()
+    lake = Lake(f"s3://{bucket}/lake", storage_options=credentials(s3_server))
+    node = Careless(RandomDataNodeConfig(mean=2), lake=lake)
     with pytest.raises(NodeRunError) as failed:
-        Careless(RandomDataNodeConfig(mean=2), lake=lake).run()
+        node.run()
     assert "'AWS_SECRET_ACCESS_KEY': '***'" in str(failed.value)
     assert_hidden(full_text(failed.value))
+    # a process pool's worker records its failed run itself, with the lake it unpickled
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            pytest.raises(NodeRunError) as failed:
+        run_many([node], executor=pool)
+    assert_hidden(full_text(failed.value))
     result = runner.invoke(app, ["--lake", lake.uri, "--json", "updates", "runs"], env=credentials(s3_server))
-    assert result.exit_code == 0 and "'AWS_SESSION_TOKEN': '***'" in result.stdout, (result.stdout, result.stderr)
-    assert_hidden(result.stdout, result.stderr)
-    records = DeltaTable(lake.catalog_uri("runs"), storage_options=lake.storage_options).to_pyarrow_table()
-    assert_hidden(str(records.to_pylist()))
+    assert result.exit_code == 0 and result.stdout.count("'AWS_SESSION_TOKEN': '***'") == 2, (result.stdout,
+                                                                                               result.stderr)
+    settle()
+    assert_hidden(result.stdout, result.stderr, *dict(_lake_texts(s3_server, bucket)).values())
 
 
 def _lake_texts(server: S3Server, bucket: str) -> Iterator[tuple[str, str]]:
