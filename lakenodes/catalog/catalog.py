@@ -87,6 +87,12 @@ def table_identifiers(lake: Lake) -> dict[str, str | None]:
     return {row["storage_hash"]: row["identifier"] for row in python_rows(current) if not row["deleted"]}
 
 
+def dropped_tables(lake: Lake) -> set[str]:
+    """Storage hashes of the tables dropped, or being dropped (``catalog.drop``), read from two stored columns."""
+    current = _tables_ledger(lake).current().select(["storage_hash", "deleted"])
+    return {row["storage_hash"] for row in python_rows(current) if row["deleted"]}
+
+
 def tables_version(lake: Lake) -> tuple[str, int] | None:
     """Identity and version of the catalog's table records (None before the first): it changes
     whenever a record is saved, so a derived view (the search index) knows when to catch up."""
@@ -147,18 +153,28 @@ _known_updaters: set[tuple[LakeKey, str]] = register_cache("catalog.known_update
 _known_claims: set[tuple[LakeKey, str, str, str]] = register_cache("catalog.known_claims", set())
 
 
+def forget_table(lake: Lake, storage_hash: str, update_hashes: Collection[str]) -> None:
+    """Forget this process's registrations of a table (record, updaters, claim): its next run makes them again."""
+    _known_records.pop((lake.cache_key, storage_hash), None)
+    _known_updaters.difference_update({(lake.cache_key, update_hash) for update_hash in update_hashes})
+    _known_claims.difference_update({key for key in _known_claims if key[0] == lake.cache_key and key[3] == storage_hash})
+
+
 def _digest(record: TableRecord) -> str:
     return json.dumps(record.to_row(), sort_keys=True)
 
 
-def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[dict[str, Any]]] | None = None) -> bool:
+def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[dict[str, Any]]] | None = None,
+                   table_id: str = "") -> bool:
     """Claim the record's identifier and store the record when it changed; True when written.
     A record registered once is marked beside ``_catalog/tables``: registering it again, from any
     process, is one request (a record changed since by someone else, e.g. its labels, stays as is).
     A record stored with another ``table_uri`` (the lake was moved or copied since: ``mv``, ``aws s3
     sync``) is stored again with this lake's, so engines reading ``_catalog/tables`` find the table.
     Under ``python -OO`` (no docstrings) a record keeps the ``source_doc`` stored.
-    ``stored``: what gives ``stored_table_rows`` read ahead (else they are read here).
+    ``stored``: what gives ``stored_table_rows`` read ahead (else they are read here). ``table_id``:
+    the Delta table's ``metaData.id``, part of what is remembered and marked, so a table dropped and
+    created again (``catalog.drop``) is recorded again, never matched with its ``deleted`` record.
 
     Raises IdentifierConflictError naming the owner when another storage holds the identifier.
     """
@@ -167,7 +183,7 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
     if repointed_away:
         record = record.model_copy(update={"identifier": None})  # the table keeps no name
     key = (lake.cache_key, record.storage_hash)
-    digest = _digest(record)
+    digest = f"{table_id}\n{_digest(record)}"  # a table dropped and created again has another id
     if _known_records.get(key) == digest:
         return False
     ledger, mark = _tables_ledger(lake), f"{record.storage_hash}\n{digest}"
@@ -175,18 +191,19 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
         _known_records[key] = digest
         return False
     rows = stored() if stored is not None else stored_table_rows(lake, record.storage_hash)
+    rows = [row for row in rows if not row.get("deleted")]  # a dropped table's: this one starts afresh
     if rows:  # as stored: a lake moved or copied since has its old table_uri saved again with the new one
         stored = TableRecord.from_row(rows[0])
         record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels)),
                                            **_published_metadata(record, stored, repointed_away)})
         if record.source_doc is None and sys.flags.optimize >= 2:  # python -OO strips docstrings: keep the stored one
             record = record.model_copy(update={"source_doc": stored.source_doc})
-        merged = _digest(record)
-        if _digest(stored) == merged:
-            _known_records[key] = merged
+        if _digest(stored) == _digest(record):
+            _known_records[key] = digest
             ledger.mark(mark)
             return False
     save_table_record(lake, record)
+    _known_records[key] = digest
     ledger.mark(mark)
     return True
 

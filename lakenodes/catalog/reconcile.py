@@ -30,7 +30,7 @@ from .._internal.deferred import pafs
 from ..lake.location import Lake, lake_filesystem
 from ..lake.store import TableStore
 from ..lake.versions import table_history
-from .catalog import all_tables, run_history, runs_ledger
+from .catalog import all_tables, dropped_tables, run_history, runs_ledger
 from .run_retention import cleaned_before
 
 logger = logging.getLogger(__name__)
@@ -88,12 +88,13 @@ def reconcile_lake(lake: Lake, storage_hashes: list[str] | None = None) -> list[
 
 
 def lake_tables(lake: Lake) -> list[str]:
-    """Storage hashes of the catalog's tables and of every other folder under ``<root>/tables``."""
+    """Storage hashes of the catalog's tables and of every other folder under ``<root>/tables``, less
+    the dropped tables (``catalog.drop``: whatever a drop stopped half-way left is not recovered)."""
     known = {record.storage_hash for record in all_tables(lake, include_deleted=True)}
     filesystem, root = lake_filesystem(lake, lake.join("tables"))
     listing = filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     folders = {info.base_name for info in listing if info.type == pafs.FileType.Directory}
-    return sorted(known | folders)
+    return sorted((known | folders) - dropped_tables(lake))
 
 
 def _recovered_run(storage_hash: str, run_id: str, commits: list[dict[str, Any]]) -> dict[str, Any]:

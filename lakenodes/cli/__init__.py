@@ -11,8 +11,8 @@ prints the version.
 
 One module per command group, joined here with ``app.add_typer()``: :mod:`.search`,
 :mod:`.run`, :mod:`.maintenance` (``optimize``, ``vacuum``) add root commands;
-:mod:`.data_node`, :mod:`.updates` and :mod:`.assets` are groups. Commands call the library and
-render its results (:mod:`._render`); :mod:`._session` gives them the lake and the exit codes.
+:mod:`.data_node` (its ``drop`` in :mod:`.data_node_drop`), :mod:`.updates` and :mod:`.assets` are
+groups. Commands call the library and render its results (:mod:`._render`); :mod:`._session` gives them the lake and the exit codes.
 
 Example:
     $ lakenodes data-node list --filter identifier__contains=example_random_number_
@@ -38,7 +38,7 @@ import typer
 from .._internal.stops import relay_stops
 from ..errors import raise_terminated
 from ..lake._rust_stderr import restore_stderr
-from . import assets, data_node, maintenance, run, search, updates
+from . import assets, data_node, data_node_drop, maintenance, run, search, updates  # noqa: F401 (registers drop)
 from ._groups import FAILURE, SUCCESS, OneLineErrorGroup, SeedSpellingGroup, exit_code_of
 from ._render import json_document
 from ._session import GlobalOptions, LakeOption, VerboseOption

@@ -1,8 +1,8 @@
 """``lakenodes data-node ...``: the tables (DataNode storages) in the catalog.
 
 ``list``, ``detail``, ``org-unique-identifiers``, ``run-query``, ``history``, ``diff``, ``delete-after-date``, ``restore``,
-``add-label``/``remove-label`` and ``refresh-search-index``; ``data-node search`` is
-``lakenodes search`` (see :mod:`lakenodes.cli.search`).
+``add-label``/``remove-label`` and ``refresh-search-index``; ``drop`` is in :mod:`lakenodes.cli.data_node_drop`;
+``data-node search`` is ``lakenodes search`` (see :mod:`lakenodes.cli.search`).
 """
 
 from __future__ import annotations

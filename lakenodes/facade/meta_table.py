@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 from .._internal.datetimes import iso_z, parse_datetime
 from .._internal.deferred import DeferredModule
 from ..catalog.catalog import find_tables, save_table_record, table_record
+from ..catalog.drop import drop_table
 from ..catalog.records import TableRecord
 from ..core.lookup_parsing import parse_new_label
 from ..core.lookups import exactly_one
@@ -25,7 +26,7 @@ from ..errors import LakenodesUserError, VersionUnavailableError
 from ..lake.diff import TableDiff, diff_versions
 from ..lake.location import Lake, current_lake
 from ..lake.progress import NO_TABLE, persisted_progress, read_progress
-from ..lake.restore import restore_table
+from ..lake.restore import refuse_catalog_table, restore_table
 from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
 from ..lake.store import TableStore
 from ..lake.versions import table_history
@@ -252,6 +253,30 @@ class TimeIndexMetaTable(TableRecord):
         done = restore_table(TableStore(self.lake, self.storage_hash), to_version, to_timestamp=to_timestamp,
                              dry_run=dry_run)
         return {"ok": True, "meta_table_uid": self.uid, **{k: v for k, v in done.items() if k != "table"}}
+
+    def drop(self, *, force: bool = False, dry_run: bool = False) -> dict[str, Any]:
+        """Remove this table from the lake: its data and log files, its catalog record, updaters and
+        runs, its identifier claim (another table may take the name) and its search entry, in the
+        order ``lakenodes.catalog.drop`` gives (a drop stopped anywhere is finished by the next).
+        Returns ``{ok, meta_table_uid, storage_hash, identifier, namespace, table_uri, dry_run, rows,
+        files, bytes, update_processes, runs, identifier_freed, catalog_records}``; with ``dry_run``,
+        what it would remove. Its node's next run creates the table afresh, as a first run. A table
+        another recorded table's configuration names (a dependency) is refused unless ``force``.
+
+        Example (``example``: a temporary lake with one table, see conftest.py):
+            >>> example.table.drop(dry_run=True)["update_processes"] == [example.node.update_hash]
+            True
+        """
+        refuse_catalog_table(self.storage_hash, verb="dropped")
+        done = drop_table(self.lake, self, force=force, dry_run=dry_run)
+        if not dry_run:
+            try:  # derived data: the next search would drop it too (the record is marked deleted)
+                if search.search_index(self.lake).exists():
+                    search.catch_up(self.lake)
+            except Exception as error:  # noqa: BLE001 - the table is dropped; the index catches up on its next search
+                logger.warning("search index not updated after dropping %s (%s): the next search drops it",
+                               self.storage_hash, error)
+        return done
 
     def delete_after_date(
         self,

@@ -34,16 +34,17 @@ LIST_HINT = "list tables with `lakenodes data-node list`"
 UPDATES_HINT = "list them with `lakenodes updates list`"
 
 
-def resolve_table(lake: Lake, ref: str, namespace: str | None = None) -> TimeIndexMetaTable:
+def resolve_table(lake: Lake, ref: str, namespace: str | None = None, dropped: bool = False) -> TimeIndexMetaTable:
     """A table by uid, storage hash, or identifier (in ``namespace``, default the empty one; one with
-    surrounding whitespace is refused as ``hash_namespace`` refuses it)."""
+    surrounding whitespace is refused as ``hash_namespace`` refuses it); with ``dropped``, also a
+    table dropped (or being dropped: ``data-node drop`` finishes it), when no live table is named so."""
     checked_namespace(namespace or "")
     by_name = (pc.field("uid") == ref) | (pc.field("storage_hash") == ref)  # only the rows named become records
-    found = catalog.all_tables(lake, rows=by_name)
     in_namespace = (pc.field("identifier") == ref) & (pc.field("namespace") == (namespace or ""))
-    found = found or catalog.all_tables(lake, rows=in_namespace)
-    if found:
-        return TimeIndexMetaTable.of(found[0])
+    for include_deleted in (False, True)[:1 + dropped]:
+        found = catalog.all_tables(lake, include_deleted, by_name) or catalog.all_tables(lake, include_deleted, in_namespace)
+        if found:
+            return TimeIndexMetaTable.of(found[0])
     tables = catalog.all_tables(lake)  # not found: every name, for the hint
     elsewhere = sorted({repr(table.namespace) for table in tables if table.identifier == ref})
     hint = f" (identifier {ref!r} exists in namespace {', '.join(elsewhere)}: pass --namespace)" if elsewhere else ""
@@ -102,9 +103,10 @@ def table_name(table: TimeIndexMetaTable) -> str:
 
 
 def maintenance_targets(lake: Lake, pending: bool = True) -> list[str]:
-    """Every existing table of the lake: data tables known to the catalog, then the catalog's own
-    (with ``pending``, also one holding only pending rows, folded here as maintenance would first)."""
-    data = sorted({record.storage_hash for record in catalog.all_tables(lake, include_deleted=True)})
+    """Every existing table of the lake: data tables known to the catalog (not those dropped: what a
+    drop stopped half-way left is no table), then the catalog's own (with ``pending``, also one
+    holding only pending rows, folded here as maintenance would first)."""
+    data = sorted({record.storage_hash for record in catalog.all_tables(lake)})
     return maintenance.existing_tables(lake, [*data, *maintenance.CATALOG_TABLES], pending)
 
 
@@ -142,13 +144,15 @@ def run_history(lake: Lake, update_hash: str | None = None) -> list[dict[str, An
         writers = [p["update_hash"] for p in processes if p["storage_hash"] in storages]  # a table named instead
         hint = f": that is a table, written by {', '.join(writers)}" if writers else meant(update_hash, known)
         raise NotFoundError(f"no update process {update_hash!r} in {lake.uri}{hint}; {UPDATES_HINT}")
-    return catalog.run_history(lake, update_hash)
+    dropped = catalog.dropped_tables(lake)  # a drop stopped before it removed their runs: the next drop does
+    return [run for run in catalog.run_history(lake, update_hash) if run["storage_hash"] not in dropped]
 
 
 def update_processes(lake: Lake) -> list[dict[str, Any]]:
-    """Every update process with the identifier of the table it writes (None when unnamed)."""
-    identifiers = catalog.table_identifiers(lake)
-    processes = catalog.update_processes(lake)
+    """Every update process with the identifier of the table it writes (None when unnamed), but
+    those of a table being dropped."""
+    identifiers, dropped = catalog.table_identifiers(lake), catalog.dropped_tables(lake)
+    processes = [process for process in catalog.update_processes(lake) if process["storage_hash"] not in dropped]
     for process in processes:
         process["identifier"] = identifiers.get(process["storage_hash"])
     return processes

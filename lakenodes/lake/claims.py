@@ -28,6 +28,7 @@ from ._storage_errors import guarded, storage_errors
 from .ledger import RECORDED_AT, read_unpartitioned, utcnow
 from .location import Lake, lake_filesystem
 from .store import TableStore
+from .table_removal import remove_table_folder
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,14 @@ def reassign(lake: Lake, scope: str, name: str, row: Mapping[str, Any], schema: 
     uri = claim_uri(lake, scope, name)
     guarded(lambda: write_deltalake(uri, data, mode="append", storage_options=lake.storage_options or None),
             uri, "reassign claim", lake)
+
+
+def release(lake: Lake, scope: str, name: str) -> None:
+    """Give up the claim of ``name`` within ``scope``: its table is removed, version 0 first (see
+    ``table_removal``), so the next ``claim`` lands a version 0 of its own. A release stopped after
+    version 0 went but before the later reassignments did leaves a claim that can be neither read
+    nor made until a second release removes the rest."""
+    remove_table_folder(lake, claim_uri(lake, scope, name))
 
 
 def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:

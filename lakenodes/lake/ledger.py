@@ -6,6 +6,7 @@ latest row. Claims (``lakenodes.lake.claims``) are built on them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import logging
@@ -30,7 +31,7 @@ from ._scan import add_actions, plain_schema, to_plain
 from ._tables import table_lock
 from ._unreadable import is_missing, missing_catalog_file, naming_unreadable
 from .housekeeping import HousekeepingPolicy, LiveFile, housekeep
-from .location import Lake, file_exists, lake_filesystem, options_key, write_small_file
+from .location import Lake, delete_file, file_exists, lake_filesystem, options_key, write_small_file
 from .store import TableStore, data_file_path
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,12 @@ class Ledger:
         its rows that a fresh process checks with one request. Call it only once the rows it stands
         for are committed (a crash before it only costs the next process a read of the table)."""
         write_small_file(*self._mark_path(name))
+
+    def unmark(self, name: str) -> None:
+        """Remove ``mark(name)`` (the rows it stood for were removed): the next check reads the table."""
+        filesystem, path = self._mark_path(name)
+        with contextlib.suppress(FileNotFoundError):
+            delete_file(filesystem, path)
 
     def _mark_path(self, name: str) -> tuple[Any, str]:
         filesystem, root = lake_filesystem(self.lake, self.uri)

@@ -92,9 +92,9 @@ def restore_table(store: TableStore, to_version: Any = None, *, to_timestamp: An
     return _public(done)
 
 
-def refuse_catalog_table(ref: str, uri: str | None = None) -> None:
+def refuse_catalog_table(ref: str, uri: str | None = None, verb: str = "restored") -> None:
     """Refuse ``ref`` (or the table at ``uri``, outside the lake's tables) when it names one of the
-    catalog's own tables (``_catalog/...``): only data tables are restored.
+    catalog's own tables (``_catalog/...``): only data tables are restored (or ``verb``: dropped).
 
     Example:
         >>> refuse_catalog_table("_catalog/runs")
@@ -103,7 +103,7 @@ def refuse_catalog_table(ref: str, uri: str | None = None) -> None:
         lakenodes.errors.LakenodesUserError: _catalog/runs is a catalog table: only data tables can be restored
     """
     if ref.startswith(CATALOG_PREFIX) or uri is not None:
-        raise LakenodesUserError(f"{uri or ref} is a catalog table: only data tables can be restored")
+        raise LakenodesUserError(f"{uri or ref} is a catalog table: only data tables can be {verb}")
 
 
 def _partition_column(table: Any) -> str | None:

@@ -73,7 +73,8 @@ class CatalogRecorder(RunHooks):
             claiming = self._claims.pop(id(node), None)
         if claiming is not None:
             claiming.result()
-        if node.store.found_missing():
+        if node.store.found_missing():  # dropped since this process registered it? its next records start afresh
+            catalog.forget_table(node.lake, node.storage_hash, [node.update_hash])
             with self._lock:
                 self._stored[id(node)] = in_background(lambda: _stored_rows_of_new_table(node))
 
@@ -82,11 +83,13 @@ class CatalogRecorder(RunHooks):
         the schema its rows are written in (a table's schema never changes). Its catalog row read
         ahead (a table found missing, which another writer created meanwhile) is used."""
         record = catalog_record(node)  # here: the cached table is not read from other threads while it is written
+        table_id = _table_id(node)
         with self._lock:
             stored = self._stored.pop(id(node), None)
             if id(node) not in self._tables:
                 read_ahead = None if stored is None else stored.result
-                self._tables[id(node)] = in_background(lambda: catalog.register_table(node.lake, record, read_ahead))
+                self._tables[id(node)] = in_background(
+                    lambda: catalog.register_table(node.lake, record, read_ahead, table_id))
 
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
         """Register the updater and the table (at once: different ledgers; each maybe under way
@@ -100,7 +103,8 @@ class CatalogRecorder(RunHooks):
             registrations.append(table.result)
         elif node.store.table(refresh=False) is not None:
             read_ahead = None if stored is None else stored.result
-            registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node), read_ahead))
+            registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node), read_ahead,
+                                                                _table_id(node)))
         # an updater this process registered already costs nothing: no thread for it
         if updater is not None:
             registrations.append(updater.result)
@@ -201,6 +205,13 @@ def catalog_record(node: DataNode) -> TableRecord:
         build_configuration=canonical_value(node.config, "storage"),
         table_uri=store.uri,
     )
+
+
+def _table_id(node: DataNode) -> str:
+    """The ``metaData.id`` of ``node``'s table as this process holds it ("" before it exists): a table
+    dropped and created again is another table, recorded again."""
+    table = node.store.table(refresh=False)
+    return "" if table is None else table.metadata().id
 
 
 def _concurrently(writes: list[Callable[[], None]]) -> None:

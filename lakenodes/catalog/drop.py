@@ -1,0 +1,145 @@
+"""Drop a table: its data and log files, its catalog records and its published identifier.
+
+The steps (:data:`STEPS`), in this order, each idempotent, so that a drop stopped anywhere (a
+killed process) leaves a readable lake and a second drop finishes it:
+
+1. ``tombstone``: the table's record is saved with ``deleted`` (one blind append): from here on
+   ``data-node list``/``detail``/``org-unique-identifiers``, search (its next catch-up deletes
+   the table from the index) and ``updates reconcile`` no longer see the table; a drop finds it
+   again by its storage hash, uid or identifier to finish.
+2. ``identifier``: the identifier claim, when this table holds it, is removed (version 0 first:
+   see ``claims.release``), so another table can claim the name.
+3. ``updaters``: the updaters writing the table leave ``_catalog/updates`` (and their marks).
+4. ``runs``: their runs leave ``_catalog/runs`` (pending records folded first). Reconcile never
+   recovers them from the table's history: it skips dropped tables (step 1).
+5. ``files``: the table's folder is removed, log first (``lakenodes.lake.table_removal``).
+
+The tombstone stays: it records that the table was dropped. The node's next run finds no table,
+creates it at version 0 and records it afresh (a new record, updater and claim), as a first run.
+
+Example (``example``: a temporary lake with one table, see conftest.py):
+    >>> plan = drop_table(example.lake, example.table, dry_run=True)
+    >>> plan["dry_run"], plan["rows"], plan["identifier_freed"]
+    (True, 8, 'example_prices')
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from deltalake.exceptions import DeltaError
+
+from .._internal.afterwards import settle
+from .._internal.deferred import pc
+from ..errors import LakenodesUserError, StorageError
+from ..lake._scan import add_actions
+from ..lake.claims import identifier_scope, release
+from ..lake.ledger_prune import remove_rows
+from ..lake.location import Lake
+from ..lake.pending import Pending
+from ..lake.store import TableStore
+from ..lake.table_removal import remove_table_folder, stored_files
+from .catalog import (
+    all_tables,
+    dropped_tables,
+    forget_table,
+    resolve_identifier,
+    runs_ledger,
+    save_table_record,
+    updates_ledger,
+)
+from .records import TableRecord
+
+logger = logging.getLogger(__name__)
+
+
+def plan_drop(lake: Lake, record: TableRecord) -> dict[str, Any]:
+    """What dropping ``record``'s table removes: ``rows`` (of its current version; None when its log
+    is unreadable, a drop stopped half-way), ``files`` and ``bytes`` (everything under its folder,
+    old versions and log included), its ``update_processes`` (update hashes) and their ``runs``,
+    the ``identifier_freed`` (None when the table holds none) and ``catalog_records``."""
+    name = record.storage_hash
+    files = stored_files(lake, record.table_uri)
+    try:
+        table = TableStore(lake, name).table()
+        rows = 0 if table is None else int(pc.sum(add_actions(table)["num_records"]).as_py() or 0)
+    except (StorageError, DeltaError, OSError) as error:  # a log a stopped drop left half-removed
+        logger.info("table %s cannot be read (%s): counting its files only", name, error)
+        rows = None
+    updaters = [row["update_hash"] for row in updates_ledger(lake).latest(where={"storage_hash": name})]
+    runs = Pending(runs_ledger(lake)).rows()
+    run_count = int(pc.sum(pc.equal(runs["storage_hash"], name)).as_py() or 0) if runs.num_rows else 0
+    freed = record.identifier if record.identifier and \
+        resolve_identifier(lake, record.identifier, record.namespace) == name else None
+    return {
+        "ok": True, "meta_table_uid": record.uid, "storage_hash": name, "identifier": record.identifier,
+        "namespace": record.namespace, "table_uri": record.table_uri, "dry_run": True, "rows": rows,
+        "files": len(files), "bytes": sum(size for _, size in files), "update_processes": updaters, "runs": run_count,
+        "identifier_freed": freed,
+        "catalog_records": {"tables": 0 if record.deleted else 1, "updates": len(updaters), "runs": run_count,
+                            "identifier_claims": 1 if freed else 0},
+    }
+
+
+def dependents(lake: Lake, record: TableRecord, update_hashes: list[str]) -> list[str]:
+    """The other tables whose recorded configuration names one of ``update_hashes`` (a DataNode in a
+    configuration is recorded as its update hash): tables built from this one. Dependencies a node
+    builds in its ``__init__`` or ``dependencies()`` are not recorded, so not found."""
+    if not update_hashes:
+        return []
+    names = {table.storage_hash: table.identifier or table.storage_hash for table in all_tables(lake)}
+    gone = dropped_tables(lake) | {record.storage_hash}
+    return sorted({names.get(row["storage_hash"], row["storage_hash"]) for row in updates_ledger(lake).latest()
+                   if row["storage_hash"] not in gone and any(h in (row["configuration"] or "") for h in update_hashes)})
+
+
+def _tombstone(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
+    if not record.deleted:
+        save_table_record(lake, record.model_copy(update={"deleted": True}))
+    forget_table(lake, record.storage_hash, plan["update_processes"])
+
+
+def _identifier(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
+    if plan["identifier_freed"]:
+        release(lake, identifier_scope(record.namespace), plan["identifier_freed"])
+
+
+def _updaters(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
+    ledger = updates_ledger(lake)
+    remove_rows(ledger, "storage_hash", [record.storage_hash])
+    for update_hash in plan["update_processes"]:
+        ledger.unmark(update_hash)
+
+
+def _runs(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
+    Pending(runs_ledger(lake)).fold()  # every run in the table: a pending record is removed as any other
+    remove_rows(runs_ledger(lake), "storage_hash", [record.storage_hash])
+
+
+def _files(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
+    settle()  # a run of this process may still be saving the table's file facts (on S3, after run() returned)
+    remove_table_folder(lake, record.table_uri)
+
+
+STEPS: tuple[Callable[[Lake, TableRecord, dict[str, Any]], None], ...] = (
+    _tombstone, _identifier, _updaters, _runs, _files)
+
+
+def drop_table(lake: Lake, record: TableRecord, *, force: bool = False, dry_run: bool = False) -> dict[str, Any]:
+    """Drop ``record``'s table (see the module doc); returns :func:`plan_drop`'s document (what was,
+    or with ``dry_run`` would be, removed). A table whose updaters another recorded table's
+    configuration names is refused, changing nothing, unless ``force``."""
+    plan = plan_drop(lake, record)
+    built_on = dependents(lake, record, plan["update_processes"])
+    if built_on and not force:
+        raise LakenodesUserError(f"{record.identifier or record.storage_hash} is a dependency of {', '.join(built_on)} "
+                                 "(their configuration names its updater): drop those first, or pass force=True (--force)")
+    if dry_run:
+        return plan
+    for step in STEPS:
+        step(lake, record, plan)
+    logger.info("dropped table %s: %d file(s), %d byte(s); freed identifier %s", record.storage_hash, plan["files"],
+                plan["bytes"], plan["identifier_freed"])
+    return {**plan, "dry_run": False}

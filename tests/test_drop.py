@@ -1,0 +1,293 @@
+"""``TimeIndexMetaTable.drop`` / ``lakenodes data-node drop``: a table removed from the lake is gone
+from its storage and from every catalog view (list, detail, updates, runs, identifiers, search),
+its identifier can be claimed again, ``updates reconcile`` never brings it back, a drop stopped
+after any step leaves a readable lake that a second drop finishes, and its node's next run starts
+it afresh. Locally and on the moto S3 server, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import pytest
+from restore_nodes import DAY0, Daily, DailyConfig
+from typer.testing import CliRunner
+
+from lakenodes import DataNodeConfiguration, DataNodeMetaData, Lake, TimeIndexMetaTable, repoint_identifier
+from lakenodes._internal.afterwards import settle
+from lakenodes.catalog import catalog
+from lakenodes.catalog.drop import STEPS, plan_drop
+from lakenodes.cli import app
+from lakenodes.errors import IdentifierConflictError, LakenodesUserError, NodeRunError, NotFoundError
+from lakenodes.facade.table_refs import reconcile_runs, resolve_table
+from lakenodes.lake.location import lake_filesystem
+from lakenodes.lake.table_removal import stored_files
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+class Prices(Daily):
+    """Daily close prices of two assets."""
+
+    Config = DailyConfig  # what `lakenodes run test_drop:Prices --config JSON` builds
+
+    def get_table_metadata(self) -> DataNodeMetaData:
+        return DataNodeMetaData(identifier="daily_px", description="daily close prices")
+
+
+class Volumes(Daily):
+    """Daily traded volumes: another table, which every drop leaves as it is."""
+
+    def get_table_metadata(self) -> DataNodeMetaData:
+        return DataNodeMetaData(identifier="daily_volumes", description="daily traded volumes")
+
+
+class TakesTheName(Daily):
+    """A new version of the prices table, publishing the name the dropped one held."""
+
+    def get_table_metadata(self) -> DataNodeMetaData:
+        return DataNodeMetaData(identifier="daily_px")
+
+
+def written(lake: Lake, node_class: type[Daily] = Prices, until: int = 3) -> Daily:
+    for d in range(1, until + 1):
+        node = node_class(DailyConfig(until=d), lake=lake)
+        node.run()
+    return node
+
+
+def cli(lake: Lake, env: dict[str, str], *args: str, stdin: str | None = None):
+    return CliRunner().invoke(app, ["--lake", lake.uri, *args], input=stdin, env=env)
+
+
+def listed(lake: Lake, env: dict[str, str], *args: str) -> dict:
+    result = cli(lake, env, "--json", *args)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def shown_everywhere(lake: Lake, env: dict[str, str], storage_hash: str) -> dict[str, bool]:
+    """Where the CLI shows the table: list, detail, updates, runs, identifiers, search."""
+    detail = cli(lake, env, "--json", "data-node", "detail", storage_hash)
+    return {
+        "list": storage_hash in [t["storage_hash"] for t in listed(lake, env, "data-node", "list")["results"]],
+        "detail": detail.exit_code == 0,
+        "updates": storage_hash in [u["storage_hash"] for u in listed(lake, env, "updates", "list")["results"]],
+        "runs": storage_hash in {run["storage_hash"] for run in listed(lake, env, "updates", "runs")["results"]},
+        "identifiers": storage_hash in [i["storage_hash"] for i in
+                                        listed(lake, env, "data-node", "org-unique-identifiers")["results"]],
+        "search": storage_hash in [hit["storage_hash"] for hit in
+                                   listed(lake, env, "search", "daily close")["description"]["results"]],
+    }
+
+
+def reconciled(lake: Lake) -> dict[str, list]:
+    """``lakenodes updates reconcile``: the runs it recovered, by table."""
+    return {done["storage_hash"]: done["recovered"] for done in reconcile_runs(lake)}
+
+
+@pytest.fixture
+def env(any_lake: Lake, request) -> dict[str, str]:
+    return {} if any_lake.is_local else dict(request.getfixturevalue("s3_server").env)
+
+
+def test_a_dropped_table_is_gone_everywhere_and_its_node_starts_it_afresh_in_a_fresh_process(any_lake, env):
+    prices, volumes = written(any_lake), written(any_lake, Volumes, until=2)
+    name = prices.storage_hash
+    assert all(shown_everywhere(any_lake, env, name).values())
+    files = stored_files(any_lake, prices.store.uri)
+    dry = cli(any_lake, env, "--json", "data-node", "drop", "daily_px", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert {key: plan[key] for key in ("ok", "dry_run", "storage_hash", "rows", "files", "bytes", "runs",
+                                       "identifier_freed")} == {
+        "ok": True, "dry_run": True, "storage_hash": name, "rows": 6, "files": len(files),
+        "bytes": sum(size for _, size in files), "runs": 3, "identifier_freed": "daily_px"}
+    assert len(plan["update_processes"]) == 3 and stored_files(any_lake, prices.store.uri) == files
+
+    done = cli(any_lake, env, "data-node", "drop", "daily_px", "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert f"dropped daily_px ({name}): 6 row(s), {len(files)} file(s)" in done.stdout
+    assert "frees identifier 'daily_px'" in done.stdout
+    assert shown_everywhere(any_lake, env, name) == dict.fromkeys(
+        ("list", "detail", "updates", "runs", "identifiers", "search"), False)
+    assert stored_files(any_lake, prices.store.uri) == []
+    assert reconciled(any_lake) == {volumes.storage_hash: []} and not shown_everywhere(any_lake, env, name)["runs"]
+    assert TimeIndexMetaTable.get(identifier="daily_volumes", lake=any_lake).stats()["row_count"] == 4
+    assert volumes.get_df_between_dates().height == 4
+
+    # the node runs again, from a scheduler (a fresh process): a first run, from its first day
+    rerun = subprocess.run([sys.executable, "-m", "lakenodes", "--lake", any_lake.uri, "--json", "run",
+                            "test_drop:Prices", "--config", '{"until": 2}'], capture_output=True, text=True,
+                           env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    again = TimeIndexMetaTable.get(identifier="daily_px", lake=any_lake)
+    assert again.storage_hash == name and again.stats()["row_count"] == 4 and again.history()[-1]["version"] == 0
+    updaters = [u for u in listed(any_lake, env, "updates", "list")["results"] if u["storage_hash"] == name]
+    assert [(u["runs"], u["last_rows_written"]) for u in updaters] == [(1, 4)]
+    assert shown_everywhere(any_lake, env, name)["search"]
+
+
+def test_the_same_process_runs_the_node_again_and_another_table_may_take_the_identifier(local_lake):
+    prices = written(local_lake)
+    TimeIndexMetaTable.get(identifier="daily_px", lake=local_lake).drop()
+    with pytest.raises(NotFoundError):
+        TimeIndexMetaTable.get(identifier="daily_px", lake=local_lake)
+    _, rows = Prices(DailyConfig(until=1), lake=local_lake).run()  # this process registered it before the drop
+    assert rows.height == 2
+    table = TimeIndexMetaTable.get(identifier="daily_px", lake=local_lake)
+    assert table.storage_hash == prices.storage_hash and table.stats()["row_count"] == 2
+    table.drop()
+    newer = TakesTheName(DailyConfig(until=1), lake=local_lake)
+    newer.run()  # the name is free: a new table claims it
+    assert TimeIndexMetaTable.get(identifier="daily_px", lake=local_lake).storage_hash == newer.storage_hash
+    with pytest.raises(NodeRunError, match="identifier 'daily_px' is already used") as refused:
+        Prices(DailyConfig(until=1), lake=local_lake).run()
+    assert isinstance(refused.value.cause, IdentifierConflictError)
+
+
+@pytest.mark.parametrize("stopped_after", [*range(1, len(STEPS)), "log half removed"])
+def test_a_drop_stopped_after_any_step_leaves_a_readable_lake_and_a_second_drop_finishes_it(local_lake, stopped_after):
+    prices, volumes = written(local_lake), written(local_lake, Volumes, until=2)
+    record = resolve_table(local_lake, "daily_px")
+    plan = plan_drop(local_lake, record)
+    steps = STEPS[:stopped_after] if isinstance(stopped_after, int) else STEPS[:-1]
+    for step in steps:  # a process killed after these steps
+        step(local_lake, record, plan)
+    if stopped_after == "log half removed":  # killed while removing the log: version 0 went first
+        filesystem, root = lake_filesystem(local_lake, prices.store.uri)
+        filesystem.delete_file(f"{root}/_delta_log/{0:020d}.json")
+    env: dict[str, str] = {}
+    assert not any(shown_everywhere(local_lake, env, prices.storage_hash).values())
+    assert reconciled(local_lake) == {volumes.storage_hash: []}  # nothing of the dropped table comes back
+    for maintenance in (["vacuum", "--dry-run"], ["optimize"]):  # every table of the lake: the dropped one is none
+        maintained = cli(local_lake, env, *maintenance)
+        assert maintained.exit_code == 0, maintained.stderr
+    assert volumes.get_df_between_dates().height == 4
+    assert shown_everywhere(local_lake, env, volumes.storage_hash)["list"]
+    finished = cli(local_lake, env, "data-node", "drop", prices.storage_hash, "--yes")
+    assert finished.exit_code == 0, finished.stderr
+    assert stored_files(local_lake, prices.store.uri) == [] and reconciled(local_lake) == {volumes.storage_hash: []}
+    assert catalog.resolve_identifier(local_lake, "daily_px") is None
+    _, rows = Prices(DailyConfig(until=3), lake=local_lake).run()
+    assert rows.height == 6 and TimeIndexMetaTable.get(identifier="daily_px", lake=local_lake).stats()["row_count"] == 6
+
+
+class BuiltOnConfig(DataNodeConfiguration):
+    source: Prices
+
+
+class BuiltOn(Daily):
+    """A table whose configuration names the prices node: the catalog records it as a dependent."""
+
+    def __init__(self, config: BuiltOnConfig, **kwargs):
+        super().__init__(config, **kwargs)
+
+    def update(self):
+        return self.config.source.get_df_between_dates().head(0)
+
+
+def test_refusals_say_why_in_one_line_and_change_nothing(any_lake, env):
+    prices = written(any_lake)
+    BuiltOn(BuiltOnConfig(source=Prices(DailyConfig(until=3), lake=any_lake)), lake=any_lake).run()
+    files, runs = stored_files(any_lake, prices.store.uri), catalog.run_history(any_lake)
+
+    def unchanged() -> None:
+        assert stored_files(any_lake, prices.store.uri) == files and catalog.run_history(any_lake) == runs
+        assert catalog.resolve_identifier(any_lake, "daily_px") == prices.storage_hash
+        assert TimeIndexMetaTable.get(identifier="daily_px", lake=any_lake).stats()["row_count"] == 6
+
+    for args, stdin, code, message in [
+        (["daily_px", "--force"], None, 2, "error: no confirmation on stdin: pass --yes to drop without asking"),
+        (["daily_px", "--force"], "n\n", 1, "error: not confirmed; nothing was removed"),
+        (["daily_px", "--yes"], None, 2, "is a dependency of builton_"),
+        (["_catalog/tables", "--yes"], None, 2, "error: _catalog/tables is a catalog table: only data tables can be dropped"),
+        (["daily_pz", "--yes"], None, 2, "did you mean 'daily_px'?"),
+    ]:
+        refused = cli(any_lake, env, "data-node", "drop", *args, stdin=stdin)
+        assert refused.exit_code == code and message in refused.stderr, refused.stderr
+        assert refused.stderr.count("error: ") == 1 and refused.stderr.endswith("\n") and refused.stdout == ""
+        unchanged()
+    with pytest.raises(LakenodesUserError, match=r"^daily_px is a dependency of builton_\w+ .*force=True \(--force\)$"):
+        TimeIndexMetaTable.get(identifier="daily_px", lake=any_lake).drop()
+    unchanged()
+    forced = cli(any_lake, env, "--json", "data-node", "drop", "daily_px", "--yes", "--force")
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["dry_run"] is False
+    assert stored_files(any_lake, prices.store.uri) == []
+
+
+def keep_appending(uri: str, env: dict[str, str], stop, results) -> None:
+    """Run the prices node day after day until ``stop`` is set; report each run's outcome."""
+    os.environ.update(env)
+    lake, outcomes, until = Lake(uri), [], 3
+    while not stop.is_set():
+        until += 1
+        try:
+            Prices(DailyConfig(until=until), lake=lake).run()
+            outcomes.append("ok")
+        except Exception as error:  # noqa: BLE001 - a run the drop made fail is an outcome
+            outcomes.append(type(error).__name__)
+    results.put(outcomes)
+
+
+def test_a_drop_while_another_process_keeps_appending_leaves_no_table_the_catalog_does_not_know(local_lake):
+    prices = written(local_lake)
+    stop, results = SPAWN.Event(), SPAWN.Queue()
+    writer = SPAWN.Process(target=keep_appending, args=(local_lake.uri, {}, stop, results))
+    writer.start()
+    try:
+        while writer.is_alive() and TimeIndexMetaTable.get(identifier="daily_px", lake=local_lake).stats()["row_count"] <= 8:
+            pass  # until the writer has appended twice: it is under way
+        dropped = cli(local_lake, {}, "data-node", "drop", "daily_px", "--yes")
+    finally:
+        stop.set()
+        outcomes = results.get(timeout=600)
+        writer.join(timeout=60)
+    assert dropped.exit_code == 0, dropped.stderr
+    assert outcomes
+    # what is in the folder now is a table the catalog lists, which reads (the writer's runs after
+    # the drop created it afresh), or nothing (a write that spanned the whole drop is left in the
+    # folder of the dropped table, which the next drop removes)
+    live = TimeIndexMetaTable.filter(storage_hash=prices.storage_hash, lake=local_lake)
+    if live:
+        frame = Prices(DailyConfig(until=1), lake=local_lake).get_df_between_dates()
+        assert live[0].stats()["row_count"] == frame.height and frame["time_index"].min() == DAY0  # from day 1 on
+    else:
+        again = cli(local_lake, {}, "data-node", "drop", prices.storage_hash, "--yes")
+        assert again.exit_code == 0, again.stderr
+    assert live or stored_files(local_lake, prices.store.uri) == []
+
+
+def test_dropping_the_table_a_refactoring_left_behind_leaves_the_name_to_the_new_one(local_lake):
+    old = written(local_lake, until=2)
+    newer = TakesTheName(DailyConfig(until=1), lake=local_lake)
+    repoint_identifier("daily_px", newer)  # the new version of the table takes over the name
+    newer.run()
+    left_behind = resolve_table(local_lake, old.storage_hash)
+    assert left_behind.drop(dry_run=True)["identifier_freed"] is None
+    left_behind.drop()
+    assert catalog.resolve_identifier(local_lake, "daily_px") == newer.storage_hash
+    assert TimeIndexMetaTable.get(identifier="daily_px", lake=local_lake).storage_hash == newer.storage_hash
+    assert TakesTheName(DailyConfig(until=2), lake=local_lake).run()[1].height == 2
+    namespaced = Prices(DailyConfig(until=1), lake=local_lake, hash_namespace="ci")
+    namespaced.run()  # the same identifier, in namespace ci: its own table and claim
+    dropped = cli(local_lake, {}, "data-node", "drop", "daily_px", "--namespace", "ci", "--yes")
+    assert dropped.exit_code == 0 and namespaced.storage_hash in dropped.stdout, dropped.stderr
+    assert catalog.resolve_identifier(local_lake, "daily_px", "ci") is None
+    assert catalog.resolve_identifier(local_lake, "daily_px") == newer.storage_hash
+    assert stored_files(local_lake, namespaced.store.uri) == [] and newer.get_df_between_dates().height == 4
+
+
+def test_a_table_whose_folder_was_deleted_by_hand_is_dropped_from_the_catalog(any_lake, env):
+    prices = written(any_lake)
+    settle()  # the job has ended (on S3 its file facts are saved after run() returns)
+    filesystem, root = lake_filesystem(any_lake, prices.store.uri)
+    filesystem.delete_dir(root)  # what a user could only do before: the catalog still points at it
+    dropped = cli(any_lake, env, "data-node", "drop", "daily_px", "--yes")
+    assert dropped.exit_code == 0, dropped.stderr
+    assert "0 row(s), 0 file(s) (0 bytes), 3 updater(s) and 3 run(s) from the catalog" in dropped.stdout
+    assert not any(shown_everywhere(any_lake, env, prices.storage_hash).values())
+    assert catalog.resolve_identifier(any_lake, "daily_px") is None
