@@ -9,6 +9,10 @@ it first (they never read a save half done, or one about to be replaced), and so
 still be started (a save on S3 maps its requests over threads); a process killed before that
 loses only the cache, which readers rebuild.
 
+A process forked from one that queued jobs starts afresh: the parent's jobs are the parent's to
+finish (the child would wait at exit for jobs no thread of its own runs), and its first job starts
+a thread of its own.
+
 A job's failure is logged as a warning: it saves a cache, so it is never the error of the run
 that queued it.
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, wait
@@ -74,3 +79,13 @@ def settle() -> None:
         jobs = list(_queued)
     if jobs:
         wait(jobs)
+
+
+def _forget_in_child() -> None:
+    """After a fork, in the child: forget the parent's jobs and its thread (gone in the child)."""
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()  # a lock a parent's thread held when it forked stays held
+    _queued.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
