@@ -377,5 +377,11 @@ class ConcurrentCreationError(LakenodesError, RuntimeError):
     its rows to the table that now exists)."""
 
 
+class ForkedProcessError(LakenodesError, RuntimeError):
+    """This process was forked from one in which deltalake or polars had started threads, which a
+    forked child does not have: lakenodes refuses to use the lake here rather than hang (start
+    workers with the ``spawn`` method); nothing was read or written."""
+
+
 class VersionUnavailableError(NotFoundError):
     """A time-travel read asked for a table version that does not exist or that vacuum removed."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .._internal.deferred import pafs as fs
+from .._internal.forks import refuse_if_forked_after_threads
 from ..errors import LakeConfigurationError, remember_secrets
 from .storage_options import (
     SECRET_OPTIONS,
@@ -71,6 +72,9 @@ class Lake:
         return self.join("_catalog", name)
 
     def join(self, *parts: str) -> str:
+        """A location inside the lake. Every table and catalog path is made here, so a process forked
+        with deltalake's or polars' threads refuses here, before it reads or writes anything."""
+        refuse_if_forked_after_threads()
         return "/".join([self.uri.rstrip("/"), *parts])
 
     @property

@@ -15,6 +15,7 @@ from typing import Literal, overload
 
 import polars as pl
 
+from .._internal.forks import refuse_if_forked_after_threads
 from ..core.config import DataNodeConfiguration
 from ..core.frame_kind import chosen_frame, set_default_frame
 from ..errors import (
@@ -126,6 +127,7 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
               update_tree: bool = True) -> dict[str, RunSummary]:
     """``run_many``'s run; the summaries of the update hashes in ``frames_of`` (None: all) keep their frame.
     Without ``update_tree``, the ``nodes`` alone (their dependencies are not collected)."""
+    refuse_if_forked_after_threads()  # before any node begins: a forked child fails with the fix, not a run error
     graph: dict[str, DataNode] = {}
     needs: dict[str, set[str]] = {}
     lakes: dict[str, Lake] = {}  # each node's lake where its tree was collected, as in root.run()
