@@ -172,6 +172,11 @@ class NoSuperInit(Emitter):
         self.extra = config
 
 
+class OneStringAssets(Emitter):
+    def get_asset_list(self):
+        return "AAA"  # scoped the statistics to the assets 'A', 'A', 'A'
+
+
 class ListDependencies(Emitter):
     def dependencies(self):
         return [emitter("good")]
@@ -448,6 +453,23 @@ CASES: list[Case] = [
          "great_or_equal must be True or False, got 'no'"),  # "no" is truthy: it read as True
     call("scan_flag_not_bool", lambda ctx: ctx.node.scan(less_or_equal=0), LakenodesUserError,
          "less_or_equal must be True or False, got 0"),
+    # a list of assets given as one string, one Asset or a table: read as its characters, fields or column names
+    call("asset_list_one_string", lambda ctx: OneStringAssets(EmitterConfig()).update_statistics, LakenodesUserError,
+         r"OneStringAssets.get_asset_list\(\) must be a list, got 'AAA'; wrap a single value as \['AAA'\]"),
+    call("asset_list_one_string_run", lambda ctx: OneStringAssets(EmitterConfig()).run(), NodeRunError,
+         r"OneStringAssets.get_asset_list\(\) must be a list, got 'AAA'"),
+    call("read_one_asset_as_list", lambda ctx: ctx.node.get_df_between_dates(
+        unique_identifier_list=Asset(unique_identifier="AAA")), LakenodesUserError,
+        r"unique_identifier_list must be a list, got Asset\(unique_identifier='AAA'.*; wrap a single value as \[Asset"),
+    call("read_uids_from_a_frame", lambda ctx: ctx.node.get_df_between_dates(  # read no rows: its column names
+        unique_identifier_list=pd.DataFrame({"unique_identifier": UIDS})), LakenodesUserError,
+        r"unique_identifier_list must be a list, got a DataFrame \(a table\): pass one of its columns"),
+    call("last_observation_one_asset", lambda ctx: ctx.node.get_last_observation(Asset(unique_identifier="AAA")),
+         LakenodesUserError, "asset_list must be a list, got Asset"),
+    call("statistics_uid_none", lambda ctx: ctx.node.update_statistics.get_last_update_index_2d(None),
+         LakenodesUserError, "uid: expected a unique_identifier string or an Asset, got NoneType None"),
+    call("statistics_asset_int", lambda ctx: ctx.node.update_statistics.get_asset_earliest_multiindex_update(7),
+         LakenodesUserError, "asset: expected a unique_identifier string or an Asset, got int 7"),
 ]
 
 

@@ -28,6 +28,7 @@ from ..lake.progress import NO_TABLE, persisted_progress, read_progress
 from ..lake.store import TableStore
 from .namespaced_init import TEST_NAMESPACE, NamespacedConstruction
 from .node_logging import NodeLogger
+from .read_arguments import asset_list_argument
 from .reads import TableReads
 from .statistics import DEFAULT_OFFSET_START, UpdateStatistics
 
@@ -254,7 +255,7 @@ class DataNode(BaseNode, metaclass=NamespacedConstruction):
         except OverflowError:
             raise ConfigurationError(f"{type(self).__name__}.OFFSET_START {offset_start.isoformat()} is outside "
                                      "0001-01-01 .. 9999-12-31 in UTC") from None
-        asset_list = self.get_asset_list()
+        asset_list = asset_list_argument(self.get_asset_list(), f"{type(self).__name__}.get_asset_list()")
         no_table = False
         if as_of is None and not self.store.is_open():  # a cold process: the newest version's persisted progress
             progress = persisted_progress(self.lake, self.store.uri, lambda: read_progress(self.store.table(), self.lake).first)

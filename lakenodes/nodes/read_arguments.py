@@ -41,7 +41,7 @@ def dimension_filters_argument(dimension_filters: Any, unique_identifier_list: A
         raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
     filters = {dim: list_argument(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
     if unique_identifier_list is not None:
-        listed = [uid_of(item) for item in list_argument(unique_identifier_list, "unique_identifier_list")]
+        listed = [uid_of(item, "unique_identifier_list") for item in list_argument(unique_identifier_list, "unique_identifier_list")]
         if UNIQUE_IDENTIFIER in filters:  # it replaced the other: rows of identifiers outside it came back
             allowed = set(filters[UNIQUE_IDENTIFIER])
             listed = [uid for uid in listed if uid in allowed]
@@ -85,7 +85,7 @@ def ranges_from_uid_map(range_map: Mapping[str, Mapping[str, Any]], dimension: s
     """The ranges of a map keyed by the values of ``dimension`` (by default ``unique_identifier``)."""
     if not isinstance(range_map, Mapping):
         raise LakenodesUserError("unique_identifier_range_map must map unique_identifier -> {start_date, ...}")
-    return [RangeFilter({dimension: uid_of(uid)}, **_window(spec)) for uid, spec in range_map.items()]
+    return [RangeFilter({dimension: uid_of(uid, "a range map key")}, **_window(spec)) for uid, spec in range_map.items()]
 
 
 def asset_dimension(identity_dimensions: Sequence[str]) -> str:
@@ -113,18 +113,45 @@ def ranges_from_dimension_map(range_map: Sequence[Mapping[str, Any]]) -> list[Ra
     return ranges
 
 
-def uid_of(item: Any) -> str:
+def uid_of(item: Any, argument: str = "each asset") -> str:
+    """The unique_identifier of a string or an Asset; anything else is refused, naming ``argument``."""
     if isinstance(item, str):
         return item
     if not isinstance(getattr(item, "unique_identifier", None), str):
-        raise LakenodesUserError(f"expected a unique_identifier string or an Asset, got {item!r}")
+        raise LakenodesUserError(f"{argument}: expected a unique_identifier string or an Asset, "
+                                 f"got {type(item).__name__} {item!r}")
     return item.unique_identifier
 
 
+def asset_list_argument(assets: Any, argument: str) -> list[Any] | None:
+    """A list of assets (Assets or unique_identifier strings) as given, or None; a bare string (read
+    as its characters, 'AAPL' as the assets 'A', 'A', 'P', 'L') or an item without a
+    unique_identifier is refused, naming ``argument``.
+
+    Example:
+        >>> asset_list_argument("AAPL", "get_asset_list()")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        lakenodes.errors.LakenodesUserError: get_asset_list() must be a list, got 'AAPL'; wrap a single value as ['AAPL']
+    """
+    if assets is None:
+        return None
+    assets = list_argument(assets, argument)
+    for asset in assets:
+        uid_of(asset, argument)
+    return assets
+
+
 def list_argument(values: Any, argument: str) -> list[Any]:
-    """A list argument; a bare string is refused (it would be read as its characters)."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+    """A list argument (a list, tuple, set, Series or array). A bare string or a single Asset is
+    refused (either would be read as its characters or fields), and so is a table (a DataFrame
+    iterates its column names)."""
+    if isinstance(values, (str, bytes)) or isinstance(getattr(values, "unique_identifier", None), str):
         raise LakenodesUserError(f"{argument} must be a list, got {values!r}; wrap a single value as [{values!r}]")
+    if len(getattr(values, "shape", ())) == 2:
+        raise LakenodesUserError(f"{argument} must be a list, got a {type(values).__name__} (a table): "
+                                 "pass one of its columns, e.g. frame['unique_identifier'].to_list()")
+    if not isinstance(values, Iterable):
+        raise LakenodesUserError(f"{argument} must be a list, got {type(values).__name__} {values!r}")
     return list(values)
 
 

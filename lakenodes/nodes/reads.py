@@ -192,7 +192,7 @@ class TableReads:
             return self._as_frame(self.store.read(columns=columns, as_of=as_of), columns, kind)
         progress = read_progress(table, self.lake)
         dims = progress.index_names[1:]
-        wanted = None if asset_list is None else {uid_of(asset) for asset in list_argument(asset_list, "asset_list")}
+        wanted = None if asset_list is None else {uid_of(asset, "asset_list") for asset in list_argument(asset_list, "asset_list")}
         position = dims.index(UNIQUE_IDENTIFIER) if UNIQUE_IDENTIFIER in dims else 0
         ranges = [
             RangeFilter(dict(zip(dims, identity, strict=True)), start=ts, end=ts)

@@ -10,7 +10,7 @@ from typing import Any
 from ..core.frames import UNIQUE_IDENTIFIER
 from ..errors import LakenodesUserError
 from ..lake.progress import Identity, TableProgress, keep_min
-from .read_arguments import list_argument
+from .read_arguments import asset_list_argument, list_argument, uid_of
 
 UTC = datetime.timezone.utc
 DEFAULT_OFFSET_START = datetime.datetime(2018, 1, 1, tzinfo=UTC)
@@ -43,9 +43,9 @@ class UpdateStatistics:
         self._dimensions_known = dimensions_known or progress.version >= 0
         self.index_names = progress.index_names
         self.identity_dimensions = progress.index_names[1:]
-        self.asset_list = asset_list
+        self.asset_list = asset_list_argument(asset_list, "asset_list")  # a string would scope its characters
         self.offset_start = offset_start
-        self._scope = None if asset_list is None else {_uid(asset) for asset in asset_list}
+        self._scope = None if self.asset_list is None else {uid_of(asset) for asset in self.asset_list}
         position = self._asset_position()
         self._last = {
             identity: ts for identity, ts in progress.last.items()
@@ -98,7 +98,7 @@ class UpdateStatistics:
 
     def get_last_update_index_2d(self, uid: str) -> datetime.datetime:
         """Latest stored time of one unique_identifier (``offset_start`` when it has none)."""
-        return max(self._asset_last(_uid(uid)), default=self.offset_start)
+        return max(self._asset_last(uid_of(uid, "uid")), default=self.offset_start)
 
     def get_asset_earliest_multiindex_update(self, asset: Any) -> datetime.datetime:
         """The earliest of the per-coordinate watermarks of one asset (``offset_start`` if none).
@@ -106,7 +106,7 @@ class UpdateStatistics:
         For a 2-level table this is the asset's last stored time; with more dimensions it is the
         one lagging furthest behind, so an update starting there misses nothing.
         """
-        return min(self._asset_last(_uid(asset)), default=self.offset_start)
+        return min(self._asset_last(uid_of(asset, "asset")), default=self.offset_start)
 
     def _scope_uids(self) -> list[str]:
         if self._scope is not None:
@@ -187,7 +187,3 @@ def _moved_back(start: datetime.datetime, delta: datetime.timedelta) -> datetime
         return start - delta
     except OverflowError:
         return _EARLIEST if delta > datetime.timedelta(0) else _LATEST
-
-
-def _uid(asset: Any) -> str:
-    return asset if isinstance(asset, str) else asset.unique_identifier
