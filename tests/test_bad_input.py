@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import pathlib
 import re
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -332,6 +333,19 @@ CASES: list[Case] = [
     call("lake_uri_scheme", lambda ctx: Lake("gs://bucket/lake"), LakeConfigurationError,
          "unsupported lake URI scheme 'gs'"),
     call("lake_uri_no_bucket", lambda ctx: Lake("s3://"), LakeConfigurationError, "names no bucket"),
+    # regressions: str() of anything was taken as a folder (Lake(5) was ./5, Lake(lake) "./Lake('/data/lake')"),
+    # a str storage_options raised dict()'s ValueError, and lake= given a path raised AttributeError 'catalog_uri'
+    call("lake_uri_a_number", lambda ctx: Lake(5), LakeConfigurationError,
+         r"the lake URI must be a folder path \(str or pathlib.Path\) or an s3:// URI, got int 5$"),
+    call("lake_of_a_lake", lambda ctx: Lake(ctx.lake), LakeConfigurationError,
+         r"got Lake Lake\('.*'\): use that Lake as it is"),
+    call("use_lake_a_number", lambda ctx: use_lake(5).__enter__(), LakeConfigurationError, "got int 5"),
+    call("lake_storage_options_string", lambda ctx: Lake(ctx.lake.uri, storage_options="AWS_REGION=eu-west-1"),
+         LakeConfigurationError, r"storage_options must be a dict of option names to values, .*got str 'AWS_REGION"),
+    call("node_lake_a_number", lambda ctx: Emitter(EmitterConfig(), lake=5), LakeConfigurationError,
+         "lake= must be a Lake, a folder path or an s3:// URI, got int 5"),
+    call("api_node_lake_a_number", lambda ctx: APIDataNode.build_from_identifier("bad_input_plain", lake=5.0),
+         LakeConfigurationError, "lake= must be a Lake, a folder path or an s3:// URI, got float 5.0"),
     # reads: dates, columns, range maps, frame kinds
     call("read_date_wrong_format", lambda ctx: ctx.node.get_df_between_dates("31/01/2024"), LakenodesUserError,
          "start_date='31/01/2024' is not an ISO-8601 date"),
@@ -594,3 +608,17 @@ def test_an_identity_list_and_a_unique_identifier_filter_both_apply(ctx: Context
             assert read(unique_identifier_list=[first], dimension_filters={"unique_identifier": [second]}).height == 0
             both = read(unique_identifier_list=[first, second], dimension_filters={"unique_identifier": [second]})
             assert set(both["unique_identifier"].to_list()) == {second}
+
+
+def test_a_lake_given_as_a_path_is_that_lake(ctx: Context):
+    """Regression: ``lake=`` given a folder (str or pathlib.Path), as ``use_lake`` takes it, raised
+    AttributeError ('str' object has no attribute 'catalog_uri'), or was kept as a string by a node."""
+    folder = pathlib.Path(ctx.lake.uri)
+    for given in (folder, str(folder)):
+        assert Emitter(EmitterConfig(), lake=given).lake == ctx.lake
+        api = APIDataNode.build_from_identifier("bad_input_plain", lake=given)
+        assert api.lake == ctx.lake and api.get_df_between_dates().equals(ctx.node.get_df_between_dates())
+        assert [table.identifier for table in TimeIndexMetaTable.filter(lake=given, identifier="bad_input_plain")] == [
+            "bad_input_plain"]
+        assert sorted(asset.unique_identifier for asset in Asset.filter(lake=given)) == UIDS
+        assert Lake(given) == ctx.lake

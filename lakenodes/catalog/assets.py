@@ -18,7 +18,7 @@ from ..core.identity_values import describe_value, partition_value_problem
 from ..core.lookups import exactly_one, matches_lookups, prepared_lookups, split_lookup
 from ..errors import LakenodesUserError
 from ..lake.ledger import Ledger
-from ..lake.location import Lake, current_lake
+from ..lake.location import Lake, LakeLike, lake_or_current
 
 SNAPSHOT_FIELDS = ("ticker", "name", "figi", "isin", "exchange_code", "security_type", "currency")
 
@@ -59,10 +59,10 @@ class Asset(BaseModel):
         return hash(self.unique_identifier)
 
     @classmethod
-    def filter(cls, *, lake: Lake | None = None, **lookups: Any) -> list[Asset]:
+    def filter(cls, *, lake: LakeLike | None = None, **lookups: Any) -> list[Asset]:
         """Registered assets matching Django-style lookups, e.g. ``Asset.filter(ticker__in=["NVDA"])``.
         A field of some assets' snapshots only (``sector``) is missing, so null, in the others."""
-        assets, lookups = _all_assets(lake or current_lake()), prepared_lookups(lookups)
+        assets, lookups = _all_assets(lake_or_current(lake)), prepared_lookups(lookups)
         fields = set(cls.model_fields) | {name for asset in assets for name in asset.model_extra or {}}
         for key in lookups:
             name = split_lookup(key)[0]
@@ -71,13 +71,13 @@ class Asset(BaseModel):
         return [asset for asset in assets if matches_lookups({**dict.fromkeys(fields), **asset.model_dump()}, lookups)]
 
     @classmethod
-    def get(cls, *, lake: Lake | None = None, **lookups: Any) -> Asset:
+    def get(cls, *, lake: LakeLike | None = None, **lookups: Any) -> Asset:
         """The one asset matching ``lookups`` (NotFoundError when none, error when several)."""
         return exactly_one(cls.filter(lake=lake, **lookups), lookups, "asset")
 
     @classmethod
     def batch_get_or_register_custom_assets(
-        cls, assets: Sequence[Mapping[str, Any]], *, lake: Lake | None = None
+        cls, assets: Sequence[Mapping[str, Any]], *, lake: LakeLike | None = None
     ) -> list[Asset]:
         """Register assets given as ``{"unique_identifier": ..., "snapshot": {...}}`` (idempotent).
 
@@ -88,7 +88,7 @@ class Asset(BaseModel):
             raise LakenodesUserError(
                 f"assets must be a list of asset dicts, got a {type(assets).__name__} {assets!r}; wrap a single "
                 "asset as [{'unique_identifier': ..., 'snapshot': {...}}]")
-        lake = lake or current_lake()
+        lake = lake_or_current(lake)
         wanted = [_asset_from_spec(spec) for spec in assets]
         by_uid: dict[str, Asset] = {}
         for asset in wanted:  # twice alike is harmless; two snapshots of one asset: which one was meant?

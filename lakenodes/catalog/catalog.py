@@ -25,7 +25,7 @@ from ..core.lookups import matches_lookups, prepared_lookups, split_lookup
 from ..errors import ConfigurationError, IdentifierConflictError, NotFoundError
 from ..lake.claims import CLAIM_KIND, claim, claim_owner, claim_uri, identifier_scope, reassign
 from ..lake.ledger import RECORDED_AT, Ledger, read_unpartitioned
-from ..lake.location import Lake, LakeKey, current_lake
+from ..lake.location import Lake, LakeKey, LakeLike, current_lake, lake_argument, lake_or_current
 from ..lake.pending import Pending
 from ..lake.store import TableStore
 from .records import TableRecord
@@ -264,7 +264,7 @@ def _identifier_holders(lake: Lake, identifier: str, namespace: str) -> set[str]
     return holders | {row["storage_hash"] for row in first[:1]}
 
 
-def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = None, lake: Lake | None = None) -> None:
+def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = None, lake: LakeLike | None = None) -> None:
     """Point a published identifier at another table without changing any hash.
 
     ``target`` is the storage hash of a table in the lake, or a DataNode, whose table need not exist
@@ -280,7 +280,7 @@ def repoint_identifier(identifier: str, target: Any, *, namespace: str | None = 
     if namespace is None:
         namespace = node.hash_namespace if node is not None else ""
     namespace = checked_namespace(namespace)
-    lake = lake or (node.lake if node is not None else current_lake())
+    lake = lake_argument(lake) or (node.lake if node is not None else current_lake())
     record = table_record(lake, storage_hash)
     if record is None and node is None:
         raise NotFoundError(f"no table with storage hash {storage_hash!r} in {lake.uri}; to repoint the identifier "
@@ -376,9 +376,9 @@ def _last_runs(lake: Lake) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     return runs, dict(zip(last["update_hash"].to_list(), last["runs"].to_list(), strict=True))
 
 
-def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
+def update_processes(lake: LakeLike | None = None) -> list[dict[str, Any]]:
     """Every updater with its storage and last run (status, rows, times, error)."""
-    lake = lake or current_lake()
+    lake = lake_or_current(lake)
     runs, counts = _last_runs(lake)
     result = []
     for updater in sorted(updates_ledger(lake).latest(), key=lambda r: r[RECORDED_AT]):
@@ -395,5 +395,5 @@ def update_processes(lake: Lake | None = None) -> list[dict[str, Any]]:
     return result
 
 
-def run_history(lake: Lake | None = None, update_hash: str | None = None) -> list[dict[str, Any]]:
-    return _runs(lake or current_lake(), update_hash or None)
+def run_history(lake: LakeLike | None = None, update_hash: str | None = None) -> list[dict[str, Any]]:
+    return _runs(lake_or_current(lake), update_hash or None)

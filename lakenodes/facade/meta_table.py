@@ -24,7 +24,7 @@ from ..core.lookup_parsing import parse_new_label
 from ..core.lookups import exactly_one
 from ..errors import LakenodesUserError, VersionUnavailableError
 from ..lake.diff import TableDiff, diff_versions
-from ..lake.location import Lake, current_lake
+from ..lake.location import LakeLike, lake_argument, lake_or_current
 from ..lake.progress import NO_TABLE, persisted_progress, read_progress
 from ..lake.restore import refuse_catalog_table, restore_table
 from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
@@ -62,12 +62,12 @@ class TimeIndexMetaTable(TableRecord):
 
     # -- lookups --------------------------------------------------------------------------------
     @classmethod
-    def filter(cls, *, lake: Lake | None = None, **lookups: Any) -> list[Self]:
+    def filter(cls, *, lake: LakeLike | None = None, **lookups: Any) -> list[Self]:
         """Tables matching Django-style lookups (``identifier__contains``, ``labels__contains``, …)."""
-        return [cls.of(table) for table in find_tables(lake or current_lake(), lookups)]
+        return [cls.of(table) for table in find_tables(lake_or_current(lake), lookups)]
 
     @classmethod
-    def get(cls, *, lake: Lake | None = None, **lookups: Any) -> Self:
+    def get(cls, *, lake: LakeLike | None = None, **lookups: Any) -> Self:
         """The one table matching ``lookups``; ``identifier=`` looks in the empty namespace unless
         ``namespace=`` is given. Raises NotFoundError / LakenodesUserError when not exactly one."""
         if "identifier" in lookups:
@@ -79,7 +79,7 @@ class TimeIndexMetaTable(TableRecord):
     def description_search(
         cls, q: str, *, trigram_k: int = 200, embed_k: int = 200, w_trgm: float = 0.65, w_emb: float = 0.35,
         embedding_model: Any = None, q_embedding: Any = None, limit: int = 20, offset: int = 0,
-        lake: Lake | None = None, **filters: Any,
+        lake: LakeLike | None = None, **filters: Any,
     ) -> dict[str, Any]:
         """Semantic table discovery blending trigram and embedding similarity.
 
@@ -94,7 +94,7 @@ class TimeIndexMetaTable(TableRecord):
             ['example_prices']
         """
         return search.search_tables(
-            lake or current_lake(), q, mode="description", trigram_k=trigram_k, embed_k=embed_k,
+            lake_or_current(lake), q, mode="description", trigram_k=trigram_k, embed_k=embed_k,
             w_trgm=w_trgm, w_emb=w_emb, embedding_model=embedding_model, q_embedding=q_embedding, limit=limit,
             offset=offset, filters=filters,
         )
@@ -102,7 +102,7 @@ class TimeIndexMetaTable(TableRecord):
     @classmethod
     def column_search(
         cls, q: str, *, embedding_model: Any = None, q_embedding: Any = None, limit: int = 20, offset: int = 0,
-        lake: Lake | None = None, **filters: Any,
+        lake: LakeLike | None = None, **filters: Any,
     ) -> dict[str, Any]:
         """Schema-oriented discovery: tables ranked by their best matching column name or metadata
         (the same filters as :meth:`description_search`; ``q_embedding`` likewise).
@@ -111,7 +111,7 @@ class TimeIndexMetaTable(TableRecord):
             >>> sorted(TimeIndexMetaTable.column_search("close", lake=example.lake))
             ['count', 'next', 'previous', 'results']
         """
-        return search.search_tables(lake or current_lake(), q, mode="column", embedding_model=embedding_model,
+        return search.search_tables(lake_or_current(lake), q, mode="column", embedding_model=embedding_model,
                                     q_embedding=q_embedding, limit=limit, offset=offset, filters=filters)
 
     def refresh_table_search_index(self) -> None:
@@ -121,24 +121,24 @@ class TimeIndexMetaTable(TableRecord):
         logger.info("search index refreshed for %s", self.identifier or self.storage_hash)
 
     @classmethod
-    def rebuild_search_index(cls, *, lake: Lake | None = None, embedding_model: Any = None) -> int:
+    def rebuild_search_index(cls, *, lake: LakeLike | None = None, embedding_model: Any = None) -> int:
         """Rebuild the whole search index from the catalog, with ``embedding_model`` (a spec such as
         ``"minilm"``, ``"hashing"``, ``"sentence-transformers:<path>"``; None keeps the index's own);
         returns the number of tables indexed."""
-        return search.rebuild_index(lake or current_lake(), embedding_model)
+        return search.rebuild_index(lake_or_current(lake), embedding_model)
 
     # -- metadata changes (labels never touch identity) ---------------------------------------
-    def add_label(self, label: str, *, lake: Lake | None = None) -> Self:
+    def add_label(self, label: str, *, lake: LakeLike | None = None) -> Self:
         label = parse_new_label(label, name="label")
         if label not in self.labels:
             self.labels = [*self.labels, label]
-            save_table_record(lake or self.lake, self)
+            save_table_record(lake_argument(lake) or self.lake, self)
         return self
 
-    def remove_label(self, label: str, *, lake: Lake | None = None) -> Self:
+    def remove_label(self, label: str, *, lake: LakeLike | None = None) -> Self:
         if label in self.labels:
             self.labels = [existing for existing in self.labels if existing != label]
-            save_table_record(lake or self.lake, self)
+            save_table_record(lake_argument(lake) or self.lake, self)
         return self
 
     # -- table operations -------------------------------------------------------------------------

@@ -49,14 +49,28 @@ class Lake:
         '/tmp/my-lake/tables/dailyrandomnumber_0123'
     """
 
-    def __init__(self, uri: str | os.PathLike[str] | None = None, storage_options: dict[str, str] | None = None):
+    def __init__(self, uri: str | os.PathLike[str] | None = None, storage_options: Mapping[str, str] | None = None):
+        """``uri``: a folder (a ``str`` or ``pathlib.Path``, relative ones against the working directory)
+        or ``s3://bucket/prefix``; None resolves it (``use_lake`` block, ``LAKENODES_URI``, ``./lake``).
+        ``storage_options``: a dict of option names to values (S3: ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ...)."""
+        if isinstance(uri, os.PathLike):
+            uri = os.fspath(uri)
+        if uri is not None and not isinstance(uri, str):
+            # str() of it was taken as a folder: Lake(5) was ./5, Lake(lake) the folder "./Lake('/data/lake')"
+            hint = ": use that Lake as it is" if isinstance(uri, Lake) else ""
+            raise LakeConfigurationError(f"the lake URI must be a folder path (str or pathlib.Path) or an s3:// URI, "
+                                         f"got {type(uri).__name__} {uri!r}{hint}")
+        if storage_options is not None and not isinstance(storage_options, Mapping):
+            raise LakeConfigurationError("storage_options must be a dict of option names to values, e.g. "
+                                         f"{{'AWS_REGION': 'eu-west-1'}}, got {type(storage_options).__name__} "
+                                         f"{storage_options!r}")
         if uri is None:
             active = _active_lake.get()
             if active is not None and storage_options is None:
                 uri, storage_options = active.uri, active.storage_options
             else:
                 uri = os.environ.get("LAKENODES_URI") or DEFAULT_LAKE_PATH
-        self.uri = _normalize_uri(str(uri))
+        self.uri = _normalize_uri(uri)
         self.storage_options = _storage_options_for(self.uri, storage_options)
 
     @property
@@ -97,6 +111,9 @@ class Lake:
         _remember_secrets_of(self.storage_options)
 
 
+LakeLike = Lake | str | os.PathLike[str]  # what a ``lake=`` argument takes (see ``lake_argument``)
+
+
 def options_key(options: Mapping[str, str] | None) -> str:
     """Storage options as sorted JSON: what tells one store from another in a cache key (two stores,
     e.g. a staging MinIO and AWS, may each hold a bucket of the same name; ``{}`` for a local folder).
@@ -113,6 +130,29 @@ def options_key(options: Mapping[str, str] | None) -> str:
 def current_lake() -> Lake:
     """The lake in effect here: the innermost ``use_lake`` block, else ``LAKENODES_URI``, else ``./lake``."""
     return _active_lake.get() or Lake()
+
+
+def lake_argument(lake: LakeLike | None) -> Lake | None:
+    """A ``lake=`` argument as a Lake (None stays None): a Lake, or a folder path or an s3:// URI,
+    as ``use_lake`` takes; anything else is refused, naming it.
+
+    Example:
+        >>> lake_argument("/tmp/my-lake")
+        Lake('/tmp/my-lake')
+        >>> lake_argument(5)
+        Traceback (most recent call last):
+        lakenodes.errors.LakeConfigurationError: lake= must be a Lake, a folder path or an s3:// URI, got int 5
+    """
+    if lake is None or isinstance(lake, Lake):
+        return lake
+    if not isinstance(lake, (str, os.PathLike)):
+        raise LakeConfigurationError(f"lake= must be a Lake, a folder path or an s3:// URI, got {type(lake).__name__} {lake!r}")
+    return Lake(lake)
+
+
+def lake_or_current(lake: LakeLike | None) -> Lake:
+    """A ``lake=`` argument as a Lake (see ``lake_argument``), else the lake in effect here."""
+    return lake_argument(lake) or current_lake()
 
 
 def block_lake() -> Lake | None:
@@ -240,7 +280,7 @@ def _openable(location: str, refused: str, *, controls: bool = False) -> str:
     return location
 
 
-def _storage_options_for(uri: str, explicit: dict[str, str] | None) -> dict[str, str]:
+def _storage_options_for(uri: str, explicit: Mapping[str, str] | None) -> dict[str, str]:
     """Local lakes keep their options as given; S3 lakes get them in canonical form (see
     ``lakenodes.lake.storage_options``), the standard AWS variables filling what ``explicit`` leaves out and
     ``DEFAULT_TIMEOUTS`` what both leave out (so a silent store fails a run in seconds, not minutes)."""

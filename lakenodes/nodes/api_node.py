@@ -9,7 +9,7 @@ from .._internal.deferred import pa
 from ..catalog.catalog import resolve_identifier
 from ..core.hashing import current_hash_namespace
 from ..errors import NotFoundError
-from ..lake.location import Lake, block_lake, current_lake
+from ..lake.location import LakeLike, block_lake, lake_argument, lake_or_current
 from ..lake.progress import read_progress
 from .node import BaseNode
 from .statistics import UpdateStatistics
@@ -24,18 +24,18 @@ class APIDataNode(BaseNode):
         ['AAPL', 'MSFT']
     """
 
-    def __init__(self, storage_hash: str, *, lake: Lake | None = None, identifier: str | None = None):
+    def __init__(self, storage_hash: str, *, lake: LakeLike | None = None, identifier: str | None = None):
         self.storage_hash = storage_hash
         self.update_hash = f"api:{storage_hash}"
         self.identifier = identifier
-        self.lake = lake or block_lake()
+        self.lake = lake_argument(lake) or block_lake()
         self.hash_namespace = current_hash_namespace()
 
     @classmethod
-    def build_from_identifier(cls, identifier: str, *, namespace: str | None = None, lake: Lake | None = None) -> APIDataNode:
+    def build_from_identifier(cls, identifier: str, *, namespace: str | None = None, lake: LakeLike | None = None) -> APIDataNode:
         """Resolve a published identifier (active namespace first, then the default one)."""
 
-        lake = lake or current_lake()
+        lake = lake_or_current(lake)
         namespaces = [namespace] if namespace is not None else list(dict.fromkeys([current_hash_namespace(), ""]))
         for candidate in namespaces:
             storage_hash = resolve_identifier(lake, identifier, candidate)

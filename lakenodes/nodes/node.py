@@ -23,7 +23,7 @@ from ..core.hashing import (
 )
 from ..errors import ConfigurationError
 from ..lake._tables import seen_version
-from ..lake.location import Lake, block_lake, current_lake
+from ..lake.location import Lake, LakeLike, block_lake, current_lake, lake_argument
 from ..lake.progress import NO_TABLE, persisted_progress, read_progress
 from ..lake.store import TableStore
 from .namespaced_init import TEST_NAMESPACE, NamespacedConstruction
@@ -104,7 +104,7 @@ class DataNode(BaseNode, metaclass=NamespacedConstruction):
         *,
         hash_namespace: str | None = None,
         test_node: bool = False,
-        lake: Lake | None = None,
+        lake: LakeLike | None = None,
         **platform: Any,
     ):
         if platform:  # the seeds' constructor passes the platform's table object
@@ -126,7 +126,7 @@ class DataNode(BaseNode, metaclass=NamespacedConstruction):
             self.hash_namespace = TEST_NAMESPACE
         else:
             self.hash_namespace = current_hash_namespace()
-        self.lake = lake or block_lake()
+        self.lake = lake_argument(lake) or block_lake()
         self._check_identity_dimensions()
         self.storage_hash = compute_hash(type(self), config, "storage", self.hash_namespace)
         self.update_hash = compute_hash(type(self), config, "update", self.hash_namespace)
