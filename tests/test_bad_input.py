@@ -421,6 +421,25 @@ CASES: list[Case] = [
     call("delete_coordinate_not_mapping", lambda ctx: ctx.table.delete_after_date(
         "2024-01-01", index_coordinates=[("AAA",)]), LakenodesUserError,
         r"each index coordinate maps dimensions to values, e.g. \{'unique_identifier': 'AAPL'\}, got \('AAA',\)"),
+    # regressions: an identity value that is no string raised Arrow's "Expected bytes, got a 'int' object" or
+    # "Function 'equal' has no kernel", and a tail delete's dimension_filters given a list AttributeError 'items'
+    call("read_filter_int_identity", lambda ctx: ctx.node.get_df_between_dates(
+        dimension_filters={"unique_identifier": [1]}), LakenodesUserError,
+        r"dimension_filters\['unique_identifier'\] holds int 1: it selects an identity dimension, whose values are "
+        r"strings, e.g. '1'"),
+    call("scan_filter_int_identity", lambda ctx: ctx.node.scan(dimension_filters={"unique_identifier": [1]}),
+         LakenodesUserError, r"dimension_filters\['unique_identifier'\] holds int 1"),
+    call("read_coordinate_list_value", lambda ctx: ctx.node.get_ranged_data_per_asset(
+        [{"coordinate": {"unique_identifier": ["AAA"]}, "start_date": day(1)}]), LakenodesUserError,
+        r"dimension_range_map coordinate 'unique_identifier' holds list \['AAA'\]: it selects an identity dimension"),
+    call("delete_filter_int_identity", lambda ctx: ctx.table.delete_after_date(
+        "2024-01-01", dimension_filters={"unique_identifier": [1, "AAA"]}), LakenodesUserError,
+        r"dimension_filters\['unique_identifier'\] holds int 1"),
+    call("delete_filters_a_list", lambda ctx: ctx.table.delete_after_date("2024-01-01", dimension_filters=["AAA"]),
+         LakenodesUserError, r"dimension_filters must map a dimension to a list of values, .*got list \['AAA'\]"),
+    call("delete_coordinate_int_value", lambda ctx: ctx.table.delete_after_date(
+        "2024-01-01", index_coordinates=[{"unique_identifier": "AAA"}, {"unique_identifier": 2}]), LakenodesUserError,
+        "index coordinate 'unique_identifier' holds int 2"),
     # labels: a label that is no string made every later read of the catalog fail
     call("label_none", lambda ctx: ctx.table.add_label(None), LakenodesUserError,
          "label must be a string, got NoneType None"),

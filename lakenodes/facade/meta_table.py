@@ -31,6 +31,7 @@ from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
 from ..lake.store import TableStore
 from ..lake.versions import table_history
 from ..nodes.api_node import APIDataNode
+from ..nodes.read_arguments import identity_filters, identity_value
 
 if TYPE_CHECKING:
     from .. import search
@@ -300,8 +301,7 @@ class TimeIndexMetaTable(TableRecord):
         cutoff = parse_datetime(after_date, "after_date", round_up=True)  # rows at or after it
         if cutoff is None:
             raise LakenodesUserError("after_date is required (an ISO-8601 date or datetime)")
-        filters = {dim: [values] if isinstance(values, str) else list(values)
-                   for dim, values in (dimension_filters or {}).items()}
+        filters = identity_filters(dimension_filters, single_values=True)
         index_coordinates = _coordinates_argument(index_coordinates)
         dims = set(self.index_names[1:])
         for dim in [*filters, *[d for coordinate in index_coordinates or [] for d in coordinate]]:
@@ -353,4 +353,6 @@ def _coordinates_argument(coordinates: Any) -> list[Mapping[str, str]] | None:
         if not isinstance(coordinate, Mapping):
             raise LakenodesUserError(f"each index coordinate maps dimensions to values, e.g. "
                                      f"{{'unique_identifier': 'AAPL'}}, got {coordinate!r}")
+        for dim, value in coordinate.items():
+            identity_value(value, f"index coordinate {dim!r}")
     return coordinates

@@ -37,9 +37,7 @@ def dimension_filters_argument(dimension_filters: Any, unique_identifier_list: A
         >>> dimension_filters_argument({"unique_identifier": ["AAPL", "MSFT"]}, ["NVDA", "MSFT"])
         {'unique_identifier': ['MSFT']}
     """
-    if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
-        raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. {'unique_identifier': ['AAPL']}")
-    filters = {dim: list_argument(values, f"dimension_filters[{dim!r}]") for dim, values in (dimension_filters or {}).items()}
+    filters = identity_filters(dimension_filters)
     if unique_identifier_list is not None:
         listed = [uid_of(item, "unique_identifier_list") for item in list_argument(unique_identifier_list, "unique_identifier_list")]
         if UNIQUE_IDENTIFIER in filters:  # it replaced the other: rows of identifiers outside it came back
@@ -47,6 +45,36 @@ def dimension_filters_argument(dimension_filters: Any, unique_identifier_list: A
             listed = [uid for uid in listed if uid in allowed]
         filters[UNIQUE_IDENTIFIER] = listed
     return filters
+
+
+def identity_filters(dimension_filters: Any, *, single_values: bool = False) -> dict[str, list[str]]:
+    """``dimension_filters`` (a dimension -> its values) with each value checked to be a string, as
+    identities are stored (a number reached Arrow as "Expected bytes, got a 'int' object"); with
+    ``single_values`` a bare string is one value, otherwise it is refused (see ``list_argument``).
+
+    Example:
+        >>> identity_filters({"unique_identifier": [7]})
+        Traceback (most recent call last):
+        lakenodes.errors.LakenodesUserError: dimension_filters['unique_identifier'] holds int 7: it selects an identity dimension, whose values are strings, e.g. '7'
+    """
+    if dimension_filters is not None and not isinstance(dimension_filters, Mapping):
+        raise LakenodesUserError("dimension_filters must map a dimension to a list of values, e.g. "
+                                 f"{{'unique_identifier': ['AAPL']}}, got {type(dimension_filters).__name__} {dimension_filters!r}")
+    filters = {}
+    for dim, values in (dimension_filters or {}).items():
+        argument = f"dimension_filters[{dim!r}]"
+        listed = [values] if single_values and isinstance(values, str) else list_argument(values, argument)
+        filters[dim] = [identity_value(value, argument) for value in listed]
+    return filters
+
+
+def identity_value(value: Any, argument: str) -> str:
+    """One value of an identity dimension: a string (identities are stored as strings)."""
+    if not isinstance(value, str):
+        example = f", e.g. {str(value)!r}" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+        raise LakenodesUserError(f"{argument} holds {type(value).__name__} {value!r}: it selects an identity dimension, "
+                                 f"whose values are strings{example}")
+    return value
 
 
 _RANGE_KEYS = ("start_date", "start_date_operand", "end_date", "end_date_operand")
@@ -109,7 +137,8 @@ def ranges_from_dimension_map(range_map: Sequence[Mapping[str, Any]]) -> list[Ra
         coordinate = spec.get("coordinate") if isinstance(spec, Mapping) else None
         if not isinstance(coordinate, Mapping) or not coordinate:
             raise LakenodesUserError(f"each dimension_range_map entry needs a 'coordinate' mapping, got {spec!r}")
-        ranges.append(RangeFilter(dict(coordinate), **_window(spec, also=("coordinate",))))
+        coordinate = {dim: identity_value(value, f"dimension_range_map coordinate {dim!r}") for dim, value in coordinate.items()}
+        ranges.append(RangeFilter(coordinate, **_window(spec, also=("coordinate",))))
     return ranges
 
 
