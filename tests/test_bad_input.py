@@ -391,6 +391,17 @@ CASES: list[Case] = [
          r"storage_hash='no_such_hash'\): no such table in .* \(never written there, or deleted\)"),
     call("api_node_unknown_identifier", lambda ctx: APIDataNode.build_from_identifier("no_such_table"), NotFoundError,
          "no table is published as 'no_such_table'"),
+    # regressions: APIDataNode(identifier) said only "no such table"; a number or None raised a raw TypeError or
+    # AttributeError ('encode') from deep in the catalog
+    call("api_node_given_an_identifier", lambda ctx: APIDataNode("bad_input_plain").get_df_between_dates(),
+         NotFoundError, r"'bad_input_plain' is an identifier: APIDataNode.build_from_identifier\('bad_input_plain'\)"),
+    call("api_node_storage_hash_number", lambda ctx: APIDataNode(5), ConfigurationError,
+         r"APIDataNode takes a storage hash string, got int 5 \(to open a table by its identifier: "
+         r"APIDataNode.build_from_identifier"),
+    call("api_node_identifier_none", lambda ctx: APIDataNode.build_from_identifier(None), ConfigurationError,
+         "an identifier is a string, got NoneType None"),
+    call("api_node_namespace_number", lambda ctx: APIDataNode.build_from_identifier("bad_input_plain", namespace=1),
+         ConfigurationError, "namespace must be a string, got int 1"),
     # SQL: refused in the envelope, never executed
     query("sql_drop", "DROP TABLE bad_input_plain", "forbidden_statement", "DROP"),
     query("sql_insert", "INSERT INTO bad_input_plain VALUES (1)", "forbidden_statement", "INSERT"),

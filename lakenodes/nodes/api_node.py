@@ -7,8 +7,9 @@ from typing import Any
 
 from .._internal.deferred import pa
 from ..catalog.catalog import resolve_identifier
+from ..core.config import checked_identifier
 from ..core.hashing import current_hash_namespace
-from ..errors import NotFoundError
+from ..errors import ConfigurationError, NotFoundError
 from ..lake.location import LakeLike, block_lake, lake_argument, lake_or_current
 from ..lake.progress import read_progress
 from .node import BaseNode
@@ -25,6 +26,12 @@ class APIDataNode(BaseNode):
     """
 
     def __init__(self, storage_hash: str, *, lake: LakeLike | None = None, identifier: str | None = None):
+        """``storage_hash``: the table's storage hash (``TimeIndexMetaTable.storage_hash``); a table
+        is opened by its published identifier with ``build_from_identifier``."""
+        if not isinstance(storage_hash, str):
+            raise ConfigurationError(f"APIDataNode takes a storage hash string, got {type(storage_hash).__name__} "
+                                     f"{storage_hash!r} (to open a table by its identifier: "
+                                     "APIDataNode.build_from_identifier('my_identifier'))")
         self.storage_hash = storage_hash
         self.update_hash = f"api:{storage_hash}"
         self.identifier = identifier
@@ -33,8 +40,11 @@ class APIDataNode(BaseNode):
 
     @classmethod
     def build_from_identifier(cls, identifier: str, *, namespace: str | None = None, lake: LakeLike | None = None) -> APIDataNode:
-        """Resolve a published identifier (active namespace first, then the default one)."""
-
+        """Resolve a published identifier (active namespace first, then the default one, unless
+        ``namespace`` names one); ``lake``: a Lake, a folder path or an s3:// URI, else the lake in effect."""
+        identifier = checked_identifier(identifier)
+        if namespace is not None and not isinstance(namespace, str):
+            raise ConfigurationError(f"namespace must be a string, got {type(namespace).__name__} {namespace!r}")
         lake = lake_or_current(lake)
         namespaces = [namespace] if namespace is not None else list(dict.fromkeys([current_hash_namespace(), ""]))
         for candidate in namespaces:
@@ -59,7 +69,12 @@ class APIDataNode(BaseNode):
         return super()._declared_schema()
 
     def _missing(self) -> NotFoundError:
-        return NotFoundError(f"{self!r}: no such table in {self.lake.uri} (never written there, or deleted)")
+        hint = ""
+        namespaces = dict.fromkeys([self.hash_namespace, ""])
+        if self.identifier is None and any(resolve_identifier(self.lake, self.storage_hash, ns) for ns in namespaces):
+            # APIDataNode("my_identifier"): the constructor takes a storage hash
+            hint = f"; {self.storage_hash!r} is an identifier: APIDataNode.build_from_identifier({self.storage_hash!r})"
+        return NotFoundError(f"{self!r}: no such table in {self.lake.uri} (never written there, or deleted){hint}")
 
     def get_update_statistics(self) -> UpdateStatistics:
         """The table's statistics now: the last stored ``time_index`` of each identity (Main
