@@ -17,6 +17,7 @@ import datetime as dt
 import pathlib
 import re
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -153,6 +154,9 @@ def call(case_id: str, action: Callable[[Context], Any], error: type[BaseExcepti
 
 def query(case_id: str, sql: str, kind: str, match: str, **kwargs: Any) -> Case:
     return Case(case_id, lambda ctx: ctx.table.run_query(sql, **kwargs), kind, match, envelope=True)
+
+
+OUTPUTS["valid_rows"] = lambda: polars(3)  # a good update(): a case refusing a run's argument must write nothing
 
 
 class NaiveOffsetConfig(DataNodeConfiguration):
@@ -321,6 +325,12 @@ CASES: list[Case] = [
          r"run_many: nodes\[1\] is the class Emitter \(not an instance of it\), not a DataNode"),
     call("run_many_update_tree_not_bool", lambda ctx: run_many([ctx.node], update_tree="no"), ConfigurationError,
          r"run_many\(update_tree=...\) must be True or False, got 'no'"),
+    # regressions: AttributeError 'str' object has no attribute 'submit' (or, for the class, '_shutdown_lock')
+    call("run_executor_a_string", lambda ctx: emitter("valid_rows").run(executor="process"), ConfigurationError,
+         r"executor must be a concurrent.futures.Executor \(one with submit\(\)\), got a str 'process': e.g. "
+         r"ProcessPoolExecutor\(mp_context=multiprocessing.get_context\('spawn'\)\), or None"),
+    call("run_many_executor_a_class", lambda ctx: run_many([emitter("valid_rows")], executor=ProcessPoolExecutor),
+         ConfigurationError, r"executor must be .*, got the class ProcessPoolExecutor \(not an instance of it\): e.g."),
     call("identifier_taken", lambda ctx: cause_of(emitter("good", "declared", identifier="bad_input_plain").run),
          IdentifierConflictError, "identifier 'bad_input_plain' is already used by table emitter_"),
     # hash_namespace

@@ -128,6 +128,12 @@ def _schedule(nodes: Sequence[DataNode], executor: Executor | None, on_progress:
     """``run_many``'s run; the summaries of the update hashes in ``frames_of`` (None: all) keep their frame.
     Without ``update_tree``, the ``nodes`` alone (their dependencies are not collected)."""
     refuse_if_forked_after_threads()  # before any node begins: a forked child fails with the fix, not a run error
+    if executor is not None and (isinstance(executor, type) or not callable(getattr(executor, "submit", None))):
+        # was an AttributeError ('str' object has no attribute 'submit') after the tree was collected
+        raise ConfigurationError(
+            f"executor must be a concurrent.futures.Executor (one with submit()), got {described(executor)}"
+            f"{'' if isinstance(executor, type) else f' {executor!r}'}: e.g. "
+            "ProcessPoolExecutor(mp_context=multiprocessing.get_context('spawn')), or None")
     graph: dict[str, DataNode] = {}
     needs: dict[str, set[str]] = {}
     lakes: dict[str, Lake] = {}  # each node's lake where its tree was collected, as in root.run()
