@@ -520,6 +520,13 @@ CASES: list[Case] = [
         r"unique_identifier_list must be a list, got a DataFrame \(a table\): pass one of its columns"),
     call("last_observation_one_asset", lambda ctx: ctx.node.get_last_observation(Asset(unique_identifier="AAA")),
          LakenodesUserError, "asset_list must be a list, got Asset"),
+    # regressions: a number of days raised "unsupported operand type(s) for -: 'datetime.datetime' and 'int'"
+    call("statistics_delta_a_number", lambda ctx: ctx.node.update_statistics.get_update_range_map_great_or_equal(
+        extra_time_delta=5), LakenodesUserError,
+        r"extra_time_delta must be a datetime.timedelta, got int 5: e.g. datetime.timedelta\(days=5\)"),
+    call("statistics_dimension_delta_a_string", lambda ctx: ctx.node.update_statistics
+         .get_dimension_range_map_great_or_equal(extra_time_delta="1d"), LakenodesUserError,
+         "extra_time_delta must be a datetime.timedelta, got str '1d'"),
     call("statistics_uid_none", lambda ctx: ctx.node.update_statistics.get_last_update_index_2d(None),
          LakenodesUserError, "uid: expected a unique_identifier string or an Asset, got NoneType None"),
     call("statistics_asset_int", lambda ctx: ctx.node.update_statistics.get_asset_earliest_multiindex_update(7),

@@ -119,9 +119,9 @@ class UpdateStatistics:
     ) -> dict[str, dict[str, Any]]:
         """``{uid: {"start_date": last, "start_date_operand": ">="}}`` for every asset in scope.
 
-        ``extra_time_delta`` moves each start back (e.g. to fetch a rolling window).
+        ``extra_time_delta`` (a ``datetime.timedelta``) moves each start back (e.g. to fetch a rolling window).
         """
-        delta = extra_time_delta or datetime.timedelta(0)
+        delta = _delta_argument(extra_time_delta)
         return {
             uid: {"start_date": _moved_back(self.get_asset_earliest_multiindex_update(uid), delta), "start_date_operand": ">="}
             for uid in self._scope_uids()
@@ -145,6 +145,7 @@ class UpdateStatistics:
             >>> stats.get_dimension_range_map_great_or_equal(["account_uid", "unique_identifier"])
             []
         """
+        delta = _delta_argument(extra_time_delta)
         dims = list_argument(identity_dimensions or self.identity_dimensions, "identity_dimensions")
         unknown = [dim for dim in dims if dim not in self.identity_dimensions]
         if unknown and not self._dimensions_known:
@@ -152,7 +153,6 @@ class UpdateStatistics:
         if unknown:
             raise LakenodesUserError(f"unknown identity dimension(s) {unknown}; the table has {list(self.identity_dimensions)}")
         positions = [self.identity_dimensions.index(dim) for dim in dims]
-        delta = extra_time_delta or datetime.timedelta(0)
         starts: dict[Identity, datetime.datetime] = {}
         for identity, ts in self._last.items():
             keep_min(starts, tuple(identity[p] for p in positions), ts)
@@ -173,6 +173,25 @@ class UpdateStatistics:
 
 _EARLIEST = datetime.datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.datetime.max.replace(tzinfo=UTC)
+
+
+def _delta_argument(delta: Any) -> datetime.timedelta:
+    """``extra_time_delta``: a ``timedelta`` (pandas' ``Timedelta`` is one), None for none; a number
+    (days? seconds?) or a string was a raw TypeError from the subtraction.
+
+    Example:
+        >>> _delta_argument(5)
+        Traceback (most recent call last):
+        lakenodes.errors.LakenodesUserError: extra_time_delta must be a datetime.timedelta, got int 5: e.g. datetime.timedelta(days=5)
+    """
+    if delta is None:
+        return datetime.timedelta(0)
+    if type(delta).__name__ == "timedelta64":  # numpy's: subtracted from a datetime as the timedelta it holds
+        delta = delta.astype("timedelta64[us]").item()
+    if not isinstance(delta, datetime.timedelta):
+        raise LakenodesUserError(f"extra_time_delta must be a datetime.timedelta, got {type(delta).__name__} {delta!r}: "
+                                 "e.g. datetime.timedelta(days=5)")
+    return delta
 
 
 def _moved_back(start: datetime.datetime, delta: datetime.timedelta) -> datetime.datetime:
