@@ -412,6 +412,11 @@ CASES: list[Case] = [
          "an identifier is a string, got NoneType None"),
     call("api_node_namespace_number", lambda ctx: APIDataNode.build_from_identifier("bad_input_plain", namespace=1),
          ConfigurationError, "namespace must be a string, got int 1"),
+    # regressions: a query that is no string was called empty
+    call("search_query_a_list", lambda ctx: TimeIndexMetaTable.column_search(["close", "price"]), LakenodesUserError,
+         r"the search query must be a string, got list \['close', 'price'\]: join the words, ' '.join\(words\)"),
+    call("search_query_a_number", lambda ctx: TimeIndexMetaTable.description_search(5), LakenodesUserError,
+         "the search query must be a string, got int 5$"),
     # SQL: refused in the envelope, never executed
     query("sql_drop", "DROP TABLE bad_input_plain", "forbidden_statement", "DROP"),
     query("sql_insert", "INSERT INTO bad_input_plain VALUES (1)", "forbidden_statement", "INSERT"),

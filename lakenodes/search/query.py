@@ -118,7 +118,10 @@ def search_tables(lake: Lake, q: str, *, mode: str = "description", **options: A
 
 
 def _check_query(q: Any) -> None:
-    if not isinstance(q, str) or not q.strip():
+    if not isinstance(q, str):  # 5 or ["close", "price"] was "the search query is empty"
+        raise LakenodesUserError(f"the search query must be a string, got {type(q).__name__} {q!r}"
+                                 + (": join the words, ' '.join(words)" if isinstance(q, (list, tuple)) else ""))
+    if not q.strip():
         raise LakenodesUserError("the search query is empty")
 
 
