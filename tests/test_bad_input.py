@@ -466,6 +466,11 @@ CASES: list[Case] = [
     call("delete_coordinate_int_value", lambda ctx: ctx.table.delete_after_date(
         "2024-01-01", index_coordinates=[{"unique_identifier": "AAA"}, {"unique_identifier": 2}]), LakenodesUserError,
         "index coordinate 'unique_identifier' holds int 2"),
+    # regressions: history(limit="5") raised TypeError ('>' not supported), -1 OverflowError, 1.5 was read as 1
+    call("history_limit_a_string", lambda ctx: ctx.table.history(limit="5"), LakenodesUserError,
+         "limit must be a whole number >= 0 or None, got str '5'"),
+    call("history_limit_negative", lambda ctx: ctx.table.history(-1), LakenodesUserError, "got int -1"),
+    call("history_limit_a_fraction", lambda ctx: ctx.table.history(1.5), LakenodesUserError, "got float 1.5"),
     # labels: a label that is no string made every later read of the catalog fail
     call("label_none", lambda ctx: ctx.table.add_label(None), LakenodesUserError,
          "label must be a string, got NoneType None"),

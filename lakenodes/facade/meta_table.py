@@ -220,7 +220,7 @@ class TimeIndexMetaTable(TableRecord):
         return APIDataNode(self.storage_hash, lake=self.lake).scan(*args, **kwargs)
 
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """One entry per table version, newest first (at most ``limit``): ``version``, ``timestamp``,
+        """One entry per table version, newest first (at most ``limit``, an int): ``version``, ``timestamp``,
         ``operation``, the writer's ``update_hash`` and ``run_id``, ``rows_added`` / ``rows_deleted``
         (see lakenodes.lake.versions.table_history); read any version with ``as_of=``.
 
@@ -228,8 +228,11 @@ class TimeIndexMetaTable(TableRecord):
             >>> [(entry["version"], entry["operation"]) for entry in example.table.history()][-2:]
             [(1, 'delete'), (0, 'append')]
         """
+        if limit is not None and (type(limit).__name__ in ("bool", "bool_") or not hasattr(limit, "__index__")
+                                  or limit < 0):  # "5" and -1 were raw TypeError / OverflowError, 1.5 read as 1
+            raise LakenodesUserError(f"limit must be a whole number >= 0 or None, got {type(limit).__name__} {limit!r}")
         table = TableStore(self.lake, self.storage_hash).table()
-        return [] if table is None else table_history(table, limit, self.lake)
+        return [] if table is None else table_history(table, None if limit is None else int(limit), self.lake)
 
     def diff(self, from_version: Any, to_version: Any = None) -> TableDiff:
         """Rows added, deleted and changed (keyed by the index) between two versions or moments
