@@ -61,7 +61,8 @@ class Asset(BaseModel):
     @classmethod
     def filter(cls, *, lake: LakeLike | None = None, **lookups: Any) -> list[Asset]:
         """Registered assets matching Django-style lookups, e.g. ``Asset.filter(ticker__in=["NVDA"])``.
-        A field of some assets' snapshots only (``sector``) is missing, so null, in the others."""
+        A field of some assets' snapshots only (``sector``) is missing, so null, in the others.
+        ``lake``: a Lake, a folder path or an s3:// URI (None: the lake in effect)."""
         assets, lookups = _all_assets(lake_or_current(lake)), prepared_lookups(lookups)
         fields = set(cls.model_fields) | {name for asset in assets for name in asset.model_extra or {}}
         for key in lookups:
@@ -72,7 +73,7 @@ class Asset(BaseModel):
 
     @classmethod
     def get(cls, *, lake: LakeLike | None = None, **lookups: Any) -> Asset:
-        """The one asset matching ``lookups`` (NotFoundError when none, error when several)."""
+        """The one asset matching ``lookups`` (NotFoundError when none, error when several); ``lake``: as for ``filter``."""
         return exactly_one(cls.filter(lake=lake, **lookups), lookups, "asset")
 
     @classmethod
@@ -82,7 +83,8 @@ class Asset(BaseModel):
         """Register assets given as ``{"unique_identifier": ..., "snapshot": {...}}`` (idempotent).
 
         Existing assets are returned unchanged unless their snapshot differs, in which case the
-        new snapshot is recorded. Returns the assets in the order given.
+        new snapshot is recorded. Returns the assets in the order given. ``assets``: a list of such
+        dicts (or ``Asset`` objects), even for one asset; ``lake``: as for ``filter``.
         """
         if isinstance(assets, (str, bytes, Mapping)):  # iterated, it gave "got 'N'" or "got 'unique_identifier'"
             raise LakenodesUserError(

@@ -64,13 +64,15 @@ class TimeIndexMetaTable(TableRecord):
     # -- lookups --------------------------------------------------------------------------------
     @classmethod
     def filter(cls, *, lake: LakeLike | None = None, **lookups: Any) -> list[Self]:
-        """Tables matching Django-style lookups (``identifier__contains``, ``labels__contains``, …)."""
+        """Tables matching Django-style lookups (``identifier__contains``, ``labels__contains``, …;
+        ``__in`` takes a list); ``lake``: a Lake, a folder path or an s3:// URI (None: the lake in effect)."""
         return [cls.of(table) for table in find_tables(lake_or_current(lake), lookups)]
 
     @classmethod
     def get(cls, *, lake: LakeLike | None = None, **lookups: Any) -> Self:
         """The one table matching ``lookups``; ``identifier=`` looks in the empty namespace unless
-        ``namespace=`` is given. Raises NotFoundError / LakenodesUserError when not exactly one."""
+        ``namespace=`` is given (``lake``: as for ``filter``). Raises NotFoundError / LakenodesUserError
+        when not exactly one."""
         if "identifier" in lookups:
             lookups.setdefault("namespace", "")
         return exactly_one(cls.filter(lake=lake, **lookups), lookups, "table")
@@ -87,7 +89,11 @@ class TimeIndexMetaTable(TableRecord):
         Returns ``{count, next, previous, results}`` with table metadata (not rows), each result also
         under the seeds' names ``cadence`` and ``physical_table_name``. Filters: any catalog lookup
         (``namespace``, ``labels__contains``, ``identifier__contains``, ``data_frequency_id``,
-        ``source_class``...). ``q_embedding``: the query's vector, computed with the index's embedder.
+        ``source_class``...). ``q``: the query text (a string). ``trigram_k``, ``embed_k``: how many
+        candidates each ranking contributes (ints >= 0); ``w_trgm``, ``w_emb``: their weights (numbers
+        >= 0); ``embedding_model``: a spec such as ``"minilm"`` or ``"hashing"`` (None: the index's own);
+        ``q_embedding``: the query's vector, computed with the index's embedder; ``limit``, ``offset``:
+        the page (ints); ``lake``: as for ``filter``.
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> page = TimeIndexMetaTable.description_search("daily close price", lake=example.lake)
@@ -106,7 +112,8 @@ class TimeIndexMetaTable(TableRecord):
         lake: LakeLike | None = None, **filters: Any,
     ) -> dict[str, Any]:
         """Schema-oriented discovery: tables ranked by their best matching column name or metadata
-        (the same filters as :meth:`description_search`; ``q_embedding`` likewise).
+        (the same filters as :meth:`description_search`; ``q``, ``embedding_model``, ``q_embedding``,
+        ``limit``, ``offset`` and ``lake`` likewise).
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> sorted(TimeIndexMetaTable.column_search("close", lake=example.lake))
@@ -181,7 +188,8 @@ class TimeIndexMetaTable(TableRecord):
         self, sql: str, max_rows: int = 1000, *, timeout_s: float | None = None,
         memory_limit: int | str | None = None, as_of: Any = None,
     ) -> dict[str, Any]:
-        """Run one read-only SELECT/WITH over this table (by identifier or storage hash).
+        """Run ``sql``, one read-only SELECT/WITH over this table (by identifier or storage hash), returning
+        at most ``max_rows`` rows (an int from 1 up; ``truncated`` says when more matched).
 
         Returns the envelope ``{ok, query_id, meta_table_uid, results, truncated, max_rows,
         row_count, error}`` (JSON-ready rows: NaN and infinities as the strings ``"NaN"``,
@@ -294,6 +302,11 @@ class TimeIndexMetaTable(TableRecord):
         identities; returns ``{ok, meta_table_uid, dry_run, deleted_count, table_empty,
         dimension_filters, index_coordinates, stats}``. With ``dry_run`` nothing is deleted:
         ``deleted_count`` is how many rows would be.
+
+        ``after_date``: a ``datetime`` (naive: UTC), a ``date`` (its midnight UTC), a pandas
+        ``Timestamp``, a numpy ``datetime64`` or ISO-8601 text; ``dimension_filters``:
+        ``{dimension: [values]}`` (a single string value is one value); ``index_coordinates``: a
+        non-empty list of ``{dimension: value}``; identity values are strings.
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> example.table.delete_after_date("2026-04-01", dry_run=True)["deleted_count"]

@@ -47,7 +47,9 @@ class DataNode(core.DataNode):
         ``debug_mode=True`` runs every node in this process, one after another (an ``executor`` is
         ignored), and shows lakenodes' DEBUG log lines for the run. ``force_update`` is accepted for
         the seeds' code and changes nothing: lakenodes has no scheduler that could skip a run, so
-        every ``run()`` asks ``update()`` for new rows. Raises NodeRunError naming the node, the
+        every ``run()`` asks ``update()`` for new rows. ``update_tree=False`` runs this node alone,
+        not its dependencies. The flags are ``True``/``False``; ``executor`` is a
+        ``concurrent.futures.Executor`` instance or None. Raises NodeRunError naming the node, the
         phase and the cause.
         """
         for name, value in (("debug_mode", debug_mode), ("force_update", force_update), ("update_tree", update_tree)):

@@ -170,7 +170,8 @@ def block_lake() -> Lake | None:
 
 @contextlib.contextmanager
 def use_lake(lake: Lake | str | os.PathLike[str], storage_options: dict[str, str] | None = None) -> Iterator[Lake]:
-    """Make ``lake`` the default for everything created or run inside the block.
+    """Make ``lake`` (a Lake, a folder path or an s3:// URI) the default for everything created or run
+    inside the block; ``storage_options`` (a dict) go with a path or URI, as for ``Lake``.
 
     Example:
         >>> with use_lake("/tmp/my-lake") as lake:

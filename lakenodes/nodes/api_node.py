@@ -27,7 +27,9 @@ class APIDataNode(BaseNode):
 
     def __init__(self, storage_hash: str, *, lake: LakeLike | None = None, identifier: str | None = None):
         """``storage_hash``: the table's storage hash (``TimeIndexMetaTable.storage_hash``); a table
-        is opened by its published identifier with ``build_from_identifier``."""
+        is opened by its published identifier with ``build_from_identifier``. ``lake``: a Lake, a folder
+        path or an s3:// URI (None: the ``use_lake`` block it is created in); ``identifier``: its name,
+        for messages."""
         if not isinstance(storage_hash, str):
             raise ConfigurationError(f"APIDataNode takes a storage hash string, got {type(storage_hash).__name__} "
                                      f"{storage_hash!r} (to open a table by its identifier: "
@@ -40,7 +42,7 @@ class APIDataNode(BaseNode):
 
     @classmethod
     def build_from_identifier(cls, identifier: str, *, namespace: str | None = None, lake: LakeLike | None = None) -> APIDataNode:
-        """Resolve a published identifier (active namespace first, then the default one, unless
+        """Resolve ``identifier``, a published table's name (active namespace first, then the default one, unless
         ``namespace`` names one); ``lake``: a Lake, a folder path or an s3:// URI, else the lake in effect."""
         identifier = checked_identifier(identifier)
         if namespace is not None and not isinstance(namespace, str):

@@ -107,6 +107,10 @@ class DataNode(BaseNode, metaclass=NamespacedConstruction):
         lake: LakeLike | None = None,
         **platform: Any,
     ):
+        """``config``: an instance of the node's ``DataNodeConfiguration`` subclass (not the class, not a
+        dict); ``hash_namespace``: a string isolating the node's tables (``""``: none); ``test_node=True``:
+        the namespace ``"test"``; ``lake``: a Lake, a folder path or an s3:// URI (None: the ``use_lake``
+        block it is created in, else the lake in effect where it runs)."""
         if platform:  # the seeds' constructor passes the platform's table object
             named = ", ".join(f"{key}=" for key in platform)
             raise ConfigurationError(

@@ -96,9 +96,30 @@ class TableReads:
     ) -> Any:
         """Rows between two dates (inclusive by default), optionally scoped by identity.
 
-        ``frame`` picks polars, pandas (the seeds' index) or arrow; by default the program's
-        choice (``LAKENODES_FRAME`` / ``lakenodes.set_default_frame``), else polars. ``as_of``
-        reads the table as it was at a version (int) or a moment (datetime; see lakenodes.lake.versions).
+        Args:
+            start_date, end_date: the bounds on ``time_index`` (None: open). A ``datetime`` (an aware
+                one in any zone; a naive one is taken as UTC), a ``date`` (its midnight UTC), a pandas
+                ``Timestamp``, a numpy ``datetime64`` or ISO-8601 text (``"2026-01-31"``,
+                ``"2026-01-31T09:30:00Z"``). Not a number: an epoch int is refused.
+            great_or_equal, less_or_equal: ``True`` (the default: ``>=`` / ``<=``) or ``False`` (``>`` / ``<``).
+            unique_identifier_list: the identities to read: a list (tuple, set, pandas/polars Series,
+                numpy array) of unique_identifier strings or ``Asset`` objects. One identifier is
+                ``["AAPL"]``: a bare ``"AAPL"`` (its letters) is refused, as is a DataFrame.
+            columns: the value columns to read, a list of names (the index columns always come back).
+            dimension_filters: ``{dimension: [values]}``, e.g. ``{"unique_identifier": ["AAPL"]}``;
+                identity values are strings.
+            unique_identifier_range_map: a window per identity, ``{uid: {"start_date": ...,
+                "start_date_operand": ">=" | ">", "end_date": ..., "end_date_operand": "<=" | "<"}}``
+                (``update_statistics.get_update_range_map_great_or_equal()`` gives one).
+            dimension_range_map: a list of ``{"coordinate": {dimension: value}, "start_date": ..., ...}``
+                (``update_statistics.get_dimension_range_map_great_or_equal()`` gives one).
+            frame: ``"polars"``, ``"pandas"`` (the seeds' MultiIndex) or ``"arrow"`` (lowercase); None:
+                the program's choice (``LAKENODES_FRAME`` / ``lakenodes.set_default_frame``), else polars.
+            as_of: the table as it was at a version (an ``int`` from ``history()``) or a moment (an
+                aware ``datetime``, pandas ``Timestamp`` or numpy ``datetime64``; not a ``date`` or
+                text); see lakenodes.lake.versions.
+
+        A wrong type or shape is refused with one ``LakenodesUserError`` naming the argument.
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> example.node.get_df_between_dates("2026-03-31", "2026-03-31", unique_identifier_list=["MSFT"])["close"].to_list()
@@ -124,7 +145,10 @@ class TableReads:
         columns: Sequence[str] | None = None, dimension_filters: Mapping[str, Sequence[str]] | None = None,
         as_of: Any = None,
     ) -> pl.LazyFrame:
-        """The rows ``get_df_between_dates`` returns (same filters, ``as_of``) as a polars LazyFrame.
+        """The rows ``get_df_between_dates`` returns as a polars LazyFrame, without reading them yet.
+
+        ``start_date``, ``end_date``, ``great_or_equal``, ``less_or_equal``, ``unique_identifier_list``,
+        ``columns``, ``dimension_filters`` and ``as_of`` take what get_df_between_dates takes (no ``frame``).
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> example.node.scan(unique_identifier_list=["AAPL"], as_of=0).select("close").collect()["close"].to_list()
@@ -153,8 +177,11 @@ class TableReads:
         self, range_descriptor: RangeDescriptor, columns: Sequence[str] | None = None,
         frame: FrameKind | None = None, *, as_of: Any = None,
     ) -> Any:
-        """Rows per identity within its own window, from ``update_statistics``' range map by uid
-        or by coordinate (``get_dimension_range_map_great_or_equal``); ``as_of``: see get_df_between_dates.
+        """Rows per identity within its own window. ``range_descriptor``: ``update_statistics``' range map by uid
+        (``{uid: {"start_date": ..., "start_date_operand": ">="}}``, as
+        ``get_update_range_map_great_or_equal()`` returns) or by coordinate (a list of
+        ``{"coordinate": {...}, "start_date": ...}``, as ``get_dimension_range_map_great_or_equal()``
+        returns); an empty map reads no rows. ``columns``, ``frame`` and ``as_of``: see get_df_between_dates.
 
         A map by uid is keyed as the statistics key it: by ``unique_identifier``, else (a table
         without one) by the first identity dimension."""
@@ -183,8 +210,10 @@ class TableReads:
         self, asset_list: Sequence[Any] | None = None, frame: FrameKind | None = None, *,
         columns: Sequence[str] | None = None, as_of: Any = None,
     ) -> Any:
-        """The latest row of every identity (optionally only these assets), located from metadata;
-        ``columns`` and ``as_of``: see get_df_between_dates."""
+        """The latest row of every identity (optionally only these assets), located from metadata.
+
+        ``asset_list``: a list of unique_identifier strings or ``Asset`` objects (``["AAPL"]``, not
+        ``"AAPL"``), None for every identity; ``columns``, ``frame`` and ``as_of``: see get_df_between_dates."""
         kind = resolve_frame(frame)
         columns = None if columns is None else list_argument(columns, "columns")
         table = self.store.table_as_of(as_of)

@@ -97,11 +97,13 @@ class UpdateStatistics:
         return [ts for identity, ts in self._last.items() if identity and identity[position] == uid]
 
     def get_last_update_index_2d(self, uid: str) -> datetime.datetime:
-        """Latest stored time of one unique_identifier (``offset_start`` when it has none)."""
+        """Latest stored time of ``uid``, one unique_identifier (a string or an ``Asset``; ``offset_start``
+        when it has none)."""
         return max(self._asset_last(uid_of(uid, "uid")), default=self.offset_start)
 
     def get_asset_earliest_multiindex_update(self, asset: Any) -> datetime.datetime:
-        """The earliest of the per-coordinate watermarks of one asset (``offset_start`` if none).
+        """The earliest of the per-coordinate watermarks of ``asset`` (an ``Asset`` or a
+        unique_identifier string; ``offset_start`` if none).
 
         For a 2-level table this is the asset's last stored time; with more dimensions it is the
         one lagging furthest behind, so an update starting there misses nothing.
@@ -133,6 +135,10 @@ class UpdateStatistics:
         extra_time_delta: datetime.timedelta | None = None,
     ) -> list[dict[str, Any]]:
         """``[{"coordinate": {dim: value}, "start_date": dt, "start_date_operand": ">="}, ...]``.
+
+        ``identity_dimensions``: a list of dimension names (``["unique_identifier"]``), None for all;
+        ``extra_time_delta``: a ``datetime.timedelta`` moving each start back, as in
+        ``get_update_range_map_great_or_equal``.
 
         Coordinates are the stored identity tuples in scope (projected onto
         ``identity_dimensions``, keeping the earliest watermark of each projection), plus in-scope

@@ -69,7 +69,8 @@ def run_many(
     nodes: Sequence[DataNode], *, executor: Executor | None = None, on_progress: ProgressCallback | None = None,
     on_phase: PhaseListener | None = None, return_frames: bool = False, update_tree: bool = True,
 ) -> dict[str, RunSummary] | dict[str, pl.DataFrame]:
-    """Run several trees together: every node once, dependencies first; returns a
+    """Run several trees together: ``nodes`` is a list of DataNode instances (even for one: ``[node]``), each
+    run once, dependencies first; returns a
     :class:`~lakenodes.runtime.run.RunSummary` per update_hash (rows written, table version,
     timings), or with ``return_frames=True`` the rows each node wrote (every frame then travels
     back from the executor's workers: a backfill's whole data in the driver).
