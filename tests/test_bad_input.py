@@ -392,6 +392,12 @@ CASES: list[Case] = [
          LakenodesUserError, "unknown lookup 'identifier__regex'"),
     call("lookup_in_not_list", lambda ctx: TimeIndexMetaTable.filter(identifier__in="bad_input_plain"),
          LakenodesUserError, "__in expects a list"),
+    # regressions: a list matched nothing silently (no label is a list); a number raised "'in <string>' requires string"
+    call("lookup_contains_a_list", lambda ctx: TimeIndexMetaTable.filter(labels__contains=["daily"]), LakenodesUserError,
+         r"labels__contains takes one value, got list \['daily'\]: e.g. labels__contains='daily' \(for any of several "
+         r"exact values: labels__in=\[...\]\)"),
+    call("asset_lookup_startswith_a_tuple", lambda ctx: Asset.filter(unique_identifier__startswith=("A", "B")),
+         LakenodesUserError, r"unique_identifier__startswith takes one value, got tuple"),
     call("lookup_missing_table", lambda ctx: TimeIndexMetaTable.get(identifier="no_such_table"), NotFoundError,
          "no table matches"),
     call("lookup_ambiguous", lambda ctx: TimeIndexMetaTable.get(identifier__startswith="bad_input_"),
@@ -679,3 +685,11 @@ def test_a_lake_given_as_a_path_is_that_lake(ctx: Context):
             "bad_input_plain"]
         assert sorted(asset.unique_identifier for asset in Asset.filter(lake=given)) == UIDS
         assert Lake(given) == ctx.lake
+
+
+def test_a_contains_lookup_given_a_number_looks_for_its_text(tmp_path):
+    """Regression: ``unique_identifier__contains=1`` raised TypeError ("'in <string>' requires string as left operand")."""
+    with use_lake(Lake(tmp_path / "lake")):
+        Asset.batch_get_or_register_custom_assets([{"unique_identifier": "A1"}, {"unique_identifier": "B2"}])
+        assert [asset.unique_identifier for asset in Asset.filter(unique_identifier__contains=1)] == ["A1"]
+        assert TimeIndexMetaTable.filter(identifier__contains=5) == []

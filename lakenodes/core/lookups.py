@@ -42,8 +42,14 @@ def prepared_lookups(lookups: Mapping[str, Any]) -> dict[str, Any]:
     """
     prepared = dict(lookups)
     for key, expected in lookups.items():
-        if split_lookup(key)[1] == "in":
+        field, operator = split_lookup(key)
+        if operator == "in":
             prepared[key] = _listed(expected)
+        elif operator in ("contains", "icontains", "startswith") and isinstance(expected, (list, tuple, set, frozenset)):
+            # labels__contains=["daily"] matched nothing, silently (no label is a list)
+            raise LakenodesUserError(f"{key} takes one value, got {type(expected).__name__} {expected!r}: e.g. "
+                                     f"{key}={next(iter(expected), 'x')!r} (for any of several exact values: "
+                                     f"{field}__in=[...])")
     return prepared
 
 
@@ -92,8 +98,8 @@ def _matches(value: Any, operator: str, expected: Any, key: str) -> bool:
             return any(str(expected).lower() == str(item).lower() for item in items)
         if operator == "contains":
             return expected in items
-    if operator == "contains":
-        return expected in value
+    if operator == "contains":  # identifier__contains=5 looks for "5", as icontains and startswith do
+        return str(expected) in value if isinstance(value, str) else expected in value
     if operator == "icontains":
         return str(expected).lower() in str(value).lower()
     if operator == "startswith":
