@@ -519,6 +519,12 @@ CASES: list[Case] = [
         column_name="time_index", dtype="datetime64[ns, UTC]")]), ValidationError, "index column"),
     call("read_from_nat", lambda ctx: ctx.node.get_df_between_dates(start_date=pd.NaT), LakenodesUserError,
          "start_date is NaT"),
+    # regressions: a date or ISO text as_of was refused without saying what to give instead
+    call("as_of_a_date", lambda ctx: ctx.node.get_df_between_dates(as_of=dt.date(2024, 1, 2)), LakenodesUserError,
+         r"as_of must be a table version \(int\) or a datetime, not datetime.date\(2024, 1, 2\): give a moment, e.g. "
+         r"datetime\(2024, 1, 2, 23, 59, 59, tzinfo=timezone.utc\) for the table at the end of that day"),
+    call("as_of_iso_text", lambda ctx: ctx.node.get_last_observation(as_of="2024-01-02"), LakenodesUserError,
+         r"not '2024-01-02': a version is an int \(as_of=3\), a moment a datetime, e.g. datetime.fromisoformat"),
     call("read_flag_not_bool", lambda ctx: ctx.node.get_df_between_dates(great_or_equal="no"), LakenodesUserError,
          "great_or_equal must be True or False, got 'no'"),  # "no" is truthy: it read as True
     call("scan_flag_not_bool", lambda ctx: ctx.node.scan(less_or_equal=0), LakenodesUserError,

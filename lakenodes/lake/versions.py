@@ -48,6 +48,16 @@ _opened: OrderedDict[tuple[str, str, int, str], DeltaTable] = register_cache("ve
 _opened_lock = threading.Lock()
 
 
+def _as_of_hint(as_of: Any) -> str:
+    """How to give the moment a date or a text ``as_of`` means (both are refused: which moment of a day?)."""
+    if isinstance(as_of, datetime.date):
+        return (f": give a moment, e.g. datetime({as_of.year}, {as_of.month}, {as_of.day}, 23, 59, 59, tzinfo=timezone.utc) "
+                "for the table at the end of that day")
+    if isinstance(as_of, str):
+        return ": a version is an int (as_of=3), a moment a datetime, e.g. datetime.fromisoformat('2026-01-31T18:00:00+00:00')"
+    return ""
+
+
 def resolve_as_of(table: DeltaTable | None, as_of: Any) -> int | None:
     """The table version ``as_of`` names; None for a moment before the table's first commit.
 
@@ -55,7 +65,7 @@ def resolve_as_of(table: DeltaTable | None, as_of: Any) -> int | None:
         >>> resolve_as_of(None, "x")
         Traceback (most recent call last):
         ...
-        lakenodes.errors.LakenodesUserError: as_of must be a table version (int) or a datetime, not 'x'
+        lakenodes.errors.LakenodesUserError: as_of must be a table version (int) or a datetime, not 'x': a version is an int (as_of=3), a moment a datetime, e.g. datetime.fromisoformat('2026-01-31T18:00:00+00:00')
         >>> resolve_as_of(None, -1)
         Traceback (most recent call last):
         ...
@@ -67,7 +77,7 @@ def resolve_as_of(table: DeltaTable | None, as_of: Any) -> int | None:
             raise LakenodesUserError(f"as_of={as_of} is not a version: versions count up from 0 (see the table's history)")
         return as_of
     if not is_moment(as_of):
-        raise LakenodesUserError(f"as_of must be a table version (int) or a datetime, not {as_of!r}")
+        raise LakenodesUserError(f"as_of must be a table version (int) or a datetime, not {as_of!r}{_as_of_hint(as_of)}")
     moment = parse_datetime(as_of, "as_of")
     if table is None:
         return None
