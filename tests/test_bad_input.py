@@ -306,6 +306,8 @@ CASES: list[Case] = [
          "offset_start\n.*valid datetime"),
     call("record_unknown_dtype", lambda ctx: RecordDefinition(column_name="x", dtype="complex128"), ValidationError,
          "unknown dtype 'complex128'"),
+    call("record_dtype_unknown_type", lambda ctx: RecordDefinition(column_name="x", dtype=complex), ValidationError,
+         "unknown dtype 'complex': use one of float64, int64, bool, string, date, datetime"),  # was "valid string"
     call("metadata_bad_frequency", lambda ctx: DataNodeMetaData(data_frequency_id="2d"), ValidationError,
          "unknown data_frequency_id '2d'"),
     call("metadata_blank_identifier", lambda ctx: DataNodeMetaData(identifier="  "), ValidationError,
@@ -699,3 +701,14 @@ def test_a_contains_lookup_given_a_number_looks_for_its_text(tmp_path):
         Asset.batch_get_or_register_custom_assets([{"unique_identifier": "A1"}, {"unique_identifier": "B2"}])
         assert [asset.unique_identifier for asset in Asset.filter(unique_identifier__contains=1)] == ["A1"]
         assert TimeIndexMetaTable.filter(identifier__contains=5) == []
+
+
+def test_a_record_dtype_given_as_a_type_is_its_name():
+    """Regression: ``dtype=float`` (or ``numpy.int64``, ``polars.Float64``) was pydantic's "Input should be a
+    valid string"; a type now stands for its name, so the declaration (and the table's hash) is the same."""
+    import numpy as np
+
+    assert [RecordDefinition(column_name="x", dtype=t).dtype for t in (float, np.int64, pl.Float64, pl.String, bool)] == [
+        "float64", "int64", "float64", "string", "bool"]
+    typed = Emitter(EmitterConfig(records=[RecordDefinition(column_name="close", dtype=float)]))
+    assert typed.storage_hash == Emitter(EmitterConfig(records=CLOSE)).storage_hash

@@ -64,7 +64,9 @@ def canonical_dtype(dtype: str) -> str:
 
 
 class RecordDefinition(BaseModel):
-    """One value column of a table: its name, dtype and human description.
+    """One value column of a table: its name, dtype and human description. ``dtype``: a name
+    (``"float64"``, ``"int64"``, ``"bool"``, ``"string"``, ``"date"``, ``"datetime"``, or an alias such as
+    ``"float"``, ``"str"``) or a type standing for one (``float``, ``numpy.int64``, ``polars.Float64``).
 
     Example:
         >>> RecordDefinition(column_name="close", dtype="float64", label="Close", description="Daily close")
@@ -77,6 +79,15 @@ class RecordDefinition(BaseModel):
     dtype: str = "float64"
     label: str | None = Field(default=None, json_schema_extra={RUNTIME_ONLY: True})
     description: str | None = Field(default=None, json_schema_extra={RUNTIME_ONLY: True})
+
+    @field_validator("dtype", mode="before")
+    @classmethod
+    def _dtype_named(cls, value: Any) -> Any:
+        """A type stands for its name (``float``, ``numpy.float64``, ``polars.Float64``; ``pyarrow.float64()``
+        for its text): was pydantic's "Input should be a valid string"; an unknown one is refused by name."""
+        if isinstance(value, type):
+            return value.__name__
+        return value if isinstance(value, str) or value is None else str(value)
 
     @field_validator("dtype")
     @classmethod
