@@ -292,6 +292,12 @@ CASES: list[Case] = [
     # configurations and constructors
     call("config_not_a_model", lambda ctx: Emitter({"case": "good"}), ConfigurationError,
          "needs a DataNodeConfiguration instance, got dict"),
+    # regressions: a DataNodeMetaData as config ran and wrote a table with no identifier; test_node="no" was True
+    call("config_is_node_metadata", lambda ctx: Emitter(DataNodeMetaData(identifier="bad_input_meta")).run(),
+         ConfigurationError, r"Emitter got a DataNodeMetaData as its config: it belongs in the configuration's "
+         r"node_metadata field, e.g. MyConfig\(node_metadata=...\), and the node takes MyConfig\(...\)"),
+    call("test_node_a_string", lambda ctx: Emitter(EmitterConfig(case="valid_rows"), test_node="no").run(),
+         ConfigurationError, "test_node must be True or False, got 'no'"),
     call("platform_storage_table", lambda ctx: Emitter(EmitterConfig(case="good"), storage_table=object()),
          ConfigurationError, r"got storage_table=: .*Main Sequence's platform table: drop it"),
     call("init_without_super", lambda ctx: NoSuperInit(EmitterConfig(case="good")).run(), ConfigurationError,

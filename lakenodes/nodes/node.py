@@ -121,6 +121,13 @@ class DataNode(BaseNode, metaclass=NamespacedConstruction):
             raise ConfigurationError(
                 f"{type(self).__name__} needs a DataNodeConfiguration instance, got {type(config).__name__}"
             )
+        if isinstance(config, (DataNodeMetaData, RecordDefinition)):  # ran, storing none of it (no identifier)
+            field = "node_metadata" if isinstance(config, DataNodeMetaData) else "records"
+            raise ConfigurationError(
+                f"{type(self).__name__} got a {type(config).__name__} as its config: it belongs in the "
+                f"configuration's {field} field, e.g. MyConfig({field}=...), and the node takes MyConfig(...)")
+        if not isinstance(test_node, bool):  # "no" is truthy: it would write to the "test" namespace
+            raise ConfigurationError(f"test_node must be True or False, got {test_node!r}")
         if hash_namespace is not None and not isinstance(hash_namespace, str):
             raise ConfigurationError(f"hash_namespace must be a string, got {type(hash_namespace).__name__}")
         self.config = config
