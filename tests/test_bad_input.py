@@ -496,6 +496,11 @@ CASES: list[Case] = [
     call("asset_spec_without_uid", lambda ctx: Asset.batch_get_or_register_custom_assets(
         [{"unique_identifier": "CCC"}, {"snapshot": {"ticker": "X"}}]), LakenodesUserError,
         "needs a 'unique_identifier'"),
+    # regressions: None raised "'NoneType' object is not iterable"; a bare identifier did not say the shape wanted
+    call("asset_batch_none", lambda ctx: Asset.batch_get_or_register_custom_assets(None), LakenodesUserError,
+         "assets must be a list of asset dicts, got a NoneType None"),
+    call("asset_batch_identifiers", lambda ctx: Asset.batch_get_or_register_custom_assets(["CCC"]), LakenodesUserError,
+         r"each asset needs a 'unique_identifier', got 'CCC': \{'unique_identifier': 'CCC'\}"),
     call("asset_snapshot_not_mapping", lambda ctx: Asset.batch_get_or_register_custom_assets(
         [{"unique_identifier": "CCC", "snapshot": "ticker=C"}]), LakenodesUserError, "'snapshot' must be a mapping"),
     call("asset_path_uid", lambda ctx: Asset.batch_get_or_register_custom_assets(

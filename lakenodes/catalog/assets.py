@@ -7,7 +7,7 @@ based, so concurrent registrations never conflict.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -86,7 +86,8 @@ class Asset(BaseModel):
         new snapshot is recorded. Returns the assets in the order given. ``assets``: a list of such
         dicts (or ``Asset`` objects), even for one asset; ``lake``: as for ``filter``.
         """
-        if isinstance(assets, (str, bytes, Mapping)):  # iterated, it gave "got 'N'" or "got 'unique_identifier'"
+        if isinstance(assets, (str, bytes, Mapping)) or not isinstance(assets, Iterable):
+            # iterated, it gave "got 'N'" or "got 'unique_identifier'"; None was "'NoneType' object is not iterable"
             raise LakenodesUserError(
                 f"assets must be a list of asset dicts, got a {type(assets).__name__} {assets!r}; wrap a single "
                 "asset as [{'unique_identifier': ..., 'snapshot': {...}}]")
@@ -123,7 +124,8 @@ def _asset_from_spec(spec: Mapping[str, Any]) -> Asset:
     if isinstance(spec, Asset):
         return spec
     if not isinstance(spec, Mapping) or "unique_identifier" not in spec:
-        raise LakenodesUserError(f"each asset needs a 'unique_identifier', got {spec!r}")
+        hint = f": {{'unique_identifier': {spec!r}}}" if isinstance(spec, str) else ""
+        raise LakenodesUserError(f"each asset needs a 'unique_identifier', got {spec!r}{hint}")
     snapshot = spec.get("snapshot") or {}
     if not isinstance(snapshot, Mapping):
         raise LakenodesUserError(f"'snapshot' must be a mapping, got {type(snapshot).__name__}")
