@@ -445,6 +445,8 @@ CASES: list[Case] = [
          "after_date='next tuesday' is not an ISO-8601"),
     call("delete_date_missing", lambda ctx: ctx.table.delete_after_date(None), LakenodesUserError,
          "after_date is required"),
+    call("delete_dry_run_a_string", lambda ctx: ctx.table.delete_after_date("2024-01-02", dry_run="no"),
+         LakenodesUserError, "dry_run must be True or False, got 'no'"),  # was a dry run: nothing deleted, no error
     call("delete_unknown_dimension", lambda ctx: ctx.table.delete_after_date(
         "2024-01-01", dimension_filters={"portfolio": ["p1"]}), LakenodesUserError,
         "'portfolio' is not an identity dimension"),

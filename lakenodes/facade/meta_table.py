@@ -31,7 +31,7 @@ from ..lake.sql import TABLE_NAME_PATTERN, run_readonly_query
 from ..lake.store import TableStore
 from ..lake.versions import table_history
 from ..nodes.api_node import APIDataNode
-from ..nodes.read_arguments import identity_filters, identity_value
+from ..nodes.read_arguments import flag_argument, identity_filters, identity_value
 
 if TYPE_CHECKING:
     from .. import search
@@ -314,6 +314,7 @@ class TimeIndexMetaTable(TableRecord):
             >>> example.table.delete_after_date("2026-04-02", dimension_filters={"unique_identifier": ["AAPL"]})["ok"]
             True
         """
+        dry_run = flag_argument(dry_run, "dry_run")  # "no" is truthy: it deleted nothing, saying dry_run: 'no'
         cutoff = parse_datetime(after_date, "after_date", round_up=True)  # rows at or after it
         if cutoff is None:
             raise LakenodesUserError("after_date is required (an ISO-8601 date or datetime)")
