@@ -431,6 +431,8 @@ CASES: list[Case] = [
          r"the search query must be a string, got list \['close', 'price'\]: join the words, ' '.join\(words\)"),
     call("search_query_a_number", lambda ctx: TimeIndexMetaTable.description_search(5), LakenodesUserError,
          "the search query must be a string, got int 5$"),
+    call("search_limit_a_string", lambda ctx: TimeIndexMetaTable.description_search("close", limit="5"),
+         LakenodesUserError, "limit must be an integer >= 0, got '5'"),  # was TypeError: '<' not supported
     # SQL: refused in the envelope, never executed
     query("sql_drop", "DROP TABLE bad_input_plain", "forbidden_statement", "DROP"),
     query("sql_insert", "INSERT INTO bad_input_plain VALUES (1)", "forbidden_statement", "INSERT"),

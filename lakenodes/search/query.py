@@ -30,7 +30,7 @@ from ..core.lookups import split_lookup
 from ..errors import LakenodesError, LakenodesUserError
 from ..lake.location import Lake
 from .embedders import QueryVector
-from .errors import storage_refusal, summarize_error
+from .errors import check_count, storage_refusal, summarize_error
 from .filters import FILTER_KEYS
 from .index import SearchIndex
 from .ranking import SearchPage
@@ -144,8 +144,9 @@ def _search(
     (the frequency) and ``physical_table_name`` (the storage hash).
     """
     _check_query(q)
-    if limit < 1 or offset < 0:
-        raise LakenodesUserError("limit must be >= 1 and offset >= 0")
+    limit, offset = check_count("limit", limit), check_count("offset", offset)  # "5" raised TypeError ('<')
+    if limit < 1:
+        raise LakenodesUserError(f"limit must be >= 1, got {limit}")
     where = {key: value for key, value in (filters or {}).items() if key in FILTER_KEYS}
     lookups = {key: value for key, value in (filters or {}).items() if key not in FILTER_KEYS}
     unknown = [key for key in lookups if split_lookup(key)[0] not in TableRecord.model_fields]
