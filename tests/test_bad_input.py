@@ -46,6 +46,7 @@ from lakenodes import (
     SchemaMismatchError,
     TimeIndexMetaTable,
     hash_namespace,
+    repoint_identifier,
     run_many,
     use_lake,
 )
@@ -339,6 +340,8 @@ CASES: list[Case] = [
          r"ProcessPoolExecutor\(mp_context=multiprocessing.get_context\('spawn'\)\), or None"),
     call("run_many_executor_a_class", lambda ctx: run_many([emitter("valid_rows")], executor=ProcessPoolExecutor),
          ConfigurationError, r"executor must be .*, got the class ProcessPoolExecutor \(not an instance of it\): e.g."),
+    call("repoint_namespace_a_number", lambda ctx: repoint_identifier("bad_input_plain", ctx.node, namespace=5),
+         ConfigurationError, "hash namespace must be a string, got int 5"),  # was AttributeError 'strip'
     call("identifier_taken", lambda ctx: cause_of(emitter("good", "declared", identifier="bad_input_plain").run),
          IdentifierConflictError, "identifier 'bad_input_plain' is already used by table emitter_"),
     # hash_namespace

@@ -93,6 +93,8 @@ def checked_namespace(namespace: str) -> str:
         ...
         lakenodes.errors.ConfigurationError: hash namespace 'ci ' starts or ends with whitespace: pass 'ci'
     """
+    if not isinstance(namespace, str):  # repoint_identifier(..., namespace=5) raised AttributeError 'strip'
+        raise ConfigurationError(f"hash namespace must be a string, got {type(namespace).__name__} {namespace!r}")
     if namespace and not namespace.strip():
         raise ConfigurationError(
             f"hash namespace {namespace!r} is only whitespace: pass '' for the production tables or a name to isolate")

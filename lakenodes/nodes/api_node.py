@@ -8,7 +8,7 @@ from typing import Any
 from .._internal.deferred import pa
 from ..catalog.catalog import resolve_identifier
 from ..core.config import checked_identifier
-from ..core.hashing import current_hash_namespace
+from ..core.hashing import checked_namespace, current_hash_namespace
 from ..errors import ConfigurationError, NotFoundError
 from ..lake.location import LakeLike, block_lake, lake_argument, lake_or_current
 from ..lake.progress import read_progress
@@ -45,8 +45,8 @@ class APIDataNode(BaseNode):
         """Resolve ``identifier``, a published table's name (active namespace first, then the default one, unless
         ``namespace`` names one); ``lake``: a Lake, a folder path or an s3:// URI, else the lake in effect."""
         identifier = checked_identifier(identifier)
-        if namespace is not None and not isinstance(namespace, str):
-            raise ConfigurationError(f"namespace must be a string, got {type(namespace).__name__} {namespace!r}")
+        if namespace is not None:
+            namespace = checked_namespace(namespace)
         lake = lake_or_current(lake)
         namespaces = [namespace] if namespace is not None else list(dict.fromkeys([current_hash_namespace(), ""]))
         for candidate in namespaces:
