@@ -160,6 +160,10 @@ def query(case_id: str, sql: str, kind: str, match: str, **kwargs: Any) -> Case:
 OUTPUTS["valid_rows"] = lambda: polars(3)  # a good update(): a case refusing a run's argument must write nothing
 
 
+class DeclaredConfig(DataNodeConfiguration):  # re-declares records, as the seeds' configurations do
+    records: list[RecordDefinition] = CLOSE
+
+
 class NaiveOffsetConfig(DataNodeConfiguration):
     pass
 
@@ -532,6 +536,10 @@ CASES: list[Case] = [
     call("record_uppercase_name", lambda ctx: RecordDefinition(column_name="Close"), ValidationError,
          "column name 'Close' must be lowercase"),
     call("record_reserved_name", lambda ctx: RecordDefinition(column_name="__x"), ValidationError, "is reserved"),
+    call("records_one_record", lambda ctx: EmitterConfig(records=RecordDefinition(column_name="close")), ValidationError,
+         r"records must be a list of RecordDefinition, got one RecordDefinition: wrap it, records=\[RecordDefinition"),
+    call("records_one_record_subclass_default", lambda ctx: DeclaredConfig(records=CLOSE[0]), ValidationError,
+         "records must be a list of RecordDefinition, got one RecordDefinition"),
     call("records_empty", lambda ctx: EmitterConfig(records=[]), ValidationError, "records is empty"),
     call("records_declared_twice", lambda ctx: EmitterConfig(records=[*CLOSE, RecordDefinition(
         column_name="close", dtype="int64")]), ValidationError, r"column\(s\) \['close'\] more than once"),

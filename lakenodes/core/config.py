@@ -12,7 +12,7 @@ import datetime
 import enum
 import typing
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -304,6 +304,16 @@ class DataNodeConfiguration(BaseModel):
         # forward references (nested models are checked too).
         super().__pydantic_on_complete__()
         check_field_markers(cls)
+
+    @field_validator("records", mode="before")
+    @classmethod
+    def _records_listed(cls, records: Any) -> Any:
+        """One record where the list goes was read as its fields: pydantic's four "records.0 Input should
+        be a valid dictionary" errors, each naming a (field, value) pair."""
+        if isinstance(records, (RecordDefinition, Mapping, str)):
+            raise ValueError(f"records must be a list of RecordDefinition, got one {type(records).__name__}: "
+                             "wrap it, records=[RecordDefinition(...)]")
+        return records
 
     @field_validator("records")
     @classmethod
