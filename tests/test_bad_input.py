@@ -383,6 +383,11 @@ CASES: list[Case] = [
         "start_date_operand must be one of"),
     call("range_map_not_mapping", lambda ctx: ctx.node.get_df_between_dates(unique_identifier_range_map=["AAA"]),
          LakenodesUserError, "unique_identifier_range_map must map unique_identifier"),
+    call("range_descriptor_a_string", lambda ctx: ctx.node.get_ranged_data_per_asset("AAA"), LakenodesUserError,
+         r"range_descriptor must map unique_identifier -> \{'start_date': ..., 'start_date_operand': '>='\}, got str 'AAA'"),
+    call("range_map_a_dimension_map", lambda ctx: ctx.node.get_df_between_dates(unique_identifier_range_map=ctx.node
+         .update_statistics.get_dimension_range_map_great_or_equal()), LakenodesUserError,
+         r"got list \[.*\]; a list of \{'coordinate': ...\} entries is a dimension_range_map"),
     call("range_map_misspelt_key", lambda ctx: ctx.node.get_df_between_dates(
         unique_identifier_range_map={"AAA": {"start": day(1)}}), LakenodesUserError,
         r"unknown range key\(s\) 'start'; a range takes 'start_date', 'start_date_operand', 'end_date'"),

@@ -109,10 +109,15 @@ def _bounds(start: Any, end: Any, start_inclusive: bool, end_inclusive: bool) ->
             "end": parse_datetime(end, "end_date", round_up=not end_inclusive), "end_inclusive": end_inclusive}
 
 
-def ranges_from_uid_map(range_map: Mapping[str, Mapping[str, Any]], dimension: str = UNIQUE_IDENTIFIER) -> list[RangeFilter]:
-    """The ranges of a map keyed by the values of ``dimension`` (by default ``unique_identifier``)."""
+def ranges_from_uid_map(range_map: Mapping[str, Mapping[str, Any]], dimension: str = UNIQUE_IDENTIFIER,
+                        argument: str = "unique_identifier_range_map") -> list[RangeFilter]:
+    """The ranges of a map keyed by the values of ``dimension`` (by default ``unique_identifier``);
+    anything else is refused naming ``argument`` and what it got."""
     if not isinstance(range_map, Mapping):
-        raise LakenodesUserError("unique_identifier_range_map must map unique_identifier -> {start_date, ...}")
+        hint = ("; a list of {'coordinate': ...} entries is a dimension_range_map"
+                if isinstance(range_map, list) and argument != "range_descriptor" else "")
+        raise LakenodesUserError(f"{argument} must map unique_identifier -> {{'start_date': ..., "
+                                 f"'start_date_operand': '>='}}, got {type(range_map).__name__} {range_map!r}{hint}")
     return [RangeFilter({dimension: uid_of(uid, "a range map key")}, **_window(spec)) for uid, spec in range_map.items()]
 
 

@@ -191,7 +191,8 @@ class TableReads:
         kind = resolve_frame(frame)
         columns = None if columns is None else list_argument(columns, "columns")
         by_uid: Any = range_descriptor or {}  # a malformed descriptor fails in ranges_from_uid_map, naming it
-        ranges = ranges_from_uid_map(by_uid, asset_dimension((self.store.index_names() or (TIME_INDEX,))[1:]))
+        ranges = ranges_from_uid_map(by_uid, asset_dimension((self.store.index_names() or (TIME_INDEX,))[1:]),
+                                     "range_descriptor")
         return self._as_frame(self.store.read(columns=columns, ranges=ranges, as_of=as_of), columns, kind)
 
     @overload
