@@ -120,9 +120,28 @@ class _PolarsWithHint(pl.DataFrame):
         return fallback(self, name)
 
 
+def _meant_kind(kind: Any) -> str | None:
+    """The frame kind a near miss names: ``"Polars"``, ``" pandas"``, the module ``pl`` or the class
+    ``pd.DataFrame`` (what a REPL user passes); None for anything else.
+
+    Example:
+        >>> _meant_kind("Polars"), _meant_kind(pl.DataFrame), _meant_kind("excel")
+        ('polars', 'polars', None)
+    """
+    name = kind.strip().lower() if isinstance(kind, str) else (
+        getattr(kind, "__module__", None) or getattr(kind, "__name__", "")).split(".")[0]
+    aliases = {"pyarrow": "arrow", "pl": "polars", "pd": "pandas", "pa": "arrow"}
+    meant = aliases.get(name, name)
+    return meant if meant in FRAME_KINDS else None
+
+
 def _check(kind: str, where: str) -> str:
     if kind not in FRAME_KINDS:
-        raise LakenodesUserError(f"{where} must be 'polars', 'pandas' or 'arrow', got {kind!r}")
+        meant = _meant_kind(kind)
+        hint = f": pass the name {meant!r}" if meant else ""
+        if "lazy" in (kind if isinstance(kind, str) else getattr(kind, "__name__", "")).lower():
+            hint = ": a polars LazyFrame of a read comes from node.scan(...), which takes the same filters"
+        raise LakenodesUserError(f"{where} must be 'polars', 'pandas' or 'arrow', got {kind!r}{hint}")
     if kind == "pandas" and importlib.util.find_spec("pandas") is None:  # a plain install has no pandas
         raise LakenodesUserError(
             f"{where} asks for pandas frames, but pandas is not installed: pip install \"lakenodes[pandas]\"")
