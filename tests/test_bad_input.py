@@ -452,6 +452,8 @@ CASES: list[Case] = [
          "the search query must be a string, got int 5$"),
     call("search_limit_a_string", lambda ctx: TimeIndexMetaTable.description_search("close", limit="5"),
          LakenodesUserError, "limit must be an integer >= 0, got '5'"),  # was TypeError: '<' not supported
+    call("search_query_vector_text", lambda ctx: TimeIndexMetaTable.description_search("close", q_embedding="0.1,0.2"),
+         LakenodesUserError, r"q_embedding must be \d+ finite numbers .*, got str '0.1,0.2'"),  # was numpy's ValueError
     # SQL: refused in the envelope, never executed
     query("sql_drop", "DROP TABLE bad_input_plain", "forbidden_statement", "DROP"),
     query("sql_insert", "INSERT INTO bad_input_plain VALUES (1)", "forbidden_statement", "INSERT"),

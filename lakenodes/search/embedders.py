@@ -186,12 +186,14 @@ class QueryVector:
     """
 
     def __init__(self, embedder: Embedder, vector: Any) -> None:
-        array = np.asarray(vector, dtype=np.float32).reshape(-1)
+        wanted = (f"q_embedding must be {embedder.dim} finite numbers (the dimension of the index's embedder "
+                  f"{embedder.name!r})")
+        try:  # text ("0.1,0.2") or a list holding one was numpy's bare "could not convert string to float"
+            array = np.asarray(vector, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            raise SearchArgumentError(f"{wanted}, got {type(vector).__name__} {str(vector)[:80]!r}") from None
         if array.shape[0] != embedder.dim or not np.all(np.isfinite(array)):
-            raise SearchArgumentError(
-                f"q_embedding must be {embedder.dim} finite numbers (the dimension of the index's embedder "
-                f"{embedder.name!r}), got {array.shape[0]}"
-            )
+            raise SearchArgumentError(f"{wanted}, got {array.shape[0]}")
         norm = float(np.linalg.norm(array))
         self.name, self.dim = embedder.name, embedder.dim
         self.vector = array / norm if norm > 0 else array
