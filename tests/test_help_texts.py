@@ -17,6 +17,8 @@ from lakenodes import (
     Lake,
     TimeIndexMetaTable,
     UpdateStatistics,
+    current_lake,
+    hash_namespace,
     run_many,
     use_lake,
 )
@@ -49,3 +51,15 @@ def test_the_read_help_says_what_a_list_argument_accepts():
     text = inspect.getdoc(DataNode.get_df_between_dates) or ""
     assert 'a bare ``"AAPL"`` (its letters) is refused' in text
     assert "a naive one is taken as UTC" in text and "an epoch int is refused" in text
+
+
+def test_a_block_shown_without_with_says_how_to_use_it(tmp_path):
+    """Regression: ``hash_namespace("ci")`` or ``use_lake(path)`` typed alone in a REPL does nothing, and the
+    REPL showed ``<contextlib._GeneratorContextManager object at 0x...>``: the next node went to the
+    production tables. Shown unentered, each now says to use it as a block; as a block it works as before."""
+    assert repr(hash_namespace("ci")) == (
+        "<hash_namespace('ci') changes nothing by itself: use it as a block, with hash_namespace('ci'): ...>")
+    folder = str(tmp_path / "lake")
+    assert f"use it as a block, with use_lake({folder!r}): ...>" in repr(use_lake(folder))
+    with hash_namespace("ci") as namespace, use_lake(folder) as lake:
+        assert namespace == "ci" and current_lake() == lake == Lake(folder)

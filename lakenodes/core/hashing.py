@@ -16,7 +16,6 @@ from __future__ import annotations
 import abc
 import collections
 import collections.abc
-import contextlib
 import contextvars
 import dataclasses
 import datetime
@@ -37,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from .._internal.blocks import with_block
 from .._internal.datetimes import as_utc
 from ..errors import ConfigurationError
 from .config import model_markers
@@ -58,7 +58,7 @@ _NOT_PREFIX_CHARACTERS = re.compile(r"[^a-z0-9_]+")
 _active_namespace: contextvars.ContextVar[str] = contextvars.ContextVar("lakenodes_hash_namespace", default="")
 
 
-@contextlib.contextmanager
+@with_block
 def hash_namespace(namespace: str) -> Iterator[str]:
     """Isolate every DataNode built (and run) inside the block in its own tables and updaters.
 

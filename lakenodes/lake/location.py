@@ -6,7 +6,6 @@ the ``LAKENODES_URI`` environment variable > ``./lake``.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import json
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from .._internal.blocks import with_block
 from .._internal.deferred import pafs as fs
 from .._internal.forks import refuse_if_forked_after_threads
 from ..errors import LakeConfigurationError, remember_secrets
@@ -168,7 +168,7 @@ def block_lake() -> Lake | None:
     return _active_lake.get()
 
 
-@contextlib.contextmanager
+@with_block
 def use_lake(lake: Lake | str | os.PathLike[str], storage_options: dict[str, str] | None = None) -> Iterator[Lake]:
     """Make ``lake`` (a Lake, a folder path or an s3:// URI) the default for everything created or run
     inside the block; ``storage_options`` (a dict) go with a path or URI, as for ``Lake``.
