@@ -177,7 +177,7 @@ def test_the_cli_shows_removes_and_asks_first(local_lake: Lake) -> None:
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
-    (["--before", "2999-01-01"], "is in the future"),
+    (["--before", "2999-01-01"], "error: the cutoff 2999-01-01T00:00:00+00:00 is in the future"),  # named before= once
     (["--before", "yesterday"], "is not an ISO-8601 date"),
     (["--older-than", "-90d"], "is negative"),
     (["--older-than", "90 days"], "is not a duration"),

@@ -76,8 +76,8 @@ def cutoff(before: Any = None, older: str | datetime.timedelta | None = None,
     moment = parse_datetime(before, "before") if before is not None else now - older_than(older)
     moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     if moment > now:
-        raise LakenodesUserError(f"before={moment.isoformat()} is in the future (now {now.isoformat()}): "
-                                 "runs to remove must have finished already")
+        raise LakenodesUserError(f"the cutoff {moment.isoformat()} is in the future (now {now.isoformat()}): "
+                                 "runs to remove must have finished already")  # named as the CLI's --before too
     return moment
 
 
