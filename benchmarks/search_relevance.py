@@ -31,7 +31,7 @@ from typing import Any
 
 from benchmarks.search_corpus import CLASSES, CORPUS, QUERIES, QUERY_CLASS, synthetic_catalog
 from lakenodes import Lake
-from lakenodes.catalog.catalog import _tables_ledger, all_tables, save_table_record
+from lakenodes.catalog.catalog import all_tables, save_table_record, tables_ledger
 from lakenodes.catalog.records import TableRecord
 from lakenodes.search import SearchIndex, SearchPage, description_search, get_embedder, rebuild_index
 
@@ -78,7 +78,7 @@ def catalog_lake(root: str, n: int) -> Lake:
     """A lake whose catalog holds ``n`` synthetic tables (one catalog commit)."""
     lake = Lake(root)
     records = [TableRecord(**doc, table_uri=lake.table_uri(doc["storage_hash"])) for doc in synthetic_catalog(n)]
-    _tables_ledger(lake).append([record.to_row() for record in records])
+    tables_ledger(lake).append([record.to_row() for record in records])
     assert len(all_tables(lake)) == n
     return lake
 

@@ -291,3 +291,18 @@ def test_a_table_whose_folder_was_deleted_by_hand_is_dropped_from_the_catalog(an
     assert "0 row(s), 0 file(s) (0 bytes), 3 updater(s) and 3 run(s) from the catalog" in dropped.stdout
     assert not any(shown_everywhere(any_lake, env, prices.storage_hash).values())
     assert catalog.resolve_identifier(any_lake, "daily_px") is None
+
+
+@pytest.mark.parametrize("name_in_ci", ["daily_px", "px_ci"])
+def test_a_table_holding_identifiers_in_several_namespaces_frees_each_of_them(local_lake, name_in_ci):
+    prices = written(local_lake, until=1)
+    repoint_identifier(name_in_ci, prices.storage_hash, namespace="ci", lake=local_lake)  # its record moves to ci
+    assert catalog.resolve_identifier(local_lake, "daily_px") == prices.storage_hash  # the first claim stays its own
+    dropped = cli(local_lake, {}, "data-node", "drop", name_in_ci, "--namespace", "ci", "--yes")
+    assert dropped.exit_code == 0, dropped.stderr
+    assert catalog.resolve_identifier(local_lake, "daily_px") is None
+    assert catalog.resolve_identifier(local_lake, name_in_ci, "ci") is None
+    assert f"frees identifier 'daily_px', {name_in_ci!r} in namespace 'ci'" in dropped.stdout
+    newer = TakesTheName(DailyConfig(until=1), lake=local_lake)
+    newer.run()  # the name is free in the default namespace too: a new table claims it
+    assert TimeIndexMetaTable.get(identifier="daily_px", lake=local_lake).storage_hash == newer.storage_hash

@@ -60,7 +60,7 @@ def _schemas() -> dict[str, pa.Schema]:
     }
 
 
-def _tables_ledger(lake: Lake) -> Ledger:
+def tables_ledger(lake: Lake) -> Ledger:
     return Ledger(lake, "tables", _schemas()["tables"], key=("storage_hash",))
 
 
@@ -74,7 +74,7 @@ def runs_ledger(lake: Lake) -> Ledger:
 
 def all_tables(lake: Lake, include_deleted: bool = False, rows: pc.Expression | None = None) -> list[TableRecord]:
     """Every table record (``rows`` narrows the stored rows first, e.g. to one identifier)."""
-    current = _tables_ledger(lake).current()
+    current = tables_ledger(lake).current()
     if rows is not None:
         current = current.filter(rows)
     tables = [TableRecord.from_row(row).bound_to(lake) for row in current.to_pylist()]
@@ -83,26 +83,26 @@ def all_tables(lake: Lake, include_deleted: bool = False, rows: pc.Expression | 
 
 def table_identifiers(lake: Lake) -> dict[str, str | None]:
     """``{storage_hash: identifier}`` of every table, read from two stored columns: no record is built."""
-    current = _tables_ledger(lake).current().select(["storage_hash", "identifier", "deleted"])
+    current = tables_ledger(lake).current().select(["storage_hash", "identifier", "deleted"])
     return {row["storage_hash"]: row["identifier"] for row in python_rows(current) if not row["deleted"]}
 
 
 def dropped_tables(lake: Lake) -> set[str]:
     """Storage hashes of the tables dropped, or being dropped (``catalog.drop``), read from two stored columns."""
-    current = _tables_ledger(lake).current().select(["storage_hash", "deleted"])
+    current = tables_ledger(lake).current().select(["storage_hash", "deleted"])
     return {row["storage_hash"] for row in python_rows(current) if row["deleted"]}
 
 
 def tables_version(lake: Lake) -> tuple[str, int] | None:
     """Identity and version of the catalog's table records (None before the first): it changes
     whenever a record is saved, so a derived view (the search index) knows when to catch up."""
-    return _tables_ledger(lake).version()
+    return tables_ledger(lake).version()
 
 
 def tables_since(lake: Lake, seen_files: Collection[str]) -> tuple[list[TableRecord], list[str]]:
     """The table records saved since the catalog's data files were ``seen_files`` (the files of an
     earlier call; deleted records included), and its current data files."""
-    rows, files = _tables_ledger(lake).latest_since(seen_files)
+    rows, files = tables_ledger(lake).latest_since(seen_files)
     return [TableRecord.from_row(row).bound_to(lake) for row in rows.to_pylist()], files
 
 
@@ -138,12 +138,12 @@ def stored_table_rows(lake: Lake, storage_hash: str) -> list[dict[str, Any]]:
     """The stored catalog row of the table ``storage_hash`` (none before it was first registered),
     as ``register_table`` compares a record with it: a run creating a table reads it ahead
     (``register_table(..., stored=)``), while its rows are written."""
-    return _tables_ledger(lake).latest(where={"storage_hash": storage_hash})
+    return tables_ledger(lake).latest(where={"storage_hash": storage_hash})
 
 
 def save_table_record(lake: Lake, record: TableRecord) -> None:
     """Append the record's new state to the catalog (the search index catches up on its next search)."""
-    _tables_ledger(lake).append([record.to_row()])
+    tables_ledger(lake).append([record.to_row()])
     _known_records[(lake.cache_key, record.storage_hash)] = _digest(record)
 
 
@@ -186,7 +186,7 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
     digest = f"{table_id}\n{_digest(record)}"  # a table dropped and created again has another id
     if _known_records.get(key) == digest:
         return False
-    ledger, mark = _tables_ledger(lake), f"{record.storage_hash}\n{digest}"
+    ledger, mark = tables_ledger(lake), f"{record.storage_hash}\n{digest}"
     if ledger.marked(mark):  # this very record was registered before, by any process: one request
         _known_records[key] = digest
         return False

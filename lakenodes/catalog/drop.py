@@ -7,8 +7,10 @@ killed process) leaves a readable lake and a second drop finishes it:
    ``data-node list``/``detail``/``org-unique-identifiers``, search (its next catch-up deletes
    the table from the index) and ``updates reconcile`` no longer see the table; a drop finds it
    again by its storage hash, uid or identifier to finish.
-2. ``identifier``: the identifier claim, when this table holds it, is removed (version 0 first:
-   see ``claims.release``), so another table can claim the name.
+2. ``identifier``: every identifier claim this table holds is removed (version 0 first: see
+   ``claims.release``), so another table can claim the name: in every namespace, for every
+   identifier its records ever had (``repoint_identifier`` into another namespace leaves the
+   claim of the first one pointing at it too).
 3. ``updaters``: the updaters writing the table leave ``_catalog/updates`` (and their marks).
 4. ``runs``: their runs leave ``_catalog/runs`` (pending records folded first). Reconcile never
    recovers them from the table's history: it skips dropped tables (step 1).
@@ -35,7 +37,7 @@ from .._internal.afterwards import settle
 from .._internal.deferred import pc
 from ..errors import LakenodesUserError, StorageError
 from ..lake._scan import add_actions
-from ..lake.claims import identifier_scope, release
+from ..lake.claims import claim_owner, identifier_scope, identifier_scopes, release
 from ..lake.ledger_prune import remove_rows
 from ..lake.location import Lake
 from ..lake.pending import Pending
@@ -45,9 +47,9 @@ from .catalog import (
     all_tables,
     dropped_tables,
     forget_table,
-    resolve_identifier,
     runs_ledger,
     save_table_record,
+    tables_ledger,
     updates_ledger,
 )
 from .records import TableRecord
@@ -59,7 +61,8 @@ def plan_drop(lake: Lake, record: TableRecord) -> dict[str, Any]:
     """What dropping ``record``'s table removes: ``rows`` (of its current version; None when its log
     is unreadable, a drop stopped half-way), ``files`` and ``bytes`` (everything under its folder,
     old versions and log included), its ``update_processes`` (update hashes) and their ``runs``,
-    the ``identifier_freed`` (None when the table holds none) and ``catalog_records``."""
+    the ``identifier_freed`` (None when the table holds none in its namespace), every claim it holds
+    (``identifiers_freed``: identifier and namespace, see :func:`held_claims`) and ``catalog_records``."""
     name = record.storage_hash
     files = stored_files(lake, record.table_uri)
     try:
@@ -71,16 +74,31 @@ def plan_drop(lake: Lake, record: TableRecord) -> dict[str, Any]:
     updaters = [row["update_hash"] for row in updates_ledger(lake).latest(where={"storage_hash": name})]
     runs = Pending(runs_ledger(lake)).rows()
     run_count = int(pc.sum(pc.equal(runs["storage_hash"], name)).as_py() or 0) if runs.num_rows else 0
-    freed = record.identifier if record.identifier and \
-        resolve_identifier(lake, record.identifier, record.namespace) == name else None
+    claims = held_claims(lake, record)
+    own = {"identifier": record.identifier, "namespace": record.namespace}
+    freed = record.identifier if own in claims else None
     return {
         "ok": True, "meta_table_uid": record.uid, "storage_hash": name, "identifier": record.identifier,
         "namespace": record.namespace, "table_uri": record.table_uri, "dry_run": True, "rows": rows,
         "files": len(files), "bytes": sum(size for _, size in files), "update_processes": updaters, "runs": run_count,
-        "identifier_freed": freed,
+        "identifier_freed": freed, "identifiers_freed": claims,
         "catalog_records": {"tables": 0 if record.deleted else 1, "updates": len(updaters), "runs": run_count,
-                            "identifier_claims": 1 if freed else 0},
+                            "identifier_claims": len(claims)},
     }
+
+
+def held_claims(lake: Lake, record: TableRecord) -> list[dict[str, str]]:
+    """The identifier claims ``record``'s table holds (``{identifier, namespace}``, sorted): each
+    identifier any of its catalog records ever had, looked up in every namespace's claims."""
+    name = record.storage_hash
+    history = tables_ledger(lake).read()
+    recorded = history.filter(pc.equal(history["storage_hash"], name))["identifier"].to_pylist()
+    identifiers = sorted({identifier for identifier in [*recorded, record.identifier] if identifier})
+    scopes = identifier_scopes(lake) if identifiers else []
+    owners = [claim_owner(lake, scope, identifier) for identifier in identifiers for scope in scopes]
+    held = [{"identifier": owner["identifier"], "namespace": owner["namespace"]} for owner in owners
+            if owner is not None and owner["storage_hash"] == name]
+    return sorted(held, key=lambda claimed: (claimed["namespace"], claimed["identifier"]))
 
 
 def dependents(lake: Lake, record: TableRecord, update_hashes: list[str]) -> list[str]:
@@ -102,8 +120,8 @@ def _tombstone(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
 
 
 def _identifier(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
-    if plan["identifier_freed"]:
-        release(lake, identifier_scope(record.namespace), plan["identifier_freed"])
+    for claimed in plan["identifiers_freed"]:
+        release(lake, identifier_scope(claimed["namespace"]), claimed["identifier"])
 
 
 def _updaters(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:

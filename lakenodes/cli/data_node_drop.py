@@ -22,11 +22,13 @@ def removed(plan: dict[str, Any]) -> str:
 
     Example:
         >>> removed({"rows": 4, "files": 3, "bytes": 2048, "update_processes": ["u"], "runs": 2,
-        ...          "identifier_freed": "fx"})
-        "4 row(s), 3 file(s) (2048 bytes), 1 updater(s) and 2 run(s) from the catalog; frees identifier 'fx'"
+        ...          "identifiers_freed": [{"identifier": "fx", "namespace": ""}, {"identifier": "fx", "namespace": "ci"}]})
+        "4 row(s), 3 file(s) (2048 bytes), 1 updater(s) and 2 run(s) from the catalog; frees identifier 'fx', 'fx' in namespace 'ci'"
     """
     rows = "an unreadable number of rows" if plan["rows"] is None else f"{plan['rows']} row(s)"
-    freed = f"; frees identifier {plan['identifier_freed']!r}" if plan["identifier_freed"] else ""
+    claims = [repr(claimed["identifier"]) + (f" in namespace {claimed['namespace']!r}" if claimed["namespace"] else "")
+              for claimed in plan["identifiers_freed"]]
+    freed = f"; frees identifier {', '.join(claims)}" if claims else ""
     return (f"{rows}, {plan['files']} file(s) ({plan['bytes']} bytes), {len(plan['update_processes'])} updater(s) "
             f"and {plan['runs']} run(s) from the catalog{freed}")
 

@@ -20,7 +20,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from .._internal.arrow_rows import arrow_table, python_rows
-from .._internal.deferred import pa
+from .._internal.deferred import pa, pafs
 from ._delta_log import COMMIT_FILE, log_names, read_commit
 from ._retry import default_retry
 from ._rust_stderr import quiet_delta_panics
@@ -85,6 +85,15 @@ def release(lake: Lake, scope: str, name: str) -> None:
     version 0 went but before the later reassignments did leaves a claim that can be neither read
     nor made until a second release removes the rest."""
     remove_table_folder(lake, claim_uri(lake, scope, name))
+
+
+def identifier_scopes(lake: Lake) -> list[str]:
+    """The claims folder (``identifier_scope``) of every namespace in which an identifier was ever claimed."""
+    uri = lake.catalog_uri("claims/identifiers")
+    filesystem, root = lake_filesystem(lake, uri)
+    with storage_errors(uri, "list", lake):
+        listing = filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    return sorted(f"identifiers/{info.base_name}" for info in listing if info.type == pafs.FileType.Directory)
 
 
 def claim_owner(lake: Lake, scope: str, name: str) -> dict[str, Any] | None:
