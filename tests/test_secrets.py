@@ -122,6 +122,22 @@ def test_an_endpoint_holding_credentials_is_refused_without_showing_them(s3_serv
     assert bucket_keys(s3_server, bucket) == []
 
 
+def test_a_password_holding_an_at_sign_is_masked_whole():
+    """Regression: a password holding "@" (``minio:p@ss...@host``) was masked up to its own "@" only:
+    the refusal of the lake URI or endpoint showed the rest of it."""
+    password = f"p@ss-{SECRET}"
+    refusals = []
+    for uri, options in [(f"s3://{KEY_ID}:{password}@bucket/lake", {}),
+                         ("s3://bucket/lake", {"AWS_ENDPOINT_URL": f"http://minio:{password}@127.0.0.1:9000",
+                                               "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": "x" * 40,
+                                               "AWS_REGION": REGION})]:
+        with pytest.raises(LakeConfigurationError, match="holds credentials") as refused:
+            Lake(uri, storage_options=options)
+        refusals.append(str(refused.value))
+    assert_hidden(*refusals)
+    assert "'s3://***@bucket/lake'" in refusals[0] and "'http://***@127.0.0.1:9000'" in refusals[1]
+
+
 class _ExpiredSession(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass

@@ -195,20 +195,24 @@ def normalize_s3_options(
 def hide_credentials(url: str) -> str:
     """``url`` with the user and password before its host shown as ``***`` (what messages may quote).
 
-    A secret key may hold "/", so the user part is whatever precedes the first "@" when it names no
-    folder first (``s3://bucket/team@x`` is a prefix, ``s3://AKIA:wJa/K7@bucket`` a key pair).
+    A secret key may hold "/", so a URL holds credentials when text precedes its first "@" that
+    names no folder first (``s3://bucket/team@x`` is a prefix, ``s3://AKIA:wJa/K7@bucket`` a key
+    pair). A password may hold "@" too: everything up to the last "@" is masked (a prefix holding
+    one is masked with it: better than showing the end of a password).
 
     Example:
         >>> hide_credentials("http://minio:wJalr/K7MDENG@127.0.0.1:9000")
+        'http://***@127.0.0.1:9000'
+        >>> hide_credentials("http://minio:p@ss@127.0.0.1:9000")
         'http://***@127.0.0.1:9000'
         >>> hide_credentials("s3://bucket/team@x/lake")
         's3://bucket/team@x/lake'
     """
     scheme, separator, rest = url.partition("://")
-    user, at, after = rest.partition("@")
+    user, at, _ = rest.partition("@")
     if not separator or not at or ("/" in user and ":" not in user.split("/", 1)[0]):
         return url
-    return f"{scheme}://***@{after}"
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 def with_timeout_defaults(options: Mapping[str, str]) -> dict[str, str]:
