@@ -9,9 +9,11 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -285,3 +287,41 @@ def test_cli_json_failure_lists_every_node_of_the_tree(local_lake: Lake, tmp_pat
     alone = run("feed", "--no-deps")
     assert (alone["succeeded"], alone["skipped"]) == ([], [])
     assert [node["update_hash"] for node in alone["failed"]] == [feed["update_hash"]]
+
+
+class KilledOnCue(Daily):
+    """Its ``update()`` ends the worker process once the file ``<journal>.go`` exists."""
+
+    def update(self):
+        while not Path(f"{self.config.journal}.go").exists():
+            time.sleep(0.01)
+        os._exit(137)
+
+
+def test_a_node_submitted_after_a_worker_died_is_recorded_as_failed(local_lake: Lake, tmp_path: Path) -> None:
+    """Regression: a node whose dependency finished while another node's worker died was submitted
+    to the broken pool: ``run_many`` raised the bare ``BrokenProcessPool`` of ``submit()``, and
+    neither that node nor the one whose worker died had a run record."""
+    dying = KilledOnCue(JournalConfig(name="dying", journal=str(tmp_path / "journal.txt")))
+    fast = daily(tmp_path, "fast")
+    after = daily(tmp_path, "after", {"up": fast})
+
+    def progress(done: int, total: int, node) -> None:
+        if node is not fast:
+            return
+        (tmp_path / "journal.txt.go").touch()  # the dying worker goes; the scheduler submits once the pool broke
+        while True:
+            try:
+                pool.submit(int).result()
+            except BrokenProcessPool:
+                return
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with pytest.raises(NodeRunError) as raised:
+            run_many([dying, after], executor=pool, on_progress=progress)
+
+    assert set(raised.value.failures) == {dying.update_hash, after.update_hash}
+    for node in (dying, after):
+        [failed] = run_history(local_lake, node.update_hash)
+        assert (failed["status"], failed["error"].split(":")[:2]) == ("error", ["executor", " BrokenProcessPool"])
+    assert stored_rows(fast) == 1 and stored_rows(after) == 0

@@ -225,14 +225,15 @@ def _run_on_executor(
                 # the lake goes along: an executor pickles outside this use_lake block (in a feeder thread);
                 # so does the frame kind set_default_frame chose (a spawned worker starts without it)
                 try:
-                    submitted = _as_submitted(graph[key], executor)
-                except Exception as error:  # noqa: BLE001 - the node would not pickle (a local class, a lock)
+                    future = executor.submit(run_submission, _as_submitted(graph[key], executor), uuid.uuid4().hex,
+                                             keep[key], lakes[key], chosen_frame(), shown_by_default())
+                except Exception as error:  # noqa: BLE001 - the node would not pickle (a local class, a lock), or
+                    # the pool broke (a worker running another node died) since its dependencies finished
                     failures[key] = NodeRunError(repr(graph[key]), "executor", error)
                     _record_not_run(hooks, graph[key], failures[key])
                     report(len(results) + len(failures), len(graph), graph[key])
                     continue
-                running[executor.submit(run_submission, submitted, uuid.uuid4().hex, keep[key], lakes[key],
-                                        chosen_frame(), shown_by_default())] = key
+                running[future] = key
             if not running:
                 if any(deps <= results.keys() | failures.keys() for deps in pending.values()):
                     continue  # a node failed at its submission: its dependents are skipped next
