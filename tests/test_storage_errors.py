@@ -689,3 +689,16 @@ def test_refused_keys_are_one_line_naming_them_in_every_command(checking_s3_serv
     assert code == 1 and len(err.splitlines()) == 1, err
     assert err.startswith("error: StoragePermissionError: ") and "OSError" not in err
     assert "the store does not know the access key id (InvalidAccessKeyId)" in err
+
+
+def test_the_error_tree_in_the_docs_names_every_public_error() -> None:
+    """Regression: ``ForkedProcessError`` was exported without a place in docs/reliability.md's
+    tree of errors, the one page that says what each error means and its CLI exit code."""
+    import lakenodes
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "reliability.md").read_text()
+    tree = docs[docs.index("## Errors"):]
+    tree = tree[tree.index("```"):tree.index("```", tree.index("```") + 3)]
+    exported = [name for name in lakenodes.__all__ if name.endswith("Error")]
+    assert "ForkedProcessError" in exported
+    assert [name for name in exported if name not in tree] == []
