@@ -144,8 +144,9 @@ def run_history(lake: Lake, update_hash: str | None = None) -> list[dict[str, An
         writers = [p["update_hash"] for p in processes if p["storage_hash"] in storages]  # a table named instead
         hint = f": that is a table, written by {', '.join(writers)}" if writers else meant(update_hash, known)
         raise NotFoundError(f"no update process {update_hash!r} in {lake.uri}{hint}; {UPDATES_HINT}")
+    runs = catalog.run_history(lake, update_hash)  # first: a key refused the catalog is told about the runs
     dropped = catalog.dropped_tables(lake)  # a drop stopped before it removed their runs: the next drop does
-    return [run for run in catalog.run_history(lake, update_hash) if run["storage_hash"] not in dropped]
+    return [run for run in runs if run["storage_hash"] not in dropped]
 
 
 def update_processes(lake: Lake) -> list[dict[str, Any]]:
