@@ -4,7 +4,8 @@ A read of one date across every asset of a table as ``run()`` wrote it (one file
 backfill, more per daily append) opens every file; polars reads them about twice as fast as
 pyarrow's dataset scanner (~0.1 against ~0.25 ms a file here, ``python -m benchmarks --only
 reads``). Only for reads both engines answer the same way: a local table, many files, a time
-window as the only row filter, and column types polars hands back unchanged. Anything else (or
+window as the only row filter on them (an identity filter on the partition column chooses the files:
+``filters_files_only``), and column types polars hands back unchanged. Anything else (or
 any failure) returns None: the caller scans with pyarrow.
 
 Example (``example``: a temporary lake with one table, see conftest.py; it has too few files):
@@ -22,8 +23,9 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 from deltalake import DeltaTable
@@ -59,6 +61,26 @@ class TimeWindow:
             bound = _instant(self.end)
             condition = condition & (column <= bound if self.end_inclusive else column < bound)
         return condition
+
+
+def filters_files_only(dimension_filters: Mapping[str, Sequence[Any]] | None, index_names: Sequence[str]) -> bool:
+    """True when a read's identity filters (if any) select files, not rows: they are on the partition
+    column (the first identity of ``index_names``) alone, by text value, so the files chosen for the
+    read hold only rows they allow (each holds one partition value) and a time window is all that
+    is left to filter on.
+
+    Example:
+        >>> names = ("time_index", "unique_identifier", "sector")
+        >>> filters_files_only({"unique_identifier": ["A"]}, names)
+        True
+        >>> filters_files_only({"sector": ["tech"]}, names)
+        False
+    """
+    if not dimension_filters:
+        return True
+    partition = index_names[1:2]
+    return list(dimension_filters) == list(partition) and all(
+        isinstance(value, str) for value in dimension_filters[partition[0]])
 
 
 def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequence[str], snapshot: Snapshot,

@@ -1,6 +1,7 @@
 """Reading a table's rows from only the files that can hold them: the snapshot's candidates
 (pruned by partition value and time statistics), the cross-section copy when a read spans every
-identity, polars for a wide time window; ``TableStore.read`` filters and sorts what this returns.
+identity, polars for a time window over many files, each file read whole for one over a few small
+ones; ``TableStore.read`` filters and sorts what this returns.
 
 Example (``example``: a temporary lake with one table, see conftest.py):
     >>> from lakenodes.lake._scan import index_names_of
@@ -22,6 +23,7 @@ from ..errors import one_line
 from ._foreign_features import refuse_foreign_features
 from ._polars_scan import TimeWindow, scan_many
 from ._scan import Pruning, fragments_of, scan, snapshot_of
+from ._small_read import read_whole_files
 from .cross_section import cross_section_of, forget_cross_section, is_cross_sectional
 from .location import Lake, lake_filesystem
 
@@ -58,8 +60,10 @@ def scan_table(lake: Lake, table: DeltaTable, index_names: Sequence[str], prunin
     remaining = files if copy is None else copy.remaining(files)  # the copy holds the rest: one file, not N
     fragments = ([] if copy is None else [copy.fragment]) + (
         fragments_of(filesystem, root, snapshot.partition, remaining) if remaining.height else [])
-    # a few small local files (an asset-scoped read): the scanner's threads cost more than they save
+    # a few small local files (an asset-scoped read): the scanner costs more than the files
     small = lake.is_local and copy is None and remaining["size"].sum() < SMALL_READ_BYTES
+    if small and window is not None:
+        return read_whole_files(fragments, remaining["partition"].to_list(), snapshot, columns, window)
     try:
         return scan(fragments, snapshot.schema, filesystem, columns, expression, use_threads=not small)
     except (OSError, pa.ArrowException) as error:

@@ -25,7 +25,7 @@ from ..errors import WatermarkMovedError, one_line
 from . import _tables
 from ._commit_hooks import commit_hooks
 from ._create import TABLE_CONFIGURATION, create_empty, create_with_rows, writer_properties
-from ._polars_scan import TimeWindow
+from ._polars_scan import TimeWindow, filters_files_only
 from ._ranges import RangeFilter, coordinates_filter, range_selection
 from ._retry import RetryPolicy, default_retry, is_transient
 from ._row_rewrites import delete_rows, restate
@@ -385,9 +385,11 @@ class TableStore:
             selection = range_selection(ranges)
             expression = all_of(expression, selection.expression)
         selected = selected_columns(index_names, table, columns)
-        # a time window alone (or ranges matched after the scan): many files may be read by polars (see _polars_scan)
+        # a time window alone (or ranges matched after the scan) selects the rows of the files chosen:
+        # they may be read by polars or whole (see _polars_scan, _small_read)
         own = TimeWindow(start, start_inclusive, end, end_inclusive)
-        window = None if dimension_filters else own if selection is None else selection.polars_window(own)
+        window = None if not filters_files_only(dimension_filters, index_names) \
+            else own if selection is None else selection.polars_window(own)
         with storage_errors(self.uri, "read", self.lake):
             data = scan_table(self.lake, table, index_names, Pruning.of(start, end, dimension_filters, ranges), selected, expression,
                               window)
