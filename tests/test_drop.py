@@ -23,6 +23,7 @@ from lakenodes.catalog.drop import STEPS, plan_drop
 from lakenodes.cli import app
 from lakenodes.errors import IdentifierConflictError, LakenodesUserError, NodeRunError, NotFoundError
 from lakenodes.facade.table_refs import reconcile_runs, resolve_table
+from lakenodes.lake import ledger
 from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.table_removal import stored_files
 
@@ -306,3 +307,22 @@ def test_a_table_holding_identifiers_in_several_namespaces_frees_each_of_them(lo
     newer = TakesTheName(DailyConfig(until=1), lake=local_lake)
     newer.run()  # the name is free in the default namespace too: a new table claims it
     assert TimeIndexMetaTable.get(identifier="daily_px", lake=local_lake).storage_hash == newer.storage_hash
+
+
+def test_updates_list_reads_the_table_records_once(local_lake, monkeypatch):
+    """``updates list`` names each updater's table and hides those of a table being dropped: both
+    from one read of ``_catalog/tables`` (it read it twice, one storage round trip more on S3)."""
+    prices, volumes = written(local_lake, until=1), written(local_lake, Volumes, until=1)
+    record = resolve_table(local_lake, "daily_px")
+    STEPS[0](local_lake, record, plan_drop(local_lake, record))  # a drop stopped after marking it deleted
+    reads: list[str] = []
+    current = ledger.Ledger.current
+
+    def counted(self):
+        reads.append(self.name)
+        return current(self)
+
+    monkeypatch.setattr(ledger.Ledger, "current", counted)
+    shown = listed(local_lake, {}, "updates", "list")["results"]
+    assert [(u["storage_hash"], u["identifier"]) for u in shown] == [(volumes.storage_hash, "daily_volumes")]
+    assert reads.count("tables") == 1 and prices.storage_hash not in str(shown)

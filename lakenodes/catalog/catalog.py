@@ -47,6 +47,7 @@ from .tables import (  # noqa: F401 - the catalog's public surface
     stored_table_rows,
     table_identifiers,
     table_record,
+    table_states,
     tables_since,
     tables_version,
 )

@@ -28,16 +28,22 @@ def all_tables(lake: Lake, include_deleted: bool = False, rows: pc.Expression | 
     return [table for table in tables if include_deleted or not table.deleted]
 
 
+def table_states(lake: Lake) -> tuple[dict[str, str | None], set[str]]:
+    """``{storage_hash: identifier}`` of every live table, and the storage hashes of the tables
+    dropped or being dropped (``catalog.drop``), from one read of three stored columns: no record is built."""
+    rows = python_rows(tables_ledger(lake).current().select(["storage_hash", "identifier", "deleted"]))
+    live = {row["storage_hash"]: row["identifier"] for row in rows if not row["deleted"]}
+    return live, {row["storage_hash"] for row in rows if row["deleted"]}
+
+
 def table_identifiers(lake: Lake) -> dict[str, str | None]:
-    """``{storage_hash: identifier}`` of every table, read from two stored columns: no record is built."""
-    current = tables_ledger(lake).current().select(["storage_hash", "identifier", "deleted"])
-    return {row["storage_hash"]: row["identifier"] for row in python_rows(current) if not row["deleted"]}
+    """``{storage_hash: identifier}`` of every live table (see :func:`table_states`)."""
+    return table_states(lake)[0]
 
 
 def dropped_tables(lake: Lake) -> set[str]:
-    """Storage hashes of the tables dropped, or being dropped (``catalog.drop``), read from two stored columns."""
-    current = tables_ledger(lake).current().select(["storage_hash", "deleted"])
-    return {row["storage_hash"] for row in python_rows(current) if row["deleted"]}
+    """Storage hashes of the tables dropped, or being dropped (see :func:`table_states`)."""
+    return table_states(lake)[1]
 
 
 def tables_version(lake: Lake) -> tuple[str, int] | None:

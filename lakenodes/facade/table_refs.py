@@ -152,7 +152,7 @@ def run_history(lake: Lake, update_hash: str | None = None) -> list[dict[str, An
 def update_processes(lake: Lake) -> list[dict[str, Any]]:
     """Every update process with the identifier of the table it writes (None when unnamed), but
     those of a table being dropped."""
-    identifiers, dropped = catalog.table_identifiers(lake), catalog.dropped_tables(lake)
+    identifiers, dropped = catalog.table_states(lake)  # one read of the table records
     processes = [process for process in catalog.update_processes(lake) if process["storage_hash"] not in dropped]
     for process in processes:
         process["identifier"] = identifiers.get(process["storage_hash"])
