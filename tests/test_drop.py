@@ -326,3 +326,64 @@ def test_updates_list_reads_the_table_records_once(local_lake, monkeypatch):
     shown = listed(local_lake, {}, "updates", "list")["results"]
     assert [(u["storage_hash"], u["identifier"]) for u in shown] == [(volumes.storage_hash, "daily_volumes")]
     assert reads.count("tables") == 1 and prices.storage_hash not in str(shown)
+
+
+KILLED_AT_STEP_2 = """
+import os, signal, sys
+from lakenodes.catalog import drop
+from lakenodes.cli import app
+drop.STEPS = (drop.STEPS[0], lambda *step: os.kill(os.getpid(), signal.SIGKILL))  # killed once step 1 is done
+app(["--lake", sys.argv[1], "data-node", "drop", "daily_px", "--yes"])
+"""
+
+
+def fresh_process(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def killed_after_step_1(lake: Lake) -> None:
+    """``lakenodes data-node drop daily_px --yes`` in another process, killed once it marked the table deleted."""
+    killed = fresh_process("-c", KILLED_AT_STEP_2, lake.uri)
+    assert killed.returncode == -9, killed.stderr
+
+
+def test_a_run_after_a_killed_drop_keeps_its_rows_and_the_second_drop_says_so(local_lake):
+    """A drop killed after it marked the table deleted, then a run of the node: the second drop
+    "finishing" the first one removed the rows that run wrote, without a word. Now a run from a new
+    process takes the table back (the drop is cancelled, with a warning), and a drop of a table
+    still marked deleted holding rows written since the drop began refuses, naming them, unless --force."""
+    prices = written(local_lake)
+    killed_after_step_1(local_lake)
+    assert not shown_everywhere(local_lake, {}, prices.storage_hash)["list"]  # marked deleted: hidden
+
+    _, rows = Prices(DailyConfig(until=5), lake=local_lake).run()  # this process knew the table: it writes to it
+    assert rows.height == 4
+    files = stored_files(local_lake, prices.store.uri)
+    for args in (["--yes"], ["--dry-run"]):
+        refused = cli(local_lake, {}, "data-node", "drop", prices.storage_hash, *args)
+        assert refused.exit_code == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert "4 row(s) were written to it after its drop began" in refused.stderr
+        assert "--force" in refused.stderr and "run its node" in refused.stderr
+        assert stored_files(local_lake, prices.store.uri) == files
+
+    rerun = fresh_process("-m", "lakenodes", "--lake", local_lake.uri, "--verbose", "run", "test_drop:Prices",
+                          "--config", '{"until": 6}')
+    assert rerun.returncode == 0, rerun.stderr
+    assert "was being dropped" in rerun.stderr and "drop is cancelled" in rerun.stderr
+    table = TimeIndexMetaTable.get(identifier="daily_px", lake=local_lake)  # taken back: listed, named, whole
+    assert table.storage_hash == prices.storage_hash and table.stats()["row_count"] == 12
+    assert shown_everywhere(local_lake, {}, prices.storage_hash)["list"]
+    dropped = cli(local_lake, {}, "data-node", "drop", "daily_px", "--yes")  # a drop of the table as it is now
+    assert dropped.exit_code == 0 and "12 row(s)" in dropped.stdout, dropped.stderr
+    assert stored_files(local_lake, prices.store.uri) == []
+
+
+def test_the_rows_of_a_run_after_a_killed_drop_go_with_force(local_lake):
+    prices = written(local_lake, until=1)
+    killed_after_step_1(local_lake)
+    Prices(DailyConfig(until=2), lake=local_lake).run()  # this process knew the table: it writes to it
+    with pytest.raises(LakenodesUserError, match=r"^daily_px \(\w+\) .* 2 row\(s\) were written to it after"):
+        resolve_table(local_lake, prices.storage_hash, dropped=True).drop()
+    done = resolve_table(local_lake, prices.storage_hash, dropped=True).drop(force=True)
+    assert done["rows"] == 4 and stored_files(local_lake, prices.store.uri) == []

@@ -41,6 +41,8 @@ from .records import TableRecord
 from .tables import (  # noqa: F401 - the catalog's public surface
     _digest,
     all_tables,
+    being_dropped,
+    drop_mark,
     dropped_tables,
     find_tables,
     save_table_record,
@@ -59,7 +61,10 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
                    table_id: str = "") -> bool:
     """Claim the record's identifier and store the record when it changed; True when written.
     A record registered once is marked beside ``_catalog/tables``: registering it again, from any
-    process, is one request (a record changed since by someone else, e.g. its labels, stays as is).
+    process, is two requests (a record changed since by someone else, e.g. its labels, stays as is;
+    the second asks whether a drop of the table began: :func:`being_dropped`). A table whose drop
+    stopped after marking it deleted is taken back (recorded again, with a warning): the drop is
+    cancelled, so a drop run again to finish it never removes the rows this run wrote unseen.
     A record stored with another ``table_uri`` (the lake was moved or copied since: ``mv``, ``aws s3
     sync``) is stored again with this lake's, so engines reading ``_catalog/tables`` find the table.
     Under ``python -OO`` (no docstrings) a record keeps the ``source_doc`` stored.
@@ -78,11 +83,14 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
     if _known_records.get(key) == digest:
         return False
     ledger, mark = tables_ledger(lake), f"{record.storage_hash}\n{digest}"
-    if ledger.marked(mark):  # this very record was registered before, by any process: one request
+    # this very record was registered before, by any process, and no drop of the table began since: two requests
+    if ledger.marked(mark) and not being_dropped(lake, record.storage_hash, table_id):
         _known_records[key] = digest
         return False
     rows = stored() if stored is not None else stored_table_rows(lake, record.storage_hash)
-    rows = [row for row in rows if not row.get("deleted")]  # a dropped table's: this one starts afresh
+    taken_back = bool(rows) and rows[0].get("deleted") and being_dropped(lake, record.storage_hash, table_id)
+    if not taken_back:  # a dropped table's record: this table was created afresh since
+        rows = [row for row in rows if not row.get("deleted")]
     if rows:  # as stored: a lake moved or copied since has its old table_uri saved again with the new one
         stored = TableRecord.from_row(rows[0])
         record = record.model_copy(update={"labels": sorted(set(stored.labels) | set(record.labels)),
@@ -94,6 +102,11 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
             ledger.mark(mark)
             return False
     save_table_record(lake, record)
+    if taken_back:  # unmarked once saved: a crash before leaves the next run to take it back
+        ledger.unmark(drop_mark(record.storage_hash, table_id))
+        logger.warning("table %s (%s) was being dropped (a drop stopped before it finished): this run wrote to it, "
+                       "so it takes the table back and the drop is cancelled; drop it again to remove it",
+                       record.identifier or record.storage_hash, record.storage_hash)
     _known_records[key] = digest
     ledger.mark(mark)
     return True

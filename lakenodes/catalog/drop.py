@@ -16,6 +16,11 @@ killed process) leaves a readable lake and a second drop finishes it:
    recovers them from the table's history: it skips dropped tables (step 1).
 5. ``files``: the table's folder is removed, log first (``lakenodes.lake.table_removal``).
 
+A run of this very table (by its Delta table id) after step 1, from a process that registers it
+afresh, takes the table back and cancels the drop (``catalog.register_table``; step 1 leaves a
+mark first for that); a drop finishing one that began earlier refuses, unless ``force``, when rows
+were written to the table after the first began (:func:`rows_written_since_the_drop_began`).
+
 The tombstone stays: it records that the table was dropped. The node's next run finds no table,
 creates it at version 0 and records it afresh (a new record, updater and claim), as a first run.
 
@@ -27,6 +32,7 @@ Example (``example``: a temporary lake with one table, see conftest.py):
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +44,7 @@ from .._internal.deferred import pc
 from ..errors import LakenodesUserError, StorageError
 from ..lake._scan import add_actions
 from ..lake.claims import claim_owner, identifier_scope, identifier_scopes, release
+from ..lake.ledger import RECORDED_AT
 from ..lake.ledger_prune import remove_rows
 from ..lake.location import Lake
 from ..lake.pending import Pending
@@ -45,6 +52,7 @@ from ..lake.store import TableStore
 from ..lake.table_removal import remove_table_folder, stored_files
 from .catalog import (
     all_tables,
+    drop_mark,
     dropped_tables,
     forget_table,
     runs_ledger,
@@ -68,9 +76,10 @@ def plan_drop(lake: Lake, record: TableRecord) -> dict[str, Any]:
     try:
         table = TableStore(lake, name).table()
         rows = 0 if table is None else int(pc.sum(add_actions(table)["num_records"]).as_py() or 0)
+        table_id = None if table is None else table.metadata().id
     except (StorageError, DeltaError, OSError) as error:  # a log a stopped drop left half-removed
         logger.info("table %s cannot be read (%s): counting its files only", name, error)
-        rows = None
+        rows = table_id = None
     updaters = [row["update_hash"] for row in updates_ledger(lake).latest(where={"storage_hash": name})]
     runs = Pending(runs_ledger(lake)).rows()
     run_count = int(pc.sum(pc.equal(runs["storage_hash"], name)).as_py() or 0) if runs.num_rows else 0
@@ -79,7 +88,7 @@ def plan_drop(lake: Lake, record: TableRecord) -> dict[str, Any]:
     freed = record.identifier if own in claims else None
     return {
         "ok": True, "meta_table_uid": record.uid, "storage_hash": name, "identifier": record.identifier,
-        "namespace": record.namespace, "table_uri": record.table_uri, "dry_run": True, "rows": rows,
+        "namespace": record.namespace, "table_uri": record.table_uri, "table_id": table_id, "dry_run": True, "rows": rows,
         "files": len(files), "bytes": sum(size for _, size in files), "update_processes": updaters, "runs": run_count,
         "identifier_freed": freed, "identifiers_freed": claims,
         "catalog_records": {"tables": 0 if record.deleted else 1, "updates": len(updaters), "runs": run_count,
@@ -113,7 +122,25 @@ def dependents(lake: Lake, record: TableRecord, update_hashes: list[str]) -> lis
                    if row["storage_hash"] not in gone and any(h in (row["configuration"] or "") for h in update_hashes)})
 
 
+def rows_written_since_the_drop_began(lake: Lake, record: TableRecord) -> tuple[int, datetime.datetime] | None:
+    """The rows in files written to ``record``'s table after its drop began (the time its record was
+    marked deleted: a drop that stopped, then a run that wrote to the table), and that time; None
+    when the table cannot be read (a log a stopped drop left half-removed: no run writes to it)."""
+    began = tables_ledger(lake).latest(where={"storage_hash": record.storage_hash})[0][RECORDED_AT]
+    try:
+        table = TableStore(lake, record.storage_hash).table()
+    except (StorageError, DeltaError, OSError):
+        return None
+    if table is None:
+        return None
+    actions = add_actions(table)  # modification_time: milliseconds since the epoch, as the writer saw them
+    later = pc.greater(actions["modification_time"], int(began.timestamp() * 1000))
+    return int(pc.sum(pc.filter(actions["num_records"], later)).as_py() or 0), began
+
+
 def _tombstone(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
+    if plan["table_id"]:  # first: a run of this very table from then on takes it back (catalog.register_table)
+        tables_ledger(lake).mark(drop_mark(record.storage_hash, plan["table_id"]))
     if not record.deleted:
         save_table_record(lake, record.model_copy(update={"deleted": True}))
     forget_table(lake, record.storage_hash, plan["update_processes"])
@@ -154,6 +181,14 @@ def drop_table(lake: Lake, record: TableRecord, *, force: bool = False, dry_run:
     if built_on and not force:
         raise LakenodesUserError(f"{record.identifier or record.storage_hash} is a dependency of {', '.join(built_on)} "
                                  "(their configuration names its updater): drop those first, or pass force=True (--force)")
+    written = rows_written_since_the_drop_began(lake, record) if record.deleted and not force else None
+    if written is not None and written[0]:
+        rows, began = written
+        raise LakenodesUserError(
+            f"{record.identifier or record.storage_hash} ({record.storage_hash}) is being dropped, and {rows} row(s) "
+            f"were written to it after its drop began at {began:%Y-%m-%d %H:%M:%S} UTC (that drop stopped before it "
+            "finished, then a run wrote them): to keep them run its node again from a new process (it takes the "
+            "table back), or pass force=True (--force) to drop them too")
     if dry_run:
         return plan
     for step in STEPS:

@@ -104,3 +104,14 @@ def save_table_record(lake: Lake, record: TableRecord) -> None:
 
 def _digest(record: TableRecord) -> str:
     return json.dumps(record.to_row(), sort_keys=True)
+
+
+def drop_mark(storage_hash: str, table_id: str) -> str:
+    """The mark beside ``_catalog/tables`` that a drop (``catalog.drop``) leaves before it marks the
+    table with ``metaData.id`` ``table_id`` deleted: a run registering that very table takes it back."""
+    return f"dropping\n{storage_hash}\n{table_id}"
+
+
+def being_dropped(lake: Lake, storage_hash: str, table_id: str) -> bool:
+    """Whether a drop of this very table (not one created afresh since) began and did not finish."""
+    return bool(table_id) and tables_ledger(lake).marked(drop_mark(storage_hash, table_id))

@@ -40,13 +40,14 @@ def data_node_drop(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what it would remove; remove nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help=(
-        "Drop it even though another recorded table's configuration names it (a dependency).")) ] = False,
+        "Drop it even though another recorded table's configuration names it (a dependency), or rows were "
+        "written to it after a drop of it that stopped began.")) ] = False,
     namespace: NamespaceOption = None,
 ) -> None:
     """Remove a table from the lake: its data and log files, its catalog record, updaters and runs,
     its identifier (another table may claim it then) and its search entry; its node's next run
     starts it afresh. Unless --yes, it says what goes and asks. A drop stopped half-way is finished
-    by running it again."""
+    by running it again (unless a run wrote to the table since: then it refuses without --force)."""
     refuse_catalog_table(ref, verb="dropped")  # before the lookup, which would not find it among the data tables
     found = resolve_table(session.lake, ref, namespace, dropped=True)
     drop = functools.partial(found.drop, force=force)

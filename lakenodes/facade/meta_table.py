@@ -271,10 +271,11 @@ class TimeIndexMetaTable(TableRecord):
         runs, its identifier claims, in every namespace (another table may take the name), and its
         search entry, in the order ``lakenodes.catalog.drop`` gives (a drop stopped anywhere is
         finished by the next). Returns ``{ok, meta_table_uid, storage_hash, identifier, namespace,
-        table_uri, dry_run, rows, files, bytes, update_processes, runs, identifier_freed,
+        table_uri, table_id, dry_run, rows, files, bytes, update_processes, runs, identifier_freed,
         identifiers_freed, catalog_records}``; with ``dry_run``, what it would remove. Its node's
         next run creates the table afresh, as a first run. A table another recorded table's
-        configuration names (a dependency) is refused unless ``force``.
+        configuration names (a dependency), or one whose earlier drop stopped and that rows were
+        written to since, is refused unless ``force``.
 
         Example (``example``: a temporary lake with one table, see conftest.py):
             >>> example.table.drop(dry_run=True)["update_processes"] == [example.node.update_hash]
