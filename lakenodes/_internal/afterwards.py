@@ -28,27 +28,21 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, wait
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+from .own_threads import OwnThreads
 
 logger = logging.getLogger(__name__)
 
 _THREAD_NAME = "lakenodes-afterwards"
-_pool: ThreadPoolExecutor | None = None
 _queued: list[Future] = []  # the jobs not known to be done
-_lock = threading.Lock()
 
 
 def afterwards(job: Callable[[], object], failure: str, *args: object) -> None:
     """Queue ``job`` to run after the jobs queued before it; a failure is logged as a warning,
     ``failure % (*args, error)``."""
-    global _pool
     context = contextvars.copy_context()
 
     def run() -> None:
@@ -57,17 +51,10 @@ def afterwards(job: Callable[[], object], failure: str, *args: object) -> None:
         except Exception as error:  # noqa: BLE001 - a cache's save: logged, never the run's error
             logger.warning(failure, *args, error)
 
-    with _lock:
-        if _pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_THREAD_NAME)
-            # threading's exit hooks run last-registered first: this one (registered after the
-            # import above registered concurrent.futures') runs before the one that refuses new
-            # threads from then on; plain atexit hooks run later still
-            threading._register_atexit(settle)  # type: ignore[attr-defined]
+    with _threads.lock:
+        pool = _threads.executor()
         _queued[:] = [queued for queued in _queued if not queued.done()]
-        _queued.append(_pool.submit(run))
+        _queued.append(pool.submit(run))
 
 
 def settle() -> None:
@@ -75,17 +62,18 @@ def settle() -> None:
     ones queued after it)."""
     if threading.current_thread().name.startswith(_THREAD_NAME):
         return
-    with _lock:
+    with _threads.lock:
         jobs = list(_queued)
     if jobs:
         wait(jobs)
 
 
-def _forget_in_child() -> None:
-    """After a fork, in the child: forget the parent's jobs and its thread (gone in the child)."""
-    global _pool, _lock
-    _pool, _lock = None, threading.Lock()  # a lock a parent's thread held when it forked stays held
-    _queued.clear()
+def _wait_at_exit() -> None:
+    # threading's exit hooks run last-registered first: this one (registered once the pool started,
+    # after importing concurrent.futures registered its own) runs before the one that refuses new
+    # threads from then on; plain atexit hooks run later still
+    threading._register_atexit(settle)  # type: ignore[attr-defined]
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
+# a forked child forgets the parent's jobs (the parent's to finish) with the parent's thread
+_threads = OwnThreads(1, _THREAD_NAME, started=_wait_at_exit, forgotten=_queued.clear)

@@ -17,33 +17,20 @@ Example:
 from __future__ import annotations
 
 import contextvars
-import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import TypeVar
+
+from .own_threads import OwnThreads
 
 T = TypeVar("T")
 
 _MAX_THREADS = 32  # idle threads are reused; more are only started while that many jobs run at once
-_pool: ThreadPoolExecutor | None = None
-_lock = threading.Lock()
+_threads = OwnThreads(_MAX_THREADS, "lakenodes-background")
 
 
 def in_background(function: Callable[[], T]) -> Future[T]:
     """``function()`` started in a pooled thread, in a copy of the current context."""
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="lakenodes-background")
-        pool = _pool
+    with _threads.lock:
+        pool = _threads.executor()
     return pool.submit(contextvars.copy_context().run, function)
-
-
-def _forget_in_child() -> None:
-    """After a fork, in the child: the parent's threads are gone; the next job starts a new pool."""
-    global _pool, _lock
-    _pool, _lock = None, threading.Lock()  # a lock a parent's thread held when it forked stays held
-
-
-os.register_at_fork(after_in_child=_forget_in_child)
