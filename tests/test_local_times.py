@@ -101,3 +101,24 @@ def test_a_naive_local_time_column_is_refused_with_the_conversion_that_keeps_its
     node.run_with(frame.with_columns(
         pl.col("printed_at").dt.replace_time_zone("America/New_York", ambiguous="earliest").dt.convert_time_zone("UTC")))
     assert node.get_df_between_dates()["printed_at"].to_list() == FALL_BACK_NIGHT[:4]
+
+
+def test_every_refusal_of_a_time_its_zone_never_showed_says_it_in_one_phrase(local_lake: Lake) -> None:
+    """Reads, tail deletes, a configuration's offset_start and a class's OFFSET_START refuse the
+    skipped 02:30 in the same words, the name first (reads said ``start_date=...``, the others
+    ``offset_start ...``)."""
+    moment = dt.datetime(2026, 3, 8, 2, 30, tzinfo=NEW_YORK)
+    node = fall_back_night(local_lake)
+    table = TimeIndexMetaTable.get(storage_hash=node.storage_hash, lake=local_lake)
+    starts_then = type("StartsThen", (FrameNode,), {"OFFSET_START": moment})(FrameConfig(name="then"), lake=local_lake)
+    for name, call, error in [
+        ("start_date", lambda: node.get_df_between_dates(moment), LakenodesUserError),
+        ("as_of", lambda: node.get_df_between_dates(as_of=moment), LakenodesUserError),
+        ("after_date", lambda: table.delete_after_date(moment), LakenodesUserError),
+        ("offset_start", lambda: FrameConfig(name="new_york_bars", offset_start=moment), ValidationError),
+        ("StartsThen.OFFSET_START", starts_then.compute_update_statistics, ConfigurationError),
+    ]:
+        with pytest.raises(error) as refused:
+            call()
+        assert f"{name} 2026-03-08T02:30:00 is refused: the clocks of America/New_York skipped 02:30 on 2026-03-08 " \
+               "(they went forward): it would be read as 2026-03-08T03:30:00-04:00" in str(refused.value), name

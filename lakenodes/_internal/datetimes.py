@@ -43,6 +43,23 @@ def as_utc(value: datetime.datetime) -> datetime.datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def refuse_clock_problem(name: str, value: datetime.datetime, error: type[Exception]) -> None:
+    """Raise ``error`` naming ``name`` when ``value`` is no time its own zone's clocks showed
+    (:func:`clock_problem`): every refusal of such a time says it in these words.
+
+    Example:
+        >>> from zoneinfo import ZoneInfo
+        >>> refuse_clock_problem("offset_start", datetime.datetime(2026, 3, 8, 2, 30,
+        ...                      tzinfo=ZoneInfo("America/New_York")), ValueError)
+        Traceback (most recent call last):
+        ...
+        ValueError: offset_start 2026-03-08T02:30:00 is refused: the clocks of America/New_York skipped 02:30 on 2026-03-08 (they went forward): it would be read as 2026-03-08T03:30:00-04:00; pass that, or the UTC time you mean
+    """
+    problem = clock_problem(value)
+    if problem:
+        raise error(f"{name} {value.replace(tzinfo=None).isoformat()} is refused: {problem}")
+
+
 def clock_problem(value: datetime.datetime) -> str | None:
     """Why an aware ``value`` is no time its own zone's clocks showed, or None when it is one.
 
@@ -164,9 +181,7 @@ def parse_datetime(value: Any, argument: str, *, round_up: bool = False) -> date
         value = datetime.datetime(value.year, value.month, value.day)
     if not isinstance(value, datetime.datetime):
         raise LakenodesUserError(f"{argument} must be a datetime, date or ISO-8601 string, got {type(value).__name__}")
-    problem = clock_problem(value)
-    if problem:
-        raise LakenodesUserError(f"{argument}={value.replace(tzinfo=None).isoformat()} is refused: {problem}")
+    refuse_clock_problem(argument, value, LakenodesUserError)
     return as_utc(value + _MICROSECOND if between and round_up else value)
 
 

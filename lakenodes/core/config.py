@@ -18,7 +18,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .._internal.caches import register_cache
-from .._internal.datetimes import clock_problem
+from .._internal.datetimes import refuse_clock_problem
 from ..errors import ConfigurationError
 from .column_names import column_name_problem
 
@@ -353,9 +353,8 @@ def aware_offset_start(value: datetime.datetime | None) -> datetime.datetime | N
     """
     if value is not None and value.tzinfo is None:
         raise ValueError("offset_start must be timezone-aware (UTC), e.g. '2024-01-01T00:00:00+00:00'")
-    problem = None if value is None else clock_problem(value)
-    if problem:
-        raise ValueError(f"offset_start {value.replace(tzinfo=None).isoformat()} is refused: {problem}")
+    if value is not None:
+        refuse_clock_problem("offset_start", value, ValueError)
     try:
         return value.astimezone(datetime.timezone.utc) if value is not None else None
     except OverflowError:  # year 1 east of UTC (or 9999 west of it) is no UTC time Python holds

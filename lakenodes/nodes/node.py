@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from .._internal.datetimes import clock_problem
+from .._internal.datetimes import refuse_clock_problem
 from .._internal.deferred import pa
 from ..core.column_names import identity_name_problem
 from ..core.config import DataNodeConfiguration, DataNodeMetaData, RecordDefinition, canonical_dtype
@@ -257,10 +257,7 @@ class DataNode(BaseNode, metaclass=NamespacedConstruction):
         if offset_start.tzinfo is None:  # the config's field refuses naive values
             raise ConfigurationError(f"{type(self).__name__}.OFFSET_START {offset_start!r} has no time zone: "
                                      "give it one, e.g. datetime(2020, 1, 1, tzinfo=timezone.utc)")
-        problem = clock_problem(offset_start)
-        if problem:
-            raise ConfigurationError(f"{type(self).__name__}.OFFSET_START "
-                                     f"{offset_start.replace(tzinfo=None).isoformat()} is refused: {problem}")
+        refuse_clock_problem(f"{type(self).__name__}.OFFSET_START", offset_start, ConfigurationError)
         try:  # the statistics' times are UTC, as the config's offset_start is
             offset_start = offset_start.astimezone(datetime.timezone.utc)
         except OverflowError:
