@@ -219,7 +219,7 @@ class NodeRunError(LakenodesError, RuntimeError):
         self.stopped_by: dict[str, str] = {}
         self.nodes: dict[str, Any] = {}
         hide_secrets_in(cause)
-        super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {one_line(plain_message(cause))}")
+        super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {one_line(cause)}")
 
     def __reduce__(self):  # picklable across process pools (the default would call __init__(message))
         return type(self), (self.node, self.phase, self.cause)

@@ -249,8 +249,7 @@ def _fail(code: int, kind: str, message: str, as_json: bool, verbose: bool, rows
           details: Mapping[str, Any] | None = None) -> None:
     if verbose and code != USER_ERROR and sys.exc_info()[0] is not None:  # a user mistake stays one line
         sys.stderr.write(hide_secrets(traceback.format_exc()))
-    message = hide_secrets(message)
-    if as_json:
+    if as_json:  # error_document and print_error show the message through one_line, which hides secrets
         typer.echo(error_document(kind, message, rows_stored, details))
     print_error(message)
     raise typer.Exit(code)

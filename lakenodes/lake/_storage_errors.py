@@ -243,7 +243,7 @@ def storage_errors(path: str, operation: str, lake: Any = None) -> Iterator[None
         mapped = as_storage_error(error, path, operation, lake)
         if mapped is None:
             raise
-        logger.debug("%s: %s (from %s: %s)", operation, mapped, type(error).__name__, one_line(plain_message(error)))
+        logger.debug("%s: %s (from %s: %s)", operation, mapped, type(error).__name__, one_line(error))
         raise mapped from error
 
 
@@ -270,6 +270,6 @@ def table_not_created(uri: str, cause: BaseException | None, lake: Any = None) -
     mapped = as_storage_error(cause, uri, "create table", lake) if cause is not None else None
     if mapped is not None:
         return mapped
-    reason = f"{type(cause).__name__}: {one_line(plain_message(cause))}" if cause is not None else (
+    reason = f"{type(cause).__name__}: {cause}" if cause is not None else (
         "the table does not exist after its creation")
     return StorageError(reason, path=uri, operation="create table")

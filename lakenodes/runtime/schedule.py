@@ -24,7 +24,6 @@ from ..errors import (
     LakeConfigurationError,
     NodeRunError,
     one_line,
-    plain_message,
 )
 from ..lake.existence import lake_problem
 from ..lake.location import Lake, use_lake
@@ -345,7 +344,7 @@ def portable(error: NodeRunError) -> NodeRunError:
         pickle.loads(pickle.dumps(error))
     except Exception:  # noqa: BLE001 - whatever pickling raised, the stand-in below travels
         cls, arguments = error.__reduce__()[:2]
-        stand_in = RuntimeError(f"{type(error.cause).__name__}: {one_line(plain_message(error.cause))} "
+        stand_in = RuntimeError(f"{type(error.cause).__name__}: {one_line(error.cause)} "
                                 "(the original exception could not be pickled)")
         return cls(*arguments[:2], stand_in, *arguments[3:])
     return error
