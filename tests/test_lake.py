@@ -12,7 +12,7 @@ from deltalake import DeltaTable
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake, current_lake, use_lake
 from lakenodes.errors import LakeConfigurationError, LakenodesUserError
-from lakenodes.lake.storage_options import DEFAULT_TIMEOUTS
+from lakenodes.lake.client_options import DEFAULT_TIMEOUTS
 
 AWS_VARS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
             "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ALLOW_HTTP")

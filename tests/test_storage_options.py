@@ -20,7 +20,7 @@ from deltalake import DeltaTable
 
 from lakenodes import Asset, Lake, TimeIndexMetaTable, use_lake
 from lakenodes.errors import LakeConfigurationError
-from lakenodes.lake.storage_options import DEFAULT_TIMEOUTS
+from lakenodes.lake.client_options import DEFAULT_TIMEOUTS
 from lakenodes.testing import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 REPO = Path(__file__).resolve().parent.parent

@@ -31,7 +31,7 @@ from faultproxy import FaultProxy
 
 from lakenodes import Lake, use_lake
 from lakenodes.errors import LakeConfigurationError
-from lakenodes.lake.storage_options import DEFAULT_TIMEOUTS, pyarrow_s3_options
+from lakenodes.lake.client_options import DEFAULT_TIMEOUTS, pyarrow_s3_options
 from lakenodes.search import lance_storage_options
 
 REPO = Path(__file__).resolve().parent.parent

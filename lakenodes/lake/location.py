@@ -19,12 +19,8 @@ from .._internal.deferred import pafs as fs
 from .._internal.forks import refuse_if_forked_after_threads
 from ..errors import LakeConfigurationError, remember_secrets
 from ._lake_uri import normalize_uri
-from .storage_options import (
-    SECRET_OPTIONS,
-    normalize_s3_options,
-    pyarrow_s3_options,
-    with_timeout_defaults,
-)
+from .client_options import pyarrow_s3_options, with_timeout_defaults
+from .storage_options import SECRET_OPTIONS, normalize_s3_options
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from ..lake.storage_options import lance_retry_options
+from ..lake.client_options import lance_retry_options
 
 __all__ = ["lance_storage_options", "native_log_level"]
 
