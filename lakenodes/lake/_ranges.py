@@ -21,7 +21,8 @@ import polars as pl
 from .._internal.deferred import pa, pc, pds
 from ..core.frames import TIME_INDEX
 from ._polars_scan import TimeWindow
-from ._scan import all_of, any_of, coordinate_filter, outer_window, time_window
+from ._row_filters import all_of, any_of, coordinate_filter, time_window
+from ._scan import outer_window
 
 # up to this many ranges, one filter expression; past it, a coarse filter and a join
 MANY_RANGES = 16

@@ -28,17 +28,15 @@ from ._create import TABLE_CONFIGURATION, create_empty, create_with_rows, writer
 from ._polars_scan import TimeWindow, filters_files_only
 from ._ranges import RangeFilter, coordinates_filter, range_selection
 from ._retry import RetryPolicy, default_retry, is_transient
+from ._row_filters import all_of, one_of, time_window
 from ._row_rewrites import delete_rows, restate
 from ._scan import (
     Pruning,
-    all_of,
     check_dimensions,
     data_file_path,
     empty_table,
     index_names_of,
-    one_of,
     selected_columns,
-    time_window,
     to_plain,
 )
 from ._storage_errors import guarded, retryable, storage_errors, table_not_created
