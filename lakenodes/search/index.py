@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from .._internal.deferred import pa
 from ..errors import LakenodesUserError
+from ._index_reads import IndexReads
 from .documents import TableDocument, dedupe, index_rows
 from .embedders import Embedder, embedder_for, get_embedder
 from .errors import EmbedderMismatchError, storage_refusal, summarize_error
-from .filters import filters_to_sql, sql_str
+from .filters import sql_str
 from .options import lance_storage_options, native_log_level
-from .ranking import SearchPage, check_blend, check_query, query_embedder, rank_columns, rank_tables
 from .schema import COLUMNS, TABLES, embedder_of, index_schema, to_arrow
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def _maintain(table: Table) -> None:
     _ensure_indexes(table)
 
 
-class SearchIndex:
+class SearchIndex(IndexReads):
     """Full-text (3-gram BM25) + embedding search over catalog table documents.
 
     ``uri`` is a directory: a local absolute path or ``s3://bucket/prefix/_catalog/search``.
@@ -105,7 +105,8 @@ class SearchIndex:
     opened until the first call. ``refresh_interval`` bounds how stale reads may be (seconds) with
     respect to writes made through *other* ``SearchIndex`` objects or processes; writes through this
     object are always visible. Default: 0 for local paths, 2 s for object stores (each freshness
-    check there is a LIST request, several per query). See the module example.
+    check there is a LIST request, several per query). See the module example; the searches are
+    :class:`~lakenodes.search._index_reads.IndexReads`'.
     """
 
     def __init__(
@@ -340,61 +341,3 @@ class SearchIndex:
         """Number of tables in the index (0 if it does not exist)."""
         table = self._open(TABLES)
         return 0 if table is None else table.count_rows()
-
-    # ---------------------------------------------------------------- reads
-    def description_search(
-        self,
-        q: str,
-        *,
-        trigram_k: int = 200,
-        embed_k: int = 200,
-        w_trgm: float = 0.65,
-        w_emb: float = 0.35,
-        embedding_model: str | Embedder | None = None,
-        filters: dict[str, Any] | None = None,
-        limit: int = 20,
-        offset: int = 0,
-    ) -> SearchPage:
-        """Rank tables by ``w_trgm * trigram_score + w_emb * embedding_score`` passing ``filters``.
-
-        See :func:`~lakenodes.search.ranking.rank_tables` for the candidates, the scores and
-        ``matched_columns``. Counts must be integers >= 0 and weights finite numbers >= 0, not both 0
-        (:class:`~lakenodes.search.errors.SearchArgumentError` otherwise); ``embedding_model``, when
-        given, must be the index's embedder (EmbedderMismatchError otherwise). An empty or missing
-        index returns ``SearchPage(0, [])``.
-        """
-        where = filters_to_sql(filters)
-        check_query(q, limit, offset)
-        trigram_k, embed_k, w_trgm, w_emb = check_blend(trigram_k, embed_k, w_trgm, w_emb)
-        table = self._open(TABLES)
-        if table is None or not q.strip():
-            return SearchPage(0, [])
-        embedder = None
-        if w_emb > 0 and embed_k > 0:
-            embedder = query_embedder(embedder_of(table.schema), self.embedder, embedding_model, self.uri)
-        return rank_tables(
-            table, q, embedder, trigram_k=trigram_k, embed_k=embed_k, w_trgm=w_trgm, w_emb=w_emb,
-            where=where, limit=limit, offset=offset,
-        )
-
-    def column_search(
-        self, q: str, *, embedding_model: str | Embedder | None = None, filters: dict[str, Any] | None = None,
-        limit: int = 20, offset: int = 0,
-    ) -> SearchPage:
-        """Rank tables by their best matching column (see :func:`~.ranking.rank_columns`);
-        ``embedding_model``, when given, must be the index's embedder (EmbedderMismatchError otherwise).
-
-        >>> import tempfile
-        >>> index = SearchIndex(tempfile.mkdtemp())
-        >>> column = {"column_name": "implied_vol", "dtype": "Float64"}
-        >>> index.upsert_tables([{"uid": "u1", "columns": [column]}])
-        >>> index.column_search("implied volatility").results[0].matched_columns
-        ['implied_vol']
-        """
-        where = filters_to_sql(filters)
-        check_query(q, limit, offset)
-        table = self._open(COLUMNS)
-        if table is None or not q.strip():
-            return SearchPage(0, [])
-        embedder = query_embedder(embedder_of(table.schema), self.embedder, embedding_model, self.uri)
-        return rank_columns(table, q, embedder, where=where, limit=limit, offset=offset)
