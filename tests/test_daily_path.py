@@ -15,7 +15,7 @@ from deltalake import write_deltalake
 
 from lakenodes import DataNode, DataNodeConfiguration, Lake, clear_caches
 from lakenodes._internal.afterwards import settle
-from lakenodes.lake import _file_facts, progress
+from lakenodes.lake import _exact_bounds, _file_facts, progress
 from lakenodes.lake._delta_log import added_files
 
 UTC = dt.UTC
@@ -121,12 +121,12 @@ def test_a_long_lived_process_keeps_the_facts_of_a_bounded_number_of_files(tmp_p
     process finds stay exact."""
     monkeypatch.setattr(progress, "FACTS_PER_IDENTITY", 4)  # the facts file: at most 12 files, under the limit
     monkeypatch.setattr(progress, "FACTS_SLACK", 0)
-    monkeypatch.setattr(progress._facts, "max_paths", 20, raising=False)
+    monkeypatch.setattr(_exact_bounds.FILE_FACTS, "max_paths", 20, raising=False)
     node = Daily(DailyConfig(), lake=Lake(tmp_path / "lake"))
     known = []
     for _ in range(15):
         node.run()
-        known.append(len(progress._facts))
+        known.append(len(_exact_bounds.FILE_FACTS))
     assert max(known) <= 20
     stored = node.get_df_between_dates()
     assert stored.height == 15 * len(ASSETS) and not stored.select("time_index", "unique_identifier").is_duplicated().any()

@@ -5,7 +5,8 @@ The Delta log's add-action statistics give, per file, its partition value and mi
 statistics, then resolves the exact boundary from the Parquet footers of only the few files
 that can hold it (footer statistics are exact). Files are immutable, so per-file results are
 cached by path for the life of the process. Rows are never scanned, except the identity
-columns of a file that holds several secondary identities (3-level tables).
+columns of a file that holds several secondary identities (3-level tables). The exact bounds of
+files (cached, persisted in the facts file, read from footers) are :mod:`._exact_bounds`'.
 """
 
 from __future__ import annotations
@@ -14,25 +15,32 @@ import datetime
 import functools
 import logging
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 from deltalake import DeltaTable
 
 from .._internal.afterwards import settle
-from .._internal.arrow_rows import arrow_table, empty_table
 from .._internal.caches import register_cache
 from .._internal.datetimes import as_utc
 from .._internal.deferred import pa
-from .._internal.plain_arrow import cast_table, polars_series
+from .._internal.plain_arrow import polars_series
 from .._internal.threads import in_threads, storage_threads
-from ..core.frames import TIME_DTYPE, TIME_INDEX
 from . import _facts_file as facts_file
 from . import _progress_snapshot as snapshots
-from ._delta_log import added_files, commit_stamp, read_commit
-from ._file_facts import FileFacts, Identity
+from ._delta_log import commit_stamp
+from ._exact_bounds import (
+    FILE_FACTS,
+    exact_bounds,
+    facts_learned,
+    learn_facts_rows,
+    learn_own_commit,
+    persist_facts,
+    resolve_bounds,
+    summary_of,
+)
+from ._file_facts import Identity
 from ._file_frame import boundary_candidates, file_frame, identities_and_paths, paths_of, split_by_identity
 from ._scan import StoreVersionKey, add_actions, store_version_key
 from ._tables import known_stamp, superseded
@@ -104,10 +112,6 @@ _progress_cache: dict[StoreVersionKey, TableProgress] = register_cache("progress
 # store_path(table root) -> (commit stamp, progress) persisted_progress read: reused for that very commit (a fresh write)
 _snapshot_reads: dict[str, tuple[tuple, TableProgress]] = register_cache("progress.snapshot_reads", {})
 _facts_loading = threading.Lock()
-# store_path of the roots whose facts-file rows, as loaded, this process has learned the bounds of (the rows it adds
-# itself are learned as it adds them): a pruning learns them once, not on every pruning
-_facts_learned: set[str] = register_cache("progress.facts_learned", set())
-_facts = register_cache("progress.file_facts", FileFacts(on_forget=_facts_learned.clear))  # relearned once forgotten
 
 
 def read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
@@ -159,7 +163,7 @@ def remember_append(table: DeltaTable, before: TableProgress, rows: pa.Table,
     if version != before.version + 1:
         return None
     dims = list(before.index_names[1:])
-    summary = _summary(rows, dims) if summary is None else summary
+    summary = summary_of(rows, dims) if summary is None else summary
     identities = list(zip(*[summary[dim].to_list() for dim in dims], strict=True)) if dims else [()]
     last = dict(before.last)
     for identity, high in zip(identities, summary["hi"].to_list(), strict=True):
@@ -189,8 +193,8 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
     """
     dims = list(after.index_names[1:])
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    by_partition = summary if summary is not None and len(dims) == 1 else _summary(rows, dims[:1])
-    steps = [functools.partial(_learn_own_commit, filesystem, root, after.version, run_id, by_partition, dims[:1]),
+    by_partition = summary if summary is not None and len(dims) == 1 else summary_of(rows, dims[:1])
+    steps = [functools.partial(learn_own_commit, filesystem, root, after.version, run_id, by_partition, dims[:1]),
              functools.partial(_snapshot, filesystem, root, after, table)]
     # on an object store, the commit file's GET and its stamp's HEAD at once (two round trips)
     own, snapshot = in_threads(lambda step: step(), steps, max_threads=storage_threads(filesystem, 2))
@@ -204,15 +208,9 @@ def persist_append(lake: Lake, table: DeltaTable, after: TableProgress, rows: pa
             len(dims) <= 1 and facts_file.prune(filesystem, root, own, snapshot, limit // 2)):
         return
     keys, single, _ = split_by_identity(file_frame(add_actions(table), dims), dims)
-    if store_path(filesystem, root) not in _facts_learned:  # the persisted bounds of the boundary files kept
-        _learn_facts_rows(filesystem, root, facts_file.rows(filesystem, root))
-    _persist_facts(filesystem, root, paths_of(*boundary_candidates(single, keys)), snapshot)
-
-
-def learn_file_bounds(lake: Lake, table_uri: str, bounds: Mapping[str, tuple[datetime.datetime, datetime.datetime]]) -> None:
-    """Remember the exact time bounds of data files this process wrote (paths relative to the table)."""
-    _, root = lake_filesystem(lake, table_uri)
-    _facts.learn_many({f"{root}/{path}": known for path, known in bounds.items()})
+    if store_path(filesystem, root) not in facts_learned:  # the persisted bounds of the boundary files kept
+        learn_facts_rows(filesystem, root, facts_file.rows(filesystem, root))
+    persist_facts(filesystem, root, paths_of(*boundary_candidates(single, keys)), snapshot)
 
 
 def _store_progress(key: StoreVersionKey, progress: TableProgress) -> None:
@@ -235,27 +233,27 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     first_of_mixed: dict[Identity, datetime.datetime] = {}
     multi_rows = [(f"{root}/{data_file_path(path)}", {dim: value for dim, value in zip(dims, values, strict=True) if value is not None})
                   for path, *values in multi.select("path", *[f"_p{k}" for k in range(len(dims))]).iter_rows()]
-    for identities in in_threads(lambda row: _facts.identities(filesystem, row[0], dims, row[1]), multi_rows):
+    for identities in in_threads(lambda row: FILE_FACTS.identities(filesystem, row[0], dims, row[1]), multi_rows):
         for identity, (low, high) in identities.items():
             _keep_max(last, identity, high)
             keep_min(first_of_mixed, identity, low)
     # a past version's facts are never saved: the facts file is the newest version's (a read of the past stores nothing)
     boundary = None if superseded(table) else paths_of(candidates_last, candidates_first)
     last_files = list(identities_and_paths(candidates_last, keys))
-    footers_read = _resolve_bounds(filesystem, root, [path for _, path in last_files])
+    footers_read = resolve_bounds(filesystem, root, [path for _, path in last_files])
     for identity, path in last_files:
-        _keep_max(last, identity, _facts.bounds(filesystem, f"{root}/{path}")[1])
+        _keep_max(last, identity, FILE_FACTS.bounds(filesystem, f"{root}/{path}")[1])
 
     def first_loader() -> dict[Identity, datetime.datetime]:
         first = dict(first_of_mixed)
-        for identity, (low, _) in _exact_bounds(candidates_first, keys, filesystem, root, boundary):
+        for identity, (low, _) in exact_bounds(candidates_first, keys, filesystem, root, boundary):
             keep_min(first, identity, low)
         return first
 
     row_count = int(polars_series(actions["num_records"]).sum() or 0)
     progress = TableProgress(table.version(), index_names, last, row_count=row_count, first_loader=first_loader)
     if boundary is not None and (footers_read or facts_file.snapshot_version(filesystem, root) != progress.version):  # for cold readers
-        _persist_facts(filesystem, root, boundary, _snapshot(filesystem, root, progress, table))
+        persist_facts(filesystem, root, boundary, _snapshot(filesystem, root, progress, table))
     return progress
 
 
@@ -288,104 +286,6 @@ def persisted_progress(lake: Lake, uri: str,
                              row_count=payload["row_count"], first_loader=None if payload["first"] else first_loader)
     _snapshot_reads[store_path(filesystem, root)] = (stamp, progress)
     return progress
-
-
-def _exact_bounds(
-    files: pl.DataFrame, keys: Sequence[str], filesystem: Any, root: str, persist: Iterable[str] | None
-) -> list[tuple[Identity, tuple[datetime.datetime, datetime.datetime]]]:
-    """Exact (first, last) of each file (cached, persisted or from its footer), with its identity.
-
-    When footers had to be read, the known bounds of ``persist`` (all boundary files; None: nothing
-    is saved) are saved."""
-    pairs = list(identities_and_paths(files, keys))
-    if _resolve_bounds(filesystem, root, [path for _, path in pairs]) and persist is not None:
-        _persist_facts(filesystem, root, persist)
-    return [(identity, _facts.bounds(filesystem, f"{root}/{path}")) for identity, path in pairs]
-
-
-def _resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
-    """Make the exact bounds of ``paths`` known: from this process's cache, else the table's
-    persisted facts file, else the Parquet footers. True when footers had to be read."""
-    missing = list({path for path in paths if not _facts.has_bounds(f"{root}/{path}")})
-    if missing:
-        _load_persisted_facts(filesystem, root)
-        missing = [path for path in missing if not _facts.has_bounds(f"{root}/{path}")]
-    in_threads(lambda path: _facts.bounds(filesystem, f"{root}/{path}"), missing,
-               max_threads=storage_threads(filesystem, 16))
-    return bool(missing)
-
-
-def _load_persisted_facts(filesystem: Any, root: str) -> None:
-    _learn_facts_rows(filesystem, root, facts_file.load(filesystem, root))
-
-
-def _learn_facts_rows(filesystem: Any, root: str, stored: pa.Table | None) -> None:
-    """Learn the exact bounds held by rows of the table's facts file (none when ``stored`` is None)."""
-    if stored is None:
-        return
-    # naive µs values read as UTC: far cheaper than converting 1,000s of aware datetimes one by one
-    naive = stored.cast(pa.schema([("path", pa.string()), ("min", pa.timestamp("us")), ("max", pa.timestamp("us"))]))
-    lows, highs = (pl.Series(naive.column(name)).dt.replace_time_zone("UTC").to_list() for name in ("min", "max"))
-    paths = naive.column("path").to_pylist()
-    _facts.learn_many({f"{root}/{path}": bounds for path, bounds in zip(paths, zip(lows, highs, strict=True), strict=True)})
-    _facts_learned.add(store_path(filesystem, root))
-
-
-def _persist_facts(filesystem: Any, root: str, paths: Iterable[str],
-                   snapshot: tuple[int, dict[bytes, bytes]] | None = None) -> None:
-    """Write the known exact bounds of ``paths`` (relative to the table root) to the facts file,
-    with the newest progress snapshot known for the table (``snapshot``, else the last one seen)."""
-    rows = {path: _facts.known_bounds(f"{root}/{path}") for path in paths}
-    rows = {path: bounds for path, bounds in rows.items() if bounds is not None}
-    data = arrow_table([{"path": path, "min": low, "max": high} for path, (low, high) in rows.items()],
-                       facts_file.facts_schema())
-    facts_file.write(filesystem, root, data, snapshot)
-
-
-def _summary(rows: pa.Table, dims: Sequence[str]) -> pl.DataFrame:
-    """Row count ``n`` and exact ``lo``/``hi`` time of ``rows`` per value of ``dims`` (one row if none)."""
-    frame = pl.from_arrow(rows.select([*dims, TIME_INDEX]))
-    aggregates = [pl.len().alias("n"), pl.col(TIME_INDEX).min().alias("lo"), pl.col(TIME_INDEX).max().alias("hi")]
-    return frame.group_by(list(dims)).agg(aggregates) if dims else frame.select(aggregates)
-
-
-def _learn_own_commit(filesystem: Any, root: str, version: int, run_id: str | None, summary: pl.DataFrame,
-                      partition_dims: Sequence[str]) -> pa.Table:
-    """Exact bounds of the files our append committed at ``version``, from the rows' ``summary``,
-    learned and returned as facts rows (path relative to ``root``, min, max).
-
-    A file holds exactly the rows of its partition when it is the commit's only file of that
-    partition and its record count matches, so its bounds are those rows' min/max."""
-    nothing = empty_table(facts_file.facts_schema())
-    try:
-        lines, info = read_commit(filesystem, root, version)
-    except OSError as error:
-        logger.debug("could not read commit %d of %s: %s", version, root, error)
-        return nothing
-    if run_id is not None and info.get("lakenodes.run_id") != run_id:
-        return nothing
-    partition = partition_dims[0] if partition_dims else None
-    adds = added_files(lines, partition)
-    files_per_value = Counter(value for _, value, _ in adds)
-    row_of = {value: row for row, value in enumerate(summary[partition].to_list() if partition else [None])}
-    counts = summary["n"].to_list()
-    learned = {data_file_path(path): row_of[value] for path, value, count in adds
-               if files_per_value[value] == 1 and value in row_of and count == counts[row_of[value]]}
-    paths, rows = list(learned), pl.Series(list(learned.values()), dtype=pl.UInt32)
-    lows, highs = (_in_utc(summary[name]).gather(rows) for name in ("lo", "hi"))  # Series: no query to plan
-    _facts.learn_many(dict(zip([f"{root}/{path}" for path in paths],
-                               zip(lows.to_list(), highs.to_list(), strict=True), strict=True)))
-    return cast_table(pa.table({"path": pl.Series(paths, dtype=pl.String).to_arrow(), "min": lows.to_arrow(),
-                               "max": highs.to_arrow()}), facts_file.facts_schema())
-
-
-def _in_utc(times: pl.Series) -> pl.Series:
-    """``times`` in UTC at microseconds (naive values are read as UTC, as ``as_utc`` does)."""
-    if times.dtype == TIME_DTYPE:  # a normalized frame's times already are
-        return times
-    if times.dtype.time_zone is None:  # type: ignore[attr-defined]
-        times = times.dt.replace_time_zone("UTC")
-    return times.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
 
 
 def _keep_max(target: dict, key: Any, value: datetime.datetime) -> None:

@@ -26,6 +26,7 @@ from ..errors import ConcurrentCreationError, FrameValidationError, WatermarkMov
 from ._commit_hooks import commit_hooks
 from ._create import create_with_files
 from ._delta_log import read_commit
+from ._exact_bounds import learn_file_bounds
 from ._rewrite import write_files
 from ._scan import plain_schema, snapshot_of
 from ._watermarks import (
@@ -36,7 +37,6 @@ from ._watermarks import (
     watermarks_moved_back,
 )
 from .location import delete_file, lake_filesystem
-from .progress import learn_file_bounds
 from .store import TableStore, WriteResult
 from .versions import row_counts
 
