@@ -337,14 +337,14 @@ app(["--lake", sys.argv[1], "data-node", "drop", "daily_px", "--yes"])
 """
 
 
-def fresh_process(*args: str) -> subprocess.CompletedProcess:
+def fresh_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                          env={**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(sys.path)})
 
 
-def killed_after_step_1(lake: Lake) -> None:
+def killed_after_step_1(lake: Lake, env: dict[str, str] | None = None) -> None:
     """``lakenodes data-node drop daily_px --yes`` in another process, killed once it marked the table deleted."""
-    killed = fresh_process("-c", KILLED_AT_STEP_2, lake.uri)
+    killed = fresh_process("-c", KILLED_AT_STEP_2, lake.uri, env=env)
     assert killed.returncode == -9, killed.stderr
 
 
@@ -379,11 +379,11 @@ def test_a_run_after_a_killed_drop_keeps_its_rows_and_the_second_drop_says_so(lo
     assert stored_files(local_lake, prices.store.uri) == []
 
 
-def test_the_rows_of_a_run_after_a_killed_drop_go_with_force(local_lake):
-    prices = written(local_lake, until=1)
-    killed_after_step_1(local_lake)
-    Prices(DailyConfig(until=2), lake=local_lake).run()  # this process knew the table: it writes to it
+def test_the_rows_of_a_run_after_a_killed_drop_go_with_force(any_lake, env):
+    prices = written(any_lake, until=1)
+    killed_after_step_1(any_lake, env)
+    Prices(DailyConfig(until=2), lake=any_lake).run()  # this process knew the table: it writes to it
     with pytest.raises(LakenodesUserError, match=r"^daily_px \(\w+\) .* 2 row\(s\) were written to it after"):
-        resolve_table(local_lake, prices.storage_hash, dropped=True).drop()
-    done = resolve_table(local_lake, prices.storage_hash, dropped=True).drop(force=True)
-    assert done["rows"] == 4 and stored_files(local_lake, prices.store.uri) == []
+        resolve_table(any_lake, prices.storage_hash, dropped=True).drop()
+    done = resolve_table(any_lake, prices.storage_hash, dropped=True).drop(force=True)
+    assert done["rows"] == 4 and stored_files(any_lake, prices.store.uri) == []
