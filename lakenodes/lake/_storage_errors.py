@@ -149,7 +149,7 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
         advice = f"; AWS_PROFILE={profile!r} is set: {profile_advice(profile)}" if profile else ""
         return StoragePermissionError(
             "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass them in the lake's "
-            f"storage_options{advice}; {one_line(text)})", path=path, operation=operation)
+            f"storage_options{advice}; {text})", path=path, operation=operation)  # squeezed by StorageError
     if number is not None:
         cls, reason = _FAULTS[number]
         if number == codes.EACCES:
@@ -167,7 +167,7 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
     whole_log = bool(_HISTORY_JSON.search(text))
     if whole_log or _CORRUPT_LOG.search(text) or _DAMAGED_LOG.search(text):
         found = find_log_damage(path, lake, whole_log=whole_log)
-        detail = one_line(text)
+        detail = text  # squeezed onto one line by the error built from it
         if found is not None:
             return corrupt_log_error(found, detail, path, operation)
         if whole_log or _CORRUPT_LOG.search(text):
