@@ -387,3 +387,15 @@ def test_the_rows_of_a_run_after_a_killed_drop_go_with_force(any_lake, env):
         resolve_table(any_lake, prices.storage_hash, dropped=True).drop()
     done = resolve_table(any_lake, prices.storage_hash, dropped=True).drop(force=True)
     assert done["rows"] == 4 and stored_files(any_lake, prices.store.uri) == []
+
+
+def test_a_drop_begun_by_an_older_lakenodes_counts_the_rows_written_since_by_time(local_lake):
+    """A drop mark without the version the drop saw (an older lakenodes left it empty): the rows of
+    files written after the table was marked deleted, by their writers' clocks, are refused the same."""
+    prices = written(local_lake, until=1)
+    killed_after_step_1(local_lake)
+    table_id = prices.store.table().metadata().id
+    catalog.tables_ledger(local_lake).mark(catalog.drop_mark(prices.storage_hash, table_id))  # as it was left
+    Prices(DailyConfig(until=2), lake=local_lake).run()
+    with pytest.raises(LakenodesUserError, match=r" 2 row\(s\) were written to it after its drop began"):
+        resolve_table(local_lake, prices.storage_hash, dropped=True).drop()

@@ -76,10 +76,10 @@ def plan_drop(lake: Lake, record: TableRecord) -> dict[str, Any]:
     try:
         table = TableStore(lake, name).table()
         rows = 0 if table is None else int(pc.sum(add_actions(table)["num_records"]).as_py() or 0)
-        table_id = None if table is None else table.metadata().id
+        table_id, version = (None, None) if table is None else (table.metadata().id, table.version())
     except (StorageError, DeltaError, OSError) as error:  # a log a stopped drop left half-removed
         logger.info("table %s cannot be read (%s): counting its files only", name, error)
-        rows = table_id = None
+        rows = table_id = version = None
     updaters = [row["update_hash"] for row in updates_ledger(lake).latest(where={"storage_hash": name})]
     runs = Pending(runs_ledger(lake)).rows()
     run_count = int(pc.sum(pc.equal(runs["storage_hash"], name)).as_py() or 0) if runs.num_rows else 0
@@ -88,7 +88,7 @@ def plan_drop(lake: Lake, record: TableRecord) -> dict[str, Any]:
     freed = record.identifier if own in claims else None
     return {
         "ok": True, "meta_table_uid": record.uid, "storage_hash": name, "identifier": record.identifier,
-        "namespace": record.namespace, "table_uri": record.table_uri, "table_id": table_id, "dry_run": True, "rows": rows,
+        "namespace": record.namespace, "table_uri": record.table_uri, "table_id": table_id, "table_version": version, "dry_run": True, "rows": rows,
         "files": len(files), "bytes": sum(size for _, size in files), "update_processes": updaters, "runs": run_count,
         "identifier_freed": freed, "identifiers_freed": claims,
         "catalog_records": {"tables": 0 if record.deleted else 1, "updates": len(updaters), "runs": run_count,
@@ -123,24 +123,34 @@ def dependents(lake: Lake, record: TableRecord, update_hashes: list[str]) -> lis
 
 
 def rows_written_since_the_drop_began(lake: Lake, record: TableRecord) -> tuple[int, datetime.datetime] | None:
-    """The rows in files written to ``record``'s table after its drop began (the time its record was
-    marked deleted: a drop that stopped, then a run that wrote to the table), and that time; None
-    when the table cannot be read (a log a stopped drop left half-removed: no run writes to it)."""
+    """The rows in files added to ``record``'s table after its drop began (a drop that stopped, then
+    a run that wrote to the table), and the time the drop began (its record marked deleted); None
+    when the table cannot be read (a log a stopped drop left half-removed: no run writes to it).
+    Files are those added since the version the drop saw (its mark holds it), else, for a drop
+    begun by an older lakenodes, those written after that time by their writers' clocks."""
     began = tables_ledger(lake).latest(where={"storage_hash": record.storage_hash})[0][RECORDED_AT]
+    store = TableStore(lake, record.storage_hash)
     try:
-        table = TableStore(lake, record.storage_hash).table()
+        table = store.table()
+        if table is None:
+            return None
+        actions = add_actions(table)
+        seen = tables_ledger(lake).mark_data(drop_mark(record.storage_hash, table.metadata().id))
     except (StorageError, DeltaError, OSError):
         return None
-    if table is None:
-        return None
-    actions = add_actions(table)  # modification_time: milliseconds since the epoch, as the writer saw them
-    later = pc.greater(actions["modification_time"], int(began.timestamp() * 1000))
+    later = pc.greater(actions["modification_time"], int(began.timestamp() * 1000))  # ms, by the writers' clocks
+    if seen:  # exact: whatever was committed after that version, whoever wrote it, whenever
+        try:
+            later = pc.invert(pc.is_in(actions["path"], add_actions(store.table_as_of(int(seen)))["path"]))
+        except (LakenodesUserError, StorageError, DeltaError, OSError) as error:
+            logger.info("the version %s a drop of %s began at cannot be read (%s): counting by time", seen.decode(),
+                        record.storage_hash, error)
     return int(pc.sum(pc.filter(actions["num_records"], later)).as_py() or 0), began
 
 
 def _tombstone(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
     if plan["table_id"]:  # first: a run of this very table from then on takes it back (catalog.register_table)
-        tables_ledger(lake).mark(drop_mark(record.storage_hash, plan["table_id"]))
+        tables_ledger(lake).mark(drop_mark(record.storage_hash, plan["table_id"]), str(plan["table_version"]).encode())
     if not record.deleted:
         save_table_record(lake, record.model_copy(update={"deleted": True}))
     forget_table(lake, record.storage_hash, plan["update_processes"])

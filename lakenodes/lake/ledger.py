@@ -170,11 +170,20 @@ class Ledger:
         """Whether ``mark(name)`` was called on this table: one small request, no log replay."""
         return file_exists(*self._mark_path(name))
 
-    def mark(self, name: str) -> None:
-        """Leave the empty file ``_lakenodes/marks/<digest of name>`` beside the table: a fact about
-        its rows that a fresh process checks with one request. Call it only once the rows it stands
-        for are committed (a crash before it only costs the next process a read of the table)."""
-        write_small_file(*self._mark_path(name))
+    def mark(self, name: str, data: bytes = b"") -> None:
+        """Leave the file ``_lakenodes/marks/<digest of name>`` (empty, or holding ``data``) beside the
+        table: a fact about its rows that a fresh process checks with one request. Call it only once
+        the rows it stands for are committed (a crash before it only costs the next process a read of the table)."""
+        write_small_file(*self._mark_path(name), data)
+
+    def mark_data(self, name: str) -> bytes | None:
+        """What ``mark(name, data)`` left (None when there is no such mark)."""
+        filesystem, path = self._mark_path(name)
+        try:
+            with filesystem.open_input_stream(path) as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return None
 
     def unmark(self, name: str) -> None:
         """Remove ``mark(name)`` (the rows it stood for were removed): the next check reads the table."""
