@@ -399,3 +399,12 @@ def test_a_drop_begun_by_an_older_lakenodes_counts_the_rows_written_since_by_tim
     Prices(DailyConfig(until=2), lake=local_lake).run()
     with pytest.raises(LakenodesUserError, match=r" 2 row\(s\) were written to it after its drop began"):
         resolve_table(local_lake, prices.storage_hash, dropped=True).drop()
+
+
+def test_a_mark_keeps_what_it_was_given_and_a_missing_one_reads_as_none(any_lake):
+    """The drop's mark holds the version it saw; a table with no mark (never dropped, or dropped by
+    an older lakenodes) reads as None, on a local folder and on S3."""
+    ledger = catalog.tables_ledger(any_lake)
+    assert ledger.mark_data("dropping\nnone\nnone") is None
+    ledger.mark("dropping\nprices\nid", b"7")
+    assert ledger.mark_data("dropping\nprices\nid") == b"7" and ledger.marked("dropping\nprices\nid")

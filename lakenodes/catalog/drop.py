@@ -135,9 +135,13 @@ def rows_written_since_the_drop_began(lake: Lake, record: TableRecord) -> tuple[
         if table is None:
             return None
         actions = add_actions(table)
-        seen = tables_ledger(lake).mark_data(drop_mark(record.storage_hash, table.metadata().id))
     except (StorageError, DeltaError, OSError):
         return None
+    try:
+        seen = tables_ledger(lake).mark_data(drop_mark(record.storage_hash, table.metadata().id))
+    except OSError as error:  # counted by time then
+        logger.info("the mark of the drop of %s cannot be read: %s", record.storage_hash, error)
+        seen = None
     later = pc.greater(actions["modification_time"], int(began.timestamp() * 1000))  # ms, by the writers' clocks
     if seen:  # exact: whatever was committed after that version, whoever wrote it, whenever
         try:
