@@ -51,7 +51,7 @@ def kind(method: str, path: str) -> tuple[str, str] | None:
     if "_catalog/" not in path:
         return None
     path = path[path.index("_catalog/"):]
-    path = re.sub(r"/(marks|pending)/[^/]+$", r"/\1/*", path)
+    path = re.sub(r"/(marks|pending)/.+$", r"/\1/*", path)
     path = re.sub(r"identifiers/.*?(/_delta_log/|$)", lambda m: "identifiers/*" + m.group(1), path)
     return method, path.rstrip("/")
 

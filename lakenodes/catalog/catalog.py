@@ -61,10 +61,10 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
                    table_id: str = "") -> bool:
     """Claim the record's identifier and store the record when it changed; True when written.
     A record registered once is marked beside ``_catalog/tables``: registering it again, from any
-    process, is two requests (a record changed since by someone else, e.g. its labels, stays as is;
-    the second asks whether a drop of the table began: :func:`being_dropped`). A table whose drop
-    stopped after marking it deleted is taken back (recorded again, with a warning): the drop is
-    cancelled, so a drop run again to finish it never removes the rows this run wrote unseen.
+    process, is one request (a record changed since by someone else, e.g. its labels, stays as is).
+    A drop removes the table's marks when it marks the table deleted; a table whose drop stopped
+    there is taken back (recorded again, with a warning): the drop is cancelled, so a drop run again
+    to finish it never removes the rows this run wrote unseen.
     A record stored with another ``table_uri`` (the lake was moved or copied since: ``mv``, ``aws s3
     sync``) is stored again with this lake's, so engines reading ``_catalog/tables`` find the table.
     Under ``python -OO`` (no docstrings) a record keeps the ``source_doc`` stored.
@@ -83,8 +83,8 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
     if _known_records.get(key) == digest:
         return False
     ledger, mark = tables_ledger(lake), f"{record.storage_hash}\n{digest}"
-    # this very record was registered before, by any process, and no drop of the table began since: two requests
-    if ledger.marked(mark) and not being_dropped(lake, record.storage_hash, table_id):
+    # this very record was registered before, by any process, and no drop of the table began since
+    if ledger.marked(mark, group=record.storage_hash):
         _known_records[key] = digest
         return False
     rows = stored() if stored is not None else stored_table_rows(lake, record.storage_hash)
@@ -99,7 +99,7 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
             record = record.model_copy(update={"source_doc": stored.source_doc})
         if _digest(stored) == _digest(record):
             _known_records[key] = digest
-            ledger.mark(mark)
+            ledger.mark(mark, group=record.storage_hash)
             return False
     save_table_record(lake, record)
     if taken_back:  # unmarked once saved: a crash before leaves the next run to take it back
@@ -108,7 +108,7 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
                        "so it takes the table back and the drop is cancelled; drop it again to remove it",
                        record.identifier or record.storage_hash, record.storage_hash)
     _known_records[key] = digest
-    ledger.mark(mark)
+    ledger.mark(mark, group=record.storage_hash)
     return True
 
 

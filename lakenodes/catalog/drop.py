@@ -157,6 +157,9 @@ def _tombstone(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
         tables_ledger(lake).mark(drop_mark(record.storage_hash, plan["table_id"]), str(plan["table_version"]).encode())
     if not record.deleted:
         save_table_record(lake, record.model_copy(update={"deleted": True}))
+    # then: a run of the table from a new process no longer finds its record marked as registered,
+    # reads it, finds it deleted and takes the table back (catalog.register_table)
+    tables_ledger(lake).unmark_group(record.storage_hash)
     forget_table(lake, record.storage_hash, plan["update_processes"])
 
 

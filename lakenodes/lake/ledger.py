@@ -40,6 +40,10 @@ RECORDED_AT = "recorded_at"
 MARKS_DIR = "_lakenodes/marks"  # beside a ledger's data: Delta readers and vacuum skip folders named _*
 
 
+def _digest40(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -166,15 +170,16 @@ class Ledger:
         housekeep(self.lake, table, list(snapshot.files.values()), f"_catalog/{self.name}",
                   keep_versions=self.housekeeping.interval)
 
-    def marked(self, name: str) -> bool:
-        """Whether ``mark(name)`` was called on this table: one small request, no log replay."""
-        return file_exists(*self._mark_path(name))
+    def marked(self, name: str, group: str | None = None) -> bool:
+        """Whether ``mark(name, group=group)`` was called on this table: one small request, no log replay."""
+        return file_exists(*self._mark_path(name, group))
 
-    def mark(self, name: str, data: bytes = b"") -> None:
-        """Leave the file ``_lakenodes/marks/<digest of name>`` (empty, or holding ``data``) beside the
-        table: a fact about its rows that a fresh process checks with one request. Call it only once
-        the rows it stands for are committed (a crash before it only costs the next process a read of the table)."""
-        write_small_file(*self._mark_path(name), data)
+    def mark(self, name: str, data: bytes = b"", group: str | None = None) -> None:
+        """Leave the file ``_lakenodes/marks/[<digest of group>/]<digest of name>`` (empty, or holding
+        ``data``) beside the table: a fact about its rows that a fresh process checks with one request.
+        Call it only once the rows it stands for are committed (a crash before it only costs the next
+        process a read of the table). ``group``: the marks ``unmark_group`` removes together."""
+        write_small_file(*self._mark_path(name, group), data)
 
     def mark_data(self, name: str) -> bytes | None:
         """What ``mark(name, data)`` left (None when there is no such mark)."""
@@ -191,9 +196,15 @@ class Ledger:
         with contextlib.suppress(FileNotFoundError):
             delete_file(filesystem, path)
 
-    def _mark_path(self, name: str) -> tuple[Any, str]:
+    def unmark_group(self, group: str) -> None:
+        """Remove every mark left with ``group``: the next check of any of them reads the table."""
+        filesystem, folder = self._mark_path("", group)
+        filesystem.delete_dir_contents(folder.rsplit("/", 1)[0], missing_dir_ok=True)
+
+    def _mark_path(self, name: str, group: str | None = None) -> tuple[Any, str]:
         filesystem, root = lake_filesystem(self.lake, self.uri)
-        return filesystem, f"{root}/{MARKS_DIR}/{hashlib.sha256(name.encode()).hexdigest()[:40]}"
+        folder = f"{root}/{MARKS_DIR}" + ("" if group is None else f"/{_digest40(group)}")
+        return filesystem, f"{folder}/{_digest40(name)}"
 
     def version(self) -> tuple[str, int] | None:
         """The table's identity and current version (None before the first append): a cheap check of
