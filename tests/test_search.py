@@ -552,8 +552,8 @@ def test_a_huge_hashing_dimension_is_refused_and_the_index_kept(local_lake, dim)
     before = TimeIndexMetaTable.description_search("fx")
     done = subprocess.run([sys.executable, "-m", "lakenodes", "--lake", local_lake.uri, "search", "fx", "--refresh",
                            "--embedder", f"hashing:{dim}"], capture_output=True, text=True, timeout=300)
-    assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == f"error: HashingEmbedder dim must be an integer from 16 to 4096, got {int(dim)}\n"
+    expected = f"error: HashingEmbedder dim must be an integer from 16 to 4096, got {int(dim)}\n"
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", expected)  # all three: a failure shows what it said
     assert TimeIndexMetaTable.description_search("fx") == before
 
 
