@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from typing import Any
 
 import pandas as pd
 from pydantic import Field
@@ -50,17 +51,20 @@ def days_after(last: datetime.datetime | None) -> pd.DatetimeIndex:
     return pd.date_range(first, today(), freq="D", tz="UTC", name="time_index")
 
 
+def published(identifier: str, description: str) -> Any:
+    """The runtime-only ``node_metadata`` field of a daily table published as ``identifier``."""
+    return Field(default_factory=lambda: DataNodeMetaData(identifier=identifier, description=description,
+                                                          data_frequency_id=DataFrequency.one_d),
+                 json_schema_extra={"runtime_only": True})
+
+
 class NumbersConfig(DataNodeConfiguration):
     salt: float = 0.0
     records: list[RecordDefinition] = Field(
         default_factory=lambda: [RecordDefinition(column_name="value", dtype="float64", label="Value",
                                                   description="Daily number of the upgrade scenario.")]
     )
-    node_metadata: DataNodeMetaData = Field(
-        default_factory=lambda: DataNodeMetaData(identifier="upgrade_numbers", description="Daily numbers",
-                                                 data_frequency_id=DataFrequency.one_d),
-        json_schema_extra={"runtime_only": True},
-    )
+    node_metadata: DataNodeMetaData = published("upgrade_numbers", "Daily numbers")
 
 
 class Numbers(DataNode):
@@ -77,11 +81,7 @@ class Numbers(DataNode):
 
 
 class SumsConfig(DataNodeConfiguration):
-    node_metadata: DataNodeMetaData = Field(
-        default_factory=lambda: DataNodeMetaData(identifier="upgrade_sums", description="Numbers plus one",
-                                                 data_frequency_id=DataFrequency.one_d),
-        json_schema_extra={"runtime_only": True},
-    )
+    node_metadata: DataNodeMetaData = published("upgrade_sums", "Numbers plus one")
 
 
 class Sums(DataNode):
@@ -104,11 +104,7 @@ class Sums(DataNode):
 class PricesConfig(DataNodeConfiguration):
     offset_start: datetime.datetime | None = Field(default=START - datetime.timedelta(days=1), json_schema_extra={"update_only": True})
     asset_list: list[Asset] = Field(..., json_schema_extra={"update_only": True})
-    node_metadata: DataNodeMetaData = Field(
-        default_factory=lambda: DataNodeMetaData(identifier="upgrade_prices", description="Daily close prices",
-                                                 data_frequency_id=DataFrequency.one_d),
-        json_schema_extra={"runtime_only": True},
-    )
+    node_metadata: DataNodeMetaData = published("upgrade_prices", "Daily close prices")
 
 
 class Prices(DataNode):
