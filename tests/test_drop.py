@@ -395,7 +395,8 @@ def test_a_drop_begun_by_an_older_lakenodes_counts_the_rows_written_since_by_tim
     prices = written(local_lake, until=1)
     killed_after_step_1(local_lake)
     table_id = prices.store.table().metadata().id
-    catalog.tables_ledger(local_lake).mark(catalog.drop_mark(prices.storage_hash, table_id))  # as it was left
+    catalog.tables_ledger(local_lake).mark(catalog.drop_mark(prices.storage_hash, table_id),  # as it was left
+                                           group=catalog.DROP_MARKS)
     Prices(DailyConfig(until=2), lake=local_lake).run()
     with pytest.raises(LakenodesUserError, match=r" 2 row\(s\) were written to it after its drop began"):
         resolve_table(local_lake, prices.storage_hash, dropped=True).drop()

@@ -179,3 +179,24 @@ def test_a_first_release_node_without_hash_name_is_refused_naming_the_line_to_ad
         after = {f: pl.read_delta(f"{lake.uri}/tables/{f}").height for f in table_folders(lake)}
         assert after == before
     clear_caches()
+
+
+@pytest.mark.parametrize("era", ERAS[1:])  # the eras that mark table records (without the table's id)
+def test_a_drop_removes_the_marks_an_older_release_left(era: str, tmp_path: Path) -> None:
+    """An older machine marked each table record it registered, by a digest that leaves out the
+    Delta table's id. While its mark stayed, that machine's next run re-created a dropped table but
+    never recorded it again: the rows were there, and list, detail and search said the table was
+    gone. The drop now removes every mark, so an older machine records the table it re-creates."""
+    lake = unpack(era, tmp_path)
+    marks = Path(lake.uri) / "_catalog" / "tables" / "_lakenodes" / "marks"
+    old_marks = sorted(p.name for p in marks.iterdir())
+    assert len(old_marks) == 3
+    cli_json(lake, "data-node", "drop", "upgrade_sums", "--yes")
+    assert not set(old_marks) & {p.name for p in marks.iterdir()}
+    with use_lake(lake):
+        listed = sorted(r["identifier"] for r in cli_json(lake, "data-node", "list")["results"])
+        assert listed == ["upgrade_numbers", "upgrade_prices"]
+        Sums(SumsConfig()).run()  # this release's next run records it again, as before
+    listed = sorted(r["identifier"] for r in cli_json(lake, "data-node", "list")["results"])
+    assert listed == ["upgrade_numbers", "upgrade_prices", "upgrade_sums"]
+    clear_caches()

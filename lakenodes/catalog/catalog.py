@@ -39,6 +39,7 @@ from .ledgers import (  # noqa: F401 - the catalog's public surface
 )
 from .records import TableRecord
 from .tables import (  # noqa: F401 - the catalog's public surface
+    DROP_MARKS,
     _digest,
     all_tables,
     being_dropped,
@@ -103,7 +104,7 @@ def register_table(lake: Lake, record: TableRecord, stored: Callable[[], list[di
             return False
     save_table_record(lake, record)
     if taken_back:  # unmarked once saved: a crash before leaves the next run to take it back
-        ledger.unmark(drop_mark(record.storage_hash, table_id))
+        ledger.unmark(drop_mark(record.storage_hash, table_id), group=DROP_MARKS)
         logger.warning("table %s (%s) was being dropped (a drop stopped before it finished): this run wrote to it, "
                        "so it takes the table back and the drop is cancelled; drop it again to remove it",
                        record.identifier or record.storage_hash, record.storage_hash)

@@ -3,7 +3,9 @@
 The steps (:data:`STEPS`), in this order, each idempotent, so that a drop stopped anywhere (a
 killed process) leaves a readable lake and a second drop finishes it:
 
-1. ``tombstone``: the table's record is saved with ``deleted`` (one blind append): from here on
+1. ``tombstone``: the table's record is saved with ``deleted`` (one blind append), and the table
+   records' marks are removed (an older lakenodes' mark would keep it from recording the table it
+   creates again, docs/upgrading.md): from here on
    ``data-node list``/``detail``/``org-unique-identifiers``, search (its next catch-up deletes
    the table from the index) and ``updates reconcile`` no longer see the table; a drop finds it
    again by its storage hash, uid or identifier to finish.
@@ -51,6 +53,7 @@ from ..lake.pending import Pending
 from ..lake.store import TableStore
 from ..lake.table_removal import remove_table_folder, stored_files
 from .catalog import (
+    DROP_MARKS,
     all_tables,
     drop_mark,
     dropped_tables,
@@ -138,7 +141,7 @@ def rows_written_since_the_drop_began(lake: Lake, record: TableRecord) -> tuple[
     except (StorageError, DeltaError, OSError):
         return None
     try:
-        seen = tables_ledger(lake).mark_data(drop_mark(record.storage_hash, table.metadata().id))
+        seen = tables_ledger(lake).mark_data(drop_mark(record.storage_hash, table.metadata().id), group=DROP_MARKS)
     except OSError as error:  # counted by time then
         logger.info("the mark of the drop of %s cannot be read: %s", record.storage_hash, error)
         seen = None
@@ -154,13 +157,17 @@ def rows_written_since_the_drop_began(lake: Lake, record: TableRecord) -> tuple[
 
 def _tombstone(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
     if plan["table_id"]:  # first: a run of this very table from then on takes it back (catalog.register_table)
-        tables_ledger(lake).mark(drop_mark(record.storage_hash, plan["table_id"]), str(plan["table_version"]).encode())
+        tables_ledger(lake).mark(drop_mark(record.storage_hash, plan["table_id"]), str(plan["table_version"]).encode(),
+                                 group=DROP_MARKS)
     if not record.deleted:
         save_table_record(lake, record.model_copy(update={"deleted": True}))
     # then: a run of the table from a new process no longer finds its record marked as registered,
     # reads it, finds it deleted and takes the table back (catalog.register_table)
     tables_ledger(lake).unmark_group(record.storage_hash)
     forget_table(lake, record.storage_hash, plan["update_processes"])
+    # lakenodes before the table id was part of a record's mark (57a891a and older) still finds its
+    # mark of the live record and would not record the table it creates again: it stayed dropped
+    tables_ledger(lake).unmark_ungrouped()
 
 
 def _identifier(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:

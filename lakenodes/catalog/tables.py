@@ -106,12 +106,16 @@ def _digest(record: TableRecord) -> str:
     return json.dumps(record.to_row(), sort_keys=True)
 
 
+DROP_MARKS = "drops"  # the group of drop marks: a drop removes the ungrouped marks of older releases, not these
+
+
 def drop_mark(storage_hash: str, table_id: str) -> str:
-    """The mark beside ``_catalog/tables`` that a drop (``catalog.drop``) leaves before it marks the
-    table with ``metaData.id`` ``table_id`` deleted: a run registering that very table takes it back."""
+    """The mark (in the group ``DROP_MARKS``) beside ``_catalog/tables`` that a drop
+    (``catalog.drop``) leaves before it marks the table with ``metaData.id`` ``table_id`` deleted:
+    a run registering that very table takes it back."""
     return f"dropping\n{storage_hash}\n{table_id}"
 
 
 def being_dropped(lake: Lake, storage_hash: str, table_id: str) -> bool:
     """Whether a drop of this very table (not one created afresh since) began and did not finish."""
-    return bool(table_id) and tables_ledger(lake).marked(drop_mark(storage_hash, table_id))
+    return bool(table_id) and tables_ledger(lake).marked(drop_mark(storage_hash, table_id), group=DROP_MARKS)

@@ -21,7 +21,7 @@ from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Tr
 
 from .._internal.arrow_rows import arrow_table, empty_table, python_rows
 from .._internal.caches import register_cache
-from .._internal.deferred import pa, pq
+from .._internal.deferred import pa, pafs, pq
 from .._internal.plain_arrow import cast_column, cast_table
 from .._internal.threads import in_threads, storage_threads
 from ..errors import UnreadableFileError, one_line
@@ -181,18 +181,18 @@ class Ledger:
         process a read of the table). ``group``: the marks ``unmark_group`` removes together."""
         write_small_file(*self._mark_path(name, group), data)
 
-    def mark_data(self, name: str) -> bytes | None:
-        """What ``mark(name, data)`` left (None when there is no such mark)."""
-        filesystem, path = self._mark_path(name)
+    def mark_data(self, name: str, group: str | None = None) -> bytes | None:
+        """What ``mark(name, data, group)`` left (None when there is no such mark)."""
+        filesystem, path = self._mark_path(name, group)
         try:
             with filesystem.open_input_stream(path) as stream:
                 return stream.read()
         except FileNotFoundError:
             return None
 
-    def unmark(self, name: str) -> None:
-        """Remove ``mark(name)`` (the rows it stood for were removed): the next check reads the table."""
-        filesystem, path = self._mark_path(name)
+    def unmark(self, name: str, group: str | None = None) -> None:
+        """Remove ``mark(name, group=group)`` (the rows it stood for were removed): the next check reads the table."""
+        filesystem, path = self._mark_path(name, group)
         with contextlib.suppress(FileNotFoundError):
             delete_file(filesystem, path)
 
@@ -200,6 +200,21 @@ class Ledger:
         """Remove every mark left with ``group``: the next check of any of them reads the table."""
         filesystem, folder = self._mark_path("", group)
         filesystem.delete_dir_contents(folder.rsplit("/", 1)[0], missing_dir_ok=True)
+
+    def unmark_ungrouped(self) -> int:
+        """Remove every mark left without a group, including marks of names this version cannot
+        recompute (older lakenodes marked table records without the Delta table's id, and in no
+        group): each process checks the table once more, then marks again. Returns how many were removed."""
+        filesystem, root = lake_filesystem(self.lake, self.uri)
+        selector = pafs.FileSelector(f"{root}/{MARKS_DIR}", allow_not_found=True)
+        paths = [info.path for info in filesystem.get_file_info(selector) if info.type == pafs.FileType.File]
+
+        def remove(path: str) -> None:
+            with contextlib.suppress(FileNotFoundError):
+                delete_file(filesystem, path)
+
+        in_threads(remove, paths, storage_threads(filesystem, 16))
+        return len(paths)
 
     def _mark_path(self, name: str, group: str | None = None) -> tuple[Any, str]:
         filesystem, root = lake_filesystem(self.lake, self.uri)
