@@ -200,3 +200,12 @@ def test_a_drop_removes_the_marks_an_older_release_left(era: str, tmp_path: Path
     listed = sorted(r["identifier"] for r in cli_json(lake, "data-node", "list")["results"])
     assert listed == ["upgrade_numbers", "upgrade_prices", "upgrade_sums"]
     clear_caches()
+
+
+def test_every_fixture_era_is_in_the_upgrading_doc_and_the_data_readme() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "upgrading.md").read_text(encoding="utf-8")
+    readme = (DATA / "README.md").read_text(encoding="utf-8")
+    archives = sorted(p.name for p in DATA.glob("upgrade_lake_*.tar.gz"))
+    assert archives == sorted(f"upgrade_lake_{era}.tar.gz" for era in ERAS)
+    for era in ERAS:
+        assert f"`{era}`" in doc and f"`upgrade_lake_{era}.tar.gz`" in readme, era
