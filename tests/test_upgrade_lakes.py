@@ -28,6 +28,7 @@ from lakenodes.cli import app
 
 DATA = Path(__file__).parent / "data"
 ERAS = ("f3ab3ad", "0c7a6ca", "f8e7dee", "ed6c62e", "57a891a")  # oldest first
+MIXED = "mixed_ed6c62e"  # ed6c62e and this release took turns (tests/data/README.md)
 IMPORT_PATH_ERAS = ("f3ab3ad",)  # hashed classes by module.qualname (docs/identity.md)
 WRITTEN_UNTIL = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 UIDS = ("AAPL", "BRK/B", "NVDA")
@@ -206,6 +207,27 @@ def test_every_fixture_era_is_in_the_upgrading_doc_and_the_data_readme() -> None
     doc = (Path(__file__).resolve().parents[1] / "docs" / "upgrading.md").read_text(encoding="utf-8")
     readme = (DATA / "README.md").read_text(encoding="utf-8")
     archives = sorted(p.name for p in DATA.glob("upgrade_lake_*.tar.gz"))
-    assert archives == sorted(f"upgrade_lake_{era}.tar.gz" for era in ERAS)
+    assert archives == sorted(f"upgrade_lake_{era}.tar.gz" for era in (*ERAS, MIXED))
     for era in ERAS:
         assert f"`{era}`" in doc and f"`upgrade_lake_{era}.tar.gz`" in readme, era
+
+
+def test_a_lake_an_older_release_wrote_after_this_one_dropped_a_table(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """ed6c62e wrote days 1-4, this release day 5 and dropped upgrade_sums, ed6c62e day 6 (creating
+    upgrade_sums again from its start) and a failed run: every table is listed and complete, the
+    dropped table's old runs are gone, and this release's next day continues all three."""
+    lake = unpack(MIXED, tmp_path)
+    monkeypatch.setenv("UPGRADE_TODAY", "2026-01-07")
+    with use_lake(lake):
+        before = table_folders(lake)
+        listed = sorted(r["identifier"] for r in cli_json(lake, "data-node", "list")["results"])
+        assert listed == ["upgrade_numbers", "upgrade_prices", "upgrade_sums"]
+        assert_complete("2026-01-06")
+        runs = cli_json(lake, "updates", "runs")["results"]
+        assert [r["status"] for r in runs if r["storage_hash"].startswith("sums_")] == ["success"]
+        assert [r["status"] for r in runs].count("error") == 1
+        upgrade_nodes.run_day("2026-01-07")
+        assert table_folders(lake) == before
+        assert_complete("2026-01-07")
+    clear_caches()
