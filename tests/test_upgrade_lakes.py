@@ -231,3 +231,26 @@ def test_a_lake_an_older_release_wrote_after_this_one_dropped_a_table(tmp_path: 
         assert table_folders(lake) == before
         assert_complete("2026-01-07")
     clear_caches()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("era", ["f3ab3ad", "57a891a"])  # the oldest and the newest era
+def test_an_old_lake_synced_to_s3_continues_there(era: str, s3_lake: Lake, s3_server, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same day after the upgrade on S3 (the moto server): the old lake uploaded as it is."""
+    from lake_copies import upload
+
+    for key, value in s3_server.env.items():  # the CLI finds the server as a user's shell would
+        monkeypatch.setenv(key, value)
+    keep_old_hashes(monkeypatch, era)
+    upload(Path(unpack(era, tmp_path).uri), s3_lake)
+    clear_caches()
+    monkeypatch.setenv("UPGRADE_TODAY", "2026-01-06")
+    with use_lake(s3_lake):
+        assert_complete("2026-01-05")
+        upgrade_nodes.run_day("2026-01-06")
+        assert_complete("2026-01-06")
+        listed = cli_json(s3_lake, "data-node", "list")["results"]
+        assert sorted(r["identifier"] for r in listed) == ["upgrade_numbers", "upgrade_prices", "upgrade_sums"]
+        assert cli_json(s3_lake, "updates", "list")["count"] == 4
+    clear_caches()
