@@ -11,6 +11,10 @@ checkpoint instead of one per commit.
 On the commits that checkpoint, delta-rs decides as it always does (a table that sets
 ``delta.enableExpiredLogCleanup`` to false keeps its whole log).
 
+After such a commit, :func:`warn_of_small_files` warns when the table holds so many files a
+partition that every run pays for them (a node written every minute, never optimized): the log
+line names ``lakenodes optimize``.
+
 Example:
     >>> import pyarrow as pa, tempfile
     >>> table = DeltaTable.create(tempfile.mkdtemp(), pa.schema([("a", pa.int64())]),
@@ -21,11 +25,15 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from deltalake import DeltaTable, PostCommitHookProperties
 
 DELTA_RS_CHECKPOINT_INTERVAL = 100  # delta-rs' default, for tables that do not set one
+FILES_PER_PARTITION_WARNING = 500  # a partition's files beyond which a checkpointing commit warns
+
+logger = logging.getLogger(__name__)
 
 
 def commit_hooks(table: DeltaTable) -> PostCommitHookProperties:
@@ -50,3 +58,29 @@ def checkpoints(version: int, configuration: Mapping[str, str]) -> bool:
     except ValueError:
         interval = DELTA_RS_CHECKPOINT_INTERVAL
     return interval > 0 and (version + 1) % interval == 0
+
+
+def warn_of_small_files(table: DeltaTable, name: str) -> None:
+    """After a commit that wrote a checkpoint, warn when the table holds more than
+    ``FILES_PER_PARTITION_WARNING`` files a partition on average: every append adds a file to each
+    partition it writes, the checkpoint (written every 10 commits, read by every new process)
+    holds each, and runs slow down with their number until ``lakenodes optimize`` compacts them (a
+    table written every minute crosses the line within hours; see docs/scheduling.md).
+
+    Example:
+        >>> import pyarrow as pa, tempfile
+        >>> table = DeltaTable.create(tempfile.mkdtemp(), pa.schema([("a", pa.int64())]))
+        >>> warn_of_small_files(table, "prices")  # version 0 wrote no checkpoint: nothing to say
+    """
+    if not checkpoints(table.version(), table.metadata().configuration):
+        return
+    files = table.file_uris()
+    if len(files) <= FILES_PER_PARTITION_WARNING:
+        return
+    partitions = len({uri.rsplit("/", 1)[0] for uri in files}) if table.metadata().partition_columns else 1
+    if len(files) > FILES_PER_PARTITION_WARNING * partitions:
+        logger.warning(
+            "%s holds %d files in %d partition(s) (%d each on average): every run reads them all (its "
+            "checkpoint lists each), and runs slow down as appends add more; schedule `lakenodes optimize %s` "
+            "(hourly for a table written every minute, see docs/scheduling.md, 'A node every minute')",
+            name, len(files), partitions, len(files) // partitions, name)

@@ -23,7 +23,7 @@ from .._internal.deferred import pa
 from ..core.frames import NormalizedFrame
 from ..errors import WatermarkMovedError, one_line
 from . import _tables
-from ._commit_hooks import commit_hooks
+from ._commit_hooks import commit_hooks, warn_of_small_files
 from ._create import TABLE_CONFIGURATION, create_empty, create_with_rows, writer_properties
 from ._polars_scan import TimeWindow, filters_files_only
 from ._ranges import RangeFilter, coordinates_filter, range_selection
@@ -230,7 +230,7 @@ class TableStore:
                 rows = to_plain(frame.table)
                 write_deltalake(table, rows, mode="append", commit_properties=properties,
                                 post_commithook_properties=commit_hooks(table), writer_properties=writer_properties(rows.schema))
-                # the cached table is now at our commit: no refresh (the next reader refreshes)
+                warn_of_small_files(table, self.storage_hash)  # the cached table is now at our commit
                 return replace(committing[-1], version=table.version())
             version = table.version() + 1
             same = restate(self.lake, table, frame, write_id, {**custom_metadata, "lakenodes.operation": "MERGE"},
