@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
+import textwrap
 import threading
 from pathlib import Path
 
@@ -122,3 +124,18 @@ def test_overlapping_runs_of_one_minute_neither_lose_nor_duplicate_a_bar(local_l
     assert stored.height == 7 * len(ASSETS)
     assert stored.select(pl.struct("time_index", "unique_identifier").n_unique()).item() == stored.height
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_the_docs_tombstone_retention_snippet_runs_on_a_lakenodes_table(local_lake):
+    """docs/scheduling.md's snippet, run as written on a table a node created: delta-rs takes the
+    setting, and the table goes on taking runs and checkpoints."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "scheduling.md").read_text()
+    section = text[text.index("## A node every minute"):text.index("## Airflow")]
+    snippet = textwrap.dedent(re.search(r"```python\n(.*?)```", section, re.S).group(1))
+    node = run_minute(local_lake, 0)
+    exec(snippet, {"table_uri": node.store.uri})  # noqa: S102 - the doc's own code
+    assert DeltaTable(node.store.uri).metadata().configuration["delta.deletedFileRetentionDuration"] == "interval 1 days"
+    for minute in range(1, 11):
+        run_minute(local_lake, minute)
+    assert json.loads((Path(node.store.uri) / "_delta_log" / "_last_checkpoint").read_text())["version"] == 9
+    assert len(node.get_df_between_dates()) == 11 * len(ASSETS)
