@@ -4,7 +4,8 @@ the sections are in writes.py and reads.py).
 ``--only search`` runs the search relevance and latency benchmark (:mod:`benchmarks.search_relevance`,
 which takes its own options, e.g. ``--quick``, ``--misses``). Separate benchmarks, each with
 ``--quick``: ``python -m benchmarks.catalog_growth`` (catalog writes and lookups as the lake grows to
-2,000 tables) and ``python -m benchmarks.search_relevance``.
+2,000 tables), ``python -m benchmarks.minute_cadence`` (a table written every minute, with and
+without hourly optimizes) and ``python -m benchmarks.search_relevance``.
 """
 
 from __future__ import annotations

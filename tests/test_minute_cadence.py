@@ -15,44 +15,28 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from lakenodes import DataNode, DataNodeConfiguration, Lake
+from benchmarks import minute_cadence
+from benchmarks.minute_cadence import MinuteConfig
+from lakenodes import Lake
 from lakenodes.lake import _commit_hooks
 from lakenodes.lake.maintenance import optimize_table
 
-START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-MINUTE = dt.timedelta(minutes=1)
-ASSETS = ["BTC", "ETH", "SOL"]
+ASSETS = ["C000", "C001", "C002"]
 
 
-class MinuteConfig(DataNodeConfiguration):
-    label: str = "minute-bars"
+class MinuteBars(minute_cadence.MinuteBars):
+    """The benchmark's minute node (every minute not stored yet, up to now: a missed minute is
+    caught up) on its own clock, so that overlapping runs can be at different minutes."""
 
+    at = minute_cadence.START
 
-class MinuteBars(DataNode):
-    """One bar per asset for every minute up to ``now`` not stored yet: a missed minute is caught up."""
-
-    now = START
-
-    def dependencies(self):
-        return {}
-
-    def get_asset_list(self):
-        return ASSETS
-
-    def update(self):
-        last = self.update_statistics.max_time_index_value
-        first = START if last is None else last + MINUTE
-        minutes = []
-        while first <= self.now:
-            minutes.append(first)
-            first += MINUTE
-        return pl.DataFrame({"time_index": [m for m in minutes for _ in ASSETS], "unique_identifier": ASSETS * len(minutes),
-                             "close": [1.0] * (len(ASSETS) * len(minutes))}, schema_overrides={"time_index": pl.Datetime("us", "UTC")})
+    def now(self) -> dt.datetime:
+        return self.at
 
 
 def run_minute(lake: Lake, minute: int) -> MinuteBars:
-    node = MinuteBars(MinuteConfig(), lake=lake)  # a fresh node each minute, as cron's new process builds it
-    node.now = START + minute * MINUTE
+    node = MinuteBars(MinuteConfig(assets=len(ASSETS)), lake=lake)  # a fresh node a minute, as cron's new process's
+    node.at = minute_cadence.START + minute * minute_cadence.MINUTE
     node.run()
     return node
 
@@ -120,7 +104,7 @@ def test_overlapping_runs_of_one_minute_neither_lose_nor_duplicate_a_bar(local_l
     for thread in threads:
         thread.join()
     assert errors == []
-    stored = MinuteBars(MinuteConfig(), lake=local_lake).get_df_between_dates()
+    stored = MinuteBars(MinuteConfig(assets=len(ASSETS)), lake=local_lake).get_df_between_dates()
     assert stored.height == 7 * len(ASSETS)
     assert stored.select(pl.struct("time_index", "unique_identifier").n_unique()).item() == stored.height
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
