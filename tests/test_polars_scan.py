@@ -53,11 +53,9 @@ def read_both(node: FrameNode, monkeypatch: pytest.MonkeyPatch, **read) -> tuple
         return result
 
     with monkeypatch.context() as patched:
-        patched.setattr(table_scan, "WHOLE_READ_BYTES", -1)  # not read whole: this many small files would be
         patched.setattr(table_scan, "scan_many", counting)
         fast = node.get_df_between_dates(**read)
     with monkeypatch.context() as patched:
-        patched.setattr(table_scan, "WHOLE_READ_BYTES", -1)
         patched.setattr(polars_scan, "MANY_FILES", 10**9)
         plain = node.get_df_between_dates(**read)
     return fast, plain, sum(answered)

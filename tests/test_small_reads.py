@@ -1,6 +1,6 @@
-"""Reads a time window selects on a local lake (an asset-scoped read, one date across the assets)
-read each file whole and keep the rows of the window (see lakenodes/lake/_small_read.py): the same
-rows, columns and types as pyarrow's dataset scanner, which every other read still uses."""
+"""Reads of a few small local files (an asset-scoped read) read each file whole and keep the rows of
+the time window (see lakenodes/lake/_small_read.py): the same rows, columns and types as pyarrow's
+dataset scanner, which every other read still uses."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from deltalake import write_deltalake
 from test_frames import FrameConfig, FrameNode
 from test_polars_scan import ASSETS, day, rows
 
-import lakenodes.lake._polars_scan as polars_scan
 import lakenodes.lake._table_scan as table_scan
 from lakenodes import Lake
 
@@ -38,8 +37,7 @@ def read_both(node: FrameNode, monkeypatch: pytest.MonkeyPatch, **read):
         patched.setattr(table_scan, "read_whole_files", counting)
         fast = node.get_df_between_dates(**read)
     with monkeypatch.context() as patched:
-        patched.setattr(table_scan, "WHOLE_READ_BYTES", -1)
-        patched.setattr(polars_scan, "MANY_FILES", 10**9)
+        patched.setattr(table_scan, "SMALL_READ_BYTES", 0)
         plain = node.get_df_between_dates(**read)
     return fast, plain, len(answered)
 
@@ -83,12 +81,3 @@ def test_a_column_another_engine_added_reads_as_nulls_from_older_files(few_files
     fast, plain, answered = read_both(few_files, monkeypatch, unique_identifier_list=[FEW[0]], columns=["extra"])
     assert answered == 1 and fast.equals(plain)
     assert fast["extra"].to_list() == [None] * 6 + [5]
-
-
-def test_many_small_files_are_read_whole_too(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One date across every asset opens a file per asset: read whole (their footers kept), not by polars."""
-    node = FrameNode(FrameConfig(name="many_small_files"))
-    node.run_with(rows(range(1, 4)))
-    node.run_with(rows(range(4, 7)))
-    fast, plain, answered = read_both(node, monkeypatch, start_date=day(3), end_date=day(3))
-    assert answered == 1 and fast.equals(plain) and fast.height == len(ASSETS)

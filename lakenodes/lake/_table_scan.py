@@ -1,7 +1,7 @@
 """Reading a table's rows from only the files that can hold them: the snapshot's candidates
 (pruned by partition value and time statistics), the cross-section copy when a read spans every
-identity; for a read a time window selects on a local lake, the files read whole (up to
-``WHOLE_READ_BYTES``) or by polars; ``TableStore.read`` filters and sorts what this returns.
+identity, polars for a time window over many files, each file read whole for one over a few small
+ones; ``TableStore.read`` filters and sorts what this returns.
 
 Example (``example``: a temporary lake with one table, see conftest.py):
     >>> from lakenodes.lake._scan import index_names_of
@@ -32,9 +32,6 @@ logger = logging.getLogger(__name__)
 # below this many bytes of local files a read is scanned in the calling thread (10 files of a year
 # of daily rows: 3.8 against 4.0 ms with pyarrow's threads, measured)
 SMALL_READ_BYTES = 1 << 20
-# up to this many bytes of local files, a read a time window selects is made of the files read whole
-# (their footers kept: see _small_read); beyond, polars reads them, row groups pruned, in bounded memory
-WHOLE_READ_BYTES = 32 << 20
 
 
 def scan_table(lake: Lake, table: DeltaTable, index_names: Sequence[str], pruning: Pruning, columns: Sequence[str],
@@ -56,18 +53,17 @@ def scan_table(lake: Lake, table: DeltaTable, index_names: Sequence[str], prunin
     files = snapshot.candidates(pruning)
     copy = (cross_section_of(table, lake, snapshot)
             if is_cross_sectional(pruning.values, pruning.windows) else None)
-    if copy is None and window is not None and lake.is_local:
-        if files["size"].sum() <= WHOLE_READ_BYTES:
-            fragments = fragments_of(filesystem, root, snapshot.partition, files)
-            return read_whole_files(fragments, files["partition"].to_list(), snapshot, columns, window)
+    if copy is None and window is not None:
         rows = scan_many(lake, table, window, columns, snapshot, files)
         if rows is not None:
             return rows
     remaining = files if copy is None else copy.remaining(files)  # the copy holds the rest: one file, not N
     fragments = ([] if copy is None else [copy.fragment]) + (
         fragments_of(filesystem, root, snapshot.partition, remaining) if remaining.height else [])
-    # a few small local files: the scanner's threads cost more than they save
+    # a few small local files (an asset-scoped read): the scanner costs more than the files
     small = lake.is_local and copy is None and remaining["size"].sum() < SMALL_READ_BYTES
+    if small and window is not None:
+        return read_whole_files(fragments, remaining["partition"].to_list(), snapshot, columns, window)
     try:
         return scan(fragments, snapshot.schema, filesystem, columns, expression, use_threads=not small)
     except (OSError, pa.ArrowException) as error:
