@@ -12,6 +12,9 @@ from test_polars_scan import ASSETS, day, rows
 
 import lakenodes.lake._table_scan as table_scan
 from lakenodes import Lake
+from lakenodes.catalog.catalog import runs_ledger
+from lakenodes.lake.pending import Pending
+from lakenodes.lake.store import TableStore
 
 FEW = ASSETS[:4]
 
@@ -81,3 +84,16 @@ def test_a_column_another_engine_added_reads_as_nulls_from_older_files(few_files
     fast, plain, answered = read_both(few_files, monkeypatch, unique_identifier_list=[FEW[0]], columns=["extra"])
     assert answered == 1 and fast.equals(plain)
     assert fast["extra"].to_list() == [None] * 6 + [5]
+
+
+def test_a_table_without_a_time_index_is_read_whole(local_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a catalog ledger (no time_index column) read with no bounds failed with
+    ``KeyError: 'Column time_index does not exist in schema'``."""
+    FrameNode(FrameConfig(name="ledger_read")).run_with(rows(range(1, 3), assets=FEW))
+    monkeypatch.setenv("LAKENODES_CATALOG_FOLD_EVERY", "0")
+    Pending(runs_ledger(local_lake)).fold()  # the run's record, from its pending file into the table
+    answered = []
+    whole = table_scan.read_whole_files
+    monkeypatch.setattr(table_scan, "read_whole_files", lambda *a, **k: answered.append(1) or whole(*a, **k))
+    read = TableStore(local_lake, "runs", uri=local_lake.catalog_uri("runs")).read()
+    assert answered == [1] and read is not None and read.num_rows == 1 and "time_index" not in read.column_names

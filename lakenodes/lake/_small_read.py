@@ -40,7 +40,8 @@ def read_whole_files(fragments: Sequence[pds.ParquetFileFragment], values: Seque
     one's partition value) within ``window``, as ``columns`` of the snapshot's plain schema."""
     schema = plain_schema(snapshot.schema)
     target = pa.schema([schema.field(name) for name in columns])
-    needed = [*columns, *([TIME_INDEX] if TIME_INDEX not in columns else [])]  # the window is on it
+    bounded = window.start is not None or window.end is not None  # a catalog ledger has no time index
+    needed = [*columns, *([TIME_INDEX] if bounded and TIME_INDEX not in columns else [])]  # the window is on it
     stored = pa.schema([schema.field(name) for name in needed if name != snapshot.partition])
     parts = [_file_rows(fragment, stored) for fragment in fragments]
     rows = (pa.concat_tables(parts) if parts else stored.empty_table()).combine_chunks()
@@ -48,7 +49,7 @@ def read_whole_files(fragments: Sequence[pds.ParquetFileFragment], values: Seque
         which = np.repeat(np.arange(len(parts), dtype=np.int32), [part.num_rows for part in parts])
         rows = rows.append_column(snapshot.partition, pa.DictionaryArray.from_arrays(
             which, pa.array(values, target.field(snapshot.partition).type)))
-    keep = _within(rows.column(TIME_INDEX), window)
+    keep = _within(rows.column(TIME_INDEX), window) if bounded else None
     return (rows if keep is None else rows.filter(keep)).select(list(columns)).cast(target)
 
 
