@@ -63,8 +63,10 @@ _known_updaters: set[tuple[LakeKey, str]] = register_cache("catalog.known_update
 _known_claims: set[tuple[LakeKey, str, str, str]] = register_cache("catalog.known_claims", set())
 
 
-def forget_table(lake: Lake, storage_hash: str, update_hashes: Collection[str]) -> None:
-    """Forget this process's registrations of a table (record, updaters, claim): its next run makes them again."""
+def forget_table(lake: Lake, storage_hash: str, update_hashes: Collection[str], *, claims: bool = True) -> None:
+    """Forget this process's registrations of a table (record, updaters and, unless not ``claims``,
+    its identifier claims): its next run makes them again."""
     _known_records.pop((lake.cache_key, storage_hash), None)
     _known_updaters.difference_update({(lake.cache_key, update_hash) for update_hash in update_hashes})
-    _known_claims.difference_update({key for key in _known_claims if key[0] == lake.cache_key and key[3] == storage_hash})
+    if claims:
+        _known_claims.difference_update({key for key in _known_claims if key[0] == lake.cache_key and key[3] == storage_hash})

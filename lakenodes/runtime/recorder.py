@@ -73,8 +73,9 @@ class CatalogRecorder(RunHooks):
             claiming = self._claims.pop(id(node), None)
         if claiming is not None:
             claiming.result()
-        if node.store.found_missing():  # dropped since this process registered it? its next records start afresh
-            catalog.forget_table(node.lake, node.storage_hash, [node.update_hash])
+        if node.store.found_missing():  # dropped since this process registered it? its next records start afresh,
+            # but for the claim this run made or read a moment ago (forgotten, the table record would read it again)
+            catalog.forget_table(node.lake, node.storage_hash, [node.update_hash], claims=claiming is None)
             with self._lock:
                 self._stored[id(node)] = in_background(lambda: _stored_rows_of_new_table(node))
 
