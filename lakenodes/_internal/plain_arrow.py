@@ -54,6 +54,19 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
                                                                                           strict=True)], schema=schema)
 
 
+def narrow_strings(table: pa.Table) -> pa.Table:
+    """``table`` with its ``large_string`` columns (what polars hands out) as ``string``, what a
+    read of a table returns; ``table`` itself when it has none.
+
+    Example:
+        >>> narrow_strings(pa.table({"s": pa.array(["a"], pa.large_string())})).schema.field("s").type
+        DataType(string)
+    """
+    schema = pa.schema([field.with_type(pa.string()) if pa.types.is_large_string(field.type) else field
+                        for field in table.schema], metadata=table.schema.metadata)
+    return cast_table(table, schema)
+
+
 def _narrow_strings(chunk: pa.Array) -> pa.Array | None:
     """A ``large_string`` array as ``string`` (its values and nulls shared, its offsets made int32),
     or None when its offsets do not fit in int32 (``pyarrow.compute`` then says so)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._internal.plain_arrow import narrow_strings
 from ..core.frame_kind import as_frame, polars_frame, resolve_frame
 from ..errors import ConfigurationError
 from ..nodes import node as core
@@ -67,4 +68,6 @@ class DataNode(core.DataNode):
             return err, summary
         if kind == "polars":  # already polars, index columns first: no round trip through Arrow
             return err, polars_frame(summary.frame)
-        return err, as_frame(summary.frame.to_arrow(), self.store.index_names() or self._declared_schema()[1], kind)
+        # the strings a read of the table returns (polars hands out large_string)
+        rows = narrow_strings(summary.frame.to_arrow())
+        return err, as_frame(rows, self.store.index_names() or self._declared_schema()[1], kind)
