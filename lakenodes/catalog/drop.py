@@ -17,6 +17,10 @@ killed process) leaves a readable lake and a second drop finishes it:
 4. ``runs``: their runs leave ``_catalog/runs`` (pending records folded first). Reconcile never
    recovers them from the table's history: it skips dropped tables (step 1).
 5. ``files``: the table's folder is removed, log first (``lakenodes.lake.table_removal``).
+6. ``drop mark``: the mark step 1 left is removed, last, so that a drop stopped before keeps it for
+   a run taking the table back and for a second drop's refusal. A second drop finishing one that
+   stopped after step 5 finds no table to read its id from, so it leaves that mark (a few bytes,
+   naming a table id no table has any more).
 
 A run of this very table (by its Delta table id) after step 1, from a process that registers it
 afresh, takes the table back and cancels the drop (``catalog.register_table``; step 1 leaves a
@@ -192,8 +196,13 @@ def _files(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
     remove_table_folder(lake, record.table_uri)
 
 
+def _drop_mark(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
+    if plan["table_id"]:  # None when a drop that stopped had removed the table already: its mark stays (step 6)
+        tables_ledger(lake).unmark(drop_mark(record.storage_hash, plan["table_id"]), group=DROP_MARKS)
+
+
 STEPS: tuple[Callable[[Lake, TableRecord, dict[str, Any]], None], ...] = (
-    _tombstone, _identifier, _updaters, _runs, _files)
+    _tombstone, _identifier, _updaters, _runs, _files, _drop_mark)
 
 
 def drop_table(lake: Lake, record: TableRecord, *, force: bool = False, dry_run: bool = False) -> dict[str, Any]:
