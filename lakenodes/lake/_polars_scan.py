@@ -33,7 +33,7 @@ from deltalake import DeltaTable
 from .._internal.datetimes import epoch_micros
 from .._internal.deferred import pa
 from ..core.frames import TIME_DTYPE, TIME_INDEX
-from ._scan import Snapshot, data_file_path, plain_schema
+from ._scan import Pruning, Snapshot, data_file_path, plain_schema
 from .location import Lake, lake_filesystem
 
 logger = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ def filters_files_only(dimension_filters: Mapping[str, Sequence[Any]] | None, in
     if not dimension_filters:
         return True
     partition = index_names[1:2]
-    return list(dimension_filters) == list(partition) and all(
-        isinstance(value, str) for value in dimension_filters[partition[0]])
+    return list(dimension_filters) == list(partition) and Pruning.chooses_files(dimension_filters[partition[0]])
 
 
 def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequence[str], snapshot: Snapshot,

@@ -16,7 +16,7 @@ import datetime
 import functools
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -288,14 +288,25 @@ class Pruning:
            ranges: Sequence[Any] | None) -> Pruning:
         """From a read's time window, ``{dim: values}`` filters and ``RangeFilter`` list."""
         values = [(dim, frozenset(allowed)) for dim, allowed in (dimension_filters or {}).items()
-                  if all(isinstance(value, str) for value in allowed)]
+                  if cls.chooses_files(allowed)]
         windows = [(start, end)]
         if ranges:
             windows.append(outer_window(ranges))
             for dim in set.intersection(*[set(r.coordinate) for r in ranges]):
-                if all(isinstance(r.coordinate[dim], str) for r in ranges):
+                if cls.chooses_files([r.coordinate[dim] for r in ranges]):
                     values.append((dim, frozenset(r.coordinate[dim] for r in ranges)))
         return cls(tuple(values), tuple(windows))
+
+    @staticmethod
+    def chooses_files(values: Iterable[Any]) -> bool:
+        """Whether filtering the partition column to ``values`` chooses files by their partition value
+        alone: every value is text, as a partition value is (any other is matched against the rows).
+
+        Example:
+            >>> Pruning.chooses_files(["AAPL", "MSFT"]), Pruning.chooses_files(["AAPL", 1])
+            (True, False)
+        """
+        return all(isinstance(value, str) for value in values)
 
     def allowed(self, partition: str | None) -> frozenset[str] | None:
         """The partition values files must have (None: any)."""
