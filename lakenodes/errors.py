@@ -48,13 +48,22 @@ def hide_secrets(text: str) -> str:
     return text
 
 
-def hide_secrets_in(error: BaseException) -> None:
-    """Hide secrets from the messages of ``error`` and the errors it was raised from, so that no
-    traceback printed later (by Python, a scheduler, ``--verbose``) shows them."""
+def hide_secrets_in(error: BaseException) -> str:
+    r"""Hide secrets from the messages of ``error`` and the errors it was raised from, so that no
+    traceback printed later (by Python, a scheduler, ``--verbose``) shows them; returns ``error``'s
+    message on one line (``one_line``, which hides them from what ``str`` makes of the args too),
+    for a message of lakenodes' own about it.
+
+    Example:
+        >>> error = OSError("403 Forbidden\n<Token-0>FwoGZXIvYXdzEJr</Token-0>")
+        >>> hide_secrets_in(error), error.args
+        ('403 Forbidden <Token-0>***</Token-0>', ('403 Forbidden\n<Token-0>***</Token-0>',))
+    """
     for link in error_chain(error):
         hidden = tuple(hide_secrets(arg) if isinstance(arg, str) else arg for arg in link.args)
         if hidden != link.args:
             link.args = hidden
+    return one_line(error)
 
 
 def plain_message(error: BaseException) -> str:
@@ -218,8 +227,7 @@ class NodeRunError(LakenodesError, RuntimeError):
         self.skipped: list[str] = []
         self.stopped_by: dict[str, str] = {}
         self.nodes: dict[str, Any] = {}
-        hide_secrets_in(cause)
-        super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {one_line(cause)}")
+        super().__init__(f"{node} failed during {phase}: {type(cause).__name__}: {hide_secrets_in(cause)}")
 
     def __reduce__(self):  # picklable across process pools (the default would call __init__(message))
         return type(self), (self.node, self.phase, self.cause)

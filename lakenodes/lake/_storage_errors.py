@@ -54,7 +54,6 @@ from ..errors import (
     UnreadableFileError,
     error_chain,
     hide_secrets_in,
-    one_line,
     plain_message,
 )
 from ._log_damage import corrupt_log_error, find_log_damage
@@ -236,14 +235,14 @@ def storage_errors(path: str, operation: str, lake: Any = None) -> Iterator[None
     except StorageError:
         raise
     except Exception as error:
-        hide_secrets_in(error)  # an S3 answer quoting the session token (ExpiredToken)
-        if _NO_BUCKET.search(plain_message(error)):  # a mistyped lake URI: no storage fault, no retry helps
+        message = hide_secrets_in(error)  # an S3 answer quoting the session token (ExpiredToken)
+        if _NO_BUCKET.search(message):  # a mistyped lake URI: no storage fault, no retry helps
             bucket = path.split("://", 1)[-1].split("/", 1)[0]
             raise LakeConfigurationError(f"no bucket {bucket!r} for {path}: check the lake URI") from error
         mapped = as_storage_error(error, path, operation, lake)
         if mapped is None:
             raise
-        logger.debug("%s: %s (from %s: %s)", operation, mapped, type(error).__name__, one_line(error))
+        logger.debug("%s: %s (from %s: %s)", operation, mapped, type(error).__name__, message)
         raise mapped from error
 
 
