@@ -59,6 +59,14 @@ def test_public_api_type_checks() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_search_index_type_checks() -> None:
+    """Regression: mypy found lancedb's ``stats()`` indexed as the dict it returns (lancedb declares a
+    dataclass) and a table that may be None searched."""
+    result = subprocess.run([sys.executable, "-m", "mypy", "lakenodes/search/index.py"], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_seeds_code_type_checks_as_written(tmp_path) -> None:
     """Regressions: lakenodes ships py.typed, and code ported from the seeds failed mypy.
     - Their ``dependencies() -> dict[str, Union["DataNode", "APIDataNode"]]`` (kept by

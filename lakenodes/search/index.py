@@ -86,9 +86,18 @@ def _ensure_indexes(table: Table) -> None:
     )
 
 
+def _fragments(table: Table) -> int:
+    """How many fragments ``table`` has. lancedb 0.40 declares ``stats()`` a ``TableStatistics``
+    dataclass but returns the dict of its older releases: either is read."""
+    stats = table.stats()
+    if isinstance(stats, dict):
+        return int(stats["fragment_stats"]["num_fragments"])
+    return stats.fragment_stats.num_fragments
+
+
 def _maintain(table: Table) -> None:
     """Compact a table once small writes left too many fragments or too many rows outside the FTS index."""
-    fragments = table.stats()["fragment_stats"]["num_fragments"]
+    fragments = _fragments(table)
     fts = table.index_stats(_FTS_INDEX)
     unindexed = fts.num_unindexed_rows if fts is not None else 0
     if fragments > _MAX_FRAGMENTS or unindexed > _MAX_UNINDEXED:
@@ -322,10 +331,11 @@ class SearchIndex(IndexReads):
         index is missing, unreadable, of an older format or another embedder (then it needs a :meth:`rebuild`).
         Both tables are opened (so a corrupt ``columns`` table is noticed too); no ``pylance`` needed."""
         try:
-            opened = [self._open(name) for name in (TABLES, COLUMNS)]
-            if any(t is None or embedder_of(t.schema) != self.embedder.name for t in opened):
+            tables, columns = self._open(TABLES), self._open(COLUMNS)
+            if tables is None or columns is None or any(embedder_of(t.schema) != self.embedder.name
+                                                        for t in (tables, columns)):
                 return None
-            rows = opened[0].search().select(["uid", "digest"]).limit(None).to_arrow()
+            rows = tables.search().select(["uid", "digest"]).limit(None).to_arrow()
         except Exception as error:  # noqa: BLE001 - any unreadable index is rebuilt by the caller
             warn = log.debug if storage_refusal(error, self.uri, "open") else log.warning  # refused: not built here
             warn("search index %s is unreadable (%s)", self.uri, summarize_error(error))
