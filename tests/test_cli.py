@@ -217,7 +217,7 @@ def test_delete_after_date_asks_unless_yes_and_scopes_by_dimension(lake_copy):
     assert declined.exit_code == 1 and "nothing was deleted" in declined.stderr
     assert f"Delete 2 row(s) of {SIMULATED_PRICES_IDENTIFIER} with time_index >= {cutoff}" in declined.stderr  # counted first
     dry = ok(*args, "--dry-run", lake=lake_copy)
-    assert dry.strip() == (f"would delete 2 row(s) of {SIMULATED_PRICES_IDENTIFIER} with time_index >= {cutoff}T00:00:00+00:00 "
+    assert dry.strip() == (f"would delete 2 row(s) of {SIMULATED_PRICES_IDENTIFIER} with time_index >= {cutoff}T00:00:00Z "
                            "where {'unique_identifier': ['AAPL']} (unique_identifier=AAPL: 2 row(s))")
     dry_json = ok_json(*args, "--dry-run", lake=lake_copy)
     assert dry_json["dry_run"] is True and dry_json["deleted_count"] == 2

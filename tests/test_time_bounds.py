@@ -51,7 +51,7 @@ def test_a_tail_delete_between_two_microseconds_keeps_the_row_before_it(local_la
     result = CliRunner().invoke(app, ["--lake", local_lake.uri, "data-node", "delete-after-date", node.storage_hash,
                                       "2024-03-02T12:00:00.0000001Z", "--yes"])
     assert result.exit_code == 0, result.output
-    assert "time_index >= 2024-03-02T12:00:00.000001+00:00" in result.output
+    assert "time_index >= 2024-03-02T12:00:00.000001Z" in result.output  # as every command writes a moment
     assert times(node.get_df_between_dates()) == [LAST]
 
 

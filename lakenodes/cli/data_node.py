@@ -265,7 +265,7 @@ def data_node_delete_after_date(
     found = resolve_table(session.lake, ref, namespace)
     cutoff = parse_datetime(date, "DATE", round_up=True)  # rows at or after it
     scope = parse_dimension_filters(dimension_filters, found.index_names, table_name(found))
-    what = f"of {table_name(found)} with time_index >= {cutoff.isoformat()}" + (f" where {scope}" if scope else "")
+    what = f"of {table_name(found)} with time_index >= {iso_z(cutoff)}" + (f" where {scope}" if scope else "")
     delete = functools.partial(found.delete_after_date, cutoff, dimension_filters=scope or None)
     counted = delete(dry_run=True) if dry_run or not yes else None  # the answer, or what the question states
     if counted is not None and scope:  # what each value matched: a typo in a list matches nothing, visibly
