@@ -129,6 +129,32 @@ def fresh_statistics(uri: str, options: dict[str, str], assets: int, label: str)
     return time.perf_counter() - start
 
 
+def fresh_latest_rows(uri: str, options: dict[str, str], assets: int, label: str, table_uri: str, kind: str) -> float:
+    """Seconds of reading the latest row of each of ``assets`` assets in this fresh interpreter, as a
+    cron job reads a dependency's table: ``kind`` ``"ours"`` (``get_last_observation``) or
+    ``"scan"`` (``pl.scan_delta`` of ``table_uri`` keeping each asset's latest row). Imports and the
+    node's construction are excluded: the read alone, nothing of it known to the process."""
+    import importlib
+    import logging
+
+    import polars as pl
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for module in ("pyarrow.acero", "pyarrow.compute", "pyarrow.dataset"):
+        importlib.import_module(module)
+    node = BenchPrices(bench_config(assets, label), lake=Lake(uri, storage_options=options or None))
+    start = time.perf_counter()
+    if kind == "ours":
+        rows = len(node.get_last_observation())
+    else:
+        latest = pl.col("time_index") == pl.col("time_index").max().over("unique_identifier")
+        rows = pl.scan_delta(table_uri, storage_options=options or None).filter(latest).collect().height
+    elapsed = time.perf_counter() - start
+    if rows != assets:
+        raise AssertionError(f"{kind}: {rows} latest rows, expected {assets}")
+    return elapsed
+
+
 def fresh_streamed_backfill(uri: str, options: dict[str, str], assets: int, days: int, label: str,
                             kind: str) -> tuple[float, int]:
     """A backfill of ``assets x days`` rows streamed from a generator (never all in memory): seconds
