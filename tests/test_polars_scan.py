@@ -183,3 +183,4 @@ def test_on_s3_files_read_before_are_left_to_pyarrow(s3_lake: Lake, monkeypatch:
     assert engines == ["polars", "pyarrow", "pyarrow", "polars"]
     assert reads[0].equals(reads[1]) and reads[1].equals(reads[2]) and reads[0].height == 2 * len(ASSETS)
     assert reads[3].height == len(ASSETS)
+

@@ -10,9 +10,12 @@ import random
 
 import polars as pl
 import pytest
+from faultproxy import FaultProxy
+from test_frames import FrameConfig, FrameNode
+from test_polars_scan import rows
 from test_read_edges import Venue2, at, ms_edge_rows
 
-from lakenodes import Lake
+from lakenodes import Lake, use_lake
 from lakenodes.lake import _polars_scan, _ranges
 
 ASSETS = [f"A{i:02d}" for i in range(40)]
@@ -133,3 +136,23 @@ def test_naive_and_offset_bounds_mean_utc_on_both_paths(venues: Venue2, monkeypa
     monkeypatch.setattr(_ranges, "MANY_RANGES", 10**9)
     assert joined.equals(venues.get_df_between_dates(dimension_range_map=specs))
     assert joined.height == 40 * 2 and set(joined["time_index"]) == {at(5, 999), at(1, 999)}
+
+
+@pytest.mark.s3
+def test_the_latest_rows_are_read_at_the_version_their_times_come_from(s3_server) -> None:
+    """``get_last_observation`` took each asset's latest time from the table's current version, then
+    read the rows asking S3 again whether a newer version had appeared: one more round trip to the
+    log in every call, and the rows of a version other than the one their times came from. It now
+    reads that version: it asks the log what a read of the table asks, no more."""
+    lake = s3_server.new_lake()
+    with use_lake(lake):
+        FrameNode(FrameConfig(name="many_files")).run_with(rows(range(1, 4)))
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        through = Lake(lake.uri, storage_options={**lake.storage_options, "AWS_ENDPOINT_URL": proxy.endpoint_url})
+        node = FrameNode(FrameConfig(name="many_files"), lake=through)
+        asked = {}
+        for name, read in (("latest", node.get_last_observation), ("read", node.get_df_between_dates)) * 2:
+            before = len(proxy.requests)
+            assert read().height  # the second time round: the table open, its footers kept
+            asked[name] = [request for request in proxy.requests[before:] if "/_delta_log/" in request[1]]
+    assert asked["latest"] and len(asked["latest"]) == len(asked["read"]), asked

@@ -128,6 +128,8 @@ class TableStore:
     def table_as_of(self, as_of: Any = None) -> DeltaTable | None:
         """The snapshot at ``as_of`` (a version or a datetime, see ``lakenodes.lake.versions``; the
         current one when None); None before creation or for a moment before the table existed."""
+        if type(as_of) is int and (held := self.table(refresh=False)) is not None and held.version() == as_of:
+            return held  # a version never changes: the one this process holds is read without asking for newer ones
         table = self.table()
         if table is None and as_of is not None:
             resolve_as_of(None, as_of)  # a bad as_of (a negative version) is a mistake before the first write too

@@ -229,7 +229,9 @@ class TableReads:
             for identity, ts in progress.last.items()
             if wanted is None or (identity and identity[position] in wanted)
         ]
-        return self._as_frame(self.store.read(columns=columns, ranges=ranges, as_of=as_of), columns, kind)
+        # the rows of the version the ranges come from (the latest: read without asking for a newer one again)
+        version = table.version() if as_of is None else as_of
+        return self._as_frame(self.store.read(columns=columns, ranges=ranges, as_of=version), columns, kind)
 
     def _no_rows(self) -> pa.Table:
         """The table's columns with no rows, index columns first: typed as stored, or as declared
