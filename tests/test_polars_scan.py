@@ -62,6 +62,7 @@ def read_both(node: FrameNode, monkeypatch: pytest.MonkeyPatch, **read) -> tuple
         fast = node.get_df_between_dates(**read)
     with monkeypatch.context() as patched:
         patched.setattr(polars_scan, "MANY_FILES", 10**9)
+        patched.setattr(polars_scan, "MANY_FILES_ON_S3", 10**9)
         plain = node.get_df_between_dates(**read)
     return fast, plain, sum(answered)
 

@@ -184,6 +184,8 @@ def test_a_lake_with_any_spelling_writes_and_reads_on_every_path(no_aws_env, s3_
 
     frame = node.get_df_between_dates()  # native pyarrow reads through the lake's filesystem
     assert frame.select(stored.columns).sort(["time_index", "unique_identifier"]).equals(stored)
+    # polars' readers: the lazy scan, and a new process's first read of files (max_retries as polars takes it)
+    assert node.scan().collect().select(stored.columns).sort(["time_index", "unique_identifier"]).equals(stored)
     last = node.get_last_observation()
     expected_last = stored.group_by("unique_identifier").agg(pl.col("time_index").max()).sort("unique_identifier")
     assert last.select("unique_identifier", "time_index").sort("unique_identifier").equals(expected_last)

@@ -3,8 +3,8 @@ other clients need them: :func:`with_timeout_defaults` bounds how long one stora
 (``DEFAULT_TIMEOUTS``) where neither the options nor the environment say otherwise (object_store's own
 defaults, 30 s per request retried for up to 3 minutes, let a store that accepts connections and never
 answers hold a run for minutes); :func:`pyarrow_s3_options` gives ``pyarrow.fs.S3FileSystem`` arguments
-reaching the same endpoint as delta-rs; :func:`lance_retry_options` gives LanceDB the same retry budget
-in its spelling.
+reaching the same endpoint as delta-rs; :func:`polars_storage_options` the options polars' readers
+take; :func:`lance_retry_options` gives LanceDB the same retry budget in its spelling.
 
 Example:
     >>> sorted(DEFAULT_TIMEOUTS)
@@ -101,6 +101,20 @@ def _pyarrow_attempts(options: Mapping[str, str]) -> int | None:
     timeout, budget = (duration_seconds(options[key], key) if options.get(key) else _OBJECT_STORE_DEFAULTS[key]
                        for key in ("timeout", "retry_timeout"))
     return min(retries + 1, max(2, math.ceil(budget / max(timeout, 0.001))))
+
+
+def polars_storage_options(options: Mapping[str, str]) -> dict[str, Any]:
+    """``options`` (canonical) as polars' readers take them: object_store's settings as they are,
+    but ``max_retries``, which polars reads itself, as a number (``"3"`` is a ValueError there).
+
+    Example:
+        >>> polars_storage_options({"AWS_REGION": "eu-west-1", "max_retries": "3"})
+        {'AWS_REGION': 'eu-west-1', 'max_retries': 3}
+    """
+    converted: dict[str, Any] = dict(options)
+    if "max_retries" in converted:
+        converted["max_retries"] = int(str(converted["max_retries"]).strip())
+    return converted
 
 
 def lance_retry_options(options: Mapping[str, str] | None) -> dict[str, str]:

@@ -24,6 +24,7 @@ from deltalake import DeltaTable
 
 from ._polars_scan import TimeWindow, files_scan
 from ._scan import check_dimensions, empty_table, index_names_of, selected_columns, snapshot_of
+from .client_options import polars_storage_options
 from .store import TableStore
 
 
@@ -63,7 +64,8 @@ def _scan(store: TableStore, table: DeltaTable, index_names: Sequence[str]) -> p
     there, polars scans the version's files from their real paths (a lakenodes table: partitioned by
     its first identity, no deletion vectors, so its add actions are its rows)."""
     if unquote(table.table_uri) == table.table_uri:
-        return pl.scan_delta(store.uri, version=table.version(), storage_options=store.lake.storage_options or None)
+        options = polars_storage_options(store.lake.storage_options) if store.lake.storage_options else None
+        return pl.scan_delta(store.uri, version=table.version(), storage_options=options)
     snapshot = snapshot_of(table, index_names)
     schema = pl.from_arrow(snapshot.schema.empty_table()).schema
     if not snapshot.files.height:
