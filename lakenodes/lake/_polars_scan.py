@@ -7,16 +7,17 @@ as fast as pyarrow's dataset scanner (~0.1 against ~0.25 ms a file here, ``pytho
 
 On S3 polars reads a small file in about one request, where pyarrow's scanner first reads its
 footer, then its data: a new process reading the latest row of 100 assets on moto took 0.77 s
-through polars, 1.09 s through pyarrow (10 assets x 1 year, 10 files: 0.45 against 1.4 s). Once pyarrow has read the footers (``_scan`` keeps them) it
-reads each file in one request, and faster than polars (0.33 against 0.39 s): files whose footers
-this process holds are left to it, and so are files polars read before in this process: a process
-that reads the same files twice (a notebook, a scheduler) will read them again, and pays for their
-footers once. polars reaches S3 through object_store with the lake's storage options, as delta-rs does.
+through polars, 1.09 s through pyarrow (10 assets x 1 year, 10 files: 0.45 against 1.4 s). Once
+pyarrow has read the footers (``_scan`` keeps them) it reads each file in one request, and faster
+than polars (0.33 against 0.39 s): files whose footers this process holds are left to it, and so
+are files polars read before in this process (a process that reads the same files twice, a
+notebook or a scheduler, will read them again, and pays for their footers once). polars reaches S3
+through object_store with the lake's storage options, as delta-rs does.
 
 Only for reads both engines answer the same way: many files (on S3, two or more), a time window
 as the only row filter on them (an identity filter on the partition column chooses the files:
-``filters_files_only``), and column types polars hands back unchanged. Anything else (or any failure) returns None: the
-caller scans with pyarrow.
+``filters_files_only``), and column types polars hands back unchanged. Anything else (or any
+failure) returns None: the caller scans with pyarrow.
 
 Example (``example``: a temporary lake with one table, see conftest.py; it has too few files):
     >>> import datetime
@@ -51,8 +52,7 @@ from .location import Lake, lake_filesystem, store_path
 logger = logging.getLogger(__name__)
 
 MANY_FILES = 32  # fewer local files: pyarrow's scanner is as quick (measured at 10 files)
-# on S3 a request saved a file counts from 2 files: 10 files read by a new process took 0.45 s, 1.4 s by pyarrow
-MANY_FILES_ON_S3 = 2
+MANY_FILES_ON_S3 = 2  # a request saved per file counts from two (see module doc)
 # the files of an object store scan_many read (``_file_keys``): a second read leaves them to pyarrow (see module doc)
 _polars_read: set[str] = register_cache("polars_scan.read_files", set())
 _PATH = "__lakenodes_file"  # "__" names are reserved for lakenodes: no column of a frame has one
@@ -118,7 +118,7 @@ def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequen
         # filtered and collected before the partition column is joined: a lazy join made polars read
         # every file whole (~1.5x slower, measured)
         rows = scanned.select(*read, _PATH).filter(window.expression()).collect()
-    except (pl.exceptions.PolarsError, OSError, ValueError) as error:  # e.g. a file of another layout, an option: pyarrow reads it
+    except (pl.exceptions.PolarsError, OSError, ValueError) as error:  # e.g. a file of another layout: pyarrow reads it
         logger.debug("polars could not read %d files of %s (%s): scanning them with pyarrow", files.height,
                      table.table_uri, error)
         return None
