@@ -118,7 +118,7 @@ def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequen
         # filtered and collected before the partition column is joined: a lazy join made polars read
         # every file whole (~1.5x slower, measured)
         rows = scanned.select(*read, _PATH).filter(window.expression()).collect()
-    except (pl.exceptions.PolarsError, OSError, ValueError) as error:  # e.g. a file of another layout: pyarrow reads it
+    except (pl.exceptions.PolarsError, OSError, ValueError, TypeError) as error:  # e.g. a file of another layout: pyarrow reads it
         logger.debug("polars could not read %d files of %s (%s): scanning them with pyarrow", files.height,
                      table.table_uri, error)
         return None

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -104,17 +105,28 @@ def _pyarrow_attempts(options: Mapping[str, str]) -> int | None:
 
 
 def polars_storage_options(options: Mapping[str, str]) -> dict[str, Any]:
-    """``options`` (canonical) as polars' readers take them: object_store's settings as they are,
-    but ``max_retries``, which polars reads itself, as a number (``"3"`` is a ValueError there).
+    """``options`` (canonical) as the installed polars' readers take them: object_store's settings
+    as they are, but ``max_retries`` as a number where polars reads that key itself (polars 2:
+    ``"3"`` is a ValueError there; polars 1 hands it to object_store, as text, and refuses a number).
 
     Example:
-        >>> polars_storage_options({"AWS_REGION": "eu-west-1", "max_retries": "3"})
-        {'AWS_REGION': 'eu-west-1', 'max_retries': 3}
+        >>> polars_storage_options({"AWS_REGION": "eu-west-1"})
+        {'AWS_REGION': 'eu-west-1'}
     """
     converted: dict[str, Any] = dict(options)
-    if "max_retries" in converted:
+    if "max_retries" in converted and _polars_counts_retries():
         converted["max_retries"] = int(str(converted["max_retries"]).strip())
     return converted
+
+
+@functools.cache
+def _polars_counts_retries() -> bool:
+    """Whether the installed polars reads ``max_retries`` itself (a number) rather than passing it on."""
+    try:
+        from polars.io.cloud._utils import POLARS_STORAGE_CONFIG_KEYS
+    except ImportError:  # polars 1.x: every storage option goes to object_store
+        return False
+    return "max_retries" in POLARS_STORAGE_CONFIG_KEYS
 
 
 def lance_retry_options(options: Mapping[str, str] | None) -> dict[str, str]:
