@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 MANY_FILES = 32  # fewer local files: pyarrow's scanner is as quick (measured at 10 files)
 MANY_FILES_ON_S3 = 2  # a request saved per file counts from two (see module doc)
-# the files of an object store scan_many read (``_file_keys``): a second read leaves them to pyarrow (see module doc)
+# the files of an object store scan_many read (``_first_read``): a second read leaves them to pyarrow (see module doc)
 _polars_read: set[str] = register_cache("polars_scan.read_files", set())
 _PATH = "__lakenodes_file"  # "__" names are reserved for lakenodes: no column of a frame has one
 
@@ -104,8 +104,8 @@ def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequen
     ``columns`` of its plain schema; None when this read is not one for polars (see module doc)."""
     if files.height < (MANY_FILES if lake.is_local else MANY_FILES_ON_S3):
         return None
-    seen = None if lake.is_local else _file_keys(lake, table, files)
-    if seen is not None and _read_before(lake, table, files, seen):
+    first_read = None if lake.is_local else _first_read(lake, table, files)  # None: local files, read every time
+    if first_read is not None and not first_read:  # read before by this process: pyarrow reads them
         return None
     schema = plain_schema(snapshot.schema)
     target = pa.schema([schema.field(name) for name in columns])
@@ -122,23 +122,23 @@ def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequen
         logger.debug("polars could not read %d files of %s (%s): scanning them with pyarrow", files.height,
                      table.table_uri, error)
         return None
-    if seen is not None:
-        _remember(seen)
+    if first_read:
+        _remember(first_read)
     if partition is not None and partition in columns:
         rows = rows.join(pl.DataFrame({_PATH: paths, partition: files["partition"]}), on=_PATH, how="left")
     return rows.select(columns).to_arrow().cast(target)
 
 
-def _file_keys(lake: Lake, table: DeltaTable, files: pl.DataFrame) -> list[str]:
-    """What this module remembers of ``files``: their paths, led by their store (``store_path``)."""
+def _first_read(lake: Lake, table: DeltaTable, files: pl.DataFrame) -> list[str]:
+    """The keys (paths led by their store, ``store_path``) of ``files`` to remember once polars
+    read them; empty when this process read every one before (see module doc): pyarrow's scanner
+    holds their footers, or polars read them."""
     filesystem, root = lake_filesystem(lake, table.table_uri)
-    return [store_path(filesystem, f"{root}/{data_file_path(path)}") for path in files["path"].to_list()]
-
-
-def _read_before(lake: Lake, table: DeltaTable, files: pl.DataFrame, keys: list[str]) -> bool:
-    """Whether this process read each of ``files`` (``keys``) before: pyarrow's scanner holds their
-    footers, or polars read them (see module doc)."""
-    return footers_kept(*lake_filesystem(lake, table.table_uri), files) or _polars_read.issuperset(keys)
+    paths = [f"{root}/{data_file_path(path)}" for path in files["path"].to_list()]
+    if footers_kept(filesystem, paths):
+        return []
+    keys = [store_path(filesystem, path) for path in paths]
+    return [] if _polars_read.issuperset(keys) else keys
 
 
 def _remember(keys: list[str]) -> None:

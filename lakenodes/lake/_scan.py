@@ -212,10 +212,10 @@ def fragments_of(filesystem: Any, root: str, partition: str | None, files: pl.Da
     return fragments
 
 
-def footers_kept(filesystem: Any, root: str, files: pl.DataFrame) -> bool:
-    """Whether this process holds the footer of every one of ``files`` (read by ``fragments_of``):
-    a scan of them then reads each in one request (no I/O here)."""
-    return all((id(filesystem), f"{root}/{data_file_path(path)}") in _fragment_cache for path in files["path"].to_list())
+def footers_kept(filesystem: Any, paths: Sequence[str]) -> bool:
+    """Whether this process holds the footer of every file of ``paths`` (full paths of ``filesystem``,
+    read by ``fragments_of``): a scan of them then reads each in one request (no I/O here)."""
+    return all((id(filesystem), path) in _fragment_cache for path in paths)
 
 
 def plain_flags(fragments: Sequence[pds.Fragment]) -> list[bool]:
