@@ -1554,21 +1554,37 @@ def test_a_stop_caught_by_another_thread_still_stops_the_run(tmp_path, stop, cod
 
 def _signal_another_thread(pid: int, number: int) -> str:
     """Send signal ``number`` to one thread of process ``pid`` that is not its main thread, nor the
-    stop relay, and does not block it (delta-rs' tokio workers preferred); that thread's name."""
+    stop relay, and does not block it (delta-rs' tokio workers preferred); that thread's name.
+    Threads come and go while the process runs (a CI failure: one ended between the listing of
+    /proc/<pid>/task and the read of its name), so one that is gone is passed over."""
     import ctypes
+    import errno
+
+    def read(thread: str, entry: str) -> str | None:
+        try:
+            return Path(f"/proc/{pid}/task/{thread}/{entry}").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
 
     def catches(thread: str) -> bool:  # a thread that does not block the signal (jemalloc's block all)
-        status = Path(f"/proc/{pid}/task/{thread}/status").read_text()
+        status = read(thread, "status")
+        if status is None:
+            return False
         blocked = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
         return not blocked & (1 << (number - 1))
 
-    names = {thread: Path(f"/proc/{pid}/task/{thread}/comm").read_text().strip()
-             for thread in os.listdir(f"/proc/{pid}/task") if int(thread) != pid}
+    names = {thread: name.strip() for thread in os.listdir(f"/proc/{pid}/task")
+             if int(thread) != pid and (name := read(thread, "comm")) is not None}
     preference = ("tokio", "polars", "")  # delta-rs' runtime starts with the catalog's first call: maybe not yet
-    target = next(thread for prefix in preference for thread, name in sorted(names.items())
-                  if name.startswith(prefix) and name != "lakenodes-stops" and catches(thread))
-    assert ctypes.CDLL(None, use_errno=True).syscall(_TGKILL, pid, int(target), number) == 0
-    return names[target]
+    libc = ctypes.CDLL(None, use_errno=True)
+    for thread in (thread for prefix in preference for thread, name in sorted(names.items())
+                   if name.startswith(prefix) and name != "lakenodes-stops"):
+        if not catches(thread):
+            continue
+        if libc.syscall(_TGKILL, pid, int(thread), number) == 0:
+            return names[thread]
+        assert ctypes.get_errno() == errno.ESRCH, os.strerror(ctypes.get_errno())  # gone since: try another
+    raise AssertionError(f"no thread of process {pid} besides its main one takes signal {number}: {names}")
 
 
 @pytest.mark.skipif(_TGKILL is None, reason="tgkill(2) is called by its Linux syscall number (x86_64, aarch64)")
