@@ -244,8 +244,9 @@ class WriteSections(Sections):
         self.report.add(Row(section, f"{case}: floor without the facts file (+ the boundary files' footers)",
                             times["floor_footers"], "scan_delta max/asset", times["scan"], None,
                             "the log replay, then the footer of each file that may hold an asset's last time (its "
-                            "Delta statistics are at milliseconds), read raw with pyarrow: what an exact cold "
-                            "reader pays without a cache; bounds the 'no facts file' row"))
+                            "Delta statistics are at milliseconds), read raw with pyarrow, its size taken from the "
+                            "log (on S3 one request a footer): what an exact cold reader pays without a cache; "
+                            "bounds the 'no facts file' row"))
         self.report.add(Row(section, f"{case}: warm", warm, "scan_delta max/asset", times["scan"], target))
         if "appends" in case:
             incremental = []

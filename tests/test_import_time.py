@@ -118,6 +118,29 @@ def test_a_daily_run_in_a_fresh_interpreter_does_not_import_pandas(tmp_path, fac
     assert "pandas" not in loaded and "pyarrow.dataset" not in loaded
 
 
+@pytest.mark.s3
+def test_a_daily_run_on_s3_reading_a_few_footers_does_not_import_pandas(s3_server) -> None:
+    """On S3 a footer read with its file's size known saves a request, but goes through
+    ``pyarrow.dataset``, which imports pandas: a daily run with a few footers to read (its table's
+    facts file gone) reads them as before (test_statistics: many footers, one request each)."""
+    from pyarrow import fs
+
+    from lakenodes.lake.location import lake_filesystem
+
+    lake = s3_server.new_lake()
+    code = DAILY_RUN.replace("Lake({uri!r})", "Lake({uri!r}, storage_options={options!r})").format(
+        uri=lake.uri, options=lake.storage_options)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)  # creates the table
+    filesystem, root = lake_filesystem(lake, lake.uri)
+    facts = [info.path for info in filesystem.get_file_info(fs.FileSelector(f"{root}/tables", recursive=True))
+             if info.path.endswith("/_lakenodes/file_facts.parquet")]
+    assert len(facts) == 1
+    filesystem.delete_file(facts[0])
+    loaded = loaded_after(code)
+    assert "pyarrow" in loaded
+    assert "pandas" not in loaded and "pyarrow.dataset" not in loaded
+
+
 @pytest.mark.parametrize(("facts_file", "catalog_checkpointed"), [("kept", False), ("deleted", False), ("kept", True)])
 def test_a_daily_run_in_a_fresh_interpreter_does_not_import_pyarrow_compute(tmp_path, facts_file,
                                                                             catalog_checkpointed) -> None:

@@ -589,3 +589,56 @@ def test_a_run_in_a_new_process_computes_its_statistics_once(local_lake, monkeyp
     node.run()
     assert len(computed) == 1, computed
     assert node.get_df_between_dates()["value"].to_list() == [1.0, 2.0, 3.0]
+
+
+
+FRESH_STATISTICS = """
+import json, sys
+import lakenodes.lake._exact_bounds as exact_bounds
+from lakenodes import Lake
+sys.path.insert(0, sys.argv[3])
+from test_statistics import QueueNode, StatsConfig
+
+exact_bounds.FOOTERS_REPAYING_AN_IMPORT = 2  # as a table of many assets has: pyarrow.dataset's import repaid
+node = QueueNode(StatsConfig(name="footers"), lake=Lake(sys.argv[1], storage_options=json.loads(sys.argv[2])))
+print(json.dumps({uid: str(time) for uid, time in node.compute_update_statistics().index_progress.items()}))
+"""
+
+
+@pytest.mark.s3
+def test_many_footers_on_s3_are_read_in_one_request_each(s3_server) -> None:
+    """Without the facts file, a new process finds the exact bounds in the boundary files' footers.
+    Opening a file on S3 asked for its length (HEAD) before reading its footer (GET); the Delta log
+    holds every file's size, so each footer is one request now, once they are many enough to repay
+    the import that reading them so takes (see test_import_time for a few). Counted through the
+    recording proxy."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from faultproxy import FaultProxy
+
+    from lakenodes._internal.afterwards import settle
+    from lakenodes.lake._facts_file import FACTS_PATH
+    from lakenodes.lake.location import lake_filesystem
+
+    lake = s3_server.new_lake()
+    uids = [f"A{i}" for i in range(4)]
+    days = [frame([(at(day, us=7), (uid,), day) for uid in uids]) for day in (1, 2, 3)]
+    node = QueueNode(StatsConfig(name="footers"), days, lake=lake)
+    for _ in days:
+        node.run()
+    expected = {uid: str(time) for uid, time in node.update_statistics.index_progress.items()}
+    assert set(expected.values()) == {str(at(3, us=7))}  # microseconds: beyond the log's millisecond statistics
+    settle()  # the facts file saved after the last run
+    filesystem, root = lake_filesystem(lake, node.table_uri)
+    filesystem.delete_file(f"{root}/{FACTS_PATH}")
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        options = {**lake.storage_options, "AWS_ENDPOINT_URL": proxy.endpoint_url}
+        done = subprocess.run([sys.executable, "-c", FRESH_STATISTICS, lake.uri, json.dumps(options), str(Path(__file__).parent)],
+                              capture_output=True, text=True, timeout=120, check=True)
+        data_files = [(method, path) for method, path in proxy.requests
+                      if path.split("?")[0].endswith(".parquet") and "/_lakenodes/" not in path and "/_catalog/" not in path]
+    assert json.loads(done.stdout.splitlines()[-1]) == expected
+    assert [method for method, _ in data_files] == ["GET"] * len(uids), data_files  # each asset's last file, once

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -16,18 +17,22 @@ import polars as pl
 
 from .._internal.arrow_rows import arrow_table, empty_table
 from .._internal.caches import register_cache
-from .._internal.deferred import pa
+from .._internal.deferred import pa, pafs
 from .._internal.plain_arrow import cast_table
 from .._internal.threads import in_threads, storage_threads
 from ..core.frames import TIME_DTYPE, TIME_INDEX
 from . import _facts_file as facts_file
 from ._delta_log import added_files, read_commit
 from ._file_facts import FileFacts, Identity
-from ._file_frame import identities_and_paths
+from ._file_frame import identities_and_paths, sizes_by_path
 from .location import Lake, lake_filesystem, store_path
 from .store import data_file_path
 
 logger = logging.getLogger(__name__)
+
+# footers read from an object store whose saved requests (one HEAD each, 16 at a time) repay the
+# first import of pyarrow.dataset
+FOOTERS_REPAYING_AN_IMPORT = 128
 
 # store_path of the roots whose facts-file rows, as loaded, this process has learned the bounds of (the rows it adds
 # itself are learned as it adds them): a pruning learns them once, not on every pruning
@@ -48,20 +53,39 @@ def exact_bounds(
     When footers had to be read, the known bounds of ``persist`` (all boundary files; None: nothing
     is saved) are saved."""
     pairs = list(identities_and_paths(files, keys))
-    if resolve_bounds(filesystem, root, [path for _, path in pairs]) and persist is not None:
+    if resolve_bounds(filesystem, root, files) and persist is not None:
         persist_facts(filesystem, root, persist)
     return [(identity, FILE_FACTS.bounds(filesystem, f"{root}/{path}")) for identity, path in pairs]
 
-def resolve_bounds(filesystem: Any, root: str, paths: Sequence[str]) -> bool:
-    """Make the exact bounds of ``paths`` known: from this process's cache, else the table's
-    persisted facts file, else the Parquet footers. True when footers had to be read."""
-    missing = list({path for path in paths if not FILE_FACTS.has_bounds(f"{root}/{path}")})
+def resolve_bounds(filesystem: Any, root: str, files: pl.DataFrame) -> bool:
+    """Make the exact bounds of ``files`` (``file_frame`` rows) known: from this process's cache, else
+    the table's persisted facts file, else the Parquet footers (their sizes known: one request each
+    on object stores). True when footers had to be read."""
+    sizes = sizes_by_path(files)
+    missing = [path for path in sizes if not FILE_FACTS.has_bounds(f"{root}/{path}")]
     if missing:
         _load_persisted_facts(filesystem, root)
         missing = [path for path in missing if not FILE_FACTS.has_bounds(f"{root}/{path}")]
-    in_threads(lambda path: FILE_FACTS.bounds(filesystem, f"{root}/{path}"), missing,
+    passed = sizes if sizes_worth_passing(filesystem, len(missing)) else {}
+    in_threads(lambda path: FILE_FACTS.bounds(filesystem, f"{root}/{path}", passed.get(path)), missing,
                max_threads=storage_threads(filesystem, 16))
     return bool(missing)
+
+def sizes_worth_passing(filesystem: Any, footers: int) -> bool:
+    """Whether ``footers`` footers to read from ``filesystem`` are read with their file sizes known
+    (``footer_time_bounds``): on an object store, where it saves a request a file, once
+    ``pyarrow.dataset`` is imported or the requests saved repay its import (~0.2 s: a cron job's
+    daily run imports neither it nor the pandas it loads).
+
+    Example:
+        >>> import pyarrow.fs as pafs
+        >>> sizes_worth_passing(pafs.LocalFileSystem(), 1000)  # a local file's length costs no request
+        False
+    """
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        return False
+    return "pyarrow.dataset" in sys.modules or footers >= FOOTERS_REPAYING_AN_IMPORT
+
 
 def _load_persisted_facts(filesystem: Any, root: str) -> None:
     learn_facts_rows(filesystem, root, facts_file.load(filesystem, root))

@@ -29,7 +29,7 @@ _MILLISECOND = datetime.timedelta(milliseconds=1)
 
 
 def file_frame(actions: pa.Table, dims: Sequence[str], table_uri: str = "the table") -> pl.DataFrame:
-    """One row per data file: path, partition values ``_p<k>``, identity ``_i<k>`` (null when the file
+    """One row per data file: path, size (bytes; null where the log has none), partition values ``_p<k>``, identity ``_i<k>`` (null when the file
     mixes several values of that dimension) and the millisecond ``min``/``max`` time statistics.
 
     Raises when a file's statistics (or partition value) show rows with a null index value, which
@@ -47,7 +47,7 @@ def file_frame(actions: pa.Table, dims: Sequence[str], table_uri: str = "the tab
         if nulls.any():
             raise null_index_error(table_uri, name, column("path", pl.String).filter(nulls)[0])
 
-    data = {"path": column("path", pl.String), "min": column(f"min.{TIME_INDEX}", TIME_DTYPE),
+    data = {"path": column("path", pl.String), "size": column("size_bytes", pl.Int64), "min": column(f"min.{TIME_INDEX}", TIME_DTYPE),
             "max": column(f"max.{TIME_INDEX}", TIME_DTYPE)}
     for k, dim in enumerate(dims):
         partition = column(f"partition.{dim}", pl.String)
@@ -84,6 +84,11 @@ def boundary_candidates(files: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.Da
     last = ranked.filter(pl.col("max").is_null() | (pl.col("max") >= pl.col("_best_max") - slack))
     first = ranked.filter(pl.col("min").is_null() | (pl.col("min") <= pl.col("_best_min") + slack))
     return last, first
+
+
+def sizes_by_path(files: pl.DataFrame) -> dict[str, int | None]:
+    """The size in bytes of each file of ``files`` (``file_frame`` rows), by path relative to the table root."""
+    return dict(zip((data_file_path(path) for path in files["path"].to_list()), files["size"].to_list(), strict=True))
 
 
 def identities_and_paths(files: pl.DataFrame, keys: Sequence[str]) -> Iterable[tuple[Identity, str]]:

@@ -240,7 +240,7 @@ def _read_progress(table: DeltaTable, lake: Lake) -> TableProgress:
     # a past version's facts are never saved: the facts file is the newest version's (a read of the past stores nothing)
     boundary = None if superseded(table) else paths_of(candidates_last, candidates_first)
     last_files = list(identities_and_paths(candidates_last, keys))
-    footers_read = resolve_bounds(filesystem, root, [path for _, path in last_files])
+    footers_read = resolve_bounds(filesystem, root, candidates_last)
     for identity, path in last_files:
         _keep_max(last, identity, FILE_FACTS.bounds(filesystem, f"{root}/{path}")[1])
 
