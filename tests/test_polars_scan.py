@@ -77,8 +77,13 @@ WINDOWS = [
 ]
 
 
+@pytest.mark.parametrize("filtered", ["after the read", "pushed down"])
 @pytest.mark.parametrize("window", WINDOWS, ids=[str(sorted(w)) + str(i) for i, w in enumerate(WINDOWS)])
-def test_time_window_reads_match_pyarrow(many_files: FrameNode, monkeypatch: pytest.MonkeyPatch, window: dict) -> None:
+def test_time_window_reads_match_pyarrow(many_files: FrameNode, monkeypatch: pytest.MonkeyPatch, window: dict,
+                                         filtered: str) -> None:
+    """Small files are read whole, then filtered; larger ones with the window pushed down to polars' reader."""
+    if filtered == "pushed down":
+        monkeypatch.setattr(polars_scan, "SMALL_FILE_BYTES", 0)
     fast, plain, answered = read_both(many_files, monkeypatch, **window)
     assert fast.schema == plain.schema and fast.equals(plain)
     if window.get("start_date") == day(9):
