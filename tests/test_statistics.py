@@ -642,3 +642,22 @@ def test_many_footers_on_s3_are_read_in_one_request_each(s3_server) -> None:
                       if path.split("?")[0].endswith(".parquet") and "/_lakenodes/" not in path and "/_catalog/" not in path]
     assert json.loads(done.stdout.splitlines()[-1]) == expected
     assert [method for method, _ in data_files] == ["GET"] * len(uids), data_files  # each asset's last file, once
+
+
+@pytest.mark.parametrize("statistics", [True, False], ids=["with statistics", "without statistics"])
+@pytest.mark.parametrize("size_known", [True, False], ids=["size known", "size unknown"])
+def test_a_files_exact_time_bounds_come_from_its_footer_or_its_column(tmp_path, statistics, size_known) -> None:
+    """footer_time_bounds reads the footer (in one request on an object store when the log gave the
+    file's size), and the time column itself where another engine wrote no statistics."""
+    import os
+
+    import pyarrow.fs as pafs
+
+    from lakenodes.lake._file_facts import footer_time_bounds
+
+    path = str(tmp_path / "part.parquet")
+    times = [at(1, us=7), at(3, us=999_999), at(2)]
+    pq.write_table(pa.table({"time_index": pa.array(times, pa.timestamp("us", "UTC")), "value": [1.0, 2.0, 3.0]}),
+                   path, write_statistics=statistics)
+    size = os.path.getsize(path) if size_known else None
+    assert footer_time_bounds(pafs.LocalFileSystem(), path, size) == (at(1, us=7), at(3, us=999_999))
