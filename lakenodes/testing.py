@@ -121,14 +121,16 @@ def start_s3_server(timeout: float = 60.0, environment: dict[str, str] | None = 
     (check every request's keys after the first, as a real store does).
 
     A separate process rather than a thread: some delta-rs calls (e.g. ``DeltaTable.history``)
-    hold the GIL while waiting on the network, which would deadlock an in-process server.
+    hold the GIL while waiting on the network, which would deadlock an in-process server. Its
+    conditional writes (``If-None-Match``, how Delta writers claim a log version) are atomic, as
+    S3's are (``lakenodes._moto_server``).
     """
     _require_server_modules()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "lakenodes._moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(environment or {})},
     )
     endpoint = f"http://127.0.0.1:{port}"
