@@ -7,12 +7,15 @@ version at once could both pass the check, the second overwriting the first comm
 that both writers believe landed: seen once in CI, as an updater's catalog record gone after 12
 processes wrote the lake together). On S3 the check and the write are one.
 
-Example (what ``start_s3_server`` runs):
-    >>> import subprocess, sys
-    >>> help_text = subprocess.run([sys.executable, "-m", "lakenodes._moto_server", "--help"],
-    ...                            capture_output=True, text=True, check=True).stdout
-    >>> "--port" in help_text
-    True
+Example (``main`` wraps moto's ``S3Response`` so; moto is a test extra, not needed here):
+    >>> class Response:
+    ...     def put_object(self):
+    ...         return "stored"
+    ...     def _key_response_post(self):
+    ...         return "completed"
+    >>> make_writes_atomic(Response)
+    >>> Response().put_object(), Response.put_object.__wrapped__.__name__
+    ('stored', 'put_object')
 """
 
 from __future__ import annotations

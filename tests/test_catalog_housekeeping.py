@@ -119,6 +119,37 @@ def test_a_process_whose_view_predates_the_trimmed_log_reopens_quietly(local_lak
     assert "was replaced" in caplog.text
 
 
+def test_an_append_whose_log_is_trimmed_while_it_commits_is_retried(local_lake: Lake, monkeypatch, caplog):
+    """Regression (CI: test_runs_recorded_while_cleans_run_are_never_lost failed with "Kernel error:
+    File not found: .../_delta_log/00000000000000000050.json"): between an append's snapshot and its
+    commit, other writers commit, checkpoint and trim the log below the checkpoint. delta-rs's
+    conflict check then reads commits that are gone, and the append failed. It is retried now, from
+    the log's latest checkpoint, and its row is recorded once."""
+    import lakenodes.lake.ledger as ledger_module
+
+    schema = pa.schema([("name", pa.string())])
+    ledger = Ledger(local_lake, "notes", schema, key=("name",), housekeeping=HousekeepingPolicy(interval=0))
+    ledger.append([{"name": "first"}])
+    real_write = ledger_module.write_deltalake
+    trimmed = []
+
+    def others_commit_and_trim_first(table, data, **kwargs):
+        if not trimmed:  # the append's snapshot is taken: now the others' commits, checkpoint and trim
+            for i in range(6):
+                real_write(ledger.uri, pa.Table.from_pylist([{"name": f"n{i}", "recorded_at": dt.datetime.now(UTC)}],
+                                                             schema=ledger.schema), mode="append")
+            DeltaTable(ledger.uri).create_checkpoint()
+            trimmed.append(trim_log(local_lake, ledger.uri, keep_from=7))  # versions 0-6 gone
+        return real_write(table, data, **kwargs)
+
+    monkeypatch.setattr(ledger_module, "write_deltalake", others_commit_and_trim_first)
+    with caplog.at_level(logging.WARNING, logger="lakenodes.lake.store"):
+        ledger.append([{"name": "second"}])
+    assert trimmed[0] > 0 and "trimmed meanwhile" in caplog.text
+    assert sorted(row["name"] for row in ledger.latest()) == ["first", "n0", "n1", "n2", "n3", "n4", "n5", "second"]
+    assert Counter(ledger.read()["name"].to_pylist())["second"] == 1
+
+
 def test_interval_zero_disables_housekeeping(local_lake: Lake, monkeypatch):
     monkeypatch.setenv(INTERVAL, "0")
     assert HousekeepingPolicy().interval == 0

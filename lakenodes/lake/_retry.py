@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from deltalake.exceptions import DeltaError
 
-from ..errors import plain_message
+from ..errors import one_line, plain_message
 
 # How delta-rs words a passing fault. object_store (S3, GCS, Azure) wraps a failed request as
 # "Error performing <METHOD> <url> in <elapsed> - <reason>", the reason being reqwest's
@@ -83,3 +83,44 @@ def is_transient(error: DeltaError) -> bool:
         False
     """
     return transient_message(plain_message(error))
+
+
+def log_entry_vanished(error: BaseException | None) -> bool:
+    """Does ``error``, or an error it was raised from, say that an entry of a Delta log was not
+    found? Log housekeeping (another process's, or this one's) trims old entries once a newer
+    checkpoint holds them; an open, a refresh or a commit's conflict check that listed them a moment
+    before then misses one. Reading the log again from its latest checkpoint goes on.
+
+    Example:
+        >>> log_entry_vanished(DeltaError("Kernel error: File not found: /lake/t/_delta_log/00000000000000000050.json"))
+        True
+        >>> log_entry_vanished(DeltaError("Invalid table version: 1"))  # a commit from a snapshot older than the log
+        True
+        >>> log_entry_vanished(DeltaError("Kernel error: File not found: /lake/t/part-00000.parquet"))
+        False
+    """
+    while error is not None:
+        text = str(error)
+        if "_delta_log/" in text and ("not found" in text or "No such file" in text):
+            return True
+        if text.startswith("Invalid table version"):  # a commit after the snapshot's version is gone
+            return True
+        error = error.__cause__
+    return False
+
+
+def retry_reason(error: BaseException) -> str | None:
+    """Why an attempt that failed with ``error`` (not a commit conflict) is worth another one, in a
+    few words for the retry's warning; None when it is not.
+
+    Example:
+        >>> retry_reason(DeltaError("Generic S3 error: ... - HTTP error: error sending request"))
+        'transient storage error (Generic S3 error: ... - HTTP error: error sending request)'
+        >>> retry_reason(DeltaError("Schema error: No field named x")) is None
+        True
+    """
+    if log_entry_vanished(error):
+        return f"a log entry it read was trimmed meanwhile ({one_line(error)})"
+    if isinstance(error, DeltaError) and is_transient(error):
+        return f"transient storage error ({one_line(error)})"
+    return None

@@ -36,6 +36,7 @@ from .._internal.caches import register_cache
 from .._internal.deferred import pafs
 from .._internal.threads import in_threads, storage_threads
 from ._delta_log import Stamp, commit_path, commit_stamp
+from ._retry import log_entry_vanished
 from .location import options_key
 
 logger = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ def _refreshed(entry: _Cached, filesystem_of: FileSystemOf, guard: Guard) -> boo
         with guard("refresh"):
             entry.table.update_incremental()
     except (DeltaError, OSError) as error:
-        if _log_entry_vanished(error):
+        if log_entry_vanished(error):
             return False
         if _unchanged(entry, filesystem_of):
             raise  # a real failure of a table that is still there
@@ -296,15 +297,10 @@ def _open(uri: str, options: dict[str, str] | None) -> DeltaTable:
         try:
             return DeltaTable(uri, storage_options=options)
         except DeltaError as error:
-            if attempt == _OPEN_ATTEMPTS or not _log_entry_vanished(error):
+            if attempt == _OPEN_ATTEMPTS or not log_entry_vanished(error):
                 raise
             logger.debug("opening %s: a log entry vanished while reading it (%s): opening again", uri, error)
             attempt += 1
-
-
-def _log_entry_vanished(error: BaseException) -> bool:
-    text = str(error)
-    return "_delta_log/" in text and ("not found" in text or "No such file" in text)
 
 
 def _stamp(table: DeltaTable, filesystem_of: FileSystemOf) -> Stamp:

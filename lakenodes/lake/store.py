@@ -21,13 +21,13 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from .._internal.deferred import pa
 from ..core.frames import NormalizedFrame
-from ..errors import WatermarkMovedError, one_line
+from ..errors import UnreadableFileError, WatermarkMovedError, one_line
 from . import _tables
 from ._commit_hooks import commit_hooks, warn_of_small_files
 from ._create import TABLE_CONFIGURATION, create_empty, create_with_rows, writer_properties
 from ._polars_scan import TimeWindow, filters_files_only
 from ._ranges import RangeFilter, coordinates_filter, range_selection
-from ._retry import RetryPolicy, default_retry, is_transient
+from ._retry import RetryPolicy, default_retry, retry_reason
 from ._row_filters import all_of, one_of, time_window
 from ._row_rewrites import delete_rows, restate
 from ._scan import (
@@ -345,11 +345,12 @@ class TableStore:
                 logger.warning("%s: commit attempt %d failed (%s); retrying in %.2fs", what, attempt + 1,
                                one_line(error), delay)
                 time.sleep(delay)  # the next attempt refreshes the snapshot itself (inside the retries)
-            except DeltaError as error:
-                if not is_transient(error) or attempt + 1 == self.retry.attempts:
+            except (DeltaError, UnreadableFileError) as error:  # a log entry trimmed meanwhile: mapped or not
+                reason = retry_reason(error)
+                if reason is None or attempt + 1 == self.retry.attempts:
                     raise
                 delay = self.retry.delay(attempt)
-                logger.warning("%s: transient storage error (%s); retrying in %.2fs", what, one_line(error), delay)
+                logger.warning("%s: %s; retrying in %.2fs", what, reason, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
