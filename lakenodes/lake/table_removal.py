@@ -24,7 +24,9 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import logging
+import re
 from typing import Any
 
 from .._internal.deferred import pafs
@@ -69,7 +71,7 @@ def remove_table_folder(lake: Lake, uri: str) -> tuple[int, int]:
     removed = [0, 0]
     for _ in range(ROUNDS):
         files = stored_files(lake, uri)
-        if not files:
+        if not files and _folder_removed(filesystem, root, uri, lake):
             break
         log = [path for path, _ in files if _removal_order(path)[0] < 4]
         rest = [path for path, _ in files if _removal_order(path)[0] == 4]
@@ -83,11 +85,37 @@ def remove_table_folder(lake: Lake, uri: str) -> tuple[int, int]:
         if stored_files(lake, uri):
             raise StorageError(f"files were added to the table while it was removed, {ROUNDS} times: a writer keeps "
                                "committing to it; stop its updaters and remove it again", path=uri, operation="drop")
-    if isinstance(filesystem, pafs.LocalFileSystem) and filesystem.get_file_info(root).type == pafs.FileType.Directory:
-        with storage_errors(uri, "delete", lake):
-            filesystem.delete_dir(root)  # its empty folders (an object store has none)
     logger.info("removed %d file(s), %d byte(s) under %s", removed[0], removed[1], uri)
     return removed[0], removed[1]
+
+
+def _folder_removed(filesystem: Any, root: str, uri: str, lake: Lake) -> bool:
+    """Remove the folder ``root`` and its empty folders (only a local disk has folders); False when
+    a file appeared in it meanwhile (a writer re-creating the table: "Directory not empty"), for
+    the caller's next round to remove."""
+    if not isinstance(filesystem, pafs.LocalFileSystem) or filesystem.get_file_info(root).type != pafs.FileType.Directory:
+        return True
+    try:
+        filesystem.delete_dir(root)
+    except OSError as error:
+        if _errno_of(error) == errno.ENOTEMPTY:
+            return False
+        with storage_errors(uri, "delete", lake):
+            raise
+    return True
+
+
+def _errno_of(error: OSError) -> int | None:
+    """The error number of ``error``; pyarrow words it in its text only ("[Errno 39] Cannot delete ...").
+
+    Example:
+        >>> _errno_of(OSError("[Errno 39] Cannot delete directory '/lake/t'")) == errno.ENOTEMPTY
+        True
+    """
+    if error.errno is not None:
+        return error.errno
+    found = re.search(r"\[Errno (\d+)\]", str(error))
+    return int(found.group(1)) if found else None
 
 
 def _delete(filesystem: Any, path: str) -> None:
