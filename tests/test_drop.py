@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from restore_nodes import DAY0, Daily, DailyConfig
@@ -263,6 +264,31 @@ def test_a_drop_while_another_process_keeps_appending_leaves_no_table_the_catalo
         again = cli(local_lake, {}, "data-node", "drop", prices.storage_hash, "--yes")
         assert again.exit_code == 0, again.stderr
     assert live or stored_files(local_lake, prices.store.uri) == []
+
+
+def test_a_checkpoint_a_write_made_after_the_drop_removed_the_log_is_removed_by_the_next_drop(local_lake):
+    """Regression (CI: test_a_drop_while_another_process_keeps_appending... failed, the second drop
+    refusing "22 row(s) were written to it after its drop began"): a write that spanned the drop
+    checkpointed once the drop had removed the log, leaving a checkpoint and no commit. delta-rs
+    reads that as a table whose files are newer than the drop, so the next drop refused to remove
+    rows no run can write there. A log without the commit of its own version is such a remnant: the
+    next drop removes it."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    prices = written(local_lake)
+    assert cli(local_lake, {}, "data-node", "drop", "daily_px", "--yes").exit_code == 0
+    uri = prices.store.uri
+    for day in range(3):  # what the spanning write left: its files and its checkpoint, no commit
+        write_deltalake(uri, pa.table({"unique_identifier": ["A"], "close": [float(day)]}), mode="append",
+                        partition_by=["unique_identifier"])
+    DeltaTable(uri).create_checkpoint()
+    for commit in (Path(uri) / "_delta_log").glob("*.json"):
+        commit.unlink()
+    assert DeltaTable(uri).version() == 2  # delta-rs opens the checkpoint alone
+    again = cli(local_lake, {}, "data-node", "drop", prices.storage_hash, "--yes")
+    assert again.exit_code == 0, again.stderr
+    assert stored_files(local_lake, uri) == []
 
 
 @pytest.mark.slow

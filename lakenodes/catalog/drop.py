@@ -48,11 +48,12 @@ from deltalake.exceptions import DeltaError
 from .._internal.afterwards import settle
 from .._internal.deferred import pc
 from ..errors import LakenodesUserError, StorageError
+from ..lake._delta_log import commit_stamp
 from ..lake._scan import add_actions
 from ..lake.claims import claim_owner, identifier_scope, identifier_scopes, release
 from ..lake.ledger import RECORDED_AT
 from ..lake.ledger_prune import remove_rows
-from ..lake.location import Lake
+from ..lake.location import Lake, lake_filesystem
 from ..lake.pending import Pending
 from ..lake.store import TableStore
 from ..lake.table_removal import remove_table_folder, stored_files
@@ -139,7 +140,7 @@ def rows_written_since_the_drop_began(lake: Lake, record: TableRecord) -> tuple[
     store = TableStore(lake, record.storage_hash)
     try:
         table = store.table()
-        if table is None:
+        if table is None or _remnant(lake, table):
             return None
         actions = add_actions(table)
     except (StorageError, DeltaError, OSError):
@@ -157,6 +158,14 @@ def rows_written_since_the_drop_began(lake: Lake, record: TableRecord) -> tuple[
             logger.info("the version %s a drop of %s began at cannot be read (%s): counting by time", seen.decode(),
                         record.storage_hash, error)
     return int(pc.sum(pc.filter(actions["num_records"], later)).as_py() or 0), began
+
+
+def _remnant(lake: Lake, table: Any) -> bool:
+    """Whether ``table``'s log lacks the commit of its own version: a checkpoint a write that spanned a
+    drop made after the drop had removed the log (a healthy log always keeps its latest commit). No
+    run writes to such a table, whose rows its writer saw committed before the drop removed them."""
+    filesystem, root = lake_filesystem(lake, table.table_uri)
+    return commit_stamp(filesystem, root, table.version())[1] is None
 
 
 def _tombstone(lake: Lake, record: TableRecord, plan: dict[str, Any]) -> None:
