@@ -116,6 +116,21 @@ def retryable(error: BaseException) -> bool:
     return not (isinstance(error, OSError) and error.errno in _FAULTS)
 
 
+def errno_of(error: OSError) -> int | None:
+    """The error number of ``error``: its ``errno``, else the one its text names (pyarrow's local
+    filesystem words it so: "[Errno 39] Cannot delete directory ...").
+
+    Example:
+        >>> import errno
+        >>> errno_of(OSError("[Errno 39] Cannot delete directory '/lake/t'")) == errno.ENOTEMPTY
+        True
+    """
+    if error.errno is not None:
+        return error.errno
+    found = _ERRNO_IN_TEXT.search(str(error))
+    return int(next(group for group in found.groups() if group)) if found else None
+
+
 def fault_errno(error: BaseException) -> int | None:
     """The storage-fault errno behind ``error``: from ``OSError.errno`` or the message text, along
     its chain (``error_chain``); None when it is not one of those faults."""

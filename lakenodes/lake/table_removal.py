@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import errno
 import logging
-import re
 from typing import Any
 
 from .._internal.deferred import pafs
 from .._internal.threads import in_threads, storage_threads
 from ..errors import StorageError
 from ._delta_log import COMMIT_FILE
-from ._storage_errors import storage_errors
+from ._storage_errors import errno_of, storage_errors
 from .location import Lake, delete_file, lake_filesystem
 
 logger = logging.getLogger(__name__)
@@ -98,24 +97,11 @@ def _folder_removed(filesystem: Any, root: str, uri: str, lake: Lake) -> bool:
     try:
         filesystem.delete_dir(root)
     except OSError as error:
-        if _errno_of(error) == errno.ENOTEMPTY:
+        if errno_of(error) == errno.ENOTEMPTY:
             return False
         with storage_errors(uri, "delete", lake):
             raise
     return True
-
-
-def _errno_of(error: OSError) -> int | None:
-    """The error number of ``error``; pyarrow words it in its text only ("[Errno 39] Cannot delete ...").
-
-    Example:
-        >>> _errno_of(OSError("[Errno 39] Cannot delete directory '/lake/t'")) == errno.ENOTEMPTY
-        True
-    """
-    if error.errno is not None:
-        return error.errno
-    found = re.search(r"\[Errno (\d+)\]", str(error))
-    return int(found.group(1)) if found else None
 
 
 def _delete(filesystem: Any, path: str) -> None:
