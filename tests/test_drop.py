@@ -266,6 +266,38 @@ def test_a_drop_while_another_process_keeps_appending_leaves_no_table_the_catalo
     assert live or stored_files(local_lake, prices.store.uri) == []
 
 
+@pytest.mark.parametrize("commands", [[["drop", "daily_px"]], [["delete-after-date", "daily_px", "2024-01-02"],
+                                                                ["drop", "daily_px"]]], ids=["drop", "tail-delete-then-drop"])
+def test_a_run_whose_write_creates_again_the_table_dropped_while_it_computed_records_it_afresh(local_lake, monkeypatch,
+                                                                                                 commands):
+    """Regression (CI, stage 2 of 1858a5f: test_a_drop_while_another_process_keeps_appending...,
+    the second drop refusing "14 row(s) were written to it after its drop began"): a run registered
+    its table, the table was dropped while the run computed its rows, and the write (of the next
+    computation: the watermark it saw had moved back) created it again. That run kept this
+    process's registrations of the dropped table: the table it wrote had no updater or name, or,
+    after a tail delete had made it compute again once, no record either. The drop and the tail
+    delete are made by other processes, from update(), each before one computation's write."""
+    prices = written(local_lake)
+
+    def update(self):
+        if commands:
+            done = fresh_process("-m", "lakenodes", "--lake", self.lake.uri, "data-node", *commands.pop(0), "--yes")
+            assert done.returncode == 0, done.stderr
+        return Daily.update(self)
+
+    monkeypatch.setattr(Prices, "update", update)
+    Prices(DailyConfig(until=7), lake=local_lake).run()
+    assert not commands
+    assert shown_everywhere(local_lake, {}, prices.storage_hash) == dict.fromkeys(
+        ["list", "detail", "updates", "runs", "identifiers", "search"], True)
+    assert catalog.resolve_identifier(local_lake, "daily_px") == prices.storage_hash
+    frame = Prices(DailyConfig(until=1), lake=local_lake).get_df_between_dates()
+    assert frame.height == 14 and frame["time_index"].min() == DAY0
+    dropped = cli(local_lake, {}, "data-node", "drop", "daily_px", "--yes")
+    assert dropped.exit_code == 0, dropped.stderr
+    assert stored_files(local_lake, prices.store.uri) == []
+
+
 def test_a_checkpoint_a_write_made_after_the_drop_removed_the_log_is_removed_by_the_next_drop(local_lake):
     """Regression (CI: test_a_drop_while_another_process_keeps_appending... failed, the second drop
     refusing "22 row(s) were written to it after its drop began"): a write that spanned the drop

@@ -28,7 +28,8 @@ mark first for that); a drop finishing one that began earlier refuses, unless ``
 were written to the table after the first began (:func:`rows_written_since_the_drop_began`).
 
 The tombstone stays: it records that the table was dropped. The node's next run finds no table,
-creates it at version 0 and records it afresh (a new record, updater and claim), as a first run.
+creates it at version 0 and records it afresh (a new record, updater and claim), as a first run;
+so does a run under way during the drop whose write creates it again (``runtime.recorder``).
 
 Example (``example``: a temporary lake with one table, see conftest.py):
     >>> plan = drop_table(example.lake, example.table, dry_run=True)

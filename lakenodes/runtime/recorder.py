@@ -46,6 +46,7 @@ class CatalogRecorder(RunHooks):
         self._tables: dict[int, Future[Any]] = {}
         self._claims: dict[int, Future[None]] = {}
         self._stored: dict[int, Future[list[dict[str, Any]]]] = {}  # a new table's catalog row, read ahead
+        self._registered_ids: dict[int, str] = {}  # the id of the table the registrations were made for
         self._skipped: dict[LakeKey, tuple[Lake, list[dict[str, Any]]]] = {}  # run rows, until tree_finished
         self._lock = threading.Lock()
 
@@ -73,7 +74,11 @@ class CatalogRecorder(RunHooks):
             claiming = self._claims.pop(id(node), None)
         if claiming is not None:
             claiming.result()
-        if node.store.found_missing():  # dropped since this process registered it? its next records start afresh,
+        if not node.store.found_missing():
+            if node.store.is_open():  # what this process registered of the table is of that one (see run_succeeded)
+                with self._lock:
+                    self._registered_ids.setdefault(id(node), _table_id(node))
+        else:  # dropped since this process registered it? its next records start afresh,
             # but for the claim this run made or read a moment ago (forgotten, the table record would read it again)
             catalog.forget_table(node.lake, node.storage_hash, [node.update_hash], claims=claiming is None)
             with self._lock:
@@ -86,6 +91,7 @@ class CatalogRecorder(RunHooks):
         record = catalog_record(node)  # here: the cached table is not read from other threads while it is written
         table_id = _table_id(node)
         with self._lock:
+            self._registered_ids.setdefault(id(node), table_id)
             stored = self._stored.pop(id(node), None)
             if id(node) not in self._tables:
                 read_ahead = None if stored is None else stored.result
@@ -95,17 +101,22 @@ class CatalogRecorder(RunHooks):
     def run_succeeded(self, node: DataNode, run: RunInfo) -> None:
         """Register the updater and the table (at once: different ledgers; each maybe under way
         already), then record the run as a success (a registration failure makes it a failed run
-        instead)."""
+        instead). A table dropped while the run computed its rows, which its write then created
+        again, is recorded afresh (:func:`_forget_the_dropped_table`)."""
         with self._lock:
             table, updater = self._tables.pop(id(node), None), self._updaters.pop(id(node), None)
             stored = self._stored.pop(id(node), None)
+            registered_id = self._registered_ids.pop(id(node), "")
+        committed = _table_id(node)
+        if committed and registered_id and committed != registered_id:  # see _forget_the_dropped_table
+            _forget_the_dropped_table(node, [pending for pending in (table, updater) if pending is not None])
+            table = updater = stored = None
         registrations: list[Callable[[], Any]] = []
         if table is not None:
             registrations.append(table.result)
-        elif node.store.table(refresh=False) is not None:
+        elif committed:
             read_ahead = None if stored is None else stored.result
-            registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node), read_ahead,
-                                                                _table_id(node)))
+            registrations.append(lambda: catalog.register_table(node.lake, catalog_record(node), read_ahead, committed))
         # an updater this process registered already costs nothing: no thread for it
         if updater is not None:
             registrations.append(updater.result)
@@ -124,6 +135,7 @@ class CatalogRecorder(RunHooks):
             table = self._tables.pop(id(node), None)
             claiming = self._claims.pop(id(node), None)
             stored = self._stored.pop(id(node), None)
+            self._registered_ids.pop(id(node), None)
         for pending in (claiming, stored):  # settled (the runner reports its failure): nothing outlives the run
             if pending is not None:
                 wait([pending])
@@ -213,6 +225,18 @@ def _table_id(node: DataNode) -> str:
     dropped and created again is another table, recorded again."""
     table = node.store.table(refresh=False)
     return "" if table is None else table.metadata().id
+
+
+def _forget_the_dropped_table(node: DataNode, registrations: list[Future[Any]]) -> None:
+    """Forget what this process registered of ``node``'s table (record, updater, identifier claim)
+    once ``registrations`` (this run's, begun before its write) have settled, whatever their
+    outcome: the table was dropped while the run computed its rows, and its write created it again
+    (another table id). The drop removed those records: the registrations made afresh record the
+    table the run wrote, as a first run does."""
+    wait(registrations)
+    node.logger.info("table %s was dropped while this run computed its rows, and its write created it again: "
+                     "recording it afresh", node.storage_hash)
+    catalog.forget_table(node.lake, node.storage_hash, [node.update_hash])
 
 
 def _concurrently(writes: list[Callable[[], None]]) -> None:
