@@ -5,6 +5,7 @@ statistics exactly those of the rows it holds (all files' statistics come from o
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 
 import numpy as np
@@ -20,7 +21,7 @@ from test_time_travel import QueueNode
 from test_unchanged_rows import SameConfig
 
 from lakenodes import DataNode, DataNodeConfiguration
-from lakenodes.lake._rewrite import file_stats, write_files
+from lakenodes.lake._rewrite import _statistics, file_stats, write_files
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -77,6 +78,23 @@ def test_each_file_holds_its_partition_sorted_with_its_own_statistics(tmp_path, 
         assert json.loads(add.stats) == expected_stats(stored)
         assert bounds[add.path] == (stored.column("time_index")[0].as_py(), stored.column("time_index")[-1].as_py())
         assert add.size == (tmp_path / add.path).stat().st_size
+
+
+def test_each_group_of_rows_gets_its_own_statistics_whatever_the_batches_they_come_in():
+    """The files' statistics come from one grouping of all their rows, which runs in threads: those
+    return the groups of a table of many batches in an order of their own, so each group's
+    statistics and time bounds must still be matched with its own rows."""
+    sizes = [137 + 11 * (group % 9) for group in range(300)]
+    times = np.datetime64("2024-01-01", "us") + np.arange(sum(sizes)) * np.timedelta64(1, "m")
+    data = pa.table({"time_index": pa.array(times, pa.timestamp("us", "UTC")),
+                     "close": pa.array(np.random.default_rng(5).standard_normal(len(times)))})
+    data = pa.Table.from_batches(data.to_batches(max_chunksize=3_000))  # as a stream's batches come
+    computed = _statistics(sizes, data)
+    offsets = [0, *itertools.accumulate(sizes)]
+    for group, (stats, bounds) in enumerate(computed):
+        rows_of_group = data.slice(offsets[group], sizes[group])
+        assert json.loads(stats) == expected_stats(rows_of_group)
+        assert bounds == (rows_of_group.column("time_index")[0].as_py(), rows_of_group.column("time_index")[-1].as_py())
 
 
 def test_only_text_is_dictionary_encoded(tmp_path):

@@ -134,7 +134,8 @@ def _statistics(sizes: Sequence[int], data: pa.Table) -> list[tuple[str, tuple[A
     aggregates = [(name, "count", pc.CountOptions(mode="only_null")) for name in data.column_names]
     aggregates += [(name, "min_max") for name in bounded]
     key = "__lakenodes_group"  # "__" names are reserved for lakenodes: no column of a frame has one
-    grouped = data.append_column(key, groups).group_by(key, use_threads=False).aggregate(aggregates).sort_by(key)
+    # in threads (2 M rows in 1,000 groups, 2 cores: 47 -> 19 ms), which return the groups in an order of their own
+    grouped = data.append_column(key, groups).group_by(key, use_threads=True).aggregate(aggregates).sort_by(key)
     nulls = {name: grouped.column(f"{name}_count").to_pylist() for name in data.column_names}
     extremes = {name: [_naive_values(pc.struct_field(grouped.column(f"{name}_min_max"), [end])) for end in (0, 1)]
                 for name in bounded}
