@@ -128,7 +128,12 @@ def errno_of(error: OSError) -> int | None:
     if error.errno is not None:
         return error.errno
     found = _ERRNO_IN_TEXT.search(str(error))
-    return int(next(group for group in found.groups() if group)) if found else None
+    return _matched_errno(found) if found else None
+
+
+def _matched_errno(match: re.Match[str]) -> int:
+    """The number an ``_ERRNO_IN_TEXT`` match holds (in whichever of its wordings matched)."""
+    return int(next(group for group in match.groups() if group))
 
 
 def fault_errno(error: BaseException) -> int | None:
@@ -139,7 +144,7 @@ def fault_errno(error: BaseException) -> int | None:
             return link.errno
         text = plain_message(link)
         for match in _ERRNO_IN_TEXT.finditer(text):
-            number = int(next(group for group in match.groups() if group))
+            number = _matched_errno(match)
             if number in _FAULTS:
                 return number
         lowered = text.lower()

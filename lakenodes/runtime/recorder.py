@@ -74,15 +74,14 @@ class CatalogRecorder(RunHooks):
             claiming = self._claims.pop(id(node), None)
         if claiming is not None:
             claiming.result()
-        if not node.store.found_missing():
-            if node.store.is_open():  # what this process registered of the table is of that one (see run_succeeded)
-                with self._lock:
-                    self._registered_ids.setdefault(id(node), _table_id(node))
-        else:  # dropped since this process registered it? its next records start afresh,
+        if node.store.found_missing():  # dropped since this process registered it? its next records start afresh,
             # but for the claim this run made or read a moment ago (forgotten, the table record would read it again)
             catalog.forget_table(node.lake, node.storage_hash, [node.update_hash], claims=claiming is None)
             with self._lock:
                 self._stored[id(node)] = in_background(lambda: _stored_rows_of_new_table(node))
+        elif node.store.is_open():  # what this process registered of the table is of that one (see run_succeeded)
+            with self._lock:
+                self._registered_ids.setdefault(id(node), _table_id(node))
 
     def table_ready(self, node: DataNode) -> None:
         """Start registering the table (in a thread, while its rows are written): it exists now, with
@@ -109,7 +108,7 @@ class CatalogRecorder(RunHooks):
             registered_id = self._registered_ids.pop(id(node), "")
         committed = _table_id(node)
         if committed and registered_id and committed != registered_id:  # see _forget_the_dropped_table
-            _forget_the_dropped_table(node, [pending for pending in (table, updater) if pending is not None])
+            _forget_the_dropped_table(node, [pending for pending in (table, updater, stored) if pending is not None])
             table = updater = stored = None
         registrations: list[Callable[[], Any]] = []
         if table is not None:
