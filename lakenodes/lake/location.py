@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextvars
 import functools
 import json
+import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 DEFAULT_LAKE_PATH = "./lake"
+
+logger = logging.getLogger(__name__)
 
 LakeKey = tuple[str, str]  # Lake.cache_key: (URI, storage options as sorted JSON)
 
@@ -219,15 +223,61 @@ _s3_cache: dict[tuple, Any] = {}
 
 
 _s3_options_of: dict[int, tuple[tuple[str, str], ...]] = {}  # id of a cached S3 filesystem -> its options
+_s3_making = threading.Lock()  # held while a filesystem is made: a second caller waits for it, not makes another
+_s3_prepared: set[tuple[tuple[str, str], ...]] = set()  # the options prepare_filesystem began making one of
 
 
 def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
-    if options not in _s3_cache:
-        # delayed open: a file lakenodes writes (data files of streams and rewrites, file facts) is
-        # one PutObject instead of a 3-request multipart upload (~2.5x faster per small file)
-        _s3_cache[options] = fs.S3FileSystem(**pyarrow_s3_options(dict(options)), allow_delayed_open=True)
-        _s3_options_of[id(_s3_cache[options])] = options
-    return _s3_cache[options]
+    filesystem = _s3_cache.get(options)
+    if filesystem is None:
+        with _s3_making:
+            filesystem = _s3_cache.get(options)
+            if filesystem is None:
+                # delayed open: a file lakenodes writes (data files of streams and rewrites, file facts) is
+                # one PutObject instead of a 3-request multipart upload (~2.5x faster per small file)
+                filesystem = fs.S3FileSystem(**pyarrow_s3_options(dict(options)), allow_delayed_open=True)
+                _s3_options_of[id(filesystem)] = options
+                _s3_cache[options] = filesystem
+    return filesystem
+
+
+def prepare_filesystem(lake: Lake) -> None:
+    """Begin making the pyarrow filesystem of an S3 lake in a thread, once per process and options:
+    its first use then waits less. Making it sets up the AWS SDK, ~30 ms of a fresh process mostly
+    outside the GIL, which overlaps the first table open (delta-rs reads the log meanwhile), the
+    step just before that first use. A failure there is left for the first use to raise. Nothing
+    for a local lake.
+
+    Example:
+        >>> prepare_filesystem(Lake("/tmp/my-lake"))  # a local folder: nothing to prepare
+    """
+    if lake.is_local:
+        return
+    options = tuple(sorted(lake.storage_options.items()))
+    if options in _s3_cache or options in _s3_prepared:
+        return
+    with _s3_making:
+        if options in _s3_prepared:
+            return
+        _s3_prepared.add(options)
+    threading.Thread(target=_make_quietly, args=(options,), name="lakenodes-s3-filesystem", daemon=True).start()
+
+
+def _make_quietly(options: tuple[tuple[str, str], ...]) -> None:
+    try:
+        _s3_filesystem(options)
+    except Exception as error:  # noqa: BLE001 - the first use makes it again, and raises this in its caller
+        logger.debug("could not make the S3 filesystem ahead of its first use: %s", error)
+
+
+def _forget_preparations_in_child() -> None:
+    """A forked child starts with the lock free (the thread that held it is not copied) and makes its own."""
+    global _s3_making
+    _s3_making = threading.Lock()
+    _s3_prepared.clear()
+
+
+os.register_at_fork(after_in_child=_forget_preparations_in_child)
 
 
 def store_path(filesystem: Any, path: str) -> str:

@@ -50,7 +50,7 @@ from ._watermarks import (
     rows_at_or_before_watermark,
     watermarks_moved_back,
 )
-from .location import Lake, lake_filesystem
+from .location import Lake, lake_filesystem, prepare_filesystem
 from .versions import resolve_as_of, table_as_of
 
 __all__ = ["TABLE_CONFIGURATION", "RangeFilter", "RetryPolicy", "TableStore", "WriteResult", "data_file_path",
@@ -105,6 +105,7 @@ class TableStore:
     def table(self, refresh: bool = True) -> DeltaTable | None:
         """The current snapshot (cached per process, refreshed incrementally, reopened when the
         table was reset under the cache; see ``lakenodes._tables``), or None before creation."""
+        prepare_filesystem(self.lake)  # used right after a first open (its commit's stamp): made meanwhile
         return cached_table(self._key, self.lake.storage_options or None,
                             lambda uri: lake_filesystem(self.lake, uri), refresh,
                             lambda operation: storage_errors(self.uri, operation, self.lake))
