@@ -12,7 +12,6 @@ import threading
 
 import pyarrow as pa
 import pytest
-from pyarrow import fs as pafs
 
 from lakenodes import Lake
 from lakenodes.lake import location
@@ -31,16 +30,9 @@ def _fresh_lake(s3_server, **extra: str) -> Lake:
                                                        "timeout": f"{100 + next(_distinct)}s", **extra})
 
 
-def test_the_filesystem_begun_ahead_is_the_one_every_caller_gets_made_once(s3_server, monkeypatch) -> None:
+def test_the_filesystem_begun_ahead_is_the_one_every_caller_gets_made_once(s3_server) -> None:
     lake = _fresh_lake(s3_server)
-    made: list[pafs.S3FileSystem] = []
-    real = pafs.S3FileSystem
-
-    def counted(*args, **kwargs) -> pafs.S3FileSystem:
-        made.append(real(*args, **kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(pafs, "S3FileSystem", counted)
+    options = tuple(sorted(lake.storage_options.items()))
     prepare_filesystem(lake)
     prepare_filesystem(lake)  # begun already: no second thread
     got: list[object] = []
@@ -50,8 +42,9 @@ def test_the_filesystem_begun_ahead_is_the_one_every_caller_gets_made_once(s3_se
         caller.start()
     for caller in callers:
         caller.join()
+    made = [id_ for id_, made_for in location._s3_options_of.items() if made_for == options]
     assert len(made) == 1
-    assert got == [made[0]] * 8
+    assert [id(filesystem) for filesystem in got] == made * 8
     filesystem, root = lake_filesystem(lake, f"{lake.uri}/marks")
     with filesystem.open_output_stream(f"{root}/a") as stream:  # it reaches the store, as the lake's identity
         stream.write(b"x")
