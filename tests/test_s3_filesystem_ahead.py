@@ -32,7 +32,7 @@ def _fresh_lake(s3_server, **extra: str) -> Lake:
 
 def test_the_filesystem_begun_ahead_is_the_one_every_caller_gets_made_once(s3_server) -> None:
     lake = _fresh_lake(s3_server)
-    options = tuple(sorted(lake.storage_options.items()))
+    options = location._s3_key(lake)
     prepare_filesystem(lake)
     prepare_filesystem(lake)  # begun already: no second thread
     got: list[object] = []
@@ -53,7 +53,7 @@ def test_the_filesystem_begun_ahead_is_the_one_every_caller_gets_made_once(s3_se
 
 def test_a_table_open_makes_the_filesystem_its_commit_stamp_uses_ahead(s3_server, monkeypatch) -> None:
     lake = _fresh_lake(s3_server)
-    options = tuple(sorted(lake.storage_options.items()))
+    options = location._s3_key(lake)
     begun: list[str] = []
     real = threading.Thread.start
 
@@ -70,6 +70,22 @@ def test_a_table_open_makes_the_filesystem_its_commit_stamp_uses_ahead(s3_server
     assert store.table() is not None
     assert location._s3_cache[options] is lake_filesystem(lake, store.uri)[0]
     assert begun.count("lakenodes-s3-filesystem") == 1
+
+
+def test_beginning_one_lakes_filesystem_never_waits_for_another_lakes_being_made(s3_server) -> None:
+    """A first table open only starts a thread: it must not wait while another lake's filesystem is
+    made (the lock making one is held for the AWS SDK's whole set-up)."""
+    lake = _fresh_lake(s3_server)
+    location._s3_making.acquire()  # as a thread making another lake's filesystem holds it
+    try:
+        begun = threading.Thread(target=prepare_filesystem, args=(lake,))
+        begun.start()
+        begun.join(10)
+        assert not begun.is_alive()
+        assert location._s3_key(lake) in location._s3_prepared
+    finally:
+        location._s3_making.release()
+    assert lake_filesystem(lake, f"{lake.uri}/tables/t")[0] is location._s3_cache[location._s3_key(lake)]
 
 
 def test_a_filesystem_that_cannot_be_made_ahead_fails_its_first_use_with_the_real_error(s3_server, caplog) -> None:

@@ -211,7 +211,7 @@ def lake_filesystem(lake: Lake, table_uri: str) -> tuple[Any, str]:
         path = unquote(table_uri[len("file://"):]) if table_uri.startswith("file://") else table_uri
         return _local_filesystem(), path.rstrip("/")
     # unquoted: a table's own URI is percent-encoded ("My%20Documents"); lakenodes' hold no "%" (see _lake_uri._openable)
-    return _s3_filesystem(tuple(sorted(lake.storage_options.items()))), unquote(table_uri.split("://", 1)[1]).rstrip("/")
+    return _s3_filesystem(_s3_key(lake)), unquote(table_uri.split("://", 1)[1]).rstrip("/")
 
 
 @functools.cache
@@ -225,6 +225,12 @@ _s3_cache: dict[tuple, Any] = {}
 _s3_options_of: dict[int, tuple[tuple[str, str], ...]] = {}  # id of a cached S3 filesystem -> its options
 _s3_making = threading.Lock()  # held while a filesystem is made: a second caller waits for it, not makes another
 _s3_prepared: set[tuple[tuple[str, str], ...]] = set()  # the options prepare_filesystem began making one of
+_s3_preparing = threading.Lock()  # guards _s3_prepared (not _s3_making: another lake's making would hold it ~30 ms)
+
+
+def _s3_key(lake: Lake) -> tuple[tuple[str, str], ...]:
+    """The key of an S3 lake's filesystem in ``_s3_cache``: its options, sorted."""
+    return tuple(sorted(lake.storage_options.items()))
 
 
 def _s3_filesystem(options: tuple[tuple[str, str], ...]) -> Any:
@@ -253,10 +259,10 @@ def prepare_filesystem(lake: Lake) -> None:
     """
     if lake.is_local:
         return
-    options = tuple(sorted(lake.storage_options.items()))
+    options = _s3_key(lake)
     if options in _s3_cache or options in _s3_prepared:
         return
-    with _s3_making:
+    with _s3_preparing:
         if options in _s3_prepared:
             return
         _s3_prepared.add(options)
@@ -271,9 +277,9 @@ def _make_quietly(options: tuple[tuple[str, str], ...]) -> None:
 
 
 def _forget_preparations_in_child() -> None:
-    """A forked child starts with the lock free (the thread that held it is not copied) and makes its own."""
-    global _s3_making
-    _s3_making = threading.Lock()
+    """A forked child starts with the locks free (a thread that held one is not copied) and makes its own."""
+    global _s3_making, _s3_preparing
+    _s3_making, _s3_preparing = threading.Lock(), threading.Lock()
     _s3_prepared.clear()
 
 
