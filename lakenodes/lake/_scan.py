@@ -41,7 +41,7 @@ StoreVersionKey = tuple[str, str, str, int]  # (storage options, table URI, meta
 SLACK = datetime.timedelta(milliseconds=1)  # Delta statistics truncate timestamps to ms (or round up)
 
 
-def _minus_slack(moment: datetime.datetime) -> datetime.datetime:
+def minus_slack(moment: datetime.datetime) -> datetime.datetime:
     """``moment - SLACK``, no earlier than the first representable moment (datetime.min as a bound)."""
     return moment - SLACK if moment - datetime.datetime.min.replace(tzinfo=moment.tzinfo) >= SLACK else moment
 
@@ -103,10 +103,16 @@ class Snapshot:
         keep = np.ones(len(positions), dtype=bool)
         for low, high in pruning.windows:
             if low is not None:
-                keep &= highs[positions] >= epoch_micros(_minus_slack(low))
+                keep &= highs[positions] >= epoch_micros(minus_slack(low))
             if high is not None:
                 keep &= lows[positions] <= epoch_micros(_plus_slack(high))
         return self.files[positions[keep]]
+
+    def latest_by_partition(self) -> dict[str | None, int]:
+        """Each partition value's largest ``max`` statistic, in µs (an int64's largest when one of
+        its files has none: it may hold any time)."""
+        highs = self._bounds[1]
+        return {value: int(highs[positions].max()) for value, positions in self._positions.items()}
 
     @functools.cached_property
     def _positions(self) -> dict[str | None, np.ndarray]:

@@ -17,9 +17,10 @@ import polars as pl
 from .._internal.deferred import pa
 from ..core.frame_kind import FrameKind, as_frame, resolve_frame
 from ..core.frames import TIME_INDEX, UNIQUE_IDENTIFIER
+from ..lake.last_rows import keep_last_rows, last_row_ranges
 from ..lake.lazy import scan_table
 from ..lake.progress import read_progress
-from ..lake.store import RangeFilter, TableStore, empty_table
+from ..lake.store import RangeFilter, TableStore, empty_table, index_names_of
 from .read_arguments import (
     asset_dimension,
     bounds_argument,
@@ -220,17 +221,22 @@ class TableReads:
         table = self.store.table_as_of(as_of)
         if table is None:
             return self._as_frame(self.store.read(columns=columns, as_of=as_of), columns, kind)
+        wanted = None if asset_list is None else {uid_of(asset, "asset_list") for asset in list_argument(asset_list, "asset_list")}
+        # the rows of the version the ranges come from (the latest: read without asking for a newer one again)
+        version = table.version() if as_of is None else as_of
+        near_last = last_row_ranges(table, wanted)
+        if near_last is not None:  # located from the statistics: no exact progress to read first
+            rows = self.store.read(columns=columns, ranges=near_last, as_of=version)
+            kept = None if rows is None else keep_last_rows(rows, index_names_of(table)[1:])
+            return self._as_frame(kept, columns, kind)
         progress = read_progress(table, self.lake)
         dims = progress.index_names[1:]
-        wanted = None if asset_list is None else {uid_of(asset, "asset_list") for asset in list_argument(asset_list, "asset_list")}
         position = dims.index(UNIQUE_IDENTIFIER) if UNIQUE_IDENTIFIER in dims else 0
         ranges = [
             RangeFilter(dict(zip(dims, identity, strict=True)), start=ts, end=ts)
             for identity, ts in progress.last.items()
             if wanted is None or (identity and identity[position] in wanted)
         ]
-        # the rows of the version the ranges come from (the latest: read without asking for a newer one again)
-        version = table.version() if as_of is None else as_of
         return self._as_frame(self.store.read(columns=columns, ranges=ranges, as_of=version), columns, kind)
 
     def _no_rows(self) -> pa.Table:
