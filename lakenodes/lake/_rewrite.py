@@ -23,6 +23,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -48,11 +49,15 @@ from .location import delete_file, write_small_file
 
 logger = logging.getLogger(__name__)
 
-# local files are CPU-bound (encoding holds the GIL in part: more threads than cores only contend);
-# an object store's are round trips, made at once, as many as pyarrow's I/O pool (``pa.io_thread_count()``,
-# 8 by default), which sends them: more threads only encode more files at once for the uploads to wait
-# (a 100-partition stream to moto on 2 cores: ~0.65 s of writes in 8 threads, ~1.05 s in 16)
-LOCAL_WRITER_THREADS = 4
+# local files are CPU-bound, and encoding holds the GIL in part: threads pay off on larger files only,
+# and up to the cores (write_files on 2 cores, 1/2/4 threads: 2,000 files of 200 rows 528/557/668 ms;
+# 1,000 of 2,000 rows 396/375/400 ms, with 7/5,133/7,999 context switches, which a busy machine makes
+# dear; 200 of 5,000 rows 135/109/105 ms). An object store's are round trips, made at once, as many as
+# pyarrow's I/O pool (``pa.io_thread_count()``, 8 by default), which sends them: more threads only
+# encode more files at once for the uploads to wait (a 100-partition stream to moto on 2 cores: ~0.65 s
+# of writes in 8 threads, ~1.05 s in 16)
+LOCAL_WRITER_THREADS = min(4, os.cpu_count() or 1)
+LOCAL_SMALL_FILE_BYTES = 64 * 1024  # local files of fewer bytes on average (in memory): written in one thread
 _CODE = "__lakenodes_partition_code"  # "__" names are reserved for lakenodes: no identity column has one
 
 
@@ -96,9 +101,14 @@ def write_files(
                   for code, value in enumerate(encoded.dictionary.to_pylist()) if sizes[code]]
     statistics = _statistics([group.num_rows for _, group in groups], data)  # the groups are data's rows in order
     return in_threads(lambda item: _write_one(filesystem, root, partition, *item[0], item[1], data_change, bounds),
-                      list(zip(groups, statistics, strict=True)),
-                      max_threads=LOCAL_WRITER_THREADS if isinstance(filesystem, pafs.LocalFileSystem)
-                      else pa.io_thread_count())
+                      list(zip(groups, statistics, strict=True)), max_threads=_writer_threads(filesystem, data, len(groups)))
+
+
+def _writer_threads(filesystem: Any, data: pa.Table, files: int) -> int:
+    """How many threads write ``data`` as ``files`` files to ``filesystem`` (see ``LOCAL_WRITER_THREADS``)."""
+    if not isinstance(filesystem, pafs.LocalFileSystem):
+        return pa.io_thread_count()
+    return 1 if data.nbytes < LOCAL_SMALL_FILE_BYTES * files else LOCAL_WRITER_THREADS
 
 
 def _write_one(filesystem: Any, root: str, partition: str | None, value: str | None, data: pa.Table,
