@@ -131,9 +131,11 @@ def fresh_statistics(uri: str, options: dict[str, str], assets: int, label: str)
 
 def fresh_latest_rows(uri: str, options: dict[str, str], assets: int, label: str, table_uri: str, kind: str) -> float:
     """Seconds of reading the latest row of each of ``assets`` assets in this fresh interpreter, as a
-    cron job reads a dependency's table: ``kind`` ``"ours"`` (``get_last_observation``) or
-    ``"scan"`` (``pl.scan_delta`` of ``table_uri`` keeping each asset's latest row). Imports and the
-    node's construction are excluded: the read alone, nothing of it known to the process."""
+    cron job reads a dependency's table: ``kind`` ``"ours"`` (``get_last_observation``), ``"scan"``
+    (``pl.scan_delta`` of ``table_uri`` keeping each asset's latest row) or ``"floor"`` (the table
+    opened, each asset's file with the latest ``max`` statistic read by polars, its latest row kept:
+    what any reader of this layout pays in a new process). Imports and the node's construction are
+    excluded: the read alone, nothing of it known to the process."""
     import importlib
     import logging
 
@@ -146,13 +148,31 @@ def fresh_latest_rows(uri: str, options: dict[str, str], assets: int, label: str
     start = time.perf_counter()
     if kind == "ours":
         rows = len(node.get_last_observation())
-    else:
+    elif kind == "scan":
         latest = pl.col("time_index") == pl.col("time_index").max().over("unique_identifier")
         rows = pl.scan_delta(table_uri, storage_options=options or None).filter(latest).collect().height
+    else:
+        rows = _latest_files_read(table_uri, options).height
     elapsed = time.perf_counter() - start
     if rows != assets:
         raise AssertionError(f"{kind}: {rows} latest rows, expected {assets}")
     return elapsed
+
+
+def _latest_files_read(table_uri: str, options: dict[str, str]) -> Any:
+    """The latest row of each file holding an asset's latest ``max`` statistic (one file per asset
+    here), read by polars from the paths the table's add actions give, the partition column left out."""
+    import polars as pl
+    from deltalake import DeltaTable
+
+    table = DeltaTable(table_uri, storage_options=options or None)
+    actions = pl.from_arrow(pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all())
+    actions = actions.select("path", "partition.unique_identifier", "max.time_index")
+    last = actions.sort("max.time_index").group_by("partition.unique_identifier").last()
+    root = table.table_uri.rstrip("/")
+    files = pl.scan_parquet([f"{root}/{path}" for path in last["path"]], include_file_paths="file",
+                            storage_options=options or None)
+    return files.filter(pl.col("time_index") == pl.col("time_index").max().over("file")).collect()
 
 
 def fresh_streamed_backfill(uri: str, options: dict[str, str], assets: int, days: int, label: str,
