@@ -7,9 +7,10 @@ each identity's latest rows of those is exact. A new process then reads the late
 the table's exact progress first (the facts file, or the footers of each identity's last files:
 a new process reading the latest row of 200 local assets spent 15 of its 57 ms there).
 
-Only where the statistics locate an identity's files: one identity column, the partition (or
-none: one series), set on every file, and statistics on every file. Otherwise ``last_row_ranges`` returns None and
-the caller locates the rows from the table's exact progress.
+Only where the statistics locate an identity's files: one identity column that is the partition
+column (or none: one series), a partition value on every file, and statistics on every file.
+Otherwise ``last_row_ranges`` returns None and the caller locates the rows from the table's exact
+progress.
 
 Example:
     >>> import datetime
