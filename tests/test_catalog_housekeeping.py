@@ -13,13 +13,16 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
 from test_concurrency import contend, in_processes
 
 from lakenodes import Lake, TimeIndexMetaTable
 from lakenodes.catalog import catalog
 from lakenodes.catalog.records import TableRecord, table_uid
+from lakenodes.errors import UnreadableFileError
 from lakenodes.lake.housekeeping import COMPACTION_APP_ID, HousekeepingPolicy, LiveFile, housekeep, trim_log
 from lakenodes.lake.ledger import Ledger, live_files, read_files, read_unpartitioned
+from lakenodes.lake.ledger_prune import remove_rows
 from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.maintenance import last_checkpoint_version
 
@@ -204,3 +207,59 @@ def test_concurrent_registrations_with_housekeeping_lose_nothing(tmp_path):
     names = [f"w{k}_table_{i:02d}" for k in range(workers) for i in range(count)]
     assert_registered_exactly_once(lake, names)
     assert_tidy(lake, 3)
+
+
+
+def _notes_with_a_checkpoint(lake: Lake) -> Ledger:
+    ledger = Ledger(lake, "notes", pa.schema([("name", pa.string())]), key=("name",),
+                    housekeeping=HousekeepingPolicy(interval=0))
+    for name in ("gone", "kept", "also gone"):
+        ledger.append([{"name": name}])
+    DeltaTable(ledger.uri).create_checkpoint()
+    return ledger
+
+
+def test_a_removal_whose_checkpoint_is_trimmed_while_it_commits_is_retried(local_lake: Lake, monkeypatch, caplog):
+    """Regression (CI: test_runs_recorded_while_cleans_run_are_never_lost failed, 1 run in ~200 here):
+    while a removal commits, others commit, checkpoint and trim the log, the checkpoint delta-rs
+    is reading included; delta-rs says "Object at location .../_delta_log/<v>.checkpoint.parquet
+    not found". lakenodes reports that as an ``UnreadableFileError`` (an ``OSError``), which the
+    retries let through as a storage fault. It is retried now, and removes its rows once."""
+    import lakenodes.lake.ledger_prune as prune_module
+
+    ledger = _notes_with_a_checkpoint(local_lake)
+    checkpoint = f"{ledger.uri}/_delta_log/{DeltaTable(ledger.uri).version():020d}.checkpoint.parquet"
+    real_commit = prune_module.commit_rewrite
+    trimmed = []
+
+    def others_trim_the_checkpoint_being_read(*args, **kwargs):
+        if not trimmed:
+            for i in range(4):
+                ledger.append([{"name": f"n{i}"}])
+            DeltaTable(ledger.uri).create_checkpoint()
+            trimmed.append(trim_log(local_lake, ledger.uri, keep_from=DeltaTable(ledger.uri).version()))
+            # what delta-rs raised in CI, the checkpoint it had listed being gone now
+            raise DeltaError(f"Kernel error: Arrow error: External: Object at location {checkpoint} not found: "
+                             "No such file or directory (os error 2)")
+        return real_commit(*args, **kwargs)
+
+    monkeypatch.setattr(prune_module, "commit_rewrite", others_trim_the_checkpoint_being_read)
+    with caplog.at_level(logging.WARNING, logger="lakenodes.lake.store"):
+        removed = remove_rows(ledger, "name", ["gone", "also gone"])
+    assert trimmed[0] > 0 and not pafs.LocalFileSystem().get_file_info(checkpoint).is_file
+    assert removed == {"gone", "also gone"} and "trimmed meanwhile" in caplog.text
+    assert sorted(ledger.read()["name"].to_pylist()) == ["kept", "n0", "n1", "n2", "n3"]
+
+
+def test_a_removal_missing_a_data_file_fails_at_once(local_lake: Lake, caplog):
+    """A data file deleted outside lakenodes is no race: the removal fails on its first attempt,
+    naming the file, and the table stays as it was."""
+    ledger = _notes_with_a_checkpoint(local_lake)
+    victim = next(iter(live_files(DeltaTable(ledger.uri))))
+    pafs.LocalFileSystem().delete_file(f"{ledger.uri}/{victim}")
+    version = DeltaTable(ledger.uri).version()
+    with caplog.at_level(logging.WARNING, logger="lakenodes.lake.store"), \
+            pytest.raises(UnreadableFileError, match="is missing from storage") as raised:
+        remove_rows(ledger, "name", ["gone"])
+    assert victim in raised.value.file and "retrying" not in caplog.text
+    assert DeltaTable(ledger.uri).version() == version

@@ -7,9 +7,10 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 from ..errors import one_line, plain_message
+from ._storage_errors import retryable
 
 # How delta-rs words a passing fault. object_store (S3, GCS, Azure) wraps a failed request as
 # "Error performing <METHOD> <url> in <elapsed> - <reason>", the reason being reqwest's
@@ -109,18 +110,25 @@ def log_entry_vanished(error: BaseException | None) -> bool:
     return False
 
 
-def retry_reason(error: BaseException) -> str | None:
-    """Why an attempt that failed with ``error`` (not a commit conflict) is worth another one, in a
-    few words for the retry's warning; None when it is not.
+def retry_reason(error: BaseException, attempt: int = 1) -> str | None:
+    """Why attempt number ``attempt``, which failed with ``error``, is worth another one, in a few
+    words for the retry's warning; None when it is not.
+
+    A log entry trimmed meanwhile is checked first: lakenodes reports a missing checkpoint as an
+    ``UnreadableFileError``, an ``OSError`` that is otherwise never retried.
 
     Example:
         >>> retry_reason(DeltaError("Generic S3 error: ... - HTTP error: error sending request"))
         'transient storage error (Generic S3 error: ... - HTTP error: error sending request)'
+        >>> retry_reason(CommitFailedError("Concurrent transaction failed."), attempt=2)
+        'commit attempt 2 failed (Concurrent transaction failed.)'
         >>> retry_reason(DeltaError("Schema error: No field named x")) is None
         True
     """
     if log_entry_vanished(error):
         return f"a log entry it read was trimmed meanwhile ({one_line(error)})"
+    if isinstance(error, CommitFailedError) or (isinstance(error, OSError) and retryable(error)):
+        return f"commit attempt {attempt} failed ({one_line(error)})"  # a conflict, or a connection's fault
     if isinstance(error, DeltaError) and is_transient(error):
         return f"transient storage error ({one_line(error)})"
     return None

@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.exceptions import DeltaError
 
 from .._internal.deferred import pa
 from ..core.frames import NormalizedFrame
-from ..errors import UnreadableFileError, WatermarkMovedError, one_line
+from ..errors import WatermarkMovedError, one_line
 from . import _tables
 from ._commit_hooks import commit_hooks, warn_of_small_files
 from ._create import TABLE_CONFIGURATION, create_empty, create_with_rows, writer_properties
@@ -39,7 +39,7 @@ from ._scan import (
     selected_columns,
     to_plain,
 )
-from ._storage_errors import guarded, retryable, storage_errors, table_not_created
+from ._storage_errors import guarded, storage_errors, table_not_created
 from ._table_scan import scan_table
 from ._tables import adopt, cached_table, found_missing, is_open, note_missing, table_lock
 from ._watermarks import (
@@ -339,20 +339,13 @@ class TableStore:
             try:
                 with table_lock(self._key):
                     return guarded(operation, self.uri, what, self.lake)  # storage faults: one-line StorageErrors
-            except (CommitFailedError, OSError) as error:
-                if attempt + 1 == self.retry.attempts or not retryable(error):  # a full/read-only disk: fail fast
-                    raise
-                delay = self.retry.delay(attempt)
-                logger.warning("%s: commit attempt %d failed (%s); retrying in %.2fs", what, attempt + 1,
-                               one_line(error), delay)
-                time.sleep(delay)  # the next attempt refreshes the snapshot itself (inside the retries)
-            except (DeltaError, UnreadableFileError) as error:  # a log entry trimmed meanwhile: mapped or not
-                reason = retry_reason(error)
+            except (DeltaError, OSError) as error:  # conflicts, transient faults, a log entry trimmed meanwhile
+                reason = retry_reason(error, attempt + 1)  # a full/read-only disk: None, fail fast
                 if reason is None or attempt + 1 == self.retry.attempts:
                     raise
                 delay = self.retry.delay(attempt)
                 logger.warning("%s: %s; retrying in %.2fs", what, reason, delay)
-                time.sleep(delay)
+                time.sleep(delay)  # the next attempt refreshes the snapshot itself (inside the retries)
         raise AssertionError("unreachable")
 
     # -- reads ----------------------------------------------------------------------------------
