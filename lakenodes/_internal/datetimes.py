@@ -120,6 +120,16 @@ def epoch_micros(value: datetime.datetime) -> int:
     return (as_utc(value) - _EPOCH) // _MICROSECOND
 
 
+def from_epoch_micros(micros: int) -> datetime.datetime:
+    """The UTC moment ``micros`` microseconds after the Unix epoch: ``epoch_micros`` undone.
+
+    Example:
+        >>> from_epoch_micros(1000005)
+        datetime.datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=datetime.timezone.utc)
+    """
+    return _EPOCH + datetime.timedelta(microseconds=micros)
+
+
 def iso_z(value: datetime.datetime | None) -> str | None:
     """ISO-8601 with ``Z`` for UTC (None stays None)."""
     return value.isoformat().replace("+00:00", "Z") if value is not None else None

@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from .._internal.datetimes import parse_datetime
+from .._internal.datetimes import epoch_micros, from_epoch_micros, parse_datetime
 from .._internal.deferred import pafs
 from ..errors import LakenodesUserError
 from ..lake.ledger import utcnow
@@ -129,7 +129,7 @@ def _keep_cutoff(lake: Lake, moment: datetime.datetime) -> None:
     """Keep ``moment`` as a cutoff (one empty file named by its microseconds since the epoch), then
     delete the earlier ones: the latest is all reconcile needs."""
     filesystem, folder = _cleaned_folder(lake)
-    micros = (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)) // datetime.timedelta(microseconds=1)
+    micros = epoch_micros(moment)
     write_small_file(filesystem, f"{folder}/{micros:020d}")
     for earlier in _cutoffs(filesystem, folder):
         if earlier < micros:
@@ -142,4 +142,4 @@ def cleaned_before(lake: Lake) -> datetime.datetime | None:
     found = _cutoffs(filesystem, folder)
     if not found:
         return None
-    return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(microseconds=found[-1])
+    return from_epoch_micros(found[-1])

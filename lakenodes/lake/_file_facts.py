@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from .._internal.datetimes import as_utc
+from .._internal.datetimes import as_utc, from_epoch_micros
 from .._internal.deferred import pa, pq
 from ..core.frames import TIME_INDEX
 from ..errors import LakenodesUserError
@@ -141,20 +141,15 @@ def _time_bounds(metadata: Any, read_times: Callable[[], pa.Table], path: str) -
                 raise null_index_error("a table of the lake", TIME_INDEX, path)
             return as_utc(values.min()), as_utc(values.max())
         if stats.physical_type == "INT64" and unit in _MICROS_PER:  # raw: .min of a tz-aware value imports pandas
-            lows.append(_from_micros(stats.min_raw * _MICROS_PER[unit][0] // _MICROS_PER[unit][1]))
-            highs.append(_from_micros(stats.max_raw * _MICROS_PER[unit][0] // _MICROS_PER[unit][1]))
+            lows.append(from_epoch_micros(stats.min_raw * _MICROS_PER[unit][0] // _MICROS_PER[unit][1]))
+            highs.append(from_epoch_micros(stats.max_raw * _MICROS_PER[unit][0] // _MICROS_PER[unit][1]))
         else:
             lows.append(as_utc(stats.min))
             highs.append(as_utc(stats.max))
     return min(lows), max(highs)
 
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _MICROS_PER = {"milliseconds": (1000, 1), "microseconds": (1, 1), "nanoseconds": (1, 1000)}  # (multiply, divide)
-
-
-def _from_micros(micros: int) -> datetime.datetime:
-    return _EPOCH + datetime.timedelta(microseconds=micros)
 
 
 def scan_identities(

@@ -124,10 +124,11 @@ def scan_many(lake: Lake, table: DeltaTable, window: TimeWindow, columns: Sequen
     try:
         scanned, paths = _scan_paths(lake, table, files, pa.schema([target.field(name) for name in read]))
         # filtered and collected before the partition column is joined: a lazy join made polars read
-        # every file whole (~1.5x slower, measured); small files are read whole, then filtered
+        # every file whole (~1.5x slower, measured); small files are read whole, then filtered, in
+        # a query of its own: DataFrame.filter took 6-13 ms on 730,000 rows of 1,000 files, a query 2-5 ms
         scanned, wanted = scanned.select(*read, _PATH), window.expression()
         small = largest is not None and largest <= SMALL_FILE_BYTES
-        rows = scanned.collect().filter(wanted) if small else scanned.filter(wanted).collect()
+        rows = scanned.collect().lazy().filter(wanted).collect() if small else scanned.filter(wanted).collect()
     except (pl.exceptions.PolarsError, OSError, ValueError, TypeError) as error:  # e.g. a file of another layout: pyarrow reads it
         logger.debug("polars could not read %d files of %s (%s): scanning them with pyarrow", files.height,
                      table.table_uri, error)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._internal.caches import register_cache
-from .._internal.datetimes import epoch_micros
+from .._internal.datetimes import epoch_micros, from_epoch_micros
 from .._internal.deferred import pa, pq
 from ._delta_log import Stamp, commit_stamp, commit_versions
 from .location import store_path
@@ -27,7 +27,6 @@ _files_read: dict[str, bytes] = register_cache("progress.snapshot_files", {})
 
 KEY = b"lakenodes.progress"
 NO_LOG: Any = ()  # read_latest's answer when the table has no log at all: no table there (then)
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def latest_stamp(filesystem: Any, root: str) -> Stamp | None:
@@ -97,7 +96,7 @@ def decode(metadata: Mapping[bytes, bytes] | None, stamp: Stamp) -> dict[str, An
         return None
 
     def values(entries: list[list[Any]]) -> dict[tuple[str, ...], datetime.datetime]:
-        return {tuple(entry[:-1]): _EPOCH + datetime.timedelta(microseconds=entry[-1]) for entry in entries}
+        return {tuple(entry[:-1]): from_epoch_micros(entry[-1]) for entry in entries}
 
     first = payload["first"]
     return {"index_names": tuple(payload["index_names"]), "row_count": payload["row_count"],

@@ -26,7 +26,7 @@ import polars as pl
 from deltalake import DeltaTable
 
 from .._internal.caches import register_cache
-from .._internal.datetimes import epoch_micros
+from .._internal.datetimes import epoch_micros, from_epoch_micros
 from .._internal.deferred import np, pa, pds
 from .._internal.threads import in_threads, storage_threads
 from ..core.frames import TIME_DTYPE, TIME_INDEX
@@ -108,11 +108,13 @@ class Snapshot:
                 keep &= lows[positions] <= epoch_micros(_plus_slack(high))
         return self.files[positions[keep]]
 
-    def latest_by_partition(self) -> dict[str | None, int]:
-        """Each partition value's largest ``max`` statistic, in µs (an int64's largest when one of
-        its files has none: it may hold any time)."""
+    @functools.cached_property
+    def last_row_starts(self) -> dict[str | None, datetime.datetime]:
+        """Each partition value's largest ``max`` statistic less ``SLACK``: no later than the
+        latest row of its files (kept with the snapshot: a warm process asks again per read)."""
         highs = self._bounds[1]
-        return {value: int(highs[positions].max()) for value, positions in self._positions.items()}
+        return {value: minus_slack(from_epoch_micros(int(highs[positions].max())))
+                for value, positions in self._positions.items()}
 
     @functools.cached_property
     def _positions(self) -> dict[str | None, np.ndarray]:

@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Collection, Sequence
 
 import polars as pl
@@ -32,9 +31,7 @@ from deltalake import DeltaTable
 from .._internal.deferred import pa
 from ..core.frames import TIME_INDEX
 from ._ranges import RangeFilter
-from ._scan import index_names_of, minus_slack, snapshot_of
-
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+from ._scan import index_names_of, snapshot_of
 
 
 def last_row_ranges(table: DeltaTable, wanted: Collection[str] | None = None) -> list[RangeFilter] | None:
@@ -50,16 +47,11 @@ def last_row_ranges(table: DeltaTable, wanted: Collection[str] | None = None) ->
         return None  # not partitioned by identity, or rows without one (the exact progress refuses them by name)
     if files["max"].null_count():
         return None
-    tops = snapshot.latest_by_partition()  # by partition value (None: unpartitioned)
+    starts = snapshot.last_row_starts  # by partition value (None: unpartitioned)
     if len(index_names) == 1:  # one series: it has no identity an asset list could name
-        return [] if wanted is not None else [RangeFilter({}, start=_before(top)) for top in tops.values()]
-    return [RangeFilter({index_names[1]: value}, start=_before(top)) for value, top in tops.items()
+        return [] if wanted is not None else [RangeFilter({}, start=start) for start in starts.values()]
+    return [RangeFilter({index_names[1]: value}, start=start) for value, start in starts.items()
             if wanted is None or value in wanted]
-
-
-def _before(statistic: int) -> datetime.datetime:
-    """1 ms before a ``max`` statistic in µs: no later than the time it stands for."""
-    return minus_slack(_EPOCH + datetime.timedelta(microseconds=statistic))
 
 
 def keep_last_rows(rows: pa.Table, dims: Sequence[str]) -> pa.Table:
