@@ -111,7 +111,8 @@ class Snapshot:
     @functools.cached_property
     def last_row_starts(self) -> dict[str | None, datetime.datetime]:
         """Each partition value's largest ``max`` statistic less ``SLACK``: no later than the
-        latest row of its files (kept with the snapshot: a warm process asks again per read)."""
+        latest row of its files (kept with the snapshot: a warm process asks again per read).
+        Only for a snapshot whose files all have statistics (``last_rows`` checks that first)."""
         highs = self._bounds[1]
         return {value: minus_slack(from_epoch_micros(int(highs[positions].max())))
                 for value, positions in self._positions.items()}
