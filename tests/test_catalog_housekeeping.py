@@ -209,7 +209,6 @@ def test_concurrent_registrations_with_housekeeping_lose_nothing(tmp_path):
     assert_tidy(lake, 3)
 
 
-
 def _notes_with_a_checkpoint(lake: Lake) -> Ledger:
     ledger = Ledger(lake, "notes", pa.schema([("name", pa.string())]), key=("name",),
                     housekeeping=HousekeepingPolicy(interval=0))

@@ -14,10 +14,11 @@ is committed by exactly one writer, so exactly one writer is chosen, without coo
    one snapshot both commit and duplicate every row), and blind appends never conflict with it;
 2. writes a checkpoint, so the next reader replays at most ``interval`` log entries;
 3. trims the log: deletes the commit files and checkpoints more than ``interval`` versions older
-   than the new checkpoint, and older than the previous checkpoint. Catalog tables are never read as of an old version, and a reader only
-   needs the latest checkpoint and the commits after it, so their history is dead weight: on a
-   local lake delta-rs lists the whole ``_delta_log`` folder on every open and commit, and with
-   Delta's time-based log retention (30 days) the 2,000th registration paid for 2,000 entries.
+   than the new checkpoint, and older than the previous checkpoint. Catalog tables are never read
+   as of an old version, and a reader only needs the latest checkpoint and the commits after it,
+   so their history is dead weight: on a local lake delta-rs lists the whole ``_delta_log``
+   folder on every open and commit, and with Delta's time-based log retention (30 days) the
+   2,000th registration paid for 2,000 entries.
    Readers are safe: a new one starts from the checkpoint (kept), one that read the previous
    ``_last_checkpoint`` finds that checkpoint kept too, and a process whose cached view is older
    reopens the table (:mod:`lakenodes.lake._tables` tells that apart from a reset table). A
@@ -124,9 +125,9 @@ def housekeep(lake: Lake, table: DeltaTable, files: Sequence[LiveFile], what: st
             is not _FAILED:
         result.checkpoint_version = table.version()
     if result.checkpoint_version is not None and previous is not _FAILED:
-        # a reader that read the previous _last_checkpoint may be opening that checkpoint right now
-        keep_from = result.checkpoint_version - keep_versions if previous is None else \
-            min(result.checkpoint_version - keep_versions, previous)
+        keep_from = result.checkpoint_version - keep_versions
+        if previous is not None:  # a reader that read the previous _last_checkpoint may be opening it now
+            keep_from = min(keep_from, previous)
         _step(result, "log trim", what, lambda: trim_log(lake, table.table_uri, keep_from))
     logger.debug("housekeeping of %s at version %d: %d files compacted into %d, checkpoint %s, errors %s",
                  what, result.version, result.files_removed, result.files_added, result.checkpoint_version,
