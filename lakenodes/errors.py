@@ -360,7 +360,7 @@ def raise_terminated(signum: int, frame: object) -> None:
 
 class WatermarkMovedError(LakenodesError, RuntimeError):
     """Stored watermarks moved between the statistics a run's ``update()`` used and its write,
-    again on every re-run: nothing was written. Backward: a concurrent tail delete or restore; ``forward``: a
+    again on every re-run: nothing was written. Backward: a concurrent tail delete, restore or drop; ``forward``: a
     concurrent writer appended rows a streamed update also holds (a stream cannot be merged).
     ``table`` names the table, ``identities`` the identity tuples concerned."""
 
@@ -371,7 +371,7 @@ class WatermarkMovedError(LakenodesError, RuntimeError):
         shown = ", ".join("/".join(identity) or "(series)" for identity in self.identities[:10])
         more = f" and {len(self.identities) - 10} more" if len(self.identities) > 10 else ""
         how = ("forward (another writer appended rows of it that the streamed update also holds)" if forward
-               else "backward (a concurrent tail delete or restore)")
+               else "backward (a concurrent tail delete, restore or drop)")
         super().__init__(f"the stored watermark of {shown}{more} in table {table} moved {how} after update() read "
                          "it; nothing was written")
 

@@ -390,6 +390,45 @@ def test_watermarks_moving_back_on_every_computation_fail_clearly(tmp_path):
         assert len(errors) == 1 and "WatermarkMovedError" in errors[0]["error"]
 
 
+class DroppedBatch(DailyBatch):
+    """An appender whose update() removes its own table (as a drop by another process does) after
+    reading the statistics and before returning its rows, once per entry of ``drops``: with
+    "looked", this process then looks at the table and finds it missing (as its registration
+    may); with "lazy", the rows come as a LazyFrame (a streamed write)."""
+
+    drops: list[str] = []
+
+    def update(self):
+        rows = super().update()
+        if DroppedBatch.drops:
+            how = DroppedBatch.drops.pop(0)
+            remove_table(self.lake, self.table_uri)
+            if "looked" in how:
+                assert TableStore(self.lake, self.storage_hash).table() is None
+            if "lazy" in how:
+                return rows.lazy()
+        return rows
+
+
+@pytest.mark.parametrize("how", ["unseen", "looked", "unseen-lazy", "looked-lazy"])
+def test_a_table_dropped_after_update_read_its_watermark_is_created_again_with_all_its_rows(tmp_path, how):
+    """Regression (CI, stage 2 of 48f55e0: test_a_drop_while_another_process_keeps_appending... read a
+    table holding day 11 alone): a run whose table was dropped after its update() read the
+    watermarks, and which found it missing before its write, created the table holding only the
+    rows computed after the old watermarks. The write now finds every watermark gone and the run
+    computes its rows again, from the start."""
+    lake = Lake(tmp_path / "lake")
+    with use_lake(lake):
+        DroppedBatch.drops = []
+        DroppedBatch(BatchConfig(asset_batch=["A", "B"], offset_start=day(0), days_per_run=5, last_day=5)).run()
+        DroppedBatch.drops = [how]
+        node = DroppedBatch(BatchConfig(asset_batch=["A", "B"], offset_start=day(0), days_per_run=100, last_day=6))
+        node.run()  # update() read day 5 and produced day 6; the write finds no table
+        assert DroppedBatch.drops == []
+        assert_table_exact(lake, node, ["A", "B"], 6)  # old code, once looked: day 6 alone
+        assert_one_table(lake, node.table_uri)
+
+
 # -- 6. a commit whose answer was lost reports the rows it stored ---------------------------------------
 @pytest.mark.slow
 @pytest.mark.s3

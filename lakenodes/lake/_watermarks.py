@@ -29,6 +29,7 @@ from deltalake import Transaction
 from .._internal.datetimes import epoch_micros
 from ..core.frame_stream import FrameStream
 from ..core.frames import TIME_DTYPE, TIME_INDEX, NormalizedFrame
+from ..errors import WatermarkMovedError
 
 
 def identity_transactions(frame: NormalizedFrame | FrameStream, compared: pl.DataFrame) -> list[Transaction]:
@@ -141,17 +142,21 @@ def rows_at_or_before_watermark(frame: NormalizedFrame, compared: pl.DataFrame) 
     return rows.filter(pl.col(TIME_INDEX) <= pl.col("watermark")).height
 
 
-def watermarks_moved_back(
-    frame: NormalizedFrame | FrameStream, seen: Mapping[tuple[str, ...], datetime.datetime],
+def refuse_moved_back(
+    uri: str, frame: NormalizedFrame | FrameStream, seen: Mapping[tuple[str, ...], datetime.datetime] | None,
     stored: Mapping[tuple[str, ...], datetime.datetime],
-) -> list[tuple[str, ...]]:
-    """Identities of ``frame`` whose ``stored`` watermark is now earlier than (or gone since) the
-    one ``update()`` saw (``seen``): a tail delete landed in between, so the rows update()
-    produced start after a gap that no later run would fill."""
+) -> None:
+    """Raise ``WatermarkMovedError`` naming the identities of ``frame`` whose ``stored`` watermark is
+    now earlier than (or gone since) the one ``update()`` saw (``seen``; None: not known): a tail
+    delete, restore or drop landed in between, so the rows update() produced start after a gap
+    that no later run would fill. A write finding the table missing checks with ``stored`` empty:
+    every identity with a watermark seen moved back (the table was dropped)."""
     if not seen:
-        return []
+        return
     dims = list(frame.identity_dimensions)
     bounds = frame.identity_bounds
     identities = list(zip(*(bounds[dim].to_list() for dim in dims), strict=True)) if dims else [()]
-    return sorted(identity for identity in identities
-                  if identity in seen and (stored.get(identity) is None or stored[identity] < seen[identity]))
+    moved = sorted(identity for identity in identities
+                   if identity in seen and (stored.get(identity) is None or stored[identity] < seen[identity]))
+    if moved:
+        raise WatermarkMovedError(uri, moved)

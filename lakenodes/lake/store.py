@@ -21,7 +21,7 @@ from deltalake.exceptions import DeltaError
 
 from .._internal.deferred import pa
 from ..core.frames import NormalizedFrame
-from ..errors import WatermarkMovedError, one_line
+from ..errors import one_line
 from . import _tables
 from ._commit_hooks import commit_hooks, warn_of_small_files
 from ._create import TABLE_CONFIGURATION, create_empty, create_with_rows, writer_properties
@@ -47,8 +47,8 @@ from ._watermarks import (
     compare_watermarks,
     identity_transactions,
     partition_transactions,
+    refuse_moved_back,
     rows_at_or_before_watermark,
-    watermarks_moved_back,
 )
 from .location import Lake, lake_filesystem, prepare_filesystem
 from .versions import resolve_as_of, table_as_of
@@ -210,7 +210,7 @@ class TableStore:
 
         def attempt() -> WriteResult:
             if not committing and found_missing(self._key):  # a new table: created with the rows
-                created = self._create_with(frame, write_id, custom_metadata, watermarks, committing)
+                created = self._create_with(frame, write_id, custom_metadata, watermarks, seen, committing)
                 if created is not None:
                     return created
             table = self.ensure_created(frame.table.schema, frame.index_names)
@@ -219,9 +219,7 @@ class TableStore:
                 logger.info("write %s was already committed by an earlier attempt", write_id)
                 return committing[-1]
             marks = watermarks(table)
-            moved = watermarks_moved_back(frame, seen, marks) if seen is not None else []
-            if moved:
-                raise WatermarkMovedError(self.uri, moved)
+            refuse_moved_back(self.uri, frame, seen, marks)
             compared = compare_watermarks(frame, marks)
             overlap = rows_at_or_before_watermark(frame, compared)
             if overlap == 0:
@@ -255,11 +253,15 @@ class TableStore:
 
     def _create_with(self, frame: NormalizedFrame, write_id: str, custom_metadata: Mapping[str, str],
                      watermarks: Callable[[DeltaTable | None], Mapping[tuple[str, ...], datetime.datetime]],
+                     seen: Mapping[tuple[str, ...], datetime.datetime] | None,
                      committing: list[WriteResult]) -> WriteResult | None:
         """Create the table holding ``frame``'s rows in one commit (``watermarks(None)``: there are
-        none yet); None when it exists by now (the caller appends to it)."""
+        none yet; ``WatermarkMovedError`` when ``frame`` was computed from watermarks the table had
+        before it was dropped); None when it exists by now (the caller appends to it)."""
         def commit() -> None:
-            compared = compare_watermarks(frame, watermarks(None))
+            marks = watermarks(None)
+            refuse_moved_back(self.uri, frame, seen, marks)
+            compared = compare_watermarks(frame, marks)
             committing.append(WriteResult(frame.num_rows, 0, 0))
             create_with_rows(self.uri, self.storage_hash, to_plain(frame.table), frame.index_names,
                              self.lake.storage_options, [app_transaction(write_id), *identity_transactions(frame, compared)],

@@ -34,7 +34,7 @@ from ._watermarks import (
     compare_watermarks,
     identity_transactions,
     overlapping_identities,
-    watermarks_moved_back,
+    refuse_moved_back,
 )
 from .location import delete_file, lake_filesystem
 from .store import TableStore, WriteResult
@@ -193,18 +193,21 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
     # the rows counted here: delta-rs records no operation metrics for a commit of files written outside it
     custom_metadata = {"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE", **row_counts(stream.num_rows, 0, 0),
                        **{key: str(value) for key, value in (metadata or {}).items()}}
-    if store.create_holding(lambda: create_with_files(
-            store.uri, store.storage_hash, files.schema, files.adds, files.index_names, store.lake.storage_options,
-            [app_transaction(write_id), *identity_transactions(stream, compare_watermarks(stream, watermarks(None)))],
-            custom_metadata)):
+    def create() -> None:  # the table was found missing: one dropped after update() read it must not start at its rows
+        marks = watermarks(None)
+        refuse_moved_back(store.uri, stream, seen, marks)
+        create_with_files(store.uri, store.storage_hash, files.schema, files.adds, files.index_names,
+                          store.lake.storage_options,
+                          [app_transaction(write_id), *identity_transactions(stream, compare_watermarks(stream, marks))],
+                          custom_metadata)
+
+    if store.create_holding(create):
         return 0
     table = store.ensure_created(files.schema, files.index_names)
     if table.transaction_version(write_id) is not None:  # an earlier attempt's commit landed although it reported a failure
         return table.version()
     marks = watermarks(table)
-    moved = watermarks_moved_back(stream, seen, marks) if seen is not None else []
-    if moved:
-        raise WatermarkMovedError(store.uri, moved)
+    refuse_moved_back(store.uri, stream, seen, marks)
     compared = compare_watermarks(stream, marks)
     _refuse_restatements(store, stream, compared, seen)  # a concurrent writer appended rows of them meanwhile
     _refuse_other_types(store, files, table)
