@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
@@ -40,8 +41,10 @@ import lakenodes.lake.store as storage_module
 from lakenodes import Lake, NodeRunError, run_many, use_lake
 from lakenodes.catalog import catalog
 from lakenodes.errors import WatermarkMovedError
+from lakenodes.lake._scan import add_actions
 from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.store import TableStore
+from lakenodes.lake.table_removal import stored_files
 
 DELAY = 0.15  # seconds between a write attempt's decision and its commit (widens the race window)
 
@@ -400,17 +403,28 @@ class DroppedBatch(DailyBatch):
 
     def update(self):
         rows = super().update()
-        if DroppedBatch.drops:
-            how = DroppedBatch.drops.pop(0)
+        if not DroppedBatch.drops:
+            return rows
+        how = DroppedBatch.drops.pop(0)
+
+        def drop() -> None:
             remove_table(self.lake, self.table_uri)
             if "looked" in how:
                 assert TableStore(self.lake, self.storage_hash).table() is None
-            if "lazy" in how:
-                return rows.lazy()
-        return rows
+
+        if how.startswith("mid-stream"):  # removed while the stream is written: after its first batch
+            def batches():
+                yield from rows.head(1).to_arrow().to_batches()
+                drop()
+                yield from rows.tail(-1).to_arrow().to_batches()
+
+            return pa.RecordBatchReader.from_batches(rows.to_arrow().schema, batches())
+        drop()
+        return rows.lazy() if "lazy" in how else rows
 
 
-@pytest.mark.parametrize("how", ["unseen", "looked", "unseen-lazy", "looked-lazy"])
+@pytest.mark.parametrize("how", ["unseen", "looked", "unseen-lazy", "looked-lazy", "mid-stream",
+                                 "mid-stream-looked"])
 def test_a_table_dropped_after_update_read_its_watermark_is_created_again_with_all_its_rows(tmp_path, how):
     """Regression (CI, stage 2 of 48f55e0: test_a_drop_while_another_process_keeps_appending... read a
     table holding day 11 alone): a run whose table was dropped after its update() read the
@@ -427,6 +441,9 @@ def test_a_table_dropped_after_update_read_its_watermark_is_created_again_with_a
         assert DroppedBatch.drops == []
         assert_table_exact(lake, node, ["A", "B"], 6)  # old code, once looked: day 6 alone
         assert_one_table(lake, node.table_uri)
+        data_files = {path for path, _ in stored_files(lake, node.table_uri) if path.endswith(".parquet")
+                      and not path.startswith(("_delta_log/", "_lakenodes/"))}
+        assert data_files == set(add_actions(DeltaTable(node.table_uri))["path"].to_pylist())  # none left by a discarded stream
 
 
 # -- 6. a commit whose answer was lost reports the rows it stored ---------------------------------------

@@ -105,7 +105,8 @@ class _Files:
             # since is met by the commit, which checks its types and watermarks)
             table = None if self.store.found_missing() else self.store.table()
             self._marks = {} if table is None else watermarks(table)
-            if table is None:
+            if table is None:  # dropped since update() read its watermarks: recomputed before any file is written
+                refuse_moved_back(self.store.uri, frame, self.seen, {})
                 schema = plain_schema(frame.table.schema)
                 partition = frame.index_names[1] if len(frame.index_names) > 1 else None
             else:
