@@ -150,7 +150,19 @@ def refuse_moved_back(
     now earlier than (or gone since) the one ``update()`` saw (``seen``; None: not known): a tail
     delete, restore or drop landed in between, so the rows update() produced start after a gap
     that no later run would fill. A write finding the table missing checks with ``stored`` empty:
-    every identity with a watermark seen moved back (the table was dropped)."""
+    every identity with a watermark seen moved back (the table was dropped).
+
+    Example:
+        >>> import datetime as dt
+        >>> from lakenodes.core.frames import normalize_frame
+        >>> day = dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc)
+        >>> frame = normalize_frame(pl.DataFrame({"time_index": [day, day], "unique_identifier": ["A", "B"], "x": 1.0}))
+        >>> refuse_moved_back("/lake/t", frame, {("A",): day}, {("A",): day})  # where update() left it: written
+        >>> refuse_moved_back("/lake/t", frame, {("A",): day}, {})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        lakenodes.errors.WatermarkMovedError: the stored watermark of A in table /lake/t moved backward ...
+    """
     if not seen:
         return
     dims = list(frame.identity_dimensions)
