@@ -172,3 +172,14 @@ def refuse_moved_back(
                    if identity in seen and (stored.get(identity) is None or stored[identity] < seen[identity]))
     if moved:
         raise WatermarkMovedError(uri, moved)
+
+
+def compare_since_seen(
+    uri: str, frame: NormalizedFrame | FrameStream, seen: Mapping[tuple[str, ...], datetime.datetime] | None,
+    stored: Mapping[tuple[str, ...], datetime.datetime],
+) -> pl.DataFrame:
+    """What a write attempt decides from: ``compare_watermarks(frame, stored)``, once
+    ``refuse_moved_back`` found no watermark of ``frame``'s identities earlier than ``update()``
+    saw (every write path, creating the table or writing to it, checks through here)."""
+    refuse_moved_back(uri, frame, seen, stored)
+    return compare_watermarks(frame, stored)

@@ -44,10 +44,9 @@ from ._table_scan import scan_table
 from ._tables import adopt, cached_table, found_missing, is_open, note_missing, table_lock
 from ._watermarks import (
     app_transaction,
-    compare_watermarks,
+    compare_since_seen,
     identity_transactions,
     partition_transactions,
-    refuse_moved_back,
     rows_at_or_before_watermark,
 )
 from .location import Lake, lake_filesystem, prepare_filesystem
@@ -218,9 +217,7 @@ class TableStore:
             if committing and table.transaction_version(write_id) is not None:
                 logger.info("write %s was already committed by an earlier attempt", write_id)
                 return committing[-1]
-            marks = watermarks(table)
-            refuse_moved_back(self.uri, frame, seen, marks)
-            compared = compare_watermarks(frame, marks)
+            compared = compare_since_seen(self.uri, frame, seen, watermarks(table))
             overlap = rows_at_or_before_watermark(frame, compared)
             if overlap == 0:
                 properties = CommitProperties(
@@ -259,9 +256,7 @@ class TableStore:
         none yet; ``WatermarkMovedError`` when ``frame`` was computed from watermarks the table had
         before it was dropped); None when it exists by now (the caller appends to it)."""
         def commit() -> None:
-            marks = watermarks(None)
-            refuse_moved_back(self.uri, frame, seen, marks)
-            compared = compare_watermarks(frame, marks)
+            compared = compare_since_seen(self.uri, frame, seen, watermarks(None))
             committing.append(WriteResult(frame.num_rows, 0, 0))
             create_with_rows(self.uri, self.storage_hash, to_plain(frame.table), frame.index_names,
                              self.lake.storage_options, [app_transaction(write_id), *identity_transactions(frame, compared)],

@@ -31,6 +31,7 @@ from ._rewrite import write_files
 from ._scan import plain_schema, snapshot_of
 from ._watermarks import (
     app_transaction,
+    compare_since_seen,
     compare_watermarks,
     identity_transactions,
     overlapping_identities,
@@ -105,7 +106,7 @@ class _Files:
             # since is met by the commit, which checks its types and watermarks)
             table = None if self.store.found_missing() else self.store.table()
             self._marks = {} if table is None else watermarks(table)
-            if table is None:  # dropped since update() read its watermarks: recomputed before any file is written
+            if table is None:  # one dropped since update() read its watermarks is refused before any file is written
                 refuse_moved_back(self.store.uri, frame, self.seen, {})
                 schema = plain_schema(frame.table.schema)
                 partition = frame.index_names[1] if len(frame.index_names) > 1 else None
@@ -194,22 +195,16 @@ def _commit(store: TableStore, stream: FrameStream, files: _Files, watermarks: W
     # the rows counted here: delta-rs records no operation metrics for a commit of files written outside it
     custom_metadata = {"lakenodes.write_id": write_id, "lakenodes.operation": "WRITE", **row_counts(stream.num_rows, 0, 0),
                        **{key: str(value) for key, value in (metadata or {}).items()}}
-    def create() -> None:  # the table was found missing: one dropped after update() read it must not start at its rows
-        marks = watermarks(None)
-        refuse_moved_back(store.uri, stream, seen, marks)
-        create_with_files(store.uri, store.storage_hash, files.schema, files.adds, files.index_names,
-                          store.lake.storage_options,
-                          [app_transaction(write_id), *identity_transactions(stream, compare_watermarks(stream, marks))],
-                          custom_metadata)
-
-    if store.create_holding(create):
+    if store.create_holding(lambda: create_with_files(
+            store.uri, store.storage_hash, files.schema, files.adds, files.index_names, store.lake.storage_options,
+            [app_transaction(write_id),
+             *identity_transactions(stream, compare_since_seen(store.uri, stream, seen, watermarks(None)))],
+            custom_metadata)):
         return 0
     table = store.ensure_created(files.schema, files.index_names)
     if table.transaction_version(write_id) is not None:  # an earlier attempt's commit landed although it reported a failure
         return table.version()
-    marks = watermarks(table)
-    refuse_moved_back(store.uri, stream, seen, marks)
-    compared = compare_watermarks(stream, marks)
+    compared = compare_since_seen(store.uri, stream, seen, watermarks(table))
     _refuse_restatements(store, stream, compared, seen)  # a concurrent writer appended rows of them meanwhile
     _refuse_other_types(store, files, table)
     properties = CommitProperties(app_transactions=[app_transaction(write_id), *identity_transactions(stream, compared)],
