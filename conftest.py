@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import datetime
 import functools
-import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 
 class DocExample:
     """``example.lake`` (a temporary lake), ``example.node`` (a 2-asset daily node, run once) and
-    ``example.table`` (its ``TimeIndexMetaTable``)."""
+    ``example.table`` (its ``TimeIndexMetaTable``). ``folder`` makes the lake's folder: pytest's
+    temporary folders, which it removes after a few sessions (``tempfile.mkdtemp`` left one behind
+    per test process, for good)."""
+
+    def __init__(self, folder: Callable[[], Path]) -> None:
+        self._folder = folder
 
     @functools.cached_property
     def lake(self):
@@ -44,7 +50,7 @@ class DocExample:
 
         config = DataNodeConfiguration(node_metadata=DataNodeMetaData(
             identifier="example_prices", description="daily close price of two example assets"))
-        node = ExamplePrices(config, lake=Lake(tempfile.mkdtemp(prefix="lakenodes-doctest-")))
+        node = ExamplePrices(config, lake=Lake(self._folder()))
         node.run()
         return node
 
@@ -56,5 +62,5 @@ class DocExample:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _doctest_example(doctest_namespace) -> None:
-    doctest_namespace["example"] = DocExample()
+def _doctest_example(doctest_namespace, tmp_path_factory: pytest.TempPathFactory) -> None:
+    doctest_namespace["example"] = DocExample(lambda: tmp_path_factory.mktemp("doctest-lake"))
