@@ -8,7 +8,9 @@ upstream endpoint unless the proxy's seeded RNG picks a fault for it:
 - ``drop``: close the connection without forwarding or answering;
 - ``lost_response``: forward (the request takes effect upstream), then close without answering —
   the nasty case where a commit lands but its writer never hears so;
-- ``slow``: wait ``slow_seconds`` before forwarding.
+- ``slow``: wait ``slow_seconds`` before forwarding;
+- ``missing``: answer ``404 NoSuchKey`` without forwarding — an object the listing still shows,
+  gone by the time it is read (a log clean-up racing a reader).
 
 ``methods=("PUT",)`` limits faults to some HTTP methods (e.g. a write outage with working reads);
 ``paths=("_delta_log/00000000000000000003.json",)`` to requests whose path contains one of these
@@ -51,6 +53,7 @@ class Faults:
     drop: float = 0.0
     lost_response: float = 0.0
     slow: float = 0.0
+    missing: float = 0.0
     slow_seconds: float = 0.5
     methods: tuple[str, ...] | None = None  # only requests with these HTTP methods get faults (None: all)
     paths: tuple[str, ...] | None = None  # only requests whose path contains one of these (None: all)
@@ -62,7 +65,7 @@ class Faults:
             return None
         if self.paths is not None and not any(part in path for part in self.paths):
             return None
-        for name in ("error", "throttle", "drop", "lost_response", "slow"):
+        for name in ("error", "throttle", "drop", "lost_response", "slow", "missing"):
             threshold += getattr(self, name)
             if draw < threshold:
                 return name
@@ -205,9 +208,10 @@ def _handler_for(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
             if fault == "drop":
                 self.close_connection = True
                 return
-            if fault in ("error", "throttle"):
-                code, message, status = (("InternalError", "injected fault", 500) if fault == "error"
-                                         else ("SlowDown", "Please reduce your request rate.", 503))
+            if fault in ("error", "throttle", "missing"):
+                code, message, status = {"error": ("InternalError", "injected fault", 500),
+                                         "throttle": ("SlowDown", "Please reduce your request rate.", 503),
+                                         "missing": ("NoSuchKey", "The specified key does not exist.", 404)}[fault]
                 payload = _ERROR_BODY.format(code=code, message=message).encode()
                 self._answer(status, "", [("Content-Type", "application/xml")], payload)
                 return

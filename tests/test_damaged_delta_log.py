@@ -13,6 +13,8 @@ import json
 
 import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
+from faultproxy import FaultProxy
 from polars.testing import assert_frame_equal
 from test_cli import assert_one_line_error, cli
 from test_concurrency import appender, assets
@@ -20,7 +22,9 @@ from test_time_travel import build_history
 
 from lakenodes import CorruptTableError, Lake, NodeRunError, VersionUnavailableError, clear_caches, use_lake
 from lakenodes.cli._groups import FAILURE
+from lakenodes.errors import UnreadableFileError
 from lakenodes.lake._delta_log import log_names
+from lakenodes.lake._storage_errors import as_storage_error
 from lakenodes.lake.location import lake_filesystem
 from lakenodes.lake.maintenance import vacuum_table
 
@@ -242,3 +246,46 @@ def test_an_older_checkpoint_cut_short_ends_time_travel_at_the_next_one(tmp_path
     # _last_checkpoint names checkpoint 19: only the damaged one is to be moved aside
     assert "move it out of _delta_log (keep it): the table is then read from commits 0..9" in message, message
     assert "reaches back to version 19 (the latest is 21)" in message
+
+
+@pytest.mark.s3
+def test_a_checkpoint_listed_but_gone_when_read_is_not_called_a_deleted_data_file(s3_lake: Lake, s3_server) -> None:
+    """A log clean-up that deletes a checkpoint between a reader's listing and its read: delta-rs
+    names the checkpoint as not found. lakenodes retries that (the next open starts from the newer
+    checkpoint); when every retry meets it, the error is a log file's, and never the data file's
+    advice ("deleted outside lakenodes ... read the table as_of a version from before the file was
+    added"), which does not apply to a checkpoint. Here every GET of checkpoint 9 answers 404 while
+    the listing still shows it: the error names checkpoint 9 and says how to read without it."""
+    node = a_table_with_a_checkpoint(s3_lake)
+    checkpoint_name = "00000000000000000009.checkpoint.parquet"
+    logged = log_listing(s3_lake, node.table_uri)
+    with FaultProxy(s3_server.endpoint_url, missing=1.0, methods=("GET",), paths=(checkpoint_name,)) as proxy:
+        proxied = Lake(s3_lake.uri, storage_options={**s3_lake.storage_options, "AWS_ENDPOINT_URL": proxy.endpoint_url})
+        clear_caches()
+        with use_lake(proxied), pytest.raises(CorruptTableError) as caught:
+            appender(BATCH).get_df_between_dates()
+        assert proxy.counts["missing"] >= 2, proxy.counts  # retried before it gave up
+    message = str(caught.value)
+    assert caught.value.version == 9 and caught.value.log_file.endswith(f"/_delta_log/{checkpoint_name}"), message
+    assert "\n" not in message and "restore checkpoint 9 from a backup" in message, message
+    assert "read from commits 0..9, all still in the log" in message, message
+    assert "as_of a version from before the file was added" not in message, message
+    assert log_listing(s3_lake, node.table_uri) == logged
+    clear_caches()
+    with use_lake(s3_lake):  # past the proxy the checkpoint reads: nothing was changed
+        assert appender(BATCH).get_df_between_dates().height == 36
+
+
+def test_a_checkpoint_trimmed_after_it_was_listed_is_reported_as_a_race_when_the_log_reads_whole(tmp_path) -> None:
+    """The race itself: delta-rs listed checkpoint 9, a clean-up deleted it, the read found it gone
+    (delta-rs' words, as it says them on S3). Looked at again, the log reads whole: the error says
+    the file went while it was read and to read again, and names no backup to restore."""
+    lake = Lake(tmp_path / "lake")
+    node = a_table_with_a_checkpoint(lake)
+    checkpoint = log_path(lake, node.table_uri, "00000000000000000009.checkpoint.parquet")
+    said = DeltaError(f"Kernel error: Arrow error: External: Object at location {checkpoint} not found: Error "
+                      "performing GET http://s3/b/k in 448µs - Server returned non-2xx status code: 404 Not Found")
+    error = as_storage_error(said, node.table_uri, "open", lake)
+    assert isinstance(error, UnreadableFileError) and error.file == checkpoint, repr(error)
+    assert f"Delta log file {checkpoint} was listed, then missing when read" in str(error), str(error)
+    assert "read the table again" in str(error) and "backup" not in str(error) and "\n" not in str(error)

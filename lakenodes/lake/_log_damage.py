@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from .._internal.deferred import pq
 from ..errors import CorruptTableError
 from ._delta_log import COMMIT_FILE, commit_path, commit_problem, log_names, read_last_checkpoint
+from ._unreadable import is_missing
 from .location import Lake, lake_filesystem
 
 __all__ = ["CHECKPOINT_FILE", "LogDamage", "corrupt_log_error", "find_log_damage", "log_damage"]
@@ -90,9 +91,10 @@ def _first_damage(filesystem: Any, root: str, version: int | None, whole_log: bo
         path = f"{root}/_delta_log/{name}"
         try:
             pq.read_metadata(path, filesystem=filesystem)
-        except Exception:  # noqa: BLE001 - any failure to read its footer: cut short or not Parquet
-            return LogDamage(start, path, "is unreadable (cut short or not Parquet)",
-                             _without_checkpoint(start, commits, checkpoints, moved))
+        except Exception as error:  # noqa: BLE001 - any failure to read its footer: gone, cut short or not Parquet
+            problem = ("is listed, but storage answers that it does not exist" if is_missing(error)
+                       else "is unreadable (cut short or not Parquet)")
+            return LogDamage(start, path, problem, _without_checkpoint(start, commits, checkpoints, moved))
     latest = max(commits, default=-1)
     for number in range(start + 1, target + 1)[:MAX_COMMITS_CHECKED]:
         path = commit_path(root, number)

@@ -58,7 +58,7 @@ from ..errors import (
 )
 from ._log_damage import corrupt_log_error, find_log_damage
 from ._rust_stderr import quiet_delta_panics
-from ._unreadable import unreadable_file, unreadable_reason
+from ._unreadable import unreadable_file, unreadable_reason, vanished_log_file_reason
 from .storage_options import profile_advice
 
 __all__ = ["as_storage_error", "guarded", "retryable", "storage_errors", "table_not_created"]
@@ -179,16 +179,20 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
             reason += _lengths(where)
         return cls(reason, path=where, operation=operation)
     unreadable = unreadable_file(text)
-    if unreadable is not None:
+    log_file = unreadable is not None and "/_delta_log/" in unreadable[0]  # a checkpoint: the log's, not a data file
+    if unreadable is not None and not log_file:
         file, missing = unreadable
         return UnreadableFileError(unreadable_reason(file, missing), path=path, operation=operation, file=file,
                                    missing=missing)
     whole_log = bool(_HISTORY_JSON.search(text))
-    if whole_log or _CORRUPT_LOG.search(text) or _DAMAGED_LOG.search(text):
+    if log_file or whole_log or _CORRUPT_LOG.search(text) or _DAMAGED_LOG.search(text):
         found = find_log_damage(path, lake, whole_log=whole_log)
         detail = text  # squeezed onto one line by the error built from it
         if found is not None:
             return corrupt_log_error(found, detail, path, operation)
+        if unreadable is not None:  # the log reads now: a clean-up trimmed the file after it was listed
+            return UnreadableFileError(vanished_log_file_reason(*unreadable), path=path, operation=operation,
+                                       file=unreadable[0], missing=unreadable[1])
         if whole_log or _CORRUPT_LOG.search(text):
             return CorruptTableError(f"corrupt Delta log ({detail})", path=path, operation=operation)
     return None

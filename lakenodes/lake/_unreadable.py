@@ -31,7 +31,8 @@ from collections.abc import Iterator
 from .._internal.deferred import pa
 from ..errors import UnreadableFileError
 
-__all__ = ["is_missing", "missing_catalog_file", "naming_unreadable", "unreadable_file", "unreadable_reason"]
+__all__ = ["is_missing", "missing_catalog_file", "naming_unreadable", "unreadable_file", "unreadable_reason",
+           "vanished_log_file_reason"]
 
 # a file that is not (or no longer entirely) Parquet: empty, cut short, overwritten
 _CUT_SHORT = re.compile(r"parquet magic bytes not found|parquet file size is 0 bytes|couldn't deserialize thrift"
@@ -65,6 +66,19 @@ def unreadable_reason(file: str, missing: bool) -> str:
             else "is unreadable (cut short or not Parquet): it was changed outside lakenodes")
     return (f"file {file} {what} (vacuum never deletes a file the current version uses); restore it from a backup, "
             f"or read the table as_of a version from before the file was added")
+
+
+def vanished_log_file_reason(file: str, missing: bool) -> str:
+    """What went wrong with ``file`` of a Delta log (a checkpoint) that a read listed and then could
+    not read, while the log, looked at again, is whole: the data file's advice does not apply.
+
+    Example:
+        >>> vanished_log_file_reason("/l/t/_delta_log/00000000000000000009.checkpoint.parquet", True)  # doctest: +ELLIPSIS
+        'Delta log file /l/t/_delta_log/00000000000000000009.checkpoint.parquet was listed, then missing when read: ...'
+    """
+    what = "missing" if missing else "unreadable"
+    return (f"Delta log file {file} was listed, then {what} when read: a log clean-up (by this process or another) "
+            f"trims entries once a newer checkpoint holds them, and the log reads whole now; read the table again")
 
 
 @contextlib.contextmanager
