@@ -289,3 +289,7 @@ def test_a_checkpoint_trimmed_after_it_was_listed_is_reported_as_a_race_when_the
     assert isinstance(error, UnreadableFileError) and error.file == checkpoint, repr(error)
     assert f"Delta log file {checkpoint} was listed, then missing when read" in str(error), str(error)
     assert "read the table again" in str(error) and "backup" not in str(error) and "\n" not in str(error)
+    relative = "_delta_log/00000000000000000009.checkpoint.parquet"  # a text giving the path from the table root
+    error = as_storage_error(DeltaError(f"Object at location {relative} not found: No such file or directory"),
+                             node.table_uri, "open", lake)
+    assert isinstance(error, UnreadableFileError) and "read the table again" in str(error), repr(error)

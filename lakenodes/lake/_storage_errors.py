@@ -94,6 +94,7 @@ _CORRUPT_LOG = re.compile(r"\bjson error\b", re.IGNORECASE)
 _DAMAGED_LOG = re.compile(r"kernel error: arrow error: parquet error|invalid checkpoint|contiguous commit files"
                           r"|LogSegment end version", re.IGNORECASE)
 # delta-rs' history (every commit's commitInfo, the oldest too) on a commit whose first line is cut short
+_LOG_FILE = re.compile(r"(?:^|/)_delta_log/")  # a path of a table's log, however much of the path the text gives
 _HISTORY_JSON = re.compile(r"invalid json in file stats", re.IGNORECASE)
 _NO_BUCKET = re.compile(r"\bNoSuchBucket\b")
 # the SDK's chain gave up, or object_store's fallback to the EC2 instance metadata service failed
@@ -179,7 +180,7 @@ def as_storage_error(error: BaseException, path: str, operation: str, lake: Any 
             reason += _lengths(where)
         return cls(reason, path=where, operation=operation)
     unreadable = unreadable_file(text)
-    log_file = unreadable is not None and "/_delta_log/" in unreadable[0]  # a checkpoint: the log's, not a data file
+    log_file = unreadable is not None and _LOG_FILE.search(unreadable[0]) is not None  # a checkpoint, not a data file
     if unreadable is not None and not log_file:
         file, missing = unreadable
         return UnreadableFileError(unreadable_reason(file, missing), path=path, operation=operation, file=file,
