@@ -68,9 +68,9 @@ def _doctest_example(doctest_namespace, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(autouse=True)
-def _doctest_temporary_folders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def _doctest_temporary_folders(request: pytest.FixtureRequest) -> None:
     """The examples make their lakes with ``tempfile.mkdtemp()``, as a reader would; under pytest
     those folders go in the example's own temporary folder, which pytest removes after a few
     sessions (in /tmp they stayed: ~25 folders per run of the examples)."""
     if isinstance(request.node, pytest.DoctestItem):
-        monkeypatch.setattr(tempfile, "tempdir", str(request.getfixturevalue("tmp_path")))
+        request.getfixturevalue("monkeypatch").setattr(tempfile, "tempdir", str(request.getfixturevalue("tmp_path")))

@@ -42,6 +42,10 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding
               "proxy-authenticate", "proxy-authorization"}
 _ERROR_BODY = ("<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message>"
                "<RequestId>faultproxy</RequestId></Error>")
+# the faults answered with an S3 error (code, message, HTTP status) instead of being forwarded
+_ERROR_ANSWERS = {"error": ("InternalError", "injected fault", 500),
+                  "throttle": ("SlowDown", "Please reduce your request rate.", 503),
+                  "missing": ("NoSuchKey", "The specified key does not exist.", 404)}
 
 
 @dataclass(frozen=True)
@@ -208,10 +212,8 @@ def _handler_for(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
             if fault == "drop":
                 self.close_connection = True
                 return
-            if fault in ("error", "throttle", "missing"):
-                code, message, status = {"error": ("InternalError", "injected fault", 500),
-                                         "throttle": ("SlowDown", "Please reduce your request rate.", 503),
-                                         "missing": ("NoSuchKey", "The specified key does not exist.", 404)}[fault]
+            if fault in _ERROR_ANSWERS:
+                code, message, status = _ERROR_ANSWERS[fault]
                 payload = _ERROR_BODY.format(code=code, message=message).encode()
                 self._answer(status, "", [("Content-Type", "application/xml")], payload)
                 return

@@ -18,6 +18,7 @@ from faultproxy import FaultProxy
 from polars.testing import assert_frame_equal
 from test_cli import assert_one_line_error, cli
 from test_concurrency import appender, assets
+from test_faults import through
 from test_time_travel import build_history
 
 from lakenodes import CorruptTableError, Lake, NodeRunError, VersionUnavailableError, clear_caches, use_lake
@@ -260,9 +261,8 @@ def test_a_checkpoint_listed_but_gone_when_read_is_not_called_a_deleted_data_fil
     checkpoint_name = "00000000000000000009.checkpoint.parquet"
     logged = log_listing(s3_lake, node.table_uri)
     with FaultProxy(s3_server.endpoint_url, missing=1.0, methods=("GET",), paths=(checkpoint_name,)) as proxy:
-        proxied = Lake(s3_lake.uri, storage_options={**s3_lake.storage_options, "AWS_ENDPOINT_URL": proxy.endpoint_url})
         clear_caches()
-        with use_lake(proxied), pytest.raises(CorruptTableError) as caught:
+        with use_lake(through(proxy, s3_lake, s3_server)), pytest.raises(CorruptTableError) as caught:
             appender(BATCH).get_df_between_dates()
         assert proxy.counts["missing"] >= 2, proxy.counts  # retried before it gave up
     message = str(caught.value)

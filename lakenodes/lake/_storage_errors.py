@@ -93,8 +93,8 @@ _CORRUPT_LOG = re.compile(r"\bjson error\b", re.IGNORECASE)
 # _last_checkpoint naming a checkpoint that is gone, a missing commit
 _DAMAGED_LOG = re.compile(r"kernel error: arrow error: parquet error|invalid checkpoint|contiguous commit files"
                           r"|LogSegment end version", re.IGNORECASE)
-# delta-rs' history (every commit's commitInfo, the oldest too) on a commit whose first line is cut short
 _LOG_FILE = re.compile(r"(?:^|/)_delta_log/")  # a path of a table's log, however much of the path the text gives
+# delta-rs' history (every commit's commitInfo, the oldest too) on a commit whose first line is cut short
 _HISTORY_JSON = re.compile(r"invalid json in file stats", re.IGNORECASE)
 _NO_BUCKET = re.compile(r"\bNoSuchBucket\b")
 # the SDK's chain gave up, or object_store's fallback to the EC2 instance metadata service failed
