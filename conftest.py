@@ -1,12 +1,13 @@
 """Docstring examples (``--doctest-modules`` over ``lakenodes/``) get ``example``: a temporary lake
-holding one small published table, built on first use. Tests have their own fixtures (tests/)."""
+holding one small published table, built on first use. For the whole session, ``tempfile`` makes
+its folders under pytest's temporary folder. Tests have their own fixtures (tests/)."""
 
 from __future__ import annotations
 
 import datetime
 import functools
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -67,10 +68,11 @@ def _doctest_example(doctest_namespace, tmp_path_factory: pytest.TempPathFactory
     doctest_namespace["example"] = DocExample(lambda: tmp_path_factory.mktemp("doctest-lake"))
 
 
-@pytest.fixture(autouse=True)
-def _doctest_temporary_folders(request: pytest.FixtureRequest) -> None:
-    """The examples make their lakes with ``tempfile.mkdtemp()``, as a reader would; under pytest
-    those folders go in the example's own temporary folder, which pytest removes after a few
-    sessions (in /tmp they stayed: ~25 folders per run of the examples)."""
-    if isinstance(request.node, pytest.DoctestItem):
-        request.getfixturevalue("monkeypatch").setattr(tempfile, "tempdir", str(request.getfixturevalue("tmp_path")))
+@pytest.fixture(autouse=True, scope="session")
+def _temporary_folders_under_pytest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The docstring examples and the docs' code the tests run make their lakes with
+    ``tempfile.mkdtemp()``, as a reader would; under pytest those folders go in one folder of
+    pytest's own, which it removes after a few sessions (in /tmp they stayed: ~40 per suite run)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("tempfile")))
+        yield

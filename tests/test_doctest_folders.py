@@ -1,5 +1,6 @@
-"""The docstring examples leave nothing behind: the lakes they make with ``tempfile.mkdtemp()``
-(as a reader would) and the shared ``example`` lake go in pytest's own temporary folders."""
+"""The docstring examples and the docs' code the tests run leave nothing behind: the lakes they
+make with ``tempfile.mkdtemp()`` (as a reader would) and the shared ``example`` lake go in pytest's
+own temporary folders."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_the_docstring_examples_leave_no_folder_in_the_temporary_directory(tmp_path: Path) -> None:
+def test_the_examples_leave_no_folder_in_the_temporary_directory(tmp_path: Path) -> None:
     scratch, pytest_folders = tmp_path / "tmp", tmp_path / "pytest"
     scratch.mkdir()
-    # one module whose examples call tempfile.mkdtemp(), one that uses the shared example lake
-    modules = ["lakenodes/lake/_facts_file.py", "lakenodes/catalog/history.py"]
+    # one module whose examples call tempfile.mkdtemp(), one that uses the shared example lake, and
+    # a test that runs a docs page's code, which calls tempfile.mkdtemp() too
+    modules = ["lakenodes/lake/_facts_file.py", "lakenodes/catalog/history.py", "tests/test_time_travel_doc.py"]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          f"--basetemp={pytest_folders}", *modules],
