@@ -20,6 +20,8 @@ from lakenodes import Lake, TimeIndexMetaTable
 from lakenodes.catalog import catalog
 from lakenodes.catalog.records import TableRecord, table_uid
 from lakenodes.errors import UnreadableFileError
+from lakenodes.lake._delta_log import commit_versions, log_names
+from lakenodes.lake._log_damage import CHECKPOINT_FILE
 from lakenodes.lake.housekeeping import COMPACTION_APP_ID, HousekeepingPolicy, LiveFile, housekeep, trim_log
 from lakenodes.lake.ledger import Ledger, live_files, read_files, read_unpartitioned
 from lakenodes.lake.ledger_prune import remove_rows
@@ -70,17 +72,20 @@ def assert_tidy(lake: Lake, interval: int) -> None:
         # each trim keeps the `interval` versions before its checkpoint, or from the checkpoint read
         # before it when that is older (a reader may be opening it): under contention checkpoints
         # land unevenly, so the oldest entry kept is a checkpoint or within `interval` of one
-        checkpoints = log_versions(lake, ledger, ".checkpoint.parquet")
+        checkpoints = checkpoint_versions(lake, ledger)
         assert any(c - interval <= versions[0] <= c for c in checkpoints), (ledger, versions, checkpoints)
         assert len(versions) <= 3 * interval + 1, (ledger, versions)
 
 
-def log_versions(lake: Lake, ledger: str, suffix: str = ".json") -> list[int]:
-    """The versions whose commit files (or other log entries ending in ``suffix``) are still in a
-    catalog table's ``_delta_log``, sorted."""
-    filesystem, root = lake_filesystem(lake, lake.catalog_uri(ledger))
-    names = [info.base_name for info in filesystem.get_file_info(pafs.FileSelector(f"{root}/_delta_log"))]
-    return sorted(int(name[:20]) for name in names if name.endswith(suffix) and name[:20].isdigit())
+def log_versions(lake: Lake, ledger: str) -> list[int]:
+    """The versions whose commit files are still in a catalog table's ``_delta_log``, sorted."""
+    return commit_versions(*lake_filesystem(lake, lake.catalog_uri(ledger)))
+
+
+def checkpoint_versions(lake: Lake, ledger: str) -> list[int]:
+    """The versions whose checkpoints are still in a catalog table's ``_delta_log``, sorted."""
+    names = log_names(*lake_filesystem(lake, lake.catalog_uri(ledger)))
+    return sorted({int(name[:20]) for name in names if CHECKPOINT_FILE.match(name)})
 
 
 def test_many_registrations_leave_compacted_checkpointed_catalog_tables(local_lake: Lake, monkeypatch):
