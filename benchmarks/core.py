@@ -13,7 +13,8 @@ Sections (each on a local lake and on a moto S3 lake, but ``imports``: no lake):
 - ``time_travel``: an ``as_of`` read of the previous version vs the latest read of the same rows,
   and vs ``pl.scan_delta(version=)``.
 
-Run ``python -m benchmarks --quick`` (see ``benchmarks/__main__.py``).
+Run ``python -m benchmarks --quick`` (see ``benchmarks/__main__.py``); ``--runs 3`` runs it three times
+and reports each row's median run (``benchmarks/runs.py``).
 """
 
 from __future__ import annotations
@@ -29,9 +30,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import FULL_LOCAL, FULL_S3, QUICK_LOCAL, QUICK_S3, Report, fmt, machine_info
+from benchmarks.harness import (
+    FULL_LOCAL,
+    FULL_S3,
+    QUICK_LOCAL,
+    QUICK_S3,
+    Report,
+    fmt,
+    fmt_ratio,
+    machine_info,
+)
 from benchmarks.peers import arctic_s3_uri, arcticdb_available
 from benchmarks.reads import ReadSections
+from benchmarks.runs import median_of_runs
 from benchmarks.writes import WriteSections
 from lakenodes import Lake
 
@@ -127,7 +138,7 @@ def print_report(report: Report) -> None:
     rows = []
     for row in report.rows:
         rows.append([row.section, row.case, fmt(row.lakenodes_s), row.baseline, fmt(row.baseline_s),
-                     "-" if row.ratio is None else f"{row.ratio:.3f}",
+                     fmt_ratio(row.ratio, row.ratios),
                      "-" if row.target is None else f"<= {row.target:.2f}",
                      "-" if row.met is None else ("yes" if row.met else "NO"), row.note])
     footer = ["ratio = lakenodes time / baseline time (lower is better); medians after a warm-up, runs alternated.",
@@ -172,10 +183,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"run only these (repeatable or comma-separated): {', '.join(known_names())}; "
                              "'local'/'s3' select every section of that lake, 'daily' etc. the local one")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument("--runs", type=int, default=1, metavar="N",
+                        help="run the suite N times and report each row's median run (benchmarks/runs.py)")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, not {args.runs}")
     only = [name.strip() for item in args.only or [] for name in item.split(",") if name.strip()] or None
     started = time.perf_counter()
-    report = run(args.quick, only, args.output)
+    reports = []
+    for number in range(1, args.runs + 1):
+        if args.runs > 1:
+            print(f"== run {number} of {args.runs} ==", file=sys.stderr, flush=True)
+        reports.append(run(args.quick, only, args.output))
+    report = reports[0] if args.runs == 1 else median_of_runs(reports)
     report.timings["total"] = round(time.perf_counter() - started, 1)
     args.output.write_text(json.dumps(report.to_json(), indent=2, default=str))
     print_report(report)

@@ -14,7 +14,7 @@ import platform
 import statistics as pystats
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -160,6 +160,7 @@ class Row:
     baseline_s: float | None
     target: float | None = None  # the ratio lakenodes/baseline must not exceed
     note: str = ""
+    ratios: tuple[float | None, ...] = ()  # every run's ratio, when several runs were combined (benchmarks/runs.py)
 
     @property
     def ratio(self) -> float | None:
@@ -183,6 +184,7 @@ class Report:
     sizes: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    runs: int = 1  # runs combined into this report, each row the run with its median ratio (benchmarks/runs.py)
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
@@ -192,8 +194,22 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         rows = [{**asdict(row), "ratio": row.ratio, "met": row.met} for row in self.rows]
-        return {"mode": self.mode, "machine": self.machine, "sizes": self.sizes, "notes": self.notes,
-                "section_seconds": self.timings, "rows": rows}
+        return {"mode": self.mode, "runs": self.runs, "machine": self.machine, "sizes": self.sizes,
+                "notes": self.notes, "section_seconds": self.timings, "rows": rows}
+
+
+def fmt_ratio(ratio: float | None, ratios: Sequence[float | None] = ()) -> str:
+    """``ratio`` to 3 decimals, with the range of every run's ``ratios`` when several runs were combined.
+
+    Example:
+        >>> fmt_ratio(1.25), fmt_ratio(1.2, (1.3, 1.1, 1.2)), fmt_ratio(None)
+        ('1.250', '1.200 (1.100-1.300)', '-')
+    """
+    if ratio is None:
+        return "-"
+    known = [value for value in ratios if value is not None]
+    spread = f" ({min(known):.3f}-{max(known):.3f})" if len(known) > 1 else ""
+    return f"{ratio:.3f}{spread}"
 
 
 def fmt(seconds: float | None) -> str:

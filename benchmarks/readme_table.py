@@ -1,6 +1,7 @@
 """``python -m benchmarks.readme_table [RESULTS] [--write README.md]``: the README's performance
 table, made from one run's results (``benchmarks/results/core.json``, which ``python -m benchmarks``
-writes), so the table shows that run and nothing typed by hand.
+writes), so the table shows that run and nothing typed by hand. Of ``python -m benchmarks --runs N``,
+each row is its median run, with the range of the N runs' ratios beside its own.
 
 It lists every row the run checked against a target (the ratios issue #17 sets) and the floors of
 those rows (what the same work costs done raw: a bound on the rows beside it). ``--write`` replaces
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.core import RESULTS
-from benchmarks.harness import fmt
+from benchmarks.harness import fmt, fmt_ratio
 
 START, END = "<!-- benchmarks.readme_table: start -->", "<!-- benchmarks.readme_table: end -->"
 
@@ -58,20 +59,29 @@ def table(results: Mapping[str, Any]) -> str:
         | where | case | lakenodes | baseline | ratio | target |
         | --- | --- | --- | --- | --- | --- |
         | S3 | daily: warm run | 50.0 ms | append 40.0 ms | 1.250 | ≤ 1.2 NO |
+
+        Of several runs, the command says how many, and each ratio has the range of every run's:
+
+        >>> rows[0]["ratios"] = [1.25, 1.125, 1.5]
+        >>> print(table({"mode": "quick", "runs": 3, "machine": {"cores": 2, "python": "3.11.7", "versions": {"polars": "2.2.0"}},
+        ...              "rows": rows}).splitlines()[::4])
+        ['`python -m benchmarks --quick --runs 3` (2 cores, Python 3.11.7, polars 2.2.0):', '| S3 | daily: warm run | 50.0 ms | append 40.0 ms | 1.250 (1.125-1.500) | ≤ 1.2 NO |']
     """
     machine = results["machine"]
     versions = ", ".join(f"{name} {version}" for name, version in machine.get("versions", {}).items()
                          if name not in ("lakenodes",))
     total = results.get("section_seconds", {}).get("total")
     took = "" if total is None else f"; {total:.0f} s"
-    command = "python -m benchmarks" + (" --quick" if results["mode"] == "quick" else "")
+    runs = results.get("runs", 1)
+    command = ("python -m benchmarks" + (" --quick" if results["mode"] == "quick" else "")
+               + (f" --runs {runs}" if runs > 1 else ""))
     lines = [f"`{command}` ({machine['cores']} cores, Python {machine['python']}, {versions}{took}):", "",
              "| where | case | lakenodes | baseline | ratio | target |", "| --- | --- | --- | --- | --- | --- |"]
     for row in results["rows"]:
         if not shown(row, results["rows"]):
             continue
         where, section = ("S3", row["section"][3:]) if row["section"].startswith("s3-") else ("local", row["section"])
-        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
+        ratio = fmt_ratio(row["ratio"], row.get("ratios", ()))
         case = row["case"] if section in row["case"] else f"{section}: {row['case']}"
         lines.append(f"| {where} | {case} | {fmt(row['lakenodes_s'])} | {row['baseline']} {fmt(row['baseline_s'])} "
                      f"| {ratio} | {verdict(row)} |")
