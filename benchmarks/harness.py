@@ -188,7 +188,7 @@ class Report:
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
-        ratio = "-" if row.ratio is None else f"{row.ratio:.3f}"
+        ratio = fmt_ratio(row.ratio)
         print(f"  {row.section:<18} {row.case:<44} {fmt(row.lakenodes_s):>9} vs {row.baseline} "
               f"{fmt(row.baseline_s):>9}  ratio {ratio}", file=sys.stderr, flush=True)
 
